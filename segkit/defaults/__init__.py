@@ -1,0 +1,1 @@
+"""Shipped default configuration (YAML). Each file is one config section."""

@@ -1,0 +1,53 @@
+"""One exception family for everything segkit reports to a user.
+
+Every message names *where* (file, column, rows) and *what to do*. The CLI prints
+``SegkitError`` messages without a traceback; any other exception is a bug.
+
+Examples
+--------
+>>> raise DataError("transactions.csv: column 'order_date' is missing. Map it in the config.")
+Traceback (most recent call last):
+...
+segkit.errors.DataError: transactions.csv: column 'order_date' is missing. Map it in the config.
+"""
+
+from __future__ import annotations
+
+
+class SegkitError(Exception):
+    """Base class: an error whose message is meant for the analyst, not a developer."""
+
+
+class DataError(SegkitError, ValueError):
+    """Input data does not meet the contract (missing column, bad dates, empty file...)."""
+
+
+class ConfigError(SegkitError, ValueError):
+    """The YAML configuration or a parameter is invalid."""
+
+
+class UpstreamMissingError(SegkitError, FileNotFoundError):
+    """A notebook needs an artifact that an earlier notebook has not written yet."""
+
+
+class AuditFailedError(DataError):
+    """The data audit found error-severity problems; the message carries the audit table."""
+
+
+class ModelFitError(SegkitError, RuntimeError):
+    """A model could not be fitted (too little data, no convergence); says what to try."""
+
+
+def format_rows(rows, limit: int = 5) -> str:
+    """Render up to ``limit`` offending row numbers (1-based as in a spreadsheet).
+
+    Examples
+    --------
+    >>> format_rows([0, 4, 9, 10, 11, 12, 13])
+    'rows 2, 6, 11, 12, 13 (and 2 more)'
+    """
+    rows = list(rows)
+    shown = ", ".join(str(int(r) + 2) for r in rows[:limit])  # +1 for 1-based, +1 for header line
+    more = f" (and {len(rows) - limit} more)" if len(rows) > limit else ""
+    word = "row" if len(rows) == 1 else "rows"
+    return f"{word} {shown}{more}"

@@ -1,0 +1,379 @@
+"""The run folder and the context every notebook works in.
+
+A run folder ``reports/<run>/`` holds one run: executed notebooks, their HTML, ``index.html``,
+``run.json``, ``summaries/`` (one JSON per notebook, read by the report builder) and
+``artifacts/`` (the data contract between notebooks; file names and columns are fixed).
+
+Notebooks open a :class:`RunContext` with :func:`open_run` from their ``parameters`` cell
+values. Run by ``segkit run``, ``run_dir`` and ``config_path`` are given and a missing upstream
+artifact is an error that names the notebook to run first. Opened alone (JupyterLab, plain
+papermill, nbval) with ``run_dir=None``, the context works in ``reports/interactive/`` on the
+configured data (the bundled sample by default) and builds missing upstream artifacts itself by
+calling the producing module's ``build_*`` function.
+
+Examples
+--------
+>>> ctx = open_run("02_rfm")                      # doctest: +SKIP
+>>> transactions = ctx.read_artifact("transactions_clean")  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import json
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+import pandas as pd
+
+from segkit.config import deep_merge, load_config, project_root, resolve_path
+from segkit.errors import ConfigError, UpstreamMissingError
+
+NOTEBOOKS: tuple[str, ...] = (
+    "01_data_audit",
+    "02_rfm",
+    "03_clustering",
+    "04_lifecycle",
+    "05_campaign_evaluation",
+)
+
+
+@dataclass(frozen=True)
+class Artifact:
+    """One file of ``artifacts/``: its name, which notebook writes it, which function builds it."""
+
+    filename: str
+    notebook: str
+    producer: str  # "module:function", called with a RunContext
+    optional: bool = False  # may legitimately be absent (e.g. no campaign file)
+
+
+ARTIFACTS: dict[str, Artifact] = {
+    "transactions_clean": Artifact("transactions_clean.parquet", "01_data_audit", "segkit.audit:build_audit_artifacts"),
+    "customers_clean": Artifact("customers_clean.parquet", "01_data_audit", "segkit.audit:build_audit_artifacts"),
+    "campaign_clean": Artifact("campaign_clean.parquet", "01_data_audit", "segkit.audit:build_audit_artifacts", optional=True),
+    "audit_summary": Artifact("audit_summary.json", "01_data_audit", "segkit.audit:build_audit_artifacts"),
+    "rfm": Artifact("rfm.parquet", "02_rfm", "segkit.rfm:build_rfm_artifacts"),
+    "clusters": Artifact("clusters.parquet", "03_clustering", "segkit.cluster:build_cluster_artifacts"),
+    "lifecycle": Artifact("lifecycle.parquet", "04_lifecycle", "segkit.lifecycle:build_lifecycle_artifacts"),
+    "snapshots": Artifact("snapshots.parquet", "04_lifecycle", "segkit.lifecycle:build_lifecycle_artifacts"),
+    "cohorts": Artifact("cohorts.parquet", "04_lifecycle", "segkit.lifecycle:build_lifecycle_artifacts"),
+    "clv_model": Artifact("clv_model.json", "04_lifecycle", "segkit.lifecycle:build_lifecycle_artifacts", optional=True),
+    "campaign_results": Artifact("campaign_results.csv", "05_campaign_evaluation", "segkit.campaign:build_campaign_artifacts", optional=True),
+}
+
+CUSTOMER_SEGMENTS = "customer_segments.csv"
+# Column order of customer_segments.csv (others are appended in alphabetical order), so that
+# the file's bytes do not depend on which notebook ran first.
+CUSTOMER_SEGMENT_COLUMNS: tuple[str, ...] = (
+    "customer_id",
+    # 02_rfm
+    "recency_days", "frequency", "monetary_total", "monetary_avg",
+    "r_score", "f_score", "m_score", "rfm_segment", "tier", "recommended_action",
+    # 03_clustering
+    "cluster", "cluster_name",
+    # 04_lifecycle
+    "lifecycle_stage", "p_alive", "expected_purchases_90d", "clv_12m",
+)
+
+INTERACTIVE_RUN = "interactive"
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` via a temporary file in the same folder and ``os.replace``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def write_frame(path: Path, frame: pd.DataFrame) -> None:
+    """Write a DataFrame atomically as Parquet or CSV (by suffix), deterministically."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        if path.suffix == ".parquet":
+            frame.to_parquet(tmp, index=False)
+        elif path.suffix == ".csv":
+            frame.to_csv(tmp, index=False, float_format="%.10g", lineterminator="\n")
+        else:
+            raise ValueError(f"unsupported artifact type: {path.name}")
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _json_default(obj: Any) -> Any:
+    if isinstance(obj, (pd.Timestamp,)):
+        return obj.isoformat()
+    if hasattr(obj, "item"):  # numpy scalars
+        return obj.item()
+    if isinstance(obj, Path):
+        return str(obj)
+    raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
+
+
+def dumps_json(obj: Any) -> str:
+    """Stable JSON (sorted keys, indented) used for every JSON artifact."""
+    return json.dumps(obj, indent=2, sort_keys=True, default=_json_default, allow_nan=False) + "\n"
+
+
+@dataclass
+class RunContext:
+    """Where a notebook reads and writes, and with which configuration.
+
+    Attributes
+    ----------
+    notebook : str
+        Name of the notebook this context serves (``"02_rfm"``).
+    run_dir : Path
+        The run folder; artifacts are under ``run_dir / "artifacts"``.
+    config : dict
+        Merged configuration (see :mod:`segkit.config`).
+    seed : int
+        Seed for every random choice of the notebook.
+    interactive : bool
+        True when the notebook was opened alone: missing upstream artifacts are built in-process.
+    """
+
+    notebook: str
+    run_dir: Path
+    config: dict
+    seed: int
+    interactive: bool
+    as_of_param: str | None = None
+    _summary: dict = field(default_factory=dict)
+
+    # ----------------------------------------------------------------- paths and inputs
+    @property
+    def artifacts_dir(self) -> Path:
+        return self.run_dir / "artifacts"
+
+    def artifact_path(self, name: str) -> Path:
+        if name == "customer_segments":
+            return self.artifacts_dir / CUSTOMER_SEGMENTS
+        try:
+            return self.artifacts_dir / ARTIFACTS[name].filename
+        except KeyError:
+            raise ConfigError(f"Unknown artifact '{name}'. Known: {', '.join(sorted(ARTIFACTS))}.") from None
+
+    def input_path(self, table: str) -> Path | None:
+        """Path of the user's input file for ``table`` (transactions/customers/campaign) or None."""
+        return resolve_path(self.config, self.config.get("data", {}).get(table))
+
+    def section(self, name: str) -> dict:
+        """Config section ``name`` (``{}`` when absent)."""
+        return dict(self.config.get(name) or {})
+
+    @property
+    def as_of(self) -> pd.Timestamp | None:
+        """Analysis date: the parameter, else the config, else the audit's (day after last order)."""
+        value = self.as_of_param or self.config.get("run", {}).get("as_of")
+        if value is None and self.artifact_path("audit_summary").exists():
+            value = json.loads(self.artifact_path("audit_summary").read_text())["as_of"]
+        if value is None:
+            return None
+        try:
+            return pd.Timestamp(value).normalize()
+        except (ValueError, TypeError):
+            raise ConfigError(f"as_of = {value!r} is not a date; use YYYY-MM-DD.") from None
+
+    # ----------------------------------------------------------------- artifacts
+    def has_artifact(self, name: str) -> bool:
+        return self.artifact_path(name).exists()
+
+    def read_artifact(self, name: str) -> Any:
+        """Read an artifact (DataFrame for Parquet/CSV, dict for JSON).
+
+        Raises
+        ------
+        UpstreamMissingError
+            When it is missing and the context is not interactive, naming the notebook to run.
+        """
+        path = self.artifact_path(name)
+        if not path.exists() and self.interactive and name != "customer_segments":
+            self.build_upstream(name)
+        if not path.exists():
+            producer = ARTIFACTS[name].notebook if name in ARTIFACTS else "01_data_audit"
+            raise UpstreamMissingError(
+                f"{self.notebook} needs artifacts/{path.name}, which is missing in {self.run_dir}. "
+                f"Run {producer} first (segkit run --only {producer} --out {self.run_dir}), "
+                f"or run the whole pipeline with `segkit run`."
+            )
+        if path.suffix == ".parquet":
+            return pd.read_parquet(path)
+        if path.suffix == ".csv":
+            return pd.read_csv(path, dtype={"customer_id": "string"})
+        return json.loads(path.read_text(encoding="utf-8"))
+
+    def build_upstream(self, name: str) -> None:
+        """Build artifact ``name`` in-process by calling its producer (interactive mode)."""
+        art = ARTIFACTS[name]
+        module_name, func_name = art.producer.split(":")
+        producer = getattr(importlib.import_module(module_name), func_name)
+        upstream = RunContext(
+            notebook=art.notebook, run_dir=self.run_dir, config=self.config, seed=self.seed,
+            interactive=True, as_of_param=self.as_of_param,
+        )
+        producer(upstream)
+
+    def write_artifact(self, name: str, obj: Any) -> Path:
+        """Write an artifact atomically (DataFrame → Parquet/CSV by name, dict → JSON)."""
+        path = self.artifact_path(name)
+        if isinstance(obj, pd.DataFrame):
+            write_frame(path, obj)
+        else:
+            atomic_write_text(path, dumps_json(obj))
+        return path
+
+    # ----------------------------------------------------------------- customer_segments.csv
+    def update_customer_segments(self, columns: pd.DataFrame) -> pd.DataFrame:
+        """Add or replace columns of ``artifacts/customer_segments.csv``.
+
+        ``columns`` has ``customer_id`` plus the new columns. Rows are the union of customers
+        already in the file and in ``columns``; columns it brings replace same-named ones.
+        The file is sorted by ``customer_id`` with a fixed column order, written atomically.
+        """
+        if "customer_id" not in columns.columns:
+            raise ValueError("update_customer_segments needs a customer_id column")
+        new = columns.copy()
+        new["customer_id"] = new["customer_id"].astype("string")
+        path = self.artifact_path("customer_segments")
+        if path.exists():
+            old = pd.read_csv(path, dtype={"customer_id": "string"})
+            old = old.drop(columns=[c for c in new.columns if c != "customer_id" and c in old.columns])
+            merged = old.merge(new, on="customer_id", how="outer")
+        else:
+            merged = new
+        known = [c for c in CUSTOMER_SEGMENT_COLUMNS if c in merged.columns]
+        extra = sorted(c for c in merged.columns if c not in CUSTOMER_SEGMENT_COLUMNS)
+        merged = merged[known + extra].sort_values("customer_id", kind="mergesort").reset_index(drop=True)
+        write_frame(path, merged)
+        return merged
+
+    # ----------------------------------------------------------------- summary for reports
+    def record_summary(
+        self,
+        *,
+        analysed: str,
+        findings: list[str],
+        actions: list[str],
+        headlines: Mapping[str, Any] | None = None,
+        warnings: list[str] | None = None,
+        title: str | None = None,
+    ) -> dict:
+        """Store the notebook's executive summary (``summaries/<notebook>.json``).
+
+        The report builder puts it at the top of the notebook's HTML and in ``index.html``.
+        ``headlines`` are a few named numbers (``{"Customers": 4210}``), ``findings`` the 3–5
+        statements that matter, ``actions`` what to do.
+        """
+        summary = {
+            "notebook": self.notebook,
+            "title": title or self.notebook,
+            "analysed": analysed,
+            "findings": list(findings),
+            "actions": list(actions),
+            "headlines": dict(headlines or {}),
+            "warnings": list(warnings or []),
+        }
+        atomic_write_text(self.run_dir / "summaries" / f"{self.notebook}.json", dumps_json(summary))
+        self._summary = summary
+        return summary
+
+
+def _interactive_fingerprint(cfg: Mapping) -> str:
+    relevant = {k: cfg.get(k) for k in sorted(cfg) if not k.startswith("_")}
+    inputs = {}
+    for table in ("transactions", "customers", "campaign"):
+        p = resolve_path(cfg, (cfg.get("data") or {}).get(table))
+        if p is not None and p.exists():
+            st = p.stat()
+            inputs[table] = [str(p), st.st_size, st.st_mtime_ns]
+    blob = json.dumps({"config": relevant, "inputs": inputs}, sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def open_run(
+    notebook: str,
+    run_dir: str | Path | None = None,
+    config_path: str | Path | None = None,
+    as_of: str | None = None,
+    seed: int | None = None,
+    overrides: Mapping[str, Mapping[str, Any]] | None = None,
+) -> RunContext:
+    """Open the run context for a notebook from its ``parameters`` cell values.
+
+    Parameters
+    ----------
+    notebook : str
+        The notebook's name, one of :data:`NOTEBOOKS`.
+    run_dir : str or Path, optional
+        Run folder. None = interactive mode in ``reports/interactive/`` (upstream built on demand).
+    config_path : str or Path, optional
+        User YAML config; None = shipped defaults (bundled sample data).
+    as_of : str, optional
+        Analysis date ``YYYY-MM-DD``; None = config, else the day after the last order.
+    seed : int, optional
+        None = ``run.seed`` of the config.
+    overrides : mapping, optional
+        The notebook's own knobs as ``{section: {key: value}}``; None values are ignored
+        (they mean "use the config").
+
+    Returns
+    -------
+    RunContext
+    """
+    if notebook not in NOTEBOOKS:
+        raise ConfigError(f"Unknown notebook '{notebook}'. Known: {', '.join(NOTEBOOKS)}.")
+    clean = {s: {k: v for k, v in (vals or {}).items() if v is not None} for s, vals in (overrides or {}).items()}
+    cfg = load_config(config_path, overrides=clean)
+    if seed is None:
+        seed = int(cfg["run"].get("seed", 42))
+    interactive = run_dir is None
+    if interactive:
+        run_path = project_root() / "reports" / INTERACTIVE_RUN
+        stamp = run_path / "artifacts" / ".fingerprint"
+        # Only the user's config and inputs (not one notebook's knobs) decide whether cached
+        # upstream artifacts are still valid.
+        fingerprint = _interactive_fingerprint(load_config(config_path)) + f"|{as_of}|{seed}"
+
+        if stamp.exists() and stamp.read_text() != fingerprint:
+            for f in (run_path / "artifacts").glob("*"):
+                if f.is_file():
+                    f.unlink()
+        stamp.parent.mkdir(parents=True, exist_ok=True)
+        stamp.write_text(fingerprint)
+    else:
+        run_path = Path(run_dir)
+    (run_path / "artifacts").mkdir(parents=True, exist_ok=True)
+    from segkit.plots import set_theme
+
+    set_theme()
+    return RunContext(notebook=notebook, run_dir=run_path, config=cfg, seed=int(seed),
+                      interactive=interactive, as_of_param=as_of)
+
+
+def shareable(ctx: RunContext, table: pd.DataFrame, count_column: str | None = None,
+              label_column: str | None = None) -> pd.DataFrame:
+    """Shortcut for :func:`segkit.privacy.shareable_table` with the context's config."""
+    from segkit.privacy import shareable_table
+
+    return shareable_table(table, ctx.config, count_column=count_column, label_column=label_column)

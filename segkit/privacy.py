@@ -1,0 +1,108 @@
+"""Privacy for shared reports: pseudonymised customer ids and small-cell suppression.
+
+The CSV export (``customer_segments.csv``) keeps real ids; what is *displayed* in notebooks and
+their HTML goes through :func:`shareable_table`.
+
+Examples
+--------
+>>> pseudonymize_ids(pd.Series(["A1", "A1", "B2"]), salt="s").tolist()
+['c-1fb5d75d8a', 'c-1fb5d75d8a', 'c-fccebb2417']
+>>> t = pd.DataFrame({"segment": ["x", "y", "z"], "customers": [50, 6, 4]})
+>>> suppress_small_groups(t, "customers", min_cell_size=10, label_column="segment")["segment"].tolist()
+['x', 'Other (2 groups under 10)']
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+import numpy as np
+import pandas as pd
+
+ID_COLUMNS: tuple[str, ...] = ("customer_id",)
+
+
+def pseudonymize_ids(ids: pd.Series, salt: str) -> pd.Series:
+    """Replace ids by stable salted hashes (``c-`` + 10 hex digits of SHA-256(salt + id)).
+
+    The same id and salt always give the same pseudonym, so reports of two runs can be compared;
+    without the salt the pseudonym cannot be reversed by hashing candidate ids.
+    """
+    def one(value: object) -> object:
+        if pd.isna(value):
+            return value
+        return "c-" + hashlib.sha256(f"{salt}\x1f{value}".encode()).hexdigest()[:10]
+
+    return ids.map(one).astype("string")
+
+
+def suppress_small_groups(
+    table: pd.DataFrame,
+    count_column: str,
+    min_cell_size: int,
+    label_column: str | None = None,
+) -> pd.DataFrame:
+    """Merge rows with fewer than ``min_cell_size`` customers into one "Other" row.
+
+    Counts (and other integer columns) of the merged rows are summed; other numeric columns
+    become NaN (their mix cannot be recovered honestly). If the merged row itself is still under
+    the threshold it is dropped. ``label_column`` (default: the index) carries the "Other" label.
+    """
+    if min_cell_size <= 1 or table.empty:
+        return table
+    small = table[count_column] < min_cell_size
+    if not small.any():
+        return table
+    keep, merged = table[~small], table[small]
+    if merged[count_column].sum() < min_cell_size:
+        return keep
+    label = f"Other ({int(small.sum())} groups under {min_cell_size})"
+    row = {}
+    for col in table.columns:
+        if col == label_column:
+            row[col] = label
+        elif pd.api.types.is_integer_dtype(table[col]) and not pd.api.types.is_bool_dtype(table[col]):
+            row[col] = merged[col].sum()
+        elif pd.api.types.is_numeric_dtype(table[col]):
+            row[col] = np.nan
+        else:
+            row[col] = pd.NA
+    other = pd.DataFrame([row], columns=table.columns)
+    if label_column is None:
+        other.index = [label]
+    out = pd.concat([keep, other.astype({c: keep[c].dtype for c in keep.columns if pd.api.types.is_integer_dtype(keep[c])}, errors="ignore")])
+    return out if label_column is None else out.reset_index(drop=True)
+
+
+def shareable_table(
+    table: pd.DataFrame,
+    config: dict,
+    count_column: str | None = None,
+    label_column: str | None = None,
+) -> pd.DataFrame:
+    """What may be shown in a report: ids pseudonymised, small groups merged (per config).
+
+    Parameters
+    ----------
+    table : DataFrame
+        A table about to be displayed.
+    config : dict
+        The run configuration (``privacy`` section: ``pseudonymize_ids``, ``salt``,
+        ``min_cell_size``).
+    count_column : str, optional
+        Column with the number of customers per row; given, small rows are merged.
+    label_column : str, optional
+        Column naming the group (default: the index).
+    """
+    privacy = config.get("privacy") or {}
+    out = table.copy()
+    if privacy.get("pseudonymize_ids", True):
+        salt = str(privacy.get("salt", "segkit"))
+        for col in ID_COLUMNS:
+            if col in out.columns:
+                out[col] = pseudonymize_ids(out[col], salt)
+        if out.index.name in ID_COLUMNS:
+            out.index = pd.Index(pseudonymize_ids(out.index.to_series(), salt), name=out.index.name)
+    if count_column is not None:
+        out = suppress_small_groups(out, count_column, int(privacy.get("min_cell_size", 10)), label_column)
+    return out
