@@ -377,3 +377,21 @@ def shareable(ctx: RunContext, table: pd.DataFrame, count_column: str | None = N
     from segkit.privacy import shareable_table
 
     return shareable_table(table, ctx.config, count_column=count_column, label_column=label_column)
+
+
+def summary_markdown(summary: Mapping[str, Any]) -> str:
+    """Markdown of a notebook summary (what was analysed, findings, actions, warnings)."""
+    lines = [f"**What was analysed.** {summary['analysed']}", "", "**Findings**", ""]
+    lines += [f"- {f}" for f in summary["findings"]]
+    lines += ["", "**What to do**", ""] + [f"- {a}" for a in summary["actions"]]
+    if summary.get("warnings"):
+        lines += ["", "**Warnings**", ""] + [f"- ⚠ {w}" for w in summary["warnings"]]
+    return "\n".join(lines)
+
+
+def show_summary(ctx: RunContext, **summary: Any):
+    """Record the notebook's summary (see :meth:`RunContext.record_summary`) and return it as
+    IPython Markdown for the closing "What this means" cell."""
+    from IPython.display import Markdown
+
+    return Markdown(summary_markdown(ctx.record_summary(**summary)))
