@@ -1,0 +1,74 @@
+"""Packaging: pyproject and environment.yml agree; the kernelspec and entry points exist."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+import nbformat
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+# conda-forge names that differ from PyPI names
+CONDA_TO_PYPI = {"python-duckdb": "duckdb"}
+
+
+def _name(requirement: str) -> str:
+    return re.split(r"[<>=!~ \[;]", requirement.strip(), maxsplit=1)[0].lower()
+
+
+def pyproject_packages() -> set[str]:
+    meta = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    deps = list(meta["dependencies"]) + list(meta["optional-dependencies"]["dev"])
+    return {_name(d) for d in deps}
+
+
+def environment_packages() -> set[str]:
+    env = yaml.safe_load((ROOT / "environment.yml").read_text())
+    names = set()
+    for dep in env["dependencies"]:
+        if isinstance(dep, str):
+            name = _name(dep)
+            if name not in ("python", "pip"):
+                names.add(CONDA_TO_PYPI.get(name, name))
+    return names
+
+
+def test_pyproject_and_environment_yml_list_the_same_packages():
+    assert pyproject_packages() == environment_packages()
+
+
+def test_the_core_dependencies_of_the_brief_are_declared():
+    core = {"jupyterlab", "pandas", "seaborn", "scikit-learn", "kmodes", "papermill", "nbval", "ipywidgets"}
+    assert core <= pyproject_packages()
+
+
+def test_the_segkit_kernelspec_runs_this_environments_python():
+    from jupyter_client.kernelspec import KernelSpecManager
+
+    spec = KernelSpecManager().get_kernel_spec("segkit")
+    assert Path(spec.argv[0]).resolve() == Path(sys.executable).resolve()
+    assert spec.language == "python"
+
+
+def test_every_notebook_names_the_segkit_kernel_and_has_a_parameters_cell():
+    notebooks = sorted((ROOT / "notebooks").glob("*.ipynb"))
+    assert [p.stem for p in notebooks][:1] == ["01_data_audit"]
+    for path in notebooks:
+        nb = nbformat.read(path, as_version=4)
+        assert nb["metadata"]["kernelspec"]["name"] == "segkit", path.name
+        tags = [c.get("metadata", {}).get("tags", []) for c in nb["cells"]]
+        assert sum("parameters" in t for t in tags) == 1, path.name
+        assert nb["cells"][0]["cell_type"] == "markdown" and nb["cells"][0]["source"].startswith("# ")
+        assert all(c.get("outputs", []) == [] for c in nb["cells"] if c["cell_type"] == "code"), (
+            f"{path.name} is committed with outputs; clear them")
+
+
+def test_the_segkit_command_is_installed():
+    out = subprocess.run([str(Path(sys.executable).with_name("segkit")), "--help"],
+                         capture_output=True, text=True)
+    assert out.returncode == 0
+    assert "run" in out.stdout
