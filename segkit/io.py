@@ -1,0 +1,528 @@
+"""Load the user's files into canonical, validated tables.
+
+Formats (by file name): CSV (``.csv``, ``.tsv``, ``.txt``, optionally compressed ``.gz``,
+``.bz2``, ``.xz``), Parquet (``.parquet``, ``.pq``) and Excel (``.xlsx``, ``.xlsm``, via
+openpyxl). Text files and Excel sheets are read as text, so ids keep leading zeros
+(``"00123"``); :mod:`segkit.schema` then coerces every column to its canonical dtype.
+
+Column maps (``columns.<table>`` in the config) map canonical names to the file's names, e.g.
+``{customer_id: "Customer ID", order_date: InvoiceDate}``. A canonical column that is not
+mapped is taken from a file column of the same name (compared loosely: case, spaces, dashes
+and dots do not matter, so ``Customer ID`` is found as ``customer_id``). Columns not named by
+the contract are dropped; a mapping that names a column the file lacks is an error. For
+transactions, ``country`` may be mapped too (the UCI Online Retail layout has the customer's
+country on every line): it is kept as an extra column, and
+:func:`customers_from_transactions` turns it into a customers table.
+
+Read options (``io`` section): ``date_format``, ``dayfirst``, ``delimiter`` (None = sniffed
+among ``, ; tab |``), ``encoding`` (None = UTF-8, with or without BOM), ``sheet_name``
+(Excel), ``decimal`` (``"."`` by default; ``","`` for decimal-comma exports) and
+``return_invoice_prefix`` (used by the audit, not here).
+
+Rows that are empty in every column used are skipped (spreadsheets often save trailing empty
+rows); their row positions are in ``frame.attrs["blank_rows"]``. The returned frame's index is
+the 0-based data row of the file, so ``segkit.errors.format_rows(frame.index[mask])`` names
+rows as a spreadsheet shows them (header = row 1; for Parquet, counted the same way). Input
+files are only read, never written.
+
+Examples
+--------
+>>> cfg = load_config()                                  # doctest: +SKIP
+>>> tables = load_inputs(cfg)                            # doctest: +SKIP
+>>> tables["transactions"].columns[:3].tolist()          # doctest: +SKIP
+['customer_id', 'order_date', 'order_id']
+"""
+
+from __future__ import annotations
+
+import bz2
+import codecs
+import csv
+import difflib
+import gzip
+import lzma
+import re
+import zipfile
+from pathlib import Path
+from typing import Any, Mapping
+
+import pandas as pd
+
+from segkit.config import resolve_path
+from segkit.errors import ConfigError, DataError
+from segkit.schema import (
+    CUSTOMERS,
+    TableSpec,
+    check_columns,
+    get_spec,
+    normalize_name,
+    suggest_columns,
+    validate,
+)
+
+TEXT_SUFFIXES = (".csv", ".tsv", ".txt")
+PARQUET_SUFFIXES = (".parquet", ".pq")
+EXCEL_SUFFIXES = (".xlsx", ".xlsm")
+COMPRESSIONS = {".gz": gzip.open, ".bz2": bz2.open, ".xz": lzma.open}
+DELIMITERS = (",", ";", "\t", "|")
+INPUT_TABLES = ("transactions", "customers", "campaign")
+IO_DEFAULTS: dict[str, Any] = {
+    "date_format": None, "dayfirst": False, "delimiter": None, "encoding": None,
+    "sheet_name": 0, "decimal": ".", "return_invoice_prefix": "C",
+}
+_SNIFF_BYTES = 64 * 1024
+
+
+# ----------------------------------------------------------------------------------------------
+# Options and column maps
+
+
+def read_options(config: Mapping | None = None, overrides: Mapping | None = None) -> dict[str, Any]:
+    """The effective read options: defaults < ``config["io"]`` < ``overrides``, checked.
+
+    Examples
+    --------
+    >>> read_options(None, {"delimiter": ";"})["delimiter"]
+    ';'
+    >>> read_options(None, {"delimiter": ";;"})
+    Traceback (most recent call last):
+    ...
+    segkit.errors.ConfigError: io.delimiter must be one character (e.g. ';' or '\\t'), not ';;'.
+    """
+    opts = dict(IO_DEFAULTS)
+    opts.update((config or {}).get("io") or {})
+    opts.update(overrides or {})
+    if opts["delimiter"] is not None and (not isinstance(opts["delimiter"], str) or len(opts["delimiter"]) != 1):
+        raise ConfigError(f"io.delimiter must be one character (e.g. ';' or '\\t'), not {opts['delimiter']!r}.")
+    if opts["encoding"] is not None:
+        try:
+            codecs.lookup(str(opts["encoding"]))
+        except LookupError:
+            raise ConfigError(f"io.encoding {opts['encoding']!r} is not a known encoding; "
+                              "try 'utf-8', 'latin-1' or 'cp1252'.") from None
+    if opts["decimal"] not in (".", ","):
+        raise ConfigError(f"io.decimal must be '.' or ',', not {opts['decimal']!r}.")
+    if not isinstance(opts["dayfirst"], bool):
+        raise ConfigError(f"io.dayfirst must be true or false, not {opts['dayfirst']!r}.")
+    return opts
+
+
+def check_column_map(table: str, columns: Mapping | None, config_hint: str = "") -> dict[str, str]:
+    """Validate a canonical → user column map and drop unmapped (``null``/empty) entries.
+
+    Examples
+    --------
+    >>> check_column_map("transactions", {"customer_id": "Customer ID", "channel": None})
+    {'customer_id': 'Customer ID'}
+    >>> check_column_map("customers", {"custmer_id": "id"})
+    Traceback (most recent call last):
+    ...
+    segkit.errors.ConfigError: columns.customers: 'custmer_id' is not a canonical customers column (did you mean 'customer_id'?). ...
+    """
+    spec = get_spec(table)
+    if columns is None:
+        return {}
+    if not isinstance(columns, Mapping):
+        raise ConfigError(f"columns.{table}{config_hint} must map canonical names to your column names, "
+                          f"not {type(columns).__name__}.")
+    out: dict[str, str] = {}
+    for canonical, user in columns.items():
+        if canonical not in spec.known:
+            close = difflib.get_close_matches(str(canonical), list(spec.known), n=1, cutoff=0.6)
+            guess = f" (did you mean {close[0]!r}?)" if close else ""
+            raise ConfigError(
+                f"columns.{table}{config_hint}: {canonical!r} is not a canonical {table} column{guess}. "
+                f"Keys are canonical names: {', '.join(spec.known)}; values are your file's column names.")
+        if user is None or (isinstance(user, str) and not user.strip()):
+            continue
+        if not isinstance(user, (str, int)):
+            raise ConfigError(f"columns.{table}.{canonical}{config_hint} must be a column name, not {user!r}.")
+        out[canonical] = str(user).strip()
+    return out
+
+
+def _resolve_columns(header: list[str], spec: TableSpec, mapping: Mapping[str, str], source: str,
+                     config_hint: str) -> dict[str, int]:
+    """Canonical name → position in ``header`` (mapped names first, then loose name matches)."""
+    stripped = [str(h).strip() for h in header]
+    exact = {}
+    for pos, name in enumerate(stripped):
+        exact.setdefault(name, pos)
+    loose: dict[str, list[int]] = {}
+    for pos, name in enumerate(stripped):
+        loose.setdefault(normalize_name(name), []).append(pos)
+    positions: dict[str, int] = {}
+    for canonical, user in mapping.items():
+        if user in exact:
+            positions[canonical] = exact[user]
+            continue
+        hits = loose.get(normalize_name(user), [])
+        if len(hits) == 1:
+            positions[canonical] = hits[0]
+            continue
+        close = difflib.get_close_matches(user, stripped, n=3, cutoff=0.6)
+        guess = f" Did you mean {' or '.join(map(repr, close))}?" if close else ""
+        raise DataError(
+            f"{source}: columns.{spec.name}.{canonical}{config_hint} names column {user!r}, which is not in "
+            f"the file.{guess} The file's columns are: {', '.join(map(repr, stripped))}. Fix the column map "
+            f"(names must match the header, spaces and case aside).")
+    taken = set(positions.values())
+    for canonical in spec.known:
+        if canonical in positions:
+            continue
+        if canonical in exact and exact[canonical] not in taken:
+            positions[canonical] = exact[canonical]
+        else:
+            hits = [p for p in loose.get(canonical, []) if p not in taken]
+            if len(hits) == 1:
+                positions[canonical] = hits[0]
+    check_columns(positions, spec, source, available=stripped, config_hint=config_hint)
+    return positions
+
+
+# ----------------------------------------------------------------------------------------------
+# Readers
+
+
+def _kind(path: Path) -> tuple[str, str | None]:
+    suffixes = [s.lower() for s in path.suffixes[-2:]]
+    compression = suffixes[-1] if suffixes and suffixes[-1] in COMPRESSIONS else None
+    suffix = (suffixes[-2] if len(suffixes) == 2 else "") if compression else (suffixes[-1] if suffixes else "")
+    if suffix in TEXT_SUFFIXES:
+        return "text", compression
+    if not compression and suffix in PARQUET_SUFFIXES:
+        return "parquet", None
+    if not compression and suffix in EXCEL_SUFFIXES:
+        return "excel", None
+    fix = " Open it in Excel and save as .xlsx (or export CSV)." if suffix == ".xls" else ""
+    raise DataError(
+        f"{path}: unsupported file type {''.join(path.suffixes) or '(no extension)'!r}. Supported: "
+        ".csv/.tsv/.txt (optionally .gz, .bz2, .xz), .parquet/.pq, .xlsx/.xlsm.{} Rename or convert "
+        "the file.".format(fix))
+
+
+def _sample(path: Path, compression: str | None) -> bytes:
+    opener = COMPRESSIONS.get(compression, open)
+    try:
+        with opener(path, "rb") as fh:
+            return fh.read(_SNIFF_BYTES)
+    except (OSError, EOFError, lzma.LZMAError) as exc:
+        raise DataError(f"{path}: cannot be decompressed as {compression} ({exc}). "
+                        "Check that the file is complete and really compressed that way.") from None
+
+
+def sniff_delimiter(text: str) -> str | None:
+    """The delimiter among ``, ; tab |`` that splits the first lines into the most equal columns.
+
+    Returns None when no candidate gives more than one column.
+
+    Examples
+    --------
+    >>> sniff_delimiter("a;b;c\\n1;2,5;3\\n")
+    ';'
+    >>> sniff_delimiter("a,b\\n1,2\\n")
+    ','
+    """
+    lines = text.splitlines()
+    if len(lines) > 1 and not text.endswith(("\n", "\r")):
+        lines = lines[:-1]  # last line of a sample may be cut
+    lines = [line for line in lines[:50] if line.strip()]
+    best, best_score = None, (0, 0)
+    for cand in DELIMITERS:
+        counts = [len(row) for row in csv.reader(lines, delimiter=cand)]
+        if not counts or counts[0] < 2:
+            continue
+        consistent = sum(c == counts[0] for c in counts) / len(counts)
+        score = (consistent, counts[0])
+        if score > best_score:
+            best, best_score = cand, score
+    return best
+
+
+def _decode_error(path: Path, compression: str | None, encoding: str, exc: UnicodeDecodeError) -> DataError:
+    """A message naming the line of the first byte that is not valid in ``encoding``."""
+    opener = COMPRESSIONS.get(compression, open)
+    decoder = codecs.getincrementaldecoder(encoding)()
+    line, offset = 1, 0
+    with opener(path, "rb") as fh:
+        while chunk := fh.read(1 << 20):
+            try:
+                decoder.decode(chunk)
+            except UnicodeDecodeError as err:
+                bad = chunk[max(err.start - 20, 0): err.end + 20]
+                line += chunk[: err.start].count(b"\n")
+                snippet = bad.decode(encoding, errors="replace").replace("\n", " ")
+                return DataError(
+                    f"{path}: is not valid {encoding} text: byte {chunk[err.start:err.end]!r} at byte "
+                    f"{offset + err.start} (line {line}, near {snippet!r}). Set io.encoding in the config "
+                    "to the file's encoding, e.g. 'latin-1' or 'cp1252' for Western European exports.")
+            line += chunk.count(b"\n")
+            offset += len(chunk)
+    return DataError(f"{path}: is not valid {encoding} text ({exc.reason}). Set io.encoding in the config, "
+                     "e.g. 'latin-1' or 'cp1252'.")
+
+
+def _read_text(path: Path, compression: str | None, spec: TableSpec, mapping: Mapping[str, str],
+               opts: Mapping[str, Any], config_hint: str) -> tuple[pd.DataFrame, dict[str, int], list[str]]:
+    encoding = opts["encoding"] or "utf-8-sig"
+    sample = _sample(path, compression)
+    if not sample.strip():
+        raise DataError(f"{path}: the file is empty. Export the {spec.name} table again "
+                        "(with a header row and data rows).")
+    text = sample.decode(encoding, errors="replace")
+    sniffed = sniff_delimiter(text)
+    delimiter = opts["delimiter"] or sniffed or ("\t" if ".tsv" in [s.lower() for s in path.suffixes] else ",")
+    kw = dict(sep=delimiter, dtype=str, keep_default_na=False, na_values=[], encoding=encoding,
+              skip_blank_lines=False, compression=compression[1:] if compression else None)
+    if delimiter == "\t" or delimiter == "|":
+        kw["quoting"] = csv.QUOTE_MINIMAL
+    try:
+        header = list(pd.read_csv(path, nrows=0, **kw).columns)
+        if len(header) == 1:
+            first = text.splitlines()[0] if text.splitlines() else ""
+            other = [d for d in DELIMITERS if d != delimiter and d in first]
+            if other:
+                name = {"\t": "tab"}.get(other[0], repr(other[0]))
+                raise DataError(
+                    f"{path}: only one column was found with delimiter {delimiter!r}; the header "
+                    f"{first[:80]!r} looks like {name}-separated. Set io.delimiter: {other[0]!r} in the config"
+                    f"{' (or remove io.delimiter to let segkit detect it)' if opts['delimiter'] else ''}.")
+        positions = _resolve_columns(header, spec, mapping, str(path), config_hint)
+        used = sorted(set(positions.values()))
+        raw = pd.read_csv(path, usecols=used, **kw)
+    except UnicodeDecodeError as exc:
+        raise _decode_error(path, compression, encoding, exc) from None
+    except pd.errors.EmptyDataError:
+        raise DataError(f"{path}: the file is empty (no header row). Export the {spec.name} table again "
+                        "with a header row.") from None
+    except pd.errors.ParserError as exc:
+        match = re.search(r"line (\d+)", str(exc))
+        where = f" at line {match.group(1)}" if match else ""
+        raise DataError(
+            f"{path}: cannot be split into columns{where} ({str(exc).strip()}). A value probably contains "
+            f"the delimiter {delimiter!r} without quotes, or io.delimiter is wrong: quote such values or set "
+            "io.delimiter in the config.") from None
+    raw.columns = used
+    return raw, positions, header
+
+
+def _read_parquet(path: Path, spec: TableSpec, mapping: Mapping[str, str],
+                  config_hint: str) -> tuple[pd.DataFrame, dict[str, int], list[str]]:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        header = list(pq.read_schema(path).names)
+    except (pa.ArrowException, OSError) as exc:
+        raise DataError(f"{path}: is not a readable Parquet file ({exc}). It may be truncated or another "
+                        "format renamed to .parquet: export it again, or give it its real extension.") from None
+    positions = _resolve_columns(header, spec, mapping, str(path), config_hint)
+    used = sorted(set(positions.values()))
+    try:
+        raw = pd.read_parquet(path, columns=[header[p] for p in used])
+    except (pa.ArrowException, OSError) as exc:
+        raise DataError(f"{path}: is not a readable Parquet file ({exc}). Export it again.") from None
+    raw.columns = used
+    return raw.reset_index(drop=True), positions, header
+
+
+def _read_excel(path: Path, spec: TableSpec, mapping: Mapping[str, str], opts: Mapping[str, Any],
+                config_hint: str) -> tuple[pd.DataFrame, dict[str, int], list[str]]:
+    sheet = opts["sheet_name"]
+    try:
+        book = pd.ExcelFile(path, engine="openpyxl")
+    except (zipfile.BadZipFile, OSError, ValueError, KeyError) as exc:
+        raise DataError(f"{path}: is not a readable .xlsx workbook ({exc}). Open it in Excel and save it "
+                        "again as .xlsx, or export CSV.") from None
+    with book:
+        names = book.sheet_names
+        if (isinstance(sheet, int) and not 0 <= sheet < len(names)) or (
+                isinstance(sheet, str) and sheet not in names):
+            raise DataError(f"{path}: has no sheet {sheet!r}; its sheets are {', '.join(map(repr, names))}. "
+                            "Set io.sheet_name in the config to one of these (a name or a 0-based number).")
+        header = [str(c) for c in book.parse(sheet, nrows=0).columns]
+        if not header:
+            raise DataError(f"{path}: sheet {sheet!r} is empty. Put the {spec.name} table (header row first) "
+                            "on that sheet, or set io.sheet_name.")
+        positions = _resolve_columns(header, spec, mapping, str(path), config_hint)
+        used = sorted(set(positions.values()))
+        raw = book.parse(sheet, usecols=used, dtype=str)
+    raw.columns = used
+    return raw, positions, header
+
+
+def load_table(path: str | Path, table: str, columns: Mapping[str, str] | None = None,
+               io_options: Mapping[str, Any] | None = None, config: Mapping | None = None) -> pd.DataFrame:
+    """Read one user file as a canonical, validated table.
+
+    Parameters
+    ----------
+    path : str or Path
+        CSV/TSV (optionally compressed), Parquet or Excel file.
+    table : {"transactions", "customers", "campaign"}
+        Which canonical table the file holds.
+    columns : mapping, optional
+        Canonical → file column names; default ``config["columns"][table]``.
+    io_options : mapping, optional
+        Read options overriding ``config["io"]`` (see the module docstring).
+    config : mapping, optional
+        A loaded config (:func:`segkit.config.load_config`), for its ``columns`` and ``io``.
+
+    Returns
+    -------
+    DataFrame
+        The table's canonical columns and dtypes (:func:`segkit.schema.validate`), indexed by
+        0-based data row of the file. ``attrs``: ``source`` (the path), ``columns`` (canonical →
+        file column used), ``absent_columns``, ``blank_rows``.
+
+    Raises
+    ------
+    DataError
+        The file is missing, unreadable, empty, or breaks the table contract; the message names
+        the file, the column, example rows and what to change.
+    ConfigError
+        The column map or ``io`` options are invalid.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> folder = pathlib.Path(tempfile.mkdtemp())
+    >>> _ = (folder / "c.csv").write_text("Id;Opt in\\n00123;yes\\n 12346.0 ;n\\n")
+    >>> out = load_table(folder / "c.csv", "customers", columns={"customer_id": "Id", "email_opt_in": "Opt in"})
+    >>> out[["customer_id", "email_opt_in"]]
+      customer_id  email_opt_in
+    0       00123          True
+    1       12346         False
+    """
+    path = Path(path)
+    spec = get_spec(table)
+    source = (config or {}).get("_source")
+    config_hint = f" (in {Path(source).name})" if source else ""
+    opts = read_options(config, io_options)
+    if columns is None:
+        columns = ((config or {}).get("columns") or {}).get(table)
+    mapping = check_column_map(table, columns, config_hint)
+    kind, compression = _kind(path)
+    if not path.is_file():
+        what = "is a folder, not a file" if path.is_dir() else "does not exist"
+        raise DataError(f"{path}: the {table} file {what}. Check data.{table} in the config{config_hint} "
+                        "(relative paths are resolved against the config file's folder).")
+    if path.stat().st_size == 0:
+        raise DataError(f"{path}: the file is empty (0 bytes). Export the {table} table again.")
+    if kind == "text":
+        raw, positions, header = _read_text(path, compression, spec, mapping, opts, config_hint)
+    elif kind == "parquet":
+        raw, positions, header = _read_parquet(path, spec, mapping, config_hint)
+    else:
+        raw, positions, header = _read_excel(path, spec, mapping, opts, config_hint)
+    if len(raw) == 0:
+        raise DataError(f"{path}: has a header but no data rows. Export the {table} table with its rows.")
+    raw, blank = _drop_blank_rows(raw)
+    if len(raw) == 0:
+        raise DataError(f"{path}: every data row is empty in the columns segkit uses. "
+                        f"Export the {table} table with its rows.")
+    frame = pd.DataFrame({canonical: raw[pos] for canonical, pos in positions.items()}, index=raw.index)
+    header_names = {canonical: str(header[pos]).strip() for canonical, pos in positions.items()}
+    out = validate(frame, table, source=str(path), labels=header_names, date_format=opts["date_format"],
+                   dayfirst=opts["dayfirst"], decimal=opts["decimal"])
+    out.attrs.update(source=str(path), columns=header_names, blank_rows=blank)
+    return out
+
+
+def _drop_blank_rows(raw: pd.DataFrame) -> tuple[pd.DataFrame, list[int]]:
+    empty = pd.Series(True, index=raw.index)
+    for column in raw.columns:
+        values = raw[column]
+        if isinstance(values.dtype, pd.StringDtype) or values.dtype == object:
+            empty &= values.isna() | values.astype("string").str.strip().eq("").fillna(True)
+        else:
+            empty &= values.isna()
+    blank = raw.index[empty.to_numpy(dtype=bool)].tolist()
+    return (raw.loc[~empty] if blank else raw), blank
+
+
+def load_inputs(config: Mapping) -> dict[str, pd.DataFrame | None]:
+    """Load the configured transactions, customers and campaign files.
+
+    Paths come from ``config["data"]`` (relative to the config file's folder, see
+    :func:`segkit.config.resolve_path`), column maps from ``config["columns"]``, read options
+    from ``config["io"]``.
+
+    Returns
+    -------
+    dict
+        ``{"transactions": DataFrame, "customers": DataFrame or None, "campaign": DataFrame or None}``;
+        None when an optional input is not configured.
+
+    Raises
+    ------
+    ConfigError
+        ``data.transactions`` is not set.
+    DataError
+        A configured file is missing or invalid (see :func:`load_table`).
+
+    Examples
+    --------
+    >>> from segkit.config import load_config
+    >>> tables = load_inputs(load_config())        # doctest: +SKIP
+    >>> sorted(tables)                              # doctest: +SKIP
+    ['campaign', 'customers', 'transactions']
+    """
+    data = config.get("data") or {}
+    out: dict[str, pd.DataFrame | None] = {}
+    for table in INPUT_TABLES:
+        path = resolve_path(config, data.get(table))
+        if path is None:
+            if table == "transactions":
+                source = config.get("_source")
+                raise ConfigError(f"data.transactions is not set{f' in {source}' if source else ''}: "
+                                  "give the path of your transactions file.")
+            out[table] = None
+            continue
+        out[table] = load_table(path, table, config=config)
+    return out
+
+
+def customers_from_transactions(transactions: pd.DataFrame) -> pd.DataFrame:
+    """A customers table derived from transactions: one row per known customer id.
+
+    For layouts such as UCI Online Retail II, where the country is on every order line, each
+    customer's ``country`` is the country on most of their lines; ties go to the country of
+    their latest line, then alphabetically. Lines without a customer id (guest checkouts) are
+    ignored. Every other customer attribute is missing. Without a ``country`` column, only the
+    ids are filled.
+
+    Parameters
+    ----------
+    transactions : DataFrame
+        Canonical transactions (:func:`load_table`), optionally with the extra ``country`` column.
+
+    Returns
+    -------
+    DataFrame
+        Canonical customers columns and dtypes, sorted by ``customer_id``, RangeIndex.
+
+    Examples
+    --------
+    >>> tx = pd.DataFrame({"customer_id": ["2", "1", "1", "1", None],
+    ...                    "order_date": pd.to_datetime(["2024-01-01", "2024-01-01", "2024-02-01",
+    ...                                                  "2024-03-01", "2024-03-01"]),
+    ...                    "country": ["France", "Spain", "Spain", "EIRE", "Norway"]})
+    >>> customers_from_transactions(tx)[["customer_id", "country"]]
+      customer_id country
+    0           1   Spain
+    1           2  France
+    """
+    tx = transactions[transactions["customer_id"].notna()]
+    ids = pd.Series(pd.unique(tx["customer_id"].astype(object)), dtype="string").sort_values()
+    frame = pd.DataFrame({"customer_id": ids.to_numpy()})
+    if "country" in tx.columns:
+        counts = (tx[tx["country"].notna()]
+                  .groupby(["customer_id", "country"], observed=True, sort=False)
+                  .agg(lines=("order_date", "size"), last=("order_date", "max"))
+                  .reset_index()
+                  .sort_values(["customer_id", "lines", "last", "country"],
+                               ascending=[True, False, False, True], kind="mergesort")
+                  .drop_duplicates("customer_id"))
+        frame = frame.merge(counts[["customer_id", "country"]], on="customer_id", how="left")
+    return validate(frame.reset_index(drop=True), CUSTOMERS.name, source="transactions (derived customers)")
