@@ -176,7 +176,14 @@ def _resolve_columns(header: list[str], spec: TableSpec, mapping: Mapping[str, s
             hits = [p for p in loose.get(canonical, []) if p not in taken]
             if len(hits) == 1:
                 positions[canonical] = hits[0]
-    check_columns(positions, spec, source, available=stripped, config_hint=config_hint)
+    try:
+        check_columns(positions, spec, source, available=stripped, config_hint=config_hint)
+    except DataError as exc:
+        data_like = sum(bool(re.fullmatch(r"[-+]?[\d.,:/ ]+", name)) for name in stripped)
+        if data_like * 2 >= len(stripped):
+            raise DataError(f"{exc} (The first row looks like data, not column names: the file needs a "
+                            "header row.)") from None
+        raise
     return positions
 
 
@@ -239,6 +246,10 @@ def sniff_delimiter(text: str) -> str | None:
     return best
 
 
+def _encoding_name(encoding: str) -> str:
+    return "UTF-8" if codecs.lookup(encoding).name.startswith("utf-8") else encoding
+
+
 def _decode_error(path: Path, compression: str | None, encoding: str, exc: UnicodeDecodeError) -> DataError:
     """A message naming the line of the first byte that is not valid in ``encoding``."""
     opener = COMPRESSIONS.get(compression, open)
@@ -253,12 +264,12 @@ def _decode_error(path: Path, compression: str | None, encoding: str, exc: Unico
                 line += chunk[: err.start].count(b"\n")
                 snippet = bad.decode(encoding, errors="replace").replace("\n", " ")
                 return DataError(
-                    f"{path}: is not valid {encoding} text: byte {chunk[err.start:err.end]!r} at byte "
+                    f"{path}: is not valid {_encoding_name(encoding)} text: byte {chunk[err.start:err.end]!r} at byte "
                     f"{offset + err.start} (line {line}, near {snippet!r}). Set io.encoding in the config "
                     "to the file's encoding, e.g. 'latin-1' or 'cp1252' for Western European exports.")
             line += chunk.count(b"\n")
             offset += len(chunk)
-    return DataError(f"{path}: is not valid {encoding} text ({exc.reason}). Set io.encoding in the config, "
+    return DataError(f"{path}: is not valid {_encoding_name(encoding)} text ({exc.reason}). Set io.encoding in the config, "
                      "e.g. 'latin-1' or 'cp1252'.")
 
 
@@ -274,36 +285,58 @@ def _read_text(path: Path, compression: str | None, spec: TableSpec, mapping: Ma
     delimiter = opts["delimiter"] or sniffed or ("\t" if ".tsv" in [s.lower() for s in path.suffixes] else ",")
     kw = dict(sep=delimiter, dtype=str, keep_default_na=False, na_values=[], encoding=encoding,
               skip_blank_lines=False, compression=compression[1:] if compression else None)
-    if delimiter == "\t" or delimiter == "|":
-        kw["quoting"] = csv.QUOTE_MINIMAL
     try:
         header = list(pd.read_csv(path, nrows=0, **kw).columns)
         if len(header) == 1:
-            first = text.splitlines()[0] if text.splitlines() else ""
-            other = [d for d in DELIMITERS if d != delimiter and d in first]
-            if other:
-                name = {"\t": "tab"}.get(other[0], repr(other[0]))
-                raise DataError(
-                    f"{path}: only one column was found with delimiter {delimiter!r}; the header "
-                    f"{first[:80]!r} looks like {name}-separated. Set io.delimiter: {other[0]!r} in the config"
-                    f"{' (or remove io.delimiter to let segkit detect it)' if opts['delimiter'] else ''}.")
+            _raise_if_other_delimiter(path, text, delimiter, bool(opts["delimiter"]))
         positions = _resolve_columns(header, spec, mapping, str(path), config_hint)
-        used = sorted(set(positions.values()))
-        raw = pd.read_csv(path, usecols=used, **kw)
+        # All columns are read (not usecols): only then does pandas report rows with too many fields.
+        raw = pd.read_csv(path, **kw)
+        if not isinstance(raw.index, pd.RangeIndex):
+            raw = _drop_trailing_delimiter(path, raw, header, delimiter)
     except UnicodeDecodeError as exc:
         raise _decode_error(path, compression, encoding, exc) from None
     except pd.errors.EmptyDataError:
         raise DataError(f"{path}: the file is empty (no header row). Export the {spec.name} table again "
                         "with a header row.") from None
     except pd.errors.ParserError as exc:
-        match = re.search(r"line (\d+)", str(exc))
-        where = f" at line {match.group(1)}" if match else ""
+        match = re.search(r"Expected (\d+) fields in line (\d+), saw (\d+)", str(exc))
+        detail = (f"line {match.group(2)} has {match.group(3)} fields but the header has {match.group(1)}"
+                  if match else str(exc).strip())
         raise DataError(
-            f"{path}: cannot be split into columns{where} ({str(exc).strip()}). A value probably contains "
-            f"the delimiter {delimiter!r} without quotes, or io.delimiter is wrong: quote such values or set "
-            "io.delimiter in the config.") from None
+            f"{path}: cannot be split into columns: {detail}. A value probably contains the delimiter "
+            f"{delimiter!r} without quotes (or io.delimiter is wrong): put such values in double quotes, "
+            "or set io.delimiter in the config.") from None
+    used = sorted(set(positions.values()))
+    raw = raw.iloc[:, used]
     raw.columns = used
     return raw, positions, header
+
+
+def _raise_if_other_delimiter(path: Path, text: str, delimiter: str, was_set: bool) -> None:
+    """A one-column header that contains another delimiter means the delimiter is wrong."""
+    first = text.splitlines()[0] if text.splitlines() else ""
+    other = [d for d in DELIMITERS if d != delimiter and d in first]
+    if other:
+        name = "tab" if other[0] == "\t" else repr(other[0])
+        raise DataError(
+            f"{path}: only one column was found with delimiter {delimiter!r}; the header {first[:80]!r} "
+            f"looks like {name}-separated. Set io.delimiter: {other[0]!r} in the config"
+            f"{' (or remove io.delimiter to let segkit detect it)' if was_set else ''}.")
+
+
+def _drop_trailing_delimiter(path: Path, raw: pd.DataFrame, header: list[str], delimiter: str) -> pd.DataFrame:
+    """Every data row has more fields than the header: fine when the extra field is empty
+    (a delimiter at the end of each line), an error otherwise (values would shift columns)."""
+    fields = raw.reset_index()  # pandas moved the first field into the index
+    if fields.shape[1] == len(header) + 1 and fields.iloc[:, -1].str.strip().eq("").all():
+        fields = fields.iloc[:, : len(header)]
+        fields.columns = raw.columns
+        return fields
+    raise DataError(
+        f"{path}: every data row has more fields than the header ({len(header)} names). A header name is "
+        f"missing, or values contain the delimiter {delimiter!r} without quotes: fix the header row or "
+        "quote such values.")
 
 
 def _read_parquet(path: Path, spec: TableSpec, mapping: Mapping[str, str],
@@ -340,13 +373,13 @@ def _read_excel(path: Path, spec: TableSpec, mapping: Mapping[str, str], opts: M
                 isinstance(sheet, str) and sheet not in names):
             raise DataError(f"{path}: has no sheet {sheet!r}; its sheets are {', '.join(map(repr, names))}. "
                             "Set io.sheet_name in the config to one of these (a name or a 0-based number).")
-        header = [str(c) for c in book.parse(sheet, nrows=0).columns]
+        header = [str(c) for c in pd.read_excel(book, sheet_name=sheet, nrows=0).columns]
         if not header:
             raise DataError(f"{path}: sheet {sheet!r} is empty. Put the {spec.name} table (header row first) "
                             "on that sheet, or set io.sheet_name.")
         positions = _resolve_columns(header, spec, mapping, str(path), config_hint)
         used = sorted(set(positions.values()))
-        raw = book.parse(sheet, usecols=used, dtype=str)
+        raw = pd.read_excel(book, sheet_name=sheet, usecols=used, dtype=str)
     raw.columns = used
     return raw, positions, header
 

@@ -179,14 +179,15 @@ SYNONYMS: dict[str, tuple[str, ...]] = {
     "signup_date": ("registration_date", "created", "first_seen", "join_date"),
 }
 
-_ID_FLOAT = re.compile(r"^(-?\d+)\.0+$")
-_DMY = (r"^(\d{1,2})[/.\-](\d{1,2})[/.\-](\d{4}|\d{2})"
-        r"(?:[ T]+(\d{1,2}):(\d{2})(?::(\d{2}(?:\.\d+)?))?\s*([AaPp][Mm])?)?$")
-_MONTH_NAME = re.compile(r"(?i)\b(jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*\b.*\b\d{4}\b"
-                         r"|\b\d{4}\b.*\b(jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)")
-_DECIMAL_COMMA = re.compile(r"^[-+]?\d+,\d+$")
-_THOUSANDS = re.compile(r"^[-+]?\d{1,3}(,\d{3})+(\.\d+)?$")
-_THOUSANDS_DOT = r"^[-+]?\d{1,3}(\.\d{3})+(,\d+)?$"
+# Patterns are plain strings (not compiled) so pandas hands them to pyarrow's vectorised kernels.
+_ID_FLOAT = r"^(-?\d+)\.0+$"
+_DMY = (r"^(?P<first>\d{1,2})[/.\-](?P<second>\d{1,2})[/.\-](?P<year>\d{4}|\d{2})"
+        r"(?:[ T]+(?P<hour>\d{1,2}):(?P<minute>\d{2})(?::(?P<second_>\d{2}(?:\.\d+)?))?\s*(?P<ampm>[AaPp][Mm])?)?$")
+_MONTH_NAME = (r"(?i)\b(?:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*\b.*\b\d{4}\b"
+               r"|\b\d{4}\b.*\b(?:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)")
+_DECIMAL_COMMA = r"^[-+]?\d+,\d+$"
+_THOUSANDS = r"^[-+]?\d{1,3}(?:,\d{3})+(?:\.\d+)?$"
+_THOUSANDS_DOT = r"^[-+]?\d{1,3}(?:\.\d{3})+(?:,\d+)?$"
 
 
 def get_spec(table: str) -> TableSpec:
@@ -481,8 +482,8 @@ def _parse_date_text(values: pd.Series, where: Where, column: str, date_format: 
     if not failed.any():
         return out
     ftext = text[failed]
-    parts = ftext.str.extract(_DMY)
-    numeric = parts[0].notna()
+    parts = _extract(ftext, _DMY)
+    numeric = parts["first"].notna()
     iso_ok = present & out.notna()
     if numeric.any() and iso_ok.any():
         num_rows, iso_rows = numeric.index[numeric], iso_ok.index[iso_ok]
@@ -512,10 +513,24 @@ def _parse_date_text(values: pd.Series, where: Where, column: str, date_format: 
     return out
 
 
+def _extract(text: pd.Series, pattern: str) -> pd.DataFrame:
+    """``str.extract`` with named groups, vectorised by pyarrow; unmatched groups are NA."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    arr = pa.array(text.astype(object), type=pa.string(), from_pandas=True)
+    found = pc.extract_regex(arr, pattern)
+    valid = found.is_valid().to_numpy(zero_copy_only=False)
+    names = [found.type.field(i).name for i in range(found.type.num_fields)]
+    out = pd.DataFrame({name: found.field(name).to_pandas().set_axis(text.index).astype("string")
+                        for name in names}, index=text.index)
+    return out.where(out.ne("") & valid[:, None])
+
+
 def _parse_dmy(parts: pd.DataFrame, text: pd.Series, where: Where, column: str,
                dayfirst: bool) -> pd.Series:
     """Numeric d/m/y (or m/d/y) strings → Timestamps, checking the day/month order."""
-    first, second = parts[0].astype(int), parts[1].astype(int)
+    first, second = parts["first"].astype(int), parts["second"].astype(int)
     first_day, second_day = first > 12, second > 12
     if first_day.any() and second_day.any():
         a, b = first_day.index[first_day], second_day.index[second_day]
@@ -534,16 +549,16 @@ def _parse_dmy(parts: pd.DataFrame, text: pd.Series, where: Where, column: str,
             column, f"month-first dates such as {examples(text[rows])} read as day-first", rows,
             "Set io.dayfirst: false in the config (or io.date_format, e.g. '%m/%d/%Y').")
     day, month = (first, second) if dayfirst else (second, first)
-    year = parts[2].astype(int)
-    short = parts[2].str.len() == 2
+    year = parts["year"].astype(int)
+    short = parts["year"].str.len() == 2
     year = year.where(~short, year + np.where(year < 69, 2000, 1900))  # as strptime's %y
-    hour = parts[3].fillna("0").astype(int)
-    ampm = parts[6].str.lower()
+    hour = parts["hour"].fillna("0").astype(int)
+    ampm = parts["ampm"].str.lower()
     is_pm = ampm.eq("pm").fillna(False).to_numpy(dtype=bool)
     hour = hour.where(ampm.isna(), hour % 12 + np.where(is_pm, 12, 0))
     iso = (year.astype(str).str.zfill(4) + "-" + month.astype(str).str.zfill(2) + "-"
            + day.astype(str).str.zfill(2) + " " + hour.astype(str).str.zfill(2) + ":"
-           + parts[4].fillna("00") + ":" + parts[5].fillna("00").str.zfill(2))
+           + parts["minute"].fillna("00") + ":" + parts["second_"].fillna("00").str.zfill(2))
     out = pd.to_datetime(iso, format="ISO8601", errors="coerce")
     bad = out.isna()
     if bad.any():
@@ -580,30 +595,33 @@ def check_columns(present: Iterable[str], spec: TableSpec, source: str = "data f
     >>> check_columns(["customer_id", "Date"], TRANSACTIONS)
     Traceback (most recent call last):
     ...
-    segkit.errors.DataError: data frame: required column 'order_date' is missing. ...
+    segkit.errors.DataError: data frame: required column 'order_date' is missing. Map it in the config: ...
     """
     present = set(present)
     listing = f" The file's columns are: {', '.join(map(repr, available))}." if available is not None else ""
 
-    def mapping_fix(names: Sequence[str]) -> str:
-        hints = []
-        for name in names:
-            sug = suggest_columns(name, available or [])
-            guess = repr(sug[0]) if sug else "<your column name>"
-            more = f" (did you mean {' or '.join(map(repr, sug))}?)" if sug else ""
-            hints.append(f"columns.{spec.name}.{name}: {guess}{more}")
-        return f"Set {'; '.join(hints)}{config_hint}."
+    def suggestion(name: str) -> str:
+        sug = suggest_columns(name, available or [])
+        return f"{name} → {' or '.join(map(repr, sug))}" if sug else ""
 
     missing = [c for c in spec.required if c not in present]
     if missing:
         word = "column" if len(missing) == 1 else "columns"
+        hints = [suggestion(c) for c in missing]
+        close = f" Close matches: {'; '.join(h for h in hints if h)}." if any(hints) else ""
+        keys = ", ".join(f"columns.{spec.name}.{c}" for c in missing)
         raise DataError(f"{source}: required {word} {', '.join(map(repr, missing))} "
-                        f"{'is' if len(missing) == 1 else 'are'} missing.{listing} {mapping_fix(missing)}")
+                        f"{'is' if len(missing) == 1 else 'are'} missing.{listing}{close} Map "
+                        f"{'it' if len(missing) == 1 else 'them'} in the config{config_hint}: set {keys} "
+                        "to your column name.")
     if spec.one_of and not any(all(c in present for c in group) for group in spec.one_of):
-        groups = " or ".join("+".join(repr(c) for c in g) for g in spec.one_of)
+        groups = " or ".join(" + ".join(repr(c) for c in g) for g in spec.one_of)
         lacking = [c for g in spec.one_of for c in g if c not in present]
-        raise DataError(f"{source}: needs {groups} (line revenue, or quantity and unit price); "
-                        f"found none of these.{listing} {mapping_fix(lacking)}")
+        hints = [suggestion(c) for c in lacking]
+        close = f" Close matches: {'; '.join(h for h in hints if h)}." if any(hints) else ""
+        options = " or ".join(" and ".join(f"columns.{spec.name}.{c}" for c in g) for g in spec.one_of)
+        raise DataError(f"{source}: needs {groups} to know each line's revenue; found neither.{listing}{close} "
+                        f"Set {options} in the config{config_hint}.")
 
 
 def validate(frame: pd.DataFrame, table: str, *, source: str = "data frame",
@@ -688,7 +706,7 @@ def validate(frame: pd.DataFrame, table: str, *, source: str = "data frame",
         missing = out[column].isna()
         if missing.any():
             raise where.fail(column, "missing values", _rows(missing),
-                             f"Every {spec.name} row needs a {column}: fill these cells or remove the rows.")
+                             f"Every {spec.name} row needs a value in {column!r}: fill these cells or remove the rows.")
     for key in spec.unique:
         dup = pd.DataFrame({k: out[k] for k in key}).duplicated(keep=False)
         if dup.any():
@@ -699,8 +717,7 @@ def validate(frame: pd.DataFrame, table: str, *, source: str = "data frame",
                 f"The {spec.name} table needs one row per {' and '.join(k.replace('_id', '') for k in key)}: "
                 "remove the repeated rows (ids like '7' and '7.0' count as the same id).")
     result = pd.DataFrame(
-        {c: out[c] if c in out else pd.Series(pd.NA, index=index, dtype=known[c]).astype(known[c])
-         for c in spec.columns}, index=index)
+        {c: out[c] if c in out else pd.Series(index=index, dtype=known[c]) for c in spec.columns}, index=index)
     for column in spec.extra:
         if column in out:
             result[column] = out[column]
