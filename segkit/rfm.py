@@ -28,9 +28,12 @@ b                  0.0      0.0  7.0             0.0
 from __future__ import annotations
 
 import warnings
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.utils.validation import check_is_fitted
 
 from segkit.errors import DataError, format_rows
 
@@ -398,3 +401,880 @@ def rfm_table(transactions: pd.DataFrame, as_of: str | pd.Timestamp | None = Non
             RFMWarning, stacklevel=2,
         )
     return rfm
+
+
+# --------------------------------------------------------------------------- tie-aware scoring
+MAX_EXACT_CANDIDATES = 1024  # distinct values up to which the balanced cut search is exact
+GRID = 512  # otherwise: candidate cuts near every 1/GRID of the customers
+
+
+def balanced_edges(values: np.ndarray | pd.Series, bins: int) -> np.ndarray:
+    """Lower bounds of score groups 2..g: contiguous groups of tied-together values, as equal
+    in size as the ties allow.
+
+    A value is never split between two groups. With ``m`` distinct values and ``m >= bins``
+    there are exactly ``bins`` non-empty groups, chosen to minimise the sum of squared group
+    sizes (the variance of the group sizes); among equally balanced choices, the cuts closest
+    to the plain quantile positions ``j·n/bins`` win. With ``m < bins`` every distinct value
+    is its own group (``m`` groups). The search is exact (dynamic programming over all cut
+    points) up to 1,024 distinct values; above that the candidate cuts are those next to every
+    1/512-th of the customers (and next to the ideal quantiles), so each cut is within n/512
+    customers of the best one.
+
+    Parameters
+    ----------
+    values : array-like of float
+        The reference values (one per customer), no NaN.
+    bins : int
+        Requested number of groups.
+
+    Returns
+    -------
+    ndarray
+        ``g - 1`` increasing values; a value ``x`` is in group ``1 + #(edges <= x)``.
+
+    Examples
+    --------
+    Six customers bought once, two twice, one three times, one four times: a plain quintile
+    cut would split the one-order customers; here they stay together.
+
+    >>> balanced_edges(np.array([1, 1, 1, 1, 1, 1, 2, 2, 3, 4]), 3).tolist()
+    [2.0, 3.0]
+    >>> balanced_edges(np.array([1.0, 2.0, 3.0, 4.0]), 3).tolist()   # sizes 1, 2, 1
+    [2.0, 4.0]
+    """
+    x = np.asarray(values, dtype="float64")
+    distinct, counts = np.unique(x, return_counts=True)
+    m, n = len(distinct), len(x)
+    if m <= bins:
+        return distinct[1:]
+    cum = np.concatenate([[0], np.cumsum(counts)]).astype("float64")  # cum[i] = customers below distinct[i]
+    gaps = np.arange(1, m)  # cut before distinct[gap]
+    if m - 1 > MAX_EXACT_CANDIDATES:
+        targets = np.concatenate([n * np.arange(1, GRID) / GRID, n * np.arange(1, bins) / bins])
+        pos = np.searchsorted(cum[gaps], targets)
+        gaps = np.unique(np.clip(np.concatenate([pos, pos - 1]), 0, m - 2)) + 1
+    size_below = cum[gaps]  # customers before each candidate cut
+    c = len(size_below)
+    tie_weight = 1.0 / ((bins - 1) * n + 1.0)  # secondary criterion, always < 1 in total
+    ideal = n * np.arange(1, bins) / bins
+    cost = size_below ** 2 + tie_weight * np.abs(size_below - ideal[0])
+    back = []
+    later = np.triu(np.ones((c, c), dtype=bool), k=1)  # previous cut index < this cut index
+    for j in range(1, bins - 1):
+        step = np.where(later, cost[:, None] + (size_below[None, :] - size_below[:, None]) ** 2, np.inf)
+        arg = np.argmin(step, axis=0)
+        cost = step[arg, np.arange(c)] + tie_weight * np.abs(size_below - ideal[j])
+        back.append(arg)
+    total = cost + (n - size_below) ** 2
+    cut = [int(np.argmin(total))]
+    for arg in reversed(back):
+        cut.append(int(arg[cut[-1]]))
+    return distinct[gaps[np.array(cut[::-1])]]
+
+
+def group_scores(n_groups: int, bins: int, reverse: bool = False) -> np.ndarray:
+    """Score (1..bins) of each of ``n_groups`` ordered groups: group ``j`` of ``g`` scores
+    ``ceil(bins·(j − ½)/g)``, the score whose band holds the middle of the group's band.
+
+    With ``g == bins`` group ``j`` scores ``j``. With fewer groups (ties) the scores spread
+    over the scale instead of bunching at the bottom: one group scores the middle, two groups
+    score 2 and 4 on a 1–5 scale. ``reverse`` gives the highest score to the first group.
+
+    Examples
+    --------
+    >>> group_scores(5, 5).tolist(), group_scores(2, 5).tolist(), group_scores(1, 5).tolist()
+    ([1, 2, 3, 4, 5], [2, 4], [3])
+    >>> group_scores(3, 5, reverse=True).tolist()
+    [5, 3, 1]
+    """
+    j = np.arange(1, n_groups + 1)
+    if reverse:
+        j = j[::-1]
+    return (bins * (2 * j - 1) + 2 * n_groups - 1) // (2 * n_groups)
+
+
+def to_five_point(scores: np.ndarray | pd.Series, bins: int) -> np.ndarray:
+    """Map scores on a 1..bins scale to the 1–5 scale of the segment map (band midpoints).
+
+    Score ``s`` of ``bins`` covers the quantile band ``[(s−1)/bins, s/bins]``; it maps to the
+    1–5 score whose band holds that band's midpoint. ``bins=5`` is unchanged; ``bins=10`` maps
+    1,2→1, 3,4→2 …; ``bins=3`` maps to 1, 3, 5; ``bins=4`` to 1, 2, 4, 5.
+
+    Examples
+    --------
+    >>> to_five_point(np.arange(1, 11), 10).tolist()
+    [1, 1, 2, 2, 3, 3, 4, 4, 5, 5]
+    >>> to_five_point(np.array([1, 2, 3, 4]), 4).tolist()
+    [1, 2, 4, 5]
+    """
+    s = np.asarray(scores, dtype="int64")
+    return (5 * (2 * s - 1) + 2 * bins - 1) // (2 * bins)
+
+
+SCORE_COLUMNS = {"r": "r_score", "f": "f_score", "m": "m_score"}
+
+
+class RFMScorer(TransformerMixin, BaseEstimator):
+    """Scores 1..``bins`` for recency, frequency and monetary value, learned from a base.
+
+    ``fit`` learns, per metric, the value bounds of the score groups from a reference base
+    (see :func:`balanced_edges`); ``transform`` scores any table with the same columns using
+    those bounds, so an analyst can fit on one month and score the next.
+
+    Ties: a value is never split between two scores (customers with the same recency,
+    frequency or spend always get the same score), and groups are as balanced as ties allow.
+    When a metric has fewer distinct values than ``bins`` (e.g. every customer ordered once),
+    it gets fewer effective groups, spread over the scale by :func:`group_scores` (a single
+    group scores the middle), and ``fit`` warns (:class:`RFMWarning`) — as pymc-marketing's
+    ``rfm_segments`` falls back to fewer quartiles with a warning. Recency is reversed: the
+    most recent customers score ``bins``. New values beyond the reference range take the
+    first/last score; values between two reference groups take the lower group.
+
+    Parameters
+    ----------
+    bins : int, default 5
+        Number of score levels (2–20).
+    recency_col, frequency_col, monetary_col : str
+        Columns of the RFM table to score.
+
+    Attributes
+    ----------
+    edges_ : dict[str, ndarray]
+        Per metric (``"r"``, ``"f"``, ``"m"``), the lower bound of groups 2..g (ascending values).
+    n_groups_ : dict[str, int]
+        Effective number of groups per metric (``< bins`` when ties leave too few values).
+    n_customers_ : int
+        Size of the reference base.
+
+    Examples
+    --------
+    >>> base = pd.DataFrame({"recency_days": [1, 5, 9, 30, 60], "frequency": [5, 4, 3, 2, 1],
+    ...                      "monetary_total": [50.0, 40.0, 30.0, 20.0, 10.0]})
+    >>> scorer = RFMScorer(bins=5).fit(base)
+    >>> scorer.transform(base)["r_score"].tolist()
+    [5, 4, 3, 2, 1]
+    >>> scorer.transform(pd.DataFrame({"recency_days": [2], "frequency": [9],
+    ...                                "monetary_total": [45.0]})).iloc[0].tolist()
+    [5, 5, 4]
+    """
+
+    def __init__(self, bins: int = 5, recency_col: str = "recency_days", frequency_col: str = "frequency",
+                 monetary_col: str = "monetary_total"):
+        self.bins = bins
+        self.recency_col = recency_col
+        self.frequency_col = frequency_col
+        self.monetary_col = monetary_col
+
+    def _columns(self) -> dict[str, str]:
+        return {"r": self.recency_col, "f": self.frequency_col, "m": self.monetary_col}
+
+    def _values(self, rfm: pd.DataFrame, metric: str, what: str) -> np.ndarray:
+        column = self._columns()[metric]
+        _require_columns(rfm, [column], what, "Score the output of segkit.rfm.rfm_table or pass the "
+                         "column names (recency_col, frequency_col, monetary_col).")
+        values = pd.to_numeric(rfm[column], errors="coerce")
+        _no_missing(values, column, what)
+        return values.to_numpy(dtype="float64")
+
+    def fit(self, rfm: pd.DataFrame, y: object = None) -> "RFMScorer":
+        """Learn the score bounds from the reference base ``rfm`` (one row per customer)."""
+        from segkit.errors import ConfigError
+
+        if isinstance(self.bins, bool) or not isinstance(self.bins, (int, np.integer)) or not 2 <= self.bins <= 20:
+            raise ConfigError(f"rfm.bins = {self.bins!r}: use a whole number of score levels from 2 to 20 "
+                              "(5 is the usual RFM scale).")
+        if len(rfm) == 0:
+            raise DataError("RFMScorer.fit: the reference table has no customers; there is nothing to "
+                            "learn score bounds from. Check as_of and the transactions.")
+        self.edges_, self.n_groups_ = {}, {}
+        fewer = []
+        for metric in "rfm":
+            edges = balanced_edges(self._values(rfm, metric, "RFMScorer.fit"), int(self.bins))
+            self.edges_[metric] = edges
+            self.n_groups_[metric] = len(edges) + 1
+            if len(edges) + 1 < self.bins:
+                fewer.append(f"{self._columns()[metric]} has {len(edges) + 1} distinct value(s), "
+                             f"so {SCORE_COLUMNS[metric]} uses {len(edges) + 1} level(s) "
+                             f"({', '.join(map(str, sorted(set(group_scores(len(edges) + 1, int(self.bins))))))})")
+        self.n_customers_ = len(rfm)
+        if fewer:
+            warnings.warn(f"Fewer effective score levels than bins={self.bins}: " + "; ".join(fewer) + ".",
+                          RFMWarning, stacklevel=2)
+        return self
+
+    def transform(self, rfm: pd.DataFrame) -> pd.DataFrame:
+        """Scores ``r_score, f_score, m_score`` (int64, 1..bins) for the rows of ``rfm``."""
+        check_is_fitted(self, ["edges_", "n_groups_"])
+        out = {}
+        for metric in "rfm":
+            group = np.searchsorted(self.edges_[metric], self._values(rfm, metric, "RFMScorer.transform"),
+                                    side="right")
+            scores = group_scores(self.n_groups_[metric], int(self.bins), reverse=metric == "r")
+            out[SCORE_COLUMNS[metric]] = scores[group].astype("int64")
+        return pd.DataFrame(out, index=rfm.index)
+
+
+
+# --------------------------------------------------------------------------- named segments
+SCALE = 5  # the segment map is defined on 1-5 scores
+BOX_KEYS = ("r", "f", "m", "fm")
+SEGMENT_KEYS = ("name", "action", "description", "any_of") + BOX_KEYS
+
+
+def _combo(r: int, f: int, m: int) -> str:
+    return f"R{r} F{f} M{m}"
+
+
+def _list_combos(combos: list[str], limit: int = 8) -> str:
+    more = f" and {len(combos) - limit} more" if len(combos) > limit else ""
+    return "; ".join(combos[:limit]) + more
+
+
+def _score_range(value: object, where: str) -> tuple[int, int]:
+    from segkit.errors import ConfigError
+
+    bounds = value if isinstance(value, (list, tuple)) else [value]
+    ok = (len(bounds) in (1, 2) and all(isinstance(b, int) and not isinstance(b, bool) and 1 <= b <= SCALE
+                                        for b in bounds))
+    if not ok or bounds[0] > bounds[-1]:
+        raise ConfigError(f"{where} = {value!r}: use one score 1-5 or a range [low, high] with "
+                          "1 <= low <= high <= 5.")
+    return int(bounds[0]), int(bounds[-1])
+
+
+class SegmentMap:
+    """Named segments over (R, F, M) scores on the 1–5 scale, validated exhaustive and disjoint.
+
+    Built from the ``rfm.segments`` list of the config (see ``segkit/defaults/rfm.yml``): each
+    segment has a ``name``, an ``action``, optional ``description`` and one box of inclusive
+    score ranges over ``r, f, m`` and ``fm = ceil((f + m) / 2)`` (absent key = any score), or
+    ``any_of:`` a list of such boxes. Every one of the 125 (R, F, M) combinations must fall in
+    exactly one segment and every segment must be reachable; otherwise :class:`ConfigError`
+    names the overlapping or uncovered combinations.
+
+    Attributes
+    ----------
+    names : list of str
+        Segment names in config order.
+    actions, descriptions : dict
+        Recommended action and description per segment.
+    lookup : ndarray, shape (5, 5, 5)
+        Index into ``names`` of combination ``(r-1, f-1, m-1)``.
+
+    Examples
+    --------
+    >>> from segkit.config import load_config
+    >>> segments = SegmentMap.from_config(load_config()["rfm"]["segments"])
+    >>> segments.assign([5, 1, 3], [5, 1, 1], [5, 1, 1]).tolist()
+    ['Champions', 'Lost', 'Promising']
+    """
+
+    def __init__(self, names: list[str], actions: dict[str, str], descriptions: dict[str, str],
+                 lookup: np.ndarray):
+        self.names = names
+        self.actions = actions
+        self.descriptions = descriptions
+        self.lookup = lookup
+
+    @classmethod
+    def from_config(cls, segments: object, where: str = "rfm.segments") -> "SegmentMap":
+        """Validate a ``segments`` list from the config and build the lookup table."""
+        from segkit.errors import ConfigError
+
+        if not isinstance(segments, list) or not segments:
+            raise ConfigError(f"{where} must be a non-empty list of segments (name, action, score ranges); "
+                              f"got {type(segments).__name__}. See segkit/defaults/rfm.yml.")
+        r, f, m = np.meshgrid(np.arange(1, 6), np.arange(1, 6), np.arange(1, 6), indexing="ij")
+        grid = {"r": r, "f": f, "m": m, "fm": (f + m + 1) // 2}
+        matches, names, actions, descriptions = [], [], {}, {}
+        for i, seg in enumerate(segments):
+            here = f"{where}[{i}]"
+            if not isinstance(seg, dict) or not isinstance(seg.get("name"), str) or not seg["name"].strip():
+                raise ConfigError(f"{here} needs a `name:` (text), e.g. `- name: Champions`.")
+            name = seg["name"]
+            here = f"{where} '{name}'"
+            unknown = sorted(set(seg) - set(SEGMENT_KEYS))
+            if unknown:
+                raise ConfigError(f"{here}: unknown key(s) {', '.join(unknown)}; allowed: {', '.join(SEGMENT_KEYS)}.")
+            if name in actions:
+                raise ConfigError(f"{here} is defined twice; give one entry with `any_of:` listing its boxes.")
+            boxes = seg.get("any_of", [{k: seg[k] for k in BOX_KEYS if k in seg}])
+            if "any_of" in seg and (any(k in seg for k in BOX_KEYS) or not isinstance(boxes, list) or not boxes):
+                raise ConfigError(f"{here}: `any_of:` must be a non-empty list of boxes and replaces r/f/m/fm.")
+            hit = np.zeros(r.shape, dtype=bool)
+            for j, box in enumerate(boxes):
+                if not isinstance(box, dict) or set(box) - set(BOX_KEYS):
+                    raise ConfigError(f"{here}: box {j + 1} must be a mapping over {', '.join(BOX_KEYS)}; got {box!r}.")
+                inside = np.ones(r.shape, dtype=bool)
+                for key, value in box.items():
+                    lo, hi = _score_range(value, f"{here}: {key}")
+                    inside &= (grid[key] >= lo) & (grid[key] <= hi)
+                hit |= inside
+            action = seg.get("action", "")
+            if not isinstance(action, str):
+                raise ConfigError(f"{here}: `action:` must be text; got {action!r}.")
+            names.append(name)
+            actions[name] = action
+            descriptions[name] = str(seg.get("description", ""))
+            matches.append(hit)
+        stack = np.stack(matches)
+        count = stack.sum(axis=0)
+        problems = []
+        overlap = [(_combo(*(np.array(ix) + 1)), [names[s] for s in np.flatnonzero(stack[(slice(None),) + ix])])
+                   for ix in zip(*np.nonzero(count > 1))]
+        if overlap:
+            problems.append(f"{len(overlap)} combination(s) match more than one segment: "
+                            + _list_combos([f"{c} ({', '.join(s)})" for c, s in overlap]))
+        gaps = [_combo(*(np.array(ix) + 1)) for ix in zip(*np.nonzero(count == 0))]
+        if gaps:
+            problems.append(f"{len(gaps)} combination(s) match no segment: {_list_combos(gaps)}")
+        unreachable = [n for n, hit in zip(names, matches) if not hit.any()]
+        if unreachable:
+            problems.append(f"segment(s) matching no combination: {', '.join(unreachable)}")
+        if problems:
+            raise ConfigError(f"{where}: every (R, F, M) score combination must fall in exactly one segment. "
+                              + ". ".join(problems) + ". Adjust the score ranges in your config.")
+        return cls(names, actions, descriptions, stack.argmax(axis=0))
+
+    def assign(self, r: object, f: object, m: object) -> pd.Series:
+        """Segment name of each (r, f, m) triple of 1–5 scores."""
+        r, f, m = (np.asarray(v, dtype="int64") for v in (r, f, m))
+        idx = self.lookup[r - 1, f - 1, m - 1]
+        return pd.Series(np.array(self.names, dtype=object)[idx], dtype="string")
+
+    def combinations(self) -> pd.DataFrame:
+        """All 125 combinations with their segment (``r, f, m, fm, segment``)."""
+        r, f, m = (a.ravel() for a in np.meshgrid(*[np.arange(1, 6)] * 3, indexing="ij"))
+        return pd.DataFrame({"r": r, "f": f, "m": m, "fm": (f + m + 1) // 2,
+                             "segment": self.assign(r, f, m).to_numpy()})
+
+
+# --------------------------------------------------------------------------- loyalty tiers
+class LoyaltyTiers(BaseEstimator):
+    """Loyalty tiers (e.g. Bronze/Silver/Gold/Platinum) by rules on one column.
+
+    Parameters
+    ----------
+    levels : list of dict
+        ``{"name": ..., "min": ...}`` from the highest tier to the lowest; the last tier takes
+        everyone else (its ``min`` is ignored).
+    basis : str
+        Column ranked (default ``monetary_total``).
+    method : {"percentile", "threshold"}
+        ``percentile``: ``min`` is the share (0–1) of the reference customers with a strictly
+        lower value, so tied customers always share a tier; ``fit`` turns it into a value
+        threshold. ``threshold``: ``min`` is a value of ``basis``.
+
+    Attributes
+    ----------
+    thresholds_ : dict[str, float]
+        Lowest value of ``basis`` for each tier but the last (``inf`` = tier empty).
+
+    Examples
+    --------
+    >>> base = pd.DataFrame({"monetary_total": [10.0, 20.0, 20.0, 40.0, 80.0]})
+    >>> tiers = LoyaltyTiers([{"name": "Gold", "min": 0.6}, {"name": "Basic"}]).fit(base)
+    >>> tiers.thresholds_
+    {'Gold': 40.0}
+    >>> tiers.transform(base).tolist()
+    ['Basic', 'Basic', 'Basic', 'Gold', 'Gold']
+    """
+
+    def __init__(self, levels: list[dict], basis: str = "monetary_total", method: str = "percentile"):
+        self.levels = levels
+        self.basis = basis
+        self.method = method
+
+    @classmethod
+    def from_config(cls, tiers: object, where: str = "rfm.tiers") -> "LoyaltyTiers":
+        """Build from the ``rfm.tiers`` config section, validating it."""
+        from segkit.errors import ConfigError
+
+        if not isinstance(tiers, dict) or not isinstance(tiers.get("levels"), list) or len(tiers["levels"]) < 2:
+            raise ConfigError(f"{where} needs `levels:` with at least two tiers, highest first, e.g. "
+                              "[{name: Gold, min: 0.8}, {name: Bronze}].")
+        method = tiers.get("method", "percentile")
+        if method not in ("percentile", "threshold"):
+            raise ConfigError(f"{where}.method = {method!r}: use percentile or threshold.")
+        levels = tiers["levels"]
+        mins = []
+        for i, level in enumerate(levels):
+            if not isinstance(level, dict) or not isinstance(level.get("name"), str):
+                raise ConfigError(f"{where}.levels[{i}] needs a `name:`; got {level!r}.")
+            if i < len(levels) - 1:
+                value = level.get("min")
+                if isinstance(value, bool) or not isinstance(value, (int, float)):
+                    raise ConfigError(f"{where} tier '{level['name']}' needs a numeric `min:`.")
+                if method == "percentile" and not 0 <= value <= 1:
+                    raise ConfigError(f"{where} tier '{level['name']}': min = {value} must be a share "
+                                      "between 0 and 1 with method percentile (0.95 = top 5 %).")
+                mins.append(value)
+        if any(a <= b for a, b in zip(mins, mins[1:])):
+            raise ConfigError(f"{where}: list tiers from highest to lowest with decreasing `min` "
+                              f"(got {mins}).")
+        names = [lv["name"] for lv in levels]
+        if len(set(names)) != len(names):
+            raise ConfigError(f"{where}: tier names must be unique (got {names}).")
+        return cls(levels=levels, basis=tiers.get("basis", "monetary_total"), method=method)
+
+    def _values(self, rfm: pd.DataFrame, what: str) -> np.ndarray:
+        _require_columns(rfm, [self.basis], what, "Set rfm.tiers.basis to a column of the RFM table.")
+        values = pd.to_numeric(rfm[self.basis], errors="coerce")
+        _no_missing(values, self.basis, what)
+        return values.to_numpy(dtype="float64")
+
+    @property
+    def names(self) -> list[str]:
+        """Tier names from highest to lowest."""
+        return [lv["name"] for lv in self.levels]
+
+    def fit(self, rfm: pd.DataFrame, y: object = None) -> "LoyaltyTiers":
+        """Turn the rules into value thresholds on the reference base ``rfm``."""
+        x = self._values(rfm, "LoyaltyTiers.fit")
+        self.thresholds_ = {}
+        if self.method == "threshold":
+            self.thresholds_ = {lv["name"]: float(lv["min"]) for lv in self.levels[:-1]}
+            return self
+        if len(x) == 0:
+            raise DataError("LoyaltyTiers.fit: the reference table has no customers.")
+        distinct, counts = np.unique(x, return_counts=True)
+        share_below = np.concatenate([[0], np.cumsum(counts)[:-1]]) / len(x)
+        for lv in self.levels[:-1]:
+            pos = np.searchsorted(share_below, float(lv["min"]) - 1e-12, side="left")
+            self.thresholds_[lv["name"]] = float(distinct[pos]) if pos < len(distinct) else float("inf")
+        return self
+
+    def transform(self, rfm: pd.DataFrame) -> pd.Series:
+        """Tier name of each row (string Series, same index)."""
+        check_is_fitted(self, "thresholds_")
+        x = self._values(rfm, "LoyaltyTiers.transform")
+        tier = np.full(len(x), self.levels[-1]["name"], dtype=object)
+        for lv in reversed(self.levels[:-1]):  # highest tier written last wins
+            tier[x >= self.thresholds_[lv["name"]]] = lv["name"]
+        return pd.Series(tier, index=rfm.index, dtype="string")
+
+
+# --------------------------------------------------------------------------- revenue concentration
+def _net_sorted_desc(rfm: pd.DataFrame, column: str) -> np.ndarray:
+    _require_columns(rfm, [column], "RFM table", "Pass the output of segkit.rfm.rfm_table.")
+    return np.sort(rfm[column].to_numpy(dtype="float64"))[::-1]
+
+
+def revenue_concentration(rfm: pd.DataFrame, top_share: float = 0.2, column: str = "monetary_total") -> float:
+    """Share of net revenue from the top ``top_share`` of customers (by ``column``).
+
+    The top group is the ``ceil(top_share · n)`` customers with the highest net revenue (ties
+    at the boundary do not matter: tied customers contribute the same amount). NaN when the
+    total net revenue is not positive.
+
+    Examples
+    --------
+    >>> rfm = pd.DataFrame({"monetary_total": [100.0, 10.0, 10.0, 5.0, 5.0]})
+    >>> revenue_concentration(rfm, 0.2)
+    0.7692307692307693
+    """
+    from segkit.errors import ConfigError
+
+    if not 0 < top_share <= 1:
+        raise ConfigError(f"rfm.top_share = {top_share!r}: use a share between 0 and 1 (0.2 = top 20 %).")
+    values = _net_sorted_desc(rfm, column)
+    total = values.sum()
+    if len(values) == 0 or total <= 0:
+        return float("nan")
+    k = int(np.ceil(top_share * len(values) - 1e-9))
+    return float(values[:k].sum() / total)
+
+
+def pareto_curve(rfm: pd.DataFrame, points: int | None = 201, column: str = "monetary_total") -> pd.DataFrame:
+    """Cumulative share of net revenue against cumulative share of customers (best first).
+
+    Returns ``customer_share`` (0..1) and ``revenue_share`` (0 at 0; 1 at 1 when total net is
+    positive; customers with negative net make the curve overshoot 1 before it ends). With
+    ``points`` the curve is sampled at that many evenly spaced customer shares (exact values
+    at those points); None keeps one point per customer.
+
+    Examples
+    --------
+    >>> rfm = pd.DataFrame({"monetary_total": [60.0, 30.0, 10.0, 0.0]})
+    >>> pareto_curve(rfm, points=None)["revenue_share"].tolist()
+    [0.0, 0.6, 0.9, 1.0, 1.0]
+    """
+    values = _net_sorted_desc(rfm, column)
+    n = len(values)
+    cum = np.concatenate([[0.0], np.cumsum(values)])
+    total = cum[-1]
+    customers = np.arange(n + 1)
+    if points is not None and n + 1 > points:
+        customers = np.unique(np.round(np.linspace(0, n, points)).astype("int64"))
+    share = cum[customers] / total if total > 0 else np.full(len(customers), np.nan)
+    return pd.DataFrame({"customer_share": customers / max(n, 1), "revenue_share": share})
+
+
+# --------------------------------------------------------------------------- settings
+MONETARY_COLUMNS = ("monetary_total", "monetary_avg")
+SEGMENT_CSV_COLUMNS: tuple[str, ...] = (
+    "recency_days", "frequency", "monetary_total", "monetary_avg",
+    "r_score", "f_score", "m_score", "rfm_segment", "tier", "recommended_action",
+)
+
+
+@dataclass(frozen=True)
+class RFMSettings:
+    """The validated ``rfm`` config section."""
+
+    bins: int
+    monetary_column: str
+    top_share: float
+    sample_size: int
+    segments: SegmentMap
+    tiers: LoyaltyTiers
+
+    @classmethod
+    def from_config(cls, section: dict | None) -> "RFMSettings":
+        """Validate the ``rfm`` section (defaults from ``segkit/defaults/rfm.yml`` if absent).
+
+        Examples
+        --------
+        >>> RFMSettings.from_config(None).bins
+        5
+        """
+        from segkit.config import load_config
+        from segkit.errors import ConfigError
+
+        cfg = {**load_config()["rfm"], **(section or {})}
+        bins = cfg.get("bins")
+        if isinstance(bins, bool) or not isinstance(bins, int) or not 2 <= bins <= 20:
+            raise ConfigError(f"rfm.bins = {bins!r}: use a whole number of score levels from 2 to 20 "
+                              "(5 is the usual RFM scale).")
+        if cfg.get("monetary_column") not in MONETARY_COLUMNS:
+            raise ConfigError(f"rfm.monetary_column = {cfg.get('monetary_column')!r}: use one of "
+                              f"{', '.join(MONETARY_COLUMNS)}.")
+        top = cfg.get("top_share")
+        if isinstance(top, bool) or not isinstance(top, (int, float)) or not 0 < top <= 1:
+            raise ConfigError(f"rfm.top_share = {top!r}: use a share between 0 and 1 (0.2 = top 20 %).")
+        size = cfg.get("sample_size")
+        if isinstance(size, bool) or not isinstance(size, int) or size < 0:
+            raise ConfigError(f"rfm.sample_size = {size!r}: use a whole number ≥ 0.")
+        return cls(bins=bins, monetary_column=cfg["monetary_column"], top_share=float(top), sample_size=size,
+                   segments=SegmentMap.from_config(cfg.get("segments")),
+                   tiers=LoyaltyTiers.from_config(cfg.get("tiers")))
+
+
+# --------------------------------------------------------------------------- the analysis
+@dataclass
+class RFMResult:
+    """Everything notebook 02 shows (see :func:`analyse_rfm`)."""
+
+    rfm: pd.DataFrame           # one row per buying customer: RFM values, scores, segment, tier, action
+    segments: pd.DataFrame      # segment table (non-empty segments, config order)
+    tiers: pd.DataFrame         # tier table (non-empty tiers, highest first)
+    pareto: pd.DataFrame        # customer_share, revenue_share
+    top_share: float            # e.g. 0.2
+    top_share_revenue: float    # share of net revenue from the top_share customers (NaN if net ≤ 0)
+    as_of: pd.Timestamp
+    info: dict                  # counts: orders, exclusions, period, net revenue
+    warnings: list[str]
+    settings: RFMSettings
+    scorer: RFMScorer
+    tier_model: LoyaltyTiers
+    seed: int = 0
+
+
+def segment_table(rfm: pd.DataFrame, segments: SegmentMap) -> pd.DataFrame:
+    """Per non-empty segment (config order): customers, shares, mean R/F/M, recommended action.
+
+    Examples
+    --------
+    >>> from segkit.config import load_config
+    >>> seg = SegmentMap.from_config(load_config()["rfm"]["segments"])
+    >>> rfm = pd.DataFrame({"rfm_segment": ["Lost", "Champions", "Champions"],
+    ...                     "recency_days": [300, 2, 4], "frequency": [1, 9, 7],
+    ...                     "monetary_total": [10.0, 500.0, 490.0]})
+    >>> segment_table(rfm, seg)[["segment", "customers", "share_of_revenue"]]
+         segment  customers  share_of_revenue
+    0  Champions          2              0.99
+    1       Lost          1              0.01
+    """
+    total = rfm["monetary_total"].sum()
+    g = rfm.groupby("rfm_segment", sort=False)
+    table = pd.DataFrame({
+        "customers": g.size().astype("int64"),
+        "share_of_customers": g.size() / max(len(rfm), 1),
+        "share_of_revenue": g["monetary_total"].sum() / total if total > 0 else np.nan,
+        "mean_recency_days": g["recency_days"].mean(),
+        "mean_frequency": g["frequency"].mean(),
+        "mean_monetary_total": g["monetary_total"].mean(),
+    })
+    order = [n for n in segments.names if n in table.index]
+    table = table.loc[order].rename_axis("segment").reset_index()
+    table["segment"] = table["segment"].astype("string")
+    table["recommended_action"] = pd.array([segments.actions[n] for n in order], dtype="string")
+    return table
+
+
+def tier_table(rfm: pd.DataFrame, tiers: LoyaltyTiers) -> pd.DataFrame:
+    """Per non-empty tier (highest first): customers, shares, lowest basis value, means.
+
+    Examples
+    --------
+    >>> tiers = LoyaltyTiers([{"name": "Gold", "min": 100}, {"name": "Basic"}], method="threshold")
+    >>> rfm = pd.DataFrame({"tier": ["Gold", "Basic", "Basic"], "monetary_total": [150.0, 30.0, 20.0],
+    ...                     "frequency": [3, 1, 1]})
+    >>> tier_table(rfm, tiers)[["tier", "customers", "share_of_revenue"]]
+        tier  customers  share_of_revenue
+    0   Gold          1              0.75
+    1  Basic          2              0.25
+    """
+    total = rfm["monetary_total"].sum()
+    g = rfm.groupby("tier", sort=False)
+    table = pd.DataFrame({
+        "customers": g.size().astype("int64"),
+        "share_of_customers": g.size() / max(len(rfm), 1),
+        "share_of_revenue": g["monetary_total"].sum() / total if total > 0 else np.nan,
+        f"min_{tiers.basis}": g[tiers.basis].min(),
+        "mean_frequency": g["frequency"].mean(),
+        "mean_monetary_total": g["monetary_total"].mean(),
+    })
+    order = [n for n in tiers.names if n in table.index]
+    table = table.loc[order].rename_axis("tier").reset_index()
+    table["tier"] = table["tier"].astype("string")
+    return table
+
+
+def analyse_rfm(
+    transactions: pd.DataFrame,
+    as_of: str | pd.Timestamp | None = None,
+    settings: RFMSettings | None = None,
+    seed: int = 0,
+) -> RFMResult:
+    """The whole RFM analysis of notebook 02 on a transactions table (no files written).
+
+    Builds :func:`rfm_table`, fits :class:`RFMScorer` and :class:`LoyaltyTiers` on this base,
+    assigns segments (scores mapped to the 1–5 scale first when ``bins != 5``, see
+    :func:`to_five_point`), tiers and actions, and the segment, tier and Pareto tables.
+    :class:`RFMWarning` messages are collected into ``result.warnings`` (shown in the summary)
+    instead of being printed.
+
+    Examples
+    --------
+    >>> tx = pd.DataFrame({"customer_id": list("aabbc"), "order_id": list("12345"),
+    ...                    "order_date": pd.to_datetime(["2024-01-01", "2024-03-01", "2024-02-01",
+    ...                                                  "2024-02-02", "2024-03-02"]),
+    ...                    "amount": [50.0, 60.0, 20.0, 25.0, 5.0]})
+    >>> result = analyse_rfm(tx)
+    >>> result.rfm[["customer_id", "r_score", "f_score", "m_score", "rfm_segment"]]
+      customer_id  r_score  f_score  m_score         rfm_segment
+    0           a        3        4        5     Loyal Customers
+    1           b        1        4        3     Can't Lose Them
+    2           c        5        2        1  Potential Loyalist
+    >>> result.warnings[0]  # doctest: +ELLIPSIS
+    'Fewer effective score levels than bins=5: recency_days has 3 distinct value(s), so r_score uses 3 level(s) (1, 3, 5); ...'
+    """
+    settings = settings or RFMSettings.from_config(None)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", RFMWarning)
+        rfm, info = _rfm_with_info(transactions, as_of)
+        if info["orders_after_as_of"]:
+            warnings.warn(f"{info['orders_after_as_of']:,} order(s) dated on or after as_of = "
+                          f"{info['as_of'].date()} were excluded ({info['customers_after_as_of_only']:,} "
+                          "customer(s) have only such orders).", RFMWarning)
+        scorer = RFMScorer(bins=settings.bins, monetary_col=settings.monetary_column).fit(rfm)
+        scores = scorer.transform(rfm)
+        tier_model = settings.tiers.fit(rfm)
+    messages = [str(w.message) for w in caught if issubclass(w.category, RFMWarning)]
+    for w in caught:  # anything else is not ours to swallow
+        if not issubclass(w.category, RFMWarning):
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    rfm = pd.concat([rfm, scores], axis=1)
+    five = {k: to_five_point(rfm[k], settings.bins) for k in ("r_score", "f_score", "m_score")}
+    rfm["rfm_segment"] = settings.segments.assign(five["r_score"], five["f_score"], five["m_score"]).to_numpy()
+    rfm["rfm_segment"] = rfm["rfm_segment"].astype("string")
+    rfm["tier"] = tier_model.transform(rfm)
+    rfm["recommended_action"] = rfm["rfm_segment"].map(settings.segments.actions).astype("string")
+    return RFMResult(
+        rfm=rfm,
+        segments=segment_table(rfm, settings.segments),
+        tiers=tier_table(rfm, tier_model),
+        pareto=pareto_curve(rfm),
+        top_share=settings.top_share,
+        top_share_revenue=revenue_concentration(rfm, settings.top_share),
+        as_of=info["as_of"],
+        info=info,
+        warnings=messages,
+        settings=settings,
+        scorer=scorer,
+        tier_model=tier_model,
+        seed=seed,
+    )
+
+
+# --------------------------------------------------------------------------- explorer and summary
+PROFILE_COLUMNS: tuple[str, ...] = (
+    "recency_days", "frequency", "monetary_total", "monetary_avg", "tenure_days",
+    "r_score", "f_score", "m_score",
+)
+
+
+def segment_profile(rfm: pd.DataFrame, segment: str, n_sample: int = 5, seed: int = 0) -> pd.DataFrame:
+    """Profile of one segment (mean and median row) followed by a random sample of its customers.
+
+    The explorer of notebook 02 shows this per segment; display it through
+    :func:`segkit.pipeline.shareable` so the sampled ``customer_id`` are pseudonymised.
+
+    Parameters
+    ----------
+    rfm : DataFrame
+        ``RFMResult.rfm``.
+    segment : str
+        A segment present in ``rfm["rfm_segment"]``.
+    n_sample : int
+        Customers sampled (fewer if the segment is smaller); sorted by net revenue.
+    seed : int
+        Random seed of the sample.
+
+    Examples
+    --------
+    >>> rfm = pd.DataFrame({"customer_id": ["a", "b", "c"], "rfm_segment": ["Lost", "Lost", "Champions"],
+    ...                     "recency_days": [300, 200, 2], "frequency": [1, 1, 8],
+    ...                     "monetary_total": [10.0, 30.0, 900.0], "monetary_avg": [10.0, 30.0, 112.5],
+    ...                     "tenure_days": [300, 200, 400], "r_score": [1, 1, 5], "f_score": [1, 1, 5],
+    ...                     "m_score": [1, 2, 5], "tier": ["Bronze", "Bronze", "Gold"]})
+    >>> segment_profile(rfm, "Lost", n_sample=1, seed=0)[["row", "customer_id", "monetary_total"]]
+                       row customer_id  monetary_total
+    0  mean of 2 customers        <NA>            20.0
+    1               median        <NA>            20.0
+    2      sample customer           b            30.0
+    """
+    from segkit.errors import ConfigError
+
+    _require_columns(rfm, ["customer_id", "rfm_segment", "tier", *PROFILE_COLUMNS], "RFM table",
+                     "Pass RFMResult.rfm.")
+    members = rfm[rfm["rfm_segment"] == segment]
+    if members.empty:
+        present = ", ".join(pd.unique(rfm["rfm_segment"].dropna().astype(str)))
+        raise ConfigError(f"No customer is in segment {segment!r}. Segments present: {present or 'none'}.")
+    stats = members[list(PROFILE_COLUMNS)].astype("float64")
+    summary = pd.DataFrame([stats.mean(), stats.median()])
+    summary.insert(0, "row", [f"mean of {len(members):,} customers", "median"])
+    sample = members.sample(n=min(n_sample, len(members)), random_state=seed)
+    sample = sample.sort_values(["monetary_total", "customer_id"], ascending=[False, True], kind="mergesort")
+    sample = sample[["customer_id", *PROFILE_COLUMNS, "tier"]].assign(row="sample customer")
+    out = pd.concat([summary, sample], ignore_index=True)
+    out["row"] = out["row"].astype("string")
+    out["customer_id"] = out["customer_id"].astype("string")
+    out["tier"] = out["tier"].astype("string")
+    return out[["row", "customer_id", *PROFILE_COLUMNS, "tier"]]
+
+
+def _pct(x: float) -> str:
+    return "n/a" if pd.isna(x) else f"{100 * x:.0f}%"
+
+
+def summarize(result: RFMResult) -> dict:
+    """The executive summary of notebook 02, generated from the results.
+
+    Returns the keyword arguments of :func:`segkit.pipeline.show_summary`: ``title``,
+    ``analysed``, ``findings`` (3–5), ``actions``, ``headlines`` and ``warnings``.
+
+    Examples
+    --------
+    >>> tx = pd.DataFrame({"customer_id": list("aabbc"), "order_id": list("12345"),
+    ...                    "order_date": pd.to_datetime(["2024-01-01", "2024-03-01", "2024-02-01",
+    ...                                                  "2024-02-02", "2024-03-02"]),
+    ...                    "amount": [50.0, 60.0, 20.0, 25.0, 5.0]})
+    >>> s = summarize(analyse_rfm(tx))
+    >>> s["findings"][0]
+    'The top 20% of customers (1 of 3) bring 69% of net revenue.'
+    """
+    rfm, seg, info = result.rfm, result.segments, result.info
+    n = len(rfm)
+    net = float(rfm["monetary_total"].sum())
+    top_k = int(np.ceil(result.top_share * n - 1e-9))
+    excluded = []
+    if info["non_purchase_orders"]:
+        excluded.append(f"{info['non_purchase_orders']:,} orders netting to zero or less (returns, "
+                        "cancellations) are deducted from revenue but are not purchases")
+    if info["customers_without_purchase"]:
+        excluded.append(f"{info['customers_without_purchase']:,} customers without any purchase are left out")
+    analysed = (f"{n:,} buying customers with {info['purchase_orders']:,} purchase orders from "
+                f"{info['period_start']:%Y-%m-%d} to {info['period_end']:%Y-%m-%d}, scored as of "
+                f"{result.as_of:%Y-%m-%d} on {result.settings.bins} levels per R, F and M. Net revenue "
+                f"{net:,.2f} (returns deducted)" + ("; " + "; ".join(excluded) if excluded else "") + ".")
+
+    findings = []
+    if pd.isna(result.top_share_revenue):
+        findings.append("Net revenue is not positive overall, so revenue concentration is not defined.")
+    else:
+        findings.append(f"The top {_pct(result.top_share)} of customers ({top_k:,} of {n:,}) bring "
+                        f"{_pct(result.top_share_revenue)} of net revenue.")
+    largest = seg.sort_values(["customers", "share_of_revenue"], ascending=False, kind="mergesort").iloc[0]
+    findings.append(f"The largest segment is {largest['segment']}: {largest['customers']:,} customers "
+                    f"({_pct(largest['share_of_customers'])}) bringing {_pct(largest['share_of_revenue'])} "
+                    "of net revenue.")
+    by_name = seg.set_index("segment")
+    best = [s for s in ("Champions", "Loyal Customers") if s in by_name.index]
+    if best:
+        findings.append(f"{' and '.join(best)} are {_pct(by_name.loc[best, 'share_of_customers'].sum())} of "
+                        f"customers and bring {_pct(by_name.loc[best, 'share_of_revenue'].sum())} of net revenue.")
+    risk = [s for s in ("At Risk", "Can't Lose Them") if s in by_name.index]
+    if risk:
+        members = rfm[rfm["rfm_segment"].isin(risk)]
+        findings.append(f"{len(members):,} valuable past customers ({' and '.join(risk)}) have not bought for "
+                        f"{members['recency_days'].median():.0f} days (median); they brought "
+                        f"{_pct(by_name.loc[risk, 'share_of_revenue'].sum())} of net revenue.")
+    once = float((rfm["frequency"] == 1).mean())
+    findings.append(f"{_pct(once)} of customers bought only once"
+                    + (f"; {info['customers_non_positive_net']:,} have zero or negative net revenue after "
+                       "returns." if info["customers_non_positive_net"] else "."))
+    findings = findings[:5]
+
+    ranked = seg.sort_values(["share_of_revenue", "customers"], ascending=False, kind="mergesort")
+    chosen = list(ranked["segment"].head(3))
+    for name in risk + [largest["segment"]]:
+        if name not in chosen:
+            chosen.append(name)
+    actions = [f"{name} ({by_name.loc[name, 'customers']:,} customers, "
+               f"{_pct(by_name.loc[name, 'share_of_revenue'])} of revenue): {by_name.loc[name, 'recommended_action']}"
+               for name in chosen if by_name.loc[name, "recommended_action"]]
+
+    headlines = {
+        "Buying customers": n,
+        "Net revenue": round(net, 2),
+        f"Revenue share of top {_pct(result.top_share)}": (None if pd.isna(result.top_share_revenue)
+                                                          else round(100 * result.top_share_revenue, 1)),
+        "Median recency (days)": float(rfm["recency_days"].median()),
+        "One-time buyers (%)": round(100 * once, 1),
+    }
+    return {"title": "RFM segmentation", "analysed": analysed, "findings": findings, "actions": actions,
+            "headlines": headlines, "warnings": list(result.warnings)}
+
+
+# --------------------------------------------------------------------------- producer
+def build_rfm_artifacts(ctx) -> RFMResult:
+    """Producer of notebook 02: ``artifacts/rfm.parquet`` and its ``customer_segments.csv`` columns.
+
+    Reads ``transactions_clean`` and ``customers_clean`` (built by the audit in interactive
+    mode), runs :func:`analyse_rfm` with the ``rfm`` config section and the run's ``as_of``
+    and seed, writes ``rfm.parquet`` (one row per buying customer: ``customer_id``, the RFM
+    values, scores, ``rfm_segment``, ``tier``, ``recommended_action``) and adds
+    ``recency_days … recommended_action`` to ``customer_segments.csv`` for every customer of
+    ``customers_clean`` (empty for customers without a purchase).
+
+    Examples
+    --------
+    >>> from segkit.pipeline import open_run
+    >>> result = build_rfm_artifacts(open_run("02_rfm"))  # doctest: +SKIP
+    """
+    settings = RFMSettings.from_config(ctx.section("rfm"))
+    transactions = ctx.read_artifact("transactions_clean")
+    customers = ctx.read_artifact("customers_clean")
+    result = analyse_rfm(transactions, ctx.as_of, settings, seed=ctx.seed)
+    ctx.write_artifact("rfm", result.rfm)
+    _require_columns(customers, ["customer_id"], "artifacts/customers_clean.parquet",
+                     "Re-run 01_data_audit to rebuild it.")
+    columns = result.rfm[["customer_id", *SEGMENT_CSV_COLUMNS]]
+    others = customers.loc[~customers["customer_id"].isin(columns["customer_id"]), ["customer_id"]]
+    ctx.update_customer_segments(pd.concat([columns, others.astype({"customer_id": "string"})],
+                                           ignore_index=True))
+    return result
