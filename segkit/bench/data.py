@@ -1,0 +1,63 @@
+"""Benchmark data: canonical order-line Parquet files of any size, generated out-of-core.
+
+DuckDB writes the rows straight to Parquet (never all in Python memory), so 100M lines fit on
+the 24 GB machine. Values are pseudo-random but deterministic (hash of the row number).
+
+Examples
+--------
+>>> import tempfile, pathlib
+>>> d = pathlib.Path(tempfile.mkdtemp())
+>>> path = order_lines_parquet(d / "lines.parquet", n_lines=1000)
+>>> import pandas as pd; len(pd.read_parquet(path))
+1000
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import duckdb
+
+LINES_PER_CUSTOMER = 10
+LINES_PER_ORDER = 2
+
+
+def order_lines_sql(n_lines: int, offset: int = 0, n_customers: int | None = None) -> str:
+    """SQL producing ``n_lines`` canonical order lines (rows ``offset`` … ``offset+n_lines-1``)
+    from ``n_customers`` customers (default: one per ``LINES_PER_CUSTOMER`` lines)."""
+    n_customers = n_customers or max(1, (offset + n_lines) // LINES_PER_CUSTOMER)
+    return f"""
+        WITH r AS (SELECT range AS i FROM range({offset}, {offset + n_lines}))
+        SELECT
+            'C' || lpad(CAST(hash(i // {LINES_PER_ORDER}) % {n_customers} AS VARCHAR), 9, '0') AS customer_id,
+            'O' || lpad(CAST(i // {LINES_PER_ORDER} AS VARCHAR), 11, '0') AS order_id,
+            TIMESTAMP '2022-01-01' + to_seconds(CAST(hash(i // {LINES_PER_ORDER} + 7) % (730 * 86400) AS BIGINT)) AS order_date,
+            'P' || CAST(hash(i + 3) % 5000 AS VARCHAR) AS product_id,
+            ['books', 'home', 'fashion', 'garden', 'toys', 'beauty'][1 + CAST(hash(i + 5) % 6 AS INTEGER)] AS category,
+            ['web', 'app', 'store'][1 + CAST(hash(i // {LINES_PER_ORDER} + 11) % 3 AS INTEGER)] AS channel,
+            CASE WHEN hash(i + 13) % 100 < 3 THEN -1.0 ELSE 1.0 + CAST(hash(i + 17) % 3 AS DOUBLE) END AS quantity,
+            round(2.0 + CAST(hash(i + 19) % 9800 AS DOUBLE) / 100.0, 2) AS unit_price,
+            round(quantity * unit_price, 2) AS amount
+        FROM r
+    """
+
+
+def order_lines_parquet(path: str | Path, n_lines: int, files: int = 1) -> Path:
+    """Write ``n_lines`` order lines to ``path`` (one file, or a folder of ``files`` parts)."""
+    path = Path(path)
+    con = duckdb.connect()
+    con.execute("SET preserve_insertion_order = false")
+    if files <= 1:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        con.execute(f"COPY ({order_lines_sql(n_lines)}) TO '{path}' (FORMAT parquet)")
+        return path
+    path.mkdir(parents=True, exist_ok=True)
+    per = -(-n_lines // files)
+    for k in range(files):
+        n = min(per, n_lines - k * per)
+        if n <= 0:
+            break
+        # Customers are drawn over the whole id range so parts overlap like real monthly extracts.
+        sql = order_lines_sql(n, offset=k * per, n_customers=max(1, n_lines // LINES_PER_CUSTOMER))
+        con.execute(f"COPY ({sql}) TO '{path / f'part-{k:04d}.parquet'}' (FORMAT parquet)")
+    return path

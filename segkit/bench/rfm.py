@@ -1,0 +1,54 @@
+"""RFM / customer aggregation contenders over the same Parquet file of order lines.
+
+Each returns a small digest (customers, total net revenue) so the harness can check that the
+contenders computed the same thing.
+"""
+
+from __future__ import annotations
+
+import duckdb
+import pandas as pd
+
+
+def _digest(customers: int, revenue: float) -> dict:
+    return {"customers": int(customers), "net_revenue": round(float(revenue), 2)}
+
+
+def duckdb_sql(path: str) -> dict:
+    """Baseline: a plain DuckDB GROUP BY over the Parquet file (what an analyst would write)."""
+    con = duckdb.connect()
+    df = con.sql(f"""
+        SELECT customer_id, count(DISTINCT order_id) AS orders, sum(amount) AS revenue,
+               min(order_date) AS first_order, max(order_date) AS last_order
+        FROM read_parquet('{path}') GROUP BY customer_id
+    """).df()
+    return _digest(len(df), df["revenue"].sum())
+
+
+def pandas_groupby(path: str) -> dict:
+    """Baseline: pandas read_parquet + groupby/agg (the in-memory textbook way)."""
+    tx = pd.read_parquet(path, columns=["customer_id", "order_id", "order_date", "amount"])
+    df = tx.groupby("customer_id").agg(orders=("order_id", "nunique"), revenue=("amount", "sum"),
+                                       first_order=("order_date", "min"), last_order=("order_date", "max"))
+    return _digest(len(df), df["revenue"].sum())
+
+
+def segkit_engine(path: str) -> dict:
+    """segkit's out-of-core path (:func:`segkit.engine.rfm_table_from_files`): full RFM table."""
+    from segkit.engine import rfm_table_from_files
+
+    rfm = rfm_table_from_files(path)
+    return _digest(len(rfm), rfm["monetary_total"].sum())
+
+
+def segkit_in_memory(path: str) -> dict:
+    """segkit's in-memory path (:func:`segkit.rfm.rfm_table` on the loaded lines)."""
+    import warnings
+
+    from segkit.rfm import rfm_table
+
+    tx = pd.read_parquet(path, columns=["customer_id", "order_id", "order_date", "amount"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        rfm = rfm_table(tx)
+    return _digest(len(rfm), rfm["monetary_total"].sum())
