@@ -981,6 +981,25 @@ class RFMResult:
     seed: int = 0
 
 
+def _group_table(rfm: pd.DataFrame, by: str, label: str, order: list[str],
+                 first: dict[str, tuple[str, str]]) -> pd.DataFrame:
+    """Customers, shares of customers and net revenue, ``first`` aggregates, mean F and M per
+    non-empty group of ``by``, rows in ``order``, the group in column ``label``."""
+    total = rfm["monetary_total"].sum()
+    g = rfm.groupby(by, sort=False)
+    table = pd.DataFrame({
+        "customers": g.size().astype("int64"),
+        "share_of_customers": g.size() / max(len(rfm), 1),
+        "share_of_revenue": g["monetary_total"].sum() / total if total > 0 else np.nan,
+        **{name: g[column].agg(how) for name, (column, how) in first.items()},
+        "mean_frequency": g["frequency"].mean(),
+        "mean_monetary_total": g["monetary_total"].mean(),
+    })
+    table = table.loc[[n for n in order if n in table.index]].rename_axis(label).reset_index()
+    table[label] = table[label].astype("string")
+    return table
+
+
 def segment_table(rfm: pd.DataFrame, segments: SegmentMap) -> pd.DataFrame:
     """Per non-empty segment (config order): customers, shares, mean R/F/M, recommended action.
 
@@ -996,20 +1015,9 @@ def segment_table(rfm: pd.DataFrame, segments: SegmentMap) -> pd.DataFrame:
     0  Champions          2              0.99
     1       Lost          1              0.01
     """
-    total = rfm["monetary_total"].sum()
-    g = rfm.groupby("rfm_segment", sort=False)
-    table = pd.DataFrame({
-        "customers": g.size().astype("int64"),
-        "share_of_customers": g.size() / max(len(rfm), 1),
-        "share_of_revenue": g["monetary_total"].sum() / total if total > 0 else np.nan,
-        "mean_recency_days": g["recency_days"].mean(),
-        "mean_frequency": g["frequency"].mean(),
-        "mean_monetary_total": g["monetary_total"].mean(),
-    })
-    order = [n for n in segments.names if n in table.index]
-    table = table.loc[order].rename_axis("segment").reset_index()
-    table["segment"] = table["segment"].astype("string")
-    table["recommended_action"] = pd.array([segments.actions[n] for n in order], dtype="string")
+    table = _group_table(rfm, "rfm_segment", "segment", segments.names,
+                         {"mean_recency_days": ("recency_days", "mean")})
+    table["recommended_action"] = table["segment"].map(segments.actions).astype("string")
     return table
 
 
@@ -1026,20 +1034,7 @@ def tier_table(rfm: pd.DataFrame, tiers: LoyaltyTiers) -> pd.DataFrame:
     0   Gold          1              0.75
     1  Basic          2              0.25
     """
-    total = rfm["monetary_total"].sum()
-    g = rfm.groupby("tier", sort=False)
-    table = pd.DataFrame({
-        "customers": g.size().astype("int64"),
-        "share_of_customers": g.size() / max(len(rfm), 1),
-        "share_of_revenue": g["monetary_total"].sum() / total if total > 0 else np.nan,
-        f"min_{tiers.basis}": g[tiers.basis].min(),
-        "mean_frequency": g["frequency"].mean(),
-        "mean_monetary_total": g["monetary_total"].mean(),
-    })
-    order = [n for n in tiers.names if n in table.index]
-    table = table.loc[order].rename_axis("tier").reset_index()
-    table["tier"] = table["tier"].astype("string")
-    return table
+    return _group_table(rfm, "tier", "tier", tiers.names, {f"min_{tiers.basis}": (tiers.basis, "min")})
 
 
 def analyse_rfm(
