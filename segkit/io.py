@@ -284,7 +284,7 @@ def _read_text(path: Path, compression: str | None, spec: TableSpec, mapping: Ma
     sniffed = sniff_delimiter(text)
     delimiter = opts["delimiter"] or sniffed or ("\t" if ".tsv" in [s.lower() for s in path.suffixes] else ",")
     kw = dict(sep=delimiter, dtype=str, keep_default_na=False, na_values=[], encoding=encoding,
-              skip_blank_lines=False, compression=compression[1:] if compression else None)
+              skip_blank_lines=False, compression={".gz": "gzip", ".bz2": "bz2", ".xz": "xz"}.get(compression))
     try:
         header = list(pd.read_csv(path, nrows=0, **kw).columns)
         if len(header) == 1:
