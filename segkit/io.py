@@ -20,7 +20,8 @@ among ``, ; tab |``), ``encoding`` (None = UTF-8, with or without BOM), ``sheet_
 ``return_invoice_prefix`` (used by the audit, not here).
 
 Rows that are empty in every column used are skipped (spreadsheets often save trailing empty
-rows); their row positions are in ``frame.attrs["blank_rows"]``. The returned frame's index is
+rows); ``frame.attrs["blank_rows"]`` counts them and ``attrs["blank_row_examples"]`` holds up to
+five of their 0-based row positions. The returned frame's index is
 the 0-based data row of the file, so ``segkit.errors.format_rows(frame.index[mask])`` names
 rows as a spreadsheet shows them (header = row 1; for Parquet, counted the same way). Input
 files are only read, never written.
@@ -56,7 +57,6 @@ from segkit.schema import (
     check_columns,
     get_spec,
     normalize_name,
-    suggest_columns,
     validate,
 )
 
@@ -90,8 +90,13 @@ def read_options(config: Mapping | None = None, overrides: Mapping | None = None
     segkit.errors.ConfigError: io.delimiter must be one character (e.g. ';' or '\\t'), not ';;'.
     """
     opts = dict(IO_DEFAULTS)
-    opts.update((config or {}).get("io") or {})
-    opts.update(overrides or {})
+    for given in ((config or {}).get("io") or {}, overrides or {}):
+        unknown = [key for key in given if key not in IO_DEFAULTS]
+        if unknown:
+            close = difflib.get_close_matches(str(unknown[0]), list(IO_DEFAULTS), n=1)
+            guess = f" (did you mean {close[0]!r}?)" if close else ""
+            raise ConfigError(f"Unknown io option {unknown[0]!r}{guess}. Known options: {', '.join(IO_DEFAULTS)}.")
+        opts.update(given)
     if opts["delimiter"] is not None and (not isinstance(opts["delimiter"], str) or len(opts["delimiter"]) != 1):
         raise ConfigError(f"io.delimiter must be one character (e.g. ';' or '\\t'), not {opts['delimiter']!r}.")
     if opts["encoding"] is not None:
@@ -406,7 +411,8 @@ def load_table(path: str | Path, table: str, columns: Mapping[str, str] | None =
     DataFrame
         The table's canonical columns and dtypes (:func:`segkit.schema.validate`), indexed by
         0-based data row of the file. ``attrs``: ``source`` (the path), ``columns`` (canonical →
-        file column used), ``absent_columns``, ``blank_rows``.
+        file column used), ``absent_columns``, ``blank_rows`` (count of skipped empty rows),
+        ``blank_row_examples``.
 
     Raises
     ------
@@ -458,11 +464,12 @@ def load_table(path: str | Path, table: str, columns: Mapping[str, str] | None =
     header_names = {canonical: str(header[pos]).strip() for canonical, pos in positions.items()}
     out = validate(frame, table, source=str(path), labels=header_names, date_format=opts["date_format"],
                    dayfirst=opts["dayfirst"], decimal=opts["decimal"])
-    out.attrs.update(source=str(path), columns=header_names, blank_rows=blank)
+    out.attrs.update(source=str(path), columns=header_names, blank_rows=len(blank),
+                     blank_row_examples=[int(r) for r in blank[:5]])
     return out
 
 
-def _drop_blank_rows(raw: pd.DataFrame) -> tuple[pd.DataFrame, list[int]]:
+def _drop_blank_rows(raw: pd.DataFrame) -> tuple[pd.DataFrame, pd.Index]:
     empty = pd.Series(True, index=raw.index)
     for column in raw.columns:
         values = raw[column]
@@ -470,8 +477,8 @@ def _drop_blank_rows(raw: pd.DataFrame) -> tuple[pd.DataFrame, list[int]]:
             empty &= values.isna() | values.astype("string").str.strip().eq("").fillna(True)
         else:
             empty &= values.isna()
-    blank = raw.index[empty.to_numpy(dtype=bool)].tolist()
-    return (raw.loc[~empty] if blank else raw), blank
+    blank = raw.index[empty.to_numpy(dtype=bool)]
+    return (raw.loc[~empty] if len(blank) else raw), blank
 
 
 def load_inputs(config: Mapping) -> dict[str, pd.DataFrame | None]:
@@ -547,8 +554,7 @@ def customers_from_transactions(transactions: pd.DataFrame) -> pd.DataFrame:
     1           2  France
     """
     tx = transactions[transactions["customer_id"].notna()]
-    ids = pd.Series(pd.unique(tx["customer_id"].astype(object)), dtype="string").sort_values()
-    frame = pd.DataFrame({"customer_id": ids.to_numpy()})
+    frame = pd.DataFrame({"customer_id": tx["customer_id"].drop_duplicates().sort_values(ignore_index=True)})
     if "country" in tx.columns:
         counts = (tx[tx["country"].notna()]
                   .groupby(["customer_id", "country"], observed=True, sort=False)

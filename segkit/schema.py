@@ -185,6 +185,8 @@ _DMY = (r"^(?P<first>\d{1,2})[/.\-](?P<second>\d{1,2})[/.\-](?P<year>\d{4}|\d{2}
         r"(?:[ T]+(?P<hour>\d{1,2}):(?P<minute>\d{2})(?::(?P<second_>\d{2}(?:\.\d+)?))?\s*(?P<ampm>[AaPp][Mm])?)?$")
 _MONTH_NAME = (r"(?i)\b(?:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*\b.*\b\d{4}\b"
                r"|\b\d{4}\b.*\b(?:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)")
+_UTC_OFFSET = r"(?:Z|[+-]\d{2}(?::?\d{2})?)$"
+_EXCEL_SERIAL = r"^\d{5}(?:\.\d+)?$"
 _DECIMAL_COMMA = r"^[-+]?\d+,\d+$"
 _THOUSANDS = r"^[-+]?\d{1,3}(?:,\d{3})+(?:\.\d+)?$"
 _THOUSANDS_DOT = r"^[-+]?\d{1,3}(?:\.\d{3})+(?:,\d+)?$"
@@ -433,13 +435,10 @@ def coerce_datetime(values: pd.Series, where: Where, column: str,
         bad = values.notna()
         raise where.fail(column, f"numbers where dates are expected: {examples(values[bad])}",
                          _rows(bad), "Export the column as dates (e.g. 2024-03-31).")
-    else:  # objects: date/datetime from Parquet or Excel, possibly mixed with text
-        out = pd.to_datetime(values.astype(object).map(
-            lambda v: v.isoformat() if hasattr(v, "isoformat") else v, na_action="ignore")
-            .astype("string"), format="ISO8601", errors="coerce")
-        bad = values.notna() & out.isna()
-        if bad.any():
-            out = _parse_date_text(values.astype("string"), where, column, date_format, dayfirst, hint)
+    elif pd.api.types.infer_dtype(values, skipna=True) in ("date", "datetime", "datetime64"):
+        out = pd.to_datetime(values)  # date/datetime objects (Parquet date32, Python objects)
+    else:  # objects mixing dates and text: their text forms (dates print as ISO)
+        out = _parse_date_text(values.astype("string"), where, column, date_format, dayfirst, hint)
     if getattr(out.dtype, "tz", None) is not None:
         out = out.dt.tz_localize(None)
     lo, hi = pd.Timestamp.min, pd.Timestamp.max
@@ -451,10 +450,15 @@ def coerce_datetime(values: pd.Series, where: Where, column: str,
 
 
 def _iso(text: pd.Series) -> pd.Series:
+    """ISO 8601 text → Timestamps (NaT where not ISO). Values with different UTC offsets (summer
+    and winter time) keep their local wall time: the offset is dropped before parsing."""
     try:
-        return pd.to_datetime(text, format="ISO8601", errors="coerce")
-    except ValueError as exc:  # mixed time zones and similar
-        raise DataError(str(exc)) from None
+        out = pd.to_datetime(text, format="ISO8601", errors="coerce")
+    except ValueError:  # mixed UTC offsets
+        out = pd.to_datetime(text.str.replace(_UTC_OFFSET, "", regex=True), format="ISO8601", errors="coerce")
+    if getattr(out.dtype, "tz", None) is not None:
+        out = out.dt.tz_localize(None)
+    return out
 
 
 def _parse_date_text(values: pd.Series, where: Where, column: str, date_format: str | None,
@@ -473,11 +477,7 @@ def _parse_date_text(values: pd.Series, where: Where, column: str, date_format: 
                              "Fix io.date_format in the config (strftime codes, e.g. '%d/%m/%Y %H:%M') "
                              "or correct these cells.")
         return out
-    try:
-        out = _iso(text)
-    except DataError as exc:
-        raise where.fail(column, f"dates in different time zones ({exc})", None,
-                         "Export all dates in one time zone (or without time zone).") from None
+    out = _iso(text)
     failed = present & out.isna()
     if not failed.any():
         return out
@@ -509,6 +509,9 @@ def _parse_date_text(values: pd.Series, where: Where, column: str, date_format: 
             out[other.index[named]] = lookup.reindex(other[named].to_numpy()).to_numpy()
     bad = present & out.isna()
     if bad.any():
+        if text[bad].str.match(_EXCEL_SERIAL).all():
+            hint = ("These look like Excel day numbers: format the column as dates in Excel before "
+                    "exporting (or export .xlsx).")
         raise where.fail(column, f"values that are not dates: {examples(text[bad])}", _rows(bad), hint)
     return out
 

@@ -148,6 +148,19 @@ def test_parquet_files_load_with_numeric_ids_and_native_dates(tmp_path):
     pd.testing.assert_frame_equal(out, expected)
 
 
+def test_parquet_date_columns_and_categorical_text_are_coerced(tmp_path):
+    import datetime as dt
+
+    frame = pd.DataFrame({"customer_id": ["7", "8"], "signup_date": [dt.date(2024, 1, 2), None],
+                          "region": pd.Categorical(["North", "South"]), "birth_year": [1980, None]})
+    path = tmp_path / "customers.parquet"
+    frame.to_parquet(path)
+    out = load_table(path, "customers")
+    assert out["signup_date"].tolist()[0] == pd.Timestamp("2024-01-02") and pd.isna(out["signup_date"].iloc[1])
+    assert out["region"].dtype == "string" and out["region"].tolist() == ["North", "South"]
+    assert out["birth_year"].tolist() == [1980, pd.NA]
+
+
 def test_headers_match_loosely_and_extra_columns_are_dropped(tmp_path):
     path = tmp_path / "c.csv"
     path.write_text(" Customer ID ,Email-Opt-In,Notes,Birth Year\n7,Y,vip,1980\n8,n,,\n")
@@ -166,7 +179,8 @@ def test_empty_rows_are_skipped_but_row_numbers_still_match_the_file(tmp_path):
         load_table(path, "customers")
     path.write_text("customer_id,email_opt_in\n1,yes\n\n,\n2,no\n,\n")
     out = load_table(path, "customers")
-    assert out.index.tolist() == [0, 3] and out.attrs["blank_rows"] == [1, 2, 4]
+    assert out.index.tolist() == [0, 3]
+    assert out.attrs["blank_rows"] == 3 and out.attrs["blank_row_examples"] == [1, 2, 4]
 
 
 def test_a_delimiter_at_the_end_of_every_line_is_tolerated(tmp_path):
@@ -398,6 +412,7 @@ def test_an_optional_file_that_is_configured_but_missing_is_an_error(tmp_path):
     ({"decimal": "."}, None),
     ({"decimal": "'"}, "io.decimal must be '.' or ','"),
     ({"dayfirst": "yes"}, "io.dayfirst must be true or false"),
+    ({"delimeter": ";"}, "Unknown io option 'delimeter' \\(did you mean 'delimiter'\\?\\)"),
 ])
 def test_invalid_io_options_are_config_errors(tmp_path, options, message):
     path = tmp_path / "tx.csv"

@@ -123,6 +123,17 @@ def test_time_zone_aware_values_keep_their_wall_time():
     assert_series_equal(out, ts("2024-03-01 10:00", "2024-03-02 11:30"))
 
 
+def test_summer_and_winter_utc_offsets_in_one_column_keep_local_wall_time():
+    out = coerce_datetime(pd.Series(["2024-01-15T10:00:00+01:00", "2024-07-15T10:00:00+02:00", "2024-07-16T08:00:00Z"]),
+                          W, "order_date")
+    assert_series_equal(out, ts("2024-01-15 10:00", "2024-07-15 10:00", "2024-07-16 08:00"))
+
+
+def test_excel_day_numbers_in_a_text_export_are_explained():
+    with pytest.raises(DataError, match=r"'45292' \(row 2\)\. These look like Excel day numbers"):
+        coerce_datetime(pd.Series(["45292"]), W, "order_date")
+
+
 def test_numeric_dates_follow_dayfirst_with_times_am_pm_and_two_digit_years():
     raw = pd.Series(["12/1/2009 7:45", "01.02.24", "3-4-2024 1:05:09 PM", "3/4/2024 12:10 am"])
     assert_series_equal(coerce_datetime(raw, W, "order_date"),
