@@ -40,6 +40,7 @@ import bz2
 import codecs
 import csv
 import difflib
+import functools
 import gzip
 import lzma
 import re
@@ -49,7 +50,7 @@ from typing import Any, Mapping
 
 import pandas as pd
 
-from segkit.config import resolve_path
+from segkit.config import default_config, resolve_path
 from segkit.errors import ConfigError, DataError
 from segkit.schema import (
     CUSTOMERS,
@@ -90,12 +91,13 @@ def read_options(config: Mapping | None = None, overrides: Mapping | None = None
     segkit.errors.ConfigError: io.delimiter must be one character (e.g. ';' or '\\t'), not ';;'.
     """
     opts = dict(IO_DEFAULTS)
+    known = [*IO_DEFAULTS, *(k for k in _shipped_io_keys() if k not in IO_DEFAULTS)]
     for given in ((config or {}).get("io") or {}, overrides or {}):
-        unknown = [key for key in given if key not in IO_DEFAULTS]
+        unknown = [key for key in given if key not in known]
         if unknown:
-            close = difflib.get_close_matches(str(unknown[0]), list(IO_DEFAULTS), n=1)
+            close = difflib.get_close_matches(str(unknown[0]), known, n=1)
             guess = f" (did you mean {close[0]!r}?)" if close else ""
-            raise ConfigError(f"Unknown io option {unknown[0]!r}{guess}. Known options: {', '.join(IO_DEFAULTS)}.")
+            raise ConfigError(f"Unknown io option {unknown[0]!r}{guess}. Known options: {', '.join(known)}.")
         opts.update(given)
     if opts["delimiter"] is not None and (not isinstance(opts["delimiter"], str) or len(opts["delimiter"]) != 1):
         raise ConfigError(f"io.delimiter must be one character (e.g. ';' or '\\t'), not {opts['delimiter']!r}.")
@@ -110,6 +112,12 @@ def read_options(config: Mapping | None = None, overrides: Mapping | None = None
     if not isinstance(opts["dayfirst"], bool):
         raise ConfigError(f"io.dayfirst must be true or false, not {opts['dayfirst']!r}.")
     return opts
+
+
+@functools.lru_cache(maxsize=1)
+def _shipped_io_keys() -> tuple[str, ...]:
+    """Keys of the ``io`` section in segkit's shipped defaults (they are always accepted)."""
+    return tuple((default_config().get("io") or {}).keys())
 
 
 def check_column_map(table: str, columns: Mapping | None, config_hint: str = "") -> dict[str, str]:
