@@ -48,6 +48,8 @@ from typing import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from segkit.config import project_root
 from segkit.errors import ConfigError, DataError
@@ -101,7 +103,8 @@ HOUR_WEIGHTS = np.array([
     1.0, 0.6, 0.4, 0.3, 0.3, 0.4, 0.8, 1.5, 2.2, 2.6, 2.8, 3.0,
     3.2, 3.0, 2.8, 2.8, 3.0, 3.3, 3.8, 4.4, 4.8, 4.4, 3.2, 1.8,
 ])
-CHANNEL_CONCENTRATION = 25.0  # Dirichlet concentration of a customer's channel mix
+CHANNEL_CONCENTRATION = 40.0  # Dirichlet concentration of a customer's channel mix
+GUEST_CHANNEL_MIX = (0.55, 0.20, 0.0, 0.25)  # guest checkouts happen online
 SALE_DISCOUNT = 0.2          # price cut on sale days (Jan/Jul sales, Black Friday weekend)
 MAX_NATURAL_QUANTITY = 10    # clean lines never exceed this; planted typos are x100
 QUANTITY_TYPO_FACTOR = 100
@@ -153,17 +156,17 @@ class SegmentProfile:
 SEGMENTS: dict[str, SegmentProfile] = {
     "vip": SegmentProfile(
         share=0.12, purchase_rate=11.0, lifetime_days=1100, reactivation_prob=0.30,
-        lines_mean=1.6, quantity_mean=0.15, price_position=(4.0, 1.6),
-        channel_mix=(0.25, 0.65, 0.08, 0.02),
+        lines_mean=1.6, quantity_mean=0.15, price_position=(6.0, 1.5),
+        channel_mix=(0.08, 0.86, 0.04, 0.02),
         category_mix=(0.22, 0.18, 0.14, 0.12, 0.12, 0.08, 0.08, 0.06), category_concentration=12,
         season_strength=1.0, sale_discount_prob=0.3, opt_in=0.80, open_rate=0.45, click_rate=0.25,
         conversion_active=0.22, conversion_lapsed=0.05, email_effect=0.03, unsubscribe_rate=0.002,
         acquisition_mix=(0.30, 0.10, 0.05, 0.30, 0.05, 0.20), birth_year_mean=1976,
     ),
     "regular": SegmentProfile(
-        share=0.38, purchase_rate=4.0, lifetime_days=600, reactivation_prob=0.25,
-        lines_mean=0.7, quantity_mean=0.15, price_position=(2.2, 2.2),
-        channel_mix=(0.70, 0.15, 0.10, 0.05),
+        share=0.38, purchase_rate=6.0, lifetime_days=900, reactivation_prob=0.25,
+        lines_mean=1.0, quantity_mean=0.15, price_position=(3.0, 3.0),
+        channel_mix=(0.88, 0.05, 0.04, 0.03),
         category_mix=(0.10, 0.28, 0.22, 0.14, 0.10, 0.12, 0.02, 0.02), category_concentration=6,
         season_strength=1.0, sale_discount_prob=0.4, opt_in=0.60, open_rate=0.30, click_rate=0.15,
         conversion_active=0.08, conversion_lapsed=0.02, email_effect=0.06, unsubscribe_rate=0.004,
@@ -171,18 +174,18 @@ SEGMENTS: dict[str, SegmentProfile] = {
     ),
     "bargain": SegmentProfile(
         share=0.28, purchase_rate=7.0, lifetime_days=450, reactivation_prob=0.35,
-        lines_mean=1.1, quantity_mean=1.0, price_position=(1.0, 5.0),
-        channel_mix=(0.30, 0.10, 0.05, 0.55),
+        lines_mean=1.1, quantity_mean=1.5, price_position=(1.0, 6.0),
+        channel_mix=(0.08, 0.04, 0.02, 0.86),
         category_mix=(0.02, 0.06, 0.25, 0.18, 0.04, 0.03, 0.14, 0.28), category_concentration=6,
         season_strength=1.6, sale_discount_prob=0.9, opt_in=0.70, open_rate=0.35, click_rate=0.20,
         conversion_active=0.10, conversion_lapsed=0.03, email_effect=0.12, unsubscribe_rate=0.008,
         acquisition_mix=(0.10, 0.20, 0.35, 0.05, 0.25, 0.05), birth_year_mean=1988,
     ),
     "one_off": SegmentProfile(
-        share=0.22, purchase_rate=0.3, lifetime_days=30, reactivation_prob=0.03,
-        lines_mean=0.3, quantity_mean=0.1, price_position=(2.5, 2.0),
-        channel_mix=(0.30, 0.05, 0.50, 0.15),
-        category_mix=(0.35, 0.20, 0.05, 0.05, 0.10, 0.05, 0.18, 0.02), category_concentration=3,
+        share=0.22, purchase_rate=0.2, lifetime_days=30, reactivation_prob=0.03,
+        lines_mean=0.2, quantity_mean=0.0, price_position=(5.0, 2.0),
+        channel_mix=(0.05, 0.02, 0.90, 0.03),
+        category_mix=(0.30, 0.15, 0.05, 0.15, 0.05, 0.03, 0.25, 0.02), category_concentration=3,
         season_strength=1.8, sale_discount_prob=0.4, opt_in=0.35, open_rate=0.15, click_rate=0.08,
         conversion_active=0.03, conversion_lapsed=0.01, email_effect=0.01, unsubscribe_rate=0.010,
         acquisition_mix=(0.20, 0.45, 0.20, 0.05, 0.05, 0.05), birth_year_mean=1984,
@@ -314,17 +317,18 @@ def _seasonality(dates: pd.DatetimeIndex, strength: float) -> np.ndarray:
     return s / s.mean()
 
 
-def _ids(prefix: str, numbers: np.ndarray, width: int) -> np.ndarray:
-    """``prefix`` + zero-padded numbers, as a numpy string array (vectorised)."""
-    if np.size(numbers) == 0:
-        return np.array([], dtype=f"<U{len(prefix) + width}")
-    return np.strings.add(prefix, np.strings.zfill(np.asarray(numbers).astype(str), width))
+def _ids(prefix: str, numbers: np.ndarray, width: int) -> pa.Array:
+    """``prefix`` + zero-padded numbers, as an Arrow string array (vectorised)."""
+    digits = pc.utf8_lpad(pa.array(np.asarray(numbers, dtype=np.int64)).cast(pa.string()), width, "0")
+    return pc.binary_join_element_wise(prefix, digits, "")
 
 
-def _as_string(codes: np.ndarray, labels: Sequence[str] | np.ndarray) -> pd.Series:
+def _as_string(codes: np.ndarray, labels: Sequence[str] | pa.Array) -> pd.Series:
     """Strings ``labels[codes]`` (``-1`` = missing) as a pandas ``string`` Series."""
-    cat = pd.Categorical.from_codes(codes, categories=pd.Index(labels, dtype=object))
-    return pd.Series(cat).astype("string")
+    labels = labels if isinstance(labels, pa.Array) else pa.array(list(labels), type=pa.string())
+    codes = np.asarray(codes, dtype=np.int64)
+    taken = pc.take(labels, pa.array(codes, mask=codes < 0))
+    return pd.Series(pd.arrays.ArrowStringArray(taken), dtype="string")
 
 
 def _dirt_count(rate: float, base: int) -> int:
@@ -414,6 +418,9 @@ class _Orders:
     day: np.ndarray       # day index from `start`
     minute: np.ndarray    # minute of day
     kind: np.ndarray      # 0 organic, 1 campaign conversion, 2 guest
+
+    def subset(self, index: np.ndarray) -> "_Orders":
+        return _Orders(self.cust[index], self.day[index], self.minute[index], self.kind[index])
 
     def concat(self, other: "_Orders") -> "_Orders":
         return _Orders(*(np.concatenate([getattr(self, f), getattr(other, f)])
@@ -635,7 +642,7 @@ def generate_shop(
     chan_cum = _dirichlet_rows(rng, CHANNEL_CONCENTRATION * profiles["channel_mix"][seg])
     cat_cum = _dirichlet_rows(rng, profiles["category_concentration"][seg, None] * profiles["category_mix"][seg])
 
-    # --- organic purchase histories, campaigns and their conversion orders
+    # --- organic purchase histories, campaigns and the orders they convert
     cums = np.stack([np.concatenate([[0.0], np.cumsum(_seasonality(dates, s))])
                      for s in profiles["season_strength"]])
     orders, life = _purchase_histories(rng, seg, buyers, rate, signup_day, profiles, cums, n_days)
@@ -643,41 +650,36 @@ def generate_shop(
         rng, n_campaigns, n_days, seg, signup_day, buyers, life, profiles, control_share)
     for extra in conv_orders:
         orders = orders.concat(extra)
-    order_channel = _choose(rng, chan_cum, orders.cust)
+    channel = _choose(rng, chan_cum, orders.cust)
 
-    # --- lines, guest checkouts, returns
+    # --- guest checkouts: one-line orders without customer id (count from the expected rows)
+    expected_rows = (1 + profiles["lines_mean"][seg[orders.cust]]).sum() * (1 + return_rate)
+    n_guest = _dirt_count(rates["missing_customer_id"], int(expected_rows))
+    g_day = np.searchsorted(cums[2] / cums[2][-1], rng.random(n_guest), side="right") - 1
+    orders = orders.concat(_Orders(np.full(n_guest, -1), np.minimum(g_day, n_days - 1),
+                                   _minutes_of_day(rng, n_guest), np.full(n_guest, 2, np.int8)))
+    channel = np.concatenate([channel, rng.choice(len(CHANNELS), n_guest, p=GUEST_CHANNEL_MIX)])
+
+    # --- order numbers follow time; lines are generated in that order
+    by_time = np.lexsort((orders.kind, orders.cust, orders.day * 1440 + orders.minute))
+    conversion_number = np.argsort(by_time)[np.flatnonzero(orders.kind == 1)]  # campaign row order
+    orders, channel = orders.subset(by_time), channel[by_time]
+    seg_of_order = np.where(orders.cust >= 0, seg[np.maximum(orders.cust, 0)], 0)  # guests: code 0
     price = _catalogue(rng)
-    sale_day = _sale_days(dates)
-    lines = _lines(rng, orders, seg[orders.cust], profiles, cat_cum, price, sale_day)
-    n_base_rows = lines["order"].size
-    n_guest = _dirt_count(rates["missing_customer_id"], n_base_rows)
-    g_day = np.minimum(np.searchsorted(cums[2] / cums[2][-1], rng.random(n_guest), side="right") - 1,
-                       n_days - 1)
-    guests = _Orders(np.full(n_guest, -1), g_day.astype(np.int64), _minutes_of_day(rng, n_guest),
-                     np.full(n_guest, 2, np.int8))
-    g_first = orders.cust.size
-    orders = orders.concat(guests)
-    order_channel = np.concatenate([order_channel, rng.choice(len(CHANNELS), n_guest, p=[0.55, 0.2, 0.0, 0.25])])
-    g_lines = _lines(rng, _Orders(*(getattr(orders, f)[g_first:] for f in ("cust", "day", "minute", "kind"))),
-                     seg[np.maximum(orders.cust[g_first:], 0)], profiles, cat_cum, price, sale_day)
-    g_lines["order"] = g_lines["order"] + g_first
-    lines = {k: np.concatenate([lines[k], g_lines[k]]) for k in lines}
+    lines = _lines(rng, orders, seg_of_order, profiles, cat_cum, price, _sale_days(dates))
+    order_value = np.bincount(lines["order"], weights=np.round(lines["quantity"] * lines["unit_price"], 2),
+                              minlength=orders.cust.size)
     returned, r_day, r_min, r_qty = _returns(rng, lines, orders, return_rate, n_days)
-
-    # --- order numbers in time order; return rows
-    o_ts = orders.day * 1440 + orders.minute
-    number = np.empty(o_ts.size, np.int64)
-    number[np.lexsort((orders.kind, orders.cust, o_ts))] = np.arange(o_ts.size)
-    rows = _assemble_rows(lines, returned, r_day, r_min, r_qty, orders, order_channel, number)
+    rows = _assemble_rows(lines, returned, r_day, r_min, r_qty, orders, channel)
     rows, dirt_counts = _plant_transaction_dirt(rng, rows, rates, dates, n_guest)
 
     width = max(6, len(str(2 * n)))  # room for the unknown campaign ids beyond n
     cust_ids = _ids("C", np.arange(1, n + 1), width)
-    transactions = _transactions_frame(rows, cust_ids, number.size, start, price.size)
+    transactions = _transactions_frame(rows, cust_ids, orders.cust.size, start, price.size)
     customers = _customers_frame(rng, seg, names, signup_day, in_wave, chan_cum, consent, profiles,
                                  cust_ids, dates, end)
-    campaign, n_unknown = _campaign_frame(rng, blocks, send_days, dates, orders, lines, rows, number,
-                                          cust_ids, seg, profiles, rates, control_share, width, n)
+    campaign, n_unknown = _campaign_frame(rng, blocks, send_days, dates, order_value[conversion_number],
+                                          cust_ids, rates, control_share, width)
     dirt_counts["campaign_unknown_customer"] = n_unknown
     truth = _truth_frame(seg, names, rate, buyers, life, n_days, dates, cust_ids)
     return GeneratedShop(transactions=transactions, customers=customers, campaign=campaign,
@@ -685,39 +687,45 @@ def generate_shop(
                          start=start, end=end)
 
 
-def _assemble_rows(lines, returned, r_day, r_min, r_qty, orders: _Orders, order_channel, number):
-    """Row arrays (purchase lines then return lines) with their entry-order sort keys."""
+def _assemble_rows(lines, returned, r_day, r_min, r_qty, orders: _Orders, channel):
+    """Row arrays (purchase lines, then return lines) with what dirt planting needs."""
     o = lines["order"]
     r = np.flatnonzero(returned)
     ro = o[r]
     ts = np.concatenate([orders.day[o] * 1440 + orders.minute[o], r_day[ro] * 1440 + r_min[ro]])
+    both = np.concatenate([o, ro])
     rows = {
-        "order": np.concatenate([o, ro]),
-        "cust": np.concatenate([orders.cust[o], orders.cust[ro]]),
-        "kind": np.concatenate([orders.kind[o], orders.kind[ro]]),
+        "order": both,
+        "cust": orders.cust[both],
+        "kind": orders.kind[both],
         "is_return": np.concatenate([np.zeros(o.size, bool), np.ones(r.size, bool)]),
         "product": np.concatenate([lines["product"], lines["product"][r]]),
         "category": np.concatenate([lines["category"], lines["category"][r]]),
-        "channel": order_channel[np.concatenate([o, ro])],
+        "channel": channel[both],
         "quantity": np.concatenate([lines["quantity"], r_qty]),
         "unit_price": np.concatenate([lines["unit_price"], lines["unit_price"][r]]),
-        "ts": ts,            # minutes since `start`: the order date as exported
-        "entry_ts": ts.copy(),  # when the row was entered (sort key; differs for date typos)
-        "line": np.concatenate([np.arange(o.size), np.arange(r.size)]),
-        "copy": np.zeros(o.size + r.size, np.int8),
+        "ts": ts,                # minutes since `start`: the order date as exported
+        "entry_ts": ts.copy(),   # when the row was entered (sort key; differs for date typos)
     }
     rows["amount"] = np.round(rows["quantity"] * rows["unit_price"], 2)
     # an order with a returned line is never a target for dirt (keeps every kind unambiguous)
     has_return = np.zeros(orders.cust.size, bool)
     has_return[ro] = True
-    rows["order_has_return"] = has_return[rows["order"]]
-    rows["order_lines"] = np.bincount(o, minlength=orders.cust.size)[rows["order"]]
-    rows["number"] = number[rows["order"]]
+    rows["order_has_return"] = has_return[both]
+    rows["order_lines"] = np.bincount(o, minlength=orders.cust.size)[both]
     return rows
 
 
+OUTPUT_ROW_FIELDS = ("order", "cust", "is_return", "product", "category", "channel",
+                     "quantity", "unit_price", "amount", "ts")
+
+
 def _plant_transaction_dirt(rng, rows, rates, dates: pd.DatetimeIndex, n_guest: int):
-    """Plant each kind of transaction dirt on disjoint clean organic rows; count exactly."""
+    """Plant each kind of transaction dirt on disjoint clean organic rows; count exactly.
+
+    Returns the rows in export order (entry time, order number, purchase before return; a
+    duplicate follows the lines of its order) and the planted count per kind.
+    """
     n_rows = rows["order"].size
     clean = (rows["kind"] == 0) & ~rows["is_return"] & ~rows["order_has_return"]
     day = rows["ts"] // 1440
@@ -726,19 +734,15 @@ def _plant_transaction_dirt(rng, rows, rates, dates: pd.DatetimeIndex, n_guest: 
     counts = {"missing_customer_id": n_guest}
 
     pool = rng.permutation(np.flatnonzero(one_line))
-    k = min(_dirt_count(rates["future_order_date"], n_rows), pool.size)
-    future = pool[:k]
-    counts["future_order_date"] = k
-    taken = np.zeros(n_rows, bool)
-    taken[future] = True
-    pool = rng.permutation(np.flatnonzero(clean & ~taken))
-    chosen = {}
-    offset = 0
+    future = pool[:min(_dirt_count(rates["future_order_date"], n_rows), pool.size)]
+    counts["future_order_date"] = future.size
+    clean[future] = False
+    pool = rng.permutation(np.flatnonzero(clean))
+    chosen, offset = {}, 0
     for kind in ("zero_unit_price", "negative_unit_price", "quantity_outlier", "duplicate_rows"):
-        k = min(_dirt_count(rates[kind], n_rows), pool.size - offset)
-        chosen[kind] = pool[offset:offset + k]
-        counts[kind] = k
-        offset += k
+        chosen[kind] = pool[offset:offset + _dirt_count(rates[kind], n_rows)]
+        counts[kind] = chosen[kind].size
+        offset += chosen[kind].size
 
     rows["unit_price"][chosen["zero_unit_price"]] = 0.0
     neg = chosen["negative_unit_price"]
@@ -752,23 +756,24 @@ def _plant_transaction_dirt(rng, rows, rates, dates: pd.DatetimeIndex, n_guest: 
             "year": FUTURE_YEAR, "month": stamp.month, "day": stamp.day,
             "hour": stamp.hour, "minute": stamp.minute}))
         rows["ts"][future] = ((typo - pd.Timestamp(dates[0])) // pd.Timedelta(minutes=1)).to_numpy()
-    dup = chosen["duplicate_rows"]
-    out = {k: np.concatenate([v, v[dup]]) for k, v in rows.items()}
-    out["copy"][n_rows:] = 1
-    order = np.lexsort((out["copy"], out["line"], out["is_return"], out["number"], out["entry_ts"]))
-    return {k: v[order] for k, v in out.items()}, counts
+    keep = np.concatenate([np.arange(n_rows), chosen["duplicate_rows"]])
+    n_orders = int(rows["order"].max()) + 1 if n_rows else 1
+    key = (rows["entry_ts"][keep] * (2 * n_orders) + rows["order"][keep] * 2
+           + rows["is_return"][keep])
+    keep = keep[np.argsort(key, kind="stable")]
+    return {f: rows[f][keep] for f in OUTPUT_ROW_FIELDS}, counts
 
 
 def _transactions_frame(rows, cust_ids, n_orders, start, n_products) -> pd.DataFrame:
     """Canonical transactions frame from the row arrays."""
     width = max(7, len(str(n_orders)))
     order_ids = _ids("O", np.arange(1, n_orders + 1), width)
-    labels = np.concatenate([order_ids, np.strings.add("C", order_ids)])
+    labels = pa.concat_arrays([order_ids, pc.binary_join_element_wise("C", order_ids, "")])
     stamp = np.datetime64(start.to_datetime64(), "m") + rows["ts"].astype("timedelta64[m]")
     frame = pd.DataFrame({
         "customer_id": _as_string(rows["cust"], cust_ids),
         "order_date": stamp.astype("datetime64[ns]"),
-        "order_id": _as_string(rows["number"] + n_orders * rows["is_return"], labels),
+        "order_id": _as_string(rows["order"] + n_orders * rows["is_return"], labels),
         "amount": rows["amount"],
         "quantity": rows["quantity"],
         "unit_price": rows["unit_price"],
@@ -803,7 +808,7 @@ def _customers_frame(rng, seg, names, signup_day, in_wave, chan_cum, consent, pr
     gender = rng.choice(len(GENDERS), n, p=gender_p)
     gender = np.where(gender == len(GENDERS) - 1, -1, gender)
     frame = pd.DataFrame({
-        "customer_id": pd.array(cust_ids, dtype="string"),
+        "customer_id": _as_string(np.arange(n), cust_ids),
         "signup_date": dates.to_numpy()[signup_day],
         "country": _as_string(country, [c[0] for c in COUNTRIES]),
         "region": _as_string(region, region_names),
@@ -817,20 +822,20 @@ def _customers_frame(rng, seg, names, signup_day, in_wave, chan_cum, consent, pr
     return frame.astype(CUSTOMERS.dtypes)
 
 
-def _campaign_frame(rng, blocks, send_days, dates, orders: _Orders, lines, rows, number, cust_ids,
-                    seg, profiles, rates, control_share, width, n) -> tuple[pd.DataFrame, int]:
-    """Canonical campaign frame; revenue = gross value of the conversion order."""
+def _campaign_frame(rng, blocks, send_days, dates, conversion_value, cust_ids, rates, control_share,
+                    width) -> tuple[pd.DataFrame, int]:
+    """Canonical campaign frame; revenue = gross value of the conversion order (0 otherwise).
+
+    ``conversion_value`` holds the value of each conversion order in the order the campaign
+    blocks list their converted rows (campaign by campaign, recipients in id order).
+    """
     columns = ["campaign", "cust", "control", "delivered", "opened", "clicked", "converted", "unsubscribed"]
     if not blocks:
         return pd.DataFrame({c: pd.Series(dtype=d) for c, d in CAMPAIGN.dtypes.items()}), 0
     b = {c: np.concatenate([blk[c] for blk in blocks]) for c in columns}
-    # revenue: gross value of each conversion order (before returns and dirt), matched by
-    # (customer, campaign): conversion orders were appended campaign by campaign
-    value = np.bincount(lines["order"], weights=np.round(lines["quantity"] * lines["unit_price"], 2),
-                        minlength=orders.cust.size)
-    conv_orders = np.flatnonzero(orders.kind == 1)
     revenue = np.zeros(b["cust"].size)
-    revenue[np.flatnonzero(b["converted"])] = value[conv_orders]
+    revenue[b["converted"]] = conversion_value
+    n = len(cust_ids)
     # unknown customers: ids beyond the customers table (deleted accounts, CRM mismatch)
     k = _dirt_count(rates["campaign_unknown_customer"], b["cust"].size)
     u_control = rng.random(k) < control_share
@@ -845,12 +850,12 @@ def _campaign_frame(rng, blocks, send_days, dates, orders: _Orders, lines, rows,
     u_revenue = np.where(u_conv, np.round(np.exp(rng.normal(3.8, 0.8, k)), 2), 0.0)
     b = {c: np.concatenate([b[c], u[c]]) for c in columns}
     revenue = np.concatenate([revenue, u_revenue])
-    all_ids = np.concatenate([cust_ids, _ids("C", np.arange(n + 1, n + k + 1), width)])
+    all_ids = pa.concat_arrays([cust_ids, _ids("C", np.arange(n + 1, n + k + 1), width)])
     sent = dates.to_numpy()[send_days] + np.timedelta64(SEND_MINUTE, "m")
     labels = [f"EM-{pd.Timestamp(t):%Y%m%d}" for t in sent]
     frame = pd.DataFrame({
         "campaign_id": _as_string(b["campaign"], labels),
-        "customer_id": pd.array(all_ids[b["cust"]], dtype="string"),
+        "customer_id": _as_string(b["cust"], all_ids),
         "arm": _as_string(np.where(b["control"], 0, 1), [CONTROL_ARM, EMAIL_ARM]),
         "sent_at": sent[b["campaign"]].astype("datetime64[ns]"),
         "delivered": b["delivered"], "opened": b["opened"], "clicked": b["clicked"],
@@ -880,7 +885,7 @@ def _truth_frame(seg, names, rate, buyers, life, n_days, dates, cust_ids) -> pd.
     alive[seg == 0] = pd.NA
     effect = np.array([SEGMENTS.get(k, PROSPECT_PROFILE).email_effect for k in names])
     frame = pd.DataFrame({
-        "customer_id": pd.array(cust_ids, dtype="string"),
+        "customer_id": _as_string(np.arange(n), cust_ids),
         "latent_segment": _as_string(seg, names),
         "purchase_rate": np.round(rate, 4),
         "churn_date": as_date(final),
