@@ -214,11 +214,11 @@ def _kind(path: Path) -> tuple[str, str | None]:
         return "parquet", None
     if not compression and suffix in EXCEL_SUFFIXES:
         return "excel", None
-    fix = " Open it in Excel and save as .xlsx (or export CSV)." if suffix == ".xls" else ""
-    raise DataError(
-        f"{path}: unsupported file type {''.join(path.suffixes) or '(no extension)'!r}. Supported: "
-        ".csv/.tsv/.txt (optionally .gz, .bz2, .xz), .parquet/.pq, .xlsx/.xlsm.{} Rename or convert "
-        "the file.".format(fix))
+    fix = ("Open it in Excel and save as .xlsx (or export CSV)." if suffix == ".xls"
+           else "Rename or convert the file.")
+    kind = "".join(path.suffixes) or "(no extension)"
+    raise DataError(f"{path}: unsupported file type {kind!r}. Supported: .csv/.tsv/.txt (optionally .gz, "
+                    f".bz2, .xz), .parquet/.pq, .xlsx/.xlsm. {fix}")
 
 
 def _sample(path: Path, compression: str | None) -> bytes:
@@ -277,13 +277,13 @@ def _decode_error(path: Path, compression: str | None, encoding: str, exc: Unico
                 line += chunk[: err.start].count(b"\n")
                 snippet = bad.decode(encoding, errors="replace").replace("\n", " ")
                 return DataError(
-                    f"{path}: is not valid {_encoding_name(encoding)} text: byte {chunk[err.start:err.end]!r} at byte "
-                    f"{offset + err.start} (line {line}, near {snippet!r}). Set io.encoding in the config "
-                    "to the file's encoding, e.g. 'latin-1' or 'cp1252' for Western European exports.")
+                    f"{path}: is not valid {_encoding_name(encoding)} text: byte {chunk[err.start:err.end]!r} "
+                    f"at byte {offset + err.start} (line {line}, near {snippet!r}). Set io.encoding in the "
+                    "config to the file's encoding, e.g. 'latin-1' or 'cp1252' for Western European exports.")
             line += chunk.count(b"\n")
             offset += len(chunk)
-    return DataError(f"{path}: is not valid {_encoding_name(encoding)} text ({exc.reason}). Set io.encoding in the config, "
-                     "e.g. 'latin-1' or 'cp1252'.")
+    return DataError(f"{path}: is not valid {_encoding_name(encoding)} text ({exc.reason}). Set io.encoding "
+                     "in the config, e.g. 'latin-1' or 'cp1252'.")
 
 
 def _read_text(path: Path, compression: str | None, spec: TableSpec, mapping: Mapping[str, str],
