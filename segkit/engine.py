@@ -124,6 +124,7 @@ def rfm_table_from_files(
     source: str | Path | list[str | Path],
     as_of: str | pd.Timestamp | None = None,
     memory_limit: str | None = None,
+    temp_directory: str | Path | None = None,
 ) -> pd.DataFrame:
     """:func:`segkit.rfm.rfm_table` computed out-of-core from order-line files.
 
@@ -135,6 +136,8 @@ def rfm_table_from_files(
         Exclusive analysis date; None = the day after the last order.
     memory_limit : str, optional
         DuckDB memory limit (e.g. ``"2GB"``); beyond it DuckDB spills to disk.
+    temp_directory : str or Path, optional
+        Where DuckDB spills (default: its own temporary folder).
 
     Returns
     -------
@@ -142,7 +145,7 @@ def rfm_table_from_files(
         The columns of :func:`segkit.rfm.rfm_table` with the same dtypes, sorted by customer.
     """
     as_of_ts = None if as_of is None else pd.Timestamp(as_of).normalize()
-    con = connect(memory_limit=memory_limit)
+    con = connect(memory_limit=memory_limit, temp_directory=temp_directory)
     try:
         frame = con.sql(rfm_sql(source_relation(source), as_of_ts)).df()
     except duckdb.Error as exc:

@@ -1,0 +1,148 @@
+"""The benchmark cases of ``make bench`` and the data they run on.
+
+Data is generated once into the data folder (``.bench/``) before any timing. Sizes (full /
+smoke):
+
+- ``rfm_1m``, ``rfm_10m`` / ``rfm_smoke``: customer-level RFM from order lines in Parquet —
+  segkit's out-of-core engine and in-memory path vs a plain DuckDB GROUP BY (baseline) and a
+  pandas groupby. Target: engine within 1.2× of DuckDB's time and memory; ≤ 2 GB at 10M.
+- ``large_100m`` / ``large_smoke``: the out-of-core engine over a folder of Parquet parts
+  (100M lines) with a 2 GB DuckDB memory limit vs the plain DuckDB GROUP BY.
+- ``kproto_20k``, ``kproto_100k``: segkit's k-prototypes vs ``kmodes`` (baseline), same k, init,
+  n_init. Target: time ratio ≤ 1/50 at an equal or lower cost.
+- ``kmeans_100k``: segkit's k-means path vs scikit-learn's KMeans alone.
+- ``clv_100k``: segkit's BG/NBD + Gamma-Gamma vs lifetimes used directly.
+- ``pipeline_sample``, ``pipeline_1m``: ``segkit run`` end to end vs the runner over trivial
+  notebooks. Targets: ≤ 30 s (sample), ≤ 120 s (1M order lines) on 2 cores.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable
+
+from segkit.bench.harness import Case, Contender
+from segkit.config import project_root
+
+
+def _lines(data_dir: Path, n: int, files: int = 1) -> Path:
+    from segkit.bench.data import order_lines_parquet
+
+    name = f"lines_{n}" + (f"_x{files}" if files > 1 else "") + ("" if files > 1 else ".parquet")
+    path = data_dir / name
+    if not path.exists():
+        order_lines_parquet(path, n, files=files)
+    return path
+
+
+def _shop_config(data_dir: Path, n_customers: int) -> Path:
+    """A generated shop (``segkit.datasets``) written as CSV + a config pointing at it."""
+    from segkit.datasets import generate_shop, write_sample
+
+    folder = data_dir / f"shop_{n_customers}"
+    config = folder / "config.yml"
+    if not config.exists():
+        write_sample(folder, generate_shop(n_customers=n_customers, seed=42))
+        config.write_text("data:\n  transactions: transactions.csv\n  customers: customers.csv\n"
+                          "  campaign: campaign.csv\nrun:\n  seed: 42\n")
+    return config
+
+
+def rfm_case(data_dir: Path, n: int, name: str, repeats: int, pandas: bool = True) -> Case:
+    path = str(_lines(data_dir, n))
+    contenders = [Contender("duckdb_sql", "segkit.bench.rfm:duckdb_sql", {"path": path}),
+                  Contender("segkit_engine", "segkit.bench.rfm:segkit_engine", {"path": path})]
+    if pandas:
+        contenders += [Contender("segkit_in_memory", "segkit.bench.rfm:segkit_in_memory", {"path": path}),
+                       Contender("pandas_groupby", "segkit.bench.rfm:pandas_groupby", {"path": path})]
+    return Case(name, contenders, repeats=repeats,
+                description=f"customer-level RFM from {n:,} order lines (Parquet)",
+                target="segkit_engine within 1.2× of duckdb_sql in time and memory; ≤ 2 GB peak at 10M lines")
+
+
+def large_case(data_dir: Path, n: int, name: str, files: int, repeats: int) -> Case:
+    path = str(_lines(data_dir, n, files=files))
+    return Case(name, [
+        Contender("duckdb_sql", "segkit.bench.rfm:duckdb_sql", {"path": path + "/*.parquet"}),
+        Contender("segkit_engine", "segkit.bench.large:segkit_engine_bounded", {"path": path}),
+    ], repeats=repeats, description=f"out-of-core RFM over {n:,} order lines in {files} Parquet files",
+        target="completes on the 24 GB machine with bounded memory (DuckDB limit 2 GB, spills to disk)")
+
+
+def kproto_case(n: int, name: str, repeats: int) -> Case:
+    kw = {"n_rows": n, "seed": 0}
+    return Case(name, [Contender("kmodes", "segkit.bench.cluster:kmodes_kprototypes", kw),
+                       Contender("segkit", "segkit.bench.cluster:segkit_kprototypes", kw)],
+                repeats=repeats, description=f"k-prototypes, {n:,} rows (3 numeric + 3 categorical), k=5, n_init=1",
+                target="segkit time ratio ≤ 0.02 (≥ 50× faster) with cost ≤ kmodes' cost")
+
+
+def kmeans_case(n: int, name: str, repeats: int) -> Case:
+    kw = {"n_rows": n, "seed": 0}
+    return Case(name, [Contender("sklearn_kmeans", "segkit.bench.cluster:sklearn_kmeans", kw),
+                       Contender("segkit", "segkit.bench.cluster:segkit_kmeans", kw)],
+                repeats=repeats, description=f"k-means, {n:,} rows, k=5",
+                target="segkit's path adds little over scikit-learn alone (ratio ≈ 1)")
+
+
+def clv_case(data_dir: Path, n: int, name: str, repeats: int) -> Case:
+    from segkit.bench.clv import write_summaries
+
+    path = data_dir / f"clv_{n}.parquet"
+    if not path.exists():
+        write_summaries(path, n)
+    kw = {"path": str(path)}
+    return Case(name, [Contender("lifetimes", "segkit.bench.clv:lifetimes_direct", kw),
+                       Contender("segkit", "segkit.bench.clv:segkit_clv", kw)],
+                repeats=repeats, description=f"BG/NBD + Gamma-Gamma maximum-likelihood fit, {n:,} customers",
+                target="same parameters as lifetimes, ratio ≈ 1 (segkit wraps lifetimes)")
+
+
+def pipeline_case(data_dir: Path, config: Path, name: str, what: str, repeats: int, target: str) -> Case:
+    from segkit.bench.pipeline import trivial_notebooks
+
+    trivial = trivial_notebooks(data_dir / "trivial_notebooks")
+    return Case(name, [
+        Contender("runner_overhead", "segkit.bench.pipeline:runner_overhead",
+                  {"config": str(config), "notebooks_dir": str(trivial)}),
+        Contender("segkit_run", "segkit.bench.pipeline:segkit_run", {"config": str(config)}),
+    ], repeats=repeats, description=f"segkit run end to end on {what}", target=target)
+
+
+def build_cases(data_dir: Path, smoke: bool = False, only: list[str] | None = None,
+                log: Callable[[str], None] = print) -> list[Case]:
+    """Generate the data (cached in ``data_dir``) and return the cases to run."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    sample_config = project_root() / "data" / "configs" / "sample.yml"
+    if smoke:
+        plan = [
+            ("rfm_smoke", lambda: rfm_case(data_dir, 20_000, "rfm_smoke", 1)),
+            ("large_smoke", lambda: large_case(data_dir, 50_000, "large_smoke", 2, 1)),
+            ("kproto_smoke", lambda: kproto_case(400, "kproto_smoke", 1)),
+            ("kmeans_smoke", lambda: kmeans_case(1_000, "kmeans_smoke", 1)),
+            ("clv_smoke", lambda: clv_case(data_dir, 2_000, "clv_smoke", 1)),
+            ("pipeline_smoke", lambda: pipeline_case(data_dir, _shop_config(data_dir, 300), "pipeline_smoke",
+                                                     "a 300-customer generated shop", 1, "")),
+        ]
+    else:
+        plan = [
+            ("rfm_1m", lambda: rfm_case(data_dir, 1_000_000, "rfm_1m", 5)),
+            ("rfm_10m", lambda: rfm_case(data_dir, 10_000_000, "rfm_10m", 3)),
+            ("large_100m", lambda: large_case(data_dir, 100_000_000, "large_100m", 20, 1)),
+            ("kproto_20k", lambda: kproto_case(20_000, "kproto_20k", 3)),
+            ("kproto_100k", lambda: kproto_case(100_000, "kproto_100k", 1)),
+            ("kmeans_100k", lambda: kmeans_case(100_000, "kmeans_100k", 3)),
+            ("clv_100k", lambda: clv_case(data_dir, 100_000, "clv_100k", 3)),
+            ("pipeline_sample", lambda: pipeline_case(data_dir, sample_config, "pipeline_sample",
+                                                      "the bundled sample", 3, "segkit_run ≤ 30 s on 2 cores")),
+            ("pipeline_1m", lambda: pipeline_case(data_dir, _shop_config(data_dir, 118_000), "pipeline_1m",
+                                                  "a generated shop of ~1M order lines / ~100k customers", 1,
+                                                  "segkit_run ≤ 120 s on 2 cores")),
+        ]
+    cases = []
+    for name, build in plan:
+        if only and not any(name.startswith(p) for p in only):
+            continue
+        log(f"preparing {name} …")
+        cases.append(build())
+    return cases
