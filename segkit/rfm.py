@@ -183,7 +183,7 @@ def lifetimes_summary(
         raise DataError(f"{what}: no transaction on or before observation_period_end={end.date()} "
                         f"(first transaction {dates.min().date()}). Choose a later end date.")
 
-    frame = pd.DataFrame({"cid": ids.to_numpy()[keep], "period": period.to_numpy()[keep]})
+    frame = pd.DataFrame({"cid": ids.array[keep], "period": period.to_numpy()[keep]})
     if monetary_value_col:
         frame["value"] = values.to_numpy()[keep]
         per = frame.groupby(["cid", "period"], sort=True)["value"].sum().reset_index()
