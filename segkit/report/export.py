@@ -1,0 +1,497 @@
+"""Self-contained, offline HTML of an executed notebook, and the checks that keep it so.
+
+One :class:`ReportExporter` (nbconvert's ``HTMLExporter`` with segkit's template, created once
+and reused for every notebook of a run) turns an executed notebook into HTML that needs nothing
+but the file itself:
+
+- the template ``segkit/templates/segkit_report.html.j2`` extends nbconvert's ``lab`` template
+  and removes every block that loads code from a CDN (require.js and MathJax from cdnjs,
+  Mermaid, the widget manager from unpkg); plots are embedded as ``data:`` URIs by nbconvert;
+- live widget views (``application/vnd.jupyter.widget-view+json``), JavaScript outputs and the
+  notebook's widget state are stripped, so the static ``text/html`` rendering that
+  :func:`segkit.widgets.explorer` puts in the same output is what the reader sees;
+- code cells are hidden unless ``include_code`` is set;
+- the notebook's executive summary (``summaries/NN_name.json``) is placed at the top, or, for a
+  notebook that stopped with an error, a banner naming the cell and the error;
+- :func:`validate_offline_html` runs on every export and raises :class:`OfflineHTMLError` if
+  anything would be fetched from outside the file;
+- with ``privacy.pseudonymize_ids`` on, :func:`redact_raw_ids` replaces any raw customer id
+  that still appears in the HTML (e.g. a table displayed without ``shareable()``) by its
+  salted pseudonym — the same one :func:`segkit.privacy.shareable_table` gives — and the run
+  reports how many it replaced. Ids made only of digits are not scanned: they cannot be told
+  apart from the numbers in a table (their pseudonymisation relies on ``shareable()``).
+
+Examples
+--------
+>>> find_external_resources('<img src="https://example.org/a.png"><img src="data:image/png;base64,AA==">')
+['<img src="https://example.org/a.png">']
+>>> redact_raw_ids("<td>C000123</td><td>42</td>", {"C000123", "42"}, salt="s")
+('<td>c-21aaf5c94b</td><td>42</td>', 1)
+"""
+
+from __future__ import annotations
+
+import copy
+import html as html_lib
+import numbers
+import re
+import time
+from dataclasses import dataclass
+from html.parser import HTMLParser
+from importlib import resources
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+import nbformat
+
+from segkit.errors import SegkitError
+from segkit.pipeline import atomic_write_text, summary_markdown
+from segkit.privacy import pseudonymize_ids
+
+TEMPLATE_FILE = "segkit_report.html.j2"
+#: Output MIME types removed before export: they need a JavaScript runtime loaded from a CDN.
+STRIPPED_MIMETYPES: tuple[str, ...] = (
+    "application/vnd.jupyter.widget-view+json",
+    "application/vnd.jupyter.widget-state+json",
+    "application/javascript",
+)
+REPORT_CSS = """
+.segkit-banner { margin: 1em 0; padding: 1em 1.5em; border-radius: 6px;
+                 font-family: var(--jp-content-font-family); font-size: var(--jp-content-font-size1);
+                 color: var(--jp-content-font-color1); }
+.segkit-summary { background: #f3f7fb; border-left: 6px solid #1f77b4; }
+.segkit-failure { background: #fdecea; border-left: 6px solid #c62828; }
+.segkit-failure pre { white-space: pre-wrap; }
+.segkit-banner table { border-collapse: collapse; margin: 0.5em 0; }
+.segkit-banner td, .segkit-banner th { padding: 2px 12px 2px 0; text-align: left; }
+.segkit-banner h2 { margin-top: 0; }
+"""
+
+
+class OfflineHTMLError(SegkitError):
+    """Exported HTML would load something from outside the file (not shareable offline)."""
+
+
+# --------------------------------------------------------------------------- offline check
+# Attributes that make a browser fetch something when the page opens. ``href`` counts on every
+# tag except links the reader clicks (<a>, <area>); SVG's ``xlink:href`` likewise.
+_FETCH_ATTRS = frozenset({"src", "srcset", "poster", "data", "background", "href", "xlink:href",
+                          "action", "formaction", "manifest", "codebase", "archive", "longdesc"})
+_CLICK_TAGS = frozenset({"a", "area"})
+_CSS_URL = re.compile(r"""url\(\s*(['"]?)(?P<url>[^'")\s]+)\1\s*\)|@import\s+(['"])(?P<imp>[^'"]+)\3""",
+                      re.IGNORECASE)
+_SCRIPT_FETCH = re.compile(r"""https?://(?!www\.w3\.org/)[^\s'"<>]+|\bimport\s*\(|\bimportScripts\s*\(|"""
+                           r"""\bfetch\s*\(|XMLHttpRequest|new\s+WebSocket|navigator\.sendBeacon""")
+_NON_JS_SCRIPT_TYPES = ("application/json", "application/ld+json", "text/x-mathjax-config",
+                        "application/vnd.jupyter.widget-state+json")
+
+
+def _is_local(url: str) -> bool:
+    url = url.strip()
+    return url == "" or url.startswith("#") or url.lower().startswith(("data:", "about:blank"))
+
+
+def _css_problems(css: str, where: str) -> list[str]:
+    found = []
+    for m in _CSS_URL.finditer(css):
+        url = m.group("url") or m.group("imp")
+        if not _is_local(url):
+            found.append(f"{where}: {m.group(0)}")
+    return found
+
+
+class _ResourceScanner(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.problems: list[str] = []
+        self._in: str | None = None  # "style" or "script" while inside one
+        self._script_is_js = False
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        tag = tag.lower()
+        text = self.get_starttag_text() or f"<{tag}>"
+        for name, value in attrs:
+            name = name.lower()
+            value = value or ""
+            if name == "style":
+                self.problems += _css_problems(value, text)
+            elif name == "http-equiv" and value.lower() == "refresh":
+                self.problems.append(text)
+            elif name in _FETCH_ATTRS and not (name in ("href", "xlink:href") and tag in _CLICK_TAGS):
+                urls = [u.strip().split(" ")[0] for u in value.split(",")] if name == "srcset" else [value]
+                if any(not _is_local(u) for u in urls):
+                    self.problems.append(text)
+        if tag in ("style", "script"):
+            self._in = tag
+            kind = (dict(attrs).get("type") or "").lower()
+            self._script_is_js = tag == "script" and kind not in _NON_JS_SCRIPT_TYPES
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag.lower() == self._in:
+            self._in = None
+
+    def handle_data(self, data: str) -> None:
+        if self._in == "style":
+            self.problems += _css_problems(data, "<style>")
+        elif self._in == "script" and self._script_is_js:
+            self.problems += [f"<script> … {m.group(0)} …" for m in _SCRIPT_FETCH.finditer(data)]
+
+
+def find_external_resources(html: str) -> list[str]:
+    """Every place in ``html`` that would make a browser fetch something outside the file.
+
+    Checks tag attributes that load resources (``src``, ``srcset``, ``href`` except on links
+    the reader clicks, ``poster``, ``data``, …), CSS ``url(...)``/``@import`` in ``<style>`` and
+    ``style=""``, meta refresh, and JavaScript that names an http(s) URL or calls
+    ``fetch``/``import()``/``XMLHttpRequest``. ``data:`` URIs and ``#fragment`` links are fine.
+
+    Parameters
+    ----------
+    html : str
+        A complete HTML document.
+
+    Returns
+    -------
+    list of str
+        The offending tags or snippets, in document order (empty when the file is offline-safe).
+
+    Examples
+    --------
+    >>> find_external_resources('<link rel="stylesheet" href="style.css"><a href="x.html">x</a>')
+    ['<link rel="stylesheet" href="style.css">']
+    >>> find_external_resources('<style>body{background:url(data:image/png;base64,AA==)}</style>')
+    []
+    """
+    scanner = _ResourceScanner()
+    scanner.feed(html)
+    scanner.close()
+    return scanner.problems
+
+
+def validate_offline_html(html: str, source: str = "report") -> None:
+    """Raise :class:`OfflineHTMLError` when ``html`` would load anything from outside the file.
+
+    Parameters
+    ----------
+    html : str
+        The HTML document.
+    source : str
+        Name of the file or notebook, for the message.
+
+    Examples
+    --------
+    >>> validate_offline_html("<html><body><p>ok</p></body></html>")
+    >>> validate_offline_html('<script src="https://cdn.example/x.js"></script>', "02_rfm.html")
+    Traceback (most recent call last):
+    ...
+    segkit.report.export.OfflineHTMLError: 02_rfm.html is not self-contained: it would load 1 resource(s) from outside the file: <script src="https://cdn.example/x.js">. Embed the content (plots as images in outputs, no links to web images/scripts in markdown) or remove it.
+    """
+    problems = find_external_resources(html)
+    if problems:
+        shown = "; ".join(problems[:5]) + (f"; … and {len(problems) - 5} more" if len(problems) > 5 else "")
+        raise OfflineHTMLError(
+            f"{source} is not self-contained: it would load {len(problems)} resource(s) from outside "
+            f"the file: {shown}. Embed the content (plots as images in outputs, no links to web "
+            "images/scripts in markdown) or remove it."
+        )
+
+
+# --------------------------------------------------------------------------- privacy
+_DATA_URI = re.compile(r"data:[\w.+/-]+(?:;[\w=.+-]+)*,[A-Za-z0-9+/=%._~-]*")
+_TOKEN = re.compile(r"[A-Za-z0-9_@.\-]+")
+_NUMERIC = re.compile(r"^[\d\s.,+-]*$")
+
+
+def scannable_ids(ids: Iterable[Any]) -> set[str]:
+    """The ids the HTML scan looks for: non-empty, at least 3 characters, not only digits.
+
+    Examples
+    --------
+    >>> sorted(scannable_ids(["C000123", "12346", "ab", None, "x-77"]))
+    ['C000123', 'x-77']
+    """
+    out = set()
+    for value in ids:
+        if value is None or value != value:  # None / NaN
+            continue
+        text = str(value).strip()
+        if len(text) >= 3 and not _NUMERIC.match(text):
+            out.add(text)
+    return out
+
+
+def redact_raw_ids(html: str, ids: Iterable[Any], salt: str) -> tuple[str, int]:
+    """Replace raw customer ids in ``html`` by their salted pseudonyms.
+
+    Ids are matched as whole tokens (letters, digits, ``_@.-``; surrounding dots/dashes
+    trimmed) outside ``data:`` URIs (embedded images). The pseudonym is
+    :func:`segkit.privacy.pseudonymize_ids` with the same ``salt``, so a redacted id reads the
+    same as one displayed through ``shareable()``.
+
+    Parameters
+    ----------
+    html : str
+        HTML text.
+    ids : iterable
+        Raw customer ids (only :func:`scannable_ids` are looked for).
+    salt : str
+        The run's ``privacy.salt``.
+
+    Returns
+    -------
+    (str, int)
+        The redacted HTML and the number of replacements.
+
+    Examples
+    --------
+    >>> redact_raw_ids("Top buyer: C000007.", ["C000007"], salt="segkit")
+    ('Top buyer: c-e2967c7a92.', 1)
+    """
+    wanted = scannable_ids(ids)
+    if not wanted:
+        return html, 0
+    import pandas as pd
+
+    count = 0
+    cache: dict[str, str] = {}
+
+    def pseudonym(raw: str) -> str:
+        if raw not in cache:
+            cache[raw] = str(pseudonymize_ids(pd.Series([raw]), salt).iloc[0])
+        return cache[raw]
+
+    def token(m: re.Match) -> str:
+        nonlocal count
+        tok = m.group(0)
+        core = tok.strip("._-@")
+        if core in wanted:
+            count += 1
+            start = tok.index(core)
+            return tok[:start] + pseudonym(core) + tok[start + len(core):]
+        return tok
+
+    parts, last = [], 0
+    for m in _DATA_URI.finditer(html):
+        parts.append(_TOKEN.sub(token, html[last:m.start()]))
+        parts.append(m.group(0))
+        last = m.end()
+    parts.append(_TOKEN.sub(token, html[last:]))
+    return "".join(parts), count
+
+
+# --------------------------------------------------------------------------- notebook prep
+def strip_live_widgets(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
+    """Copy of ``nb`` without widget views, JavaScript outputs and the widget state metadata.
+
+    An output that had only such representations is dropped; others keep their static ones
+    (``text/html``, ``image/png``, ``text/plain``).
+
+    Examples
+    --------
+    >>> nb = nbformat.v4.new_notebook(metadata={"widgets": {"state": {}}})
+    >>> out = nbformat.v4.new_output("display_data", data={"text/html": "<b>x</b>",
+    ...     "application/vnd.jupyter.widget-view+json": {"model_id": "ab"}})
+    >>> nb.cells = [nbformat.v4.new_code_cell("w", outputs=[out])]
+    >>> clean = strip_live_widgets(nb)
+    >>> sorted(clean.cells[0].outputs[0].data), "widgets" in clean.metadata
+    (['text/html'], False)
+    """
+    nb = copy.deepcopy(nb)
+    nb.metadata.pop("widgets", None)
+    for cell in nb.cells:
+        if cell.get("cell_type") != "code":
+            continue
+        kept = []
+        for output in cell.get("outputs", []):
+            data = output.get("data")
+            if data is not None:
+                for mime in STRIPPED_MIMETYPES:
+                    data.pop(mime, None)
+                if not data:
+                    continue
+            kept.append(output)
+        cell.outputs = kept
+    return nb
+
+
+def format_headline(value: Any) -> str:
+    """Human formatting of a headline number (thousands separators, 2 decimals for floats).
+
+    Examples
+    --------
+    >>> format_headline(4210), format_headline(0.12345), format_headline("12%")
+    ('4,210', '0.12', '12%')
+    """
+    if isinstance(value, bool) or value is None:
+        return str(value)
+    if isinstance(value, numbers.Integral):
+        return f"{int(value):,}"
+    if isinstance(value, numbers.Real):
+        value = float(value)
+        return f"{int(value):,}" if value.is_integer() and abs(value) >= 1000 else f"{value:,.2f}"
+    return str(value)
+
+
+def headline_table(headlines: Mapping[str, Any]) -> str:
+    """HTML table of the headline numbers of a summary (escaped)."""
+    if not headlines:
+        return ""
+    rows = "".join(f"<tr><th>{html_lib.escape(str(k))}</th><td>{html_lib.escape(format_headline(v))}</td></tr>"
+                   for k, v in headlines.items())
+    return f"<table class='segkit-headlines'>{rows}</table>"
+
+
+@dataclass(frozen=True)
+class Failure:
+    """Where and why a notebook stopped (from papermill's ``PapermillExecutionError``)."""
+
+    notebook: str
+    cell_index: int
+    exec_count: int | None
+    first_line: str
+    ename: str
+    evalue: str
+
+    def describe(self) -> str:
+        """One-paragraph description: notebook, cell and error.
+
+        Examples
+        --------
+        >>> Failure("02_rfm", 4, 3, "result = build_rfm_artifacts(ctx)", "DataError", "bad").describe()
+        '02_rfm stopped in cell In [3] (`result = build_rfm_artifacts(ctx)`) with DataError: bad'
+        """
+        cell = f"In [{self.exec_count}]" if self.exec_count is not None else f"#{self.cell_index}"
+        return f"{self.notebook} stopped in cell {cell} (`{self.first_line}`) with {self.ename}: {self.evalue}"
+
+
+# --------------------------------------------------------------------------- exporter
+@dataclass(frozen=True)
+class ExportResult:
+    """What :meth:`ReportExporter.export` wrote."""
+
+    path: Path
+    seconds: float
+    redacted_ids: int
+
+
+class ReportExporter:
+    """nbconvert ``HTMLExporter`` configured for offline, shareable segkit reports.
+
+    Create one per run and call :meth:`export` for every notebook (the template environment is
+    built once).
+
+    Parameters
+    ----------
+    include_code : bool
+        Keep code cells (and their prompts) in the HTML.
+
+    Examples
+    --------
+    >>> exporter = ReportExporter()
+    >>> nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell("# Title")])
+    >>> html = exporter.to_html(nb, summary={"analysed": "x", "findings": ["f"], "actions": ["a"]})
+    >>> "Executive summary" in html and "cdnjs" not in html
+    True
+    """
+
+    def __init__(self, include_code: bool = False) -> None:
+        from nbconvert import HTMLExporter
+
+        self.include_code = include_code
+        template_dir = str(resources.files("segkit") / "templates")
+        self._exporter = HTMLExporter(
+            template_name="lab",
+            template_file=TEMPLATE_FILE,
+            extra_template_paths=[template_dir],
+            exclude_input=not include_code,
+            exclude_input_prompt=not include_code,
+            exclude_output_prompt=not include_code,
+            # Nothing below is used by the template any more; empty so no URL can slip back in.
+            require_js_url="", mathjax_url="", jquery_url="", widget_renderer_url="",
+            jupyter_widgets_base_url="",
+            embed_images=True,
+        )
+
+    def top_html(self, summary: Mapping[str, Any] | None, failure: Failure | None) -> str:
+        """HTML placed at the top of the report: failure banner and/or executive summary."""
+        parts = []
+        if failure is not None:
+            parts.append(
+                "<section class='jp-RenderedHTMLCommon segkit-banner segkit-failure'><h2>This notebook stopped with an error</h2>"
+                f"<p>Cell <code>{html_lib.escape(failure.first_line)}</code> raised "
+                f"<b>{html_lib.escape(failure.ename)}</b>:</p><pre>{html_lib.escape(failure.evalue)}</pre>"
+                "<p>The results below end where the error happened (see the cell marked in red).</p></section>"
+            )
+        if summary:
+            title = html_lib.escape(str(summary.get("title") or summary.get("notebook") or ""))
+            body = self._markdown(summary_markdown(summary))
+            parts.append(
+                f"<section class='jp-RenderedHTMLCommon segkit-banner segkit-summary'><h2>Executive summary{': ' + title if title else ''}</h2>"
+                f"{headline_table(summary.get('headlines') or {})}{body}</section>"
+            )
+        return "".join(parts)
+
+    @staticmethod
+    def _markdown(text: str) -> str:
+        from nbconvert.filters.markdown_mistune import markdown2html_mistune
+
+        return markdown2html_mistune(text)
+
+    def to_html(
+        self,
+        nb: nbformat.NotebookNode,
+        summary: Mapping[str, Any] | None = None,
+        failure: Failure | None = None,
+        title: str | None = None,
+    ) -> str:
+        """Render ``nb`` (widgets stripped, summary/failure on top) to one HTML string."""
+        nb = strip_live_widgets(nb)
+        if title:
+            nb.metadata["title"] = title
+        res = {"segkit": {"css": REPORT_CSS, "top_html": self.top_html(summary, failure)},
+               "metadata": {"name": title or "report"}}
+        body, _ = self._exporter.from_notebook_node(nb, resources=res)
+        return body
+
+    def export(
+        self,
+        nb: nbformat.NotebookNode,
+        path: Path,
+        *,
+        summary: Mapping[str, Any] | None = None,
+        failure: Failure | None = None,
+        raw_ids: Iterable[Any] = (),
+        privacy: Mapping[str, Any] | None = None,
+    ) -> ExportResult:
+        """Write the report of ``nb`` to ``path`` (atomically) after the offline and privacy checks.
+
+        Parameters
+        ----------
+        nb : NotebookNode
+            Executed notebook.
+        path : Path
+            Target ``.html`` file.
+        summary : mapping, optional
+            The notebook's summary JSON (placed on top as the executive summary).
+        failure : Failure, optional
+            Where the notebook stopped, for the banner on top.
+        raw_ids : iterable
+            Real customer ids of the run, redacted if found while ``privacy.pseudonymize_ids``.
+        privacy : mapping, optional
+            The config's ``privacy`` section.
+
+        Raises
+        ------
+        OfflineHTMLError
+            If the HTML would load anything from outside the file.
+        """
+        start = time.perf_counter()
+        path = Path(path)
+        html = self.to_html(nb, summary=summary, failure=failure, title=path.stem)
+        redacted = 0
+        privacy = privacy or {}
+        if privacy.get("pseudonymize_ids", True):
+            html, redacted = redact_raw_ids(html, raw_ids, str(privacy.get("salt", "segkit")))
+        validate_offline_html(html, path.name)
+        atomic_write_text(path, html)
+        return ExportResult(path=path, seconds=time.perf_counter() - start, redacted_ids=redacted)

@@ -1,0 +1,108 @@
+"""What ``run.json`` records so a run can be trusted and repeated: inputs, versions, timings.
+
+Examples
+--------
+>>> versions = library_versions()
+>>> versions["segkit"] == __import__("segkit").__version__
+True
+"""
+
+from __future__ import annotations
+
+import hashlib
+import platform
+from datetime import datetime
+from importlib import metadata
+from pathlib import Path
+from typing import Any, Mapping
+
+import nbformat
+
+import segkit
+
+#: Distributions whose versions decide the results or the reports.
+KEY_LIBRARIES: tuple[str, ...] = (
+    "pandas", "numpy", "scipy", "scikit-learn", "kmodes", "lifetimes", "statsmodels",
+    "matplotlib", "seaborn", "pyarrow", "duckdb", "papermill", "nbconvert", "nbclient",
+    "nbformat", "ipykernel", "ipywidgets",
+)
+
+
+def file_info(path: Path, chunk_size: int = 1 << 20) -> dict[str, Any]:
+    """Absolute path, size in bytes and SHA-256 of a file.
+
+    Examples
+    --------
+    >>> import tempfile, os
+    >>> with tempfile.NamedTemporaryFile(delete=False) as fh:
+    ...     _ = fh.write(b"abc")
+    >>> info = file_info(Path(fh.name)); os.unlink(fh.name)
+    >>> info["size"], info["sha256"][:12]
+    (3, 'ba7816bf8f01')
+    """
+    path = Path(path).resolve()
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(chunk_size), b""):
+            digest.update(block)
+    return {"path": str(path), "size": path.stat().st_size, "sha256": digest.hexdigest()}
+
+
+def library_versions() -> dict[str, str | None]:
+    """Versions of Python, segkit and :data:`KEY_LIBRARIES` (None when not installed)."""
+    out: dict[str, str | None] = {"python": platform.python_version(), "segkit": segkit.__version__}
+    for name in KEY_LIBRARIES:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = None
+    return out
+
+
+def _parse(ts: str | None) -> datetime | None:
+    return datetime.fromisoformat(ts) if ts else None
+
+
+def notebook_timings(nb: nbformat.NotebookNode, html_export: float | None = None) -> dict[str, float | None]:
+    """Seconds spent per phase, from papermill's timestamps in the executed notebook.
+
+    ``kernel_start``: from papermill's start to the first cell starting (kernel launch and
+    connection); ``compute``: the sum of the cells' durations; ``html_export``: as measured by
+    the exporter; ``total``: papermill's duration plus the export.
+
+    Examples
+    --------
+    >>> nb = nbformat.v4.new_notebook(metadata={"papermill": {
+    ...     "start_time": "2024-01-01T00:00:00+00:00", "duration": 5.0}})
+    >>> nb.cells = [nbformat.v4.new_code_cell("x", metadata={"papermill": {
+    ...     "start_time": "2024-01-01T00:00:02+00:00", "duration": 2.5}})]
+    >>> notebook_timings(nb, html_export=0.5)
+    {'kernel_start': 2.0, 'compute': 2.5, 'html_export': 0.5, 'total': 5.5}
+    """
+    pm = nb.metadata.get("papermill", {})
+    started = _parse(pm.get("start_time"))
+    cell_meta = [c.metadata.get("papermill", {}) for c in nb.cells]
+    first = next((_parse(m.get("start_time")) for m in cell_meta if m.get("start_time")), None)
+    kernel_start = round((first - started).total_seconds(), 3) if started and first else None
+    durations = [m.get("duration") for m in cell_meta if m.get("duration") is not None]
+    compute = round(float(sum(durations)), 3) if durations else None
+    total = pm.get("duration")
+    if total is not None and html_export is not None:
+        total = total + html_export
+    return {
+        "kernel_start": kernel_start,
+        "compute": compute,
+        "html_export": round(html_export, 3) if html_export is not None else None,
+        "total": round(total, 3) if total is not None else None,
+    }
+
+
+def input_files(data: Mapping[str, Any]) -> dict[str, dict[str, Any] | None]:
+    """:func:`file_info` of each input table of the effective config (None when absent).
+
+    Examples
+    --------
+    >>> input_files({"transactions": None})
+    {'transactions': None}
+    """
+    return {table: (file_info(Path(p)) if p else None) for table, p in data.items()}

@@ -1,0 +1,760 @@
+"""Run the notebooks of a pipeline with papermill into one run folder, atomically.
+
+What :func:`run_pipeline` does, in order:
+
+1. **Effective config.** Defaults ← ``--config`` file ← flags (``--transactions``,
+   ``--customers``, ``--campaign``, ``--as-of``, ``--only``, ``--include-code``). If any data
+   flag is given without ``--config``, the data tables not given are *absent* (never taken from
+   the bundled sample). With ``--only`` into an existing run folder and neither ``--config``
+   nor a data flag, that folder's ``config.yml`` is the base, so re-run notebooks see the same
+   data as the ones reused. Input files are checked before anything runs.
+2. **Build folder.** The run is built in a hidden sibling of ``--out``
+   (``.<name>.building-XXXX``); with ``--only`` and an existing ``--out`` it starts as a copy of
+   that folder (its artifacts are reused). ``config.yml`` there is the effective config with
+   absolute data paths.
+3. **Notebooks** in pipeline order, each with papermill (kernel ``segkit``, or a kernelspec for
+   the current Python when that one is not installed; cwd = the build folder;
+   ``SEGKIT_QUIET=1``), parameters ``run_dir``, ``config_path``, ``as_of``, ``seed`` — only those
+   the notebook declares. A notebook whose required input is absent (``05_campaign_evaluation``
+   without campaign data) is skipped with the reason in the index. Each executed notebook is
+   exported to HTML right away (:class:`segkit.report.export.ReportExporter`).
+4. **index.html and run.json**, then the build folder is **moved into place**.
+
+Where results end up (the rule also printed by ``segkit run --help``):
+
+- success: the build folder replaces ``<out>`` (a previous run there is removed; an existing
+  folder that is not a segkit run folder is refused up front);
+- failure (a notebook raised) or interruption (Ctrl-C): ``<out>`` is left untouched and the
+  build folder becomes ``<out>-failed/`` (replacing an older one). It holds the notebooks that
+  ran, the failing notebook executed until the error (``NN_name.ipynb``) and its HTML with the
+  error visible and a banner on top, ``run.json`` with ``"status": "failed"`` and an
+  ``index.html`` headed "FAILED". A killed process (no chance to clean up) leaves only the
+  hidden build folder; ``<out>`` is still the previous complete run.
+
+So a complete-looking ``<out>/index.html`` always belongs to one successful run.
+
+Examples
+--------
+>>> resolve_only(["rfm", "01_data_audit"])
+['01_data_audit', '02_rfm']
+"""
+
+from __future__ import annotations
+
+import ast
+import contextlib
+import json
+import os
+import re
+import shutil
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from datetime import date, datetime, timezone
+from pathlib import Path
+from typing import Any, Callable, Iterator, Mapping, Sequence
+
+import nbformat
+import yaml
+
+from segkit.config import load_config, project_root, resolve_path
+from segkit.errors import ConfigError, DataError, SegkitError
+from segkit.pipeline import ARTIFACTS, CUSTOMER_SEGMENTS, NOTEBOOKS, atomic_write_text, dumps_json
+from segkit.report.export import Failure, ReportExporter
+from segkit.report.index import render_index
+from segkit.report.runinfo import file_info, input_files, library_versions, notebook_timings
+
+TABLES: tuple[str, ...] = ("transactions", "customers", "campaign")
+#: Input tables a notebook cannot run without; absent → the notebook is skipped (not failed).
+REQUIRED_INPUTS: dict[str, str] = {"05_campaign_evaluation": "campaign"}
+KERNEL_NAME = "segkit"
+CORE_PARAMETERS: tuple[str, ...] = ("run_dir", "config_path", "as_of", "seed")
+#: Kernel start-up can be slow on a loaded machine; this is a safety net, not a performance bound.
+KERNEL_START_TIMEOUT = 300
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+
+
+class NotebookFailedError(SegkitError):
+    """A notebook of the run stopped with an error; the message says where and why.
+
+    Attributes
+    ----------
+    failure : Failure
+        Notebook, cell, ename and evalue.
+    failed_dir : Path
+        Where the partial run was kept (``<out>-failed``).
+    is_bug : bool
+        True when the error is not a :class:`~segkit.errors.SegkitError` (unexpected: a bug).
+    traceback : str
+        The kernel's traceback (without colour codes), shown for bugs.
+    """
+
+    def __init__(self, message: str, failure: Failure, failed_dir: Path, is_bug: bool, traceback: str = ""):
+        super().__init__(message)
+        self.failure = failure
+        self.failed_dir = failed_dir
+        self.is_bug = is_bug
+        self.traceback = traceback
+
+
+class RunInterrupted(KeyboardInterrupt):
+    """The run was interrupted (Ctrl-C); the partial run was kept in ``failed_dir``."""
+
+    def __init__(self, out: Path, failed_dir: Path):
+        super().__init__(f"Interrupted. The partial run was kept in {failed_dir}; {out} was left unchanged.")
+        self.failed_dir = failed_dir
+
+
+@dataclass
+class RunOptions:
+    """The ``segkit run`` flags. ``None`` means "not given" (the config decides)."""
+
+    config: Path | None = None
+    transactions: Path | None = None
+    customers: Path | None = None
+    campaign: Path | None = None
+    as_of: str | None = None
+    out: Path | None = None
+    only: Sequence[str] | None = None
+    include_code: bool | None = None
+    quiet: bool = False
+
+
+@dataclass
+class NotebookRecord:
+    """One notebook's line in ``run.json`` and the index."""
+
+    name: str
+    status: str  # ok | failed | skipped | reused | not run
+    reason: str | None = None
+    html: str | None = None
+    ipynb: str | None = None
+    parameters: dict = field(default_factory=dict)
+    seconds: dict = field(default_factory=dict)
+    redacted_ids: int = 0
+    error: dict | None = None
+
+    def as_dict(self) -> dict:
+        out = {k: v for k, v in self.__dict__.items() if v not in (None, {}) or k == "status"}
+        if self.status not in ("ok", "failed"):
+            out.pop("redacted_ids", None)
+        return out
+
+
+@dataclass
+class RunResult:
+    """What a successful :func:`run_pipeline` produced."""
+
+    out: Path
+    record: dict
+
+    @property
+    def index(self) -> Path:
+        return self.out / "index.html"
+
+
+# --------------------------------------------------------------------------- names and config
+def short_name(notebook: str) -> str:
+    """The part of a notebook name after its number (``"02_rfm"`` → ``"rfm"``).
+
+    Examples
+    --------
+    >>> short_name("05_campaign_evaluation")
+    'campaign_evaluation'
+    """
+    return notebook.split("_", 1)[1] if re.match(r"^\d+_", notebook) else notebook
+
+
+def resolve_only(names: Sequence[str] | None, pipeline: Sequence[str] = NOTEBOOKS) -> list[str]:
+    """Notebooks selected by ``--only`` (full names or the part after the number), in pipeline order.
+
+    Raises
+    ------
+    ConfigError
+        For a name that is not a notebook of the pipeline.
+
+    Examples
+    --------
+    >>> resolve_only(None, ["01_a", "02_b"])
+    ['01_a', '02_b']
+    >>> resolve_only(["b"], ["01_a", "02_b"])
+    ['02_b']
+    """
+    if not names:
+        return list(pipeline)
+    lookup = {n: n for n in pipeline} | {short_name(n): n for n in pipeline}
+    wanted = [str(n).strip() for n in names if str(n).strip()]
+    unknown = [n for n in wanted if n not in lookup]
+    if unknown:
+        raise ConfigError(
+            f"--only: unknown notebook(s) {', '.join(map(repr, unknown))}. Use these names (or the part after "
+            f"the number): {', '.join(pipeline)}."
+        )
+    chosen = {lookup[n] for n in wanted}
+    return [n for n in pipeline if n in chosen]
+
+
+def _as_of_text(value: Any, source: str) -> str | None:
+    if value is None or value == "":
+        return None
+    if isinstance(value, datetime):
+        value = value.date()
+    if isinstance(value, date):
+        return value.isoformat()
+    try:
+        return date.fromisoformat(str(value).strip()).isoformat()
+    except ValueError:
+        raise ConfigError(f"as_of = {value!r} (from {source}) is not a date; use YYYY-MM-DD, e.g. 2024-06-30.") from None
+
+
+def _is_run_folder(path: Path) -> bool:
+    return path.is_dir() and ((path / "run.json").exists() or (path / "artifacts").is_dir() or not any(path.iterdir()))
+
+
+def effective_config(options: RunOptions, reuse_dir: Path | None = None,
+                     pipeline: Sequence[str] = NOTEBOOKS) -> dict:
+    """Merge defaults, the config file and the flags; data paths absolute; inputs checked.
+
+    Parameters
+    ----------
+    options : RunOptions
+        The flags.
+    reuse_dir : Path, optional
+        An existing run folder being extended with ``--only``: its ``config.yml`` is the base
+        when neither ``--config`` nor a data flag is given.
+    pipeline : sequence of str
+        Notebook names (to normalise ``--only``).
+
+    Raises
+    ------
+    ConfigError
+        Invalid config or flag value, or no transactions file at all.
+    DataError
+        An input file that does not exist.
+
+    Examples
+    --------
+    >>> cfg = effective_config(RunOptions(as_of="2024-03-31"))
+    >>> cfg["run"]["as_of"], Path(cfg["data"]["transactions"]).is_absolute()  # doctest: +SKIP
+    ('2024-03-31', True)
+    """
+    data_flags = {t: getattr(options, t) for t in TABLES if getattr(options, t) is not None}
+    base = options.config
+    if base is None and not data_flags and reuse_dir is not None and (reuse_dir / "config.yml").exists():
+        base = reuse_dir / "config.yml"
+    overrides: dict[str, dict[str, Any]] = {"run": {}}
+    if options.as_of is not None:
+        overrides["run"]["as_of"] = options.as_of
+    if options.include_code is not None:
+        overrides["run"]["include_code"] = bool(options.include_code)
+    if options.only:
+        overrides["run"]["only"] = resolve_only(options.only, pipeline)
+    if data_flags:
+        data: dict[str, Any] = {} if options.config is not None else {t: None for t in TABLES}
+        data.update({t: str(Path(p).expanduser().resolve()) for t, p in data_flags.items()})
+        overrides["data"] = data
+    cfg = load_config(base, overrides)
+    source = "--as-of" if options.as_of is not None else f"run.as_of in {base or 'the defaults'}"
+    cfg["run"]["as_of"] = _as_of_text(cfg["run"].get("as_of"), source)
+    seed = cfg["run"].get("seed", 42)
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise ConfigError(f"run.seed = {seed!r} in {base or 'the defaults'} is not a whole number; use e.g. seed: 42.")
+    cfg["data"] = {t: _checked_input(cfg, t, data_flags, base) for t in TABLES}
+    if cfg["data"]["transactions"] is None:
+        raise ConfigError("No transactions file: give --transactions FILE, or data.transactions in the file "
+                          "given to --config.")
+    return cfg
+
+
+def _checked_input(cfg: Mapping, table: str, flags: Mapping[str, Any], base: Path | None) -> str | None:
+    path = resolve_path(cfg, (cfg.get("data") or {}).get(table))
+    if path is None:
+        return None
+    origin = f"--{table}" if table in flags else f"data.{table} in {base or 'the defaults'}"
+    if not path.exists():
+        raise DataError(f"The {table} file {path} (from {origin}) does not exist. Check the path and spelling, "
+                        f"or leave {table} out if you do not have it.")
+    if not path.is_file():
+        raise DataError(f"The {table} input {path} (from {origin}) is a folder, not a file. Give the file itself.")
+    return str(path.resolve())
+
+
+def write_config(cfg: Mapping, path: Path) -> None:
+    """Write the effective config (without internal ``_`` keys) as YAML."""
+    clean = {k: v for k, v in cfg.items() if not str(k).startswith("_")}
+    header = ("# Effective configuration of this segkit run: defaults + config file + command-line flags.\n"
+              "# Repeat the run with: segkit run --config <this file>\n")
+    atomic_write_text(path, header + yaml.safe_dump(clean, sort_keys=False, allow_unicode=True))
+
+
+# --------------------------------------------------------------------------- kernel
+@contextlib.contextmanager
+def kernel_environment(name: str = KERNEL_NAME) -> Iterator[str]:
+    """Environment for executing notebooks: ``SEGKIT_QUIET=1`` and a kernel named ``name``.
+
+    When no kernelspec ``name`` is installed, a temporary one that runs the current Python
+    (``sys.executable -m ipykernel_launcher``) is put on ``JUPYTER_PATH`` for the duration.
+    """
+    from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
+
+    saved = {k: os.environ.get(k) for k in ("SEGKIT_QUIET", "JUPYTER_PATH")}
+    os.environ["SEGKIT_QUIET"] = "1"
+    tmp = None
+    try:
+        try:
+            KernelSpecManager().get_kernel_spec(name)
+        except NoSuchKernel:
+            tmp = tempfile.TemporaryDirectory(prefix="segkit-kernel-")
+            spec_dir = Path(tmp.name) / "kernels" / name
+            spec_dir.mkdir(parents=True)
+            (spec_dir / "kernel.json").write_text(json.dumps({
+                "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+                "display_name": f"Python (segkit, {sys.executable})", "language": "python"}))
+            os.environ["JUPYTER_PATH"] = os.pathsep.join(p for p in (tmp.name, saved["JUPYTER_PATH"]) if p)
+        yield name
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        if tmp is not None:
+            tmp.cleanup()
+
+
+def declared_parameters(notebook: Path) -> set[str]:
+    """Names assigned in a notebook's cell tagged ``parameters``.
+
+    Read with :mod:`ast` rather than papermill's inspection, which gives up on lines with more
+    than one ``=`` (comments like ``# None = value from the config``).
+
+    Raises
+    ------
+    ConfigError
+        No ``parameters`` cell, or it is not valid Python.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(
+    ...     "run_dir = None  # None = interactive\\nbins: int | None = None", metadata={"tags": ["parameters"]})])
+    >>> path = Path(tempfile.mkdtemp()) / "02_rfm.ipynb"; nbformat.write(nb, path)
+    >>> sorted(declared_parameters(path))
+    ['bins', 'run_dir']
+    """
+    nb = nbformat.read(notebook, as_version=4)
+    cell = next((c for c in nb.cells if "parameters" in c.get("metadata", {}).get("tags", [])), None)
+    if cell is None:
+        raise ConfigError(f"{notebook}: no cell is tagged 'parameters', so segkit cannot pass run_dir/config_path. "
+                          "Tag the notebook's parameters cell (see docs/DEVELOPING.md).")
+    try:
+        tree = ast.parse(cell.source)
+    except SyntaxError as exc:
+        raise ConfigError(f"{notebook}: the parameters cell is not valid Python (line {exc.lineno}: {exc.msg}).") from None
+    names = set()
+    for node in tree.body:
+        targets = node.targets if isinstance(node, ast.Assign) else [node.target] if isinstance(node, ast.AnnAssign) else []
+        names |= {t.id for t in targets if isinstance(t, ast.Name)}
+    return names
+
+
+def check_parameters(notebook: Path) -> set[str]:
+    """:func:`declared_parameters`, requiring the core ``run_dir`` and ``config_path``."""
+    names = declared_parameters(notebook)
+    missing = [p for p in ("run_dir", "config_path") if p not in names]
+    if missing:
+        raise ConfigError(f"{notebook}: the parameters cell does not declare {', '.join(missing)}; without them the "
+                          "notebook would not write into the run folder. Add `run_dir = None` and `config_path = None`.")
+    return names
+
+
+@contextlib.contextmanager
+def quiet_papermill() -> Iterator[None]:
+    """Silence papermill's own warnings (its parameter inspection; we check parameters with ast)."""
+    import logging
+
+    logger = logging.getLogger("papermill")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
+# --------------------------------------------------------------------------- failures
+def _segkit_error_names() -> set[str]:
+    names, todo = set(), [SegkitError]
+    while todo:
+        cls = todo.pop()
+        names.add(cls.__name__)
+        todo += cls.__subclasses__()
+    return names
+
+
+def _first_line(source: str) -> str:
+    return next((line.strip() for line in (source or "").splitlines() if line.strip()), "")
+
+
+def _failure_from(exc: BaseException, notebook: str) -> tuple[Failure, str]:
+    from papermill.exceptions import PapermillExecutionError
+
+    if isinstance(exc, PapermillExecutionError):
+        tb = _ANSI.sub("", "\n".join(exc.traceback or []))
+        return Failure(notebook, exc.cell_index, exc.exec_count, _first_line(exc.source), exc.ename,
+                       str(exc.evalue)), tb
+    import traceback
+
+    tb = "".join(traceback.format_exception(exc))
+    return Failure(notebook, -1, None, "(kernel / execution machinery)", type(exc).__name__, str(exc)), tb
+
+
+def _apply_umask(folder: Path) -> None:
+    """Give the run folder the usual permissions (temp files/folders are created private)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(folder, 0o777 & ~umask)
+    for path in folder.rglob("*"):
+        if not path.is_symlink():
+            os.chmod(path, (0o777 if path.is_dir() else 0o666) & ~umask)
+
+
+# --------------------------------------------------------------------------- the run
+class _Run:
+    """State of one run being built (see the module docstring for the sequence)."""
+
+    def __init__(self, options: RunOptions, notebooks_dir: Path, pipeline: Sequence[str],
+                 echo: Callable[[str], None]):
+        self.options = options
+        self.notebooks_dir = Path(notebooks_dir)
+        self.pipeline = list(pipeline)
+        self.echo = (lambda _msg: None) if options.quiet else echo
+        self.selected = resolve_only(options.only, self.pipeline)
+        self.started_at = datetime.now(timezone.utc)
+        self.records: list[NotebookRecord] = []
+        self.warnings: list[str] = []
+        self._ids_cache: tuple[tuple, list] | None = None
+
+    # ---------------------------------------------------------------- setup
+    def prepare(self) -> None:
+        opts = self.options
+        out_given = Path(opts.out).expanduser() if opts.out else None
+        reuse = out_given.resolve() if (opts.only and out_given and out_given.exists()) else None
+        if reuse is not None and not _is_run_folder(reuse):
+            reuse = None
+        self.cfg = effective_config(opts, reuse_dir=reuse, pipeline=self.pipeline)
+        if self.options.only is None and self.cfg["run"].get("only"):
+            self.selected = resolve_only(self.cfg["run"]["only"], self.pipeline)
+        self.declared: dict[str, set[str]] = {}
+        for name in self.selected:
+            if not (self.notebooks_dir / f"{name}.ipynb").exists():
+                raise ConfigError(f"Notebook {self.notebooks_dir / (name + '.ipynb')} does not exist. "
+                                  f"Run segkit from a checkout that has notebooks/ (or restore the file).")
+            self.declared[name] = check_parameters(self.notebooks_dir / f"{name}.ipynb")
+        name = self.cfg["run"].get("name") or self.started_at.astimezone().strftime("%Y%m%d-%H%M%S")
+        self.out = (out_given or Path("reports") / str(name)).resolve()
+        self.failed_dir = self.out.with_name(self.out.name + "-failed")
+        if self.out.exists() and not _is_run_folder(self.out):
+            raise ConfigError(f"--out {self.out} exists and is not a segkit run folder (no run.json or artifacts/). "
+                              "segkit replaces its output folder: choose a new or empty folder.")
+        self.reuse = bool(opts.only or self.cfg["run"].get("only")) and self.out.exists()
+        self.exporter = ReportExporter(include_code=bool(self.cfg["run"].get("include_code")))
+        self.out.parent.mkdir(parents=True, exist_ok=True)
+        self.build = Path(tempfile.mkdtemp(prefix=f".{self.out.name}.building-", dir=self.out.parent))
+        try:
+            if self.reuse:
+                shutil.copytree(self.out, self.build, dirs_exist_ok=True, symlinks=True)
+                for stale in ("index.html", "run.json"):
+                    (self.build / stale).unlink(missing_ok=True)
+            (self.build / "artifacts").mkdir(exist_ok=True)
+            write_config(self.cfg, self.build / "config.yml")
+        except BaseException:
+            shutil.rmtree(self.build, ignore_errors=True)
+            raise
+
+    def previous_records(self) -> dict[str, dict]:
+        path = self.out / "run.json"
+        if not self.reuse or not path.exists():
+            return {}
+        try:
+            return {n["name"]: n for n in json.loads(path.read_text()).get("notebooks", [])}
+        except (ValueError, KeyError, TypeError):
+            return {}
+
+    # ---------------------------------------------------------------- per notebook
+    def parameters_for(self, name: str) -> dict[str, Any]:
+        values = {"run_dir": str(self.build), "config_path": str(self.build / "config.yml"),
+                  "as_of": self.cfg["run"].get("as_of"), "seed": int(self.cfg["run"].get("seed", 42))}
+        return {k: v for k, v in values.items() if k in self.declared[name] and v is not None}
+
+    def skip_reason(self, name: str) -> str | None:
+        table = REQUIRED_INPUTS.get(name)
+        if table and not self.cfg["data"].get(table):
+            return (f"Skipped: no {table} data. Give --{table} FILE (or data.{table} in the config) to "
+                    f"run {name}.")
+        return None
+
+    def raw_ids(self) -> list:
+        """Real customer ids known so far (customer_segments.csv and customers_clean), cached by mtime."""
+        import pandas as pd
+
+        files = [self.build / "artifacts" / CUSTOMER_SEGMENTS, self.build / "artifacts" / ARTIFACTS["customers_clean"].filename]
+        key = tuple((str(f), f.stat().st_mtime_ns) for f in files if f.exists())
+        if self._ids_cache is None or self._ids_cache[0] != key:
+            ids: set = set()
+            for f in files:
+                if f.suffix == ".csv" and f.exists():
+                    ids |= set(pd.read_csv(f, usecols=["customer_id"], dtype={"customer_id": "string"})["customer_id"].dropna())
+                elif f.exists():
+                    ids |= set(pd.read_parquet(f, columns=["customer_id"])["customer_id"].dropna().astype(str))
+            self._ids_cache = (key, sorted(ids))
+        return self._ids_cache[1]
+
+    def export(self, name: str, nb: nbformat.NotebookNode, record: NotebookRecord, failure: Failure | None) -> None:
+        summary = None
+        summary_path = self.build / "summaries" / f"{name}.json"  # stale copies were removed before running
+        if summary_path.exists():
+            summary = json.loads(summary_path.read_text(encoding="utf-8"))
+        shown = nbformat.from_dict(nb)
+        shown.cells = [c for c in shown.cells if "injected-parameters" not in c.get("metadata", {}).get("tags", [])]
+        result = self.exporter.export(shown, self.build / f"{name}.html", summary=summary, failure=failure,
+                                      raw_ids=self.raw_ids(), privacy=self.cfg.get("privacy"))
+        record.html = f"{name}.html"
+        record.redacted_ids = result.redacted_ids
+        record.seconds = notebook_timings(nb, html_export=result.seconds)
+        if result.redacted_ids:
+            self.warnings.append(
+                f"{name}.html showed {result.redacted_ids} raw customer id(s) outside shareable tables; they were "
+                "replaced by pseudonyms in the HTML. Display tables through shareable() in the notebook.")
+
+    def execute(self, name: str, kernel: str) -> tuple[NotebookRecord, Failure | None, str]:
+        import papermill
+
+        source = self.notebooks_dir / f"{name}.ipynb"
+        target = self.build / f"{name}.ipynb"
+        for stale in (target, self.build / f"{name}.html", self.build / "summaries" / f"{name}.json"):
+            stale.unlink(missing_ok=True)
+        params = self.parameters_for(name)
+        record = NotebookRecord(name, "ok", ipynb=target.name,
+                                parameters={k: v for k, v in params.items() if k not in ("run_dir", "config_path")})
+        failure, tb = None, ""
+        try:
+            papermill.execute_notebook(
+                str(source), str(target), parameters=params, kernel_name=kernel, progress_bar=False,
+                cwd=str(self.build), start_timeout=KERNEL_START_TIMEOUT,
+                extra_arguments=["--IPKernelApp.log_level=CRITICAL"],
+            )
+        except KeyboardInterrupt:
+            raise
+        except Exception as exc:  # noqa: BLE001 - every failure is reported with its notebook
+            failure, tb = _failure_from(exc, name)
+            failure = Failure(**{**failure.__dict__, "evalue": failure.evalue.replace(str(self.build), str(self.out))})
+            record.status = "failed"
+            record.error = {"cell_index": failure.cell_index, "exec_count": failure.exec_count,
+                            "cell": failure.first_line, "ename": failure.ename, "evalue": failure.evalue}
+        if target.exists():
+            nb = nbformat.read(target, as_version=4)
+            try:
+                self.export(name, nb, record, failure)
+            except SegkitError as exc:  # e.g. OfflineHTMLError: the notebook's content is at fault
+                if failure is None:
+                    failure = Failure(name, -1, None, "(HTML export of the executed notebook)",
+                                      type(exc).__name__, str(exc))
+                    record.status = "failed"
+                    record.error = {"cell": failure.first_line, "ename": failure.ename, "evalue": failure.evalue}
+        return record, failure, tb
+
+    # ---------------------------------------------------------------- whole run
+    def run(self) -> RunResult:
+        self.prepare()
+        previous = self.previous_records()
+        self.echo(f"segkit run: {len(self.selected)} notebook(s) → {self.out}")
+        failure: Failure | None = None
+        tb = ""
+        status = "ok"
+        rerun_upstream = False
+        try:
+            with kernel_environment() as kernel, quiet_papermill():
+                for i, name in enumerate(self.pipeline, 1):
+                    if failure is not None:
+                        self.records.append(NotebookRecord(name, "not run", "Not run: an earlier notebook failed."))
+                        continue
+                    if name not in self.selected:
+                        self.records.append(self._not_selected(name, previous.get(name), rerun_upstream))
+                        continue
+                    reason = self.skip_reason(name)
+                    if reason:
+                        self._drop_outputs(name)
+                        self.records.append(NotebookRecord(name, "skipped", reason))
+                        self.echo(f"  [{i}/{len(self.pipeline)}] {name:<24} skipped  {reason}")
+                        continue
+                    started = time.perf_counter()
+                    record, failure, tb = self.execute(name, kernel)
+                    self.records.append(record)
+                    rerun_upstream = True
+                    self.echo(f"  [{i}/{len(self.pipeline)}] {name:<24} {record.status:<8} "
+                              f"{time.perf_counter() - started:6.1f} s")
+        except KeyboardInterrupt:
+            status = "interrupted"
+            self._finish(status, "Interrupted by the user (Ctrl-C).")
+            raise RunInterrupted(self.out, self.failed_dir) from None
+        except BaseException:
+            shutil.rmtree(self.build, ignore_errors=True)
+            raise
+        for warning in self.warnings:
+            self.echo(f"  ⚠ {warning}")
+        if failure is not None:
+            status = "failed"
+            self._finish(status, failure.describe())
+            message = self._failure_message(failure)
+            raise NotebookFailedError(message, failure, self.failed_dir,
+                                      is_bug=failure.ename not in _segkit_error_names(), traceback=tb)
+        record = self._finish(status, None)
+        self.echo(f"Reports: {self.out / 'index.html'}")
+        return RunResult(self.out, record)
+
+    def _not_selected(self, name: str, previous: dict | None, stale: bool) -> NotebookRecord:
+        if (self.build / f"{name}.html").exists():
+            note = "Reused from the previous run in this folder (not re-run)."
+            if stale:
+                note += " It ran before the notebooks re-run now; re-run it too to bring it up to date."
+            rec = NotebookRecord(name, "reused", note, html=f"{name}.html",
+                                 ipynb=f"{name}.ipynb" if (self.build / f"{name}.ipynb").exists() else None)
+            rec.seconds = (previous or {}).get("seconds") or {}
+            return rec
+        return NotebookRecord(name, "not run", "Not selected with --only and not present from an earlier run.")
+
+    def _drop_outputs(self, name: str) -> None:
+        """Remove a skipped notebook's files left from an earlier run (so nothing stale is shown)."""
+        for f in (self.build / f"{name}.ipynb", self.build / f"{name}.html", self.build / "summaries" / f"{name}.json"):
+            f.unlink(missing_ok=True)
+        for art in ARTIFACTS.values():
+            if art.notebook == name:
+                (self.build / "artifacts" / art.filename).unlink(missing_ok=True)
+
+    def _failure_message(self, failure: Failure) -> str:
+        where = (f"in cell In [{failure.exec_count}]: `{failure.first_line}`" if failure.exec_count is not None
+                 else f"({failure.first_line})")
+        kept = self.failed_dir / failure.notebook
+        html = " and its HTML (error shown at the top)" if kept.with_suffix(".html").exists() else ""
+        previous = (f"{self.out} (the previous run) was left unchanged." if self.out.exists()
+                    else f"Nothing was written to {self.out}.")
+        return (
+            f"{failure.notebook} failed {where}\n{failure.ename}: {failure.evalue}\n\n"
+            f"The notebook executed until the error{html} is kept in {self.failed_dir}/ "
+            f"({kept.name}.ipynb{', ' + kept.name + '.html' if html else ''}). {previous}"
+        )
+
+    def _finish(self, status: str, error: str | None) -> dict:
+        """Write run.json and index.html into the build folder and move it into place."""
+        audit_path = self.build / "artifacts" / ARTIFACTS["audit_summary"].filename
+        audit = json.loads(audit_path.read_text()) if audit_path.exists() else None
+        summaries = {}
+        for rec in self.records:
+            path = self.build / "summaries" / f"{rec.name}.json"
+            if rec.status in ("ok", "reused", "failed") and path.exists():
+                summaries[rec.name] = json.loads(path.read_text(encoding="utf-8"))
+        record = {
+            "status": status,
+            "error": error,
+            "started_at": self.started_at.isoformat(timespec="seconds"),
+            "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "run": {"name": self.out.name, "out": str(self.out), "config": self.cfg.get("_source"),
+                    "only": self.selected if self.options.only or self.cfg["run"].get("only") else None,
+                    "include_code": bool(self.cfg["run"].get("include_code"))},
+            "parameters": {"flags": {k: (str(v) if isinstance(v, Path) else v)
+                                     for k, v in self.options.__dict__.items() if v is not None and k != "quiet"},
+                           "config_file": self.cfg.get("_source"), "effective_config": "config.yml"},
+            "as_of": (audit or {}).get("as_of") or self.cfg["run"].get("as_of"),
+            "seed": int(self.cfg["run"].get("seed", 42)),
+            "inputs": input_files(self.cfg["data"]),
+            "versions": library_versions(),
+            "notebooks": [r.as_dict() for r in self.records],
+            "warnings": self.warnings,
+        }
+        segments = self.build / "artifacts" / CUSTOMER_SEGMENTS
+        if segments.exists():
+            record["outputs"] = {"customer_segments.csv": {k: v for k, v in file_info(segments).items() if k != "path"}}
+        atomic_write_text(self.build / "run.json", dumps_json(record))
+        page = render_index(record, summaries, audit)
+        self.exporter_index(page)
+        self._relocate_notebooks(self.out if status == "ok" else self.failed_dir)
+        _apply_umask(self.build)
+        self._move_into_place(status)
+        return record
+
+    def exporter_index(self, page: str) -> None:
+        from segkit.report.export import redact_raw_ids, validate_offline_html
+
+        privacy = self.cfg.get("privacy") or {}
+        if privacy.get("pseudonymize_ids", True):
+            page, n = redact_raw_ids(page, self.raw_ids(), str(privacy.get("salt", "segkit")))
+        validate_offline_html(page, "index.html")
+        atomic_write_text(self.build / "index.html", page)
+
+    def _relocate_notebooks(self, final: Path) -> None:
+        """Point the executed notebooks' run_dir/config_path at the folder they end up in."""
+        for rec in self.records:
+            path = self.build / f"{rec.name}.ipynb"
+            if rec.status not in ("ok", "failed") or not path.exists():
+                continue
+            text = path.read_text(encoding="utf-8")
+            if str(self.build) in text:
+                atomic_write_text(path, text.replace(json.dumps(str(self.build))[1:-1], json.dumps(str(final))[1:-1]))
+
+    def _move_into_place(self, status: str) -> None:
+        target = self.out if status == "ok" else self.failed_dir
+        trash = None
+        if target.exists():
+            if not _is_run_folder(target):
+                raise ConfigError(f"{target} exists and is not a segkit run folder; the new run stays in {self.build}.")
+            trash = target.with_name(f".{target.name}.old-{os.getpid()}")
+            shutil.rmtree(trash, ignore_errors=True)
+            os.replace(target, trash)
+        os.replace(self.build, target)
+        if trash is not None:
+            shutil.rmtree(trash, ignore_errors=True)
+
+
+def run_pipeline(
+    options: RunOptions,
+    *,
+    notebooks_dir: Path | None = None,
+    pipeline: Sequence[str] = NOTEBOOKS,
+    echo: Callable[[str], None] = print,
+) -> RunResult:
+    """Run the pipeline's notebooks into one run folder (see the module docstring).
+
+    Parameters
+    ----------
+    options : RunOptions
+        The ``segkit run`` flags.
+    notebooks_dir : Path, optional
+        Folder with ``<name>.ipynb`` for every notebook of ``pipeline`` (default: the
+        project's ``notebooks/``).
+    pipeline : sequence of str
+        Notebook names in order (default :data:`segkit.pipeline.NOTEBOOKS`).
+    echo : callable
+        Receives the progress lines (silenced by ``options.quiet``).
+
+    Returns
+    -------
+    RunResult
+        The run folder and the run record (``run.json``).
+
+    Raises
+    ------
+    ConfigError, DataError
+        Before anything runs: invalid flags/config, missing input files.
+    NotebookFailedError
+        A notebook stopped with an error; the partial run is in ``<out>-failed``.
+    RunInterrupted
+        Ctrl-C; the partial run is in ``<out>-failed``.
+    """
+    return _Run(options, notebooks_dir or default_notebooks_dir(), pipeline, echo).run()
+
+
+def default_notebooks_dir() -> Path:
+    """The project's ``notebooks/`` folder (the notebooks ``segkit run`` executes)."""
+    return project_root() / "notebooks"

@@ -1,0 +1,195 @@
+"""Every HTML file of a run renders in a real headless browser with the network blocked.
+
+Debian's ``chromium`` (installed by ``tests/browser_setup.py``) is driven through the DevTools
+protocol: every request that is not ``file:``/``data:``/``about:`` is recorded (and cannot leave:
+dead proxy, unresolvable hosts), as are console errors and uncaught exceptions; a screenshot of
+each page must not be blank. Chromium missing is a failure, never a skip.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import itertools
+import json
+import shutil
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from browser_setup import chromium_path
+from run_helpers import shared_run
+
+pytestmark = pytest.mark.slow
+
+CHROMIUM_FLAGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    "--disable-default-apps", "--disable-extensions", "--mute-audio",
+    # Nothing can leave: every host is unresolvable and every proxied request goes to a dead port.
+    "--proxy-server=http://127.0.0.1:9", "--proxy-bypass-list=<-loopback>",
+    "--host-resolver-rules=MAP * ~NOTFOUND",
+    "--window-size=1280,1600", "--remote-debugging-port=0",
+]
+LOCAL_SCHEMES = ("file:", "data:", "about:", "blob:")
+#: Safety nets for a hung browser; the test asserts no durations.
+STARTUP_WAIT = 120
+MESSAGE_WAIT = 120
+
+
+@dataclass
+class PageReport:
+    url: str
+    requests: list[str] = field(default_factory=list)
+    console_errors: list[str] = field(default_factory=list)
+    exceptions: list[str] = field(default_factory=list)
+    screenshot: bytes = b""
+
+
+class Browser:
+    """Minimal DevTools-protocol client for one headless chromium process."""
+
+    def __init__(self, binary: str):
+        import websocket
+
+        self.profile = tempfile.mkdtemp(prefix="segkit-chromium-")
+        self.proc = subprocess.Popen([binary, *CHROMIUM_FLAGS, f"--user-data-dir={self.profile}", "about:blank"],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        port_file = Path(self.profile) / "DevToolsActivePort"
+        deadline = time.monotonic() + STARTUP_WAIT
+        while not port_file.exists() or len(port_file.read_text().splitlines()) < 2:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"chromium exited with {self.proc.returncode}: {self.proc.stderr.read().decode()[-2000:]}")
+            if time.monotonic() > deadline:
+                raise RuntimeError("chromium did not open its DevTools port")
+            time.sleep(0.1)
+        port, path = port_file.read_text().splitlines()[:2]
+        self.ws = websocket.create_connection(f"ws://127.0.0.1:{port}{path}", suppress_origin=True,
+                                              timeout=MESSAGE_WAIT)
+        self.ids = itertools.count(1)
+        self.events: list[dict] = []
+
+    def send(self, method: str, params: dict | None = None, session: str | None = None) -> dict:
+        msg_id = next(self.ids)
+        msg = {"id": msg_id, "method": method, "params": params or {}}
+        if session:
+            msg["sessionId"] = session
+        self.ws.send(json.dumps(msg))
+        while True:
+            reply = json.loads(self.ws.recv())
+            if reply.get("id") == msg_id:
+                if "error" in reply:
+                    raise RuntimeError(f"{method}: {reply['error']}")
+                return reply.get("result", {})
+            self.events.append(reply)
+
+    def wait_for(self, method: str, session: str) -> None:
+        for event in self.events:
+            if event.get("method") == method and event.get("sessionId") == session:
+                return
+        while True:
+            event = json.loads(self.ws.recv())
+            self.events.append(event)
+            if event.get("method") == method and event.get("sessionId") == session:
+                return
+
+    def open(self, url: str) -> PageReport:
+        """Load ``url`` in a fresh tab; record requests, console errors, exceptions, a screenshot."""
+        target = self.send("Target.createTarget", {"url": "about:blank"})["targetId"]
+        session = self.send("Target.attachToTarget", {"targetId": target, "flatten": True})["sessionId"]
+        for domain in ("Page", "Network", "Runtime", "Log"):
+            self.send(f"{domain}.enable", session=session)
+        self.events = []
+        self.send("Page.navigate", {"url": url}, session=session)
+        self.wait_for("Page.loadEventFired", session)
+        # Let late work (timers, fonts, lazy images) happen before looking.
+        self.send("Runtime.evaluate", {"expression": "new Promise(r => requestAnimationFrame(() => "
+                                                     "requestAnimationFrame(() => setTimeout(r, 300))))",
+                                       "awaitPromise": True}, session=session)
+        shot = self.send("Page.captureScreenshot", {"format": "png"}, session=session)
+        report = PageReport(url, screenshot=base64.b64decode(shot["data"]))
+        for event in self.events:
+            if event.get("sessionId") != session:
+                continue
+            method, params = event.get("method"), event.get("params", {})
+            if method == "Network.requestWillBeSent":
+                req_url = params["request"]["url"]
+                if not req_url.startswith(LOCAL_SCHEMES):
+                    report.requests.append(req_url)
+            elif method == "Runtime.exceptionThrown":
+                report.exceptions.append(json.dumps(params.get("exceptionDetails", {}))[:500])
+            elif method == "Runtime.consoleAPICalled" and params.get("type") in ("error", "assert"):
+                report.console_errors.append(json.dumps(params.get("args", []))[:500])
+            elif method == "Log.entryAdded" and params.get("entry", {}).get("level") == "error":
+                report.console_errors.append(params["entry"].get("text", "")[:500])
+        self.send("Target.closeTarget", {"targetId": target})
+        return report
+
+    def close(self) -> None:
+        try:
+            self.ws.close()
+        finally:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+            shutil.rmtree(self.profile, ignore_errors=True)
+
+
+def blank_share(png: bytes) -> float:
+    """Share of the screenshot's pixels that have its most common colour (1.0 = blank)."""
+    from PIL import Image
+
+    image = Image.open(io.BytesIO(png)).convert("RGB")
+    colours = image.getcolors(maxcolors=image.width * image.height)
+    return max(count for count, _ in colours) / (image.width * image.height)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    binary = chromium_path()
+    if binary is None:
+        pytest.fail("chromium is not installed (/usr/bin/chromium missing). Run `python tests/browser_setup.py` "
+                    "as root (it runs apt-get install chromium) — `make test` does this first.")
+    b = Browser(binary)
+    yield b
+    b.close()
+
+
+def test_the_harness_notices_a_page_that_tries_to_reach_the_network(browser, tmp_path):
+    page = tmp_path / "leaky.html"
+    page.write_text("<html><body><h1>leaky</h1><img src='https://cdn.example.org/x.png'>"
+                    "<script>console.error('boom')</script></body></html>")
+    report = browser.open(page.as_uri())
+    assert report.requests == ["https://cdn.example.org/x.png"]
+    assert any("boom" in e for e in report.console_errors)
+    assert blank_share(report.screenshot) < 0.999
+
+
+def test_a_blank_page_counts_as_blank(browser, tmp_path):
+    page = tmp_path / "blank.html"
+    page.write_text("<html><body></body></html>")
+    assert blank_share(browser.open(page.as_uri()).screenshot) == 1.0
+
+
+def test_every_html_of_a_run_renders_offline_without_errors(browser, tmp_path_factory):
+    run = shared_run(tmp_path_factory)
+    pages = sorted(run.glob("*.html"))
+    assert [p.name for p in pages] == ["01_data_audit.html", "02_rfm.html", "03_clustering.html",
+                                       "04_lifecycle.html", "05_campaign_evaluation.html", "index.html"]
+    problems = {}
+    for page in pages:
+        report = browser.open(page.as_uri())
+        issues = {"requests": report.requests, "console errors": report.console_errors,
+                  "exceptions": report.exceptions}
+        if blank_share(report.screenshot) > 0.995:
+            issues["screenshot"] = ["blank"]
+        issues = {k: v for k, v in issues.items() if v}
+        if issues:
+            problems[page.name] = issues
+    assert problems == {}
