@@ -1,0 +1,1357 @@
+"""Data audit: what is in the inputs, what is wrong with them, and the cleaned tables.
+
+:func:`run_audit` takes the canonical tables (see :mod:`segkit.schema`; loaded with
+:func:`segkit.io.load_inputs`) and returns an :class:`AuditResult`: a findings table ranked by
+severity (error / warning / info, thresholds in ``segkit/defaults/audit.yml``), the cleaning rules
+applied with the rows each touched, and the cleaned tables that notebooks 02–05 read.
+:func:`build_audit_artifacts` is the producer of ``notebooks/01_data_audit.ipynb``.
+
+Two kinds of count appear and they answer different questions:
+
+* a **finding** counts the rows of the *input* with that property, each check on its own
+  (a duplicated guest-checkout row counts in both ``exact_duplicates`` and ``guest_checkouts``);
+* a **cleaning rule** counts the rows it removed, flagged or filled, applied in order, so that
+  ``rows in = rows out + sum of rows removed`` holds exactly.
+
+Cleaning rules for transactions, in order (nothing is dropped silently):
+
+1. exact duplicate rows (all columns equal): dropped, the first copy kept;
+2. rows without order date, 3. rows without amount: dropped (they cannot be analysed);
+4. rows without customer id (guest checkouts): dropped from the customer analyses;
+5. lines with a negative unit price (accounting adjustments, data errors): dropped;
+6. far-future dates (see :func:`future_cutoff`): dropped;
+7. orders on or after ``as_of``: dropped (``as_of`` is the analysis date; the default, the day
+   after the last order that is not in the future, keeps every order);
+8. missing order ids filled (each such row is its own order, id ``segkit-row-<file row>``);
+9. returns/cancellations kept and flagged ``is_return`` (negative quantity or amount, or an order
+   id starting with ``io.return_invoice_prefix``);
+10. zero-price lines kept (free items, samples) and flagged in the findings;
+11. near duplicates and outliers in order value and quantity flagged in the findings, kept.
+
+Examples
+--------
+>>> import pandas as pd
+>>> tx = pd.DataFrame({"customer_id": ["a", "a", "b", None],
+...                    "order_date": pd.to_datetime(["2024-01-01", "2024-01-01", "2024-01-02", "2024-01-02"]),
+...                    "order_id": ["1", "1", "2", "3"], "amount": [10.0, 10.0, 5.0, 7.0]})
+>>> result = run_audit({"transactions": tx, "customers": None, "campaign": None})
+>>> result.status, str(result.as_of.date()), len(result.transactions)
+('warnings', '2024-01-03', 2)
+>>> result.findings[["check", "severity", "count"]].values.tolist()
+[['exact_duplicates', 'warning', 1], ['guest_checkouts', 'warning', 1]]
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Iterable, Mapping
+
+import numpy as np
+import pandas as pd
+
+from segkit.errors import AuditFailedError, ConfigError, DataError, format_rows
+from segkit.io import customers_from_transactions, load_inputs
+from segkit.privacy import pseudonymize_ids
+from segkit.schema import CAMPAIGN, CUSTOMERS, TRANSACTIONS, TRANSACTIONS_CLEAN_EXTRA, TableSpec
+
+if TYPE_CHECKING:  # pragma: no cover
+    from segkit.pipeline import RunContext
+
+__all__ = [
+    "AuditResult",
+    "AuditSettings",
+    "CHECKS",
+    "run_audit",
+    "build_audit_artifacts",
+    "raise_if_failed",
+    "summarize",
+    "overview_table",
+    "finding_rows",
+    "return_mask",
+    "exact_duplicate_mask",
+    "near_duplicate_mask",
+    "robust_log_bounds",
+    "order_values",
+    "future_cutoff",
+    "default_as_of",
+    "daily_volume",
+    "gap_periods",
+    "missing_values",
+    "returns_summary",
+    "arm_balance",
+]
+
+SEVERITIES: tuple[str, ...] = ("error", "warning", "info")
+FINDING_COLUMNS: tuple[str, ...] = ("check", "table", "severity", "count", "share", "message", "examples")
+RULE_COLUMNS: tuple[str, ...] = ("rule", "table", "action", "rows_affected")
+MAD_SCALE = 1.4826  # MAD → standard deviation for normal data
+MEAN_AD_SCALE = 1.2533  # mean absolute deviation → standard deviation (sqrt(pi/2))
+
+# Each check: the label of its count in messages ("<label>: <count> (<share>); ...") and what
+# to do when it fires (used in the failure message and the summary's actions).
+CHECKS: dict[str, tuple[str, str]] = {
+    "no_transactions_left": (
+        "Transaction rows, all removed by cleaning",
+        "Check the column mapping, the date format and as_of: every row was removed by a cleaning rule."),
+    "missing_order_date": (
+        "Rows without order date",
+        "Fill the order date in the export, or check the date column mapping."),
+    "missing_amount": (
+        "Rows without amount (nor quantity × unit price)",
+        "Fill amount, or quantity and unit price, in the export."),
+    "missing_values": (
+        "Empty cells",
+        "Analyses that use these columns treat empty cells as unknown; fill them at the source if they matter."),
+    "exact_duplicates": (
+        "Exact duplicate rows",
+        "Duplicates usually come from overlapping exports; check how the files were combined."),
+    "near_duplicates": (
+        "Lines repeating an earlier order's line under another order id",
+        "Check whether these are double submissions; if so, de-duplicate them at the source."),
+    "guest_checkouts": (
+        "Rows without customer id (guest checkouts)",
+        "Guest orders are left out of customer analyses; link them to customers (e.g. by e-mail) if possible."),
+    "negative_price": (
+        "Lines with a negative unit price",
+        "Negative prices are usually accounting adjustments, not sales; fix or remove them at the source."),
+    "zero_price": (
+        "Lines with a zero price",
+        "Free items and samples are kept; check that prices were not lost in the export."),
+    "returns": (
+        "Return and cancellation lines",
+        "Returns stay in, flagged is_return; net revenue includes them."),
+    "future_dates": (
+        "Rows dated implausibly far after the bulk of the data",
+        "Fix the dates at the source (placeholder dates such as 2099, or a wrong date format)."),
+    "after_as_of": (
+        "Rows dated on or after the analysis date as_of",
+        "They are left out of this run; move as_of later to include them."),
+    "order_value_outliers": (
+        "Orders with an extreme value",
+        "Check these orders (wholesale buyers, test orders, wrong prices); they are kept."),
+    "quantity_outliers": (
+        "Lines with an extreme quantity",
+        "Check these lines (bulk buys, typing errors such as an extra 00); they are kept."),
+    "volume_gaps": (
+        "Days without orders where orders were expected",
+        "Check whether the export is missing these days (shop outage, missing file)."),
+    "volume_spikes": (
+        "Days with far more orders than expected",
+        "Check that these were real (sales, campaigns) and not duplicated loads."),
+    "duplicate_customer_ids": (
+        "Customer rows repeating an earlier customer id",
+        "Keep one row per customer id in the customers file."),
+    "customers_without_id": (
+        "Customer rows without customer id",
+        "Fill the id or remove these rows from the customers file."),
+    "customers_without_orders": (
+        "Customers without orders in the period (prospects)",
+        "Prospects are kept in the customer table; they have no RFM scores."),
+    "buyers_not_in_customers": (
+        "Buyers missing from the customers table",
+        "Missing buyers get a customer row with empty attributes; complete the customers export if possible."),
+    "campaign_duplicates": (
+        "Campaign rows repeating a (campaign, customer) pair",
+        "One row per customer per campaign is expected; keep one in the campaign file."),
+    "unknown_campaign_customers": (
+        "Campaign rows of customers in neither the customers table nor the transactions",
+        "Test sends and mistyped ids cannot be joined to segments; check the campaign export's customer ids."),
+    "campaign_arm_balance": (
+        "Campaigns",
+        "Compare the split with the plan; notebook 05 tests it (sample ratio mismatch)."),
+}
+
+_EXAMPLE_COLUMNS = {
+    "transactions": ("order_id", "customer_id", "order_date", "product_id", "quantity", "unit_price", "amount"),
+    "customers": ("customer_id", "signup_date", "country"),
+    "campaign": ("campaign_id", "customer_id", "arm", "sent_at"),
+}
+_ROW = "_row"  # position of a row in its input table (0-based), carried through cleaning
+
+
+# ----------------------------------------------------------------------------- settings
+@dataclass(frozen=True)
+class AuditSettings:
+    """Validated ``audit`` section of the configuration (see ``segkit/defaults/audit.yml``).
+
+    Examples
+    --------
+    >>> from segkit.config import load_config
+    >>> AuditSettings.from_config(load_config()).outlier_k
+    5.0
+    """
+
+    examples: int
+    outlier_k: float
+    outlier_min_fold: float
+    future_quantile: float
+    future_tolerance_days: int
+    volume_window_days: int
+    spike_k: float
+    open_weekday_share: float
+    gap_max_probability: float
+    volume_min_days: int
+    near_duplicate_columns: tuple[str, ...]
+    severity: Mapping[str, Mapping[str, Any]]
+    return_prefix: str | None
+    pseudonymize: bool
+    salt: str
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any]) -> "AuditSettings":
+        """Read and validate the ``audit``, ``io`` and ``privacy`` sections; ConfigError otherwise."""
+        audit = dict(config.get("audit") or {})
+        if not audit:
+            raise ConfigError("The configuration has no 'audit' section (segkit/defaults/audit.yml is missing?).")
+
+        def number(key: str, low: float, high: float = np.inf, integer: bool = False) -> Any:
+            value = audit.get(key)
+            ok = isinstance(value, (int, float)) and not isinstance(value, bool) and low <= value <= high
+            if not ok or (integer and int(value) != value):
+                kind = "an integer" if integer else "a number"
+                raise ConfigError(f"audit.{key} = {value!r} must be {kind} between {low} and {high}; "
+                                  f"see segkit/defaults/audit.yml.")
+            return int(value) if integer else float(value)
+
+        severity = dict(audit.get("severity") or {})
+        unknown = sorted(set(severity) - set(CHECKS))
+        if unknown:
+            raise ConfigError(f"audit.severity: unknown check(s) {', '.join(unknown)}. "
+                              f"Known checks: {', '.join(CHECKS)}.")
+        for check in CHECKS:
+            rule = severity.get(check) or {}
+            level = rule.get("level", "warning")
+            share = rule.get("error_share")
+            if level not in SEVERITIES:
+                raise ConfigError(f"audit.severity.{check}.level = {level!r}; use one of {', '.join(SEVERITIES)}.")
+            if share is not None and not (isinstance(share, (int, float)) and 0 <= share <= 1):
+                raise ConfigError(f"audit.severity.{check}.error_share = {share!r}; use a share between 0 and 1, "
+                                  "or null for never.")
+            severity[check] = {"level": level, "error_share": share}
+        columns = audit.get("near_duplicate_columns") or []
+        if isinstance(columns, str) or not all(c in TRANSACTIONS.dtypes for c in columns):
+            raise ConfigError(f"audit.near_duplicate_columns = {columns!r}; list transaction columns "
+                              f"({', '.join(TRANSACTIONS.columns)}).")
+        prefix = (config.get("io") or {}).get("return_invoice_prefix")
+        privacy = config.get("privacy") or {}
+        return cls(
+            examples=number("examples", 0, 100, integer=True),
+            outlier_k=number("outlier_k", 0.5),
+            outlier_min_fold=number("outlier_min_fold", 1.0),
+            future_quantile=number("future_quantile", 0.5, 1.0),
+            future_tolerance_days=number("future_tolerance_days", 0, integer=True),
+            volume_window_days=number("volume_window_days", 3, integer=True),
+            spike_k=number("spike_k", 0.5),
+            open_weekday_share=number("open_weekday_share", 0.0, 1.0),
+            gap_max_probability=number("gap_max_probability", 0.0, 1.0),
+            volume_min_days=number("volume_min_days", 7, integer=True),
+            near_duplicate_columns=tuple(columns),
+            severity=severity,
+            return_prefix=str(prefix) if prefix not in (None, "") else None,
+            pseudonymize=bool(privacy.get("pseudonymize_ids", True)),
+            salt=str(privacy.get("salt", "segkit")),
+        )
+
+    def severity_for(self, check: str, share: float | None) -> str:
+        """Configured level of ``check``, raised to error when ``share`` exceeds its error_share.
+
+        Examples
+        --------
+        >>> from segkit.config import load_config
+        >>> s = AuditSettings.from_config(load_config())
+        >>> s.severity_for("guest_checkouts", 0.1), s.severity_for("guest_checkouts", 0.6)
+        ('warning', 'error')
+        """
+        rule = self.severity[check]
+        limit = rule["error_share"]
+        if limit is not None and share is not None and not np.isnan(share) and share > limit:
+            return "error"
+        return rule["level"]
+
+
+# ----------------------------------------------------------------------------- result
+@dataclass
+class AuditResult:
+    """Everything the audit found, and the cleaned tables.
+
+    Attributes
+    ----------
+    findings : DataFrame
+        ``check, table, severity, count, share, message, examples``, errors first, then
+        warnings, then info; within a level by share and count (largest first).
+    cleaning_rules : DataFrame
+        ``rule, table, action (dropped/filled/added/flagged), rows_affected`` in the order applied.
+    as_of : Timestamp or None
+        Analysis date; orders on or after it are excluded.
+    period : dict
+        ``{"start": Timestamp, "end": Timestamp}`` of the clean transactions (None when empty).
+    counts : dict
+        Headline counts (rows in/clean per table, orders, customers, buyers, prospects…).
+    transactions, customers, campaign : DataFrame
+        The cleaned tables (``campaign`` is None without a campaign file).
+    missing : DataFrame
+        ``table, column, missing, share`` for every input column.
+    daily : DataFrame
+        Daily volume (see :func:`daily_volume`).
+    gaps : DataFrame
+        Gap periods (see :func:`gap_periods`).
+    returns : dict
+        See :func:`returns_summary`.
+    outlier_rules : DataFrame
+        ``measure, unit, n, median, scale_log, k, low, high, flagged``: the robust rule.
+    order_values : DataFrame
+        ``order_id, value, is_outlier`` per purchase order (plot input).
+    quantities : DataFrame
+        ``quantity, is_outlier`` per purchase line (plot input).
+    arms : DataFrame
+        ``campaign_id, arm, customers, share`` (empty without campaign).
+    checks : DataFrame
+        ``check, table, count`` of every check run, including those that found nothing.
+    offending : dict
+        check → up to 10 offending rows (``row`` = line in the input file).
+    """
+
+    findings: pd.DataFrame
+    cleaning_rules: pd.DataFrame
+    as_of: pd.Timestamp | None
+    period: dict[str, pd.Timestamp | None]
+    counts: dict[str, int]
+    transactions: pd.DataFrame
+    customers: pd.DataFrame
+    campaign: pd.DataFrame | None
+    missing: pd.DataFrame
+    daily: pd.DataFrame
+    gaps: pd.DataFrame
+    returns: dict[str, float]
+    outlier_rules: pd.DataFrame
+    order_values: pd.DataFrame
+    quantities: pd.DataFrame
+    arms: pd.DataFrame
+    checks: pd.DataFrame
+    offending: dict[str, pd.DataFrame] = field(default_factory=dict)
+
+    @property
+    def status(self) -> str:
+        """``"errors"`` if any error finding, else ``"warnings"`` if any warning, else ``"ok"``."""
+        levels = set(self.findings["severity"])
+        return "errors" if "error" in levels else "warnings" if "warning" in levels else "ok"
+
+    def summary(self) -> dict[str, Any]:
+        """The ``audit_summary.json`` document (shape fixed in docs/DEVELOPING.md)."""
+        def day(ts: pd.Timestamp | None) -> str | None:
+            return None if ts is None or pd.isna(ts) else ts.strftime("%Y-%m-%d")
+
+        findings = self.findings.astype(object).where(self.findings.notna(), None)
+        return {
+            "as_of": day(self.as_of),
+            "period": {"start": day(self.period["start"]), "end": day(self.period["end"])},
+            "status": self.status,
+            "findings": findings.to_dict("records"),
+            "cleaning_rules": self.cleaning_rules.to_dict("records"),
+            "counts": dict(self.counts),
+            "returns": {k: (None if pd.isna(v) else v) for k, v in self.returns.items()},
+            "outlier_rules": self.outlier_rules.astype(object).where(self.outlier_rules.notna(), None)
+                                 .to_dict("records"),
+        }
+
+    def failure_message(self) -> str:
+        """Plain-text findings table (check, table, severity, count, first example) and what to do."""
+        table = self.findings[self.findings["severity"] != "info"].copy()
+        table["example"] = table["examples"].fillna("").str.split("; ").str[0].str.slice(0, 90)
+        text = table[["check", "table", "severity", "count", "example"]].to_string(index=False)
+        errors = self.findings[self.findings["severity"] == "error"]
+        advice = "\n".join(f"- {c}: {CHECKS[c][1]}" for c in dict.fromkeys(errors["check"]))
+        return (
+            f"The data audit found {len(errors)} error-severity problem(s); the clean tables were not written "
+            f"and the pipeline stops here.\n\n{text}\n\nWhat to do:\n{advice}\n"
+            "- If the data are right, relax the rule in your config (audit.severity.<check>.error_share or "
+            "level; defaults in segkit/defaults/audit.yml) and run again."
+        )
+
+
+# ----------------------------------------------------------------------------- pure checks
+def return_mask(transactions: pd.DataFrame, prefix: str | None) -> pd.Series:
+    """True for return/cancellation lines: negative quantity or amount, or an order id with ``prefix``.
+
+    Examples
+    --------
+    >>> tx = pd.DataFrame({"order_id": ["C1", "2", "3", None], "quantity": [1.0, -2.0, 1.0, 1.0],
+    ...                    "amount": [5.0, -4.0, 3.0, -1.0]})
+    >>> return_mask(tx, "C").tolist()
+    [True, True, False, True]
+    """
+    mask = pd.Series(False, index=transactions.index)
+    for col in ("quantity", "amount"):
+        if col in transactions:
+            mask |= (transactions[col] < 0).fillna(False).astype(bool)
+    if prefix and "order_id" in transactions:
+        ids = transactions["order_id"].astype("string")
+        mask |= ids.str.startswith(prefix).fillna(False).astype(bool)
+    return mask
+
+
+def exact_duplicate_mask(frame: pd.DataFrame, columns: Iterable[str] | None = None) -> pd.Series:
+    """True for every copy of a row after its first occurrence (missing values compare equal).
+
+    Examples
+    --------
+    >>> f = pd.DataFrame({"a": [1, 1, 2, 1], "b": ["x", "x", "x", None]})
+    >>> exact_duplicate_mask(f).tolist()
+    [False, True, False, False]
+    """
+    cols = list(columns) if columns is not None else list(frame.columns)
+    if frame.empty:
+        return pd.Series(False, index=frame.index)
+    return frame.duplicated(subset=cols, keep="first")
+
+
+def near_duplicate_mask(transactions: pd.DataFrame, columns: Iterable[str], is_return: pd.Series | None = None) -> pd.Series:
+    """True for lines repeating an earlier order's line under another order id on the same day.
+
+    A near duplicate is a line (not a return) with the same ``customer_id``, calendar day of
+    ``order_date`` and values of ``columns`` (those present; missing values compare equal) as a
+    line of an *earlier* order (by time, then order id) of a different ``order_id``. Lines of the
+    first order of each group are not flagged, so the count is the number of surplus lines.
+
+    Examples
+    --------
+    >>> tx = pd.DataFrame({"customer_id": ["a", "a", "a", "b"],
+    ...                    "order_date": pd.to_datetime(["2024-01-01 09:00", "2024-01-01 09:05",
+    ...                                                  "2024-01-02 09:00", "2024-01-01 10:00"]),
+    ...                    "order_id": ["1", "2", "3", "4"], "amount": [5.0, 5.0, 5.0, 5.0]})
+    >>> near_duplicate_mask(tx, ["amount"]).tolist()
+    [False, True, False, False]
+    """
+    out = pd.Series(False, index=transactions.index)
+    candidate = transactions["customer_id"].notna() & transactions["order_id"].notna()
+    if is_return is not None:
+        candidate &= ~is_return
+    sub = transactions.loc[candidate]
+    if sub.empty:
+        return out
+    keys = ["customer_id", "_day"] + [c for c in columns if c in sub.columns and c not in ("customer_id", "order_date")]
+    sub = sub.assign(_day=sub["order_date"].dt.floor("D")).sort_values(["order_date", "order_id"], kind="mergesort")
+    first = sub.groupby(keys, dropna=False, sort=False)["order_id"].transform("first")
+    out.loc[sub.index] = (sub["order_id"] != first).to_numpy(dtype=bool)
+    return out
+
+
+def robust_log_bounds(values: pd.Series | np.ndarray, k: float,
+                      min_fold: float = 1.0) -> tuple[float, float, float, float]:
+    """Robust outlier bounds for positive values: ``exp(median ± k · scale)`` of ``log(values)``.
+
+    ``scale`` is 1.4826 × MAD of the logs, or 1.2533 × their mean absolute deviation when the MAD
+    is 0 (more than half of the values equal), following Iglewicz & Hoaglin (1993). Non-positive
+    and missing values are ignored. The bounds are at least ``min_fold`` times (and at most
+    1/``min_fold`` of) the median: for small counts such as quantities (mostly 1, a few up to 10)
+    the log-MAD is tiny and would otherwise flag ordinary values.
+
+    Returns
+    -------
+    (median, scale_log, low, high) : tuple of float
+        NaN when there are no positive values.
+
+    Examples
+    --------
+    >>> med, scale, low, high = robust_log_bounds([1, 2, 4, 8, 16], k=1)
+    >>> round(med, 2), round(scale, 3), round(low, 2), round(high, 2)
+    (4.0, 1.028, 1.43, 11.18)
+    >>> round(robust_log_bounds([1, 1, 1, 2, 3], k=5, min_fold=10)[3], 6)   # log-MAD bound 6.2 < 10 × median
+    10.0
+    """
+    x = np.asarray(values, dtype="float64")
+    x = x[np.isfinite(x) & (x > 0)]
+    if x.size == 0:
+        return (np.nan, np.nan, np.nan, np.nan)
+    logs = np.log(x)
+    center = float(np.median(logs))
+    deviation = np.abs(logs - center)
+    scale = MAD_SCALE * float(np.median(deviation))
+    if scale == 0:
+        scale = MEAN_AD_SCALE * float(np.mean(deviation))
+    median = float(np.exp(center))
+    # exp(log(x)) may miss x by one ulp: widen by 1e-12 so values on a bound are inside it.
+    low = min(float(np.exp(center - k * scale)), median / min_fold) * (1 - 1e-12)
+    high = max(float(np.exp(center + k * scale)), median * min_fold) * (1 + 1e-12)
+    return (median, scale, low, high)
+
+
+def order_values(transactions: pd.DataFrame, is_return: pd.Series) -> pd.DataFrame:
+    """Value of each purchase order: the sum of ``amount`` over its non-return lines (> 0 only).
+
+    Returns
+    -------
+    DataFrame
+        ``order_id, customer_id, order_date, lines, value, first_row`` (one row per order).
+
+    Examples
+    --------
+    >>> tx = pd.DataFrame({"order_id": ["1", "1", "2", "3"], "customer_id": ["a", "a", "b", "b"],
+    ...                    "order_date": pd.to_datetime(["2024-01-01"] * 4), "amount": [2.0, 3.0, -1.0, 4.0]})
+    >>> order_values(tx, tx["amount"] < 0)["value"].tolist()
+    [5.0, 4.0]
+    """
+    lines = transactions.loc[~is_return]
+    if _ROW not in lines:
+        lines = lines.assign(**{_ROW: np.arange(len(lines))})
+    grouped = lines.groupby("order_id", sort=True, observed=True).agg(
+        customer_id=("customer_id", "first"), order_date=("order_date", "min"),
+        lines=("amount", "size"), value=("amount", "sum"), first_row=(_ROW, "min"))
+    return grouped.loc[grouped["value"] > 0].reset_index()
+
+
+def future_cutoff(dates: pd.Series, quantile: float, tolerance_days: int) -> pd.Timestamp | None:
+    """Latest plausible order date: the ``quantile`` of ``dates`` plus ``tolerance_days``.
+
+    Dates after it are "in the future" (placeholders such as 2099-01-01, day/month swaps into
+    later years). Deterministic for the data; None when there is no date.
+
+    Examples
+    --------
+    >>> d = pd.Series(pd.date_range("2024-01-01", periods=200, freq="D").append(pd.DatetimeIndex(["2099-01-01"])))
+    >>> future_cutoff(d, quantile=0.99, tolerance_days=365)
+    Timestamp('2025-07-17 00:00:00')
+    """
+    valid = dates.dropna()
+    if valid.empty:
+        return None
+    return pd.Timestamp(valid.quantile(quantile, interpolation="lower")) + pd.Timedelta(days=tolerance_days)
+
+
+def default_as_of(dates: pd.Series, cutoff: pd.Timestamp | None) -> pd.Timestamp | None:
+    """The day after the last order date that is not after ``cutoff`` (None without dates).
+
+    Examples
+    --------
+    >>> d = pd.Series(pd.to_datetime(["2024-03-01 10:00", "2024-03-05 18:30", "2099-01-01 00:00"]))
+    >>> default_as_of(d, cutoff=pd.Timestamp("2025-01-01"))
+    Timestamp('2024-03-06 00:00:00')
+    """
+    valid = dates.dropna()
+    if cutoff is not None:
+        valid = valid[valid <= cutoff]
+    if valid.empty:
+        return None
+    return pd.Timestamp(valid.max()).normalize() + pd.Timedelta(days=1)
+
+
+def daily_volume(
+    transactions: pd.DataFrame,
+    *,
+    window_days: int,
+    spike_k: float,
+    open_weekday_share: float,
+    gap_max_probability: float,
+    min_days: int,
+) -> pd.DataFrame:
+    """Orders per day over the data's period, with the expected volume, gaps and spikes.
+
+    * A weekday is *open* when it has orders on at least ``open_weekday_share`` of its days
+      (a shop closed on Sundays has no gaps on Sundays).
+    * ``expected`` is the centred rolling median (``window_days``) of orders on open weekdays
+      with orders, interpolated over long outages.
+    * A *gap* is a zero-order day on an open weekday where a zero is implausible under a Poisson
+      volume: ``exp(-expected) < gap_max_probability``.
+    * A *spike* is a day with ``orders > expected + spike_k · max(s, sqrt(expected))``, where
+      ``s`` is 1.4826 × the median absolute residual (robust to the spikes themselves) and
+      ``sqrt(expected)`` the Poisson noise floor.
+
+    Periods shorter than ``min_days`` days are not assessed (``is_gap``/``is_spike`` all False).
+
+    Returns
+    -------
+    DataFrame
+        ``date, weekday, orders, revenue, rolling_7d, expected, open_weekday, is_gap, is_spike``
+        (one row per calendar day from the first to the last order day).
+
+    Examples
+    --------
+    >>> days = pd.date_range("2024-01-01", periods=56, freq="D")
+    >>> tx = pd.DataFrame({"order_date": days.repeat(20), "amount": 1.0})
+    >>> tx["order_id"] = [str(i) for i in range(len(tx))]
+    >>> tx = tx[tx["order_date"] != "2024-01-20"]               # a lost day
+    >>> daily = daily_volume(tx, window_days=29, spike_k=5, open_weekday_share=0.5,
+    ...                      gap_max_probability=0.001, min_days=28)
+    >>> daily.loc[daily["is_gap"], "date"].dt.strftime("%Y-%m-%d").tolist()
+    ['2024-01-20']
+    """
+    columns = ["date", "weekday", "orders", "revenue", "rolling_7d", "expected", "open_weekday", "is_gap", "is_spike"]
+    dates = transactions["order_date"].dropna()
+    if dates.empty:
+        return pd.DataFrame({c: pd.Series(dtype=t) for c, t in zip(
+            columns, ["datetime64[ns]", "string", "int64", "float64", "float64", "float64", "bool", "bool", "bool"])})
+    day = transactions["order_date"].dt.floor("D")
+    days = pd.date_range(day.min(), day.max(), freq="D")
+    orders = transactions.groupby(day)["order_id"].nunique().reindex(days, fill_value=0).astype("int64")
+    revenue = transactions.groupby(day)["amount"].sum().reindex(days, fill_value=0.0).astype("float64")
+    weekday = pd.Series(days.day_of_week, index=days)
+    open_share = (orders > 0).groupby(weekday).mean()
+    open_day = weekday.map(open_share).to_numpy() >= open_weekday_share
+    basis = orders.astype("float64").where(open_day & (orders > 0))
+    expected = basis.rolling(window_days, center=True, min_periods=1).median()
+    expected = expected.interpolate(limit_direction="both") if expected.notna().any() else expected
+    assess = len(days) >= min_days and expected.notna().any()
+    if assess:
+        residual = (orders - expected)[basis.notna()]
+        scale = MAD_SCALE * float(np.median(np.abs(residual))) if len(residual) else 0.0
+        noise = np.maximum(scale, np.sqrt(expected.to_numpy()))
+        is_gap = open_day & (orders.to_numpy() == 0) & (np.exp(-expected.to_numpy()) < gap_max_probability)
+        is_spike = orders.to_numpy() > expected.to_numpy() + spike_k * noise
+    else:
+        is_gap = is_spike = np.zeros(len(days), dtype=bool)
+    return pd.DataFrame({
+        "date": days.astype("datetime64[ns]"),
+        "weekday": pd.Series(days.day_name(), dtype="string").to_numpy(),
+        "orders": orders.to_numpy(),
+        "revenue": revenue.to_numpy(),
+        "rolling_7d": orders.rolling(7, min_periods=1).mean().to_numpy(),
+        "expected": expected.to_numpy(),
+        "open_weekday": open_day,
+        "is_gap": np.asarray(is_gap, dtype=bool),
+        "is_spike": np.asarray(is_spike, dtype=bool),
+    }).astype({"weekday": "string"})
+
+
+def gap_periods(daily: pd.DataFrame) -> pd.DataFrame:
+    """Consecutive gap days of :func:`daily_volume` merged into periods.
+
+    Closed weekdays inside a gap do not break it (a shop closed on Sundays with a lost week
+    has one gap period, not two).
+
+    Returns
+    -------
+    DataFrame
+        ``start, end, gap_days, expected_orders`` (expected orders lost, summed).
+
+    Examples
+    --------
+    >>> daily = pd.DataFrame({"date": pd.date_range("2024-01-01", periods=6, freq="D"),
+    ...                       "is_gap": [False, True, True, False, True, False],
+    ...                       "open_weekday": True, "orders": [5, 0, 0, 5, 0, 5], "expected": 5.0})
+    >>> gap_periods(daily)[["gap_days", "expected_orders"]].to_dict("list")
+    {'gap_days': [2, 1], 'expected_orders': [10.0, 5.0]}
+    """
+    cols = {"start": "datetime64[ns]", "end": "datetime64[ns]", "gap_days": "int64", "expected_orders": "float64"}
+    if daily.empty or not daily["is_gap"].any():
+        return pd.DataFrame({c: pd.Series(dtype=t) for c, t in cols.items()})
+    # Days that may sit inside a gap: gaps, and closed weekdays without orders.
+    quiet = daily["is_gap"] | (~daily["open_weekday"] & (daily["orders"] == 0))
+    run = (quiet != quiet.shift()).cumsum()
+    gaps = daily.assign(run=run)[quiet]
+    periods = gaps.groupby("run").agg(
+        start=("date", lambda d: d[gaps.loc[d.index, "is_gap"]].min()),
+        end=("date", lambda d: d[gaps.loc[d.index, "is_gap"]].max()),
+        gap_days=("is_gap", "sum"),
+        expected_orders=("expected", lambda e: e[gaps.loc[e.index, "is_gap"]].sum()),
+    )
+    periods = periods[periods["gap_days"] > 0].reset_index(drop=True)
+    return periods.astype(cols)
+
+
+def missing_values(tables: Mapping[str, pd.DataFrame | None]) -> pd.DataFrame:
+    """Missing cells per column of each table present.
+
+    Returns
+    -------
+    DataFrame
+        ``table, column, missing, share`` (share of the table's rows).
+
+    Examples
+    --------
+    >>> t = pd.DataFrame({"customer_id": ["a", None], "amount": [1.0, 2.0]})
+    >>> missing_values({"transactions": t, "customers": None}).values.tolist()
+    [['transactions', 'customer_id', 1, 0.5], ['transactions', 'amount', 0, 0.0]]
+    """
+    parts = []
+    for name, frame in tables.items():
+        if frame is None:
+            continue
+        cols = [c for c in frame.columns if c != _ROW]
+        counts = frame[cols].isna().sum()
+        parts.append(pd.DataFrame({
+            "table": name, "column": cols, "missing": counts.to_numpy(dtype="int64"),
+            "share": counts.to_numpy(dtype="float64") / len(frame) if len(frame) else np.nan,
+        }))
+    if not parts:
+        return pd.DataFrame({"table": [], "column": [], "missing": [], "share": []})
+    return pd.concat(parts, ignore_index=True).astype({"table": "string", "column": "string"})
+
+
+def returns_summary(transactions: pd.DataFrame, is_return: pd.Series) -> dict[str, float]:
+    """Returns and their share of revenue.
+
+    ``gross_revenue`` sums purchase lines (not returns); ``returned_value`` the absolute amount of
+    return lines; ``returned_share = returned_value / gross_revenue``; ``net_revenue`` the sum of
+    all amounts (returns negative), the revenue every later notebook uses.
+
+    Examples
+    --------
+    >>> tx = pd.DataFrame({"order_id": ["1", "2", "C3"], "amount": [80.0, 20.0, -10.0]})
+    >>> r = returns_summary(tx, tx["amount"] < 0)
+    >>> r["returned_share"], r["net_revenue"], r["return_orders"]
+    (0.1, 90.0, 1)
+    """
+    amount = transactions["amount"]
+    gross = float(amount[~is_return].sum())
+    returned = float(amount[is_return].abs().sum())
+    return {
+        "return_lines": int(is_return.sum()),
+        "return_orders": int(transactions.loc[is_return, "order_id"].nunique()),
+        "gross_revenue": gross,
+        "returned_value": returned,
+        "returned_share": returned / gross if gross > 0 else np.nan,
+        "net_revenue": float(amount.sum()),
+    }
+
+
+def arm_balance(campaign: pd.DataFrame | None) -> pd.DataFrame:
+    """Customers per arm of each campaign and their share within the campaign.
+
+    Examples
+    --------
+    >>> c = pd.DataFrame({"campaign_id": ["x"] * 4, "customer_id": list("abcd"),
+    ...                   "arm": ["control", "email", "email", "email"]})
+    >>> arm_balance(c).values.tolist()
+    [['x', 'control', 1, 0.25], ['x', 'email', 3, 0.75]]
+    """
+    if campaign is None or campaign.empty:
+        return pd.DataFrame({"campaign_id": pd.Series(dtype="string"), "arm": pd.Series(dtype="string"),
+                             "customers": pd.Series(dtype="int64"), "share": pd.Series(dtype="float64")})
+    counts = campaign.groupby(["campaign_id", "arm"], dropna=False, observed=True).size().rename("customers")
+    out = counts.reset_index()
+    out["share"] = out["customers"] / out.groupby("campaign_id", dropna=False)["customers"].transform("sum")
+    return out.astype({"customers": "int64"})
+
+
+# ----------------------------------------------------------------------------- helpers
+def _canonical(frame: pd.DataFrame | None, spec: TableSpec) -> pd.DataFrame | None:
+    """Canonical (and ``spec.extra``) columns of ``frame`` in canonical dtypes, blank text as missing,
+    plus ``_row`` = the frame's integer index (:func:`segkit.io.load_table` sets it to the 0-based
+    data row of the file) or the row position. ``attrs["absent_columns"]`` lists canonical
+    columns the input did not have (also those :func:`segkit.schema.validate` added or derived)."""
+    if frame is None:
+        return None
+    absent = [c for c in spec.columns if c not in frame.columns or c in frame.attrs.get("absent_columns", ())]
+    missing = [c for c in spec.required if c not in frame.columns]
+    if missing:
+        raise DataError(f"{spec.name}: required column(s) {', '.join(missing)} missing. "
+                        f"Map them in the config's columns.{spec.name} section (see segkit.io).")
+    if spec.one_of and not any(all(c in frame.columns for c in group) for group in spec.one_of):
+        need = " or ".join(" + ".join(g) for g in spec.one_of)
+        raise DataError(f"{spec.name}: needs {need}. Map them in the config's columns.{spec.name} section.")
+    out = pd.DataFrame(index=pd.RangeIndex(len(frame)))
+    for col, dtype in {**spec.dtypes, **spec.extra}.items():
+        if col not in frame.columns or (col in absent and col not in ("order_id", "amount", "delivered")):
+            continue
+        values = frame[col].reset_index(drop=True)
+        try:
+            if dtype.startswith("datetime"):
+                values = pd.to_datetime(values)
+            elif dtype == "string":
+                values = values.astype("string").str.strip().replace("", pd.NA)
+            else:
+                values = values.astype(dtype)
+        except (ValueError, TypeError) as exc:
+            raise DataError(f"{spec.name}: column '{col}' cannot be read as {dtype} ({exc}). "
+                            "Load the files with segkit.io.load_inputs, which says which rows are wrong.") from None
+        out[col] = values
+    if spec is TRANSACTIONS and "amount" not in out:
+        out["amount"] = out["quantity"] * out["unit_price"]
+    integer_index = pd.api.types.is_integer_dtype(frame.index.dtype) and frame.index.is_unique
+    out[_ROW] = np.asarray(frame.index if integer_index else np.arange(len(frame)), dtype="int64")
+    out.attrs["absent_columns"] = absent
+    return out
+
+
+def _with_all_columns(frame: pd.DataFrame, spec: TableSpec, extra: Mapping[str, str] | None = None) -> pd.DataFrame:
+    """``frame`` with every canonical column (absent ones empty) in canonical order and dtype."""
+    dtypes = dict(spec.dtypes, **(extra or {}))
+    out = frame.reset_index(drop=True)
+    for col, dtype in dtypes.items():
+        if col not in out:
+            out[col] = pd.Series(pd.NA if dtype != "float64" else np.nan, index=out.index, dtype=dtype)
+    return out[list(dtypes)].astype(dtypes)
+
+
+def _pseudonymized(frame: pd.DataFrame, settings: AuditSettings) -> pd.DataFrame:
+    if settings.pseudonymize and "customer_id" in frame:
+        return frame.assign(customer_id=pseudonymize_ids(frame["customer_id"], settings.salt))
+    return frame
+
+
+def _fmt(value: Any) -> str:
+    if value is None or (not isinstance(value, str) and pd.isna(value)):
+        return "<missing>"
+    if isinstance(value, pd.Timestamp):
+        return value.strftime("%Y-%m-%d %H:%M") if (value.hour or value.minute) else value.strftime("%Y-%m-%d")
+    if isinstance(value, float):
+        return f"{value:,.2f}" if value != int(value) else f"{value:,.0f}"
+    return str(value)
+
+
+def _examples_text(rows: pd.DataFrame, columns: Iterable[str], settings: AuditSettings) -> str:
+    """``row N: col=value, …; row M: …`` for the first ``settings.examples`` rows (ids pseudonymised)."""
+    head = _pseudonymized(rows.head(settings.examples), settings)
+    cols = [c for c in columns if c in head.columns]
+    parts = []
+    for record in head.to_dict("records"):
+        where = format_rows([record[_ROW]], limit=1) + ": " if _ROW in record else ""
+        parts.append(where + ", ".join(f"{c}={_fmt(record[c])}" for c in cols))
+    return "; ".join(parts)
+
+
+def _offending(rows: pd.DataFrame) -> pd.DataFrame:
+    """Up to 10 rows for the explorer (real ids: display through ``shareable``); ``row`` is the
+    line in the input file (header = line 1)."""
+    head = rows.head(10).copy()
+    if _ROW in head:
+        head.insert(0, "row", head.pop(_ROW) + 2)
+    return head.reset_index(drop=True)
+
+
+class _Collector:
+    """Accumulates findings, check counts and cleaning rules while the audit runs."""
+
+    def __init__(self, settings: AuditSettings):
+        self.settings = settings
+        self.findings: list[dict[str, Any]] = []
+        self.checks: list[dict[str, Any]] = []
+        self.rules: list[dict[str, Any]] = []
+        self.offending: dict[str, pd.DataFrame] = {}
+
+    def add(self, check: str, table: str, count: int, denominator: int | None, note: str,
+            rows: pd.DataFrame | None = None, examples: str | None = None, always: bool = False,
+            label: str | None = None, key: str | None = None) -> None:
+        """Record a check; a finding when ``count > 0`` (or ``always``).
+
+        The message reads ``"<label>: <count> (<share>); <note>"``; ``label`` defaults to the
+        check's label in :data:`CHECKS`. ``rows`` are the offending rows (examples, explorer).
+        """
+        self.checks.append({"check": check, "table": table, "count": int(count)})
+        if count == 0 and not always:
+            return
+        share = count / denominator if denominator else np.nan
+        share_text = f" ({_pct(share)})" if denominator else ""
+        message = f"{label or CHECKS[check][0]}: {count:,}{share_text}; {note}"
+        if rows is not None:
+            if examples is None:
+                examples = _examples_text(rows, _EXAMPLE_COLUMNS.get(table, rows.columns), self.settings)
+            self.offending[key or check] = _offending(rows)
+        self.findings.append({
+            "check": check, "table": table, "severity": self.settings.severity_for(check, share),
+            "count": int(count), "share": share, "message": message, "examples": examples or "",
+        })
+
+    def rule(self, rule: str, table: str, action: str, rows: int) -> None:
+        self.rules.append({"rule": rule, "table": table, "action": action, "rows_affected": int(rows)})
+
+    def findings_frame(self) -> pd.DataFrame:
+        frame = pd.DataFrame(self.findings, columns=list(FINDING_COLUMNS))
+        frame = frame.astype({"count": "int64", "share": "float64"})
+        rank = frame["severity"].map({s: i for i, s in enumerate(SEVERITIES)})
+        order = np.lexsort((frame["check"].to_numpy(dtype=str), -frame["count"].to_numpy(),
+                            -frame["share"].fillna(0).to_numpy(), rank.to_numpy()))
+        frame = frame.iloc[order].reset_index(drop=True)
+        return frame.astype({c: "string" for c in ("check", "table", "severity", "message", "examples")})
+
+    def rules_frame(self) -> pd.DataFrame:
+        return pd.DataFrame(self.rules, columns=list(RULE_COLUMNS)).astype(
+            {"rule": "string", "table": "string", "action": "string", "rows_affected": "int64"})
+
+
+def _isin(values: pd.Series, lookup: pd.Series) -> np.ndarray:
+    """``values.isin(lookup)`` for id columns, as a bool array; missing values are never in.
+
+    pandas' ``isin`` on string columns loops over ``lookup`` in Python (seconds for 100k ids);
+    ``pyarrow.compute.is_in`` hashes it.
+    """
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    found = pc.is_in(pa.array(values.astype("string"), type=pa.large_string()),
+                     value_set=pa.array(lookup.dropna().astype("string"), type=pa.large_string()))
+    return found.to_numpy(zero_copy_only=False).astype(bool)
+
+
+def _pct(share: float | None) -> str:
+    """Percent text; two decimals under 0.1% so that small shares do not read as 0.0%."""
+    if share is None or pd.isna(share):
+        return "n/a"
+    return f"{100 * share:.2f}%" if 0 < share < 0.001 else f"{100 * share:.1f}%"
+
+
+def _drop(frame: pd.DataFrame, mask: pd.Series, col: _Collector, rule: str, table: str) -> pd.DataFrame:
+    """Apply one dropping cleaning rule and record how many rows it removed."""
+    col.rule(rule, table, "dropped", int(mask.sum()))
+    return frame.loc[~mask]
+
+
+# ----------------------------------------------------------------------------- audit steps
+def _check_missing_values(missing: pd.DataFrame, inputs: Mapping[str, pd.DataFrame | None], col: _Collector) -> None:
+    """One info finding per column with empty cells (columns with a check of their own excluded)."""
+    dedicated = {("transactions", "customer_id"), ("transactions", "order_date"), ("transactions", "amount"),
+                 ("customers", "customer_id"), ("campaign", "customer_id")}
+    for rec in missing[missing["missing"] > 0].to_dict("records"):
+        if (rec["table"], rec["column"]) in dedicated:
+            continue
+        frame = inputs[rec["table"]]
+        col.add("missing_values", rec["table"], rec["missing"], len(frame), "left empty (unknown).",
+                rows=frame[frame[rec["column"]].isna()], label=f"Empty cells in column '{rec['column']}'",
+                key=f"missing_values ({rec['table']}.{rec['column']})")
+
+
+def _clean_transactions(tx: pd.DataFrame, as_of: str | pd.Timestamp | None, settings: AuditSettings,
+                        col: _Collector) -> tuple[pd.DataFrame, pd.Timestamp | None]:
+    """Row checks on the input transactions, then the cleaning rules in order (see module doc)."""
+    n_tx = len(tx)
+    # A derived order id (one order per row) would make every row unique: compare without it.
+    has_order_id = "order_id" not in tx.attrs["absent_columns"]
+    dup = exact_duplicate_mask(tx, [c for c in tx.columns if c != _ROW and (has_order_id or c != "order_id")])
+    no_date = tx["order_date"].isna()
+    no_amount = tx["amount"].isna()
+    guest = tx["customer_id"].isna()
+    price = tx["unit_price"] if "unit_price" in tx else pd.Series(np.nan, index=tx.index)
+    negative_price = (price < 0).fillna(False).astype(bool)
+    zero_price = ((price == 0) | (price.isna() & (tx["amount"] == 0))).fillna(False).astype(bool)
+    cutoff = future_cutoff(tx["order_date"], settings.future_quantile, settings.future_tolerance_days)
+    future = (tx["order_date"] > cutoff).fillna(False).astype(bool) if cutoff is not None else no_date & False
+    if as_of is None:
+        as_of_ts = default_as_of(tx["order_date"], cutoff)
+    else:
+        try:
+            as_of_ts = pd.Timestamp(as_of).normalize()
+        except (ValueError, TypeError):
+            raise ConfigError(f"as_of = {as_of!r} is not a date; use YYYY-MM-DD.") from None
+    after = (((tx["order_date"] >= as_of_ts) & ~future).fillna(False).astype(bool) if as_of_ts is not None
+             else no_date & False)
+
+    col.add("exact_duplicates", "transactions", int(dup.sum()), n_tx, "dropped, the first copy kept.", rows=tx[dup])
+    col.add("missing_order_date", "transactions", int(no_date.sum()), n_tx, "dropped.", rows=tx[no_date])
+    col.add("missing_amount", "transactions", int(no_amount.sum()), n_tx, "dropped.", rows=tx[no_amount])
+    col.add("guest_checkouts", "transactions", int(guest.sum()), n_tx,
+            f"{tx.loc[guest, 'amount'].sum():,.2f} revenue; dropped from the customer analyses.", rows=tx[guest])
+    col.add("negative_price", "transactions", int(negative_price.sum()), n_tx,
+            "adjustments or errors, not sales; dropped.", rows=tx[negative_price])
+    col.add("zero_price", "transactions", int(zero_price.sum()), n_tx,
+            "free items, or prices lost in the export; kept.", rows=tx[zero_price])
+    col.add("future_dates", "transactions", int(future.sum()), n_tx,
+            f"dated after {_fmt(cutoff)} = the {settings.future_quantile:.0%} quantile of order dates + "
+            f"{settings.future_tolerance_days} days; dropped.", rows=tx[future])
+    col.add("after_as_of", "transactions", int(after.sum()), n_tx,
+            f"as_of = {_fmt(as_of_ts)}; left out of this run.", rows=tx[after])
+
+    clean = _drop(tx, dup, col, "exact duplicate rows", "transactions")
+    for mask, rule in ((no_date, "rows without order date"), (no_amount, "rows without amount"),
+                       (guest, "rows without customer id (guest checkouts)"),
+                       (negative_price, "lines with a negative unit price"), (future, "far-future order dates"),
+                       (after, "orders on or after as_of")):
+        clean = _drop(clean, mask.loc[clean.index], col, rule, "transactions")
+    # Rows without order id are each their own order, named like segkit.schema.validate does.
+    order_id = clean["order_id"] if has_order_id else pd.Series(pd.NA, index=clean.index, dtype="string")
+    no_order_id = order_id.isna()
+    clean = clean.assign(order_id=order_id.where(~no_order_id, "row-" + (clean[_ROW] + 2).astype("string")))
+    col.rule("missing order ids filled (each row its own order)", "transactions", "filled", int(no_order_id.sum()))
+    clean = clean.assign(is_return=return_mask(clean, settings.return_prefix).to_numpy())
+    col.rule("returns and cancellations flagged is_return (kept)", "transactions", "flagged",
+             int(clean["is_return"].sum()))
+    col.rule("zero-price lines kept (free items)", "transactions", "flagged", int(zero_price.loc[clean.index].sum()))
+    return clean, as_of_ts
+
+
+def _check_clean_transactions(clean: pd.DataFrame, absent: Iterable[str], n_in: int, settings: AuditSettings,
+                              col: _Collector) -> dict[str, Any]:
+    """Checks on what the analyses will use: returns, near duplicates, outliers, daily volume."""
+    n_clean = len(clean)
+    is_return = clean["is_return"].astype(bool)
+    if n_clean == 0:
+        col.add("no_transactions_left", "transactions", n_in, n_in, "see the cleaning rules.", always=True)
+    returns = returns_summary(clean, is_return)
+    col.add("returns", "transactions", returns["return_lines"], n_clean,
+            f"in {returns['return_orders']:,} orders, value {returns['returned_value']:,.2f} = "
+            f"{_pct(returns['returned_share'])} of gross revenue; kept, flagged is_return.", rows=clean[is_return])
+    # Without order ids in the input, "another order" has no meaning: no near duplicates.
+    near = (near_duplicate_mask(clean, settings.near_duplicate_columns, is_return) if "order_id" not in absent
+            else pd.Series(False, index=clean.index))
+    same = ", ".join(["customer", "day"] + [c for c in settings.near_duplicate_columns if c in clean])
+    col.add("near_duplicates", "transactions", int(near.sum()), n_clean, f"same {same}; kept.", rows=clean[near])
+    col.rule("near duplicates flagged (kept)", "transactions", "flagged", int(near.sum()))
+
+    orders = order_values(clean, is_return)
+    qty_lines = clean.loc[~is_return & (clean["quantity"] > 0).fillna(False).astype(bool)] if "quantity" in clean \
+        else clean.iloc[0:0].assign(quantity=pd.Series(dtype="float64"))
+    rules = []
+    for measure, unit, values in (("order value", "currency per order", orders["value"]),
+                                  ("quantity", "units per line", qty_lines["quantity"])):
+        median, scale, low, high = robust_log_bounds(values, settings.outlier_k, settings.outlier_min_fold)
+        flagged = ((values < low) | (values > high)).to_numpy(dtype=bool)
+        rules.append({"measure": measure, "unit": unit, "n": len(values), "median": median, "scale_log": scale,
+                      "k": settings.outlier_k, "min_fold": settings.outlier_min_fold, "low": low, "high": high,
+                      "flagged": int(flagged.sum()), "mask": flagged})
+    o_rule, q_rule = rules
+    orders["is_outlier"] = o_rule.pop("mask")
+    q_flag = q_rule.pop("mask")
+    rule_text = (f"outside {{low}}–{{high}} = median {{median}} ×/÷ exp({settings.outlier_k:g} · MAD of the logs), "
+                 f"at least ×/÷ {settings.outlier_min_fold:g}; kept.")
+    flagged_orders = orders[orders["is_outlier"]].rename(columns={"first_row": _ROW})
+    col.add("order_value_outliers", "transactions", o_rule["flagged"], len(orders),
+            rule_text.format(**{k: _fmt(o_rule[k]) for k in ("low", "high", "median")}), rows=flagged_orders,
+            examples=_examples_text(flagged_orders, ("order_id", "order_date", "lines", "value"), settings))
+    q_out = qty_lines[q_flag]
+    col.add("quantity_outliers", "transactions", len(q_out), len(qty_lines),
+            rule_text.format(**{k: _fmt(q_rule[k]) for k in ("low", "high", "median")}), rows=q_out)
+    col.rule("lines of order value outliers flagged (kept)", "transactions", "flagged",
+             int(flagged_orders["lines"].sum()))
+    col.rule("quantity outliers flagged (kept)", "transactions", "flagged", len(q_out))
+
+    daily = daily_volume(clean, window_days=settings.volume_window_days, spike_k=settings.spike_k,
+                         open_weekday_share=settings.open_weekday_share,
+                         gap_max_probability=settings.gap_max_probability, min_days=settings.volume_min_days)
+    gaps = gap_periods(daily)
+    col.add("volume_gaps", "transactions", int(daily["is_gap"].sum()), int(daily["open_weekday"].sum()),
+            f"in {len(gaps)} period(s), ~{gaps['expected_orders'].sum():,.0f} orders expected in total.", rows=gaps,
+            examples="; ".join(f"{_fmt(g['start'])} to {_fmt(g['end'])} ({g['gap_days']} days, "
+                               f"~{g['expected_orders']:,.0f} orders expected)"
+                               for g in gaps.head(settings.examples).to_dict("records")))
+    spikes = daily[daily["is_spike"]]
+    col.add("volume_spikes", "transactions", len(spikes), len(daily),
+            f"orders > expected + {settings.spike_k:g} robust SD; check they were real (sales, campaigns).",
+            rows=spikes[["date", "weekday", "orders", "expected"]],
+            examples="; ".join(f"{_fmt(r['date'])}: {r['orders']} orders (expected ~{r['expected']:,.0f})"
+                               for r in spikes.head(settings.examples).to_dict("records")))
+    return {
+        "returns": returns, "daily": daily, "gaps": gaps,
+        "outlier_rules": pd.DataFrame([o_rule, q_rule]).astype({"measure": "string", "unit": "string"}),
+        "order_values": orders[["order_id", "value", "is_outlier"]].reset_index(drop=True),
+        "quantities": pd.DataFrame({"quantity": qty_lines["quantity"].to_numpy(dtype="float64"),
+                                    "is_outlier": q_flag}),
+    }
+
+
+def _clean_customers(customers_in: pd.DataFrame | None, clean: pd.DataFrame,
+                     col: _Collector) -> tuple[pd.DataFrame, pd.Series]:
+    """customers_clean = customers table ∪ buyers (derived from transactions without a table)."""
+    buyers = pd.Series(clean["customer_id"].unique(), dtype="string").sort_values(ignore_index=True)
+    if customers_in is None:
+        customers = customers_from_transactions(clean)  # with each buyer's country when present
+        col.rule("customers derived from transactions (no customers file)", "customers", "added", len(buyers))
+    else:
+        n_cust = len(customers_in)
+        no_id = customers_in["customer_id"].isna()
+        dup_id = customers_in["customer_id"].duplicated(keep="first") & ~no_id
+        col.add("customers_without_id", "customers", int(no_id.sum()), n_cust, "dropped.", rows=customers_in[no_id])
+        col.add("duplicate_customer_ids", "customers", int(dup_id.sum()), n_cust, "the first row is kept.",
+                rows=customers_in[_isin(customers_in["customer_id"], customers_in.loc[dup_id, "customer_id"])])
+        customers = _drop(customers_in, no_id, col, "customers without customer id", "customers")
+        customers = _drop(customers, dup_id.loc[customers.index], col, "repeated customer ids (first kept)",
+                          "customers")
+        new_buyers = buyers[~_isin(buyers, customers["customer_id"])]
+        col.add("buyers_not_in_customers", "customers", len(new_buyers), len(buyers),
+                "added with empty attributes.", rows=pd.DataFrame({"customer_id": new_buyers}), examples="")
+        col.rule("buyers missing from the customers table added", "customers", "added", len(new_buyers))
+        customers = pd.concat([customers.drop(columns=_ROW), pd.DataFrame({"customer_id": new_buyers})],
+                              ignore_index=True)
+    customers = _with_all_columns(customers, CUSTOMERS).sort_values("customer_id", kind="mergesort",
+                                                                      ignore_index=True)
+    prospects = ~_isin(customers["customer_id"], buyers)
+    col.add("customers_without_orders", "customers", int(prospects.sum()), len(customers), "kept.",
+            rows=customers[prospects], examples="")
+    return customers, buyers
+
+
+def _clean_campaign(campaign_in: pd.DataFrame | None, customers: pd.DataFrame,
+                    col: _Collector) -> pd.DataFrame | None:
+    """campaign_clean: one row per (campaign, customer), known customers only."""
+    if campaign_in is None:
+        return None
+    n_camp = len(campaign_in)
+    pair_dup = campaign_in.duplicated(["campaign_id", "customer_id"], keep="first") & campaign_in["customer_id"].notna()
+    unknown = pd.Series(~_isin(campaign_in["customer_id"], customers["customer_id"]), index=campaign_in.index)
+    col.add("campaign_duplicates", "campaign", int(pair_dup.sum()), n_camp, "the first row is kept.",
+            rows=campaign_in[pair_dup])
+    col.add("unknown_campaign_customers", "campaign", int(unknown.sum()), n_camp,
+            "cannot be joined to segments; dropped.", rows=campaign_in[unknown])
+    campaign = _drop(campaign_in, pair_dup, col, "repeated (campaign, customer) rows (first kept)", "campaign")
+    campaign = _drop(campaign, unknown.loc[campaign.index], col, "campaign rows of unknown customers", "campaign")
+    return campaign.drop(columns=_ROW).reset_index(drop=True)
+
+
+# ----------------------------------------------------------------------------- the audit
+def run_audit(
+    tables: Mapping[str, pd.DataFrame | None],
+    as_of: str | pd.Timestamp | None = None,
+    config: Mapping[str, Any] | None = None,
+) -> AuditResult:
+    """Audit the canonical input tables and clean them.
+
+    Parameters
+    ----------
+    tables : mapping
+        ``transactions`` (required), ``customers`` and ``campaign`` (None when absent): canonical
+        frames as returned by :func:`segkit.io.load_inputs`.
+    as_of : str or Timestamp, optional
+        Analysis date ``YYYY-MM-DD``; orders on or after it are dropped. None = the day after the
+        last order that is not in the future.
+    config : mapping, optional
+        Merged configuration (sections ``audit``, ``io``, ``privacy``); None = shipped defaults.
+
+    Returns
+    -------
+    AuditResult
+
+    Raises
+    ------
+    DataError
+        A table lacks a required column or a column cannot take its canonical type.
+    ConfigError
+        An invalid ``audit`` setting or ``as_of``.
+
+    Examples
+    --------
+    >>> tx = pd.DataFrame({"customer_id": ["a", "b"], "order_date": pd.to_datetime(["2024-01-01", "2024-01-09"]),
+    ...                    "amount": [10.0, -3.0]})
+    >>> r = run_audit({"transactions": tx}, as_of="2024-01-05")
+    >>> r.cleaning_rules.set_index("rule").loc["orders on or after as_of", "rows_affected"]
+    np.int64(1)
+    """
+    if config is None:
+        from segkit.config import load_config
+
+        config = load_config()
+    settings = AuditSettings.from_config(config)
+    if tables.get("transactions") is None:
+        raise DataError("No transactions table: set data.transactions in the config to your order-lines file.")
+    tx = _canonical(tables["transactions"], TRANSACTIONS)
+    customers_in = _canonical(tables.get("customers"), CUSTOMERS)
+    campaign_in = _canonical(tables.get("campaign"), CAMPAIGN)
+    col = _Collector(settings)
+    n_tx = len(tx)
+    missing = missing_values({"transactions": tx, "customers": customers_in, "campaign": campaign_in})
+    _check_missing_values(missing, {"transactions": tx, "customers": customers_in, "campaign": campaign_in}, col)
+    clean, as_of_ts = _clean_transactions(tx, as_of, settings, col)
+    found = _check_clean_transactions(clean, tx.attrs["absent_columns"], n_tx, settings, col)
+    customers, buyers = _clean_customers(customers_in, clean, col)
+    campaign = _clean_campaign(campaign_in, customers, col)
+    arms = arm_balance(campaign)
+    if not arms.empty:
+        text = "; ".join(
+            f"{cid}: " + ", ".join(f"{a} {n:,} ({_pct(s)})" for a, n, s in zip(g["arm"], g["customers"], g["share"]))
+            for cid, g in arms.groupby("campaign_id", sort=True))
+        col.add("campaign_arm_balance", "campaign", int(arms["campaign_id"].nunique()), None,
+                f"customers per arm: {text}.", rows=arms, examples="")
+
+    # -- assemble ---------------------------------------------------------------------------
+    n_clean = len(clean)
+    transactions = _with_all_columns(clean.drop(columns=_ROW), TRANSACTIONS, TRANSACTIONS_CLEAN_EXTRA)
+    transactions["order_date"] = transactions["order_date"].astype("datetime64[ns]")
+    period = {"start": transactions["order_date"].min().normalize() if n_clean else None,
+              "end": transactions["order_date"].max().normalize() if n_clean else None}
+    counts = {
+        "transactions_rows_in": n_tx,
+        "transactions_rows_clean": n_clean,
+        "orders": int(transactions["order_id"].nunique()),
+        "customers": len(customers),
+        "buyers": len(buyers),
+        "prospects": int((~_isin(customers["customer_id"], buyers)).sum()),
+        "return_lines": found["returns"]["return_lines"],
+        "days": len(found["daily"]),
+        "customers_rows_in": 0 if customers_in is None else len(customers_in),
+        "campaign_rows_in": 0 if campaign_in is None else len(campaign_in),
+        "campaign_rows_clean": 0 if campaign is None else len(campaign),
+        "campaigns": 0 if campaign is None else int(campaign["campaign_id"].nunique()),
+    }
+    return AuditResult(
+        findings=col.findings_frame(), cleaning_rules=col.rules_frame(), as_of=as_of_ts, period=period,
+        counts=counts, transactions=transactions, customers=customers, campaign=campaign, missing=missing,
+        daily=found["daily"], gaps=found["gaps"], returns=found["returns"],
+        outlier_rules=found["outlier_rules"], order_values=found["order_values"],
+        quantities=found["quantities"], arms=arms, checks=pd.DataFrame(col.checks, columns=["check", "table", "count"]),
+        offending=col.offending,
+    )
+
+
+# ----------------------------------------------------------------------------- reporting
+def raise_if_failed(result: AuditResult, ctx: "RunContext | None" = None) -> None:
+    """Raise :class:`~segkit.errors.AuditFailedError` when the audit has error findings.
+
+    The message is the findings table as plain text plus what to do; the error carries the
+    result as ``.result``. Given ``ctx``, the notebook summary (status "errors") is recorded
+    first, so the run's index shows why the pipeline stopped.
+
+    Examples
+    --------
+    >>> tx = pd.DataFrame({"customer_id": [None, None, "a"], "order_date": pd.to_datetime(["2024-01-01"] * 3),
+    ...                    "amount": [1.0, 2.0, 3.0]})
+    >>> raise_if_failed(run_audit({"transactions": tx}))
+    Traceback (most recent call last):
+    ...
+    segkit.errors.AuditFailedError: The data audit found 1 error-severity problem(s); ...
+    """
+    if result.status != "errors":
+        return
+    if ctx is not None:
+        ctx.record_summary(**summarize(result))
+    error = AuditFailedError(result.failure_message())
+    error.result = result  # type: ignore[attr-defined]
+    raise error
+
+
+def build_audit_artifacts(ctx: "RunContext", raise_on_error: bool = True) -> AuditResult:
+    """Producer of ``01_data_audit``: load the inputs, audit them, write the artifacts.
+
+    Writes ``audit_summary.json`` always; when the audit has no error finding also
+    ``transactions_clean.parquet``, ``customers_clean.parquet``, ``campaign_clean.parquet`` (only
+    with a campaign file) and the base ``customer_segments.csv`` (``customer_id`` of every
+    customer). With errors, clean tables and ``customer_segments.csv`` of an earlier run in the
+    same folder are removed, so no later notebook reads stale data.
+
+    Parameters
+    ----------
+    ctx : RunContext
+        From :func:`segkit.pipeline.open_run`; ``as_of`` = the notebook parameter, else
+        ``run.as_of`` of the config, else the day after the last order.
+    raise_on_error : bool
+        Raise :class:`~segkit.errors.AuditFailedError` on error findings (what upstream builds
+        need). The notebook passes False, shows the table, then calls :func:`raise_if_failed`.
+
+    Returns
+    -------
+    AuditResult
+
+    Examples
+    --------
+    >>> from segkit.pipeline import open_run
+    >>> result = build_audit_artifacts(open_run("01_data_audit"))  # doctest: +SKIP
+    """
+    tables = load_inputs(ctx.config)
+    as_of = ctx.as_of_param or (ctx.config.get("run") or {}).get("as_of")
+    result = run_audit(tables, as_of=as_of, config=ctx.config)
+    ctx.write_artifact("audit_summary", result.summary())
+    segments = ctx.artifact_path("customer_segments")
+    if result.status == "errors":
+        for name in ("transactions_clean", "customers_clean", "campaign_clean"):
+            ctx.artifact_path(name).unlink(missing_ok=True)
+        segments.unlink(missing_ok=True)
+        if raise_on_error:
+            raise_if_failed(result)
+        return result
+    ctx.write_artifact("transactions_clean", result.transactions)
+    ctx.write_artifact("customers_clean", result.customers)
+    if result.campaign is not None:
+        ctx.write_artifact("campaign_clean", result.campaign)
+    else:
+        ctx.artifact_path("campaign_clean").unlink(missing_ok=True)
+    ids = result.customers[["customer_id"]]
+    if segments.exists():
+        # Columns of later notebooks stay only if they describe exactly these customers.
+        old = pd.read_csv(segments, dtype={"customer_id": "string"}, usecols=["customer_id"])["customer_id"]
+        if set(old) != set(ids["customer_id"]):
+            segments.unlink()
+    ctx.update_customer_segments(ids)
+    return result
+
+
+def overview_table(result: AuditResult) -> pd.DataFrame:
+    """Rows in, removed and kept per table, with customers, orders and the date range.
+
+    Examples
+    --------
+    >>> tx = pd.DataFrame({"customer_id": ["a", "a"], "order_date": pd.to_datetime(["2024-01-01", "2024-01-03"]),
+    ...                    "amount": [1.0, 1.0]})
+    >>> overview_table(run_audit({"transactions": tx}))[["table", "rows_in", "rows_clean"]].values.tolist()
+    [['transactions', 2, 2], ['customers', 0, 1]]
+    """
+    c = result.counts
+    tx = result.transactions
+    rows = [{"table": "transactions", "rows_in": c["transactions_rows_in"], "rows_clean": c["transactions_rows_clean"],
+             "customers": int(tx["customer_id"].nunique()), "orders": c["orders"],
+             "first_date": result.period["start"], "last_date": result.period["end"]},
+            {"table": "customers", "rows_in": c["customers_rows_in"], "rows_clean": c["customers"],
+             "customers": c["customers"], "orders": None, "first_date": None, "last_date": None}]
+    if result.campaign is not None:
+        camp = result.campaign
+        dates = camp["sent_at"] if "sent_at" in camp else pd.Series(dtype="datetime64[ns]")
+        rows.append({"table": "campaign", "rows_in": c["campaign_rows_in"], "rows_clean": c["campaign_rows_clean"],
+                     "customers": int(camp["customer_id"].nunique()), "orders": None,
+                     "first_date": dates.min(), "last_date": dates.max()})
+    out = pd.DataFrame(rows)
+    out.insert(3, "rows_removed", out["rows_in"] - out["rows_clean"])
+    out["rows_removed"] = out["rows_removed"].clip(lower=0)
+    return out.astype({"table": "string", "rows_in": "int64", "rows_clean": "int64", "rows_removed": "int64",
+                       "customers": "int64", "orders": "Int64", "first_date": "datetime64[ns]",
+                       "last_date": "datetime64[ns]"})
+
+
+def finding_rows(result: AuditResult, key: str) -> pd.DataFrame:
+    """Up to 10 offending rows behind a finding (``row`` = line in the input file).
+
+    ``key`` is a check name, or ``"missing_values (<table>.<column>)"``; see
+    ``result.offending`` for the keys. Ids are real: display through ``shareable``.
+
+    Examples
+    --------
+    >>> tx = pd.DataFrame({"customer_id": ["a", None], "order_date": pd.to_datetime(["2024-01-01"] * 2),
+    ...                    "amount": [1.0, 2.0]})
+    >>> finding_rows(run_audit({"transactions": tx}), "guest_checkouts")[["row", "amount"]].to_dict("list")
+    {'row': [3], 'amount': [2.0]}
+    """
+    if key not in result.offending:
+        raise KeyError(f"No rows for {key!r}; known: {', '.join(result.offending) or 'none'}.")
+    return result.offending[key]
+
+
+def summarize(result: AuditResult) -> dict[str, Any]:
+    """Texts for the notebook's "What this means" (arguments of ``show_summary``).
+
+    Returns
+    -------
+    dict
+        ``title, analysed, findings (3–5), actions, headlines, warnings``.
+
+    Examples
+    --------
+    >>> tx = pd.DataFrame({"customer_id": ["a", "b", None], "order_date": pd.to_datetime(["2024-01-01"] * 3),
+    ...                    "amount": [10.0, -2.0, 1.0]})
+    >>> s = summarize(run_audit({"transactions": tx}))
+    >>> s["headlines"]["Rows removed"], s["headlines"]["Returns, share of gross revenue"]
+    (1, '20.0%')
+    """
+    c, f, rules = result.counts, result.findings, result.cleaning_rules
+    period = (f"from {_fmt(result.period['start'])} to {_fmt(result.period['end'])}"
+              if result.period["start"] is not None else "with no transactions left after cleaning")
+    campaign = f", {c['campaign_rows_in']:,} campaign rows" if result.campaign is not None else ""
+    analysed = (f"{c['transactions_rows_in']:,} order lines {period} (analysis date as_of "
+                f"{_fmt(result.as_of)}), {c['customers']:,} customers of whom {c['buyers']:,} bought{campaign}.")
+    levels = f["severity"].value_counts()
+    n_err, n_warn, n_info = (int(levels.get(s, 0)) for s in SEVERITIES)
+    removed_by = rules[(rules["action"] == "dropped") & (rules["rows_affected"] > 0)]
+    removed = int(removed_by.loc[removed_by["table"] == "transactions", "rows_affected"].sum())
+    findings = [f"Audit status: {result.status} ({n_err} errors, {n_warn} warnings, {n_info} notes)."]
+    if len(removed_by):
+        top = "; ".join(f"{r['rule']} {r['rows_affected']:,}" for r in removed_by.head(4).to_dict("records"))
+        findings.append(f"Cleaning removed {removed:,} of {c['transactions_rows_in']:,} transaction rows "
+                        f"({_pct(removed / c['transactions_rows_in'] if c['transactions_rows_in'] else np.nan)}): {top}.")
+    else:
+        findings.append("Cleaning removed no rows.")
+    r = result.returns
+    if r["return_lines"]:
+        findings.append(f"Returns and cancellations are {_pct(r['returned_share'])} of gross revenue "
+                        f"(return lines: {r['return_lines']:,}); net revenue {r['net_revenue']:,.2f} includes them.")
+    serious = f[(f["severity"] != "info") & ~f["check"].isin(["exact_duplicates", "guest_checkouts"])]
+    findings += [str(m) for m in serious["message"].head(5 - len(findings))]
+    actions = [CHECKS[check][1] for check in dict.fromkeys(f.loc[f["severity"] != "info", "check"])][:4]
+    if result.status == "errors":
+        actions.insert(0, "Fix the error findings in the input files (or relax the rule in the config); "
+                          "the pipeline stops until then.")
+    else:
+        actions.append("Data are fit for analysis: continue with 02_rfm; the cleaned tables are in artifacts/.")
+    headlines = {
+        "Status": result.status,
+        "Order lines (clean)": c["transactions_rows_clean"],
+        "Orders": c["orders"],
+        "Customers": c["customers"],
+        "Rows removed": removed,
+        "Returns, share of gross revenue": _pct(r["returned_share"]),
+    }
+    warnings = [f"{row['check']}: {row['message']}" for row in f[f["severity"] != "info"].to_dict("records")]
+    return {"title": "Data audit", "analysed": analysed, "findings": findings, "actions": actions,
+            "headlines": headlines, "warnings": warnings}
