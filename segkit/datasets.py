@@ -260,6 +260,9 @@ class GeneratedShop:
 
 # --------------------------------------------------------------------------- small helpers
 
+Arrays = dict[str, np.ndarray]    # parallel arrays of one table being built
+Profiles = dict[str, np.ndarray]  # segment profile attributes, indexed by segment code
+
 
 def _cum_probs(probs: np.ndarray) -> np.ndarray:
     """Row-wise cumulative probabilities (rows normalised to 1)."""
@@ -427,7 +430,9 @@ class _Orders:
                          for f in ("cust", "day", "minute", "kind")))
 
 
-def _purchase_histories(rng, seg, buyers, rate, signup_day, profiles, cums, n_days):
+def _purchase_histories(rng: np.random.Generator, seg: np.ndarray, buyers: np.ndarray, rate: np.ndarray,
+                        signup_day: np.ndarray, profiles: Profiles, cums: np.ndarray,
+                        n_days: int) -> tuple[_Orders, Arrays]:
     """Organic orders and the latent lifecycle (churn, reactivation) of every buyer."""
     b_seg = seg[buyers]
     life = profiles["lifetime_days"][b_seg]
@@ -456,7 +461,7 @@ def _purchase_histories(rng, seg, buyers, rate, signup_day, profiles, cums, n_da
     return orders, life_table
 
 
-def _active_at(buyers: np.ndarray, n: int, life: dict, day: int) -> np.ndarray:
+def _active_at(buyers: np.ndarray, n: int, life: Arrays, day: int) -> np.ndarray:
     """Whether each customer (all ``n``) is in an active spell on ``day``."""
     active_b = ((life["first"] <= day) & (day < life["death1"])) | (
         life["reactivated"] & (life["react"] <= day) & (day < life["death2"]))
@@ -465,8 +470,9 @@ def _active_at(buyers: np.ndarray, n: int, life: dict, day: int) -> np.ndarray:
     return out
 
 
-def _campaigns(rng, n_campaigns, n_days, seg, signup_day, buyers, life, profiles,
-               control_share):
+def _campaigns(rng: np.random.Generator, n_campaigns: int, n_days: int, seg: np.ndarray,
+               signup_day: np.ndarray, buyers: np.ndarray, life: Arrays, profiles: Profiles,
+               control_share: float) -> tuple[np.ndarray, list[Arrays], list[_Orders], np.ndarray]:
     """Campaign sends and outcomes, plus the conversion orders they cause."""
     n = seg.size
     consent = rng.random(n) < profiles["opt_in"][seg]
@@ -506,7 +512,8 @@ def _campaigns(rng, n_campaigns, n_days, seg, signup_day, buyers, life, profiles
     return send_days, blocks, conv_orders, consent
 
 
-def _lines(rng, orders: _Orders, seg_of_order, profiles, cat_cum, price, sale_day):
+def _lines(rng: np.random.Generator, orders: _Orders, seg_of_order: np.ndarray, profiles: Profiles,
+           cat_cum: np.ndarray, price: np.ndarray, sale_day: np.ndarray) -> Arrays:
     """Expand orders into lines: category, product, quantity, unit price (unique products per order)."""
     n_lines = 1 + np.minimum(rng.poisson(profiles["lines_mean"][seg_of_order]), 7)
     n_lines[orders.kind == 2] = 1
@@ -515,8 +522,8 @@ def _lines(rng, orders: _Orders, seg_of_order, profiles, cat_cum, price, sale_da
     guest = orders.kind[order] == 2
     cat = np.where(guest, rng.integers(0, len(CATEGORIES), order.size),
                    _choose(rng, cat_cum, np.maximum(orders.cust[order], 0)))
-    pa, pb = profiles["price_position"][seg].T
-    pos = np.minimum((rng.beta(pa, pb) * PRODUCTS_PER_CATEGORY).astype(np.int64),
+    beta_a, beta_b = profiles["price_position"][seg].T
+    pos = np.minimum((rng.beta(beta_a, beta_b) * PRODUCTS_PER_CATEGORY).astype(np.int64),
                      PRODUCTS_PER_CATEGORY - 1)
     product = cat * PRODUCTS_PER_CATEGORY + pos
     keep = ~pd.Series(order * len(price) + product).duplicated().to_numpy()
@@ -537,7 +544,8 @@ def _catalogue(rng: np.random.Generator) -> np.ndarray:
     return np.maximum(np.round(ladder) - 0.01, 0.99)
 
 
-def _returns(rng, lines, orders: _Orders, return_rate, n_days):
+def _returns(rng: np.random.Generator, lines: Arrays, orders: _Orders, return_rate: float,
+             n_days: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Pick returned lines; one cancellation per order, 1-29 days after the purchase."""
     order = lines["order"]
     eligible = (orders.kind[order] == 0) & (orders.day[order] <= n_days - 2)
@@ -687,7 +695,8 @@ def generate_shop(
                          start=start, end=end)
 
 
-def _assemble_rows(lines, returned, r_day, r_min, r_qty, orders: _Orders, channel):
+def _assemble_rows(lines: Arrays, returned: np.ndarray, r_day: np.ndarray, r_min: np.ndarray,
+                   r_qty: np.ndarray, orders: _Orders, channel: np.ndarray) -> Arrays:
     """Row arrays (purchase lines, then return lines) with what dirt planting needs."""
     o = lines["order"]
     r = np.flatnonzero(returned)
@@ -720,7 +729,8 @@ OUTPUT_ROW_FIELDS = ("order", "cust", "is_return", "product", "category", "chann
                      "quantity", "unit_price", "amount", "ts")
 
 
-def _plant_transaction_dirt(rng, rows, rates, dates: pd.DatetimeIndex, n_guest: int):
+def _plant_transaction_dirt(rng: np.random.Generator, rows: Arrays, rates: Mapping[str, float],
+                            dates: pd.DatetimeIndex, n_guest: int) -> tuple[Arrays, dict[str, int]]:
     """Plant each kind of transaction dirt on disjoint clean organic rows; count exactly.
 
     Returns the rows in export order (entry time, order number, purchase before return; a
@@ -764,7 +774,8 @@ def _plant_transaction_dirt(rng, rows, rates, dates: pd.DatetimeIndex, n_guest: 
     return {f: rows[f][keep] for f in OUTPUT_ROW_FIELDS}, counts
 
 
-def _transactions_frame(rows, cust_ids, n_orders, start, n_products) -> pd.DataFrame:
+def _transactions_frame(rows: Arrays, cust_ids: pa.Array, n_orders: int, start: pd.Timestamp,
+                        n_products: int) -> pd.DataFrame:
     """Canonical transactions frame from the row arrays."""
     width = max(7, len(str(n_orders)))
     order_ids = _ids("O", np.arange(1, n_orders + 1), width)
@@ -784,8 +795,10 @@ def _transactions_frame(rows, cust_ids, n_orders, start, n_products) -> pd.DataF
     return frame.astype(TRANSACTIONS.dtypes)
 
 
-def _customers_frame(rng, seg, names, signup_day, in_wave, chan_cum, consent, profiles,
-                     cust_ids, dates: pd.DatetimeIndex, end: pd.Timestamp) -> pd.DataFrame:
+def _customers_frame(rng: np.random.Generator, seg: np.ndarray, names: Sequence[str],
+                     signup_day: np.ndarray, in_wave: np.ndarray, chan_cum: np.ndarray,
+                     consent: np.ndarray, profiles: Profiles, cust_ids: pa.Array,
+                     dates: pd.DatetimeIndex, end: pd.Timestamp) -> pd.DataFrame:
     """Canonical customers frame: demographics, acquisition and channel preference."""
     n = seg.size
     country_p = np.array([c[2] for c in COUNTRIES])
@@ -822,8 +835,10 @@ def _customers_frame(rng, seg, names, signup_day, in_wave, chan_cum, consent, pr
     return frame.astype(CUSTOMERS.dtypes)
 
 
-def _campaign_frame(rng, blocks, send_days, dates, conversion_value, cust_ids, rates, control_share,
-                    width) -> tuple[pd.DataFrame, int]:
+def _campaign_frame(rng: np.random.Generator, blocks: list[Arrays], send_days: np.ndarray,
+                    dates: pd.DatetimeIndex, conversion_value: np.ndarray, cust_ids: pa.Array,
+                    rates: Mapping[str, float], control_share: float,
+                    width: int) -> tuple[pd.DataFrame, int]:
     """Canonical campaign frame; revenue = gross value of the conversion order (0 otherwise).
 
     ``conversion_value`` holds the value of each conversion order in the order the campaign
@@ -866,7 +881,9 @@ def _campaign_frame(rng, blocks, send_days, dates, conversion_value, cust_ids, r
     return frame.astype(CAMPAIGN.dtypes), k
 
 
-def _truth_frame(seg, names, rate, buyers, life, n_days, dates, cust_ids) -> pd.DataFrame:
+def _truth_frame(seg: np.ndarray, names: Sequence[str], rate: np.ndarray, buyers: np.ndarray,
+                 life: Arrays, n_days: int, dates: pd.DatetimeIndex,
+                 cust_ids: pa.Array) -> pd.DataFrame:
     """Planted truth per customer: segment, rate, churn/reactivation dates, ITT uplift."""
     n = seg.size
     final = np.full(n, np.inf)
