@@ -11,6 +11,8 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import nbformat
@@ -84,3 +86,49 @@ def shared_root(tmp_path_factory) -> Path:
     """A folder shared by every xdist worker of this session (or the session's own tmp root)."""
     base = tmp_path_factory.getbasetemp()
     return base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+
+
+#: Size of the generated shop of the end-to-end run: small, but enough customers per segment
+#: and cluster for every notebook (the BG/NBD fit and k-means need a few hundred buyers).
+E2E_CUSTOMERS = 600
+E2E_SEED = 11
+
+
+def generate_inputs(folder: Path, n_customers: int = E2E_CUSTOMERS, seed: int = E2E_SEED) -> dict[str, Path]:
+    """A small generated shop (transactions, customers, campaign CSVs) in ``folder``."""
+    from segkit.datasets import generate_shop, write_sample
+
+    paths = write_sample(folder, generate_shop(n_customers, seed=seed))
+    return {k: paths[k] for k in ("transactions", "customers", "campaign")}
+
+
+def segkit_cli(*args: str) -> subprocess.CompletedProcess:
+    """Run the installed ``segkit`` console script (as a user would); output captured."""
+    exe = Path(sys.executable).with_name("segkit")
+    env = dict(os.environ, SEGKIT_QUIET="1")
+    return subprocess.run([str(exe), *map(str, args)], capture_output=True, text=True, env=env)
+
+
+def run_with_inputs(out: Path, inputs: dict[str, Path], *extra: str) -> subprocess.CompletedProcess:
+    """``segkit run`` on ``inputs`` into ``out``; raises with the CLI's output when it fails."""
+    flags = [x for table, path in inputs.items() for x in (f"--{table}", path)]
+    done = segkit_cli("run", *flags, "--out", out, *extra)
+    if done.returncode != 0:
+        raise AssertionError(f"segkit run failed with exit code {done.returncode}:\n{done.stdout}\n{done.stderr}")
+    return done
+
+
+def shared_run(tmp_path_factory, key: str = "e2e-run") -> Path:
+    """The run folder of one full ``segkit run`` on a generated shop, built once per session.
+
+    ``key="e2e-rerun"`` gives a second run with the same inputs and flags (for byte-identity).
+    """
+    root = shared_root(tmp_path_factory)
+    data = locked_once(root, "e2e-data", lambda folder: generate_inputs(folder))
+    inputs = {t: data / f"{t}.csv" for t in ("transactions", "customers", "campaign")}
+
+    def build(folder: Path) -> None:
+        done = run_with_inputs(folder / "run", inputs)
+        (folder / "cli.json").write_text(json.dumps({"stdout": done.stdout, "stderr": done.stderr}))
+
+    return locked_once(root, key, build) / "run"
