@@ -53,6 +53,7 @@ import pyarrow.compute as pc
 
 from segkit.config import project_root
 from segkit.errors import ConfigError, DataError
+from segkit.io import load_table
 from segkit.pipeline import atomic_write_text, dumps_json, write_frame
 from segkit.schema import CAMPAIGN, CUSTOMERS, TRANSACTIONS, TableSpec
 
@@ -960,7 +961,8 @@ def _sample_folder(folder: str | Path | None) -> Path:
 
 
 def _read_csv_typed(path: Path, dtypes: Mapping[str, str]) -> pd.DataFrame:
-    """Read a CSV written by :func:`write_sample` and coerce to ``dtypes``."""
+    """Read a CSV written by :func:`write_sample` and coerce to ``dtypes`` (the truth table,
+    which is not a canonical input table of :mod:`segkit.io`)."""
     dates = [c for c, d in dtypes.items() if d.startswith("datetime")]
     frame = pd.read_csv(path, dtype={c: d for c, d in dtypes.items() if c not in dates},
                         parse_dates=dates, keep_default_na=True)
@@ -978,8 +980,8 @@ def load_sample(folder: str | Path | None = None) -> dict[str, pd.DataFrame]:
     Returns
     -------
     dict
-        ``transactions``, ``customers``, ``campaign`` (canonical dtypes, dirt included) and
-        ``truth``.
+        ``transactions``, ``customers``, ``campaign`` (read with :func:`segkit.io.load_table`:
+        canonical and validated, dirt included) and ``truth``.
 
     Raises
     ------
@@ -995,15 +997,8 @@ def load_sample(folder: str | Path | None = None) -> dict[str, pd.DataFrame]:
     'datetime64[ns]'
     """
     path = _sample_folder(folder)
-    try:
-        from segkit.io import load_table  # canonical loading with validation, once available
-    except ImportError:  # pragma: no cover - io.py lands separately
-        load_table = None
-    out: dict[str, pd.DataFrame] = {}
-    for spec in (TRANSACTIONS, CUSTOMERS, CAMPAIGN):
-        file = path / f"{spec.name}.csv"
-        out[spec.name] = (load_table(file, spec.name) if load_table is not None
-                          else _read_csv_typed(file, spec.dtypes))
+    out = {spec.name: load_table(path / f"{spec.name}.csv", spec.name)
+           for spec in (TRANSACTIONS, CUSTOMERS, CAMPAIGN)}
     out["truth"] = _read_csv_typed(path / "truth.csv", TRUTH_DTYPES)
     return out
 
