@@ -1,0 +1,1301 @@
+"""Customer lifecycle: stages as of a date, their evolution, cohorts, churn risk and CLV.
+
+Everything is computed from **purchase days**: purchase orders (net amount > 0, see
+:func:`segkit.rfm.purchase_orders`) grouped per customer and calendar day, so two orders on one
+day are one purchase, as in the BG/NBD inputs (:mod:`segkit.clv`). ``as_of`` is exclusive as
+everywhere in segkit: a stage "as of 2024-07-01" uses purchases up to 2024-06-30.
+
+Stage rules
+-----------
+Every customer known on ``as_of`` (buyers, and prospects from the customers table whose
+``signup_date`` is before ``as_of`` or unknown) gets exactly one stage, by the first rule that
+holds:
+
+==================  =============================================================================
+stage               rule (days are whole days to ``as_of``)
+==================  =============================================================================
+engaged_prospect    no purchase, opened/clicked a delivered e-mail before ``as_of``
+prospect            no purchase (and not engaged, or no campaign data)
+lapsed              last purchase more than ``churn_window_days`` ago
+new                 first purchase at most ``new_window_days`` ago
+at_risk             one purchase only (past the new window: the second purchase is overdue), or
+                    overdue against both their own and the base's interval (last purchase more
+                    than ``overdue_factor`` x their mean gap and more than
+                    ``base_interval_days`` ago), or P(alive) < ``p_alive_threshold`` (BG/NBD)
+reactivated         bought again after a gap longer than the churn window (their latest purchase)
+loyal               at least ``loyal_min_purchases`` purchase days and ``loyal_min_value`` revenue
+active              every other repeat buyer (within their expected repurchase interval)
+==================  =============================================================================
+
+Default thresholds come from the gaps between consecutive purchase days of all customers up to
+the fitting date (:class:`LifecycleStager`): churn window = 90th percentile of gaps (90 % of
+repeat purchases happen sooner), base interval = median gap, new window = 75th percentile of the
+time from first to second purchase, loyal = top 20 % of repeat buyers by purchase days and by
+revenue. Each can be set in ``lifecycle.yml`` or as a notebook parameter.
+
+Examples
+--------
+>>> tx = pd.DataFrame({"customer_id": ["a", "a", "b"], "order_id": ["1", "2", "3"],
+...                    "order_date": pd.to_datetime(["2024-02-01", "2024-03-01", "2024-05-20"]),
+...                    "amount": [20.0, 30.0, 15.0]})
+>>> history = purchase_history(purchase_orders(tx, as_of="2024-06-01"))
+>>> th = StageThresholds(churn_window_days=120, new_window_days=30, base_interval_days=45)
+>>> state = customer_state(history, "2024-06-01")
+>>> assign_lifecycle_stage(state, th).tolist()
+['at_risk', 'new']
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, fields, replace
+from typing import Any, Mapping
+
+import numpy as np
+import pandas as pd
+from sklearn.base import BaseEstimator
+from sklearn.utils.validation import check_is_fitted
+
+from segkit.clv import (
+    DAYS_PER_MONTH,
+    BetaGeoModel,
+    GammaGammaModel,
+    calibration_holdout_summary,
+    clv_summary,
+    customer_lifetime_value,
+    holdout_check,
+)
+from segkit.errors import ConfigError, DataError, ModelFitError, format_rows
+from segkit.rfm import purchase_orders
+
+STAGES: tuple[str, ...] = (
+    "prospect", "engaged_prospect", "new", "active", "loyal", "at_risk", "lapsed", "reactivated",
+)
+PROSPECT_STAGES: tuple[str, ...] = ("prospect", "engaged_prospect")
+BUYER_STAGES: tuple[str, ...] = tuple(s for s in STAGES if s not in PROSPECT_STAGES)
+#: Buyers who have not lapsed: the live customer base.
+LIVE_STAGES: tuple[str, ...] = ("new", "active", "loyal", "at_risk", "reactivated")
+PHASES: tuple[str, ...] = ("awareness", "consideration", "conversion", "retention", "advocacy")
+NOT_YET = "(not yet a customer)"
+SNAPSHOT_FREQS: dict[str, str] = {"M": "month", "W": "week", "Q": "quarter"}
+SOURCE = "artifacts/transactions_clean.parquet"
+
+
+# --------------------------------------------------------------------------- purchases
+def purchase_history(orders: pd.DataFrame) -> pd.DataFrame:
+    """One row per customer and purchase day, with the running history of that customer.
+
+    Parameters
+    ----------
+    orders : DataFrame
+        Purchase orders ``customer_id, order_date, amount`` (:func:`segkit.rfm.purchase_orders`).
+
+    Returns
+    -------
+    DataFrame
+        Sorted by ``customer_id, purchase_date``: ``amount`` (that day's net revenue),
+        ``n_purchases`` (purchase days so far), ``first_purchase``, ``gap_days`` (days since the
+        previous purchase day, NaN for the first) and ``monetary_total`` (revenue so far).
+
+    Examples
+    --------
+    >>> orders = pd.DataFrame({"customer_id": ["a", "a", "a"], "amount": [5.0, 7.0, 1.0],
+    ...     "order_date": pd.to_datetime(["2024-01-01 09:00", "2024-01-01 18:00", "2024-01-11 10:00"])})
+    >>> purchase_history(orders)[["purchase_date", "amount", "n_purchases", "gap_days"]]
+      purchase_date  amount  n_purchases  gap_days
+    0    2024-01-01    12.0            1       NaN
+    1    2024-01-11     1.0            2      10.0
+    """
+    missing = [c for c in ("customer_id", "order_date", "amount") if c not in orders.columns]
+    if missing:
+        raise DataError(f"{SOURCE}: column(s) {', '.join(map(repr, missing))} missing from the purchase "
+                        "orders. Build them with segkit.rfm.purchase_orders(transactions).")
+    daily = (orders.assign(purchase_date=orders["order_date"].dt.normalize(),
+                           customer_id=orders["customer_id"].astype("string"))
+             .groupby(["customer_id", "purchase_date"], sort=True)["amount"].sum().reset_index())
+    group = daily.groupby("customer_id", sort=False)
+    daily["n_purchases"] = group.cumcount().to_numpy() + 1
+    daily["first_purchase"] = group["purchase_date"].transform("min")
+    daily["gap_days"] = group["purchase_date"].diff().dt.days.astype("float64")
+    daily["monetary_total"] = group["amount"].cumsum()
+    return daily
+
+
+def engagement_dates(campaign: pd.DataFrame | None, columns: tuple[str, ...] = ("opened", "clicked")) -> pd.Series | None:
+    """First date each customer engaged with an e-mail (any of ``columns`` true).
+
+    Rows without ``sent_at`` count as engaged since forever. Returns None without campaign
+    data or without any of the engagement columns.
+
+    Examples
+    --------
+    >>> c = pd.DataFrame({"customer_id": ["a", "a", "b"], "opened": [False, True, False],
+    ...                   "sent_at": pd.to_datetime(["2024-01-01", "2024-02-01", "2024-01-01"])})
+    >>> engagement_dates(c).to_dict()
+    {'a': Timestamp('2024-02-01 00:00:00')}
+    """
+    if campaign is None or "customer_id" not in campaign.columns:
+        return None
+    present = [c for c in columns if c in campaign.columns]
+    if not present:
+        return None
+    engaged = campaign[present].fillna(False).astype(bool).any(axis=1)
+    if "sent_at" in campaign.columns:
+        sent = campaign["sent_at"].fillna(pd.Timestamp.min)
+    else:
+        sent = pd.Series(pd.Timestamp.min, index=campaign.index)
+    rows = pd.DataFrame({"customer_id": campaign["customer_id"].astype("string"), "sent_at": sent})[engaged.to_numpy()]
+    return rows.groupby("customer_id", sort=True)["sent_at"].min()
+
+
+def customer_state(
+    history: pd.DataFrame,
+    as_of: str | pd.Timestamp,
+    customers: pd.DataFrame | None = None,
+    engagement: pd.Series | None = None,
+) -> pd.DataFrame:
+    """Each customer's purchase state as of ``as_of`` (exclusive): what the stage rules read.
+
+    Parameters
+    ----------
+    history : DataFrame
+        From :func:`purchase_history`.
+    as_of : str or Timestamp
+        Analysis date; purchases on or after it are ignored.
+    customers : DataFrame, optional
+        ``customer_id`` [, ``signup_date``]: adds prospects (no purchase before ``as_of``) whose
+        signup date is before ``as_of`` or unknown.
+    engagement : Series, optional
+        From :func:`engagement_dates`.
+
+    Returns
+    -------
+    DataFrame
+        Index ``customer_id`` (sorted): ``n_purchases`` (0 = prospect), ``first_purchase``,
+        ``last_purchase``, ``recency_days``, ``tenure_days``, ``gap_before_last_days``,
+        ``own_interval_days`` (mean gap between purchase days), ``monetary_total``, ``engaged``.
+    """
+    as_of = _date(as_of)
+    rows = history[history["purchase_date"] < as_of]
+    last = rows.drop_duplicates("customer_id", keep="last").set_index("customer_id")
+    state = pd.DataFrame({
+        "n_purchases": last["n_purchases"].astype("int64"),
+        "first_purchase": last["first_purchase"],
+        "last_purchase": last["purchase_date"],
+        "gap_before_last_days": last["gap_days"],
+        "monetary_total": last["monetary_total"].astype("float64"),
+    })
+    if customers is not None and len(customers):
+        known = customers
+        if "signup_date" in customers.columns:
+            signup = customers["signup_date"]
+            known = customers[(signup.isna() | (signup < as_of)).to_numpy()]
+        extra = pd.Index(known["customer_id"].astype("string").unique()).difference(state.index)
+        if len(extra):
+            prospects = pd.DataFrame({"n_purchases": 0, "monetary_total": 0.0}, index=extra)
+            state = pd.concat([state, prospects.astype({"n_purchases": "int64"})])
+    state.index = pd.Index(state.index, dtype="string", name="customer_id")
+    state = state.sort_index()
+    state["first_purchase"] = pd.to_datetime(state["first_purchase"])
+    state["last_purchase"] = pd.to_datetime(state["last_purchase"])
+    state["recency_days"] = (as_of - state["last_purchase"]).dt.days.astype("float64")
+    state["tenure_days"] = (as_of - state["first_purchase"]).dt.days.astype("float64")
+    span = (state["last_purchase"] - state["first_purchase"]).dt.days.astype("float64")
+    state["own_interval_days"] = span / (state["n_purchases"] - 1).where(state["n_purchases"] > 1)
+    state["gap_before_last_days"] = state["gap_before_last_days"].astype("float64")
+    if engagement is not None:
+        first = engagement.reindex(state.index)
+        state["engaged"] = (first < as_of).fillna(False).to_numpy(dtype=bool)
+    else:
+        state["engaged"] = False
+    return state
+
+
+def _date(value: str | pd.Timestamp) -> pd.Timestamp:
+    try:
+        ts = pd.Timestamp(value)
+    except (TypeError, ValueError):
+        ts = pd.NaT
+    if pd.isna(ts):
+        raise ConfigError(f"as_of = {value!r} is not a date; use YYYY-MM-DD.")
+    return ts.normalize()
+
+
+# --------------------------------------------------------------------------- stage rules
+@dataclass(frozen=True)
+class StageThresholds:
+    """The numbers behind the stage rules (see the module notes for the rules).
+
+    Examples
+    --------
+    >>> StageThresholds(churn_window_days=180, new_window_days=30, base_interval_days=40).overdue_factor
+    2.0
+    """
+
+    churn_window_days: float
+    new_window_days: float
+    base_interval_days: float
+    overdue_factor: float = 2.0
+    loyal_min_purchases: float = 3.0
+    loyal_min_value: float = 0.0
+    p_alive_threshold: float = 0.5
+
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if not isinstance(value, (int, float, np.number)) or isinstance(value, bool) or not math.isfinite(value):
+                raise ConfigError(f"lifecycle.{f.name} = {value!r} is not a number. Set a number in "
+                                  "lifecycle.yml or the notebook parameter (null = data-driven default).")
+        for name in ("churn_window_days", "new_window_days", "base_interval_days", "overdue_factor"):
+            if getattr(self, name) <= 0:
+                raise ConfigError(f"lifecycle.{name} = {getattr(self, name)!r} must be > 0.")
+        if not 0 <= self.p_alive_threshold <= 1:
+            raise ConfigError(f"lifecycle.p_alive_threshold = {self.p_alive_threshold!r} must be between 0 and 1 "
+                              "(0 switches the P(alive) rule off).")
+
+
+def assign_lifecycle_stage(
+    state: pd.DataFrame, thresholds: StageThresholds, p_alive: pd.Series | np.ndarray | None = None
+) -> pd.Series:
+    """The lifecycle stage of every customer of ``state`` (pure function of its inputs).
+
+    Parameters
+    ----------
+    state : DataFrame
+        From :func:`customer_state` (``n_purchases, recency_days, tenure_days,
+        gap_before_last_days, own_interval_days, monetary_total, engaged``).
+    thresholds : StageThresholds
+    p_alive : array_like, optional
+        BG/NBD P(alive) per row; NaN or None = the P(alive) rule is not used.
+
+    Returns
+    -------
+    Series
+        Categorical with categories :data:`STAGES`, index of ``state``.
+
+    Examples
+    --------
+    >>> state = pd.DataFrame({"n_purchases": [0, 1, 3, 3], "recency_days": [np.nan, 10, 400, 20],
+    ...     "tenure_days": [np.nan, 10, 600, 500], "gap_before_last_days": [np.nan, np.nan, 50, 30],
+    ...     "own_interval_days": [np.nan, np.nan, 100, 240], "monetary_total": [0, 9, 300, 90],
+    ...     "engaged": [True, False, False, False]})
+    >>> th = StageThresholds(churn_window_days=300, new_window_days=30, base_interval_days=60)
+    >>> assign_lifecycle_stage(state, th).tolist()
+    ['engaged_prospect', 'new', 'lapsed', 'loyal']
+    """
+    t = thresholds
+    n = state["n_purchases"].to_numpy()
+    recency = state["recency_days"].to_numpy(dtype=float)
+    tenure = state["tenure_days"].to_numpy(dtype=float)
+    own = state["own_interval_days"].to_numpy(dtype=float)
+    gap = state["gap_before_last_days"].to_numpy(dtype=float)
+    buyer = n > 0
+    with np.errstate(invalid="ignore"):
+        overdue = (recency > t.overdue_factor * own) & (recency > t.base_interval_days)
+        low_alive = np.zeros(len(n), dtype=bool) if p_alive is None else (
+            np.asarray(p_alive, dtype=float) < t.p_alive_threshold)
+        conditions = [
+            ~buyer & state["engaged"].to_numpy(dtype=bool),
+            ~buyer,
+            recency > t.churn_window_days,
+            tenure <= t.new_window_days,
+            (n == 1) | overdue | low_alive,
+            gap > t.churn_window_days,
+            (n >= t.loyal_min_purchases) & (state["monetary_total"].to_numpy(dtype=float) >= t.loyal_min_value),
+        ]
+    choices = ["engaged_prospect", "prospect", "lapsed", "new", "at_risk", "reactivated", "loyal"]
+    labels = np.select(conditions, choices, default="active")
+    return pd.Series(pd.Categorical(labels, categories=STAGES), index=state.index, name="lifecycle_stage")
+
+
+def inter_purchase_gaps(history: pd.DataFrame, as_of: str | pd.Timestamp) -> pd.DataFrame:
+    """Gaps between consecutive purchase days completed before ``as_of``.
+
+    Returns ``gap_days`` and ``to_purchase`` (2 = the gap from first to second purchase).
+    """
+    rows = history[(history["purchase_date"] < _date(as_of)) & history["gap_days"].notna()]
+    return pd.DataFrame({"gap_days": rows["gap_days"].to_numpy(), "to_purchase": rows["n_purchases"].to_numpy()})
+
+
+def _quantile(values: np.ndarray, q: float) -> float:
+    return float(np.quantile(values, q, method="higher"))
+
+
+class LifecycleStager(BaseEstimator):
+    """Fits stage thresholds on one customer base and assigns stages as of any date.
+
+    Parameters left None are derived in :meth:`fit` from the inter-purchase-time distribution
+    (see the module notes); given values are used as they are.
+
+    Parameters
+    ----------
+    churn_window_days, new_window_days, base_interval_days : float, optional
+        Stage windows in days (None = data-driven).
+    overdue_factor : float
+        Multiple of the customer's own mean gap after which they are overdue.
+    loyal_min_purchases, loyal_min_value : float, optional
+        Loyal customers' minimum purchase days and revenue (None = data-driven).
+    p_alive_threshold : float
+        Customers below this BG/NBD P(alive) are at risk (0 = rule off).
+    churn_quantile, base_interval_quantile, new_window_quantile, loyal_quantile : float
+        Quantiles behind the data-driven defaults.
+    min_gaps : int
+        Fewer gaps than this: the fallback windows are used (and a warning recorded).
+    fallback_churn_window_days, fallback_new_window_days, fallback_base_interval_days : float
+        Windows used when the data has too few repeat purchases.
+
+    Attributes
+    ----------
+    thresholds_ : StageThresholds
+    threshold_table_ : DataFrame
+        ``threshold, value, source, meaning`` for display.
+    n_gaps_ : int
+        Gaps between purchase days the defaults were derived from.
+    warnings_ : list of str
+
+    Examples
+    --------
+    >>> tx = pd.DataFrame({"customer_id": list("aaabbc"), "order_id": list("123456"),
+    ...     "order_date": pd.to_datetime(["2024-01-01", "2024-02-01", "2024-03-01", "2024-01-10",
+    ...                                   "2024-01-20", "2024-05-01"]), "amount": 10.0})
+    >>> history = purchase_history(purchase_orders(tx))
+    >>> stager = LifecycleStager(min_gaps=1).fit(history, "2024-06-01")
+    >>> stager.thresholds_.churn_window_days
+    31.0
+    >>> stager.predict(history, "2024-06-01")["lifecycle_stage"].tolist()
+    ['lapsed', 'lapsed', 'new']
+    """
+
+    def __init__(
+        self,
+        churn_window_days: float | None = None,
+        new_window_days: float | None = None,
+        base_interval_days: float | None = None,
+        overdue_factor: float = 2.0,
+        loyal_min_purchases: float | None = None,
+        loyal_min_value: float | None = None,
+        p_alive_threshold: float = 0.5,
+        churn_quantile: float = 0.9,
+        base_interval_quantile: float = 0.5,
+        new_window_quantile: float = 0.75,
+        loyal_quantile: float = 0.8,
+        min_gaps: int = 20,
+        fallback_churn_window_days: float = 365.0,
+        fallback_new_window_days: float = 90.0,
+        fallback_base_interval_days: float = 90.0,
+    ):
+        self.churn_window_days = churn_window_days
+        self.new_window_days = new_window_days
+        self.base_interval_days = base_interval_days
+        self.overdue_factor = overdue_factor
+        self.loyal_min_purchases = loyal_min_purchases
+        self.loyal_min_value = loyal_min_value
+        self.p_alive_threshold = p_alive_threshold
+        self.churn_quantile = churn_quantile
+        self.base_interval_quantile = base_interval_quantile
+        self.new_window_quantile = new_window_quantile
+        self.loyal_quantile = loyal_quantile
+        self.min_gaps = min_gaps
+        self.fallback_churn_window_days = fallback_churn_window_days
+        self.fallback_new_window_days = fallback_new_window_days
+        self.fallback_base_interval_days = fallback_base_interval_days
+
+    def fit(self, history: pd.DataFrame, as_of: str | pd.Timestamp) -> "LifecycleStager":
+        """Derive the thresholds left None from purchases before ``as_of``."""
+        for name in ("churn_quantile", "base_interval_quantile", "new_window_quantile", "loyal_quantile"):
+            q = getattr(self, name)
+            if not 0 < q < 1:
+                raise ConfigError(f"lifecycle.{name} = {q!r} must be between 0 and 1 (exclusive).")
+        as_of = _date(as_of)
+        gaps = inter_purchase_gaps(history, as_of)
+        all_gaps = gaps["gap_days"].to_numpy()
+        second = gaps.loc[gaps["to_purchase"] == 2, "gap_days"].to_numpy()
+        state = customer_state(history, as_of)
+        repeat = state[state["n_purchases"] > 1]
+        enough = len(all_gaps) >= max(int(self.min_gaps), 1)
+        self.warnings_: list[str] = []
+        if not enough:
+            self.warnings_.append(
+                f"Only {len(all_gaps)} gaps between purchases before {as_of.date()} (at least {self.min_gaps} "
+                "needed for data-driven stage windows): the fallback windows of lifecycle.yml are used. "
+                "Set churn_window_days/new_window_days/base_interval_days for your business.")
+        rows: list[tuple[str, float, str, str]] = []
+
+        def pick(name: str, given: float | None, derive, source: str, fallback: float | None, meaning: str) -> float:
+            if given is not None:
+                value, src = float(given), f"set: lifecycle.{name} (lifecycle.yml or notebook parameter)"
+            elif fallback is not None and not enough:
+                value, src = float(fallback), "fallback (too few repeat purchases in the data)"
+            else:
+                value, src = float(derive()), source
+            rows.append((name, value, src, meaning))
+            return value
+
+        n_gaps = f"{len(all_gaps):,} gaps between purchase days"
+        churn = pick("churn_window_days", self.churn_window_days, lambda: _quantile(all_gaps, self.churn_quantile),
+                     f"data: {self.churn_quantile:.0%} quantile of {n_gaps}", self.fallback_churn_window_days,
+                     "no purchase for longer than this = lapsed")
+        base = pick("base_interval_days", self.base_interval_days,
+                    lambda: _quantile(all_gaps, self.base_interval_quantile),
+                    f"data: {self.base_interval_quantile:.0%} quantile of {n_gaps}", self.fallback_base_interval_days,
+                    "the base's usual repurchase interval (overdue beyond it and beyond the own interval)")
+        new = pick("new_window_days", self.new_window_days,
+                   lambda: _quantile(second if len(second) else all_gaps, self.new_window_quantile),
+                   f"data: {self.new_window_quantile:.0%} quantile of {len(second):,} first-to-second purchase gaps",
+                   self.fallback_new_window_days, "first purchase at most this long ago = new")
+        pick("overdue_factor", self.overdue_factor, lambda: 2.0, "", None,
+             "overdue when the last purchase is longer ago than this multiple of the own mean gap")
+        loyal_n = pick("loyal_min_purchases", self.loyal_min_purchases,
+                       lambda: max(3.0, _quantile(repeat["n_purchases"].to_numpy(), self.loyal_quantile)) if len(repeat) else 3.0,
+                       f"data: top {1 - self.loyal_quantile:.0%} of {len(repeat):,} repeat buyers by purchase days (at least 3)",
+                       None, "loyal: at least this many purchase days")
+        loyal_v = pick("loyal_min_value", self.loyal_min_value,
+                       lambda: _quantile(repeat["monetary_total"].to_numpy(), self.loyal_quantile) if len(repeat) else 0.0,
+                       f"data: top {1 - self.loyal_quantile:.0%} of repeat buyers by revenue", None,
+                       "loyal: at least this much revenue")
+        pick("p_alive_threshold", self.p_alive_threshold, lambda: 0.5, "", None,
+             "BG/NBD P(alive) below this = at risk")
+        self.thresholds_ = StageThresholds(
+            churn_window_days=churn, new_window_days=new, base_interval_days=base,
+            overdue_factor=float(self.overdue_factor), loyal_min_purchases=loyal_n, loyal_min_value=loyal_v,
+            p_alive_threshold=float(self.p_alive_threshold))
+        self.threshold_table_ = pd.DataFrame(rows, columns=["threshold", "value", "source", "meaning"])
+        self.n_gaps_ = int(len(all_gaps))
+        self.as_of_ = as_of
+        return self
+
+    def predict(
+        self,
+        history: pd.DataFrame,
+        as_of: str | pd.Timestamp,
+        customers: pd.DataFrame | None = None,
+        engagement: pd.Series | None = None,
+        bgnbd: BetaGeoModel | None = None,
+        thresholds: StageThresholds | None = None,
+    ) -> pd.DataFrame:
+        """Stages as of ``as_of`` (any date) with the fitted thresholds.
+
+        Parameters
+        ----------
+        history, as_of, customers, engagement
+            As for :func:`customer_state`.
+        bgnbd : BetaGeoModel, optional
+            Fitted model: adds ``p_alive`` and switches on the P(alive) rule.
+        thresholds : StageThresholds, optional
+            Use these instead of the fitted ones (what-if analysis).
+
+        Returns
+        -------
+        DataFrame
+            :func:`customer_state` columns plus ``p_alive`` and ``lifecycle_stage``.
+        """
+        check_is_fitted(self, "thresholds_")
+        state = customer_state(history, as_of, customers, engagement)
+        state["p_alive"] = p_alive_as_of(bgnbd, state) if bgnbd is not None else np.nan
+        state["lifecycle_stage"] = assign_lifecycle_stage(
+            state, thresholds or self.thresholds_, state["p_alive"] if bgnbd is not None else None)
+        return state
+
+
+def p_alive_as_of(bgnbd: BetaGeoModel, state: pd.DataFrame) -> np.ndarray:
+    """BG/NBD P(alive) of buyers from their state (NaN for prospects).
+
+    ``frequency = n_purchases - 1``, ``recency`` = first to last purchase, ``T`` = first
+    purchase to the last observed day (``as_of`` - 1), in the model's time unit: the same
+    numbers as :func:`segkit.clv.clv_summary` with ``observation_period_end = as_of - 1 day``.
+    """
+    buyer = (state["n_purchases"] > 0).to_numpy()
+    out = np.full(len(state), np.nan)
+    if buyer.any():
+        unit = bgnbd.time_unit_days
+        rows = state[buyer]
+        summary = pd.DataFrame({
+            "frequency": (rows["n_purchases"] - 1).to_numpy(dtype=float),
+            "recency": (rows["tenure_days"] - rows["recency_days"]).to_numpy(dtype=float) / unit,
+            "T": (rows["tenure_days"] - 1).to_numpy(dtype=float) / unit,
+        })
+        out[buyer] = bgnbd.p_alive(summary)
+    return out
+
+
+# --------------------------------------------------------------------------- snapshots
+def snapshot_dates(first_purchase: pd.Timestamp, as_of: str | pd.Timestamp, freq: str = "M") -> pd.DataFrame:
+    """Snapshot dates: the end of each period (month, week, quarter) up to ``as_of``.
+
+    A snapshot "as of" a date is exclusive like ``as_of``: the snapshot of January 2024 is
+    taken as of 2024-02-01. The last period ends at ``as_of`` and is ``partial`` when
+    ``as_of`` falls inside it.
+
+    Examples
+    --------
+    >>> snapshot_dates(pd.Timestamp("2024-01-15"), "2024-03-10")  # doctest: +NORMALIZE_WHITESPACE
+      period snapshot_date  partial
+    0  2024-01    2024-02-01    False
+    1  2024-02    2024-03-01    False
+    2  2024-03    2024-03-10     True
+    """
+    if freq not in SNAPSHOT_FREQS:
+        raise ConfigError(f"lifecycle.snapshot_freq = {freq!r} is not supported; use one of "
+                          f"{', '.join(SNAPSHOT_FREQS)} ({', '.join(SNAPSHOT_FREQS.values())}).")
+    as_of = _date(as_of)
+    last_day = as_of - pd.Timedelta(days=1)
+    periods = pd.period_range(pd.Timestamp(first_purchase).to_period(freq), last_day.to_period(freq), freq=freq)
+    ends = periods.end_time.normalize() + pd.Timedelta(days=1)
+    dates = ends.where(ends <= as_of, as_of)
+    return pd.DataFrame({"period": periods.astype(str), "snapshot_date": dates, "partial": np.asarray(ends > as_of)})
+
+
+def stage_history(
+    stager: LifecycleStager,
+    history: pd.DataFrame,
+    dates: pd.DataFrame,
+    customers: pd.DataFrame | None = None,
+    engagement: pd.Series | None = None,
+    bgnbd: BetaGeoModel | None = None,
+) -> pd.DataFrame:
+    """Stage of every customer at every snapshot (one vectorised stage assignment per date).
+
+    Returns
+    -------
+    DataFrame
+        Index ``customer_id``, one column per snapshot period, values: codes into
+        :data:`STAGES` (int8), -1 = not yet a customer at that date.
+    """
+    from segkit.progress import progress
+
+    ids = pd.Index(history["customer_id"].unique(), dtype="string")
+    if customers is not None:
+        ids = ids.union(pd.Index(customers["customer_id"].astype("string").unique()))
+    ids = ids.sort_values()
+    codes = np.full((len(ids), len(dates)), -1, dtype=np.int8)
+    for j, day in enumerate(progress(dates["snapshot_date"], desc="lifecycle snapshots", total=len(dates))):
+        stages = stager.predict(history, day, customers, engagement, bgnbd)["lifecycle_stage"]
+        codes[ids.get_indexer(stages.index), j] = stages.cat.codes.to_numpy()
+    return pd.DataFrame(codes, index=pd.Index(ids, name="customer_id"), columns=list(dates["period"]))
+
+
+def stage_counts(stages_over_time: pd.DataFrame, dates: pd.DataFrame) -> pd.DataFrame:
+    """Customers per stage and snapshot (long table: ``snapshots.parquet``).
+
+    Returns ``period, snapshot_date, partial, lifecycle_stage, customers, share`` (share of the
+    customers known at that snapshot).
+    """
+    codes = stages_over_time.to_numpy()
+    k = len(STAGES)
+    counts = np.stack([np.bincount(col[col >= 0], minlength=k) for col in codes.T]) if codes.size else np.zeros((0, k), int)
+    out = pd.DataFrame({
+        "period": np.repeat(dates["period"].to_numpy(), k),
+        "snapshot_date": np.repeat(dates["snapshot_date"].to_numpy(), k),
+        "partial": np.repeat(dates["partial"].to_numpy(), k),
+        "lifecycle_stage": np.tile(np.array(STAGES, dtype=object), len(dates)),
+        "customers": counts.reshape(-1).astype("int64"),
+    })
+    total = out.groupby("period", sort=False)["customers"].transform("sum")
+    out["share"] = (out["customers"] / total.where(total > 0)).astype("float64")
+    out["lifecycle_stage"] = out["lifecycle_stage"].astype("string")
+    out["period"] = out["period"].astype("string")
+    return out
+
+
+def transition_counts(stages_over_time: pd.DataFrame, last: int | None = None) -> pd.DataFrame:
+    """Stage-to-stage moves between consecutive snapshots, pooled over the snapshot pairs.
+
+    Parameters
+    ----------
+    stages_over_time : DataFrame
+        From :func:`stage_history`.
+    last : int, optional
+        Pool only the last ``last`` pairs (None = all).
+
+    Returns
+    -------
+    DataFrame
+        Rows: stage at the earlier snapshot (plus :data:`NOT_YET` for customers who joined),
+        columns: stage at the later one; values: customers.
+
+    Examples
+    --------
+    >>> s = pd.DataFrame({"p1": [2, 2, -1], "p2": [3, 6, 2]}, index=["a", "b", "c"])
+    >>> m = transition_counts(s)
+    >>> int(m.loc["new", "active"]), int(m.loc["new", "lapsed"]), int(m.loc[NOT_YET, "new"])
+    (1, 1, 1)
+    """
+    codes = stages_over_time.to_numpy().astype(np.int64)
+    k = len(STAGES)
+    start = 0 if last is None else max(codes.shape[1] - 1 - last, 0)
+    before, after = codes[:, start:-1], codes[:, start + 1:]
+    keep = after >= 0
+    flat = (before[keep] + 1) * k + after[keep]
+    matrix = np.bincount(flat, minlength=(k + 1) * k).reshape(k + 1, k)
+    index = pd.Index([NOT_YET, *STAGES], name="from_stage")
+    return pd.DataFrame(matrix, index=index, columns=pd.Index(STAGES, name="to_stage"))
+
+
+def row_shares(matrix: pd.DataFrame) -> pd.DataFrame:
+    """Each row divided by its total (rows without customers stay NaN)."""
+    totals = matrix.sum(axis=1)
+    return matrix.div(totals.where(totals > 0), axis=0)
+
+
+def period_rates(stages_over_time: pd.DataFrame, history: pd.DataFrame, dates: pd.DataFrame) -> pd.DataFrame:
+    """Churn, reactivation and repeat-purchase rates per snapshot period.
+
+    For period *t* (from snapshot *t-1* to snapshot *t*):
+
+    - ``churn_rate``: live buyers at *t-1* (new, active, loyal, at risk, reactivated) who are
+      lapsed at *t*, over live buyers at *t-1*;
+    - ``reactivation_rate``: lapsed customers at *t-1* who bought during the period, over lapsed
+      customers at *t-1*;
+    - ``repeat_purchase_rate``: buyers at *t-1* who bought again during the period, over buyers
+      at *t-1*;
+
+    plus counts ``live_start, lapsed_start, buyers_start, churned, reactivated, repeat_buyers,
+    new_customers`` (first purchase in the period), ``live_end``. The first period has no
+    predecessor and is left out.
+    """
+    codes = stages_over_time.to_numpy()
+    n_dates = len(dates)
+    ids = stages_over_time.index
+    snap = dates["snapshot_date"].to_numpy(dtype="datetime64[ns]")
+    period_of = np.searchsorted(snap, history["purchase_date"].to_numpy(dtype="datetime64[ns]"), side="right")
+    rows = period_of < n_dates
+    bought = np.zeros(codes.shape, dtype=bool)
+    bought[ids.get_indexer(history["customer_id"].to_numpy()[rows]), period_of[rows]] = True
+    first = (history["n_purchases"].to_numpy() == 1) & rows
+    new_customers = np.bincount(period_of[first], minlength=n_dates)
+    stage_code = {s: i for i, s in enumerate(STAGES)}
+    live = np.isin(codes, [stage_code[s] for s in LIVE_STAGES])
+    lapsed = codes == stage_code["lapsed"]
+    buyers = np.isin(codes, [stage_code[s] for s in BUYER_STAGES])
+    before, now = slice(0, n_dates - 1), slice(1, n_dates)
+    churned = (live[:, before] & lapsed[:, now]).sum(axis=0)
+    reactivated = (lapsed[:, before] & bought[:, now]).sum(axis=0)
+    repeat = (buyers[:, before] & bought[:, now]).sum(axis=0)
+    live_start, lapsed_start, buyers_start = live[:, before].sum(0), lapsed[:, before].sum(0), buyers[:, before].sum(0)
+
+    def rate(num: np.ndarray, den: np.ndarray) -> np.ndarray:
+        return np.divide(num, den, out=np.full(len(num), np.nan), where=den > 0)
+
+    return pd.DataFrame({
+        "period": dates["period"].to_numpy()[1:],
+        "snapshot_date": dates["snapshot_date"].to_numpy()[1:],
+        "partial": dates["partial"].to_numpy()[1:],
+        "live_start": live_start, "churned": churned, "churn_rate": rate(churned, live_start),
+        "lapsed_start": lapsed_start, "reactivated": reactivated,
+        "reactivation_rate": rate(reactivated, lapsed_start),
+        "buyers_start": buyers_start, "repeat_buyers": repeat, "repeat_purchase_rate": rate(repeat, buyers_start),
+        "new_customers": new_customers[1:], "live_end": live[:, now].sum(0),
+    })
+
+
+# --------------------------------------------------------------------------- cohorts
+def cohort_table(history: pd.DataFrame, as_of: str | pd.Timestamp) -> pd.DataFrame:
+    """Acquisition-month cohorts by months since first purchase (``cohorts.parquet``).
+
+    A customer's cohort is the calendar month of their first purchase; month 0 is that month
+    (retention 1 by definition). Every cohort has a row for each month up to ``as_of``'s month
+    (zeros included); the month containing ``as_of`` - 1 is ``partial`` unless it is complete.
+
+    Returns
+    -------
+    DataFrame
+        ``cohort`` ("YYYY-MM"), ``months_since_first``, ``cohort_size``, ``customers_purchasing``,
+        ``retention`` (share of the cohort purchasing), ``revenue``, ``revenue_per_customer``,
+        ``cumulative_revenue_per_customer``, ``partial``.
+
+    Examples
+    --------
+    >>> orders = pd.DataFrame({"customer_id": ["a", "a", "b"], "amount": [10.0, 4.0, 6.0],
+    ...     "order_date": pd.to_datetime(["2024-01-05", "2024-03-02", "2024-01-20"])})
+    >>> cohort_table(purchase_history(orders), "2024-04-01")[["months_since_first", "retention", "revenue"]]
+       months_since_first  retention  revenue
+    0                   0        1.0     16.0
+    1                   1        0.0      0.0
+    2                   2        0.5      4.0
+    """
+    as_of = _date(as_of)
+    rows = history[history["purchase_date"] < as_of]
+    if rows.empty:
+        return pd.DataFrame(columns=["cohort", "months_since_first", "cohort_size", "customers_purchasing",
+                                     "retention", "revenue", "revenue_per_customer",
+                                     "cumulative_revenue_per_customer", "partial"])
+    def month_number(d: pd.Series) -> np.ndarray:
+        return (d.dt.year * 12 + d.dt.month - 1).to_numpy()
+    cohort = month_number(rows["first_purchase"])
+    k = month_number(rows["purchase_date"]) - cohort
+    cells = pd.DataFrame({"cohort": cohort, "k": k, "customer_id": rows["customer_id"].to_numpy(),
+                          "amount": rows["amount"].to_numpy()})
+    grouped = cells.groupby(["cohort", "k"], sort=True).agg(
+        customers_purchasing=("customer_id", "nunique"), revenue=("amount", "sum"))
+    sizes = grouped.xs(0, level="k")["customers_purchasing"]
+    last_day = as_of - pd.Timedelta(days=1)
+    last_month = last_day.year * 12 + last_day.month - 1
+    span = last_month - sizes.index.to_numpy() + 1
+    grid = pd.MultiIndex.from_arrays([np.repeat(sizes.index.to_numpy(), span),
+                                      np.concatenate([np.arange(s) for s in span])], names=["cohort", "k"])
+    out = grouped.reindex(grid, fill_value=0).reset_index()
+    out["cohort_size"] = sizes.reindex(out["cohort"]).to_numpy()
+    out["retention"] = out["customers_purchasing"] / out["cohort_size"]
+    out["revenue_per_customer"] = out["revenue"] / out["cohort_size"]
+    out["cumulative_revenue_per_customer"] = out.groupby("cohort")["revenue_per_customer"].cumsum()
+    month_complete = (last_day + pd.Timedelta(days=1)).day == 1
+    out["partial"] = (out["cohort"] + out["k"] == last_month) & (not month_complete)
+    out["cohort"] = pd.array([f"{c // 12}-{c % 12 + 1:02d}" for c in out["cohort"]], dtype="string")
+    out = out.rename(columns={"k": "months_since_first"})
+    return out[["cohort", "months_since_first", "cohort_size", "customers_purchasing", "retention", "revenue",
+                "revenue_per_customer", "cumulative_revenue_per_customer", "partial"]].astype(
+        {"months_since_first": "int64", "cohort_size": "int64", "customers_purchasing": "int64", "revenue": "float64"})
+
+
+def cohort_matrix(cohorts: pd.DataFrame, value: str = "retention", min_cohort_size: int = 1) -> pd.DataFrame:
+    """Cohort x months-since-first-purchase matrix of ``value`` (cohorts smaller than
+    ``min_cohort_size`` left out, so that no small group is shown)."""
+    rows = cohorts[cohorts["cohort_size"] >= min_cohort_size]
+    return rows.pivot(index="cohort", columns="months_since_first", values=value)
+
+
+# --------------------------------------------------------------------------- configuration
+@dataclass(frozen=True)
+class LifecycleSettings:
+    """The ``lifecycle`` config section, validated (see ``segkit/defaults/lifecycle.yml``)."""
+
+    snapshot_freq: str = "M"
+    horizon_months: int = 12
+    discount_rate: float = 0.10
+    margin: float = 1.0
+    holdout_months: int = 6
+    penalizer_coef: float = 0.0
+    min_repeat_buyers: int = 20
+    holdout_max_frequency: int = 7
+    engagement_columns: tuple[str, ...] = ("opened", "clicked")
+    stages: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+    #: The stage-threshold keys of the section: parameters of :class:`LifecycleStager`.
+    stager_params: Mapping[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_config(cls, section: Mapping[str, Any]) -> "LifecycleSettings":
+        """Validate the ``lifecycle`` section; unknown keys and wrong types are a ConfigError."""
+        stager_keys = set(LifecycleStager().get_params())
+        known = ({f.name for f in fields(cls)} - {"stager_params"}) | stager_keys
+        unknown = sorted(set(section) - known)
+        if unknown:
+            raise ConfigError(f"lifecycle: unknown key(s) {', '.join(map(repr, unknown))} in the config. "
+                              f"Known keys: {', '.join(sorted(known))}.")
+        values = {k: v for k, v in section.items() if k not in stager_keys}
+        stager = {k: v for k, v in section.items() if k in stager_keys}
+        for name, v in stager.items():
+            if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float))):
+                raise ConfigError(f"lifecycle.{name} = {v!r} is not a number (null = data-driven default where "
+                                  "allowed). Fix it in the config or the notebook parameter.")
+        values["stager_params"] = stager
+        for name in ("horizon_months", "holdout_months", "min_repeat_buyers", "min_gaps", "holdout_max_frequency"):
+            if name in values:
+                v = values[name]
+                if isinstance(v, bool) or not isinstance(v, (int, float)) or int(v) != v or v < 0:
+                    raise ConfigError(f"lifecycle.{name} = {v!r} must be a whole number >= 0.")
+                values[name] = int(v)
+        if values.get("horizon_months", 12) < 1:
+            raise ConfigError("lifecycle.horizon_months must be at least 1 month.")
+        for name in ("discount_rate", "margin", "penalizer_coef"):
+            if name in values and (isinstance(values[name], bool) or not isinstance(values[name], (int, float))):
+                raise ConfigError(f"lifecycle.{name} = {values[name]!r} is not a number.")
+        if values.get("discount_rate", 0.1) <= -1:
+            raise ConfigError("lifecycle.discount_rate is an annual rate (0.10 = 10 %) and must be > -1.")
+        if "engagement_columns" in values:
+            values["engagement_columns"] = tuple(values["engagement_columns"] or ())
+        settings = cls(**values)
+        settings.stage_info()  # validates the stages mapping
+        if settings.snapshot_freq not in SNAPSHOT_FREQS:
+            raise ConfigError(f"lifecycle.snapshot_freq = {settings.snapshot_freq!r} is not supported; use one of "
+                              f"{', '.join(SNAPSHOT_FREQS)}.")
+        return settings
+
+    def stager(self) -> LifecycleStager:
+        """A :class:`LifecycleStager` with the section's thresholds (others: its defaults)."""
+        return LifecycleStager(**self.stager_params)
+
+    def stage_info(self) -> pd.DataFrame:
+        """``lifecycle_stage, phase, meaning, recommended_action`` per stage, from ``stages:``."""
+        missing = [s for s in STAGES if s not in self.stages]
+        if missing:
+            raise ConfigError(f"lifecycle.stages: stage(s) {', '.join(missing)} missing. Every stage of "
+                              f"{', '.join(STAGES)} needs a phase, a meaning and an action.")
+        rows = []
+        for stage in STAGES:
+            entry = self.stages[stage] or {}
+            phase = entry.get("phase")
+            if phase not in PHASES:
+                raise ConfigError(f"lifecycle.stages.{stage}.phase = {phase!r}; use one of {', '.join(PHASES)}.")
+            rows.append((stage, phase, str(entry.get("meaning", "")), str(entry.get("action", ""))))
+        return pd.DataFrame(rows, columns=["lifecycle_stage", "phase", "meaning", "recommended_action"])
+
+
+# --------------------------------------------------------------------------- CLV scoring
+@dataclass
+class CLVModels:
+    """Fitted BG/NBD and Gamma-Gamma models (None when a fit failed) and what went wrong."""
+
+    bgnbd: BetaGeoModel | None
+    gamma_gamma: GammaGammaModel | None
+    warnings: list[str]
+
+
+def fit_clv_models(summary: pd.DataFrame, settings: LifecycleSettings) -> CLVModels:
+    """Fit both models; a :class:`ModelFitError` becomes a warning and a None model."""
+    messages: list[str] = []
+    bgnbd = gamma_gamma = None
+    try:
+        bgnbd = BetaGeoModel(penalizer_coef=settings.penalizer_coef,
+                             min_repeat_buyers=settings.min_repeat_buyers).fit(summary)
+    except ModelFitError as exc:
+        messages.append(str(exc))
+    try:
+        gamma_gamma = GammaGammaModel(penalizer_coef=settings.penalizer_coef,
+                                      min_repeat_buyers=settings.min_repeat_buyers).fit(summary)
+    except ModelFitError as exc:
+        messages.append(str(exc))
+    return CLVModels(bgnbd, gamma_gamma, messages)
+
+
+def score_customers(models: CLVModels, summary: pd.DataFrame, settings: LifecycleSettings) -> pd.DataFrame:
+    """``p_alive, expected_purchases_90d, expected_order_value, clv_12m`` (+ ``clv_<h>m``) per buyer.
+
+    Columns a failed model would feed are NaN.
+    """
+    out = pd.DataFrame(index=summary.index)
+    nan = np.full(len(summary), np.nan)
+    bg, gg = models.bgnbd, models.gamma_gamma
+    out["p_alive"] = bg.p_alive(summary) if bg is not None else nan
+    out["expected_purchases_90d"] = bg.predict(summary, 90.0) if bg is not None else nan
+    out["expected_order_value"] = gg.predict(summary) if gg is not None else nan
+    horizons = sorted({12, settings.horizon_months})
+    for h in horizons:
+        out[f"clv_{h}m"] = (customer_lifetime_value(bg, gg, summary, h, settings.discount_rate, settings.margin)
+                            if bg is not None and gg is not None else nan)
+    return out
+
+
+def clv_overview(lifecycle: pd.DataFrame, column: str) -> dict[str, float]:
+    """Total, mean and concentration (top-decile share) of predicted CLV.
+
+    Examples
+    --------
+    >>> round(clv_overview(pd.DataFrame({"clv": [90.0] + [10.0 / 9] * 9 + [np.nan]}), "clv")["top_decile_share"], 6)
+    0.9
+    """
+    values = lifecycle[column].dropna().to_numpy(dtype=float)
+    if len(values) == 0:
+        return {"customers": 0, "total": float("nan"), "mean": float("nan"), "median": float("nan"),
+                "top_decile_share": float("nan")}
+    ordered = np.sort(values)[::-1]
+    top = max(int(math.ceil(len(ordered) * 0.1)), 1)
+    total = float(ordered.sum())
+    return {"customers": int(len(values)), "total": total, "mean": float(values.mean()),
+            "median": float(np.median(values)),
+            "top_decile_share": float(ordered[:top].sum() / total) if total > 0 else float("nan")}
+
+
+def run_holdout_check(orders: pd.DataFrame, as_of: pd.Timestamp, settings: LifecycleSettings) -> tuple[pd.DataFrame | None, str | None, pd.Timestamp | None]:
+    """Fit BG/NBD up to ``as_of - holdout_months`` and compare with the holdout purchases.
+
+    Returns ``(table, warning, cutoff)``; the table is None (and the warning says why) when the
+    period is too short or the calibration fit fails.
+    """
+    if settings.holdout_months <= 0:
+        return None, None, None
+    cutoff = as_of - pd.DateOffset(months=settings.holdout_months)
+    first = orders["order_date"].min().normalize()
+    if cutoff - first < pd.Timedelta(days=2 * 30):
+        return None, (f"Holdout check skipped: a {settings.holdout_months}-month holdout leaves less than two months "
+                      f"of calibration data before {cutoff.date()}. Use a shorter lifecycle.holdout_months."), cutoff
+    try:
+        cal = calibration_holdout_summary(orders, cutoff - pd.Timedelta(days=1), as_of - pd.Timedelta(days=1))
+        model = BetaGeoModel(penalizer_coef=settings.penalizer_coef,
+                             min_repeat_buyers=settings.min_repeat_buyers).fit(cal)
+    except (ModelFitError, DataError) as exc:
+        return None, f"Holdout check skipped: {exc}", cutoff
+    return holdout_check(model, cal, settings.holdout_max_frequency), None, cutoff
+
+
+# --------------------------------------------------------------------------- widget logic
+def stage_sizes(stages: pd.Series, stage_info: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Customers and share per stage, in :data:`STAGES` order (empty stages kept with 0).
+
+    Examples
+    --------
+    >>> stage_sizes(pd.Series(["new", "new", "lapsed"]))[["lifecycle_stage", "customers"]].head(3)
+    ... # doctest: +NORMALIZE_WHITESPACE
+      lifecycle_stage  customers
+    0        prospect          0
+    1  engaged_prospect          0
+    2             new          2
+    """
+    counts = pd.Series(pd.Categorical(stages, categories=STAGES)).value_counts(sort=False)
+    out = pd.DataFrame({"lifecycle_stage": pd.array(STAGES, dtype="string"),
+                        "customers": counts.reindex(STAGES).to_numpy().astype("int64")})
+    total = out["customers"].sum()
+    out["share"] = out["customers"] / total if total else np.nan
+    if stage_info is not None:
+        out = out.merge(stage_info.astype({"lifecycle_stage": "string"}), on="lifecycle_stage", how="left")
+    return out
+
+
+def stage_sizes_for_thresholds(
+    state: pd.DataFrame, thresholds: StageThresholds, reference: pd.DataFrame | None = None
+) -> pd.DataFrame:
+    """Stage sizes if the thresholds were ``thresholds`` (the logic of the threshold widget).
+
+    Parameters
+    ----------
+    state : DataFrame
+        Current customer state with ``p_alive`` (as returned by :meth:`LifecycleStager.predict`).
+    thresholds : StageThresholds
+    reference : DataFrame, optional
+        Current stage sizes (:func:`stage_sizes`); adds ``change`` (customers moved in or out).
+
+    Returns
+    -------
+    DataFrame
+        ``lifecycle_stage, customers, share`` [, ``change``].
+
+    Examples
+    --------
+    >>> state = pd.DataFrame({"n_purchases": [2, 2], "recency_days": [100.0, 200.0],
+    ...     "tenure_days": [300.0, 400.0], "gap_before_last_days": [30.0, 30.0],
+    ...     "own_interval_days": [30.0, 30.0], "monetary_total": [50.0, 50.0], "engaged": False,
+    ...     "p_alive": np.nan})
+    >>> th = StageThresholds(churn_window_days=150, new_window_days=30, base_interval_days=30)
+    >>> stage_sizes_for_thresholds(state, th).set_index("lifecycle_stage").loc[["at_risk", "lapsed"], "customers"].tolist()
+    [1, 1]
+    >>> th = replace(th, churn_window_days=250)
+    >>> stage_sizes_for_thresholds(state, th).set_index("lifecycle_stage").loc[["at_risk", "lapsed"], "customers"].tolist()
+    [2, 0]
+    """
+    p_alive = state["p_alive"] if "p_alive" in state.columns and state["p_alive"].notna().any() else None
+    sizes = stage_sizes(assign_lifecycle_stage(state, thresholds, p_alive))
+    if reference is not None:
+        sizes["change"] = sizes["customers"] - reference.set_index("lifecycle_stage")["customers"].reindex(
+            sizes["lifecycle_stage"]).fillna(0).to_numpy().astype("int64")
+    return sizes
+
+
+def threshold_choices(
+    thresholds: StageThresholds, gaps: np.ndarray, quantiles: tuple[float, ...] = (0.75, 0.8, 0.9, 0.95, 0.99),
+    overdue_factors: tuple[float, ...] = (1.5, 2.0, 3.0),
+) -> dict[str, StageThresholds]:
+    """Widget choices: churn windows at several gap quantiles x overdue factors.
+
+    Examples
+    --------
+    >>> th = StageThresholds(churn_window_days=90, new_window_days=30, base_interval_days=30)
+    >>> list(threshold_choices(th, np.arange(1.0, 101.0), (0.5,), (2.0,)))
+    ['churn window 51 days (50% of gaps shorter) · overdue factor 2']
+    """
+    choices = {}
+    for q in quantiles:
+        window = _quantile(gaps, q) if len(gaps) else thresholds.churn_window_days
+        for factor in overdue_factors:
+            label = f"churn window {window:,.0f} days ({q:.0%} of gaps shorter) · overdue factor {factor:g}"
+            choices[label] = replace(thresholds, churn_window_days=window, overdue_factor=factor)
+    return choices
+
+
+# --------------------------------------------------------------------------- display tables
+def clv_parameters(result: "LifecycleResult") -> pd.DataFrame:
+    """Fitted BG/NBD and Gamma-Gamma parameters with standard errors and their meaning."""
+    meaning = {
+        "r": "shape of the purchase-rate distribution (heterogeneity: small = very uneven)",
+        "alpha": "scale of the purchase-rate distribution (weeks); mean rate = r / alpha per week",
+        "a": "dropout distribution shape (with b: mean dropout chance per purchase = a / (a + b))",
+        "b": "dropout distribution shape",
+        "p": "shape of the order-value distribution of a customer",
+        "q": "shape of the spread of mean order values across customers",
+        "v": "scale of the spread of mean order values (the paper's gamma)",
+    }
+    rows = []
+    model = result.clv_model or {}
+    for name, block in (("BG/NBD", model.get("bgnbd")), ("Gamma-Gamma", model.get("gamma_gamma"))):
+        if not block:
+            continue
+        errors = block.get("standard_errors", {})
+        for key in (("r", "alpha", "a", "b") if name == "BG/NBD" else ("p", "q", "v")):
+            rows.append((name, key, block[key], errors.get(key, np.nan), meaning[key]))
+    return pd.DataFrame(rows, columns=["model", "parameter", "estimate", "standard_error", "meaning"])
+
+
+def clv_by_stage(lifecycle: pd.DataFrame, column: str = "clv_12m") -> pd.DataFrame:
+    """Customers, mean P(alive), expected 90-day purchases and predicted CLV per buyer stage.
+
+    Examples
+    --------
+    >>> lc = pd.DataFrame({"lifecycle_stage": ["new", "new", "lapsed"], "p_alive": [1.0, 0.8, 0.2],
+    ...                    "expected_purchases_90d": [1.0, 0.5, 0.1], "clv_12m": [30.0, 10.0, 10.0]})
+    >>> row = clv_by_stage(lc).set_index("lifecycle_stage").loc["new"]
+    >>> int(row["customers"]), float(row["clv_total"]), float(row["clv_share"])
+    (2, 40.0, 0.8)
+    """
+    rows = lifecycle[lifecycle["lifecycle_stage"].isin(BUYER_STAGES)]
+    grouped = rows.groupby("lifecycle_stage", sort=False).agg(
+        customers=("lifecycle_stage", "size"), mean_p_alive=("p_alive", "mean"),
+        expected_purchases_90d=("expected_purchases_90d", "sum"), clv_total=(column, "sum"),
+        clv_mean=(column, "mean"))
+    grouped = grouped.reindex([s for s in BUYER_STAGES if s in grouped.index])
+    total = grouped["clv_total"].sum()
+    grouped["clv_share"] = grouped["clv_total"] / total if total > 0 else np.nan
+    return grouped.reset_index().astype({"customers": "int64"})
+
+
+def mask_small_cells(table: pd.DataFrame, min_cell_size: int) -> pd.DataFrame:
+    """A count table with cells under ``min_cell_size`` customers blanked (shown as NaN).
+
+    Examples
+    --------
+    >>> mask_small_cells(pd.DataFrame({"x": [3, 40]}), 10)["x"].tolist()
+    [nan, 40.0]
+    """
+    return table.mask(table < min_cell_size).astype("float64")
+
+
+def model_status(result: "LifecycleResult") -> str:
+    """One Markdown paragraph: what was fitted, or why not and what stays empty."""
+    model = result.clv_model
+    if model is None:
+        reasons = " ".join(w for w in result.warnings if "BG/NBD" in w)
+        return ("**The BG/NBD model could not be fitted**, so P(alive), expected purchases and CLV are empty "
+                f"(NaN) in every table and export, and the stage rules run without the P(alive) rule. {reasons}")
+    bg = model["bgnbd"]
+    text = (f"BG/NBD fitted by maximum likelihood on {bg['n_customers']:,} buyers ({bg['n_repeat_buyers']:,} repeat "
+            f"buyers), time in {bg['time_unit']}: log-likelihood {bg['log_likelihood']:,.1f}; a customer drops out "
+            f"after a repeat purchase with probability {bg['dropout_mean']:.1%} on average.")
+    if min(bg["a"], bg["b"]) > 50:
+        text += (" a and b are both large: the data show almost no difference between customers in that dropout "
+                 "chance (the Beta distribution collapses to one value), so their standard errors are huge while "
+                 "a / (a + b) and the predictions are well determined.")
+    gg = model.get("gamma_gamma")
+    if gg is None:
+        reasons = " ".join(w for w in result.warnings if "Gamma-Gamma" in w)
+        return text + f" **Gamma-Gamma could not be fitted**: expected order value and CLV are empty. {reasons}"
+    corr = gg["frequency_monetary_corr"]
+    check = ("small, as the model assumes" if abs(corr) < 0.3 else
+             "not small: the model's independence assumption is doubtful, treat CLV as rough")
+    return text + (f" Gamma-Gamma fitted on {gg['n_customers']:,} repeat buyers: mean order value of the population "
+                   f"{gg['population_mean_order_value']:,.2f}; correlation of purchase frequency and mean order value "
+                   f"{corr:.2f} ({check}).")
+
+
+# --------------------------------------------------------------------------- producer
+@dataclass
+class LifecycleResult:
+    """What ``04_lifecycle`` shows (see :func:`build_lifecycle_artifacts`)."""
+
+    as_of: pd.Timestamp
+    lifecycle: pd.DataFrame          # one row per customer (lifecycle.parquet)
+    stage_sizes: pd.DataFrame        # stage, customers, share, phase, meaning, action
+    phase_sizes: pd.DataFrame        # phase, customers, share
+    thresholds: pd.DataFrame         # threshold, value, source, meaning
+    state: pd.DataFrame              # current state (+ p_alive), for the threshold widget
+    stage_thresholds: StageThresholds
+    gaps: np.ndarray                 # gaps between purchase days (days)
+    snapshots: pd.DataFrame          # snapshots.parquet
+    transitions: pd.DataFrame        # pooled counts, from x to
+    transitions_latest: pd.DataFrame
+    rates: pd.DataFrame              # per period
+    cohorts: pd.DataFrame            # cohorts.parquet
+    clv_model: dict | None           # clv_model.json
+    clv: dict                        # overview of the horizon CLV
+    holdout: pd.DataFrame | None
+    holdout_cutoff: pd.Timestamp | None
+    rfm_crosstab: pd.DataFrame | None
+    settings: LifecycleSettings
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def clv_column(self) -> str:
+        return f"clv_{self.settings.horizon_months}m"
+
+    @property
+    def buyers(self) -> pd.DataFrame:
+        return self.lifecycle[self.lifecycle["n_purchases"] > 0]
+
+
+def build_lifecycle_artifacts(ctx: Any) -> LifecycleResult:
+    """Producer of ``04_lifecycle``: stages, snapshots, cohorts, CLV; writes the artifacts.
+
+    Reads ``transactions_clean``, ``customers_clean``, ``campaign_clean`` (optional) and ``rfm``;
+    writes ``lifecycle.parquet``, ``snapshots.parquet``, ``cohorts.parquet``, ``clv_model.json``
+    (only when BG/NBD was fitted; a stale one is removed) and adds ``lifecycle_stage, p_alive,
+    expected_purchases_90d, clv_12m`` to ``customer_segments.csv``. A model that cannot be
+    fitted is a warning in the result, not an error: its columns stay empty.
+    """
+    settings = LifecycleSettings.from_config(ctx.section("lifecycle"))
+    stage_info = settings.stage_info()
+    transactions = ctx.read_artifact("transactions_clean")
+    customers = ctx.read_artifact("customers_clean")
+    campaign = ctx.read_artifact("campaign_clean") if ctx.has_artifact("campaign_clean") else None
+    rfm = ctx.read_artifact("rfm")
+    warnings: list[str] = []
+
+    all_orders = purchase_orders(transactions)
+    if all_orders.empty:
+        raise DataError(f"{SOURCE}: no purchase order (net amount > 0), so there is no lifecycle to analyse. "
+                        "Check the audit's cleaning counts and the amount column.")
+    as_of = ctx.as_of or all_orders["order_date"].max().normalize() + pd.Timedelta(days=1)
+    orders = all_orders[all_orders["order_date"] < as_of]
+    if len(orders) < len(all_orders):
+        warnings.append(f"{len(all_orders) - len(orders):,} purchase orders dated on or after as_of = {as_of.date()} "
+                        "are left out.")
+    if orders.empty:
+        raise DataError(f"{SOURCE}: every purchase is dated on or after as_of = {as_of.date()}. Choose a later as_of.")
+    history = purchase_history(orders)
+    engagement = engagement_dates(campaign, settings.engagement_columns)
+
+    summary = clv_summary(orders, as_of - pd.Timedelta(days=1))
+    models = fit_clv_models(summary, settings)
+    warnings += models.warnings
+    stager = settings.stager().fit(history, as_of)
+    warnings += stager.warnings_
+    state = stager.predict(history, as_of, customers, engagement, models.bgnbd)
+    scores = score_customers(models, summary, settings)
+
+    info = stage_info.set_index("lifecycle_stage")
+    stage = state["lifecycle_stage"].astype("string")
+    lifecycle = pd.DataFrame({
+        "customer_id": state.index.astype("string"),
+        "lifecycle_stage": stage.to_numpy(),
+        "phase": info["phase"].reindex(stage.to_numpy()).to_numpy(),
+        "recommended_action": info["recommended_action"].reindex(stage.to_numpy()).to_numpy(),
+    })
+    for col in ("n_purchases", "first_purchase", "last_purchase", "recency_days", "tenure_days",
+                "own_interval_days", "monetary_total", "engaged"):
+        lifecycle[col] = state[col].to_numpy()
+    scored = scores.reindex(state.index)
+    for col in scores.columns:
+        lifecycle[col] = scored[col].to_numpy(dtype=float)
+    lifecycle = lifecycle.astype({"phase": "string", "recommended_action": "string", "lifecycle_stage": "string"})
+
+    dates = snapshot_dates(history["purchase_date"].min(), as_of, settings.snapshot_freq)
+    over_time = stage_history(stager, history, dates, customers, engagement, models.bgnbd)
+    snapshots = stage_counts(over_time, dates)
+    cohorts = cohort_table(history, as_of)
+    holdout, holdout_warning, cutoff = run_holdout_check(orders, as_of, settings)
+    if holdout_warning:
+        warnings.append(holdout_warning)
+
+    clv_model = None
+    if models.bgnbd is not None:
+        clv_model = {"bgnbd": models.bgnbd.to_dict(),
+                     "gamma_gamma": models.gamma_gamma.to_dict() if models.gamma_gamma is not None else None,
+                     "as_of": as_of.date().isoformat(), "horizon_months": settings.horizon_months,
+                     "discount_rate_annual": settings.discount_rate, "margin": settings.margin,
+                     "days_per_month": DAYS_PER_MONTH}
+        if models.warnings:
+            clv_model["warnings"] = list(models.warnings)
+
+    ctx.write_artifact("lifecycle", lifecycle)
+    ctx.write_artifact("snapshots", snapshots)
+    ctx.write_artifact("cohorts", cohorts)
+    if clv_model is not None:
+        ctx.write_artifact("clv_model", clv_model)
+    else:
+        ctx.artifact_path("clv_model").unlink(missing_ok=True)
+    ctx.update_customer_segments(lifecycle[["customer_id", "lifecycle_stage", "p_alive",
+                                            "expected_purchases_90d", "clv_12m"]])
+
+    sizes = stage_sizes(state["lifecycle_stage"], stage_info)
+    phases = sizes.groupby("phase", sort=False)["customers"].sum().reindex(list(PHASES), fill_value=0)
+    phase_sizes = pd.DataFrame({"phase": pd.array(PHASES, dtype="string"), "customers": phases.to_numpy()})
+    phase_sizes["share"] = phase_sizes["customers"] / max(int(phase_sizes["customers"].sum()), 1)
+    crosstab = None
+    if rfm is not None and "rfm_segment" in rfm.columns:
+        joined = lifecycle[["customer_id", "lifecycle_stage"]].merge(
+            rfm[["customer_id", "rfm_segment"]].astype({"customer_id": "string"}), on="customer_id", how="inner")
+        crosstab = pd.crosstab(joined["rfm_segment"], joined["lifecycle_stage"]).reindex(
+            columns=[s for s in BUYER_STAGES], fill_value=0)
+    rates = period_rates(over_time, history, dates)
+    return LifecycleResult(
+        as_of=as_of, lifecycle=lifecycle, stage_sizes=sizes, phase_sizes=phase_sizes,
+        thresholds=stager.threshold_table_, state=state, stage_thresholds=stager.thresholds_,
+        gaps=inter_purchase_gaps(history, as_of)["gap_days"].to_numpy(), snapshots=snapshots,
+        transitions=transition_counts(over_time), transitions_latest=transition_counts(over_time, last=1),
+        rates=rates, cohorts=cohorts, clv_model=clv_model,
+        clv=clv_overview(lifecycle, f"clv_{settings.horizon_months}m"),
+        holdout=holdout, holdout_cutoff=cutoff, rfm_crosstab=crosstab, settings=settings, warnings=warnings)
+
+
+# --------------------------------------------------------------------------- summary
+def _pct(x: float) -> str:
+    return "n/a" if x is None or not np.isfinite(x) else f"{100 * x:.0f}%"
+
+
+def summarize(result: LifecycleResult) -> dict[str, Any]:
+    """The notebook's executive summary (``analysed, findings, actions, headlines, warnings``)."""
+    sizes = result.stage_sizes.set_index("lifecycle_stage")["customers"]
+    buyers = int(sizes[list(BUYER_STAGES)].sum())
+    prospects = int(sizes[list(PROSPECT_STAGES)].sum())
+    live = int(sizes[list(LIVE_STAGES)].sum())
+    th = result.stage_thresholds
+    churn_source = result.thresholds.set_index("threshold").loc["churn_window_days", "source"]
+    first = result.lifecycle["first_purchase"].min()
+    analysed = (f"{len(result.lifecycle):,} customers ({buyers:,} buyers, {prospects:,} prospects) as of "
+                f"{result.as_of.date()}, purchases from {first.date() if pd.notna(first) else 'n/a'}; "
+                f"{result.snapshots['period'].nunique()} {SNAPSHOT_FREQS[result.settings.snapshot_freq]}ly snapshots.")
+    findings = [
+        (f"{live:,} of {buyers:,} buyers ({_pct(live / buyers if buyers else np.nan)}) are live; "
+         f"{sizes['at_risk']:,} are at risk and {sizes['lapsed']:,} lapsed (no purchase for more than "
+         f"{th.churn_window_days:,.0f} days; {churn_source})."),
+    ]
+    full = result.rates[~result.rates["partial"]]
+    if len(full):
+        recent = full.tail(min(len(full), 3))
+        findings.append(
+            f"Over the last {len(recent)} complete {SNAPSHOT_FREQS[result.settings.snapshot_freq]}s, "
+            f"{_pct(recent['churned'].sum() / max(recent['live_start'].sum(), 1))} of live buyers lapsed per period, "
+            f"{_pct(recent['reactivated'].sum() / max(recent['lapsed_start'].sum(), 1))} of lapsed customers came back "
+            f"and {_pct(recent['repeat_buyers'].sum() / max(recent['buyers_start'].sum(), 1))} of buyers bought again; "
+            f"the live base went from {int(full['live_end'].iloc[max(len(full) - 13, 0)]):,} to {int(full['live_end'].iloc[-1]):,} "
+            f"over the last {min(len(full), 12)} periods.")
+    month1 = result.cohorts[(result.cohorts["months_since_first"] == 1) & ~result.cohorts["partial"]]
+    if len(month1):
+        weighted = month1["customers_purchasing"].sum() / month1["cohort_size"].sum()
+        findings.append(f"{_pct(weighted)} of new customers buy again in the month after their first purchase "
+                        f"(all {len(month1)} complete cohorts pooled).")
+    if np.isfinite(result.clv["total"]):
+        h = result.settings.horizon_months
+        findings.append(
+            f"Predicted {h}-month CLV of the buyers totals {result.clv['total']:,.0f} (discounted at "
+            f"{result.settings.discount_rate:.0%} a year); the top 10% of customers hold {_pct(result.clv['top_decile_share'])} of it.")
+    if result.holdout is not None:
+        total = result.holdout.set_index("frequency_bucket").loc["all"]
+        findings.append(
+            f"Model check: fitted on data up to {result.holdout_cutoff.date()}, BG/NBD predicted "
+            f"{total['predicted']:,.0f} repeat purchases in the holdout against {total['actual']:,.0f} actual "
+            f"({total['error_pct']:+.0f}%).")
+    info = result.stage_sizes.set_index("lifecycle_stage")
+    actions = []
+    for stage in ("at_risk", "new", "lapsed", "engaged_prospect", "loyal"):
+        if sizes[stage] > 0:
+            actions.append(f"{stage.replace('_', ' ').capitalize()} ({sizes[stage]:,}): {info.loc[stage, 'recommended_action']}")
+    if "p_alive" in result.lifecycle and result.lifecycle["p_alive"].notna().any():
+        actions.append("Within at-risk customers, start with the highest predicted CLV "
+                       f"({result.clv_column} in customer_segments.csv).")
+    headlines: dict[str, Any] = {
+        "Buyers": buyers, "Live buyers": live, "At risk": int(sizes["at_risk"]), "Lapsed": int(sizes["lapsed"]),
+        "Churn window (days)": round(th.churn_window_days),
+    }
+    if len(full):
+        headlines["Churn rate (last period)"] = _pct(full["churn_rate"].iloc[-1])
+    if np.isfinite(result.clv["total"]):
+        headlines[f"{result.settings.horizon_months}-month CLV"] = round(result.clv["total"])
+        headlines["Top-decile CLV share"] = _pct(result.clv["top_decile_share"])
+    return {"analysed": analysed, "findings": findings[:5], "actions": actions, "headlines": headlines,
+            "warnings": list(result.warnings)}
+
+
+__all__ = [
+    "STAGES", "PHASES", "StageThresholds", "LifecycleStager", "LifecycleSettings", "LifecycleResult",
+    "purchase_history", "customer_state", "engagement_dates", "assign_lifecycle_stage", "inter_purchase_gaps",
+    "snapshot_dates", "stage_history", "stage_counts", "transition_counts", "row_shares", "period_rates",
+    "cohort_table", "cohort_matrix", "fit_clv_models", "score_customers", "clv_overview", "stage_sizes",
+    "stage_sizes_for_thresholds", "threshold_choices", "build_lifecycle_artifacts", "summarize",
+    "clv_parameters", "clv_by_stage", "mask_small_cells", "model_status",
+]

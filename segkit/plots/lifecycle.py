@@ -1,0 +1,193 @@
+"""Lifecycle plots: stage sizes, growth, transitions, rates, cohorts, churn risk, CLV, holdout.
+
+Every function takes the tables of :mod:`segkit.lifecycle` (or of its
+:class:`~segkit.lifecycle.LifecycleResult`), an optional ``ax``, and returns the titled,
+labelled ``Axes``. Stages keep the same colour in every plot (:data:`STAGE_COLORS`).
+
+Examples
+--------
+>>> import pandas as pd
+>>> from segkit.lifecycle import stage_sizes
+>>> ax = plot_stage_sizes(stage_sizes(pd.Series(["new", "active", "active"])))
+>>> ax.get_title()
+'Customers by lifecycle stage'
+"""
+
+from __future__ import annotations
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import seaborn as sns
+
+from segkit.lifecycle import BUYER_STAGES, STAGES, StageThresholds
+from segkit.plots import label, new_axes
+
+def _no_data(ax: plt.Axes, message: str) -> None:
+    ax.text(0.5, 0.5, message, ha="center", va="center", transform=ax.transAxes, wrap=True)
+
+
+STAGE_COLORS: dict[str, tuple[float, float, float]] = dict(
+    zip(STAGES, sns.color_palette("colorblind", len(STAGES)))
+)
+
+
+def plot_stage_sizes(sizes: pd.DataFrame, ax: plt.Axes | None = None) -> plt.Axes:
+    """Horizontal bars: customers per stage (``lifecycle_stage, customers`` of :func:`stage_sizes`)."""
+    ax = new_axes(ax)
+    data = sizes.iloc[::-1]
+    stages = data["lifecycle_stage"].astype(str).to_numpy()
+    ax.barh(stages, data["customers"].to_numpy(), color=[STAGE_COLORS.get(s, "grey") for s in stages])
+    total = max(int(data["customers"].sum()), 1)
+    for y, n in enumerate(data["customers"].to_numpy()):
+        ax.annotate(f"{n:,} ({n / total:.0%})", (n, y), xytext=(3, 0), textcoords="offset points", va="center",
+                    fontsize=9)
+    ax.margins(x=0.18)
+    return label(ax, "Customers by lifecycle stage", "Customers", "Stage")
+
+
+def plot_stage_counts(snapshots: pd.DataFrame, stages: tuple[str, ...] = BUYER_STAGES,
+                      ax: plt.Axes | None = None) -> plt.Axes:
+    """Stacked area of customers per stage over the snapshots (``snapshots.parquet``)."""
+    ax = new_axes(ax)
+    wide = snapshots.pivot(index="snapshot_date", columns="lifecycle_stage", values="customers")
+    wide = wide.reindex(columns=[s for s in stages if s in wide.columns]).fillna(0)
+    ax.stackplot(wide.index, wide.to_numpy().T, labels=list(wide.columns),
+                 colors=[STAGE_COLORS[s] for s in wide.columns], alpha=0.9)
+    ax.legend(loc="upper left", fontsize=8, ncol=2, frameon=True)
+    return label(ax, "Customers per lifecycle stage over time", "Snapshot date (as of)", "Customers")
+
+
+def plot_transition_matrix(matrix: pd.DataFrame, shares: bool = True, min_cell_size: int = 1,
+                           ax: plt.Axes | None = None) -> plt.Axes:
+    """Heatmap of stage-to-stage moves between consecutive snapshots.
+
+    Parameters
+    ----------
+    matrix : DataFrame
+        Counts from :func:`segkit.lifecycle.transition_counts`.
+    shares : bool
+        Show row shares (where customers of a stage went) instead of counts.
+    min_cell_size : int
+        Cells with fewer customers are left blank (privacy of small groups).
+    """
+    ax = new_axes(ax, figsize=(8.5, 6.0))
+    counts = matrix.loc[matrix.sum(axis=1) > 0]
+    totals = counts.sum(axis=1)
+    values = counts.div(totals, axis=0) if shares else counts.astype(float)
+    masked = values.mask(counts < min_cell_size)
+    sns.heatmap(masked, annot=True, fmt=".0%" if shares else ",.0f", cmap="Blues", ax=ax, linewidths=0.5,
+                cbar_kws={"label": "Share of the row's customers" if shares else "Customers"},
+                annot_kws={"fontsize": 8})
+    what = "share of customers moving" if shares else "customers moving"
+    label(ax, f"Stage transitions between consecutive snapshots ({what})", "Stage at the later snapshot",
+          "Stage at the earlier snapshot")
+    ax.tick_params(axis="x", rotation=45)
+    return ax
+
+
+def plot_period_rates(rates: pd.DataFrame, ax: plt.Axes | None = None) -> plt.Axes:
+    """Churn, reactivation and repeat-purchase rates per period (partial periods left out)."""
+    ax = new_axes(ax)
+    data = rates[~rates["partial"].to_numpy(dtype=bool)]
+    for column, name in (("churn_rate", "Churn rate"), ("reactivation_rate", "Reactivation rate"),
+                         ("repeat_purchase_rate", "Repeat-purchase rate")):
+        ax.plot(data["snapshot_date"], 100 * data[column], marker="o", markersize=3, label=name)
+    ax.legend(fontsize=8)
+    return label(ax, "Churn, reactivation and repeat purchase per period", "End of period (as of)", "Rate (%)")
+
+
+def plot_cohort_heatmap(matrix: pd.DataFrame, value_label: str, fmt: str = ".0%",
+                        ax: plt.Axes | None = None) -> plt.Axes:
+    """Heatmap of a cohort matrix (:func:`segkit.lifecycle.cohort_matrix`).
+
+    ``value_label`` names the values with their unit (e.g. "Share of the cohort purchasing").
+    """
+    ax = new_axes(ax, figsize=(10.0, max(3.0, 0.3 * len(matrix) + 1.5)))
+    sns.heatmap(matrix, annot=len(matrix.columns) <= 18, fmt=fmt, cmap="viridis", ax=ax,
+                cbar_kws={"label": value_label}, annot_kws={"fontsize": 7})
+    return label(ax, f"Cohorts: {value_label.lower()}", "Months since first purchase",
+                 "Acquisition month (first purchase)")
+
+
+def plot_gap_distribution(gaps: np.ndarray, thresholds: StageThresholds, ax: plt.Axes | None = None) -> plt.Axes:
+    """Histogram of the days between consecutive purchases, with the stage windows marked."""
+    ax = new_axes(ax)
+    gaps = np.asarray(gaps, dtype=float)
+    if len(gaps):
+        upper = max(np.quantile(gaps, 0.99), thresholds.churn_window_days * 1.1)
+        ax.hist(np.clip(gaps, 0, upper), bins=60, color="0.6")
+    for value, name, style in ((thresholds.new_window_days, "new window", ":"),
+                               (thresholds.base_interval_days, "base interval", "--"),
+                               (thresholds.churn_window_days, "churn window", "-")):
+        ax.axvline(value, color="black", linestyle=style, label=f"{name}: {value:,.0f} days")
+    ax.legend(fontsize=8)
+    return label(ax, "Days between consecutive purchases and the stage windows",
+                 "Days between purchases (last bin: longer gaps)", "Gaps")
+
+
+def plot_churn_risk(lifecycle: pd.DataFrame, ax: plt.Axes | None = None) -> plt.Axes:
+    """Histogram of churn risk = 1 - P(alive) of repeat buyers, stacked by stage.
+
+    One-time buyers are left out: BG/NBD gives them P(alive) = 1 by construction.
+    """
+    ax = new_axes(ax)
+    data = lifecycle[(lifecycle["n_purchases"] > 1) & lifecycle["p_alive"].notna()]
+    stages = [s for s in BUYER_STAGES if (data["lifecycle_stage"] == s).any()]
+    bins = np.linspace(0, 1, 21)
+    values = [100 * (1 - data.loc[data["lifecycle_stage"] == s, "p_alive"].to_numpy(dtype=float)) for s in stages]
+    if values:
+        ax.hist(values, bins=100 * bins, stacked=True, label=stages, color=[STAGE_COLORS[s] for s in stages])
+        ax.legend(fontsize=8)
+    else:
+        _no_data(ax, "No P(alive): the BG/NBD model was not fitted (see the warning above).")
+    return label(ax, "Churn risk of repeat buyers (BG/NBD)", "Churn risk = 1 - P(alive) (%)", "Customers")
+
+
+def plot_clv_distribution(lifecycle: pd.DataFrame, column: str = "clv_12m", ax: plt.Axes | None = None) -> plt.Axes:
+    """Histogram of predicted CLV (log-spaced bins) with the top-decile threshold marked."""
+    ax = new_axes(ax)
+    values = lifecycle[column].dropna().to_numpy(dtype=float)
+    values = values[values > 0]
+    if len(values):
+        bins = np.geomspace(max(values.min(), 1e-2), values.max() * 1.01, 40)
+        ax.hist(values, bins=bins, color="0.55")
+        ax.set_xscale("log")
+        cut = np.quantile(values, 0.9)
+        ax.axvline(cut, color="black", linestyle="--", label=f"top 10% above {cut:,.0f}")
+        ax.legend(fontsize=8)
+    else:
+        _no_data(ax, "No CLV: the models were not fitted (see the warning above).")
+    return label(ax, f"Predicted customer lifetime value ({column})", "Predicted CLV (currency, log scale)",
+                 "Customers")
+
+
+def plot_clv_concentration(lifecycle: pd.DataFrame, column: str = "clv_12m", ax: plt.Axes | None = None) -> plt.Axes:
+    """Cumulative share of predicted CLV against the share of customers (highest first)."""
+    ax = new_axes(ax)
+    values = np.sort(lifecycle[column].dropna().to_numpy(dtype=float))[::-1]
+    if len(values) and values.sum() > 0:
+        share_customers = 100 * np.arange(1, len(values) + 1) / len(values)
+        share_value = 100 * np.cumsum(values) / values.sum()
+        ax.plot(np.r_[0, share_customers], np.r_[0, share_value], label="customers ranked by CLV")
+        top = int(np.ceil(0.1 * len(values)))
+        ax.scatter([share_customers[top - 1]], [share_value[top - 1]], color="black", zorder=3,
+                   label=f"top 10% hold {share_value[top - 1]:.0f}%")
+        ax.plot([0, 100], [0, 100], color="0.6", linestyle=":", label="equal value")
+        ax.legend(fontsize=8)
+    else:
+        _no_data(ax, "No CLV: the models were not fitted (see the warning above).")
+    return label(ax, "Concentration of predicted CLV", "Customers, highest CLV first (%)", "Share of total CLV (%)")
+
+
+def plot_holdout_check(table: pd.DataFrame, ax: plt.Axes | None = None) -> plt.Axes:
+    """Actual vs BG/NBD-predicted holdout repeat purchases per customer, by calibration frequency."""
+    ax = new_axes(ax)
+    data = table[table["frequency_bucket"] != "all"]
+    x = np.arange(len(data))
+    ax.plot(x, data["actual_per_customer"], marker="o", label="actual")
+    ax.plot(x, data["predicted_per_customer"], marker="s", linestyle="--", label="BG/NBD prediction")
+    ax.set_xticks(x, data["frequency_bucket"].astype(str))
+    ax.legend(fontsize=8)
+    return label(ax, "Holdout check: repeat purchases per customer",
+                 "Repeat purchases in the calibration period", "Mean repeat purchases in the holdout")
