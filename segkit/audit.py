@@ -336,6 +336,12 @@ class AuditResult:
         levels = set(self.findings["severity"])
         return "errors" if "error" in levels else "warnings" if "warning" in levels else "ok"
 
+    @property
+    def passed(self) -> list[str]:
+        """Checks that ran and found nothing, in the order they ran."""
+        found = set(self.findings["check"])
+        return [c for c in dict.fromkeys(self.checks["check"]) if c not in found]
+
     def summary(self) -> dict[str, Any]:
         """The ``audit_summary.json`` document (shape fixed in docs/DEVELOPING.md)."""
         def day(ts: pd.Timestamp | None) -> str | None:
@@ -349,6 +355,7 @@ class AuditResult:
             "findings": findings.to_dict("records"),
             "cleaning_rules": self.cleaning_rules.to_dict("records"),
             "counts": dict(self.counts),
+            "passed": self.passed,
             "returns": {k: (None if pd.isna(v) else v) for k, v in self.returns.items()},
             "outlier_rules": self.outlier_rules.astype(object).where(self.outlier_rules.notna(), None)
                                  .to_dict("records"),
@@ -1352,6 +1359,9 @@ def summarize(result: AuditResult) -> dict[str, Any]:
         "Rows removed": removed,
         "Returns, share of gross revenue": _pct(r["returned_share"]),
     }
-    warnings = [f"{row['check']}: {row['message']}" for row in f[f["severity"] != "info"].to_dict("records")]
+    # One line per level: the findings themselves reach index.html through audit_summary.json.
+    warnings = [f"Data-quality {level}s ({n}): {', '.join(dict.fromkeys(f.loc[f['severity'] == level, 'check']))}; "
+                "see the data-quality table of 01_data_audit."
+                for level, n in (("error", n_err), ("warning", n_warn)) if n]
     return {"title": "Data audit", "analysed": analysed, "findings": findings, "actions": actions,
             "headlines": headlines, "warnings": warnings}
