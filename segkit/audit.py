@@ -298,7 +298,7 @@ class AuditResult:
     returns : dict
         See :func:`returns_summary`.
     outlier_rules : DataFrame
-        ``measure, unit, n, median, scale_log, k, low, high, flagged``: the robust rule.
+        ``measure, unit, n, median, scale_log, k, min_fold, low, high, flagged``: the robust rule.
     order_values : DataFrame
         ``order_id, value, is_outlier`` per purchase order (plot input).
     quantities : DataFrame
