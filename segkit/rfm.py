@@ -1104,6 +1104,44 @@ def analyse_rfm(
     )
 
 
+def score_table(rfm: pd.DataFrame, scorer: RFMScorer) -> pd.DataFrame:
+    """Value range and customers of every score level, per metric (how ties were resolved).
+
+    Examples
+    --------
+    >>> base = pd.DataFrame({"recency_days": [1, 5, 9, 30], "frequency": [1, 1, 1, 2],
+    ...                      "monetary_total": [5.0, 10.0, 20.0, 40.0]})
+    >>> scorer = RFMScorer(bins=2).fit(base)
+    >>> score_table(pd.concat([base, scorer.transform(base)], axis=1), scorer).iloc[2:4]
+          metric  score  lowest  highest  customers
+    2  frequency      1     1.0      1.0          3
+    3  frequency      2     2.0      2.0          1
+    """
+    parts = []
+    for metric, column in scorer._columns().items():
+        g = rfm.groupby(SCORE_COLUMNS[metric])[column]
+        part = g.agg(lowest="min", highest="max", customers="size").rename_axis("score").reset_index()
+        part.insert(0, "metric", column)
+        parts.append(part)
+    out = pd.concat(parts, ignore_index=True)
+    out["metric"] = out["metric"].astype("string")
+    out[["lowest", "highest"]] = out[["lowest", "highest"]].astype("float64")
+    return out
+
+
+def segment_choices(segments: pd.DataFrame, min_cell_size: int = 0) -> dict[str, str]:
+    """Explorer choices: segments with at least ``min_cell_size`` customers (smaller ones are
+    suppressed in shared reports, so their customers are not listed either).
+
+    Examples
+    --------
+    >>> segment_choices(pd.DataFrame({"segment": ["Champions", "Lost"], "customers": [40, 3]}), 10)
+    {'Champions': 'Champions'}
+    """
+    keep = segments.loc[segments["customers"] >= min_cell_size, "segment"]
+    return {str(s): str(s) for s in keep}
+
+
 # --------------------------------------------------------------------------- explorer and summary
 PROFILE_COLUMNS: tuple[str, ...] = (
     "recency_days", "frequency", "monetary_total", "monetary_avg", "tenure_days",
@@ -1162,6 +1200,11 @@ def segment_profile(rfm: pd.DataFrame, segment: str, n_sample: int = 5, seed: in
     return out[["row", "customer_id", *PROFILE_COLUMNS, "tier"]]
 
 
+def _count(n: int, word: str) -> str:
+    """``"1 customer"``, ``"2,540 customers"``."""
+    return f"{n:,} {word}{'' if n == 1 else 's'}"
+
+
 def _pct(x: float) -> str:
     return "n/a" if pd.isna(x) else f"{100 * x:.0f}%"
 
@@ -1188,11 +1231,11 @@ def summarize(result: RFMResult) -> dict:
     top_k = int(np.ceil(result.top_share * n - 1e-9))
     excluded = []
     if info["non_purchase_orders"]:
-        excluded.append(f"{info['non_purchase_orders']:,} orders netting to zero or less (returns, "
-                        "cancellations) are deducted from revenue but are not purchases")
+        excluded.append(f"{_count(info['non_purchase_orders'], 'order')} netting to zero or less (returns, "
+                        "cancellations) deducted from revenue but not counted as purchases")
     if info["customers_without_purchase"]:
-        excluded.append(f"{info['customers_without_purchase']:,} customers without any purchase are left out")
-    analysed = (f"{n:,} buying customers with {info['purchase_orders']:,} purchase orders from "
+        excluded.append(f"{_count(info['customers_without_purchase'], 'customer')} without any purchase left out")
+    analysed = (f"{_count(n, 'buying customer')} with {_count(info['purchase_orders'], 'purchase order')} from "
                 f"{info['period_start']:%Y-%m-%d} to {info['period_end']:%Y-%m-%d}, scored as of "
                 f"{result.as_of:%Y-%m-%d} on {result.settings.bins} levels per R, F and M. Net revenue "
                 f"{net:,.2f} (returns deducted)" + ("; " + "; ".join(excluded) if excluded else "") + ".")
@@ -1204,7 +1247,7 @@ def summarize(result: RFMResult) -> dict:
         findings.append(f"The top {_pct(result.top_share)} of customers ({top_k:,} of {n:,}) bring "
                         f"{_pct(result.top_share_revenue)} of net revenue.")
     largest = seg.sort_values(["customers", "share_of_revenue"], ascending=False, kind="mergesort").iloc[0]
-    findings.append(f"The largest segment is {largest['segment']}: {largest['customers']:,} customers "
+    findings.append(f"The largest segment is {largest['segment']}: {_count(largest['customers'], 'customer')} "
                     f"({_pct(largest['share_of_customers'])}) bringing {_pct(largest['share_of_revenue'])} "
                     "of net revenue.")
     by_name = seg.set_index("segment")
@@ -1215,13 +1258,13 @@ def summarize(result: RFMResult) -> dict:
     risk = [s for s in ("At Risk", "Can't Lose Them") if s in by_name.index]
     if risk:
         members = rfm[rfm["rfm_segment"].isin(risk)]
-        findings.append(f"{len(members):,} valuable past customers ({' and '.join(risk)}) have not bought for "
-                        f"{members['recency_days'].median():.0f} days (median); they brought "
+        findings.append(f"{_count(len(members), 'valuable past customer')} ({' and '.join(risk)}) not buying for "
+                        f"{members['recency_days'].median():.0f} days (median) brought "
                         f"{_pct(by_name.loc[risk, 'share_of_revenue'].sum())} of net revenue.")
     once = float((rfm["frequency"] == 1).mean())
     findings.append(f"{_pct(once)} of customers bought only once"
-                    + (f"; {info['customers_non_positive_net']:,} have zero or negative net revenue after "
-                       "returns." if info["customers_non_positive_net"] else "."))
+                    + (f"; {_count(info['customers_non_positive_net'], 'customer')} with zero or negative net "
+                       "revenue after returns." if info["customers_non_positive_net"] else "."))
     findings = findings[:5]
 
     ranked = seg.sort_values(["share_of_revenue", "customers"], ascending=False, kind="mergesort")
@@ -1229,7 +1272,7 @@ def summarize(result: RFMResult) -> dict:
     for name in risk + [largest["segment"]]:
         if name not in chosen:
             chosen.append(name)
-    actions = [f"{name} ({by_name.loc[name, 'customers']:,} customers, "
+    actions = [f"{name} ({_count(by_name.loc[name, 'customers'], 'customer')}, "
                f"{_pct(by_name.loc[name, 'share_of_revenue'])} of revenue): {by_name.loc[name, 'recommended_action']}"
                for name in chosen if by_name.loc[name, "recommended_action"]]
 

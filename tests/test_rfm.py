@@ -29,6 +29,8 @@ from segkit.rfm import (
     purchase_orders,
     revenue_concentration,
     rfm_table,
+    score_table,
+    segment_choices,
     segment_profile,
     segment_table,
     summarize,
@@ -563,6 +565,23 @@ def test_segment_and_tier_tables_on_a_hand_built_base():
 
 
 # --------------------------------------------------------------------------- explorer and summary
+def test_score_table_gives_the_value_range_and_customers_of_every_level():
+    base = pd.DataFrame({"recency_days": [1, 2, 40, 50], "frequency": [1, 1, 1, 4],
+                         "monetary_total": [5.0, 6.0, 70.0, 80.0]})
+    scorer = RFMScorer(bins=2).fit(base)
+    table = score_table(pd.concat([base, scorer.transform(base)], axis=1), scorer)
+    assert table.values.tolist() == [
+        ["recency_days", 1, 40.0, 50.0, 2], ["recency_days", 2, 1.0, 2.0, 2],
+        ["frequency", 1, 1.0, 1.0, 3], ["frequency", 2, 4.0, 4.0, 1],
+        ["monetary_total", 1, 5.0, 6.0, 2], ["monetary_total", 2, 70.0, 80.0, 2]]
+
+
+def test_explorer_offers_only_segments_at_or_above_the_privacy_threshold():
+    table = pd.DataFrame({"segment": ["Champions", "Lost", "Promising"], "customers": [10, 9, 30]})
+    assert segment_choices(table, 10) == {"Champions": "Champions", "Promising": "Promising"}
+    assert list(segment_choices(table)) == ["Champions", "Lost", "Promising"]
+
+
 def test_segment_profile_shows_mean_median_and_a_seeded_sample():
     result = analyse_rfm(shop(seed=7))
     name = result.segments.sort_values("customers").iloc[-1]["segment"]
@@ -667,3 +686,29 @@ def test_producer_reports_a_bad_rfm_config_before_reading_data(tmp_path):
     ctx = run_folder(tmp_path, frame, [])(overrides={"rfm": {"bins": 99}})
     with pytest.raises(ConfigError, match="rfm.bins = 99"):
         build_rfm_artifacts(ctx)
+
+
+# --------------------------------------------------------------------------- the notebook
+@pytest.mark.slow
+def test_the_notebook_runs_alone_on_the_sample_and_shows_no_raw_customer_id(tmp_path):
+    import re
+
+    import nbformat
+    import papermill as pm
+
+    from segkit.config import project_root
+
+    root = project_root()
+    out = tmp_path / "02_rfm.ipynb"
+    pm.execute_notebook(str(root / "notebooks" / "02_rfm.ipynb"), str(out), kernel_name="segkit",
+                        cwd=str(root / "notebooks"), progress_bar=False)
+    nb = nbformat.read(out, as_version=4)
+    outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])]
+    assert not [o for o in outputs if o.output_type == "error"]
+    text = "\n".join(str(v) for o in outputs for k, v in o.get("data", {}).items() if k.startswith("text/"))
+    assert "Segment profiles" in text and "c-" in text        # the explorer, with pseudonymised ids
+    assert not re.search(r"\bC\d{6}\b", text)                # no raw sample id anywhere
+    assert "What was analysed" in text and "The top 20% of customers" in text
+    artifacts = root / "reports" / "interactive" / "artifacts"
+    rfm = pd.read_parquet(artifacts / "rfm.parquet")
+    assert rfm["rfm_segment"].notna().all() and rfm["customer_id"].is_unique

@@ -26,8 +26,8 @@ from segkit.plots import label, new_axes
 UNITS = {
     "recency_days": "Recency (days since last purchase)",
     "frequency": "Frequency (purchase orders)",
-    "monetary_total": "Net revenue per customer",
-    "monetary_avg": "Net revenue per purchase order",
+    "monetary_total": "Net revenue per customer (currency)",
+    "monetary_avg": "Net revenue per purchase order (currency)",
     "tenure_days": "Tenure (days since first purchase)",
     "f_score": "F score (1 = fewest orders)",
     "m_score": "M score (1 = lowest net revenue)",
