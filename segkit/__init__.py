@@ -17,10 +17,18 @@ from segkit.errors import (
     UpstreamMissingError,
 )
 from segkit.pipeline import NOTEBOOKS, RunContext, open_run
+from segkit.io import load_inputs, load_table
+from segkit.datasets import GeneratedShop, generate_shop, load_cdnow, load_sample
 
 __all__ = [
     "__version__",
     "load_config",
+    "load_table",
+    "load_inputs",
+    "generate_shop",
+    "GeneratedShop",
+    "load_sample",
+    "load_cdnow",
     "open_run",
     "RunContext",
     "NOTEBOOKS",
