@@ -274,7 +274,10 @@ RFM_BODY = """audit = ctx.read_artifact("audit_summary")
 seg = pd.DataFrame({"customer_id": ["C000001", "C000002"], "tier": ["gold", "silver"]})
 ctx.update_customer_segments(seg)
 display(shareable(ctx, seg))
-print("raw id leaking:", "C000002")"""
+print("raw id leaking:", "C000002")
+import matplotlib.pyplot as plt
+fig, ax = plt.subplots()
+ax.plot([1, 3, 2])"""
 
 
 @pytest.fixture(scope="module")
@@ -351,6 +354,13 @@ def test_raw_ids_shown_outside_shareable_tables_are_redacted_and_reported(tiny):
     assert [n.get("redacted_ids") for n in record["notebooks"][:2]] == [0, 1]
     assert any("02_rfm.html showed 1 raw customer id" in w for w in record["warnings"])
     assert "02_rfm.html showed 1 raw customer id" in (run / "index.html").read_text()
+
+
+def test_plots_are_embedded_even_when_the_caller_set_a_non_inline_backend(tiny):
+    # tests/conftest.py sets MPLBACKEND=Agg; the runner must still give kernels the inline backend.
+    assert __import__("os").environ.get("MPLBACKEND") == "Agg"
+    html = (tiny["root"] / "run" / "02_rfm.html").read_text()
+    assert html.count("src=\"data:image/png;base64,") == 1
 
 
 def test_the_html_starts_with_the_executive_summary_and_the_index_has_headlines(tiny):

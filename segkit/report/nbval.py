@@ -4,8 +4,11 @@
 nbval re-executes every ``tests/nbval/NN_name.ipynb`` and compares each cell's new outputs
 with the stored ones. :func:`refresh_nbval` produces those copies: it executes every notebook
 of ``notebooks/`` as a user opening it would (parameters at their defaults → interactive mode
-on the bundled sample) and stores it with its outputs, after
+on the bundled sample; ``SEGKIT_QUIET=1`` and ``MPLBACKEND=Agg`` as under pytest, so figures
+are not outputs — nbval does not compare images anyway) and stores it with its outputs, after
 
+- recording outputs as nbval sees them (no widget front end: what an ``Output`` widget shows
+  lands in the cell, ``clear_output`` is ignored);
 - removing the widget state metadata and the outputs nbval never compares (``image/png``,
   ``image/jpeg``, widget views), so the copies stay small and diff-friendly;
 - applying ``sanitize.cfg`` to the outputs (nbval applies the same patterns to both sides,
@@ -38,6 +41,10 @@ from segkit.pipeline import atomic_write_text
 
 #: Output MIME types nbval does not compare by default (without --nbdime): dropped from copies.
 NOT_COMPARED: tuple[str, ...] = ("image/png", "image/jpeg", "application/vnd.jupyter.widget-view+json")
+
+
+#: The matplotlib backend the kernels get under pytest (tests/conftest.py sets ``MPLBACKEND=Agg``).
+NBVAL_MPL_BACKEND = "Agg"
 
 
 class NbvalRefreshError(SegkitError):
@@ -99,6 +106,26 @@ def regression_copy(nb: nbformat.NotebookNode, patterns: Sequence[tuple[str, str
     return nb
 
 
+def _nbval_like_client(nb: nbformat.NotebookNode, **kwargs):
+    """An nbclient that records outputs the way nbval sees them.
+
+    nbval has no widget front end: it ignores comm and ``clear_output`` messages, so what an
+    ``ipywidgets.Output`` displays lands in the cell's outputs. nbclient instead mimics a front
+    end (Output widget contents go to the widget state). The copies must hold what nbval will
+    compute, so this client ignores those messages too.
+    """
+    from nbclient import NotebookClient
+
+    class NbvalLikeClient(NotebookClient):
+        def handle_comm_msg(self, outs, msg, cell_index):  # noqa: D102 - see class docstring
+            return None
+
+        def clear_output(self, outs, msg, cell_index):  # noqa: D102
+            return None
+
+    return NbvalLikeClient(nb, **kwargs)
+
+
 def refresh_nbval(
     notebooks_dir: Path | None = None,
     dest: Path | None = None,
@@ -128,7 +155,6 @@ def refresh_nbval(
     NbvalRefreshError
         When a notebook fails (nothing is written for it).
     """
-    from nbclient import NotebookClient
     from nbclient.exceptions import CellExecutionError
 
     from segkit.report.runner import KERNEL_START_TIMEOUT, kernel_environment
@@ -141,10 +167,12 @@ def refresh_nbval(
     if not sources:
         raise NbvalRefreshError(f"No notebooks to refresh in {notebooks_dir}.")
     written = []
-    with kernel_environment() as kernel:
+    # Same conditions as nbval under pytest: tests/conftest.py sets MPLBACKEND=Agg, which the
+    # kernels nbval starts inherit (figures are then not displayed as outputs).
+    with kernel_environment(mpl_backend=NBVAL_MPL_BACKEND) as kernel:
         for source in sources:
             nb = nbformat.read(source, as_version=4)
-            client = NotebookClient(nb, kernel_name=kernel, resources={"metadata": {"path": str(dest)}},
+            client = _nbval_like_client(nb, kernel_name=kernel, resources={"metadata": {"path": str(dest)}},
                                     record_timing=False, startup_timeout=KERNEL_START_TIMEOUT,
                                     extra_arguments=["--IPKernelApp.log_level=CRITICAL"])
             try:

@@ -290,16 +290,23 @@ def write_config(cfg: Mapping, path: Path) -> None:
 
 # --------------------------------------------------------------------------- kernel
 @contextlib.contextmanager
-def kernel_environment(name: str = KERNEL_NAME) -> Iterator[str]:
+def kernel_environment(name: str = KERNEL_NAME, mpl_backend: str | None = None) -> Iterator[str]:
     """Environment for executing notebooks: ``SEGKIT_QUIET=1`` and a kernel named ``name``.
 
     When no kernelspec ``name`` is installed, a temporary one that runs the current Python
     (``sys.executable -m ipykernel_launcher``) is put on ``JUPYTER_PATH`` for the duration.
+    ``MPLBACKEND`` is set to ``mpl_backend``, or removed when None so that ipykernel uses its
+    inline backend and figures appear in the notebook (a caller's ``MPLBACKEND=Agg``, as set
+    by the test suite, would otherwise hide every plot).
     """
     from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
 
-    saved = {k: os.environ.get(k) for k in ("SEGKIT_QUIET", "JUPYTER_PATH")}
+    saved = {k: os.environ.get(k) for k in ("SEGKIT_QUIET", "JUPYTER_PATH", "MPLBACKEND")}
     os.environ["SEGKIT_QUIET"] = "1"
+    if mpl_backend is None:
+        os.environ.pop("MPLBACKEND", None)
+    else:
+        os.environ["MPLBACKEND"] = mpl_backend
     tmp = None
     try:
         try:
