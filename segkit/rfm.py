@@ -210,6 +210,38 @@ def _default_as_of(dates: pd.Series) -> pd.Timestamp:
     return dates.max().normalize() + pd.Timedelta(days=1)
 
 
+def _orders(transactions: pd.DataFrame) -> tuple[pd.DataFrame, pd.Index, pd.Index]:
+    """Orders as integer codes: frame ``c`` (customer code), ``o`` (order code), ``order_date``,
+    ``amount``, ``is_purchase`` sorted by (c, o), plus the customer and order id uniques
+    (customer codes follow the sorted ids)."""
+    what = "transactions"
+    _require_columns(transactions, ["customer_id", "order_date", "amount"], what,
+                     "Map your columns to the canonical names in the config (columns.transactions); "
+                     "amount can be computed from quantity and unit_price at load.")
+    ids = transactions["customer_id"]
+    _no_missing(ids, "customer_id", what)
+    dates = _as_datetime(transactions["order_date"], "order_date", what)
+    amount = pd.to_numeric(transactions["amount"], errors="coerce").astype("float64")
+    _no_missing(amount, "amount", what)
+    # One int64 key per (customer, order) keeps the group-by fast on tens of millions of lines.
+    cust_code, cust_uniques = pd.factorize(ids.astype("string"), sort=True)
+    if "order_id" in transactions.columns and transactions["order_id"].notna().all():
+        order_code, order_uniques = pd.factorize(transactions["order_id"].astype("string"), sort=False)
+    else:  # every line is its own order (missing order ids too)
+        order_code = np.arange(len(transactions))
+        order_uniques = pd.Index(np.arange(len(transactions)).astype(str), dtype="string")
+    n_o = max(len(order_uniques), 1)
+    key = cust_code.astype("int64") * n_o + order_code
+    grouped = pd.DataFrame({"order_date": dates.to_numpy(), "amount": amount.to_numpy()}).groupby(key, sort=True)
+    orders = grouped.agg(order_date=("order_date", "min"), amount=("amount", "sum"))
+    keys = orders.index.to_numpy()
+    orders = orders.reset_index(drop=True)
+    orders.insert(0, "c", keys // n_o)
+    orders.insert(1, "o", keys % n_o)
+    orders["is_purchase"] = orders["amount"] > 0
+    return orders, cust_uniques, order_uniques
+
+
 def order_table(transactions: pd.DataFrame) -> pd.DataFrame:
     """One row per order: ``customer_id, order_id, order_date, amount`` (net), ``is_purchase``.
 
@@ -227,32 +259,14 @@ def order_table(transactions: pd.DataFrame) -> pd.DataFrame:
     0        1     0.0        False
     1        2     3.0         True
     """
-    what = "transactions"
-    _require_columns(transactions, ["customer_id", "order_date", "amount"], what,
-                     "Map your columns to the canonical names in the config (columns.transactions); "
-                     "amount can be computed from quantity and unit_price at load.")
-    ids = transactions["customer_id"]
-    _no_missing(ids, "customer_id", what)
-    dates = _as_datetime(transactions["order_date"], "order_date", what)
-    amount = pd.to_numeric(transactions["amount"], errors="coerce").astype("float64")
-    _no_missing(amount, "amount", what)
-    # Integer codes make the group-by fast on tens of millions of lines.
-    cust_code, cust_uniques = pd.factorize(ids.astype("string"), sort=True)
-    if "order_id" in transactions.columns and transactions["order_id"].notna().all():
-        order_code, order_uniques = pd.factorize(transactions["order_id"].astype("string"), sort=False)
-    else:  # every line is its own order (missing order ids too)
-        order_code = np.arange(len(transactions))
-        order_uniques = pd.Index(np.arange(len(transactions)).astype(str), dtype="string")
-    lines = pd.DataFrame({"c": cust_code, "o": order_code, "d": dates.to_numpy(), "a": amount.to_numpy()})
-    orders = lines.groupby(["c", "o"], sort=True).agg(order_date=("d", "min"), amount=("a", "sum")).reset_index()
-    out = pd.DataFrame({
+    orders, cust_uniques, order_uniques = _orders(transactions)
+    return pd.DataFrame({
         "customer_id": pd.array(cust_uniques.take(orders["c"].to_numpy()), dtype="string"),
         "order_id": pd.array(order_uniques.take(orders["o"].to_numpy()), dtype="string"),
         "order_date": orders["order_date"].to_numpy(),
         "amount": orders["amount"].to_numpy(),
+        "is_purchase": orders["is_purchase"].to_numpy(),
     })
-    out["is_purchase"] = out["amount"] > 0
-    return out
 
 
 def purchase_orders(transactions: pd.DataFrame, as_of: str | pd.Timestamp | None = None) -> pd.DataFrame:
@@ -300,7 +314,7 @@ RFM_COLUMNS: tuple[str, ...] = (
 
 def _rfm_with_info(transactions: pd.DataFrame, as_of: str | pd.Timestamp | None) -> tuple[pd.DataFrame, dict]:
     """:func:`rfm_table` plus the counts behind its warnings (used by the producer)."""
-    orders = order_table(transactions)
+    orders, ids, _ = _orders(transactions)
     if orders.empty:
         raise DataError("transactions: the table has no rows, so there is nothing to score. "
                         "Check the input file and the data audit's cleaning counts.")
@@ -309,14 +323,14 @@ def _rfm_with_info(transactions: pd.DataFrame, as_of: str | pd.Timestamp | None)
     info = {"as_of": as_of, "orders_after_as_of": int(after.sum()),
             "customers_after_as_of_only": 0}
     if after.any():
-        kept_ids = set(orders.loc[~after, "customer_id"])
-        info["customers_after_as_of_only"] = int((~orders.loc[after, "customer_id"].drop_duplicates().isin(kept_ids)).sum())
+        later_only = np.setdiff1d(orders["c"].to_numpy()[after], orders["c"].to_numpy()[~after])
+        info["customers_after_as_of_only"] = int(len(later_only))
         orders = orders.loc[~after].reset_index(drop=True)
     if orders.empty:
         raise DataError(f"transactions: every order is dated on or after as_of = {as_of.date()}, so "
                         "nothing is left to analyse. Choose a later as_of (or leave it empty: the day "
                         "after the last order).")
-    code, ids = pd.factorize(orders["customer_id"], sort=True)
+    code = orders["c"].to_numpy()
     net = np.bincount(code, weights=orders["amount"].to_numpy(), minlength=len(ids))
     purchase = orders["is_purchase"].to_numpy()
     dates = pd.Series(orders["order_date"].to_numpy()[purchase])
@@ -337,7 +351,7 @@ def _rfm_with_info(transactions: pd.DataFrame, as_of: str | pd.Timestamp | None)
     info.update({
         "purchase_orders": int(purchase.sum()),
         "non_purchase_orders": int((~purchase).sum()),
-        "customers_without_purchase": int(len(ids) - len(buyers)),
+        "customers_without_purchase": int(len(np.unique(code)) - len(buyers)),
         "customers_non_positive_net": int((rfm["monetary_total"] <= 0).sum()),
         "period_start": orders["order_date"].min(),
         "period_end": orders["order_date"].max(),
@@ -1307,10 +1321,10 @@ def build_rfm_artifacts(ctx) -> RFMResult:
     settings = RFMSettings.from_config(ctx.section("rfm"))
     transactions = ctx.read_artifact("transactions_clean")
     customers = ctx.read_artifact("customers_clean")
-    result = analyse_rfm(transactions, ctx.as_of, settings, seed=ctx.seed)
-    ctx.write_artifact("rfm", result.rfm)
     _require_columns(customers, ["customer_id"], "artifacts/customers_clean.parquet",
                      "Re-run 01_data_audit to rebuild it.")
+    result = analyse_rfm(transactions, ctx.as_of, settings, seed=ctx.seed)
+    ctx.write_artifact("rfm", result.rfm)
     columns = result.rfm[["customer_id", *SEGMENT_CSV_COLUMNS]]
     others = customers.loc[~customers["customer_id"].isin(columns["customer_id"]), ["customer_id"]]
     ctx.update_customer_segments(pd.concat([columns, others.astype({"customer_id": "string"})],

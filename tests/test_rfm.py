@@ -287,6 +287,15 @@ def test_scorer_rejects_bad_bins_and_unfitted_use():
         RFMScorer().transform(base)
 
 
+def test_scorer_is_a_scikit_learn_estimator_that_clones_with_its_parameters():
+    from sklearn.base import clone
+
+    scorer = clone(RFMScorer(bins=4, monetary_col="monetary_avg"))
+    assert scorer.get_params() == {"bins": 4, "recency_col": "recency_days", "frequency_col": "frequency",
+                                   "monetary_col": "monetary_avg"}
+    assert not hasattr(scorer, "edges_")
+
+
 def test_scorer_names_rows_with_missing_values():
     base = pd.DataFrame({"recency_days": [1, 2], "frequency": [1, None], "monetary_total": [1.0, 2.0]})
     with pytest.raises(DataError, match="'frequency' is empty at row 3"):
