@@ -1,0 +1,1825 @@
+"""Campaign evaluation: A/B per segment with honest statistics, uplift, ROI, power.
+
+:func:`build_campaign_artifacts` is the producer behind ``notebooks/05_campaign_evaluation.ipynb``;
+:func:`evaluate_campaigns` does the work on plain frames. Every campaign in the file is evaluated
+on its own (arm by arm against the control arm), overall and per segment of one dimension
+(``rfm_segment``, ``lifecycle_stage`` or ``cluster_name`` of ``customer_segments.csv``).
+
+Metrics (:data:`METRICS`) and their denominators
+    ``delivery_rate`` delivered / sent; ``open_rate`` opened / delivered; ``click_rate`` clicked /
+    delivered; ``click_to_open_rate`` clicked / opened; ``unsubscribe_rate`` unsubscribed /
+    delivered; ``conversion_rate`` converted / assigned; ``retention_rate`` customers with a purchase
+    (an order with net amount > 0) within ``retention_days`` after the send / assigned;
+    ``revenue_per_recipient`` mean campaign revenue per assigned customer (zeros included).
+    Outcomes (conversion, retention, revenue) are compared with the control per *assigned*
+    customer (intention to treat): a holdout receives nothing, so "delivered" has no meaning
+    there, and undelivered sends are part of what the campaign did. A missing flag is "not
+    observed" and leaves the denominator; missing revenue in a campaign that records revenue is 0.
+
+Methods (all two-sided, level ``1 - alpha``)
+    - Rates: Wilson score interval (``statsmodels proportion_confint(method="wilson")``).
+    - Absolute lift (difference of rates): Newcombe's hybrid score interval (method 10 of
+      Newcombe 1998; ``confint_proportions_2indep(method="newcomb")``), which keeps close to
+      nominal coverage for small counts and rates near 0 where the Wald interval fails.
+    - Relative lift (ratio − 1): Katz log interval (``compare="ratio", method="log"``); undefined
+      (empty) when either arm has no events.
+    - p-value: pooled two-proportion z-test (``proportions_ztest``), or Fisher's exact test
+      (``scipy.stats.fisher_exact``) when the smallest expected count of the 2×2 table is below
+      ``exact_test_min_expected`` (Cochran's rule, default 5). Fisher is conservative, never
+      anti-conservative, and fast at any size (Boschloo is more powerful but costs
+      O(n1·n2) per table).
+    - Revenue per recipient: Welch t interval for the mean and for the difference of means,
+      Welch t-test (``statsmodels CompareMeans(..., usevar="unequal")``). Why not the bootstrap:
+      revenue is zero-inflated and right-skewed, but the *mean* of n recipients is close to normal
+      once there are a few dozen buyers, and percentile bootstrap intervals are no better for
+      small skewed samples (they are too narrow as well; Hesterberg 2015); Welch is
+      deterministic, O(n) from group sums (10M rows are fine) and checkable against
+      statsmodels; its unequal variances fit a treatment that adds buyers. Cells with fewer
+      than ``revenue_min_buyers`` buyers in an arm are marked approximate. The relative revenue
+      lift uses the delta method on log(mean ratio).
+    - Multiple testing: the lift p-values of one campaign, arm and metric are corrected across
+      segments (the values of ``statsmodels multipletests``: Holm, Benjamini–Hochberg, Bonferroni
+      or none).
+      The "All customers" row is its own single test.
+    - Sample-ratio mismatch: chi-square goodness of fit of customers per arm, overall against
+      ``expected_split`` (if configured) and per segment against ``expected_split`` or the
+      campaign's overall split; p < ``srm_alpha`` (0.001) raises a loud warning.
+    - Power: minimum detectable (upward) effect at the observed sizes and control rate, solved
+      from ``power_proportions_2indep`` (means: ``normal_power_het``); sample size for
+      ``target_relative_lift`` from ``samplesize_proportions_2indep_onetail``
+      (means: ``normal_sample_size_one_tail``).
+
+ROI, targeting, uplift curve
+    Incremental conversions / revenue = lift × customers in the sent arm (with the lift's
+    interval); ROI = (incremental revenue − cost) / cost (revenue, not margin); cost per
+    incremental conversion and per (incremental) retained customer. Targeting rule (config
+    ``targeting_rule``): ``lower_bound`` = send to segments whose primary-metric lift has a lower
+    bound > 0 and, when costs are known, whose expected incremental revenue per customer covers
+    the cost per send; ``expected_value`` = send where expected incremental revenue per customer
+    exceeds the cost per send. Small cells are never recommended. The policy's expected
+    incremental revenue assumes each segment is the size it had in this campaign. The uplift
+    (Qini) curve ranks segments by estimated lift; ranked on the same data that estimates the
+    lift, it is optimistic (winner's curse) — confirm with the next test.
+
+Examples
+--------
+>>> camp = pd.DataFrame({
+...     "campaign_id": ["c1"] * 8, "customer_id": list("abcdefgh"),
+...     "arm": ["email"] * 4 + ["control"] * 4,
+...     "converted": [True, True, False, False, True, False, False, False],
+...     "revenue": [10.0, 30.0, 0, 0, 20.0, 0, 0, 0]})
+>>> res = evaluate_campaigns(camp, settings=CampaignSettings(min_cell_size=1))
+>>> row = res.results.query("arm == 'email' and metric == 'conversion_rate'").iloc[0]
+>>> float(row["value"]), float(row["lift_abs"]), row["test"]
+(0.5, 0.25, 'Fisher exact')
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass, field, fields, replace
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+from statsmodels.stats.power import normal_power_het, normal_sample_size_one_tail
+from statsmodels.stats.proportion import (
+    confint_proportions_2indep,
+    power_proportions_2indep,
+    proportion_confint,
+    samplesize_proportions_2indep_onetail,
+)
+
+from segkit.errors import ConfigError, DataError, UpstreamMissingError, format_rows
+from segkit.schema import BOOLEAN_FALSE, BOOLEAN_TRUE
+
+ALL_SEGMENTS = "All customers"
+UNLABELLED = "unlabelled"
+SEGMENT_DIMENSIONS: tuple[str, ...] = ("rfm_segment", "lifecycle_stage", "cluster_name")
+# Which artifact builds each dimension (interactive mode builds it on demand).
+DIMENSION_ARTIFACT = {"rfm_segment": "rfm", "lifecycle_stage": "lifecycle", "cluster_name": "clusters"}
+CORRECTIONS: dict[str, str | None] = {"holm": "holm", "fdr_bh": "fdr_bh", "bonferroni": "bonferroni", "none": None}
+CORRECTION_LABELS = {"holm": "Holm", "fdr_bh": "Benjamini–Hochberg", "bonferroni": "Bonferroni", "none": "no"}
+TARGETING_RULES: tuple[str, ...] = ("lower_bound", "expected_value")
+
+RESULT_COLUMNS: tuple[str, ...] = (
+    "campaign_id", "segment_by", "segment", "arm", "metric", "n", "count", "value", "ci_low", "ci_high",
+    "lift_abs", "lift_ci_low", "lift_ci_high", "lift_rel", "lift_rel_ci_low", "lift_rel_ci_high",
+    "test", "p_value", "p_adjusted", "mde_abs", "customers", "small_cell", "verdict", "note",
+)
+
+
+@dataclass(frozen=True)
+class Metric:
+    """One campaign metric: ``outcome`` column over the rows where ``base`` is true."""
+
+    name: str
+    label: str
+    outcome: str
+    base: str | None = None          # None = every assigned customer
+    kind: str = "proportion"         # "proportion" or "mean"
+    engagement: bool = False         # needs a message: not compared with a holdout
+    higher_is_better: bool = True
+
+
+METRICS: tuple[Metric, ...] = (
+    Metric("delivery_rate", "Delivered / sent", "delivered", None, engagement=True),
+    Metric("open_rate", "Open rate", "opened", "delivered", engagement=True),
+    Metric("click_rate", "Click rate", "clicked", "delivered", engagement=True),
+    Metric("click_to_open_rate", "Click-to-open rate", "clicked", "opened", engagement=True),
+    Metric("unsubscribe_rate", "Unsubscribe rate", "unsubscribed", "delivered", engagement=True,
+           higher_is_better=False),
+    Metric("conversion_rate", "Conversion rate", "converted"),
+    Metric("retention_rate", "Retention rate", "retained"),
+    Metric("revenue_per_recipient", "Revenue per recipient", "revenue", kind="mean"),
+)
+METRIC_BY_NAME: dict[str, Metric] = {m.name: m for m in METRICS}
+OUTCOME_METRICS: tuple[str, ...] = tuple(m.name for m in METRICS if not m.engagement)
+FLAG_COLUMNS: tuple[str, ...] = ("delivered", "opened", "clicked", "converted", "unsubscribed")
+
+
+class SampleRatioMismatchWarning(UserWarning):
+    """The customers per arm differ from the designed split more than chance allows."""
+
+
+# ============================================================================ settings
+@dataclass(frozen=True)
+class CampaignSettings:
+    """Knobs of the campaign evaluation (``campaign`` config section, see ``defaults/campaign.yml``).
+
+    Examples
+    --------
+    >>> s = CampaignSettings.from_config({"campaign": {"correction": "fdr_bh"}, "privacy": {"min_cell_size": 5}})
+    >>> s.correction, s.min_cell_size
+    ('fdr_bh', 5)
+    >>> CampaignSettings.from_config({"campaign": {"correction": "sidak"}})
+    Traceback (most recent call last):
+    ...
+    segkit.errors.ConfigError: campaign.correction = 'sidak' is not supported. Use one of: holm, fdr_bh, bonferroni, none.
+    """
+
+    control_arm: str = "control"
+    control_is_holdout: bool = True
+    segment_by: str = "auto"
+    primary_metric: str = "conversion_rate"
+    alpha: float = 0.05
+    correction: str = "holm"
+    min_cell_size: int = 10
+    exact_test_min_expected: float = 5.0
+    expected_split: Mapping[str, float] | None = None
+    srm_alpha: float = 0.001
+    cost_per_send: float | None = None
+    retention_days: int = 30
+    power: float = 0.8
+    target_relative_lift: float = 0.10
+    targeting_rule: str = "lower_bound"
+    revenue_min_buyers: int = 30
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any]) -> "CampaignSettings":
+        """Settings from a full config (``campaign`` section; ``privacy.min_cell_size`` as fallback)."""
+        section = dict(config.get("campaign") or {})
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(section) - known)
+        if unknown:
+            raise ConfigError(f"campaign: unknown key(s) {', '.join(map(repr, unknown))}. "
+                              f"Known keys: {', '.join(sorted(known))}.")
+        if section.get("min_cell_size") is None:
+            section["min_cell_size"] = (config.get("privacy") or {}).get("min_cell_size", 10)
+        values = {k: v for k, v in section.items() if v is not None or k in ("expected_split", "cost_per_send")}
+        return cls(**values).validated()
+
+    def validated(self) -> "CampaignSettings":
+        """Check every value; return the settings with numbers coerced, or raise a ConfigError."""
+        def number(key: str, low: float, high: float, integer: bool = False, open_low: bool = True) -> float:
+            value = getattr(self, key)
+            try:
+                out = int(value) if integer else float(value)
+                if integer and out != float(value):
+                    raise ValueError
+            except (TypeError, ValueError):
+                raise ConfigError(f"campaign.{key} = {value!r} is not a {'whole ' if integer else ''}number.") from None
+            if not (low < out if open_low else low <= out) or not out < high:
+                raise ConfigError(f"campaign.{key} = {value!r} is out of range; use a value in "
+                                  f"{'(' if open_low else '['}{low}, {high}).")
+            return out
+
+        def choice(key: str, options: Sequence[str]) -> str:
+            value = getattr(self, key)
+            if value not in options:
+                raise ConfigError(f"campaign.{key} = {value!r} is not supported. Use one of: {', '.join(options)}.")
+            return value
+
+        choice("correction", tuple(CORRECTIONS))
+        choice("segment_by", (*SEGMENT_DIMENSIONS, "none", "auto"))
+        choice("primary_metric", OUTCOME_METRICS)
+        choice("targeting_rule", TARGETING_RULES)
+        if not isinstance(self.control_arm, str) or not self.control_arm.strip():
+            raise ConfigError(f"campaign.control_arm = {self.control_arm!r}: give the name of the control arm "
+                              "as it appears in the campaign file's arm column.")
+        cost = self.cost_per_send
+        if cost is not None:
+            cost = number("cost_per_send", 0, np.inf, open_low=False)
+        split = self.expected_split
+        if split is not None:
+            if not isinstance(split, Mapping) or not split:
+                raise ConfigError(f"campaign.expected_split = {split!r}: give a mapping arm -> share, "
+                                  "e.g. {control: 0.2, email: 0.8}, or null.")
+            try:
+                split = {str(k): float(v) for k, v in split.items()}
+            except (TypeError, ValueError):
+                raise ConfigError(f"campaign.expected_split = {split!r}: shares must be numbers.") from None
+            if any(not 0 < v <= 1 for v in split.values()) or sum(split.values()) > 1 + 1e-9:
+                raise ConfigError(f"campaign.expected_split = {split!r}: shares must be in (0, 1] and sum to "
+                                  "at most 1.")
+        return replace(
+            self,
+            control_arm=self.control_arm.strip(),
+            control_is_holdout=bool(self.control_is_holdout),
+            alpha=number("alpha", 0, 0.5),
+            min_cell_size=int(number("min_cell_size", 0, np.inf, integer=True, open_low=False)),
+            exact_test_min_expected=number("exact_test_min_expected", 0, np.inf, open_low=False),
+            srm_alpha=number("srm_alpha", 0, 1),
+            retention_days=int(number("retention_days", 0, np.inf, integer=True)),
+            power=number("power", 0, 1),
+            target_relative_lift=number("target_relative_lift", 0, np.inf),
+            revenue_min_buyers=int(number("revenue_min_buyers", 0, np.inf, integer=True, open_low=False)),
+            cost_per_send=cost,
+            expected_split=split,
+        )
+
+
+# ============================================================================ statistics (arrays)
+def _arrays(*values: Any, dtype: type = float) -> list[np.ndarray]:
+    return [np.asarray(v, dtype=dtype) for v in np.broadcast_arrays(*values)]
+
+
+def wilson_interval(count: Any, nobs: Any, alpha: float = 0.05) -> tuple[np.ndarray, np.ndarray]:
+    """Wilson score interval of ``count / nobs``, element-wise (NaN where ``nobs`` is 0).
+
+    Same values as ``statsmodels.stats.proportion.proportion_confint(..., method="wilson")``.
+
+    Examples
+    --------
+    >>> low, high = wilson_interval([3, 0], [10, 0])
+    >>> np.round(low, 4), np.round(high, 4)
+    (array([0.1078,    nan]), array([0.6032,    nan]))
+    """
+    count, nobs = _arrays(count, nobs)
+    ok = nobs > 0
+    low, high = proportion_confint(np.where(ok, count, 0.0), np.where(ok, nobs, 1.0), alpha=alpha, method="wilson")
+    return np.where(ok, low, np.nan), np.where(ok, high, np.nan)
+
+
+def diff_interval(count1: Any, nobs1: Any, count2: Any, nobs2: Any, alpha: float = 0.05) -> tuple[np.ndarray, np.ndarray]:
+    """Newcombe hybrid score interval for ``p1 - p2`` (NaN where an arm is empty).
+
+    Same values as ``confint_proportions_2indep(..., method="newcomb")``.
+
+    Examples
+    --------
+    >>> low, high = diff_interval([30], [100], [20], [100])
+    >>> round(float(low[0]), 4), round(float(high[0]), 4)
+    (-0.0202, 0.2167)
+    """
+    c1, n1, c2, n2 = _arrays(count1, nobs1, count2, nobs2)
+    ok = (n1 > 0) & (n2 > 0)
+    low, high = confint_proportions_2indep(np.where(ok, c1, 0.0), np.where(ok, n1, 1.0), np.where(ok, c2, 0.0),
+                                           np.where(ok, n2, 1.0), method="newcomb", compare="diff", alpha=alpha)
+    return np.where(ok, low, np.nan), np.where(ok, high, np.nan)
+
+
+def ratio_interval(count1: Any, nobs1: Any, count2: Any, nobs2: Any, alpha: float = 0.05) -> tuple[np.ndarray, np.ndarray]:
+    """Katz log interval for the rate ratio ``p1 / p2`` (NaN where either arm has no events).
+
+    Same values as ``confint_proportions_2indep(..., compare="ratio", method="log")``.
+
+    Examples
+    --------
+    >>> low, high = ratio_interval([30, 0], [100, 100], [20, 5], [100, 100])
+    >>> np.round(low, 4), np.round(high, 4)
+    (array([0.916,   nan]), array([2.4564,    nan]))
+    """
+    c1, n1, c2, n2 = _arrays(count1, nobs1, count2, nobs2)
+    ok = (c1 > 0) & (c2 > 0) & (n1 > 0) & (n2 > 0)
+    low, high = confint_proportions_2indep(np.where(ok, c1, 1.0), np.where(ok, n1, 2.0), np.where(ok, c2, 1.0),
+                                           np.where(ok, n2, 2.0), method="log", compare="ratio", alpha=alpha)
+    return np.where(ok, low, np.nan), np.where(ok, high, np.nan)
+
+
+def ztest_2prop(count1: Any, nobs1: Any, count2: Any, nobs2: Any) -> tuple[np.ndarray, np.ndarray]:
+    """Pooled two-proportion z-test of ``p1 = p2``: ``(z, two-sided p)``, element-wise.
+
+    Same values as ``statsmodels.stats.proportion.proportions_ztest([c1, c2], [n1, n2])``.
+    Where the pooled rate is 0 or 1 (no variance) the statistic is NaN and the p-value 1.
+
+    Examples
+    --------
+    >>> z, p = ztest_2prop([30], [100], [20], [100])
+    >>> round(float(z[0]), 4), round(float(p[0]), 4)
+    (1.633, 0.1025)
+    """
+    c1, n1, c2, n2 = _arrays(count1, nobs1, count2, nobs2)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        pooled = (c1 + c2) / (n1 + n2)
+        se = np.sqrt(pooled * (1 - pooled) * (1 / n1 + 1 / n2))
+        z = np.where(se > 0, (c1 / n1 - c2 / n2) / se, np.nan)
+    p = np.where(np.isnan(z), 1.0, 2 * stats.norm.sf(np.abs(z)))
+    empty = (n1 == 0) | (n2 == 0)
+    return np.where(empty, np.nan, z), np.where(empty, np.nan, p)
+
+
+def fisher_exact_pvalue(count1: Any, nobs1: Any, count2: Any, nobs2: Any, max_cells: int = 2_000_000) -> np.ndarray:
+    """Two-sided Fisher exact p-value of the 2×2 table ``[[c1, n1-c1], [c2, n2-c2]]``, vectorised.
+
+    Same values as ``scipy.stats.fisher_exact(table).pvalue``: the sum of the hypergeometric
+    probabilities of all tables (same margins) no more likely than the observed one. Computed on
+    a padded grid of each table's support, ``max_cells`` grid cells at a time.
+
+    Examples
+    --------
+    >>> np.round(fisher_exact_pvalue([8, 3], [10, 10], [1, 3], [6, 10]), 6)
+    array([0.034965, 1.      ])
+    """
+    c1, n1, c2, n2 = (a.ravel() for a in _arrays(count1, nobs1, count2, nobs2, dtype=np.int64))
+    shape = np.broadcast_shapes(*(np.shape(v) for v in (count1, nobs1, count2, nobs2)))
+    out = np.full(c1.shape, np.nan)
+    empty = (n1 == 0) | (n2 == 0)
+    k, total = c1 + c2, n1 + n2
+    degenerate = ~empty & ((k == 0) | (k == total))
+    out[degenerate] = 1.0
+    todo = np.flatnonzero(~empty & ~degenerate)
+    if todo.size:
+        lo = np.maximum(0, k - n2)
+        width = np.minimum(k, n1) - lo + 1
+        gamma = 1 + 1e-14  # scipy's relative tolerance for "equally likely"
+        order = todo[np.argsort(width[todo], kind="stable")]
+        start = 0
+        while start < order.size:  # chunks bounded by grid size (widths sorted ascending)
+            stop = start + 1
+            while stop < order.size and (stop + 1 - start) * width[order[stop]] <= max_cells:
+                stop += 1
+            idx = order[start:stop]
+            start = stop
+            w = int(width[idx].max())
+            x = lo[idx, None] + np.arange(w)[None, :]
+            valid = x <= (lo[idx] + width[idx] - 1)[:, None]
+            M, n, N = total[idx, None], n1[idx, None], k[idx, None]
+            pmf = np.where(valid, stats.hypergeom.pmf(x, M, n, N), 0.0)
+            pexact = stats.hypergeom.pmf(c1[idx], total[idx], n1[idx], k[idx])
+            mode = ((k[idx] + 1) * (n1[idx] + 1)) // (total[idx] + 2)
+            pmode = stats.hypergeom.pmf(mode, total[idx], n1[idx], k[idx])
+            tie = np.abs(pexact - pmode) / np.maximum(pexact, pmode) <= 1e-14
+            same_side = np.where((c1[idx] < mode)[:, None], x <= c1[idx, None], x >= c1[idx, None])
+            mask = valid & ((pmf <= (pexact * gamma)[:, None]) | same_side)
+            out[idx] = np.where(tie, 1.0, np.minimum((pmf * mask).sum(axis=1), 1.0))
+    return out.reshape(shape)
+
+
+def mean_interval(nobs: Any, mean: Any, var: Any, alpha: float = 0.05) -> tuple[np.ndarray, np.ndarray]:
+    """t interval for a mean from ``n``, mean and variance (ddof=1); NaN where ``n < 2``.
+
+    Same values as ``statsmodels DescrStatsW(x).tconfint_mean(alpha)``.
+
+    Examples
+    --------
+    >>> low, high = mean_interval([4], [2.5], [np.var([1, 2, 3, 4], ddof=1)])
+    >>> round(float(low[0]), 4), round(float(high[0]), 4)
+    (0.4457, 4.5543)
+    """
+    n, m, v = _arrays(nobs, mean, var)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        half = stats.t.isf(alpha / 2, n - 1) * np.sqrt(v / n)
+    ok = n >= 2
+    return np.where(ok, m - half, np.nan), np.where(ok, m + half, np.nan)
+
+
+def welch_diff(nobs1: Any, mean1: Any, var1: Any, nobs2: Any, mean2: Any, var2: Any,
+               alpha: float = 0.05) -> dict[str, np.ndarray]:
+    """Welch comparison of two means from group statistics (variances with ddof=1).
+
+    Returns arrays ``diff, low, high, se, df, t, p``: the difference ``mean1 - mean2``, its Welch
+    t interval, standard error, Satterthwaite degrees of freedom, t statistic and two-sided
+    p-value — the values of ``statsmodels CompareMeans(d1, d2).tconfint_diff(usevar="unequal")``
+    and ``ttest_ind(x1, x2, usevar="unequal")``. NaN where an arm has fewer than 2 customers or
+    both variances are 0.
+
+    Examples
+    --------
+    >>> r = welch_diff([5], [2.0], [2.5], [4], [1.0], [1.0 / 3])
+    >>> round(float(r["diff"][0]), 3), round(float(r["df"][0]), 3), round(float(r["p"][0]), 4)
+    (1.0, 5.25, 0.2448)
+    """
+    n1, m1, v1, n2, m2, v2 = _arrays(nobs1, mean1, var1, nobs2, mean2, var2)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        s1, s2 = v1 / n1, v2 / n2
+        se2 = s1 + s2
+        se = np.sqrt(se2)
+        df = se2 ** 2 / (s1 ** 2 / (n1 - 1) + s2 ** 2 / (n2 - 1))
+        diff = m1 - m2
+        t = diff / se
+        p = 2 * stats.t.sf(np.abs(t), df)
+        half = stats.t.isf(alpha / 2, df) * se
+    ok = (n1 >= 2) & (n2 >= 2) & (se2 > 0)
+    nan = np.full(diff.shape, np.nan)
+    return {"diff": np.where((n1 > 0) & (n2 > 0), diff, np.nan), "low": np.where(ok, diff - half, nan),
+            "high": np.where(ok, diff + half, nan), "se": np.where(ok, se, nan), "df": np.where(ok, df, nan),
+            "t": np.where(ok, t, nan), "p": np.where(ok, p, nan)}
+
+
+def ratio_of_means_interval(nobs1: Any, mean1: Any, var1: Any, nobs2: Any, mean2: Any, var2: Any,
+                            alpha: float = 0.05) -> tuple[np.ndarray, np.ndarray]:
+    """Delta-method interval for ``mean1 / mean2`` on the log scale (NaN unless both means > 0).
+
+    ``exp(log(m1/m2) ± z·sqrt(v1/(n1·m1²) + v2/(n2·m2²)))``.
+
+    Examples
+    --------
+    >>> low, high = ratio_of_means_interval([100], [2.0], [4.0], [100], [1.0], [1.0])
+    >>> round(float(low[0]), 4), round(float(high[0]), 4)
+    (1.5158, 2.6388)
+    """
+    n1, m1, v1, n2, m2, v2 = _arrays(nobs1, mean1, var1, nobs2, mean2, var2)
+    ok = (m1 > 0) & (m2 > 0) & (n1 >= 2) & (n2 >= 2)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        se = np.sqrt(v1 / (n1 * m1 ** 2) + v2 / (n2 * m2 ** 2))
+        center = np.log(m1 / m2)
+    z = stats.norm.isf(alpha / 2)
+    return np.where(ok, np.exp(center - z * se), np.nan), np.where(ok, np.exp(center + z * se), np.nan)
+
+
+def _bisect_increasing(func, low: np.ndarray, high: np.ndarray, target: float, iterations: int = 200) -> np.ndarray:
+    """Vectorised bisection for ``func(x) = target`` with ``func`` increasing on ``[low, high]``;
+    NaN where ``func(high) < target``."""
+    low, high = low.astype(float).copy(), high.astype(float).copy()
+    reachable = func(high) >= target
+    for _ in range(iterations):
+        mid = (low + high) / 2
+        below = func(mid) < target
+        low = np.where(below, mid, low)
+        high = np.where(below, high, mid)
+        if np.all(high - low <= 1e-15 * np.maximum(1.0, np.abs(high))):
+            break
+    return np.where(reachable, (low + high) / 2, np.nan)
+
+
+def mde_proportions(prop2: Any, nobs1: Any, nobs2: Any, alpha: float = 0.05, power: float = 0.8) -> np.ndarray:
+    """Smallest increase ``p1 - p2`` that the two-sided pooled z-test detects with ``power``.
+
+    Solves ``statsmodels power_proportions_2indep(diff, prop2, nobs1, ratio=nobs2/nobs1, alpha)
+    == power`` for ``diff`` (vectorised bisection). NaN when no increase up to ``p1 = 1`` is
+    detectable or an arm is empty.
+
+    Examples
+    --------
+    >>> np.round(mde_proportions([0.05, 0.05], [1000, 10000], [1000, 10000]), 5)
+    array([0.03098, 0.00899])
+    """
+    p2, n1, n2 = _arrays(prop2, nobs1, nobs2)
+    ok = (n1 > 0) & (n2 > 0) & (p2 >= 0) & (p2 < 1)
+    p2s, n1s, ratio = np.where(ok, p2, 0.5), np.where(ok, n1, 1.0), np.where(ok, n2 / np.where(ok, n1, 1.0), 1.0)
+
+    def pw(diff: np.ndarray) -> np.ndarray:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.nan_to_num(power_proportions_2indep(diff, p2s, n1s, ratio=ratio, alpha=alpha,
+                                                          return_results=False), nan=0.0)
+
+    # p1 = 1 exactly with p2 = 0 has no variance at all; stop just short of it
+    out = _bisect_increasing(pw, np.zeros_like(p2s), (1.0 - p2s) * (1 - 1e-9), power)
+    return np.where(ok, out, np.nan)
+
+
+def mde_means(sd1: Any, nobs1: Any, sd2: Any, nobs2: Any, alpha: float = 0.05, power: float = 0.8) -> np.ndarray:
+    """Smallest increase of a mean that a two-sided z-test detects with ``power`` (Welch-type SE).
+
+    Solves ``statsmodels normal_power_het(diff, nobs=1, alpha, std_null=se, std_alternative=se)
+    == power`` with ``se = sqrt(sd1²/n1 + sd2²/n2)``.
+
+    Examples
+    --------
+    >>> round(float(mde_means([10.0], [1000], [10.0], [1000])[0]), 4)
+    1.2529
+    """
+    s1, n1, s2, n2 = _arrays(sd1, nobs1, sd2, nobs2)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        se = np.sqrt(s1 ** 2 / n1 + s2 ** 2 / n2)
+    ok = np.isfinite(se) & (se > 0)
+    se_ = np.where(ok, se, 1.0)
+
+    def pw(diff: np.ndarray) -> np.ndarray:
+        return normal_power_het(diff, 1, alpha, std_null=se_, std_alternative=se_)
+
+    out = _bisect_increasing(pw, np.zeros_like(se_), 20 * se_, power)
+    return np.where(ok, out, np.nan)
+
+
+def sample_size_proportions(diff: Any, prop2: Any, ratio: Any = 1.0, alpha: float = 0.05,
+                            power: float = 0.8) -> np.ndarray:
+    """Customers needed in arm 1 (arm 2 gets ``ratio`` times as many) to detect ``p1 = p2 + diff``.
+
+    ``statsmodels samplesize_proportions_2indep_onetail`` (two-sided test), rounded up.
+    NaN where ``diff <= 0`` or ``p2 + diff > 1``.
+
+    Examples
+    --------
+    >>> sample_size_proportions([0.005, 0.01], [0.05, 0.05], ratio=0.25)
+    array([78911., 20799.])
+    """
+    d, p2, r = _arrays(diff, prop2, ratio)
+    ok = (d > 0) & (p2 >= 0) & (p2 + d <= 1) & (r > 0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        n = samplesize_proportions_2indep_onetail(np.where(ok, d, 0.1), np.where(ok, p2, 0.1), power,
+                                                  ratio=np.where(ok, r, 1.0), alpha=alpha)
+    return np.where(ok, np.ceil(n - 1e-9), np.nan)
+
+
+def sample_size_means(diff: Any, sd1: Any, sd2: Any, ratio: Any = 1.0, alpha: float = 0.05,
+                      power: float = 0.8) -> np.ndarray:
+    """Customers needed in arm 1 (arm 2: ``ratio`` times as many) to detect a mean increase ``diff``.
+
+    ``statsmodels normal_sample_size_one_tail(diff, power, alpha/2, std_null=sqrt(sd1² + sd2²/ratio))``
+    rounded up.
+
+    Examples
+    --------
+    >>> sample_size_means([1.0], [10.0], [10.0])
+    array([1570.])
+    """
+    d, s1, s2, r = _arrays(diff, sd1, sd2, ratio)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        std = np.sqrt(s1 ** 2 + s2 ** 2 / r)
+    ok = (d > 0) & np.isfinite(std) & (std > 0) & (r > 0)
+    n = normal_sample_size_one_tail(np.where(ok, d, 1.0), power, alpha / 2, std_null=np.where(ok, std, 1.0))
+    return np.where(ok, np.ceil(n - 1e-9), np.nan)
+
+
+def adjust_pvalues(pvalues: Any, method: str = "holm", groups: Any = None) -> np.ndarray:
+    """Multiple-testing adjusted p-values within each group (NaN entries left out), vectorised.
+
+    Holm step-down, Benjamini–Hochberg step-up or Bonferroni: the values of ``statsmodels
+    multipletests(p, method=...)[1]`` applied to each group separately (computed with one sort
+    over all groups; ``multipletests`` itself runs a garbage collection per call for Holm, too
+    slow for many families).
+
+    Examples
+    --------
+    >>> adjust_pvalues([0.01, np.nan, 0.04, 0.03], "holm")
+    array([0.03,  nan, 0.06, 0.06])
+    >>> adjust_pvalues([0.01, 0.04, 0.03, 0.5], "fdr_bh", groups=["a", "a", "a", "b"])
+    array([0.03, 0.04, 0.04, 0.5 ])
+    """
+    p = np.asarray(pvalues, dtype=float).ravel()
+    out = p.copy()
+    ok = ~np.isnan(p)
+    if CORRECTIONS[method] is None or not ok.any():
+        return out
+    g = np.zeros(len(p), np.int64) if groups is None else pd.factorize(np.asarray(groups, dtype=object).ravel())[0]
+    idx = np.flatnonzero(ok)
+    order = idx[np.lexsort((p[idx], g[idx]))]
+    gs, ps = g[order], p[order]
+    frame = pd.DataFrame({"g": gs})
+    m = frame.groupby("g")["g"].transform("size").to_numpy(dtype=float)
+    rank = frame.groupby("g").cumcount().to_numpy(dtype=float) + 1  # 1-based rank within the family
+    if method == "bonferroni":
+        adj = np.minimum(ps * m, 1.0)
+    elif method == "holm":
+        adj = pd.Series(ps * (m - rank + 1)).groupby(gs).cummax().to_numpy()
+        adj = np.minimum(adj, 1.0)
+    else:  # fdr_bh: running minimum from the largest p downwards
+        raw = pd.Series(ps * m / rank)
+        adj = raw[::-1].groupby(gs[::-1]).cummin()[::-1].to_numpy()
+        adj = np.minimum(adj, 1.0)
+    out[order] = adj
+    return out
+
+
+# ============================================================================ input preparation
+def _flag_values(values: pd.Series, column: str, source: str) -> np.ndarray:
+    """A flag column as floats 1/0/NaN, or a DataError naming the rows with other values."""
+    if pd.api.types.is_bool_dtype(values):
+        return values.astype("boolean").astype("Float64").to_numpy(dtype=float, na_value=np.nan)
+    if pd.api.types.is_numeric_dtype(values):
+        out = values.astype("Float64").to_numpy(dtype=float, na_value=np.nan)
+        bad = ~np.isnan(out) & ~np.isin(out, (0.0, 1.0))
+    else:
+        text = values.astype("string").str.strip().str.lower()
+        out = np.where(text.isin(BOOLEAN_TRUE).fillna(False).to_numpy(dtype=bool), 1.0,
+                       np.where(text.isin(BOOLEAN_FALSE).fillna(False).to_numpy(dtype=bool), 0.0, np.nan))
+        bad = (text.notna() & (text != "")).to_numpy(dtype=bool) & np.isnan(out)
+    if bad.any():
+        rows = np.flatnonzero(bad)
+        raise DataError(f"{source}: column '{column}' has values that are not yes/no flags at {format_rows(rows)} "
+                        f"(e.g. {values.iloc[rows[0]]!r}). Use true/false, 1/0 or yes/no (empty = not observed).")
+    return out
+
+
+def _numeric_values(values: pd.Series, column: str, source: str) -> np.ndarray:
+    out = pd.to_numeric(values, errors="coerce").astype("Float64").to_numpy(dtype=float, na_value=np.nan)
+    bad = np.isnan(out) & values.notna().to_numpy(dtype=bool)
+    if bad.any():
+        rows = np.flatnonzero(bad)
+        raise DataError(f"{source}: column '{column}' has values that are not numbers at {format_rows(rows)} "
+                        f"(e.g. {values.iloc[rows[0]]!r}). Fix these cells (amounts without currency signs).")
+    return out
+
+
+def segment_labels(customer_ids: pd.Series, labels: pd.DataFrame | None, dimension: str,
+                   source: str = "customer_segments.csv") -> pd.Series:
+    """Segment label of each customer in ``customer_ids`` (``"unlabelled"`` when missing).
+
+    ``dimension = "none"`` gives every customer the segment ``"All customers"``.
+
+    Examples
+    --------
+    >>> labels = pd.DataFrame({"customer_id": ["a", "b"], "rfm_segment": ["Champions", None]})
+    >>> segment_labels(pd.Series(["a", "b", "z"]), labels, "rfm_segment").tolist()
+    ['Champions', 'unlabelled', 'unlabelled']
+    """
+    ids = customer_ids.astype("string")
+    if dimension == "none":
+        return pd.Series(ALL_SEGMENTS, index=customer_ids.index, dtype="string")
+    if labels is None or dimension not in labels.columns:
+        have = [c for c in SEGMENT_DIMENSIONS if labels is not None and c in labels.columns]
+        raise DataError(f"{source}: no column '{dimension}' to segment the campaign by (segment dimensions "
+                        f"present: {', '.join(have) or 'none'}). Run the notebook that writes it "
+                        f"({ {'rfm_segment': '02_rfm', 'cluster_name': '03_clustering', 'lifecycle_stage': '04_lifecycle'}[dimension] }) "
+                        "or set segment_by to one that is present (or 'none').")
+    if "customer_id" not in labels.columns:
+        raise DataError(f"{source}: column 'customer_id' is missing; the file must have one row per customer.")
+    keyed = labels[["customer_id", dimension]].copy()
+    keyed["customer_id"] = keyed["customer_id"].astype("string")
+    dup = keyed["customer_id"].duplicated(keep=False).to_numpy()
+    if dup.any():
+        rows = np.flatnonzero(dup)
+        raise DataError(f"{source}: customer ids repeat at {format_rows(rows)} "
+                        f"(e.g. {keyed['customer_id'].iloc[rows[0]]!r}). It must have one row per customer: "
+                        "rebuild it by rerunning the segmentation notebooks.")
+    lookup = pd.Series(keyed[dimension].astype("string").to_numpy(), index=keyed["customer_id"].to_numpy())
+    out = pd.Series(lookup.reindex(ids.to_numpy()).to_numpy(), index=customer_ids.index, dtype="string")
+    out = out.str.strip()
+    return out.mask(out.isna() | (out == ""), UNLABELLED)
+
+
+def retention_flags(campaign: pd.DataFrame, transactions: pd.DataFrame, days: int,
+                    as_of: str | pd.Timestamp | None = None) -> pd.Series:
+    """1.0 when the customer made a purchase within ``days`` after the send, else 0.0; NaN if unknown.
+
+    A purchase is an order with net amount > 0 (:func:`segkit.rfm.order_table`), dated after
+    ``sent_at`` and no later than ``sent_at + days``. Rows without ``sent_at`` (a holdout is often
+    not stamped) use their campaign's first send time; a campaign without any ``sent_at`` is
+    NaN, as is every row whose window ends after ``as_of`` (default: the day after the last
+    order), because its outcome cannot be known yet.
+
+    Examples
+    --------
+    >>> camp = pd.DataFrame({"campaign_id": ["c"] * 3, "customer_id": ["a", "b", "c"],
+    ...                      "sent_at": pd.to_datetime(["2024-01-01", None, "2024-01-20"])})
+    >>> tx = pd.DataFrame({"customer_id": ["a", "b"], "order_id": ["1", "2"],
+    ...                    "order_date": pd.to_datetime(["2024-01-05", "2024-02-20"]), "amount": [5.0, 9.0]})
+    >>> retention_flags(camp, tx, days=30, as_of="2024-02-10").tolist()
+    [1.0, 0.0, nan]
+    """
+    from segkit.rfm import order_table
+
+    sent = pd.to_datetime(campaign["sent_at"], errors="coerce") if "sent_at" in campaign else \
+        pd.Series(pd.NaT, index=campaign.index, dtype="datetime64[ns]")
+    first = sent.groupby(pd.factorize(campaign["campaign_id"])[0]).transform("min")
+    sent = sent.fillna(first)
+    tx = transactions[transactions["customer_id"].notna()] if "customer_id" in transactions else transactions
+    orders = order_table(tx)
+    orders = orders.loc[orders["is_purchase"], ["customer_id", "order_date"]]
+    end = (pd.Timestamp(as_of) if as_of is not None else
+           (orders["order_date"].max().normalize() + pd.Timedelta(days=1) if len(orders) else pd.NaT))
+    # integer customer keys: merge_asof "by" on codes is much faster than on strings
+    ids = pd.concat([campaign["customer_id"].astype("string").str.strip(), orders["customer_id"].astype("string")],
+                    ignore_index=True)
+    codes = pd.factorize(ids)[0]
+    left = pd.DataFrame({"customer": codes[:len(campaign)], "sent_at": sent.to_numpy(dtype="datetime64[ns]"),
+                         "row": np.arange(len(campaign))})
+    known = left["sent_at"].notna().to_numpy()
+    result = np.full(len(campaign), np.nan)
+    if known.any():
+        lk = left[known].sort_values("sent_at", kind="mergesort")
+        right = pd.DataFrame({"customer": codes[len(campaign):],
+                              "order_date": orders["order_date"].to_numpy(dtype="datetime64[ns]")})
+        right = right.sort_values("order_date", kind="mergesort")
+        nxt = pd.merge_asof(lk, right, left_on="sent_at", right_on="order_date", by="customer",
+                            direction="forward", allow_exact_matches=False)
+        window_end = nxt["sent_at"] + pd.Timedelta(days=int(days))
+        hit = (nxt["order_date"].notna() & (nxt["order_date"] <= window_end)).to_numpy()
+        complete = (window_end <= end).to_numpy() if pd.notna(end) else np.zeros(len(nxt), bool)
+        result[nxt["row"].to_numpy()] = np.where(hit, 1.0, np.where(complete, 0.0, np.nan))
+    return pd.Series(result, index=campaign.index, name="retained")
+
+
+def _key_codes(values: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """Integer codes of stripped text keys (-1 = missing/empty) and the sorted unique names."""
+    raw_codes, uniques = pd.factorize(values, use_na_sentinel=True)
+    names = pd.Series(pd.Index(uniques).astype(str), dtype="string").str.strip()
+    names = names.mask(names == "")
+    name_codes, name_uniques = pd.factorize(names, use_na_sentinel=True)
+    order = np.argsort(np.asarray(name_uniques, dtype=object).astype(str), kind="stable")
+    rank = np.empty(len(order), np.int64)
+    rank[order] = np.arange(len(order))
+    mapped = np.where(name_codes >= 0, rank[np.maximum(name_codes, 0)] if len(rank) else -1, -1)
+    out = np.where(raw_codes >= 0, mapped[np.maximum(raw_codes, 0)] if len(mapped) else -1, -1)
+    return out.astype(np.int64), np.asarray(name_uniques, dtype=object)[order].astype(str)
+
+
+def segment_column(segments: Any, n: int) -> pd.Categorical:
+    """Segment labels as a Categorical (``"All customers"`` for all when None, missing → ``"unlabelled"``)."""
+    if segments is None:
+        return pd.Categorical.from_codes(np.zeros(n, np.int64), categories=[ALL_SEGMENTS])
+    codes, names = _key_codes(pd.Series(np.asarray(segments, dtype=object)).fillna(UNLABELLED))
+    if (codes < 0).any():  # empty text labels
+        names = np.append(names, UNLABELLED) if UNLABELLED not in names else names
+        codes = np.where(codes < 0, int(np.flatnonzero(names == UNLABELLED)[0]), codes)
+    return pd.Categorical.from_codes(codes, categories=names)
+
+
+def prepare_campaign(campaign: pd.DataFrame, segments: pd.Series | None = None,
+                     retained: pd.Series | None = None, source: str = "campaign_clean") -> pd.DataFrame:
+    """Check a canonical campaign frame and return the per-customer frame the statistics use.
+
+    Columns: ``campaign_id, arm, segment`` (strings), flags ``delivered, opened, clicked,
+    converted, unsubscribed, retained`` as 1.0/0.0/NaN (NaN = not observed; an absent
+    ``delivered`` column means delivered), ``revenue`` (missing → 0 in a campaign that records
+    revenue, NaN in one that records none) and ``cost`` (NaN = not given).
+
+    Raises
+    ------
+    DataError
+        Missing ``campaign_id``/``customer_id``/``arm`` (column or values), repeated
+        customer per campaign, flags or amounts that cannot be read; the message names the
+        column and rows.
+
+    Examples
+    --------
+    >>> camp = pd.DataFrame({"campaign_id": ["c", "c"], "customer_id": ["a", "b"], "arm": ["email", "control"],
+    ...                      "converted": ["yes", "no"], "revenue": [12.0, None]})
+    >>> prepare_campaign(camp)[["arm", "delivered", "converted", "revenue"]]
+           arm  delivered  converted  revenue
+    0    email        1.0        1.0     12.0
+    1  control        1.0        0.0      0.0
+    """
+    missing = [c for c in ("campaign_id", "customer_id", "arm") if c not in campaign.columns]
+    if missing:
+        raise DataError(f"{source}: required column(s) {', '.join(map(repr, missing))} missing (columns present: "
+                        f"{', '.join(map(str, campaign.columns)) or 'none'}). Map them under columns.campaign in "
+                        "the config.")
+    if len(campaign) == 0:
+        raise DataError(f"{source}: the campaign table has no rows. Check the campaign file (data.campaign).")
+    frame = campaign.reset_index(drop=True)
+    out = pd.DataFrame(index=frame.index)
+    codes = {}
+    for column in ("campaign_id", "customer_id", "arm"):
+        codes[column], names = _key_codes(frame[column])
+        empty = codes[column] < 0
+        if empty.any():
+            raise DataError(f"{source}: column '{column}' is empty at {format_rows(np.flatnonzero(empty))}. "
+                            "Every campaign row needs a campaign, a customer and an arm: fill or drop these rows.")
+        if column == "customer_id":
+            out[column] = pd.array(names.take(codes[column]), dtype="string")
+        else:
+            out[column] = pd.Categorical.from_codes(codes[column], categories=names)
+    key = codes["campaign_id"].astype(np.int64) * (int(codes["customer_id"].max()) + 1) + codes["customer_id"]
+    dup = pd.Series(key).duplicated(keep=False).to_numpy()
+    if dup.any():
+        rows = np.flatnonzero(dup)
+        raise DataError(f"{source}: customer {out['customer_id'].iloc[rows[0]]!r} appears more than once in campaign "
+                        f"{out['campaign_id'].iloc[rows[0]]!r} ({format_rows(rows)}). Keep one row per customer "
+                        "and campaign (a customer belongs to one arm).")
+    out["segment"] = segment_column(segments, len(frame))
+    for column in FLAG_COLUMNS:
+        if column in frame.columns:
+            out[column] = _flag_values(frame[column], column, source)
+        else:
+            out[column] = 1.0 if column == "delivered" else np.nan
+    out["retained"] = (np.asarray(retained, dtype=float) if retained is not None else np.nan)
+    revenue = (_numeric_values(frame["revenue"], "revenue", source) if "revenue" in frame.columns
+               else np.full(len(frame), np.nan))
+    records = pd.Series(~np.isnan(revenue)).groupby(codes["campaign_id"]).transform("any").to_numpy()
+    out["revenue"] = np.where(np.isnan(revenue) & records, 0.0, revenue)
+    out["cost"] = (_numeric_values(frame["cost"], "cost", source) if "cost" in frame.columns
+                   else np.nan)
+    if "sent_at" in frame.columns:
+        out["sent_at"] = pd.to_datetime(frame["sent_at"], errors="coerce")
+    return out
+
+
+# ============================================================================ per-arm metrics
+def _segment_order(segments: pd.Series) -> list[str]:
+    names = sorted(set(segments.dropna().astype(str)) - {ALL_SEGMENTS, UNLABELLED})
+    return [ALL_SEGMENTS, *names, *([UNLABELLED] if (segments == UNLABELLED).any() else [])]
+
+
+def _sort_results(table: pd.DataFrame, control_arm: str) -> pd.DataFrame:
+    seg_rank = {s: i for i, s in enumerate(_segment_order(table["segment"]))}
+    metric_rank = {m.name: i for i, m in enumerate(METRICS)}
+    keys = pd.DataFrame({
+        "c": table["campaign_id"].astype(str), "s": table["segment"].map(seg_rank),
+        "a0": (table["arm"] != control_arm).astype(int), "a": table["arm"].astype(str),
+        "m": table["metric"].map(metric_rank)})
+    order = keys.sort_values(["c", "s", "a0", "a", "m"], kind="mergesort").index
+    return table.loc[order].reset_index(drop=True)
+
+
+def arm_metrics(prepared: pd.DataFrame, alpha: float = 0.05) -> pd.DataFrame:
+    """Counts, rates and revenue per campaign × segment × arm × metric, with 95% intervals.
+
+    ``prepared`` comes from :func:`prepare_campaign`. Every campaign also gets the segment
+    ``"All customers"``. Columns: ``campaign_id, segment, arm, metric, n`` (denominator),
+    ``count`` (events; buyers for revenue), ``value, ci_low, ci_high`` (Wilson for rates, t for
+    revenue), ``sd`` (revenue), ``var``, ``customers`` (assigned to the cell), ``cost`` (sum;
+    NaN when none given). Metrics never observed in a campaign (e.g. no ``opened`` column) are
+    left out.
+
+    Examples
+    --------
+    >>> prep = prepare_campaign(pd.DataFrame({"campaign_id": "c", "customer_id": list("abcd"),
+    ...     "arm": ["email", "email", "control", "control"], "converted": [1, 0, 0, 0]}))
+    >>> arm_metrics(prep).query("metric == 'conversion_rate'")[["arm", "n", "count", "value"]].reset_index(drop=True)
+           arm  n  count  value
+    0  control  2      0    0.0
+    1    email  2      1    0.5
+    """
+    f = prepared
+    data: dict[str, Any] = {"campaign_id": f["campaign_id"].to_numpy(), "segment": f["segment"].to_numpy(),
+                            "arm": f["arm"].to_numpy(), "customers": np.ones(len(f), np.int64),
+                            "cost": f["cost"].to_numpy(dtype=float), "revenue": f["revenue"].to_numpy(dtype=float),
+                            "buyers": (f["revenue"].to_numpy(dtype=float) > 0).astype(np.int64)}
+    sums = ["customers", "buyers"]
+    for m in METRICS:
+        if m.kind != "proportion":
+            continue
+        y = f[m.outcome].to_numpy(dtype=float)
+        base = f[m.base].to_numpy(dtype=float) == 1 if m.base else np.ones(len(f), bool)
+        den = ~np.isnan(y) & base
+        data[f"n|{m.name}"] = den.astype(np.int64)
+        data[f"x|{m.name}"] = (den & (y == 1)).astype(np.int64)
+        sums += [f"n|{m.name}", f"x|{m.name}"]
+    wide = pd.DataFrame(data)
+
+    def aggregate(keys: list[str]) -> pd.DataFrame:
+        g = wide.groupby(keys, sort=True, observed=True)
+        out = g[sums].sum()
+        out["cost"] = g["cost"].sum(min_count=1)
+        out["rev_n"] = g["revenue"].count()
+        out["rev_mean"] = g["revenue"].mean()
+        out["rev_var"] = g["revenue"].var(ddof=1)
+        out = out.reset_index()
+        return out.astype({k: str for k in keys})
+
+    cells = [aggregate(["campaign_id", "arm"]).assign(segment=ALL_SEGMENTS)]
+    if (f["segment"] != ALL_SEGMENTS).any():
+        cells.append(aggregate(["campaign_id", "segment", "arm"]))
+    cells = pd.concat(cells, ignore_index=True)
+    parts = []
+    base_cols = cells[["campaign_id", "segment", "arm", "customers", "cost"]]
+    for m in METRICS:
+        if m.kind == "proportion":
+            n = cells[f"n|{m.name}"].to_numpy(dtype=float)
+            count = cells[f"x|{m.name}"].to_numpy(dtype=float)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                value = np.where(n > 0, count / n, np.nan)
+            low, high = wilson_interval(count, n, alpha)
+            var = np.where(n > 0, value * (1 - value), np.nan)
+        else:
+            n = cells["rev_n"].to_numpy(dtype=float)
+            count = cells["buyers"].to_numpy(dtype=float)
+            value = cells["rev_mean"].to_numpy(dtype=float)
+            var = cells["rev_var"].to_numpy(dtype=float)
+            low, high = mean_interval(n, value, var, alpha)
+        parts.append(base_cols.assign(metric=m.name, n=n.astype(np.int64), count=count.astype(np.int64),
+                                      value=value, ci_low=low, ci_high=high,
+                                      sd=np.sqrt(var) if m.kind == "mean" else np.nan, var=var))
+    long = pd.concat(parts, ignore_index=True)
+    observed = long.groupby(["campaign_id", "metric"])["n"].transform("sum") > 0
+    long = long[observed.to_numpy()]
+    cols = ["campaign_id", "segment", "arm", "metric", "n", "count", "value", "ci_low", "ci_high", "sd", "var",
+            "customers", "cost"]
+    return _sort_results(long[cols], control_arm="").reset_index(drop=True)
+
+
+# ============================================================================ comparisons
+def compare_arms(metrics: pd.DataFrame, settings: CampaignSettings) -> pd.DataFrame:
+    """Add lift against the control arm to :func:`arm_metrics` rows of the other arms.
+
+    New columns: ``lift_abs, lift_ci_low, lift_ci_high`` (difference; Newcombe or Welch),
+    ``lift_rel, lift_rel_ci_low, lift_rel_ci_high`` (ratio − 1; Katz log or delta method),
+    ``lift_se`` (for sums of revenue lifts), ``test`` and ``p_value`` (z-test, Fisher exact or
+    Welch t), the control's ``n_c, count_c, value_c, sd_c, customers_c`` and ``note``. Control
+    rows and incomparable rows (engagement metrics against a holdout, empty control) have
+    empty lift fields; ``note`` says why.
+
+    Examples
+    --------
+    >>> prep = prepare_campaign(pd.DataFrame({"campaign_id": "c", "customer_id": list("abcdefgh"),
+    ...     "arm": ["email"] * 4 + ["control"] * 4, "converted": [1, 1, 0, 0, 1, 0, 0, 0]}))
+    >>> out = compare_arms(arm_metrics(prep), CampaignSettings())
+    >>> out.query("metric == 'conversion_rate'")[["arm", "lift_abs", "test", "p_value"]].reset_index(drop=True)
+           arm  lift_abs          test  p_value
+    0  control       NaN                    NaN
+    1    email      0.25  Fisher exact      1.0
+    """
+    s = settings
+    keys = ["campaign_id", "segment", "metric"]
+    ctrl = metrics.loc[metrics["arm"] == s.control_arm, keys + ["n", "count", "value", "sd", "var", "customers"]]
+    ctrl = ctrl.rename(columns={c: f"{c}_c" for c in ("n", "count", "value", "sd", "var", "customers")})
+    out = metrics.merge(ctrl, on=keys, how="left", validate="many_to_one")
+    for col in ("lift_abs", "lift_ci_low", "lift_ci_high", "lift_rel", "lift_rel_ci_low", "lift_rel_ci_high",
+                "lift_se", "p_value"):
+        out[col] = np.nan
+    out["test"] = ""
+    out["note"] = ""
+    treat = (out["arm"] != s.control_arm).to_numpy()
+    engagement = out["metric"].map(lambda m: METRIC_BY_NAME[m].engagement).to_numpy(dtype=bool)
+    no_control = treat & out["n_c"].isna().to_numpy()
+    out.loc[no_control, "note"] = "no control customers to compare with"
+    holdout = treat & engagement & s.control_is_holdout
+    out.loc[holdout & ~no_control, "note"] = "engagement metric: not compared with a holdout that receives nothing"
+    empty = treat & ~no_control & ~holdout & ((out["n"] == 0) | (out["n_c"] == 0)).to_numpy()
+    out.loc[empty, "note"] = "an arm has no customers for this metric"
+    comparable = treat & ~no_control & ~holdout & ~empty
+    is_mean = (out["metric"].map(lambda m: METRIC_BY_NAME[m].kind) == "mean").to_numpy()
+
+    prop = comparable & ~is_mean
+    if prop.any():
+        c1, n1 = out.loc[prop, "count"].to_numpy(float), out.loc[prop, "n"].to_numpy(float)
+        c2, n2 = out.loc[prop, "count_c"].to_numpy(float), out.loc[prop, "n_c"].to_numpy(float)
+        low, high = diff_interval(c1, n1, c2, n2, s.alpha)
+        rlow, rhigh = ratio_interval(c1, n1, c2, n2, s.alpha)
+        k = c1 + c2
+        min_expected = np.minimum(n1, n2) * np.minimum(k, n1 + n2 - k) / (n1 + n2)
+        exact = min_expected < s.exact_test_min_expected
+        _, pz = ztest_2prop(c1, n1, c2, n2)
+        p = pz.copy()
+        if exact.any():
+            p[exact] = fisher_exact_pvalue(c1[exact], n1[exact], c2[exact], n2[exact])
+        p1, p2 = c1 / n1, c2 / n2
+        with np.errstate(divide="ignore", invalid="ignore"):
+            rel = np.where(p2 > 0, p1 / p2 - 1, np.nan)
+        out.loc[prop, "lift_abs"] = p1 - p2
+        out.loc[prop, "lift_ci_low"], out.loc[prop, "lift_ci_high"] = low, high
+        out.loc[prop, "lift_rel"] = rel
+        out.loc[prop, "lift_rel_ci_low"], out.loc[prop, "lift_rel_ci_high"] = rlow - 1, rhigh - 1
+        out.loc[prop, "lift_se"] = np.sqrt(p1 * (1 - p1) / n1 + p2 * (1 - p2) / n2)
+        out.loc[prop, "p_value"] = p
+        out.loc[prop, "test"] = np.where(exact, "Fisher exact", "z-test")
+        exact_note = pd.Series(np.where(exact, f"Fisher exact test: smallest expected count < "
+                                               f"{s.exact_test_min_expected:g}", ""), dtype="string")
+        zero_note = pd.Series(np.where((c1 == 0) | (c2 == 0), "relative lift undefined: an arm has no events", ""),
+                              dtype="string")
+        sep = pd.Series(np.where((exact_note != "") & (zero_note != ""), "; ", ""), dtype="string")
+        out.loc[prop, "note"] = (exact_note + sep + zero_note).to_numpy()
+
+    mean = comparable & is_mean
+    if mean.any():
+        g = out.loc[mean]
+        w = welch_diff(g["n"], g["value"], g["var"], g["n_c"], g["value_c"], g["var_c"], s.alpha)
+        rlow, rhigh = ratio_of_means_interval(g["n"], g["value"], g["var"], g["n_c"], g["value_c"], g["var_c"], s.alpha)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            rel = np.where(g["value_c"] > 0, g["value"] / g["value_c"] - 1, np.nan)
+        out.loc[mean, "lift_abs"] = w["diff"]
+        out.loc[mean, "lift_ci_low"], out.loc[mean, "lift_ci_high"] = w["low"], w["high"]
+        out.loc[mean, "lift_rel"] = rel
+        out.loc[mean, "lift_rel_ci_low"], out.loc[mean, "lift_rel_ci_high"] = rlow - 1, rhigh - 1
+        out.loc[mean, "lift_se"] = w["se"]
+        out.loc[mean, "p_value"] = w["p"]
+        out.loc[mean, "test"] = "Welch t"
+        few = (np.minimum(g["count"], g["count_c"]) < s.revenue_min_buyers).to_numpy()
+        out.loc[mean, "note"] = np.where(
+            few, f"fewer than {s.revenue_min_buyers} buyers in an arm: the revenue interval is approximate", "")
+    return out
+
+
+def finish_comparisons(compared: pd.DataFrame, settings: CampaignSettings) -> pd.DataFrame:
+    """Adjusted p-values, small-cell flags, minimum detectable effects and verdicts.
+
+    ``p_adjusted``: the correction of ``settings.correction`` across the segments of one
+    campaign, arm and metric (the "All customers" row keeps its own p-value). ``small_cell``:
+    the cell (or, for a compared row, either arm) has fewer than ``min_cell_size`` customers.
+    ``mde_abs``: the smallest upward lift detectable with ``settings.power`` at this size.
+
+    Examples
+    --------
+    >>> prep = prepare_campaign(pd.DataFrame({"campaign_id": "c", "customer_id": list("abcdefgh"),
+    ...     "arm": ["email"] * 4 + ["control"] * 4, "converted": [1, 1, 0, 0, 1, 0, 0, 0]}))
+    >>> s = CampaignSettings(min_cell_size=5)
+    >>> out = finish_comparisons(compare_arms(arm_metrics(prep), s), s)
+    >>> out.query("arm == 'email' and metric == 'conversion_rate'")["verdict"].iloc[0]
+    'Too few customers to judge (4 vs 4 in control; minimum 5): not used for targeting.'
+    """
+    s = settings
+    out = compared.copy()
+    family = (out["segment"] != ALL_SEGMENTS) & out["p_value"].notna()
+    out["p_adjusted"] = out["p_value"]
+    if family.any():
+        fam = out.loc[family]
+        groups = fam["campaign_id"].astype(str) + "\x1f" + fam["arm"].astype(str) + "\x1f" + fam["metric"]
+        out.loc[family, "p_adjusted"] = adjust_pvalues(fam["p_value"].to_numpy(), s.correction, groups.to_numpy())
+    out["family_size"] = out.loc[family].groupby(["campaign_id", "arm", "metric"])["p_value"].transform("size")
+    treat = (out["arm"] != s.control_arm).to_numpy()
+    small = out["customers"].to_numpy() < s.min_cell_size
+    small |= treat & (out["customers_c"].fillna(np.inf).to_numpy() < s.min_cell_size)
+    out["small_cell"] = small
+    is_mean = (out["metric"].map(lambda m: METRIC_BY_NAME[m].kind) == "mean").to_numpy()
+    has = out["lift_abs"].notna().to_numpy()
+    mde = np.full(len(out), np.nan)
+    prop = has & ~is_mean
+    if prop.any():
+        mde[prop] = mde_proportions(out.loc[prop, "value_c"], out.loc[prop, "n"], out.loc[prop, "n_c"], s.alpha, s.power)
+    mean = has & is_mean
+    if mean.any():
+        mde[mean] = mde_means(out.loc[mean, "sd"], out.loc[mean, "n"], out.loc[mean, "sd_c"], out.loc[mean, "n_c"],
+                              s.alpha, s.power)
+    out["mde_abs"] = mde
+    out["verdict"] = verdicts(out, s)
+    return out
+
+
+def _fmt_effect(value: float, kind: str, signed: bool = True) -> str:
+    if pd.isna(value):
+        return "n/a"
+    if kind == "proportion":
+        return f"{value * 100:+.1f} pp" if signed else f"{value * 100:.1f} pp"
+    return f"{value:+,.2f}" if signed else f"{value:,.2f}"
+
+
+def verdicts(table: pd.DataFrame, settings: CampaignSettings) -> pd.Series:
+    """Plain-language verdict for every row of a :func:`finish_comparisons` table ("" for control rows).
+
+    Significance is the adjusted p-value below ``alpha``; the interval gives size and
+    direction; a non-significant result says how large an effect the test could have detected.
+    """
+    s = settings
+    corr = CORRECTION_LABELS[s.correction]
+
+    def one(r: pd.Series) -> str:
+        if r["arm"] == s.control_arm:
+            return ""
+        m = METRIC_BY_NAME[r["metric"]]
+        if pd.isna(r["lift_abs"]):
+            return f"Not compared: {r['note'] or 'no comparison possible'}."
+        if r["small_cell"]:
+            return (f"Too few customers to judge ({int(r['customers'])} vs {int(r['customers_c'])} in control; "
+                    f"minimum {s.min_cell_size}): not used for targeting.")
+        unit = " per customer" if m.kind == "mean" else ""
+        effect = (f"{_fmt_effect(r['lift_abs'], m.kind)}{unit} (95% CI {_fmt_effect(r['lift_ci_low'], m.kind)} to "
+                  f"{_fmt_effect(r['lift_ci_high'], m.kind)})")
+        if pd.isna(r["p_value"]):
+            return f"No test possible (no variation): {effect}."
+        p_adj, p = r["p_adjusted"], r["p_value"]
+        overall = r["segment"] == ALL_SEGMENTS or s.correction == "none" or r.get("family_size", 1) == 1
+        if p_adj < s.alpha:
+            better = (r["lift_abs"] > 0) == m.higher_is_better
+            word = "Higher" if r["lift_abs"] > 0 else "Lower"
+            how = f"p = {p:.2g}" if overall else f"significant after {corr} correction, adjusted p = {p_adj:.2g}"
+            return f"{word} than control ({'better' if better else 'worse'}): {effect}; {how}."
+        if p < s.alpha:
+            return (f"Suggestive only: {effect}; p = {p:.2g}, not significant after {corr} correction across "
+                    f"{int(r['family_size'])} segments.")
+        detect = (f"; at this size only effects of about {_fmt_effect(r['mde_abs'], m.kind, signed=False)}{unit} "
+                  f"or more are detected reliably ({s.power:.0%} power)") if pd.notna(r["mde_abs"]) else ""
+        return f"No clear difference: {effect}, p = {p:.2g}{detect}."
+
+    return pd.Series([one(r) for _, r in table.iterrows()], index=table.index, dtype="string")
+
+
+# ============================================================================ sample-ratio mismatch
+def expected_shares(arms: Sequence[str], expected_split: Mapping[str, float] | None) -> np.ndarray | None:
+    """Designed share of each arm: named shares, the rest split equally over unnamed arms.
+
+    Arms named in ``expected_split`` but absent from this campaign are dropped and the shares
+    renormalised. None without a configured split.
+
+    Examples
+    --------
+    >>> expected_shares(["control", "a", "b"], {"control": 0.2}).round(2)
+    array([0.2, 0.4, 0.4])
+    """
+    if not expected_split:
+        return None
+    named = {a: float(expected_split[a]) for a in arms if a in expected_split}
+    rest = [a for a in arms if a not in named]
+    left = 1.0 - sum(expected_split.values())
+    shares = np.array([named.get(a, left / len(rest) if rest else 0.0) for a in arms], dtype=float)
+    if rest and left <= 1e-12:
+        raise ConfigError(f"campaign.expected_split = {dict(expected_split)} leaves no share for arm(s) "
+                          f"{', '.join(map(repr, rest))}. Name every arm or leave part of the split unassigned.")
+    return shares / shares.sum()
+
+
+def srm_table(prepared: pd.DataFrame, settings: CampaignSettings) -> pd.DataFrame:
+    """Sample-ratio-mismatch check per campaign, overall and per segment.
+
+    Chi-square goodness of fit (``scipy.stats.chisquare``) of the customers per arm against the
+    expected shares: ``expected_split`` when configured, else (segments only) the campaign's
+    overall split. Rows with an expected count below 5 per arm are not tested. Columns:
+    ``campaign_id, segment, customers, observed, expected, control_share,
+    expected_control_share, chi2, p_value, srm, note``.
+
+    Examples
+    --------
+    >>> prep = prepare_campaign(pd.DataFrame({"campaign_id": "c", "customer_id": [str(i) for i in range(1000)],
+    ...                                       "arm": ["control"] * 300 + ["email"] * 700}))
+    >>> t = srm_table(prep, CampaignSettings(expected_split={"control": 0.2}))
+    >>> t[["segment", "control_share", "srm"]]
+             segment  control_share   srm
+    0  All customers            0.3  True
+    """
+    s = settings
+    rows = []
+    for cid, camp in prepared.groupby("campaign_id", sort=True, observed=True):
+        arm = camp["arm"].astype(str)
+        segment = camp["segment"].astype(str)
+        arms = sorted(arm.unique(), key=lambda a: (a != s.control_arm, a))
+        counts = pd.crosstab(segment, arm).reindex(columns=arms, fill_value=0)
+        overall = pd.DataFrame([arm.value_counts().reindex(arms, fill_value=0)], index=[ALL_SEGMENTS])
+        segs = counts.drop(index=[ALL_SEGMENTS], errors="ignore")
+        table = pd.concat([overall, segs]) if (segment != ALL_SEGMENTS).any() else overall
+        obs = table.to_numpy(dtype=float)
+        total = obs.sum(axis=1)
+        design = expected_shares(arms, s.expected_split)
+        base = design if design is not None else obs[0] / obs[0].sum()
+        exp = total[:, None] * base[None, :]
+        tested = (len(arms) > 1) & (exp.min(axis=1) >= 5)
+        if design is None:
+            tested[0] = False
+        chi2 = np.full(len(table), np.nan)
+        p = np.full(len(table), np.nan)
+        if tested.any():
+            res = stats.chisquare(obs[tested], exp[tested], axis=1)
+            chi2[tested], p[tested] = res.statistic, res.pvalue
+        note = np.where(len(arms) < 2, "one arm only",
+                        np.where(~tested & (np.arange(len(table)) == 0) & (design is None),
+                                 "overall split not tested: set campaign.expected_split",
+                                 np.where(~tested, "too few customers to test", "")))
+        ctrl_idx = arms.index(s.control_arm) if s.control_arm in arms else None
+        fmt_obs = [" · ".join(f"{a} {int(v):,}" for a, v in zip(arms, r)) for r in obs]
+        fmt_exp = " · ".join(f"{a} {v:.1%}" for a, v in zip(arms, base))
+        rows.append(pd.DataFrame({
+            "campaign_id": cid, "segment": table.index.astype(str), "customers": total.astype(np.int64),
+            "observed": fmt_obs, "expected": np.where(tested | (design is not None), fmt_exp, ""),
+            "control_share": obs[:, ctrl_idx] / total if ctrl_idx is not None else np.nan,
+            "expected_control_share": base[ctrl_idx] if ctrl_idx is not None else np.nan,
+            "chi2": chi2, "p_value": p, "srm": np.nan_to_num(p, nan=1.0) < s.srm_alpha, "note": note}))
+    return pd.concat(rows, ignore_index=True)
+
+
+def srm_warnings(srm: pd.DataFrame, settings: CampaignSettings) -> list[str]:
+    """One loud message per sample-ratio mismatch (also issued as :class:`SampleRatioMismatchWarning`)."""
+    msgs = []
+    for _, r in srm[srm["srm"]].iterrows():
+        msg = (f"SAMPLE-RATIO MISMATCH in campaign {r['campaign_id']}, {r['segment']}: observed {r['observed']} "
+               f"vs expected {r['expected']} (chi-square p = {r['p_value']:.2g} < {settings.srm_alpha:g}). The arm "
+               "split is not what the design intended, so assignment or tracking is broken and the lifts may be "
+               "biased: find out how the control group was drawn before acting on these results.")
+        warnings.warn(msg, SampleRatioMismatchWarning, stacklevel=2)
+        msgs.append(msg)
+    return msgs
+
+
+# ============================================================================ ROI, targeting, uplift curve, power
+def _lift_rows(table: pd.DataFrame, metric: str, settings: CampaignSettings) -> pd.DataFrame:
+    keys = ["campaign_id", "segment", "arm"]
+    rows = table[(table["metric"] == metric) & (table["arm"] != settings.control_arm)]
+    return rows.set_index(keys)
+
+
+def roi_table(table: pd.DataFrame, settings: CampaignSettings) -> pd.DataFrame:
+    """Incremental conversions and revenue, cost, ROI per campaign × sent arm × segment.
+
+    ``cost`` = ``cost_per_send`` × customers in the sent arm when set, else the sum of the
+    ``cost`` column over them (NaN when neither exists). ``roi = (incremental_revenue - cost) /
+    cost`` with the interval of the incremental revenue carried through (cost is fixed).
+    ``cost_per_incremental_conversion`` and ``cost_per_incremental_retained`` are empty when the
+    increment is not positive.
+
+    Examples
+    --------
+    >>> prep = prepare_campaign(pd.DataFrame({"campaign_id": "c", "customer_id": list("abcdefgh"),
+    ...     "arm": ["email"] * 4 + ["control"] * 4, "converted": [1, 1, 0, 0, 1, 0, 0, 0],
+    ...     "revenue": [20.0, 20.0, 0, 0, 10.0, 0, 0, 0]}))
+    >>> s = CampaignSettings(min_cell_size=1, cost_per_send=1.0)
+    >>> r = roi_table(finish_comparisons(compare_arms(arm_metrics(prep), s), s), s)
+    >>> r[["incremental_conversions", "incremental_revenue", "cost", "roi"]]
+       incremental_conversions  incremental_revenue  cost  roi
+    0                      1.0                 30.0   4.0  6.5
+    """
+    s = settings
+    anchor = table[(table["arm"] != s.control_arm)].drop_duplicates(["campaign_id", "segment", "arm"])
+    out = anchor[["campaign_id", "segment", "arm", "customers", "customers_c", "cost", "small_cell"]].copy()
+    out = out.rename(columns={"customers": "customers_sent", "customers_c": "customers_control"})
+    out = out.set_index(["campaign_id", "segment", "arm"])
+    if s.cost_per_send is not None:
+        out["cost"] = s.cost_per_send * out["customers_sent"]
+    n = out["customers_sent"].astype(float)
+    for metric, prefix in (("conversion_rate", "incremental_conversions"), ("revenue_per_recipient", "incremental_revenue"),
+                           ("retention_rate", "incremental_retained")):
+        lift = _lift_rows(table, metric, s).reindex(out.index)
+        out[prefix] = lift["lift_abs"] * n
+        out[f"{prefix}_ci_low"] = lift["lift_ci_low"] * n
+        out[f"{prefix}_ci_high"] = lift["lift_ci_high"] * n
+        if metric == "retention_rate":
+            out["retained"] = lift["count"]
+        if metric == "conversion_rate":
+            out["conversions"] = lift["count"]
+    cost = out["cost"].where(out["cost"] > 0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out["roi"] = (out["incremental_revenue"] - cost) / cost
+        out["roi_ci_low"] = (out["incremental_revenue_ci_low"] - cost) / cost
+        out["roi_ci_high"] = (out["incremental_revenue_ci_high"] - cost) / cost
+        out["cost_per_incremental_conversion"] = (cost / out["incremental_conversions"]).where(
+            out["incremental_conversions"] > 0)
+        out["cost_per_retained"] = (cost / out["retained"]).where(out["retained"] > 0)
+        out["cost_per_incremental_retained"] = (cost / out["incremental_retained"]).where(out["incremental_retained"] > 0)
+    out["cost_per_send"] = out["cost"] / n.where(n > 0)
+    return out.reset_index()
+
+
+def targeting_table(table: pd.DataFrame, roi: pd.DataFrame, settings: CampaignSettings) -> pd.DataFrame:
+    """Send-or-not per campaign × sent arm × segment, by ``settings.targeting_rule``.
+
+    Columns: ``customers`` (both arms: the segment's size in this campaign), the primary lift
+    and its interval, ``incremental_revenue_per_customer`` (revenue lift) with its standard
+    error, ``cost_per_send``, ``small_cell``, ``send`` and ``reason``. Small cells and segments
+    without a measurable lift are never sent to.
+
+    Examples
+    --------
+    >>> prep = prepare_campaign(pd.DataFrame({"campaign_id": "c", "customer_id": [str(i) for i in range(400)],
+    ...     "arm": ["email", "control"] * 200, "segment": None,
+    ...     "converted": np.r_[np.tile([1, 0], 60), np.zeros(280, int)]}),
+    ...     segments=pd.Series(["A"] * 200 + ["B"] * 200))
+    >>> s = CampaignSettings()
+    >>> t = finish_comparisons(compare_arms(arm_metrics(prep), s), s)
+    >>> targeting_table(t, roi_table(t, s), s)[["segment", "lift_abs", "send"]]
+      segment  lift_abs   send
+    0       A       0.6   True
+    1       B       0.0  False
+    """
+    s = settings
+    prim = table[(table["metric"] == s.primary_metric) & (table["arm"] != s.control_arm)]
+    segmented = (prim["segment"] != ALL_SEGMENTS).groupby([prim["campaign_id"], prim["arm"]]).transform("any")
+    # per segment; a campaign without segments (segment_by = none) is one segment: all customers
+    prim = prim[(prim["segment"] != ALL_SEGMENTS) | ~segmented]
+    keys = ["campaign_id", "segment", "arm"]
+    out = prim[keys + ["customers", "customers_c", "lift_abs", "lift_ci_low", "lift_ci_high", "p_adjusted",
+                       "small_cell"]].copy()
+    out["customers"] = out["customers"] + out["customers_c"].fillna(0).astype(np.int64)
+    out = out.drop(columns="customers_c").set_index(keys)
+    rev = _lift_rows(table, "revenue_per_recipient", s).reindex(out.index)
+    out["incremental_revenue_per_customer"] = rev["lift_abs"]
+    out["incremental_revenue_se"] = rev["lift_se"]
+    out["cost_per_send"] = roi.set_index(keys)["cost_per_send"].reindex(out.index)
+    cost_known = out["cost_per_send"].notna()
+    measurable = out["lift_abs"].notna() & ~out["small_cell"]
+    inc = out["incremental_revenue_per_customer"]
+    covers = inc >= out["cost_per_send"]
+    if s.targeting_rule == "lower_bound":
+        send = measurable & (out["lift_ci_low"] > 0) & (~cost_known | covers.fillna(False))
+    else:
+        send = measurable & (inc > out["cost_per_send"].fillna(0.0)).fillna(False)
+    out["send"] = send.astype(bool)
+    m = METRIC_BY_NAME[s.primary_metric]
+    reason = np.select(
+        [out["small_cell"].to_numpy(bool), out["lift_abs"].isna().to_numpy(),
+         out["send"].to_numpy(bool) & (s.targeting_rule == "lower_bound"),
+         out["send"].to_numpy(bool),
+         (s.targeting_rule == "lower_bound") & ~(out["lift_ci_low"] > 0).to_numpy(bool),
+         ],
+        [f"small cell (< {s.min_cell_size} customers in an arm)", "lift not measurable",
+         f"{m.label} lift lower bound > 0" + np.where(cost_known, " and incremental revenue covers the cost", ""),
+         "expected incremental revenue exceeds the cost per send",
+         f"{m.label} lift not surely positive (lower bound ≤ 0)"],
+        default="incremental revenue does not cover the cost per send")
+    out["reason"] = reason
+    return out.reset_index()
+
+
+def policy_table(targeting: pd.DataFrame) -> pd.DataFrame:
+    """Expected value of the recommended policy per campaign × sent arm, and of sending to all.
+
+    ``expected_incremental_revenue`` = Σ over recommended segments of incremental revenue per
+    customer × segment size (normal interval from the summed variances, segments being
+    independent); ``expected_cost`` = Σ size × cost per send; ``expected_net`` = difference.
+    ``*_all`` columns: the same for sending to every segment with a measurable lift.
+
+    Examples
+    --------
+    >>> t = pd.DataFrame({"campaign_id": "c", "arm": "email", "segment": ["A", "B"], "customers": [100, 50],
+    ...     "incremental_revenue_per_customer": [2.0, -1.0], "incremental_revenue_se": [0.5, 0.5],
+    ...     "cost_per_send": [0.1, 0.1], "send": [True, False]})
+    >>> p = policy_table(t)
+    >>> p["segments_to_send"].iloc[0], float(p["expected_net"].iloc[0]), float(p["expected_net_all"].iloc[0])
+    ('A', 190.0, 135.0)
+    """
+    rows = []
+    z = stats.norm.isf(0.025)
+    for (cid, arm), g in targeting.groupby(["campaign_id", "arm"], sort=True):
+        size = g["customers"].astype(float)
+        rev = g["incremental_revenue_per_customer"] * size
+        var = (g["incremental_revenue_se"] * size) ** 2
+        cost = g["cost_per_send"] * size
+        sel = g["send"].to_numpy(bool)
+        known = rev.notna().to_numpy()
+
+        def total(x: pd.Series, mask: np.ndarray) -> float:
+            return float(x[mask].sum(min_count=1)) if mask.any() else 0.0
+
+        exp_rev, exp_var = total(rev, sel), total(var, sel)
+        all_rev, all_cost = total(rev, known), total(cost, known)
+        rows.append({
+            "campaign_id": cid, "arm": arm,
+            "segments_to_send": ", ".join(g.loc[sel, "segment"].astype(str)),
+            "segments": int(len(g)), "segments_recommended": int(sel.sum()),
+            "customers_targeted": int(size[sel].sum()), "share_targeted": float(size[sel].sum() / size.sum()),
+            "expected_incremental_revenue": exp_rev,
+            "expected_incremental_revenue_ci_low": exp_rev - z * np.sqrt(exp_var),
+            "expected_incremental_revenue_ci_high": exp_rev + z * np.sqrt(exp_var),
+            "expected_cost": total(cost, sel) if cost.notna().any() else np.nan,
+            "expected_incremental_revenue_all": all_rev,
+            "expected_cost_all": all_cost if cost.notna().any() else np.nan,
+        })
+    out = pd.DataFrame(rows)
+    if out.empty:
+        return out
+    out["expected_net"] = out["expected_incremental_revenue"] - out["expected_cost"].fillna(0.0)
+    out["expected_net_all"] = out["expected_incremental_revenue_all"] - out["expected_cost_all"].fillna(0.0)
+    return out
+
+
+def qini_curve(table: pd.DataFrame, settings: CampaignSettings) -> pd.DataFrame:
+    """Segment-level uplift (Qini) curve of the primary metric per campaign × sent arm.
+
+    Segments are ranked by estimated lift (best first); ``share_targeted`` is the cumulative
+    share of customers (both arms) and ``incremental`` the cumulative incremental outcomes
+    (lift × segment size) if those segments were sent to; ``random`` is the straight line of
+    targeting at random. ``qini`` (same on every row of a curve) is the area between curve and
+    random line. Ranked on the data that estimated the lifts, the curve is optimistic.
+
+    Examples
+    --------
+    >>> t = pd.DataFrame({"campaign_id": "c", "arm": "email", "metric": "conversion_rate",
+    ...     "segment": ["All customers", "A", "B"], "customers": [150, 100, 50], "customers_c": [50, 30, 20],
+    ...     "lift_abs": [0.02, -0.01, 0.1]})
+    >>> qini_curve(t, CampaignSettings())[["segment", "share_targeted", "incremental", "random"]]
+      segment  share_targeted  incremental  random
+    0                    0.00          0.0   0.000
+    1       B            0.35          7.0   1.995
+    2       A            1.00          5.7   5.700
+    """
+    s = settings
+    rows = table[(table["metric"] == s.primary_metric) & (table["arm"] != s.control_arm)
+                 & (table["segment"] != ALL_SEGMENTS) & table["lift_abs"].notna()]
+    parts = []
+    for (cid, arm), g in rows.groupby(["campaign_id", "arm"], sort=True):
+        g = g.sort_values(["lift_abs", "segment"], ascending=[False, True], kind="mergesort")
+        size = (g["customers"] + g["customers_c"].fillna(0)).to_numpy(float)
+        inc = np.cumsum(g["lift_abs"].to_numpy(float) * size)
+        share = np.cumsum(size) / size.sum()
+        x = np.r_[0.0, share]
+        y = np.r_[0.0, inc]
+        rand = x * inc[-1]
+        qini = float(np.trapezoid(y - rand, x))
+        parts.append(pd.DataFrame({"campaign_id": cid, "arm": arm, "metric": s.primary_metric, "rank": np.arange(len(x)),
+                                   "segment": ["", *g["segment"].astype(str)], "share_targeted": x,
+                                   "incremental": y, "random": rand, "qini": qini}))
+    cols = ["campaign_id", "arm", "metric", "rank", "segment", "share_targeted", "incremental", "random", "qini"]
+    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=cols)
+
+
+def power_table(table: pd.DataFrame, settings: CampaignSettings) -> pd.DataFrame:
+    """Minimum detectable effect at the observed sizes and the sizes needed for the target lift.
+
+    Per campaign × sent arm × segment for the primary metric: ``base_rate`` (control value),
+    ``observed_lift``, ``mde_abs`` / ``mde_rel`` (smallest upward lift detectable with
+    ``power`` at ``alpha``), ``target_lift_abs`` (= base × ``target_relative_lift``) and the
+    customers needed per arm for it at the same arm ratio; ``powered`` says whether both arms
+    are large enough.
+
+    Examples
+    --------
+    >>> t = pd.DataFrame({"campaign_id": "c", "arm": "email", "metric": "conversion_rate", "segment": "A",
+    ...     "n": [4000], "n_c": [1000], "value_c": [0.05], "sd": np.nan, "sd_c": np.nan, "lift_abs": [0.004],
+    ...     "mde_abs": [0.02]})
+    >>> power_table(t, CampaignSettings())[["mde_rel", "n_sent_needed", "n_control_needed", "powered"]]
+       mde_rel  n_sent_needed  n_control_needed  powered
+    0      0.4        78911.0           19728.0    False
+    """
+    s = settings
+    m = METRIC_BY_NAME[s.primary_metric]
+    rows = table[(table["metric"] == s.primary_metric) & (table["arm"] != s.control_arm) & table["n_c"].notna()]
+    out = rows[["campaign_id", "arm", "segment", "n", "n_c", "value_c", "lift_abs", "mde_abs"]].rename(
+        columns={"n": "n_sent", "n_c": "n_control", "value_c": "base_rate", "lift_abs": "observed_lift"}).copy()
+    out["n_control"] = out["n_control"].astype(np.int64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out["mde_rel"] = (out["mde_abs"] / out["base_rate"]).where(out["base_rate"] > 0)
+        ratio = (out["n_control"] / out["n_sent"]).where(out["n_sent"] > 0).to_numpy(float)
+    out["target_lift_abs"] = out["base_rate"] * s.target_relative_lift
+    if m.kind == "proportion":
+        need = sample_size_proportions(out["target_lift_abs"], out["base_rate"], ratio, s.alpha, s.power)
+    else:
+        need = sample_size_means(out["target_lift_abs"], rows["sd"], rows["sd_c"], ratio, s.alpha, s.power)
+    out["n_sent_needed"] = need
+    out["n_control_needed"] = np.ceil(need * ratio - 1e-9)
+    out["powered"] = ((out["n_sent"] >= out["n_sent_needed"]) & (out["n_control"] >= out["n_control_needed"])).fillna(False)
+    return out.reset_index(drop=True)
+
+
+def campaign_overview(table: pd.DataFrame, roi: pd.DataFrame, srm: pd.DataFrame, policy: pd.DataFrame,
+                      settings: CampaignSettings) -> pd.DataFrame:
+    """One row per campaign × sent arm: sizes, primary lift overall, increments, ROI, SRM, targeting."""
+    s = settings
+    keys = ["campaign_id", "arm"]
+    prim = table[(table["metric"] == s.primary_metric) & (table["arm"] != s.control_arm)
+                 & (table["segment"] == ALL_SEGMENTS)]
+    out = prim[keys + ["customers", "customers_c", "value", "value_c", "lift_abs", "lift_ci_low", "lift_ci_high",
+                       "p_value", "verdict"]].rename(
+        columns={"customers": "customers_sent", "customers_c": "customers_control", "value": "rate_sent",
+                 "value_c": "rate_control"})
+    r = roi[roi["segment"] == ALL_SEGMENTS][keys + ["incremental_conversions", "incremental_revenue",
+                                                    "incremental_revenue_ci_low", "incremental_revenue_ci_high",
+                                                    "cost", "roi", "roi_ci_low", "roi_ci_high"]]
+    out = out.merge(r, on=keys, how="left")
+    srm_any = srm.groupby("campaign_id")["srm"].any().rename("srm")
+    out = out.merge(srm_any, left_on="campaign_id", right_index=True, how="left")
+    if len(policy):
+        out = out.merge(policy[keys + ["segments_recommended", "segments_to_send", "expected_net"]], on=keys, how="left")
+    return out.reset_index(drop=True)
+
+
+# ============================================================================ orchestration
+@dataclass
+class CampaignResult:
+    """Everything notebook 05 shows (see :func:`evaluate_campaigns`).
+
+    Attributes
+    ----------
+    settings : CampaignSettings
+    segment_by : str
+        Segment dimension used (``"none"`` = overall only).
+    results : DataFrame
+        Long table (the ``campaign_results.csv`` artifact): one row per campaign × segment × arm × metric.
+    table : DataFrame
+        ``results`` plus working columns (control values, standard errors).
+    srm, roi, targeting, policy, qini, power, campaigns : DataFrame
+        See :func:`srm_table`, :func:`roi_table`, :func:`targeting_table`, :func:`policy_table`,
+        :func:`qini_curve`, :func:`power_table`, :func:`campaign_overview`.
+    by_dimension : dict of str to DataFrame
+        Lift rows (sent arms) of every available segment dimension, for the explorer.
+    warnings : list of str
+    """
+
+    settings: CampaignSettings
+    segment_by: str
+    results: pd.DataFrame
+    table: pd.DataFrame
+    srm: pd.DataFrame
+    roi: pd.DataFrame
+    targeting: pd.DataFrame
+    policy: pd.DataFrame
+    qini: pd.DataFrame
+    power: pd.DataFrame
+    campaigns: pd.DataFrame
+    by_dimension: dict[str, pd.DataFrame] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+    retention_note: str = ""
+
+
+def _check_arms(prepared: pd.DataFrame, settings: CampaignSettings, source: str) -> list[str]:
+    pairs = prepared[["campaign_id", "arm"]].drop_duplicates().astype(str).sort_values(["campaign_id", "arm"])
+    arms_by = pairs.groupby("campaign_id", sort=True)["arm"].agg(list)
+    has = arms_by.map(lambda a: settings.control_arm in a)
+    if not has.any():
+        listing = "; ".join(f"{c}: {', '.join(a)}" for c, a in arms_by.head(5).items())
+        raise ConfigError(f"{source}: no campaign has an arm named {settings.control_arm!r} (arms found — {listing}). "
+                          "Set control_arm (notebook parameter or campaign.control_arm in the config) to the name "
+                          "of the control/holdout arm.")
+    msgs = []
+    for cid in arms_by.index[~has.to_numpy()]:
+        msgs.append(f"Campaign {cid} has no {settings.control_arm!r} arm (arms: {', '.join(arms_by[cid])}): "
+                    "its rates are shown but no lift, ROI or targeting can be computed.")
+    for cid in arms_by.index[arms_by.map(len) < 2]:
+        if has[cid]:
+            msgs.append(f"Campaign {cid} has only the control arm: nothing to compare.")
+    return msgs
+
+
+def segment_table(prepared: pd.DataFrame, settings: CampaignSettings) -> pd.DataFrame:
+    """The finished comparison table (:func:`finish_comparisons`) of a prepared campaign frame."""
+    table = finish_comparisons(compare_arms(arm_metrics(prepared, settings.alpha), settings), settings)
+    return _sort_results(table, settings.control_arm)
+
+
+def evaluate_campaigns(
+    campaign: pd.DataFrame,
+    labels: pd.DataFrame | None = None,
+    transactions: pd.DataFrame | None = None,
+    settings: CampaignSettings | None = None,
+    as_of: str | pd.Timestamp | None = None,
+    source: str = "campaign_clean",
+) -> CampaignResult:
+    """Evaluate every campaign in ``campaign`` against its control arm, overall and per segment.
+
+    Parameters
+    ----------
+    campaign : DataFrame
+        Canonical campaign rows (``campaign_id, customer_id, arm`` required; ``sent_at,
+        delivered, opened, clicked, converted, revenue, unsubscribed, cost`` optional).
+    labels : DataFrame, optional
+        ``customer_segments.csv``: ``customer_id`` plus segment columns.
+    transactions : DataFrame, optional
+        Cleaned transactions, for retention (``retention_rate``); None = not computed.
+    settings : CampaignSettings, optional
+        Defaults of ``defaults/campaign.yml`` when None. ``segment_by="auto"`` picks the first of
+        :data:`SEGMENT_DIMENSIONS` present in ``labels``.
+    as_of : date, optional
+        End of the data (exclusive): retention windows ending later are unknown.
+    source : str
+        Name of the campaign table in messages.
+
+    Returns
+    -------
+    CampaignResult
+
+    Examples
+    --------
+    >>> camp = pd.DataFrame({"campaign_id": "c", "customer_id": [str(i) for i in range(200)],
+    ...                      "arm": ["email", "control"] * 100, "converted": [True, False, False, False] * 50})
+    >>> res = evaluate_campaigns(camp)
+    >>> res.campaigns[["campaign_id", "arm", "rate_sent", "rate_control", "lift_abs"]]
+      campaign_id    arm  rate_sent  rate_control  lift_abs
+    0           c  email        0.5           0.0       0.5
+    """
+    s = (settings or CampaignSettings()).validated()
+    available = [d for d in SEGMENT_DIMENSIONS if labels is not None and d in labels.columns]
+    dimension = s.segment_by
+    if dimension == "auto":
+        dimension = available[0] if available else "none"
+    prepared = prepare_campaign(campaign, source=source)  # validates before anything else reads it
+    warn = _check_arms(prepared, s, source)
+    retention_note = ""
+    if transactions is not None:
+        prepared["retained"] = retention_flags(prepared, transactions, s.retention_days, as_of).to_numpy()
+        unknown = int(prepared["retained"].isna().sum())
+        if unknown:
+            retention_note = (f"Retention unknown for {unknown:,} of {len(prepared):,} campaign customers: their "
+                              f"{s.retention_days}-day window ends after the data (or no send date).")
+            warn.append(retention_note)
+    else:
+        retention_note = "No transactions given: retention not computed."
+    ids = prepared["customer_id"]
+    by_dimension: dict[str, pd.DataFrame] = {}
+    table = None
+    for dim in dict.fromkeys([dimension, *available, "none"]):
+        segs = segment_labels(ids, labels, dim) if dim != "none" else None
+        frame = prepared.assign(segment=segment_column(segs, len(prepared)))
+        t = segment_table(frame, s)
+        if dim == dimension:
+            prepared, table = frame, t
+        by_dimension[dim] = t[t["arm"] != s.control_arm].reset_index(drop=True)
+    srm = srm_table(prepared, s)
+    warn = srm_warnings(srm, s) + warn
+    roi = roi_table(table, s)
+    targeting = targeting_table(table, roi, s)
+    policy = policy_table(targeting)
+    qini = qini_curve(table, s)
+    power = power_table(table, s)
+    campaigns = campaign_overview(table, roi, srm, policy, s)
+    results = table.assign(segment_by=dimension)
+    results["customers_c"] = results["customers_c"]
+    results = results[list(RESULT_COLUMNS)]
+    small = table["small_cell"] & (table["segment"] != ALL_SEGMENTS)
+    if small.any():
+        warn.append(f"{int(small.sum() // max(1, table['metric'].nunique()))} segment cell(s) under min_cell_size = "
+                    f"{s.min_cell_size} customers are flagged small and excluded from targeting.")
+    return CampaignResult(settings=s, segment_by=dimension, results=results, table=table, srm=srm, roi=roi,
+                          targeting=targeting, policy=policy, qini=qini, power=power, campaigns=campaigns,
+                          by_dimension=by_dimension, warnings=warn, retention_note=retention_note)
+
+
+# ============================================================================ views for the notebook
+LIFT_VIEW_COLUMNS: tuple[str, ...] = ("campaign_id", "arm", "segment", "customers", "value", "value_c",
+                                      "lift_abs", "lift_ci_low", "lift_ci_high", "p_adjusted", "verdict")
+
+
+def lift_view(result: CampaignResult, dimension: str, metric: str) -> pd.DataFrame:
+    """Lift per segment of ``dimension`` for ``metric`` (sent arms), as shown by the explorer.
+
+    Examples
+    --------
+    >>> camp = pd.DataFrame({"campaign_id": "c", "customer_id": [str(i) for i in range(40)],
+    ...                      "arm": ["email", "control"] * 20, "converted": [1, 0, 0, 0] * 10})
+    >>> lift_view(evaluate_campaigns(camp), "none", "conversion_rate")[["segment", "lift_abs"]]
+             segment  lift_abs
+    0  All customers       0.5
+    """
+    if dimension not in result.by_dimension:
+        raise ConfigError(f"No results for segment dimension {dimension!r}; available: "
+                          f"{', '.join(result.by_dimension)}.")
+    t = result.by_dimension[dimension]
+    return t.loc[t["metric"] == metric, list(LIFT_VIEW_COLUMNS)].reset_index(drop=True)
+
+
+def explorer_choices(result: CampaignResult) -> dict[str, tuple[str, str]]:
+    """Explorer menu: ``"<dimension> · <metric label>" -> (dimension, metric)`` for compared metrics.
+
+    Examples
+    --------
+    >>> camp = pd.DataFrame({"campaign_id": "c", "customer_id": ["1", "2"], "arm": ["email", "control"],
+    ...                      "converted": [1, 0]})
+    >>> list(explorer_choices(evaluate_campaigns(camp)))
+    ['none · Conversion rate']
+    """
+    out = {}
+    for dim, t in result.by_dimension.items():
+        compared = set(t.loc[t["lift_abs"].notna(), "metric"])
+        for m in METRICS:
+            if m.name in compared:
+                out[f"{dim} · {m.label}"] = (dim, m.name)
+    return out
+
+
+def arm_overview(result: CampaignResult) -> pd.DataFrame:
+    """Per campaign × arm (all customers): customers and every observed metric with its interval."""
+    t = result.table[result.table["segment"] == ALL_SEGMENTS]
+    cols = ["campaign_id", "arm", "metric", "customers", "n", "count", "value", "ci_low", "ci_high"]
+    return t[cols].reset_index(drop=True)
+
+
+# ============================================================================ producer and summary
+def _load_labels(ctx: Any, segment_by: str) -> pd.DataFrame | None:
+    """``customer_segments.csv``; interactive runs build the artifact of the dimension if it is missing."""
+    if segment_by == "none":
+        return None
+    present = ctx.read_artifact("customer_segments") if ctx.has_artifact("customer_segments") else None
+    if ctx.interactive:
+        wanted = SEGMENT_DIMENSIONS[:1] if segment_by == "auto" else (segment_by,)
+        have = [] if present is None else [d for d in SEGMENT_DIMENSIONS if d in present.columns]
+        if segment_by == "auto" and have:
+            wanted = ()
+        for dim in wanted:
+            if dim not in have:
+                ctx.read_artifact(DIMENSION_ARTIFACT[dim])
+        present = ctx.read_artifact("customer_segments") if ctx.has_artifact("customer_segments") else None
+    if present is None and segment_by != "auto":
+        ctx.read_artifact("customer_segments")  # raises UpstreamMissingError naming what to run
+    return present
+
+
+def build_campaign_artifacts(ctx: Any) -> CampaignResult:
+    """Producer of notebook 05: evaluate the run's campaigns and write ``campaign_results.csv``.
+
+    Reads ``campaign_clean`` (required), ``customer_segments.csv`` (segment labels) and
+    ``transactions_clean`` (retention) through ``ctx``; settings from the ``campaign`` section.
+
+    Raises
+    ------
+    UpstreamMissingError
+        The run has no campaign data (no campaign file configured).
+    """
+    settings = CampaignSettings.from_config(ctx.config)
+    missing_msg = (f"{ctx.notebook} needs campaign data, but this run has no artifacts/campaign_clean.parquet: "
+                   "no campaign file was given. Set data.campaign in the config to your campaign export (one row "
+                   "per customer per campaign: campaign_id, customer_id, arm, ...), map its columns under "
+                   "columns.campaign and rerun from 01_data_audit. `segkit run` skips this notebook when there is "
+                   "no campaign file.")
+    try:
+        campaign = ctx.read_artifact("campaign_clean")
+    except UpstreamMissingError:
+        raise UpstreamMissingError(missing_msg) from None
+    if campaign is None or not ctx.has_artifact("campaign_clean"):
+        raise UpstreamMissingError(missing_msg)
+    labels = _load_labels(ctx, settings.segment_by)
+    transactions = ctx.read_artifact("transactions_clean")
+    as_of = ctx.as_of
+    result = evaluate_campaigns(campaign, labels, transactions, settings, as_of=as_of,
+                                source="artifacts/campaign_clean.parquet")
+    ctx.write_artifact("campaign_results", result.results)
+    return result
+
+
+def _pp(x: float) -> str:
+    return "n/a" if pd.isna(x) else f"{x * 100:+.1f} pp"
+
+
+def _money(x: float) -> str:
+    return "n/a" if pd.isna(x) else f"{x:,.0f}"
+
+
+def summarize(result: CampaignResult) -> dict:
+    """The notebook's executive summary: ``analysed``, 3–5 ``findings``, ``actions``, ``headlines``,
+    ``warnings`` — generated from the results (keyword arguments of ``show_summary``).
+
+    Examples
+    --------
+    >>> camp = pd.DataFrame({"campaign_id": "c", "customer_id": [str(i) for i in range(200)],
+    ...                      "arm": ["email", "control"] * 100, "converted": [True, False, False, False] * 50})
+    >>> out = summarize(evaluate_campaigns(camp))
+    >>> out["headlines"]["Campaigns"], len(out["findings"]) >= 3
+    (1, True)
+    """
+    s = result.settings
+    m = METRIC_BY_NAME[s.primary_metric]
+    t = result.table
+    camps = result.campaigns
+    n_camp = t["campaign_id"].nunique()
+    customers = int(t[(t["segment"] == ALL_SEGMENTS) & (t["metric"] == t["metric"].iloc[0])]["customers"].sum())
+    segs = sorted(set(t["segment"]) - {ALL_SEGMENTS})
+    dim_text = (f"per {result.segment_by} ({len(segs)} segments)" if result.segment_by != "none"
+                else "overall (no segment dimension)")
+    analysed = (f"{n_camp} campaign(s) with {customers:,} customer assignments, compared with the "
+                f"'{s.control_arm}' arm {dim_text}; primary metric {m.label.lower()}; "
+                f"{CORRECTION_LABELS[s.correction]} correction across segments; retention = a purchase within "
+                f"{s.retention_days} days of the send.")
+    findings: list[str] = []
+    actions: list[str] = []
+    fmt = _pp if m.kind == "proportion" else (lambda v: "n/a" if pd.isna(v) else f"{v:+,.2f}")
+    level = (lambda v: f"{v:.1%}") if m.kind == "proportion" else (lambda v: f"{v:,.2f}")
+    campaign_lines = [f"Campaign {r['campaign_id']} ({r['arm']} vs {s.control_arm}), all customers: "
+                      f"{m.label.lower()} {level(r['rate_sent'])} vs {level(r['rate_control'])}. {r['verdict']}"
+                      for _, r in camps.iterrows()]
+    if camps.empty:
+        campaign_lines = [f"No campaign has both a sent arm and a '{s.control_arm}' arm: no lift can be measured."]
+    prim = t[(t["metric"] == s.primary_metric) & (t["arm"] != s.control_arm) & (t["segment"] != ALL_SEGMENTS)
+             & t["lift_abs"].notna()]
+    if len(prim):
+        sig = prim[(prim["p_adjusted"] < s.alpha) & ~prim["small_cell"]]
+        pos = sig[sig["lift_abs"] > 0].sort_values("lift_abs", ascending=False)
+        named = ", ".join(f"{r.segment} ({fmt(r.lift_abs)})" for r in pos.head(4).itertuples())
+        findings.append(f"{len(sig)} of {len(prim)} segment comparisons ({result.segment_by}) differ significantly "
+                        f"after {CORRECTION_LABELS[s.correction]} correction"
+                        + (f"; largest gains: {named}." if named else ".")
+                        + (f" {int(prim['small_cell'].sum())} are too small to judge." if prim["small_cell"].any()
+                           else ""))
+    if "incremental_revenue" in camps and camps["incremental_revenue"].notna().any():
+        r = camps.dropna(subset=["incremental_revenue"]).iloc[0]
+        money = (f"Campaign {r['campaign_id']}: incremental revenue {_money(r['incremental_revenue'])} (95% CI "
+                 f"{_money(r['incremental_revenue_ci_low'])} to {_money(r['incremental_revenue_ci_high'])})")
+        if pd.notna(r.get("roi")):
+            findings.append(f"{money} for a cost of {_money(r['cost'])}: ROI {r['roi']:.2f} (95% CI "
+                            f"{r['roi_ci_low']:.2f} to {r['roi_ci_high']:.2f}).")
+        else:
+            findings.append(f"{money}; ROI not computed: no cost (set cost_per_send or give a cost column).")
+    srm_bad = result.srm[result.srm["srm"]]
+    tested = result.srm["p_value"].notna()
+    if len(srm_bad):
+        findings.append(f"Sample-ratio mismatch in {len(srm_bad)} campaign/segment split(s): the arm split is not "
+                        "as designed, so these lifts may be biased.")
+        actions.append("Before acting, find out why the arm split deviates from the design (see the SRM table).")
+    elif tested.any():
+        findings.append(f"The arm split shows no sample-ratio mismatch in {int(tested.sum())} checked split(s) "
+                        f"(chi-square p ≥ {s.srm_alpha:g}).")
+    else:
+        findings.append("The arm split could not be checked for sample-ratio mismatch (set campaign.expected_split "
+                        "and use segments of at least a few dozen customers).")
+    pw = result.power[result.power["segment"] != ALL_SEGMENTS]
+    pw = pw if len(pw) else result.power
+    if len(pw) and pw["mde_abs"].notna().any():
+        med = float(np.nanmedian(pw["mde_abs"]))
+        under = int((~pw["powered"]).sum())
+        what = "the median segment" if result.segment_by != "none" else "the test"
+        findings.append(f"At the observed sizes {what} could only detect a lift of {fmt(med)} or more; "
+                        f"{under} of {len(pw)} comparison(s) are too small to detect a {s.target_relative_lift:.0%} "
+                        f"relative lift with {s.power:.0%} power.")
+    shown = max(1, 5 - len(findings))
+    if len(campaign_lines) > shown:
+        campaign_lines = campaign_lines[:shown]
+        campaign_lines[-1] += f" ({len(camps) - shown} more campaign/arm comparison(s) in the tables.)"
+    findings = (campaign_lines + findings)[:5]
+    for _, p in result.policy.iterrows():
+        if p["segments_recommended"]:
+            actions.append(f"Next {p['campaign_id']} send ({p['arm']}): target {p['segments_to_send']} "
+                           f"({p['share_targeted']:.0%} of customers); expected incremental revenue "
+                           f"{_money(p['expected_incremental_revenue'])} (95% CI "
+                           f"{_money(p['expected_incremental_revenue_ci_low'])} to "
+                           f"{_money(p['expected_incremental_revenue_ci_high'])})"
+                           + (f", net of cost {_money(p['expected_net'])}." if pd.notna(p["expected_cost"]) else "."))
+        else:
+            actions.append(f"Campaign {p['campaign_id']} ({p['arm']}): no segment shows a reliable gain; do not "
+                           "roll it out as is — change the offer or test again with larger groups.")
+    overall_pw = result.power[(result.power["segment"] == ALL_SEGMENTS) & result.power["n_sent_needed"].notna()]
+    if len(overall_pw):
+        r = overall_pw.iloc[0]
+        actions.append(f"Plan the next test, don't guess it: to detect a {s.target_relative_lift:.0%} relative lift "
+                       f"on a base of {level(r['base_rate'])} with {s.power:.0%} power you need about "
+                       f"{int(r['n_sent_needed']):,} sent and {int(r['n_control_needed']):,} control customers in "
+                       "each segment you want to judge (see the power table for each segment's own base rate).")
+    if camps.empty:
+        actions.append(f"Add a random '{s.control_arm}' holdout to the next campaign so that its effect can be "
+                       "measured.")
+    headlines: dict[str, Any] = {"Campaigns": int(n_camp), "Customers in tests": customers}
+    if len(camps):
+        first = camps.iloc[0]
+        headlines[f"Lift in {m.label.lower()} ({first['campaign_id']})"] = fmt(first["lift_abs"])
+        if pd.notna(first.get("incremental_revenue")):
+            headlines["Incremental revenue"] = round(float(first["incremental_revenue"]), 2)
+        if pd.notna(first.get("roi")):
+            headlines["ROI"] = round(float(first["roi"]), 2)
+    if len(result.policy):
+        headlines["Segments to target"] = int(result.policy["segments_recommended"].sum())
+    return {"analysed": analysed, "findings": findings, "actions": actions, "headlines": headlines,
+            "warnings": list(result.warnings)}

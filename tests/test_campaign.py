@@ -1,0 +1,732 @@
+"""Tests of segkit.campaign: statistics against statsmodels/scipy, tables on hand-built campaigns,
+coverage by simulation, errors, the producer and the summary."""
+
+from __future__ import annotations
+
+import json
+import warnings
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import pytest
+from pandas.testing import assert_frame_equal
+from scipy import stats
+from statsmodels.stats.multitest import multipletests
+from statsmodels.stats.power import normal_power_het, normal_sample_size_one_tail
+from statsmodels.stats.proportion import (
+    confint_proportions_2indep,
+    power_proportions_2indep,
+    proportion_confint,
+    proportions_ztest,
+    samplesize_proportions_2indep_onetail,
+)
+from statsmodels.stats.weightstats import CompareMeans, DescrStatsW
+
+from segkit import campaign as cp
+from segkit.campaign import (
+    ALL_SEGMENTS,
+    UNLABELLED,
+    CampaignSettings,
+    SampleRatioMismatchWarning,
+    adjust_pvalues,
+    diff_interval,
+    evaluate_campaigns,
+    fisher_exact_pvalue,
+    mde_means,
+    mde_proportions,
+    mean_interval,
+    ratio_interval,
+    sample_size_means,
+    sample_size_proportions,
+    welch_diff,
+    wilson_interval,
+    ztest_2prop,
+)
+from segkit.config import load_config
+from segkit.errors import ConfigError, DataError, UpstreamMissingError
+
+TOL = 1e-9
+
+
+# --------------------------------------------------------------------------- helpers
+def cell(campaign: str, segment: str, arm: str, n: int, converted: int, revenue: list[float] | None = None,
+         prefix: str = "") -> pd.DataFrame:
+    """``n`` customers of one campaign × segment × arm, the first ``converted`` of them converting."""
+    ids = [f"{prefix}{campaign}-{segment}-{arm}-{i}" for i in range(n)]
+    rev = np.zeros(n)
+    if revenue is not None:
+        rev[: len(revenue)] = revenue
+    return pd.DataFrame({"campaign_id": campaign, "customer_id": ids, "arm": arm, "segment": segment,
+                         "converted": np.arange(n) < converted, "revenue": rev})
+
+
+def build(*cells: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Campaign frame and customer_segments labels (``rfm_segment``) from cells."""
+    frame = pd.concat(cells, ignore_index=True)
+    labels = frame[["customer_id", "segment"]].drop_duplicates("customer_id").rename(
+        columns={"segment": "rfm_segment"})
+    return frame.drop(columns="segment"), labels
+
+
+def row(result, campaign, segment, arm, metric) -> pd.Series:
+    t = result.table
+    hit = t[(t["campaign_id"] == campaign) & (t["segment"] == segment) & (t["arm"] == arm) & (t["metric"] == metric)]
+    assert len(hit) == 1, (campaign, segment, arm, metric)
+    return hit.iloc[0]
+
+
+LOOSE = CampaignSettings(min_cell_size=1)
+
+
+# --------------------------------------------------------------------------- statistics vs statsmodels / scipy
+GRID = [(0, 10), (1, 10), (3, 10), (10, 10), (5, 200), (17, 1000), (999, 1000), (250, 5000)]
+
+
+def test_wilson_interval_equals_statsmodels_and_is_empty_for_no_customers():
+    counts = np.array([c for c, _ in GRID] + [0])
+    nobs = np.array([n for _, n in GRID] + [0])
+    low, high = wilson_interval(counts, nobs)
+    for c, n, lo, hi in zip(counts[:-1], nobs[:-1], low, high):
+        ref = proportion_confint(c, n, alpha=0.05, method="wilson")
+        assert lo == pytest.approx(ref[0], abs=TOL) and hi == pytest.approx(ref[1], abs=TOL)
+    assert np.isnan(low[-1]) and np.isnan(high[-1])
+
+
+@pytest.mark.parametrize("alpha", [0.05, 0.1])
+def test_newcombe_diff_and_katz_ratio_intervals_equal_statsmodels_cell_by_cell(alpha):
+    rng = np.random.default_rng(3)
+    n1 = rng.integers(5, 3000, 40)
+    n2 = rng.integers(5, 800, 40)
+    c1 = rng.binomial(n1, 0.1)
+    c2 = rng.binomial(n2, 0.08)
+    c1[0], c2[1] = 0, 0  # zero events: diff defined, ratio undefined
+    low, high = diff_interval(c1, n1, c2, n2, alpha)
+    rlow, rhigh = ratio_interval(c1, n1, c2, n2, alpha)
+    for i in range(40):
+        ref = confint_proportions_2indep(c1[i], n1[i], c2[i], n2[i], method="newcomb", compare="diff", alpha=alpha)
+        assert low[i] == pytest.approx(ref[0], abs=TOL) and high[i] == pytest.approx(ref[1], abs=TOL)
+        if c1[i] > 0 and c2[i] > 0:
+            ref = confint_proportions_2indep(c1[i], n1[i], c2[i], n2[i], method="log", compare="ratio", alpha=alpha)
+            assert rlow[i] == pytest.approx(ref[0], rel=TOL) and rhigh[i] == pytest.approx(ref[1], rel=TOL)
+        else:
+            assert np.isnan(rlow[i]) and np.isnan(rhigh[i])
+
+
+def test_pooled_ztest_equals_statsmodels_proportions_ztest():
+    rng = np.random.default_rng(4)
+    n1, n2 = rng.integers(20, 5000, 30), rng.integers(20, 2000, 30)
+    c1, c2 = rng.binomial(n1, 0.2), rng.binomial(n2, 0.18)
+    z, p = ztest_2prop(c1, n1, c2, n2)
+    for i in range(30):
+        rz, rp = proportions_ztest([c1[i], c2[i]], [n1[i], n2[i]])
+        assert z[i] == pytest.approx(rz, abs=TOL) and p[i] == pytest.approx(rp, abs=TOL)
+
+
+def test_pooled_ztest_without_variance_gives_p_one_and_empty_arm_gives_nan():
+    z, p = ztest_2prop([0, 5, 3], [10, 5, 0], [0, 7, 1], [20, 7, 4])
+    assert np.isnan(z[0]) and p[0] == 1.0 and p[1] == 1.0
+    assert np.isnan(p[2])
+
+
+def test_vectorised_fisher_exact_equals_scipy_including_ties_and_degenerate_tables():
+    tables = [(8, 10, 1, 6), (3, 10, 3, 10), (0, 50, 4, 12), (2, 3, 0, 40), (0, 10, 0, 20), (10, 10, 5, 5),
+              (1, 400, 6, 100), (15, 30, 2, 30), (5, 9, 4, 9), (0, 1, 1, 1), (7, 2000, 1, 500), (30, 60, 30, 60)]
+    c1, n1, c2, n2 = (np.array(x) for x in zip(*tables))
+    got = fisher_exact_pvalue(c1, n1, c2, n2)
+    tiny_chunks = fisher_exact_pvalue(c1, n1, c2, n2, max_cells=5)
+    for i, (a, n, b, m) in enumerate(tables):
+        ref = stats.fisher_exact([[a, n - a], [b, m - b]]).pvalue
+        assert got[i] == pytest.approx(ref, abs=TOL)
+        assert tiny_chunks[i] == pytest.approx(ref, abs=TOL)
+
+
+def test_fisher_exact_agrees_with_scipy_on_a_random_grid_of_small_tables():
+    rng = np.random.default_rng(5)
+    n1, n2 = rng.integers(1, 60, 200), rng.integers(1, 60, 200)
+    c1, c2 = rng.binomial(n1, 0.15), rng.binomial(n2, 0.3)
+    got = fisher_exact_pvalue(c1, n1, c2, n2)
+    ref = [stats.fisher_exact([[a, n - a], [b, m - b]]).pvalue for a, n, b, m in zip(c1, n1, c2, n2)]
+    np.testing.assert_allclose(got, ref, atol=TOL, rtol=0)
+
+
+def test_mean_and_welch_intervals_equal_statsmodels_on_zero_inflated_revenue():
+    rng = np.random.default_rng(6)
+    x1 = np.where(rng.random(700) < 0.08, rng.lognormal(3, 1, 700), 0.0)
+    x2 = np.where(rng.random(180) < 0.05, rng.lognormal(3, 1, 180), 0.0)
+    low, high = mean_interval([len(x1)], [x1.mean()], [x1.var(ddof=1)])
+    ref = DescrStatsW(x1).tconfint_mean(alpha=0.05)
+    assert low[0] == pytest.approx(ref[0], abs=TOL) and high[0] == pytest.approx(ref[1], abs=TOL)
+    w = welch_diff(len(x1), x1.mean(), x1.var(ddof=1), len(x2), x2.mean(), x2.var(ddof=1))
+    cm = CompareMeans(DescrStatsW(x1), DescrStatsW(x2))
+    ref_ci = cm.tconfint_diff(alpha=0.05, usevar="unequal")
+    t, p, df = cm.ttest_ind(usevar="unequal")
+    assert w["low"] == pytest.approx(ref_ci[0], abs=TOL) and w["high"] == pytest.approx(ref_ci[1], abs=TOL)
+    assert w["t"] == pytest.approx(t, abs=TOL) and w["p"] == pytest.approx(p, abs=TOL)
+    assert w["df"] == pytest.approx(df, abs=1e-6)
+
+
+def test_welch_is_empty_with_fewer_than_two_customers_or_no_variance():
+    w = welch_diff([1, 5, 5], [2.0, 0.0, 1.0], [np.nan, 0.0, 1.0], [5, 5, 1], [1.0, 0.0, 1.0], [1.0, 0.0, np.nan])
+    assert np.isnan(w["low"]).all() and np.isnan(w["p"]).all()
+    assert w["diff"][1] == 0.0
+
+
+def test_mde_for_proportions_has_exactly_the_target_power_in_statsmodels():
+    p2 = np.array([0.01, 0.05, 0.2, 0.0, 0.5])
+    n1 = np.array([5000, 1000, 300, 2000, 50])
+    n2 = np.array([1250, 1000, 100, 500, 60])
+    mde = mde_proportions(p2, n1, n2, alpha=0.05, power=0.8)
+    for i in range(len(p2)):
+        pw = power_proportions_2indep(mde[i], p2[i], n1[i], ratio=n2[i] / n1[i], alpha=0.05, return_results=False)
+        assert pw == pytest.approx(0.8, abs=TOL)
+    assert np.isnan(mde_proportions([0.3], [0], [10])).all()
+
+
+def test_mde_for_means_has_exactly_the_target_power_in_statsmodels():
+    sd1, n1, sd2, n2 = np.array([10.0, 40.0]), np.array([1000, 300]), np.array([8.0, 25.0]), np.array([250, 90])
+    mde = mde_means(sd1, n1, sd2, n2, alpha=0.05, power=0.9)
+    se = np.sqrt(sd1 ** 2 / n1 + sd2 ** 2 / n2)
+    pw = normal_power_het(mde, 1, 0.05, std_null=se, std_alternative=se)
+    np.testing.assert_allclose(pw, 0.9, atol=TOL)
+
+
+def test_sample_sizes_equal_statsmodels_rounded_up():
+    diff, p2, ratio = np.array([0.005, 0.01, 0.03]), np.array([0.05, 0.02, 0.3]), np.array([0.25, 1.0, 0.5])
+    got = sample_size_proportions(diff, p2, ratio)
+    for i in range(3):
+        ref = samplesize_proportions_2indep_onetail(diff[i], p2[i], 0.8, ratio=ratio[i], alpha=0.05)
+        assert got[i] == np.ceil(ref)
+    assert np.isnan(sample_size_proportions([0.0, 0.5], [0.1, 0.7])).all()
+    got = sample_size_means([2.0], [20.0], [15.0], ratio=[0.5])
+    ref = normal_sample_size_one_tail(2.0, 0.8, 0.025, std_null=np.sqrt(20.0 ** 2 + 15.0 ** 2 / 0.5))
+    assert got[0] == np.ceil(ref)
+
+
+@pytest.mark.parametrize("method", ["holm", "fdr_bh", "bonferroni"])
+def test_grouped_adjustment_equals_multipletests_per_family(method):
+    rng = np.random.default_rng(8)
+    p = rng.uniform(0, 0.2, 30)
+    p[[3, 7]] = p[2]  # ties
+    p[5] = np.nan
+    groups = np.repeat(["a", "b", "c"], 10)
+    got = adjust_pvalues(p, method, groups)
+    for g in "abc":
+        mask = (groups == g) & ~np.isnan(p)
+        ref = multipletests(p[mask], alpha=0.05, method=method)[1]
+        np.testing.assert_allclose(got[mask], ref, atol=TOL, rtol=0)
+    assert np.isnan(got[5])
+    np.testing.assert_array_equal(adjust_pvalues(p, "none", groups), p)
+
+
+# --------------------------------------------------------------------------- coverage by simulation
+def test_lift_intervals_cover_the_true_lift_93_to_97_percent_of_simulated_campaigns():
+    rng = np.random.default_rng(20241123)
+    sims = 4000
+    n_t = np.array([3000, 800, 1600, 400, 6000])
+    n_c = n_t // 4
+    p_c = np.array([0.05, 0.10, 0.02, 0.30, 0.08])
+    lift = np.array([0.01, 0.03, 0.0, -0.05, 0.005])  # true effect per segment
+    c_t = rng.binomial(n_t, p_c + lift, size=(sims, 5))
+    c_c = rng.binomial(n_c, p_c, size=(sims, 5))
+    low, high = diff_interval(c_t, n_t, c_c, n_c)
+    covered = (low <= lift) & (lift <= high)
+    assert 0.93 <= covered.mean() <= 0.97
+    assert ((covered.mean(axis=0) >= 0.93) & (covered.mean(axis=0) <= 0.97)).all()
+    ratio = (p_c + lift) / p_c
+    rlow, rhigh = ratio_interval(c_t, n_t, c_c, n_c)
+    covered = (rlow <= ratio) & (ratio <= rhigh)
+    assert 0.93 <= covered.mean() <= 0.97
+
+
+def test_welch_revenue_lift_interval_covers_the_truth_with_enough_buyers():
+    rng = np.random.default_rng(11)
+    sims, n1, n2, pc, pt, mu, sigma = 2000, 3000, 1000, 0.06, 0.08, 3.5, 1.0
+    x1 = np.where(rng.random((sims, n1)) < pt, rng.lognormal(mu, sigma, (sims, n1)), 0.0)
+    x2 = np.where(rng.random((sims, n2)) < pc, rng.lognormal(mu, sigma, (sims, n2)), 0.0)
+    truth = (pt - pc) * np.exp(mu + sigma ** 2 / 2)
+    w = welch_diff(n1, x1.mean(1), x1.var(1, ddof=1), n2, x2.mean(1), x2.var(1, ddof=1))
+    covered = (w["low"] <= truth) & (truth <= w["high"])
+    assert 0.93 <= covered.mean() <= 0.97
+
+
+def test_the_pipeline_reproduces_the_interval_functions_on_many_simulated_campaigns():
+    """Campaigns as simulations: the evaluated lifts cover the planted truth and equal the array functions."""
+    rng = np.random.default_rng(99)
+    sims, segs = 150, {"A": (0.05, 0.02), "B": (0.15, 0.0)}  # segment: (control rate, true lift)
+    frames = []
+    for seg, (p, lift) in segs.items():
+        n_t, n_c = 600, 200
+        arm = np.tile(np.r_[np.repeat("email", n_t), np.repeat("control", n_c)], sims)
+        sim = np.repeat(np.arange(sims), n_t + n_c)
+        conv = rng.random(len(arm)) < np.where(arm == "email", p + lift, p)
+        frames.append(pd.DataFrame({"campaign_id": pd.Series(sim).map("s{:03d}".format),
+                                    "customer_id": [f"{seg}{i}" for i in range(len(arm))], "arm": arm,
+                                    "segment": seg, "converted": conv}))
+    camp = pd.concat(frames, ignore_index=True)
+    labels = camp[["customer_id", "segment"]].rename(columns={"segment": "rfm_segment"})
+    res = evaluate_campaigns(camp.drop(columns="segment"), labels)
+    t = res.table[(res.table["metric"] == "conversion_rate") & (res.table["arm"] == "email")
+                  & (res.table["segment"] != ALL_SEGMENTS)]
+    truth = t["segment"].map({k: v[1] for k, v in segs.items()})
+    covered = (t["lift_ci_low"] <= truth) & (truth <= t["lift_ci_high"])
+    assert len(t) == 2 * sims
+    assert 0.92 <= covered.mean() <= 0.98
+    low, high = diff_interval(t["count"], t["n"], t["count_c"], t["n_c"])
+    np.testing.assert_allclose(t["lift_ci_low"], low, atol=TOL)
+    np.testing.assert_allclose(t["lift_ci_high"], high, atol=TOL)
+
+
+# --------------------------------------------------------------------------- per-arm metrics
+def test_metric_denominators_follow_the_funnel():
+    camp = pd.DataFrame({
+        "campaign_id": "c", "customer_id": list("abcdefgh"),
+        "arm": ["email"] * 5 + ["control"] * 3,
+        "delivered": [True, True, True, True, False, None, None, None],
+        "opened": [True, True, False, None, False, None, None, None],
+        "clicked": [True, False, False, False, False, None, None, None],
+        "unsubscribed": [False, True, False, False, False, None, None, None],
+        "converted": [True, False, False, True, False, True, False, False],
+        "revenue": [30.0, None, None, 10.0, None, 5.0, None, None],
+    })
+    res = evaluate_campaigns(camp, settings=LOOSE)
+    email = res.table[(res.table["arm"] == "email")].set_index("metric")
+    got = email.loc[["delivery_rate", "open_rate", "click_rate", "click_to_open_rate", "unsubscribe_rate",
+                     "conversion_rate", "revenue_per_recipient"], ["n", "count", "value"]]
+    expected = pd.DataFrame({"n": [5, 3, 4, 2, 4, 5, 5], "count": [4, 2, 1, 1, 1, 2, 2],
+                             "value": [0.8, 2 / 3, 0.25, 0.5, 0.25, 0.4, 8.0]}, index=got.index)
+    assert_frame_equal(got, expected, check_dtype=False)
+    control = res.table[(res.table["arm"] == "control")].set_index("metric")
+    assert control.loc["open_rate", "n"] == 0 and np.isnan(control.loc["open_rate", "value"])
+    assert control.loc["conversion_rate", "value"] == pytest.approx(1 / 3)
+
+
+def test_absent_delivered_column_counts_every_row_as_delivered_and_absent_opens_are_left_out():
+    camp = pd.DataFrame({"campaign_id": "c", "customer_id": list("abcd"), "arm": ["email", "email", "control", "control"],
+                         "converted": [1, 0, 0, 0]})
+    res = evaluate_campaigns(camp, settings=LOOSE)
+    metrics = set(res.table["metric"])
+    assert "delivery_rate" in metrics and "open_rate" not in metrics and "revenue_per_recipient" not in metrics
+    assert row(res, "c", ALL_SEGMENTS, "email", "delivery_rate")["value"] == 1.0
+
+
+def test_rates_and_intervals_per_segment_equal_statsmodels_on_the_counts():
+    camp, labels = build(cell("c", "A", "email", 400, 40), cell("c", "A", "control", 100, 5),
+                         cell("c", "B", "email", 300, 9), cell("c", "B", "control", 80, 2))
+    res = evaluate_campaigns(camp, labels)
+    for seg, (c1, n1, c2, n2) in {"A": (40, 400, 5, 100), "B": (9, 300, 2, 80)}.items():
+        r = row(res, "c", seg, "email", "conversion_rate")
+        assert (r["n"], r["count"], r["value"]) == (n1, c1, c1 / n1)
+        assert (r["ci_low"], r["ci_high"]) == pytest.approx(proportion_confint(c1, n1, method="wilson"), abs=TOL)
+        ref = confint_proportions_2indep(c1, n1, c2, n2, method="newcomb")
+        assert (r["lift_ci_low"], r["lift_ci_high"]) == pytest.approx(ref, abs=TOL)
+        assert r["lift_rel"] == pytest.approx((c1 / n1) / (c2 / n2) - 1)
+    a = row(res, "c", "A", "email", "conversion_rate")
+    assert a["test"] == "z-test" and a["p_value"] == pytest.approx(proportions_ztest([40, 5], [400, 100])[1], abs=TOL)
+    b = row(res, "c", "B", "email", "conversion_rate")  # expected control conversions 80 * 11/380 = 2.3 < 5
+    assert b["test"] == "Fisher exact"
+    assert b["p_value"] == pytest.approx(stats.fisher_exact([[9, 291], [2, 78]]).pvalue, abs=TOL)
+    overall = row(res, "c", ALL_SEGMENTS, "email", "conversion_rate")
+    assert (overall["n"], overall["count"]) == (700, 49) and overall["p_adjusted"] == overall["p_value"]
+
+
+def test_revenue_lift_equals_statsmodels_welch_on_the_raw_revenue():
+    rng = np.random.default_rng(12)
+    rev_t = list(rng.lognormal(3, 1, 60))
+    rev_c = list(rng.lognormal(3, 1, 8))
+    camp, labels = build(cell("c", "A", "email", 500, 60, rev_t), cell("c", "A", "control", 150, 8, rev_c))
+    res = evaluate_campaigns(camp, labels)
+    r = row(res, "c", "A", "email", "revenue_per_recipient")
+    x1 = np.r_[rev_t, np.zeros(440)]
+    x2 = np.r_[rev_c, np.zeros(142)]
+    cm = CompareMeans(DescrStatsW(x1), DescrStatsW(x2))
+    assert (r["lift_ci_low"], r["lift_ci_high"]) == pytest.approx(cm.tconfint_diff(usevar="unequal"), abs=TOL)
+    assert r["p_value"] == pytest.approx(cm.ttest_ind(usevar="unequal")[1], abs=TOL)
+    assert (r["ci_low"], r["ci_high"]) == pytest.approx(DescrStatsW(x1).tconfint_mean(), abs=TOL)
+    assert r["test"] == "Welch t" and r["count"] == 60
+    assert "fewer than 30 buyers" in r["note"]  # 8 buyers in control
+
+
+def test_p_values_are_corrected_across_segments_but_not_across_metrics_or_the_overall_row():
+    cells = []
+    for seg, (c1, c2) in {"A": (60, 5), "B": (45, 8), "C": (30, 9), "D": (35, 7)}.items():
+        cells += [cell("c", seg, "email", 400, c1), cell("c", seg, "control", 100, c2)]
+    camp, labels = build(*cells)
+    for method in ("holm", "fdr_bh"):
+        res = evaluate_campaigns(camp, labels, settings=CampaignSettings(correction=method))
+        t = res.table[(res.table["metric"] == "conversion_rate") & (res.table["arm"] == "email")
+                      & (res.table["segment"] != ALL_SEGMENTS)]
+        ref = multipletests(t["p_value"].to_numpy(), method=method)[1]
+        np.testing.assert_allclose(t["p_adjusted"], ref, atol=TOL)
+        assert (t["p_adjusted"] >= t["p_value"] - 1e-15).all()
+
+
+def test_engagement_metrics_are_not_compared_with_a_holdout_unless_the_control_was_mailed():
+    camp = pd.DataFrame({"campaign_id": "c", "customer_id": [str(i) for i in range(40)],
+                         "arm": ["email", "control"] * 20, "opened": [True, False, False, False] * 10,
+                         "converted": [True, False] * 20})
+    holdout = evaluate_campaigns(camp, settings=LOOSE)
+    r = row(holdout, "c", ALL_SEGMENTS, "email", "open_rate")
+    assert np.isnan(r["lift_abs"]) and "holdout" in r["verdict"]
+    mailed = evaluate_campaigns(camp, settings=CampaignSettings(min_cell_size=1, control_is_holdout=False))
+    assert row(mailed, "c", ALL_SEGMENTS, "email", "open_rate")["lift_abs"] == pytest.approx(0.5)
+
+
+def test_small_and_control_less_segments_are_flagged_and_never_targeted():
+    camp, labels = build(cell("c", "Big", "email", 500, 100), cell("c", "Big", "control", 120, 6),
+                         cell("c", "Tiny", "email", 6, 5), cell("c", "Tiny", "control", 3, 0),
+                         cell("c", "NoControl", "email", 50, 40))
+    with pytest.warns(SampleRatioMismatchWarning, match="NoControl"):  # a segment without control is a mismatch
+        res = evaluate_campaigns(camp, labels, settings=CampaignSettings(min_cell_size=10))
+    tiny = row(res, "c", "Tiny", "email", "conversion_rate")
+    assert tiny["small_cell"] and tiny["verdict"].startswith("Too few customers to judge (6 vs 3")
+    nocontrol = row(res, "c", "NoControl", "email", "conversion_rate")
+    assert np.isnan(nocontrol["lift_abs"]) and "no control customers" in nocontrol["verdict"]
+    target = res.targeting.set_index("segment")
+    assert bool(target.loc["Big", "send"]) and not target.loc["Tiny", "send"] and not target.loc["NoControl", "send"]
+    assert target.loc["Tiny", "reason"].startswith("small cell")
+    assert res.policy["segments_to_send"].tolist() == ["Big"]
+
+
+def test_customers_without_a_label_form_an_unlabelled_segment():
+    camp, labels = build(cell("c", "A", "email", 30, 3), cell("c", "A", "control", 30, 1),
+                         cell("c", "Z", "email", 20, 2), cell("c", "Z", "control", 20, 2))
+    labels = labels[~labels["customer_id"].str.contains("-Z-")]
+    res = evaluate_campaigns(camp, labels)
+    assert set(res.table["segment"]) == {ALL_SEGMENTS, "A", UNLABELLED}
+    assert row(res, "c", UNLABELLED, "email", "conversion_rate")["n"] == 20
+    assert res.table["segment"].iloc[-1] == UNLABELLED  # listed last
+
+
+def test_verdicts_say_better_worse_and_how_large_an_effect_was_detectable():
+    camp = pd.concat([cell("c", "x", "email", 2000, 300), cell("c", "x", "control", 500, 40)], ignore_index=True)
+    camp["unsubscribed"] = np.r_[np.arange(2000) < 100, np.zeros(500, bool)]
+    camp = camp.drop(columns="segment")
+    res = evaluate_campaigns(camp, settings=CampaignSettings(control_is_holdout=False))
+    conv = row(res, "c", ALL_SEGMENTS, "email", "conversion_rate")["verdict"]
+    assert conv.startswith("Higher than control (better): +7.0 pp (95% CI")
+    unsub = row(res, "c", ALL_SEGMENTS, "email", "unsubscribe_rate")["verdict"]
+    assert unsub.startswith("Higher than control (worse): +5.0 pp")
+    flat = evaluate_campaigns(pd.concat([cell("c", "x", "email", 400, 20), cell("c", "x", "control", 100, 5)])
+                              .drop(columns="segment"))
+    text = row(flat, "c", ALL_SEGMENTS, "email", "conversion_rate")["verdict"]
+    mde = row(flat, "c", ALL_SEGMENTS, "email", "conversion_rate")["mde_abs"]
+    assert text.startswith("No clear difference: +0.0 pp") and f"about {mde * 100:.1f} pp or more" in text
+
+
+# --------------------------------------------------------------------------- SRM
+def test_sample_ratio_mismatch_is_detected_against_the_configured_split_and_warned_loudly():
+    camp = pd.DataFrame({"campaign_id": "c", "customer_id": [str(i) for i in range(1000)],
+                         "arm": ["control"] * 280 + ["email"] * 720, "converted": False})
+    with pytest.warns(SampleRatioMismatchWarning, match="SAMPLE-RATIO MISMATCH in campaign c"):
+        res = evaluate_campaigns(camp, settings=CampaignSettings(expected_split={"control": 0.2}))
+    overall = res.srm.iloc[0]
+    ref = stats.chisquare([280, 720], [200, 800])
+    assert overall["chi2"] == pytest.approx(ref.statistic) and overall["p_value"] == pytest.approx(ref.pvalue)
+    assert overall["srm"] and any("SAMPLE-RATIO" in w for w in res.warnings)
+    assert "Sample-ratio mismatch" in " ".join(cp.summarize(res)["findings"])
+
+
+def test_without_a_configured_split_segments_are_checked_against_the_campaign_split():
+    camp, labels = build(cell("c", "A", "email", 400, 0), cell("c", "A", "control", 100, 0),
+                         cell("c", "B", "email", 300, 0), cell("c", "B", "control", 200, 0))
+    with pytest.warns(SampleRatioMismatchWarning):
+        res = evaluate_campaigns(camp, labels)
+    srm = res.srm.set_index("segment")
+    assert np.isnan(srm.loc[ALL_SEGMENTS, "p_value"]) and "expected_split" in srm.loc[ALL_SEGMENTS, "note"]
+    ref = stats.chisquare([100, 400], [150, 350])  # overall control share 300/1000
+    assert srm.loc["A", "p_value"] == pytest.approx(ref.pvalue) and srm.loc["A", "srm"] and srm.loc["B", "srm"]
+
+
+def test_a_balanced_split_raises_no_warning():
+    camp = pd.DataFrame({"campaign_id": "c", "customer_id": [str(i) for i in range(1000)],
+                         "arm": ["control"] * 205 + ["email"] * 795, "converted": False})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", SampleRatioMismatchWarning)
+        res = evaluate_campaigns(camp, settings=CampaignSettings(expected_split={"control": 0.2, "email": 0.8}))
+    assert not res.srm["srm"].any() and res.srm["p_value"].iloc[0] > 0.5
+
+
+# --------------------------------------------------------------------------- ROI, targeting, uplift curve, power
+def test_roi_and_costs_per_increment_from_the_cost_column_or_cost_per_send():
+    camp, labels = build(cell("c", "A", "email", 100, 20, [50.0] * 20), cell("c", "A", "control", 100, 10, [40.0] * 10))
+    camp["cost"] = np.where(camp["arm"] == "email", 0.5, np.nan)
+    res = evaluate_campaigns(camp, labels)
+    r = res.roi[res.roi["segment"] == "A"].iloc[0]
+    # revenue per recipient 10 vs 4: +6 per customer, x 100 sent = 600; cost 50
+    assert r["incremental_conversions"] == pytest.approx(10.0)
+    assert r["incremental_revenue"] == pytest.approx(600.0) and r["cost"] == pytest.approx(50.0)
+    assert r["roi"] == pytest.approx((600 - 50) / 50)
+    assert r["cost_per_incremental_conversion"] == pytest.approx(5.0)
+    welch = row(res, "c", "A", "email", "revenue_per_recipient")
+    assert r["roi_ci_low"] == pytest.approx((welch["lift_ci_low"] * 100 - 50) / 50)
+    override = evaluate_campaigns(camp, labels, settings=CampaignSettings(cost_per_send=2.0))
+    assert override.roi[override.roi["segment"] == "A"]["cost"].iloc[0] == pytest.approx(200.0)
+    none = evaluate_campaigns(camp.drop(columns="cost"), labels)
+    assert np.isnan(none.roi["roi"]).all()
+
+
+def test_cost_per_incremental_conversion_is_empty_when_the_campaign_adds_nothing():
+    camp, labels = build(cell("c", "A", "email", 100, 5), cell("c", "A", "control", 100, 8))
+    res = evaluate_campaigns(camp, labels, settings=CampaignSettings(cost_per_send=1.0))
+    r = res.roi[res.roi["segment"] == "A"].iloc[0]
+    assert r["incremental_conversions"] == pytest.approx(-3.0) and np.isnan(r["cost_per_incremental_conversion"])
+
+
+def test_targeting_rules_and_the_expected_value_of_the_policy():
+    rev = lambda k, v: [v] * k  # noqa: E731
+    camp, labels = build(
+        cell("c", "Sure", "email", 1000, 200, rev(200, 20.0)), cell("c", "Sure", "control", 1000, 100, rev(100, 20.0)),
+        cell("c", "Maybe", "email", 200, 24, rev(24, 20.0)), cell("c", "Maybe", "control", 200, 20, rev(20, 20.0)),
+        cell("c", "Worse", "email", 500, 20, rev(20, 20.0)), cell("c", "Worse", "control", 500, 30, rev(30, 20.0)))
+    lb = evaluate_campaigns(camp, labels, settings=CampaignSettings(cost_per_send=0.1))
+    sent = lb.targeting.set_index("segment")["send"]
+    assert sent.to_dict() == {"Maybe": False, "Sure": True, "Worse": False}
+    policy = lb.policy.iloc[0]
+    # Sure: +0.1 conversion x 20 = +2 per customer over 2000 customers
+    assert policy["expected_incremental_revenue"] == pytest.approx(2.0 * 2000)
+    assert policy["expected_cost"] == pytest.approx(0.1 * 2000) and policy["share_targeted"] == pytest.approx(2000 / 3400)
+    ev = evaluate_campaigns(camp, labels, settings=CampaignSettings(cost_per_send=0.1, targeting_rule="expected_value"))
+    assert ev.targeting.set_index("segment")["send"].to_dict() == {"Maybe": True, "Sure": True, "Worse": False}
+    costly = evaluate_campaigns(camp, labels, settings=CampaignSettings(cost_per_send=2.5))
+    assert not costly.targeting["send"].any()
+
+
+def test_qini_curve_ranks_segments_by_lift_and_measures_area_over_random():
+    camp, labels = build(cell("c", "A", "email", 100, 30), cell("c", "A", "control", 100, 10),
+                         cell("c", "B", "email", 100, 10), cell("c", "B", "control", 100, 10))
+    q = evaluate_campaigns(camp, labels).qini
+    assert q["segment"].tolist() == ["", "A", "B"]
+    np.testing.assert_allclose(q["share_targeted"], [0, 0.5, 1.0])
+    np.testing.assert_allclose(q["incremental"], [0, 40.0, 40.0])  # +0.2 x 200 customers, then +0
+    np.testing.assert_allclose(q["random"], [0, 20.0, 40.0])
+    assert q["qini"].iloc[0] == pytest.approx(0.5 * 0.5 * 20 + 0.5 * (20 + 0) / 2)
+
+
+def test_power_table_gives_mde_and_the_sizes_needed_for_the_target_lift():
+    camp, labels = build(cell("c", "A", "email", 4000, 220), cell("c", "A", "control", 1000, 50))
+    res = evaluate_campaigns(camp, labels, settings=CampaignSettings(target_relative_lift=0.2))
+    p = res.power.set_index("segment").loc["A"]
+    assert p["base_rate"] == pytest.approx(0.05) and p["target_lift_abs"] == pytest.approx(0.01)
+    ref = samplesize_proportions_2indep_onetail(0.01, 0.05, 0.8, ratio=0.25, alpha=0.05)
+    assert p["n_sent_needed"] == np.ceil(ref) and p["n_control_needed"] == np.ceil(np.ceil(ref) * 0.25)
+    assert not p["powered"]
+    pw = power_proportions_2indep(p["mde_abs"], 0.05, 4000, ratio=0.25, return_results=False)
+    assert pw == pytest.approx(0.8, abs=TOL) and p["mde_rel"] == pytest.approx(p["mde_abs"] / 0.05)
+
+
+# --------------------------------------------------------------------------- several campaigns, determinism
+def test_several_campaigns_are_evaluated_each_as_if_alone():
+    c1, l1 = build(cell("one", "A", "email", 300, 30), cell("one", "A", "control", 100, 5))
+    c2, l2 = build(cell("two", "A", "sms", 200, 10), cell("two", "A", "control", 200, 12),
+                   cell("two", "B", "sms", 100, 10), cell("two", "B", "control", 100, 2))
+    both = evaluate_campaigns(pd.concat([c1, c2]), pd.concat([l1, l2]))
+    alone = evaluate_campaigns(c1, l1)
+    got = both.results[both.results["campaign_id"] == "one"].reset_index(drop=True)
+    assert_frame_equal(got, alone.results)
+    assert both.campaigns[["campaign_id", "arm"]].values.tolist() == [["one", "email"], ["two", "sms"]]
+
+
+def test_results_do_not_depend_on_the_row_order():
+    camp, labels = build(cell("c", "A", "email", 300, 30, [5.0] * 30), cell("c", "A", "control", 100, 5, [4.0] * 5),
+                         cell("c", "B", "email", 200, 10), cell("c", "B", "control", 60, 4))
+    first = evaluate_campaigns(camp, labels)
+    shuffled = evaluate_campaigns(camp.sample(frac=1, random_state=1), labels.sample(frac=1, random_state=2))
+    assert_frame_equal(first.results, shuffled.results)
+    assert_frame_equal(first.targeting, shuffled.targeting)
+
+
+def test_a_campaign_without_control_is_reported_and_a_file_without_any_control_is_an_error():
+    c1, _ = build(cell("one", "A", "email", 30, 3), cell("one", "A", "control", 30, 1))
+    c2, _ = build(cell("two", "A", "email", 30, 3))
+    res = evaluate_campaigns(pd.concat([c1, c2]))
+    assert any("Campaign two has no 'control' arm" in w for w in res.warnings)
+    assert row(res, "two", ALL_SEGMENTS, "email", "conversion_rate")["value"] == pytest.approx(0.1)
+    with pytest.raises(ConfigError, match=r"no campaign has an arm named 'control' \(arms found — two: email\)"):
+        evaluate_campaigns(c2)
+
+
+def test_tiny_campaign_of_two_customers_gives_rates_without_crashing():
+    camp = pd.DataFrame({"campaign_id": "c", "customer_id": ["1", "2"], "arm": ["email", "control"],
+                         "converted": [True, False], "revenue": [9.0, 0.0]})
+    res = evaluate_campaigns(camp)
+    r = row(res, "c", ALL_SEGMENTS, "email", "conversion_rate")
+    assert r["small_cell"] and r["p_value"] == 1.0
+    assert np.isnan(row(res, "c", ALL_SEGMENTS, "email", "revenue_per_recipient")["lift_ci_low"])
+    assert not res.targeting["send"].any()
+    assert 3 <= len(cp.summarize(res)["findings"]) <= 5
+
+
+# --------------------------------------------------------------------------- retention
+def test_retention_counts_purchases_within_the_window_after_the_send():
+    camp = pd.DataFrame({"campaign_id": ["c"] * 5 + ["d"], "customer_id": ["a", "b", "c", "d", "e", "a"],
+                         "sent_at": pd.to_datetime(["2024-01-01", "2024-01-01", None, "2024-01-01", "2024-01-25",
+                                                    None])})
+    tx = pd.DataFrame({
+        "customer_id": ["a", "b", "b", "c", "d", "d", None],
+        "order_id": ["1", "2", "2", "3", "4", "5", "6"],
+        "order_date": pd.to_datetime(["2024-01-10", "2024-01-05", "2024-01-05", "2024-01-31", "2023-12-20",
+                                      "2024-02-15", "2024-01-02"]),
+        "amount": [10.0, 8.0, -8.0, 4.0, 5.0, 5.0, 1.0],
+    })
+    got = cp.retention_flags(camp, tx, days=30, as_of="2024-02-10")
+    # a: bought on day 9 -> 1; b: order 2 fully returned -> not a purchase -> 0;
+    # c: no send time -> campaign's first send 2024-01-01, bought on day 30 -> 1;
+    # d: bought before and 45 days after -> 0; e: window ends 2024-02-24 > as_of -> unknown;
+    # campaign d has no send time at all -> unknown
+    np.testing.assert_array_equal(got.to_numpy(), [1.0, 0.0, 1.0, 0.0, np.nan, np.nan])
+
+
+def test_retention_rate_and_cost_per_retained_customer_use_the_transactions():
+    camp, labels = build(cell("c", "A", "email", 10, 0), cell("c", "A", "control", 10, 0))
+    camp["sent_at"] = pd.Timestamp("2024-03-01")
+    buyers = [f"c-A-email-{i}" for i in range(6)] + [f"c-A-control-{i}" for i in range(3)]
+    tx = pd.DataFrame({"customer_id": buyers, "order_id": [str(i) for i in range(9)],
+                       "order_date": pd.Timestamp("2024-03-05"), "amount": 20.0})
+    res = evaluate_campaigns(camp, labels, tx, settings=CampaignSettings(cost_per_send=1.0, min_cell_size=1),
+                             as_of="2024-06-01")
+    r = row(res, "c", "A", "email", "retention_rate")
+    assert (r["count"], r["n"], r["lift_abs"]) == (6, 10, pytest.approx(0.3))
+    roi = res.roi[res.roi["segment"] == "A"].iloc[0]
+    assert roi["retained"] == 6 and roi["cost_per_retained"] == pytest.approx(10 / 6)
+    assert roi["cost_per_incremental_retained"] == pytest.approx(10 / 3)
+
+
+# --------------------------------------------------------------------------- input errors
+def test_missing_columns_and_missing_ids_are_clear_data_errors():
+    with pytest.raises(DataError, match=r"campaign_clean: required column\(s\) 'arm' missing .*columns.campaign"):
+        evaluate_campaigns(pd.DataFrame({"campaign_id": ["c"], "customer_id": ["a"]}))
+    bad = pd.DataFrame({"campaign_id": ["c", "c", None], "customer_id": ["a", "b", "c"], "arm": ["x", "control", "x"]})
+    with pytest.raises(DataError, match=r"column 'campaign_id' is empty at row 4\."):
+        evaluate_campaigns(bad)
+    with pytest.raises(DataError, match="has no rows"):
+        evaluate_campaigns(pd.DataFrame(columns=["campaign_id", "customer_id", "arm"]))
+
+
+def test_repeated_customers_and_unreadable_flags_name_the_rows():
+    dup = pd.DataFrame({"campaign_id": "c", "customer_id": ["a", "b", "a"], "arm": ["x", "control", "control"]})
+    with pytest.raises(DataError, match=r"customer 'a' appears more than once in campaign 'c' \(rows 2, 4\)"):
+        evaluate_campaigns(dup)
+    flags = pd.DataFrame({"campaign_id": "c", "customer_id": ["a", "b"], "arm": ["x", "control"],
+                          "converted": ["yes", "maybe"]})
+    with pytest.raises(DataError, match=r"column 'converted' has values that are not yes/no flags at row 3 "
+                                        r"\(e.g. 'maybe'\)"):
+        evaluate_campaigns(flags)
+    money = pd.DataFrame({"campaign_id": "c", "customer_id": ["a", "b"], "arm": ["x", "control"],
+                          "revenue": ["12", "€3"]})
+    with pytest.raises(DataError, match=r"column 'revenue' has values that are not numbers at row 3"):
+        evaluate_campaigns(money)
+
+
+def test_a_missing_segment_dimension_names_the_notebook_to_run():
+    camp = pd.DataFrame({"campaign_id": "c", "customer_id": ["a", "b"], "arm": ["x", "control"]})
+    labels = pd.DataFrame({"customer_id": ["a"], "rfm_segment": ["Champions"]})
+    with pytest.raises(DataError, match=r"no column 'cluster_name'.*\(03_clustering\)"):
+        evaluate_campaigns(camp, labels, settings=CampaignSettings(segment_by="cluster_name"))
+    assert evaluate_campaigns(camp, labels).segment_by == "rfm_segment"  # auto
+
+
+@pytest.mark.parametrize("section, message", [
+    ({"correction": "sidak"}, "campaign.correction = 'sidak' is not supported"),
+    ({"alpha": 1.5}, r"campaign.alpha = 1.5 is out of range"),
+    ({"segment_by": "country"}, "campaign.segment_by = 'country' is not supported"),
+    ({"expected_split": {"control": 1.2}}, "shares must be in"),
+    ({"retention_days": "thirty"}, "campaign.retention_days = 'thirty' is not a whole number"),
+    ({"cost_per_send": -1}, "campaign.cost_per_send = -1 is out of range"),
+    ({"bogus": 1}, "campaign: unknown key"),
+])
+def test_invalid_settings_are_config_errors_naming_the_key(section, message):
+    with pytest.raises(ConfigError, match=message):
+        CampaignSettings.from_config({"campaign": section})
+
+
+def test_settings_defaults_match_the_shipped_campaign_yml():
+    assert CampaignSettings.from_config(load_config()) == CampaignSettings()
+    cfg = load_config(overrides={"privacy": {"min_cell_size": 25}})
+    assert CampaignSettings.from_config(cfg).min_cell_size == 25
+
+
+# --------------------------------------------------------------------------- views, summary, plots
+def test_lift_view_and_explorer_choices_cover_every_available_dimension():
+    camp, labels = build(cell("c", "A", "email", 50, 10), cell("c", "A", "control", 50, 4))
+    labels["lifecycle_stage"] = "active"
+    res = evaluate_campaigns(camp, labels)
+    choices = cp.explorer_choices(res)
+    assert choices["lifecycle_stage · Conversion rate"] == ("lifecycle_stage", "conversion_rate")
+    assert set(d for d, _ in choices.values()) == {"rfm_segment", "lifecycle_stage", "none"}
+    view = cp.lift_view(res, "lifecycle_stage", "conversion_rate")
+    assert view["segment"].tolist() == [ALL_SEGMENTS, "active"]
+    assert view["lift_abs"].tolist() == pytest.approx([0.12, 0.12])
+    with pytest.raises(ConfigError, match="available"):
+        cp.lift_view(res, "cluster_name", "conversion_rate")
+
+
+def test_summary_has_findings_actions_and_headlines_from_the_results():
+    camp, labels = build(cell("c", "Good", "email", 2000, 400, [30.0] * 400),
+                         cell("c", "Good", "control", 500, 50, [30.0] * 50),
+                         cell("c", "Flat", "email", 2000, 100, [30.0] * 100),
+                         cell("c", "Flat", "control", 500, 25, [30.0] * 25))
+    res = evaluate_campaigns(camp, labels, settings=CampaignSettings(cost_per_send=0.2))
+    out = cp.summarize(res)
+    assert set(out) == {"analysed", "findings", "actions", "headlines", "warnings"}
+    assert 3 <= len(out["findings"]) <= 5
+    assert out["actions"][0].startswith("Next c send (email): target Good (50% of customers)")
+    assert out["headlines"]["Segments to target"] == 1 and out["headlines"]["Campaigns"] == 1
+    inc = res.campaigns["incremental_revenue"].iloc[0]
+    assert out["headlines"]["Incremental revenue"] == pytest.approx(round(inc, 2))
+    assert "1 of 2 segment comparisons (rfm_segment) differ significantly" in " ".join(out["findings"])
+    json.dumps(out)  # serialisable for summaries/05_campaign_evaluation.json
+
+
+def test_plots_return_titled_axes_with_one_mark_per_row():
+    from segkit.plots import campaign as pc
+
+    camp, labels = build(cell("c", "A", "email", 200, 30), cell("c", "A", "control", 60, 4),
+                         cell("c", "B", "email", 200, 10), cell("c", "B", "control", 60, 4))
+    res = evaluate_campaigns(camp, labels, settings=CampaignSettings(expected_split={"control": 0.2}))
+    ax = pc.plot_lift_forest(res.table, "conversion_rate")
+    assert [t.get_text() for t in ax.get_yticklabels()] == [ALL_SEGMENTS, "A", "B"]
+    assert ax.get_title() == "Conversion rate: lift vs control (95% intervals)"
+    ax = pc.plot_arm_rates(cp.arm_overview(res))
+    assert len(ax.patches) == 2 * 2  # 2 arms x (delivery, conversion)
+    assert pc.plot_srm(res.srm).get_ylabel() == "" and pc.plot_qini(res.qini).get_title().startswith("Uplift curve")
+    plt.close("all")
+
+
+# --------------------------------------------------------------------------- producer
+def _write_run(ctx, camp: pd.DataFrame, labels: pd.DataFrame) -> None:
+    ctx.write_artifact("campaign_clean", camp)
+    tx = pd.DataFrame({"customer_id": camp["customer_id"].iloc[:5].to_numpy(), "order_id": list("12345"),
+                       "order_date": pd.Timestamp("2024-03-04"), "amount": 10.0, "is_return": False})
+    ctx.write_artifact("transactions_clean", tx)
+    ctx.write_artifact("audit_summary", {"as_of": "2024-06-01"})
+    ctx.update_customer_segments(labels)
+
+
+def test_producer_writes_campaign_results_in_long_format(tmp_path):
+    from segkit.pipeline import open_run
+
+    ctx = open_run("05_campaign_evaluation", run_dir=tmp_path, overrides={"campaign": {"cost_per_send": 0.1}})
+    camp, labels = build(cell("c", "A", "email", 100, 20, [25.0] * 20), cell("c", "A", "control", 40, 3),
+                         cell("c", "B", "email", 80, 8), cell("c", "B", "control", 30, 3))
+    camp["sent_at"] = pd.Timestamp("2024-03-01")
+    _write_run(ctx, camp, labels)
+    result = cp.build_campaign_artifacts(ctx)
+    out = pd.read_csv(tmp_path / "artifacts" / "campaign_results.csv")
+    required = ["campaign_id", "segment_by", "segment", "arm", "metric", "n", "value", "ci_low", "ci_high",
+                "lift_abs", "lift_ci_low", "lift_ci_high", "p_value", "p_adjusted"]
+    assert list(out.columns[:5]) == required[:5] and set(required) <= set(out.columns)
+    assert len(out) == len(result.results) and (out["segment_by"] == "rfm_segment").all()
+    assert out.duplicated(["campaign_id", "segment", "arm", "metric"]).sum() == 0
+    control = out[out["arm"] == "control"]
+    assert control[["lift_abs", "lift_ci_low", "lift_ci_high", "p_value", "p_adjusted"]].isna().all().all()
+    retention = out[(out["metric"] == "retention_rate") & (out["arm"] == "email") & (out["segment"] == "A")]
+    assert retention["value"].iloc[0] == pytest.approx(5 / 100)
+
+
+def test_producer_without_campaign_data_explains_what_to_do(tmp_path):
+    from segkit.pipeline import open_run
+
+    ctx = open_run("05_campaign_evaluation", run_dir=tmp_path)
+    with pytest.raises(UpstreamMissingError, match=r"no campaign file was given\. Set data\.campaign"):
+        cp.build_campaign_artifacts(ctx)
