@@ -1295,7 +1295,7 @@ def summarize(result: RFMResult) -> dict:
         "Net revenue": round(net, 2),
         f"Revenue share of top {_pct(result.top_share)}": (None if pd.isna(result.top_share_revenue)
                                                           else round(100 * result.top_share_revenue, 1)),
-        "Median recency (days)": float(rfm["recency_days"].median()),
+        "Median recency (days)": int(np.ceil(rfm["recency_days"].median())),
         "One-time buyers (%)": round(100 * once, 1),
     }
     return {"title": "RFM segmentation", "analysed": analysed, "findings": findings, "actions": actions,
