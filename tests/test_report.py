@@ -431,6 +431,8 @@ def test_an_interrupted_run_keeps_the_previous_run_and_the_partial_one_aside(tin
     assert (out / "index.html").read_bytes() == before
     record = json.loads((tmp_path / "run-failed" / "run.json").read_text())
     assert record["status"] == "interrupted"
+    assert [n["status"] for n in record["notebooks"]] == ["reused", "interrupted", "not run", "not run", "not run"]
+    assert "Interrupted by the user." in (tmp_path / "run-failed" / "02_rfm.html").read_text()
     assert not [p for p in tmp_path.iterdir() if ".building-" in p.name or ".old-" in p.name]
 
 

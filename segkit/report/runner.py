@@ -61,7 +61,7 @@ import yaml
 from segkit.config import load_config, project_root, resolve_path
 from segkit.errors import ConfigError, DataError, SegkitError
 from segkit.pipeline import ARTIFACTS, CUSTOMER_SEGMENTS, NOTEBOOKS, atomic_write_text, dumps_json
-from segkit.report.export import Failure, ReportExporter
+from segkit.report.export import Failure, ReportExporter, redact_raw_ids, validate_offline_html
 from segkit.report.index import render_index
 from segkit.report.runinfo import file_info, input_files, library_versions, notebook_timings
 
@@ -126,7 +126,7 @@ class NotebookRecord:
     """One notebook's line in ``run.json`` and the index."""
 
     name: str
-    status: str  # ok | failed | skipped | reused | not run
+    status: str  # ok | failed | interrupted | skipped | reused | not run
     reason: str | None = None
     html: str | None = None
     ipynb: str | None = None
@@ -137,7 +137,7 @@ class NotebookRecord:
 
     def as_dict(self) -> dict:
         out = {k: v for k, v in self.__dict__.items() if v not in (None, {}) or k == "status"}
-        if self.status not in ("ok", "failed"):
+        if self.status not in ("ok", "failed", "interrupted"):
             out.pop("redacted_ids", None)
         return out
 
@@ -235,9 +235,11 @@ def effective_config(options: RunOptions, reuse_dir: Path | None = None,
 
     Examples
     --------
-    >>> cfg = effective_config(RunOptions(as_of="2024-03-31"))
-    >>> cfg["run"]["as_of"], Path(cfg["data"]["transactions"]).is_absolute()  # doctest: +SKIP
-    ('2024-03-31', True)
+    >>> tx = Path(tempfile.mkdtemp()) / "orders.csv"
+    >>> _ = tx.write_text("customer_id,order_date,amount\\n")
+    >>> cfg = effective_config(RunOptions(transactions=tx, as_of="2024-03-31"))
+    >>> cfg["run"]["as_of"], cfg["data"]["transactions"] == str(tx.resolve()), cfg["data"]["customers"]
+    ('2024-03-31', True, None)
     """
     data_flags = {t: getattr(options, t) for t in TABLES if getattr(options, t) is not None}
     base = options.config
@@ -553,6 +555,12 @@ class _Run:
                 extra_arguments=["--IPKernelApp.log_level=CRITICAL"],
             )
         except KeyboardInterrupt:
+            record.status = "interrupted"
+            self.records.append(record)
+            if target.exists():  # keep what ran, with a banner saying it was cut short
+                with contextlib.suppress(Exception):
+                    self.export(name, nbformat.read(target, as_version=4), record,
+                                Failure(name, -1, None, "interrupted", "KeyboardInterrupt", "Interrupted by the user."))
             raise
         except Exception as exc:  # noqa: BLE001 - every failure is reported with its notebook
             failure, tb = _failure_from(exc, name)
@@ -604,6 +612,9 @@ class _Run:
                               f"{time.perf_counter() - started:6.1f} s")
         except KeyboardInterrupt:
             status = "interrupted"
+            done = {r.name for r in self.records}
+            self.records += [NotebookRecord(n, "not run", "Not run: the run was interrupted.")
+                             for n in self.pipeline if n not in done]
             self._finish(status, "Interrupted by the user (Ctrl-C).")
             raise RunInterrupted(self.out, self.failed_dir) from None
         except BaseException:
@@ -685,18 +696,17 @@ class _Run:
             record["outputs"] = {"customer_segments.csv": {k: v for k, v in file_info(segments).items() if k != "path"}}
         atomic_write_text(self.build / "run.json", dumps_json(record))
         page = render_index(record, summaries, audit)
-        self.exporter_index(page)
+        self._write_index(page)
         self._relocate_notebooks(self.out if status == "ok" else self.failed_dir)
         _apply_umask(self.build)
         self._move_into_place(status)
         return record
 
-    def exporter_index(self, page: str) -> None:
-        from segkit.report.export import redact_raw_ids, validate_offline_html
-
+    def _write_index(self, page: str) -> None:
+        """Write index.html after the same privacy and offline checks as the reports."""
         privacy = self.cfg.get("privacy") or {}
         if privacy.get("pseudonymize_ids", True):
-            page, n = redact_raw_ids(page, self.raw_ids(), str(privacy.get("salt", "segkit")))
+            page, _ = redact_raw_ids(page, self.raw_ids(), str(privacy.get("salt", "segkit")))
         validate_offline_html(page, "index.html")
         atomic_write_text(self.build / "index.html", page)
 
@@ -704,7 +714,7 @@ class _Run:
         """Point the executed notebooks' run_dir/config_path at the folder they end up in."""
         for rec in self.records:
             path = self.build / f"{rec.name}.ipynb"
-            if rec.status not in ("ok", "failed") or not path.exists():
+            if rec.status not in ("ok", "failed", "interrupted") or not path.exists():
                 continue
             text = path.read_text(encoding="utf-8")
             if str(self.build) in text:
