@@ -35,7 +35,7 @@ import pandas as pd
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
-from segkit.errors import DataError, format_rows
+from segkit.errors import ConfigError, DataError, format_rows
 
 # Time units accepted by lifetimes_summary: pandas period alias == numpy timedelta unit.
 LIFETIMES_FREQS: tuple[str, ...] = ("D", "W", "h")
@@ -152,8 +152,6 @@ def lifetimes_summary(
     """
     what = "lifetimes_summary(transactions)"
     if freq not in LIFETIMES_FREQS:
-        from segkit.errors import ConfigError
-
         raise ConfigError(f"lifetimes_summary: freq={freq!r} is not supported; use one of "
                           f"{', '.join(LIFETIMES_FREQS)} (days, weeks, hours).")
     columns = [customer_id_col, datetime_col] + ([monetary_value_col] if monetary_value_col else [])
@@ -172,8 +170,6 @@ def lifetimes_summary(
         try:
             end = pd.Timestamp(observation_period_end)
         except (TypeError, ValueError):
-            from segkit.errors import ConfigError
-
             raise ConfigError(f"lifetimes_summary: observation_period_end={observation_period_end!r} "
                               "is not a date; use YYYY-MM-DD.") from None
     end = end.to_period(freq).to_timestamp()
@@ -291,8 +287,6 @@ def purchase_orders(transactions: pd.DataFrame, as_of: str | pd.Timestamp | None
 
 
 def _timestamp(value: str | pd.Timestamp) -> pd.Timestamp:
-    from segkit.errors import ConfigError
-
     try:
         ts = pd.Timestamp(value)
     except (TypeError, ValueError):
@@ -593,8 +587,6 @@ class RFMScorer(TransformerMixin, BaseEstimator):
 
     def fit(self, rfm: pd.DataFrame, y: object = None) -> "RFMScorer":
         """Learn the score bounds from the reference base ``rfm`` (one row per customer)."""
-        from segkit.errors import ConfigError
-
         if isinstance(self.bins, bool) or not isinstance(self.bins, (int, np.integer)) or not 2 <= self.bins <= 20:
             raise ConfigError(f"rfm.bins = {self.bins!r}: use a whole number of score levels from 2 to 20 "
                               "(5 is the usual RFM scale).")
@@ -646,8 +638,6 @@ def _list_combos(combos: list[str], limit: int = 8) -> str:
 
 
 def _score_range(value: object, where: str) -> tuple[int, int]:
-    from segkit.errors import ConfigError
-
     bounds = value if isinstance(value, (list, tuple)) else [value]
     ok = (len(bounds) in (1, 2) and all(isinstance(b, int) and not isinstance(b, bool) and 1 <= b <= SCALE
                                         for b in bounds))
@@ -694,8 +684,6 @@ class SegmentMap:
     @classmethod
     def from_config(cls, segments: object, where: str = "rfm.segments") -> "SegmentMap":
         """Validate a ``segments`` list from the config and build the lookup table."""
-        from segkit.errors import ConfigError
-
         if not isinstance(segments, list) or not segments:
             raise ConfigError(f"{where} must be a non-empty list of segments (name, action, score ranges); "
                               f"got {type(segments).__name__}. See segkit/defaults/rfm.yml.")
@@ -803,8 +791,6 @@ class LoyaltyTiers(BaseEstimator):
     @classmethod
     def from_config(cls, tiers: object, where: str = "rfm.tiers") -> "LoyaltyTiers":
         """Build from the ``rfm.tiers`` config section, validating it."""
-        from segkit.errors import ConfigError
-
         if not isinstance(tiers, dict) or not isinstance(tiers.get("levels"), list) or len(tiers["levels"]) < 2:
             raise ConfigError(f"{where} needs `levels:` with at least two tiers, highest first, e.g. "
                               "[{name: Gold, min: 0.8}, {name: Bronze}].")
@@ -888,8 +874,6 @@ def revenue_concentration(rfm: pd.DataFrame, top_share: float = 0.2, column: str
     >>> revenue_concentration(rfm, 0.2)
     0.7692307692307693
     """
-    from segkit.errors import ConfigError
-
     if not 0 < top_share <= 1:
         raise ConfigError(f"rfm.top_share = {top_share!r}: use a share between 0 and 1 (0.2 = top 20 %).")
     values = _net_sorted_desc(rfm, column)
@@ -954,8 +938,6 @@ class RFMSettings:
         5
         """
         from segkit.config import load_config
-        from segkit.errors import ConfigError
-
         cfg = {**load_config()["rfm"], **(section or {})}
         bins = cfg.get("bins")
         if isinstance(bins, bool) or not isinstance(bins, int) or not 2 <= bins <= 20:
@@ -1193,8 +1175,6 @@ def segment_profile(rfm: pd.DataFrame, segment: str, n_sample: int = 5, seed: in
     1               median        <NA>            20.0
     2      sample customer           b            30.0
     """
-    from segkit.errors import ConfigError
-
     _require_columns(rfm, ["customer_id", "rfm_segment", "tier", *PROFILE_COLUMNS], "RFM table",
                      "Pass RFMResult.rfm.")
     members = rfm[rfm["rfm_segment"] == segment]
@@ -1318,7 +1298,12 @@ def build_rfm_artifacts(ctx) -> RFMResult:
     >>> from segkit.pipeline import open_run
     >>> result = build_rfm_artifacts(open_run("02_rfm"))  # doctest: +SKIP
     """
-    settings = RFMSettings.from_config(ctx.section("rfm"))
+    try:
+        settings = RFMSettings.from_config(ctx.section("rfm"))
+    except ConfigError as exc:
+        if ctx.config.get("_source"):  # name the user's file
+            raise ConfigError(f"{ctx.config['_source']}: {exc}") from None
+        raise
     transactions = ctx.read_artifact("transactions_clean")
     customers = ctx.read_artifact("customers_clean")
     _require_columns(customers, ["customer_id"], "artifacts/customers_clean.parquet",

@@ -690,11 +690,14 @@ def test_producer_is_byte_for_byte_repeatable_and_honours_the_bins_override(tmp_
     assert result.settings.bins == 3
 
 
-def test_producer_reports_a_bad_rfm_config_before_reading_data(tmp_path):
+def test_producer_reports_a_bad_rfm_config_naming_the_users_file(tmp_path):
     frame = shop(10, seed=1)
-    ctx = run_folder(tmp_path, frame, [])(overrides={"rfm": {"bins": 99}})
-    with pytest.raises(ConfigError, match="rfm.bins = 99"):
+    config = tmp_path / "my_config.yml"
+    config.write_text("rfm:\n  bins: 99\n")
+    ctx = run_folder(tmp_path / "run", frame, [])(config_path=config)
+    with pytest.raises(ConfigError, match=r"my_config\.yml: rfm\.bins = 99: use a whole number"):
         build_rfm_artifacts(ctx)
+    assert not (tmp_path / "run" / "artifacts" / "rfm.parquet").exists()
 
 
 # --------------------------------------------------------------------------- the notebook
