@@ -724,3 +724,26 @@ def test_the_notebook_runs_alone_on_the_sample_and_shows_no_raw_customer_id(tmp_
     artifacts = root / "reports" / "interactive" / "artifacts"
     rfm = pd.read_parquet(artifacts / "rfm.parquet")
     assert rfm["rfm_segment"].notna().all() and rfm["customer_id"].is_unique
+
+
+# --------------------------------------------------------------------------- plots
+def test_rf_grid_labels_cells_with_counts_and_segments_and_follows_the_bin_count():
+    from segkit.plots.rfm import plot_rf_grid
+
+    result = analyse_rfm(shop(300, seed=8))
+    ax = plot_rf_grid(result.rfm)
+    texts = [t.get_text() for t in ax.texts if t.get_text()]
+    assert sum(int(t.split("\n")[0].replace(",", "")) for t in texts) == len(result.rfm)
+    assert all("\n" in t for t in texts) and ax.get_ylabel() == "R score (5 = most recent)"
+    ten = analyse_rfm(shop(300, seed=8), settings=RFMSettings.from_config({"bins": 10})).rfm
+    ax = plot_rf_grid(ten)
+    assert ax.get_ylabel() == "R score (10 = most recent)"
+    assert all("\n" not in t.get_text() for t in ax.texts)  # 10 × 10: counts only
+
+
+def test_pareto_plot_marks_the_exact_top_share_figure():
+    from segkit.plots.rfm import plot_pareto
+
+    result = analyse_rfm(shop(seed=9))
+    ax = plot_pareto(result.pareto, result.top_share, result.top_share_revenue)
+    assert [t.get_text() for t in ax.texts] == [f"top 20% → {100 * result.top_share_revenue:.0f}% of revenue"]

@@ -30,6 +30,7 @@ UNITS = {
     "monetary_avg": "Net revenue per purchase order (currency)",
     "tenure_days": "Tenure (days since first purchase)",
     "f_score": "F score (1 = fewest orders)",
+    "r_score": "R score (1 = longest ago)",
     "m_score": "M score (1 = lowest net revenue)",
 }
 
@@ -78,8 +79,8 @@ def plot_distribution(
 def plot_rf_grid(rfm: pd.DataFrame, x: str = "f_score", ax: plt.Axes | None = None) -> plt.Axes:
     """Heatmap of customers by R score (rows, most recent on top) and ``x`` (F score).
 
-    Each cell shows its number of customers and its most common segment (a cell can hold
-    several segments because segments also depend on M).
+    Each cell shows its number of customers and, on grids of up to 6 × 6 scores, its most
+    common segment (a cell can hold several segments because segments also depend on M).
 
     Examples
     --------
@@ -96,16 +97,17 @@ def plot_rf_grid(rfm: pd.DataFrame, x: str = "f_score", ax: plt.Axes | None = No
     dominant = (rfm.groupby(["r_score", x, "rfm_segment"], observed=True).size().reset_index(name="n")
                 .sort_values(["n", "rfm_segment"], ascending=[False, True], kind="mergesort")
                 .drop_duplicates(["r_score", x]).set_index(["r_score", x])["rfm_segment"])
+    named = max(len(levels_r), len(levels_x)) <= 6
     text = counts.astype(object).copy()
     for r in counts.index:
         for c in counts.columns:
             n = counts.loc[r, c]
-            text.loc[r, c] = f"{n:,}\n{dominant.get((r, c), '')}" if n else ""
+            text.loc[r, c] = (f"{n:,}\n{dominant.get((r, c), '')}" if named else f"{n:,}") if n else ""
     counts, text = counts.iloc[::-1], text.iloc[::-1]
     sns.heatmap(counts, annot=text.to_numpy(), fmt="", cmap="Blues", cbar_kws={"label": "Customers"},
                 annot_kws={"fontsize": 7}, linewidths=0.5, ax=ax)
     label(ax, "Customers by recency and frequency score", UNITS.get(x, x),
-          "R score (5 = most recent)")
+          f"R score ({len(levels_r)} = most recent)")
     return ax
 
 
