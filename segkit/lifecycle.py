@@ -141,7 +141,7 @@ def engagement_dates(campaign: pd.DataFrame | None, columns: tuple[str, ...] = (
         return None
     engaged = campaign[present].fillna(False).astype(bool).any(axis=1)
     if "sent_at" in campaign.columns:
-        sent = campaign["sent_at"].fillna(pd.Timestamp.min)
+        sent = pd.to_datetime(campaign["sent_at"]).astype("datetime64[ns]").fillna(pd.Timestamp.min)
     else:
         sent = pd.Series(pd.Timestamp.min, index=campaign.index)
     rows = pd.DataFrame({"customer_id": campaign["customer_id"].astype("string"), "sent_at": sent})[engaged.to_numpy()]
@@ -1135,7 +1135,10 @@ def build_lifecycle_artifacts(ctx: Any) -> LifecycleResult:
     rfm = ctx.read_artifact("rfm")
     warnings: list[str] = []
 
-    all_orders = purchase_orders(transactions)
+    try:
+        all_orders = purchase_orders(transactions)
+    except DataError as exc:
+        raise DataError(f"{SOURCE}: {exc}") from None
     if all_orders.empty:
         raise DataError(f"{SOURCE}: no purchase order (net amount > 0), so there is no lifecycle to analyse. "
                         "Check the audit's cleaning counts and the amount column.")

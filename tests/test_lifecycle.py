@@ -1,0 +1,593 @@
+"""segkit.lifecycle: stage rules, thresholds, snapshots, transitions, rates, cohorts, the 04
+producer (artifacts, failures, bad input) and its summary, plots and threshold widget."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import replace
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.exceptions import NotFittedError
+
+from segkit.clv import BetaGeoModel, clv_summary
+from segkit.config import load_config
+from segkit.datasets import generate_shop, load_cdnow, write_sample
+from segkit.errors import ConfigError, DataError
+from segkit.lifecycle import (
+    BUYER_STAGES,
+    LIVE_STAGES,
+    NOT_YET,
+    STAGES,
+    LifecycleSettings,
+    LifecycleStager,
+    StageThresholds,
+    assign_lifecycle_stage,
+    build_lifecycle_artifacts,
+    clv_by_stage,
+    cohort_table,
+    customer_state,
+    engagement_dates,
+    model_status,
+    period_rates,
+    purchase_history,
+    row_shares,
+    snapshot_dates,
+    stage_counts,
+    stage_history,
+    stage_sizes,
+    stage_sizes_for_thresholds,
+    summarize,
+    threshold_choices,
+    transition_counts,
+)
+from segkit.pipeline import RunContext, open_run
+from segkit.rfm import purchase_orders
+
+TH = StageThresholds(churn_window_days=100, new_window_days=30, base_interval_days=40, overdue_factor=2.0,
+                     loyal_min_purchases=5, loyal_min_value=500, p_alive_threshold=0.5)
+
+
+def orders(*rows: tuple[str, str, float]) -> pd.DataFrame:
+    return pd.DataFrame({"customer_id": pd.array([r[0] for r in rows], dtype="string"),
+                         "order_date": pd.to_datetime([r[1] for r in rows]),
+                         "amount": [float(r[2]) for r in rows]})
+
+
+def state_rows(rows: list[dict]) -> pd.DataFrame:
+    defaults = {"n_purchases": 3, "recency_days": 10.0, "tenure_days": 300.0, "gap_before_last_days": 20.0,
+                "own_interval_days": 20.0, "monetary_total": 100.0, "engaged": False}
+    frame = pd.DataFrame([{**defaults, **r} for r in rows])
+    prospect = frame["n_purchases"] == 0
+    frame.loc[prospect, ["recency_days", "tenure_days", "gap_before_last_days", "own_interval_days"]] = np.nan
+    return frame
+
+
+# --------------------------------------------------------------------------- purchases and state
+def test_purchase_history_merges_same_day_orders_and_tracks_gaps_and_totals():
+    got = purchase_history(orders(("a", "2024-01-01 09:00", 10), ("a", "2024-01-01 17:00", 5),
+                                  ("a", "2024-01-11 08:00", 20), ("b", "2024-01-05 12:00", 7)))
+    expected = pd.DataFrame({
+        "customer_id": pd.array(["a", "a", "b"], dtype="string"),
+        "purchase_date": pd.to_datetime(["2024-01-01 00:00", "2024-01-11 00:00", "2024-01-05 00:00"]),
+        "amount": [15.0, 20.0, 7.0],
+        "n_purchases": np.array([1, 2, 1], dtype="int64"),
+        "first_purchase": pd.to_datetime(["2024-01-01 00:00", "2024-01-01 00:00", "2024-01-05 00:00"]),
+        "gap_days": [np.nan, 10.0, np.nan],
+        "monetary_total": [15.0, 35.0, 7.0],
+    })
+    pd.testing.assert_frame_equal(got, expected)
+
+
+def test_customer_state_uses_purchases_before_as_of_and_adds_known_prospects():
+    history = purchase_history(orders(("a", "2024-01-01", 10), ("a", "2024-03-01", 30), ("a", "2024-06-01", 99)))
+    customers = pd.DataFrame({"customer_id": pd.array(["a", "p1", "p2", "p3", "p4"], dtype="string"),
+                              "signup_date": pd.to_datetime(["2023-12-01", "2024-02-01", None, "2024-06-01",
+                                                             "2024-07-01"])})
+    engagement = pd.Series(pd.to_datetime(["2024-05-01", "2024-06-15"]),
+                           index=pd.Index(["p1", "p2"], dtype="string"))
+    state = customer_state(history, "2024-06-01", customers, engagement)
+    assert list(state.index) == ["a", "p1", "p2"]  # p3/p4 signed up on/after as_of
+    a = state.loc["a"]
+    assert (a["n_purchases"], a["recency_days"], a["tenure_days"]) == (2, 92.0, 152.0)
+    assert (a["gap_before_last_days"], a["own_interval_days"], a["monetary_total"]) == (60.0, 60.0, 40.0)
+    assert state.loc[["p1", "p2"], "n_purchases"].tolist() == [0, 0]
+    assert state["engaged"].tolist() == [False, True, False]  # p2 engaged only after as_of
+
+
+def test_engagement_counts_opens_and_clicks_and_rows_without_send_date():
+    campaign = pd.DataFrame({"customer_id": ["a", "b", "c", "d"], "opened": [False, pd.NA, True, False],
+                             "clicked": [True, False, False, False],
+                             "sent_at": pd.to_datetime(["2024-03-01", "2024-01-01", None, "2024-01-01"])})
+    got = engagement_dates(campaign)
+    assert list(got.index) == ["a", "c"]
+    assert got["a"] == pd.Timestamp("2024-03-01") and got["c"] == pd.Timestamp.min
+    assert engagement_dates(None) is None and engagement_dates(campaign[["customer_id"]]) is None
+
+
+# --------------------------------------------------------------------------- stage rules
+CASES = [
+    ("no purchase, not engaged", {"n_purchases": 0}, "prospect"),
+    ("no purchase, engaged", {"n_purchases": 0, "engaged": True}, "engaged_prospect"),
+    ("beyond the churn window", {"recency_days": 101.0}, "lapsed"),
+    ("exactly at the churn window", {"recency_days": 100.0, "own_interval_days": 60.0}, "active"),
+    ("one purchase, at the end of the new window", {"n_purchases": 1, "tenure_days": 30.0, "recency_days": 30.0,
+                                                    "gap_before_last_days": np.nan, "own_interval_days": np.nan}, "new"),
+    ("one purchase, past the new window", {"n_purchases": 1, "tenure_days": 31.0, "recency_days": 31.0,
+                                           "gap_before_last_days": np.nan, "own_interval_days": np.nan}, "at_risk"),
+    ("two purchases inside the new window", {"n_purchases": 2, "tenure_days": 20.0, "recency_days": 5.0}, "new"),
+    ("overdue against own and base interval", {"recency_days": 50.0, "own_interval_days": 20.0}, "at_risk"),
+    ("overdue against own interval only", {"recency_days": 35.0, "own_interval_days": 10.0}, "active"),
+    ("overdue against the base only", {"recency_days": 50.0, "own_interval_days": 30.0}, "active"),
+    ("low P(alive)", {"p_alive": 0.3}, "at_risk"),
+    ("back after a gap beyond the churn window", {"n_purchases": 2, "gap_before_last_days": 150.0,
+                                                  "own_interval_days": 150.0}, "reactivated"),
+    ("reactivated comes before loyal", {"n_purchases": 6, "gap_before_last_days": 150.0,
+                                        "monetary_total": 1000.0}, "reactivated"),
+    ("top purchases and value", {"n_purchases": 5, "monetary_total": 500.0}, "loyal"),
+    ("top purchases but not top value", {"n_purchases": 5, "monetary_total": 499.0}, "active"),
+    ("lapsed comes before reactivated", {"n_purchases": 2, "gap_before_last_days": 150.0,
+                                         "recency_days": 120.0}, "lapsed"),
+    ("at risk comes before loyal", {"n_purchases": 6, "monetary_total": 900.0, "recency_days": 50.0}, "at_risk"),
+]
+
+
+def test_each_stage_rule_and_its_priority():
+    state = state_rows([c[1] for c in CASES])
+    p_alive = state.pop("p_alive").fillna(0.9) if "p_alive" in state else None
+    got = assign_lifecycle_stage(state, TH, p_alive).tolist()
+    assert dict(zip([c[0] for c in CASES], got)) == {c[0]: c[2] for c in CASES}
+
+
+def test_without_p_alive_the_p_alive_rule_is_off():
+    state = state_rows([{}])
+    assert assign_lifecycle_stage(state, TH, p_alive=[0.01]).tolist() == ["at_risk"]
+    assert assign_lifecycle_stage(state, TH).tolist() == ["active"]
+    assert assign_lifecycle_stage(state, replace(TH, p_alive_threshold=0.0), [0.01]).tolist() == ["active"]
+
+
+def test_every_customer_gets_exactly_one_stage_whatever_the_state():
+    rng = np.random.default_rng(0)
+    n = 20000
+    count = rng.integers(0, 8, n)
+    tenure = rng.uniform(1, 700, n)
+    recency = np.where(count > 0, np.minimum(rng.uniform(1, 400, n), tenure), np.nan)
+    own = np.where(count > 1, (tenure - recency) / np.maximum(count - 1, 1), np.nan)
+    state = pd.DataFrame({"n_purchases": count, "recency_days": recency, "tenure_days": np.where(count > 0, tenure, np.nan),
+                          "gap_before_last_days": np.where(count > 1, rng.uniform(1, 300, n), np.nan),
+                          "own_interval_days": own, "monetary_total": rng.gamma(1, 200, n) * (count > 0),
+                          "engaged": rng.random(n) < 0.3})
+    stages = assign_lifecycle_stage(state, TH, np.where(count > 0, rng.random(n), np.nan))
+    assert stages.notna().all() and set(stages.unique()) == set(STAGES)
+    assert ((count == 0) == stages.isin(["prospect", "engaged_prospect"])).all()
+    assert ((count > 0) & (recency > TH.churn_window_days) == (stages == "lapsed")).all()
+
+
+def test_thresholds_must_be_positive_numbers():
+    with pytest.raises(ConfigError, match="churn_window_days = -5 must be > 0"):
+        replace(TH, churn_window_days=-5)
+    with pytest.raises(ConfigError, match="p_alive_threshold"):
+        replace(TH, p_alive_threshold=1.5)
+    with pytest.raises(ConfigError, match="new_window_days = 'soon' is not a number"):
+        replace(TH, new_window_days="soon")
+
+
+# --------------------------------------------------------------------------- the stager
+def gap_history() -> pd.DataFrame:
+    day = pd.Timestamp("2024-01-01")
+    rows = [("a", str((day + pd.Timedelta(days=10 * i)).date()), 10) for i in range(10)]  # nine 10-day gaps
+    rows += [("b", "2024-01-01", 100), ("b", "2024-01-31", 100), ("b", "2024-03-21", 100)]  # 30, 50
+    rows += [("c", "2024-01-01", 50), ("c", "2024-04-10", 50)]  # 100
+    return purchase_history(orders(*rows))
+
+
+def test_stager_derives_windows_from_quantiles_of_the_gaps():
+    stager = LifecycleStager(min_gaps=5).fit(gap_history(), "2024-06-01")
+    th = stager.thresholds_
+    # gaps: 10 x9, 30, 50, 100 -> 90% quantile (a value that occurs) 50, median 10
+    assert (th.churn_window_days, th.base_interval_days) == (50.0, 10.0)
+    assert th.new_window_days == 100.0  # first-to-second gaps 10, 30, 100 -> 75% quantile
+    assert th.loyal_min_purchases == 10.0 and th.loyal_min_value == 300.0
+    assert stager.n_gaps_ == 12 and stager.warnings_ == []
+    sources = stager.threshold_table_.set_index("threshold")["source"]
+    assert sources["churn_window_days"].startswith("data: 90% quantile of 12 gaps")
+
+
+def test_given_thresholds_win_and_too_few_gaps_fall_back_with_a_warning():
+    stager = LifecycleStager(churn_window_days=70, min_gaps=5).fit(gap_history(), "2024-06-01")
+    assert stager.thresholds_.churn_window_days == 70.0
+    assert "set: lifecycle.churn_window_days" in stager.threshold_table_.iloc[0]["source"]
+    sparse = LifecycleStager(min_gaps=50, fallback_churn_window_days=200).fit(gap_history(), "2024-06-01")
+    assert sparse.thresholds_.churn_window_days == 200.0 and sparse.thresholds_.new_window_days == 90.0
+    assert "Only 12 gaps" in sparse.warnings_[0]
+
+
+def test_stager_fitted_on_one_date_predicts_as_of_another():
+    history = gap_history()
+    stager = LifecycleStager(min_gaps=5).fit(history, "2024-06-01")
+    now = stager.predict(history, "2024-06-01")["lifecycle_stage"]
+    earlier = stager.predict(history, "2024-04-15")["lifecycle_stage"]
+    assert now.tolist() == ["lapsed", "lapsed", "lapsed"]  # 62, 72, 52 days > churn window 50
+    # a, b: on schedule past the new window (100 days); c: back after a 100-day gap > 50
+    assert earlier.tolist() == ["active", "active", "reactivated"]
+    assert stager.thresholds_ == LifecycleStager(min_gaps=5).fit(history, "2024-06-01").thresholds_
+
+
+def test_predicting_before_fitting_raises_not_fitted():
+    with pytest.raises(NotFittedError):
+        LifecycleStager().predict(gap_history(), "2024-06-01")
+
+
+def test_quantiles_outside_zero_one_are_a_config_error():
+    with pytest.raises(ConfigError, match="churn_quantile = 1.5"):
+        LifecycleStager(churn_quantile=1.5).fit(gap_history(), "2024-06-01")
+
+
+def test_p_alive_from_the_state_equals_bgnbd_on_the_lifetimes_summary():
+    purchases = purchase_orders(load_cdnow("sample"))
+    as_of = pd.Timestamp("1997-10-01")
+    summary = clv_summary(purchases[purchases["order_date"] < as_of], as_of - pd.Timedelta(days=1))
+    model = BetaGeoModel().fit(summary)
+    history = purchase_history(purchases)
+    state = LifecycleStager().fit(history, as_of).predict(history, as_of, bgnbd=model)
+    expected = pd.Series(model.p_alive(summary), index=summary.index)
+    np.testing.assert_allclose(state["p_alive"].reindex(summary.index).to_numpy(), expected.to_numpy(), rtol=1e-12)
+
+
+# --------------------------------------------------------------------------- over time
+def test_snapshot_dates_end_each_period_and_flag_a_partial_last_one():
+    full = snapshot_dates(pd.Timestamp("2024-01-20"), "2024-04-01")
+    assert full["snapshot_date"].dt.strftime("%Y-%m-%d").tolist() == ["2024-02-01", "2024-03-01", "2024-04-01"]
+    assert not full["partial"].any()
+    weekly = snapshot_dates(pd.Timestamp("2024-01-03"), "2024-01-20", "W")
+    assert weekly["snapshot_date"].dt.strftime("%Y-%m-%d").tolist() == ["2024-01-08", "2024-01-15", "2024-01-20"]
+    assert weekly["partial"].tolist() == [False, False, True]
+    with pytest.raises(ConfigError, match="snapshot_freq = 'D'"):
+        snapshot_dates(pd.Timestamp("2024-01-03"), "2024-01-20", "D")
+
+
+@pytest.fixture()
+def small_timeline():
+    history = purchase_history(orders(
+        ("a", "2024-01-05", 10), ("a", "2024-01-25", 10), ("a", "2024-02-20", 10), ("a", "2024-03-10", 10),
+        ("b", "2024-01-10", 20), ("c", "2024-01-02", 30), ("c", "2024-03-20", 30), ("e", "2024-02-20", 40)))
+    customers = pd.DataFrame({"customer_id": pd.array(["a", "b", "c", "d", "e"], dtype="string"),
+                              "signup_date": pd.to_datetime([None, None, None, None, "2024-02-10"])})
+    stager = LifecycleStager(churn_window_days=45, new_window_days=20, base_interval_days=15,
+                             loyal_min_purchases=100, loyal_min_value=1e9, p_alive_threshold=0.0).fit(history, "2024-04-01")
+    dates = snapshot_dates(history["purchase_date"].min(), "2024-04-01")
+    return history, customers, stager, dates, stage_history(stager, history, dates, customers)
+
+
+def test_stage_history_gives_each_customer_a_stage_at_each_snapshot(small_timeline):
+    *_, over_time = small_timeline
+    names = over_time.apply(lambda col: [STAGES[c] if c >= 0 else "-" for c in col])
+    assert names.to_dict("index") == {
+        "a": {"2024-01": "active", "2024-02": "active", "2024-03": "active"},
+        "b": {"2024-01": "at_risk", "2024-02": "lapsed", "2024-03": "lapsed"},
+        "c": {"2024-01": "at_risk", "2024-02": "lapsed", "2024-03": "reactivated"},
+        "d": {"2024-01": "prospect", "2024-02": "prospect", "2024-03": "prospect"},
+        "e": {"2024-01": "-", "2024-02": "new", "2024-03": "at_risk"},  # signed up 2024-02-10
+    }
+
+
+def test_stage_counts_and_transitions_follow_the_stage_history(small_timeline):
+    history, customers, stager, dates, over_time = small_timeline
+    counts = stage_counts(over_time, dates).set_index(["period", "lifecycle_stage"])["customers"]
+    assert counts["2024-01"][["active", "at_risk", "prospect", "new"]].tolist() == [1, 2, 1, 0]
+    assert counts["2024-01"].sum() == 4 and counts["2024-03"].sum() == 5
+    moves = transition_counts(over_time)
+    nonzero = {(i, j): int(v) for (i, j), v in moves.stack().items() if v}
+    assert nonzero == {("active", "active"): 2, ("at_risk", "lapsed"): 2, ("prospect", "prospect"): 2,
+                       (NOT_YET, "new"): 1, ("lapsed", "lapsed"): 1, ("lapsed", "reactivated"): 1,
+                       ("new", "at_risk"): 1}
+    last = transition_counts(over_time, last=1)
+    assert int(last.to_numpy().sum()) == 5 and int(last.loc["lapsed", "reactivated"]) == 1
+    shares = row_shares(moves)
+    assert shares.loc["lapsed", "reactivated"] == 0.5 and shares.loc["loyal"].isna().all()
+
+
+def test_period_rates_count_churn_reactivation_and_repeat_purchases(small_timeline):
+    history, customers, stager, dates, over_time = small_timeline
+    rates = period_rates(over_time, history, dates).set_index("period")
+    feb, mar = rates.loc["2024-02"], rates.loc["2024-03"]
+    assert (feb["live_start"], feb["churned"], feb["churn_rate"]) == (3, 2, pytest.approx(2 / 3))
+    assert feb["lapsed_start"] == 0 and np.isnan(feb["reactivation_rate"])
+    assert (feb["buyers_start"], feb["repeat_buyers"], feb["new_customers"], feb["live_end"]) == (3, 1, 1, 2)
+    assert (mar["churned"], mar["lapsed_start"], mar["reactivated"], mar["reactivation_rate"]) == (0, 2, 1, 0.5)
+    assert (mar["buyers_start"], mar["repeat_buyers"], mar["repeat_purchase_rate"]) == (4, 2, 0.5)
+    assert "2024-01" not in rates.index
+
+
+def test_cohorts_fill_empty_months_and_flag_the_partial_one():
+    history = purchase_history(orders(("a", "2024-01-05", 10), ("a", "2024-03-02", 4), ("b", "2024-01-20", 6),
+                                      ("c", "2024-02-10", 8), ("c", "2024-03-10", 2)))
+    got = cohort_table(history, "2024-03-15")
+    jan, feb = got[got["cohort"] == "2024-01"], got[got["cohort"] == "2024-02"]
+    assert jan["months_since_first"].tolist() == [0, 1, 2] and feb["months_since_first"].tolist() == [0, 1]
+    assert jan["cohort_size"].tolist() == [2, 2, 2] and jan["customers_purchasing"].tolist() == [2, 0, 1]
+    assert jan["retention"].tolist() == [1.0, 0.0, 0.5]
+    assert jan["cumulative_revenue_per_customer"].tolist() == [8.0, 8.0, 10.0]
+    assert got["partial"].tolist() == [False, False, True, False, True]  # March is not over on 2024-03-15
+    assert cohort_table(history, "2024-04-01")["partial"].sum() == 0
+
+
+# --------------------------------------------------------------------------- settings
+def test_settings_validate_keys_types_and_stages():
+    base = load_config()["lifecycle"]
+    settings = LifecycleSettings.from_config(base)
+    assert settings.stager().get_params()["churn_quantile"] == 0.9
+    assert settings.stage_info()["phase"].tolist()[:3] == ["awareness", "consideration", "conversion"]
+    with pytest.raises(ConfigError, match="unknown key.*'churn_window'"):
+        LifecycleSettings.from_config({**base, "churn_window": 90})
+    with pytest.raises(ConfigError, match="churn_window_days = 'ninety' is not a number"):
+        LifecycleSettings.from_config({**base, "churn_window_days": "ninety"})
+    with pytest.raises(ConfigError, match="horizon_months"):
+        LifecycleSettings.from_config({**base, "horizon_months": 0})
+    stages = {k: v for k, v in base["stages"].items() if k != "loyal"}
+    with pytest.raises(ConfigError, match="stage\\(s\\) loyal missing"):
+        LifecycleSettings.from_config({**base, "stages": stages})
+    with pytest.raises(ConfigError, match="stages.new.phase = 'onboarding'"):
+        LifecycleSettings.from_config({**base, "stages": {**base["stages"], "new": {"phase": "onboarding"}}})
+
+
+# --------------------------------------------------------------------------- widget logic
+def test_stage_sizes_for_other_thresholds_move_customers_between_stages():
+    state = state_rows([{"recency_days": r, "own_interval_days": 30.0, "n_purchases": 2} for r in (20, 60, 120, 200)])
+    state["p_alive"] = np.nan
+    reference = stage_sizes(assign_lifecycle_stage(state, TH))
+    wider = stage_sizes_for_thresholds(state, replace(TH, churn_window_days=150), reference).set_index("lifecycle_stage")
+    assert wider.loc["lapsed", "customers"] == 1 and wider.loc["lapsed", "change"] == -1
+    assert wider.loc["at_risk", "customers"] == 1 and wider.loc["at_risk", "change"] == 1  # 120 days: overdue
+    assert wider["customers"].sum() == 4 and wider["change"].sum() == 0
+
+
+def test_threshold_choices_cover_quantiles_times_overdue_factors():
+    choices = threshold_choices(TH, np.arange(1.0, 201.0))
+    assert len(choices) == 15
+    picked = choices["churn window 181 days (90% of gaps shorter) · overdue factor 3"]
+    assert (picked.churn_window_days, picked.overdue_factor, picked.new_window_days) == (181.0, 3.0, 30.0)
+
+
+# --------------------------------------------------------------------------- the producer
+@pytest.fixture(scope="module")
+def shop_run(tmp_path_factory):
+    """Upstream artifacts (audit, RFM) of a generated shop, built once; tests copy them."""
+    from segkit.audit import build_audit_artifacts
+    from segkit.rfm import build_rfm_artifacts
+
+    root = tmp_path_factory.mktemp("shop")
+    shop = generate_shop(800, seed=5)
+    paths = write_sample(root / "data", shop)
+    config = root / "config.yml"
+    config.write_text("data:\n" + "".join(f"  {t}: {paths[t]}\n" for t in ("transactions", "customers", "campaign")))
+    build_audit_artifacts(open_run("01_data_audit", root / "upstream", config))
+    build_rfm_artifacts(open_run("02_rfm", root / "upstream", config))
+    return root, config, shop.truth
+
+
+def lifecycle_run(shop_run, name: str, **overrides):
+    root, config, _ = shop_run
+    run = root / name
+    shutil.copytree(root / "upstream", run)
+    ctx = open_run("04_lifecycle", run, config, overrides={"lifecycle": overrides})
+    return ctx, build_lifecycle_artifacts(ctx)
+
+
+@pytest.fixture(scope="module")
+def shop_result(shop_run):
+    return lifecycle_run(shop_run, "main")
+
+
+def test_producer_writes_one_lifecycle_row_per_known_customer(shop_result):
+    ctx, result = shop_result
+    lifecycle = ctx.read_artifact("lifecycle")
+    customers = ctx.read_artifact("customers_clean")
+    assert sorted(lifecycle["customer_id"]) == sorted(customers["customer_id"].astype(str))
+    for column in ("customer_id", "lifecycle_stage", "phase", "recommended_action", "p_alive",
+                   "expected_purchases_90d", "clv_12m"):
+        assert column in lifecycle.columns
+    assert set(lifecycle["lifecycle_stage"]) <= set(STAGES)
+    assert ((lifecycle["n_purchases"] == 0) == lifecycle["lifecycle_stage"].isin(["prospect", "engaged_prospect"])).all()
+    buyers = lifecycle[lifecycle["n_purchases"] > 0]
+    assert buyers["p_alive"].between(0, 1).all() and (buyers["clv_12m"] >= 0).all()
+    assert lifecycle.loc[lifecycle["n_purchases"] == 0, ["p_alive", "clv_12m"]].isna().all().all()
+    assert (lifecycle["phase"] == lifecycle["lifecycle_stage"].map(
+        result.stage_sizes.set_index("lifecycle_stage")["phase"])).all()
+
+
+def test_producer_adds_exactly_its_four_columns_to_customer_segments(shop_run, shop_result):
+    root, *_ = shop_run
+    before = pd.read_csv(root / "upstream" / "artifacts" / "customer_segments.csv", nrows=1).columns
+    ctx, result = shop_result
+    after = ctx.read_artifact("customer_segments")
+    assert set(after.columns) - set(before) == {"lifecycle_stage", "p_alive", "expected_purchases_90d", "clv_12m"}
+    merged = after.merge(result.lifecycle, on="customer_id", suffixes=("", "_lc"))
+    assert (merged["lifecycle_stage"] == merged["lifecycle_stage_lc"]).all()
+    np.testing.assert_allclose(merged["clv_12m"], merged["clv_12m_lc"], rtol=1e-9)
+
+
+def test_clv_model_json_has_the_contract_shape(shop_result):
+    ctx, result = shop_result
+    model = ctx.read_artifact("clv_model")
+    assert {"r", "alpha", "a", "b", "log_likelihood", "time_unit"} <= set(model["bgnbd"])
+    assert {"p", "q", "v"} <= set(model["gamma_gamma"])
+    assert model["bgnbd"]["time_unit"] == "weeks" and model == result.clv_model
+
+
+def test_the_last_snapshot_equals_the_current_stages_and_counts_every_known_customer(shop_result):
+    ctx, result = shop_result
+    snapshots = ctx.read_artifact("snapshots")
+    last = snapshots[snapshots["snapshot_date"] == snapshots["snapshot_date"].max()]
+    assert last["snapshot_date"].iloc[0] == result.as_of
+    assert last.set_index("lifecycle_stage")["customers"].reindex(list(STAGES)).tolist() == \
+        result.stage_sizes["customers"].tolist()
+    per_period = snapshots.groupby("period")["share"].sum()
+    np.testing.assert_allclose(per_period.to_numpy(), 1.0)
+
+
+def test_cohorts_start_at_full_retention_and_cover_every_buyer(shop_result):
+    ctx, result = shop_result
+    cohorts = ctx.read_artifact("cohorts")
+    first = cohorts[cohorts["months_since_first"] == 0]
+    assert (first["retention"] == 1.0).all()
+    assert first["cohort_size"].sum() == int((result.lifecycle["n_purchases"] > 0).sum())
+
+
+def test_stages_agree_with_the_planted_truth_of_the_generator(shop_run, shop_result):
+    _, result = shop_result
+    truth = shop_run[2].astype({"customer_id": "string"})
+    m = result.lifecycle.merge(truth[["customer_id", "alive_at_end"]], on="customer_id")
+    alive = m.groupby("lifecycle_stage")["alive_at_end"].mean()
+    assert alive["lapsed"] <= 0.25  # at least 75 % of the lapsed really stopped buying
+    assert m.loc[m["lifecycle_stage"].isin(["active", "loyal"]), "alive_at_end"].mean() >= 0.85
+    assert m.groupby(m["alive_at_end"])["p_alive"].mean()[True] > m.groupby(m["alive_at_end"])["p_alive"].mean()[False]
+
+
+def test_summary_is_generated_from_the_results(shop_result):
+    _, result = shop_result
+    summary = summarize(result)
+    sizes = result.stage_sizes.set_index("lifecycle_stage")["customers"]
+    assert 3 <= len(summary["findings"]) <= 5 and summary["actions"]
+    assert summary["headlines"]["Lapsed"] == sizes["lapsed"]
+    assert summary["headlines"]["Live buyers"] == sizes[list(LIVE_STAGES)].sum()
+    assert f"{sizes['lapsed']:,} lapsed" in summary["findings"][0]
+    assert summary["analysed"].startswith(f"{len(result.lifecycle):,} customers")
+    assert any("top 10% of customers hold" in f for f in summary["findings"])
+    assert summary["headlines"]["Top-decile CLV share"] == f"{100 * result.clv['top_decile_share']:.0f}%"
+
+
+def test_the_producer_is_deterministic(shop_run, shop_result):
+    ctx, _ = shop_result
+    again, _ = lifecycle_run(shop_run, "again")
+    for name in ("lifecycle.parquet", "snapshots.parquet", "cohorts.parquet", "clv_model.json",
+                 "customer_segments.csv"):
+        assert (ctx.artifacts_dir / name).read_bytes() == (again.artifacts_dir / name).read_bytes(), name
+
+
+def test_a_failed_model_fit_is_a_warning_and_the_rest_still_runs(shop_run):
+    ctx, result = lifecycle_run(shop_run, "nofit", min_repeat_buyers=10**9)
+    assert any("BG/NBD not fitted" in w for w in result.warnings)
+    assert result.lifecycle["p_alive"].isna().all() and result.lifecycle["clv_12m"].isna().all()
+    assert not ctx.has_artifact("clv_model") and result.clv_model is None
+    assert result.stage_sizes["customers"].sum() == len(result.lifecycle)
+    summary = summarize(result)
+    assert summary["warnings"] and not any("CLV" in f for f in summary["findings"])
+    assert "could not be fitted" in model_status(result)
+    assert ctx.read_artifact("customer_segments")["p_alive"].isna().all()
+
+
+def test_without_campaign_data_prospects_are_not_split(shop_run):
+    root, config, _ = shop_run
+    run = root / "nocampaign"
+    shutil.copytree(root / "upstream", run)
+    (run / "artifacts" / "campaign_clean.parquet").unlink()
+    result = build_lifecycle_artifacts(open_run("04_lifecycle", run, config))
+    sizes = result.stage_sizes.set_index("lifecycle_stage")["customers"]
+    assert sizes["engaged_prospect"] == 0 and sizes["prospect"] > 0
+
+
+def test_parameters_override_the_data_driven_thresholds(shop_run, shop_result):
+    _, base = shop_result
+    _, wide = lifecycle_run(shop_run, "wide", churn_window_days=400, snapshot_freq="Q", horizon_months=24)
+    assert wide.stage_thresholds.churn_window_days == 400.0
+    lapsed = lambda r: int(r.stage_sizes.set_index("lifecycle_stage").loc["lapsed", "customers"])  # noqa: E731
+    assert lapsed(wide) < lapsed(base)
+    assert wide.snapshots["period"].str.contains("Q").all()
+    buyers = wide.lifecycle[wide.lifecycle["n_purchases"] > 0]
+    assert (buyers["clv_24m"] > buyers["clv_12m"]).all() and wide.clv_column == "clv_24m"
+
+
+# --------------------------------------------------------------------------- tiny and bad input
+def handmade_run(tmp_path: Path, transactions: pd.DataFrame, as_of: str, customers: list[str] | None = None) -> RunContext:
+    ctx = RunContext(notebook="04_lifecycle", run_dir=tmp_path, config=load_config(), seed=1, interactive=False)
+    ids = customers or sorted(transactions["customer_id"].unique())
+    ctx.write_artifact("transactions_clean", transactions)
+    ctx.write_artifact("customers_clean", pd.DataFrame({"customer_id": pd.array(ids, dtype="string")}))
+    ctx.write_artifact("audit_summary", {"as_of": as_of})
+    ctx.write_artifact("rfm", pd.DataFrame({"customer_id": pd.array(ids, dtype="string"), "rfm_segment": "Lost"}))
+    return ctx
+
+
+def test_a_tiny_shop_gets_stages_with_fallback_windows_and_no_model(tmp_path):
+    tx = pd.DataFrame({"customer_id": pd.array(["a", "b", "b"], dtype="string"),
+                       "order_id": pd.array(["1", "2", "3"], dtype="string"),
+                       "order_date": pd.to_datetime(["2024-01-10", "2024-02-01", "2024-02-20"]),
+                       "amount": [10.0, 20.0, 5.0]})
+    ctx = handmade_run(tmp_path, tx, "2024-03-01", ["a", "b", "p"])
+    result = build_lifecycle_artifacts(ctx)
+    assert dict(zip(result.lifecycle["customer_id"], result.lifecycle["lifecycle_stage"])) == {
+        "a": "new", "b": "new", "p": "prospect"}  # fallback new window: 90 days
+    assert any("fallback" in w for w in result.warnings) and any("BG/NBD not fitted" in w for w in result.warnings)
+    assert any("Holdout check skipped" in w for w in result.warnings)
+    assert 1 <= len(summarize(result)["findings"]) <= 5
+
+
+def test_a_missing_amount_column_names_the_file_and_column(tmp_path):
+    tx = pd.DataFrame({"customer_id": pd.array(["a"], dtype="string"), "order_date": pd.to_datetime(["2024-01-10"])})
+    with pytest.raises(DataError, match=r"transactions_clean\.parquet.*'amount' missing"):
+        build_lifecycle_artifacts(handmade_run(tmp_path, tx, "2024-03-01"))
+
+
+def test_an_as_of_before_every_purchase_is_a_data_error(tmp_path):
+    tx = pd.DataFrame({"customer_id": pd.array(["a"], dtype="string"), "order_id": pd.array(["1"], dtype="string"),
+                       "order_date": pd.to_datetime(["2024-01-10"]), "amount": [5.0]})
+    with pytest.raises(DataError, match="on or after as_of = 2023-12-01"):
+        build_lifecycle_artifacts(handmade_run(tmp_path, tx, "2023-12-01"))
+
+
+def test_only_returned_orders_is_a_data_error_not_a_traceback(tmp_path):
+    tx = pd.DataFrame({"customer_id": pd.array(["a", "a"], dtype="string"), "order_id": pd.array(["1", "1"], dtype="string"),
+                       "order_date": pd.to_datetime(["2024-01-10", "2024-01-11"]), "amount": [5.0, -5.0]})
+    with pytest.raises(DataError, match="no purchase order"):
+        build_lifecycle_artifacts(handmade_run(tmp_path, tx, "2024-03-01"))
+
+
+# --------------------------------------------------------------------------- plots and widget
+def test_every_plot_is_titled_and_labelled(shop_result):
+    import segkit.plots.lifecycle as pl
+    from segkit.lifecycle import cohort_matrix
+
+    _, r = shop_result
+    axes = [pl.plot_stage_sizes(r.stage_sizes), pl.plot_stage_counts(r.snapshots),
+            pl.plot_transition_matrix(r.transitions, min_cell_size=10), pl.plot_period_rates(r.rates),
+            pl.plot_cohort_heatmap(cohort_matrix(r.cohorts, "retention", 10), "Share of the cohort purchasing"),
+            pl.plot_gap_distribution(r.gaps, r.stage_thresholds), pl.plot_churn_risk(r.lifecycle),
+            pl.plot_clv_distribution(r.lifecycle), pl.plot_clv_concentration(r.lifecycle),
+            pl.plot_holdout_check(r.holdout)]
+    for ax in axes:
+        assert ax.get_title() and ax.get_xlabel() and ax.get_ylabel(), ax.get_title()
+    bars = axes[0].patches
+    assert [b.get_width() for b in bars][::-1] == r.stage_sizes["customers"].tolist()
+    assert len(axes[3].lines) == 3
+    plt.close("all")
+
+
+def test_plots_say_so_when_the_model_was_not_fitted(shop_result):
+    import segkit.plots.lifecycle as pl
+
+    _, r = shop_result
+    empty = r.lifecycle.assign(p_alive=np.nan, clv_12m=np.nan)
+    for ax in (pl.plot_churn_risk(empty), pl.plot_clv_distribution(empty), pl.plot_clv_concentration(empty)):
+        assert "not fitted" in ax.texts[0].get_text()
+
+
+def test_clv_by_stage_shares_add_up(shop_result):
+    _, r = shop_result
+    table = clv_by_stage(r.lifecycle)
+    assert table["clv_share"].sum() == pytest.approx(1.0)
+    assert table["customers"].sum() == int(r.lifecycle["lifecycle_stage"].isin(BUYER_STAGES).sum())
+
+
+def test_threshold_widget_renders_every_choice_statically(shop_result):
+    from segkit.widgets import explorer
+
+    _, r = shop_result
+    choices = threshold_choices(r.stage_thresholds, r.gaps)
+    view = explorer(choices, lambda th: stage_sizes_for_thresholds(r.state, th, r.stage_sizes))
+    html = view._repr_mimebundle_()["text/html"]
+    assert all(label in html for label in choices) and html.count("<details") == len(choices)
