@@ -19,6 +19,15 @@ from segkit.errors import (
 from segkit.pipeline import NOTEBOOKS, RunContext, open_run
 from segkit.io import load_inputs, load_table
 from segkit.datasets import GeneratedShop, generate_shop, load_cdnow, load_sample
+from segkit.rfm import (
+    LoyaltyTiers,
+    RFMScorer,
+    SegmentMap,
+    build_rfm_artifacts,
+    lifetimes_summary,
+    purchase_orders,
+    rfm_table,
+)
 
 __all__ = [
     "__version__",
@@ -29,6 +38,13 @@ __all__ = [
     "GeneratedShop",
     "load_sample",
     "load_cdnow",
+    "rfm_table",
+    "lifetimes_summary",
+    "purchase_orders",
+    "RFMScorer",
+    "SegmentMap",
+    "LoyaltyTiers",
+    "build_rfm_artifacts",
     "open_run",
     "RunContext",
     "NOTEBOOKS",

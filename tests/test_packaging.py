@@ -72,3 +72,14 @@ def test_the_segkit_command_is_installed():
                          capture_output=True, text=True)
     assert out.returncode == 0
     assert "run" in out.stdout
+
+
+def test_papermill_reads_every_notebooks_parameters_including_the_core_four(caplog):
+    from papermill.inspection import inspect_notebook
+
+    for path in sorted((ROOT / "notebooks").glob("*.ipynb")):
+        with caplog.at_level("WARNING", logger="papermill"):
+            params = inspect_notebook(str(path))
+        assert {"run_dir", "config_path", "as_of", "seed"} <= set(params), path.name
+        assert not [r for r in caplog.records if "Unable to parse" in r.getMessage()], path.name
+        caplog.clear()
