@@ -1,0 +1,630 @@
+"""Customer features for clustering: a behaviour table from the cleaned tables, and a fitted builder.
+
+Two steps, kept apart so that a model fitted on one month can score the next:
+
+1. :func:`customer_table` — a pure function from the cleaned tables (``transactions_clean``,
+   optionally ``customers_clean`` and ``campaign_clean``) to one row per buying customer with
+   interpretable values: RFM (reused from :func:`segkit.rfm.rfm_table`), average order value,
+   median days between orders, category breadth, return share, share of orders per channel,
+   favourite category, e-mail engagement, and the customer's attributes (region, channels,
+   age band, ...). Every aggregation is a vectorised group-by over integer codes.
+2. :class:`FeatureBuilder` — a scikit-learn transformer that picks the features that exist,
+   imputes missing values explicitly (and reports how many per column), log-transforms skewed
+   amounts, standardises numeric columns and caps rare categories. Everything is learnt in
+   ``fit`` and reused by ``transform`` for new customers.
+
+Examples
+--------
+>>> tx = pd.DataFrame({
+...     "customer_id": ["a", "a", "b"], "order_id": ["1", "2", "3"],
+...     "order_date": pd.to_datetime(["2024-01-01", "2024-01-11", "2024-01-05"]),
+...     "amount": [20.0, 40.0, 10.0], "category": ["toys", "books", "toys"],
+...     "channel": ["web", "app", "web"]})
+>>> table = customer_table(tx, as_of="2024-01-21")
+>>> table[["customer_id", "frequency", "aov", "median_days_between_orders"]]
+  customer_id  frequency   aov  median_days_between_orders
+0           a          2  30.0                        10.0
+1           b          1  10.0                         NaN
+>>> fb = FeatureBuilder(numeric=["frequency", "aov"], categorical=["favourite_category"]).fit(table)
+>>> fb.transform(table).round(2)  # doctest: +NORMALIZE_WHITESPACE
+             frequency  aov favourite_category
+customer_id
+a                  1.0  1.0              books
+b                 -1.0 -1.0               toys
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import re
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.utils.validation import check_is_fitted
+
+from segkit.errors import ConfigError, DataError, format_rows
+
+# Default feature lists (the `clustering.feature_sets` of clustering.yml override them).
+# "a|b" means: the first of these columns that exists (region is coarser than country).
+BEHAVIOUR_FEATURES: tuple[str, ...] = (
+    "recency_days", "frequency", "monetary_total", "aov", "tenure_days",
+    "median_days_between_orders", "category_breadth", "return_share", "channel_share_*",
+    "open_rate", "click_rate",
+)
+PROFILE_FEATURES: tuple[str, ...] = (
+    "region|country", "acquisition_channel", "preferred_channel", "favourite_category", "age_band",
+)
+LOG_FEATURES: tuple[str, ...] = (
+    "recency_days", "frequency", "monetary_total", "aov", "tenure_days",
+    "median_days_between_orders", "category_breadth",
+)
+# How a missing numeric value is filled: "median", "zero", a number, or "column:<name>".
+# A one-order customer has no gap between orders: at least the time since that order has
+# passed, so the tenure is the honest lower bound.
+DEFAULT_IMPUTE: dict[str, Any] = {"median_days_between_orders": "column:tenure_days"}
+AGE_BANDS: tuple[tuple[int, int, str], ...] = (
+    (0, 25, "18-24"), (25, 35, "25-34"), (35, 45, "35-44"), (45, 55, "45-54"),
+    (55, 65, "55-64"), (65, 200, "65+"),
+)
+UNKNOWN = "Unknown"
+OTHER = "Other"
+# Sensitive attributes never used as clustering features (they can still be profiled).
+EXCLUDED_ATTRIBUTES: tuple[str, ...] = ("gender", "birth_year")
+
+
+def _slug(value: object) -> str:
+    return re.sub(r"[^0-9a-z]+", "_", str(value).strip().lower()).strip("_") or "unknown"
+
+
+def _as_of_timestamp(as_of: object, dates: pd.Series) -> pd.Timestamp:
+    if as_of is None:
+        return dates.max().normalize() + pd.Timedelta(days=1)
+    try:
+        ts = pd.Timestamp(as_of)
+    except (TypeError, ValueError):
+        raise ConfigError(f"as_of = {as_of!r} is not a date; use YYYY-MM-DD.") from None
+    return ts.normalize()
+
+
+def _line_frame(transactions: pd.DataFrame, as_of: pd.Timestamp) -> pd.DataFrame:
+    """Order lines before ``as_of`` with integer codes for customer and order."""
+    for col in ("customer_id", "order_date", "amount"):
+        if col not in transactions.columns:
+            raise DataError(f"transactions: column {col!r} is missing; the features need "
+                            "customer_id, order_date and amount (map them in columns.transactions).")
+    dates = pd.to_datetime(transactions["order_date"])
+    keep = (dates < as_of).to_numpy()
+    tx = transactions.loc[keep]
+    dates = dates[keep]
+    cust, cust_ids = pd.factorize(tx["customer_id"].astype("string"), sort=True)
+    if "order_id" in tx.columns and tx["order_id"].notna().all():
+        order = pd.factorize(tx["order_id"].astype("string"))[0]
+    else:
+        order = np.arange(len(tx))
+    amount = pd.to_numeric(tx["amount"], errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+    if "is_return" in tx.columns:
+        is_return = tx["is_return"].fillna(False).to_numpy(dtype=bool)
+    else:
+        is_return = amount < 0
+    lines = pd.DataFrame({"c": cust, "o": order, "d": dates.to_numpy(), "a": amount, "r": is_return})
+    for col in ("category", "channel"):
+        if col in tx.columns and tx[col].notna().any():
+            lines[col] = tx[col].astype("string").fillna(UNKNOWN).to_numpy()
+    lines.attrs["customer_ids"] = pd.Index(cust_ids, dtype="string")
+    return lines
+
+
+def _orders(lines: pd.DataFrame) -> pd.DataFrame:
+    """One row per (customer, order): date, net amount, channel (of its first line)."""
+    agg = {"d": ("d", "min"), "a": ("a", "sum")}
+    if "channel" in lines.columns:
+        agg["channel"] = ("channel", "first")
+    orders = lines.groupby(["c", "o"], sort=True).agg(**agg).reset_index()
+    orders["purchase"] = orders["a"] > 0
+    return orders
+
+
+def _median_gap(orders: pd.DataFrame) -> pd.Series:
+    """Median days between consecutive purchase days per customer code (NaN with one day)."""
+    days = (orders.loc[orders["purchase"], ["c", "d"]]
+            .assign(d=lambda f: f["d"].dt.normalize())
+            .drop_duplicates()
+            .sort_values(["c", "d"], kind="stable"))
+    gap = days["d"].diff().dt.days.astype("float64")
+    gap[days["c"].ne(days["c"].shift()).to_numpy()] = np.nan
+    return gap.groupby(days["c"].to_numpy()).median()
+
+
+def _channel_shares(orders: pd.DataFrame, max_channels: int) -> pd.DataFrame:
+    """Share of each customer's purchase orders per channel.
+
+    The ``max_channels`` most used channels keep their own column, the rest are summed into
+    ``other``. All columns are kept (they add up to one), so that every pair of single-channel
+    customers is equally far apart.
+    """
+    p = orders.loc[orders["purchase"], ["c", "channel"]]
+    counts = p["channel"].value_counts()
+    ranked = sorted(counts.index, key=lambda ch: (-counts[ch], str(ch)))
+    top = ranked[:max_channels]
+    channel = p["channel"].where(p["channel"].isin(top), "other")
+    table = pd.crosstab(p["c"].to_numpy(), channel.to_numpy(), normalize="index")
+    order = [c for c in top if c in table.columns] + (["other"] if "other" in table.columns else [])
+    table = table[order]
+    table.columns = [f"channel_share_{_slug(c)}" for c in table.columns]
+    return table
+
+
+def _favourite_category(lines: pd.DataFrame) -> pd.Series:
+    """Category with the highest purchased value per customer (ties: alphabetical first)."""
+    bought = lines.loc[~lines["r"] & (lines["a"] > 0), ["c", "category", "a"]]
+    value = bought.groupby(["c", "category"], sort=True)["a"].sum().reset_index()
+    value = value.sort_values(["c", "a", "category"], ascending=[True, False, True], kind="stable")
+    return value.drop_duplicates("c").set_index("c")["category"]
+
+
+def email_engagement(campaign: pd.DataFrame | None, control_arm: str = "control") -> pd.DataFrame:
+    """Open and click rates per customer over the e-mails delivered to them.
+
+    Control-arm rows (no e-mail sent) are left out; without a ``delivered`` column every
+    remaining row counts as delivered.
+
+    Parameters
+    ----------
+    campaign : DataFrame or None
+        Canonical campaign rows (``customer_id, arm`` and ``opened``/``clicked`` if known).
+    control_arm : str
+        Name of the hold-out arm (``campaign.control_arm`` in the config).
+
+    Returns
+    -------
+    DataFrame
+        Index ``customer_id``; columns ``emails_received`` and, when the flags exist,
+        ``open_rate``, ``click_rate``. Empty without campaign data.
+
+    Examples
+    --------
+    >>> camp = pd.DataFrame({"customer_id": ["a", "a", "b"], "arm": ["email", "email", "control"],
+    ...                      "opened": [True, False, False], "clicked": [False, False, False]})
+    >>> email_engagement(camp)  # doctest: +NORMALIZE_WHITESPACE
+                 emails_received  open_rate  click_rate
+    customer_id
+    a                          2        0.5         0.0
+    """
+    if campaign is None or campaign.empty or "customer_id" not in campaign.columns:
+        return pd.DataFrame(index=pd.Index([], name="customer_id", dtype="string"))
+    rows = campaign
+    if "arm" in rows.columns:
+        rows = rows.loc[rows["arm"].astype("string") != control_arm]
+    if "delivered" in rows.columns:
+        rows = rows.loc[rows["delivered"].fillna(True).astype(bool)]
+    ids = rows["customer_id"].astype("string")
+    out = pd.DataFrame({"emails_received": ids.groupby(ids.to_numpy()).size()})
+    for flag, name in (("opened", "open_rate"), ("clicked", "click_rate")):
+        if flag in rows.columns:
+            values = rows[flag].astype("boolean").astype("Float64").to_numpy(dtype=float, na_value=np.nan)
+            out[name] = pd.Series(values).groupby(ids.to_numpy()).mean()
+    out.index = pd.Index(out.index, name="customer_id", dtype="string")
+    return out.sort_index()
+
+
+def customer_attributes(customers: pd.DataFrame | None, as_of: pd.Timestamp | None = None) -> pd.DataFrame:
+    """Categorical attributes per customer from the customers table.
+
+    Keeps ``country, region, acquisition_channel, preferred_channel, age_band`` and
+    ``email_opt_in`` (as ``"yes"/"no"``) where present; a missing ``age_band`` is derived from
+    ``birth_year`` and ``as_of``. Gender and birth year are not returned: segkit does not
+    cluster customers on sensitive attributes.
+
+    Examples
+    --------
+    >>> cust = pd.DataFrame({"customer_id": ["a", "b"], "country": ["DE", None],
+    ...                      "birth_year": [1990, 1950]})
+    >>> customer_attributes(cust, pd.Timestamp("2024-06-01"))  # doctest: +NORMALIZE_WHITESPACE
+                country age_band
+    customer_id
+    a                DE    25-34
+    b               NaN      65+
+    """
+    if customers is None or customers.empty:
+        return pd.DataFrame(index=pd.Index([], name="customer_id", dtype="string"))
+    if "customer_id" not in customers.columns:
+        raise DataError("customers: column 'customer_id' is missing; map it in columns.customers.")
+    out = pd.DataFrame(index=pd.Index(customers["customer_id"].astype("string"), name="customer_id"))
+    for col in ("country", "region", "acquisition_channel", "preferred_channel", "age_band"):
+        if col in customers.columns and customers[col].notna().any():
+            out[col] = customers[col].astype("string").to_numpy()
+    if "birth_year" in customers.columns and as_of is not None:
+        age = as_of.year - pd.to_numeric(customers["birth_year"], errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+        band = pd.Series(pd.NA, index=out.index, dtype="string")
+        for lo, hi, name in AGE_BANDS:
+            band[(age >= lo) & (age < hi)] = name
+        out["age_band"] = out["age_band"].fillna(band) if "age_band" in out.columns else band
+        if out["age_band"].isna().all():
+            out = out.drop(columns="age_band")
+    if "email_opt_in" in customers.columns and customers["email_opt_in"].notna().any():
+        flag = customers["email_opt_in"].astype("boolean")
+        out["email_opt_in"] = pd.array(np.where(flag.fillna(False), "yes", "no"), dtype="string")
+        out.loc[flag.isna().to_numpy(), "email_opt_in"] = pd.NA
+    out = out[~out.index.duplicated(keep="first")]
+    return out
+
+
+def customer_table(
+    transactions: pd.DataFrame,
+    customers: pd.DataFrame | None = None,
+    campaign: pd.DataFrame | None = None,
+    as_of: str | pd.Timestamp | None = None,
+    *,
+    rfm: pd.DataFrame | None = None,
+    control_arm: str = "control",
+    max_channels: int = 6,
+) -> pd.DataFrame:
+    """One row per buying customer with interpretable behaviour and attribute columns.
+
+    Parameters
+    ----------
+    transactions : DataFrame
+        Canonical order lines (``transactions_clean``): ``customer_id, order_date, amount`` and,
+        when known, ``order_id, category, channel, is_return``. Lines on or after ``as_of``
+        are ignored.
+    customers, campaign : DataFrame, optional
+        ``customers_clean`` / ``campaign_clean``; their columns are added when present.
+    as_of : str or Timestamp, optional
+        Analysis date (exclusive). None = the day after the last order.
+    rfm : DataFrame, optional
+        The RFM table of the same transactions and ``as_of`` (artifact ``rfm``); computed with
+        :func:`segkit.rfm.rfm_table` when not given.
+    control_arm : str
+        Hold-out arm of the campaign table (its rows carry no e-mail).
+    max_channels : int
+        Channels with their own share column (the rest are pooled as ``other``).
+
+    Returns
+    -------
+    DataFrame
+        Sorted by ``customer_id``; customers with at least one purchase order (net > 0), as in
+        RFM. Columns: ``customer_id, recency_days, frequency, monetary_total, aov`` (mean net
+        value of a purchase order), ``tenure_days, median_days_between_orders`` (NaN with one
+        purchase day), ``category_breadth`` (distinct categories bought), ``return_share``
+        (returned value / purchased value, 0–1), ``channel_share_<channel>…``,
+        ``favourite_category``, then ``emails_received, open_rate, click_rate`` (campaign) and
+        the attributes of :func:`customer_attributes` (customers), where available.
+
+    Raises
+    ------
+    DataError
+        Required columns missing or no purchase before ``as_of``.
+    """
+    from segkit.rfm import rfm_table
+
+    dates = pd.to_datetime(transactions["order_date"]) if "order_date" in transactions.columns else None
+    if dates is None or dates.dropna().empty:
+        raise DataError("transactions: no dated order lines (column 'order_date'); nothing to cluster.")
+    as_of_ts = _as_of_timestamp(as_of, dates)
+    lines = _line_frame(transactions, as_of_ts)
+    ids = lines.attrs["customer_ids"]
+    if rfm is None:
+        import warnings
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the RFM notebook reports orders after as_of
+            rfm = rfm_table(transactions, as_of=as_of_ts)
+    base = rfm[["customer_id", "recency_days", "frequency", "monetary_total", "tenure_days"]].copy()
+    base["customer_id"] = base["customer_id"].astype("string")
+    code = pd.Index(ids).get_indexer(base["customer_id"])
+    if (code < 0).any():
+        raise DataError("The RFM table lists customers without order lines before as_of "
+                        f"({format_rows(np.flatnonzero(code < 0))}); rebuild it from the same data.")
+    if base.empty:
+        raise DataError(f"transactions: no purchase (order with net amount > 0) before as_of = "
+                        f"{as_of_ts.date()}; nothing to cluster.")
+    orders = _orders(lines)
+    purchases = orders.loc[orders["purchase"]]
+    n = len(ids)
+    n_purchases = np.bincount(purchases["c"], minlength=n)
+    value = np.bincount(purchases["c"], weights=purchases["a"], minlength=n)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        base["aov"] = (value / n_purchases)[code]
+    base["median_days_between_orders"] = _median_gap(orders).reindex(code).to_numpy()
+    bought = lines.loc[~lines["r"] & (lines["a"] > 0)]
+    returned = -np.bincount(lines["c"], weights=np.where(lines["r"], np.minimum(lines["a"], 0), 0), minlength=n)
+    gross = np.bincount(bought["c"], weights=bought["a"], minlength=n)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        base["return_share"] = np.clip(np.where(gross > 0, returned / gross, 0.0), 0, 1)[code]
+    if "category" in lines.columns:
+        breadth = bought.groupby("c")["category"].nunique()
+        base["category_breadth"] = breadth.reindex(code).fillna(0).to_numpy(dtype=float)
+        fav = _favourite_category(lines).reindex(code)
+        base["favourite_category"] = pd.array(fav.to_numpy(), dtype="string")
+    if "channel" in lines.columns:
+        shares = _channel_shares(orders, max_channels).reindex(code).fillna(0.0)
+        for col in shares.columns:
+            base[col] = shares[col].to_numpy()
+    base = base.set_index("customer_id")
+    engagement = email_engagement(campaign, control_arm)
+    if not engagement.empty:
+        base = base.join(engagement, how="left")
+        base["emails_received"] = base["emails_received"].fillna(0).astype("int64")
+    attrs = customer_attributes(customers, as_of_ts)
+    if not attrs.empty:
+        base = base.join(attrs, how="left")
+    base = base.sort_index(kind="stable").reset_index()
+    base.attrs["as_of"] = str(as_of_ts.date())
+    return base
+
+
+# =============================================================================== builder
+def resolve_features(table: pd.DataFrame, patterns: Sequence[str]) -> tuple[list[str], list[str]]:
+    """Columns of ``table`` named by ``patterns`` (``*`` globs, ``a|b`` = first that exists).
+
+    Returns the matched columns (in pattern order, without repeats) and the patterns that
+    matched nothing.
+
+    Examples
+    --------
+    >>> t = pd.DataFrame(columns=["region", "country", "channel_share_web", "frequency"])
+    >>> resolve_features(t, ["frequency", "channel_share_*", "region|country", "open_rate"])
+    (['frequency', 'channel_share_web', 'region'], ['open_rate'])
+    """
+    found: list[str] = []
+    missing: list[str] = []
+    cols = [str(c) for c in table.columns]
+    for pat in patterns:
+        hits: list[str] = []
+        for alt in str(pat).split("|"):
+            hits = sorted(fnmatch.filter(cols, alt)) if any(ch in alt for ch in "*?[") else [alt] * (alt in cols)
+            if hits:
+                break
+        if not hits:
+            missing.append(str(pat))
+        found += [h for h in hits if h not in found]
+    return found, missing
+
+
+def signed_log1p(x: np.ndarray) -> np.ndarray:
+    """``sign(x) · log(1 + |x|)``: log1p that keeps negative amounts (net refunds) finite.
+
+    Examples
+    --------
+    >>> signed_log1p(np.array([-1.0, 0.0, np.e - 1])).round(3).tolist()
+    [-0.693, 0.0, 1.0]
+    """
+    return np.sign(x) * np.log1p(np.abs(x))
+
+
+class FeatureBuilder(TransformerMixin, BaseEstimator):
+    """Customer table → model-ready features, learnt once and reused for new customers.
+
+    Parameters
+    ----------
+    numeric : sequence of str
+        Numeric feature patterns (``*`` globs; ``a|b`` = the first that exists). Columns that do
+        not exist, are entirely missing or constant are skipped (see ``skipped_features_``).
+    categorical : sequence of str
+        Categorical feature patterns, same rules. ``gender``/``birth_year`` are refused.
+    log : sequence of str
+        Numeric columns transformed with :func:`signed_log1p` before scaling (skewed amounts).
+    impute : mapping, optional
+        Column → how to fill missing values: ``"median"`` (default), ``"zero"``, a number, or
+        ``"column:<name>"`` (the value of another column of the same customer, e.g. tenure for
+        the gap between orders of a one-order customer). Categorical gaps become ``"Unknown"``.
+    max_categories : int
+        Most frequent levels kept per categorical column; the others become ``"Other"``.
+    min_category_share : float
+        Levels rarer than this share also become ``"Other"``.
+    clip : float or None
+        Scaled values are clipped to ±``clip`` standard deviations (outliers cannot form
+        their own cluster); None = no clipping.
+
+    Attributes
+    ----------
+    numeric_features_, categorical_features_ : list of str
+    skipped_features_ : dict
+        Pattern or column → why it was not used.
+    impute_values_ : dict
+        Numeric column → fill value (a number, or ``"column:<name>"``).
+    center_, scale_ : Series
+        Mean and standard deviation of each numeric feature after imputation and log.
+    categories_ : dict
+        Categorical column → levels kept (others map to ``"Other"``).
+    missing_report_ : DataFrame
+        Missing values of the fitted table per feature (see :meth:`missing_report`).
+
+    Examples
+    --------
+    >>> t = pd.DataFrame({"customer_id": ["a", "b", "c"], "frequency": [1.0, 3.0, np.nan],
+    ...                   "region": ["N", None, "S"]})
+    >>> fb = FeatureBuilder(numeric=["frequency"], categorical=["region"], log=[]).fit(t)
+    >>> fb.impute_values_
+    {'frequency': 2.0}
+    >>> fb.missing_report_[["feature", "missing", "filled_with"]]
+         feature  missing filled_with
+    0  frequency        1           2
+    1     region        1     Unknown
+    """
+
+    def __init__(self, numeric: Sequence[str] = BEHAVIOUR_FEATURES,
+                 categorical: Sequence[str] = PROFILE_FEATURES, log: Sequence[str] = LOG_FEATURES,
+                 impute: Mapping[str, Any] | None = None, max_categories: int = 8,
+                 min_category_share: float = 0.01, clip: float | None = 5.0):
+        self.numeric = numeric
+        self.categorical = categorical
+        self.log = log
+        self.impute = impute
+        self.max_categories = max_categories
+        self.min_category_share = min_category_share
+        self.clip = clip
+
+    # ------------------------------------------------------------------ helpers
+    def _rules(self) -> dict[str, Any]:
+        return {**DEFAULT_IMPUTE, **dict(self.impute or {})}
+
+    @staticmethod
+    def _numeric_values(table: pd.DataFrame, col: str) -> np.ndarray:
+        values = table[col]
+        if not (pd.api.types.is_numeric_dtype(values) or pd.api.types.is_bool_dtype(values)):
+            converted = pd.to_numeric(values, errors="coerce")
+            bad = converted.isna() & values.notna()
+            if bad.any():
+                raise DataError(f"Feature {col!r} must be numeric, but {int(bad.sum())} values are "
+                                f"not numbers ({format_rows(np.flatnonzero(bad.to_numpy()))}, e.g. "
+                                f"{values[bad].iloc[0]!r}). Fix them or drop the column from the feature set.")
+            values = converted
+        return values.astype("Float64").to_numpy(dtype=np.float64, na_value=np.nan)
+
+    def _fill_rule(self, col: str, values: np.ndarray, table: pd.DataFrame) -> Any:
+        rule = self._rules().get(col, "median")
+        if isinstance(rule, (int, float)) and not isinstance(rule, bool):
+            return float(rule)
+        if rule == "zero":
+            return 0.0
+        if rule == "median":
+            return float(np.nanmedian(values)) if np.isfinite(values).any() else 0.0
+        if isinstance(rule, str) and rule.startswith("column:"):
+            other = rule.split(":", 1)[1]
+            if other not in table.columns:
+                raise ConfigError(f"impute rule for {col!r} refers to column {other!r}, which the "
+                                  f"customer table does not have. Use 'median' or an existing column.")
+            return rule
+        raise ConfigError(f"impute rule {rule!r} for {col!r} is unknown; use 'median', 'zero', a "
+                          "number or 'column:<name>'.")
+
+    def _filled(self, table: pd.DataFrame, col: str) -> np.ndarray:
+        values = self._numeric_values(table, col)
+        fill = self.impute_values_[col]
+        miss = ~np.isfinite(values)
+        if miss.any():
+            if isinstance(fill, str):
+                other = self._numeric_values(table, fill.split(":", 1)[1])
+                values = np.where(miss, other, values)
+                values = np.where(np.isfinite(values), values, self.center_raw_[col])
+            else:
+                values = np.where(miss, fill, values)
+        return values
+
+    def _log_part(self, col: str, values: np.ndarray) -> np.ndarray:
+        return signed_log1p(values) if col in self.log_features_ else values
+
+    # ------------------------------------------------------------------ estimator API
+    def fit(self, table: pd.DataFrame, y: None = None) -> "FeatureBuilder":
+        """Learn which features exist, fill values, log/scale parameters and category levels."""
+        if not isinstance(table, pd.DataFrame) or table.empty:
+            raise DataError("The customer table is empty: there are no buying customers to cluster. "
+                            "Check the data audit (cleaned transactions) and as_of.")
+        banned = [c for c in self.categorical for alt in str(c).split("|") if alt in EXCLUDED_ATTRIBUTES]
+        if banned:
+            raise ConfigError(f"Feature(s) {banned} are sensitive attributes and are not used for "
+                              "clustering; remove them from clustering.feature_sets.")
+        numeric, miss_num = resolve_features(table, self.numeric)
+        categorical, miss_cat = resolve_features(table, self.categorical)
+        numeric = [c for c in numeric if c != "customer_id"]
+        categorical = [c for c in categorical if c != "customer_id" and c not in numeric]
+        self.skipped_features_ = {p: "not in the data" for p in miss_num + miss_cat}
+        self.impute_values_, self.center_raw_ = {}, {}
+        kept_num = []
+        for col in numeric:
+            values = self._numeric_values(table, col)
+            if not np.isfinite(values).any():
+                self.skipped_features_[col] = "no values"
+                continue
+            self.impute_values_[col] = self._fill_rule(col, values, table)
+            self.center_raw_[col] = float(np.nanmedian(values))
+            kept_num.append(col)
+        self.log_features_ = [c for c in kept_num if c in set(self.log)]
+        center, scale = {}, {}
+        for col in list(kept_num):
+            v = self._log_part(col, self._filled(table, col))
+            sd = float(v.std())
+            if not sd > 1e-12:
+                self.skipped_features_[col] = "constant"
+                kept_num.remove(col)
+                del self.impute_values_[col]
+                continue
+            center[col], scale[col] = float(v.mean()), sd
+        self.categories_ = {}
+        kept_cat = []
+        n = len(table)
+        for col in categorical:
+            values = table[col].astype("string").fillna(UNKNOWN)
+            counts = values.value_counts()
+            ranked = sorted(counts.index, key=lambda v: (-counts[v], str(v)))
+            levels = [v for v in ranked if counts[v] >= self.min_category_share * n][: self.max_categories]
+            if len(set(values.where(values.isin(levels), OTHER))) < 2:
+                self.skipped_features_[col] = "a single level"
+                continue
+            self.categories_[col] = sorted(levels)
+            kept_cat.append(col)
+        if not kept_num and not kept_cat:
+            raise DataError(f"None of the feature patterns {list(self.numeric) + list(self.categorical)} "
+                            f"gives a usable column (skipped: {self.skipped_features_}). Check the "
+                            "feature set in clustering.yml against the customer table's columns.")
+        self.numeric_features_, self.categorical_features_ = kept_num, kept_cat
+        self.center_, self.scale_ = pd.Series(center, dtype=float), pd.Series(scale, dtype=float)
+        self.missing_report_ = self.missing_report(table)
+        self.n_features_in_ = len(table.columns)
+        return self
+
+    def missing_report(self, table: pd.DataFrame) -> pd.DataFrame:
+        """Missing values per used feature of ``table`` and what they are filled with.
+
+        Columns ``feature, kind, missing, share, filled_with``.
+        """
+        check_is_fitted(self, "categories_")
+        rows = []
+        n = max(len(table), 1)
+        for col in self.numeric_features_:
+            miss = int((~np.isfinite(self._numeric_values(table, col))).sum())
+            fill = self.impute_values_[col]
+            rows.append((col, "numeric", miss, miss / n,
+                         fill.replace("column:", "value of ") if isinstance(fill, str) else f"{fill:g}"))
+        for col in self.categorical_features_:
+            miss = int(table[col].isna().sum())
+            rows.append((col, "categorical", miss, miss / n, UNKNOWN))
+        return pd.DataFrame(rows, columns=["feature", "kind", "missing", "share", "filled_with"])
+
+    def _check_columns(self, table: pd.DataFrame) -> None:
+        need = self.numeric_features_ + self.categorical_features_
+        need += [v.split(":", 1)[1] for v in self.impute_values_.values() if isinstance(v, str)]
+        missing = sorted(set(c for c in need if c not in table.columns))
+        if missing:
+            raise DataError(f"The customer table lacks column(s) {missing} that the fitted features "
+                            "use; build it with segkit.features.customer_table from the same kind of data.")
+
+    def imputed(self, table: pd.DataFrame) -> pd.DataFrame:
+        """The used features with missing values filled, on their original scale (for profiles)."""
+        check_is_fitted(self, "categories_")
+        self._check_columns(table)
+        out = pd.DataFrame({c: self._filled(table, c) for c in self.numeric_features_}, index=table.index)
+        for col in self.categorical_features_:
+            out[col] = table[col].astype("string").fillna(UNKNOWN)
+        return self._indexed(out, table)
+
+    @staticmethod
+    def _indexed(out: pd.DataFrame, table: pd.DataFrame) -> pd.DataFrame:
+        if "customer_id" in table.columns:
+            out.index = pd.Index(table["customer_id"].astype("string"), name="customer_id")
+        return out
+
+    def transform(self, table: pd.DataFrame) -> pd.DataFrame:
+        """Model features: numeric ones filled, log-transformed, standardised (and clipped),
+        then categorical ones as strings with unseen/rare levels mapped to ``"Other"``.
+
+        The index is ``customer_id`` when the table has that column.
+        """
+        check_is_fitted(self, "categories_")
+        self._check_columns(table)
+        data = {}
+        for col in self.numeric_features_:
+            z = (self._log_part(col, self._filled(table, col)) - self.center_[col]) / self.scale_[col]
+            data[col] = np.clip(z, -self.clip, self.clip) if self.clip is not None else z
+        out = pd.DataFrame(data, index=table.index, dtype=np.float64)
+        for col in self.categorical_features_:
+            values = table[col].astype("string").fillna(UNKNOWN)
+            out[col] = values.where(values.isin(self.categories_[col]), OTHER).astype("string")
+        return self._indexed(out, table)
+
+    def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:
+        check_is_fitted(self, "categories_")
+        return np.array(self.numeric_features_ + self.categorical_features_, dtype=object)
