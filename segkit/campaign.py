@@ -14,7 +14,8 @@ Metrics (:data:`METRICS`) and their denominators
     Outcomes (conversion, retention, revenue) are compared with the control per *assigned*
     customer (intention to treat): a holdout receives nothing, so "delivered" has no meaning
     there, and undelivered sends are part of what the campaign did. A missing flag is "not
-    observed" and leaves the denominator; missing revenue in a campaign that records revenue is 0.
+    observed" and leaves the denominator; missing revenue in a campaign that records revenue (any
+    non-zero amount) is 0.
 
 Methods (all two-sided, level ``1 - alpha``)
     - Rates: Wilson score interval (``statsmodels proportion_confint(method="wilson")``).
@@ -53,13 +54,16 @@ ROI, targeting, uplift curve
     Incremental conversions / revenue = lift × customers in the sent arm (with the lift's
     interval); ROI = (incremental revenue − cost) / cost (revenue, not margin); cost per
     incremental conversion and per (incremental) retained customer. Targeting rule (config
-    ``targeting_rule``): ``lower_bound`` = send to segments whose primary-metric lift has a lower
-    bound > 0 and, when costs are known, whose expected incremental revenue per customer covers
-    the cost per send; ``expected_value`` = send where expected incremental revenue per customer
-    exceeds the cost per send. Small cells are never recommended. The policy's expected
-    incremental revenue assumes each segment is the size it had in this campaign. The uplift
-    (Qini) curve ranks segments by estimated lift; ranked on the same data that estimates the
-    lift, it is optimistic (winner's curse) — confirm with the next test.
+    ``targeting_rule``): ``expected_value`` (default) = send where the expected incremental
+    revenue per customer exceeds the cost per send — the risk-neutral choice that maximises
+    expected net revenue (without revenue data: where the primary lift is positive);
+    ``lower_bound`` = only where the primary-metric lift is surely positive (95% lower bound > 0)
+    and, when costs are known, the expected incremental revenue covers the cost — conservative,
+    for costly sends or hidden costs (fatigue, unsubscribes), but it leaves out every segment too
+    small to prove a gain. Small cells are never recommended. The policy's expected incremental
+    revenue assumes each segment is the size it had in this campaign. Segments are chosen and
+    valued on the same data, so the policy value and the uplift (Qini) curve, which ranks
+    segments by estimated lift, are optimistic (winner's curse) — confirm with the next test.
 
 Examples
 --------
@@ -173,7 +177,7 @@ class CampaignSettings:
     retention_days: int = 30
     power: float = 0.8
     target_relative_lift: float = 0.10
-    targeting_rule: str = "lower_bound"
+    targeting_rule: str = "expected_value"
     revenue_min_buyers: int = 30
 
     @classmethod
@@ -745,7 +749,8 @@ def prepare_campaign(campaign: pd.DataFrame, segments: pd.Series | None = None,
     Columns: ``campaign_id, arm, segment`` (strings), flags ``delivered, opened, clicked,
     converted, unsubscribed, retained`` as 1.0/0.0/NaN (NaN = not observed; an absent
     ``delivered`` column means delivered), ``revenue`` (missing → 0 in a campaign that records
-    revenue, NaN in one that records none) and ``cost`` (NaN = not given).
+    revenue; NaN throughout a campaign without any non-zero amount: revenue not recorded) and
+    ``cost`` (NaN = not given).
 
     Raises
     ------
@@ -799,8 +804,9 @@ def prepare_campaign(campaign: pd.DataFrame, segments: pd.Series | None = None,
     out["retained"] = (np.asarray(retained, dtype=float) if retained is not None else np.nan)
     revenue = (_numeric_values(frame["revenue"], "revenue", source) if "revenue" in frame.columns
                else np.full(len(frame), np.nan))
-    records = pd.Series(~np.isnan(revenue)).groupby(codes["campaign_id"]).transform("any").to_numpy()
-    out["revenue"] = np.where(np.isnan(revenue) & records, 0.0, revenue)
+    # a campaign "records revenue" when some row has a non-zero amount (all 0 = not recorded)
+    records = pd.Series(np.nan_to_num(revenue) != 0).groupby(codes["campaign_id"]).transform("any").to_numpy()
+    out["revenue"] = np.where(records, np.nan_to_num(revenue), np.nan)
     out["cost"] = (_numeric_values(frame["cost"], "cost", source) if "cost" in frame.columns
                    else np.nan)
     if "sent_at" in frame.columns:
@@ -1222,6 +1228,7 @@ def roi_table(table: pd.DataFrame, settings: CampaignSettings) -> pd.DataFrame:
         out[prefix] = lift["lift_abs"] * n
         out[f"{prefix}_ci_low"] = lift["lift_ci_low"] * n
         out[f"{prefix}_ci_high"] = lift["lift_ci_high"] * n
+        out[f"{prefix}_se"] = lift["lift_se"] * n
         if metric == "retention_rate":
             out["retained"] = lift["count"]
         if metric == "conversion_rate":
@@ -1253,7 +1260,7 @@ def targeting_table(table: pd.DataFrame, roi: pd.DataFrame, settings: CampaignSe
     ...     "arm": ["email", "control"] * 200, "segment": None,
     ...     "converted": np.r_[np.tile([1, 0], 60), np.zeros(280, int)]}),
     ...     segments=pd.Series(["A"] * 200 + ["B"] * 200))
-    >>> s = CampaignSettings()
+    >>> s = CampaignSettings(targeting_rule="lower_bound")
     >>> t = finish_comparisons(compare_arms(arm_metrics(prep), s), s)
     >>> targeting_table(t, roi_table(t, s), s)[["segment", "lift_abs", "send"]]
       segment  lift_abs   send
@@ -1278,23 +1285,32 @@ def targeting_table(table: pd.DataFrame, roi: pd.DataFrame, settings: CampaignSe
     measurable = out["lift_abs"].notna() & ~out["small_cell"]
     inc = out["incremental_revenue_per_customer"]
     covers = inc >= out["cost_per_send"]
+    out["sure_gain"] = (out["lift_ci_low"] > 0).fillna(False).astype(bool)
+    revenue_known = inc.notna()
     if s.targeting_rule == "lower_bound":
-        send = measurable & (out["lift_ci_low"] > 0) & (~cost_known | covers.fillna(False))
+        send = measurable & out["sure_gain"] & (~cost_known | covers.fillna(False))
     else:
-        send = measurable & (inc > out["cost_per_send"].fillna(0.0)).fillna(False)
+        value = inc.where(revenue_known, out["lift_abs"])  # no revenue data: the primary lift itself
+        send = measurable & (value > out["cost_per_send"].where(revenue_known, 0.0).fillna(0.0)).fillna(False)
     out["send"] = send.astype(bool)
     m = METRIC_BY_NAME[s.primary_metric]
-    reason = np.select(
-        [out["small_cell"].to_numpy(bool), out["lift_abs"].isna().to_numpy(),
-         out["send"].to_numpy(bool) & (s.targeting_rule == "lower_bound"),
-         out["send"].to_numpy(bool),
-         (s.targeting_rule == "lower_bound") & ~(out["lift_ci_low"] > 0).to_numpy(bool),
-         ],
-        [f"small cell (< {s.min_cell_size} customers in an arm)", "lift not measurable",
-         f"{m.label} lift lower bound > 0" + np.where(cost_known, " and incremental revenue covers the cost", ""),
-         "expected incremental revenue exceeds the cost per send",
-         f"{m.label} lift not surely positive (lower bound ≤ 0)"],
-        default="incremental revenue does not cover the cost per send")
+    small, unmeasurable = out["small_cell"].to_numpy(bool), out["lift_abs"].isna().to_numpy()
+    sent = out["send"].to_numpy(bool)
+    sure = out["sure_gain"].to_numpy(bool)
+    has_rev = revenue_known.to_numpy(bool)
+    cost_txt = np.where(cost_known.to_numpy(bool), "the cost per send", "zero")
+    if s.targeting_rule == "lower_bound":
+        yes = np.where(cost_known, f"{m.label} lift surely positive and incremental revenue covers the cost",
+                       f"{m.label} lift surely positive (95% lower bound > 0)")
+        no = np.where(~sure, f"{m.label} lift not surely positive (lower bound ≤ 0)",
+                      "incremental revenue does not cover the cost per send")
+    else:
+        yes = np.where(has_rev, np.char.add("expected incremental revenue per customer exceeds ", cost_txt.astype(str)),
+                       f"{m.label} lift is positive (no revenue data)")
+        no = np.where(has_rev, np.char.add("expected incremental revenue per customer does not exceed ",
+                                           cost_txt.astype(str)), f"{m.label} lift is not positive")
+    reason = np.where(small, f"small cell (< {s.min_cell_size} customers in an arm)",
+                      np.where(unmeasurable, "lift not measurable", np.where(sent, yes, no)))
     out["reason"] = reason
     return out.reset_index()
 
@@ -1440,8 +1456,9 @@ def campaign_overview(table: pd.DataFrame, roi: pd.DataFrame, srm: pd.DataFrame,
                        "p_value", "verdict"]].rename(
         columns={"customers": "customers_sent", "customers_c": "customers_control", "value": "rate_sent",
                  "value_c": "rate_control"})
-    r = roi[roi["segment"] == ALL_SEGMENTS][keys + ["incremental_conversions", "incremental_revenue",
-                                                    "incremental_revenue_ci_low", "incremental_revenue_ci_high",
+    r = roi[roi["segment"] == ALL_SEGMENTS][keys + ["incremental_conversions", "incremental_conversions_se",
+                                                    "incremental_revenue", "incremental_revenue_ci_low",
+                                                    "incremental_revenue_ci_high", "incremental_revenue_se",
                                                     "cost", "roi", "roi_ci_low", "roi_ci_high"]]
     out = out.merge(r, on=keys, how="left")
     srm_any = srm.groupby("campaign_id")["srm"].any().rename("srm")
@@ -1592,10 +1609,11 @@ def evaluate_campaigns(
     results = table.assign(segment_by=dimension)
     results["customers_c"] = results["customers_c"]
     results = results[list(RESULT_COLUMNS)]
-    small = table["small_cell"] & (table["segment"] != ALL_SEGMENTS)
-    if small.any():
-        warn.append(f"{int(small.sum() // max(1, table['metric'].nunique()))} segment cell(s) under min_cell_size = "
-                    f"{s.min_cell_size} customers are flagged small and excluded from targeting.")
+    small = table[table["small_cell"] & (table["segment"] != ALL_SEGMENTS) & (table["arm"] != s.control_arm)]
+    n_small = len(small.drop_duplicates(["campaign_id", "segment", "arm"]))
+    if n_small:
+        warn.append(f"{n_small} segment comparison(s) have an arm under min_cell_size = {s.min_cell_size} customers: "
+                    "flagged small and excluded from targeting.")
     return CampaignResult(settings=s, segment_by=dimension, results=results, table=table, srm=srm, roi=roi,
                           targeting=targeting, policy=policy, qini=qini, power=power, campaigns=campaigns,
                           by_dimension=by_dimension, warnings=warn, retention_note=retention_note)
@@ -1710,6 +1728,38 @@ def _money(x: float) -> str:
     return "n/a" if pd.isna(x) else f"{x:,.0f}"
 
 
+def campaign_totals(result: CampaignResult) -> pd.DataFrame:
+    """All campaigns (and sent arms) together: sizes, incremental conversions and revenue, cost, ROI.
+
+    Increments are sums over the campaign × arm comparisons (all customers); their 95% intervals
+    combine the comparisons' standard errors as independent (normal approximation).
+
+    Examples
+    --------
+    >>> camp = pd.DataFrame({"campaign_id": ["a"] * 4 + ["b"] * 4, "customer_id": list("abcdabcd"),
+    ...     "arm": ["email", "email", "control", "control"] * 2, "converted": [1, 1, 0, 0, 1, 0, 0, 0]})
+    >>> campaign_totals(evaluate_campaigns(camp))[["comparisons", "customers_sent", "incremental_conversions"]]
+       comparisons  customers_sent  incremental_conversions
+    0            2               4                      3.0
+    """
+    c = result.campaigns
+    z = stats.norm.isf(result.settings.alpha / 2)
+    if c.empty:
+        return pd.DataFrame()
+    out: dict[str, Any] = {"comparisons": len(c), "customers_sent": int(c["customers_sent"].sum()),
+                           "customers_control": int(c["customers_control"].sum())}
+    for col in ("incremental_conversions", "incremental_revenue"):
+        total = c[col].sum(min_count=1)
+        se = np.sqrt((c[f"{col}_se"] ** 2).sum(min_count=1))
+        out.update({col: total, f"{col}_ci_low": total - z * se, f"{col}_ci_high": total + z * se})
+    cost = c["cost"].sum(min_count=1)
+    cost = cost if cost > 0 else np.nan
+    out["cost"] = cost
+    for suffix in ("", "_ci_low", "_ci_high"):
+        out[f"roi{suffix}"] = (out[f"incremental_revenue{suffix}"] - cost) / cost
+    return pd.DataFrame([out])
+
+
 def summarize(result: CampaignResult) -> dict:
     """The notebook's executive summary: ``analysed``, 3–5 ``findings``, ``actions``, ``headlines``,
     ``warnings`` — generated from the results (keyword arguments of ``show_summary``).
@@ -1739,43 +1789,65 @@ def summarize(result: CampaignResult) -> dict:
     actions: list[str] = []
     fmt = _pp if m.kind == "proportion" else (lambda v: "n/a" if pd.isna(v) else f"{v:+,.2f}")
     level = (lambda v: f"{v:.1%}") if m.kind == "proportion" else (lambda v: f"{v:,.2f}")
-    campaign_lines = [f"Campaign {r['campaign_id']} ({r['arm']} vs {s.control_arm}), all customers: "
-                      f"{m.label.lower()} {level(r['rate_sent'])} vs {level(r['rate_control'])}. {r['verdict']}"
-                      for _, r in camps.iterrows()]
+    significant = camps["p_value"] < s.alpha if len(camps) else pd.Series(dtype=bool)
+
+    # 1. the campaigns overall
     if camps.empty:
-        campaign_lines = [f"No campaign has both a sent arm and a '{s.control_arm}' arm: no lift can be measured."]
+        findings.append(f"No campaign has both a sent arm and a '{s.control_arm}' arm: no lift can be measured.")
+    elif len(camps) == 1:
+        r = camps.iloc[0]
+        findings.append(f"Campaign {r['campaign_id']} ({r['arm']} vs {s.control_arm}), all customers: "
+                        f"{m.label.lower()} {level(r['rate_sent'])} vs {level(r['rate_control'])}. {r['verdict']}")
+    else:
+        parts = [f"{r['campaign_id']}{'' if r['arm'] == camps['arm'].iloc[0] else ' ' + str(r['arm'])} "
+                 f"{fmt(r['lift_abs'])} (95% CI {fmt(r['lift_ci_low'])} to {fmt(r['lift_ci_high'])}"
+                 f"{', significant' if ok else ', not significant'})"
+                 for (_, r), ok in zip(camps.head(6).iterrows(), significant.head(6))]
+        more = f" and {len(camps) - 6} more" if len(camps) > 6 else ""
+        findings.append(f"{int(significant.sum())} of {len(camps)} campaign comparisons lifted {m.label.lower()} "
+                        f"significantly (all customers, vs {s.control_arm}): {'; '.join(parts)}{more}.")
+    # 2. segments
     prim = t[(t["metric"] == s.primary_metric) & (t["arm"] != s.control_arm) & (t["segment"] != ALL_SEGMENTS)
              & t["lift_abs"].notna()]
     if len(prim):
         sig = prim[(prim["p_adjusted"] < s.alpha) & ~prim["small_cell"]]
         pos = sig[sig["lift_abs"] > 0].sort_values("lift_abs", ascending=False)
-        named = ", ".join(f"{r.segment} ({fmt(r.lift_abs)})" for r in pos.head(4).itertuples())
+        named = ", ".join(f"{r.segment}{' (' + str(r.campaign_id) + ')' if n_camp > 1 else ''} {fmt(r.lift_abs)}"
+                          for r in pos.head(4).itertuples())
         findings.append(f"{len(sig)} of {len(prim)} segment comparisons ({result.segment_by}) differ significantly "
                         f"after {CORRECTION_LABELS[s.correction]} correction"
                         + (f"; largest gains: {named}." if named else ".")
                         + (f" {int(prim['small_cell'].sum())} are too small to judge." if prim["small_cell"].any()
                            else ""))
-    if "incremental_revenue" in camps and camps["incremental_revenue"].notna().any():
-        r = camps.dropna(subset=["incremental_revenue"]).iloc[0]
-        money = (f"Campaign {r['campaign_id']}: incremental revenue {_money(r['incremental_revenue'])} (95% CI "
+    # 3. money
+    totals = campaign_totals(result)
+    if len(totals) and pd.notna(totals["incremental_revenue"].iloc[0]):
+        r = totals.iloc[0]
+        what = f"Campaign {camps['campaign_id'].iloc[0]}" if len(camps) == 1 else f"Together the {len(camps)} comparisons"
+        money = (f"{what}: incremental revenue {_money(r['incremental_revenue'])} (95% CI "
                  f"{_money(r['incremental_revenue_ci_low'])} to {_money(r['incremental_revenue_ci_high'])})")
-        if pd.notna(r.get("roi")):
-            findings.append(f"{money} for a cost of {_money(r['cost'])}: ROI {r['roi']:.2f} (95% CI "
-                            f"{r['roi_ci_low']:.2f} to {r['roi_ci_high']:.2f}).")
+        if pd.notna(r["roi"]):
+            findings.append(f"{money} for a cost of {_money(r['cost'])}: ROI {r['roi']:,.1f} (95% CI "
+                            f"{r['roi_ci_low']:,.1f} to {r['roi_ci_high']:,.1f}; revenue, not margin).")
         else:
             findings.append(f"{money}; ROI not computed: no cost (set cost_per_send or give a cost column).")
+    # 4. sample-ratio mismatch
     srm_bad = result.srm[result.srm["srm"]]
     tested = result.srm["p_value"].notna()
+    overall_untested = ((result.srm["segment"] == ALL_SEGMENTS) & ~tested).any()
     if len(srm_bad):
         findings.append(f"Sample-ratio mismatch in {len(srm_bad)} campaign/segment split(s): the arm split is not "
                         "as designed, so these lifts may be biased.")
         actions.append("Before acting, find out why the arm split deviates from the design (see the SRM table).")
     elif tested.any():
         findings.append(f"The arm split shows no sample-ratio mismatch in {int(tested.sum())} checked split(s) "
-                        f"(chi-square p ≥ {s.srm_alpha:g}).")
+                        f"(chi-square p ≥ {s.srm_alpha:g})"
+                        + ("; the overall split was not checked (set campaign.expected_split)." if overall_untested
+                           else "."))
     else:
         findings.append("The arm split could not be checked for sample-ratio mismatch (set campaign.expected_split "
                         "and use segments of at least a few dozen customers).")
+    # 5. power
     pw = result.power[result.power["segment"] != ALL_SEGMENTS]
     pw = pw if len(pw) else result.power
     if len(pw) and pw["mde_abs"].notna().any():
@@ -1785,22 +1857,28 @@ def summarize(result: CampaignResult) -> dict:
         findings.append(f"At the observed sizes {what} could only detect a lift of {fmt(med)} or more; "
                         f"{under} of {len(pw)} comparison(s) are too small to detect a {s.target_relative_lift:.0%} "
                         f"relative lift with {s.power:.0%} power.")
-    shown = max(1, 5 - len(findings))
-    if len(campaign_lines) > shown:
-        campaign_lines = campaign_lines[:shown]
-        campaign_lines[-1] += f" ({len(camps) - shown} more campaign/arm comparison(s) in the tables.)"
-    findings = (campaign_lines + findings)[:5]
-    for _, p in result.policy.iterrows():
+    findings = findings[:5]
+
+    # actions: one per campaign x arm (the first three), then the next test
+    overall = camps.set_index(["campaign_id", "arm"]) if len(camps) else None
+    for _, p in result.policy.head(3).iterrows():
+        o = overall.loc[(p["campaign_id"], p["arm"])] if overall is not None else None
+        works = o is not None and pd.notna(o["lift_ci_low"]) and o["lift_ci_low"] > 0
+        head = f"Next {p['campaign_id']} send ({p['arm']})"
         if p["segments_recommended"]:
-            actions.append(f"Next {p['campaign_id']} send ({p['arm']}): target {p['segments_to_send']} "
-                           f"({p['share_targeted']:.0%} of customers); expected incremental revenue "
-                           f"{_money(p['expected_incremental_revenue'])} (95% CI "
+            actions.append(f"{head}: target {p['segments_to_send']} ({p['share_targeted']:.0%} of customers); "
+                           f"expected incremental revenue {_money(p['expected_incremental_revenue'])} (95% CI "
                            f"{_money(p['expected_incremental_revenue_ci_low'])} to "
                            f"{_money(p['expected_incremental_revenue_ci_high'])})"
-                           + (f", net of cost {_money(p['expected_net'])}." if pd.notna(p["expected_cost"]) else "."))
+                           + (f", net of cost {_money(p['expected_net'])}" if pd.notna(p["expected_cost"]) else "")
+                           + f"; sending to everyone: {_money(p['expected_incremental_revenue_all'])}.")
+        elif works:
+            actions.append(f"{head}: it works overall ({fmt(o['lift_abs'])}, 95% CI {fmt(o['lift_ci_low'])} to "
+                           f"{fmt(o['lift_ci_high'])}) but no single segment is large enough to show a sure gain: "
+                           "keep sending to everyone and test with larger segments to learn where it works best.")
         else:
-            actions.append(f"Campaign {p['campaign_id']} ({p['arm']}): no segment shows a reliable gain; do not "
-                           "roll it out as is — change the offer or test again with larger groups.")
+            actions.append(f"{head}: no reliable gain overall or in any segment; do not roll it out as is — change "
+                           "the offer or test again with larger groups.")
     overall_pw = result.power[(result.power["segment"] == ALL_SEGMENTS) & result.power["n_sent_needed"].notna()]
     if len(overall_pw):
         r = overall_pw.iloc[0]
@@ -1813,12 +1891,13 @@ def summarize(result: CampaignResult) -> dict:
                        "measured.")
     headlines: dict[str, Any] = {"Campaigns": int(n_camp), "Customers in tests": customers}
     if len(camps):
-        first = camps.iloc[0]
-        headlines[f"Lift in {m.label.lower()} ({first['campaign_id']})"] = fmt(first["lift_abs"])
-        if pd.notna(first.get("incremental_revenue")):
-            headlines["Incremental revenue"] = round(float(first["incremental_revenue"]), 2)
-        if pd.notna(first.get("roi")):
-            headlines["ROI"] = round(float(first["roi"]), 2)
+        headlines["Significant overall lifts"] = f"{int(significant.sum())} of {len(camps)}"
+    if len(totals):
+        r = totals.iloc[0]
+        if pd.notna(r["incremental_revenue"]):
+            headlines["Incremental revenue"] = round(float(r["incremental_revenue"]), 2)
+        if pd.notna(r["roi"]):
+            headlines["ROI"] = round(float(r["roi"]), 2)
     if len(result.policy):
         headlines["Segments to target"] = int(result.policy["segments_recommended"].sum())
     return {"analysed": analysed, "findings": findings, "actions": actions, "headlines": headlines,

@@ -479,14 +479,14 @@ def test_targeting_rules_and_the_expected_value_of_the_policy():
         cell("c", "Sure", "email", 1000, 200, rev(200, 20.0)), cell("c", "Sure", "control", 1000, 100, rev(100, 20.0)),
         cell("c", "Maybe", "email", 200, 24, rev(24, 20.0)), cell("c", "Maybe", "control", 200, 20, rev(20, 20.0)),
         cell("c", "Worse", "email", 500, 20, rev(20, 20.0)), cell("c", "Worse", "control", 500, 30, rev(30, 20.0)))
-    lb = evaluate_campaigns(camp, labels, settings=CampaignSettings(cost_per_send=0.1))
+    lb = evaluate_campaigns(camp, labels, settings=CampaignSettings(cost_per_send=0.1, targeting_rule="lower_bound"))
     sent = lb.targeting.set_index("segment")["send"]
     assert sent.to_dict() == {"Maybe": False, "Sure": True, "Worse": False}
     policy = lb.policy.iloc[0]
     # Sure: +0.1 conversion x 20 = +2 per customer over 2000 customers
     assert policy["expected_incremental_revenue"] == pytest.approx(2.0 * 2000)
     assert policy["expected_cost"] == pytest.approx(0.1 * 2000) and policy["share_targeted"] == pytest.approx(2000 / 3400)
-    ev = evaluate_campaigns(camp, labels, settings=CampaignSettings(cost_per_send=0.1, targeting_rule="expected_value"))
+    ev = evaluate_campaigns(camp, labels, settings=CampaignSettings(cost_per_send=0.1))  # expected_value
     assert ev.targeting.set_index("segment")["send"].to_dict() == {"Maybe": True, "Sure": True, "Worse": False}
     costly = evaluate_campaigns(camp, labels, settings=CampaignSettings(cost_per_send=2.5))
     assert not costly.targeting["send"].any()
@@ -730,3 +730,23 @@ def test_producer_without_campaign_data_explains_what_to_do(tmp_path):
     ctx = open_run("05_campaign_evaluation", run_dir=tmp_path)
     with pytest.raises(UpstreamMissingError, match=r"no campaign file was given\. Set data\.campaign"):
         cp.build_campaign_artifacts(ctx)
+
+
+# --------------------------------------------------------------------------- the generated shop (known truth)
+def test_lifts_per_latent_segment_recover_the_planted_uplift_of_the_generated_shop():
+    from segkit.datasets import generate_shop
+
+    shop = generate_shop(20000, seed=3)
+    labels = shop.truth[["customer_id", "latent_segment"]].rename(columns={"latent_segment": "cluster_name"})
+    res = evaluate_campaigns(shop.campaign, labels)
+    truth = shop.truth.groupby("latent_segment")["true_uplift"].first()
+    t = res.table[(res.table["metric"] == "conversion_rate") & (res.table["arm"] == "email")
+                  & res.table["segment"].isin(truth.index)]
+    assert len(t) == 3 * 5  # three campaigns x five latent segments
+    planted = t["segment"].map(truth)
+    covered = (t["lift_ci_low"] <= planted) & (planted <= t["lift_ci_high"])
+    assert covered.sum() >= 13  # 95% intervals: all 15 cover with probability ~0.46, >= 13 with ~0.96
+    pooled = t.groupby("segment")["lift_abs"].mean().sort_values(ascending=False)
+    assert pooled.index[:2].tolist() == ["bargain", "regular"]  # the two largest planted effects
+    sent = res.targeting[res.targeting["segment"] == "bargain"]["send"]
+    assert len(sent) == 3 and sent.all()
