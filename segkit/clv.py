@@ -315,14 +315,14 @@ class BetaGeoModel(BaseEstimator):
         repeat = int((x > 0).sum())
         if repeat < max(int(self.min_repeat_buyers), 1):
             raise ModelFitError(
-                f"BG/NBD not fitted: only {repeat} of {len(x)} customers made a repeat purchase "
-                f"(at least {self.min_repeat_buyers} needed to estimate dropout). Use a longer "
+                f"BG/NBD not fitted: only {repeat:,} of {len(x):,} customers made a repeat purchase "
+                f"(at least {self.min_repeat_buyers:,} needed to estimate dropout). Use a longer "
                 "data period or a later as_of; P(alive), expected purchases and CLV stay empty."
             )
         fitter = _lifetimes().BetaGeoFitter(penalizer_coef=self.penalizer_coef)
         self.tol_ = _fit_with_retries(
             fitter, (x, summary["recency"].to_numpy(dtype=float), summary["T"].to_numpy(dtype=float)),
-            f"BG/NBD did not converge on {len(x)} customers ({repeat} repeat buyers)")
+            f"BG/NBD did not converge on {len(x):,} customers ({repeat:,} repeat buyers)")
         params = {k: float(v) for k, v in fitter.params_.items()}
         if not all(np.isfinite(v) and v > 0 for v in params.values()):
             raise ModelFitError(f"BG/NBD fit returned invalid parameters {params}. Try a small penalizer.")
@@ -431,13 +431,13 @@ class GammaGammaModel(BaseEstimator):
         rows = summary[(summary["frequency"] > 0) & (summary["monetary_value"] > 0)]
         if len(rows) < max(int(self.min_repeat_buyers), 1):
             raise ModelFitError(
-                f"Gamma-Gamma not fitted: only {len(rows)} repeat buyers with a positive order value "
-                f"(at least {self.min_repeat_buyers} needed). Expected order value and CLV stay empty."
+                f"Gamma-Gamma not fitted: only {len(rows):,} repeat buyers with a positive order value "
+                f"(at least {self.min_repeat_buyers:,} needed). Expected order value and CLV stay empty."
             )
         x = rows["frequency"].to_numpy(dtype=float)
         m = rows["monetary_value"].to_numpy(dtype=float)
         fitter = _lifetimes().GammaGammaFitter(penalizer_coef=self.penalizer_coef)
-        self.tol_ = _fit_with_retries(fitter, (x, m), f"Gamma-Gamma did not converge on {len(rows)} repeat buyers")
+        self.tol_ = _fit_with_retries(fitter, (x, m), f"Gamma-Gamma did not converge on {len(rows):,} repeat buyers")
         params = {k: float(v) for k, v in fitter.params_.items()}
         if not all(np.isfinite(v) and v > 0 for v in params.values()):
             raise ModelFitError(f"Gamma-Gamma fit returned invalid parameters {params}.")

@@ -1046,21 +1046,55 @@ def clv_by_stage(lifecycle: pd.DataFrame, column: str = "clv_12m") -> pd.DataFra
 
 
 def mask_small_cells(table: pd.DataFrame, min_cell_size: int) -> pd.DataFrame:
-    """A count table with cells under ``min_cell_size`` customers blanked (shown as NaN).
+    """A count table for display: cells under ``min_cell_size`` customers show ``"<min"``, zeros blank.
 
     Examples
     --------
-    >>> mask_small_cells(pd.DataFrame({"x": [3, 40]}), 10)["x"].tolist()
-    [nan, 40.0]
+    >>> mask_small_cells(pd.DataFrame({"x": [3, 1250, 0]}), 10)["x"].tolist()
+    ['<10', '1,250', '']
     """
-    return table.mask(table < min_cell_size).astype("float64")
+    def cell(v: float) -> str:
+        if pd.isna(v) or v == 0:
+            return ""
+        return f"<{min_cell_size}" if v < min_cell_size else f"{v:,.0f}"
+
+    return table.apply(lambda col: col.map(cell))
+
+
+#: Columns shown as percentages by :func:`for_display`.
+PERCENT_COLUMNS: tuple[str, ...] = ("share", "churn_rate", "reactivation_rate", "repeat_purchase_rate",
+                                    "retention", "clv_share", "mean_p_alive")
+
+
+def for_display(table: pd.DataFrame, index: str | None = None, decimals: int = 2) -> pd.DataFrame:
+    """A small result table made readable: shares as percentages, other floats rounded.
+
+    Examples
+    --------
+    >>> for_display(pd.DataFrame({"stage": ["new"], "share": [0.1234], "clv": [12.345]}), index="stage")
+    ... # doctest: +NORMALIZE_WHITESPACE
+          share    clv
+    stage
+    new   12.3%  12.35
+    """
+    out = table.copy()
+    for column in out.columns:
+        if column in PERCENT_COLUMNS:
+            out[column] = out[column].map(lambda v: "" if pd.isna(v) else f"{100 * v:.1f}%")
+        elif pd.api.types.is_float_dtype(out[column]):
+            out[column] = out[column].round(decimals)
+    return out.set_index(index) if index else out
+
+
+RATE_COLUMNS: tuple[str, ...] = ("period", "live_start", "churned", "churn_rate", "lapsed_start", "reactivated",
+                                 "reactivation_rate", "repeat_purchase_rate", "new_customers", "live_end", "partial")
 
 
 def model_status(result: "LifecycleResult") -> str:
     """One Markdown paragraph: what was fitted, or why not and what stays empty."""
     model = result.clv_model
     if model is None:
-        reasons = " ".join(w for w in result.warnings if "BG/NBD" in w)
+        reasons = " ".join(w for w in result.warnings if w.startswith("BG/NBD"))
         return ("**The BG/NBD model could not be fitted**, so P(alive), expected purchases and CLV are empty "
                 f"(NaN) in every table and export, and the stage rules run without the P(alive) rule. {reasons}")
     bg = model["bgnbd"]
@@ -1073,7 +1107,7 @@ def model_status(result: "LifecycleResult") -> str:
                  "a / (a + b) and the predictions are well determined.")
     gg = model.get("gamma_gamma")
     if gg is None:
-        reasons = " ".join(w for w in result.warnings if "Gamma-Gamma" in w)
+        reasons = " ".join(w for w in result.warnings if w.startswith("Gamma-Gamma"))
         return text + f" **Gamma-Gamma could not be fitted**: expected order value and CLV are empty. {reasons}"
     corr = gg["frequency_monetary_corr"]
     check = ("small, as the model assumes" if abs(corr) < 0.3 else
@@ -1300,5 +1334,5 @@ __all__ = [
     "snapshot_dates", "stage_history", "stage_counts", "transition_counts", "row_shares", "period_rates",
     "cohort_table", "cohort_matrix", "fit_clv_models", "score_customers", "clv_overview", "stage_sizes",
     "stage_sizes_for_thresholds", "threshold_choices", "build_lifecycle_artifacts", "summarize",
-    "clv_parameters", "clv_by_stage", "mask_small_cells", "model_status",
+    "clv_parameters", "clv_by_stage", "mask_small_cells", "model_status", "for_display",
 ]

@@ -576,6 +576,18 @@ def test_plots_say_so_when_the_model_was_not_fitted(shop_result):
         assert "not fitted" in ax.texts[0].get_text()
 
 
+def test_display_tables_show_percentages_and_hide_small_cells(shop_result):
+    from segkit.lifecycle import RATE_COLUMNS, for_display, mask_small_cells
+
+    _, r = shop_result
+    shown = for_display(r.rates[list(RATE_COLUMNS)], index="period")
+    assert shown["churn_rate"].iloc[-1] == f"{100 * r.rates['churn_rate'].iloc[-1]:.1f}%"
+    masked = mask_small_cells(r.transitions, 10)
+    small = (r.transitions > 0) & (r.transitions < 10)
+    assert (masked[small] == "<10").sum().sum() == small.sum().sum()
+    assert masked.loc["lapsed", "lapsed"] == f"{r.transitions.loc['lapsed', 'lapsed']:,}"
+
+
 def test_clv_by_stage_shares_add_up(shop_result):
     _, r = shop_result
     table = clv_by_stage(r.lifecycle)
