@@ -1071,7 +1071,8 @@ def for_display(table: pd.DataFrame, index: str | None = None, decimals: int = 2
 
     Examples
     --------
-    >>> for_display(pd.DataFrame({"stage": ["new"], "share": [0.1234], "clv": [12.345]}), index="stage")
+    >>> for_display(pd.DataFrame({"stage": ["new"], "share": [0.1234], "clv": [12.3456]}), index="stage")
+    ... # doctest: +NORMALIZE_WHITESPACE
     ... # doctest: +NORMALIZE_WHITESPACE
           share    clv
     stage
