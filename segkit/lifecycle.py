@@ -9,7 +9,7 @@ Stage rules
 -----------
 Every customer known on ``as_of`` (buyers, and prospects from the customers table whose
 ``signup_date`` is before ``as_of`` or unknown) gets exactly one stage, by the first rule that
-holds:
+holds (a customer whose every order was fully returned has no purchase: a prospect):
 
 ==================  =============================================================================
 stage               rule (days are whole days to ``as_of``)

@@ -527,6 +527,23 @@ def test_a_tiny_shop_gets_stages_with_fallback_windows_and_no_model(tmp_path):
     assert 1 <= len(summarize(result)["findings"]) <= 5
 
 
+def test_a_shop_where_nobody_bought_twice_still_gets_stages_and_a_summary(tmp_path):
+    days = pd.date_range("2024-01-01", periods=40, freq="5D")
+    ids = pd.array([f"c{i:02d}" for i in range(40)], dtype="string")
+    tx = pd.DataFrame({"customer_id": ids, "order_id": ids, "order_date": days, "amount": 10.0})
+    result = build_lifecycle_artifacts(handmade_run(tmp_path, tx, "2024-07-01"))
+    sizes = result.stage_sizes.set_index("lifecycle_stage")["customers"]
+    # fallback windows (new 90 days, churn 365): first purchase within 90 days of 2024-07-01 -> new;
+    # orders on/after as_of are left out, so those customers are prospects
+    after = days >= pd.Timestamp("2024-07-01")
+    assert sizes["new"] == int(((days >= pd.Timestamp("2024-04-02")) & ~after).sum())
+    assert sizes["at_risk"] == int((days < pd.Timestamp("2024-04-02")).sum()) and sizes["prospect"] == after.sum()
+    assert sizes[["active", "loyal", "lapsed"]].sum() == 0
+    assert any(f"{after.sum()} purchase orders dated on or after as_of" in w for w in result.warnings)
+    assert result.clv_model is None and result.rates["repeat_buyers"].sum() == 0
+    assert summarize(result)["warnings"]
+
+
 def test_a_missing_amount_column_names_the_file_and_column(tmp_path):
     tx = pd.DataFrame({"customer_id": pd.array(["a"], dtype="string"), "order_date": pd.to_datetime(["2024-01-10"])})
     with pytest.raises(DataError, match=r"transactions_clean\.parquet.*'amount' missing"):
