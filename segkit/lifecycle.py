@@ -1284,14 +1284,14 @@ def summarize(result: LifecycleResult) -> dict[str, Any]:
     ]
     full = result.rates[~result.rates["partial"]]
     if len(full):
-        recent = full.tail(min(len(full), 3))
+        recent, year = full.tail(3), full.tail(12)
         findings.append(
             f"Over the last {len(recent)} complete {SNAPSHOT_FREQS[result.settings.snapshot_freq]}s, "
             f"{_pct(recent['churned'].sum() / max(recent['live_start'].sum(), 1))} of live buyers lapsed per period, "
             f"{_pct(recent['reactivated'].sum() / max(recent['lapsed_start'].sum(), 1))} of lapsed customers came back "
             f"and {_pct(recent['repeat_buyers'].sum() / max(recent['buyers_start'].sum(), 1))} of buyers bought again; "
-            f"the live base went from {int(full['live_end'].iloc[max(len(full) - 13, 0)]):,} to {int(full['live_end'].iloc[-1]):,} "
-            f"over the last {min(len(full), 12)} periods.")
+            f"the live base went from {int(year['live_start'].iloc[0]):,} to {int(year['live_end'].iloc[-1]):,} "
+            f"over the last {len(year)} of them.")
     month1 = result.cohorts[(result.cohorts["months_since_first"] == 1) & ~result.cohorts["partial"]]
     if len(month1):
         weighted = month1["customers_purchasing"].sum() / month1["cohort_size"].sum()

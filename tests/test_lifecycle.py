@@ -458,6 +458,8 @@ def test_summary_is_generated_from_the_results(shop_result):
     assert f"{sizes['lapsed']:,} lapsed" in summary["findings"][0]
     assert summary["analysed"].startswith(f"{len(result.lifecycle):,} customers")
     assert any("top 10% of customers hold" in f for f in summary["findings"])
+    year = result.rates[~result.rates["partial"]].tail(12)
+    assert f"went from {year['live_start'].iloc[0]:,} to {year['live_end'].iloc[-1]:,} over the last 12" in summary["findings"][1]
     assert summary["headlines"]["Top-decile CLV share"] == f"{100 * result.clv['top_decile_share']:.0f}%"
 
 
