@@ -109,6 +109,13 @@ def clv_summary(
         Index ``customer_id``; ``frequency`` (repeat purchase days), ``recency`` (first to last
         purchase), ``T`` (first purchase to the end), both in time units, ``monetary_value``
         (mean amount of the repeat purchase days, 0 for one-time buyers).
+
+    Examples
+    --------
+    >>> p = pd.DataFrame({"customer_id": ["a", "a"], "amount": [3.0, 5.0],
+    ...                   "order_date": pd.to_datetime(["2024-01-01", "2024-01-15"])})
+    >>> clv_summary(p, "2024-01-28").iloc[0].tolist()
+    [1.0, 2.0, 3.857142857142857, 5.0]
     """
     summary = lifetimes_summary(purchases, observation_period_end, freq="D",
                                 freq_multiplier=time_unit_days, monetary_value_col="amount")
@@ -613,6 +620,14 @@ def holdout_check(
     DataFrame
         One row per bucket plus ``"all"``: ``customers``, ``actual`` and ``predicted`` total
         holdout repeat purchases, their means per customer and ``error_pct`` (predicted vs actual).
+
+    Examples
+    --------
+    >>> s = simulate_customers(800, {"r": 0.25, "alpha": 4.4, "a": 0.8, "b": 2.4}, seed=0)
+    >>> s = s.assign(frequency_holdout=1, duration_holdout_days=91.0)
+    >>> table = holdout_check(BetaGeoModel().fit(s), s)
+    >>> table["frequency_bucket"].iloc[-1], int(table["customers"].iloc[-1]), int(table["actual"].iloc[-1])
+    ('all', 800, 800)
     """
     days = cal_holdout["duration_holdout_days"].to_numpy(dtype=float)
     predicted = model.predict(cal_holdout, days)

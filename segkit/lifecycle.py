@@ -174,6 +174,13 @@ def customer_state(
         Index ``customer_id`` (sorted): ``n_purchases`` (0 = prospect), ``first_purchase``,
         ``last_purchase``, ``recency_days``, ``tenure_days``, ``gap_before_last_days``,
         ``own_interval_days`` (mean gap between purchase days), ``monetary_total``, ``engaged``.
+
+    Examples
+    --------
+    >>> h = purchase_history(pd.DataFrame({"customer_id": ["a", "a"], "amount": [5.0, 5.0],
+    ...     "order_date": pd.to_datetime(["2024-01-01", "2024-01-21"])}))
+    >>> customer_state(h, "2024-02-01")[["n_purchases", "recency_days", "own_interval_days"]].iloc[0].tolist()
+    [2.0, 11.0, 20.0]
     """
     as_of = _date(as_of)
     rows = history[history["purchase_date"] < as_of]
@@ -312,6 +319,13 @@ def inter_purchase_gaps(history: pd.DataFrame, as_of: str | pd.Timestamp) -> pd.
     """Gaps between consecutive purchase days completed before ``as_of``.
 
     Returns ``gap_days`` and ``to_purchase`` (2 = the gap from first to second purchase).
+
+    Examples
+    --------
+    >>> h = purchase_history(pd.DataFrame({"customer_id": ["a"] * 3, "amount": 1.0,
+    ...     "order_date": pd.to_datetime(["2024-01-01", "2024-01-08", "2024-01-30"])}))
+    >>> inter_purchase_gaps(h, "2024-02-01")["gap_days"].tolist()
+    [7.0, 22.0]
     """
     rows = history[(history["purchase_date"] < _date(as_of)) & history["gap_days"].notna()]
     return pd.DataFrame({"gap_days": rows["gap_days"].to_numpy(), "to_purchase": rows["n_purchases"].to_numpy()})
@@ -579,6 +593,13 @@ def stage_counts(stages_over_time: pd.DataFrame, dates: pd.DataFrame) -> pd.Data
 
     Returns ``period, snapshot_date, partial, lifecycle_stage, customers, share`` (share of the
     customers known at that snapshot).
+
+    Examples
+    --------
+    >>> dates = snapshot_dates(pd.Timestamp("2024-01-10"), "2024-03-01")
+    >>> codes = pd.DataFrame({"2024-01": [2, -1], "2024-02": [3, 2]}, index=["a", "b"])
+    >>> stage_counts(codes, dates).query("customers > 0")[["period", "lifecycle_stage", "customers"]].values.tolist()
+    [['2024-01', 'new', 1], ['2024-02', 'new', 1], ['2024-02', 'active', 1]]
     """
     codes = stages_over_time.to_numpy()
     k = len(STAGES)
@@ -632,7 +653,13 @@ def transition_counts(stages_over_time: pd.DataFrame, last: int | None = None) -
 
 
 def row_shares(matrix: pd.DataFrame) -> pd.DataFrame:
-    """Each row divided by its total (rows without customers stay NaN)."""
+    """Each row divided by its total (rows without customers stay NaN).
+
+    Examples
+    --------
+    >>> row_shares(pd.DataFrame({"x": [1, 0], "y": [3, 0]}))["y"].tolist()
+    [0.75, nan]
+    """
     totals = matrix.sum(axis=1)
     return matrix.div(totals.where(totals > 0), axis=0)
 
@@ -749,7 +776,15 @@ def cohort_table(history: pd.DataFrame, as_of: str | pd.Timestamp) -> pd.DataFra
 
 def cohort_matrix(cohorts: pd.DataFrame, value: str = "retention", min_cohort_size: int = 1) -> pd.DataFrame:
     """Cohort x months-since-first-purchase matrix of ``value`` (cohorts smaller than
-    ``min_cohort_size`` left out, so that no small group is shown)."""
+    ``min_cohort_size`` left out, so that no small group is shown).
+
+    Examples
+    --------
+    >>> c = pd.DataFrame({"cohort": ["2024-01", "2024-01", "2024-02"], "months_since_first": [0, 1, 0],
+    ...                   "cohort_size": [20, 20, 5], "retention": [1.0, 0.3, 1.0]})
+    >>> cohort_matrix(c, min_cohort_size=10).to_dict("index")
+    {'2024-01': {0: 1.0, 1: 0.3}}
+    """
     rows = cohorts[cohorts["cohort_size"] >= min_cohort_size]
     return rows.pivot(index="cohort", columns="months_since_first", values=value)
 
