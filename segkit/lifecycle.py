@@ -837,7 +837,8 @@ class LifecycleSettings:
         if values.get("discount_rate", 0.1) <= -1:
             raise ConfigError("lifecycle.discount_rate is an annual rate (0.10 = 10 %) and must be > -1.")
         if "engagement_columns" in values:
-            values["engagement_columns"] = tuple(values["engagement_columns"] or ())
+            columns = values["engagement_columns"] or ()
+            values["engagement_columns"] = (columns,) if isinstance(columns, str) else tuple(columns)
         settings = cls(**values)
         settings.stage_info()  # validates the stages mapping
         if settings.snapshot_freq not in SNAPSHOT_FREQS:

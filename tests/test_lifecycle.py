@@ -322,6 +322,7 @@ def test_settings_validate_keys_types_and_stages():
     settings = LifecycleSettings.from_config(base)
     assert settings.stager().get_params()["churn_quantile"] == 0.9
     assert settings.stage_info()["phase"].tolist()[:3] == ["awareness", "consideration", "conversion"]
+    assert LifecycleSettings.from_config({**base, "engagement_columns": "clicked"}).engagement_columns == ("clicked",)
     with pytest.raises(ConfigError, match="unknown key.*'churn_window'"):
         LifecycleSettings.from_config({**base, "churn_window": 90})
     with pytest.raises(ConfigError, match="churn_window_days = 'ninety' is not a number"):
