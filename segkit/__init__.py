@@ -19,6 +19,13 @@ from segkit.errors import (
 from segkit.pipeline import NOTEBOOKS, RunContext, open_run
 from segkit.io import load_inputs, load_table
 from segkit.datasets import GeneratedShop, generate_shop, load_cdnow, load_sample
+from segkit.clv import BetaGeoModel, GammaGammaModel, customer_lifetime_value
+from segkit.lifecycle import (
+    LifecycleStager,
+    StageThresholds,
+    assign_lifecycle_stage,
+    build_lifecycle_artifacts,
+)
 from segkit.rfm import (
     LoyaltyTiers,
     RFMScorer,
@@ -45,6 +52,13 @@ __all__ = [
     "SegmentMap",
     "LoyaltyTiers",
     "build_rfm_artifacts",
+    "LifecycleStager",
+    "StageThresholds",
+    "assign_lifecycle_stage",
+    "build_lifecycle_artifacts",
+    "BetaGeoModel",
+    "GammaGammaModel",
+    "customer_lifetime_value",
     "open_run",
     "RunContext",
     "NOTEBOOKS",
