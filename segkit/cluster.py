@@ -344,12 +344,13 @@ CACHE_BYTES = 256 * 2**20  # embeddings up to this size are built once per fit
 class _MixedData:
     """Encoded customers and the vectorised steps of k-prototypes on them.
 
-    The dissimilarity ‖x − μ‖² + γ·mismatches equals the squared Euclidean distance between
-    embeddings ``[numeric, √(γ/2) · one-hot(categories)]`` (one mismatch moves two one-hot
-    entries by √(γ/2)), so nearest-centroid search is one matrix product per chunk of rows:
-    d = ‖e‖² − 2 e·c + ‖c‖². Centroids stay means (numeric) and modes (categorical).
-    Embeddings of small data are cached; large data is embedded chunk by chunk, so memory
-    stays O(chunk_size × features).
+    The dissimilarity ‖x − μ‖² + γ·mismatches is computed as one matrix product per chunk of
+    rows: rows are embedded as ``e = [numeric, one-hot(categories)]`` and centroids as
+    ``c = [means, γ/2 · one-hot(modes)]``, so that ‖x‖² + ‖μ‖² + γ·q − 2·(x·μ + γ/2·matches)
+    = ‖x − μ‖² + γ·(q − matches). Summing embedded rows per cluster (a sparse product with the
+    label indicator) gives the numeric sums and the exact level counts of the mode update in
+    one pass. Embeddings of small data are cached; large data is embedded chunk by chunk, so
+    memory stays O(chunk_size × features).
     """
 
     def __init__(self, Xnum: np.ndarray, Xcat: np.ndarray, n_levels: Sequence[int], gamma: float,
@@ -362,7 +363,6 @@ class _MixedData:
         self.offsets = np.concatenate([[0], np.cumsum(self.n_levels)[:-1]]).astype(np.int64)
         self.n_onehot = int(sum(self.n_levels))
         self.gamma = float(gamma)
-        self.w = np.sqrt(self.gamma / 2.0)
         self.chunk = int(chunk_size)
         self._cache: dict[int, tuple[np.ndarray, np.ndarray]] = {}
         self._cacheable = self.n * (self.p + self.n_onehot) * 8 <= CACHE_BYTES
@@ -371,30 +371,31 @@ class _MixedData:
         for start in range(0, self.n, self.chunk):
             yield slice(start, min(self.n, start + self.chunk))
 
-    def _embed_rows(self, xn: np.ndarray, xc: np.ndarray) -> np.ndarray:
+    def _embed_rows(self, xn: np.ndarray, xc: np.ndarray, value: float) -> tuple[np.ndarray, np.ndarray]:
         m = len(xn)
         emb = np.zeros((m, self.p + self.n_onehot))
         emb[:, : self.p] = xn
+        sq = np.einsum("ij,ij->i", xn, xn)
         if self.q:
-            rows = np.repeat(np.arange(m), self.q)
-            cols = (xc.astype(np.int64) + self.offsets).ravel()
-            valid = (xc >= 0).ravel()  # code −1 = a category unseen in fit: matches no centroid
-            emb[rows[valid], self.p + cols[valid]] = self.w
-        return emb
+            known = xc >= 0  # code −1 = a category unseen in fit: matches no centroid
+            rows = np.repeat(np.arange(m), self.q)[known.ravel()]
+            cols = (xc.astype(np.int64) + self.offsets).ravel()[known.ravel()]
+            emb[rows, self.p + cols] = value
+            sq = sq + self.gamma * self.q  # with the centroid side: γ·(q − matches)
+        return emb, sq
 
     def embed(self, sl: slice) -> tuple[np.ndarray, np.ndarray]:
-        """Embedding of rows ``sl`` and their squared norms."""
+        """Row embedding of rows ``sl`` and their part of the squared norms (see class doc)."""
         if sl.start in self._cache:
             return self._cache[sl.start]
-        emb = self._embed_rows(self.Xnum[sl], self.Xcat[sl])
-        out = (emb, np.einsum("ij,ij->i", emb, emb))
+        out = self._embed_rows(self.Xnum[sl], self.Xcat[sl], 1.0)
         if self._cacheable:
             self._cache[sl.start] = out
         return out
 
     def embed_centroids(self, cnum: np.ndarray, ccat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        emb = self._embed_rows(cnum, ccat)
-        return emb, np.einsum("ij,ij->i", emb, emb)
+        emb, _ = self._embed_rows(cnum, ccat, self.gamma / 2.0)
+        return emb, np.einsum("ij,ij->i", cnum, cnum)
 
     def distances(self, sl: slice, C: np.ndarray, c2: np.ndarray) -> np.ndarray:
         """Dissimilarities of rows ``sl`` to embedded centroids (≥ 0, rounding clipped)."""
@@ -423,13 +424,21 @@ class _MixedData:
                 runner[sl] = D.min(axis=1) if D.shape[1] > 1 else np.inf
         return (labels, dist, runner) if second else (labels, dist)
 
+    def cluster_sums(self, labels: np.ndarray, k: int) -> np.ndarray:
+        """Per cluster: sums of the numeric columns, then counts of every categorical level."""
+        from scipy import sparse
+
+        out = np.zeros((k, self.p + self.n_onehot))
+        for sl in self.slices():
+            lab = labels[sl]
+            m = len(lab)
+            indicator = sparse.csr_matrix((np.ones(m), lab, np.arange(m + 1)), shape=(m, k))
+            out += indicator.T @ self.embed(sl)[0]
+        return out
+
     def frequencies(self, labels: np.ndarray, k: int) -> np.ndarray:
         """Counts of every categorical level per cluster, shape (k, total levels)."""
-        freq = np.zeros(k * self.n_onehot, dtype=np.int64)
-        for sl in self.slices():
-            codes = (labels[sl, None] * self.n_onehot + self.offsets + self.Xcat[sl]).ravel()
-            freq += np.bincount(codes, minlength=k * self.n_onehot)
-        return freq.reshape(k, self.n_onehot)
+        return np.rint(self.cluster_sums(labels, k)[:, self.p:]).astype(np.int64)
 
     def update(self, labels: np.ndarray, k: int, dist: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Means and modes per cluster (mode ties → smallest code, as kmodes' ``get_max_value_key``).
@@ -448,26 +457,28 @@ class _MixedData:
                 labels[idx] = j
                 counts[j] = 1
                 order = order[order != idx]
-        sums = np.zeros(k * self.p)
-        cols = np.arange(self.p)
-        for sl in self.slices():
-            sums += np.bincount((labels[sl, None] * self.p + cols).ravel(), weights=self.Xnum[sl].ravel(),
-                                minlength=k * self.p)
-        cnum = sums.reshape(k, self.p) / counts[:, None]
+        sums = self.cluster_sums(labels, k)
+        cnum = sums[:, : self.p] / counts[:, None]
         ccat = np.empty((k, self.q), dtype=np.int64)
-        if self.q:
-            freq = self.frequencies(labels, k)
-            for c, (off, levels) in enumerate(zip(self.offsets, self.n_levels)):
-                ccat[:, c] = freq[:, off:off + levels].argmax(axis=1)
+        for c, (off, levels) in enumerate(zip(self.offsets, self.n_levels)):
+            ccat[:, c] = sums[:, self.p + off:self.p + off + levels].argmax(axis=1)  # exact integer counts
         return cnum, ccat
+
+    def subset(self, rows: np.ndarray) -> "_MixedData":
+        """The same kind of data restricted to ``rows``."""
+        return _MixedData(self.Xnum[rows], self.Xcat[rows], self.n_levels, self.gamma, self.chunk)
 
     def exact_cost(self, cnum: np.ndarray, ccat: np.ndarray, labels: np.ndarray) -> float:
         return kprototypes_cost(self.Xnum, self.Xcat, cnum, ccat, self.gamma, labels, self.chunk)
 
 
-def _lloyd_steps(data: _MixedData, cnum, ccat, labels, dist, cost, max_iter):
+def _lloyd_steps(data: _MixedData, cnum, ccat, labels, dist, cost, max_iter, target: float | None = None):
     """Batch iterations (update means/modes, reassign) until no point moves or the cost stops
-    decreasing (kmodes' stopping rule), at most ``max_iter``."""
+    decreasing (kmodes' stopping rule), at most ``max_iter``.
+
+    With ``target`` (screening an exchange move): stop as soon as the cost is below it, or when
+    even the last iteration's decrease, repeated for every remaining iteration, cannot reach it.
+    """
     k = cnum.shape[0]
     n_iter = 0
     costs = []
@@ -482,8 +493,10 @@ def _lloyd_steps(data: _MixedData, cnum, ccat, labels, dist, cost, max_iter):
         cnum, ccat, labels, dist = new_cnum, new_ccat, new_labels, new_dist
         costs.append(new_cost)
         converged = moves == 0 or new_cost >= cost
-        cost = new_cost
+        step, cost = cost - new_cost, new_cost
         if converged:
+            break
+        if target is not None and (cost < target or cost - step * (max_iter - n_iter) >= target):
             break
     return cnum, ccat, labels, dist, cost, n_iter, costs
 
@@ -545,11 +558,13 @@ def _descend(data: _MixedData, cnum, ccat, labels, dist, cost, max_iter, refine)
     k = cnum.shape[0]
     costs: list[float] = []
     n_iter = 0
+    settled = False  # True when the state is already a fixed point of the batch iterations
     while n_iter < max_iter:
-        cnum, ccat, labels, dist, cost, steps, more = _lloyd_steps(data, cnum, ccat, labels, dist, cost,
-                                                                   max_iter - n_iter)
-        n_iter += steps
-        costs += more
+        if not settled:
+            cnum, ccat, labels, dist, cost, steps, more = _lloyd_steps(data, cnum, ccat, labels, dist, cost,
+                                                                       max_iter - n_iter)
+            n_iter += steps
+            costs += more
         if not refine or n_iter >= max_iter or k < 2:
             break
         target, change = _single_moves(data, cnum, labels)
@@ -567,6 +582,7 @@ def _descend(data: _MixedData, cnum, ccat, labels, dist, cost, max_iter, refine)
                 t_labels, t_dist = data.assign(t_cnum, t_ccat)
                 t_cost = float(t_dist.sum())
                 if t_cost < cost - tol:
+                    settled = bool(np.array_equal(t_labels, trial))  # reassignment moved nobody
                     cnum, ccat, labels, dist, cost = t_cnum, t_ccat, t_labels, t_dist, t_cost
                     improved = True
                     break
@@ -609,11 +625,20 @@ def _swap_candidates(data: _MixedData, cnum, ccat, labels, dist, rng, n_candidat
     return sorted((float(swapped[c, j]), int(c), int(cands[j])) for j, c in enumerate(best_c))
 
 
+SMALL_DATA = 20_000  # rows up to which exchange moves get a larger search budget
+
+
 def _optimise(data: _MixedData, cnum, ccat, labels, max_iter, refine, seed,
-              max_swaps: int = 30, n_candidates: int = 16, n_trials: int = 3):
+              max_swaps: int = 30, n_candidates: int | None = None, n_trials: int | None = None,
+              trial_iter: int = 10):
     """From an initial assignment: batch iterations, single-point moves and (``refine``)
-    centroid-for-point exchanges; the ``n_trials`` most promising exchanges of a round are each
-    re-fitted with batch iterations, and the first that ends below the current cost is kept."""
+    centroid-for-point exchanges; the ``n_trials`` most promising of ``n_candidates`` exchanges
+    of a round are each re-fitted with at most ``trial_iter`` batch iterations, and the first
+    that gets below the current cost is kept (and descended fully). Exchanges cost O(n) each:
+    up to :data:`SMALL_DATA` rows 32 candidates and 8 trials per round, above 16 and 3."""
+    small = data.n <= SMALL_DATA
+    n_candidates = n_candidates or (32 if small else 16)
+    n_trials = n_trials or (8 if small else 3)
     k = cnum.shape[0]
     cnum, ccat = data.update(labels, k, np.zeros(len(labels)))
     labels, dist = data.assign(cnum, ccat)
@@ -622,17 +647,36 @@ def _optimise(data: _MixedData, cnum, ccat, labels, max_iter, refine, seed,
                                                              max_iter, refine)
     costs = costs or [cost]
     rng = np.random.default_rng(seed)
+    # Large data: exchanges are screened on a seeded sample of SMALL_DATA rows (both the
+    # exchanged and the current centroids get the same batch iterations there); only a winner
+    # is re-fitted on all rows, and kept only if it lowers the full cost.
+    screen = data if small else data.subset(np.sort(rng.choice(data.n, SMALL_DATA, replace=False)))
     for _ in range(max_swaps if refine and k > 1 else 0):
         improved = False
+        goal = cost * (1 - 1e-9)
+        if screen is not data:
+            s_lab, s_dist = screen.assign(cnum, ccat)
+            ref = _lloyd_steps(screen, cnum, ccat, s_lab, s_dist, float(s_dist.sum()), min(max_iter, trial_iter))
         for _, c, x in _swap_candidates(data, cnum, ccat, labels, dist, rng, n_candidates)[:n_trials]:
             t_cnum, t_ccat = cnum.copy(), ccat.copy()
             t_cnum[c], t_ccat[c] = data.Xnum[x], data.Xcat[x]
+            if screen is not data:
+                s_lab, s_dist = screen.assign(t_cnum, t_ccat)
+                if np.bincount(s_lab, minlength=k).min() == 0:
+                    continue
+                sc = _lloyd_steps(screen, t_cnum, t_ccat, s_lab, s_dist, float(s_dist.sum()),
+                                  min(max_iter, trial_iter), target=ref[4] * (1 - 1e-9))
+                n_iter += sc[5]
+                if not sc[4] < ref[4] * (1 - 1e-9):
+                    continue
+                t_cnum, t_ccat = sc[0], sc[1]
             t_labels, t_dist = data.assign(t_cnum, t_ccat)
             if np.bincount(t_labels, minlength=k).min() == 0:
                 continue
-            t = _lloyd_steps(data, t_cnum, t_ccat, t_labels, t_dist, float(t_dist.sum()), max_iter)
+            t = _lloyd_steps(data, t_cnum, t_ccat, t_labels, t_dist, float(t_dist.sum()),
+                             min(max_iter, trial_iter), target=goal)
             n_iter += t[5]
-            if t[4] < cost * (1 - 1e-9):
+            if t[4] < goal:
                 t = _descend(data, *t[:5], max_iter, refine)
                 n_iter += t[5]
                 cnum, ccat, labels, dist, cost = t[:5]
@@ -1427,8 +1471,10 @@ def name_clusters(z_means: pd.DataFrame, modes: pd.DataFrame | None = None,
                        & (modes["lift"] >= float(cfg["categorical_min_lift"]))]
         strong = strong.sort_values(["cluster", "lift", "feature"], ascending=[True, False, True], kind="stable")
         for c, level in zip(strong["cluster"], strong["mode"]):
-            phrase = str(cfg["categorical_phrase"]).replace("{value}", str(level).replace("_", " "))
-            if phrase not in cats.setdefault(int(c), []):
+            text = str(level).replace("_", " ")
+            phrase = str(cfg["categorical_phrase"]).replace("{value}", text)
+            said = " ".join(ranked.get(int(c), [])[:n_traits]).lower()
+            if phrase not in cats.setdefault(int(c), []) and text.lower() not in said:
                 cats[int(c)].append(phrase)
 
     def compose(words: list[str], cat: list[str]) -> str:
@@ -1451,11 +1497,13 @@ def name_clusters(z_means: pd.DataFrame, modes: pd.DataFrame | None = None,
             elif n_cat[c] < len(cats[c]):
                 n_cat[c] += 1
             names[c] = compose(ranked[c][:depth[c]], cats[c][:n_cat[c]])
+    counts = pd.Series(names).value_counts()
     seen: dict[str, int] = {}
     for c in sorted(names):
-        if list(names.values()).count(names[c]) > 1:
-            seen[names[c]] = seen.get(names[c], 0) + 1
-            names[c] = f"{names[c]} #{seen[names[c]]}"
+        if counts[names[c]] > 1:
+            base = names[c]
+            seen[base] = seen.get(base, 0) + 1
+            names[c] = f"{base} #{seen[base]}"
     return names
 
 
@@ -1716,3 +1764,184 @@ def cluster_customers(table: pd.DataFrame, settings: ClusterSettings | None = No
                          info={"customers": n, "numeric_features": list(builder.numeric_features_),
                                "categorical_features": list(builder.categorical_features_)},
                          warnings=warnings_)
+
+
+# =============================================================================== notebook 03
+def clusters_frame(result: ClusterResult) -> pd.DataFrame:
+    """The ``clusters.parquet`` artifact: ``customer_id, cluster, cluster_name`` and the features
+    used, on their original scale with missing values filled as the model saw them."""
+    values = result.builder.imputed(result.table).reset_index(drop=True)
+    return pd.concat([result.assignments.reset_index(drop=True), values], axis=1)
+
+
+def build_cluster_artifacts(ctx) -> ClusterResult:
+    """Producer of notebook 03: ``artifacts/clusters.parquet`` and ``cluster, cluster_name`` in
+    ``customer_segments.csv``.
+
+    Reads ``transactions_clean``, ``customers_clean``, ``campaign_clean`` (when present) and
+    ``rfm``; builds the customer table (:func:`segkit.features.customer_table`) as of the run's
+    ``as_of``; clusters it with the ``clustering`` config section and the run's seed
+    (:func:`cluster_customers`); cross-tabulates the clusters against the RFM segments.
+    Customers without a purchase are not clustered: their ``cluster`` and ``cluster_name``
+    stay empty in ``customer_segments.csv``.
+
+    Examples
+    --------
+    >>> from segkit.pipeline import open_run
+    >>> result = build_cluster_artifacts(open_run("03_clustering"))  # doctest: +SKIP
+    """
+    from segkit.features import customer_table
+
+    settings = ClusterSettings.from_config(ctx.section("clustering"))
+    transactions = ctx.read_artifact("transactions_clean")
+    customers = ctx.read_artifact("customers_clean")
+    campaign = ctx.read_artifact("campaign_clean") if ctx.has_artifact("campaign_clean") else None
+    rfm = ctx.read_artifact("rfm")
+    camp = ctx.section("campaign")
+    control = camp.get("control_arm", "control") if camp.get("control_is_holdout", True) else None
+    table = customer_table(transactions, customers, campaign, ctx.as_of, rfm=rfm, control_arm=control,
+                           max_channels=int(settings.max_channels))
+    result = cluster_customers(table, settings, ctx.seed)
+    result.rfm_crosstab = segment_crosstab(result.assignments, rfm)
+    if {"rfm_segment", "recommended_action"} <= set(rfm.columns):
+        pairs = rfm[["rfm_segment", "recommended_action"]].dropna().drop_duplicates("rfm_segment")
+        result.info["rfm_actions"] = dict(zip(pairs["rfm_segment"].astype(str), pairs["recommended_action"].astype(str)))
+    ctx.write_artifact("clusters", clusters_frame(result))
+    ids = customers["customer_id"].astype("string") if "customer_id" in customers.columns else pd.Series([], dtype="string")
+    others = pd.DataFrame({"customer_id": ids[~ids.isin(result.assignments["customer_id"])]})
+    result.info["not_clustered"] = int(len(others))
+    segments = pd.concat([result.assignments, others], ignore_index=True)
+    segments["cluster"] = segments["cluster"].astype("Int64")
+    ctx.update_customer_segments(segments[["customer_id", "cluster", "cluster_name"]])
+    return result
+
+
+def _pct(x: float) -> str:
+    return "n/a" if pd.isna(x) else f"{100 * x:.0f}%"
+
+
+def standardised_means(result: ClusterResult, labels: bool = False) -> pd.DataFrame:
+    """Mean of every numeric model feature per cluster, in standard deviations from the base
+    (the features are standardised), rows = cluster numbers (or "n: name" with ``labels``)."""
+    X = result.features[_numeric_cols(result.features)]
+    z = X.groupby(result.assignments["cluster"].to_numpy()).mean()
+    if labels:
+        z.index = [f"{c}: {result.names[int(c)]}" for c in z.index]
+    return z
+
+
+def _strongest_lift(result: ClusterResult, cluster: int) -> str:
+    """'<feature> <cluster mean> vs <overall mean> (lift×)' for the feature that most sets a cluster apart."""
+    row = standardised_means(result).loc[cluster]
+    feat = row.abs().sort_values(ascending=False, kind="stable").index[0]
+    lift = result.lifts.set_index("cluster").loc[str(cluster), feat]
+    mean = result.profiles.set_index("cluster").loc[str(cluster), feat]
+    base = result.profiles.set_index("cluster").loc["All customers", feat]
+    return f"{feat.replace('_', ' ')} {mean:,.2f} vs {base:,.2f} overall" + (f" ({lift:.1f}×)" if pd.notna(lift) else "")
+
+
+def summarize(result: ClusterResult) -> dict:
+    """The executive summary of notebook 03, generated from the results.
+
+    Returns the keyword arguments of :func:`segkit.pipeline.show_summary`: ``title``,
+    ``analysed``, ``findings`` (3–5), ``actions``, ``headlines`` and ``warnings``.
+    """
+    prof = result.profiles[result.profiles["cluster"] != "All customers"].copy()
+    prof["cluster_no"] = prof["cluster"].astype(int)
+    n = int(result.info["customers"])
+    method = "k-prototypes (numeric + categorical)" if result.method == "kprototypes" else "k-means (numeric)"
+    num, cat = result.info["numeric_features"], result.info["categorical_features"]
+    analysed = (f"{n:,} buying customers" + (f" as of {result.as_of}" if result.as_of else "")
+                + f", clustered with {method} on {len(num)} numeric"
+                + (f" and {len(cat)} categorical" if cat else "") + f" features (feature set "
+                f"'{result.feature_set}'). Number of clusters: {result.reason}")
+    if result.info.get("not_clustered"):
+        analysed += f" {result.info['not_clustered']:,} customers without a purchase are not clustered."
+    findings = []
+    big = prof.sort_values(["customers", "cluster_no"], ascending=[False, True]).iloc[0]
+    small = prof.sort_values(["customers", "cluster_no"], ascending=[True, True]).iloc[0]
+    findings.append(f"{result.k} clusters; the largest is '{big['cluster_name']}' ({_pct(big['share'])} of "
+                    f"customers), the smallest '{small['cluster_name']}' ({_pct(small['share'])}).")
+    if "revenue_share" in prof.columns and prof["revenue_share"].notna().any():
+        top = prof.sort_values(["revenue_share", "cluster_no"], ascending=[False, True]).iloc[0]
+        findings.append(f"'{top['cluster_name']}' are {_pct(top['share'])} of customers but bring "
+                        f"{_pct(top['revenue_share'])} of net revenue; its strongest difference: "
+                        f"{_strongest_lift(result, int(top['cluster_no']))}.")
+    sil = result.silhouette
+    if pd.notna(sil):
+        strength = "strong" if sil >= 0.5 else "reasonable" if sil >= 0.25 else "weak"
+        findings.append(f"Separation is {strength}: silhouette {sil:.2f} at k = {result.k} (1 = perfectly "
+                        "separated, 0 = overlapping).")
+    st = result.stability
+    if st.runs:
+        findings.append(f"The clusters are {'stable' if st.stable else 'NOT stable'}: {st.runs} refits on "
+                        f"{_pct(float(result.settings.stability['sample_fraction']))} subsamples agree with a mean "
+                        f"adjusted Rand index of {st.mean_ari:.2f} (± {st.std_ari:.2f}; threshold {st.threshold:.2f}).")
+    actions = []
+    ct = result.rfm_crosstab
+    if ct is not None and len(ct):
+        seg_cols = [c for c in ct.columns if c not in ("cluster", "cluster_name", "customers")]
+        dom = ct.set_index("cluster_name")[seg_cols]
+        best = dom.max(axis=1).sort_values(ascending=False, kind="stable")
+        name = best.index[0]
+        findings.append(f"'{name}' is the cluster most tied to one RFM segment: {_pct(best.iloc[0])} of it "
+                        f"is '{dom.loc[name].idxmax()}'.")
+        plans = result.info.get("rfm_actions", {})
+        by_name = prof.set_index("cluster_name")
+        order = prof.sort_values(["revenue_share" if "revenue_share" in prof else "customers", "cluster_no"],
+                                 ascending=[False, True])
+        for cname, number in zip(order["cluster_name"], order["cluster_no"]):
+            seg = dom.loc[cname].idxmax()
+            plan = plans.get(seg, f"the '{seg}' plan of the RFM notebook")
+            actions.append(f"'{cname}' ({int(by_name.loc[cname, 'customers']):,} customers; "
+                           f"{_pct(dom.loc[cname, seg])} of them RFM '{seg}'): {plan.rstrip('.')}. "
+                           f"Shape the offer around what sets them apart: {_strongest_lift(result, int(number))}.")
+    if not st.stable and st.runs:
+        actions.insert(0, "Treat these clusters as exploratory until they are stable: try another k or "
+                          "feature set in the explorer below before building campaigns on them.")
+    actions.append("Score new customers each month with the fitted model (SegmentModel.predict) so "
+                   "segments stay comparable over time.")
+    headlines = {"Customers clustered": n, "Clusters": int(result.k),
+                 "Silhouette": None if pd.isna(sil) else round(float(sil), 3),
+                 "Stability (mean ARI)": None if not st.runs else round(float(st.mean_ari), 3)}
+    return {"title": "Customer clusters", "analysed": analysed, "findings": findings[:5],
+            "actions": actions, "headlines": headlines, "warnings": list(result.warnings)}
+
+
+# =============================================================================== explorer
+def view_choices(result: ClusterResult) -> dict[str, tuple[int, str]]:
+    """Choices of the explorer widget: every k tried with the chosen feature set, and the
+    chosen k with every other feature set (label → ``(k, feature_set)``)."""
+    ks = list(result.selection["k"]) if len(result.selection) else [result.k]
+    choices = {f"k = {k}, {result.feature_set}" + (" (chosen)" if k == result.k else ""): (int(k), result.feature_set)
+               for k in ks}
+    for fs in result.settings.feature_sets:
+        if fs != result.feature_set:
+            choices[f"k = {result.k}, {fs}"] = (int(result.k), fs)
+    return choices
+
+
+def cluster_view(table: pd.DataFrame, k: int, feature_set: str, settings: ClusterSettings | None = None,
+                 seed: int = 0, method: str | None = None) -> pd.DataFrame:
+    """What the explorer shows for one choice: re-cluster with ``k`` clusters on ``feature_set``.
+
+    Returns one row per cluster: ``cluster, cluster_name, customers, share`` and the mean of
+    recency, frequency, net revenue and average order value (those present). The comparison
+    of k and the stability refits are skipped (it is a quick look).
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> t = pd.DataFrame({"customer_id": [f"c{i}" for i in range(60)],
+    ...                   "recency_days": np.r_[rng.integers(1, 30, 30), rng.integers(200, 400, 30)],
+    ...                   "frequency": np.r_[rng.integers(5, 9, 30), np.ones(30, int)],
+    ...                   "monetary_total": np.r_[rng.uniform(500, 900, 30), rng.uniform(10, 40, 30)]})
+    >>> view = cluster_view(t, 2, "rfm", seed=0)
+    >>> view[["cluster", "customers"]].values.tolist()
+    [['1', 30], ['2', 30]]
+    """
+    result = cluster_customers(table, settings, seed, feature_set=feature_set, method=method, k=k,
+                               run_selection=False, run_stability=False)
+    cols = [c for c in ("recency_days", "frequency", "monetary_total", "aov") if c in result.profiles.columns]
+    out = result.profiles[result.profiles["cluster"] != "All customers"]
+    return out[["cluster", "cluster_name", "customers", "share", *cols]].reset_index(drop=True)

@@ -584,6 +584,28 @@ class FeatureBuilder(TransformerMixin, BaseEstimator):
             rows.append((col, "categorical", miss, miss / n, UNKNOWN))
         return pd.DataFrame(rows, columns=["feature", "kind", "missing", "share", "filled_with"])
 
+    def describe(self) -> pd.DataFrame:
+        """The features used and how each enters the model, with the fitted table's missing values.
+
+        Columns ``feature, kind, transformation, missing, share, filled_with``.
+
+        Examples
+        --------
+        >>> t = pd.DataFrame({"frequency": [1.0, 2.0, 6.0], "region": ["N", "S", "S"]})
+        >>> FeatureBuilder(numeric=["frequency"], categorical=["region"]).fit(t).describe()["transformation"].tolist()
+        ['log(1 + x), standardised, clipped at ±5 sd', 'levels: N, S']
+        """
+        check_is_fitted(self, "categories_")
+        how = {}
+        for col in self.numeric_features_:
+            how[col] = ("log(1 + x), standardised" if col in self.log_features_ else "standardised") + (
+                f", clipped at ±{self.clip:g} sd" if self.clip is not None else "")
+        for col in self.categorical_features_:
+            how[col] = "levels: " + ", ".join(self.categories_[col])
+        out = self.missing_report_.copy()
+        out.insert(2, "transformation", out["feature"].map(how))
+        return out
+
     def _check_columns(self, table: pd.DataFrame) -> None:
         need = self.numeric_features_ + self.categorical_features_
         need += [v.split(":", 1)[1] for v in self.impute_values_.values() if isinstance(v, str)]

@@ -1,0 +1,468 @@
+"""Tests of segkit.cluster: k-prototypes against kmodes, k-means, model selection, stability,
+profiles and names, the producer, the summary and the explorer; and segkit.bench.cluster."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from kmodes.kprototypes import KPrototypes as KModesKPrototypes
+from kmodes.util.dissim import matching_dissim
+from kmodes.util.init_methods import init_cao, init_huang
+from pandas.testing import assert_frame_equal
+from sklearn.metrics import adjusted_rand_score
+from sklearn.utils import check_random_state
+
+from segkit.cluster import (
+    ClusterSettings,
+    KMeansNumeric,
+    KPrototypes,
+    _encode,
+    _MixedData,
+    _single_moves,
+    build_cluster_artifacts,
+    choose_k,
+    cluster_customers,
+    cluster_view,
+    elbow_k,
+    gower_distances,
+    init_centroids,
+    jaccard_best_match,
+    kprototypes_cost,
+    name_clusters,
+    order_by_size,
+    profile_clusters,
+    segment_crosstab,
+    select_k,
+    split_mixed,
+    stability,
+    summarize,
+    view_choices,
+)
+from segkit.errors import ConfigError, DataError, ModelFitError
+
+
+def planted(n: int, seed: int, k: int = 5) -> np.ndarray:
+    """Object array: 3 numeric (group centre + noise) and 3 categorical (own level 60%) columns."""
+    rs = np.random.RandomState(seed)
+    g = rs.randint(0, k, n)
+    X = np.empty((n, 6), dtype=object)
+    X[:, :3] = (rs.randn(k, 3) * 2)[g] + rs.randn(n, 3)
+    for j in range(3):
+        X[:, 3 + j] = np.where(rs.rand(n) < 0.6, g, rs.randint(0, k, n)).astype(str)
+    return X
+
+
+def encoded(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    Xnum, Xcat_raw, _, _ = split_mixed(X, [3, 4, 5])
+    return Xnum, _encode(Xcat_raw)[0]
+
+
+# ------------------------------------------------------------------ kmodes is the reference
+@pytest.mark.parametrize("init", ["Huang", "Cao"])
+def test_initial_centroids_are_the_ones_kmodes_draws(init):
+    X = planted(400, seed=3)
+    Xnum, Xcat = encoded(X)
+    rs = check_random_state(11)
+    if init == "Huang":
+        cat = init_huang(Xcat, 5, matching_dissim, rs)
+    else:
+        cat = init_cao(Xcat, 5, matching_dissim)
+    num = Xnum.mean(axis=0) + rs.randn(5, 3) * Xnum.std(axis=0)
+    ours_num, ours_cat, _ = init_centroids(Xnum, Xcat, 5, init, 0.5, 11)
+    np.testing.assert_array_equal(ours_cat, cat.astype(np.int64))
+    np.testing.assert_allclose(ours_num, num, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_cost_function_equals_kmodes_cost_for_its_own_solution(seed):
+    X = planted(500, seed)
+    km = KModesKPrototypes(n_clusters=4, init="Cao", n_init=1, random_state=seed).fit(X, categorical=[3, 4, 5])
+    Xnum, Xcat = encoded(X)
+    cnum, ccat = km._enc_cluster_centroids
+    ours = kprototypes_cost(Xnum, Xcat, cnum, np.asarray(ccat, dtype=np.int64), km.gamma)
+    assert ours == pytest.approx(km.cost_, rel=1e-12)
+    with_labels = kprototypes_cost(Xnum, Xcat, cnum, np.asarray(ccat, dtype=np.int64), km.gamma,
+                                   labels=km.labels_.astype(np.int64))
+    assert with_labels == pytest.approx(km.cost_, rel=1e-12)
+
+
+@pytest.mark.parametrize("init", ["Huang", "Cao"])
+@pytest.mark.parametrize("seed", [0, 1, 2, 3, 4])
+def test_converged_cost_is_no_worse_than_kmodes_from_the_same_init(init, seed):
+    X = planted(600, seed)
+    ref = KModesKPrototypes(n_clusters=5, init=init, n_init=1, random_state=seed).fit(X, categorical=[3, 4, 5])
+    ours = KPrototypes(n_clusters=5, init=init, n_init=1, random_state=seed).fit(X, categorical=[3, 4, 5])
+    assert ours.gamma_ == pytest.approx(ref.gamma, rel=1e-12)
+    assert ours.cost_ <= ref.cost_ * (1 + 1e-12)
+
+
+def test_reported_cost_is_the_objective_of_the_reported_solution():
+    X = planted(300, seed=5)
+    km = KPrototypes(n_clusters=3, n_init=2, random_state=0).fit(X, categorical=[3, 4, 5])
+    Xnum, Xcat = encoded(X)
+    assert km.cost_ == pytest.approx(kprototypes_cost(Xnum, Xcat, km.centroids_num_, km.centroids_cat_,
+                                                      km.gamma_, labels=km.labels_), rel=1e-12)
+    # every point sits with its nearest centroid
+    assert km.cost_ == pytest.approx(kprototypes_cost(Xnum, Xcat, km.centroids_num_, km.centroids_cat_,
+                                                      km.gamma_), rel=1e-12)
+
+
+def test_single_point_move_changes_are_exact():
+    rs = np.random.RandomState(1)
+    n, k, gamma = 60, 4, 0.7
+    Xnum, Xcat = rs.rand(n, 2), rs.randint(0, 3, (n, 2)).astype(np.int32)
+    data = _MixedData(Xnum, Xcat, [3, 3], gamma)
+    labels = rs.randint(0, k, n)
+
+    def partition_cost(lab):
+        cn, cc = data.update(lab, k, np.zeros(n))
+        return kprototypes_cost(Xnum, Xcat, cn, cc, gamma, labels=lab)
+
+    cnum, _ = data.update(labels, k, np.zeros(n))
+    target, change = _single_moves(data, cnum, labels)
+    base = partition_cost(labels)
+    checked = 0
+    for i in range(n):
+        moved = labels.copy()
+        moved[i] = target[i]
+        if np.bincount(moved, minlength=k).min():
+            assert partition_cost(moved) - base == pytest.approx(change[i], abs=1e-9)
+            checked += 1
+    assert checked > 50
+
+
+def test_results_do_not_depend_on_the_chunk_size():
+    X = planted(700, seed=2)
+    a = KPrototypes(n_clusters=4, n_init=2, random_state=3).fit(X, categorical=[3, 4, 5])
+    b = KPrototypes(n_clusters=4, n_init=2, random_state=3, chunk_size=97).fit(X, categorical=[3, 4, 5])
+    np.testing.assert_array_equal(a.labels_, b.labels_)
+    assert a.cost_ == pytest.approx(b.cost_, rel=1e-12)
+
+
+def test_same_seed_gives_the_same_clustering_and_another_seed_may_not():
+    X = planted(400, seed=4)
+    runs = [KPrototypes(n_clusters=5, init="Huang", n_init=1, random_state=s).fit(X, categorical=[3, 4, 5])
+            for s in (7, 7)]
+    np.testing.assert_array_equal(runs[0].labels_, runs[1].labels_)
+    assert runs[0].cost_ == runs[1].cost_
+
+
+def test_predict_reproduces_the_fit_labels_and_handles_unseen_levels():
+    df = pd.DataFrame(planted(300, seed=6), columns=["x0", "x1", "x2", "c0", "c1", "c2"])
+    df[["x0", "x1", "x2"]] = df[["x0", "x1", "x2"]].astype(float)
+    km = KPrototypes(n_clusters=4, n_init=1, random_state=0).fit(df)
+    assert km.categorical_features_ == ["c0", "c1", "c2"]
+    np.testing.assert_array_equal(km.predict(df), km.labels_)
+    new = df.iloc[:3].copy()
+    new["c0"] = "never-seen"
+    labels = km.predict(new)
+    dissim = km.transform(new)
+    np.testing.assert_array_equal(labels, dissim.argmin(axis=1))
+    centroids = km.cluster_centroids_
+    assert centroids.shape == (4, 6) and set(centroids[:, 3]) <= set(df["c0"])
+
+
+def test_predict_names_missing_values_and_missing_columns():
+    df = pd.DataFrame({"x": [0.0, 0.1, 5.0, 5.1], "c": list("aabb")})
+    km = KPrototypes(n_clusters=2, n_init=1, random_state=0).fit(df)
+    with pytest.raises(DataError, match=r"'x'.*row 3"):
+        km.predict(pd.DataFrame({"x": [0.0, np.nan], "c": ["a", "b"]}))
+    with pytest.raises(DataError, match=r"\['c'\]"):
+        km.predict(pd.DataFrame({"x": [0.0]}))
+
+
+def test_too_many_clusters_for_the_data_is_a_clear_error():
+    df = pd.DataFrame({"x": [1.0, 1.0, 1.0, 2.0], "c": ["a", "a", "a", "b"]})
+    with pytest.raises(ModelFitError, match="2 distinct"):
+        KPrototypes(n_clusters=3, n_init=1, random_state=0).fit(df)
+    with pytest.raises(ModelFitError, match="5 clusters from 4"):
+        KPrototypes(n_clusters=5, n_init=1, random_state=0).fit(df)
+    with pytest.raises(ConfigError, match="init"):
+        KPrototypes(n_clusters=2, init="kmeans++").fit(df)
+
+
+def test_an_emptied_cluster_takes_the_worst_fitting_point():
+    Xnum = np.array([[0.0], [0.1], [0.2], [9.0]])
+    data = _MixedData(Xnum, np.zeros((4, 0), dtype=np.int32), [], 0.5)
+    cnum, _ = data.update(np.array([0, 0, 0, 0]), 2, dist=np.array([0.0, 0.1, 0.2, 9.0]))
+    np.testing.assert_allclose(cnum, [[0.1], [9.0]])
+
+
+def test_kmeans_adapter_equals_scikit_learn():
+    from sklearn.cluster import KMeans
+
+    df = pd.DataFrame(planted(300, seed=8)[:, :3].astype(float), columns=["a", "b", "c"]).assign(cat="x")
+    ours = KMeansNumeric(n_clusters=4, n_init=3, random_state=2).fit(df)
+    ref = KMeans(n_clusters=4, n_init=3, random_state=2).fit(df[["a", "b", "c"]].to_numpy())
+    assert ours.numeric_features_ == ["a", "b", "c"]
+    assert ours.cost_ == pytest.approx(ref.inertia_, rel=1e-12)
+    np.testing.assert_array_equal(ours.predict(df), ref.labels_)
+
+
+# ------------------------------------------------------------------ choosing k, stability
+def test_gower_distance_matches_the_definition():
+    X = pd.DataFrame({"x": [0.0, 2.0, 4.0], "y": [1.0, 1.0, 3.0], "c": ["a", "b", "a"]})
+    D = gower_distances(X)
+    # rows 0 and 2: |0-4|/4 + |1-3|/2 + 0 over 3 columns
+    assert D[0, 2] == pytest.approx((1.0 + 1.0 + 0.0) / 3)
+    assert D[0, 1] == pytest.approx((0.5 + 0.0 + 1.0) / 3)
+    np.testing.assert_allclose(D, D.T)
+    assert np.all(np.diag(D) == 0)
+
+
+def test_elbow_is_where_the_cost_curve_bends():
+    assert elbow_k([2, 3, 4, 5, 6, 7], [1000, 500, 200, 180, 170, 165]) == 4
+    assert elbow_k([2, 3], [10, 5]) == 2
+
+
+def test_choose_k_prefers_the_elbow_among_near_best_silhouettes():
+    sel = pd.DataFrame({"k": [2, 3, 4, 5, 6], "cost": [1000.0, 500.0, 200.0, 180.0, 170.0],
+                        "silhouette": [0.30, 0.50, 0.49, 0.51, 0.35], "smallest_share": [0.4, 0.3, 0.2, 0.1, 0.1]})
+    k, reason = choose_k(sel, tolerance=0.02)
+    assert k == 4
+    assert "within 0.02 of the best (0.510 at k = 5)" in reason and "elbow" in reason
+    k, reason = choose_k(sel, tolerance=0.0)
+    assert k == 5 and "the best of the k tried" in reason
+
+
+def test_choose_k_leaves_out_solutions_with_a_tiny_cluster():
+    sel = pd.DataFrame({"k": [2, 3, 4], "cost": [100.0, 40.0, 30.0], "silhouette": [0.3, 0.5, 0.6],
+                        "smallest_share": [0.4, 0.2, 0.005]})
+    k, reason = choose_k(sel, tolerance=0.01, min_cluster_share=0.02)
+    assert k == 3 and "Not considered: k = 4" in reason
+
+
+def blobs(n_per: int = 80, seed: int = 0) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    centres = np.array([[0, 0], [6, 0], [0, 6]])
+    num = np.vstack([c + rng.normal(0, 0.7, (n_per, 2)) for c in centres])
+    cat = np.repeat(["north", "east", "south"], n_per)
+    return pd.DataFrame({"x": num[:, 0], "y": num[:, 1], "region": cat})
+
+
+@pytest.mark.parametrize("method", ["kmeans", "kprototypes"])
+def test_select_k_finds_three_planted_groups(method):
+    X = blobs()
+    if method == "kmeans":
+        X = X[["x", "y"]]
+    table = select_k(X, [2, 3, 4, 5], method, seed=0)
+    assert table["k"].tolist() == [2, 3, 4, 5]
+    assert table.loc[table["silhouette"].idxmax(), "k"] == 3
+    assert choose_k(table)[0] == 3
+    if method == "kmeans":
+        assert table.loc[table["calinski_harabasz"].idxmax(), "k"] == 3
+        assert table.loc[table["davies_bouldin"].idxmin(), "k"] == 3
+    else:
+        assert table["calinski_harabasz"].isna().all()
+
+
+def test_jaccard_best_match_per_reference_cluster():
+    np.testing.assert_allclose(jaccard_best_match(np.array([1, 1, 2, 2, 2]), np.array([0, 0, 0, 1, 1])),
+                               [2 / 3, 2 / 3])
+
+
+def test_stability_is_high_for_clear_groups_and_flags_noise():
+    X = blobs()
+    ref = KPrototypes(n_clusters=3, n_init=3, random_state=0).fit(X).labels_ + 1
+    st = stability(X, 3, "kprototypes", seed=0, reference=ref)
+    assert st.stable and st.mean_ari > 0.99 and st.cluster_jaccard.min() > 0.95
+    assert list(st.cluster_jaccard.index) == [1, 2, 3]
+    noise = pd.DataFrame(np.random.default_rng(1).uniform(size=(240, 2)), columns=["x", "y"])
+    ref = KMeansNumeric(n_clusters=7, n_init=2, random_state=0).fit(noise).labels_
+    loose = stability(noise, 7, "kmeans", seed=0, reference=ref,
+                      settings=ClusterSettings.from_config({"stability": {"threshold": 0.95}}))
+    assert loose.mean_ari < st.mean_ari and not loose.stable
+
+
+# ------------------------------------------------------------------ profiles, names, crosstab
+def test_order_by_size_numbers_the_largest_cluster_first():
+    assert order_by_size(np.array([2, 2, 0, 1, 1, 1]), 3).tolist() == [3, 1, 2]
+
+
+def test_profiles_give_means_lifts_and_modes_against_the_base():
+    values = pd.DataFrame({"frequency": [1.0, 3.0, 10.0, 6.0], "channel": ["web", "web", "app", "app"]})
+    means, lifts, modes = profile_clusters(values, np.array([1, 1, 2, 2]), ["frequency"], ["channel"],
+                                           revenue=np.array([10.0, 10.0, 50.0, 30.0]))
+    expected = pd.DataFrame({"cluster": pd.array(["1", "2", "All customers"], dtype="string"),
+                             "customers": [2, 2, 4], "share": [0.5, 0.5, 1.0],
+                             "revenue_share": [0.2, 0.8, 1.0], "frequency": [2.0, 8.0, 5.0]})
+    assert_frame_equal(means, expected)
+    assert lifts["frequency"].tolist() == [0.4, 1.6]
+    assert modes[["cluster", "mode", "share_in_cluster", "share_in_base", "lift"]].values.tolist() == [
+        [1, "web", 1.0, 0.5, 2.0], [2, "app", 1.0, 0.5, 2.0]]
+
+
+def test_names_come_from_the_strongest_differences_and_are_unique():
+    z = pd.DataFrame({"recency_days": [-1.5, 1.5, 0.1, 0.0], "frequency": [1.2, -1.0, 0.2, 0.0],
+                      "channel_share_app": [0.2, 0.0, 1.0, 0.1]}, index=[1, 2, 3, 4])
+    names = name_clusters(z)
+    assert names == {1: "Recently active, frequent customers", 2: "Lapsed, infrequent customers",
+                     3: "App-first customers", 4: "Typical customers"}
+    twins = pd.DataFrame({"frequency": [1.0, 1.0, 1.0], "aov": [0.6, -0.6, 0.7],
+                          "tenure_days": [0.55, 0.0, 0.0]}, index=[1, 2, 3])
+    # With one trait all three are "Frequent customers": duplicates get their next trait(s).
+    assert name_clusters(twins, naming={"traits": 1}) == {
+        1: "Frequent, big-basket, long-standing customers", 2: "Frequent, small-basket customers",
+        3: "Frequent, big-basket customers"}
+    same = pd.DataFrame({"frequency": [1.0, 1.0]}, index=[1, 2])
+    assert name_clusters(same) == {1: "Frequent customers #1", 2: "Frequent customers #2"}
+
+
+def test_a_strong_categorical_level_completes_a_short_name():
+    z = pd.DataFrame({"frequency": [0.1, -0.1]}, index=[1, 2])
+    modes = pd.DataFrame({"cluster": [1, 2], "feature": ["region", "region"], "mode": ["North", "South"],
+                          "share_in_cluster": [0.9, 0.5], "share_in_base": [0.5, 0.5], "lift": [1.8, 1.0]})
+    assert name_clusters(z, modes) == {1: "Typical customers (mostly North)", 2: "Typical customers"}
+
+
+def test_crosstab_gives_each_clusters_shares_of_rfm_segments():
+    a = pd.DataFrame({"customer_id": pd.array(["a", "b", "c", "d"], dtype="string"), "cluster": [1, 1, 1, 2],
+                      "cluster_name": ["X", "X", "X", "Y"]})
+    r = pd.DataFrame({"customer_id": ["a", "b", "c", "d"], "rfm_segment": ["Lost", "Lost", "Champions", "Lost"]})
+    out = segment_crosstab(a, r)
+    assert out.columns.tolist() == ["cluster", "cluster_name", "customers", "Lost", "Champions"]
+    assert out[["customers", "Lost", "Champions"]].values.tolist() == [[3, 2 / 3, 1 / 3], [1, 1.0, 0.0]]
+    with pytest.raises(DataError, match="rfm_segment"):
+        segment_crosstab(a, r.drop(columns="rfm_segment"))
+
+
+# ------------------------------------------------------------------ settings
+def test_settings_reject_bad_values_with_the_key_named():
+    with pytest.raises(ConfigError, match="clustering.method"):
+        ClusterSettings.from_config({"method": "dbscan"})
+    with pytest.raises(ConfigError, match="k_min"):
+        ClusterSettings.from_config({"k_min": 1})
+    with pytest.raises(ConfigError, match="feature_set"):
+        ClusterSettings.from_config({"feature_set": "nope"})
+    assert ClusterSettings.from_config({"k": None}).k is None
+
+
+# ------------------------------------------------------------------ on the generated shop
+@pytest.fixture(scope="module")
+def shop_table():
+    from segkit.datasets import DIRT_KINDS, generate_shop
+    from segkit.features import customer_table
+
+    shop = generate_shop(n_customers=1500, seed=3, dirt={k: 0 for k in DIRT_KINDS})
+    table = customer_table(shop.transactions, shop.customers, shop.campaign)
+    truth = shop.truth.set_index("customer_id").loc[table["customer_id"], "latent_segment"].to_numpy()
+    return table, truth
+
+
+@pytest.fixture(scope="module")
+def shop_result(shop_table):
+    return cluster_customers(shop_table[0], seed=5)
+
+
+def test_planted_segments_are_recovered(shop_table, shop_result):
+    table, truth = shop_table
+    assert shop_result.method == "kprototypes" and shop_result.k == 4
+    assert adjusted_rand_score(truth, shop_result.assignments["cluster"]) >= 0.8
+    assert shop_result.stability.stable
+    behaviour = cluster_customers(table, seed=5, feature_set="behaviour", k=4, run_stability=False)
+    assert behaviour.method == "kmeans"
+    assert adjusted_rand_score(truth, behaviour.assignments["cluster"]) >= 0.8
+
+
+def test_result_tables_are_consistent(shop_result):
+    r = shop_result
+    assert sorted(r.names) == list(range(1, r.k + 1)) and len(set(r.names.values())) == r.k
+    sizes = r.assignments["cluster"].value_counts().sort_index()
+    assert sizes.is_monotonic_decreasing  # cluster 1 is the largest
+    body = r.profiles[r.profiles["cluster"] != "All customers"]
+    assert body["customers"].tolist() == sizes.tolist()
+    assert body["share"].sum() == pytest.approx(1.0) and body["revenue_share"].sum() == pytest.approx(1.0)
+    assert r.selection["k"].tolist() == list(range(2, 9))
+    assert set(r.projection["cluster"]) == set(range(1, r.k + 1))
+    assert r.missing_report.set_index("feature").loc["median_days_between_orders", "missing"] > 0
+
+
+def test_the_fitted_model_scores_new_customers_like_the_fit(shop_table, shop_result):
+    table = shop_table[0]
+    np.testing.assert_array_equal(shop_result.model.predict(table.iloc[:200]),
+                                  shop_result.assignments["cluster"].to_numpy()[:200])
+    names = shop_result.model.predict_names(table.iloc[:5])
+    assert names.tolist() == shop_result.assignments["cluster_name"].tolist()[:5]
+
+
+def test_clustering_is_deterministic_for_a_seed(shop_table, shop_result):
+    again = cluster_customers(shop_table[0], seed=5, run_stability=False)
+    assert_frame_equal(again.assignments, shop_result.assignments)
+    assert_frame_equal(again.selection, shop_result.selection)
+
+
+def test_summary_is_generated_from_the_results(shop_result):
+    s = summarize(shop_result)
+    assert 3 <= len(s["findings"]) <= 5
+    assert s["headlines"]["Clusters"] == shop_result.k
+    assert s["headlines"]["Customers clustered"] == len(shop_result.assignments)
+    assert f"{shop_result.k} clusters" in s["findings"][0]
+    assert "k-prototypes" in s["analysed"] and s["actions"]
+
+
+def test_explorer_view_reclusters_for_each_choice(shop_table, shop_result):
+    choices = view_choices(shop_result)
+    assert choices["k = 4, behaviour_and_profile (chosen)"] == (4, "behaviour_and_profile")
+    assert ("k = 4, rfm") in choices
+    view = cluster_view(shop_table[0], 3, "rfm", seed=5)
+    assert view["cluster"].tolist() == ["1", "2", "3"]
+    assert view["customers"].sum() == len(shop_table[0])
+    assert list(view.columns[:4]) == ["cluster", "cluster_name", "customers", "share"]
+
+
+def test_too_few_customers_is_a_clear_error():
+    t = pd.DataFrame({"customer_id": ["a", "b"], "frequency": [1.0, 2.0], "recency_days": [3.0, 4.0]})
+    with pytest.raises(ModelFitError, match="Only 2 customers"):
+        cluster_customers(t, feature_set="rfm")
+
+
+# ------------------------------------------------------------------ producer
+def test_producer_writes_clusters_and_customer_segment_columns(tmp_path):
+    from segkit.datasets import DIRT_KINDS, generate_shop
+    from segkit.pipeline import RunContext, dumps_json
+    from segkit.config import load_config
+    from segkit.rfm import build_rfm_artifacts
+
+    shop = generate_shop(n_customers=600, seed=2, dirt={k: 0 for k in DIRT_KINDS})
+    cfg = load_config(overrides={"clustering": {"k_max": 4, "stability": {"runs": 3}}})
+    ctx = RunContext(notebook="03_clustering", run_dir=tmp_path, config=cfg, seed=1, interactive=False)
+    tx = shop.transactions.assign(is_return=shop.transactions["amount"] < 0)
+    ctx.write_artifact("transactions_clean", tx)
+    ctx.write_artifact("customers_clean", shop.customers)
+    ctx.write_artifact("campaign_clean", shop.campaign)
+    as_of = (tx["order_date"].max().normalize() + pd.Timedelta(days=1)).strftime("%Y-%m-%d")
+    (tmp_path / "artifacts" / "audit_summary.json").write_text(dumps_json({"as_of": as_of}))
+    build_rfm_artifacts(ctx)
+    result = build_cluster_artifacts(ctx)
+    clusters = pd.read_parquet(tmp_path / "artifacts" / "clusters.parquet")
+    assert clusters.columns[:3].tolist() == ["customer_id", "cluster", "cluster_name"]
+    assert set(result.builder.numeric_features_) <= set(clusters.columns)
+    assert len(clusters) == len(result.assignments) and clusters["cluster"].between(1, result.k).all()
+    seg = pd.read_csv(tmp_path / "artifacts" / "customer_segments.csv", dtype={"customer_id": "string"})
+    assert {"cluster", "cluster_name", "rfm_segment"} <= set(seg.columns)
+    assert len(seg) == len(shop.customers)
+    unclustered = seg[~seg["customer_id"].isin(clusters["customer_id"])]
+    assert len(unclustered) == result.info["not_clustered"] > 0
+    assert unclustered["cluster"].isna().all() and unclustered["cluster_name"].isna().all()
+    merged = seg.merge(clusters[["customer_id", "cluster_name"]], on="customer_id", suffixes=("", "_art"))
+    assert (merged["cluster_name"] == merged["cluster_name_art"]).all()
+    assert result.rfm_crosstab["customers"].sum() == len(clusters)
+    first = (tmp_path / "artifacts" / "customer_segments.csv").read_bytes()
+    build_cluster_artifacts(ctx)
+    assert (tmp_path / "artifacts" / "customer_segments.csv").read_bytes() == first
+
+
+# ------------------------------------------------------------------ bench functions
+def test_bench_functions_compare_both_sides_at_a_tiny_size():
+    from segkit.bench.cluster import bench_kmeans, bench_kprototypes, mixed_data
+
+    res = bench_kprototypes(300, seed=1)
+    assert res["n_rows"] == 300 and res["kmodes_seconds"] > 0 and res["segkit_seconds"] > 0
+    assert res["speedup"] == pytest.approx(res["kmodes_seconds"] / res["segkit_seconds"])
+    assert res["cost_ratio"] == pytest.approx(res["segkit_cost"] / res["kmodes_cost"])
+    assert res["segkit_cost"] > 0 and res["kmodes_cost"] > 0
+    km = bench_kmeans(300, seed=1)
+    assert km["segkit_cost"] == pytest.approx(km["sklearn_cost"], rel=1e-9)
+    data = mixed_data(50, seed=2)
+    assert data.shape == (50, 6) and set(data["c0"]) <= set("abcde")
