@@ -1,4 +1,4 @@
-"""Tests of segkit.cluster: k-prototypes against kmodes, k-means, model selection, stability,
+"""Tests of segkit.kprototypes (against kmodes) and segkit.cluster: k-means, model selection, stability,
 profiles and names, the producer, the summary and the explorer; and segkit.bench.cluster."""
 
 from __future__ import annotations
@@ -16,30 +16,32 @@ from sklearn.utils import check_random_state
 from segkit.cluster import (
     ClusterSettings,
     KMeansNumeric,
-    KPrototypes,
-    _encode,
-    _MixedData,
-    _single_moves,
     build_cluster_artifacts,
     choose_k,
     cluster_customers,
     cluster_view,
     elbow_k,
     gower_distances,
-    init_centroids,
     jaccard_best_match,
-    kprototypes_cost,
     name_clusters,
     order_by_size,
     profile_clusters,
     segment_crosstab,
     select_k,
-    split_mixed,
     stability,
     summarize,
     view_choices,
 )
 from segkit.errors import ConfigError, DataError, ModelFitError
+from segkit.kprototypes import (
+    KPrototypes,
+    _encode,
+    _MixedData,
+    _single_moves,
+    init_centroids,
+    kprototypes_cost,
+    split_mixed,
+)
 
 
 def planted(n: int, seed: int, k: int = 5) -> np.ndarray:
@@ -466,3 +468,31 @@ def test_bench_functions_compare_both_sides_at_a_tiny_size():
     assert km["segkit_cost"] == pytest.approx(km["sklearn_cost"], rel=1e-9)
     data = mixed_data(50, seed=2)
     assert data.shape == (50, 6) and set(data["c0"]) <= set("abcde")
+
+
+def test_minimal_transactions_cluster_with_what_exists():
+    from segkit.features import customer_table
+
+    rng = np.random.default_rng(4)
+    n = 120
+    ids = np.repeat([f"c{i:03d}" for i in range(n)], 3)
+    heavy = np.repeat(np.arange(n) < n // 2, 3)
+    tx = pd.DataFrame({"customer_id": ids,
+                       "order_date": pd.Timestamp("2024-01-01") + pd.to_timedelta(
+                           np.where(heavy, rng.integers(300, 360, 3 * n), rng.integers(0, 60, 3 * n)), unit="D"),
+                       "amount": np.where(heavy, rng.uniform(200, 300, 3 * n), rng.uniform(5, 15, 3 * n))})
+    table = customer_table(tx)
+    result = cluster_customers(table, seed=0, k=2)
+    assert result.method == "kmeans"  # no categorical attribute exists, so auto → k-means
+    assert "channel_share_*" in result.builder.skipped_features_
+    assert any("Features not used" in w for w in result.warnings)
+    big = result.assignments.set_index("customer_id")["cluster"]
+    assert big.loc[[f"c{i:03d}" for i in range(n // 2)]].nunique() == 1
+    assert adjusted_rand_score(np.arange(n) < n // 2, big.to_numpy()) == 1.0
+
+
+def test_unknown_feature_set_and_method_are_config_errors(shop_table):
+    with pytest.raises(ConfigError, match="nope"):
+        cluster_customers(shop_table[0], feature_set="nope")
+    with pytest.raises(ConfigError, match="method"):
+        cluster_customers(shop_table[0], method="dbscan")

@@ -64,8 +64,8 @@ def kmodes_kprototypes(n_rows: int, seed: int = 0) -> dict[str, Any]:
 
 
 def segkit_kprototypes(n_rows: int, seed: int = 0) -> dict[str, Any]:
-    """segkit: :class:`segkit.cluster.KPrototypes` with the same k, init, n_init and seed."""
-    from segkit.cluster import KPrototypes
+    """segkit: :class:`segkit.kprototypes.KPrototypes` with the same k, init, n_init and seed."""
+    from segkit.kprototypes import KPrototypes
 
     X = mixed_data(n_rows, seed)
     km = KPrototypes(n_clusters=N_CLUSTERS, init="Huang", n_init=1, random_state=seed).fit(X)
@@ -128,7 +128,7 @@ def bench_kmeans(n_rows: int, seed: int = 0, repeats: int = 1) -> dict[str, Any]
 
     Returns ``n_rows, sklearn_seconds, segkit_seconds, speedup`` (sklearn / segkit) and both
     costs (inertia). segkit's path limits OpenMP to one thread (see
-    :func:`segkit.cluster.single_thread`); scikit-learn alone uses its default threading.
+    :func:`segkit.kprototypes.single_thread`); scikit-learn alone uses its default threading.
 
     Examples
     --------
