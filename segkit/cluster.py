@@ -256,17 +256,17 @@ def gower_distances(X: pd.DataFrame) -> np.ndarray:
     >>> gower_distances(X).round(2).tolist()
     [[0.0, 0.25, 1.0], [0.25, 0.0, 0.75], [1.0, 0.75, 0.0]]
     """
+    from scipy.spatial.distance import cdist
+
     Xnum, Xcat, _, _ = split_mixed(X)
     n = len(X)
-    D = np.zeros((n, n))
-    for j in range(Xnum.shape[1]):
-        col = Xnum[:, j]
-        span = col.max() - col.min()
-        if span > 0:
-            D += np.abs(col[:, None] - col[None, :]) / span
-    for j in range(Xcat.shape[1]):
-        codes = pd.factorize(pd.Series(Xcat[:, j]).astype(str))[0]
-        D += codes[:, None] != codes[None, :]
+    span = Xnum.max(axis=0) - Xnum.min(axis=0) if len(Xnum) else np.zeros(Xnum.shape[1])
+    keep = span > 0
+    scaled = Xnum[:, keep] / span[keep]
+    D = cdist(scaled, scaled, "cityblock") if keep.any() else np.zeros((n, n))
+    if Xcat.shape[1]:
+        onehot = pd.get_dummies(pd.DataFrame(Xcat).astype(str), dtype=float).to_numpy()
+        D += Xcat.shape[1] - onehot @ onehot.T  # mismatches = columns − matches
     return D / max(Xnum.shape[1] + Xcat.shape[1], 1)
 
 
@@ -349,7 +349,7 @@ def _selection_rows(Xs, Xsil, sil_rows, D, ks, method, seed, s, numeric) -> list
 
     out = []
     for k in progress([k for k in ks if 2 <= k < len(Xs)], desc="Choosing k"):
-        model = make_model(method, k, seed, s).fit(Xs)
+        model = make_model(method, k, seed, s, n_init=s.selection.get("n_init")).fit(Xs)
         labels = model.labels_
         counts = np.bincount(labels, minlength=k)
         lab_sil = labels[sil_rows]
@@ -486,7 +486,7 @@ def stability(X: pd.DataFrame, k: int, method: str, seed: int, reference: np.nda
     runs = []
     for r in progress(range(int(st["runs"])), desc="Stability"):
         sub = np.sort(rng.choice(len(Xs), size=min(m, len(Xs)), replace=False))
-        model = make_model(method, k, seed + 100 + r, s).fit(Xs.iloc[sub])
+        model = make_model(method, k, seed + 100 + r, s, n_init=st.get("n_init")).fit(Xs.iloc[sub])
         runs.append(model.predict(Xs))
     aris = np.array([adjusted_rand_score(a, b) for a, b in combinations(runs, 2)])
     jac = np.mean([jaccard_best_match(ref, lab) for lab in runs], axis=0)
@@ -846,7 +846,7 @@ def _numeric_cols(X: pd.DataFrame) -> list[str]:
 def cluster_customers(table: pd.DataFrame, settings: ClusterSettings | None = None, seed: int = 0,
                       *, feature_set: str | None = None, method: str | None = None,
                       k: int | None = None, run_selection: bool = True,
-                      run_stability: bool = True) -> ClusterResult:
+                      run_stability: bool = True, n_init: int | None = None) -> ClusterResult:
     """Cluster a customer table: features, choice of k, final fit, stability, profiles, names.
 
     Parameters
@@ -862,6 +862,8 @@ def cluster_customers(table: pd.DataFrame, settings: ClusterSettings | None = No
     run_selection, run_stability : bool
         Skip the comparison of k (then ``k`` or ``k_min`` is used) or the stability refits
         (faster; used by the explorer widget).
+    n_init : int, optional
+        Restarts of the final fit (default ``clustering.n_init``).
 
     Returns
     -------
@@ -900,7 +902,7 @@ def cluster_customers(table: pd.DataFrame, settings: ClusterSettings | None = No
         k_final, reason = int(s.k_min), f"k = {s.k_min} (k_min; the comparison of k was skipped)."
     if k_final >= n:
         raise ModelFitError(f"Cannot form {k_final} clusters from {n} customers; lower k.")
-    estimator = make_model(method_used, k_final, seed, s).fit(X)
+    estimator = make_model(method_used, k_final, seed, s, n_init=n_init).fit(X)
     numbers = order_by_size(estimator.labels_, k_final)
     clusters = numbers[estimator.labels_]
     values = builder.imputed(table)
@@ -1126,7 +1128,8 @@ def cluster_view(table: pd.DataFrame, k: int, feature_set: str, settings: Cluste
     [['1', 30], ['2', 30]]
     """
     result = cluster_customers(table, settings, seed, feature_set=feature_set, method=method, k=k,
-                               run_selection=False, run_stability=False)
+                               run_selection=False, run_stability=False,
+                               n_init=(settings or ClusterSettings.from_config()).selection.get("n_init"))
     cols = [c for c in ("recency_days", "frequency", "monetary_total", "aov") if c in result.profiles.columns]
     out = result.profiles[result.profiles["cluster"] != "All customers"]
     return out[["cluster", "cluster_name", "customers", "share", *cols]].reset_index(drop=True)
