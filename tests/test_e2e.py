@@ -150,19 +150,19 @@ def test_campaign_evaluation_is_skipped_without_campaign_data(run, tmp_path, inp
 
 
 def test_a_data_error_arrives_as_the_audit_table(tmp_path, inputs):
-    customers = pd.read_csv(inputs["customers"], dtype=str)
-    broken = pd.concat([customers, customers.head(3)])  # three customer ids twice
-    broken.to_csv(tmp_path / "customers.csv", index=False)
-    done = segkit_cli("run", "--transactions", inputs["transactions"], "--customers", tmp_path / "customers.csv",
-                      "--out", tmp_path / "run", "--quiet")
+    transactions = pd.read_csv(inputs["transactions"], dtype=str)
+    transactions.loc[transactions.index % 5 < 3, "customer_id"] = None  # 60% guest checkouts: an audit error
+    transactions.to_csv(tmp_path / "transactions.csv", index=False)
+    done = segkit_cli("run", "--transactions", tmp_path / "transactions.csv", "--out", tmp_path / "run", "--quiet")
     assert done.returncode == 1
     assert done.stderr.startswith("segkit: 01_data_audit failed in cell")
-    assert "AuditFailedError: The data audit found" in done.stderr
+    assert "AuditFailedError: The data audit found 1 error-severity problem(s)" in done.stderr
     table = re.search(r"^\s*check\s+table\s+severity\s+count\s+example\s*$", done.stderr, flags=re.MULTILINE)
-    assert table and "duplicate_customer_ids" in done.stderr
+    assert table and re.search(r"guest_checkouts\s+transactions\s+error", done.stderr)
     assert "Traceback" not in done.stderr and done.stdout == ""
     failed = tmp_path / "run-failed"
-    assert "duplicate_customer_ids" in (failed / "01_data_audit.html").read_text()
+    assert "guest_checkouts" in (failed / "01_data_audit.html").read_text()
+    assert "Data audit (error)" in (failed / "index.html").read_text()
     assert [n["status"] for n in json.loads((failed / "run.json").read_text())["notebooks"]] == \
         ["failed", "not run", "not run", "not run", "not run"]
 
@@ -175,7 +175,8 @@ def test_a_broken_parameter_in_the_config_stops_that_notebook_with_its_message(r
         "data:\n" + "".join(f"  {t}: {p}\n" for t, p in inputs.items()) + "rfm:\n  bins: 1\n")
     done = segkit_cli("run", "--config", tmp_path / "bad.yml", "--out", out, "--only", "rfm", "--quiet")
     assert done.returncode == 1
-    assert "02_rfm failed in cell" in done.stderr and "ConfigError: rfm.bins = 1" in done.stderr
+    assert "02_rfm failed in cell" in done.stderr
+    assert f"ConfigError: {tmp_path / 'bad.yml'}: rfm.bins = 1: use a whole number" in done.stderr
     assert "Traceback" not in done.stderr
     assert (out / "index.html").read_bytes() == before  # the previous run is untouched
     assert "rfm.bins = 1" in (tmp_path / "run-failed" / "02_rfm.html").read_text()

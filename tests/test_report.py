@@ -393,7 +393,7 @@ def test_only_with_a_missing_upstream_artifact_says_which_notebook_to_run_first(
     assert err.failure.ename == "UpstreamMissingError" and not err.is_bug
     assert "Run 01_data_audit first" in str(err) and f"--out {out}" in str(err)
     assert ".building-" not in str(err)
-    assert str(err).startswith("02_rfm failed in cell In [4]: `audit = ctx.read_artifact(\"audit_summary\")`")
+    assert str(err).startswith("02_rfm failed in cell In [4] (`audit = ctx.read_artifact(\"audit_summary\")`):\n")
     assert not out.exists()
     failed = tmp_path / "fresh-failed"
     assert "UpstreamMissingError" in (failed / "02_rfm.html").read_text()

@@ -343,7 +343,11 @@ def headline_table(headlines: Mapping[str, Any]) -> str:
 
 @dataclass(frozen=True)
 class Failure:
-    """Where and why a notebook stopped (from papermill's ``PapermillExecutionError``)."""
+    """Where and why a notebook stopped (from papermill's ``PapermillExecutionError``).
+
+    ``first_line`` is the cell's first line (how the cell is recognised); ``raising_line`` the
+    line of the cell that raised, when the traceback names it.
+    """
 
     notebook: str
     cell_index: int
@@ -351,6 +355,24 @@ class Failure:
     first_line: str
     ename: str
     evalue: str
+    raising_line: str | None = None
+
+    @property
+    def where(self) -> str:
+        """The cell, e.g. ``cell In [3] (`import pandas as pd` …, line 5: `x = f()`)``.
+
+        Examples
+        --------
+        >>> Failure("02_rfm", 4, 3, "import pandas as pd", "DataError", "bad", "result = build(ctx)").where
+        'cell In [3] (`import pandas as pd` …, raised at `result = build(ctx)`)'
+        >>> Failure("02_rfm", 4, 3, "result = build(ctx)", "DataError", "bad", "result = build(ctx)").where
+        'cell In [3] (`result = build(ctx)`)'
+        """
+        if self.exec_count is None:
+            return f"({self.first_line})"
+        at = (f" …, raised at `{self.raising_line}`" if self.raising_line and self.raising_line != self.first_line
+              else "")
+        return f"cell In [{self.exec_count}] (`{self.first_line}`{at})"
 
     def describe(self) -> str:
         """One-paragraph description: notebook, cell and error.
@@ -360,8 +382,7 @@ class Failure:
         >>> Failure("02_rfm", 4, 3, "result = build_rfm_artifacts(ctx)", "DataError", "bad").describe()
         '02_rfm stopped in cell In [3] (`result = build_rfm_artifacts(ctx)`) with DataError: bad'
         """
-        cell = f"In [{self.exec_count}]" if self.exec_count is not None else f"#{self.cell_index}"
-        return f"{self.notebook} stopped in cell {cell} (`{self.first_line}`) with {self.ename}: {self.evalue}"
+        return f"{self.notebook} stopped in {self.where} with {self.ename}: {self.evalue}"
 
 
 # --------------------------------------------------------------------------- exporter
@@ -418,7 +439,7 @@ class ReportExporter:
         if failure is not None:
             parts.append(
                 "<section class='jp-RenderedHTMLCommon segkit-banner segkit-failure'><h2>This notebook stopped with an error</h2>"
-                f"<p>Cell <code>{html_lib.escape(failure.first_line)}</code> raised "
+                f"<p>{html_lib.escape(failure.where)} raised "
                 f"<b>{html_lib.escape(failure.ename)}</b>:</p><pre>{html_lib.escape(failure.evalue)}</pre>"
                 "<p>The results below end where the error happened (see the cell marked in red).</p></section>"
             )

@@ -411,8 +411,12 @@ def _failure_from(exc: BaseException, notebook: str) -> tuple[Failure, str]:
 
     if isinstance(exc, PapermillExecutionError):
         tb = _ANSI.sub("", "\n".join(exc.traceback or []))
+        # IPython names the notebook cell's frame "Cell In[N], line L" (the outermost frame first).
+        m = re.search(r"Cell In\[\d+\], line (\d+)", tb)
+        lines = (exc.source or "").splitlines()
+        raising = lines[int(m.group(1)) - 1].strip() if m and 0 < int(m.group(1)) <= len(lines) else None
         return Failure(notebook, exc.cell_index, exc.exec_count, _first_line(exc.source), exc.ename,
-                       str(exc.evalue)), tb
+                       str(exc.evalue), raising), tb
     import traceback
 
     tb = "".join(traceback.format_exception(exc))
@@ -564,10 +568,11 @@ class _Run:
             raise
         except Exception as exc:  # noqa: BLE001 - every failure is reported with its notebook
             failure, tb = _failure_from(exc, name)
-            failure = Failure(**{**failure.__dict__, "evalue": failure.evalue.replace(str(self.build), str(self.out))})
+            failure = Failure(**{**failure.__dict__, "evalue": self._user_paths(failure.evalue)})
             record.status = "failed"
             record.error = {"cell_index": failure.cell_index, "exec_count": failure.exec_count,
-                            "cell": failure.first_line, "ename": failure.ename, "evalue": failure.evalue}
+                            "cell": failure.first_line, "line": failure.raising_line,
+                            "ename": failure.ename, "evalue": failure.evalue}
         if target.exists():
             nb = nbformat.read(target, as_version=4)
             try:
@@ -579,6 +584,15 @@ class _Run:
                     record.status = "failed"
                     record.error = {"cell": failure.first_line, "ename": failure.ename, "evalue": failure.evalue}
         return record, failure, tb
+
+    def _user_paths(self, text: str) -> str:
+        """Paths of the hidden build folder in a message, as the user should read them.
+
+        The effective config becomes the user's ``--config`` file (that is what to edit); any
+        other build path becomes ``--out`` (e.g. in "run 01_data_audit first … --out DIR").
+        """
+        config = self.cfg.get("_source") or str(self.failed_dir / "config.yml")
+        return text.replace(str(self.build / "config.yml"), config).replace(str(self.build), str(self.out))
 
     # ---------------------------------------------------------------- whole run
     def run(self) -> RunResult:
@@ -652,14 +666,13 @@ class _Run:
                 (self.build / "artifacts" / art.filename).unlink(missing_ok=True)
 
     def _failure_message(self, failure: Failure) -> str:
-        where = (f"in cell In [{failure.exec_count}]: `{failure.first_line}`" if failure.exec_count is not None
-                 else f"({failure.first_line})")
+        where = f"in {failure.where}" if failure.exec_count is not None else failure.where
         kept = self.failed_dir / failure.notebook
         html = " and its HTML (error shown at the top)" if kept.with_suffix(".html").exists() else ""
         previous = (f"{self.out} (the previous run) was left unchanged." if self.out.exists()
                     else f"Nothing was written to {self.out}.")
         return (
-            f"{failure.notebook} failed {where}\n{failure.ename}: {failure.evalue}\n\n"
+            f"{failure.notebook} failed {where}:\n{failure.ename}: {failure.evalue}\n\n"
             f"The notebook executed until the error{html} is kept in {self.failed_dir}/ "
             f"({kept.name}.ipynb{', ' + kept.name + '.html' if html else ''}). {previous}"
         )
