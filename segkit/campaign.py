@@ -95,7 +95,7 @@ from statsmodels.stats.proportion import (
     samplesize_proportions_2indep_onetail,
 )
 
-from segkit.errors import ConfigError, DataError, UpstreamMissingError, format_rows
+from segkit.errors import ConfigError, DataError, SegkitError, UpstreamMissingError, format_rows
 from segkit.schema import BOOLEAN_FALSE, BOOLEAN_TRUE
 
 ALL_SEGMENTS = "All customers"
@@ -1281,8 +1281,30 @@ def targeting_table(table: pd.DataFrame, roi: pd.DataFrame, settings: CampaignSe
     out["incremental_revenue_per_customer"] = rev["lift_abs"]
     out["incremental_revenue_se"] = rev["lift_se"]
     out["cost_per_send"] = roi.set_index(keys)["cost_per_send"].reindex(out.index)
+    return decide_targets(out, s).reset_index()
+
+
+def decide_targets(frame: pd.DataFrame, settings: CampaignSettings) -> pd.DataFrame:
+    """Add ``sure_gain``, ``send`` and ``reason`` by ``settings.targeting_rule``.
+
+    ``frame`` has ``lift_abs, lift_ci_low`` (primary metric), ``small_cell``,
+    ``incremental_revenue_per_customer`` (NaN without revenue data) and ``cost_per_send`` (NaN
+    when unknown). See :func:`targeting_table`.
+
+    Examples
+    --------
+    >>> f = pd.DataFrame({"lift_abs": [0.02, 0.01, 0.05], "lift_ci_low": [0.01, -0.01, 0.02],
+    ...     "small_cell": [False, False, True], "incremental_revenue_per_customer": [0.5, 0.3, 2.0],
+    ...     "cost_per_send": [0.1, 0.1, 0.1]})
+    >>> decide_targets(f, CampaignSettings())["send"].tolist()
+    [True, True, False]
+    >>> decide_targets(f, CampaignSettings(targeting_rule="lower_bound"))["send"].tolist()
+    [True, False, False]
+    """
+    s = settings
+    out = frame.copy()
     cost_known = out["cost_per_send"].notna()
-    measurable = out["lift_abs"].notna() & ~out["small_cell"]
+    measurable = out["lift_abs"].notna() & ~out["small_cell"].astype(bool)
     inc = out["incremental_revenue_per_customer"]
     covers = inc >= out["cost_per_send"]
     out["sure_gain"] = (out["lift_ci_low"] > 0).fillna(False).astype(bool)
@@ -1309,10 +1331,123 @@ def targeting_table(table: pd.DataFrame, roi: pd.DataFrame, settings: CampaignSe
                        f"{m.label} lift is positive (no revenue data)")
         no = np.where(has_rev, np.char.add("expected incremental revenue per customer does not exceed ",
                                            cost_txt.astype(str)), f"{m.label} lift is not positive")
-    reason = np.where(small, f"small cell (< {s.min_cell_size} customers in an arm)",
-                      np.where(unmeasurable, "lift not measurable", np.where(sent, yes, no)))
-    out["reason"] = reason
-    return out.reset_index()
+    out["reason"] = np.where(small, f"small cell (< {s.min_cell_size} customers in an arm)",
+                             np.where(unmeasurable, "lift not measurable", np.where(sent, yes, no)))
+    return out
+
+
+def random_effects(effect: Any, variance: Any, groups: Any, alpha: float = 0.05) -> pd.DataFrame:
+    """DerSimonian–Laird random-effects pooling of ``effect`` (variance ``variance``) within groups.
+
+    Per group: ``k`` estimates, fixed-effect mean, Cochran's ``q``, ``tau2`` = max(0, (q − (k−1)) /
+    c) (truncated at 0 as in the method's definition), the random-effects ``mean``, its ``se``,
+    normal ``ci_low``/``ci_high``, two-sided ``p_value`` and ``i2`` = max(0, (q − (k−1)) / q).
+    Equal to ``statsmodels.stats.meta_analysis.combine_effects(..., method_re="dl")`` whenever
+    q ≥ k − 1; statsmodels does not truncate a negative ``tau2``, which makes the random-effects
+    interval narrower than the fixed-effect one (here it equals the fixed-effect interval).
+
+    Examples
+    --------
+    >>> r = random_effects([0.10, 0.30, 0.20], [0.01, 0.01, 0.02], ["a", "a", "b"])
+    >>> r[["group", "k", "mean", "tau2"]]
+      group  k  mean  tau2
+    0     a  2   0.2  0.01
+    1     b  1   0.2  0.00
+    """
+    d = pd.DataFrame({"group": np.asarray(groups, dtype=object), "d": np.asarray(effect, dtype=float),
+                      "v": np.asarray(variance, dtype=float)})
+    d = d[np.isfinite(d["d"]) & np.isfinite(d["v"]) & (d["v"] > 0)].copy()
+    columns = ["group", "k", "fixed_mean", "q", "tau2", "i2", "mean", "se", "ci_low", "ci_high", "p_value"]
+    if d.empty:
+        return pd.DataFrame({c: pd.Series(dtype=object if c == "group" else float) for c in columns})
+    d["w"] = 1 / d["v"]
+    d["wd"] = d["w"] * d["d"]
+    d["wd2"] = d["wd"] * d["d"]
+    d["w2"] = d["w"] ** 2
+    g = d.groupby("group", sort=True)
+    agg = g[["w", "wd", "wd2", "w2"]].sum()
+    agg["k"] = g.size()
+    q = (agg["wd2"] - agg["wd"] ** 2 / agg["w"]).clip(lower=0.0)
+    df = agg["k"] - 1
+    c = agg["w"] - agg["w2"] / agg["w"]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        tau2 = ((q - df) / c).where(c > 0, 0.0).clip(lower=0.0).fillna(0.0)
+        i2 = ((q - df) / q).where(q > 0, 0.0).clip(lower=0.0)
+    d["w_re"] = 1 / (d["v"] + d["group"].map(tau2))
+    d["wd_re"] = d["w_re"] * d["d"]
+    re = d.groupby("group", sort=True)[["w_re", "wd_re"]].sum()
+    mean = re["wd_re"] / re["w_re"]
+    se = 1 / np.sqrt(re["w_re"])
+    z = stats.norm.isf(alpha / 2)
+    out = pd.DataFrame({"k": agg["k"], "fixed_mean": agg["wd"] / agg["w"], "q": q, "tau2": tau2, "i2": i2,
+                        "mean": mean, "se": se, "ci_low": mean - z * se, "ci_high": mean + z * se,
+                        "p_value": 2 * stats.norm.sf(np.abs(mean / se))})
+    return out.rename_axis("group").reset_index()
+
+
+def pool_campaigns(table: pd.DataFrame, roi: pd.DataFrame, settings: CampaignSettings) -> pd.DataFrame:
+    """Segment lifts pooled over campaigns per sent arm, and the targeting decision for the next send.
+
+    For each arm name and segment, the primary-metric lifts of the campaigns are pooled with
+    :func:`random_effects` (variances from the Newcombe interval's half-width, which stays
+    positive with zero events; Welch standard errors for revenue), p-values are corrected
+    across segments, and :func:`decide_targets` applies the targeting rule with the pooled
+    incremental revenue per customer and the average cost per send. ``customers`` is the
+    segment's average size per campaign (both arms); ``small_cell`` means that over all
+    campaigns one arm has fewer than ``min_cell_size`` customers. With one campaign this is
+    that campaign's targeting.
+
+    Examples
+    --------
+    >>> camp = pd.DataFrame({"campaign_id": np.repeat(["a", "b"], 40), "customer_id": [str(i) for i in range(80)],
+    ...     "arm": ["email", "control"] * 40, "converted": [1, 0, 0, 0] * 20})
+    >>> res = evaluate_campaigns(camp)
+    >>> pool_campaigns(res.table, res.roi, res.settings)[["arm", "segment", "campaigns", "lift_abs", "send"]]
+         arm        segment  campaigns  lift_abs  send
+    0  email  All customers          2       0.5  True
+    """
+    s = settings
+    z = stats.norm.isf(s.alpha / 2)
+    treat = table[(table["arm"] != s.control_arm) & table["lift_abs"].notna()]
+    segmented = (treat["segment"] != ALL_SEGMENTS).any()
+    treat = treat[(treat["segment"] != ALL_SEGMENTS) | (not segmented)]
+    key = pd.Series((treat["arm"].astype(str) + "\x1f" + treat["segment"].astype(str)).to_numpy(dtype=object),
+                    index=treat.index)
+    prim = treat["metric"] == s.primary_metric
+    half = (treat["lift_ci_high"] - treat["lift_ci_low"]) / (2 * z)
+    is_mean = METRIC_BY_NAME[s.primary_metric].kind == "mean"
+    var = (treat["lift_se"] if is_mean else half) ** 2
+    pooled = random_effects(treat.loc[prim, "lift_abs"], var[prim], key[prim], s.alpha)
+    if pooled.empty:
+        return pd.DataFrame(columns=["campaign_id", "arm", "segment", "metric", "campaigns", "customers", "lift_abs",
+                                     "lift_ci_low", "lift_ci_high", "p_value", "p_adjusted", "small_cell", "send",
+                                     "sure_gain", "reason"])
+    rev = treat["metric"] == "revenue_per_recipient"
+    rpool = random_effects(treat.loc[rev, "lift_abs"], treat.loc[rev, "lift_se"] ** 2, key[rev], s.alpha)
+    rpool = rpool.set_index("group").reindex(pooled["group"])
+    cells = treat[prim].assign(key=key[prim], size=treat.loc[prim, "customers"] + treat.loc[prim, "customers_c"])
+    sizes = cells.groupby("key").agg(customers=("size", "mean"), sent=("customers", "sum"),
+                                     control=("customers_c", "sum")).reindex(pooled["group"])
+    costs = roi.assign(key=roi["arm"].astype(str) + "\x1f" + roi["segment"].astype(str))
+    costs = costs.groupby("key").agg(cost=("cost", lambda c: c.sum(min_count=1)),
+                                     sent=("customers_sent", "sum")).reindex(pooled["group"])
+    parts = pooled["group"].str.split("\x1f", n=1, expand=True)
+    out = pd.DataFrame({
+        "campaign_id": "All campaigns", "arm": parts[0].to_numpy(), "segment": parts[1].to_numpy(),
+        "metric": s.primary_metric, "campaigns": pooled["k"].to_numpy(),
+        "customers": np.rint(sizes["customers"].to_numpy()).astype(np.int64),
+        "lift_abs": pooled["mean"].to_numpy(), "lift_ci_low": pooled["ci_low"].to_numpy(),
+        "lift_ci_high": pooled["ci_high"].to_numpy(), "p_value": pooled["p_value"].to_numpy(),
+        "tau2": pooled["tau2"].to_numpy(), "i2": pooled["i2"].to_numpy(),
+        "incremental_revenue_per_customer": rpool["mean"].to_numpy(),
+        "incremental_revenue_se": rpool["se"].to_numpy(),
+        "cost_per_send": (costs["cost"] / costs["sent"]).to_numpy(),
+        "small_cell": ((sizes["sent"] < s.min_cell_size) | (sizes["control"] < s.min_cell_size)).to_numpy(),
+    })
+    fam = out["segment"] != ALL_SEGMENTS
+    out["p_adjusted"] = out["p_value"]
+    out.loc[fam, "p_adjusted"] = adjust_pvalues(out.loc[fam, "p_value"], s.correction, out.loc[fam, "arm"])
+    return decide_targets(out, s)
 
 
 def policy_table(targeting: pd.DataFrame) -> pd.DataFrame:
@@ -1485,6 +1620,9 @@ class CampaignResult:
     srm, roi, targeting, policy, qini, power, campaigns : DataFrame
         See :func:`srm_table`, :func:`roi_table`, :func:`targeting_table`, :func:`policy_table`,
         :func:`qini_curve`, :func:`power_table`, :func:`campaign_overview`.
+    pooled, pooled_policy : DataFrame
+        Segment lifts pooled over the campaigns with the targeting decision for the next send
+        (:func:`pool_campaigns`) and the value of that policy (:func:`policy_table`).
     by_dimension : dict of str to DataFrame
         Lift rows (sent arms) of every available segment dimension, for the explorer.
     warnings : list of str
@@ -1501,6 +1639,8 @@ class CampaignResult:
     qini: pd.DataFrame
     power: pd.DataFrame
     campaigns: pd.DataFrame
+    pooled: pd.DataFrame = field(default_factory=pd.DataFrame)
+    pooled_policy: pd.DataFrame = field(default_factory=pd.DataFrame)
     by_dimension: dict[str, pd.DataFrame] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
     retention_note: str = ""
@@ -1606,6 +1746,8 @@ def evaluate_campaigns(
     qini = qini_curve(table, s)
     power = power_table(table, s)
     campaigns = campaign_overview(table, roi, srm, policy, s)
+    pooled = pool_campaigns(table, roi, s)
+    pooled_policy = policy_table(pooled)
     results = table.assign(segment_by=dimension)
     results["customers_c"] = results["customers_c"]
     results = results[list(RESULT_COLUMNS)]
@@ -1616,16 +1758,23 @@ def evaluate_campaigns(
                     "flagged small and excluded from targeting.")
     return CampaignResult(settings=s, segment_by=dimension, results=results, table=table, srm=srm, roi=roi,
                           targeting=targeting, policy=policy, qini=qini, power=power, campaigns=campaigns,
+                          pooled=pooled, pooled_policy=pooled_policy,
                           by_dimension=by_dimension, warnings=warn, retention_note=retention_note)
 
 
 # ============================================================================ views for the notebook
-LIFT_VIEW_COLUMNS: tuple[str, ...] = ("campaign_id", "arm", "segment", "customers", "value", "value_c",
-                                      "lift_abs", "lift_ci_low", "lift_ci_high", "p_adjusted", "verdict")
+LIFT_VIEW_COLUMNS: tuple[str, ...] = ("campaign_id", "arm", "segment", "customers", "customers_c", "value",
+                                      "value_c", "lift_abs", "lift_ci_low", "lift_ci_high", "p_value", "p_adjusted",
+                                      "verdict")
 
 
 def lift_view(result: CampaignResult, dimension: str, metric: str) -> pd.DataFrame:
     """Lift per segment of ``dimension`` for ``metric`` (sent arms), as shown by the explorer.
+
+    ``customers`` / ``customers_c``: customers in the sent and the control arm; ``value`` /
+    ``value_c`` their rates (or revenue per recipient); ``smallest_arm`` is the count to pass to
+    ``shareable(..., count_column="smallest_arm")`` so that no shown row describes fewer than
+    ``min_cell_size`` customers.
 
     Examples
     --------
@@ -1639,7 +1788,10 @@ def lift_view(result: CampaignResult, dimension: str, metric: str) -> pd.DataFra
         raise ConfigError(f"No results for segment dimension {dimension!r}; available: "
                           f"{', '.join(result.by_dimension)}.")
     t = result.by_dimension[dimension]
-    return t.loc[t["metric"] == metric, list(LIFT_VIEW_COLUMNS)].reset_index(drop=True)
+    out = t.loc[t["metric"] == metric, list(LIFT_VIEW_COLUMNS)].reset_index(drop=True)
+    out["customers_c"] = out["customers_c"].fillna(0).astype(np.int64)
+    out.insert(5, "smallest_arm", np.minimum(out["customers"], out["customers_c"]))
+    return out
 
 
 def explorer_choices(result: CampaignResult) -> dict[str, tuple[str, str]]:
@@ -1669,23 +1821,31 @@ def arm_overview(result: CampaignResult) -> pd.DataFrame:
 
 
 # ============================================================================ producer and summary
-def _load_labels(ctx: Any, segment_by: str) -> pd.DataFrame | None:
-    """``customer_segments.csv``; interactive runs build the artifact of the dimension if it is missing."""
-    if segment_by == "none":
-        return None
-    present = ctx.read_artifact("customer_segments") if ctx.has_artifact("customer_segments") else None
+def _load_labels(ctx: Any, segment_by: str) -> tuple[pd.DataFrame | None, list[str]]:
+    """``customer_segments.csv`` and warnings about dimensions that could not be built.
+
+    Opened alone (interactive), the notebook first builds every missing segment dimension (RFM,
+    clusters, lifecycle), so that the dimensions it offers do not depend on which notebooks
+    happened to run before. In a run, the labels are what 02–04 wrote.
+    """
+    notes: list[str] = []
     if ctx.interactive:
-        wanted = SEGMENT_DIMENSIONS[:1] if segment_by == "auto" else (segment_by,)
-        have = [] if present is None else [d for d in SEGMENT_DIMENSIONS if d in present.columns]
-        if segment_by == "auto" and have:
-            wanted = ()
-        for dim in wanted:
-            if dim not in have:
-                ctx.read_artifact(DIMENSION_ARTIFACT[dim])
         present = ctx.read_artifact("customer_segments") if ctx.has_artifact("customer_segments") else None
-    if present is None and segment_by != "auto":
+        have = set() if present is None else set(present.columns)
+        for dim in SEGMENT_DIMENSIONS:
+            if dim in have:
+                continue
+            try:
+                ctx.read_artifact(DIMENSION_ARTIFACT[dim])
+            except SegkitError as exc:
+                if dim == segment_by:
+                    raise
+                notes.append(f"Segment dimension {dim} is not available: {exc}")
+    if ctx.has_artifact("customer_segments"):
+        return ctx.read_artifact("customer_segments"), notes
+    if segment_by not in ("auto", "none"):
         ctx.read_artifact("customer_segments")  # raises UpstreamMissingError naming what to run
-    return present
+    return None, notes
 
 
 def build_campaign_artifacts(ctx: Any) -> CampaignResult:
@@ -1711,11 +1871,11 @@ def build_campaign_artifacts(ctx: Any) -> CampaignResult:
         raise UpstreamMissingError(missing_msg) from None
     if campaign is None or not ctx.has_artifact("campaign_clean"):
         raise UpstreamMissingError(missing_msg)
-    labels = _load_labels(ctx, settings.segment_by)
+    labels, notes = _load_labels(ctx, settings.segment_by)
     transactions = ctx.read_artifact("transactions_clean")
-    as_of = ctx.as_of
-    result = evaluate_campaigns(campaign, labels, transactions, settings, as_of=as_of,
+    result = evaluate_campaigns(campaign, labels, transactions, settings, as_of=ctx.as_of,
                                 source="artifacts/campaign_clean.parquet")
+    result.warnings = notes + result.warnings
     ctx.write_artifact("campaign_results", result.results)
     return result
 
@@ -1814,11 +1974,18 @@ def summarize(result: CampaignResult) -> dict:
         pos = sig[sig["lift_abs"] > 0].sort_values("lift_abs", ascending=False)
         named = ", ".join(f"{r.segment}{' (' + str(r.campaign_id) + ')' if n_camp > 1 else ''} {fmt(r.lift_abs)}"
                           for r in pos.head(4).itertuples())
-        findings.append(f"{len(sig)} of {len(prim)} segment comparisons ({result.segment_by}) differ significantly "
-                        f"after {CORRECTION_LABELS[s.correction]} correction"
-                        + (f"; largest gains: {named}." if named else ".")
-                        + (f" {int(prim['small_cell'].sum())} are too small to judge." if prim["small_cell"].any()
-                           else ""))
+        text = (f"{len(sig)} of {len(prim)} segment comparisons ({result.segment_by}) differ significantly after "
+                f"{CORRECTION_LABELS[s.correction]} correction" + (f"; largest gains: {named}." if named else ".")
+                + (f" {int(prim['small_cell'].sum())} are too small to judge." if prim["small_cell"].any() else ""))
+        pooled = result.pooled
+        if n_camp > 1 and len(pooled) and (pooled["campaigns"] > 1).any():
+            psig = pooled[(pooled["p_adjusted"] < s.alpha) & ~pooled["small_cell"].astype(bool)]
+            psig = psig.sort_values("lift_abs", ascending=False)
+            listed = ", ".join(f"{r.segment} {fmt(r.lift_abs)} (95% CI {fmt(r.lift_ci_low)} to {fmt(r.lift_ci_high)})"
+                               for r in psig.head(4).itertuples())
+            text += (f" Pooled over the campaigns, {len(psig)} of {len(pooled)} segments differ significantly"
+                     + (f": {listed}." if listed else "."))
+        findings.append(text)
     # 3. money
     totals = campaign_totals(result)
     if len(totals) and pd.notna(totals["incremental_revenue"].iloc[0]):
@@ -1859,23 +2026,28 @@ def summarize(result: CampaignResult) -> dict:
                         f"relative lift with {s.power:.0%} power.")
     findings = findings[:5]
 
-    # actions: one per campaign x arm (the first three), then the next test
-    overall = camps.set_index(["campaign_id", "arm"]) if len(camps) else None
-    for _, p in result.policy.head(3).iterrows():
-        o = overall.loc[(p["campaign_id"], p["arm"])] if overall is not None else None
-        works = o is not None and pd.notna(o["lift_ci_low"]) and o["lift_ci_low"] > 0
-        head = f"Next {p['campaign_id']} send ({p['arm']})"
+    # actions: the targeting of the next send (pooled over the campaigns), then the next test
+    z = stats.norm.isf(s.alpha / 2)
+    for _, p in result.pooled_policy.iterrows():
+        arm_camps = camps[camps["arm"] == p["arm"]]
+        n = len(arm_camps)
+        whole = random_effects(arm_camps["lift_abs"], ((arm_camps["lift_ci_high"] - arm_camps["lift_ci_low"])
+                                                       / (2 * z)) ** 2, np.zeros(n), s.alpha)
+        head = f"Next {p['arm']} send" + (f" (pooled over {n} campaigns)" if n > 1 else "")
+        skipped = result.pooled[(result.pooled["arm"] == p["arm"]) & ~result.pooled["send"]]
         if p["segments_recommended"]:
             actions.append(f"{head}: target {p['segments_to_send']} ({p['share_targeted']:.0%} of customers); "
-                           f"expected incremental revenue {_money(p['expected_incremental_revenue'])} (95% CI "
-                           f"{_money(p['expected_incremental_revenue_ci_low'])} to "
+                           f"expected incremental revenue per campaign {_money(p['expected_incremental_revenue'])} "
+                           f"(95% CI {_money(p['expected_incremental_revenue_ci_low'])} to "
                            f"{_money(p['expected_incremental_revenue_ci_high'])})"
                            + (f", net of cost {_money(p['expected_net'])}" if pd.notna(p["expected_cost"]) else "")
-                           + f"; sending to everyone: {_money(p['expected_incremental_revenue_all'])}.")
-        elif works:
-            actions.append(f"{head}: it works overall ({fmt(o['lift_abs'])}, 95% CI {fmt(o['lift_ci_low'])} to "
-                           f"{fmt(o['lift_ci_high'])}) but no single segment is large enough to show a sure gain: "
-                           "keep sending to everyone and test with larger segments to learn where it works best.")
+                           + f"; sending to everyone: {_money(p['expected_incremental_revenue_all'])}"
+                           + (f". Skip {', '.join(skipped['segment'].astype(str))}." if len(skipped) else "."))
+        elif len(whole) and whole["ci_low"].iloc[0] > 0:
+            r = whole.iloc[0]
+            actions.append(f"{head}: it works overall ({fmt(r['mean'])}, 95% CI {fmt(r['ci_low'])} to "
+                           f"{fmt(r['ci_high'])}) but no segment shows an expected gain on its own: keep sending to "
+                           "everyone and test with larger segments to learn where it works best.")
         else:
             actions.append(f"{head}: no reliable gain overall or in any segment; do not roll it out as is — change "
                            "the offer or test again with larger groups.")
@@ -1898,7 +2070,7 @@ def summarize(result: CampaignResult) -> dict:
             headlines["Incremental revenue"] = round(float(r["incremental_revenue"]), 2)
         if pd.notna(r["roi"]):
             headlines["ROI"] = round(float(r["roi"]), 2)
-    if len(result.policy):
-        headlines["Segments to target"] = int(result.policy["segments_recommended"].sum())
+    if len(result.pooled_policy):
+        headlines["Segments to target"] = int(result.pooled_policy["segments_recommended"].sum())
     return {"analysed": analysed, "findings": findings, "actions": actions, "headlines": headlines,
             "warnings": list(result.warnings)}

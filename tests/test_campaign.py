@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 from pandas.testing import assert_frame_equal
 from scipy import stats
+from statsmodels.stats.meta_analysis import combine_effects
 from statsmodels.stats.multitest import multipletests
 from statsmodels.stats.power import normal_power_het, normal_sample_size_one_tail
 from statsmodels.stats.proportion import (
@@ -217,6 +218,24 @@ def test_grouped_adjustment_equals_multipletests_per_family(method):
         np.testing.assert_allclose(got[mask], ref, atol=TOL, rtol=0)
     assert np.isnan(got[5])
     np.testing.assert_array_equal(adjust_pvalues(p, "none", groups), p)
+
+
+def test_random_effects_pooling_equals_statsmodels_dersimonian_laird_and_truncates_tau2():
+    hetero_d, hetero_v = np.array([0.02, 0.10, 0.05, -0.01]), np.array([0.0004, 0.0009, 0.0002, 0.0005])
+    homo_d, homo_v = np.array([0.050, 0.052, 0.049]), np.array([0.0004, 0.0009, 0.0002])
+    got = cp.random_effects(np.r_[hetero_d, homo_d], np.r_[hetero_v, homo_v], ["h"] * 4 + ["o"] * 3).set_index("group")
+    ref = combine_effects(hetero_d, hetero_v, method_re="dl")
+    h = got.loc["h"]
+    assert h["tau2"] > 0 and h["tau2"] == pytest.approx(ref.tau2, rel=TOL)
+    assert h["mean"] == pytest.approx(ref.mean_effect_re, abs=TOL)
+    assert (h["ci_low"], h["ci_high"]) == pytest.approx(tuple(ref.conf_int(use_t=False)[1]), abs=TOL)
+    with warnings.catch_warnings():  # statsmodels takes the square root of its negative variance
+        warnings.simplefilter("ignore", RuntimeWarning)
+        ref = combine_effects(homo_d, homo_v, method_re="dl")
+    o = got.loc["o"]
+    assert ref.tau2 < 0 and o["tau2"] == 0.0 and o["i2"] == 0.0  # statsmodels leaves tau2 negative
+    assert o["mean"] == pytest.approx(ref.mean_effect_fe, abs=TOL)
+    assert (o["ci_low"], o["ci_high"]) == pytest.approx(tuple(ref.conf_int(use_t=False)[0]), abs=TOL)
 
 
 # --------------------------------------------------------------------------- coverage by simulation
@@ -492,6 +511,30 @@ def test_targeting_rules_and_the_expected_value_of_the_policy():
     assert not costly.targeting["send"].any()
 
 
+def test_segments_are_pooled_over_campaigns_for_the_next_send():
+    cells = []
+    for cid, (a_t, a_c, b_t, b_c) in {"one": (60, 20, 10, 10), "two": (70, 25, 12, 9), "three": (50, 22, 8, 11)}.items():
+        cells += [cell(cid, "A", "email", 400, a_t, [20.0] * a_t, prefix=cid), cell(cid, "A", "control", 200, a_c,
+                  [20.0] * a_c, prefix=cid), cell(cid, "B", "email", 400, b_t, [20.0] * b_t, prefix=cid),
+                  cell(cid, "B", "control", 200, b_c, [20.0] * b_c, prefix=cid)]
+    camp, labels = build(*cells)
+    res = evaluate_campaigns(camp, labels, settings=CampaignSettings(cost_per_send=0.05))
+    pooled = res.pooled.set_index("segment")
+    a = res.table[(res.table["segment"] == "A") & (res.table["arm"] == "email")
+                  & (res.table["metric"] == "conversion_rate")]
+    var = ((a["lift_ci_high"] - a["lift_ci_low"]) / (2 * stats.norm.isf(0.025))) ** 2
+    ref = combine_effects(a["lift_abs"].to_numpy(), var.to_numpy(), method_re="dl")
+    assert pooled.loc["A", "campaigns"] == 3
+    assert pooled.loc["A", "lift_abs"] == pytest.approx(ref.mean_effect_re if ref.tau2 > 0 else ref.mean_effect_fe,
+                                                        abs=TOL)
+    assert pooled.loc["A", "customers"] == 600 and pooled.loc["A", "cost_per_send"] == pytest.approx(0.05)
+    assert pooled["send"].to_dict() == {"A": True, "B": False}
+    policy = res.pooled_policy.iloc[0]
+    assert policy["campaign_id"] == "All campaigns" and policy["segments_to_send"] == "A"
+    inc = pooled.loc["A", "incremental_revenue_per_customer"]
+    assert policy["expected_incremental_revenue"] == pytest.approx(inc * 600)
+
+
 def test_qini_curve_ranks_segments_by_lift_and_measures_area_over_random():
     camp, labels = build(cell("c", "A", "email", 100, 30), cell("c", "A", "control", 100, 10),
                          cell("c", "B", "email", 100, 10), cell("c", "B", "control", 100, 10))
@@ -670,7 +713,8 @@ def test_summary_has_findings_actions_and_headlines_from_the_results():
     out = cp.summarize(res)
     assert set(out) == {"analysed", "findings", "actions", "headlines", "warnings"}
     assert 3 <= len(out["findings"]) <= 5
-    assert out["actions"][0].startswith("Next c send (email): target Good (50% of customers)")
+    assert out["actions"][0].startswith("Next email send: target Good (50% of customers)")
+    assert out["actions"][0].endswith("Skip Flat.")
     assert out["headlines"]["Segments to target"] == 1 and out["headlines"]["Campaigns"] == 1
     inc = res.campaigns["incremental_revenue"].iloc[0]
     assert out["headlines"]["Incremental revenue"] == pytest.approx(round(inc, 2))
@@ -750,3 +794,31 @@ def test_lifts_per_latent_segment_recover_the_planted_uplift_of_the_generated_sh
     assert pooled.index[:2].tolist() == ["bargain", "regular"]  # the two largest planted effects
     sent = res.targeting[res.targeting["segment"] == "bargain"]["send"]
     assert len(sent) == 3 and sent.all()
+
+
+# --------------------------------------------------------------------------- the notebook
+@pytest.mark.slow
+def test_the_notebook_runs_alone_on_the_sample_and_writes_campaign_results(tmp_path):
+    import re
+
+    import nbformat
+    import papermill as pm
+
+    from segkit.config import project_root
+
+    root = project_root()
+    out = tmp_path / "05_campaign_evaluation.ipynb"
+    pm.execute_notebook(str(root / "notebooks" / "05_campaign_evaluation.ipynb"), str(out), kernel_name="segkit",
+                        cwd=str(root / "notebooks"), progress_bar=False)
+    nb = nbformat.read(out, as_version=4)
+    outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])]
+    assert not [o for o in outputs if o.output_type == "error"]
+    text = "\n".join(str(v) for o in outputs for k, v in o.get("data", {}).items() if k.startswith("text/"))
+    assert "Lift by segment dimension and metric" in text and "rfm_segment · Conversion rate" in text
+    assert "What was analysed" in text and "Next email send" in text
+    assert not re.search(r"\bC\d{6}\b", text)  # no raw sample id anywhere
+    results = pd.read_csv(root / "reports" / "interactive" / "artifacts" / "campaign_results.csv")
+    assert set(results["campaign_id"]) == {"EM-20231125", "EM-20240522", "EM-20241117"}
+    email = results[(results["arm"] == "email") & (results["segment"] == ALL_SEGMENTS)
+                    & (results["metric"] == "conversion_rate")]
+    assert (email["lift_ci_low"] > 0).all()  # the planted e-mail effect is found in every campaign

@@ -19,11 +19,24 @@ from __future__ import annotations
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
+from scipy import stats
 
 from segkit.campaign import ALL_SEGMENTS, METRIC_BY_NAME
 from segkit.plots import label, new_axes
 
 COLORS = {"better": "#029e73", "worse": "#d55e00", "unclear": "#7f7f7f", "small": "#bbbbbb"}
+
+
+def _tall_axes(ax: plt.Axes | None, rows: int) -> plt.Axes:
+    """``ax``, or a new Axes tall enough for ``rows`` labelled rows."""
+    return new_axes(ax, figsize=(8.0, max(3.0, 0.28 * rows + 1.4)) if ax is None else None)
+
+
+def _separate(ax: plt.Axes, groups: pd.Series) -> None:
+    """Thin horizontal lines between consecutive row groups (e.g. campaigns)."""
+    change = np.flatnonzero(groups.to_numpy()[1:] != groups.to_numpy()[:-1])
+    for i in change:
+        ax.axhline(i + 0.5, color="#999999", lw=0.6)
 
 
 def _row_labels(frame: pd.DataFrame, columns: list[str]) -> list[str]:
@@ -71,10 +84,10 @@ def plot_lift_forest(table: pd.DataFrame, metric: str, control_arm: str = "contr
     Points are the lifts, lines their 95% intervals; green/orange = significantly better/worse
     after the multiple-testing correction, grey = no clear difference, hollow = small cell.
     """
-    ax = new_axes(ax)
     m = METRIC_BY_NAME[metric]
     rows = table[(table["metric"] == metric) & (table["arm"] != control_arm) & table["lift_abs"].notna()]
     rows = rows.reset_index(drop=True)
+    ax = _tall_axes(ax, len(rows))
     scale = 100.0 if m.kind == "proportion" else 1.0
     labels = _row_labels(rows, ["campaign_id", "arm", "segment"])
     y = np.arange(len(rows))
@@ -88,35 +101,50 @@ def plot_lift_forest(table: pd.DataFrame, metric: str, control_arm: str = "contr
                 ms=7 if r["segment"] == ALL_SEGMENTS else 5)
     ax.axvline(0, color="black", lw=0.8)
     ax.set_yticks(y, labels)
-    ax.invert_yaxis()
+    _separate(ax, rows["campaign_id"].astype(str) + "|" + rows["arm"].astype(str))
+    ax.set_ylim(len(rows) - 0.5, -0.5)
     unit = "percentage points" if m.kind == "proportion" else "per customer"
     return label(ax, f"{m.label}: lift vs control (95% intervals)", f"Lift vs control ({unit})", "")
 
 
-def plot_srm(srm: pd.DataFrame, ax: plt.Axes | None = None) -> plt.Axes:
+def plot_srm(srm: pd.DataFrame, srm_alpha: float = 0.001, ax: plt.Axes | None = None) -> plt.Axes:
     """Observed vs expected control share per campaign × segment; mismatches in orange.
+
+    The grey band is the range a random split stays in with probability ``1 - srm_alpha``
+    (normal approximation to the binomial, for rows that were tested): a point outside it is a
+    sample-ratio mismatch.
 
     Examples
     --------
     >>> t = pd.DataFrame({"campaign_id": "c", "segment": ["All customers", "A"], "control_share": [0.21, 0.3],
-    ...                   "expected_control_share": [0.2, 0.2], "srm": [False, True]})
+    ...                   "expected_control_share": [0.2, 0.2], "customers": [1000, 400], "p_value": [0.4, 1e-6],
+    ...                   "srm": [False, True]})
     >>> plot_srm(t).get_xlabel()
     'Share of customers in the control arm (%)'
     """
-    ax = new_axes(ax)
     rows = srm.reset_index(drop=True)
+    ax = _tall_axes(ax, len(rows))
     y = np.arange(len(rows))
     colors = np.where(rows["srm"].to_numpy(bool), COLORS["worse"], COLORS["unclear"])
+    p, n = rows["expected_control_share"].to_numpy(float), rows["customers"].to_numpy(float)
+    half = stats.norm.isf(srm_alpha / 2) * np.sqrt(p * (1 - p) / n) * 100
+    tested = rows["p_value"].notna().to_numpy() if "p_value" in rows else np.ones(len(rows), bool)
+    ax.hlines(y[tested], np.maximum(p * 100 - half, 0)[tested], np.minimum(p * 100 + half, 100)[tested],
+              color="#cccccc", lw=6,
+              label=f"random split ({1 - srm_alpha:.1%})")
     ax.scatter(rows["expected_control_share"] * 100, y, marker="|", s=200, color="black", label="expected")
     ax.scatter(rows["control_share"] * 100, y, color=colors, zorder=3, label="observed")
     ax.set_yticks(y, _row_labels(rows, ["campaign_id", "segment"]))
-    ax.invert_yaxis()
+    _separate(ax, rows["campaign_id"].astype(str))
+    ax.set_ylim(len(rows) - 0.5, -0.5)
     ax.legend(loc="best")
     return label(ax, "Sample-ratio check: control share", "Share of customers in the control arm (%)", "")
 
 
 def plot_qini(qini: pd.DataFrame, ax: plt.Axes | None = None) -> plt.Axes:
     """Uplift (Qini) curve per campaign × arm: cumulative incremental outcomes vs share targeted.
+
+    Segment names are written at the points when there is a single curve.
 
     Examples
     --------
@@ -126,15 +154,17 @@ def plot_qini(qini: pd.DataFrame, ax: plt.Axes | None = None) -> plt.Axes:
     'Cumulative incremental conversions (customers)'
     """
     ax = new_axes(ax)
-    for (cid, arm), g in qini.groupby(["campaign_id", "arm"], sort=True):
+    curves = list(qini.groupby(["campaign_id", "arm"], sort=True))
+    for (cid, arm), g in curves:
         line, = ax.plot(g["share_targeted"] * 100, g["incremental"], marker="o", label=f"{cid} · {arm}")
         ax.plot(g["share_targeted"] * 100, g["random"], ls="--", color=line.get_color(), alpha=0.6)
-        for _, r in g.iloc[1:].iterrows():
-            ax.annotate(str(r["segment"]), (r["share_targeted"] * 100, r["incremental"]), fontsize=8,
-                        xytext=(3, 3), textcoords="offset points")
+        if len(curves) == 1:
+            for _, r in g.iloc[1:].iterrows():
+                ax.annotate(str(r["segment"]), (r["share_targeted"] * 100, r["incremental"]), fontsize=8,
+                            xytext=(3, -10), textcoords="offset points")
     ax.axhline(0, color="black", lw=0.8)
     if len(qini):
-        ax.legend(title="Campaign · arm (dashed: random)", loc="best")
+        ax.legend(title="Campaign · arm (dashed: random)", loc="lower right")
     metric = str(qini["metric"].iloc[0]) if len(qini) else "conversion_rate"
     ylabel = {"conversion_rate": "Cumulative incremental conversions (customers)",
               "retention_rate": "Cumulative incremental retained (customers)",
