@@ -299,6 +299,33 @@ class RunContext:
         return summary
 
 
+def readable_number(value: float) -> str:
+    """Format a float for a report table: thousands separators, sensible precision.
+
+    Examples
+    --------
+    >>> [readable_number(v) for v in (1934530.012, 873.4321, 0.003962, 0.0, 12.5)]
+    ['1,934,530', '873.43', '0.00396', '0', '12.50']
+    """
+    if value != value:  # NaN
+        return "–"
+    magnitude = abs(value)
+    if magnitude >= 1000:
+        return f"{value:,.0f}"
+    if magnitude >= 1 or value == 0:
+        return f"{value:,.2f}" if value != 0 else "0"
+    return f"{value:.3g}"
+
+
+def set_display() -> None:
+    """Notebook display options for report tables (called by :func:`open_run`, like the plot
+    theme): readable floats, full text of messages, no wide-table wrapping."""
+    pd.set_option("display.float_format", readable_number)
+    pd.set_option("display.max_colwidth", 300)
+    pd.set_option("display.max_columns", 40)
+    pd.set_option("display.width", 200)
+
+
 def _interactive_fingerprint(cfg: Mapping) -> str:
     relevant = {k: cfg.get(k) for k in sorted(cfg) if not k.startswith("_")}
     inputs = {}
@@ -367,6 +394,7 @@ def open_run(
     from segkit.plots import set_theme
 
     set_theme()
+    set_display()
     return RunContext(notebook=notebook, run_dir=run_path, config=cfg, seed=int(seed),
                       interactive=interactive, as_of_param=as_of)
 

@@ -15,11 +15,46 @@ Examples
 from __future__ import annotations
 
 import hashlib
+import os
+import secrets
+from pathlib import Path
+from typing import Mapping
 
 import numpy as np
 import pandas as pd
 
 ID_COLUMNS: tuple[str, ...] = ("customer_id",)
+SALT_ENV = "SEGKIT_SALT"
+
+
+def salt_file() -> Path:
+    """The project's secret salt file (``.segkit/salt``, git-ignored)."""
+    from segkit.config import project_root
+
+    return project_root() / ".segkit" / "salt"
+
+
+def salt_for(config: Mapping) -> str:
+    """The secret salt of the pseudonyms.
+
+    In order: the ``SEGKIT_SALT`` environment variable; ``privacy.salt`` of the config; a random
+    secret kept in ``.segkit/salt`` of the project, created on first use. The salt is never
+    written into a run folder, so a shared report cannot be de-pseudonymised by hashing candidate
+    ids (customer ids are often sequential).
+    """
+    env = os.environ.get(SALT_ENV)
+    if env:
+        return env
+    configured = (config.get("privacy") or {}).get("salt")
+    if configured:
+        return str(configured)
+    path = salt_file()
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(secrets.token_hex(16))
+    return path.read_text().strip()
 
 
 def pseudonymize_ids(ids: pd.Series, salt: str) -> pd.Series:
@@ -87,7 +122,8 @@ def shareable_table(
     table : DataFrame
         A table about to be displayed.
     config : dict
-        The run configuration (``privacy`` section: ``pseudonymize_ids``, ``salt``,
+        The run configuration (``privacy`` section: ``pseudonymize_ids``, ``salt`` (see
+        :func:`salt_for`),
         ``min_cell_size``).
     count_column : str, optional
         Column with the number of customers per row; given, small rows are merged.
@@ -97,7 +133,7 @@ def shareable_table(
     privacy = config.get("privacy") or {}
     out = table.copy()
     if privacy.get("pseudonymize_ids", True):
-        salt = str(privacy.get("salt", "segkit"))
+        salt = salt_for(config)
         for col in ID_COLUMNS:
             if col in out.columns:
                 out[col] = pseudonymize_ids(out[col], salt)

@@ -23,3 +23,7 @@ def _close_figures():
     import matplotlib.pyplot as plt
 
     plt.close("all")
+
+# A fixed pseudonym salt for the test suite (and the notebook kernels it starts), so notebook
+# regression outputs do not depend on the per-clone secret in .segkit/salt.
+os.environ.setdefault("SEGKIT_SALT", "segkit-tests")
