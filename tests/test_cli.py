@@ -110,13 +110,15 @@ def test_an_unexpected_error_in_a_notebook_is_called_a_bug_with_its_traceback(tm
     assert captured.out == ""
 
 
-def test_quiet_prints_nothing_on_success(tmp_path, capsys, notebooks):
+def test_quiet_prints_nothing_on_success_and_include_code_keeps_the_code(tmp_path, capsys, notebooks):
     notebooks(OPEN_OK)
     inputs = tiny_inputs(tmp_path / "data")
     code = main(["run", "--transactions", str(inputs["transactions"]), "--out", str(tmp_path / "run"),
-                 "--only", "data_audit", "--quiet"])
+                 "--only", "data_audit", "--quiet", "--include-code"])
     assert code == EXIT_OK and capsys.readouterr() == ("", "")
-    assert (tmp_path / "run" / "index.html").exists()
+    html = (tmp_path / "run" / "01_data_audit.html").read_text()
+    assert "open_run" in html and "injected-parameters" not in html
+    assert json.loads((tmp_path / "run" / "run.json").read_text())["run"]["include_code"] is True
 
 
 def test_an_error_in_segkit_itself_keeps_its_traceback(monkeypatch, capsys):
