@@ -44,14 +44,14 @@ Examples
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Iterable, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping
 
 import numpy as np
 import pandas as pd
 
 from segkit.errors import AuditFailedError, ConfigError, DataError, format_rows
 from segkit.io import customers_from_transactions, load_inputs
-from segkit.privacy import pseudonymize_ids
+from segkit.privacy import pseudonymize_ids, salt_for
 from segkit.schema import CAMPAIGN, CUSTOMERS, TRANSACTIONS, TRANSACTIONS_CLEAN_EXTRA, TableSpec
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -249,7 +249,7 @@ class AuditSettings:
             severity=severity,
             return_prefix=str(prefix) if prefix not in (None, "") else None,
             pseudonymize=bool(privacy.get("pseudonymize_ids", True)),
-            salt=str(privacy.get("salt", "segkit")),
+            salt=salt_for({"privacy": privacy}),
         )
 
     def severity_for(self, check: str, share: float | None) -> str:
@@ -288,7 +288,9 @@ class AuditResult:
     counts : dict
         Headline counts (rows in/clean per table, orders, customers, buyers, prospects…).
     transactions, customers, campaign : DataFrame
-        The cleaned tables (``campaign`` is None without a campaign file).
+        The cleaned tables (``campaign`` is None without a campaign file; ``transactions`` is None
+        when the out-of-core engine ran: the clean lines are then only on disk, in
+        ``transactions_clean.parquet``).
     missing : DataFrame
         ``table, column, missing, share`` for every input column.
     daily : DataFrame
@@ -309,6 +311,9 @@ class AuditResult:
         ``check, table, count`` of every check run, including those that found nothing.
     offending : dict
         check → up to 10 offending rows (``row`` = line in the input file).
+    engine : str
+        ``"pandas"`` (in memory) or ``"duckdb"`` (out-of-core, :mod:`segkit.engine`); recorded in
+        ``audit_summary.json``.
     """
 
     findings: pd.DataFrame
@@ -316,7 +321,7 @@ class AuditResult:
     as_of: pd.Timestamp | None
     period: dict[str, pd.Timestamp | None]
     counts: dict[str, int]
-    transactions: pd.DataFrame
+    transactions: pd.DataFrame | None
     customers: pd.DataFrame
     campaign: pd.DataFrame | None
     missing: pd.DataFrame
@@ -329,6 +334,7 @@ class AuditResult:
     arms: pd.DataFrame
     checks: pd.DataFrame
     offending: dict[str, pd.DataFrame] = field(default_factory=dict)
+    engine: str = "pandas"
 
     @property
     def status(self) -> str:
@@ -355,6 +361,7 @@ class AuditResult:
             "findings": findings.to_dict("records"),
             "cleaning_rules": self.cleaning_rules.to_dict("records"),
             "counts": dict(self.counts),
+            "engine": self.engine,
             "passed": self.passed,
             "returns": {k: (None if pd.isna(v) else v) for k, v in self.returns.items()},
             "outlier_rules": self.outlier_rules.astype(object).where(self.outlier_rules.notna(), None)
@@ -451,7 +458,9 @@ def robust_log_bounds(values: pd.Series | np.ndarray, k: float,
     is 0 (more than half of the values equal), following Iglewicz & Hoaglin (1993). Non-positive
     and missing values are ignored. The bounds are at least ``min_fold`` times (and at most
     1/``min_fold`` of) the median: for small counts such as quantities (mostly 1, a few up to 10)
-    the log-MAD is tiny and would otherwise flag ordinary values.
+    the log-MAD is tiny and would otherwise flag ordinary values. The statistics are computed here;
+    :func:`log_bounds` turns them into bounds (the out-of-core engine computes the same statistics
+    in SQL and calls it too).
 
     Returns
     -------
@@ -473,9 +482,39 @@ def robust_log_bounds(values: pd.Series | np.ndarray, k: float,
     logs = np.log(x)
     center = float(np.median(logs))
     deviation = np.abs(logs - center)
-    scale = MAD_SCALE * float(np.median(deviation))
+    mad = float(np.median(deviation))
+    return log_bounds(center, mad, float(np.mean(deviation)) if mad == 0 else np.nan, k, min_fold)
+
+
+def log_bounds(center: float, mad: float, mean_deviation: float, k: float,
+               min_fold: float = 1.0) -> tuple[float, float, float, float]:
+    """The rule of :func:`robust_log_bounds` from its statistics of the logs.
+
+    Parameters
+    ----------
+    center : float
+        Median of the logs (NaN when there are no values).
+    mad : float
+        Median absolute deviation of the logs from ``center`` (unscaled).
+    mean_deviation : float
+        Mean absolute deviation of the logs from ``center``; used only when ``mad`` is 0.
+    k, min_fold : float
+        As in :func:`robust_log_bounds`.
+
+    Returns
+    -------
+    (median, scale_log, low, high) : tuple of float
+
+    Examples
+    --------
+    >>> [round(v, 3) for v in log_bounds(0.0, 0.5, float("nan"), k=1)]
+    [1.0, 0.741, 0.476, 2.099]
+    """
+    if center is None or np.isnan(center):
+        return (np.nan, np.nan, np.nan, np.nan)
+    scale = MAD_SCALE * mad
     if scale == 0:
-        scale = MEAN_AD_SCALE * float(np.mean(deviation))
+        scale = MEAN_AD_SCALE * mean_deviation
     median = float(np.exp(center))
     # exp(log(x)) may miss x by one ulp: widen by 1e-12 so values on a bound are inside it.
     low = min(float(np.exp(center - k * scale)), median / min_fold) * (1 - 1e-12)
@@ -582,15 +621,65 @@ def daily_volume(
     >>> daily.loc[daily["is_gap"], "date"].dt.strftime("%Y-%m-%d").tolist()
     ['2024-01-20']
     """
+    return volume_from_counts(daily_counts(transactions), window_days=window_days, spike_k=spike_k,
+                              open_weekday_share=open_weekday_share,
+                              gap_max_probability=gap_max_probability, min_days=min_days)
+
+
+def daily_counts(transactions: pd.DataFrame) -> pd.DataFrame:
+    """Distinct orders and revenue per calendar day that has order lines (the input of
+    :func:`volume_from_counts`; one row per day, so the out-of-core engine computes it in SQL).
+
+    Returns
+    -------
+    DataFrame
+        ``date, orders, revenue`` sorted by date; days without lines are absent.
+
+    Examples
+    --------
+    >>> tx = pd.DataFrame({"order_date": pd.to_datetime(["2024-01-01 10:00", "2024-01-01 12:00", "2024-01-03 09:00"]),
+    ...                    "order_id": ["1", "1", "2"], "amount": [1.0, 2.0, 4.0]})
+    >>> daily_counts(tx).values.tolist()
+    [[Timestamp('2024-01-01 00:00:00'), 1, 3.0], [Timestamp('2024-01-03 00:00:00'), 1, 4.0]]
+    """
+    valid = transactions.loc[transactions["order_date"].notna()]
+    day = valid["order_date"].dt.floor("D")
+    grouped = valid.groupby(day)
+    return pd.DataFrame({
+        "date": grouped.size().index.astype("datetime64[ns]"),
+        "orders": grouped["order_id"].nunique().to_numpy(dtype="int64"),
+        "revenue": grouped["amount"].sum().to_numpy(dtype="float64"),
+    })
+
+
+def volume_from_counts(
+    counts: pd.DataFrame,
+    *,
+    window_days: int,
+    spike_k: float,
+    open_weekday_share: float,
+    gap_max_probability: float,
+    min_days: int,
+) -> pd.DataFrame:
+    """:func:`daily_volume` from per-day counts (``date, orders, revenue`` of :func:`daily_counts`).
+
+    Examples
+    --------
+    >>> counts = pd.DataFrame({"date": pd.to_datetime(["2024-01-01", "2024-01-03"]), "orders": [2, 1],
+    ...                        "revenue": [5.0, 1.0]})
+    >>> daily = volume_from_counts(counts, window_days=29, spike_k=5, open_weekday_share=0.5,
+    ...                            gap_max_probability=0.001, min_days=28)
+    >>> daily["orders"].tolist(), bool(daily["is_gap"].any())
+    ([2, 0, 1], False)
+    """
     columns = ["date", "weekday", "orders", "revenue", "rolling_7d", "expected", "open_weekday", "is_gap", "is_spike"]
-    dates = transactions["order_date"].dropna()
-    if dates.empty:
+    if counts.empty:
         return pd.DataFrame({c: pd.Series(dtype=t) for c, t in zip(
             columns, ["datetime64[ns]", "string", "int64", "float64", "float64", "float64", "bool", "bool", "bool"])})
-    day = transactions["order_date"].dt.floor("D")
-    days = pd.date_range(day.min(), day.max(), freq="D")
-    orders = transactions.groupby(day)["order_id"].nunique().reindex(days, fill_value=0).astype("int64")
-    revenue = transactions.groupby(day)["amount"].sum().reindex(days, fill_value=0.0).astype("float64")
+    by_day = counts.set_index(pd.DatetimeIndex(counts["date"]).floor("D"))
+    days = pd.date_range(by_day.index.min(), by_day.index.max(), freq="D")
+    orders = by_day["orders"].reindex(days, fill_value=0).astype("int64")
+    revenue = by_day["revenue"].reindex(days, fill_value=0.0).astype("float64")
     weekday = pd.Series(days.day_of_week, index=days)
     open_share = (orders > 0).groupby(weekday).mean()
     open_day = weekday.map(open_share).to_numpy() >= open_weekday_share
@@ -894,23 +983,125 @@ def _drop(frame: pd.DataFrame, mask: pd.Series, col: _Collector, rule: str, tabl
 
 
 # ----------------------------------------------------------------------------- audit steps
-def _check_missing_values(missing: pd.DataFrame, inputs: Mapping[str, pd.DataFrame | None], col: _Collector) -> None:
-    """One info finding per column with empty cells (columns with a check of their own excluded)."""
+# Each transaction step is split in two halves so that the in-memory path (pandas, here) and the
+# out-of-core path (:mod:`segkit.engine`, SQL over the files) share one definition of every
+# message, rule and count: a path computes the *facts* (counts, the first offending rows,
+# statistics of small aggregated tables), and ``_report_*`` turns facts into findings and rules.
+
+TX_INPUT_CHECKS: tuple[str, ...] = ("exact_duplicates", "missing_order_date", "missing_amount", "guest_checkouts",
+                                    "negative_price", "zero_price", "future_dates", "after_as_of")
+# Dropping cleaning rules for transactions, in the order applied: (check whose rows it drops, rule).
+TX_DROP_RULES: tuple[tuple[str, str], ...] = (
+    ("exact_duplicates", "exact duplicate rows"),
+    ("missing_order_date", "rows without order date"),
+    ("missing_amount", "rows without amount"),
+    ("guest_checkouts", "rows without customer id (guest checkouts)"),
+    ("negative_price", "lines with a negative unit price"),
+    ("future_dates", "far-future order dates"),
+    ("after_as_of", "orders on or after as_of"),
+)
+
+
+@dataclass
+class InputFacts:
+    """What the row checks found in the input transactions, computed by either engine.
+
+    ``counts`` and ``rows`` are keyed by :data:`TX_INPUT_CHECKS`: rows of the *input* with that
+    property, and the first :func:`row_limit` of them in input order (with ``_row``).
+    ``dropped`` is keyed by the checks of :data:`TX_DROP_RULES`: rows each rule removed, applied in
+    order. ``filled``, ``returns_flagged``, ``zero_flagged``: rows of the clean table with a filled
+    order id, flagged ``is_return``, with a zero price.
+    """
+
+    n_rows: int
+    counts: dict[str, int]
+    rows: dict[str, pd.DataFrame]
+    guest_revenue: float
+    cutoff: pd.Timestamp | None
+    as_of: pd.Timestamp | None
+    dropped: dict[str, int]
+    filled: int
+    returns_flagged: int
+    zero_flagged: int
+
+
+@dataclass
+class OutlierFacts:
+    """One robust outlier rule applied: ``stats`` = (median, scale_log, low, high) of
+    :func:`log_bounds`, ``n`` values checked, ``flagged`` outside, the first flagged ``rows``;
+    ``flagged_lines`` = order lines of the flagged orders (order-value rule only)."""
+
+    stats: tuple[float, float, float, float]
+    n: int
+    flagged: int
+    rows: pd.DataFrame
+    flagged_lines: int = 0
+
+
+@dataclass
+class CleanFacts:
+    """What the checks on the clean transactions found, computed by either engine.
+
+    ``order_values`` (``order_id, value, is_outlier``) and ``quantities`` (``quantity, is_outlier``)
+    are plot inputs: every purchase order / line in memory, a deterministic sample out-of-core.
+    """
+
+    n_clean: int
+    returns: dict[str, float]
+    return_rows: pd.DataFrame
+    near_count: int
+    near_rows: pd.DataFrame
+    near_same: list[str]
+    order_rule: OutlierFacts
+    quantity_rule: OutlierFacts
+    order_values: pd.DataFrame
+    quantities: pd.DataFrame
+    daily: pd.DataFrame
+
+
+def row_limit(settings: AuditSettings) -> int:
+    """Offending rows kept per check: enough for the examples and the explorer (10).
+
+    Examples
+    --------
+    >>> from segkit.config import load_config
+    >>> row_limit(AuditSettings.from_config(load_config()))
+    10
+    """
+    return max(10, settings.examples)
+
+
+def parse_as_of(as_of: str | pd.Timestamp) -> pd.Timestamp:
+    """``as_of`` as a midnight Timestamp, or a :class:`~segkit.errors.ConfigError`.
+
+    Examples
+    --------
+    >>> parse_as_of("2024-03-05 10:00")
+    Timestamp('2024-03-05 00:00:00')
+    """
+    from segkit.rfm import _timestamp  # one definition of the analysis date for every notebook
+
+    return _timestamp(as_of)
+
+
+def _check_missing_values(missing: pd.DataFrame, sizes: Mapping[str, int],
+                          rows_of: Callable[[str, str], pd.DataFrame], col: _Collector) -> None:
+    """One info finding per column with empty cells (columns with a check of their own excluded);
+    ``rows_of(table, column)`` gives the first rows with that cell empty."""
     dedicated = {("transactions", "customer_id"), ("transactions", "order_date"), ("transactions", "amount"),
                  ("customers", "customer_id"), ("campaign", "customer_id")}
     for rec in missing[missing["missing"] > 0].to_dict("records"):
         if (rec["table"], rec["column"]) in dedicated:
             continue
-        frame = inputs[rec["table"]]
-        col.add("missing_values", rec["table"], rec["missing"], len(frame), "left empty (unknown).",
-                rows=frame[frame[rec["column"]].isna()], label=f"Empty cells in column '{rec['column']}'",
+        col.add("missing_values", rec["table"], rec["missing"], sizes[rec["table"]], "left empty (unknown).",
+                rows=rows_of(rec["table"], rec["column"]), label=f"Empty cells in column '{rec['column']}'",
                 key=f"missing_values ({rec['table']}.{rec['column']})")
 
 
-def _clean_transactions(tx: pd.DataFrame, as_of: str | pd.Timestamp | None, settings: AuditSettings,
-                        col: _Collector) -> tuple[pd.DataFrame, pd.Timestamp | None]:
-    """Row checks on the input transactions, then the cleaning rules in order (see module doc)."""
-    n_tx = len(tx)
+def _input_facts(tx: pd.DataFrame, as_of: str | pd.Timestamp | None,
+                 settings: AuditSettings) -> tuple[InputFacts, pd.DataFrame]:
+    """Row checks on the input transactions and the cleaning rules in order (see module doc);
+    returns the facts and the clean lines (``order_id`` filled, ``is_return`` added)."""
     # A derived order id (one order per row) would make every row unique: compare without it.
     has_order_id = "order_id" not in tx.attrs["absent_columns"]
     dup = exact_duplicate_mask(tx, [c for c in tx.columns if c != _ROW and (has_order_id or c != "order_id")])
@@ -922,97 +1113,122 @@ def _clean_transactions(tx: pd.DataFrame, as_of: str | pd.Timestamp | None, sett
     zero_price = ((price == 0) | (price.isna() & (tx["amount"] == 0))).fillna(False).astype(bool)
     cutoff = future_cutoff(tx["order_date"], settings.future_quantile, settings.future_tolerance_days)
     future = (tx["order_date"] > cutoff).fillna(False).astype(bool) if cutoff is not None else no_date & False
-    if as_of is None:
-        as_of_ts = default_as_of(tx["order_date"], cutoff)
-    else:
-        try:
-            as_of_ts = pd.Timestamp(as_of).normalize()
-        except (ValueError, TypeError):
-            raise ConfigError(f"as_of = {as_of!r} is not a date; use YYYY-MM-DD.") from None
+    as_of_ts = default_as_of(tx["order_date"], cutoff) if as_of is None else parse_as_of(as_of)
     after = (((tx["order_date"] >= as_of_ts) & ~future).fillna(False).astype(bool) if as_of_ts is not None
              else no_date & False)
+    masks = {"exact_duplicates": dup, "missing_order_date": no_date, "missing_amount": no_amount,
+             "guest_checkouts": guest, "negative_price": negative_price, "zero_price": zero_price,
+             "future_dates": future, "after_as_of": after}
+    limit = row_limit(settings)
 
-    col.add("exact_duplicates", "transactions", int(dup.sum()), n_tx, "dropped, the first copy kept.", rows=tx[dup])
-    col.add("missing_order_date", "transactions", int(no_date.sum()), n_tx, "dropped.", rows=tx[no_date])
-    col.add("missing_amount", "transactions", int(no_amount.sum()), n_tx, "dropped.", rows=tx[no_amount])
-    col.add("guest_checkouts", "transactions", int(guest.sum()), n_tx,
-            f"{tx.loc[guest, 'amount'].sum():,.2f} revenue; dropped from the customer analyses.", rows=tx[guest])
-    col.add("negative_price", "transactions", int(negative_price.sum()), n_tx,
-            "adjustments or errors, not sales; dropped.", rows=tx[negative_price])
-    col.add("zero_price", "transactions", int(zero_price.sum()), n_tx,
-            "free items, or prices lost in the export; kept.", rows=tx[zero_price])
-    col.add("future_dates", "transactions", int(future.sum()), n_tx,
-            f"dated after {_fmt(cutoff)} = the {settings.future_quantile:.0%} quantile of order dates + "
-            f"{settings.future_tolerance_days} days; dropped.", rows=tx[future])
-    col.add("after_as_of", "transactions", int(after.sum()), n_tx,
-            f"as_of = {_fmt(as_of_ts)}; left out of this run.", rows=tx[after])
-
-    clean = _drop(tx, dup, col, "exact duplicate rows", "transactions")
-    for mask, rule in ((no_date, "rows without order date"), (no_amount, "rows without amount"),
-                       (guest, "rows without customer id (guest checkouts)"),
-                       (negative_price, "lines with a negative unit price"), (future, "far-future order dates"),
-                       (after, "orders on or after as_of")):
-        clean = _drop(clean, mask.loc[clean.index], col, rule, "transactions")
+    clean, dropped = tx, {}
+    for check, _ in TX_DROP_RULES:
+        mask = masks[check].loc[clean.index]
+        dropped[check] = int(mask.sum())
+        clean = clean.loc[~mask]
     # Rows without order id are each their own order, named like segkit.schema.validate does.
     order_id = clean["order_id"] if has_order_id else pd.Series(pd.NA, index=clean.index, dtype="string")
     no_order_id = order_id.isna()
     clean = clean.assign(order_id=order_id.where(~no_order_id, "row-" + (clean[_ROW] + 2).astype("string")))
-    col.rule("missing order ids filled (each row its own order)", "transactions", "filled", int(no_order_id.sum()))
     clean = clean.assign(is_return=return_mask(clean, settings.return_prefix).to_numpy())
-    col.rule("returns and cancellations flagged is_return (kept)", "transactions", "flagged",
-             int(clean["is_return"].sum()))
-    col.rule("zero-price lines kept (free items)", "transactions", "flagged", int(zero_price.loc[clean.index].sum()))
-    return clean, as_of_ts
+    facts = InputFacts(
+        n_rows=len(tx), counts={c: int(m.sum()) for c, m in masks.items()},
+        rows={c: tx[m].head(limit) for c, m in masks.items()},
+        guest_revenue=float(tx.loc[guest, "amount"].sum()), cutoff=cutoff, as_of=as_of_ts, dropped=dropped,
+        filled=int(no_order_id.sum()), returns_flagged=int(clean["is_return"].sum()),
+        zero_flagged=int(zero_price.loc[clean.index].sum()))
+    return facts, clean
 
 
-def _check_clean_transactions(clean: pd.DataFrame, absent: Iterable[str], n_in: int, settings: AuditSettings,
-                              col: _Collector) -> dict[str, Any]:
-    """Checks on what the analyses will use: returns, near duplicates, outliers, daily volume."""
-    n_clean = len(clean)
+def _report_input(facts: InputFacts, settings: AuditSettings, col: _Collector) -> None:
+    """Findings of the row checks and the transaction cleaning rules, from :class:`InputFacts`."""
+    notes = {
+        "exact_duplicates": "dropped, the first copy kept.",
+        "missing_order_date": "dropped.",
+        "missing_amount": "dropped.",
+        "guest_checkouts": f"{facts.guest_revenue:,.2f} revenue; dropped from the customer analyses.",
+        "negative_price": "adjustments or errors, not sales; dropped.",
+        "zero_price": "free items, or prices lost in the export; kept.",
+        "future_dates": (f"dated after {_fmt(facts.cutoff)} = the {settings.future_quantile:.0%} quantile of order "
+                         f"dates + {settings.future_tolerance_days} days; dropped."),
+        "after_as_of": f"as_of = {_fmt(facts.as_of)}; left out of this run.",
+    }
+    for check in TX_INPUT_CHECKS:
+        col.add(check, "transactions", facts.counts[check], facts.n_rows, notes[check], rows=facts.rows[check])
+    for check, rule in TX_DROP_RULES:
+        col.rule(rule, "transactions", "dropped", facts.dropped[check])
+    col.rule("missing order ids filled (each row its own order)", "transactions", "filled", facts.filled)
+    col.rule("returns and cancellations flagged is_return (kept)", "transactions", "flagged", facts.returns_flagged)
+    col.rule("zero-price lines kept (free items)", "transactions", "flagged", facts.zero_flagged)
+
+
+def _clean_facts(clean: pd.DataFrame, absent: Iterable[str], settings: AuditSettings) -> CleanFacts:
+    """Returns, near duplicates, outliers and daily volume of the clean lines (pandas)."""
     is_return = clean["is_return"].astype(bool)
-    if n_clean == 0:
-        col.add("no_transactions_left", "transactions", n_in, n_in, "see the cleaning rules.", always=True)
-    returns = returns_summary(clean, is_return)
-    col.add("returns", "transactions", returns["return_lines"], n_clean,
-            f"in {returns['return_orders']:,} orders, value {returns['returned_value']:,.2f} = "
-            f"{_pct(returns['returned_share'])} of gross revenue; kept, flagged is_return.", rows=clean[is_return])
+    limit = row_limit(settings)
     # Without order ids in the input, "another order" has no meaning: no near duplicates.
     near = (near_duplicate_mask(clean, settings.near_duplicate_columns, is_return) if "order_id" not in absent
             else pd.Series(False, index=clean.index))
-    same = ", ".join(["customer", "day"] + [c for c in settings.near_duplicate_columns if c in clean])
-    col.add("near_duplicates", "transactions", int(near.sum()), n_clean, f"same {same}; kept.", rows=clean[near])
-    col.rule("near duplicates flagged (kept)", "transactions", "flagged", int(near.sum()))
-
     orders = order_values(clean, is_return)
     qty_lines = clean.loc[~is_return & (clean["quantity"] > 0).fillna(False).astype(bool)] if "quantity" in clean \
         else clean.iloc[0:0].assign(quantity=pd.Series(dtype="float64"))
     rules = []
-    for measure, unit, values in (("order value", "currency per order", orders["value"]),
-                                  ("quantity", "units per line", qty_lines["quantity"])):
-        median, scale, low, high = robust_log_bounds(values, settings.outlier_k, settings.outlier_min_fold)
-        flagged = ((values < low) | (values > high)).to_numpy(dtype=bool)
-        rules.append({"measure": measure, "unit": unit, "n": len(values), "median": median, "scale_log": scale,
+    for values in (orders["value"], qty_lines["quantity"]):
+        stats = robust_log_bounds(values, settings.outlier_k, settings.outlier_min_fold)
+        rules.append((stats, ((values < stats[2]) | (values > stats[3])).to_numpy(dtype=bool)))
+    (o_stats, o_flag), (q_stats, q_flag) = rules
+    orders["is_outlier"] = o_flag
+    flagged_orders = orders[orders["is_outlier"]].rename(columns={"first_row": _ROW})
+    q_out = qty_lines[q_flag]
+    return CleanFacts(
+        n_clean=len(clean), returns=returns_summary(clean, is_return), return_rows=clean[is_return].head(limit),
+        near_count=int(near.sum()), near_rows=clean[near].head(limit),
+        near_same=[c for c in settings.near_duplicate_columns if c in clean],
+        order_rule=OutlierFacts(o_stats, len(orders), int(o_flag.sum()), flagged_orders.head(limit),
+                                int(flagged_orders["lines"].sum())),
+        quantity_rule=OutlierFacts(q_stats, len(qty_lines), len(q_out), q_out.head(limit)),
+        order_values=orders[["order_id", "value", "is_outlier"]].reset_index(drop=True),
+        quantities=pd.DataFrame({"quantity": qty_lines["quantity"].to_numpy(dtype="float64"), "is_outlier": q_flag}),
+        daily=daily_volume(clean, window_days=settings.volume_window_days, spike_k=settings.spike_k,
+                           open_weekday_share=settings.open_weekday_share,
+                           gap_max_probability=settings.gap_max_probability, min_days=settings.volume_min_days),
+    )
+
+
+def _report_clean(facts: CleanFacts, n_in: int, settings: AuditSettings, col: _Collector) -> dict[str, Any]:
+    """Findings and flagging rules of the checks on what the analyses will use, from :class:`CleanFacts`."""
+    n_clean = facts.n_clean
+    if n_clean == 0:
+        col.add("no_transactions_left", "transactions", n_in, n_in, "see the cleaning rules.", always=True)
+    returns = facts.returns
+    col.add("returns", "transactions", returns["return_lines"], n_clean,
+            f"in {returns['return_orders']:,} orders, value {returns['returned_value']:,.2f} = "
+            f"{_pct(returns['returned_share'])} of gross revenue; kept, flagged is_return.", rows=facts.return_rows)
+    same = ", ".join(["customer", "day"] + list(facts.near_same))
+    col.add("near_duplicates", "transactions", facts.near_count, n_clean, f"same {same}; kept.", rows=facts.near_rows)
+    col.rule("near duplicates flagged (kept)", "transactions", "flagged", facts.near_count)
+
+    rules = []
+    for measure, unit, f in (("order value", "currency per order", facts.order_rule),
+                             ("quantity", "units per line", facts.quantity_rule)):
+        median, scale, low, high = f.stats
+        rules.append({"measure": measure, "unit": unit, "n": f.n, "median": median, "scale_log": scale,
                       "k": settings.outlier_k, "min_fold": settings.outlier_min_fold, "low": low, "high": high,
-                      "flagged": int(flagged.sum()), "mask": flagged})
+                      "flagged": f.flagged})
     o_rule, q_rule = rules
-    orders["is_outlier"] = o_rule.pop("mask")
-    q_flag = q_rule.pop("mask")
     rule_text = (f"outside {{low}}–{{high}} = median {{median}} ×/÷ exp({settings.outlier_k:g} · MAD of the logs), "
                  f"at least ×/÷ {settings.outlier_min_fold:g}; kept.")
-    flagged_orders = orders[orders["is_outlier"]].rename(columns={"first_row": _ROW})
-    col.add("order_value_outliers", "transactions", o_rule["flagged"], len(orders),
+    flagged_orders = facts.order_rule.rows
+    col.add("order_value_outliers", "transactions", o_rule["flagged"], facts.order_rule.n,
             rule_text.format(**{k: _fmt(o_rule[k]) for k in ("low", "high", "median")}), rows=flagged_orders,
             examples=_examples_text(flagged_orders, ("order_id", "order_date", "lines", "value"), settings))
-    q_out = qty_lines[q_flag]
-    col.add("quantity_outliers", "transactions", len(q_out), len(qty_lines),
-            rule_text.format(**{k: _fmt(q_rule[k]) for k in ("low", "high", "median")}), rows=q_out)
-    col.rule("lines of order value outliers flagged (kept)", "transactions", "flagged",
-             int(flagged_orders["lines"].sum()))
-    col.rule("quantity outliers flagged (kept)", "transactions", "flagged", len(q_out))
+    col.add("quantity_outliers", "transactions", q_rule["flagged"], facts.quantity_rule.n,
+            rule_text.format(**{k: _fmt(q_rule[k]) for k in ("low", "high", "median")}),
+            rows=facts.quantity_rule.rows)
+    col.rule("lines of order value outliers flagged (kept)", "transactions", "flagged", facts.order_rule.flagged_lines)
+    col.rule("quantity outliers flagged (kept)", "transactions", "flagged", q_rule["flagged"])
 
-    daily = daily_volume(clean, window_days=settings.volume_window_days, spike_k=settings.spike_k,
-                         open_weekday_share=settings.open_weekday_share,
-                         gap_max_probability=settings.gap_max_probability, min_days=settings.volume_min_days)
+    daily = facts.daily
     gaps = gap_periods(daily)
     col.add("volume_gaps", "transactions", int(daily["is_gap"].sum()), int(daily["open_weekday"].sum()),
             f"in {len(gaps)} period(s), ~{gaps['expected_orders'].sum():,.0f} orders expected in total.", rows=gaps,
@@ -1028,18 +1244,16 @@ def _check_clean_transactions(clean: pd.DataFrame, absent: Iterable[str], n_in: 
     return {
         "returns": returns, "daily": daily, "gaps": gaps,
         "outlier_rules": pd.DataFrame([o_rule, q_rule]).astype({"measure": "string", "unit": "string"}),
-        "order_values": orders[["order_id", "value", "is_outlier"]].reset_index(drop=True),
-        "quantities": pd.DataFrame({"quantity": qty_lines["quantity"].to_numpy(dtype="float64"),
-                                    "is_outlier": q_flag}),
+        "order_values": facts.order_values, "quantities": facts.quantities,
     }
 
 
-def _clean_customers(customers_in: pd.DataFrame | None, clean: pd.DataFrame,
-                     col: _Collector) -> tuple[pd.DataFrame, pd.Series]:
-    """customers_clean = customers table ∪ buyers (derived from transactions without a table)."""
-    buyers = pd.Series(clean["customer_id"].unique(), dtype="string").sort_values(ignore_index=True)
+def _clean_customers(customers_in: pd.DataFrame | None, buyers: pd.Series,
+                     derive: Callable[[], pd.DataFrame], col: _Collector) -> pd.DataFrame:
+    """customers_clean = customers table ∪ ``buyers`` (sorted ids of the clean transactions);
+    without a customers table, ``derive()`` builds it from the transactions."""
     if customers_in is None:
-        customers = customers_from_transactions(clean)  # with each buyer's country when present
+        customers = derive()  # with each buyer's country when present
         col.rule("customers derived from transactions (no customers file)", "customers", "added", len(buyers))
     else:
         n_cust = len(customers_in)
@@ -1062,7 +1276,7 @@ def _clean_customers(customers_in: pd.DataFrame | None, clean: pd.DataFrame,
     prospects = ~_isin(customers["customer_id"], buyers)
     col.add("customers_without_orders", "customers", int(prospects.sum()), len(customers), "kept.",
             rows=customers[prospects], examples="")
-    return customers, buyers
+    return customers
 
 
 def _clean_campaign(campaign_in: pd.DataFrame | None, customers: pd.DataFrame,
@@ -1131,12 +1345,33 @@ def run_audit(
     customers_in = _canonical(tables.get("customers"), CUSTOMERS)
     campaign_in = _canonical(tables.get("campaign"), CAMPAIGN)
     col = _Collector(settings)
-    n_tx = len(tx)
-    missing = missing_values({"transactions": tx, "customers": customers_in, "campaign": campaign_in})
-    _check_missing_values(missing, {"transactions": tx, "customers": customers_in, "campaign": campaign_in}, col)
-    clean, as_of_ts = _clean_transactions(tx, as_of, settings, col)
-    found = _check_clean_transactions(clean, tx.attrs["absent_columns"], n_tx, settings, col)
-    customers, buyers = _clean_customers(customers_in, clean, col)
+    inputs = {"transactions": tx, "customers": customers_in, "campaign": campaign_in}
+    missing = missing_values(inputs)
+    _check_missing_values(missing, {t: len(f) for t, f in inputs.items() if f is not None},
+                          lambda t, c: inputs[t][inputs[t][c].isna()], col)
+    facts, clean = _input_facts(tx, as_of, settings)
+    _report_input(facts, settings, col)
+    found = _report_clean(_clean_facts(clean, tx.attrs["absent_columns"], settings), len(tx), settings, col)
+    transactions = _with_all_columns(clean.drop(columns=_ROW), TRANSACTIONS, TRANSACTIONS_CLEAN_EXTRA)
+    transactions["order_date"] = transactions["order_date"].astype("datetime64[ns]")
+    n_clean = len(transactions)
+    period = {"start": transactions["order_date"].min().normalize() if n_clean else None,
+              "end": transactions["order_date"].max().normalize() if n_clean else None}
+    buyers = pd.Series(clean["customer_id"].unique(), dtype="string").sort_values(ignore_index=True)
+    return _finish_audit(
+        col, missing=missing, facts=facts, found=found, n_clean=n_clean,
+        orders=int(transactions["order_id"].nunique()), period=period, customers_in=customers_in,
+        campaign_in=campaign_in, buyers=buyers, derive=lambda: customers_from_transactions(clean),
+        transactions=transactions, engine="pandas")
+
+
+def _finish_audit(col: _Collector, *, missing: pd.DataFrame, facts: InputFacts, found: Mapping[str, Any],
+                  n_clean: int, orders: int, period: dict[str, pd.Timestamp | None],
+                  customers_in: pd.DataFrame | None, campaign_in: pd.DataFrame | None, buyers: pd.Series,
+                  derive: Callable[[], pd.DataFrame], transactions: pd.DataFrame | None,
+                  engine: str) -> AuditResult:
+    """Customers and campaign steps, counts and the :class:`AuditResult` (shared by both engines)."""
+    customers = _clean_customers(customers_in, buyers, derive, col)
     campaign = _clean_campaign(campaign_in, customers, col)
     arms = arm_balance(campaign)
     if not arms.empty:
@@ -1145,17 +1380,10 @@ def run_audit(
             for cid, g in arms.groupby("campaign_id", sort=True))
         col.add("campaign_arm_balance", "campaign", int(arms["campaign_id"].nunique()), None,
                 f"customers per arm: {text}.", rows=arms, examples="")
-
-    # -- assemble ---------------------------------------------------------------------------
-    n_clean = len(clean)
-    transactions = _with_all_columns(clean.drop(columns=_ROW), TRANSACTIONS, TRANSACTIONS_CLEAN_EXTRA)
-    transactions["order_date"] = transactions["order_date"].astype("datetime64[ns]")
-    period = {"start": transactions["order_date"].min().normalize() if n_clean else None,
-              "end": transactions["order_date"].max().normalize() if n_clean else None}
     counts = {
-        "transactions_rows_in": n_tx,
+        "transactions_rows_in": facts.n_rows,
         "transactions_rows_clean": n_clean,
-        "orders": int(transactions["order_id"].nunique()),
+        "orders": orders,
         "customers": len(customers),
         "buyers": len(buyers),
         "prospects": int((~_isin(customers["customer_id"], buyers)).sum()),
@@ -1167,12 +1395,12 @@ def run_audit(
         "campaigns": 0 if campaign is None else int(campaign["campaign_id"].nunique()),
     }
     return AuditResult(
-        findings=col.findings_frame(), cleaning_rules=col.rules_frame(), as_of=as_of_ts, period=period,
+        findings=col.findings_frame(), cleaning_rules=col.rules_frame(), as_of=facts.as_of, period=period,
         counts=counts, transactions=transactions, customers=customers, campaign=campaign, missing=missing,
         daily=found["daily"], gaps=found["gaps"], returns=found["returns"],
         outlier_rules=found["outlier_rules"], order_values=found["order_values"],
         quantities=found["quantities"], arms=arms, checks=pd.DataFrame(col.checks, columns=["check", "table", "count"]),
-        offending=col.offending,
+        offending=col.offending, engine=engine,
     )
 
 
@@ -1268,9 +1496,8 @@ def overview_table(result: AuditResult) -> pd.DataFrame:
     [['transactions', 2, 2], ['customers', 0, 1]]
     """
     c = result.counts
-    tx = result.transactions
     rows = [{"table": "transactions", "rows_in": c["transactions_rows_in"], "rows_clean": c["transactions_rows_clean"],
-             "customers": int(tx["customer_id"].nunique()), "orders": c["orders"],
+             "customers": c["buyers"], "orders": c["orders"],
              "first_date": result.period["start"], "last_date": result.period["end"]},
             {"table": "customers", "rows_in": c["customers_rows_in"], "rows_clean": c["customers"],
              "customers": c["customers"], "orders": None, "first_date": None, "last_date": None}]

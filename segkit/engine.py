@@ -1,15 +1,37 @@
-"""Out-of-core engine: customer-level aggregation of order-line files larger than memory.
+"""Out-of-core engine: audit and aggregate transaction logs larger than memory with DuckDB.
 
-pandas is the in-memory path (:func:`segkit.rfm.rfm_table`); this module runs the *same*
-definitions as SQL in DuckDB over CSV/Parquet files, a folder of them or a glob, streaming the
-rows, so 100M order lines aggregate on one machine. Sums are exact (DECIMAL) so results do not
-depend on DuckDB's parallel summation order.
+pandas is the in-memory path (:func:`segkit.audit.run_audit`, :func:`segkit.rfm.rfm_table`,
+:func:`segkit.rfm.order_table`, :func:`segkit.features.customer_table`); this module runs the
+*same* definitions as SQL over CSV/Parquet files, a folder of them or a glob, streaming the rows,
+so that 100M order lines are audited and aggregated on one machine with bounded memory (DuckDB
+spills to ``temp_directory`` beyond ``memory_limit``). The notebooks then work on order-level
+and customer-level tables. Sums are exact (DECIMAL), so results do not depend on DuckDB's
+parallel summation order; every listing has an explicit, stable order.
+
+What runs where:
+
+* :class:`TransactionLog` maps and types the user's columns in SQL (config ``columns`` and
+  ``io`` options, the same clear errors as :mod:`segkit.io`), stages the lines once in a
+  temporary DuckDB database and runs the audit's transaction checks there
+  (:meth:`TransactionLog.audit`). Everything that operates on small aggregated tables (one row
+  per day, the statistics of the outlier rules, the messages and cleaning rules) is the audit's
+  own code (:mod:`segkit.audit`), so both engines report identical findings.
+* :meth:`TransactionLog.write_clean` writes ``transactions_clean.parquet`` with DuckDB ``COPY``
+  (same columns, dtypes and row order as the pandas path), never materialised in pandas.
+* :func:`order_table_from_files`, :func:`rfm_table_from_files` and
+  :func:`behaviour_table_from_files` are :func:`segkit.rfm.order_table`,
+  :func:`segkit.rfm.rfm_table` and the behaviour columns of
+  :func:`segkit.features.customer_table` over a (clean) line file.
+* :func:`choose_engine` reads the ``engine`` config section (``segkit/defaults/engine.yml``).
 
 Definitions (identical to :func:`segkit.rfm.rfm_table`): lines are grouped into orders by
 ``(customer_id, order_id)`` (order date = earliest line, amount = net sum including returns);
 an order is a purchase when its net amount is > 0; orders dated on or after ``as_of`` are
 excluded; ``monetary_total`` is the net of all remaining orders; customers without any purchase
 are left out.
+
+Row numbers in messages are 0-based data rows over the files in sorted order (one file: the
+spreadsheet row as for :mod:`segkit.io`), shown 1-based with the header as row 1.
 
 Examples
 --------
@@ -23,57 +45,262 @@ Examples
 
 from __future__ import annotations
 
+import glob as globlib
+import json
+import math
+import os
+import re
+import tempfile
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 import duckdb
+import numpy as np
 import pandas as pd
 
-from segkit.errors import DataError
+from segkit import audit as _audit
+from segkit.errors import ConfigError, DataError, format_rows
+from segkit.schema import TRANSACTIONS, TRANSACTIONS_CLEAN_EXTRA, Where, examples
+
+if TYPE_CHECKING:  # pragma: no cover
+    from segkit.pipeline import RunContext
+
+__all__ = [
+    "EngineSettings",
+    "TransactionLog",
+    "audit_transactions_from_files",
+    "audit_inputs",
+    "write_clean_transactions",
+    "order_table_from_files",
+    "rfm_table_from_files",
+    "behaviour_table_from_files",
+    "choose_engine",
+    "input_files",
+    "source_relation",
+    "connect",
+]
 
 RFM_COLUMNS = ("customer_id", "recency_days", "frequency", "monetary_total", "monetary_avg",
                "tenure_days", "first_order_date", "last_order_date")
+ENGINE_KINDS: tuple[str, ...] = ("auto", "pandas", "duckdb")
+PARQUET_SUFFIXES = (".parquet", ".pq")
+CSV_SUFFIXES = (".csv", ".tsv", ".txt", ".csv.gz", ".tsv.gz", ".txt.gz")
+DECIMAL = "DECIMAL(38, 6)"  # exact sums of money (amounts have at most cents in practice)
+# Whitespace that segkit.io strips around text cells (pyarrow's trim of Unicode whitespace, common part).
+_WS = "' ' || chr(9) || chr(10) || chr(11) || chr(12) || chr(13) || chr(160)"
+_NUMBER = r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$"
+_ISO_START = r"^\d{4}-\d{1,2}-\d{1,2}"
+_UTC_OFFSET = r"(\d{1,2}:\d{2}(?::\d{2}(?:\.\d+)?)?)\s*(?:Z|[+-]\d{2}(?::?\d{2})?)$"
+_DMY_FIELDS = ("first", "second", "year", "hour", "minute", "second_", "ampm")
+_MONTH_NAME_FORMATS = ("%d-%b-%Y", "%d %b %Y", "%d-%b-%Y %H:%M", "%d %b %Y %H:%M", "%d-%b-%Y %H:%M:%S",
+                       "%d %b %Y %H:%M:%S", "%d-%B-%Y", "%d %B %Y", "%b %d, %Y", "%B %d, %Y", "%b %d %Y")
+_MIN_TS, _MAX_TS = "TIMESTAMP '1677-09-22 00:12:43'", "TIMESTAMP '2262-04-11 23:47:16'"
 
 
 def _quote(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
+    return "'" + str(text).replace("'", "''") + "'"
 
 
-def source_relation(source: str | Path | list[str | Path]) -> str:
-    """SQL table expression reading ``source``: a file, a folder of files, a glob, or a list.
+def _ident(name: str) -> str:
+    return '"' + str(name).replace('"', '""') + '"'
 
-    Parquet and CSV (``.csv``, ``.csv.gz``, ``.tsv``) are supported; a folder is read as all its
-    ``*.parquet`` files, else all its ``*.csv`` files.
+
+def _ts(value: pd.Timestamp) -> str:
+    return f"TIMESTAMP {_quote(pd.Timestamp(value).strftime('%Y-%m-%d %H:%M:%S.%f'))}"
+
+
+def _float(value: float) -> str:
+    """A DOUBLE literal that round-trips exactly."""
+    if value is None or not math.isfinite(value):
+        return "CAST('nan' AS DOUBLE)" if value is None or math.isnan(value) else f"CAST('{value}' AS DOUBLE)"
+    return f"CAST({float(value)!r} AS DOUBLE)"
+
+
+# ----------------------------------------------------------------------------- settings
+@dataclass(frozen=True)
+class EngineSettings:
+    """Validated ``engine`` section of the configuration (``segkit/defaults/engine.yml``).
+
+    Attributes
+    ----------
+    kind : {"auto", "pandas", "duckdb"}
+        Which engine audits and aggregates the transactions; ``auto`` = DuckDB when the input
+        is larger than ``auto_threshold_mb`` or is a folder/glob of files.
+    auto_threshold_mb : float
+        Input size (MB on disk) above which ``auto`` picks DuckDB.
+    memory_limit : str or None
+        DuckDB memory limit (e.g. ``"1500MB"``); beyond it DuckDB spills to disk.
+    temp_directory : str or None
+        Where DuckDB stages and spills (None = the system's temporary folder).
+    threads : int or None
+        DuckDB threads (None = all cores).
+    plot_sample : int
+        Order values / quantities kept for the audit's plots when the engine is DuckDB.
+
+    Examples
+    --------
+    >>> EngineSettings.from_config({"engine": {"kind": "duckdb"}}).kind
+    'duckdb'
+    >>> EngineSettings.from_config({"engine": {"kind": "spark"}})
+    Traceback (most recent call last):
+    ...
+    segkit.errors.ConfigError: engine.kind = 'spark'; use one of auto, pandas, duckdb (see segkit/defaults/engine.yml).
     """
-    paths = [source] if not isinstance(source, list) else source
+
+    kind: str = "auto"
+    auto_threshold_mb: float = 500.0
+    memory_limit: str | None = "1500MB"
+    temp_directory: str | None = None
+    threads: int | None = None
+    plot_sample: int = 100_000
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any] | None) -> "EngineSettings":
+        """Read and check ``config["engine"]`` (missing keys keep the defaults); ConfigError otherwise."""
+        section = dict((config or {}).get("engine") or {})
+        where = "see segkit/defaults/engine.yml"
+        unknown = sorted(set(section) - set(cls.__dataclass_fields__))
+        if unknown:
+            raise ConfigError(f"engine: unknown key(s) {', '.join(unknown)}; known: "
+                              f"{', '.join(cls.__dataclass_fields__)} ({where}).")
+        out = cls(**section)
+        if out.kind not in ENGINE_KINDS:
+            raise ConfigError(f"engine.kind = {out.kind!r}; use one of {', '.join(ENGINE_KINDS)} ({where}).")
+        if isinstance(out.auto_threshold_mb, bool) or not isinstance(out.auto_threshold_mb, (int, float)) \
+                or out.auto_threshold_mb < 0:
+            raise ConfigError(f"engine.auto_threshold_mb = {out.auto_threshold_mb!r}; use a size in MB ≥ 0 ({where}).")
+        if out.memory_limit is not None and not re.fullmatch(r"\s*\d+(\.\d+)?\s*(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)\s*",
+                                                             str(out.memory_limit), flags=re.IGNORECASE):
+            raise ConfigError(f"engine.memory_limit = {out.memory_limit!r}; use a size such as '1500MB' or '4GB', "
+                              f"or null for DuckDB's default ({where}).")
+        if out.threads is not None and (isinstance(out.threads, bool) or not isinstance(out.threads, int)
+                                        or out.threads < 1):
+            raise ConfigError(f"engine.threads = {out.threads!r}; use a whole number ≥ 1 or null ({where}).")
+        if isinstance(out.plot_sample, bool) or not isinstance(out.plot_sample, int) or out.plot_sample < 100:
+            raise ConfigError(f"engine.plot_sample = {out.plot_sample!r}; use a whole number ≥ 100 ({where}).")
+        return out
+
+
+# ----------------------------------------------------------------------------- files
+def input_files(source: str | Path | Sequence[str | Path]) -> tuple[list[str], str]:
+    """The files of ``source`` (a file, a folder, a glob, or a list of them) and their format.
+
+    A folder is read as all its ``*.parquet`` files, else all its CSV files (``.csv``, ``.tsv``,
+    ``.txt``, optionally ``.gz``); files are taken in sorted order.
+
+    Returns
+    -------
+    (files, kind) : (list of str, {"parquet", "csv"})
+
+    Raises
+    ------
+    DataError
+        Nothing found, a format DuckDB cannot stream (Excel, .bz2/.xz), or Parquet mixed with CSV.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> d = pathlib.Path(tempfile.mkdtemp()); _ = (d / "b.csv").write_text("a\\n1\\n"); _ = (d / "a.csv").write_text("a\\n2\\n")
+    >>> [pathlib.Path(f).name for f in input_files(d)[0]], input_files(d)[1]
+    (['a.csv', 'b.csv'], 'csv')
+    """
+    paths = [source] if isinstance(source, (str, Path)) else list(source)
     files: list[str] = []
     for p in paths:
         p = Path(p)
-        if p.is_dir():
-            found = sorted(p.glob("*.parquet")) or sorted(p.glob("*.csv")) or sorted(p.glob("*.csv.gz"))
+        if any(ch in str(p) for ch in "*?["):
+            found = sorted(globlib.glob(str(p)))
+            if not found:
+                raise DataError(f"{p}: no file matches this pattern. Check the path of the transaction log.")
+            files += found
+        elif p.is_dir():
+            found = sorted(p.glob("*.parquet")) or sorted(p.glob("*.pq")) or sorted(
+                f for f in p.iterdir() if f.name.lower().endswith(CSV_SUFFIXES))
             if not found:
                 raise DataError(f"{p}: the folder holds no .parquet or .csv files. Point at the files "
                                 "of the transaction log (a file, a folder of them, or a glob).")
             files += [str(f) for f in found]
-        elif any(ch in str(p) for ch in "*?["):
-            files.append(str(p))
         elif not p.exists():
             raise DataError(f"{p}: file not found. Check the path of the transaction log.")
         else:
             files.append(str(p))
-    kinds = {"parquet" if f.endswith(".parquet") else "csv" for f in files}
+    kinds = set()
+    for f in files:
+        name = f.lower()
+        if name.endswith(PARQUET_SUFFIXES):
+            kinds.add("parquet")
+        elif name.endswith(CSV_SUFFIXES):
+            kinds.add("csv")
+        elif name.endswith((".xlsx", ".xlsm", ".xls")):
+            raise DataError(f"{f}: Excel workbooks are read by the in-memory engine only. Export the transactions "
+                            "as CSV or Parquet for the large-input engine, or set engine.kind: pandas.")
+        elif name.endswith((".bz2", ".xz")):
+            raise DataError(f"{f}: the large-input engine reads plain or .gz-compressed CSV only. Recompress the "
+                            "file with gzip (or export Parquet), or set engine.kind: pandas.")
+        else:
+            raise DataError(f"{f}: unsupported file type for the large-input engine. Use CSV (.csv, .tsv, .txt, "
+                            "optionally .gz) or Parquet (.parquet).")
     if len(kinds) > 1:
         raise DataError(f"{source}: mixes Parquet and CSV files; convert them to one format.")
+    return files, kinds.pop()
+
+
+def input_bytes(source: str | Path | Sequence[str | Path]) -> int:
+    """Total size on disk of the files of ``source`` (see :func:`input_files`).
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> p = pathlib.Path(tempfile.mkdtemp()) / "t.csv"; _ = p.write_text("a\\n1\\n")
+    >>> input_bytes(p)
+    4
+    """
+    return sum(os.path.getsize(f) for f in input_files(source)[0])
+
+
+def source_relation(source: str | Path | Sequence[str | Path], csv_options: Mapping[str, Any] | None = None) -> str:
+    """SQL table expression reading ``source``: a file, a folder of files, a glob, or a list.
+
+    Parquet and CSV (``.csv``, ``.tsv``, ``.txt``, optionally ``.gz``) are supported; a folder is
+    read as all its ``*.parquet`` files, else all its CSV files (see :func:`input_files`). Files
+    with different columns are combined by column name.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> p = pathlib.Path(tempfile.mkdtemp()) / "t.csv"; _ = p.write_text("a\\n1\\n")
+    >>> source_relation(p).startswith("read_csv(")
+    True
+    """
+    files, kind = input_files(source)
     listing = "[" + ", ".join(_quote(f) for f in files) + "]"
-    if kinds == {"parquet"}:
+    if kind == "parquet":
         return f"read_parquet({listing}, union_by_name = true)"
+    if csv_options:
+        opts = "".join(f", {k} = {v}" for k, v in csv_options.items())
+        return f"read_csv({listing}, header = true{opts})"
     return f"read_csv({listing}, union_by_name = true, header = true)"
 
 
+
 def connect(memory_limit: str | None = None, threads: int | None = None,
-            temp_directory: str | Path | None = None) -> duckdb.DuckDBPyConnection:
-    """A DuckDB connection set up for bounded-memory aggregation (spills to ``temp_directory``)."""
-    con = duckdb.connect()
-    con.execute("SET preserve_insertion_order = false")
+            temp_directory: str | Path | None = None, database: str | Path | None = None,
+            preserve_order: bool = False) -> duckdb.DuckDBPyConnection:
+    """A DuckDB connection set up for bounded-memory work (spills to ``temp_directory``).
+
+    ``preserve_order=True`` keeps the insertion order of scans (needed when rows are staged or
+    written in input order); ``database`` is a file for staged tables (None = in memory).
+
+    Examples
+    --------
+    >>> connect(memory_limit="500MB").sql("SELECT current_setting('memory_limit')").fetchall()[0][0] != ""
+    True
+    """
+    con = duckdb.connect(str(database) if database else ":memory:")
+    con.execute(f"SET preserve_insertion_order = {'true' if preserve_order else 'false'}")
+    con.execute("SET enable_progress_bar = false")
+    con.execute("SET TimeZone = 'UTC'")  # time-zone aware inputs keep their UTC wall time
     if memory_limit:
         con.execute(f"SET memory_limit = {_quote(memory_limit)}")
     if threads:
@@ -81,6 +308,987 @@ def connect(memory_limit: str | None = None, threads: int | None = None,
     if temp_directory:
         con.execute(f"SET temp_directory = {_quote(str(temp_directory))}")
     return con
+
+
+def choose_engine(config: Mapping[str, Any]) -> str:
+    """``"pandas"`` or ``"duckdb"`` for the run's transactions (``engine.kind``; ``auto`` by size).
+
+    ``auto`` picks DuckDB when ``data.transactions`` is a folder or a glob, or a file larger than
+    ``engine.auto_threshold_mb``; Excel inputs always go to pandas.
+
+    Examples
+    --------
+    >>> choose_engine({"engine": {"kind": "auto"}, "data": {"transactions": None}})
+    'pandas'
+    """
+    settings = EngineSettings.from_config(config)
+    if settings.kind != "auto":
+        return settings.kind
+    from segkit.config import resolve_path
+
+    path = resolve_path(config, (config.get("data") or {}).get("transactions"))
+    if path is None:
+        return "pandas"
+    if path.is_dir() or any(ch in str(path) for ch in "*?["):
+        return "duckdb"
+    if not path.is_file() or path.name.lower().endswith((".xlsx", ".xlsm", ".xls", ".bz2", ".xz")):
+        return "pandas"
+    return "duckdb" if path.stat().st_size > settings.auto_threshold_mb * 2**20 else "pandas"
+
+
+# ----------------------------------------------------------------------------- column mapping in SQL
+@dataclass
+class _Mapped:
+    """How the user's files map onto canonical transactions."""
+
+    relation: str                 # raw table expression
+    source: str                   # for messages
+    labels: dict[str, str]        # canonical → user column
+    types: dict[str, str]         # canonical → DuckDB type of the user column
+    columns: list[str]            # canonical columns of the staged table (pandas _canonical order)
+    absent: list[str]             # canonical columns the input did not have (or derived)
+
+
+def _describe(con: duckdb.DuckDBPyConnection, relation: str, source: str) -> list[tuple[str, str]]:
+    try:
+        return [(r[0], r[1]) for r in con.sql(f"DESCRIBE SELECT * FROM {relation}").fetchall()]
+    except duckdb.Error as exc:
+        raise DataError(f"{source}: cannot be read ({_first_line(exc)}). Check that the files are complete CSV "
+                        "or Parquet files with a header row; for CSV, set io.delimiter / io.encoding if needed.") \
+            from None
+
+
+def _first_line(exc: BaseException) -> str:
+    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+
+
+def _csv_options(files: list[str], opts: Mapping[str, Any]) -> dict[str, str]:
+    """``read_csv`` options for the files: the delimiter segkit.io would use (sniffed on the first
+    file unless ``io.delimiter``), the header of the first file (every file must have it), all text."""
+    import csv
+
+    from segkit import io as segio
+
+    encoding = opts.get("encoding") or "utf-8"
+    name = str(encoding).lower().replace("_", "-")
+    if name in ("utf-8", "utf8", "utf-8-sig"):
+        duck_encoding = "utf-8"
+    elif name in ("latin-1", "latin1", "iso-8859-1", "iso8859-1", "cp1252", "windows-1252"):
+        duck_encoding = "latin-1"
+    else:
+        raise DataError(f"io.encoding {encoding!r}: the large-input engine reads UTF-8 and Latin-1 text only. "
+                        "Convert the files to UTF-8, or set engine.kind: pandas.")
+    headers = []
+    delimiter = opts.get("delimiter")
+    for f in files:
+        path = Path(f)
+        sample = segio._sample(path, ".gz" if path.name.lower().endswith(".gz") else None)
+        if not sample.strip():
+            raise DataError(f"{path}: the file is empty. Export the transactions table again "
+                            "(with a header row and data rows).")
+        text = sample.decode("latin-1" if duck_encoding == "latin-1" else "utf-8", errors="replace").lstrip("\ufeff")
+        if delimiter is None:
+            delimiter = segio.sniff_delimiter(text) or ("\t" if ".tsv" in path.name.lower() else ",")
+        headers.append(next(csv.reader([text.splitlines()[0]], delimiter=delimiter)))
+        if headers[-1] != headers[0]:
+            raise DataError(f"{path}: its header {headers[-1]!r} differs from that of {files[0]} ({headers[0]!r}). "
+                            "Export every part of the transaction log with the same columns.")
+    columns = "{" + ", ".join(f"{_quote(h)}: 'VARCHAR'" for h in headers[0]) + "}"
+    return {"delim": _quote(delimiter), "quote": "'\"'", "escape": "'\"'", "columns": columns,
+            "encoding": _quote(duck_encoding), "auto_detect": "false", "strict_mode": "true"}
+
+
+def _map_columns(con: duckdb.DuckDBPyConnection, source: Any, config: Mapping[str, Any] | None) -> _Mapped:
+    from segkit import io as segio
+
+    files, kind = input_files(source)
+    label = files[0] if len(files) == 1 else f"{source} ({len(files)} files)"
+    opts = segio.read_options(config)
+    hint_source = (config or {}).get("_source")
+    config_hint = f" (in {Path(hint_source).name})" if hint_source else ""
+    mapping = segio.check_column_map("transactions", ((config or {}).get("columns") or {}).get("transactions"),
+                                     config_hint)
+    relation = source_relation(files, None if kind == "parquet" else _csv_options(files, opts))
+    described = _describe(con, relation, label)
+    header = [name for name, _ in described]
+    positions = segio._resolve_columns(header, TRANSACTIONS, mapping, label, config_hint)
+    labels = {c: header[p] for c, p in positions.items()}
+    types = {c: described[p][1] for c, p in positions.items()}
+    known = {**TRANSACTIONS.dtypes, **TRANSACTIONS.extra}
+    columns = [c for c in known if c in labels or c in ("order_id", "amount")]
+    absent = [c for c in TRANSACTIONS.columns if c not in labels]
+    return _Mapped(relation=relation, source=label, labels=labels, types=types, columns=columns, absent=absent)
+
+
+def _is_text(sql_type: str) -> bool:
+    return sql_type.upper() in ("VARCHAR", "TEXT", "STRING", "BLOB")
+
+
+def _is_numeric(sql_type: str) -> bool:
+    t = sql_type.upper()
+    return t in ("DOUBLE", "FLOAT", "REAL", "BOOLEAN", "HUGEINT", "UHUGEINT") or t.startswith(
+        ("DECIMAL", "TINYINT", "SMALLINT", "INTEGER", "BIGINT", "UTINYINT", "USMALLINT", "UINTEGER", "UBIGINT"))
+
+
+def _is_temporal(sql_type: str) -> bool:
+    return sql_type.upper().startswith(("TIMESTAMP", "DATE"))
+
+
+def _stage_sql(m: _Mapped, opts: Mapping[str, Any]) -> tuple[str, dict[str, str]]:
+    """SQL creating the staged ``lines`` table, and canonical → kind of parse check per column.
+
+    Levels: ``a`` = raw rows with their 0-based row and blank rows removed; ``b`` = trimmed text
+    (or typed numbers/dates); ``c`` = canonical values plus ``_bad_<col>`` (the raw text of cells
+    that cannot be read, NULL otherwise) and, for text dates, their kind (ISO / day-month).
+    """
+    raw = {c: _ident(u) for c, u in m.labels.items()}
+    blank = " AND ".join(
+        f"coalesce(trim(CAST({raw[c]} AS VARCHAR), {_WS}), '') = ''" if _is_text(m.types[c])
+        else f"({raw[c]} IS NULL" + (f" OR isnan(CAST({raw[c]} AS DOUBLE)))" if m.types[c].upper() in
+                                     ("DOUBLE", "FLOAT", "REAL") else ")")
+        for c in m.labels)
+    level_b, level_c, checks = ["_row"], ["_row"], {}
+    decimal = opts.get("decimal", ".")
+    date_format = opts.get("date_format")
+    dayfirst = bool(opts.get("dayfirst"))
+    for c in m.labels:
+        dtype = TRANSACTIONS.known[c]
+        t_type, r = m.types[c], raw[c]
+        if c.endswith("_id") or dtype == "string":
+            level_b.append(f"nullif(trim(CAST({r} AS VARCHAR), {_WS}), '') AS {_ident('_t_' + c)}")
+            t = _ident("_t_" + c)
+            value = f"regexp_replace({t}, '^(-?\\d+)\\.0+$', '\\1')" if c.endswith("_id") else t
+            level_c.append(f"{value} AS {_ident(c)}")
+        elif dtype == "float64":
+            if _is_numeric(t_type):
+                level_b.append(f"CAST({r} AS DOUBLE) AS {_ident('_x_' + c)}")
+                x = _ident("_x_" + c)
+                level_c.append(f"CASE WHEN isnan({x}) THEN NULL ELSE {x} END AS {_ident(c)}")
+                level_c.append(f"CASE WHEN isinf({x}) THEN CAST({x} AS VARCHAR) END AS {_ident('_bad_' + c)}")
+                checks[c] = "infinite"
+            elif _is_text(t_type):
+                level_b.append(f"nullif(trim(CAST({r} AS VARCHAR), {_WS}), '') AS {_ident('_t_' + c)}")
+                t = _ident("_t_" + c)
+                number = t
+                if decimal == ",":
+                    number = (f"replace(CASE WHEN regexp_full_match({t}, '^[-+]?\\d{{1,3}}(?:\\.\\d{{3}})+(?:,\\d+)?$') "
+                              f"THEN replace({t}, '.', '') ELSE {t} END, ',', '.')")
+                parsed = f"CASE WHEN regexp_full_match({number}, {_quote(_NUMBER)}) THEN TRY_CAST({number} AS DOUBLE) END"
+                level_c.append(f"CASE WHEN isfinite({parsed}) THEN {parsed} END AS {_ident(c)}")
+                level_c.append(f"CASE WHEN {t} IS NOT NULL AND NOT coalesce(isfinite({parsed}), false) THEN {t} END "
+                               f"AS {_ident('_bad_' + c)}")
+                checks[c] = "number"
+            else:
+                raise DataError(f"{m.source}: column {m.labels[c]!r} (mapped to {c!r}) has type {t_type}, which is "
+                                "not a number. Export it as numbers, or map another column.")
+        elif dtype.startswith("datetime"):
+            if _is_temporal(t_type):
+                level_b.append(f"CAST({r} AS TIMESTAMP) AS {_ident('_x_' + c)}")
+                x = _ident("_x_" + c)
+                level_c.append(f"{x} AS {_ident(c)}")
+                level_c.append(f"CASE WHEN {x} < {_MIN_TS} OR {x} > {_MAX_TS} THEN CAST({x} AS VARCHAR) END "
+                               f"AS {_ident('_bad_' + c)}")
+                checks[c] = "date_range"
+            elif _is_text(t_type):
+                level_b.append(f"nullif(trim(CAST({r} AS VARCHAR), {_WS}), '') AS {_ident('_t_' + c)}")
+                t = _ident("_t_" + c)
+                if date_format:
+                    parsed = f"try_strptime({t}, {_quote(date_format)})"
+                    level_c.append(f"{parsed} AS {_ident(c)}")
+                    level_c.append(f"CASE WHEN {t} IS NOT NULL AND {parsed} IS NULL THEN {t} END AS {_ident('_bad_' + c)}")
+                    checks[c] = "date_format"
+                else:
+                    level_c.extend(_text_date_sql(c, t, dayfirst))
+                    checks[c] = "date_text"
+            else:
+                level_b.append(f"{r} AS {_ident('_x_' + c)}")
+                level_c.append(f"NULL::TIMESTAMP AS {_ident(c)}")
+                level_c.append(f"CASE WHEN {_ident('_x_' + c)} IS NOT NULL THEN CAST({_ident('_x_' + c)} AS VARCHAR) END "
+                               f"AS {_ident('_bad_' + c)}")
+                checks[c] = "numbers_as_dates"
+    select = []
+    for c in m.columns:
+        if c in m.labels:
+            select.append(_ident(c))
+        elif c == "amount":
+            select.append("quantity * unit_price AS amount")
+        elif c == "order_id":
+            select.append("'row-' || CAST(_row + 2 AS VARCHAR) AS order_id")
+    extra = [_ident(x) for c in checks for x in (f"_bad_{c}",)] + [
+        _ident(x) for c, kind in checks.items() if kind == "date_text" for x in (f"_dk_{c}", f"_do_{c}", f"_dt_{c}")]
+    sql = f"""
+        CREATE TABLE lines AS
+        WITH a AS (
+            SELECT *, CAST(ordinality - 1 AS BIGINT) AS _row FROM {m.relation} WITH ORDINALITY
+        ),
+        b AS (SELECT {', '.join(level_b)} FROM a WHERE NOT ({blank})),
+        c AS (SELECT {', '.join(level_c)} FROM b)
+        SELECT {', '.join(select + ['_row'] + extra)}, false AS _dup FROM c
+    """
+    return sql, checks
+
+
+def _text_date_sql(c: str, t: str, dayfirst: bool) -> list[str]:
+    """Level-c expressions reading text dates like :func:`segkit.schema.coerce_datetime`: ISO 8601
+    (UTC offsets dropped, wall time kept), numeric day/month/year (month-first unless ``dayfirst``),
+    and dates with a month name; plus the kind of each value for the column-wide checks."""
+    iso = (f"CASE WHEN regexp_matches({t}, {_quote(_ISO_START)}) "
+           f"THEN TRY_CAST(regexp_replace({t}, {_quote(_UTC_OFFSET)}, '\\1') AS TIMESTAMP) END")
+    from segkit.schema import _DMY  # the same pattern segkit.io uses
+
+    names = "[" + ", ".join(_quote(n) for n in _DMY_FIELDS) + "]"
+    m = f"regexp_extract({t}, {_quote(_DMY)}, {names})"
+    first, second = f"TRY_CAST(nullif({m}.first, '') AS INTEGER)", f"TRY_CAST(nullif({m}.second, '') AS INTEGER)"
+    year_text = f"{m}.year"
+    year = (f"(CASE WHEN length({year_text}) = 2 THEN CAST({year_text} AS INTEGER) + "
+            f"CASE WHEN CAST({year_text} AS INTEGER) < 69 THEN 2000 ELSE 1900 END "
+            f"ELSE TRY_CAST(nullif({year_text}, '') AS INTEGER) END)")
+    day, month = (first, second) if dayfirst else (second, first)
+    hour = f"coalesce(TRY_CAST(nullif({m}.hour, '') AS INTEGER), 0)"
+    ampm = f"lower(nullif({m}.ampm, ''))"
+    hour24 = f"(CASE WHEN {ampm} IS NULL THEN {hour} ELSE {hour} % 12 + CASE WHEN {ampm} = 'pm' THEN 12 ELSE 0 END END)"
+    minute = f"coalesce(nullif({m}.minute, ''), '00')"
+    sec = f"lpad(coalesce(nullif({m}.second_, ''), '00'), 2, '0')"
+    dmy_ts = (f"TRY_CAST(printf('%04d-%02d-%02d %02d:%s:%s', {year}, {month}, {day}, {hour24}, {minute}, {sec}) "
+              "AS TIMESTAMP)")
+    is_dmy = f"({first} IS NOT NULL)"
+    named = "try_strptime(" + t + ", [" + ", ".join(_quote(f) for f in _MONTH_NAME_FORMATS) + "])"
+    value = (f"(CASE WHEN {t} IS NULL THEN NULL WHEN ({iso}) IS NOT NULL THEN {iso} "
+             f"WHEN {is_dmy} THEN {dmy_ts} ELSE {named} END)")
+    in_range = f"({value} BETWEEN {_MIN_TS} AND {_MAX_TS})"
+    return [
+        f"CASE WHEN {in_range} THEN {value} END AS {_ident(c)}",
+        f"CASE WHEN {t} IS NOT NULL AND NOT coalesce({in_range}, false) THEN {t} END AS {_ident('_bad_' + c)}",
+        f"CAST(CASE WHEN {t} IS NULL THEN 0 WHEN ({iso}) IS NOT NULL THEN 1 WHEN {is_dmy} THEN 2 ELSE 3 END "
+        f"AS TINYINT) AS {_ident('_dk_' + c)}",
+        f"CAST(CASE WHEN NOT {is_dmy} OR ({iso}) IS NOT NULL THEN 0 WHEN {first} > 12 THEN 1 WHEN {second} > 12 THEN 2 "
+        f"ELSE 0 END AS TINYINT) AS {_ident('_do_' + c)}",
+        f"CASE WHEN {is_dmy} AND ({iso}) IS NULL AND ({first} > 12 OR {second} > 12) THEN {t} END "
+        f"AS {_ident('_dt_' + c)}",
+    ]
+
+
+def _read_error(m: _Mapped, exc: BaseException) -> DataError:
+    """A :class:`DataError` for a file DuckDB cannot parse, worded like :mod:`segkit.io`'s."""
+    text = str(exc)
+    line = re.search(r"CSV Error on Line: (\d+)", text)
+    fields = re.search(r"Expected Number of Columns: (\d+) Found: (\d+)", text)
+    file = re.search(r"^\s*file = (.+)$", text, flags=re.MULTILINE)
+    where = file.group(1).strip() if file else m.source
+    delimiter = re.search(r"^\s*delimiter = (.) ", text, flags=re.MULTILINE)
+    if line and fields:
+        detail = f"line {line.group(1)} has {fields.group(2)} fields but the header has {fields.group(1)}"
+        shown = repr(delimiter.group(1)) if delimiter else "the delimiter"
+        return DataError(
+            f"{where}: cannot be split into columns: {detail}. A value probably contains the delimiter "
+            f"{shown} without quotes (or io.delimiter is wrong): put such values in double quotes, "
+            "or set io.delimiter in the config.")
+    return DataError(f"{where}: cannot be read: {_first_line(exc)}. Check that the file is complete; for CSV, "
+                     "set io.delimiter and io.encoding if the defaults do not fit.")
+
+
+def _rows_text(first: Sequence[int], total: int) -> str:
+    """:func:`segkit.errors.format_rows` for ``total`` rows of which the first few are known."""
+    text = format_rows(list(first)[:5])
+    if total > 5:
+        text += f" (and {total - 5} more)"
+    elif total > 1 and len(first) == 1:
+        text = text.replace("row ", "rows ", 1)
+    return text
+
+
+def _examples_text(values: Sequence[Any], n_distinct: int) -> str:
+    """:func:`segkit.schema.examples` for ``n_distinct`` distinct values of which the first 5 are known."""
+    shown = examples(pd.Series(list(values)[:5], dtype=object))
+    return shown + (f" (and {n_distinct - 5} more distinct)" if n_distinct > 5 else "")
+
+
+def _fail(m: _Mapped, column: str, problem: str, first_rows: Sequence[int], total: int, fix: str) -> DataError:
+    where = Where(m.source, m.labels)
+    rows = f" ({_rows_text(first_rows, total)})" if total else ""
+    return DataError(f"{m.source}: {where.column(column)}: {problem}{rows}. {fix}")
+
+
+def _validate_staged(con: duckdb.DuckDBPyConnection, m: _Mapped, checks: Mapping[str, str],
+                     opts: Mapping[str, Any]) -> None:
+    """Raise the :mod:`segkit.io` errors for cells that cannot be read (in column order), then for
+    rows without an order date."""
+    for c in m.labels:
+        kind = checks.get(c)
+        if kind is None:
+            continue
+        bad = _ident(f"_bad_{c}")
+        if kind == "date_text":
+            dk, do = _ident(f"_dk_{c}"), _ident(f"_do_{c}")
+            stats = con.sql(f"""
+                SELECT min(_row) FILTER (WHERE {dk} = 1), min(_row) FILTER (WHERE {dk} = 2),
+                       count(*) FILTER (WHERE {do} = 1), count(*) FILTER (WHERE {do} = 2),
+                       min(_row) FILTER (WHERE {do} = 1), min(_row) FILTER (WHERE {do} = 2)
+                FROM lines""").fetchall()[0]
+            iso_row, dmy_row, n_first_day, n_second_day, first_day_row, second_day_row = stats
+            text = _ident(f"_dt_{c}")
+
+            def raw_of(row: int) -> str:
+                return _raw_cell(con, m, c, row)
+            if iso_row is not None and dmy_row is not None:
+                raise _fail(m, c, "mixed date formats: ISO dates such as "
+                            f"{raw_of(iso_row)!r} ({format_rows([iso_row])}) and day/month dates such as "
+                            f"{raw_of(dmy_row)!r} ({format_rows([dmy_row])}) whose day/month order is ambiguous",
+                            [], 0, "Export all dates in one format (ISO 2024-03-31 is safest), then set "
+                            "io.date_format or io.dayfirst if it is not ISO.")
+            if n_first_day and n_second_day:
+                raise _fail(m, c, f"ambiguous dates: {raw_of(first_day_row)!r} ({format_rows([first_day_row])}) is "
+                            f"day-first but {raw_of(second_day_row)!r} ({format_rows([second_day_row])}) is "
+                            "month-first", [], 0,
+                            "Export the dates in one consistent format (ISO 2024-03-31 is safest).")
+            dayfirst = bool(opts.get("dayfirst"))
+            if n_first_day and not dayfirst:
+                rows, values, distinct = _bad_listing(con, f"{do} = 1", text)
+                raise _fail(m, c, f"day-first dates such as {_examples_text(values, distinct)} read as month-first",
+                            rows, n_first_day,
+                            "Set io.dayfirst: true in the config (or io.date_format, e.g. '%d/%m/%Y').")
+            if n_second_day and dayfirst:
+                rows, values, distinct = _bad_listing(con, f"{do} = 2", text)
+                raise _fail(m, c, f"month-first dates such as {_examples_text(values, distinct)} read as day-first",
+                            rows, n_second_day,
+                            "Set io.dayfirst: false in the config (or io.date_format, e.g. '%m/%d/%Y').")
+        n_bad = con.sql(f"SELECT count(*) FROM lines WHERE {bad} IS NOT NULL").fetchall()[0][0]
+        if not n_bad:
+            continue
+        rows, values, distinct = _bad_listing(con, f"{bad} IS NOT NULL", bad)
+        if kind == "infinite":
+            raise _fail(m, c, "infinite values", rows, n_bad, "Replace them with real numbers.")
+        if kind == "number":
+            comma, thousands = con.sql(
+                f"SELECT bool_or(regexp_full_match({bad}, '^[-+]?\\d+,\\d+$')), "
+                f"bool_or(regexp_full_match({bad}, '^[-+]?\\d{{1,3}}(?:,\\d{{3}})+(?:\\.\\d+)?$')) "
+                f"FROM lines WHERE {bad} IS NOT NULL").fetchall()[0]
+            if comma:
+                fix = ("These look like decimal commas: set io.decimal: ',' in the config "
+                       "(or export numbers with '.' as the decimal separator).")
+            elif thousands:
+                fix = "These contain thousands separators: export numbers without them."
+            else:
+                fix = ("Numbers only: remove currency signs, units and text such as 'n/a' "
+                       "(leave a cell empty when the value is missing).")
+            raise _fail(m, c, f"text that is not a number: {_examples_text(values, distinct)}", rows, n_bad, fix)
+        if kind == "date_format":
+            raise _fail(m, c, f"dates that do not match io.date_format {opts.get('date_format')!r}: "
+                        f"{_examples_text(values, distinct)}", rows, n_bad,
+                        "Fix io.date_format in the config (strftime codes, e.g. '%d/%m/%Y %H:%M') "
+                        "or correct these cells.")
+        if kind == "numbers_as_dates":
+            raise _fail(m, c, f"numbers where dates are expected: {_examples_text(values, distinct)}", rows, n_bad,
+                        "Export the column as dates (e.g. 2024-03-31).")
+        if kind == "date_range":
+            raise _fail(m, c, f"dates outside 1677-2262: {_examples_text(values, distinct)}", rows, n_bad,
+                        "Placeholder dates (e.g. 9999-12-31) must be left empty instead.")
+        serial = con.sql(f"SELECT bool_and(regexp_full_match({bad}, '^\\d{{5}}(?:\\.\\d+)?$')) FROM lines "
+                         f"WHERE {bad} IS NOT NULL").fetchall()[0][0]
+        hint = ("These look like Excel day numbers: format the column as dates in Excel before exporting "
+                "(or export .xlsx)." if serial else
+                "Set io.date_format in the config (e.g. '%d/%m/%Y %H:%M') or io.dayfirst: true/false.")
+        raise _fail(m, c, f"values that are not dates: {_examples_text(values, distinct)}", rows, n_bad, hint)
+    missing = con.sql("SELECT count(*) FROM lines WHERE order_date IS NULL").fetchall()[0][0]
+    if missing:
+        rows = [r[0] for r in con.sql("SELECT _row FROM lines WHERE order_date IS NULL ORDER BY _row LIMIT 5")
+                .fetchall()]
+        raise _fail(m, "order_date", "missing values", rows, missing,
+                    "Every transactions row needs a value in 'order_date': fill these cells or remove the rows.")
+
+
+def _raw_cell(con: duckdb.DuckDBPyConnection, m: _Mapped, c: str, row: int) -> str:
+    """The text of one cell as written in the file (for messages)."""
+    value = con.sql(f"SELECT CAST({_ident(m.labels[c])} AS VARCHAR) FROM (SELECT *, ordinality - 1 AS _r "
+                    f"FROM {m.relation} WITH ORDINALITY) WHERE _r = {int(row)}").fetchall()
+    text = value[0][0] if value else ""
+    return (text or "").strip()
+
+
+def _bad_listing(con: duckdb.DuckDBPyConnection, where: str, value: str) -> tuple[list[int], list[str], int]:
+    """First 5 rows matching ``where``, the first 5 distinct ``value`` in order of appearance, and
+    the count of distinct values."""
+    rows = [r[0] for r in con.sql(f"SELECT _row FROM lines WHERE {where} ORDER BY _row LIMIT 5").fetchall()]
+    values = con.sql(f"SELECT v FROM (SELECT {value} AS v, min(_row) AS r FROM lines WHERE {where} GROUP BY v) "
+                     "ORDER BY r LIMIT 6").fetchall()
+    distinct = con.sql(f"SELECT count(DISTINCT {value}) FROM lines WHERE {where}").fetchall()[0][0]
+    return rows, [v[0] for v in values], distinct
+
+
+# ----------------------------------------------------------------------------- the staged log
+_STRING_COLUMNS = tuple(c for c, t in {**TRANSACTIONS.dtypes, **TRANSACTIONS.extra}.items() if t == "string")
+
+
+def _typed(frame: pd.DataFrame) -> pd.DataFrame:
+    """A DuckDB result with the dtypes the pandas path has (string ids/text, datetime64[ns], …)."""
+    out = frame.copy()
+    for c in out.columns:
+        if c in _STRING_COLUMNS or c in ("order_id",):
+            out[c] = out[c].astype("string")
+        elif c in ("order_date", "date", "start", "end", "first_order_date", "last_order_date"):
+            out[c] = pd.to_datetime(out[c]).astype("datetime64[ns]")
+        elif c in ("amount", "quantity", "unit_price", "value"):
+            out[c] = out[c].astype("float64")
+        elif c in ("_row", "lines"):
+            out[c] = out[c].astype("int64")
+        elif c in ("is_return", "is_outlier"):
+            out[c] = out[c].astype(bool)
+    return out
+
+
+class TransactionLog:
+    """Transaction files mapped to canonical columns and staged once in a temporary DuckDB database.
+
+    The staging maps and types the user's columns in SQL (config ``columns.transactions`` and
+    ``io`` options) and raises the :mod:`segkit.io` errors — file, column, example values and
+    rows, what to change — for cells that cannot be read. The staged table lives in a temporary
+    folder (``engine.temp_directory``) that :meth:`close` removes; DuckDB spills there beyond
+    ``engine.memory_limit``, so memory stays bounded whatever the size of the files.
+
+    Parameters
+    ----------
+    source : path, glob or list of paths
+        The user's transaction file(s): CSV (optionally .gz) or Parquet, one file, a folder or a glob.
+    config : mapping, optional
+        Merged configuration (``columns``, ``io``, ``audit``, ``privacy``, ``engine``); None = defaults.
+    memory_limit, temp_directory, threads : optional
+        Override the ``engine`` section.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> p = pathlib.Path(tempfile.mkdtemp()) / "t.csv"
+    >>> _ = p.write_text("Customer,Date,Amount\\n7,2024-01-05,10\\n7,2024-01-05,10\\n,2024-01-06,5\\n")
+    >>> cfg = {"columns": {"transactions": {"customer_id": "Customer", "order_date": "Date"}}}
+    >>> with TransactionLog(p, cfg) as log:
+    ...     result = log.audit()
+    >>> result.counts["transactions_rows_in"], result.counts["transactions_rows_clean"], result.engine
+    (3, 1, 'duckdb')
+    """
+
+    def __init__(self, source: str | Path | Sequence[str | Path], config: Mapping[str, Any] | None = None, *,
+                 memory_limit: str | None = None, temp_directory: str | Path | None = None,
+                 threads: int | None = None):
+        from segkit import io as segio
+        from segkit.config import deep_merge, load_config, resolve_path
+
+        merged = deep_merge(load_config(), config or {})
+        self.config = merged
+        self.engine = EngineSettings.from_config(merged)
+        self.settings = _audit.AuditSettings.from_config(merged)
+        self.opts = segio.read_options(merged)
+        base = temp_directory or (resolve_path(merged, self.engine.temp_directory)
+                                  if self.engine.temp_directory else None)
+        if base is not None:
+            Path(base).mkdir(parents=True, exist_ok=True)
+        self._tmp = tempfile.TemporaryDirectory(prefix="segkit-engine-", dir=base)
+        folder = Path(self._tmp.name)
+        self.con = connect(memory_limit or self.engine.memory_limit, threads or self.engine.threads,
+                           temp_directory=folder / "spill", database=folder / "stage.duckdb", preserve_order=True)
+        self._prepared: dict[str, Any] | None = None
+        try:
+            self.mapped = _map_columns(self.con, source, merged)
+            sql, checks = _stage_sql(self.mapped, self.opts)
+            try:
+                self.con.execute(sql)
+            except duckdb.Error as exc:
+                raise _read_error(self.mapped, exc) from None
+            _validate_staged(self.con, self.mapped, checks, self.opts)
+            self.n_rows = int(self.con.sql("SELECT count(*) FROM lines").fetchall()[0][0])
+            if self.n_rows == 0:
+                raise DataError(f"{self.mapped.source}: has no data rows (or every row is empty in the columns "
+                                "segkit uses). Export the transactions table with its rows.")
+        except BaseException:
+            self.close()
+            raise
+
+    # ------------------------------------------------------------------ life cycle
+    def close(self) -> None:
+        """Close the connection and remove the staged data."""
+        try:
+            self.con.close()
+        finally:
+            self._tmp.cleanup()
+
+    def __enter__(self) -> "TransactionLog":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    # ------------------------------------------------------------------ helpers
+    @property
+    def columns(self) -> list[str]:
+        """Canonical columns of the staged lines (those of the pandas path's canonical frame)."""
+        return list(self.mapped.columns)
+
+    def _has(self, column: str) -> bool:
+        return column in self.mapped.columns
+
+    def _frame(self, sql: str) -> pd.DataFrame:
+        return _typed(self.con.sql(sql).df())
+
+    def _value(self, sql: str) -> Any:
+        return self.con.sql(sql).fetchall()[0][0]
+
+    def _input_rows(self, where: str) -> pd.DataFrame:
+        """First offending input rows (pandas ``tx[mask].head(row_limit)``: canonical columns, ``_row``)."""
+        cols = ", ".join(_ident(c) for c in self.columns)
+        return self._frame(f"SELECT {cols}, _row FROM lines WHERE {where} ORDER BY _row "
+                           f"LIMIT {_audit.row_limit(self.settings)}")
+
+    def _clean_rows(self, where: str) -> pd.DataFrame:
+        """First clean rows matching ``where`` (canonical columns, ``_row``, ``is_return``)."""
+        cols = ", ".join(_ident(c) for c in self.columns)
+        return self._frame(f"SELECT {cols}, _row, is_return FROM clean WHERE {where} ORDER BY _row "
+                           f"LIMIT {_audit.row_limit(self.settings)}")
+
+    def _kth_date(self, k: int) -> pd.Timestamp:
+        """The ``k``-th smallest order date (0-based), found through the per-day histogram."""
+        day, before = self.con.sql(f"""
+            WITH d AS (SELECT CAST(order_date AS DATE) AS day, count(*) AS n FROM lines
+                       WHERE order_date IS NOT NULL GROUP BY day),
+                 c AS (SELECT day, n, sum(n) OVER (ORDER BY day) - n AS before FROM d)
+            SELECT day, before FROM c WHERE before <= {k} AND {k} < before + n""").fetchall()[0]
+        value = self._value(f"SELECT order_date FROM lines WHERE order_date >= DATE '{day}' "
+                            f"AND order_date < DATE '{day}' + INTERVAL 1 DAY ORDER BY order_date "
+                            f"LIMIT 1 OFFSET {int(k - before)}")
+        return pd.Timestamp(value)
+
+    def _predicates(self, cutoff: pd.Timestamp | None, as_of: pd.Timestamp | None) -> dict[str, str]:
+        """The row checks of :data:`segkit.audit.TX_INPUT_CHECKS` as NULL-safe SQL predicates."""
+        price = self._has("unit_price")
+        future = f"coalesce(order_date > {_ts(cutoff)}, false)" if cutoff is not None else "false"
+        after = f"coalesce(order_date >= {_ts(as_of)} AND NOT {future}, false)" if as_of is not None else "false"
+        return {
+            "exact_duplicates": "_dup",
+            "missing_order_date": "order_date IS NULL",
+            "missing_amount": "amount IS NULL",
+            "guest_checkouts": "customer_id IS NULL",
+            "negative_price": "coalesce(unit_price < 0, false)" if price else "false",
+            "zero_price": ("coalesce(unit_price = 0 OR (unit_price IS NULL AND amount = 0), false)" if price
+                           else "coalesce(amount = 0, false)"),
+            "future_dates": future,
+            "after_as_of": after,
+        }
+
+    def _mark_duplicates(self) -> None:
+        """Flag ``_dup`` on every copy of a row after its first (all columns equal, missing equal).
+        Rows are grouped by a hash first, so only candidate rows are compared exactly."""
+        has_order_id = "order_id" not in self.mapped.absent
+        cols = ", ".join(_ident(c) for c in self.columns if has_order_id or c != "order_id")
+        self.con.execute(f"CREATE OR REPLACE TABLE _dup_hash AS SELECT hash({cols}) AS h FROM lines "
+                         "GROUP BY h HAVING count(*) > 1")
+        if not self._value("SELECT count(*) FROM _dup_hash"):
+            return
+        self.con.execute(f"""
+            CREATE OR REPLACE TABLE _dup_rows AS
+            SELECT _row FROM (
+                SELECT _row, row_number() OVER (PARTITION BY {cols} ORDER BY _row) AS copy
+                FROM lines WHERE hash({cols}) IN (SELECT h FROM _dup_hash))
+            WHERE copy > 1""")
+        self.con.execute("UPDATE lines SET _dup = true WHERE _row IN (SELECT _row FROM _dup_rows)")
+
+    # ------------------------------------------------------------------ cleaning
+    def prepare(self, as_of: str | pd.Timestamp | None = None) -> dict[str, Any]:
+        """Mark duplicates, find the future-date cutoff and ``as_of``, and define the ``clean`` view.
+
+        Returns the facts later steps need (``cutoff``, ``as_of``, ``predicates``). Called by
+        :meth:`audit` and :meth:`write_clean`; repeated calls with the same ``as_of`` reuse it.
+        """
+        key = None if as_of is None else _audit.parse_as_of(as_of)
+        if self._prepared is not None and self._prepared["key"] == key:
+            return self._prepared
+        if self._prepared is None:
+            self._mark_duplicates()
+        n_dates = int(self._value("SELECT count(order_date) FROM lines"))
+        cutoff = None
+        if n_dates:
+            k = int(np.floor((n_dates - 1) * np.float64(self.settings.future_quantile)))
+            cutoff = self._kth_date(k) + pd.Timedelta(days=self.settings.future_tolerance_days)
+        if key is None:
+            last = self._value(f"SELECT max(order_date) FROM lines WHERE order_date <= {_ts(cutoff)}") \
+                if cutoff is not None else None
+            as_of_ts = None if last is None else pd.Timestamp(last).normalize() + pd.Timedelta(days=1)
+        else:
+            as_of_ts = key
+        preds = self._predicates(cutoff, as_of_ts)
+        dropping = [preds[check] for check, _ in _audit.TX_DROP_RULES]
+        has_order_id = "order_id" not in self.mapped.absent
+        filled = ("coalesce(order_id, 'row-' || CAST(_row + 2 AS VARCHAR))" if has_order_id
+                  else "'row-' || CAST(_row + 2 AS VARCHAR)")
+        returns = [f"coalesce({c} < 0, false)" for c in ("quantity", "amount") if self._has(c)]
+        if self.settings.return_prefix:
+            returns.append(f"coalesce(starts_with({filled}, {_quote(self.settings.return_prefix)}), false)")
+        select = [f"{filled} AS order_id" if c == "order_id" else _ident(c) for c in self.columns]
+        self.con.execute(f"""
+            CREATE OR REPLACE VIEW clean AS
+            SELECT {', '.join(select)}, _row, ({' OR '.join(returns) or 'false'}) AS is_return,
+                   {'order_id IS NULL' if has_order_id else 'true'} AS _filled, {preds['zero_price']} AS _zero
+            FROM lines WHERE NOT ({' OR '.join(dropping)})""")
+        self._prepared = {"key": key, "cutoff": cutoff, "as_of": as_of_ts, "predicates": preds}
+        return self._prepared
+
+    def write_clean(self, dest: str | Path, as_of: str | pd.Timestamp | None = None) -> Path:
+        """Write ``transactions_clean.parquet`` (columns, dtypes and row order of the pandas path)
+        with DuckDB ``COPY``, atomically (a temporary file renamed into place).
+
+        Parameters
+        ----------
+        dest : str or Path
+            Target Parquet file.
+        as_of : str or Timestamp, optional
+            Analysis date (None = the day after the last order that is not in the future); the
+            one of :meth:`audit` when it ran already.
+
+        Returns
+        -------
+        Path
+        """
+        if self._prepared is None or as_of is not None:
+            self.prepare(as_of)
+        import pyarrow as pa
+
+        dtypes = {**TRANSACTIONS.dtypes, **TRANSACTIONS_CLEAN_EXTRA}
+        empty = pd.DataFrame({c: pd.Series(dtype=t) for c, t in dtypes.items()})
+        meta = pa.Schema.from_pandas(empty, preserve_index=False).metadata[b"pandas"].decode()
+        duck = {"string": "VARCHAR", "float64": "DOUBLE", "datetime64[ns]": "TIMESTAMP_NS", "boolean": "BOOLEAN"}
+        select = []
+        for c, t in dtypes.items():
+            if c == "is_return" or self._has(c):
+                select.append(f"CAST({_ident(c)} AS {duck[t]}) AS {_ident(c)}")
+            else:
+                select.append(f"CAST(NULL AS {duck[t]}) AS {_ident(c)}")
+        dest = Path(dest)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        tmp = dest.with_name(f".{dest.name}.{os.getpid()}.tmp")
+        try:
+            self.con.execute(f"COPY (SELECT {', '.join(select)} FROM clean) TO {_quote(str(tmp))} "
+                             f"(FORMAT parquet, KV_METADATA {{pandas: {_quote(meta)}}})")
+            os.replace(tmp, dest)
+        finally:
+            tmp.unlink(missing_ok=True)
+        return dest
+
+    # ------------------------------------------------------------------ the audit
+    def _missing(self) -> tuple[list[str], list[int]]:
+        counts = self.con.sql("SELECT " + ", ".join(f"count(*) - count({_ident(c)})" for c in self.columns)
+                              + " FROM lines").fetchall()[0]
+        return self.columns, [int(v) for v in counts]
+
+    def _input_facts(self, as_of: str | pd.Timestamp | None) -> _audit.InputFacts:
+        prep = self.prepare(as_of)
+        preds = prep["predicates"]
+        counts = self.con.sql(
+            "SELECT " + ", ".join(f"count(*) FILTER (WHERE {p})" for p in preds.values())
+            + f", sum(CAST(amount AS {DECIMAL})) FILTER (WHERE customer_id IS NULL) FROM lines").fetchall()[0]
+        found = {check: int(n) for check, n in zip(preds, counts)}
+        guest_revenue = float(counts[-1] or 0)
+        dropped, earlier = {}, []
+        parts = []
+        for check, _ in _audit.TX_DROP_RULES:
+            cond = preds[check] if not earlier else f"{preds[check]} AND NOT ({' OR '.join(earlier)})"
+            parts.append(f"count(*) FILTER (WHERE {cond})")
+            earlier.append(preds[check])
+        for (check, _), n in zip(_audit.TX_DROP_RULES, self.con.sql("SELECT " + ", ".join(parts) + " FROM lines")
+                                 .fetchall()[0]):
+            dropped[check] = int(n)
+        filled, returns, zero = self.con.sql(
+            "SELECT count(*) FILTER (WHERE _filled), count(*) FILTER (WHERE is_return), "
+            "count(*) FILTER (WHERE _zero) FROM clean").fetchall()[0]
+        empty = self._frame(f"SELECT {', '.join(_ident(c) for c in self.columns)}, _row FROM lines LIMIT 0")
+        rows = {check: (self._input_rows(preds[check]) if found[check] else empty) for check in preds}
+        return _audit.InputFacts(
+            n_rows=self.n_rows, counts=found, rows=rows, guest_revenue=guest_revenue, cutoff=prep["cutoff"],
+            as_of=prep["as_of"], dropped=dropped, filled=int(filled), returns_flagged=int(returns),
+            zero_flagged=int(zero))
+
+    def _outlier_stats(self, table: str, value: str, where: str) -> tuple[int, tuple[float, float, float, float]]:
+        """``n`` and :func:`segkit.audit.log_bounds` of the positive ``value``s (exact medians in SQL)."""
+        n, center = self.con.sql(f"SELECT count(*), median(ln({value})) FROM {table} WHERE {where} "
+                                 f"AND {value} > 0 AND isfinite({value})").fetchall()[0]
+        if not n:
+            return 0, (np.nan, np.nan, np.nan, np.nan)
+        c = _float(center)
+        mad, total = self.con.sql(f"SELECT median(abs(ln({value}) - {c})), fsum(abs(ln({value}) - {c})) "
+                                  f"FROM {table} WHERE {where} AND {value} > 0 AND isfinite({value})").fetchall()[0]
+        stats = _audit.log_bounds(float(center), float(mad), float(total) / n, self.settings.outlier_k,
+                                  self.settings.outlier_min_fold)
+        return int(n), stats
+
+    def _clean_facts(self) -> _audit.CleanFacts:
+        settings, limit, sample = self.settings, _audit.row_limit(self.settings), self.engine.plot_sample
+        n_clean, return_lines, gross, returned, net, start, end = self.con.sql(f"""
+            SELECT count(*), count(*) FILTER (WHERE is_return),
+                   sum(CAST(amount AS {DECIMAL})) FILTER (WHERE NOT is_return),
+                   sum(abs(CAST(amount AS {DECIMAL}))) FILTER (WHERE is_return),
+                   sum(CAST(amount AS {DECIMAL})), min(order_date), max(order_date)
+            FROM clean""").fetchall()[0]
+        return_orders = self._value("SELECT count(*) FROM (SELECT order_id FROM clean WHERE is_return GROUP BY order_id)")
+        self._n_orders = int(self._value("SELECT count(*) FROM (SELECT order_id FROM clean GROUP BY order_id)"))
+        self._period = {"start": None if start is None else pd.Timestamp(start).normalize(),
+                        "end": None if end is None else pd.Timestamp(end).normalize()}
+        gross, returned = float(gross or 0), float(returned or 0)
+        returns = {"return_lines": int(return_lines), "return_orders": int(return_orders), "gross_revenue": gross,
+                   "returned_value": returned, "returned_share": returned / gross if gross > 0 else np.nan,
+                   "net_revenue": float(net or 0)}
+        empty_clean = self._frame(f"SELECT {', '.join(_ident(c) for c in self.columns)}, _row, is_return "
+                                  "FROM clean LIMIT 0")
+
+        # near duplicates: hash the keys first, compare exactly only where a key has several orders
+        near_count, near_rows = 0, empty_clean
+        if "order_id" not in self.mapped.absent:
+            extra = [c for c in settings.near_duplicate_columns if self._has(c) and c not in ("customer_id", "order_date")]
+            keys = ["customer_id", "date_trunc('day', order_date)"] + [_ident(c) for c in extra]
+            names = ["customer_id", "_day"] + extra
+            keyed = ", ".join(f"{k} AS {_ident(n)}" for k, n in zip(keys, names))
+            cand = "NOT is_return AND customer_id IS NOT NULL"
+            self.con.execute(f"""
+                CREATE OR REPLACE TABLE _near_hash AS
+                SELECT h FROM (SELECT hash({', '.join(keys)}) AS h, order_id FROM clean WHERE {cand} GROUP BY h, order_id)
+                GROUP BY h HAVING count(*) > 1""")
+            self.con.execute(f"""
+                CREATE OR REPLACE TABLE _near AS
+                WITH per AS (
+                    SELECT {keyed}, order_id, min(order_date) AS d, count(*) AS n FROM clean
+                    WHERE {cand} AND hash({', '.join(keys)}) IN (SELECT h FROM _near_hash) GROUP BY ALL)
+                SELECT {', '.join(_ident(n) for n in names)}, min_by(order_id, (d, order_id)) AS _first_order,
+                       sum(n) - min_by(n, (d, order_id)) AS _flagged
+                FROM per GROUP BY ALL HAVING count(*) > 1""")
+            near_count = int(self._value("SELECT coalesce(sum(_flagged), 0) FROM _near"))
+            if near_count:
+                on = " AND ".join(f"{k} IS NOT DISTINCT FROM g.{_ident(n)}" for k, n in zip(
+                    [f"c.{_ident('customer_id')}", "date_trunc('day', c.order_date)"] + [f"c.{_ident(x)}" for x in extra],
+                    names))
+                cols = ", ".join(f"c.{_ident(c)}" for c in self.columns)
+                near_rows = self._frame(f"""
+                    SELECT {cols}, c._row, c.is_return FROM clean c JOIN _near g ON {on}
+                    WHERE NOT c.is_return AND c.order_id <> g._first_order ORDER BY c._row LIMIT {limit}""")
+
+        # order values: one row per order of non-return lines with a positive value
+        self.con.execute(f"""
+            CREATE OR REPLACE TABLE _orders AS
+            SELECT order_id, arg_min(customer_id, _row) AS customer_id, min(order_date) AS order_date,
+                   count(*) AS lines, CAST(sum(CAST(amount AS {DECIMAL})) AS DOUBLE) AS value, min(_row) AS first_row
+            FROM clean WHERE NOT is_return GROUP BY order_id HAVING sum(CAST(amount AS {DECIMAL})) > 0""")
+        n_orders, o_stats = self._outlier_stats("_orders", "value", "true")
+        outside = (f"(value < {_float(o_stats[2])} OR value > {_float(o_stats[3])})" if n_orders else "false")
+        o_flagged, o_lines = self.con.sql(f"SELECT count(*), coalesce(sum(lines), 0) FROM _orders WHERE {outside}") \
+            .fetchall()[0]
+        o_rows = self._frame(f"SELECT order_id, customer_id, order_date, lines, value, first_row AS _row, "
+                             f"true AS is_outlier FROM _orders WHERE {outside} ORDER BY order_id LIMIT {limit}")
+        pick = "" if n_orders <= sample else f"ORDER BY hash(order_id) LIMIT {sample}"
+        order_values = self._frame(f"SELECT * FROM (SELECT order_id, value, {outside} AS is_outlier FROM _orders {pick}) "
+                                   "ORDER BY order_id")
+
+        # quantities of purchase lines
+        if self._has("quantity"):
+            q_where = "NOT is_return AND quantity > 0"
+            n_q, q_stats = self._outlier_stats("clean", "quantity", q_where)
+            q_out = (f"(quantity < {_float(q_stats[2])} OR quantity > {_float(q_stats[3])})" if n_q else "false")
+            q_flagged = int(self._value(f"SELECT count(*) FROM clean WHERE {q_where} AND {q_out}"))
+            q_rows = self._clean_rows(f"{q_where} AND {q_out}") if q_flagged else empty_clean
+            pick = "" if n_q <= sample else f"ORDER BY hash(_row) LIMIT {sample}"
+            quantities = self._frame(f"SELECT quantity, is_outlier FROM (SELECT quantity, {q_out} AS is_outlier, _row "
+                                     f"FROM clean WHERE {q_where} {pick}) ORDER BY _row")
+        else:
+            n_q, q_stats, q_flagged, q_rows = 0, (np.nan,) * 4, 0, empty_clean
+            quantities = pd.DataFrame({"quantity": pd.Series(dtype="float64"), "is_outlier": pd.Series(dtype=bool)})
+
+        counts = self._frame(f"""
+            SELECT day AS date, count(*) AS orders, CAST(sum(revenue) AS DOUBLE) AS revenue FROM (
+                SELECT date_trunc('day', order_date) AS day, order_id, sum(CAST(amount AS {DECIMAL})) AS revenue
+                FROM clean GROUP BY ALL)
+            GROUP BY day ORDER BY day""").astype({"orders": "int64"})
+        daily = _audit.volume_from_counts(
+            counts, window_days=settings.volume_window_days, spike_k=settings.spike_k,
+            open_weekday_share=settings.open_weekday_share, gap_max_probability=settings.gap_max_probability,
+            min_days=settings.volume_min_days)
+        return _audit.CleanFacts(
+            n_clean=int(n_clean), returns=returns,
+            return_rows=self._clean_rows("is_return") if return_lines else empty_clean,
+            near_count=near_count, near_rows=near_rows,
+            near_same=[c for c in settings.near_duplicate_columns if self._has(c)],
+            order_rule=_audit.OutlierFacts(o_stats, n_orders, int(o_flagged), o_rows, int(o_lines)),
+            quantity_rule=_audit.OutlierFacts(q_stats, n_q, q_flagged, q_rows),
+            order_values=order_values.reset_index(drop=True), quantities=quantities.reset_index(drop=True),
+            daily=daily)
+
+    def buyers(self) -> pd.Series:
+        """Sorted distinct customer ids of the clean lines (after :meth:`prepare`)."""
+        ids = self.con.sql("SELECT DISTINCT customer_id FROM clean ORDER BY customer_id").df()["customer_id"]
+        return pd.Series(ids.to_numpy(dtype=object), dtype="string").reset_index(drop=True)
+
+    def derived_customers(self, buyers: pd.Series) -> pd.DataFrame:
+        """:func:`segkit.io.customers_from_transactions` of the clean lines: one row per buyer, with
+        the country on most of their lines (ties: latest line, then alphabetical)."""
+        from segkit.schema import CUSTOMERS, validate
+
+        frame = pd.DataFrame({"customer_id": buyers})
+        if self._has("country"):
+            country = self.con.sql("""
+                SELECT customer_id, first(country ORDER BY lines DESC, last DESC, country) AS country FROM (
+                    SELECT customer_id, country, count(*) AS lines, max(order_date) AS last FROM clean
+                    WHERE country IS NOT NULL GROUP BY ALL)
+                GROUP BY customer_id""").df()
+            country = country.astype({"customer_id": "string", "country": "string"})
+            frame = frame.merge(country, on="customer_id", how="left")
+        return validate(frame.reset_index(drop=True), CUSTOMERS.name, source="transactions (derived customers)")
+
+    def audit(self, as_of: str | pd.Timestamp | None = None, customers: pd.DataFrame | None = None,
+              campaign: pd.DataFrame | None = None) -> "_audit.AuditResult":
+        """:func:`segkit.audit.run_audit` of these lines (plus small ``customers``/``campaign`` frames).
+
+        Same findings, cleaning rules, counts, ``as_of`` and period as the pandas path; the
+        result's ``transactions`` is None (write the clean lines with :meth:`write_clean`) and
+        ``order_values``/``quantities`` hold at most ``engine.plot_sample`` rows.
+
+        Parameters
+        ----------
+        as_of : str or Timestamp, optional
+            Analysis date; None = the day after the last order that is not in the future.
+        customers, campaign : DataFrame, optional
+            Canonical customers / campaign tables (:func:`segkit.io.load_table`), as for ``run_audit``.
+
+        Returns
+        -------
+        AuditResult
+        """
+        from segkit.schema import CAMPAIGN, CUSTOMERS
+
+        settings = self.settings
+        col = _audit._Collector(settings)
+        customers_in = _audit._canonical(customers, CUSTOMERS)
+        campaign_in = _audit._canonical(campaign, CAMPAIGN)
+        columns, counts = self._missing()
+        part = pd.DataFrame({"table": "transactions", "column": columns, "missing": np.asarray(counts, dtype="int64"),
+                             "share": np.asarray(counts, dtype="float64") / self.n_rows})
+        others = {"customers": customers_in, "campaign": campaign_in}
+        rest = _audit.missing_values(others)
+        missing = pd.concat([part] + ([rest] if len(rest) else []), ignore_index=True).astype(
+            {"table": "string", "column": "string"})
+        sizes = {"transactions": self.n_rows, **{t: len(f) for t, f in others.items() if f is not None}}
+
+        def rows_of(table: str, column: str) -> pd.DataFrame:
+            if table == "transactions":
+                return self._input_rows(f"{_ident(column)} IS NULL")
+            frame = others[table]
+            return frame[frame[column].isna()]
+
+        _audit._check_missing_values(missing, sizes, rows_of, col)
+        facts = self._input_facts(as_of)
+        _audit._report_input(facts, settings, col)
+        clean = self._clean_facts()
+        found = _audit._report_clean(clean, self.n_rows, settings, col)
+        buyers = self.buyers()
+        return _audit._finish_audit(
+            col, missing=missing, facts=facts, found=found, n_clean=clean.n_clean, orders=self._n_orders, period=self._period, customers_in=customers_in, campaign_in=campaign_in,
+            buyers=buyers, derive=lambda: self.derived_customers(buyers), transactions=None, engine="duckdb")
+
+
+# ----------------------------------------------------------------------------- module-level entry points
+def audit_transactions_from_files(
+    source: str | Path | Sequence[str | Path],
+    config: Mapping[str, Any] | None = None,
+    as_of: str | pd.Timestamp | None = None,
+) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, int], pd.Timestamp | None, dict[str, pd.Timestamp | None]]:
+    """The transaction audit of :func:`segkit.audit.run_audit`, computed out-of-core in SQL.
+
+    Parameters
+    ----------
+    source : path, glob or list of paths
+        The user's transaction file(s) (CSV or Parquet; a file, a folder or a glob), mapped with
+        the config's ``columns.transactions`` and ``io`` options.
+    config : mapping, optional
+        Configuration (sections ``columns``, ``io``, ``audit``, ``privacy``, ``engine``); None = defaults.
+    as_of : str or Timestamp, optional
+        Analysis date; None = the day after the last order that is not in the future.
+
+    Returns
+    -------
+    (findings, cleaning_rules, counts, as_of, period)
+        As the fields of :class:`segkit.audit.AuditResult` for ``run_audit({"transactions": …})``
+        (customers derived from the transactions).
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> p = pathlib.Path(tempfile.mkdtemp()) / "t.csv"
+    >>> _ = p.write_text("customer_id,order_date,amount\\na,2024-01-01,10\\na,2024-01-01,10\\n,2024-01-02,5\\n")
+    >>> findings, rules, counts, as_of, period = audit_transactions_from_files(p)
+    >>> findings[["check", "count"]].values.tolist(), counts["transactions_rows_clean"], str(as_of.date())
+    ([['exact_duplicates', 1], ['guest_checkouts', 1]], 1, '2024-01-03')
+    """
+    with TransactionLog(source, config) as log:
+        result = log.audit(as_of)
+    return result.findings, result.cleaning_rules, result.counts, result.as_of, result.period
+
+
+def write_clean_transactions(
+    source: str | Path | Sequence[str | Path],
+    dest: str | Path,
+    config: Mapping[str, Any] | None = None,
+    as_of: str | pd.Timestamp | None = None,
+) -> Path:
+    """Write the cleaned line table (``transactions_clean.parquet``) of ``source`` with DuckDB ``COPY``.
+
+    Columns, dtypes and row order are those of the pandas path (canonical columns plus
+    ``is_return``, ``order_id`` filled); the lines are never loaded into pandas.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> d = pathlib.Path(tempfile.mkdtemp()); p = d / "t.csv"
+    >>> _ = p.write_text("customer_id,order_date,amount\\na,2024-01-01,10\\na,2024-01-02,-4\\n,2024-01-02,5\\n")
+    >>> out = pd.read_parquet(write_clean_transactions(p, d / "clean.parquet"))
+    >>> out[["customer_id", "order_id", "amount", "is_return"]].values.tolist()
+    [['a', 'row-2', 10.0, False], ['a', 'row-3', -4.0, True]]
+    """
+    with TransactionLog(source, config) as log:
+        return log.write_clean(dest, as_of)
+
+
+def audit_inputs(config: Mapping[str, Any], as_of: str | pd.Timestamp | None = None,
+                 clean_path: str | Path | None = None) -> "_audit.AuditResult":
+    """The whole data audit of a run with the transactions out-of-core (``engine.kind: duckdb``).
+
+    Customers and campaign files (customer-level, small) are loaded with :mod:`segkit.io`; the
+    transactions are audited by :class:`TransactionLog`. With ``clean_path`` and no error
+    finding, the clean lines are written there (:meth:`TransactionLog.write_clean`).
+    """
+    from segkit.config import resolve_path
+    from segkit.io import load_table
+
+    data = config.get("data") or {}
+    path = resolve_path(config, data.get("transactions"))
+    if path is None:
+        source = config.get("_source")
+        raise ConfigError(f"data.transactions is not set{f' in {source}' if source else ''}: "
+                          "give the path of your transactions file (or folder of files).")
+    tables = {t: (load_table(p, t, config=config) if (p := resolve_path(config, data.get(t))) is not None else None)
+              for t in ("customers", "campaign")}
+    with TransactionLog(path, config) as log:
+        result = log.audit(as_of, customers=tables["customers"], campaign=tables["campaign"])
+        if clean_path is not None and result.status != "errors":
+            log.write_clean(clean_path)
+    return result
+
+
+# ----------------------------------------------------------------------------- aggregation of clean lines
+def _lines_sql(source: str | Path | Sequence[str | Path]) -> str:
+    """Canonical lines of ``source`` with their 1-based position ``_pos`` in file order."""
+    return f"(SELECT *, ordinality AS _pos FROM {source_relation(source)} WITH ORDINALITY)"
+
+
+def _run(source: Any, sql: str, what: str, memory_limit: str | None = None,
+         temp_directory: str | Path | None = None, threads: int | None = None) -> pd.DataFrame:
+    con = connect(memory_limit=memory_limit, temp_directory=temp_directory, threads=threads)
+    try:
+        return con.sql(sql).df()
+    except duckdb.Error as exc:
+        raise DataError(f"{source}: could not aggregate the transaction log ({_first_line(exc)}). {what}") from None
+    finally:
+        con.close()
 
 
 def rfm_sql(relation: str, as_of: pd.Timestamp | None) -> str:
@@ -92,7 +1300,7 @@ def rfm_sql(relation: str, as_of: pd.Timestamp | None) -> str:
             SELECT CAST(customer_id AS VARCHAR) AS customer_id,
                    CAST(order_id AS VARCHAR) AS order_id,
                    min(CAST(order_date AS TIMESTAMP)) AS order_date,
-                   sum(CAST(amount AS DECIMAL(38, 6))) AS amount
+                   sum(CAST(amount AS {DECIMAL})) AS amount
             FROM {relation}
             GROUP BY ALL
         ),
@@ -121,7 +1329,7 @@ def rfm_sql(relation: str, as_of: pd.Timestamp | None) -> str:
 
 
 def rfm_table_from_files(
-    source: str | Path | list[str | Path],
+    source: str | Path | Sequence[str | Path],
     as_of: str | pd.Timestamp | None = None,
     memory_limit: str | None = None,
     temp_directory: str | Path | None = None,
@@ -145,13 +1353,193 @@ def rfm_table_from_files(
         The columns of :func:`segkit.rfm.rfm_table` with the same dtypes, sorted by customer.
     """
     as_of_ts = None if as_of is None else pd.Timestamp(as_of).normalize()
-    con = connect(memory_limit=memory_limit, temp_directory=temp_directory)
-    try:
-        frame = con.sql(rfm_sql(source_relation(source), as_of_ts)).df()
-    except duckdb.Error as exc:
-        raise DataError(f"{source}: could not aggregate the transaction log ({exc}). It needs the "
-                        "canonical columns customer_id, order_id, order_date and amount.") from None
+    frame = _run(source, rfm_sql(source_relation(source), as_of_ts),
+                 "It needs the canonical columns customer_id, order_id, order_date and amount.",
+                 memory_limit, temp_directory)
     frame["customer_id"] = frame["customer_id"].astype("string")
     for col in ("recency_days", "frequency", "tenure_days"):
         frame[col] = frame[col].astype("int64")
+    for col in ("first_order_date", "last_order_date"):
+        frame[col] = frame[col].astype("datetime64[ns]")
     return frame[list(RFM_COLUMNS)].reset_index(drop=True)
+
+
+def _order_sql(source: Any) -> str:
+    """Orders of :func:`segkit.rfm.order_table` (``c, o, d, a`` exact, ``fr`` = first position of
+    the order id among all lines, the pandas factorize order) over the lines of ``source``."""
+    return f"""
+        WITH l AS (
+            SELECT CAST(customer_id AS VARCHAR) AS c, CAST(order_id AS VARCHAR) AS o,
+                   CAST(order_date AS TIMESTAMP) AS d, CAST(amount AS {DECIMAL}) AS a, _pos
+            FROM {_lines_sql(source)}),
+        flags AS (SELECT count(*) = count(o) AS all_ids FROM l),
+        keyed AS (SELECT c, CASE WHEN f.all_ids THEN o ELSE CAST(_pos - 1 AS VARCHAR) END AS o, d, a, _pos
+                  FROM l, flags f),
+        orders AS (SELECT c, o, min(d) AS d, sum(a) AS a, min(_pos) AS p FROM keyed GROUP BY c, o)
+        SELECT c, o, d, a, min(p) OVER (PARTITION BY o) AS fr FROM orders"""
+
+
+def order_table_from_files(source: str | Path | Sequence[str | Path], memory_limit: str | None = None,
+                           temp_directory: str | Path | None = None) -> pd.DataFrame:
+    """:func:`segkit.rfm.order_table` computed out-of-core: one row per ``(customer_id, order_id)``.
+
+    Same columns, dtypes and row order (customers sorted; within a customer, orders in the order
+    their id first appears in the lines); amounts are exact sums.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> p = pathlib.Path(tempfile.mkdtemp()) / "t.csv"
+    >>> _ = p.write_text("customer_id,order_id,order_date,amount\\na,2,2024-01-05,3\\na,1,2024-01-01,10\\na,1,2024-01-01,-10\\n")
+    >>> order_table_from_files(p)[["order_id", "amount", "is_purchase"]]
+      order_id  amount  is_purchase
+    0        2     3.0         True
+    1        1     0.0        False
+    """
+    checks = _run(source, f"""
+        SELECT count(*) - count(customer_id), count(*) - count(order_date), count(*) - count(amount),
+               min(_pos) FILTER (WHERE customer_id IS NULL OR order_date IS NULL OR amount IS NULL)
+        FROM {_lines_sql(source)}""", "It needs the canonical columns customer_id, order_date and amount.",
+        memory_limit, temp_directory).iloc[0].tolist()
+    for column, n in zip(("customer_id", "order_date", "amount"), checks[:3]):
+        if n:
+            raise DataError(f"{source}: column {column!r} has {int(n)} missing value(s) (first at "
+                            f"{format_rows([int(checks[3]) - 1])}). Use the cleaned transactions "
+                            "(artifacts/transactions_clean.parquet), which have none.")
+    frame = _run(source, f"""
+        SELECT c AS customer_id, o AS order_id, d AS order_date, CAST(a AS DOUBLE) AS amount, a > 0 AS is_purchase
+        FROM ({_order_sql(source)}) ORDER BY c, fr, o""", "", memory_limit, temp_directory)
+    return pd.DataFrame({
+        "customer_id": frame["customer_id"].astype("string"),
+        "order_id": frame["order_id"].astype("string"),
+        "order_date": frame["order_date"].astype("datetime64[ns]"),
+        "amount": frame["amount"].astype("float64"),
+        "is_purchase": frame["is_purchase"].astype(bool),
+    })
+
+
+def behaviour_table_from_files(
+    source: str | Path | Sequence[str | Path],
+    as_of: str | pd.Timestamp | None = None,
+    *,
+    max_channels: int = 6,
+    memory_limit: str | None = None,
+    temp_directory: str | Path | None = None,
+) -> pd.DataFrame:
+    """The behaviour columns of :func:`segkit.features.customer_table`, computed out-of-core.
+
+    Equal to ``customer_table(lines, as_of=as_of, max_channels=max_channels)`` (no customers or
+    campaign table): one row per buying customer, sorted by id, with ``recency_days, frequency,
+    monetary_total, tenure_days, aov, median_days_between_orders, return_share`` and, when the
+    lines have them, ``category_breadth, favourite_category`` and ``channel_share_<channel>…``.
+    Money is summed exactly; ``attrs["as_of"]`` is the analysis date.
+
+    Parameters
+    ----------
+    source : path, glob or list of paths
+        Canonical clean lines (``transactions_clean.parquet``): ``customer_id, order_date, amount``
+        and, when known, ``order_id, category, channel, is_return``.
+    as_of : str or Timestamp, optional
+        Analysis date (exclusive); None = the day after the last line.
+    max_channels : int
+        Channels with their own share column (the rest are pooled as ``other``).
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> p = pathlib.Path(tempfile.mkdtemp()) / "t.csv"
+    >>> _ = p.write_text("customer_id,order_id,order_date,amount,category\\n"
+    ...                  "a,1,2024-01-01,20,toys\\na,2,2024-01-11,40,books\\nb,3,2024-01-05,10,toys\\n")
+    >>> behaviour_table_from_files(p, as_of="2024-01-21")[["customer_id", "aov", "median_days_between_orders"]]
+      customer_id   aov  median_days_between_orders
+    0           a  30.0                        10.0
+    1           b  10.0                         NaN
+    """
+    from segkit.features import UNKNOWN, _slug
+
+    files, _ = input_files(source)
+    con = connect(memory_limit=memory_limit, temp_directory=temp_directory)
+    try:
+        names = {r[0] for r in con.sql(f"DESCRIBE SELECT * FROM {source_relation(files)}").fetchall()}
+        missing = [c for c in ("customer_id", "order_date", "amount") if c not in names]
+        if missing:
+            raise DataError(f"{source}: column(s) {', '.join(map(repr, missing))} missing; the features need "
+                            "customer_id, order_date and amount (map them in columns.transactions).")
+        if as_of is None:
+            last = con.sql(f"SELECT max(order_date) FROM {source_relation(files)}").fetchall()[0][0]
+            if last is None:
+                raise DataError(f"{source}: no dated order lines (column 'order_date'); nothing to cluster.")
+            as_of_ts = pd.Timestamp(last).normalize() + pd.Timedelta(days=1)
+        else:
+            as_of_ts = _audit.parse_as_of(as_of)
+        kept = f"(SELECT * FROM {_lines_sql(files)} WHERE order_date < {_ts(as_of_ts)})"
+        has = {c: c in names and bool(con.sql(f"SELECT count({c}) > 0 FROM {kept}").fetchall()[0][0])
+               for c in ("category", "channel")}
+        all_ids = "order_id" in names and bool(con.sql(f"SELECT count(*) = count(order_id) FROM {kept}")
+                                               .fetchall()[0][0])
+        order = "CAST(order_id AS VARCHAR)" if all_ids else "CAST(_pos AS VARCHAR)"
+        is_return = "coalesce(is_return, false)" if "is_return" in names else "coalesce(amount < 0, false)"
+        cat = f"coalesce(CAST(category AS VARCHAR), {_quote(UNKNOWN)})" if has["category"] else "NULL"
+        ch = f"coalesce(CAST(channel AS VARCHAR), {_quote(UNKNOWN)})" if has["channel"] else "NULL"
+        con.execute(f"""
+            CREATE TEMP TABLE l AS
+            SELECT CAST(customer_id AS VARCHAR) AS c, {order} AS o, CAST(order_date AS TIMESTAMP) AS d,
+                   CAST(amount AS {DECIMAL}) AS a, {is_return} AS r, {cat} AS cat, {ch} AS ch, _pos
+            FROM {kept}""")
+        con.execute("""
+            CREATE TEMP TABLE orders AS
+            SELECT c, o, min(d) AS d, sum(a) AS a, arg_min(ch, _pos) AS ch FROM l GROUP BY c, o""")
+        per = con.sql("""
+            WITH p AS (SELECT c, count(*) AS n, sum(a) AS v FROM orders WHERE a > 0 GROUP BY c),
+            days AS (SELECT DISTINCT c, CAST(d AS DATE) AS day FROM orders WHERE a > 0),
+            gaps AS (SELECT c, median(g) AS gap FROM (
+                         SELECT c, day - lag(day) OVER (PARTITION BY c ORDER BY day) AS g FROM days)
+                     WHERE g IS NOT NULL GROUP BY c),
+            money AS (SELECT c, -sum(CASE WHEN r THEN least(a, 0) ELSE 0 END) AS returned,
+                             coalesce(sum(a) FILTER (WHERE NOT r AND a > 0), 0) AS gross,
+                             count(DISTINCT cat) FILTER (WHERE NOT r AND a > 0) AS breadth
+                      FROM l GROUP BY c),
+            fav AS (SELECT c, first(cat ORDER BY v DESC, cat) AS favourite FROM (
+                        SELECT c, cat, sum(a) AS v FROM l WHERE NOT r AND a > 0 GROUP BY c, cat) GROUP BY c)
+            SELECT money.c AS customer_id, CAST(p.v AS DOUBLE) / p.n AS aov, gaps.gap AS median_days_between_orders,
+                   CASE WHEN money.gross > 0 THEN least(greatest(CAST(money.returned AS DOUBLE)
+                        / CAST(money.gross AS DOUBLE), 0), 1) ELSE 0 END AS return_share,
+                   CAST(money.breadth AS DOUBLE) AS category_breadth, fav.favourite AS favourite_category
+            FROM money LEFT JOIN p USING (c) LEFT JOIN gaps USING (c) LEFT JOIN fav USING (c)""").df()
+        shares = None
+        if has["channel"]:
+            counts = con.sql("SELECT ch, count(*) AS n FROM orders WHERE a > 0 GROUP BY ch").fetchall()
+            ranked = sorted(counts, key=lambda r: (-r[1], str(r[0])))
+            top = [r[0] for r in ranked[:max_channels]]
+            listing = "[" + ", ".join(_quote(t) for t in top) + "]" if top else "[]::VARCHAR[]"
+            long = con.sql(f"""
+                SELECT c, CASE WHEN list_contains({listing}, ch) THEN ch ELSE 'other' END AS channel, count(*) AS n
+                FROM orders WHERE a > 0 GROUP BY ALL""").df()
+            shares = long.pivot_table(index="c", columns="channel", values="n", aggfunc="sum", fill_value=0)
+            shares = shares.div(shares.sum(axis=1), axis=0)
+            order = [t for t in top if t in shares.columns] + (["other"] if "other" in shares.columns else [])
+            shares = shares[order]
+            shares.columns = [f"channel_share_{_slug(c)}" for c in shares.columns]
+    except duckdb.Error as exc:
+        raise DataError(f"{source}: could not aggregate the transaction log ({_first_line(exc)}).") from None
+    finally:
+        con.close()
+    rfm = rfm_table_from_files(files, as_of_ts, memory_limit=memory_limit, temp_directory=temp_directory)
+    if rfm.empty:
+        raise DataError(f"transactions: no purchase (order with net amount > 0) before as_of = "
+                        f"{as_of_ts.date()}; nothing to cluster.")
+    base = rfm[["customer_id", "recency_days", "frequency", "monetary_total", "tenure_days"]].copy()
+    per = per.set_index(per["customer_id"].astype("string")).reindex(base["customer_id"])
+    base["aov"] = per["aov"].to_numpy(dtype=float, na_value=np.nan)
+    base["median_days_between_orders"] = per["median_days_between_orders"].to_numpy(dtype=float, na_value=np.nan)
+    base["return_share"] = per["return_share"].fillna(0.0).to_numpy(dtype=float)
+    if has["category"]:
+        base["category_breadth"] = per["category_breadth"].fillna(0).to_numpy(dtype=float)
+        base["favourite_category"] = pd.array(per["favourite_category"].to_numpy(dtype=object), dtype="string")
+    if shares is not None:
+        shares = shares.reindex(base["customer_id"].to_numpy()).fillna(0.0)
+        for col in shares.columns:
+            base[col] = shares[col].to_numpy(dtype=float)
+    base = base.sort_values("customer_id", kind="stable").reset_index(drop=True)
+    base.attrs["as_of"] = str(as_of_ts.date())
+    return base
