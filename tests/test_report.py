@@ -18,7 +18,7 @@ import pytest
 from run_helpers import make_notebook, tiny_inputs
 from segkit.config import project_root
 from segkit.errors import ConfigError, DataError
-from segkit.privacy import pseudonymize_ids, shareable_table
+from segkit.privacy import SALT_ENV, pseudonymize_ids, salt_for, shareable_table
 from segkit.report import (
     NotebookFailedError,
     ReportExporter,
@@ -33,7 +33,7 @@ from segkit.report import (
 )
 from segkit.report.export import Failure, OfflineHTMLError, format_headline, strip_live_widgets
 from segkit.report.index import render_index
-from segkit.report.nbval import parse_sanitize_patterns, regression_copy, sanitize_text
+from segkit.report.nbval import NBVAL_SALT, parse_sanitize_patterns, regression_copy, sanitize_text
 from segkit.report.runinfo import file_info, notebook_timings
 
 WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
@@ -136,11 +136,11 @@ def test_strip_live_widgets_keeps_static_representations_and_drops_js_only_outpu
 def test_export_writes_the_file_and_counts_redacted_ids(tmp_path):
     nb = _demo_notebook()
     nb.cells.append(nbformat.v4.new_markdown_cell("Best customer: C000042"))
-    result = ReportExporter().export(nb, tmp_path / "02_rfm.html", raw_ids=["C000042"],
-                                     privacy={"pseudonymize_ids": True, "salt": "pepper"})
+    privacy = {"pseudonymize_ids": True, "salt": "pepper"}
+    result = ReportExporter().export(nb, tmp_path / "02_rfm.html", raw_ids=["C000042"], privacy=privacy)
     html = (tmp_path / "02_rfm.html").read_text()
     assert result.redacted_ids == 1 and "C000042" not in html
-    assert str(pseudonymize_ids(pd.Series(["C000042"]), "pepper").iloc[0]) in html
+    assert str(pseudonymize_ids(pd.Series(["C000042"]), salt_for({"privacy": privacy})).iloc[0]) in html
 
 
 def test_export_keeps_ids_when_pseudonymisation_is_off(tmp_path):
@@ -162,7 +162,7 @@ def test_export_refuses_a_notebook_that_links_a_web_image(tmp_path):
 def test_redaction_uses_the_same_pseudonym_as_shareable_tables():
     config = {"privacy": {"pseudonymize_ids": True, "salt": "s3cret"}}
     shown = shareable_table(pd.DataFrame({"customer_id": ["C000123"]}), config)["customer_id"].iloc[0]
-    html, n = redact_raw_ids("<td>C000123</td>", ["C000123"], salt="s3cret")
+    html, n = redact_raw_ids("<td>C000123</td>", ["C000123"], salt=salt_for(config))
     assert (html, n) == (f"<td>{shown}</td>", 1)
 
 
@@ -349,7 +349,7 @@ def test_raw_ids_shown_outside_shareable_tables_are_redacted_and_reported(tiny):
     run = tiny["root"] / "run"
     html = (run / "02_rfm.html").read_text()
     assert "C000001" not in html and "C000002" not in html
-    assert str(pseudonymize_ids(pd.Series(["C000002"]), "segkit").iloc[0]) in html
+    assert str(pseudonymize_ids(pd.Series(["C000002"]), salt_for({})).iloc[0]) in html
     record = json.loads((run / "run.json").read_text())
     assert [n.get("redacted_ids") for n in record["notebooks"][:2]] == [0, 1]
     assert any("02_rfm.html showed 1 raw customer id" in w for w in record["warnings"])
@@ -414,6 +414,23 @@ def test_a_notebook_without_its_input_is_skipped_with_a_reason(tiny, tmp_path):
     assert any("05_campaign_evaluation" in line and "skipped" in line for line in lines)
     assert not (out / "05_campaign_evaluation.html").exists()
     assert "Skipped: no campaign data" in (out / "index.html").read_text()
+
+
+def test_the_configured_salt_reaches_the_notebooks_but_never_the_run_folder(tiny, tmp_path, monkeypatch):
+    monkeypatch.delenv(SALT_ENV, raising=False)
+    out = tmp_path / "run"
+    shutil.copytree(tiny["root"] / "run", out)
+    (tmp_path / "c.yml").write_text(f"data: {{transactions: {tiny['inputs']['transactions']}}}\n"
+                                    "privacy: {salt: pepper-0xC0FFEE}\n")
+    run_pipeline(RunOptions(config=tmp_path / "c.yml", out=out, only=["rfm"], quiet=True), notebooks_dir=tiny["notebooks"])
+    html = (out / "02_rfm.html").read_text()
+    assert str(pseudonymize_ids(pd.Series(["C000001"]), "pepper-0xC0FFEE").iloc[0]) in html
+    leaked = [p.name for p in out.rglob("*") if p.is_file() and b"pepper-0xC0FFEE" in p.read_bytes()]
+    assert leaked == []
+
+
+def test_refresh_nbval_uses_the_salt_the_test_suite_gives_nbval_kernels():
+    assert __import__("os").environ[SALT_ENV] == NBVAL_SALT  # set by tests/conftest.py
 
 
 def test_an_interrupted_run_keeps_the_previous_run_and_the_partial_one_aside(tiny, tmp_path, monkeypatch):

@@ -46,7 +46,7 @@ import nbformat
 
 from segkit.errors import SegkitError
 from segkit.pipeline import atomic_write_text, summary_markdown
-from segkit.privacy import pseudonymize_ids
+from segkit.privacy import pseudonymize_ids, salt_for
 
 TEMPLATE_FILE = "segkit_report.html.j2"
 #: Output MIME types removed before export: they need a JavaScript runtime loaded from a CDN.
@@ -512,7 +512,7 @@ class ReportExporter:
         redacted = 0
         privacy = privacy or {}
         if privacy.get("pseudonymize_ids", True):
-            html, redacted = redact_raw_ids(html, raw_ids, str(privacy.get("salt", "segkit")))
+            html, redacted = redact_raw_ids(html, raw_ids, salt_for({"privacy": privacy}))
         validate_offline_html(html, path.name)
         atomic_write_text(path, html)
         return ExportResult(path=path, seconds=time.perf_counter() - start, redacted_ids=redacted)

@@ -5,9 +5,9 @@ nbval re-executes every ``tests/nbval/NN_name.ipynb`` and compares each cell's n
 with the stored ones. :func:`refresh_nbval` produces those copies: it executes every notebook
 of ``notebooks/`` as a user opening it alone on a fresh checkout would (``reports/interactive/``,
 the interactive cache, is emptied before each notebook; parameters at their defaults →
-interactive mode on the bundled sample; ``SEGKIT_QUIET=1`` and ``MPLBACKEND=Agg`` as under
-pytest, so figures are not outputs — nbval does not compare images anyway) and stores it with
-its outputs, after
+interactive mode on the bundled sample; ``SEGKIT_QUIET=1``, ``MPLBACKEND=Agg`` and the test
+suite's pseudonym salt, as under pytest — figures are then not outputs, and nbval does not
+compare images anyway) and stores it with its outputs, after
 
 - recording outputs as nbval sees them (no widget front end: what an ``Output`` widget shows
   lands in the cell, ``clear_output`` is ignored);
@@ -52,8 +52,10 @@ from segkit.pipeline import INTERACTIVE_RUN, atomic_write_text
 NOT_COMPARED: tuple[str, ...] = ("image/png", "image/jpeg", "application/vnd.jupyter.widget-view+json")
 
 
-#: The matplotlib backend the kernels get under pytest (tests/conftest.py sets ``MPLBACKEND=Agg``).
+#: What the kernels get under pytest: tests/conftest.py sets ``MPLBACKEND=Agg`` and the fixed
+#: pseudonym salt ``SEGKIT_SALT=segkit-tests`` (a test checks they agree).
 NBVAL_MPL_BACKEND = "Agg"
+NBVAL_SALT = "segkit-tests"
 
 
 class NbvalRefreshError(SegkitError):
@@ -179,7 +181,7 @@ def refresh_nbval(
     interactive_dir = project_root() / "reports" / INTERACTIVE_RUN
     # Same conditions as nbval under pytest: tests/conftest.py sets MPLBACKEND=Agg, which the
     # kernels nbval starts inherit (figures are then not displayed as outputs).
-    with kernel_environment(mpl_backend=NBVAL_MPL_BACKEND) as kernel:
+    with kernel_environment(mpl_backend=NBVAL_MPL_BACKEND, salt=NBVAL_SALT) as kernel:
         for source in sources:
             # Each notebook as opened alone on a fresh checkout: no artifacts cached by another one.
             shutil.rmtree(interactive_dir, ignore_errors=True)

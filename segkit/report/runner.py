@@ -61,6 +61,7 @@ import yaml
 from segkit.config import load_config, project_root, resolve_path
 from segkit.errors import ConfigError, DataError, SegkitError
 from segkit.pipeline import ARTIFACTS, CUSTOMER_SEGMENTS, NOTEBOOKS, atomic_write_text, dumps_json
+from segkit.privacy import SALT_ENV, salt_for
 from segkit.report.export import Failure, ReportExporter, redact_raw_ids, validate_offline_html
 from segkit.report.index import render_index
 from segkit.report.runinfo import file_info, input_files, library_versions, notebook_timings
@@ -283,28 +284,44 @@ def _checked_input(cfg: Mapping, table: str, flags: Mapping[str, Any], base: Pat
 
 
 def write_config(cfg: Mapping, path: Path) -> None:
-    """Write the effective config (without internal ``_`` keys) as YAML."""
+    """Write the effective config as YAML: no internal ``_`` keys and never the pseudonym salt.
+
+    Examples
+    --------
+    >>> path = Path(tempfile.mkdtemp()) / "config.yml"
+    >>> write_config({"_base_dir": "/x", "privacy": {"salt": "s3cret", "min_cell_size": 10}}, path)
+    >>> "s3cret" in path.read_text(), yaml.safe_load(path.read_text())
+    (False, {'privacy': {'salt': None, 'min_cell_size': 10}})
+    """
     clean = {k: v for k, v in cfg.items() if not str(k).startswith("_")}
+    if isinstance(clean.get("privacy"), Mapping):
+        clean["privacy"] = {**clean["privacy"], "salt": None}
     header = ("# Effective configuration of this segkit run: defaults + config file + command-line flags.\n"
-              "# Repeat the run with: segkit run --config <this file>\n")
+              "# Repeat the run with: segkit run --config <this file>\n"
+              "# privacy.salt is never written here: the run passes it to the notebooks as SEGKIT_SALT.\n")
     atomic_write_text(path, header + yaml.safe_dump(clean, sort_keys=False, allow_unicode=True))
 
 
 # --------------------------------------------------------------------------- kernel
 @contextlib.contextmanager
-def kernel_environment(name: str = KERNEL_NAME, mpl_backend: str | None = None) -> Iterator[str]:
+def kernel_environment(name: str = KERNEL_NAME, mpl_backend: str | None = None,
+                       salt: str | None = None) -> Iterator[str]:
     """Environment for executing notebooks: ``SEGKIT_QUIET=1`` and a kernel named ``name``.
 
     When no kernelspec ``name`` is installed, a temporary one that runs the current Python
     (``sys.executable -m ipykernel_launcher``) is put on ``JUPYTER_PATH`` for the duration.
     ``MPLBACKEND`` is set to ``mpl_backend``, or removed when None so that ipykernel uses its
     inline backend and figures appear in the notebook (a caller's ``MPLBACKEND=Agg``, as set
-    by the test suite, would otherwise hide every plot).
+    by the test suite, would otherwise hide every plot). ``salt`` (the pseudonym salt) is passed
+    as ``SEGKIT_SALT`` so the kernels pseudonymise exactly as the export's privacy check does,
+    without the salt ever being written into the run folder.
     """
     from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
 
-    saved = {k: os.environ.get(k) for k in ("SEGKIT_QUIET", "JUPYTER_PATH", "MPLBACKEND")}
+    saved = {k: os.environ.get(k) for k in ("SEGKIT_QUIET", "JUPYTER_PATH", "MPLBACKEND", SALT_ENV)}
     os.environ["SEGKIT_QUIET"] = "1"
+    if salt is not None:
+        os.environ[SALT_ENV] = salt
     if mpl_backend is None:
         os.environ.pop("MPLBACKEND", None)
     else:
@@ -604,7 +621,7 @@ class _Run:
         status = "ok"
         rerun_upstream = False
         try:
-            with kernel_environment() as kernel, quiet_papermill():
+            with kernel_environment(salt=salt_for(self.cfg)) as kernel, quiet_papermill():
                 for i, name in enumerate(self.pipeline, 1):
                     if failure is not None:
                         self.records.append(NotebookRecord(name, "not run", "Not run: an earlier notebook failed."))
@@ -719,7 +736,7 @@ class _Run:
         """Write index.html after the same privacy and offline checks as the reports."""
         privacy = self.cfg.get("privacy") or {}
         if privacy.get("pseudonymize_ids", True):
-            page, _ = redact_raw_ids(page, self.raw_ids(), str(privacy.get("salt", "segkit")))
+            page, _ = redact_raw_ids(page, self.raw_ids(), salt_for({"privacy": privacy}))
         validate_offline_html(page, "index.html")
         atomic_write_text(self.build / "index.html", page)
 
