@@ -538,8 +538,8 @@ def profile_clusters(values: pd.DataFrame, clusters: np.ndarray, numeric: Sequen
     lifts : DataFrame
         Cluster mean / overall mean of every numeric feature (NaN where the overall mean is 0).
     modes : DataFrame
-        ``cluster, feature, mode, share_in_cluster, share_in_base, lift`` — the most common level
-        of each categorical feature per cluster.
+        ``cluster, customers, feature, mode, share_in_cluster, share_in_base, lift`` — the most
+        common level of each categorical feature per cluster.
 
     Examples
     --------
@@ -585,9 +585,11 @@ def profile_clusters(values: pd.DataFrame, clusters: np.ndarray, numeric: Sequen
             row = counts.loc[key]
             top = sorted(row.index[row == row.max()], key=str)[0]
             share = float(row[top] / row.sum())
-            rows.append({"cluster": int(key), "feature": col, "mode": str(top), "share_in_cluster": share,
-                         "share_in_base": float(base_share[top]), "lift": share / float(base_share[top])})
-    modes = pd.DataFrame(rows, columns=["cluster", "feature", "mode", "share_in_cluster", "share_in_base", "lift"])
+            rows.append({"cluster": int(key), "customers": int(row.sum()), "feature": col, "mode": str(top),
+                         "share_in_cluster": share, "share_in_base": float(base_share[top]),
+                         "lift": share / float(base_share[top])})
+    modes = pd.DataFrame(rows, columns=["cluster", "customers", "feature", "mode", "share_in_cluster",
+                                        "share_in_base", "lift"])
     return means_out, lifts, modes
 
 

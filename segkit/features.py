@@ -94,7 +94,7 @@ def _line_frame(transactions: pd.DataFrame, as_of: pd.Timestamp) -> pd.DataFrame
         if col not in transactions.columns:
             raise DataError(f"transactions: column {col!r} is missing; the features need "
                             "customer_id, order_date and amount (map them in columns.transactions).")
-    dates = pd.to_datetime(transactions["order_date"])
+    dates = transactions["order_date"]
     keep = (dates < as_of).to_numpy()
     tx = transactions.loc[keep]
     dates = dates[keep]
@@ -299,9 +299,15 @@ def customer_table(
     """
     from segkit.rfm import rfm_table
 
-    dates = pd.to_datetime(transactions["order_date"]) if "order_date" in transactions.columns else None
-    if dates is None or dates.dropna().empty:
-        raise DataError("transactions: no dated order lines (column 'order_date'); nothing to cluster.")
+    if "order_date" not in transactions.columns:
+        raise DataError("transactions: column 'order_date' is missing; map it in columns.transactions.")
+    dates = pd.to_datetime(transactions["order_date"], errors="coerce")
+    bad = dates.isna().to_numpy()
+    if bad.any():
+        raise DataError(f"transactions: column 'order_date' has {int(bad.sum())} missing or unreadable dates "
+                        f"({format_rows(np.flatnonzero(bad))}). The data audit (01_data_audit) removes or "
+                        "reports them; run it first or fix the dates.")
+    transactions = transactions.assign(order_date=dates)
     as_of_ts = _as_of_timestamp(as_of, dates)
     lines = _line_frame(transactions, as_of_ts)
     ids = lines.attrs["customer_ids"]

@@ -619,7 +619,7 @@ def _swap_candidates(data: _MixedData, cnum, ccat, labels, dist, rng, n_candidat
     return sorted((float(swapped[c, j]), int(c), int(cands[j])) for j, c in enumerate(best_c))
 
 
-SMALL_DATA = 20_000  # rows up to which exchange moves get a larger search budget
+SMALL_DATA = 5_000  # rows up to which exchange moves get a larger search budget
 
 
 def _optimise(data: _MixedData, cnum, ccat, labels, max_iter, refine, seed,

@@ -220,3 +220,10 @@ def test_feature_builder_is_a_scikit_learn_transformer():
     assert_frame_equal(a, b)
     assert list(fb.get_feature_names_out()) == ["frequency"]
     assert_series_equal(fb.center_, pd.Series({"frequency": 2.8}), check_exact=False)
+
+
+def test_customer_table_names_unreadable_dates_and_their_rows():
+    tx = _tx().astype({"order_date": object})
+    tx.loc[2, "order_date"] = "not a date"
+    with pytest.raises(DataError, match=r"'order_date'.*row 4"):
+        customer_table(tx, as_of="2024-02-10")
