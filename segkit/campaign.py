@@ -40,8 +40,7 @@ Methods (all two-sided, level ``1 - alpha``)
       lift uses the delta method on log(mean ratio).
     - Multiple testing: the lift p-values of one campaign, arm and metric are corrected across
       segments (the values of ``statsmodels multipletests``: Holm, Benjamini–Hochberg, Bonferroni
-      or none).
-      The "All customers" row is its own single test.
+      or none); the "All customers" row is its own single test.
     - Sample-ratio mismatch: chi-square goodness of fit of customers per arm, overall against
       ``expected_split`` (if configured) and per segment against ``expected_split`` or the
       campaign's overall split; p < ``srm_alpha`` (0.001) raises a loud warning.
@@ -49,6 +48,10 @@ Methods (all two-sided, level ``1 - alpha``)
       from ``power_proportions_2indep`` (means: ``normal_power_het``); sample size for
       ``target_relative_lift`` from ``samplesize_proportions_2indep_onetail``
       (means: ``normal_sample_size_one_tail``).
+    - Several campaigns: each is evaluated on its own; for the next send, each segment's lifts
+      are pooled over the campaigns by a DerSimonian–Laird random-effects meta-analysis
+      (between-campaign variance truncated at 0; ``statsmodels combine_effects(method_re="dl")``
+      when that is not negative) and corrected across segments.
 
 ROI, targeting, uplift curve
     Incremental conversions / revenue = lift × customers in the sent arm (with the lift's
@@ -179,6 +182,7 @@ class CampaignSettings:
     target_relative_lift: float = 0.10
     targeting_rule: str = "expected_value"
     revenue_min_buyers: int = 30
+    currency: str = ""               # from report.currency: unit of money in texts
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> "CampaignSettings":
@@ -189,8 +193,11 @@ class CampaignSettings:
         if unknown:
             raise ConfigError(f"campaign: unknown key(s) {', '.join(map(repr, unknown))}. "
                               f"Known keys: {', '.join(sorted(known))}.")
+        if "currency" in section:
+            raise ConfigError("campaign.currency: the unit of money is set once, as report.currency.")
         if section.get("min_cell_size") is None:
             section["min_cell_size"] = (config.get("privacy") or {}).get("min_cell_size", 10)
+        section["currency"] = str((config.get("report") or {}).get("currency") or "")
         values = {k: v for k, v in section.items() if v is not None or k in ("expected_split", "cost_per_send")}
         return cls(**values).validated()
 
@@ -673,7 +680,8 @@ def retention_flags(campaign: pd.DataFrame, transactions: pd.DataFrame, days: in
     ``sent_at`` and no later than ``sent_at + days``. Rows without ``sent_at`` (a holdout is often
     not stamped) use their campaign's first send time; a campaign without any ``sent_at`` is
     NaN, as is every row whose window ends after ``as_of`` (default: the day after the last
-    order), because its outcome cannot be known yet.
+    order): its outcome is not known yet, and counting only those who already bought would bias
+    retention upwards.
 
     Examples
     --------
@@ -713,7 +721,8 @@ def retention_flags(campaign: pd.DataFrame, transactions: pd.DataFrame, days: in
         window_end = nxt["sent_at"] + pd.Timedelta(days=int(days))
         hit = (nxt["order_date"].notna() & (nxt["order_date"] <= window_end)).to_numpy()
         complete = (window_end <= end).to_numpy() if pd.notna(end) else np.zeros(len(nxt), bool)
-        result[nxt["row"].to_numpy()] = np.where(hit, 1.0, np.where(complete, 0.0, np.nan))
+        # only complete windows count: keeping early buyers of unfinished windows would bias retention up
+        result[nxt["row"].to_numpy()] = np.where(complete, hit.astype(float), np.nan)
     return pd.Series(result, index=campaign.index, name="retained")
 
 
@@ -1071,7 +1080,7 @@ def verdicts(table: pd.DataFrame, settings: CampaignSettings) -> pd.Series:
         if r["small_cell"]:
             return (f"Too few customers to judge ({int(r['customers'])} vs {int(r['customers_c'])} in control; "
                     f"minimum {s.min_cell_size}): not used for targeting.")
-        unit = " per customer" if m.kind == "mean" else ""
+        unit = f"{' ' + s.currency if s.currency else ''} per customer" if m.kind == "mean" else ""
         effect = (f"{_fmt_effect(r['lift_abs'], m.kind)}{unit} (95% CI {_fmt_effect(r['lift_ci_low'], m.kind)} to "
                   f"{_fmt_effect(r['lift_ci_high'], m.kind)})")
         if pd.isna(r["p_value"]):
@@ -1814,10 +1823,43 @@ def explorer_choices(result: CampaignResult) -> dict[str, tuple[str, str]]:
 
 
 def arm_overview(result: CampaignResult) -> pd.DataFrame:
-    """Per campaign × arm (all customers): customers and every observed metric with its interval."""
+    """Per campaign × arm × metric (all customers): customers, n, count, value and 95% interval."""
     t = result.table[result.table["segment"] == ALL_SEGMENTS]
     cols = ["campaign_id", "arm", "metric", "customers", "n", "count", "value", "ci_low", "ci_high"]
     return t[cols].reset_index(drop=True)
+
+
+def arm_table(result: CampaignResult) -> pd.DataFrame:
+    """One row per campaign × arm: customers and each metric as ``"value (low–high)"`` text.
+
+    Rates in percent, revenue per recipient in money; empty where the arm has no data for a
+    metric (a holdout has no opens).
+
+    Examples
+    --------
+    >>> camp = pd.DataFrame({"campaign_id": "c", "customer_id": [str(i) for i in range(40)],
+    ...                      "arm": ["email", "control"] * 20, "converted": [1, 0, 0, 0] * 10})
+    >>> arm_table(evaluate_campaigns(camp))[["arm", "customers", "Conversion rate"]]
+           arm  customers    Conversion rate
+    0  control         20    0.0% (0.0–16.1)
+    1    email         20  50.0% (29.9–70.1)
+    """
+    t = arm_overview(result)
+    is_rate = t["metric"].map(lambda m: METRIC_BY_NAME[m].kind == "proportion").to_numpy(bool)
+    scale = np.where(is_rate, 100.0, 1.0)
+    unit = np.where(is_rate, "%", "")
+    value = pd.Series(t["value"].to_numpy() * scale).map("{:.1f}".format) + unit
+    ci = (pd.Series(t["ci_low"].to_numpy() * scale).map("{:.1f}".format) + "–"
+          + pd.Series(t["ci_high"].to_numpy() * scale).map("{:.1f}".format))
+    text = (value + " (" + ci + ")").where(t["value"].notna().to_numpy(), "")
+    text = text.where(t["ci_low"].notna().to_numpy() | t["value"].isna().to_numpy(), value)
+    wide = t.assign(text=text.to_numpy(), label=t["metric"].map(lambda m: METRIC_BY_NAME[m].label))
+    out = wide.pivot_table(index=["campaign_id", "arm", "customers"], columns="label", values="text",
+                           aggfunc="first", sort=False)
+    order = [m.label for m in METRICS if m.label in out.columns]
+    out = out[order].reset_index()
+    out.columns.name = None
+    return out
 
 
 # ============================================================================ producer and summary
@@ -1884,8 +1926,8 @@ def _pp(x: float) -> str:
     return "n/a" if pd.isna(x) else f"{x * 100:+.1f} pp"
 
 
-def _money(x: float) -> str:
-    return "n/a" if pd.isna(x) else f"{x:,.0f}"
+def _money(x: float, currency: str = "") -> str:
+    return "n/a" if pd.isna(x) else f"{x:,.0f}" + (f" {currency}" if currency else "")
 
 
 def campaign_totals(result: CampaignResult) -> pd.DataFrame:
@@ -1921,8 +1963,8 @@ def campaign_totals(result: CampaignResult) -> pd.DataFrame:
 
 
 def summarize(result: CampaignResult) -> dict:
-    """The notebook's executive summary: ``analysed``, 3–5 ``findings``, ``actions``, ``headlines``,
-    ``warnings`` — generated from the results (keyword arguments of ``show_summary``).
+    """The notebook's executive summary: ``title``, ``analysed``, 3–5 ``findings``, ``actions``,
+    ``headlines``, ``warnings`` — generated from the results (keyword arguments of ``show_summary``).
 
     Examples
     --------
@@ -1947,8 +1989,13 @@ def summarize(result: CampaignResult) -> dict:
                 f"{s.retention_days} days of the send.")
     findings: list[str] = []
     actions: list[str] = []
-    fmt = _pp if m.kind == "proportion" else (lambda v: "n/a" if pd.isna(v) else f"{v:+,.2f}")
-    level = (lambda v: f"{v:.1%}") if m.kind == "proportion" else (lambda v: f"{v:,.2f}")
+    cur = f" {s.currency}" if s.currency else ""
+    fmt = _pp if m.kind == "proportion" else (lambda v: "n/a" if pd.isna(v) else f"{v:+,.2f}{cur}")
+
+    def money(x: float) -> str:
+        return _money(x, s.currency)
+
+    level = (lambda v: f"{v:.1%}") if m.kind == "proportion" else (lambda v: f"{v:,.2f}{cur} per customer")
     significant = camps["p_value"] < s.alpha if len(camps) else pd.Series(dtype=bool)
 
     # 1. the campaigns overall
@@ -1991,13 +2038,13 @@ def summarize(result: CampaignResult) -> dict:
     if len(totals) and pd.notna(totals["incremental_revenue"].iloc[0]):
         r = totals.iloc[0]
         what = f"Campaign {camps['campaign_id'].iloc[0]}" if len(camps) == 1 else f"Together the {len(camps)} comparisons"
-        money = (f"{what}: incremental revenue {_money(r['incremental_revenue'])} (95% CI "
-                 f"{_money(r['incremental_revenue_ci_low'])} to {_money(r['incremental_revenue_ci_high'])})")
+        gain = (f"{what}: incremental revenue {money(r['incremental_revenue'])} (95% CI "
+                f"{_money(r['incremental_revenue_ci_low'])} to {_money(r['incremental_revenue_ci_high'])})")
         if pd.notna(r["roi"]):
-            findings.append(f"{money} for a cost of {_money(r['cost'])}: ROI {r['roi']:,.1f} (95% CI "
+            findings.append(f"{gain} for a cost of {money(r['cost'])}: ROI {r['roi']:,.1f} (95% CI "
                             f"{r['roi_ci_low']:,.1f} to {r['roi_ci_high']:,.1f}; revenue, not margin).")
         else:
-            findings.append(f"{money}; ROI not computed: no cost (set cost_per_send or give a cost column).")
+            findings.append(f"{gain}; ROI not computed: no cost (set cost_per_send or give a cost column).")
     # 4. sample-ratio mismatch
     srm_bad = result.srm[result.srm["srm"]]
     tested = result.srm["p_value"].notna()
@@ -2037,11 +2084,11 @@ def summarize(result: CampaignResult) -> dict:
         skipped = result.pooled[(result.pooled["arm"] == p["arm"]) & ~result.pooled["send"]]
         if p["segments_recommended"]:
             actions.append(f"{head}: target {p['segments_to_send']} ({p['share_targeted']:.0%} of customers); "
-                           f"expected incremental revenue per campaign {_money(p['expected_incremental_revenue'])} "
+                           f"expected incremental revenue per campaign {money(p['expected_incremental_revenue'])} "
                            f"(95% CI {_money(p['expected_incremental_revenue_ci_low'])} to "
                            f"{_money(p['expected_incremental_revenue_ci_high'])})"
-                           + (f", net of cost {_money(p['expected_net'])}" if pd.notna(p["expected_cost"]) else "")
-                           + f"; sending to everyone: {_money(p['expected_incremental_revenue_all'])}"
+                           + (f", net of cost {money(p['expected_net'])}" if pd.notna(p["expected_cost"]) else "")
+                           + f"; sending to everyone: {money(p['expected_incremental_revenue_all'])}"
                            + (f". Skip {', '.join(skipped['segment'].astype(str))}." if len(skipped) else "."))
         elif len(whole) and whole["ci_low"].iloc[0] > 0:
             r = whole.iloc[0]
@@ -2072,5 +2119,5 @@ def summarize(result: CampaignResult) -> dict:
             headlines["ROI"] = round(float(r["roi"]), 2)
     if len(result.pooled_policy):
         headlines["Segments to target"] = int(result.pooled_policy["segments_recommended"].sum())
-    return {"analysed": analysed, "findings": findings, "actions": actions, "headlines": headlines,
-            "warnings": list(result.warnings)}
+    return {"title": "Campaign evaluation", "analysed": analysed, "findings": findings, "actions": actions,
+            "headlines": headlines, "warnings": list(result.warnings)}

@@ -50,6 +50,16 @@ from segkit.errors import ConfigError, DataError, UpstreamMissingError
 TOL = 1e-9
 
 
+@pytest.fixture(autouse=True)
+def _restore_pandas_display():
+    """open_run sets notebook display options globally; keep them from leaking into later doctests."""
+    keys = ("display.float_format", "display.max_colwidth", "display.max_columns", "display.width")
+    saved = {k: pd.get_option(k) for k in keys}
+    yield
+    for key, value in saved.items():
+        pd.set_option(key, value)
+
+
 # --------------------------------------------------------------------------- helpers
 def cell(campaign: str, segment: str, arm: str, n: int, converted: int, revenue: list[float] | None = None,
          prefix: str = "") -> pd.DataFrame:
@@ -232,10 +242,11 @@ def test_random_effects_pooling_equals_statsmodels_dersimonian_laird_and_truncat
     with warnings.catch_warnings():  # statsmodels takes the square root of its negative variance
         warnings.simplefilter("ignore", RuntimeWarning)
         ref = combine_effects(homo_d, homo_v, method_re="dl")
+        ref_fe_ci = tuple(ref.conf_int(use_t=False)[0])
     o = got.loc["o"]
     assert ref.tau2 < 0 and o["tau2"] == 0.0 and o["i2"] == 0.0  # statsmodels leaves tau2 negative
     assert o["mean"] == pytest.approx(ref.mean_effect_fe, abs=TOL)
-    assert (o["ci_low"], o["ci_high"]) == pytest.approx(tuple(ref.conf_int(use_t=False)[0]), abs=TOL)
+    assert (o["ci_low"], o["ci_high"]) == pytest.approx(ref_fe_ci, abs=TOL)
 
 
 # --------------------------------------------------------------------------- coverage by simulation
@@ -318,6 +329,18 @@ def test_metric_denominators_follow_the_funnel():
     control = res.table[(res.table["arm"] == "control")].set_index("metric")
     assert control.loc["open_rate", "n"] == 0 and np.isnan(control.loc["open_rate", "value"])
     assert control.loc["conversion_rate", "value"] == pytest.approx(1 / 3)
+
+
+def test_arm_table_shows_each_metric_with_its_interval_and_leaves_holdout_engagement_empty():
+    camp = pd.DataFrame({"campaign_id": "c", "customer_id": [str(i) for i in range(40)],
+                         "arm": ["email", "control"] * 20, "opened": [True, None, False, None] * 10,
+                         "converted": [True, False, False, False] * 10, "revenue": [10.0, 0, 0, 0] * 10})
+    t = cp.arm_table(evaluate_campaigns(camp)).set_index("arm")
+    assert t.loc["email", "Open rate"] == "50.0% (29.9–70.1)" and t.loc["control", "Open rate"] == ""
+    low, high = wilson_interval([10], [20])
+    assert t.loc["email", "Conversion rate"] == f"50.0% ({low[0] * 100:.1f}–{high[0] * 100:.1f})"
+    assert t.loc["email", "Revenue per recipient"].startswith("5.0 (")
+    assert list(t.columns[:2]) == ["campaign_id", "customers"]
 
 
 def test_absent_delivered_column_counts_every_row_as_delivered_and_absent_opens_are_left_out():
@@ -606,16 +629,17 @@ def test_retention_counts_purchases_within_the_window_after_the_send():
                          "sent_at": pd.to_datetime(["2024-01-01", "2024-01-01", None, "2024-01-01", "2024-01-25",
                                                     None])})
     tx = pd.DataFrame({
-        "customer_id": ["a", "b", "b", "c", "d", "d", None],
-        "order_id": ["1", "2", "2", "3", "4", "5", "6"],
+        "customer_id": ["a", "b", "b", "c", "d", "d", None, "e"],
+        "order_id": ["1", "2", "2", "3", "4", "5", "6", "7"],
         "order_date": pd.to_datetime(["2024-01-10", "2024-01-05", "2024-01-05", "2024-01-31", "2023-12-20",
-                                      "2024-02-15", "2024-01-02"]),
-        "amount": [10.0, 8.0, -8.0, 4.0, 5.0, 5.0, 1.0],
+                                      "2024-02-15", "2024-01-02", "2024-02-01"]),
+        "amount": [10.0, 8.0, -8.0, 4.0, 5.0, 5.0, 1.0, 3.0],
     })
     got = cp.retention_flags(camp, tx, days=30, as_of="2024-02-10")
     # a: bought on day 9 -> 1; b: order 2 fully returned -> not a purchase -> 0;
     # c: no send time -> campaign's first send 2024-01-01, bought on day 30 -> 1;
-    # d: bought before and 45 days after -> 0; e: window ends 2024-02-24 > as_of -> unknown;
+    # d: bought before and 45 days after -> 0; e: window ends 2024-02-24 > as_of -> unknown even though
+    # e already bought (counting early buyers of unfinished windows would bias retention up);
     # campaign d has no send time at all -> unknown
     np.testing.assert_array_equal(got.to_numpy(), [1.0, 0.0, 1.0, 0.0, np.nan, np.nan])
 
@@ -677,6 +701,7 @@ def test_a_missing_segment_dimension_names_the_notebook_to_run():
     ({"retention_days": "thirty"}, "campaign.retention_days = 'thirty' is not a whole number"),
     ({"cost_per_send": -1}, "campaign.cost_per_send = -1 is out of range"),
     ({"bogus": 1}, "campaign: unknown key"),
+    ({"currency": "USD"}, "set once, as report.currency"),
 ])
 def test_invalid_settings_are_config_errors_naming_the_key(section, message):
     with pytest.raises(ConfigError, match=message):
@@ -684,7 +709,9 @@ def test_invalid_settings_are_config_errors_naming_the_key(section, message):
 
 
 def test_settings_defaults_match_the_shipped_campaign_yml():
-    assert CampaignSettings.from_config(load_config()) == CampaignSettings()
+    cfg = load_config()
+    expected = CampaignSettings(currency=cfg["report"]["currency"])
+    assert CampaignSettings.from_config(cfg) == expected
     cfg = load_config(overrides={"privacy": {"min_cell_size": 25}})
     assert CampaignSettings.from_config(cfg).min_cell_size == 25
 
@@ -711,7 +738,7 @@ def test_summary_has_findings_actions_and_headlines_from_the_results():
                          cell("c", "Flat", "control", 500, 25, [30.0] * 25))
     res = evaluate_campaigns(camp, labels, settings=CampaignSettings(cost_per_send=0.2))
     out = cp.summarize(res)
-    assert set(out) == {"analysed", "findings", "actions", "headlines", "warnings"}
+    assert set(out) == {"title", "analysed", "findings", "actions", "headlines", "warnings"}
     assert 3 <= len(out["findings"]) <= 5
     assert out["actions"][0].startswith("Next email send: target Good (50% of customers)")
     assert out["actions"][0].endswith("Skip Flat.")
