@@ -849,3 +849,37 @@ def test_the_notebook_runs_alone_on_the_sample_and_writes_campaign_results(tmp_p
     email = results[(results["arm"] == "email") & (results["segment"] == ALL_SEGMENTS)
                     & (results["metric"] == "conversion_rate")]
     assert (email["lift_ci_low"] > 0).all()  # the planted e-mail effect is found in every campaign
+
+
+def test_producer_without_segment_labels_evaluates_all_customers_only(tmp_path):
+    from segkit.pipeline import open_run
+
+    ctx = open_run("05_campaign_evaluation", run_dir=tmp_path)
+    camp, _ = build(cell("c", "A", "email", 60, 12), cell("c", "A", "control", 20, 2))
+    ctx.write_artifact("campaign_clean", camp)
+    ctx.write_artifact("transactions_clean", pd.DataFrame({"customer_id": ["x"], "order_id": ["1"],
+                                                           "order_date": pd.Timestamp("2024-01-01"), "amount": 1.0}))
+    result = cp.build_campaign_artifacts(ctx)  # no customer_segments.csv: 02-04 did not run
+    assert result.segment_by == "none" and set(result.results["segment"]) == {ALL_SEGMENTS}
+    with pytest.raises(UpstreamMissingError, match="customer_segments.csv"):
+        cp.build_campaign_artifacts(open_run("05_campaign_evaluation", run_dir=tmp_path,
+                                             overrides={"campaign": {"segment_by": "rfm_segment"}}))
+
+
+def test_a_large_campaign_file_is_aggregated_exactly():
+    rng = np.random.default_rng(21)
+    n = 300_000
+    camp = pd.DataFrame({"campaign_id": rng.choice(["a", "b", "c"], n), "customer_id": np.arange(n).astype(str),
+                         "arm": np.where(rng.random(n) < 0.2, "control", "email"),
+                         "converted": rng.random(n) < 0.05,
+                         "revenue": np.where(rng.random(n) < 0.05, rng.lognormal(3, 1, n), 0.0)})
+    labels = pd.DataFrame({"customer_id": camp["customer_id"], "rfm_segment": rng.choice(list("PQRSTU"), n)})
+    res = evaluate_campaigns(camp, labels)
+    t = res.table[res.table["metric"] == "conversion_rate"].set_index(["campaign_id", "segment", "arm"])
+    ref = camp.assign(segment=labels["rfm_segment"]).groupby(["campaign_id", "segment", "arm"])["converted"].agg(
+        ["size", "sum"])
+    got = t.loc[ref.index, ["n", "count"]]
+    np.testing.assert_array_equal(got.to_numpy(), ref.to_numpy())
+    rev = res.table[(res.table["metric"] == "revenue_per_recipient") & (res.table["segment"] == ALL_SEGMENTS)]
+    means = camp.groupby(["campaign_id", "arm"])["revenue"].mean()
+    np.testing.assert_allclose(rev.set_index(["campaign_id", "arm"])["value"].loc[means.index], means, rtol=1e-12)
