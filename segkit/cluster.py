@@ -30,14 +30,14 @@ from typing import Any, Sequence
 
 import numpy as np
 import pandas as pd
-from sklearn.base import BaseEstimator, ClusterMixin
+from sklearn.base import BaseEstimator, ClusterMixin, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
 from segkit.errors import ConfigError, DataError, ModelFitError
 from segkit.kprototypes import KPrototypes, check_numeric, single_thread, split_mixed
 
 # =============================================================================== k-means adapter
-class KMeansNumeric(ClusterMixin, BaseEstimator):
+class KMeansNumeric(ClusterMixin, TransformerMixin, BaseEstimator):
     """scikit-learn ``KMeans`` on the numeric columns of a feature table (others are ignored).
 
     Gives k-means the same interface as :class:`KPrototypes` (``labels_``, ``cost_`` = inertia,
@@ -77,9 +77,12 @@ class KMeansNumeric(ClusterMixin, BaseEstimator):
 
         Xnum, _, names, _ = split_mixed(X) if isinstance(X, pd.DataFrame) else split_mixed(X, [])
         if Xnum.shape[1] == 0:
-            raise DataError("k-means needs numeric features; this feature set has none. "
-                            "Use method: kprototypes or a feature set with numeric features.")
+            raise DataError(f"k-means needs numeric features: got 0 feature(s) (shape=({len(Xnum)}, 0)) "
+                            "while a minimum of 1 is required. Use method: kprototypes or a feature "
+                            "set with numeric features.")
         check_numeric(Xnum, names)
+        if len(Xnum) == 0:
+            raise DataError("There are no customers (rows) to cluster; check the input table.")
         if self.n_clusters > len(Xnum):
             raise ModelFitError(f"Cannot form {self.n_clusters} clusters from {len(Xnum)} customers; lower k.")
         with single_thread():
@@ -90,6 +93,7 @@ class KMeansNumeric(ClusterMixin, BaseEstimator):
         self.cluster_centers_ = self.kmeans_.cluster_centers_
         self.n_iter_ = int(self.kmeans_.n_iter_)
         self.numeric_features_ = names
+        self.n_features_in_ = Xnum.shape[1] if not isinstance(X, pd.DataFrame) else X.shape[1]
         return self
 
     def _numeric(self, X: Any) -> np.ndarray:
@@ -106,8 +110,9 @@ class KMeansNumeric(ClusterMixin, BaseEstimator):
 
     def predict(self, X: Any) -> np.ndarray:
         """Nearest centre of each row."""
+        Xnum = self._numeric(X)
         with single_thread():
-            return self.kmeans_.predict(self._numeric(X)).astype(np.int64)
+            return self.kmeans_.predict(Xnum).astype(np.int64)
 
     def transform(self, X: Any) -> np.ndarray:
         """Squared Euclidean distance of each row to each centre, shape (n, k)."""

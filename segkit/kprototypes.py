@@ -34,7 +34,7 @@ from typing import Any, Sequence
 
 import numpy as np
 import pandas as pd
-from sklearn.base import BaseEstimator, ClusterMixin
+from sklearn.base import BaseEstimator, ClusterMixin, TransformerMixin
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 
@@ -84,6 +84,11 @@ def split_mixed(X: Any, categorical: Sequence[int | str] | None = None) -> tuple
     >>> Xnum.ravel().tolist(), Xcat.ravel().tolist(), num, cat
     ([1.0, 2.0], ['a', 'b'], ['x'], ['c'])
     """
+    from scipy import sparse
+
+    if sparse.issparse(X):
+        raise DataError("Sparse input is not supported: the features of k-prototypes are dense; "
+                        "convert with X.toarray() or pass a DataFrame.")
     if isinstance(X, pd.DataFrame):
         names = list(X.columns)
         if categorical is None:
@@ -103,10 +108,12 @@ def split_mixed(X: Any, categorical: Sequence[int | str] | None = None) -> tuple
         Xnum = X[num_names].to_numpy(dtype=np.float64, na_value=np.nan)
         Xcat = X[cat_names].astype(object).to_numpy() if cat_names else np.empty((len(X), 0), object)
         return Xnum, Xcat, num_names, cat_names
+    if np.asarray(X).dtype.kind == "c":
+        raise DataError("Complex data not supported: features must be real numbers or categories.")
     arr = np.asarray(X, dtype=object)
     if arr.ndim != 2:
         raise DataError(f"Expected a 2-D table of customers × features, got shape {arr.shape}. "
-                        "Reshape a single feature with X.reshape(-1, 1).")
+                        "Reshape your data, e.g. a single feature with X.reshape(-1, 1).")
     cat_pos = sorted(int(c) for c in (categorical or []))
     if any(c < 0 or c >= arr.shape[1] for c in cat_pos):
         raise DataError(f"Categorical positions {cat_pos} are outside the {arr.shape[1]} columns.")
@@ -354,7 +361,8 @@ class _MixedData:
         self.n, self.p = self.Xnum.shape
         self.q = Xcat.shape[1]
         self.n_levels = [int(v) for v in n_levels]
-        self.offsets = np.concatenate([[0], np.cumsum(self.n_levels)[:-1]]).astype(np.int64)
+        self.offsets = (np.concatenate([[0], np.cumsum(self.n_levels)[:-1]]) if self.n_levels
+                        else np.zeros(0)).astype(np.int64)
         self.n_onehot = int(sum(self.n_levels))
         self.gamma = float(gamma)
         self.chunk = int(chunk_size)
@@ -682,7 +690,7 @@ def _optimise(data: _MixedData, cnum, ccat, labels, max_iter, refine, seed,
     return cnum, ccat, labels, data.exact_cost(cnum, ccat, labels), n_iter, costs
 
 
-class KPrototypes(ClusterMixin, BaseEstimator):
+class KPrototypes(ClusterMixin, TransformerMixin, BaseEstimator):
     """k-prototypes clustering for mixed numeric/categorical data, vectorised.
 
     Minimises Σ‖x − μ‖² over numeric columns + γ × (number of categorical mismatches with the
@@ -772,9 +780,12 @@ class KPrototypes(ClusterMixin, BaseEstimator):
         """
         Xnum, Xcat_raw, num_names, cat_names = split_mixed(X, categorical)
         n = Xnum.shape[0]
+        if n == 0:
+            raise DataError("There are no customers (rows) to cluster; check the input table.")
         self._validate_params_(n)
         if Xnum.shape[1] == 0:
-            raise DataError("k-prototypes needs at least one numeric feature; with only "
+            raise DataError(f"k-prototypes needs at least one numeric feature: got 0 feature(s) "
+                            f"(shape=({n}, 0)) while a minimum of 1 is required. With only "
                             "categorical features use kmodes.kmodes.KModes.")
         check_numeric(Xnum, num_names)
         Xcat, cats = _encode(Xcat_raw)
@@ -821,8 +832,12 @@ class KPrototypes(ClusterMixin, BaseEstimator):
                                                self.categorical_features_)
         else:
             arr = np.asarray(X, dtype=object)
-            if arr.ndim != 2 or arr.shape[1] != self.n_features_in_:
-                raise DataError(f"Expected {self.n_features_in_} columns per row, got shape {arr.shape}.")
+            if arr.ndim != 2:
+                raise DataError(f"Expected a 2-D table, got shape {arr.shape}. Reshape your data to "
+                                "(customers, features).")
+            if arr.shape[1] != self.n_features_in_:
+                raise DataError(f"X has {arr.shape[1]} features, but KPrototypes is expecting "
+                                f"{self.n_features_in_} features as input (those it was fitted on).")
             Xnum, Xcat_raw, _, _ = split_mixed(arr, self.categorical_features_)
         check_numeric(Xnum, self.numeric_features_)
         Xcat, _ = _encode(Xcat_raw, self.categories_)

@@ -496,3 +496,18 @@ def test_unknown_feature_set_and_method_are_config_errors(shop_table):
         cluster_customers(shop_table[0], feature_set="nope")
     with pytest.raises(ConfigError, match="method"):
         cluster_customers(shop_table[0], method="dbscan")
+
+
+@pytest.mark.parametrize("estimator", [KPrototypes(n_clusters=3, n_init=1, max_iter=20),
+                                       KMeansNumeric(n_clusters=3, n_init=1)], ids=lambda e: type(e).__name__)
+def test_estimators_pass_scikit_learns_checks(estimator):
+    import warnings
+
+    from sklearn.utils.estimator_checks import check_estimator
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        results = check_estimator(estimator, on_fail=None, expected_failed_checks={
+            "check_dtype_object": "object columns are categories here, not numbers to coerce"})
+    failed = [r["check_name"] for r in results if r["status"] == "failed"]
+    assert failed == []
