@@ -1777,13 +1777,14 @@ LIFT_VIEW_COLUMNS: tuple[str, ...] = ("campaign_id", "arm", "segment", "customer
                                       "verdict")
 
 
-def lift_view(result: CampaignResult, dimension: str, metric: str) -> pd.DataFrame:
+def lift_view(result: CampaignResult, dimension: str, metric: str, brief: bool = False) -> pd.DataFrame:
     """Lift per segment of ``dimension`` for ``metric`` (sent arms), as shown by the explorer.
 
     ``customers`` / ``customers_c``: customers in the sent and the control arm; ``value`` /
     ``value_c`` their rates (or revenue per recipient); ``smallest_arm`` is the count to pass to
     ``shareable(..., count_column="smallest_arm")`` so that no shown row describes fewer than
-    ``min_cell_size`` customers.
+    ``min_cell_size`` customers. ``brief`` keeps only campaign, segment, ``smallest_arm``, the
+    lift with its interval, the adjusted p-value and the verdict (narrow enough for a report page).
 
     Examples
     --------
@@ -1800,6 +1801,9 @@ def lift_view(result: CampaignResult, dimension: str, metric: str) -> pd.DataFra
     out = t.loc[t["metric"] == metric, list(LIFT_VIEW_COLUMNS)].reset_index(drop=True)
     out["customers_c"] = out["customers_c"].fillna(0).astype(np.int64)
     out.insert(5, "smallest_arm", np.minimum(out["customers"], out["customers_c"]))
+    if brief:
+        out = out[["campaign_id", "segment", "smallest_arm", "lift_abs", "lift_ci_low", "lift_ci_high", "p_adjusted",
+                   "verdict"]]
     return out
 
 

@@ -727,6 +727,10 @@ def test_lift_view_and_explorer_choices_cover_every_available_dimension():
     view = cp.lift_view(res, "lifecycle_stage", "conversion_rate")
     assert view["segment"].tolist() == [ALL_SEGMENTS, "active"]
     assert view["lift_abs"].tolist() == pytest.approx([0.12, 0.12])
+    assert view["smallest_arm"].tolist() == [50, 50]
+    brief = cp.lift_view(res, "lifecycle_stage", "conversion_rate", brief=True)
+    assert list(brief.columns) == ["campaign_id", "segment", "smallest_arm", "lift_abs", "lift_ci_low", "lift_ci_high",
+                                   "p_adjusted", "verdict"]
     with pytest.raises(ConfigError, match="available"):
         cp.lift_view(res, "cluster_name", "conversion_rate")
 
