@@ -19,6 +19,7 @@ from segkit.errors import (
 from segkit.pipeline import NOTEBOOKS, RunContext, open_run
 from segkit.io import load_inputs, load_table
 from segkit.datasets import GeneratedShop, generate_shop, load_cdnow, load_sample
+from segkit.campaign import CampaignResult, CampaignSettings, build_campaign_artifacts, evaluate_campaigns
 from segkit.clv import BetaGeoModel, GammaGammaModel, customer_lifetime_value
 from segkit.lifecycle import (
     LifecycleStager,
@@ -59,6 +60,10 @@ __all__ = [
     "BetaGeoModel",
     "GammaGammaModel",
     "customer_lifetime_value",
+    "CampaignSettings",
+    "CampaignResult",
+    "evaluate_campaigns",
+    "build_campaign_artifacts",
     "open_run",
     "RunContext",
     "NOTEBOOKS",
