@@ -1443,7 +1443,10 @@ def build_audit_artifacts(ctx: "RunContext", raise_on_error: bool = True) -> Aud
     ----------
     ctx : RunContext
         From :func:`segkit.pipeline.open_run`; ``as_of`` = the notebook parameter, else
-        ``run.as_of`` of the config, else the day after the last order.
+        ``run.as_of`` of the config, else the day after the last order. The engine is chosen by
+        :func:`segkit.engine.choose_engine` (``engine`` section): pandas loads the lines in memory;
+        duckdb audits them out-of-core and writes ``transactions_clean.parquet`` with ``COPY``
+        (``audit_summary.json`` records which, under ``engine``).
     raise_on_error : bool
         Raise :class:`~segkit.errors.AuditFailedError` on error findings (what upstream builds
         need). The notebook passes False, shows the table, then calls :func:`raise_if_failed`.
@@ -1457,9 +1460,13 @@ def build_audit_artifacts(ctx: "RunContext", raise_on_error: bool = True) -> Aud
     >>> from segkit.pipeline import open_run
     >>> result = build_audit_artifacts(open_run("01_data_audit"))  # doctest: +SKIP
     """
-    tables = load_inputs(ctx.config)
+    from segkit.engine import audit_inputs, choose_engine
+
     as_of = ctx.as_of_param or (ctx.config.get("run") or {}).get("as_of")
-    result = run_audit(tables, as_of=as_of, config=ctx.config)
+    if choose_engine(ctx.config) == "duckdb":  # out-of-core: writes transactions_clean itself when fit
+        result = audit_inputs(ctx.config, as_of=as_of, clean_path=ctx.artifact_path("transactions_clean"))
+    else:
+        result = run_audit(load_inputs(ctx.config), as_of=as_of, config=ctx.config)
     ctx.write_artifact("audit_summary", result.summary())
     segments = ctx.artifact_path("customer_segments")
     if result.status == "errors":
@@ -1469,7 +1476,8 @@ def build_audit_artifacts(ctx: "RunContext", raise_on_error: bool = True) -> Aud
         if raise_on_error:
             raise_if_failed(result)
         return result
-    ctx.write_artifact("transactions_clean", result.transactions)
+    if result.transactions is not None:
+        ctx.write_artifact("transactions_clean", result.transactions)
     ctx.write_artifact("customers_clean", result.customers)
     if result.campaign is not None:
         ctx.write_artifact("campaign_clean", result.campaign)

@@ -457,7 +457,9 @@ def _stage_sql(m: _Mapped, opts: Mapping[str, Any]) -> tuple[str, dict[str, str]
         if c.endswith("_id") or dtype == "string":
             level_b.append(f"nullif(trim(CAST({r} AS VARCHAR), {_WS}), '') AS {_ident('_t_' + c)}")
             t = _ident("_t_" + c)
-            value = f"regexp_replace({t}, '^(-?\\d+)\\.0+$', '\\1')" if c.endswith("_id") else t
+            # only ids with a "." can look like a float ("12346.0"); the regex runs on those alone
+            value = (f"CASE WHEN contains({t}, '.') THEN regexp_replace({t}, '^(-?\\d+)\\.0+$', '\\1') ELSE {t} END"
+                     if c.endswith("_id") else t)
             level_c.append(f"{value} AS {_ident(c)}")
         elif dtype == "float64":
             if _is_numeric(t_type):
@@ -1543,3 +1545,132 @@ def behaviour_table_from_files(
     base = base.sort_values("customer_id", kind="stable").reset_index(drop=True)
     base.attrs["as_of"] = str(as_of_ts.date())
     return base
+
+
+def rfm_with_info_from_files(
+    source: str | Path | Sequence[str | Path],
+    as_of: str | pd.Timestamp | None = None,
+    memory_limit: str | None = None,
+    temp_directory: str | Path | None = None,
+) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """:func:`rfm_table_from_files` plus the counts behind the RFM notebook's warnings (the
+    out-of-core twin of ``segkit.rfm._rfm_with_info``): ``as_of, orders_after_as_of,
+    customers_after_as_of_only, purchase_orders, non_purchase_orders, customers_without_purchase,
+    customers_non_positive_net, period_start, period_end, net_revenue`` (exact).
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> p = pathlib.Path(tempfile.mkdtemp()) / "t.csv"
+    >>> _ = p.write_text("customer_id,order_id,order_date,amount\\na,1,2024-01-01,10\\nb,2,2024-01-02,-3\\nc,3,2024-02-01,4\\n")
+    >>> rfm, info = rfm_with_info_from_files(p, as_of="2024-01-15")
+    >>> rfm["customer_id"].tolist(), info["orders_after_as_of"], info["customers_without_purchase"], info["net_revenue"]
+    (['a'], 1, 1, 7.0)
+    """
+    files, _ = input_files(source)
+    relation = source_relation(files)
+    what = "It needs the canonical columns customer_id, order_id, order_date and amount."
+    orders = f"""SELECT CAST(customer_id AS VARCHAR) AS customer_id, CAST(order_id AS VARCHAR) AS order_id,
+                        min(CAST(order_date AS TIMESTAMP)) AS order_date, sum(CAST(amount AS {DECIMAL})) AS amount
+                 FROM {relation} GROUP BY ALL"""
+    if as_of is None:
+        last = _run(source, f"SELECT max(order_date) AS last FROM {relation}", what, memory_limit,
+                    temp_directory)["last"].iloc[0]
+        if pd.isna(last):
+            raise DataError("transactions: the table has no rows, so there is nothing to score. "
+                            "Check the input file and the data audit's cleaning counts.")
+        as_of_ts = pd.Timestamp(last).normalize() + pd.Timedelta(days=1)
+    else:
+        as_of_ts = _audit.parse_as_of(as_of)
+    stats = _run(source, f"""
+        WITH o AS (SELECT *, order_date >= {_ts(as_of_ts)} AS after FROM ({orders}))
+        SELECT count(*) AS total, count(*) FILTER (WHERE after) AS after_n,
+               (SELECT count(*) FROM (SELECT customer_id FROM o GROUP BY customer_id HAVING bool_and(after))) AS after_only,
+               count(*) FILTER (WHERE NOT after AND amount > 0) AS purchases,
+               count(*) FILTER (WHERE NOT after AND amount <= 0) AS non_purchases,
+               count(DISTINCT customer_id) FILTER (WHERE NOT after) AS customers,
+               min(order_date) FILTER (WHERE NOT after) AS start, max(order_date) FILTER (WHERE NOT after) AS end_,
+               CAST(sum(amount) FILTER (WHERE NOT after) AS DOUBLE) AS net
+        FROM o""", what, memory_limit, temp_directory).iloc[0]
+    if not stats["total"]:
+        raise DataError("transactions: the table has no rows, so there is nothing to score. "
+                        "Check the input file and the data audit's cleaning counts.")
+    if stats["after_n"] == stats["total"]:
+        raise DataError(f"transactions: every order is dated on or after as_of = {as_of_ts.date()}, so "
+                        "nothing is left to analyse. Choose a later as_of (or leave it empty: the day "
+                        "after the last order).")
+    rfm = rfm_table_from_files(files, as_of_ts, memory_limit=memory_limit, temp_directory=temp_directory)
+    info = {
+        "as_of": as_of_ts, "orders_after_as_of": int(stats["after_n"]),
+        "customers_after_as_of_only": int(stats["after_only"]),
+        "purchase_orders": int(stats["purchases"]), "non_purchase_orders": int(stats["non_purchases"]),
+        "customers_without_purchase": int(stats["customers"]) - len(rfm),
+        "customers_non_positive_net": int((rfm["monetary_total"] <= 0).sum()),
+        "period_start": pd.Timestamp(stats["start"]), "period_end": pd.Timestamp(stats["end_"]),
+        "net_revenue": float(stats["net"]),
+    }
+    return rfm, info
+
+
+# ----------------------------------------------------------------------------- dispatch for the producers
+def transactions_engine(ctx: "RunContext") -> str:
+    """The engine the run's audit used (``audit_summary.json``: ``engine``; ``"pandas"`` when absent).
+
+    In interactive mode a missing audit is built first (by its producer)."""
+    return str(ctx.read_artifact("audit_summary").get("engine", "pandas"))
+
+
+def _clean_lines(ctx: "RunContext") -> Path:
+    """Path of ``transactions_clean.parquet``, built in interactive mode, never loaded here."""
+    path = ctx.artifact_path("transactions_clean")
+    if not path.exists() and ctx.interactive:
+        ctx.build_upstream("transactions_clean")
+    if not path.exists():
+        ctx.read_artifact("transactions_clean")  # raises UpstreamMissingError naming the notebook to run
+    return path
+
+
+def _limits(ctx: "RunContext") -> dict[str, Any]:
+    settings = EngineSettings.from_config(ctx.config)
+    return {"memory_limit": settings.memory_limit, "temp_directory": settings.temp_directory}
+
+
+def rfm_for(ctx: "RunContext") -> tuple[pd.DataFrame, dict[str, Any]]:
+    """The RFM base of the run (``rfm_table`` + counts) from the engine its audit used.
+
+    pandas: ``segkit.rfm._rfm_with_info`` of ``transactions_clean``; duckdb:
+    :func:`rfm_with_info_from_files` over the file (customer-level result only in memory).
+    """
+    if transactions_engine(ctx) == "duckdb":
+        return rfm_with_info_from_files(_clean_lines(ctx), ctx.as_of, **_limits(ctx))
+    from segkit.rfm import _rfm_with_info
+
+    return _rfm_with_info(ctx.read_artifact("transactions_clean"), ctx.as_of)
+
+
+def orders_for(ctx: "RunContext") -> pd.DataFrame:
+    """:func:`segkit.rfm.order_table` of the run's clean lines, from the engine its audit used."""
+    if transactions_engine(ctx) == "duckdb":
+        return order_table_from_files(_clean_lines(ctx), **_limits(ctx))
+    from segkit.rfm import order_table
+
+    return order_table(ctx.read_artifact("transactions_clean"))
+
+
+def purchase_orders_for(ctx: "RunContext") -> pd.DataFrame:
+    """:func:`segkit.rfm.purchase_orders` (no ``as_of``) of the run's clean lines, by engine."""
+    if transactions_engine(ctx) == "duckdb":
+        orders = order_table_from_files(_clean_lines(ctx), **_limits(ctx))
+        return orders.loc[orders["is_purchase"], ["customer_id", "order_id", "order_date", "amount"]] \
+            .reset_index(drop=True)
+    from segkit.rfm import purchase_orders
+
+    return purchase_orders(ctx.read_artifact("transactions_clean"))
+
+
+def behaviour_for(ctx: "RunContext", as_of: str | pd.Timestamp | None, max_channels: int = 6) -> pd.DataFrame | None:
+    """The behaviour table of :func:`segkit.features.customer_table` computed out-of-core when the
+    run's audit used DuckDB; None for the pandas engine (the caller uses ``transactions_clean``)."""
+    if transactions_engine(ctx) != "duckdb":
+        return None
+    return behaviour_table_from_files(_clean_lines(ctx), as_of, max_channels=max_channels, **_limits(ctx))

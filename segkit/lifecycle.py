@@ -1200,14 +1200,15 @@ def build_lifecycle_artifacts(ctx: Any) -> LifecycleResult:
     """
     settings = LifecycleSettings.from_config(ctx.section("lifecycle"))
     stage_info = settings.stage_info()
-    transactions = ctx.read_artifact("transactions_clean")
+    from segkit.engine import purchase_orders_for  # in memory or out-of-core, as the audit chose
+
     customers = ctx.read_artifact("customers_clean")
     campaign = ctx.read_artifact("campaign_clean") if ctx.has_artifact("campaign_clean") else None
     rfm = ctx.read_artifact("rfm")
     warnings: list[str] = []
 
     try:
-        all_orders = purchase_orders(transactions)
+        all_orders = purchase_orders_for(ctx)
     except DataError as exc:
         raise DataError(f"{SOURCE}: {exc}") from None
     if all_orders.empty:

@@ -1034,12 +1034,17 @@ def tier_table(rfm: pd.DataFrame, tiers: LoyaltyTiers) -> pd.DataFrame:
 
 
 def analyse_rfm(
-    transactions: pd.DataFrame,
+    transactions: pd.DataFrame | None,
     as_of: str | pd.Timestamp | None = None,
     settings: RFMSettings | None = None,
     seed: int = 0,
+    *,
+    base: tuple[pd.DataFrame, dict] | None = None,
 ) -> RFMResult:
     """The whole RFM analysis of notebook 02 on a transactions table (no files written).
+
+    ``base`` = an RFM table and its counts computed elsewhere (out-of-core,
+    :func:`segkit.engine.rfm_for`); then ``transactions`` is not used.
 
     Builds :func:`rfm_table`, fits :class:`RFMScorer` and :class:`LoyaltyTiers` on this base,
     assigns segments (scores mapped to the 1–5 scale first when ``bins != 5``, see
@@ -1065,7 +1070,7 @@ def analyse_rfm(
     settings = settings or RFMSettings.from_config(None)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", RFMWarning)
-        rfm, info = _rfm_with_info(transactions, as_of)
+        rfm, info = base if base is not None else _rfm_with_info(transactions, as_of)
         if info["orders_after_as_of"]:
             warnings.warn(f"{info['orders_after_as_of']:,} order(s) dated on or after as_of = "
                           f"{info['as_of'].date()} were excluded ({info['customers_after_as_of_only']:,} "
@@ -1304,11 +1309,13 @@ def build_rfm_artifacts(ctx) -> RFMResult:
         if ctx.config.get("_source"):  # name the user's file
             raise ConfigError(f"{ctx.config['_source']}: {exc}") from None
         raise
-    transactions = ctx.read_artifact("transactions_clean")
+    from segkit.engine import rfm_for  # in memory or out-of-core, as the audit chose
+
+    base = rfm_for(ctx)
     customers = ctx.read_artifact("customers_clean")
     _require_columns(customers, ["customer_id"], "artifacts/customers_clean.parquet",
                      "Re-run 01_data_audit to rebuild it.")
-    result = analyse_rfm(transactions, ctx.as_of, settings, seed=ctx.seed)
+    result = analyse_rfm(None, ctx.as_of, settings, seed=ctx.seed, base=base)
     ctx.write_artifact("rfm", result.rfm)
     columns = result.rfm[["customer_id", *SEGMENT_CSV_COLUMNS]]
     others = customers.loc[~customers["customer_id"].isin(columns["customer_id"]), ["customer_id"]]
