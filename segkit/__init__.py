@@ -20,7 +20,11 @@ from segkit.pipeline import NOTEBOOKS, RunContext, open_run
 from segkit.io import load_inputs, load_table
 from segkit.datasets import GeneratedShop, generate_shop, load_cdnow, load_sample
 from segkit.campaign import CampaignResult, CampaignSettings, build_campaign_artifacts, evaluate_campaigns
+from segkit.cluster import build_cluster_artifacts, cluster_customers
+from segkit.cluster import summarize as summarize_clusters
 from segkit.clv import BetaGeoModel, GammaGammaModel, customer_lifetime_value
+from segkit.features import FeatureBuilder, customer_table
+from segkit.kprototypes import KPrototypes
 from segkit.lifecycle import (
     LifecycleStager,
     StageThresholds,
@@ -60,6 +64,12 @@ __all__ = [
     "BetaGeoModel",
     "GammaGammaModel",
     "customer_lifetime_value",
+    "build_cluster_artifacts",
+    "cluster_customers",
+    "summarize_clusters",
+    "KPrototypes",
+    "FeatureBuilder",
+    "customer_table",
     "CampaignSettings",
     "CampaignResult",
     "evaluate_campaigns",

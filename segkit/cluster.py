@@ -203,6 +203,11 @@ class ClusterSettings:
                               clip=self.raw.get("clip"))
 
 
+#: An RFM segment's action is suggested for a whole cluster only when more than this share
+#: of the cluster is in that segment.
+DOMINANT_SEGMENT_SHARE = 0.5
+
+
 def resolve_method(method: str, X: pd.DataFrame) -> str:
     """``auto`` → ``kprototypes`` when ``X`` has categorical (non-numeric) columns, else ``kmeans``.
 
@@ -1086,18 +1091,23 @@ def summarize(result: ClusterResult) -> dict:
                                  ascending=[False, True])
         for cname, number in zip(order["cluster_name"], order["cluster_no"]):
             seg = dom.loc[cname].idxmax()
-            plan = plans.get(seg, f"the '{seg}' plan of the RFM notebook")
-            actions.append(f"'{cname}' ({int(by_name.loc[cname, 'customers']):,} customers; "
-                           f"{_pct(dom.loc[cname, seg])} of them RFM '{seg}'): {plan.rstrip('.')}. "
-                           f"Shape the offer around what sets them apart: {_strongest_lift(result, int(number))}.")
+            size = f"'{cname}' ({int(by_name.loc[cname, 'customers']):,} customers"
+            trait = f"Shape the offer around what sets them apart: {_strongest_lift(result, int(number))}."
+            if dom.loc[cname, seg] > DOMINANT_SEGMENT_SHARE:
+                plan = plans.get(seg, f"the '{seg}' plan of the RFM notebook")
+                actions.append(f"{size}; {_pct(dom.loc[cname, seg])} of them RFM '{seg}'): "
+                               f"{plan.rstrip('.')}. {trait}")
+            else:  # no RFM segment dominates: one segment's plan would mis-target most of them
+                actions.append(f"{size}; mixed RFM segments, largest '{seg}' at {_pct(dom.loc[cname, seg])}): "
+                               f"use each customer's own RFM action within the cluster. {trait}")
     if not st.stable and st.runs:
         actions.insert(0, "Treat these clusters as exploratory until they are stable: try another k or "
                           "feature set in the explorer below before building campaigns on them.")
-    actions.append("Score new customers each month with the fitted model (SegmentModel.predict) so "
-                   "segments stay comparable over time.")
+    actions.append("Score new customers each month with the fitted clustering model so segments "
+                   "stay comparable over time.")
     headlines = {"Customers clustered": n, "Clusters": int(result.k),
-                 "Silhouette": None if pd.isna(sil) else round(float(sil), 3),
-                 "Stability (mean ARI)": None if not st.runs else round(float(st.mean_ari), 3)}
+                 "Silhouette": None if pd.isna(sil) else round(float(sil), 2),
+                 "Stability (mean ARI)": None if not st.runs else round(float(st.mean_ari), 2)}
     return {"title": "Customer clusters", "analysed": analysed, "findings": findings[:5],
             "actions": actions, "headlines": headlines, "warnings": list(result.warnings)}
 

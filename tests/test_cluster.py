@@ -403,6 +403,24 @@ def test_summary_is_generated_from_the_results(shop_result):
     assert "k-prototypes" in s["analysed"] and s["actions"]
 
 
+def test_an_rfm_plan_is_suggested_for_a_cluster_only_when_that_segment_dominates_it(shop_result):
+    import dataclasses
+
+    prof = shop_result.profiles[shop_result.profiles["cluster"] != "All customers"]
+    names = prof.sort_values("cluster")["cluster_name"].tolist()
+    rest = len(names) - 2
+    ct = pd.DataFrame({"cluster": [str(i + 1) for i in range(len(names))], "cluster_name": names,
+                       "customers": [100] * len(names), "Champions": [0.8, 0.3] + [1.0] * rest,
+                       "Lost": [0.2, 0.25] + [0.0] * rest, "Hibernating": [0.0, 0.45] + [0.0] * rest})
+    info = dict(shop_result.info, rfm_actions={"Champions": "Reward them", "Hibernating": "Let go"})
+    s = summarize(dataclasses.replace(shop_result, rfm_crosstab=ct, info=info))
+    first = next(a for a in s["actions"] if a.startswith(f"'{names[0]}'"))
+    second = next(a for a in s["actions"] if a.startswith(f"'{names[1]}'"))
+    assert "80% of them RFM 'Champions'): Reward them." in first
+    assert "mixed RFM segments, largest 'Hibernating' at 45%" in second
+    assert "Let go" not in second and "Reward them" not in second
+
+
 def test_explorer_view_reclusters_for_each_choice(shop_table, shop_result):
     choices = view_choices(shop_result)
     assert choices["k = 4, behaviour_and_profile (chosen)"] == (4, "behaviour_and_profile")

@@ -1,5 +1,7 @@
 """ipywidgets explorers on top of plain functions, live in JupyterLab and static in HTML.
 
+In batch runs (``SEGKIT_QUIET=1``: ``segkit run``, the tests) only the static view is built.
+
 The logic of an explorer is a plain function ``render(choice) -> DataFrame | str | Figure``
 (tested on its own). :func:`explorer` wraps it in a dropdown/slider for JupyterLab and also
 carries a static ``text/html`` rendering of every choice (as collapsible sections). The report
@@ -16,6 +18,7 @@ True
 from __future__ import annotations
 
 import html
+import os
 from typing import Any, Callable, Mapping
 
 import pandas as pd
@@ -98,7 +101,9 @@ def explorer(
     try:
         from IPython import get_ipython
 
-        if getattr(get_ipython(), "kernel", None) is None:  # not in a Jupyter kernel
+        # Not in a Jupyter kernel, or a batch run (segkit run, tests: SEGKIT_QUIET=1) whose HTML
+        # shows only the static view: no live widget (no comm traffic with an absent front end).
+        if getattr(get_ipython(), "kernel", None) is None or os.environ.get("SEGKIT_QUIET") == "1":
             return Explorer(None, static)
         import ipywidgets as w
         from IPython.display import display
