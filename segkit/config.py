@@ -33,6 +33,13 @@ def project_root() -> Path:
     return Path(__file__).resolve().parents[1]
 
 
+def bundled_sample_config() -> Path | None:
+    """``data/configs/sample.yml``: the config used when none is given (the bundled sample with
+    its documented design, e.g. the campaigns' planned control share). None if absent."""
+    path = project_root() / "data" / "configs" / "sample.yml"
+    return path if path.exists() else None
+
+
 def _read_yaml(path: Path | Any, label: str) -> dict:
     try:
         text = path.read_text(encoding="utf-8")

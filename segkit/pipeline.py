@@ -30,7 +30,7 @@ from typing import Any, Mapping
 
 import pandas as pd
 
-from segkit.config import deep_merge, load_config, project_root, resolve_path
+from segkit.config import bundled_sample_config, deep_merge, load_config, project_root, resolve_path
 from segkit.errors import ConfigError, UpstreamMissingError
 
 NOTEBOOKS: tuple[str, ...] = (
@@ -355,7 +355,7 @@ def open_run(
     run_dir : str or Path, optional
         Run folder. None = interactive mode in ``reports/interactive/`` (upstream built on demand).
     config_path : str or Path, optional
-        User YAML config; None = shipped defaults (bundled sample data).
+        User YAML config; None = ``data/configs/sample.yml`` (the bundled sample).
     as_of : str, optional
         Analysis date ``YYYY-MM-DD``; None = config, else the day after the last order.
     seed : int, optional
@@ -371,6 +371,8 @@ def open_run(
     if notebook not in NOTEBOOKS:
         raise ConfigError(f"Unknown notebook '{notebook}'. Known: {', '.join(NOTEBOOKS)}.")
     clean = {s: {k: v for k, v in (vals or {}).items() if v is not None} for s, vals in (overrides or {}).items()}
+    if config_path is None:
+        config_path = bundled_sample_config()
     cfg = load_config(config_path, overrides=clean)
     if seed is None:
         seed = int(cfg["run"].get("seed", 42))
