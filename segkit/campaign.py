@@ -85,7 +85,7 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass, field, fields, replace
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -1687,6 +1687,8 @@ def evaluate_campaigns(
     settings: CampaignSettings | None = None,
     as_of: str | pd.Timestamp | None = None,
     source: str = "campaign_clean",
+    *,
+    retention: Callable[[pd.DataFrame, int, Any], pd.Series] | None = None,
 ) -> CampaignResult:
     """Evaluate every campaign in ``campaign`` against its control arm, overall and per segment.
 
@@ -1706,6 +1708,9 @@ def evaluate_campaigns(
         End of the data (exclusive): retention windows ending later are unknown.
     source : str
         Name of the campaign table in messages.
+    retention : callable, optional
+        ``(campaign, days, as_of) -> flags`` computing retention instead of ``transactions``
+        (the out-of-core engine: :func:`segkit.engine.retention_for`).
 
     Returns
     -------
@@ -1728,8 +1733,10 @@ def evaluate_campaigns(
     prepared = prepare_campaign(campaign, source=source)  # validates before anything else reads it
     warn = _check_arms(prepared, s, source)
     retention_note = ""
-    if transactions is not None:
-        prepared["retained"] = retention_flags(prepared, transactions, s.retention_days, as_of).to_numpy()
+    if transactions is not None or retention is not None:
+        flags = (retention(prepared, s.retention_days, as_of) if retention is not None
+                 else retention_flags(prepared, transactions, s.retention_days, as_of))
+        prepared["retained"] = flags.to_numpy()
         unknown = int(prepared["retained"].isna().sum())
         if unknown:
             retention_note = (f"Retention unknown for {unknown:,} of {len(prepared):,} campaign customers: their "
@@ -1918,9 +1925,12 @@ def build_campaign_artifacts(ctx: Any) -> CampaignResult:
     if campaign is None or not ctx.has_artifact("campaign_clean"):
         raise UpstreamMissingError(missing_msg)
     labels, notes = _load_labels(ctx, settings.segment_by)
-    transactions = ctx.read_artifact("transactions_clean")
+    from segkit.engine import retention_for  # out-of-core when the audit used DuckDB
+
+    retention = retention_for(ctx)
+    transactions = ctx.read_artifact("transactions_clean") if retention is None else None
     result = evaluate_campaigns(campaign, labels, transactions, settings, as_of=ctx.as_of,
-                                source="artifacts/campaign_clean.parquet")
+                                source="artifacts/campaign_clean.parquet", retention=retention)
     result.warnings = notes + result.warnings
     ctx.write_artifact("campaign_results", result.results)
     return result

@@ -1616,7 +1616,10 @@ def rfm_with_info_from_files(
 def transactions_engine(ctx: "RunContext") -> str:
     """The engine the run's audit used (``audit_summary.json``: ``engine``; ``"pandas"`` when absent).
 
-    In interactive mode a missing audit is built first (by its producer)."""
+    In interactive mode a missing audit is built first (by its producer); a run folder without
+    ``audit_summary.json`` (clean tables put there by hand) counts as pandas."""
+    if not ctx.artifact_path("audit_summary").exists() and not ctx.interactive:
+        return "pandas"
     return str(ctx.read_artifact("audit_summary").get("engine", "pandas"))
 
 
@@ -1674,3 +1677,73 @@ def behaviour_for(ctx: "RunContext", as_of: str | pd.Timestamp | None, max_chann
     if transactions_engine(ctx) != "duckdb":
         return None
     return behaviour_table_from_files(_clean_lines(ctx), as_of, max_channels=max_channels, **_limits(ctx))
+
+
+def retention_flags_from_files(campaign: pd.DataFrame, source: str | Path | Sequence[str | Path], days: int,
+                               as_of: str | pd.Timestamp | None = None, memory_limit: str | None = None,
+                               temp_directory: str | Path | None = None) -> pd.Series:
+    """:func:`segkit.campaign.retention_flags` with the purchase orders aggregated out-of-core.
+
+    Only the campaign rows are in memory: DuckDB groups the lines of ``source`` into purchase
+    orders and finds, per campaign row, the customer's first purchase strictly after the send
+    (an ASOF join), so the result is one flag per campaign row: 1.0 bought within ``days``,
+    0.0 not, NaN unknown (no send date, or the window ends after ``as_of``).
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> p = pathlib.Path(tempfile.mkdtemp()) / "t.csv"
+    >>> _ = p.write_text("customer_id,order_id,order_date,amount\\na,1,2024-01-05,5\\nb,2,2024-02-20,9\\n")
+    >>> camp = pd.DataFrame({"campaign_id": ["c"] * 3, "customer_id": ["a", "b", "c"],
+    ...                      "sent_at": pd.to_datetime(["2024-01-01", None, "2024-01-20"])})
+    >>> retention_flags_from_files(camp, p, days=30, as_of="2024-02-10").tolist()
+    [1.0, 0.0, nan]
+    """
+    sent = pd.to_datetime(campaign["sent_at"], errors="coerce") if "sent_at" in campaign else \
+        pd.Series(pd.NaT, index=campaign.index, dtype="datetime64[ns]")
+    first = sent.groupby(pd.factorize(campaign["campaign_id"])[0]).transform("min")
+    rows = pd.DataFrame({"row": np.arange(len(campaign)),
+                         "customer": campaign["customer_id"].astype("string").str.strip().to_numpy(dtype=object),
+                         "sent_at": sent.fillna(first).to_numpy(dtype="datetime64[us]")})
+    con = connect(memory_limit=memory_limit, temp_directory=temp_directory)
+    try:
+        con.register("camp", rows)
+        con.execute(f"""
+            CREATE TEMP TABLE orders AS
+            SELECT CAST(customer_id AS VARCHAR) AS customer, min(CAST(order_date AS TIMESTAMP)) AS d
+            FROM {source_relation(source)} WHERE customer_id IS NOT NULL
+            GROUP BY customer_id, order_id HAVING sum(CAST(amount AS {DECIMAL})) > 0""")
+        last = con.sql("SELECT max(d) FROM orders").fetchall()[0][0]
+        nxt = con.sql("""
+            SELECT c.row, c.sent_at, o.d FROM (SELECT * FROM camp WHERE sent_at IS NOT NULL) c
+            ASOF LEFT JOIN orders o ON c.customer = o.customer AND o.d > c.sent_at""").df()
+    except duckdb.Error as exc:
+        raise DataError(f"{source}: could not aggregate the transaction log ({_first_line(exc)}).") from None
+    finally:
+        con.close()
+    end = (pd.Timestamp(as_of) if as_of is not None else
+           (pd.Timestamp(last).normalize() + pd.Timedelta(days=1) if last is not None else pd.NaT))
+    result = np.full(len(campaign), np.nan)
+    if len(nxt):
+        window_end = pd.to_datetime(nxt["sent_at"]) + pd.Timedelta(days=int(days))
+        found = pd.to_datetime(nxt["d"])
+        hit = (found.notna() & (found <= window_end)).to_numpy()
+        complete = (window_end <= end).to_numpy() if pd.notna(end) else np.zeros(len(nxt), bool)
+        result[nxt["row"].to_numpy()] = np.where(complete, hit.astype(float), np.nan)
+    return pd.Series(result, index=campaign.index, name="retained")
+
+
+def retention_for(ctx: "RunContext"):
+    """The campaign notebook's retention function when the run's audit used DuckDB, else None
+    (the caller then computes it from ``transactions_clean`` in memory).
+
+    Returns a callable ``(campaign, days, as_of) -> Series`` (see :func:`retention_flags_from_files`).
+    """
+    if transactions_engine(ctx) != "duckdb":
+        return None
+    path, limits = _clean_lines(ctx), _limits(ctx)
+
+    def retention(campaign: pd.DataFrame, days: int, as_of: str | pd.Timestamp | None) -> pd.Series:
+        return retention_flags_from_files(campaign, path, days, as_of, **limits)
+
+    return retention

@@ -270,3 +270,17 @@ def test_the_summary_records_the_engine(inputs):
         summary = log.audit().summary()
     assert summary["engine"] == "duckdb"
     assert json.loads(json.dumps(summary, default=str))["counts"]["transactions_rows_in"] == 31042
+
+
+def test_campaign_retention_from_files_equals_the_in_memory_flags(inputs, tmp_path):
+    from segkit.campaign import retention_flags
+    from segkit.engine import retention_flags_from_files
+
+    shop = generate_shop(n_customers=800, seed=3)
+    clean = write_clean_transactions(inputs["shop_parquet"], tmp_path / "clean.parquet")
+    lines = pd.read_parquet(clean)
+    for days, as_of in ((30, None), (14, "2024-10-01")):
+        expected = retention_flags(shop.campaign, lines, days, as_of)
+        got = retention_flags_from_files(shop.campaign, clean, days, as_of)
+        pd.testing.assert_series_equal(got, expected)
+    assert got.isna().any() and (got == 1).any() and (got == 0).any()

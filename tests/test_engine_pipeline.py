@@ -1,5 +1,6 @@
-"""The producer chain (audit → rfm → cluster → lifecycle) gives the same customer_segments.csv
-whether the audit's engine is pandas (in memory) or DuckDB (out-of-core)."""
+"""The producer chain (audit → rfm → cluster → lifecycle → campaign) gives the same
+customer_segments.csv and campaign results whether the audit's engine is pandas (in memory) or
+DuckDB (out-of-core)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import pytest
 from pandas.testing import assert_frame_equal
 
 from segkit.audit import build_audit_artifacts
+from segkit.campaign import build_campaign_artifacts
 from segkit.cluster import build_cluster_artifacts
 from segkit.datasets import generate_shop, write_sample
 from segkit.lifecycle import build_lifecycle_artifacts
@@ -17,7 +19,8 @@ from segkit.pipeline import open_run
 from segkit.rfm import build_rfm_artifacts
 
 PRODUCERS = (("01_data_audit", build_audit_artifacts), ("02_rfm", build_rfm_artifacts),
-             ("03_clustering", build_cluster_artifacts), ("04_lifecycle", build_lifecycle_artifacts))
+             ("03_clustering", build_cluster_artifacts), ("04_lifecycle", build_lifecycle_artifacts),
+             ("05_campaign_evaluation", build_campaign_artifacts))
 
 
 @pytest.fixture(scope="module")
@@ -55,3 +58,7 @@ def test_the_producer_chain_gives_the_same_customer_segments_with_either_engine(
     for name in ("rfm.parquet", "lifecycle.parquet", "clusters.parquet"):
         assert_frame_equal(pd.read_parquet(duckdb_run / name), pd.read_parquet(pandas_run / name),
                            check_exact=False, rtol=1e-9)
+    results = pd.read_csv(duckdb_run / "campaign_results.csv")
+    assert_frame_equal(results, pd.read_csv(pandas_run / "campaign_results.csv"))
+    retention = results[results["metric"] == "retention_rate"]
+    assert len(retention) and retention["value"].notna().any()
