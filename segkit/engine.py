@@ -442,11 +442,6 @@ def _stage_sql(m: _Mapped, opts: Mapping[str, Any]) -> tuple[str, dict[str, str]
     that cannot be read, NULL otherwise) and, for text dates, their kind (ISO / day-month).
     """
     raw = {c: _ident(u) for c, u in m.labels.items()}
-    blank = " AND ".join(
-        f"coalesce(trim(CAST({raw[c]} AS VARCHAR), {_WS}), '') = ''" if _is_text(m.types[c])
-        else f"({raw[c]} IS NULL" + (f" OR isnan(CAST({raw[c]} AS DOUBLE)))" if m.types[c].upper() in
-                                     ("DOUBLE", "FLOAT", "REAL") else ")")
-        for c in m.labels)
     level_b, level_c, checks = ["_row"], ["_row"], {}
     decimal = opts.get("decimal", ".")
     date_format = opts.get("date_format")
@@ -508,6 +503,12 @@ def _stage_sql(m: _Mapped, opts: Mapping[str, Any]) -> tuple[str, dict[str, str]
                 level_c.append(f"CASE WHEN {_ident('_x_' + c)} IS NOT NULL THEN CAST({_ident('_x_' + c)} AS VARCHAR) END "
                                f"AS {_ident('_bad_' + c)}")
                 checks[c] = "numbers_as_dates"
+    # rows empty in every mapped column are skipped (spreadsheets save trailing empty rows), as by segkit.io
+    blank = " AND ".join(
+        f"{_ident('_t_' + c)} IS NULL" if f"AS {_ident('_t_' + c)}" in " ".join(level_b)
+        else f"({_ident('_x_' + c)} IS NULL" + (f" OR isnan({_ident('_x_' + c)}))" if _is_numeric(m.types[c]) and
+                                                 TRANSACTIONS.known[c] == "float64" else ")")
+        for c in m.labels)
     select = []
     for c in m.columns:
         if c in m.labels:
@@ -523,8 +524,8 @@ def _stage_sql(m: _Mapped, opts: Mapping[str, Any]) -> tuple[str, dict[str, str]
         WITH a AS (
             SELECT *, CAST(ordinality - 1 AS BIGINT) AS _row FROM {m.relation} WITH ORDINALITY
         ),
-        b AS (SELECT {', '.join(level_b)} FROM a WHERE NOT ({blank})),
-        c AS (SELECT {', '.join(level_c)} FROM b)
+        b AS (SELECT {', '.join(level_b)} FROM a),
+        c AS (SELECT {', '.join(level_c)} FROM b WHERE NOT ({blank}))
         SELECT {', '.join(select + ['_row'] + extra)}, false AS _dup FROM c
     """
     return sql, checks

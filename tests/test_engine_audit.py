@@ -284,3 +284,18 @@ def test_campaign_retention_from_files_equals_the_in_memory_flags(inputs, tmp_pa
         got = retention_flags_from_files(shop.campaign, clean, days, as_of)
         pd.testing.assert_series_equal(got, expected)
     assert got.isna().any() and (got == 1).any() and (got == 0).any()
+
+
+def test_rows_empty_in_every_column_are_skipped_and_row_numbers_still_count_them(tmp_path):
+    path = tmp_path / "t.csv"
+    path.write_text("customer_id,order_id,order_date,amount,channel\n"
+                    "a,1,2024-01-01,5,web\n"
+                    " , ,, ,\n"                    # row 3: blank
+                    ",2,2024-01-02,7,\n"           # row 4: guest
+                    ",,,,\n")                      # row 5: blank
+    expected = run_audit({"transactions": load_table(path, "transactions")})
+    with TransactionLog(path) as log:
+        got = log.audit()
+    _assert_same_audit(expected, got)
+    assert got.counts["transactions_rows_in"] == 2
+    assert got.findings.set_index("check").loc["guest_checkouts", "examples"].startswith("row 4: ")
