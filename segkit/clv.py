@@ -13,6 +13,25 @@ its quirks:
 * its log-likelihood is reported per customer on a rescaled time axis: :func:`bgnbd_log_likelihood`
   gives the total log-likelihood in the data's own time unit, comparable with the literature.
 
+One-time buyers
+---------------
+BG/NBD lets a customer drop out only right after a *repeat* purchase, so every one-time buyer
+gets P(alive) = 1 whatever their age: an artefact of the model, not a prediction (on the bundled
+sample 21 % of the one-time buyers are really still customers). :class:`OneTimeBuyerModel`
+replaces it by an estimate read from the data: the Kaplan-Meier curve of the time from the first
+to the second purchase day over all buyers gives, for a one-time buyer of age ``T`` days, the share
+of customers still without a second purchase at ``T`` who went on to buy again (within the
+longest gap the data can show). Their expected purchases over a horizon ``t`` become that
+curve's chance of a second purchase within ``t`` times BG/NBD's expected purchases of a customer
+who buys at least once in ``t`` (:func:`expected_purchases`); repeat buyers keep BG/NBD's numbers.
+
+Identification
+--------------
+Standard errors come from lifetimes' Hessian (on the log parameters). A parameter whose standard
+error exceeds its estimate (``max_relative_se``), or a shape parameter run off to 0 or infinity,
+is reported in ``weak_parameters_``: the data do not pin it down, and predictions that depend on
+it (P(alive) after long silences for BG/NBD's ``a, b``) deserve the holdout check before use.
+
 Time discretisation (reproducing Fader, Hardie & Lee 2005)
 ----------------------------------------------------------
 The BG/NBD inputs are ``frequency`` (repeat purchase *days*), ``recency`` and ``T``, measured in
@@ -65,6 +84,8 @@ SUMMARY_COLUMNS = ("frequency", "recency", "T")
 #: per customer, so 1e-6 is still a very tight optimum; BFGS at 1e-7 often stops with "precision
 #: loss" on flat ridges (e.g. a, b -> infinity when every customer has the same dropout chance).
 TOLERANCES = (1e-7, 1e-6, 1e-5)
+#: A fitted shape parameter outside these bounds has run off to 0 or infinity (weakly identified).
+SHAPE_BOUNDS = (1e-3, 1e3)
 
 
 @contextlib.contextmanager
@@ -264,6 +285,67 @@ def bgnbd_log_likelihood(
     return float(np.sum(ln_a1 + ln_a2 + np.logaddexp(ln_a3, ln_a4)))
 
 
+def weak_parameters(
+    params: dict[str, float],
+    standard_errors: dict[str, float],
+    max_relative_se: float = 1.0,
+    shapes: tuple[str, ...] = (),
+) -> list[str]:
+    """Names of the parameters the data do not pin down.
+
+    A parameter is weakly identified when its standard error is not finite (flat likelihood,
+    singular Hessian) or larger than ``max_relative_se`` times its estimate, or, for the
+    scale-free ``shapes``, when it lies outside :data:`SHAPE_BOUNDS` (run off to 0 or infinity).
+
+    Parameters
+    ----------
+    params, standard_errors : dict
+        Estimates and their standard errors by name.
+    max_relative_se : float
+        Largest acceptable standard error as a multiple of the estimate.
+    shapes : tuple of str
+        Scale-free parameters checked against :data:`SHAPE_BOUNDS` (not money or time scales).
+
+    Returns
+    -------
+    list of str
+        In the order of ``params``.
+
+    Examples
+    --------
+    >>> weak_parameters({"r": 0.7, "a": 1.84, "b": 70.6}, {"r": 0.03, "a": 2.23, "b": 91.9})
+    ['a', 'b']
+    >>> weak_parameters({"r": 0.7, "b": 5e3}, {"r": 0.03, "b": 10.0}, shapes=("r", "b"))
+    ['b']
+    """
+    weak = []
+    for name, value in params.items():
+        se = float(standard_errors.get(name, float("nan")))
+        bad_se = not math.isfinite(se) or se > max_relative_se * abs(value)
+        off = name in shapes and not SHAPE_BOUNDS[0] <= value <= SHAPE_BOUNDS[1]
+        if bad_se or off:
+            weak.append(name)
+    return weak
+
+
+def _log_covariance(fitter: Any) -> pd.DataFrame | None:
+    """Covariance of the log parameters from lifetimes' ``variance_matrix_``.
+
+    lifetimes stores ``params_**2 * inv(hessian) / n`` with the squared estimates broadcast over
+    the columns (only its diagonal is the delta-method variance); dividing each column by the
+    square of its estimate recovers ``inv(hessian) / n``, the covariance of the log parameters.
+    """
+    try:
+        theta = fitter.params_.to_numpy(dtype=float)
+        with _quiet_lifetimes():
+            variance = fitter.variance_matrix_.to_numpy(dtype=float)
+        cov = variance / theta[None, :] ** 2
+    except (AttributeError, ValueError, np.linalg.LinAlgError):
+        return None
+    cov = (cov + cov.T) / 2
+    return pd.DataFrame(cov, index=fitter.params_.index, columns=fitter.params_.index)
+
+
 class BetaGeoModel(BaseEstimator):
     """BG/NBD model of repeat purchases and dropout (Fader, Hardie & Lee 2005), fitted by ML.
 
@@ -279,6 +361,9 @@ class BetaGeoModel(BaseEstimator):
         dropout process cannot be estimated without repeat buyers.
     time_unit_days : float
         Length of the time unit of the summary's ``recency`` and ``T`` in days.
+    max_relative_se : float
+        A parameter whose standard error exceeds this multiple of its estimate is listed in
+        ``weak_parameters_``.
 
     Attributes
     ----------
@@ -288,6 +373,11 @@ class BetaGeoModel(BaseEstimator):
         Total log-likelihood in the data's time unit.
     standard_errors_ : dict
         Asymptotic standard errors of the parameters (NaN where the Hessian is not invertible).
+    weak_parameters_ : list of str
+        Parameters the data do not pin down (:func:`weak_parameters`; ``r, a, b`` are shapes).
+    dropout_mean_se_ : float
+        Standard error of the mean dropout chance ``a / (a + b)`` (delta method on the log
+        parameters): often small when ``a`` and ``b`` themselves are weakly identified.
     tol_ : float
         Gradient tolerance the optimiser converged with (see :data:`TOLERANCES`).
     n_customers_, n_repeat_buyers_ : int
@@ -304,10 +394,11 @@ class BetaGeoModel(BaseEstimator):
     """
 
     def __init__(self, penalizer_coef: float = 0.0, min_repeat_buyers: int = 10,
-                 time_unit_days: float = TIME_UNIT_DAYS):
+                 time_unit_days: float = TIME_UNIT_DAYS, max_relative_se: float = 1.0):
         self.penalizer_coef = penalizer_coef
         self.min_repeat_buyers = min_repeat_buyers
         self.time_unit_days = time_unit_days
+        self.max_relative_se = max_relative_se
 
     def fit(self, summary: pd.DataFrame) -> "BetaGeoModel":
         """Fit on a customer summary (``frequency, recency, T`` as from :func:`clv_summary`).
@@ -335,6 +426,15 @@ class BetaGeoModel(BaseEstimator):
             raise ModelFitError(f"BG/NBD fit returned invalid parameters {params}. Try a small penalizer.")
         self.params_ = params
         self.standard_errors_ = {k: float(v) for k, v in fitter.standard_errors_.items()}
+        self.weak_parameters_ = weak_parameters(params, self.standard_errors_, self.max_relative_se,
+                                                shapes=("r", "a", "b"))
+        self.dropout_mean_se_ = float("nan")
+        cov = _log_covariance(fitter)
+        if cov is not None:
+            a, b = params["a"], params["b"]
+            slope = a * b / (a + b) ** 2  # d(a/(a+b)) / d(log a) = -d(a/(a+b)) / d(log b)
+            var = slope ** 2 * (cov.loc["a", "a"] + cov.loc["b", "b"] - 2 * cov.loc["a", "b"])
+            self.dropout_mean_se_ = float(np.sqrt(var)) if var >= 0 else float("nan")
         self.log_likelihood_ = bgnbd_log_likelihood(params, x, summary["recency"], summary["T"])
         self.n_customers_ = len(x)
         self.n_repeat_buyers_ = repeat
@@ -367,12 +467,34 @@ class BetaGeoModel(BaseEstimator):
         """P(alive) of each customer given its history.
 
         By construction of the BG/NBD model a customer can only drop out right after a repeat
-        purchase, so one-time buyers (``frequency == 0``) always get P(alive) = 1.
+        purchase, so one-time buyers (``frequency == 0``) always get P(alive) = 1: an artefact,
+        see :class:`OneTimeBuyerModel` for an estimate from the data.
         """
         x, tx, t_age = self._arrays(summary)
         with _quiet_lifetimes():
             out = self._fitter.conditional_probability_alive(x, tx, t_age)
         return np.asarray(out, dtype=float).reshape(len(x))
+
+    def p_purchase_within(self, summary: pd.DataFrame, days: float | np.ndarray) -> np.ndarray:
+        """Probability of at least one purchase in the next ``days`` days.
+
+        A customer alive at ``T`` cannot drop out before their next purchase, and given alive
+        their purchase rate is ``Gamma(r + x, alpha + T)``, so
+        ``P(X(T, T + t) > 0) = P(alive) * (1 - ((alpha + T) / (alpha + T + t)) ** (r + x))``.
+
+        Examples
+        --------
+        >>> s = simulate_customers(500, {"r": 0.25, "alpha": 4.4, "a": 0.8, "b": 2.4}, seed=0)
+        >>> m = BetaGeoModel().fit(s)
+        >>> near, far = m.p_purchase_within(s, 7.0), m.p_purchase_within(s, 1e9)
+        >>> bool((near < far).all()), bool((far <= m.p_alive(s)).all())
+        (True, True)
+        """
+        x, tx, t_age = self._arrays(summary)
+        r, alpha = self.params_["r"], self.params_["alpha"]
+        t = np.asarray(days, dtype=float) / self.time_unit_days
+        silent = ((alpha + t_age) / (alpha + t_age + t)) ** (r + x)
+        return self.p_alive(summary) * (1.0 - silent)
 
     def expected_purchases_new_customer(self, days: float) -> float:
         """Expected repeat purchases of a customer just acquired, in their first ``days`` days (eq. 9)."""
@@ -387,7 +509,9 @@ class BetaGeoModel(BaseEstimator):
                 "time_unit": f"{self.time_unit_days:g} days" if self.time_unit_days != 7 else "weeks",
                 "time_unit_days": float(self.time_unit_days), "n_customers": self.n_customers_,
                 "n_repeat_buyers": self.n_repeat_buyers_, "standard_errors": self.standard_errors_,
-                "dropout_mean": self.dropout_mean_, "optimizer_tol": self.tol_})
+                "weak_parameters": list(self.weak_parameters_), "max_relative_se": float(self.max_relative_se),
+                "dropout_mean": self.dropout_mean_, "dropout_mean_se": self.dropout_mean_se_,
+                "optimizer_tol": self.tol_})
 
 
 class GammaGammaModel(BaseEstimator):
@@ -402,6 +526,9 @@ class GammaGammaModel(BaseEstimator):
         L2 penalty on the parameters.
     min_repeat_buyers : int
         Fewer repeat buyers than this raises :class:`ModelFitError`.
+    max_relative_se : float
+        A parameter whose standard error exceeds this multiple of its estimate is listed in
+        ``weak_parameters_``.
 
     Attributes
     ----------
@@ -409,6 +536,8 @@ class GammaGammaModel(BaseEstimator):
         ``p, q, v`` (``v`` is the paper's gamma).
     standard_errors_ : dict
         Asymptotic standard errors of the parameters.
+    weak_parameters_ : list of str
+        Parameters the data do not pin down (:func:`weak_parameters`; ``p, q`` are shapes).
     tol_ : float
         Gradient tolerance the optimiser converged with.
     n_customers_ : int
@@ -428,9 +557,10 @@ class GammaGammaModel(BaseEstimator):
     True
     """
 
-    def __init__(self, penalizer_coef: float = 0.0, min_repeat_buyers: int = 10):
+    def __init__(self, penalizer_coef: float = 0.0, min_repeat_buyers: int = 10, max_relative_se: float = 1.0):
         self.penalizer_coef = penalizer_coef
         self.min_repeat_buyers = min_repeat_buyers
+        self.max_relative_se = max_relative_se
 
     def fit(self, summary: pd.DataFrame) -> "GammaGammaModel":
         """Fit on the repeat buyers of a customer summary (``frequency, monetary_value``)."""
@@ -456,6 +586,8 @@ class GammaGammaModel(BaseEstimator):
             )
         self.params_ = params
         self.standard_errors_ = {k: float(v) for k, v in fitter.standard_errors_.items()}
+        self.weak_parameters_ = weak_parameters(params, self.standard_errors_, self.max_relative_se,
+                                                shapes=("p", "q"))
         self.n_customers_ = len(rows)
         self.frequency_monetary_corr_ = float(np.corrcoef(x, m)[0, 1]) if len(rows) > 2 and x.std() > 0 and m.std() > 0 else float("nan")
         return self
@@ -485,9 +617,200 @@ class GammaGammaModel(BaseEstimator):
         """Parameters for ``clv_model.json`` (``p, q, v`` + extras)."""
         check_is_fitted(self, "params_")
         return _json_safe({**self.params_, "n_customers": self.n_customers_, "standard_errors": self.standard_errors_,
-                "optimizer_tol": self.tol_,
+                "weak_parameters": list(self.weak_parameters_), "optimizer_tol": self.tol_,
                 "population_mean_order_value": self.population_mean_,
                 "frequency_monetary_corr": self.frequency_monetary_corr_})
+
+
+def first_repeat_durations(
+    purchases: pd.DataFrame, observation_period_end: str | pd.Timestamp
+) -> pd.DataFrame:
+    """Days from each customer's first purchase day to their second, censored at the end.
+
+    Parameters
+    ----------
+    purchases : DataFrame
+        ``customer_id, order_date``: one row per purchase (several on one day are one purchase day).
+    observation_period_end : str or Timestamp
+        Last day observed, inclusive (as for :func:`clv_summary`); later purchases are ignored.
+
+    Returns
+    -------
+    DataFrame
+        Index ``customer_id`` (sorted): ``days`` (to the second purchase day, or to the end for
+        customers without one) and ``repeated`` (a second purchase day was seen).
+
+    Examples
+    --------
+    >>> p = pd.DataFrame({"customer_id": ["a", "a", "a", "b"],
+    ...     "order_date": pd.to_datetime(["2024-01-01 09:00", "2024-01-01 18:00", "2024-01-11 10:00",
+    ...                                   "2024-01-20 12:00"])})
+    >>> first_repeat_durations(p, "2024-01-31")  # doctest: +NORMALIZE_WHITESPACE
+                 days  repeated
+    customer_id
+    a            10.0      True
+    b            11.0     False
+    """
+    end = pd.Timestamp(observation_period_end).normalize()
+    day = purchases["order_date"].dt.normalize()
+    days = (pd.DataFrame({"customer_id": purchases["customer_id"].astype("string").to_numpy(), "day": day.to_numpy()})
+            [(day <= end).to_numpy()].drop_duplicates().sort_values(["customer_id", "day"]))
+    rank = days.groupby("customer_id", sort=False).cumcount().to_numpy()
+    first = days[rank == 0].set_index("customer_id")["day"]
+    second = days[rank == 1].set_index("customer_id")["day"].reindex(first.index)
+    repeated = second.notna()
+    gap = (second.where(repeated, end) - first).dt.days.astype("float64")
+    out = pd.DataFrame({"days": gap.to_numpy(), "repeated": repeated.to_numpy(dtype=bool)},
+                       index=pd.Index(first.index, dtype="string", name="customer_id"))
+    return out
+
+
+class OneTimeBuyerModel(BaseEstimator):
+    """P(alive) and purchase chances of one-time buyers, read from the data (Kaplan-Meier).
+
+    BG/NBD gives every one-time buyer P(alive) = 1 (dropout can only follow a repeat purchase).
+    This estimator instead fits the Kaplan-Meier survival curve ``S(d)`` of the time from the
+    first to the second purchase day over all buyers (customers without a second purchase are
+    censored at their age) and answers, for a one-time buyer aged ``T`` days:
+
+    - :meth:`p_alive`: the share of customers still without a second purchase at ``T`` who went
+      on to make one, ``(S(T) - S(end)) / S(T)``, with ``end`` the longest gap seen in the data
+      (a customer who would only come back after longer than that is counted as gone);
+    - :meth:`p_purchase_within`: the share who made it within ``t`` more days,
+      ``(S(T) - S(T + t)) / S(T)``.
+
+    Parameters
+    ----------
+    min_repeat_buyers : int
+        Fewer second purchases than this raises :class:`ModelFitError`.
+
+    Attributes
+    ----------
+    days_ : ndarray
+        Distinct gaps (days) at which second purchases happened, ascending.
+    survival_ : ndarray
+        ``S`` just after each of ``days_``: the share still without a second purchase.
+    n_customers_, n_repeat_buyers_ : int
+        Buyers fitted and those with a second purchase.
+    follow_up_days_ : float
+        Longest first-to-second gap seen (``days_[-1]``): the horizon of :meth:`p_alive`.
+    never_share_ : float
+        ``S(end)``: estimated share of buyers who never buy a second time (within the follow-up).
+
+    Examples
+    --------
+    >>> m = OneTimeBuyerModel(min_repeat_buyers=1).fit([10, 20, 30, 40, 50], [True, True, False, True, False])
+    >>> m.survival_.round(2).tolist(), round(m.never_share_, 2)
+    ([0.8, 0.6, 0.3], 0.3)
+    >>> m.p_alive([25.0]).round(2).tolist(), m.p_purchase_within([25.0], 20.0).round(2).tolist()
+    ([0.5], [0.5])
+    """
+
+    def __init__(self, min_repeat_buyers: int = 10):
+        self.min_repeat_buyers = min_repeat_buyers
+
+    def fit(self, days: Any, repeated: Any) -> "OneTimeBuyerModel":
+        """Fit on each buyer's days to the second purchase (or to the end) and whether it happened.
+
+        Parameters
+        ----------
+        days : array_like
+            Days from the first purchase day to the second, or to the last observed day.
+        repeated : array_like of bool
+            True where the second purchase was seen (False = censored).
+
+        Raises
+        ------
+        DataError
+            Missing or negative days, or lengths that differ.
+        ModelFitError
+            Fewer than ``min_repeat_buyers`` second purchases.
+        """
+        d = np.asarray(days, dtype=float)
+        event = np.asarray(repeated, dtype=bool)
+        if d.shape != event.shape or d.ndim != 1:
+            raise DataError("OneTimeBuyerModel.fit: days and repeated must be 1-d and of the same length "
+                            "(build them with segkit.clv.first_repeat_durations).")
+        if not np.isfinite(d).all() or (d < 0).any():
+            raise DataError(f"OneTimeBuyerModel.fit: {int((~np.isfinite(d) | (d < 0)).sum())} durations are "
+                            "missing or negative; rebuild them with segkit.clv.first_repeat_durations.")
+        n_events = int(event.sum())
+        if n_events < max(int(self.min_repeat_buyers), 1):
+            raise ModelFitError(
+                f"One-time buyer model not fitted: only {n_events:,} of {len(d):,} buyers made a second "
+                f"purchase (at least {self.min_repeat_buyers:,} needed). P(alive) of one-time buyers stays empty.")
+        times, events = np.unique(d[event], return_counts=True)
+        at_risk = len(d) - np.searchsorted(np.sort(d), times, side="left")
+        self.days_ = times
+        self.survival_ = np.cumprod(1.0 - events / at_risk)
+        self.n_customers_ = int(len(d))
+        self.n_repeat_buyers_ = n_events
+        self.follow_up_days_ = float(times[-1])
+        self.never_share_ = float(self.survival_[-1])
+        return self
+
+    def survival(self, days: Any) -> np.ndarray:
+        """``S(d)``: the share of buyers still without a second purchase ``d`` days after the first."""
+        check_is_fitted(self, "survival_")
+        d = np.asarray(days, dtype=float)
+        i = np.searchsorted(self.days_, d, side="right") - 1
+        return np.where(i >= 0, self.survival_[np.maximum(i, 0)], 1.0)
+
+    def _conditional(self, age_days: Any, later: np.ndarray) -> np.ndarray:
+        now = self.survival(age_days)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.where(now > 0, (now - later) / now, 0.0)
+
+    def p_alive(self, age_days: Any) -> np.ndarray:
+        """Share of one-time buyers of this age (days since the first purchase) who bought again."""
+        check_is_fitted(self, "survival_")
+        return self._conditional(age_days, np.full(np.shape(age_days), self.never_share_))
+
+    def p_purchase_within(self, age_days: Any, days: Any) -> np.ndarray:
+        """Share of one-time buyers of this age who made a second purchase within ``days`` more days."""
+        return self._conditional(age_days, self.survival(np.asarray(age_days, dtype=float) + np.asarray(days, dtype=float)))
+
+    def to_dict(self) -> dict[str, Any]:
+        """Summary for ``clv_model.json``."""
+        check_is_fitted(self, "survival_")
+        return _json_safe({"method": "Kaplan-Meier of the days from the first to the second purchase day",
+                           "n_customers": self.n_customers_, "n_repeat_buyers": self.n_repeat_buyers_,
+                           "follow_up_days": self.follow_up_days_, "never_share": self.never_share_})
+
+
+def expected_purchases(
+    bgnbd: BetaGeoModel, summary: pd.DataFrame, days: float, one_time: OneTimeBuyerModel | None = None
+) -> np.ndarray:
+    """Expected purchases in the next ``days`` days; one-time buyers from the data when possible.
+
+    Repeat buyers: BG/NBD's conditional expectation. One-time buyers, given ``one_time``: the
+    chance of a second purchase within ``days`` read from the data
+    (:meth:`OneTimeBuyerModel.p_purchase_within`) times BG/NBD's expected purchases of a
+    customer who buys at least once in that time, ``E[X] / P(X > 0)``. Without ``one_time``
+    this is :meth:`BetaGeoModel.predict`.
+
+    Examples
+    --------
+    >>> s = simulate_customers(800, {"r": 0.25, "alpha": 4.4, "a": 0.8, "b": 2.4}, seed=0)
+    >>> bg = BetaGeoModel().fit(s)
+    >>> flat = OneTimeBuyerModel(min_repeat_buyers=1).fit([7.0, 700.0], [True, False])  # half never return
+    >>> one = (s["frequency"] == 0).to_numpy()
+    >>> got, plain = expected_purchases(bg, s, 90.0, flat), bg.predict(s, 90.0)
+    >>> bool(np.allclose(got[~one], plain[~one])), bool((got[one] < plain[one]).all())
+    (True, True)
+    """
+    base = np.asarray(bgnbd.predict(summary, days), dtype=float)
+    if one_time is None:
+        return base
+    one = summary["frequency"].to_numpy(dtype=float) == 0
+    if not one.any():
+        return base
+    rows = summary[one]
+    age = rows["T"].to_numpy(dtype=float) * bgnbd.time_unit_days
+    per_buyer = base[one] / bgnbd.p_purchase_within(rows, days)
+    out = base.copy()
+    out[one] = one_time.p_purchase_within(age, days) * per_buyer
+    return out
 
 
 def monthly_discount_rate(annual_rate: float) -> float:
@@ -509,6 +832,7 @@ def customer_lifetime_value(
     discount_rate: float = 0.10,
     margin: float = 1.0,
     days_per_month: float = DAYS_PER_MONTH,
+    one_time: OneTimeBuyerModel | None = None,
 ) -> np.ndarray:
     """Discounted value of each customer's expected purchases over the next months.
 
@@ -530,6 +854,9 @@ def customer_lifetime_value(
         Share of revenue that is profit (1.0 = revenue CLV).
     days_per_month : float
         Month length in days (default 365.25/12).
+    one_time : OneTimeBuyerModel, optional
+        Given, one-time buyers' expected purchases come from :func:`expected_purchases` (the
+        data's chance of a second purchase instead of BG/NBD's P(alive) = 1).
 
     Returns
     -------
@@ -553,7 +880,7 @@ def customer_lifetime_value(
     total = np.zeros(len(summary))
     previous = np.zeros(len(summary))
     for month in range(1, int(horizon_months) + 1):  # one vectorised step per month
-        cumulative = bgnbd.predict(summary, month * days_per_month)
+        cumulative = expected_purchases(bgnbd, summary, month * days_per_month, one_time)
         total += value * (cumulative - previous) / (1.0 + rate) ** month
         previous = cumulative
     return total
@@ -574,7 +901,8 @@ def calibration_holdout_summary(
     DataFrame
         Index ``customer_id``: ``frequency, recency, T, monetary_value`` (calibration, as
         :func:`clv_summary`), ``frequency_holdout`` (purchase days in
-        ``(calibration_end, observation_end]``) and ``duration_holdout_days``.
+        ``(calibration_end, observation_end]``), ``revenue_holdout`` (their amounts; present when
+        ``purchases`` has ``amount``) and ``duration_holdout_days``.
 
     Examples
     --------
@@ -593,16 +921,21 @@ def calibration_holdout_summary(
         raise ValueError(f"observation_end {obs_end.date()} must be after calibration_end {cal_end.date()}")
     day = purchases["order_date"].dt.normalize()
     cal = clv_summary(purchases[day <= cal_end], cal_end, time_unit_days)
-    hold = purchases.loc[(day > cal_end) & (day <= obs_end), ["customer_id"]].assign(day=day)
+    in_holdout = (day > cal_end) & (day <= obs_end)
+    hold = purchases.loc[in_holdout, ["customer_id"]].assign(day=day)
     counts = hold.drop_duplicates().groupby("customer_id").size()
     counts.index = counts.index.astype("string")
     cal["frequency_holdout"] = counts.reindex(cal.index, fill_value=0).astype("int64")
+    if "amount" in purchases.columns:
+        revenue = purchases.loc[in_holdout].groupby(purchases.loc[in_holdout, "customer_id"].astype("string"))["amount"].sum()
+        cal["revenue_holdout"] = revenue.reindex(cal.index, fill_value=0.0).astype("float64")
     cal["duration_holdout_days"] = float((obs_end - cal_end).days)
     return cal
 
 
 def holdout_check(
-    model: BetaGeoModel, cal_holdout: pd.DataFrame, max_frequency: int = 7
+    model: BetaGeoModel, cal_holdout: pd.DataFrame, max_frequency: int = 7,
+    one_time: OneTimeBuyerModel | None = None,
 ) -> pd.DataFrame:
     """Predicted vs actual holdout repeat purchases by calibration frequency (paper Fig. 4).
 
@@ -614,6 +947,9 @@ def holdout_check(
         From :func:`calibration_holdout_summary`.
     max_frequency : int
         Calibration frequencies ``>= max_frequency`` are pooled into one ``"7+"`` bucket.
+    one_time : OneTimeBuyerModel, optional
+        Fitted on the calibration period: one-time buyers' predictions from
+        :func:`expected_purchases` (as exported) instead of plain BG/NBD.
 
     Returns
     -------
@@ -631,6 +967,8 @@ def holdout_check(
     """
     days = cal_holdout["duration_holdout_days"].to_numpy(dtype=float)
     predicted = model.predict(cal_holdout, days)
+    if one_time is not None:
+        predicted = expected_purchases(model, cal_holdout, days[0] if len(days) else 0.0, one_time)
     freq = cal_holdout["frequency"].to_numpy(dtype=int)
     labels = [str(k) for k in range(max_frequency)] + [f"{max_frequency}+"]
     bucket = pd.Categorical.from_codes(np.minimum(freq, max_frequency), categories=labels)
@@ -648,3 +986,64 @@ def holdout_check(
                                   100 * (table["predicted"] - table["actual"]) / table["actual"].where(table["actual"] > 0),
                                   np.nan)
     return table.reset_index()
+
+
+def p_alive_calibration(
+    p_alive: Any, p_purchase: Any, purchased: Any, bins: int = 10
+) -> pd.DataFrame:
+    """Predicted P(alive) and purchase chance against who bought in the holdout, by decile.
+
+    Customers are ranked by predicted P(alive) at the cut-off (ties broken by the predicted
+    chance of a purchase, then by position) and cut into ``bins`` groups of equal size. Per
+    group: the mean P(alive), the mean predicted chance of at least one purchase in the
+    holdout (the like-for-like prediction: a customer alive but slow may not buy in a short
+    holdout, so P(alive) is an upper bound) and the share that actually bought.
+
+    Parameters
+    ----------
+    p_alive, p_purchase : array_like
+        Predicted at the cut-off for each customer.
+    purchased : array_like of bool
+        Whether each customer bought in the holdout.
+    bins : int
+        Groups (10 = deciles).
+
+    Returns
+    -------
+    DataFrame
+        ``decile`` (1 = lowest P(alive)), ``customers``, ``p_alive``, ``predicted_share``
+        (purchase chance), ``actual_share``, ``gap`` (predicted - actual).
+
+    Examples
+    --------
+    >>> t = p_alive_calibration([0.1, 0.2, 0.9, 1.0], [0.1, 0.1, 0.8, 0.9], [False, False, True, True], bins=2)
+    >>> t["customers"].tolist(), t["predicted_share"].round(2).tolist(), t["actual_share"].tolist()
+    ([2, 2], [0.1, 0.85], [0.0, 1.0])
+    """
+    frame = pd.DataFrame({"p_alive": np.asarray(p_alive, dtype=float), "predicted_share": np.asarray(p_purchase, dtype=float),
+                          "actual_share": np.asarray(purchased, dtype=bool).astype(float)})
+    frame = frame.dropna(subset=["p_alive", "predicted_share"])
+    if frame.empty:
+        return pd.DataFrame(columns=["decile", "customers", "p_alive", "predicted_share", "actual_share", "gap"])
+    order = np.lexsort((np.arange(len(frame)), frame["predicted_share"].to_numpy(), frame["p_alive"].to_numpy()))
+    group = np.empty(len(frame), dtype=int)
+    group[order] = (np.arange(len(frame)) * min(bins, len(frame))) // len(frame) + 1
+    table = frame.groupby(group).agg(customers=("p_alive", "size"), p_alive=("p_alive", "mean"),
+                                     predicted_share=("predicted_share", "mean"), actual_share=("actual_share", "mean"))
+    table = table.rename_axis("decile").reset_index()
+    table["gap"] = table["predicted_share"] - table["actual_share"]
+    return table.astype({"decile": "int64", "customers": "int64"})
+
+
+def calibration_error(table: pd.DataFrame) -> float:
+    """Customer-weighted mean absolute gap between predicted and actual purchase shares.
+
+    Examples
+    --------
+    >>> calibration_error(pd.DataFrame({"customers": [1, 3], "gap": [0.2, -0.1]}))
+    0.125
+    """
+    if table.empty:
+        return float("nan")
+    weights = table["customers"].to_numpy(dtype=float)
+    return float(np.sum(weights * np.abs(table["gap"].to_numpy(dtype=float))) / weights.sum())

@@ -33,6 +33,18 @@ repeat purchases happen sooner), base interval = median gap, new window = 75th p
 time from first to second purchase, loyal = top 20 % of repeat buyers by purchase days and by
 revenue. Each can be set in ``lifecycle.yml`` or as a notebook parameter.
 
+P(alive), expected purchases and CLV
+------------------------------------
+Repeat buyers: BG/NBD (P(alive), expected purchases) and Gamma-Gamma (order value), see
+:mod:`segkit.clv`. One-time buyers: BG/NBD's P(alive) = 1 is an artefact of the model (dropout can
+only follow a repeat purchase), so their ``p_alive`` is the share of one-time buyers of the same
+age who went on to buy again, read from the data (:class:`segkit.clv.OneTimeBuyerModel`), and
+their expected purchases and CLV use the data's chance of a second purchase within the horizon
+(:func:`segkit.clv.expected_purchases`). CLV is this model value for every buyer whatever the
+stage; totals are reported by stage, and the summary presents the CLV of live buyers as value to
+expect and that of lapsed customers as win-back potential, next to what lapsed customers really
+bought in the holdout check. :data:`EXPORT_COLUMNS` documents the exported columns.
+
 Examples
 --------
 >>> tx = pd.DataFrame({"customer_id": ["a", "a", "b"], "order_id": ["1", "2", "3"],
@@ -60,10 +72,15 @@ from segkit.clv import (
     DAYS_PER_MONTH,
     BetaGeoModel,
     GammaGammaModel,
+    OneTimeBuyerModel,
+    calibration_error,
     calibration_holdout_summary,
     clv_summary,
     customer_lifetime_value,
+    expected_purchases,
+    first_repeat_durations,
     holdout_check,
+    p_alive_calibration,
 )
 from segkit.errors import ConfigError, DataError, ModelFitError, format_rows
 from segkit.rfm import purchase_orders
@@ -79,6 +96,21 @@ PHASES: tuple[str, ...] = ("awareness", "consideration", "conversion", "retentio
 NOT_YET = "(not yet a customer)"
 SNAPSHOT_FREQS: dict[str, str] = {"M": "month", "W": "week", "Q": "quarter"}
 SOURCE = "artifacts/transactions_clean.parquet"
+#: The columns 04_lifecycle adds to ``customer_segments.csv`` and what each holds.
+EXPORT_COLUMNS: dict[str, str] = {
+    "lifecycle_stage": "stage as of as_of by the rules of this notebook (prospect, engaged_prospect, new, active, "
+                       "loyal, at_risk, lapsed, reactivated)",
+    "p_alive": "chance the customer is still a customer. Repeat buyers: BG/NBD P(alive). One-time buyers: share of "
+               "one-time buyers of the same age (days since the first purchase) who went on to buy again, from "
+               "the data (Kaplan-Meier), because BG/NBD gives every one-time buyer 1 by construction. Empty for "
+               "prospects and when the models could not be fitted",
+    "expected_purchases_90d": "expected purchase days in the next 90 days (BG/NBD; one-time buyers: the data's "
+                              "chance of a second purchase within 90 days x BG/NBD's purchases of a customer who "
+                              "buys at least once)",
+    "clv_12m": "predicted value of the next 12 months: expected purchases x expected order value (Gamma-Gamma) x "
+               "margin, discounted monthly. A model value for every buyer whatever the stage: for lapsed "
+               "customers it is win-back potential, not value to expect (see the holdout check by stage)",
+}
 
 
 # --------------------------------------------------------------------------- purchases
@@ -486,6 +518,7 @@ class LifecycleStager(BaseEstimator):
         engagement: pd.Series | None = None,
         bgnbd: BetaGeoModel | None = None,
         thresholds: StageThresholds | None = None,
+        one_time: OneTimeBuyerModel | None = None,
     ) -> pd.DataFrame:
         """Stages as of ``as_of`` (any date) with the fitted thresholds.
 
@@ -497,6 +530,8 @@ class LifecycleStager(BaseEstimator):
             Fitted model: adds ``p_alive`` and switches on the P(alive) rule.
         thresholds : StageThresholds, optional
             Use these instead of the fitted ones (what-if analysis).
+        one_time : OneTimeBuyerModel, optional
+            P(alive) of one-time buyers from the data (see :func:`p_alive_as_of`).
 
         Returns
         -------
@@ -505,18 +540,20 @@ class LifecycleStager(BaseEstimator):
         """
         check_is_fitted(self, "thresholds_")
         state = customer_state(history, as_of, customers, engagement)
-        state["p_alive"] = p_alive_as_of(bgnbd, state) if bgnbd is not None else np.nan
+        state["p_alive"] = p_alive_as_of(bgnbd, state, one_time) if bgnbd is not None else np.nan
         state["lifecycle_stage"] = assign_lifecycle_stage(
             state, thresholds or self.thresholds_, state["p_alive"] if bgnbd is not None else None)
         return state
 
 
-def p_alive_as_of(bgnbd: BetaGeoModel, state: pd.DataFrame) -> np.ndarray:
-    """BG/NBD P(alive) of buyers from their state (NaN for prospects).
+def p_alive_as_of(bgnbd: BetaGeoModel, state: pd.DataFrame, one_time: OneTimeBuyerModel | None = None) -> np.ndarray:
+    """P(alive) of buyers from their state (NaN for prospects).
 
-    ``frequency = n_purchases - 1``, ``recency`` = first to last purchase, ``T`` = first
-    purchase to the last observed day (``as_of`` - 1), in the model's time unit: the same
+    BG/NBD with ``frequency = n_purchases - 1``, ``recency`` = first to last purchase, ``T`` =
+    first purchase to the last observed day (``as_of`` - 1), in the model's time unit: the same
     numbers as :func:`segkit.clv.clv_summary` with ``observation_period_end = as_of - 1 day``.
+    Given ``one_time``, one-time buyers get :meth:`segkit.clv.OneTimeBuyerModel.p_alive` of their
+    age in days instead of BG/NBD's 1.
     """
     buyer = (state["n_purchases"] > 0).to_numpy()
     out = np.full(len(state), np.nan)
@@ -528,7 +565,11 @@ def p_alive_as_of(bgnbd: BetaGeoModel, state: pd.DataFrame) -> np.ndarray:
             "recency": (rows["tenure_days"] - rows["recency_days"]).to_numpy(dtype=float) / unit,
             "T": (rows["tenure_days"] - 1).to_numpy(dtype=float) / unit,
         })
-        out[buyer] = bgnbd.p_alive(summary)
+        values = bgnbd.p_alive(summary)
+        if one_time is not None:
+            one = summary["frequency"].to_numpy() == 0
+            values[one] = one_time.p_alive((rows["tenure_days"] - 1).to_numpy(dtype=float)[one])
+        out[buyer] = values
     return out
 
 
@@ -566,6 +607,7 @@ def stage_history(
     customers: pd.DataFrame | None = None,
     engagement: pd.Series | None = None,
     bgnbd: BetaGeoModel | None = None,
+    one_time: OneTimeBuyerModel | None = None,
 ) -> pd.DataFrame:
     """Stage of every customer at every snapshot (one vectorised stage assignment per date).
 
@@ -583,7 +625,7 @@ def stage_history(
     ids = ids.sort_values()
     codes = np.full((len(ids), len(dates)), -1, dtype=np.int8)
     for j, day in enumerate(progress(dates["snapshot_date"], desc="lifecycle snapshots", total=len(dates))):
-        stages = stager.predict(history, day, customers, engagement, bgnbd)["lifecycle_stage"]
+        stages = stager.predict(history, day, customers, engagement, bgnbd, one_time=one_time)["lifecycle_stage"]
         codes[ids.get_indexer(stages.index), j] = stages.cat.codes.to_numpy()
     return pd.DataFrame(codes, index=pd.Index(ids, name="customer_id"), columns=list(dates["period"]))
 
@@ -802,6 +844,7 @@ class LifecycleSettings:
     penalizer_coef: float = 0.0
     min_repeat_buyers: int = 20
     holdout_max_frequency: int = 7
+    max_relative_se: float = 1.0
     engagement_columns: tuple[str, ...] = ("opened", "clicked")
     stages: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
     #: The stage-threshold keys of the section: parameters of :class:`LifecycleStager`.
@@ -831,9 +874,12 @@ class LifecycleSettings:
                 values[name] = int(v)
         if values.get("horizon_months", 12) < 1:
             raise ConfigError("lifecycle.horizon_months must be at least 1 month.")
-        for name in ("discount_rate", "margin", "penalizer_coef"):
+        for name in ("discount_rate", "margin", "penalizer_coef", "max_relative_se"):
             if name in values and (isinstance(values[name], bool) or not isinstance(values[name], (int, float))):
                 raise ConfigError(f"lifecycle.{name} = {values[name]!r} is not a number.")
+        if values.get("max_relative_se", 1.0) <= 0:
+            raise ConfigError("lifecycle.max_relative_se must be > 0 (1.0 = flag a parameter whose standard error "
+                              "exceeds its estimate).")
         if values.get("discount_rate", 0.1) <= -1:
             raise ConfigError("lifecycle.discount_rate is an annual rate (0.10 = 10 %) and must be > -1.")
         if "engagement_columns" in values:
@@ -869,46 +915,128 @@ class LifecycleSettings:
 # --------------------------------------------------------------------------- CLV scoring
 @dataclass
 class CLVModels:
-    """Fitted BG/NBD and Gamma-Gamma models (None when a fit failed) and what went wrong."""
+    """Fitted BG/NBD, one-time buyer and Gamma-Gamma models (None when a fit failed) and what
+    went wrong; ``identification`` holds the weak-identification warnings (also in ``warnings``)."""
 
     bgnbd: BetaGeoModel | None
     gamma_gamma: GammaGammaModel | None
     warnings: list[str]
+    one_time: OneTimeBuyerModel | None = None
+    identification: list[str] = field(default_factory=list)
 
 
-def fit_clv_models(summary: pd.DataFrame, settings: LifecycleSettings) -> CLVModels:
-    """Fit both models; a :class:`ModelFitError` becomes a warning and a None model."""
+def _estimates(params: Mapping[str, float], errors: Mapping[str, float], names: list[str]) -> str:
+    return ", ".join(f"{k} = {params[k]:.3g} (SE {errors.get(k, float('nan')):.3g})" for k in names)
+
+
+def identification_warnings(bgnbd: BetaGeoModel | None, gamma_gamma: GammaGammaModel | None) -> list[str]:
+    """Plain-language warnings for weakly identified parameters of the fitted models.
+
+    Examples
+    --------
+    >>> from segkit.clv import simulate_customers
+    >>> s = simulate_customers(2000, {"r": 0.25, "alpha": 4.4, "a": 0.8, "b": 2.4}, seed=0)
+    >>> identification_warnings(BetaGeoModel().fit(s), None)
+    []
+    """
+    out = []
+    if bgnbd is not None and bgnbd.weak_parameters_:
+        weak = bgnbd.weak_parameters_
+        text = (f"BG/NBD parameters weakly identified: {_estimates(bgnbd.params_, bgnbd.standard_errors_, weak)} "
+                f"(standard error above {bgnbd.max_relative_se:g} x the estimate, or a shape run off to 0 or "
+                "infinity).")
+        if {"a", "b"} & set(weak):
+            text += (" The data do not tell how much the dropout chance varies between customers; its mean "
+                     f"a/(a+b) = {bgnbd.dropout_mean_:.1%} per repeat purchase (SE {bgnbd.dropout_mean_se_:.1%}) is "
+                     "better determined. P(alive) of repeat buyers after a long silence rests on that split: check "
+                     "the P(alive) calibration in the holdout section before acting on single values.")
+        else:
+            text += " Predictions resting on them are uncertain; check the holdout section before use."
+        out.append(text)
+    if gamma_gamma is not None and gamma_gamma.weak_parameters_:
+        weak = gamma_gamma.weak_parameters_
+        out.append(f"Gamma-Gamma parameters weakly identified: "
+                   f"{_estimates(gamma_gamma.params_, gamma_gamma.standard_errors_, weak)}: expected order values "
+                   "and CLV are uncertain.")
+    return out
+
+
+def fit_clv_models(summary: pd.DataFrame, settings: LifecycleSettings,
+                   durations: pd.DataFrame | None = None) -> CLVModels:
+    """Fit the models; a :class:`ModelFitError` becomes a warning and a None model.
+
+    Parameters
+    ----------
+    summary : DataFrame
+        From :func:`segkit.clv.clv_summary`.
+    settings : LifecycleSettings
+    durations : DataFrame, optional
+        From :func:`segkit.clv.first_repeat_durations` on the same purchases and end: fits the
+        one-time buyer model (only together with BG/NBD; its P(alive) replaces BG/NBD's 1).
+    """
     messages: list[str] = []
-    bgnbd = gamma_gamma = None
+    bgnbd = gamma_gamma = one_time = None
     try:
-        bgnbd = BetaGeoModel(penalizer_coef=settings.penalizer_coef,
-                             min_repeat_buyers=settings.min_repeat_buyers).fit(summary)
+        bgnbd = BetaGeoModel(penalizer_coef=settings.penalizer_coef, min_repeat_buyers=settings.min_repeat_buyers,
+                             max_relative_se=settings.max_relative_se).fit(summary)
     except ModelFitError as exc:
         messages.append(str(exc))
     try:
         gamma_gamma = GammaGammaModel(penalizer_coef=settings.penalizer_coef,
-                                      min_repeat_buyers=settings.min_repeat_buyers).fit(summary)
+                                      min_repeat_buyers=settings.min_repeat_buyers,
+                                      max_relative_se=settings.max_relative_se).fit(summary)
     except ModelFitError as exc:
         messages.append(str(exc))
-    return CLVModels(bgnbd, gamma_gamma, messages)
+    if bgnbd is not None and durations is not None:
+        try:
+            one_time = OneTimeBuyerModel(min_repeat_buyers=settings.min_repeat_buyers).fit(
+                durations["days"], durations["repeated"])
+        except ModelFitError as exc:
+            messages.append(str(exc))
+    identification = identification_warnings(bgnbd, gamma_gamma)
+    return CLVModels(bgnbd, gamma_gamma, messages + identification, one_time, identification)
 
 
 def score_customers(models: CLVModels, summary: pd.DataFrame, settings: LifecycleSettings) -> pd.DataFrame:
     """``p_alive, expected_purchases_90d, expected_order_value, clv_12m`` (+ ``clv_<h>m``) per buyer.
 
-    Columns a failed model would feed are NaN.
+    One-time buyers' P(alive) and expected purchases come from ``models.one_time`` when fitted
+    (see the module notes); without it their P(alive) is left empty (BG/NBD's 1 is not a
+    prediction). Columns a failed model would feed are NaN.
     """
     out = pd.DataFrame(index=summary.index)
     nan = np.full(len(summary), np.nan)
-    bg, gg = models.bgnbd, models.gamma_gamma
-    out["p_alive"] = bg.p_alive(summary) if bg is not None else nan
-    out["expected_purchases_90d"] = bg.predict(summary, 90.0) if bg is not None else nan
+    bg, gg, one_time = models.bgnbd, models.gamma_gamma, models.one_time
+    if bg is not None:
+        p_alive = bg.p_alive(summary)
+        one = summary["frequency"].to_numpy() == 0
+        p_alive[one] = (one_time.p_alive(summary["T"].to_numpy(dtype=float)[one] * bg.time_unit_days)
+                        if one_time is not None else np.nan)
+        out["p_alive"] = p_alive
+        out["expected_purchases_90d"] = expected_purchases(bg, summary, 90.0, one_time)
+    else:
+        out["p_alive"] = out["expected_purchases_90d"] = nan
     out["expected_order_value"] = gg.predict(summary) if gg is not None else nan
     horizons = sorted({12, settings.horizon_months})
     for h in horizons:
-        out[f"clv_{h}m"] = (customer_lifetime_value(bg, gg, summary, h, settings.discount_rate, settings.margin)
+        out[f"clv_{h}m"] = (customer_lifetime_value(bg, gg, summary, h, settings.discount_rate, settings.margin,
+                                                    one_time=one_time)
                             if bg is not None and gg is not None else nan)
     return out
+
+
+def one_time_curve(model: OneTimeBuyerModel, max_days: float, step: float = 7.0) -> pd.DataFrame:
+    """P(alive) and 90-day purchase chance of a one-time buyer by age (days since the purchase).
+
+    Examples
+    --------
+    >>> m = OneTimeBuyerModel(min_repeat_buyers=1).fit([10, 20, 30, 40, 50], [True, True, False, True, False])
+    >>> one_time_curve(m, 21, step=7)["p_alive"].round(3).tolist()
+    [0.7, 0.7, 0.625, 0.5]
+    """
+    ages = np.arange(0.0, float(max_days) + step / 2, step)
+    return pd.DataFrame({"age_days": ages, "p_alive": model.p_alive(ages),
+                         "p_purchase_90d": model.p_purchase_within(ages, 90.0)})
 
 
 def clv_overview(lifecycle: pd.DataFrame, column: str) -> dict[str, float]:
@@ -931,26 +1059,133 @@ def clv_overview(lifecycle: pd.DataFrame, column: str) -> dict[str, float]:
             "top_decile_share": float(ordered[:top].sum() / total) if total > 0 else float("nan")}
 
 
-def run_holdout_check(orders: pd.DataFrame, as_of: pd.Timestamp, settings: LifecycleSettings) -> tuple[pd.DataFrame | None, str | None, pd.Timestamp | None]:
-    """Fit BG/NBD up to ``as_of - holdout_months`` and compare with the holdout purchases.
+@dataclass
+class HoldoutCheck:
+    """The calibration/holdout check (:func:`run_holdout_check`); tables are None when skipped.
 
-    Returns ``(table, warning, cutoff)``; the table is None (and the warning says why) when the
-    period is too short or the calibration fit fails.
+    ``by_frequency``: predicted vs actual holdout repeat purchases by calibration frequency
+    (:func:`segkit.clv.holdout_check`, predictions as exported). ``calibration`` and
+    ``calibration_bgnbd``: P(alive) deciles at the cut-off against who bought in the holdout
+    (:func:`segkit.clv.p_alive_calibration`), as exported and with BG/NBD's P(alive) = 1 for
+    one-time buyers. ``by_stage``: stage at the cut-off, predicted vs actual holdout purchases
+    and revenue. ``errors``: calibration error of each variant (:func:`segkit.clv.calibration_error`).
+    """
+
+    cutoff: pd.Timestamp | None = None
+    by_frequency: pd.DataFrame | None = None
+    calibration: pd.DataFrame | None = None
+    calibration_bgnbd: pd.DataFrame | None = None
+    by_stage: pd.DataFrame | None = None
+    errors: dict[str, float] = field(default_factory=dict)
+    warning: str | None = None
+
+
+def holdout_by_stage(stages: pd.Series, cal: pd.DataFrame, predicted: np.ndarray,
+                     predicted_revenue: np.ndarray | None = None) -> pd.DataFrame:
+    """Predicted vs actual holdout purchases (and revenue) of the customers of each stage.
+
+    Parameters
+    ----------
+    stages : Series
+        Stage at the cut-off, indexed like ``cal``.
+    cal : DataFrame
+        From :func:`segkit.clv.calibration_holdout_summary` (``frequency_holdout``, ``revenue_holdout``).
+    predicted, predicted_revenue : array
+        Predicted holdout purchases and revenue per customer (revenue optional).
+
+    Returns
+    -------
+    DataFrame
+        Buyer stages in :data:`BUYER_STAGES` order: ``customers, predicted_purchases,
+        actual_purchases, purchases_error_pct, predicted_revenue, actual_revenue,
+        revenue_error_pct``.
+
+    Examples
+    --------
+    >>> cal = pd.DataFrame({"frequency_holdout": [2, 0, 1], "revenue_holdout": [50.0, 0.0, 10.0]})
+    >>> t = holdout_by_stage(pd.Series(["active", "lapsed", "lapsed"]), cal, np.array([1.5, 0.5, 0.5]),
+    ...                      np.array([40.0, 20.0, 20.0]))
+    >>> t.set_index("lifecycle_stage").loc["lapsed", ["predicted_purchases", "actual_purchases", "revenue_error_pct"]].tolist()
+    [1.0, 1.0, 300.0]
+    """
+    frame = pd.DataFrame({"lifecycle_stage": np.asarray(stages, dtype=object),
+                          "predicted_purchases": np.asarray(predicted, dtype=float),
+                          "actual_purchases": cal["frequency_holdout"].to_numpy(dtype=float),
+                          "predicted_revenue": (np.asarray(predicted_revenue, dtype=float) if predicted_revenue is not None
+                                                else np.full(len(cal), np.nan)),
+                          "actual_revenue": (cal["revenue_holdout"].to_numpy(dtype=float) if "revenue_holdout" in cal
+                                             else np.full(len(cal), np.nan))})
+    g = frame.groupby("lifecycle_stage", sort=False)
+    table = pd.DataFrame({"customers": g.size()}).join(
+        g[["predicted_purchases", "actual_purchases", "predicted_revenue", "actual_revenue"]].sum(min_count=1))
+    table = table.reindex([st for st in BUYER_STAGES if st in table.index])
+
+    def error(pred: pd.Series, actual: pd.Series) -> pd.Series:
+        return 100 * (pred - actual) / actual.where(actual > 0)
+
+    table["purchases_error_pct"] = error(table["predicted_purchases"], table["actual_purchases"])
+    table["revenue_error_pct"] = error(table["predicted_revenue"], table["actual_revenue"])
+    table = table.rename_axis("lifecycle_stage").reset_index().astype({"customers": "int64", "lifecycle_stage": "string"})
+    return table[["lifecycle_stage", "customers", "predicted_purchases", "actual_purchases", "purchases_error_pct",
+                  "predicted_revenue", "actual_revenue", "revenue_error_pct"]]
+
+
+def run_holdout_check(orders: pd.DataFrame, as_of: pd.Timestamp, settings: LifecycleSettings) -> HoldoutCheck:
+    """Refit everything on the data up to ``as_of - holdout_months`` and compare with the holdout.
+
+    The models (BG/NBD, the one-time buyer model, Gamma-Gamma) and the stage thresholds are
+    fitted on the calibration period only; predictions for the holdout are made as they would be
+    exported, and compared with what each customer really did: repeat purchases by calibration
+    frequency, P(alive) deciles against who bought, and purchases and revenue by the stage the
+    customer had at the cut-off. Skipped (tables None, ``warning`` says why) when the period is
+    too short or the calibration fit fails.
     """
     if settings.holdout_months <= 0:
-        return None, None, None
+        return HoldoutCheck()
     cutoff = as_of - pd.DateOffset(months=settings.holdout_months)
     first = orders["order_date"].min().normalize()
     if cutoff - first < pd.Timedelta(days=2 * 30):
-        return None, (f"Holdout check skipped: a {settings.holdout_months}-month holdout leaves less than two months "
-                      f"of calibration data before {cutoff.date()}. Use a shorter lifecycle.holdout_months."), cutoff
+        return HoldoutCheck(cutoff=cutoff, warning=(
+            f"Holdout check skipped: a {settings.holdout_months}-month holdout leaves less than two months "
+            f"of calibration data before {cutoff.date()}. Use a shorter lifecycle.holdout_months."))
+    cal_end = cutoff - pd.Timedelta(days=1)
     try:
-        cal = calibration_holdout_summary(orders, cutoff - pd.Timedelta(days=1), as_of - pd.Timedelta(days=1))
+        cal = calibration_holdout_summary(orders, cal_end, as_of - pd.Timedelta(days=1))
         model = BetaGeoModel(penalizer_coef=settings.penalizer_coef,
                              min_repeat_buyers=settings.min_repeat_buyers).fit(cal)
     except (ModelFitError, DataError) as exc:
-        return None, f"Holdout check skipped: {exc}", cutoff
-    return holdout_check(model, cal, settings.holdout_max_frequency), None, cutoff
+        return HoldoutCheck(cutoff=cutoff, warning=f"Holdout check skipped: {exc}")
+    durations = first_repeat_durations(orders, cal_end).reindex(cal.index)
+    try:
+        one_time = OneTimeBuyerModel(min_repeat_buyers=settings.min_repeat_buyers).fit(
+            durations["days"], durations["repeated"])
+    except ModelFitError:
+        one_time = None
+    try:
+        gamma_gamma = GammaGammaModel(penalizer_coef=settings.penalizer_coef,
+                                      min_repeat_buyers=settings.min_repeat_buyers).fit(cal)
+    except ModelFitError:
+        gamma_gamma = None
+    days = float((as_of - cutoff).days)
+    bought = cal["frequency_holdout"].to_numpy() > 0
+    bg_alive, bg_buy = model.p_alive(cal), model.p_purchase_within(cal, days)
+    alive, buy = bg_alive.copy(), bg_buy.copy()
+    if one_time is not None:
+        one = cal["frequency"].to_numpy() == 0
+        age = cal["T"].to_numpy(dtype=float)[one] * model.time_unit_days
+        alive[one], buy[one] = one_time.p_alive(age), one_time.p_purchase_within(age, days)
+    calibration = p_alive_calibration(alive, buy, bought)
+    calibration_bgnbd = p_alive_calibration(bg_alive, bg_buy, bought)
+    predicted = expected_purchases(model, cal, days, one_time)
+    revenue = predicted * gamma_gamma.predict(cal) if gamma_gamma is not None else None
+    history = purchase_history(orders[orders["order_date"] < cutoff])
+    stager = settings.stager().fit(history, cutoff)
+    stages = stager.predict(history, cutoff, bgnbd=model, one_time=one_time)["lifecycle_stage"]
+    return HoldoutCheck(
+        cutoff=cutoff, by_frequency=holdout_check(model, cal, settings.holdout_max_frequency, one_time),
+        calibration=calibration, calibration_bgnbd=calibration_bgnbd,
+        by_stage=holdout_by_stage(stages.astype("string").reindex(cal.index), cal, predicted, revenue),
+        errors={"exported": calibration_error(calibration), "bgnbd": calibration_error(calibration_bgnbd)})
 
 
 # --------------------------------------------------------------------------- widget logic
@@ -1038,25 +1273,44 @@ def threshold_choices(
 
 # --------------------------------------------------------------------------- display tables
 def clv_parameters(result: "LifecycleResult") -> pd.DataFrame:
-    """Fitted BG/NBD and Gamma-Gamma parameters with standard errors and their meaning."""
+    """Fitted BG/NBD and Gamma-Gamma parameters: estimate, standard error, relative standard error,
+    whether the data pin it down (``weakly_identified``, see :func:`segkit.clv.weak_parameters`)
+    and what it means."""
+    model = result.clv_model or {}
+    unit = (model.get("bgnbd") or {}).get("time_unit", "weeks")
     meaning = {
         "r": "shape of the purchase-rate distribution (heterogeneity: small = very uneven)",
-        "alpha": "scale of the purchase-rate distribution (weeks); mean rate = r / alpha per week",
+        "alpha": f"scale of the purchase-rate distribution ({unit}); mean rate = r / alpha per {unit.rstrip('s')}",
         "a": "dropout distribution shape (with b: mean dropout chance per purchase = a / (a + b))",
         "b": "dropout distribution shape",
         "p": "shape of the order-value distribution of a customer",
         "q": "shape of the spread of mean order values across customers",
-        "v": "scale of the spread of mean order values (the paper's gamma)",
+        "v": f"scale of the spread of mean order values ({result.money_unit}; the paper's gamma)",
     }
     rows = []
-    model = result.clv_model or {}
     for name, block in (("BG/NBD", model.get("bgnbd")), ("Gamma-Gamma", model.get("gamma_gamma"))):
         if not block:
             continue
         errors = block.get("standard_errors", {})
+        weak = set(block.get("weak_parameters", []))
         for key in (("r", "alpha", "a", "b") if name == "BG/NBD" else ("p", "q", "v")):
-            rows.append((name, key, block[key], errors.get(key, np.nan), meaning[key]))
-    return pd.DataFrame(rows, columns=["model", "parameter", "estimate", "standard_error", "meaning"])
+            se = errors.get(key)
+            se = float("nan") if se is None else float(se)
+            rows.append((name, key, block[key], se, se / abs(block[key]) if block[key] else float("nan"),
+                         key in weak, meaning[key]))
+    return pd.DataFrame(rows, columns=["model", "parameter", "estimate", "standard_error", "relative_se",
+                                       "weakly_identified", "meaning"])
+
+
+def export_columns() -> pd.DataFrame:
+    """What each column 04_lifecycle adds to ``customer_segments.csv`` holds (:data:`EXPORT_COLUMNS`).
+
+    Examples
+    --------
+    >>> export_columns()["column"].tolist()
+    ['lifecycle_stage', 'p_alive', 'expected_purchases_90d', 'clv_12m']
+    """
+    return pd.DataFrame({"column": list(EXPORT_COLUMNS), "meaning": list(EXPORT_COLUMNS.values())})
 
 
 def clv_by_stage(lifecycle: pd.DataFrame, column: str = "clv_12m") -> pd.DataFrame:
@@ -1097,38 +1351,109 @@ def mask_small_cells(table: pd.DataFrame, min_cell_size: int) -> pd.DataFrame:
     return table.apply(lambda col: col.map(cell))
 
 
-#: Columns shown as percentages by :func:`for_display`.
-PERCENT_COLUMNS: tuple[str, ...] = ("share", "churn_rate", "reactivation_rate", "repeat_purchase_rate",
-                                    "retention", "clv_share", "mean_p_alive")
+def rate_table(rates: pd.DataFrame, freq: str = "M", last: int = 12) -> pd.DataFrame:
+    """The last ``last`` periods of :func:`period_rates` for a report, columns named with their unit.
 
-
-def for_display(table: pd.DataFrame, index: str | None = None, decimals: int = 2) -> pd.DataFrame:
-    """A small result table made readable: shares as percentages, other floats rounded.
+    Raw numbers (rates as shares); the rates are per snapshot period, which the column names
+    say (``churn_rate_per_month``).
 
     Examples
     --------
-    >>> for_display(pd.DataFrame({"stage": ["new"], "share": [0.1234], "clv": [12.3456]}), index="stage")
-    ... # doctest: +NORMALIZE_WHITESPACE
-    ... # doctest: +NORMALIZE_WHITESPACE
-          share    clv
-    stage
-    new   12.3%  12.35
+    >>> r = pd.DataFrame({"period": ["2024-01"], "live_start": [10], "churned": [1], "churn_rate": [0.1],
+    ...     "lapsed_start": [4], "reactivated": [1], "reactivation_rate": [0.25], "buyers_start": [14],
+    ...     "repeat_buyers": [3], "repeat_purchase_rate": [3 / 14], "new_customers": [2], "live_end": [11],
+    ...     "partial": [False]})
+    >>> list(rate_table(r).columns)[:3]
+    ['live_at_start', 'lapsed_during', 'churn_rate_per_month']
     """
-    out = table.copy()
-    for column in out.columns:
-        if column in PERCENT_COLUMNS:
-            out[column] = out[column].map(lambda v: "" if pd.isna(v) else f"{100 * v:.1f}%")
-        elif pd.api.types.is_float_dtype(out[column]):
-            out[column] = out[column].round(decimals)
-    return out.set_index(index) if index else out
+    unit = SNAPSHOT_FREQS[freq]
+    names = {"live_start": "live_at_start", "churned": "lapsed_during", "churn_rate": f"churn_rate_per_{unit}",
+             "lapsed_start": "lapsed_at_start", "reactivated": "came_back",
+             "reactivation_rate": f"reactivation_rate_per_{unit}", "buyers_start": "buyers_at_start",
+             "repeat_buyers": "bought_again", "repeat_purchase_rate": f"repeat_purchase_rate_per_{unit}",
+             "new_customers": "new_customers", "live_end": "live_at_end", "partial": "partial"}
+    return rates.tail(last).set_index("period")[list(names)].rename(columns=names)
 
 
-RATE_COLUMNS: tuple[str, ...] = ("period", "live_start", "churned", "churn_rate", "lapsed_start", "reactivated",
-                                 "reactivation_rate", "repeat_purchase_rate", "new_customers", "live_end", "partial")
+def recent_rates(rates: pd.DataFrame, periods: int = 3) -> dict[str, Any] | None:
+    """Churn, reactivation and repeat-purchase rate per period, pooled over the last complete periods.
+
+    Pooled = events over the customers at risk summed over the periods (so larger periods weigh
+    more): the same definition as each period's rate, averaged. None without complete periods.
+
+    Examples
+    --------
+    >>> r = pd.DataFrame({"period": ["a", "b", "c"], "partial": [False, False, True], "live_start": [100, 300, 50],
+    ...     "churned": [10, 20, 40], "lapsed_start": [10, 10, 10], "reactivated": [1, 1, 1],
+    ...     "buyers_start": [200, 400, 100], "repeat_buyers": [20, 40, 10]})
+    >>> got = recent_rates(r)
+    >>> got["churn_rate"], got["first"], got["last"], got["periods"]
+    (0.075, 'a', 'b', 2)
+    """
+    full = rates[~rates["partial"].to_numpy(dtype=bool)].tail(periods)
+    if full.empty:
+        return None
+
+    def pooled(num: str, den: str) -> float:
+        total = float(full[den].sum())
+        return float(full[num].sum()) / total if total > 0 else float("nan")
+
+    return {"churn_rate": pooled("churned", "live_start"), "reactivation_rate": pooled("reactivated", "lapsed_start"),
+            "repeat_purchase_rate": pooled("repeat_buyers", "buyers_start"), "first": str(full["period"].iloc[0]),
+            "last": str(full["period"].iloc[-1]), "periods": int(len(full))}
+
+
+def _span(first: str, last: str) -> str:
+    return first if first == last else f"{first} to {last}"
+
+
+def _money(value: float, currency: str = "", decimals: int = 0) -> str:
+    """``"EUR 1,234"`` (or ``"1,234"`` without a currency).
+
+    Examples
+    --------
+    >>> _money(1234.5, "EUR"), _money(12.345, "", 2)
+    ('EUR 1,234', '12.35')
+    """
+    text = f"{value:,.{decimals}f}"
+    return f"{currency} {text}" if currency else text
+
+
+def growth_note(result: "LifecycleResult") -> str:
+    """Markdown for the growth section: the rate definitions and how prospects are counted."""
+    unit = SNAPSHOT_FREQS[result.settings.snapshot_freq]
+    window = result.stage_thresholds.churn_window_days
+    n, with_signup = result.prospects_with_signup
+    if n == 0:
+        prospects = "There are no prospects (customers without a purchase) in the data."
+    elif with_signup == n:
+        prospects = (f"The {n:,} prospects (customers without a purchase) are counted from their signup date on "
+                     "(`snapshots.parquet` has them); the plot shows the buyer stages only.")
+    elif with_signup == 0:
+        prospects = (f"The customers table has no signup date for the {n:,} prospects, so they count as prospects "
+                     "in every snapshot from the start; the plot leaves them out and shows the buyer stages "
+                     "(`snapshots.parquet` has them).")
+    else:
+        prospects = (f"{with_signup:,} of the {n:,} prospects have a signup date and are counted from it; the "
+                     f"other {n - with_signup:,} count as prospects in every snapshot from the start. The plot "
+                     "shows the buyer stages only (`snapshots.parquet` has the prospects).")
+    return (f"Customers per buyer stage at every snapshot, then the rates **per {unit}**: the **churn rate per "
+            f"{unit}** is the share of the live buyers at the start of a {unit} who became lapsed during it; a "
+            f"buyer becomes lapsed once {window:,.0f} days (the churn window) pass without a purchase, so churn is "
+            f"counted that long after the last purchase. The **reactivation rate per {unit}** is the share of the "
+            f"lapsed customers at the start who bought during the {unit}, the **repeat-purchase rate per {unit}** "
+            f"the share of all buyers at the start who did. {prospects} Thresholds are those fitted at `as_of`, "
+            "held fixed over the history, so changes reflect behaviour and not moving definitions. A partial "
+            f"last {unit} is left out of the rate plot.")
+
+
+def _curve_value(curve: pd.DataFrame, column: str, days: float) -> float:
+    row = (curve["age_days"] - days).abs().idxmin()
+    return float(curve.loc[row, column])
 
 
 def model_status(result: "LifecycleResult") -> str:
-    """One Markdown paragraph: what was fitted, or why not and what stays empty."""
+    """Markdown: what was fitted (or why not and what stays empty), one-time buyers, identification."""
     model = result.clv_model
     if model is None:
         reasons = " ".join(w for w in result.warnings if w.startswith("BG/NBD"))
@@ -1138,20 +1463,50 @@ def model_status(result: "LifecycleResult") -> str:
     text = (f"BG/NBD fitted by maximum likelihood on {bg['n_customers']:,} buyers ({bg['n_repeat_buyers']:,} repeat "
             f"buyers), time in {bg['time_unit']}: log-likelihood {bg['log_likelihood']:,.1f}; a customer drops out "
             f"after a repeat purchase with probability {bg['dropout_mean']:.1%} on average.")
-    if min(bg["a"], bg["b"]) > 50:
-        text += (" a and b are both large: the data show almost no difference between customers in that dropout "
-                 "chance (the Beta distribution collapses to one value), so their standard errors are huge while "
-                 "a / (a + b) and the predictions are well determined.")
+    one_timers = int(((result.lifecycle["n_purchases"] == 1)).sum())
+    curve = result.one_time_curve
+    if curve is not None and model.get("one_time_buyers"):
+        ot = model["one_time_buyers"]
+        ages = [d for d in (30, 90, 180, 365) if d <= curve["age_days"].max()]
+        at = ", ".join(f"{_curve_value(curve, 'p_alive', d):.0%} at {d} days" for d in ages)
+        text += (f"\n\n**One-time buyers.** BG/NBD would give all {one_timers:,} of them P(alive) = 1: in the model a "
+                 "customer can only drop out right after a repeat purchase. That is an artefact, not a prediction, so "
+                 "their `p_alive` is read from the data instead: the share of one-time buyers of the same age (days "
+                 f"since the first purchase) who went on to buy again — {at} (Kaplan–Meier of the days from the first "
+                 f"to the second purchase over {ot['n_customers']:,} buyers; {ot['never_share']:.0%} never bought a "
+                 f"second time within the longest gap seen, {ot['follow_up_days']:,.0f} days). Their expected "
+                 "purchases and CLV use the data's chance of a second purchase within the horizon in the same way.")
+    elif one_timers:
+        text += (f"\n\n**One-time buyers.** The one-time buyer model could not be fitted, so the P(alive) of the "
+                 f"{one_timers:,} one-time buyers is left empty (BG/NBD's 1 is an artefact of the model).")
+    weak = [w for w in result.warnings if "weakly identified" in w]
+    if weak:
+        text += "\n\n**⚠ Weak identification.** " + " ".join(weak)
     gg = model.get("gamma_gamma")
     if gg is None:
         reasons = " ".join(w for w in result.warnings if w.startswith("Gamma-Gamma"))
-        return text + f" **Gamma-Gamma could not be fitted**: expected order value and CLV are empty. {reasons}"
+        return text + f"\n\n**Gamma-Gamma could not be fitted**: expected order value and CLV are empty. {reasons}"
     corr = gg["frequency_monetary_corr"]
     check = ("small, as the model assumes" if abs(corr) < 0.3 else
              "not small: the model's independence assumption is doubtful, treat CLV as rough")
-    return text + (f" Gamma-Gamma fitted on {gg['n_customers']:,} repeat buyers: mean order value of the population "
-                   f"{gg['population_mean_order_value']:,.2f}; correlation of purchase frequency and mean order value "
-                   f"{corr:.2f} ({check}).")
+    return text + (f"\n\nGamma-Gamma fitted on {gg['n_customers']:,} repeat buyers: mean order value of the population "
+                   f"{_money(gg['population_mean_order_value'], result.currency, 2)}; correlation of purchase frequency "
+                   f"and mean order value {corr:.2f} ({check}).")
+
+
+def calibration_note(result: "LifecycleResult") -> str:
+    """Markdown: how well P(alive) at the cut-off ranked and predicted who bought in the holdout."""
+    check = result.holdout_check
+    if check.calibration is None:
+        return "The P(alive) calibration check is not available: see the warnings at the top."
+    errors = check.errors
+    months = result.settings.holdout_months
+    return (f"Customers ranked by their P(alive) on {check.cutoff.date()} (models fitted on the data before), in ten "
+            f"groups of equal size: the predicted chance of at least one purchase in the {months} holdout months "
+            "against the share who really bought. P(alive) itself is an upper bound of that chance — a customer "
+            "still alive but slow may not buy in a few months. Mean gap between predicted and actual share "
+            f"(customers weighted): **{100 * errors['exported']:.1f} points** as exported; "
+            f"{100 * errors['bgnbd']:.1f} points with BG/NBD alone (every one-time buyer at P(alive) = 1).")
 
 
 # --------------------------------------------------------------------------- producer
@@ -1173,16 +1528,32 @@ class LifecycleResult:
     rates: pd.DataFrame              # per period
     cohorts: pd.DataFrame            # cohorts.parquet
     clv_model: dict | None           # clv_model.json
-    clv: dict                        # overview of the horizon CLV
-    holdout: pd.DataFrame | None
-    holdout_cutoff: pd.Timestamp | None
+    clv: dict                        # horizon CLV overview per group: "all", "live", "lapsed" buyers
+    holdout_check: HoldoutCheck
     rfm_crosstab: pd.DataFrame | None
     settings: LifecycleSettings
     warnings: list[str] = field(default_factory=list)
+    currency: str = ""               # report.currency of the config ("" = not set)
+    one_time_curve: pd.DataFrame | None = None   # P(alive) of one-time buyers by age
+    prospects_with_signup: tuple[int, int] = (0, 0)  # (prospects, of them with a signup date)
 
     @property
     def clv_column(self) -> str:
         return f"clv_{self.settings.horizon_months}m"
+
+    @property
+    def holdout(self) -> pd.DataFrame | None:
+        """Predicted vs actual holdout purchases by calibration frequency (None = skipped)."""
+        return self.holdout_check.by_frequency
+
+    @property
+    def holdout_cutoff(self) -> pd.Timestamp | None:
+        return self.holdout_check.cutoff
+
+    @property
+    def money_unit(self) -> str:
+        """The currency for labels ("EUR"), or a neutral word when the config sets none."""
+        return self.currency or "currency units"
 
     @property
     def buyers(self) -> pd.DataFrame:
@@ -1225,11 +1596,12 @@ def build_lifecycle_artifacts(ctx: Any) -> LifecycleResult:
     engagement = engagement_dates(campaign, settings.engagement_columns)
 
     summary = clv_summary(orders, as_of - pd.Timedelta(days=1))
-    models = fit_clv_models(summary, settings)
+    durations = first_repeat_durations(orders, as_of - pd.Timedelta(days=1)).reindex(summary.index)
+    models = fit_clv_models(summary, settings, durations)
     warnings += models.warnings
     stager = settings.stager().fit(history, as_of)
     warnings += stager.warnings_
-    state = stager.predict(history, as_of, customers, engagement, models.bgnbd)
+    state = stager.predict(history, as_of, customers, engagement, models.bgnbd, one_time=models.one_time)
     scores = score_customers(models, summary, settings)
 
     info = stage_info.set_index("lifecycle_stage")
@@ -1249,20 +1621,29 @@ def build_lifecycle_artifacts(ctx: Any) -> LifecycleResult:
     lifecycle = lifecycle.astype({"phase": "string", "recommended_action": "string", "lifecycle_stage": "string"})
 
     dates = snapshot_dates(history["purchase_date"].min(), as_of, settings.snapshot_freq)
-    over_time = stage_history(stager, history, dates, customers, engagement, models.bgnbd)
+    over_time = stage_history(stager, history, dates, customers, engagement, models.bgnbd, models.one_time)
     snapshots = stage_counts(over_time, dates)
     cohorts = cohort_table(history, as_of)
-    holdout, holdout_warning, cutoff = run_holdout_check(orders, as_of, settings)
-    if holdout_warning:
-        warnings.append(holdout_warning)
+    check = run_holdout_check(orders, as_of, settings)
+    if check.warning:
+        warnings.append(check.warning)
 
     clv_model = None
     if models.bgnbd is not None:
         clv_model = {"bgnbd": models.bgnbd.to_dict(),
                      "gamma_gamma": models.gamma_gamma.to_dict() if models.gamma_gamma is not None else None,
+                     "one_time_buyers": models.one_time.to_dict() if models.one_time is not None else None,
+                     "p_alive_of_one_time_buyers": ("share of one-time buyers of the same age who bought again "
+                                                    "(one_time_buyers), not BG/NBD's 1" if models.one_time is not None
+                                                    else "empty: the one-time buyer model was not fitted"),
                      "as_of": as_of.date().isoformat(), "horizon_months": settings.horizon_months,
                      "discount_rate_annual": settings.discount_rate, "margin": settings.margin,
                      "days_per_month": DAYS_PER_MONTH}
+        if check.cutoff is not None and check.calibration is not None:
+            finite = {k: (v if np.isfinite(v) else None) for k, v in check.errors.items()}
+            clv_model["holdout"] = {"cutoff": check.cutoff.date().isoformat(),
+                                    "p_alive_calibration_error": finite["exported"],
+                                    "p_alive_calibration_error_bgnbd_alone": finite["bgnbd"]}
         if models.warnings:
             clv_model["warnings"] = list(models.warnings)
 
@@ -1287,14 +1668,26 @@ def build_lifecycle_artifacts(ctx: Any) -> LifecycleResult:
         crosstab = pd.crosstab(joined["rfm_segment"], joined["lifecycle_stage"]).reindex(
             columns=[s for s in BUYER_STAGES], fill_value=0)
     rates = period_rates(over_time, history, dates)
+    column = f"clv_{settings.horizon_months}m"
+    buyers = lifecycle[lifecycle["n_purchases"] > 0]
+    clv = {"all": clv_overview(buyers, column),
+           "live": clv_overview(buyers[buyers["lifecycle_stage"].isin(LIVE_STAGES)], column),
+           "lapsed": clv_overview(buyers[buyers["lifecycle_stage"] == "lapsed"], column)}
+    prospects = lifecycle.loc[lifecycle["n_purchases"] == 0, "customer_id"]
+    with_signup = 0
+    if "signup_date" in customers.columns:
+        signup = customers.assign(customer_id=customers["customer_id"].astype("string")).set_index("customer_id")["signup_date"]
+        with_signup = int(signup[~signup.index.duplicated()].reindex(prospects.to_numpy()).notna().sum())
+    curve = (one_time_curve(models.one_time, float(durations["days"].max()))
+             if models.one_time is not None else None)
     return LifecycleResult(
         as_of=as_of, lifecycle=lifecycle, stage_sizes=sizes, phase_sizes=phase_sizes,
         thresholds=stager.threshold_table_, state=state, stage_thresholds=stager.thresholds_,
         gaps=inter_purchase_gaps(history, as_of)["gap_days"].to_numpy(), snapshots=snapshots,
         transitions=transition_counts(over_time), transitions_latest=transition_counts(over_time, last=1),
-        rates=rates, cohorts=cohorts, clv_model=clv_model,
-        clv=clv_overview(lifecycle, f"clv_{settings.horizon_months}m"),
-        holdout=holdout, holdout_cutoff=cutoff, rfm_crosstab=crosstab, settings=settings, warnings=warnings)
+        rates=rates, cohorts=cohorts, clv_model=clv_model, clv=clv, holdout_check=check, rfm_crosstab=crosstab,
+        settings=settings, warnings=warnings, currency=str((ctx.config.get("report") or {}).get("currency") or ""),
+        one_time_curve=curve, prospects_with_signup=(int(len(prospects)), with_signup))
 
 
 # --------------------------------------------------------------------------- summary
@@ -1303,48 +1696,77 @@ def _pct(x: float) -> str:
 
 
 def summarize(result: LifecycleResult) -> dict[str, Any]:
-    """The notebook's executive summary (``analysed, findings, actions, headlines, warnings``)."""
+    """The notebook's executive summary (``analysed, findings, actions, headlines, warnings``).
+
+    Rates are per snapshot period (per month by default), pooled over the last three complete
+    periods, and named so in findings and headlines. CLV is presented for live buyers as value
+    to expect; lapsed customers' model CLV is stated separately as win-back potential, next to
+    what the customers lapsed at the holdout cut-off really bought.
+    """
     sizes = result.stage_sizes.set_index("lifecycle_stage")["customers"]
     buyers = int(sizes[list(BUYER_STAGES)].sum())
     prospects = int(sizes[list(PROSPECT_STAGES)].sum())
     live = int(sizes[list(LIVE_STAGES)].sum())
     th = result.stage_thresholds
+    unit = SNAPSHOT_FREQS[result.settings.snapshot_freq]
     churn_source = result.thresholds.set_index("threshold").loc["churn_window_days", "source"]
     first = result.lifecycle["first_purchase"].min()
     analysed = (f"{len(result.lifecycle):,} customers ({buyers:,} buyers, {prospects:,} prospects) as of "
                 f"{result.as_of.date()}, purchases from {first.date() if pd.notna(first) else 'n/a'}; "
-                f"{result.snapshots['period'].nunique()} {SNAPSHOT_FREQS[result.settings.snapshot_freq]}ly snapshots.")
+                f"{result.snapshots['period'].nunique()} {unit}ly snapshots.")
     findings = [
         (f"{live:,} of {buyers:,} buyers ({_pct(live / buyers if buyers else np.nan)}) are live; "
          f"{sizes['at_risk']:,} are at risk and {sizes['lapsed']:,} lapsed (no purchase for more than "
          f"{th.churn_window_days:,.0f} days; {churn_source})."),
     ]
-    full = result.rates[~result.rates["partial"]]
-    if len(full):
-        recent, year = full.tail(3), full.tail(12)
+    recent = recent_rates(result.rates)
+    full = result.rates[~result.rates["partial"].to_numpy(dtype=bool)]
+    if recent is not None:
+        span = _span(recent["first"], recent["last"])
+        year = full.tail(12)
+        start, end = int(year["live_start"].iloc[0]), int(year["live_end"].iloc[-1])
+        change = f"{(end - start) / start:+.0%} in " if start > 0 else ""
         findings.append(
-            f"Over the last {len(recent)} complete {SNAPSHOT_FREQS[result.settings.snapshot_freq]}s, "
-            f"{_pct(recent['churned'].sum() / max(recent['live_start'].sum(), 1))} of live buyers lapsed per period, "
-            f"{_pct(recent['reactivated'].sum() / max(recent['lapsed_start'].sum(), 1))} of lapsed customers came back "
-            f"and {_pct(recent['repeat_buyers'].sum() / max(recent['buyers_start'].sum(), 1))} of buyers bought again; "
-            f"the live base went from {int(year['live_start'].iloc[0]):,} to {int(year['live_end'].iloc[-1]):,} "
-            f"over the last {len(year)} of them.")
+            f"Churn rate per {unit} ({span}): {_pct(recent['churn_rate'])} of the live buyers at the start of a {unit} "
+            f"lapsed during it; per {unit}, {_pct(recent['reactivation_rate'])} of lapsed customers came back and "
+            f"{_pct(recent['repeat_purchase_rate'])} of all buyers bought again. The live base went from {start:,} "
+            f"buyers at the start of {year['period'].iloc[0]} to {end:,} at the end of {year['period'].iloc[-1]} "
+            f"({change}{len(year)} {unit}{'s' if len(year) > 1 else ''}).")
     month1 = result.cohorts[(result.cohorts["months_since_first"] == 1) & ~result.cohorts["partial"]]
     if len(month1):
         weighted = month1["customers_purchasing"].sum() / month1["cohort_size"].sum()
         findings.append(f"{_pct(weighted)} of new customers buy again in the month after their first purchase "
                         f"(all {len(month1)} complete cohorts pooled).")
-    if np.isfinite(result.clv["total"]):
-        h = result.settings.horizon_months
+    h = result.settings.horizon_months
+    clv_live, clv_lapsed = result.clv["live"], result.clv["lapsed"]
+    if np.isfinite(result.clv["all"]["total"]):
+        text = (f"Predicted {h}-month CLV of the {clv_live['customers']:,} live buyers: "
+                f"{_money(clv_live['total'], result.currency)} (discounted at {result.settings.discount_rate:.0%} a year; "
+                f"the top 10% of them hold {_pct(clv_live['top_decile_share'])}).")
+        if clv_lapsed["customers"]:
+            lapsed_rows = result.lifecycle[result.lifecycle["lifecycle_stage"] == "lapsed"]
+            text += (f" The {clv_lapsed['customers']:,} lapsed customers carry another "
+                     f"{_money(clv_lapsed['total'], result.currency)} in the model (mean P(alive) "
+                     f"{_pct(lapsed_rows['p_alive'].mean())}; the top 10% of them hold "
+                     f"{_pct(clv_lapsed['top_decile_share'])} of it): win-back potential from those who come back, "
+                     "not revenue to plan on.")
+            stages = result.holdout_check.by_stage
+            row = (stages.set_index("lifecycle_stage").loc["lapsed"]
+                   if stages is not None and (stages["lifecycle_stage"] == "lapsed").any() else None)
+            if row is not None and np.isfinite(row["predicted_revenue"]) and np.isfinite(row["actual_revenue"]):
+                text += (f" In the holdout check, the customers lapsed on {result.holdout_cutoff.date()} bought "
+                         f"{_money(row['actual_revenue'], result.currency)} in {result.settings.holdout_months} months "
+                         f"against {_money(row['predicted_revenue'], result.currency)} predicted.")
+        findings.append(text)
+    check = result.holdout_check
+    if check.by_frequency is not None:
+        total = check.by_frequency.set_index("frequency_bucket").loc["all"]
         findings.append(
-            f"Predicted {h}-month CLV of the buyers totals {result.clv['total']:,.0f} (discounted at "
-            f"{result.settings.discount_rate:.0%} a year); the top 10% of customers hold {_pct(result.clv['top_decile_share'])} of it.")
-    if result.holdout is not None:
-        total = result.holdout.set_index("frequency_bucket").loc["all"]
-        findings.append(
-            f"Model check: fitted on data up to {result.holdout_cutoff.date()}, BG/NBD predicted "
-            f"{total['predicted']:,.0f} repeat purchases in the holdout against {total['actual']:,.0f} actual "
-            f"({total['error_pct']:+.0f}%).")
+            f"Model check: fitted on data up to {check.cutoff.date()}, the models predicted "
+            f"{total['predicted']:,.0f} repeat purchases in the {result.settings.holdout_months}-month holdout against "
+            f"{total['actual']:,.0f} actual ({total['error_pct']:+.0f}%); P(alive) deciles missed the share who bought "
+            f"by {100 * check.errors['exported']:.1f} points on average ({100 * check.errors['bgnbd']:.1f} with BG/NBD's "
+            "P(alive) = 1 for one-time buyers).")
     info = result.stage_sizes.set_index("lifecycle_stage")
     actions = []
     for stage in ("at_risk", "new", "lapsed", "engaged_prospect", "loyal"):
@@ -1357,11 +1779,12 @@ def summarize(result: LifecycleResult) -> dict[str, Any]:
         "Buyers": buyers, "Live buyers": live, "At risk": int(sizes["at_risk"]), "Lapsed": int(sizes["lapsed"]),
         "Churn window (days)": round(th.churn_window_days),
     }
-    if len(full):
-        headlines["Churn rate (last period)"] = _pct(full["churn_rate"].iloc[-1])
-    if np.isfinite(result.clv["total"]):
-        headlines[f"{result.settings.horizon_months}-month CLV"] = round(result.clv["total"])
-        headlines["Top-decile CLV share"] = _pct(result.clv["top_decile_share"])
+    if recent is not None:
+        headlines[f"Churn rate per {unit} ({_span(recent['first'], recent['last'])})"] = _pct(recent["churn_rate"])
+    if np.isfinite(clv_live["total"]):
+        money = f" ({result.currency})" if result.currency else ""
+        headlines[f"{h}-month CLV of live buyers{money}"] = round(clv_live["total"])
+        headlines["Top-decile share of live buyers' CLV"] = _pct(clv_live["top_decile_share"])
     return {"analysed": analysed, "findings": findings[:5], "actions": actions, "headlines": headlines,
             "warnings": list(result.warnings)}
 
@@ -1372,5 +1795,7 @@ __all__ = [
     "snapshot_dates", "stage_history", "stage_counts", "transition_counts", "row_shares", "period_rates",
     "cohort_table", "cohort_matrix", "fit_clv_models", "score_customers", "clv_overview", "stage_sizes",
     "stage_sizes_for_thresholds", "threshold_choices", "build_lifecycle_artifacts", "summarize",
-    "clv_parameters", "clv_by_stage", "mask_small_cells", "model_status", "for_display",
+    "clv_parameters", "clv_by_stage", "mask_small_cells", "model_status", "rate_table", "recent_rates",
+    "growth_note", "calibration_note", "holdout_by_stage", "run_holdout_check", "HoldoutCheck", "one_time_curve",
+    "identification_warnings", "EXPORT_COLUMNS", "export_columns",
 ]

@@ -16,13 +16,19 @@ from segkit.clv import (
     TOLERANCES,
     BetaGeoModel,
     GammaGammaModel,
+    OneTimeBuyerModel,
     bgnbd_log_likelihood,
+    calibration_error,
     calibration_holdout_summary,
     clv_summary,
     customer_lifetime_value,
+    expected_purchases,
+    first_repeat_durations,
     holdout_check,
     monthly_discount_rate,
+    p_alive_calibration,
     simulate_customers,
+    weak_parameters,
 )
 from segkit.datasets import load_cdnow
 from segkit.errors import DataError, ModelFitError
@@ -296,6 +302,7 @@ def test_using_lifetimes_through_segkit_leaves_warning_filters_alone():
     code = (
         "import warnings\n"
         "import numpy, pandas, scipy.optimize, scipy.special, sklearn.base, autograd.numpy, dill\n"
+        "import segkit  # the package's other imports (statsmodels adds 'always' filters of its own)\n"
         "before = list(warnings.filters)  # lifetimes' own import adds ('ignore', FutureWarning)\n"
         "from segkit.clv import BetaGeoModel, GammaGammaModel, simulate_customers\n"
         "s = simulate_customers(2000, {'r': 0.24, 'alpha': 4.4, 'a': 0.79, 'b': 2.4}, {'p': 6, 'q': 4, 'v': 15})\n"
@@ -306,3 +313,137 @@ def test_using_lifetimes_through_segkit_leaves_warning_filters_alone():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
     assert out.stdout == "clean\n"
+
+
+# --------------------------------------------------------------------------- one-time buyers
+def test_first_repeat_durations_count_days_to_the_second_purchase_day_or_to_the_end():
+    purchases = pd.DataFrame({"customer_id": ["b", "a", "a", "a", "c"],
+                              "order_date": pd.to_datetime(["2024-01-20 12:00", "2024-01-01 09:00", "2024-01-01 18:00",
+                                                            "2024-01-11 10:00", "2024-02-05 10:00"])})
+    got = first_repeat_durations(purchases, "2024-01-31")  # c buys after the end: not a customer yet
+    expected = pd.DataFrame({"days": [10.0, 11.0], "repeated": [True, False]},
+                            index=pd.Index(["a", "b"], dtype="string", name="customer_id"))
+    pd.testing.assert_frame_equal(got, expected)
+
+
+def test_one_time_buyer_model_is_kaplan_meier_on_the_time_to_the_second_purchase():
+    # gaps 10, 20, 40 observed; 30 and 50 censored (no second purchase yet at that age)
+    m = OneTimeBuyerModel(min_repeat_buyers=1).fit([10, 20, 30, 40, 50], [True, True, False, True, False])
+    np.testing.assert_allclose(m.days_, [10, 20, 40])
+    np.testing.assert_allclose(m.survival_, [4 / 5, 4 / 5 * 3 / 4, 4 / 5 * 3 / 4 * 1 / 2])
+    np.testing.assert_allclose(m.survival([0, 10, 39, 1000]), [1.0, 0.8, 0.6, 0.3])
+    # aged 25 days without a second purchase: S(25) = 0.6 of whom 0.3 never buy again
+    np.testing.assert_allclose(m.p_alive([0.0, 25.0, 45.0]), [0.7, 0.5, 0.0])
+    np.testing.assert_allclose(m.p_purchase_within([25.0, 25.0], [10.0, 20.0]), [0.0, 0.5])
+    assert (m.n_customers_, m.n_repeat_buyers_, m.follow_up_days_) == (5, 3, 40.0)
+
+
+def test_one_time_buyer_model_refuses_too_few_second_purchases_and_bad_durations():
+    with pytest.raises(ModelFitError, match=r"only 2 of 4 buyers made a second purchase"):
+        OneTimeBuyerModel(min_repeat_buyers=3).fit([1, 2, 3, 4], [True, True, False, False])
+    with pytest.raises(DataError, match="missing or negative"):
+        OneTimeBuyerModel(min_repeat_buyers=1).fit([1, -2], [True, False])
+    from sklearn.exceptions import NotFittedError
+
+    with pytest.raises(NotFittedError):
+        OneTimeBuyerModel().p_alive([1.0])
+
+
+def test_the_chance_of_a_purchase_in_a_window_is_the_closed_form_and_matches_simulation(cdnow_bgnbd):
+    s = pd.DataFrame({"frequency": [0.0, 3.0], "recency": [0.0, 20.0], "T": [30.0, 38.0]})
+    r, alpha = cdnow_bgnbd.params_["r"], cdnow_bgnbd.params_["alpha"]
+    got = cdnow_bgnbd.p_purchase_within(s, 26 * 7.0)
+    p_alive = cdnow_bgnbd.p_alive(s)
+    expected = p_alive * (1 - ((alpha + s["T"]) / (alpha + s["T"] + 26)) ** (r + s["frequency"]))
+    np.testing.assert_allclose(got, expected, rtol=1e-12)
+    # a one-time buyer cannot drop out before the next purchase: P = E[e^-lT (1 - e^-lt)] / E[e^-lT]
+    lam = np.random.default_rng(0).gamma(r, 1 / alpha, 2_000_000)
+    weight = np.exp(-lam * 30.0)
+    simulated = np.sum(weight * (1 - np.exp(-lam * 26.0))) / weight.sum()
+    assert got[0] == pytest.approx(simulated, rel=0.01)
+
+
+def test_expected_purchases_keep_repeat_buyers_and_rescale_one_time_buyers_by_the_data(cdnow_bgnbd, cdnow_calibration):
+    s = cdnow_calibration
+    durations = first_repeat_durations(load_cdnow("sample"), "1997-09-30").reindex(s.index)
+    one_time = OneTimeBuyerModel().fit(durations["days"], durations["repeated"])
+    got = expected_purchases(cdnow_bgnbd, s, 90.0, one_time)
+    plain = cdnow_bgnbd.predict(s, 90.0)
+    one = (s["frequency"] == 0).to_numpy()
+    np.testing.assert_allclose(got[~one], plain[~one], rtol=1e-12)
+    age = s["T"].to_numpy()[one] * 7
+    per_buyer = plain[one] / cdnow_bgnbd.p_purchase_within(s[one], 90.0)
+    np.testing.assert_allclose(got[one], one_time.p_purchase_within(age, 90.0) * per_buyer, rtol=1e-12)
+    np.testing.assert_allclose(expected_purchases(cdnow_bgnbd, s, 90.0), plain)
+    gg = GammaGammaModel().fit(s)
+    clv = customer_lifetime_value(cdnow_bgnbd, gg, s, 12, 0.0, one_time=one_time)
+    base = customer_lifetime_value(cdnow_bgnbd, gg, s, 12, 0.0)
+    np.testing.assert_allclose(clv[~one], base[~one], rtol=1e-12)
+    np.testing.assert_allclose(clv[one], gg.predict(s)[one] * expected_purchases(cdnow_bgnbd, s, 365.25, one_time)[one],
+                               rtol=1e-10)
+
+
+# --------------------------------------------------------------------------- identification
+def test_weak_parameters_flag_large_standard_errors_and_shapes_run_off():
+    assert weak_parameters({"r": 0.7, "alpha": 6.0, "a": 1.84, "b": 70.6},
+                           {"r": 0.027, "alpha": 0.29, "a": 2.23, "b": 91.9}) == ["a", "b"]
+    assert weak_parameters({"a": 1.0, "b": 2.0}, {"a": float("nan"), "b": 0.1}) == ["a"]
+    assert weak_parameters({"a": 2e4, "v": 2e4}, {"a": 1.0, "v": 1.0}, shapes=("a",)) == ["a"]  # v: a money scale
+    assert weak_parameters({"a": 1.0}, {"a": 1.5}, max_relative_se=2.0) == []
+
+
+def test_the_papers_fit_is_identified_and_a_homogeneous_dropout_is_not(cdnow_bgnbd):
+    assert cdnow_bgnbd.weak_parameters_ == []
+    assert cdnow_bgnbd.to_dict()["weak_parameters"] == []
+    # everyone with the same dropout chance: a, b -> infinity along a / (a + b) = 0.2
+    same = simulate_customers(4000, {"r": 0.5, "alpha": 4.0, "a": 2000.0, "b": 8000.0}, seed=3)
+    model = BetaGeoModel().fit(same)
+    assert {"a", "b"} <= set(model.weak_parameters_)
+    assert model.dropout_mean_ == pytest.approx(0.2, abs=0.05) and model.dropout_mean_se_ < 0.05
+
+
+def test_the_dropout_mean_standard_error_is_the_delta_method_on_the_hessian(cdnow_bgnbd, cdnow_calibration):
+    s = cdnow_calibration
+    names = ("r", "alpha", "a", "b")
+    theta = np.log([cdnow_bgnbd.params_[k] for k in names])
+
+    def loglik(logs):
+        return bgnbd_log_likelihood(dict(zip(names, np.exp(logs))), s["frequency"], s["recency"], s["T"])
+
+    h, hess = 1e-4, np.zeros((4, 4))
+    for i in range(4):
+        for j in range(4):
+            e_i, e_j = np.eye(4)[i] * h, np.eye(4)[j] * h
+            hess[i, j] = (loglik(theta + e_i + e_j) - loglik(theta + e_i - e_j) - loglik(theta - e_i + e_j)
+                          + loglik(theta - e_i - e_j)) / (4 * h * h)
+    cov = np.linalg.inv(-hess)
+    a, b = cdnow_bgnbd.params_["a"], cdnow_bgnbd.params_["b"]
+    slope = a * b / (a + b) ** 2
+    expected = slope * np.sqrt(cov[2, 2] + cov[3, 3] - 2 * cov[2, 3])
+    assert cdnow_bgnbd.dropout_mean_se_ == pytest.approx(expected, rel=0.02)
+    for k, i in (("a", 2), ("b", 3)):
+        assert cdnow_bgnbd.standard_errors_[k] == pytest.approx(cdnow_bgnbd.params_[k] * np.sqrt(cov[i, i]), rel=0.02)
+
+
+# --------------------------------------------------------------------------- P(alive) calibration
+def test_p_alive_calibration_groups_customers_by_p_alive_and_compares_with_who_bought():
+    p_alive = [0.9, 0.1, 0.5, 1.0, 1.0, 0.3]
+    p_buy = [0.8, 0.05, 0.4, 0.6, 0.2, 0.2]
+    bought = [True, False, True, True, False, False]
+    table = p_alive_calibration(p_alive, p_buy, bought, bins=3)
+    expected = pd.DataFrame({"decile": [1, 2, 3], "customers": [2, 2, 2], "p_alive": [0.2, 0.7, 1.0],
+                             "predicted_share": [0.125, 0.6, 0.4], "actual_share": [0.0, 1.0, 0.5]})
+    expected["gap"] = expected["predicted_share"] - expected["actual_share"]
+    pd.testing.assert_frame_equal(table, expected)  # ties at P(alive) 1 broken by the purchase chance
+    assert calibration_error(table) == pytest.approx((0.125 + 0.4 + 0.1) / 3)
+
+
+def test_calibration_holdout_summary_adds_each_customers_holdout_revenue(cdnow_orders):
+    cal = calibration_holdout_summary(cdnow_orders, "1997-09-30", "1998-06-30")
+    day = cdnow_orders["order_date"].dt.normalize()
+    hold = cdnow_orders[(day > "1997-09-30") & (day <= "1998-06-30")]
+    expected = hold.groupby("customer_id")["amount"].sum()
+    got = cal["revenue_holdout"]
+    np.testing.assert_allclose(got.reindex(expected.index.astype("string")).to_numpy(), expected.to_numpy())
+    assert got.sum() == pytest.approx(hold["amount"].sum())
+    assert (got[cal["frequency_holdout"] == 0] == 0).all()

@@ -28,13 +28,18 @@ from segkit.lifecycle import (
     StageThresholds,
     assign_lifecycle_stage,
     build_lifecycle_artifacts,
+    calibration_note,
     clv_by_stage,
+    clv_parameters,
     cohort_table,
     customer_state,
     engagement_dates,
+    export_columns,
     model_status,
     period_rates,
     purchase_history,
+    growth_note,
+    rate_table,
     row_shares,
     snapshot_dates,
     stage_counts,
@@ -329,6 +334,9 @@ def test_settings_validate_keys_types_and_stages():
         LifecycleSettings.from_config({**base, "churn_window_days": "ninety"})
     with pytest.raises(ConfigError, match="horizon_months"):
         LifecycleSettings.from_config({**base, "horizon_months": 0})
+    assert settings.max_relative_se == 1.0
+    with pytest.raises(ConfigError, match="max_relative_se must be > 0"):
+        LifecycleSettings.from_config({**base, "max_relative_se": 0})
     stages = {k: v for k, v in base["stages"].items() if k != "loyal"}
     with pytest.raises(ConfigError, match="stage\\(s\\) loyal missing"):
         LifecycleSettings.from_config({**base, "stages": stages})
@@ -449,6 +457,130 @@ def test_stages_agree_with_the_planted_truth_of_the_generator(shop_run, shop_res
     assert m.groupby(m["alive_at_end"])["p_alive"].mean()[True] > m.groupby(m["alive_at_end"])["p_alive"].mean()[False]
 
 
+def _truth_alive(shop_run, lifecycle: pd.DataFrame) -> pd.DataFrame:
+    truth = shop_run[2].astype({"customer_id": "string"})[["customer_id", "alive_at_end"]]
+    buyers = lifecycle[lifecycle["n_purchases"] > 0].merge(truth, on="customer_id")
+    buyers["alive"] = buyers["alive_at_end"].astype(bool)
+    # what BG/NBD alone exported before: P(alive) = 1 for every one-time buyer
+    buyers["p_alive_bgnbd"] = np.where(buyers["n_purchases"] == 1, 1.0, buyers["p_alive"])
+    return buyers
+
+
+def test_one_time_buyers_get_p_alive_from_the_data_and_it_matches_the_planted_truth(shop_run, shop_result):
+    _, result = shop_result
+    buyers = _truth_alive(shop_run, result.lifecycle)
+    one = buyers[buyers["n_purchases"] == 1].sort_values("tenure_days")
+    assert len(one) > 100 and one["p_alive"].between(0, 1).all() and (one["p_alive"] < 1).all()
+    assert one["p_alive"].nunique() > 20 and (np.diff(one["p_alive"].to_numpy()) <= 1e-12).all()  # older: less alive
+    # planted truth: about a fifth of the one-time buyers are still customers; BG/NBD said all of them
+    assert abs(one["p_alive"].mean() - one["alive"].mean()) < 0.1
+    brier = ((one["p_alive"] - one["alive"]) ** 2).mean()
+    assert brier < 0.15 < 0.5 < ((one["p_alive_bgnbd"] - one["alive"]) ** 2).mean()
+    # all buyers: mean P(alive) and calibration against the truth improve
+    assert abs(buyers["p_alive"].mean() - buyers["alive"].mean()) < 0.5 * abs(buyers["p_alive_bgnbd"].mean()
+                                                                               - buyers["alive"].mean())
+    assert ((buyers["p_alive"] - buyers["alive"]) ** 2).mean() < 0.5 * ((buyers["p_alive_bgnbd"] - buyers["alive"]) ** 2).mean()
+    lapsed = buyers[buyers["lifecycle_stage"] == "lapsed"]
+    assert abs(lapsed["p_alive"].mean() - lapsed["alive"].mean()) < 0.5 * abs(lapsed["p_alive_bgnbd"].mean()
+                                                                                - lapsed["alive"].mean())
+
+
+def test_the_holdout_checks_p_alive_calibration_by_decile_and_the_one_time_fix_improves_it(shop_result):
+    _, result = shop_result
+    check = result.holdout_check
+    table = check.calibration
+    assert table["decile"].tolist() == list(range(1, 11))
+    assert table["customers"].sum() == int(check.by_frequency.set_index("frequency_bucket").loc["all", "customers"])
+    assert table["p_alive"].is_monotonic_increasing
+    assert (table["predicted_share"] <= table["p_alive"] + 1e-12).all()  # P(alive) bounds the chance of buying
+    assert check.errors["exported"] == pytest.approx(
+        (table["customers"] * table["gap"].abs()).sum() / table["customers"].sum())
+    assert check.errors["exported"] < check.errors["bgnbd"]
+    assert result.clv_model["holdout"]["p_alive_calibration_error"] == pytest.approx(check.errors["exported"])
+    assert "points** as exported" in calibration_note(result)
+
+
+def test_weakly_identified_dropout_parameters_are_flagged_everywhere(shop_result):
+    ctx, result = shop_result
+    model = ctx.read_artifact("clv_model")
+    bg = model["bgnbd"]
+    assert bg["weak_parameters"] == ["a", "b"]  # this shop: a, b run off together (homogeneous dropout)
+    assert bg["standard_errors"]["b"] is None or bg["standard_errors"]["b"] > bg["b"]
+    warning = next(w for w in result.warnings if w.startswith("BG/NBD parameters weakly identified"))
+    assert f"a/(a+b) = {bg['dropout_mean']:.1%}" in warning
+    assert warning in model["warnings"] and warning in summarize(result)["warnings"]
+    assert "Weak identification" in model_status(result)
+    params = clv_parameters(result).set_index("parameter")
+    assert params.loc[["a", "b"], "weakly_identified"].all() and not params.loc[["r", "alpha"], "weakly_identified"].any()
+
+
+def test_lapsed_clv_is_reported_apart_from_live_clv_with_its_holdout_check(shop_result):
+    _, result = shop_result
+    lc = result.lifecycle
+    summary = summarize(result)
+    live = lc[lc["lifecycle_stage"].isin(LIVE_STAGES)]["clv_12m"].sum()
+    assert summary["headlines"]["12-month CLV of live buyers (EUR)"] == round(live)
+    assert not any("CLV" in k and "live" not in k for k in summary["headlines"])
+    finding = next(f for f in summary["findings"] if f.startswith("Predicted 12-month CLV"))
+    lapsed_total = lc.loc[lc["lifecycle_stage"] == "lapsed", "clv_12m"].sum()
+    assert f"lapsed customers carry another EUR {lapsed_total:,.0f} in the model" in finding
+    assert "win-back potential" in finding and "In the holdout check, the customers lapsed on" in finding
+    by_stage = result.holdout_check.by_stage.set_index("lifecycle_stage")
+    assert by_stage["customers"].sum() == result.holdout_check.calibration["customers"].sum()
+    assert by_stage.loc["lapsed", "actual_purchases"] > 0 and by_stage["predicted_revenue"].notna().all()
+
+
+
+def test_lapsed_one_time_buyers_expect_far_fewer_purchases_than_bgnbd_alone_says(shop_result):
+    ctx, result = shop_result
+    orders = purchase_orders(ctx.read_artifact("transactions_clean"))
+    summary = clv_summary(orders[orders["order_date"] < result.as_of], result.as_of - pd.Timedelta(days=1))
+    plain = pd.Series(BetaGeoModel().fit(summary).predict(summary, 90.0), index=summary.index)
+    lc = result.lifecycle.set_index("customer_id")
+    lapsed_once = lc[(lc["n_purchases"] == 1) & (lc["lifecycle_stage"] == "lapsed")]
+    repeat = lc[lc["n_purchases"] > 1]
+    np.testing.assert_allclose(repeat["expected_purchases_90d"], plain.reindex(repeat.index), rtol=1e-9)
+    assert (lapsed_once["expected_purchases_90d"] <= plain.reindex(lapsed_once.index) + 1e-12).all()
+    assert lapsed_once["expected_purchases_90d"].sum() < 0.5 * plain.reindex(lapsed_once.index).sum()
+
+
+def test_money_is_labelled_with_the_configured_currency(shop_result):
+    import segkit.plots.lifecycle as pl
+
+    _, result = shop_result
+    assert result.currency == "EUR" and result.money_unit == "EUR"
+    assert "EUR" in pl.plot_clv_distribution(result.lifecycle, currency=result.currency).get_xlabel()
+    assert "mean order value of the population EUR " in model_status(result)
+    assert "currency units" in pl.plot_clv_distribution(result.lifecycle).get_xlabel()
+    assert replace(result, currency="").money_unit == "currency units"
+    plt.close("all")
+
+
+def test_the_retention_heatmap_scales_colours_from_month_one(shop_result):
+    import segkit.plots.lifecycle as pl
+    from segkit.lifecycle import cohort_matrix
+
+    _, result = shop_result
+    matrix = cohort_matrix(result.cohorts, "retention", 10)
+    ax = pl.plot_cohort_heatmap(matrix, "Share of the cohort purchasing", scale_from=1)
+    low, high = ax.collections[0].get_clim()
+    later = matrix.drop(columns=0).to_numpy()
+    assert (low, high) == (np.nanmin(later), np.nanmax(later)) and high < 1.0
+    small = matrix.loc[:, :11]
+    ax = pl.plot_cohort_heatmap(small, "Share of the cohort purchasing", scale_from=1)
+    assert len([t for t in ax.texts if t.get_text() == "100%"]) == len(small)  # month 0 written in, off the scale
+    flat = pl.plot_cohort_heatmap(matrix, "Share of the cohort purchasing")
+    assert flat.collections[0].get_clim()[1] == 1.0
+    plt.close("all")
+
+
+def test_export_column_doc_says_where_p_alive_of_one_time_buyers_comes_from():
+    doc = export_columns().set_index("column")["meaning"]
+    assert list(doc.index) == ["lifecycle_stage", "p_alive", "expected_purchases_90d", "clv_12m"]
+    assert "One-time buyers: share of one-time buyers of the same age" in doc["p_alive"]
+    assert "win-back potential" in doc["clv_12m"]
+
+
 def test_summary_is_generated_from_the_results(shop_result):
     _, result = shop_result
     summary = summarize(result)
@@ -458,10 +590,47 @@ def test_summary_is_generated_from_the_results(shop_result):
     assert summary["headlines"]["Live buyers"] == sizes[list(LIVE_STAGES)].sum()
     assert f"{sizes['lapsed']:,} lapsed" in summary["findings"][0]
     assert summary["analysed"].startswith(f"{len(result.lifecycle):,} customers")
-    assert any("top 10% of customers hold" in f for f in summary["findings"])
     year = result.rates[~result.rates["partial"]].tail(12)
-    assert f"went from {year['live_start'].iloc[0]:,} to {year['live_end'].iloc[-1]:,} over the last 12" in summary["findings"][1]
-    assert summary["headlines"]["Top-decile CLV share"] == f"{100 * result.clv['top_decile_share']:.0f}%"
+    start, end = int(year["live_start"].iloc[0]), int(year["live_end"].iloc[-1])
+    assert (f"The live base went from {start:,} buyers at the start of {year['period'].iloc[0]} to {end:,} at the end "
+            f"of {year['period'].iloc[-1]} ({(end - start) / start:+.0%} in 12 months).") in summary["findings"][1]
+    live = result.clv["live"]
+    assert summary["headlines"]["Top-decile share of live buyers' CLV"] == f"{100 * live['top_decile_share']:.0f}%"
+
+
+def test_churn_has_one_definition_per_month_in_headline_finding_and_table(shop_result):
+    _, result = shop_result
+    summary = summarize(result)
+    last3 = result.rates[~result.rates["partial"]].tail(3)
+    pooled = last3["churned"].sum() / last3["live_start"].sum()
+    span = f"{last3['period'].iloc[0]} to {last3['period'].iloc[-1]}"
+    assert summary["headlines"][f"Churn rate per month ({span})"] == f"{100 * pooled:.0f}%"
+    assert summary["findings"][1].startswith(f"Churn rate per month ({span}): {100 * pooled:.0f}% of the live buyers")
+    assert not any("per period" in f or "last period" in f for f in summary["findings"] + list(summary["headlines"]))
+    table = rate_table(result.rates, "M")
+    assert "churn_rate_per_month" in table.columns and "churn_rate" not in table.columns
+    np.testing.assert_allclose(table["churn_rate_per_month"], result.rates["churn_rate"].tail(12))
+    assert "churn rate per month" in growth_note(result)
+
+
+def test_quarterly_snapshots_state_rates_per_quarter(shop_run):
+    _, quarterly = lifecycle_run(shop_run, "quarterly", snapshot_freq="Q")
+    summary = summarize(quarterly)
+    assert any(k.startswith("Churn rate per quarter (") for k in summary["headlines"])
+    assert "churn_rate_per_quarter" in rate_table(quarterly.rates, "Q").columns
+    assert "per month" not in " ".join(summary["findings"])
+
+
+def test_growth_text_says_how_prospects_are_counted_from_the_data(shop_result):
+    _, result = shop_result
+    n, with_signup = result.prospects_with_signup
+    assert n == int((result.lifecycle["n_purchases"] == 0).sum()) and with_signup == n > 0  # the shop has signup dates
+    assert f"The {n:,} prospects (customers without a purchase) are counted from their signup date" in growth_note(result)
+    without = replace(result, prospects_with_signup=(n, 0))
+    assert "no signup date" in growth_note(without) and "every snapshot" in growth_note(without)
+    mixed = replace(result, prospects_with_signup=(n, 3))
+    assert f"3 of the {n:,} prospects have a signup date" in growth_note(mixed)
+    assert "no prospects" in growth_note(replace(result, prospects_with_signup=(0, 0)))
 
 
 def test_the_producer_is_deterministic(shop_run, shop_result):
@@ -502,7 +671,10 @@ def test_parameters_override_the_data_driven_thresholds(shop_run, shop_result):
     assert lapsed(wide) < lapsed(base)
     assert wide.snapshots["period"].str.contains("Q").all()
     buyers = wide.lifecycle[wide.lifecycle["n_purchases"] > 0]
-    assert (buyers["clv_24m"] > buyers["clv_12m"]).all() and wide.clv_column == "clv_24m"
+    repeat = buyers["n_purchases"] > 1
+    assert (buyers.loc[repeat, "clv_24m"] > buyers.loc[repeat, "clv_12m"]).all() and wide.clv_column == "clv_24m"
+    # one-time buyers gain nothing once their age passes the longest first-to-second gap seen
+    assert (buyers["clv_24m"] >= buyers["clv_12m"]).all()
 
 
 # --------------------------------------------------------------------------- tiny and bad input
@@ -527,6 +699,7 @@ def test_a_tiny_shop_gets_stages_with_fallback_windows_and_no_model(tmp_path):
         "a": "new", "b": "new", "p": "prospect"}  # fallback new window: 90 days
     assert any("fallback" in w for w in result.warnings) and any("BG/NBD not fitted" in w for w in result.warnings)
     assert any("Holdout check skipped" in w for w in result.warnings)
+    assert result.holdout is None and result.holdout_check.calibration is None
     assert 1 <= len(summarize(result)["findings"]) <= 5
 
 
@@ -574,11 +747,12 @@ def test_every_plot_is_titled_and_labelled(shop_result):
 
     _, r = shop_result
     axes = [pl.plot_stage_sizes(r.stage_sizes), pl.plot_stage_counts(r.snapshots),
-            pl.plot_transition_matrix(r.transitions, min_cell_size=10), pl.plot_period_rates(r.rates),
+            pl.plot_transition_matrix(r.transitions, min_cell_size=10), pl.plot_period_rates(r.rates, "M"),
             pl.plot_cohort_heatmap(cohort_matrix(r.cohorts, "retention", 10), "Share of the cohort purchasing"),
             pl.plot_gap_distribution(r.gaps, r.stage_thresholds), pl.plot_churn_risk(r.lifecycle),
             pl.plot_clv_distribution(r.lifecycle), pl.plot_clv_concentration(r.lifecycle),
-            pl.plot_holdout_check(r.holdout)]
+            pl.plot_holdout_check(r.holdout), pl.plot_p_alive_calibration(r.holdout_check.calibration),
+            pl.plot_one_time_buyers(r.one_time_curve, r.lifecycle.loc[r.lifecycle["n_purchases"] == 1, "tenure_days"])]
     for ax in axes:
         assert ax.get_title() and ax.get_xlabel() and ax.get_ylabel(), ax.get_title()
     bars = axes[0].patches
@@ -592,16 +766,15 @@ def test_plots_say_so_when_the_model_was_not_fitted(shop_result):
 
     _, r = shop_result
     empty = r.lifecycle.assign(p_alive=np.nan, clv_12m=np.nan)
-    for ax in (pl.plot_churn_risk(empty), pl.plot_clv_distribution(empty), pl.plot_clv_concentration(empty)):
+    for ax in (pl.plot_churn_risk(empty), pl.plot_clv_distribution(empty), pl.plot_clv_concentration(empty),
+               pl.plot_one_time_buyers(None)):
         assert "not fitted" in ax.texts[0].get_text()
 
 
-def test_display_tables_show_percentages_and_hide_small_cells(shop_result):
-    from segkit.lifecycle import RATE_COLUMNS, for_display, mask_small_cells
+def test_small_cells_are_hidden_in_count_tables(shop_result):
+    from segkit.lifecycle import mask_small_cells
 
     _, r = shop_result
-    shown = for_display(r.rates[list(RATE_COLUMNS)], index="period")
-    assert shown["churn_rate"].iloc[-1] == f"{100 * r.rates['churn_rate'].iloc[-1]:.1f}%"
     masked = mask_small_cells(r.transitions, 10)
     small = (r.transitions > 0) & (r.transitions < 10)
     assert (masked[small] == "<10").sum().sum() == small.sum().sum()

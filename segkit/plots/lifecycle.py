@@ -19,9 +19,15 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import seaborn as sns
+from matplotlib.colors import ListedColormap
 
-from segkit.lifecycle import BUYER_STAGES, STAGES, StageThresholds
+from segkit.lifecycle import BUYER_STAGES, SNAPSHOT_FREQS, STAGES, StageThresholds
 from segkit.plots import label, new_axes
+
+
+def _money_unit(currency: str) -> str:
+    return currency or "currency units"
+
 
 def _no_data(ax: plt.Axes, message: str) -> None:
     ax.text(0.5, 0.5, message, ha="center", va="center", transform=ax.transAxes, wrap=True)
@@ -86,28 +92,55 @@ def plot_transition_matrix(matrix: pd.DataFrame, shares: bool = True, min_cell_s
     return ax
 
 
-def plot_period_rates(rates: pd.DataFrame, ax: plt.Axes | None = None) -> plt.Axes:
-    """Churn, reactivation and repeat-purchase rates per period (partial periods left out)."""
+def plot_period_rates(rates: pd.DataFrame, freq: str = "M", ax: plt.Axes | None = None) -> plt.Axes:
+    """Churn, reactivation and repeat-purchase rates per period (partial periods left out).
+
+    ``freq`` is the snapshot period (``M``, ``W``, ``Q``): the rates are per that period and the
+    legend and axis say so.
+    """
     ax = new_axes(ax)
+    unit = SNAPSHOT_FREQS.get(freq, "period")
     data = rates[~rates["partial"].to_numpy(dtype=bool)]
     for column, name in (("churn_rate", "Churn rate"), ("reactivation_rate", "Reactivation rate"),
                          ("repeat_purchase_rate", "Repeat-purchase rate")):
-        ax.plot(data["snapshot_date"], 100 * data[column], marker="o", markersize=3, label=name)
+        ax.plot(data["snapshot_date"], 100 * data[column], marker="o", markersize=3, label=f"{name} per {unit}")
     ax.legend(fontsize=8)
-    return label(ax, "Churn, reactivation and repeat purchase per period", "End of period (as of)", "Rate (%)")
+    return label(ax, f"Churn, reactivation and repeat purchase per {unit}", f"End of the {unit} (as of)",
+                 f"Rate per {unit} (%)")
 
 
-def plot_cohort_heatmap(matrix: pd.DataFrame, value_label: str, fmt: str = ".0%",
+def plot_cohort_heatmap(matrix: pd.DataFrame, value_label: str, fmt: str = ".0%", scale_from: int = 0,
                         ax: plt.Axes | None = None) -> plt.Axes:
     """Heatmap of a cohort matrix (:func:`segkit.lifecycle.cohort_matrix`).
 
-    ``value_label`` names the values with their unit (e.g. "Share of the cohort purchasing").
+    Parameters
+    ----------
+    matrix : DataFrame
+        Cohorts (rows) x months since the first purchase (columns).
+    value_label : str
+        Names the values with their unit (e.g. "Share of the cohort purchasing").
+    fmt : str
+        Format of the cell annotations.
+    scale_from : int
+        Months before this are drawn in grey with their values written in, but left off the
+        colour scale: month 0 of retention is 100 % by definition and would otherwise flatten
+        every later month into one colour (``scale_from=1``).
     """
     ax = new_axes(ax, figsize=(10.0, max(3.0, 0.3 * len(matrix) + 1.5)))
-    sns.heatmap(matrix, annot=len(matrix.columns) <= 18, fmt=fmt, cmap="viridis", ax=ax,
-                cbar_kws={"label": value_label}, annot_kws={"fontsize": 7})
-    return label(ax, f"Cohorts: {value_label.lower()}", "Months since first purchase",
-                 "Acquisition month (first purchase)")
+    annotate = len(matrix.columns) <= 18
+    early = np.broadcast_to(np.asarray(matrix.columns) < scale_from, matrix.shape)
+    values = matrix.to_numpy(dtype=float)
+    scaled = values[~early & np.isfinite(values)]
+    limits = {"vmin": float(scaled.min()), "vmax": float(scaled.max())} if scaled.size else {}
+    sns.heatmap(matrix, mask=early, annot=annotate, fmt=fmt, cmap="viridis", ax=ax, annot_kws={"fontsize": 7},
+                cbar_kws={"label": value_label + (f" (from month {scale_from})" if scale_from > 0 else "")},
+                **limits)
+    if scale_from > 0 and early.any():
+        sns.heatmap(matrix, mask=~early | ~np.isfinite(values), annot=annotate, fmt=fmt, ax=ax, cbar=False,
+                    cmap=ListedColormap(["0.88"]), annot_kws={"fontsize": 7, "color": "0.3"})
+    months = "Months since first purchase" + (f" (before month {scale_from}: grey, off the colour scale)"
+                                               if scale_from > 0 else "")
+    return label(ax, f"Cohorts: {value_label.lower()}", months, "Acquisition month (first purchase)")
 
 
 def plot_gap_distribution(gaps: np.ndarray, thresholds: StageThresholds, ax: plt.Axes | None = None) -> plt.Axes:
@@ -129,7 +162,8 @@ def plot_gap_distribution(gaps: np.ndarray, thresholds: StageThresholds, ax: plt
 def plot_churn_risk(lifecycle: pd.DataFrame, ax: plt.Axes | None = None) -> plt.Axes:
     """Histogram of churn risk = 1 - P(alive) of repeat buyers, stacked by stage.
 
-    One-time buyers are left out: BG/NBD gives them P(alive) = 1 by construction.
+    One-time buyers are left out: their P(alive) is not BG/NBD's (which is 1 by construction)
+    but read from the data by their age, see :func:`plot_one_time_buyers`.
     """
     ax = new_axes(ax)
     data = lifecycle[(lifecycle["n_purchases"] > 1) & lifecycle["p_alive"].notna()]
@@ -144,7 +178,8 @@ def plot_churn_risk(lifecycle: pd.DataFrame, ax: plt.Axes | None = None) -> plt.
     return label(ax, "Churn risk of repeat buyers (BG/NBD)", "Churn risk = 1 - P(alive) (%)", "Customers")
 
 
-def plot_clv_distribution(lifecycle: pd.DataFrame, column: str = "clv_12m", ax: plt.Axes | None = None) -> plt.Axes:
+def plot_clv_distribution(lifecycle: pd.DataFrame, column: str = "clv_12m", currency: str = "",
+                          ax: plt.Axes | None = None) -> plt.Axes:
     """Histogram of predicted CLV (log-spaced bins) with the top-decile threshold marked."""
     ax = new_axes(ax)
     values = lifecycle[column].dropna().to_numpy(dtype=float)
@@ -154,12 +189,12 @@ def plot_clv_distribution(lifecycle: pd.DataFrame, column: str = "clv_12m", ax: 
         ax.hist(values, bins=bins, color="0.55")
         ax.set_xscale("log")
         cut = np.quantile(values, 0.9)
-        ax.axvline(cut, color="black", linestyle="--", label=f"top 10% above {cut:,.0f}")
+        ax.axvline(cut, color="black", linestyle="--", label=f"top 10% above {cut:,.0f} {currency}".rstrip())
         ax.legend(fontsize=8)
     else:
         _no_data(ax, "No CLV: the models were not fitted (see the warning above).")
-    return label(ax, f"Predicted customer lifetime value ({column})", "Predicted CLV (currency, log scale)",
-                 "Customers")
+    return label(ax, f"Predicted customer lifetime value ({column})",
+                 f"Predicted CLV ({_money_unit(currency)}, log scale)", "Customers")
 
 
 def plot_clv_concentration(lifecycle: pd.DataFrame, column: str = "clv_12m", ax: plt.Axes | None = None) -> plt.Axes:
@@ -181,13 +216,67 @@ def plot_clv_concentration(lifecycle: pd.DataFrame, column: str = "clv_12m", ax:
 
 
 def plot_holdout_check(table: pd.DataFrame, ax: plt.Axes | None = None) -> plt.Axes:
-    """Actual vs BG/NBD-predicted holdout repeat purchases per customer, by calibration frequency."""
+    """Actual vs predicted holdout repeat purchases per customer, by calibration frequency.
+
+    Predictions as exported: BG/NBD, with the data's chance of a second purchase for one-time
+    buyers (bucket 0), see :func:`segkit.clv.expected_purchases`.
+    """
     ax = new_axes(ax)
     data = table[table["frequency_bucket"] != "all"]
     x = np.arange(len(data))
     ax.plot(x, data["actual_per_customer"], marker="o", label="actual")
-    ax.plot(x, data["predicted_per_customer"], marker="s", linestyle="--", label="BG/NBD prediction")
+    ax.plot(x, data["predicted_per_customer"], marker="s", linestyle="--", label="model prediction")
     ax.set_xticks(x, data["frequency_bucket"].astype(str))
     ax.legend(fontsize=8)
     return label(ax, "Holdout check: repeat purchases per customer",
                  "Repeat purchases in the calibration period", "Mean repeat purchases in the holdout")
+
+
+def plot_p_alive_calibration(table: pd.DataFrame, ax: plt.Axes | None = None) -> plt.Axes:
+    """P(alive) deciles at the holdout cut-off: predicted chance of buying vs share who bought.
+
+    ``table`` from :func:`segkit.clv.p_alive_calibration`. Points on the diagonal are well
+    calibrated; P(alive) itself (crosses) is an upper bound of the chance of buying.
+    """
+    ax = new_axes(ax)
+    if table is None or table.empty:
+        _no_data(ax, "No calibration check: see the warnings above.")
+    else:
+        ax.plot([0, 100], [0, 100], color="0.6", linestyle=":", label="perfect calibration")
+        ax.plot(100 * table["predicted_share"], 100 * table["actual_share"], marker="o",
+                label="predicted chance of a purchase")
+        ax.scatter(100 * table["p_alive"], 100 * table["actual_share"], marker="x", color="0.3",
+                   label="P(alive)")
+        for _, row in table.iterrows():
+            ax.annotate(str(int(row["decile"])), (100 * row["predicted_share"], 100 * row["actual_share"]),
+                        xytext=(4, -8), textcoords="offset points", fontsize=7)
+        ax.legend(fontsize=8, loc="upper left")
+    return label(ax, "P(alive) calibration on the holdout (deciles of P(alive))",
+                 "Predicted at the cut-off (%)", "Bought in the holdout (%)")
+
+
+def plot_one_time_buyers(curve: pd.DataFrame | None, ages: np.ndarray | None = None,
+                         ax: plt.Axes | None = None) -> plt.Axes:
+    """P(alive) of a one-time buyer by age, read from the data, with the one-time buyers' ages.
+
+    ``curve`` from :func:`segkit.lifecycle.one_time_curve`; ``ages`` (days since the purchase of
+    today's one-time buyers) adds a histogram on a second axis.
+    """
+    ax = new_axes(ax)
+    if curve is None or curve.empty:
+        _no_data(ax, "No estimate for one-time buyers: the models were not fitted (see the warning above).")
+        return label(ax, "One-time buyers: chance of buying again by age", "Days since the first purchase",
+                     "Chance (%)")
+    if ages is not None and len(ages):
+        twin = ax.twinx()
+        twin.hist(np.asarray(ages, dtype=float), bins=40, color="0.85")
+        twin.set_ylabel("One-time buyers today")
+        ax.set_zorder(twin.get_zorder() + 1)
+        ax.patch.set_visible(False)
+    ax.plot(curve["age_days"], 100 * curve["p_alive"], label="P(alive): bought again later")
+    ax.plot(curve["age_days"], 100 * curve["p_purchase_90d"], linestyle="--", label="bought again within 90 days")
+    ax.axhline(100, color="0.6", linestyle=":", label="BG/NBD for every one-time buyer")
+    ax.set_ylim(0, 105)
+    ax.legend(fontsize=8)
+    return label(ax, "One-time buyers: chance of buying again by age", "Days since the first purchase",
+                 "Chance (%)")
