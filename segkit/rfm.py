@@ -975,6 +975,7 @@ class RFMResult:
     scorer: RFMScorer
     tier_model: LoyaltyTiers
     seed: int = 0
+    currency: str = ""          # report.currency of the config, for money in texts ("" = not set)
 
 
 def _group_table(rfm: pd.DataFrame, by: str, label: str, order: list[str],
@@ -1208,6 +1209,83 @@ def _pct(x: float) -> str:
     return "n/a" if pd.isna(x) else f"{100 * x:.0f}%"
 
 
+def _money(value: float, currency: str = "") -> str:
+    """``"EUR 1,934,530"`` (whole units; no prefix without a currency).
+
+    Examples
+    --------
+    >>> _money(1934530.01, "EUR"), _money(-12.6)
+    ('EUR 1,934,530', '-13')
+    """
+    return f"{currency} {value:,.0f}" if currency else f"{value:,.0f}"
+
+
+def frequency_note(result: RFMResult) -> str:
+    """Markdown for the distributions: how purchase counts spread and what ties do to the F score.
+
+    Generated from the data, so it holds on any shop (no "most customers order once" unless they do).
+
+    Examples
+    --------
+    >>> tx = pd.DataFrame({"customer_id": list("aabcd"), "order_id": list("12345"),
+    ...                    "order_date": pd.to_datetime(["2024-01-01", "2024-03-01", "2024-02-01",
+    ...                                                  "2024-02-02", "2024-03-02"]),
+    ...                    "amount": [50.0, 60.0, 20.0, 25.0, 5.0]})
+    >>> frequency_note(analyse_rfm(tx)).split(". ")[1]
+    '75% of customers bought once and 100% at most twice (median 1 purchase order)'
+    """
+    f = result.rfm["frequency"].to_numpy()
+    n = len(f)
+    if n == 0:
+        return "No buying customers to describe."
+    values, counts = np.unique(f, return_counts=True)
+    top = int(np.argmax(counts))
+    groups = result.rfm["f_score"].value_counts()
+    levels = len(groups)
+    median = float(np.median(f))
+    text = (f"The dashed lines are the bounds between score levels. {_pct(float((f == 1).mean()))} of customers bought "
+            f"once and {_pct(float((f <= 2).mean()))} at most twice (median {median:g} purchase "
+            f"order{'' if median == 1 else 's'}). Frequency takes {len(values):,} distinct "
+            f"value{'' if len(values) == 1 else 's'}, the most common ({values[top]:g}) shared by "
+            f"{_pct(counts[top] / n)} of customers. Customers with the same value always get the same score, so ")
+    if levels < result.settings.bins:
+        text += f"F uses only {levels} of the {result.settings.bins} levels here and "
+    text += (f"the F levels hold between {int(groups.min()):,} and {int(groups.max()):,} customers (an even split "
+             f"would be about {n / max(levels, 1):,.0f} each); the table below gives every level.")
+    return text
+
+
+def tiers_note(result: RFMResult) -> str:
+    """Markdown list of the loyalty-tier rules of this run, with the value thresholds they gave.
+
+    Examples
+    --------
+    >>> tx = pd.DataFrame({"customer_id": [f"c{i:02d}" for i in range(20)], "order_id": [str(i) for i in range(20)],
+    ...                    "order_date": pd.to_datetime(["2024-01-01"] * 20), "amount": np.arange(1.0, 21.0)})
+    >>> print(tiers_note(analyse_rfm(tx)))
+    - **Platinum**: net revenue of at least 20 (spends more than at least 95% of customers)
+    - **Gold**: net revenue of at least 17 (spends more than at least 80% of customers)
+    - **Silver**: net revenue of at least 11 (spends more than at least 50% of customers)
+    - **Bronze**: everyone else
+    """
+    model = result.tier_model
+    what = {"monetary_total": "net revenue", "monetary_avg": "net revenue per purchase order",
+            "frequency": "purchase orders"}.get(model.basis, f"`{model.basis}`")
+    money = model.basis in ("monetary_total", "monetary_avg")
+    lines = []
+    for level in model.levels[:-1]:
+        value = model.thresholds_[level["name"]]
+        rule = (f"{'spends' if money else 'has'} more than at least {float(level['min']):.0%} of customers"
+                if model.method == "percentile" else "")
+        if not np.isfinite(value):
+            lines.append(f"- **{level['name']}**: empty (no customer {rule or 'reaches the threshold'})")
+            continue
+        amount = _money(value, result.currency) if money else f"{value:,.0f}"
+        lines.append(f"- **{level['name']}**: {what} of at least {amount}" + (f" ({rule})" if rule else ""))
+    lines.append(f"- **{model.levels[-1]['name']}**: everyone else")
+    return "\n".join(lines)
+
+
 def summarize(result: RFMResult) -> dict:
     """The executive summary of notebook 02, generated from the results.
 
@@ -1237,7 +1315,7 @@ def summarize(result: RFMResult) -> dict:
     analysed = (f"{_count(n, 'buying customer')} with {_count(info['purchase_orders'], 'purchase order')} from "
                 f"{info['period_start']:%Y-%m-%d} to {info['period_end']:%Y-%m-%d}, scored as of "
                 f"{result.as_of:%Y-%m-%d} on {result.settings.bins} levels per R, F and M. Net revenue "
-                f"{net:,.2f} (returns deducted)" + ("; " + "; ".join(excluded) if excluded else "") + ".")
+                f"{_money(net, result.currency)} (returns deducted)" + ("; " + "; ".join(excluded) if excluded else "") + ".")
 
     findings = []
     if pd.isna(result.top_share_revenue):
@@ -1277,7 +1355,7 @@ def summarize(result: RFMResult) -> dict:
 
     headlines = {
         "Buying customers": n,
-        "Net revenue": round(net, 2),
+        "Net revenue" + (f" ({result.currency})" if result.currency else ""): round(net),
         f"Revenue share of top {_pct(result.top_share)}": (None if pd.isna(result.top_share_revenue)
                                                           else round(100 * result.top_share_revenue, 1)),
         "Median recency (days)": int(np.ceil(rfm["recency_days"].median())),
@@ -1316,6 +1394,7 @@ def build_rfm_artifacts(ctx) -> RFMResult:
     _require_columns(customers, ["customer_id"], "artifacts/customers_clean.parquet",
                      "Re-run 01_data_audit to rebuild it.")
     result = analyse_rfm(None, ctx.as_of, settings, seed=ctx.seed, base=base)
+    result.currency = str((ctx.config.get("report") or {}).get("currency") or "")
     ctx.write_artifact("rfm", result.rfm)
     columns = result.rfm[["customer_id", *SEGMENT_CSV_COLUMNS]]
     others = customers.loc[~customers["customer_id"].isin(columns["customer_id"]), ["customer_id"]]

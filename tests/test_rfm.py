@@ -22,6 +22,7 @@ from segkit.rfm import (
     analyse_rfm,
     balanced_edges,
     build_rfm_artifacts,
+    frequency_note,
     group_scores,
     lifetimes_summary,
     order_table,
@@ -35,6 +36,7 @@ from segkit.rfm import (
     segment_table,
     summarize,
     tier_table,
+    tiers_note,
     to_five_point,
 )
 
@@ -625,7 +627,8 @@ def test_summary_texts_come_from_the_results():
     once = (rfm["frequency"] == 1).mean()
     assert any(f.startswith(f"{100 * once:.0f}% of customers bought only once") for f in s["findings"])
     assert s["headlines"]["Buying customers"] == n
-    assert s["headlines"]["Net revenue"] == round(rfm["monetary_total"].sum(), 2)
+    assert s["headlines"]["Net revenue"] == round(rfm["monetary_total"].sum())  # no currency configured here
+    assert f"Net revenue {rfm['monetary_total'].sum():,.0f} (returns deducted)" in s["analysed"]
     assert s["headlines"]["One-time buyers (%)"] == round(100 * once, 1)
     top_segment = result.segments.sort_values("share_of_revenue").iloc[-1]
     assert s["actions"][0].startswith(f"{top_segment['segment']} ({top_segment['customers']:,} customers")
@@ -639,6 +642,47 @@ def test_summary_says_concentration_is_undefined_when_net_revenue_is_not_positiv
                              ("b", "3", "2024-01-07", 5.0)]))
     assert summarize(result)["findings"][0] == ("Net revenue is not positive overall, so revenue concentration "
                                                "is not defined.")
+
+
+def test_the_frequency_text_is_generated_from_the_data_not_assumed():
+    result = analyse_rfm(shop(300, seed=9), as_of="2025-01-01")
+    f = result.rfm["frequency"]
+    note = frequency_note(result)
+    assert f"{100 * (f == 1).mean():.0f}% of customers bought once and {100 * (f <= 2).mean():.0f}% at most twice" in note
+    groups = result.rfm["f_score"].value_counts()
+    assert f"the F levels hold between {groups.min():,} and {groups.max():,} customers" in note
+    assert "Most customers" not in note
+    # a shop of loyal customers: nobody orders once, and the text says so
+    rows = [(f"c{i}", f"{i}-{k}", f"2024-0{1 + k}-0{1 + i % 9}", 20.0) for i in range(30) for k in range(3 + i % 4)]
+    loyal = analyse_rfm(tx(rows), as_of="2025-01-01")
+    assert "0% of customers bought once and 0% at most twice (median 4 purchase orders)" in frequency_note(loyal)
+    # everybody once: one F level, and the text names the levels used
+    once = analyse_rfm(tx([(f"c{i}", str(i), "2024-03-01", 10.0) for i in range(12)]), as_of="2025-01-01")
+    text = frequency_note(once)
+    assert "100% of customers bought once" in text and "F uses only 1 of the 5 levels here" in text
+
+
+def test_the_tier_text_lists_this_runs_rules_and_thresholds():
+    result = analyse_rfm(shop(300, seed=9), as_of="2025-01-01")
+    lines = tiers_note(result).split("\n")
+    th = result.tier_model.thresholds_
+    assert lines[0] == f"- **Platinum**: net revenue of at least {th['Platinum']:,.0f} (spends more than at least 95% of customers)"
+    assert lines[-1] == "- **Bronze**: everyone else" and len(lines) == 4
+    result.currency = "EUR"
+    assert f"net revenue of at least EUR {th['Gold']:,.0f}" in tiers_note(result)
+    custom = RFMSettings.from_config({"tiers": {"basis": "frequency", "method": "threshold",
+                                                "levels": [{"name": "Club", "min": 1000}, {"name": "Others"}]}})
+    text = tiers_note(analyse_rfm(shop(50, seed=1), as_of="2025-01-01", settings=custom))
+    assert text == "- **Club**: purchase orders of at least 1,000\n- **Others**: everyone else"
+
+
+def test_the_producer_writes_money_with_the_configured_currency(tmp_path):
+    frame = shop(60, seed=2)
+    result = build_rfm_artifacts(run_folder(tmp_path, frame, sorted(frame["customer_id"].unique()))())
+    assert result.currency == "EUR"  # report.currency of the default config
+    s = summarize(result)
+    net = result.rfm["monetary_total"].sum()
+    assert s["headlines"]["Net revenue (EUR)"] == round(net) and f"Net revenue EUR {net:,.0f}" in s["analysed"]
 
 
 # --------------------------------------------------------------------------- producer
