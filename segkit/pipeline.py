@@ -393,9 +393,10 @@ def open_run(
     else:
         run_path = Path(run_dir)
     (run_path / "artifacts").mkdir(parents=True, exist_ok=True)
-    from segkit.plots import set_theme
+    from segkit.plots import set_currency, set_theme
 
     set_theme()
+    set_currency((cfg.get("report") or {}).get("currency"))
     set_display()
     return RunContext(notebook=notebook, run_dir=run_path, config=cfg, seed=int(seed),
                       interactive=interactive, as_of_param=as_of)

@@ -71,3 +71,17 @@ def test_small_groups_are_merged_and_a_still_small_remainder_is_dropped():
 ])
 def test_report_numbers_are_readable(value, text):
     assert readable_number(value) == text
+
+
+def test_plot_labels_show_the_configured_currency():
+    import matplotlib.pyplot as plt
+
+    from segkit.plots import label, set_currency
+
+    set_currency("GBP")
+    try:
+        ax = label(plt.subplots()[1], "Revenue (currency) by month", "Month", "Net revenue (currency)")
+        assert ax.get_ylabel() == "Net revenue (GBP)" and ax.get_title() == "Revenue (GBP) by month"
+    finally:
+        set_currency(None)
+    assert label(plt.subplots()[1], "t", "x", "Revenue (currency)").get_ylabel() == "Revenue (currency units)"

@@ -25,6 +25,26 @@ import seaborn as sns  # noqa: E402
 
 THEME = dict(style="whitegrid", context="notebook", palette="colorblind")
 FIGSIZE = (8.0, 4.5)
+#: Unit shown for the ``(currency)`` placeholder in plot labels; set from ``report.currency``.
+MONEY_PLACEHOLDER = "(currency)"
+_money_unit = {"unit": "currency units"}
+
+
+def set_currency(currency: str | None) -> None:
+    """Unit that replaces ``(currency)`` in plot titles and labels (e.g. ``"EUR"``)."""
+    _money_unit["unit"] = str(currency) if currency else "currency units"
+
+
+def money_text(text: str) -> str:
+    """``text`` with the ``(currency)`` placeholder replaced by the configured unit.
+
+    Examples
+    --------
+    >>> set_currency("EUR"); money_text("Revenue (currency)")
+    'Revenue (EUR)'
+    >>> set_currency(None)
+    """
+    return text.replace(MONEY_PLACEHOLDER, f"({_money_unit['unit']})")
 
 
 def set_theme() -> None:
@@ -42,8 +62,9 @@ def new_axes(ax: plt.Axes | None = None, figsize: tuple[float, float] | None = N
 
 
 def label(ax: plt.Axes, title: str, xlabel: str, ylabel: str) -> plt.Axes:
-    """Set title and axis labels (units belong in the labels) and return ``ax``."""
-    ax.set_title(title)
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel(ylabel)
+    """Set title and axis labels (units belong in the labels; ``(currency)`` becomes the
+    configured unit) and return ``ax``."""
+    ax.set_title(money_text(title))
+    ax.set_xlabel(money_text(xlabel))
+    ax.set_ylabel(money_text(ylabel))
     return ax
