@@ -102,13 +102,15 @@ from segkit.errors import ConfigError, DataError, SegkitError, UpstreamMissingEr
 from segkit.schema import BOOLEAN_FALSE, BOOLEAN_TRUE
 
 ALL_SEGMENTS = "All customers"
+DIMENSION_LABELS = {"rfm_segment": "RFM segment", "lifecycle_stage": "lifecycle stage", "cluster_name": "cluster",
+                    "none": "all customers"}
 UNLABELLED = "unlabelled"
 SEGMENT_DIMENSIONS: tuple[str, ...] = ("rfm_segment", "lifecycle_stage", "cluster_name")
 # Which artifact builds each dimension (interactive mode builds it on demand).
 DIMENSION_ARTIFACT = {"rfm_segment": "rfm", "lifecycle_stage": "lifecycle", "cluster_name": "clusters"}
 CORRECTIONS: dict[str, str | None] = {"holm": "holm", "fdr_bh": "fdr_bh", "bonferroni": "bonferroni", "none": None}
 CORRECTION_LABELS = {"holm": "Holm", "fdr_bh": "Benjamini–Hochberg", "bonferroni": "Bonferroni", "none": "no"}
-TARGETING_RULES: tuple[str, ...] = ("lower_bound", "expected_value")
+TARGETING_RULES: tuple[str, ...] = ("evidence", "expected_value")
 
 RESULT_COLUMNS: tuple[str, ...] = (
     "campaign_id", "segment_by", "segment", "arm", "metric", "n", "count", "value", "ci_low", "ci_high",
@@ -179,8 +181,9 @@ class CampaignSettings:
     cost_per_send: float | None = None
     retention_days: int = 30
     power: float = 0.8
-    target_relative_lift: float = 0.10
-    targeting_rule: str = "expected_value"
+    target_lift: float = 0.02
+    targeting_rule: str = "evidence"
+    gross_margin: float | None = None
     revenue_min_buyers: int = 30
     currency: str = ""               # from report.currency: unit of money in texts
 
@@ -198,7 +201,7 @@ class CampaignSettings:
         if section.get("min_cell_size") is None:
             section["min_cell_size"] = (config.get("privacy") or {}).get("min_cell_size", 10)
         section["currency"] = str((config.get("report") or {}).get("currency") or "")
-        values = {k: v for k, v in section.items() if v is not None or k in ("expected_split", "cost_per_send")}
+        values = {k: v for k, v in section.items() if v is not None or k in ("expected_split", "cost_per_send", "gross_margin")}
         return cls(**values).validated()
 
     def validated(self) -> "CampaignSettings":
@@ -229,6 +232,9 @@ class CampaignSettings:
         if not isinstance(self.control_arm, str) or not self.control_arm.strip():
             raise ConfigError(f"campaign.control_arm = {self.control_arm!r}: give the name of the control arm "
                               "as it appears in the campaign file's arm column.")
+        margin = self.gross_margin
+        if margin is not None:
+            margin = number("gross_margin", 0, 1 + 1e-12)
         cost = self.cost_per_send
         if cost is not None:
             cost = number("cost_per_send", 0, np.inf, open_low=False)
@@ -254,7 +260,8 @@ class CampaignSettings:
             srm_alpha=number("srm_alpha", 0, 1),
             retention_days=int(number("retention_days", 0, np.inf, integer=True)),
             power=number("power", 0, 1),
-            target_relative_lift=number("target_relative_lift", 0, np.inf),
+            target_lift=number("target_lift", 0, np.inf),
+            gross_margin=margin,
             revenue_min_buyers=int(number("revenue_min_buyers", 0, np.inf, integer=True, open_low=False)),
             cost_per_send=cost,
             expected_split=split,
@@ -636,10 +643,12 @@ def _numeric_values(values: pd.Series, column: str, source: str) -> np.ndarray:
 
 
 def segment_labels(customer_ids: pd.Series, labels: pd.DataFrame | None, dimension: str,
-                   source: str = "customer_segments.csv") -> pd.Series:
+                   source: str = "customer_segments.csv", campaign_ids: pd.Series | None = None) -> pd.Series:
     """Segment label of each customer in ``customer_ids`` (``"unlabelled"`` when missing).
 
-    ``dimension = "none"`` gives every customer the segment ``"All customers"``.
+    ``dimension = "none"`` gives every customer the segment ``"All customers"``. When
+    ``labels`` has a ``campaign_id`` column (labels as of each send, :func:`segments_at_send`),
+    a row is looked up by campaign and customer (``campaign_ids`` aligned with ``customer_ids``).
 
     Examples
     --------
@@ -658,8 +667,12 @@ def segment_labels(customer_ids: pd.Series, labels: pd.DataFrame | None, dimensi
                         "or set segment_by to one that is present (or 'none').")
     if "customer_id" not in labels.columns:
         raise DataError(f"{source}: column 'customer_id' is missing; the file must have one row per customer.")
+    per_send = "campaign_id" in labels.columns and campaign_ids is not None
     keyed = labels[["customer_id", dimension]].copy()
     keyed["customer_id"] = keyed["customer_id"].astype("string")
+    if per_send:
+        keyed["customer_id"] = labels["campaign_id"].astype("string").str.strip() + "\x1f" + keyed["customer_id"]
+        ids = campaign_ids.astype("string").str.strip() + "\x1f" + ids.str.strip()
     dup = keyed["customer_id"].duplicated(keep=False).to_numpy()
     if dup.any():
         rows = np.flatnonzero(dup)
@@ -724,6 +737,209 @@ def retention_flags(campaign: pd.DataFrame, transactions: pd.DataFrame, days: in
         # only complete windows count: keeping early buyers of unfinished windows would bias retention up
         result[nxt["row"].to_numpy()] = np.where(complete, hit.astype(float), np.nan)
     return pd.Series(result, index=campaign.index, name="retained")
+
+
+# ============================================================================ segments as of each send
+NO_PURCHASE = "no purchase before send"
+
+
+def send_dates(campaign: pd.DataFrame) -> pd.Series:
+    """Segmentation date of each campaign: the day of its earliest ``sent_at`` (midnight).
+
+    Segments use only data *strictly before* this day, so that nothing the e-mail caused (a
+    purchase on the send day included) can shape the segment a recipient is counted in.
+    NaT for a campaign without any send time.
+
+    Examples
+    --------
+    >>> camp = pd.DataFrame({"campaign_id": ["a", "a", "b"],
+    ...                      "sent_at": pd.to_datetime(["2024-03-02 09:00", "2024-03-01 18:00", None])})
+    >>> send_dates(camp).dt.strftime("%Y-%m-%d").tolist()
+    ['2024-03-01', nan]
+    """
+    ids = campaign["campaign_id"].astype("string").str.strip()
+    sent = (pd.to_datetime(campaign["sent_at"], errors="coerce") if "sent_at" in campaign.columns
+            else pd.Series(pd.NaT, index=campaign.index, dtype="datetime64[ns]"))
+    return sent.groupby(ids.to_numpy(), sort=True).min().dt.normalize().rename("send_date")
+
+
+def rfm_segments_as_of(transactions: pd.DataFrame, as_of: pd.Timestamp, rfm_settings: Any) -> pd.Series:
+    """RFM segment of every buyer with purchases strictly before ``as_of`` (index ``customer_id``).
+
+    The RFM table is computed on the orders before ``as_of`` and the scorer is **refitted** on
+    that base (the same ``bins``, monetary column and segment map as notebook 02): a score is a
+    customer's rank among the customers known at the send, which is what the marketer saw then.
+    Applying the run's edges instead would score every early campaign's recipients low on
+    frequency and spend only because their history was shorter.
+
+    Examples
+    --------
+    >>> from segkit.rfm import RFMSettings
+    >>> tx = pd.DataFrame({"customer_id": list("aabbc"), "order_id": list("12345"),
+    ...     "order_date": pd.to_datetime(["2024-01-01", "2024-03-01", "2024-02-01", "2024-02-02", "2024-05-02"]),
+    ...     "amount": [50.0, 60.0, 20.0, 25.0, 5.0]})
+    >>> rfm_segments_as_of(tx, pd.Timestamp("2024-04-01"), RFMSettings.from_config(None)).to_dict()
+    {'a': 'Champions', 'b': 'Need Attention'}
+    """
+    from segkit.rfm import RFMScorer, RFMWarning, rfm_table, to_five_point
+
+    tx = transactions[pd.to_datetime(transactions["order_date"]) < as_of]
+    if tx.empty:
+        return pd.Series([], dtype="string", name="rfm_segment")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RFMWarning)
+        rfm = rfm_table(tx, as_of)
+        if rfm.empty:
+            return pd.Series([], dtype="string", name="rfm_segment")
+        scores = RFMScorer(bins=rfm_settings.bins, monetary_col=rfm_settings.monetary_column).fit(rfm).transform(rfm)
+    five = [to_five_point(scores[c], rfm_settings.bins) for c in ("r_score", "f_score", "m_score")]
+    names = rfm_settings.segments.assign(*five).to_numpy()
+    return pd.Series(names, index=pd.Index(rfm["customer_id"].astype("string").to_numpy(), name="customer_id"),
+                     dtype="string", name="rfm_segment")
+
+
+def lifecycle_stages_as_of(transactions: pd.DataFrame, as_of: pd.Timestamp, lifecycle_settings: Any) -> pd.Series:
+    """Lifecycle stage of every buyer with purchases strictly before ``as_of`` (index ``customer_id``).
+
+    The stager of notebook 04 (same ``lifecycle`` settings) is fitted on the purchase history
+    before ``as_of`` and stages are assigned as of that day. The BG/NBD P(alive) rule is not
+    applied: the run's BG/NBD model is fitted on purchases after the send.
+
+    Examples
+    --------
+    >>> from segkit.config import load_config
+    >>> from segkit.lifecycle import LifecycleSettings
+    >>> tx = pd.DataFrame({"customer_id": list("aabc"), "order_id": list("1234"),
+    ...     "order_date": pd.to_datetime(["2023-01-01", "2024-03-01", "2024-03-20", "2024-05-02"]),
+    ...     "amount": 10.0})
+    >>> lifecycle_stages_as_of(tx, pd.Timestamp("2024-04-01"), LifecycleSettings.from_config(load_config()["lifecycle"])).to_dict()
+    {'a': 'reactivated', 'b': 'new'}
+    """
+    from segkit.lifecycle import purchase_history
+    from segkit.rfm import purchase_orders
+
+    tx = transactions[pd.to_datetime(transactions["order_date"]) < as_of]
+    orders = purchase_orders(tx, as_of) if len(tx) else tx
+    if orders.empty:
+        return pd.Series([], dtype="string", name="lifecycle_stage")
+    history = purchase_history(orders)
+    stager = lifecycle_settings.stager()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        stages = stager.fit(history, as_of).predict(history, as_of)["lifecycle_stage"]
+    return pd.Series(stages.astype("string").to_numpy(), index=pd.Index(stages.index.astype("string"),
+                     name="customer_id"), dtype="string", name="lifecycle_stage")
+
+
+def segments_at_send(campaign: pd.DataFrame, transactions: pd.DataFrame, dimensions: Sequence[str],
+                     *, rfm_settings: Any = None, lifecycle_settings: Any = None, cluster_model: Any = None,
+                     customers: pd.DataFrame | None = None, control_arm: str | None = "control",
+                     max_channels: int = 6) -> pd.DataFrame:
+    """Segment labels of every campaign recipient as of the day of that campaign's first send.
+
+    One row per campaign row: ``campaign_id, customer_id`` and one column per dimension of
+    ``dimensions`` (``rfm_segment`` via :func:`rfm_segments_as_of`, ``lifecycle_stage`` via
+    :func:`lifecycle_stages_as_of`, ``cluster_name`` = ``cluster_model`` — the run's fitted
+    feature builder + clusterer, :class:`segkit.cluster.SegmentModel` — applied to the customer
+    table built from data before the send, :func:`segkit.features.customer_table`; its e-mail
+    features count only earlier campaigns). Recipients without a purchase before the send are
+    the segment ``"no purchase before send"`` in every dimension. Campaigns without a send
+    date cannot be segmented without hindsight: their labels are ``"unlabelled"``.
+
+    Examples
+    --------
+    >>> from segkit.rfm import RFMSettings
+    >>> camp = pd.DataFrame({"campaign_id": ["c", "c", "c"], "customer_id": ["a", "b", "z"],
+    ...     "arm": ["email", "control", "email"], "sent_at": pd.to_datetime(["2024-04-01 09:00"] * 3)})
+    >>> tx = pd.DataFrame({"customer_id": list("aabz"), "order_id": list("1234"),
+    ...     "order_date": pd.to_datetime(["2024-01-01", "2024-03-01", "2024-02-01", "2024-04-01"]),
+    ...     "amount": 10.0})
+    >>> segments_at_send(camp, tx, ["rfm_segment"], rfm_settings=RFMSettings.from_config(None))
+      campaign_id customer_id              rfm_segment
+    0           c           a                Champions
+    1           c           b           About To Sleep
+    2           c           z  no purchase before send
+    """
+    ids = campaign["campaign_id"].astype("string").str.strip()
+    cust = campaign["customer_id"].astype("string").str.strip()
+    out = pd.DataFrame({"campaign_id": ids.to_numpy(), "customer_id": cust.to_numpy()})
+    for dim in dimensions:
+        out[dim] = pd.array([UNLABELLED] * len(out), dtype="string")
+    dates = send_dates(campaign)
+    sent = pd.to_datetime(campaign["sent_at"], errors="coerce") if "sent_at" in campaign.columns else None
+    for cid, day in dates.dropna().items():
+        rows = (ids == cid).to_numpy()
+        who = cust[rows].to_numpy()
+        for dim in dimensions:
+            if dim == "rfm_segment":
+                lab = rfm_segments_as_of(transactions, day, rfm_settings)
+            elif dim == "lifecycle_stage":
+                lab = lifecycle_stages_as_of(transactions, day, lifecycle_settings)
+            elif dim == "cluster_name":
+                lab = _clusters_as_of(transactions, day, cluster_model, customers, campaign, sent, control_arm,
+                                      max_channels)
+            else:
+                raise ConfigError(f"Unknown segment dimension {dim!r}; use one of {', '.join(SEGMENT_DIMENSIONS)}.")
+            values = lab.reindex(who).fillna(NO_PURCHASE).to_numpy()
+            out.loc[rows, dim] = values
+    return out
+
+
+def _clusters_as_of(transactions: pd.DataFrame, day: pd.Timestamp, model: Any, customers: pd.DataFrame | None,
+                    campaign: pd.DataFrame, sent: pd.Series | None, control_arm: str | None,
+                    max_channels: int) -> pd.Series:
+    """Cluster names of buyers before ``day`` from the fitted ``model`` (features as of ``day``)."""
+    from segkit.features import customer_table
+
+    tx = transactions[pd.to_datetime(transactions["order_date"]) < day]
+    if model is None or tx.empty:
+        return pd.Series([], dtype="string", name="cluster_name")
+    earlier = campaign[(sent < day).to_numpy()] if sent is not None else campaign.iloc[:0]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        table = customer_table(tx, customers, earlier if len(earlier) else None, day,
+                               control_arm=control_arm or "control", max_channels=max_channels)
+    # before the first campaign nobody has e-mail features: missing, imputed by the fitted builder
+    used = [*getattr(model.builder, "numeric_features_", []), *getattr(model.builder, "categorical_features_", [])]
+    for col in used:
+        if col not in table.columns:
+            table[col] = np.nan
+    names = model.predict_names(table)
+    ids = table["customer_id"].astype("string").to_numpy() if "customer_id" in table.columns else names.index
+    return pd.Series(names.to_numpy(), index=pd.Index(ids, name="customer_id"), dtype="string", name="cluster_name")
+
+
+def fitted_cluster_model(ctx: Any) -> tuple[Any, str]:
+    """The run's fitted feature + cluster model (notebook 03), and a note on how it was obtained.
+
+    Notebook 03 does not persist its fitted model, so it is refitted here exactly as 03 fits it:
+    the same customer table (as of the run's ``as_of``), the ``clustering`` settings, the run's
+    seed and the number of clusters 03 chose (selection and stability refits skipped). The
+    refit's labels are compared with ``clusters.parquet``; a disagreement is reported.
+    """
+    from segkit.cluster import ClusterSettings, cluster_customers
+    from segkit.features import customer_table
+
+    clusters = ctx.read_artifact("clusters")
+    settings = ClusterSettings.from_config(ctx.section("clustering"))
+    transactions = ctx.read_artifact("transactions_clean")
+    customers = ctx.read_artifact("customers_clean")
+    campaign = ctx.read_artifact("campaign_clean") if ctx.has_artifact("campaign_clean") else None
+    camp = ctx.section("campaign")
+    control = camp.get("control_arm", "control") if camp.get("control_is_holdout", True) else None
+    rfm = ctx.read_artifact("rfm")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        table = customer_table(transactions, customers, campaign, ctx.as_of, rfm=rfm, control_arm=control,
+                               max_channels=int(settings.max_channels))
+        k = int(pd.Series(clusters["cluster"]).nunique())
+        res = cluster_customers(table, settings, ctx.seed, k=k, run_selection=False, run_stability=False)
+    check = res.assignments.merge(clusters[["customer_id", "cluster_name"]].astype({"customer_id": "string"}),
+                                  on="customer_id", how="inner")
+    agree = float((check["cluster_name_x"].astype(str) == check["cluster_name_y"].astype(str)).mean()) if len(check) else np.nan
+    note = (f"Cluster model: notebook 03 does not store its fitted model, so it was refitted with the same "
+            f"settings, seed and k = {k}; it reproduces {agree:.1%} of 03's cluster labels.")
+    return res.model, note
 
 
 def _key_codes(values: pd.Series) -> tuple[np.ndarray, np.ndarray]:
@@ -1087,6 +1303,14 @@ def verdicts(table: pd.DataFrame, settings: CampaignSettings) -> pd.Series:
             return f"No test possible (no variation): {effect}."
         p_adj, p = r["p_adjusted"], r["p_value"]
         overall = r["segment"] == ALL_SEGMENTS or s.correction == "none" or r.get("family_size", 1) == 1
+        excludes0 = (r["lift_ci_low"] > 0) or (r["lift_ci_high"] < 0)
+        if not overall:
+            effect = effect.replace("(95% CI", "(95% CI, not adjusted for multiple segments,", 1)
+        if p_adj >= s.alpha and excludes0:
+            why = (f"the {r['test']} test gives p = {p:.2g}" + ("" if overall else f", adjusted p = {p_adj:.2g} "
+                   f"after {corr} correction"))
+            return (f"Inconclusive: {effect} excludes 0, but {why}, above {s.alpha:g}; the interval and the test "
+                    "disagree at the margin (small counts), so this is not called a difference.")
         if p_adj < s.alpha:
             better = (r["lift_abs"] > 0) == m.higher_is_better
             word = "Higher" if r["lift_abs"] > 0 else "Lower"
@@ -1207,8 +1431,10 @@ def roi_table(table: pd.DataFrame, settings: CampaignSettings) -> pd.DataFrame:
     """Incremental conversions and revenue, cost, ROI per campaign × sent arm × segment.
 
     ``cost`` = ``cost_per_send`` × customers in the sent arm when set, else the sum of the
-    ``cost`` column over them (NaN when neither exists). ``roi = (incremental_revenue - cost) /
-    cost`` with the interval of the incremental revenue carried through (cost is fixed).
+    ``cost`` column over them (NaN when neither exists). Every increment is lift × customers of
+    the sent arm (per send). ``roi = (margin × incremental_revenue - cost) / cost`` with
+    ``margin = gross_margin`` when configured, else 1 (``roi_basis`` = "revenue-based, not
+    profit"), with the interval of the incremental revenue carried through (cost is fixed).
     ``cost_per_incremental_conversion`` and ``cost_per_incremental_retained`` are empty when the
     increment is not positive.
 
@@ -1243,10 +1469,13 @@ def roi_table(table: pd.DataFrame, settings: CampaignSettings) -> pd.DataFrame:
         if metric == "conversion_rate":
             out["conversions"] = lift["count"]
     cost = out["cost"].where(out["cost"] > 0)
+    margin = 1.0 if s.gross_margin is None else s.gross_margin
+    out["roi_basis"] = "revenue-based, not profit" if s.gross_margin is None else f"gross margin {s.gross_margin:.0%}"
     with np.errstate(divide="ignore", invalid="ignore"):
-        out["roi"] = (out["incremental_revenue"] - cost) / cost
-        out["roi_ci_low"] = (out["incremental_revenue_ci_low"] - cost) / cost
-        out["roi_ci_high"] = (out["incremental_revenue_ci_high"] - cost) / cost
+        out["roi"] = (margin * out["incremental_revenue"] - cost) / cost
+        out["roi_ci_low"] = (margin * out["incremental_revenue_ci_low"] - cost) / cost
+        out["roi_ci_high"] = (margin * out["incremental_revenue_ci_high"] - cost) / cost
+        out["incremental_revenue_per_1000_sends"] = out["incremental_revenue"] / n.where(n > 0) * 1000
         out["cost_per_incremental_conversion"] = (cost / out["incremental_conversions"]).where(
             out["incremental_conversions"] > 0)
         out["cost_per_retained"] = (cost / out["retained"]).where(out["retained"] > 0)
@@ -1258,7 +1487,8 @@ def roi_table(table: pd.DataFrame, settings: CampaignSettings) -> pd.DataFrame:
 def targeting_table(table: pd.DataFrame, roi: pd.DataFrame, settings: CampaignSettings) -> pd.DataFrame:
     """Send-or-not per campaign × sent arm × segment, by ``settings.targeting_rule``.
 
-    Columns: ``customers`` (both arms: the segment's size in this campaign), the primary lift
+    Columns: ``customers`` (both arms: the segment's size in this campaign), ``sends``
+    (customers of the sent arm: the basis of every incremental number), the primary lift
     and its interval, ``incremental_revenue_per_customer`` (revenue lift) with its standard
     error, ``cost_per_send``, ``small_cell``, ``send`` and ``reason``. Small cells and segments
     without a measurable lift are never sent to.
@@ -1269,12 +1499,12 @@ def targeting_table(table: pd.DataFrame, roi: pd.DataFrame, settings: CampaignSe
     ...     "arm": ["email", "control"] * 200, "segment": None,
     ...     "converted": np.r_[np.tile([1, 0], 60), np.zeros(280, int)]}),
     ...     segments=pd.Series(["A"] * 200 + ["B"] * 200))
-    >>> s = CampaignSettings(targeting_rule="lower_bound")
+    >>> s = CampaignSettings()
     >>> t = finish_comparisons(compare_arms(arm_metrics(prep), s), s)
-    >>> targeting_table(t, roi_table(t, s), s)[["segment", "lift_abs", "send"]]
-      segment  lift_abs   send
-    0       A       0.6   True
-    1       B       0.0  False
+    >>> targeting_table(t, roi_table(t, s), s)[["segment", "sends", "lift_abs", "send"]]
+      segment  sends  lift_abs  send
+    0       A    100       0.6  True
+    1       B    100       0.0  True
     """
     s = settings
     prim = table[(table["metric"] == s.primary_metric) & (table["arm"] != s.control_arm)]
@@ -1284,6 +1514,7 @@ def targeting_table(table: pd.DataFrame, roi: pd.DataFrame, settings: CampaignSe
     keys = ["campaign_id", "segment", "arm"]
     out = prim[keys + ["customers", "customers_c", "lift_abs", "lift_ci_low", "lift_ci_high", "p_adjusted",
                        "small_cell"]].copy()
+    out["sends"] = out["customers"]
     out["customers"] = out["customers"] + out["customers_c"].fillna(0).astype(np.int64)
     out = out.drop(columns="customers_c").set_index(keys)
     rev = _lift_rows(table, "revenue_per_recipient", s).reindex(out.index)
@@ -1294,54 +1525,64 @@ def targeting_table(table: pd.DataFrame, roi: pd.DataFrame, settings: CampaignSe
 
 
 def decide_targets(frame: pd.DataFrame, settings: CampaignSettings) -> pd.DataFrame:
-    """Add ``sure_gain``, ``send`` and ``reason`` by ``settings.targeting_rule``.
+    """Add ``sure_gain``, ``send`` and ``reason``: the default is to send; a segment is left out only
+    with evidence that a send there is worth less than it costs.
 
-    ``frame`` has ``lift_abs, lift_ci_low`` (primary metric), ``small_cell``,
-    ``incremental_revenue_per_customer`` (NaN without revenue data) and ``cost_per_send`` (NaN
-    when unknown). See :func:`targeting_table`.
+    ``frame`` has ``lift_abs, lift_ci_low, lift_ci_high`` (primary metric), ``small_cell``,
+    ``incremental_revenue_per_customer`` and ``incremental_revenue_se`` (revenue lift per
+    customer of the sent arm, i.e. per send; NaN without revenue data) and ``cost_per_send``
+    (NaN when unknown = 0). Rules (``settings.targeting_rule``):
+
+    - ``evidence`` (default): leave a segment out when the upper ``1 - alpha`` bound of its
+      incremental revenue per send is below the cost per send (without revenue data: when the
+      upper bound of the primary lift is below 0). Everything else is sent.
+    - ``expected_value``: leave out where the *estimated* incremental revenue per send is below
+      the cost per send (risk-neutral; more exclusions on noise).
+
+    Either way every excluded segment has a negative estimated net value per send, so the
+    policy's estimated value is never below sending to all. Segments too small to judge, or
+    without a measurable lift, are sent (no evidence against them).
 
     Examples
     --------
-    >>> f = pd.DataFrame({"lift_abs": [0.02, 0.01, 0.05], "lift_ci_low": [0.01, -0.01, 0.02],
-    ...     "small_cell": [False, False, True], "incremental_revenue_per_customer": [0.5, 0.3, 2.0],
-    ...     "cost_per_send": [0.1, 0.1, 0.1]})
+    >>> f = pd.DataFrame({"lift_abs": [0.02, -0.003, -0.05], "lift_ci_low": [0.01, -0.04, -0.09],
+    ...     "lift_ci_high": [0.03, 0.03, -0.01], "small_cell": [False, False, True],
+    ...     "incremental_revenue_per_customer": [0.5, -0.02, -2.0], "incremental_revenue_se": [0.2, 0.1, 0.5],
+    ...     "cost_per_send": [0.01, 0.01, 0.01]})
     >>> decide_targets(f, CampaignSettings())["send"].tolist()
-    [True, True, False]
-    >>> decide_targets(f, CampaignSettings(targeting_rule="lower_bound"))["send"].tolist()
-    [True, False, False]
+    [True, True, True]
+    >>> decide_targets(f, CampaignSettings(targeting_rule="expected_value"))["send"].tolist()
+    [True, False, True]
     """
     s = settings
+    z = stats.norm.isf(s.alpha / 2)
     out = frame.copy()
-    cost_known = out["cost_per_send"].notna()
+    cost = out["cost_per_send"].fillna(0.0).astype(float)
     measurable = out["lift_abs"].notna() & ~out["small_cell"].astype(bool)
-    inc = out["incremental_revenue_per_customer"]
-    covers = inc >= out["cost_per_send"]
-    out["sure_gain"] = (out["lift_ci_low"] > 0).fillna(False).astype(bool)
+    inc = out["incremental_revenue_per_customer"].astype(float)
     revenue_known = inc.notna()
-    if s.targeting_rule == "lower_bound":
-        send = measurable & out["sure_gain"] & (~cost_known | covers.fillna(False))
+    se = out["incremental_revenue_se"].astype(float) if "incremental_revenue_se" in out else pd.Series(np.nan, out.index)
+    upper = np.where(revenue_known, inc + z * se.fillna(np.inf), out["lift_ci_high"].astype(float))
+    point = np.where(revenue_known, inc, out["lift_abs"].astype(float))
+    bar = np.where(revenue_known, cost, 0.0)
+    basis = np.where(revenue_known, "incremental revenue per send", "primary lift")
+    out["sure_gain"] = (out["lift_ci_low"] > 0).fillna(False).astype(bool)
+    if s.targeting_rule == "evidence":
+        drop = measurable.to_numpy() & (upper < bar)
     else:
-        value = inc.where(revenue_known, out["lift_abs"])  # no revenue data: the primary lift itself
-        send = measurable & (value > out["cost_per_send"].where(revenue_known, 0.0).fillna(0.0)).fillna(False)
-    out["send"] = send.astype(bool)
-    m = METRIC_BY_NAME[s.primary_metric]
-    small, unmeasurable = out["small_cell"].to_numpy(bool), out["lift_abs"].isna().to_numpy()
-    sent = out["send"].to_numpy(bool)
-    sure = out["sure_gain"].to_numpy(bool)
-    has_rev = revenue_known.to_numpy(bool)
-    cost_txt = np.where(cost_known.to_numpy(bool), "the cost per send", "zero")
-    if s.targeting_rule == "lower_bound":
-        yes = np.where(cost_known, f"{m.label} lift surely positive and incremental revenue covers the cost",
-                       f"{m.label} lift surely positive (95% lower bound > 0)")
-        no = np.where(~sure, f"{m.label} lift not surely positive (lower bound ≤ 0)",
-                      "incremental revenue does not cover the cost per send")
-    else:
-        yes = np.where(has_rev, np.char.add("expected incremental revenue per customer exceeds ", cost_txt.astype(str)),
-                       f"{m.label} lift is positive (no revenue data)")
-        no = np.where(has_rev, np.char.add("expected incremental revenue per customer does not exceed ",
-                                           cost_txt.astype(str)), f"{m.label} lift is not positive")
-    out["reason"] = np.where(small, f"small cell (< {s.min_cell_size} customers in an arm)",
-                             np.where(unmeasurable, "lift not measurable", np.where(sent, yes, no)))
+        drop = measurable.to_numpy() & (point < bar)
+    out["send"] = ~drop
+    cur = f" {s.currency}" if s.currency else ""
+    reason = np.where(
+        drop,
+        [f"left out: {'upper 95% bound of ' if s.targeting_rule == 'evidence' else ''}{b} "
+         f"{(u if s.targeting_rule == 'evidence' else p):+.4f} is below {'the cost per send' if rk else 'zero'}"
+         f"{f' ({c:.4f}{cur})' if rk else ''}"
+         for b, u, p, rk, c in zip(basis, upper, point, revenue_known, cost)],
+        np.where(~measurable.to_numpy(), "sent by default: too few customers (or no lift) to judge",
+                 np.where(out["sure_gain"].to_numpy(), "send: the lift is surely positive",
+                          "send: no evidence that a send here is worth less than it costs")))
+    out["reason"] = pd.array(reason, dtype="string")
     return out
 
 
@@ -1428,7 +1669,7 @@ def pool_campaigns(table: pd.DataFrame, roi: pd.DataFrame, settings: CampaignSet
     var = (treat["lift_se"] if is_mean else half) ** 2
     pooled = random_effects(treat.loc[prim, "lift_abs"], var[prim], key[prim], s.alpha)
     if pooled.empty:
-        return pd.DataFrame(columns=["campaign_id", "arm", "segment", "metric", "campaigns", "customers", "lift_abs",
+        return pd.DataFrame(columns=["campaign_id", "arm", "segment", "metric", "campaigns", "customers", "sends", "lift_abs",
                                      "lift_ci_low", "lift_ci_high", "p_value", "p_adjusted", "small_cell", "send",
                                      "sure_gain", "reason"])
     rev = treat["metric"] == "revenue_per_recipient"
@@ -1445,6 +1686,7 @@ def pool_campaigns(table: pd.DataFrame, roi: pd.DataFrame, settings: CampaignSet
         "campaign_id": "All campaigns", "arm": parts[0].to_numpy(), "segment": parts[1].to_numpy(),
         "metric": s.primary_metric, "campaigns": pooled["k"].to_numpy(),
         "customers": np.rint(sizes["customers"].to_numpy()).astype(np.int64),
+        "sends": np.rint(sizes["sent"].to_numpy() / pooled["k"].to_numpy()).astype(np.int64),
         "lift_abs": pooled["mean"].to_numpy(), "lift_ci_low": pooled["ci_low"].to_numpy(),
         "lift_ci_high": pooled["ci_high"].to_numpy(), "p_value": pooled["p_value"].to_numpy(),
         "tau2": pooled["tau2"].to_numpy(), "i2": pooled["i2"].to_numpy(),
@@ -1459,17 +1701,118 @@ def pool_campaigns(table: pd.DataFrame, roi: pd.DataFrame, settings: CampaignSet
     return decide_targets(out, s)
 
 
-def policy_table(targeting: pd.DataFrame) -> pd.DataFrame:
-    """Expected value of the recommended policy per campaign × sent arm, and of sending to all.
+def lift_variance(rows: pd.DataFrame, alpha: float = 0.05) -> pd.Series:
+    """Variance of each row's absolute lift: ``lift_se²`` for means, and for rates the squared
+    half-width of its (Newcombe score) interval over z — as in :func:`pool_campaigns`."""
+    z = stats.norm.isf(alpha / 2)
+    half = ((rows["lift_ci_high"] - rows["lift_ci_low"]) / (2 * z)) ** 2
+    is_mean = rows["metric"].map(lambda m: METRIC_BY_NAME[m].kind == "mean").to_numpy(bool)
+    se = rows["lift_se"] ** 2 if "lift_se" in rows else half
+    return pd.Series(np.where(is_mean, se, half), index=rows.index, dtype=float)
 
-    ``expected_incremental_revenue`` = Σ over recommended segments of incremental revenue per
-    customer × segment size (normal interval from the summed variances, segments being
-    independent); ``expected_cost`` = Σ size × cost per send; ``expected_net`` = difference.
-    ``*_all`` columns: the same for sending to every segment with a measurable lift.
+
+def heterogeneity_table(by_dimension: Mapping[str, pd.DataFrame], settings: CampaignSettings) -> pd.DataFrame:
+    """Do the lifts of the primary metric differ between the segments of a dimension?
+
+    Per dimension, Cochran's Q test of equal lifts across the segments (cells too small to
+    judge left out), within each campaign × sent arm: ``Q = Σ w (lift − weighted mean)²`` with
+    ``w = 1 / variance`` (:func:`lift_variance`), ``k − 1`` degrees of freedom (the value of
+    ``statsmodels combine_effects(...).test_homogeneity()``). The campaigns are independent,
+    so their Q and degrees of freedom add up to one chi-square test per dimension. The
+    p-values are corrected across the dimensions (``settings.correction``).
+
+    Columns: ``segment_by, comparisons, segments, q, df, p_value, p_adjusted, different``.
 
     Examples
     --------
-    >>> t = pd.DataFrame({"campaign_id": "c", "arm": "email", "segment": ["A", "B"], "customers": [100, 50],
+    >>> t = pd.DataFrame({"campaign_id": "c", "arm": "email", "metric": "conversion_rate",
+    ...     "segment": ["All customers", "A", "B"], "small_cell": False,
+    ...     "lift_abs": [0.05, 0.0, 0.1], "lift_ci_low": [0.03, -0.0196, 0.0804],
+    ...     "lift_ci_high": [0.07, 0.0196, 0.1196]})
+    >>> h = heterogeneity_table({"rfm_segment": t}, CampaignSettings())
+    >>> int(h["segments"].iloc[0]), int(h["df"].iloc[0]), round(float(h["q"].iloc[0]), 2)
+    (2, 1, 50.0)
+    """
+    s = settings
+    rows = []
+    for dim, t in by_dimension.items():
+        if dim == "none":
+            continue
+        r = t[(t["metric"] == s.primary_metric) & (t["arm"] != s.control_arm) & (t["segment"] != ALL_SEGMENTS)
+              & t["lift_abs"].notna() & ~t["small_cell"].astype(bool)]
+        var = lift_variance(r, s.alpha)
+        r = r[(var > 0).to_numpy() & np.isfinite(var.to_numpy())]
+        var = var[r.index]
+        q_total, df_total, comps, segs = 0.0, 0, 0, set()
+        for _, g in r.groupby(["campaign_id", "arm"], sort=True, observed=True):
+            if len(g) < 2:
+                continue
+            w = 1.0 / var[g.index].to_numpy()
+            x = g["lift_abs"].to_numpy(float)
+            mean = np.sum(w * x) / np.sum(w)
+            q_total += float(np.sum(w * (x - mean) ** 2))
+            df_total += len(g) - 1
+            comps += 1
+            segs |= set(g["segment"].astype(str))
+        p = float(stats.chi2.sf(q_total, df_total)) if df_total else np.nan
+        rows.append({"segment_by": dim, "comparisons": comps, "segments": len(segs), "q": q_total if df_total else np.nan,
+                     "df": df_total, "p_value": p})
+    out = pd.DataFrame(rows, columns=["segment_by", "comparisons", "segments", "q", "df", "p_value"])
+    out["p_adjusted"] = out["p_value"]
+    ok = out["p_value"].notna()
+    if ok.any():
+        out.loc[ok, "p_adjusted"] = adjust_pvalues(out.loc[ok, "p_value"].to_numpy(), s.correction)
+    out["different"] = (out["p_adjusted"] < s.alpha).fillna(False).astype(bool)
+    return out
+
+
+def pooled_segments(by_dimension: Mapping[str, pd.DataFrame], settings: CampaignSettings) -> pd.DataFrame:
+    """Primary-metric lift of every segment of every dimension, pooled over the campaigns.
+
+    Random-effects pooling (:func:`random_effects`) per dimension × sent arm × segment, corrected
+    across the segments of a dimension and arm; ``significant_in`` counts the campaigns in
+    which the segment's own lift was significant after the correction.
+    """
+    s = settings
+    parts = []
+    for dim, t in by_dimension.items():
+        r = t[(t["metric"] == s.primary_metric) & (t["arm"] != s.control_arm) & t["lift_abs"].notna()
+              & ~t["small_cell"].astype(bool)]
+        if dim != "none":
+            r = r[r["segment"] != ALL_SEGMENTS]
+        if r.empty:
+            continue
+        key = (r["arm"].astype(str) + "\x1f" + r["segment"].astype(str)).to_numpy(dtype=object)
+        pooled = random_effects(r["lift_abs"], lift_variance(r, s.alpha), key, s.alpha)
+        sig = (r.assign(key=key, sig=(r["p_adjusted"] < s.alpha) & (r["lift_abs"] > 0))
+               .groupby("key")["sig"].sum().reindex(pooled["group"]))
+        part_names = pooled["group"].str.split("\x1f", n=1, expand=True)
+        out = pd.DataFrame({"segment_by": dim, "arm": part_names[0].to_numpy(), "segment": part_names[1].to_numpy(),
+                            "campaigns": pooled["k"].to_numpy(), "lift_abs": pooled["mean"].to_numpy(),
+                            "lift_ci_low": pooled["ci_low"].to_numpy(), "lift_ci_high": pooled["ci_high"].to_numpy(),
+                            "p_value": pooled["p_value"].to_numpy(), "significant_in": sig.to_numpy().astype(int)})
+        out["p_adjusted"] = adjust_pvalues(out["p_value"].to_numpy(), s.correction, out["arm"].to_numpy())
+        parts.append(out)
+    cols = ["segment_by", "arm", "segment", "campaigns", "lift_abs", "lift_ci_low", "lift_ci_high", "p_value",
+            "significant_in", "p_adjusted"]
+    return pd.concat(parts, ignore_index=True)[cols] if parts else pd.DataFrame(columns=cols)
+
+
+def policy_table(targeting: pd.DataFrame) -> pd.DataFrame:
+    """Estimated value of the recommended policy per campaign × sent arm, and of sending to all.
+
+    Basis: sends (customers of the sent arm, column ``sends``; ``customers`` when absent).
+    ``expected_incremental_revenue`` = Σ over recommended segments of incremental revenue per
+    send × sends (normal interval from the summed variances, segments being independent);
+    ``expected_cost`` = Σ sends × cost per send; ``expected_net`` = difference; ``*_per_1000``
+    per 1,000 sends of the policy. ``*_all`` columns: the same for sending to every segment.
+    Segments without revenue data count 0. Because :func:`decide_targets` leaves out only segments
+    with a negative estimated net value, ``expected_net >= expected_net_all``; if rounding or
+    missing values ever broke that, the policy falls back to sending to all.
+
+    Examples
+    --------
+    >>> t = pd.DataFrame({"campaign_id": "c", "arm": "email", "segment": ["A", "B"], "sends": [100, 50],
     ...     "incremental_revenue_per_customer": [2.0, -1.0], "incremental_revenue_se": [0.5, 0.5],
     ...     "cost_per_send": [0.1, 0.1], "send": [True, False]})
     >>> p = policy_table(t)
@@ -1478,36 +1821,42 @@ def policy_table(targeting: pd.DataFrame) -> pd.DataFrame:
     """
     rows = []
     z = stats.norm.isf(0.025)
+    size_col = "sends" if "sends" in targeting.columns else "customers"
     for (cid, arm), g in targeting.groupby(["campaign_id", "arm"], sort=True):
-        size = g["customers"].astype(float)
-        rev = g["incremental_revenue_per_customer"] * size
-        var = (g["incremental_revenue_se"] * size) ** 2
-        cost = g["cost_per_send"] * size
+        size = g[size_col].astype(float)
+        rev = (g["incremental_revenue_per_customer"] * size).fillna(0.0)
+        var = ((g["incremental_revenue_se"] * size) ** 2).fillna(0.0)
+        cost = (g["cost_per_send"] * size).fillna(0.0)
         sel = g["send"].to_numpy(bool)
-        known = rev.notna().to_numpy()
-
-        def total(x: pd.Series, mask: np.ndarray) -> float:
-            return float(x[mask].sum(min_count=1)) if mask.any() else 0.0
-
-        exp_rev, exp_var = total(rev, sel), total(var, sel)
-        all_rev, all_cost = total(rev, known), total(cost, known)
+        every = np.ones(len(g), bool)
+        if (rev - cost)[sel].sum() < (rev - cost).sum() - 1e-9:
+            sel = every
+        has_rev = bool(g["incremental_revenue_per_customer"].notna().any())
+        exp_rev, exp_sd = float(rev[sel].sum()), float(np.sqrt(var[sel].sum()))
+        sends = float(size[sel].sum())
         rows.append({
             "campaign_id": cid, "arm": arm,
             "segments_to_send": ", ".join(g.loc[sel, "segment"].astype(str)),
+            "segments_left_out": ", ".join(g.loc[~sel, "segment"].astype(str)),
             "segments": int(len(g)), "segments_recommended": int(sel.sum()),
-            "customers_targeted": int(size[sel].sum()), "share_targeted": float(size[sel].sum() / size.sum()),
-            "expected_incremental_revenue": exp_rev,
-            "expected_incremental_revenue_ci_low": exp_rev - z * np.sqrt(exp_var),
-            "expected_incremental_revenue_ci_high": exp_rev + z * np.sqrt(exp_var),
-            "expected_cost": total(cost, sel) if cost.notna().any() else np.nan,
-            "expected_incremental_revenue_all": all_rev,
-            "expected_cost_all": all_cost if cost.notna().any() else np.nan,
+            "sends_targeted": int(sends), "share_targeted": float(sends / size.sum()) if size.sum() else np.nan,
+            "expected_incremental_revenue": exp_rev if has_rev else np.nan,
+            "expected_incremental_revenue_ci_low": exp_rev - z * exp_sd if has_rev else np.nan,
+            "expected_incremental_revenue_ci_high": exp_rev + z * exp_sd if has_rev else np.nan,
+            "expected_cost": float(cost[sel].sum()) if g["cost_per_send"].notna().any() else np.nan,
+            "expected_incremental_revenue_all": float(rev.sum()) if has_rev else np.nan,
+            "expected_cost_all": float(cost.sum()) if g["cost_per_send"].notna().any() else np.nan,
+            "sends_all": int(size.sum()),
         })
     out = pd.DataFrame(rows)
     if out.empty:
         return out
     out["expected_net"] = out["expected_incremental_revenue"] - out["expected_cost"].fillna(0.0)
     out["expected_net_all"] = out["expected_incremental_revenue_all"] - out["expected_cost_all"].fillna(0.0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        for col in ("expected_incremental_revenue", "expected_incremental_revenue_ci_low",
+                    "expected_incremental_revenue_ci_high", "expected_net"):
+            out[f"{col}_per_1000"] = out[col] / out["sends_targeted"].where(out["sends_targeted"] > 0) * 1000
     return out
 
 
@@ -1515,8 +1864,8 @@ def qini_curve(table: pd.DataFrame, settings: CampaignSettings) -> pd.DataFrame:
     """Segment-level uplift (Qini) curve of the primary metric per campaign × sent arm.
 
     Segments are ranked by estimated lift (best first); ``share_targeted`` is the cumulative
-    share of customers (both arms) and ``incremental`` the cumulative incremental outcomes
-    (lift × segment size) if those segments were sent to; ``random`` is the straight line of
+    share of sends (customers of the sent arm) and ``incremental`` the cumulative incremental
+    outcomes (lift × sends: the same basis as the ROI table) if those segments were sent to; ``random`` is the straight line of
     targeting at random. ``qini`` (same on every row of a curve) is the area between curve and
     random line. Ranked on the data that estimated the lifts, the curve is optimistic.
 
@@ -1526,10 +1875,10 @@ def qini_curve(table: pd.DataFrame, settings: CampaignSettings) -> pd.DataFrame:
     ...     "segment": ["All customers", "A", "B"], "customers": [150, 100, 50], "customers_c": [50, 30, 20],
     ...     "lift_abs": [0.02, -0.01, 0.1]})
     >>> qini_curve(t, CampaignSettings())[["segment", "share_targeted", "incremental", "random"]]
-      segment  share_targeted  incremental  random
-    0                    0.00          0.0   0.000
-    1       B            0.35          7.0   1.995
-    2       A            1.00          5.7   5.700
+      segment  share_targeted  incremental    random
+    0                0.000000          0.0  0.000000
+    1       B        0.333333          5.0  1.333333
+    2       A        1.000000          4.0  4.000000
     """
     s = settings
     rows = table[(table["metric"] == s.primary_metric) & (table["arm"] != s.control_arm)
@@ -1537,7 +1886,7 @@ def qini_curve(table: pd.DataFrame, settings: CampaignSettings) -> pd.DataFrame:
     parts = []
     for (cid, arm), g in rows.groupby(["campaign_id", "arm"], sort=True):
         g = g.sort_values(["lift_abs", "segment"], ascending=[False, True], kind="mergesort")
-        size = (g["customers"] + g["customers_c"].fillna(0)).to_numpy(float)
+        size = g["customers"].to_numpy(float)  # sends: customers of the sent arm
         inc = np.cumsum(g["lift_abs"].to_numpy(float) * size)
         share = np.cumsum(size) / size.sum()
         x = np.r_[0.0, share]
@@ -1556,9 +1905,9 @@ def power_table(table: pd.DataFrame, settings: CampaignSettings) -> pd.DataFrame
 
     Per campaign × sent arm × segment for the primary metric: ``base_rate`` (control value),
     ``observed_lift``, ``mde_abs`` / ``mde_rel`` (smallest upward lift detectable with
-    ``power`` at ``alpha``), ``target_lift_abs`` (= base × ``target_relative_lift``) and the
-    customers needed per arm for it at the same arm ratio; ``powered`` says whether both arms
-    are large enough.
+    ``power`` at ``alpha``), ``target_lift_abs`` (= ``target_lift``: an absolute effect, e.g.
+    0.02 = 2 percentage points; money per customer for revenue) and the customers needed per
+    arm for it at the same arm ratio; ``powered`` says whether both arms are large enough.
 
     Examples
     --------
@@ -1567,7 +1916,7 @@ def power_table(table: pd.DataFrame, settings: CampaignSettings) -> pd.DataFrame
     ...     "mde_abs": [0.02]})
     >>> power_table(t, CampaignSettings())[["mde_rel", "n_sent_needed", "n_control_needed", "powered"]]
        mde_rel  n_sent_needed  n_control_needed  powered
-    0      0.4        78911.0           19728.0    False
+    0      0.4         5725.0            1432.0    False
     """
     s = settings
     m = METRIC_BY_NAME[s.primary_metric]
@@ -1578,7 +1927,7 @@ def power_table(table: pd.DataFrame, settings: CampaignSettings) -> pd.DataFrame
     with np.errstate(divide="ignore", invalid="ignore"):
         out["mde_rel"] = (out["mde_abs"] / out["base_rate"]).where(out["base_rate"] > 0)
         ratio = (out["n_control"] / out["n_sent"]).where(out["n_sent"] > 0).to_numpy(float)
-    out["target_lift_abs"] = out["base_rate"] * s.target_relative_lift
+    out["target_lift_abs"] = s.target_lift
     if m.kind == "proportion":
         need = sample_size_proportions(out["target_lift_abs"], out["base_rate"], ratio, s.alpha, s.power)
     else:
@@ -1607,8 +1956,6 @@ def campaign_overview(table: pd.DataFrame, roi: pd.DataFrame, srm: pd.DataFrame,
     out = out.merge(r, on=keys, how="left")
     srm_any = srm.groupby("campaign_id")["srm"].any().rename("srm")
     out = out.merge(srm_any, left_on="campaign_id", right_index=True, how="left")
-    if len(policy):
-        out = out.merge(policy[keys + ["segments_recommended", "segments_to_send", "expected_net"]], on=keys, how="left")
     return out.reset_index(drop=True)
 
 
@@ -1634,6 +1981,8 @@ class CampaignResult:
         (:func:`pool_campaigns`) and the value of that policy (:func:`policy_table`).
     by_dimension : dict of str to DataFrame
         Lift rows (sent arms) of every available segment dimension, for the explorer.
+    heterogeneity, pooled_by_dimension : DataFrame
+        :func:`heterogeneity_table` and :func:`pooled_segments` over every dimension.
     warnings : list of str
     """
 
@@ -1651,6 +2000,10 @@ class CampaignResult:
     pooled: pd.DataFrame = field(default_factory=pd.DataFrame)
     pooled_policy: pd.DataFrame = field(default_factory=pd.DataFrame)
     by_dimension: dict[str, pd.DataFrame] = field(default_factory=dict)
+    heterogeneity: pd.DataFrame = field(default_factory=pd.DataFrame)
+    distinct_customers: int = 0
+    segment_labels: pd.DataFrame | None = None   # labels as of each send (campaign_id, customer_id, dims)
+    pooled_by_dimension: pd.DataFrame = field(default_factory=pd.DataFrame)
     warnings: list[str] = field(default_factory=list)
     retention_note: str = ""
 
@@ -1748,7 +2101,7 @@ def evaluate_campaigns(
     by_dimension: dict[str, pd.DataFrame] = {}
     table = None
     for dim in dict.fromkeys([dimension, *available, "none"]):
-        segs = segment_labels(ids, labels, dim) if dim != "none" else None
+        segs = segment_labels(ids, labels, dim, campaign_ids=prepared["campaign_id"]) if dim != "none" else None
         frame = prepared.assign(segment=segment_column(segs, len(prepared)))
         t = segment_table(frame, s)
         if dim == dimension:
@@ -1770,12 +2123,14 @@ def evaluate_campaigns(
     small = table[table["small_cell"] & (table["segment"] != ALL_SEGMENTS) & (table["arm"] != s.control_arm)]
     n_small = len(small.drop_duplicates(["campaign_id", "segment", "arm"]))
     if n_small:
-        warn.append(f"{n_small} segment comparison(s) have an arm under min_cell_size = {s.min_cell_size} customers: "
-                    "flagged small and excluded from targeting.")
+        warn.append(f"{n_small} segment comparison(s) have fewer than {s.min_cell_size} customers in an arm: too "
+                    "few to judge, so they are not tested and never left out of a send.")
     return CampaignResult(settings=s, segment_by=dimension, results=results, table=table, srm=srm, roi=roi,
                           targeting=targeting, policy=policy, qini=qini, power=power, campaigns=campaigns,
-                          pooled=pooled, pooled_policy=pooled_policy,
-                          by_dimension=by_dimension, warnings=warn, retention_note=retention_note)
+                          pooled=pooled, pooled_policy=pooled_policy, by_dimension=by_dimension,
+                          heterogeneity=heterogeneity_table(by_dimension, s),
+                          distinct_customers=int(prepared["customer_id"].nunique()),
+                          pooled_by_dimension=pooled_segments(by_dimension, s), warnings=warn, retention_note=retention_note)
 
 
 # ============================================================================ views for the notebook
@@ -1901,6 +2256,44 @@ def _load_labels(ctx: Any, segment_by: str) -> tuple[pd.DataFrame | None, list[s
     return None, notes
 
 
+def labels_at_send(ctx: Any, campaign: pd.DataFrame,
+                   labels: pd.DataFrame | None) -> tuple[pd.DataFrame | None, list[str]]:
+    """Replace the run's segment labels (as of ``as_of``: after the sends) by labels as of each send.
+
+    For every dimension the run has (columns of ``customer_segments.csv``), recipients are
+    segmented with data strictly before their campaign's send day (:func:`segments_at_send`):
+    RFM refitted at the send with the ``rfm`` settings, the lifecycle stager refitted at the send
+    with the ``lifecycle`` settings, and the run's cluster model (:func:`fitted_cluster_model`)
+    applied to features as of the send.
+    """
+    from segkit.cluster import ClusterSettings
+    from segkit.lifecycle import LifecycleSettings
+    from segkit.rfm import RFMSettings
+
+    if labels is None:
+        return None, []
+    dims = [d for d in SEGMENT_DIMENSIONS if d in labels.columns]
+    notes: list[str] = []
+    model = None
+    if "cluster_name" in dims:
+        model, note = fitted_cluster_model(ctx)
+        notes.append(note)
+    camp = ctx.section("campaign")
+    control = camp.get("control_arm", "control") if camp.get("control_is_holdout", True) else None
+    per_send = segments_at_send(
+        campaign, ctx.read_artifact("transactions_clean"), dims,
+        rfm_settings=RFMSettings.from_config(ctx.section("rfm")),
+        lifecycle_settings=LifecycleSettings.from_config(ctx.section("lifecycle")), cluster_model=model,
+        customers=ctx.read_artifact("customers_clean") if ctx.has_artifact("customers_clean") else None,
+        control_arm=control,
+        max_channels=int(ClusterSettings.from_config(ctx.section("clustering")).max_channels))
+    undated = sorted(set(per_send.loc[(per_send[dims] == UNLABELLED).any(axis=1), "campaign_id"])) if dims else []
+    if undated:
+        notes.append(f"Campaign(s) {', '.join(undated)} have no send time: their customers cannot be segmented "
+                     "without hindsight and are 'unlabelled'.")
+    return per_send, notes
+
+
 def build_campaign_artifacts(ctx: Any) -> CampaignResult:
     """Producer of notebook 05: evaluate the run's campaigns and write ``campaign_results.csv``.
 
@@ -1925,6 +2318,8 @@ def build_campaign_artifacts(ctx: Any) -> CampaignResult:
     if campaign is None or not ctx.has_artifact("campaign_clean"):
         raise UpstreamMissingError(missing_msg)
     labels, notes = _load_labels(ctx, settings.segment_by)
+    labels, more = labels_at_send(ctx, campaign, labels)
+    notes += more
     from segkit.engine import retention_for  # out-of-core when the audit used DuckDB
 
     retention = retention_for(ctx)
@@ -1932,6 +2327,7 @@ def build_campaign_artifacts(ctx: Any) -> CampaignResult:
     result = evaluate_campaigns(campaign, labels, transactions, settings, as_of=ctx.as_of,
                                 source="artifacts/campaign_clean.parquet", retention=retention)
     result.warnings = notes + result.warnings
+    result.segment_labels = labels
     ctx.write_artifact("campaign_results", result.results)
     return result
 
@@ -1968,11 +2364,16 @@ def campaign_totals(result: CampaignResult) -> pd.DataFrame:
         total = c[col].sum(min_count=1)
         se = np.sqrt((c[f"{col}_se"] ** 2).sum(min_count=1))
         out.update({col: total, f"{col}_ci_low": total - z * se, f"{col}_ci_high": total + z * se})
+    for suffix in ("", "_ci_low", "_ci_high"):
+        out[f"incremental_revenue_per_1000{suffix}"] = out[f"incremental_revenue{suffix}"] / out["customers_sent"] * 1000
     cost = c["cost"].sum(min_count=1)
     cost = cost if cost > 0 else np.nan
     out["cost"] = cost
+    margin = 1.0 if result.settings.gross_margin is None else result.settings.gross_margin
     for suffix in ("", "_ci_low", "_ci_high"):
-        out[f"roi{suffix}"] = (out[f"incremental_revenue{suffix}"] - cost) / cost
+        out[f"roi{suffix}"] = (margin * out[f"incremental_revenue{suffix}"] - cost) / cost
+    out["roi_basis"] = ("revenue-based, not profit" if result.settings.gross_margin is None
+                        else f"gross margin {result.settings.gross_margin:.0%}")
     return pd.DataFrame([out])
 
 
@@ -1994,11 +2395,13 @@ def summarize(result: CampaignResult) -> dict:
     camps = result.campaigns
     n_camp = t["campaign_id"].nunique()
     customers = int(t[(t["segment"] == ALL_SEGMENTS) & (t["metric"] == t["metric"].iloc[0])]["customers"].sum())
+    distinct = int(result.distinct_customers)
     segs = sorted(set(t["segment"]) - {ALL_SEGMENTS})
     dim_text = (f"per {result.segment_by} ({len(segs)} segments)" if result.segment_by != "none"
                 else "overall (no segment dimension)")
-    analysed = (f"{n_camp} campaign(s) with {customers:,} customer assignments, compared with the "
-                f"'{s.control_arm}' arm {dim_text}; primary metric {m.label.lower()}; "
+    analysed = (f"{n_camp} campaign(s) with {customers:,} customer assignments ({distinct:,} distinct customers), "
+                f"compared with the '{s.control_arm}' arm {dim_text}, segments as of each send; decisions use "
+                f"{m.label.lower()} (the primary metric); "
                 f"{CORRECTION_LABELS[s.correction]} correction across segments; retention = a purchase within "
                 f"{s.retention_days} days of the send.")
     findings: list[str] = []
@@ -2027,111 +2430,111 @@ def summarize(result: CampaignResult) -> dict:
         more = f" and {len(camps) - 6} more" if len(camps) > 6 else ""
         findings.append(f"{int(significant.sum())} of {len(camps)} campaign comparisons lifted {m.label.lower()} "
                         f"significantly (all customers, vs {s.control_arm}): {'; '.join(parts)}{more}.")
-    # 2. segments
-    prim = t[(t["metric"] == s.primary_metric) & (t["arm"] != s.control_arm) & (t["segment"] != ALL_SEGMENTS)
-             & t["lift_abs"].notna()]
-    if len(prim):
-        sig = prim[(prim["p_adjusted"] < s.alpha) & ~prim["small_cell"]]
-        pos = sig[sig["lift_abs"] > 0].sort_values("lift_abs", ascending=False)
-        named = ", ".join(f"{r.segment}{' (' + str(r.campaign_id) + ')' if n_camp > 1 else ''} {fmt(r.lift_abs)}"
-                          for r in pos.head(4).itertuples())
-        text = (f"{len(sig)} of {len(prim)} segment comparisons ({result.segment_by}) differ significantly after "
-                f"{CORRECTION_LABELS[s.correction]} correction" + (f"; largest gains: {named}." if named else ".")
-                + (f" {int(prim['small_cell'].sum())} are too small to judge." if prim["small_cell"].any() else ""))
-        pooled = result.pooled
-        if n_camp > 1 and len(pooled) and (pooled["campaigns"] > 1).any():
-            psig = pooled[(pooled["p_adjusted"] < s.alpha) & ~pooled["small_cell"].astype(bool)]
-            psig = psig.sort_values("lift_abs", ascending=False)
-            listed = ", ".join(f"{r.segment} {fmt(r.lift_abs)} (95% CI {fmt(r.lift_ci_low)} to {fmt(r.lift_ci_high)})"
-                               for r in psig.head(4).itertuples())
-            text += (f" Pooled over the campaigns, {len(psig)} of {len(pooled)} segments differ significantly"
-                     + (f": {listed}." if listed else "."))
-        findings.append(text)
-    # 3. money
+    # 2. segments: every dimension, heterogeneity test, strongest differences
+    het = result.heterogeneity
+    pooled_all = result.pooled_by_dimension
+    if len(het) and het["p_value"].notna().any():
+        h = het[het["p_value"].notna()].sort_values("p_value", kind="mergesort")
+        parts = []
+        for r in h.itertuples():
+            seg = pooled_all[(pooled_all["segment_by"] == r.segment_by)]
+            top = seg.sort_values("lift_abs", ascending=False).head(1)
+            low = seg.sort_values("lift_abs", ascending=True).head(1)
+            txt = (f"{DIMENSION_LABELS.get(r.segment_by, r.segment_by)}: "
+                   f"{'lifts differ' if r.different else 'no clear difference'} (p = {r.p_adjusted:.2g}"
+                   f"{'' if r.different else f', {r.p_value:.2g} before correction'})")
+            if (r.different or r.segment_by == h["segment_by"].iloc[0]) and len(top):
+                t0, l0 = top.iloc[0], low.iloc[0]
+                txt += (f" — highest {t0['segment']} {fmt(t0['lift_abs'])} (95% CI {fmt(t0['lift_ci_low'])} to "
+                        f"{fmt(t0['lift_ci_high'])}, significant in {int(t0['significant_in'])} of "
+                        f"{int(t0['campaigns'])} campaigns), lowest {l0['segment']} {fmt(l0['lift_abs'])}")
+            parts.append(txt)
+        findings.append(f"Does the {m.label.lower()} lift differ between segments? Tested for every segment type "
+                        f"(segments as they were before each send); p-values {CORRECTION_LABELS[s.correction]}-"
+                        f"corrected across the {len(h)} types: " + "; ".join(parts) + ".")
+    # 3. money: per 1,000 sends, ROI only on margin
     totals = campaign_totals(result)
     if len(totals) and pd.notna(totals["incremental_revenue"].iloc[0]):
         r = totals.iloc[0]
-        what = f"Campaign {camps['campaign_id'].iloc[0]}" if len(camps) == 1 else f"Together the {len(camps)} comparisons"
-        gain = (f"{what}: incremental revenue {money(r['incremental_revenue'])} (95% CI "
-                f"{_money(r['incremental_revenue_ci_low'])} to {_money(r['incremental_revenue_ci_high'])})")
-        if pd.notna(r["roi"]):
-            findings.append(f"{gain} for a cost of {money(r['cost'])}: ROI {r['roi']:,.1f} (95% CI "
-                            f"{r['roi_ci_low']:,.1f} to {r['roi_ci_high']:,.1f}; revenue, not margin).")
-        else:
-            findings.append(f"{gain}; ROI not computed: no cost (set cost_per_send or give a cost column).")
+        what = f"Campaign {camps['campaign_id'].iloc[0]}" if len(camps) == 1 else f"Together the {len(camps)} campaigns"
+        text = (f"{what} added about {money(r['incremental_revenue_per_1000'])} revenue per 1,000 e-mails sent (95% CI "
+                f"{_money(r['incremental_revenue_per_1000_ci_low'])} to {_money(r['incremental_revenue_per_1000_ci_high'])}; "
+                f"{money(r['incremental_revenue'])} in total on {int(r['customers_sent']):,} sends)")
+        if pd.notna(r["cost"]):
+            text += f", for a cost of {money(r['cost'] / r['customers_sent'] * 1000)} per 1,000 sends"
+        if s.gross_margin is not None and pd.notna(r["roi"]):
+            text += f"; return on cost {r['roi']:,.1f} on a {s.gross_margin:.0%} gross margin"
+        findings.append(text + ".")
     # 4. sample-ratio mismatch
     srm_bad = result.srm[result.srm["srm"]]
     tested = result.srm["p_value"].notna()
-    overall_untested = ((result.srm["segment"] == ALL_SEGMENTS) & ~tested).any()
+    overall = result.srm[(result.srm["segment"] == ALL_SEGMENTS) & tested]
+    overall_text = ("; overall split vs the design: " + ", ".join(f"{r.campaign_id} p = {r.p_value:.2g}"
+                                                                 for r in overall.itertuples())
+                    if len(overall) else "; the overall split was not checked (no designed split configured)")
     if len(srm_bad):
-        findings.append(f"Sample-ratio mismatch in {len(srm_bad)} campaign/segment split(s): the arm split is not "
-                        "as designed, so these lifts may be biased.")
-        actions.append("Before acting, find out why the arm split deviates from the design (see the SRM table).")
+        findings.append(f"The control/e-mail split is not as designed in {len(srm_bad)} place(s){overall_text}: "
+                        "these lifts may be biased.")
+        actions.append("Before acting, find out why the split between control and e-mail deviates from the design.")
     elif tested.any():
-        findings.append(f"The arm split shows no sample-ratio mismatch in {int(tested.sum())} checked split(s) "
-                        f"(chi-square p ≥ {s.srm_alpha:g})"
-                        + ("; the overall split was not checked (set campaign.expected_split)." if overall_untested
-                           else "."))
+        findings.append(f"The random split into control and e-mail looks as designed{overall_text}.")
     else:
-        findings.append("The arm split could not be checked for sample-ratio mismatch (set campaign.expected_split "
-                        "and use segments of at least a few dozen customers).")
-    # 5. power
+        findings.append("The random split could not be checked (no designed split configured, segments too small).")
+    # 5. power, for an absolute target effect
     pw = result.power[result.power["segment"] != ALL_SEGMENTS]
     pw = pw if len(pw) else result.power
+    target = fmt(s.target_lift).lstrip("+")
     if len(pw) and pw["mde_abs"].notna().any():
         med = float(np.nanmedian(pw["mde_abs"]))
         under = int((~pw["powered"]).sum())
         what = "the median segment" if result.segment_by != "none" else "the test"
-        findings.append(f"At the observed sizes {what} could only detect a lift of {fmt(med)} or more; "
-                        f"{under} of {len(pw)} comparison(s) are too small to detect a {s.target_relative_lift:.0%} "
-                        f"relative lift with {s.power:.0%} power.")
+        findings.append(f"At the observed sizes {what} could reliably detect only a lift of {fmt(med)} or more; "
+                        f"{under} of {len(pw)} segment comparisons are too small to detect {target} "
+                        f"with {s.power:.0%} power.")
     findings = findings[:5]
 
-    # actions: the targeting of the next send (pooled over the campaigns), then the next test
-    z = stats.norm.isf(s.alpha / 2)
+    # actions: ONE recommendation for the next send, from the campaigns pooled
+    n_rec = None
     for _, p in result.pooled_policy.iterrows():
-        arm_camps = camps[camps["arm"] == p["arm"]]
-        n = len(arm_camps)
-        whole = random_effects(arm_camps["lift_abs"], ((arm_camps["lift_ci_high"] - arm_camps["lift_ci_low"])
-                                                       / (2 * z)) ** 2, np.zeros(n), s.alpha)
-        head = f"Next {p['arm']} send" + (f" (pooled over {n} campaigns)" if n > 1 else "")
-        skipped = result.pooled[(result.pooled["arm"] == p["arm"]) & ~result.pooled["send"]]
-        if p["segments_recommended"]:
-            actions.append(f"{head}: target {p['segments_to_send']} ({p['share_targeted']:.0%} of customers); "
-                           f"expected incremental revenue per campaign {money(p['expected_incremental_revenue'])} "
-                           f"(95% CI {_money(p['expected_incremental_revenue_ci_low'])} to "
-                           f"{_money(p['expected_incremental_revenue_ci_high'])})"
-                           + (f", net of cost {money(p['expected_net'])}" if pd.notna(p["expected_cost"]) else "")
-                           + f"; sending to everyone: {money(p['expected_incremental_revenue_all'])}"
-                           + (f". Skip {', '.join(skipped['segment'].astype(str))}." if len(skipped) else "."))
-        elif len(whole) and whole["ci_low"].iloc[0] > 0:
-            r = whole.iloc[0]
-            actions.append(f"{head}: it works overall ({fmt(r['mean'])}, 95% CI {fmt(r['ci_low'])} to "
-                           f"{fmt(r['ci_high'])}) but no segment shows an expected gain on its own: keep sending to "
-                           "everyone and test with larger segments to learn where it works best.")
+        cost_text = (f"{p['expected_cost'] / p['sends_targeted']:,.2f}{cur} per send" if pd.notna(p["expected_cost"])
+                     and p["sends_targeted"] else None)
+        per1000 = p.get("expected_incremental_revenue_per_1000", np.nan)
+        value = (f"; expected incremental revenue about {money(per1000)} per 1,000 sends (95% CI "
+                 f"{_money(p['expected_incremental_revenue_ci_low_per_1000'])} to "
+                 f"{_money(p['expected_incremental_revenue_ci_high_per_1000'])}; optimistic: chosen and valued on "
+                 "the same data)") if pd.notna(per1000) else ""
+        dim = DIMENSION_LABELS.get(result.segment_by, result.segment_by)
+        basis = f"pooled over {int(result.pooled['campaigns'].max())} campaigns" if len(result.pooled) else ""
+        n_rec = int(p["segments_recommended"])
+        if p["segments_left_out"]:
+            actions.append(f"Next {p['arm']} send ({basis}, by {dim}): send to every eligible customer except "
+                           f"{p['segments_left_out']} — there the upper 95% bound of the incremental revenue per "
+                           f"send is below the cost per send{f' ({cost_text})' if cost_text else ''}{value}.")
         else:
-            actions.append(f"{head}: no reliable gain overall or in any segment; do not roll it out as is — change "
-                           "the offer or test again with larger groups.")
+            why = ("a send costs almost nothing" + (f" ({cost_text})" if cost_text else "") +
+                   " compared with the revenue it adds, and no segment shows evidence of being worth less than that"
+                   if cost_text is None or (pd.notna(per1000) and p["expected_cost"] / max(p["sends_targeted"], 1) * 1000
+                                             < 0.1 * abs(per1000))
+                   else "no segment shows evidence that a send there is worth less than it costs")
+            actions.append(f"Next {p['arm']} send ({basis}): send to all eligible customers — {why}{value}.")
     overall_pw = result.power[(result.power["segment"] == ALL_SEGMENTS) & result.power["n_sent_needed"].notna()]
     if len(overall_pw):
         r = overall_pw.iloc[0]
-        actions.append(f"Plan the next test, don't guess it: to detect a {s.target_relative_lift:.0%} relative lift "
-                       f"on a base of {level(r['base_rate'])} with {s.power:.0%} power you need about "
-                       f"{int(r['n_sent_needed']):,} sent and {int(r['n_control_needed']):,} control customers in "
-                       "each segment you want to judge (see the power table for each segment's own base rate).")
+        actions.append(f"Plan the next test: to detect a lift of {target} on a base of {level(r['base_rate'])} with "
+                       f"{s.power:.0%} power, each segment you want to judge needs about {int(r['n_sent_needed']):,} "
+                       f"e-mailed and {int(r['n_control_needed']):,} control customers (power table: per segment).")
     if camps.empty:
         actions.append(f"Add a random '{s.control_arm}' holdout to the next campaign so that its effect can be "
                        "measured.")
-    headlines: dict[str, Any] = {"Campaigns": int(n_camp), "Customers in tests": customers}
+    headlines: dict[str, Any] = {"Campaigns": int(n_camp), "Assignments (customer × campaign)": customers,
+                                 "Distinct customers": distinct}
     if len(camps):
         headlines["Significant overall lifts"] = f"{int(significant.sum())} of {len(camps)}"
-    if len(totals):
-        r = totals.iloc[0]
-        if pd.notna(r["incremental_revenue"]):
-            headlines["Incremental revenue"] = round(float(r["incremental_revenue"]), 2)
-        if pd.notna(r["roi"]):
-            headlines["ROI"] = round(float(r["roi"]), 2)
-    if len(result.pooled_policy):
-        headlines["Segments to target"] = int(result.pooled_policy["segments_recommended"].sum())
+    if len(totals) and pd.notna(totals["incremental_revenue"].iloc[0]):
+        headlines[f"Incremental revenue per 1,000 sends{cur}"] = round(float(totals["incremental_revenue_per_1000"].iloc[0]), 2)
+    if n_rec is not None:
+        p = result.pooled_policy.iloc[0]
+        headlines["Segments in the next send"] = f"{n_rec} of {int(p['segments'])}"
+    headlines["Decisions based on"] = m.label.lower()
     return {"title": "Campaign evaluation", "analysed": analysed, "findings": findings, "actions": actions,
             "headlines": headlines, "warnings": list(result.warnings)}

@@ -425,9 +425,10 @@ def test_small_and_control_less_segments_are_flagged_and_never_targeted():
     nocontrol = row(res, "c", "NoControl", "email", "conversion_rate")
     assert np.isnan(nocontrol["lift_abs"]) and "no control customers" in nocontrol["verdict"]
     target = res.targeting.set_index("segment")
-    assert bool(target.loc["Big", "send"]) and not target.loc["Tiny", "send"] and not target.loc["NoControl", "send"]
-    assert target.loc["Tiny", "reason"].startswith("small cell")
-    assert res.policy["segments_to_send"].tolist() == ["Big"]
+    # no evidence against a small or control-less segment: it is sent by default, never left out
+    assert bool(target.loc["Big", "send"]) and target.loc["Tiny", "send"] and target.loc["NoControl", "send"]
+    assert target.loc["Tiny", "reason"].startswith("sent by default")
+    assert res.policy["segments_to_send"].tolist() == ["Big, NoControl, Tiny"]
 
 
 def test_customers_without_a_label_form_an_unlabelled_segment():
@@ -466,7 +467,8 @@ def test_sample_ratio_mismatch_is_detected_against_the_configured_split_and_warn
     ref = stats.chisquare([280, 720], [200, 800])
     assert overall["chi2"] == pytest.approx(ref.statistic) and overall["p_value"] == pytest.approx(ref.pvalue)
     assert overall["srm"] and any("SAMPLE-RATIO" in w for w in res.warnings)
-    assert "Sample-ratio mismatch" in " ".join(cp.summarize(res)["findings"])
+    assert "not as designed" in " ".join(cp.summarize(res)["findings"])
+    assert f"c p = {ref.pvalue:.2g}" in " ".join(cp.summarize(res)["findings"])
 
 
 def test_without_a_configured_split_segments_are_checked_against_the_campaign_split():
@@ -515,24 +517,27 @@ def test_cost_per_incremental_conversion_is_empty_when_the_campaign_adds_nothing
     assert r["incremental_conversions"] == pytest.approx(-3.0) and np.isnan(r["cost_per_incremental_conversion"])
 
 
-def test_targeting_rules_and_the_expected_value_of_the_policy():
+def test_targeting_leaves_out_a_segment_only_with_evidence_and_never_loses_value_against_send_to_all():
     rev = lambda k, v: [v] * k  # noqa: E731
     camp, labels = build(
         cell("c", "Sure", "email", 1000, 200, rev(200, 20.0)), cell("c", "Sure", "control", 1000, 100, rev(100, 20.0)),
         cell("c", "Maybe", "email", 200, 24, rev(24, 20.0)), cell("c", "Maybe", "control", 200, 20, rev(20, 20.0)),
         cell("c", "Worse", "email", 500, 20, rev(20, 20.0)), cell("c", "Worse", "control", 500, 30, rev(30, 20.0)))
-    lb = evaluate_campaigns(camp, labels, settings=CampaignSettings(cost_per_send=0.1, targeting_rule="lower_bound"))
-    sent = lb.targeting.set_index("segment")["send"]
-    assert sent.to_dict() == {"Maybe": False, "Sure": True, "Worse": False}
-    policy = lb.policy.iloc[0]
-    # Sure: +0.1 conversion x 20 = +2 per customer over 2000 customers
-    assert policy["expected_incremental_revenue"] == pytest.approx(2.0 * 2000)
-    assert policy["expected_cost"] == pytest.approx(0.1 * 2000) and policy["share_targeted"] == pytest.approx(2000 / 3400)
-    ev = evaluate_campaigns(camp, labels, settings=CampaignSettings(cost_per_send=0.1))  # expected_value
-    assert ev.targeting.set_index("segment")["send"].to_dict() == {"Maybe": True, "Sure": True, "Worse": False}
-    costly = evaluate_campaigns(camp, labels, settings=CampaignSettings(cost_per_send=2.5))
-    assert not costly.targeting["send"].any()
-
+    ev = evaluate_campaigns(camp, labels, settings=CampaignSettings(cost_per_send=0.1))  # rule: evidence
+    # Worse: -2 pp x 20 = -0.4 per send, but its upper bound is above the cost 0.1: no evidence, so it is sent
+    assert ev.targeting.set_index("segment")["send"].to_dict() == {"Maybe": True, "Sure": True, "Worse": True}
+    policy = ev.policy.iloc[0]
+    # per send: Sure +2.0 x 1000 sends, Maybe +0.4 x 200, Worse -0.4 x 500
+    assert policy["expected_incremental_revenue"] == pytest.approx(2.0 * 1000 + 0.4 * 200 - 0.4 * 500)
+    assert policy["expected_cost"] == pytest.approx(0.1 * 1700) and policy["sends_targeted"] == 1700
+    risk = evaluate_campaigns(camp, labels, settings=CampaignSettings(cost_per_send=0.1, targeting_rule="expected_value"))
+    assert risk.targeting.set_index("segment")["send"].to_dict() == {"Maybe": True, "Sure": True, "Worse": False}
+    costly = evaluate_campaigns(camp, labels, settings=CampaignSettings(cost_per_send=5.0))
+    sent = costly.targeting.set_index("segment")["send"]
+    assert not sent["Worse"] and not sent["Maybe"]  # upper bounds well below 5 per send
+    for res in (ev, risk, costly):
+        p = res.policy.iloc[0]
+        assert p["expected_net"] >= p["expected_net_all"] - 1e-9
 
 def test_segments_are_pooled_over_campaigns_for_the_next_send():
     cells = []
@@ -551,11 +556,18 @@ def test_segments_are_pooled_over_campaigns_for_the_next_send():
     assert pooled.loc["A", "lift_abs"] == pytest.approx(ref.mean_effect_re if ref.tau2 > 0 else ref.mean_effect_fe,
                                                         abs=TOL)
     assert pooled.loc["A", "customers"] == 600 and pooled.loc["A", "cost_per_send"] == pytest.approx(0.05)
+    # B: pooled revenue lift per send -0.50, upper 95% bound below the cost 0.05: evidence, so left out
     assert pooled["send"].to_dict() == {"A": True, "B": False}
+    assert pooled.loc["B", "reason"].startswith("left out: upper 95% bound of incremental revenue per send")
     policy = res.pooled_policy.iloc[0]
     assert policy["campaign_id"] == "All campaigns" and policy["segments_to_send"] == "A"
-    inc = pooled.loc["A", "incremental_revenue_per_customer"]
-    assert policy["expected_incremental_revenue"] == pytest.approx(inc * 600)
+    inc = pooled["incremental_revenue_per_customer"]
+    assert pooled.loc["A", "sends"] == 400
+    assert policy["expected_incremental_revenue"] == pytest.approx(inc["A"] * 400)
+    assert policy["expected_net"] > policy["expected_net_all"]
+    out = cp.summarize(res)
+    assert "send to every eligible customer except B" in out["actions"][0]
+    assert out["headlines"]["Segments in the next send"] == "1 of 2"
 
 
 def test_qini_curve_ranks_segments_by_lift_and_measures_area_over_random():
@@ -564,14 +576,14 @@ def test_qini_curve_ranks_segments_by_lift_and_measures_area_over_random():
     q = evaluate_campaigns(camp, labels).qini
     assert q["segment"].tolist() == ["", "A", "B"]
     np.testing.assert_allclose(q["share_targeted"], [0, 0.5, 1.0])
-    np.testing.assert_allclose(q["incremental"], [0, 40.0, 40.0])  # +0.2 x 200 customers, then +0
-    np.testing.assert_allclose(q["random"], [0, 20.0, 40.0])
-    assert q["qini"].iloc[0] == pytest.approx(0.5 * 0.5 * 20 + 0.5 * (20 + 0) / 2)
+    np.testing.assert_allclose(q["incremental"], [0, 20.0, 20.0])  # +0.2 x 100 sends (the ROI basis), then +0
+    np.testing.assert_allclose(q["random"], [0, 10.0, 20.0])
+    assert q["qini"].iloc[0] == pytest.approx(0.5 * 0.5 * 10 + 0.5 * (10 + 0) / 2)
 
 
 def test_power_table_gives_mde_and_the_sizes_needed_for_the_target_lift():
     camp, labels = build(cell("c", "A", "email", 4000, 220), cell("c", "A", "control", 1000, 50))
-    res = evaluate_campaigns(camp, labels, settings=CampaignSettings(target_relative_lift=0.2))
+    res = evaluate_campaigns(camp, labels, settings=CampaignSettings(target_lift=0.01))
     p = res.power.set_index("segment").loc["A"]
     assert p["base_rate"] == pytest.approx(0.05) and p["target_lift_abs"] == pytest.approx(0.01)
     ref = samplesize_proportions_2indep_onetail(0.01, 0.05, 0.8, ratio=0.25, alpha=0.05)
@@ -619,7 +631,7 @@ def test_tiny_campaign_of_two_customers_gives_rates_without_crashing():
     r = row(res, "c", ALL_SEGMENTS, "email", "conversion_rate")
     assert r["small_cell"] and r["p_value"] == 1.0
     assert np.isnan(row(res, "c", ALL_SEGMENTS, "email", "revenue_per_recipient")["lift_ci_low"])
-    assert not res.targeting["send"].any()
+    assert res.targeting["send"].all() and res.targeting["reason"].str.startswith("sent by default").all()
     assert 3 <= len(cp.summarize(res)["findings"]) <= 5
 
 
@@ -744,12 +756,16 @@ def test_summary_has_findings_actions_and_headlines_from_the_results():
     out = cp.summarize(res)
     assert set(out) == {"title", "analysed", "findings", "actions", "headlines", "warnings"}
     assert 3 <= len(out["findings"]) <= 5
-    assert out["actions"][0].startswith("Next email send: target Good (50% of customers)")
-    assert out["actions"][0].endswith("Skip Flat.")
-    assert out["headlines"]["Segments to target"] == 1 and out["headlines"]["Campaigns"] == 1
+    # Flat: 0 lift, upper bound of its revenue per send above the cost 0.2: no evidence to skip it
+    assert out["actions"][0].startswith("Next email send (pooled over 1 campaigns): send to all eligible customers")
+    assert len([a for a in out["actions"] if a.startswith("Next")]) == 1
+    assert out["headlines"]["Segments in the next send"] == "2 of 2" and out["headlines"]["Campaigns"] == 1
+    assert "ROI" not in out["headlines"]
     inc = res.campaigns["incremental_revenue"].iloc[0]
-    assert out["headlines"]["Incremental revenue"] == pytest.approx(round(inc, 2))
-    assert "1 of 2 segment comparisons (rfm_segment) differ significantly" in " ".join(out["findings"])
+    assert out["headlines"]["Incremental revenue per 1,000 sends"] == pytest.approx(round(inc / 4000 * 1000, 2))
+    assert out["headlines"]["Assignments (customer × campaign)"] == 5000
+    assert out["headlines"]["Distinct customers"] == 5000
+    assert "RFM segment: lifts differ" in " ".join(out["findings"])
     json.dumps(out)  # serialisable for summaries/05_campaign_evaluation.json
 
 
@@ -792,11 +808,13 @@ def test_producer_writes_campaign_results_in_long_format(tmp_path):
                 "lift_abs", "lift_ci_low", "lift_ci_high", "p_value", "p_adjusted"]
     assert list(out.columns[:5]) == required[:5] and set(required) <= set(out.columns)
     assert len(out) == len(result.results) and (out["segment_by"] == "rfm_segment").all()
+    # the run's labels (A, B) come from after the send; as of the send nobody had bought yet
+    assert set(out["segment"]) == {ALL_SEGMENTS, "no purchase before send"}
     assert out.duplicated(["campaign_id", "segment", "arm", "metric"]).sum() == 0
     control = out[out["arm"] == "control"]
     assert control[["lift_abs", "lift_ci_low", "lift_ci_high", "p_value", "p_adjusted"]].isna().all().all()
-    retention = out[(out["metric"] == "retention_rate") & (out["arm"] == "email") & (out["segment"] == "A")]
-    assert retention["value"].iloc[0] == pytest.approx(5 / 100)
+    retention = out[(out["metric"] == "retention_rate") & (out["arm"] == "email") & (out["segment"] == ALL_SEGMENTS)]
+    assert retention["value"].iloc[0] == pytest.approx(5 / 180)
 
 
 def test_producer_without_campaign_data_explains_what_to_do(tmp_path):
@@ -887,3 +905,116 @@ def test_a_large_campaign_file_is_aggregated_exactly():
     rev = res.table[(res.table["metric"] == "revenue_per_recipient") & (res.table["segment"] == ALL_SEGMENTS)]
     means = camp.groupby(["campaign_id", "arm"])["revenue"].mean()
     np.testing.assert_allclose(rev.set_index(["campaign_id", "arm"])["value"].loc[means.index], means, rtol=1e-12)
+
+
+# --------------------------------------------------------------------------- review fixes: no hindsight, every dimension
+def _shop_run(tmp_path_factory):
+    """A full run on the bundled sample shop (generated by segkit.datasets; producers 01-05)."""
+    from segkit.audit import build_audit_artifacts
+    from segkit.cluster import build_cluster_artifacts
+    from segkit.lifecycle import build_lifecycle_artifacts
+    from segkit.pipeline import open_run
+    from segkit.rfm import build_rfm_artifacts
+
+    run = tmp_path_factory.mktemp("shop")
+    over = {"campaign": {"expected_split": {"control": 0.2, "email": 0.8}}}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for name, producer in (("01_data_audit", build_audit_artifacts), ("02_rfm", build_rfm_artifacts),
+                               ("03_clustering", build_cluster_artifacts), ("04_lifecycle", build_lifecycle_artifacts)):
+            producer(open_run(name, run_dir=run, overrides=over))
+        return cp.build_campaign_artifacts(open_run("05_campaign_evaluation", run_dir=run, overrides=over))
+
+
+@pytest.fixture(scope="module")
+def shop_result(tmp_path_factory):
+    return _shop_run(tmp_path_factory)
+
+
+def test_no_segment_is_structurally_without_conversions_because_of_post_send_information(shop_result):
+    # the run's labels (as of as_of) put churned-after-the-send customers in "At Risk"/"Lost" with 0 of n
+    # converting in both arms; segments as of the send have buyers in every large segment
+    assert set(shop_result.by_dimension) == {"rfm_segment", "lifecycle_stage", "cluster_name", "none"}
+    for dim, t in shop_result.by_dimension.items():
+        if dim == "none":
+            continue
+        conv = t[(t["metric"] == "conversion_rate") & (t["segment"] != ALL_SEGMENTS)]
+        big = conv[(conv["customers"] >= 30) & (conv["customers_c"] >= 30)]
+        both_zero = big[(big["count"] == 0) & (big["value_c"] == 0)]
+        assert both_zero.empty, (dim, both_zero[["campaign_id", "segment"]].to_dict("records"))
+        assert UNLABELLED not in set(t["segment"])
+        assert "no purchase before send" in set(t["segment"])
+
+
+def test_segment_intervals_cover_the_planted_uplift(shop_result):
+    from segkit.config import project_root
+
+    truth = pd.read_csv(project_root() / "data" / "sample" / "truth.csv", dtype={"customer_id": "string"})
+    labels = shop_result.segment_labels.merge(truth[["customer_id", "true_uplift"]], on="customer_id", how="left")
+    covered, total = 0, 0
+    for dim, t in shop_result.by_dimension.items():
+        if dim == "none":
+            continue
+        planted = labels.groupby(["campaign_id", dim])["true_uplift"].mean()
+        conv = t[(t["metric"] == "conversion_rate") & (t["segment"] != ALL_SEGMENTS) & ~t["small_cell"]]
+        true = planted.reindex(pd.MultiIndex.from_arrays([conv["campaign_id"].astype(str), conv["segment"].astype(str)]))
+        inside = (conv["lift_ci_low"].to_numpy() <= true.to_numpy()) & (true.to_numpy() <= conv["lift_ci_high"].to_numpy())
+        total += len(conv)
+        covered += int(inside.sum())
+    # 95% intervals: about 95% cover; with ~60 cells, fewer than 85% would be very unlikely (binomial p < 0.01)
+    assert total > 40 and covered / total >= 0.85, (covered, total)
+    # the planted effect: bargain hunters (true uplift 11.6 pp) vs the rest; pooled by cluster it shows up
+    pooled = shop_result.pooled_by_dimension
+    clusters = pooled[pooled["segment_by"] == "cluster_name"].set_index("segment")
+    prospects = clusters.loc["no purchase before send"]
+    assert prospects["lift_ci_low"] <= 0.0 <= prospects["lift_ci_high"]  # planted: 0 for prospects
+    assert clusters["lift_abs"].idxmax() == "Marketplace-first customers"
+    best = clusters.loc["Marketplace-first customers"]
+    assert best["lift_ci_low"] <= 0.1164 <= best["lift_ci_high"]
+
+
+def test_summary_tests_every_dimension_for_different_lifts_and_recommends_one_send(shop_result):
+    out = cp.summarize(shop_result)
+    het = shop_result.heterogeneity
+    assert set(het["segment_by"]) == {"rfm_segment", "lifecycle_stage", "cluster_name"}
+    text = " ".join(out["findings"])
+    assert "cluster" in text and "lifecycle stage" in text and "RFM segment" in text
+    assert "Marketplace-first customers" in text
+    nexts = [a for a in out["actions"] if a.startswith("Next")]
+    assert len(nexts) == 1 and "send to all eligible customers" in nexts[0] and "EM-" not in nexts[0]
+    assert "ROI" not in out["headlines"] and "Incremental revenue per 1,000 sends EUR" in out["headlines"]
+    assert out["headlines"]["Distinct customers"] < out["headlines"]["Assignments (customer × campaign)"]
+    assert "p = " in " ".join(f for f in out["findings"] if "split" in f)
+    policy = shop_result.pooled_policy.iloc[0]
+    assert policy["expected_net"] >= policy["expected_net_all"]
+
+
+def test_heterogeneity_q_equals_statsmodels_homogeneity_test():
+    t = pd.DataFrame({"campaign_id": "c", "arm": "email", "metric": "conversion_rate", "small_cell": False,
+                      "segment": ["A", "B", "C"], "lift_abs": [0.01, 0.05, 0.12],
+                      "lift_ci_low": [-0.02, 0.01, 0.05], "lift_ci_high": [0.04, 0.09, 0.19]})
+    h = cp.heterogeneity_table({"rfm_segment": t}, CampaignSettings()).iloc[0]
+    var = ((t["lift_ci_high"] - t["lift_ci_low"]) / (2 * stats.norm.isf(0.025))) ** 2
+    ref = combine_effects(t["lift_abs"].to_numpy(), var.to_numpy(), method_re="dl")
+    hom = ref.test_homogeneity()
+    stat, p, df = hom.statistic, hom.pvalue, hom.df
+    assert h["q"] == pytest.approx(stat, abs=TOL) and h["p_value"] == pytest.approx(p, abs=TOL) and h["df"] == df
+
+
+def test_verdict_says_inconclusive_when_the_interval_excludes_zero_but_the_exact_test_does_not():
+    # 7 of 20 vs 0 of 10: Newcombe interval +2.5 pp to ..., Fisher p = 0.064 (the reviewer's case)
+    camp, labels = build(cell("c", "S", "email", 20, 7), cell("c", "S", "control", 10, 0))
+    res = evaluate_campaigns(camp, labels, settings=CampaignSettings(min_cell_size=5))
+    r = row(res, "c", "S", "email", "conversion_rate")
+    assert r["test"] == "Fisher exact" and r["lift_ci_low"] > 0 and r["p_adjusted"] >= 0.05
+    assert r["verdict"].startswith("Inconclusive")
+    assert "not adjusted" not in r["verdict"]  # a single segment: nothing to adjust for
+
+
+def test_roi_is_revenue_based_unless_a_gross_margin_is_configured():
+    camp, labels = build(cell("c", "A", "email", 100, 20, [25.0] * 20), cell("c", "A", "control", 100, 10, [25.0] * 10))
+    plain = evaluate_campaigns(camp, labels, settings=CampaignSettings(cost_per_send=1.0)).roi.iloc[0]
+    margin = evaluate_campaigns(camp, labels, settings=CampaignSettings(cost_per_send=1.0, gross_margin=0.4)).roi.iloc[0]
+    assert plain["roi_basis"] == "revenue-based, not profit" and plain["roi"] == pytest.approx((250 - 100) / 100)
+    assert margin["roi"] == pytest.approx((0.4 * 250 - 100) / 100)
+    assert plain["incremental_revenue_per_1000_sends"] == pytest.approx(2500.0)
