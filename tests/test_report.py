@@ -278,6 +278,9 @@ print("raw id leaking:", "C000002")
 import matplotlib.pyplot as plt
 fig, ax = plt.subplots()
 ax.plot([1, 3, 2])"""
+EXPLORER_BODY = """from segkit.widgets import explorer
+explorer({"gold": "gold", "silver": "silver"}, lambda tier: pd.DataFrame({"tier": [tier], "shown": ["TIER-" + tier]}),
+         description="Tier", title="Tiers")"""
 
 
 @pytest.fixture(scope="module")
@@ -287,6 +290,9 @@ def tiny(tmp_path_factory):
     notebooks = root / "notebooks"
     make_notebook(notebooks, "01_data_audit", AUDIT_BODY)
     make_notebook(notebooks, "02_rfm", RFM_BODY)
+    nb = nbformat.read(notebooks / "02_rfm.ipynb", as_version=4)
+    nb.cells.insert(4, nbformat.v4.new_code_cell(EXPLORER_BODY))
+    nbformat.write(nb, notebooks / "02_rfm.ipynb")
     make_notebook(notebooks, "05_campaign_evaluation", "x = 1")
     inputs = tiny_inputs(root / "data")
     lines: list[str] = []
@@ -361,6 +367,35 @@ def test_plots_are_embedded_even_when_the_caller_set_a_non_inline_backend(tiny):
     assert __import__("os").environ.get("MPLBACKEND") == "Agg"
     html = (tiny["root"] / "run" / "02_rfm.html").read_text()
     assert html.count("src=\"data:image/png;base64,") == 1
+
+
+def test_an_explorer_shows_its_static_view_once_and_its_live_output_stays_in_the_widget(tiny):
+    run = tiny["root"] / "run"
+    nb = nbformat.read(run / "02_rfm.ipynb", as_version=4)
+    cell = next(c for c in nb.cells if c.cell_type == "code" and c.source.startswith("from segkit.widgets import"))
+    assert len(cell.outputs) == 1 and "segkit-static-explorer" in cell.outputs[0].data["text/html"]
+    html = (run / "02_rfm.html").read_text()
+    assert html.count("TIER-gold") == 1 and html.count("TIER-silver") == 1
+    assert "widget-view+json" not in html and "widget-state" not in html
+
+
+def test_the_engine_never_writes_widget_state_back_to_the_kernel():
+    from types import SimpleNamespace
+
+    from papermill.engines import papermill_engines
+
+    from segkit.report.runner import register_engine
+
+    class NoKernel:
+        def __getattr__(self, name):
+            raise AssertionError(f"the Output widget mimic used the kernel client ({name})")
+
+    widget_class = papermill_engines.get_engine(register_engine()).client_class.output_widget_class
+    widget = widget_class("c1", {"outputs": []}, NoKernel(), SimpleNamespace(widget_state={"c1": {}}))
+    msg = {"msg_type": "display_data", "header": {"msg_type": "display_data"}, "parent_header": {},
+           "content": {"data": {"text/plain": "hello"}, "metadata": {}}}
+    widget.output([], msg, None, 0)
+    assert [o["data"]["text/plain"] for o in widget.outputs] == ["hello"]
 
 
 def test_the_html_starts_with_the_executive_summary_and_the_index_has_headlines(tiny):

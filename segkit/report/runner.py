@@ -44,6 +44,7 @@ from __future__ import annotations
 import ast
 import contextlib
 import json
+import logging
 import os
 import re
 import shutil
@@ -395,11 +396,60 @@ def check_parameters(notebook: Path) -> set[str]:
     return names
 
 
+ENGINE_NAME = "segkit"
+
+
+def register_engine() -> str:
+    """Register (once) and return the papermill engine segkit runs notebooks with.
+
+    It is papermill's nbclient engine with one change: nbclient mimics a front end for
+    ``ipywidgets.Output`` and, after every output it captures, sends the widget's state back to
+    the kernel on the shell channel while another coroutine is waiting on that channel for the
+    cell's reply. Under load that reply can be missed and the run hangs forever with an idle
+    kernel (jupyter/nbclient#312; seen here on the explorer cells). segkit's mimic keeps the
+    captured outputs (so the HTML shows the widget's static view, not a stray copy of its first
+    rendering) but never writes to the kernel — nothing in a batch run reads them back.
+    """
+    from nbclient.output_widget import OutputWidget
+    from papermill.clientwrap import PapermillNotebookClient
+    from papermill.engines import NBClientEngine, papermill_engines
+    from papermill.utils import merge_kwargs, remove_args
+
+    if ENGINE_NAME in papermill_engines._engines:
+        return ENGINE_NAME
+
+    class LocalOutputWidget(OutputWidget):
+        def send(self, data=None, metadata=None, buffers=None) -> None:  # noqa: D102 - see docstring
+            return None
+
+    class SegkitNotebookClient(PapermillNotebookClient):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            self.widget_registry = {"@jupyter-widgets/output": {"OutputModel": LocalOutputWidget}}
+
+    class SegkitEngine(NBClientEngine):
+        @classmethod
+        def execute_managed_notebook(cls, nb_man, kernel_name, log_output=False, stdout_file=None,
+                                     stderr_file=None, start_timeout=60, execution_timeout=None, **kwargs):
+            # As papermill's NBClientEngine, with SegkitNotebookClient.
+            kwargs = remove_args(["input_path"], **kwargs)
+            safe_kwargs = remove_args(["timeout", "startup_timeout"], **kwargs)
+            final_kwargs = merge_kwargs(
+                safe_kwargs, timeout=execution_timeout if execution_timeout else kwargs.get("timeout"),
+                startup_timeout=start_timeout, kernel_name=kernel_name, log=logging.getLogger("papermill"),
+                log_output=log_output, stdout_file=stdout_file, stderr_file=stderr_file,
+            )
+            return SegkitNotebookClient(nb_man, **final_kwargs).execute()
+
+    SegkitNotebookClient.output_widget_class = LocalOutputWidget  # for tests
+    SegkitEngine.client_class = SegkitNotebookClient
+    papermill_engines.register(ENGINE_NAME, SegkitEngine)
+    return ENGINE_NAME
+
+
 @contextlib.contextmanager
 def quiet_papermill() -> Iterator[None]:
     """Silence papermill's own warnings (its parameter inspection; we check parameters with ast)."""
-    import logging
-
     logger = logging.getLogger("papermill")
     level = logger.level
     logger.setLevel(logging.ERROR)
@@ -571,7 +621,8 @@ class _Run:
         failure, tb = None, ""
         try:
             papermill.execute_notebook(
-                str(source), str(target), parameters=params, kernel_name=kernel, progress_bar=False,
+                str(source), str(target), parameters=params, kernel_name=kernel, engine_name=register_engine(),
+                progress_bar=False,
                 cwd=str(self.build), start_timeout=KERNEL_START_TIMEOUT,
                 extra_arguments=["--IPKernelApp.log_level=CRITICAL"],
             )
