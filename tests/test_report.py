@@ -552,3 +552,16 @@ def test_each_regression_copy_belongs_to_a_notebook_and_is_stored_sanitised(copy
     nb = nbformat.read(copy_, as_version=4)
     assert regression_copy(nb, PATTERNS) == nb
     assert not any(o.get("output_type") == "error" for c in nb.cells for o in c.get("outputs", []))
+
+
+def test_index_warnings_list_each_audit_finding_once_without_a_restated_count():
+    from segkit.report.index import _warnings
+
+    audit = {"findings": [{"severity": "warning", "check": "guest_checkouts", "count": 123,
+                           "message": "Rows without customer id (guest checkouts): 123 (0.4%)"},
+                          {"severity": "info", "check": "prospects", "count": 4, "message": "4 prospects"}]}
+    summaries = {"01_data_audit": {"warnings": ["Data-quality warnings (1): guest_checkouts"]},
+                 "05_campaign_evaluation": {"warnings": ["8 small cells"]}}
+    html = _warnings({"warnings": []}, summaries, audit)
+    assert html.count("guest checkouts") == 1 and "— 123 rows" not in html
+    assert "4 prospects" not in html and "05_campaign_evaluation: 8 small cells" in html

@@ -118,9 +118,12 @@ def _warnings(record: Mapping[str, Any], summaries: Mapping[str, Mapping[str, An
     items = []
     for finding in (audit or {}).get("findings") or []:
         if str(finding.get("severity", "")).lower() in ("warning", "error"):
-            items.append(f"Data audit ({_e(finding.get('severity'))}): {_e(finding.get('message') or finding.get('check'))}"
-                         + (f" — {format_headline(finding['count'])} rows" if finding.get("count") is not None else ""))
+            # The audit's messages already state the count and its unit (rows, days, customers).
+            items.append(f"Data audit ({_e(finding.get('severity'))}): {_e(finding.get('message') or finding.get('check'))}")
+    listed_audit = bool(items)
     for name, summary in summaries.items():
+        if name == "01_data_audit" and listed_audit:
+            continue  # its summary warnings restate the findings listed above
         items += [f"{_e(name)}: {_e(w)}" for w in summary.get("warnings") or []]
     items += [_e(w) for w in record.get("warnings") or []]
     if not items:

@@ -59,7 +59,7 @@ from typing import Any, Callable, Iterator, Mapping, Sequence
 import nbformat
 import yaml
 
-from segkit.config import load_config, project_root, resolve_path
+from segkit.config import bundled_sample_config, load_config, project_root, resolve_path
 from segkit.errors import ConfigError, DataError, SegkitError
 from segkit.pipeline import ARTIFACTS, CUSTOMER_SEGMENTS, NOTEBOOKS, atomic_write_text, dumps_json
 from segkit.privacy import SALT_ENV, salt_for
@@ -247,6 +247,8 @@ def effective_config(options: RunOptions, reuse_dir: Path | None = None,
     base = options.config
     if base is None and not data_flags and reuse_dir is not None and (reuse_dir / "config.yml").exists():
         base = reuse_dir / "config.yml"
+    if base is None and not data_flags:
+        base = bundled_sample_config()  # the bundled sample with its documented design
     overrides: dict[str, dict[str, Any]] = {"run": {}}
     if options.as_of is not None:
         overrides["run"]["as_of"] = options.as_of
