@@ -71,3 +71,18 @@ def test_engine_errors_name_the_path_and_the_fix(tmp_path):
     bad.write_text("who,when\nx,2024-01-01\n")
     with pytest.raises(DataError, match="canonical columns customer_id, order_id, order_date and amount"):
         rfm_table_from_files(bad)
+
+
+def test_the_large_input_and_audit_bench_cases_run_in_smoke_mode(tmp_path):
+    from segkit.bench.cases import build_cases
+    from segkit.bench.harness import run_case
+
+    cases = build_cases(tmp_path, smoke=True, only=["large", "audit"], log=lambda _: None)
+    assert [c.name for c in cases] == ["large_smoke", "audit_smoke", "audit_growth_smoke"]
+    results = {c.name: run_case(c) for c in cases}
+    for result in results.values():
+        assert all(r["ok"] for r in result["contenders"].values()), result
+    audit = results["audit_smoke"]["contenders"]
+    assert audit["segkit_engine_audit"]["result"] == audit["pandas_audit"]["result"]   # same audit, both engines
+    growth = results["audit_growth_smoke"]["contenders"]
+    assert [g["result"]["rows_in"] for g in growth.values()] == [20_000, 60_000]

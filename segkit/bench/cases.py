@@ -7,7 +7,14 @@ smoke):
   segkit's out-of-core engine and in-memory path vs a plain DuckDB GROUP BY (baseline) and a
   pandas groupby. Target: engine within 1.2× of DuckDB's time and memory; ≤ 2 GB at 10M.
 - ``large_100m`` / ``large_smoke``: the out-of-core engine over a folder of Parquet parts
-  (100M lines) with a 2 GB DuckDB memory limit vs the plain DuckDB GROUP BY.
+  (100M lines) with a 2 GB DuckDB memory limit vs the plain DuckDB GROUP BY. Generation (~2.5
+  min on 2 cores) plus both runs fit in 10 minutes.
+- ``audit_1m``, ``audit_10m`` / ``audit_smoke``: the whole data audit plus the clean table,
+  out-of-core (:class:`segkit.engine.TransactionLog`, DuckDB limit 1500MB) vs the in-memory path
+  (``load_table`` + ``run_audit``, baseline). Target: ≤ 2 GB peak at 10M lines, not slower.
+- ``audit_growth`` / ``audit_growth_smoke``: the out-of-core audit at 10M (baseline) and 30M
+  lines: the time ratio is the growth for 3× the lines. The audit of 100M lines does not fit the
+  10-minute budget of a case on 2 cores, so it is extrapolated from these two sizes.
 - ``kproto_20k``, ``kproto_100k``: segkit's k-prototypes vs ``kmodes`` (baseline), same k, init,
   n_init. Target: time ratio ≤ 1/50 at an equal or lower cost.
 - ``kmeans_100k``: segkit's k-means path vs scikit-learn's KMeans alone.
@@ -69,6 +76,27 @@ def large_case(data_dir: Path, n: int, name: str, files: int, repeats: int) -> C
         target="completes on the 24 GB machine with bounded memory (DuckDB limit 2 GB, spills to disk)")
 
 
+def audit_case(data_dir: Path, n: int, name: str, repeats: int) -> Case:
+    path = str(_lines(data_dir, n))
+    return Case(name, [
+        Contender("pandas_audit", "segkit.bench.large:pandas_audit", {"path": path}),
+        Contender("segkit_engine_audit", "segkit.bench.large:segkit_audit_bounded", {"path": path}),
+    ], repeats=repeats, description=f"data audit + clean table of {n:,} order lines (Parquet): out-of-core vs in memory",
+        target="segkit_engine_audit ≤ 2 GB peak at 10M lines and no slower than the in-memory audit")
+
+
+def audit_growth_case(data_dir: Path, sizes: tuple[int, int], name: str) -> Case:
+    small, large = sizes
+    return Case(name, [
+        Contender(f"segkit_engine_audit_{small:,}", "segkit.bench.large:segkit_audit_bounded",
+                  {"path": str(_lines(data_dir, small))}),
+        Contender(f"segkit_engine_audit_{large:,}", "segkit.bench.large:segkit_audit_bounded",
+                  {"path": str(_lines(data_dir, large))}),
+    ], repeats=1, description=f"growth of the out-of-core audit: {small:,} vs {large:,} order lines "
+                              f"({large / small:g}× the lines)",
+        target=f"time ratio ≤ {large / small:g} (linear or better); peak memory bounded (DuckDB limit 1500MB)")
+
+
 def kproto_case(n: int, name: str, repeats: int) -> Case:
     kw = {"n_rows": n, "seed": 0}
     return Case(name, [Contender("kmodes", "segkit.bench.cluster:kmodes_kprototypes", kw),
@@ -118,6 +146,8 @@ def build_cases(data_dir: Path, smoke: bool = False, only: list[str] | None = No
         plan = [
             ("rfm_smoke", lambda: rfm_case(data_dir, 20_000, "rfm_smoke", 1)),
             ("large_smoke", lambda: large_case(data_dir, 50_000, "large_smoke", 2, 1)),
+            ("audit_smoke", lambda: audit_case(data_dir, 20_000, "audit_smoke", 1)),
+            ("audit_growth_smoke", lambda: audit_growth_case(data_dir, (20_000, 60_000), "audit_growth_smoke")),
             ("kproto_smoke", lambda: kproto_case(400, "kproto_smoke", 1)),
             ("kmeans_smoke", lambda: kmeans_case(1_000, "kmeans_smoke", 1)),
             ("clv_smoke", lambda: clv_case(data_dir, 2_000, "clv_smoke", 1)),
@@ -129,6 +159,9 @@ def build_cases(data_dir: Path, smoke: bool = False, only: list[str] | None = No
             ("rfm_1m", lambda: rfm_case(data_dir, 1_000_000, "rfm_1m", 5)),
             ("rfm_10m", lambda: rfm_case(data_dir, 10_000_000, "rfm_10m", 3)),
             ("large_100m", lambda: large_case(data_dir, 100_000_000, "large_100m", 20, 1)),
+            ("audit_1m", lambda: audit_case(data_dir, 1_000_000, "audit_1m", 3)),
+            ("audit_10m", lambda: audit_case(data_dir, 10_000_000, "audit_10m", 1)),
+            ("audit_growth", lambda: audit_growth_case(data_dir, (10_000_000, 30_000_000), "audit_growth")),
             ("kproto_20k", lambda: kproto_case(20_000, "kproto_20k", 3)),
             ("kproto_100k", lambda: kproto_case(100_000, "kproto_100k", 1)),
             ("kmeans_100k", lambda: kmeans_case(100_000, "kmeans_100k", 3)),
