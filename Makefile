@@ -34,6 +34,7 @@ report: $(VENV)/.installed
 	$(BIN)/segkit run
 
 test: $(VENV)/.installed-dev
+	rm -rf reports/interactive
 	$(PY) tests/browser_setup.py
 	$(PY) -m pytest -n 2 --dist loadfile --nbval --nbval-current-env \
 		--nbval-sanitize-with tests/nbval/sanitize.cfg $(PYTEST_ARGS) tests

@@ -7,7 +7,7 @@ A run folder ``reports/<run>/`` holds one run: executed notebooks, their HTML, `
 Notebooks open a :class:`RunContext` with :func:`open_run` from their ``parameters`` cell
 values. Run by ``segkit run``, ``run_dir`` and ``config_path`` are given and a missing upstream
 artifact is an error that names the notebook to run first. Opened alone (JupyterLab, plain
-papermill, nbval) with ``run_dir=None``, the context works in ``reports/interactive/`` on the
+papermill, nbval) with ``run_dir=None``, the context works in ``reports/interactive/<notebook>/`` on the
 configured data (the bundled sample by default) and builds missing upstream artifacts itself by
 calling the producing module's ``build_*`` function.
 
@@ -83,6 +83,15 @@ CUSTOMER_SEGMENT_COLUMNS: tuple[str, ...] = (
 INTERACTIVE_RUN = "interactive"
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+_FILE_MODE = 0o666 & ~_umask()
+
+
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     """Write ``data`` to ``path`` via a temporary file in the same folder and ``os.replace``."""
     path = Path(path)
@@ -91,6 +100,7 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
+        os.chmod(tmp, _FILE_MODE)  # mkstemp makes 0600; give the file the usual permissions
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -114,6 +124,7 @@ def write_frame(path: Path, frame: pd.DataFrame) -> None:
             frame.to_csv(tmp, index=False, float_format="%.10g", lineterminator="\n")
         else:
             raise ValueError(f"unsupported artifact type: {path.name}")
+        os.chmod(tmp, _FILE_MODE)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -378,7 +389,9 @@ def open_run(
         seed = int(cfg["run"].get("seed", 42))
     interactive = run_dir is None
     if interactive:
-        run_path = project_root() / "reports" / INTERACTIVE_RUN
+        # One folder per notebook: notebooks opened (or regression-tested) side by side never
+        # share, or race on, each other's artifacts.
+        run_path = project_root() / "reports" / INTERACTIVE_RUN / notebook
         stamp = run_path / "artifacts" / ".fingerprint"
         # Only the user's config and inputs (not one notebook's knobs) decide whether cached
         # upstream artifacts are still valid.

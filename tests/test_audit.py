@@ -612,9 +612,9 @@ def test_the_notebook_runs_on_the_sample_in_interactive_mode(tmp_path):
     assert not [o for c in nb.cells for o in c.get("outputs", []) if o["output_type"] == "error"]
     text = _outputs_text(nb)
     assert "guest_checkouts" in text and "exact duplicate rows" in text
-    summary = json.loads((ROOT / "reports" / "interactive" / "summaries" / "01_data_audit.json").read_text())
+    summary = json.loads((ROOT / "reports" / "interactive" / "01_data_audit" / "summaries" / "01_data_audit.json").read_text())
     assert summary["headlines"]["Status"] == "warnings"
-    assert (ROOT / "reports" / "interactive" / "artifacts" / "transactions_clean.parquet").exists()
+    assert (ROOT / "reports" / "interactive" / "01_data_audit" / "artifacts" / "transactions_clean.parquet").exists()
 
 
 @pytest.mark.slow

@@ -866,7 +866,7 @@ def test_the_notebook_runs_alone_on_the_sample_and_writes_campaign_results(tmp_p
     assert "Lift by segment dimension and metric" in text and "rfm_segment · Conversion rate" in text
     assert "What was analysed" in text and "Next email send" in text
     assert not re.search(r"\bC\d{6}\b", text)  # no raw sample id anywhere
-    results = pd.read_csv(root / "reports" / "interactive" / "artifacts" / "campaign_results.csv")
+    results = pd.read_csv(root / "reports" / "interactive" / "05_campaign_evaluation" / "artifacts" / "campaign_results.csv")
     assert set(results["campaign_id"]) == {"EM-20231125", "EM-20240522", "EM-20241117"}
     email = results[(results["arm"] == "email") & (results["segment"] == ALL_SEGMENTS)
                     & (results["metric"] == "conversion_rate")]

@@ -765,7 +765,7 @@ def test_the_notebook_runs_alone_on_the_sample_and_shows_no_raw_customer_id(tmp_
     assert "Segment profiles" in text and "c-" in text        # the explorer, with pseudonymised ids
     assert not re.search(r"\bC\d{6}\b", text)                # no raw sample id anywhere
     assert "What was analysed" in text and "The top 20% of customers" in text
-    artifacts = root / "reports" / "interactive" / "artifacts"
+    artifacts = root / "reports" / "interactive" / "02_rfm" / "artifacts"
     rfm = pd.read_parquet(artifacts / "rfm.parquet")
     assert rfm["rfm_segment"].notna().all() and rfm["customer_id"].is_unique
 

@@ -19,11 +19,10 @@ compare images anyway) and stores it with its outputs, after
 The copies' code cells must equal the notebooks' (a test checks it): after changing a
 notebook, run ``make nbval-refresh`` and review the output diff.
 
-Known limit: opened alone, every notebook works in the one shared ``reports/interactive/``
-folder, so a notebook whose output depends on what others left there (05 segments campaigns by
-whichever labels ``customer_segments.csv`` already has) can differ from its copy when nbval runs
-it after or beside another notebook (``pytest -n 2``). A per-notebook interactive folder in
-:func:`segkit.pipeline.open_run` removes that dependence.
+Opened alone, every notebook works in its own ``reports/interactive/<notebook>/`` folder
+(:func:`segkit.pipeline.open_run`), so a copy does not depend on which other notebooks ran
+before or beside it (``pytest -n 2``). ``make test`` clears ``reports/interactive/`` first so
+that cached artifacts of older code cannot leak into the comparison.
 
 Examples
 --------

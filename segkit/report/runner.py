@@ -626,6 +626,9 @@ class _Run:
                 str(source), str(target), parameters=params, kernel_name=kernel, engine_name=register_engine(),
                 progress_bar=False,
                 cwd=str(self.build), start_timeout=KERNEL_START_TIMEOUT,
+                # A safety net against a hung cell (a hang would otherwise block the run forever);
+                # not a performance bound. run.cell_timeout seconds, null = no limit.
+                execution_timeout=self.cfg["run"].get("cell_timeout"),
                 extra_arguments=["--IPKernelApp.log_level=CRITICAL"],
             )
         except KeyboardInterrupt:
