@@ -989,17 +989,19 @@ def build_cluster_artifacts(ctx) -> ClusterResult:
     >>> from segkit.pipeline import open_run
     >>> result = build_cluster_artifacts(open_run("03_clustering"))  # doctest: +SKIP
     """
+    from segkit.engine import behaviour_for  # out-of-core when the audit used DuckDB
     from segkit.features import customer_table
 
     settings = ClusterSettings.from_config(ctx.section("clustering"))
-    transactions = ctx.read_artifact("transactions_clean")
+    behaviour = behaviour_for(ctx, ctx.as_of, int(settings.max_channels))
+    transactions = ctx.read_artifact("transactions_clean") if behaviour is None else None
     customers = ctx.read_artifact("customers_clean")
     campaign = ctx.read_artifact("campaign_clean") if ctx.has_artifact("campaign_clean") else None
     rfm = ctx.read_artifact("rfm")
     camp = ctx.section("campaign")
     control = camp.get("control_arm", "control") if camp.get("control_is_holdout", True) else None
     table = customer_table(transactions, customers, campaign, ctx.as_of, rfm=rfm, control_arm=control,
-                           max_channels=int(settings.max_channels))
+                           max_channels=int(settings.max_channels), behaviour=behaviour)
     result = cluster_customers(table, settings, ctx.seed)
     result.rfm_crosstab = segment_crosstab(result.assignments, rfm)
     if {"rfm_segment", "recommended_action"} <= set(rfm.columns):

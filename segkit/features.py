@@ -251,52 +251,9 @@ def customer_attributes(customers: pd.DataFrame | None, as_of: pd.Timestamp | No
     return out
 
 
-def customer_table(
-    transactions: pd.DataFrame,
-    customers: pd.DataFrame | None = None,
-    campaign: pd.DataFrame | None = None,
-    as_of: str | pd.Timestamp | None = None,
-    *,
-    rfm: pd.DataFrame | None = None,
-    control_arm: str = "control",
-    max_channels: int = 6,
-) -> pd.DataFrame:
-    """One row per buying customer with interpretable behaviour and attribute columns.
-
-    Parameters
-    ----------
-    transactions : DataFrame
-        Canonical order lines (``transactions_clean``): ``customer_id, order_date, amount`` and,
-        when known, ``order_id, category, channel, is_return``. Lines on or after ``as_of``
-        are ignored.
-    customers, campaign : DataFrame, optional
-        ``customers_clean`` / ``campaign_clean``; their columns are added when present.
-    as_of : str or Timestamp, optional
-        Analysis date (exclusive). None = the day after the last order.
-    rfm : DataFrame, optional
-        The RFM table of the same transactions and ``as_of`` (artifact ``rfm``); computed with
-        :func:`segkit.rfm.rfm_table` when not given.
-    control_arm : str
-        Hold-out arm of the campaign table (its rows carry no e-mail).
-    max_channels : int
-        Channels with their own share column (the rest are pooled as ``other``).
-
-    Returns
-    -------
-    DataFrame
-        Sorted by ``customer_id``; customers with at least one purchase order (net > 0), as in
-        RFM. Columns: ``customer_id, recency_days, frequency, monetary_total, aov`` (mean net
-        value of a purchase order), ``tenure_days, median_days_between_orders`` (NaN with one
-        purchase day), ``category_breadth`` (distinct categories bought), ``return_share``
-        (returned value / purchased value, 0–1), ``channel_share_<channel>…``,
-        ``favourite_category``, then ``emails_received, open_rate, click_rate`` (campaign) and
-        the attributes of :func:`customer_attributes` (customers), where available.
-
-    Raises
-    ------
-    DataError
-        Required columns missing or no purchase before ``as_of``.
-    """
+def _behaviour_columns(transactions: pd.DataFrame, as_of: str | pd.Timestamp | None, rfm: pd.DataFrame | None,
+                       max_channels: int) -> tuple[pd.DataFrame, pd.Timestamp]:
+    """The behaviour columns of :func:`customer_table` from the order lines, and the analysis date."""
     from segkit.rfm import rfm_table
 
     if "order_date" not in transactions.columns:
@@ -348,6 +305,63 @@ def customer_table(
         shares = _channel_shares(orders, max_channels).reindex(code).fillna(0.0)
         for col in shares.columns:
             base[col] = shares[col].to_numpy()
+    return base, as_of_ts
+
+
+def customer_table(
+    transactions: pd.DataFrame | None,
+    customers: pd.DataFrame | None = None,
+    campaign: pd.DataFrame | None = None,
+    as_of: str | pd.Timestamp | None = None,
+    *,
+    rfm: pd.DataFrame | None = None,
+    control_arm: str = "control",
+    max_channels: int = 6,
+    behaviour: pd.DataFrame | None = None,
+) -> pd.DataFrame:
+    """One row per buying customer with interpretable behaviour and attribute columns.
+
+    Parameters
+    ----------
+    transactions : DataFrame
+        Canonical order lines (``transactions_clean``): ``customer_id, order_date, amount`` and,
+        when known, ``order_id, category, channel, is_return``. Lines on or after ``as_of``
+        are ignored.
+    customers, campaign : DataFrame, optional
+        ``customers_clean`` / ``campaign_clean``; their columns are added when present.
+    as_of : str or Timestamp, optional
+        Analysis date (exclusive). None = the day after the last order.
+    rfm : DataFrame, optional
+        The RFM table of the same transactions and ``as_of`` (artifact ``rfm``); computed with
+        :func:`segkit.rfm.rfm_table` when not given.
+    control_arm : str
+        Hold-out arm of the campaign table (its rows carry no e-mail).
+    max_channels : int
+        Channels with their own share column (the rest are pooled as ``other``).
+    behaviour : DataFrame, optional
+        The behaviour columns computed out-of-core (:func:`segkit.engine.behaviour_for`, with
+        ``attrs["as_of"]``); then ``transactions`` and ``rfm`` are not used.
+
+    Returns
+    -------
+    DataFrame
+        Sorted by ``customer_id``; customers with at least one purchase order (net > 0), as in
+        RFM. Columns: ``customer_id, recency_days, frequency, monetary_total, aov`` (mean net
+        value of a purchase order), ``tenure_days, median_days_between_orders`` (NaN with one
+        purchase day), ``category_breadth`` (distinct categories bought), ``return_share``
+        (returned value / purchased value, 0–1), ``channel_share_<channel>…``,
+        ``favourite_category``, then ``emails_received, open_rate, click_rate`` (campaign) and
+        the attributes of :func:`customer_attributes` (customers), where available.
+
+    Raises
+    ------
+    DataError
+        Required columns missing or no purchase before ``as_of``.
+    """
+    if behaviour is None:
+        base, as_of_ts = _behaviour_columns(transactions, as_of, rfm, max_channels)
+    else:
+        base, as_of_ts = behaviour.copy(), pd.Timestamp(behaviour.attrs["as_of"])
     base = base.set_index("customer_id")
     engagement = email_engagement(campaign, control_arm)
     if not engagement.empty:

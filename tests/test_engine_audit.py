@@ -299,3 +299,16 @@ def test_rows_empty_in_every_column_are_skipped_and_row_numbers_still_count_them
     _assert_same_audit(expected, got)
     assert got.counts["transactions_rows_in"] == 2
     assert got.findings.set_index("check").loc["guest_checkouts", "examples"].startswith("row 4: ")
+
+
+def test_customer_table_from_the_out_of_core_behaviour_equals_the_in_memory_one(inputs, tmp_path):
+    shop = generate_shop(n_customers=800, seed=3)
+    clean = write_clean_transactions(inputs["shop_csv"], tmp_path / "clean.parquet")
+    lines = pd.read_parquet(clean)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        expected = customer_table(lines, shop.customers, shop.campaign, "2024-09-01")
+    got = customer_table(None, shop.customers, shop.campaign, "2024-09-01",
+                         behaviour=behaviour_table_from_files(clean, "2024-09-01"))
+    assert_frame_equal(got, expected, check_exact=False, rtol=1e-9)
+    assert {"open_rate", "emails_received", "age_band", "channel_share_web"} <= set(got.columns)
