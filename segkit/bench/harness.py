@@ -7,11 +7,11 @@ read from the child's ``rusage`` (``os.wait4``).
 
 Examples
 --------
->>> c = Case("demo", [Contender("baseline", "time:sleep", {"secs": 0}),
-...                    Contender("other", "time:sleep", {"secs": 0})], repeats=1)
+>>> c = Case("demo", [Contender("baseline", "statistics:mean", {"data": [1, 2]}),
+...                    Contender("other", "statistics:median", {"data": [1, 2, 9]})], repeats=1)
 >>> res = run_case(c)
->>> sorted(res["contenders"])
-['baseline', 'other']
+>>> [(name, r["ok"], r["result"]) for name, r in sorted(res["contenders"].items())]
+[('baseline', True, 1.5), ('other', True, 2)]
 """
 
 from __future__ import annotations

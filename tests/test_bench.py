@@ -1,0 +1,48 @@
+"""The benchmark suite runs end to end at tiny sizes (no timing assertions: numbers of a smoke
+run mean nothing), and its contenders agree on what they computed."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from segkit.bench.harness import Case, Contender, run_case
+
+
+@pytest.mark.slow
+def test_make_bench_smoke_runs_every_case_and_the_contenders_agree(tmp_path):
+    out, data = tmp_path / "out", tmp_path / "data"
+    proc = subprocess.run([sys.executable, "-m", "segkit.bench", "--smoke", "--out", str(out), "--data", str(data)],
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    doc = json.loads((out / "results.json").read_text())
+    cases = {c["case"]: c for c in doc["cases"]}
+    assert set(cases) >= {"rfm_smoke", "large_smoke", "kproto_smoke", "kmeans_smoke", "clv_smoke", "pipeline_smoke"}
+    for case in cases.values():
+        base = case["contenders"][case["baseline"]]
+        assert base["time_ratio_vs_baseline"] == 1.0
+        for name, c in case["contenders"].items():
+            assert c["ok"], (case["case"], name, c.get("error"))
+            assert c["median_seconds"] > 0 and c["median_peak_mb"] > 0
+    rfm = cases["rfm_smoke"]["contenders"]
+    assert rfm["segkit_engine"]["result"] == rfm["segkit_in_memory"]["result"]  # same RFM base
+    assert rfm["duckdb_sql"]["result"] == rfm["pandas_groupby"]["result"]
+    clv = cases["clv_smoke"]["contenders"]
+    assert clv["segkit"]["result"] == clv["lifetimes"]["result"]  # same maximum-likelihood fit
+    pipe = cases["pipeline_smoke"]["contenders"]["segkit_run"]["result"]
+    assert pipe["status"] == "complete" or pipe["status"] == "ok"
+    assert len(pipe["seconds_by_notebook"]) == 5
+    table = (out / "results.md").read_text()
+    assert "SMOKE RUN" in table and table.count("| kproto_smoke |") == 2
+
+
+def test_a_failing_contender_is_reported_not_hidden():
+    case = Case("c", [Contender("base", "statistics:mean", {"data": [1.0, 3.0]}),
+                      Contender("broken", "statistics:mean", {"data": []})], repeats=2)
+    res = run_case(case)
+    assert res["contenders"]["base"]["ok"] and res["contenders"]["base"]["result"] == 2.0
+    broken = res["contenders"]["broken"]
+    assert not broken["ok"] and "StatisticsError" in broken["error"]
