@@ -27,13 +27,20 @@ def _rounded(params: dict) -> dict:
 
 
 def lifetimes_direct(path: str) -> dict:
-    """Baseline: lifetimes' BetaGeoFitter and GammaGammaFitter on the summaries."""
+    """Baseline: lifetimes' BetaGeoFitter and GammaGammaFitter on the summaries.
+
+    Columns are passed as numpy arrays: lifetimes 0.11 fails on pandas 3 Series (segkit's
+    wrapper does the same conversion). At lifetimes' default gradient tolerance (1e-7) the
+    Gamma-Gamma fit raises ``ConvergenceError`` on this base; segkit retries at 1e-6, so the
+    baseline is given 1e-6 directly (no retry: it does no more work than segkit).
+    """
     s = pd.read_parquet(path)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        bg = BetaGeoFitter().fit(s["frequency"], s["recency"], s["T"])
+        bg = BetaGeoFitter().fit(*(s[c].to_numpy(dtype=float) for c in ("frequency", "recency", "T")))
         rep = s[s["frequency"] > 0]
-        gg = GammaGammaFitter().fit(rep["frequency"], rep["monetary_value"])
+        gg = GammaGammaFitter().fit(*(rep[c].to_numpy(dtype=float) for c in ("frequency", "monetary_value")),
+                                    tol=1e-6)
     return {"bgnbd": _rounded(bg.params_.to_dict()), "gamma_gamma": _rounded(gg.params_.to_dict())}
 
 
