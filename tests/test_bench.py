@@ -31,7 +31,9 @@ def test_make_bench_smoke_runs_every_case_and_the_contenders_agree(tmp_path):
     assert rfm["segkit_engine"]["result"] == rfm["segkit_in_memory"]["result"]  # same RFM base
     assert rfm["duckdb_sql"]["result"] == rfm["pandas_groupby"]["result"]
     clv = cases["clv_smoke"]["contenders"]
-    assert clv["segkit"]["result"] == clv["lifetimes"]["result"]  # same maximum-likelihood fit
+    ours, theirs = clv["segkit"]["result"], clv["lifetimes"]["result"]  # same maximum-likelihood fit
+    for model in ("bgnbd", "gamma_gamma"):  # (optimiser tolerances may differ: 1e-7 vs 1e-6)
+        assert ours[model] == pytest.approx(theirs[model], rel=0.01), model
     pipe = cases["pipeline_smoke"]["contenders"]["segkit_run"]["result"]
     assert pipe["status"] == "complete" or pipe["status"] == "ok"
     assert len(pipe["seconds_by_notebook"]) == 5
