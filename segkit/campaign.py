@@ -2477,7 +2477,8 @@ def summarize(result: CampaignResult) -> dict:
                         "these lifts may be biased.")
         actions.append("Before acting, find out why the split between control and e-mail deviates from the design.")
     elif tested.any():
-        findings.append(f"The random split into control and e-mail looks as designed{overall_text}.")
+        findings.append(f"The random split into control and e-mail looks as designed (a mismatch is flagged "
+                        f"below p = {s.srm_alpha:g}, the usual threshold for this check){overall_text}.")
     else:
         findings.append("The random split could not be checked (no designed split configured, segments too small).")
     # 5. power, for an absolute target effect
