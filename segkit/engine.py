@@ -33,6 +33,15 @@ are left out.
 Row numbers in messages are 0-based data rows over the files in sorted order (one file: the
 spreadsheet row as for :mod:`segkit.io`), shown 1-based with the header as row 1.
 
+Known differences from the pandas path (all in rarely met inputs): a CSV line that is completely
+empty (not even delimiters) is skipped by DuckDB's reader, so rows after it are numbered one
+lower than by :mod:`segkit.io`; dates with month names are read with a fixed list of formats
+(``01-Dec-2009``, ``Dec 1, 2009`` …) instead of pandas' inference; time-zone aware Parquet
+timestamps keep their UTC wall time; text encodings are UTF-8 or Latin-1; Excel, ``.bz2`` and
+``.xz`` inputs are for the pandas engine only. Sums of money are exact (DECIMAL), where pandas
+adds floats: an order whose lines cancel to ``1e-17`` in floating point is a purchase for pandas
+and not for the engine.
+
 Examples
 --------
 >>> import tempfile, pathlib
@@ -45,15 +54,15 @@ Examples
 
 from __future__ import annotations
 
+import contextlib
 import glob as globlib
-import json
 import math
 import os
 import re
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Iterator, Mapping, Sequence
 
 import duckdb
 import numpy as np
@@ -75,7 +84,16 @@ __all__ = [
     "order_table_from_files",
     "rfm_table_from_files",
     "behaviour_table_from_files",
+    "rfm_with_info_from_files",
+    "retention_flags_from_files",
+    "transactions_engine",
+    "rfm_for",
+    "orders_for",
+    "purchase_orders_for",
+    "behaviour_for",
+    "retention_for",
     "choose_engine",
+    "kth_smallest",
     "input_files",
     "source_relation",
     "connect",
@@ -373,7 +391,7 @@ def _csv_options(files: list[str], opts: Mapping[str, Any]) -> dict[str, str]:
     name = str(encoding).lower().replace("_", "-")
     if name in ("utf-8", "utf8", "utf-8-sig"):
         duck_encoding = "utf-8"
-    elif name in ("latin-1", "latin1", "iso-8859-1", "iso8859-1", "cp1252", "windows-1252"):
+    elif name in ("latin-1", "latin1", "iso-8859-1", "iso8859-1", "l1"):
         duck_encoding = "latin-1"
     else:
         raise DataError(f"io.encoding {encoding!r}: the large-input engine reads UTF-8 and Latin-1 text only. "
@@ -390,6 +408,10 @@ def _csv_options(files: list[str], opts: Mapping[str, Any]) -> dict[str, str]:
         if delimiter is None:
             delimiter = segio.sniff_delimiter(text) or ("\t" if ".tsv" in path.name.lower() else ",")
         headers.append(next(csv.reader([text.splitlines()[0]], delimiter=delimiter)))
+        repeated = sorted({h for h in headers[-1] if headers[-1].count(h) > 1})
+        if repeated:
+            raise DataError(f"{path}: the header names {', '.join(map(repr, repeated))} more than once. Give every "
+                            "column its own name in the export.")
         if headers[-1] != headers[0]:
             raise DataError(f"{path}: its header {headers[-1]!r} differs from that of {files[0]} ({headers[0]!r}). "
                             "Export every part of the transaction log with the same columns.")
@@ -616,7 +638,7 @@ def _validate_staged(con: duckdb.DuckDBPyConnection, m: _Mapped, checks: Mapping
                      opts: Mapping[str, Any]) -> None:
     """Raise the :mod:`segkit.io` errors for cells that cannot be read (in column order), then for
     rows without an order date."""
-    for c in m.labels:
+    for c in [c for c in TRANSACTIONS.known if c in m.labels]:  # segkit.schema.validate's order
         kind = checks.get(c)
         if kind is None:
             continue
@@ -716,6 +738,52 @@ def _bad_listing(con: duckdb.DuckDBPyConnection, where: str, value: str) -> tupl
                      "ORDER BY r LIMIT 6").fetchall()
     distinct = con.sql(f"SELECT count(DISTINCT {value}) FROM lines WHERE {where}").fetchall()[0][0]
     return rows, [v[0] for v in values], distinct
+
+
+KTH_FETCH = 200_000  # values sorted directly by kth_smallest (below this, no histogram pass)
+
+
+def kth_smallest(con: duckdb.DuckDBPyConnection, relation: str, column: str, ks: Sequence[int],
+                 fetch: int | None = None, buckets: int = 4096) -> dict[int, float]:
+    """Exact ``k``-th smallest values (0-based) of a numeric ``column`` of ``relation``, in bounded memory.
+
+    A histogram of ``buckets`` equal-width buckets over the range narrows down the bucket that
+    holds each ``k``, repeatedly, until it holds at most ``fetch`` values (then sorted) or a
+    single value; every pass is a scan with a small GROUP BY, so nothing like all values is ever
+    held in memory (DuckDB's ``median`` keeps them all). NULLs are ignored.
+
+    Examples
+    --------
+    >>> con = connect()
+    >>> kth_smallest(con, "(SELECT range * 1.0 AS x FROM range(1000))", "x", [0, 499, 999], fetch=10, buckets=8)
+    {0: 0.0, 499: 499.0, 999: 999.0}
+    """
+    col = _ident(column)
+    fetch = KTH_FETCH if fetch is None else fetch
+    out: dict[int, float] = {}
+    for k in sorted(set(int(k) for k in ks)):
+        where, below = f"{col} IS NOT NULL", 0
+        while True:
+            n, lo, hi = con.sql(f"SELECT count(*), min({col}), max({col}) FROM {relation} WHERE {where}").fetchall()[0]
+            if not 0 <= k - below < n:
+                raise ValueError(f"k = {k} is outside the {below + n} values")
+            if lo == hi:
+                out[k] = float(lo)
+                break
+            width = (float(hi) - float(lo)) / buckets
+            if n <= fetch or width == 0:
+                out[k] = float(con.sql(f"SELECT {col} FROM {relation} WHERE {where} ORDER BY {col} "
+                                       f"LIMIT 1 OFFSET {k - below}").fetchall()[0][0])
+                break
+            bucket = f"least(CAST(floor(({col} - {_float(lo)}) / {_float(width)}) AS BIGINT), {buckets - 1})"
+            counts = con.sql(f"SELECT {bucket} AS b, count(*) AS n FROM {relation} WHERE {where} "
+                             "GROUP BY b ORDER BY b").fetchall()
+            for b, count in counts:
+                if k - below < count:
+                    where = f"{where} AND {bucket} = {int(b)}"
+                    break
+                below += count
+    return out
 
 
 # ----------------------------------------------------------------------------- the staged log
@@ -1007,17 +1075,25 @@ class TransactionLog:
             zero_flagged=int(zero))
 
     def _outlier_stats(self, table: str, value: str, where: str) -> tuple[int, tuple[float, float, float, float]]:
-        """``n`` and :func:`segkit.audit.log_bounds` of the positive ``value``s (exact medians in SQL)."""
-        n, center = self.con.sql(f"SELECT count(*), median(ln({value})) FROM {table} WHERE {where} "
-                                 f"AND {value} > 0 AND isfinite({value})").fetchall()[0]
+        """``n`` and :func:`segkit.audit.log_bounds` of the positive ``value``s.
+
+        The medians are exact and computed as numpy does (the mean of the two middle values for
+        an even count), by selecting the middle values out-of-core (:func:`kth_smallest`): an
+        SQL ``median`` would hold every value in memory."""
+        rows = f"(SELECT {value} AS v FROM {table} WHERE {where} AND {value} > 0 AND isfinite({value}))"
+        n = int(self._value(f"SELECT count(*) FROM {rows}"))
         if not n:
             return 0, (np.nan, np.nan, np.nan, np.nan)
-        c = _float(center)
-        mad, total = self.con.sql(f"SELECT median(abs(ln({value}) - {c})), fsum(abs(ln({value}) - {c})) "
-                                  f"FROM {table} WHERE {where} AND {value} > 0 AND isfinite({value})").fetchall()[0]
-        stats = _audit.log_bounds(float(center), float(mad), float(total) / n, self.settings.outlier_k,
+        middle = [n // 2] if n % 2 else [n // 2 - 1, n // 2]
+        values = kth_smallest(self.con, rows, "v", middle)
+        center = float(np.median(np.log(np.array([values[k] for k in middle], dtype="float64"))))
+        deviation = f"(SELECT abs(ln(v) - {_float(center)}) AS d FROM {rows})"
+        spread = kth_smallest(self.con, deviation, "d", middle)
+        mad = float(np.median(np.array([spread[k] for k in middle], dtype="float64")))
+        mean_deviation = float(self._value(f"SELECT fsum(d) FROM {deviation}")) / n if mad == 0 else np.nan
+        stats = _audit.log_bounds(center, mad, mean_deviation, self.settings.outlier_k,
                                   self.settings.outlier_min_fold)
-        return int(n), stats
+        return n, stats
 
     def _clean_facts(self) -> _audit.CleanFacts:
         settings, limit, sample = self.settings, _audit.row_limit(self.settings), self.engine.plot_sample
@@ -1283,6 +1359,20 @@ def _lines_sql(source: str | Path | Sequence[str | Path]) -> str:
     return f"(SELECT *, ordinality AS _pos FROM {source_relation(source)} WITH ORDINALITY)"
 
 
+@contextlib.contextmanager
+def _scratch(memory_limit: str | None, temp_directory: str | Path | None) -> Iterator[duckdb.DuckDBPyConnection]:
+    """A connection on a temporary database file, so that intermediate tables spill to disk beyond
+    the memory limit (tables of an in-memory database would have to fit); removed afterwards."""
+    scratch = tempfile.TemporaryDirectory(prefix="segkit-engine-", dir=temp_directory)
+    con = connect(memory_limit=memory_limit, temp_directory=Path(scratch.name) / "spill",
+                  database=Path(scratch.name) / "scratch.duckdb")
+    try:
+        yield con
+    finally:
+        con.close()
+        scratch.cleanup()
+
+
 def _run(source: Any, sql: str, what: str, memory_limit: str | None = None,
          temp_directory: str | Path | None = None, threads: int | None = None) -> pd.DataFrame:
     con = connect(memory_limit=memory_limit, temp_directory=temp_directory, threads=threads)
@@ -1458,10 +1548,15 @@ def behaviour_table_from_files(
     0           a  30.0                        10.0
     1           b  10.0                         NaN
     """
+    files, _ = input_files(source)
+    with _scratch(memory_limit, temp_directory) as con:
+        return _behaviour(con, source, files, as_of, max_channels, memory_limit, temp_directory)
+
+
+def _behaviour(con: duckdb.DuckDBPyConnection, source: Any, files: list[str], as_of: Any, max_channels: int,
+               memory_limit: str | None, temp_directory: str | Path | None) -> pd.DataFrame:
     from segkit.features import UNKNOWN, _slug
 
-    files, _ = input_files(source)
-    con = connect(memory_limit=memory_limit, temp_directory=temp_directory)
     try:
         names = {r[0] for r in con.sql(f"DESCRIBE SELECT * FROM {source_relation(files)}").fetchall()}
         missing = [c for c in ("customer_id", "order_date", "amount") if c not in names]
@@ -1485,29 +1580,30 @@ def behaviour_table_from_files(
         cat = f"coalesce(CAST(category AS VARCHAR), {_quote(UNKNOWN)})" if has["category"] else "NULL"
         ch = f"coalesce(CAST(channel AS VARCHAR), {_quote(UNKNOWN)})" if has["channel"] else "NULL"
         con.execute(f"""
-            CREATE TEMP TABLE l AS
+            CREATE TABLE l AS
             SELECT CAST(customer_id AS VARCHAR) AS c, {order} AS o, CAST(order_date AS TIMESTAMP) AS d,
                    CAST(amount AS {DECIMAL}) AS a, {is_return} AS r, {cat} AS cat, {ch} AS ch, _pos
             FROM {kept}""")
         con.execute("""
-            CREATE TEMP TABLE orders AS
+            CREATE TABLE orders AS
             SELECT c, o, min(d) AS d, sum(a) AS a, arg_min(ch, _pos) AS ch FROM l GROUP BY c, o""")
         per = con.sql("""
             WITH p AS (SELECT c, count(*) AS n, sum(a) AS v FROM orders WHERE a > 0 GROUP BY c),
             days AS (SELECT DISTINCT c, CAST(d AS DATE) AS day FROM orders WHERE a > 0),
-            gaps AS (SELECT c, median(g) AS gap FROM (
-                         SELECT c, day - lag(day) OVER (PARTITION BY c ORDER BY day) AS g FROM days)
-                     WHERE g IS NOT NULL GROUP BY c),
+            g AS (SELECT c, g FROM (SELECT c, day - lag(day) OVER (PARTITION BY c ORDER BY day) AS g FROM days)
+                  WHERE g IS NOT NULL),
+            ranked AS (SELECT c, g, row_number() OVER (PARTITION BY c ORDER BY g) AS i,
+                              count(*) OVER (PARTITION BY c) AS n FROM g),
+            gaps AS (SELECT c, avg(g) AS gap FROM ranked WHERE i = (n + 1) // 2 OR i = (n + 2) // 2 GROUP BY c),
             money AS (SELECT c, -sum(CASE WHEN r THEN least(a, 0) ELSE 0 END) AS returned,
-                             coalesce(sum(a) FILTER (WHERE NOT r AND a > 0), 0) AS gross,
-                             count(DISTINCT cat) FILTER (WHERE NOT r AND a > 0) AS breadth
+                             coalesce(sum(a) FILTER (WHERE NOT r AND a > 0), 0) AS gross
                       FROM l GROUP BY c),
-            fav AS (SELECT c, first(cat ORDER BY v DESC, cat) AS favourite FROM (
-                        SELECT c, cat, sum(a) AS v FROM l WHERE NOT r AND a > 0 GROUP BY c, cat) GROUP BY c)
+            bought AS (SELECT c, cat, sum(a) AS v FROM l WHERE NOT r AND a > 0 GROUP BY c, cat),
+            fav AS (SELECT c, count(*) AS breadth, min_by(cat, (-v, cat)) AS favourite FROM bought GROUP BY c)
             SELECT money.c AS customer_id, CAST(p.v AS DOUBLE) / p.n AS aov, gaps.gap AS median_days_between_orders,
                    CASE WHEN money.gross > 0 THEN least(greatest(CAST(money.returned AS DOUBLE)
                         / CAST(money.gross AS DOUBLE), 0), 1) ELSE 0 END AS return_share,
-                   CAST(money.breadth AS DOUBLE) AS category_breadth, fav.favourite AS favourite_category
+                   CAST(coalesce(fav.breadth, 0) AS DOUBLE) AS category_breadth, fav.favourite AS favourite_category
             FROM money LEFT JOIN p USING (c) LEFT JOIN gaps USING (c) LEFT JOIN fav USING (c)""").df()
         shares = None
         if has["channel"]:
@@ -1525,8 +1621,6 @@ def behaviour_table_from_files(
             shares.columns = [f"channel_share_{_slug(c)}" for c in shares.columns]
     except duckdb.Error as exc:
         raise DataError(f"{source}: could not aggregate the transaction log ({_first_line(exc)}).") from None
-    finally:
-        con.close()
     rfm = rfm_table_from_files(files, as_of_ts, memory_limit=memory_limit, temp_directory=temp_directory)
     if rfm.empty:
         raise DataError(f"transactions: no purchase (order with net amount > 0) before as_of = "
@@ -1618,7 +1712,14 @@ def transactions_engine(ctx: "RunContext") -> str:
     """The engine the run's audit used (``audit_summary.json``: ``engine``; ``"pandas"`` when absent).
 
     In interactive mode a missing audit is built first (by its producer); a run folder without
-    ``audit_summary.json`` (clean tables put there by hand) counts as pandas."""
+    ``audit_summary.json`` (clean tables put there by hand) counts as pandas.
+
+    Examples
+    --------
+    >>> from segkit.pipeline import open_run
+    >>> transactions_engine(open_run("02_rfm"))  # doctest: +SKIP
+    'pandas'
+    """
     if not ctx.artifact_path("audit_summary").exists() and not ctx.interactive:
         return "pandas"
     return str(ctx.read_artifact("audit_summary").get("engine", "pandas"))
@@ -1644,6 +1745,11 @@ def rfm_for(ctx: "RunContext") -> tuple[pd.DataFrame, dict[str, Any]]:
 
     pandas: ``segkit.rfm._rfm_with_info`` of ``transactions_clean``; duckdb:
     :func:`rfm_with_info_from_files` over the file (customer-level result only in memory).
+
+    Examples
+    --------
+    >>> from segkit.pipeline import open_run
+    >>> rfm, info = rfm_for(open_run("02_rfm"))  # doctest: +SKIP
     """
     if transactions_engine(ctx) == "duckdb":
         return rfm_with_info_from_files(_clean_lines(ctx), ctx.as_of, **_limits(ctx))
@@ -1653,7 +1759,13 @@ def rfm_for(ctx: "RunContext") -> tuple[pd.DataFrame, dict[str, Any]]:
 
 
 def orders_for(ctx: "RunContext") -> pd.DataFrame:
-    """:func:`segkit.rfm.order_table` of the run's clean lines, from the engine its audit used."""
+    """:func:`segkit.rfm.order_table` of the run's clean lines, from the engine its audit used.
+
+    Examples
+    --------
+    >>> from segkit.pipeline import open_run
+    >>> orders = orders_for(open_run("04_lifecycle"))  # doctest: +SKIP
+    """
     if transactions_engine(ctx) == "duckdb":
         return order_table_from_files(_clean_lines(ctx), **_limits(ctx))
     from segkit.rfm import order_table
@@ -1662,7 +1774,13 @@ def orders_for(ctx: "RunContext") -> pd.DataFrame:
 
 
 def purchase_orders_for(ctx: "RunContext") -> pd.DataFrame:
-    """:func:`segkit.rfm.purchase_orders` (no ``as_of``) of the run's clean lines, by engine."""
+    """:func:`segkit.rfm.purchase_orders` (no ``as_of``) of the run's clean lines, by engine.
+
+    Examples
+    --------
+    >>> from segkit.pipeline import open_run
+    >>> orders = purchase_orders_for(open_run("04_lifecycle"))  # doctest: +SKIP
+    """
     if transactions_engine(ctx) == "duckdb":
         orders = order_table_from_files(_clean_lines(ctx), **_limits(ctx))
         return orders.loc[orders["is_purchase"], ["customer_id", "order_id", "order_date", "amount"]] \
@@ -1674,7 +1792,14 @@ def purchase_orders_for(ctx: "RunContext") -> pd.DataFrame:
 
 def behaviour_for(ctx: "RunContext", as_of: str | pd.Timestamp | None, max_channels: int = 6) -> pd.DataFrame | None:
     """The behaviour table of :func:`segkit.features.customer_table` computed out-of-core when the
-    run's audit used DuckDB; None for the pandas engine (the caller uses ``transactions_clean``)."""
+    run's audit used DuckDB; None for the pandas engine (the caller uses ``transactions_clean``).
+
+    Examples
+    --------
+    >>> from segkit.pipeline import open_run
+    >>> ctx = open_run("03_clustering")                  # doctest: +SKIP
+    >>> behaviour = behaviour_for(ctx, ctx.as_of)        # doctest: +SKIP
+    """
     if transactions_engine(ctx) != "duckdb":
         return None
     return behaviour_table_from_files(_clean_lines(ctx), as_of, max_channels=max_channels, **_limits(ctx))
@@ -1706,22 +1831,8 @@ def retention_flags_from_files(campaign: pd.DataFrame, source: str | Path | Sequ
     rows = pd.DataFrame({"row": np.arange(len(campaign)),
                          "customer": campaign["customer_id"].astype("string").str.strip().to_numpy(dtype=object),
                          "sent_at": sent.fillna(first).to_numpy(dtype="datetime64[us]")})
-    con = connect(memory_limit=memory_limit, temp_directory=temp_directory)
-    try:
-        con.register("camp", rows)
-        con.execute(f"""
-            CREATE TEMP TABLE orders AS
-            SELECT CAST(customer_id AS VARCHAR) AS customer, min(CAST(order_date AS TIMESTAMP)) AS d
-            FROM {source_relation(source)} WHERE customer_id IS NOT NULL
-            GROUP BY customer_id, order_id HAVING sum(CAST(amount AS {DECIMAL})) > 0""")
-        last = con.sql("SELECT max(d) FROM orders").fetchall()[0][0]
-        nxt = con.sql("""
-            SELECT c.row, c.sent_at, o.d FROM (SELECT * FROM camp WHERE sent_at IS NOT NULL) c
-            ASOF LEFT JOIN orders o ON c.customer = o.customer AND o.d > c.sent_at""").df()
-    except duckdb.Error as exc:
-        raise DataError(f"{source}: could not aggregate the transaction log ({_first_line(exc)}).") from None
-    finally:
-        con.close()
+    with _scratch(memory_limit, temp_directory) as con:
+        last, nxt = _next_purchases(con, rows, source)
     end = (pd.Timestamp(as_of) if as_of is not None else
            (pd.Timestamp(last).normalize() + pd.Timedelta(days=1) if last is not None else pd.NaT))
     result = np.full(len(campaign), np.nan)
@@ -1734,11 +1845,34 @@ def retention_flags_from_files(campaign: pd.DataFrame, source: str | Path | Sequ
     return pd.Series(result, index=campaign.index, name="retained")
 
 
+def _next_purchases(con: duckdb.DuckDBPyConnection, rows: pd.DataFrame, source: Any) -> tuple[Any, pd.DataFrame]:
+    """The last purchase date, and per campaign row its customer's first purchase after the send."""
+    try:
+        con.register("camp", rows)
+        con.execute(f"""
+            CREATE TABLE orders AS
+            SELECT CAST(customer_id AS VARCHAR) AS customer, min(CAST(order_date AS TIMESTAMP)) AS d
+            FROM {source_relation(source)} WHERE customer_id IS NOT NULL
+            GROUP BY customer_id, order_id HAVING sum(CAST(amount AS {DECIMAL})) > 0""")
+        last = con.sql("SELECT max(d) FROM orders").fetchall()[0][0]
+        nxt = con.sql("""
+            SELECT c.row, c.sent_at, o.d FROM (SELECT * FROM camp WHERE sent_at IS NOT NULL) c
+            ASOF LEFT JOIN orders o ON c.customer = o.customer AND o.d > c.sent_at""").df()
+    except duckdb.Error as exc:
+        raise DataError(f"{source}: could not aggregate the transaction log ({_first_line(exc)}).") from None
+    return last, nxt
+
+
 def retention_for(ctx: "RunContext"):
     """The campaign notebook's retention function when the run's audit used DuckDB, else None
     (the caller then computes it from ``transactions_clean`` in memory).
 
     Returns a callable ``(campaign, days, as_of) -> Series`` (see :func:`retention_flags_from_files`).
+
+    Examples
+    --------
+    >>> from segkit.pipeline import open_run
+    >>> retention = retention_for(open_run("05_campaign_evaluation"))  # doctest: +SKIP
     """
     if transactions_engine(ctx) != "duckdb":
         return None

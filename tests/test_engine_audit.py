@@ -89,7 +89,10 @@ def _assert_same_audit(a, b) -> None:
 
 
 @pytest.mark.parametrize("name", ["sample_csv", "shop_csv", "shop_parquet", "shop_csv_parts", "shop_parquet_parts"])
-def test_engine_audit_equals_run_audit_and_writes_the_same_clean_lines(inputs, name, tmp_path):
+def test_engine_audit_equals_run_audit_and_writes_the_same_clean_lines(inputs, name, tmp_path, monkeypatch):
+    import segkit.engine
+
+    monkeypatch.setattr(segkit.engine, "KTH_FETCH", 100)  # exact medians through the histogram passes
     config = load_config()
     expected = run_audit({"transactions": _pandas_lines(inputs[name])}, config=config)
     with TransactionLog(inputs[name], config) as log:
@@ -312,3 +315,35 @@ def test_customer_table_from_the_out_of_core_behaviour_equals_the_in_memory_one(
                          behaviour=behaviour_table_from_files(clean, "2024-09-01"))
     assert_frame_equal(got, expected, check_exact=False, rtol=1e-9)
     assert {"open_rate", "emails_received", "age_band", "channel_share_web"} <= set(got.columns)
+
+
+def test_errors_follow_the_canonical_column_order_whatever_the_order_of_the_column_map(tmp_path):
+    path = tmp_path / "t.csv"
+    path.write_text("Price,When,Who,Total\nabc,yesterday,a,1\n")
+    config = load_config(overrides={"columns": {"transactions": {
+        "unit_price": "Price", "order_date": "When", "customer_id": "Who", "amount": "Total"}}})
+    message = _engine_error(path, config)
+    assert message == _io_error(path, config)
+    assert "column 'When' (mapped to 'order_date')" in message
+
+
+def test_encodings_duckdb_cannot_read_exactly_are_refused_with_the_fix(tmp_path):
+    path = tmp_path / "t.csv"
+    path.write_bytes("customer_id,order_date,amount\nZoë,2024-01-01,1\n".encode("cp1252"))
+    with pytest.raises(DataError, match="reads UTF-8 and Latin-1 text only"):
+        TransactionLog(path, {"io": {"encoding": "cp1252"}})
+    with TransactionLog(path, {"io": {"encoding": "latin-1"}}) as log:
+        result = log.audit()
+    assert result.customers["customer_id"].tolist() == ["Zoë"]
+
+
+def test_kth_smallest_is_exact_on_skewed_values_with_ties_and_a_tiny_fetch():
+    from segkit.engine import connect, kth_smallest
+
+    rng = np.random.default_rng(0)
+    values = np.concatenate([np.ones(3000), rng.lognormal(0, 2, 5000), [1e9, 1e-9], np.full(700, 2.5)])
+    con = connect()
+    con.register("v", pd.DataFrame({"x": values}))
+    ks = [0, 1, 3999, 4000, 5000, len(values) // 2, len(values) - 1]
+    got = kth_smallest(con, "v", "x", ks, fetch=20, buckets=16)
+    assert got == {k: float(np.sort(values)[k]) for k in ks}
