@@ -1683,7 +1683,7 @@ def rfm_with_info_from_files(
                (SELECT count(*) FROM (SELECT customer_id FROM o GROUP BY customer_id HAVING bool_and(after))) AS after_only,
                count(*) FILTER (WHERE NOT after AND amount > 0) AS purchases,
                count(*) FILTER (WHERE NOT after AND amount <= 0) AS non_purchases,
-               count(DISTINCT customer_id) FILTER (WHERE NOT after) AS customers,
+               (SELECT count(*) FROM (SELECT customer_id FROM o WHERE NOT after GROUP BY customer_id)) AS customers,
                min(order_date) FILTER (WHERE NOT after) AS start, max(order_date) FILTER (WHERE NOT after) AS end_,
                CAST(sum(amount) FILTER (WHERE NOT after) AS DOUBLE) AS net
         FROM o""", what, memory_limit, temp_directory).iloc[0]
