@@ -132,3 +132,21 @@ def shared_run(tmp_path_factory, key: str = "e2e-run") -> Path:
         (folder / "cli.json").write_text(json.dumps({"stdout": done.stdout, "stderr": done.stderr}))
 
     return locked_once(root, key, build) / "run"
+
+
+def run_sample_notebook(name: str, folder: Path) -> tuple[list, str]:
+    """Execute ``notebooks/<name>.ipynb`` alone with its defaults (the bundled sample) into
+    ``folder``; return its outputs and the text of their ``text/*`` data."""
+    import nbformat
+    import papermill as pm
+
+    from segkit.config import project_root
+
+    root = project_root()
+    out = folder / f"{name}.ipynb"
+    pm.execute_notebook(str(root / "notebooks" / f"{name}.ipynb"), str(out), kernel_name="segkit",
+                        cwd=str(root / "notebooks"), progress_bar=False)
+    nb = nbformat.read(out, as_version=4)
+    outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])]
+    text = "\n".join(str(v) for o in outputs for k, v in o.get("data", {}).items() if k.startswith("text/"))
+    return outputs, text

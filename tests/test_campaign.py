@@ -850,23 +850,16 @@ def test_lifts_per_latent_segment_recover_the_planted_uplift_of_the_generated_sh
 def test_the_notebook_runs_alone_on_the_sample_and_writes_campaign_results(tmp_path):
     import re
 
-    import nbformat
-    import papermill as pm
+    from run_helpers import run_sample_notebook
 
     from segkit.config import project_root
 
-    root = project_root()
-    out = tmp_path / "05_campaign_evaluation.ipynb"
-    pm.execute_notebook(str(root / "notebooks" / "05_campaign_evaluation.ipynb"), str(out), kernel_name="segkit",
-                        cwd=str(root / "notebooks"), progress_bar=False)
-    nb = nbformat.read(out, as_version=4)
-    outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])]
+    outputs, text = run_sample_notebook("05_campaign_evaluation", tmp_path)
     assert not [o for o in outputs if o.output_type == "error"]
-    text = "\n".join(str(v) for o in outputs for k, v in o.get("data", {}).items() if k.startswith("text/"))
     assert "Lift by segment dimension and metric" in text and "rfm_segment · Conversion rate" in text
     assert "What was analysed" in text and "Next email send" in text
     assert not re.search(r"\bC\d{6}\b", text)  # no raw sample id anywhere
-    results = pd.read_csv(root / "reports" / "interactive" / "05_campaign_evaluation" / "artifacts" / "campaign_results.csv")
+    results = pd.read_csv(project_root() / "reports" / "interactive" / "05_campaign_evaluation" / "artifacts" / "campaign_results.csv")
     assert set(results["campaign_id"]) == {"EM-20231125", "EM-20240522", "EM-20241117"}
     email = results[(results["arm"] == "email") & (results["segment"] == ALL_SEGMENTS)
                     & (results["metric"] == "conversion_rate")]

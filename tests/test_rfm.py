@@ -749,23 +749,16 @@ def test_producer_reports_a_bad_rfm_config_naming_the_users_file(tmp_path):
 def test_the_notebook_runs_alone_on_the_sample_and_shows_no_raw_customer_id(tmp_path):
     import re
 
-    import nbformat
-    import papermill as pm
+    from run_helpers import run_sample_notebook
 
     from segkit.config import project_root
 
-    root = project_root()
-    out = tmp_path / "02_rfm.ipynb"
-    pm.execute_notebook(str(root / "notebooks" / "02_rfm.ipynb"), str(out), kernel_name="segkit",
-                        cwd=str(root / "notebooks"), progress_bar=False)
-    nb = nbformat.read(out, as_version=4)
-    outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])]
+    outputs, text = run_sample_notebook("02_rfm", tmp_path)
     assert not [o for o in outputs if o.output_type == "error"]
-    text = "\n".join(str(v) for o in outputs for k, v in o.get("data", {}).items() if k.startswith("text/"))
     assert "Segment profiles" in text and "c-" in text        # the explorer, with pseudonymised ids
     assert not re.search(r"\bC\d{6}\b", text)                # no raw sample id anywhere
     assert "What was analysed" in text and "The top 20% of customers" in text
-    artifacts = root / "reports" / "interactive" / "02_rfm" / "artifacts"
+    artifacts = project_root() / "reports" / "interactive" / "02_rfm" / "artifacts"
     rfm = pd.read_parquet(artifacts / "rfm.parquet")
     assert rfm["rfm_segment"].notna().all() and rfm["customer_id"].is_unique
 
