@@ -19,6 +19,7 @@ Examples
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib
 import json
@@ -26,7 +27,7 @@ import os
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Iterator, Mapping
 
 import pandas as pd
 
@@ -40,6 +41,17 @@ NOTEBOOKS: tuple[str, ...] = (
     "04_lifecycle",
     "05_campaign_evaluation",
 )
+
+#: The notebooks whose artifacts each notebook reads. ``segkit run`` starts a notebook as soon as
+#: these have finished, so 03_clustering and 04_lifecycle can run side by side
+#: (``run.workers``); 05 reads the labels 02–04 wrote into ``customer_segments.csv``.
+UPSTREAM: dict[str, tuple[str, ...]] = {
+    "01_data_audit": (),
+    "02_rfm": ("01_data_audit",),
+    "03_clustering": ("01_data_audit", "02_rfm"),
+    "04_lifecycle": ("01_data_audit", "02_rfm"),
+    "05_campaign_evaluation": ("01_data_audit", "02_rfm", "03_clustering", "04_lifecycle"),
+}
 
 
 @dataclass(frozen=True)
@@ -129,6 +141,30 @@ def write_frame(path: Path, frame: pd.DataFrame) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+@contextlib.contextmanager
+def folder_lock(folder: Path) -> Iterator[None]:
+    """Exclusive lock between processes on an existing folder (``flock`` on the folder itself,
+    so no lock file is left behind). A no-op where ``fcntl`` does not exist (Windows), where
+    ``segkit run`` also runs one notebook at a time.
+
+    Examples
+    --------
+    >>> with folder_lock(Path(tempfile.mkdtemp())):
+    ...     pass
+    """
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows
+        yield
+        return
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing releases the lock
 
 
 def _json_default(obj: Any) -> Any:
@@ -261,12 +297,20 @@ class RunContext:
         ``columns`` has ``customer_id`` plus the new columns. Rows are the union of customers
         already in the file and in ``columns``; columns it brings replace same-named ones.
         The file is sorted by ``customer_id`` with a fixed column order, written atomically.
+        The read-modify-write holds a lock on ``artifacts/``, because notebooks that do not
+        depend on each other (03 and 04) run side by side and both add columns; the result does
+        not depend on which one writes first.
         """
         if "customer_id" not in columns.columns:
             raise ValueError("update_customer_segments needs a customer_id column")
         new = columns.copy()
         new["customer_id"] = new["customer_id"].astype("string")
         path = self.artifact_path("customer_segments")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with folder_lock(path.parent):
+            return self._merge_customer_segments(path, new)
+
+    def _merge_customer_segments(self, path: Path, new: pd.DataFrame) -> pd.DataFrame:
         if path.exists():
             old = pd.read_csv(path, dtype={"customer_id": "string"})
             old = old.drop(columns=[c for c in new.columns if c != "customer_id" and c in old.columns])

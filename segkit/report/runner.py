@@ -49,7 +49,9 @@ import os
 import re
 import shutil
 import sys
+import signal
 import tempfile
+import threading
 import time
 from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
@@ -61,10 +63,11 @@ import yaml
 
 from segkit.config import bundled_sample_config, load_config, project_root, resolve_path
 from segkit.errors import ConfigError, DataError, SegkitError
-from segkit.pipeline import ARTIFACTS, CUSTOMER_SEGMENTS, NOTEBOOKS, atomic_write_text, dumps_json
+from segkit.pipeline import ARTIFACTS, CUSTOMER_SEGMENTS, NOTEBOOKS, UPSTREAM, atomic_write_text, dumps_json
 from segkit.privacy import SALT_ENV, salt_for
 from segkit.report.export import Failure, ReportExporter, redact_raw_ids, validate_offline_html
 from segkit.report.index import render_index
+from segkit.report.kernels import NotebookJob, imported_modules
 from segkit.report.runinfo import file_info, input_files, library_versions, notebook_timings
 
 TABLES: tuple[str, ...] = ("transactions", "customers", "campaign")
@@ -74,6 +77,14 @@ KERNEL_NAME = "segkit"
 CORE_PARAMETERS: tuple[str, ...] = ("run_dir", "config_path", "as_of", "seed")
 #: Kernel start-up can be slow on a loaded machine; this is a safety net, not a performance bound.
 KERNEL_START_TIMEOUT = 300
+KERNEL_ARGUMENTS: tuple[str, ...] = ("--IPKernelApp.log_level=CRITICAL",)
+#: Seconds a running notebook gets to stop after Ctrl-C before its kernel is killed.
+INTERRUPT_GRACE = 20
+
+
+def interrupted_failure(name: str) -> Failure:
+    """The failure recorded for a notebook stopped by Ctrl-C."""
+    return Failure(name, -1, None, "interrupted", "KeyboardInterrupt", "Interrupted by the user.")
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 
 
@@ -441,7 +452,10 @@ def register_engine() -> str:
                 startup_timeout=start_timeout, kernel_name=kernel_name, log=logging.getLogger("papermill"),
                 log_output=log_output, stdout_file=stdout_file, stderr_file=stderr_file,
             )
-            return SegkitNotebookClient(nb_man, **final_kwargs).execute()
+            client = SegkitNotebookClient(nb_man, **final_kwargs)
+            # A kernel started ahead (segkit.report.kernels) is not owned by nbclient, which
+            # would leave it running; shut it down when the notebook is done, as for its own.
+            return client.execute(cleanup_kc=True) if final_kwargs.get("km") is not None else client.execute()
 
     SegkitNotebookClient.output_widget_class = LocalOutputWidget  # for tests
     SegkitEngine.client_class = SegkitNotebookClient
@@ -517,6 +531,7 @@ class _Run:
         self.records: list[NotebookRecord] = []
         self.warnings: list[str] = []
         self._ids_cache: tuple[tuple, list] | None = None
+        self._export_lock = threading.RLock()
 
     # ---------------------------------------------------------------- setup
     def prepare(self) -> None:
@@ -594,6 +609,10 @@ class _Run:
         return self._ids_cache[1]
 
     def export(self, name: str, nb: nbformat.NotebookNode, record: NotebookRecord, failure: Failure | None) -> None:
+        with self._export_lock:  # notebooks running side by side export from their own threads
+            self._export(name, nb, record, failure)
+
+    def _export(self, name: str, nb: nbformat.NotebookNode, record: NotebookRecord, failure: Failure | None) -> None:
         summary = None
         summary_path = self.build / "summaries" / f"{name}.json"  # stale copies were removed before running
         if summary_path.exists():
@@ -610,7 +629,10 @@ class _Run:
                 f"{name}.html showed {result.redacted_ids} raw customer id(s) outside shareable tables; they were "
                 "replaced by pseudonyms in the HTML. Display tables through shareable() in the notebook.")
 
-    def execute(self, name: str, kernel: str) -> tuple[NotebookRecord, Failure | None, str]:
+    def execute(self, name: str, kernel: str, km: Any = None) -> tuple[NotebookRecord, Failure | None, str]:
+        """Run one notebook with papermill (in ``km``, a kernel started ahead, when given) and
+        export its HTML. A KeyboardInterrupt is returned as a record with status
+        ``interrupted`` (its HTML shows what ran, with a banner)."""
         import papermill
 
         source = self.notebooks_dir / f"{name}.ipynb"
@@ -621,24 +643,22 @@ class _Run:
         record = NotebookRecord(name, "ok", ipynb=target.name,
                                 parameters={k: v for k, v in params.items() if k not in ("run_dir", "config_path")})
         failure, tb = None, ""
+        where = {"km": km} if km is not None else {"cwd": str(self.build)}
         try:
             papermill.execute_notebook(
                 str(source), str(target), parameters=params, kernel_name=kernel, engine_name=register_engine(),
-                progress_bar=False,
-                cwd=str(self.build), start_timeout=KERNEL_START_TIMEOUT,
+                progress_bar=False, start_timeout=KERNEL_START_TIMEOUT,
                 # A safety net against a hung cell (a hang would otherwise block the run forever);
                 # not a performance bound. run.cell_timeout seconds, null = no limit.
                 execution_timeout=self.cfg["run"].get("cell_timeout"),
-                extra_arguments=["--IPKernelApp.log_level=CRITICAL"],
+                extra_arguments=list(KERNEL_ARGUMENTS), **where,
             )
         except KeyboardInterrupt:
             record.status = "interrupted"
-            self.records.append(record)
             if target.exists():  # keep what ran, with a banner saying it was cut short
                 with contextlib.suppress(Exception):
-                    self.export(name, nbformat.read(target, as_version=4), record,
-                                Failure(name, -1, None, "interrupted", "KeyboardInterrupt", "Interrupted by the user."))
-            raise
+                    self.export(name, nbformat.read(target, as_version=4), record, interrupted_failure(name))
+            return record, interrupted_failure(name), ""
         except Exception as exc:  # noqa: BLE001 - every failure is reported with its notebook
             failure, tb = _failure_from(exc, name)
             failure = Failure(**{**failure.__dict__, "evalue": self._user_paths(failure.evalue)})
@@ -670,56 +690,192 @@ class _Run:
     # ---------------------------------------------------------------- whole run
     def run(self) -> RunResult:
         self.prepare()
-        previous = self.previous_records()
         self.echo(f"segkit run: {len(self.selected)} notebook(s) → {self.out}")
-        failure: Failure | None = None
-        tb = ""
-        status = "ok"
-        rerun_upstream = False
         try:
             with kernel_environment(salt=salt_for(self.cfg)) as kernel, quiet_papermill():
-                for i, name in enumerate(self.pipeline, 1):
-                    if failure is not None:
-                        self.records.append(NotebookRecord(name, "not run", "Not run: an earlier notebook failed."))
-                        continue
-                    if name not in self.selected:
-                        self.records.append(self._not_selected(name, previous.get(name), rerun_upstream))
-                        continue
-                    reason = self.skip_reason(name)
-                    if reason:
-                        self._drop_outputs(name)
-                        self.records.append(NotebookRecord(name, "skipped", reason))
-                        self.echo(f"  [{i}/{len(self.pipeline)}] {name:<24} skipped  {reason}")
-                        continue
-                    started = time.perf_counter()
-                    record, failure, tb = self.execute(name, kernel)
-                    self.records.append(record)
-                    rerun_upstream = True
-                    self.echo(f"  [{i}/{len(self.pipeline)}] {name:<24} {record.status:<8} "
-                              f"{time.perf_counter() - started:6.1f} s")
-        except KeyboardInterrupt:
-            status = "interrupted"
-            done = {r.name for r in self.records}
-            self.records += [NotebookRecord(n, "not run", "Not run: the run was interrupted.")
-                             for n in self.pipeline if n not in done]
-            self._finish(status, "Interrupted by the user (Ctrl-C).")
-            raise RunInterrupted(self.out, self.failed_dir) from None
+                failure, tb, interrupted = self._run_notebooks(kernel, self.previous_records())
         except BaseException:
             shutil.rmtree(self.build, ignore_errors=True)
             raise
+        if interrupted:
+            self._finish("interrupted", "Interrupted by the user (Ctrl-C).")
+            raise RunInterrupted(self.out, self.failed_dir)
         for warning in self.warnings:
             self.echo(f"  ⚠ {warning}")
         if failure is not None:
-            status = "failed"
-            self._finish(status, failure.describe())
+            self._finish("failed", failure.describe())
             message = self._failure_message(failure)
             raise NotebookFailedError(message, failure, self.failed_dir,
                                       is_bug=failure.ename not in _segkit_error_names(), traceback=tb)
-        record = self._finish(status, None)
+        record = self._finish("ok", None)
         self.echo(f"Reports: {self.out / 'index.html'}")
         return RunResult(self.out, record)
 
-    def _not_selected(self, name: str, previous: dict | None, stale: bool) -> NotebookRecord:
+    # ---------------------------------------------------------------- scheduling
+    def _upstream(self, name: str, planned: Sequence[str]) -> list[str]:
+        """Planned notebooks ``name`` must wait for: its :data:`UPSTREAM` entry, or every earlier
+        notebook for a notebook segkit does not know (a custom pipeline runs in order)."""
+        earlier = planned[:planned.index(name)]
+        known = UPSTREAM.get(name)
+        return list(earlier) if known is None else [n for n in earlier if n in known]
+
+    def workers(self) -> int:
+        """Notebooks run at once (``run.workers``): ``auto`` = 2 on a machine with 2+ cores,
+        else 1. With the out-of-core engine (large inputs), one at a time: memory is the limit.
+
+        Raises
+        ------
+        ConfigError
+            A value that is not ``auto`` or a whole number ≥ 1.
+        """
+        value = self.cfg["run"].get("workers", "auto")
+        if value in (None, "auto"):
+            n = 2 if (os.cpu_count() or 1) >= 2 else 1
+        elif isinstance(value, int) and not isinstance(value, bool) and value >= 1:
+            n = value
+        else:
+            raise ConfigError(f"run.workers = {value!r} is not valid; use auto or a whole number ≥ 1 "
+                              "(notebooks run at once).")
+        try:
+            import fcntl  # noqa: F401 - customer_segments.csv updates need its lock to run side by side
+        except ImportError:  # pragma: no cover - Windows
+            return 1
+        audit_path = self.build / "artifacts" / ARTIFACTS["audit_summary"].filename
+        if n > 1 and audit_path.exists():
+            with contextlib.suppress(ValueError, OSError):
+                if json.loads(audit_path.read_text()).get("engine") == "duckdb":
+                    n = 1
+        return n
+
+    def _job(self, name: str, kernel: str) -> NotebookJob:
+        source = self.notebooks_dir / f"{name}.ipynb"
+        return NotebookJob(name, lambda km: self.execute(name, kernel, km), kernel, self.build,
+                           modules=imported_modules(source), extra_arguments=KERNEL_ARGUMENTS,
+                           startup_timeout=KERNEL_START_TIMEOUT)
+
+    def _run_notebooks(self, kernel: str, previous: Mapping[str, dict]) -> tuple[Failure | None, str, bool]:
+        """Run the selected notebooks, each as soon as its upstream notebooks have finished, at
+        most :meth:`workers` at once, with the next notebooks' kernels started ahead
+        (:class:`~segkit.report.kernels.NotebookJob`). Fills ``self.records`` in pipeline order.
+
+        Returns the first failure in pipeline order (None if none), its traceback, and whether
+        the run was interrupted.
+        """
+        records: dict[str, NotebookRecord] = {}
+        planned: list[str] = []
+        for name in self.pipeline:
+            if name not in self.selected:
+                records[name] = self._not_selected(name, previous.get(name), stale=bool(planned))
+            elif reason := self.skip_reason(name):
+                self._drop_outputs(name)
+                records[name] = NotebookRecord(name, "skipped", reason)
+                self.echo(f"  [{self.pipeline.index(name) + 1}/{len(self.pipeline)}] {name:<24} skipped  {reason}")
+            else:
+                planned.append(name)
+        jobs: dict[str, NotebookJob] = {}
+        pending = list(planned)
+        results: dict[str, tuple[NotebookRecord, Failure | None, str]] = {}
+        stop = interrupted = False
+        try:
+            while True:
+                running = [n for n in jobs if n not in results and jobs[n].started_at is not None]
+                if not stop:
+                    workers = self.workers()
+                    for name in list(pending):
+                        if len(running) >= workers:
+                            break
+                        if all(u in results for u in self._upstream(name, planned)):
+                            if name not in jobs:
+                                jobs[name] = self._job(name, kernel)
+                            pending.remove(name)
+                            jobs[name].start()
+                            running.append(name)
+                    warm = [n for n in pending if n in jobs]
+                    for name in pending:  # start the next kernels ahead: one more than run at once
+                        if len(running) + len(warm) > workers:
+                            break
+                        if name not in jobs:
+                            jobs[name] = self._job(name, kernel)
+                            warm.append(name)
+                if not running:
+                    break
+                done = self._wait_any([jobs[n] for n in running])
+                for job in done:
+                    record, failure, tb = self._job_result(job)
+                    results[job.name] = (record, failure, tb)
+                    if record.status == "interrupted":
+                        interrupted = stop = True
+                    elif failure is not None:
+                        stop = True
+                    self.echo(f"  [{self.pipeline.index(job.name) + 1}/{len(self.pipeline)}] {job.name:<24} "
+                              f"{record.status:<8} {time.perf_counter() - job.started_at:6.1f} s")
+        except KeyboardInterrupt:
+            interrupted = True
+            self._interrupt(jobs, results)
+        finally:
+            for name, job in jobs.items():
+                if job.started_at is None:
+                    job.cancel()
+        if interrupted:  # a notebook stopped by Ctrl-C shows as interrupted, not failed
+            for record, _, _ in results.values():
+                if record.status == "failed" and (record.error or {}).get("ename") == "KeyboardInterrupt":
+                    record.status = "interrupted"
+        ran = {name: res[0] for name, res in results.items()}
+        failed_at = next((n for n in planned if n in ran and ran[n].status == "failed"), None)
+        stopped_at = next((n for n in planned if n in ran and ran[n].status in ("failed", "interrupted")), None)
+        why = "Not run: the run was interrupted." if interrupted else "Not run: an earlier notebook failed."
+        cut = self.pipeline.index(stopped_at) if stopped_at else len(self.pipeline)
+        for i, name in enumerate(self.pipeline):
+            if name in ran:
+                records[name] = ran[name]
+            elif name in planned or i > cut:
+                records[name] = NotebookRecord(name, "not run", why)
+        self.records = [records[n] for n in self.pipeline]
+        if failed_at is None:
+            return None, "", interrupted
+        _, failure, tb = results[failed_at]
+        return failure, tb, interrupted
+
+    @staticmethod
+    def _wait_any(jobs: Sequence[NotebookJob]) -> list[NotebookJob]:
+        """Wait until one of ``jobs`` is done (short sleeps, so that Ctrl-C is seen at once)."""
+        while True:
+            done = [j for j in jobs if j.done.is_set()]
+            if done:
+                return done
+            jobs[0].done.wait(0.05)
+
+    def _job_result(self, job: NotebookJob) -> tuple[NotebookRecord, Failure | None, str]:
+        if job.error is not None:
+            if isinstance(job.error, KeyboardInterrupt):
+                return NotebookRecord(job.name, "interrupted"), interrupted_failure(job.name), ""
+            raise job.error
+        return job.result
+
+    def _interrupt(self, jobs: Mapping[str, NotebookJob], results: dict) -> None:
+        """Ctrl-C: interrupt the running notebooks' kernels, let them save what ran, and collect
+        their records (a second Ctrl-C, or no reaction within :data:`INTERRUPT_GRACE` seconds,
+        kills the kernels)."""
+        running = [j for n, j in jobs.items() if n not in results and j.started_at is not None]
+        for job in running:
+            job.signal_kernel(signal.SIGINT)
+        deadline = time.monotonic() + INTERRUPT_GRACE
+        try:
+            while any(not j.done.is_set() for j in running) and time.monotonic() < deadline:
+                time.sleep(0.05)
+        except KeyboardInterrupt:
+            pass
+        for job in running:
+            if not job.done.is_set():
+                job.signal_kernel(signal.SIGKILL)
+                job.done.wait(10)
+            if job.done.is_set() and job.name not in results:
+                with contextlib.suppress(BaseException):
+                    results[job.name] = self._job_result(job)
+            if job.name not in results:
+                results[job.name] = (NotebookRecord(job.name, "interrupted"), interrupted_failure(job.name), "")
+
+    def _not_selected(self, name: str, previous: dict | None, *, stale: bool) -> NotebookRecord:
         if (self.build / f"{name}.html").exists():
             note = "Reused from the previous run in this folder (not re-run)."
             if stale:
