@@ -69,7 +69,9 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=RUN_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     run.add_argument("--config", type=Path, metavar="FILE", help="YAML config (column maps, segment rules, data paths)")
-    run.add_argument("--transactions", type=Path, metavar="FILE", help="transactions file (CSV/Parquet/Excel)")
+    run.add_argument("--transactions", type=Path, metavar="FILE",
+                     help="transactions file (CSV/Parquet/Excel), or a folder or a quoted glob of CSV/Parquet "
+                          "files (e.g. 'exports/2024-*.parquet'; large logs are read out-of-core)")
     run.add_argument("--customers", type=Path, metavar="FILE", help="customers file (optional)")
     run.add_argument("--campaign", type=Path, metavar="FILE", help="campaign results file (optional)")
     run.add_argument("--as-of", metavar="YYYY-MM-DD", help="analysis date (default: config, else the day after the last order)")

@@ -138,3 +138,26 @@ def test_ctrl_c_exits_with_130(monkeypatch, capsys):
     monkeypatch.setattr("segkit.report.runner.run_pipeline", interrupted)
     assert main(["run"]) == EXIT_INTERRUPTED
     assert "interrupted" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("with_config", [False, True])
+def test_a_missing_column_says_where_to_map_it(tmp_path, capsys, with_config):
+    """The real audit notebook on a file whose date column is called OrderDate: the message names
+    the file, the column, the close match, and the config file to edit — the user's own, or (with
+    flags only) how to give one; never the run's generated config.yml."""
+    from segkit.config import project_root
+
+    orders = tmp_path / "orders.csv"
+    orders.write_text((project_root() / "data" / "sample" / "transactions.csv").read_text()
+                      .replace("order_date", "OrderDate", 1))
+    args = ["run", "--transactions", str(orders), "--out", str(tmp_path / "run"), "--only", "data_audit"]
+    if with_config:
+        (tmp_path / "shop.yml").write_text(f"data: {{transactions: {orders}, customers: null, campaign: null}}\n")
+        args = ["run", "--config", str(tmp_path / "shop.yml"), "--out", str(tmp_path / "run"), "--only", "data_audit"]
+    assert main(args) == EXIT_NOTEBOOK
+    err = capsys.readouterr().err
+    assert f"{orders}: required column 'order_date' is missing" in err
+    assert "order_date → 'OrderDate'" in err
+    where = f"(in {tmp_path / 'shop.yml'})" if with_config else "(in a config file passed with --config)"
+    assert f"Map it in the config {where}: set columns.transactions.order_date" in err
+    assert "(in config.yml)" not in err

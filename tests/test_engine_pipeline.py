@@ -62,3 +62,59 @@ def test_the_producer_chain_gives_the_same_customer_segments_with_either_engine(
     assert_frame_equal(results, pd.read_csv(pandas_run / "campaign_results.csv"))
     retention = results[results["metric"] == "retention_rate"]
     assert len(retention) and retention["value"].notna().any()
+
+
+# ------------------------------------------------------------------ segkit run on a split transaction log
+def _split_log(shop_folder, folder):
+    """The shop's transactions as one Parquet file per year (a monthly-export style folder)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    lines = pd.read_csv(shop_folder / "transactions.csv", dtype=str)  # one schema in every part
+    years = pd.to_datetime(lines["order_date"]).dt.year
+    for year, part in lines.groupby(years):
+        part.to_parquet(folder / f"orders-{year}.parquet", index=False)
+    return folder
+
+
+@pytest.mark.parametrize("form", ["folder", "glob"])
+def test_segkit_run_takes_a_folder_or_glob_of_transaction_files(shop_folder, tmp_path, form):
+    from segkit.report import RunOptions, run_pipeline
+
+    parts = _split_log(shop_folder, tmp_path / "parts")
+    given = parts if form == "folder" else parts / "orders-*.parquet"
+    result = run_pipeline(RunOptions(transactions=given, customers=shop_folder / "customers.csv",
+                                     out=tmp_path / "run", only=["data_audit", "rfm"]), echo=lambda _: None)
+    record = json.loads((result.out / "run.json").read_text())
+    info = record["inputs"]["transactions"]
+    assert info["path"] == str(given.resolve() if form == "folder" else given)
+    assert [p["path"] for p in info["files"]] == sorted(str(p) for p in parts.glob("*.parquet"))
+    assert info["size"] == sum(p.stat().st_size for p in parts.glob("*.parquet"))
+    audit = json.loads((result.out / "artifacts" / "audit_summary.json").read_text())
+    assert audit["engine"] == "duckdb"  # a split log is read out-of-core
+    # the same customers and RFM values as from the single CSV file
+    whole = tmp_path / "whole"
+    for notebook, producer in PRODUCERS[:2]:
+        producer(open_run(notebook, run_dir=whole, config_path=_config_for(shop_folder, tmp_path)))
+    cols = ["customer_id", "recency_days", "frequency", "monetary_total", "rfm_segment"]
+    split = pd.read_csv(result.out / "artifacts" / "customer_segments.csv")[cols]
+    single = pd.read_csv(whole / "artifacts" / "customer_segments.csv")[cols]
+    assert_frame_equal(split, single)
+
+
+def _config_for(shop_folder, tmp_path):
+    path = tmp_path / "single.yml"
+    path.write_text(f"data:\n  transactions: {shop_folder / 'transactions.csv'}\n"
+                    f"  customers: {shop_folder / 'customers.csv'}\n  campaign: null\n")
+    return path
+
+
+def test_a_glob_matching_nothing_or_a_folder_for_customers_stops_before_any_notebook(shop_folder, tmp_path):
+    from segkit.errors import DataError
+    from segkit.report import RunOptions, effective_config
+
+    with pytest.raises(DataError, match=r"transactions input \(from --transactions\).*no file matches"):
+        effective_config(RunOptions(transactions=tmp_path / "nothing-*.parquet"))
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(DataError, match="holds no .parquet or .csv files"):
+        effective_config(RunOptions(transactions=tmp_path / "empty"))
+    with pytest.raises(DataError, match="only the transactions may be a folder"):
+        effective_config(RunOptions(transactions=shop_folder / "transactions.csv", customers=tmp_path / "empty"))

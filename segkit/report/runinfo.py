@@ -97,12 +97,37 @@ def notebook_timings(nb: nbformat.NotebookNode, html_export: float | None = None
     }
 
 
+def input_info(source: str | Path) -> dict[str, Any]:
+    """:func:`file_info` of one input; for a transaction log split into files (a folder or a
+    glob) the given ``path``, the total ``size``, one entry per file under ``files``, and a
+    ``sha256`` over the files' names and hashes (it changes when any file is added, removed,
+    renamed or edited).
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> d = Path(tempfile.mkdtemp()); _ = (d / "a.csv").write_text("x\\n1\\n"); _ = (d / "b.csv").write_text("x\\n2\\n")
+    >>> info = input_info(d)
+    >>> info["size"], [Path(f["path"]).name for f in info["files"]], len(info["sha256"])
+    (8, ['a.csv', 'b.csv'], 64)
+    """
+    path = Path(source)
+    if not (path.is_dir() or any(ch in str(path) for ch in "*?[")):
+        return file_info(path)
+    from segkit.engine import input_files as log_files
+
+    files = [file_info(Path(f)) for f in log_files(path)[0]]
+    manifest = "".join(f"{Path(f['path']).name}  {f['sha256']}\n" for f in files)
+    return {"path": str(path), "size": sum(f["size"] for f in files),
+            "sha256": hashlib.sha256(manifest.encode()).hexdigest(), "files": files}
+
+
 def input_files(data: Mapping[str, Any]) -> dict[str, dict[str, Any] | None]:
-    """:func:`file_info` of each input table of the effective config (None when absent).
+    """:func:`input_info` of each input table of the effective config (None when absent).
 
     Examples
     --------
     >>> input_files({"transactions": None})
     {'transactions': None}
     """
-    return {table: (file_info(Path(p)) if p else None) for table, p in data.items()}
+    return {table: (input_info(p) if p else None) for table, p in data.items()}

@@ -289,11 +289,22 @@ def _checked_input(cfg: Mapping, table: str, flags: Mapping[str, Any], base: Pat
     if path is None:
         return None
     origin = f"--{table}" if table in flags else f"data.{table} in {base or 'the defaults'}"
+    if table == "transactions" and (path.is_dir() or any(ch in str(path) for ch in "*?[")):
+        # A transaction log split into files (a folder or a glob): read out-of-core by
+        # segkit.engine; checked here with the same rule, so a wrong path stops before any notebook.
+        from segkit.engine import input_files as log_files
+
+        try:
+            log_files(path)
+        except DataError as exc:
+            raise DataError(f"The transactions input (from {origin}): {exc}") from None
+        return str(path.resolve()) if path.is_dir() else str(path)
     if not path.exists():
         raise DataError(f"The {table} file {path} (from {origin}) does not exist. Check the path and spelling, "
                         f"or leave {table} out if you do not have it.")
     if not path.is_file():
-        raise DataError(f"The {table} input {path} (from {origin}) is a folder, not a file. Give the file itself.")
+        raise DataError(f"The {table} input {path} (from {origin}) is a folder, not a file. Give the file itself "
+                        "(only the transactions may be a folder or a glob of files).")
     return str(path.resolve())
 
 
@@ -684,7 +695,11 @@ class _Run:
         The effective config becomes the user's ``--config`` file (that is what to edit); any
         other build path becomes ``--out`` (e.g. in "run 01_data_audit first … --out DIR").
         """
-        config = self.cfg.get("_source") or str(self.failed_dir / "config.yml")
+        source = self.cfg.get("_source")
+        config = source or str(self.failed_dir / "config.yml")
+        # segkit.io names the config file it read ("in config.yml"): that is the run's generated
+        # one, which the user does not edit; name theirs, or say how to give one.
+        text = text.replace("(in config.yml)", f"(in {source})" if source else "(in a config file passed with --config)")
         return text.replace(str(self.build / "config.yml"), config).replace(str(self.build), str(self.out))
 
     # ---------------------------------------------------------------- whole run
@@ -763,20 +778,31 @@ class _Run:
         """
         records: dict[str, NotebookRecord] = {}
         planned: list[str] = []
+        skipped: list[str] = []  # echoed once the notebooks before them have finished
         for name in self.pipeline:
             if name not in self.selected:
                 records[name] = self._not_selected(name, previous.get(name), stale=bool(planned))
             elif reason := self.skip_reason(name):
                 self._drop_outputs(name)
                 records[name] = NotebookRecord(name, "skipped", reason)
-                self.echo(f"  [{self.pipeline.index(name) + 1}/{len(self.pipeline)}] {name:<24} skipped  {reason}")
+                skipped.append(name)
             else:
                 planned.append(name)
+
+        def echo_skips(final: bool = False) -> None:
+            for name in list(skipped):
+                before = [n for n in planned if self.pipeline.index(n) < self.pipeline.index(name)]
+                if final or all(n in results for n in before):
+                    skipped.remove(name)
+                    self.echo(f"  [{self.pipeline.index(name) + 1}/{len(self.pipeline)}] {name:<24} skipped  "
+                              f"{records[name].reason}")
+
         jobs: dict[str, NotebookJob] = {}
         pending = list(planned)
         results: dict[str, tuple[NotebookRecord, Failure | None, str]] = {}
         stop = interrupted = False
         try:
+            echo_skips()
             while True:
                 running = [n for n in jobs if n not in results and jobs[n].started_at is not None]
                 if not stop:
@@ -809,6 +835,9 @@ class _Run:
                         stop = True
                     self.echo(f"  [{self.pipeline.index(job.name) + 1}/{len(self.pipeline)}] {job.name:<24} "
                               f"{record.status:<8} {time.perf_counter() - job.started_at:6.1f} s")
+                echo_skips()
+            if not stop:
+                echo_skips(final=True)
         except KeyboardInterrupt:
             interrupted = True
             self._interrupt(jobs, results)
