@@ -78,7 +78,12 @@ def test_every_notebook_waits_for_the_notebooks_whose_artifacts_it_reads():
 
 @pytest.mark.parametrize("workers", [2, 1])
 def test_clustering_and_lifecycle_run_side_by_side_only_with_two_workers(tmp_path, workers):
-    notebooks = _pipeline(tmp_path / "nb", {"03_clustering": "time.sleep(3)", "04_lifecycle": "time.sleep(3)"})
+    # each waits (up to 15 s) for the other to have started: side by side they overlap for sure
+    wait = ("deadline = time.time() + 15\n"
+            "while not Path(ctx.run_dir, 'pids', {other!r}).exists() and time.time() < deadline:\n"
+            "    time.sleep(0.1)\ntime.sleep(0.5)")
+    notebooks = _pipeline(tmp_path / "nb", {"03_clustering": wait.format(other="04_lifecycle"),
+                                            "04_lifecycle": wait.format(other="03_clustering")})
     result = run_pipeline(RunOptions(config=_config(tmp_path, workers), out=tmp_path / "run"),
                           notebooks_dir=notebooks, echo=lambda _: None)
     s = _stamps(result.out)

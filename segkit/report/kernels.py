@@ -103,7 +103,11 @@ class NotebookJob:
     work : callable
         ``work(km)`` runs the notebook in the started kernel manager (``None`` when the kernel
         could not be started ahead: papermill then starts one itself and reports why it fails).
-        Its return value becomes :attr:`result`, an exception :attr:`error`.
+        Its return value becomes :attr:`outcome` (and :attr:`executed` is set: the notebook's
+        artifacts are written, notebooks downstream may start), an exception :attr:`error`.
+    finish : callable, optional
+        ``finish(outcome)`` runs next in the same thread (the HTML export); its return value
+        becomes :attr:`result` (default: the outcome). :attr:`done` is set after it.
     kernel_name : str
         Kernelspec.
     cwd : Path
@@ -118,19 +122,23 @@ class NotebookJob:
 
     def __init__(self, name: str, work: Callable[[Any], Any], kernel_name: str, cwd: Path,
                  modules: Sequence[str] = (), extra_arguments: Sequence[str] = (),
-                 startup_timeout: float = 300):
+                 startup_timeout: float = 300, finish: Callable[[Any], Any] | None = None):
         self.name = name
         self.work = work
+        self.finish = finish
         self.kernel_name = kernel_name
         self.cwd = Path(cwd)
         self.modules = list(modules)
         self.extra_arguments = list(extra_arguments)
         self.startup_timeout = startup_timeout
         self.km: Any = None
+        self.outcome: Any = None
         self.result: Any = None
         self.error: BaseException | None = None
         self.started_at: float | None = None
-        self.done = threading.Event()
+        self.ready = threading.Event()     # kernel started and preloaded (or failed to start)
+        self.executed = threading.Event()  # the notebook ran (outcome or error is set)
+        self.done = threading.Event()      # and finish() too
         self._go = threading.Event()
         self._cancelled = False
         self._thread = threading.Thread(target=self._main, name=f"segkit-{name}", daemon=True)
@@ -173,16 +181,21 @@ class NotebookJob:
             self.km = loop.run_until_complete(self._start_kernel())
         except Exception:  # noqa: BLE001 - papermill starts its own kernel and reports the problem
             self.km = None
+        self.ready.set()
         self._go.wait()
         try:
             if not self._cancelled:
-                self.result = self.work(self.km)
+                self.outcome = self.result = self.work(self.km)
+                self.executed.set()
+                if self.finish is not None:
+                    self.result = self.finish(self.outcome)
         except BaseException as exc:  # noqa: BLE001 - handed to the scheduling thread
             self.error = exc
         finally:
             if self.km is not None:  # normally already shut down by nbclient
                 with contextlib.suppress(Exception):
                     loop.run_until_complete(self._shutdown(self.km))
+            self.executed.set()
             self.done.set()
 
     async def _start_kernel(self) -> Any:

@@ -641,9 +641,15 @@ class _Run:
                 "replaced by pseudonyms in the HTML. Display tables through shareable() in the notebook.")
 
     def execute(self, name: str, kernel: str, km: Any = None) -> tuple[NotebookRecord, Failure | None, str]:
-        """Run one notebook with papermill (in ``km``, a kernel started ahead, when given) and
-        export its HTML. A KeyboardInterrupt is returned as a record with status
-        ``interrupted`` (its HTML shows what ran, with a banner)."""
+        """Run one notebook (:meth:`run_notebook`) and export its HTML (:meth:`finish_notebook`)."""
+        return self.finish_notebook(name, self.run_notebook(name, kernel, km))
+
+    def run_notebook(self, name: str, kernel: str, km: Any = None) -> tuple[NotebookRecord, Failure | None, str]:
+        """Run one notebook with papermill, in ``km`` (a kernel started ahead) when given.
+
+        Returns its record, its failure (None when it succeeded) and the kernel's traceback. A
+        KeyboardInterrupt is returned as a record with status ``interrupted``.
+        """
         import papermill
 
         source = self.notebooks_dir / f"{name}.ipynb"
@@ -653,7 +659,6 @@ class _Run:
         params = self.parameters_for(name)
         record = NotebookRecord(name, "ok", ipynb=target.name,
                                 parameters={k: v for k, v in params.items() if k not in ("run_dir", "config_path")})
-        failure, tb = None, ""
         where = {"km": km} if km is not None else {"cwd": str(self.build)}
         try:
             papermill.execute_notebook(
@@ -666,9 +671,6 @@ class _Run:
             )
         except KeyboardInterrupt:
             record.status = "interrupted"
-            if target.exists():  # keep what ran, with a banner saying it was cut short
-                with contextlib.suppress(Exception):
-                    self.export(name, nbformat.read(target, as_version=4), record, interrupted_failure(name))
             return record, interrupted_failure(name), ""
         except Exception as exc:  # noqa: BLE001 - every failure is reported with its notebook
             failure, tb = _failure_from(exc, name)
@@ -677,16 +679,30 @@ class _Run:
             record.error = {"cell_index": failure.cell_index, "exec_count": failure.exec_count,
                             "cell": failure.first_line, "line": failure.raising_line,
                             "ename": failure.ename, "evalue": failure.evalue}
-        if target.exists():
-            nb = nbformat.read(target, as_version=4)
-            try:
-                self.export(name, nb, record, failure)
-            except SegkitError as exc:  # e.g. OfflineHTMLError: the notebook's content is at fault
-                if failure is None:
-                    failure = Failure(name, -1, None, "(HTML export of the executed notebook)",
-                                      type(exc).__name__, str(exc))
-                    record.status = "failed"
-                    record.error = {"cell": failure.first_line, "ename": failure.ename, "evalue": failure.evalue}
+            return record, failure, tb
+        return record, None, ""
+
+    def finish_notebook(self, name: str, outcome: tuple[NotebookRecord, Failure | None, str]
+                        ) -> tuple[NotebookRecord, Failure | None, str]:
+        """Export the executed notebook's HTML (with a banner when it failed or was interrupted).
+
+        An export that refuses the notebook's content (e.g. a web image) fails the notebook.
+        """
+        record, failure, tb = outcome
+        target = self.build / f"{name}.ipynb"
+        if not target.exists():
+            return record, failure, tb
+        try:
+            self.export(name, nbformat.read(target, as_version=4), record, failure)
+        except SegkitError as exc:  # e.g. OfflineHTMLError: the notebook's content is at fault
+            if failure is None:
+                failure = Failure(name, -1, None, "(HTML export of the executed notebook)",
+                                  type(exc).__name__, str(exc))
+                record.status = "failed"
+                record.error = {"cell": failure.first_line, "ename": failure.ename, "evalue": failure.evalue}
+        except Exception:  # noqa: BLE001 - an interrupted notebook's partial HTML is a courtesy
+            if record.status != "interrupted":
+                raise
         return record, failure, tb
 
     def _user_paths(self, text: str) -> str:
@@ -764,9 +780,10 @@ class _Run:
 
     def _job(self, name: str, kernel: str) -> NotebookJob:
         source = self.notebooks_dir / f"{name}.ipynb"
-        return NotebookJob(name, lambda km: self.execute(name, kernel, km), kernel, self.build,
+        return NotebookJob(name, lambda km: self.run_notebook(name, kernel, km), kernel, self.build,
                            modules=imported_modules(source), extra_arguments=KERNEL_ARGUMENTS,
-                           startup_timeout=KERNEL_START_TIMEOUT)
+                           startup_timeout=KERNEL_START_TIMEOUT,
+                           finish=lambda outcome: self.finish_notebook(name, outcome))
 
     def _run_notebooks(self, kernel: str, previous: Mapping[str, dict]) -> tuple[Failure | None, str, bool]:
         """Run the selected notebooks, each as soon as its upstream notebooks have finished, at
@@ -799,43 +816,56 @@ class _Run:
 
         jobs: dict[str, NotebookJob] = {}
         pending = list(planned)
+        executed: set[str] = set()  # ran without error: the notebooks downstream may start
         results: dict[str, tuple[NotebookRecord, Failure | None, str]] = {}
         stop = interrupted = False
         try:
             echo_skips()
             while True:
-                running = [n for n in jobs if n not in results and jobs[n].started_at is not None]
+                for name, job in jobs.items():
+                    if job.started_at is None or name in results:
+                        continue
+                    if job.executed.is_set() and name not in executed:
+                        outcome = job.outcome if job.error is None else None
+                        if outcome is not None and outcome[1] is None:
+                            executed.add(name)
+                        else:  # failed or interrupted: start nothing more
+                            stop = True
+                    if job.done.is_set():
+                        record, failure, tb = results[name] = self._job_result(job)
+                        if record.status == "interrupted":
+                            interrupted = stop = True
+                        elif failure is not None:
+                            stop = True
+                        self.echo(f"  [{self.pipeline.index(name) + 1}/{len(self.pipeline)}] {name:<24} "
+                                  f"{record.status:<8} {time.perf_counter() - job.started_at:6.1f} s")
+                echo_skips()
+                computing = [n for n, j in jobs.items() if j.started_at is not None and not j.executed.is_set()]
                 if not stop:
                     workers = self.workers()
                     for name in list(pending):
-                        if len(running) >= workers:
+                        if len(computing) >= workers:
                             break
-                        if all(u in results for u in self._upstream(name, planned)):
+                        if all(u in executed for u in self._upstream(name, planned)):
                             if name not in jobs:
                                 jobs[name] = self._job(name, kernel)
                             pending.remove(name)
                             jobs[name].start()
-                            running.append(name)
+                            computing.append(name)
+                    # Start the next kernels ahead — one more than run at once — and one at a
+                    # time, so that a kernel being prepared never slows the start of another.
                     warm = [n for n in pending if n in jobs]
-                    for name in pending:  # start the next kernels ahead: one more than run at once
-                        if len(running) + len(warm) > workers:
-                            break
-                        if name not in jobs:
-                            jobs[name] = self._job(name, kernel)
-                            warm.append(name)
-                if not running:
+                    starting = any(not j.ready.is_set() for j in jobs.values() if not j.done.is_set())
+                    nxt = next((n for n in pending if n not in jobs), None)
+                    if nxt is not None and not starting and len(computing) + len(warm) <= workers:
+                        jobs[nxt] = self._job(nxt, kernel)
+                unfinished = [j for j in jobs.values() if j.started_at is not None and not j.done.is_set()]
+                if not unfinished and (stop or not pending):
                     break
-                done = self._wait_any([jobs[n] for n in running])
-                for job in done:
-                    record, failure, tb = self._job_result(job)
-                    results[job.name] = (record, failure, tb)
-                    if record.status == "interrupted":
-                        interrupted = stop = True
-                    elif failure is not None:
-                        stop = True
-                    self.echo(f"  [{self.pipeline.index(job.name) + 1}/{len(self.pipeline)}] {job.name:<24} "
-                              f"{record.status:<8} {time.perf_counter() - job.started_at:6.1f} s")
-                echo_skips()
+                if unfinished:
+                    unfinished[0].done.wait(0.05)
+                elif not computing:  # nothing runs and nothing could start: upstream never ran
+                    break
             if not stop:
                 echo_skips(final=True)
         except KeyboardInterrupt:
@@ -864,15 +894,6 @@ class _Run:
             return None, "", interrupted
         _, failure, tb = results[failed_at]
         return failure, tb, interrupted
-
-    @staticmethod
-    def _wait_any(jobs: Sequence[NotebookJob]) -> list[NotebookJob]:
-        """Wait until one of ``jobs`` is done (short sleeps, so that Ctrl-C is seen at once)."""
-        while True:
-            done = [j for j in jobs if j.done.is_set()]
-            if done:
-                return done
-            jobs[0].done.wait(0.05)
 
     def _job_result(self, job: NotebookJob) -> tuple[NotebookRecord, Failure | None, str]:
         if job.error is not None:
