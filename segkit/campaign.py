@@ -912,15 +912,58 @@ def _clusters_as_of(transactions: pd.DataFrame, day: pd.Timestamp, model: Any, c
 def fitted_cluster_model(ctx: Any) -> tuple[Any, str]:
     """The run's fitted feature + cluster model (notebook 03), and a note on how it was obtained.
 
-    Notebook 03 does not persist its fitted model, so it is refitted here exactly as 03 fits it:
-    the same customer table (as of the run's ``as_of``), the ``clustering`` settings, the run's
-    seed and the number of clusters 03 chose (selection and stability refits skipped). The
-    refit's labels are compared with ``clusters.parquet``; a disagreement is reported.
+    Notebook 03 saves its model as ``artifacts/cluster_model.json`` (plain JSON, no pickle):
+    it is loaded with :meth:`segkit.cluster.SegmentModel.from_dict` and checked against
+    ``clusters.parquet`` — it labels that file's customers from the feature values stored there
+    (:func:`segkit.cluster.predict_clusters_frame`). A run folder without the file (03 run by
+    an older segkit), or with a file that cannot be read or used, gets a refit instead
+    (:func:`refit_cluster_model`, checked against ``clusters.parquet`` too). The note says which
+    path was taken and how many of 03's cluster labels the model reproduces.
+    """
+    from segkit.cluster import SegmentModel, predict_clusters_frame
+
+    clusters = ctx.read_artifact("clusters")
+    problem = ""
+    if ctx.has_artifact("cluster_model"):
+        try:  # a corrupt file: json raises ValueError, from_dict/predict a DataError (also a ValueError)
+            model = SegmentModel.from_dict(ctx.read_artifact("cluster_model"))
+            names = predict_clusters_frame(model, clusters)
+        except ValueError as exc:
+            problem = f"artifacts/cluster_model.json could not be used ({exc})"
+        else:
+            agree = _share_equal(names.to_numpy(), clusters["cluster_name"].to_numpy())
+            note = (f"Cluster model: notebook 03's fitted model (artifacts/cluster_model.json); on the customers of "
+                    f"clusters.parquet it reproduces {agree:.1%} of 03's cluster labels.")
+            if agree < 1:
+                note += " Rerun 03_clustering if the run's artifacts come from different runs."
+            return model, note
+    model, agree, k = refit_cluster_model(ctx, clusters)
+    why = problem or "this run folder has no artifacts/cluster_model.json (written by 03_clustering)"
+    note = (f"Cluster model: {why}, so it was refitted with the same settings, seed and k = {k}; it reproduces "
+            f"{agree:.1%} of 03's cluster labels.")
+    return model, note
+
+
+def _share_equal(a: np.ndarray, b: np.ndarray) -> float:
+    """Share of positions where two label arrays agree (as text); NaN when empty."""
+    return float((pd.Series(a).astype(str).to_numpy() == pd.Series(b).astype(str).to_numpy()).mean()) if len(a) else np.nan
+
+
+def refit_cluster_model(ctx: Any, clusters: pd.DataFrame) -> tuple[Any, float, int]:
+    """Notebook 03's model fitted again exactly as 03 fits it, for run folders without
+    ``cluster_model.json``: the same customer table (as of the run's ``as_of``), the
+    ``clustering`` settings, the run's seed and the number of clusters in ``clusters``
+    (selection and stability refits skipped).
+
+    Returns
+    -------
+    model, agreement, k
+        The :class:`segkit.cluster.SegmentModel`, the share of ``clusters``' customers it gives
+        03's cluster name, and k.
     """
     from segkit.cluster import ClusterSettings, cluster_customers
     from segkit.features import customer_table
 
-    clusters = ctx.read_artifact("clusters")
     settings = ClusterSettings.from_config(ctx.section("clustering"))
     transactions = ctx.read_artifact("transactions_clean")
     customers = ctx.read_artifact("customers_clean")
@@ -933,13 +976,12 @@ def fitted_cluster_model(ctx: Any) -> tuple[Any, str]:
         table = customer_table(transactions, customers, campaign, ctx.as_of, rfm=rfm, control_arm=control,
                                max_channels=int(settings.max_channels))
         k = int(pd.Series(clusters["cluster"]).nunique())
-        res = cluster_customers(table, settings, ctx.seed, k=k, run_selection=False, run_stability=False)
+        res = cluster_customers(table, settings, ctx.seed, k=k, run_selection=False, run_stability=False,
+                                run_projection=False)
     check = res.assignments.merge(clusters[["customer_id", "cluster_name"]].astype({"customer_id": "string"}),
                                   on="customer_id", how="inner")
-    agree = float((check["cluster_name_x"].astype(str) == check["cluster_name_y"].astype(str)).mean()) if len(check) else np.nan
-    note = (f"Cluster model: notebook 03 does not store its fitted model, so it was refitted with the same "
-            f"settings, seed and k = {k}; it reproduces {agree:.1%} of 03's cluster labels.")
-    return res.model, note
+    agree = _share_equal(check["cluster_name_x"].to_numpy(), check["cluster_name_y"].to_numpy())
+    return res.model, agree, k
 
 
 def _key_codes(values: pd.Series) -> tuple[np.ndarray, np.ndarray]:

@@ -118,6 +118,62 @@ class KMeansNumeric(ClusterMixin, TransformerMixin, BaseEstimator):
         """Squared Euclidean distance of each row to each centre, shape (n, k)."""
         return self.kmeans_.transform(self._numeric(X)) ** 2
 
+    # ------------------------------------------------------------------ saving (no pickle)
+    def to_dict(self) -> dict:
+        """Parameters and fitted centres as plain JSON-able values (see :mod:`segkit.modelio`).
+
+        The training labels are not kept.
+
+        Examples
+        --------
+        >>> import json
+        >>> df = pd.DataFrame({"x": [0.0, 0.1, 5.0, 5.1]})
+        >>> km = KMeansNumeric(n_clusters=2, n_init=1, random_state=0).fit(df)
+        >>> again = KMeansNumeric.from_dict(json.loads(json.dumps(km.to_dict())))
+        >>> again.predict(df).tolist() == km.predict(df).tolist()
+        True
+        """
+        from segkit.modelio import model_dict
+
+        check_is_fitted(self, "kmeans_")
+        seed = self.random_state if isinstance(self.random_state, (int, np.integer)) else None
+        params = {"n_clusters": int(self.n_clusters), "n_init": int(self.n_init), "max_iter": int(self.max_iter),
+                  "random_state": None if seed is None else int(seed)}
+        fitted = {"cluster_centers_": np.asarray(self.cluster_centers_, np.float64).tolist(),
+                  "cost_": float(self.cost_), "n_iter_": int(self.n_iter_),
+                  "numeric_features_": [c if isinstance(c, str) else int(c) for c in self.numeric_features_],
+                  "n_features_in_": int(self.n_features_in_)}
+        return model_dict("KMeansNumeric", params, fitted)
+
+    @classmethod
+    def from_dict(cls, data: Any) -> "KMeansNumeric":
+        """A fitted model from :meth:`to_dict`'s output: scikit-learn's ``KMeans`` with the saved
+        centres, so ``predict`` is scikit-learn's own (the same labels as the fitted model).
+
+        Raises
+        ------
+        DataError
+            Not a saved KMeansNumeric, or centres that do not match the features.
+        """
+        from sklearn.cluster import KMeans
+
+        from segkit.modelio import float_array, model_parts
+
+        keys = ("cluster_centers_", "cost_", "n_iter_", "numeric_features_", "n_features_in_")
+        params, fitted = model_parts(data, "KMeansNumeric", params=("n_clusters",), fitted=keys)
+        km = cls(**params)
+        names = list(fitted["numeric_features_"])
+        centers = float_array(fitted["cluster_centers_"], "cluster_centers_", shape=(int(km.n_clusters), len(names)))
+        est = KMeans(n_clusters=km.n_clusters, n_init=km.n_init, max_iter=km.max_iter, random_state=km.random_state)
+        # the fitted state KMeans.predict reads (scikit-learn 1.x): centres, input width, OpenMP threads
+        est.cluster_centers_, est.n_features_in_ = centers, len(names)
+        est.inertia_, est.n_iter_ = float(fitted["cost_"]), int(fitted["n_iter_"])
+        est._n_threads = 1  # predict runs single-threaded anyway (single_thread)
+        km.kmeans_, km.cluster_centers_ = est, centers
+        km.cost_, km.n_iter_ = est.inertia_, est.n_iter_
+        km.numeric_features_, km.n_features_in_ = names, int(fitted["n_features_in_"])
+        return km
+
 
 # =============================================================================== settings
 METHODS = ("auto", "kmeans", "kprototypes")
@@ -621,6 +677,11 @@ def _trait_word(feature: str, direction: str, vocabulary: dict) -> str:
     return str(entry.get(direction) or "").replace("{value}", value)
 
 
+#: The keys of the ``naming`` config that :func:`name_clusters` reads.
+NAMING_KEYS = frozenset({"min_effect", "traits", "default", "vocabulary", "categorical_min_share",
+                         "categorical_min_lift", "categorical_phrase"})
+
+
 def name_clusters(z_means: pd.DataFrame, modes: pd.DataFrame | None = None,
                   naming: dict | None = None) -> dict[int, str]:
     """A short, unique, deterministic name per cluster from its strongest differences.
@@ -647,7 +708,9 @@ def name_clusters(z_means: pd.DataFrame, modes: pd.DataFrame | None = None,
     >>> name_clusters(z)
     {1: 'Frequent, big-basket customers', 2: 'Infrequent customers', 3: 'Typical customers'}
     """
-    cfg = {**ClusterSettings.from_config().naming, **(naming or {})}
+    given = dict(naming or {})
+    # the shipped defaults (a YAML read) only when the given naming config lacks a key
+    cfg = given if NAMING_KEYS <= set(given) else {**ClusterSettings.from_config().naming, **given}
     vocab = cfg.get("vocabulary") or {}
     min_effect = float(cfg["min_effect"])
     n_traits = int(cfg["traits"])
@@ -801,16 +864,79 @@ class SegmentModel(BaseEstimator):
         self.numbers = numbers
         self.names = names
 
+    def _predict_features(self, X: pd.DataFrame) -> np.ndarray:
+        check_is_fitted(self.estimator)
+        return np.asarray(self.numbers)[self.estimator.predict(X)]
+
     def predict(self, table: pd.DataFrame) -> np.ndarray:
         """Cluster number of each customer of a customer table (:func:`segkit.features.customer_table`)."""
-        check_is_fitted(self.estimator)
-        return np.asarray(self.numbers)[self.estimator.predict(self.builder.transform(table))]
+        return self._predict_features(self.builder.transform(table))
 
     def predict_names(self, table: pd.DataFrame) -> pd.Series:
         """Cluster name of each customer, indexed like the builder's output (customer_id)."""
-        numbers = self.predict(table)
-        index = self.builder.transform(table).index
-        return pd.Series([self.names[int(c)] for c in numbers], index=index, dtype="string", name="cluster_name")
+        X = self.builder.transform(table)
+        return pd.Series(_name_array(self.names, self._predict_features(X)), index=X.index, dtype="string",
+                         name="cluster_name")
+
+    # ------------------------------------------------------------------ saving (no pickle)
+    def to_dict(self) -> dict:
+        """Everything :meth:`predict` needs as plain JSON-able values (see :mod:`segkit.modelio`):
+        the fitted builder's and estimator's ``to_dict``, cluster numbers and names.
+
+        Examples
+        --------
+        >>> import json
+        >>> from segkit.features import FeatureBuilder
+        >>> t = pd.DataFrame({"customer_id": list("abcdef"), "frequency": [1, 1, 2, 2, 10, 11.0]})
+        >>> fb = FeatureBuilder(numeric=["frequency"], categorical=[], log=[]).fit(t)
+        >>> est = KMeansNumeric(n_clusters=2, n_init=1, random_state=0).fit(fb.transform(t))
+        >>> model = SegmentModel(fb, est, order_by_size(est.labels_, 2), {1: "Low", 2: "High"})
+        >>> again = SegmentModel.from_dict(json.loads(json.dumps(model.to_dict())))
+        >>> again.predict_names(t).tolist() == model.predict_names(t).tolist()
+        True
+        """
+        from segkit.modelio import model_dict, pairs
+
+        params = {"builder": self.builder.to_dict(), "estimator": self.estimator.to_dict(),
+                  "numbers": [int(v) for v in np.asarray(self.numbers)],
+                  "names": pairs({int(c): str(n) for c, n in self.names.items()})}
+        return model_dict("SegmentModel", params, {})
+
+    @classmethod
+    def from_dict(cls, data: Any) -> "SegmentModel":
+        """A fitted segmentation from :meth:`to_dict`'s output (e.g. ``cluster_model.json``).
+
+        Raises
+        ------
+        DataError
+            Not a saved SegmentModel, or parts missing or inconsistent; the message says what.
+        """
+        from segkit.features import FeatureBuilder
+        from segkit.modelio import from_pairs, model_parts
+
+        params, _ = model_parts(data, "SegmentModel", params=("builder", "estimator", "numbers", "names"))
+        estimators = {"KPrototypes": KPrototypes, "KMeansNumeric": KMeansNumeric}
+        kind = params["estimator"].get("kind") if isinstance(params["estimator"], dict) else None
+        if kind not in estimators:
+            raise DataError(f"Saved SegmentModel: unknown estimator {kind!r}; expected "
+                            f"{' or '.join(estimators)}. Fit the model again.")
+        try:
+            builder = FeatureBuilder.from_dict(params["builder"])
+            estimator = estimators[kind].from_dict(params["estimator"])
+            numbers = np.asarray(params["numbers"], dtype=np.int64)
+            names = {int(c): str(n) for c, n in from_pairs(params["names"], "names").items()}
+        except DataError:
+            raise
+        except (TypeError, ValueError, KeyError, AttributeError) as exc:
+            raise DataError(f"Saved SegmentModel: a part has the wrong form ({type(exc).__name__}: {exc}). "
+                            "Fit the model again.") from None
+        used = set(builder.numeric_features_) | set(builder.categorical_features_)
+        unknown = [c for c in (*getattr(estimator, "numeric_features_", []),
+                               *getattr(estimator, "categorical_features_", [])) if c not in used]
+        if numbers.shape != (int(estimator.n_clusters),) or not set(numbers.tolist()) <= set(names) or unknown:
+            raise DataError("Saved SegmentModel: the cluster numbers, names and estimator features do not "
+                            "match the builder (one number per cluster, a name per number). Fit the model again.")
+        return cls(builder, estimator, numbers, names)
 
 
 @dataclass
@@ -851,6 +977,19 @@ class ClusterResult:
         return float(row.iloc[0]) if len(row) else float("nan")
 
 
+def _name_array(names: dict, clusters: np.ndarray) -> pd.api.extensions.ExtensionArray:
+    """Cluster name of each cluster number, as a string array (one lookup per cluster, not per row).
+
+    Examples
+    --------
+    >>> _name_array({1: "Big", 2: "Small"}, np.array([2, 1, 2])).tolist()
+    ['Small', 'Big', 'Small']
+    """
+    keys, inverse = np.unique(np.asarray(clusters, dtype=np.int64), return_inverse=True)
+    labels = np.array([names[int(c)] for c in keys], dtype=object)
+    return pd.array(labels[inverse.reshape(-1)] if len(keys) else labels, dtype="string")
+
+
 def _numeric_cols(X: pd.DataFrame) -> list[str]:
     return [c for c in X.columns if pd.api.types.is_numeric_dtype(X[c])]
 
@@ -858,7 +997,8 @@ def _numeric_cols(X: pd.DataFrame) -> list[str]:
 def cluster_customers(table: pd.DataFrame, settings: ClusterSettings | None = None, seed: int = 0,
                       *, feature_set: str | None = None, method: str | None = None,
                       k: int | None = None, run_selection: bool = True,
-                      run_stability: bool = True, n_init: int | None = None) -> ClusterResult:
+                      run_stability: bool = True, n_init: int | None = None,
+                      run_projection: bool = True, fit_sample: int | None = None) -> ClusterResult:
     """Cluster a customer table: features, choice of k, final fit, stability, profiles, names.
 
     Parameters
@@ -876,6 +1016,15 @@ def cluster_customers(table: pd.DataFrame, settings: ClusterSettings | None = No
         (faster; used by the explorer widget).
     n_init : int, optional
         Restarts of the final fit (default ``clustering.n_init``).
+    run_projection : bool
+        Compute the 2-D projection for the map plot (False: ``projection`` is an empty
+        ``pc1, pc2, cluster`` frame; used by the explorer, which does not show it).
+    fit_sample : int, optional
+        Fit the final model on a seeded sample of this many customers — the sample rule of the
+        comparison of k (:func:`select_k`, ``_seeded_rows`` with ``seed``) — and assign every
+        customer with the fitted model's ``predict``. None, or a table no larger than it: fit on
+        all customers (the labels are the fit's own). Features, profiles and names always use
+        every customer.
 
     Returns
     -------
@@ -885,6 +1034,18 @@ def cluster_customers(table: pd.DataFrame, settings: ClusterSettings | None = No
     ------
     ModelFitError
         Too few customers for the requested number of clusters.
+
+    Examples
+    --------
+    >>> t = pd.DataFrame({"customer_id": [f"c{i}" for i in range(40)],
+    ...                   "recency_days": np.r_[np.arange(1, 21), np.arange(300, 320)],
+    ...                   "frequency": np.repeat([8, 1], 20), "monetary_total": np.repeat([800.0, 20.0], 20)})
+    >>> quick = cluster_customers(t, seed=0, feature_set="rfm", k=2, run_selection=False,
+    ...                           run_stability=False, run_projection=False, fit_sample=25)
+    >>> len(quick.model.estimator.labels_), quick.assignments["cluster"].value_counts().tolist()
+    (25, [20, 20])
+    >>> quick.projection.empty
+    True
     """
     s = settings or ClusterSettings.from_config()
     fs = feature_set or s.feature_set
@@ -914,9 +1075,15 @@ def cluster_customers(table: pd.DataFrame, settings: ClusterSettings | None = No
         k_final, reason = int(s.k_min), f"k = {s.k_min} (k_min; the comparison of k was skipped)."
     if k_final >= n:
         raise ModelFitError(f"Cannot form {k_final} clusters from {n} customers; lower k.")
-    estimator = make_model(method_used, k_final, seed, s, n_init=n_init).fit(X)
-    numbers = order_by_size(estimator.labels_, k_final)
-    clusters = numbers[estimator.labels_]
+    rows = _seeded_rows(n, fit_sample, seed)
+    if len(rows) < n:  # a quick look: fit on the sample of the comparison of k, assign everyone
+        estimator = make_model(method_used, k_final, seed, s, n_init=n_init).fit(X.iloc[rows])
+        raw = estimator.predict(X)
+    else:
+        estimator = make_model(method_used, k_final, seed, s, n_init=n_init).fit(X)
+        raw = estimator.labels_
+    numbers = order_by_size(raw, k_final)
+    clusters = numbers[raw]
     values = builder.imputed(table)
     revenue = table["monetary_total"].to_numpy() if "monetary_total" in table.columns else None
     profiles, lifts, modes = profile_clusters(values, clusters, builder.numeric_features_,
@@ -932,12 +1099,14 @@ def cluster_customers(table: pd.DataFrame, settings: ClusterSettings | None = No
            else np.asarray(X.index))
     assignments = pd.DataFrame({"customer_id": pd.array(ids, dtype="string"),
                                 "cluster": clusters.astype("int64"),
-                                "cluster_name": pd.array([names[int(c)] for c in clusters], dtype="string")})
+                                "cluster_name": _name_array(names, clusters)})
     stab = (stability(X, k_final, method_used, seed, clusters, s) if run_stability
             else Stability(np.nan, np.nan, np.nan, 0, 0, float(s.stability["threshold"]),
                            pd.Series(dtype=float), float(s.stability.get("cluster_threshold", 0.6))))
     gamma = float(estimator.gamma_) if method_used == "kprototypes" else None
-    proj = projection(X, clusters, gamma, seed, int(s.projection_sample))
+    proj = (projection(X, clusters, gamma, seed, int(s.projection_sample)) if run_projection
+            else pd.DataFrame({"pc1": pd.Series(dtype=float), "pc2": pd.Series(dtype=float),
+                               "cluster": pd.Series(dtype="int64")}))
     if run_stability and not stab.stable:
         warnings_.append(f"The clusters are unstable: refits on subsamples agree with a mean adjusted Rand "
                          f"index of {stab.mean_ari:.2f} (threshold {stab.threshold:.2f}). Treat the "
@@ -973,9 +1142,46 @@ def clusters_frame(result: ClusterResult) -> pd.DataFrame:
     return pd.concat([result.assignments.reset_index(drop=True), values], axis=1)
 
 
+def cluster_model_dict(result: ClusterResult) -> dict:
+    """The ``cluster_model.json`` artifact: the fitted segmentation (:meth:`SegmentModel.to_dict`,
+    no pickle) and, under ``run``, what it was fitted on (as_of, feature set, method, k, seed,
+    customers). Read it back with :meth:`SegmentModel.from_dict`."""
+    run = {"as_of": result.as_of, "feature_set": result.feature_set, "method": result.method,
+           "k": int(result.k), "seed": int(result.seed), "customers": int(len(result.assignments))}
+    return {**result.model.to_dict(), "run": run}
+
+
+def predict_clusters_frame(model: SegmentModel, clusters: pd.DataFrame) -> pd.Series:
+    """Cluster names ``model`` gives the customers of a ``clusters.parquet`` frame, from the
+    feature values stored there (filled as the model saw them, so the features are the fit's own).
+
+    Used to check that a saved model belongs to a run's clusters: for the model notebook 03
+    fitted, every name matches the frame's ``cluster_name``.
+
+    Raises
+    ------
+    DataError
+        The frame lacks a feature column the model uses.
+
+    Examples
+    --------
+    >>> t = pd.DataFrame({"customer_id": list("abcdef"), "frequency": [1, 1, 2, 2, 10, 11.0]})
+    >>> result = cluster_customers(t, seed=0, feature_set="rfm", k=2, run_selection=False, run_stability=False)
+    >>> predict_clusters_frame(result.model, clusters_frame(result)).tolist() == result.assignments["cluster_name"].tolist()
+    True
+    """
+    frame = clusters.copy(deep=False)
+    fills = [v.split(":", 1)[1] for v in model.builder.impute_values_.values() if isinstance(v, str)]
+    for col in fills:  # a column only used to fill gaps: the stored values have none left
+        if col not in frame.columns:
+            frame[col] = np.nan
+    return model.predict_names(frame)
+
+
 def build_cluster_artifacts(ctx) -> ClusterResult:
-    """Producer of notebook 03: ``artifacts/clusters.parquet`` and ``cluster, cluster_name`` in
-    ``customer_segments.csv``.
+    """Producer of notebook 03: ``artifacts/clusters.parquet``, the fitted model
+    ``artifacts/cluster_model.json`` (:func:`cluster_model_dict`; notebook 05 scores customers
+    with it) and ``cluster, cluster_name`` in ``customer_segments.csv``.
 
     Reads ``transactions_clean``, ``customers_clean``, ``campaign_clean`` (when present) and
     ``rfm``; builds the customer table (:func:`segkit.features.customer_table`) as of the run's
@@ -1008,6 +1214,7 @@ def build_cluster_artifacts(ctx) -> ClusterResult:
         pairs = rfm[["rfm_segment", "recommended_action"]].dropna().drop_duplicates("rfm_segment")
         result.info["rfm_actions"] = dict(zip(pairs["rfm_segment"].astype(str), pairs["recommended_action"].astype(str)))
     ctx.write_artifact("clusters", clusters_frame(result))
+    ctx.write_artifact("cluster_model", cluster_model_dict(result))
     ids = customers["customer_id"].astype("string") if "customer_id" in customers.columns else pd.Series([], dtype="string")
     others = pd.DataFrame({"customer_id": ids[~ids.isin(result.assignments["customer_id"])]})
     result.info["not_clustered"] = int(len(others))
@@ -1127,13 +1334,21 @@ def view_choices(result: ClusterResult) -> dict[str, tuple[int, str]]:
     return choices
 
 
-def cluster_view(table: pd.DataFrame, k: int, feature_set: str, settings: ClusterSettings | None = None,
-                 seed: int = 0, method: str | None = None) -> pd.DataFrame:
-    """What the explorer shows for one choice: re-cluster with ``k`` clusters on ``feature_set``.
+def cluster_view(result: ClusterResult, k: int, feature_set: str) -> pd.DataFrame:
+    """What the explorer shows for one choice: the clusters with ``k`` clusters on ``feature_set``.
 
-    Returns one row per cluster: ``cluster, cluster_name, customers, share`` and the mean of
-    recency, frequency, net revenue and average order value (those present). The comparison
-    of k and the stability refits are skipped (it is a quick look).
+    The choice of the notebook (``result.k`` on ``result.feature_set``) shows the main result's
+    own profiles, so the explorer never contradicts the tables above it. Any other choice is a
+    quick look: no comparison of k, no stability refits, no projection; the model is fitted on
+    the seeded sample of ``selection.sample_size`` customers that the comparison of k uses, with
+    ``selection.n_init`` restarts, and assigns every customer (:func:`cluster_customers` with
+    ``fit_sample``). Settings, method and seed are the result's.
+
+    Returns
+    -------
+    DataFrame
+        One row per cluster: ``cluster, cluster_name, customers, share`` and the mean of
+        recency, frequency, net revenue and average order value (those present).
 
     Examples
     --------
@@ -1142,13 +1357,20 @@ def cluster_view(table: pd.DataFrame, k: int, feature_set: str, settings: Cluste
     ...                   "recency_days": np.r_[rng.integers(1, 30, 30), rng.integers(200, 400, 30)],
     ...                   "frequency": np.r_[rng.integers(5, 9, 30), np.ones(30, int)],
     ...                   "monetary_total": np.r_[rng.uniform(500, 900, 30), rng.uniform(10, 40, 30)]})
-    >>> view = cluster_view(t, 2, "rfm", seed=0)
-    >>> view[["cluster", "customers"]].values.tolist()
-    [['1', 30], ['2', 30]]
+    >>> result = cluster_customers(t, seed=0, feature_set="rfm", k=2, run_selection=False, run_stability=False)
+    >>> cluster_view(result, 3, "rfm")["customers"].tolist()
+    [30, 25, 5]
+    >>> cluster_view(result, 2, "rfm").equals(cluster_view(result, result.k, result.feature_set))
+    True
     """
-    result = cluster_customers(table, settings, seed, feature_set=feature_set, method=method, k=k,
-                               run_selection=False, run_stability=False,
-                               n_init=(settings or ClusterSettings.from_config()).selection.get("n_init"))
-    cols = [c for c in ("recency_days", "frequency", "monetary_total", "aov") if c in result.profiles.columns]
-    out = result.profiles[result.profiles["cluster"] != "All customers"]
+    if (int(k), feature_set) == (int(result.k), result.feature_set):
+        profiles = result.profiles
+    else:
+        s = result.settings
+        profiles = cluster_customers(result.table, s, result.seed, feature_set=feature_set, k=int(k),
+                                     run_selection=False, run_stability=False, run_projection=False,
+                                     fit_sample=s.selection.get("sample_size"),
+                                     n_init=s.selection.get("n_init")).profiles
+    cols = [c for c in ("recency_days", "frequency", "monetary_total", "aov") if c in profiles.columns]
+    out = profiles[profiles["cluster"] != "All customers"]
     return out[["cluster", "cluster_name", "customers", "share", *cols]].reset_index(drop=True)

@@ -137,6 +137,27 @@ def _median_gap(orders: pd.DataFrame) -> pd.Series:
     return gap.groupby(days["c"].to_numpy()).median()
 
 
+def _row_shares(rows: np.ndarray, cols: np.ndarray) -> pd.DataFrame:
+    """Share of each row key's entries per column key: ``pd.crosstab(rows, cols, normalize="index")``.
+
+    The same frame (sorted row and column keys, float64 shares that add up to one per row),
+    counted with integer codes and ``np.bincount`` instead of crosstab's per-group Python
+    aggregation (about 2 s for 1M orders).
+
+    Examples
+    --------
+    >>> _row_shares(np.array([0, 0, 1]), np.array(["web", "app", "web"])).to_dict("index")
+    {0: {'app': 0.5, 'web': 0.5}, 1: {'app': 0.0, 'web': 1.0}}
+    """
+    r, row_keys = pd.factorize(rows, sort=True)
+    c, col_keys = pd.factorize(cols, sort=True)
+    width = len(col_keys)
+    counts = np.bincount(r * width + c, minlength=len(row_keys) * width).reshape(len(row_keys), width)
+    shares = counts / counts.sum(axis=1, keepdims=True)
+    return pd.DataFrame(shares, index=pd.Index(row_keys, name="row_0"),
+                        columns=pd.Index(col_keys, name="col_0"))
+
+
 def _channel_shares(orders: pd.DataFrame, max_channels: int) -> pd.DataFrame:
     """Share of each customer's purchase orders per channel.
 
@@ -149,7 +170,7 @@ def _channel_shares(orders: pd.DataFrame, max_channels: int) -> pd.DataFrame:
     ranked = sorted(counts.index, key=lambda ch: (-counts[ch], str(ch)))
     top = ranked[:max_channels]
     channel = p["channel"].where(p["channel"].isin(top), "other")
-    table = pd.crosstab(p["c"].to_numpy(), channel.to_numpy(), normalize="index")
+    table = _row_shares(p["c"].to_numpy(), channel.to_numpy())
     order = [c for c in top if c in table.columns] + (["other"] if "other" in table.columns else [])
     table = table[order]
     table.columns = [f"channel_share_{_slug(c)}" for c in table.columns]
@@ -571,7 +592,7 @@ class FeatureBuilder(TransformerMixin, BaseEstimator):
             counts = values.value_counts()
             ranked = sorted(counts.index, key=lambda v: (-counts[v], str(v)))
             levels = [v for v in ranked if counts[v] >= self.min_category_share * n][: self.max_categories]
-            if len(set(values.where(values.isin(levels), OTHER))) < 2:
+            if values.where(values.isin(levels), OTHER).nunique() < 2:
                 self.skipped_features_[col] = "a single level"
                 continue
             self.categories_[col] = sorted(levels)
@@ -670,3 +691,87 @@ class FeatureBuilder(TransformerMixin, BaseEstimator):
     def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:
         check_is_fitted(self, "categories_")
         return np.array(self.numeric_features_ + self.categorical_features_, dtype=object)
+
+    # ------------------------------------------------------------------ saving (no pickle)
+    _REPORT_COLUMNS = ("feature", "kind", "missing", "share", "filled_with")
+
+    def to_dict(self) -> dict:
+        """The parameters and fitted state as plain JSON-able values (see :mod:`segkit.modelio`).
+
+        Floats are Python floats, so ``json`` round-trips them exactly and
+        :meth:`from_dict` rebuilds a builder whose ``transform`` gives the same bits.
+
+        Examples
+        --------
+        >>> import json
+        >>> t = pd.DataFrame({"frequency": [1.0, 2.0, 6.0], "region": ["N", "S", "S"]})
+        >>> fb = FeatureBuilder(numeric=["frequency"], categorical=["region"]).fit(t)
+        >>> again = FeatureBuilder.from_dict(json.loads(json.dumps(fb.to_dict())))
+        >>> again.transform(t).equals(fb.transform(t))
+        True
+        """
+        from segkit.modelio import model_dict, pairs
+
+        check_is_fitted(self, "categories_")
+        params = {"numeric": list(self.numeric), "categorical": list(self.categorical), "log": list(self.log),
+                  "impute": None if self.impute is None else pairs(dict(self.impute)),
+                  "max_categories": int(self.max_categories),
+                  "min_category_share": float(self.min_category_share),
+                  "clip": None if self.clip is None else float(self.clip)}
+        fill = {c: (v if isinstance(v, str) else float(v)) for c, v in self.impute_values_.items()}
+        report = [[str(f), str(k), int(m), float(s), str(w)]
+                  for f, k, m, s, w in self.missing_report_[list(self._REPORT_COLUMNS)].itertuples(index=False)]
+        fitted = {"numeric_features_": list(self.numeric_features_),
+                  "categorical_features_": list(self.categorical_features_),
+                  "log_features_": list(self.log_features_),
+                  "skipped_features_": pairs(self.skipped_features_),
+                  "impute_values_": pairs(fill),
+                  "center_raw_": pairs({c: float(v) for c, v in self.center_raw_.items()}),
+                  "center_": [float(self.center_[c]) for c in self.numeric_features_],
+                  "scale_": [float(self.scale_[c]) for c in self.numeric_features_],
+                  "categories_": [[c, list(map(str, self.categories_[c]))] for c in self.categorical_features_],
+                  "missing_report_": report,
+                  "n_features_in_": int(self.n_features_in_)}
+        return model_dict("FeatureBuilder", params, fitted)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "FeatureBuilder":
+        """A fitted builder from :meth:`to_dict`'s output (e.g. read back from JSON).
+
+        Raises
+        ------
+        DataError
+            Not a saved FeatureBuilder, or parts missing or inconsistent.
+        """
+        from segkit.modelio import float_array, from_pairs, model_parts
+
+        keys = ("numeric_features_", "categorical_features_", "log_features_", "skipped_features_",
+                "impute_values_", "center_raw_", "center_", "scale_", "categories_", "missing_report_",
+                "n_features_in_")
+        params, fitted = model_parts(data, "FeatureBuilder", params=("numeric", "categorical", "log"), fitted=keys)
+        if params.get("impute") is not None:
+            params["impute"] = from_pairs(params["impute"], "impute")
+        fb = cls(**params)
+        numeric = [str(c) for c in fitted["numeric_features_"]]
+        center = float_array(fitted["center_"], "center_", shape=(len(numeric),))
+        scale = float_array(fitted["scale_"], "scale_", shape=(len(numeric),))
+        fill = from_pairs(fitted["impute_values_"], "impute_values_")
+        if set(fill) != set(numeric):
+            raise DataError("Saved FeatureBuilder: impute_values_ must have one entry per numeric feature. "
+                            "Fit the model again.")
+        fb.numeric_features_ = numeric
+        fb.categorical_features_ = [str(c) for c in fitted["categorical_features_"]]
+        fb.log_features_ = [str(c) for c in fitted["log_features_"]]
+        fb.skipped_features_ = from_pairs(fitted["skipped_features_"], "skipped_features_")
+        fb.impute_values_ = {c: (v if isinstance(v, str) else float(v)) for c, v in fill.items()}
+        fb.center_raw_ = {c: float(v) for c, v in from_pairs(fitted["center_raw_"], "center_raw_").items()}
+        fb.center_ = pd.Series(dict(zip(numeric, center.tolist())), dtype=float)
+        fb.scale_ = pd.Series(dict(zip(numeric, scale.tolist())), dtype=float)
+        fb.categories_ = {c: list(levels) for c, levels in from_pairs(fitted["categories_"], "categories_").items()}
+        if list(fb.categories_) != fb.categorical_features_:
+            raise DataError("Saved FeatureBuilder: categories_ must list the levels of every categorical "
+                            "feature. Fit the model again.")
+        fb.missing_report_ = pd.DataFrame([tuple(r) for r in fitted["missing_report_"]],
+                                          columns=list(cls._REPORT_COLUMNS))
+        fb.n_features_in_ = int(fitted["n_features_in_"])
+        return fb

@@ -150,12 +150,15 @@ def _encode(Xcat: np.ndarray, categories: list[np.ndarray] | None = None) -> tup
                 raise DataError(f"Categorical feature {j} has {int(col.isna().sum())} missing values "
                             f"({format_rows(np.flatnonzero(col.isna().to_numpy()))}). Fill them with a "
                             "label such as 'Unknown' (FeatureBuilder does).")
+        # values that are all text already (FeatureBuilder's output) need no str() conversion
+        text = (col.to_numpy() if pd.api.types.infer_dtype(col, skipna=False) == "string"
+                else col.astype(str).to_numpy())
         if categories is None:
-            inv, uniq = pd.factorize(col.astype(str).to_numpy(), sort=True)
+            inv, uniq = pd.factorize(text, sort=True)
             cats.append(np.asarray(uniq, dtype=object))
             codes[:, j] = inv
         else:
-            idx = pd.Index(categories[j]).get_indexer(col.astype(str).to_numpy())
+            idx = pd.Index(categories[j]).get_indexer(text)
             codes[:, j] = idx
     return codes, cats
 
@@ -690,6 +693,11 @@ def _optimise(data: _MixedData, cnum, ccat, labels, max_iter, refine, seed,
     return cnum, ccat, labels, data.exact_cost(cnum, ccat, labels), n_iter, costs
 
 
+def _plain_names(columns: Sequence) -> list:
+    """Feature names (text) or positions (int) as plain JSON values."""
+    return [c if isinstance(c, str) else int(c) for c in columns]
+
+
 class KPrototypes(ClusterMixin, TransformerMixin, BaseEstimator):
     """k-prototypes clustering for mixed numeric/categorical data, vectorised.
 
@@ -858,3 +866,74 @@ class KPrototypes(ClusterMixin, TransformerMixin, BaseEstimator):
         Xnum, Xcat = self._prepare(X)
         return kprototypes_dissim(Xnum, Xcat, self.centroids_num_, self.centroids_cat_, self.gamma_,
                                   int(self.chunk_size))
+
+    # ------------------------------------------------------------------ saving (no pickle)
+    def to_dict(self) -> dict:
+        """Parameters and fitted centroids as plain JSON-able values (see :mod:`segkit.modelio`).
+
+        Holds what :meth:`predict` and :meth:`transform` need — numeric centroids, categorical
+        modes (codes) with their categories, ``gamma_`` — and the fit's cost, iterations and
+        feature names. The training labels (``labels_``) are not kept; a ``random_state`` that
+        is a ``RandomState`` object is saved as None.
+
+        Examples
+        --------
+        >>> import json
+        >>> df = pd.DataFrame({"x": [0.0, 0.2, 0.1, 5.0, 5.2, 5.1], "c": list("aaabbb")})
+        >>> km = KPrototypes(n_clusters=2, n_init=1, random_state=0).fit(df)
+        >>> again = KPrototypes.from_dict(json.loads(json.dumps(km.to_dict())))
+        >>> again.predict(df).tolist() == km.labels_.tolist(), again.gamma_ == km.gamma_
+        (True, True)
+        """
+        from segkit.modelio import model_dict
+
+        check_is_fitted(self, "centroids_num_")
+        init = self.init if isinstance(self.init, str) else [np.asarray(self.init[0], float).tolist(),
+                                                              np.asarray(self.init[1], np.int64).tolist()]
+        seed = self.random_state if isinstance(self.random_state, (int, np.integer)) else None
+        params = {"n_clusters": int(self.n_clusters), "init": init, "n_init": int(self.n_init),
+                  "gamma": None if self.gamma is None else float(self.gamma), "max_iter": int(self.max_iter),
+                  "random_state": None if seed is None else int(seed), "chunk_size": int(self.chunk_size),
+                  "refine": bool(self.refine)}
+        fitted = {"centroids_num_": np.asarray(self.centroids_num_, np.float64).tolist(),
+                  "centroids_cat_": np.asarray(self.centroids_cat_, np.int64).tolist(),
+                  "categories_": [[str(v) for v in cats] for cats in self.categories_],
+                  "gamma_": float(self.gamma_), "cost_": float(self.cost_), "n_iter_": int(self.n_iter_),
+                  "epoch_costs_": [float(c) for c in self.epoch_costs_],
+                  "numeric_features_": _plain_names(self.numeric_features_),
+                  "categorical_features_": _plain_names(self.categorical_features_),
+                  "n_features_in_": int(self.n_features_in_)}
+        return model_dict("KPrototypes", params, fitted)
+
+    @classmethod
+    def from_dict(cls, data: Any) -> "KPrototypes":
+        """A fitted model from :meth:`to_dict`'s output (e.g. read back from JSON).
+
+        Raises
+        ------
+        DataError
+            Not a saved KPrototypes, or centroids, modes and categories that do not fit together.
+        """
+        from segkit.modelio import float_array, model_parts
+
+        keys = ("centroids_num_", "centroids_cat_", "categories_", "gamma_", "cost_", "n_iter_",
+                "numeric_features_", "categorical_features_", "n_features_in_")
+        params, fitted = model_parts(data, "KPrototypes", params=("n_clusters",), fitted=keys)
+        km = cls(**params)
+        k = int(km.n_clusters)
+        num, cat = list(fitted["numeric_features_"]), list(fitted["categorical_features_"])
+        cnum = float_array(fitted["centroids_num_"], "centroids_num_", shape=(k, len(num)))
+        ccat = float_array(fitted["centroids_cat_"], "centroids_cat_", shape=(k, len(cat)))
+        cats = [np.asarray([str(v) for v in levels], dtype=object) for levels in fitted["categories_"]]
+        bad = len(cats) != len(cat) or any(not ((0 <= ccat[:, j]) & (ccat[:, j] < len(c))).all()
+                                           for j, c in enumerate(cats)) or not np.array_equal(ccat, np.round(ccat))
+        if bad:
+            raise DataError("Saved KPrototypes: the categorical modes must be codes of the saved categories "
+                            "(one list of categories per categorical feature). Fit the model again.")
+        km.centroids_num_, km.centroids_cat_ = cnum, ccat.astype(np.int64)
+        km.categories_ = cats
+        km.gamma_, km.cost_, km.n_iter_ = float(fitted["gamma_"]), float(fitted["cost_"]), int(fitted["n_iter_"])
+        km.epoch_costs_ = [float(c) for c in fitted.get("epoch_costs_", [])]
+        km.numeric_features_, km.categorical_features_ = num, cat
+        km.n_features_in_ = int(fitted["n_features_in_"])
+        return km

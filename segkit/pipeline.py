@@ -71,6 +71,7 @@ ARTIFACTS: dict[str, Artifact] = {
     "audit_summary": Artifact("audit_summary.json", "01_data_audit", "segkit.audit:build_audit_artifacts"),
     "rfm": Artifact("rfm.parquet", "02_rfm", "segkit.rfm:build_rfm_artifacts"),
     "clusters": Artifact("clusters.parquet", "03_clustering", "segkit.cluster:build_cluster_artifacts"),
+    "cluster_model": Artifact("cluster_model.json", "03_clustering", "segkit.cluster:build_cluster_artifacts"),
     "lifecycle": Artifact("lifecycle.parquet", "04_lifecycle", "segkit.lifecycle:build_lifecycle_artifacts"),
     "snapshots": Artifact("snapshots.parquet", "04_lifecycle", "segkit.lifecycle:build_lifecycle_artifacts"),
     "cohorts": Artifact("cohorts.parquet", "04_lifecycle", "segkit.lifecycle:build_lifecycle_artifacts"),

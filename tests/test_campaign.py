@@ -916,12 +916,48 @@ def _shop_run(tmp_path_factory):
         for name, producer in (("01_data_audit", build_audit_artifacts), ("02_rfm", build_rfm_artifacts),
                                ("03_clustering", build_cluster_artifacts), ("04_lifecycle", build_lifecycle_artifacts)):
             producer(open_run(name, run_dir=run, overrides=over))
-        return cp.build_campaign_artifacts(open_run("05_campaign_evaluation", run_dir=run, overrides=over))
+        result = cp.build_campaign_artifacts(open_run("05_campaign_evaluation", run_dir=run, overrides=over))
+    return run, over, result
 
 
 @pytest.fixture(scope="module")
-def shop_result(tmp_path_factory):
+def shop_run(tmp_path_factory):
     return _shop_run(tmp_path_factory)
+
+
+@pytest.fixture(scope="module")
+def shop_result(shop_run):
+    return shop_run[2]
+
+
+def test_campaign_evaluation_uses_notebook_03s_saved_model_and_falls_back_to_a_refit(shop_run, tmp_path):
+    import shutil
+
+    from segkit.pipeline import open_run
+
+    run, over, result = shop_run
+    note = [w for w in result.warnings if w.startswith("Cluster model:")]
+    assert note == ["Cluster model: notebook 03's fitted model (artifacts/cluster_model.json); on the customers "
+                    "of clusters.parquet it reproduces 100.0% of 03's cluster labels."]
+    saved = (run / "artifacts" / "campaign_results.csv").read_bytes()
+    older = tmp_path / "older"
+    shutil.copytree(run, older)
+    (older / "artifacts" / "cluster_model.json").unlink()  # a run folder from before the artifact existed
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        refit = cp.build_campaign_artifacts(open_run("05_campaign_evaluation", run_dir=older, overrides=over))
+    assert (older / "artifacts" / "campaign_results.csv").read_bytes() == saved
+    assert "has no artifacts/cluster_model.json (written by 03_clustering), so it was refitted with the same " \
+           "settings, seed and k = " in " ".join(refit.warnings)
+    text = (run / "artifacts" / "cluster_model.json").read_text()
+    (older / "artifacts" / "cluster_model.json").write_text(text[: len(text) // 2])  # truncated: corrupt JSON
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        corrupt = cp.build_campaign_artifacts(open_run("05_campaign_evaluation", run_dir=older, overrides=over))
+    assert (older / "artifacts" / "campaign_results.csv").read_bytes() == saved
+    said = next(w for w in corrupt.warnings if w.startswith("Cluster model:"))
+    assert said.startswith("Cluster model: artifacts/cluster_model.json could not be used (")
+    assert "so it was refitted with the same settings" in said and "reproduces 100.0%" in said
 
 
 def test_no_segment_is_structurally_without_conversions_because_of_post_send_information(shop_result):

@@ -421,14 +421,99 @@ def test_an_rfm_plan_is_suggested_for_a_cluster_only_when_that_segment_dominates
     assert "Let go" not in second and "Reward them" not in second
 
 
-def test_explorer_view_reclusters_for_each_choice(shop_table, shop_result):
+def test_explorer_shows_the_main_result_for_the_chosen_choice(shop_result):
     choices = view_choices(shop_result)
     assert choices["k = 4, behaviour_and_profile (chosen)"] == (4, "behaviour_and_profile")
     assert ("k = 4, rfm") in choices
-    view = cluster_view(shop_table[0], 3, "rfm", seed=5)
-    assert view["cluster"].tolist() == ["1", "2", "3"]
-    assert view["customers"].sum() == len(shop_table[0])
-    assert list(view.columns[:4]) == ["cluster", "cluster_name", "customers", "share"]
+    view = cluster_view(shop_result, 4, "behaviour_and_profile")
+    main = shop_result.profiles[shop_result.profiles["cluster"] != "All customers"]
+    expected = main[["cluster", "cluster_name", "customers", "share", "recency_days", "frequency",
+                     "monetary_total", "aov"]].reset_index(drop=True)
+    assert_frame_equal(view, expected)
+
+
+def test_explorer_view_of_another_choice_refits_all_customers_when_they_fit_in_the_sample(shop_table, shop_result):
+    table = shop_table[0]
+    assert len(table) < shop_result.settings.selection["sample_size"]
+    view = cluster_view(shop_result, 3, "rfm")
+    full = cluster_customers(table, seed=5, feature_set="rfm", k=3, run_selection=False, run_stability=False,
+                             n_init=shop_result.settings.selection["n_init"])  # what the explorer showed before
+    body = full.profiles[full.profiles["cluster"] != "All customers"]
+    assert_frame_equal(view, body[["cluster", "cluster_name", "customers", "share", "recency_days", "frequency",
+                                   "monetary_total"]].reset_index(drop=True))
+    assert view["cluster"].tolist() == ["1", "2", "3"] and view["customers"].sum() == len(table)
+
+
+def test_explorer_view_of_large_data_fits_on_the_sample_of_the_k_comparison(shop_table):
+    table = shop_table[0]
+    s = ClusterSettings.from_config({"selection": {"sample_size": 400, "n_init": 2}})
+    quick = cluster_customers(table, s, seed=5, feature_set="behaviour", k=3, run_selection=False,
+                              run_stability=False, run_projection=False, fit_sample=400, n_init=2)
+    assert len(quick.model.estimator.labels_) == 400  # fitted on the sample only
+    compared = select_k(quick.features, [3], quick.method, 5, s)  # the comparison of k fits the same sample
+    assert quick.model.estimator.cost_ == compared["cost"].iloc[0]
+    np.testing.assert_array_equal(quick.assignments["cluster"].to_numpy(),
+                                  quick.model.numbers[quick.model.estimator.predict(quick.features)])
+    assert len(quick.assignments) == len(table) and quick.projection.empty
+    assert list(quick.projection.columns) == ["pc1", "pc2", "cluster"]
+    result = cluster_customers(table, s, seed=5, feature_set="behaviour", k=4, run_selection=False,
+                               run_stability=False)
+    view = cluster_view(result, 3, "behaviour")
+    assert view["customers"].tolist() == quick.profiles["customers"].iloc[:-1].tolist()
+
+
+def test_a_segment_model_rebuilt_from_json_predicts_like_the_fitted_one(shop_table, shop_result):
+    import json
+
+    from segkit.cluster import SegmentModel
+
+    table = shop_table[0]
+    kmeans = cluster_customers(table, seed=5, feature_set="behaviour", k=4, run_stability=False)
+    for result in (shop_result, kmeans):
+        model = result.model
+        again = SegmentModel.from_dict(json.loads(json.dumps(model.to_dict())))
+        assert type(again.estimator) is type(model.estimator)
+        assert_frame_equal(again.builder.transform(table), model.builder.transform(table), check_exact=True)
+        assert_frame_equal(again.builder.describe(), model.builder.describe())
+        np.testing.assert_array_equal(again.predict(table), model.predict(table))
+        np.testing.assert_array_equal(again.predict(table), result.assignments["cluster"].to_numpy())
+        assert again.predict_names(table).tolist() == result.assignments["cluster_name"].tolist()
+        assert again.names == model.names
+    est = SegmentModel.from_dict(json.loads(json.dumps(shop_result.model.to_dict()))).estimator
+    np.testing.assert_array_equal(est.centroids_num_, shop_result.model.estimator.centroids_num_)
+    np.testing.assert_array_equal(est.transform(shop_result.features), shop_result.model.estimator.transform(
+        shop_result.features))
+    assert est.gamma_ == shop_result.gamma
+
+
+def test_a_corrupt_or_foreign_model_dict_is_a_clear_error(shop_result):
+    import copy
+
+    from segkit.cluster import SegmentModel
+
+    good = shop_result.model.to_dict()
+    with pytest.raises(DataError, match="Not a saved SegmentModel: the dict describes 'FeatureBuilder'"):
+        SegmentModel.from_dict(good["params"]["builder"])
+    with pytest.raises(DataError, match="format version 99"):
+        SegmentModel.from_dict({**good, "version": 99})
+    broken = copy.deepcopy(good)
+    del broken["params"]["builder"]["fitted"]["center_"]
+    with pytest.raises(DataError, match="lacks fitted.center_"):
+        SegmentModel.from_dict(broken)
+    broken = copy.deepcopy(good)
+    broken["params"]["estimator"]["fitted"]["centroids_num_"] = [[1.0, 2.0]]
+    with pytest.raises(DataError, match=r"'centroids_num_' must be a list of numbers of shape \(4, 14\), got shape \(1, 2\)"):
+        SegmentModel.from_dict(broken)
+    broken = copy.deepcopy(good)
+    broken["params"]["estimator"]["fitted"]["centroids_cat_"][0][0] = 99
+    with pytest.raises(DataError, match="codes of the saved categories"):
+        SegmentModel.from_dict(broken)
+    broken = copy.deepcopy(good)
+    broken["params"]["numbers"] = [1, 2]
+    with pytest.raises(DataError, match="do not match the builder"):
+        SegmentModel.from_dict(broken)
+    with pytest.raises(DataError, match="expected a dict"):
+        SegmentModel.from_dict(["not", "a", "model"])
 
 
 def test_too_few_customers_is_a_clear_error():
@@ -439,9 +524,12 @@ def test_too_few_customers_is_a_clear_error():
 
 # ------------------------------------------------------------------ producer
 def test_producer_writes_clusters_and_customer_segment_columns(tmp_path):
+    import json
+
+    from segkit.cluster import SegmentModel, predict_clusters_frame
+    from segkit.config import load_config
     from segkit.datasets import DIRT_KINDS, generate_shop
     from segkit.pipeline import RunContext, dumps_json
-    from segkit.config import load_config
     from segkit.rfm import build_rfm_artifacts
 
     shop = generate_shop(n_customers=600, seed=2, dirt={k: 0 for k in DIRT_KINDS})
@@ -468,6 +556,11 @@ def test_producer_writes_clusters_and_customer_segment_columns(tmp_path):
     merged = seg.merge(clusters[["customer_id", "cluster_name"]], on="customer_id", suffixes=("", "_art"))
     assert (merged["cluster_name"] == merged["cluster_name_art"]).all()
     assert result.rfm_crosstab["customers"].sum() == len(clusters)
+    saved = json.loads((tmp_path / "artifacts" / "cluster_model.json").read_text())
+    assert saved["run"] == {"as_of": as_of, "feature_set": result.feature_set, "method": result.method,
+                            "k": result.k, "seed": 1, "customers": len(clusters)}
+    model = SegmentModel.from_dict(saved)
+    assert predict_clusters_frame(model, clusters).tolist() == clusters["cluster_name"].tolist()
     first = (tmp_path / "artifacts" / "customer_segments.csv").read_bytes()
     build_cluster_artifacts(ctx)
     assert (tmp_path / "artifacts" / "customer_segments.csv").read_bytes() == first

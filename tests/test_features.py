@@ -61,6 +61,15 @@ def test_customer_table_computes_every_behaviour_column_by_hand():
     assert table.attrs["as_of"] == "2024-02-10"
 
 
+def test_channel_shares_are_exactly_what_crosstab_normalised_by_row_gives():
+    from segkit.features import _row_shares
+
+    rng = np.random.default_rng(7)
+    rows = rng.integers(0, 300, 2000)
+    cols = pd.Series(rng.choice(["web", "app", "store", "other", "Zeta", "é-shop"], 2000), dtype="str").to_numpy()
+    assert_frame_equal(_row_shares(rows, cols), pd.crosstab(rows, cols, normalize="index"), check_exact=True)
+
+
 def test_customer_table_leaves_out_customers_without_a_purchase_and_orders_after_as_of():
     table = customer_table(_tx(), as_of="2024-02-10")
     assert table["customer_id"].tolist() == ["a", "b"]
@@ -220,6 +229,40 @@ def test_feature_builder_is_a_scikit_learn_transformer():
     assert_frame_equal(a, b)
     assert list(fb.get_feature_names_out()) == ["frequency"]
     assert_series_equal(fb.center_, pd.Series({"frequency": 2.8}), check_exact=False)
+
+
+def test_feature_builder_round_trips_through_json_exactly():
+    import json
+
+    fb = FeatureBuilder(numeric=["frequency", "median_days_between_orders", "constant", "open_rate"],
+                        categorical=["region"], log=["frequency"], impute={"frequency": "median"},
+                        min_category_share=0.0, clip=None).fit(_table())
+    saved = json.loads(json.dumps(fb.to_dict()))
+    again = FeatureBuilder.from_dict(saved)
+    assert again.get_params() == {**fb.get_params(), "numeric": list(fb.numeric), "categorical": list(fb.categorical),
+                                  "log": list(fb.log)}
+    for attr in ("numeric_features_", "categorical_features_", "log_features_", "skipped_features_",
+                 "impute_values_", "center_raw_", "categories_", "n_features_in_"):
+        assert getattr(again, attr) == getattr(fb, attr), attr
+    assert list(again.skipped_features_) == list(fb.skipped_features_)  # order kept (JSON objects are sorted)
+    assert_series_equal(again.center_, fb.center_, check_exact=True)
+    assert_series_equal(again.scale_, fb.scale_, check_exact=True)
+    assert_frame_equal(again.missing_report_, fb.missing_report_)
+    new = pd.DataFrame({"customer_id": ["x", "y"], "frequency": [np.nan, 4.0], "constant": [1.0, 1.0],
+                        "median_days_between_orders": [np.nan, 3.0], "tenure_days": [12.0, np.nan],
+                        "region": ["N", "moon"]})
+    assert_frame_equal(again.transform(new), fb.transform(new), check_exact=True)
+    assert again.transform(new)["region"].tolist() == ["N", "Other"]
+
+
+def test_feature_builder_from_dict_names_what_is_wrong():
+    fb = FeatureBuilder(numeric=["frequency"], categorical=["region"], log=[]).fit(_table())
+    saved = fb.to_dict()
+    with pytest.raises(DataError, match="Not a saved FeatureBuilder"):
+        FeatureBuilder.from_dict({**saved, "kind": "KPrototypes"})
+    saved["fitted"]["scale_"] = [1.0, 2.0]
+    with pytest.raises(DataError, match=r"'scale_' must be a list of numbers of shape \(1,\), got shape \(2,\)"):
+        FeatureBuilder.from_dict(saved)
 
 
 def test_customer_table_names_unreadable_dates_and_their_rows():
