@@ -407,8 +407,8 @@ def choose_k(selection: pd.DataFrame, tolerance: float = 0.02, min_cluster_share
     return int(pick), reason
 
 
-def _selection_rows(Xs, Xsil, sil_rows, D, ks, method, seed, s, numeric) -> list[dict]:
-    """Fit each k on ``Xs`` and score it (see :func:`select_k`)."""
+def _selection_rows(Xs, Xsil, sil_rows, D, ks, method, seed, s, numeric, models: dict | None = None) -> list[dict]:
+    """Fit each k on ``Xs`` and score it (see :func:`select_k`); ``models`` gets each fit."""
     from sklearn.metrics import calinski_harabasz_score, davies_bouldin_score, silhouette_score
 
     from segkit.progress import progress
@@ -416,6 +416,8 @@ def _selection_rows(Xs, Xsil, sil_rows, D, ks, method, seed, s, numeric) -> list
     out = []
     for k in progress([k for k in ks if 2 <= k < len(Xs)], desc="Choosing k"):
         model = make_model(method, k, seed, s, n_init=s.selection.get("n_init")).fit(Xs)
+        if models is not None:
+            models[k] = model
         labels = model.labels_
         counts = np.bincount(labels, minlength=k)
         lab_sil = labels[sil_rows]
@@ -438,7 +440,7 @@ def _selection_rows(Xs, Xsil, sil_rows, D, ks, method, seed, s, numeric) -> list
 
 
 def select_k(X: pd.DataFrame, ks: Sequence[int], method: str, seed: int,
-             settings: ClusterSettings | None = None) -> pd.DataFrame:
+             settings: ClusterSettings | None = None, models: dict | None = None) -> pd.DataFrame:
     """Fit every k in ``ks`` and compare: cost, silhouette, Calinski–Harabasz, Davies–Bouldin.
 
     Fits run on a seeded sample of ``selection.sample_size`` customers. The silhouette uses a
@@ -446,6 +448,11 @@ def select_k(X: pd.DataFrame, ks: Sequence[int], method: str, seed: int,
     (:func:`gower_distances`) for k-prototypes, Euclidean on the numeric features for k-means.
     Calinski–Harabasz (higher is better) and Davies–Bouldin (lower is better) are computed for
     k-means only (they assume Euclidean geometry).
+
+    Parameters
+    ----------
+    models : dict, optional
+        Filled with the model fitted for each k (the explorer shows them instead of refitting).
 
     Returns
     -------
@@ -463,7 +470,7 @@ def select_k(X: pd.DataFrame, ks: Sequence[int], method: str, seed: int,
     numeric = [c for c in X.columns if pd.api.types.is_numeric_dtype(X[c])]
     D = gower_distances(Xsil) if method == "kprototypes" else None
     with single_thread():
-        out = _selection_rows(Xs, Xsil, sil_rows, D, ks, method, seed, s, numeric)
+        out = _selection_rows(Xs, Xsil, sil_rows, D, ks, method, seed, s, numeric, models)
     if not out:
         raise ModelFitError(f"Too few customers ({len(X)}) to compare k in {list(ks)}; clustering needs "
                             "more customers than clusters.")
@@ -966,6 +973,7 @@ class ClusterResult:
     rfm_crosstab: pd.DataFrame | None = None
     info: dict = field(default_factory=dict)
     warnings: list = field(default_factory=list)
+    selection_models: dict = field(default_factory=dict)  # k -> model fitted when comparing k
 
     @property
     def missing_report(self) -> pd.DataFrame:
@@ -998,7 +1006,8 @@ def cluster_customers(table: pd.DataFrame, settings: ClusterSettings | None = No
                       *, feature_set: str | None = None, method: str | None = None,
                       k: int | None = None, run_selection: bool = True,
                       run_stability: bool = True, n_init: int | None = None,
-                      run_projection: bool = True, fit_sample: int | None = None) -> ClusterResult:
+                      run_projection: bool = True, fit_sample: int | None = None,
+                      estimator: Any = None) -> ClusterResult:
     """Cluster a customer table: features, choice of k, final fit, stability, profiles, names.
 
     Parameters
@@ -1025,6 +1034,10 @@ def cluster_customers(table: pd.DataFrame, settings: ClusterSettings | None = No
         customer with the fitted model's ``predict``. None, or a table no larger than it: fit on
         all customers (the labels are the fit's own). Features, profiles and names always use
         every customer.
+    estimator : fitted model, optional
+        Use this model instead of fitting one: it must have been fitted on the customers
+        ``fit_sample`` picks, with ``k`` clusters (the explorer passes the model the comparison
+        of k fitted, :attr:`ClusterResult.selection_models`).
 
     Returns
     -------
@@ -1064,7 +1077,8 @@ def cluster_customers(table: pd.DataFrame, settings: ClusterSettings | None = No
     if run_selection and not ks and fixed is None:
         raise ModelFitError(f"Only {n} customers to cluster; comparing k = {s.k_min}–{s.k_max} needs more "
                             "customers than clusters. Lower clustering.k_min/k_max or add data.")
-    selection = select_k(X, ks, method_used, seed, s) if ks else pd.DataFrame(
+    selection_models: dict = {}
+    selection = select_k(X, ks, method_used, seed, s, models=selection_models) if ks else pd.DataFrame(
         columns=["k", "cost", "silhouette", "calinski_harabasz", "davies_bouldin", "smallest_share"])
     if fixed is not None:
         k_final, reason = int(fixed), f"k = {fixed} fixed by the configuration (clustering.k or the k parameter)."
@@ -1076,12 +1090,10 @@ def cluster_customers(table: pd.DataFrame, settings: ClusterSettings | None = No
     if k_final >= n:
         raise ModelFitError(f"Cannot form {k_final} clusters from {n} customers; lower k.")
     rows = _seeded_rows(n, fit_sample, seed)
-    if len(rows) < n:  # a quick look: fit on the sample of the comparison of k, assign everyone
-        estimator = make_model(method_used, k_final, seed, s, n_init=n_init).fit(X.iloc[rows])
-        raw = estimator.predict(X)
-    else:
-        estimator = make_model(method_used, k_final, seed, s, n_init=n_init).fit(X)
-        raw = estimator.labels_
+    if estimator is None:
+        estimator = make_model(method_used, k_final, seed, s, n_init=n_init).fit(X.iloc[rows] if len(rows) < n else X)
+    # a quick look fits on the sample of the comparison of k and assigns everyone
+    raw = estimator.predict(X) if len(rows) < n else estimator.labels_
     numbers = order_by_size(raw, k_final)
     clusters = numbers[raw]
     values = builder.imputed(table)
@@ -1131,7 +1143,7 @@ def cluster_customers(table: pd.DataFrame, settings: ClusterSettings | None = No
                          as_of=table.attrs.get("as_of"), gamma=gamma,
                          info={"customers": n, "numeric_features": list(builder.numeric_features_),
                                "categorical_features": list(builder.categorical_features_)},
-                         warnings=warnings_)
+                         warnings=warnings_, selection_models=selection_models)
 
 
 # =============================================================================== notebook 03
@@ -1367,10 +1379,12 @@ def cluster_view(result: ClusterResult, k: int, feature_set: str) -> pd.DataFram
         profiles = result.profiles
     else:
         s = result.settings
+        # the comparison of k fitted this very model (same sample, seed and restarts): reuse it
+        fitted = result.selection_models.get(int(k)) if feature_set == result.feature_set else None
         profiles = cluster_customers(result.table, s, result.seed, feature_set=feature_set, k=int(k),
                                      run_selection=False, run_stability=False, run_projection=False,
                                      fit_sample=s.selection.get("sample_size"),
-                                     n_init=s.selection.get("n_init")).profiles
+                                     n_init=s.selection.get("n_init"), estimator=fitted).profiles
     cols = [c for c in ("recency_days", "frequency", "monetary_total", "aov") if c in profiles.columns]
     out = profiles[profiles["cluster"] != "All customers"]
     return out[["cluster", "cluster_name", "customers", "share", *cols]].reset_index(drop=True)

@@ -462,6 +462,23 @@ def test_explorer_view_of_large_data_fits_on_the_sample_of_the_k_comparison(shop
     assert view["customers"].tolist() == quick.profiles["customers"].iloc[:-1].tolist()
 
 
+def test_explorer_views_of_other_k_are_the_models_fitted_when_comparing_k(shop_table, shop_result, monkeypatch):
+    from segkit import cluster as cluster_module
+
+    assert sorted(shop_result.selection_models) == shop_result.selection["k"].tolist()
+    for k, model in shop_result.selection_models.items():  # the very fits the comparison scored
+        assert model.cost_ == shop_result.selection.set_index("k").loc[k, "cost"]
+    reused = cluster_view(shop_result, 3, shop_result.feature_set)
+    fits = []
+    real = cluster_module.make_model
+    monkeypatch.setattr(cluster_module, "make_model", lambda *a, **kw: fits.append(a) or real(*a, **kw))
+    assert_frame_equal(cluster_view(shop_result, 3, shop_result.feature_set), reused)
+    assert fits == []  # no refit for a k of the comparison
+    monkeypatch.setattr(shop_result, "selection_models", {})
+    assert_frame_equal(cluster_view(shop_result, 3, shop_result.feature_set), reused)  # a refit agrees
+    assert len(fits) == 1
+
+
 def test_a_segment_model_rebuilt_from_json_predicts_like_the_fitted_one(shop_table, shop_result):
     import json
 
