@@ -1,45 +1,62 @@
 """segkit — customer lifecycle segmentation kit.
 
-The public API is re-exported here as the modules land; see ``__all__``.
+The public API is re-exported here (see ``__all__``). The names are resolved on first use
+(PEP 562), so that ``import segkit.audit`` — what a notebook, the ``segkit`` command or a kernel
+started ahead does — does not also import scikit-learn, statsmodels, lifetimes and DuckDB.
+
+Examples
+--------
+>>> import segkit
+>>> segkit.rfm_table.__module__
+'segkit.rfm'
+>>> sorted(set(segkit.__all__) - set(dir(segkit)))
+[]
 """
 
 from __future__ import annotations
 
+import importlib
+from typing import Any
+
 __version__ = "0.1.0"
 
-from segkit.config import load_config
-from segkit.errors import (
-    AuditFailedError,
-    ConfigError,
-    DataError,
-    ModelFitError,
-    SegkitError,
-    UpstreamMissingError,
-)
-from segkit.pipeline import NOTEBOOKS, RunContext, open_run
-from segkit.io import load_inputs, load_table
-from segkit.datasets import GeneratedShop, generate_shop, load_cdnow, load_sample
-from segkit.campaign import CampaignResult, CampaignSettings, build_campaign_artifacts, evaluate_campaigns
-from segkit.cluster import build_cluster_artifacts, cluster_customers
-from segkit.cluster import summarize as summarize_clusters
-from segkit.clv import BetaGeoModel, GammaGammaModel, customer_lifetime_value
-from segkit.features import FeatureBuilder, customer_table
-from segkit.kprototypes import KPrototypes
-from segkit.lifecycle import (
-    LifecycleStager,
-    StageThresholds,
-    assign_lifecycle_stage,
-    build_lifecycle_artifacts,
-)
-from segkit.rfm import (
-    LoyaltyTiers,
-    RFMScorer,
-    SegmentMap,
-    build_rfm_artifacts,
-    lifetimes_summary,
-    purchase_orders,
-    rfm_table,
-)
+#: Public name → the module that defines it.
+_EXPORTS: dict[str, str] = {
+    "load_config": "segkit.config",
+    **dict.fromkeys(["AuditFailedError", "ConfigError", "DataError", "ModelFitError", "SegkitError",
+                     "UpstreamMissingError"], "segkit.errors"),
+    **dict.fromkeys(["NOTEBOOKS", "RunContext", "open_run"], "segkit.pipeline"),
+    **dict.fromkeys(["load_inputs", "load_table"], "segkit.io"),
+    **dict.fromkeys(["GeneratedShop", "generate_shop", "load_cdnow", "load_sample"], "segkit.datasets"),
+    **dict.fromkeys(["CampaignResult", "CampaignSettings", "build_campaign_artifacts", "evaluate_campaigns"],
+                    "segkit.campaign"),
+    **dict.fromkeys(["build_cluster_artifacts", "cluster_customers"], "segkit.cluster"),
+    **dict.fromkeys(["BetaGeoModel", "GammaGammaModel", "customer_lifetime_value"], "segkit.clv"),
+    **dict.fromkeys(["FeatureBuilder", "customer_table"], "segkit.features"),
+    "KPrototypes": "segkit.kprototypes",
+    **dict.fromkeys(["LifecycleStager", "StageThresholds", "assign_lifecycle_stage", "build_lifecycle_artifacts"],
+                    "segkit.lifecycle"),
+    **dict.fromkeys(["LoyaltyTiers", "RFMScorer", "SegmentMap", "build_rfm_artifacts", "lifetimes_summary",
+                     "purchase_orders", "rfm_table"], "segkit.rfm"),
+}
+_RENAMED: dict[str, tuple[str, str]] = {"summarize_clusters": ("segkit.cluster", "summarize")}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        value = getattr(importlib.import_module(_EXPORTS[name]), name)
+    elif name in _RENAMED:
+        module, attr = _RENAMED[name]
+        value = getattr(importlib.import_module(module), attr)
+    else:
+        raise AttributeError(f"module 'segkit' has no attribute {name!r}")
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_EXPORTS) | set(_RENAMED))
+
 
 __all__ = [
     "__version__",

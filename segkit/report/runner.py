@@ -859,7 +859,8 @@ class _Run:
                     nxt = next((n for n in pending if n not in jobs), None)
                     if nxt is not None and not starting and len(computing) + len(warm) <= workers:
                         jobs[nxt] = self._job(nxt, kernel)
-                unfinished = [j for j in jobs.values() if j.started_at is not None and not j.done.is_set()]
+                # not yet recorded (a job finishing just now is recorded in the next round)
+                unfinished = [j for n, j in jobs.items() if j.started_at is not None and n not in results]
                 if not unfinished and (stop or not pending):
                     break
                 if unfinished:
