@@ -918,7 +918,9 @@ def fitted_cluster_model(ctx: Any) -> tuple[Any, str]:
     (:func:`segkit.cluster.predict_clusters_frame`). A run folder without the file (03 run by
     an older segkit), or with a file that cannot be read or used, gets a refit instead
     (:func:`refit_cluster_model`, checked against ``clusters.parquet`` too). The note says which
-    path was taken and how many of 03's cluster labels the model reproduces.
+    path was taken and how many of 03's cluster labels the model reproduces; it is empty when
+    the saved model reproduces every label (nothing for the reader to act on), so the report
+    only warns about a refit or a disagreement.
     """
     from segkit.cluster import SegmentModel, predict_clusters_frame
 
@@ -932,10 +934,11 @@ def fitted_cluster_model(ctx: Any) -> tuple[Any, str]:
             problem = f"artifacts/cluster_model.json could not be used ({exc})"
         else:
             agree = _share_equal(names.to_numpy(), clusters["cluster_name"].to_numpy())
+            if agree == 1:
+                return model, ""
             note = (f"Cluster model: notebook 03's fitted model (artifacts/cluster_model.json); on the customers of "
-                    f"clusters.parquet it reproduces {agree:.1%} of 03's cluster labels.")
-            if agree < 1:
-                note += " Rerun 03_clustering if the run's artifacts come from different runs."
+                    f"clusters.parquet it reproduces {agree:.1%} of 03's cluster labels. Rerun 03_clustering "
+                    "if the run's artifacts come from different runs.")
             return model, note
     model, agree, k = refit_cluster_model(ctx, clusters)
     why = problem or "this run folder has no artifacts/cluster_model.json (written by 03_clustering)"
@@ -2319,7 +2322,7 @@ def labels_at_send(ctx: Any, campaign: pd.DataFrame,
     model = None
     if "cluster_name" in dims:
         model, note = fitted_cluster_model(ctx)
-        notes.append(note)
+        notes += [note] if note else []
     camp = ctx.section("campaign")
     control = camp.get("control_arm", "control") if camp.get("control_is_holdout", True) else None
     per_send = segments_at_send(
