@@ -12,12 +12,16 @@ What :func:`run_pipeline` does, in order:
    (``.<name>.building-XXXX``); with ``--only`` and an existing ``--out`` it starts as a copy of
    that folder (its artifacts are reused). ``config.yml`` there is the effective config with
    absolute data paths.
-3. **Notebooks** in pipeline order, each with papermill (kernel ``segkit``, or a kernelspec for
-   the current Python when that one is not installed; cwd = the build folder;
-   ``SEGKIT_QUIET=1``), parameters ``run_dir``, ``config_path``, ``as_of``, ``seed`` — only those
-   the notebook declares. A notebook whose required input is absent (``05_campaign_evaluation``
-   without campaign data) is skipped with the reason in the index. Each executed notebook is
-   exported to HTML right away (:class:`segkit.report.export.ReportExporter`).
+3. **Notebooks**, each with papermill (kernel ``segkit``, or a kernelspec for the current
+   Python when that one is not installed; cwd = the build folder; ``SEGKIT_QUIET=1``),
+   parameters ``run_dir``, ``config_path``, ``as_of``, ``seed`` — only those the notebook
+   declares. A notebook starts as soon as the notebooks it reads from
+   (:data:`segkit.pipeline.UPSTREAM`) have executed, at most ``run.workers`` at once (03 and 04
+   side by side); the next kernels are started ahead and preload their notebook's imports
+   (:mod:`segkit.report.kernels`). ``run.json`` and the index list the notebooks in pipeline
+   order. A notebook whose required input is absent (``05_campaign_evaluation`` without
+   campaign data) is skipped with the reason in the index. Each executed notebook is exported
+   to HTML while the next ones run (:class:`segkit.report.export.ReportExporter`).
 4. **index.html and run.json**, then the build folder is **moved into place**.
 
 Where results end up (the rule also printed by ``segkit run --help``):
