@@ -58,6 +58,20 @@ def _stamps(run: Path) -> dict[str, tuple[float, float]]:
     return {p.stem: tuple(json.loads(p.read_text())) for p in (run / "stamps").glob("*.json")}
 
 
+def _kernel_children() -> list[int]:
+    """Kernel processes that are children of this (test) process, from /proc."""
+    pids = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            cmd = (stat.parent / "cmdline").read_bytes()
+        except OSError:
+            continue
+        if int(fields[1]) == os.getpid() and fields[0] != "Z" and b"ipykernel_launcher" in cmd:
+            pids.append(int(stat.parent.name))
+    return pids
+
+
 def _overlap(a: tuple[float, float], b: tuple[float, float]) -> bool:
     return a[0] < b[1] and b[0] < a[1]
 
@@ -110,6 +124,20 @@ def test_a_failure_beside_a_running_notebook_lets_it_finish_and_stops_the_rest(t
     assert statuses == {"01_data_audit": "ok", "02_rfm": "ok", "03_clustering": "failed",
                         "04_lifecycle": "ok", "05_campaign_evaluation": "not run"}
     assert "05_campaign_evaluation" not in _stamps(tmp_path / "run-failed")
+    assert _kernel_children() == []  # the kernel started ahead for 05 was shut down, not left behind
+
+
+def test_a_run_that_stops_early_shuts_down_the_kernels_it_started_ahead(tmp_path, monkeypatch):
+    # 01 fails at once, while the kernel for 02 is still preloading a module that takes 5 s to import
+    (tmp_path / "lib").mkdir()
+    (tmp_path / "lib" / "slow_to_import.py").write_text("import time\ntime.sleep(5)\n")
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(tmp_path / "lib"), os.environ.get("PYTHONPATH")])))
+    notebooks = _pipeline(tmp_path / "nb", {"01_data_audit": "raise ConfigError('audit.outlier_k = -1 is not valid')",
+                                            "02_rfm": "import slow_to_import"})
+    with pytest.raises(NotebookFailedError, match="01_data_audit failed"):
+        run_pipeline(RunOptions(config=_config(tmp_path, 2), out=tmp_path / "run"), notebooks_dir=notebooks,
+                     echo=lambda _: None)
+    assert _kernel_children() == []
 
 
 @pytest.mark.parametrize("value", [0, -1, "two", 1.5, True])

@@ -84,6 +84,8 @@ KERNEL_START_TIMEOUT = 300
 KERNEL_ARGUMENTS: tuple[str, ...] = ("--IPKernelApp.log_level=CRITICAL",)
 #: Seconds a running notebook gets to stop after Ctrl-C before its kernel is killed.
 INTERRUPT_GRACE = 20
+#: Seconds to wait for a kernel started ahead, and not needed, to shut down.
+KERNEL_SHUTDOWN_WAIT = 60
 
 
 def interrupted_failure(name: str) -> Failure:
@@ -877,9 +879,11 @@ class _Run:
             interrupted = True
             self._interrupt(jobs, results)
         finally:
-            for name, job in jobs.items():
-                if job.started_at is None:
-                    job.cancel()
+            cancelled = [job for job in jobs.values() if job.started_at is None]
+            for job in cancelled:
+                job.cancel()
+            for job in cancelled:  # their kernels are shut down before the run returns
+                job.done.wait(KERNEL_SHUTDOWN_WAIT)
         if interrupted:  # a notebook stopped by Ctrl-C shows as interrupted, not failed
             for record, _, _ in results.values():
                 if record.status == "failed" and (record.error or {}).get("ename") == "KeyboardInterrupt":
