@@ -108,7 +108,7 @@ def _config_for(shop_folder, tmp_path):
 
 
 def test_a_glob_matching_nothing_or_a_folder_for_customers_stops_before_any_notebook(shop_folder, tmp_path):
-    from segkit.errors import DataError
+    from segkit.errors import ConfigError, DataError
     from segkit.report import RunOptions, effective_config
 
     with pytest.raises(DataError, match=r"transactions input \(from --transactions\).*no file matches"):
@@ -118,3 +118,7 @@ def test_a_glob_matching_nothing_or_a_folder_for_customers_stops_before_any_note
         effective_config(RunOptions(transactions=tmp_path / "empty"))
     with pytest.raises(DataError, match="only the transactions may be a folder"):
         effective_config(RunOptions(transactions=shop_folder / "transactions.csv", customers=tmp_path / "empty"))
+    parts = _split_log(shop_folder, tmp_path / "parts")
+    (tmp_path / "pandas.yml").write_text(f"data: {{transactions: {parts}}}\nengine: {{kind: pandas}}\n")
+    with pytest.raises(ConfigError, match="only the out-of-core engine reads, but engine.kind is pandas"):
+        effective_config(RunOptions(config=tmp_path / "pandas.yml"))

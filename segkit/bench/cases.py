@@ -169,7 +169,7 @@ def build_cases(data_dir: Path, smoke: bool = False, only: list[str] | None = No
             ("pipeline_sample", lambda: pipeline_case(data_dir, sample_config, "pipeline_sample",
                                                       "the bundled sample", 3, "segkit_run ≤ 30 s on 2 cores")),
             ("pipeline_1m", lambda: pipeline_case(data_dir, _shop_config(data_dir, 118_000), "pipeline_1m",
-                                                  "a generated shop of ~1M order lines / ~100k customers", 1,
+                                                  "a generated shop of ~1M order lines / ~118k customers", 1,
                                                   "segkit_run ≤ 120 s on 2 cores")),
         ]
     cases = []

@@ -300,6 +300,10 @@ def _checked_input(cfg: Mapping, table: str, flags: Mapping[str, Any], base: Pat
         # segkit.engine; checked here with the same rule, so a wrong path stops before any notebook.
         from segkit.engine import input_files as log_files
 
+        if str((cfg.get("engine") or {}).get("kind", "auto")).lower() == "pandas":
+            raise ConfigError(f"The transactions input {path} (from {origin}) is a folder or glob of files, which "
+                              "only the out-of-core engine reads, but engine.kind is pandas. Set engine.kind: auto "
+                              "(or duckdb), or give a single file.")
         try:
             log_files(path)
         except DataError as exc:
