@@ -608,6 +608,10 @@ def _read_error(m: _Mapped, exc: BaseException) -> DataError:
             f"{where}: cannot be split into columns: {detail}. A value probably contains the delimiter "
             f"{shown} without quotes (or io.delimiter is wrong): put such values in double quotes, "
             "or set io.delimiter in the config.")
+    if "Conversion Error" in text and re.search(r"\(\d+ files\)", where):
+        return DataError(f"{where}: cannot be read: {_first_line(exc)}. The files probably do not share one schema: "
+                         "a column stored as numbers in one file holds text (or empty strings) in another. "
+                         "Export every part with the same column types, or as CSV.")
     return DataError(f"{where}: cannot be read: {_first_line(exc)}. Check that the file is complete; for CSV, "
                      "set io.delimiter and io.encoding if the defaults do not fit.")
 

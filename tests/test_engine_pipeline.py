@@ -122,3 +122,20 @@ def test_a_glob_matching_nothing_or_a_folder_for_customers_stops_before_any_note
     (tmp_path / "pandas.yml").write_text(f"data: {{transactions: {parts}}}\nengine: {{kind: pandas}}\n")
     with pytest.raises(ConfigError, match="only the out-of-core engine reads, but engine.kind is pandas"):
         effective_config(RunOptions(config=tmp_path / "pandas.yml"))
+
+
+def test_parts_that_disagree_on_column_types_are_named_as_the_problem(shop_folder, tmp_path):
+    from segkit.audit import build_audit_artifacts
+    from segkit.errors import DataError
+
+    parts = tmp_path / "parts"
+    parts.mkdir()
+    lines = pd.read_csv(shop_folder / "transactions.csv")
+    first, second = lines.iloc[: len(lines) // 2].copy(), lines.iloc[len(lines) // 2:].copy()
+    second["quantity"] = second["quantity"].astype(str).where(second.index % 7 != 0, "")  # text in one part
+    first.to_parquet(parts / "part-1.parquet", index=False)
+    second.to_parquet(parts / "part-2.parquet", index=False)
+    config = tmp_path / "parts.yml"
+    config.write_text(f"data: {{transactions: {parts}, customers: null, campaign: null}}\n")
+    with pytest.raises(DataError, match=r"parts \(2 files\): cannot be read: .*do not share one schema"):
+        build_audit_artifacts(open_run("01_data_audit", run_dir=tmp_path / "run", config_path=config))
