@@ -201,6 +201,17 @@ class EngineSettings:
 
 
 # ----------------------------------------------------------------------------- files
+def is_file_set(path: str | Path) -> bool:
+    """True when ``path`` names a transaction log split into files: a folder, or a glob.
+
+    Examples
+    --------
+    >>> is_file_set("exports/orders-*.parquet"), is_file_set("orders.csv")
+    (True, False)
+    """
+    return Path(path).is_dir() or any(ch in str(path) for ch in "*?[")
+
+
 def input_files(source: str | Path | Sequence[str | Path]) -> tuple[list[str], str]:
     """The files of ``source`` (a file, a folder, a glob, or a list of them) and their format.
 
@@ -347,7 +358,7 @@ def choose_engine(config: Mapping[str, Any]) -> str:
     path = resolve_path(config, (config.get("data") or {}).get("transactions"))
     if path is None:
         return "pandas"
-    if path.is_dir() or any(ch in str(path) for ch in "*?["):
+    if is_file_set(path):
         return "duckdb"
     if not path.is_file() or path.name.lower().endswith((".xlsx", ".xlsm", ".xls", ".bz2", ".xz")):
         return "pandas"
@@ -1786,7 +1797,7 @@ def purchase_orders_for(ctx: "RunContext") -> pd.DataFrame:
     >>> orders = purchase_orders_for(open_run("04_lifecycle"))  # doctest: +SKIP
     """
     if transactions_engine(ctx) == "duckdb":
-        orders = order_table_from_files(_clean_lines(ctx), **_limits(ctx))
+        orders = orders_for(ctx)
         return orders.loc[orders["is_purchase"], ["customer_id", "order_id", "order_date", "amount"]] \
             .reset_index(drop=True)
     from segkit.rfm import purchase_orders

@@ -30,17 +30,13 @@ from typing import Any, Callable
 
 def imports_of(func: Callable[..., Any]) -> list[str]:
     """Modules imported by ``import`` / ``from … import`` statements anywhere in ``func``'s body."""
+    from segkit.report.kernels import module_names
+
     try:
         tree = ast.parse(textwrap.dedent(inspect.getsource(func)))
     except (OSError, TypeError, SyntaxError):
         return []
-    names: list[str] = []
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Import):
-            names += [a.name for a in node.names]
-        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-            names.append(node.module)
-    return list(dict.fromkeys(names))
+    return module_names(ast.walk(tree))
 
 
 def main(argv: list[str]) -> int:

@@ -28,9 +28,27 @@ import signal
 import threading
 import time
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 import nbformat
+
+
+def module_names(nodes: Iterable[ast.AST]) -> list[str]:
+    """Modules named by the ``import`` / ``from … import`` statements among ``nodes``, in order,
+    without repeats; relative imports are ignored.
+
+    Examples
+    --------
+    >>> module_names(ast.parse("import a.b, c\\nfrom .x import y\\nfrom d import e\\nimport a.b").body)
+    ['a.b', 'c', 'd']
+    """
+    names: list[str] = []
+    for node in nodes:
+        if isinstance(node, ast.Import):
+            names += [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            names.append(node.module)
+    return list(dict.fromkeys(names))
 
 
 def imported_modules(notebook: str | Path) -> list[str]:
@@ -52,20 +70,15 @@ def imported_modules(notebook: str | Path) -> list[str]:
     ['pandas', 'segkit.rfm']
     """
     nb = nbformat.read(str(notebook), as_version=4)
-    names: list[str] = []
+    statements: list[ast.stmt] = []
     for cell in nb.cells:
         if cell.cell_type != "code" or "parameters" in cell.get("metadata", {}).get("tags", []):
             continue
         try:
-            tree = ast.parse(cell.source)
+            statements += ast.parse(cell.source).body
         except SyntaxError:
             continue
-        for node in tree.body:
-            if isinstance(node, ast.Import):
-                names += [alias.name for alias in node.names]
-            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-                names.append(node.module)
-    return list(dict.fromkeys(names))
+    return module_names(statements)
 
 
 def preload_code(modules: Sequence[str]) -> str:
@@ -154,10 +167,6 @@ class NotebookJob:
         """Do not run the notebook; shut its kernel down."""
         self._cancelled = True
         self._go.set()
-
-    @property
-    def running(self) -> bool:
-        return self._go.is_set() and not self._cancelled and not self.done.is_set()
 
     def signal_kernel(self, signum: int = signal.SIGINT) -> bool:
         """Send ``signum`` to the kernel's process group (SIGINT interrupts the running cell)."""

@@ -111,10 +111,11 @@ def input_info(source: str | Path) -> dict[str, Any]:
     >>> info["size"], [Path(f["path"]).name for f in info["files"]], len(info["sha256"])
     (8, ['a.csv', 'b.csv'], 64)
     """
+    from segkit.engine import input_files as log_files, is_file_set
+
     path = Path(source)
-    if not (path.is_dir() or any(ch in str(path) for ch in "*?[")):
+    if not is_file_set(path):
         return file_info(path)
-    from segkit.engine import input_files as log_files
 
     files = [file_info(Path(f)) for f in log_files(path)[0]]
     manifest = "".join(f"{Path(f['path']).name}  {f['sha256']}\n" for f in files)

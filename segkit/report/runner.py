@@ -295,12 +295,12 @@ def _checked_input(cfg: Mapping, table: str, flags: Mapping[str, Any], base: Pat
     if path is None:
         return None
     origin = f"--{table}" if table in flags else f"data.{table} in {base or 'the defaults'}"
-    if table == "transactions" and (path.is_dir() or any(ch in str(path) for ch in "*?[")):
+    from segkit.engine import choose_engine, input_files as log_files, is_file_set
+
+    if table == "transactions" and is_file_set(path):
         # A transaction log split into files (a folder or a glob): read out-of-core by
         # segkit.engine; checked here with the same rule, so a wrong path stops before any notebook.
-        from segkit.engine import input_files as log_files
-
-        if str((cfg.get("engine") or {}).get("kind", "auto")).lower() == "pandas":
+        if choose_engine(cfg) == "pandas":
             raise ConfigError(f"The transactions input {path} (from {origin}) is a folder or glob of files, which "
                               "only the out-of-core engine reads, but engine.kind is pandas. Set engine.kind: auto "
                               "(or duckdb), or give a single file.")
@@ -553,6 +553,7 @@ class _Run:
         self.warnings: list[str] = []
         self._ids_cache: tuple[tuple, list] | None = None
         self._export_lock = threading.RLock()
+        self._workers: int | None = None  # run.workers, fixed once the audit has chosen its engine
 
     # ---------------------------------------------------------------- setup
     def prepare(self) -> None:
@@ -649,10 +650,6 @@ class _Run:
             self.warnings.append(
                 f"{name}.html showed {result.redacted_ids} raw customer id(s) outside shareable tables; they were "
                 "replaced by pseudonyms in the HTML. Display tables through shareable() in the notebook.")
-
-    def execute(self, name: str, kernel: str, km: Any = None) -> tuple[NotebookRecord, Failure | None, str]:
-        """Run one notebook (:meth:`run_notebook`) and export its HTML (:meth:`finish_notebook`)."""
-        return self.finish_notebook(name, self.run_notebook(name, kernel, km))
 
     def run_notebook(self, name: str, kernel: str, km: Any = None) -> tuple[NotebookRecord, Failure | None, str]:
         """Run one notebook with papermill, in ``km`` (a kernel started ahead) when given.
@@ -769,6 +766,8 @@ class _Run:
         ConfigError
             A value that is not ``auto`` or a whole number ≥ 1.
         """
+        if self._workers is not None:
+            return self._workers
         value = self.cfg["run"].get("workers", "auto")
         if value in (None, "auto"):
             n = 2 if (os.cpu_count() or 1) >= 2 else 1
@@ -782,10 +781,11 @@ class _Run:
         except ImportError:  # pragma: no cover - Windows
             return 1
         audit_path = self.build / "artifacts" / ARTIFACTS["audit_summary"].filename
-        if n > 1 and audit_path.exists():
+        if audit_path.exists():  # the audit has chosen its engine: the answer no longer changes
             with contextlib.suppress(ValueError, OSError):
                 if json.loads(audit_path.read_text()).get("engine") == "duckdb":
                     n = 1
+            self._workers = n
         return n
 
     def _job(self, name: str, kernel: str) -> NotebookJob:
