@@ -763,6 +763,57 @@ def send_dates(campaign: pd.DataFrame) -> pd.Series:
     return sent.groupby(ids.to_numpy(), sort=True).min().dt.normalize().rename("send_date")
 
 
+class LinesInMemory:
+    """The order lines :func:`segments_at_send` segments recipients from, held in memory.
+
+    Each method sees only the lines dated strictly before ``day``. The out-of-core twin,
+    :class:`segkit.engine.LinesOnDisk`, answers the same questions from the clean file with DuckDB.
+
+    Examples
+    --------
+    >>> tx = pd.DataFrame({"customer_id": ["a", "b"], "order_id": ["1", "2"], "amount": 5.0,
+    ...                    "order_date": pd.to_datetime(["2024-01-01", "2024-03-01"])})
+    >>> LinesInMemory(tx).purchase_orders(pd.Timestamp("2024-02-01"))["customer_id"].tolist()
+    ['a']
+    """
+
+    def __init__(self, transactions: pd.DataFrame):
+        self.transactions = transactions
+        self._dates = pd.to_datetime(transactions["order_date"])
+
+    def before(self, day: pd.Timestamp) -> pd.DataFrame:
+        return self.transactions[(self._dates < day).to_numpy()]
+
+    def any_before(self, day: pd.Timestamp) -> bool:
+        return bool((self._dates < day).any())
+
+    def rfm_table(self, day: pd.Timestamp) -> pd.DataFrame:
+        """:func:`segkit.rfm.rfm_table` of the lines before ``day`` (empty without any)."""
+        from segkit.rfm import RFMWarning, rfm_table
+
+        tx = self.before(day)
+        if tx.empty:
+            return pd.DataFrame(columns=["customer_id"])
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RFMWarning)
+            return rfm_table(tx, day)
+
+    def purchase_orders(self, day: pd.Timestamp) -> pd.DataFrame:
+        """Purchase orders (:func:`segkit.rfm.purchase_orders`) of the lines before ``day``."""
+        from segkit.rfm import purchase_orders
+
+        tx = self.before(day)
+        return purchase_orders(tx, day) if len(tx) else pd.DataFrame(columns=["customer_id", "order_date", "amount"])
+
+    def customer_table(self, day: pd.Timestamp, customers: pd.DataFrame | None, campaign: pd.DataFrame | None,
+                       control_arm: str, max_channels: int) -> pd.DataFrame:
+        """:func:`segkit.features.customer_table` as of ``day``."""
+        from segkit.features import customer_table
+
+        return customer_table(self.before(day), customers, campaign, day, control_arm=control_arm,
+                              max_channels=max_channels)
+
+
 def rfm_segments_as_of(transactions: pd.DataFrame, as_of: pd.Timestamp, rfm_settings: Any) -> pd.Series:
     """RFM segment of every buyer with purchases strictly before ``as_of`` (index ``customer_id``).
 
@@ -781,16 +832,17 @@ def rfm_segments_as_of(transactions: pd.DataFrame, as_of: pd.Timestamp, rfm_sett
     >>> rfm_segments_as_of(tx, pd.Timestamp("2024-04-01"), RFMSettings.from_config(None)).to_dict()
     {'a': 'Champions', 'b': 'Need Attention'}
     """
-    from segkit.rfm import RFMScorer, RFMWarning, rfm_table, to_five_point
+    return rfm_segments(LinesInMemory(transactions).rfm_table(as_of), rfm_settings)
 
-    tx = transactions[pd.to_datetime(transactions["order_date"]) < as_of]
-    if tx.empty:
+
+def rfm_segments(rfm: pd.DataFrame, rfm_settings: Any) -> pd.Series:
+    """RFM segments of the customers of an RFM table, scored among themselves (index ``customer_id``)."""
+    from segkit.rfm import RFMScorer, RFMWarning, to_five_point
+
+    if rfm.empty:
         return pd.Series([], dtype="string", name="rfm_segment")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RFMWarning)
-        rfm = rfm_table(tx, as_of)
-        if rfm.empty:
-            return pd.Series([], dtype="string", name="rfm_segment")
         scores = RFMScorer(bins=rfm_settings.bins, monetary_col=rfm_settings.monetary_column).fit(rfm).transform(rfm)
     five = [to_five_point(scores[c], rfm_settings.bins) for c in ("r_score", "f_score", "m_score")]
     names = rfm_settings.segments.assign(*five).to_numpy()
@@ -815,11 +867,13 @@ def lifecycle_stages_as_of(transactions: pd.DataFrame, as_of: pd.Timestamp, life
     >>> lifecycle_stages_as_of(tx, pd.Timestamp("2024-04-01"), LifecycleSettings.from_config(load_config()["lifecycle"])).to_dict()
     {'a': 'reactivated', 'b': 'new'}
     """
-    from segkit.lifecycle import purchase_history
-    from segkit.rfm import purchase_orders
+    return lifecycle_stages(LinesInMemory(transactions).purchase_orders(as_of), as_of, lifecycle_settings)
 
-    tx = transactions[pd.to_datetime(transactions["order_date"]) < as_of]
-    orders = purchase_orders(tx, as_of) if len(tx) else tx
+
+def lifecycle_stages(orders: pd.DataFrame, as_of: pd.Timestamp, lifecycle_settings: Any) -> pd.Series:
+    """Lifecycle stages as of ``as_of`` from the purchase orders (or days) before it (index ``customer_id``)."""
+    from segkit.lifecycle import purchase_history
+
     if orders.empty:
         return pd.Series([], dtype="string", name="lifecycle_stage")
     history = purchase_history(orders)
@@ -831,7 +885,7 @@ def lifecycle_stages_as_of(transactions: pd.DataFrame, as_of: pd.Timestamp, life
                      name="customer_id"), dtype="string", name="lifecycle_stage")
 
 
-def segments_at_send(campaign: pd.DataFrame, transactions: pd.DataFrame, dimensions: Sequence[str],
+def segments_at_send(campaign: pd.DataFrame, transactions: "pd.DataFrame | LinesInMemory", dimensions: Sequence[str],
                      *, rfm_settings: Any = None, lifecycle_settings: Any = None, cluster_model: Any = None,
                      customers: pd.DataFrame | None = None, control_arm: str | None = "control",
                      max_channels: int = 6) -> pd.DataFrame:
@@ -844,7 +898,9 @@ def segments_at_send(campaign: pd.DataFrame, transactions: pd.DataFrame, dimensi
     table built from data before the send, :func:`segkit.features.customer_table`; its e-mail
     features count only earlier campaigns). Recipients without a purchase before the send are
     the segment ``"no purchase before send"`` in every dimension. Campaigns without a send
-    date cannot be segmented without hindsight: their labels are ``"unlabelled"``.
+    date cannot be segmented without hindsight: their labels are ``"unlabelled"``. ``transactions``
+    is the clean order lines, or a source of them (:class:`LinesInMemory`,
+    :class:`segkit.engine.LinesOnDisk` for logs the run keeps out of memory).
 
     Examples
     --------
@@ -860,6 +916,7 @@ def segments_at_send(campaign: pd.DataFrame, transactions: pd.DataFrame, dimensi
     1           c           b           About To Sleep
     2           c           z  no purchase before send
     """
+    lines = LinesInMemory(transactions) if isinstance(transactions, pd.DataFrame) else transactions
     ids = campaign["campaign_id"].astype("string").str.strip()
     cust = campaign["customer_id"].astype("string").str.strip()
     out = pd.DataFrame({"campaign_id": ids.to_numpy(), "customer_id": cust.to_numpy()})
@@ -872,11 +929,11 @@ def segments_at_send(campaign: pd.DataFrame, transactions: pd.DataFrame, dimensi
         who = cust[rows].to_numpy()
         for dim in dimensions:
             if dim == "rfm_segment":
-                lab = rfm_segments_as_of(transactions, day, rfm_settings)
+                lab = rfm_segments(lines.rfm_table(day), rfm_settings)
             elif dim == "lifecycle_stage":
-                lab = lifecycle_stages_as_of(transactions, day, lifecycle_settings)
+                lab = lifecycle_stages(lines.purchase_orders(day), day, lifecycle_settings)
             elif dim == "cluster_name":
-                lab = _clusters_as_of(transactions, day, cluster_model, customers, campaign, sent, control_arm,
+                lab = _clusters_as_of(lines, day, cluster_model, customers, campaign, sent, control_arm,
                                       max_channels)
             else:
                 raise ConfigError(f"Unknown segment dimension {dim!r}; use one of {', '.join(SEGMENT_DIMENSIONS)}.")
@@ -885,20 +942,17 @@ def segments_at_send(campaign: pd.DataFrame, transactions: pd.DataFrame, dimensi
     return out
 
 
-def _clusters_as_of(transactions: pd.DataFrame, day: pd.Timestamp, model: Any, customers: pd.DataFrame | None,
+def _clusters_as_of(lines: "LinesInMemory", day: pd.Timestamp, model: Any, customers: pd.DataFrame | None,
                     campaign: pd.DataFrame, sent: pd.Series | None, control_arm: str | None,
                     max_channels: int) -> pd.Series:
     """Cluster names of buyers before ``day`` from the fitted ``model`` (features as of ``day``)."""
-    from segkit.features import customer_table
-
-    tx = transactions[pd.to_datetime(transactions["order_date"]) < day]
-    if model is None or tx.empty:
+    if model is None or not lines.any_before(day):
         return pd.Series([], dtype="string", name="cluster_name")
     earlier = campaign[(sent < day).to_numpy()] if sent is not None else campaign.iloc[:0]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        table = customer_table(tx, customers, earlier if len(earlier) else None, day,
-                               control_arm=control_arm or "control", max_channels=max_channels)
+        table = lines.customer_table(day, customers, earlier if len(earlier) else None,
+                                     control_arm=control_arm or "control", max_channels=max_channels)
     # before the first campaign nobody has e-mail features: missing, imputed by the fitted builder
     used = [*getattr(model.builder, "numeric_features_", []), *getattr(model.builder, "categorical_features_", [])]
     for col in used:
@@ -967,8 +1021,11 @@ def refit_cluster_model(ctx: Any, clusters: pd.DataFrame) -> tuple[Any, float, i
     from segkit.cluster import ClusterSettings, cluster_customers
     from segkit.features import customer_table
 
+    from segkit.engine import behaviour_for  # out-of-core when the audit used DuckDB, as in 03
+
     settings = ClusterSettings.from_config(ctx.section("clustering"))
-    transactions = ctx.read_artifact("transactions_clean")
+    behaviour = behaviour_for(ctx, ctx.as_of, int(settings.max_channels))
+    transactions = ctx.read_artifact("transactions_clean") if behaviour is None else None
     customers = ctx.read_artifact("customers_clean")
     campaign = ctx.read_artifact("campaign_clean") if ctx.has_artifact("campaign_clean") else None
     camp = ctx.section("campaign")
@@ -977,7 +1034,7 @@ def refit_cluster_model(ctx: Any, clusters: pd.DataFrame) -> tuple[Any, float, i
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         table = customer_table(transactions, customers, campaign, ctx.as_of, rfm=rfm, control_arm=control,
-                               max_channels=int(settings.max_channels))
+                               max_channels=int(settings.max_channels), behaviour=behaviour)
         k = int(pd.Series(clusters["cluster"]).nunique())
         res = cluster_customers(table, settings, ctx.seed, k=k, run_selection=False, run_stability=False,
                                 run_projection=False)
@@ -2325,8 +2382,10 @@ def labels_at_send(ctx: Any, campaign: pd.DataFrame,
         notes += [note] if note else []
     camp = ctx.section("campaign")
     control = camp.get("control_arm", "control") if camp.get("control_is_holdout", True) else None
+    from segkit.engine import send_history_for  # out-of-core when the audit used DuckDB
+
     per_send = segments_at_send(
-        campaign, ctx.read_artifact("transactions_clean"), dims,
+        campaign, send_history_for(ctx), dims,
         rfm_settings=RFMSettings.from_config(ctx.section("rfm")),
         lifecycle_settings=LifecycleSettings.from_config(ctx.section("lifecycle")), cluster_model=model,
         customers=ctx.read_artifact("customers_clean") if ctx.has_artifact("customers_clean") else None,

@@ -73,7 +73,7 @@ from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
 
 from segkit.errors import DataError, ModelFitError
-from segkit.rfm import lifetimes_summary
+from segkit.rfm import customer_codes, day_pairs_sorted, lifetimes_summary
 
 #: Time unit of the model inputs, in days (weeks, as in Fader, Hardie & Lee 2005).
 TIME_UNIT_DAYS = 7
@@ -652,17 +652,23 @@ def first_repeat_durations(
     b            11.0     False
     """
     end = pd.Timestamp(observation_period_end).normalize()
-    day = purchases["order_date"].dt.normalize()
-    days = (pd.DataFrame({"customer_id": purchases["customer_id"].astype("string").to_numpy(), "day": day.to_numpy()})
-            [(day <= end).to_numpy()].drop_duplicates().sort_values(["customer_id", "day"]))
-    rank = days.groupby("customer_id", sort=False).cumcount().to_numpy()
-    first = days[rank == 0].set_index("customer_id")["day"]
-    second = days[rank == 1].set_index("customer_id")["day"].reindex(first.index)
-    repeated = second.notna()
-    gap = (second.where(repeated, end) - first).dt.days.astype("float64")
-    out = pd.DataFrame({"days": gap.to_numpy(), "repeated": repeated.to_numpy(dtype=bool)},
-                       index=pd.Index(first.index, dtype="string", name="customer_id"))
-    return out
+    codes, ids = customer_codes(purchases["customer_id"])  # integer codes: fast on tens of millions of rows
+    day = purchases["order_date"].dt.normalize().to_numpy()
+    keep = day <= end.to_datetime64()
+    codes, day = codes[keep], day[keep]
+    if not day_pairs_sorted(codes, day):
+        pairs = pd.DataFrame({"c": codes, "day": day}).drop_duplicates().sort_values(["c", "day"])
+        codes, day = pairs["c"].to_numpy(), pairs["day"].to_numpy()
+    first_row = np.flatnonzero(np.r_[True, codes[1:] != codes[:-1]]) if len(codes) else np.zeros(0, dtype=np.int64)
+    second_row = first_row + 1
+    repeated = np.zeros(len(first_row), dtype=bool)
+    inside = second_row < len(codes)
+    repeated[inside] = codes[second_row[inside]] == codes[first_row[inside]]
+    second = np.full(len(first_row), end.to_datetime64()).astype(day.dtype)
+    second[repeated] = day[second_row[repeated]]
+    gap = (second - day[first_row]).astype("timedelta64[D]").astype("float64")
+    return pd.DataFrame({"days": gap, "repeated": repeated},
+                        index=pd.Index(ids.take(codes[first_row]), dtype="string", name="customer_id"))
 
 
 class OneTimeBuyerModel(BaseEstimator):
@@ -921,13 +927,15 @@ def calibration_holdout_summary(
         raise ValueError(f"observation_end {obs_end.date()} must be after calibration_end {cal_end.date()}")
     day = purchases["order_date"].dt.normalize()
     cal = clv_summary(purchases[day <= cal_end], cal_end, time_unit_days)
-    in_holdout = (day > cal_end) & (day <= obs_end)
-    hold = purchases.loc[in_holdout, ["customer_id"]].assign(day=day)
-    counts = hold.drop_duplicates().groupby("customer_id").size()
-    counts.index = counts.index.astype("string")
+    in_holdout = ((day > cal_end) & (day <= obs_end)).to_numpy()
+    codes, ids = customer_codes(purchases["customer_id"])  # integer codes: fast on tens of millions of rows
+    hold = pd.DataFrame({"c": codes[in_holdout], "day": day.to_numpy()[in_holdout]})
+    counts = hold.drop_duplicates().groupby("c").size()
+    counts.index = ids.take(counts.index.to_numpy())
     cal["frequency_holdout"] = counts.reindex(cal.index, fill_value=0).astype("int64")
     if "amount" in purchases.columns:
-        revenue = purchases.loc[in_holdout].groupby(purchases.loc[in_holdout, "customer_id"].astype("string"))["amount"].sum()
+        revenue = pd.Series(purchases["amount"].to_numpy(dtype="float64")[in_holdout]).groupby(hold["c"].to_numpy()).sum()
+        revenue.index = ids.take(revenue.index.to_numpy())
         cal["revenue_holdout"] = revenue.reindex(cal.index, fill_value=0.0).astype("float64")
     cal["duration_holdout_days"] = float((obs_end - cal_end).days)
     return cal

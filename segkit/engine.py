@@ -1472,9 +1472,12 @@ def rfm_table_from_files(
     return frame[list(RFM_COLUMNS)].reset_index(drop=True)
 
 
-def _order_sql(source: Any) -> str:
+def _order_sql(source: Any, first_position: bool = True) -> str:
     """Orders of :func:`segkit.rfm.order_table` (``c, o, d, a`` exact, ``fr`` = first position of
-    the order id among all lines, the pandas factorize order) over the lines of ``source``."""
+    the order id among all lines, the pandas factorize order) over the lines of ``source``;
+    without ``fr`` when ``first_position`` is false (it costs a window over all orders)."""
+    select = "SELECT c, o, d, a, min(p) OVER (PARTITION BY o) AS fr FROM orders" if first_position else \
+        "SELECT c, o, d, a FROM orders"
     return f"""
         WITH l AS (
             SELECT CAST(customer_id AS VARCHAR) AS c, CAST(order_id AS VARCHAR) AS o,
@@ -1484,7 +1487,7 @@ def _order_sql(source: Any) -> str:
         keyed AS (SELECT c, CASE WHEN f.all_ids THEN o ELSE CAST(_pos - 1 AS VARCHAR) END AS o, d, a, _pos
                   FROM l, flags f),
         orders AS (SELECT c, o, min(d) AS d, sum(a) AS a, min(_pos) AS p FROM keyed GROUP BY c, o)
-        SELECT c, o, d, a, min(p) OVER (PARTITION BY o) AS fr FROM orders"""
+        {select}"""
 
 
 def order_table_from_files(source: str | Path | Sequence[str | Path], memory_limit: str | None = None,
@@ -1504,6 +1507,20 @@ def order_table_from_files(source: str | Path | Sequence[str | Path], memory_lim
     0        2     3.0         True
     1        1     0.0        False
     """
+    _check_canonical(source, memory_limit, temp_directory)
+    frame = _run(source, f"""
+        SELECT c AS customer_id, o AS order_id, d AS order_date, CAST(a AS DOUBLE) AS amount, a > 0 AS is_purchase
+        FROM ({_order_sql(source)}) ORDER BY c, fr, o""", "", memory_limit, temp_directory)
+    return pd.DataFrame({
+        "customer_id": frame["customer_id"].astype("string"),
+        "order_id": frame["order_id"].astype("string"),
+        "order_date": frame["order_date"].astype("datetime64[ns]"),
+        "amount": frame["amount"].astype("float64"),
+        "is_purchase": frame["is_purchase"].astype(bool),
+    })
+
+
+def _check_canonical(source: Any, memory_limit: str | None, temp_directory: str | Path | None) -> None:
     checks = _run(source, f"""
         SELECT count(*) - count(customer_id), count(*) - count(order_date), count(*) - count(amount),
                min(_pos) FILTER (WHERE customer_id IS NULL OR order_date IS NULL OR amount IS NULL)
@@ -1514,15 +1531,51 @@ def order_table_from_files(source: str | Path | Sequence[str | Path], memory_lim
             raise DataError(f"{source}: column {column!r} has {int(n)} missing value(s) (first at "
                             f"{format_rows([int(checks[3]) - 1])}). Use the cleaned transactions "
                             "(artifacts/transactions_clean.parquet), which have none.")
-    frame = _run(source, f"""
-        SELECT c AS customer_id, o AS order_id, d AS order_date, CAST(a AS DOUBLE) AS amount, a > 0 AS is_purchase
-        FROM ({_order_sql(source)}) ORDER BY c, fr, o""", "", memory_limit, temp_directory)
+
+
+def purchase_days_from_files(source: str | Path | Sequence[str | Path], memory_limit: str | None = None,
+                             temp_directory: str | Path | None = None) -> pd.DataFrame:
+    """:func:`segkit.rfm.purchase_days` of the purchase orders of ``source``, computed out-of-core.
+
+    DuckDB groups the lines into orders, keeps purchases (net amount > 0) and sums them per
+    customer and day; only that table reaches memory, with the customer id as a categorical (no
+    Python string per row). Same columns, dtypes, order and values (sums exact) as the pandas
+    functions.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> p = pathlib.Path(tempfile.mkdtemp()) / "t.csv"
+    >>> _ = p.write_text("customer_id,order_id,order_date,amount\\na,1,2024-01-01 09:00,10\\n"
+    ...                  "a,2,2024-01-01 18:00,2\\na,3,2024-01-05,-4\\nb,4,2024-01-02,6\\n")
+    >>> purchase_days_from_files(p)
+      customer_id order_date  amount  orders
+    0           a 2024-01-01    12.0       2
+    1           b 2024-01-02     6.0       1
+    """
+    import pyarrow.compute as pc
+
+    _check_canonical(source, memory_limit, temp_directory)
+    sql = f"""
+        SELECT c AS customer_id, CAST(date_trunc('day', d) AS TIMESTAMP) AS order_date,
+               CAST(sum(a) AS DOUBLE) AS amount, count(*) AS orders
+        FROM ({_order_sql(source, first_position=False)}) WHERE a > 0
+        GROUP BY ALL ORDER BY customer_id, order_date"""
+    con = connect(memory_limit=memory_limit, temp_directory=temp_directory)
+    try:
+        table = con.sql(sql).to_arrow_table()
+    except duckdb.Error as exc:
+        raise DataError(f"{source}: could not aggregate the transaction log ({_first_line(exc)}).") from None
+    finally:
+        con.close()
+    ids = pc.dictionary_encode(table.column("customer_id").combine_chunks())  # sorted rows: sorted categories
     return pd.DataFrame({
-        "customer_id": frame["customer_id"].astype("string"),
-        "order_id": frame["order_id"].astype("string"),
-        "order_date": frame["order_date"].astype("datetime64[ns]"),
-        "amount": frame["amount"].astype("float64"),
-        "is_purchase": frame["is_purchase"].astype(bool),
+        "customer_id": pd.Categorical.from_codes(
+            ids.indices.to_numpy(zero_copy_only=False).astype(np.int64),
+            categories=pd.Index(ids.dictionary.to_pylist(), dtype="string", name="customer_id")),
+        "order_date": table.column("order_date").to_pandas().to_numpy(dtype="datetime64[ns]"),
+        "amount": table.column("amount").to_numpy().astype("float64"),
+        "orders": table.column("orders").to_numpy().astype("int64"),
     })
 
 
@@ -1803,6 +1856,90 @@ def purchase_orders_for(ctx: "RunContext") -> pd.DataFrame:
     from segkit.rfm import purchase_orders
 
     return purchase_orders(ctx.read_artifact("transactions_clean"))
+
+
+def purchase_days_for(ctx: "RunContext") -> pd.DataFrame:
+    """:func:`segkit.rfm.purchase_days` of the run's clean lines, from the engine its audit used.
+
+    Only the customer-by-day table is ever in memory with the DuckDB engine.
+
+    Examples
+    --------
+    >>> from segkit.pipeline import open_run
+    >>> days = purchase_days_for(open_run("04_lifecycle"))  # doctest: +SKIP
+    """
+    if transactions_engine(ctx) == "duckdb":
+        return purchase_days_from_files(_clean_lines(ctx), **_limits(ctx))
+    from segkit.rfm import purchase_days, purchase_orders
+
+    return purchase_days(purchase_orders(ctx.read_artifact("transactions_clean")))
+
+
+class LinesOnDisk:
+    """The clean order lines of a run kept out of memory, as :func:`segkit.campaign.segments_at_send`
+    reads them: the out-of-core twin of :class:`segkit.campaign.LinesInMemory`.
+
+    RFM and the behaviour table as of a day are DuckDB queries over the file; the purchase days
+    are aggregated once (:func:`purchase_days_from_files`) and cut at each day. As everywhere in
+    segkit's order tables, an order belongs to the day of its first line.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> p = pathlib.Path(tempfile.mkdtemp()) / "t.csv"
+    >>> _ = p.write_text("customer_id,order_id,order_date,amount\\na,1,2024-01-01,10\\nb,2,2024-03-01,6\\n")
+    >>> LinesOnDisk(p).purchase_orders(pd.Timestamp("2024-02-01"))["customer_id"].tolist()
+    ['a']
+    """
+
+    def __init__(self, source: str | Path | Sequence[str | Path], memory_limit: str | None = None,
+                 temp_directory: str | Path | None = None):
+        self.source = source
+        self.limits = {"memory_limit": memory_limit, "temp_directory": temp_directory}
+        self._days: pd.DataFrame | None = None
+
+    def _purchase_days(self) -> pd.DataFrame:
+        if self._days is None:
+            self._days = purchase_days_from_files(self.source, **self.limits)
+        return self._days
+
+    def any_before(self, day: pd.Timestamp) -> bool:
+        """Whether any purchase is dated before ``day`` (no purchase: nobody to segment)."""
+        return bool((self._purchase_days()["order_date"] < day).any())
+
+    def rfm_table(self, day: pd.Timestamp) -> pd.DataFrame:
+        """:func:`rfm_table_from_files` as of ``day``."""
+        return rfm_table_from_files(self.source, day, **self.limits)
+
+    def purchase_orders(self, day: pd.Timestamp) -> pd.DataFrame:
+        """The purchase days before ``day`` (:func:`segkit.rfm.purchase_days`)."""
+        days = self._purchase_days()
+        return days[(days["order_date"] < day).to_numpy()].reset_index(drop=True)
+
+    def customer_table(self, day: pd.Timestamp, customers: pd.DataFrame | None, campaign: pd.DataFrame | None,
+                       control_arm: str, max_channels: int) -> pd.DataFrame:
+        """:func:`segkit.features.customer_table` as of ``day`` from :func:`behaviour_table_from_files`."""
+        from segkit.features import customer_table
+
+        behaviour = behaviour_table_from_files(self.source, day, max_channels=max_channels, **self.limits)
+        return customer_table(None, customers, campaign, day, control_arm=control_arm, max_channels=max_channels,
+                              behaviour=behaviour)
+
+
+def send_history_for(ctx: "RunContext") -> Any:
+    """The run's clean order lines as :func:`segkit.campaign.segments_at_send` reads them, by engine:
+    :class:`LinesOnDisk` (DuckDB) or :class:`segkit.campaign.LinesInMemory` (pandas).
+
+    Examples
+    --------
+    >>> from segkit.pipeline import open_run
+    >>> lines = send_history_for(open_run("05_campaign_evaluation"))  # doctest: +SKIP
+    """
+    if transactions_engine(ctx) == "duckdb":
+        return LinesOnDisk(_clean_lines(ctx), **_limits(ctx))
+    from segkit.campaign import LinesInMemory
+
+    return LinesInMemory(ctx.read_artifact("transactions_clean"))
 
 
 def behaviour_for(ctx: "RunContext", as_of: str | pd.Timestamp | None, max_channels: int = 6) -> pd.DataFrame | None:

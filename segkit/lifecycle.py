@@ -83,7 +83,7 @@ from segkit.clv import (
     p_alive_calibration,
 )
 from segkit.errors import ConfigError, DataError, ModelFitError, format_rows
-from segkit.rfm import purchase_orders
+from segkit.rfm import customer_codes, day_pairs_sorted, purchase_days, purchase_orders
 
 STAGES: tuple[str, ...] = (
     "prospect", "engaged_prospect", "new", "active", "loyal", "at_risk", "lapsed", "reactivated",
@@ -125,7 +125,8 @@ def purchase_history(orders: pd.DataFrame) -> pd.DataFrame:
     Returns
     -------
     DataFrame
-        Sorted by ``customer_id, purchase_date``: ``amount`` (that day's net revenue),
+        Sorted by ``customer_id`` (categorical, sorted categories: large histories group and
+        search on its integer codes), ``purchase_date``: ``amount`` (that day's net revenue),
         ``n_purchases`` (purchase days so far), ``first_purchase``, ``gap_days`` (days since the
         previous purchase day, NaN for the first) and ``monetary_total`` (revenue so far).
 
@@ -142,15 +143,64 @@ def purchase_history(orders: pd.DataFrame) -> pd.DataFrame:
     if missing:
         raise DataError(f"{SOURCE}: column(s) {', '.join(map(repr, missing))} missing from the purchase "
                         "orders. Build them with segkit.rfm.purchase_orders(transactions).")
-    daily = (orders.assign(purchase_date=orders["order_date"].dt.normalize(),
-                           customer_id=orders["customer_id"].astype("string"))
-             .groupby(["customer_id", "purchase_date"], sort=True)["amount"].sum().reset_index())
-    group = daily.groupby("customer_id", sort=False)
-    daily["n_purchases"] = group.cumcount().to_numpy() + 1
-    daily["first_purchase"] = group["purchase_date"].transform("min")
-    daily["gap_days"] = group["purchase_date"].diff().dt.days.astype("float64")
-    daily["monetary_total"] = group["amount"].cumsum()
-    return daily
+    days = purchase_days(orders)  # customer_id categorical: the rest runs on integer codes
+    codes = days["customer_id"].cat.codes.to_numpy()
+    dates = days["order_date"].to_numpy()
+    starts = np.r_[True, codes[1:] != codes[:-1]] if len(codes) else np.zeros(0, dtype=bool)
+    group = np.cumsum(starts) - 1
+    first_row = np.flatnonzero(starts)
+    gaps = np.full(len(codes), np.nan)
+    if len(codes) > 1:
+        gaps[1:] = np.diff(dates).astype("timedelta64[D]").astype("float64")
+    gaps[starts] = np.nan
+    return pd.DataFrame({
+        "customer_id": days["customer_id"],
+        "purchase_date": dates,
+        "amount": days["amount"].to_numpy(),
+        "n_purchases": np.arange(len(codes), dtype=np.int64) - first_row[group] + 1,
+        "first_purchase": dates[first_row][group],
+        "gap_days": gaps,
+        "monetary_total": days["amount"].groupby(codes, sort=False).cumsum().to_numpy(),
+    })
+
+
+def last_purchase_rows(history: pd.DataFrame, as_of: str | pd.Timestamp) -> tuple[np.ndarray, pd.Index]:
+    """Row of each customer's last purchase day before ``as_of`` in a :func:`purchase_history`.
+
+    A binary search per customer on the sorted history, so snapshots cost no copy of it.
+
+    Returns
+    -------
+    rows : ndarray
+        Positions into ``history`` (one per customer with a purchase before ``as_of``).
+    ids : Index
+        Their customer ids (sorted).
+
+    Examples
+    --------
+    >>> h = purchase_history(pd.DataFrame({"customer_id": ["a", "a", "b"], "amount": 1.0,
+    ...     "order_date": pd.to_datetime(["2024-01-01", "2024-01-05", "2024-01-09"])}))
+    >>> rows, ids = last_purchase_rows(h, "2024-01-06")
+    >>> rows.tolist(), ids.tolist()
+    ([1], ['a'])
+    """
+    as_of = _date(as_of)
+    codes, ids = customer_codes(history["customer_id"])
+    day = history["purchase_date"].to_numpy(dtype="datetime64[D]").astype(np.int64)
+    if not len(day):
+        return np.zeros(0, dtype=np.int64), ids[:0]
+    if not day_pairs_sorted(codes, day.astype("datetime64[D]")):
+        raise DataError(f"{SOURCE}: the purchase history is not one row per customer and day sorted by customer "
+                        "and date. Build it with segkit.lifecycle.purchase_history(orders).")
+    low = int(day.min())
+    span = int(day.max()) - low + 2
+    key = codes * span + (day - low)
+    cut = min(max(int(as_of.to_datetime64().astype("datetime64[D]").astype(np.int64)) - low, 0), span - 1)
+    everyone = np.arange(len(ids), dtype=np.int64)
+    rows = np.searchsorted(key, everyone * span + cut, side="left") - 1
+    has = rows >= 0
+    has[has] = codes[rows[has]] == everyone[has]
+    return rows[has], ids[has]
 
 
 def engagement_dates(campaign: pd.DataFrame | None, columns: tuple[str, ...] = ("opened", "clicked")) -> pd.Series | None:
@@ -215,15 +265,18 @@ def customer_state(
     [2.0, 11.0, 20.0]
     """
     as_of = _date(as_of)
-    rows = history[history["purchase_date"] < as_of]
-    last = rows.drop_duplicates("customer_id", keep="last").set_index("customer_id")
+    rows, buyer_ids = last_purchase_rows(history, as_of)
+
+    def at_rows(column: str, dtype: str | None = None) -> np.ndarray:
+        return history[column].to_numpy(dtype=dtype)[rows]
+
     state = pd.DataFrame({
-        "n_purchases": last["n_purchases"].astype("int64"),
-        "first_purchase": last["first_purchase"],
-        "last_purchase": last["purchase_date"],
-        "gap_before_last_days": last["gap_days"],
-        "monetary_total": last["monetary_total"].astype("float64"),
-    })
+        "n_purchases": at_rows("n_purchases", "int64"),
+        "first_purchase": at_rows("first_purchase"),
+        "last_purchase": at_rows("purchase_date"),
+        "gap_before_last_days": at_rows("gap_days", "float64"),
+        "monetary_total": at_rows("monetary_total", "float64"),
+    }, index=buyer_ids)
     if customers is not None and len(customers):
         known = customers
         if "signup_date" in customers.columns:
@@ -233,8 +286,8 @@ def customer_state(
         if len(extra):
             prospects = pd.DataFrame({"n_purchases": 0, "monetary_total": 0.0}, index=extra)
             state = pd.concat([state, prospects.astype({"n_purchases": "int64"})])
+            state = state.sort_index()
     state.index = pd.Index(state.index, dtype="string", name="customer_id")
-    state = state.sort_index()
     state["first_purchase"] = pd.to_datetime(state["first_purchase"])
     state["last_purchase"] = pd.to_datetime(state["last_purchase"])
     state["recency_days"] = (as_of - state["last_purchase"]).dt.days.astype("float64")
@@ -619,7 +672,8 @@ def stage_history(
     """
     from segkit.progress import progress
 
-    ids = pd.Index(history["customer_id"].unique(), dtype="string")
+    codes, known = customer_codes(history["customer_id"])
+    ids = known.take(np.unique(codes))
     if customers is not None:
         ids = ids.union(pd.Index(customers["customer_id"].astype("string").unique()))
     ids = ids.sort_values()
@@ -729,7 +783,8 @@ def period_rates(stages_over_time: pd.DataFrame, history: pd.DataFrame, dates: p
     period_of = np.searchsorted(snap, history["purchase_date"].to_numpy(dtype="datetime64[ns]"), side="right")
     rows = period_of < n_dates
     bought = np.zeros(codes.shape, dtype=bool)
-    bought[ids.get_indexer(history["customer_id"].to_numpy()[rows]), period_of[rows]] = True
+    history_codes, history_ids = customer_codes(history["customer_id"])
+    bought[ids.get_indexer(history_ids)[history_codes[rows]], period_of[rows]] = True
     first = (history["n_purchases"].to_numpy() == 1) & rows
     new_customers = np.bincount(period_of[first], minlength=n_dates)
     stage_code = {s: i for i, s in enumerate(STAGES)}
@@ -792,7 +847,7 @@ def cohort_table(history: pd.DataFrame, as_of: str | pd.Timestamp) -> pd.DataFra
         return (d.dt.year * 12 + d.dt.month - 1).to_numpy()
     cohort = month_number(rows["first_purchase"])
     k = month_number(rows["purchase_date"]) - cohort
-    cells = pd.DataFrame({"cohort": cohort, "k": k, "customer_id": rows["customer_id"].to_numpy(),
+    cells = pd.DataFrame({"cohort": cohort, "k": k, "customer_id": customer_codes(rows["customer_id"])[0],
                           "amount": rows["amount"].to_numpy()})
     grouped = cells.groupby(["cohort", "k"], sort=True).agg(
         customers_purchasing=("customer_id", "nunique"), revenue=("amount", "sum"))
@@ -1571,25 +1626,25 @@ def build_lifecycle_artifacts(ctx: Any) -> LifecycleResult:
     """
     settings = LifecycleSettings.from_config(ctx.section("lifecycle"))
     stage_info = settings.stage_info()
-    from segkit.engine import purchase_orders_for  # in memory or out-of-core, as the audit chose
+    from segkit.engine import purchase_days_for  # in memory or out-of-core, as the audit chose
 
     customers = ctx.read_artifact("customers_clean")
     campaign = ctx.read_artifact("campaign_clean") if ctx.has_artifact("campaign_clean") else None
     rfm = ctx.read_artifact("rfm")
     warnings: list[str] = []
 
-    try:
-        all_orders = purchase_orders_for(ctx)
+    try:  # one row per customer and purchase day: all the models and stage rules read
+        all_orders = purchase_days_for(ctx)
     except DataError as exc:
         raise DataError(f"{SOURCE}: {exc}") from None
     if all_orders.empty:
         raise DataError(f"{SOURCE}: no purchase order (net amount > 0), so there is no lifecycle to analyse. "
                         "Check the audit's cleaning counts and the amount column.")
     as_of = ctx.as_of or all_orders["order_date"].max().normalize() + pd.Timedelta(days=1)
-    orders = all_orders[all_orders["order_date"] < as_of]
+    orders = all_orders[(all_orders["order_date"] < as_of).to_numpy()]
     if len(orders) < len(all_orders):
-        warnings.append(f"{len(all_orders) - len(orders):,} purchase orders dated on or after as_of = {as_of.date()} "
-                        "are left out.")
+        later = int(all_orders["orders"].sum() - orders["orders"].sum())
+        warnings.append(f"{later:,} purchase orders dated on or after as_of = {as_of.date()} are left out.")
     if orders.empty:
         raise DataError(f"{SOURCE}: every purchase is dated on or after as_of = {as_of.date()}. Choose a later as_of.")
     history = purchase_history(orders)

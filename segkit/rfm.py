@@ -179,7 +179,9 @@ def lifetimes_summary(
         raise DataError(f"{what}: no transaction on or before observation_period_end={end.date()} "
                         f"(first transaction {dates.min().date()}). Choose a later end date.")
 
-    frame = pd.DataFrame({"cid": ids.array[keep], "period": period.to_numpy()[keep]})
+    categorical = isinstance(ids.dtype, pd.CategoricalDtype)  # purchase_days: group on the integer codes
+    codes, uniques = customer_codes(ids) if categorical else (None, None)
+    frame = pd.DataFrame({"cid": codes[keep] if categorical else ids.array[keep], "period": period.to_numpy()[keep]})
     if monetary_value_col:
         frame["value"] = values.to_numpy()[keep]
         per = frame.groupby(["cid", "period"], sort=True)["value"].sum().reset_index()
@@ -196,6 +198,8 @@ def lifetimes_summary(
     if monetary_value_col:
         repeat = per["value"].where(per["cid"].duplicated())  # first period of each customer → NaN
         out["monetary_value"] = repeat.groupby(per["cid"], sort=True).mean().fillna(0.0)
+    if categorical:
+        out.index = uniques.take(out.index.to_numpy())
     out.index = out.index.rename(customer_id_col)
     return out.astype("float64")
 
@@ -284,6 +288,94 @@ def purchase_orders(transactions: pd.DataFrame, as_of: str | pd.Timestamp | None
     if as_of is not None:
         keep &= orders["order_date"] < _timestamp(as_of)
     return orders.loc[keep, ["customer_id", "order_id", "order_date", "amount"]].reset_index(drop=True)
+
+
+def customer_codes(ids: pd.Series | pd.Index | pd.Categorical) -> tuple[np.ndarray, pd.Index]:
+    """Integer codes of customer ids and the sorted ids they index (``ids[codes]`` = the input).
+
+    Free for a categorical with sorted categories (what :func:`purchase_days` returns), else one
+    :func:`pandas.factorize`. Group-bys and joins on tens of millions of rows run on the codes.
+
+    Examples
+    --------
+    >>> codes, ids = customer_codes(pd.Series(["b", "a", "b"]))
+    >>> codes.tolist(), ids.tolist()
+    ([1, 0, 1], ['a', 'b'])
+    """
+    values = ids.array if isinstance(ids, (pd.Series, pd.Index)) else ids
+    if isinstance(values, pd.Categorical) and values.categories.is_monotonic_increasing and not (values.codes < 0).any():
+        return np.asarray(values.codes, dtype=np.int64), pd.Index(values.categories, dtype="string", name="customer_id")
+    codes, uniques = pd.factorize(pd.array(values, dtype="string"), sort=True)
+    return codes.astype(np.int64), pd.Index(uniques, dtype="string", name="customer_id")
+
+
+def day_pairs_sorted(codes: np.ndarray, days: np.ndarray) -> bool:
+    """True when ``(codes, days)`` pairs are strictly increasing: one row per customer and day, sorted.
+
+    Examples
+    --------
+    >>> d = np.array(["2024-01-01", "2024-01-03", "2024-01-01"], dtype="datetime64[ns]")
+    >>> day_pairs_sorted(np.array([0, 0, 1]), d), day_pairs_sorted(np.array([0, 1, 0]), d)
+    (True, False)
+    """
+    if len(codes) < 2:
+        return True
+    step_code = np.diff(codes)
+    step_day = np.diff(days.astype("datetime64[ns]").view("int64"))
+    return bool(((step_code > 0) | ((step_code == 0) & (step_day > 0))).all())
+
+
+def purchase_days(orders: pd.DataFrame) -> pd.DataFrame:
+    """One row per customer and purchase day: what the lifecycle and CLV models read.
+
+    Several purchase orders on one day are one purchase day (lifetimes' convention with
+    ``freq="D"``); their amounts are summed. The customer id is a categorical with sorted
+    categories, so that tens of millions of rows group and join on integer codes.
+
+    Parameters
+    ----------
+    orders : DataFrame
+        Purchase orders ``customer_id, order_date, amount`` (:func:`purchase_orders`).
+
+    Returns
+    -------
+    DataFrame
+        Sorted by ``customer_id, order_date``: ``customer_id`` (categorical), ``order_date`` (the
+        day, at midnight), ``amount`` (that day's net revenue) and ``orders`` (purchase orders
+        that day).
+
+    Examples
+    --------
+    >>> orders = pd.DataFrame({"customer_id": ["b", "a", "a"], "amount": [2.0, 5.0, 7.0],
+    ...     "order_date": pd.to_datetime(["2024-01-03 10:00", "2024-01-01 09:00", "2024-01-01 18:00"])})
+    >>> purchase_days(orders)
+      customer_id order_date  amount  orders
+    0           a 2024-01-01    12.0       2
+    1           b 2024-01-03     2.0       1
+    """
+    _require_columns(orders, ["customer_id", "order_date", "amount"], "purchase orders",
+                     "Build them with segkit.rfm.purchase_orders(transactions).")
+    codes, ids = customer_codes(orders["customer_id"])
+    dates = _as_datetime(orders["order_date"], "order_date", "purchase orders")
+    day = dates.dt.normalize()
+    if "orders" in orders.columns and day_pairs_sorted(codes, day.to_numpy()) \
+            and (day == dates).all():  # already one row per customer and day, in order
+        return pd.DataFrame({
+            "customer_id": pd.Categorical.from_codes(codes, categories=ids),
+            "order_date": day.to_numpy(),
+            "amount": orders["amount"].to_numpy(dtype="float64"),
+            "orders": orders["orders"].to_numpy(dtype="int64"),
+        })
+    frame = pd.DataFrame({"c": codes, "order_date": day.to_numpy(),
+                          "amount": orders["amount"].to_numpy(dtype="float64")})
+    daily = frame.groupby(["c", "order_date"], sort=True).agg(amount=("amount", "sum"), orders=("amount", "size"))
+    daily = daily.reset_index()
+    return pd.DataFrame({
+        "customer_id": pd.Categorical.from_codes(daily["c"].to_numpy(), categories=ids),
+        "order_date": daily["order_date"].to_numpy(),
+        "amount": daily["amount"].to_numpy(dtype="float64"),
+        "orders": daily["orders"].to_numpy(dtype="int64"),
+    })
 
 
 def _timestamp(value: str | pd.Timestamp) -> pd.Timestamp:

@@ -20,7 +20,8 @@ def test_make_bench_smoke_runs_every_case_and_the_contenders_agree(tmp_path):
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     doc = json.loads((out / "results.json").read_text())
     cases = {c["case"]: c for c in doc["cases"]}
-    assert set(cases) >= {"rfm_smoke", "large_smoke", "kproto_smoke", "kmeans_smoke", "clv_smoke", "pipeline_smoke"}
+    assert set(cases) >= {"rfm_smoke", "large_smoke", "kproto_smoke", "kmeans_smoke", "clv_smoke", "pipeline_smoke",
+                          "pipeline_growth_smoke"}
     for case in cases.values():
         base = case["contenders"][case["baseline"]]
         assert base["time_ratio_vs_baseline"] == 1.0
@@ -37,6 +38,13 @@ def test_make_bench_smoke_runs_every_case_and_the_contenders_agree(tmp_path):
     pipe = cases["pipeline_smoke"]["contenders"]["segkit_run"]["result"]
     assert pipe["status"] == "complete" or pipe["status"] == "ok"
     assert len(pipe["seconds_by_notebook"]) == 5
+    if sys.platform == "linux":  # the case's peak is the largest process of the run: a notebook kernel
+        assert len(pipe["peak_memory_mb_by_notebook"]) == 5
+        assert cases["pipeline_smoke"]["contenders"]["segkit_run"]["median_peak_mb"] >= pipe["peak_mb"] > 50
+    growth = cases["pipeline_growth_smoke"]["contenders"]
+    for name in ("segkit_run_x1", "segkit_run_x2"):  # tiled shop: a folder of parts, the out-of-core engine
+        assert growth[name]["result"]["status"] in ("complete", "ok"), growth[name]
+        assert len(growth[name]["result"]["seconds_by_notebook"]) == 5
     table = (out / "results.md").read_text()
     assert "SMOKE RUN" in table and table.count("| kproto_smoke |") == 2
 

@@ -11,6 +11,7 @@ import hashlib
 import json
 import re
 import shutil
+import sys
 from pathlib import Path
 
 import pandas as pd
@@ -104,6 +105,8 @@ def test_run_json_records_inputs_versions_seed_as_of_and_timings(run, record, in
     assert record["versions"]["pandas"] == pd.__version__
     for entry in record["notebooks"]:
         assert entry["seconds"]["compute"] > 0 and entry["seconds"]["html_export"] > 0, entry["name"]
+        if sys.platform == "linux":  # the kernel's peak resident memory: pandas alone is > 50 MB
+            assert 50 < entry["peak_memory_mb"] < 20_000, entry
 
 
 def test_the_index_links_every_report_with_its_headlines_and_the_data_period(run):

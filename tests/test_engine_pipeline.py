@@ -55,13 +55,43 @@ def test_the_producer_chain_gives_the_same_customer_segments_with_either_engine(
     assert (duckdb_run / "customer_segments.csv").read_bytes() == (pandas_run / "customer_segments.csv").read_bytes()
     assert_frame_equal(pd.read_parquet(duckdb_run / "transactions_clean.parquet"),
                        pd.read_parquet(pandas_run / "transactions_clean.parquet"))
-    for name in ("rfm.parquet", "lifecycle.parquet", "clusters.parquet"):
+    for name in ("rfm.parquet", "lifecycle.parquet", "clusters.parquet", "snapshots.parquet", "cohorts.parquet"):
         assert_frame_equal(pd.read_parquet(duckdb_run / name), pd.read_parquet(pandas_run / name),
                            check_exact=False, rtol=1e-9)
     results = pd.read_csv(duckdb_run / "campaign_results.csv")
     assert_frame_equal(results, pd.read_csv(pandas_run / "campaign_results.csv"))
     retention = results[results["metric"] == "retention_rate"]
     assert len(retention) and retention["value"].notna().any()
+
+
+@pytest.mark.slow
+def test_out_of_core_lifecycle_and_campaign_never_load_the_order_lines(shop_folder, tmp_path, monkeypatch):
+    """With DuckDB, 04 and 05 work on customer- and day-level tables: reading transactions_clean
+    into memory (what would not fit at 100M lines) fails the test."""
+    from segkit.pipeline import RunContext
+
+    config = tmp_path / "duckdb.yml"
+    config.write_text(f"data:\n  transactions: {shop_folder / 'transactions.csv'}\n  customers: "
+                      f"{shop_folder / 'customers.csv'}\n  campaign: {shop_folder / 'campaign.csv'}\nengine:\n"
+                      "  kind: duckdb\nclustering:\n  k: 3\n  n_init: 2\nrun:\n  seed: 7\n")
+    run = tmp_path / "run"
+    for notebook, producer in PRODUCERS[:3]:
+        producer(open_run(notebook, run_dir=run, config_path=config))
+    (run / "artifacts" / "cluster_model.json").unlink()  # 05 refits 03's model: out-of-core too
+    read = RunContext.read_artifact
+
+    def guarded(self, name):
+        assert name != "transactions_clean", f"{self.notebook} loaded the order lines into memory"
+        return read(self, name)
+
+    monkeypatch.setattr(RunContext, "read_artifact", guarded)
+    lifecycle = build_lifecycle_artifacts(open_run("04_lifecycle", run_dir=run, config_path=config))
+    campaign = build_campaign_artifacts(open_run("05_campaign_evaluation", run_dir=run, config_path=config))
+    assert len(lifecycle.lifecycle) > 300 and lifecycle.snapshots["customers"].sum() > 0
+    assert any("refitted" in w for w in campaign.warnings), campaign.warnings
+    assert {"rfm_segment", "lifecycle_stage", "cluster_name"} <= set(campaign.by_dimension)
+    labels = {dim: set(rows["segment"]) for dim, rows in campaign.by_dimension.items()}
+    assert len(labels["lifecycle_stage"]) > 2 and len(labels["cluster_name"]) > 1
 
 
 # ------------------------------------------------------------------ segkit run on a split transaction log

@@ -21,6 +21,10 @@ smoke):
 - ``clv_100k``: segkit's BG/NBD + Gamma-Gamma vs lifetimes used directly.
 - ``pipeline_sample``, ``pipeline_1m``: ``segkit run`` end to end vs the runner over trivial
   notebooks. Targets: ≤ 30 s (sample), ≤ 120 s (1M order lines) on 2 cores.
+- ``pipeline_growth`` / ``pipeline_growth_smoke``: ``segkit run`` end to end on 3 (baseline) and
+  10 copies of the 118k-customer shop (3.5M and 11.8M order lines, as a folder of Parquet parts:
+  the out-of-core engine), the largest whole-pipeline size that fits the 10-minute budget of a
+  case; the ratios are the growth of time and of the largest kernel's memory for 3.3× the data.
 """
 
 from __future__ import annotations
@@ -137,6 +141,32 @@ def pipeline_case(data_dir: Path, config: Path, name: str, what: str, repeats: i
     ], repeats=repeats, description=f"segkit run end to end on {what}", target=target)
 
 
+def _tiled_config(data_dir: Path, copies: int, base_customers: int) -> Path:
+    """``copies`` copies of the generated shop of ``base_customers`` (:func:`segkit.bench.data.tiled_shop`)."""
+    from segkit.bench.data import tiled_shop
+
+    config = data_dir / f"tiled_{base_customers}_x{copies}" / "config.yml"
+    if not config.exists():
+        base = _shop_config(data_dir, base_customers).parent
+        tiled_shop(config.parent, base, copies)
+    return config
+
+
+def pipeline_growth_case(data_dir: Path, base_customers: int, copies: tuple[int, int], name: str) -> Case:
+    """``segkit run`` on two sizes of a tiled shop (out-of-core engine): growth of time and memory."""
+    small, large = copies
+    return Case(name, [
+        Contender(f"segkit_run_x{small}", "segkit.bench.pipeline:segkit_run",
+                  {"config": str(_tiled_config(data_dir, small, base_customers))}),
+        Contender(f"segkit_run_x{large}", "segkit.bench.pipeline:segkit_run",
+                  {"config": str(_tiled_config(data_dir, large, base_customers))}),
+    ], repeats=1, description=f"segkit run end to end on {small} and {large} copies of a generated shop "
+                              f"({base_customers:,} customers each; transactions as a folder of Parquet parts, "
+                              "so the out-of-core engine)",
+        target=f"time ratio ≤ {large / small:g} (linear or better); peak memory (largest kernel) grows no faster "
+               "than the data")
+
+
 def build_cases(data_dir: Path, smoke: bool = False, only: list[str] | None = None,
                 log: Callable[[str], None] = print) -> list[Case]:
     """Generate the data (cached in ``data_dir``) and return the cases to run."""
@@ -153,6 +183,7 @@ def build_cases(data_dir: Path, smoke: bool = False, only: list[str] | None = No
             ("clv_smoke", lambda: clv_case(data_dir, 2_000, "clv_smoke", 1)),
             ("pipeline_smoke", lambda: pipeline_case(data_dir, _shop_config(data_dir, 300), "pipeline_smoke",
                                                      "a 300-customer generated shop", 1, "")),
+            ("pipeline_growth_smoke", lambda: pipeline_growth_case(data_dir, 300, (1, 2), "pipeline_growth_smoke")),
         ]
     else:
         plan = [
@@ -171,6 +202,7 @@ def build_cases(data_dir: Path, smoke: bool = False, only: list[str] | None = No
             ("pipeline_1m", lambda: pipeline_case(data_dir, _shop_config(data_dir, 118_000), "pipeline_1m",
                                                   "a generated shop of ~1M order lines / ~118k customers", 1,
                                                   "segkit_run ≤ 120 s on 2 cores")),
+            ("pipeline_growth", lambda: pipeline_growth_case(data_dir, 118_000, (3, 10), "pipeline_growth")),
         ]
     cases = []
     for name, build in plan:

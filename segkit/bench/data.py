@@ -61,3 +61,59 @@ def order_lines_parquet(path: str | Path, n_lines: int, files: int = 1) -> Path:
         sql = order_lines_sql(n, offset=k * per, n_customers=max(1, n_lines // LINES_PER_CUSTOMER))
         con.execute(f"COPY ({sql}) TO '{path / f'part-{k:04d}.parquet'}' (FORMAT parquet)")
     return path
+
+
+def tiled_shop(folder: str | Path, base: str | Path, copies: int, parts: int | None = None) -> Path:
+    """A large shop made of ``copies`` copies of a generated shop, written out-of-core.
+
+    The base shop (``transactions.csv``, ``customers.csv``, ``campaign.csv`` of
+    :func:`segkit.datasets.write_sample`) keeps its customers' behaviour, campaigns, returns and
+    planted dirt; copy ``k`` suffixes every customer and order id with ``-k`` so the copies are
+    distinct customers. Transactions go to a folder of Parquet parts (``parts`` files, default one
+    per 10 copies), customers and campaign rows to one Parquet file each; every column is kept as
+    the text of the CSV, so the engine types them as it would an export. Returns the config path.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> from segkit.datasets import generate_shop, write_sample
+    >>> d = pathlib.Path(tempfile.mkdtemp())
+    >>> _ = write_sample(d / "base", generate_shop(n_customers=50, seed=1))
+    >>> config = tiled_shop(d / "big", d / "base", copies=3)
+    >>> import pandas as pd
+    >>> lines = pd.read_parquet(d / "big" / "transactions")
+    >>> len(lines) == 3 * len(pd.read_csv(d / "base" / "transactions.csv"))
+    True
+    """
+    folder, base = Path(folder), Path(base)
+    lines_dir = folder / "transactions"
+    lines_dir.mkdir(parents=True, exist_ok=True)
+    con = duckdb.connect()
+    con.execute("SET enable_progress_bar = false")
+    con.execute("SET preserve_insertion_order = false")
+
+    def read(name: str) -> str:
+        return f"read_csv('{base / name}', all_varchar = true, header = true)"
+
+    def tiled(name: str, suffixed: tuple[str, ...], first: int, last: int) -> str:
+        cols = [r[0] for r in con.execute(f"DESCRIBE SELECT * FROM {read(name)}").fetchall()]
+        exprs = ", ".join(f"CASE WHEN \"{c}\" IS NULL THEN NULL ELSE \"{c}\" || '-' || CAST(k AS VARCHAR) END AS \"{c}\""
+                          if c in suffixed else f"\"{c}\"" for c in cols)
+        return f"SELECT {exprs} FROM {read(name)}, range({first}, {last}) AS r(k)"
+
+    parts = parts or max(1, -(-copies // 10))
+    per = -(-copies // parts)
+    for p in range(parts):
+        first, last = p * per, min(copies, (p + 1) * per)
+        if first >= last:
+            break
+        con.execute(f"COPY ({tiled('transactions.csv', ('customer_id', 'order_id'), first, last)}) "
+                    f"TO '{lines_dir / f'part-{p:04d}.parquet'}' (FORMAT parquet)")
+    con.execute(f"COPY ({tiled('customers.csv', ('customer_id',), 0, copies)}) "
+                f"TO '{folder / 'customers.parquet'}' (FORMAT parquet)")
+    con.execute(f"COPY ({tiled('campaign.csv', ('customer_id',), 0, copies)}) "
+                f"TO '{folder / 'campaign.parquet'}' (FORMAT parquet)")
+    config = folder / "config.yml"
+    config.write_text("data:\n  transactions: transactions\n  customers: customers.parquet\n"
+                      "  campaign: campaign.parquet\nrun:\n  seed: 42\n")
+    return config

@@ -3,7 +3,8 @@
 The baseline runs the same runner over five trivial notebooks (parameters cell + one line):
 kernel start, papermill and HTML export without analysis. The ratio shows how much of a run
 is analysis and how much is fixed cost; ``seconds_by_notebook`` splits each notebook into
-kernel start, compute and HTML export (from ``run.json``).
+kernel start, compute and HTML export (from ``run.json``), with each notebook's kernel peak memory;
+the case's peak memory is the largest process of the run (a kernel, or the runner itself).
 """
 
 from __future__ import annotations
@@ -41,8 +42,14 @@ def _run(config: str, notebooks_dir: str | None) -> dict:
                               notebooks_dir=Path(notebooks_dir) if notebooks_dir else None,
                               echo=lambda _: None)
         record = json.loads((result.out / "run.json").read_text())
-        return {"status": record.get("status"),
-                "seconds_by_notebook": {n["name"]: n.get("seconds", {}) for n in record.get("notebooks", [])}}
+        notebooks = record.get("notebooks", [])
+        memory = {n["name"]: n["peak_memory_mb"] for n in notebooks if n.get("peak_memory_mb") is not None}
+        out = {"status": record.get("status"),
+               "seconds_by_notebook": {n["name"]: n.get("seconds", {}) for n in notebooks},
+               "peak_memory_mb_by_notebook": memory}
+        if memory:  # the kernels are other processes: the harness reports the larger of the two peaks
+            out["peak_mb"] = max(memory.values())
+        return out
     finally:
         shutil.rmtree(out.parent, ignore_errors=True)
 

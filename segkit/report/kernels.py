@@ -94,6 +94,35 @@ def preload_code(modules: Sequence[str]) -> str:
             "del __segkit_preload\n")
 
 
+def peak_memory_mb(pid: int | None) -> float | None:
+    """Peak resident memory of process ``pid`` in MB (``VmHWM`` of ``/proc/<pid>/status``).
+
+    None when the process is gone or the system has no ``/proc`` (macOS, Windows).
+
+    Examples
+    --------
+    >>> import os, sys
+    >>> peak = peak_memory_mb(os.getpid())
+    >>> peak is None or peak > 1 or sys.platform != "linux"
+    True
+    """
+    if not pid:
+        return None
+    try:
+        with open(f"/proc/{int(pid)}/status", encoding="ascii", errors="replace") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return round(int(line.split()[1]) / 1024, 1)
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
+
+
+def kernel_peak_memory_mb(km: Any) -> float | None:
+    """:func:`peak_memory_mb` of the kernel process of a kernel manager (None without one)."""
+    return peak_memory_mb(getattr(getattr(km, "provisioner", None), "pid", None))
+
+
 async def _wait_for_reply(kc: Any, msg_id: str, timeout: float) -> None:
     deadline = time.monotonic() + timeout
     while True:

@@ -71,7 +71,7 @@ from segkit.pipeline import ARTIFACTS, CUSTOMER_SEGMENTS, NOTEBOOKS, UPSTREAM, a
 from segkit.privacy import SALT_ENV, salt_for
 from segkit.report.export import Failure, ReportExporter, redact_raw_ids, validate_offline_html
 from segkit.report.index import render_index
-from segkit.report.kernels import NotebookJob, imported_modules
+from segkit.report.kernels import NotebookJob, imported_modules, kernel_peak_memory_mb
 from segkit.report.runinfo import file_info, input_files, library_versions, notebook_timings
 
 TABLES: tuple[str, ...] = ("transactions", "customers", "campaign")
@@ -153,6 +153,7 @@ class NotebookRecord:
     seconds: dict = field(default_factory=dict)
     redacted_ids: int = 0
     error: dict | None = None
+    peak_memory_mb: float | None = None  # the kernel's peak resident memory (Linux), None elsewhere
 
     def as_dict(self) -> dict:
         out = {k: v for k, v in self.__dict__.items() if v not in (None, {}) or k == "status"}
@@ -460,6 +461,13 @@ def register_engine() -> str:
         def __init__(self, *args: Any, **kwargs: Any) -> None:
             super().__init__(*args, **kwargs)
             self.widget_registry = {"@jupyter-widgets/output": {"OutputModel": LocalOutputWidget}}
+            if self.km is not None:  # a kernel started ahead: note its peak memory after every cell
+                km = self.km
+
+                def note_peak_memory(**_: Any) -> None:
+                    km.segkit_peak_memory_mb = kernel_peak_memory_mb(km) or getattr(km, "segkit_peak_memory_mb", None)
+
+                self.on_cell_executed = note_peak_memory
 
     class SegkitEngine(NBClientEngine):
         @classmethod
@@ -680,6 +688,7 @@ class _Run:
             record.status = "interrupted"
             return record, interrupted_failure(name), ""
         except Exception as exc:  # noqa: BLE001 - every failure is reported with its notebook
+            record.peak_memory_mb = getattr(km, "segkit_peak_memory_mb", None)
             failure, tb = _failure_from(exc, name)
             failure = Failure(**{**failure.__dict__, "evalue": self._user_paths(failure.evalue)})
             record.status = "failed"
@@ -687,6 +696,7 @@ class _Run:
                             "cell": failure.first_line, "line": failure.raising_line,
                             "ename": failure.ename, "evalue": failure.evalue}
             return record, failure, tb
+        record.peak_memory_mb = getattr(km, "segkit_peak_memory_mb", None)
         return record, None, ""
 
     def finish_notebook(self, name: str, outcome: tuple[NotebookRecord, Failure | None, str]
