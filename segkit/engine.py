@@ -1553,29 +1553,28 @@ def purchase_days_from_files(source: str | Path | Sequence[str | Path], memory_l
     0           a 2024-01-01    12.0       2
     1           b 2024-01-02     6.0       1
     """
-    import pyarrow.compute as pc
-
     _check_canonical(source, memory_limit, temp_directory)
-    sql = f"""
-        SELECT c AS customer_id, CAST(date_trunc('day', d) AS TIMESTAMP) AS order_date,
-               CAST(sum(a) AS DOUBLE) AS amount, count(*) AS orders
-        FROM ({_order_sql(source, first_position=False)}) WHERE a > 0
-        GROUP BY ALL ORDER BY customer_id, order_date"""
-    con = connect(memory_limit=memory_limit, temp_directory=temp_directory)
-    try:
-        table = con.sql(sql).to_arrow_table()
-    except duckdb.Error as exc:
-        raise DataError(f"{source}: could not aggregate the transaction log ({_first_line(exc)}).") from None
-    finally:
-        con.close()
-    ids = pc.dictionary_encode(table.column("customer_id").combine_chunks())  # sorted rows: sorted categories
+    # Customer ids cross into Python once each (sorted); the day rows carry integer codes.
+    with _scratch(memory_limit, temp_directory) as con:
+        try:
+            con.execute(f"""
+                CREATE TEMP TABLE days AS
+                SELECT c, CAST(date_trunc('day', d) AS TIMESTAMP) AS day, CAST(sum(a) AS DOUBLE) AS amount,
+                       count(*) AS orders
+                FROM ({_order_sql(source, first_position=False)}) WHERE a > 0 GROUP BY ALL""")
+            con.execute("CREATE TEMP TABLE ids AS SELECT c, CAST(row_number() OVER (ORDER BY c) - 1 AS INTEGER) AS code "
+                        "FROM (SELECT DISTINCT c FROM days)")
+            ids = con.sql("SELECT c FROM ids ORDER BY code").to_arrow_table().column("c").to_pandas()
+            rows = con.sql("SELECT i.code, d.day, d.amount, d.orders FROM days d JOIN ids i USING (c) "
+                           "ORDER BY i.code, d.day").fetchnumpy()
+        except duckdb.Error as exc:
+            raise DataError(f"{source}: could not aggregate the transaction log ({_first_line(exc)}).") from None
     return pd.DataFrame({
-        "customer_id": pd.Categorical.from_codes(
-            ids.indices.to_numpy(zero_copy_only=False).astype(np.int64),
-            categories=pd.Index(ids.dictionary.to_pylist(), dtype="string", name="customer_id")),
-        "order_date": table.column("order_date").to_pandas().to_numpy(dtype="datetime64[ns]"),
-        "amount": table.column("amount").to_numpy().astype("float64"),
-        "orders": table.column("orders").to_numpy().astype("int64"),
+        "customer_id": pd.Categorical.from_codes(np.asarray(rows["code"], dtype=np.int64),
+                                                 categories=pd.Index(ids, dtype="string", name="customer_id")),
+        "order_date": np.asarray(rows["day"]).astype("datetime64[ns]"),
+        "amount": np.asarray(rows["amount"], dtype="float64"),
+        "orders": np.asarray(rows["orders"], dtype="int64"),
     })
 
 

@@ -1645,6 +1645,7 @@ def build_lifecycle_artifacts(ctx: Any) -> LifecycleResult:
     if len(orders) < len(all_orders):
         later = int(all_orders["orders"].sum() - orders["orders"].sum())
         warnings.append(f"{later:,} purchase orders dated on or after as_of = {as_of.date()} are left out.")
+    del all_orders  # one day table in memory, not two
     if orders.empty:
         raise DataError(f"{SOURCE}: every purchase is dated on or after as_of = {as_of.date()}. Choose a later as_of.")
     history = purchase_history(orders)

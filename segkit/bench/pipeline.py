@@ -44,12 +44,12 @@ def _run(config: str, notebooks_dir: str | None) -> dict:
         record = json.loads((result.out / "run.json").read_text())
         notebooks = record.get("notebooks", [])
         memory = {n["name"]: n["peak_memory_mb"] for n in notebooks if n.get("peak_memory_mb") is not None}
-        out = {"status": record.get("status"),
-               "seconds_by_notebook": {n["name"]: n.get("seconds", {}) for n in notebooks},
-               "peak_memory_mb_by_notebook": memory}
+        measured = {"status": record.get("status"),
+                    "seconds_by_notebook": {n["name"]: n.get("seconds", {}) for n in notebooks},
+                    "peak_memory_mb_by_notebook": memory}
         if memory:  # the kernels are other processes: the harness reports the larger of the two peaks
-            out["peak_mb"] = max(memory.values())
-        return out
+            measured["peak_mb"] = max(memory.values())
+        return measured
     finally:
         shutil.rmtree(out.parent, ignore_errors=True)
 
