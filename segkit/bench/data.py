@@ -73,6 +73,10 @@ def tiled_shop(folder: str | Path, base: str | Path, copies: int, parts: int | N
     per 10 copies), customers and campaign rows to one Parquet file each; every column is kept as
     the text of the CSV, so the engine types them as it would an export. Returns the config path.
 
+    The copies are identical twins, not independent customers: use the result to measure speed
+    and memory, not statistics (a small arm imbalance of the base shop becomes a significant
+    sample-ratio mismatch in ten copies, and intervals are too narrow).
+
     Examples
     --------
     >>> import tempfile, pathlib
