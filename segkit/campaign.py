@@ -1018,23 +1018,12 @@ def refit_cluster_model(ctx: Any, clusters: pd.DataFrame) -> tuple[Any, float, i
         The :class:`segkit.cluster.SegmentModel`, the share of ``clusters``' customers it gives
         03's cluster name, and k.
     """
-    from segkit.cluster import ClusterSettings, cluster_customers
-    from segkit.features import customer_table
-
-    from segkit.engine import behaviour_for  # out-of-core when the audit used DuckDB, as in 03
+    from segkit.cluster import ClusterSettings, cluster_customers, run_customer_table
 
     settings = ClusterSettings.from_config(ctx.section("clustering"))
-    behaviour = behaviour_for(ctx, ctx.as_of, int(settings.max_channels))
-    transactions = ctx.read_artifact("transactions_clean") if behaviour is None else None
-    customers = ctx.read_artifact("customers_clean")
-    campaign = ctx.read_artifact("campaign_clean") if ctx.has_artifact("campaign_clean") else None
-    camp = ctx.section("campaign")
-    control = camp.get("control_arm", "control") if camp.get("control_is_holdout", True) else None
-    rfm = ctx.read_artifact("rfm")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        table = customer_table(transactions, customers, campaign, ctx.as_of, rfm=rfm, control_arm=control,
-                               max_channels=int(settings.max_channels), behaviour=behaviour)
+        table = run_customer_table(ctx, settings)[0]
         k = int(pd.Series(clusters["cluster"]).nunique())
         res = cluster_customers(table, settings, ctx.seed, k=k, run_selection=False, run_stability=False,
                                 run_projection=False)

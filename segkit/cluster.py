@@ -1190,6 +1190,35 @@ def predict_clusters_frame(model: SegmentModel, clusters: pd.DataFrame) -> pd.Se
     return model.predict_names(frame)
 
 
+def run_customer_table(ctx: Any, settings: ClusterSettings) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """The customer table notebook 03 clusters, and the ``customers_clean`` and ``rfm`` artifacts
+    it is built from.
+
+    :func:`segkit.features.customer_table` as of the run's ``as_of``, from the engine the audit
+    used (the behaviour columns out-of-core with DuckDB, :func:`segkit.engine.behaviour_for`), with
+    the campaign's control arm when it is a hold-out. Notebook 05's refit
+    (:func:`segkit.campaign.refit_cluster_model`) calls it too, so both cluster the same table.
+
+    Examples
+    --------
+    >>> from segkit.pipeline import open_run
+    >>> table, customers, rfm = run_customer_table(open_run("03_clustering"), ClusterSettings())  # doctest: +SKIP
+    """
+    from segkit.engine import behaviour_for  # out-of-core when the audit used DuckDB
+    from segkit.features import customer_table
+
+    behaviour = behaviour_for(ctx, ctx.as_of, int(settings.max_channels))
+    transactions = ctx.read_artifact("transactions_clean") if behaviour is None else None
+    customers = ctx.read_artifact("customers_clean")
+    campaign = ctx.read_artifact("campaign_clean") if ctx.has_artifact("campaign_clean") else None
+    rfm = ctx.read_artifact("rfm")
+    camp = ctx.section("campaign")
+    control = camp.get("control_arm", "control") if camp.get("control_is_holdout", True) else None
+    table = customer_table(transactions, customers, campaign, ctx.as_of, rfm=rfm, control_arm=control,
+                           max_channels=int(settings.max_channels), behaviour=behaviour)
+    return table, customers, rfm
+
+
 def build_cluster_artifacts(ctx) -> ClusterResult:
     """Producer of notebook 03: ``artifacts/clusters.parquet``, the fitted model
     ``artifacts/cluster_model.json`` (:func:`cluster_model_dict`; notebook 05 scores customers
@@ -1207,19 +1236,8 @@ def build_cluster_artifacts(ctx) -> ClusterResult:
     >>> from segkit.pipeline import open_run
     >>> result = build_cluster_artifacts(open_run("03_clustering"))  # doctest: +SKIP
     """
-    from segkit.engine import behaviour_for  # out-of-core when the audit used DuckDB
-    from segkit.features import customer_table
-
     settings = ClusterSettings.from_config(ctx.section("clustering"))
-    behaviour = behaviour_for(ctx, ctx.as_of, int(settings.max_channels))
-    transactions = ctx.read_artifact("transactions_clean") if behaviour is None else None
-    customers = ctx.read_artifact("customers_clean")
-    campaign = ctx.read_artifact("campaign_clean") if ctx.has_artifact("campaign_clean") else None
-    rfm = ctx.read_artifact("rfm")
-    camp = ctx.section("campaign")
-    control = camp.get("control_arm", "control") if camp.get("control_is_holdout", True) else None
-    table = customer_table(transactions, customers, campaign, ctx.as_of, rfm=rfm, control_arm=control,
-                           max_channels=int(settings.max_channels), behaviour=behaviour)
+    table, customers, rfm = run_customer_table(ctx, settings)
     result = cluster_customers(table, settings, ctx.seed)
     result.rfm_crosstab = segment_crosstab(result.assignments, rfm)
     if {"rfm_segment", "recommended_action"} <= set(rfm.columns):

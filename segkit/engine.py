@@ -89,7 +89,10 @@ __all__ = [
     "transactions_engine",
     "rfm_for",
     "orders_for",
-    "purchase_orders_for",
+    "purchase_days_from_files",
+    "purchase_days_for",
+    "LinesOnDisk",
+    "send_history_for",
     "behaviour_for",
     "retention_for",
     "choose_engine",
@@ -1838,23 +1841,6 @@ def orders_for(ctx: "RunContext") -> pd.DataFrame:
     from segkit.rfm import order_table
 
     return order_table(ctx.read_artifact("transactions_clean"))
-
-
-def purchase_orders_for(ctx: "RunContext") -> pd.DataFrame:
-    """:func:`segkit.rfm.purchase_orders` (no ``as_of``) of the run's clean lines, by engine.
-
-    Examples
-    --------
-    >>> from segkit.pipeline import open_run
-    >>> orders = purchase_orders_for(open_run("04_lifecycle"))  # doctest: +SKIP
-    """
-    if transactions_engine(ctx) == "duckdb":
-        orders = orders_for(ctx)
-        return orders.loc[orders["is_purchase"], ["customer_id", "order_id", "order_date", "amount"]] \
-            .reset_index(drop=True)
-    from segkit.rfm import purchase_orders
-
-    return purchase_orders(ctx.read_artifact("transactions_clean"))
 
 
 def purchase_days_for(ctx: "RunContext") -> pd.DataFrame:
