@@ -2340,8 +2340,8 @@ def _load_labels(ctx: Any, segment_by: str) -> tuple[pd.DataFrame | None, list[s
                 if dim == segment_by:
                     raise
                 notes.append(f"Segment dimension {dim} is not available: {exc}")
-    if ctx.has_artifact("customer_segments"):
-        return ctx.read_artifact("customer_segments"), notes
+    if ctx.has_artifact("customer_segments"):  # the id and the dimensions: what labels_at_send reads
+        return ctx.read_artifact("customer_segments", columns=["customer_id", *SEGMENT_DIMENSIONS]), notes
     if segment_by not in ("auto", "none"):
         ctx.read_artifact("customer_segments")  # raises UpstreamMissingError naming what to run
     return None, notes

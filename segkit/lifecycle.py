@@ -127,8 +127,9 @@ def purchase_history(orders: pd.DataFrame) -> pd.DataFrame:
     DataFrame
         Sorted by ``customer_id`` (categorical, sorted categories: large histories group and
         search on its integer codes), ``purchase_date``: ``amount`` (that day's net revenue),
-        ``n_purchases`` (purchase days so far), ``first_purchase``, ``gap_days`` (days since the
-        previous purchase day, NaN for the first) and ``monetary_total`` (revenue so far).
+        ``n_purchases`` (purchase days so far, int32), ``first_purchase``, ``gap_days`` (days since
+        the previous purchase day, NaN for the first; float32, exact for whole days) and
+        ``monetary_total`` (revenue so far). The narrow types keep 100M-line histories small.
 
     Examples
     --------
@@ -149,15 +150,15 @@ def purchase_history(orders: pd.DataFrame) -> pd.DataFrame:
     starts = np.r_[True, codes[1:] != codes[:-1]] if len(codes) else np.zeros(0, dtype=bool)
     group = np.cumsum(starts) - 1
     first_row = np.flatnonzero(starts)
-    gaps = np.full(len(codes), np.nan)
+    gaps = np.full(len(codes), np.nan, dtype=np.float32)
     if len(codes) > 1:
-        gaps[1:] = np.diff(dates).astype("timedelta64[D]").astype("float64")
+        gaps[1:] = np.diff(dates).astype("timedelta64[D]").astype("float32")
     gaps[starts] = np.nan
     return pd.DataFrame({
         "customer_id": days["customer_id"],
         "purchase_date": dates,
         "amount": days["amount"].to_numpy(),
-        "n_purchases": np.arange(len(codes), dtype=np.int64) - first_row[group] + 1,
+        "n_purchases": (np.arange(len(codes), dtype=np.int64) - first_row[group] + 1).astype(np.int32),
         "first_purchase": dates[first_row][group],
         "gap_days": gaps,
         "monetary_total": days["amount"].groupby(codes, sort=False).cumsum().to_numpy(),
@@ -184,11 +185,17 @@ def last_purchase_rows(history: pd.DataFrame, as_of: str | pd.Timestamp) -> tupl
     >>> rows.tolist(), ids.tolist()
     ([1], ['a'])
     """
+    rows, positions, ids = _last_purchase_positions(history, as_of)
+    return rows, ids.take(positions)
+
+
+def _last_purchase_positions(history: pd.DataFrame, as_of: str | pd.Timestamp) -> tuple[np.ndarray, np.ndarray, pd.Index]:
+    """:func:`last_purchase_rows` as positions: ``rows``, their customers' positions in ``ids``, ``ids``."""
     as_of = _date(as_of)
     codes, ids = customer_codes(history["customer_id"])
     day = history["purchase_date"].to_numpy(dtype="datetime64[D]").astype(np.int64)
     if not len(day):
-        return np.zeros(0, dtype=np.int64), ids[:0]
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64), ids
     if not day_pairs_sorted(codes, day.astype("datetime64[D]")):
         raise DataError(f"{SOURCE}: the purchase history is not one row per customer and day sorted by customer "
                         "and date. Build it with segkit.lifecycle.purchase_history(orders).")
@@ -200,7 +207,7 @@ def last_purchase_rows(history: pd.DataFrame, as_of: str | pd.Timestamp) -> tupl
     rows = np.searchsorted(key, everyone * span + cut, side="left") - 1
     has = rows >= 0
     has[has] = codes[rows[has]] == everyone[has]
-    return rows[has], ids[has]
+    return rows[has], everyone[has], ids
 
 
 def engagement_dates(campaign: pd.DataFrame | None, columns: tuple[str, ...] = ("opened", "clicked")) -> pd.Series | None:
@@ -265,18 +272,8 @@ def customer_state(
     [2.0, 11.0, 20.0]
     """
     as_of = _date(as_of)
-    rows, buyer_ids = last_purchase_rows(history, as_of)
-
-    def at_rows(column: str, dtype: str | None = None) -> np.ndarray:
-        return history[column].to_numpy(dtype=dtype)[rows]
-
-    state = pd.DataFrame({
-        "n_purchases": at_rows("n_purchases", "int64"),
-        "first_purchase": at_rows("first_purchase"),
-        "last_purchase": at_rows("purchase_date"),
-        "gap_before_last_days": at_rows("gap_days", "float64"),
-        "monetary_total": at_rows("monetary_total", "float64"),
-    }, index=buyer_ids)
+    state, positions, ids = _buyer_state(history, as_of)
+    state.index = ids.take(positions)
     if customers is not None and len(customers):
         known = customers
         if "signup_date" in customers.columns:
@@ -288,19 +285,44 @@ def customer_state(
             state = pd.concat([state, prospects.astype({"n_purchases": "int64"})])
             state = state.sort_index()
     state.index = pd.Index(state.index, dtype="string", name="customer_id")
-    state["first_purchase"] = pd.to_datetime(state["first_purchase"])
-    state["last_purchase"] = pd.to_datetime(state["last_purchase"])
-    state["recency_days"] = (as_of - state["last_purchase"]).dt.days.astype("float64")
-    state["tenure_days"] = (as_of - state["first_purchase"]).dt.days.astype("float64")
-    span = (state["last_purchase"] - state["first_purchase"]).dt.days.astype("float64")
-    state["own_interval_days"] = span / (state["n_purchases"] - 1).where(state["n_purchases"] > 1)
-    state["gap_before_last_days"] = state["gap_before_last_days"].astype("float64")
+    for col in ("recency_days", "tenure_days", "own_interval_days", "gap_before_last_days"):
+        state[col] = state[col].astype("float64")
     if engagement is not None:
         first = engagement.reindex(state.index)
         state["engaged"] = (first < as_of).fillna(False).to_numpy(dtype=bool)
     else:
         state["engaged"] = False
     return state
+
+
+def _buyer_state(history: pd.DataFrame, as_of: pd.Timestamp) -> tuple[pd.DataFrame, np.ndarray, pd.Index]:
+    """Buyers' columns of :func:`customer_state` (no ``engaged``), their positions in ``ids``, ``ids``.
+
+    Everything positional: a snapshot of ten million customers costs a few numeric columns,
+    not a string index (:func:`stage_history` calls this once per snapshot).
+    """
+    rows, positions, ids = _last_purchase_positions(history, as_of)
+
+    def at_rows(column: str, dtype: str | None = None) -> np.ndarray:
+        return history[column].to_numpy(dtype=dtype)[rows]
+
+    n_purchases = at_rows("n_purchases", "int64")
+    first = pd.to_datetime(at_rows("first_purchase"))
+    last = pd.to_datetime(at_rows("purchase_date"))
+    span = (last - first).days.to_numpy(dtype="float64")
+    with np.errstate(invalid="ignore", divide="ignore"):
+        own = np.where(n_purchases > 1, span / (n_purchases - 1), np.nan)
+    state = pd.DataFrame({
+        "n_purchases": n_purchases,
+        "first_purchase": first,
+        "last_purchase": last,
+        "gap_before_last_days": at_rows("gap_days", "float64"),
+        "monetary_total": at_rows("monetary_total", "float64"),
+        "recency_days": (as_of - last).days.to_numpy(dtype="float64"),
+        "tenure_days": (as_of - first).days.to_numpy(dtype="float64"),
+        "own_interval_days": own,
+    })
+    return state, positions, ids
 
 
 def _date(value: str | pd.Timestamp) -> pd.Timestamp:
@@ -413,7 +435,8 @@ def inter_purchase_gaps(history: pd.DataFrame, as_of: str | pd.Timestamp) -> pd.
     [7.0, 22.0]
     """
     rows = history[(history["purchase_date"] < _date(as_of)) & history["gap_days"].notna()]
-    return pd.DataFrame({"gap_days": rows["gap_days"].to_numpy(), "to_purchase": rows["n_purchases"].to_numpy()})
+    return pd.DataFrame({"gap_days": rows["gap_days"].to_numpy(dtype="float64"),
+                         "to_purchase": rows["n_purchases"].to_numpy(dtype="int64")})
 
 
 def _quantile(values: np.ndarray, q: float) -> float:
@@ -672,16 +695,36 @@ def stage_history(
     """
     from segkit.progress import progress
 
-    codes, known = customer_codes(history["customer_id"])
-    ids = known.take(np.unique(codes))
-    if customers is not None:
-        ids = ids.union(pd.Index(customers["customer_id"].astype("string").unique()))
-    ids = ids.sort_values()
+    check_is_fitted(stager, "thresholds_")
+    history_codes, known = customer_codes(history["customer_id"])
+    ids = known.take(np.unique(history_codes))
+    customer_ids = customers["customer_id"].astype("string") if customers is not None else None
+    if customer_ids is not None:
+        ids = ids.union(pd.Index(customer_ids.unique()))
+    ids = pd.Index(ids.sort_values(), dtype="string", name="customer_id")
+    # Positions into ``ids`` computed once; each snapshot is then numbers only. Prospects (known
+    # customers without a purchase yet) are staged here as customer_state + assign_lifecycle_stage
+    # would: engaged_prospect when engaged before the date, else prospect.
+    known_position = ids.get_indexer(known)
+    if customer_ids is not None:
+        customer_position = ids.get_indexer(customer_ids)
+        signup = (customers["signup_date"].to_numpy(dtype="datetime64[ns]") if "signup_date" in customers.columns
+                  else np.full(len(customers), np.datetime64("NaT"), dtype="datetime64[ns]"))
+    engaged_since = (engagement.reindex(ids).to_numpy(dtype="datetime64[ns]") if engagement is not None
+                     else np.full(len(ids), np.datetime64("NaT"), dtype="datetime64[ns]"))
+    prospect, engaged_prospect = STAGES.index("prospect"), STAGES.index("engaged_prospect")
     codes = np.full((len(ids), len(dates)), -1, dtype=np.int8)
     for j, day in enumerate(progress(dates["snapshot_date"], desc="lifecycle snapshots", total=len(dates))):
-        stages = stager.predict(history, day, customers, engagement, bgnbd, one_time=one_time)["lifecycle_stage"]
-        codes[ids.get_indexer(stages.index), j] = stages.cat.codes.to_numpy()
-    return pd.DataFrame(codes, index=pd.Index(ids, name="customer_id"), columns=list(dates["period"]))
+        day = _date(day)
+        column = codes[:, j]
+        if customer_ids is not None:
+            known_then = customer_position[np.isnat(signup) | (signup < day.to_datetime64())]
+            column[known_then] = np.where(engaged_since[known_then] < day.to_datetime64(), engaged_prospect, prospect)
+        state, positions, _ = _buyer_state(history, day)
+        state["engaged"] = False
+        p_alive = p_alive_as_of(bgnbd, state, one_time) if bgnbd is not None else None
+        column[known_position[positions]] = assign_lifecycle_stage(state, stager.thresholds_, p_alive).cat.codes.to_numpy()
+    return pd.DataFrame(codes, index=ids, columns=list(dates["period"]))
 
 
 def stage_counts(stages_over_time: pd.DataFrame, dates: pd.DataFrame) -> pd.DataFrame:
@@ -737,13 +780,15 @@ def transition_counts(stages_over_time: pd.DataFrame, last: int | None = None) -
     >>> int(m.loc["new", "active"]), int(m.loc["new", "lapsed"]), int(m.loc[NOT_YET, "new"])
     (1, 1, 1)
     """
-    codes = stages_over_time.to_numpy().astype(np.int64)
+    codes = stages_over_time.to_numpy()
     k = len(STAGES)
     start = 0 if last is None else max(codes.shape[1] - 1 - last, 0)
-    before, after = codes[:, start:-1], codes[:, start + 1:]
-    keep = after >= 0
-    flat = (before[keep] + 1) * k + after[keep]
-    matrix = np.bincount(flat, minlength=(k + 1) * k).reshape(k + 1, k)
+    matrix = np.zeros((k + 1) * k, dtype=np.int64)
+    for t in range(start, codes.shape[1] - 1):  # one pair of snapshots at a time: memory of one column
+        before, after = codes[:, t].astype(np.int16), codes[:, t + 1].astype(np.int16)
+        keep = after >= 0
+        matrix += np.bincount((before[keep] + 1) * k + after[keep], minlength=(k + 1) * k)
+    matrix = matrix.reshape(k + 1, k)
     index = pd.Index([NOT_YET, *STAGES], name="from_stage")
     return pd.DataFrame(matrix, index=index, columns=pd.Index(STAGES, name="to_stage"))
 
@@ -788,14 +833,21 @@ def period_rates(stages_over_time: pd.DataFrame, history: pd.DataFrame, dates: p
     first = (history["n_purchases"].to_numpy() == 1) & rows
     new_customers = np.bincount(period_of[first], minlength=n_dates)
     stage_code = {s: i for i, s in enumerate(STAGES)}
-    live = np.isin(codes, [stage_code[s] for s in LIVE_STAGES])
-    lapsed = codes == stage_code["lapsed"]
-    buyers = np.isin(codes, [stage_code[s] for s in BUYER_STAGES])
-    before, now = slice(0, n_dates - 1), slice(1, n_dates)
-    churned = (live[:, before] & lapsed[:, now]).sum(axis=0)
-    reactivated = (lapsed[:, before] & bought[:, now]).sum(axis=0)
-    repeat = (buyers[:, before] & bought[:, now]).sum(axis=0)
-    live_start, lapsed_start, buyers_start = live[:, before].sum(0), lapsed[:, before].sum(0), buyers[:, before].sum(0)
+    live_codes = [stage_code[s] for s in LIVE_STAGES]
+    buyer_codes = [stage_code[s] for s in BUYER_STAGES]
+    counts = np.zeros((8, max(n_dates, 1)), dtype=np.int64)  # one snapshot column at a time
+    previous = None
+    for t in range(n_dates):
+        live, lapsed = np.isin(codes[:, t], live_codes), codes[:, t] == stage_code["lapsed"]
+        buyers = np.isin(codes[:, t], buyer_codes)
+        counts[0:3, t] = live.sum(), lapsed.sum(), buyers.sum()
+        if previous is not None:
+            was_live, was_lapsed, was_buyer = previous
+            counts[3:6, t] = ((was_live & lapsed).sum(), (was_lapsed & bought[:, t]).sum(),
+                              (was_buyer & bought[:, t]).sum())
+        previous = live, lapsed, buyers
+    live_start, lapsed_start, buyers_start = counts[0, :-1], counts[1, :-1], counts[2, :-1]
+    churned, reactivated, repeat = counts[3, 1:n_dates], counts[4, 1:n_dates], counts[5, 1:n_dates]
 
     def rate(num: np.ndarray, den: np.ndarray) -> np.ndarray:
         return np.divide(num, den, out=np.full(len(num), np.nan), where=den > 0)
@@ -808,7 +860,7 @@ def period_rates(stages_over_time: pd.DataFrame, history: pd.DataFrame, dates: p
         "lapsed_start": lapsed_start, "reactivated": reactivated,
         "reactivation_rate": rate(reactivated, lapsed_start),
         "buyers_start": buyers_start, "repeat_buyers": repeat, "repeat_purchase_rate": rate(repeat, buyers_start),
-        "new_customers": new_customers[1:], "live_end": live[:, now].sum(0),
+        "new_customers": new_customers[1:], "live_end": counts[0, 1:n_dates],
     })
 
 
@@ -1185,7 +1237,8 @@ def holdout_by_stage(stages: pd.Series, cal: pd.DataFrame, predicted: np.ndarray
                   "predicted_revenue", "actual_revenue", "revenue_error_pct"]]
 
 
-def run_holdout_check(orders: pd.DataFrame, as_of: pd.Timestamp, settings: LifecycleSettings) -> HoldoutCheck:
+def run_holdout_check(orders: pd.DataFrame, as_of: pd.Timestamp, settings: LifecycleSettings,
+                      history: pd.DataFrame | None = None) -> HoldoutCheck:
     """Refit everything on the data up to ``as_of - holdout_months`` and compare with the holdout.
 
     The models (BG/NBD, the one-time buyer model, Gamma-Gamma) and the stage thresholds are
@@ -1194,6 +1247,10 @@ def run_holdout_check(orders: pd.DataFrame, as_of: pd.Timestamp, settings: Lifec
     frequency, P(alive) deciles against who bought, and purchases and revenue by the stage the
     customer had at the cut-off. Skipped (tables None, ``warning`` says why) when the period is
     too short or the calibration fit fails.
+
+    ``history`` (:func:`purchase_history` of ``orders``), when given, is used as it is: a
+    history's rows before the cut-off are the history of the purchases before it, so the stage
+    rules at the cut-off need no second history.
     """
     if settings.holdout_months <= 0:
         return HoldoutCheck()
@@ -1233,7 +1290,8 @@ def run_holdout_check(orders: pd.DataFrame, as_of: pd.Timestamp, settings: Lifec
     calibration_bgnbd = p_alive_calibration(bg_alive, bg_buy, bought)
     predicted = expected_purchases(model, cal, days, one_time)
     revenue = predicted * gamma_gamma.predict(cal) if gamma_gamma is not None else None
-    history = purchase_history(orders[orders["order_date"] < cutoff])
+    if history is None:
+        history = purchase_history(orders[orders["order_date"] < cutoff])
     stager = settings.stager().fit(history, cutoff)
     stages = stager.predict(history, cutoff, bgnbd=model, one_time=one_time)["lifecycle_stage"]
     return HoldoutCheck(
@@ -1565,6 +1623,11 @@ def calibration_note(result: "LifecycleResult") -> str:
 
 
 # --------------------------------------------------------------------------- producer
+#: The columns of the current state the threshold widget re-stages (the rest is in ``lifecycle``).
+WIDGET_STATE_COLUMNS = ("n_purchases", "recency_days", "tenure_days", "gap_before_last_days", "own_interval_days",
+                        "monetary_total", "engaged", "p_alive")
+
+
 @dataclass
 class LifecycleResult:
     """What ``04_lifecycle`` shows (see :func:`build_lifecycle_artifacts`)."""
@@ -1574,7 +1637,7 @@ class LifecycleResult:
     stage_sizes: pd.DataFrame        # stage, customers, share, phase, meaning, action
     phase_sizes: pd.DataFrame        # phase, customers, share
     thresholds: pd.DataFrame         # threshold, value, source, meaning
-    state: pd.DataFrame              # current state (+ p_alive), for the threshold widget
+    state: pd.DataFrame              # current state: WIDGET_STATE_COLUMNS, for the threshold widget
     stage_thresholds: StageThresholds
     gaps: np.ndarray                 # gaps between purchase days (days)
     snapshots: pd.DataFrame          # snapshots.parquet
@@ -1628,9 +1691,14 @@ def build_lifecycle_artifacts(ctx: Any) -> LifecycleResult:
     stage_info = settings.stage_info()
     from segkit.engine import purchase_days_for  # in memory or out-of-core, as the audit chose
 
-    customers = ctx.read_artifact("customers_clean")
-    campaign = ctx.read_artifact("campaign_clean") if ctx.has_artifact("campaign_clean") else None
-    rfm = ctx.read_artifact("rfm")
+    # Only the columns used: at ten million customers every column read is hundreds of MB.
+    customers = ctx.read_artifact("customers_clean", columns=["customer_id", "signup_date"])
+    rfm = ctx.read_artifact("rfm", columns=["customer_id", "rfm_segment"])
+    engagement = None
+    if ctx.has_artifact("campaign_clean"):
+        campaign = ctx.read_artifact("campaign_clean", columns=["customer_id", "sent_at", *settings.engagement_columns])
+        engagement = engagement_dates(campaign, settings.engagement_columns)
+        del campaign
     warnings: list[str] = []
 
     try:  # one row per customer and purchase day: all the models and stage rules read
@@ -1649,38 +1717,50 @@ def build_lifecycle_artifacts(ctx: Any) -> LifecycleResult:
     if orders.empty:
         raise DataError(f"{SOURCE}: every purchase is dated on or after as_of = {as_of.date()}. Choose a later as_of.")
     history = purchase_history(orders)
-    engagement = engagement_dates(campaign, settings.engagement_columns)
+    # The history is one row per customer and day too: the models read its columns (shared
+    # memory, no copy) and the day table is let go.
+    orders = history[["customer_id", "purchase_date", "amount"]].rename(columns={"purchase_date": "order_date"})
 
+    # Tables of one row per customer are let go as soon as they are used (``del``): at ten
+    # million customers each is hundreds of MB.
     summary = clv_summary(orders, as_of - pd.Timedelta(days=1))
     durations = first_repeat_durations(orders, as_of - pd.Timedelta(days=1)).reindex(summary.index)
     models = fit_clv_models(summary, settings, durations)
+    longest_wait = float(durations["days"].max())
+    del durations
     warnings += models.warnings
     stager = settings.stager().fit(history, as_of)
     warnings += stager.warnings_
     state = stager.predict(history, as_of, customers, engagement, models.bgnbd, one_time=models.one_time)
-    scores = score_customers(models, summary, settings)
+    scores = score_customers(models, summary, settings).reindex(state.index)
+    del summary
 
     info = stage_info.set_index("lifecycle_stage")
-    stage = state["lifecycle_stage"].astype("string")
+    stage = state["lifecycle_stage"].astype("string").to_numpy()
     lifecycle = pd.DataFrame({
         "customer_id": state.index.astype("string"),
-        "lifecycle_stage": stage.to_numpy(),
-        "phase": info["phase"].reindex(stage.to_numpy()).to_numpy(),
-        "recommended_action": info["recommended_action"].reindex(stage.to_numpy()).to_numpy(),
+        "lifecycle_stage": stage,
+        "phase": info["phase"].reindex(stage).to_numpy(),
+        "recommended_action": info["recommended_action"].reindex(stage).to_numpy(),
     })
+    del stage
     for col in ("n_purchases", "first_purchase", "last_purchase", "recency_days", "tenure_days",
                 "own_interval_days", "monetary_total", "engaged"):
         lifecycle[col] = state[col].to_numpy()
-    scored = scores.reindex(state.index)
     for col in scores.columns:
-        lifecycle[col] = scored[col].to_numpy(dtype=float)
+        lifecycle[col] = scores[col].to_numpy(dtype=float)
+    del scores
     lifecycle = lifecycle.astype({"phase": "string", "recommended_action": "string", "lifecycle_stage": "string"})
+    sizes = stage_sizes(state["lifecycle_stage"], stage_info)
+    state = state[list(WIDGET_STATE_COLUMNS)]  # what the threshold widget re-stages
 
     dates = snapshot_dates(history["purchase_date"].min(), as_of, settings.snapshot_freq)
     over_time = stage_history(stager, history, dates, customers, engagement, models.bgnbd, models.one_time)
+    del engagement
     snapshots = stage_counts(over_time, dates)
     cohorts = cohort_table(history, as_of)
-    check = run_holdout_check(orders, as_of, settings)
+    check = run_holdout_check(orders, as_of, settings, history=history)
+    del orders
     if check.warning:
         warnings.append(check.warning)
 
@@ -1713,7 +1793,6 @@ def build_lifecycle_artifacts(ctx: Any) -> LifecycleResult:
     ctx.update_customer_segments(lifecycle[["customer_id", "lifecycle_stage", "p_alive",
                                             "expected_purchases_90d", "clv_12m"]])
 
-    sizes = stage_sizes(state["lifecycle_stage"], stage_info)
     phases = sizes.groupby("phase", sort=False)["customers"].sum().reindex(list(PHASES), fill_value=0)
     phase_sizes = pd.DataFrame({"phase": pd.array(PHASES, dtype="string"), "customers": phases.to_numpy()})
     phase_sizes["share"] = phase_sizes["customers"] / max(int(phase_sizes["customers"].sum()), 1)
@@ -1723,24 +1802,32 @@ def build_lifecycle_artifacts(ctx: Any) -> LifecycleResult:
             rfm[["customer_id", "rfm_segment"]].astype({"customer_id": "string"}), on="customer_id", how="inner")
         crosstab = pd.crosstab(joined["rfm_segment"], joined["lifecycle_stage"]).reindex(
             columns=[s for s in BUYER_STAGES], fill_value=0)
+        del joined
+    del rfm
     rates = period_rates(over_time, history, dates)
+    transitions, transitions_latest = transition_counts(over_time), transition_counts(over_time, last=1)
+    del over_time
+    gaps = inter_purchase_gaps(history, as_of)["gap_days"].to_numpy()
+    del history
     column = f"clv_{settings.horizon_months}m"
-    buyers = lifecycle[lifecycle["n_purchases"] > 0]
+    bought = (lifecycle["n_purchases"] > 0).to_numpy()
+    buyers = lifecycle.loc[bought, ["lifecycle_stage", column]]
     clv = {"all": clv_overview(buyers, column),
            "live": clv_overview(buyers[buyers["lifecycle_stage"].isin(LIVE_STAGES)], column),
            "lapsed": clv_overview(buyers[buyers["lifecycle_stage"] == "lapsed"], column)}
-    prospects = lifecycle.loc[lifecycle["n_purchases"] == 0, "customer_id"]
+    del buyers
+    prospects = lifecycle.loc[~bought, "customer_id"]
     with_signup = 0
     if "signup_date" in customers.columns:
         signup = customers.assign(customer_id=customers["customer_id"].astype("string")).set_index("customer_id")["signup_date"]
         with_signup = int(signup[~signup.index.duplicated()].reindex(prospects.to_numpy()).notna().sum())
-    curve = (one_time_curve(models.one_time, float(durations["days"].max()))
-             if models.one_time is not None else None)
+        del signup
+    del customers
+    curve = one_time_curve(models.one_time, longest_wait) if models.one_time is not None else None
     return LifecycleResult(
         as_of=as_of, lifecycle=lifecycle, stage_sizes=sizes, phase_sizes=phase_sizes,
         thresholds=stager.threshold_table_, state=state, stage_thresholds=stager.thresholds_,
-        gaps=inter_purchase_gaps(history, as_of)["gap_days"].to_numpy(), snapshots=snapshots,
-        transitions=transition_counts(over_time), transitions_latest=transition_counts(over_time, last=1),
+        gaps=gaps, snapshots=snapshots, transitions=transitions, transitions_latest=transitions_latest,
         rates=rates, cohorts=cohorts, clv_model=clv_model, clv=clv, holdout_check=check, rfm_crosstab=crosstab,
         settings=settings, warnings=warnings, currency=str((ctx.config.get("report") or {}).get("currency") or ""),
         one_time_curve=curve, prospects_with_signup=(int(len(prospects)), with_signup))

@@ -27,7 +27,7 @@ import os
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, Mapping
+from typing import Any, Iterator, Mapping, Sequence
 
 import pandas as pd
 
@@ -247,8 +247,12 @@ class RunContext:
     def has_artifact(self, name: str) -> bool:
         return self.artifact_path(name).exists()
 
-    def read_artifact(self, name: str) -> Any:
+    def read_artifact(self, name: str, columns: Sequence[str] | None = None) -> Any:
         """Read an artifact (DataFrame for Parquet/CSV, dict for JSON).
+
+        ``columns`` reads only those columns of a Parquet or CSV artifact, in the artifact's
+        order; names the artifact does not have are left out (optional columns such as
+        ``signup_date``). At millions of customers every column not read is memory saved.
 
         Raises
         ------
@@ -266,9 +270,16 @@ class RunContext:
                 f"or run the whole pipeline with `segkit run`."
             )
         if path.suffix == ".parquet":
-            return pd.read_parquet(path)
+            if columns is None:
+                return pd.read_parquet(path)
+            import pyarrow.parquet as pq
+
+            wanted = set(columns)
+            return pd.read_parquet(path, columns=[c for c in pq.read_schema(path).names if c in wanted])
         if path.suffix == ".csv":
-            return pd.read_csv(path, dtype={"customer_id": "string"})
+            wanted = None if columns is None else set(columns)
+            return pd.read_csv(path, dtype={"customer_id": "string"},
+                               usecols=None if wanted is None else (lambda c: c in wanted))
         return json.loads(path.read_text(encoding="utf-8"))
 
     def build_upstream(self, name: str) -> None:

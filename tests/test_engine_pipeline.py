@@ -80,9 +80,9 @@ def test_out_of_core_lifecycle_and_campaign_never_load_the_order_lines(shop_fold
     (run / "artifacts" / "cluster_model.json").unlink()  # 05 refits 03's model: out-of-core too
     read = RunContext.read_artifact
 
-    def guarded(self, name):
+    def guarded(self, name, **kwargs):
         assert name != "transactions_clean", f"{self.notebook} loaded the order lines into memory"
-        return read(self, name)
+        return read(self, name, **kwargs)
 
     monkeypatch.setattr(RunContext, "read_artifact", guarded)
     lifecycle = build_lifecycle_artifacts(open_run("04_lifecycle", run_dir=run, config_path=config))
