@@ -228,6 +228,11 @@ class ClusterSettings:
             raise ConfigError(f"{where}: k_min = {r['k_min']}, k_max = {r['k_max']}; use 2 ≤ k_min ≤ k_max.")
         if r.get("k") is not None and (not isinstance(r["k"], int) or r["k"] < 2):
             raise ConfigError(f"{where}.k = {r['k']!r}; use a whole number ≥ 2, or null to choose k.")
+        fit_sample = r.get("fit_sample")
+        if fit_sample is not None and (not isinstance(fit_sample, int) or isinstance(fit_sample, bool)
+                                       or fit_sample < 1000):
+            raise ConfigError(f"{where}.fit_sample = {fit_sample!r}; use a whole number ≥ 1000 (customers the final "
+                              "model is fitted on), or null to fit on all customers.")
         if str(r.get("init", "")).lower() not in ("huang", "cao"):
             raise ConfigError(f"{where}.init = {r.get('init')!r}; use Huang or Cao.")
         st = r.get("stability") or {}
@@ -1031,9 +1036,10 @@ def cluster_customers(table: pd.DataFrame, settings: ClusterSettings | None = No
     fit_sample : int, optional
         Fit the final model on a seeded sample of this many customers — the sample rule of the
         comparison of k (:func:`select_k`, ``_seeded_rows`` with ``seed``) — and assign every
-        customer with the fitted model's ``predict``. None, or a table no larger than it: fit on
-        all customers (the labels are the fit's own). Features, profiles and names always use
-        every customer.
+        customer with the fitted model's ``predict``. None = ``clustering.fit_sample`` of the
+        settings (null there: all customers). A table no larger than it is fitted on all
+        customers (the labels are the fit's own). Features, profiles and names always use every
+        customer; ``info["fitted_on"]`` says how many customers the fit saw.
     estimator : fitted model, optional
         Use this model instead of fitting one: it must have been fitted on the customers
         ``fit_sample`` picks, with ``k`` clusters (the explorer passes the model the comparison
@@ -1089,7 +1095,7 @@ def cluster_customers(table: pd.DataFrame, settings: ClusterSettings | None = No
         k_final, reason = int(s.k_min), f"k = {s.k_min} (k_min; the comparison of k was skipped)."
     if k_final >= n:
         raise ModelFitError(f"Cannot form {k_final} clusters from {n} customers; lower k.")
-    rows = _seeded_rows(n, fit_sample, seed)
+    rows = _seeded_rows(n, fit_sample if fit_sample is not None else s.raw.get("fit_sample"), seed)
     if estimator is None:
         estimator = make_model(method_used, k_final, seed, s, n_init=n_init).fit(X.iloc[rows] if len(rows) < n else X)
     # a quick look fits on the sample of the comparison of k and assigns everyone
@@ -1141,7 +1147,8 @@ def cluster_customers(table: pd.DataFrame, settings: ClusterSettings | None = No
                          assignments=assignments, profiles=profiles, lifts=lifts,
                          categorical_profiles=modes, names=names, projection=proj, settings=s, seed=seed,
                          as_of=table.attrs.get("as_of"), gamma=gamma,
-                         info={"customers": n, "numeric_features": list(builder.numeric_features_),
+                         info={"customers": n, "fitted_on": int(min(len(rows), n)),
+                               "numeric_features": list(builder.numeric_features_),
                                "categorical_features": list(builder.categorical_features_)},
                          warnings=warnings_, selection_models=selection_models)
 
@@ -1293,6 +1300,10 @@ def summarize(result: ClusterResult) -> dict:
                 + f", clustered with {method} on {len(num)} numeric"
                 + (f" and {len(cat)} categorical" if cat else "") + f" features (feature set "
                 f"'{result.feature_set}'). Number of clusters: {result.reason}")
+    fitted_on = int(result.info.get("fitted_on", n))
+    if fitted_on < n:
+        analysed += (f" The model was fitted on a seeded sample of {fitted_on:,} of the {n:,} customers "
+                     "(clustering.fit_sample) and assigns every customer.")
     if result.info.get("not_clustered"):
         analysed += f" {result.info['not_clustered']:,} customers without a purchase are not clustered."
     findings = []

@@ -462,6 +462,30 @@ def test_explorer_view_of_large_data_fits_on_the_sample_of_the_k_comparison(shop
     assert view["customers"].tolist() == quick.profiles["customers"].iloc[:-1].tolist()
 
 
+def test_large_data_final_model_is_fitted_on_the_seeded_fit_sample_and_assigns_everyone(shop_table):
+    from segkit.cluster import summarize
+
+    table = shop_table[0]
+    assert len(table) > 1000
+    s = ClusterSettings.from_config({"fit_sample": 1000})
+    result = cluster_customers(table, s, seed=5, feature_set="behaviour", k=3, run_selection=False,
+                               run_stability=False, run_projection=False)
+    assert len(result.model.estimator.labels_) == 1000 and result.info["fitted_on"] == 1000
+    assert result.info["customers"] == len(table) == len(result.assignments)
+    np.testing.assert_array_equal(result.assignments["cluster"].to_numpy(),
+                                  result.model.numbers[result.model.estimator.predict(result.features)])
+    again = cluster_customers(table, s, seed=5, feature_set="behaviour", k=3, run_selection=False,
+                              run_stability=False, run_projection=False)
+    assert again.assignments.equals(result.assignments)  # the sample is seeded
+    assert f"seeded sample of 1,000 of the {len(table):,} customers" in summarize(result)["analysed"]
+    full = cluster_customers(table, ClusterSettings.from_config({"fit_sample": None}), seed=5, feature_set="behaviour",
+                             k=3, run_selection=False, run_stability=False, run_projection=False)
+    assert full.info["fitted_on"] == len(table) == len(full.model.estimator.labels_)
+    assert "seeded sample" not in summarize(full)["analysed"]
+    with pytest.raises(ConfigError, match="fit_sample"):
+        ClusterSettings.from_config({"fit_sample": 50})
+
+
 def test_explorer_views_of_other_k_are_the_models_fitted_when_comparing_k(shop_table, shop_result, monkeypatch):
     from segkit import cluster as cluster_module
 
