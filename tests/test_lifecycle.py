@@ -311,6 +311,61 @@ def test_period_rates_count_churn_reactivation_and_repeat_purchases(small_timeli
     assert "2024-01" not in rates.index
 
 
+@pytest.fixture(scope="module")
+def shop_models():
+    """A generated shop's history, customers, engagement and fitted models (400 customers)."""
+    from segkit.lifecycle import fit_clv_models, first_repeat_durations
+
+    from segkit.datasets import DIRT_KINDS
+
+    shop = generate_shop(400, seed=11, dirt={k: 0 for k in DIRT_KINDS})
+    history = purchase_history(purchase_orders(shop.transactions))
+    as_of = history["purchase_date"].max() + pd.Timedelta(days=1)
+    orders = history[["customer_id", "purchase_date", "amount"]].rename(columns={"purchase_date": "order_date"})
+    end = as_of - pd.Timedelta(days=1)
+    settings = LifecycleSettings.from_config(load_config()["lifecycle"])
+    summary = clv_summary(orders, end)
+    models = fit_clv_models(summary, settings, first_repeat_durations(orders, end).reindex(summary.index))
+    customers = shop.customers[["customer_id", "signup_date"]].astype({"customer_id": "string"})
+    return history, orders, as_of, settings, models, customers, engagement_dates(shop.campaign)
+
+
+def test_stage_history_equals_the_stager_prediction_at_every_snapshot(shop_models):
+    """The snapshot loop stages on integer positions; its definition is stager.predict per date."""
+    history, _, as_of, settings, models, customers, engagement = shop_models
+    assert models.bgnbd is not None and engagement is not None and customers["signup_date"].notna().any()
+    stager = settings.stager().fit(history, as_of)
+    dates = snapshot_dates(history["purchase_date"].min(), as_of)
+    got = stage_history(stager, history, dates, customers, engagement, models.bgnbd, models.one_time)
+    assert got.index.is_monotonic_increasing and got.shape == (len(got.index), len(dates))
+    for j, day in enumerate(dates["snapshot_date"]):
+        expected = stager.predict(history, day, customers, engagement, models.bgnbd, one_time=models.one_time)
+        column = got.iloc[:, j]
+        known = column[column >= 0]
+        assert known.index.equals(expected.index), day
+        np.testing.assert_array_equal(known.to_numpy(), expected["lifecycle_stage"].cat.codes.to_numpy())
+    assert {"prospect", "engaged_prospect", "lapsed", "active"} <= {STAGES[c] for c in np.unique(got) if c >= 0}
+    # pooled transitions and period rates are counts over the same matrix, one column at a time
+    moves = transition_counts(got)
+    assert int(moves.to_numpy().sum()) == int((got.iloc[:, 1:].to_numpy() >= 0).sum())
+    rates = period_rates(got, history, dates)
+    live = got.isin([STAGES.index(s) for s in LIVE_STAGES])
+    assert rates["live_end"].tolist() == live.sum().iloc[1:].tolist()
+    assert rates["live_start"].tolist() == live.sum().iloc[:-1].tolist()
+
+
+def test_holdout_check_with_the_full_history_equals_the_one_with_a_cut_history(shop_models):
+    from segkit.lifecycle import run_holdout_check
+
+    history, orders, as_of, settings, *_ = shop_models
+    settings = replace(settings, holdout_months=4)
+    cut = run_holdout_check(orders, as_of, settings)
+    shared = run_holdout_check(orders, as_of, settings, history=history)
+    assert cut.by_stage is not None and len(cut.by_stage)
+    pd.testing.assert_frame_equal(shared.by_stage, cut.by_stage)
+    pd.testing.assert_frame_equal(shared.by_frequency, cut.by_frequency)
+
+
 def test_cohorts_fill_empty_months_and_flag_the_partial_one():
     history = purchase_history(orders(("a", "2024-01-05", 10), ("a", "2024-03-02", 4), ("b", "2024-01-20", 6),
                                       ("c", "2024-02-10", 8), ("c", "2024-03-10", 2)))

@@ -259,3 +259,19 @@ def test_customer_segments_bytes_do_not_depend_on_which_notebook_writes_first(tm
         ctx.update_customer_segments(second)
         out[order] = (tmp_path / order / "artifacts" / "customer_segments.csv").read_bytes()
     assert out["clusters_first"] == out["stages_first"]
+
+
+def test_read_artifact_reads_only_the_columns_asked_for_and_skips_absent_ones(tmp_path):
+    ctx = open_run("04_lifecycle", run_dir=tmp_path / "run")
+    frame = pd.DataFrame({"customer_id": pd.array(["b", "a"], dtype="string"), "signup_date": pd.to_datetime(
+        ["2024-01-01", None]), "email": ["x@example.com", "y@example.com"]})
+    ctx.write_artifact("customers_clean", frame)
+    got = ctx.read_artifact("customers_clean", columns=["signup_date", "customer_id", "no_such_column"])
+    assert list(got.columns) == ["customer_id", "signup_date"]  # the artifact's order
+    pd.testing.assert_frame_equal(got, frame[["customer_id", "signup_date"]])
+    ctx.update_customer_segments(pd.DataFrame({"customer_id": ["a", "b"], "rfm_segment": ["Lost", "Champions"],
+                                               "rfm_score": [111, 555]}))
+    labels = ctx.read_artifact("customer_segments", columns=["customer_id", "rfm_segment", "cluster_name"])
+    assert list(labels.columns) == ["customer_id", "rfm_segment"]
+    assert labels["rfm_segment"].tolist() == ["Lost", "Champions"] and str(labels["customer_id"].dtype) == "string"
+    assert list(ctx.read_artifact("customers_clean").columns) == ["customer_id", "signup_date", "email"]
