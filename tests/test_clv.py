@@ -76,6 +76,22 @@ def test_bgnbd_reproduces_fader_hardie_lee_2005_from_the_raw_cdnow_log(cdnow_bgn
     assert cdnow_bgnbd.n_customers_ == 2357 and cdnow_bgnbd.n_repeat_buyers_ == 946
 
 
+def test_bgnbd_on_condensed_patterns_equals_lifetimes_fitted_customer_by_customer(cdnow_calibration, cdnow_bgnbd):
+    """The fit runs on distinct (frequency, recency, T) patterns weighted by their customers."""
+    import lifetimes
+
+    from segkit.clv import purchase_patterns
+
+    x, tx, t_age = (cdnow_calibration[c].to_numpy() for c in ("frequency", "recency", "T"))
+    patterns = purchase_patterns(x, tx, t_age)
+    assert len(patterns[0]) == 1016 and patterns[3].sum() == len(x)
+    reference = lifetimes.BetaGeoFitter().fit(x, tx, t_age)  # no weights: one term per customer
+    for name, value in reference.params_.items():
+        assert cdnow_bgnbd.params_[name] == pytest.approx(value, rel=1e-6)
+        assert cdnow_bgnbd.standard_errors_[name] == pytest.approx(reference.standard_errors_[name], rel=1e-4)
+    assert cdnow_bgnbd._fitter.data["weights"].sum() == len(x) == cdnow_bgnbd.n_customers_
+
+
 def test_gamma_gamma_reproduces_the_paper_on_the_946_repeat_buyers(cdnow_calibration):
     gg = GammaGammaModel().fit(cdnow_calibration)
     assert gg.n_customers_ == 946
