@@ -55,14 +55,16 @@ Examples
 from __future__ import annotations
 
 import contextlib
+import functools
 import glob as globlib
+import inspect
 import math
 import os
 import re
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Mapping, Sequence, TypeVar
 
 import duckdb
 import numpy as np
@@ -388,6 +390,72 @@ def _describe(con: duckdb.DuckDBPyConnection, relation: str, source: str) -> lis
         raise DataError(f"{source}: cannot be read ({_first_line(exc)}). Check that the files are complete CSV "
                         "or Parquet files with a header row; for CSV, set io.delimiter / io.encoding if needed.") \
             from None
+
+
+_SIZE_UNITS = {"b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12,
+               "kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40}
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def size_in_bytes(size: str) -> int:
+    """Bytes of a DuckDB size such as ``"1500MB"`` or ``"4 GiB"`` (MB = 10^6 bytes, MiB = 2^20).
+
+    Examples
+    --------
+    >>> size_in_bytes("1500MB"), size_in_bytes("2GiB")
+    (1500000000, 2147483648)
+    """
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]+)\s*", str(size))
+    if not match or match.group(2).lower() not in _SIZE_UNITS:
+        raise ConfigError(f"engine.memory_limit = {size!r}; use a size such as '1500MB' or '4GB'.")
+    return int(float(match.group(1)) * _SIZE_UNITS[match.group(2).lower()])
+
+
+def memory_ceiling() -> int:
+    """Largest DuckDB memory limit an automatic retry may use: half of this machine's memory
+    (the rest is for the notebook's pandas tables and everything else running)."""
+    try:
+        return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")) // 2
+    except (ValueError, OSError, AttributeError):  # pragma: no cover - no sysconf (Windows)
+        return 4 * 10**9
+
+
+def _grow_memory_limit(func: _F) -> _F:
+    """Rerun an out-of-core aggregation with twice the ``memory_limit`` when DuckDB runs out of it.
+
+    ``engine.memory_limit`` keeps small and medium inputs in bounded memory; some steps cannot
+    spill everything to disk (a sort or a hash table of tens of millions of customers and orders,
+    the result handed to pandas), and at 100M order lines they need more. The limit doubles up to
+    :func:`memory_ceiling`; beyond it the error says what to do. No limit (None) = DuckDB's own
+    default, not retried.
+    """
+    signature = inspect.signature(func)
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        bound = signature.bind(*args, **kwargs)
+        bound.apply_defaults()
+        limit = bound.arguments.get("memory_limit")
+        while True:
+            try:
+                return func(*bound.args, **bound.kwargs)
+            except duckdb.OutOfMemoryException as exc:
+                if limit is None:
+                    raise DataError(f"{bound.arguments.get('source')}: DuckDB ran out of memory aggregating the "
+                                    f"transaction log ({_first_line(exc)}). Set engine.memory_limit and "
+                                    "engine.temp_directory (a disk with free space).") from None
+                larger = 2 * size_in_bytes(limit)
+                if larger > memory_ceiling():
+                    raise DataError(
+                        f"{bound.arguments.get('source')}: DuckDB ran out of memory aggregating the transaction log "
+                        f"even with memory_limit = {limit} ({_first_line(exc)}); segkit doubles engine.memory_limit "
+                        f"up to half of this machine's memory ({memory_ceiling() / 1e9:.1f} GB). Close other "
+                        "programs, set engine.temp_directory to a disk with free space (DuckDB spills there), or "
+                        "run on a machine with more memory.") from None
+                limit = f"{larger // 10**6}MB"
+                bound.arguments["memory_limit"] = limit
+
+    return wrapper  # type: ignore[return-value]
 
 
 def _first_line(exc: BaseException) -> str:
@@ -1396,6 +1464,8 @@ def _run(source: Any, sql: str, what: str, memory_limit: str | None = None,
     con = connect(memory_limit=memory_limit, temp_directory=temp_directory, threads=threads)
     try:
         return con.sql(sql).df()
+    except duckdb.OutOfMemoryException:
+        raise  # retried with a larger limit (_grow_memory_limit)
     except duckdb.Error as exc:
         raise DataError(f"{source}: could not aggregate the transaction log ({_first_line(exc)}). {what}") from None
     finally:
@@ -1439,6 +1509,7 @@ def rfm_sql(relation: str, as_of: pd.Timestamp | None) -> str:
     """
 
 
+@_grow_memory_limit
 def rfm_table_from_files(
     source: str | Path | Sequence[str | Path],
     as_of: str | pd.Timestamp | None = None,
@@ -1493,6 +1564,7 @@ def _order_sql(source: Any, first_position: bool = True) -> str:
         {select}"""
 
 
+@_grow_memory_limit
 def order_table_from_files(source: str | Path | Sequence[str | Path], memory_limit: str | None = None,
                            temp_directory: str | Path | None = None) -> pd.DataFrame:
     """:func:`segkit.rfm.order_table` computed out-of-core: one row per ``(customer_id, order_id)``.
@@ -1536,6 +1608,7 @@ def _check_canonical(source: Any, memory_limit: str | None, temp_directory: str 
                             "(artifacts/transactions_clean.parquet), which have none.")
 
 
+@_grow_memory_limit
 def purchase_days_from_files(source: str | Path | Sequence[str | Path], memory_limit: str | None = None,
                              temp_directory: str | Path | None = None) -> pd.DataFrame:
     """:func:`segkit.rfm.purchase_days` of the purchase orders of ``source``, computed out-of-core.
@@ -1570,6 +1643,8 @@ def purchase_days_from_files(source: str | Path | Sequence[str | Path], memory_l
             ids = con.sql("SELECT c FROM ids ORDER BY code").to_arrow_table().column("c").to_pandas()
             rows = con.sql("SELECT i.code, d.day, d.amount, d.orders FROM days d JOIN ids i USING (c) "
                            "ORDER BY i.code, d.day").fetchnumpy()
+        except duckdb.OutOfMemoryException:
+            raise  # retried with a larger limit (_grow_memory_limit)
         except duckdb.Error as exc:
             raise DataError(f"{source}: could not aggregate the transaction log ({_first_line(exc)}).") from None
     return pd.DataFrame({
@@ -1581,6 +1656,7 @@ def purchase_days_from_files(source: str | Path | Sequence[str | Path], memory_l
     })
 
 
+@_grow_memory_limit
 def behaviour_table_from_files(
     source: str | Path | Sequence[str | Path],
     as_of: str | pd.Timestamp | None = None,
@@ -1689,6 +1765,8 @@ def _behaviour(con: duckdb.DuckDBPyConnection, source: Any, files: list[str], as
             order = [t for t in top if t in shares.columns] + (["other"] if "other" in shares.columns else [])
             shares = shares[order]
             shares.columns = [f"channel_share_{_slug(c)}" for c in shares.columns]
+    except duckdb.OutOfMemoryException:
+        raise  # retried with a larger limit (_grow_memory_limit)
     except duckdb.Error as exc:
         raise DataError(f"{source}: could not aggregate the transaction log ({_first_line(exc)}).") from None
     rfm = rfm_table_from_files(files, as_of_ts, memory_limit=memory_limit, temp_directory=temp_directory)
@@ -1712,6 +1790,7 @@ def _behaviour(con: duckdb.DuckDBPyConnection, source: Any, files: list[str], as
     return base
 
 
+@_grow_memory_limit
 def rfm_with_info_from_files(
     source: str | Path | Sequence[str | Path],
     as_of: str | pd.Timestamp | None = None,
@@ -1942,6 +2021,7 @@ def behaviour_for(ctx: "RunContext", as_of: str | pd.Timestamp | None, max_chann
     return behaviour_table_from_files(_clean_lines(ctx), as_of, max_channels=max_channels, **_limits(ctx))
 
 
+@_grow_memory_limit
 def retention_flags_from_files(campaign: pd.DataFrame, source: str | Path | Sequence[str | Path], days: int,
                                as_of: str | pd.Timestamp | None = None, memory_limit: str | None = None,
                                temp_directory: str | Path | None = None) -> pd.Series:
@@ -1995,6 +2075,8 @@ def _next_purchases(con: duckdb.DuckDBPyConnection, rows: pd.DataFrame, source: 
         nxt = con.sql("""
             SELECT c.row, c.sent_at, o.d FROM (SELECT * FROM camp WHERE sent_at IS NOT NULL) c
             ASOF LEFT JOIN orders o ON c.customer = o.customer AND o.d > c.sent_at""").df()
+    except duckdb.OutOfMemoryException:
+        raise  # retried with a larger limit (_grow_memory_limit)
     except duckdb.Error as exc:
         raise DataError(f"{source}: could not aggregate the transaction log ({_first_line(exc)}).") from None
     return last, nxt

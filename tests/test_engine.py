@@ -86,3 +86,27 @@ def test_the_large_input_and_audit_bench_cases_run_in_smoke_mode(tmp_path):
     assert audit["segkit_engine_audit"]["result"] == audit["pandas_audit"]["result"]   # same audit, both engines
     growth = results["audit_growth_smoke"]["contenders"]
     assert [g["result"]["rows_in"] for g in growth.values()] == [20_000, 60_000]
+
+
+def test_an_aggregation_that_runs_out_of_its_memory_limit_is_rerun_with_twice_the_limit(tmp_path, monkeypatch):
+    """engine.memory_limit bounds memory; a step that cannot spill (100M lines) gets more, up to a ceiling."""
+    import segkit.engine as engine
+
+    path = order_lines_parquet(tmp_path / "lines.parquet", n_lines=200_000)
+    expected = rfm_table_from_files(path, memory_limit="1GB")
+    limits = []
+    connect = engine.connect
+
+    def recording(*args, **kwargs):
+        limits.append(kwargs.get("memory_limit"))
+        return connect(*args, **kwargs)
+
+    monkeypatch.setattr(engine, "connect", recording)
+    got = rfm_table_from_files(path, memory_limit="1MB")  # far too little for this aggregation
+    _assert_same(got, expected)
+    assert limits[0] == "1MB" and limits[1] == "2MB" and len(limits) > 2
+    assert [engine.size_in_bytes(x) for x in limits] == [10**6 * 2 ** i for i in range(len(limits))]
+    monkeypatch.setattr(engine, "memory_ceiling", lambda: 3 * 10**6)
+    with pytest.raises(DataError, match=r"lines\.parquet: DuckDB ran out of memory .*even with memory_limit = 2MB"
+                                        r".*engine\.temp_directory"):
+        rfm_table_from_files(path, memory_limit="1MB")
