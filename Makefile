@@ -8,26 +8,27 @@ PY     := $(BIN)/python
 KERNEL := segkit
 PYTEST_ARGS ?=
 
-.PHONY: report test lab bench bench-smoke nbval-refresh clean help
+.PHONY: report test lab bench bench-smoke nbval-refresh constraints clean help
 
 help:
 	@echo "make report   set up .venv and run the whole pipeline on the bundled sample (HTML under reports/)"
 	@echo "make test     set up .venv with dev extras and run the full test suite (unit, notebooks, browser)"
 	@echo "make lab      open JupyterLab on notebooks/ with the segkit kernel"
 	@echo "make bench    run the benchmark suite (reports/bench/results.json + results.md)"
+	@echo "make constraints  upgrade dependencies within pyproject.toml's ranges and record them in constraints.txt"
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 
 # Base install: re-run when the project metadata changes.
-$(VENV)/.installed: pyproject.toml | $(PY)
-	$(PY) -m pip install --quiet -e .
+$(VENV)/.installed: pyproject.toml constraints.txt | $(PY)
+	$(PY) -m pip install --quiet -c constraints.txt -e .
 	$(PY) -m ipykernel install --sys-prefix --name $(KERNEL) --display-name "Python (segkit)" > /dev/null
 	@touch $@
 
-$(VENV)/.installed-dev: pyproject.toml $(VENV)/.installed
-	$(PY) -m pip install --quiet -e ".[dev]"
+$(VENV)/.installed-dev: pyproject.toml constraints.txt $(VENV)/.installed
+	$(PY) -m pip install --quiet -c constraints.txt -e ".[dev]"
 	@touch $@
 
 report: $(VENV)/.installed
@@ -51,6 +52,13 @@ bench-smoke: $(VENV)/.installed-dev
 # Re-execute the notebooks and store them (with outputs) as the nbval regression copies.
 nbval-refresh: $(VENV)/.installed-dev
 	$(PY) -m segkit.report refresh-nbval
+
+# Move to the newest releases pyproject.toml allows and record them (then run make test).
+constraints: $(PY)
+	$(PY) -m pip install --quiet --upgrade -e ".[dev]"
+	{ sed -n '/^#/p' constraints.txt; $(PY) -m pip freeze --exclude-editable | grep -v '^#'; } > constraints.txt.new
+	mv constraints.txt.new constraints.txt
+	@touch $(VENV)/.installed $(VENV)/.installed-dev
 
 clean:
 	rm -rf $(VENV) reports/interactive .pytest_cache

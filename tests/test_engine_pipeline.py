@@ -5,6 +5,7 @@ DuckDB (out-of-core)."""
 from __future__ import annotations
 
 import json
+import re
 
 import pandas as pd
 import pytest
@@ -167,5 +168,21 @@ def test_parts_that_disagree_on_column_types_are_named_as_the_problem(shop_folde
     second.to_parquet(parts / "part-2.parquet", index=False)
     config = tmp_path / "parts.yml"
     config.write_text(f"data: {{transactions: {parts}, customers: null, campaign: null}}\n")
-    with pytest.raises(DataError, match=r"parts \(2 files\): cannot be read: .*do not share one schema"):
-        build_audit_artifacts(open_run("01_data_audit", run_dir=tmp_path / "run", config_path=config))
+    emptied = int((second["quantity"] == "").sum())
+    assert emptied > 0
+    try:
+        result = build_audit_artifacts(open_run("01_data_audit", run_dir=tmp_path / "run", config_path=config))
+    except DataError as exc:
+        # DuckDB up to 2.0.0 cannot combine the two types: the error names the file set and the cause
+        assert re.search(r"parts \(2 files\): cannot be read: .*do not share one schema", str(exc))
+        return
+    # DuckDB 2.0.1 reads the column as text in both parts: the numbers are kept and the emptied
+    # cells are reported as empty quantities, not silently read as zeros or dropped
+    findings = result.findings
+    missing = findings[(findings["check"] == "missing_values") & findings["message"].str.contains("'quantity'")]
+    assert missing["count"].tolist() == [emptied]
+    clean = pd.read_parquet(tmp_path / "run" / "artifacts" / "transactions_clean.parquet")
+    assert pd.api.types.is_float_dtype(clean["quantity"])
+    dropped = len(lines) - len(clean)  # duplicates, guest checkouts, … dropped by the audit's rules
+    assert emptied - dropped <= clean["quantity"].isna().sum() <= emptied
+    assert set(clean["quantity"].dropna()) <= set(lines["quantity"].dropna().astype(float))

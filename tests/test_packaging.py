@@ -41,6 +41,26 @@ def test_pyproject_and_environment_yml_list_the_same_packages():
     assert pyproject_packages() == environment_packages()
 
 
+def test_constraints_pin_every_declared_dependency_within_its_range():
+    from importlib.metadata import version
+
+    from packaging.requirements import Requirement
+
+    pins = {}
+    for line in (ROOT / "constraints.txt").read_text().splitlines():
+        if line.strip() and not line.startswith("#"):
+            name, _, pinned = line.partition("==")
+            assert pinned, f"constraints.txt: {line!r} is not an exact pin"
+            pins[name.strip().lower().replace("_", "-")] = pinned.strip()
+    meta = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    for dep in list(meta["dependencies"]) + list(meta["optional-dependencies"]["dev"]):
+        req = Requirement(dep)
+        key = req.name.lower().replace("_", "-")
+        assert key in pins, f"constraints.txt does not pin {req.name}"
+        assert req.specifier.contains(pins[key]), f"constraints.txt pins {req.name} {pins[key]}, outside {req.specifier}"
+        assert version(req.name) == pins[key], f"installed {req.name} {version(req.name)} != pinned {pins[key]}"
+
+
 def test_the_core_dependencies_of_the_brief_are_declared():
     core = {"jupyterlab", "pandas", "seaborn", "scikit-learn", "kmodes", "papermill", "nbval", "ipywidgets"}
     assert core <= pyproject_packages()
