@@ -49,6 +49,20 @@ def test_make_bench_smoke_runs_every_case_and_the_contenders_agree(tmp_path):
     assert "SMOKE RUN" in table and table.count("| kproto_smoke |") == 2
 
 
+def test_the_100m_line_pipeline_case_runs_only_when_named(monkeypatch, tmp_path):
+    from segkit.bench import cases as bench_cases
+
+    monkeypatch.setattr(bench_cases, "_tiled_config", lambda data_dir, copies, base: tmp_path / f"x{copies}.yml")
+    names = lambda **kw: [name for name, _ in bench_cases.case_plan(tmp_path, **kw)]
+    assert "pipeline_growth" in names() and "pipeline_100m" not in names()  # make bench: not run
+    assert names(only=["pipeline"]) == ["pipeline_sample", "pipeline_1m", "pipeline_growth"]
+    assert names(only=["pipeline_100m"]) == ["pipeline_100m"]
+    assert names(smoke=True, only=["pipeline_100m"]) == []
+    (case,) = bench_cases.build_cases(tmp_path, only=["pipeline_100m"], log=lambda _: None)
+    assert [c.name for c in case.contenders] == ["segkit_run_x10", "segkit_run_x85"]
+    assert [c.kwargs["config"] for c in case.contenders] == [str(tmp_path / "x10.yml"), str(tmp_path / "x85.yml")]
+
+
 def test_a_failing_contender_is_reported_not_hidden():
     case = Case("c", [Contender("base", "statistics:mean", {"data": [1.0, 3.0]}),
                       Contender("broken", "statistics:mean", {"data": []})], repeats=2)
