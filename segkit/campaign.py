@@ -1398,21 +1398,21 @@ def verdicts(table: pd.DataFrame, settings: CampaignSettings) -> pd.Series:
         if not overall:
             effect = effect.replace("(95% CI", "(95% CI, not adjusted for multiple segments,", 1)
         if p_adj >= s.alpha and excludes0:
-            why = (f"the {r['test']} test gives p = {p:.2g}" + ("" if overall else f", adjusted p = {p_adj:.2g} "
+            why = (f"the {r['test']} test gives {p_text(p)}" + ("" if overall else f", {p_text(p_adj, 'adjusted p')} "
                    f"after {corr} correction"))
             return (f"Inconclusive: {effect} excludes 0, but {why}, above {s.alpha:g}; the interval and the test "
                     "disagree at the margin (small counts), so this is not called a difference.")
         if p_adj < s.alpha:
             better = (r["lift_abs"] > 0) == m.higher_is_better
             word = "Higher" if r["lift_abs"] > 0 else "Lower"
-            how = f"p = {p:.2g}" if overall else f"significant after {corr} correction, adjusted p = {p_adj:.2g}"
+            how = p_text(p) if overall else f"significant after {corr} correction, {p_text(p_adj, 'adjusted p')}"
             return f"{word} than control ({'better' if better else 'worse'}): {effect}; {how}."
         if p < s.alpha:
-            return (f"Suggestive only: {effect}; p = {p:.2g}, not significant after {corr} correction across "
+            return (f"Suggestive only: {effect}; {p_text(p)}, not significant after {corr} correction across "
                     f"{int(r['family_size'])} segments.")
         detect = (f"; at this size only effects of about {_fmt_effect(r['mde_abs'], m.kind, signed=False)}{unit} "
                   f"or more are detected reliably ({s.power:.0%} power)") if pd.notna(r["mde_abs"]) else ""
-        return f"No clear difference: {effect}, p = {p:.2g}{detect}."
+        return f"No clear difference: {effect}, {p_text(p)}{detect}."
 
     return pd.Series([one(r) for _, r in table.iterrows()], index=table.index, dtype="string")
 
@@ -1498,14 +1498,39 @@ def srm_table(prepared: pd.DataFrame, settings: CampaignSettings) -> pd.DataFram
     return pd.concat(rows, ignore_index=True)
 
 
+def p_text(p: float, name: str = "p") -> str:
+    """A p-value for prose: ``p = 0.032``; one that underflowed to 0 reads ``p < 1e-300``, never ``p = 0``.
+
+    Examples
+    --------
+    >>> p_text(0.0317), p_text(0.0, "adjusted p")
+    ('p = 0.032', 'adjusted p < 1e-300')
+    """
+    return f"{name} < 1e-300" if p == 0 else f"{name} = {p:.2g}"
+
+
 def srm_warnings(srm: pd.DataFrame, settings: CampaignSettings) -> list[str]:
-    """One loud message per sample-ratio mismatch (also issued as :class:`SampleRatioMismatchWarning`)."""
+    """One loud message per sample-ratio mismatch (also issued as :class:`SampleRatioMismatchWarning`).
+
+    Against a configured ``expected_split`` the split is not what the design intended; without
+    one, a segment's split differs from its campaign's overall split (the overall split itself is
+    then not tested), and the message says that instead of blaming a design nobody stated.
+    """
     msgs = []
+    designed = bool(settings.expected_split)
     for _, r in srm[srm["srm"]].iterrows():
-        msg = (f"SAMPLE-RATIO MISMATCH in campaign {r['campaign_id']}, {r['segment']}: observed {r['observed']} "
-               f"vs expected {r['expected']} (chi-square p = {r['p_value']:.2g} < {settings.srm_alpha:g}). The arm "
-               "split is not what the design intended, so assignment or tracking is broken and the lifts may be "
-               "biased: find out how the control group was drawn before acting on these results.")
+        test = f"chi-square {p_text(r['p_value'])} < {settings.srm_alpha:g}"
+        if designed:
+            msg = (f"SAMPLE-RATIO MISMATCH in campaign {r['campaign_id']}, {r['segment']}: observed {r['observed']} "
+                   f"vs expected {r['expected']} ({test}). The arm split is not what the design intended, so "
+                   "assignment or tracking is broken and the lifts may be biased: find out how the control group "
+                   "was drawn before acting on these results.")
+        else:
+            msg = (f"SAMPLE-RATIO MISMATCH in campaign {r['campaign_id']}, {r['segment']}: observed {r['observed']} "
+                   f"vs the campaign's overall split {r['expected']} ({test}). In a split drawn at random every "
+                   "segment gets about the campaign's shares; this one does not, so the control group was drawn "
+                   "differently in this segment or one arm lost customers in tracking, and its lifts may be "
+                   "biased: find out how the control group was drawn before acting on these results.")
         warnings.warn(msg, SampleRatioMismatchWarning, stacklevel=2)
         msgs.append(msg)
     return msgs
@@ -2417,8 +2442,10 @@ def build_campaign_artifacts(ctx: Any) -> CampaignResult:
 
     retention = retention_for(ctx)
     transactions = ctx.read_artifact("transactions_clean") if retention is None else None
-    result = evaluate_campaigns(campaign, labels, transactions, settings, as_of=ctx.as_of,
-                                source="artifacts/campaign_clean.parquet", retention=retention)
+    with warnings.catch_warnings():  # the mismatches are in result.warnings, shown once at the top of the report
+        warnings.simplefilter("ignore", SampleRatioMismatchWarning)
+        result = evaluate_campaigns(campaign, labels, transactions, settings, as_of=ctx.as_of,
+                                    source="artifacts/campaign_clean.parquet", retention=retention)
     result.warnings = notes + result.warnings
     result.segment_labels = labels
     ctx.write_artifact("campaign_results", result.results)
@@ -2534,7 +2561,7 @@ def summarize(result: CampaignResult) -> dict:
             top = seg.sort_values("lift_abs", ascending=False).head(1)
             low = seg.sort_values("lift_abs", ascending=True).head(1)
             txt = (f"{DIMENSION_LABELS.get(r.segment_by, r.segment_by)}: "
-                   f"{'lifts differ' if r.different else 'no clear difference'} (p = {r.p_adjusted:.2g}"
+                   f"{'lifts differ' if r.different else 'no clear difference'} ({p_text(r.p_adjusted)}"
                    f"{'' if r.different else f', {r.p_value:.2g} before correction'})")
             if (r.different or r.segment_by == h["segment_by"].iloc[0]) and len(top):
                 t0, l0 = top.iloc[0], low.iloc[0]
@@ -2562,13 +2589,18 @@ def summarize(result: CampaignResult) -> dict:
     srm_bad = result.srm[result.srm["srm"]]
     tested = result.srm["p_value"].notna()
     overall = result.srm[(result.srm["segment"] == ALL_SEGMENTS) & tested]
-    overall_text = ("; overall split vs the design: " + ", ".join(f"{r.campaign_id} p = {r.p_value:.2g}"
+    overall_text = ("; overall split vs the design: " + ", ".join(f"{r.campaign_id} {p_text(r.p_value)}"
                                                                  for r in overall.itertuples())
                     if len(overall) else "; the overall split was not checked (no designed split configured)")
-    if len(srm_bad):
+    if len(srm_bad) and s.expected_split:
         findings.append(f"The control/e-mail split is not as designed in {len(srm_bad)} place(s){overall_text}: "
                         "these lifts may be biased.")
         actions.append("Before acting, find out why the split between control and e-mail deviates from the design.")
+    elif len(srm_bad):
+        findings.append(f"The control/e-mail split of {len(srm_bad)} segment(s) differs from their campaign's overall "
+                        f"split more than chance allows{overall_text}: these lifts may be biased.")
+        actions.append("Before acting, find out how the control group was drawn in the segments whose split differs "
+                       "(listed in the warnings); set campaign.expected_split to check the overall split too.")
     elif tested.any():
         findings.append(f"The random split into control and e-mail looks as designed (a mismatch is flagged "
                         f"below p = {s.srm_alpha:g}, the usual threshold for this check){overall_text}.")

@@ -1325,7 +1325,7 @@ def summarize(result: ClusterResult) -> dict:
     if st.runs:
         findings.append(f"The clusters are {'stable' if st.stable else 'NOT stable'}: {st.runs} refits on "
                         f"{_pct(float(result.settings.stability['sample_fraction']))} subsamples agree with a mean "
-                        f"adjusted Rand index of {st.mean_ari:.2f} (± {st.std_ari:.2f}; threshold {st.threshold:.2f}).")
+                        f"adjusted Rand index of {st.mean_ari:.3f} (± {st.std_ari:.3f}; threshold {st.threshold:.2f}).")
     actions = []
     ct = result.rfm_crosstab
     if ct is not None and len(ct):

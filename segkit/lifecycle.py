@@ -1858,8 +1858,8 @@ def summarize(result: LifecycleResult) -> dict[str, Any]:
                 f"{result.as_of.date()}, purchases from {first.date() if pd.notna(first) else 'n/a'}; "
                 f"{result.snapshots['period'].nunique()} {unit}ly snapshots.")
     findings = [
-        (f"{live:,} of {buyers:,} buyers ({_pct(live / buyers if buyers else np.nan)}) are live; "
-         f"{sizes['at_risk']:,} are at risk and {sizes['lapsed']:,} lapsed (no purchase for more than "
+        (f"{live:,} of {buyers:,} buyers ({_pct(live / buyers if buyers else np.nan)}) are live, "
+         f"{sizes['at_risk']:,} of them at risk; {sizes['lapsed']:,} lapsed (no purchase for more than "
          f"{th.churn_window_days:,.0f} days; {churn_source})."),
     ]
     recent = recent_rates(result.rates)

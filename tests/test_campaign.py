@@ -480,6 +480,20 @@ def test_without_a_configured_split_segments_are_checked_against_the_campaign_sp
     assert np.isnan(srm.loc[ALL_SEGMENTS, "p_value"]) and "expected_split" in srm.loc[ALL_SEGMENTS, "note"]
     ref = stats.chisquare([100, 400], [150, 350])  # overall control share 300/1000
     assert srm.loc["A", "p_value"] == pytest.approx(ref.pvalue) and srm.loc["A", "srm"] and srm.loc["B", "srm"]
+    # no design was configured: the messages say what was compared, and blame no design
+    msgs = [w for w in res.warnings if "SAMPLE-RATIO" in w]
+    assert len(msgs) == 2 and all("vs the campaign's overall split" in m and "design" not in m for m in msgs)
+    findings = " ".join(cp.summarize(res)["findings"])
+    assert "2 segment(s) differs from their campaign's overall split" in findings
+    assert "not as designed" not in findings and "no designed split configured" in findings
+
+
+def test_a_p_value_that_underflows_reads_below_1e_300_not_zero():
+    camp = pd.concat([cell("c", "A", "email", 20_000, 10_000), cell("c", "A", "control", 20_000, 0)])
+    res = evaluate_campaigns(camp.drop(columns="segment"))
+    verdict = row(res, "c", ALL_SEGMENTS, "email", "conversion_rate")
+    assert verdict["p_value"] == 0.0
+    assert "p < 1e-300" in verdict["verdict"] and "p = 0" not in verdict["verdict"]
 
 
 def test_a_balanced_split_raises_no_warning():
@@ -815,6 +829,22 @@ def test_producer_writes_campaign_results_in_long_format(tmp_path):
     assert control[["lift_abs", "lift_ci_low", "lift_ci_high", "p_value", "p_adjusted"]].isna().all().all()
     retention = out[(out["metric"] == "retention_rate") & (out["arm"] == "email") & (out["segment"] == ALL_SEGMENTS)]
     assert retention["value"].iloc[0] == pytest.approx(5 / 180)
+
+
+def test_the_producer_lists_a_sample_ratio_mismatch_in_its_warnings_not_as_a_python_warning(tmp_path):
+    from segkit.pipeline import open_run
+
+    # a Python warning would print into the notebook's HTML as stderr, after the warnings list
+    ctx = open_run("05_campaign_evaluation", run_dir=tmp_path, overrides={"campaign": {"expected_split": {"control": 0.5, "email": 0.5}}})
+    camp, labels = build(cell("c", "A", "email", 400, 40), cell("c", "A", "control", 100, 10))
+    camp["sent_at"] = pd.Timestamp("2024-03-01")
+    _write_run(ctx, camp, labels)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", SampleRatioMismatchWarning)
+        result = cp.build_campaign_artifacts(ctx)
+    mismatches = [w for w in result.warnings if "SAMPLE-RATIO MISMATCH in campaign c" in w]
+    assert mismatches and all("not what the design intended" in m for m in mismatches)  # overall + its segment
+    assert result.srm.set_index("segment").loc[ALL_SEGMENTS, "srm"]
 
 
 def test_producer_without_campaign_data_explains_what_to_do(tmp_path):
