@@ -54,7 +54,7 @@ nbval-refresh: $(VENV)/.installed-dev
 	$(PY) -m segkit.report refresh-nbval
 
 # Move to the newest releases pyproject.toml allows and record them (then run make test).
-constraints: $(PY)
+constraints: $(VENV)/.installed-dev
 	$(PY) -m pip install --quiet --upgrade -e ".[dev]"
 	{ sed -n '/^#/p' constraints.txt; $(PY) -m pip freeze --exclude-editable | grep -v '^#'; } > constraints.txt.new
 	mv constraints.txt.new constraints.txt

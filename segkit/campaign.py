@@ -1517,20 +1517,18 @@ def srm_warnings(srm: pd.DataFrame, settings: CampaignSettings) -> list[str]:
     then not tested), and the message says that instead of blaming a design nobody stated.
     """
     msgs = []
-    designed = bool(settings.expected_split)
+    if settings.expected_split:
+        against, why = "expected", ("The arm split is not what the design intended, so assignment or tracking is "
+                                    "broken and the lifts may be biased")
+    else:
+        against, why = "the campaign's overall split", (
+            "In a split drawn at random every segment gets about the campaign's shares; this one does not, so the "
+            "control group was drawn differently in this segment or one arm lost customers in tracking, and its "
+            "lifts may be biased")
     for _, r in srm[srm["srm"]].iterrows():
-        test = f"chi-square {p_text(r['p_value'])} < {settings.srm_alpha:g}"
-        if designed:
-            msg = (f"SAMPLE-RATIO MISMATCH in campaign {r['campaign_id']}, {r['segment']}: observed {r['observed']} "
-                   f"vs expected {r['expected']} ({test}). The arm split is not what the design intended, so "
-                   "assignment or tracking is broken and the lifts may be biased: find out how the control group "
-                   "was drawn before acting on these results.")
-        else:
-            msg = (f"SAMPLE-RATIO MISMATCH in campaign {r['campaign_id']}, {r['segment']}: observed {r['observed']} "
-                   f"vs the campaign's overall split {r['expected']} ({test}). In a split drawn at random every "
-                   "segment gets about the campaign's shares; this one does not, so the control group was drawn "
-                   "differently in this segment or one arm lost customers in tracking, and its lifts may be "
-                   "biased: find out how the control group was drawn before acting on these results.")
+        msg = (f"SAMPLE-RATIO MISMATCH in campaign {r['campaign_id']}, {r['segment']}: observed {r['observed']} "
+               f"vs {against} {r['expected']} (chi-square {p_text(r['p_value'])} < {settings.srm_alpha:g}). {why}: "
+               "find out how the control group was drawn before acting on these results.")
         warnings.warn(msg, SampleRatioMismatchWarning, stacklevel=2)
         msgs.append(msg)
     return msgs
