@@ -2,7 +2,7 @@
 
 The public API is re-exported here (see ``__all__``). The names are resolved on first use
 (PEP 562), so that ``import segkit.audit`` — what a notebook, the ``segkit`` command or a kernel
-started ahead does — does not also import scikit-learn, statsmodels, lifetimes and DuckDB.
+started ahead does — does not also import scikit-learn, statsmodels and DuckDB.
 
 Examples
 --------

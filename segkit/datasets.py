@@ -1020,7 +1020,10 @@ CDNOW_FILES = {"sample": "CDNOW_sample.txt", "master": "CDNOW_master.txt"}
 
 
 def load_cdnow(which: str = "sample") -> pd.DataFrame:
-    """The CDNOW transaction log shipped with ``lifetimes``, as canonical transactions.
+    """The CDNOW transaction log, as canonical transactions.
+
+    ``sample`` ships with segkit (``segkit/resources/cdnow``: a copy of the file in ``lifetimes``,
+    MIT); ``master`` is read from an installed ``lifetimes`` (a dev dependency).
 
     CDNOW (Fader, Hardie & Lee 2005) lists CD purchases of a cohort of customers who first
     bought in Q1 1997, observed until June 1998. ``master`` has all 23,570 customers;
@@ -1045,7 +1048,7 @@ def load_cdnow(which: str = "sample") -> pd.DataFrame:
     ConfigError
         ``which`` is not ``"sample"`` or ``"master"``.
     DataError
-        ``lifetimes`` is not installed.
+        ``master`` without ``lifetimes`` installed.
 
     Examples
     --------
@@ -1057,12 +1060,17 @@ def load_cdnow(which: str = "sample") -> pd.DataFrame:
     """
     if which not in CDNOW_FILES:
         raise ConfigError(f"load_cdnow: which must be 'sample' or 'master', got {which!r}.")
-    try:
-        with warnings.catch_warnings():  # lifetimes sets a (pandas 3: no-op) option at import
-            warnings.filterwarnings("ignore", message=".*chained_assignment.*")
-            source = resources.files("lifetimes").joinpath("datasets", CDNOW_FILES[which])
-    except ModuleNotFoundError:
-        raise DataError("load_cdnow needs the `lifetimes` package: pip install lifetimes") from None
+    if which == "sample":  # shipped with segkit (segkit/resources/cdnow/README.md: source and licence)
+        source = resources.files("segkit").joinpath("resources", "cdnow", CDNOW_FILES[which])
+    else:
+        try:
+            with warnings.catch_warnings():  # lifetimes sets a (pandas 3: no-op) option at import
+                warnings.filterwarnings("ignore", message=".*chained_assignment.*")
+                source = resources.files("lifetimes").joinpath("datasets", CDNOW_FILES[which])
+        except ModuleNotFoundError:
+            raise DataError("load_cdnow('master') reads the full CDNOW log from the `lifetimes` package, which "
+                            "is not installed: pip install -e '.[dev]' (or pip install lifetimes). "
+                            "load_cdnow('sample') needs nothing extra.") from None
     with resources.as_file(source) as path:
         raw = pd.read_csv(path, sep=r"\s+", header=None, dtype=str, comment=None)
     if not raw.iloc[0, 0].strip().isdigit():  # master has a header line

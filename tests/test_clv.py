@@ -1,5 +1,6 @@
-"""segkit.clv: BG/NBD and Gamma-Gamma reproduce Fader, Hardie & Lee (2005) on CDNOW; the wrapper
-hides lifetimes' quirks; CLV, P(alive) and the holdout check equal the closed forms and lifetimes."""
+"""segkit.clv: BG/NBD and Gamma-Gamma reproduce Fader, Hardie & Lee (2005) on CDNOW and equal lifetimes
+(the reference, a dev dependency) customer by customer; the fit is robust, scale-invariant in money and
+never silently empty; CLV, P(alive) and the holdout check equal the closed forms and lifetimes."""
 
 from __future__ import annotations
 
@@ -12,8 +13,9 @@ import pandas as pd
 import pytest
 from scipy.special import gammaln
 
+import segkit.clv
 from segkit.clv import (
-    TOLERANCES,
+    OPTIMIZER_METHODS,
     BetaGeoModel,
     GammaGammaModel,
     OneTimeBuyerModel,
@@ -24,6 +26,7 @@ from segkit.clv import (
     customer_lifetime_value,
     expected_purchases,
     first_repeat_durations,
+    gamma_gamma_log_likelihood,
     holdout_check,
     monthly_discount_rate,
     p_alive_calibration,
@@ -36,6 +39,15 @@ from segkit.rfm import lifetimes_summary, purchase_orders
 
 PAPER_BGNBD = {"r": 0.243, "alpha": 4.414, "a": 0.793, "b": 2.426}
 PAPER_GG = {"p": 6.25, "q": 3.74, "v": 15.44}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def lifetimes_imported_quietly() -> None:
+    """The reference package, imported once without its import-time pandas option warning (the
+    tests' own ``import lifetimes`` then finds it loaded). segkit itself never imports it."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        import lifetimes  # noqa: F401
 
 
 @pytest.fixture(scope="module")
@@ -89,7 +101,7 @@ def test_bgnbd_on_condensed_patterns_equals_lifetimes_fitted_customer_by_custome
     for name, value in reference.params_.items():
         assert cdnow_bgnbd.params_[name] == pytest.approx(value, rel=1e-6)
         assert cdnow_bgnbd.standard_errors_[name] == pytest.approx(reference.standard_errors_[name], rel=1e-4)
-    assert cdnow_bgnbd._fitter.data["weights"].sum() == len(x) == cdnow_bgnbd.n_customers_
+    assert cdnow_bgnbd.n_patterns_ == len(patterns[0]) and cdnow_bgnbd.n_customers_ == len(x)
 
 
 def test_gamma_gamma_reproduces_the_paper_on_the_946_repeat_buyers(cdnow_calibration):
@@ -97,6 +109,40 @@ def test_gamma_gamma_reproduces_the_paper_on_the_946_repeat_buyers(cdnow_calibra
     assert gg.n_customers_ == 946
     for key, value in PAPER_GG.items():  # published to 2 decimals: within half a unit of the last one
         assert gg.params_[key] == pytest.approx(value, abs=0.005), key
+
+
+def test_gamma_gamma_log_likelihood_is_hardies_and_the_fit_equals_lifetimes(cdnow_calibration):
+    import lifetimes
+
+    gg = GammaGammaModel().fit(cdnow_calibration)
+    assert gg.log_likelihood_ == pytest.approx(-4055.9177, abs=5e-5)  # Hardie's note 025 spreadsheet
+    rows = cdnow_calibration[cdnow_calibration["frequency"] > 0]
+    assert gg.log_likelihood_ == pytest.approx(gamma_gamma_log_likelihood(gg.params_, rows["frequency"],
+                                                                          rows["monetary_value"]), rel=1e-12)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        reference = lifetimes.GammaGammaFitter().fit(rows["frequency"].to_numpy(), rows["monetary_value"].to_numpy())
+    for name, value in reference.params_.items():
+        assert gg.params_[name] == pytest.approx(value, rel=1e-6)
+        assert gg.standard_errors_[name] == pytest.approx(reference.standard_errors_[name], rel=1e-4)
+    np.testing.assert_allclose(gg.predict(cdnow_calibration), reference.conditional_expected_average_profit(
+        cdnow_calibration["frequency"].to_numpy(), cdnow_calibration["monetary_value"].to_numpy()), rtol=1e-6)
+
+
+def test_p_alive_and_expected_purchases_equal_lifetimes_customer_by_customer(cdnow_calibration, cdnow_bgnbd):
+    import lifetimes
+
+    reference = lifetimes.BetaGeoFitter()
+    reference.params_ = pd.Series(cdnow_bgnbd.params_)
+    x, tx, t_age = (cdnow_calibration[c].to_numpy() for c in ("frequency", "recency", "T"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        alive = reference.conditional_probability_alive(x, tx, t_age)
+        expected = reference.conditional_expected_number_of_purchases_up_to_time(39.0, x, tx, t_age)
+        new_customer = reference.expected_number_of_purchases_up_to_time(39.0)
+    np.testing.assert_allclose(cdnow_bgnbd.p_alive(cdnow_calibration), alive, rtol=1e-12)
+    np.testing.assert_allclose(cdnow_bgnbd.predict(cdnow_calibration, 273.0), expected, rtol=1e-12)
+    assert cdnow_bgnbd.expected_purchases_new_customer(273.0) == pytest.approx(new_customer, rel=1e-12)
 
 
 def test_calendar_weeks_do_not_reproduce_the_paper_which_uses_days_over_seven(cdnow_orders):
@@ -250,36 +296,58 @@ def test_too_few_repeat_buyers_raise_a_model_fit_error_that_says_what_to_do():
         GammaGammaModel(min_repeat_buyers=10).fit(s.assign(monetary_value=[0.0] * 50 + [5.0] * 3))
 
 
-def test_non_convergence_is_a_model_fit_error_without_printing(monkeypatch, capsys):
-    import lifetimes
-    from lifetimes.utils import ConvergenceError
+def _minimize_failing(methods: tuple[str, ...]):
+    """scipy.optimize.minimize, except that the given methods stop where they start (unconverged)."""
+    from scipy import optimize
 
-    def never(self, *args, **kwargs):
-        print("optimizer output that lifetimes prints")
-        raise ConvergenceError("The model did not converge.")
+    def minimize(fun, x0, *args, method=None, **kwargs):
+        if method in methods:
+            return optimize.OptimizeResult(x=np.asarray(x0, dtype=float), success=False, nit=0,
+                                           message="simulated failure")
+        return optimize.minimize(fun, x0, *args, method=method, **kwargs)
+    return minimize
 
-    monkeypatch.setattr(lifetimes.BetaGeoFitter, "fit", never)
-    s = simulate_customers(300, PAPER_BGNBD, seed=1)
-    with pytest.raises(ModelFitError, match=r"did not converge.*tolerances.*penalizer"):
+
+def test_when_no_optimiser_converges_the_fit_is_a_model_fit_error_that_lists_the_attempts(monkeypatch, capsys):
+    import types
+
+    monkeypatch.setattr(segkit.clv, "optimize", types.SimpleNamespace(minimize=_minimize_failing(OPTIMIZER_METHODS)))
+    s = simulate_customers(300, PAPER_BGNBD, PAPER_GG, seed=1)
+    with pytest.raises(ModelFitError, match=r"BG/NBD on 300 customers .* did not converge: 3 starting point\(s\) x "
+                                            r"BFGS, L-BFGS-B, Nelder-Mead tried.*simulated failure.*penalizer"):
         BetaGeoModel().fit(s)
+    with pytest.raises(ModelFitError, match=r"Gamma-Gamma on \d+ repeat buyers did not converge.*Check the audit"):
+        GammaGammaModel().fit(s)
     assert capsys.readouterr().out == ""
 
 
-def test_a_fit_that_only_converges_with_a_looser_tolerance_is_kept(monkeypatch):
-    import lifetimes
-    from lifetimes.utils import ConvergenceError
+def test_a_fit_where_bfgs_fails_is_taken_from_the_fallback_method_with_the_same_optimum(monkeypatch):
+    import types
 
-    original = lifetimes.BetaGeoFitter.fit
+    s = simulate_customers(3000, PAPER_BGNBD, PAPER_GG, seed=2)
+    plain_bg, plain_gg = BetaGeoModel().fit(s), GammaGammaModel().fit(s)
+    assert plain_bg.optimizer_["method"] == plain_gg.optimizer_["method"] == "BFGS"
+    monkeypatch.setattr(segkit.clv, "optimize", types.SimpleNamespace(minimize=_minimize_failing(("BFGS",))))
+    bg, gg = BetaGeoModel().fit(s), GammaGammaModel().fit(s)
+    assert bg.optimizer_["method"] == gg.optimizer_["method"] == "L-BFGS-B"
+    assert bg.to_dict()["optimizer"]["method"] == "L-BFGS-B"
+    for fallback, plain in ((bg, plain_bg), (gg, plain_gg)):
+        for name, value in plain.params_.items():
+            assert fallback.params_[name] == pytest.approx(value, rel=1e-6), name
+        assert fallback.optimizer_["max_abs_gradient"] <= segkit.clv.GRADIENT_TOLERANCE
 
-    def strict_fails(self, *args, tol=1e-7, **kwargs):
-        if tol < TOLERANCES[1]:
-            raise ConvergenceError("precision loss")
-        return original(self, *args, tol=tol, **kwargs)
 
-    monkeypatch.setattr(lifetimes.BetaGeoFitter, "fit", strict_fails)
-    model = BetaGeoModel().fit(simulate_customers(3000, PAPER_BGNBD, seed=2))
-    assert model.tol_ == TOLERANCES[1]
-    assert model.to_dict()["optimizer_tol"] == TOLERANCES[1]
+def test_a_fit_is_taken_from_the_next_starting_point_when_the_first_goes_nowhere(monkeypatch):
+    s = simulate_customers(3000, PAPER_BGNBD, seed=2)
+    plain = BetaGeoModel().fit(s)
+    # the first start far out on a flat plateau (r, alpha ~ e^30): every method stalls there
+    original = segkit.clv.fit_maximum_likelihood
+    monkeypatch.setattr(segkit.clv, "fit_maximum_likelihood",
+                        lambda objective, starts, *a: original(objective, [np.array([30.0, 30.0, 30.0, 30.0]), *starts], *a))
+    model = BetaGeoModel().fit(s)
+    assert model.optimizer_["start"] >= 1
+    for name, value in plain.params_.items():
+        assert model.params_[name] == pytest.approx(value, rel=1e-6), name
 
 
 def test_an_infinite_mean_order_value_is_refused():
@@ -314,21 +382,76 @@ def test_model_json_has_the_contract_keys_and_no_nan(cdnow_bgnbd, cdnow_calibrat
     json.dumps({"bgnbd": bg, "gamma_gamma": gg}, allow_nan=False)
 
 
-def test_using_lifetimes_through_segkit_leaves_warning_filters_alone():
+def test_segkit_clv_neither_imports_lifetimes_nor_changes_warning_filters_nor_prints():
     code = (
-        "import warnings\n"
-        "import numpy, pandas, scipy.optimize, scipy.special, sklearn.base, autograd.numpy, dill\n"
-        "import segkit  # the package's other imports (statsmodels adds 'always' filters of its own)\n"
-        "before = list(warnings.filters)  # lifetimes' own import adds ('ignore', FutureWarning)\n"
+        "import sys, warnings\n"
+        "import numpy, pandas, scipy.optimize, scipy.special, sklearn.base, segkit.rfm  # their own filters\n"
+        "before = list(warnings.filters)\n"
         "from segkit.clv import BetaGeoModel, GammaGammaModel, simulate_customers\n"
         "s = simulate_customers(2000, {'r': 0.24, 'alpha': 4.4, 'a': 0.79, 'b': 2.4}, {'p': 6, 'q': 4, 'v': 15})\n"
         "BetaGeoModel().fit(s).p_alive(s); GammaGammaModel().fit(s)\n"
         "assert list(warnings.filters) == before, 'warning filters changed'\n"
+        "assert 'lifetimes' not in sys.modules and 'autograd' not in sys.modules, 'lifetimes imported'\n"
         "print('clean')\n"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    out = subprocess.run([sys.executable, "-W", "error", "-c", code], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
     assert out.stdout == "clean\n"
+
+
+# --------------------------------------------------------------------------- money scale (issue 14)
+@pytest.mark.parametrize("factor", [1e10, 1e-4, 100.0])
+def test_the_money_unit_does_not_change_the_fit_or_clv_beyond_the_factor(cdnow_orders, cdnow_bgnbd, factor):
+    """Amounts x 1e10 (about 1e12 per order) once left Gamma-Gamma unconverged and clv_12m empty."""
+    base = clv_summary(cdnow_orders, "1997-09-30")
+    scaled = clv_summary(cdnow_orders.assign(amount=cdnow_orders["amount"] * factor), "1997-09-30")
+    gg, gg_scaled = GammaGammaModel().fit(base), GammaGammaModel().fit(scaled)
+    assert gg_scaled.params_["p"] == pytest.approx(gg.params_["p"], rel=1e-6)
+    assert gg_scaled.params_["q"] == pytest.approx(gg.params_["q"], rel=1e-6)
+    assert gg_scaled.params_["v"] == pytest.approx(gg.params_["v"] * factor, rel=1e-6)
+    assert gg_scaled.standard_errors_["v"] == pytest.approx(gg.standard_errors_["v"] * factor, rel=1e-5)
+    assert gg_scaled.log_likelihood_ == pytest.approx(gg.log_likelihood_ - gg.n_customers_ * np.log(factor), rel=1e-9)
+    order_value = gg_scaled.predict(scaled)
+    assert np.isfinite(order_value).all()
+    np.testing.assert_allclose(order_value, gg.predict(base) * factor, rtol=1e-6)
+    clv = customer_lifetime_value(cdnow_bgnbd, gg_scaled, scaled, 12, 0.1)
+    assert np.isfinite(clv).all() and (clv > 0).all()
+    np.testing.assert_allclose(clv, customer_lifetime_value(cdnow_bgnbd, gg, base, 12, 0.1) * factor, rtol=1e-6)
+
+
+# --------------------------------------------------------------------------- persistence
+def test_models_restored_from_json_predict_exactly_as_the_fitted_ones(cdnow_orders, cdnow_bgnbd, cdnow_calibration):
+    import json
+
+    s = cdnow_calibration
+    durations = first_repeat_durations(cdnow_orders, "1997-09-30").reindex(s.index)
+    gg = GammaGammaModel().fit(s)
+    one_time = OneTimeBuyerModel().fit(durations["days"], durations["repeated"])
+    stored = json.loads(json.dumps({"bgnbd": cdnow_bgnbd.to_dict(), "gamma_gamma": gg.to_dict(),
+                                    "one_time_buyers": one_time.to_dict()}, allow_nan=False))
+    bg2 = BetaGeoModel.from_dict(stored["bgnbd"])
+    gg2 = GammaGammaModel.from_dict(stored["gamma_gamma"])
+    one2 = OneTimeBuyerModel.from_dict(stored["one_time_buyers"])
+    np.testing.assert_array_equal(bg2.p_alive(s), cdnow_bgnbd.p_alive(s))
+    np.testing.assert_array_equal(bg2.predict(s, 90.0), cdnow_bgnbd.predict(s, 90.0))
+    np.testing.assert_array_equal(gg2.predict(s), gg.predict(s))
+    np.testing.assert_array_equal(one2.p_alive(s["T"] * 7), one_time.p_alive(s["T"] * 7))
+    np.testing.assert_array_equal(customer_lifetime_value(bg2, gg2, s, 12, 0.1, one_time=one2),
+                                  customer_lifetime_value(cdnow_bgnbd, gg, s, 12, 0.1, one_time=one_time))
+    assert bg2.expected_purchases_new_customer(273.0) == cdnow_bgnbd.expected_purchases_new_customer(273.0)
+    assert bg2.to_dict() == stored["bgnbd"] and gg2.to_dict() == stored["gamma_gamma"]
+    assert one2.to_dict() == stored["one_time_buyers"]
+    assert bg2.weak_parameters_ == cdnow_bgnbd.weak_parameters_
+    assert bg2.dropout_mean_se_ == cdnow_bgnbd.dropout_mean_se_
+
+
+def test_from_dict_names_what_is_missing_or_invalid():
+    with pytest.raises(DataError, match=r"BetaGeoModel.from_dict: key\(s\) 'b' missing.*clv_model.json: bgnbd"):
+        BetaGeoModel.from_dict({"r": 0.2, "alpha": 4.0, "a": 0.8})
+    with pytest.raises(DataError, match=r"GammaGammaModel.from_dict: 'q' not a positive number"):
+        GammaGammaModel.from_dict({"p": 6.0, "q": -1.0, "v": 15.0})
+    with pytest.raises(DataError, match=r"OneTimeBuyerModel.from_dict: 'days' and 'survival'"):
+        OneTimeBuyerModel.from_dict({"days": [1.0, 2.0], "survival": [0.5]})
 
 
 # --------------------------------------------------------------------------- one-time buyers

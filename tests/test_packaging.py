@@ -61,6 +61,33 @@ def test_constraints_pin_every_declared_dependency_within_its_range():
         assert version(req.name) == pins[key], f"installed {req.name} {version(req.name)} != pinned {pins[key]}"
 
 
+def test_lifetimes_is_a_dev_extra_and_no_runtime_module_imports_it():
+    import ast
+
+    meta = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    assert "lifetimes" not in {_name(d) for d in meta["dependencies"]}
+    assert "lifetimes" in {_name(d) for d in meta["optional-dependencies"]["dev"]}
+    runtime_env, _, dev_env = (ROOT / "environment.yml").read_text().partition("# dev extras")
+    assert "lifetimes" not in runtime_env and "lifetimes" in dev_env
+    importers = []
+    for path in sorted((ROOT / "segkit").rglob("*.py")):
+        if "bench" in path.relative_to(ROOT / "segkit").parts:  # make bench compares with lifetimes
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            names = ([a.name for a in node.names] if isinstance(node, ast.Import)
+                     else [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+            if any(n.split(".")[0] == "lifetimes" for n in names):
+                importers.append(str(path.relative_to(ROOT)))
+    assert importers == []
+
+
+def test_the_cdnow_sample_ships_as_package_data():
+    meta = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    patterns = meta["tool"]["setuptools"]["package-data"]["segkit"]
+    shipped = [p for pattern in patterns for p in (ROOT / "segkit").glob(pattern)]
+    assert ROOT / "segkit" / "resources" / "cdnow" / "CDNOW_sample.txt" in shipped
+
+
 def test_the_core_dependencies_of_the_brief_are_declared():
     core = {"jupyterlab", "pandas", "seaborn", "scikit-learn", "kmodes", "papermill", "nbval", "ipywidgets"}
     assert core <= pyproject_packages()

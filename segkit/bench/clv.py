@@ -1,4 +1,8 @@
-"""BG/NBD + Gamma-Gamma fit: segkit's wrappers vs lifetimes used directly, same summaries."""
+"""BG/NBD + Gamma-Gamma fit: segkit's own maximum likelihood (scipy) vs lifetimes, same summaries.
+
+lifetimes is a dev dependency (``pip install -e '.[dev]'``, which ``make bench`` does): the peer
+that segkit's fits are compared with, not something segkit uses.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +10,6 @@ import warnings
 from pathlib import Path
 
 import pandas as pd
-from lifetimes import BetaGeoFitter, GammaGammaFitter
 
 from segkit.clv import BetaGeoModel, GammaGammaModel, simulate_customers
 
@@ -29,14 +32,15 @@ def _rounded(params: dict) -> dict:
 def lifetimes_direct(path: str) -> dict:
     """Baseline: lifetimes' BetaGeoFitter and GammaGammaFitter on the summaries.
 
-    Columns are passed as numpy arrays: lifetimes 0.11 fails on pandas 3 Series (segkit's
-    wrapper does the same conversion). At lifetimes' default gradient tolerance (1e-7) the
-    Gamma-Gamma fit raises ``ConvergenceError`` on this base; segkit retries at 1e-6, so the
-    baseline is given 1e-6 directly (no retry: it does no more work than segkit).
+    Columns are passed as numpy arrays: lifetimes 0.11 fails on pandas 3 Series. At lifetimes'
+    default gradient tolerance (1e-7) the Gamma-Gamma fit raises ``ConvergenceError`` on this
+    base, so it is given 1e-6 (the tolerance segkit used to retry with when it wrapped lifetimes).
     """
     s = pd.read_parquet(path)
-    with warnings.catch_warnings():
+    with warnings.catch_warnings():  # lifetimes sets a pandas option at import that pandas 3 deprecates
         warnings.simplefilter("ignore")
+        from lifetimes import BetaGeoFitter, GammaGammaFitter
+
         bg = BetaGeoFitter().fit(*(s[c].to_numpy(dtype=float) for c in ("frequency", "recency", "T")))
         rep = s[s["frequency"] > 0]
         gg = GammaGammaFitter().fit(*(rep[c].to_numpy(dtype=float) for c in ("frequency", "monetary_value")),
@@ -45,7 +49,7 @@ def lifetimes_direct(path: str) -> dict:
 
 
 def segkit_clv(path: str) -> dict:
-    """segkit: :class:`segkit.clv.BetaGeoModel` and :class:`segkit.clv.GammaGammaModel`."""
+    """segkit: :class:`segkit.clv.BetaGeoModel` and :class:`segkit.clv.GammaGammaModel` (scipy)."""
     s = pd.read_parquet(path).set_index("customer_id")
     bg = BetaGeoModel().fit(s)
     gg = GammaGammaModel().fit(s)

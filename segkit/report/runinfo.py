@@ -22,7 +22,7 @@ import segkit
 
 #: Distributions whose versions decide the results or the reports.
 KEY_LIBRARIES: tuple[str, ...] = (
-    "pandas", "numpy", "scipy", "scikit-learn", "kmodes", "lifetimes", "statsmodels",
+    "pandas", "numpy", "scipy", "scikit-learn", "kmodes", "statsmodels",
     "matplotlib", "seaborn", "pyarrow", "duckdb", "papermill", "nbconvert", "nbclient",
     "nbformat", "ipykernel", "ipywidgets",
 )
