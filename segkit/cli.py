@@ -5,8 +5,11 @@ Exit codes (also in ``segkit run --help``):
 ====  =====================================================================================
 0     success (notebooks skipped for lack of input, e.g. no campaign file, still count)
 1     a notebook stopped on a data/config problem (``SegkitError``: data error, failed audit,
-      upstream artifact missing, model could not be fitted); the message says what to fix
-2     invalid command line or config, or an input file missing — nothing was run
+      upstream artifact missing, model could not be fitted), or the machine refused a write
+      during the run (disk full, no permission); the message says what to fix
+2     invalid command line or config, an input file missing, or an ``--out`` that segkit may not
+      use (not a folder it created, a link, the data folder, locked by another run, not
+      writable) — nothing was run
 3     unexpected error: a bug in segkit or a notebook (the traceback is printed)
 130   interrupted (Ctrl-C)
 ====  =====================================================================================
@@ -45,9 +48,14 @@ are reused. A failed or interrupted run leaves --out unchanged and is kept in <o
 the notebooks that ran, the failing notebook executed until the error and its HTML with the
 error visible, run.json (status "failed") and an index.html headed FAILED.
 
-exit codes: 0 success; 1 a notebook stopped on a data/config problem (message says what to fix);
-2 invalid command line or config, or a missing input file (nothing was run); 3 unexpected error,
-a bug (traceback printed); 130 interrupted.
+segkit replaces or removes only folders it created (marked by a .segkit-run file); any other
+existing --out, a symbolic link, or a folder holding the inputs or the config is refused. A
+second run into the same --out while one is running is refused.
+
+exit codes: 0 success; 1 a notebook stopped on a data/config problem, or the disk filled up or a
+write was refused during the run (message says what to fix); 2 invalid command line or config,
+a missing input file, or an --out segkit may not use (nothing was run); 3 unexpected error, a
+bug (traceback printed); 130 interrupted.
 """
 
 
@@ -84,6 +92,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from segkit.report.runfolder import OutputWriteError
     from segkit.report.runner import NotebookFailedError, RunInterrupted, RunOptions, run_pipeline
 
     options = RunOptions(config=args.config, transactions=args.transactions, customers=args.customers,
@@ -98,6 +107,9 @@ def _run(args: argparse.Namespace) -> int:
                   "Please report it with the failed run folder. Traceback from the notebook:\n"
                   f"{exc.traceback}", file=sys.stderr)
             return EXIT_BUG
+        return EXIT_NOTEBOOK
+    except OutputWriteError as exc:  # the machine's doing (disk full, permission), during the run
+        print(f"segkit: {exc}", file=sys.stderr)
         return EXIT_NOTEBOOK
     except RunInterrupted as exc:
         print(f"segkit: {exc}", file=sys.stderr)

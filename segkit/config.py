@@ -57,7 +57,59 @@ def _read_yaml(path: Path | Any, label: str) -> dict:
     if not isinstance(data, dict):
         raise ConfigError(f"Config file {label} must be a mapping of sections (run:, data:, ...), "
                           f"not a {type(data).__name__}.")
+    if count_values(data, MAX_CONFIG_VALUES) > MAX_CONFIG_VALUES:
+        raise ConfigError(
+            f"Config file {label} holds more than {MAX_CONFIG_VALUES:,} values once its YAML aliases (*name) are "
+            "expanded; a segkit config holds a few hundred. Write the values out instead of nesting aliases of "
+            "anchored lists.")
     return data
+
+
+#: Values (keys, items, scalars) a config file may hold with its YAML aliases expanded: a guard
+#: against an alias bomb, whose expansion would take minutes and gigabytes in any message.
+MAX_CONFIG_VALUES = 100_000
+
+
+def count_values(data: Any, limit: int) -> int:
+    """Number of values in ``data`` with shared (aliased) parts counted each time, stopping once
+    past ``limit`` (so the cost is bounded whatever the expansion).
+
+    Examples
+    --------
+    >>> lol = ["lol"] * 10
+    >>> count_values({"a": [lol] * 10}, limit=1000)
+    113
+    >>> count_values({"a": [[lol] * 10] * 10}, limit=50)
+    51
+    """
+    count, stack = 0, [data]
+    while stack and count <= limit:
+        item = stack.pop()
+        count += 1
+        if isinstance(item, Mapping):
+            stack += [*item.keys(), *item.values()]
+        elif isinstance(item, (list, tuple, set)):
+            stack += item
+    return count
+
+
+def short_repr(value: Any, limit: int = 80) -> str:
+    """``repr(value)`` cut to about ``limit`` characters, without building the whole repr.
+
+    Examples
+    --------
+    >>> short_repr([["lol"] * 9] * 9, limit=40)
+    "[['lol', 'lol', 'lol', ...], ['lol', 'l…"
+    >>> short_repr("../x")
+    "'../x'"
+    """
+    import reprlib
+
+    shortener = reprlib.Repr()
+    shortener.maxlevel, shortener.maxlist, shortener.maxtuple, shortener.maxdict = 3, 3, 3, 3
+    shortener.maxstring = shortener.maxother = max(10, limit // 2)
+    text = shortener.repr(value)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def deep_merge(base: Mapping, override: Mapping) -> dict:

@@ -305,8 +305,8 @@ def test_a_run_writes_notebooks_html_index_config_and_run_json(tiny):
     run = tiny["root"] / "run"
     assert tiny["result"].out == run
     names = sorted(p.name for p in run.iterdir())
-    assert names == ["01_data_audit.html", "01_data_audit.ipynb", "02_rfm.html", "02_rfm.ipynb", "artifacts",
-                     "config.yml", "index.html", "run.json", "summaries"]
+    assert names == [".segkit-run", "01_data_audit.html", "01_data_audit.ipynb", "02_rfm.html", "02_rfm.ipynb",
+                     "artifacts", "config.yml", "index.html", "run.json", "summaries"]
     assert not [p for p in run.parent.iterdir() if ".building-" in p.name]
     for page in run.glob("*.html"):
         validate_offline_html(page.read_text(), page.name)

@@ -4,6 +4,8 @@
 
 - :mod:`segkit.report.runner` — effective config, atomic run folder, notebook execution,
   failures (where a failed run is kept: see that module's docstring);
+- :mod:`segkit.report.runfolder` — which folders a run may replace (the ``.segkit-run``
+  marker), the lock per ``--out``, stale build folders, disk-full / permission messages;
 - :mod:`segkit.report.export` — offline HTML (one nbconvert exporter per run), the offline
   validator and the raw-id privacy check;
 - :mod:`segkit.report.index` — ``index.html``;

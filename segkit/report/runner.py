@@ -26,14 +26,21 @@ What :func:`run_pipeline` does, in order:
 
 Where results end up (the rule also printed by ``segkit run --help``):
 
-- success: the build folder replaces ``<out>`` (a previous run there is removed; an existing
-  folder that is not a segkit run folder is refused up front);
+- success: the build folder replaces ``<out>`` (a previous run there is removed). Only a
+  folder segkit wrote is ever replaced — see :mod:`segkit.report.runfolder` for the proof (a
+  ``.segkit-run`` marker), the folders refused up front (links, folders holding the inputs or
+  the config, home, …), the lock that stops a second run into the same ``<out>``, and the
+  removal of build folders left by killed runs;
 - failure (a notebook raised) or interruption (Ctrl-C): ``<out>`` is left untouched and the
   build folder becomes ``<out>-failed/`` (replacing an older one). It holds the notebooks that
   ran, the failing notebook executed until the error (``NN_name.ipynb``) and its HTML with the
   error visible and a banner on top, ``run.json`` with ``"status": "failed"`` and an
-  ``index.html`` headed "FAILED". A killed process (no chance to clean up) leaves only the
-  hidden build folder; ``<out>`` is still the previous complete run.
+  ``index.html`` headed "FAILED"; raw customer ids in its error texts (``run.json``, the
+  failing notebook) are replaced by pseudonyms as in the HTML. A killed process (no chance to
+  clean up) leaves only the hidden build folder (removed by the next run into ``<out>``);
+  ``<out>`` is still the previous complete run.
+- the disk fills up or a write is refused during the run: :class:`OutputWriteError` naming
+  the path and the free space (``segkit run`` exit code 1, no traceback); ``<out>`` untouched.
 
 So a complete-looking ``<out>/index.html`` always belongs to one successful run.
 
@@ -56,6 +63,7 @@ import sys
 import signal
 import tempfile
 import threading
+import unicodedata
 import time
 from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
@@ -65,13 +73,17 @@ from typing import Any, Callable, Iterator, Mapping, Sequence
 import nbformat
 import yaml
 
-from segkit.config import bundled_sample_config, load_config, project_root, resolve_path
+from segkit.config import bundled_sample_config, load_config, project_root, resolve_path, short_repr
 from segkit.errors import ConfigError, DataError, SegkitError
 from segkit.pipeline import ARTIFACTS, CUSTOMER_SEGMENTS, NOTEBOOKS, UPSTREAM, atomic_write_text, dumps_json
 from segkit.privacy import SALT_ENV, salt_for
 from segkit.report.export import Failure, ReportExporter, redact_raw_ids, validate_offline_html
 from segkit.report.index import render_index
 from segkit.report.kernels import NotebookJob, imported_modules, kernel_peak_memory_mb
+from segkit.report.runfolder import (RunFolderError, check_location, check_replaceable, create_build_folder, entries,
+                                     ENVIRONMENT_ERRNOS, OutputWriteError, environment_error, environment_message,
+                                     is_replaceable, out_lock,
+                                     protected_paths, remove_stale_builds, run_id_of, write_marker)
 from segkit.report.runinfo import file_info, input_files, library_versions, notebook_timings
 
 TABLES: tuple[str, ...] = ("transactions", "customers", "campaign")
@@ -92,6 +104,8 @@ def interrupted_failure(name: str) -> Failure:
     """The failure recorded for a notebook stopped by Ctrl-C."""
     return Failure(name, -1, None, "interrupted", "KeyboardInterrupt", "Interrupted by the user.")
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+#: How Python words an OS error: "[Errno 28] No space left on device: '/path'".
+_ERRNO = re.compile(r"^\[Errno (\d+)\] ([^:]+)(?:: '(.+)')?")
 
 
 class NotebookFailedError(SegkitError):
@@ -186,7 +200,7 @@ def short_name(notebook: str) -> str:
     return notebook.split("_", 1)[1] if re.match(r"^\d+_", notebook) else notebook
 
 
-def resolve_only(names: Sequence[str] | None, pipeline: Sequence[str] = NOTEBOOKS) -> list[str]:
+def resolve_only(names: Sequence[str] | None, pipeline: Sequence[str] = NOTEBOOKS, source: str = "--only") -> list[str]:
     """Notebooks selected by ``--only`` (full names or the part after the number), in pipeline order.
 
     Raises
@@ -203,12 +217,19 @@ def resolve_only(names: Sequence[str] | None, pipeline: Sequence[str] = NOTEBOOK
     """
     if not names:
         return list(pipeline)
+    if isinstance(names, str):
+        names = names.split(",")
+    if not isinstance(names, (list, tuple)) or not all(isinstance(n, str) for n in names):
+        raise ConfigError(f"{source} = {short_repr(names)} is not a list of notebook names; give e.g. "
+                          f"[rfm, clustering] (names from: {', '.join(pipeline)}).")
     lookup = {n: n for n in pipeline} | {short_name(n): n for n in pipeline}
-    wanted = [str(n).strip() for n in names if str(n).strip()]
+    wanted = [n.strip() for n in names if n.strip()]
     unknown = [n for n in wanted if n not in lookup]
     if unknown:
+        shown = ", ".join(short_repr(n) for n in unknown[:5]) + (f" (and {len(unknown) - 5} more)"
+                                                                 if len(unknown) > 5 else "")
         raise ConfigError(
-            f"--only: unknown notebook(s) {', '.join(map(repr, unknown))}. Use these names (or the part after "
+            f"{source}: unknown notebook(s) {shown}. Use these names (or the part after "
             f"the number): {', '.join(pipeline)}."
         )
     chosen = {lookup[n] for n in wanted}
@@ -225,11 +246,54 @@ def _as_of_text(value: Any, source: str) -> str | None:
     try:
         return date.fromisoformat(str(value).strip()).isoformat()
     except ValueError:
-        raise ConfigError(f"as_of = {value!r} (from {source}) is not a date; use YYYY-MM-DD, e.g. 2024-06-30.") from None
+        raise ConfigError(f"as_of = {short_repr(value)} (from {source}) is not a date; use YYYY-MM-DD, "
+                          "e.g. 2024-06-30.") from None
 
 
-def _is_run_folder(path: Path) -> bool:
-    return path.is_dir() and ((path / "run.json").exists() or (path / "artifacts").is_dir() or not any(path.iterdir()))
+#: Longest run.name accepted (a folder name; file systems allow 255 bytes).
+MAX_RUN_NAME = 100
+
+
+def checked_run_name(value: Any, origin: str) -> str | None:
+    """``run.name`` as a folder name under ``reports/``: one path component, no way out of it.
+
+    Raises
+    ------
+    ConfigError
+        A name with ``/`` or ``\\``, ``.``/``..`` or a leading dot, control characters, spaces
+        around it, or longer than :data:`MAX_RUN_NAME`; or a value that is not text.
+
+    Examples
+    --------
+    >>> checked_run_name("2024-q4", "in shop.yml"), checked_run_name(None, "in shop.yml")
+    ('2024-q4', None)
+    >>> checked_run_name("../../../x", "in shop.yml")
+    Traceback (most recent call last):
+    ...
+    segkit.errors.ConfigError: run.name = '../../../x' in shop.yml is not a folder name: it contains '/'. Use one folder name such as 2024-q4 (letters, digits, '-', '_', '.'); the run goes to reports/<run.name>/ (or give --out).
+    """
+    if value is None or value == "":
+        return None
+    if isinstance(value, bool) or not isinstance(value, (str, int)):
+        problem = f"it is a {type(value).__name__}, not text"
+    else:
+        text = str(value)
+        bad = [c for c in ("/", "\\") if c in text]
+        if bad:
+            problem = f"it contains {bad[0]!r}"
+        elif text.startswith("."):
+            problem = "it starts with a dot (hidden, or a way up out of reports/)"
+        elif any(unicodedata.category(c) in ("Cc", "Cf") for c in text):
+            problem = "it contains control characters"
+        elif text != text.strip():
+            problem = "it starts or ends with spaces"
+        elif len(text) > MAX_RUN_NAME:
+            problem = f"it is longer than {MAX_RUN_NAME} characters"
+        else:
+            return text
+    raise ConfigError(f"run.name = {short_repr(value)} {origin} is not a folder name: {problem}. Use one folder "
+                      "name such as 2024-q4 (letters, digits, '-', '_', '.'); the run goes to reports/<run.name>/ "
+                      "(or give --out).")
 
 
 def effective_config(options: RunOptions, reuse_dir: Path | None = None,
@@ -283,7 +347,12 @@ def effective_config(options: RunOptions, reuse_dir: Path | None = None,
     cfg["run"]["as_of"] = _as_of_text(cfg["run"].get("as_of"), source)
     seed = cfg["run"].get("seed", 42)
     if isinstance(seed, bool) or not isinstance(seed, int):
-        raise ConfigError(f"run.seed = {seed!r} in {base or 'the defaults'} is not a whole number; use e.g. seed: 42.")
+        raise ConfigError(f"run.seed = {short_repr(seed)} in {base or 'the defaults'} is not a whole number; "
+                          "use e.g. seed: 42.")
+    origin = f"in {base}" if base else "in the defaults"
+    cfg["run"]["name"] = checked_run_name(cfg["run"].get("name"), origin)
+    if options.only is None and cfg["run"].get("only"):
+        cfg["run"]["only"] = resolve_only(cfg["run"]["only"], pipeline, source=f"run.only {origin}")
     cfg["data"] = {t: _checked_input(cfg, t, data_flags, base) for t in TABLES}
     if cfg["data"]["transactions"] is None:
         raise ConfigError("No transactions file: give --transactions FILE, or data.transactions in the file "
@@ -535,6 +604,76 @@ def _failure_from(exc: BaseException, notebook: str) -> tuple[Failure, str]:
     return Failure(notebook, -1, None, "(kernel / execution machinery)", type(exc).__name__, str(exc)), tb
 
 
+#: Joins texts redacted in one pass (not a character of an id token, nor of the texts).
+_SEPARATOR = "\x00"
+
+
+def redact_texts(texts: Sequence[str], ids: Sequence[Any], salt: str) -> list[str]:
+    """:func:`~segkit.report.export.redact_raw_ids` on plain texts (error messages, tracebacks),
+    in one pass; ANSI colour codes are kept apart, so an id right after one is still found.
+
+    Examples
+    --------
+    >>> redact_texts(["DataError: \\x1b[1mC000007\\x1b[0m has no orders", "C000008"], ["C000007"], "segkit")
+    ['DataError: \\x1b[1mc-e2967c7a92\\x1b[0m has no orders', 'C000008']
+    """
+    if any(_SEPARATOR in t for t in texts):
+        return [redact_texts([t.replace(_SEPARATOR, " ")], ids, salt)[0] for t in texts]
+    pieces = [_ANSI.split(t) for t in texts]
+    codes = [_ANSI.findall(t) for t in texts]
+    redacted, _ = redact_raw_ids(_SEPARATOR.join(p for ps in pieces for p in ps), ids, salt)
+    flat = iter(redacted.split(_SEPARATOR))
+    out = []
+    for ps, cs in zip(pieces, codes):
+        parts = [next(flat) for _ in ps]
+        out.append("".join(p + c for p, c in zip(parts, cs + [""])))
+    return out
+
+
+def redact_text(text: str, ids: Sequence[Any], salt: str) -> str:
+    """:func:`redact_texts` of one text."""
+    return redact_texts([text], ids, salt)[0]
+
+
+#: Output data kept as text in a notebook, where a raw id can show.
+TEXT_MIMETYPES: tuple[str, ...] = ("text/plain", "text/html", "text/markdown")
+
+
+def redact_notebook_outputs(nb: nbformat.NotebookNode, ids: Sequence[Any], salt: str) -> bool:
+    """Replace raw ids in ``nb``'s outputs (errors, tracebacks, printed text, text/HTML data) in
+    place, as :func:`redact_texts`; True when anything changed.
+
+    Examples
+    --------
+    >>> nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("x", outputs=[nbformat.v4.new_output(
+    ...     "error", ename="DataError", evalue="C000007 is a duplicate", traceback=["DataError: C000007"])])])
+    >>> redact_notebook_outputs(nb, ["C000007"], "segkit"), nb.cells[0].outputs[0].evalue
+    (True, 'c-e2967c7a92 is a duplicate')
+    """
+    slots: list[tuple[Any, Any]] = []  # (container, key) of every text to redact
+    for cell in nb.cells:
+        for output in cell.get("outputs", []):
+            if output.get("output_type") == "error":
+                slots.append((output, "evalue"))
+                slots += [(output["traceback"], i) for i in range(len(output.get("traceback", [])))]
+            elif output.get("output_type") == "stream":
+                slots.append((output, "text"))
+            for mime in TEXT_MIMETYPES:
+                if mime in output.get("data", {}):
+                    slots.append((output["data"], mime))
+    texts = []
+    for container, key in slots:
+        value = container[key]
+        texts.append("".join(value) if isinstance(value, list) else str(value))
+    new = redact_texts(texts, ids, salt) if texts else []
+    changed = False
+    for (container, key), old, text in zip(slots, texts, new):
+        if text != old:
+            container[key] = text
+            changed = True
+    return changed
+
+
 def _apply_umask(folder: Path) -> None:
     """Give the run folder the usual permissions (temp files/folders are created private)."""
     umask = os.umask(0)
@@ -564,12 +703,13 @@ class _Run:
         self._workers: int | None = None  # run.workers, fixed once the audit has chosen its engine
 
     # ---------------------------------------------------------------- setup
-    def prepare(self) -> None:
+    def prepare(self, held: contextlib.ExitStack) -> None:
+        """Effective config, notebooks and the run folder checked; lock taken (kept by ``held``);
+        stale build folders removed; the build folder created. Nothing is written before every
+        check has passed."""
         opts = self.options
-        out_given = Path(opts.out).expanduser() if opts.out else None
-        reuse = out_given.resolve() if (opts.only and out_given and out_given.exists()) else None
-        if reuse is not None and not _is_run_folder(reuse):
-            reuse = None
+        out_given = Path(opts.out).expanduser().absolute() if opts.out else None
+        reuse = out_given if (opts.only and out_given and out_given.is_dir() and is_replaceable(out_given)) else None
         self.cfg = effective_config(opts, reuse_dir=reuse, pipeline=self.pipeline)
         if self.options.only is None and self.cfg["run"].get("only"):
             self.selected = resolve_only(self.cfg["run"]["only"], self.pipeline)
@@ -580,25 +720,52 @@ class _Run:
                                   f"Run segkit from a checkout that has notebooks/ (or restore the file).")
             self.declared[name] = check_parameters(self.notebooks_dir / f"{name}.ipynb")
         name = self.cfg["run"].get("name") or self.started_at.astimezone().strftime("%Y%m%d-%H%M%S")
-        self.out = (out_given or Path("reports") / str(name)).resolve()
+        given = out_given or (Path("reports") / str(name)).absolute()
+        self.out = given.parent.resolve() / given.name  # a link as --out stays a link (and is refused)
         self.failed_dir = self.out.with_name(self.out.name + "-failed")
-        if self.out.exists() and not _is_run_folder(self.out):
-            raise ConfigError(f"--out {self.out} exists and is not a segkit run folder (no run.json or artifacts/). "
-                              "segkit replaces its output folder: choose a new or empty folder.")
+        self._check_out_folders()
         self.reuse = bool(opts.only or self.cfg["run"].get("only")) and self.out.exists()
         self.exporter = ReportExporter(include_code=bool(self.cfg["run"].get("include_code")))
-        self.out.parent.mkdir(parents=True, exist_ok=True)
-        self.build = Path(tempfile.mkdtemp(prefix=f".{self.out.name}.building-", dir=self.out.parent))
+        self.build = create_build_folder(self.out)  # also the check that the folder can be written
         try:
+            held.enter_context(out_lock(self.out))
+            self._check_out_folders()  # again, now that no other run can change them
+            for stale in remove_stale_builds(self.out):
+                self.echo(f"Removed {stale}: the build folder of a segkit run that is no longer running.")
             if self.reuse:
                 shutil.copytree(self.out, self.build, dirs_exist_ok=True, symlinks=True)
                 for stale in ("index.html", "run.json"):
                     (self.build / stale).unlink(missing_ok=True)
+            write_marker(self.build, self.run_id)
             (self.build / "artifacts").mkdir(exist_ok=True)
             write_config(self.cfg, self.build / "config.yml")
+        except OSError as exc:
+            shutil.rmtree(self.build, ignore_errors=True)
+            problem = environment_error(exc, self.out.parent)
+            if problem is None:
+                raise
+            raise RunFolderError(f"Nothing was run. {problem}") from None
         except BaseException:
             shutil.rmtree(self.build, ignore_errors=True)
             raise
+
+    @property
+    def run_id(self) -> str:
+        """This run's id in the folder marker (the random part of the build folder's name)."""
+        return run_id_of(self.build)
+
+    def _check_out_folders(self) -> None:
+        """Refuse (:class:`RunFolderError`) an ``--out`` or ``<out>-failed`` that segkit may not replace."""
+        data = self.cfg["data"]
+        source = self.cfg.get("_source")
+        if source and Path(source) == self.out / "config.yml":  # --only reusing the run's own config
+            source = None
+        protected = protected_paths(data, source)
+        log_folders = [Path(p) for p in data.values() if p and Path(p).is_dir()]
+        for folder, what in ((self.out, "--out"), (self.failed_dir, "The folder for a failed run,")):
+            if not folder.is_symlink():  # a link is refused as a link, wherever it points
+                check_location(folder, what, protected, log_folders)
+            check_replaceable(folder, what)
 
     def previous_records(self) -> dict[str, dict]:
         path = self.out / "run.json"
@@ -737,7 +904,19 @@ class _Run:
 
     # ---------------------------------------------------------------- whole run
     def run(self) -> RunResult:
-        self.prepare()
+        with contextlib.ExitStack() as held:  # the lock on --out, released when the run is over
+            self.prepare(held)
+            try:
+                return self._run_prepared()
+            except OSError as exc:  # disk full, permission taken away during the run: not a bug
+                problem = environment_error(exc, self.build)
+                if problem is None:
+                    raise
+                shutil.rmtree(self.build, ignore_errors=True)
+                raise OutputWriteError(f"{self._user_paths(str(problem))} {self.out} was left unchanged; the "
+                                       "partial run was removed.", problem.path) from None
+
+    def _run_prepared(self) -> RunResult:
         self.echo(f"segkit run: {len(self.selected)} notebook(s) → {self.out}")
         try:
             with kernel_environment(salt=salt_for(self.cfg)) as kernel, quiet_papermill():
@@ -753,11 +932,25 @@ class _Run:
         if failure is not None:
             self._finish("failed", failure.describe())
             message = self._failure_message(failure)
-            raise NotebookFailedError(message, failure, self.failed_dir,
-                                      is_bug=failure.ename not in _segkit_error_names(), traceback=tb)
+            machine = self._machine_problem(failure)
+            if machine is not None:
+                message += f"\n\n{machine}"
+            raise NotebookFailedError(message, failure, self.failed_dir, traceback=tb,
+                                      is_bug=failure.ename not in _segkit_error_names() and machine is None)
         record = self._finish("ok", None)
         self.echo(f"Reports: {self.out / 'index.html'}")
         return RunResult(self.out, record)
+
+    def _machine_problem(self, failure: Failure) -> str | None:
+        """What to say when a notebook stopped on an OS error of the machine (disk full, no
+        permission) rather than a bug; None for any other failure."""
+        m = _ERRNO.match(failure.evalue or "")
+        if failure.ename not in ("OSError", "PermissionError", "IOError") or not m:
+            return None
+        code = int(m.group(1))
+        if code not in ENVIRONMENT_ERRNOS:
+            return None
+        return environment_message(code, m.group(2), Path(m.group(3)) if m.group(3) else self.out)
 
     # ---------------------------------------------------------------- scheduling
     def _upstream(self, name: str, planned: Sequence[str]) -> list[str]:
@@ -784,7 +977,7 @@ class _Run:
         elif isinstance(value, int) and not isinstance(value, bool) and value >= 1:
             n = value
         else:
-            raise ConfigError(f"run.workers = {value!r} is not valid; use auto or a whole number ≥ 1 "
+            raise ConfigError(f"run.workers = {short_repr(value)} is not valid; use auto or a whole number ≥ 1 "
                               "(notebooks run at once).")
         try:
             import fcntl  # noqa: F401 - customer_segments.csv updates need its lock to run side by side
@@ -1009,13 +1202,38 @@ class _Run:
         segments = self.build / "artifacts" / CUSTOMER_SEGMENTS
         if segments.exists():
             record["outputs"] = {"customer_segments.csv": {k: v for k, v in file_info(segments).items() if k != "path"}}
+        if status != "ok":
+            self._redact_errors(record)
         atomic_write_text(self.build / "run.json", dumps_json(record))
         page = render_index(record, summaries, audit)
         self._write_index(page)
         self._relocate_notebooks(self.out if status == "ok" else self.failed_dir)
+        write_marker(self.build, self.run_id, files=entries(self.build))
         _apply_umask(self.build)
         self._move_into_place(status)
         return record
+
+    def _redact_errors(self, record: dict) -> None:
+        """Raw customer ids in the error texts of ``record`` (run.json) and of the notebooks that
+        failed or were interrupted (their ``.ipynb``), replaced by pseudonyms as in the HTML."""
+        privacy = self.cfg.get("privacy") or {}
+        if not privacy.get("pseudonymize_ids", True):
+            return
+        ids, salt = self.raw_ids(), salt_for({"privacy": privacy})
+
+        def redact(text: Any) -> Any:
+            return redact_text(text, ids, salt) if isinstance(text, str) else text
+
+        record["error"] = redact(record.get("error"))
+        for entry in record["notebooks"]:
+            if entry.get("error"):
+                entry["error"] = {k: redact(v) for k, v in entry["error"].items()}
+        for rec in self.records:
+            path = self.build / f"{rec.name}.ipynb"
+            if rec.status in ("failed", "interrupted") and path.exists():
+                nb = nbformat.read(path, as_version=4)
+                if redact_notebook_outputs(nb, ids, salt):
+                    atomic_write_text(path, nbformat.writes(nb))
 
     def _write_index(self, page: str) -> None:
         """Write index.html after the same privacy and offline checks as the reports."""
@@ -1038,9 +1256,11 @@ class _Run:
     def _move_into_place(self, status: str) -> None:
         target = self.out if status == "ok" else self.failed_dir
         trash = None
+        try:  # checked before the run; again in case the folder was changed meanwhile
+            check_replaceable(target, "--out" if status == "ok" else "The folder for a failed run,")
+        except RunFolderError as exc:
+            raise RunFolderError(f"{exc} The new run was kept in {self.build}.") from None
         if target.exists():
-            if not _is_run_folder(target):
-                raise ConfigError(f"{target} exists and is not a segkit run folder; the new run stays in {self.build}.")
             trash = target.with_name(f".{target.name}.old-{os.getpid()}")
             shutil.rmtree(trash, ignore_errors=True)
             os.replace(target, trash)
