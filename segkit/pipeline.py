@@ -33,6 +33,7 @@ import pandas as pd
 
 from segkit.config import bundled_sample_config, deep_merge, load_config, project_root, resolve_path
 from segkit.errors import ConfigError, UpstreamMissingError
+from segkit.escaping import escape_markdown, neutralise_formula_cells, restore_formula_cells
 
 NOTEBOOKS: tuple[str, ...] = (
     "01_data_audit",
@@ -125,7 +126,12 @@ def atomic_write_text(path: Path, text: str) -> None:
 
 
 def write_frame(path: Path, frame: pd.DataFrame) -> None:
-    """Write a DataFrame atomically as Parquet or CSV (by suffix), deterministically."""
+    """Write a DataFrame atomically as Parquet or CSV (by suffix), deterministically.
+
+    In a CSV, text cells a spreadsheet would run as a formula (``=…``, ``+…``, ``-…``, ``@…``)
+    get a leading ``'`` (:func:`segkit.escaping.neutralise_formula_cells`); :func:`read_frame`
+    removes it again. Numbers, negative ones too, are written as numbers.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
@@ -134,7 +140,7 @@ def write_frame(path: Path, frame: pd.DataFrame) -> None:
         if path.suffix == ".parquet":
             frame.to_parquet(tmp, index=False)
         elif path.suffix == ".csv":
-            frame.to_csv(tmp, index=False, float_format="%.10g", lineterminator="\n")
+            neutralise_formula_cells(frame).to_csv(tmp, index=False, float_format="%.10g", lineterminator="\n")
         else:
             raise ValueError(f"unsupported artifact type: {path.name}")
         os.chmod(tmp, _FILE_MODE)
@@ -142,6 +148,21 @@ def write_frame(path: Path, frame: pd.DataFrame) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def read_frame(path: Path, **read_csv_args: Any) -> pd.DataFrame:
+    """Read a CSV written by :func:`write_frame`: the formula-neutralising ``'`` is removed.
+
+    Examples
+    --------
+    >>> p = Path(tempfile.mkdtemp()) / "x.csv"
+    >>> write_frame(p, pd.DataFrame({"customer_id": ["=1+1", "-7"], "m": [-2.5, 1.0]}))
+    >>> p.read_text().splitlines()
+    ['customer_id,m', "'=1+1,-2.5", '-7,1']
+    >>> read_frame(p, dtype={"customer_id": "string"})["customer_id"].tolist()
+    ['=1+1', '-7']
+    """
+    return restore_formula_cells(pd.read_csv(path, **read_csv_args))
 
 
 @contextlib.contextmanager
@@ -278,8 +299,8 @@ class RunContext:
             return pd.read_parquet(path, columns=[c for c in pq.read_schema(path).names if c in wanted])
         if path.suffix == ".csv":
             wanted = None if columns is None else set(columns)
-            return pd.read_csv(path, dtype={"customer_id": "string"},
-                               usecols=None if wanted is None else (lambda c: c in wanted))
+            return read_frame(path, dtype={"customer_id": "string"},
+                              usecols=None if wanted is None else (lambda c: c in wanted))
         return json.loads(path.read_text(encoding="utf-8"))
 
     def build_upstream(self, name: str) -> None:
@@ -324,7 +345,7 @@ class RunContext:
 
     def _merge_customer_segments(self, path: Path, new: pd.DataFrame) -> pd.DataFrame:
         if path.exists():
-            old = pd.read_csv(path, dtype={"customer_id": "string"})
+            old = read_frame(path, dtype={"customer_id": "string"})
             old = old.drop(columns=[c for c in new.columns if c != "customer_id" and c in old.columns])
             merged = old.merge(new, on="customer_id", how="outer")
         else:
@@ -480,12 +501,31 @@ def shareable(ctx: RunContext, table: pd.DataFrame, count_column: str | None = N
 
 
 def summary_markdown(summary: Mapping[str, Any]) -> str:
-    """Markdown of a notebook summary (what was analysed, findings, actions, warnings)."""
-    lines = [f"**What was analysed.** {summary['analysed']}", "", "**Findings**", ""]
-    lines += [f"- {f}" for f in summary["findings"]]
-    lines += ["", "**What to do**", ""] + [f"- {a}" for a in summary["actions"]]
+    """Markdown of a notebook summary (what was analysed, findings, actions, warnings).
+
+    The summary's texts are plain text (``index.html`` shows them as such): each is escaped
+    with :func:`segkit.escaping.escape_markdown`, so ids, arms or segment names in them never
+    become markup, links or emphasis.
+
+    Examples
+    --------
+    >>> print(summary_markdown({"analysed": "2 campaigns", "findings": ["<svg onload=alert(1)> lifted *a lot*"],
+    ...                         "actions": ["send"]}))
+    **What was analysed.** 2 campaigns
+    <BLANKLINE>
+    **Findings**
+    <BLANKLINE>
+    - \\<svg onload=alert(1)\\> lifted \\*a lot\\*
+    <BLANKLINE>
+    **What to do**
+    <BLANKLINE>
+    - send
+    """
+    lines = [f"**What was analysed.** {escape_markdown(summary['analysed'])}", "", "**Findings**", ""]
+    lines += [f"- {escape_markdown(f)}" for f in summary["findings"]]
+    lines += ["", "**What to do**", ""] + [f"- {escape_markdown(a)}" for a in summary["actions"]]
     if summary.get("warnings"):
-        lines += ["", "**Warnings**", ""] + [f"- ⚠ {w}" for w in summary["warnings"]]
+        lines += ["", "**Warnings**", ""] + [f"- ⚠ {escape_markdown(w)}" for w in summary["warnings"]]
     return "\n".join(lines)
 
 

@@ -22,6 +22,7 @@ from pathlib import Path
 import pytest
 
 from browser_setup import chromium_path
+from hostile_inputs import build_hostile_run
 from run_helpers import shared_run
 
 pytestmark = pytest.mark.slow
@@ -48,6 +49,8 @@ class PageReport:
     console_errors: list[str] = field(default_factory=list)
     exceptions: list[str] = field(default_factory=list)
     screenshot: bytes = b""
+    dialogs: list[str] = field(default_factory=list)
+    pwned: bool = False
 
 
 class Browser:
@@ -85,7 +88,13 @@ class Browser:
                 if "error" in reply:
                     raise RuntimeError(f"{method}: {reply['error']}")
                 return reply.get("result", {})
-            self.events.append(reply)
+            self.record(reply)
+
+    def record(self, event: dict) -> None:
+        """Keep an event; an ``alert()`` is answered at once so that the page is not blocked."""
+        self.events.append(event)
+        if event.get("method") == "Page.javascriptDialogOpening":
+            self.send("Page.handleJavaScriptDialog", {"accept": True}, session=event.get("sessionId"))
 
     def wait_for(self, method: str, session: str) -> None:
         for event in self.events:
@@ -93,7 +102,7 @@ class Browser:
                 return
         while True:
             event = json.loads(self.ws.recv())
-            self.events.append(event)
+            self.record(event)
             if event.get("method") == method and event.get("sessionId") == session:
                 return
 
@@ -111,7 +120,9 @@ class Browser:
                                                      "requestAnimationFrame(() => setTimeout(r, 300))))",
                                        "awaitPromise": True}, session=session)
         shot = self.send("Page.captureScreenshot", {"format": "png"}, session=session)
-        report = PageReport(url, screenshot=base64.b64decode(shot["data"]))
+        pwned = self.send("Runtime.evaluate", {"expression": "window.__pwned === 1", "returnByValue": True},
+                          session=session)["result"].get("value")
+        report = PageReport(url, screenshot=base64.b64decode(shot["data"]), pwned=bool(pwned))
         for event in self.events:
             if event.get("sessionId") != session:
                 continue
@@ -124,6 +135,8 @@ class Browser:
                 report.exceptions.append(json.dumps(params.get("exceptionDetails", {}))[:500])
             elif method == "Runtime.consoleAPICalled" and params.get("type") in ("error", "assert"):
                 report.console_errors.append(json.dumps(params.get("args", []))[:500])
+            elif method == "Page.javascriptDialogOpening":
+                report.dialogs.append(params.get("message", ""))
             elif method == "Log.entryAdded" and params.get("entry", {}).get("level") == "error":
                 report.console_errors.append(params["entry"].get("text", "")[:500])
         self.send("Target.closeTarget", {"targetId": target})
@@ -189,6 +202,30 @@ def test_every_html_of_a_run_renders_offline_without_errors(browser, tmp_path_fa
                   "exceptions": report.exceptions}
         if blank_share(report.screenshot) > 0.995:
             issues["screenshot"] = ["blank"]
+        issues = {k: v for k, v in issues.items() if v}
+        if issues:
+            problems[page.name] = issues
+    assert problems == {}
+
+
+def test_the_harness_notices_a_script_that_runs(browser, tmp_path):
+    page = tmp_path / "pwned.html"
+    page.write_text("<html><body><h1>x</h1><svg onload='window.__pwned=1;alert(\"hi\")'></svg></body></html>")
+    report = browser.open(page.as_uri())
+    assert report.pwned and report.dialogs == ["hi"]
+
+
+def test_no_script_from_the_data_runs_in_any_html_of_the_hostile_run(browser, tmp_path_factory):
+    run, cli = build_hostile_run(tmp_path_factory)
+    assert cli["returncode"] == 0, cli["stdout"] + cli["stderr"]
+    pages = sorted(run.glob("*.html"))
+    assert len(pages) == 6
+    problems = {}
+    for page in pages:
+        report = browser.open(page.as_uri())
+        issues = {"window.__pwned set": [str(report.pwned)] if report.pwned else [], "dialogs": report.dialogs,
+                  "requests": report.requests, "console errors": report.console_errors,
+                  "exceptions": report.exceptions}
         issues = {k: v for k, v in issues.items() if v}
         if issues:
             problems[page.name] = issues

@@ -279,6 +279,72 @@ def redact_raw_ids(html: str, ids: Iterable[Any], salt: str) -> tuple[str, int]:
     return "".join(parts), count
 
 
+# --------------------------------------------------------------------------- markdown
+def _safe_renderer(attachments: Mapping[str, Any] | None = None, path: str = "") -> Any:
+    """nbconvert's Markdown renderer with raw HTML escaped and harmful URL schemes removed."""
+    from html import escape
+
+    from mistune import HTMLRenderer
+    from nbconvert.filters.markdown_mistune import IPythonRenderer
+
+    class SafeRenderer(IPythonRenderer):
+        # Raw HTML is shown as the text it is (nbconvert's renderer would first re-serialise it).
+        block_html = HTMLRenderer.block_html
+        inline_html = HTMLRenderer.inline_html
+
+        def block_mermaidjs(self, code: str) -> str:  # nbconvert passes Mermaid source through raw
+            return f"<pre>{escape(code.strip())}</pre>"
+
+    return SafeRenderer(escape=True, allow_harmful_protocols=False, attachments=dict(attachments or {}),
+                        embed_images=True, path=path)
+
+
+def render_markdown(text: str, attachments: Mapping[str, Any] | None = None, path: str = "") -> str:
+    """HTML of Markdown ``text`` in which nothing can become live markup.
+
+    Every Markdown segkit shows (notebook cells, ``text/markdown`` outputs such as the closing
+    "What this means" cell, the executive summary) is rendered with this: raw HTML is shown as
+    text, not passed through, and links or images with a ``javascript:``/``vbscript:``/
+    ``file:``/non-image ``data:`` URL lead nowhere (``#harmful-link``). This is the second line
+    of defence; values from data are first escaped with :func:`segkit.escaping.escape_markdown`.
+
+    Parameters
+    ----------
+    text : str
+        Markdown source.
+    attachments : mapping, optional
+        A notebook cell's attachments (``![x](attachment:name)`` images are embedded).
+    path : str
+        Folder local images are resolved against.
+
+    Returns
+    -------
+    str
+        HTML fragment.
+
+    Examples
+    --------
+    >>> render_markdown("**Hi** <script>alert(1)</script> [x](javascript:alert(1))")
+    '<p><strong>Hi</strong> &lt;script&gt;alert(1)&lt;/script&gt; <a href="#harmful-link">x</a></p>\\n'
+    """
+    from nbconvert.filters.markdown_mistune import MarkdownWithMath
+
+    return MarkdownWithMath(renderer=_safe_renderer(attachments, path)).render(text)
+
+
+def _markdown_filter() -> Any:
+    """The template's ``markdown2html`` filter, rendering with :func:`render_markdown`."""
+    from jinja2 import pass_context
+
+    @pass_context
+    def markdown2html(context: Any, source: str) -> str:
+        cell = context.get("cell", {})
+        path = context.get("resources", {}).get("metadata", {}).get("path", "")
+        return render_markdown(source, cell.get("attachments", {}), path)
+
+    return markdown2html
+
+
 # --------------------------------------------------------------------------- notebook prep
 def strip_live_widgets(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
     """Copy of ``nb`` without widget views, JavaScript outputs and the widget state metadata.
@@ -431,6 +497,8 @@ class ReportExporter:
             require_js_url="", mathjax_url="", jquery_url="", widget_renderer_url="",
             jupyter_widgets_base_url="",
             embed_images=True,
+            # Markdown cells and outputs: raw HTML escaped, no javascript: links (render_markdown).
+            filters={"markdown2html": _markdown_filter()},
         )
 
     def top_html(self, summary: Mapping[str, Any] | None, failure: Failure | None) -> str:
@@ -454,9 +522,7 @@ class ReportExporter:
 
     @staticmethod
     def _markdown(text: str) -> str:
-        from nbconvert.filters.markdown_mistune import markdown2html_mistune
-
-        return markdown2html_mistune(text)
+        return render_markdown(text)
 
     def to_html(
         self,

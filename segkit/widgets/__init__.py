@@ -44,8 +44,8 @@ def to_html(obj: Any) -> str:
         plt.close(fig)
         data = base64.b64encode(buf.getvalue()).decode()
         return f'<img alt="figure" src="data:image/png;base64,{data}"/>'
-    if isinstance(obj, str):
-        return obj if obj.lstrip().startswith("<") else f"<p>{html.escape(obj)}</p>"
+    if isinstance(obj, str):  # text, never markup (it may name ids, arms or segments from the data)
+        return f"<p>{html.escape(obj)}</p>"
     return f"<pre>{html.escape(repr(obj))}</pre>"
 
 
