@@ -50,6 +50,7 @@ import numpy as np
 import pandas as pd
 
 from segkit.errors import AuditFailedError, ConfigError, DataError, format_rows
+from segkit.escaping import formula_cells
 from segkit.io import customers_from_transactions, load_inputs
 from segkit.privacy import pseudonymize_ids, salt_for
 from segkit.schema import CAMPAIGN, CUSTOMERS, TRANSACTIONS, TRANSACTIONS_CLEAN_EXTRA, TableSpec
@@ -156,9 +157,26 @@ CHECKS: dict[str, tuple[str, str]] = {
     "unknown_campaign_customers": (
         "Campaign rows of customers in neither the customers table nor the transactions",
         "Test sends and mistyped ids cannot be joined to segments; check the campaign export's customer ids."),
+    "signup_after_as_of": (
+        "Customers who signed up on or after the analysis date as_of",
+        "Check as_of (run.as_of) and how signup dates are read (io.date_format, io.dayfirst): a signup on or "
+        "after as_of means the customer was not known yet on that date."),
+    "implausible_birth_year": (
+        "Birth years outside the plausible range",
+        "Fix these birth years at the source (placeholders such as 1800 or 2100, typing errors); segkit treats "
+        "them as unknown (audit.birth_year_min_age / birth_year_max_age set the range)."),
+    "negative_campaign_revenue": (
+        "Campaign rows with a negative revenue",
+        "Campaign revenue cannot be negative: check the campaign export (refunds booked as revenue, sign "
+        "errors); segkit treats these amounts as unknown and leaves them out of the revenue metrics."),
     "campaign_arm_balance": (
         "Campaigns",
         "Compare the split with the plan; notebook 05 tests it (sample ratio mismatch)."),
+    "formula_like_ids": (
+        "Customer ids a spreadsheet would run as a formula (starting with = + - @, tab or CR)",
+        "customer_segments.csv writes them with a leading ' so that a spreadsheet shows them as text: remove "
+        "that quote when you import the file into a tool that matches customers by id, or fix the ids at the "
+        "source."),
 }
 
 _EXAMPLE_COLUMNS = {
@@ -191,6 +209,8 @@ class AuditSettings:
     open_weekday_share: float
     gap_max_probability: float
     volume_min_days: int
+    birth_year_min_age: int
+    birth_year_max_age: int
     near_duplicate_columns: tuple[str, ...]
     severity: Mapping[str, Mapping[str, Any]]
     return_prefix: str | None
@@ -245,6 +265,8 @@ class AuditSettings:
             open_weekday_share=number("open_weekday_share", 0.0, 1.0),
             gap_max_probability=number("gap_max_probability", 0.0, 1.0),
             volume_min_days=number("volume_min_days", 7, integer=True),
+            birth_year_min_age=number("birth_year_min_age", 0, 150, integer=True),
+            birth_year_max_age=number("birth_year_max_age", 0, 150, integer=True),
             near_duplicate_columns=tuple(columns),
             severity=severity,
             return_prefix=str(prefix) if prefix not in (None, "") else None,
@@ -280,7 +302,7 @@ class AuditResult:
         ``check, table, severity, count, share, message, examples``, errors first, then
         warnings, then info; within a level by share and count (largest first).
     cleaning_rules : DataFrame
-        ``rule, table, action (dropped/filled/added/flagged), rows_affected`` in the order applied.
+        ``rule, table, action (dropped/filled/added/flagged/emptied), rows_affected`` in the order applied.
     as_of : Timestamp or None
         Analysis date; orders on or after it are excluded.
     period : dict
@@ -1248,10 +1270,52 @@ def _report_clean(facts: CleanFacts, n_in: int, settings: AuditSettings, col: _C
     }
 
 
+def birth_year_bounds(as_of: pd.Timestamp, settings: AuditSettings) -> tuple[int, int]:
+    """Plausible birth years as of ``as_of``: customers aged ``birth_year_min_age`` to
+    ``birth_year_max_age`` years (defaults 10 and 110, ``segkit/defaults/audit.yml``).
+
+    Examples
+    --------
+    >>> from segkit.config import load_config
+    >>> birth_year_bounds(pd.Timestamp("2025-01-01"), AuditSettings.from_config(load_config()))
+    (1915, 2015)
+    """
+    return as_of.year - settings.birth_year_max_age, as_of.year - settings.birth_year_min_age
+
+
+def _check_customer_dates(customers_in: pd.DataFrame, as_of: pd.Timestamp | None, col: _Collector) -> pd.Series:
+    """Findings on signup dates and birth years of the customers file; returns the mask of rows
+    whose birth year is implausible (emptied by the caller). Signup dates on or after ``as_of``
+    are kept as given: such a customer was not known yet on ``as_of`` (a run with an earlier
+    ``as_of`` sees later signups), and the finding says when that is suspicious."""
+    n_cust = len(customers_in)
+    signup = customers_in["signup_date"] if "signup_date" in customers_in else pd.Series(pd.NaT, index=customers_in.index)
+    late = ((signup >= as_of) if as_of is not None else signup.notna() & False).fillna(False).astype(bool)
+    with_date = int(signup.notna().sum())
+    every = ("that is every customer with a signup date, so as_of or the date format is probably wrong; "
+             if late.any() and int(late.sum()) == with_date else "")
+    col.add("signup_after_as_of", "customers", int(late.sum()), n_cust,
+            f"as_of = {_fmt(as_of)}; {every}kept as given (not yet customers on as_of).", rows=customers_in[late])
+    years = customers_in["birth_year"] if "birth_year" in customers_in else pd.Series(pd.NA, index=customers_in.index)
+    if as_of is None:
+        odd = pd.Series(False, index=customers_in.index)
+        note = ""
+    else:
+        low, high = birth_year_bounds(as_of, col.settings)
+        odd = ((years < low) | (years > high)).fillna(False).astype(bool)
+        note = (f"outside {low}–{high} (ages {col.settings.birth_year_min_age}–{col.settings.birth_year_max_age} on "
+                f"as_of); treated as unknown (emptied in customers_clean).")
+    col.add("implausible_birth_year", "customers", int(odd.sum()), n_cust, note, rows=customers_in[odd],
+            examples=_examples_text(customers_in[odd], ("customer_id", "birth_year"), col.settings))
+    return odd
+
+
 def _clean_customers(customers_in: pd.DataFrame | None, buyers: pd.Series,
-                     derive: Callable[[], pd.DataFrame], col: _Collector) -> pd.DataFrame:
+                     derive: Callable[[], pd.DataFrame], col: _Collector,
+                     as_of: pd.Timestamp | None = None) -> pd.DataFrame:
     """customers_clean = customers table ∪ ``buyers`` (sorted ids of the clean transactions);
-    without a customers table, ``derive()`` builds it from the transactions."""
+    without a customers table, ``derive()`` builds it from the transactions. Implausible birth
+    years (see :func:`birth_year_bounds`) are emptied."""
     if customers_in is None:
         customers = derive()  # with each buyer's country when present
         col.rule("customers derived from transactions (no customers file)", "customers", "added", len(buyers))
@@ -1262,9 +1326,14 @@ def _clean_customers(customers_in: pd.DataFrame | None, buyers: pd.Series,
         col.add("customers_without_id", "customers", int(no_id.sum()), n_cust, "dropped.", rows=customers_in[no_id])
         col.add("duplicate_customer_ids", "customers", int(dup_id.sum()), n_cust, "the first row is kept.",
                 rows=customers_in[_isin(customers_in["customer_id"], customers_in.loc[dup_id, "customer_id"])])
+        odd_year = _check_customer_dates(customers_in, as_of, col)
         customers = _drop(customers_in, no_id, col, "customers without customer id", "customers")
         customers = _drop(customers, dup_id.loc[customers.index], col, "repeated customer ids (first kept)",
                           "customers")
+        emptied = odd_year.loc[customers.index]
+        col.rule("implausible birth years emptied (unknown)", "customers", "emptied", int(emptied.sum()))
+        if emptied.any():
+            customers = customers.assign(birth_year=customers["birth_year"].mask(emptied))
         new_buyers = buyers[~_isin(buyers, customers["customer_id"])]
         col.add("buyers_not_in_customers", "customers", len(new_buyers), len(buyers),
                 "added with empty attributes.", rows=pd.DataFrame({"customer_id": new_buyers}), examples="")
@@ -1276,7 +1345,17 @@ def _clean_customers(customers_in: pd.DataFrame | None, buyers: pd.Series,
     prospects = ~_isin(customers["customer_id"], buyers)
     col.add("customers_without_orders", "customers", int(prospects.sum()), len(customers), "kept.",
             rows=customers[prospects], examples="")
+    _check_formula_ids(customers, col)
     return customers
+
+
+def _check_formula_ids(customers: pd.DataFrame, col: _Collector) -> None:
+    """Finding ``formula_like_ids``: customer ids that CSV files of the run neutralise with a
+    leading ``'`` (:func:`segkit.escaping.neutralise_formula`), so they read differently there."""
+    odd = formula_cells(customers["customer_id"])
+    col.add("formula_like_ids", "customers", int(odd.sum()), len(customers),
+            "kept; in the CSV files of the run they start with ' (spreadsheet-safe).", rows=customers[odd],
+            examples=_examples_text(customers[odd], ("customer_id",), col.settings))
 
 
 def _clean_campaign(campaign_in: pd.DataFrame | None, customers: pd.DataFrame,
@@ -1291,6 +1370,16 @@ def _clean_campaign(campaign_in: pd.DataFrame | None, customers: pd.DataFrame,
             rows=campaign_in[pair_dup])
     col.add("unknown_campaign_customers", "campaign", int(unknown.sum()), n_camp,
             "cannot be joined to segments; dropped.", rows=campaign_in[unknown])
+    revenue = campaign_in["revenue"] if "revenue" in campaign_in else pd.Series(np.nan, index=campaign_in.index)
+    negative = (revenue < 0).fillna(False).astype(bool)
+    converted = campaign_in["converted"] if "converted" in campaign_in else pd.Series(pd.NA, index=campaign_in.index)
+    n_converting = int((negative & converted.fillna(False).astype(bool)).sum())
+    col.add("negative_campaign_revenue", "campaign", int(negative.sum()), n_camp,
+            f"{n_converting:,} of them on converting rows; kept in campaign_clean as given, treated as unknown by "
+            "the campaign evaluation: left out of revenue per recipient and incremental revenue (not counted as "
+            "0 nor as a loss).", rows=campaign_in[negative],
+            examples=_examples_text(campaign_in[negative], ("campaign_id", "customer_id", "arm", "converted",
+                                                            "revenue"), col.settings))
     campaign = _drop(campaign_in, pair_dup, col, "repeated (campaign, customer) rows (first kept)", "campaign")
     campaign = _drop(campaign, unknown.loc[campaign.index], col, "campaign rows of unknown customers", "campaign")
     return campaign.drop(columns=_ROW).reset_index(drop=True)
@@ -1371,7 +1460,7 @@ def _finish_audit(col: _Collector, *, missing: pd.DataFrame, facts: InputFacts, 
                   derive: Callable[[], pd.DataFrame], transactions: pd.DataFrame | None,
                   engine: str) -> AuditResult:
     """Customers and campaign steps, counts and the :class:`AuditResult` (shared by both engines)."""
-    customers = _clean_customers(customers_in, buyers, derive, col)
+    customers = _clean_customers(customers_in, buyers, derive, col, facts.as_of)
     campaign = _clean_campaign(campaign_in, customers, col)
     arms = arm_balance(campaign)
     if not arms.empty:

@@ -15,7 +15,8 @@ Metrics (:data:`METRICS`) and their denominators
     customer (intention to treat): a holdout receives nothing, so "delivered" has no meaning
     there, and undelivered sends are part of what the campaign did. A missing flag is "not
     observed" and leaves the denominator; missing revenue in a campaign that records revenue (any
-    non-zero amount) is 0.
+    non-zero amount) is 0; a negative revenue is invalid (the audit reports it): unknown, left out
+    of the revenue metrics.
 
 Methods (all two-sided, level ``1 - alpha``)
     - Rates: Wilson score interval (``statsmodels proportion_confint(method="wilson")``).
@@ -830,7 +831,7 @@ def rfm_segments_as_of(transactions: pd.DataFrame, as_of: pd.Timestamp, rfm_sett
     ...     "order_date": pd.to_datetime(["2024-01-01", "2024-03-01", "2024-02-01", "2024-02-02", "2024-05-02"]),
     ...     "amount": [50.0, 60.0, 20.0, 25.0, 5.0]})
     >>> rfm_segments_as_of(tx, pd.Timestamp("2024-04-01"), RFMSettings.from_config(None)).to_dict()
-    {'a': 'Champions', 'b': 'Need Attention'}
+    {'a': 'Potential Loyalist', 'b': 'About To Sleep'}
     """
     return rfm_segments(LinesInMemory(transactions).rfm_table(as_of), rfm_settings)
 
@@ -1065,7 +1066,8 @@ def prepare_campaign(campaign: pd.DataFrame, segments: pd.Series | None = None,
     Columns: ``campaign_id, arm, segment`` (strings), flags ``delivered, opened, clicked,
     converted, unsubscribed, retained`` as 1.0/0.0/NaN (NaN = not observed; an absent
     ``delivered`` column means delivered), ``revenue`` (missing → 0 in a campaign that records
-    revenue; NaN throughout a campaign without any non-zero amount: revenue not recorded) and
+    revenue; NaN throughout a campaign without any non-zero amount: revenue not recorded; a
+    negative amount is invalid → NaN, unknown, left out of the revenue metrics) and
     ``cost`` (NaN = not given).
 
     Raises
@@ -1120,9 +1122,12 @@ def prepare_campaign(campaign: pd.DataFrame, segments: pd.Series | None = None,
     out["retained"] = (np.asarray(retained, dtype=float) if retained is not None else np.nan)
     revenue = (_numeric_values(frame["revenue"], "revenue", source) if "revenue" in frame.columns
                else np.full(len(frame), np.nan))
+    # a negative revenue is invalid (the audit reports it): unknown, left out of the revenue metrics
+    invalid = revenue < 0
+    valid = np.where(invalid, 0.0, np.nan_to_num(revenue))
     # a campaign "records revenue" when some row has a non-zero amount (all 0 = not recorded)
-    records = pd.Series(np.nan_to_num(revenue) != 0).groupby(codes["campaign_id"]).transform("any").to_numpy()
-    out["revenue"] = np.where(records, np.nan_to_num(revenue), np.nan)
+    records = pd.Series(valid != 0).groupby(codes["campaign_id"]).transform("any").to_numpy()
+    out["revenue"] = np.where(records & ~invalid, valid, np.nan)
     out["cost"] = (_numeric_values(frame["cost"], "cost", source) if "cost" in frame.columns
                    else np.nan)
     if "sent_at" in frame.columns:
@@ -2495,6 +2500,30 @@ def campaign_totals(result: CampaignResult) -> pd.DataFrame:
     return pd.DataFrame([out])
 
 
+def campaigns_phrase(comparisons: pd.DataFrame, control_arm: str) -> str:
+    """Subject of the money sentence: the campaigns counted once each, with their arms when several.
+
+    ``comparisons`` has one row per campaign and treatment arm (each compared with the control),
+    so a campaign with three e-mail variants is one campaign and three arms, not three campaigns.
+
+    Examples
+    --------
+    >>> rows = pd.DataFrame({"campaign_id": ["A", "A", "A", "B"], "arm": ["v1", "v2", "v3", "email"]})
+    >>> campaigns_phrase(rows, "control")
+    'Together the 2 campaigns (4 treatment arms, each compared with control)'
+    >>> campaigns_phrase(rows.head(3), "control")
+    'Campaign A (3 treatment arms, each compared with control)'
+    >>> campaigns_phrase(rows.tail(1), "control")
+    'Campaign B'
+    """
+    ids = comparisons["campaign_id"].astype(str)
+    n_campaigns = ids.nunique()
+    what = f"Campaign {ids.iloc[0]}" if n_campaigns == 1 else f"Together the {n_campaigns:,} campaigns"
+    if len(comparisons) > n_campaigns:
+        what += f" ({len(comparisons):,} treatment arms, each compared with {control_arm})"
+    return what
+
+
 def summarize(result: CampaignResult) -> dict:
     """The notebook's executive summary: ``title``, ``analysed``, 3–5 ``findings``, ``actions``,
     ``headlines``, ``warnings`` — generated from the results (keyword arguments of ``show_summary``).
@@ -2574,7 +2603,7 @@ def summarize(result: CampaignResult) -> dict:
     totals = campaign_totals(result)
     if len(totals) and pd.notna(totals["incremental_revenue"].iloc[0]):
         r = totals.iloc[0]
-        what = f"Campaign {camps['campaign_id'].iloc[0]}" if len(camps) == 1 else f"Together the {len(camps)} campaigns"
+        what = campaigns_phrase(camps, s.control_arm)
         text = (f"{what} added about {money(r['incremental_revenue_per_1000'])} revenue per 1,000 e-mails sent (95% CI "
                 f"{_money(r['incremental_revenue_per_1000_ci_low'])} to {_money(r['incremental_revenue_per_1000_ci_high'])}; "
                 f"{money(r['incremental_revenue'])} in total on {int(r['customers_sent']):,} sends)")

@@ -1068,6 +1068,15 @@ def cluster_customers(table: pd.DataFrame, settings: ClusterSettings | None = No
     """
     s = settings or ClusterSettings.from_config()
     fs = feature_set or s.feature_set
+    fixed = k if k is not None else s.k
+    n = len(table)  # checked before the features: one customer has only "constant" features
+    if run_selection and fixed is None and not [kk for kk in s.k_values if kk < n]:
+        fix = (f"Lower clustering.k_min (now {s.k_min}) to at most {n - 1}, or add data." if n > 2 else
+               "Two clusters are the fewest, so clustering needs at least 3 buying customers: add data (a longer "
+               "period or more customers), or leave 03_clustering out (segkit run --only with the other "
+               "notebooks: none of them needs its clusters).")
+        raise ModelFitError(f"Only {n} customer{'' if n == 1 else 's'} to cluster; comparing k = {s.k_min}–{s.k_max} "
+                            f"needs more customers than clusters (at least {s.k_min + 1}). {fix}")
     builder = s.builder(fs).fit(table)
     X = builder.transform(table)
     method_used = resolve_method(method or s.method, X)
@@ -1077,12 +1086,8 @@ def cluster_customers(table: pd.DataFrame, settings: ClusterSettings | None = No
     if method_used == "kmeans":
         X = X[_numeric_cols(X)]
     n = len(X)
-    fixed = k if k is not None else s.k
     ks = [kk for kk in s.k_values if kk < n] if run_selection else []
     warnings_: list[str] = []
-    if run_selection and not ks and fixed is None:
-        raise ModelFitError(f"Only {n} customers to cluster; comparing k = {s.k_min}–{s.k_max} needs more "
-                            "customers than clusters. Lower clustering.k_min/k_max or add data.")
     selection_models: dict = {}
     selection = select_k(X, ks, method_used, seed, s, models=selection_models) if ks else pd.DataFrame(
         columns=["k", "cost", "silhouette", "calinski_harabasz", "davies_bouldin", "smallest_share"])

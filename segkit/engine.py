@@ -26,7 +26,9 @@ What runs where:
 
 Definitions (identical to :func:`segkit.rfm.rfm_table`): lines are grouped into orders by
 ``(customer_id, order_id)`` (order date = earliest line, amount = net sum including returns);
-an order is a purchase when its net amount is > 0; orders dated on or after ``as_of`` are
+an order is a purchase when its net amount is > 0 and not all its lines are returns or
+cancellations (:func:`segkit.rfm.purchase_flags`: a ``C`` invoice is never a purchase, even
+when its lines net positive); orders dated on or after ``as_of`` are
 excluded; ``monetary_total`` is the net of all remaining orders; customers without any purchase
 are left out.
 
@@ -37,7 +39,9 @@ Known differences from the pandas path (all in rarely met inputs): a CSV line th
 empty (not even delimiters) is skipped by DuckDB's reader, so rows after it are numbered one
 lower than by :mod:`segkit.io`; dates with month names are read with a fixed list of formats
 (``01-Dec-2009``, ``Dec 1, 2009`` …) instead of pandas' inference; time-zone aware Parquet
-timestamps keep their UTC wall time; text encodings are UTF-8 or Latin-1; Excel, ``.bz2`` and
+timestamps keep their UTC wall time; text encodings are UTF-8 or Latin-1 (UTF-16 and UTF-32
+files, announced by a byte-order mark or ``io.encoding``, are read from UTF-8 copies in the
+temporary folder); Excel, ``.bz2`` and
 ``.xz`` inputs are for the pandas engine only. Sums of money are exact (DECIMAL), where pandas
 adds floats: an order whose lines cancel to ``1e-17`` in floating point is a purchase for pandas
 and not for the engine.
@@ -462,12 +466,37 @@ def _first_line(exc: BaseException) -> str:
     return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
 
 
-def _csv_options(files: list[str], opts: Mapping[str, Any]) -> dict[str, str]:
+def _utf8_inputs(files: list[str], opts: Mapping[str, Any], scratch: Path) -> tuple[list[str], dict[str, Any]]:
+    """The CSV files as DuckDB reads them, and the read options for them.
+
+    UTF-16 and UTF-32 files (announced by a byte-order mark, or ``io.encoding``), which DuckDB's
+    CSV reader does not read correctly, are transcoded to UTF-8 copies in ``scratch`` (the inputs
+    are only read); the options then say UTF-8. Other files are returned as they are.
+    """
+    import codecs
+
+    from segkit import io as segio
+
+    out, transcoded = [], False
+    for i, name in enumerate(files):
+        encoding = segio.text_encoding(name, opts.get("encoding"))
+        if codecs.lookup(encoding).name.startswith(("utf-16", "utf-32")):
+            scratch.mkdir(parents=True, exist_ok=True)
+            name = str(segio.utf8_copy(name, encoding, scratch / f"part-{i:05d}.csv"))
+            transcoded = True
+        out.append(name)
+    return out, ({**opts, "encoding": None} if transcoded else dict(opts))
+
+
+def _csv_options(files: list[str], opts: Mapping[str, Any], names: Sequence[str] | None = None) -> dict[str, str]:
     """``read_csv`` options for the files: the delimiter segkit.io would use (sniffed on the first
-    file unless ``io.delimiter``), the header of the first file (every file must have it), all text."""
+    file unless ``io.delimiter``), the header of the first file (every file must have it), all text.
+    ``names`` are the files as messages name them (the user's files, when ``files`` are UTF-8 copies)."""
     import csv
 
     from segkit import io as segio
+
+    shown = list(names or files)
 
     encoding = opts.get("encoding") or "utf-8"
     name = str(encoding).lower().replace("_", "-")
@@ -480,9 +509,8 @@ def _csv_options(files: list[str], opts: Mapping[str, Any]) -> dict[str, str]:
                         "Convert the files to UTF-8, or set engine.kind: pandas.")
     headers = []
     delimiter = opts.get("delimiter")
-    for f in files:
-        path = Path(f)
-        sample = segio._sample(path, ".gz" if path.name.lower().endswith(".gz") else None)
+    for f, path in zip(files, map(Path, shown)):
+        sample = segio._sample(Path(f), ".gz" if f.lower().endswith(".gz") else None)
         if not sample.strip():
             raise DataError(f"{path}: the file is empty. Export the transactions table again "
                             "(with a header row and data rows).")
@@ -495,14 +523,15 @@ def _csv_options(files: list[str], opts: Mapping[str, Any]) -> dict[str, str]:
             raise DataError(f"{path}: the header names {', '.join(map(repr, repeated))} more than once. Give every "
                             "column its own name in the export.")
         if headers[-1] != headers[0]:
-            raise DataError(f"{path}: its header {headers[-1]!r} differs from that of {files[0]} ({headers[0]!r}). "
+            raise DataError(f"{path}: its header {headers[-1]!r} differs from that of {shown[0]} ({headers[0]!r}). "
                             "Export every part of the transaction log with the same columns.")
     columns = "{" + ", ".join(f"{_quote(h)}: 'VARCHAR'" for h in headers[0]) + "}"
     return {"delim": _quote(delimiter), "quote": "'\"'", "escape": "'\"'", "columns": columns,
             "encoding": _quote(duck_encoding), "auto_detect": "false", "strict_mode": "true"}
 
 
-def _map_columns(con: duckdb.DuckDBPyConnection, source: Any, config: Mapping[str, Any] | None) -> _Mapped:
+def _map_columns(con: duckdb.DuckDBPyConnection, source: Any, config: Mapping[str, Any] | None,
+                 scratch: Path) -> _Mapped:
     from segkit import io as segio
 
     files, kind = input_files(source)
@@ -512,7 +541,11 @@ def _map_columns(con: duckdb.DuckDBPyConnection, source: Any, config: Mapping[st
     config_hint = f" (in {Path(hint_source).name})" if hint_source else ""
     mapping = segio.check_column_map("transactions", ((config or {}).get("columns") or {}).get("transactions"),
                                      config_hint)
-    relation = source_relation(files, None if kind == "parquet" else _csv_options(files, opts))
+    if kind == "parquet":
+        relation = source_relation(files)
+    else:
+        readable, readable_opts = _utf8_inputs(files, opts, scratch)
+        relation = source_relation(readable, _csv_options(readable, readable_opts, names=files))
     described = _describe(con, relation, label)
     header = [name for name, _ in described]
     positions = segio._resolve_columns(header, TRANSACTIONS, mapping, label, config_hint)
@@ -944,7 +977,7 @@ class TransactionLog:
                            temp_directory=folder / "spill", database=folder / "stage.duckdb", preserve_order=True)
         self._prepared: dict[str, Any] | None = None
         try:
-            self.mapped = _map_columns(self.con, source, merged)
+            self.mapped = _map_columns(self.con, source, merged, scratch=folder / "utf8")
             sql, checks = _stage_sql(self.mapped, self.opts)
             try:
                 self.con.execute(sql)
@@ -1472,8 +1505,33 @@ def _run(source: Any, sql: str, what: str, memory_limit: str | None = None,
         con.close()
 
 
-def rfm_sql(relation: str, as_of: pd.Timestamp | None) -> str:
-    """The SQL of :func:`rfm_table_from_files` over a table expression ``relation``."""
+def _line_columns(source: Any) -> set[str]:
+    """Column names of the (canonical) line files of ``source`` (file metadata / a CSV header only)."""
+    con = duckdb.connect()
+    try:
+        return {r[0] for r in con.sql(f"DESCRIBE SELECT * FROM {source_relation(source)}").fetchall()}
+    except duckdb.Error as exc:
+        raise DataError(f"{source}: cannot be read ({_first_line(exc)}). Use the cleaned transactions "
+                        "(artifacts/transactions_clean.parquet).") from None
+    finally:
+        con.close()
+
+
+def _return_sql(columns: set[str] | Sequence[str]) -> str:
+    """SQL of :func:`segkit.rfm.return_line_mask` for lines with these columns: their ``is_return``
+    flag (the audit's: negative quantity or amount, or a cancellation invoice), else a negative amount."""
+    return "coalesce(is_return, false)" if "is_return" in columns else "coalesce(amount < 0, false)"
+
+
+def _purchase_sql(net: str, returns: str) -> str:
+    """SQL of :func:`segkit.rfm.purchase_flags` as an aggregate over an order's lines: its ``net``
+    amount is > 0 and not every line is a return (``returns``: a line's return flag)."""
+    return f"({net} > 0 AND NOT bool_and({returns}))"
+
+
+def rfm_sql(relation: str, as_of: pd.Timestamp | None, returns: str = "coalesce(amount < 0, false)") -> str:
+    """The SQL of :func:`rfm_table_from_files` over a table expression ``relation``; ``returns`` is
+    the SQL of a line's return flag (:func:`_return_sql`)."""
     as_of_sql = (f"DATE {_quote(as_of.strftime('%Y-%m-%d'))}" if as_of is not None
                  else "(SELECT CAST(max(order_date) AS DATE) + 1 FROM orders)")
     return f"""
@@ -1481,7 +1539,8 @@ def rfm_sql(relation: str, as_of: pd.Timestamp | None) -> str:
             SELECT CAST(customer_id AS VARCHAR) AS customer_id,
                    CAST(order_id AS VARCHAR) AS order_id,
                    min(CAST(order_date AS TIMESTAMP)) AS order_date,
-                   sum(CAST(amount AS {DECIMAL})) AS amount
+                   sum(CAST(amount AS {DECIMAL})) AS amount,
+                   {_purchase_sql(f"sum(CAST(amount AS {DECIMAL}))", returns)} AS is_purchase
             FROM {relation}
             GROUP BY ALL
         ),
@@ -1490,9 +1549,9 @@ def rfm_sql(relation: str, as_of: pd.Timestamp | None) -> str:
         per AS (
             SELECT customer_id,
                    sum(amount) AS net,
-                   count(*) FILTER (WHERE amount > 0) AS frequency,
-                   min(order_date) FILTER (WHERE amount > 0) AS first_order_date,
-                   max(order_date) FILTER (WHERE amount > 0) AS last_order_date
+                   count(*) FILTER (WHERE is_purchase) AS frequency,
+                   min(order_date) FILTER (WHERE is_purchase) AS first_order_date,
+                   max(order_date) FILTER (WHERE is_purchase) AS last_order_date
             FROM kept
             GROUP BY customer_id
         )
@@ -1535,7 +1594,7 @@ def rfm_table_from_files(
         The columns of :func:`segkit.rfm.rfm_table` with the same dtypes, sorted by customer.
     """
     as_of_ts = None if as_of is None else pd.Timestamp(as_of).normalize()
-    frame = _run(source, rfm_sql(source_relation(source), as_of_ts),
+    frame = _run(source, rfm_sql(source_relation(source), as_of_ts, _return_sql(_line_columns(source))),
                  "It needs the canonical columns customer_id, order_id, order_date and amount.",
                  memory_limit, temp_directory)
     frame["customer_id"] = frame["customer_id"].astype("string")
@@ -1547,20 +1606,23 @@ def rfm_table_from_files(
 
 
 def _order_sql(source: Any, first_position: bool = True) -> str:
-    """Orders of :func:`segkit.rfm.order_table` (``c, o, d, a`` exact, ``fr`` = first position of
-    the order id among all lines, the pandas factorize order) over the lines of ``source``;
-    without ``fr`` when ``first_position`` is false (it costs a window over all orders)."""
-    select = "SELECT c, o, d, a, min(p) OVER (PARTITION BY o) AS fr FROM orders" if first_position else \
-        "SELECT c, o, d, a FROM orders"
+    """Orders of :func:`segkit.rfm.order_table` (``c, o, d, a`` exact, ``pur`` = is a purchase,
+    ``fr`` = first position of the order id among all lines, the pandas factorize order) over the
+    lines of ``source``; without ``fr`` when ``first_position`` is false (it costs a window over
+    all orders)."""
+    select = "SELECT c, o, d, a, pur, min(p) OVER (PARTITION BY o) AS fr FROM orders" if first_position else \
+        "SELECT c, o, d, a, pur FROM orders"
     return f"""
         WITH l AS (
             SELECT CAST(customer_id AS VARCHAR) AS c, CAST(order_id AS VARCHAR) AS o,
-                   CAST(order_date AS TIMESTAMP) AS d, CAST(amount AS {DECIMAL}) AS a, _pos
+                   CAST(order_date AS TIMESTAMP) AS d, CAST(amount AS {DECIMAL}) AS a,
+                   {_return_sql(_line_columns(source))} AS r, _pos
             FROM {_lines_sql(source)}),
         flags AS (SELECT count(*) = count(o) AS all_ids FROM l),
-        keyed AS (SELECT c, CASE WHEN f.all_ids THEN o ELSE CAST(_pos - 1 AS VARCHAR) END AS o, d, a, _pos
+        keyed AS (SELECT c, CASE WHEN f.all_ids THEN o ELSE CAST(_pos - 1 AS VARCHAR) END AS o, d, a, r, _pos
                   FROM l, flags f),
-        orders AS (SELECT c, o, min(d) AS d, sum(a) AS a, min(_pos) AS p FROM keyed GROUP BY c, o)
+        orders AS (SELECT c, o, min(d) AS d, sum(a) AS a, {_purchase_sql("sum(a)", "r")} AS pur,
+                          min(_pos) AS p FROM keyed GROUP BY c, o)
         {select}"""
 
 
@@ -1584,7 +1646,7 @@ def order_table_from_files(source: str | Path | Sequence[str | Path], memory_lim
     """
     _check_canonical(source, memory_limit, temp_directory)
     frame = _run(source, f"""
-        SELECT c AS customer_id, o AS order_id, d AS order_date, CAST(a AS DOUBLE) AS amount, a > 0 AS is_purchase
+        SELECT c AS customer_id, o AS order_id, d AS order_date, CAST(a AS DOUBLE) AS amount, pur AS is_purchase
         FROM ({_order_sql(source)}) ORDER BY c, fr, o""", "", memory_limit, temp_directory)
     return pd.DataFrame({
         "customer_id": frame["customer_id"].astype("string"),
@@ -1613,7 +1675,7 @@ def purchase_days_from_files(source: str | Path | Sequence[str | Path], memory_l
                              temp_directory: str | Path | None = None) -> pd.DataFrame:
     """:func:`segkit.rfm.purchase_days` of the purchase orders of ``source``, computed out-of-core.
 
-    DuckDB groups the lines into orders, keeps purchases (net amount > 0) and sums them per
+    DuckDB groups the lines into orders, keeps purchases (:func:`segkit.rfm.purchase_flags`) and sums them per
     customer and day; only that table reaches memory, with the customer id as a categorical (no
     Python string per row). Same columns, dtypes, order and values (sums exact) as the pandas
     functions.
@@ -1637,7 +1699,7 @@ def purchase_days_from_files(source: str | Path | Sequence[str | Path], memory_l
                 CREATE TEMP TABLE days AS
                 SELECT c, CAST(date_trunc('day', d) AS TIMESTAMP) AS day, CAST(sum(a) AS DOUBLE) AS amount,
                        count(*) AS orders
-                FROM ({_order_sql(source, first_position=False)}) WHERE a > 0 GROUP BY ALL""")
+                FROM ({_order_sql(source, first_position=False)}) WHERE pur GROUP BY ALL""")
             con.execute("CREATE TEMP TABLE ids AS SELECT c, CAST(row_number() OVER (ORDER BY c) - 1 AS INTEGER) AS code "
                         "FROM (SELECT DISTINCT c FROM days)")
             ids = con.sql("SELECT c FROM ids ORDER BY code").to_arrow_table().column("c").to_pandas()
@@ -1722,7 +1784,7 @@ def _behaviour(con: duckdb.DuckDBPyConnection, source: Any, files: list[str], as
         all_ids = "order_id" in names and bool(con.sql(f"SELECT count(*) = count(order_id) FROM {kept}")
                                                .fetchall()[0][0])
         order = "CAST(order_id AS VARCHAR)" if all_ids else "CAST(_pos AS VARCHAR)"
-        is_return = "coalesce(is_return, false)" if "is_return" in names else "coalesce(amount < 0, false)"
+        is_return = _return_sql(names)
         cat = f"coalesce(CAST(category AS VARCHAR), {_quote(UNKNOWN)})" if has["category"] else "NULL"
         ch = f"coalesce(CAST(channel AS VARCHAR), {_quote(UNKNOWN)})" if has["channel"] else "NULL"
         con.execute(f"""
@@ -1730,12 +1792,13 @@ def _behaviour(con: duckdb.DuckDBPyConnection, source: Any, files: list[str], as
             SELECT CAST(customer_id AS VARCHAR) AS c, {order} AS o, CAST(order_date AS TIMESTAMP) AS d,
                    CAST(amount AS {DECIMAL}) AS a, {is_return} AS r, {cat} AS cat, {ch} AS ch, _pos
             FROM {kept}""")
-        con.execute("""
+        con.execute(f"""
             CREATE TABLE orders AS
-            SELECT c, o, min(d) AS d, sum(a) AS a, arg_min(ch, _pos) AS ch FROM l GROUP BY c, o""")
+            SELECT c, o, min(d) AS d, sum(a) AS a, {_purchase_sql("sum(a)", "r")} AS pur, arg_min(ch, _pos) AS ch
+            FROM l GROUP BY c, o""")
         per = con.sql("""
-            WITH p AS (SELECT c, count(*) AS n, sum(a) AS v FROM orders WHERE a > 0 GROUP BY c),
-            days AS (SELECT DISTINCT c, CAST(d AS DATE) AS day FROM orders WHERE a > 0),
+            WITH p AS (SELECT c, count(*) AS n, sum(a) AS v FROM orders WHERE pur GROUP BY c),
+            days AS (SELECT DISTINCT c, CAST(d AS DATE) AS day FROM orders WHERE pur),
             g AS (SELECT c, g FROM (SELECT c, day - lag(day) OVER (PARTITION BY c ORDER BY day) AS g FROM days)
                   WHERE g IS NOT NULL),
             ranked AS (SELECT c, g, row_number() OVER (PARTITION BY c ORDER BY g) AS i,
@@ -1753,13 +1816,13 @@ def _behaviour(con: duckdb.DuckDBPyConnection, source: Any, files: list[str], as
             FROM money LEFT JOIN p USING (c) LEFT JOIN gaps USING (c) LEFT JOIN fav USING (c)""").df()
         shares = None
         if has["channel"]:
-            counts = con.sql("SELECT ch, count(*) AS n FROM orders WHERE a > 0 GROUP BY ch").fetchall()
+            counts = con.sql("SELECT ch, count(*) AS n FROM orders WHERE pur GROUP BY ch").fetchall()
             ranked = sorted(counts, key=lambda r: (-r[1], str(r[0])))
             top = [r[0] for r in ranked[:max_channels]]
             listing = "[" + ", ".join(_quote(t) for t in top) + "]" if top else "[]::VARCHAR[]"
             long = con.sql(f"""
                 SELECT c, CASE WHEN list_contains({listing}, ch) THEN ch ELSE 'other' END AS channel, count(*) AS n
-                FROM orders WHERE a > 0 GROUP BY ALL""").df()
+                FROM orders WHERE pur GROUP BY ALL""").df()
             shares = long.pivot_table(index="c", columns="channel", values="n", aggfunc="sum", fill_value=0)
             shares = shares.div(shares.sum(axis=1), axis=0)
             order = [t for t in top if t in shares.columns] + (["other"] if "other" in shares.columns else [])
@@ -1814,8 +1877,10 @@ def rfm_with_info_from_files(
     files, _ = input_files(source)
     relation = source_relation(files)
     what = "It needs the canonical columns customer_id, order_id, order_date and amount."
+    purchase = _purchase_sql(f"sum(CAST(amount AS {DECIMAL}))", _return_sql(_line_columns(files)))
     orders = f"""SELECT CAST(customer_id AS VARCHAR) AS customer_id, CAST(order_id AS VARCHAR) AS order_id,
-                        min(CAST(order_date AS TIMESTAMP)) AS order_date, sum(CAST(amount AS {DECIMAL})) AS amount
+                        min(CAST(order_date AS TIMESTAMP)) AS order_date, sum(CAST(amount AS {DECIMAL})) AS amount,
+                        {purchase} AS is_purchase
                  FROM {relation} GROUP BY ALL"""
     if as_of is None:
         last = _run(source, f"SELECT max(order_date) AS last FROM {relation}", what, memory_limit,
@@ -1830,8 +1895,8 @@ def rfm_with_info_from_files(
         WITH o AS (SELECT *, order_date >= {_ts(as_of_ts)} AS after FROM ({orders}))
         SELECT count(*) AS total, count(*) FILTER (WHERE after) AS after_n,
                (SELECT count(*) FROM (SELECT customer_id FROM o GROUP BY customer_id HAVING bool_and(after))) AS after_only,
-               count(*) FILTER (WHERE NOT after AND amount > 0) AS purchases,
-               count(*) FILTER (WHERE NOT after AND amount <= 0) AS non_purchases,
+               count(*) FILTER (WHERE NOT after AND is_purchase) AS purchases,
+               count(*) FILTER (WHERE NOT after AND NOT is_purchase) AS non_purchases,
                (SELECT count(*) FROM (SELECT customer_id FROM o WHERE NOT after GROUP BY customer_id)) AS customers,
                min(order_date) FILTER (WHERE NOT after) AS start, max(order_date) FILTER (WHERE NOT after) AS end_,
                CAST(sum(amount) FILTER (WHERE NOT after) AS DOUBLE) AS net
@@ -2070,7 +2135,8 @@ def _next_purchases(con: duckdb.DuckDBPyConnection, rows: pd.DataFrame, source: 
             CREATE TABLE orders AS
             SELECT CAST(customer_id AS VARCHAR) AS customer, min(CAST(order_date AS TIMESTAMP)) AS d
             FROM {source_relation(source)} WHERE customer_id IS NOT NULL
-            GROUP BY customer_id, order_id HAVING sum(CAST(amount AS {DECIMAL})) > 0""")
+            GROUP BY customer_id, order_id
+            HAVING {_purchase_sql(f"sum(CAST(amount AS {DECIMAL}))", _return_sql(_line_columns(source)))}""")
         last = con.sql("SELECT max(d) FROM orders").fetchall()[0][0]
         nxt = con.sql("""
             SELECT c.row, c.sent_at, o.d FROM (SELECT * FROM camp WHERE sent_at IS NOT NULL) c

@@ -45,6 +45,7 @@ from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
 from segkit.errors import ConfigError, DataError, format_rows
+from segkit.rfm import purchase_flags, return_line_mask
 
 # Default feature lists (the `clustering.feature_sets` of clustering.yml override them).
 # "a|b" means: the first of these columns that exists (region is coarser than country).
@@ -104,11 +105,7 @@ def _line_frame(transactions: pd.DataFrame, as_of: pd.Timestamp) -> pd.DataFrame
     else:
         order = np.arange(len(tx))
     amount = pd.to_numeric(tx["amount"], errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
-    if "is_return" in tx.columns:
-        is_return = tx["is_return"].fillna(False).to_numpy(dtype=bool)
-    else:
-        is_return = amount < 0
-    lines = pd.DataFrame({"c": cust, "o": order, "d": dates.to_numpy(), "a": amount, "r": is_return})
+    lines = pd.DataFrame({"c": cust, "o": order, "d": dates.to_numpy(), "a": amount, "r": return_line_mask(tx)})
     for col in ("category", "channel"):
         if col in tx.columns and tx[col].notna().any():
             lines[col] = tx[col].astype("string").fillna(UNKNOWN).to_numpy()
@@ -118,11 +115,11 @@ def _line_frame(transactions: pd.DataFrame, as_of: pd.Timestamp) -> pd.DataFrame
 
 def _orders(lines: pd.DataFrame) -> pd.DataFrame:
     """One row per (customer, order): date, net amount, channel (of its first line)."""
-    agg = {"d": ("d", "min"), "a": ("a", "sum")}
+    agg = {"d": ("d", "min"), "a": ("a", "sum"), "only_returns": ("r", "min")}
     if "channel" in lines.columns:
         agg["channel"] = ("channel", "first")
     orders = lines.groupby(["c", "o"], sort=True).agg(**agg).reset_index()
-    orders["purchase"] = orders["a"] > 0
+    orders["purchase"] = purchase_flags(orders["a"], orders.pop("only_returns"))
     return orders
 
 

@@ -15,8 +15,10 @@ country on every line): it is kept as an extra column, and
 :func:`customers_from_transactions` turns it into a customers table.
 
 Read options (``io`` section): ``date_format``, ``dayfirst``, ``delimiter`` (None = sniffed
-among ``, ; tab |``), ``encoding`` (None = UTF-8, with or without BOM), ``sheet_name``
-(Excel), ``decimal`` (``"."`` by default; ``","`` for decimal-comma exports) and
+among ``, ; tab |``), ``encoding`` (None = UTF-8; a file that starts with a
+byte-order mark is read in the encoding the mark announces: UTF-8, UTF-16 or UTF-32, LE or BE),
+``sheet_name`` (Excel; a sheet without the table's columns is an error naming the workbook's
+sheets and those that have them), ``decimal`` (``"."`` by default; ``","`` for decimal-comma exports) and
 ``return_invoice_prefix`` (used by the audit, not here).
 
 Rows that are empty in every column used are skipped (spreadsheets often save trailing empty
@@ -259,6 +261,113 @@ def sniff_delimiter(text: str) -> str | None:
     return best
 
 
+# Byte-order marks, longest first (the UTF-32 LE mark starts with the UTF-16 LE one).
+BYTE_ORDER_MARKS: tuple[tuple[bytes, str, str], ...] = (
+    (codecs.BOM_UTF32_LE, "utf-32", "UTF-32 LE"),
+    (codecs.BOM_UTF32_BE, "utf-32", "UTF-32 BE"),
+    (codecs.BOM_UTF8, "utf-8-sig", "UTF-8"),
+    (codecs.BOM_UTF16_LE, "utf-16", "UTF-16 LE"),
+    (codecs.BOM_UTF16_BE, "utf-16", "UTF-16 BE"),
+)
+
+
+def bom_encoding(head: bytes) -> tuple[str, str] | None:
+    """The Python codec and the name of the byte-order mark ``head`` starts with, or None.
+
+    The codecs (``utf-8-sig``, ``utf-16``, ``utf-32``) read the mark, take the byte order from
+    it and drop it from the text.
+
+    Examples
+    --------
+    >>> bom_encoding("id\\n".encode("utf-16"))[0], bom_encoding(codecs.BOM_UTF32_LE + b"i")
+    ('utf-16', ('utf-32', 'UTF-32 LE'))
+    >>> bom_encoding(b"id,amount\\n") is None
+    True
+    """
+    for mark, codec, name in BYTE_ORDER_MARKS:
+        if head.startswith(mark):
+            return codec, name
+    return None
+
+
+def text_encoding(path: str | Path, configured: str | None = None) -> str:
+    """The Python codec to read a text file with: its byte-order mark, else ``io.encoding``, else UTF-8.
+
+    Parameters
+    ----------
+    path : str or Path
+        A text file, optionally ``.gz``/``.bz2``/``.xz`` compressed (the mark is looked for in
+        the decompressed bytes).
+    configured : str, optional
+        ``io.encoding`` of the config (None = not set).
+
+    Raises
+    ------
+    DataError
+        The byte-order mark contradicts ``configured`` (e.g. a UTF-16 file with
+        ``io.encoding: latin-1``), or the file has no mark but looks like UTF-16/UTF-32 text
+        (many zero bytes) and ``io.encoding`` is not set.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> p = pathlib.Path(tempfile.mkdtemp()) / "t.csv"
+    >>> _ = p.write_bytes("customer_id\\n7\\n".encode("utf-16"))
+    >>> text_encoding(p), text_encoding(p, "UTF-16")
+    ('utf-16', 'utf-16')
+    """
+    path = Path(path)
+    head = _sample(path, _kind(path)[1])
+    found = bom_encoding(head)
+    if found is None:
+        if configured is None and head and head.count(0) * 4 >= len(head):
+            raise DataError(
+                f"{path}: looks like UTF-16 or UTF-32 text without a byte-order mark (every second or fourth "
+                "byte is zero). Set io.encoding in the config to the file's encoding, e.g. 'utf-16-le' or "
+                "'utf-16-be', or save the file as UTF-8.")
+        return configured or "utf-8-sig"
+    codec, name = found
+    if configured is not None and not codecs.lookup(str(configured)).name.startswith(codec[:6]):
+        raise DataError(f"{path}: starts with a {name} byte-order mark, so it is {name.split()[0]} text, but "
+                        f"io.encoding is {configured!r}. Remove io.encoding from the config (segkit reads the "
+                        f"byte-order mark) or set it to {codec!r}.")
+    return codec
+
+
+def utf8_copy(path: str | Path, encoding: str, dest: str | Path) -> Path:
+    """Write a UTF-8 copy of a text file (decompressed, line endings kept) to ``dest``.
+
+    For readers that take UTF-8 only (DuckDB's CSV reader for UTF-16/UTF-32 input); the input
+    is only read. Decoding is incremental, so memory stays small whatever the file size.
+
+    Raises
+    ------
+    DataError
+        A byte that is not valid in ``encoding`` (with its line, as :func:`load_table` says).
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> folder = pathlib.Path(tempfile.mkdtemp())
+    >>> _ = (folder / "t.csv").write_bytes("id,city\\n1,Köln\\n".encode("utf-16"))
+    >>> utf8_copy(folder / "t.csv", "utf-16", folder / "t-utf8.csv").read_text(encoding="utf-8")
+    'id,city\\n1,Köln\\n'
+    """
+    path, dest = Path(path), Path(dest)
+    compression = _kind(path)[1]
+    decoder = codecs.getincrementaldecoder(encoding)()
+    try:
+        with COMPRESSIONS.get(compression, open)(path, "rb") as src, open(dest, "w", encoding="utf-8",
+                                                                           newline="") as out:
+            while chunk := src.read(1 << 22):
+                out.write(decoder.decode(chunk))
+            out.write(decoder.decode(b"", final=True))
+    except UnicodeDecodeError as exc:
+        dest.unlink(missing_ok=True)
+        raise _decode_error(path, compression, encoding, exc) from None
+    return dest
+
+
 def _encoding_name(encoding: str) -> str:
     return "UTF-8" if codecs.lookup(encoding).name.startswith("utf-8") else encoding
 
@@ -288,9 +397,9 @@ def _decode_error(path: Path, compression: str | None, encoding: str, exc: Unico
 
 def _read_text(path: Path, compression: str | None, spec: TableSpec, mapping: Mapping[str, str],
                opts: Mapping[str, Any], config_hint: str) -> tuple[pd.DataFrame, dict[str, int], list[str]]:
-    encoding = opts["encoding"] or "utf-8-sig"
     sample = _sample(path, compression)
-    if not sample.strip():
+    encoding = text_encoding(path, opts["encoding"])
+    if not sample.strip(b"\x00 \t\r\n" + codecs.BOM_UTF8 + codecs.BOM_UTF16_LE + codecs.BOM_UTF16_BE):
         raise DataError(f"{path}: the file is empty. Export the {spec.name} table again "
                         "(with a header row and data rows).")
     text = sample.decode(encoding, errors="replace")
@@ -390,11 +499,49 @@ def _read_excel(path: Path, spec: TableSpec, mapping: Mapping[str, str], opts: M
         if not header:
             raise DataError(f"{path}: sheet {sheet!r} is empty. Put the {spec.name} table (header row first) "
                             "on that sheet, or set io.sheet_name.")
-        positions = _resolve_columns(header, spec, mapping, str(path), config_hint)
+        try:
+            positions = _resolve_columns(header, spec, mapping, str(path), config_hint)
+        except DataError as exc:
+            if len(names) < 2:
+                raise
+            raise DataError(_other_sheets_hint(book, names, sheet, exc, spec, mapping, str(path))) from None
         used = sorted(set(positions.values()))
         raw = pd.read_excel(book, sheet_name=sheet, usecols=used, dtype=str)
     raw.columns = used
     return raw, positions, header
+
+
+def _other_sheets_hint(book: pd.ExcelFile, names: list[str], sheet: int | str, exc: DataError, spec: TableSpec,
+                       mapping: Mapping[str, str], source: str) -> str:
+    """The message for a sheet without the table's columns in a workbook of several sheets: which
+    sheet was read (``io.sheet_name``), the workbook's sheets, and those that have the columns.
+    A sheet is never picked silently: the message says what to set."""
+    read = names[sheet] if isinstance(sheet, int) else sheet
+    setting = f"io.sheet_name = {sheet!r}" + (" (the first sheet)" if sheet == 0 else "")
+    fitting = []
+    for name in names:
+        if name == read:
+            continue
+        header = [str(c) for c in pd.read_excel(book, sheet_name=name, nrows=0).columns]
+        try:
+            _resolve_columns(header, spec, mapping, source, "")
+        except DataError:
+            continue
+        fitting.append(name)
+    listing = ", ".join(map(repr, names))
+    if len(fitting) == 1:
+        fix = (f"Sheet {fitting[0]!r} has the {spec.name} columns: set io.sheet_name: {fitting[0]!r} in the config "
+               "(or move that sheet first).")
+    elif fitting:
+        fix = (f"Sheets {', '.join(map(repr, fitting))} have the {spec.name} columns: set io.sheet_name in the "
+               "config to the one to read.")
+    else:
+        fix = ("No sheet has them: set io.sheet_name in the config to the sheet with the table (a name or a "
+               "0-based number), or fix the column map.")
+    detail = str(exc).removeprefix(f"{source}: ").replace("The file's columns are", "Its columns are")
+    if fitting:  # the column map is probably right: the advice is the sheet, not the map
+        detail = detail.split(" Map ")[0]
+    return f"{source}: sheet {read!r} was read ({setting}; the workbook's sheets are {listing}): {detail} {fix}"
 
 
 def load_table(path: str | Path, table: str, columns: Mapping[str, str] | None = None,

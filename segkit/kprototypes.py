@@ -59,7 +59,7 @@ def single_thread():
     return threadpool_limits(limits=1)
 
 
-def split_mixed(X: Any, categorical: Sequence[int | str] | None = None) -> tuple[np.ndarray, np.ndarray, list, list]:
+def split_mixed(X: Any, categorical: int | str | Sequence[int | str] | None = None) -> tuple[np.ndarray, np.ndarray, list, list]:
     """Split a mixed table into a float numeric block and an object categorical block.
 
     Parameters
@@ -67,8 +67,9 @@ def split_mixed(X: Any, categorical: Sequence[int | str] | None = None) -> tuple
     X : DataFrame or 2-D array
         Rows are customers. For a DataFrame, columns that are not numeric are categorical unless
         ``categorical`` says otherwise.
-    categorical : sequence of int or str, optional
-        Positions (or, for a DataFrame, names) of the categorical columns.
+    categorical : int, str or sequence of them, optional
+        Positions (or, for a DataFrame, names) of the categorical columns; a single position or
+        name is one column (as kmodes accepts ``categorical=1``).
 
     Returns
     -------
@@ -86,6 +87,11 @@ def split_mixed(X: Any, categorical: Sequence[int | str] | None = None) -> tuple
     """
     from scipy import sparse
 
+    if isinstance(categorical, (int, np.integer, str)) and not isinstance(categorical, bool):
+        categorical = [categorical]  # one column, as kmodes reads an int
+    elif categorical is not None and not isinstance(categorical, (list, tuple, np.ndarray, pd.Index)):
+        raise ConfigError(f"categorical = {categorical!r}: give the position (or column name) of one categorical "
+                          "column, or a list of them, e.g. categorical=[2, 3].")
     if sparse.issparse(X):
         raise DataError("Sparse input is not supported: the features of k-prototypes are dense; "
                         "convert with X.toarray() or pass a DataFrame.")
@@ -318,28 +324,109 @@ def init_centroids(Xnum: np.ndarray, Xcat: np.ndarray, n_clusters: int, init: st
         elif method == "random":
             ccat = Xcat[rs.choice(n, n_clusters)]
         elif method == "given":
-            cnum = np.atleast_2d(np.asarray(init[0], dtype=np.float64))
-            ccat = np.atleast_2d(np.asarray(init[1], dtype=np.int64)).reshape(n_clusters, -1)
-            if cnum.shape != (n_clusters, p) or ccat.shape != (n_clusters, Xcat.shape[1]):
-                raise ConfigError(f"init centroids must have shapes ({n_clusters}, {p}) and "
-                                  f"({n_clusters}, {Xcat.shape[1]}), got {cnum.shape} and {ccat.shape}.")
+            cnum, ccat = given_centroids(init, n_clusters, Xnum, Xcat)
         else:
             raise ConfigError(f"init = {init!r} is not supported; use 'Huang', 'Cao', 'random' or "
                               "a list [numeric centroids, categorical codes].")
         if method != "given":
             cnum = Xnum.mean(axis=0) + rs.randn(n_clusters, p) * Xnum.std(axis=0)
-        labels = np.concatenate([kprototypes_dissim(Xnum[i:i + chunk_size], Xcat[i:i + chunk_size], cnum,
-                                                    ccat, gamma, chunk_size).argmin(axis=1)
-                                 for i in range(0, n, chunk_size)])
+        labels = nearest_centroids(Xnum, Xcat, cnum, ccat, gamma, chunk_size)
         if np.bincount(labels, minlength=n_clusters).min() > 0 or method == "given":
             return cnum, ccat, labels
         if tries == MAX_INIT_TRIES:
             method = "random"
         elif tries == RAISE_INIT_TRIES:
+            # kmodes gives up here. With k up to the number of distinct customers, k distinct
+            # customers as centroids always work (each is nearest to itself) unless gamma = 0
+            # makes customers that differ only in categories equally near.
+            cnum, ccat = distinct_row_centroids(Xnum, Xcat, n_clusters, rs)
+            labels = nearest_centroids(Xnum, Xcat, cnum, ccat, gamma, chunk_size)
+            if np.bincount(labels, minlength=n_clusters).min() > 0:
+                return cnum, ccat, labels
             raise ModelFitError(
-                f"k-prototypes could not initialise {n_clusters} non-empty clusters in "
-                f"{RAISE_INIT_TRIES} tries. The data has too few distinct customers for this k: "
-                "lower k, or add features that tell customers apart.")
+                f"k-prototypes could not initialise {n_clusters} non-empty clusters: even with {n_clusters} "
+                f"distinct customers as centroids some cluster stays empty, because with gamma = {gamma:g} "
+                "customers that differ only in their categorical features are equally near. Use a gamma > 0 "
+                "(or None for kmodes' default), or lower k.")
+
+
+def nearest_centroids(Xnum: np.ndarray, Xcat: np.ndarray, centroids_num: np.ndarray, centroids_cat: np.ndarray,
+                      gamma: float, chunk_size: int = DEFAULT_CHUNK_SIZE) -> np.ndarray:
+    """Index of the nearest centroid of every row (:func:`kprototypes_dissim`, chunk by chunk).
+
+    Examples
+    --------
+    >>> nearest_centroids(np.array([[0.0], [4.0]]), np.array([[0], [1]]), np.array([[5.0], [0.0]]),
+    ...                   np.array([[1], [0]]), 0.5).tolist()
+    [1, 0]
+    """
+    return np.concatenate([kprototypes_dissim(Xnum[i:i + chunk_size], Xcat[i:i + chunk_size], centroids_num,
+                                              centroids_cat, gamma, chunk_size).argmin(axis=1)
+                           for i in range(0, Xnum.shape[0], chunk_size)])
+
+
+def given_centroids(init: Sequence, n_clusters: int, Xnum: np.ndarray, Xcat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Validated explicit initial centroids ``[numeric (k, p), categorical codes (k, q)]``.
+
+    kmodes refuses missing values in them (``ValueError``); so do we, naming the centroid.
+
+    Raises
+    ------
+    ConfigError
+        (a ``ValueError``) wrong shapes, missing or infinite numeric values, or categorical
+        codes that are missing, not whole numbers or outside the codes of the data.
+
+    Examples
+    --------
+    >>> given_centroids([[[0.0], [1.0]], [[0], [1]]], 2, np.zeros((3, 1)), np.array([[0], [1], [1]]))[1].tolist()
+    [[0], [1]]
+    >>> given_centroids([[[np.nan], [1.0]], [[0], [1]]], 2, np.zeros((3, 1)), np.array([[0], [1], [1]]))
+    Traceback (most recent call last):
+    ...
+    segkit.errors.ConfigError: init: numeric centroid(s) 1 have missing or infinite values; give finite numbers for every numeric feature.
+    """
+    n, p = Xnum.shape
+    q = Xcat.shape[1]
+    try:
+        cnum = np.atleast_2d(np.asarray(init[0], dtype=np.float64))
+        raw_cat = np.atleast_2d(np.asarray(init[1], dtype=np.float64)).reshape(n_clusters, -1)
+    except (TypeError, ValueError, IndexError):
+        raise ConfigError(f"init must be [numeric centroids ({n_clusters}, {p}), categorical codes ({n_clusters}, {q})] "
+                          "of numbers (codes index the sorted unique values of each categorical column).") from None
+    if cnum.shape != (n_clusters, p) or raw_cat.shape != (n_clusters, q):
+        raise ConfigError(f"init centroids must have shapes ({n_clusters}, {p}) and "
+                          f"({n_clusters}, {q}), got {cnum.shape} and {raw_cat.shape}.")
+    bad = ~np.isfinite(cnum).all(axis=1)
+    if bad.any():
+        raise ConfigError(f"init: numeric centroid(s) {', '.join(str(i + 1) for i in np.flatnonzero(bad))} have missing "
+                          "or infinite values; give finite numbers for every numeric feature.")
+    top = Xcat.max(axis=0) if n else np.zeros(q)
+    with np.errstate(invalid="ignore"):
+        bad = ~(np.isfinite(raw_cat) & (raw_cat == np.round(raw_cat)) & (raw_cat >= 0) & (raw_cat <= top)).all(axis=1)
+    if bad.any():
+        raise ConfigError(f"init: categorical centroid(s) {', '.join(str(i + 1) for i in np.flatnonzero(bad))} have "
+                          "missing or invalid codes; each must be a whole number from 0 to the number of categories "
+                          f"of its column minus one ({', '.join(str(int(t)) for t in top)}).")
+    return cnum, raw_cat.astype(np.int64)
+
+
+def distinct_row_centroids(Xnum: np.ndarray, Xcat: np.ndarray, n_clusters: int,
+                           random_state: int | np.random.RandomState | None) -> tuple[np.ndarray, np.ndarray]:
+    """``n_clusters`` distinct customers drawn at random, as numeric and categorical centroids.
+
+    Examples
+    --------
+    >>> cn, cc = distinct_row_centroids(np.array([[0.0], [0.0], [1.0]]), np.array([[0], [0], [0]]), 2, 0)
+    >>> sorted(cn.ravel().tolist())
+    [0.0, 1.0]
+    """
+    rs = check_random_state(random_state)
+    distinct = np.flatnonzero(~pd.DataFrame(np.c_[Xnum, Xcat]).duplicated().to_numpy())
+    if len(distinct) < n_clusters:
+        raise ModelFitError(f"Only {len(distinct)} distinct customer profiles for {n_clusters} clusters; "
+                            f"lower k to at most {len(distinct)}.")
+    rows = np.sort(rs.choice(distinct, n_clusters, replace=False))
+    return Xnum[rows].copy(), Xcat[rows].copy()
 
 
 CACHE_BYTES = 256 * 2**20  # embeddings up to this size are built once per fit
@@ -518,7 +605,7 @@ def _single_moves(data: _MixedData, cnum: np.ndarray, labels: np.ndarray) -> tup
     k = cnum.shape[0]
     counts = np.bincount(labels, minlength=k).astype(np.float64)
     w_in = counts / (counts + 1.0)
-    w_out = np.where(counts > 1, counts / np.maximum(counts - 1.0, 1.0), np.inf)
+    w_out = np.where(counts > 1, counts / np.maximum(counts - 1.0, 1.0), 0.0)  # singletons: see below
     freq = data.frequencies(labels, k) if data.q else None
     tops, unique_top = [], []
     for off, levels in zip(data.offsets, data.n_levels):
@@ -543,6 +630,7 @@ def _single_moves(data: _MixedData, cnum: np.ndarray, labels: np.ndarray) -> tup
             delta += data.gamma * (f_x < tops[c][None, :])        # +1 unless x's level is a mode of b
             sole = unique_top[c][lab] & (f_x[rows, lab] == tops[c][lab])
             leave += data.gamma * ~sole                           # a loses a mismatch unless x holds its unique mode
+        leave[counts[lab] <= 1] = -np.inf  # a singleton cannot leave: its cluster would be empty
         delta -= leave[:, None]
         delta[rows, lab] = np.inf
         best = delta.argmin(axis=1)
@@ -779,7 +867,7 @@ class KPrototypes(ClusterMixin, TransformerMixin, BaseEstimator):
         if self.gamma is not None and not (np.isfinite(self.gamma) and self.gamma >= 0):
             raise ConfigError(f"gamma = {self.gamma!r}; use a number ≥ 0 or None (kmodes' heuristic).")
 
-    def fit(self, X: Any, y: None = None, categorical: Sequence[int | str] | None = None) -> "KPrototypes":
+    def fit(self, X: Any, y: None = None, categorical: int | str | Sequence[int | str] | None = None) -> "KPrototypes":
         """Cluster ``X`` (DataFrame: non-numeric columns are categorical; array: give ``categorical``).
 
         Returns
@@ -851,7 +939,7 @@ class KPrototypes(ClusterMixin, TransformerMixin, BaseEstimator):
         Xcat, _ = _encode(Xcat_raw, self.categories_)
         return Xnum, Xcat
 
-    def predict(self, X: Any, categorical: Sequence[int | str] | None = None) -> np.ndarray:
+    def predict(self, X: Any, categorical: int | str | Sequence[int | str] | None = None) -> np.ndarray:
         """Nearest cluster of each row of ``X`` (unknown categories count as mismatches).
 
         ``categorical`` is accepted for kmodes compatibility and ignored: the fitted columns are used.

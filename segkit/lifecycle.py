@@ -7,9 +7,11 @@ everywhere in segkit: a stage "as of 2024-07-01" uses purchases up to 2024-06-30
 
 Stage rules
 -----------
-Every customer known on ``as_of`` (buyers, and prospects from the customers table whose
-``signup_date`` is before ``as_of`` or unknown) gets exactly one stage, by the first rule that
-holds (a customer whose every order was fully returned has no purchase: a prospect):
+Every customer (buyers, and every customer of the customers table: a customer whose
+``signup_date`` is on or after ``as_of`` had not signed up yet and is a ``prospect``, reported in
+the warnings) gets exactly one stage, by the first rule that holds (a customer whose every order
+was fully returned has no purchase: a prospect). The snapshots over time count a prospect from
+its signup date on:
 
 ==================  =============================================================================
 stage               rule (days are whole days to ``as_of``)
@@ -83,6 +85,7 @@ from segkit.clv import (
     p_alive_calibration,
 )
 from segkit.errors import ConfigError, DataError, ModelFitError, format_rows
+from segkit.escaping import escape_markdown
 from segkit.rfm import customer_codes, day_pairs_sorted, purchase_days, purchase_orders
 
 STAGES: tuple[str, ...] = (
@@ -253,7 +256,8 @@ def customer_state(
         Analysis date; purchases on or after it are ignored.
     customers : DataFrame, optional
         ``customer_id`` [, ``signup_date``]: adds prospects (no purchase before ``as_of``) whose
-        signup date is before ``as_of`` or unknown.
+        signup date is before ``as_of`` or unknown (pass only ``customer_id`` to add every
+        customer: what the producer does at ``as_of``, see :func:`signups_on_or_after`).
     engagement : Series, optional
         From :func:`engagement_dates`.
 
@@ -293,6 +297,39 @@ def customer_state(
     else:
         state["engaged"] = False
     return state
+
+
+def signups_on_or_after(customers: pd.DataFrame | None, as_of: str | pd.Timestamp,
+                        buyers: pd.Index | None = None) -> int:
+    """Customers whose ``signup_date`` is on or after ``as_of`` (not signed up yet), buyers excluded.
+
+    :func:`build_lifecycle_artifacts` stages them ``prospect`` at ``as_of`` (the snapshots count
+    them from their signup on); its warnings say how many, so a customers table dated after the
+    analysis date does not pass unnoticed.
+
+    Parameters
+    ----------
+    customers : DataFrame, optional
+        ``customer_id`` [, ``signup_date``]; without a signup date nobody is counted.
+    as_of : str or Timestamp
+        Analysis date (exclusive).
+    buyers : Index, optional
+        Customer ids with a purchase before ``as_of``: they are buyers whatever their signup date.
+
+    Examples
+    --------
+    >>> customers = pd.DataFrame({"customer_id": ["a", "b", "c"],
+    ...     "signup_date": pd.to_datetime(["2024-01-01", "2024-03-01", None])})
+    >>> signups_on_or_after(customers, "2024-02-01"), signups_on_or_after(customers, "2024-02-01", pd.Index(["b"]))
+    (1, 0)
+    """
+    if customers is None or "signup_date" not in customers.columns or customers.empty:
+        return 0
+    late = customers.loc[(customers["signup_date"] >= _date(as_of)).to_numpy(dtype=bool), "customer_id"]
+    ids = pd.Index(late.astype("string").unique())
+    if buyers is not None:
+        ids = ids.difference(pd.Index(buyers, dtype="string"))
+    return int(len(ids))
 
 
 def _buyer_state(history: pd.DataFrame, as_of: pd.Timestamp) -> tuple[pd.DataFrame, np.ndarray, pd.Index]:
@@ -1550,7 +1587,9 @@ def growth_note(result: "LifecycleResult") -> str:
         prospects = (f"{with_signup:,} of the {n:,} prospects have a signup date and are counted from it; the "
                      f"other {n - with_signup:,} count as prospects in every snapshot from the start. The plot "
                      "shows the buyer stages only (`snapshots.parquet` has the prospects).")
-    return (f"Customers per buyer stage at every snapshot, then the rates **per {unit}**: the **churn rate per "
+    limit = measurability_statement(result)
+    return ((f"**{limit.split(': ', 1)[0]}**: {limit.split(': ', 1)[1]}\n\n" if limit else "") +
+            f"Customers per buyer stage at every snapshot, then the rates **per {unit}**: the **churn rate per "
             f"{unit}** is the share of the live buyers at the start of a {unit} who became lapsed during it; a "
             f"buyer becomes lapsed once {window:,.0f} days (the churn window) pass without a purchase, so churn is "
             f"counted that long after the last purchase. The **reactivation rate per {unit}** is the share of the "
@@ -1558,6 +1597,30 @@ def growth_note(result: "LifecycleResult") -> str:
             f"the share of all buyers at the start who did. {prospects} Thresholds are those fitted at `as_of`, "
             "held fixed over the history, so changes reflect behaviour and not moving definitions. A partial "
             f"last {unit} is left out of the rate plot.")
+
+
+def measurability_statement(result: "LifecycleResult") -> str | None:
+    """What the data is too short to measure, or None: all purchases on one day, or in one snapshot period.
+
+    Transitions need two snapshots, rates a complete period, cohort retention a month after
+    acquisition; on such data the tables and plots of those sections are empty and the summary
+    says why instead of showing nothing (tested through :func:`build_lifecycle_artifacts`).
+    """
+    bought = result.lifecycle["n_purchases"].to_numpy() > 0
+    if not bought.any():
+        return None
+    first = pd.Timestamp(result.lifecycle.loc[bought, "first_purchase"].min())
+    last = pd.Timestamp(result.lifecycle.loc[bought, "last_purchase"].max())
+    unit = SNAPSHOT_FREQS[result.settings.snapshot_freq]
+    if first.normalize() == last.normalize():
+        return (f"All purchases fall on one day ({first.date()}): no gaps between purchases, no stage transitions "
+                f"between snapshots, no churn or reactivation rate and no cohort month after acquisition can be "
+                "measured, so those tables and plots are empty; every buyer is staged from that single day.")
+    if result.snapshots["period"].nunique() < 2:
+        return (f"All purchases fall in one {unit} ({first.date()} to {last.date()}): no stage transitions between "
+                f"snapshots, no churn or reactivation rate per {unit} and no cohort month after acquisition can be "
+                "measured yet, so those tables and plots are empty.")
+    return None
 
 
 def _curve_value(curve: pd.DataFrame, column: str, days: float) -> float:
@@ -1571,7 +1634,7 @@ def model_status(result: "LifecycleResult") -> str:
     if model is None:
         reasons = " ".join(w for w in result.warnings if w.startswith("BG/NBD"))
         return ("**The BG/NBD model could not be fitted**, so P(alive), expected purchases and CLV are empty "
-                f"(NaN) in every table and export, and the stage rules run without the P(alive) rule. {reasons}")
+                f"(NaN) in every table and export, and the stage rules run without the P(alive) rule. {escape_markdown(reasons)}")
     bg = model["bgnbd"]
     text = (f"BG/NBD fitted by maximum likelihood on {bg['n_customers']:,} buyers ({bg['n_repeat_buyers']:,} repeat "
             f"buyers), time in {bg['time_unit']}: log-likelihood {bg['log_likelihood']:,.1f}; a customer drops out "
@@ -1598,12 +1661,12 @@ def model_status(result: "LifecycleResult") -> str:
     gg = model.get("gamma_gamma")
     if gg is None:
         reasons = " ".join(w for w in result.warnings if w.startswith("Gamma-Gamma"))
-        return text + f"\n\n**Gamma-Gamma could not be fitted**: expected order value and CLV are empty. {reasons}"
+        return text + f"\n\n**Gamma-Gamma could not be fitted**: expected order value and CLV are empty. {escape_markdown(reasons)}"
     corr = gg["frequency_monetary_corr"]
     check = ("small, as the model assumes" if abs(corr) < 0.3 else
              "not small: the model's independence assumption is doubtful, treat CLV as rough")
     return text + (f"\n\nGamma-Gamma fitted on {gg['n_customers']:,} repeat buyers: mean order value of the population "
-                   f"{_money(gg['population_mean_order_value'], result.currency, 2)}; correlation of purchase frequency "
+                   f"{_money(gg['population_mean_order_value'], escape_markdown(result.currency), 2)}; correlation of purchase frequency "
                    f"and mean order value {corr:.2f} ({check}).")
 
 
@@ -1731,7 +1794,16 @@ def build_lifecycle_artifacts(ctx: Any) -> LifecycleResult:
     warnings += models.warnings
     stager = settings.stager().fit(history, as_of)
     warnings += stager.warnings_
-    state = stager.predict(history, as_of, customers, engagement, models.bgnbd, one_time=models.one_time)
+    # Every customer gets a stage at as_of: one whose signup_date is on or after it (not signed
+    # up yet) is a prospect all the same, counted in the warnings; the snapshots over time count
+    # prospects from their signup date on (stage_history).
+    state = stager.predict(history, as_of, customers[["customer_id"]], engagement, models.bgnbd,
+                           one_time=models.one_time)
+    not_signed_up = signups_on_or_after(customers, as_of, state.index[(state["n_purchases"] > 0).to_numpy()])
+    if not_signed_up:
+        warnings.append(f"{not_signed_up:,} customer(s) without a purchase have a signup_date on or after as_of = "
+                        f"{as_of.date()}: not signed up yet at the analysis date, they are staged prospect. "
+                        "Check the signup dates (and as_of) if they should have signed up earlier.")
     scores = score_customers(models, summary, settings).reindex(state.index)
     del summary
 
@@ -1857,7 +1929,8 @@ def summarize(result: LifecycleResult) -> dict[str, Any]:
     analysed = (f"{len(result.lifecycle):,} customers ({buyers:,} buyers, {prospects:,} prospects) as of "
                 f"{result.as_of.date()}, purchases from {first.date() if pd.notna(first) else 'n/a'}; "
                 f"{result.snapshots['period'].nunique()} {unit}ly snapshots.")
-    findings = [
+    limit = measurability_statement(result)
+    findings = ([limit] if limit else []) + [
         (f"{live:,} of {buyers:,} buyers ({_pct(live / buyers if buyers else np.nan)}) are live, "
          f"{sizes['at_risk']:,} of them at risk; {sizes['lapsed']:,} lapsed (no purchase for more than "
          f"{th.churn_window_days:,.0f} days; {churn_source})."),
@@ -1940,5 +2013,5 @@ __all__ = [
     "stage_sizes_for_thresholds", "threshold_choices", "build_lifecycle_artifacts", "summarize",
     "clv_parameters", "clv_by_stage", "mask_small_cells", "model_status", "rate_table", "recent_rates",
     "growth_note", "calibration_note", "holdout_by_stage", "run_holdout_check", "HoldoutCheck", "one_time_curve",
-    "identification_warnings", "EXPORT_COLUMNS", "export_columns",
+    "identification_warnings", "EXPORT_COLUMNS", "export_columns", "signups_on_or_after", "measurability_statement",
 ]

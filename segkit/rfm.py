@@ -36,6 +36,7 @@ from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
 from segkit.errors import ConfigError, DataError, format_rows
+from segkit.escaping import escape_markdown
 
 # Time units accepted by lifetimes_summary: pandas period alias == numpy timedelta unit.
 LIFETIMES_FREQS: tuple[str, ...] = ("D", "W", "h")
@@ -210,6 +211,41 @@ def _default_as_of(dates: pd.Series) -> pd.Timestamp:
     return dates.max().normalize() + pd.Timedelta(days=1)
 
 
+def return_line_mask(transactions: pd.DataFrame) -> np.ndarray:
+    """True for return and cancellation lines.
+
+    The audit's ``is_return`` flag when the lines carry it (``transactions_clean``: a negative
+    quantity or amount, or an order id starting with ``io.return_invoice_prefix``, e.g. the
+    ``C`` invoices of UCI Online Retail), else a negative amount.
+
+    Examples
+    --------
+    >>> return_line_mask(pd.DataFrame({"amount": [5.0, -2.0], "is_return": [True, False]})).tolist()
+    [True, False]
+    >>> return_line_mask(pd.DataFrame({"amount": [5.0, -2.0]})).tolist()
+    [False, True]
+    """
+    if "is_return" in transactions.columns:
+        return transactions["is_return"].fillna(False).to_numpy(dtype=bool)
+    return (pd.to_numeric(transactions["amount"], errors="coerce") < 0).fillna(False).to_numpy(dtype=bool)
+
+
+def purchase_flags(net_amount: np.ndarray | pd.Series, only_returns: np.ndarray | pd.Series) -> np.ndarray:
+    """The purchase rule for orders: net amount > 0 and at least one line that is not a return.
+
+    An order made only of return/cancellation lines (:func:`return_line_mask`) is never a
+    purchase, even when its lines net positive (a cancellation invoice with a returned item and
+    a postage line); an order that nets to ≤ 0 (fully returned) is not one either. The DuckDB
+    engine applies the same rule in SQL (``segkit.engine``).
+
+    Examples
+    --------
+    >>> purchase_flags(np.array([10.0, 3.0, -1.0]), np.array([False, True, False])).tolist()
+    [True, False, False]
+    """
+    return (np.asarray(net_amount, dtype="float64") > 0) & ~np.asarray(only_returns, dtype=bool)
+
+
 def _orders(transactions: pd.DataFrame) -> tuple[pd.DataFrame, pd.Index, pd.Index]:
     """Orders as integer codes: frame ``c`` (customer code), ``o`` (order code), ``order_date``,
     ``amount``, ``is_purchase`` sorted by (c, o), plus the customer and order id uniques
@@ -232,13 +268,14 @@ def _orders(transactions: pd.DataFrame) -> tuple[pd.DataFrame, pd.Index, pd.Inde
         order_uniques = pd.Index(np.arange(len(transactions)).astype(str), dtype="string")
     n_o = max(len(order_uniques), 1)
     key = cust_code.astype("int64") * n_o + order_code
-    grouped = pd.DataFrame({"order_date": dates.to_numpy(), "amount": amount.to_numpy()}).groupby(key, sort=True)
-    orders = grouped.agg(order_date=("order_date", "min"), amount=("amount", "sum"))
+    grouped = pd.DataFrame({"order_date": dates.to_numpy(), "amount": amount.to_numpy(),
+                            "r": return_line_mask(transactions)}).groupby(key, sort=True)
+    orders = grouped.agg(order_date=("order_date", "min"), amount=("amount", "sum"), only_returns=("r", "min"))
     keys = orders.index.to_numpy()
     orders = orders.reset_index(drop=True)
     orders.insert(0, "c", keys // n_o)
     orders.insert(1, "o", keys % n_o)
-    orders["is_purchase"] = orders["amount"] > 0
+    orders["is_purchase"] = purchase_flags(orders["amount"], orders.pop("only_returns"))
     return orders, cust_uniques, order_uniques
 
 
@@ -246,7 +283,8 @@ def order_table(transactions: pd.DataFrame) -> pd.DataFrame:
     """One row per order: ``customer_id, order_id, order_date, amount`` (net), ``is_purchase``.
 
     Lines are grouped by ``(customer_id, order_id)``; the order date is its earliest line's, the
-    amount the sum of its lines (return lines included). ``is_purchase`` is ``amount > 0``.
+    amount the sum of its lines (return lines included). ``is_purchase``: ``amount > 0`` and not
+    made only of return/cancellation lines (:func:`purchase_flags`).
     Without an ``order_id`` column every line is its own order.
 
     Examples
@@ -613,6 +651,14 @@ def to_five_point(scores: np.ndarray | pd.Series, bins: int) -> np.ndarray:
 
 
 SCORE_COLUMNS = {"r": "r_score", "f": "f_score", "m": "m_score"}
+#: Score of a metric with one distinct value (it cannot separate customers): ``"middle"`` =
+#: :func:`group_scores` of one group, ``"lowest"`` = 1. Frequency scores the lowest level: the
+#: segment map reads a high F as "buys often" (Champions, Loyal Customers, Can't Lose Them are
+#: defined by a high FM), and when every customer bought the same number of times nobody buys
+#: more often than anyone else; in the usual case, everyone bought once, F = 1 ("fewest
+#: orders") is literally true. Recency and spend have no such reading: they stay neutral.
+SINGLE_LEVEL_SCORE: dict[str, str] = {"r": "middle", "f": "lowest", "m": "middle"}
+METRIC_NAMES: dict[str, str] = {"r": "recency", "f": "frequency", "m": "monetary value"}
 
 
 class RFMScorer(TransformerMixin, BaseEstimator):
@@ -625,9 +671,11 @@ class RFMScorer(TransformerMixin, BaseEstimator):
     Ties: a value is never split between two scores (customers with the same recency,
     frequency or spend always get the same score), and groups are as balanced as ties allow.
     When a metric has fewer distinct values than ``bins`` (e.g. every customer ordered once),
-    it gets fewer effective groups, spread over the scale by :func:`group_scores` (a single
-    group scores the middle), and ``fit`` warns (:class:`RFMWarning`) — as pymc-marketing's
-    ``rfm_segments`` falls back to fewer quartiles with a warning. Recency is reversed: the
+    it gets fewer effective groups, spread over the scale by :func:`group_scores`, and ``fit``
+    warns (:class:`RFMWarning`) — as pymc-marketing's ``rfm_segments`` falls back to fewer
+    quartiles with a warning. A metric with a single value cannot separate customers: recency
+    and monetary value then score the neutral middle for everyone, frequency scores 1 (see
+    :data:`SINGLE_LEVEL_SCORE`). Recency is reversed: the
     most recent customers score ``bins``. New values beyond the reference range take the
     first/last score; values between two reference groups take the lower group.
 
@@ -694,12 +742,29 @@ class RFMScorer(TransformerMixin, BaseEstimator):
             if len(edges) + 1 < self.bins:
                 fewer.append(f"{self._columns()[metric]} has {len(edges) + 1} distinct value(s), "
                              f"so {SCORE_COLUMNS[metric]} uses {len(edges) + 1} level(s) "
-                             f"({', '.join(map(str, sorted(set(group_scores(len(edges) + 1, int(self.bins))))))})")
+                             f"({', '.join(map(str, sorted(set(self.level_scores(metric).tolist()))))})")
         self.n_customers_ = len(rfm)
         if fewer:
             warnings.warn(f"Fewer effective score levels than bins={self.bins}: " + "; ".join(fewer) + ".",
                           RFMWarning, stacklevel=2)
         return self
+
+    def level_scores(self, metric: str) -> np.ndarray:
+        """Score of each fitted group of ``metric`` (``"r"``, ``"f"``, ``"m"``), lowest values first.
+
+        :func:`group_scores` of the fitted groups; a metric with a single group scores as
+        :data:`SINGLE_LEVEL_SCORE` says.
+        """
+        n_groups = self.n_groups_[metric]
+        if n_groups == 1 and SINGLE_LEVEL_SCORE[metric] == "lowest":
+            return np.array([1], dtype="int64")
+        return group_scores(n_groups, int(self.bins), reverse=metric == "r")
+
+    def unseparated(self) -> list[str]:
+        """Metrics (``"r"``, ``"f"``, ``"m"``) with one distinct value in the reference base: they
+        cannot separate customers."""
+        check_is_fitted(self, ["edges_", "n_groups_"])
+        return [metric for metric in "rfm" if self.n_groups_[metric] == 1]
 
     def transform(self, rfm: pd.DataFrame) -> pd.DataFrame:
         """Scores ``r_score, f_score, m_score`` (int64, 1..bins) for the rows of ``rfm``."""
@@ -708,8 +773,7 @@ class RFMScorer(TransformerMixin, BaseEstimator):
         for metric in "rfm":
             group = np.searchsorted(self.edges_[metric], self._values(rfm, metric, "RFMScorer.transform"),
                                     side="right")
-            scores = group_scores(self.n_groups_[metric], int(self.bins), reverse=metric == "r")
-            out[SCORE_COLUMNS[metric]] = scores[group].astype("int64")
+            out[SCORE_COLUMNS[metric]] = self.level_scores(metric)[group].astype("int64")
         return pd.DataFrame(out, index=rfm.index)
 
 
@@ -1347,6 +1411,69 @@ def frequency_note(result: RFMResult) -> str:
     return text
 
 
+def separation_statements(result: RFMResult) -> list[str]:
+    """One sentence per metric that cannot separate customers (a single value in the base).
+
+    Says what every customer shares and what the score and the segments do with it (see
+    :data:`SINGLE_LEVEL_SCORE`); empty when every metric separates customers.
+
+    Examples
+    --------
+    >>> tx = pd.DataFrame({"customer_id": list("abc"), "order_id": list("123"),
+    ...                    "order_date": pd.to_datetime(["2024-01-01", "2024-02-01", "2024-03-01"]),
+    ...                    "amount": [50.0, 60.0, 20.0]})
+    >>> print(separation_statements(analyse_rfm(tx))[0])
+    Frequency cannot separate customers: everyone bought 1 time (purchase orders), so every customer scores F = 1 and no segment claims frequent buying (Champions, Loyal Customers, Can't Lose Them cannot occur): the segments rest on recency and monetary value.
+    """
+    rfm, scorer = result.rfm, result.scorer
+    out = []
+    for metric in scorer.unseparated():
+        column = scorer._columns()[metric]
+        value = float(rfm[column].iloc[0]) if len(rfm) else float("nan")
+        score = int(scorer.level_scores(metric)[0])
+        if metric == "f":
+            combos = result.settings.segments.combinations()
+            five = int(to_five_point(np.array([score]), scorer.bins)[0])
+            reachable = set(combos.loc[combos["f"] == five, "segment"])
+            excluded = [name for name in result.settings.segments.names if name not in reachable]
+            out.append(f"Frequency cannot separate customers: everyone bought {value:,.0f} "
+                       f"time{'' if value == 1 else 's'} (purchase orders), so every customer scores F = {score} "
+                       "and no segment claims frequent buying"
+                       + (f" ({', '.join(excluded)} cannot occur)" if excluded else "")
+                       + ": the segments rest on recency and monetary value.")
+        elif metric == "r":
+            out.append(f"Recency cannot separate customers: every last purchase was {value:,.0f} "
+                       f"day{'' if value == 1 else 's'} before {result.as_of:%Y-%m-%d}, so every customer scores "
+                       f"the neutral R = {score}: read the segment names for frequency and spend only, not for "
+                       "recency (no customer bought more recently than another).")
+        else:
+            what = "net revenue per purchase order" if column == "monetary_avg" else "net revenue"
+            out.append(f"Monetary value cannot separate customers: everyone's {what} is "
+                       f"{_money(value, result.currency) if abs(value) >= 1 else f'{value:g}'}, so every customer "
+                       f"scores the neutral M = {score}: read the segment names for recency and frequency only, "
+                       "not for spend (no customer spent more than another).")
+    return out
+
+
+def separation_note(result: RFMResult) -> str:
+    """Markdown above the segment table: which metrics separate customers, and what the segments rest on.
+
+    Examples
+    --------
+    >>> tx = pd.DataFrame({"customer_id": list("aab"), "order_id": list("123"), "amount": [5.0, 9.0, 20.0],
+    ...                    "order_date": pd.to_datetime(["2024-01-01", "2024-02-01", "2024-03-01"])})
+    >>> separation_note(analyse_rfm(tx))
+    'Recency, frequency and monetary value each separate customers here (2, 2 and 2 score levels), so every segment rests on all three.'
+    """
+    statements = separation_statements(result)
+    if statements:  # segment names and the currency come from the config: escaped
+        return " ".join(f"**{escape_markdown(head)}**: {escape_markdown(body)}"
+                        for head, body in (s.split(": ", 1) for s in statements))
+    levels = [result.scorer.n_groups_[m] for m in "rfm"]
+    return (f"Recency, frequency and monetary value each separate customers here ({levels[0]}, {levels[1]} and "
+            f"{levels[2]} score levels), so every segment rests on all three.")
+
+
 def tiers_note(result: RFMResult) -> str:
     """Markdown list of the loyalty-tier rules of this run, with the value thresholds they gave.
 
@@ -1370,11 +1497,11 @@ def tiers_note(result: RFMResult) -> str:
         rule = (f"{'spends' if money else 'has'} more than at least {float(level['min']):.0%} of customers"
                 if model.method == "percentile" else "")
         if not np.isfinite(value):
-            lines.append(f"- **{level['name']}**: empty (no customer {rule or 'reaches the threshold'})")
+            lines.append(f"- **{escape_markdown(level['name'])}**: empty (no customer {rule or 'reaches the threshold'})")
             continue
-        amount = _money(value, result.currency) if money else f"{value:,.0f}"
-        lines.append(f"- **{level['name']}**: {what} of at least {amount}" + (f" ({rule})" if rule else ""))
-    lines.append(f"- **{model.levels[-1]['name']}**: everyone else")
+        amount = _money(value, escape_markdown(result.currency)) if money else f"{value:,.0f}"
+        lines.append(f"- **{escape_markdown(level['name'])}**: {what} of at least {amount}" + (f" ({rule})" if rule else ""))
+    lines.append(f"- **{escape_markdown(model.levels[-1]['name'])}**: everyone else")
     return "\n".join(lines)
 
 
@@ -1410,6 +1537,9 @@ def summarize(result: RFMResult) -> dict:
                 f"{_money(net, result.currency)} (returns deducted)" + ("; " + "; ".join(excluded) if excluded else "") + ".")
 
     findings = []
+    separation = separation_statements(result)
+    if separation:  # first: it changes how every segment below reads
+        findings.append(" ".join(separation))
     if pd.isna(result.top_share_revenue):
         findings.append("Net revenue is not positive overall, so revenue concentration is not defined.")
     else:

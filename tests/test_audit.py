@@ -261,7 +261,8 @@ def test_each_problem_is_found_once_and_cleaned_by_its_rule():
     assert result.status == "warnings"
     assert result.customers["customer_id"].tolist() == ["a", "b", "c", "d", "e"]
     assert result.passed == ["missing_order_date", "missing_amount", "after_as_of", "order_value_outliers",
-                             "quantity_outliers", "volume_gaps", "volume_spikes", "customers_without_orders"]
+                             "quantity_outliers", "volume_gaps", "volume_spikes", "customers_without_orders",
+                             "formula_like_ids"]
 
 
 def test_findings_quote_offending_rows_by_their_line_in_the_input_file():

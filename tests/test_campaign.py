@@ -1077,3 +1077,18 @@ def test_roi_is_revenue_based_unless_a_gross_margin_is_configured():
     assert plain["roi_basis"] == "revenue-based, not profit" and plain["roi"] == pytest.approx((250 - 100) / 100)
     assert margin["roi"] == pytest.approx((0.4 * 250 - 100) / 100)
     assert plain["incremental_revenue_per_1000_sends"] == pytest.approx(2500.0)
+
+
+def test_the_money_sentence_counts_campaigns_not_campaign_arm_pairs():
+    # issue 14: one campaign with three e-mail variants plus a one-arm campaign were "the 4 campaigns"
+    cells = [cell("spring", "A", arm, 300, conv, [30.0] * conv, prefix="s") for arm, conv in
+             (("subject_a", 45), ("subject_b", 40), ("subject_c", 35), ("control", 20))]
+    cells += [cell("summer", "A", arm, 300, conv, [30.0] * conv, prefix="u") for arm, conv in
+              (("email", 40), ("control", 20))]
+    camp, labels = build(*cells)
+    money = [f for f in cp.summarize(evaluate_campaigns(camp, labels, settings=LOOSE))["findings"] if "per 1,000" in f]
+    assert len(money) == 1
+    assert money[0].startswith("Together the 2 campaigns (4 treatment arms, each compared with control) added about ")
+    three_arms = build(*cells[:4])
+    money = [f for f in cp.summarize(evaluate_campaigns(*three_arms, settings=LOOSE))["findings"] if "per 1,000" in f]
+    assert money[0].startswith("Campaign spring (3 treatment arms, each compared with control) added about ")

@@ -561,6 +561,18 @@ def test_too_few_customers_is_a_clear_error():
     t = pd.DataFrame({"customer_id": ["a", "b"], "frequency": [1.0, 2.0], "recency_days": [3.0, 4.0]})
     with pytest.raises(ModelFitError, match="Only 2 customers"):
         cluster_customers(t, feature_set="rfm")
+    # issue 14: with 1 or 2 customers lowering k_min (already the minimum 2) cannot help: say what can
+    for rows, name in ((1, "1 customer to"), (2, "2 customers to")):
+        with pytest.raises(ModelFitError) as err:
+            cluster_customers(t.head(rows), feature_set="rfm")
+        assert str(err.value).startswith(f"Only {name} cluster; comparing k = 2–8 needs more customers than clusters "
+                                         "(at least 3). Two clusters are the fewest, so clustering needs at least 3 "
+                                         "buying customers: add data")
+        assert "Lower clustering.k_min" not in str(err.value) and "segkit run --only" in str(err.value)
+    four = pd.DataFrame({"customer_id": list("abcd"), "frequency": [1.0, 2.0, 3.0, 4.0],
+                         "recency_days": [3.0, 4.0, 9.0, 1.0]})
+    with pytest.raises(ModelFitError, match=r"\(at least 6\)\. Lower clustering.k_min \(now 5\) to at most 3, or add"):
+        cluster_customers(four, ClusterSettings.from_config({"k_min": 5, "k_max": 6}), feature_set="rfm")
 
 
 # ------------------------------------------------------------------ producer
@@ -663,3 +675,53 @@ def test_estimators_pass_scikit_learns_checks(estimator):
             "check_dtype_object": "object columns are categories here, not numbers to coerce"})
     failed = [r["check_name"] for r in results if r["status"] == "failed"]
     assert failed == []
+
+
+# ------------------------------------------------------------------ issue 14: odd input to k-prototypes
+def test_explicit_initial_centroids_with_missing_values_are_refused_as_kmodes_does():
+    X = np.array([[0.0, "a"], [0.1, "a"], [5.0, "b"], [5.1, "b"]], dtype=object)
+    with pytest.raises(ValueError, match="Missing values"):  # the reference refuses them
+        KModesKPrototypes(n_clusters=2, init=[np.array([[np.nan], [5.0]]), np.array([[0], [1]])],
+                          n_init=1).fit(X, categorical=[1])
+    with pytest.raises(ConfigError, match=r"numeric centroid\(s\) 1 have missing or infinite values"):
+        KPrototypes(n_clusters=2, init=[[[np.nan], [5.0]], [[0], [1]]], n_init=1).fit(X, categorical=[1])
+    with pytest.raises(ConfigError, match=r"categorical centroid\(s\) 2 have missing or invalid codes"):
+        KPrototypes(n_clusters=2, init=[[[0.0], [5.0]], [[0], [np.nan]]], n_init=1).fit(X, categorical=[1])
+    with pytest.raises(ConfigError, match=r"categorical centroid\(s\) 1 .* from 0 to .* \(1\)"):
+        KPrototypes(n_clusters=2, init=[[[0.0], [5.0]], [[7], [1]]], n_init=1).fit(X, categorical=[1])
+    km = KPrototypes(n_clusters=2, init=[[[0.0], [5.0]], [[0], [1]]], n_init=1).fit(X, categorical=[1])
+    assert km.labels_.tolist() == [0, 0, 1, 1]
+
+
+def test_one_categorical_column_may_be_given_as_an_int_as_in_kmodes():
+    X = planted(120, seed=3)[:, :4]
+    ref = KModesKPrototypes(n_clusters=3, init="Cao", n_init=1, random_state=0).fit(X, categorical=3)
+    ours = KPrototypes(n_clusters=3, init="Cao", n_init=1, random_state=0).fit(X, categorical=3)
+    assert ours.categorical_features_ == [3] and ours.numeric_features_ == [0, 1, 2]
+    assert adjusted_rand_score(ref.labels_, ours.labels_) == pytest.approx(1.0)
+    np.testing.assert_array_equal(ours.predict(X, categorical=3), ours.labels_)
+    with pytest.raises(ConfigError, match=r"categorical = 1\.5: give the position"):
+        KPrototypes(n_clusters=3, n_init=1).fit(X, categorical=1.5)
+
+
+@pytest.mark.parametrize("init", ["Cao", "Huang", "random"])
+def test_k_up_to_the_number_of_distinct_customers_works(init):
+    # six distinct customers, two of them twice, far apart on one axis: kmodes' random numeric
+    # draws (mean + N(0, 1) * std) never give every one its own nearest centroid
+    X = np.array([[0.0, "a"], [0.0, "a"], [1.0, "a"], [2.0, "a"], [3.0, "a"], [100.0, "a"], [101.0, "a"],
+                  [101.0, "a"]], dtype=object)
+    for k in (5, 6):
+        km = KPrototypes(n_clusters=k, init=init, n_init=2, random_state=0).fit(X, categorical=[1])
+        assert len(set(km.labels_.tolist())) == k
+    six = KPrototypes(n_clusters=6, init=init, n_init=2, random_state=0).fit(X, categorical=[1])
+    assert six.cost_ == pytest.approx(0.0)  # each distinct customer is its own cluster
+    assert six.labels_[0] == six.labels_[1] and six.labels_[6] == six.labels_[7]
+    with pytest.raises(ModelFitError, match=r"Only 6 distinct customer profiles for 7 clusters; lower k to at most 6"):
+        KPrototypes(n_clusters=7, init=init, n_init=1, random_state=0).fit(X, categorical=[1])
+
+
+def test_an_impossible_initialisation_says_why_instead_of_blaming_too_few_customers():
+    # two customers that differ only in their category: with gamma = 0 they are equally near
+    X = np.array([[0.0, "a"], [0.0, "b"], [0.0, "b"]], dtype=object)
+    with pytest.raises(ModelFitError, match="gamma = 0 customers that differ only in their categorical features"):
+        KPrototypes(n_clusters=2, init="random", n_init=1, gamma=0.0, random_state=0).fit(X, categorical=[1])

@@ -35,12 +35,14 @@ from segkit.lifecycle import (
     customer_state,
     engagement_dates,
     export_columns,
+    measurability_statement,
     model_status,
     period_rates,
     purchase_history,
     growth_note,
     rate_table,
     row_shares,
+    signups_on_or_after,
     snapshot_dates,
     stage_counts,
     stage_history,
@@ -105,6 +107,12 @@ def test_customer_state_uses_purchases_before_as_of_and_adds_known_prospects():
     assert (a["gap_before_last_days"], a["own_interval_days"], a["monetary_total"]) == (60.0, 60.0, 40.0)
     assert state.loc[["p1", "p2"], "n_purchases"].tolist() == [0, 0]
     assert state["engaged"].tolist() == [False, True, False]  # p2 engaged only after as_of
+    # ids only (what the producer passes at as_of): everyone is known, p3/p4 are prospects too
+    every = customer_state(history, "2024-06-01", customers[["customer_id"]], engagement)
+    assert list(every.index) == ["a", "p1", "p2", "p3", "p4"]
+    assert assign_lifecycle_stage(every, TH).tolist() == ["active", "engaged_prospect", "prospect", "prospect",
+                                                          "prospect"]
+    assert signups_on_or_after(customers, "2024-06-01") == 2
 
 
 def test_engagement_counts_opens_and_clicks_and_rows_without_send_date():
@@ -854,3 +862,78 @@ def test_threshold_widget_renders_every_choice_statically(shop_result):
     view = explorer(choices, lambda th: stage_sizes_for_thresholds(r.state, th, r.stage_sizes))
     html = view._repr_mimebundle_()["text/html"]
     assert all(label in html for label in choices) and html.count("<details") == len(choices)
+
+
+# --------------------------------------------------------------------------- issue 14: degenerate data
+def crafted_run(root: Path, transactions: str, customers: str | None = None):
+    """01, 02 and 04 producers on small CSV texts; returns the 04 context and result."""
+    from segkit.audit import build_audit_artifacts
+    from segkit.rfm import build_rfm_artifacts
+
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "transactions.csv").write_text(transactions)
+    lines = f"data:\n  transactions: {root / 'transactions.csv'}\n"
+    if customers is not None:
+        (root / "customers.csv").write_text(customers)
+        lines += f"  customers: {root / 'customers.csv'}\n"
+    config = root / "config.yml"
+    config.write_text(lines)
+    build_audit_artifacts(open_run("01_data_audit", root / "run", config))
+    build_rfm_artifacts(open_run("02_rfm", root / "run", config))
+    ctx = open_run("04_lifecycle", root / "run", config)
+    return ctx, build_lifecycle_artifacts(ctx)
+
+
+def test_orders_all_on_one_day_give_empty_but_valid_tables_plots_and_a_statement(tmp_path):
+    import segkit.plots.lifecycle as pl
+    from segkit.lifecycle import cohort_matrix
+
+    rows = "".join(f"C{i:03d},O{i},2024-03-05,{10 + i}.5\n" for i in range(40))
+    ctx, result = crafted_run(tmp_path, "customer_id,order_id,order_date,amount\n" + rows)
+    assert (result.lifecycle["lifecycle_stage"] == "new").all() and len(result.lifecycle) == 40
+    assert int(result.transitions.to_numpy().sum()) == 0 and len(result.gaps) == 0
+    statement = measurability_statement(result)
+    assert statement.startswith("All purchases fall on one day (2024-03-05): no gaps between purchases, no stage "
+                                "transitions between snapshots, no churn or reactivation rate")
+    assert summarize(result)["findings"][0] == statement
+    assert growth_note(result).startswith("**All purchases fall on one day (2024-03-05)**: no gaps between purchases")
+    ax = pl.plot_transition_matrix(result.transitions, shares=True, min_cell_size=10)  # raised ValueError (fmin)
+    assert "there is only one snapshot" in " ".join(t.get_text() for t in ax.texts)
+    ax = pl.plot_cohort_heatmap(cohort_matrix(result.cohorts, "retention", 10), "Share of the cohort purchasing",
+                                scale_from=1)
+    assert "no month from month 1 on yet" in ax.get_title()
+    for artifact in ("lifecycle", "snapshots", "cohorts"):
+        assert ctx.artifact_path(artifact).exists()
+    plt.close("all")
+
+
+def test_two_customers_give_plots_that_say_every_cell_is_under_the_privacy_threshold(tmp_path):
+    import segkit.plots.lifecycle as pl
+    from segkit.lifecycle import cohort_matrix
+
+    rows = ("A,1,2024-01-03,10\nA,2,2024-02-10,20\nB,3,2024-01-20,30\nA,4,2024-04-02,15\nB,5,2024-03-15,12\n")
+    _, result = crafted_run(tmp_path, "customer_id,order_id,order_date,amount\n" + rows)
+    assert measurability_statement(result) is None  # four months of data: measurable, only tiny
+    ax = pl.plot_cohort_heatmap(cohort_matrix(result.cohorts, "retention", 10), "Share of the cohort purchasing",
+                                scale_from=1)  # raised ValueError (fmin): both cohorts are under 10
+    assert "every cohort has fewer customers than the privacy threshold" in " ".join(t.get_text() for t in ax.texts)
+    ax = pl.plot_transition_matrix(result.transitions, shares=True, min_cell_size=10)
+    assert "every cell holds fewer than 10 customers" in " ".join(t.get_text() for t in ax.texts)
+    shown = pl.plot_transition_matrix(result.transitions, shares=True, min_cell_size=1)
+    assert len(shown.collections) == 1 and not shown.texts[0].get_text().startswith("No stage")
+    plt.close("all")
+
+
+def test_customers_signing_up_after_as_of_are_prospects_with_a_warning_never_without_a_stage(tmp_path):
+    rows = "".join(f"C{i:03d},O{i},2024-0{1 + i % 5}-1{i % 9},{10 + i}\n" for i in range(30))
+    people = "".join(f"C{i:03d},2023-12-01\n" for i in range(30)) + "".join(f"P{i:03d},2025-02-01\n" for i in range(12))
+    ctx, result = crafted_run(tmp_path, "customer_id,order_id,order_date,amount\n" + rows,
+                              "customer_id,signup_date\n" + people)
+    segments = ctx.read_artifact("customer_segments")
+    assert len(segments) == 42 and segments["lifecycle_stage"].notna().all()
+    prospects = result.lifecycle[result.lifecycle["customer_id"].str.startswith("P")]
+    assert len(prospects) == 12 and (prospects["lifecycle_stage"] == "prospect").all()
+    assert any(w.startswith("12 customer(s) without a purchase have a signup_date on or after as_of = 2024-05-17: "
+                            "not signed up yet at the analysis date, they are staged prospect") for w in result.warnings)
+    last = result.snapshots[result.snapshots["period"] == result.snapshots["period"].iloc[-1]]
+    assert last.set_index("lifecycle_stage").loc["prospect", "customers"] == 0  # history counts them from signup on

@@ -34,6 +34,8 @@ from segkit.rfm import (
     segment_choices,
     segment_profile,
     segment_table,
+    separation_note,
+    separation_statements,
     summarize,
     tier_table,
     tiers_note,
@@ -262,10 +264,10 @@ def test_recency_is_reversed_so_the_most_recent_score_highest():
 def test_fewer_distinct_values_than_bins_warn_and_spread_over_the_scale():
     base = pd.DataFrame({"recency_days": [1, 2, 3, 4, 5, 6], "frequency": [1] * 6,
                          "monetary_total": [5.0, 5.0, 5.0, 9.0, 9.0, 9.0]})
-    with pytest.warns(RFMWarning, match=r"frequency has 1 distinct value\(s\), so f_score uses 1 level\(s\) \(3\); "
+    with pytest.warns(RFMWarning, match=r"frequency has 1 distinct value\(s\), so f_score uses 1 level\(s\) \(1\); "
                                         r"monetary_total has 2 distinct value\(s\), so m_score uses 2 level\(s\) \(2, 4\)"):
         scores = RFMScorer(bins=5).fit_transform(base)
-    assert scores["f_score"].tolist() == [3] * 6
+    assert scores["f_score"].tolist() == [1] * 6  # one frequency: nobody buys more often (SINGLE_LEVEL_SCORE)
     assert scores["m_score"].tolist() == [2, 2, 2, 4, 4, 4]
 
 
@@ -504,10 +506,10 @@ def test_zero_and_negative_net_customers_are_kept_with_the_lowest_m_score():
     assert result.info["customers_non_positive_net"] >= 2
 
 
-def test_one_customer_gets_middle_scores_and_a_warning():
+def test_one_customer_gets_middle_recency_and_spend_lowest_frequency_and_a_warning():
     result = analyse_rfm(tx([("a", "1", "2024-01-05", 10.0), ("a", "2", "2024-01-09", 5.0)]))
-    assert result.rfm[["r_score", "f_score", "m_score"]].iloc[0].tolist() == [3, 3, 3]
-    assert result.rfm["rfm_segment"].tolist() == ["Need Attention"]
+    assert result.rfm[["r_score", "f_score", "m_score"]].iloc[0].tolist() == [3, 1, 3]
+    assert result.rfm["rfm_segment"].tolist() == ["About To Sleep"]
     assert "recency_days has 1 distinct value(s)" in result.warnings[0]
     assert result.top_share_revenue == 1.0
     assert 3 <= len(summarize(result)["findings"]) <= 5
@@ -516,10 +518,46 @@ def test_one_customer_gets_middle_scores_and_a_warning():
 def test_when_every_customer_ordered_once_frequency_carries_no_information():
     frame = tx([(f"c{i}", str(i), f"2024-01-{i + 1:02d}", float(10 * i + 1)) for i in range(20)])
     result = analyse_rfm(frame)
-    assert (result.rfm["f_score"] == 3).all()
+    assert (result.rfm["f_score"] == 1).all()
     assert sorted(result.rfm["r_score"].value_counts().tolist()) == [4] * 5
     assert any("frequency has 1 distinct value(s)" in w for w in result.warnings)
     assert "100% of customers bought only once." in summarize(result)["findings"]
+
+
+def test_when_everyone_bought_once_no_segment_claims_frequent_buying_and_the_texts_say_why():
+    # issue 14: 40 one-time buyers over a year, amounts from 5 to 200; the neutral F = 3 used to
+    # lift the big spenders into Champions, Loyal Customers and Can't Lose Them
+    rows = [(f"c{i:02d}", str(i), f"2024-{1 + i % 12:02d}-{1 + i % 27:02d}", float(5 * (i + 1))) for i in range(40)]
+    result = analyse_rfm(tx(rows), as_of="2025-01-01")
+    assert set(result.rfm["frequency"]) == {1} and (result.rfm["f_score"] == 1).all()
+    assert result.rfm["m_score"].nunique() == 5 and result.rfm["r_score"].nunique() == 5
+    frequent = {"Champions", "Loyal Customers", "Can't Lose Them"}
+    assert not frequent & set(result.rfm["rfm_segment"]) and not frequent & set(result.segments["segment"])
+    statement = ("Frequency cannot separate customers: everyone bought 1 time (purchase orders), so every customer "
+                 "scores F = 1 and no segment claims frequent buying (Champions, Loyal Customers, Can't Lose Them "
+                 "cannot occur): the segments rest on recency and monetary value.")
+    assert separation_statements(result) == [statement]
+    assert separation_note(result).startswith("**Frequency cannot separate customers**: everyone bought 1 time")
+    summary = summarize(result)
+    assert summary["findings"][0] == statement
+    assert "100% of customers bought only once." in summary["findings"]
+    assert not any(name in " ".join(summary["findings"][1:] + summary["actions"]) for name in frequent)
+    assert any("f_score uses 1 level(s) (1)" in w for w in summary["warnings"])
+
+
+def test_every_metric_without_spread_is_named_and_a_normal_base_says_all_three_separate():
+    same = analyse_rfm(tx([(f"c{i}", str(i), "2024-03-03", 20.0) for i in range(12)]), as_of="2024-03-10")
+    texts = separation_statements(same)
+    assert [t.split(":")[0] for t in texts] == ["Recency cannot separate customers", "Frequency cannot separate "
+                                                "customers", "Monetary value cannot separate customers"]
+    assert "every last purchase was 7 days before 2024-03-10" in texts[0] and "neutral R = 3" in texts[0]
+    assert "everyone's net revenue is 20" in texts[2] and "neutral M = 3" in texts[2]
+    assert summarize(same)["findings"][0] == " ".join(texts)
+    mixed = analyse_rfm(shop(300, seed=9), as_of="2025-01-01")
+    assert separation_statements(mixed) == []
+    assert separation_note(mixed) == ("Recency, frequency and monetary value each separate customers here (5, 5 and "
+                                      "5 score levels), so every segment rests on all three.")
+    assert not summarize(mixed)["findings"][0].startswith(("Recency", "Frequency", "Monetary"))
 
 
 def test_all_orders_on_one_day_give_everyone_the_same_recency_score():
@@ -610,7 +648,7 @@ def test_segment_profile_shows_mean_median_and_a_seeded_sample():
 
 def test_segment_profile_of_an_absent_segment_lists_the_segments_present():
     rfm = analyse_rfm(tx([("a", "1", "2024-01-05", 10.0)])).rfm
-    with pytest.raises(ConfigError, match="No customer is in segment 'Champions'. Segments present: Need Attention"):
+    with pytest.raises(ConfigError, match="No customer is in segment 'Champions'. Segments present: About To Sleep"):
         segment_profile(rfm, "Champions")
 
 
@@ -640,8 +678,9 @@ def test_summary_texts_come_from_the_results():
 def test_summary_says_concentration_is_undefined_when_net_revenue_is_not_positive():
     result = analyse_rfm(tx([("a", "1", "2024-01-05", 10.0), ("a", "2", "2024-01-06", -50.0),
                              ("b", "3", "2024-01-07", 5.0)]))
-    assert summarize(result)["findings"][0] == ("Net revenue is not positive overall, so revenue concentration "
-                                               "is not defined.")
+    findings = summarize(result)["findings"]  # the first says that frequency (1 each) cannot separate them
+    assert findings[0].startswith("Frequency cannot separate customers")
+    assert findings[1] == "Net revenue is not positive overall, so revenue concentration is not defined."
 
 
 def test_the_frequency_text_is_generated_from_the_data_not_assumed():

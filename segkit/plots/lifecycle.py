@@ -82,9 +82,16 @@ def plot_transition_matrix(matrix: pd.DataFrame, shares: bool = True, min_cell_s
     totals = counts.sum(axis=1)
     values = counts.div(totals, axis=0) if shares else counts.astype(float)
     masked = values.mask(counts < min_cell_size)
-    sns.heatmap(masked, annot=True, fmt=".0%" if shares else ",.0f", cmap="Blues", ax=ax, linewidths=0.5,
-                cbar_kws={"label": "Share of the row's customers" if shares else "Customers"},
-                annot_kws={"fontsize": 8})
+    if counts.empty:
+        _no_data(ax, "No stage transitions to show: there is only one snapshot (all purchases fall in one "
+                     "period), so no customer can be seen moving between stages yet.")
+    elif masked.isna().all(axis=None):
+        _no_data(ax, f"No stage transitions to show: every cell holds fewer than {min_cell_size:,} customers "
+                     "(the privacy threshold).")
+    else:
+        sns.heatmap(masked, annot=True, fmt=".0%" if shares else ",.0f", cmap="Blues", ax=ax, linewidths=0.5,
+                    cbar_kws={"label": "Share of the row's customers" if shares else "Customers"},
+                    annot_kws={"fontsize": 8})
     what = "share of customers moving" if shares else "customers moving"
     label(ax, f"Stage transitions between consecutive snapshots ({what})", "Stage at the later snapshot",
           "Stage at the earlier snapshot")
@@ -125,22 +132,36 @@ def plot_cohort_heatmap(matrix: pd.DataFrame, value_label: str, fmt: str = ".0%"
         Months before this are drawn in grey with their values written in, but left off the
         colour scale: month 0 of retention is 100 % by definition and would otherwise flatten
         every later month into one colour (``scale_from=1``).
+
+    An empty matrix (no cohort, or every cohort under the privacy threshold) or one without a
+    month from ``scale_from`` on (all purchases in the acquisition month so far) is drawn as a
+    note saying so instead of a heatmap.
     """
     ax = new_axes(ax, figsize=(10.0, max(3.0, 0.3 * len(matrix) + 1.5)))
+    months = "Months since first purchase" + (f" (before month {scale_from}: grey, off the colour scale)"
+                                               if scale_from > 0 else "")
+    title = f"Cohorts: {value_label.lower()}"
+    if matrix.empty:
+        _no_data(ax, "No cohort to show: there is no cohort, or every cohort has fewer customers than the "
+                     "privacy threshold.")
+        return label(ax, title, months, "Acquisition month (first purchase)")
     annotate = len(matrix.columns) <= 18
     early = np.broadcast_to(np.asarray(matrix.columns) < scale_from, matrix.shape)
     values = matrix.to_numpy(dtype=float)
     scaled = values[~early & np.isfinite(values)]
     limits = {"vmin": float(scaled.min()), "vmax": float(scaled.max())} if scaled.size else {}
-    sns.heatmap(matrix, mask=early, annot=annotate, fmt=fmt, cmap="viridis", ax=ax, annot_kws={"fontsize": 7},
-                cbar_kws={"label": value_label + (f" (from month {scale_from})" if scale_from > 0 else "")},
-                **limits)
-    if scale_from > 0 and early.any():
+    if scaled.size:
+        sns.heatmap(matrix, mask=early, annot=annotate, fmt=fmt, cmap="viridis", ax=ax,
+                    annot_kws={"fontsize": 7},
+                    cbar_kws={"label": value_label + (f" (from month {scale_from})" if scale_from > 0 else "")},
+                    **limits)
+    else:  # said in the title: label() below sets it
+        title += (f" (no month from month {scale_from} on yet: nothing after acquisition to measure)"
+                  if scale_from > 0 else " (no value to show)")
+    if scale_from > 0 and (early & np.isfinite(values)).any():
         sns.heatmap(matrix, mask=~early | ~np.isfinite(values), annot=annotate, fmt=fmt, ax=ax, cbar=False,
                     cmap=ListedColormap(["0.88"]), annot_kws={"fontsize": 7, "color": "0.3"})
-    months = "Months since first purchase" + (f" (before month {scale_from}: grey, off the colour scale)"
-                                               if scale_from > 0 else "")
-    return label(ax, f"Cohorts: {value_label.lower()}", months, "Acquisition month (first purchase)")
+    return label(ax, title, months, "Acquisition month (first purchase)")
 
 
 def plot_gap_distribution(gaps: np.ndarray, thresholds: StageThresholds, ax: plt.Axes | None = None) -> plt.Axes:
