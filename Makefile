@@ -36,6 +36,7 @@ report: $(VENV)/.installed
 
 test: $(VENV)/.installed-dev
 	rm -rf reports/interactive
+	$(BIN)/lint-imports --no-cache
 	$(PY) tests/browser_setup.py
 	$(PY) -m pytest -n 2 --dist loadfile --nbval --nbval-current-env \
 		--nbval-sanitize-with tests/nbval/sanitize.cfg $(PYTEST_ARGS) tests

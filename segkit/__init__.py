@@ -8,7 +8,7 @@ Examples
 --------
 >>> import segkit
 >>> segkit.rfm_table.__module__
-'segkit.rfm'
+'segkit.data.orders'
 >>> sorted(set(segkit.__all__) - set(dir(segkit)))
 []
 """
@@ -22,24 +22,26 @@ __version__ = "0.1.0"
 
 #: Public name → the module that defines it.
 _EXPORTS: dict[str, str] = {
-    "load_config": "segkit.config",
+    "load_config": "segkit.core.config",
     **dict.fromkeys(["AuditFailedError", "ConfigError", "DataError", "ModelFitError", "SegkitError",
-                     "UpstreamMissingError"], "segkit.errors"),
-    **dict.fromkeys(["NOTEBOOKS", "RunContext", "open_run"], "segkit.pipeline"),
-    **dict.fromkeys(["load_inputs", "load_table"], "segkit.io"),
-    **dict.fromkeys(["GeneratedShop", "generate_shop", "load_cdnow", "load_sample"], "segkit.datasets"),
-    **dict.fromkeys(["CampaignResult", "CampaignSettings", "build_campaign_artifacts", "evaluate_campaigns"],
-                    "segkit.campaign"),
-    **dict.fromkeys(["build_cluster_artifacts", "cluster_customers"], "segkit.cluster"),
+                     "UpstreamMissingError"], "segkit.core.errors"),
+    **dict.fromkeys(["NOTEBOOKS", "RunContext", "open_run"], "segkit.steps.pipeline"),
+    **dict.fromkeys(["load_inputs", "load_table"], "segkit.data.io"),
+    **dict.fromkeys(["GeneratedShop", "generate_shop", "load_cdnow", "load_sample"], "segkit.data.datasets"),
+    **dict.fromkeys(["CampaignResult", "CampaignSettings", "evaluate_campaigns"], "segkit.campaign"),
+    "cluster_customers": "segkit.cluster",
     **dict.fromkeys(["BetaGeoModel", "GammaGammaModel", "customer_lifetime_value"], "segkit.clv"),
     **dict.fromkeys(["FeatureBuilder", "customer_table"], "segkit.features"),
     "KPrototypes": "segkit.kprototypes",
-    **dict.fromkeys(["LifecycleStager", "StageThresholds", "assign_lifecycle_stage", "build_lifecycle_artifacts"],
-                    "segkit.lifecycle"),
-    **dict.fromkeys(["LoyaltyTiers", "RFMScorer", "SegmentMap", "build_rfm_artifacts", "lifetimes_summary",
-                     "purchase_orders", "rfm_table"], "segkit.rfm"),
+    **dict.fromkeys(["LifecycleStager", "StageThresholds", "assign_lifecycle_stage"], "segkit.lifecycle"),
+    **dict.fromkeys(["LoyaltyTiers", "RFMScorer", "SegmentMap"], "segkit.rfm"),
+    **dict.fromkeys(["lifetimes_summary", "purchase_orders", "rfm_table"], "segkit.data.orders"),
+    "build_rfm_artifacts": "segkit.steps.rfm",
+    "build_cluster_artifacts": "segkit.steps.cluster",
+    "build_lifecycle_artifacts": "segkit.steps.lifecycle",
+    "build_campaign_artifacts": "segkit.steps.campaign",
 }
-_RENAMED: dict[str, tuple[str, str]] = {"summarize_clusters": ("segkit.cluster", "summarize")}
+_RENAMED: dict[str, tuple[str, str]] = {"summarize_clusters": ("segkit.steps.cluster", "summarize")}
 
 
 def __getattr__(name: str) -> Any:

@@ -1,10 +1,10 @@
 """Data audit: what is in the inputs, what is wrong with them, and the cleaned tables.
 
-:func:`run_audit` takes the canonical tables (see :mod:`segkit.schema`; loaded with
-:func:`segkit.io.load_inputs`) and returns an :class:`AuditResult`: a findings table ranked by
+:func:`run_audit` takes the canonical tables (see :mod:`segkit.core.schema`; loaded with
+:func:`segkit.data.io.load_inputs`) and returns an :class:`AuditResult`: a findings table ranked by
 severity (error / warning / info, thresholds in ``segkit/defaults/audit.yml``), the cleaning rules
 applied with the rows each touched, and the cleaned tables that notebooks 02–05 read.
-:func:`build_audit_artifacts` is the producer of ``notebooks/01_data_audit.ipynb``.
+:func:`segkit.steps.audit.build_audit_artifacts` is the producer of ``notebooks/01_data_audit.ipynb``.
 
 Two kinds of count appear and they answer different questions:
 
@@ -44,30 +44,39 @@ Examples
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping
+from pathlib import Path
+from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 
-from segkit.errors import AuditFailedError, ConfigError, DataError, format_rows
-from segkit.escaping import formula_cells
-from segkit.io import customers_from_transactions, load_inputs
-from segkit.privacy import pseudonymize_ids, salt_for
-from segkit.schema import CAMPAIGN, CUSTOMERS, TRANSACTIONS, TRANSACTIONS_CLEAN_EXTRA, TableSpec
-
-if TYPE_CHECKING:  # pragma: no cover
-    from segkit.pipeline import RunContext
+from segkit.core.config import load_config, resolve_path
+from segkit.core.dates import day_after, parse_as_of
+from segkit.core.errors import ConfigError, DataError, format_rows
+from segkit.core.escaping import formula_cells
+from segkit.core.privacy import pseudonymize_ids
+from segkit.core.schema import CAMPAIGN, CUSTOMERS, TRANSACTIONS, TRANSACTIONS_CLEAN_EXTRA, TableSpec
+from segkit.data.auditfacts import (
+    CHECKS,
+    SEVERITIES,
+    TX_DROP_RULES,
+    TX_INPUT_CHECKS,
+    AuditSettings,
+    CleanFacts,
+    InputFacts,
+    OutlierFacts,
+    log_bounds,
+    row_limit,
+    volume_from_counts,
+)
+from segkit.data.engine import TransactionLog
+from segkit.data.io import customers_from_transactions, load_table
 
 __all__ = [
     "AuditResult",
     "AuditSettings",
     "CHECKS",
     "run_audit",
-    "build_audit_artifacts",
-    "raise_if_failed",
-    "summarize",
-    "overview_table",
-    "finding_rows",
     "return_mask",
     "exact_duplicate_mask",
     "near_duplicate_mask",
@@ -82,103 +91,8 @@ __all__ = [
     "arm_balance",
 ]
 
-SEVERITIES: tuple[str, ...] = ("error", "warning", "info")
 FINDING_COLUMNS: tuple[str, ...] = ("check", "table", "severity", "count", "share", "message", "examples")
 RULE_COLUMNS: tuple[str, ...] = ("rule", "table", "action", "rows_affected")
-MAD_SCALE = 1.4826  # MAD → standard deviation for normal data
-MEAN_AD_SCALE = 1.2533  # mean absolute deviation → standard deviation (sqrt(pi/2))
-
-# Each check: the label of its count in messages ("<label>: <count> (<share>); ...") and what
-# to do when it fires (used in the failure message and the summary's actions).
-CHECKS: dict[str, tuple[str, str]] = {
-    "no_transactions_left": (
-        "Transaction rows, all removed by cleaning",
-        "Check the column mapping, the date format and as_of: every row was removed by a cleaning rule."),
-    "missing_order_date": (
-        "Rows without order date",
-        "Fill the order date in the export, or check the date column mapping."),
-    "missing_amount": (
-        "Rows without amount (nor quantity × unit price)",
-        "Fill amount, or quantity and unit price, in the export."),
-    "missing_values": (
-        "Empty cells",
-        "Analyses that use these columns treat empty cells as unknown; fill them at the source if they matter."),
-    "exact_duplicates": (
-        "Exact duplicate rows",
-        "Duplicates usually come from overlapping exports; check how the files were combined."),
-    "near_duplicates": (
-        "Lines repeating an earlier order's line under another order id",
-        "Check whether these are double submissions; if so, de-duplicate them at the source."),
-    "guest_checkouts": (
-        "Rows without customer id (guest checkouts)",
-        "Guest orders are left out of customer analyses; link them to customers (e.g. by e-mail) if possible."),
-    "negative_price": (
-        "Lines with a negative unit price",
-        "Negative prices are usually accounting adjustments, not sales; fix or remove them at the source."),
-    "zero_price": (
-        "Lines with a zero price",
-        "Free items and samples are kept; check that prices were not lost in the export."),
-    "returns": (
-        "Return and cancellation lines",
-        "Returns stay in, flagged is_return; net revenue includes them."),
-    "future_dates": (
-        "Rows dated implausibly far after the bulk of the data",
-        "Fix the dates at the source (placeholder dates such as 2099, or a wrong date format)."),
-    "after_as_of": (
-        "Rows dated on or after the analysis date as_of",
-        "They are left out of this run; move as_of later to include them."),
-    "order_value_outliers": (
-        "Orders with an extreme value",
-        "Check these orders (wholesale buyers, test orders, wrong prices); they are kept."),
-    "quantity_outliers": (
-        "Lines with an extreme quantity",
-        "Check these lines (bulk buys, typing errors such as an extra 00); they are kept."),
-    "volume_gaps": (
-        "Days without orders where orders were expected",
-        "Check whether the export is missing these days (shop outage, missing file)."),
-    "volume_spikes": (
-        "Days with far more orders than expected",
-        "Check that these were real (sales, campaigns) and not duplicated loads."),
-    "duplicate_customer_ids": (
-        "Customer rows repeating an earlier customer id",
-        "Keep one row per customer id in the customers file."),
-    "customers_without_id": (
-        "Customer rows without customer id",
-        "Fill the id or remove these rows from the customers file."),
-    "customers_without_orders": (
-        "Customers without orders in the period (prospects)",
-        "Prospects are kept in the customer table; they have no RFM scores."),
-    "buyers_not_in_customers": (
-        "Buyers missing from the customers table",
-        "Missing buyers get a customer row with empty attributes; complete the customers export if possible."),
-    "campaign_duplicates": (
-        "Campaign rows repeating a (campaign, customer) pair",
-        "One row per customer per campaign is expected; keep one in the campaign file."),
-    "unknown_campaign_customers": (
-        "Campaign rows of customers in neither the customers table nor the transactions",
-        "Test sends and mistyped ids cannot be joined to segments; check the campaign export's customer ids."),
-    "signup_after_as_of": (
-        "Customers who signed up on or after the analysis date as_of",
-        "Check as_of (run.as_of) and how signup dates are read (io.date_format, io.dayfirst): a signup on or "
-        "after as_of means the customer was not known yet on that date."),
-    "implausible_birth_year": (
-        "Birth years outside the plausible range",
-        "Fix these birth years at the source (placeholders such as 1800 or 2100, typing errors); segkit treats "
-        "them as unknown (audit.birth_year_min_age / birth_year_max_age set the range)."),
-    "negative_campaign_revenue": (
-        "Campaign rows with a negative revenue",
-        "Campaign revenue cannot be negative: check the campaign export (refunds booked as revenue, sign "
-        "errors); segkit treats these amounts as unknown and leaves them out of the revenue metrics."),
-    "campaign_arm_balance": (
-        "Campaigns",
-        "Compare the split with the plan; notebook 05 tests it (sample ratio mismatch)."),
-    "formula_like_ids": (
-        "Customer ids a spreadsheet would run as a formula (starting with = + - @, tab or CR)",
-        "customer_segments.csv writes them with a leading ' so that a spreadsheet shows them as text: remove "
-        "that quote when you import the file into a tool that matches customers by id, or fix the ids at the "
-        "source."),
-}
-
 _EXAMPLE_COLUMNS = {
     "transactions": ("order_id", "customer_id", "order_date", "product_id", "quantity", "unit_price", "amount"),
     "customers": ("customer_id", "signup_date", "country"),
@@ -188,109 +102,6 @@ _ROW = "_row"  # position of a row in its input table (0-based), carried through
 
 
 # ----------------------------------------------------------------------------- settings
-@dataclass(frozen=True)
-class AuditSettings:
-    """Validated ``audit`` section of the configuration (see ``segkit/defaults/audit.yml``).
-
-    Examples
-    --------
-    >>> from segkit.config import load_config
-    >>> AuditSettings.from_config(load_config()).outlier_k
-    5.0
-    """
-
-    examples: int
-    outlier_k: float
-    outlier_min_fold: float
-    future_quantile: float
-    future_tolerance_days: int
-    volume_window_days: int
-    spike_k: float
-    open_weekday_share: float
-    gap_max_probability: float
-    volume_min_days: int
-    birth_year_min_age: int
-    birth_year_max_age: int
-    near_duplicate_columns: tuple[str, ...]
-    severity: Mapping[str, Mapping[str, Any]]
-    return_prefix: str | None
-    pseudonymize: bool
-    salt: str
-
-    @classmethod
-    def from_config(cls, config: Mapping[str, Any]) -> "AuditSettings":
-        """Read and validate the ``audit``, ``io`` and ``privacy`` sections; ConfigError otherwise."""
-        audit = dict(config.get("audit") or {})
-        if not audit:
-            raise ConfigError("The configuration has no 'audit' section (segkit/defaults/audit.yml is missing?).")
-
-        def number(key: str, low: float, high: float = np.inf, integer: bool = False) -> Any:
-            value = audit.get(key)
-            ok = isinstance(value, (int, float)) and not isinstance(value, bool) and low <= value <= high
-            if not ok or (integer and int(value) != value):
-                kind = "an integer" if integer else "a number"
-                raise ConfigError(f"audit.{key} = {value!r} must be {kind} between {low} and {high}; "
-                                  f"see segkit/defaults/audit.yml.")
-            return int(value) if integer else float(value)
-
-        severity = dict(audit.get("severity") or {})
-        unknown = sorted(set(severity) - set(CHECKS))
-        if unknown:
-            raise ConfigError(f"audit.severity: unknown check(s) {', '.join(unknown)}. "
-                              f"Known checks: {', '.join(CHECKS)}.")
-        for check in CHECKS:
-            rule = severity.get(check) or {}
-            level = rule.get("level", "warning")
-            share = rule.get("error_share")
-            if level not in SEVERITIES:
-                raise ConfigError(f"audit.severity.{check}.level = {level!r}; use one of {', '.join(SEVERITIES)}.")
-            if share is not None and not (isinstance(share, (int, float)) and 0 <= share <= 1):
-                raise ConfigError(f"audit.severity.{check}.error_share = {share!r}; use a share between 0 and 1, "
-                                  "or null for never.")
-            severity[check] = {"level": level, "error_share": share}
-        columns = audit.get("near_duplicate_columns") or []
-        if isinstance(columns, str) or not all(c in TRANSACTIONS.dtypes for c in columns):
-            raise ConfigError(f"audit.near_duplicate_columns = {columns!r}; list transaction columns "
-                              f"({', '.join(TRANSACTIONS.columns)}).")
-        prefix = (config.get("io") or {}).get("return_invoice_prefix")
-        privacy = config.get("privacy") or {}
-        return cls(
-            examples=number("examples", 0, 100, integer=True),
-            outlier_k=number("outlier_k", 0.5),
-            outlier_min_fold=number("outlier_min_fold", 1.0),
-            future_quantile=number("future_quantile", 0.5, 1.0),
-            future_tolerance_days=number("future_tolerance_days", 0, integer=True),
-            volume_window_days=number("volume_window_days", 3, integer=True),
-            spike_k=number("spike_k", 0.5),
-            open_weekday_share=number("open_weekday_share", 0.0, 1.0),
-            gap_max_probability=number("gap_max_probability", 0.0, 1.0),
-            volume_min_days=number("volume_min_days", 7, integer=True),
-            birth_year_min_age=number("birth_year_min_age", 0, 150, integer=True),
-            birth_year_max_age=number("birth_year_max_age", 0, 150, integer=True),
-            near_duplicate_columns=tuple(columns),
-            severity=severity,
-            return_prefix=str(prefix) if prefix not in (None, "") else None,
-            pseudonymize=bool(privacy.get("pseudonymize_ids", True)),
-            salt=salt_for({"privacy": privacy}),
-        )
-
-    def severity_for(self, check: str, share: float | None) -> str:
-        """Configured level of ``check``, raised to error when ``share`` exceeds its error_share.
-
-        Examples
-        --------
-        >>> from segkit.config import load_config
-        >>> s = AuditSettings.from_config(load_config())
-        >>> s.severity_for("guest_checkouts", 0.1), s.severity_for("guest_checkouts", 0.6)
-        ('warning', 'error')
-        """
-        rule = self.severity[check]
-        limit = rule["error_share"]
-        if limit is not None and share is not None and not np.isnan(share) and share > limit:
-            return "error"
-        return rule["level"]
-
-
 # ----------------------------------------------------------------------------- result
 @dataclass
 class AuditResult:
@@ -334,7 +145,7 @@ class AuditResult:
     offending : dict
         check → up to 10 offending rows (``row`` = line in the input file).
     engine : str
-        ``"pandas"`` (in memory) or ``"duckdb"`` (out-of-core, :mod:`segkit.engine`); recorded in
+        ``"pandas"`` (in memory) or ``"duckdb"`` (out-of-core, :mod:`segkit.data.engine`); recorded in
         ``audit_summary.json``.
     """
 
@@ -508,42 +319,6 @@ def robust_log_bounds(values: pd.Series | np.ndarray, k: float,
     return log_bounds(center, mad, float(np.mean(deviation)) if mad == 0 else np.nan, k, min_fold)
 
 
-def log_bounds(center: float, mad: float, mean_deviation: float, k: float,
-               min_fold: float = 1.0) -> tuple[float, float, float, float]:
-    """The rule of :func:`robust_log_bounds` from its statistics of the logs.
-
-    Parameters
-    ----------
-    center : float
-        Median of the logs (NaN when there are no values).
-    mad : float
-        Median absolute deviation of the logs from ``center`` (unscaled).
-    mean_deviation : float
-        Mean absolute deviation of the logs from ``center``; used only when ``mad`` is 0.
-    k, min_fold : float
-        As in :func:`robust_log_bounds`.
-
-    Returns
-    -------
-    (median, scale_log, low, high) : tuple of float
-
-    Examples
-    --------
-    >>> [round(v, 3) for v in log_bounds(0.0, 0.5, float("nan"), k=1)]
-    [1.0, 0.741, 0.476, 2.099]
-    """
-    if center is None or np.isnan(center):
-        return (np.nan, np.nan, np.nan, np.nan)
-    scale = MAD_SCALE * mad
-    if scale == 0:
-        scale = MEAN_AD_SCALE * mean_deviation
-    median = float(np.exp(center))
-    # exp(log(x)) may miss x by one ulp: widen by 1e-12 so values on a bound are inside it.
-    low = min(float(np.exp(center - k * scale)), median / min_fold) * (1 - 1e-12)
-    high = max(float(np.exp(center + k * scale)), median * min_fold) * (1 + 1e-12)
-    return (median, scale, low, high)
-
-
 def order_values(transactions: pd.DataFrame, is_return: pd.Series) -> pd.DataFrame:
     """Value of each purchase order: the sum of ``amount`` over its non-return lines (> 0 only).
 
@@ -600,7 +375,7 @@ def default_as_of(dates: pd.Series, cutoff: pd.Timestamp | None) -> pd.Timestamp
         valid = valid[valid <= cutoff]
     if valid.empty:
         return None
-    return pd.Timestamp(valid.max()).normalize() + pd.Timedelta(days=1)
+    return day_after(valid.max())
 
 
 def daily_volume(
@@ -672,62 +447,6 @@ def daily_counts(transactions: pd.DataFrame) -> pd.DataFrame:
         "orders": grouped["order_id"].nunique().to_numpy(dtype="int64"),
         "revenue": grouped["amount"].sum().to_numpy(dtype="float64"),
     })
-
-
-def volume_from_counts(
-    counts: pd.DataFrame,
-    *,
-    window_days: int,
-    spike_k: float,
-    open_weekday_share: float,
-    gap_max_probability: float,
-    min_days: int,
-) -> pd.DataFrame:
-    """:func:`daily_volume` from per-day counts (``date, orders, revenue`` of :func:`daily_counts`).
-
-    Examples
-    --------
-    >>> counts = pd.DataFrame({"date": pd.to_datetime(["2024-01-01", "2024-01-03"]), "orders": [2, 1],
-    ...                        "revenue": [5.0, 1.0]})
-    >>> daily = volume_from_counts(counts, window_days=29, spike_k=5, open_weekday_share=0.5,
-    ...                            gap_max_probability=0.001, min_days=28)
-    >>> daily["orders"].tolist(), bool(daily["is_gap"].any())
-    ([2, 0, 1], False)
-    """
-    columns = ["date", "weekday", "orders", "revenue", "rolling_7d", "expected", "open_weekday", "is_gap", "is_spike"]
-    if counts.empty:
-        return pd.DataFrame({c: pd.Series(dtype=t) for c, t in zip(
-            columns, ["datetime64[ns]", "string", "int64", "float64", "float64", "float64", "bool", "bool", "bool"])})
-    by_day = counts.set_index(pd.DatetimeIndex(counts["date"]).floor("D"))
-    days = pd.date_range(by_day.index.min(), by_day.index.max(), freq="D")
-    orders = by_day["orders"].reindex(days, fill_value=0).astype("int64")
-    revenue = by_day["revenue"].reindex(days, fill_value=0.0).astype("float64")
-    weekday = pd.Series(days.day_of_week, index=days)
-    open_share = (orders > 0).groupby(weekday).mean()
-    open_day = weekday.map(open_share).to_numpy() >= open_weekday_share
-    basis = orders.astype("float64").where(open_day & (orders > 0))
-    expected = basis.rolling(window_days, center=True, min_periods=1).median()
-    expected = expected.interpolate(limit_direction="both") if expected.notna().any() else expected
-    assess = len(days) >= min_days and expected.notna().any()
-    if assess:
-        residual = (orders - expected)[basis.notna()]
-        scale = MAD_SCALE * float(np.median(np.abs(residual))) if len(residual) else 0.0
-        noise = np.maximum(scale, np.sqrt(expected.to_numpy()))
-        is_gap = open_day & (orders.to_numpy() == 0) & (np.exp(-expected.to_numpy()) < gap_max_probability)
-        is_spike = orders.to_numpy() > expected.to_numpy() + spike_k * noise
-    else:
-        is_gap = is_spike = np.zeros(len(days), dtype=bool)
-    return pd.DataFrame({
-        "date": days.astype("datetime64[ns]"),
-        "weekday": pd.Series(days.day_name(), dtype="string").to_numpy(),
-        "orders": orders.to_numpy(),
-        "revenue": revenue.to_numpy(),
-        "rolling_7d": orders.rolling(7, min_periods=1).mean().to_numpy(),
-        "expected": expected.to_numpy(),
-        "open_weekday": open_day,
-        "is_gap": np.asarray(is_gap, dtype=bool),
-        "is_spike": np.asarray(is_spike, dtype=bool),
-    }).astype({"weekday": "string"})
 
 
 def gap_periods(daily: pd.DataFrame) -> pd.DataFrame:
@@ -844,16 +563,16 @@ def arm_balance(campaign: pd.DataFrame | None) -> pd.DataFrame:
 # ----------------------------------------------------------------------------- helpers
 def _canonical(frame: pd.DataFrame | None, spec: TableSpec) -> pd.DataFrame | None:
     """Canonical (and ``spec.extra``) columns of ``frame`` in canonical dtypes, blank text as missing,
-    plus ``_row`` = the frame's integer index (:func:`segkit.io.load_table` sets it to the 0-based
+    plus ``_row`` = the frame's integer index (:func:`segkit.data.io.load_table` sets it to the 0-based
     data row of the file) or the row position. ``attrs["absent_columns"]`` lists canonical
-    columns the input did not have (also those :func:`segkit.schema.validate` added or derived)."""
+    columns the input did not have (also those :func:`segkit.core.schema.validate` added or derived)."""
     if frame is None:
         return None
     absent = [c for c in spec.columns if c not in frame.columns or c in frame.attrs.get("absent_columns", ())]
     missing = [c for c in spec.required if c not in frame.columns]
     if missing:
         raise DataError(f"{spec.name}: required column(s) {', '.join(missing)} missing. "
-                        f"Map them in the config's columns.{spec.name} section (see segkit.io).")
+                        f"Map them in the config's columns.{spec.name} section (see segkit.data.io).")
     if spec.one_of and not any(all(c in frame.columns for c in group) for group in spec.one_of):
         need = " or ".join(" + ".join(g) for g in spec.one_of)
         raise DataError(f"{spec.name}: needs {need}. Map them in the config's columns.{spec.name} section.")
@@ -871,7 +590,7 @@ def _canonical(frame: pd.DataFrame | None, spec: TableSpec) -> pd.DataFrame | No
                 values = values.astype(dtype)
         except (ValueError, TypeError) as exc:
             raise DataError(f"{spec.name}: column '{col}' cannot be read as {dtype} ({exc}). "
-                            "Load the files with segkit.io.load_inputs, which says which rows are wrong.") from None
+                            "Load the files with segkit.data.io.load_inputs, which says which rows are wrong.") from None
         out[col] = values
     if spec is TRANSACTIONS and "amount" not in out:
         out["amount"] = out["quantity"] * out["unit_price"]
@@ -897,7 +616,7 @@ def _pseudonymized(frame: pd.DataFrame, settings: AuditSettings) -> pd.DataFrame
     return frame
 
 
-def _fmt(value: Any) -> str:
+def format_value(value: Any) -> str:
     if value is None or (not isinstance(value, str) and pd.isna(value)):
         return "<missing>"
     if isinstance(value, pd.Timestamp):
@@ -914,7 +633,7 @@ def _examples_text(rows: pd.DataFrame, columns: Iterable[str], settings: AuditSe
     parts = []
     for record in head.to_dict("records"):
         where = format_rows([record[_ROW]], limit=1) + ": " if _ROW in record else ""
-        parts.append(where + ", ".join(f"{c}={_fmt(record[c])}" for c in cols))
+        parts.append(where + ", ".join(f"{c}={format_value(record[c])}" for c in cols))
     return "; ".join(parts)
 
 
@@ -949,7 +668,7 @@ class _Collector:
         if count == 0 and not always:
             return
         share = count / denominator if denominator else np.nan
-        share_text = f" ({_pct(share)})" if denominator else ""
+        share_text = f" ({percent_text(share)})" if denominator else ""
         message = f"{label or CHECKS[check][0]}: {count:,}{share_text}; {note}"
         if rows is not None:
             if examples is None:
@@ -991,7 +710,7 @@ def _isin(values: pd.Series, lookup: pd.Series) -> np.ndarray:
     return found.to_numpy(zero_copy_only=False).astype(bool)
 
 
-def _pct(share: float | None) -> str:
+def percent_text(share: float | None) -> str:
     """Percent text; two decimals under 0.1% so that small shares do not read as 0.0%."""
     if share is None or pd.isna(share):
         return "n/a"
@@ -1006,105 +725,9 @@ def _drop(frame: pd.DataFrame, mask: pd.Series, col: _Collector, rule: str, tabl
 
 # ----------------------------------------------------------------------------- audit steps
 # Each transaction step is split in two halves so that the in-memory path (pandas, here) and the
-# out-of-core path (:mod:`segkit.engine`, SQL over the files) share one definition of every
+# out-of-core path (:mod:`segkit.data.engine`, SQL over the files) share one definition of every
 # message, rule and count: a path computes the *facts* (counts, the first offending rows,
 # statistics of small aggregated tables), and ``_report_*`` turns facts into findings and rules.
-
-TX_INPUT_CHECKS: tuple[str, ...] = ("exact_duplicates", "missing_order_date", "missing_amount", "guest_checkouts",
-                                    "negative_price", "zero_price", "future_dates", "after_as_of")
-# Dropping cleaning rules for transactions, in the order applied: (check whose rows it drops, rule).
-TX_DROP_RULES: tuple[tuple[str, str], ...] = (
-    ("exact_duplicates", "exact duplicate rows"),
-    ("missing_order_date", "rows without order date"),
-    ("missing_amount", "rows without amount"),
-    ("guest_checkouts", "rows without customer id (guest checkouts)"),
-    ("negative_price", "lines with a negative unit price"),
-    ("future_dates", "far-future order dates"),
-    ("after_as_of", "orders on or after as_of"),
-)
-
-
-@dataclass
-class InputFacts:
-    """What the row checks found in the input transactions, computed by either engine.
-
-    ``counts`` and ``rows`` are keyed by :data:`TX_INPUT_CHECKS`: rows of the *input* with that
-    property, and the first :func:`row_limit` of them in input order (with ``_row``).
-    ``dropped`` is keyed by the checks of :data:`TX_DROP_RULES`: rows each rule removed, applied in
-    order. ``filled``, ``returns_flagged``, ``zero_flagged``: rows of the clean table with a filled
-    order id, flagged ``is_return``, with a zero price.
-    """
-
-    n_rows: int
-    counts: dict[str, int]
-    rows: dict[str, pd.DataFrame]
-    guest_revenue: float
-    cutoff: pd.Timestamp | None
-    as_of: pd.Timestamp | None
-    dropped: dict[str, int]
-    filled: int
-    returns_flagged: int
-    zero_flagged: int
-
-
-@dataclass
-class OutlierFacts:
-    """One robust outlier rule applied: ``stats`` = (median, scale_log, low, high) of
-    :func:`log_bounds`, ``n`` values checked, ``flagged`` outside, the first flagged ``rows``;
-    ``flagged_lines`` = order lines of the flagged orders (order-value rule only)."""
-
-    stats: tuple[float, float, float, float]
-    n: int
-    flagged: int
-    rows: pd.DataFrame
-    flagged_lines: int = 0
-
-
-@dataclass
-class CleanFacts:
-    """What the checks on the clean transactions found, computed by either engine.
-
-    ``order_values`` (``order_id, value, is_outlier``) and ``quantities`` (``quantity, is_outlier``)
-    are plot inputs: every purchase order / line in memory, a deterministic sample out-of-core.
-    """
-
-    n_clean: int
-    returns: dict[str, float]
-    return_rows: pd.DataFrame
-    near_count: int
-    near_rows: pd.DataFrame
-    near_same: list[str]
-    order_rule: OutlierFacts
-    quantity_rule: OutlierFacts
-    order_values: pd.DataFrame
-    quantities: pd.DataFrame
-    daily: pd.DataFrame
-
-
-def row_limit(settings: AuditSettings) -> int:
-    """Offending rows kept per check: enough for the examples and the explorer (10).
-
-    Examples
-    --------
-    >>> from segkit.config import load_config
-    >>> row_limit(AuditSettings.from_config(load_config()))
-    10
-    """
-    return max(10, settings.examples)
-
-
-def parse_as_of(as_of: str | pd.Timestamp) -> pd.Timestamp:
-    """``as_of`` as a midnight Timestamp, or a :class:`~segkit.errors.ConfigError`.
-
-    Examples
-    --------
-    >>> parse_as_of("2024-03-05 10:00")
-    Timestamp('2024-03-05 00:00:00')
-    """
-    from segkit.rfm import _timestamp  # one definition of the analysis date for every notebook
-
-    return _timestamp(as_of)
-
 
 def _check_missing_values(missing: pd.DataFrame, sizes: Mapping[str, int],
                           rows_of: Callable[[str, str], pd.DataFrame], col: _Collector) -> None:
@@ -1148,7 +771,7 @@ def _input_facts(tx: pd.DataFrame, as_of: str | pd.Timestamp | None,
         mask = masks[check].loc[clean.index]
         dropped[check] = int(mask.sum())
         clean = clean.loc[~mask]
-    # Rows without order id are each their own order, named like segkit.schema.validate does.
+    # Rows without order id are each their own order, named like segkit.core.schema.validate does.
     order_id = clean["order_id"] if has_order_id else pd.Series(pd.NA, index=clean.index, dtype="string")
     no_order_id = order_id.isna()
     clean = clean.assign(order_id=order_id.where(~no_order_id, "row-" + (clean[_ROW] + 2).astype("string")))
@@ -1171,9 +794,9 @@ def _report_input(facts: InputFacts, settings: AuditSettings, col: _Collector) -
         "guest_checkouts": f"{facts.guest_revenue:,.2f} revenue; dropped from the customer analyses.",
         "negative_price": "adjustments or errors, not sales; dropped.",
         "zero_price": "free items, or prices lost in the export; kept.",
-        "future_dates": (f"dated after {_fmt(facts.cutoff)} = the {settings.future_quantile:.0%} quantile of order "
+        "future_dates": (f"dated after {format_value(facts.cutoff)} = the {settings.future_quantile:.0%} quantile of order "
                          f"dates + {settings.future_tolerance_days} days; dropped."),
-        "after_as_of": f"as_of = {_fmt(facts.as_of)}; left out of this run.",
+        "after_as_of": f"as_of = {format_value(facts.as_of)}; left out of this run.",
     }
     for check in TX_INPUT_CHECKS:
         col.add(check, "transactions", facts.counts[check], facts.n_rows, notes[check], rows=facts.rows[check])
@@ -1225,7 +848,7 @@ def _report_clean(facts: CleanFacts, n_in: int, settings: AuditSettings, col: _C
     returns = facts.returns
     col.add("returns", "transactions", returns["return_lines"], n_clean,
             f"in {returns['return_orders']:,} orders, value {returns['returned_value']:,.2f} = "
-            f"{_pct(returns['returned_share'])} of gross revenue; kept, flagged is_return.", rows=facts.return_rows)
+            f"{percent_text(returns['returned_share'])} of gross revenue; kept, flagged is_return.", rows=facts.return_rows)
     same = ", ".join(["customer", "day"] + list(facts.near_same))
     col.add("near_duplicates", "transactions", facts.near_count, n_clean, f"same {same}; kept.", rows=facts.near_rows)
     col.rule("near duplicates flagged (kept)", "transactions", "flagged", facts.near_count)
@@ -1242,10 +865,10 @@ def _report_clean(facts: CleanFacts, n_in: int, settings: AuditSettings, col: _C
                  f"at least ×/÷ {settings.outlier_min_fold:g}; kept.")
     flagged_orders = facts.order_rule.rows
     col.add("order_value_outliers", "transactions", o_rule["flagged"], facts.order_rule.n,
-            rule_text.format(**{k: _fmt(o_rule[k]) for k in ("low", "high", "median")}), rows=flagged_orders,
+            rule_text.format(**{k: format_value(o_rule[k]) for k in ("low", "high", "median")}), rows=flagged_orders,
             examples=_examples_text(flagged_orders, ("order_id", "order_date", "lines", "value"), settings))
     col.add("quantity_outliers", "transactions", q_rule["flagged"], facts.quantity_rule.n,
-            rule_text.format(**{k: _fmt(q_rule[k]) for k in ("low", "high", "median")}),
+            rule_text.format(**{k: format_value(q_rule[k]) for k in ("low", "high", "median")}),
             rows=facts.quantity_rule.rows)
     col.rule("lines of order value outliers flagged (kept)", "transactions", "flagged", facts.order_rule.flagged_lines)
     col.rule("quantity outliers flagged (kept)", "transactions", "flagged", q_rule["flagged"])
@@ -1254,14 +877,14 @@ def _report_clean(facts: CleanFacts, n_in: int, settings: AuditSettings, col: _C
     gaps = gap_periods(daily)
     col.add("volume_gaps", "transactions", int(daily["is_gap"].sum()), int(daily["open_weekday"].sum()),
             f"in {len(gaps)} period(s), ~{gaps['expected_orders'].sum():,.0f} orders expected in total.", rows=gaps,
-            examples="; ".join(f"{_fmt(g['start'])} to {_fmt(g['end'])} ({g['gap_days']} days, "
+            examples="; ".join(f"{format_value(g['start'])} to {format_value(g['end'])} ({g['gap_days']} days, "
                                f"~{g['expected_orders']:,.0f} orders expected)"
                                for g in gaps.head(settings.examples).to_dict("records")))
     spikes = daily[daily["is_spike"]]
     col.add("volume_spikes", "transactions", len(spikes), len(daily),
             f"orders > expected + {settings.spike_k:g} robust SD; check they were real (sales, campaigns).",
             rows=spikes[["date", "weekday", "orders", "expected"]],
-            examples="; ".join(f"{_fmt(r['date'])}: {r['orders']} orders (expected ~{r['expected']:,.0f})"
+            examples="; ".join(f"{format_value(r['date'])}: {r['orders']} orders (expected ~{r['expected']:,.0f})"
                                for r in spikes.head(settings.examples).to_dict("records")))
     return {
         "returns": returns, "daily": daily, "gaps": gaps,
@@ -1276,7 +899,7 @@ def birth_year_bounds(as_of: pd.Timestamp, settings: AuditSettings) -> tuple[int
 
     Examples
     --------
-    >>> from segkit.config import load_config
+    >>> from segkit.core.config import load_config
     >>> birth_year_bounds(pd.Timestamp("2025-01-01"), AuditSettings.from_config(load_config()))
     (1915, 2015)
     """
@@ -1295,7 +918,7 @@ def _check_customer_dates(customers_in: pd.DataFrame, as_of: pd.Timestamp | None
     every = ("that is every customer with a signup date, so as_of or the date format is probably wrong; "
              if late.any() and int(late.sum()) == with_date else "")
     col.add("signup_after_as_of", "customers", int(late.sum()), n_cust,
-            f"as_of = {_fmt(as_of)}; {every}kept as given (not yet customers on as_of).", rows=customers_in[late])
+            f"as_of = {format_value(as_of)}; {every}kept as given (not yet customers on as_of).", rows=customers_in[late])
     years = customers_in["birth_year"] if "birth_year" in customers_in else pd.Series(pd.NA, index=customers_in.index)
     if as_of is None:
         odd = pd.Series(False, index=customers_in.index)
@@ -1351,7 +974,7 @@ def _clean_customers(customers_in: pd.DataFrame | None, buyers: pd.Series,
 
 def _check_formula_ids(customers: pd.DataFrame, col: _Collector) -> None:
     """Finding ``formula_like_ids``: customer ids that CSV files of the run neutralise with a
-    leading ``'`` (:func:`segkit.escaping.neutralise_formula`), so they read differently there."""
+    leading ``'`` (:func:`segkit.core.escaping.neutralise_formula`), so they read differently there."""
     odd = formula_cells(customers["customer_id"])
     col.add("formula_like_ids", "customers", int(odd.sum()), len(customers),
             "kept; in the CSV files of the run they start with ' (spreadsheet-safe).", rows=customers[odd],
@@ -1397,7 +1020,7 @@ def run_audit(
     ----------
     tables : mapping
         ``transactions`` (required), ``customers`` and ``campaign`` (None when absent): canonical
-        frames as returned by :func:`segkit.io.load_inputs`.
+        frames as returned by :func:`segkit.data.io.load_inputs`.
     as_of : str or Timestamp, optional
         Analysis date ``YYYY-MM-DD``; orders on or after it are dropped. None = the day after the
         last order that is not in the future.
@@ -1424,7 +1047,6 @@ def run_audit(
     np.int64(1)
     """
     if config is None:
-        from segkit.config import load_config
 
         config = load_config()
     settings = AuditSettings.from_config(config)
@@ -1465,7 +1087,7 @@ def _finish_audit(col: _Collector, *, missing: pd.DataFrame, facts: InputFacts, 
     arms = arm_balance(campaign)
     if not arms.empty:
         text = "; ".join(
-            f"{cid}: " + ", ".join(f"{a} {n:,} ({_pct(s)})" for a, n, s in zip(g["arm"], g["customers"], g["share"]))
+            f"{cid}: " + ", ".join(f"{a} {n:,} ({percent_text(s)})" for a, n, s in zip(g["arm"], g["customers"], g["share"]))
             for cid, g in arms.groupby("campaign_id", sort=True))
         col.add("campaign_arm_balance", "campaign", int(arms["campaign_id"].nunique()), None,
                 f"customers per arm: {text}.", rows=arms, examples="")
@@ -1494,198 +1116,111 @@ def _finish_audit(col: _Collector, *, missing: pd.DataFrame, facts: InputFacts, 
 
 
 # ----------------------------------------------------------------------------- reporting
-def raise_if_failed(result: AuditResult, ctx: "RunContext | None" = None) -> None:
-    """Raise :class:`~segkit.errors.AuditFailedError` when the audit has error findings.
+def audit_log(log: TransactionLog, as_of: str | pd.Timestamp | None = None, customers: pd.DataFrame | None = None,
+          campaign: pd.DataFrame | None = None) -> AuditResult:
+    """:func:`run_audit` of the lines of ``log`` (a :class:`segkit.data.engine.TransactionLog`) (plus small ``customers``/``campaign`` frames).
 
-    The message is the findings table as plain text plus what to do; the error carries the
-    result as ``.result``. Given ``ctx``, the notebook summary (status "errors") is recorded
-    first, so the run's index shows why the pipeline stopped.
-
-    Examples
-    --------
-    >>> tx = pd.DataFrame({"customer_id": [None, None, "a"], "order_date": pd.to_datetime(["2024-01-01"] * 3),
-    ...                    "amount": [1.0, 2.0, 3.0]})
-    >>> raise_if_failed(run_audit({"transactions": tx}))
-    Traceback (most recent call last):
-    ...
-    segkit.errors.AuditFailedError: The data audit found 1 error-severity problem(s); ...
-    """
-    if result.status != "errors":
-        return
-    if ctx is not None:
-        ctx.record_summary(**summarize(result))
-    error = AuditFailedError(result.failure_message())
-    error.result = result  # type: ignore[attr-defined]
-    raise error
-
-
-def build_audit_artifacts(ctx: "RunContext", raise_on_error: bool = True) -> AuditResult:
-    """Producer of ``01_data_audit``: load the inputs, audit them, write the artifacts.
-
-    Writes ``audit_summary.json`` always; when the audit has no error finding also
-    ``transactions_clean.parquet``, ``customers_clean.parquet``, ``campaign_clean.parquet`` (only
-    with a campaign file) and the base ``customer_segments.csv`` (``customer_id`` of every
-    customer). With errors, clean tables and ``customer_segments.csv`` of an earlier run in the
-    same folder are removed, so no later notebook reads stale data.
+    Same findings, cleaning rules, counts, ``as_of`` and period as the pandas path; the
+    result's ``transactions`` is None (write the clean lines with :meth:`TransactionLog.write_clean`) and
+    ``order_values``/``quantities`` hold at most ``engine.plot_sample`` rows.
 
     Parameters
     ----------
-    ctx : RunContext
-        From :func:`segkit.pipeline.open_run`; ``as_of`` = the notebook parameter, else
-        ``run.as_of`` of the config, else the day after the last order. The engine is chosen by
-        :func:`segkit.engine.choose_engine` (``engine`` section): pandas loads the lines in memory;
-        duckdb audits them out-of-core and writes ``transactions_clean.parquet`` with ``COPY``
-        (``audit_summary.json`` records which, under ``engine``).
-    raise_on_error : bool
-        Raise :class:`~segkit.errors.AuditFailedError` on error findings (what upstream builds
-        need). The notebook passes False, shows the table, then calls :func:`raise_if_failed`.
+    as_of : str or Timestamp, optional
+        Analysis date; None = the day after the last order that is not in the future.
+    customers, campaign : DataFrame, optional
+        Canonical customers / campaign tables (:func:`segkit.data.io.load_table`), as for ``run_audit``.
 
     Returns
     -------
     AuditResult
-
-    Examples
-    --------
-    >>> from segkit.pipeline import open_run
-    >>> result = build_audit_artifacts(open_run("01_data_audit"))  # doctest: +SKIP
     """
-    from segkit.engine import audit_inputs, choose_engine
+    settings = log.settings
+    col = _Collector(settings)
+    customers_in = _canonical(customers, CUSTOMERS)
+    campaign_in = _canonical(campaign, CAMPAIGN)
+    columns, counts = log.missing_counts()
+    part = pd.DataFrame({"table": "transactions", "column": columns, "missing": np.asarray(counts, dtype="int64"),
+                         "share": np.asarray(counts, dtype="float64") / log.n_rows})
+    others = {"customers": customers_in, "campaign": campaign_in}
+    rest = missing_values(others)
+    missing = pd.concat([part] + ([rest] if len(rest) else []), ignore_index=True).astype(
+        {"table": "string", "column": "string"})
+    sizes = {"transactions": log.n_rows, **{t: len(f) for t, f in others.items() if f is not None}}
 
-    as_of = ctx.as_of_param or (ctx.config.get("run") or {}).get("as_of")
-    if choose_engine(ctx.config) == "duckdb":  # out-of-core: writes transactions_clean itself when fit
-        result = audit_inputs(ctx.config, as_of=as_of, clean_path=ctx.artifact_path("transactions_clean"))
-    else:
-        result = run_audit(load_inputs(ctx.config), as_of=as_of, config=ctx.config)
-    ctx.write_artifact("audit_summary", result.summary())
-    segments = ctx.artifact_path("customer_segments")
-    if result.status == "errors":
-        for name in ("transactions_clean", "customers_clean", "campaign_clean"):
-            ctx.artifact_path(name).unlink(missing_ok=True)
-        segments.unlink(missing_ok=True)
-        if raise_on_error:
-            raise_if_failed(result)
-        return result
-    if result.transactions is not None:
-        ctx.write_artifact("transactions_clean", result.transactions)
-    ctx.write_artifact("customers_clean", result.customers)
-    if result.campaign is not None:
-        ctx.write_artifact("campaign_clean", result.campaign)
-    else:
-        ctx.artifact_path("campaign_clean").unlink(missing_ok=True)
-    ids = result.customers[["customer_id"]]
-    if segments.exists():
-        # Columns of later notebooks stay only if they describe exactly these customers.
-        old = pd.read_csv(segments, dtype={"customer_id": "string"}, usecols=["customer_id"])["customer_id"]
-        if set(old) != set(ids["customer_id"]):
-            segments.unlink()
-    ctx.update_customer_segments(ids)
-    return result
+    def rows_of(table: str, column: str) -> pd.DataFrame:
+        if table == "transactions":
+            return log.null_rows(column)
+        frame = others[table]
+        return frame[frame[column].isna()]
+
+    _check_missing_values(missing, sizes, rows_of, col)
+    facts = log.input_facts(as_of)
+    _report_input(facts, settings, col)
+    clean = log.clean_facts()
+    found = _report_clean(clean, log.n_rows, settings, col)
+    buyers = log.buyers()
+    return _finish_audit(
+        col, missing=missing, facts=facts, found=found, n_clean=clean.n_clean, orders=log.n_orders, period=log.period, customers_in=customers_in, campaign_in=campaign_in,
+        buyers=buyers, derive=lambda: log.derived_customers(buyers), transactions=None, engine="duckdb")
 
 
-def overview_table(result: AuditResult) -> pd.DataFrame:
-    """Rows in, removed and kept per table, with customers, orders and the date range.
+def audit_transactions_from_files(
+    source: str | Path | Sequence[str | Path],
+    config: Mapping[str, Any] | None = None,
+    as_of: str | pd.Timestamp | None = None,
+) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, int], pd.Timestamp | None, dict[str, pd.Timestamp | None]]:
+    """The transaction audit of :func:`segkit.audit.run_audit`, computed out-of-core in SQL.
 
-    Examples
-    --------
-    >>> tx = pd.DataFrame({"customer_id": ["a", "a"], "order_date": pd.to_datetime(["2024-01-01", "2024-01-03"]),
-    ...                    "amount": [1.0, 1.0]})
-    >>> overview_table(run_audit({"transactions": tx}))[["table", "rows_in", "rows_clean"]].values.tolist()
-    [['transactions', 2, 2], ['customers', 0, 1]]
-    """
-    c = result.counts
-    rows = [{"table": "transactions", "rows_in": c["transactions_rows_in"], "rows_clean": c["transactions_rows_clean"],
-             "customers": c["buyers"], "orders": c["orders"],
-             "first_date": result.period["start"], "last_date": result.period["end"]},
-            {"table": "customers", "rows_in": c["customers_rows_in"], "rows_clean": c["customers"],
-             "customers": c["customers"], "orders": None, "first_date": None, "last_date": None}]
-    if result.campaign is not None:
-        camp = result.campaign
-        dates = camp["sent_at"] if "sent_at" in camp else pd.Series(dtype="datetime64[ns]")
-        rows.append({"table": "campaign", "rows_in": c["campaign_rows_in"], "rows_clean": c["campaign_rows_clean"],
-                     "customers": int(camp["customer_id"].nunique()), "orders": None,
-                     "first_date": dates.min(), "last_date": dates.max()})
-    out = pd.DataFrame(rows)
-    out.insert(3, "rows_removed", out["rows_in"] - out["rows_clean"])
-    out["rows_removed"] = out["rows_removed"].clip(lower=0)
-    return out.astype({"table": "string", "rows_in": "int64", "rows_clean": "int64", "rows_removed": "int64",
-                       "customers": "int64", "orders": "Int64", "first_date": "datetime64[ns]",
-                       "last_date": "datetime64[ns]"})
-
-
-def finding_rows(result: AuditResult, key: str) -> pd.DataFrame:
-    """Up to 10 offending rows behind a finding (``row`` = line in the input file).
-
-    ``key`` is a check name, or ``"missing_values (<table>.<column>)"``; see
-    ``result.offending`` for the keys. Ids are real: display through ``shareable``.
-
-    Examples
-    --------
-    >>> tx = pd.DataFrame({"customer_id": ["a", None], "order_date": pd.to_datetime(["2024-01-01"] * 2),
-    ...                    "amount": [1.0, 2.0]})
-    >>> finding_rows(run_audit({"transactions": tx}), "guest_checkouts")[["row", "amount"]].to_dict("list")
-    {'row': [3], 'amount': [2.0]}
-    """
-    if key not in result.offending:
-        raise KeyError(f"No rows for {key!r}; known: {', '.join(result.offending) or 'none'}.")
-    return result.offending[key]
-
-
-def summarize(result: AuditResult) -> dict[str, Any]:
-    """Texts for the notebook's "What this means" (arguments of ``show_summary``).
+    Parameters
+    ----------
+    source : path, glob or list of paths
+        The user's transaction file(s) (CSV or Parquet; a file, a folder or a glob), mapped with
+        the config's ``columns.transactions`` and ``io`` options.
+    config : mapping, optional
+        Configuration (sections ``columns``, ``io``, ``audit``, ``privacy``, ``engine``); None = defaults.
+    as_of : str or Timestamp, optional
+        Analysis date; None = the day after the last order that is not in the future.
 
     Returns
     -------
-    dict
-        ``title, analysed, findings (3–5), actions, headlines, warnings``.
+    (findings, cleaning_rules, counts, as_of, period)
+        As the fields of :class:`segkit.audit.AuditResult` for ``run_audit({"transactions": …})``
+        (customers derived from the transactions).
 
     Examples
     --------
-    >>> tx = pd.DataFrame({"customer_id": ["a", "b", None], "order_date": pd.to_datetime(["2024-01-01"] * 3),
-    ...                    "amount": [10.0, -2.0, 1.0]})
-    >>> s = summarize(run_audit({"transactions": tx}))
-    >>> s["headlines"]["Rows removed"], s["headlines"]["Returns, share of gross revenue"]
-    (1, '20.0%')
+    >>> import tempfile, pathlib
+    >>> p = pathlib.Path(tempfile.mkdtemp()) / "t.csv"
+    >>> _ = p.write_text("customer_id,order_date,amount\\na,2024-01-01,10\\na,2024-01-01,10\\n,2024-01-02,5\\n")
+    >>> findings, rules, counts, as_of, period = audit_transactions_from_files(p)
+    >>> findings[["check", "count"]].values.tolist(), counts["transactions_rows_clean"], str(as_of.date())
+    ([['exact_duplicates', 1], ['guest_checkouts', 1]], 1, '2024-01-03')
     """
-    c, f, rules = result.counts, result.findings, result.cleaning_rules
-    period = (f"from {_fmt(result.period['start'])} to {_fmt(result.period['end'])}"
-              if result.period["start"] is not None else "with no transactions left after cleaning")
-    campaign = f", {c['campaign_rows_in']:,} campaign rows" if result.campaign is not None else ""
-    analysed = (f"{c['transactions_rows_in']:,} order lines {period} (analysis date as_of "
-                f"{_fmt(result.as_of)}), {c['customers']:,} customers of whom {c['buyers']:,} bought{campaign}.")
-    levels = f["severity"].value_counts()
-    n_err, n_warn, n_info = (int(levels.get(s, 0)) for s in SEVERITIES)
-    removed_by = rules[(rules["action"] == "dropped") & (rules["rows_affected"] > 0)]
-    removed = int(removed_by.loc[removed_by["table"] == "transactions", "rows_affected"].sum())
-    findings = [f"Audit status: {result.status} ({n_err} errors, {n_warn} warnings, {n_info} notes)."]
-    if len(removed_by):
-        top = "; ".join(f"{r['rule']} {r['rows_affected']:,}" for r in removed_by.head(4).to_dict("records"))
-        findings.append(f"Cleaning removed {removed:,} of {c['transactions_rows_in']:,} transaction rows "
-                        f"({_pct(removed / c['transactions_rows_in'] if c['transactions_rows_in'] else np.nan)}): {top}.")
-    else:
-        findings.append("Cleaning removed no rows.")
-    r = result.returns
-    if r["return_lines"]:
-        findings.append(f"Returns and cancellations are {_pct(r['returned_share'])} of gross revenue "
-                        f"(return lines: {r['return_lines']:,}); net revenue {r['net_revenue']:,.2f} includes them.")
-    serious = f[(f["severity"] != "info") & ~f["check"].isin(["exact_duplicates", "guest_checkouts"])]
-    findings += [str(m) for m in serious["message"].head(5 - len(findings))]
-    actions = [CHECKS[check][1] for check in dict.fromkeys(f.loc[f["severity"] != "info", "check"])][:4]
-    if result.status == "errors":
-        actions.insert(0, "Fix the error findings in the input files (or relax the rule in the config); "
-                          "the pipeline stops until then.")
-    else:
-        actions.append("Data are fit for analysis: continue with 02_rfm; the cleaned tables are in artifacts/.")
-    headlines = {
-        "Status": result.status,
-        "Order lines (clean)": c["transactions_rows_clean"],
-        "Orders": c["orders"],
-        "Customers": c["customers"],
-        "Rows removed": removed,
-        "Returns, share of gross revenue": _pct(r["returned_share"]),
-    }
-    # One line per level: the findings themselves reach index.html through audit_summary.json.
-    warnings = [f"Data-quality {level}s ({n}): {', '.join(dict.fromkeys(f.loc[f['severity'] == level, 'check']))}; "
-                "see the data-quality table of 01_data_audit."
-                for level, n in (("error", n_err), ("warning", n_warn)) if n]
-    return {"title": "Data audit", "analysed": analysed, "findings": findings, "actions": actions,
-            "headlines": headlines, "warnings": warnings}
+    with TransactionLog(source, config) as log:
+        result = audit_log(log, as_of)
+    return result.findings, result.cleaning_rules, result.counts, result.as_of, result.period
+
+
+def audit_inputs(config: Mapping[str, Any], as_of: str | pd.Timestamp | None = None,
+                 clean_path: str | Path | None = None) -> AuditResult:
+    """The whole data audit of a run with the transactions out-of-core (``engine.kind: duckdb``).
+
+    Customers and campaign files (customer-level, small) are loaded with :mod:`segkit.data.io`; the
+    transactions are audited by :class:`TransactionLog`. With ``clean_path`` and no error
+    finding, the clean lines are written there (:meth:`TransactionLog.write_clean`).
+    """
+
+    data = config.get("data") or {}
+    path = resolve_path(config, data.get("transactions"))
+    if path is None:
+        source = config.get("_source")
+        raise ConfigError(f"data.transactions is not set{f' in {source}' if source else ''}: "
+                          "give the path of your transactions file (or folder of files).")
+    tables = {t: (load_table(p, t, config=config) if (p := resolve_path(config, data.get(t))) is not None else None)
+              for t in ("customers", "campaign")}
+    with TransactionLog(path, config) as log:
+        result = audit_log(log, as_of, customers=tables["customers"], campaign=tables["campaign"])
+        if clean_path is not None and result.status != "errors":
+            log.write_clean(clean_path)
+    return result

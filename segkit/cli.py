@@ -28,8 +28,8 @@ import traceback
 from pathlib import Path
 from typing import Sequence
 
-from segkit.errors import SegkitError
-from segkit.pipeline import NOTEBOOKS
+from segkit.core.errors import SegkitError
+from segkit.steps.pipeline import NOTEBOOKS
 
 EXIT_OK, EXIT_NOTEBOOK, EXIT_USAGE, EXIT_BUG, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 

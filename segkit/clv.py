@@ -8,7 +8,7 @@ log-likelihoods of Fader, Hardie & Lee (2005; Hardie's notes 004 and 025), writt
   log-likelihood per customer as the objective; :func:`fit_maximum_likelihood` tries the
   methods of :data:`OPTIMIZER_METHODS` from several starting points until the largest gradient
   is below :data:`GRADIENT_TOLERANCE`, finishes with Newton steps on a finite-difference Hessian,
-  and otherwise raises a :class:`segkit.errors.ModelFitError` that lists what was tried and what
+  and otherwise raises a :class:`segkit.core.errors.ModelFitError` that lists what was tried and what
   to do: a model never comes back silently empty;
 * standard errors come from the inverse Hessian of the log-likelihood (on the log parameters,
   transformed by the delta method), as in ``lifetimes``, which the tests use as the reference;
@@ -83,8 +83,8 @@ from scipy.special import digamma, expit, gammaln, hyp2f1
 from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
 
-from segkit.errors import DataError, ModelFitError
-from segkit.rfm import customer_codes, day_pairs_sorted, lifetimes_summary
+from segkit.core.errors import DataError, ModelFitError
+from segkit.data.orders import customer_codes, day_pairs_sorted, lifetimes_summary
 
 #: Time unit of the model inputs, in days (weeks, as in Fader, Hardie & Lee 2005).
 TIME_UNIT_DAYS = 7
@@ -115,7 +115,7 @@ def clv_summary(
 ) -> pd.DataFrame:
     """Per-customer BG/NBD / Gamma-Gamma inputs from purchases (lifetimes' summary format).
 
-    :func:`segkit.rfm.lifetimes_summary` (equal to lifetimes' ``summary_data_from_transaction_data``)
+    :func:`segkit.data.orders.lifetimes_summary` (equal to lifetimes' ``summary_data_from_transaction_data``)
     with ``freq="D", freq_multiplier=time_unit_days``.
 
     Parameters

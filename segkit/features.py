@@ -4,7 +4,7 @@ Two steps, kept apart so that a model fitted on one month can score the next:
 
 1. :func:`customer_table` — a pure function from the cleaned tables (``transactions_clean``,
    optionally ``customers_clean`` and ``campaign_clean``) to one row per buying customer with
-   interpretable values: RFM (reused from :func:`segkit.rfm.rfm_table`), average order value,
+   interpretable values: RFM (reused from :func:`segkit.data.orders.rfm_table`), average order value,
    median days between orders, category breadth, return share, share of orders per channel,
    favourite category, e-mail engagement, and the customer's attributes (region, channels,
    age band, ...). Every aggregation is a vectorised group-by over integer codes.
@@ -36,7 +36,6 @@ b                 -1.0 -1.0               toys
 from __future__ import annotations
 
 import fnmatch
-import re
 from typing import Any, Mapping, Sequence
 
 import numpy as np
@@ -44,8 +43,11 @@ import pandas as pd
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
-from segkit.errors import ConfigError, DataError, format_rows
-from segkit.rfm import purchase_flags, return_line_mask
+from segkit.core.dates import resolve_as_of
+from segkit.core.errors import ConfigError, DataError, format_rows
+from segkit.core.labels import OTHER, UNKNOWN, slug
+from segkit.core.modelio import float_array, from_pairs, model_dict, model_parts, pairs
+from segkit.data.orders import purchase_flags, return_line_mask, rfm_table
 
 # Default feature lists (the `clustering.feature_sets` of clustering.yml override them).
 # "a|b" means: the first of these columns that exists (region is coarser than country).
@@ -69,24 +71,8 @@ AGE_BANDS: tuple[tuple[int, int, str], ...] = (
     (0, 25, "18-24"), (25, 35, "25-34"), (35, 45, "35-44"), (45, 55, "45-54"),
     (55, 65, "55-64"), (65, 200, "65+"),
 )
-UNKNOWN = "Unknown"
-OTHER = "Other"
 # Sensitive attributes never used as clustering features (they can still be profiled).
 EXCLUDED_ATTRIBUTES: tuple[str, ...] = ("gender", "birth_year")
-
-
-def _slug(value: object) -> str:
-    return re.sub(r"[^0-9a-z]+", "_", str(value).strip().lower()).strip("_") or "unknown"
-
-
-def _as_of_timestamp(as_of: object, dates: pd.Series) -> pd.Timestamp:
-    if as_of is None:
-        return dates.max().normalize() + pd.Timedelta(days=1)
-    try:
-        ts = pd.Timestamp(as_of)
-    except (TypeError, ValueError):
-        raise ConfigError(f"as_of = {as_of!r} is not a date; use YYYY-MM-DD.") from None
-    return ts.normalize()
 
 
 def _line_frame(transactions: pd.DataFrame, as_of: pd.Timestamp) -> pd.DataFrame:
@@ -170,7 +156,7 @@ def _channel_shares(orders: pd.DataFrame, max_channels: int) -> pd.DataFrame:
     table = _row_shares(p["c"].to_numpy(), channel.to_numpy())
     order = [c for c in top if c in table.columns] + (["other"] if "other" in table.columns else [])
     table = table[order]
-    table.columns = [f"channel_share_{_slug(c)}" for c in table.columns]
+    table.columns = [f"channel_share_{slug(c)}" for c in table.columns]
     return table
 
 
@@ -272,7 +258,6 @@ def customer_attributes(customers: pd.DataFrame | None, as_of: pd.Timestamp | No
 def _behaviour_columns(transactions: pd.DataFrame, as_of: str | pd.Timestamp | None, rfm: pd.DataFrame | None,
                        max_channels: int) -> tuple[pd.DataFrame, pd.Timestamp]:
     """The behaviour columns of :func:`customer_table` from the order lines, and the analysis date."""
-    from segkit.rfm import rfm_table
 
     if "order_date" not in transactions.columns:
         raise DataError("transactions: column 'order_date' is missing; map it in columns.transactions.")
@@ -283,7 +268,7 @@ def _behaviour_columns(transactions: pd.DataFrame, as_of: str | pd.Timestamp | N
                         f"({format_rows(np.flatnonzero(bad))}). The data audit (01_data_audit) removes or "
                         "reports them; run it first or fix the dates.")
     transactions = transactions.assign(order_date=dates)
-    as_of_ts = _as_of_timestamp(as_of, dates)
+    as_of_ts = resolve_as_of(as_of, dates)
     lines = _line_frame(transactions, as_of_ts)
     ids = lines.attrs["customer_ids"]
     if rfm is None:
@@ -351,13 +336,13 @@ def customer_table(
         Analysis date (exclusive). None = the day after the last order.
     rfm : DataFrame, optional
         The RFM table of the same transactions and ``as_of`` (artifact ``rfm``); computed with
-        :func:`segkit.rfm.rfm_table` when not given.
+        :func:`segkit.data.orders.rfm_table` when not given.
     control_arm : str
         Hold-out arm of the campaign table (its rows carry no e-mail).
     max_channels : int
         Channels with their own share column (the rest are pooled as ``other``).
     behaviour : DataFrame, optional
-        The behaviour columns computed out-of-core (:func:`segkit.engine.behaviour_for`, with
+        The behaviour columns computed out-of-core (:func:`segkit.steps.sources.behaviour_for`, with
         ``attrs["as_of"]``); then ``transactions`` and ``rfm`` are not used.
 
     Returns
@@ -693,7 +678,7 @@ class FeatureBuilder(TransformerMixin, BaseEstimator):
     _REPORT_COLUMNS = ("feature", "kind", "missing", "share", "filled_with")
 
     def to_dict(self) -> dict:
-        """The parameters and fitted state as plain JSON-able values (see :mod:`segkit.modelio`).
+        """The parameters and fitted state as plain JSON-able values (see :mod:`segkit.core.modelio`).
 
         Floats are Python floats, so ``json`` round-trips them exactly and
         :meth:`from_dict` rebuilds a builder whose ``transform`` gives the same bits.
@@ -707,7 +692,6 @@ class FeatureBuilder(TransformerMixin, BaseEstimator):
         >>> again.transform(t).equals(fb.transform(t))
         True
         """
-        from segkit.modelio import model_dict, pairs
 
         check_is_fitted(self, "categories_")
         params = {"numeric": list(self.numeric), "categorical": list(self.categorical), "log": list(self.log),
@@ -740,7 +724,6 @@ class FeatureBuilder(TransformerMixin, BaseEstimator):
         DataError
             Not a saved FeatureBuilder, or parts missing or inconsistent.
         """
-        from segkit.modelio import float_array, from_pairs, model_parts
 
         keys = ("numeric_features_", "categorical_features_", "log_features_", "skipped_features_",
                 "impute_values_", "center_raw_", "center_", "scale_", "categories_", "missing_report_",

@@ -38,7 +38,8 @@ from sklearn.base import BaseEstimator, ClusterMixin, TransformerMixin
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 
-from segkit.errors import ConfigError, DataError, ModelFitError, format_rows
+from segkit.core.errors import ConfigError, DataError, ModelFitError, format_rows
+from segkit.core.modelio import float_array, model_dict, model_parts
 
 # kmodes' retry limits for initialisations that leave a cluster empty (kmodes/kprototypes.py).
 MAX_INIT_TRIES = 20
@@ -383,7 +384,7 @@ def given_centroids(init: Sequence, n_clusters: int, Xnum: np.ndarray, Xcat: np.
     >>> given_centroids([[[np.nan], [1.0]], [[0], [1]]], 2, np.zeros((3, 1)), np.array([[0], [1], [1]]))
     Traceback (most recent call last):
     ...
-    segkit.errors.ConfigError: init: numeric centroid(s) 1 have missing or infinite values; give finite numbers for every numeric feature.
+    segkit.core.errors.ConfigError: init: numeric centroid(s) 1 have missing or infinite values; give finite numbers for every numeric feature.
     """
     n, p = Xnum.shape
     q = Xcat.shape[1]
@@ -957,7 +958,7 @@ class KPrototypes(ClusterMixin, TransformerMixin, BaseEstimator):
 
     # ------------------------------------------------------------------ saving (no pickle)
     def to_dict(self) -> dict:
-        """Parameters and fitted centroids as plain JSON-able values (see :mod:`segkit.modelio`).
+        """Parameters and fitted centroids as plain JSON-able values (see :mod:`segkit.core.modelio`).
 
         Holds what :meth:`predict` and :meth:`transform` need — numeric centroids, categorical
         modes (codes) with their categories, ``gamma_`` — and the fit's cost, iterations and
@@ -973,7 +974,6 @@ class KPrototypes(ClusterMixin, TransformerMixin, BaseEstimator):
         >>> again.predict(df).tolist() == km.labels_.tolist(), again.gamma_ == km.gamma_
         (True, True)
         """
-        from segkit.modelio import model_dict
 
         check_is_fitted(self, "centroids_num_")
         init = self.init if isinstance(self.init, str) else [np.asarray(self.init[0], float).tolist(),
@@ -1002,7 +1002,6 @@ class KPrototypes(ClusterMixin, TransformerMixin, BaseEstimator):
         DataError
             Not a saved KPrototypes, or centroids, modes and categories that do not fit together.
         """
-        from segkit.modelio import float_array, model_parts
 
         keys = ("centroids_num_", "centroids_cat_", "categories_", "gamma_", "cost_", "n_iter_",
                 "numeric_features_", "categorical_features_", "n_features_in_")

@@ -1,9 +1,11 @@
-"""RFM analysis: per-customer recency/frequency/monetary, scores, named segments, tiers, actions.
+"""RFM analysis: scores, named segments, tiers and actions on the per-customer RFM base.
 
-Data shaping is done by pure functions (:func:`order_table`, :func:`rfm_table`,
-:func:`lifetimes_summary`, :func:`pareto_curve` ...); anything learned from a customer base is
-an estimator (:class:`RFMScorer`, :class:`LoyaltyTiers`) so an analyst can fit on one month and
-score the next. :func:`build_rfm_artifacts` is the producer behind ``notebooks/02_rfm.ipynb``.
+The RFM base (recency, frequency, monetary value per customer) is built from order lines in
+:mod:`segkit.data.orders` (:func:`~segkit.data.orders.rfm_table`; its DuckDB twin in
+:mod:`segkit.data.engine`). Here, pure functions summarise it (:func:`pareto_curve`,
+:func:`revenue_concentration` ...) and anything learned from a customer base is an estimator
+(:class:`RFMScorer`, :class:`LoyaltyTiers`) so an analyst can fit on one month and score the next.
+:func:`segkit.steps.rfm.build_rfm_artifacts` is the producer behind ``notebooks/02_rfm.ipynb``.
 
 Returns and cancellations follow the audit's cleaned table (see ``docs/DEVELOPING.md``):
 **net revenue** sums every line, negative return lines included; an order whose net amount is
@@ -12,17 +14,10 @@ move ``recency``, but its (negative) amount stays in ``monetary_total``.
 
 Examples
 --------
->>> tx = pd.DataFrame({
-...     "customer_id": ["a", "a", "b"],
-...     "order_id": ["1", "2", "3"],
-...     "order_date": pd.to_datetime(["2024-01-01", "2024-01-08", "2024-01-03"]),
-...     "amount": [10.0, 20.0, 5.0],
-... })
->>> lifetimes_summary(tx, "2024-01-10", freq="D")  # doctest: +NORMALIZE_WHITESPACE
-             frequency  recency    T  monetary_value
-customer_id
-a                  1.0      7.0  9.0            20.0
-b                  0.0      0.0  7.0             0.0
+>>> rfm = pd.DataFrame({"customer_id": list("abcd"), "recency_days": [3, 40, 200, 9],
+...                     "frequency": [6, 2, 1, 3], "monetary_total": [600.0, 80.0, 15.0, 140.0]})
+>>> RFMScorer(bins=2).fit_transform(rfm)[["r_score", "f_score", "m_score"]].values.tolist()
+[[2, 2, 2], [1, 1, 1], [1, 1, 1], [2, 2, 2]]
 """
 
 from __future__ import annotations
@@ -35,512 +30,13 @@ import pandas as pd
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
-from segkit.errors import ConfigError, DataError, format_rows
-from segkit.escaping import escape_markdown
-
-# Time units accepted by lifetimes_summary: pandas period alias == numpy timedelta unit.
-LIFETIMES_FREQS: tuple[str, ...] = ("D", "W", "h")
-
+from segkit.core.config import load_config
+from segkit.core.errors import ConfigError, DataError
+from segkit.data.orders import RFMWarning, no_missing, require_columns, rfm_with_info
 
 # --------------------------------------------------------------------------- validation helpers
-def _require_columns(frame: pd.DataFrame, columns: list[str], what: str, fix: str) -> None:
-    missing = [c for c in columns if c not in frame.columns]
-    if missing:
-        raise DataError(
-            f"{what}: column(s) {', '.join(map(repr, missing))} missing "
-            f"(columns present: {', '.join(map(str, frame.columns)) or 'none'}). {fix}"
-        )
-
-
-def _as_datetime(values: pd.Series, column: str, what: str) -> pd.Series:
-    """``values`` as datetime64 (naive), or a DataError naming the unparseable rows."""
-    if pd.api.types.is_datetime64_any_dtype(values):
-        dates = values
-    else:
-        dates = pd.to_datetime(values, errors="coerce", format="mixed")
-        bad = dates.isna() & values.notna()
-        if bad.any():
-            raise DataError(
-                f"{what}: column '{column}' has values that are not dates at "
-                f"{format_rows(np.flatnonzero(bad.to_numpy()))} (e.g. {values[bad].iloc[0]!r}). "
-                "Fix them or set io.date_format in the config."
-            )
-    if getattr(dates.dt, "tz", None) is not None:
-        dates = dates.dt.tz_localize(None)
-    missing = dates.isna()
-    if missing.any():
-        raise DataError(
-            f"{what}: column '{column}' is empty at {format_rows(np.flatnonzero(missing.to_numpy()))}. "
-            "Drop those rows or fill the dates (the data audit removes them)."
-        )
-    return dates
-
-
-def _no_missing(values: pd.Series, column: str, what: str) -> None:
-    missing = values.isna()
-    if missing.any():
-        raise DataError(
-            f"{what}: column '{column}' is empty at {format_rows(np.flatnonzero(missing.to_numpy()))}. "
-            "Fill or drop those rows (the data audit removes rows without customer id)."
-        )
-
-
 # --------------------------------------------------------------------------- lifetimes summary
-def lifetimes_summary(
-    transactions: pd.DataFrame,
-    observation_period_end: str | pd.Timestamp | None,
-    freq: str = "W",
-    freq_multiplier: float = 1,
-    monetary_value_col: str | None = "amount",
-    customer_id_col: str = "customer_id",
-    datetime_col: str = "order_date",
-) -> pd.DataFrame:
-    """Per-customer ``frequency, recency, T, monetary_value`` exactly as lifetimes computes them.
-
-    A vectorised re-implementation of ``lifetimes.utils.summary_data_from_transaction_data``
-    (lifetimes 0.11.3, ``include_first_transaction=False``), tested equal to it customer by
-    customer on the CDNOW log. It transforms rows ``customer_id, datetime [, monetary_value]``
-    into one row per customer:
-
-    - every datetime and ``observation_period_end`` are floored to the start of their period
-      (``freq``); transactions in the same period are one purchase (their values summed);
-    - ``frequency`` = number of distinct purchase periods − 1 (repeat purchases);
-    - ``recency`` = last − first purchase period, ``T`` = end − first purchase period, both in
-      ``freq`` units divided by ``freq_multiplier``;
-    - ``monetary_value`` = mean of the per-period sums over the repeat periods (0 when none).
-
-    As in lifetimes, a transaction is kept when its *period* starts on or before the period of
-    ``observation_period_end``: with ``freq="W"`` an order later in the same week as the end
-    date counts. Pass an end date at a period boundary (or filter first) if that matters.
-    Purchases are whatever rows you pass: for segkit's cleaned data pass purchase orders
-    (:func:`purchase_orders`), so fully returned orders do not count as repeat purchases.
-
-    Parameters
-    ----------
-    transactions : DataFrame
-        One row per transaction (order or line).
-    observation_period_end : str or Timestamp, optional
-        End of the observation period; None = the last transaction date (as lifetimes).
-    freq : {"D", "W", "h"}
-        Time unit of ``recency`` and ``T`` (weeks start on Monday, as pandas ``W`` periods).
-    freq_multiplier : float
-        Divides ``recency`` and ``T`` (``freq="h", freq_multiplier=24`` gives fractional days).
-    monetary_value_col : str or None
-        Column of transaction values; None = no ``monetary_value`` column.
-    customer_id_col, datetime_col : str
-        Names of the customer id and datetime columns.
-
-    Returns
-    -------
-    DataFrame
-        Index ``customer_id_col`` (sorted), float columns ``frequency, recency, T``
-        [, ``monetary_value``].
-
-    Raises
-    ------
-    DataError
-        Missing columns, empty ids/dates/values, or no transaction up to the end date.
-
-    Examples
-    --------
-    >>> tx = pd.DataFrame({"customer_id": ["a", "a", "a"],
-    ...                    "order_date": pd.to_datetime(["2024-01-01", "2024-01-02", "2024-01-15"]),
-    ...                    "amount": [1.0, 2.0, 4.0]})
-    >>> lifetimes_summary(tx, "2024-01-21", freq="W")  # doctest: +NORMALIZE_WHITESPACE
-                 frequency  recency    T  monetary_value
-    customer_id
-    a                  1.0      2.0  2.0             4.0
-    """
-    what = "lifetimes_summary(transactions)"
-    if freq not in LIFETIMES_FREQS:
-        raise ConfigError(f"lifetimes_summary: freq={freq!r} is not supported; use one of "
-                          f"{', '.join(LIFETIMES_FREQS)} (days, weeks, hours).")
-    columns = [customer_id_col, datetime_col] + ([monetary_value_col] if monetary_value_col else [])
-    _require_columns(transactions, columns, what,
-                     "Pass the column names with customer_id_col/datetime_col/monetary_value_col.")
-    ids = transactions[customer_id_col]
-    _no_missing(ids, customer_id_col, what)
-    dates = _as_datetime(transactions[datetime_col], datetime_col, what)
-    if monetary_value_col:
-        values = pd.to_numeric(transactions[monetary_value_col], errors="coerce").astype("float64")
-        _no_missing(values, monetary_value_col, what)
-
-    if observation_period_end is None:
-        end = dates.max()
-    else:
-        try:
-            end = pd.Timestamp(observation_period_end)
-        except (TypeError, ValueError):
-            raise ConfigError(f"lifetimes_summary: observation_period_end={observation_period_end!r} "
-                              "is not a date; use YYYY-MM-DD.") from None
-    end = end.to_period(freq).to_timestamp()
-    period = dates.dt.to_period(freq).dt.to_timestamp()
-    keep = (period <= end).to_numpy()
-    if not keep.any():
-        raise DataError(f"{what}: no transaction on or before observation_period_end={end.date()} "
-                        f"(first transaction {dates.min().date()}). Choose a later end date.")
-
-    categorical = isinstance(ids.dtype, pd.CategoricalDtype)  # purchase_days: group on the integer codes
-    codes, uniques = customer_codes(ids) if categorical else (None, None)
-    frame = pd.DataFrame({"cid": codes[keep] if categorical else ids.array[keep], "period": period.to_numpy()[keep]})
-    if monetary_value_col:
-        frame["value"] = values.to_numpy()[keep]
-        per = frame.groupby(["cid", "period"], sort=True)["value"].sum().reset_index()
-    else:
-        per = frame.drop_duplicates(["cid", "period"]).sort_values(["cid", "period"], kind="mergesort")
-    grouped = per.groupby("cid", sort=True)["period"]
-    first, last, count = grouped.min(), grouped.max(), grouped.size()
-    unit = np.timedelta64(1, freq)
-    out = pd.DataFrame({
-        "frequency": (count - 1).astype("float64"),
-        "recency": (last - first) / unit / freq_multiplier,
-        "T": (end - first) / unit / freq_multiplier,
-    })
-    if monetary_value_col:
-        repeat = per["value"].where(per["cid"].duplicated())  # first period of each customer → NaN
-        out["monetary_value"] = repeat.groupby(per["cid"], sort=True).mean().fillna(0.0)
-    if categorical:
-        out.index = uniques.take(out.index.to_numpy())
-    out.index = out.index.rename(customer_id_col)
-    return out.astype("float64")
-
-
 # --------------------------------------------------------------------------- orders and RFM table
-def _default_as_of(dates: pd.Series) -> pd.Timestamp:
-    """The day after the last order (the analysis date when none is given)."""
-    return dates.max().normalize() + pd.Timedelta(days=1)
-
-
-def return_line_mask(transactions: pd.DataFrame) -> np.ndarray:
-    """True for return and cancellation lines.
-
-    The audit's ``is_return`` flag when the lines carry it (``transactions_clean``: a negative
-    quantity or amount, or an order id starting with ``io.return_invoice_prefix``, e.g. the
-    ``C`` invoices of UCI Online Retail), else a negative amount.
-
-    Examples
-    --------
-    >>> return_line_mask(pd.DataFrame({"amount": [5.0, -2.0], "is_return": [True, False]})).tolist()
-    [True, False]
-    >>> return_line_mask(pd.DataFrame({"amount": [5.0, -2.0]})).tolist()
-    [False, True]
-    """
-    if "is_return" in transactions.columns:
-        return transactions["is_return"].fillna(False).to_numpy(dtype=bool)
-    return (pd.to_numeric(transactions["amount"], errors="coerce") < 0).fillna(False).to_numpy(dtype=bool)
-
-
-def purchase_flags(net_amount: np.ndarray | pd.Series, only_returns: np.ndarray | pd.Series) -> np.ndarray:
-    """The purchase rule for orders: net amount > 0 and at least one line that is not a return.
-
-    An order made only of return/cancellation lines (:func:`return_line_mask`) is never a
-    purchase, even when its lines net positive (a cancellation invoice with a returned item and
-    a postage line); an order that nets to ≤ 0 (fully returned) is not one either. The DuckDB
-    engine applies the same rule in SQL (``segkit.engine``).
-
-    Examples
-    --------
-    >>> purchase_flags(np.array([10.0, 3.0, -1.0]), np.array([False, True, False])).tolist()
-    [True, False, False]
-    """
-    return (np.asarray(net_amount, dtype="float64") > 0) & ~np.asarray(only_returns, dtype=bool)
-
-
-def _orders(transactions: pd.DataFrame) -> tuple[pd.DataFrame, pd.Index, pd.Index]:
-    """Orders as integer codes: frame ``c`` (customer code), ``o`` (order code), ``order_date``,
-    ``amount``, ``is_purchase`` sorted by (c, o), plus the customer and order id uniques
-    (customer codes follow the sorted ids)."""
-    what = "transactions"
-    _require_columns(transactions, ["customer_id", "order_date", "amount"], what,
-                     "Map your columns to the canonical names in the config (columns.transactions); "
-                     "amount can be computed from quantity and unit_price at load.")
-    ids = transactions["customer_id"]
-    _no_missing(ids, "customer_id", what)
-    dates = _as_datetime(transactions["order_date"], "order_date", what)
-    amount = pd.to_numeric(transactions["amount"], errors="coerce").astype("float64")
-    _no_missing(amount, "amount", what)
-    # One int64 key per (customer, order) keeps the group-by fast on tens of millions of lines.
-    cust_code, cust_uniques = pd.factorize(ids.astype("string"), sort=True)
-    if "order_id" in transactions.columns and transactions["order_id"].notna().all():
-        order_code, order_uniques = pd.factorize(transactions["order_id"].astype("string"), sort=False)
-    else:  # every line is its own order (missing order ids too)
-        order_code = np.arange(len(transactions))
-        order_uniques = pd.Index(np.arange(len(transactions)).astype(str), dtype="string")
-    n_o = max(len(order_uniques), 1)
-    key = cust_code.astype("int64") * n_o + order_code
-    grouped = pd.DataFrame({"order_date": dates.to_numpy(), "amount": amount.to_numpy(),
-                            "r": return_line_mask(transactions)}).groupby(key, sort=True)
-    orders = grouped.agg(order_date=("order_date", "min"), amount=("amount", "sum"), only_returns=("r", "min"))
-    keys = orders.index.to_numpy()
-    orders = orders.reset_index(drop=True)
-    orders.insert(0, "c", keys // n_o)
-    orders.insert(1, "o", keys % n_o)
-    orders["is_purchase"] = purchase_flags(orders["amount"], orders.pop("only_returns"))
-    return orders, cust_uniques, order_uniques
-
-
-def order_table(transactions: pd.DataFrame) -> pd.DataFrame:
-    """One row per order: ``customer_id, order_id, order_date, amount`` (net), ``is_purchase``.
-
-    Lines are grouped by ``(customer_id, order_id)``; the order date is its earliest line's, the
-    amount the sum of its lines (return lines included). ``is_purchase``: ``amount > 0`` and not
-    made only of return/cancellation lines (:func:`purchase_flags`).
-    Without an ``order_id`` column every line is its own order.
-
-    Examples
-    --------
-    >>> tx = pd.DataFrame({"customer_id": ["a", "a", "a"], "order_id": ["1", "1", "2"],
-    ...                    "order_date": pd.to_datetime(["2024-01-01"] * 2 + ["2024-01-05"]),
-    ...                    "amount": [10.0, -10.0, 3.0]})
-    >>> order_table(tx)[["order_id", "amount", "is_purchase"]]
-      order_id  amount  is_purchase
-    0        1     0.0        False
-    1        2     3.0         True
-    """
-    orders, cust_uniques, order_uniques = _orders(transactions)
-    return pd.DataFrame({
-        "customer_id": pd.array(cust_uniques.take(orders["c"].to_numpy()), dtype="string"),
-        "order_id": pd.array(order_uniques.take(orders["o"].to_numpy()), dtype="string"),
-        "order_date": orders["order_date"].to_numpy(),
-        "amount": orders["amount"].to_numpy(),
-        "is_purchase": orders["is_purchase"].to_numpy(),
-    })
-
-
-def purchase_orders(transactions: pd.DataFrame, as_of: str | pd.Timestamp | None = None) -> pd.DataFrame:
-    """Purchase orders (net amount > 0) dated before ``as_of``: the input of lifetimes-style models.
-
-    Columns ``customer_id, order_id, order_date, amount`` (net). ``as_of`` is exclusive: orders
-    on or after that day are left out (None = keep all).
-
-    Examples
-    --------
-    >>> tx = pd.DataFrame({"customer_id": ["a", "a", "b"], "order_id": ["1", "2", "3"],
-    ...                    "order_date": pd.to_datetime(["2024-01-01", "2024-01-02", "2024-01-09"]),
-    ...                    "amount": [10.0, -4.0, 6.0]})
-    >>> purchase_orders(tx, as_of="2024-01-05")["order_id"].tolist()
-    ['1']
-    """
-    orders = order_table(transactions)
-    keep = orders["is_purchase"]
-    if as_of is not None:
-        keep &= orders["order_date"] < _timestamp(as_of)
-    return orders.loc[keep, ["customer_id", "order_id", "order_date", "amount"]].reset_index(drop=True)
-
-
-def customer_codes(ids: pd.Series | pd.Index | pd.Categorical) -> tuple[np.ndarray, pd.Index]:
-    """Integer codes of customer ids and the sorted ids they index (``ids[codes]`` = the input).
-
-    Free for a categorical with sorted categories (what :func:`purchase_days` returns), else one
-    :func:`pandas.factorize`. Group-bys and joins on tens of millions of rows run on the codes.
-
-    Examples
-    --------
-    >>> codes, ids = customer_codes(pd.Series(["b", "a", "b"]))
-    >>> codes.tolist(), ids.tolist()
-    ([1, 0, 1], ['a', 'b'])
-    """
-    values = ids.array if isinstance(ids, (pd.Series, pd.Index)) else ids
-    if isinstance(values, pd.Categorical) and values.categories.is_monotonic_increasing and not (values.codes < 0).any():
-        return np.asarray(values.codes, dtype=np.int64), pd.Index(values.categories, dtype="string", name="customer_id")
-    codes, uniques = pd.factorize(pd.array(values, dtype="string"), sort=True)
-    return codes.astype(np.int64), pd.Index(uniques, dtype="string", name="customer_id")
-
-
-def day_pairs_sorted(codes: np.ndarray, days: np.ndarray) -> bool:
-    """True when ``(codes, days)`` pairs are strictly increasing: one row per customer and day, sorted.
-
-    Examples
-    --------
-    >>> d = np.array(["2024-01-01", "2024-01-03", "2024-01-01"], dtype="datetime64[ns]")
-    >>> day_pairs_sorted(np.array([0, 0, 1]), d), day_pairs_sorted(np.array([0, 1, 0]), d)
-    (True, False)
-    """
-    if len(codes) < 2:
-        return True
-    step_code = np.diff(codes)
-    step_day = np.diff(days.astype("datetime64[ns]").view("int64"))
-    return bool(((step_code > 0) | ((step_code == 0) & (step_day > 0))).all())
-
-
-def purchase_days(orders: pd.DataFrame) -> pd.DataFrame:
-    """One row per customer and purchase day: what the lifecycle and CLV models read.
-
-    Several purchase orders on one day are one purchase day (lifetimes' convention with
-    ``freq="D"``); their amounts are summed. The customer id is a categorical with sorted
-    categories, so that tens of millions of rows group and join on integer codes.
-
-    Parameters
-    ----------
-    orders : DataFrame
-        Purchase orders ``customer_id, order_date, amount`` (:func:`purchase_orders`).
-
-    Returns
-    -------
-    DataFrame
-        Sorted by ``customer_id, order_date``: ``customer_id`` (categorical), ``order_date`` (the
-        day, at midnight), ``amount`` (that day's net revenue) and ``orders`` (purchase orders
-        that day).
-
-    Examples
-    --------
-    >>> orders = pd.DataFrame({"customer_id": ["b", "a", "a"], "amount": [2.0, 5.0, 7.0],
-    ...     "order_date": pd.to_datetime(["2024-01-03 10:00", "2024-01-01 09:00", "2024-01-01 18:00"])})
-    >>> purchase_days(orders)
-      customer_id order_date  amount  orders
-    0           a 2024-01-01    12.0       2
-    1           b 2024-01-03     2.0       1
-    """
-    _require_columns(orders, ["customer_id", "order_date", "amount"], "purchase orders",
-                     "Build them with segkit.rfm.purchase_orders(transactions).")
-    codes, ids = customer_codes(orders["customer_id"])
-    dates = _as_datetime(orders["order_date"], "order_date", "purchase orders")
-    day = dates.dt.normalize()
-    if "orders" in orders.columns and day_pairs_sorted(codes, day.to_numpy()) \
-            and (day == dates).all():  # already one row per customer and day, in order
-        return pd.DataFrame({
-            "customer_id": pd.Categorical.from_codes(codes, categories=ids),
-            "order_date": day.to_numpy(),
-            "amount": orders["amount"].to_numpy(dtype="float64"),
-            "orders": orders["orders"].to_numpy(dtype="int64"),
-        })
-    frame = pd.DataFrame({"c": codes, "order_date": day.to_numpy(),
-                          "amount": orders["amount"].to_numpy(dtype="float64")})
-    daily = frame.groupby(["c", "order_date"], sort=True).agg(amount=("amount", "sum"), orders=("amount", "size"))
-    daily = daily.reset_index()
-    return pd.DataFrame({
-        "customer_id": pd.Categorical.from_codes(daily["c"].to_numpy(), categories=ids),
-        "order_date": daily["order_date"].to_numpy(),
-        "amount": daily["amount"].to_numpy(dtype="float64"),
-        "orders": daily["orders"].to_numpy(dtype="int64"),
-    })
-
-
-def _timestamp(value: str | pd.Timestamp) -> pd.Timestamp:
-    try:
-        ts = pd.Timestamp(value)
-    except (TypeError, ValueError):
-        raise ConfigError(f"as_of = {value!r} is not a date; use YYYY-MM-DD.") from None
-    if pd.isna(ts):
-        raise ConfigError(f"as_of = {value!r} is not a date; use YYYY-MM-DD.")
-    return ts.tz_localize(None).normalize() if ts.tzinfo else ts.normalize()
-
-
-class RFMWarning(UserWarning):
-    """Something the analyst should know about an RFM result (excluded orders, fewer bins...)."""
-
-
-RFM_COLUMNS: tuple[str, ...] = (
-    "customer_id", "recency_days", "frequency", "monetary_total", "monetary_avg",
-    "tenure_days", "first_order_date", "last_order_date",
-)
-
-
-def _rfm_with_info(transactions: pd.DataFrame, as_of: str | pd.Timestamp | None) -> tuple[pd.DataFrame, dict]:
-    """:func:`rfm_table` plus the counts behind its warnings (used by the producer)."""
-    orders, ids, _ = _orders(transactions)
-    if orders.empty:
-        raise DataError("transactions: the table has no rows, so there is nothing to score. "
-                        "Check the input file and the data audit's cleaning counts.")
-    as_of = _default_as_of(orders["order_date"]) if as_of is None else _timestamp(as_of)
-    after = (orders["order_date"] >= as_of).to_numpy()
-    info = {"as_of": as_of, "orders_after_as_of": int(after.sum()),
-            "customers_after_as_of_only": 0}
-    if after.any():
-        later_only = np.setdiff1d(orders["c"].to_numpy()[after], orders["c"].to_numpy()[~after])
-        info["customers_after_as_of_only"] = int(len(later_only))
-        orders = orders.loc[~after].reset_index(drop=True)
-    if orders.empty:
-        raise DataError(f"transactions: every order is dated on or after as_of = {as_of.date()}, so "
-                        "nothing is left to analyse. Choose a later as_of (or leave it empty: the day "
-                        "after the last order).")
-    code = orders["c"].to_numpy()
-    net = np.bincount(code, weights=orders["amount"].to_numpy(), minlength=len(ids))
-    purchase = orders["is_purchase"].to_numpy()
-    dates = pd.Series(orders["order_date"].to_numpy()[purchase])
-    g = dates.groupby(code[purchase], sort=True)
-    first, last, count = g.min(), g.max(), g.size()
-    buyers = count.index.to_numpy()
-    as_of_dates = pd.Series(as_of, index=count.index)
-    rfm = pd.DataFrame({
-        "customer_id": pd.array(ids.take(buyers), dtype="string"),
-        "recency_days": (as_of_dates - last.dt.normalize()).dt.days.to_numpy().astype("int64"),
-        "frequency": count.to_numpy().astype("int64"),
-        "monetary_total": net[buyers],
-        "monetary_avg": net[buyers] / count.to_numpy(),
-        "tenure_days": (as_of_dates - first.dt.normalize()).dt.days.to_numpy().astype("int64"),
-        "first_order_date": first.to_numpy(),
-        "last_order_date": last.to_numpy(),
-    })
-    info.update({
-        "purchase_orders": int(purchase.sum()),
-        "non_purchase_orders": int((~purchase).sum()),
-        "customers_without_purchase": int(len(np.unique(code)) - len(buyers)),
-        "customers_non_positive_net": int((rfm["monetary_total"] <= 0).sum()),
-        "period_start": orders["order_date"].min(),
-        "period_end": orders["order_date"].max(),
-        "net_revenue": float(net.sum()),
-    })
-    return rfm, info
-
-
-def rfm_table(transactions: pd.DataFrame, as_of: str | pd.Timestamp | None = None) -> pd.DataFrame:
-    """Recency, frequency and monetary value per buying customer as of ``as_of``.
-
-    Parameters
-    ----------
-    transactions : DataFrame
-        Canonical order lines (``customer_id, order_date, amount`` and usually ``order_id``;
-        without ``order_id`` every line is an order), e.g. ``transactions_clean``.
-    as_of : str or Timestamp, optional
-        Analysis date (midnight; exclusive). Orders dated on or after it are excluded with an
-        :class:`RFMWarning` giving their count. None = the day after the last order.
-
-    Returns
-    -------
-    DataFrame
-        One row per customer with at least one purchase order (net amount > 0), sorted by id:
-
-        - ``recency_days``: days from the last purchase's date to ``as_of`` (≥ 1);
-        - ``frequency``: number of distinct purchase orders;
-        - ``monetary_total``: net revenue, i.e. every order before ``as_of`` including returns
-          and cancellations. It can be zero or negative (a customer returned more than they
-          kept, e.g. a return of an order bought before the data starts): such customers are
-          **kept** and land in the lowest M score;
-        - ``monetary_avg``: ``monetary_total / frequency`` (net revenue per purchase order);
-        - ``tenure_days``: days from the first purchase's date to ``as_of``;
-        - ``first_order_date``, ``last_order_date``: of purchase orders.
-
-        Customers whose every order is a return/cancellation or nets to ≤ 0 have no purchase:
-        they are left out (their count is reported by :func:`build_rfm_artifacts`).
-
-    Raises
-    ------
-    DataError
-        Missing columns, empty ids/dates/amounts, or nothing before ``as_of``.
-
-    Examples
-    --------
-    >>> tx = pd.DataFrame({"customer_id": ["a", "a", "a", "b"], "order_id": ["1", "2", "3", "4"],
-    ...                    "order_date": pd.to_datetime(["2024-01-01", "2024-01-05", "2024-01-06",
-    ...                                                  "2024-01-09"]),
-    ...                    "amount": [10.0, 30.0, -30.0, 5.0]})
-    >>> rfm_table(tx, as_of="2024-01-10")[["customer_id", "recency_days", "frequency",
-    ...                                     "monetary_total", "tenure_days"]]
-      customer_id  recency_days  frequency  monetary_total  tenure_days
-    0           a             5          2            10.0            9
-    1           b             1          1             5.0            1
-    """
-    rfm, info = _rfm_with_info(transactions, as_of)
-    if info["orders_after_as_of"]:
-        warnings.warn(
-            f"{info['orders_after_as_of']:,} order(s) dated on or after as_of = {info['as_of'].date()} "
-            f"were excluded ({info['customers_after_as_of_only']:,} customer(s) have only such orders).",
-            RFMWarning, stacklevel=2,
-        )
-    return rfm
-
-
 # --------------------------------------------------------------------------- tie-aware scoring
 MAX_EXACT_CANDIDATES = 1024  # distinct values up to which the balanced cut search is exact
 GRID = 512  # otherwise: candidate cuts near every 1/GRID of the customers
@@ -719,10 +215,10 @@ class RFMScorer(TransformerMixin, BaseEstimator):
 
     def _values(self, rfm: pd.DataFrame, metric: str, what: str) -> np.ndarray:
         column = self._columns()[metric]
-        _require_columns(rfm, [column], what, "Score the output of segkit.rfm.rfm_table or pass the "
+        require_columns(rfm, [column], what, "Score the output of segkit.data.orders.rfm_table or pass the "
                          "column names (recency_col, frequency_col, monetary_col).")
         values = pd.to_numeric(rfm[column], errors="coerce")
-        _no_missing(values, column, what)
+        no_missing(values, column, what)
         return values.to_numpy(dtype="float64")
 
     def fit(self, rfm: pd.DataFrame, y: object = None) -> "RFMScorer":
@@ -824,7 +320,7 @@ class SegmentMap:
 
     Examples
     --------
-    >>> from segkit.config import load_config
+    >>> from segkit.core.config import load_config
     >>> segments = SegmentMap.from_config(load_config()["rfm"]["segments"])
     >>> segments.assign([5, 1, 3], [5, 1, 1], [5, 1, 1]).tolist()
     ['Champions', 'Lost', 'Promising']
@@ -975,9 +471,9 @@ class LoyaltyTiers(BaseEstimator):
         return cls(levels=levels, basis=tiers.get("basis", "monetary_total"), method=method)
 
     def _values(self, rfm: pd.DataFrame, what: str) -> np.ndarray:
-        _require_columns(rfm, [self.basis], what, "Set rfm.tiers.basis to a column of the RFM table.")
+        require_columns(rfm, [self.basis], what, "Set rfm.tiers.basis to a column of the RFM table.")
         values = pd.to_numeric(rfm[self.basis], errors="coerce")
-        _no_missing(values, self.basis, what)
+        no_missing(values, self.basis, what)
         return values.to_numpy(dtype="float64")
 
     @property
@@ -1013,7 +509,7 @@ class LoyaltyTiers(BaseEstimator):
 
 # --------------------------------------------------------------------------- revenue concentration
 def _net_sorted_desc(rfm: pd.DataFrame, column: str) -> np.ndarray:
-    _require_columns(rfm, [column], "RFM table", "Pass the output of segkit.rfm.rfm_table.")
+    require_columns(rfm, [column], "RFM table", "Pass the output of segkit.data.orders.rfm_table.")
     return np.sort(rfm[column].to_numpy(dtype="float64"))[::-1]
 
 
@@ -1093,7 +589,6 @@ class RFMSettings:
         >>> RFMSettings.from_config(None).bins
         5
         """
-        from segkit.config import load_config
         cfg = {**load_config()["rfm"], **(section or {})}
         bins = cfg.get("bins")
         if isinstance(bins, bool) or not isinstance(bins, int) or not 2 <= bins <= 20:
@@ -1158,7 +653,7 @@ def segment_table(rfm: pd.DataFrame, segments: SegmentMap) -> pd.DataFrame:
 
     Examples
     --------
-    >>> from segkit.config import load_config
+    >>> from segkit.core.config import load_config
     >>> seg = SegmentMap.from_config(load_config()["rfm"]["segments"])
     >>> rfm = pd.DataFrame({"rfm_segment": ["Lost", "Champions", "Champions"],
     ...                     "recency_days": [300, 2, 4], "frequency": [1, 9, 7],
@@ -1201,7 +696,7 @@ def analyse_rfm(
     """The whole RFM analysis of notebook 02 on a transactions table (no files written).
 
     ``base`` = an RFM table and its counts computed elsewhere (out-of-core,
-    :func:`segkit.engine.rfm_for`); then ``transactions`` is not used.
+    :func:`segkit.steps.sources.rfm_for`); then ``transactions`` is not used.
 
     Builds :func:`rfm_table`, fits :class:`RFMScorer` and :class:`LoyaltyTiers` on this base,
     assigns segments (scores mapped to the 1–5 scale first when ``bins != 5``, see
@@ -1227,7 +722,7 @@ def analyse_rfm(
     settings = settings or RFMSettings.from_config(None)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", RFMWarning)
-        rfm, info = base if base is not None else _rfm_with_info(transactions, as_of)
+        rfm, info = base if base is not None else rfm_with_info(transactions, as_of)
         if info["orders_after_as_of"]:
             warnings.warn(f"{info['orders_after_as_of']:,} order(s) dated on or after as_of = "
                           f"{info['as_of'].date()} were excluded ({info['customers_after_as_of_only']:,} "
@@ -1287,339 +782,5 @@ def score_table(rfm: pd.DataFrame, scorer: RFMScorer) -> pd.DataFrame:
     return out
 
 
-def segment_choices(segments: pd.DataFrame, min_cell_size: int = 0) -> dict[str, str]:
-    """Explorer choices: segments with at least ``min_cell_size`` customers (smaller ones are
-    suppressed in shared reports, so their customers are not listed either).
-
-    Examples
-    --------
-    >>> segment_choices(pd.DataFrame({"segment": ["Champions", "Lost"], "customers": [40, 3]}), 10)
-    {'Champions': 'Champions'}
-    """
-    keep = segments.loc[segments["customers"] >= min_cell_size, "segment"]
-    return {str(s): str(s) for s in keep}
-
-
 # --------------------------------------------------------------------------- explorer and summary
-PROFILE_COLUMNS: tuple[str, ...] = (
-    "recency_days", "frequency", "monetary_total", "monetary_avg", "tenure_days",
-    "r_score", "f_score", "m_score",
-)
-
-
-def segment_profile(rfm: pd.DataFrame, segment: str, n_sample: int = 5, seed: int = 0) -> pd.DataFrame:
-    """Profile of one segment (mean and median row) followed by a random sample of its customers.
-
-    The explorer of notebook 02 shows this per segment; display it through
-    :func:`segkit.pipeline.shareable` so the sampled ``customer_id`` are pseudonymised.
-
-    Parameters
-    ----------
-    rfm : DataFrame
-        ``RFMResult.rfm``.
-    segment : str
-        A segment present in ``rfm["rfm_segment"]``.
-    n_sample : int
-        Customers sampled (fewer if the segment is smaller); sorted by net revenue.
-    seed : int
-        Random seed of the sample.
-
-    Examples
-    --------
-    >>> rfm = pd.DataFrame({"customer_id": ["a", "b", "c"], "rfm_segment": ["Lost", "Lost", "Champions"],
-    ...                     "recency_days": [300, 200, 2], "frequency": [1, 1, 8],
-    ...                     "monetary_total": [10.0, 30.0, 900.0], "monetary_avg": [10.0, 30.0, 112.5],
-    ...                     "tenure_days": [300, 200, 400], "r_score": [1, 1, 5], "f_score": [1, 1, 5],
-    ...                     "m_score": [1, 2, 5], "tier": ["Bronze", "Bronze", "Gold"]})
-    >>> segment_profile(rfm, "Lost", n_sample=1, seed=0)[["row", "customer_id", "monetary_total"]]
-                       row customer_id  monetary_total
-    0  mean of 2 customers        <NA>            20.0
-    1               median        <NA>            20.0
-    2      sample customer           b            30.0
-    """
-    _require_columns(rfm, ["customer_id", "rfm_segment", "tier", *PROFILE_COLUMNS], "RFM table",
-                     "Pass RFMResult.rfm.")
-    members = rfm[rfm["rfm_segment"] == segment]
-    if members.empty:
-        present = ", ".join(pd.unique(rfm["rfm_segment"].dropna().astype(str)))
-        raise ConfigError(f"No customer is in segment {segment!r}. Segments present: {present or 'none'}.")
-    stats = members[list(PROFILE_COLUMNS)].astype("float64")
-    summary = pd.DataFrame([stats.mean(), stats.median()])
-    summary.insert(0, "row", [f"mean of {len(members):,} customers", "median"])
-    sample = members.sample(n=min(n_sample, len(members)), random_state=seed)
-    sample = sample.sort_values(["monetary_total", "customer_id"], ascending=[False, True], kind="mergesort")
-    sample = sample[["customer_id", *PROFILE_COLUMNS, "tier"]].assign(row="sample customer")
-    out = pd.concat([summary, sample], ignore_index=True)
-    out["row"] = out["row"].astype("string")
-    out["customer_id"] = out["customer_id"].astype("string")
-    out["tier"] = out["tier"].astype("string")
-    return out[["row", "customer_id", *PROFILE_COLUMNS, "tier"]]
-
-
-def _count(n: int, word: str) -> str:
-    """``"1 customer"``, ``"2,540 customers"``."""
-    return f"{n:,} {word}{'' if n == 1 else 's'}"
-
-
-def _pct(x: float) -> str:
-    return "n/a" if pd.isna(x) else f"{100 * x:.0f}%"
-
-
-def _money(value: float, currency: str = "") -> str:
-    """``"EUR 1,934,530"`` (whole units; no prefix without a currency).
-
-    Examples
-    --------
-    >>> _money(1934530.01, "EUR"), _money(-12.6)
-    ('EUR 1,934,530', '-13')
-    """
-    return f"{currency} {value:,.0f}" if currency else f"{value:,.0f}"
-
-
-def frequency_note(result: RFMResult) -> str:
-    """Markdown for the distributions: how purchase counts spread and what ties do to the F score.
-
-    Generated from the data, so it holds on any shop (no "most customers order once" unless they do).
-
-    Examples
-    --------
-    >>> tx = pd.DataFrame({"customer_id": list("aabcd"), "order_id": list("12345"),
-    ...                    "order_date": pd.to_datetime(["2024-01-01", "2024-03-01", "2024-02-01",
-    ...                                                  "2024-02-02", "2024-03-02"]),
-    ...                    "amount": [50.0, 60.0, 20.0, 25.0, 5.0]})
-    >>> frequency_note(analyse_rfm(tx)).split(". ")[1]
-    '75% of customers bought once and 100% at most twice (median 1 purchase order)'
-    """
-    f = result.rfm["frequency"].to_numpy()
-    n = len(f)
-    if n == 0:
-        return "No buying customers to describe."
-    values, counts = np.unique(f, return_counts=True)
-    top = int(np.argmax(counts))
-    groups = result.rfm["f_score"].value_counts()
-    levels = len(groups)
-    median = float(np.median(f))
-    text = (f"The dashed lines are the bounds between score levels. {_pct(float((f == 1).mean()))} of customers bought "
-            f"once and {_pct(float((f <= 2).mean()))} at most twice (median {median:g} purchase "
-            f"order{'' if median == 1 else 's'}). Frequency takes {len(values):,} distinct "
-            f"value{'' if len(values) == 1 else 's'}, the most common ({values[top]:g}) shared by "
-            f"{_pct(counts[top] / n)} of customers. Customers with the same value always get the same score, so ")
-    if levels < result.settings.bins:
-        text += f"F uses only {levels} of the {result.settings.bins} levels here and "
-    text += (f"the F levels hold between {int(groups.min()):,} and {int(groups.max()):,} customers (an even split "
-             f"would be about {n / max(levels, 1):,.0f} each); the table below gives every level.")
-    return text
-
-
-def separation_statements(result: RFMResult) -> list[str]:
-    """One sentence per metric that cannot separate customers (a single value in the base).
-
-    Says what every customer shares and what the score and the segments do with it (see
-    :data:`SINGLE_LEVEL_SCORE`); empty when every metric separates customers.
-
-    Examples
-    --------
-    >>> tx = pd.DataFrame({"customer_id": list("abc"), "order_id": list("123"),
-    ...                    "order_date": pd.to_datetime(["2024-01-01", "2024-02-01", "2024-03-01"]),
-    ...                    "amount": [50.0, 60.0, 20.0]})
-    >>> print(separation_statements(analyse_rfm(tx))[0])
-    Frequency cannot separate customers: everyone bought 1 time (purchase orders), so every customer scores F = 1 and no segment claims frequent buying (Champions, Loyal Customers, Can't Lose Them cannot occur): the segments rest on recency and monetary value.
-    """
-    rfm, scorer = result.rfm, result.scorer
-    out = []
-    for metric in scorer.unseparated():
-        column = scorer._columns()[metric]
-        value = float(rfm[column].iloc[0]) if len(rfm) else float("nan")
-        score = int(scorer.level_scores(metric)[0])
-        if metric == "f":
-            combos = result.settings.segments.combinations()
-            five = int(to_five_point(np.array([score]), scorer.bins)[0])
-            reachable = set(combos.loc[combos["f"] == five, "segment"])
-            excluded = [name for name in result.settings.segments.names if name not in reachable]
-            out.append(f"Frequency cannot separate customers: everyone bought {value:,.0f} "
-                       f"time{'' if value == 1 else 's'} (purchase orders), so every customer scores F = {score} "
-                       "and no segment claims frequent buying"
-                       + (f" ({', '.join(excluded)} cannot occur)" if excluded else "")
-                       + ": the segments rest on recency and monetary value.")
-        elif metric == "r":
-            out.append(f"Recency cannot separate customers: every last purchase was {value:,.0f} "
-                       f"day{'' if value == 1 else 's'} before {result.as_of:%Y-%m-%d}, so every customer scores "
-                       f"the neutral R = {score}: read the segment names for frequency and spend only, not for "
-                       "recency (no customer bought more recently than another).")
-        else:
-            what = "net revenue per purchase order" if column == "monetary_avg" else "net revenue"
-            out.append(f"Monetary value cannot separate customers: everyone's {what} is "
-                       f"{_money(value, result.currency) if abs(value) >= 1 else f'{value:g}'}, so every customer "
-                       f"scores the neutral M = {score}: read the segment names for recency and frequency only, "
-                       "not for spend (no customer spent more than another).")
-    return out
-
-
-def separation_note(result: RFMResult) -> str:
-    """Markdown above the segment table: which metrics separate customers, and what the segments rest on.
-
-    Examples
-    --------
-    >>> tx = pd.DataFrame({"customer_id": list("aab"), "order_id": list("123"), "amount": [5.0, 9.0, 20.0],
-    ...                    "order_date": pd.to_datetime(["2024-01-01", "2024-02-01", "2024-03-01"])})
-    >>> separation_note(analyse_rfm(tx))
-    'Recency, frequency and monetary value each separate customers here (2, 2 and 2 score levels), so every segment rests on all three.'
-    """
-    statements = separation_statements(result)
-    if statements:  # segment names and the currency come from the config: escaped
-        return " ".join(f"**{escape_markdown(head)}**: {escape_markdown(body)}"
-                        for head, body in (s.split(": ", 1) for s in statements))
-    levels = [result.scorer.n_groups_[m] for m in "rfm"]
-    return (f"Recency, frequency and monetary value each separate customers here ({levels[0]}, {levels[1]} and "
-            f"{levels[2]} score levels), so every segment rests on all three.")
-
-
-def tiers_note(result: RFMResult) -> str:
-    """Markdown list of the loyalty-tier rules of this run, with the value thresholds they gave.
-
-    Examples
-    --------
-    >>> tx = pd.DataFrame({"customer_id": [f"c{i:02d}" for i in range(20)], "order_id": [str(i) for i in range(20)],
-    ...                    "order_date": pd.to_datetime(["2024-01-01"] * 20), "amount": np.arange(1.0, 21.0)})
-    >>> print(tiers_note(analyse_rfm(tx)))
-    - **Platinum**: net revenue of at least 20 (spends more than at least 95% of customers)
-    - **Gold**: net revenue of at least 17 (spends more than at least 80% of customers)
-    - **Silver**: net revenue of at least 11 (spends more than at least 50% of customers)
-    - **Bronze**: everyone else
-    """
-    model = result.tier_model
-    what = {"monetary_total": "net revenue", "monetary_avg": "net revenue per purchase order",
-            "frequency": "purchase orders"}.get(model.basis, f"`{model.basis}`")
-    money = model.basis in ("monetary_total", "monetary_avg")
-    lines = []
-    for level in model.levels[:-1]:
-        value = model.thresholds_[level["name"]]
-        rule = (f"{'spends' if money else 'has'} more than at least {float(level['min']):.0%} of customers"
-                if model.method == "percentile" else "")
-        if not np.isfinite(value):
-            lines.append(f"- **{escape_markdown(level['name'])}**: empty (no customer {rule or 'reaches the threshold'})")
-            continue
-        amount = _money(value, escape_markdown(result.currency)) if money else f"{value:,.0f}"
-        lines.append(f"- **{escape_markdown(level['name'])}**: {what} of at least {amount}" + (f" ({rule})" if rule else ""))
-    lines.append(f"- **{escape_markdown(model.levels[-1]['name'])}**: everyone else")
-    return "\n".join(lines)
-
-
-def summarize(result: RFMResult) -> dict:
-    """The executive summary of notebook 02, generated from the results.
-
-    Returns the keyword arguments of :func:`segkit.pipeline.show_summary`: ``title``,
-    ``analysed``, ``findings`` (3–5), ``actions``, ``headlines`` and ``warnings``.
-
-    Examples
-    --------
-    >>> tx = pd.DataFrame({"customer_id": list("aabbc"), "order_id": list("12345"),
-    ...                    "order_date": pd.to_datetime(["2024-01-01", "2024-03-01", "2024-02-01",
-    ...                                                  "2024-02-02", "2024-03-02"]),
-    ...                    "amount": [50.0, 60.0, 20.0, 25.0, 5.0]})
-    >>> s = summarize(analyse_rfm(tx))
-    >>> s["findings"][0]
-    'The top 20% of customers (1 of 3) bring 69% of net revenue.'
-    """
-    rfm, seg, info = result.rfm, result.segments, result.info
-    n = len(rfm)
-    net = float(rfm["monetary_total"].sum())
-    top_k = int(np.ceil(result.top_share * n - 1e-9))
-    excluded = []
-    if info["non_purchase_orders"]:
-        excluded.append(f"{_count(info['non_purchase_orders'], 'order')} netting to zero or less (returns, "
-                        "cancellations) deducted from revenue but not counted as purchases")
-    if info["customers_without_purchase"]:
-        excluded.append(f"{_count(info['customers_without_purchase'], 'customer')} without any purchase left out")
-    analysed = (f"{_count(n, 'buying customer')} with {_count(info['purchase_orders'], 'purchase order')} from "
-                f"{info['period_start']:%Y-%m-%d} to {info['period_end']:%Y-%m-%d}, scored as of "
-                f"{result.as_of:%Y-%m-%d} on {result.settings.bins} levels per R, F and M. Net revenue "
-                f"{_money(net, result.currency)} (returns deducted)" + ("; " + "; ".join(excluded) if excluded else "") + ".")
-
-    findings = []
-    separation = separation_statements(result)
-    if separation:  # first: it changes how every segment below reads
-        findings.append(" ".join(separation))
-    if pd.isna(result.top_share_revenue):
-        findings.append("Net revenue is not positive overall, so revenue concentration is not defined.")
-    else:
-        findings.append(f"The top {_pct(result.top_share)} of customers ({top_k:,} of {n:,}) bring "
-                        f"{_pct(result.top_share_revenue)} of net revenue.")
-    largest = seg.sort_values(["customers", "share_of_revenue"], ascending=False, kind="mergesort").iloc[0]
-    findings.append(f"The largest segment is {largest['segment']}: {_count(largest['customers'], 'customer')} "
-                    f"({_pct(largest['share_of_customers'])}) bringing {_pct(largest['share_of_revenue'])} "
-                    "of net revenue.")
-    by_name = seg.set_index("segment")
-    best = [s for s in ("Champions", "Loyal Customers") if s in by_name.index]
-    if best:
-        findings.append(f"{' and '.join(best)} are {_pct(by_name.loc[best, 'share_of_customers'].sum())} of "
-                        f"customers and bring {_pct(by_name.loc[best, 'share_of_revenue'].sum())} of net revenue.")
-    risk = [s for s in ("At Risk", "Can't Lose Them") if s in by_name.index]
-    if risk:
-        members = rfm[rfm["rfm_segment"].isin(risk)]
-        findings.append(f"{_count(len(members), 'valuable past customer')} ({' and '.join(risk)}) not buying for "
-                        f"{members['recency_days'].median():.0f} days (median) brought "
-                        f"{_pct(by_name.loc[risk, 'share_of_revenue'].sum())} of net revenue.")
-    once = float((rfm["frequency"] == 1).mean())
-    findings.append(f"{_pct(once)} of customers bought only once"
-                    + (f"; {_count(info['customers_non_positive_net'], 'customer')} with zero or negative net "
-                       "revenue after returns." if info["customers_non_positive_net"] else "."))
-    findings = findings[:5]
-
-    ranked = seg.sort_values(["share_of_revenue", "customers"], ascending=False, kind="mergesort")
-    chosen = list(ranked["segment"].head(3))
-    for name in risk + [largest["segment"]]:
-        if name not in chosen:
-            chosen.append(name)
-    actions = [f"{name} ({_count(by_name.loc[name, 'customers'], 'customer')}, "
-               f"{_pct(by_name.loc[name, 'share_of_revenue'])} of revenue): {by_name.loc[name, 'recommended_action']}"
-               for name in chosen if by_name.loc[name, "recommended_action"]]
-
-    headlines = {
-        "Buying customers": n,
-        "Net revenue" + (f" ({result.currency})" if result.currency else ""): round(net),
-        f"Revenue share of top {_pct(result.top_share)}": (None if pd.isna(result.top_share_revenue)
-                                                          else round(100 * result.top_share_revenue, 1)),
-        "Median recency (days)": int(np.ceil(rfm["recency_days"].median())),
-        "One-time buyers (%)": round(100 * once, 1),
-    }
-    return {"title": "RFM segmentation", "analysed": analysed, "findings": findings, "actions": actions,
-            "headlines": headlines, "warnings": list(result.warnings)}
-
-
 # --------------------------------------------------------------------------- producer
-def build_rfm_artifacts(ctx) -> RFMResult:
-    """Producer of notebook 02: ``artifacts/rfm.parquet`` and its ``customer_segments.csv`` columns.
-
-    Reads ``transactions_clean`` and ``customers_clean`` (built by the audit in interactive
-    mode), runs :func:`analyse_rfm` with the ``rfm`` config section and the run's ``as_of``
-    and seed, writes ``rfm.parquet`` (one row per buying customer: ``customer_id``, the RFM
-    values, scores, ``rfm_segment``, ``tier``, ``recommended_action``) and adds
-    ``recency_days … recommended_action`` to ``customer_segments.csv`` for every customer of
-    ``customers_clean`` (empty for customers without a purchase).
-
-    Examples
-    --------
-    >>> from segkit.pipeline import open_run
-    >>> result = build_rfm_artifacts(open_run("02_rfm"))  # doctest: +SKIP
-    """
-    try:
-        settings = RFMSettings.from_config(ctx.section("rfm"))
-    except ConfigError as exc:
-        if ctx.config.get("_source"):  # name the user's file
-            raise ConfigError(f"{ctx.config['_source']}: {exc}") from None
-        raise
-    from segkit.engine import rfm_for  # in memory or out-of-core, as the audit chose
-
-    base = rfm_for(ctx)
-    customers = ctx.read_artifact("customers_clean")
-    _require_columns(customers, ["customer_id"], "artifacts/customers_clean.parquet",
-                     "Re-run 01_data_audit to rebuild it.")
-    result = analyse_rfm(None, ctx.as_of, settings, seed=ctx.seed, base=base)
-    result.currency = str((ctx.config.get("report") or {}).get("currency") or "")
-    ctx.write_artifact("rfm", result.rfm)
-    columns = result.rfm[["customer_id", *SEGMENT_CSV_COLUMNS]]
-    others = customers.loc[~customers["customer_id"].isin(columns["customer_id"]), ["customer_id"]]
-    ctx.update_customer_segments(pd.concat([columns, others.astype({"customer_id": "string"})],
-                                           ignore_index=True))
-    return result

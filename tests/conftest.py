@@ -31,7 +31,7 @@ os.environ.setdefault("SEGKIT_SALT", "segkit-tests")
 
 @pytest.fixture(autouse=True)
 def _restore_pandas_display_options():
-    """open_run() sets notebook display options (segkit.pipeline.set_display); keep them from
+    """open_run() sets notebook display options (segkit.steps.pipeline.set_display); keep them from
     leaking into other tests (doctests print frames)."""
     import pandas as pd
 

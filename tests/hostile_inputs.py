@@ -55,7 +55,7 @@ def _hostile(values: pd.Series, payloads: tuple[str, ...], suffix: bool = False)
 def write_hostile_inputs(folder: Path) -> Path:
     """Write the hostile tables and a config naming hostile arms, segments, tiers and currency;
     return the config's path."""
-    from segkit.config import project_root
+    from segkit.core.config import project_root
 
     sample = project_root() / "data" / "sample"
     tables = {t: pd.read_csv(sample / f"{t}.csv", dtype=str, keep_default_na=False) for t in TEXT_COLUMNS}

@@ -28,8 +28,8 @@ def make_notebook(folder: Path, name: str, body: str, summary: bool = True) -> P
         nbformat.v4.new_code_cell(PARAMETERS, metadata={"tags": ["parameters"]}),
         nbformat.v4.new_code_cell(
             "import pandas as pd\n"
-            "from segkit.errors import ConfigError, DataError\n"
-            "from segkit.pipeline import open_run, show_summary, shareable\n"
+            "from segkit.core.errors import ConfigError, DataError\n"
+            "from segkit.steps.pipeline import open_run, show_summary, shareable\n"
             f"ctx = open_run({name!r}, run_dir, config_path, as_of, seed)"
         ),
         nbformat.v4.new_code_cell(body),
@@ -96,7 +96,7 @@ E2E_SEED = 11
 
 def generate_inputs(folder: Path, n_customers: int = E2E_CUSTOMERS, seed: int = E2E_SEED) -> dict[str, Path]:
     """A small generated shop (transactions, customers, campaign CSVs) in ``folder``."""
-    from segkit.datasets import generate_shop, write_sample
+    from segkit.data.datasets import generate_shop, write_sample
 
     paths = write_sample(folder, generate_shop(n_customers, seed=seed))
     return {k: paths[k] for k in ("transactions", "customers", "campaign")}
@@ -140,7 +140,7 @@ def run_sample_notebook(name: str, folder: Path) -> tuple[list, str]:
     import nbformat
     import papermill as pm
 
-    from segkit.config import project_root
+    from segkit.core.config import project_root
 
     root = project_root()
     out = folder / f"{name}.ipynb"

@@ -13,32 +13,29 @@ import yaml
 from pandas.testing import assert_frame_equal, assert_series_equal
 
 from segkit.audit import (
-    AuditSettings,
     arm_balance,
-    build_audit_artifacts,
     daily_volume,
     default_as_of,
     exact_duplicate_mask,
-    finding_rows,
     future_cutoff,
     gap_periods,
     missing_values,
     near_duplicate_mask,
     order_values,
-    overview_table,
-    raise_if_failed,
     return_mask,
     returns_summary,
     robust_log_bounds,
     run_audit,
-    summarize,
 )
-from segkit.config import load_config
-from segkit.datasets import generate_shop, write_sample
-from segkit.errors import AuditFailedError, ConfigError
-from segkit.pipeline import dumps_json, open_run
+from segkit.core.config import load_config
+from segkit.core.errors import AuditFailedError, ConfigError
+from segkit.core.files import dumps_json
+from segkit.core.schema import CAMPAIGN, CUSTOMERS, TRANSACTIONS
+from segkit.data.auditfacts import AuditSettings
+from segkit.data.datasets import generate_shop, write_sample
 from segkit.plots.audit import plot_daily_volume, plot_outlier_rule
-from segkit.schema import CAMPAIGN, CUSTOMERS, TRANSACTIONS
+from segkit.steps.audit import build_audit_artifacts, finding_rows, overview_table, raise_if_failed, summarize
+from segkit.steps.pipeline import open_run
 
 ROOT = Path(__file__).resolve().parents[1]
 VOLUME = dict(window_days=29, spike_k=5.0, open_weekday_share=0.5, gap_max_probability=0.001, min_days=28)

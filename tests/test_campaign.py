@@ -44,8 +44,9 @@ from segkit.campaign import (
     wilson_interval,
     ztest_2prop,
 )
-from segkit.config import load_config
-from segkit.errors import ConfigError, DataError, UpstreamMissingError
+from segkit.core.config import load_config
+from segkit.core.errors import ConfigError, DataError, UpstreamMissingError
+from segkit.steps import campaign as cs
 
 TOL = 1e-9
 
@@ -335,7 +336,7 @@ def test_arm_table_shows_each_metric_with_its_interval_and_leaves_holdout_engage
     camp = pd.DataFrame({"campaign_id": "c", "customer_id": [str(i) for i in range(40)],
                          "arm": ["email", "control"] * 20, "opened": [True, None, False, None] * 10,
                          "converted": [True, False, False, False] * 10, "revenue": [10.0, 0, 0, 0] * 10})
-    t = cp.arm_table(evaluate_campaigns(camp)).set_index("arm")
+    t = cs.arm_table(evaluate_campaigns(camp)).set_index("arm")
     assert t.loc["email", "Open rate"] == "50.0% (29.9–70.1)" and t.loc["control", "Open rate"] == ""
     low, high = wilson_interval([10], [20])
     assert t.loc["email", "Conversion rate"] == f"50.0% ({low[0] * 100:.1f}–{high[0] * 100:.1f})"
@@ -467,8 +468,8 @@ def test_sample_ratio_mismatch_is_detected_against_the_configured_split_and_warn
     ref = stats.chisquare([280, 720], [200, 800])
     assert overall["chi2"] == pytest.approx(ref.statistic) and overall["p_value"] == pytest.approx(ref.pvalue)
     assert overall["srm"] and any("SAMPLE-RATIO" in w for w in res.warnings)
-    assert "not as designed" in " ".join(cp.summarize(res)["findings"])
-    assert f"c p = {ref.pvalue:.2g}" in " ".join(cp.summarize(res)["findings"])
+    assert "not as designed" in " ".join(cs.summarize(res)["findings"])
+    assert f"c p = {ref.pvalue:.2g}" in " ".join(cs.summarize(res)["findings"])
 
 
 def test_without_a_configured_split_segments_are_checked_against_the_campaign_split():
@@ -483,7 +484,7 @@ def test_without_a_configured_split_segments_are_checked_against_the_campaign_sp
     # no design was configured: the messages say what was compared, and blame no design
     msgs = [w for w in res.warnings if "SAMPLE-RATIO" in w]
     assert len(msgs) == 2 and all("vs the campaign's overall split" in m and "design" not in m for m in msgs)
-    findings = " ".join(cp.summarize(res)["findings"])
+    findings = " ".join(cs.summarize(res)["findings"])
     assert "2 segment(s) differs from their campaign's overall split" in findings
     assert "not as designed" not in findings and "no designed split configured" in findings
 
@@ -579,7 +580,7 @@ def test_segments_are_pooled_over_campaigns_for_the_next_send():
     assert pooled.loc["A", "sends"] == 400
     assert policy["expected_incremental_revenue"] == pytest.approx(inc["A"] * 400)
     assert policy["expected_net"] > policy["expected_net_all"]
-    out = cp.summarize(res)
+    out = cs.summarize(res)
     assert "send to every eligible customer except B" in out["actions"][0]
     assert out["headlines"]["Segments in the next send"] == "1 of 2"
 
@@ -646,7 +647,7 @@ def test_tiny_campaign_of_two_customers_gives_rates_without_crashing():
     assert r["small_cell"] and r["p_value"] == 1.0
     assert np.isnan(row(res, "c", ALL_SEGMENTS, "email", "revenue_per_recipient")["lift_ci_low"])
     assert res.targeting["send"].all() and res.targeting["reason"].str.startswith("sent by default").all()
-    assert 3 <= len(cp.summarize(res)["findings"]) <= 5
+    assert 3 <= len(cs.summarize(res)["findings"]) <= 5
 
 
 # --------------------------------------------------------------------------- retention
@@ -747,18 +748,18 @@ def test_lift_view_and_explorer_choices_cover_every_available_dimension():
     camp, labels = build(cell("c", "A", "email", 50, 10), cell("c", "A", "control", 50, 4))
     labels["lifecycle_stage"] = "active"
     res = evaluate_campaigns(camp, labels)
-    choices = cp.explorer_choices(res)
+    choices = cs.explorer_choices(res)
     assert choices["lifecycle_stage · Conversion rate"] == ("lifecycle_stage", "conversion_rate")
     assert set(d for d, _ in choices.values()) == {"rfm_segment", "lifecycle_stage", "none"}
-    view = cp.lift_view(res, "lifecycle_stage", "conversion_rate")
+    view = cs.lift_view(res, "lifecycle_stage", "conversion_rate")
     assert view["segment"].tolist() == [ALL_SEGMENTS, "active"]
     assert view["lift_abs"].tolist() == pytest.approx([0.12, 0.12])
     assert view["smallest_arm"].tolist() == [50, 50]
-    brief = cp.lift_view(res, "lifecycle_stage", "conversion_rate", brief=True)
+    brief = cs.lift_view(res, "lifecycle_stage", "conversion_rate", brief=True)
     assert list(brief.columns) == ["campaign_id", "segment", "smallest_arm", "lift_abs", "lift_ci_low", "lift_ci_high",
                                    "p_adjusted", "verdict"]
     with pytest.raises(ConfigError, match="available"):
-        cp.lift_view(res, "cluster_name", "conversion_rate")
+        cs.lift_view(res, "cluster_name", "conversion_rate")
 
 
 def test_summary_has_findings_actions_and_headlines_from_the_results():
@@ -767,7 +768,7 @@ def test_summary_has_findings_actions_and_headlines_from_the_results():
                          cell("c", "Flat", "email", 2000, 100, [30.0] * 100),
                          cell("c", "Flat", "control", 500, 25, [30.0] * 25))
     res = evaluate_campaigns(camp, labels, settings=CampaignSettings(cost_per_send=0.2))
-    out = cp.summarize(res)
+    out = cs.summarize(res)
     assert set(out) == {"title", "analysed", "findings", "actions", "headlines", "warnings"}
     assert 3 <= len(out["findings"]) <= 5
     # Flat: 0 lift, upper bound of its revenue per send above the cost 0.2: no evidence to skip it
@@ -792,7 +793,7 @@ def test_plots_return_titled_axes_with_one_mark_per_row():
     ax = pc.plot_lift_forest(res.table, "conversion_rate")
     assert [t.get_text() for t in ax.get_yticklabels()] == [ALL_SEGMENTS, "A", "B"]
     assert ax.get_title() == "Conversion rate: lift vs control (95% intervals)"
-    ax = pc.plot_arm_rates(cp.arm_overview(res))
+    ax = pc.plot_arm_rates(cs.arm_overview(res))
     assert len(ax.patches) == 2 * 2  # 2 arms x (delivery, conversion)
     assert pc.plot_srm(res.srm).get_ylabel() == "" and pc.plot_qini(res.qini).get_title().startswith("Uplift curve")
     plt.close("all")
@@ -809,14 +810,14 @@ def _write_run(ctx, camp: pd.DataFrame, labels: pd.DataFrame) -> None:
 
 
 def test_producer_writes_campaign_results_in_long_format(tmp_path):
-    from segkit.pipeline import open_run
+    from segkit.steps.pipeline import open_run
 
     ctx = open_run("05_campaign_evaluation", run_dir=tmp_path, overrides={"campaign": {"cost_per_send": 0.1}})
     camp, labels = build(cell("c", "A", "email", 100, 20, [25.0] * 20), cell("c", "A", "control", 40, 3),
                          cell("c", "B", "email", 80, 8), cell("c", "B", "control", 30, 3))
     camp["sent_at"] = pd.Timestamp("2024-03-01")
     _write_run(ctx, camp, labels)
-    result = cp.build_campaign_artifacts(ctx)
+    result = cs.build_campaign_artifacts(ctx)
     out = pd.read_csv(tmp_path / "artifacts" / "campaign_results.csv")
     required = ["campaign_id", "segment_by", "segment", "arm", "metric", "n", "value", "ci_low", "ci_high",
                 "lift_abs", "lift_ci_low", "lift_ci_high", "p_value", "p_adjusted"]
@@ -832,7 +833,7 @@ def test_producer_writes_campaign_results_in_long_format(tmp_path):
 
 
 def test_the_producer_lists_a_sample_ratio_mismatch_in_its_warnings_not_as_a_python_warning(tmp_path):
-    from segkit.pipeline import open_run
+    from segkit.steps.pipeline import open_run
 
     # a Python warning would print into the notebook's HTML as stderr, after the warnings list
     ctx = open_run("05_campaign_evaluation", run_dir=tmp_path, overrides={"campaign": {"expected_split": {"control": 0.5, "email": 0.5}}})
@@ -841,23 +842,23 @@ def test_the_producer_lists_a_sample_ratio_mismatch_in_its_warnings_not_as_a_pyt
     _write_run(ctx, camp, labels)
     with warnings.catch_warnings():
         warnings.simplefilter("error", SampleRatioMismatchWarning)
-        result = cp.build_campaign_artifacts(ctx)
+        result = cs.build_campaign_artifacts(ctx)
     mismatches = [w for w in result.warnings if "SAMPLE-RATIO MISMATCH in campaign c" in w]
     assert mismatches and all("not what the design intended" in m for m in mismatches)  # overall + its segment
     assert result.srm.set_index("segment").loc[ALL_SEGMENTS, "srm"]
 
 
 def test_producer_without_campaign_data_explains_what_to_do(tmp_path):
-    from segkit.pipeline import open_run
+    from segkit.steps.pipeline import open_run
 
     ctx = open_run("05_campaign_evaluation", run_dir=tmp_path)
     with pytest.raises(UpstreamMissingError, match=r"no campaign file was given\. Set data\.campaign"):
-        cp.build_campaign_artifacts(ctx)
+        cs.build_campaign_artifacts(ctx)
 
 
 # --------------------------------------------------------------------------- the generated shop (known truth)
 def test_lifts_per_latent_segment_recover_the_planted_uplift_of_the_generated_shop():
-    from segkit.datasets import generate_shop
+    from segkit.data.datasets import generate_shop
 
     shop = generate_shop(20000, seed=3)
     labels = shop.truth[["customer_id", "latent_segment"]].rename(columns={"latent_segment": "cluster_name"})
@@ -880,9 +881,9 @@ def test_lifts_per_latent_segment_recover_the_planted_uplift_of_the_generated_sh
 def test_the_notebook_runs_alone_on_the_sample_and_writes_campaign_results(tmp_path):
     import re
 
-    from run_helpers import run_sample_notebook
+    from segkit.core.config import project_root
 
-    from segkit.config import project_root
+    from run_helpers import run_sample_notebook
 
     outputs, text = run_sample_notebook("05_campaign_evaluation", tmp_path)
     assert not [o for o in outputs if o.output_type == "error"]
@@ -897,17 +898,17 @@ def test_the_notebook_runs_alone_on_the_sample_and_writes_campaign_results(tmp_p
 
 
 def test_producer_without_segment_labels_evaluates_all_customers_only(tmp_path):
-    from segkit.pipeline import open_run
+    from segkit.steps.pipeline import open_run
 
     ctx = open_run("05_campaign_evaluation", run_dir=tmp_path)
     camp, _ = build(cell("c", "A", "email", 60, 12), cell("c", "A", "control", 20, 2))
     ctx.write_artifact("campaign_clean", camp)
     ctx.write_artifact("transactions_clean", pd.DataFrame({"customer_id": ["x"], "order_id": ["1"],
                                                            "order_date": pd.Timestamp("2024-01-01"), "amount": 1.0}))
-    result = cp.build_campaign_artifacts(ctx)  # no customer_segments.csv: 02-04 did not run
+    result = cs.build_campaign_artifacts(ctx)  # no customer_segments.csv: 02-04 did not run
     assert result.segment_by == "none" and set(result.results["segment"]) == {ALL_SEGMENTS}
     with pytest.raises(UpstreamMissingError, match="customer_segments.csv"):
-        cp.build_campaign_artifacts(open_run("05_campaign_evaluation", run_dir=tmp_path,
+        cs.build_campaign_artifacts(open_run("05_campaign_evaluation", run_dir=tmp_path,
                                              overrides={"campaign": {"segment_by": "rfm_segment"}}))
 
 
@@ -932,12 +933,12 @@ def test_a_large_campaign_file_is_aggregated_exactly():
 
 # --------------------------------------------------------------------------- review fixes: no hindsight, every dimension
 def _shop_run(tmp_path_factory):
-    """A full run on the bundled sample shop (generated by segkit.datasets; producers 01-05)."""
-    from segkit.audit import build_audit_artifacts
-    from segkit.cluster import build_cluster_artifacts
-    from segkit.lifecycle import build_lifecycle_artifacts
-    from segkit.pipeline import open_run
-    from segkit.rfm import build_rfm_artifacts
+    """A full run on the bundled sample shop (generated by segkit.data.datasets; producers 01-05)."""
+    from segkit.steps.audit import build_audit_artifacts
+    from segkit.steps.cluster import build_cluster_artifacts
+    from segkit.steps.lifecycle import build_lifecycle_artifacts
+    from segkit.steps.pipeline import open_run
+    from segkit.steps.rfm import build_rfm_artifacts
 
     run = tmp_path_factory.mktemp("shop")
     over = {"campaign": {"expected_split": {"control": 0.2, "email": 0.8}}}
@@ -946,7 +947,7 @@ def _shop_run(tmp_path_factory):
         for name, producer in (("01_data_audit", build_audit_artifacts), ("02_rfm", build_rfm_artifacts),
                                ("03_clustering", build_cluster_artifacts), ("04_lifecycle", build_lifecycle_artifacts)):
             producer(open_run(name, run_dir=run, overrides=over))
-        result = cp.build_campaign_artifacts(open_run("05_campaign_evaluation", run_dir=run, overrides=over))
+        result = cs.build_campaign_artifacts(open_run("05_campaign_evaluation", run_dir=run, overrides=over))
     return run, over, result
 
 
@@ -963,19 +964,19 @@ def shop_result(shop_run):
 def test_campaign_evaluation_uses_notebook_03s_saved_model_and_falls_back_to_a_refit(shop_run, tmp_path):
     import shutil
 
-    from segkit.pipeline import open_run
+    from segkit.steps.pipeline import open_run
 
     run, over, result = shop_run
     # the saved model reproduces every label of 03: nothing to warn about
     assert [w for w in result.warnings if w.startswith("Cluster model:")] == []
-    assert cp.fitted_cluster_model(open_run("05_campaign_evaluation", run_dir=run, overrides=over))[1] == ""
+    assert cs.fitted_cluster_model(open_run("05_campaign_evaluation", run_dir=run, overrides=over))[1] == ""
     saved = (run / "artifacts" / "campaign_results.csv").read_bytes()
     older = tmp_path / "older"
     shutil.copytree(run, older)
     (older / "artifacts" / "cluster_model.json").unlink()  # a run folder from before the artifact existed
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        refit = cp.build_campaign_artifacts(open_run("05_campaign_evaluation", run_dir=older, overrides=over))
+        refit = cs.build_campaign_artifacts(open_run("05_campaign_evaluation", run_dir=older, overrides=over))
     assert (older / "artifacts" / "campaign_results.csv").read_bytes() == saved
     assert "has no artifacts/cluster_model.json (written by 03_clustering), so it was refitted with the same " \
            "settings, seed and k = " in " ".join(refit.warnings)
@@ -983,7 +984,7 @@ def test_campaign_evaluation_uses_notebook_03s_saved_model_and_falls_back_to_a_r
     (older / "artifacts" / "cluster_model.json").write_text(text[: len(text) // 2])  # truncated: corrupt JSON
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        corrupt = cp.build_campaign_artifacts(open_run("05_campaign_evaluation", run_dir=older, overrides=over))
+        corrupt = cs.build_campaign_artifacts(open_run("05_campaign_evaluation", run_dir=older, overrides=over))
     assert (older / "artifacts" / "campaign_results.csv").read_bytes() == saved
     said = next(w for w in corrupt.warnings if w.startswith("Cluster model:"))
     assert said.startswith("Cluster model: artifacts/cluster_model.json could not be used (")
@@ -1006,7 +1007,7 @@ def test_no_segment_is_structurally_without_conversions_because_of_post_send_inf
 
 
 def test_segment_intervals_cover_the_planted_uplift(shop_result):
-    from segkit.config import project_root
+    from segkit.core.config import project_root
 
     truth = pd.read_csv(project_root() / "data" / "sample" / "truth.csv", dtype={"customer_id": "string"})
     labels = shop_result.segment_labels.merge(truth[["customer_id", "true_uplift"]], on="customer_id", how="left")
@@ -1033,7 +1034,7 @@ def test_segment_intervals_cover_the_planted_uplift(shop_result):
 
 
 def test_summary_tests_every_dimension_for_different_lifts_and_recommends_one_send(shop_result):
-    out = cp.summarize(shop_result)
+    out = cs.summarize(shop_result)
     het = shop_result.heterogeneity
     assert set(het["segment_by"]) == {"rfm_segment", "lifecycle_stage", "cluster_name"}
     text = " ".join(out["findings"])
@@ -1086,9 +1087,9 @@ def test_the_money_sentence_counts_campaigns_not_campaign_arm_pairs():
     cells += [cell("summer", "A", arm, 300, conv, [30.0] * conv, prefix="u") for arm, conv in
               (("email", 40), ("control", 20))]
     camp, labels = build(*cells)
-    money = [f for f in cp.summarize(evaluate_campaigns(camp, labels, settings=LOOSE))["findings"] if "per 1,000" in f]
+    money = [f for f in cs.summarize(evaluate_campaigns(camp, labels, settings=LOOSE))["findings"] if "per 1,000" in f]
     assert len(money) == 1
     assert money[0].startswith("Together the 2 campaigns (4 treatment arms, each compared with control) added about ")
     three_arms = build(*cells[:4])
-    money = [f for f in cp.summarize(evaluate_campaigns(*three_arms, settings=LOOSE))["findings"] if "per 1,000" in f]
+    money = [f for f in cs.summarize(evaluate_campaigns(*three_arms, settings=LOOSE))["findings"] if "per 1,000" in f]
     assert money[0].startswith("Campaign spring (3 treatment arms, each compared with control) added about ")

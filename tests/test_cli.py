@@ -6,8 +6,9 @@ import json
 
 import pytest
 
-from run_helpers import make_notebook, segkit_cli, tiny_inputs
 from segkit.cli import EXIT_BUG, EXIT_INTERRUPTED, EXIT_NOTEBOOK, EXIT_OK, EXIT_USAGE, build_parser, main
+
+from run_helpers import make_notebook, segkit_cli, tiny_inputs
 
 OPEN_OK = "x = 1"
 CONFIG_ERROR = ("bins = bins if bins is not None else ctx.section('rfm').get('bins', 5)\n"
@@ -145,7 +146,7 @@ def test_a_missing_column_says_where_to_map_it(tmp_path, capsys, with_config):
     """The real audit notebook on a file whose date column is called OrderDate: the message names
     the file, the column, the close match, and the config file to edit — the user's own, or (with
     flags only) how to give one; never the run's generated config.yml."""
-    from segkit.config import project_root
+    from segkit.core.config import project_root
 
     orders = tmp_path / "orders.csv"
     orders.write_text((project_root() / "data" / "sample" / "transactions.csv").read_text()

@@ -16,10 +16,8 @@ from sklearn.utils import check_random_state
 from segkit.cluster import (
     ClusterSettings,
     KMeansNumeric,
-    build_cluster_artifacts,
     choose_k,
     cluster_customers,
-    cluster_view,
     elbow_k,
     gower_distances,
     jaccard_best_match,
@@ -29,10 +27,8 @@ from segkit.cluster import (
     segment_crosstab,
     select_k,
     stability,
-    summarize,
-    view_choices,
 )
-from segkit.errors import ConfigError, DataError, ModelFitError
+from segkit.core.errors import ConfigError, DataError, ModelFitError
 from segkit.kprototypes import (
     KPrototypes,
     _encode,
@@ -42,6 +38,7 @@ from segkit.kprototypes import (
     kprototypes_cost,
     split_mixed,
 )
+from segkit.steps.cluster import build_cluster_artifacts, cluster_view, summarize, view_choices
 
 
 def planted(n: int, seed: int, k: int = 5) -> np.ndarray:
@@ -343,7 +340,7 @@ def test_settings_reject_bad_values_with_the_key_named():
 # ------------------------------------------------------------------ on the generated shop
 @pytest.fixture(scope="module")
 def shop_table():
-    from segkit.datasets import DIRT_KINDS, generate_shop
+    from segkit.data.datasets import DIRT_KINDS, generate_shop
     from segkit.features import customer_table
 
     shop = generate_shop(n_customers=1500, seed=3, dirt={k: 0 for k in DIRT_KINDS})
@@ -463,7 +460,7 @@ def test_explorer_view_of_large_data_fits_on_the_sample_of_the_k_comparison(shop
 
 
 def test_large_data_final_model_is_fitted_on_the_seeded_fit_sample_and_assigns_everyone(shop_table):
-    from segkit.cluster import summarize
+    from segkit.steps.cluster import summarize
 
     table = shop_table[0]
     assert len(table) > 1000
@@ -580,10 +577,11 @@ def test_producer_writes_clusters_and_customer_segment_columns(tmp_path):
     import json
 
     from segkit.cluster import SegmentModel, predict_clusters_frame
-    from segkit.config import load_config
-    from segkit.datasets import DIRT_KINDS, generate_shop
-    from segkit.pipeline import RunContext, dumps_json
-    from segkit.rfm import build_rfm_artifacts
+    from segkit.core.config import load_config
+    from segkit.core.files import dumps_json
+    from segkit.data.datasets import DIRT_KINDS, generate_shop
+    from segkit.steps.pipeline import RunContext
+    from segkit.steps.rfm import build_rfm_artifacts
 
     shop = generate_shop(n_customers=600, seed=2, dirt={k: 0 for k in DIRT_KINDS})
     cfg = load_config(overrides={"clustering": {"k_max": 4, "stability": {"runs": 3}}})

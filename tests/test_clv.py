@@ -33,9 +33,9 @@ from segkit.clv import (
     simulate_customers,
     weak_parameters,
 )
-from segkit.datasets import load_cdnow
-from segkit.errors import DataError, ModelFitError
-from segkit.rfm import lifetimes_summary, purchase_orders
+from segkit.core.errors import DataError, ModelFitError
+from segkit.data.datasets import load_cdnow
+from segkit.data.orders import lifetimes_summary, purchase_orders
 
 PAPER_BGNBD = {"r": 0.243, "alpha": 4.414, "a": 0.793, "b": 2.426}
 PAPER_GG = {"p": 6.25, "q": 3.74, "v": 15.44}

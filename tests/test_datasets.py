@@ -1,4 +1,4 @@
-"""Tests of segkit.datasets: the shop generator, the bundled sample and the CDNOW loader."""
+"""Tests of segkit.data.datasets: the shop generator, the bundled sample and the CDNOW loader."""
 
 from __future__ import annotations
 
@@ -10,8 +10,10 @@ import pandas as pd
 import pytest
 from pandas.testing import assert_frame_equal
 
-from segkit.config import project_root
-from segkit.datasets import (
+from segkit.core.config import project_root
+from segkit.core.errors import ConfigError, DataError
+from segkit.core.schema import CAMPAIGN, CUSTOMERS, TRANSACTIONS
+from segkit.data.datasets import (
     DIRT_KINDS,
     MAX_NATURAL_QUANTITY,
     QUANTITY_TYPO_FACTOR,
@@ -24,8 +26,6 @@ from segkit.datasets import (
     sample_dirt,
     write_sample,
 )
-from segkit.errors import ConfigError, DataError
-from segkit.schema import CAMPAIGN, CUSTOMERS, TRANSACTIONS
 
 SAMPLE = project_root() / "data" / "sample"
 FILES = ("transactions.csv", "customers.csv", "campaign.csv", "truth.csv", "dirt.json")
@@ -114,7 +114,7 @@ def test_load_sample_returns_the_generated_tables(shop):
 
 
 def test_load_sample_from_an_empty_folder_says_how_to_regenerate(tmp_path):
-    with pytest.raises(DataError, match=r"python -m segkit.datasets --out data/sample"):
+    with pytest.raises(DataError, match=r"python -m segkit.data.datasets --out data/sample"):
         load_sample(tmp_path)
 
 
@@ -149,7 +149,7 @@ def test_ids_are_distinctive(shop):
 
 
 def test_customer_ids_widen_beyond_half_a_million_customers():
-    from segkit.datasets import _ids
+    from segkit.data.datasets import _ids
 
     assert _ids("C", np.array([1, 1234567]), 7).to_pylist() == ["C0000001", "C1234567"]
 

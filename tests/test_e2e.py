@@ -17,10 +17,11 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from run_helpers import segkit_cli, shared_run
-from segkit.pipeline import ARTIFACTS, CUSTOMER_SEGMENTS, NOTEBOOKS
 from segkit.report import validate_offline_html
 from segkit.report.export import format_headline
+from segkit.steps.pipeline import ARTIFACTS, CUSTOMER_SEGMENTS, NOTEBOOKS
+
+from run_helpers import segkit_cli, shared_run
 
 pytestmark = pytest.mark.slow
 

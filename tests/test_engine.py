@@ -8,9 +8,9 @@ import pandas as pd
 import pytest
 
 from segkit.bench.data import order_lines_parquet
-from segkit.engine import rfm_table_from_files, source_relation
-from segkit.errors import DataError
-from segkit.rfm import rfm_table
+from segkit.core.errors import DataError
+from segkit.data.engine import rfm_table_from_files, source_relation
+from segkit.data.orders import rfm_table
 
 
 def _in_memory(path, as_of=None):
@@ -90,7 +90,7 @@ def test_the_large_input_and_audit_bench_cases_run_in_smoke_mode(tmp_path):
 
 def test_an_aggregation_that_runs_out_of_its_memory_limit_is_rerun_with_twice_the_limit(tmp_path, monkeypatch):
     """engine.memory_limit bounds memory; a step that cannot spill (100M lines) gets more, up to a ceiling."""
-    import segkit.engine as engine
+    import segkit.data.engine as engine
 
     path = order_lines_parquet(tmp_path / "lines.parquet", n_lines=200_000)
     expected = rfm_table_from_files(path, memory_limit="1GB")

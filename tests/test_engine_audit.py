@@ -1,4 +1,4 @@
-"""The out-of-core audit (segkit.engine) finds, cleans and aggregates exactly what the pandas path does."""
+"""The out-of-core audit (segkit.data.engine) finds, cleans and aggregates exactly what the pandas path does."""
 
 from __future__ import annotations
 
@@ -10,22 +10,21 @@ import pandas as pd
 import pytest
 from pandas.testing import assert_frame_equal
 
-from segkit.audit import run_audit
-from segkit.config import load_config, project_root
-from segkit.datasets import generate_shop
-from segkit.engine import (
+from segkit.audit import audit_log, audit_transactions_from_files, run_audit
+from segkit.core.config import load_config, project_root
+from segkit.core.errors import ConfigError, DataError
+from segkit.data.datasets import generate_shop
+from segkit.data.engine import (
     EngineSettings,
     TransactionLog,
-    audit_transactions_from_files,
     behaviour_table_from_files,
     choose_engine,
     order_table_from_files,
     write_clean_transactions,
 )
-from segkit.errors import ConfigError, DataError
+from segkit.data.io import load_table
+from segkit.data.orders import order_table
 from segkit.features import customer_table
-from segkit.io import load_table
-from segkit.rfm import order_table
 
 SAMPLE = project_root() / "data" / "sample" / "transactions.csv"
 
@@ -58,7 +57,7 @@ def inputs(tmp_path_factory):
 
 
 def _pandas_lines(source, config=None) -> pd.DataFrame:
-    """What segkit.io gives for the source; a folder is its files concatenated (rows numbered across files)."""
+    """What segkit.data.io gives for the source; a folder is its files concatenated (rows numbered across files)."""
     if source.is_file():
         return load_table(source, "transactions", config=config)
     files = sorted(source.iterdir())
@@ -90,13 +89,13 @@ def _assert_same_audit(a, b) -> None:
 
 @pytest.mark.parametrize("name", ["sample_csv", "shop_csv", "shop_parquet", "shop_csv_parts", "shop_parquet_parts"])
 def test_engine_audit_equals_run_audit_and_writes_the_same_clean_lines(inputs, name, tmp_path, monkeypatch):
-    import segkit.engine
+    import segkit.data.engine
 
-    monkeypatch.setattr(segkit.engine, "KTH_FETCH", 100)  # exact medians through the histogram passes
+    monkeypatch.setattr(segkit.data.engine, "KTH_FETCH", 100)  # exact medians through the histogram passes
     config = load_config()
     expected = run_audit({"transactions": _pandas_lines(inputs[name])}, config=config)
     with TransactionLog(inputs[name], config) as log:
-        got = log.audit()
+        got = audit_log(log)
         clean = log.write_clean(tmp_path / "transactions_clean.parquet")
     _assert_same_audit(expected, got)
     assert got.transactions is None
@@ -164,7 +163,7 @@ def test_column_maps_day_first_dates_decimal_commas_and_semicolons_are_read_in_s
         "io": {"dayfirst": True, "decimal": ","}})
     expected = run_audit({"transactions": load_table(csv, "transactions", config=config)}, config=config)
     with TransactionLog(csv, config) as log:
-        got = log.audit()
+        got = audit_log(log)
         clean = pd.read_parquet(log.write_clean(tmp_path / "clean.parquet"))
     _assert_same_audit(expected, got)
     assert_frame_equal(clean, expected.transactions)
@@ -246,7 +245,7 @@ def test_exact_duplicates_treat_missing_values_as_equal_and_keep_the_first_copy(
                     "a,1,2024-01-01,5,\n"      # row 4: copy of row 2
                     "a,1,2024-01-01,5,\n")     # row 5: copy of row 2
     with TransactionLog(path) as log:
-        result = log.audit()
+        result = audit_log(log)
         clean = pd.read_parquet(log.write_clean(tmp_path / "c.parquet"))
     dup = result.findings.set_index("check").loc["exact_duplicates"]
     assert dup["count"] == 2 and dup["examples"].startswith("row 4: ")
@@ -270,14 +269,14 @@ def test_engine_settings_and_the_automatic_choice(tmp_path):
 
 def test_the_summary_records_the_engine(inputs):
     with TransactionLog(inputs["sample_csv"]) as log:
-        summary = log.audit().summary()
+        summary = audit_log(log).summary()
     assert summary["engine"] == "duckdb"
     assert json.loads(json.dumps(summary, default=str))["counts"]["transactions_rows_in"] == 31042
 
 
 def test_campaign_retention_from_files_equals_the_in_memory_flags(inputs, tmp_path):
     from segkit.campaign import retention_flags
-    from segkit.engine import retention_flags_from_files
+    from segkit.data.engine import retention_flags_from_files
 
     shop = generate_shop(n_customers=800, seed=3)
     clean = write_clean_transactions(inputs["shop_parquet"], tmp_path / "clean.parquet")
@@ -298,7 +297,7 @@ def test_rows_empty_in_every_column_are_skipped_and_row_numbers_still_count_them
                     ",,,,\n")                      # row 5: blank
     expected = run_audit({"transactions": load_table(path, "transactions")})
     with TransactionLog(path) as log:
-        got = log.audit()
+        got = audit_log(log)
     _assert_same_audit(expected, got)
     assert got.counts["transactions_rows_in"] == 2
     assert got.findings.set_index("check").loc["guest_checkouts", "examples"].startswith("row 4: ")
@@ -333,12 +332,12 @@ def test_encodings_duckdb_cannot_read_exactly_are_refused_with_the_fix(tmp_path)
     with pytest.raises(DataError, match="reads UTF-8 and Latin-1 text only"):
         TransactionLog(path, {"io": {"encoding": "cp1252"}})
     with TransactionLog(path, {"io": {"encoding": "latin-1"}}) as log:
-        result = log.audit()
+        result = audit_log(log)
     assert result.customers["customer_id"].tolist() == ["Zoë"]
 
 
 def test_kth_smallest_is_exact_on_skewed_values_with_ties_and_a_tiny_fetch():
-    from segkit.engine import connect, kth_smallest
+    from segkit.data.engine import connect, kth_smallest
 
     rng = np.random.default_rng(0)
     values = np.concatenate([np.ones(3000), rng.lognormal(0, 2, 5000), [1e9, 1e-9], np.full(700, 2.5)])

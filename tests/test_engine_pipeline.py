@@ -11,13 +11,13 @@ import pandas as pd
 import pytest
 from pandas.testing import assert_frame_equal
 
-from segkit.audit import build_audit_artifacts
-from segkit.campaign import build_campaign_artifacts
-from segkit.cluster import build_cluster_artifacts
-from segkit.datasets import generate_shop, write_sample
-from segkit.lifecycle import build_lifecycle_artifacts
-from segkit.pipeline import open_run
-from segkit.rfm import build_rfm_artifacts
+from segkit.data.datasets import generate_shop, write_sample
+from segkit.steps.audit import build_audit_artifacts
+from segkit.steps.campaign import build_campaign_artifacts
+from segkit.steps.cluster import build_cluster_artifacts
+from segkit.steps.lifecycle import build_lifecycle_artifacts
+from segkit.steps.pipeline import open_run
+from segkit.steps.rfm import build_rfm_artifacts
 
 PRODUCERS = (("01_data_audit", build_audit_artifacts), ("02_rfm", build_rfm_artifacts),
              ("03_clustering", build_cluster_artifacts), ("04_lifecycle", build_lifecycle_artifacts),
@@ -69,7 +69,7 @@ def test_the_producer_chain_gives_the_same_customer_segments_with_either_engine(
 def test_out_of_core_lifecycle_and_campaign_never_load_the_order_lines(shop_folder, tmp_path, monkeypatch):
     """With DuckDB, 04 and 05 work on customer- and day-level tables: reading transactions_clean
     into memory (what would not fit at 100M lines) fails the test."""
-    from segkit.pipeline import RunContext
+    from segkit.steps.pipeline import RunContext
 
     config = tmp_path / "duckdb.yml"
     config.write_text(f"data:\n  transactions: {shop_folder / 'transactions.csv'}\n  customers: "
@@ -139,7 +139,7 @@ def _config_for(shop_folder, tmp_path):
 
 
 def test_a_glob_matching_nothing_or_a_folder_for_customers_stops_before_any_notebook(shop_folder, tmp_path):
-    from segkit.errors import ConfigError, DataError
+    from segkit.core.errors import ConfigError, DataError
     from segkit.report import RunOptions, effective_config
 
     with pytest.raises(DataError, match=r"transactions input \(from --transactions\).*no file matches"):
@@ -156,8 +156,8 @@ def test_a_glob_matching_nothing_or_a_folder_for_customers_stops_before_any_note
 
 
 def test_parts_that_disagree_on_column_types_are_named_as_the_problem(shop_folder, tmp_path):
-    from segkit.audit import build_audit_artifacts
-    from segkit.errors import DataError
+    from segkit.core.errors import DataError
+    from segkit.steps.audit import build_audit_artifacts
 
     parts = tmp_path / "parts"
     parts.mkdir()

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 from pandas.testing import assert_frame_equal, assert_series_equal
 
-from segkit.errors import ConfigError, DataError
+from segkit.core.errors import ConfigError, DataError
 from segkit.features import (
     FeatureBuilder,
     customer_attributes,

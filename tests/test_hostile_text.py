@@ -1,6 +1,6 @@
 """Text from data or config never becomes live markup, a link or a spreadsheet formula.
 
-Unit tests of :mod:`segkit.escaping` and the safe Markdown renderer, then one ``segkit run`` on a
+Unit tests of :mod:`segkit.core.escaping` and the safe Markdown renderer, then one ``segkit run`` on a
 hostile copy of the sample (markup, ``javascript:`` links and formulas in every text field of every
 input table and in the config's names; ``tests/hostile_inputs.py``) whose HTML, Markdown and CSV
 outputs are inspected.
@@ -17,11 +17,13 @@ import nbformat
 import pandas as pd
 import pytest
 
-from hostile_inputs import EVENT_ATTRIBUTES, FORMULAS, MARKUP, build_hostile_run
-from segkit.escaping import escape_markdown, formula_cells, neutralise_formula, restore_formula
-from segkit.pipeline import read_frame, summary_markdown, write_frame
+from segkit.core.escaping import escape_markdown, formula_cells, neutralise_formula, restore_formula
+from segkit.core.files import read_frame, write_frame
 from segkit.report.export import ReportExporter, render_markdown
+from segkit.steps.pipeline import summary_markdown
 from segkit.widgets import static_html
+
+from hostile_inputs import EVENT_ATTRIBUTES, FORMULAS, MARKUP, build_hostile_run
 
 PAYLOADS = MARKUP + FORMULAS + ("a\nb", "# heading", "1. item", "> quote", "<javascript:alert(1)>", "---",
                                 "&lt;b&gt; &amp;", "\\<b\\>", "x  \ny")

@@ -15,10 +15,12 @@ import pandas as pd
 import pytest
 from pandas.testing import assert_frame_equal
 
-from segkit.audit import CHECKS, run_audit
+from segkit.audit import audit_log, run_audit
 from segkit.campaign import arm_metrics, prepare_campaign, retention_flags
-from segkit.config import load_config
-from segkit.engine import (
+from segkit.core.config import load_config
+from segkit.core.errors import DataError
+from segkit.data.auditfacts import CHECKS
+from segkit.data.engine import (
     TransactionLog,
     behaviour_table_from_files,
     order_table_from_files,
@@ -26,10 +28,9 @@ from segkit.engine import (
     retention_flags_from_files,
     rfm_with_info_from_files,
 )
-from segkit.errors import DataError
+from segkit.data.io import load_table
+from segkit.data.orders import order_table, purchase_days, purchase_orders, rfm_table
 from segkit.features import customer_table
-from segkit.io import load_table
-from segkit.rfm import order_table, purchase_days, purchase_orders, rfm_table
 
 TX_CSV = ("customer_id,order_date,order_id,product_id,quantity,unit_price\n"
           "a,2024-01-02 10:00,1001,P1,2,10\n"
@@ -52,7 +53,7 @@ def both_audits(tmp_path: Path, customers: pd.DataFrame | None = None, campaign:
     pandas = run_audit({"transactions": load_table(path, "transactions"), "customers": customers,
                         "campaign": campaign}, as_of=as_of, config=config)
     with TransactionLog(path, config) as log:
-        duck = log.audit(as_of, customers=customers, campaign=campaign)
+        duck = audit_log(log, as_of, customers=customers, campaign=campaign)
     assert_frame_equal(pandas.findings, duck.findings)
     assert_frame_equal(pandas.cleaning_rules, duck.cleaning_rules)
     assert_frame_equal(pandas.customers, duck.customers)
@@ -174,7 +175,7 @@ def test_a_file_with_a_byte_order_mark_is_read_in_its_encoding_by_both_engines(t
     assert tx["customer_id"].tolist() == ["Köln-1", "b"] and tx["amount"].tolist() == [10.0, 5.0]
     assert list(tx.attrs["columns"]) == ["customer_id", "order_date", "amount"]
     with TransactionLog(path, load_config()) as log:
-        log.audit()
+        audit_log(log)
         clean = pd.read_parquet(log.write_clean(tmp_path / "clean.parquet"))
     assert clean["customer_id"].tolist() == ["Köln-1", "b"] and clean["amount"].tolist() == [10.0, 5.0]
     assert sha256(path) == before and sorted(p.name for p in tmp_path.iterdir()) == ["clean.parquet", "tx.csv"]
@@ -230,7 +231,7 @@ def cancelled(tmp_path):
     config = load_config()
     clean = run_audit({"transactions": load_table(path, "transactions")}, config=config).transactions
     with TransactionLog(path, config) as log:
-        log.audit()
+        audit_log(log)
         on_disk = log.write_clean(tmp_path / "clean.parquet")
     assert_frame_equal(pd.read_parquet(on_disk), clean)
     assert clean.loc[clean["order_id"] == "C1002", "is_return"].all()

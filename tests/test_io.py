@@ -1,4 +1,4 @@
-"""Loading user files (segkit.io): formats, column maps, derived columns and clear errors."""
+"""Loading user files (segkit.data.io): formats, column maps, derived columns and clear errors."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from segkit.config import load_config
-from segkit.errors import ConfigError, DataError
-from segkit.io import customers_from_transactions, load_inputs, load_table
+from segkit.core.config import load_config
+from segkit.core.errors import ConfigError, DataError
+from segkit.data.io import customers_from_transactions, load_inputs, load_table
 
 ROOT = Path(__file__).resolve().parents[1]
 UCI_SMALL = ROOT / "tests" / "data" / "online_retail_ii_small.csv"

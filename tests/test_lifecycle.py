@@ -15,9 +15,10 @@ import pytest
 from sklearn.exceptions import NotFittedError
 
 from segkit.clv import BetaGeoModel, clv_summary
-from segkit.config import load_config
-from segkit.datasets import generate_shop, load_cdnow, write_sample
-from segkit.errors import ConfigError, DataError
+from segkit.core.config import load_config
+from segkit.core.errors import ConfigError, DataError
+from segkit.data.datasets import generate_shop, load_cdnow, write_sample
+from segkit.data.orders import purchase_orders
 from segkit.lifecycle import (
     BUYER_STAGES,
     LIVE_STAGES,
@@ -27,33 +28,34 @@ from segkit.lifecycle import (
     LifecycleStager,
     StageThresholds,
     assign_lifecycle_stage,
-    build_lifecycle_artifacts,
-    calibration_note,
-    clv_by_stage,
-    clv_parameters,
     cohort_table,
     customer_state,
     engagement_dates,
-    export_columns,
-    measurability_statement,
-    model_status,
     period_rates,
     purchase_history,
-    growth_note,
-    rate_table,
     row_shares,
     signups_on_or_after,
     snapshot_dates,
     stage_counts,
     stage_history,
     stage_sizes,
+    transition_counts,
+)
+from segkit.steps.lifecycle import (
+    build_lifecycle_artifacts,
+    calibration_note,
+    clv_by_stage,
+    clv_parameters,
+    export_columns,
+    growth_note,
+    measurability_statement,
+    model_status,
+    rate_table,
     stage_sizes_for_thresholds,
     summarize,
     threshold_choices,
-    transition_counts,
 )
-from segkit.pipeline import RunContext, open_run
-from segkit.rfm import purchase_orders
+from segkit.steps.pipeline import RunContext, open_run
 
 TH = StageThresholds(churn_window_days=100, new_window_days=30, base_interval_days=40, overdue_factor=2.0,
                      loyal_min_purchases=5, loyal_min_value=500, p_alive_threshold=0.5)
@@ -322,9 +324,8 @@ def test_period_rates_count_churn_reactivation_and_repeat_purchases(small_timeli
 @pytest.fixture(scope="module")
 def shop_models():
     """A generated shop's history, customers, engagement and fitted models (400 customers)."""
-    from segkit.lifecycle import fit_clv_models, first_repeat_durations
-
-    from segkit.datasets import DIRT_KINDS
+    from segkit.data.datasets import DIRT_KINDS
+    from segkit.lifecycle import first_repeat_durations, fit_clv_models
 
     shop = generate_shop(400, seed=11, dirt={k: 0 for k in DIRT_KINDS})
     history = purchase_history(purchase_orders(shop.transactions))
@@ -432,8 +433,8 @@ def test_threshold_choices_cover_quantiles_times_overdue_factors():
 @pytest.fixture(scope="module")
 def shop_run(tmp_path_factory):
     """Upstream artifacts (audit, RFM) of a generated shop, built once; tests copy them."""
-    from segkit.audit import build_audit_artifacts
-    from segkit.rfm import build_rfm_artifacts
+    from segkit.steps.audit import build_audit_artifacts
+    from segkit.steps.rfm import build_rfm_artifacts
 
     root = tmp_path_factory.mktemp("shop")
     shop = generate_shop(800, seed=5)
@@ -838,7 +839,7 @@ def test_plots_say_so_when_the_model_was_not_fitted(shop_result):
 
 
 def test_small_cells_are_hidden_in_count_tables(shop_result):
-    from segkit.lifecycle import mask_small_cells
+    from segkit.steps.lifecycle import mask_small_cells
 
     _, r = shop_result
     masked = mask_small_cells(r.transitions, 10)
@@ -867,8 +868,8 @@ def test_threshold_widget_renders_every_choice_statically(shop_result):
 # --------------------------------------------------------------------------- issue 14: degenerate data
 def crafted_run(root: Path, transactions: str, customers: str | None = None):
     """01, 02 and 04 producers on small CSV texts; returns the 04 context and result."""
-    from segkit.audit import build_audit_artifacts
-    from segkit.rfm import build_rfm_artifacts
+    from segkit.steps.audit import build_audit_artifacts
+    from segkit.steps.rfm import build_rfm_artifacts
 
     root.mkdir(parents=True, exist_ok=True)
     (root / "transactions.csv").write_text(transactions)

@@ -7,9 +7,9 @@ import stat
 import pandas as pd
 import pytest
 
-import segkit.privacy as privacy
-from segkit.pipeline import readable_number
-from segkit.privacy import pseudonymize_ids, salt_for, shareable_table, suppress_small_groups
+import segkit.core.privacy as privacy
+from segkit.core.privacy import pseudonymize_ids, salt_for, shareable_table, suppress_small_groups
+from segkit.steps.pipeline import readable_number
 
 
 @pytest.fixture

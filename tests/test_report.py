@@ -15,10 +15,9 @@ import nbformat
 import pandas as pd
 import pytest
 
-from run_helpers import make_notebook, tiny_inputs
-from segkit.config import project_root
-from segkit.errors import ConfigError, DataError
-from segkit.privacy import SALT_ENV, pseudonymize_ids, salt_for, shareable_table
+from segkit.core.config import project_root
+from segkit.core.errors import ConfigError, DataError
+from segkit.core.privacy import SALT_ENV, pseudonymize_ids, salt_for, shareable_table
 from segkit.report import (
     NotebookFailedError,
     ReportExporter,
@@ -35,6 +34,8 @@ from segkit.report.export import Failure, OfflineHTMLError, format_headline, str
 from segkit.report.index import render_index
 from segkit.report.nbval import NBVAL_SALT, parse_sanitize_patterns, regression_copy, sanitize_text
 from segkit.report.runinfo import file_info, notebook_timings
+
+from run_helpers import make_notebook, tiny_inputs
 
 WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
 NBVAL_DIR = project_root() / "tests" / "nbval"

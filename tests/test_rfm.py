@@ -9,37 +9,34 @@ import numpy as np
 import pandas as pd
 import pytest
 from pandas.testing import assert_frame_equal
-
 from sklearn.exceptions import NotFittedError
 
-from segkit.errors import ConfigError, DataError
+from segkit.core.errors import ConfigError, DataError
+from segkit.data.orders import RFMWarning, lifetimes_summary, order_table, purchase_orders, rfm_table
 from segkit.rfm import (
     LoyaltyTiers,
     RFMScorer,
     RFMSettings,
-    RFMWarning,
     SegmentMap,
     analyse_rfm,
     balanced_edges,
+    group_scores,
+    pareto_curve,
+    revenue_concentration,
+    score_table,
+    segment_table,
+    tier_table,
+    to_five_point,
+)
+from segkit.steps.rfm import (
     build_rfm_artifacts,
     frequency_note,
-    group_scores,
-    lifetimes_summary,
-    order_table,
-    pareto_curve,
-    purchase_orders,
-    revenue_concentration,
-    rfm_table,
-    score_table,
     segment_choices,
     segment_profile,
-    segment_table,
     separation_note,
     separation_statements,
     summarize,
-    tier_table,
     tiers_note,
-    to_five_point,
 )
 
 
@@ -62,7 +59,7 @@ def lifetimes_reference():
 
 def cdnow_log() -> pd.DataFrame:
     """The CDNOW sample transaction log (2,357 customers) shipped with lifetimes."""
-    from segkit.datasets import load_cdnow
+    from segkit.data.datasets import load_cdnow
 
     return load_cdnow("sample")
 
@@ -323,7 +320,7 @@ DEFAULT_GRID = {  # R (5 → 1) × FM (1 → 5), as documented in segkit/default
 
 
 def default_segments() -> list[dict]:
-    from segkit.config import load_config
+    from segkit.core.config import load_config
 
     return load_config()["rfm"]["segments"]
 
@@ -373,7 +370,7 @@ def test_invalid_segment_entries_are_config_errors(change, message):
 
 
 def test_a_user_yaml_with_overlapping_segments_fails_when_the_settings_are_read(tmp_path):
-    from segkit.config import load_config
+    from segkit.core.config import load_config
 
     path = tmp_path / "config.yml"
     path.write_text("rfm:\n  segments:\n    - {name: Everyone, action: hello}\n"
@@ -384,7 +381,7 @@ def test_a_user_yaml_with_overlapping_segments_fails_when_the_settings_are_read(
 
 
 def test_a_user_segment_map_with_any_of_boxes_is_accepted(tmp_path):
-    from segkit.config import load_config
+    from segkit.core.config import load_config
 
     path = tmp_path / "config.yml"
     path.write_text("rfm:\n  segments:\n    - {name: Active, r: [3, 5], action: keep}\n"
@@ -403,7 +400,7 @@ def test_percentile_tiers_keep_tied_customers_together():
 
 
 def test_default_tiers_split_a_uniform_base_at_50_80_95_percent_and_score_new_values():
-    from segkit.config import load_config
+    from segkit.core.config import load_config
 
     tiers = LoyaltyTiers.from_config(load_config()["rfm"]["tiers"])
     base = pd.DataFrame({"monetary_total": np.arange(1, 101, dtype=float)})
@@ -727,7 +724,7 @@ def test_the_producer_writes_money_with_the_configured_currency(tmp_path):
 # --------------------------------------------------------------------------- producer
 def run_folder(tmp_path, frame: pd.DataFrame, customers: list[str]):
     """A run folder holding the audit's artifacts for ``frame`` (as 01_data_audit writes them)."""
-    from segkit.pipeline import open_run
+    from segkit.steps.pipeline import open_run
 
     art = tmp_path / "artifacts"
     art.mkdir(parents=True)
@@ -788,9 +785,9 @@ def test_producer_reports_a_bad_rfm_config_naming_the_users_file(tmp_path):
 def test_the_notebook_runs_alone_on_the_sample_and_shows_no_raw_customer_id(tmp_path):
     import re
 
-    from run_helpers import run_sample_notebook
+    from segkit.core.config import project_root
 
-    from segkit.config import project_root
+    from run_helpers import run_sample_notebook
 
     outputs, text = run_sample_notebook("02_rfm", tmp_path)
     assert not [o for o in outputs if o.output_type == "error"]

@@ -19,11 +19,22 @@ from pathlib import Path
 
 import pytest
 
-from run_helpers import make_notebook, tiny_inputs
 from segkit.cli import EXIT_NOTEBOOK, EXIT_OK, EXIT_USAGE, main
-from segkit.pipeline import NOTEBOOKS
-from segkit.report.runfolder import (MARKER, RunFolderError, check_location, check_replaceable, entries,
-                                     out_lock, process_alive, protected_paths, remove_stale_builds, write_marker)
+from segkit.report.runfolder import (
+    MARKER,
+    RunFolderError,
+    check_location,
+    check_replaceable,
+    entries,
+    out_lock,
+    process_alive,
+    protected_paths,
+    remove_stale_builds,
+    write_marker,
+)
+from segkit.steps.pipeline import NOTEBOOKS
+
+from run_helpers import make_notebook, tiny_inputs
 
 OPEN_OK = "x = 1"
 #: 01 that writes customer_segments.csv, so the run knows the raw ids C000001/C000002.

@@ -1,4 +1,4 @@
-"""segkit run's scheduling: notebooks side by side (run.workers, segkit.pipeline.UPSTREAM), kernels
+"""segkit run's scheduling: notebooks side by side (run.workers, segkit.steps.pipeline.UPSTREAM), kernels
 started ahead with the notebook's modules preloaded (segkit.report.kernels), Ctrl-C during a
 parallel run, and the lock that keeps concurrent customer_segments.csv updates whole.
 
@@ -22,11 +22,12 @@ import nbformat
 import pandas as pd
 import pytest
 
-from run_helpers import make_notebook, tiny_inputs
-from segkit.errors import ConfigError
-from segkit.pipeline import NOTEBOOKS, UPSTREAM, RunContext, open_run
+from segkit.core.errors import ConfigError
 from segkit.report import NotebookFailedError, RunOptions, run_pipeline
 from segkit.report.kernels import imported_modules, preload_code
+from segkit.steps.pipeline import NOTEBOOKS, UPSTREAM, RunContext, open_run
+
+from run_helpers import make_notebook, tiny_inputs
 
 STAMP = """import json, os, time
 from pathlib import Path
@@ -78,7 +79,7 @@ def _overlap(a: tuple[float, float], b: tuple[float, float]) -> bool:
 
 # ------------------------------------------------------------------ dependencies
 def test_every_notebook_waits_for_the_notebooks_whose_artifacts_it_reads():
-    from segkit.pipeline import ARTIFACTS
+    from segkit.steps.pipeline import ARTIFACTS
 
     assert list(UPSTREAM) == list(NOTEBOOKS)
     for name, upstream in UPSTREAM.items():
@@ -150,10 +151,10 @@ def test_an_invalid_workers_value_is_a_config_error(tmp_path, value):
 
 # ------------------------------------------------------------------ kernels started ahead
 def test_imported_modules_are_the_top_level_imports_of_the_code_cells():
-    from segkit.config import project_root
+    from segkit.core.config import project_root
 
     modules = imported_modules(project_root() / "notebooks" / "02_rfm.ipynb")
-    assert "segkit.pipeline" in modules and "segkit.rfm" in modules
+    assert "segkit.steps.pipeline" in modules and "segkit.rfm" in modules
     assert len(modules) == len(set(modules))
 
 
@@ -170,7 +171,7 @@ def test_a_notebook_finds_its_modules_preloaded_and_its_namespace_and_counter_un
              "print((loaded, leftovers))")
     folder = tmp_path / "nb"
     make_notebook(folder, "01_data_audit", 'ctx.write_artifact("audit_summary", {"as_of": "2024-02-01"})', summary=False)
-    path = make_notebook(folder, "02_rfm", "from segkit.rfm import rfm_table", summary=False)
+    path = make_notebook(folder, "02_rfm", "from segkit.rfm import RFMScorer", summary=False)
     nb = nbformat.read(path, as_version=4)
     nb.cells.insert(2, nbformat.v4.new_code_cell(probe))  # before any import of the notebook itself
     nbformat.write(nb, path)

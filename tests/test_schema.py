@@ -1,4 +1,4 @@
-"""Canonical table contracts (segkit.schema): dtype coercion, derived columns, validation errors."""
+"""Canonical table contracts (segkit.core.schema): dtype coercion, derived columns, validation errors."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import pandas as pd
 import pytest
 from pandas.testing import assert_frame_equal, assert_series_equal
 
-from segkit.errors import ConfigError, DataError
-from segkit.schema import (
+from segkit.core.errors import ConfigError, DataError
+from segkit.core.schema import (
     CAMPAIGN,
     CUSTOMERS,
     TABLES,

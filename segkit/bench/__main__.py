@@ -18,8 +18,8 @@ from pathlib import Path
 from segkit.bench.cases import build_cases
 from segkit.bench.harness import run_case
 from segkit.bench.report import markdown_table
-from segkit.config import project_root
-from segkit.pipeline import atomic_write_text, dumps_json
+from segkit.core.config import project_root
+from segkit.core.files import atomic_write_text, dumps_json
 
 
 def machine() -> dict:

@@ -10,7 +10,7 @@ smoke):
   (100M lines) with a 2 GB DuckDB memory limit vs the plain DuckDB GROUP BY. Generation (~2.5
   min on 2 cores) plus both runs fit in 10 minutes.
 - ``audit_1m``, ``audit_10m`` / ``audit_smoke``: the whole data audit plus the clean table,
-  out-of-core (:class:`segkit.engine.TransactionLog`, DuckDB limit 1500MB) vs the in-memory path
+  out-of-core (:class:`segkit.data.engine.TransactionLog`, DuckDB limit 1500MB) vs the in-memory path
   (``load_table`` + ``run_audit``, baseline). Target: ≤ 2 GB peak at 10M lines, not slower.
 - ``audit_growth`` / ``audit_growth_smoke``: the out-of-core audit at 10M (baseline) and 30M
   lines: the time ratio is the growth for 3× the lines. The audit of 100M lines does not fit the
@@ -39,7 +39,7 @@ from pathlib import Path
 from typing import Callable
 
 from segkit.bench.harness import Case, Contender
-from segkit.config import project_root
+from segkit.core.config import project_root
 
 
 def _lines(data_dir: Path, n: int, files: int = 1) -> Path:
@@ -53,8 +53,8 @@ def _lines(data_dir: Path, n: int, files: int = 1) -> Path:
 
 
 def _shop_config(data_dir: Path, n_customers: int) -> Path:
-    """A generated shop (``segkit.datasets``) written as CSV + a config pointing at it."""
-    from segkit.datasets import generate_shop, write_sample
+    """A generated shop (``segkit.data.datasets``) written as CSV + a config pointing at it."""
+    from segkit.data.datasets import generate_shop, write_sample
 
     folder = data_dir / f"shop_{n_customers}"
     config = folder / "config.yml"

@@ -67,7 +67,7 @@ def tiled_shop(folder: str | Path, base: str | Path, copies: int, parts: int | N
     """A large shop made of ``copies`` copies of a generated shop, written out-of-core.
 
     The base shop (``transactions.csv``, ``customers.csv``, ``campaign.csv`` of
-    :func:`segkit.datasets.write_sample`) keeps its customers' behaviour, campaigns, returns and
+    :func:`segkit.data.datasets.write_sample`) keeps its customers' behaviour, campaigns, returns and
     planted dirt; copy ``k`` suffixes every customer and order id with ``-k`` so the copies are
     distinct customers. Transactions go to a folder of Parquet parts (``parts`` files, default one
     per 10 copies), customers and campaign rows to one Parquet file each; every column is kept as
@@ -80,7 +80,7 @@ def tiled_shop(folder: str | Path, base: str | Path, copies: int, parts: int | N
     Examples
     --------
     >>> import tempfile, pathlib
-    >>> from segkit.datasets import generate_shop, write_sample
+    >>> from segkit.data.datasets import generate_shop, write_sample
     >>> d = pathlib.Path(tempfile.mkdtemp())
     >>> _ = write_sample(d / "base", generate_shop(n_customers=50, seed=1))
     >>> config = tiled_shop(d / "big", d / "base", copies=3)

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import nbformat
 
-from segkit.pipeline import NOTEBOOKS
 from segkit.report.runner import RunOptions, run_pipeline
+from segkit.steps.pipeline import NOTEBOOKS
 
 
 def trivial_notebooks(folder: str | Path) -> Path:

@@ -11,11 +11,11 @@ import warnings
 import duckdb
 import pandas as pd
 
-from segkit.engine import rfm_table_from_files
-from segkit.rfm import rfm_table
+from segkit.data.engine import rfm_table_from_files
+from segkit.data.orders import rfm_table
 
 
-def _digest(customers: int, revenue: float) -> dict:
+def digest(customers: int, revenue: float) -> dict:
     return {"customers": int(customers), "net_revenue": round(float(revenue), 2)}
 
 
@@ -27,7 +27,7 @@ def duckdb_sql(path: str) -> dict:
                min(order_date) AS first_order, max(order_date) AS last_order
         FROM read_parquet('{path}') GROUP BY customer_id
     """).df()
-    return _digest(len(df), df["revenue"].sum())
+    return digest(len(df), df["revenue"].sum())
 
 
 def pandas_groupby(path: str) -> dict:
@@ -35,19 +35,19 @@ def pandas_groupby(path: str) -> dict:
     tx = pd.read_parquet(path, columns=["customer_id", "order_id", "order_date", "amount"])
     df = tx.groupby("customer_id").agg(orders=("order_id", "nunique"), revenue=("amount", "sum"),
                                        first_order=("order_date", "min"), last_order=("order_date", "max"))
-    return _digest(len(df), df["revenue"].sum())
+    return digest(len(df), df["revenue"].sum())
 
 
 def segkit_engine(path: str) -> dict:
-    """segkit's out-of-core path (:func:`segkit.engine.rfm_table_from_files`): full RFM table."""
+    """segkit's out-of-core path (:func:`segkit.data.engine.rfm_table_from_files`): full RFM table."""
     rfm = rfm_table_from_files(path)
-    return _digest(len(rfm), rfm["monetary_total"].sum())
+    return digest(len(rfm), rfm["monetary_total"].sum())
 
 
 def segkit_in_memory(path: str) -> dict:
-    """segkit's in-memory path (:func:`segkit.rfm.rfm_table` on the loaded lines)."""
+    """segkit's in-memory path (:func:`segkit.data.orders.rfm_table` on the loaded lines)."""
     tx = pd.read_parquet(path, columns=["customer_id", "order_id", "order_date", "amount"])
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         rfm = rfm_table(tx)
-    return _digest(len(rfm), rfm["monetary_total"].sum())
+    return digest(len(rfm), rfm["monetary_total"].sum())

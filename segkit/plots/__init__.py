@@ -48,7 +48,7 @@ def money_text(text: str) -> str:
 
 
 def set_theme() -> None:
-    """Apply segkit's seaborn theme (called by :func:`segkit.pipeline.open_run`)."""
+    """Apply segkit's seaborn theme (called by :func:`segkit.steps.pipeline.open_run`)."""
     sns.set_theme(**THEME, rc={"figure.figsize": FIGSIZE, "figure.dpi": 100, "savefig.dpi": 100,
                                "axes.titleweight": "bold"})
 

@@ -17,7 +17,7 @@ but the file itself:
   anything would be fetched from outside the file;
 - with ``privacy.pseudonymize_ids`` on, :func:`redact_raw_ids` replaces any raw customer id
   that still appears in the HTML (e.g. a table displayed without ``shareable()``) by its
-  salted pseudonym — the same one :func:`segkit.privacy.shareable_table` gives — and the run
+  salted pseudonym — the same one :func:`segkit.core.privacy.shareable_table` gives — and the run
   reports how many it replaced. Ids made only of digits are not scanned: they cannot be told
   apart from the numbers in a table (their pseudonymisation relies on ``shareable()``).
 
@@ -44,9 +44,10 @@ from typing import Any, Iterable, Mapping
 
 import nbformat
 
-from segkit.errors import SegkitError
-from segkit.pipeline import atomic_write_text, summary_markdown
-from segkit.privacy import pseudonymize_ids, salt_for
+from segkit.core.errors import SegkitError
+from segkit.core.files import atomic_write_text
+from segkit.core.privacy import pseudonymize_ids, salt_for
+from segkit.steps.pipeline import summary_markdown
 
 TEMPLATE_FILE = "segkit_report.html.j2"
 #: Output MIME types removed before export: they need a JavaScript runtime loaded from a CDN.
@@ -225,7 +226,7 @@ def redact_raw_ids(html: str, ids: Iterable[Any], salt: str) -> tuple[str, int]:
 
     Ids are matched as whole tokens (letters, digits, ``_@.-``; surrounding dots/dashes
     trimmed) outside ``data:`` URIs (embedded images). The pseudonym is
-    :func:`segkit.privacy.pseudonymize_ids` with the same ``salt``, so a redacted id reads the
+    :func:`segkit.core.privacy.pseudonymize_ids` with the same ``salt``, so a redacted id reads the
     same as one displayed through ``shareable()``.
 
     Parameters
@@ -306,7 +307,7 @@ def render_markdown(text: str, attachments: Mapping[str, Any] | None = None, pat
     "What this means" cell, the executive summary) is rendered with this: raw HTML is shown as
     text, not passed through, and links or images with a ``javascript:``/``vbscript:``/
     ``file:``/non-image ``data:`` URL lead nowhere (``#harmful-link``). This is the second line
-    of defence; values from data are first escaped with :func:`segkit.escaping.escape_markdown`.
+    of defence; values from data are first escaped with :func:`segkit.core.escaping.escape_markdown`.
 
     Parameters
     ----------

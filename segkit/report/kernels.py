@@ -11,7 +11,7 @@ notebook's own import then raises the error where the reader sees it.
 
 Each job runs in its own thread with its own event loop: the kernel is started, preloaded,
 used by papermill and shut down in that thread, so several notebooks can run at once
-(see ``run.workers`` and :data:`segkit.pipeline.UPSTREAM`).
+(see ``run.workers`` and :data:`segkit.steps.pipeline.UPSTREAM`).
 
 Examples
 --------

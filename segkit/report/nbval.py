@@ -20,7 +20,7 @@ The copies' code cells must equal the notebooks' (a test checks it): after chang
 notebook, run ``make nbval-refresh`` and review the output diff.
 
 Opened alone, every notebook works in its own ``reports/interactive/<notebook>/`` folder
-(:func:`segkit.pipeline.open_run`), so a copy does not depend on which other notebooks ran
+(:func:`segkit.steps.pipeline.open_run`), so a copy does not depend on which other notebooks ran
 before or beside it (``pytest -n 2``). ``make test`` clears ``reports/interactive/`` first so
 that cached artifacts of older code cannot leak into the comparison.
 
@@ -43,9 +43,10 @@ from typing import Callable, Sequence
 
 import nbformat
 
-from segkit.config import project_root
-from segkit.errors import SegkitError
-from segkit.pipeline import INTERACTIVE_RUN, atomic_write_text
+from segkit.core.config import project_root
+from segkit.core.errors import SegkitError
+from segkit.core.files import atomic_write_text
+from segkit.steps.pipeline import INTERACTIVE_RUN
 
 #: Output MIME types nbval does not compare by default (without --nbdime): dropped from copies.
 NOT_COMPARED: tuple[str, ...] = ("image/png", "image/jpeg", "application/vnd.jupyter.widget-view+json")

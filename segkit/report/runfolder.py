@@ -51,8 +51,8 @@ from pathlib import Path
 from typing import Any, Iterable, Iterator, Mapping
 
 import segkit
-from segkit.errors import ConfigError, SegkitError
-from segkit.pipeline import ARTIFACTS, CUSTOMER_SEGMENTS, NOTEBOOKS
+from segkit.core.errors import ConfigError, SegkitError
+from segkit.steps.pipeline import ARTIFACTS, CUSTOMER_SEGMENTS, NOTEBOOKS
 
 __all__ = [
     "MARKER", "RunFolderError", "OutputWriteError", "ENVIRONMENT_ERRNOS", "write_marker", "read_marker",
@@ -271,7 +271,7 @@ def protected_paths(inputs: Mapping[str, Any], config_file: str | Path | None) -
     ``inputs`` are the effective config's data paths (absolute; a folder or a glob for a
     transaction log split into files).
     """
-    from segkit.config import project_root
+    from segkit.core.config import project_root
 
     out: dict[str, Path] = {}
     for table, value in inputs.items():

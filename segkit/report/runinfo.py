@@ -111,7 +111,8 @@ def input_info(source: str | Path) -> dict[str, Any]:
     >>> info["size"], [Path(f["path"]).name for f in info["files"]], len(info["sha256"])
     (8, ['a.csv', 'b.csv'], 64)
     """
-    from segkit.engine import input_files as log_files, is_file_set
+    from segkit.data.engine import input_files as log_files
+    from segkit.data.engine import is_file_set
 
     path = Path(source)
     if not is_file_set(path):

@@ -16,7 +16,7 @@ What :func:`run_pipeline` does, in order:
    Python when that one is not installed; cwd = the build folder; ``SEGKIT_QUIET=1``),
    parameters ``run_dir``, ``config_path``, ``as_of``, ``seed`` — only those the notebook
    declares. A notebook starts as soon as the notebooks it reads from
-   (:data:`segkit.pipeline.UPSTREAM`) have executed, at most ``run.workers`` at once (03 and 04
+   (:data:`segkit.steps.pipeline.UPSTREAM`) have executed, at most ``run.workers`` at once (03 and 04
    side by side); the next kernels are started ahead and preload their notebook's imports
    (:mod:`segkit.report.kernels`). ``run.json`` and the index list the notebooks in pipeline
    order. A notebook whose required input is absent (``05_campaign_evaluation`` without
@@ -59,12 +59,12 @@ import logging
 import os
 import re
 import shutil
-import sys
 import signal
+import sys
 import tempfile
 import threading
-import unicodedata
 import time
+import unicodedata
 from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
 from pathlib import Path
@@ -73,18 +73,32 @@ from typing import Any, Callable, Iterator, Mapping, Sequence
 import nbformat
 import yaml
 
-from segkit.config import bundled_sample_config, load_config, project_root, resolve_path, short_repr
-from segkit.errors import ConfigError, DataError, SegkitError
-from segkit.pipeline import ARTIFACTS, CUSTOMER_SEGMENTS, NOTEBOOKS, UPSTREAM, atomic_write_text, dumps_json
-from segkit.privacy import SALT_ENV, salt_for
+from segkit.core.config import bundled_sample_config, load_config, project_root, resolve_path, short_repr
+from segkit.core.errors import ConfigError, DataError, SegkitError
+from segkit.core.files import atomic_write_text, dumps_json
+from segkit.core.privacy import SALT_ENV, salt_for
 from segkit.report.export import Failure, ReportExporter, redact_raw_ids, validate_offline_html
 from segkit.report.index import render_index
 from segkit.report.kernels import NotebookJob, imported_modules, kernel_peak_memory_mb
-from segkit.report.runfolder import (RunFolderError, check_location, check_replaceable, create_build_folder, entries,
-                                     ENVIRONMENT_ERRNOS, OutputWriteError, environment_error, environment_message,
-                                     is_replaceable, out_lock,
-                                     protected_paths, remove_stale_builds, run_id_of, write_marker)
+from segkit.report.runfolder import (
+    ENVIRONMENT_ERRNOS,
+    OutputWriteError,
+    RunFolderError,
+    check_location,
+    check_replaceable,
+    create_build_folder,
+    entries,
+    environment_error,
+    environment_message,
+    is_replaceable,
+    out_lock,
+    protected_paths,
+    remove_stale_builds,
+    run_id_of,
+    write_marker,
+)
 from segkit.report.runinfo import file_info, input_files, library_versions, notebook_timings
+from segkit.steps.pipeline import ARTIFACTS, CUSTOMER_SEGMENTS, NOTEBOOKS, UPSTREAM
 
 TABLES: tuple[str, ...] = ("transactions", "customers", "campaign")
 #: Input tables a notebook cannot run without; absent → the notebook is skipped (not failed).
@@ -118,7 +132,7 @@ class NotebookFailedError(SegkitError):
     failed_dir : Path
         Where the partial run was kept (``<out>-failed``).
     is_bug : bool
-        True when the error is not a :class:`~segkit.errors.SegkitError` (unexpected: a bug).
+        True when the error is not a :class:`~segkit.core.errors.SegkitError` (unexpected: a bug).
     traceback : str
         The kernel's traceback (without colour codes), shown for bugs.
     """
@@ -270,7 +284,7 @@ def checked_run_name(value: Any, origin: str) -> str | None:
     >>> checked_run_name("../../../x", "in shop.yml")
     Traceback (most recent call last):
     ...
-    segkit.errors.ConfigError: run.name = '../../../x' in shop.yml is not a folder name: it contains '/'. Use one folder name such as 2024-q4 (letters, digits, '-', '_', '.'); the run goes to reports/<run.name>/ (or give --out).
+    segkit.core.errors.ConfigError: run.name = '../../../x' in shop.yml is not a folder name: it contains '/'. Use one folder name such as 2024-q4 (letters, digits, '-', '_', '.'); the run goes to reports/<run.name>/ (or give --out).
     """
     if value is None or value == "":
         return None
@@ -365,11 +379,12 @@ def _checked_input(cfg: Mapping, table: str, flags: Mapping[str, Any], base: Pat
     if path is None:
         return None
     origin = f"--{table}" if table in flags else f"data.{table} in {base or 'the defaults'}"
-    from segkit.engine import choose_engine, input_files as log_files, is_file_set
+    from segkit.data.engine import choose_engine, is_file_set
+    from segkit.data.engine import input_files as log_files
 
     if table == "transactions" and is_file_set(path):
         # A transaction log split into files (a folder or a glob): read out-of-core by
-        # segkit.engine; checked here with the same rule, so a wrong path stops before any notebook.
+        # segkit.data.engine; checked here with the same rule, so a wrong path stops before any notebook.
         if choose_engine(cfg) == "pandas":
             raise ConfigError(f"The transactions input {path} (from {origin}) is a folder or glob of files, which "
                               "only the out-of-core engine reads, but engine.kind is pandas. Set engine.kind: auto "
@@ -897,7 +912,7 @@ class _Run:
         """
         source = self.cfg.get("_source")
         config = source or str(self.failed_dir / "config.yml")
-        # segkit.io names the config file it read ("in config.yml"): that is the run's generated
+        # segkit.data.io names the config file it read ("in config.yml"): that is the run's generated
         # one, which the user does not edit; name theirs, or say how to give one.
         text = text.replace("(in config.yml)", f"(in {source})" if source else "(in a config file passed with --config)")
         return text.replace(str(self.build / "config.yml"), config).replace(str(self.build), str(self.out))
@@ -1286,7 +1301,7 @@ def run_pipeline(
         Folder with ``<name>.ipynb`` for every notebook of ``pipeline`` (default: the
         project's ``notebooks/``).
     pipeline : sequence of str
-        Notebook names in order (default :data:`segkit.pipeline.NOTEBOOKS`).
+        Notebook names in order (default :data:`segkit.steps.pipeline.NOTEBOOKS`).
     echo : callable
         Receives the progress lines (silenced by ``options.quiet``).
 

@@ -1,6 +1,6 @@
 """Canonical tables: the column names and types every segkit module works with.
 
-User files are mapped onto these names once, at load (:mod:`segkit.io`); inside segkit only
+User files are mapped onto these names once, at load (:mod:`segkit.data.io`); inside segkit only
 canonical names are used. :func:`validate` checks a canonical frame, coerces dtypes and
 derives the columns the contract promises:
 
@@ -19,8 +19,8 @@ counts every row as delivered (``True``). Other optional columns that are absent
 as all-missing columns of their dtype, and listed in ``frame.attrs["absent_columns"]``.
 
 Row numbers in messages come from the frame's index, read as 0-based data rows (what
-:func:`segkit.io.load_table` returns), and are shown 1-based as in a spreadsheet
-(:func:`segkit.errors.format_rows`).
+:func:`segkit.data.io.load_table` returns), and are shown 1-based as in a spreadsheet
+(:func:`segkit.core.errors.format_rows`).
 
 Examples
 --------
@@ -49,7 +49,7 @@ import numpy as np
 import pandas as pd
 from pandas.api import types as ptypes
 
-from segkit.errors import ConfigError, DataError, format_rows
+from segkit.core.errors import ConfigError, DataError, format_rows
 
 
 @dataclass(frozen=True)
@@ -73,7 +73,7 @@ class TableSpec:
     extra : dict
         Non-canonical columns carried along when the input has (or maps) them, with their dtype
         (transactions: ``country``, which belongs to the customer; see
-        :func:`segkit.io.customers_from_transactions`).
+        :func:`segkit.data.io.customers_from_transactions`).
     """
 
     name: str
@@ -181,7 +181,7 @@ SYNONYMS: dict[str, tuple[str, ...]] = {
 
 # Patterns are plain strings (not compiled) so pandas hands them to pyarrow's vectorised kernels.
 _ID_FLOAT = r"^(-?\d+)\.0+$"
-_DMY = (r"^(?P<first>\d{1,2})[/.\-](?P<second>\d{1,2})[/.\-](?P<year>\d{4}|\d{2})"
+DMY = (r"^(?P<first>\d{1,2})[/.\-](?P<second>\d{1,2})[/.\-](?P<year>\d{4}|\d{2})"
         r"(?:[ T]+(?P<hour>\d{1,2}):(?P<minute>\d{2})(?::(?P<second_>\d{2}(?:\.\d+)?))?\s*(?P<ampm>[AaPp][Mm])?)?$")
 _MONTH_NAME = (r"(?i)\b(?:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*\b.*\b\d{4}\b"
                r"|\b\d{4}\b.*\b(?:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)")
@@ -482,7 +482,7 @@ def _parse_date_text(values: pd.Series, where: Where, column: str, date_format: 
     if not failed.any():
         return out
     ftext = text[failed]
-    parts = _extract(ftext, _DMY)
+    parts = _extract(ftext, DMY)
     numeric = parts["first"].notna()
     iso_ok = present & out.notna()
     if numeric.any() and iso_ok.any():
@@ -598,7 +598,7 @@ def check_columns(present: Iterable[str], spec: TableSpec, source: str = "data f
     >>> check_columns(["customer_id", "Date"], TRANSACTIONS)
     Traceback (most recent call last):
     ...
-    segkit.errors.DataError: data frame: required column 'order_date' is missing. Map it in the config: ...
+    segkit.core.errors.DataError: data frame: required column 'order_date' is missing. Map it in the config: ...
     """
     present = set(present)
     listing = f" The file's columns are: {', '.join(map(repr, available))}." if available is not None else ""
@@ -668,7 +668,7 @@ def validate(frame: pd.DataFrame, table: str, *, source: str = "data frame",
     >>> validate(pd.DataFrame({"customer_id": ["7", "7.0"]}), "customers")
     Traceback (most recent call last):
     ...
-    segkit.errors.DataError: data frame: column 'customer_id': duplicate ids: '7' (rows 2, 3). ...
+    segkit.core.errors.DataError: data frame: column 'customer_id': duplicate ids: '7' (rows 2, 3). ...
     """
     spec = get_spec(table)
     where = Where(source, dict(labels or {}))

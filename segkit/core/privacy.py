@@ -23,14 +23,14 @@ from typing import Mapping
 import numpy as np
 import pandas as pd
 
+from segkit.core.config import project_root
+
 ID_COLUMNS: tuple[str, ...] = ("customer_id",)
 SALT_ENV = "SEGKIT_SALT"
 
 
 def salt_file() -> Path:
     """The project's secret salt file (``.segkit/salt``, git-ignored)."""
-    from segkit.config import project_root
-
     return project_root() / ".segkit" / "salt"
 
 

@@ -8,7 +8,7 @@ Examples
 >>> raise DataError("transactions.csv: column 'order_date' is missing. Map it in the config.")
 Traceback (most recent call last):
 ...
-segkit.errors.DataError: transactions.csv: column 'order_date' is missing. Map it in the config.
+segkit.core.errors.DataError: transactions.csv: column 'order_date' is missing. Map it in the config.
 """
 
 from __future__ import annotations

@@ -51,11 +51,11 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from segkit.config import project_root
-from segkit.errors import ConfigError, DataError
-from segkit.io import load_table
-from segkit.pipeline import atomic_write_text, dumps_json, write_frame
-from segkit.schema import CAMPAIGN, CUSTOMERS, TRANSACTIONS, TableSpec
+from segkit.core.config import project_root
+from segkit.core.errors import ConfigError, DataError
+from segkit.core.files import atomic_write_text, dumps_json, write_frame
+from segkit.core.schema import CAMPAIGN, CUSTOMERS, TRANSACTIONS
+from segkit.data.io import load_table
 
 __all__ = [
     "SegmentProfile",
@@ -241,7 +241,7 @@ class GeneratedShop:
     Attributes
     ----------
     transactions, customers, campaign : pandas.DataFrame
-        Canonical tables (column names and dtypes of :mod:`segkit.schema`), dirt included.
+        Canonical tables (column names and dtypes of :mod:`segkit.core.schema`), dirt included.
     truth : pandas.DataFrame
         One row per customer of ``customers``, columns :data:`TRUTH_DTYPES`.
     dirt : dict of str to int
@@ -956,13 +956,13 @@ def _sample_folder(folder: str | Path | None) -> Path:
     if not (path / "transactions.csv").is_file():
         raise DataError(
             f"{path}: no bundled sample found (transactions.csv missing). Regenerate it with "
-            "`python -m segkit.datasets --out data/sample`.")
+            "`python -m segkit.data.datasets --out data/sample`.")
     return path
 
 
 def _read_csv_typed(path: Path, dtypes: Mapping[str, str]) -> pd.DataFrame:
     """Read a CSV written by :func:`write_sample` and coerce to ``dtypes`` (the truth table,
-    which is not a canonical input table of :mod:`segkit.io`)."""
+    which is not a canonical input table of :mod:`segkit.data.io`)."""
     dates = [c for c, d in dtypes.items() if d.startswith("datetime")]
     frame = pd.read_csv(path, dtype={c: d for c, d in dtypes.items() if c not in dates},
                         parse_dates=dates, keep_default_na=True)
@@ -980,7 +980,7 @@ def load_sample(folder: str | Path | None = None) -> dict[str, pd.DataFrame]:
     Returns
     -------
     dict
-        ``transactions``, ``customers``, ``campaign`` (read with :func:`segkit.io.load_table`:
+        ``transactions``, ``customers``, ``campaign`` (read with :func:`segkit.data.io.load_table`:
         canonical and validated, dirt included) and ``truth``.
 
     Raises
@@ -1093,8 +1093,8 @@ def load_cdnow(which: str = "sample") -> pd.DataFrame:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m segkit.datasets --out data/sample``: generate and write a sample shop."""
-    parser = argparse.ArgumentParser(prog="python -m segkit.datasets", description=main.__doc__)
+    """``python -m segkit.data.datasets --out data/sample``: generate and write a sample shop."""
+    parser = argparse.ArgumentParser(prog="python -m segkit.data.datasets", description=main.__doc__)
     parser.add_argument("--out", default=str(SAMPLE_DIR), help="output folder (default data/sample)")
     parser.add_argument("--customers", type=int, default=3000, help="number of customers")
     parser.add_argument("--seed", type=int, default=42)

@@ -1,7 +1,7 @@
 """Out-of-core engine: audit and aggregate transaction logs larger than memory with DuckDB.
 
-pandas is the in-memory path (:func:`segkit.audit.run_audit`, :func:`segkit.rfm.rfm_table`,
-:func:`segkit.rfm.order_table`, :func:`segkit.features.customer_table`); this module runs the
+pandas is the in-memory path (:func:`segkit.audit.run_audit`, :func:`segkit.data.orders.rfm_table`,
+:func:`segkit.data.orders.order_table`, :func:`segkit.features.customer_table`); this module runs the
 *same* definitions as SQL over CSV/Parquet files, a folder of them or a glob, streaming the rows,
 so that 100M order lines are audited and aggregated on one machine with bounded memory (DuckDB
 spills to ``temp_directory`` beyond ``memory_limit``). The notebooks then work on order-level
@@ -11,7 +11,7 @@ parallel summation order; every listing has an explicit, stable order.
 What runs where:
 
 * :class:`TransactionLog` maps and types the user's columns in SQL (config ``columns`` and
-  ``io`` options, the same clear errors as :mod:`segkit.io`), stages the lines once in a
+  ``io`` options, the same clear errors as :mod:`segkit.data.io`), stages the lines once in a
   temporary DuckDB database and runs the audit's transaction checks there
   (:meth:`TransactionLog.audit`). Everything that operates on small aggregated tables (one row
   per day, the statistics of the outlier rules, the messages and cleaning rules) is the audit's
@@ -19,25 +19,25 @@ What runs where:
 * :meth:`TransactionLog.write_clean` writes ``transactions_clean.parquet`` with DuckDB ``COPY``
   (same columns, dtypes and row order as the pandas path), never materialised in pandas.
 * :func:`order_table_from_files`, :func:`rfm_table_from_files` and
-  :func:`behaviour_table_from_files` are :func:`segkit.rfm.order_table`,
-  :func:`segkit.rfm.rfm_table` and the behaviour columns of
+  :func:`behaviour_table_from_files` are :func:`segkit.data.orders.order_table`,
+  :func:`segkit.data.orders.rfm_table` and the behaviour columns of
   :func:`segkit.features.customer_table` over a (clean) line file.
 * :func:`choose_engine` reads the ``engine`` config section (``segkit/defaults/engine.yml``).
 
-Definitions (identical to :func:`segkit.rfm.rfm_table`): lines are grouped into orders by
+Definitions (identical to :func:`segkit.data.orders.rfm_table`): lines are grouped into orders by
 ``(customer_id, order_id)`` (order date = earliest line, amount = net sum including returns);
 an order is a purchase when its net amount is > 0 and not all its lines are returns or
-cancellations (:func:`segkit.rfm.purchase_flags`: a ``C`` invoice is never a purchase, even
+cancellations (:func:`segkit.data.orders.purchase_flags`: a ``C`` invoice is never a purchase, even
 when its lines net positive); orders dated on or after ``as_of`` are
 excluded; ``monetary_total`` is the net of all remaining orders; customers without any purchase
 are left out.
 
 Row numbers in messages are 0-based data rows over the files in sorted order (one file: the
-spreadsheet row as for :mod:`segkit.io`), shown 1-based with the header as row 1.
+spreadsheet row as for :mod:`segkit.data.io`), shown 1-based with the header as row 1.
 
 Known differences from the pandas path (all in rarely met inputs): a CSV line that is completely
 empty (not even delimiters) is skipped by DuckDB's reader, so rows after it are numbered one
-lower than by :mod:`segkit.io`; dates with month names are read with a fixed list of formats
+lower than by :mod:`segkit.data.io`; dates with month names are read with a fixed list of formats
 (``01-Dec-2009``, ``Dec 1, 2009`` …) instead of pandas' inference; time-zone aware Parquet
 timestamps keep their UTC wall time; text encodings are UTF-8 or Latin-1 (UTF-16 and UTF-32
 files, announced by a byte-order mark or ``io.encoding``, are read from UTF-8 copies in the
@@ -68,39 +68,39 @@ import re
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Iterator, Mapping, Sequence, TypeVar
+from typing import Any, Callable, Iterator, Mapping, Sequence, TypeVar
 
 import duckdb
 import numpy as np
 import pandas as pd
 
-from segkit import audit as _audit
-from segkit.errors import ConfigError, DataError, format_rows
-from segkit.schema import TRANSACTIONS, TRANSACTIONS_CLEAN_EXTRA, Where, examples
-
-if TYPE_CHECKING:  # pragma: no cover
-    from segkit.pipeline import RunContext
+from segkit.core.config import deep_merge, load_config, resolve_path
+from segkit.core.dates import day_after, parse_as_of
+from segkit.core.errors import ConfigError, DataError, format_rows
+from segkit.core.labels import UNKNOWN, slug
+from segkit.core.schema import CUSTOMERS, DMY, TRANSACTIONS, TRANSACTIONS_CLEAN_EXTRA, Where, examples, validate
+from segkit.data import io as segio
+from segkit.data.auditfacts import (
+    TX_DROP_RULES,
+    AuditSettings,
+    CleanFacts,
+    InputFacts,
+    OutlierFacts,
+    log_bounds,
+    row_limit,
+    volume_from_counts,
+)
 
 __all__ = [
     "EngineSettings",
     "TransactionLog",
-    "audit_transactions_from_files",
-    "audit_inputs",
     "write_clean_transactions",
     "order_table_from_files",
     "rfm_table_from_files",
     "behaviour_table_from_files",
     "rfm_with_info_from_files",
     "retention_flags_from_files",
-    "transactions_engine",
-    "rfm_for",
-    "orders_for",
     "purchase_days_from_files",
-    "purchase_days_for",
-    "LinesOnDisk",
-    "send_history_for",
-    "behaviour_for",
-    "retention_for",
     "choose_engine",
     "kth_smallest",
     "input_files",
@@ -114,7 +114,7 @@ ENGINE_KINDS: tuple[str, ...] = ("auto", "pandas", "duckdb")
 PARQUET_SUFFIXES = (".parquet", ".pq")
 CSV_SUFFIXES = (".csv", ".tsv", ".txt", ".csv.gz", ".tsv.gz", ".txt.gz")
 DECIMAL = "DECIMAL(38, 6)"  # exact sums of money (amounts have at most cents in practice)
-# Whitespace that segkit.io strips around text cells (pyarrow's trim of Unicode whitespace, common part).
+# Whitespace that segkit.data.io strips around text cells (pyarrow's trim of Unicode whitespace, common part).
 _WS = "' ' || chr(9) || chr(10) || chr(11) || chr(12) || chr(13) || chr(160)"
 _NUMBER = r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$"
 _ISO_START = r"^\d{4}-\d{1,2}-\d{1,2}"
@@ -172,7 +172,7 @@ class EngineSettings:
     >>> EngineSettings.from_config({"engine": {"kind": "spark"}})
     Traceback (most recent call last):
     ...
-    segkit.errors.ConfigError: engine.kind = 'spark'; use one of auto, pandas, duckdb (see segkit/defaults/engine.yml).
+    segkit.core.errors.ConfigError: engine.kind = 'spark'; use one of auto, pandas, duckdb (see segkit/defaults/engine.yml).
     """
 
     kind: str = "auto"
@@ -362,7 +362,6 @@ def choose_engine(config: Mapping[str, Any]) -> str:
     settings = EngineSettings.from_config(config)
     if settings.kind != "auto":
         return settings.kind
-    from segkit.config import resolve_path
 
     path = resolve_path(config, (config.get("data") or {}).get("transactions"))
     if path is None:
@@ -475,7 +474,6 @@ def _utf8_inputs(files: list[str], opts: Mapping[str, Any], scratch: Path) -> tu
     """
     import codecs
 
-    from segkit import io as segio
 
     out, transcoded = [], False
     for i, name in enumerate(files):
@@ -489,12 +487,11 @@ def _utf8_inputs(files: list[str], opts: Mapping[str, Any], scratch: Path) -> tu
 
 
 def _csv_options(files: list[str], opts: Mapping[str, Any], names: Sequence[str] | None = None) -> dict[str, str]:
-    """``read_csv`` options for the files: the delimiter segkit.io would use (sniffed on the first
+    """``read_csv`` options for the files: the delimiter segkit.data.io would use (sniffed on the first
     file unless ``io.delimiter``), the header of the first file (every file must have it), all text.
     ``names`` are the files as messages name them (the user's files, when ``files`` are UTF-8 copies)."""
     import csv
 
-    from segkit import io as segio
 
     shown = list(names or files)
 
@@ -510,7 +507,7 @@ def _csv_options(files: list[str], opts: Mapping[str, Any], names: Sequence[str]
     headers = []
     delimiter = opts.get("delimiter")
     for f, path in zip(files, map(Path, shown)):
-        sample = segio._sample(Path(f), ".gz" if f.lower().endswith(".gz") else None)
+        sample = segio.file_sample(Path(f), ".gz" if f.lower().endswith(".gz") else None)
         if not sample.strip():
             raise DataError(f"{path}: the file is empty. Export the transactions table again "
                             "(with a header row and data rows).")
@@ -532,7 +529,6 @@ def _csv_options(files: list[str], opts: Mapping[str, Any], names: Sequence[str]
 
 def _map_columns(con: duckdb.DuckDBPyConnection, source: Any, config: Mapping[str, Any] | None,
                  scratch: Path) -> _Mapped:
-    from segkit import io as segio
 
     files, kind = input_files(source)
     label = files[0] if len(files) == 1 else f"{source} ({len(files)} files)"
@@ -548,7 +544,7 @@ def _map_columns(con: duckdb.DuckDBPyConnection, source: Any, config: Mapping[st
         relation = source_relation(readable, _csv_options(readable, readable_opts, names=files))
     described = _describe(con, relation, label)
     header = [name for name, _ in described]
-    positions = segio._resolve_columns(header, TRANSACTIONS, mapping, label, config_hint)
+    positions = segio.resolve_columns(header, TRANSACTIONS, mapping, label, config_hint)
     labels = {c: header[p] for c, p in positions.items()}
     types = {c: described[p][1] for c, p in positions.items()}
     known = {**TRANSACTIONS.dtypes, **TRANSACTIONS.extra}
@@ -640,7 +636,7 @@ def _stage_sql(m: _Mapped, opts: Mapping[str, Any]) -> tuple[str, dict[str, str]
                 level_c.append(f"CASE WHEN {_ident('_x_' + c)} IS NOT NULL THEN CAST({_ident('_x_' + c)} AS VARCHAR) END "
                                f"AS {_ident('_bad_' + c)}")
                 checks[c] = "numbers_as_dates"
-    # rows empty in every mapped column are skipped (spreadsheets save trailing empty rows), as by segkit.io
+    # rows empty in every mapped column are skipped (spreadsheets save trailing empty rows), as by segkit.data.io
     blank = " AND ".join(
         f"{_ident('_t_' + c)} IS NULL" if f"AS {_ident('_t_' + c)}" in " ".join(level_b)
         else f"({_ident('_x_' + c)} IS NULL" + (f" OR isnan({_ident('_x_' + c)}))" if _is_numeric(m.types[c]) and
@@ -669,15 +665,14 @@ def _stage_sql(m: _Mapped, opts: Mapping[str, Any]) -> tuple[str, dict[str, str]
 
 
 def _text_date_sql(c: str, t: str, dayfirst: bool) -> list[str]:
-    """Level-c expressions reading text dates like :func:`segkit.schema.coerce_datetime`: ISO 8601
+    """Level-c expressions reading text dates like :func:`segkit.core.schema.coerce_datetime`: ISO 8601
     (UTC offsets dropped, wall time kept), numeric day/month/year (month-first unless ``dayfirst``),
     and dates with a month name; plus the kind of each value for the column-wide checks."""
     iso = (f"CASE WHEN regexp_matches({t}, {_quote(_ISO_START)}) "
            f"THEN TRY_CAST(regexp_replace({t}, {_quote(_UTC_OFFSET)}, '\\1') AS TIMESTAMP) END")
-    from segkit.schema import _DMY  # the same pattern segkit.io uses
 
     names = "[" + ", ".join(_quote(n) for n in _DMY_FIELDS) + "]"
-    m = f"regexp_extract({t}, {_quote(_DMY)}, {names})"
+    m = f"regexp_extract({t}, {_quote(DMY)}, {names})"
     first, second = f"TRY_CAST(nullif({m}.first, '') AS INTEGER)", f"TRY_CAST(nullif({m}.second, '') AS INTEGER)"
     year_text = f"{m}.year"
     year = (f"(CASE WHEN length({year_text}) = 2 THEN CAST({year_text} AS INTEGER) + "
@@ -709,7 +704,7 @@ def _text_date_sql(c: str, t: str, dayfirst: bool) -> list[str]:
 
 
 def _read_error(m: _Mapped, exc: BaseException) -> DataError:
-    """A :class:`DataError` for a file DuckDB cannot parse, worded like :mod:`segkit.io`'s."""
+    """A :class:`DataError` for a file DuckDB cannot parse, worded like :mod:`segkit.data.io`'s."""
     text = str(exc)
     line = re.search(r"CSV Error on Line: (\d+)", text)
     fields = re.search(r"Expected Number of Columns: (\d+) Found: (\d+)", text)
@@ -732,7 +727,7 @@ def _read_error(m: _Mapped, exc: BaseException) -> DataError:
 
 
 def _rows_text(first: Sequence[int], total: int) -> str:
-    """:func:`segkit.errors.format_rows` for ``total`` rows of which the first few are known."""
+    """:func:`segkit.core.errors.format_rows` for ``total`` rows of which the first few are known."""
     text = format_rows(list(first)[:5])
     if total > 5:
         text += f" (and {total - 5} more)"
@@ -742,7 +737,7 @@ def _rows_text(first: Sequence[int], total: int) -> str:
 
 
 def _examples_text(values: Sequence[Any], n_distinct: int) -> str:
-    """:func:`segkit.schema.examples` for ``n_distinct`` distinct values of which the first 5 are known."""
+    """:func:`segkit.core.schema.examples` for ``n_distinct`` distinct values of which the first 5 are known."""
     shown = examples(pd.Series(list(values)[:5], dtype=object))
     return shown + (f" (and {n_distinct - 5} more distinct)" if n_distinct > 5 else "")
 
@@ -755,9 +750,9 @@ def _fail(m: _Mapped, column: str, problem: str, first_rows: Sequence[int], tota
 
 def _validate_staged(con: duckdb.DuckDBPyConnection, m: _Mapped, checks: Mapping[str, str],
                      opts: Mapping[str, Any]) -> None:
-    """Raise the :mod:`segkit.io` errors for cells that cannot be read (in column order), then for
+    """Raise the :mod:`segkit.data.io` errors for cells that cannot be read (in column order), then for
     rows without an order date."""
-    for c in [c for c in TRANSACTIONS.known if c in m.labels]:  # segkit.schema.validate's order
+    for c in [c for c in TRANSACTIONS.known if c in m.labels]:  # segkit.core.schema.validate's order
         kind = checks.get(c)
         if kind is None:
             continue
@@ -930,7 +925,7 @@ class TransactionLog:
     """Transaction files mapped to canonical columns and staged once in a temporary DuckDB database.
 
     The staging maps and types the user's columns in SQL (config ``columns.transactions`` and
-    ``io`` options) and raises the :mod:`segkit.io` errors — file, column, example values and
+    ``io`` options) and raises the :mod:`segkit.data.io` errors — file, column, example values and
     rows, what to change — for cells that cannot be read. The staged table lives in a temporary
     folder (``engine.temp_directory``) that :meth:`close` removes; DuckDB spills there beyond
     ``engine.memory_limit``, so memory stays bounded whatever the size of the files.
@@ -951,21 +946,19 @@ class TransactionLog:
     >>> _ = p.write_text("Customer,Date,Amount\\n7,2024-01-05,10\\n7,2024-01-05,10\\n,2024-01-06,5\\n")
     >>> cfg = {"columns": {"transactions": {"customer_id": "Customer", "order_date": "Date"}}}
     >>> with TransactionLog(p, cfg) as log:
-    ...     result = log.audit()
-    >>> result.counts["transactions_rows_in"], result.counts["transactions_rows_clean"], result.engine
-    (3, 1, 'duckdb')
+    ...     facts = log.input_facts(None)
+    >>> facts.n_rows, facts.counts["exact_duplicates"], facts.counts["guest_checkouts"]
+    (3, 1, 1)
     """
 
     def __init__(self, source: str | Path | Sequence[str | Path], config: Mapping[str, Any] | None = None, *,
                  memory_limit: str | None = None, temp_directory: str | Path | None = None,
                  threads: int | None = None):
-        from segkit import io as segio
-        from segkit.config import deep_merge, load_config, resolve_path
 
         merged = deep_merge(load_config(), config or {})
         self.config = merged
         self.engine = EngineSettings.from_config(merged)
-        self.settings = _audit.AuditSettings.from_config(merged)
+        self.settings = AuditSettings.from_config(merged)
         self.opts = segio.read_options(merged)
         base = temp_directory or (resolve_path(merged, self.engine.temp_directory)
                                   if self.engine.temp_directory else None)
@@ -1021,17 +1014,21 @@ class TransactionLog:
     def _value(self, sql: str) -> Any:
         return self.con.sql(sql).fetchall()[0][0]
 
-    def _input_rows(self, where: str) -> pd.DataFrame:
+    def null_rows(self, column: str) -> pd.DataFrame:
+        """The first input rows (:meth:`input_rows`) where ``column`` is empty."""
+        return self.input_rows(f"{_ident(column)} IS NULL")
+
+    def input_rows(self, where: str) -> pd.DataFrame:
         """First offending input rows (pandas ``tx[mask].head(row_limit)``: canonical columns, ``_row``)."""
         cols = ", ".join(_ident(c) for c in self.columns)
         return self._frame(f"SELECT {cols}, _row FROM lines WHERE {where} ORDER BY _row "
-                           f"LIMIT {_audit.row_limit(self.settings)}")
+                           f"LIMIT {row_limit(self.settings)}")
 
     def _clean_rows(self, where: str) -> pd.DataFrame:
         """First clean rows matching ``where`` (canonical columns, ``_row``, ``is_return``)."""
         cols = ", ".join(_ident(c) for c in self.columns)
         return self._frame(f"SELECT {cols}, _row, is_return FROM clean WHERE {where} ORDER BY _row "
-                           f"LIMIT {_audit.row_limit(self.settings)}")
+                           f"LIMIT {row_limit(self.settings)}")
 
     def _kth_date(self, k: int) -> pd.Timestamp:
         """The ``k``-th smallest order date (0-based), found through the per-day histogram."""
@@ -1086,7 +1083,7 @@ class TransactionLog:
         Returns the facts later steps need (``cutoff``, ``as_of``, ``predicates``). Called by
         :meth:`audit` and :meth:`write_clean`; repeated calls with the same ``as_of`` reuse it.
         """
-        key = None if as_of is None else _audit.parse_as_of(as_of)
+        key = None if as_of is None else parse_as_of(as_of)
         if self._prepared is not None and self._prepared["key"] == key:
             return self._prepared
         if self._prepared is None:
@@ -1099,11 +1096,11 @@ class TransactionLog:
         if key is None:
             last = self._value(f"SELECT max(order_date) FROM lines WHERE order_date <= {_ts(cutoff)}") \
                 if cutoff is not None else None
-            as_of_ts = None if last is None else pd.Timestamp(last).normalize() + pd.Timedelta(days=1)
+            as_of_ts = None if last is None else day_after(last)
         else:
             as_of_ts = key
         preds = self._predicates(cutoff, as_of_ts)
-        dropping = [preds[check] for check, _ in _audit.TX_DROP_RULES]
+        dropping = [preds[check] for check, _ in TX_DROP_RULES]
         has_order_id = "order_id" not in self.mapped.absent
         filled = ("coalesce(order_id, 'row-' || CAST(_row + 2 AS VARCHAR))" if has_order_id
                   else "'row-' || CAST(_row + 2 AS VARCHAR)")
@@ -1161,12 +1158,12 @@ class TransactionLog:
         return dest
 
     # ------------------------------------------------------------------ the audit
-    def _missing(self) -> tuple[list[str], list[int]]:
+    def missing_counts(self) -> tuple[list[str], list[int]]:
         counts = self.con.sql("SELECT " + ", ".join(f"count(*) - count({_ident(c)})" for c in self.columns)
                               + " FROM lines").fetchall()[0]
         return self.columns, [int(v) for v in counts]
 
-    def _input_facts(self, as_of: str | pd.Timestamp | None) -> _audit.InputFacts:
+    def input_facts(self, as_of: str | pd.Timestamp | None) -> InputFacts:
         prep = self.prepare(as_of)
         preds = prep["predicates"]
         counts = self.con.sql(
@@ -1176,19 +1173,19 @@ class TransactionLog:
         guest_revenue = float(counts[-1] or 0)
         dropped, earlier = {}, []
         parts = []
-        for check, _ in _audit.TX_DROP_RULES:
+        for check, _ in TX_DROP_RULES:
             cond = preds[check] if not earlier else f"{preds[check]} AND NOT ({' OR '.join(earlier)})"
             parts.append(f"count(*) FILTER (WHERE {cond})")
             earlier.append(preds[check])
-        for (check, _), n in zip(_audit.TX_DROP_RULES, self.con.sql("SELECT " + ", ".join(parts) + " FROM lines")
+        for (check, _), n in zip(TX_DROP_RULES, self.con.sql("SELECT " + ", ".join(parts) + " FROM lines")
                                  .fetchall()[0]):
             dropped[check] = int(n)
         filled, returns, zero = self.con.sql(
             "SELECT count(*) FILTER (WHERE _filled), count(*) FILTER (WHERE is_return), "
             "count(*) FILTER (WHERE _zero) FROM clean").fetchall()[0]
         empty = self._frame(f"SELECT {', '.join(_ident(c) for c in self.columns)}, _row FROM lines LIMIT 0")
-        rows = {check: (self._input_rows(preds[check]) if found[check] else empty) for check in preds}
-        return _audit.InputFacts(
+        rows = {check: (self.input_rows(preds[check]) if found[check] else empty) for check in preds}
+        return InputFacts(
             n_rows=self.n_rows, counts=found, rows=rows, guest_revenue=guest_revenue, cutoff=prep["cutoff"],
             as_of=prep["as_of"], dropped=dropped, filled=int(filled), returns_flagged=int(returns),
             zero_flagged=int(zero))
@@ -1210,12 +1207,12 @@ class TransactionLog:
         spread = kth_smallest(self.con, deviation, "d", middle)
         mad = float(np.median(np.array([spread[k] for k in middle], dtype="float64")))
         mean_deviation = float(self._value(f"SELECT fsum(d) FROM {deviation}")) / n if mad == 0 else np.nan
-        stats = _audit.log_bounds(center, mad, mean_deviation, self.settings.outlier_k,
+        stats = log_bounds(center, mad, mean_deviation, self.settings.outlier_k,
                                   self.settings.outlier_min_fold)
         return n, stats
 
-    def _clean_facts(self) -> _audit.CleanFacts:
-        settings, limit, sample = self.settings, _audit.row_limit(self.settings), self.engine.plot_sample
+    def clean_facts(self) -> CleanFacts:
+        settings, limit, sample = self.settings, row_limit(self.settings), self.engine.plot_sample
         n_clean, return_lines, gross, returned, net, start, end = self.con.sql(f"""
             SELECT count(*), count(*) FILTER (WHERE is_return),
                    sum(CAST(amount AS {DECIMAL})) FILTER (WHERE NOT is_return),
@@ -1223,8 +1220,8 @@ class TransactionLog:
                    sum(CAST(amount AS {DECIMAL})), min(order_date), max(order_date)
             FROM clean""").fetchall()[0]
         return_orders = self._value("SELECT count(*) FROM (SELECT order_id FROM clean WHERE is_return GROUP BY order_id)")
-        self._n_orders = int(self._value("SELECT count(*) FROM (SELECT order_id FROM clean GROUP BY order_id)"))
-        self._period = {"start": None if start is None else pd.Timestamp(start).normalize(),
+        self.n_orders = int(self._value("SELECT count(*) FROM (SELECT order_id FROM clean GROUP BY order_id)"))
+        self.period = {"start": None if start is None else pd.Timestamp(start).normalize(),
                         "end": None if end is None else pd.Timestamp(end).normalize()}
         gross, returned = float(gross or 0), float(returned or 0)
         returns = {"return_lines": int(return_lines), "return_orders": int(return_orders), "gross_revenue": gross,
@@ -1298,17 +1295,17 @@ class TransactionLog:
                 SELECT date_trunc('day', order_date) AS day, order_id, sum(CAST(amount AS {DECIMAL})) AS revenue
                 FROM clean GROUP BY ALL)
             GROUP BY day ORDER BY day""").astype({"orders": "int64"})
-        daily = _audit.volume_from_counts(
+        daily = volume_from_counts(
             counts, window_days=settings.volume_window_days, spike_k=settings.spike_k,
             open_weekday_share=settings.open_weekday_share, gap_max_probability=settings.gap_max_probability,
             min_days=settings.volume_min_days)
-        return _audit.CleanFacts(
+        return CleanFacts(
             n_clean=int(n_clean), returns=returns,
             return_rows=self._clean_rows("is_return") if return_lines else empty_clean,
             near_count=near_count, near_rows=near_rows,
             near_same=[c for c in settings.near_duplicate_columns if self._has(c)],
-            order_rule=_audit.OutlierFacts(o_stats, n_orders, int(o_flagged), o_rows, int(o_lines)),
-            quantity_rule=_audit.OutlierFacts(q_stats, n_q, q_flagged, q_rows),
+            order_rule=OutlierFacts(o_stats, n_orders, int(o_flagged), o_rows, int(o_lines)),
+            quantity_rule=OutlierFacts(q_stats, n_q, q_flagged, q_rows),
             order_values=order_values.reset_index(drop=True), quantities=quantities.reset_index(drop=True),
             daily=daily)
 
@@ -1318,9 +1315,8 @@ class TransactionLog:
         return pd.Series(ids.to_numpy(dtype=object), dtype="string").reset_index(drop=True)
 
     def derived_customers(self, buyers: pd.Series) -> pd.DataFrame:
-        """:func:`segkit.io.customers_from_transactions` of the clean lines: one row per buyer, with
+        """:func:`segkit.data.io.customers_from_transactions` of the clean lines: one row per buyer, with
         the country on most of their lines (ties: latest line, then alphabetical)."""
-        from segkit.schema import CUSTOMERS, validate
 
         frame = pd.DataFrame({"customer_id": buyers})
         if self._has("country"):
@@ -1333,95 +1329,8 @@ class TransactionLog:
             frame = frame.merge(country, on="customer_id", how="left")
         return validate(frame.reset_index(drop=True), CUSTOMERS.name, source="transactions (derived customers)")
 
-    def audit(self, as_of: str | pd.Timestamp | None = None, customers: pd.DataFrame | None = None,
-              campaign: pd.DataFrame | None = None) -> "_audit.AuditResult":
-        """:func:`segkit.audit.run_audit` of these lines (plus small ``customers``/``campaign`` frames).
-
-        Same findings, cleaning rules, counts, ``as_of`` and period as the pandas path; the
-        result's ``transactions`` is None (write the clean lines with :meth:`write_clean`) and
-        ``order_values``/``quantities`` hold at most ``engine.plot_sample`` rows.
-
-        Parameters
-        ----------
-        as_of : str or Timestamp, optional
-            Analysis date; None = the day after the last order that is not in the future.
-        customers, campaign : DataFrame, optional
-            Canonical customers / campaign tables (:func:`segkit.io.load_table`), as for ``run_audit``.
-
-        Returns
-        -------
-        AuditResult
-        """
-        from segkit.schema import CAMPAIGN, CUSTOMERS
-
-        settings = self.settings
-        col = _audit._Collector(settings)
-        customers_in = _audit._canonical(customers, CUSTOMERS)
-        campaign_in = _audit._canonical(campaign, CAMPAIGN)
-        columns, counts = self._missing()
-        part = pd.DataFrame({"table": "transactions", "column": columns, "missing": np.asarray(counts, dtype="int64"),
-                             "share": np.asarray(counts, dtype="float64") / self.n_rows})
-        others = {"customers": customers_in, "campaign": campaign_in}
-        rest = _audit.missing_values(others)
-        missing = pd.concat([part] + ([rest] if len(rest) else []), ignore_index=True).astype(
-            {"table": "string", "column": "string"})
-        sizes = {"transactions": self.n_rows, **{t: len(f) for t, f in others.items() if f is not None}}
-
-        def rows_of(table: str, column: str) -> pd.DataFrame:
-            if table == "transactions":
-                return self._input_rows(f"{_ident(column)} IS NULL")
-            frame = others[table]
-            return frame[frame[column].isna()]
-
-        _audit._check_missing_values(missing, sizes, rows_of, col)
-        facts = self._input_facts(as_of)
-        _audit._report_input(facts, settings, col)
-        clean = self._clean_facts()
-        found = _audit._report_clean(clean, self.n_rows, settings, col)
-        buyers = self.buyers()
-        return _audit._finish_audit(
-            col, missing=missing, facts=facts, found=found, n_clean=clean.n_clean, orders=self._n_orders, period=self._period, customers_in=customers_in, campaign_in=campaign_in,
-            buyers=buyers, derive=lambda: self.derived_customers(buyers), transactions=None, engine="duckdb")
-
 
 # ----------------------------------------------------------------------------- module-level entry points
-def audit_transactions_from_files(
-    source: str | Path | Sequence[str | Path],
-    config: Mapping[str, Any] | None = None,
-    as_of: str | pd.Timestamp | None = None,
-) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, int], pd.Timestamp | None, dict[str, pd.Timestamp | None]]:
-    """The transaction audit of :func:`segkit.audit.run_audit`, computed out-of-core in SQL.
-
-    Parameters
-    ----------
-    source : path, glob or list of paths
-        The user's transaction file(s) (CSV or Parquet; a file, a folder or a glob), mapped with
-        the config's ``columns.transactions`` and ``io`` options.
-    config : mapping, optional
-        Configuration (sections ``columns``, ``io``, ``audit``, ``privacy``, ``engine``); None = defaults.
-    as_of : str or Timestamp, optional
-        Analysis date; None = the day after the last order that is not in the future.
-
-    Returns
-    -------
-    (findings, cleaning_rules, counts, as_of, period)
-        As the fields of :class:`segkit.audit.AuditResult` for ``run_audit({"transactions": …})``
-        (customers derived from the transactions).
-
-    Examples
-    --------
-    >>> import tempfile, pathlib
-    >>> p = pathlib.Path(tempfile.mkdtemp()) / "t.csv"
-    >>> _ = p.write_text("customer_id,order_date,amount\\na,2024-01-01,10\\na,2024-01-01,10\\n,2024-01-02,5\\n")
-    >>> findings, rules, counts, as_of, period = audit_transactions_from_files(p)
-    >>> findings[["check", "count"]].values.tolist(), counts["transactions_rows_clean"], str(as_of.date())
-    ([['exact_duplicates', 1], ['guest_checkouts', 1]], 1, '2024-01-03')
-    """
-    with TransactionLog(source, config) as log:
-        result = log.audit(as_of)
-    return result.findings, result.cleaning_rules, result.counts, result.as_of, result.period
-
-
 def write_clean_transactions(
     source: str | Path | Sequence[str | Path],
     dest: str | Path,
@@ -1444,32 +1353,6 @@ def write_clean_transactions(
     """
     with TransactionLog(source, config) as log:
         return log.write_clean(dest, as_of)
-
-
-def audit_inputs(config: Mapping[str, Any], as_of: str | pd.Timestamp | None = None,
-                 clean_path: str | Path | None = None) -> "_audit.AuditResult":
-    """The whole data audit of a run with the transactions out-of-core (``engine.kind: duckdb``).
-
-    Customers and campaign files (customer-level, small) are loaded with :mod:`segkit.io`; the
-    transactions are audited by :class:`TransactionLog`. With ``clean_path`` and no error
-    finding, the clean lines are written there (:meth:`TransactionLog.write_clean`).
-    """
-    from segkit.config import resolve_path
-    from segkit.io import load_table
-
-    data = config.get("data") or {}
-    path = resolve_path(config, data.get("transactions"))
-    if path is None:
-        source = config.get("_source")
-        raise ConfigError(f"data.transactions is not set{f' in {source}' if source else ''}: "
-                          "give the path of your transactions file (or folder of files).")
-    tables = {t: (load_table(p, t, config=config) if (p := resolve_path(config, data.get(t))) is not None else None)
-              for t in ("customers", "campaign")}
-    with TransactionLog(path, config) as log:
-        result = log.audit(as_of, customers=tables["customers"], campaign=tables["campaign"])
-        if clean_path is not None and result.status != "errors":
-            log.write_clean(clean_path)
-    return result
 
 
 # ----------------------------------------------------------------------------- aggregation of clean lines
@@ -1518,13 +1401,13 @@ def _line_columns(source: Any) -> set[str]:
 
 
 def _return_sql(columns: set[str] | Sequence[str]) -> str:
-    """SQL of :func:`segkit.rfm.return_line_mask` for lines with these columns: their ``is_return``
+    """SQL of :func:`segkit.data.orders.return_line_mask` for lines with these columns: their ``is_return``
     flag (the audit's: negative quantity or amount, or a cancellation invoice), else a negative amount."""
     return "coalesce(is_return, false)" if "is_return" in columns else "coalesce(amount < 0, false)"
 
 
 def _purchase_sql(net: str, returns: str) -> str:
-    """SQL of :func:`segkit.rfm.purchase_flags` as an aggregate over an order's lines: its ``net``
+    """SQL of :func:`segkit.data.orders.purchase_flags` as an aggregate over an order's lines: its ``net``
     amount is > 0 and not every line is a return (``returns``: a line's return flag)."""
     return f"({net} > 0 AND NOT bool_and({returns}))"
 
@@ -1575,7 +1458,7 @@ def rfm_table_from_files(
     memory_limit: str | None = None,
     temp_directory: str | Path | None = None,
 ) -> pd.DataFrame:
-    """:func:`segkit.rfm.rfm_table` computed out-of-core from order-line files.
+    """:func:`segkit.data.orders.rfm_table` computed out-of-core from order-line files.
 
     Parameters
     ----------
@@ -1591,7 +1474,7 @@ def rfm_table_from_files(
     Returns
     -------
     DataFrame
-        The columns of :func:`segkit.rfm.rfm_table` with the same dtypes, sorted by customer.
+        The columns of :func:`segkit.data.orders.rfm_table` with the same dtypes, sorted by customer.
     """
     as_of_ts = None if as_of is None else pd.Timestamp(as_of).normalize()
     frame = _run(source, rfm_sql(source_relation(source), as_of_ts, _return_sql(_line_columns(source))),
@@ -1606,7 +1489,7 @@ def rfm_table_from_files(
 
 
 def _order_sql(source: Any, first_position: bool = True) -> str:
-    """Orders of :func:`segkit.rfm.order_table` (``c, o, d, a`` exact, ``pur`` = is a purchase,
+    """Orders of :func:`segkit.data.orders.order_table` (``c, o, d, a`` exact, ``pur`` = is a purchase,
     ``fr`` = first position of the order id among all lines, the pandas factorize order) over the
     lines of ``source``; without ``fr`` when ``first_position`` is false (it costs a window over
     all orders)."""
@@ -1629,7 +1512,7 @@ def _order_sql(source: Any, first_position: bool = True) -> str:
 @_grow_memory_limit
 def order_table_from_files(source: str | Path | Sequence[str | Path], memory_limit: str | None = None,
                            temp_directory: str | Path | None = None) -> pd.DataFrame:
-    """:func:`segkit.rfm.order_table` computed out-of-core: one row per ``(customer_id, order_id)``.
+    """:func:`segkit.data.orders.order_table` computed out-of-core: one row per ``(customer_id, order_id)``.
 
     Same columns, dtypes and row order (customers sorted; within a customer, orders in the order
     their id first appears in the lines); amounts are exact sums.
@@ -1673,9 +1556,9 @@ def _check_canonical(source: Any, memory_limit: str | None, temp_directory: str 
 @_grow_memory_limit
 def purchase_days_from_files(source: str | Path | Sequence[str | Path], memory_limit: str | None = None,
                              temp_directory: str | Path | None = None) -> pd.DataFrame:
-    """:func:`segkit.rfm.purchase_days` of the purchase orders of ``source``, computed out-of-core.
+    """:func:`segkit.data.orders.purchase_days` of the purchase orders of ``source``, computed out-of-core.
 
-    DuckDB groups the lines into orders, keeps purchases (:func:`segkit.rfm.purchase_flags`) and sums them per
+    DuckDB groups the lines into orders, keeps purchases (:func:`segkit.data.orders.purchase_flags`) and sums them per
     customer and day; only that table reaches memory, with the customer id as a categorical (no
     Python string per row). Same columns, dtypes, order and values (sums exact) as the pandas
     functions.
@@ -1763,7 +1646,6 @@ def behaviour_table_from_files(
 
 def _behaviour(con: duckdb.DuckDBPyConnection, source: Any, files: list[str], as_of: Any, max_channels: int,
                memory_limit: str | None, temp_directory: str | Path | None) -> pd.DataFrame:
-    from segkit.features import UNKNOWN, _slug
 
     try:
         names = {r[0] for r in con.sql(f"DESCRIBE SELECT * FROM {source_relation(files)}").fetchall()}
@@ -1775,9 +1657,9 @@ def _behaviour(con: duckdb.DuckDBPyConnection, source: Any, files: list[str], as
             last = con.sql(f"SELECT max(order_date) FROM {source_relation(files)}").fetchall()[0][0]
             if last is None:
                 raise DataError(f"{source}: no dated order lines (column 'order_date'); nothing to cluster.")
-            as_of_ts = pd.Timestamp(last).normalize() + pd.Timedelta(days=1)
+            as_of_ts = day_after(last)
         else:
-            as_of_ts = _audit.parse_as_of(as_of)
+            as_of_ts = parse_as_of(as_of)
         kept = f"(SELECT * FROM {_lines_sql(files)} WHERE order_date < {_ts(as_of_ts)})"
         has = {c: c in names and bool(con.sql(f"SELECT count({c}) > 0 FROM {kept}").fetchall()[0][0])
                for c in ("category", "channel")}
@@ -1827,7 +1709,7 @@ def _behaviour(con: duckdb.DuckDBPyConnection, source: Any, files: list[str], as
             shares = shares.div(shares.sum(axis=1), axis=0)
             order = [t for t in top if t in shares.columns] + (["other"] if "other" in shares.columns else [])
             shares = shares[order]
-            shares.columns = [f"channel_share_{_slug(c)}" for c in shares.columns]
+            shares.columns = [f"channel_share_{slug(c)}" for c in shares.columns]
     except duckdb.OutOfMemoryException:
         raise  # retried with a larger limit (_grow_memory_limit)
     except duckdb.Error as exc:
@@ -1861,7 +1743,7 @@ def rfm_with_info_from_files(
     temp_directory: str | Path | None = None,
 ) -> tuple[pd.DataFrame, dict[str, Any]]:
     """:func:`rfm_table_from_files` plus the counts behind the RFM notebook's warnings (the
-    out-of-core twin of ``segkit.rfm._rfm_with_info``): ``as_of, orders_after_as_of,
+    out-of-core twin of ``segkit.data.orders.rfm_with_info``): ``as_of, orders_after_as_of,
     customers_after_as_of_only, purchase_orders, non_purchase_orders, customers_without_purchase,
     customers_non_positive_net, period_start, period_end, net_revenue`` (exact).
 
@@ -1888,9 +1770,9 @@ def rfm_with_info_from_files(
         if pd.isna(last):
             raise DataError("transactions: the table has no rows, so there is nothing to score. "
                             "Check the input file and the data audit's cleaning counts.")
-        as_of_ts = pd.Timestamp(last).normalize() + pd.Timedelta(days=1)
+        as_of_ts = day_after(last)
     else:
-        as_of_ts = _audit.parse_as_of(as_of)
+        as_of_ts = parse_as_of(as_of)
     stats = _run(source, f"""
         WITH o AS (SELECT *, order_date >= {_ts(as_of_ts)} AS after FROM ({orders}))
         SELECT count(*) AS total, count(*) FILTER (WHERE after) AS after_n,
@@ -1922,170 +1804,6 @@ def rfm_with_info_from_files(
 
 
 # ----------------------------------------------------------------------------- dispatch for the producers
-def transactions_engine(ctx: "RunContext") -> str:
-    """The engine the run's audit used (``audit_summary.json``: ``engine``; ``"pandas"`` when absent).
-
-    In interactive mode a missing audit is built first (by its producer); a run folder without
-    ``audit_summary.json`` (clean tables put there by hand) counts as pandas.
-
-    Examples
-    --------
-    >>> from segkit.pipeline import open_run
-    >>> transactions_engine(open_run("02_rfm"))  # doctest: +SKIP
-    'pandas'
-    """
-    if not ctx.artifact_path("audit_summary").exists() and not ctx.interactive:
-        return "pandas"
-    return str(ctx.read_artifact("audit_summary").get("engine", "pandas"))
-
-
-def _clean_lines(ctx: "RunContext") -> Path:
-    """Path of ``transactions_clean.parquet``, built in interactive mode, never loaded here."""
-    path = ctx.artifact_path("transactions_clean")
-    if not path.exists() and ctx.interactive:
-        ctx.build_upstream("transactions_clean")
-    if not path.exists():
-        ctx.read_artifact("transactions_clean")  # raises UpstreamMissingError naming the notebook to run
-    return path
-
-
-def _limits(ctx: "RunContext") -> dict[str, Any]:
-    settings = EngineSettings.from_config(ctx.config)
-    return {"memory_limit": settings.memory_limit, "temp_directory": settings.temp_directory}
-
-
-def rfm_for(ctx: "RunContext") -> tuple[pd.DataFrame, dict[str, Any]]:
-    """The RFM base of the run (``rfm_table`` + counts) from the engine its audit used.
-
-    pandas: ``segkit.rfm._rfm_with_info`` of ``transactions_clean``; duckdb:
-    :func:`rfm_with_info_from_files` over the file (customer-level result only in memory).
-
-    Examples
-    --------
-    >>> from segkit.pipeline import open_run
-    >>> rfm, info = rfm_for(open_run("02_rfm"))  # doctest: +SKIP
-    """
-    if transactions_engine(ctx) == "duckdb":
-        return rfm_with_info_from_files(_clean_lines(ctx), ctx.as_of, **_limits(ctx))
-    from segkit.rfm import _rfm_with_info
-
-    return _rfm_with_info(ctx.read_artifact("transactions_clean"), ctx.as_of)
-
-
-def orders_for(ctx: "RunContext") -> pd.DataFrame:
-    """:func:`segkit.rfm.order_table` of the run's clean lines, from the engine its audit used.
-
-    Examples
-    --------
-    >>> from segkit.pipeline import open_run
-    >>> orders = orders_for(open_run("04_lifecycle"))  # doctest: +SKIP
-    """
-    if transactions_engine(ctx) == "duckdb":
-        return order_table_from_files(_clean_lines(ctx), **_limits(ctx))
-    from segkit.rfm import order_table
-
-    return order_table(ctx.read_artifact("transactions_clean"))
-
-
-def purchase_days_for(ctx: "RunContext") -> pd.DataFrame:
-    """:func:`segkit.rfm.purchase_days` of the run's clean lines, from the engine its audit used.
-
-    Only the customer-by-day table is ever in memory with the DuckDB engine.
-
-    Examples
-    --------
-    >>> from segkit.pipeline import open_run
-    >>> days = purchase_days_for(open_run("04_lifecycle"))  # doctest: +SKIP
-    """
-    if transactions_engine(ctx) == "duckdb":
-        return purchase_days_from_files(_clean_lines(ctx), **_limits(ctx))
-    from segkit.rfm import purchase_days, purchase_orders
-
-    return purchase_days(purchase_orders(ctx.read_artifact("transactions_clean")))
-
-
-class LinesOnDisk:
-    """The clean order lines of a run kept out of memory, as :func:`segkit.campaign.segments_at_send`
-    reads them: the out-of-core twin of :class:`segkit.campaign.LinesInMemory`.
-
-    RFM and the behaviour table as of a day are DuckDB queries over the file; the purchase days
-    are aggregated once (:func:`purchase_days_from_files`) and cut at each day. As everywhere in
-    segkit's order tables, an order belongs to the day of its first line.
-
-    Examples
-    --------
-    >>> import tempfile, pathlib
-    >>> p = pathlib.Path(tempfile.mkdtemp()) / "t.csv"
-    >>> _ = p.write_text("customer_id,order_id,order_date,amount\\na,1,2024-01-01,10\\nb,2,2024-03-01,6\\n")
-    >>> LinesOnDisk(p).purchase_orders(pd.Timestamp("2024-02-01"))["customer_id"].tolist()
-    ['a']
-    """
-
-    def __init__(self, source: str | Path | Sequence[str | Path], memory_limit: str | None = None,
-                 temp_directory: str | Path | None = None):
-        self.source = source
-        self.limits = {"memory_limit": memory_limit, "temp_directory": temp_directory}
-        self._days: pd.DataFrame | None = None
-
-    def _purchase_days(self) -> pd.DataFrame:
-        if self._days is None:
-            self._days = purchase_days_from_files(self.source, **self.limits)
-        return self._days
-
-    def any_before(self, day: pd.Timestamp) -> bool:
-        """Whether any purchase is dated before ``day`` (no purchase: nobody to segment)."""
-        return bool((self._purchase_days()["order_date"] < day).any())
-
-    def rfm_table(self, day: pd.Timestamp) -> pd.DataFrame:
-        """:func:`rfm_table_from_files` as of ``day``."""
-        return rfm_table_from_files(self.source, day, **self.limits)
-
-    def purchase_orders(self, day: pd.Timestamp) -> pd.DataFrame:
-        """The purchase days before ``day`` (:func:`segkit.rfm.purchase_days`)."""
-        days = self._purchase_days()
-        return days[(days["order_date"] < day).to_numpy()].reset_index(drop=True)
-
-    def customer_table(self, day: pd.Timestamp, customers: pd.DataFrame | None, campaign: pd.DataFrame | None,
-                       control_arm: str, max_channels: int) -> pd.DataFrame:
-        """:func:`segkit.features.customer_table` as of ``day`` from :func:`behaviour_table_from_files`."""
-        from segkit.features import customer_table
-
-        behaviour = behaviour_table_from_files(self.source, day, max_channels=max_channels, **self.limits)
-        return customer_table(None, customers, campaign, day, control_arm=control_arm, max_channels=max_channels,
-                              behaviour=behaviour)
-
-
-def send_history_for(ctx: "RunContext") -> Any:
-    """The run's clean order lines as :func:`segkit.campaign.segments_at_send` reads them, by engine:
-    :class:`LinesOnDisk` (DuckDB) or :class:`segkit.campaign.LinesInMemory` (pandas).
-
-    Examples
-    --------
-    >>> from segkit.pipeline import open_run
-    >>> lines = send_history_for(open_run("05_campaign_evaluation"))  # doctest: +SKIP
-    """
-    if transactions_engine(ctx) == "duckdb":
-        return LinesOnDisk(_clean_lines(ctx), **_limits(ctx))
-    from segkit.campaign import LinesInMemory
-
-    return LinesInMemory(ctx.read_artifact("transactions_clean"))
-
-
-def behaviour_for(ctx: "RunContext", as_of: str | pd.Timestamp | None, max_channels: int = 6) -> pd.DataFrame | None:
-    """The behaviour table of :func:`segkit.features.customer_table` computed out-of-core when the
-    run's audit used DuckDB; None for the pandas engine (the caller uses ``transactions_clean``).
-
-    Examples
-    --------
-    >>> from segkit.pipeline import open_run
-    >>> ctx = open_run("03_clustering")                  # doctest: +SKIP
-    >>> behaviour = behaviour_for(ctx, ctx.as_of)        # doctest: +SKIP
-    """
-    if transactions_engine(ctx) != "duckdb":
-        return None
-    return behaviour_table_from_files(_clean_lines(ctx), as_of, max_channels=max_channels, **_limits(ctx))
-
-
 @_grow_memory_limit
 def retention_flags_from_files(campaign: pd.DataFrame, source: str | Path | Sequence[str | Path], days: int,
                                as_of: str | pd.Timestamp | None = None, memory_limit: str | None = None,
@@ -2116,7 +1834,7 @@ def retention_flags_from_files(campaign: pd.DataFrame, source: str | Path | Sequ
     with _scratch(memory_limit, temp_directory) as con:
         last, nxt = _next_purchases(con, rows, source)
     end = (pd.Timestamp(as_of) if as_of is not None else
-           (pd.Timestamp(last).normalize() + pd.Timedelta(days=1) if last is not None else pd.NaT))
+           day_after(last))
     result = np.full(len(campaign), np.nan)
     if len(nxt):
         window_end = pd.to_datetime(nxt["sent_at"]) + pd.Timedelta(days=int(days))
@@ -2148,22 +1866,3 @@ def _next_purchases(con: duckdb.DuckDBPyConnection, rows: pd.DataFrame, source: 
     return last, nxt
 
 
-def retention_for(ctx: "RunContext"):
-    """The campaign notebook's retention function when the run's audit used DuckDB, else None
-    (the caller then computes it from ``transactions_clean`` in memory).
-
-    Returns a callable ``(campaign, days, as_of) -> Series`` (see :func:`retention_flags_from_files`).
-
-    Examples
-    --------
-    >>> from segkit.pipeline import open_run
-    >>> retention = retention_for(open_run("05_campaign_evaluation"))  # doctest: +SKIP
-    """
-    if transactions_engine(ctx) != "duckdb":
-        return None
-    path, limits = _clean_lines(ctx), _limits(ctx)
-
-    def retention(campaign: pd.DataFrame, days: int, as_of: str | pd.Timestamp | None) -> pd.Series:
-        return retention_flags_from_files(campaign, path, days, as_of, **limits)
-
-    return retention

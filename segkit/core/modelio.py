@@ -21,7 +21,7 @@ True
 >>> model_parts(saved, "KPrototypes")
 Traceback (most recent call last):
 ...
-segkit.errors.DataError: Not a saved KPrototypes: the dict describes 'Demo'. Pass the dict that KPrototypes.to_dict() wrote.
+segkit.core.errors.DataError: Not a saved KPrototypes: the dict describes 'Demo'. Pass the dict that KPrototypes.to_dict() wrote.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from typing import Any, Iterable, Mapping
 
 import numpy as np
 
-from segkit.errors import DataError
+from segkit.core.errors import DataError
 
 #: Version of the dict layout written by ``to_dict``; ``from_dict`` refuses other versions.
 FORMAT_VERSION = 1
@@ -60,7 +60,7 @@ def model_parts(data: Any, kind: str, params: Iterable[str] = (), fitted: Iterab
     >>> model_parts(model_dict("Demo", {}, {}), "Demo", fitted=["w_"])
     Traceback (most recent call last):
     ...
-    segkit.errors.DataError: The saved Demo lacks fitted.w_; it was written by another segkit version or edited. Fit the model again.
+    segkit.core.errors.DataError: The saved Demo lacks fitted.w_; it was written by another segkit version or edited. Fit the model again.
     """
     if not isinstance(data, Mapping):
         raise DataError(f"Not a saved {kind}: expected a dict (JSON object), got {type(data).__name__}.")
@@ -90,7 +90,7 @@ def float_array(values: Any, what: str, shape: tuple[int | None, ...]) -> np.nda
     >>> float_array([1, "x"], "scale", shape=(None,))
     Traceback (most recent call last):
     ...
-    segkit.errors.DataError: Saved model: 'scale' must be a list of numbers of shape (any,), got values that are not numbers.
+    segkit.core.errors.DataError: Saved model: 'scale' must be a list of numbers of shape (any,), got values that are not numbers.
     """
     try:
         arr = np.asarray(values, dtype=np.float64)

@@ -3,7 +3,7 @@
 Formats (by file name): CSV (``.csv``, ``.tsv``, ``.txt``, optionally compressed ``.gz``,
 ``.bz2``, ``.xz``), Parquet (``.parquet``, ``.pq``) and Excel (``.xlsx``, ``.xlsm``, via
 openpyxl). Text files and Excel sheets are read as text, so ids keep leading zeros
-(``"00123"``); :mod:`segkit.schema` then coerces every column to its canonical dtype.
+(``"00123"``); :mod:`segkit.core.schema` then coerces every column to its canonical dtype.
 
 Column maps (``columns.<table>`` in the config) map canonical names to the file's names, e.g.
 ``{customer_id: "Customer ID", order_date: InvoiceDate}``. A canonical column that is not
@@ -24,7 +24,7 @@ sheets and those that have them), ``decimal`` (``"."`` by default; ``","`` for d
 Rows that are empty in every column used are skipped (spreadsheets often save trailing empty
 rows); ``frame.attrs["blank_rows"]`` counts them and ``attrs["blank_row_examples"]`` holds up to
 five of their 0-based row positions. The returned frame's index is
-the 0-based data row of the file, so ``segkit.errors.format_rows(frame.index[mask])`` names
+the 0-based data row of the file, so ``segkit.core.errors.format_rows(frame.index[mask])`` names
 rows as a spreadsheet shows them (header = row 1; for Parquet, counted the same way). Input
 files are only read, never written.
 
@@ -52,9 +52,9 @@ from typing import Any, Mapping
 
 import pandas as pd
 
-from segkit.config import default_config, resolve_path
-from segkit.errors import ConfigError, DataError
-from segkit.schema import (
+from segkit.core.config import default_config, resolve_path
+from segkit.core.errors import ConfigError, DataError
+from segkit.core.schema import (
     CUSTOMERS,
     TableSpec,
     check_columns,
@@ -90,7 +90,7 @@ def read_options(config: Mapping | None = None, overrides: Mapping | None = None
     >>> read_options(None, {"delimiter": ";;"})
     Traceback (most recent call last):
     ...
-    segkit.errors.ConfigError: io.delimiter must be one character (e.g. ';' or '\\t'), not ';;'.
+    segkit.core.errors.ConfigError: io.delimiter must be one character (e.g. ';' or '\\t'), not ';;'.
     """
     opts = dict(IO_DEFAULTS)
     known = [*IO_DEFAULTS, *(k for k in _shipped_io_keys() if k not in IO_DEFAULTS)]
@@ -132,7 +132,7 @@ def check_column_map(table: str, columns: Mapping | None, config_hint: str = "")
     >>> check_column_map("customers", {"custmer_id": "id"})
     Traceback (most recent call last):
     ...
-    segkit.errors.ConfigError: columns.customers: 'custmer_id' is not a canonical customers column (did you mean 'customer_id'?). ...
+    segkit.core.errors.ConfigError: columns.customers: 'custmer_id' is not a canonical customers column (did you mean 'customer_id'?). ...
     """
     spec = get_spec(table)
     if columns is None:
@@ -156,7 +156,7 @@ def check_column_map(table: str, columns: Mapping | None, config_hint: str = "")
     return out
 
 
-def _resolve_columns(header: list[str], spec: TableSpec, mapping: Mapping[str, str], source: str,
+def resolve_columns(header: list[str], spec: TableSpec, mapping: Mapping[str, str], source: str,
                      config_hint: str) -> dict[str, int]:
     """Canonical name → position in ``header`` (mapped names first, then loose name matches)."""
     stripped = [str(h).strip() for h in header]
@@ -223,7 +223,7 @@ def _kind(path: Path) -> tuple[str, str | None]:
                     f".bz2, .xz), .parquet/.pq, .xlsx/.xlsm. {fix}")
 
 
-def _sample(path: Path, compression: str | None) -> bytes:
+def file_sample(path: Path, compression: str | None) -> bytes:
     opener = COMPRESSIONS.get(compression, open)
     try:
         with opener(path, "rb") as fh:
@@ -317,7 +317,7 @@ def text_encoding(path: str | Path, configured: str | None = None) -> str:
     ('utf-16', 'utf-16')
     """
     path = Path(path)
-    head = _sample(path, _kind(path)[1])
+    head = file_sample(path, _kind(path)[1])
     found = bom_encoding(head)
     if found is None:
         if configured is None and head and head.count(0) * 4 >= len(head):
@@ -397,7 +397,7 @@ def _decode_error(path: Path, compression: str | None, encoding: str, exc: Unico
 
 def _read_text(path: Path, compression: str | None, spec: TableSpec, mapping: Mapping[str, str],
                opts: Mapping[str, Any], config_hint: str) -> tuple[pd.DataFrame, dict[str, int], list[str]]:
-    sample = _sample(path, compression)
+    sample = file_sample(path, compression)
     encoding = text_encoding(path, opts["encoding"])
     if not sample.strip(b"\x00 \t\r\n" + codecs.BOM_UTF8 + codecs.BOM_UTF16_LE + codecs.BOM_UTF16_BE):
         raise DataError(f"{path}: the file is empty. Export the {spec.name} table again "
@@ -411,7 +411,7 @@ def _read_text(path: Path, compression: str | None, spec: TableSpec, mapping: Ma
         header = list(pd.read_csv(path, nrows=0, **kw).columns)
         if len(header) == 1:
             _raise_if_other_delimiter(path, text, delimiter, bool(opts["delimiter"]))
-        positions = _resolve_columns(header, spec, mapping, str(path), config_hint)
+        positions = resolve_columns(header, spec, mapping, str(path), config_hint)
         # All columns are read (not usecols): only then does pandas report rows with too many fields.
         raw = pd.read_csv(path, **kw)
         if not isinstance(raw.index, pd.RangeIndex):
@@ -471,7 +471,7 @@ def _read_parquet(path: Path, spec: TableSpec, mapping: Mapping[str, str],
     except (pa.ArrowException, OSError) as exc:
         raise DataError(f"{path}: is not a readable Parquet file ({exc}). It may be truncated or another "
                         "format renamed to .parquet: export it again, or give it its real extension.") from None
-    positions = _resolve_columns(header, spec, mapping, str(path), config_hint)
+    positions = resolve_columns(header, spec, mapping, str(path), config_hint)
     used = sorted(set(positions.values()))
     try:
         raw = pd.read_parquet(path, columns=[header[p] for p in used])
@@ -500,7 +500,7 @@ def _read_excel(path: Path, spec: TableSpec, mapping: Mapping[str, str], opts: M
             raise DataError(f"{path}: sheet {sheet!r} is empty. Put the {spec.name} table (header row first) "
                             "on that sheet, or set io.sheet_name.")
         try:
-            positions = _resolve_columns(header, spec, mapping, str(path), config_hint)
+            positions = resolve_columns(header, spec, mapping, str(path), config_hint)
         except DataError as exc:
             if len(names) < 2:
                 raise
@@ -524,7 +524,7 @@ def _other_sheets_hint(book: pd.ExcelFile, names: list[str], sheet: int | str, e
             continue
         header = [str(c) for c in pd.read_excel(book, sheet_name=name, nrows=0).columns]
         try:
-            _resolve_columns(header, spec, mapping, source, "")
+            resolve_columns(header, spec, mapping, source, "")
         except DataError:
             continue
         fitting.append(name)
@@ -559,12 +559,12 @@ def load_table(path: str | Path, table: str, columns: Mapping[str, str] | None =
     io_options : mapping, optional
         Read options overriding ``config["io"]`` (see the module docstring).
     config : mapping, optional
-        A loaded config (:func:`segkit.config.load_config`), for its ``columns`` and ``io``.
+        A loaded config (:func:`segkit.core.config.load_config`), for its ``columns`` and ``io``.
 
     Returns
     -------
     DataFrame
-        The table's canonical columns and dtypes (:func:`segkit.schema.validate`), indexed by
+        The table's canonical columns and dtypes (:func:`segkit.core.schema.validate`), indexed by
         0-based data row of the file. ``attrs``: ``source`` (the path), ``columns`` (canonical →
         file column used), ``absent_columns``, ``blank_rows`` (count of skipped empty rows),
         ``blank_row_examples``.
@@ -640,7 +640,7 @@ def load_inputs(config: Mapping) -> dict[str, pd.DataFrame | None]:
     """Load the configured transactions, customers and campaign files.
 
     Paths come from ``config["data"]`` (relative to the config file's folder, see
-    :func:`segkit.config.resolve_path`), column maps from ``config["columns"]``, read options
+    :func:`segkit.core.config.resolve_path`), column maps from ``config["columns"]``, read options
     from ``config["io"]``.
 
     Returns
@@ -658,7 +658,7 @@ def load_inputs(config: Mapping) -> dict[str, pd.DataFrame | None]:
 
     Examples
     --------
-    >>> from segkit.config import load_config
+    >>> from segkit.core.config import load_config
     >>> tables = load_inputs(load_config())        # doctest: +SKIP
     >>> sorted(tables)                              # doctest: +SKIP
     ['campaign', 'customers', 'transactions']

@@ -23,14 +23,14 @@ from typing import Any, Mapping
 
 import yaml
 
-from segkit.errors import ConfigError
+from segkit.core.errors import ConfigError
 
 DEFAULTS_PACKAGE = "segkit.defaults"
 
 
 def project_root() -> Path:
     """The folder holding ``pyproject.toml`` of segkit (the package is installed editable)."""
-    return Path(__file__).resolve().parents[1]
+    return Path(__file__).resolve().parents[2]
 
 
 def bundled_sample_config() -> Path | None:

@@ -19,21 +19,20 @@ Examples
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import importlib
 import json
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 import pandas as pd
 
-from segkit.config import bundled_sample_config, deep_merge, load_config, project_root, resolve_path
-from segkit.errors import ConfigError, UpstreamMissingError
-from segkit.escaping import escape_markdown, neutralise_formula_cells, restore_formula_cells
+from segkit.core.config import bundled_sample_config, load_config, project_root, resolve_path
+from segkit.core.dates import parse_as_of
+from segkit.core.errors import ConfigError, UpstreamMissingError
+from segkit.core.escaping import escape_markdown
+from segkit.core.files import atomic_write_text, dumps_json, folder_lock, read_frame, write_frame
 
 NOTEBOOKS: tuple[str, ...] = (
     "01_data_audit",
@@ -66,18 +65,18 @@ class Artifact:
 
 
 ARTIFACTS: dict[str, Artifact] = {
-    "transactions_clean": Artifact("transactions_clean.parquet", "01_data_audit", "segkit.audit:build_audit_artifacts"),
-    "customers_clean": Artifact("customers_clean.parquet", "01_data_audit", "segkit.audit:build_audit_artifacts"),
-    "campaign_clean": Artifact("campaign_clean.parquet", "01_data_audit", "segkit.audit:build_audit_artifacts", optional=True),
-    "audit_summary": Artifact("audit_summary.json", "01_data_audit", "segkit.audit:build_audit_artifacts"),
-    "rfm": Artifact("rfm.parquet", "02_rfm", "segkit.rfm:build_rfm_artifacts"),
-    "clusters": Artifact("clusters.parquet", "03_clustering", "segkit.cluster:build_cluster_artifacts"),
-    "cluster_model": Artifact("cluster_model.json", "03_clustering", "segkit.cluster:build_cluster_artifacts"),
-    "lifecycle": Artifact("lifecycle.parquet", "04_lifecycle", "segkit.lifecycle:build_lifecycle_artifacts"),
-    "snapshots": Artifact("snapshots.parquet", "04_lifecycle", "segkit.lifecycle:build_lifecycle_artifacts"),
-    "cohorts": Artifact("cohorts.parquet", "04_lifecycle", "segkit.lifecycle:build_lifecycle_artifacts"),
-    "clv_model": Artifact("clv_model.json", "04_lifecycle", "segkit.lifecycle:build_lifecycle_artifacts", optional=True),
-    "campaign_results": Artifact("campaign_results.csv", "05_campaign_evaluation", "segkit.campaign:build_campaign_artifacts", optional=True),
+    "transactions_clean": Artifact("transactions_clean.parquet", "01_data_audit", "segkit.steps.audit:build_audit_artifacts"),
+    "customers_clean": Artifact("customers_clean.parquet", "01_data_audit", "segkit.steps.audit:build_audit_artifacts"),
+    "campaign_clean": Artifact("campaign_clean.parquet", "01_data_audit", "segkit.steps.audit:build_audit_artifacts", optional=True),
+    "audit_summary": Artifact("audit_summary.json", "01_data_audit", "segkit.steps.audit:build_audit_artifacts"),
+    "rfm": Artifact("rfm.parquet", "02_rfm", "segkit.steps.rfm:build_rfm_artifacts"),
+    "clusters": Artifact("clusters.parquet", "03_clustering", "segkit.steps.cluster:build_cluster_artifacts"),
+    "cluster_model": Artifact("cluster_model.json", "03_clustering", "segkit.steps.cluster:build_cluster_artifacts"),
+    "lifecycle": Artifact("lifecycle.parquet", "04_lifecycle", "segkit.steps.lifecycle:build_lifecycle_artifacts"),
+    "snapshots": Artifact("snapshots.parquet", "04_lifecycle", "segkit.steps.lifecycle:build_lifecycle_artifacts"),
+    "cohorts": Artifact("cohorts.parquet", "04_lifecycle", "segkit.steps.lifecycle:build_lifecycle_artifacts"),
+    "clv_model": Artifact("clv_model.json", "04_lifecycle", "segkit.steps.lifecycle:build_lifecycle_artifacts", optional=True),
+    "campaign_results": Artifact("campaign_results.csv", "05_campaign_evaluation", "segkit.steps.campaign:build_campaign_artifacts", optional=True),
 }
 
 CUSTOMER_SEGMENTS = "customer_segments.csv"
@@ -97,113 +96,6 @@ CUSTOMER_SEGMENT_COLUMNS: tuple[str, ...] = (
 INTERACTIVE_RUN = "interactive"
 
 
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-_FILE_MODE = 0o666 & ~_umask()
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` via a temporary file in the same folder and ``os.replace``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.chmod(tmp, _FILE_MODE)  # mkstemp makes 0600; give the file the usual permissions
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    atomic_write_bytes(path, text.encode("utf-8"))
-
-
-def write_frame(path: Path, frame: pd.DataFrame) -> None:
-    """Write a DataFrame atomically as Parquet or CSV (by suffix), deterministically.
-
-    In a CSV, text cells a spreadsheet would run as a formula (``=…``, ``+…``, ``-…``, ``@…``)
-    get a leading ``'`` (:func:`segkit.escaping.neutralise_formula_cells`); :func:`read_frame`
-    removes it again. Numbers, negative ones too, are written as numbers.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        if path.suffix == ".parquet":
-            frame.to_parquet(tmp, index=False)
-        elif path.suffix == ".csv":
-            neutralise_formula_cells(frame).to_csv(tmp, index=False, float_format="%.10g", lineterminator="\n")
-        else:
-            raise ValueError(f"unsupported artifact type: {path.name}")
-        os.chmod(tmp, _FILE_MODE)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def read_frame(path: Path, **read_csv_args: Any) -> pd.DataFrame:
-    """Read a CSV written by :func:`write_frame`: the formula-neutralising ``'`` is removed.
-
-    Examples
-    --------
-    >>> p = Path(tempfile.mkdtemp()) / "x.csv"
-    >>> write_frame(p, pd.DataFrame({"customer_id": ["=1+1", "-7"], "m": [-2.5, 1.0]}))
-    >>> p.read_text().splitlines()
-    ['customer_id,m', "'=1+1,-2.5", '-7,1']
-    >>> read_frame(p, dtype={"customer_id": "string"})["customer_id"].tolist()
-    ['=1+1', '-7']
-    """
-    return restore_formula_cells(pd.read_csv(path, **read_csv_args))
-
-
-@contextlib.contextmanager
-def folder_lock(folder: Path) -> Iterator[None]:
-    """Exclusive lock between processes on an existing folder (``flock`` on the folder itself,
-    so no lock file is left behind). A no-op where ``fcntl`` does not exist (Windows), where
-    ``segkit run`` also runs one notebook at a time.
-
-    Examples
-    --------
-    >>> with folder_lock(Path(tempfile.mkdtemp())):
-    ...     pass
-    """
-    try:
-        import fcntl
-    except ImportError:  # pragma: no cover - Windows
-        yield
-        return
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)  # closing releases the lock
-
-
-def _json_default(obj: Any) -> Any:
-    if isinstance(obj, (pd.Timestamp,)):
-        return obj.isoformat()
-    if hasattr(obj, "item"):  # numpy scalars
-        return obj.item()
-    if isinstance(obj, Path):
-        return str(obj)
-    raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
-
-
-def dumps_json(obj: Any) -> str:
-    """Stable JSON (sorted keys, indented) used for every JSON artifact."""
-    return json.dumps(obj, indent=2, sort_keys=True, default=_json_default, allow_nan=False) + "\n"
-
-
 @dataclass
 class RunContext:
     """Where a notebook reads and writes, and with which configuration.
@@ -215,7 +107,7 @@ class RunContext:
     run_dir : Path
         The run folder; artifacts are under ``run_dir / "artifacts"``.
     config : dict
-        Merged configuration (see :mod:`segkit.config`).
+        Merged configuration (see :mod:`segkit.core.config`).
     seed : int
         Seed for every random choice of the notebook.
     interactive : bool
@@ -259,10 +151,7 @@ class RunContext:
             value = json.loads(self.artifact_path("audit_summary").read_text())["as_of"]
         if value is None:
             return None
-        try:
-            return pd.Timestamp(value).normalize()
-        except (ValueError, TypeError):
-            raise ConfigError(f"as_of = {value!r} is not a date; use YYYY-MM-DD.") from None
+        return parse_as_of(value)
 
     # ----------------------------------------------------------------- artifacts
     def has_artifact(self, name: str) -> bool:
@@ -494,8 +383,8 @@ def open_run(
 
 def shareable(ctx: RunContext, table: pd.DataFrame, count_column: str | None = None,
               label_column: str | None = None) -> pd.DataFrame:
-    """Shortcut for :func:`segkit.privacy.shareable_table` with the context's config."""
-    from segkit.privacy import shareable_table
+    """Shortcut for :func:`segkit.core.privacy.shareable_table` with the context's config."""
+    from segkit.core.privacy import shareable_table
 
     return shareable_table(table, ctx.config, count_column=count_column, label_column=label_column)
 
@@ -504,7 +393,7 @@ def summary_markdown(summary: Mapping[str, Any]) -> str:
     """Markdown of a notebook summary (what was analysed, findings, actions, warnings).
 
     The summary's texts are plain text (``index.html`` shows them as such): each is escaped
-    with :func:`segkit.escaping.escape_markdown`, so ids, arms or segment names in them never
+    with :func:`segkit.core.escaping.escape_markdown`, so ids, arms or segment names in them never
     become markup, links or emphasis.
 
     Examples

@@ -1,0 +1,2 @@
+"""The bottom layer: errors, configuration, canonical schema, the analysis date, labels, escaping,
+atomic files, privacy, progress and JSON model I/O. Imports nothing else from segkit."""

@@ -1,0 +1,125 @@
+"""Files segkit writes: atomically (temporary file + ``os.replace``), deterministically, and
+formula-safe in CSV; a folder lock between processes; stable JSON.
+
+Every layer that writes a file uses these (datasets, the run folder, the report).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Iterator
+
+import pandas as pd
+
+from segkit.core.escaping import neutralise_formula_cells, restore_formula_cells
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+_FILE_MODE = 0o666 & ~_umask()
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` via a temporary file in the same folder and ``os.replace``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        os.chmod(tmp, _FILE_MODE)  # mkstemp makes 0600; give the file the usual permissions
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def write_frame(path: Path, frame: pd.DataFrame) -> None:
+    """Write a DataFrame atomically as Parquet or CSV (by suffix), deterministically.
+
+    In a CSV, text cells a spreadsheet would run as a formula (``=…``, ``+…``, ``-…``, ``@…``)
+    get a leading ``'`` (:func:`segkit.core.escaping.neutralise_formula_cells`); :func:`read_frame`
+    removes it again. Numbers, negative ones too, are written as numbers.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        if path.suffix == ".parquet":
+            frame.to_parquet(tmp, index=False)
+        elif path.suffix == ".csv":
+            neutralise_formula_cells(frame).to_csv(tmp, index=False, float_format="%.10g", lineterminator="\n")
+        else:
+            raise ValueError(f"unsupported artifact type: {path.name}")
+        os.chmod(tmp, _FILE_MODE)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def read_frame(path: Path, **read_csv_args: Any) -> pd.DataFrame:
+    """Read a CSV written by :func:`write_frame`: the formula-neutralising ``'`` is removed.
+
+    Examples
+    --------
+    >>> p = Path(tempfile.mkdtemp()) / "x.csv"
+    >>> write_frame(p, pd.DataFrame({"customer_id": ["=1+1", "-7"], "m": [-2.5, 1.0]}))
+    >>> p.read_text().splitlines()
+    ['customer_id,m', "'=1+1,-2.5", '-7,1']
+    >>> read_frame(p, dtype={"customer_id": "string"})["customer_id"].tolist()
+    ['=1+1', '-7']
+    """
+    return restore_formula_cells(pd.read_csv(path, **read_csv_args))
+
+
+@contextlib.contextmanager
+def folder_lock(folder: Path) -> Iterator[None]:
+    """Exclusive lock between processes on an existing folder (``flock`` on the folder itself,
+    so no lock file is left behind). A no-op where ``fcntl`` does not exist (Windows), where
+    ``segkit run`` also runs one notebook at a time.
+
+    Examples
+    --------
+    >>> with folder_lock(Path(tempfile.mkdtemp())):
+    ...     pass
+    """
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows
+        yield
+        return
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing releases the lock
+
+
+def _json_default(obj: Any) -> Any:
+    if isinstance(obj, (pd.Timestamp,)):
+        return obj.isoformat()
+    if hasattr(obj, "item"):  # numpy scalars
+        return obj.item()
+    if isinstance(obj, Path):
+        return str(obj)
+    raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
+
+
+def dumps_json(obj: Any) -> str:
+    """Stable JSON (sorted keys, indented) used for every JSON artifact."""
+    return json.dumps(obj, indent=2, sort_keys=True, default=_json_default, allow_nan=False) + "\n"

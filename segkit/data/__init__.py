@@ -1,0 +1,2 @@
+"""Data: readers (``io``), the order definition in pandas (``orders``), the audit's facts and
+settings (``auditfacts``), the DuckDB engine (``engine``) and the datasets. Imports only ``segkit.core``."""

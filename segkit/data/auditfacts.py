@@ -1,0 +1,400 @@
+"""What the data audit checks, with which settings, and the facts each engine computes for it.
+
+The audit's transaction steps are split in two halves, so that the in-memory path
+(:mod:`segkit.audit`, pandas) and the out-of-core path (:class:`segkit.data.engine.TransactionLog`,
+SQL over the files) share one definition of every rule: an engine computes the *facts*
+(:class:`InputFacts`, :class:`CleanFacts`: counts, the first offending rows, statistics of small
+aggregated tables), and :mod:`segkit.audit` turns facts into findings and cleaning rules.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+import numpy as np
+import pandas as pd
+
+from segkit.core.errors import ConfigError
+from segkit.core.privacy import salt_for
+from segkit.core.schema import TRANSACTIONS
+
+SEVERITIES: tuple[str, ...] = ("error", "warning", "info")
+
+
+MAD_SCALE = 1.4826  # MAD → standard deviation for normal data
+
+
+MEAN_AD_SCALE = 1.2533  # mean absolute deviation → standard deviation (sqrt(pi/2))
+
+
+# Each check: the label of its count in messages ("<label>: <count> (<share>); ...") and what
+# to do when it fires (used in the failure message and the summary's actions).
+CHECKS: dict[str, tuple[str, str]] = {
+    "no_transactions_left": (
+        "Transaction rows, all removed by cleaning",
+        "Check the column mapping, the date format and as_of: every row was removed by a cleaning rule."),
+    "missing_order_date": (
+        "Rows without order date",
+        "Fill the order date in the export, or check the date column mapping."),
+    "missing_amount": (
+        "Rows without amount (nor quantity × unit price)",
+        "Fill amount, or quantity and unit price, in the export."),
+    "missing_values": (
+        "Empty cells",
+        "Analyses that use these columns treat empty cells as unknown; fill them at the source if they matter."),
+    "exact_duplicates": (
+        "Exact duplicate rows",
+        "Duplicates usually come from overlapping exports; check how the files were combined."),
+    "near_duplicates": (
+        "Lines repeating an earlier order's line under another order id",
+        "Check whether these are double submissions; if so, de-duplicate them at the source."),
+    "guest_checkouts": (
+        "Rows without customer id (guest checkouts)",
+        "Guest orders are left out of customer analyses; link them to customers (e.g. by e-mail) if possible."),
+    "negative_price": (
+        "Lines with a negative unit price",
+        "Negative prices are usually accounting adjustments, not sales; fix or remove them at the source."),
+    "zero_price": (
+        "Lines with a zero price",
+        "Free items and samples are kept; check that prices were not lost in the export."),
+    "returns": (
+        "Return and cancellation lines",
+        "Returns stay in, flagged is_return; net revenue includes them."),
+    "future_dates": (
+        "Rows dated implausibly far after the bulk of the data",
+        "Fix the dates at the source (placeholder dates such as 2099, or a wrong date format)."),
+    "after_as_of": (
+        "Rows dated on or after the analysis date as_of",
+        "They are left out of this run; move as_of later to include them."),
+    "order_value_outliers": (
+        "Orders with an extreme value",
+        "Check these orders (wholesale buyers, test orders, wrong prices); they are kept."),
+    "quantity_outliers": (
+        "Lines with an extreme quantity",
+        "Check these lines (bulk buys, typing errors such as an extra 00); they are kept."),
+    "volume_gaps": (
+        "Days without orders where orders were expected",
+        "Check whether the export is missing these days (shop outage, missing file)."),
+    "volume_spikes": (
+        "Days with far more orders than expected",
+        "Check that these were real (sales, campaigns) and not duplicated loads."),
+    "duplicate_customer_ids": (
+        "Customer rows repeating an earlier customer id",
+        "Keep one row per customer id in the customers file."),
+    "customers_without_id": (
+        "Customer rows without customer id",
+        "Fill the id or remove these rows from the customers file."),
+    "customers_without_orders": (
+        "Customers without orders in the period (prospects)",
+        "Prospects are kept in the customer table; they have no RFM scores."),
+    "buyers_not_in_customers": (
+        "Buyers missing from the customers table",
+        "Missing buyers get a customer row with empty attributes; complete the customers export if possible."),
+    "campaign_duplicates": (
+        "Campaign rows repeating a (campaign, customer) pair",
+        "One row per customer per campaign is expected; keep one in the campaign file."),
+    "unknown_campaign_customers": (
+        "Campaign rows of customers in neither the customers table nor the transactions",
+        "Test sends and mistyped ids cannot be joined to segments; check the campaign export's customer ids."),
+    "signup_after_as_of": (
+        "Customers who signed up on or after the analysis date as_of",
+        "Check as_of (run.as_of) and how signup dates are read (io.date_format, io.dayfirst): a signup on or "
+        "after as_of means the customer was not known yet on that date."),
+    "implausible_birth_year": (
+        "Birth years outside the plausible range",
+        "Fix these birth years at the source (placeholders such as 1800 or 2100, typing errors); segkit treats "
+        "them as unknown (audit.birth_year_min_age / birth_year_max_age set the range)."),
+    "negative_campaign_revenue": (
+        "Campaign rows with a negative revenue",
+        "Campaign revenue cannot be negative: check the campaign export (refunds booked as revenue, sign "
+        "errors); segkit treats these amounts as unknown and leaves them out of the revenue metrics."),
+    "campaign_arm_balance": (
+        "Campaigns",
+        "Compare the split with the plan; notebook 05 tests it (sample ratio mismatch)."),
+    "formula_like_ids": (
+        "Customer ids a spreadsheet would run as a formula (starting with = + - @, tab or CR)",
+        "customer_segments.csv writes them with a leading ' so that a spreadsheet shows them as text: remove "
+        "that quote when you import the file into a tool that matches customers by id, or fix the ids at the "
+        "source."),
+}
+
+
+@dataclass(frozen=True)
+class AuditSettings:
+    """Validated ``audit`` section of the configuration (see ``segkit/defaults/audit.yml``).
+
+    Examples
+    --------
+    >>> from segkit.core.config import load_config
+    >>> AuditSettings.from_config(load_config()).outlier_k
+    5.0
+    """
+
+    examples: int
+    outlier_k: float
+    outlier_min_fold: float
+    future_quantile: float
+    future_tolerance_days: int
+    volume_window_days: int
+    spike_k: float
+    open_weekday_share: float
+    gap_max_probability: float
+    volume_min_days: int
+    birth_year_min_age: int
+    birth_year_max_age: int
+    near_duplicate_columns: tuple[str, ...]
+    severity: Mapping[str, Mapping[str, Any]]
+    return_prefix: str | None
+    pseudonymize: bool
+    salt: str
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any]) -> "AuditSettings":
+        """Read and validate the ``audit``, ``io`` and ``privacy`` sections; ConfigError otherwise."""
+        audit = dict(config.get("audit") or {})
+        if not audit:
+            raise ConfigError("The configuration has no 'audit' section (segkit/defaults/audit.yml is missing?).")
+
+        def number(key: str, low: float, high: float = np.inf, integer: bool = False) -> Any:
+            value = audit.get(key)
+            ok = isinstance(value, (int, float)) and not isinstance(value, bool) and low <= value <= high
+            if not ok or (integer and int(value) != value):
+                kind = "an integer" if integer else "a number"
+                raise ConfigError(f"audit.{key} = {value!r} must be {kind} between {low} and {high}; "
+                                  f"see segkit/defaults/audit.yml.")
+            return int(value) if integer else float(value)
+
+        severity = dict(audit.get("severity") or {})
+        unknown = sorted(set(severity) - set(CHECKS))
+        if unknown:
+            raise ConfigError(f"audit.severity: unknown check(s) {', '.join(unknown)}. "
+                              f"Known checks: {', '.join(CHECKS)}.")
+        for check in CHECKS:
+            rule = severity.get(check) or {}
+            level = rule.get("level", "warning")
+            share = rule.get("error_share")
+            if level not in SEVERITIES:
+                raise ConfigError(f"audit.severity.{check}.level = {level!r}; use one of {', '.join(SEVERITIES)}.")
+            if share is not None and not (isinstance(share, (int, float)) and 0 <= share <= 1):
+                raise ConfigError(f"audit.severity.{check}.error_share = {share!r}; use a share between 0 and 1, "
+                                  "or null for never.")
+            severity[check] = {"level": level, "error_share": share}
+        columns = audit.get("near_duplicate_columns") or []
+        if isinstance(columns, str) or not all(c in TRANSACTIONS.dtypes for c in columns):
+            raise ConfigError(f"audit.near_duplicate_columns = {columns!r}; list transaction columns "
+                              f"({', '.join(TRANSACTIONS.columns)}).")
+        prefix = (config.get("io") or {}).get("return_invoice_prefix")
+        privacy = config.get("privacy") or {}
+        return cls(
+            examples=number("examples", 0, 100, integer=True),
+            outlier_k=number("outlier_k", 0.5),
+            outlier_min_fold=number("outlier_min_fold", 1.0),
+            future_quantile=number("future_quantile", 0.5, 1.0),
+            future_tolerance_days=number("future_tolerance_days", 0, integer=True),
+            volume_window_days=number("volume_window_days", 3, integer=True),
+            spike_k=number("spike_k", 0.5),
+            open_weekday_share=number("open_weekday_share", 0.0, 1.0),
+            gap_max_probability=number("gap_max_probability", 0.0, 1.0),
+            volume_min_days=number("volume_min_days", 7, integer=True),
+            birth_year_min_age=number("birth_year_min_age", 0, 150, integer=True),
+            birth_year_max_age=number("birth_year_max_age", 0, 150, integer=True),
+            near_duplicate_columns=tuple(columns),
+            severity=severity,
+            return_prefix=str(prefix) if prefix not in (None, "") else None,
+            pseudonymize=bool(privacy.get("pseudonymize_ids", True)),
+            salt=salt_for({"privacy": privacy}),
+        )
+
+    def severity_for(self, check: str, share: float | None) -> str:
+        """Configured level of ``check``, raised to error when ``share`` exceeds its error_share.
+
+        Examples
+        --------
+        >>> from segkit.core.config import load_config
+        >>> s = AuditSettings.from_config(load_config())
+        >>> s.severity_for("guest_checkouts", 0.1), s.severity_for("guest_checkouts", 0.6)
+        ('warning', 'error')
+        """
+        rule = self.severity[check]
+        limit = rule["error_share"]
+        if limit is not None and share is not None and not np.isnan(share) and share > limit:
+            return "error"
+        return rule["level"]
+
+
+def log_bounds(center: float, mad: float, mean_deviation: float, k: float,
+               min_fold: float = 1.0) -> tuple[float, float, float, float]:
+    """The rule of :func:`robust_log_bounds` from its statistics of the logs.
+
+    Parameters
+    ----------
+    center : float
+        Median of the logs (NaN when there are no values).
+    mad : float
+        Median absolute deviation of the logs from ``center`` (unscaled).
+    mean_deviation : float
+        Mean absolute deviation of the logs from ``center``; used only when ``mad`` is 0.
+    k, min_fold : float
+        As in :func:`robust_log_bounds`.
+
+    Returns
+    -------
+    (median, scale_log, low, high) : tuple of float
+
+    Examples
+    --------
+    >>> [round(v, 3) for v in log_bounds(0.0, 0.5, float("nan"), k=1)]
+    [1.0, 0.741, 0.476, 2.099]
+    """
+    if center is None or np.isnan(center):
+        return (np.nan, np.nan, np.nan, np.nan)
+    scale = MAD_SCALE * mad
+    if scale == 0:
+        scale = MEAN_AD_SCALE * mean_deviation
+    median = float(np.exp(center))
+    # exp(log(x)) may miss x by one ulp: widen by 1e-12 so values on a bound are inside it.
+    low = min(float(np.exp(center - k * scale)), median / min_fold) * (1 - 1e-12)
+    high = max(float(np.exp(center + k * scale)), median * min_fold) * (1 + 1e-12)
+    return (median, scale, low, high)
+
+
+def volume_from_counts(
+    counts: pd.DataFrame,
+    *,
+    window_days: int,
+    spike_k: float,
+    open_weekday_share: float,
+    gap_max_probability: float,
+    min_days: int,
+) -> pd.DataFrame:
+    """:func:`daily_volume` from per-day counts (``date, orders, revenue`` of :func:`daily_counts`).
+
+    Examples
+    --------
+    >>> counts = pd.DataFrame({"date": pd.to_datetime(["2024-01-01", "2024-01-03"]), "orders": [2, 1],
+    ...                        "revenue": [5.0, 1.0]})
+    >>> daily = volume_from_counts(counts, window_days=29, spike_k=5, open_weekday_share=0.5,
+    ...                            gap_max_probability=0.001, min_days=28)
+    >>> daily["orders"].tolist(), bool(daily["is_gap"].any())
+    ([2, 0, 1], False)
+    """
+    columns = ["date", "weekday", "orders", "revenue", "rolling_7d", "expected", "open_weekday", "is_gap", "is_spike"]
+    if counts.empty:
+        return pd.DataFrame({c: pd.Series(dtype=t) for c, t in zip(
+            columns, ["datetime64[ns]", "string", "int64", "float64", "float64", "float64", "bool", "bool", "bool"])})
+    by_day = counts.set_index(pd.DatetimeIndex(counts["date"]).floor("D"))
+    days = pd.date_range(by_day.index.min(), by_day.index.max(), freq="D")
+    orders = by_day["orders"].reindex(days, fill_value=0).astype("int64")
+    revenue = by_day["revenue"].reindex(days, fill_value=0.0).astype("float64")
+    weekday = pd.Series(days.day_of_week, index=days)
+    open_share = (orders > 0).groupby(weekday).mean()
+    open_day = weekday.map(open_share).to_numpy() >= open_weekday_share
+    basis = orders.astype("float64").where(open_day & (orders > 0))
+    expected = basis.rolling(window_days, center=True, min_periods=1).median()
+    expected = expected.interpolate(limit_direction="both") if expected.notna().any() else expected
+    assess = len(days) >= min_days and expected.notna().any()
+    if assess:
+        residual = (orders - expected)[basis.notna()]
+        scale = MAD_SCALE * float(np.median(np.abs(residual))) if len(residual) else 0.0
+        noise = np.maximum(scale, np.sqrt(expected.to_numpy()))
+        is_gap = open_day & (orders.to_numpy() == 0) & (np.exp(-expected.to_numpy()) < gap_max_probability)
+        is_spike = orders.to_numpy() > expected.to_numpy() + spike_k * noise
+    else:
+        is_gap = is_spike = np.zeros(len(days), dtype=bool)
+    return pd.DataFrame({
+        "date": days.astype("datetime64[ns]"),
+        "weekday": pd.Series(days.day_name(), dtype="string").to_numpy(),
+        "orders": orders.to_numpy(),
+        "revenue": revenue.to_numpy(),
+        "rolling_7d": orders.rolling(7, min_periods=1).mean().to_numpy(),
+        "expected": expected.to_numpy(),
+        "open_weekday": open_day,
+        "is_gap": np.asarray(is_gap, dtype=bool),
+        "is_spike": np.asarray(is_spike, dtype=bool),
+    }).astype({"weekday": "string"})
+
+
+TX_INPUT_CHECKS: tuple[str, ...] = ("exact_duplicates", "missing_order_date", "missing_amount", "guest_checkouts",
+                                    "negative_price", "zero_price", "future_dates", "after_as_of")
+
+
+# Dropping cleaning rules for transactions, in the order applied: (check whose rows it drops, rule).
+TX_DROP_RULES: tuple[tuple[str, str], ...] = (
+    ("exact_duplicates", "exact duplicate rows"),
+    ("missing_order_date", "rows without order date"),
+    ("missing_amount", "rows without amount"),
+    ("guest_checkouts", "rows without customer id (guest checkouts)"),
+    ("negative_price", "lines with a negative unit price"),
+    ("future_dates", "far-future order dates"),
+    ("after_as_of", "orders on or after as_of"),
+)
+
+
+@dataclass
+class InputFacts:
+    """What the row checks found in the input transactions, computed by either engine.
+
+    ``counts`` and ``rows`` are keyed by :data:`TX_INPUT_CHECKS`: rows of the *input* with that
+    property, and the first :func:`row_limit` of them in input order (with ``_row``).
+    ``dropped`` is keyed by the checks of :data:`TX_DROP_RULES`: rows each rule removed, applied in
+    order. ``filled``, ``returns_flagged``, ``zero_flagged``: rows of the clean table with a filled
+    order id, flagged ``is_return``, with a zero price.
+    """
+
+    n_rows: int
+    counts: dict[str, int]
+    rows: dict[str, pd.DataFrame]
+    guest_revenue: float
+    cutoff: pd.Timestamp | None
+    as_of: pd.Timestamp | None
+    dropped: dict[str, int]
+    filled: int
+    returns_flagged: int
+    zero_flagged: int
+
+
+@dataclass
+class OutlierFacts:
+    """One robust outlier rule applied: ``stats`` = (median, scale_log, low, high) of
+    :func:`log_bounds`, ``n`` values checked, ``flagged`` outside, the first flagged ``rows``;
+    ``flagged_lines`` = order lines of the flagged orders (order-value rule only)."""
+
+    stats: tuple[float, float, float, float]
+    n: int
+    flagged: int
+    rows: pd.DataFrame
+    flagged_lines: int = 0
+
+
+@dataclass
+class CleanFacts:
+    """What the checks on the clean transactions found, computed by either engine.
+
+    ``order_values`` (``order_id, value, is_outlier``) and ``quantities`` (``quantity, is_outlier``)
+    are plot inputs: every purchase order / line in memory, a deterministic sample out-of-core.
+    """
+
+    n_clean: int
+    returns: dict[str, float]
+    return_rows: pd.DataFrame
+    near_count: int
+    near_rows: pd.DataFrame
+    near_same: list[str]
+    order_rule: OutlierFacts
+    quantity_rule: OutlierFacts
+    order_values: pd.DataFrame
+    quantities: pd.DataFrame
+    daily: pd.DataFrame
+
+
+def row_limit(settings: AuditSettings) -> int:
+    """Offending rows kept per check: enough for the examples and the explorer (10).
+
+    Examples
+    --------
+    >>> from segkit.core.config import load_config
+    >>> row_limit(AuditSettings.from_config(load_config()))
+    10
+    """
+    return max(10, settings.examples)

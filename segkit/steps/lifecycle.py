@@ -1,0 +1,693 @@
+"""Step 04 (`notebooks/04_lifecycle.ipynb`): the producer :func:`build_lifecycle_artifacts` and
+its :class:`LifecycleResult`, the notebook's display tables and explorer views, and the texts of
+its summary (:func:`summarize`).
+
+Examples
+--------
+>>> from segkit.steps.pipeline import open_run
+>>> result = build_lifecycle_artifacts(open_run("04_lifecycle"))  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from segkit.clv import DAYS_PER_MONTH, clv_summary, first_repeat_durations
+from segkit.core.dates import day_after
+from segkit.core.errors import DataError
+from segkit.core.escaping import escape_markdown
+from segkit.lifecycle import (
+    BUYER_STAGES,
+    EXPORT_COLUMNS,
+    LIVE_STAGES,
+    PHASES,
+    PROSPECT_STAGES,
+    SNAPSHOT_FREQS,
+    SOURCE,
+    HoldoutCheck,
+    LifecycleSettings,
+    StageThresholds,
+    assign_lifecycle_stage,
+    clv_overview,
+    cohort_table,
+    engagement_dates,
+    fit_clv_models,
+    higher_quantile,
+    inter_purchase_gaps,
+    one_time_curve,
+    period_rates,
+    purchase_history,
+    run_holdout_check,
+    score_customers,
+    signups_on_or_after,
+    snapshot_dates,
+    stage_counts,
+    stage_history,
+    stage_sizes,
+    transition_counts,
+)
+from segkit.steps.sources import purchase_days_for
+
+
+def stage_sizes_for_thresholds(
+    state: pd.DataFrame, thresholds: StageThresholds, reference: pd.DataFrame | None = None
+) -> pd.DataFrame:
+    """Stage sizes if the thresholds were ``thresholds`` (the logic of the threshold widget).
+
+    Parameters
+    ----------
+    state : DataFrame
+        Current customer state with ``p_alive`` (as returned by :meth:`LifecycleStager.predict`).
+    thresholds : StageThresholds
+    reference : DataFrame, optional
+        Current stage sizes (:func:`stage_sizes`); adds ``change`` (customers moved in or out).
+
+    Returns
+    -------
+    DataFrame
+        ``lifecycle_stage, customers, share`` [, ``change``].
+
+    Examples
+    --------
+    >>> state = pd.DataFrame({"n_purchases": [2, 2], "recency_days": [100.0, 200.0],
+    ...     "tenure_days": [300.0, 400.0], "gap_before_last_days": [30.0, 30.0],
+    ...     "own_interval_days": [30.0, 30.0], "monetary_total": [50.0, 50.0], "engaged": False,
+    ...     "p_alive": np.nan})
+    >>> th = StageThresholds(churn_window_days=150, new_window_days=30, base_interval_days=30)
+    >>> stage_sizes_for_thresholds(state, th).set_index("lifecycle_stage").loc[["at_risk", "lapsed"], "customers"].tolist()
+    [1, 1]
+    >>> th = replace(th, churn_window_days=250)
+    >>> stage_sizes_for_thresholds(state, th).set_index("lifecycle_stage").loc[["at_risk", "lapsed"], "customers"].tolist()
+    [2, 0]
+    """
+    p_alive = state["p_alive"] if "p_alive" in state.columns and state["p_alive"].notna().any() else None
+    sizes = stage_sizes(assign_lifecycle_stage(state, thresholds, p_alive))
+    if reference is not None:
+        sizes["change"] = sizes["customers"] - reference.set_index("lifecycle_stage")["customers"].reindex(
+            sizes["lifecycle_stage"]).fillna(0).to_numpy().astype("int64")
+    return sizes
+
+
+def threshold_choices(
+    thresholds: StageThresholds, gaps: np.ndarray, quantiles: tuple[float, ...] = (0.75, 0.8, 0.9, 0.95, 0.99),
+    overdue_factors: tuple[float, ...] = (1.5, 2.0, 3.0),
+) -> dict[str, StageThresholds]:
+    """Widget choices: churn windows at several gap quantiles x overdue factors.
+
+    Examples
+    --------
+    >>> th = StageThresholds(churn_window_days=90, new_window_days=30, base_interval_days=30)
+    >>> list(threshold_choices(th, np.arange(1.0, 101.0), (0.5,), (2.0,)))
+    ['churn window 51 days (50% of gaps shorter) · overdue factor 2']
+    """
+    choices = {}
+    for q in quantiles:
+        window = higher_quantile(gaps, q) if len(gaps) else thresholds.churn_window_days
+        for factor in overdue_factors:
+            label = f"churn window {window:,.0f} days ({q:.0%} of gaps shorter) · overdue factor {factor:g}"
+            choices[label] = replace(thresholds, churn_window_days=window, overdue_factor=factor)
+    return choices
+
+
+def clv_parameters(result: "LifecycleResult") -> pd.DataFrame:
+    """Fitted BG/NBD and Gamma-Gamma parameters: estimate, standard error, relative standard error,
+    whether the data pin it down (``weakly_identified``, see :func:`segkit.clv.weak_parameters`)
+    and what it means."""
+    model = result.clv_model or {}
+    unit = (model.get("bgnbd") or {}).get("time_unit", "weeks")
+    meaning = {
+        "r": "shape of the purchase-rate distribution (heterogeneity: small = very uneven)",
+        "alpha": f"scale of the purchase-rate distribution ({unit}); mean rate = r / alpha per {unit.rstrip('s')}",
+        "a": "dropout distribution shape (with b: mean dropout chance per purchase = a / (a + b))",
+        "b": "dropout distribution shape",
+        "p": "shape of the order-value distribution of a customer",
+        "q": "shape of the spread of mean order values across customers",
+        "v": f"scale of the spread of mean order values ({result.money_unit}; the paper's gamma)",
+    }
+    rows = []
+    for name, block in (("BG/NBD", model.get("bgnbd")), ("Gamma-Gamma", model.get("gamma_gamma"))):
+        if not block:
+            continue
+        errors = block.get("standard_errors", {})
+        weak = set(block.get("weak_parameters", []))
+        for key in (("r", "alpha", "a", "b") if name == "BG/NBD" else ("p", "q", "v")):
+            se = errors.get(key)
+            se = float("nan") if se is None else float(se)
+            rows.append((name, key, block[key], se, se / abs(block[key]) if block[key] else float("nan"),
+                         key in weak, meaning[key]))
+    return pd.DataFrame(rows, columns=["model", "parameter", "estimate", "standard_error", "relative_se",
+                                       "weakly_identified", "meaning"])
+
+
+def export_columns() -> pd.DataFrame:
+    """What each column 04_lifecycle adds to ``customer_segments.csv`` holds (:data:`EXPORT_COLUMNS`).
+
+    Examples
+    --------
+    >>> export_columns()["column"].tolist()
+    ['lifecycle_stage', 'p_alive', 'expected_purchases_90d', 'clv_12m']
+    """
+    return pd.DataFrame({"column": list(EXPORT_COLUMNS), "meaning": list(EXPORT_COLUMNS.values())})
+
+
+def clv_by_stage(lifecycle: pd.DataFrame, column: str = "clv_12m") -> pd.DataFrame:
+    """Customers, mean P(alive), expected 90-day purchases and predicted CLV per buyer stage.
+
+    Examples
+    --------
+    >>> lc = pd.DataFrame({"lifecycle_stage": ["new", "new", "lapsed"], "p_alive": [1.0, 0.8, 0.2],
+    ...                    "expected_purchases_90d": [1.0, 0.5, 0.1], "clv_12m": [30.0, 10.0, 10.0]})
+    >>> row = clv_by_stage(lc).set_index("lifecycle_stage").loc["new"]
+    >>> int(row["customers"]), float(row["clv_total"]), float(row["clv_share"])
+    (2, 40.0, 0.8)
+    """
+    rows = lifecycle[lifecycle["lifecycle_stage"].isin(BUYER_STAGES)]
+    grouped = rows.groupby("lifecycle_stage", sort=False).agg(
+        customers=("lifecycle_stage", "size"), mean_p_alive=("p_alive", "mean"),
+        expected_purchases_90d=("expected_purchases_90d", "sum"), clv_total=(column, "sum"),
+        clv_mean=(column, "mean"))
+    grouped = grouped.reindex([s for s in BUYER_STAGES if s in grouped.index])
+    total = grouped["clv_total"].sum()
+    grouped["clv_share"] = grouped["clv_total"] / total if total > 0 else np.nan
+    return grouped.reset_index().astype({"customers": "int64"})
+
+
+def mask_small_cells(table: pd.DataFrame, min_cell_size: int) -> pd.DataFrame:
+    """A count table for display: cells under ``min_cell_size`` customers show ``"<min"``, zeros blank.
+
+    Examples
+    --------
+    >>> mask_small_cells(pd.DataFrame({"x": [3, 1250, 0]}), 10)["x"].tolist()
+    ['<10', '1,250', '']
+    """
+    def cell(v: float) -> str:
+        if pd.isna(v) or v == 0:
+            return ""
+        return f"<{min_cell_size}" if v < min_cell_size else f"{v:,.0f}"
+
+    return table.apply(lambda col: col.map(cell))
+
+
+def rate_table(rates: pd.DataFrame, freq: str = "M", last: int = 12) -> pd.DataFrame:
+    """The last ``last`` periods of :func:`period_rates` for a report, columns named with their unit.
+
+    Raw numbers (rates as shares); the rates are per snapshot period, which the column names
+    say (``churn_rate_per_month``).
+
+    Examples
+    --------
+    >>> r = pd.DataFrame({"period": ["2024-01"], "live_start": [10], "churned": [1], "churn_rate": [0.1],
+    ...     "lapsed_start": [4], "reactivated": [1], "reactivation_rate": [0.25], "buyers_start": [14],
+    ...     "repeat_buyers": [3], "repeat_purchase_rate": [3 / 14], "new_customers": [2], "live_end": [11],
+    ...     "partial": [False]})
+    >>> list(rate_table(r).columns)[:3]
+    ['live_at_start', 'lapsed_during', 'churn_rate_per_month']
+    """
+    unit = SNAPSHOT_FREQS[freq]
+    names = {"live_start": "live_at_start", "churned": "lapsed_during", "churn_rate": f"churn_rate_per_{unit}",
+             "lapsed_start": "lapsed_at_start", "reactivated": "came_back",
+             "reactivation_rate": f"reactivation_rate_per_{unit}", "buyers_start": "buyers_at_start",
+             "repeat_buyers": "bought_again", "repeat_purchase_rate": f"repeat_purchase_rate_per_{unit}",
+             "new_customers": "new_customers", "live_end": "live_at_end", "partial": "partial"}
+    return rates.tail(last).set_index("period")[list(names)].rename(columns=names)
+
+
+def recent_rates(rates: pd.DataFrame, periods: int = 3) -> dict[str, Any] | None:
+    """Churn, reactivation and repeat-purchase rate per period, pooled over the last complete periods.
+
+    Pooled = events over the customers at risk summed over the periods (so larger periods weigh
+    more): the same definition as each period's rate, averaged. None without complete periods.
+
+    Examples
+    --------
+    >>> r = pd.DataFrame({"period": ["a", "b", "c"], "partial": [False, False, True], "live_start": [100, 300, 50],
+    ...     "churned": [10, 20, 40], "lapsed_start": [10, 10, 10], "reactivated": [1, 1, 1],
+    ...     "buyers_start": [200, 400, 100], "repeat_buyers": [20, 40, 10]})
+    >>> got = recent_rates(r)
+    >>> got["churn_rate"], got["first"], got["last"], got["periods"]
+    (0.075, 'a', 'b', 2)
+    """
+    full = rates[~rates["partial"].to_numpy(dtype=bool)].tail(periods)
+    if full.empty:
+        return None
+
+    def pooled(num: str, den: str) -> float:
+        total = float(full[den].sum())
+        return float(full[num].sum()) / total if total > 0 else float("nan")
+
+    return {"churn_rate": pooled("churned", "live_start"), "reactivation_rate": pooled("reactivated", "lapsed_start"),
+            "repeat_purchase_rate": pooled("repeat_buyers", "buyers_start"), "first": str(full["period"].iloc[0]),
+            "last": str(full["period"].iloc[-1]), "periods": int(len(full))}
+
+
+def _span(first: str, last: str) -> str:
+    return first if first == last else f"{first} to {last}"
+
+
+def _money(value: float, currency: str = "", decimals: int = 0) -> str:
+    """``"EUR 1,234"`` (or ``"1,234"`` without a currency).
+
+    Examples
+    --------
+    >>> _money(1234.5, "EUR"), _money(12.345, "", 2)
+    ('EUR 1,234', '12.35')
+    """
+    text = f"{value:,.{decimals}f}"
+    return f"{currency} {text}" if currency else text
+
+
+def growth_note(result: "LifecycleResult") -> str:
+    """Markdown for the growth section: the rate definitions and how prospects are counted."""
+    unit = SNAPSHOT_FREQS[result.settings.snapshot_freq]
+    window = result.stage_thresholds.churn_window_days
+    n, with_signup = result.prospects_with_signup
+    if n == 0:
+        prospects = "There are no prospects (customers without a purchase) in the data."
+    elif with_signup == n:
+        prospects = (f"The {n:,} prospects (customers without a purchase) are counted from their signup date on "
+                     "(`snapshots.parquet` has them); the plot shows the buyer stages only.")
+    elif with_signup == 0:
+        prospects = (f"The customers table has no signup date for the {n:,} prospects, so they count as prospects "
+                     "in every snapshot from the start; the plot leaves them out and shows the buyer stages "
+                     "(`snapshots.parquet` has them).")
+    else:
+        prospects = (f"{with_signup:,} of the {n:,} prospects have a signup date and are counted from it; the "
+                     f"other {n - with_signup:,} count as prospects in every snapshot from the start. The plot "
+                     "shows the buyer stages only (`snapshots.parquet` has the prospects).")
+    limit = measurability_statement(result)
+    return ((f"**{limit.split(': ', 1)[0]}**: {limit.split(': ', 1)[1]}\n\n" if limit else "") +
+            f"Customers per buyer stage at every snapshot, then the rates **per {unit}**: the **churn rate per "
+            f"{unit}** is the share of the live buyers at the start of a {unit} who became lapsed during it; a "
+            f"buyer becomes lapsed once {window:,.0f} days (the churn window) pass without a purchase, so churn is "
+            f"counted that long after the last purchase. The **reactivation rate per {unit}** is the share of the "
+            f"lapsed customers at the start who bought during the {unit}, the **repeat-purchase rate per {unit}** "
+            f"the share of all buyers at the start who did. {prospects} Thresholds are those fitted at `as_of`, "
+            "held fixed over the history, so changes reflect behaviour and not moving definitions. A partial "
+            f"last {unit} is left out of the rate plot.")
+
+
+def measurability_statement(result: "LifecycleResult") -> str | None:
+    """What the data is too short to measure, or None: all purchases on one day, or in one snapshot period.
+
+    Transitions need two snapshots, rates a complete period, cohort retention a month after
+    acquisition; on such data the tables and plots of those sections are empty and the summary
+    says why instead of showing nothing (tested through :func:`build_lifecycle_artifacts`).
+    """
+    bought = result.lifecycle["n_purchases"].to_numpy() > 0
+    if not bought.any():
+        return None
+    first = pd.Timestamp(result.lifecycle.loc[bought, "first_purchase"].min())
+    last = pd.Timestamp(result.lifecycle.loc[bought, "last_purchase"].max())
+    unit = SNAPSHOT_FREQS[result.settings.snapshot_freq]
+    if first.normalize() == last.normalize():
+        return (f"All purchases fall on one day ({first.date()}): no gaps between purchases, no stage transitions "
+                f"between snapshots, no churn or reactivation rate and no cohort month after acquisition can be "
+                "measured, so those tables and plots are empty; every buyer is staged from that single day.")
+    if result.snapshots["period"].nunique() < 2:
+        return (f"All purchases fall in one {unit} ({first.date()} to {last.date()}): no stage transitions between "
+                f"snapshots, no churn or reactivation rate per {unit} and no cohort month after acquisition can be "
+                "measured yet, so those tables and plots are empty.")
+    return None
+
+
+def _curve_value(curve: pd.DataFrame, column: str, days: float) -> float:
+    row = (curve["age_days"] - days).abs().idxmin()
+    return float(curve.loc[row, column])
+
+
+def model_status(result: "LifecycleResult") -> str:
+    """Markdown: what was fitted (or why not and what stays empty), one-time buyers, identification."""
+    model = result.clv_model
+    if model is None:
+        reasons = " ".join(w for w in result.warnings if w.startswith("BG/NBD"))
+        return ("**The BG/NBD model could not be fitted**, so P(alive), expected purchases and CLV are empty "
+                f"(NaN) in every table and export, and the stage rules run without the P(alive) rule. {escape_markdown(reasons)}")
+    bg = model["bgnbd"]
+    text = (f"BG/NBD fitted by maximum likelihood on {bg['n_customers']:,} buyers ({bg['n_repeat_buyers']:,} repeat "
+            f"buyers), time in {bg['time_unit']}: log-likelihood {bg['log_likelihood']:,.1f}; a customer drops out "
+            f"after a repeat purchase with probability {bg['dropout_mean']:.1%} on average.")
+    one_timers = int(((result.lifecycle["n_purchases"] == 1)).sum())
+    curve = result.one_time_curve
+    if curve is not None and model.get("one_time_buyers"):
+        ot = model["one_time_buyers"]
+        ages = [d for d in (30, 90, 180, 365) if d <= curve["age_days"].max()]
+        at = ", ".join(f"{_curve_value(curve, 'p_alive', d):.0%} at {d} days" for d in ages)
+        text += (f"\n\n**One-time buyers.** BG/NBD would give all {one_timers:,} of them P(alive) = 1: in the model a "
+                 "customer can only drop out right after a repeat purchase. That is an artefact, not a prediction, so "
+                 "their `p_alive` is read from the data instead: the share of one-time buyers of the same age (days "
+                 f"since the first purchase) who went on to buy again — {at} (Kaplan–Meier of the days from the first "
+                 f"to the second purchase over {ot['n_customers']:,} buyers; {ot['never_share']:.0%} never bought a "
+                 f"second time within the longest gap seen, {ot['follow_up_days']:,.0f} days). Their expected "
+                 "purchases and CLV use the data's chance of a second purchase within the horizon in the same way.")
+    elif one_timers:
+        text += (f"\n\n**One-time buyers.** The one-time buyer model could not be fitted, so the P(alive) of the "
+                 f"{one_timers:,} one-time buyers is left empty (BG/NBD's 1 is an artefact of the model).")
+    weak = [w for w in result.warnings if "weakly identified" in w]
+    if weak:
+        text += "\n\n**⚠ Weak identification.** " + " ".join(weak)
+    gg = model.get("gamma_gamma")
+    if gg is None:
+        reasons = " ".join(w for w in result.warnings if w.startswith("Gamma-Gamma"))
+        return text + f"\n\n**Gamma-Gamma could not be fitted**: expected order value and CLV are empty. {escape_markdown(reasons)}"
+    corr = gg["frequency_monetary_corr"]
+    check = ("small, as the model assumes" if abs(corr) < 0.3 else
+             "not small: the model's independence assumption is doubtful, treat CLV as rough")
+    return text + (f"\n\nGamma-Gamma fitted on {gg['n_customers']:,} repeat buyers: mean order value of the population "
+                   f"{_money(gg['population_mean_order_value'], escape_markdown(result.currency), 2)}; correlation of purchase frequency "
+                   f"and mean order value {corr:.2f} ({check}).")
+
+
+def calibration_note(result: "LifecycleResult") -> str:
+    """Markdown: how well P(alive) at the cut-off ranked and predicted who bought in the holdout."""
+    check = result.holdout_check
+    if check.calibration is None:
+        return "The P(alive) calibration check is not available: see the warnings at the top."
+    errors = check.errors
+    months = result.settings.holdout_months
+    return (f"Customers ranked by their P(alive) on {check.cutoff.date()} (models fitted on the data before), in ten "
+            f"groups of equal size: the predicted chance of at least one purchase in the {months} holdout months "
+            "against the share who really bought. P(alive) itself is an upper bound of that chance — a customer "
+            "still alive but slow may not buy in a few months. Mean gap between predicted and actual share "
+            f"(customers weighted): **{100 * errors['exported']:.1f} points** as exported; "
+            f"{100 * errors['bgnbd']:.1f} points with BG/NBD alone (every one-time buyer at P(alive) = 1).")
+
+
+#: The columns of the current state the threshold widget re-stages (the rest is in ``lifecycle``).
+WIDGET_STATE_COLUMNS = ("n_purchases", "recency_days", "tenure_days", "gap_before_last_days", "own_interval_days",
+                        "monetary_total", "engaged", "p_alive")
+
+
+@dataclass
+class LifecycleResult:
+    """What ``04_lifecycle`` shows (see :func:`build_lifecycle_artifacts`)."""
+
+    as_of: pd.Timestamp
+    lifecycle: pd.DataFrame          # one row per customer (lifecycle.parquet)
+    stage_sizes: pd.DataFrame        # stage, customers, share, phase, meaning, action
+    phase_sizes: pd.DataFrame        # phase, customers, share
+    thresholds: pd.DataFrame         # threshold, value, source, meaning
+    state: pd.DataFrame              # current state: WIDGET_STATE_COLUMNS, for the threshold widget
+    stage_thresholds: StageThresholds
+    gaps: np.ndarray                 # gaps between purchase days (days)
+    snapshots: pd.DataFrame          # snapshots.parquet
+    transitions: pd.DataFrame        # pooled counts, from x to
+    transitions_latest: pd.DataFrame
+    rates: pd.DataFrame              # per period
+    cohorts: pd.DataFrame            # cohorts.parquet
+    clv_model: dict | None           # clv_model.json
+    clv: dict                        # horizon CLV overview per group: "all", "live", "lapsed" buyers
+    holdout_check: HoldoutCheck
+    rfm_crosstab: pd.DataFrame | None
+    settings: LifecycleSettings
+    warnings: list[str] = field(default_factory=list)
+    currency: str = ""               # report.currency of the config ("" = not set)
+    one_time_curve: pd.DataFrame | None = None   # P(alive) of one-time buyers by age
+    prospects_with_signup: tuple[int, int] = (0, 0)  # (prospects, of them with a signup date)
+
+    @property
+    def clv_column(self) -> str:
+        return f"clv_{self.settings.horizon_months}m"
+
+    @property
+    def holdout(self) -> pd.DataFrame | None:
+        """Predicted vs actual holdout purchases by calibration frequency (None = skipped)."""
+        return self.holdout_check.by_frequency
+
+    @property
+    def holdout_cutoff(self) -> pd.Timestamp | None:
+        return self.holdout_check.cutoff
+
+    @property
+    def money_unit(self) -> str:
+        """The currency for labels ("EUR"), or a neutral word when the config sets none."""
+        return self.currency or "currency units"
+
+    @property
+    def buyers(self) -> pd.DataFrame:
+        return self.lifecycle[self.lifecycle["n_purchases"] > 0]
+
+
+def build_lifecycle_artifacts(ctx: Any) -> LifecycleResult:
+    """Producer of ``04_lifecycle``: stages, snapshots, cohorts, CLV; writes the artifacts.
+
+    Reads ``transactions_clean``, ``customers_clean``, ``campaign_clean`` (optional) and ``rfm``;
+    writes ``lifecycle.parquet``, ``snapshots.parquet``, ``cohorts.parquet``, ``clv_model.json``
+    (only when BG/NBD was fitted; a stale one is removed) and adds ``lifecycle_stage, p_alive,
+    expected_purchases_90d, clv_12m`` to ``customer_segments.csv``. A model that cannot be
+    fitted is a warning in the result, not an error: its columns stay empty.
+    """
+    settings = LifecycleSettings.from_config(ctx.section("lifecycle"))
+    stage_info = settings.stage_info()
+
+    # Only the columns used: at ten million customers every column read is hundreds of MB.
+    customers = ctx.read_artifact("customers_clean", columns=["customer_id", "signup_date"])
+    rfm = ctx.read_artifact("rfm", columns=["customer_id", "rfm_segment"])
+    engagement = None
+    if ctx.has_artifact("campaign_clean"):
+        campaign = ctx.read_artifact("campaign_clean", columns=["customer_id", "sent_at", *settings.engagement_columns])
+        engagement = engagement_dates(campaign, settings.engagement_columns)
+        del campaign
+    warnings: list[str] = []
+
+    try:  # one row per customer and purchase day: all the models and stage rules read
+        all_orders = purchase_days_for(ctx)
+    except DataError as exc:
+        raise DataError(f"{SOURCE}: {exc}") from None
+    if all_orders.empty:
+        raise DataError(f"{SOURCE}: no purchase order (net amount > 0), so there is no lifecycle to analyse. "
+                        "Check the audit's cleaning counts and the amount column.")
+    as_of = ctx.as_of or day_after(all_orders["order_date"].max())
+    orders = all_orders[(all_orders["order_date"] < as_of).to_numpy()]
+    if len(orders) < len(all_orders):
+        later = int(all_orders["orders"].sum() - orders["orders"].sum())
+        warnings.append(f"{later:,} purchase orders dated on or after as_of = {as_of.date()} are left out.")
+    del all_orders  # one day table in memory, not two
+    if orders.empty:
+        raise DataError(f"{SOURCE}: every purchase is dated on or after as_of = {as_of.date()}. Choose a later as_of.")
+    history = purchase_history(orders)
+    # The history is one row per customer and day too: the models read its columns (shared
+    # memory, no copy) and the day table is let go.
+    orders = history[["customer_id", "purchase_date", "amount"]].rename(columns={"purchase_date": "order_date"})
+
+    # Tables of one row per customer are let go as soon as they are used (``del``): at ten
+    # million customers each is hundreds of MB.
+    summary = clv_summary(orders, as_of - pd.Timedelta(days=1))
+    durations = first_repeat_durations(orders, as_of - pd.Timedelta(days=1)).reindex(summary.index)
+    models = fit_clv_models(summary, settings, durations)
+    longest_wait = float(durations["days"].max())
+    del durations
+    warnings += models.warnings
+    stager = settings.stager().fit(history, as_of)
+    warnings += stager.warnings_
+    # Every customer gets a stage at as_of: one whose signup_date is on or after it (not signed
+    # up yet) is a prospect all the same, counted in the warnings; the snapshots over time count
+    # prospects from their signup date on (stage_history).
+    state = stager.predict(history, as_of, customers[["customer_id"]], engagement, models.bgnbd,
+                           one_time=models.one_time)
+    not_signed_up = signups_on_or_after(customers, as_of, state.index[(state["n_purchases"] > 0).to_numpy()])
+    if not_signed_up:
+        warnings.append(f"{not_signed_up:,} customer(s) without a purchase have a signup_date on or after as_of = "
+                        f"{as_of.date()}: not signed up yet at the analysis date, they are staged prospect. "
+                        "Check the signup dates (and as_of) if they should have signed up earlier.")
+    scores = score_customers(models, summary, settings).reindex(state.index)
+    del summary
+
+    info = stage_info.set_index("lifecycle_stage")
+    stage = state["lifecycle_stage"].astype("string").to_numpy()
+    lifecycle = pd.DataFrame({
+        "customer_id": state.index.astype("string"),
+        "lifecycle_stage": stage,
+        "phase": info["phase"].reindex(stage).to_numpy(),
+        "recommended_action": info["recommended_action"].reindex(stage).to_numpy(),
+    })
+    del stage
+    for col in ("n_purchases", "first_purchase", "last_purchase", "recency_days", "tenure_days",
+                "own_interval_days", "monetary_total", "engaged"):
+        lifecycle[col] = state[col].to_numpy()
+    for col in scores.columns:
+        lifecycle[col] = scores[col].to_numpy(dtype=float)
+    del scores
+    lifecycle = lifecycle.astype({"phase": "string", "recommended_action": "string", "lifecycle_stage": "string"})
+    sizes = stage_sizes(state["lifecycle_stage"], stage_info)
+    state = state[list(WIDGET_STATE_COLUMNS)]  # what the threshold widget re-stages
+
+    dates = snapshot_dates(history["purchase_date"].min(), as_of, settings.snapshot_freq)
+    over_time = stage_history(stager, history, dates, customers, engagement, models.bgnbd, models.one_time)
+    del engagement
+    snapshots = stage_counts(over_time, dates)
+    cohorts = cohort_table(history, as_of)
+    check = run_holdout_check(orders, as_of, settings, history=history)
+    del orders
+    if check.warning:
+        warnings.append(check.warning)
+
+    clv_model = None
+    if models.bgnbd is not None:
+        clv_model = {"bgnbd": models.bgnbd.to_dict(),
+                     "gamma_gamma": models.gamma_gamma.to_dict() if models.gamma_gamma is not None else None,
+                     "one_time_buyers": models.one_time.to_dict() if models.one_time is not None else None,
+                     "p_alive_of_one_time_buyers": ("share of one-time buyers of the same age who bought again "
+                                                    "(one_time_buyers), not BG/NBD's 1" if models.one_time is not None
+                                                    else "empty: the one-time buyer model was not fitted"),
+                     "as_of": as_of.date().isoformat(), "horizon_months": settings.horizon_months,
+                     "discount_rate_annual": settings.discount_rate, "margin": settings.margin,
+                     "days_per_month": DAYS_PER_MONTH}
+        if check.cutoff is not None and check.calibration is not None:
+            finite = {k: (v if np.isfinite(v) else None) for k, v in check.errors.items()}
+            clv_model["holdout"] = {"cutoff": check.cutoff.date().isoformat(),
+                                    "p_alive_calibration_error": finite["exported"],
+                                    "p_alive_calibration_error_bgnbd_alone": finite["bgnbd"]}
+        if models.warnings:
+            clv_model["warnings"] = list(models.warnings)
+
+    ctx.write_artifact("lifecycle", lifecycle)
+    ctx.write_artifact("snapshots", snapshots)
+    ctx.write_artifact("cohorts", cohorts)
+    if clv_model is not None:
+        ctx.write_artifact("clv_model", clv_model)
+    else:
+        ctx.artifact_path("clv_model").unlink(missing_ok=True)
+    ctx.update_customer_segments(lifecycle[["customer_id", "lifecycle_stage", "p_alive",
+                                            "expected_purchases_90d", "clv_12m"]])
+
+    phases = sizes.groupby("phase", sort=False)["customers"].sum().reindex(list(PHASES), fill_value=0)
+    phase_sizes = pd.DataFrame({"phase": pd.array(PHASES, dtype="string"), "customers": phases.to_numpy()})
+    phase_sizes["share"] = phase_sizes["customers"] / max(int(phase_sizes["customers"].sum()), 1)
+    crosstab = None
+    if rfm is not None and "rfm_segment" in rfm.columns:
+        joined = lifecycle[["customer_id", "lifecycle_stage"]].merge(
+            rfm[["customer_id", "rfm_segment"]].astype({"customer_id": "string"}), on="customer_id", how="inner")
+        crosstab = pd.crosstab(joined["rfm_segment"], joined["lifecycle_stage"]).reindex(
+            columns=[s for s in BUYER_STAGES], fill_value=0)
+        del joined
+    del rfm
+    rates = period_rates(over_time, history, dates)
+    transitions, transitions_latest = transition_counts(over_time), transition_counts(over_time, last=1)
+    del over_time
+    gaps = inter_purchase_gaps(history, as_of)["gap_days"].to_numpy()
+    del history
+    column = f"clv_{settings.horizon_months}m"
+    bought = (lifecycle["n_purchases"] > 0).to_numpy()
+    buyers = lifecycle.loc[bought, ["lifecycle_stage", column]]
+    clv = {"all": clv_overview(buyers, column),
+           "live": clv_overview(buyers[buyers["lifecycle_stage"].isin(LIVE_STAGES)], column),
+           "lapsed": clv_overview(buyers[buyers["lifecycle_stage"] == "lapsed"], column)}
+    del buyers
+    prospects = lifecycle.loc[~bought, "customer_id"]
+    with_signup = 0
+    if "signup_date" in customers.columns:
+        signup = customers.assign(customer_id=customers["customer_id"].astype("string")).set_index("customer_id")["signup_date"]
+        with_signup = int(signup[~signup.index.duplicated()].reindex(prospects.to_numpy()).notna().sum())
+        del signup
+    del customers
+    curve = one_time_curve(models.one_time, longest_wait) if models.one_time is not None else None
+    return LifecycleResult(
+        as_of=as_of, lifecycle=lifecycle, stage_sizes=sizes, phase_sizes=phase_sizes,
+        thresholds=stager.threshold_table_, state=state, stage_thresholds=stager.thresholds_,
+        gaps=gaps, snapshots=snapshots, transitions=transitions, transitions_latest=transitions_latest,
+        rates=rates, cohorts=cohorts, clv_model=clv_model, clv=clv, holdout_check=check, rfm_crosstab=crosstab,
+        settings=settings, warnings=warnings, currency=str((ctx.config.get("report") or {}).get("currency") or ""),
+        one_time_curve=curve, prospects_with_signup=(int(len(prospects)), with_signup))
+
+
+def _pct(x: float) -> str:
+    return "n/a" if x is None or not np.isfinite(x) else f"{100 * x:.0f}%"
+
+
+def summarize(result: LifecycleResult) -> dict[str, Any]:
+    """The notebook's executive summary (``analysed, findings, actions, headlines, warnings``).
+
+    Rates are per snapshot period (per month by default), pooled over the last three complete
+    periods, and named so in findings and headlines. CLV is presented for live buyers as value
+    to expect; lapsed customers' model CLV is stated separately as win-back potential, next to
+    what the customers lapsed at the holdout cut-off really bought.
+    """
+    sizes = result.stage_sizes.set_index("lifecycle_stage")["customers"]
+    buyers = int(sizes[list(BUYER_STAGES)].sum())
+    prospects = int(sizes[list(PROSPECT_STAGES)].sum())
+    live = int(sizes[list(LIVE_STAGES)].sum())
+    th = result.stage_thresholds
+    unit = SNAPSHOT_FREQS[result.settings.snapshot_freq]
+    churn_source = result.thresholds.set_index("threshold").loc["churn_window_days", "source"]
+    first = result.lifecycle["first_purchase"].min()
+    analysed = (f"{len(result.lifecycle):,} customers ({buyers:,} buyers, {prospects:,} prospects) as of "
+                f"{result.as_of.date()}, purchases from {first.date() if pd.notna(first) else 'n/a'}; "
+                f"{result.snapshots['period'].nunique()} {unit}ly snapshots.")
+    limit = measurability_statement(result)
+    findings = ([limit] if limit else []) + [
+        (f"{live:,} of {buyers:,} buyers ({_pct(live / buyers if buyers else np.nan)}) are live, "
+         f"{sizes['at_risk']:,} of them at risk; {sizes['lapsed']:,} lapsed (no purchase for more than "
+         f"{th.churn_window_days:,.0f} days; {churn_source})."),
+    ]
+    recent = recent_rates(result.rates)
+    full = result.rates[~result.rates["partial"].to_numpy(dtype=bool)]
+    if recent is not None:
+        span = _span(recent["first"], recent["last"])
+        year = full.tail(12)
+        start, end = int(year["live_start"].iloc[0]), int(year["live_end"].iloc[-1])
+        change = f"{(end - start) / start:+.0%} in " if start > 0 else ""
+        findings.append(
+            f"Churn rate per {unit} ({span}): {_pct(recent['churn_rate'])} of the live buyers at the start of a {unit} "
+            f"lapsed during it; per {unit}, {_pct(recent['reactivation_rate'])} of lapsed customers came back and "
+            f"{_pct(recent['repeat_purchase_rate'])} of all buyers bought again. The live base went from {start:,} "
+            f"buyers at the start of {year['period'].iloc[0]} to {end:,} at the end of {year['period'].iloc[-1]} "
+            f"({change}{len(year)} {unit}{'s' if len(year) > 1 else ''}).")
+    month1 = result.cohorts[(result.cohorts["months_since_first"] == 1) & ~result.cohorts["partial"]]
+    if len(month1):
+        weighted = month1["customers_purchasing"].sum() / month1["cohort_size"].sum()
+        findings.append(f"{_pct(weighted)} of new customers buy again in the month after their first purchase "
+                        f"(all {len(month1)} complete cohorts pooled).")
+    h = result.settings.horizon_months
+    clv_live, clv_lapsed = result.clv["live"], result.clv["lapsed"]
+    if np.isfinite(result.clv["all"]["total"]):
+        text = (f"Predicted {h}-month CLV of the {clv_live['customers']:,} live buyers: "
+                f"{_money(clv_live['total'], result.currency)} (discounted at {result.settings.discount_rate:.0%} a year; "
+                f"the top 10% of them hold {_pct(clv_live['top_decile_share'])}).")
+        if clv_lapsed["customers"]:
+            lapsed_rows = result.lifecycle[result.lifecycle["lifecycle_stage"] == "lapsed"]
+            text += (f" The {clv_lapsed['customers']:,} lapsed customers carry another "
+                     f"{_money(clv_lapsed['total'], result.currency)} in the model (mean P(alive) "
+                     f"{_pct(lapsed_rows['p_alive'].mean())}; the top 10% of them hold "
+                     f"{_pct(clv_lapsed['top_decile_share'])} of it): win-back potential from those who come back, "
+                     "not revenue to plan on.")
+            stages = result.holdout_check.by_stage
+            row = (stages.set_index("lifecycle_stage").loc["lapsed"]
+                   if stages is not None and (stages["lifecycle_stage"] == "lapsed").any() else None)
+            if row is not None and np.isfinite(row["predicted_revenue"]) and np.isfinite(row["actual_revenue"]):
+                text += (f" In the holdout check, the customers lapsed on {result.holdout_cutoff.date()} bought "
+                         f"{_money(row['actual_revenue'], result.currency)} in {result.settings.holdout_months} months "
+                         f"against {_money(row['predicted_revenue'], result.currency)} predicted.")
+        findings.append(text)
+    check = result.holdout_check
+    if check.by_frequency is not None:
+        total = check.by_frequency.set_index("frequency_bucket").loc["all"]
+        findings.append(
+            f"Model check: fitted on data up to {check.cutoff.date()}, the models predicted "
+            f"{total['predicted']:,.0f} repeat purchases in the {result.settings.holdout_months}-month holdout against "
+            f"{total['actual']:,.0f} actual ({total['error_pct']:+.0f}%); P(alive) deciles missed the share who bought "
+            f"by {100 * check.errors['exported']:.1f} points on average ({100 * check.errors['bgnbd']:.1f} with BG/NBD's "
+            "P(alive) = 1 for one-time buyers).")
+    info = result.stage_sizes.set_index("lifecycle_stage")
+    actions = []
+    for stage in ("at_risk", "new", "lapsed", "engaged_prospect", "loyal"):
+        if sizes[stage] > 0:
+            actions.append(f"{stage.replace('_', ' ').capitalize()} ({sizes[stage]:,}): {info.loc[stage, 'recommended_action']}")
+    if "p_alive" in result.lifecycle and result.lifecycle["p_alive"].notna().any():
+        actions.append("Within at-risk customers, start with the highest predicted CLV "
+                       f"({result.clv_column} in customer_segments.csv).")
+    headlines: dict[str, Any] = {
+        "Buyers": buyers, "Live buyers": live, "At risk": int(sizes["at_risk"]), "Lapsed": int(sizes["lapsed"]),
+        "Churn window (days)": round(th.churn_window_days),
+    }
+    if recent is not None:
+        headlines[f"Churn rate per {unit} ({_span(recent['first'], recent['last'])})"] = _pct(recent["churn_rate"])
+    if np.isfinite(clv_live["total"]):
+        money = f" ({result.currency})" if result.currency else ""
+        headlines[f"{h}-month CLV of live buyers{money}"] = round(clv_live["total"])
+        headlines["Top-decile share of live buyers' CLV"] = _pct(clv_live["top_decile_share"])
+    return {"analysed": analysed, "findings": findings[:5], "actions": actions, "headlines": headlines,
+            "warnings": list(result.warnings)}
