@@ -4,10 +4,10 @@ Two steps, kept apart so that a model fitted on one month can score the next:
 
 1. :func:`customer_table` — a pure function from the cleaned tables (``transactions_clean``,
    optionally ``customers_clean`` and ``campaign_clean``) to one row per buying customer with
-   interpretable values: RFM (reused from :func:`segkit.data.orders.rfm_table`), average order value,
-   median days between orders, category breadth, return share, share of orders per channel,
-   favourite category, e-mail engagement, and the customer's attributes (region, channels,
-   age band, ...). Every aggregation is a vectorised group-by over integer codes.
+   interpretable values: RFM, average order value, median days between orders, category breadth,
+   return share, share of orders per channel, favourite category (the relational core's behaviour
+   query, :mod:`segkit.data.relational`, run by DuckDB), e-mail engagement, and the customer's
+   attributes (region, channels, age band, ...).
 2. :class:`FeatureBuilder` — a scikit-learn transformer that picks the features that exist,
    imputes missing values explicitly (and reports how many per column), log-transforms skewed
    amounts, standardises numeric columns and caps rare categories. Everything is learnt in
@@ -45,9 +45,9 @@ from sklearn.utils.validation import check_is_fitted
 
 from segkit.core.dates import resolve_as_of
 from segkit.core.errors import ConfigError, DataError, format_rows
-from segkit.core.labels import OTHER, UNKNOWN, slug
+from segkit.core.labels import OTHER, UNKNOWN, feature_label
 from segkit.core.modelio import float_array, from_pairs, model_dict, model_parts, pairs
-from segkit.data.orders import purchase_flags, return_line_mask, rfm_table
+from segkit.data.relational import behaviour_of, frame_lines, rfm_of
 
 # Default feature lists (the `clustering.feature_sets` of clustering.yml override them).
 # "a|b" means: the first of these columns that exists (region is coarser than country).
@@ -73,99 +73,6 @@ AGE_BANDS: tuple[tuple[int, int, str], ...] = (
 )
 # Sensitive attributes never used as clustering features (they can still be profiled).
 EXCLUDED_ATTRIBUTES: tuple[str, ...] = ("gender", "birth_year")
-
-
-def _line_frame(transactions: pd.DataFrame, as_of: pd.Timestamp) -> pd.DataFrame:
-    """Order lines before ``as_of`` with integer codes for customer and order."""
-    for col in ("customer_id", "order_date", "amount"):
-        if col not in transactions.columns:
-            raise DataError(f"transactions: column {col!r} is missing; the features need "
-                            "customer_id, order_date and amount (map them in columns.transactions).")
-    dates = transactions["order_date"]
-    keep = (dates < as_of).to_numpy()
-    tx = transactions.loc[keep]
-    dates = dates[keep]
-    cust, cust_ids = pd.factorize(tx["customer_id"].astype("string"), sort=True)
-    if "order_id" in tx.columns and tx["order_id"].notna().all():
-        order = pd.factorize(tx["order_id"].astype("string"))[0]
-    else:
-        order = np.arange(len(tx))
-    amount = pd.to_numeric(tx["amount"], errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
-    lines = pd.DataFrame({"c": cust, "o": order, "d": dates.to_numpy(), "a": amount, "r": return_line_mask(tx)})
-    for col in ("category", "channel"):
-        if col in tx.columns and tx[col].notna().any():
-            lines[col] = tx[col].astype("string").fillna(UNKNOWN).to_numpy()
-    lines.attrs["customer_ids"] = pd.Index(cust_ids, dtype="string")
-    return lines
-
-
-def _orders(lines: pd.DataFrame) -> pd.DataFrame:
-    """One row per (customer, order): date, net amount, channel (of its first line)."""
-    agg = {"d": ("d", "min"), "a": ("a", "sum"), "only_returns": ("r", "min")}
-    if "channel" in lines.columns:
-        agg["channel"] = ("channel", "first")
-    orders = lines.groupby(["c", "o"], sort=True).agg(**agg).reset_index()
-    orders["purchase"] = purchase_flags(orders["a"], orders.pop("only_returns"))
-    return orders
-
-
-def _median_gap(orders: pd.DataFrame) -> pd.Series:
-    """Median days between consecutive purchase days per customer code (NaN with one day)."""
-    days = (orders.loc[orders["purchase"], ["c", "d"]]
-            .assign(d=lambda f: f["d"].dt.normalize())
-            .drop_duplicates()
-            .sort_values(["c", "d"], kind="stable"))
-    gap = days["d"].diff().dt.days.astype("float64")
-    gap[days["c"].ne(days["c"].shift()).to_numpy()] = np.nan
-    return gap.groupby(days["c"].to_numpy()).median()
-
-
-def _row_shares(rows: np.ndarray, cols: np.ndarray) -> pd.DataFrame:
-    """Share of each row key's entries per column key: ``pd.crosstab(rows, cols, normalize="index")``.
-
-    The same frame (sorted row and column keys, float64 shares that add up to one per row),
-    counted with integer codes and ``np.bincount`` instead of crosstab's per-group Python
-    aggregation (about 2 s for 1M orders).
-
-    Examples
-    --------
-    >>> _row_shares(np.array([0, 0, 1]), np.array(["web", "app", "web"])).to_dict("index")
-    {0: {'app': 0.5, 'web': 0.5}, 1: {'app': 0.0, 'web': 1.0}}
-    """
-    r, row_keys = pd.factorize(rows, sort=True)
-    c, col_keys = pd.factorize(cols, sort=True)
-    width = len(col_keys)
-    counts = np.bincount(r * width + c, minlength=len(row_keys) * width).reshape(len(row_keys), width)
-    shares = counts / counts.sum(axis=1, keepdims=True)
-    return pd.DataFrame(shares, index=pd.Index(row_keys, name="row_0"),
-                        columns=pd.Index(col_keys, name="col_0"))
-
-
-def _channel_shares(orders: pd.DataFrame, max_channels: int) -> pd.DataFrame:
-    """Share of each customer's purchase orders per channel.
-
-    The ``max_channels`` most used channels keep their own column, the rest are summed into
-    ``other``. All columns are kept (they add up to one), so that every pair of single-channel
-    customers is equally far apart.
-    """
-    p = orders.loc[orders["purchase"], ["c", "channel"]]
-    counts = p["channel"].value_counts()
-    ranked = sorted(counts.index, key=lambda ch: (-counts[ch], str(ch)))
-    top = ranked[:max_channels]
-    channel = p["channel"].where(p["channel"].isin(top), "other")
-    table = _row_shares(p["c"].to_numpy(), channel.to_numpy())
-    order = [c for c in top if c in table.columns] + (["other"] if "other" in table.columns else [])
-    table = table[order]
-    table.columns = [f"channel_share_{slug(c)}" for c in table.columns]
-    return table
-
-
-def _favourite_category(lines: pd.DataFrame) -> pd.Series:
-    """Category with the highest purchased value per customer (ties: alphabetical first)."""
-    bought = lines.loc[~lines["r"] & (lines["a"] > 0), ["c", "category", "a"]]
-    value = bought.groupby(["c", "category"], sort=True)["a"].sum().reset_index()
-    value = value.sort_values(["c", "a", "category"], ascending=[True, False, True], kind="stable")
-    return value.drop_duplicates("c").set_index("c")["category"]
 
 
 def email_engagement(campaign: pd.DataFrame | None, control_arm: str = "control") -> pd.DataFrame:
@@ -257,10 +164,12 @@ def customer_attributes(customers: pd.DataFrame | None, as_of: pd.Timestamp | No
 
 def _behaviour_columns(transactions: pd.DataFrame, as_of: str | pd.Timestamp | None, rfm: pd.DataFrame | None,
                        max_channels: int) -> tuple[pd.DataFrame, pd.Timestamp]:
-    """The behaviour columns of :func:`customer_table` from the order lines, and the analysis date."""
-
-    if "order_date" not in transactions.columns:
-        raise DataError("transactions: column 'order_date' is missing; map it in columns.transactions.")
+    """The behaviour columns of :func:`customer_table` from the order lines (the relational core's
+    :func:`segkit.data.relational.behaviour_of`, run by DuckDB over the frame), and the analysis date."""
+    for col in ("customer_id", "order_date", "amount"):
+        if col not in transactions.columns:
+            raise DataError(f"transactions: column {col!r} is missing; the features need "
+                            "customer_id, order_date and amount (map them in columns.transactions).")
     dates = pd.to_datetime(transactions["order_date"], errors="coerce")
     bad = dates.isna().to_numpy()
     if bad.any():
@@ -269,45 +178,19 @@ def _behaviour_columns(transactions: pd.DataFrame, as_of: str | pd.Timestamp | N
                         "reports them; run it first or fix the dates.")
     transactions = transactions.assign(order_date=dates)
     as_of_ts = resolve_as_of(as_of, dates)
-    lines = _line_frame(transactions, as_of_ts)
-    ids = lines.attrs["customer_ids"]
-    if rfm is None:
-        import warnings
-
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # the RFM notebook reports orders after as_of
-            rfm = rfm_table(transactions, as_of=as_of_ts)
-    base = rfm[["customer_id", "recency_days", "frequency", "monetary_total", "tenure_days"]].copy()
-    base["customer_id"] = base["customer_id"].astype("string")
-    code = pd.Index(ids).get_indexer(base["customer_id"])
-    if (code < 0).any():
-        raise DataError("The RFM table lists customers without order lines before as_of "
-                        f"({format_rows(np.flatnonzero(code < 0))}); rebuild it from the same data.")
-    if base.empty:
-        raise DataError(f"transactions: no purchase (order with net amount > 0) before as_of = "
-                        f"{as_of_ts.date()}; nothing to cluster.")
-    orders = _orders(lines)
-    purchases = orders.loc[orders["purchase"]]
-    n = len(ids)
-    n_purchases = np.bincount(purchases["c"], minlength=n)
-    value = np.bincount(purchases["c"], weights=purchases["a"], minlength=n)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        base["aov"] = (value / n_purchases)[code]
-    base["median_days_between_orders"] = _median_gap(orders).reindex(code).to_numpy()
-    bought = lines.loc[~lines["r"] & (lines["a"] > 0)]
-    returned = -np.bincount(lines["c"], weights=np.where(lines["r"], np.minimum(lines["a"], 0), 0), minlength=n)
-    gross = np.bincount(bought["c"], weights=bought["a"], minlength=n)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        base["return_share"] = np.clip(np.where(gross > 0, returned / gross, 0.0), 0, 1)[code]
-    if "category" in lines.columns:
-        breadth = bought.groupby("c")["category"].nunique()
-        base["category_breadth"] = breadth.reindex(code).fillna(0).to_numpy(dtype=float)
-        fav = _favourite_category(lines).reindex(code)
-        base["favourite_category"] = pd.array(fav.to_numpy(), dtype="string")
-    if "channel" in lines.columns:
-        shares = _channel_shares(orders, max_channels).reindex(code).fillna(0.0)
-        for col in shares.columns:
-            base[col] = shares[col].to_numpy()
+    if rfm is not None:
+        known = pd.Index(transactions["customer_id"].astype("string")[(dates < as_of_ts).to_numpy()].unique())
+        unknown = ~rfm["customer_id"].astype("string").isin(known).to_numpy()
+        if unknown.any():
+            raise DataError("The RFM table lists customers without order lines before as_of "
+                            f"({format_rows(np.flatnonzero(unknown))}); rebuild it from the same data.")
+    with frame_lines(transactions) as con:
+        if rfm is None:
+            rfm = rfm_of(con, as_of_ts)
+        if rfm.empty:
+            raise DataError(f"transactions: no purchase (order with net amount > 0) before as_of = "
+                            f"{as_of_ts.date()}; nothing to cluster.")
+        base = behaviour_of(con, as_of_ts, max_channels, rfm)
     return base, as_of_ts
 
 
@@ -336,7 +219,7 @@ def customer_table(
         Analysis date (exclusive). None = the day after the last order.
     rfm : DataFrame, optional
         The RFM table of the same transactions and ``as_of`` (artifact ``rfm``); computed with
-        :func:`segkit.data.orders.rfm_table` when not given.
+        the relational core's RFM base (:func:`segkit.data.orders.rfm_table`) when not given.
     control_arm : str
         Hold-out arm of the campaign table (its rows carry no e-mail).
     max_channels : int
@@ -355,6 +238,8 @@ def customer_table(
         (returned value / purchased value, 0–1), ``channel_share_<channel>…``,
         ``favourite_category``, then ``emails_received, open_rate, click_rate`` (campaign) and
         the attributes of :func:`customer_attributes` (customers), where available.
+        ``attrs``: ``as_of``, and ``original_values`` (``channel_share_<slug>`` → the channel as
+        typed in the data, for names and texts; :class:`FeatureBuilder` keeps it).
 
     Raises
     ------
@@ -365,6 +250,7 @@ def customer_table(
         base, as_of_ts = _behaviour_columns(transactions, as_of, rfm, max_channels)
     else:
         base, as_of_ts = behaviour.copy(), pd.Timestamp(behaviour.attrs["as_of"])
+    originals = dict(base.attrs.get("original_values") or {})
     base = base.set_index("customer_id")
     engagement = email_engagement(campaign, control_arm)
     if not engagement.empty:
@@ -374,7 +260,7 @@ def customer_table(
     if not attrs.empty:
         base = base.join(attrs, how="left")
     base = base.sort_index(kind="stable").reset_index()
-    base.attrs["as_of"] = str(as_of_ts.date())
+    base.attrs.update(as_of=str(as_of_ts.date()), original_values=originals)
     return base
 
 
@@ -454,6 +340,10 @@ class FeatureBuilder(TransformerMixin, BaseEstimator):
         Categorical column → levels kept (others map to ``"Other"``).
     missing_report_ : DataFrame
         Missing values of the fitted table per feature (see :meth:`missing_report`).
+    original_values_ : dict
+        Used feature made per category value (``channel_share_<slug>``) → that value as typed in
+        the data (the fitted table's ``attrs["original_values"]``, see :func:`customer_table`), for
+        cluster names and texts; :func:`segkit.core.labels.feature_label` reads it.
 
     Examples
     --------
@@ -584,6 +474,8 @@ class FeatureBuilder(TransformerMixin, BaseEstimator):
                             f"gives a usable column (skipped: {self.skipped_features_}). Check the "
                             "feature set in clustering.yml against the customer table's columns.")
         self.numeric_features_, self.categorical_features_ = kept_num, kept_cat
+        originals = table.attrs.get("original_values") or {}
+        self.original_values_ = {c: str(originals[c]) for c in kept_num if c in originals}
         self.center_, self.scale_ = pd.Series(center, dtype=float), pd.Series(scale, dtype=float)
         self.missing_report_ = self.missing_report(table)
         self.n_features_in_ = len(table.columns)
@@ -625,6 +517,8 @@ class FeatureBuilder(TransformerMixin, BaseEstimator):
                 f", clipped at ±{self.clip:g} sd" if self.clip is not None else "")
         for col in self.categorical_features_:
             how[col] = "levels: " + ", ".join(self.categories_[col])
+        for col in self.original_values_:
+            how[col] = f"{feature_label(col, self.original_values_)}: {how[col]}"
         out = self.missing_report_.copy()
         out.insert(2, "transformation", out["feature"].map(how))
         return out
@@ -712,7 +606,8 @@ class FeatureBuilder(TransformerMixin, BaseEstimator):
                   "scale_": [float(self.scale_[c]) for c in self.numeric_features_],
                   "categories_": [[c, list(map(str, self.categories_[c]))] for c in self.categorical_features_],
                   "missing_report_": report,
-                  "n_features_in_": int(self.n_features_in_)}
+                  "n_features_in_": int(self.n_features_in_),
+                  "original_values_": pairs(self.original_values_)}
         return model_dict("FeatureBuilder", params, fitted)
 
     @classmethod
@@ -754,4 +649,7 @@ class FeatureBuilder(TransformerMixin, BaseEstimator):
         fb.missing_report_ = pd.DataFrame([tuple(r) for r in fitted["missing_report_"]],
                                           columns=list(cls._REPORT_COLUMNS))
         fb.n_features_in_ = int(fitted["n_features_in_"])
+        # absent from models saved before segkit kept the values as typed: texts then use the slugs
+        originals = from_pairs(fitted.get("original_values_") or [], "original_values_")
+        fb.original_values_ = {str(c): str(v) for c, v in originals.items() if c in numeric}
         return fb

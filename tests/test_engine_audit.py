@@ -116,21 +116,7 @@ def test_the_five_tuple_entry_point_and_an_explicit_as_of_agree_with_run_audit(i
     assert after > 1000
 
 
-def test_order_and_behaviour_tables_from_the_clean_file_equal_the_pandas_functions(inputs, tmp_path):
-    clean = write_clean_transactions(inputs["shop_parquet_parts"], tmp_path / "clean.parquet")
-    lines = pd.read_parquet(clean)
-    assert_frame_equal(order_table_from_files(clean), order_table(lines), check_exact=False, rtol=1e-12)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        for as_of, channels in ((None, 6), ("2024-03-01", 2)):
-            expected = customer_table(lines, as_of=as_of, max_channels=channels)
-            got = behaviour_table_from_files(clean, as_of=as_of, max_channels=channels)
-            assert_frame_equal(got, expected, check_exact=False, rtol=1e-9)
-            assert got.attrs["as_of"] == expected.attrs["as_of"]
-    assert "channel_share_other" in got.columns and got["favourite_category"].notna().all()
-
-
-def test_orders_with_ids_shared_by_two_customers_and_lines_without_order_ids_follow_pandas(tmp_path):
+def test_orders_with_ids_shared_by_two_customers_and_lines_without_order_ids(tmp_path):
     lines = pd.DataFrame({
         "customer_id": ["b", "a", "a", "b", "a"],
         "order_id": ["9", "9", "1", "1", "1"],
@@ -140,10 +126,16 @@ def test_orders_with_ids_shared_by_two_customers_and_lines_without_order_ids_fol
     })
     path = tmp_path / "l.parquet"
     lines.to_parquet(path, index=False)
-    assert_frame_equal(order_table_from_files(path), order_table(lines))
+    for orders in (order_table_from_files(path), order_table(lines)):
+        # customers sorted; a customer's orders in the order their id first appears in the lines
+        assert list(zip(orders["customer_id"], orders["order_id"], orders["amount"], orders["is_purchase"])) == [
+            ("a", "9", 3.0, True), ("a", "1", 6.0, True), ("b", "9", 5.0, True), ("b", "1", -1.0, False)]
     no_ids = lines.assign(order_id=[None, "9", "1", "1", "1"])
     no_ids.to_parquet(path, index=False)
-    assert_frame_equal(order_table_from_files(path), order_table(no_ids))
+    for orders in (order_table_from_files(path), order_table(no_ids)):
+        # an id missing: every line is its own order, named by its 0-based position
+        assert list(zip(orders["customer_id"], orders["order_id"], orders["amount"])) == [
+            ("a", "1", 3.0), ("a", "2", 2.0), ("a", "4", 4.0), ("b", "0", 5.0), ("b", "3", -1.0)]
 
 
 def test_column_maps_day_first_dates_decimal_commas_and_semicolons_are_read_in_sql(tmp_path):

@@ -61,15 +61,6 @@ def test_customer_table_computes_every_behaviour_column_by_hand():
     assert table.attrs["as_of"] == "2024-02-10"
 
 
-def test_channel_shares_are_exactly_what_crosstab_normalised_by_row_gives():
-    from segkit.features import _row_shares
-
-    rng = np.random.default_rng(7)
-    rows = rng.integers(0, 300, 2000)
-    cols = pd.Series(rng.choice(["web", "app", "store", "other", "Zeta", "é-shop"], 2000), dtype="str").to_numpy()
-    assert_frame_equal(_row_shares(rows, cols), pd.crosstab(rows, cols, normalize="index"), check_exact=True)
-
-
 def test_customer_table_leaves_out_customers_without_a_purchase_and_orders_after_as_of():
     table = customer_table(_tx(), as_of="2024-02-10")
     assert table["customer_id"].tolist() == ["a", "b"]

@@ -1,11 +1,14 @@
-"""Order lines → orders, purchase days and customer summaries (pandas, in memory).
+"""Order lines in memory → orders, purchase days and customer summaries, run by DuckDB.
 
-The order definition used everywhere in segkit: the lines of one customer and ``order_id`` form
-an order dated by its earliest line; its amount is the net sum of its lines (returns included);
-it is a **purchase** when that net is > 0 and not every line is a return (:func:`purchase_flags`).
-:func:`rfm_table` (the RFM base), :func:`purchase_days` (one row per customer and purchase day)
-and :func:`lifetimes_summary` (frequency, recency, T) are built on it; the DuckDB twins live in
-:mod:`segkit.data.engine`.
+The order definition used everywhere in segkit is written once, as SQL, in
+:mod:`segkit.data.relational`: the lines of one customer and ``order_id`` form an order dated by
+its earliest line; its amount is the net sum of its lines (returns included); it is a
+**purchase** when that net is > 0 and not every line is a return. The functions here run those
+queries over a pandas frame (DuckDB scans it in place): :func:`order_table`,
+:func:`purchase_orders`, :func:`purchase_days` (one row per customer and purchase day),
+:func:`rfm_table` (the RFM base) and :func:`lifetimes_summary` (frequency, recency, T). Their
+out-of-core twins over files (:mod:`segkit.data.engine`) run the same queries. Money is summed
+exactly (``DECIMAL(38, 6)``).
 
 Examples
 --------
@@ -26,56 +29,33 @@ from __future__ import annotations
 
 import warnings
 
+import duckdb
 import numpy as np
 import pandas as pd
 
-from segkit.core.dates import parse_as_of, resolve_as_of
-from segkit.core.errors import ConfigError, DataError, format_rows
+from segkit.core.dates import parse_as_of
+from segkit.core.errors import ConfigError, DataError
+from segkit.data.relational import (
+    MONEY,
+    RFM_COLUMNS,
+    as_datetime,
+    frame_lines,
+    no_missing,
+    order_table_of,
+    purchase_days_of,
+    require_columns,
+    rfm_with_info_of,
+    summary_of,
+)
+
+__all__ = [
+    "order_table", "purchase_orders", "purchase_days", "rfm_table", "rfm_with_info", "lifetimes_summary",
+    "RFMWarning", "RFM_COLUMNS", "LIFETIMES_FREQS", "customer_codes", "day_pairs_sorted",
+    "require_columns", "no_missing",
+]
 
 # Time units accepted by lifetimes_summary: pandas period alias == numpy timedelta unit.
 LIFETIMES_FREQS: tuple[str, ...] = ("D", "W", "h")
-
-
-def require_columns(frame: pd.DataFrame, columns: list[str], what: str, fix: str) -> None:
-    missing = [c for c in columns if c not in frame.columns]
-    if missing:
-        raise DataError(
-            f"{what}: column(s) {', '.join(map(repr, missing))} missing "
-            f"(columns present: {', '.join(map(str, frame.columns)) or 'none'}). {fix}"
-        )
-
-
-def _as_datetime(values: pd.Series, column: str, what: str) -> pd.Series:
-    """``values`` as datetime64 (naive), or a DataError naming the unparseable rows."""
-    if pd.api.types.is_datetime64_any_dtype(values):
-        dates = values
-    else:
-        dates = pd.to_datetime(values, errors="coerce", format="mixed")
-        bad = dates.isna() & values.notna()
-        if bad.any():
-            raise DataError(
-                f"{what}: column '{column}' has values that are not dates at "
-                f"{format_rows(np.flatnonzero(bad.to_numpy()))} (e.g. {values[bad].iloc[0]!r}). "
-                "Fix them or set io.date_format in the config."
-            )
-    if getattr(dates.dt, "tz", None) is not None:
-        dates = dates.dt.tz_localize(None)
-    missing = dates.isna()
-    if missing.any():
-        raise DataError(
-            f"{what}: column '{column}' is empty at {format_rows(np.flatnonzero(missing.to_numpy()))}. "
-            "Drop those rows or fill the dates (the data audit removes them)."
-        )
-    return dates
-
-
-def no_missing(values: pd.Series, column: str, what: str) -> None:
-    missing = values.isna()
-    if missing.any():
-        raise DataError(
-            f"{what}: column '{column}' is empty at {format_rows(np.flatnonzero(missing.to_numpy()))}. "
-            "Fill or drop those rows (the data audit removes rows without customer id)."
-        )
 
 
 def lifetimes_summary(
@@ -152,7 +132,7 @@ def lifetimes_summary(
                      "Pass the column names with customer_id_col/datetime_col/monetary_value_col.")
     ids = transactions[customer_id_col]
     no_missing(ids, customer_id_col, what)
-    dates = _as_datetime(transactions[datetime_col], datetime_col, what)
+    dates = as_datetime(transactions[datetime_col], datetime_col, what)
     if monetary_value_col:
         values = pd.to_numeric(transactions[monetary_value_col], errors="coerce").astype("float64")
         no_missing(values, monetary_value_col, what)
@@ -166,103 +146,26 @@ def lifetimes_summary(
             raise ConfigError(f"lifetimes_summary: observation_period_end={observation_period_end!r} "
                               "is not a date; use YYYY-MM-DD.") from None
     end = end.to_period(freq).to_timestamp()
-    period = dates.dt.to_period(freq).dt.to_timestamp()
-    keep = (period <= end).to_numpy()
-    if not keep.any():
+    if not (dates.dt.to_period(freq).dt.to_timestamp() <= end).any():
         raise DataError(f"{what}: no transaction on or before observation_period_end={end.date()} "
                         f"(first transaction {dates.min().date()}). Choose a later end date.")
-
-    categorical = isinstance(ids.dtype, pd.CategoricalDtype)  # purchase_days: group on the integer codes
-    codes, uniques = customer_codes(ids) if categorical else (None, None)
-    frame = pd.DataFrame({"cid": codes[keep] if categorical else ids.array[keep], "period": period.to_numpy()[keep]})
-    if monetary_value_col:
-        frame["value"] = values.to_numpy()[keep]
-        per = frame.groupby(["cid", "period"], sort=True)["value"].sum().reset_index()
-    else:
-        per = frame.drop_duplicates(["cid", "period"]).sort_values(["cid", "period"], kind="mergesort")
-    grouped = per.groupby("cid", sort=True)["period"]
-    first, last, count = grouped.min(), grouped.max(), grouped.size()
-    unit = np.timedelta64(1, freq)
-    out = pd.DataFrame({
-        "frequency": (count - 1).astype("float64"),
-        "recency": (last - first) / unit / freq_multiplier,
-        "T": (end - first) / unit / freq_multiplier,
-    })
-    if monetary_value_col:
-        repeat = per["value"].where(per["cid"].duplicated())  # first period of each customer → NaN
-        out["monetary_value"] = repeat.groupby(per["cid"], sort=True).mean().fillna(0.0)
-    if categorical:
-        out.index = uniques.take(out.index.to_numpy())
-    out.index = out.index.rename(customer_id_col)
-    return out.astype("float64")
-
-
-def return_line_mask(transactions: pd.DataFrame) -> np.ndarray:
-    """True for return and cancellation lines.
-
-    The audit's ``is_return`` flag when the lines carry it (``transactions_clean``: a negative
-    quantity or amount, or an order id starting with ``io.return_invoice_prefix``, e.g. the
-    ``C`` invoices of UCI Online Retail), else a negative amount.
-
-    Examples
-    --------
-    >>> return_line_mask(pd.DataFrame({"amount": [5.0, -2.0], "is_return": [True, False]})).tolist()
-    [True, False]
-    >>> return_line_mask(pd.DataFrame({"amount": [5.0, -2.0]})).tolist()
-    [False, True]
-    """
-    if "is_return" in transactions.columns:
-        return transactions["is_return"].fillna(False).to_numpy(dtype=bool)
-    return (pd.to_numeric(transactions["amount"], errors="coerce") < 0).fillna(False).to_numpy(dtype=bool)
-
-
-def purchase_flags(net_amount: np.ndarray | pd.Series, only_returns: np.ndarray | pd.Series) -> np.ndarray:
-    """The purchase rule for orders: net amount > 0 and at least one line that is not a return.
-
-    An order made only of return/cancellation lines (:func:`return_line_mask`) is never a
-    purchase, even when its lines net positive (a cancellation invoice with a returned item and
-    a postage line); an order that nets to ≤ 0 (fully returned) is not one either. The DuckDB
-    engine applies the same rule in SQL (``segkit.data.engine``).
-
-    Examples
-    --------
-    >>> purchase_flags(np.array([10.0, 3.0, -1.0]), np.array([False, True, False])).tolist()
-    [True, False, False]
-    """
-    return (np.asarray(net_amount, dtype="float64") > 0) & ~np.asarray(only_returns, dtype=bool)
-
-
-def _orders(transactions: pd.DataFrame) -> tuple[pd.DataFrame, pd.Index, pd.Index]:
-    """Orders as integer codes: frame ``c`` (customer code), ``o`` (order code), ``order_date``,
-    ``amount``, ``is_purchase`` sorted by (c, o), plus the customer and order id uniques
-    (customer codes follow the sorted ids)."""
-    what = "transactions"
-    require_columns(transactions, ["customer_id", "order_date", "amount"], what,
-                     "Map your columns to the canonical names in the config (columns.transactions); "
-                     "amount can be computed from quantity and unit_price at load.")
-    ids = transactions["customer_id"]
-    no_missing(ids, "customer_id", what)
-    dates = _as_datetime(transactions["order_date"], "order_date", what)
-    amount = pd.to_numeric(transactions["amount"], errors="coerce").astype("float64")
-    no_missing(amount, "amount", what)
-    # One int64 key per (customer, order) keeps the group-by fast on tens of millions of lines.
-    cust_code, cust_uniques = pd.factorize(ids.astype("string"), sort=True)
-    if "order_id" in transactions.columns and transactions["order_id"].notna().all():
-        order_code, order_uniques = pd.factorize(transactions["order_id"].astype("string"), sort=False)
-    else:  # every line is its own order (missing order ids too)
-        order_code = np.arange(len(transactions))
-        order_uniques = pd.Index(np.arange(len(transactions)).astype(str), dtype="string")
-    n_o = max(len(order_uniques), 1)
-    key = cust_code.astype("int64") * n_o + order_code
-    grouped = pd.DataFrame({"order_date": dates.to_numpy(), "amount": amount.to_numpy(),
-                            "r": return_line_mask(transactions)}).groupby(key, sort=True)
-    orders = grouped.agg(order_date=("order_date", "min"), amount=("amount", "sum"), only_returns=("r", "min"))
-    keys = orders.index.to_numpy()
-    orders = orders.reset_index(drop=True)
-    orders.insert(0, "c", keys // n_o)
-    orders.insert(1, "o", keys % n_o)
-    orders["is_purchase"] = purchase_flags(orders["amount"], orders.pop("only_returns"))
-    return orders, cust_uniques, order_uniques
+    # DuckDB sees integer customer codes: the ids keep their type and order (sorted as pandas sorts them).
+    codes, uniques = customer_codes(ids) if isinstance(ids.dtype, pd.CategoricalDtype) else \
+        pd.factorize(ids, sort=True)
+    feed = pd.DataFrame({"c": np.asarray(codes, dtype=np.int64), "order_date": dates.to_numpy(dtype="datetime64[ns]"),
+                         "amount": values.to_numpy() if monetary_value_col else np.zeros(len(dates))})
+    con = duckdb.connect()
+    try:
+        con.register("purchase_feed", feed)
+        con.execute("CREATE VIEW purchases AS SELECT c, CAST(order_date AS TIMESTAMP) AS order_date, "
+                    f"CAST(amount AS {MONEY}) AS amount FROM purchase_feed")
+        out = summary_of(con, freq, end, freq_multiplier)
+    finally:
+        con.close()
+    if not monetary_value_col:
+        out = out.drop(columns="monetary_value")
+    out.index = pd.Index(uniques).take(out.index.to_numpy()).rename(customer_id_col)
+    return out
 
 
 def order_table(transactions: pd.DataFrame) -> pd.DataFrame:
@@ -270,7 +173,7 @@ def order_table(transactions: pd.DataFrame) -> pd.DataFrame:
 
     Lines are grouped by ``(customer_id, order_id)``; the order date is its earliest line's, the
     amount the sum of its lines (return lines included). ``is_purchase``: ``amount > 0`` and not
-    made only of return/cancellation lines (:func:`purchase_flags`).
+    made only of return/cancellation lines (``is_return``, else a negative amount).
     Without an ``order_id`` column every line is its own order.
 
     Examples
@@ -283,14 +186,8 @@ def order_table(transactions: pd.DataFrame) -> pd.DataFrame:
     0        1     0.0        False
     1        2     3.0         True
     """
-    orders, cust_uniques, order_uniques = _orders(transactions)
-    return pd.DataFrame({
-        "customer_id": pd.array(cust_uniques.take(orders["c"].to_numpy()), dtype="string"),
-        "order_id": pd.array(order_uniques.take(orders["o"].to_numpy()), dtype="string"),
-        "order_date": orders["order_date"].to_numpy(),
-        "amount": orders["amount"].to_numpy(),
-        "is_purchase": orders["is_purchase"].to_numpy(),
-    })
+    with frame_lines(transactions) as con:
+        return order_table_of(con)
 
 
 def purchase_orders(transactions: pd.DataFrame, as_of: str | pd.Timestamp | None = None) -> pd.DataFrame:
@@ -380,7 +277,7 @@ def purchase_days(orders: pd.DataFrame) -> pd.DataFrame:
     require_columns(orders, ["customer_id", "order_date", "amount"], "purchase orders",
                      "Build them with segkit.data.orders.purchase_orders(transactions).")
     codes, ids = customer_codes(orders["customer_id"])
-    dates = _as_datetime(orders["order_date"], "order_date", "purchase orders")
+    dates = as_datetime(orders["order_date"], "order_date", "purchase orders")
     day = dates.dt.normalize()
     if "orders" in orders.columns and day_pairs_sorted(codes, day.to_numpy()) \
             and (day == dates).all():  # already one row per customer and day, in order
@@ -390,74 +287,33 @@ def purchase_days(orders: pd.DataFrame) -> pd.DataFrame:
             "amount": orders["amount"].to_numpy(dtype="float64"),
             "orders": orders["orders"].to_numpy(dtype="int64"),
         })
-    frame = pd.DataFrame({"c": codes, "order_date": day.to_numpy(),
-                          "amount": orders["amount"].to_numpy(dtype="float64")})
-    daily = frame.groupby(["c", "order_date"], sort=True).agg(amount=("amount", "sum"), orders=("amount", "size"))
-    daily = daily.reset_index()
-    return pd.DataFrame({
-        "customer_id": pd.Categorical.from_codes(daily["c"].to_numpy(), categories=ids),
-        "order_date": daily["order_date"].to_numpy(),
-        "amount": daily["amount"].to_numpy(dtype="float64"),
-        "orders": daily["orders"].to_numpy(dtype="int64"),
-    })
+    amount = pd.to_numeric(orders["amount"], errors="coerce").astype("float64")
+    no_missing(amount, "amount", "purchase orders")
+    feed = pd.DataFrame({"customer_id": ids.to_numpy(dtype=object)[codes],
+                         "order_date": dates.to_numpy(dtype="datetime64[ns]"), "amount": amount.to_numpy()})
+    con = duckdb.connect()
+    try:
+        con.register("order_feed", feed)
+        con.execute("CREATE VIEW orders AS SELECT CAST(customer_id AS VARCHAR) AS customer_id, "
+                    f"CAST(order_date AS TIMESTAMP) AS order_date, CAST(amount AS {MONEY}) AS amount, "
+                    "true AS is_purchase FROM order_feed")
+        days = purchase_days_of(con, provided=("orders",))
+    finally:
+        con.close()
+    days["order_date"] = days["order_date"].astype(dates.dtype)  # the input's resolution
+    return days
 
 
 class RFMWarning(UserWarning):
     """Something the analyst should know about an RFM result (excluded orders, fewer bins...)."""
 
 
-RFM_COLUMNS: tuple[str, ...] = (
-    "customer_id", "recency_days", "frequency", "monetary_total", "monetary_avg",
-    "tenure_days", "first_order_date", "last_order_date",
-)
-
-
 def rfm_with_info(transactions: pd.DataFrame, as_of: str | pd.Timestamp | None) -> tuple[pd.DataFrame, dict]:
-    """:func:`rfm_table` plus the counts behind its warnings (used by the producer)."""
-    orders, ids, _ = _orders(transactions)
-    if orders.empty:
-        raise DataError("transactions: the table has no rows, so there is nothing to score. "
-                        "Check the input file and the data audit's cleaning counts.")
-    as_of = resolve_as_of(as_of, orders["order_date"])
-    after = (orders["order_date"] >= as_of).to_numpy()
-    info = {"as_of": as_of, "orders_after_as_of": int(after.sum()),
-            "customers_after_as_of_only": 0}
-    if after.any():
-        later_only = np.setdiff1d(orders["c"].to_numpy()[after], orders["c"].to_numpy()[~after])
-        info["customers_after_as_of_only"] = int(len(later_only))
-        orders = orders.loc[~after].reset_index(drop=True)
-    if orders.empty:
-        raise DataError(f"transactions: every order is dated on or after as_of = {as_of.date()}, so "
-                        "nothing is left to analyse. Choose a later as_of (or leave it empty: the day "
-                        "after the last order).")
-    code = orders["c"].to_numpy()
-    net = np.bincount(code, weights=orders["amount"].to_numpy(), minlength=len(ids))
-    purchase = orders["is_purchase"].to_numpy()
-    dates = pd.Series(orders["order_date"].to_numpy()[purchase])
-    g = dates.groupby(code[purchase], sort=True)
-    first, last, count = g.min(), g.max(), g.size()
-    buyers = count.index.to_numpy()
-    as_of_dates = pd.Series(as_of, index=count.index)
-    rfm = pd.DataFrame({
-        "customer_id": pd.array(ids.take(buyers), dtype="string"),
-        "recency_days": (as_of_dates - last.dt.normalize()).dt.days.to_numpy().astype("int64"),
-        "frequency": count.to_numpy().astype("int64"),
-        "monetary_total": net[buyers],
-        "monetary_avg": net[buyers] / count.to_numpy(),
-        "tenure_days": (as_of_dates - first.dt.normalize()).dt.days.to_numpy().astype("int64"),
-        "first_order_date": first.to_numpy(),
-        "last_order_date": last.to_numpy(),
-    })
-    info.update({
-        "purchase_orders": int(purchase.sum()),
-        "non_purchase_orders": int((~purchase).sum()),
-        "customers_without_purchase": int(len(np.unique(code)) - len(buyers)),
-        "customers_non_positive_net": int((rfm["monetary_total"] <= 0).sum()),
-        "period_start": orders["order_date"].min(),
-        "period_end": orders["order_date"].max(),
-        "net_revenue": float(net.sum()),
-    })
-    return rfm, info
+    """:func:`rfm_table` plus the counts behind its warnings (used by the producer): ``as_of,
+    orders_after_as_of, customers_after_as_of_only, purchase_orders, non_purchase_orders,
+    customers_without_purchase, customers_non_positive_net, period_start, period_end, net_revenue``."""
+    with frame_lines(transactions) as con:
+        return rfm_with_info_of(con, as_of)
 
 
 def rfm_table(transactions: pd.DataFrame, as_of: str | pd.Timestamp | None = None) -> pd.DataFrame:
