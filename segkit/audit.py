@@ -13,6 +13,10 @@ Two kinds of count appear and they answer different questions:
 * a **cleaning rule** counts the rows it removed, flagged or filled, applied in order, so that
   ``rows in = rows out + sum of rows removed`` holds exactly.
 
+Before any rule, every id and text cell of every table loses its invisible control characters
+(:data:`segkit.data.auditfacts.CONTROL_CHARACTER_RANGES`: NUL and other controls, bidi overrides),
+reported per column as ``control_characters`` with escaped examples.
+
 Cleaning rules for transactions, in order (nothing is dropped silently):
 
 1. exact duplicate rows (all columns equal): dropped, the first copy kept;
@@ -58,13 +62,16 @@ from segkit.core.privacy import pseudonymize_ids
 from segkit.core.schema import CAMPAIGN, CUSTOMERS, TRANSACTIONS, TRANSACTIONS_CLEAN_EXTRA, TableSpec
 from segkit.data.auditfacts import (
     CHECKS,
+    CONTROL_CHARACTER_CLASS,
     SEVERITIES,
     TX_DROP_RULES,
     TX_INPUT_CHECKS,
     AuditSettings,
     CleanFacts,
+    ControlCharacterFacts,
     InputFacts,
     OutlierFacts,
+    escape_control_characters,
     log_bounds,
     row_limit,
     volume_from_counts,
@@ -99,6 +106,11 @@ _EXAMPLE_COLUMNS = {
     "campaign": ("campaign_id", "customer_id", "arm", "sent_at"),
 }
 _ROW = "_row"  # position of a row in its input table (0-based), carried through cleaning
+#: Offending rows kept per column with control characters (``audit.examples`` is at most 100).
+_CONTROL_ROWS = 100
+#: Whitespace trimmed around a cell once its control characters are gone: what Python's
+#: ``str.strip()`` removes (RE2, for DuckDB; \x1c–\x1f are control characters, removed before).
+_WHITESPACE_CLASS = r"[\t-\r\x{20}\x{85}\pZ]"
 
 
 # ----------------------------------------------------------------------------- settings
@@ -561,13 +573,18 @@ def arm_balance(campaign: pd.DataFrame | None) -> pd.DataFrame:
 
 
 # ----------------------------------------------------------------------------- helpers
-def _canonical(frame: pd.DataFrame | None, spec: TableSpec) -> pd.DataFrame | None:
+def _canonical(frame: pd.DataFrame | None,
+               spec: TableSpec) -> tuple[pd.DataFrame | None, tuple[list[ControlCharacterFacts], int]]:
     """Canonical (and ``spec.extra``) columns of ``frame`` in canonical dtypes, blank text as missing,
     plus ``_row`` = the frame's integer index (:func:`segkit.data.io.load_table` sets it to the 0-based
     data row of the file) or the row position. ``attrs["absent_columns"]`` lists canonical
-    columns the input did not have (also those :func:`segkit.core.schema.validate` added or derived)."""
+    columns the input did not have (also those :func:`segkit.core.schema.validate` added or derived).
+
+    Control characters (:data:`segkit.data.auditfacts.CONTROL_CHARACTER_RANGES`) are removed from
+    every id and text cell before it is trimmed; returned with the frame: the facts per column that
+    had any, and the number of rows changed (see :func:`_report_control_characters`)."""
     if frame is None:
-        return None
+        return None, ([], 0)
     absent = [c for c in spec.columns if c not in frame.columns or c in frame.attrs.get("absent_columns", ())]
     missing = [c for c in spec.required if c not in frame.columns]
     if missing:
@@ -577,6 +594,7 @@ def _canonical(frame: pd.DataFrame | None, spec: TableSpec) -> pd.DataFrame | No
         need = " or ".join(" + ".join(g) for g in spec.one_of)
         raise DataError(f"{spec.name}: needs {need}. Map them in the config's columns.{spec.name} section.")
     out = pd.DataFrame(index=pd.RangeIndex(len(frame)))
+    controls: dict[str, tuple[pd.Series, pd.Series]] = {}
     for col, dtype in {**spec.dtypes, **spec.extra}.items():
         if col not in frame.columns or (col in absent and col not in ("order_id", "amount", "delivered")):
             continue
@@ -585,7 +603,11 @@ def _canonical(frame: pd.DataFrame | None, spec: TableSpec) -> pd.DataFrame | No
             if dtype.startswith("datetime"):
                 values = pd.to_datetime(values)
             elif dtype == "string":
-                values = values.astype("string").str.strip().replace("", pd.NA)
+                text = values.astype("string")
+                values, changed = _without_control_characters(text)
+                if changed.any():
+                    controls[col] = (changed, text)
+                values = values.str.strip().replace("", pd.NA)
             else:
                 values = values.astype(dtype)
         except (ValueError, TypeError) as exc:
@@ -597,7 +619,81 @@ def _canonical(frame: pd.DataFrame | None, spec: TableSpec) -> pd.DataFrame | No
     integer_index = pd.api.types.is_integer_dtype(frame.index.dtype) and frame.index.is_unique
     out[_ROW] = np.asarray(frame.index if integer_index else np.arange(len(frame)), dtype="int64")
     out.attrs["absent_columns"] = absent
-    return out
+    facts = []
+    for col, (changed, text) in controls.items():
+        rows = pd.DataFrame({_ROW: out.loc[changed, _ROW], col: text[changed]}).head(_CONTROL_ROWS)
+        cleaned = pd.Series(out.loc[changed, col].dropna().unique(), dtype="string")
+        collisions = int(_isin(cleaned, out.loc[~changed, col]).sum()) if col.endswith("_id") else 0
+        facts.append(ControlCharacterFacts(spec.name, col, int(changed.sum()), rows.reset_index(drop=True),
+                                           collisions))
+    changed_rows = int(np.logical_or.reduce([c.to_numpy() for c, _ in controls.values()]).sum()) if controls else 0
+    return out, (facts, changed_rows)
+
+
+def _without_control_characters(text: pd.Series) -> tuple[pd.Series, pd.Series]:
+    """``text`` without control characters, and the mask of the cells that had any (pyarrow's RE2
+    with :data:`segkit.data.auditfacts.CONTROL_CHARACTER_CLASS`, the pattern the DuckDB path uses)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    array = pa.array(text, type=pa.large_string(), from_pandas=True)
+    found = pc.fill_null(pc.match_substring_regex(array, CONTROL_CHARACTER_CLASS), False)
+    changed = pd.Series(found.to_numpy(zero_copy_only=False).astype(bool), index=text.index)
+    if not changed.any():
+        return text, changed
+    cleaned = pc.replace_substring_regex(array, CONTROL_CHARACTER_CLASS, "")
+    return pd.Series(cleaned.to_pylist(), index=text.index, dtype="string"), changed
+
+
+def _log_control_characters(log: TransactionLog) -> tuple[list[ControlCharacterFacts], int]:
+    """:func:`_canonical`'s control-character step for the staged lines of ``log`` (SQL, in place):
+    the same facts, then the characters removed and the cells trimmed (empty → missing)."""
+    pattern = f"'{CONTROL_CHARACTER_CLASS}'"
+    edges = f"'^{_WHITESPACE_CLASS}+|{_WHITESPACE_CLASS}+$'"
+    columns = [c for c, dtype in TRANSACTIONS.known.items() if dtype == "string" and c in log.mapped.labels]
+    facts, updates = [], {}
+    for c in columns:
+        hit = f'coalesce(regexp_matches("{c}", {pattern}), false)'
+        count = int(log.con.sql(f"SELECT count(*) FROM lines WHERE {hit}").fetchall()[0][0])
+        if not count:
+            continue
+        cleaned = f"""nullif(regexp_replace(regexp_replace("{c}", {pattern}, '', 'g'), {edges}, '', 'g'), '')"""
+        rows = log.con.sql(f'SELECT _row AS {_ROW}, "{c}" FROM lines WHERE {hit} ORDER BY _row '
+                           f'LIMIT {_CONTROL_ROWS}').df().astype({_ROW: "int64", c: "string"})
+        collisions = int(log.con.sql(
+            f'SELECT count(DISTINCT v) FROM (SELECT {cleaned} AS v FROM lines WHERE {hit}) '
+            f'WHERE v IN (SELECT "{c}" FROM lines WHERE NOT {hit})').fetchall()[0][0]) if c.endswith("_id") else 0
+        facts.append(ControlCharacterFacts("transactions", c, count, rows, collisions))
+        updates[c] = (hit, cleaned)
+    if not updates:
+        return facts, 0
+    any_hit = " OR ".join(hit for hit, _ in updates.values())
+    changed_rows = int(log.con.sql(f"SELECT count(*) FROM lines WHERE {any_hit}").fetchall()[0][0])
+    for c, (hit, cleaned) in updates.items():
+        log.con.execute(f'UPDATE lines SET "{c}" = {cleaned} WHERE {hit}')
+    return facts, changed_rows
+
+
+def _report_control_characters(found: Mapping[str, tuple[list[ControlCharacterFacts], int]],
+                               sizes: Mapping[str, int], col: _Collector) -> None:
+    """Finding ``control_characters`` per column that had any (examples escaped, ``\\x00``), and the
+    cleaning rule per table (rows with at least one cell changed)."""
+    for table, (facts, changed_rows) in found.items():
+        for fact in facts:
+            merged = ""
+            if fact.collisions:
+                merged = (f" Without them, {fact.collisions:,} distinct id(s) equal an id already in this column, "
+                          "so their rows now count under that id" +
+                          (" (duplicate_customer_ids reports the repeated customer rows)."
+                           if (table, fact.column) == ("customers", "customer_id") else "."))
+            shown = fact.rows.head(row_limit(col.settings))
+            shown = shown.assign(**{fact.column: shown[fact.column].map(escape_control_characters).astype("string")})
+            col.add("control_characters", table, fact.count, sizes[table],
+                    f"removed in the cleaned tables (shown here as escapes such as \\x00).{merged}", rows=shown,
+                    examples=_examples_text(shown, (fact.column,), col.settings),
+                    label=f"Cells with control characters in column '{fact.column}'",
+                    key=f"control_characters ({table}.{fact.column})")
+        col.rule("control characters removed from ids and text", table, "edited", changed_rows)
 
 
 def _with_all_columns(frame: pd.DataFrame, spec: TableSpec, extra: Mapping[str, str] | None = None) -> pd.DataFrame:
@@ -1052,14 +1148,16 @@ def run_audit(
     settings = AuditSettings.from_config(config)
     if tables.get("transactions") is None:
         raise DataError("No transactions table: set data.transactions in the config to your order-lines file.")
-    tx = _canonical(tables["transactions"], TRANSACTIONS)
-    customers_in = _canonical(tables.get("customers"), CUSTOMERS)
-    campaign_in = _canonical(tables.get("campaign"), CAMPAIGN)
+    tx, tx_controls = _canonical(tables["transactions"], TRANSACTIONS)
+    customers_in, customer_controls = _canonical(tables.get("customers"), CUSTOMERS)
+    campaign_in, campaign_controls = _canonical(tables.get("campaign"), CAMPAIGN)
     col = _Collector(settings)
     inputs = {"transactions": tx, "customers": customers_in, "campaign": campaign_in}
+    sizes = {t: len(f) for t, f in inputs.items() if f is not None}
+    controls = {"transactions": tx_controls, "customers": customer_controls, "campaign": campaign_controls}
+    _report_control_characters({t: c for t, c in controls.items() if t in sizes}, sizes, col)
     missing = missing_values(inputs)
-    _check_missing_values(missing, {t: len(f) for t, f in inputs.items() if f is not None},
-                          lambda t, c: inputs[t][inputs[t][c].isna()], col)
+    _check_missing_values(missing, sizes, lambda t, c: inputs[t][inputs[t][c].isna()], col)
     facts, clean = _input_facts(tx, as_of, settings)
     _report_input(facts, settings, col)
     found = _report_clean(_clean_facts(clean, tx.attrs["absent_columns"], settings), len(tx), settings, col)
@@ -1137,16 +1235,19 @@ def audit_log(log: TransactionLog, as_of: str | pd.Timestamp | None = None, cust
     """
     settings = log.settings
     col = _Collector(settings)
-    customers_in = _canonical(customers, CUSTOMERS)
-    campaign_in = _canonical(campaign, CAMPAIGN)
+    customers_in, customer_controls = _canonical(customers, CUSTOMERS)
+    campaign_in, campaign_controls = _canonical(campaign, CAMPAIGN)
+    others = {"customers": customers_in, "campaign": campaign_in}
+    sizes = {"transactions": log.n_rows, **{t: len(f) for t, f in others.items() if f is not None}}
+    controls = {"transactions": _log_control_characters(log), "customers": customer_controls,
+                "campaign": campaign_controls}
+    _report_control_characters({t: c for t, c in controls.items() if t in sizes}, sizes, col)
     columns, counts = log.missing_counts()
     part = pd.DataFrame({"table": "transactions", "column": columns, "missing": np.asarray(counts, dtype="int64"),
                          "share": np.asarray(counts, dtype="float64") / log.n_rows})
-    others = {"customers": customers_in, "campaign": campaign_in}
     rest = missing_values(others)
     missing = pd.concat([part] + ([rest] if len(rest) else []), ignore_index=True).astype(
         {"table": "string", "column": "string"})
-    sizes = {"transactions": log.n_rows, **{t: len(f) for t, f in others.items() if f is not None}}
 
     def rows_of(table: str, column: str) -> pd.DataFrame:
         if table == "transactions":

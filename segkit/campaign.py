@@ -44,7 +44,8 @@ Methods (all two-sided, level ``1 - alpha``)
       or none); the "All customers" row is its own single test.
     - Sample-ratio mismatch: chi-square goodness of fit of customers per arm, overall against
       ``expected_split`` (if configured) and per segment against ``expected_split`` or the
-      campaign's overall split; p < ``srm_alpha`` (0.001) raises a loud warning.
+      campaign's overall split; p < ``srm_alpha`` (0.001) raises a loud warning, and a campaign's
+      overall split with p below :data:`SRM_BORDERLINE_P` (0.01) is noted as borderline.
     - Power: minimum detectable (upward) effect at the observed sizes and control rate, solved
       from ``power_proportions_2indep`` (means: ``normal_power_het``); sample size for
       ``target_relative_lift`` from ``samplesize_proportions_2indep_onetail``
@@ -120,7 +121,12 @@ SEGMENT_DIMENSIONS: tuple[str, ...] = ("rfm_segment", "lifecycle_stage", "cluste
 DIMENSION_ARTIFACT = {"rfm_segment": "rfm", "lifecycle_stage": "lifecycle", "cluster_name": "clusters"}
 CORRECTIONS: dict[str, str | None] = {"holm": "holm", "fdr_bh": "fdr_bh", "bonferroni": "bonferroni", "none": None}
 CORRECTION_LABELS = {"holm": "Holm", "fdr_bh": "Benjamini–Hochberg", "bonferroni": "Bonferroni", "none": "no"}
+# the tests of ``compare_arms``' column ``test``, as prose names
+TEST_NAMES = {"z-test": "two-proportion z-test", "Fisher exact": "Fisher exact test", "Welch t": "Welch t-test"}
 TARGETING_RULES: tuple[str, ...] = ("evidence", "expected_value")
+# A campaign's overall split with srm_alpha <= p < SRM_BORDERLINE_P against the designed split is
+# "borderline": no alarm, but worth checking how customers were assigned.
+SRM_BORDERLINE_P = 0.01
 
 RESULT_COLUMNS: tuple[str, ...] = (
     "campaign_id", "segment_by", "segment", "arm", "metric", "n", "count", "value", "ci_low", "ci_high",
@@ -1336,8 +1342,12 @@ def verdicts(table: pd.DataFrame, settings: CampaignSettings) -> pd.Series:
         if not overall:
             effect = effect.replace("(95% CI", "(95% CI, not adjusted for multiple segments,", 1)
         if p_adj >= s.alpha and excludes0:
-            why = (f"the {r['test']} test gives {p_text(p)}" + ("" if overall else f", {p_text(p_adj, 'adjusted p')} "
-                   f"after {corr} correction"))
+            test = TEST_NAMES.get(r["test"], r["test"])
+            if not overall and p < s.alpha:  # the correction, not the interval, is why
+                return (f"Inconclusive: {effect} excludes 0 and the {test} gives {p_text(p)}: significant before "
+                        f"correction, not after {corr} correction across {int(r['family_size'])} segments "
+                        f"({p_text(p_adj, 'adjusted p')}, above {s.alpha:g}), so this is not called a difference.")
+            why = f"the {test} gives {p_text(p)}" + ("" if overall else f", {p_text(p_adj, 'adjusted p')}")
             return (f"Inconclusive: {effect} excludes 0, but {why}, above {s.alpha:g}; the interval and the test "
                     "disagree at the margin (small counts), so this is not called a difference.")
         if p_adj < s.alpha:
@@ -1383,10 +1393,13 @@ def srm_table(prepared: pd.DataFrame, settings: CampaignSettings) -> pd.DataFram
     """Sample-ratio-mismatch check per campaign, overall and per segment.
 
     Chi-square goodness of fit (``scipy.stats.chisquare``) of the customers per arm against the
-    expected shares: ``expected_split`` when configured, else (segments only) the campaign's
-    overall split. Rows with an expected count below 5 per arm are not tested. Columns:
-    ``campaign_id, segment, customers, observed, expected, control_share,
-    expected_control_share, chi2, p_value, srm, note``.
+    expected shares: ``expected_split`` when configured (overall and every segment), else
+    (segments only) the campaign's overall split. Rows with an expected count below 5 per arm
+    are not tested. ``srm`` is p < ``srm_alpha``; a campaign's overall split against the design
+    with ``srm_alpha`` <= p < :data:`SRM_BORDERLINE_P` is not flagged but its ``note`` calls it
+    borderline. ``smallest_arm`` is the customers of the smallest arm (the count that the
+    privacy threshold applies to). Columns: ``campaign_id, segment, customers, smallest_arm,
+    observed, expected, control_share, expected_control_share, chi2, p_value, srm, note``.
 
     Examples
     --------
@@ -1420,16 +1433,20 @@ def srm_table(prepared: pd.DataFrame, settings: CampaignSettings) -> pd.DataFram
         if tested.any():
             res = stats.chisquare(obs[tested], exp[tested], axis=1)
             chi2[tested], p[tested] = res.statistic, res.pvalue
+        first = np.arange(len(table)) == 0
+        borderline = first & tested & (design is not None) & (p >= s.srm_alpha) & (p < SRM_BORDERLINE_P)
         note = np.where(len(arms) < 2, "one arm only",
-                        np.where(~tested & (np.arange(len(table)) == 0) & (design is None),
+                        np.where(~tested & first & (design is None),
                                  "overall split not tested: set campaign.expected_split",
-                                 np.where(~tested, "too few customers to test", "")))
+                                 np.where(~tested, "too few customers to test",
+                                          np.where(borderline, f"borderline: {s.srm_alpha:g} <= p < "
+                                                   f"{SRM_BORDERLINE_P:g}; check how customers were assigned", ""))))
         ctrl_idx = arms.index(s.control_arm) if s.control_arm in arms else None
         fmt_obs = [" · ".join(f"{a} {int(v):,}" for a, v in zip(arms, r)) for r in obs]
         fmt_exp = " · ".join(f"{a} {v:.1%}" for a, v in zip(arms, base))
         rows.append(pd.DataFrame({
             "campaign_id": cid, "segment": table.index.astype(str), "customers": total.astype(np.int64),
-            "observed": fmt_obs, "expected": np.where(tested | (design is not None), fmt_exp, ""),
+            "smallest_arm": obs.min(axis=1).astype(np.int64), "observed": fmt_obs, "expected": np.where(tested | (design is not None), fmt_exp, ""),
             "control_share": obs[:, ctrl_idx] / total if ctrl_idx is not None else np.nan,
             "expected_control_share": base[ctrl_idx] if ctrl_idx is not None else np.nan,
             "chi2": chi2, "p_value": p, "srm": np.nan_to_num(p, nan=1.0) < s.srm_alpha, "note": note}))
@@ -1439,12 +1456,20 @@ def srm_table(prepared: pd.DataFrame, settings: CampaignSettings) -> pd.DataFram
 def p_text(p: float, name: str = "p") -> str:
     """A p-value for prose: ``p = 0.032``; one that underflowed to 0 reads ``p < 1e-300``, never ``p = 0``.
 
+    Two significant digits, or three where two would round onto a usual threshold (0.05, 0.01,
+    0.001) that the value is not: 0.0501 reads 0.0501, never "0.05" next to "not significant".
+
     Examples
     --------
-    >>> p_text(0.0317), p_text(0.0, "adjusted p")
-    ('p = 0.032', 'adjusted p < 1e-300')
+    >>> p_text(0.0317), p_text(0.0, "adjusted p"), p_text(0.0501), p_text(0.05)
+    ('p = 0.032', 'adjusted p < 1e-300', 'p = 0.0501', 'p = 0.05')
     """
-    return f"{name} < 1e-300" if p == 0 else f"{name} = {p:.2g}"
+    if p == 0:
+        return f"{name} < 1e-300"
+    text = f"{p:.2g}"
+    if float(text) in (0.05, 0.01, 0.001) and float(text) != p:
+        text = f"{p:.3g}"
+    return f"{name} = {text}"
 
 
 def srm_warnings(srm: pd.DataFrame, settings: CampaignSettings) -> list[str]:
@@ -1564,8 +1589,8 @@ def targeting_table(table: pd.DataFrame, roi: pd.DataFrame, settings: CampaignSe
     # per segment; a campaign without segments (segment_by = none) is one segment: all customers
     prim = prim[(prim["segment"] != ALL_SEGMENTS) | ~segmented]
     keys = ["campaign_id", "segment", "arm"]
-    out = prim[keys + ["customers", "customers_c", "lift_abs", "lift_ci_low", "lift_ci_high", "p_adjusted",
-                       "small_cell"]].copy()
+    out = prim[keys + ["customers", "customers_c", "lift_abs", "lift_ci_low", "lift_ci_high", "p_value", "p_adjusted",
+                       "family_size", "small_cell"]].copy()
     out["sends"] = out["customers"]
     out["customers"] = out["customers"] + out["customers_c"].fillna(0).astype(np.int64)
     out = out.drop(columns="customers_c").set_index(keys)
@@ -1595,6 +1620,12 @@ def decide_targets(frame: pd.DataFrame, settings: CampaignSettings) -> pd.DataFr
     policy's estimated value is never below sending to all. Segments too small to judge, or
     without a measurable lift, are sent (no evidence against them).
 
+    ``sure_gain`` is the same call as the verdicts': the primary lift is positive and its
+    p-value *after the correction across segments* (optional columns ``p_adjusted`` and
+    ``family_size``, the number of segments corrected for; without them a single test, judged
+    by its interval) is below ``alpha``. A segment whose unadjusted interval excludes 0 but
+    whose adjusted p-value does not is no sure gain, and ``reason`` says so.
+
     Examples
     --------
     >>> f = pd.DataFrame({"lift_abs": [0.02, -0.003, -0.05], "lift_ci_low": [0.01, -0.04, -0.09],
@@ -1605,6 +1636,9 @@ def decide_targets(frame: pd.DataFrame, settings: CampaignSettings) -> pd.DataFr
     [True, True, True]
     >>> decide_targets(f, CampaignSettings(targeting_rule="expected_value"))["send"].tolist()
     [True, False, True]
+    >>> g = f.assign(p_value=[0.01, 0.9, 0.02], p_adjusted=[0.2, 1.0, 0.04], family_size=3)
+    >>> print(decide_targets(g, CampaignSettings())["reason"].iloc[0])
+    send: the interval excludes 0 before correction for 3 segments; not after (Holm, adjusted p = 0.2) — no evidence that a send here is worth less than it costs
     """
     s = settings
     z = stats.norm.isf(s.alpha / 2)
@@ -1618,22 +1652,47 @@ def decide_targets(frame: pd.DataFrame, settings: CampaignSettings) -> pd.DataFr
     point = np.where(revenue_known, inc, out["lift_abs"].astype(float))
     bar = np.where(revenue_known, cost, 0.0)
     basis = np.where(revenue_known, "incremental revenue per send", "primary lift")
-    out["sure_gain"] = (out["lift_ci_low"] > 0).fillna(False).astype(bool)
+    interval_above0 = (out["lift_ci_low"] > 0).fillna(False).to_numpy(bool)
+    p_raw = out["p_value"].astype(float).to_numpy() if "p_value" in out else np.full(len(out), np.nan)
+    p_adj = out["p_adjusted"].astype(float).to_numpy() if "p_adjusted" in out else np.full(len(out), np.nan)
+    family = (out["family_size"].fillna(1).astype(float).to_numpy() if "family_size" in out
+              else np.ones(len(out)))
+    corrected = (family > 1) & (s.correction != "none")
+    positive = (out["lift_abs"] > 0).fillna(False).to_numpy(bool)
+    sure = np.where(np.isnan(p_adj), interval_above0, positive & (p_adj < s.alpha))
+    out["sure_gain"] = sure & measurable.to_numpy()
     if s.targeting_rule == "evidence":
         drop = measurable.to_numpy() & (upper < bar)
     else:
         drop = measurable.to_numpy() & (point < bar)
     out["send"] = ~drop
     cur = f" {s.currency}" if s.currency else ""
-    reason = np.where(
-        drop,
-        [f"left out: {'upper 95% bound of ' if s.targeting_rule == 'evidence' else ''}{b} "
+    corr = CORRECTION_LABELS[s.correction]
+    no_evidence = "no evidence that a send here is worth less than it costs"
+
+    def why_send(i: int) -> str:
+        if not measurable.iloc[i]:
+            return "sent by default: too few customers (or no lift) to judge"
+        if out["sure_gain"].iloc[i]:
+            if np.isnan(p_adj[i]):
+                return "send: the lift is positive (its 95% interval excludes 0)"
+            if corrected[i]:
+                return (f"send: the lift is positive after {corr} correction across {int(family[i])} segments "
+                        f"({p_text(p_adj[i], 'adjusted p')})")
+            return f"send: the lift is positive ({p_text(p_adj[i])})"
+        if interval_above0[i] and corrected[i] and p_raw[i] < s.alpha:
+            return (f"send: the interval excludes 0 before correction for {int(family[i])} segments; not after "
+                    f"({corr}, {p_text(p_adj[i], 'adjusted p')}) — {no_evidence}")
+        if interval_above0[i] and not np.isnan(p_adj[i]):
+            return (f"send: the interval excludes 0 but the test does not ({p_text(p_adj[i], 'adjusted p' if corrected[i] else 'p')}"
+                    f", small counts) — {no_evidence}")
+        return f"send: {no_evidence}"
+
+    reason = [
+        (f"left out: {'upper 95% bound of ' if s.targeting_rule == 'evidence' else ''}{b} "
          f"{(u if s.targeting_rule == 'evidence' else p):+.4f} is below {'the cost per send' if rk else 'zero'}"
-         f"{f' ({c:.4f}{cur})' if rk else ''}"
-         for b, u, p, rk, c in zip(basis, upper, point, revenue_known, cost)],
-        np.where(~measurable.to_numpy(), "sent by default: too few customers (or no lift) to judge",
-                 np.where(out["sure_gain"].to_numpy(), "send: the lift is surely positive",
-                          "send: no evidence that a send here is worth less than it costs")))
+         f"{f' ({c:.4f}{cur})' if rk else ''}") if d else why_send(i)
+        for i, (d, b, u, p, rk, c) in enumerate(zip(drop, basis, upper, point, revenue_known, cost))]
     out["reason"] = pd.array(reason, dtype="string")
     return out
 
@@ -1695,7 +1754,8 @@ def pool_campaigns(table: pd.DataFrame, roi: pd.DataFrame, settings: CampaignSet
     positive with zero events; Welch standard errors for revenue), p-values are corrected
     across segments, and :func:`decide_targets` applies the targeting rule with the pooled
     incremental revenue per customer and the average cost per send. ``customers`` is the
-    segment's average size per campaign (both arms); ``small_cell`` means that over all
+    segment's average size per campaign (both arms); ``smallest_arm`` the customers of its smaller
+    arm over all campaigns (the count a privacy threshold applies to); ``small_cell`` means that over all
     campaigns one arm has fewer than ``min_cell_size`` customers. With one campaign this is
     that campaign's targeting.
 
@@ -1721,9 +1781,9 @@ def pool_campaigns(table: pd.DataFrame, roi: pd.DataFrame, settings: CampaignSet
     var = (treat["lift_se"] if is_mean else half) ** 2
     pooled = random_effects(treat.loc[prim, "lift_abs"], var[prim], key[prim], s.alpha)
     if pooled.empty:
-        return pd.DataFrame(columns=["campaign_id", "arm", "segment", "metric", "campaigns", "customers", "sends", "lift_abs",
-                                     "lift_ci_low", "lift_ci_high", "p_value", "p_adjusted", "small_cell", "send",
-                                     "sure_gain", "reason"])
+        return pd.DataFrame(columns=["campaign_id", "arm", "segment", "metric", "campaigns", "customers", "sends",
+                                     "smallest_arm", "lift_abs", "lift_ci_low", "lift_ci_high", "p_value", "p_adjusted",
+                                     "family_size", "small_cell", "send", "sure_gain", "reason"])
     rev = treat["metric"] == "revenue_per_recipient"
     rpool = random_effects(treat.loc[rev, "lift_abs"], treat.loc[rev, "lift_se"] ** 2, key[rev], s.alpha)
     rpool = rpool.set_index("group").reindex(pooled["group"])
@@ -1745,11 +1805,14 @@ def pool_campaigns(table: pd.DataFrame, roi: pd.DataFrame, settings: CampaignSet
         "incremental_revenue_per_customer": rpool["mean"].to_numpy(),
         "incremental_revenue_se": rpool["se"].to_numpy(),
         "cost_per_send": (costs["cost"] / costs["sent"]).to_numpy(),
+        "smallest_arm": np.minimum(sizes["sent"], sizes["control"]).to_numpy().astype(np.int64),
         "small_cell": ((sizes["sent"] < s.min_cell_size) | (sizes["control"] < s.min_cell_size)).to_numpy(),
     })
     fam = out["segment"] != ALL_SEGMENTS
     out["p_adjusted"] = out["p_value"]
     out.loc[fam, "p_adjusted"] = adjust_pvalues(out.loc[fam, "p_value"], s.correction, out.loc[fam, "arm"])
+    out["family_size"] = 1
+    out.loc[fam, "family_size"] = out.loc[fam].groupby("arm")["segment"].transform("size")
     return decide_targets(out, s)
 
 
@@ -1991,8 +2054,11 @@ def power_table(table: pd.DataFrame, settings: CampaignSettings) -> pd.DataFrame
 
 
 def campaign_overview(table: pd.DataFrame, roi: pd.DataFrame, srm: pd.DataFrame, policy: pd.DataFrame,
-                      settings: CampaignSettings) -> pd.DataFrame:
-    """One row per campaign × sent arm: sizes, primary lift overall, increments, ROI, SRM, targeting."""
+                      settings: CampaignSettings, sent_on: pd.Series | None = None) -> pd.DataFrame:
+    """One row per campaign × sent arm: sizes, primary lift overall, increments, ROI, SRM, targeting.
+
+    ``send_date`` is the campaign's day of sending (``sent_on``, :func:`send_dates`; NaT when unknown).
+    """
     s = settings
     keys = ["campaign_id", "arm"]
     prim = table[(table["metric"] == s.primary_metric) & (table["arm"] != s.control_arm)
@@ -2008,6 +2074,8 @@ def campaign_overview(table: pd.DataFrame, roi: pd.DataFrame, srm: pd.DataFrame,
     out = out.merge(r, on=keys, how="left")
     srm_any = srm.groupby("campaign_id")["srm"].any().rename("srm")
     out = out.merge(srm_any, left_on="campaign_id", right_index=True, how="left")
+    days = sent_on if sent_on is not None else pd.Series(dtype="datetime64[ns]")
+    out["send_date"] = pd.to_datetime(out["campaign_id"].astype(str).map(days.to_dict()))
     return out.reset_index(drop=True)
 
 
@@ -2166,7 +2234,7 @@ def evaluate_campaigns(
     policy = policy_table(targeting)
     qini = qini_curve(table, s)
     power = power_table(table, s)
-    campaigns = campaign_overview(table, roi, srm, policy, s)
+    campaigns = campaign_overview(table, roi, srm, policy, s, send_dates(prepared))
     pooled = pool_campaigns(table, roi, s)
     pooled_policy = policy_table(pooled)
     results = table.assign(segment_by=dimension)

@@ -240,6 +240,10 @@ class ClusterSettings:
         st = r.get("stability") or {}
         if not (0 < float(st.get("sample_fraction", 0)) < 1) or int(st.get("runs", 0)) < 2:
             raise ConfigError(f"{where}.stability needs runs ≥ 2 and 0 < sample_fraction < 1.")
+        share = r.get("segment_action_min_share")
+        if isinstance(share, bool) or not isinstance(share, (int, float)) or not 0.5 <= share <= 1:
+            raise ConfigError(f"{where}.segment_action_min_share = {share!r}; use a share from 0.5 to 1 (0.75 = "
+                              "a cluster gets one RFM segment's action when at least 75% of it is in that segment).")
 
     @property
     def k_values(self) -> list[int]:
@@ -263,11 +267,6 @@ class ClusterSettings:
                               max_categories=int(self.raw["max_categories"]),
                               min_category_share=float(self.raw["min_category_share"]),
                               clip=self.raw.get("clip"))
-
-
-#: An RFM segment's action is suggested for a whole cluster only when more than this share
-#: of the cluster is in that segment.
-DOMINANT_SEGMENT_SHARE = 0.5
 
 
 def resolve_method(method: str, X: pd.DataFrame) -> str:
@@ -670,18 +669,23 @@ def profile_clusters(values: pd.DataFrame, clusters: np.ndarray, numeric: Sequen
     return means_out, lifts, modes
 
 
-def _trait_word(feature: str, direction: str, vocabulary: dict) -> str:
-    """The vocabulary word for a feature being high/low (patterns fill ``{value}``)."""
+def _trait_word(feature: str, direction: str, vocabulary: dict,
+                original_values: dict[str, str] | None = None) -> str:
+    """The vocabulary word for a feature being high/low (patterns fill ``{value}``).
+
+    ``{value}`` is the category value as typed (``original_values``, e.g. ``"App <iOS>"``) when
+    known, else the part of the column name that ``*`` matched, with spaces for underscores.
+    """
     import fnmatch
 
     entry = vocabulary.get(feature)
-    value = ""
+    value, typed = "", feature in (original_values or {})
     if entry is None:
         for pattern, words in vocabulary.items():
             if any(ch in pattern for ch in "*?[") and fnmatch.fnmatch(feature, pattern):
                 entry = words
                 prefix = pattern.split("*", 1)[0]
-                value = feature[len(prefix):].replace("_", " ")
+                value = original_values[feature] if typed else feature[len(prefix):].replace("_", " ")
                 break
     if entry is None:
         return f"{direction} {feature.replace('_', ' ')}"
@@ -694,7 +698,7 @@ NAMING_KEYS = frozenset({"min_effect", "traits", "default", "vocabulary", "categ
 
 
 def name_clusters(z_means: pd.DataFrame, modes: pd.DataFrame | None = None,
-                  naming: dict | None = None) -> dict[int, str]:
+                  naming: dict | None = None, original_values: dict[str, str] | None = None) -> dict[int, str]:
     """A short, unique, deterministic name per cluster from its strongest differences.
 
     A trait is a numeric feature whose cluster mean lies at least ``min_effect`` standard
@@ -703,6 +707,8 @@ def name_clusters(z_means: pd.DataFrame, modes: pd.DataFrame | None = None,
     When fewer stand out, a categorical level held by at least ``categorical_min_share`` of the
     cluster and ``categorical_min_lift`` times more common than in the base adds
     "(mostly <level>)". Clusters with the same name get their next trait, then a number.
+    Names from the data (channels, levels) read as typed: "App <iOS>-first", "mostly web_shop";
+    only a name that starts with a vocabulary word is capitalised.
 
     Parameters
     ----------
@@ -712,12 +718,18 @@ def name_clusters(z_means: pd.DataFrame, modes: pd.DataFrame | None = None,
         The categorical profile of :func:`profile_clusters`.
     naming : dict, optional
         The ``naming`` config (defaults: ``clustering.yml``).
+    original_values : dict, optional
+        Feature column → the category value it was made for, as typed
+        (:attr:`segkit.features.FeatureBuilder.original_values_`); fills ``{value}``.
 
     Examples
     --------
     >>> z = pd.DataFrame({"frequency": [1.2, -0.8, 0.1], "aov": [0.9, 0.1, 0.2]}, index=[1, 2, 3])
     >>> name_clusters(z)
     {1: 'Frequent, big-basket customers', 2: 'Infrequent customers', 3: 'Typical customers'}
+    >>> z = pd.DataFrame({"channel_share_app_ios": [2.0, -0.5], "aov": [1.0, 0.0]}, index=[1, 2])
+    >>> name_clusters(z, original_values={"channel_share_app_ios": "App <iOS>"})[1]
+    'App <iOS>-first, big-basket customers'
     """
     given = dict(naming or {})
     # the shipped defaults (a YAML read) only when the given naming config lacks a key
@@ -732,7 +744,7 @@ def name_clusters(z_means: pd.DataFrame, modes: pd.DataFrame | None = None,
         for neg, feat, v in items:
             if -neg < min_effect:
                 break
-            word = _trait_word(feat, "high" if v > 0 else "low", vocab)
+            word = _trait_word(feat, "high" if v > 0 else "low", vocab, original_values)
             if word and word not in words:
                 words.append(word)
         ranked[int(cluster)] = words
@@ -742,7 +754,7 @@ def name_clusters(z_means: pd.DataFrame, modes: pd.DataFrame | None = None,
                        & (modes["lift"] >= float(cfg["categorical_min_lift"]))]
         strong = strong.sort_values(["cluster", "lift", "feature"], ascending=[True, False, True], kind="stable")
         for c, level in zip(strong["cluster"], strong["mode"]):
-            text = str(level).replace("_", " ")
+            text = str(level)
             phrase = str(cfg["categorical_phrase"]).replace("{value}", text)
             said = " ".join(ranked.get(int(c), [])[:n_traits]).lower()
             if phrase not in cats.setdefault(int(c), []) and text.lower() not in said:
@@ -818,7 +830,8 @@ def projection(X: pd.DataFrame, clusters: np.ndarray, gamma: float | None, seed:
     -------
     DataFrame
         ``pc1, pc2, cluster`` for the sampled rows (index = their labels); attrs
-        ``explained_variance`` (share of variance of each component).
+        ``explained_variance`` (share of variance of each component) and ``customers`` (all
+        customers of ``X``, of which the rows are a sample when fewer).
     """
     from sklearn.decomposition import PCA
 
@@ -839,6 +852,7 @@ def projection(X: pd.DataFrame, clusters: np.ndarray, gamma: float | None, seed:
                         "cluster": np.asarray(clusters)[rows]}, index=Xs.index)
     ev = list(pca.explained_variance_ratio_) + [0.0] * (2 - n_comp)
     out.attrs["explained_variance"] = [float(v) for v in ev]
+    out.attrs["customers"] = int(len(X))
     return out
 
 
@@ -1108,7 +1122,7 @@ def cluster_customers(table: pd.DataFrame, settings: ClusterSettings | None = No
     profiles, lifts, modes = profile_clusters(values, clusters, builder.numeric_features_,
                                               builder.categorical_features_, revenue)
     z = X[numeric_columns(X)].groupby(clusters).mean()
-    names = name_clusters(z, modes, s.naming)
+    names = name_clusters(z, modes, s.naming, builder.original_values_)
     for frame in (profiles, lifts):
         frame.insert(1, "cluster_name", pd.array([names.get(int(c), c) if c.isdigit() else c
                                                   for c in frame["cluster"]], dtype="string"))

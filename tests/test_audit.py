@@ -249,7 +249,8 @@ def test_each_problem_is_found_once_and_cleaned_by_its_rule():
         "missing order ids filled (each row its own order)": 1,
         "returns and cancellations flagged is_return (kept)": 1, "zero-price lines kept (free items)": 1,
         "near duplicates flagged (kept)": 1, "lines of order value outliers flagged (kept)": 0,
-        "quantity outliers flagged (kept)": 0, "customers derived from transactions (no customers file)": 5}
+        "quantity outliers flagged (kept)": 0, "customers derived from transactions (no customers file)": 5,
+        "control characters removed from ids and text": 0}
     tx = result.transactions
     assert tx["order_id"].tolist() == ["O1", "O4", "C5", "O7", "O8", "row-11"]
     assert tx["is_return"].tolist() == [False, False, True, False, False, False]

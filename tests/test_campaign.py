@@ -497,6 +497,12 @@ def test_a_p_value_that_underflows_reads_below_1e_300_not_zero():
     assert "p < 1e-300" in verdict["verdict"] and "p = 0" not in verdict["verdict"]
 
 
+def test_a_p_value_next_to_a_threshold_keeps_a_third_digit():
+    # 0.0501 printed as "0.05" read as significant in "not after (Holm, adjusted p = 0.05)"
+    assert cp.p_text(0.0501, "adjusted p") == "adjusted p = 0.0501" and cp.p_text(0.00096) == "p = 0.00096"
+    assert cp.p_text(0.05) == "p = 0.05" and cp.p_text(0.0123) == "p = 0.012"
+
+
 def test_a_balanced_split_raises_no_warning():
     camp = pd.DataFrame({"campaign_id": "c", "customer_id": [str(i) for i in range(1000)],
                          "arm": ["control"] * 205 + ["email"] * 795, "converted": False})
@@ -890,6 +896,8 @@ def test_the_notebook_runs_alone_on_the_sample_and_writes_campaign_results(tmp_p
     assert "Lift by segment dimension and metric" in text and "rfm_segment · Conversion rate" in text
     assert "What was analysed" in text and "Next email send" in text
     assert not re.search(r"\bC\d{6}\b", text)  # no raw sample id anywhere
+    assert "NaN" not in text and "<NA>" not in text  # merged "Other" rows show dashes
+    assert "The random split into control and email" in text and "surely" not in text
     results = pd.read_csv(project_root() / "reports" / "interactive" / "05_campaign_evaluation" / "artifacts" / "campaign_results.csv")
     assert set(results["campaign_id"]) == {"EM-20231125", "EM-20240522", "EM-20241117"}
     email = results[(results["arm"] == "email") & (results["segment"] == ALL_SEGMENTS)
@@ -1069,6 +1077,9 @@ def test_verdict_says_inconclusive_when_the_interval_excludes_zero_but_the_exact
     assert r["test"] == "Fisher exact" and r["lift_ci_low"] > 0 and r["p_adjusted"] >= 0.05
     assert r["verdict"].startswith("Inconclusive")
     assert "not adjusted" not in r["verdict"]  # a single segment: nothing to adjust for
+    # here the interval and the test really disagree (no correction involved): the margin wording stays
+    assert f"but the Fisher exact test gives p = {r['p_value']:.2g}, above 0.05; the interval and the test disagree at " \
+           "the margin (small counts)" in r["verdict"]
 
 
 def test_roi_is_revenue_based_unless_a_gross_margin_is_configured():
@@ -1093,3 +1104,152 @@ def test_the_money_sentence_counts_campaigns_not_campaign_arm_pairs():
     three_arms = build(*cells[:4])
     money = [f for f in cs.summarize(evaluate_campaigns(*three_arms, settings=LOOSE))["findings"] if "per 1,000" in f]
     assert money[0].startswith("Campaign spring (3 treatment arms, each compared with control) added about ")
+
+
+# --------------------------------------------------------------------------- what the report says (review of 05)
+def _edge_and_flat_segments(campaign: str = "c", prefix: str = "", scale: int = 3) -> list[pd.DataFrame]:
+    """One segment with a lift of +5 pp (15% vs 10%; unadjusted p about 0.03 with ``scale=3``, i.e. 600
+    e-mailed and 300 control customers) and three segments without lift."""
+    sent, ctrl = 200 * scale, 100 * scale
+    cells = [cell(campaign, "Edge", "email", sent, 30 * scale, prefix=prefix),
+             cell(campaign, "Edge", "control", ctrl, 10 * scale, prefix=prefix)]
+    for seg in ("F1", "F2", "F3"):
+        cells += [cell(campaign, seg, "email", sent, 20 * scale, prefix=prefix),
+                  cell(campaign, seg, "control", ctrl, 10 * scale, prefix=prefix)]
+    return cells
+
+
+def test_an_inconclusive_verdict_names_the_correction_when_the_correction_is_the_cause():
+    res = evaluate_campaigns(*build(*_edge_and_flat_segments()))
+    r = row(res, "c", "Edge", "email", "conversion_rate")
+    assert r["lift_ci_low"] > 0 and r["p_value"] < 0.05 <= r["p_adjusted"]  # interval and raw test agree
+    assert r["verdict"].startswith("Inconclusive: +5.0 pp")
+    assert (f"the two-proportion z-test gives p = {r['p_value']:.2g}: significant before correction, not after Holm "
+            f"correction across 4 segments (adjusted p = {r['p_adjusted']:.2g}, above 0.05)") in r["verdict"]
+    assert "disagree at the margin" not in r["verdict"] and "test test" not in r["verdict"]
+
+
+def test_the_pooled_next_send_calls_a_gain_sure_only_after_the_correction_across_segments():
+    cells = []
+    for cid in ("one", "two", "three"):  # each campaign a third of the single one above: pooled, the same evidence
+        cells += _edge_and_flat_segments(cid, prefix=cid, scale=1)
+        cells += [cell(cid, "Strong", "email", 200, 50, prefix=cid), cell(cid, "Strong", "control", 100, 10, prefix=cid)]
+    res = evaluate_campaigns(*build(*cells), settings=CampaignSettings(cost_per_send=0.01))
+    pooled = res.pooled.set_index("segment")
+    edge, strong = pooled.loc["Edge"], pooled.loc["Strong"]
+    assert edge["lift_ci_low"] > 0 and edge["p_value"] < 0.05 <= edge["p_adjusted"]  # pooled over 3 campaigns
+    assert not edge["sure_gain"]
+    assert edge["reason"] == (f"send: the interval excludes 0 before correction for 5 segments; not after (Holm, "
+                              f"adjusted p = {edge['p_adjusted']:.2g}) — no evidence that a send here is worth less "
+                              "than it costs")
+    assert strong["sure_gain"] and strong["reason"].startswith("send: the lift is positive after Holm correction "
+                                                               "across 5 segments (adjusted p")
+    # the same rule as the verdicts and the plot's colours: a sure gain is a significant adjusted test
+    assert (pooled["sure_gain"] == ((pooled["p_adjusted"] < 0.05) & (pooled["lift_abs"] > 0))).all()
+    assert not pooled["reason"].str.contains("surely").any()
+    # per campaign, too: the targeting table follows the adjusted p-values of the segment table
+    single = evaluate_campaigns(*build(*_edge_and_flat_segments())).targeting.set_index("segment")
+    assert not single.loc["Edge", "sure_gain"]
+    assert "the interval excludes 0 before correction for 4 segments; not after" in single.loc["Edge", "reason"]
+
+
+def test_a_split_just_above_the_alarm_line_is_called_borderline_with_the_thresholds():
+    camp = pd.DataFrame({"campaign_id": "c", "customer_id": [str(i) for i in range(1000)],
+                         "arm": ["control"] * 235 + ["email"] * 765, "converted": False})
+    res = evaluate_campaigns(camp, settings=CampaignSettings(expected_split={"control": 0.2, "email": 0.8}))
+    overall = res.srm.iloc[0]
+    ref = stats.chisquare([235, 765], [200, 800])
+    assert 0.001 < ref.pvalue < 0.01 and not overall["srm"]
+    assert overall["note"] == "borderline: 0.001 <= p < 0.01; check how customers were assigned"
+    out = cs.summarize(res)
+    findings, actions = " ".join(out["findings"]), " ".join(out["actions"])
+    assert (f"The random split into control and email is borderline in c: 23.5% control vs 20.0% planned "
+            f"(chi-square p = {ref.pvalue:.2g}) — a mismatch is flagged below p = 0.001, borderline below 0.01") in findings
+    assert "looks as designed" not in findings
+    assert "Check how customers were assigned to control and email in c before relying on its lifts" in actions
+
+
+def test_the_split_text_uses_the_arm_names_and_says_what_each_split_is_compared_with():
+    camp = pd.DataFrame({"campaign_id": "c", "customer_id": [str(i) for i in range(1000)],
+                         "arm": ["holdout"] * 200 + ["sms"] * 800, "converted": False})
+    design = CampaignSettings(control_arm="holdout", expected_split={"holdout": 0.2, "sms": 0.8})
+    findings = " ".join(cs.summarize(evaluate_campaigns(camp, settings=design))["findings"])
+    assert "The random split into holdout and sms looks as designed" in findings and "e-mail" not in findings
+    # with a design, every segment is compared with the design (as the notebook now says), not with the campaign
+    seg_camp, labels = build(cell("c", "A", "email", 350, 0), cell("c", "A", "control", 150, 0),
+                             cell("c", "B", "email", 400, 0), cell("c", "B", "control", 100, 0))
+    with pytest.warns(SampleRatioMismatchWarning):  # overall 25% control vs a 20% design
+        srm = evaluate_campaigns(seg_camp, labels, settings=CampaignSettings(expected_split={"control": 0.2})).srm
+    assert srm.set_index("segment")["expected_control_share"].tolist() == pytest.approx([0.2, 0.2, 0.2])
+    assert cs.srm_reference(CampaignSettings(expected_split={"control": 0.2, "email": 0.8})).startswith(
+        "Here every row — each campaign overall and each of its segments — is compared with the designed split of "
+        "campaign.expected_split (control 20.0% · email 80.0%)")
+    assert cs.srm_reference(CampaignSettings()).startswith(
+        "Here no designed split is configured (campaign.expected_split): each segment is compared with its "
+        "campaign's overall split, and the overall split itself is not tested")
+
+
+def test_the_next_test_is_planned_on_the_latest_campaigns_base_rate():
+    # "A-late" sorts first but was sent last; its control converts 10%, the older campaign's 5%
+    camp = pd.concat([cell("A-late", "x", "email", 800, 120, prefix="a"), cell("A-late", "x", "control", 200, 20, prefix="a"),
+                      cell("B-early", "x", "email", 800, 80, prefix="b"), cell("B-early", "x", "control", 200, 10, prefix="b")],
+                     ignore_index=True).drop(columns="segment")
+    camp["sent_at"] = np.where(camp["campaign_id"] == "A-late", "2024-11-17 09:00", "2023-11-25 09:00")
+    res = evaluate_campaigns(camp)
+    plan = [a for a in cs.summarize(res)["actions"] if a.startswith("Plan the next test")]
+    need = res.power.set_index("campaign_id").loc["A-late"]
+    assert plan == [f"Plan the next test: on a base of 10.0% (conversion rate in control of the latest campaign, "
+                    f"A-late, sent 2024-11-17), detecting a lift of 2.0 pp with 80% power needs about "
+                    f"{int(need['n_sent_needed']):,} customers in the email arm and {int(need['n_control_needed']):,} "
+                    "in control for each segment you want to judge (the same split; power table: per segment)."]
+    undated = cs.summarize(evaluate_campaigns(camp.drop(columns="sent_at")))["actions"]
+    assert any("the largest campaign, " in a and "no send dates tell the latest" in a for a in undated)
+
+
+def test_plots_leave_out_cells_under_the_privacy_threshold_with_a_note():
+    from segkit.plots import campaign as pc
+
+    camp, labels = build(cell("c", "A", "email", 200, 30), cell("c", "A", "control", 60, 4),
+                         cell("c", "Tiny", "email", 20, 3), cell("c", "Tiny", "control", 5, 0))
+    res = evaluate_campaigns(camp, labels, settings=CampaignSettings(expected_split={"control": 0.2}, min_cell_size=3))
+    note = "Not shown: 1 row(s) with fewer than 10 customers in an arm (privacy.min_cell_size), as in the tables."
+    for ax in (pc.plot_lift_forest(res.table, "conversion_rate", min_cell_size=10),
+               pc.plot_srm(res.srm, min_cell_size=10)):
+        assert [t.get_text() for t in ax.get_yticklabels()] == [ALL_SEGMENTS, "A"]
+        assert [t.get_text() for t in ax.texts] == [note]
+    assert res.srm.set_index("segment").loc["Tiny", "smallest_arm"] == 5
+    shown = pc.plot_lift_forest(res.table, "conversion_rate")  # no threshold given: every row, no note
+    assert "Tiny" in [t.get_text() for t in shown.get_yticklabels()] and not shown.texts
+    plt.close("all")
+
+
+def test_merged_rows_of_report_tables_show_a_dash_not_nan():
+    from segkit.core.privacy import suppress_small_groups
+    from segkit.steps.pipeline import dash_missing
+
+    camp, labels = build(cell("c", "A", "email", 200, 30), cell("c", "A", "control", 60, 4),
+                         cell("c", "T1", "email", 20, 3), cell("c", "T1", "control", 6, 0),
+                         cell("c", "T2", "email", 20, 3), cell("c", "T2", "control", 7, 0))
+    res = evaluate_campaigns(camp, labels, settings=LOOSE)
+    view = suppress_small_groups(cs.lift_view(res, "rfm_segment", "conversion_rate"), "smallest_arm", 10, "segment")
+    shown = dash_missing(view.round(4))
+    other = shown.set_index("segment").loc["Other (2 groups under 10)"]
+    assert other["campaign_id"] == "–" and other["lift_abs"] == "–" and other["verdict"] == "–"
+    assert other["smallest_arm"] == 13
+    html = shown.to_html()
+    assert "NaN" not in html and "&lt;NA&gt;" not in html
+
+
+def test_srm_and_uplift_legends_sit_outside_the_plot_area():
+    from segkit.plots import campaign as pc
+
+    cells = []
+    for cid in ("EM-2024-11-17-black-friday-reactivation-wave-1", "EM-2024-11-24-black-friday-reactivation-wave-2"):
+        cells += [cell(cid, seg, arm, n, k, prefix=cid) for seg, arm, n, k in
+                  (("A", "email", 300, 60), ("A", "control", 75, 5), ("B", "email", 300, 20), ("B", "control", 75, 6))]
+    res = evaluate_campaigns(*build(*cells), settings=CampaignSettings(expected_split={"control": 0.2}))
+    for ax in (pc.plot_srm(res.srm), pc.plot_qini(res.qini)):
+        ax.figure.canvas.draw()
+        legend = ax.get_legend().get_window_extent()
+        assert not legend.overlaps(ax.get_window_extent())
+    plt.close("all")

@@ -313,6 +313,9 @@ def test_a_strong_categorical_level_completes_a_short_name():
     modes = pd.DataFrame({"cluster": [1, 2], "feature": ["region", "region"], "mode": ["North", "South"],
                           "share_in_cluster": [0.9, 0.5], "share_in_base": [0.5, 0.5], "lift": [1.8, 1.0]})
     assert name_clusters(z, modes) == {1: "Typical customers (mostly North)", 2: "Typical customers"}
+    typed = modes.assign(mode=["web_shop", "store #1 | Berlin"], share_in_cluster=0.9, lift=1.8)
+    assert name_clusters(z, typed) == {1: "Typical customers (mostly web_shop)",  # was "mostly web shop"
+                                       2: "Typical customers (mostly store #1 | Berlin)"}
 
 
 def test_crosstab_gives_each_clusters_shares_of_rfm_segments():
@@ -377,6 +380,21 @@ def test_result_tables_are_consistent(shop_result):
     assert r.missing_report.set_index("feature").loc["median_days_between_orders", "missing"] > 0
 
 
+def test_the_projection_title_says_all_customers_when_nothing_was_sampled(shop_result):
+    # "2,542 sampled" was shown when the plot held the whole base
+    from segkit.cluster import projection
+    from segkit.plots.cluster import plot_projection
+
+    n = len(shop_result.assignments)
+    assert len(shop_result.projection) == n < shop_result.settings.projection_sample
+    assert plot_projection(shop_result.projection, shop_result.names).get_title() == (
+        f"Customers projected on two dimensions (all {n:,}; X = cluster centre)")
+    part = projection(shop_result.features, shop_result.assignments["cluster"].to_numpy(), shop_result.gamma,
+                      seed=5, sample=200)
+    assert plot_projection(part, shop_result.names).get_title() == (
+        f"Customers projected on two dimensions (200 of {n:,} sampled; X = cluster centre)")
+
+
 def test_the_fitted_model_scores_new_customers_like_the_fit(shop_table, shop_result):
     table = shop_table[0]
     np.testing.assert_array_equal(shop_result.model.predict(table.iloc[:200]),
@@ -403,19 +421,37 @@ def test_summary_is_generated_from_the_results(shop_result):
 def test_an_rfm_plan_is_suggested_for_a_cluster_only_when_that_segment_dominates_it(shop_result):
     import dataclasses
 
+    # a cluster 52% 'Lost' used to get "Let go: exclude from paid campaigns" for all of it
     prof = shop_result.profiles[shop_result.profiles["cluster"] != "All customers"]
     names = prof.sort_values("cluster")["cluster_name"].tolist()
-    rest = len(names) - 2
+    rest = len(names) - 3
     ct = pd.DataFrame({"cluster": [str(i + 1) for i in range(len(names))], "cluster_name": names,
-                       "customers": [100] * len(names), "Champions": [0.8, 0.3] + [1.0] * rest,
-                       "Lost": [0.2, 0.25] + [0.0] * rest, "Hibernating": [0.0, 0.45] + [0.0] * rest})
-    info = dict(shop_result.info, rfm_actions={"Champions": "Reward them", "Hibernating": "Let go"})
+                       "customers": [100] * len(names), "Champions": [0.8, 0.3, 0.48] + [1.0] * rest,
+                       "Lost": [0.2, 0.25, 0.52] + [0.0] * rest, "Hibernating": [0.0, 0.45, 0.0] + [0.0] * rest})
+    info = dict(shop_result.info, rfm_actions={"Champions": "Reward them", "Hibernating": "Let go",
+                                               "Lost": "Let go"})
     s = summarize(dataclasses.replace(shop_result, rfm_crosstab=ct, info=info))
-    first = next(a for a in s["actions"] if a.startswith(f"'{names[0]}'"))
-    second = next(a for a in s["actions"] if a.startswith(f"'{names[1]}'"))
+    first, second, third = (next(a for a in s["actions"] if a.startswith(f"'{n}'")) for n in names[:3])
     assert "80% of them RFM 'Champions'): Reward them." in first
-    assert "mixed RFM segments, largest 'Hibernating' at 45%" in second
-    assert "Let go" not in second and "Reward them" not in second
+    assert "mixed RFM segments, largest 'Hibernating' at 45%): use each customer's own RFM action" in second
+    assert ("mostly RFM 'Lost' (52%), under the 75% needed for one plan): use each customer's own RFM action "
+            "within the cluster.") in third
+    assert not any("Let go" in a for a in (second, third)) and "Reward them" not in second
+    stricter = dataclasses.replace(shop_result, rfm_crosstab=ct, info=info,
+                                   settings=ClusterSettings.from_config({"segment_action_min_share": 0.85}))
+    def action_of(summary: dict, name: str) -> str:
+        return next(a for a in summary["actions"] if a.startswith(f"'{name}'"))
+
+    assert "mostly RFM 'Champions' (80%), under the 85% needed for one plan): use each customer's own" in action_of(
+        summarize(stricter), names[0])
+    looser = dataclasses.replace(stricter, settings=ClusterSettings.from_config({"segment_action_min_share": 0.5}))
+    assert "52% of them RFM 'Lost'): Let go." in action_of(summarize(looser), names[2])
+
+
+@pytest.mark.parametrize("share", [0.4, 1.2, "most", True])
+def test_a_segment_action_share_outside_a_majority_is_a_config_error(share):
+    with pytest.raises(ConfigError, match="segment_action_min_share"):
+        ClusterSettings.from_config({"segment_action_min_share": share})
 
 
 def test_explorer_shows_the_main_result_for_the_chosen_choice(shop_result):
@@ -723,3 +759,84 @@ def test_an_impossible_initialisation_says_why_instead_of_blaming_too_few_custom
     X = np.array([[0.0, "a"], [0.0, "b"], [0.0, "b"]], dtype=object)
     with pytest.raises(ModelFitError, match="gamma = 0 customers that differ only in their categorical features"):
         KPrototypes(n_clusters=2, init="random", n_init=1, gamma=0.0, random_state=0).fit(X, categorical=[1])
+
+
+# ------------------------------------------------------------------ names from the data, as typed
+MESSY_CHANNELS = {"app": "App <iOS>", "web": "web_shop", "store": "store #1 | Berlin",
+                  "marketplace": "Marketplace (Amazon*)"}
+MESSY_NAMES = ["Web_shop-first customers", "Marketplace (Amazon*)-first customers",
+               "Store #1 | Berlin-first, narrow-range customers", "App <iOS>-first, big-basket customers"]
+
+
+@pytest.fixture(scope="module")
+def messy_result():
+    """The generated shop of ``shop_table`` with channel names as a real shop types them."""
+    from segkit.data.datasets import DIRT_KINDS, generate_shop
+    from segkit.features import customer_table
+
+    shop = generate_shop(n_customers=1500, seed=3, dirt={k: 0 for k in DIRT_KINDS})
+    tx = shop.transactions.assign(channel=shop.transactions["channel"].map(MESSY_CHANNELS))
+    customers = shop.customers.assign(preferred_channel=shop.customers["preferred_channel"].map(MESSY_CHANNELS))
+    table = customer_table(tx, customers, shop.campaign)
+    return cluster_customers(table, seed=5, run_stability=False)
+
+
+def test_the_customer_table_keeps_each_channel_as_typed_beside_its_column(tmp_path):
+    from segkit.data.engine import behaviour_table_from_files
+    from segkit.features import customer_table
+
+    tx = pd.DataFrame({"customer_id": ["a", "a", "b"], "order_id": ["1", "2", "3"],
+                       "order_date": pd.to_datetime(["2024-01-01", "2024-01-11", "2024-01-05"]),
+                       "amount": [20.0, 40.0, 10.0], "channel": ["App <iOS>", "store #1 | Berlin", "App <iOS>"]})
+    expected = {"channel_share_app_ios": "App <iOS>", "channel_share_store_1_berlin": "store #1 | Berlin"}
+    table = customer_table(tx, as_of="2024-02-01")
+    assert table.attrs["original_values"] == expected
+    assert [c for c in table.columns if c.startswith("channel_share_")] == list(expected)  # columns stay slugs
+    path = tmp_path / "lines.csv"
+    tx.to_csv(path, index=False)
+    assert behaviour_table_from_files(path, as_of="2024-02-01").attrs["original_values"] == expected  # DuckDB
+
+
+def test_cluster_names_and_texts_name_channels_as_typed(messy_result):
+    # "App <iOS>" became "App ios-first", "store #1 | Berlin" "Store 1 berlin-first", "web_shop" "Web shop-first"
+    import html
+
+    from segkit.report.export import render_markdown
+    from segkit.steps.cluster import standardised_means
+    from segkit.steps.pipeline import summary_markdown
+
+    r = messy_result
+    assert r.builder.original_values_ == {
+        "channel_share_web_shop": "web_shop", "channel_share_marketplace_amazon": "Marketplace (Amazon*)",
+        "channel_share_app_ios": "App <iOS>", "channel_share_store_1_berlin": "store #1 | Berlin"}
+    assert list(r.names.values()) == MESSY_NAMES
+    s = summarize(r)
+    texts = " ".join(s["findings"] + s["actions"])
+    assert "its strongest difference: channel share 'App <iOS>' 0.86 vs 0.13 overall (6.5×)" in texts
+    assert "'Web_shop-first customers'" in texts
+    heat = standardised_means(r, labels=True)
+    assert "channel share 'store #1 | Berlin'" in heat.columns and "channel share 'web_shop'" in heat.columns
+    described = r.builder.describe().set_index("feature")["transformation"]
+    assert described["channel_share_app_ios"] == "channel share 'App <iOS>': standardised, clipped at ±5 sd"
+    assert "channel_share_app_ios" in r.profiles.columns  # artifact columns keep their slugs
+    shown = render_markdown(summary_markdown(s))  # escaped where the text becomes Markdown
+    assert "'App &lt;iOS&gt;-first, big-basket customers'" in shown and "'Web_shop-first customers'" in shown
+    every = render_markdown(summary_markdown(dict(s, findings=MESSY_NAMES)))
+    assert all(html.escape(name, quote=False) in every for name in MESSY_NAMES) and "<em>" not in every
+
+
+def test_the_values_as_typed_are_saved_with_the_model_and_old_models_still_load(messy_result):
+    import json
+
+    from segkit.cluster import SegmentModel
+
+    saved = json.loads(json.dumps(messy_result.model.to_dict()))
+    again = SegmentModel.from_dict(saved)
+    assert again.builder.original_values_ == messy_result.builder.original_values_
+    del saved["params"]["builder"]["fitted"]["original_values_"]  # a cluster_model.json of earlier versions
+    old = SegmentModel.from_dict(saved)
+    assert old.builder.original_values_ == {}
+    table = messy_result.table.iloc[:50]
+    assert old.predict_names(table).tolist() == messy_result.model.predict_names(table).tolist()
+    assert old.builder.describe().set_index("feature").loc["channel_share_app_ios", "transformation"] == (
+        "standardised, clipped at ±5 sd")

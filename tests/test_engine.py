@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import warnings
+from pathlib import Path
 
+import duckdb
 import pandas as pd
 import pytest
 
 from segkit.bench.data import order_lines_parquet
 from segkit.core.errors import DataError
-from segkit.data.engine import rfm_table_from_files, source_relation
+from segkit.data.engine import input_files, is_file_set, rfm_table_from_files, source_relation
+from segkit.data.io import load_table
 from segkit.data.orders import rfm_table
 
 
@@ -110,3 +113,33 @@ def test_an_aggregation_that_runs_out_of_its_memory_limit_is_rerun_with_twice_th
     with pytest.raises(DataError, match=r"lines\.parquet: DuckDB ran out of memory .*even with memory_limit = 2MB"
                                         r".*engine\.temp_directory"):
         rfm_table_from_files(path, memory_limit="1MB")
+
+
+LINES = "customer_id,order_id,order_date,amount\n{who},1,2024-01-02,10\n"
+
+
+@pytest.mark.parametrize(("name", "decoy"), [("campaign[1].csv", "campaign1.csv"),
+                                             ("orders (2024) [final].csv", "orders (2024) f.csv"),
+                                             ("star*.csv", "starX.csv"), ("what?.csv", "whatX.csv")])
+def test_an_existing_file_whose_name_holds_wildcards_is_that_file_on_both_engines(tmp_path, name, decoy):
+    target, other = tmp_path / name, tmp_path / decoy
+    target.write_text(LINES.format(who="right"))
+    other.write_text(LINES.format(who="decoy"))   # what the name matches when read as a pattern
+    assert not is_file_set(target)
+    assert input_files(target) == ([str(target)], "csv")
+    assert load_table(target, "transactions")["customer_id"].tolist() == ["right"]
+
+    def read(source) -> list[str]:  # what DuckDB reads for the files
+        return sorted(r[0] for r in duckdb.sql(f"SELECT customer_id FROM {source_relation(source)}").fetchall())
+
+    assert read(target) == ["right"]
+    assert read([target, other]) == ["decoy", "right"]
+
+
+def test_wildcards_make_a_glob_only_when_no_file_has_that_name(tmp_path):
+    for name in ("c[1].csv", "c1.csv", "c2.csv"):
+        (tmp_path / name).write_text(LINES.format(who=name))
+    assert is_file_set(tmp_path / "c[0-9].csv")
+    assert [Path(f).name for f in input_files(tmp_path / "c[0-9].csv")[0]] == ["c1.csv", "c2.csv"]
+    with pytest.raises(DataError, match=r"x\[9\]\.csv: no file matches this pattern, and no file has this name"):
+        input_files(tmp_path / "x[9].csv")

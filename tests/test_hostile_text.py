@@ -236,3 +236,73 @@ def test_the_audit_of_the_hostile_run_counts_the_formula_like_ids(hostile):
 
 def test_event_attributes_are_among_the_payloads():  # keeps the hostile data honest
     assert all(any(attr in p for p in MARKUP) for attr in EVENT_ATTRIBUTES)
+
+
+# --------------------------------------------------------------------------- plot text
+def _pixels(fig) -> "np.ndarray":
+    import numpy as np
+
+    fig.canvas.draw()
+    return np.asarray(fig.canvas.buffer_rgba()).copy()
+
+
+def test_a_dollar_sign_in_plot_text_is_drawn_as_typed_not_as_a_formula():
+    # "$5 off $10" used to be drawn as the italic formula "5off10" (matplotlib's mathtext)
+    import matplotlib
+    import matplotlib.pyplot as plt
+
+    from segkit.plots import label, new_axes, set_theme
+    from segkit.plots.cluster import plot_stability
+
+    with matplotlib.rc_context():
+        set_theme()
+        drawn = label(new_axes(), "Campaign $5 off $10", "x", "y")
+        with matplotlib.rc_context({"text.parse_math": True}):  # the same text, escaped for mathtext
+            literal = new_axes()
+            literal.set_title(r"Campaign \$5 off \$10")
+            literal.set_xlabel("x")
+            literal.set_ylabel("y")
+            as_typed = _pixels(literal.figure)
+        assert drawn.get_title() == "Campaign $5 off $10"
+        assert (_pixels(drawn.figure) == as_typed).all()
+        ax = plot_stability(pd.Series([0.9, 0.5], index=[1, 2]), {1: "$5 off $10", 2: "web_shop $x$"}, 0.6)
+        ax.figure.canvas.draw()
+        ticks = ax.get_yticklabels()
+        assert [t.get_text() for t in ticks] == ["1: $5 off $10", "2: web_shop $x$"]
+        assert not any(t.get_parse_math() for t in [*ticks, ax.title, ax.xaxis.label])
+    plt.close("all")
+
+
+def test_the_hostile_run_names_clusters_after_channels_as_typed_and_shows_them_as_text(hostile):
+    # cluster names used to be built from the channel's column slug ("script window pwned 1 ...-first")
+    run, _ = hostile
+    channels = json.loads((run.parent / "data" / "maps.json").read_text())["transactions.channel"].values()
+    text = "".join(parse((run / "03_clustering.html").read_text(encoding="utf-8")).text)
+    named = [ch for ch in channels if f"'{ch[:1].upper()}{ch[1:]}-first" in text]  # a name starts with a capital
+    assert named, "no cluster of 03's summary is named after a channel as typed"
+
+
+def test_log_axes_are_labelled_with_plain_numbers_not_formula_code():
+    # with maths off, matplotlib's log tick labels showed as "$\mathdefault{10^{2}}$"
+    import matplotlib
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    from segkit.plots import set_theme
+    from segkit.plots.audit import plot_outlier_rule
+    from segkit.plots.lifecycle import plot_clv_distribution
+
+    with matplotlib.rc_context():
+        set_theme()
+        clv = plot_clv_distribution(pd.DataFrame({"lifecycle_stage": "active", "clv_12m": np.geomspace(2, 5000, 60)}))
+        rule = {"measure": "quantity", "unit": "units per line", "median": 1.0, "k": 5.0, "min_fold": 10.0,
+                "low": 0.1, "high": 10.0, "flagged": 1}
+        outliers = plot_outlier_rule(pd.Series([1, 1, 2, 3, 300] * 20), rule)
+        shown = {}
+        for name, axis in (("clv x", clv.xaxis), ("outlier x", outliers.xaxis), ("outlier y", outliers.yaxis)):
+            axis.figure.canvas.draw()
+            lo, hi = sorted(axis.get_view_interval())
+            shown[name] = [t.get_text() for t, v in zip(axis.get_ticklabels(), axis.get_ticklocs())
+                           if t.get_text() and lo <= v <= hi]
+    assert shown == {"clv x": ["10", "100", "1,000"], "outlier x": ["0.1", "1", "10", "100"], "outlier y": ["0", "1", "10"]}
+    plt.close("all")

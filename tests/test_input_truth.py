@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import codecs
 import hashlib
+import json
 import warnings
 from pathlib import Path
 
@@ -17,6 +18,7 @@ from pandas.testing import assert_frame_equal
 
 from segkit.audit import audit_log, run_audit
 from segkit.campaign import arm_metrics, prepare_campaign, retention_flags
+from segkit.cli import EXIT_OK, main
 from segkit.core.config import load_config
 from segkit.core.errors import DataError
 from segkit.data.auditfacts import CHECKS
@@ -31,6 +33,10 @@ from segkit.data.engine import (
 from segkit.data.io import load_table
 from segkit.data.orders import order_table, purchase_days, purchase_orders, rfm_table
 from segkit.features import customer_table
+from segkit.report.runinfo import input_files
+from segkit.steps.pipeline import NOTEBOOKS
+
+from run_helpers import make_notebook, tiny_inputs
 
 TX_CSV = ("customer_id,order_date,order_id,product_id,quantity,unit_price\n"
           "a,2024-01-02 10:00,1001,P1,2,10\n"
@@ -270,3 +276,107 @@ def test_features_and_campaign_retention_do_not_count_a_cancellation_invoice_as_
                           "sent_at": pd.to_datetime(["2024-01-08", "2024-01-08"])})
     assert retention_flags(sends, clean, days=5, as_of="2024-02-01").tolist() == [0.0, 0.0]
     assert retention_flags_from_files(sends, on_disk, days=5, as_of="2024-02-01").tolist() == [0.0, 0.0]
+
+
+# --------------------------------------------------------------------------- control characters
+CONTROL_TX = ("customer_id,order_date,order_id,product_id,category,quantity,unit_price\n"
+              "C\x00000002,2024-01-02,1,P\x011,Shoes \u202eevil,1,10\n"   # NUL in an id, SOH, RTL override
+              "C000002,2024-01-03,2,P1,Shoes,1,10\n"
+              "C000003,2024-01-04,3,P2,\x00,1,10\n"                      # nothing left but the NUL: empty
+              "C000004,2024-01-05,4,P2,Bags\u2066x\u2069,1,10\n"        # bidi isolates
+              "C000005,2024-01-06,5,P2,Tab\there,1,10\n")                # a tab is whitespace: kept
+CONTROL_CUSTOMERS = "customer_id,country\nC\x00000002,DE\nC000002,FR\nC000003,\u202eFR\n"
+
+
+def test_control_characters_are_reported_escaped_and_removed_the_same_on_both_engines(tmp_path):
+    tx_path, cu_path = tmp_path / "tx.csv", tmp_path / "customers.csv"
+    tx_path.write_bytes(CONTROL_TX.encode())
+    cu_path.write_bytes(CONTROL_CUSTOMERS.encode())
+    config = load_config()
+    customers = load_table(cu_path, "customers")
+    pandas = run_audit({"transactions": load_table(tx_path, "transactions"), "customers": customers,
+                        "campaign": None}, config=config)
+    with TransactionLog(tx_path, config) as log:
+        duck = audit_log(log, None, customers=customers)
+        log.write_clean(tmp_path / "clean.parquet")
+    assert_frame_equal(pandas.findings, duck.findings)
+    assert_frame_equal(pandas.cleaning_rules, duck.cleaning_rules)
+    assert_frame_equal(pandas.checks, duck.checks)
+    assert_frame_equal(pandas.customers, duck.customers)
+    assert list(pandas.offending) == list(duck.offending)
+    for key in pandas.offending:
+        assert_frame_equal(pandas.offending[key], duck.offending[key])
+
+    found = pandas.findings[pandas.findings["check"] == "control_characters"]
+    by_column = {(r["table"], r["message"].split("'")[1]): r for r in found.to_dict("records")}
+    assert {k: v["count"] for k, v in by_column.items()} == {
+        ("transactions", "customer_id"): 1, ("transactions", "product_id"): 1, ("transactions", "category"): 3,
+        ("customers", "customer_id"): 1, ("customers", "country"): 1}
+    assert set(found["severity"]) == {"warning"}
+    assert by_column[("transactions", "category")]["examples"] == (
+        "row 2: category=Shoes \\u202eevil; row 4: category=\\x00; row 5: category=Bags\\u2066x\\u2069")
+    assert by_column[("transactions", "product_id")]["examples"] == "row 2: product_id=P\\x011"
+    assert "1 distinct id(s) equal an id already in this column" in by_column[("transactions", "customer_id")]["message"]
+    assert "duplicate_customer_ids reports" in by_column[("customers", "customer_id")]["message"]
+    assert "equal an id" not in by_column[("customers", "country")]["message"]
+    assert pandas.findings.set_index("check").loc["duplicate_customer_ids", "count"] == 1  # C\x00000002 = C000002
+    rules = pandas.cleaning_rules.set_index(["rule", "table"])["rows_affected"]
+    assert rules[("control characters removed from ids and text", "transactions")] == 3
+    assert rules[("control characters removed from ids and text", "customers")] == 2
+    assert "control_characters" in CHECKS
+
+    on_disk = pd.read_parquet(tmp_path / "clean.parquet")
+    for clean in (pandas.transactions, on_disk):
+        assert clean["customer_id"].tolist() == ["C000002", "C000002", "C000003", "C000004", "C000005"]
+        assert clean["product_id"].tolist() == ["P1", "P1", "P2", "P2", "P2"]
+        assert clean["category"].fillna("<NA>").tolist() == ["Shoes evil", "Shoes", "<NA>", "Bagsx", "Tab\there"]
+    assert pandas.customers.set_index("customer_id")["country"].fillna("<NA>").to_dict() == {
+        "C000002": "DE", "C000003": "FR", "C000004": "<NA>", "C000005": "<NA>"}
+
+
+def test_clean_text_gives_no_control_character_finding_nor_rule_rows(tmp_path):
+    path = tmp_path / "tx.csv"
+    path.write_text(TX_CSV)
+    result = run_audit({"transactions": load_table(path, "transactions")})
+    assert "control_characters" not in set(result.findings["check"])
+    assert result.cleaning_rules.set_index("rule").loc["control characters removed from ids and text",
+                                                       "rows_affected"] == 0
+
+
+# --------------------------------------------------------------------------- file names with wildcards
+def test_a_run_takes_inputs_whose_names_hold_wildcards_as_those_files_and_run_json_lists_them(tmp_path, monkeypatch):
+    """The issue's reproduction: ``campaign[1].csv`` failed after all notebooks had run, and
+    ``orders (2024) [final].csv`` was refused at once, although both files exist."""
+    folder = tmp_path / "notebooks"
+    for name in NOTEBOOKS:
+        make_notebook(folder, name, "x = 1")
+    monkeypatch.setattr("segkit.report.runner.default_notebooks_dir", lambda: folder)
+    monkeypatch.chdir(tmp_path)
+    data = tiny_inputs(tmp_path / "br")
+    tx = data["transactions"].rename(tmp_path / "br" / "orders (2024) [final].csv")
+    customers = data["customers"].rename(tmp_path / "br" / "customers*.csv")
+    (tmp_path / "words").mkdir()
+    campaign = tmp_path / "words" / "campaign[1].csv"
+    campaign.write_text("campaign_id,customer_id,arm\nk,C000001,treatment\nk,C000002,control\n")
+    (tmp_path / "words" / "campaign1.csv").write_text("campaign_id,customer_id,arm\nother,C000001,treatment\n")
+    out = tmp_path / "run"
+    code = main(["run", "--transactions", str(tx), "--customers", str(customers), "--campaign", str(campaign),
+                 "--out", str(out), "--quiet"])
+    assert code == EXIT_OK
+    inputs = json.loads((out / "run.json").read_text())["inputs"]
+    assert {table: (Path(info["path"]), info["sha256"]) for table, info in inputs.items()} == {
+        "transactions": (tx.resolve(), sha256(tx)), "customers": (customers.resolve(), sha256(customers)),
+        "campaign": (campaign.resolve(), sha256(campaign))}
+    assert sorted(p.name for p in tmp_path.iterdir() if ".building-" in p.name) == []
+
+
+def test_run_json_records_an_input_it_cannot_read_instead_of_failing_the_finished_run(tmp_path):
+    """run.json is written after the notebooks: an input moved away meanwhile is recorded, not
+    raised; only the transactions may be a glob of files."""
+    (tmp_path / "a1.csv").write_text("x\n1\n")
+    info = input_files({"transactions": str(tmp_path / "a*.csv"), "campaign": str(tmp_path / "a*.csv"),
+                        "customers": str(tmp_path / "gone[1].csv")})
+    assert [Path(f["path"]).name for f in info["transactions"]["files"]] == ["a1.csv"]
+    assert info["campaign"] == {"path": str(tmp_path / "a*.csv"), "size": None, "sha256": None,
+                                "error": "file not found"}
+    assert info["customers"]["error"] == "file not found"

@@ -828,6 +828,32 @@ def test_every_plot_is_titled_and_labelled(shop_result):
     plt.close("all")
 
 
+def test_the_clv_plots_show_the_population_of_the_summarys_clv_headline(shop_result):
+    # the summary said "the top 10% of live buyers hold 39%", the concentration plot "top 10% hold
+    # 48%" and the histogram's top-decile line was over every buyer, lapsed ones included
+    import segkit.plots.lifecycle as pl
+    from segkit.steps.lifecycle import summarize
+
+    _, r = shop_result
+    lc = r.lifecycle
+    live = lc.loc[lc["lifecycle_stage"].isin(LIVE_STAGES), r.clv_column].dropna()
+    lapsed = lc.loc[lc["lifecycle_stage"] == "lapsed", r.clv_column].dropna()
+    everyone = lc[r.clv_column].dropna().sort_values(ascending=False)
+    held_by_all = everyone.iloc[:int(np.ceil(0.1 * len(everyone)))].sum() / everyone.sum()
+    headline = summarize(r)["headlines"]["Top-decile share of live buyers' CLV"]
+    assert f"{100 * held_by_all:.0f}%" != headline  # the two populations differ on this data
+    concentration = pl.plot_clv_concentration(lc, r.clv_column)
+    assert concentration.get_legend_handles_labels()[1][1] == f"top 10% of live buyers hold {headline}"
+    assert concentration.get_title() == "Concentration of predicted CLV (live buyers)"
+    histogram = pl.plot_clv_distribution(lc, r.clv_column, r.currency)
+    labels = histogram.get_legend_handles_labels()[1]
+    assert labels == ["live buyers", "lapsed customers",
+                      f"top 10% of live buyers above {np.quantile(live[live > 0], 0.9):,.0f} EUR"]
+    counts = [sum(p.get_height() for p in bars) for bars in histogram.containers]
+    assert counts == [(live > 0).sum(), (lapsed > 0).sum()]
+    plt.close("all")
+
+
 def test_plots_say_so_when_the_model_was_not_fitted(shop_result):
     import segkit.plots.lifecycle as pl
 

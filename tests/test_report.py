@@ -177,6 +177,59 @@ def test_redaction_matches_whole_ids_only_and_leaves_images_and_numbers_alone():
     assert "<p>C000123.</p>" not in html and "(C000123)" not in html
 
 
+def _pseudonym(raw: str, salt: str) -> str:
+    return str(pseudonymize_ids(pd.Series([raw]), salt).iloc[0])
+
+
+WORD_IDS = ["none", "test", "web", "Lost"]
+
+
+def test_ids_that_are_ordinary_words_leave_css_scripts_markup_and_prose_alone():
+    """The tester's ids none/test/web/Lost turned ``display: none`` into ``display: c-…`` in every report."""
+    page = ("<style>.jp-x {display: none}</style><script>var test = 'web';</script>"
+            "<p>Fisher exact test: none of the web shop's Lost customers</p>"
+            "<div class='none' align='left' title='web' data-x='test'>x</div>")
+    assert redact_raw_ids(page, WORD_IDS, salt="s") == (page, 0)
+
+
+def test_ids_that_are_ordinary_words_are_replaced_as_table_cells_and_quoted_values():
+    page = ("<table><tr><th>none</th><td> Lost </td><td>test case</td></tr></table>"
+            "<pre>DataError: duplicate ids: &#x27;none&#x27;, \u201ctest\u201d</pre>")
+    html, n = redact_raw_ids(page, WORD_IDS, salt="s")
+    none, lost, test = (_pseudonym(i, "s") for i in ("none", "Lost", "test"))
+    assert html == (f"<table><tr><th>{none}</th><td> {lost} </td><td>test case</td></tr></table>"
+                    f"<pre>DataError: duplicate ids: '{none}', \u201c{test}\u201d</pre>")
+    assert n == 4
+
+
+def test_a_report_of_ids_that_are_words_differs_from_one_without_redaction_only_in_the_id_cells(tmp_path):
+    nb = _demo_notebook()
+    nb.cells.append(nbformat.v4.new_markdown_cell("A Fisher exact test found none of the web shop's Lost buyers."))
+    nb.cells.append(nbformat.v4.new_code_cell("t", outputs=[nbformat.v4.new_output(
+        "execute_result", data={"text/html": pd.DataFrame({"customer_id": ["web"]}).to_html()}, execution_count=1)]))
+    (tmp_path / "on").mkdir()
+    (tmp_path / "off").mkdir()
+    on = ReportExporter().export(nb, tmp_path / "on" / "r.html", raw_ids=WORD_IDS, privacy={"salt": "s"})
+    off = ReportExporter().export(nb, tmp_path / "off" / "r.html", raw_ids=WORD_IDS,
+                                  privacy={"pseudonymize_ids": False})
+    redacted, plain = (tmp_path / "on" / "r.html").read_text(), (tmp_path / "off" / "r.html").read_text()
+    assert on.redacted_ids == 1 and off.redacted_ids == 0
+    assert plain.count("display: none") > 0 and redacted.count("display: none") == plain.count("display: none")
+    salt = salt_for({"privacy": {"salt": "s"}})  # the test suite's SEGKIT_SALT wins
+    assert redacted == plain.replace("<td>web</td>", f"<td>{_pseudonym('web', salt)}</td>")
+
+
+def test_ids_with_spaces_quotes_umlauts_or_angle_brackets_are_found_in_text_and_attributes():
+    ids = ["Müller GmbH", "O'Brien-12", "<ACME> 7"]
+    page = ("<td>M&uuml;ller GmbH</td><td>O&#x27;Brien-12</td><p>Top: O'Brien-12, &lt;ACME&gt; 7 &amp; more.</p>"
+            '<span title="M&#252;ller GmbH">x</span><p>Müller GmbHs and XO\'Brien-12 stay</p>')
+    html, n = redact_raw_ids(page, ids, salt="s")
+    mueller, obrien, acme = (_pseudonym(i, "s") for i in ids)
+    assert html == (f"<td>{mueller}</td><td>{obrien}</td><p>Top: {obrien}, {acme} &amp; more.</p>"
+                    f'<span title="{mueller}">x</span><p>Müller GmbHs and XO\'Brien-12 stay</p>')
+    assert n == 5
+
+
 # --------------------------------------------------------------------------- small helpers
 def test_headline_numbers_are_formatted_for_readers():
     assert [format_headline(v) for v in (4210, 1234.0, 0.12345, "12%", True, None)] == \
@@ -441,7 +494,9 @@ def test_only_with_a_missing_upstream_artifact_says_which_notebook_to_run_first(
 def test_a_notebook_without_its_input_is_skipped_with_a_reason(tiny, tmp_path):
     out = tmp_path / "run"
     shutil.copytree(tiny["root"] / "run", out)
-    (out / "05_campaign_evaluation.html").write_text("<html>stale</html>")
+    (out / "05_campaign_evaluation.html").write_text("<html>stale</html>")  # as an earlier run with campaign data
+    marker = json.loads((out / ".segkit-run").read_text())  # left it, listed in its marker
+    (out / ".segkit-run").write_text(json.dumps({**marker, "files": marker["files"] + ["05_campaign_evaluation.html"]}))
     lines: list[str] = []
     result = run_pipeline(RunOptions(transactions=tiny["inputs"]["transactions"], out=out,
                                      only=["campaign_evaluation"]), notebooks_dir=tiny["notebooks"], echo=lines.append)

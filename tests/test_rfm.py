@@ -342,6 +342,76 @@ def test_every_default_segment_has_an_action_and_a_description():
     assert "deadline" in seg.actions["At Risk"] and "Welcome series" in seg.actions["New Customers"]
 
 
+#: What a phrase in a segment description claims about the 1-5 scores (r, f, m and fm = the
+#: rounded-up average of f and m). The first group is what the default descriptions say; the second
+#: holds phrases that older descriptions used, so that they cannot come back untrue.
+DESCRIPTION_CLAIMS = {
+    "recency": {
+        r"\bbought recently": lambda c: c.r >= 4,
+        r"\bbought very recently": lambda c: c.r == 5,
+        r"\bfairly recent": lambda c: c.r >= 3,
+        r"\bmiddle recency": lambda c: c.r == 3,
+        r"\bmiddle to low": lambda c: c.r.isin([2, 3]),
+        r"\blong ago": lambda c: c.r <= 2,
+        r"\blongest ago|\blowest recency": lambda c: c.r == 1,
+        r"\bnot in the last weeks": lambda c: c.r <= 3,
+    },
+    "frequency and spend": {
+        r"among the highest on frequency and spend taken together": lambda c: c.fm >= 4,
+        r"taken together average or better": lambda c: c.fm >= 3,
+        r"taken together average\b(?! or)": lambda c: c.fm == 3,
+        r"taken together below average to average": lambda c: c.fm.isin([2, 3]),
+        r"taken together below average\b(?! to)": lambda c: c.fm <= 2,
+        r"the lowest frequency and spend": lambda c: (c.f == 1) & (c.m == 1),
+        # phrases of earlier descriptions
+        r"buy often|bought often|most frequent": lambda c: c.f >= 4,
+        r"spend the most|spent big|biggest|spend well": lambda c: c.m >= 4,
+        r"lowest recency, frequency and spend": lambda c: (c.f == 1) & (c.m == 1),
+        r"below average on all three": lambda c: (c.r <= 2) & (c.f <= 2) & (c.m <= 2),
+        r"with average frequency and spend": lambda c: (c.f == 3) & (c.m == 3),
+        r"\bonce\b": lambda c: c.f == 1,
+        r"low frequency and spend|low spend and few orders": lambda c: (c.f <= 2) & (c.m <= 2),
+    },
+}
+
+
+def description_errors(segments: list[dict]) -> list[str]:
+    """Each claim of a description that some score combination of its segment contradicts, and each
+    description that claims nothing checkable about recency or about frequency and spend."""
+    import re
+
+    seg = SegmentMap.from_config(segments)
+    combos = seg.combinations()
+    errors = []
+    for name in seg.names:
+        text, members = seg.descriptions[name], combos[combos["segment"] == name]
+        for topic, claims in DESCRIPTION_CLAIMS.items():
+            said = [p for p in claims if re.search(p, text, flags=re.IGNORECASE)]
+            if not said:
+                errors.append(f"{name}: {text!r} says nothing checkable about {topic}")
+            for phrase in said:
+                wrong = members[~claims[phrase](members).to_numpy()]
+                if len(wrong):
+                    errors.append(f"{name}: {text!r} claims /{phrase}/ but admits "
+                                  + ", ".join(f"RFM {r}{f}{m}" for r, f, m in wrong[["r", "f", "m"]].to_numpy()[:3]))
+    return errors
+
+
+def test_every_segment_description_is_true_for_every_score_combination_its_rule_admits():
+    # "At Risk: Spent big and bought often, but long ago" admitted R=1 with F=1, M=5; "Lost: Lowest
+    # recency, frequency and spend" admitted M=3; one-time buyers were "At Risk ... bought often"
+    assert description_errors(default_segments()) == []
+    earlier = {"At Risk": "Spent big and bought often, but long ago.", "Lost": "Lowest recency, frequency and spend."}
+    old = [{**s, "description": earlier.get(s["name"], s["description"])} for s in default_segments()]
+    assert description_errors(old) == [
+        "At Risk: 'Spent big and bought often, but long ago.' claims /buy often|bought often|most frequent/ but "
+        "admits RFM 114, RFM 115, RFM 123",
+        "At Risk: 'Spent big and bought often, but long ago.' claims /spend the most|spent big|biggest|spend well/ "
+        "but admits RFM 123, RFM 132, RFM 133",
+        "Lost: 'Lowest recency, frequency and spend.' claims /lowest recency, frequency and spend/ but admits "
+        "RFM 112, RFM 113, RFM 121"]
+
+
 def test_overlapping_segments_are_a_config_error_naming_the_combinations():
     segments = default_segments()
     loyal = next(s for s in segments if s["name"] == "Loyal Customers")

@@ -422,3 +422,169 @@ def test_a_failed_run_keeps_no_raw_id_in_run_json_or_the_failed_notebook(tmp_pat
     assert f"customer {pseudonym} has an order" in notebook
     for text in ((failed / "run.json").read_text(), notebook):
         assert "C000001" not in text
+
+
+# --------------------------------------------------------------------------- forged markers (issue 14, review)
+def forged_run_folder(folder: Path, files: list[str]) -> Path:
+    """The tester's reproduction: the user's files plus a hand-written marker that lists them."""
+    (folder / "src").mkdir(parents=True)
+    (folder / "NOTES.md").write_text("notes\n")
+    (folder / "src" / "a.py").write_text("c\n")
+    (folder / "thesis.docx").write_text("t\n")
+    (folder / MARKER).write_text(json.dumps({"segkit": "0.0.1", "run_id": "whatever", "files": files}))
+    return folder
+
+
+def test_a_hand_written_marker_listing_the_users_files_does_not_make_them_replaceable(tmp_path, notebooks, data,
+                                                                                    capsys):
+    notebooks()
+    forged = forged_run_folder(tmp_path / "forged", ["NOTES.md", "src/", "src/a.py", "thesis.docx"])
+    before = tree_digest(forged, tmp_path / "data")
+    assert run_cli(data, forged, "--only", "data_audit") == EXIT_USAGE
+    err = capsys.readouterr().err
+    assert f"--out {forged} holds 4 entries that segkit did not write: NOTES.md, src/, src/a.py, thesis.docx." in err
+    assert tree_digest(forged, tmp_path / "data") == before and leftovers(tmp_path) == []
+
+
+def test_a_marker_can_only_narrow_what_a_run_writes(tmp_path):
+    folder = tmp_path / "run"
+    folder.mkdir()
+    for name in ("run.json", "01_data_audit.html", "02_rfm.ipynb"):
+        (folder / name).write_text("x")
+    write_marker(folder, "r1", files=["run.json", "01_data_audit.html"])
+    # 02_rfm.ipynb is a run output, but this run did not write it: a notebook the user saved there
+    with pytest.raises(RunFolderError, match=r"holds 1 entry that segkit did not write: 02_rfm\.ipynb\."):
+        check_replaceable(folder, "--out")
+    write_marker(folder, "r1", files=["run.json", "01_data_audit.html", "02_rfm.ipynb"])
+    check_replaceable(folder, "--out")
+
+
+def test_a_copied_run_json_cannot_name_the_users_files_as_notebooks(tmp_path):
+    folder = older_run_folder(tmp_path / "old")
+    record = json.loads((folder / "run.json").read_text())
+    record["notebooks"] += [{"name": "thesis"}, {"name": "../x"}]
+    (folder / "run.json").write_text(json.dumps(record))
+    (folder / "thesis.html").write_text("my thesis")
+    (folder / "summaries" / "thesis.json").write_text("{}")
+    with pytest.raises(RunFolderError, match=r"holds 2 entries that segkit did not write: summaries/thesis\.json, "
+                                             r"thesis\.html\."):
+        check_replaceable(folder, "--out")
+    check_replaceable(folder, "--out", pipeline=[*NOTEBOOKS, "thesis"])  # a custom pipeline's own notebook
+
+
+def test_jupyter_checkpoint_folders_may_hold_only_checkpoints(tmp_path):
+    folder = older_run_folder(tmp_path / "old")
+    (folder / ".ipynb_checkpoints").mkdir()
+    (folder / ".ipynb_checkpoints" / "01_data_audit-checkpoint.ipynb").write_text("{}")
+    (folder / "artifacts" / ".ipynb_checkpoints").mkdir()
+    (folder / "artifacts" / ".ipynb_checkpoints" / "customer_segments-checkpoint.csv").write_text("x")
+    check_replaceable(folder, "--out")
+    (folder / ".ipynb_checkpoints" / "thesis.docx").write_text("hidden")
+    (folder / ".ipynb_checkpoints" / "drafts").mkdir()
+    with pytest.raises(RunFolderError, match=r"holds 2 entries that segkit did not write: "
+                                             r"\.ipynb_checkpoints/drafts/, \.ipynb_checkpoints/thesis\.docx\."):
+        check_replaceable(folder, "--out")
+
+
+# --------------------------------------------------------------------------- --out spelled oddly
+def test_out_as_the_filesystem_root_is_exit_2_before_anything(tmp_path, notebooks, data, capsys):
+    notebooks()
+    assert run_cli(data, Path("/")) == EXIT_USAGE
+    err = capsys.readouterr().err
+    assert err.startswith("segkit: --out / is the filesystem root. A run folder is replaced as a whole")
+    assert "Traceback" not in err and not list(Path("/").glob(".*.building-*")) and not Path("/-failed").exists()
+
+
+def test_out_with_dot_dot_is_the_folder_it_names(tmp_path, notebooks, data, capsys):
+    """``--out R/artifacts/..`` is R: segkit's own build folder and lock are never taken for the user's."""
+    notebooks()
+    out = tmp_path / "run"
+    assert run_cli(data, out, "--only", "data_audit") == EXIT_OK
+    first = json.loads((out / "run.json").read_text())["finished_at"]
+    assert run_cli(data, out / "artifacts" / "..", "--only", "data_audit", "--as-of", "2024-02-01") == EXIT_OK, \
+        capsys.readouterr().err
+    record = json.loads((out / "run.json").read_text())
+    assert record["run"]["out"] == str(out) and record["parameters"]["flags"]["as_of"] == "2024-02-01"
+    assert record["finished_at"] >= first and sorted(entries(out)) == json.loads((out / MARKER).read_text())["files"]
+    assert leftovers(tmp_path) == [] and leftovers(out / "artifacts") == []
+
+
+# --------------------------------------------------------------------------- run.name as the message says
+@pytest.mark.parametrize("name, shown", [
+    ('<img src=x onerror=alert("runname")>', "'<', '=', '(', '\"', ')' and others"),
+    ("2024+promo", "'+'"), ("q4;rm", "';'")])
+def test_run_name_holds_only_what_the_message_allows(tmp_path, notebooks, data, capsys, name, shown):
+    notebooks()
+    config = tmp_path / "shop.yml"
+    config.write_text(json.dumps({"data": {"transactions": str(data["transactions"])}, "run": {"name": name}}))
+    assert main(["run", "--config", str(config), "--quiet"]) == EXIT_USAGE
+    err = capsys.readouterr().err
+    assert err.startswith(f"segkit: run.name = {name!r} in {config} is not a folder name: it contains {shown}. Use "
+                          "one folder name such as 2024-q4 (letters, digits, spaces, '-', '_', '.')")
+    assert list((tmp_path / "cwd").iterdir()) == []
+
+
+def test_a_run_name_with_letters_of_any_script_spaces_and_dots_is_a_folder(tmp_path, notebooks, data):
+    notebooks()
+    config = tmp_path / "shop.yml"
+    config.write_text(json.dumps({"data": {"transactions": str(data["transactions"])},
+                                  "run": {"name": "Q4 Müller_v1.2", "only": ["data_audit"]}}))
+    assert main(["run", "--config", str(config), "--quiet"]) == EXIT_OK
+    assert (tmp_path / "cwd" / "reports" / "Q4 Müller_v1.2" / "01_data_audit.html").exists()
+
+
+# --------------------------------------------------------------------------- free space when the disk is full
+def test_the_free_space_of_a_full_disk_is_measured_before_the_partial_run_is_removed(tmp_path, notebooks, data,
+                                                                                    capsys, monkeypatch):
+    """The report of 01 cannot be written; the disk is full while the partial run exists and has
+    3 MB free once it is removed: the message must say 0 bytes (what the run met)."""
+    import collections
+    import shutil
+
+    from segkit.report import export
+
+    notebooks()
+    out = tmp_path / "run"
+    usage = collections.namedtuple("usage", "total used free")
+
+    def disk_usage(path):
+        building = any(".run.building-" in p.name for p in tmp_path.iterdir())
+        return usage(3 * 2**20, 3 * 2**20 if building else 0, 0 if building else 3 * 2**20)
+
+    def write(path, text):
+        if Path(path).suffix == ".html":
+            raise OSError(errno.ENOSPC, "No space left on device", str(path))
+        return real_write(path, text)
+
+    real_write = export.atomic_write_text
+    monkeypatch.setattr(export, "atomic_write_text", write)
+    monkeypatch.setattr(shutil, "disk_usage", disk_usage)
+    assert run_cli(data, out, "--only", "data_audit") == EXIT_NOTEBOOK
+    err = capsys.readouterr().err
+    assert f"Could not write {out / '01_data_audit.html'}: No space left on device (0 bytes free of 3.0 MB" in err
+    assert "the partial run was removed" in err and "Traceback" not in err
+    assert not out.exists() and leftovers(tmp_path) == []
+
+
+# --------------------------------------------------------------------------- ids of a failed audit
+def test_a_failed_audit_pseudonymises_the_ids_its_error_names_from_the_inputs(tmp_path, notebooks, capsys):
+    """01 fails on duplicate ids before writing any artifact: the ids come from the inputs."""
+    notebooks(audit="from segkit.data.io import load_inputs\nload_inputs(ctx.config)")
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "t.csv").write_text("customer_id,order_date,amount\nC000004,2024-01-02,10\nC000005,2024-01-03,20\n")
+    (data / "c.csv").write_text("Kunde,country\nC000004,DE\nC000004,FR\nC000005,NL\n")
+    config = tmp_path / "shop.yml"
+    config.write_text(json.dumps({"data": {"transactions": str(data / "t.csv"), "customers": str(data / "c.csv")},
+                                  "columns": {"customers": {"customer_id": "Kunde"}}}))
+    out = tmp_path / "run"
+    assert main(["run", "--config", str(config), "--out", str(out), "--only", "data_audit", "--quiet"]) == EXIT_NOTEBOOK
+    failed = tmp_path / "run-failed"
+    html = (failed / "01_data_audit.html").read_text()
+    pseudonym = re.search(r"duplicate ids: (?:&#x27;|')(c-[0-9a-f]{10})", html).group(1)
+    record = json.loads((failed / "run.json").read_text())
+    assert f"duplicate ids: '{pseudonym}'" in record["notebooks"][0]["error"]["evalue"]
+    for name in ("run.json", "01_data_audit.ipynb", "01_data_audit.html", "index.html"):
+        assert "C000004" not in (failed / name).read_text(), name
+    assert pseudonym in (failed / "01_data_audit.ipynb").read_text()
+    assert "C000004" in capsys.readouterr().err  # the terminal is the user's own: the real id helps them

@@ -112,6 +112,12 @@ CHECKS: dict[str, tuple[str, str]] = {
     "campaign_arm_balance": (
         "Campaigns",
         "Compare the split with the plan; notebook 05 tests it (sample ratio mismatch)."),
+    "control_characters": (
+        "Cells with invisible control characters",
+        "segkit removes them from the cleaned tables (NUL and other control characters cut or garble ids in "
+        "e-mail tools and spreadsheets; right-to-left overrides make text read differently from what it is). "
+        "Fix the export if the values matter: they usually come from a binary field, a wrong encoding or "
+        "copied text."),
     "formula_like_ids": (
         "Customer ids a spreadsheet would run as a formula (starting with = + - @, tab or CR)",
         "customer_segments.csv writes them with a leading ' so that a spreadsheet shows them as text: remove "
@@ -386,6 +392,60 @@ class CleanFacts:
     order_values: pd.DataFrame
     quantities: pd.DataFrame
     daily: pd.DataFrame
+
+
+#: Invisible characters removed from every id and text cell of the cleaned tables (both engines):
+#: the C0 controls but tab, line feed and carriage return (ordinary whitespace, kept inside a value
+#: and trimmed around it), DEL, the C1 controls, and the bidirectional embeddings, overrides and
+#: isolates (U+202A–U+202E, U+2066–U+2069), which make text display in another order than it is.
+CONTROL_CHARACTER_RANGES: tuple[tuple[int, int], ...] = (
+    (0x00, 0x08), (0x0B, 0x0C), (0x0E, 0x1F), (0x7F, 0x9F), (0x202A, 0x202E), (0x2066, 0x2069))
+
+#: :data:`CONTROL_CHARACTER_RANGES` as an RE2 character class (DuckDB's ``regexp_*`` and pyarrow's
+#: ``*_regex`` functions both use RE2, so one pattern serves both engines).
+CONTROL_CHARACTER_CLASS: str = "[" + "".join(
+    f"\\x{{{low:04X}}}-\\x{{{high:04X}}}" for low, high in CONTROL_CHARACTER_RANGES) + "]"
+
+
+def is_control_character(char: str) -> bool:
+    """True for a character of :data:`CONTROL_CHARACTER_RANGES`.
+
+    Examples
+    --------
+    >>> [is_control_character(c) for c in ("\\x00", "\\t", "\\u202e", "é")]
+    [True, False, True, False]
+    """
+    code = ord(char)
+    return any(low <= code <= high for low, high in CONTROL_CHARACTER_RANGES)
+
+
+def escape_control_characters(text: str) -> str:
+    """``text`` with each control character written as an escape (``\\x00``, ``\\u202e``), for messages.
+
+    Examples
+    --------
+    >>> print(escape_control_characters("C\\x00000002 \\u202eabc"))
+    C\\x00000002 \\u202eabc
+    """
+    return "".join((f"\\x{ord(c):02x}" if ord(c) < 0x100 else f"\\u{ord(c):04x}") if is_control_character(c) else c
+                   for c in text)
+
+
+@dataclass
+class ControlCharacterFacts:
+    """Cells of one column holding :data:`CONTROL_CHARACTER_RANGES` characters, computed by either engine.
+
+    ``count``: cells changed; ``rows``: the first :func:`row_limit` of them in input order, ``_row``
+    and the column's value *as read*; ``collisions``: distinct cleaned values that equal a value
+    of the column that had no control characters (ids that now name another row's customer, order
+    or product).
+    """
+
+    table: str
+    column: str
+    count: int
+    rows: pd.DataFrame
+    collisions: int
 
 
 def row_limit(settings: AuditSettings) -> int:

@@ -1,12 +1,12 @@
 """Out-of-core engine: audit and aggregate transaction logs larger than memory with DuckDB.
 
-pandas is the in-memory path (:func:`segkit.audit.run_audit`, :func:`segkit.data.orders.rfm_table`,
-:func:`segkit.data.orders.order_table`, :func:`segkit.features.customer_table`); this module runs the
-*same* definitions as SQL over CSV/Parquet files, a folder of them or a glob, streaming the rows,
-so that 100M order lines are audited and aggregated on one machine with bounded memory (DuckDB
-spills to ``temp_directory`` beyond ``memory_limit``). The notebooks then work on order-level
-and customer-level tables. Sums are exact (DECIMAL), so results do not depend on DuckDB's
-parallel summation order; every listing has an explicit, stable order.
+The order-line computations (orders, purchase days, the RFM base, behaviour features) are the
+relational core's queries (:mod:`segkit.data.relational`), written once; this module runs them over
+CSV/Parquet files, a folder of them or a glob (:func:`file_lines`), streaming the rows, so that
+100M order lines are audited and aggregated on one machine with bounded memory (DuckDB spills to
+``temp_directory`` beyond ``memory_limit``); :mod:`segkit.data.orders` runs the same queries over
+a pandas frame. Sums are exact (DECIMAL), so results do not depend on DuckDB's parallel summation
+order; every listing has an explicit, stable order.
 
 What runs where:
 
@@ -18,19 +18,11 @@ What runs where:
   own code (:mod:`segkit.audit`), so both engines report identical findings.
 * :meth:`TransactionLog.write_clean` writes ``transactions_clean.parquet`` with DuckDB ``COPY``
   (same columns, dtypes and row order as the pandas path), never materialised in pandas.
-* :func:`order_table_from_files`, :func:`rfm_table_from_files` and
-  :func:`behaviour_table_from_files` are :func:`segkit.data.orders.order_table`,
-  :func:`segkit.data.orders.rfm_table` and the behaviour columns of
-  :func:`segkit.features.customer_table` over a (clean) line file.
+* :func:`order_table_from_files`, :func:`rfm_table_from_files`, :func:`purchase_days_from_files`
+  and :func:`behaviour_table_from_files` are :func:`segkit.data.orders.order_table`,
+  :func:`segkit.data.orders.rfm_table`, :func:`segkit.data.orders.purchase_days` and the behaviour
+  columns of :func:`segkit.features.customer_table` over a (clean) line file.
 * :func:`choose_engine` reads the ``engine`` config section (``segkit/defaults/engine.yml``).
-
-Definitions (identical to :func:`segkit.data.orders.rfm_table`): lines are grouped into orders by
-``(customer_id, order_id)`` (order date = earliest line, amount = net sum including returns);
-an order is a purchase when its net amount is > 0 and not all its lines are returns or
-cancellations (:func:`segkit.data.orders.purchase_flags`: a ``C`` invoice is never a purchase, even
-when its lines net positive); orders dated on or after ``as_of`` are
-excluded; ``monetary_total`` is the net of all remaining orders; customers without any purchase
-are left out.
 
 Row numbers in messages are 0-based data rows over the files in sorted order (one file: the
 spreadsheet row as for :mod:`segkit.data.io`), shown 1-based with the header as row 1.
@@ -42,9 +34,7 @@ lower than by :mod:`segkit.data.io`; dates with month names are read with a fixe
 timestamps keep their UTC wall time; text encodings are UTF-8 or Latin-1 (UTF-16 and UTF-32
 files, announced by a byte-order mark or ``io.encoding``, are read from UTF-8 copies in the
 temporary folder); Excel, ``.bz2`` and
-``.xz`` inputs are for the pandas engine only. Sums of money are exact (DECIMAL), where pandas
-adds floats: an order whose lines cancel to ``1e-17`` in floating point is a purchase for pandas
-and not for the engine.
+``.xz`` inputs are for the pandas engine only.
 
 Examples
 --------
@@ -77,9 +67,18 @@ import pandas as pd
 from segkit.core.config import deep_merge, load_config, resolve_path
 from segkit.core.dates import day_after, parse_as_of
 from segkit.core.errors import ConfigError, DataError, format_rows
-from segkit.core.labels import UNKNOWN, slug
 from segkit.core.schema import CUSTOMERS, DMY, TRANSACTIONS, TRANSACTIONS_CLEAN_EXTRA, Where, examples, validate
 from segkit.data import io as segio
+from segkit.data.relational import (
+    ORDERS,
+    behaviour_of,
+    last_order_date,
+    lines_view_sql,
+    order_table_of,
+    purchase_days_of,
+    rfm_of,
+    rfm_with_info_of,
+)
 from segkit.data.auditfacts import (
     TX_DROP_RULES,
     AuditSettings,
@@ -108,8 +107,6 @@ __all__ = [
     "connect",
 ]
 
-RFM_COLUMNS = ("customer_id", "recency_days", "frequency", "monetary_total", "monetary_avg",
-               "tenure_days", "first_order_date", "last_order_date")
 ENGINE_KINDS: tuple[str, ...] = ("auto", "pandas", "duckdb")
 PARQUET_SUFFIXES = (".parquet", ".pq")
 CSV_SUFFIXES = (".csv", ".tsv", ".txt", ".csv.gz", ".tsv.gz", ".txt.gz")
@@ -210,15 +207,34 @@ class EngineSettings:
 
 
 # ----------------------------------------------------------------------------- files
+GLOB_CHARACTERS = "*?["
+
+
 def is_file_set(path: str | Path) -> bool:
     """True when ``path`` names a transaction log split into files: a folder, or a glob.
+
+    A path that exists is never a glob: ``orders (2024) [final].csv`` is that file although
+    ``*``, ``?`` and ``[`` are wildcards; they act as such only when nothing has that name.
 
     Examples
     --------
     >>> is_file_set("exports/orders-*.parquet"), is_file_set("orders.csv")
     (True, False)
     """
-    return Path(path).is_dir() or any(ch in str(path) for ch in "*?[")
+    path = Path(path)
+    return path.is_dir() or (not path.exists() and any(ch in str(path) for ch in GLOB_CHARACTERS))
+
+
+def glob_literal(path: str | Path) -> str:
+    """``path`` with its wildcards bracketed (``[`` → ``[[]``, ``*`` → ``[*]``, ``?`` → ``[?]``), so that
+    DuckDB's ``read_csv``/``read_parquet``, which take every path as a glob, read exactly that file.
+
+    Examples
+    --------
+    >>> glob_literal("br/orders (2024) [final].csv"), glob_literal("a*b?.csv")
+    ('br/orders (2024) [[]final].csv', 'a[*]b[?].csv')
+    """
+    return re.sub(r"[*?\[]", lambda m: f"[{m.group()}]", str(path))
 
 
 def input_files(source: str | Path | Sequence[str | Path]) -> tuple[list[str], str]:
@@ -247,10 +263,11 @@ def input_files(source: str | Path | Sequence[str | Path]) -> tuple[list[str], s
     files: list[str] = []
     for p in paths:
         p = Path(p)
-        if any(ch in str(p) for ch in "*?["):
-            found = sorted(globlib.glob(str(p)))
+        if is_file_set(p) and not p.is_dir():
+            found = sorted(f for f in globlib.glob(str(p)) if Path(f).is_file())
             if not found:
-                raise DataError(f"{p}: no file matches this pattern. Check the path of the transaction log.")
+                raise DataError(f"{p}: no file matches this pattern, and no file has this name "
+                                f"({', '.join(GLOB_CHARACTERS)} are wildcards). Check the path of the transaction log.")
             files += found
         elif p.is_dir():
             found = sorted(p.glob("*.parquet")) or sorted(p.glob("*.pq")) or sorted(
@@ -312,7 +329,7 @@ def source_relation(source: str | Path | Sequence[str | Path], csv_options: Mapp
     True
     """
     files, kind = input_files(source)
-    listing = "[" + ", ".join(_quote(f) for f in files) + "]"
+    listing = "[" + ", ".join(_quote(glob_literal(f)) for f in files) + "]"
     if kind == "parquet":
         return f"read_parquet({listing}, union_by_name = true)"
     if csv_options:
@@ -1356,6 +1373,10 @@ def write_clean_transactions(
 
 
 # ----------------------------------------------------------------------------- aggregation of clean lines
+# The computations are the relational core's queries (segkit.data.relational), run here over files.
+CANONICAL_NEEDED = "It needs the canonical columns customer_id, order_id, order_date and amount."
+
+
 def _lines_sql(source: str | Path | Sequence[str | Path]) -> str:
     """Canonical lines of ``source`` with their 1-based position ``_pos`` in file order."""
     return f"(SELECT *, ordinality AS _pos FROM {source_relation(source)} WITH ORDINALITY)"
@@ -1400,55 +1421,52 @@ def _line_columns(source: Any) -> set[str]:
         con.close()
 
 
-def _return_sql(columns: set[str] | Sequence[str]) -> str:
-    """SQL of :func:`segkit.data.orders.return_line_mask` for lines with these columns: their ``is_return``
-    flag (the audit's: negative quantity or amount, or a cancellation invoice), else a negative amount."""
-    return "coalesce(is_return, false)" if "is_return" in columns else "coalesce(amount < 0, false)"
+@contextlib.contextmanager
+def file_lines(source: str | Path | Sequence[str | Path], memory_limit: str | None = None,
+               temp_directory: str | Path | None = None, *, positions: bool = False,
+               what: str = CANONICAL_NEEDED) -> Iterator[duckdb.DuckDBPyConnection]:
+    """A DuckDB connection (on a scratch database that spills beyond ``memory_limit``) whose ``lines``
+    relation is the canonical order lines of ``source``, typed by
+    :func:`segkit.data.relational.lines_view_sql`; the relational core's queries run on it.
 
+    ``positions``: number the lines in file order (``_pos``; needed for listings in input order and
+    for lines without order ids). DuckDB errors become a :class:`DataError` naming ``source``.
 
-def _purchase_sql(net: str, returns: str) -> str:
-    """SQL of :func:`segkit.data.orders.purchase_flags` as an aggregate over an order's lines: its ``net``
-    amount is > 0 and not every line is a return (``returns``: a line's return flag)."""
-    return f"({net} > 0 AND NOT bool_and({returns}))"
-
-
-def rfm_sql(relation: str, as_of: pd.Timestamp | None, returns: str = "coalesce(amount < 0, false)") -> str:
-    """The SQL of :func:`rfm_table_from_files` over a table expression ``relation``; ``returns`` is
-    the SQL of a line's return flag (:func:`_return_sql`)."""
-    as_of_sql = (f"DATE {_quote(as_of.strftime('%Y-%m-%d'))}" if as_of is not None
-                 else "(SELECT CAST(max(order_date) AS DATE) + 1 FROM orders)")
-    return f"""
-        WITH orders AS (
-            SELECT CAST(customer_id AS VARCHAR) AS customer_id,
-                   CAST(order_id AS VARCHAR) AS order_id,
-                   min(CAST(order_date AS TIMESTAMP)) AS order_date,
-                   sum(CAST(amount AS {DECIMAL})) AS amount,
-                   {_purchase_sql(f"sum(CAST(amount AS {DECIMAL}))", returns)} AS is_purchase
-            FROM {relation}
-            GROUP BY ALL
-        ),
-        params AS (SELECT {as_of_sql} AS as_of),
-        kept AS (SELECT o.* FROM orders o, params p WHERE o.order_date < p.as_of),
-        per AS (
-            SELECT customer_id,
-                   sum(amount) AS net,
-                   count(*) FILTER (WHERE is_purchase) AS frequency,
-                   min(order_date) FILTER (WHERE is_purchase) AS first_order_date,
-                   max(order_date) FILTER (WHERE is_purchase) AS last_order_date
-            FROM kept
-            GROUP BY customer_id
-        )
-        SELECT customer_id,
-               date_diff('day', CAST(last_order_date AS DATE), p.as_of) AS recency_days,
-               frequency,
-               CAST(net AS DOUBLE) AS monetary_total,
-               CAST(net AS DOUBLE) / frequency AS monetary_avg,
-               date_diff('day', CAST(first_order_date AS DATE), p.as_of) AS tenure_days,
-               first_order_date, last_order_date
-        FROM per, params p
-        WHERE frequency > 0
-        ORDER BY customer_id
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> p = pathlib.Path(tempfile.mkdtemp()) / "t.csv"
+    >>> _ = p.write_text("customer_id,order_id,order_date,amount\\na,1,2024-01-01,10\\n")
+    >>> with file_lines(p) as con:
+    ...     con.sql("SELECT customer_id, amount FROM lines").fetchall()
+    [('a', Decimal('10.000000'))]
     """
+    files, _ = input_files(source)
+    columns = _line_columns(files)
+    missing = [c for c in ("customer_id", "order_date", "amount") if c not in columns]
+    if missing:
+        raise DataError(f"{source}: column(s) {', '.join(map(repr, missing))} missing. {what}")
+    with _scratch(memory_limit, temp_directory) as con:
+        try:
+            relation = source_relation(files)
+            all_ids = "order_id" in columns and bool(
+                con.sql(f"SELECT count(*) = count(order_id) FROM {relation}").fetchall()[0][0])
+            if positions or not all_ids:
+                relation = _lines_sql(files)
+            con.execute("CREATE VIEW lines AS " + lines_view_sql(
+                relation, sorted(columns), all_order_ids=all_ids,
+                positions="_pos" if positions or not all_ids else None))
+            yield con
+        except duckdb.OutOfMemoryException:
+            raise  # retried with a larger limit (_grow_memory_limit)
+        except duckdb.Error as exc:
+            raise DataError(f"{source}: could not aggregate the transaction log ({_first_line(exc)}). "
+                            f"{what}") from None
+
+
+def _as_of_of(con: duckdb.DuckDBPyConnection, as_of: str | pd.Timestamp | None) -> pd.Timestamp:
+    """``as_of`` parsed, or the day after the last line of ``lines`` (:mod:`segkit.core.dates`)."""
+    return parse_as_of(as_of) if as_of is not None else day_after(last_order_date(con))
 
 
 @_grow_memory_limit
@@ -1476,37 +1494,8 @@ def rfm_table_from_files(
     DataFrame
         The columns of :func:`segkit.data.orders.rfm_table` with the same dtypes, sorted by customer.
     """
-    as_of_ts = None if as_of is None else pd.Timestamp(as_of).normalize()
-    frame = _run(source, rfm_sql(source_relation(source), as_of_ts, _return_sql(_line_columns(source))),
-                 "It needs the canonical columns customer_id, order_id, order_date and amount.",
-                 memory_limit, temp_directory)
-    frame["customer_id"] = frame["customer_id"].astype("string")
-    for col in ("recency_days", "frequency", "tenure_days"):
-        frame[col] = frame[col].astype("int64")
-    for col in ("first_order_date", "last_order_date"):
-        frame[col] = frame[col].astype("datetime64[ns]")
-    return frame[list(RFM_COLUMNS)].reset_index(drop=True)
-
-
-def _order_sql(source: Any, first_position: bool = True) -> str:
-    """Orders of :func:`segkit.data.orders.order_table` (``c, o, d, a`` exact, ``pur`` = is a purchase,
-    ``fr`` = first position of the order id among all lines, the pandas factorize order) over the
-    lines of ``source``; without ``fr`` when ``first_position`` is false (it costs a window over
-    all orders)."""
-    select = "SELECT c, o, d, a, pur, min(p) OVER (PARTITION BY o) AS fr FROM orders" if first_position else \
-        "SELECT c, o, d, a, pur FROM orders"
-    return f"""
-        WITH l AS (
-            SELECT CAST(customer_id AS VARCHAR) AS c, CAST(order_id AS VARCHAR) AS o,
-                   CAST(order_date AS TIMESTAMP) AS d, CAST(amount AS {DECIMAL}) AS a,
-                   {_return_sql(_line_columns(source))} AS r, _pos
-            FROM {_lines_sql(source)}),
-        flags AS (SELECT count(*) = count(o) AS all_ids FROM l),
-        keyed AS (SELECT c, CASE WHEN f.all_ids THEN o ELSE CAST(_pos - 1 AS VARCHAR) END AS o, d, a, r, _pos
-                  FROM l, flags f),
-        orders AS (SELECT c, o, min(d) AS d, sum(a) AS a, {_purchase_sql("sum(a)", "r")} AS pur,
-                          min(_pos) AS p FROM keyed GROUP BY c, o)
-        {select}"""
+    with file_lines(source, memory_limit, temp_directory) as con:
+        return rfm_of(con, _as_of_of(con, as_of))
 
 
 @_grow_memory_limit
@@ -1528,16 +1517,8 @@ def order_table_from_files(source: str | Path | Sequence[str | Path], memory_lim
     1        1     0.0        False
     """
     _check_canonical(source, memory_limit, temp_directory)
-    frame = _run(source, f"""
-        SELECT c AS customer_id, o AS order_id, d AS order_date, CAST(a AS DOUBLE) AS amount, pur AS is_purchase
-        FROM ({_order_sql(source)}) ORDER BY c, fr, o""", "", memory_limit, temp_directory)
-    return pd.DataFrame({
-        "customer_id": frame["customer_id"].astype("string"),
-        "order_id": frame["order_id"].astype("string"),
-        "order_date": frame["order_date"].astype("datetime64[ns]"),
-        "amount": frame["amount"].astype("float64"),
-        "is_purchase": frame["is_purchase"].astype(bool),
-    })
+    with file_lines(source, memory_limit, temp_directory, positions=True) as con:
+        return order_table_of(con)
 
 
 def _check_canonical(source: Any, memory_limit: str | None, temp_directory: str | Path | None) -> None:
@@ -1558,10 +1539,9 @@ def purchase_days_from_files(source: str | Path | Sequence[str | Path], memory_l
                              temp_directory: str | Path | None = None) -> pd.DataFrame:
     """:func:`segkit.data.orders.purchase_days` of the purchase orders of ``source``, computed out-of-core.
 
-    DuckDB groups the lines into orders, keeps purchases (:func:`segkit.data.orders.purchase_flags`) and sums them per
-    customer and day; only that table reaches memory, with the customer id as a categorical (no
-    Python string per row). Same columns, dtypes, order and values (sums exact) as the pandas
-    functions.
+    DuckDB groups the lines into orders, keeps purchases and sums them per customer and day
+    (:data:`segkit.data.relational.PURCHASE_DAYS`); only that table reaches memory, with the
+    customer id as a categorical (no Python string per row).
 
     Examples
     --------
@@ -1575,30 +1555,8 @@ def purchase_days_from_files(source: str | Path | Sequence[str | Path], memory_l
     1           b 2024-01-02     6.0       1
     """
     _check_canonical(source, memory_limit, temp_directory)
-    # Customer ids cross into Python once each (sorted); the day rows carry integer codes.
-    with _scratch(memory_limit, temp_directory) as con:
-        try:
-            con.execute(f"""
-                CREATE TEMP TABLE days AS
-                SELECT c, CAST(date_trunc('day', d) AS TIMESTAMP) AS day, CAST(sum(a) AS DOUBLE) AS amount,
-                       count(*) AS orders
-                FROM ({_order_sql(source, first_position=False)}) WHERE pur GROUP BY ALL""")
-            con.execute("CREATE TEMP TABLE ids AS SELECT c, CAST(row_number() OVER (ORDER BY c) - 1 AS INTEGER) AS code "
-                        "FROM (SELECT DISTINCT c FROM days)")
-            ids = con.sql("SELECT c FROM ids ORDER BY code").to_arrow_table().column("c").to_pandas()
-            rows = con.sql("SELECT i.code, d.day, d.amount, d.orders FROM days d JOIN ids i USING (c) "
-                           "ORDER BY i.code, d.day").fetchnumpy()
-        except duckdb.OutOfMemoryException:
-            raise  # retried with a larger limit (_grow_memory_limit)
-        except duckdb.Error as exc:
-            raise DataError(f"{source}: could not aggregate the transaction log ({_first_line(exc)}).") from None
-    return pd.DataFrame({
-        "customer_id": pd.Categorical.from_codes(np.asarray(rows["code"], dtype=np.int64),
-                                                 categories=pd.Index(ids, dtype="string", name="customer_id")),
-        "order_date": np.asarray(rows["day"]).astype("datetime64[ns]"),
-        "amount": np.asarray(rows["amount"], dtype="float64"),
-        "orders": np.asarray(rows["orders"], dtype="int64"),
-    })
+    with file_lines(source, memory_limit, temp_directory) as con:
+        return purchase_days_of(con)
 
 
 @_grow_memory_limit
@@ -1612,21 +1570,22 @@ def behaviour_table_from_files(
 ) -> pd.DataFrame:
     """The behaviour columns of :func:`segkit.features.customer_table`, computed out-of-core.
 
-    Equal to ``customer_table(lines, as_of=as_of, max_channels=max_channels)`` (no customers or
-    campaign table): one row per buying customer, sorted by id, with ``recency_days, frequency,
-    monetary_total, tenure_days, aov, median_days_between_orders, return_share`` and, when the
-    lines have them, ``category_breadth, favourite_category`` and ``channel_share_<channel>…``.
-    Money is summed exactly; ``attrs["as_of"]`` is the analysis date.
+    :func:`segkit.data.relational.behaviour_of` over the lines of ``source``: one row per buying
+    customer, sorted by id, with ``recency_days, frequency, monetary_total, tenure_days, aov,
+    median_days_between_orders, return_share`` and, when the lines have them, ``category_breadth,
+    favourite_category`` and ``channel_share_<channel>…``. ``attrs["as_of"]`` is the analysis date.
 
     Parameters
     ----------
     source : path, glob or list of paths
         Canonical clean lines (``transactions_clean.parquet``): ``customer_id, order_date, amount``
-        and, when known, ``order_id, category, channel, is_return``.
+        and, when known, ``order_id, is_return, category, channel``.
     as_of : str or Timestamp, optional
-        Analysis date (exclusive); None = the day after the last line.
+        Exclusive analysis date; None = the day after the last line.
     max_channels : int
-        Channels with their own share column (the rest are pooled as ``other``).
+        Channels with their own share column (the rest are ``other``).
+    memory_limit, temp_directory
+        DuckDB's memory limit and spill folder.
 
     Examples
     --------
@@ -1639,100 +1598,16 @@ def behaviour_table_from_files(
     0           a  30.0                        10.0
     1           b  10.0                         NaN
     """
-    files, _ = input_files(source)
-    with _scratch(memory_limit, temp_directory) as con:
-        return _behaviour(con, source, files, as_of, max_channels, memory_limit, temp_directory)
-
-
-def _behaviour(con: duckdb.DuckDBPyConnection, source: Any, files: list[str], as_of: Any, max_channels: int,
-               memory_limit: str | None, temp_directory: str | Path | None) -> pd.DataFrame:
-
-    try:
-        names = {r[0] for r in con.sql(f"DESCRIBE SELECT * FROM {source_relation(files)}").fetchall()}
-        missing = [c for c in ("customer_id", "order_date", "amount") if c not in names]
-        if missing:
-            raise DataError(f"{source}: column(s) {', '.join(map(repr, missing))} missing; the features need "
-                            "customer_id, order_date and amount (map them in columns.transactions).")
-        if as_of is None:
-            last = con.sql(f"SELECT max(order_date) FROM {source_relation(files)}").fetchall()[0][0]
-            if last is None:
-                raise DataError(f"{source}: no dated order lines (column 'order_date'); nothing to cluster.")
-            as_of_ts = day_after(last)
-        else:
-            as_of_ts = parse_as_of(as_of)
-        kept = f"(SELECT * FROM {_lines_sql(files)} WHERE order_date < {_ts(as_of_ts)})"
-        has = {c: c in names and bool(con.sql(f"SELECT count({c}) > 0 FROM {kept}").fetchall()[0][0])
-               for c in ("category", "channel")}
-        all_ids = "order_id" in names and bool(con.sql(f"SELECT count(*) = count(order_id) FROM {kept}")
-                                               .fetchall()[0][0])
-        order = "CAST(order_id AS VARCHAR)" if all_ids else "CAST(_pos AS VARCHAR)"
-        is_return = _return_sql(names)
-        cat = f"coalesce(CAST(category AS VARCHAR), {_quote(UNKNOWN)})" if has["category"] else "NULL"
-        ch = f"coalesce(CAST(channel AS VARCHAR), {_quote(UNKNOWN)})" if has["channel"] else "NULL"
-        con.execute(f"""
-            CREATE TABLE l AS
-            SELECT CAST(customer_id AS VARCHAR) AS c, {order} AS o, CAST(order_date AS TIMESTAMP) AS d,
-                   CAST(amount AS {DECIMAL}) AS a, {is_return} AS r, {cat} AS cat, {ch} AS ch, _pos
-            FROM {kept}""")
-        con.execute(f"""
-            CREATE TABLE orders AS
-            SELECT c, o, min(d) AS d, sum(a) AS a, {_purchase_sql("sum(a)", "r")} AS pur, arg_min(ch, _pos) AS ch
-            FROM l GROUP BY c, o""")
-        per = con.sql("""
-            WITH p AS (SELECT c, count(*) AS n, sum(a) AS v FROM orders WHERE pur GROUP BY c),
-            days AS (SELECT DISTINCT c, CAST(d AS DATE) AS day FROM orders WHERE pur),
-            g AS (SELECT c, g FROM (SELECT c, day - lag(day) OVER (PARTITION BY c ORDER BY day) AS g FROM days)
-                  WHERE g IS NOT NULL),
-            ranked AS (SELECT c, g, row_number() OVER (PARTITION BY c ORDER BY g) AS i,
-                              count(*) OVER (PARTITION BY c) AS n FROM g),
-            gaps AS (SELECT c, avg(g) AS gap FROM ranked WHERE i = (n + 1) // 2 OR i = (n + 2) // 2 GROUP BY c),
-            money AS (SELECT c, -sum(CASE WHEN r THEN least(a, 0) ELSE 0 END) AS returned,
-                             coalesce(sum(a) FILTER (WHERE NOT r AND a > 0), 0) AS gross
-                      FROM l GROUP BY c),
-            bought AS (SELECT c, cat, sum(a) AS v FROM l WHERE NOT r AND a > 0 GROUP BY c, cat),
-            fav AS (SELECT c, count(*) AS breadth, min_by(cat, (-v, cat)) AS favourite FROM bought GROUP BY c)
-            SELECT money.c AS customer_id, CAST(p.v AS DOUBLE) / p.n AS aov, gaps.gap AS median_days_between_orders,
-                   CASE WHEN money.gross > 0 THEN least(greatest(CAST(money.returned AS DOUBLE)
-                        / CAST(money.gross AS DOUBLE), 0), 1) ELSE 0 END AS return_share,
-                   CAST(coalesce(fav.breadth, 0) AS DOUBLE) AS category_breadth, fav.favourite AS favourite_category
-            FROM money LEFT JOIN p USING (c) LEFT JOIN gaps USING (c) LEFT JOIN fav USING (c)""").df()
-        shares = None
-        if has["channel"]:
-            counts = con.sql("SELECT ch, count(*) AS n FROM orders WHERE pur GROUP BY ch").fetchall()
-            ranked = sorted(counts, key=lambda r: (-r[1], str(r[0])))
-            top = [r[0] for r in ranked[:max_channels]]
-            listing = "[" + ", ".join(_quote(t) for t in top) + "]" if top else "[]::VARCHAR[]"
-            long = con.sql(f"""
-                SELECT c, CASE WHEN list_contains({listing}, ch) THEN ch ELSE 'other' END AS channel, count(*) AS n
-                FROM orders WHERE pur GROUP BY ALL""").df()
-            shares = long.pivot_table(index="c", columns="channel", values="n", aggfunc="sum", fill_value=0)
-            shares = shares.div(shares.sum(axis=1), axis=0)
-            order = [t for t in top if t in shares.columns] + (["other"] if "other" in shares.columns else [])
-            shares = shares[order]
-            shares.columns = [f"channel_share_{slug(c)}" for c in shares.columns]
-    except duckdb.OutOfMemoryException:
-        raise  # retried with a larger limit (_grow_memory_limit)
-    except duckdb.Error as exc:
-        raise DataError(f"{source}: could not aggregate the transaction log ({_first_line(exc)}).") from None
-    rfm = rfm_table_from_files(files, as_of_ts, memory_limit=memory_limit, temp_directory=temp_directory)
-    if rfm.empty:
-        raise DataError(f"transactions: no purchase (order with net amount > 0) before as_of = "
-                        f"{as_of_ts.date()}; nothing to cluster.")
-    base = rfm[["customer_id", "recency_days", "frequency", "monetary_total", "tenure_days"]].copy()
-    per = per.set_index(per["customer_id"].astype("string")).reindex(base["customer_id"])
-    base["aov"] = per["aov"].to_numpy(dtype=float, na_value=np.nan)
-    base["median_days_between_orders"] = per["median_days_between_orders"].to_numpy(dtype=float, na_value=np.nan)
-    base["return_share"] = per["return_share"].fillna(0.0).to_numpy(dtype=float)
-    if has["category"]:
-        base["category_breadth"] = per["category_breadth"].fillna(0).to_numpy(dtype=float)
-        base["favourite_category"] = pd.array(per["favourite_category"].to_numpy(dtype=object), dtype="string")
-    if shares is not None:
-        shares = shares.reindex(base["customer_id"].to_numpy()).fillna(0.0)
-        for col in shares.columns:
-            base[col] = shares[col].to_numpy(dtype=float)
-    base = base.sort_values("customer_id", kind="stable").reset_index(drop=True)
-    base.attrs["as_of"] = str(as_of_ts.date())
-    return base
+    what = ("The features need customer_id, order_date and amount (map them in columns.transactions).")
+    with file_lines(source, memory_limit, temp_directory, positions=True, what=what) as con:
+        if as_of is None and pd.isna(last_order_date(con)):
+            raise DataError(f"{source}: no dated order lines (column 'order_date'); nothing to cluster.")
+        as_of_ts = _as_of_of(con, as_of)
+        rfm = rfm_of(con, as_of_ts)
+        if rfm.empty:
+            raise DataError(f"transactions: no purchase (order with net amount > 0) before as_of = "
+                            f"{as_of_ts.date()}; nothing to cluster.")
+        return behaviour_of(con, as_of_ts, max_channels, rfm)
 
 
 @_grow_memory_limit
@@ -1756,51 +1631,8 @@ def rfm_with_info_from_files(
     >>> rfm["customer_id"].tolist(), info["orders_after_as_of"], info["customers_without_purchase"], info["net_revenue"]
     (['a'], 1, 1, 7.0)
     """
-    files, _ = input_files(source)
-    relation = source_relation(files)
-    what = "It needs the canonical columns customer_id, order_id, order_date and amount."
-    purchase = _purchase_sql(f"sum(CAST(amount AS {DECIMAL}))", _return_sql(_line_columns(files)))
-    orders = f"""SELECT CAST(customer_id AS VARCHAR) AS customer_id, CAST(order_id AS VARCHAR) AS order_id,
-                        min(CAST(order_date AS TIMESTAMP)) AS order_date, sum(CAST(amount AS {DECIMAL})) AS amount,
-                        {purchase} AS is_purchase
-                 FROM {relation} GROUP BY ALL"""
-    if as_of is None:
-        last = _run(source, f"SELECT max(order_date) AS last FROM {relation}", what, memory_limit,
-                    temp_directory)["last"].iloc[0]
-        if pd.isna(last):
-            raise DataError("transactions: the table has no rows, so there is nothing to score. "
-                            "Check the input file and the data audit's cleaning counts.")
-        as_of_ts = day_after(last)
-    else:
-        as_of_ts = parse_as_of(as_of)
-    stats = _run(source, f"""
-        WITH o AS (SELECT *, order_date >= {_ts(as_of_ts)} AS after FROM ({orders}))
-        SELECT count(*) AS total, count(*) FILTER (WHERE after) AS after_n,
-               (SELECT count(*) FROM (SELECT customer_id FROM o GROUP BY customer_id HAVING bool_and(after))) AS after_only,
-               count(*) FILTER (WHERE NOT after AND is_purchase) AS purchases,
-               count(*) FILTER (WHERE NOT after AND NOT is_purchase) AS non_purchases,
-               (SELECT count(*) FROM (SELECT customer_id FROM o WHERE NOT after GROUP BY customer_id)) AS customers,
-               min(order_date) FILTER (WHERE NOT after) AS start, max(order_date) FILTER (WHERE NOT after) AS end_,
-               CAST(sum(amount) FILTER (WHERE NOT after) AS DOUBLE) AS net
-        FROM o""", what, memory_limit, temp_directory).iloc[0]
-    if not stats["total"]:
-        raise DataError("transactions: the table has no rows, so there is nothing to score. "
-                        "Check the input file and the data audit's cleaning counts.")
-    if stats["after_n"] == stats["total"]:
-        raise DataError(f"transactions: every order is dated on or after as_of = {as_of_ts.date()}, so "
-                        "nothing is left to analyse. Choose a later as_of (or leave it empty: the day "
-                        "after the last order).")
-    rfm = rfm_table_from_files(files, as_of_ts, memory_limit=memory_limit, temp_directory=temp_directory)
-    info = {
-        "as_of": as_of_ts, "orders_after_as_of": int(stats["after_n"]),
-        "customers_after_as_of_only": int(stats["after_only"]),
-        "purchase_orders": int(stats["purchases"]), "non_purchase_orders": int(stats["non_purchases"]),
-        "customers_without_purchase": int(stats["customers"]) - len(rfm),
-        "customers_non_positive_net": int((rfm["monetary_total"] <= 0).sum()),
-        "period_start": pd.Timestamp(stats["start"]), "period_end": pd.Timestamp(stats["end_"]),
-        "net_revenue": float(stats["net"]),
-    }
-    return rfm, info
+    with file_lines(source, memory_limit, temp_directory) as con:
+        return rfm_with_info_of(con, as_of)
 
 
 # ----------------------------------------------------------------------------- dispatch for the producers
@@ -1831,7 +1663,7 @@ def retention_flags_from_files(campaign: pd.DataFrame, source: str | Path | Sequ
     rows = pd.DataFrame({"row": np.arange(len(campaign)),
                          "customer": campaign["customer_id"].astype("string").str.strip().to_numpy(dtype=object),
                          "sent_at": sent.fillna(first).to_numpy(dtype="datetime64[us]")})
-    with _scratch(memory_limit, temp_directory) as con:
+    with file_lines(source, memory_limit, temp_directory) as con:
         last, nxt = _next_purchases(con, rows, source)
     end = (pd.Timestamp(as_of) if as_of is not None else
            day_after(last))
@@ -1850,15 +1682,13 @@ def _next_purchases(con: duckdb.DuckDBPyConnection, rows: pd.DataFrame, source: 
     try:
         con.register("camp", rows)
         con.execute(f"""
-            CREATE TABLE orders AS
-            SELECT CAST(customer_id AS VARCHAR) AS customer, min(CAST(order_date AS TIMESTAMP)) AS d
-            FROM {source_relation(source)} WHERE customer_id IS NOT NULL
-            GROUP BY customer_id, order_id
-            HAVING {_purchase_sql(f"sum(CAST(amount AS {DECIMAL}))", _return_sql(_line_columns(source)))}""")
-        last = con.sql("SELECT max(d) FROM orders").fetchall()[0][0]
+            CREATE TABLE purchases AS
+            SELECT customer_id AS customer, order_date AS d
+            FROM ({ORDERS.text()}) AS o WHERE is_purchase AND customer_id IS NOT NULL""")
+        last = con.sql("SELECT max(d) FROM purchases").fetchall()[0][0]
         nxt = con.sql("""
             SELECT c.row, c.sent_at, o.d FROM (SELECT * FROM camp WHERE sent_at IS NOT NULL) c
-            ASOF LEFT JOIN orders o ON c.customer = o.customer AND o.d > c.sent_at""").df()
+            ASOF LEFT JOIN purchases o ON c.customer = o.customer AND o.d > c.sent_at""").df()
     except duckdb.OutOfMemoryException:
         raise  # retried with a larger limit (_grow_memory_limit)
     except duckdb.Error as exc:

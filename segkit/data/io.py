@@ -58,6 +58,7 @@ from segkit.core.schema import (
     CUSTOMERS,
     TableSpec,
     check_columns,
+    coerce_id,
     get_spec,
     normalize_name,
     validate,
@@ -622,6 +623,49 @@ def load_table(path: str | Path, table: str, columns: Mapping[str, str] | None =
     out.attrs.update(source=str(path), columns=header_names, blank_rows=len(blank),
                      blank_row_examples=[int(r) for r in blank[:5]])
     return out
+
+
+def read_ids(path: str | Path, table: str, config: Mapping | None = None) -> pd.Series:
+    """The customer ids in one user file, read without checking the rest of the table.
+
+    Only the ``customer_id`` column (as mapped by ``columns.<table>`` of ``config``) is resolved,
+    and its cells are made ids as :func:`load_table` makes them
+    (:func:`segkit.core.schema.coerce_id`); duplicates, missing columns elsewhere or bad dates do
+    not stop it. For the privacy check of a run whose audit failed, which must know the ids the
+    error may name although the file breaks the table contract.
+
+    Returns
+    -------
+    Series
+        The distinct ids (``string``), without missing values.
+
+    Raises
+    ------
+    DataError
+        The file or its id column cannot be read.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> p = pathlib.Path(tempfile.mkdtemp()) / "c.csv"
+    >>> _ = p.write_text("Kunde;Land\\nC1;DE\\nC1;FR\\n 00123 ;\\n")
+    >>> read_ids(p, "customers", {"columns": {"customers": {"customer_id": "Kunde"}}}).tolist()
+    ['C1', '00123']
+    """
+    path = Path(path)
+    full = get_spec(table)
+    spec = TableSpec(name=full.name, required=("customer_id",), dtypes={"customer_id": full.dtypes["customer_id"]})
+    mapped = ((config or {}).get("columns") or {}).get(table) or {}
+    mapping = {"customer_id": mapped["customer_id"]} if isinstance(mapped, Mapping) and "customer_id" in mapped else {}
+    kind, compression = _kind(path)
+    if kind == "text":
+        raw, positions, _ = _read_text(path, compression, spec, mapping, read_options(config), "")
+    elif kind == "parquet":
+        raw, positions, _ = _read_parquet(path, spec, mapping, "")
+    else:
+        raw, positions, _ = _read_excel(path, spec, mapping, read_options(config), "")
+    ids = coerce_id(raw[positions["customer_id"]].astype("string"))
+    return ids.dropna().drop_duplicates().reset_index(drop=True)
 
 
 def _drop_blank_rows(raw: pd.DataFrame) -> tuple[pd.DataFrame, pd.Index]:

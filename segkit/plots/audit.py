@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 
-from segkit.plots import label, new_axes
+from segkit.plots import label, new_axes, plain_log_ticks
 
 __all__ = ["plot_daily_volume", "plot_outlier_rule"]
 
@@ -107,6 +107,8 @@ def plot_outlier_rule(values: pd.Series | np.ndarray, rule: Mapping[str, Any], a
         ax.axvline(bound, color=GAP_COLOR, linestyle="--",
                    label=f"outlier bounds: {bounds}" if i == 0 else None)
     ax.set_yscale("symlog", linthresh=1)
+    plain_log_ticks(ax.xaxis)
+    plain_log_ticks(ax.yaxis)
     ax.plot([], [], " ", label=f"{int(rule['flagged']):,} flagged (kept)")
     ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize="small", frameon=False)
     return label(ax, title, xlabel, "Count (symlog scale)")

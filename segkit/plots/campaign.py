@@ -39,6 +39,29 @@ def _separate(ax: plt.Axes, groups: pd.Series) -> None:
         ax.axhline(i + 0.5, color="#999999", lw=0.6)
 
 
+def _without_small_groups(rows: pd.DataFrame, counts: pd.Series, min_cell_size: int) -> tuple[pd.DataFrame, str]:
+    """``rows`` whose count is at least ``min_cell_size`` (the privacy threshold of the report
+    tables), and a note on how many were left out ("" when none)."""
+    small = (counts.fillna(0).to_numpy(float) < min_cell_size)
+    if not small.any():
+        return rows.reset_index(drop=True), ""
+    note = (f"Not shown: {int(small.sum())} row(s) with fewer than {min_cell_size} customers in an arm "
+            "(privacy.min_cell_size), as in the tables.")
+    return rows[~small].reset_index(drop=True), note
+
+
+def _footnote(ax: plt.Axes, note: str) -> None:
+    """A small note under the x-axis label (kept in the saved figure by ``bbox_inches="tight"``)."""
+    if note:
+        ax.annotate(note, xy=(0, 0), xycoords="axes fraction", xytext=(0, -48), textcoords="offset points",
+                    ha="left", va="top", fontsize="small", color="#555555")
+
+
+def _legend_outside(ax: plt.Axes, **kwargs) -> None:
+    """Legend to the right of the plot area, where it covers no data."""
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0, **kwargs)
+
+
 def _row_labels(frame: pd.DataFrame, columns: list[str]) -> list[str]:
     """``"campaign · segment"`` labels, leaving out columns with a single value."""
     varying = [c for c in columns if frame[c].nunique() > 1] or columns[-1:]
@@ -78,16 +101,22 @@ def plot_arm_rates(overview: pd.DataFrame, campaign_id: str | None = None, ax: p
 
 
 def plot_lift_forest(table: pd.DataFrame, metric: str, control_arm: str = "control", alpha: float = 0.05,
-                     ax: plt.Axes | None = None) -> plt.Axes:
+                     ax: plt.Axes | None = None, min_cell_size: int = 0) -> plt.Axes:
     """Forest plot of the lift against control per campaign × arm × segment for ``metric``.
 
     Points are the lifts, lines their 95% intervals; green/orange = significantly better/worse
     after the multiple-testing correction, grey = no clear difference, hollow = small cell.
+    Rows whose smaller arm (``smallest_arm``, as in the pooled table, else the smaller of
+    ``customers`` and ``customers_c``) has fewer than ``min_cell_size`` customers — the report's
+    privacy threshold — are left out, with a note under the plot.
     """
     m = METRIC_BY_NAME[metric]
     rows = table[(table["metric"] == metric) & (table["arm"] != control_arm) & table["lift_abs"].notna()]
-    rows = rows.reset_index(drop=True)
+    counts = (rows["smallest_arm"] if "smallest_arm" in rows
+              else np.minimum(rows["customers"], rows["customers_c"].fillna(0)))
+    rows, note = _without_small_groups(rows, counts, min_cell_size)
     ax = _tall_axes(ax, len(rows))
+    _footnote(ax, note)
     scale = 100.0 if m.kind == "proportion" else 1.0
     labels = _row_labels(rows, ["campaign_id", "arm", "segment"])
     y = np.arange(len(rows))
@@ -107,12 +136,15 @@ def plot_lift_forest(table: pd.DataFrame, metric: str, control_arm: str = "contr
     return label(ax, f"{m.label}: lift vs control (95% intervals)", f"Lift vs control ({unit})", "")
 
 
-def plot_srm(srm: pd.DataFrame, srm_alpha: float = 0.001, ax: plt.Axes | None = None) -> plt.Axes:
+def plot_srm(srm: pd.DataFrame, srm_alpha: float = 0.001, ax: plt.Axes | None = None,
+             min_cell_size: int = 0) -> plt.Axes:
     """Observed vs expected control share per campaign × segment; mismatches in orange.
 
     The grey band is the range a random split stays in with probability ``1 - srm_alpha``
     (normal approximation to the binomial, for rows that were tested): a point outside it is a
-    sample-ratio mismatch.
+    sample-ratio mismatch. Rows whose smallest arm (``smallest_arm``, else ``customers``) has
+    fewer than ``min_cell_size`` customers are left out with a note, as in the report's table.
+    The legend sits outside the plot area.
 
     Examples
     --------
@@ -122,8 +154,10 @@ def plot_srm(srm: pd.DataFrame, srm_alpha: float = 0.001, ax: plt.Axes | None = 
     >>> plot_srm(t).get_xlabel()
     'Share of customers in the control arm (%)'
     """
-    rows = srm.reset_index(drop=True)
+    rows, note = _without_small_groups(srm, srm["smallest_arm"] if "smallest_arm" in srm else srm["customers"],
+                                       min_cell_size)
     ax = _tall_axes(ax, len(rows))
+    _footnote(ax, note)
     y = np.arange(len(rows))
     colors = np.where(rows["srm"].to_numpy(bool), COLORS["worse"], COLORS["unclear"])
     p, n = rows["expected_control_share"].to_numpy(float), rows["customers"].to_numpy(float)
@@ -137,14 +171,15 @@ def plot_srm(srm: pd.DataFrame, srm_alpha: float = 0.001, ax: plt.Axes | None = 
     ax.set_yticks(y, _row_labels(rows, ["campaign_id", "segment"]))
     _separate(ax, rows["campaign_id"].astype(str))
     ax.set_ylim(len(rows) - 0.5, -0.5)
-    ax.legend(loc="best")
+    _legend_outside(ax)
     return label(ax, "Sample-ratio check: control share", "Share of customers in the control arm (%)", "")
 
 
 def plot_qini(qini: pd.DataFrame, ax: plt.Axes | None = None) -> plt.Axes:
     """Uplift (Qini) curve per campaign × arm: cumulative incremental outcomes vs share targeted.
 
-    Segment names are written at the points when there is a single curve.
+    Segment names are written at the points when there is a single curve. The legend sits
+    outside the plot area, so long campaign names cover no curve.
 
     Examples
     --------
@@ -164,7 +199,7 @@ def plot_qini(qini: pd.DataFrame, ax: plt.Axes | None = None) -> plt.Axes:
                             xytext=(3, -10), textcoords="offset points")
     ax.axhline(0, color="black", lw=0.8)
     if len(qini):
-        ax.legend(title="Campaign · arm (dashed: random)", loc="lower right")
+        _legend_outside(ax, title="Campaign · arm (dashed: random)")
     metric = str(qini["metric"].iloc[0]) if len(qini) else "conversion_rate"
     ylabel = {"conversion_rate": "Cumulative incremental conversions (customers)",
               "retention_rate": "Cumulative incremental retained (customers)",

@@ -95,7 +95,8 @@ def plot_profile_heatmap(z_means: pd.DataFrame, ax: plt.Axes | None = None) -> p
     lim = max(1.0, float(np.nanmax(np.abs(z_means.to_numpy()))) if z_means.size else 1.0)
     sns.heatmap(z_means, ax=ax, cmap="RdBu_r", center=0, vmin=-lim, vmax=lim, annot=True, fmt=".1f",
                 cbar_kws={"label": "Standard deviations from the base"})
-    ax.set_xticklabels([t.get_text().replace("_", " ") for t in ax.get_xticklabels()], rotation=40, ha="right")
+    # columns as given: segkit.steps.cluster.standardised_means(labels=True) words them, names from the data as typed
+    ax.set_xticklabels([t.get_text() for t in ax.get_xticklabels()], rotation=40, ha="right")
     return label(ax, "What sets each cluster apart", "Feature (standardised, after log for amounts)", "Cluster")
 
 
@@ -138,6 +139,9 @@ def plot_projection(projection: pd.DataFrame, names: Mapping[int, str], ax: plt.
                    edgecolor="black", linewidth=0.8)
     ev = projection.attrs.get("explained_variance", [np.nan, np.nan])
     ax.legend(loc="best", fontsize=8, markerscale=2)
-    return label(ax, f"Customers projected on two dimensions ({len(projection):,} sampled; X = cluster centre)",
+    total = projection.attrs.get("customers")  # all customers, of which these are a sample when fewer
+    shown = (f"{len(projection):,} customers" if total is None else f"all {int(total):,}"
+             if len(projection) >= int(total) else f"{len(projection):,} of {int(total):,} sampled")
+    return label(ax, f"Customers projected on two dimensions ({shown}; X = cluster centre)",
                  f"Principal component 1 ({ev[0]:.0%} of variance)",
                  f"Principal component 2 ({ev[1]:.0%} of variance)")

@@ -21,8 +21,8 @@ import pandas as pd
 import seaborn as sns
 from matplotlib.colors import ListedColormap
 
-from segkit.lifecycle import BUYER_STAGES, SNAPSHOT_FREQS, STAGES, StageThresholds
-from segkit.plots import label, new_axes
+from segkit.lifecycle import BUYER_STAGES, LIVE_STAGES, SNAPSHOT_FREQS, STAGES, StageThresholds, clv_overview
+from segkit.plots import label, new_axes, plain_log_ticks
 
 
 def _money_unit(currency: str) -> str:
@@ -199,19 +199,52 @@ def plot_churn_risk(lifecycle: pd.DataFrame, ax: plt.Axes | None = None) -> plt.
     return label(ax, "Churn risk of repeat buyers (BG/NBD)", "Churn risk = 1 - P(alive) (%)", "Customers")
 
 
+def _clv_groups(lifecycle: pd.DataFrame, column: str) -> tuple[np.ndarray, np.ndarray, str]:
+    """The CLV values of the headline's population and of lapsed customers, and the headline's name.
+
+    With a ``lifecycle_stage`` column the headline population is the live buyers (the summary's
+    CLV and its top-decile share, :func:`segkit.lifecycle.clv_overview`); otherwise every row.
+    """
+    values = lifecycle[column].to_numpy(dtype=float, na_value=np.nan)
+    if "lifecycle_stage" not in lifecycle.columns:
+        return values[np.isfinite(values)], np.array([]), "customers"
+    stage = lifecycle["lifecycle_stage"].astype("string").to_numpy(dtype=object, na_value="")
+    live, lapsed = np.isin(stage, LIVE_STAGES), stage == "lapsed"
+    return (values[live & np.isfinite(values)], values[lapsed & np.isfinite(values)], "live buyers")
+
+
 def plot_clv_distribution(lifecycle: pd.DataFrame, column: str = "clv_12m", currency: str = "",
                           ax: plt.Axes | None = None) -> plt.Axes:
-    """Histogram of predicted CLV (log-spaced bins) with the top-decile threshold marked."""
+    """Histogram of predicted CLV (log-spaced bins) of the live buyers — the population of the
+    summary's CLV headline — with their top-decile threshold marked; lapsed customers (win-back
+    potential) stacked on top in a lighter shade, named in the legend.
+
+    A frame without ``lifecycle_stage`` is drawn as one population ("customers").
+
+    Examples
+    --------
+    >>> lc = pd.DataFrame({"lifecycle_stage": ["active"] * 9 + ["loyal", "lapsed"],
+    ...                    "clv_12m": [10.0] * 9 + [500.0, 2000.0]})
+    >>> plot_clv_distribution(lc, currency="EUR").get_legend_handles_labels()[1]
+    ['live buyers', 'lapsed customers', 'top 10% of live buyers above 59 EUR']
+    """
     ax = new_axes(ax)
-    values = lifecycle[column].dropna().to_numpy(dtype=float)
-    values = values[values > 0]
-    if len(values):
-        bins = np.geomspace(max(values.min(), 1e-2), values.max() * 1.01, 40)
-        ax.hist(values, bins=bins, color="0.55")
+    main, lapsed, who = _clv_groups(lifecycle, column)
+    main, lapsed = main[main > 0], lapsed[lapsed > 0]
+    both = np.r_[main, lapsed]
+    if len(main):
+        bins = np.geomspace(max(both.min(), 1e-2), both.max() * 1.01, 40)
+        groups, names, colors = [main], [who], ["0.35"]
+        if len(lapsed):
+            groups, names, colors = [main, lapsed], [who, "lapsed customers"], ["0.35", "0.78"]
+        ax.hist(groups, bins=bins, stacked=True, color=colors, label=names)
         ax.set_xscale("log")
-        cut = np.quantile(values, 0.9)
-        ax.axvline(cut, color="black", linestyle="--", label=f"top 10% above {cut:,.0f} {currency}".rstrip())
+        plain_log_ticks(ax.xaxis)
+        cut = np.quantile(main, 0.9)
+        ax.axvline(cut, color="black", linestyle="--", label=f"top 10% of {who} above {cut:,.0f} {currency}".rstrip())
         ax.legend(fontsize=8)
+    elif len(both):
+        _no_data(ax, f"No {who} with a positive predicted CLV.")
     else:
         _no_data(ax, "No CLV: the models were not fitted (see the warning above).")
     return label(ax, f"Predicted customer lifetime value ({column})",
@@ -219,21 +252,38 @@ def plot_clv_distribution(lifecycle: pd.DataFrame, column: str = "clv_12m", curr
 
 
 def plot_clv_concentration(lifecycle: pd.DataFrame, column: str = "clv_12m", ax: plt.Axes | None = None) -> plt.Axes:
-    """Cumulative share of predicted CLV against the share of customers (highest first)."""
+    """Cumulative share of predicted CLV against the share of customers (highest first), over the
+    live buyers — the population of the summary's CLV headline, so the marked top-decile share is
+    the summary's (:func:`segkit.lifecycle.clv_overview`).
+
+    A frame without ``lifecycle_stage`` is drawn as one population ("customers").
+
+    Examples
+    --------
+    >>> lc = pd.DataFrame({"lifecycle_stage": ["active"] * 9 + ["loyal", "lapsed"],
+    ...                    "clv_12m": [10.0] * 9 + [90.0, 5000.0]})
+    >>> plot_clv_concentration(lc).get_legend_handles_labels()[1][1]
+    'top 10% of live buyers hold 50%'
+    """
     ax = new_axes(ax)
-    values = np.sort(lifecycle[column].dropna().to_numpy(dtype=float))[::-1]
+    main, lapsed, who = _clv_groups(lifecycle, column)
+    values = np.sort(main)[::-1]
     if len(values) and values.sum() > 0:
         share_customers = 100 * np.arange(1, len(values) + 1) / len(values)
         share_value = 100 * np.cumsum(values) / values.sum()
-        ax.plot(np.r_[0, share_customers], np.r_[0, share_value], label="customers ranked by CLV")
-        top = int(np.ceil(0.1 * len(values)))
+        ax.plot(np.r_[0, share_customers], np.r_[0, share_value], label=f"{who} ranked by CLV")
+        top = max(int(np.ceil(0.1 * len(values))), 1)
+        held = clv_overview(pd.DataFrame({column: values}), column)["top_decile_share"]
         ax.scatter([share_customers[top - 1]], [share_value[top - 1]], color="black", zorder=3,
-                   label=f"top 10% hold {share_value[top - 1]:.0f}%")
+                   label=f"top 10% of {who} hold {100 * held:.0f}%")
         ax.plot([0, 100], [0, 100], color="0.6", linestyle=":", label="equal value")
         ax.legend(fontsize=8)
+    elif len(lapsed) and np.nansum(lapsed) > 0:
+        _no_data(ax, f"No {who} with a predicted CLV.")
     else:
         _no_data(ax, "No CLV: the models were not fitted (see the warning above).")
-    return label(ax, "Concentration of predicted CLV", "Customers, highest CLV first (%)", "Share of total CLV (%)")
+    return label(ax, f"Concentration of predicted CLV ({who})", f"{who.capitalize()}, highest CLV first (%)",
+                 f"Share of the {who}' total CLV (%)")
 
 
 def plot_holdout_check(table: pd.DataFrame, ax: plt.Axes | None = None) -> plt.Axes:

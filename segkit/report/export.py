@@ -16,10 +16,12 @@ but the file itself:
 - :func:`validate_offline_html` runs on every export and raises :class:`OfflineHTMLError` if
   anything would be fetched from outside the file;
 - with ``privacy.pseudonymize_ids`` on, :func:`redact_raw_ids` replaces any raw customer id
-  that still appears in the HTML (e.g. a table displayed without ``shareable()``) by its
+  that still appears in the HTML's text (e.g. a table displayed without ``shareable()``) by its
   salted pseudonym — the same one :func:`segkit.core.privacy.shareable_table` gives — and the run
-  reports how many it replaced. Ids made only of digits are not scanned: they cannot be told
-  apart from the numbers in a table (their pseudonymisation relies on ``shareable()``).
+  reports how many it replaced. CSS and JavaScript are never touched; ids that are ordinary
+  words (``none``, ``Lost``) are replaced only as whole table cells or quoted values, not in
+  prose (:class:`IdRedactor` states the rule). Ids made only of digits are not scanned: they
+  cannot be told apart from the numbers in a table (their pseudonymisation relies on ``shareable()``).
 
 Examples
 --------
@@ -198,9 +200,25 @@ def validate_offline_html(html: str, source: str = "report") -> None:
 
 
 # --------------------------------------------------------------------------- privacy
-_DATA_URI = re.compile(r"data:[\w.+/-]+(?:;[\w=.+-]+)*,[A-Za-z0-9+/=%._~-]*")
-_TOKEN = re.compile(r"[A-Za-z0-9_@.\-]+")
 _NUMERIC = re.compile(r"^[\d\s.,+-]*$")
+#: A run of letters/digits/underscores: how an id is anchored in a text (its first such run).
+_WORD = re.compile(r"\w+")
+#: Ids made of letters only (one word, any script): they can be ordinary words ("none", "Lost").
+_LETTERS_ONLY = re.compile(r"[^\W\d_]+")
+#: Quote pairs around a value: ``'none'`` in an error message is a value, ``none`` in prose is a word.
+_QUOTES = {"'": "'", '"': '"', "`": "`", "\u2018": "\u2019", "\u201c": "\u201d", "\u00ab": "\u00bb"}
+#: The parts of an HTML page that are not text: CSS/JavaScript (kept as they are), comments,
+#: declarations, and tags (whose attribute values are text).
+_HTML_PART = re.compile(r"""
+    <(?P<raw>script|style)\b(?:[^>"']++|"[^"]*+"|'[^']*+')*+>.*?</(?P=raw)\s*>
+  | (?P<comment><!--.*?-->)
+  | <[!?][^>]*+>
+  | <(?P<end>/?)(?P<tag>[A-Za-z][^\s/>]*+)(?P<attrs>(?:[^>"']++|"[^"]*+"|'[^']*+')*+)>
+""", re.IGNORECASE | re.DOTALL | re.VERBOSE)
+_ATTRIBUTE = re.compile(r"""(?P<name>[^\s"'>/=]+)(?P<eq>\s*=\s*)(?P<value>"[^"]*"|'[^']*'|[^\s"'=<>`]+)""")
+#: Attributes whose values are CSS, JavaScript or geometry, never text shown to a reader.
+_CODE_ATTRIBUTES = frozenset({"style", "class", "d", "points", "transform", "viewbox", "path"})
+_CELL_TAGS = frozenset({"td", "th"})
 
 
 def scannable_ids(ids: Iterable[Any]) -> set[str]:
@@ -221,13 +239,182 @@ def scannable_ids(ids: Iterable[Any]) -> set[str]:
     return out
 
 
-def redact_raw_ids(html: str, ids: Iterable[Any], salt: str) -> tuple[str, int]:
-    """Replace raw customer ids in ``html`` by their salted pseudonyms.
+def is_word_like(customer_id: str) -> bool:
+    """Whether ``customer_id`` is one word of letters only (``none``, ``Lost``, ``Müller``), which
+    prose can hold as an ordinary word; see :class:`IdRedactor` for how such ids are found.
 
-    Ids are matched as whole tokens (letters, digits, ``_@.-``; surrounding dots/dashes
-    trimmed) outside ``data:`` URIs (embedded images). The pseudonym is
-    :func:`segkit.core.privacy.pseudonymize_ids` with the same ``salt``, so a redacted id reads the
-    same as one displayed through ``shareable()``.
+    Examples
+    --------
+    >>> is_word_like("none"), is_word_like("C000123"), is_word_like("Müller GmbH")
+    (True, False, False)
+    """
+    return bool(_LETTERS_ONLY.fullmatch(customer_id))
+
+
+class IdRedactor:
+    """Finds raw customer ids in plain text or HTML and replaces them by their salted pseudonyms.
+
+    The rule:
+
+    - an id is found as a whole value: not preceded or followed by a letter, digit, ``_`` or
+      ``@`` (``C000123`` is found in ``(C000123).`` but not in ``C0001234``); it may hold any
+      characters — spaces, quotes, ``<>``, non-ASCII (``Müller GmbH``, ``O'Brien-12``);
+    - in HTML only what a reader sees is searched: text between tags and attribute values, after
+      decoding entities (``O&#x27;Brien-12`` is ``O'Brien-12``), re-escaped when replaced. CSS and
+      JavaScript (``<style>``, ``<script>``, ``style=""``, ``on…=""``), tag and attribute names
+      and ``data:`` URIs (embedded images) are never changed;
+    - an id that is a single word of letters only (:func:`is_word_like`: ``none``, ``test``,
+      ``Lost``) is replaced only where it stands as a value: a whole table cell (``<td>none</td>``),
+      or in quotes (``duplicate ids: 'none', 'test'``) — not in prose, where "Fisher exact test"
+      uses the word, nor in attribute values, where ``align="left"`` is markup. Ids with a digit or
+      any other character are distinctive and replaced wherever they stand as a whole value;
+    - ids of fewer than 3 characters or only digits are not searched (:func:`scannable_ids`):
+      they cannot be told apart from numbers and short words.
+
+    ``count`` is the number of replacements made so far. The pseudonym is
+    :func:`segkit.core.privacy.pseudonymize_ids` with the same ``salt``, so a redacted id reads
+    the same as one displayed through ``shareable()``.
+
+    Examples
+    --------
+    >>> r = IdRedactor(["C000007", "none"], salt="segkit")
+    >>> r.text("duplicate ids: 'C000007', 'none'; none of them has orders")
+    "duplicate ids: 'c-e2967c7a92', 'c-8e67185cf0'; none of them has orders"
+    >>> r.html("<style>p {display: none}</style><td>none</td><p title='C000007'>none</p>")
+    '<style>p {display: none}</style><td>c-8e67185cf0</td><p title="c-e2967c7a92">none</p>'
+    >>> r.count
+    4
+    """
+
+    def __init__(self, ids: Iterable[Any], salt: str) -> None:
+        self.salt = salt
+        self.count = 0
+        self._pseudonyms: dict[str, str] = {}
+        self._words: set[str] = set()
+        #: first \w run of an id → [(its offset in the id, the id)], longest id first
+        self._anchors: dict[str, list[tuple[int, str]]] = {}
+        for raw in scannable_ids(ids):
+            anchor = _WORD.search(raw)
+            if anchor is None:  # no letter or digit at all: nothing to anchor on
+                continue
+            self._anchors.setdefault(anchor.group(0), []).append((anchor.start(), raw))
+            if is_word_like(raw):
+                self._words.add(raw)
+        for candidates in self._anchors.values():
+            candidates.sort(key=lambda c: -len(c[1]))
+
+    def __bool__(self) -> bool:
+        return bool(self._anchors)
+
+    def pseudonym(self, raw: str) -> str:
+        """The pseudonym of ``raw`` (one of the ids) under this redactor's salt; all ids' pseudonyms
+        are computed in one pass the first time one is needed."""
+        if not self._pseudonyms:
+            import pandas as pd
+
+            wanted = [i for candidates in self._anchors.values() for _, i in candidates]
+            self._pseudonyms = dict(zip(wanted, pseudonymize_ids(pd.Series(wanted, dtype="string"), self.salt)))
+        return self._pseudonyms[raw]
+
+    def _stands_alone(self, text: str, start: int, end: int) -> bool:
+        before = text[start - 1] if start > 0 else ""
+        after = text[end] if end < len(text) else ""
+        return not any(c and (c.isalnum() or c in "_@") for c in (before, after))
+
+    def _as_value(self, text: str, start: int, end: int, cell: bool) -> bool:
+        """A word-like id at ``text[start:end]`` is an id when it fills a table cell or is quoted."""
+        if cell and not text[:start].strip() and not text[end:].strip():
+            return True
+        before = text[start - 1] if start > 0 else ""
+        return bool(before) and end < len(text) and _QUOTES.get(before) == text[end]
+
+    def text(self, text: str, *, cell: bool = False, words: bool = True) -> str:
+        """``text`` (plain, not HTML) with raw ids replaced.
+
+        Parameters
+        ----------
+        text : str
+            Plain text (an error message, a decoded HTML text node or attribute value).
+        cell : bool
+            ``text`` is the whole content of a table cell (word-like ids in it are ids).
+        words : bool
+            Whether word-like ids are looked for at all (not in attribute values).
+        """
+        if not self._anchors or not text:
+            return text
+        parts: list[str] = []
+        done = 0  # end of the last replacement
+        for m in _WORD.finditer(text):
+            if m.start() < done:
+                continue
+            for offset, raw in self._anchors.get(m.group(0), ()):
+                start = m.start() - offset
+                end = start + len(raw)
+                if start < done or text[start:end] != raw or not self._stands_alone(text, start, end):
+                    continue
+                if raw in self._words and not (words and self._as_value(text, start, end, cell)):
+                    continue
+                parts += [text[done:start], self.pseudonym(raw)]
+                done = end
+                self.count += 1
+                break
+        if not parts:
+            return text
+        return "".join(parts) + text[done:]
+
+    def _attributes(self, attrs: str) -> str:
+        def one(m: re.Match) -> str:
+            name, value = m.group("name").lower(), m.group("value")
+            inner = value[1:-1] if value[:1] in "\"'" else value
+            if name in _CODE_ATTRIBUTES or name.startswith("on") or inner.lstrip().lower().startswith("data:"):
+                return m.group(0)
+            decoded = html_lib.unescape(inner)
+            new = self.text(decoded, words=False)
+            if new == decoded:
+                return m.group(0)
+            return f'{m.group("name")}{m.group("eq")}"{html_lib.escape(new, quote=True)}"'
+
+        return _ATTRIBUTE.sub(one, attrs)
+
+    def html(self, page: str) -> str:
+        """``page`` (HTML) with raw ids replaced in its text and attribute values (see the class)."""
+        if not self._anchors:
+            return page
+        # (kind, source, tag) with kind "text", "start", "end" or "keep"
+        parts: list[tuple[str, str, str]] = []
+        last = 0
+        for m in _HTML_PART.finditer(page):
+            if m.start() > last:
+                parts.append(("text", page[last:m.start()], ""))
+            if m.group("tag") and not m.group("raw"):
+                parts.append(("end" if m.group("end") else "start", m.group(0), m.group("tag").lower()))
+            elif m.group("comment"):
+                parts.append(("comment", m.group(0), ""))
+            else:
+                parts.append(("keep", m.group(0), ""))
+            last = m.end()
+        if last < len(page):
+            parts.append(("text", page[last:], ""))
+        out = []
+        for i, (kind, source, tag) in enumerate(parts):
+            if kind == "text":
+                cell = (i > 0 and parts[i - 1][0] == "start" and parts[i - 1][2] in _CELL_TAGS
+                        and i + 1 < len(parts) and parts[i + 1][0] == "end" and parts[i + 1][2] in _CELL_TAGS)
+                decoded = html_lib.unescape(source)
+                new = self.text(decoded, cell=cell)
+                out.append(source if new == decoded else html_lib.escape(new, quote=False))
+            elif kind == "start":
+                name_end = 1 + len(tag)
+                out.append(source[:name_end] + self._attributes(source[name_end:]))
+            elif kind == "comment":  # not shown, but in the file: distinctive ids only
+                out.append("<!--" + self.text(source[4:-3], words=False) + "-->")
+            else:
+                out.append(source)
+        return "".join(out)
+
+
+def redact_raw_ids(html: str, ids: Iterable[Any], salt: str) -> tuple[str, int]:
+    """Replace raw customer ids in ``html`` by their salted pseudonyms (:class:`IdRedactor`).
 
     Parameters
     ----------
@@ -248,36 +435,8 @@ def redact_raw_ids(html: str, ids: Iterable[Any], salt: str) -> tuple[str, int]:
     >>> redact_raw_ids("Top buyer: C000007.", ["C000007"], salt="segkit")
     ('Top buyer: c-e2967c7a92.', 1)
     """
-    wanted = scannable_ids(ids)
-    if not wanted:
-        return html, 0
-    import pandas as pd
-
-    count = 0
-    cache: dict[str, str] = {}
-
-    def pseudonym(raw: str) -> str:
-        if raw not in cache:
-            cache[raw] = str(pseudonymize_ids(pd.Series([raw]), salt).iloc[0])
-        return cache[raw]
-
-    def token(m: re.Match) -> str:
-        nonlocal count
-        tok = m.group(0)
-        core = tok.strip("._-@")
-        if core in wanted:
-            count += 1
-            start = tok.index(core)
-            return tok[:start] + pseudonym(core) + tok[start + len(core):]
-        return tok
-
-    parts, last = [], 0
-    for m in _DATA_URI.finditer(html):
-        parts.append(_TOKEN.sub(token, html[last:m.start()]))
-        parts.append(m.group(0))
-        last = m.end()
-    parts.append(_TOKEN.sub(token, html[last:]))
-    return "".join(parts), count
+    redactor = IdRedactor(ids, salt)
+    return redactor.html(html), redactor.count
 
 
 # --------------------------------------------------------------------------- markdown

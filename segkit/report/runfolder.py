@@ -4,15 +4,20 @@ A run is built in a hidden sibling of ``--out`` (``.<name>.building-XXXX``) and 
 ``<out>`` (or ``<out>-failed``). Replacing means deleting what was there, so segkit does it only
 for a folder it can prove it wrote:
 
+- **what a run writes** (:func:`run_outputs`): the pipeline's notebooks and their HTML,
+  ``index.html``, ``run.json``, ``config.yml``, the marker, ``summaries/<notebook>.json`` and the
+  known artifacts, all under their fixed names, plus Jupyter's ``.ipynb_checkpoints`` folders
+  holding only ``*-checkpoint.*`` copies. A folder holding anything else is never replaced, whatever
+  its marker or ``run.json`` says: both are plain files anyone can write, so they can narrow this
+  list but never widen it;
 - **marker**: every folder segkit builds holds :data:`MARKER` (``.segkit-run``), a small JSON
   with the segkit version, the run id, the building process (pid, host, start time) and, once
-  the run is finished, the list of entries the run wrote. Such a folder is replaced only if it
-  holds nothing else than those and what a run may write (the pipeline's notebooks, their HTML
-  and summaries, the known artifacts; a Jupyter ``.ipynb_checkpoints`` folder): a note or a
-  model the user put into a run folder is never deleted;
+  the run is finished, the list of entries the run wrote. Such a folder is replaced only if
+  every entry is both in that list and one a run writes: a note or a model the user put into
+  a run folder is never deleted, nor is a notebook of the user's saved under a pipeline name
+  the run did not write;
 - **older run folders** (segkit before the marker): accepted when their ``run.json`` is
-  segkit's and every entry is one a run writes (notebooks, their HTML, ``index.html``,
-  ``run.json``, ``config.yml``, ``summaries/<notebook>.json``, the known artifacts);
+  segkit's and every entry is one a run writes;
 - an empty folder (nothing to lose) or one that does not exist.
 
 Anything else is refused with :class:`RunFolderError` (``segkit run`` exit code 2) before
@@ -56,7 +61,8 @@ from segkit.steps.pipeline import ARTIFACTS, CUSTOMER_SEGMENTS, NOTEBOOKS
 
 __all__ = [
     "MARKER", "RunFolderError", "OutputWriteError", "ENVIRONMENT_ERRNOS", "write_marker", "read_marker",
-    "entries", "check_replaceable", "is_replaceable", "protected_paths", "check_location", "out_lock",
+    "entries", "run_outputs", "run_folder_path", "check_replaceable", "is_replaceable", "protected_paths",
+    "check_location", "out_lock",
     "run_id_of", "create_build_folder", "environment_message",
     "remove_stale_builds", "process_alive", "free_space", "environment_error",
 ]
@@ -178,33 +184,59 @@ def entries(folder: Path) -> list[str]:
     return sorted(out)
 
 
-def _run_outputs(notebooks: Iterable[str]) -> set[str]:
-    """Entries a run of ``notebooks`` writes (the notebooks, their HTML and summaries, the artifacts)."""
-    names = set(notebooks) | set(NOTEBOOKS)
+def run_outputs(pipeline: Iterable[str] = NOTEBOOKS) -> frozenset[str]:
+    """Every entry a run of ``pipeline`` can write, as :func:`entries` names them: the notebooks,
+    their HTML and summaries, ``index.html``, ``run.json``, ``config.yml``, the marker and the
+    known artifacts. Nothing else in a run folder is segkit's.
+
+    Examples
+    --------
+    >>> outputs = run_outputs(["01_data_audit"])
+    >>> "01_data_audit.html" in outputs, "summaries/01_data_audit.json" in outputs, "NOTES.md" in outputs
+    (True, True, False)
+    """
+    names = set(pipeline)
     allowed = {"run.json", "index.html", "config.yml", "artifacts/", "summaries/", MARKER}
     allowed |= {f"{n}.{ext}" for n in names for ext in ("ipynb", "html")}
     allowed |= {f"summaries/{n}.json" for n in names}
-    return allowed | {f"artifacts/{a.filename}" for a in ARTIFACTS.values()} | {f"artifacts/{CUSTOMER_SEGMENTS}"}
+    allowed |= {f"artifacts/{a.filename}" for a in ARTIFACTS.values()} | {f"artifacts/{CUSTOMER_SEGMENTS}"}
+    return frozenset(allowed)
 
 
-def _segkit_notebooks(folder: Path) -> list[str] | None:
-    """The notebook names in ``folder``'s ``run.json`` when it is a segkit run record, else None."""
+def _is_run_record(folder: Path) -> bool:
+    """Whether ``folder``'s ``run.json`` looks like the record of a segkit run (segkit before the marker)."""
     try:
         record = json.loads((folder / "run.json").read_text(encoding="utf-8"))
     except (OSError, ValueError):
-        return None
-    if not (isinstance(record, dict) and isinstance(record.get("versions"), dict) and "segkit" in record["versions"]
-            and isinstance(record.get("notebooks"), list)):
-        return None
-    return [n["name"] for n in record["notebooks"] if isinstance(n, dict) and isinstance(n.get("name"), str)]
+        return False
+    return (isinstance(record, dict) and isinstance(record.get("versions"), dict) and "segkit" in record["versions"]
+            and isinstance(record.get("notebooks"), list))
+
+
+def _foreign_checkpoints(folder: Path, tolerated: str) -> list[str]:
+    """Entries of the Jupyter checkpoint folder ``tolerated`` (relative to ``folder``) that are not
+    Jupyter's ``<name>-checkpoint.<ext>`` copies (sub-folders, links, other files)."""
+    out = []
+    for path in sorted((folder / tolerated).iterdir()):
+        if path.is_symlink() or not path.is_file() or "-checkpoint" not in path.name:
+            out.append(f"{tolerated}{path.name}{'/' if path.is_dir() and not path.is_symlink() else ''}")
+    return out
 
 
 def _foreign(folder: Path, allowed: Iterable[str]) -> list[str]:
+    """Entries of ``folder`` that are not in ``allowed`` (or are links), checkpoint folders aside
+    when they hold only checkpoints and sit in a folder a run writes."""
     allowed = set(allowed)
-    found = entries(folder)
-    links = {e for e in found if (folder / e.rstrip("/")).is_symlink()}
-    return [e for e in found if (e in links or e not in allowed)
-            and not any(part in TOLERATED for part in Path(e).parts)]
+    out = []
+    for e in entries(folder):
+        path = folder / e.rstrip("/")
+        name = Path(e).name
+        if name in TOLERATED and e.endswith("/") and (str(Path(e).parent) in (".", "") or
+                                                      f"{Path(e).parent.as_posix()}/" in allowed):
+            out += _foreign_checkpoints(folder, e)
+        elif path.is_symlink() or e not in allowed:
+            out.append(e)
+    return out
 
 
 def _listing(names: list[str]) -> str:
@@ -212,7 +244,7 @@ def _listing(names: list[str]) -> str:
     return shown + (f" (and {len(names) - SHOWN_ENTRIES} more)" if len(names) > SHOWN_ENTRIES else "")
 
 
-def check_replaceable(folder: Path, what: str) -> None:
+def check_replaceable(folder: Path, what: str, pipeline: Iterable[str] = NOTEBOOKS) -> None:
     """Raise :class:`RunFolderError` unless segkit may replace ``folder`` (see the module docstring).
 
     Parameters
@@ -221,6 +253,8 @@ def check_replaceable(folder: Path, what: str) -> None:
         ``--out`` or ``<out>-failed`` as given (not resolved: a link must be seen as a link).
     what : str
         How the message names it (``"--out"``, ``"<out>-failed"``).
+    pipeline : iterable of str
+        The notebook names a run writes (default :data:`segkit.steps.pipeline.NOTEBOOKS`).
     """
     folder = Path(folder)
     if folder.is_symlink():
@@ -233,11 +267,11 @@ def check_replaceable(folder: Path, what: str) -> None:
     if not any(folder.iterdir()):
         return
     marker = read_marker(folder)
-    notebooks = _segkit_notebooks(folder)
-    if marker and isinstance(marker.get("files"), list):  # what this run wrote, or a later --only may
-        allowed = set(marker["files"]) | _run_outputs(notebooks or [])
+    outputs = run_outputs(pipeline)
+    if marker and isinstance(marker.get("files"), list):  # what the run wrote, among what a run can write
+        allowed: set[str] | None = outputs & ({f for f in marker["files"] if isinstance(f, str)} | {MARKER})
     else:  # segkit before the marker: a segkit run.json and nothing a run does not write
-        allowed = None if notebooks is None else _run_outputs(notebooks)
+        allowed = set(outputs) if _is_run_record(folder) else None
     if allowed is None:
         raise RunFolderError(
             f"{what} {folder} exists and is not a segkit run folder (it has no {MARKER} marker and no run.json "
@@ -252,10 +286,10 @@ def check_replaceable(folder: Path, what: str) -> None:
             "choose another --out.")
 
 
-def is_replaceable(folder: Path) -> bool:
+def is_replaceable(folder: Path, pipeline: Iterable[str] = NOTEBOOKS) -> bool:
     """:func:`check_replaceable` as a yes/no."""
     try:
-        check_replaceable(folder, "folder")
+        check_replaceable(folder, "folder", pipeline)
     except RunFolderError:
         return False
     return True
@@ -292,6 +326,39 @@ def protected_paths(inputs: Mapping[str, Any], config_file: str | Path | None) -
     return out
 
 
+def _location_error(what: str, folder: Path, verb: str, label: str) -> RunFolderError:
+    return RunFolderError(f"{what} {folder} {verb} {label}. A run folder is replaced as a whole, so segkit never "
+                          "writes it over inputs or other work: choose a folder of its own, e.g. reports/<name>.")
+
+
+def run_folder_path(given: str | Path, what: str = "--out") -> Path:
+    """``given`` as the absolute path of the folder a run replaces: ``~`` expanded, ``.``, ``..`` and
+    links above the last component resolved; the last component itself is not followed, so a
+    link given as the run folder is seen (and refused) as a link.
+
+    Raises
+    ------
+    RunFolderError
+        ``given`` is the filesystem root (a run folder needs a name).
+
+    Examples
+    --------
+    >>> run_folder_path("/tmp/june/artifacts/..") == Path("/tmp/june").resolve()
+    True
+    >>> run_folder_path("/")
+    Traceback (most recent call last):
+    ...
+    segkit.report.runfolder.RunFolderError: --out / is the filesystem root. A run folder is replaced as a whole, so segkit never writes it over inputs or other work: choose a folder of its own, e.g. reports/<name>.
+    """
+    path = Path(given).expanduser().absolute()
+    if path.name in ("", ".", ".."):  # the folder is named by its parents: resolve it
+        path = path.resolve()
+    path = path.parent.resolve() / path.name
+    if not path.name:
+        raise _location_error(what, path, "is", "the filesystem root")
+    return path
+
+
 def check_location(folder: Path, what: str, protected: Mapping[str, Path], input_folders: Iterable[Path] = ()) -> None:
     """Raise :class:`RunFolderError` when ``folder`` is or contains a protected path (see
     :func:`protected_paths`), or lies inside one of ``input_folders`` (a transaction log split
@@ -308,10 +375,7 @@ def check_location(folder: Path, what: str, protected: Mapping[str, Path], input
     folder = Path(folder).resolve()
     for label, path in protected.items():
         if _is_within(path, folder):
-            raise RunFolderError(
-                f"{what} {folder} {'is' if path == folder else 'contains'} {label}. A run folder is replaced as a "
-                "whole, so segkit never writes it over inputs or other work: choose a folder of its own, e.g. "
-                "reports/<name>.")
+            raise _location_error(what, folder, "is" if path == folder else "contains", label)
     for path in input_folders:
         if Path(path).resolve() in folder.parents:
             raise RunFolderError(f"{what} {folder} lies inside the input folder {path}: its files would be read "

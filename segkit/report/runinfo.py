@@ -19,6 +19,9 @@ from typing import Any, Mapping
 import nbformat
 
 import segkit
+from segkit.core.errors import DataError
+from segkit.data.engine import input_files as log_files
+from segkit.data.engine import is_file_set
 
 #: Distributions whose versions decide the results or the reports.
 KEY_LIBRARIES: tuple[str, ...] = (
@@ -97,39 +100,50 @@ def notebook_timings(nb: nbformat.NotebookNode, html_export: float | None = None
     }
 
 
-def input_info(source: str | Path) -> dict[str, Any]:
-    """:func:`file_info` of one input; for a transaction log split into files (a folder or a
-    glob) the given ``path``, the total ``size``, one entry per file under ``files``, and a
-    ``sha256`` over the files' names and hashes (it changes when any file is added, removed,
-    renamed or edited).
+def input_info(source: str | Path, file_set: bool = False) -> dict[str, Any]:
+    """:func:`file_info` of one input; with ``file_set`` (the transactions: the only input that may
+    be a folder or a glob of files, see :func:`segkit.data.engine.is_file_set`) and such a source,
+    the given ``path``, the total ``size``, one entry per file under ``files``, and a ``sha256``
+    over the files' names and hashes (it changes when any file is added, removed, renamed or edited).
+
+    An existing file is always that one file, whatever characters its name holds. Never raises
+    for the data: run.json is written after the notebooks ran, and an input that cannot be read
+    then (moved or deleted during the run) is recorded with ``size`` and ``sha256`` None and the
+    reason under ``error``.
 
     Examples
     --------
     >>> import tempfile
     >>> d = Path(tempfile.mkdtemp()); _ = (d / "a.csv").write_text("x\\n1\\n"); _ = (d / "b.csv").write_text("x\\n2\\n")
-    >>> info = input_info(d)
+    >>> info = input_info(d, file_set=True)
     >>> info["size"], [Path(f["path"]).name for f in info["files"]], len(info["sha256"])
     (8, ['a.csv', 'b.csv'], 64)
+    >>> _ = (d / "c[1].csv").write_text("x\\n3\\n"); Path(input_info(d / "c[1].csv", file_set=True)["path"]).name
+    'c[1].csv'
+    >>> input_info(d / "gone.csv")["error"]
+    'file not found'
     """
-    from segkit.data.engine import input_files as log_files
-    from segkit.data.engine import is_file_set
-
     path = Path(source)
-    if not is_file_set(path):
-        return file_info(path)
-
-    files = [file_info(Path(f)) for f in log_files(path)[0]]
+    try:
+        if not (file_set and is_file_set(path)):
+            return file_info(path)
+        files = [file_info(Path(f)) for f in log_files(path)[0]]
+    except FileNotFoundError:
+        return {"path": str(path), "size": None, "sha256": None, "error": "file not found"}
+    except (OSError, DataError) as exc:
+        return {"path": str(path), "size": None, "sha256": None, "error": str(exc)}
     manifest = "".join(f"{Path(f['path']).name}  {f['sha256']}\n" for f in files)
     return {"path": str(path), "size": sum(f["size"] for f in files),
             "sha256": hashlib.sha256(manifest.encode()).hexdigest(), "files": files}
 
 
 def input_files(data: Mapping[str, Any]) -> dict[str, dict[str, Any] | None]:
-    """:func:`input_info` of each input table of the effective config (None when absent).
+    """:func:`input_info` of each input table of the effective config (None when absent); only the
+    transactions may be a folder or a glob of files.
 
     Examples
     --------
     >>> input_files({"transactions": None})
     {'transactions': None}
     """
-    return {table: (input_info(p) if p else None) for table, p in data.items()}
+    return {table: (input_info(p, file_set=table == "transactions") if p else None) for table, p in data.items()}

@@ -36,7 +36,8 @@ Where results end up (the rule also printed by ``segkit run --help``):
   ran, the failing notebook executed until the error (``NN_name.ipynb``) and its HTML with the
   error visible and a banner on top, ``run.json`` with ``"status": "failed"`` and an
   ``index.html`` headed "FAILED"; raw customer ids in its error texts (``run.json``, the
-  failing notebook) are replaced by pseudonyms as in the HTML. A killed process (no chance to
+  failing notebook) are replaced by pseudonyms as in the HTML — when the audit failed before
+  writing the cleaned tables, the ids are read from the inputs' ``customer_id`` columns. A killed process (no chance to
   clean up) leaves only the hidden build folder (removed by the next run into ``<out>``);
   ``<out>`` is still the previous complete run.
 - the disk fills up or a write is refused during the run: :class:`OutputWriteError` naming
@@ -77,7 +78,14 @@ from segkit.core.config import bundled_sample_config, load_config, project_root,
 from segkit.core.errors import ConfigError, DataError, SegkitError
 from segkit.core.files import atomic_write_text, dumps_json
 from segkit.core.privacy import SALT_ENV, salt_for
-from segkit.report.export import Failure, ReportExporter, redact_raw_ids, validate_offline_html
+from segkit.report.export import (
+    Failure,
+    IdRedactor,
+    ReportExporter,
+    is_word_like,
+    scannable_ids,
+    validate_offline_html,
+)
 from segkit.report.index import render_index
 from segkit.report.kernels import NotebookJob, imported_modules, kernel_peak_memory_mb
 from segkit.report.runfolder import (
@@ -94,6 +102,7 @@ from segkit.report.runfolder import (
     out_lock,
     protected_paths,
     remove_stale_builds,
+    run_folder_path,
     run_id_of,
     write_marker,
 )
@@ -266,25 +275,33 @@ def _as_of_text(value: Any, source: str) -> str | None:
 
 #: Longest run.name accepted (a folder name; file systems allow 255 bytes).
 MAX_RUN_NAME = 100
+#: Characters a run.name may hold besides letters and digits (spaces not at either end).
+RUN_NAME_PUNCTUATION = frozenset(" -_.")
 
 
 def checked_run_name(value: Any, origin: str) -> str | None:
     """``run.name`` as a folder name under ``reports/``: one path component, no way out of it.
 
+    A name is made of letters and digits (any script: ``Müller-2024`` is fine), spaces inside,
+    ``-``, ``_`` and ``.`` (:data:`RUN_NAME_PUNCTUATION`) — exactly what the error message
+    promises, so a name never holds shell or HTML syntax (``<img src=x>``) and reads the same in
+    every file system.
+
     Raises
     ------
     ConfigError
         A name with ``/`` or ``\\``, ``.``/``..`` or a leading dot, control characters, spaces
-        around it, or longer than :data:`MAX_RUN_NAME`; or a value that is not text.
+        around it, any other character than those above, or longer than :data:`MAX_RUN_NAME`;
+        or a value that is not text.
 
     Examples
     --------
-    >>> checked_run_name("2024-q4", "in shop.yml"), checked_run_name(None, "in shop.yml")
-    ('2024-q4', None)
+    >>> checked_run_name("2024-q4", "in shop.yml"), checked_run_name("Q4 Müller_v1.2", "in shop.yml")
+    ('2024-q4', 'Q4 Müller_v1.2')
     >>> checked_run_name("../../../x", "in shop.yml")
     Traceback (most recent call last):
     ...
-    segkit.core.errors.ConfigError: run.name = '../../../x' in shop.yml is not a folder name: it contains '/'. Use one folder name such as 2024-q4 (letters, digits, '-', '_', '.'); the run goes to reports/<run.name>/ (or give --out).
+    segkit.core.errors.ConfigError: run.name = '../../../x' in shop.yml is not a folder name: it contains '/'. Use one folder name such as 2024-q4 (letters, digits, spaces, '-', '_', '.'); the run goes to reports/<run.name>/ (or give --out).
     """
     if value is None or value == "":
         return None
@@ -303,11 +320,13 @@ def checked_run_name(value: Any, origin: str) -> str | None:
             problem = "it starts or ends with spaces"
         elif len(text) > MAX_RUN_NAME:
             problem = f"it is longer than {MAX_RUN_NAME} characters"
+        elif other := list(dict.fromkeys(c for c in text if not (c.isalnum() or c in RUN_NAME_PUNCTUATION))):
+            problem = "it contains " + ", ".join(map(repr, other[:5])) + (" and others" if len(other) > 5 else "")
         else:
             return text
     raise ConfigError(f"run.name = {short_repr(value)} {origin} is not a folder name: {problem}. Use one folder "
-                      "name such as 2024-q4 (letters, digits, '-', '_', '.'); the run goes to reports/<run.name>/ "
-                      "(or give --out).")
+                      "name such as 2024-q4 (letters, digits, spaces, '-', '_', '.'); the run goes to "
+                      "reports/<run.name>/ (or give --out).")
 
 
 def effective_config(options: RunOptions, reuse_dir: Path | None = None,
@@ -619,30 +638,24 @@ def _failure_from(exc: BaseException, notebook: str) -> tuple[Failure, str]:
     return Failure(notebook, -1, None, "(kernel / execution machinery)", type(exc).__name__, str(exc)), tb
 
 
-#: Joins texts redacted in one pass (not a character of an id token, nor of the texts).
-_SEPARATOR = "\x00"
+def redact_terminal_text(redactor: IdRedactor, text: str) -> str:
+    """``text`` (plain, possibly with ANSI colour codes, as in tracebacks) with raw ids replaced by
+    ``redactor``; the colour codes are kept apart, so an id right after one is still found."""
+    pieces, codes = _ANSI.split(text), _ANSI.findall(text)
+    return "".join(redactor.text(piece) + code for piece, code in zip(pieces, codes + [""]))
 
 
 def redact_texts(texts: Sequence[str], ids: Sequence[Any], salt: str) -> list[str]:
-    """:func:`~segkit.report.export.redact_raw_ids` on plain texts (error messages, tracebacks),
-    in one pass; ANSI colour codes are kept apart, so an id right after one is still found.
+    """Plain texts (error messages, tracebacks) with raw ids replaced by their pseudonyms, as
+    :class:`~segkit.report.export.IdRedactor` finds them; ANSI colour codes are kept apart.
 
     Examples
     --------
     >>> redact_texts(["DataError: \\x1b[1mC000007\\x1b[0m has no orders", "C000008"], ["C000007"], "segkit")
     ['DataError: \\x1b[1mc-e2967c7a92\\x1b[0m has no orders', 'C000008']
     """
-    if any(_SEPARATOR in t for t in texts):
-        return [redact_texts([t.replace(_SEPARATOR, " ")], ids, salt)[0] for t in texts]
-    pieces = [_ANSI.split(t) for t in texts]
-    codes = [_ANSI.findall(t) for t in texts]
-    redacted, _ = redact_raw_ids(_SEPARATOR.join(p for ps in pieces for p in ps), ids, salt)
-    flat = iter(redacted.split(_SEPARATOR))
-    out = []
-    for ps, cs in zip(pieces, codes):
-        parts = [next(flat) for _ in ps]
-        out.append("".join(p + c for p, c in zip(parts, cs + [""])))
-    return out
+    redactor = IdRedactor(ids, salt)
+    return [redact_terminal_text(redactor, t) for t in texts]
 
 
 def redact_text(text: str, ids: Sequence[Any], salt: str) -> str:
@@ -650,13 +663,14 @@ def redact_text(text: str, ids: Sequence[Any], salt: str) -> str:
     return redact_texts([text], ids, salt)[0]
 
 
-#: Output data kept as text in a notebook, where a raw id can show.
+#: Output data kept as text in a notebook, where a raw id can show (text/html is HTML).
 TEXT_MIMETYPES: tuple[str, ...] = ("text/plain", "text/html", "text/markdown")
 
 
-def redact_notebook_outputs(nb: nbformat.NotebookNode, ids: Sequence[Any], salt: str) -> bool:
+def redact_notebook_outputs(nb: nbformat.NotebookNode, ids: Sequence[Any] | IdRedactor, salt: str = "") -> bool:
     """Replace raw ids in ``nb``'s outputs (errors, tracebacks, printed text, text/HTML data) in
-    place, as :func:`redact_texts`; True when anything changed.
+    place — ``text/html`` as HTML (:meth:`IdRedactor.html`), the rest as plain text; True when
+    anything changed. ``ids`` is the raw ids (with ``salt``) or a ready :class:`IdRedactor`.
 
     Examples
     --------
@@ -665,27 +679,29 @@ def redact_notebook_outputs(nb: nbformat.NotebookNode, ids: Sequence[Any], salt:
     >>> redact_notebook_outputs(nb, ["C000007"], "segkit"), nb.cells[0].outputs[0].evalue
     (True, 'c-e2967c7a92 is a duplicate')
     """
-    slots: list[tuple[Any, Any]] = []  # (container, key) of every text to redact
+    redactor = ids if isinstance(ids, IdRedactor) else IdRedactor(ids, salt)
+    changed = False
+
+    def redact(container: Any, key: Any, as_html: bool = False) -> None:
+        nonlocal changed
+        value = container[key]
+        old = "".join(value) if isinstance(value, list) else str(value)
+        new = redactor.html(old) if as_html else redact_terminal_text(redactor, old)
+        if new != old:
+            container[key] = new
+            changed = True
+
     for cell in nb.cells:
         for output in cell.get("outputs", []):
             if output.get("output_type") == "error":
-                slots.append((output, "evalue"))
-                slots += [(output["traceback"], i) for i in range(len(output.get("traceback", [])))]
+                redact(output, "evalue")
+                for i in range(len(output.get("traceback", []))):
+                    redact(output["traceback"], i)
             elif output.get("output_type") == "stream":
-                slots.append((output, "text"))
+                redact(output, "text")
             for mime in TEXT_MIMETYPES:
                 if mime in output.get("data", {}):
-                    slots.append((output["data"], mime))
-    texts = []
-    for container, key in slots:
-        value = container[key]
-        texts.append("".join(value) if isinstance(value, list) else str(value))
-    new = redact_texts(texts, ids, salt) if texts else []
-    changed = False
-    for (container, key), old, text in zip(slots, texts, new):
-        if text != old:
-            container[key] = text
-            changed = True
+                    redact(output["data"], mime, as_html=mime == "text/html")
     return changed
 
 
@@ -714,6 +730,7 @@ class _Run:
         self.records: list[NotebookRecord] = []
         self.warnings: list[str] = []
         self._ids_cache: tuple[tuple, list] | None = None
+        self._warned_word_ids = False
         self._export_lock = threading.RLock()
         self._workers: int | None = None  # run.workers, fixed once the audit has chosen its engine
 
@@ -723,8 +740,9 @@ class _Run:
         stale build folders removed; the build folder created. Nothing is written before every
         check has passed."""
         opts = self.options
-        out_given = Path(opts.out).expanduser().absolute() if opts.out else None
-        reuse = out_given if (opts.only and out_given and out_given.is_dir() and is_replaceable(out_given)) else None
+        out_given = run_folder_path(opts.out) if opts.out else None
+        reuse = out_given if (opts.only and out_given and out_given.is_dir()
+                              and is_replaceable(out_given, self.pipeline)) else None
         self.cfg = effective_config(opts, reuse_dir=reuse, pipeline=self.pipeline)
         if self.options.only is None and self.cfg["run"].get("only"):
             self.selected = resolve_only(self.cfg["run"]["only"], self.pipeline)
@@ -735,8 +753,7 @@ class _Run:
                                   f"Run segkit from a checkout that has notebooks/ (or restore the file).")
             self.declared[name] = check_parameters(self.notebooks_dir / f"{name}.ipynb")
         name = self.cfg["run"].get("name") or self.started_at.astimezone().strftime("%Y%m%d-%H%M%S")
-        given = out_given or (Path("reports") / str(name)).absolute()
-        self.out = given.parent.resolve() / given.name  # a link as --out stays a link (and is refused)
+        self.out = out_given or run_folder_path(Path("reports") / str(name))  # a link stays a link (refused)
         self.failed_dir = self.out.with_name(self.out.name + "-failed")
         self._check_out_folders()
         self.reuse = bool(opts.only or self.cfg["run"].get("only")) and self.out.exists()
@@ -780,7 +797,7 @@ class _Run:
         for folder, what in ((self.out, "--out"), (self.failed_dir, "The folder for a failed run,")):
             if not folder.is_symlink():  # a link is refused as a link, wherever it points
                 check_location(folder, what, protected, log_folders)
-            check_replaceable(folder, what)
+            check_replaceable(folder, what, self.pipeline)
 
     def previous_records(self) -> dict[str, dict]:
         path = self.out / "run.json"
@@ -805,7 +822,11 @@ class _Run:
         return None
 
     def raw_ids(self) -> list:
-        """Real customer ids known so far (customer_segments.csv and customers_clean), cached by mtime."""
+        """Real customer ids known so far (customer_segments.csv and customers_clean), cached by mtime.
+
+        Before the audit has written them — it failed, e.g. on duplicate ids, and its error names
+        them — they are read from the input files (:meth:`input_ids`).
+        """
         import pandas as pd
 
         files = [self.build / "artifacts" / CUSTOMER_SEGMENTS, self.build / "artifacts" / ARTIFACTS["customers_clean"].filename]
@@ -817,8 +838,36 @@ class _Run:
                     ids |= set(pd.read_csv(f, usecols=["customer_id"], dtype={"customer_id": "string"})["customer_id"].dropna())
                 elif f.exists():
                     ids |= set(pd.read_parquet(f, columns=["customer_id"])["customer_id"].dropna().astype(str))
-            self._ids_cache = (key, sorted(ids))
+            self._ids_cache = (key, sorted(ids) if key else self.input_ids())
         return self._ids_cache[1]
+
+    def input_ids(self) -> list[str]:
+        """The customer ids of the customers and transactions inputs (their ``customer_id`` column
+        as the config maps it, read without the table checks: :func:`segkit.data.io.read_ids`).
+        A file that cannot be read gives none: then the audit's error cannot name its ids either."""
+        from segkit.data.engine import input_files as log_files  # pandas/DuckDB: only when needed
+        from segkit.data.engine import is_file_set
+        from segkit.data.io import read_ids
+
+        ids: set[str] = set()
+        for table in ("customers", "transactions"):
+            path = self.cfg["data"].get(table)
+            if not path:
+                continue
+            try:
+                files = log_files(path)[0] if is_file_set(path) else [path]
+                for file in files:
+                    ids |= set(read_ids(file, table, self.cfg))
+            except (SegkitError, OSError, ValueError, KeyError):
+                continue
+        return sorted(ids)
+
+    def redactor(self) -> IdRedactor | None:
+        """An :class:`IdRedactor` of the ids known so far, or None when ``privacy.pseudonymize_ids`` is off."""
+        privacy = self.cfg.get("privacy") or {}
+        if not privacy.get("pseudonymize_ids", True):
+            return None
+        return IdRedactor(self.raw_ids(), salt_for({"privacy": privacy}))
 
     def export(self, name: str, nb: nbformat.NotebookNode, record: NotebookRecord, failure: Failure | None) -> None:
         with self._export_lock:  # notebooks running side by side export from their own threads
@@ -840,6 +889,22 @@ class _Run:
             self.warnings.append(
                 f"{name}.html showed {result.redacted_ids} raw customer id(s) outside shareable tables; they were "
                 "replaced by pseudonyms in the HTML. Display tables through shareable() in the notebook.")
+        self._warn_word_ids()
+
+    def _warn_word_ids(self) -> None:
+        """Warn once when customer ids are ordinary words: the HTML check replaces a table cell or a
+        quoted value equal to one even where it means the word (see IdRedactor)."""
+        privacy = self.cfg.get("privacy") or {}
+        if self._warned_word_ids or not privacy.get("pseudonymize_ids", True):
+            return
+        words = sorted(i for i in scannable_ids(self.raw_ids()) if is_word_like(i))
+        if words:
+            self._warned_word_ids = True
+            shown = ", ".join(map(repr, words[:5])) + (f" and {len(words) - 5} more" if len(words) > 5 else "")
+            self.warnings.append(
+                f"{len(words)} customer id(s) are ordinary words ({shown}). In the reports, a table cell or quoted "
+                "value equal to one of them is shown as its pseudonym even where it means the word (e.g. a segment "
+                "of that name); in prose the word is left alone. Ids with a digit or prefix (C000123) avoid this.")
 
     def run_notebook(self, name: str, kernel: str, km: Any = None) -> tuple[NotebookRecord, Failure | None, str]:
         """Run one notebook with papermill, in ``km`` (a kernel started ahead) when given.
@@ -936,8 +1001,9 @@ class _Run:
         try:
             with kernel_environment(salt=salt_for(self.cfg)) as kernel, quiet_papermill():
                 failure, tb, interrupted = self._run_notebooks(kernel, self.previous_records())
-        except BaseException:
-            shutil.rmtree(self.build, ignore_errors=True)
+        except BaseException as exc:
+            if environment_error(exc, self.build) is None:  # the machine's errors: run() removes the
+                shutil.rmtree(self.build, ignore_errors=True)  # build after measuring the free space
             raise
         if interrupted:
             self._finish("interrupted", "Interrupted by the user (Ctrl-C).")
@@ -1231,13 +1297,12 @@ class _Run:
     def _redact_errors(self, record: dict) -> None:
         """Raw customer ids in the error texts of ``record`` (run.json) and of the notebooks that
         failed or were interrupted (their ``.ipynb``), replaced by pseudonyms as in the HTML."""
-        privacy = self.cfg.get("privacy") or {}
-        if not privacy.get("pseudonymize_ids", True):
+        redactor = self.redactor()
+        if redactor is None:
             return
-        ids, salt = self.raw_ids(), salt_for({"privacy": privacy})
 
         def redact(text: Any) -> Any:
-            return redact_text(text, ids, salt) if isinstance(text, str) else text
+            return redact_terminal_text(redactor, text) if isinstance(text, str) else text
 
         record["error"] = redact(record.get("error"))
         for entry in record["notebooks"]:
@@ -1247,14 +1312,14 @@ class _Run:
             path = self.build / f"{rec.name}.ipynb"
             if rec.status in ("failed", "interrupted") and path.exists():
                 nb = nbformat.read(path, as_version=4)
-                if redact_notebook_outputs(nb, ids, salt):
+                if redact_notebook_outputs(nb, redactor):
                     atomic_write_text(path, nbformat.writes(nb))
 
     def _write_index(self, page: str) -> None:
         """Write index.html after the same privacy and offline checks as the reports."""
-        privacy = self.cfg.get("privacy") or {}
-        if privacy.get("pseudonymize_ids", True):
-            page, _ = redact_raw_ids(page, self.raw_ids(), salt_for({"privacy": privacy}))
+        redactor = self.redactor()
+        if redactor is not None:
+            page = redactor.html(page)
         validate_offline_html(page, "index.html")
         atomic_write_text(self.build / "index.html", page)
 
@@ -1272,7 +1337,7 @@ class _Run:
         target = self.out if status == "ok" else self.failed_dir
         trash = None
         try:  # checked before the run; again in case the folder was changed meanwhile
-            check_replaceable(target, "--out" if status == "ok" else "The folder for a failed run,")
+            check_replaceable(target, "--out" if status == "ok" else "The folder for a failed run,", self.pipeline)
         except RunFolderError as exc:
             raise RunFolderError(f"{exc} The new run was kept in {self.build}.") from None
         if target.exists():

@@ -26,6 +26,7 @@ from segkit.campaign import (
     METRIC_BY_NAME,
     METRICS,
     SEGMENT_DIMENSIONS,
+    SRM_BORDERLINE_P,
     UNLABELLED,
     CampaignResult,
     CampaignSettings,
@@ -377,6 +378,96 @@ def campaigns_phrase(comparisons: pd.DataFrame, control_arm: str) -> str:
     return what
 
 
+def arms_phrase(result: CampaignResult) -> str:
+    """``"control and email"``: the control arm and the sent arms by their names in the data.
+
+    Examples
+    --------
+    >>> camp = pd.DataFrame({"campaign_id": "c", "customer_id": list("abcd"), "arm": ["sms", "holdout"] * 2,
+    ...                      "converted": [1, 0, 0, 0]})
+    >>> arms_phrase(evaluate_campaigns(camp, settings=CampaignSettings(control_arm="holdout")))
+    'holdout and sms'
+    """
+    control = result.settings.control_arm
+    sent = sorted(set(result.table["arm"].astype(str)) - {control})
+    return f"{control} and {', '.join(sent) or 'no sent arm'}"
+
+
+def srm_reference(settings: CampaignSettings) -> str:
+    """What the sample-ratio check of this run compares each split with (for the notebook's text).
+
+    Examples
+    --------
+    >>> srm_reference(CampaignSettings(expected_split={"control": 0.2, "email": 0.8}))[:95]
+    'Here every row — each campaign overall and each of its segments — is compared with the designed'
+    """
+    alarm = (f"A p-value below {settings.srm_alpha:g} flags a mismatch; a campaign's overall split with p between "
+             f"{settings.srm_alpha:g} and {SRM_BORDERLINE_P:g} is called borderline: no alarm, but check how customers "
+             "were assigned.")
+    if settings.expected_split:
+        design = " · ".join(f"{arm} {share:.1%}" for arm, share in settings.expected_split.items())
+        return ("Here every row — each campaign overall and each of its segments — is compared with the designed "
+                f"split of campaign.expected_split ({design}); a segment therefore also shows its campaign's overall "
+                f"deviation. {alarm}")
+    return ("Here no designed split is configured (campaign.expected_split): each segment is compared with its "
+            "campaign's overall split, and the overall split itself is not tested; set campaign.expected_split to "
+            f"check it against the design. {alarm}")
+
+
+def _split_finding(result: CampaignResult) -> tuple[str, str]:
+    """The summary's sentence on the sample-ratio check, and an action when the split needs checking."""
+    s = result.settings
+    srm = result.srm
+    arms = arms_phrase(result)
+    srm_bad = srm[srm["srm"]]
+    tested = srm["p_value"].notna()
+    overall = srm[(srm["segment"] == ALL_SEGMENTS) & tested]
+    thresholds = (f"a mismatch is flagged below p = {s.srm_alpha:g}"
+                  + (f", borderline below {SRM_BORDERLINE_P:g}" if s.expected_split else ""))
+    overall_text = ("; overall split vs the design: " + ", ".join(f"{r.campaign_id} {p_text(r.p_value)}"
+                                                                 for r in overall.itertuples())
+                    if len(overall) else "; the overall split was not checked (no designed split configured)")
+    if len(srm_bad) and s.expected_split:
+        return (f"The {arms} split is not as designed in {len(srm_bad)} place(s){overall_text}: these lifts may be "
+                f"biased.", f"Before acting, find out why the split between {arms} deviates from the design.")
+    if len(srm_bad):
+        return (f"The {arms} split of {len(srm_bad)} segment(s) differs from their campaign's overall split more than "
+                f"chance allows{overall_text}: these lifts may be biased.",
+                "Before acting, find out how the control group was drawn in the segments whose split differs "
+                "(listed in the warnings); set campaign.expected_split to check the overall split too.")
+    borderline = overall[overall["note"].str.startswith("borderline")] if s.expected_split else overall.iloc[:0]
+    if len(borderline):
+        cases = "; ".join(f"{r.campaign_id}: {r.control_share:.1%} {s.control_arm} vs {r.expected_control_share:.1%} "
+                          f"planned (chi-square {p_text(r.p_value)})" for r in borderline.itertuples())
+        rest = overall[~overall.index.isin(borderline.index)]
+        others = ("; the others look as designed (" + ", ".join(f"{r.campaign_id} {p_text(r.p_value)}"
+                                                                  for r in rest.itertuples()) + ")") if len(rest) else ""
+        ids = ", ".join(borderline["campaign_id"].astype(str))
+        return (f"The random split into {arms} is borderline in {cases} — {thresholds}{others}.",
+                f"Check how customers were assigned to {arms} in {ids} before relying on its lifts: the "
+                "control share is off the plan by more than chance usually allows, though not past the alarm line.")
+    if tested.any():
+        looks = "looks as designed" if s.expected_split else "looks random"
+        return f"The random split into {arms} {looks} ({thresholds}){overall_text}.", ""
+    return "The random split could not be checked (no designed split configured, segments too small).", ""
+
+
+def _planning_campaign(campaigns: pd.DataFrame, overall_power: pd.DataFrame) -> tuple[str, str]:
+    """The campaign whose base rate plans the next test: the latest sent, else the largest; and its description."""
+    ids = overall_power["campaign_id"].astype(str)
+    if ids.nunique() == 1:
+        return ids.iloc[0], f"campaign {ids.iloc[0]}"
+    days = pd.Series(dtype="datetime64[ns]")
+    if "send_date" in campaigns:
+        days = campaigns.groupby(campaigns["campaign_id"].astype(str))["send_date"].min().reindex(ids.unique()).dropna()
+    if len(days):
+        latest = str(days.idxmax())
+        return latest, f"the latest campaign, {latest}, sent {days.max():%Y-%m-%d}"
+    size = (overall_power["n_sent"] + overall_power["n_control"]).groupby(ids.to_numpy()).sum()
+    largest = str(size.idxmax())
+    return largest, f"the largest campaign, {largest}; no send dates tell the latest"
+
+
 def summarize(result: CampaignResult) -> dict:
     """The notebook's executive summary: ``title``, ``analysed``, 3–5 ``findings``, ``actions``,
     ``headlines``, ``warnings`` — generated from the results (keyword arguments of ``show_summary``).
@@ -466,26 +557,9 @@ def summarize(result: CampaignResult) -> dict:
             text += f"; return on cost {r['roi']:,.1f} on a {s.gross_margin:.0%} gross margin"
         findings.append(text + ".")
     # 4. sample-ratio mismatch
-    srm_bad = result.srm[result.srm["srm"]]
-    tested = result.srm["p_value"].notna()
-    overall = result.srm[(result.srm["segment"] == ALL_SEGMENTS) & tested]
-    overall_text = ("; overall split vs the design: " + ", ".join(f"{r.campaign_id} {p_text(r.p_value)}"
-                                                                 for r in overall.itertuples())
-                    if len(overall) else "; the overall split was not checked (no designed split configured)")
-    if len(srm_bad) and s.expected_split:
-        findings.append(f"The control/e-mail split is not as designed in {len(srm_bad)} place(s){overall_text}: "
-                        "these lifts may be biased.")
-        actions.append("Before acting, find out why the split between control and e-mail deviates from the design.")
-    elif len(srm_bad):
-        findings.append(f"The control/e-mail split of {len(srm_bad)} segment(s) differs from their campaign's overall "
-                        f"split more than chance allows{overall_text}: these lifts may be biased.")
-        actions.append("Before acting, find out how the control group was drawn in the segments whose split differs "
-                       "(listed in the warnings); set campaign.expected_split to check the overall split too.")
-    elif tested.any():
-        findings.append(f"The random split into control and e-mail looks as designed (a mismatch is flagged "
-                        f"below p = {s.srm_alpha:g}, the usual threshold for this check){overall_text}.")
-    else:
-        findings.append("The random split could not be checked (no designed split configured, segments too small).")
+    srm_text, srm_action = _split_finding(result)
+    findings.append(srm_text)
+    actions += [srm_action] if srm_action else []
     # 5. power, for an absolute target effect
     pw = result.power[result.power["segment"] != ALL_SEGMENTS]
     pw = pw if len(pw) else result.power
@@ -525,10 +599,13 @@ def summarize(result: CampaignResult) -> dict:
             actions.append(f"Next {p['arm']} send ({basis}): send to all eligible customers — {why}{value}.")
     overall_pw = result.power[(result.power["segment"] == ALL_SEGMENTS) & result.power["n_sent_needed"].notna()]
     if len(overall_pw):
-        r = overall_pw.iloc[0]
-        actions.append(f"Plan the next test: to detect a lift of {target} on a base of {level(r['base_rate'])} with "
-                       f"{s.power:.0%} power, each segment you want to judge needs about {int(r['n_sent_needed']):,} "
-                       f"e-mailed and {int(r['n_control_needed']):,} control customers (power table: per segment).")
+        campaign_id, which = _planning_campaign(camps, overall_pw)
+        r = overall_pw[overall_pw["campaign_id"].astype(str) == campaign_id].iloc[0]
+        actions.append(f"Plan the next test: on a base of {level(r['base_rate'])} ({m.label.lower()} in "
+                       f"{s.control_arm} of {which}), detecting a lift of {target} with {s.power:.0%} power needs "
+                       f"about {int(r['n_sent_needed']):,} customers in the {r['arm']} arm and "
+                       f"{int(r['n_control_needed']):,} in {s.control_arm} for each segment you want to judge "
+                       "(the same split; power table: per segment).")
     if camps.empty:
         actions.append(f"Add a random '{s.control_arm}' holdout to the next campaign so that its effect can be "
                        "measured.")

@@ -16,7 +16,6 @@ import numpy as np  # noqa: F401  (the doctests' namespace)
 import pandas as pd
 
 from segkit.cluster import (
-    DOMINANT_SEGMENT_SHARE,
     ClusterResult,
     ClusterSettings,
     cluster_customers,
@@ -25,6 +24,7 @@ from segkit.cluster import (
     numeric_columns,
     segment_crosstab,
 )
+from segkit.core.labels import feature_label
 from segkit.features import customer_table
 from segkit.steps.sources import behaviour_for
 
@@ -97,11 +97,14 @@ def _pct(x: float) -> str:
 
 def standardised_means(result: ClusterResult, labels: bool = False) -> pd.DataFrame:
     """Mean of every numeric model feature per cluster, in standard deviations from the base
-    (the features are standardised), rows = cluster numbers (or "n: name" with ``labels``)."""
+    (the features are standardised), rows = cluster numbers and columns = feature columns; with
+    ``labels``, rows "n: name" and columns as a person reads them (:func:`feature_label`: channels
+    as typed in the data)."""
     X = result.features[numeric_columns(result.features)]
     z = X.groupby(result.assignments["cluster"].to_numpy()).mean()
     if labels:
         z.index = [f"{c}: {result.names[int(c)]}" for c in z.index]
+        z.columns = [feature_label(c, result.builder.original_values_) for c in z.columns]
     return z
 
 
@@ -112,7 +115,8 @@ def _strongest_lift(result: ClusterResult, cluster: int) -> str:
     lift = result.lifts.set_index("cluster").loc[str(cluster), feat]
     mean = result.profiles.set_index("cluster").loc[str(cluster), feat]
     base = result.profiles.set_index("cluster").loc["All customers", feat]
-    return f"{feat.replace('_', ' ')} {mean:,.2f} vs {base:,.2f} overall" + (f" ({lift:.1f}×)" if pd.notna(lift) else "")
+    return (f"{feature_label(feat, result.builder.original_values_)} {mean:,.2f} vs {base:,.2f} overall"
+            + (f" ({lift:.1f}×)" if pd.notna(lift) else ""))
 
 
 def summarize(result: ClusterResult) -> dict:
@@ -169,17 +173,21 @@ def summarize(result: ClusterResult) -> dict:
         by_name = prof.set_index("cluster_name")
         order = prof.sort_values(["revenue_share" if "revenue_share" in prof else "customers", "cluster_no"],
                                  ascending=[False, True])
+        min_share = float(result.settings.raw.get("segment_action_min_share", 0.75))
         for cname, number in zip(order["cluster_name"], order["cluster_no"]):
             seg = dom.loc[cname].idxmax()
+            share = float(dom.loc[cname, seg])
             size = f"'{cname}' ({int(by_name.loc[cname, 'customers']):,} customers"
             trait = f"Shape the offer around what sets them apart: {_strongest_lift(result, int(number))}."
-            if dom.loc[cname, seg] > DOMINANT_SEGMENT_SHARE:
+            own = "use each customer's own RFM action within the cluster"
+            if share >= min_share:
                 plan = plans.get(seg, f"the '{seg}' plan of the RFM notebook")
-                actions.append(f"{size}; {_pct(dom.loc[cname, seg])} of them RFM '{seg}'): "
-                               f"{plan.rstrip('.')}. {trait}")
-            else:  # no RFM segment dominates: one segment's plan would mis-target most of them
-                actions.append(f"{size}; mixed RFM segments, largest '{seg}' at {_pct(dom.loc[cname, seg])}): "
-                               f"use each customer's own RFM action within the cluster. {trait}")
+                actions.append(f"{size}; {_pct(share)} of them RFM '{seg}'): {plan.rstrip('.')}. {trait}")
+            elif share > 0.5:  # a majority, but one segment's plan would still mis-target many of them
+                actions.append(f"{size}; mostly RFM '{seg}' ({_pct(share)}), under the {_pct(min_share)} needed for "
+                               f"one plan): {own}. {trait}")
+            else:
+                actions.append(f"{size}; mixed RFM segments, largest '{seg}' at {_pct(share)}): {own}. {trait}")
     if not st.stable and st.runs:
         actions.insert(0, "Treat these clusters as exploratory until they are stable: try another k or "
                           "feature set in the explorer below before building campaigns on them.")

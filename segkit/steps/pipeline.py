@@ -294,6 +294,31 @@ def readable_number(value: float) -> str:
     return f"{value:.3g}"
 
 
+def dash_missing(table: pd.DataFrame) -> pd.DataFrame:
+    """A report table with every missing value shown as "–" (pandas prints ``NaN``/``<NA>``).
+
+    Columns without missing values are left as they are; float columns with some are written
+    with :func:`readable_number` (the notebooks' float format), so the shown numbers do not change.
+
+    Examples
+    --------
+    >>> dash_missing(pd.DataFrame({"segment": ["A", pd.NA], "lift": [0.0123, float("nan")], "n": [12, 30]}))
+      segment    lift   n
+    0       A  0.0123  12
+    1       –       –  30
+    """
+    out = table.copy()
+    for col in out.columns:
+        missing = out[col].isna()
+        if not missing.any():
+            continue
+        if pd.api.types.is_float_dtype(out[col]):
+            out[col] = out[col].map(readable_number).astype(object)
+        else:
+            out[col] = out[col].astype(object).where(~missing, "–")
+    return out
+
+
 def set_display() -> None:
     """Notebook display options for report tables (called by :func:`open_run`, like the plot
     theme): readable floats, full text of messages, no wide-table wrapping."""
