@@ -39,7 +39,7 @@ test: $(VENV)/.installed-dev
 	$(BIN)/lint-imports --no-cache
 	$(PY) tests/browser_setup.py
 	$(PY) -m pytest -n 2 --dist loadfile --nbval --nbval-current-env \
-		--nbval-sanitize-with tests/nbval/sanitize.cfg $(PYTEST_ARGS) tests
+		--nbval-sanitize-with tests/nbval/sanitize.cfg --doctest-modules $(PYTEST_ARGS) tests segkit
 
 lab: $(VENV)/.installed
 	$(BIN)/jupyter lab --notebook-dir=notebooks

@@ -31,6 +31,8 @@ from typing import Sequence
 from segkit.core.errors import SegkitError
 from segkit.steps.pipeline import NOTEBOOKS
 
+__all__ = ["RUN_EPILOG", "build_parser", "main"]
+
 EXIT_OK, EXIT_NOTEBOOK, EXIT_USAGE, EXIT_BUG, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 
 RUN_EPILOG = f"""\

@@ -40,6 +40,12 @@ from segkit.core.progress import progress
 from segkit.features import FeatureBuilder
 from segkit.kprototypes import KPrototypes, check_numeric, single_thread, split_mixed
 
+__all__ = ["KMeansNumeric", "METHODS", "ClusterSettings", "resolve_method", "make_model", "gower_distances",
+    "elbow_k", "choose_k", "select_k", "Stability", "jaccard_best_match", "stability", "order_by_size",
+    "profile_clusters", "NAMING_KEYS", "name_clusters", "segment_crosstab", "projection", "SegmentModel",
+    "ClusterResult", "numeric_columns", "cluster_customers", "clusters_frame", "cluster_model_dict",
+    "predict_clusters_frame"]
+
 
 # =============================================================================== k-means adapter
 class KMeansNumeric(ClusterMixin, TransformerMixin, BaseEstimator):

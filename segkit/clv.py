@@ -86,6 +86,15 @@ from sklearn.utils.validation import check_is_fitted
 from segkit.core.errors import DataError, ModelFitError
 from segkit.data.orders import customer_codes, day_pairs_sorted, lifetimes_summary
 
+__all__ = ["TIME_UNIT_DAYS", "DAYS_PER_MONTH", "SUMMARY_COLUMNS", "OPTIMIZER_METHODS", "GRADIENT_TOLERANCE",
+    "POLISH_FROM", "SHAPE_BOUNDS", "HESSIAN_STEP", "BGNBD_PARAMETERS", "GAMMA_GAMMA_PARAMETERS",
+    "clv_summary", "simulate_customers", "MaximumLikelihoodFit", "Objective", "numeric_hessian",
+    "fit_maximum_likelihood", "log_covariance", "standard_errors", "purchase_patterns", "FrequencyLevels",
+    "bgnbd_log_likelihood", "gamma_gamma_log_likelihood", "weak_parameters", "BetaGeoModel",
+    "GammaGammaModel", "first_repeat_durations", "OneTimeBuyerModel", "expected_purchases",
+    "monthly_discount_rate", "customer_lifetime_value", "calibration_holdout_summary", "holdout_check",
+    "p_alive_calibration", "calibration_error"]
+
 #: Time unit of the model inputs, in days (weeks, as in Fader, Hardie & Lee 2005).
 TIME_UNIT_DAYS = 7
 #: Average month length used for CLV horizons and the 90-day window conversions.

@@ -49,6 +49,10 @@ from segkit.core.labels import OTHER, UNKNOWN, feature_label
 from segkit.core.modelio import float_array, from_pairs, model_dict, model_parts, pairs
 from segkit.data.relational import behaviour_of, frame_lines, rfm_of
 
+__all__ = ["BEHAVIOUR_FEATURES", "PROFILE_FEATURES", "LOG_FEATURES", "DEFAULT_IMPUTE", "AGE_BANDS",
+    "EXCLUDED_ATTRIBUTES", "email_engagement", "customer_attributes", "customer_table", "resolve_features",
+    "signed_log1p", "FeatureBuilder"]
+
 # Default feature lists (the `clustering.feature_sets` of clustering.yml override them).
 # "a|b" means: the first of these columns that exists (region is coarser than country).
 BEHAVIOUR_FEATURES: tuple[str, ...] = (

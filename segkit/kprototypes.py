@@ -41,6 +41,10 @@ from sklearn.utils.validation import check_is_fitted
 from segkit.core.errors import ConfigError, DataError, ModelFitError, format_rows
 from segkit.core.modelio import float_array, model_dict, model_parts
 
+__all__ = ["MAX_INIT_TRIES", "RAISE_INIT_TRIES", "DEFAULT_CHUNK_SIZE", "single_thread", "split_mixed",
+    "check_numeric", "kprototypes_dissim", "kprototypes_cost", "init_centroids", "nearest_centroids",
+    "given_centroids", "distinct_row_centroids", "CACHE_BYTES", "SMALL_DATA", "KPrototypes"]
+
 # kmodes' retry limits for initialisations that leave a cluster empty (kmodes/kprototypes.py).
 MAX_INIT_TRIES = 20
 RAISE_INIT_TRIES = 100

@@ -49,6 +49,7 @@ bought in the holdout check. :data:`EXPORT_COLUMNS` documents the exported colum
 
 Examples
 --------
+>>> from segkit.data.orders import purchase_orders
 >>> tx = pd.DataFrame({"customer_id": ["a", "a", "b"], "order_id": ["1", "2", "3"],
 ...                    "order_date": pd.to_datetime(["2024-02-01", "2024-03-01", "2024-05-20"]),
 ...                    "amount": [20.0, 30.0, 15.0]})
@@ -503,6 +504,7 @@ class LifecycleStager(BaseEstimator):
 
     Examples
     --------
+    >>> from segkit.data.orders import purchase_orders
     >>> tx = pd.DataFrame({"customer_id": list("aaabbc"), "order_id": list("123456"),
     ...     "order_date": pd.to_datetime(["2024-01-01", "2024-02-01", "2024-03-01", "2024-01-10",
     ...                                   "2024-01-20", "2024-05-01"]), "amount": 10.0})

@@ -34,6 +34,12 @@ from segkit.core.config import load_config
 from segkit.core.errors import ConfigError, DataError
 from segkit.data.orders import RFMWarning, no_missing, require_columns, rfm_with_info
 
+__all__ = ["MAX_EXACT_CANDIDATES", "GRID", "balanced_edges", "group_scores", "to_five_point",
+    "SCORE_COLUMNS", "SINGLE_LEVEL_SCORE", "METRIC_NAMES", "RFMScorer", "SCALE", "BOX_KEYS", "SEGMENT_KEYS",
+    "SegmentMap", "LoyaltyTiers", "revenue_concentration", "pareto_curve", "MONETARY_COLUMNS",
+    "SEGMENT_CSV_COLUMNS", "RFMSettings", "RFMResult", "segment_table", "tier_table", "analyse_rfm",
+    "score_table"]
+
 # --------------------------------------------------------------------------- validation helpers
 # --------------------------------------------------------------------------- lifetimes summary
 # --------------------------------------------------------------------------- orders and RFM table

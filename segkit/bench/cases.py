@@ -41,6 +41,9 @@ from typing import Callable
 from segkit.bench.harness import Case, Contender
 from segkit.core.config import project_root
 
+__all__ = ["rfm_case", "large_case", "audit_case", "audit_growth_case", "kproto_case", "kmeans_case",
+    "clv_case", "pipeline_case", "pipeline_growth_case", "case_plan", "build_cases"]
+
 
 def _lines(data_dir: Path, n: int, files: int = 1) -> Path:
     from segkit.bench.data import order_lines_parquet

@@ -27,6 +27,9 @@ from typing import Any, Callable
 import numpy as np
 import pandas as pd
 
+__all__ = ["N_CLUSTERS", "LEVELS", "mixed_data", "kmodes_kprototypes", "segkit_kprototypes",
+    "sklearn_kmeans", "segkit_kmeans", "bench_kprototypes", "bench_kmeans"]
+
 N_CLUSTERS = 5
 LEVELS = np.array(list("abcde"), dtype=object)  # single letters: kmodes and segkit encode them alike
 

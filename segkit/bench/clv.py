@@ -13,6 +13,8 @@ import pandas as pd
 
 from segkit.clv import BetaGeoModel, GammaGammaModel, simulate_customers
 
+__all__ = ["PARAMS_BGNBD", "PARAMS_GG", "write_summaries", "lifetimes_direct", "segkit_clv"]
+
 PARAMS_BGNBD = {"r": 0.243, "alpha": 4.414, "a": 0.793, "b": 2.426}  # Fader, Hardie & Lee (2005)
 PARAMS_GG = {"p": 6.25, "q": 3.74, "v": 15.44}
 

@@ -18,6 +18,8 @@ from pathlib import Path
 
 import duckdb
 
+__all__ = ["LINES_PER_CUSTOMER", "LINES_PER_ORDER", "order_lines_sql", "order_lines_parquet", "tiled_shop"]
+
 LINES_PER_CUSTOMER = 10
 LINES_PER_ORDER = 2
 

@@ -25,6 +25,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+__all__ = ["Contender", "Case", "measure", "run_case"]
+
 
 @dataclass
 class Contender:

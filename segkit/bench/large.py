@@ -17,6 +17,9 @@ from segkit.bench.rfm import digest
 from segkit.data.engine import TransactionLog, rfm_table_from_files
 from segkit.data.io import load_table
 
+__all__ = ["DUCKDB_MEMORY_LIMIT", "AUDIT_MEMORY_LIMIT", "segkit_engine_bounded", "segkit_audit_bounded",
+    "pandas_audit"]
+
 DUCKDB_MEMORY_LIMIT = "2GB"
 AUDIT_MEMORY_LIMIT = "1500MB"  # the engine.yml default
 

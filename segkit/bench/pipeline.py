@@ -19,6 +19,8 @@ import nbformat
 from segkit.report.runner import RunOptions, run_pipeline
 from segkit.steps.pipeline import NOTEBOOKS
 
+__all__ = ["trivial_notebooks", "segkit_run", "runner_overhead"]
+
 
 def trivial_notebooks(folder: str | Path) -> Path:
     """Five notebooks named like the pipeline's that only take the parameters."""

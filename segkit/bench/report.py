@@ -16,6 +16,8 @@ from __future__ import annotations
 
 from typing import Any
 
+__all__ = ["markdown_table"]
+
 
 def _ratio(v: Any) -> str:
     return "—" if v is None else f"{v:.2f}×"

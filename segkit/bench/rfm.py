@@ -14,6 +14,8 @@ import pandas as pd
 from segkit.data.engine import rfm_table_from_files
 from segkit.data.orders import rfm_table
 
+__all__ = ["digest", "duckdb_sql", "pandas_groupby", "segkit_engine", "segkit_in_memory"]
+
 
 def digest(customers: int, revenue: float) -> dict:
     return {"customers": int(customers), "net_revenue": round(float(revenue), 2)}

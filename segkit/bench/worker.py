@@ -27,6 +27,8 @@ import textwrap
 import time
 from typing import Any, Callable
 
+__all__ = ["imports_of", "main"]
+
 
 def imports_of(func: Callable[..., Any]) -> list[str]:
     """Modules imported by ``import`` / ``from … import`` statements anywhere in ``func``'s body."""

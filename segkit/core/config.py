@@ -25,6 +25,9 @@ import yaml
 
 from segkit.core.errors import ConfigError
 
+__all__ = ["DEFAULTS_PACKAGE", "project_root", "bundled_sample_config", "MAX_CONFIG_VALUES", "count_values",
+    "short_repr", "deep_merge", "default_config", "load_config", "resolve_path", "section"]
+
 DEFAULTS_PACKAGE = "segkit.defaults"
 
 

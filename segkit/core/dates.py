@@ -23,6 +23,8 @@ import pandas as pd
 
 from segkit.core.errors import ConfigError
 
+__all__ = ["ONE_DAY", "parse_as_of", "day_after", "resolve_as_of"]
+
 ONE_DAY = pd.Timedelta(days=1)
 
 

@@ -13,6 +13,9 @@ segkit.core.errors.DataError: transactions.csv: column 'order_date' is missing. 
 
 from __future__ import annotations
 
+__all__ = ["SegkitError", "DataError", "ConfigError", "UpstreamMissingError", "AuditFailedError",
+    "ModelFitError", "format_rows"]
+
 
 class SegkitError(Exception):
     """Base class: an error whose message is meant for the analyst, not a developer."""

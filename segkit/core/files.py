@@ -17,6 +17,9 @@ import pandas as pd
 
 from segkit.core.escaping import neutralise_formula_cells, restore_formula_cells
 
+__all__ = ["atomic_write_bytes", "atomic_write_text", "write_frame", "read_frame", "folder_lock",
+    "dumps_json"]
+
 
 def _umask() -> int:
     mask = os.umask(0)

@@ -12,6 +12,8 @@ from __future__ import annotations
 import re
 from typing import Iterable, Mapping
 
+__all__ = ["UNKNOWN", "OTHER", "slug", "value_columns", "feature_label"]
+
 UNKNOWN = "Unknown"
 
 

@@ -32,6 +32,8 @@ import numpy as np
 
 from segkit.core.errors import DataError
 
+__all__ = ["FORMAT_VERSION", "model_dict", "model_parts", "float_array", "pairs", "from_pairs"]
+
 #: Version of the dict layout written by ``to_dict``; ``from_dict`` refuses other versions.
 FORMAT_VERSION = 1
 

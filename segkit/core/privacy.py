@@ -25,6 +25,9 @@ import pandas as pd
 
 from segkit.core.config import project_root
 
+__all__ = ["ID_COLUMNS", "SALT_ENV", "salt_file", "salt_for", "pseudonymize_ids", "suppress_small_groups",
+    "shareable_table"]
+
 ID_COLUMNS: tuple[str, ...] = ("customer_id",)
 SALT_ENV = "SEGKIT_SALT"
 

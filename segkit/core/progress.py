@@ -16,6 +16,8 @@ from typing import Iterable, TypeVar
 
 from tqdm.auto import tqdm
 
+__all__ = ["progress_enabled", "progress"]
+
 T = TypeVar("T")
 
 

@@ -51,6 +51,11 @@ from pandas.api import types as ptypes
 
 from segkit.core.errors import ConfigError, DataError, format_rows
 
+__all__ = ["TableSpec", "TRANSACTIONS", "CUSTOMERS", "CAMPAIGN", "TABLES", "TRANSACTIONS_CLEAN_EXTRA",
+    "BOOLEAN_TRUE", "BOOLEAN_FALSE", "SYNONYMS", "DMY", "get_spec", "Where", "examples", "suggest_columns",
+    "normalize_name", "coerce_id", "coerce_text", "coerce_float", "coerce_integer", "coerce_boolean",
+    "coerce_datetime", "check_columns", "validate"]
+
 
 @dataclass(frozen=True)
 class TableSpec:

@@ -19,6 +19,11 @@ from segkit.core.errors import ConfigError
 from segkit.core.privacy import salt_for
 from segkit.core.schema import TRANSACTIONS
 
+__all__ = ["SEVERITIES", "MAD_SCALE", "MEAN_AD_SCALE", "CHECKS", "AuditSettings", "log_bounds",
+    "volume_from_counts", "TX_INPUT_CHECKS", "TX_DROP_RULES", "InputFacts", "OutlierFacts", "CleanFacts",
+    "CONTROL_CHARACTER_RANGES", "CONTROL_CHARACTER_CLASS", "is_control_character",
+    "escape_control_characters", "ControlCharacterFacts", "row_limit"]
+
 SEVERITIES: tuple[str, ...] = ("error", "warning", "info")
 
 

@@ -30,9 +30,9 @@ files are only read, never written.
 
 Examples
 --------
->>> cfg = load_config()                                  # doctest: +SKIP
->>> tables = load_inputs(cfg)                            # doctest: +SKIP
->>> tables["transactions"].columns[:3].tolist()          # doctest: +SKIP
+>>> from segkit.core.config import load_config
+>>> tables = load_inputs(load_config())        # the bundled sample
+>>> tables["transactions"].columns[:3].tolist()
 ['customer_id', 'order_date', 'order_id']
 """
 
@@ -63,6 +63,11 @@ from segkit.core.schema import (
     normalize_name,
     validate,
 )
+
+__all__ = ["TEXT_SUFFIXES", "PARQUET_SUFFIXES", "EXCEL_SUFFIXES", "COMPRESSIONS", "DELIMITERS",
+    "INPUT_TABLES", "IO_DEFAULTS", "read_options", "check_column_map", "resolve_columns", "file_sample",
+    "sniff_delimiter", "BYTE_ORDER_MARKS", "bom_encoding", "text_encoding", "utf8_copy", "load_table",
+    "read_ids", "load_inputs", "customers_from_transactions"]
 
 TEXT_SUFFIXES = (".csv", ".tsv", ".txt")
 PARQUET_SUFFIXES = (".parquet", ".pq")
@@ -703,8 +708,8 @@ def load_inputs(config: Mapping) -> dict[str, pd.DataFrame | None]:
     Examples
     --------
     >>> from segkit.core.config import load_config
-    >>> tables = load_inputs(load_config())        # doctest: +SKIP
-    >>> sorted(tables)                              # doctest: +SKIP
+    >>> tables = load_inputs(load_config())
+    >>> sorted(tables)
     ['campaign', 'customers', 'transactions']
     """
     data = config.get("data") or {}

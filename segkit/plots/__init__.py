@@ -18,6 +18,9 @@ from __future__ import annotations
 
 import matplotlib
 
+__all__ = ["set_theme", "set_currency", "money_text", "new_axes", "label", "plain_number", "plain_log_ticks",
+    "THEME", "RC", "FIGSIZE", "MONEY_PLACEHOLDER"]
+
 matplotlib.use("Agg") if matplotlib.get_backend().lower() in ("", "template") else None
 
 import matplotlib.pyplot as plt  # noqa: E402

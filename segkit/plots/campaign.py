@@ -24,6 +24,8 @@ from scipy import stats
 from segkit.campaign import ALL_SEGMENTS, METRIC_BY_NAME
 from segkit.plots import label, new_axes
 
+__all__ = ["plot_arm_rates", "plot_lift_forest", "plot_srm", "plot_qini"]
+
 COLORS = {"better": "#029e73", "worse": "#d55e00", "unclear": "#7f7f7f", "small": "#bbbbbb"}
 
 

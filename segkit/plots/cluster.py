@@ -21,6 +21,9 @@ import seaborn as sns
 
 from segkit.plots import label, new_axes
 
+__all__ = ["plot_selection", "plot_cluster_sizes", "plot_profile_heatmap", "plot_stability",
+    "plot_projection"]
+
 
 def plot_selection(selection: pd.DataFrame, chosen_k: int, ax: plt.Axes | None = None) -> plt.Axes:
     """Within-cluster cost (elbow, left axis) and silhouette (right axis) against k.

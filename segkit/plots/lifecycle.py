@@ -24,6 +24,10 @@ from matplotlib.colors import ListedColormap
 from segkit.lifecycle import BUYER_STAGES, LIVE_STAGES, SNAPSHOT_FREQS, STAGES, StageThresholds, clv_overview
 from segkit.plots import label, new_axes, plain_log_ticks
 
+__all__ = ["plot_stage_sizes", "plot_stage_counts", "plot_transition_matrix", "plot_period_rates",
+    "plot_cohort_heatmap", "plot_gap_distribution", "plot_churn_risk", "plot_clv_distribution",
+    "plot_clv_concentration", "plot_holdout_check", "plot_p_alive_calibration", "plot_one_time_buyers"]
+
 
 def _money_unit(currency: str) -> str:
     return currency or "currency units"

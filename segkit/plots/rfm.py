@@ -23,6 +23,8 @@ import seaborn as sns
 
 from segkit.plots import label, new_axes
 
+__all__ = ["plot_distribution", "plot_rf_grid", "plot_segment_shares", "plot_pareto"]
+
 UNITS = {
     "recency_days": "Recency (days since last purchase)",
     "frequency": "Frequency (purchase orders)",

@@ -51,6 +51,11 @@ from segkit.core.files import atomic_write_text
 from segkit.core.privacy import pseudonymize_ids, salt_for
 from segkit.steps.pipeline import summary_markdown
 
+__all__ = ["TEMPLATE_FILE", "STRIPPED_MIMETYPES", "REPORT_CSS", "OfflineHTMLError",
+    "find_external_resources", "validate_offline_html", "scannable_ids", "is_word_like", "IdRedactor",
+    "redact_raw_ids", "render_markdown", "strip_live_widgets", "format_headline", "headline_table",
+    "Failure", "ExportResult", "ReportExporter"]
+
 TEMPLATE_FILE = "segkit_report.html.j2"
 #: Output MIME types removed before export: they need a JavaScript runtime loaded from a CDN.
 STRIPPED_MIMETYPES: tuple[str, ...] = (

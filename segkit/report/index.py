@@ -20,6 +20,8 @@ from typing import Any, Mapping
 
 from segkit.report.export import format_headline, headline_table
 
+__all__ = ["STATUS_TEXT", "CSS", "render_index"]
+
 STATUS_TEXT = {
     "ok": "Complete",
     "failed": "FAILED — results are incomplete",

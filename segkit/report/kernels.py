@@ -32,6 +32,9 @@ from typing import Any, Callable, Iterable, Sequence
 
 import nbformat
 
+__all__ = ["module_names", "imported_modules", "preload_code", "peak_memory_mb", "kernel_peak_memory_mb",
+    "NotebookJob"]
+
 
 def module_names(nodes: Iterable[ast.AST]) -> list[str]:
     """Modules named by the ``import`` / ``from … import`` statements among ``nodes``, in order,

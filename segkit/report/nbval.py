@@ -48,6 +48,9 @@ from segkit.core.errors import SegkitError
 from segkit.core.files import atomic_write_text
 from segkit.steps.pipeline import INTERACTIVE_RUN
 
+__all__ = ["NOT_COMPARED", "NBVAL_MPL_BACKEND", "NBVAL_SALT", "NbvalRefreshError", "parse_sanitize_patterns",
+    "sanitize_text", "regression_copy", "refresh_nbval", "main"]
+
 #: Output MIME types nbval does not compare by default (without --nbdime): dropped from copies.
 NOT_COMPARED: tuple[str, ...] = ("image/png", "image/jpeg", "application/vnd.jupyter.widget-view+json")
 

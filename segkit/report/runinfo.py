@@ -23,6 +23,8 @@ from segkit.core.errors import DataError
 from segkit.data.engine import input_files as log_files
 from segkit.data.engine import is_file_set
 
+__all__ = ["KEY_LIBRARIES", "file_info", "library_versions", "notebook_timings", "input_info", "input_files"]
+
 #: Distributions whose versions decide the results or the reports.
 KEY_LIBRARIES: tuple[str, ...] = (
     "pandas", "numpy", "scipy", "scikit-learn", "kmodes", "statsmodels",

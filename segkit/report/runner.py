@@ -109,6 +109,14 @@ from segkit.report.runfolder import (
 from segkit.report.runinfo import file_info, input_files, library_versions, notebook_timings
 from segkit.steps.pipeline import ARTIFACTS, CUSTOMER_SEGMENTS, NOTEBOOKS, UPSTREAM
 
+__all__ = ["TABLES", "REQUIRED_INPUTS", "KERNEL_NAME", "CORE_PARAMETERS", "KERNEL_START_TIMEOUT",
+    "KERNEL_ARGUMENTS", "INTERRUPT_GRACE", "KERNEL_SHUTDOWN_WAIT", "interrupted_failure",
+    "NotebookFailedError", "RunInterrupted", "RunOptions", "NotebookRecord", "RunResult", "short_name",
+    "resolve_only", "MAX_RUN_NAME", "RUN_NAME_PUNCTUATION", "checked_run_name", "effective_config",
+    "write_config", "kernel_environment", "declared_parameters", "check_parameters", "ENGINE_NAME",
+    "register_engine", "quiet_papermill", "redact_terminal_text", "redact_texts", "redact_text",
+    "TEXT_MIMETYPES", "redact_notebook_outputs", "run_pipeline", "default_notebooks_dir"]
+
 TABLES: tuple[str, ...] = ("transactions", "customers", "campaign")
 #: Input tables a notebook cannot run without; absent → the notebook is skipped (not failed).
 REQUIRED_INPUTS: dict[str, str] = {"05_campaign_evaluation": "campaign"}

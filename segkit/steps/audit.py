@@ -22,6 +22,8 @@ from segkit.data.engine import choose_engine
 from segkit.data.io import load_inputs
 from segkit.steps.pipeline import RunContext
 
+__all__ = ["build_audit_artifacts", "finding_rows", "overview_table", "raise_if_failed", "summarize"]
+
 
 def raise_if_failed(result: AuditResult, ctx: "RunContext | None" = None) -> None:
     """Raise :class:`~segkit.core.errors.AuditFailedError` when the audit has error findings.

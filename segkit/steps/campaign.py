@@ -42,6 +42,9 @@ from segkit.rfm import RFMSettings
 from segkit.steps.cluster import run_customer_table
 from segkit.steps.sources import retention_for, send_history_for
 
+__all__ = ["arm_overview", "arm_table", "build_campaign_artifacts", "campaign_totals", "explorer_choices",
+           "lift_view", "srm_reference", "summarize"]
+
 
 def fitted_cluster_model(ctx: Any) -> tuple[Any, str]:
     """The run's fitted feature + cluster model (notebook 03), and a note on how it was obtained.

@@ -28,6 +28,8 @@ from segkit.core.labels import feature_label
 from segkit.features import customer_table
 from segkit.steps.sources import behaviour_for
 
+__all__ = ["build_cluster_artifacts", "standardised_means", "summarize", "view_choices", "cluster_view"]
+
 
 def run_customer_table(ctx: Any, settings: ClusterSettings) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """The customer table notebook 03 clusters, and the ``customers_clean`` and ``rfm`` artifacts

@@ -52,6 +52,10 @@ from segkit.lifecycle import (
 )
 from segkit.steps.sources import purchase_days_for
 
+__all__ = ["stage_sizes_for_thresholds", "threshold_choices", "clv_parameters", "export_columns",
+    "clv_by_stage", "mask_small_cells", "rate_table", "growth_note", "model_status", "calibration_note",
+    "build_lifecycle_artifacts", "summarize"]
+
 
 def stage_sizes_for_thresholds(
     state: pd.DataFrame, thresholds: StageThresholds, reference: pd.DataFrame | None = None

@@ -34,6 +34,9 @@ from segkit.core.errors import ConfigError, UpstreamMissingError
 from segkit.core.escaping import escape_markdown
 from segkit.core.files import atomic_write_text, dumps_json, folder_lock, read_frame, write_frame
 
+__all__ = ["open_run", "shareable", "show_summary", "dash_missing", "RunContext", "NOTEBOOKS", "UPSTREAM",
+    "ARTIFACTS", "CUSTOMER_SEGMENTS", "INTERACTIVE_RUN", "summary_markdown"]
+
 NOTEBOOKS: tuple[str, ...] = (
     "01_data_audit",
     "02_rfm",

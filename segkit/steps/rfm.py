@@ -19,6 +19,9 @@ from segkit.data.orders import require_columns
 from segkit.rfm import SEGMENT_CSV_COLUMNS, RFMResult, RFMSettings, analyse_rfm, to_five_point
 from segkit.steps.sources import rfm_for
 
+__all__ = ["segment_choices", "segment_profile", "frequency_note", "separation_note", "tiers_note",
+    "summarize", "build_rfm_artifacts"]
+
 
 def segment_choices(segments: pd.DataFrame, min_cell_size: int = 0) -> dict[str, str]:
     """Explorer choices: segments with at least ``min_cell_size`` customers (smaller ones are

@@ -25,6 +25,9 @@ from segkit.data.engine import (
 from segkit.data.orders import order_table, purchase_days, purchase_orders, rfm_with_info
 from segkit.steps.pipeline import RunContext
 
+__all__ = ["transactions_engine", "rfm_for", "orders_for", "purchase_days_for", "send_history_for",
+    "behaviour_for", "retention_for"]
+
 
 def transactions_engine(ctx: "RunContext") -> str:
     """The engine the run's audit used (``audit_summary.json``: ``engine``; ``"pandas"`` when absent).

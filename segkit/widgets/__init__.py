@@ -23,6 +23,8 @@ from typing import Any, Callable, Mapping
 
 import pandas as pd
 
+__all__ = ["explorer"]
+
 WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
 
 

@@ -1,0 +1,224 @@
+"""The campaign evaluation end to end on plain frames: :func:`evaluate_campaigns` and its
+:class:`CampaignResult`.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import pandas as pd
+
+from segkit.campaign.decisions import (
+    heterogeneity_table,
+    policy_table,
+    pool_campaigns,
+    pooled_segments,
+    power_table,
+    qini_curve,
+    roi_table,
+    targeting_table,
+)
+from segkit.campaign.metrics import segment_table, srm_table, srm_warnings
+from segkit.campaign.prepare import prepare_campaign, retention_flags, segment_column, segment_labels, send_dates
+from segkit.campaign.settings import ALL_SEGMENTS, RESULT_COLUMNS, SEGMENT_DIMENSIONS, CampaignSettings
+from segkit.core.errors import ConfigError
+
+__all__ = [
+    "campaign_overview", "CampaignResult", "evaluate_campaigns",
+]
+
+
+def campaign_overview(table: pd.DataFrame, roi: pd.DataFrame, srm: pd.DataFrame, policy: pd.DataFrame,
+                      settings: CampaignSettings, sent_on: pd.Series | None = None) -> pd.DataFrame:
+    """One row per campaign × sent arm: sizes, primary lift overall, increments, ROI, SRM, targeting.
+
+    ``send_date`` is the campaign's day of sending (``sent_on``, :func:`send_dates`; NaT when unknown).
+    """
+    s = settings
+    keys = ["campaign_id", "arm"]
+    prim = table[(table["metric"] == s.primary_metric) & (table["arm"] != s.control_arm)
+                 & (table["segment"] == ALL_SEGMENTS)]
+    out = prim[keys + ["customers", "customers_c", "value", "value_c", "lift_abs", "lift_ci_low", "lift_ci_high",
+                       "p_value", "verdict"]].rename(
+        columns={"customers": "customers_sent", "customers_c": "customers_control", "value": "rate_sent",
+                 "value_c": "rate_control"})
+    r = roi[roi["segment"] == ALL_SEGMENTS][keys + ["incremental_conversions", "incremental_conversions_se",
+                                                    "incremental_revenue", "incremental_revenue_ci_low",
+                                                    "incremental_revenue_ci_high", "incremental_revenue_se",
+                                                    "cost", "roi", "roi_ci_low", "roi_ci_high"]]
+    out = out.merge(r, on=keys, how="left")
+    srm_any = srm.groupby("campaign_id")["srm"].any().rename("srm")
+    out = out.merge(srm_any, left_on="campaign_id", right_index=True, how="left")
+    days = sent_on if sent_on is not None else pd.Series(dtype="datetime64[ns]")
+    out["send_date"] = pd.to_datetime(out["campaign_id"].astype(str).map(days.to_dict()))
+    return out.reset_index(drop=True)
+
+
+# ============================================================================ orchestration
+@dataclass
+class CampaignResult:
+    """Everything notebook 05 shows (see :func:`evaluate_campaigns`).
+
+    Attributes
+    ----------
+    settings : CampaignSettings
+    segment_by : str
+        Segment dimension used (``"none"`` = overall only).
+    results : DataFrame
+        Long table (the ``campaign_results.csv`` artifact): one row per campaign × segment × arm × metric.
+    table : DataFrame
+        ``results`` plus working columns (control values, standard errors).
+    srm, roi, targeting, policy, qini, power, campaigns : DataFrame
+        See :func:`srm_table`, :func:`roi_table`, :func:`targeting_table`, :func:`policy_table`,
+        :func:`qini_curve`, :func:`power_table`, :func:`campaign_overview`.
+    pooled, pooled_policy : DataFrame
+        Segment lifts pooled over the campaigns with the targeting decision for the next send
+        (:func:`pool_campaigns`) and the value of that policy (:func:`policy_table`).
+    by_dimension : dict of str to DataFrame
+        Lift rows (sent arms) of every available segment dimension, for the explorer.
+    heterogeneity, pooled_by_dimension : DataFrame
+        :func:`heterogeneity_table` and :func:`pooled_segments` over every dimension.
+    warnings : list of str
+    """
+
+    settings: CampaignSettings
+    segment_by: str
+    results: pd.DataFrame
+    table: pd.DataFrame
+    srm: pd.DataFrame
+    roi: pd.DataFrame
+    targeting: pd.DataFrame
+    policy: pd.DataFrame
+    qini: pd.DataFrame
+    power: pd.DataFrame
+    campaigns: pd.DataFrame
+    pooled: pd.DataFrame = field(default_factory=pd.DataFrame)
+    pooled_policy: pd.DataFrame = field(default_factory=pd.DataFrame)
+    by_dimension: dict[str, pd.DataFrame] = field(default_factory=dict)
+    heterogeneity: pd.DataFrame = field(default_factory=pd.DataFrame)
+    distinct_customers: int = 0
+    segment_labels: pd.DataFrame | None = None   # labels as of each send (campaign_id, customer_id, dims)
+    pooled_by_dimension: pd.DataFrame = field(default_factory=pd.DataFrame)
+    warnings: list[str] = field(default_factory=list)
+    retention_note: str = ""
+
+
+def _check_arms(prepared: pd.DataFrame, settings: CampaignSettings, source: str) -> list[str]:
+    pairs = prepared[["campaign_id", "arm"]].drop_duplicates().astype(str).sort_values(["campaign_id", "arm"])
+    arms_by = pairs.groupby("campaign_id", sort=True)["arm"].agg(list)
+    has = arms_by.map(lambda a: settings.control_arm in a)
+    if not has.any():
+        listing = "; ".join(f"{c}: {', '.join(a)}" for c, a in arms_by.head(5).items())
+        raise ConfigError(f"{source}: no campaign has an arm named {settings.control_arm!r} (arms found — {listing}). "
+                          "Set control_arm (notebook parameter or campaign.control_arm in the config) to the name "
+                          "of the control/holdout arm.")
+    msgs = []
+    for cid in arms_by.index[~has.to_numpy()]:
+        msgs.append(f"Campaign {cid} has no {settings.control_arm!r} arm (arms: {', '.join(arms_by[cid])}): "
+                    "its rates are shown but no lift, ROI or targeting can be computed.")
+    for cid in arms_by.index[arms_by.map(len) < 2]:
+        if has[cid]:
+            msgs.append(f"Campaign {cid} has only the control arm: nothing to compare.")
+    return msgs
+
+
+def evaluate_campaigns(
+    campaign: pd.DataFrame,
+    labels: pd.DataFrame | None = None,
+    transactions: pd.DataFrame | None = None,
+    settings: CampaignSettings | None = None,
+    as_of: str | pd.Timestamp | None = None,
+    source: str = "campaign_clean",
+    *,
+    retention: Callable[[pd.DataFrame, int, Any], pd.Series] | None = None,
+) -> CampaignResult:
+    """Evaluate every campaign in ``campaign`` against its control arm, overall and per segment.
+
+    Parameters
+    ----------
+    campaign : DataFrame
+        Canonical campaign rows (``campaign_id, customer_id, arm`` required; ``sent_at,
+        delivered, opened, clicked, converted, revenue, unsubscribed, cost`` optional).
+    labels : DataFrame, optional
+        ``customer_segments.csv``: ``customer_id`` plus segment columns.
+    transactions : DataFrame, optional
+        Cleaned transactions, for retention (``retention_rate``); None = not computed.
+    settings : CampaignSettings, optional
+        Defaults of ``defaults/campaign.yml`` when None. ``segment_by="auto"`` picks the first of
+        :data:`SEGMENT_DIMENSIONS` present in ``labels``.
+    as_of : date, optional
+        End of the data (exclusive): retention windows ending later are unknown.
+    source : str
+        Name of the campaign table in messages.
+    retention : callable, optional
+        ``(campaign, days, as_of) -> flags`` computing retention instead of ``transactions``
+        (the out-of-core engine: :func:`segkit.steps.sources.retention_for`).
+
+    Returns
+    -------
+    CampaignResult
+
+    Examples
+    --------
+    >>> camp = pd.DataFrame({"campaign_id": "c", "customer_id": [str(i) for i in range(200)],
+    ...                      "arm": ["email", "control"] * 100, "converted": [True, False, False, False] * 50})
+    >>> res = evaluate_campaigns(camp)
+    >>> res.campaigns[["campaign_id", "arm", "rate_sent", "rate_control", "lift_abs"]]
+      campaign_id    arm  rate_sent  rate_control  lift_abs
+    0           c  email        0.5           0.0       0.5
+    """
+    s = (settings or CampaignSettings()).validated()
+    available = [d for d in SEGMENT_DIMENSIONS if labels is not None and d in labels.columns]
+    dimension = s.segment_by
+    if dimension == "auto":
+        dimension = available[0] if available else "none"
+    prepared = prepare_campaign(campaign, source=source)  # validates before anything else reads it
+    warn = _check_arms(prepared, s, source)
+    retention_note = ""
+    if transactions is not None or retention is not None:
+        flags = (retention(prepared, s.retention_days, as_of) if retention is not None
+                 else retention_flags(prepared, transactions, s.retention_days, as_of))
+        prepared["retained"] = flags.to_numpy()
+        unknown = int(prepared["retained"].isna().sum())
+        if unknown:
+            retention_note = (f"Retention unknown for {unknown:,} of {len(prepared):,} campaign customers: their "
+                              f"{s.retention_days}-day window ends after the data (or no send date).")
+            warn.append(retention_note)
+    else:
+        retention_note = "No transactions given: retention not computed."
+    ids = prepared["customer_id"]
+    by_dimension: dict[str, pd.DataFrame] = {}
+    table = None
+    for dim in dict.fromkeys([dimension, *available, "none"]):
+        segs = segment_labels(ids, labels, dim, campaign_ids=prepared["campaign_id"]) if dim != "none" else None
+        frame = prepared.assign(segment=segment_column(segs, len(prepared)))
+        t = segment_table(frame, s)
+        if dim == dimension:
+            prepared, table = frame, t
+        by_dimension[dim] = t[t["arm"] != s.control_arm].reset_index(drop=True)
+    srm = srm_table(prepared, s)
+    warn = srm_warnings(srm, s) + warn
+    roi = roi_table(table, s)
+    targeting = targeting_table(table, roi, s)
+    policy = policy_table(targeting)
+    qini = qini_curve(table, s)
+    power = power_table(table, s)
+    campaigns = campaign_overview(table, roi, srm, policy, s, send_dates(prepared))
+    pooled = pool_campaigns(table, roi, s)
+    pooled_policy = policy_table(pooled)
+    results = table.assign(segment_by=dimension)
+    results["customers_c"] = results["customers_c"]
+    results = results[list(RESULT_COLUMNS)]
+    small = table[table["small_cell"] & (table["segment"] != ALL_SEGMENTS) & (table["arm"] != s.control_arm)]
+    n_small = len(small.drop_duplicates(["campaign_id", "segment", "arm"]))
+    if n_small:
+        warn.append(f"{n_small} segment comparison(s) have fewer than {s.min_cell_size} customers in an arm: too "
+                    "few to judge, so they are not tested and never left out of a send.")
+    return CampaignResult(settings=s, segment_by=dimension, results=results, table=table, srm=srm, roi=roi,
+                          targeting=targeting, policy=policy, qini=qini, power=power, campaigns=campaigns,
+                          pooled=pooled, pooled_policy=pooled_policy, by_dimension=by_dimension,
+                          heterogeneity=heterogeneity_table(by_dimension, s),
+                          distinct_customers=int(prepared["customer_id"].nunique()),
+                          pooled_by_dimension=pooled_segments(by_dimension, s), warnings=warn, retention_note=retention_note)

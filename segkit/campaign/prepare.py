@@ -1,0 +1,528 @@
+"""Input preparation of the campaign evaluation: each recipient's segment as of the send, the
+retention flag after it, and the campaign rows as a tidy frame of flags and segment codes.
+
+Segments use only order lines dated strictly before a campaign's day of sending
+(:func:`send_dates`), read from memory (:class:`LinesInMemory`) or out of core
+(:class:`LinesOnDisk`).
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import pandas as pd
+
+from segkit.campaign.settings import ALL_SEGMENTS, FLAG_COLUMNS, SEGMENT_DIMENSIONS, UNLABELLED
+from segkit.core.dates import day_after
+from segkit.core.errors import ConfigError, DataError, format_rows
+from segkit.core.schema import BOOLEAN_FALSE, BOOLEAN_TRUE
+from segkit.data.engine import behaviour_table_from_files, purchase_days_from_files, rfm_table_from_files
+from segkit.data.orders import RFMWarning, order_table, purchase_orders, rfm_table
+from segkit.features import customer_table
+from segkit.lifecycle import purchase_history
+from segkit.rfm import RFMScorer, to_five_point
+
+__all__ = [
+    "segment_labels", "retention_flags", "NO_PURCHASE", "send_dates", "LinesInMemory", "rfm_segments_as_of",
+    "rfm_segments", "lifecycle_stages_as_of", "lifecycle_stages", "segments_at_send", "segment_column",
+    "prepare_campaign", "LinesOnDisk",
+]
+
+
+# ============================================================================ input preparation
+def _flag_values(values: pd.Series, column: str, source: str) -> np.ndarray:
+    """A flag column as floats 1/0/NaN, or a DataError naming the rows with other values."""
+    if pd.api.types.is_bool_dtype(values):
+        return values.astype("boolean").astype("Float64").to_numpy(dtype=float, na_value=np.nan)
+    if pd.api.types.is_numeric_dtype(values):
+        out = values.astype("Float64").to_numpy(dtype=float, na_value=np.nan)
+        bad = ~np.isnan(out) & ~np.isin(out, (0.0, 1.0))
+    else:
+        text = values.astype("string").str.strip().str.lower()
+        out = np.where(text.isin(BOOLEAN_TRUE).fillna(False).to_numpy(dtype=bool), 1.0,
+                       np.where(text.isin(BOOLEAN_FALSE).fillna(False).to_numpy(dtype=bool), 0.0, np.nan))
+        bad = (text.notna() & (text != "")).to_numpy(dtype=bool) & np.isnan(out)
+    if bad.any():
+        rows = np.flatnonzero(bad)
+        raise DataError(f"{source}: column '{column}' has values that are not yes/no flags at {format_rows(rows)} "
+                        f"(e.g. {values.iloc[rows[0]]!r}). Use true/false, 1/0 or yes/no (empty = not observed).")
+    return out
+
+
+def _numeric_values(values: pd.Series, column: str, source: str) -> np.ndarray:
+    out = pd.to_numeric(values, errors="coerce").astype("Float64").to_numpy(dtype=float, na_value=np.nan)
+    bad = np.isnan(out) & values.notna().to_numpy(dtype=bool)
+    if bad.any():
+        rows = np.flatnonzero(bad)
+        raise DataError(f"{source}: column '{column}' has values that are not numbers at {format_rows(rows)} "
+                        f"(e.g. {values.iloc[rows[0]]!r}). Fix these cells (amounts without currency signs).")
+    return out
+
+
+def segment_labels(customer_ids: pd.Series, labels: pd.DataFrame | None, dimension: str,
+                   source: str = "customer_segments.csv", campaign_ids: pd.Series | None = None) -> pd.Series:
+    """Segment label of each customer in ``customer_ids`` (``"unlabelled"`` when missing).
+
+    ``dimension = "none"`` gives every customer the segment ``"All customers"``. When
+    ``labels`` has a ``campaign_id`` column (labels as of each send, :func:`segments_at_send`),
+    a row is looked up by campaign and customer (``campaign_ids`` aligned with ``customer_ids``).
+
+    Examples
+    --------
+    >>> labels = pd.DataFrame({"customer_id": ["a", "b"], "rfm_segment": ["Champions", None]})
+    >>> segment_labels(pd.Series(["a", "b", "z"]), labels, "rfm_segment").tolist()
+    ['Champions', 'unlabelled', 'unlabelled']
+    """
+    ids = customer_ids.astype("string")
+    if dimension == "none":
+        return pd.Series(ALL_SEGMENTS, index=customer_ids.index, dtype="string")
+    if labels is None or dimension not in labels.columns:
+        have = [c for c in SEGMENT_DIMENSIONS if labels is not None and c in labels.columns]
+        raise DataError(f"{source}: no column '{dimension}' to segment the campaign by (segment dimensions "
+                        f"present: {', '.join(have) or 'none'}). Run the notebook that writes it "
+                        f"({ {'rfm_segment': '02_rfm', 'cluster_name': '03_clustering', 'lifecycle_stage': '04_lifecycle'}[dimension] }) "
+                        "or set segment_by to one that is present (or 'none').")
+    if "customer_id" not in labels.columns:
+        raise DataError(f"{source}: column 'customer_id' is missing; the file must have one row per customer.")
+    per_send = "campaign_id" in labels.columns and campaign_ids is not None
+    keyed = labels[["customer_id", dimension]].copy()
+    keyed["customer_id"] = keyed["customer_id"].astype("string")
+    if per_send:
+        keyed["customer_id"] = labels["campaign_id"].astype("string").str.strip() + "\x1f" + keyed["customer_id"]
+        ids = campaign_ids.astype("string").str.strip() + "\x1f" + ids.str.strip()
+    dup = keyed["customer_id"].duplicated(keep=False).to_numpy()
+    if dup.any():
+        rows = np.flatnonzero(dup)
+        raise DataError(f"{source}: customer ids repeat at {format_rows(rows)} "
+                        f"(e.g. {keyed['customer_id'].iloc[rows[0]]!r}). It must have one row per customer: "
+                        "rebuild it by rerunning the segmentation notebooks.")
+    lookup = pd.Series(keyed[dimension].astype("string").to_numpy(), index=keyed["customer_id"].to_numpy())
+    out = pd.Series(lookup.reindex(ids.to_numpy()).to_numpy(), index=customer_ids.index, dtype="string")
+    out = out.str.strip()
+    return out.mask(out.isna() | (out == ""), UNLABELLED)
+
+
+def retention_flags(campaign: pd.DataFrame, transactions: pd.DataFrame, days: int,
+                    as_of: str | pd.Timestamp | None = None) -> pd.Series:
+    """1.0 when the customer made a purchase within ``days`` after the send, else 0.0; NaN if unknown.
+
+    A purchase is an order with net amount > 0 (:func:`segkit.data.orders.order_table`), dated after
+    ``sent_at`` and no later than ``sent_at + days``. Rows without ``sent_at`` (a holdout is often
+    not stamped) use their campaign's first send time; a campaign without any ``sent_at`` is
+    NaN, as is every row whose window ends after ``as_of`` (default: the day after the last
+    order): its outcome is not known yet, and counting only those who already bought would bias
+    retention upwards.
+
+    Examples
+    --------
+    >>> camp = pd.DataFrame({"campaign_id": ["c"] * 3, "customer_id": ["a", "b", "c"],
+    ...                      "sent_at": pd.to_datetime(["2024-01-01", None, "2024-01-20"])})
+    >>> tx = pd.DataFrame({"customer_id": ["a", "b"], "order_id": ["1", "2"],
+    ...                    "order_date": pd.to_datetime(["2024-01-05", "2024-02-20"]), "amount": [5.0, 9.0]})
+    >>> retention_flags(camp, tx, days=30, as_of="2024-02-10").tolist()
+    [1.0, 0.0, nan]
+    """
+
+    sent = pd.to_datetime(campaign["sent_at"], errors="coerce") if "sent_at" in campaign else \
+        pd.Series(pd.NaT, index=campaign.index, dtype="datetime64[ns]")
+    first = sent.groupby(pd.factorize(campaign["campaign_id"])[0]).transform("min")
+    sent = sent.fillna(first)
+    tx = transactions[transactions["customer_id"].notna()] if "customer_id" in transactions else transactions
+    orders = order_table(tx)
+    orders = orders.loc[orders["is_purchase"], ["customer_id", "order_date"]]
+    end = (pd.Timestamp(as_of) if as_of is not None else
+           day_after(orders["order_date"].max()))
+    # integer customer keys: merge_asof "by" on codes is much faster than on strings
+    ids = pd.concat([campaign["customer_id"].astype("string").str.strip(), orders["customer_id"].astype("string")],
+                    ignore_index=True)
+    codes = pd.factorize(ids)[0]
+    left = pd.DataFrame({"customer": codes[:len(campaign)], "sent_at": sent.to_numpy(dtype="datetime64[ns]"),
+                         "row": np.arange(len(campaign))})
+    known = left["sent_at"].notna().to_numpy()
+    result = np.full(len(campaign), np.nan)
+    if known.any():
+        lk = left[known].sort_values("sent_at", kind="mergesort")
+        right = pd.DataFrame({"customer": codes[len(campaign):],
+                              "order_date": orders["order_date"].to_numpy(dtype="datetime64[ns]")})
+        right = right.sort_values("order_date", kind="mergesort")
+        nxt = pd.merge_asof(lk, right, left_on="sent_at", right_on="order_date", by="customer",
+                            direction="forward", allow_exact_matches=False)
+        window_end = nxt["sent_at"] + pd.Timedelta(days=int(days))
+        hit = (nxt["order_date"].notna() & (nxt["order_date"] <= window_end)).to_numpy()
+        complete = (window_end <= end).to_numpy() if pd.notna(end) else np.zeros(len(nxt), bool)
+        # only complete windows count: keeping early buyers of unfinished windows would bias retention up
+        result[nxt["row"].to_numpy()] = np.where(complete, hit.astype(float), np.nan)
+    return pd.Series(result, index=campaign.index, name="retained")
+
+
+# ============================================================================ segments as of each send
+NO_PURCHASE = "no purchase before send"
+
+
+def send_dates(campaign: pd.DataFrame) -> pd.Series:
+    """Segmentation date of each campaign: the day of its earliest ``sent_at`` (midnight).
+
+    Segments use only data *strictly before* this day, so that nothing the e-mail caused (a
+    purchase on the send day included) can shape the segment a recipient is counted in.
+    NaT for a campaign without any send time.
+
+    Examples
+    --------
+    >>> camp = pd.DataFrame({"campaign_id": ["a", "a", "b"],
+    ...                      "sent_at": pd.to_datetime(["2024-03-02 09:00", "2024-03-01 18:00", None])})
+    >>> send_dates(camp).dt.strftime("%Y-%m-%d").tolist()
+    ['2024-03-01', nan]
+    """
+    ids = campaign["campaign_id"].astype("string").str.strip()
+    sent = (pd.to_datetime(campaign["sent_at"], errors="coerce") if "sent_at" in campaign.columns
+            else pd.Series(pd.NaT, index=campaign.index, dtype="datetime64[ns]"))
+    return sent.groupby(ids.to_numpy(), sort=True).min().dt.normalize().rename("send_date")
+
+
+class LinesInMemory:
+    """The order lines :func:`segments_at_send` segments recipients from, held in memory.
+
+    Each method sees only the lines dated strictly before ``day``. The out-of-core twin,
+    :class:`segkit.campaign.LinesOnDisk`, answers the same questions from the clean file with DuckDB.
+
+    Examples
+    --------
+    >>> tx = pd.DataFrame({"customer_id": ["a", "b"], "order_id": ["1", "2"], "amount": 5.0,
+    ...                    "order_date": pd.to_datetime(["2024-01-01", "2024-03-01"])})
+    >>> LinesInMemory(tx).purchase_orders(pd.Timestamp("2024-02-01"))["customer_id"].tolist()
+    ['a']
+    """
+
+    def __init__(self, transactions: pd.DataFrame):
+        self.transactions = transactions
+        self._dates = pd.to_datetime(transactions["order_date"])
+
+    def before(self, day: pd.Timestamp) -> pd.DataFrame:
+        return self.transactions[(self._dates < day).to_numpy()]
+
+    def any_before(self, day: pd.Timestamp) -> bool:
+        return bool((self._dates < day).any())
+
+    def rfm_table(self, day: pd.Timestamp) -> pd.DataFrame:
+        """:func:`segkit.data.orders.rfm_table` of the lines before ``day`` (empty without any)."""
+
+        tx = self.before(day)
+        if tx.empty:
+            return pd.DataFrame(columns=["customer_id"])
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RFMWarning)
+            return rfm_table(tx, day)
+
+    def purchase_orders(self, day: pd.Timestamp) -> pd.DataFrame:
+        """Purchase orders (:func:`segkit.data.orders.purchase_orders`) of the lines before ``day``."""
+
+        tx = self.before(day)
+        return purchase_orders(tx, day) if len(tx) else pd.DataFrame(columns=["customer_id", "order_date", "amount"])
+
+    def customer_table(self, day: pd.Timestamp, customers: pd.DataFrame | None, campaign: pd.DataFrame | None,
+                       control_arm: str, max_channels: int) -> pd.DataFrame:
+        """:func:`segkit.features.customer_table` as of ``day``."""
+
+        return customer_table(self.before(day), customers, campaign, day, control_arm=control_arm,
+                              max_channels=max_channels)
+
+
+def rfm_segments_as_of(transactions: pd.DataFrame, as_of: pd.Timestamp, rfm_settings: Any) -> pd.Series:
+    """RFM segment of every buyer with purchases strictly before ``as_of`` (index ``customer_id``).
+
+    The RFM table is computed on the orders before ``as_of`` and the scorer is **refitted** on
+    that base (the same ``bins``, monetary column and segment map as notebook 02): a score is a
+    customer's rank among the customers known at the send, which is what the marketer saw then.
+    Applying the run's edges instead would score every early campaign's recipients low on
+    frequency and spend only because their history was shorter.
+
+    Examples
+    --------
+    >>> from segkit.rfm import RFMSettings
+    >>> tx = pd.DataFrame({"customer_id": list("aabbc"), "order_id": list("12345"),
+    ...     "order_date": pd.to_datetime(["2024-01-01", "2024-03-01", "2024-02-01", "2024-02-02", "2024-05-02"]),
+    ...     "amount": [50.0, 60.0, 20.0, 25.0, 5.0]})
+    >>> rfm_segments_as_of(tx, pd.Timestamp("2024-04-01"), RFMSettings.from_config(None)).to_dict()
+    {'a': 'Potential Loyalist', 'b': 'About To Sleep'}
+    """
+    return rfm_segments(LinesInMemory(transactions).rfm_table(as_of), rfm_settings)
+
+
+def rfm_segments(rfm: pd.DataFrame, rfm_settings: Any) -> pd.Series:
+    """RFM segments of the customers of an RFM table, scored among themselves (index ``customer_id``)."""
+
+    if rfm.empty:
+        return pd.Series([], dtype="string", name="rfm_segment")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RFMWarning)
+        scores = RFMScorer(bins=rfm_settings.bins, monetary_col=rfm_settings.monetary_column).fit(rfm).transform(rfm)
+    five = [to_five_point(scores[c], rfm_settings.bins) for c in ("r_score", "f_score", "m_score")]
+    names = rfm_settings.segments.assign(*five).to_numpy()
+    return pd.Series(names, index=pd.Index(rfm["customer_id"].astype("string").to_numpy(), name="customer_id"),
+                     dtype="string", name="rfm_segment")
+
+
+def lifecycle_stages_as_of(transactions: pd.DataFrame, as_of: pd.Timestamp, lifecycle_settings: Any) -> pd.Series:
+    """Lifecycle stage of every buyer with purchases strictly before ``as_of`` (index ``customer_id``).
+
+    The stager of notebook 04 (same ``lifecycle`` settings) is fitted on the purchase history
+    before ``as_of`` and stages are assigned as of that day. The BG/NBD P(alive) rule is not
+    applied: the run's BG/NBD model is fitted on purchases after the send.
+
+    Examples
+    --------
+    >>> from segkit.core.config import load_config
+    >>> from segkit.lifecycle import LifecycleSettings
+    >>> tx = pd.DataFrame({"customer_id": list("aabc"), "order_id": list("1234"),
+    ...     "order_date": pd.to_datetime(["2023-01-01", "2024-03-01", "2024-03-20", "2024-05-02"]),
+    ...     "amount": 10.0})
+    >>> lifecycle_stages_as_of(tx, pd.Timestamp("2024-04-01"), LifecycleSettings.from_config(load_config()["lifecycle"])).to_dict()
+    {'a': 'reactivated', 'b': 'new'}
+    """
+    return lifecycle_stages(LinesInMemory(transactions).purchase_orders(as_of), as_of, lifecycle_settings)
+
+
+def lifecycle_stages(orders: pd.DataFrame, as_of: pd.Timestamp, lifecycle_settings: Any) -> pd.Series:
+    """Lifecycle stages as of ``as_of`` from the purchase orders (or days) before it (index ``customer_id``)."""
+
+    if orders.empty:
+        return pd.Series([], dtype="string", name="lifecycle_stage")
+    history = purchase_history(orders)
+    stager = lifecycle_settings.stager()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        stages = stager.fit(history, as_of).predict(history, as_of)["lifecycle_stage"]
+    return pd.Series(stages.astype("string").to_numpy(), index=pd.Index(stages.index.astype("string"),
+                     name="customer_id"), dtype="string", name="lifecycle_stage")
+
+
+def segments_at_send(campaign: pd.DataFrame, transactions: "pd.DataFrame | LinesInMemory", dimensions: Sequence[str],
+                     *, rfm_settings: Any = None, lifecycle_settings: Any = None, cluster_model: Any = None,
+                     customers: pd.DataFrame | None = None, control_arm: str | None = "control",
+                     max_channels: int = 6) -> pd.DataFrame:
+    """Segment labels of every campaign recipient as of the day of that campaign's first send.
+
+    One row per campaign row: ``campaign_id, customer_id`` and one column per dimension of
+    ``dimensions`` (``rfm_segment`` via :func:`rfm_segments_as_of`, ``lifecycle_stage`` via
+    :func:`lifecycle_stages_as_of`, ``cluster_name`` = ``cluster_model`` — the run's fitted
+    feature builder + clusterer, :class:`segkit.cluster.SegmentModel` — applied to the customer
+    table built from data before the send, :func:`segkit.features.customer_table`; its e-mail
+    features count only earlier campaigns). Recipients without a purchase before the send are
+    the segment ``"no purchase before send"`` in every dimension. Campaigns without a send
+    date cannot be segmented without hindsight: their labels are ``"unlabelled"``. ``transactions``
+    is the clean order lines, or a source of them (:class:`LinesInMemory`,
+    :class:`segkit.campaign.LinesOnDisk` for logs the run keeps out of memory).
+
+    Examples
+    --------
+    >>> from segkit.rfm import RFMSettings
+    >>> camp = pd.DataFrame({"campaign_id": ["c", "c", "c"], "customer_id": ["a", "b", "z"],
+    ...     "arm": ["email", "control", "email"], "sent_at": pd.to_datetime(["2024-04-01 09:00"] * 3)})
+    >>> tx = pd.DataFrame({"customer_id": list("aabz"), "order_id": list("1234"),
+    ...     "order_date": pd.to_datetime(["2024-01-01", "2024-03-01", "2024-02-01", "2024-04-01"]),
+    ...     "amount": 10.0})
+    >>> segments_at_send(camp, tx, ["rfm_segment"], rfm_settings=RFMSettings.from_config(None))
+      campaign_id customer_id              rfm_segment
+    0           c           a                Champions
+    1           c           b           About To Sleep
+    2           c           z  no purchase before send
+    """
+    lines = LinesInMemory(transactions) if isinstance(transactions, pd.DataFrame) else transactions
+    ids = campaign["campaign_id"].astype("string").str.strip()
+    cust = campaign["customer_id"].astype("string").str.strip()
+    out = pd.DataFrame({"campaign_id": ids.to_numpy(), "customer_id": cust.to_numpy()})
+    for dim in dimensions:
+        out[dim] = pd.array([UNLABELLED] * len(out), dtype="string")
+    dates = send_dates(campaign)
+    sent = pd.to_datetime(campaign["sent_at"], errors="coerce") if "sent_at" in campaign.columns else None
+    for cid, day in dates.dropna().items():
+        rows = (ids == cid).to_numpy()
+        who = cust[rows].to_numpy()
+        for dim in dimensions:
+            if dim == "rfm_segment":
+                lab = rfm_segments(lines.rfm_table(day), rfm_settings)
+            elif dim == "lifecycle_stage":
+                lab = lifecycle_stages(lines.purchase_orders(day), day, lifecycle_settings)
+            elif dim == "cluster_name":
+                lab = _clusters_as_of(lines, day, cluster_model, customers, campaign, sent, control_arm,
+                                      max_channels)
+            else:
+                raise ConfigError(f"Unknown segment dimension {dim!r}; use one of {', '.join(SEGMENT_DIMENSIONS)}.")
+            values = lab.reindex(who).fillna(NO_PURCHASE).to_numpy()
+            out.loc[rows, dim] = values
+    return out
+
+
+def _clusters_as_of(lines: "LinesInMemory", day: pd.Timestamp, model: Any, customers: pd.DataFrame | None,
+                    campaign: pd.DataFrame, sent: pd.Series | None, control_arm: str | None,
+                    max_channels: int) -> pd.Series:
+    """Cluster names of buyers before ``day`` from the fitted ``model`` (features as of ``day``)."""
+    if model is None or not lines.any_before(day):
+        return pd.Series([], dtype="string", name="cluster_name")
+    earlier = campaign[(sent < day).to_numpy()] if sent is not None else campaign.iloc[:0]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        table = lines.customer_table(day, customers, earlier if len(earlier) else None,
+                                     control_arm=control_arm or "control", max_channels=max_channels)
+    # before the first campaign nobody has e-mail features: missing, imputed by the fitted builder
+    used = [*getattr(model.builder, "numeric_features_", []), *getattr(model.builder, "categorical_features_", [])]
+    for col in used:
+        if col not in table.columns:
+            table[col] = np.nan
+    names = model.predict_names(table)
+    ids = table["customer_id"].astype("string").to_numpy() if "customer_id" in table.columns else names.index
+    return pd.Series(names.to_numpy(), index=pd.Index(ids, name="customer_id"), dtype="string", name="cluster_name")
+
+
+def _key_codes(values: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """Integer codes of stripped text keys (-1 = missing/empty) and the sorted unique names."""
+    raw_codes, uniques = pd.factorize(values, use_na_sentinel=True)
+    names = pd.Series(pd.Index(uniques).astype(str), dtype="string").str.strip()
+    names = names.mask(names == "")
+    name_codes, name_uniques = pd.factorize(names, use_na_sentinel=True)
+    order = np.argsort(np.asarray(name_uniques, dtype=object).astype(str), kind="stable")
+    rank = np.empty(len(order), np.int64)
+    rank[order] = np.arange(len(order))
+    mapped = np.where(name_codes >= 0, rank[np.maximum(name_codes, 0)] if len(rank) else -1, -1)
+    out = np.where(raw_codes >= 0, mapped[np.maximum(raw_codes, 0)] if len(mapped) else -1, -1)
+    return out.astype(np.int64), np.asarray(name_uniques, dtype=object)[order].astype(str)
+
+
+def segment_column(segments: Any, n: int) -> pd.Categorical:
+    """Segment labels as a Categorical (``"All customers"`` for all when None, missing → ``"unlabelled"``)."""
+    if segments is None:
+        return pd.Categorical.from_codes(np.zeros(n, np.int64), categories=[ALL_SEGMENTS])
+    codes, names = _key_codes(pd.Series(np.asarray(segments, dtype=object)).fillna(UNLABELLED))
+    if (codes < 0).any():  # empty text labels
+        names = np.append(names, UNLABELLED) if UNLABELLED not in names else names
+        codes = np.where(codes < 0, int(np.flatnonzero(names == UNLABELLED)[0]), codes)
+    return pd.Categorical.from_codes(codes, categories=names)
+
+
+def prepare_campaign(campaign: pd.DataFrame, segments: pd.Series | None = None,
+                     retained: pd.Series | None = None, source: str = "campaign_clean") -> pd.DataFrame:
+    """Check a canonical campaign frame and return the per-customer frame the statistics use.
+
+    Columns: ``campaign_id, arm, segment`` (strings), flags ``delivered, opened, clicked,
+    converted, unsubscribed, retained`` as 1.0/0.0/NaN (NaN = not observed; an absent
+    ``delivered`` column means delivered), ``revenue`` (missing → 0 in a campaign that records
+    revenue; NaN throughout a campaign without any non-zero amount: revenue not recorded; a
+    negative amount is invalid → NaN, unknown, left out of the revenue metrics) and
+    ``cost`` (NaN = not given).
+
+    Raises
+    ------
+    DataError
+        Missing ``campaign_id``/``customer_id``/``arm`` (column or values), repeated
+        customer per campaign, flags or amounts that cannot be read; the message names the
+        column and rows.
+
+    Examples
+    --------
+    >>> camp = pd.DataFrame({"campaign_id": ["c", "c"], "customer_id": ["a", "b"], "arm": ["email", "control"],
+    ...                      "converted": ["yes", "no"], "revenue": [12.0, None]})
+    >>> prepare_campaign(camp)[["arm", "delivered", "converted", "revenue"]]
+           arm  delivered  converted  revenue
+    0    email        1.0        1.0     12.0
+    1  control        1.0        0.0      0.0
+    """
+    missing = [c for c in ("campaign_id", "customer_id", "arm") if c not in campaign.columns]
+    if missing:
+        raise DataError(f"{source}: required column(s) {', '.join(map(repr, missing))} missing (columns present: "
+                        f"{', '.join(map(str, campaign.columns)) or 'none'}). Map them under columns.campaign in "
+                        "the config.")
+    if len(campaign) == 0:
+        raise DataError(f"{source}: the campaign table has no rows. Check the campaign file (data.campaign).")
+    frame = campaign.reset_index(drop=True)
+    out = pd.DataFrame(index=frame.index)
+    codes = {}
+    for column in ("campaign_id", "customer_id", "arm"):
+        codes[column], names = _key_codes(frame[column])
+        empty = codes[column] < 0
+        if empty.any():
+            raise DataError(f"{source}: column '{column}' is empty at {format_rows(np.flatnonzero(empty))}. "
+                            "Every campaign row needs a campaign, a customer and an arm: fill or drop these rows.")
+        if column == "customer_id":
+            out[column] = pd.array(names.take(codes[column]), dtype="string")
+        else:
+            out[column] = pd.Categorical.from_codes(codes[column], categories=names)
+    key = codes["campaign_id"].astype(np.int64) * (int(codes["customer_id"].max()) + 1) + codes["customer_id"]
+    dup = pd.Series(key).duplicated(keep=False).to_numpy()
+    if dup.any():
+        rows = np.flatnonzero(dup)
+        raise DataError(f"{source}: customer {out['customer_id'].iloc[rows[0]]!r} appears more than once in campaign "
+                        f"{out['campaign_id'].iloc[rows[0]]!r} ({format_rows(rows)}). Keep one row per customer "
+                        "and campaign (a customer belongs to one arm).")
+    out["segment"] = segment_column(segments, len(frame))
+    for column in FLAG_COLUMNS:
+        if column in frame.columns:
+            out[column] = _flag_values(frame[column], column, source)
+        else:
+            out[column] = 1.0 if column == "delivered" else np.nan
+    out["retained"] = (np.asarray(retained, dtype=float) if retained is not None else np.nan)
+    revenue = (_numeric_values(frame["revenue"], "revenue", source) if "revenue" in frame.columns
+               else np.full(len(frame), np.nan))
+    # a negative revenue is invalid (the audit reports it): unknown, left out of the revenue metrics
+    invalid = revenue < 0
+    valid = np.where(invalid, 0.0, np.nan_to_num(revenue))
+    # a campaign "records revenue" when some row has a non-zero amount (all 0 = not recorded)
+    records = pd.Series(valid != 0).groupby(codes["campaign_id"]).transform("any").to_numpy()
+    out["revenue"] = np.where(records & ~invalid, valid, np.nan)
+    out["cost"] = (_numeric_values(frame["cost"], "cost", source) if "cost" in frame.columns
+                   else np.nan)
+    if "sent_at" in frame.columns:
+        out["sent_at"] = pd.to_datetime(frame["sent_at"], errors="coerce")
+    return out
+
+
+class LinesOnDisk:
+    """The clean order lines of a run kept out of memory, as :func:`segkit.campaign.segments_at_send`
+    reads them: the out-of-core twin of :class:`segkit.campaign.LinesInMemory`.
+
+    RFM and the behaviour table as of a day are DuckDB queries over the file; the purchase days
+    are aggregated once (:func:`purchase_days_from_files`) and cut at each day. As everywhere in
+    segkit's order tables, an order belongs to the day of its first line.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> p = pathlib.Path(tempfile.mkdtemp()) / "t.csv"
+    >>> _ = p.write_text("customer_id,order_id,order_date,amount\\na,1,2024-01-01,10\\nb,2,2024-03-01,6\\n")
+    >>> LinesOnDisk(p).purchase_orders(pd.Timestamp("2024-02-01"))["customer_id"].tolist()
+    ['a']
+    """
+
+    def __init__(self, source: str | Path | Sequence[str | Path], memory_limit: str | None = None,
+                 temp_directory: str | Path | None = None):
+        self.source = source
+        self.limits = {"memory_limit": memory_limit, "temp_directory": temp_directory}
+        self._days: pd.DataFrame | None = None
+
+    def _purchase_days(self) -> pd.DataFrame:
+        if self._days is None:
+            self._days = purchase_days_from_files(self.source, **self.limits)
+        return self._days
+
+    def any_before(self, day: pd.Timestamp) -> bool:
+        """Whether any purchase is dated before ``day`` (no purchase: nobody to segment)."""
+        return bool((self._purchase_days()["order_date"] < day).any())
+
+    def rfm_table(self, day: pd.Timestamp) -> pd.DataFrame:
+        """:func:`rfm_table_from_files` as of ``day``."""
+        return rfm_table_from_files(self.source, day, **self.limits)
+
+    def purchase_orders(self, day: pd.Timestamp) -> pd.DataFrame:
+        """The purchase days before ``day`` (:func:`segkit.data.orders.purchase_days`)."""
+        days = self._purchase_days()
+        return days[(days["order_date"] < day).to_numpy()].reset_index(drop=True)
+
+    def customer_table(self, day: pd.Timestamp, customers: pd.DataFrame | None, campaign: pd.DataFrame | None,
+                       control_arm: str, max_channels: int) -> pd.DataFrame:
+        """:func:`segkit.features.customer_table` as of ``day`` from :func:`behaviour_table_from_files`."""
+
+        behaviour = behaviour_table_from_files(self.source, day, max_channels=max_channels, **self.limits)
+        return customer_table(None, customers, campaign, day, control_arm=control_arm, max_channels=max_channels,
+                              behaviour=behaviour)
