@@ -76,7 +76,7 @@ import yaml
 
 from segkit.core.config import bundled_sample_config, load_config, project_root, resolve_path, short_repr
 from segkit.core.errors import ConfigError, DataError, SegkitError
-from segkit.core.files import atomic_write_text, dumps_json
+from segkit.core.files import atomic_write_text, dumps_json, read_frame
 from segkit.core.privacy import SALT_ENV, salt_for
 from segkit.report.export import (
     Failure,
@@ -843,7 +843,7 @@ class _Run:
             ids: set = set()
             for f in files:
                 if f.suffix == ".csv" and f.exists():
-                    ids |= set(pd.read_csv(f, usecols=["customer_id"], dtype={"customer_id": "string"})["customer_id"].dropna())
+                    ids |= set(read_frame(f, usecols=["customer_id"], dtype={"customer_id": "string"})["customer_id"].dropna())
                 elif f.exists():
                     ids |= set(pd.read_parquet(f, columns=["customer_id"])["customer_id"].dropna().astype(str))
             self._ids_cache = (key, sorted(ids) if key else self.input_ids())
