@@ -1,10 +1,18 @@
 """Data audit: what is in the inputs, what is wrong with them, and the cleaned tables.
 
-:func:`run_audit` takes the canonical tables (see :mod:`segkit.core.schema`; loaded with
+:func:`run_audit` takes the input tables (see :mod:`segkit.core.schema`; loaded with
 :func:`segkit.data.io.load_inputs`) and returns an :class:`AuditResult`: a findings table ranked by
 severity (error / warning / info, thresholds in ``segkit/defaults/audit.yml``), the cleaning rules
 applied with the rows each touched, and the cleaned tables that notebooks 02–05 read.
-:func:`segkit.steps.audit.build_audit_artifacts` is the producer of ``notebooks/01_data_audit.ipynb``.
+:func:`segkit.steps.audit.build_audit_artifacts` is the producer of ``notebooks/01_data_audit.ipynb``
+(:func:`audit_inputs`, the lines read from the files).
+
+One computation at every size: the order lines are read, typed, checked and cleaned by DuckDB
+(:class:`segkit.data.engine.TransactionLog`, which computes the *facts*: counts, the first
+offending rows, statistics of small aggregated tables), whether they come from files (CSV,
+Parquet, Excel through :mod:`segkit.data.io`) or from a pandas frame (:func:`run_audit`);
+this module turns the facts into findings and cleaning rules (:func:`audit_log`). Customers and
+campaign tables are customer-level and small: they are checked and cleaned in pandas here.
 
 Two kinds of count appear and they answer different questions:
 
@@ -23,14 +31,17 @@ Cleaning rules for transactions, in order (nothing is dropped silently):
 2. rows without order date, 3. rows without amount: dropped (they cannot be analysed);
 4. rows without customer id (guest checkouts): dropped from the customer analyses;
 5. lines with a negative unit price (accounting adjustments, data errors): dropped;
-6. far-future dates (see :func:`future_cutoff`): dropped;
+6. far-future dates (after the ``audit.future_quantile`` of the order dates plus
+   ``audit.future_tolerance_days``): dropped;
 7. orders on or after ``as_of``: dropped (``as_of`` is the analysis date; the default, the day
    after the last order that is not in the future, keeps every order);
-8. missing order ids filled (each such row is its own order, id ``segkit-row-<file row>``);
+8. missing order ids filled (each such row is its own order, id ``row-<file row>``);
 9. returns/cancellations kept and flagged ``is_return`` (negative quantity or amount, or an order
    id starting with ``io.return_invoice_prefix``);
 10. zero-price lines kept (free items, samples) and flagged in the findings;
-11. near duplicates and outliers in order value and quantity flagged in the findings, kept.
+11. near duplicates (a later order's line repeating an earlier order's line of the customer on
+    the same day) and outliers in order value and quantity (outside ``exp(median ± k · MAD)`` of
+    the logs, see :func:`segkit.data.auditfacts.log_bounds`) flagged in the findings, kept.
 
 Examples
 --------
@@ -54,15 +65,16 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
+from segkit.core.calendar import holiday_explanations, shop_countries
 from segkit.core.config import load_config, resolve_path
-from segkit.core.dates import day_after, parse_as_of
 from segkit.core.errors import ConfigError, DataError, format_rows
 from segkit.core.escaping import formula_cells
 from segkit.core.privacy import pseudonymize_ids
-from segkit.core.schema import CAMPAIGN, CUSTOMERS, TRANSACTIONS, TRANSACTIONS_CLEAN_EXTRA, TableSpec
+from segkit.core.schema import CAMPAIGN, CUSTOMERS, TableSpec
 from segkit.data.auditfacts import (
     CHECKS,
     CONTROL_CHARACTER_CLASS,
+    CONTROL_ROWS,
     SEVERITIES,
     TX_DROP_RULES,
     TX_INPUT_CHECKS,
@@ -70,32 +82,24 @@ from segkit.data.auditfacts import (
     CleanFacts,
     ControlCharacterFacts,
     InputFacts,
-    OutlierFacts,
     escape_control_characters,
-    log_bounds,
     row_limit,
-    volume_from_counts,
 )
-from segkit.data.engine import TransactionLog
-from segkit.data.io import customers_from_transactions, load_table
+from segkit.data.engine import EngineSettings, OrderLines, TransactionLog, choose_engine
+from segkit.data.io import load_table
 
 __all__ = [
     "AuditResult",
     "AuditSettings",
     "CHECKS",
     "run_audit",
-    "return_mask",
-    "exact_duplicate_mask",
-    "near_duplicate_mask",
-    "robust_log_bounds",
-    "order_values",
-    "future_cutoff",
-    "default_as_of",
-    "daily_volume",
+    "audit_log",
+    "audit_inputs",
     "gap_periods",
     "missing_values",
-    "returns_summary",
     "arm_balance",
+    "headline_numbers",
+    "HEADLINE_KEYS",
 ]
 
 FINDING_COLUMNS: tuple[str, ...] = ("check", "table", "severity", "count", "share", "message", "examples")
@@ -106,14 +110,8 @@ _EXAMPLE_COLUMNS = {
     "campaign": ("campaign_id", "customer_id", "arm", "sent_at"),
 }
 _ROW = "_row"  # position of a row in its input table (0-based), carried through cleaning
-#: Offending rows kept per column with control characters (``audit.examples`` is at most 100).
-_CONTROL_ROWS = 100
-#: Whitespace trimmed around a cell once its control characters are gone: what Python's
-#: ``str.strip()`` removes (RE2, for DuckDB; \x1c–\x1f are control characters, removed before).
-_WHITESPACE_CLASS = r"[\t-\r\x{20}\x{85}\pZ]"
 
 
-# ----------------------------------------------------------------------------- settings
 # ----------------------------------------------------------------------------- result
 @dataclass
 class AuditResult:
@@ -133,13 +131,13 @@ class AuditResult:
     counts : dict
         Headline counts (rows in/clean per table, orders, customers, buyers, prospects…).
     transactions, customers, campaign : DataFrame
-        The cleaned tables (``campaign`` is None without a campaign file; ``transactions`` is None
-        when the out-of-core engine ran: the clean lines are then only on disk, in
+        The cleaned tables (``campaign`` is None without a campaign file; ``transactions`` is set
+        by :func:`run_audit` only: for a run the clean lines stay in DuckDB and go to
         ``transactions_clean.parquet``).
     missing : DataFrame
         ``table, column, missing, share`` for every input column.
     daily : DataFrame
-        Daily volume (see :func:`daily_volume`).
+        Daily volume (see :func:`segkit.data.auditfacts.volume_from_counts`).
     gaps : DataFrame
         Gap periods (see :func:`gap_periods`).
     returns : dict
@@ -157,8 +155,16 @@ class AuditResult:
     offending : dict
         check → up to 10 offending rows (``row`` = line in the input file).
     engine : str
-        ``"pandas"`` (in memory) or ``"duckdb"`` (out-of-core, :mod:`segkit.data.engine`); recorded in
-        ``audit_summary.json``.
+        ``"pandas"`` or ``"duckdb"``: how the later steps take their order-level tables from the
+        clean lines (``engine.kind``, :func:`segkit.data.engine.choose_engine`; ``"pandas"`` from
+        :func:`run_audit`, whose clean lines are in memory); recorded in ``audit_summary.json``. The
+        audit itself is DuckDB's either way.
+    guests : dict
+        ``input_lines, input_revenue`` (rows of the input without customer id, the finding's count)
+        and ``lines, revenue`` (those the guest cleaning rule removed, after exact duplicates).
+    headline : dict or None
+        The run's headline numbers (:func:`headline_numbers`; ``audit_summary.json`` key ``headline``),
+        None when the audit has errors (no clean lines).
     """
 
     findings: pd.DataFrame
@@ -180,6 +186,8 @@ class AuditResult:
     checks: pd.DataFrame
     offending: dict[str, pd.DataFrame] = field(default_factory=dict)
     engine: str = "pandas"
+    guests: dict[str, float] = field(default_factory=dict)
+    headline: dict[str, Any] | None = None
 
     @property
     def status(self) -> str:
@@ -211,6 +219,7 @@ class AuditResult:
             "returns": {k: (None if pd.isna(v) else v) for k, v in self.returns.items()},
             "outlier_rules": self.outlier_rules.astype(object).where(self.outlier_rules.notna(), None)
                                  .to_dict("records"),
+            **({"headline": dict(self.headline)} if self.headline is not None else {}),
         }
 
     def failure_message(self) -> str:
@@ -229,240 +238,9 @@ class AuditResult:
 
 
 # ----------------------------------------------------------------------------- pure checks
-def return_mask(transactions: pd.DataFrame, prefix: str | None) -> pd.Series:
-    """True for return/cancellation lines: negative quantity or amount, or an order id with ``prefix``.
-
-    Examples
-    --------
-    >>> tx = pd.DataFrame({"order_id": ["C1", "2", "3", None], "quantity": [1.0, -2.0, 1.0, 1.0],
-    ...                    "amount": [5.0, -4.0, 3.0, -1.0]})
-    >>> return_mask(tx, "C").tolist()
-    [True, True, False, True]
-    """
-    mask = pd.Series(False, index=transactions.index)
-    for col in ("quantity", "amount"):
-        if col in transactions:
-            mask |= (transactions[col] < 0).fillna(False).astype(bool)
-    if prefix and "order_id" in transactions:
-        ids = transactions["order_id"].astype("string")
-        mask |= ids.str.startswith(prefix).fillna(False).astype(bool)
-    return mask
-
-
-def exact_duplicate_mask(frame: pd.DataFrame, columns: Iterable[str] | None = None) -> pd.Series:
-    """True for every copy of a row after its first occurrence (missing values compare equal).
-
-    Examples
-    --------
-    >>> f = pd.DataFrame({"a": [1, 1, 2, 1], "b": ["x", "x", "x", None]})
-    >>> exact_duplicate_mask(f).tolist()
-    [False, True, False, False]
-    """
-    cols = list(columns) if columns is not None else list(frame.columns)
-    if frame.empty:
-        return pd.Series(False, index=frame.index)
-    return frame.duplicated(subset=cols, keep="first")
-
-
-def near_duplicate_mask(transactions: pd.DataFrame, columns: Iterable[str], is_return: pd.Series | None = None) -> pd.Series:
-    """True for lines repeating an earlier order's line under another order id on the same day.
-
-    A near duplicate is a line (not a return) with the same ``customer_id``, calendar day of
-    ``order_date`` and values of ``columns`` (those present; missing values compare equal) as a
-    line of an *earlier* order (by time, then order id) of a different ``order_id``. Lines of the
-    first order of each group are not flagged, so the count is the number of surplus lines.
-
-    Examples
-    --------
-    >>> tx = pd.DataFrame({"customer_id": ["a", "a", "a", "b"],
-    ...                    "order_date": pd.to_datetime(["2024-01-01 09:00", "2024-01-01 09:05",
-    ...                                                  "2024-01-02 09:00", "2024-01-01 10:00"]),
-    ...                    "order_id": ["1", "2", "3", "4"], "amount": [5.0, 5.0, 5.0, 5.0]})
-    >>> near_duplicate_mask(tx, ["amount"]).tolist()
-    [False, True, False, False]
-    """
-    out = pd.Series(False, index=transactions.index)
-    candidate = transactions["customer_id"].notna() & transactions["order_id"].notna()
-    if is_return is not None:
-        candidate &= ~is_return
-    sub = transactions.loc[candidate]
-    if sub.empty:
-        return out
-    keys = ["customer_id", "_day"] + [c for c in columns if c in sub.columns and c not in ("customer_id", "order_date")]
-    sub = sub.assign(_day=sub["order_date"].dt.floor("D")).sort_values(["order_date", "order_id"], kind="mergesort")
-    first = sub.groupby(keys, dropna=False, sort=False)["order_id"].transform("first")
-    out.loc[sub.index] = (sub["order_id"] != first).to_numpy(dtype=bool)
-    return out
-
-
-def robust_log_bounds(values: pd.Series | np.ndarray, k: float,
-                      min_fold: float = 1.0) -> tuple[float, float, float, float]:
-    """Robust outlier bounds for positive values: ``exp(median ± k · scale)`` of ``log(values)``.
-
-    ``scale`` is 1.4826 × MAD of the logs, or 1.2533 × their mean absolute deviation when the MAD
-    is 0 (more than half of the values equal), following Iglewicz & Hoaglin (1993). Non-positive
-    and missing values are ignored. The bounds are at least ``min_fold`` times (and at most
-    1/``min_fold`` of) the median: for small counts such as quantities (mostly 1, a few up to 10)
-    the log-MAD is tiny and would otherwise flag ordinary values. The statistics are computed here;
-    :func:`log_bounds` turns them into bounds (the out-of-core engine computes the same statistics
-    in SQL and calls it too).
-
-    Returns
-    -------
-    (median, scale_log, low, high) : tuple of float
-        NaN when there are no positive values.
-
-    Examples
-    --------
-    >>> med, scale, low, high = robust_log_bounds([1, 2, 4, 8, 16], k=1)
-    >>> round(med, 2), round(scale, 3), round(low, 2), round(high, 2)
-    (4.0, 1.028, 1.43, 11.18)
-    >>> round(robust_log_bounds([1, 1, 1, 2, 3], k=5, min_fold=10)[3], 6)   # log-MAD bound 6.2 < 10 × median
-    10.0
-    """
-    x = np.asarray(values, dtype="float64")
-    x = x[np.isfinite(x) & (x > 0)]
-    if x.size == 0:
-        return (np.nan, np.nan, np.nan, np.nan)
-    logs = np.log(x)
-    center = float(np.median(logs))
-    deviation = np.abs(logs - center)
-    mad = float(np.median(deviation))
-    return log_bounds(center, mad, float(np.mean(deviation)) if mad == 0 else np.nan, k, min_fold)
-
-
-def order_values(transactions: pd.DataFrame, is_return: pd.Series) -> pd.DataFrame:
-    """Value of each purchase order: the sum of ``amount`` over its non-return lines (> 0 only).
-
-    Returns
-    -------
-    DataFrame
-        ``order_id, customer_id, order_date, lines, value, first_row`` (one row per order).
-
-    Examples
-    --------
-    >>> tx = pd.DataFrame({"order_id": ["1", "1", "2", "3"], "customer_id": ["a", "a", "b", "b"],
-    ...                    "order_date": pd.to_datetime(["2024-01-01"] * 4), "amount": [2.0, 3.0, -1.0, 4.0]})
-    >>> order_values(tx, tx["amount"] < 0)["value"].tolist()
-    [5.0, 4.0]
-    """
-    lines = transactions.loc[~is_return]
-    if _ROW not in lines:
-        lines = lines.assign(**{_ROW: np.arange(len(lines))})
-    grouped = lines.groupby("order_id", sort=True, observed=True).agg(
-        customer_id=("customer_id", "first"), order_date=("order_date", "min"),
-        lines=("amount", "size"), value=("amount", "sum"), first_row=(_ROW, "min"))
-    return grouped.loc[grouped["value"] > 0].reset_index()
-
-
-def future_cutoff(dates: pd.Series, quantile: float, tolerance_days: int) -> pd.Timestamp | None:
-    """Latest plausible order date: the ``quantile`` of ``dates`` plus ``tolerance_days``.
-
-    Dates after it are "in the future" (placeholders such as 2099-01-01, day/month swaps into
-    later years). Deterministic for the data; None when there is no date.
-
-    Examples
-    --------
-    >>> d = pd.Series(pd.date_range("2024-01-01", periods=200, freq="D").append(pd.DatetimeIndex(["2099-01-01"])))
-    >>> future_cutoff(d, quantile=0.99, tolerance_days=365)
-    Timestamp('2025-07-17 00:00:00')
-    """
-    valid = dates.dropna()
-    if valid.empty:
-        return None
-    return pd.Timestamp(valid.quantile(quantile, interpolation="lower")) + pd.Timedelta(days=tolerance_days)
-
-
-def default_as_of(dates: pd.Series, cutoff: pd.Timestamp | None) -> pd.Timestamp | None:
-    """The day after the last order date that is not after ``cutoff`` (None without dates).
-
-    Examples
-    --------
-    >>> d = pd.Series(pd.to_datetime(["2024-03-01 10:00", "2024-03-05 18:30", "2099-01-01 00:00"]))
-    >>> default_as_of(d, cutoff=pd.Timestamp("2025-01-01"))
-    Timestamp('2024-03-06 00:00:00')
-    """
-    valid = dates.dropna()
-    if cutoff is not None:
-        valid = valid[valid <= cutoff]
-    if valid.empty:
-        return None
-    return day_after(valid.max())
-
-
-def daily_volume(
-    transactions: pd.DataFrame,
-    *,
-    window_days: int,
-    spike_k: float,
-    open_weekday_share: float,
-    gap_max_probability: float,
-    min_days: int,
-) -> pd.DataFrame:
-    """Orders per day over the data's period, with the expected volume, gaps and spikes.
-
-    * A weekday is *open* when it has orders on at least ``open_weekday_share`` of its days
-      (a shop closed on Sundays has no gaps on Sundays).
-    * ``expected`` is the centred rolling median (``window_days``) of orders on open weekdays
-      with orders, interpolated over long outages.
-    * A *gap* is a zero-order day on an open weekday where a zero is implausible under a Poisson
-      volume: ``exp(-expected) < gap_max_probability``.
-    * A *spike* is a day with ``orders > expected + spike_k · max(s, sqrt(expected))``, where
-      ``s`` is 1.4826 × the median absolute residual (robust to the spikes themselves) and
-      ``sqrt(expected)`` the Poisson noise floor.
-
-    Periods shorter than ``min_days`` days are not assessed (``is_gap``/``is_spike`` all False).
-
-    Returns
-    -------
-    DataFrame
-        ``date, weekday, orders, revenue, rolling_7d, expected, open_weekday, is_gap, is_spike``
-        (one row per calendar day from the first to the last order day).
-
-    Examples
-    --------
-    >>> days = pd.date_range("2024-01-01", periods=56, freq="D")
-    >>> tx = pd.DataFrame({"order_date": days.repeat(20), "amount": 1.0})
-    >>> tx["order_id"] = [str(i) for i in range(len(tx))]
-    >>> tx = tx[tx["order_date"] != "2024-01-20"]               # a lost day
-    >>> daily = daily_volume(tx, window_days=29, spike_k=5, open_weekday_share=0.5,
-    ...                      gap_max_probability=0.001, min_days=28)
-    >>> daily.loc[daily["is_gap"], "date"].dt.strftime("%Y-%m-%d").tolist()
-    ['2024-01-20']
-    """
-    return volume_from_counts(daily_counts(transactions), window_days=window_days, spike_k=spike_k,
-                              open_weekday_share=open_weekday_share,
-                              gap_max_probability=gap_max_probability, min_days=min_days)
-
-
-def daily_counts(transactions: pd.DataFrame) -> pd.DataFrame:
-    """Distinct orders and revenue per calendar day that has order lines (the input of
-    :func:`volume_from_counts`; one row per day, so the out-of-core engine computes it in SQL).
-
-    Returns
-    -------
-    DataFrame
-        ``date, orders, revenue`` sorted by date; days without lines are absent.
-
-    Examples
-    --------
-    >>> tx = pd.DataFrame({"order_date": pd.to_datetime(["2024-01-01 10:00", "2024-01-01 12:00", "2024-01-03 09:00"]),
-    ...                    "order_id": ["1", "1", "2"], "amount": [1.0, 2.0, 4.0]})
-    >>> daily_counts(tx).values.tolist()
-    [[Timestamp('2024-01-01 00:00:00'), 1, 3.0], [Timestamp('2024-01-03 00:00:00'), 1, 4.0]]
-    """
-    valid = transactions.loc[transactions["order_date"].notna()]
-    day = valid["order_date"].dt.floor("D")
-    grouped = valid.groupby(day)
-    return pd.DataFrame({
-        "date": grouped.size().index.astype("datetime64[ns]"),
-        "orders": grouped["order_id"].nunique().to_numpy(dtype="int64"),
-        "revenue": grouped["amount"].sum().to_numpy(dtype="float64"),
-    })
-
-
 def gap_periods(daily: pd.DataFrame) -> pd.DataFrame:
-    """Consecutive gap days of :func:`daily_volume` merged into periods.
+    """Consecutive gap days of the daily volume (:func:`segkit.data.auditfacts.volume_from_counts`)
+    merged into periods.
 
     Closed weekdays inside a gap do not break it (a shop closed on Sundays with a lost week
     has one gap period, not two).
@@ -526,33 +304,6 @@ def missing_values(tables: Mapping[str, pd.DataFrame | None]) -> pd.DataFrame:
     return pd.concat(parts, ignore_index=True).astype({"table": "string", "column": "string"})
 
 
-def returns_summary(transactions: pd.DataFrame, is_return: pd.Series) -> dict[str, float]:
-    """Returns and their share of revenue.
-
-    ``gross_revenue`` sums purchase lines (not returns); ``returned_value`` the absolute amount of
-    return lines; ``returned_share = returned_value / gross_revenue``; ``net_revenue`` the sum of
-    all amounts (returns negative), the revenue every later notebook uses.
-
-    Examples
-    --------
-    >>> tx = pd.DataFrame({"order_id": ["1", "2", "C3"], "amount": [80.0, 20.0, -10.0]})
-    >>> r = returns_summary(tx, tx["amount"] < 0)
-    >>> r["returned_share"], r["net_revenue"], r["return_orders"]
-    (0.1, 90.0, 1)
-    """
-    amount = transactions["amount"]
-    gross = float(amount[~is_return].sum())
-    returned = float(amount[is_return].abs().sum())
-    return {
-        "return_lines": int(is_return.sum()),
-        "return_orders": int(transactions.loc[is_return, "order_id"].nunique()),
-        "gross_revenue": gross,
-        "returned_value": returned,
-        "returned_share": returned / gross if gross > 0 else np.nan,
-        "net_revenue": float(amount.sum()),
-    }
-
-
 def arm_balance(campaign: pd.DataFrame | None) -> pd.DataFrame:
     """Customers per arm of each campaign and their share within the campaign.
 
@@ -572,13 +323,55 @@ def arm_balance(campaign: pd.DataFrame | None) -> pd.DataFrame:
     return out.astype({"customers": "int64"})
 
 
+#: The keys of the headline (:func:`headline_numbers`), in the order they are shown.
+HEADLINE_KEYS: tuple[str, ...] = (
+    "currency", "net_revenue", "orders_total", "purchase_orders", "cancelled_orders", "cancellation_documents",
+    "other_orders", "customers", "buyers", "customers_kept_nothing", "customers_only_returns", "prospects",
+    "guest_lines", "guest_revenue",
+)
+
+
+def headline_numbers(result: AuditResult, line_numbers: Mapping[str, int | float],
+                     config: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The run's one set of headline numbers: :data:`HEADLINE_KEYS`, written to ``audit_summary.json``
+    (key ``headline``) and shown by every notebook and ``index.html`` (:mod:`segkit.steps.headline`).
+
+    ``line_numbers`` are the relational core's (:func:`segkit.data.relational.headline_of` of the clean
+    lines: net revenue, purchase orders, cancellation documents, buyers…); the audit adds ``customers``
+    (the clean customers table), ``prospects`` (customers without any order line), ``guest_lines`` and
+    ``guest_revenue`` (rows the guest cleaning rule removed, after exact duplicates: see
+    ``result.guests``) and ``currency`` (``report.currency`` of ``config``; "" when unset).
+
+    Examples
+    --------
+    >>> tx = pd.DataFrame({"customer_id": ["a", "a", None], "order_id": ["1", "C1", "2"],
+    ...                    "order_date": pd.to_datetime(["2024-01-01", "2024-01-02", "2024-01-02"]),
+    ...                    "amount": [10.0, -10.0, 7.0]})
+    >>> h = run_audit({"transactions": tx}).headline
+    >>> h["net_revenue"], h["purchase_orders"], h["customers_kept_nothing"], h["guest_lines"], h["currency"]
+    (0.0, 0, 1, 1, 'EUR')
+    """
+    customers = len(result.customers)
+    with_lines = int(line_numbers["customers_with_lines"])
+    numbers = {key: line_numbers[key] for key in line_numbers if key != "customers_with_lines"}
+    numbers.update({
+        "currency": str(((config or {}).get("report") or {}).get("currency") or ""),
+        "customers": customers,
+        "prospects": customers - with_lines,
+        "guest_lines": int(result.guests.get("lines", 0)),
+        "guest_revenue": round(float(result.guests.get("revenue", 0.0)), 2) + 0.0,
+    })
+    return {key: numbers[key] for key in HEADLINE_KEYS}
+
+
 # ----------------------------------------------------------------------------- helpers
 def _canonical(frame: pd.DataFrame | None,
                spec: TableSpec) -> tuple[pd.DataFrame | None, tuple[list[ControlCharacterFacts], int]]:
-    """Canonical (and ``spec.extra``) columns of ``frame`` in canonical dtypes, blank text as missing,
-    plus ``_row`` = the frame's integer index (:func:`segkit.data.io.load_table` sets it to the 0-based
-    data row of the file) or the row position. ``attrs["absent_columns"]`` lists canonical
-    columns the input did not have (also those :func:`segkit.core.schema.validate` added or derived).
+    """Canonical columns of a customers or campaign table (customer-level, pandas; the order lines
+    are read by :class:`segkit.data.engine.TransactionLog`) in canonical dtypes, blank text as
+    missing, plus ``_row`` = the frame's integer index (:func:`segkit.data.io.load_table` sets it to
+    the 0-based data row of the file) or the row position. ``attrs["absent_columns"]`` lists
+    canonical columns the input did not have (also those :func:`segkit.core.schema.validate` added).
 
     Control characters (:data:`segkit.data.auditfacts.CONTROL_CHARACTER_RANGES`) are removed from
     every id and text cell before it is trimmed; returned with the frame: the facts per column that
@@ -596,7 +389,7 @@ def _canonical(frame: pd.DataFrame | None,
     out = pd.DataFrame(index=pd.RangeIndex(len(frame)))
     controls: dict[str, tuple[pd.Series, pd.Series]] = {}
     for col, dtype in {**spec.dtypes, **spec.extra}.items():
-        if col not in frame.columns or (col in absent and col not in ("order_id", "amount", "delivered")):
+        if col not in frame.columns or (col in absent and col != "delivered"):
             continue
         values = frame[col].reset_index(drop=True)
         try:
@@ -614,14 +407,12 @@ def _canonical(frame: pd.DataFrame | None,
             raise DataError(f"{spec.name}: column '{col}' cannot be read as {dtype} ({exc}). "
                             "Load the files with segkit.data.io.load_inputs, which says which rows are wrong.") from None
         out[col] = values
-    if spec is TRANSACTIONS and "amount" not in out:
-        out["amount"] = out["quantity"] * out["unit_price"]
     integer_index = pd.api.types.is_integer_dtype(frame.index.dtype) and frame.index.is_unique
     out[_ROW] = np.asarray(frame.index if integer_index else np.arange(len(frame)), dtype="int64")
     out.attrs["absent_columns"] = absent
     facts = []
     for col, (changed, text) in controls.items():
-        rows = pd.DataFrame({_ROW: out.loc[changed, _ROW], col: text[changed]}).head(_CONTROL_ROWS)
+        rows = pd.DataFrame({_ROW: out.loc[changed, _ROW], col: text[changed]}).head(CONTROL_ROWS)
         cleaned = pd.Series(out.loc[changed, col].dropna().unique(), dtype="string")
         collisions = int(_isin(cleaned, out.loc[~changed, col]).sum()) if col.endswith("_id") else 0
         facts.append(ControlCharacterFacts(spec.name, col, int(changed.sum()), rows.reset_index(drop=True),
@@ -632,7 +423,8 @@ def _canonical(frame: pd.DataFrame | None,
 
 def _without_control_characters(text: pd.Series) -> tuple[pd.Series, pd.Series]:
     """``text`` without control characters, and the mask of the cells that had any (pyarrow's RE2
-    with :data:`segkit.data.auditfacts.CONTROL_CHARACTER_CLASS`, the pattern the DuckDB path uses)."""
+    with :data:`segkit.data.auditfacts.CONTROL_CHARACTER_CLASS`, the pattern
+    :meth:`segkit.data.engine.TransactionLog.remove_control_characters` uses on the order lines)."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
@@ -643,35 +435,6 @@ def _without_control_characters(text: pd.Series) -> tuple[pd.Series, pd.Series]:
         return text, changed
     cleaned = pc.replace_substring_regex(array, CONTROL_CHARACTER_CLASS, "")
     return pd.Series(cleaned.to_pylist(), index=text.index, dtype="string"), changed
-
-
-def _log_control_characters(log: TransactionLog) -> tuple[list[ControlCharacterFacts], int]:
-    """:func:`_canonical`'s control-character step for the staged lines of ``log`` (SQL, in place):
-    the same facts, then the characters removed and the cells trimmed (empty → missing)."""
-    pattern = f"'{CONTROL_CHARACTER_CLASS}'"
-    edges = f"'^{_WHITESPACE_CLASS}+|{_WHITESPACE_CLASS}+$'"
-    columns = [c for c, dtype in TRANSACTIONS.known.items() if dtype == "string" and c in log.mapped.labels]
-    facts, updates = [], {}
-    for c in columns:
-        hit = f'coalesce(regexp_matches("{c}", {pattern}), false)'
-        count = int(log.con.sql(f"SELECT count(*) FROM lines WHERE {hit}").fetchall()[0][0])
-        if not count:
-            continue
-        cleaned = f"""nullif(regexp_replace(regexp_replace("{c}", {pattern}, '', 'g'), {edges}, '', 'g'), '')"""
-        rows = log.con.sql(f'SELECT _row AS {_ROW}, "{c}" FROM lines WHERE {hit} ORDER BY _row '
-                           f'LIMIT {_CONTROL_ROWS}').df().astype({_ROW: "int64", c: "string"})
-        collisions = int(log.con.sql(
-            f'SELECT count(DISTINCT v) FROM (SELECT {cleaned} AS v FROM lines WHERE {hit}) '
-            f'WHERE v IN (SELECT "{c}" FROM lines WHERE NOT {hit})').fetchall()[0][0]) if c.endswith("_id") else 0
-        facts.append(ControlCharacterFacts("transactions", c, count, rows, collisions))
-        updates[c] = (hit, cleaned)
-    if not updates:
-        return facts, 0
-    any_hit = " OR ".join(hit for hit, _ in updates.values())
-    changed_rows = int(log.con.sql(f"SELECT count(*) FROM lines WHERE {any_hit}").fetchall()[0][0])
-    for c, (hit, cleaned) in updates.items():
-        log.con.execute(f'UPDATE lines SET "{c}" = {cleaned} WHERE {hit}')
-    return facts, changed_rows
 
 
 def _report_control_characters(found: Mapping[str, tuple[list[ControlCharacterFacts], int]],
@@ -820,10 +583,9 @@ def _drop(frame: pd.DataFrame, mask: pd.Series, col: _Collector, rule: str, tabl
 
 
 # ----------------------------------------------------------------------------- audit steps
-# Each transaction step is split in two halves so that the in-memory path (pandas, here) and the
-# out-of-core path (:mod:`segkit.data.engine`, SQL over the files) share one definition of every
-# message, rule and count: a path computes the *facts* (counts, the first offending rows,
-# statistics of small aggregated tables), and ``_report_*`` turns facts into findings and rules.
+# Each transaction step is split in two halves: TransactionLog (:mod:`segkit.data.engine`, SQL)
+# computes the *facts* (counts, the first offending rows, statistics of small aggregated
+# tables), and ``_report_*`` turns facts into findings and rules.
 
 def _check_missing_values(missing: pd.DataFrame, sizes: Mapping[str, int],
                           rows_of: Callable[[str, str], pd.DataFrame], col: _Collector) -> None:
@@ -839,46 +601,37 @@ def _check_missing_values(missing: pd.DataFrame, sizes: Mapping[str, int],
                 key=f"missing_values ({rec['table']}.{rec['column']})")
 
 
-def _input_facts(tx: pd.DataFrame, as_of: str | pd.Timestamp | None,
-                 settings: AuditSettings) -> tuple[InputFacts, pd.DataFrame]:
-    """Row checks on the input transactions and the cleaning rules in order (see module doc);
-    returns the facts and the clean lines (``order_id`` filled, ``is_return`` added)."""
-    # A derived order id (one order per row) would make every row unique: compare without it.
-    has_order_id = "order_id" not in tx.attrs["absent_columns"]
-    dup = exact_duplicate_mask(tx, [c for c in tx.columns if c != _ROW and (has_order_id or c != "order_id")])
-    no_date = tx["order_date"].isna()
-    no_amount = tx["amount"].isna()
-    guest = tx["customer_id"].isna()
-    price = tx["unit_price"] if "unit_price" in tx else pd.Series(np.nan, index=tx.index)
-    negative_price = (price < 0).fillna(False).astype(bool)
-    zero_price = ((price == 0) | (price.isna() & (tx["amount"] == 0))).fillna(False).astype(bool)
-    cutoff = future_cutoff(tx["order_date"], settings.future_quantile, settings.future_tolerance_days)
-    future = (tx["order_date"] > cutoff).fillna(False).astype(bool) if cutoff is not None else no_date & False
-    as_of_ts = default_as_of(tx["order_date"], cutoff) if as_of is None else parse_as_of(as_of)
-    after = (((tx["order_date"] >= as_of_ts) & ~future).fillna(False).astype(bool) if as_of_ts is not None
-             else no_date & False)
-    masks = {"exact_duplicates": dup, "missing_order_date": no_date, "missing_amount": no_amount,
-             "guest_checkouts": guest, "negative_price": negative_price, "zero_price": zero_price,
-             "future_dates": future, "after_as_of": after}
-    limit = row_limit(settings)
+def _guest_note(facts: InputFacts) -> str:
+    """The guest finding's note: its revenue and, when exact duplicates are among the guest rows, what the
+    cleaning rule removed after them (the headline's guest lines)."""
+    note = f"{facts.guest_revenue:,.2f} revenue; dropped from the customer analyses"
+    removed = facts.dropped["guest_checkouts"]
+    if removed == facts.counts["guest_checkouts"]:
+        return note + "."
+    return (f"{note}. Once exact duplicates are removed, {removed:,} rows ({facts.guest_dropped_revenue:,.2f}): "
+            "the guest cleaning rule's count and the headline's guest lines.")
 
-    clean, dropped = tx, {}
-    for check, _ in TX_DROP_RULES:
-        mask = masks[check].loc[clean.index]
-        dropped[check] = int(mask.sum())
-        clean = clean.loc[~mask]
-    # Rows without order id are each their own order, named like segkit.core.schema.validate does.
-    order_id = clean["order_id"] if has_order_id else pd.Series(pd.NA, index=clean.index, dtype="string")
-    no_order_id = order_id.isna()
-    clean = clean.assign(order_id=order_id.where(~no_order_id, "row-" + (clean[_ROW] + 2).astype("string")))
-    clean = clean.assign(is_return=return_mask(clean, settings.return_prefix).to_numpy())
-    facts = InputFacts(
-        n_rows=len(tx), counts={c: int(m.sum()) for c, m in masks.items()},
-        rows={c: tx[m].head(limit) for c, m in masks.items()},
-        guest_revenue=float(tx.loc[guest, "amount"].sum()), cutoff=cutoff, as_of=as_of_ts, dropped=dropped,
-        filled=int(no_order_id.sum()), returns_flagged=int(clean["is_return"].sum()),
-        zero_flagged=int(zero_price.loc[clean.index].sum()))
-    return facts, clean
+
+def _report_identical_lines(facts: InputFacts, col: _Collector) -> None:
+    """Finding ``identical_lines_without_order_id``: copies of lines without an order id, how many
+    customers and how much money, and what ``audit.identical_lines_without_order_id`` did with them
+    (``keep``: a flagged rule; ``drop``: they are in the exact duplicates' count and rule)."""
+    found = facts.identical_without_order_id
+    if not found or not found["lines"]:
+        return  # not listed among the checks that passed: most inputs have order ids
+    n = found["lines"]
+    if found["action"] == "kept":
+        meaning = ("kept, each a purchase of its own (audit.identical_lines_without_order_id: keep: without an "
+                   "order id an identical line may be a repeat purchase); set it to drop if they are a doubled "
+                   "export, and they are removed as exact duplicates, the first copy kept.")
+    else:
+        meaning = ("dropped as exact duplicates, the first copy kept (audit.identical_lines_without_order_id: "
+                   "drop); set it to keep if customers really bought the same thing twice, and each counts as "
+                   "a purchase.")
+    col.add("identical_lines_without_order_id", "transactions", n, facts.n_rows,
+            f"{found['customers']:,} customers, worth {found['amount']:,.2f}; {meaning}", rows=found["rows"])
+    if found["action"] == "kept":
+        col.rule("identical lines without order id kept (repeat purchases)", "transactions", "flagged", n)
 
 
 def _report_input(facts: InputFacts, settings: AuditSettings, col: _Collector) -> None:
@@ -887,7 +640,7 @@ def _report_input(facts: InputFacts, settings: AuditSettings, col: _Collector) -
         "exact_duplicates": "dropped, the first copy kept.",
         "missing_order_date": "dropped.",
         "missing_amount": "dropped.",
-        "guest_checkouts": f"{facts.guest_revenue:,.2f} revenue; dropped from the customer analyses.",
+        "guest_checkouts": _guest_note(facts),
         "negative_price": "adjustments or errors, not sales; dropped.",
         "zero_price": "free items, or prices lost in the export; kept.",
         "future_dates": (f"dated after {format_value(facts.cutoff)} = the {settings.future_quantile:.0%} quantile of order "
@@ -896,6 +649,7 @@ def _report_input(facts: InputFacts, settings: AuditSettings, col: _Collector) -
     }
     for check in TX_INPUT_CHECKS:
         col.add(check, "transactions", facts.counts[check], facts.n_rows, notes[check], rows=facts.rows[check])
+    _report_identical_lines(facts, col)
     for check, rule in TX_DROP_RULES:
         col.rule(rule, "transactions", "dropped", facts.dropped[check])
     col.rule("missing order ids filled (each row its own order)", "transactions", "filled", facts.filled)
@@ -903,40 +657,8 @@ def _report_input(facts: InputFacts, settings: AuditSettings, col: _Collector) -
     col.rule("zero-price lines kept (free items)", "transactions", "flagged", facts.zero_flagged)
 
 
-def _clean_facts(clean: pd.DataFrame, absent: Iterable[str], settings: AuditSettings) -> CleanFacts:
-    """Returns, near duplicates, outliers and daily volume of the clean lines (pandas)."""
-    is_return = clean["is_return"].astype(bool)
-    limit = row_limit(settings)
-    # Without order ids in the input, "another order" has no meaning: no near duplicates.
-    near = (near_duplicate_mask(clean, settings.near_duplicate_columns, is_return) if "order_id" not in absent
-            else pd.Series(False, index=clean.index))
-    orders = order_values(clean, is_return)
-    qty_lines = clean.loc[~is_return & (clean["quantity"] > 0).fillna(False).astype(bool)] if "quantity" in clean \
-        else clean.iloc[0:0].assign(quantity=pd.Series(dtype="float64"))
-    rules = []
-    for values in (orders["value"], qty_lines["quantity"]):
-        stats = robust_log_bounds(values, settings.outlier_k, settings.outlier_min_fold)
-        rules.append((stats, ((values < stats[2]) | (values > stats[3])).to_numpy(dtype=bool)))
-    (o_stats, o_flag), (q_stats, q_flag) = rules
-    orders["is_outlier"] = o_flag
-    flagged_orders = orders[orders["is_outlier"]].rename(columns={"first_row": _ROW})
-    q_out = qty_lines[q_flag]
-    return CleanFacts(
-        n_clean=len(clean), returns=returns_summary(clean, is_return), return_rows=clean[is_return].head(limit),
-        near_count=int(near.sum()), near_rows=clean[near].head(limit),
-        near_same=[c for c in settings.near_duplicate_columns if c in clean],
-        order_rule=OutlierFacts(o_stats, len(orders), int(o_flag.sum()), flagged_orders.head(limit),
-                                int(flagged_orders["lines"].sum())),
-        quantity_rule=OutlierFacts(q_stats, len(qty_lines), len(q_out), q_out.head(limit)),
-        order_values=orders[["order_id", "value", "is_outlier"]].reset_index(drop=True),
-        quantities=pd.DataFrame({"quantity": qty_lines["quantity"].to_numpy(dtype="float64"), "is_outlier": q_flag}),
-        daily=daily_volume(clean, window_days=settings.volume_window_days, spike_k=settings.spike_k,
-                           open_weekday_share=settings.open_weekday_share,
-                           gap_max_probability=settings.gap_max_probability, min_days=settings.volume_min_days),
-    )
-
-
-def _report_clean(facts: CleanFacts, n_in: int, settings: AuditSettings, col: _Collector) -> dict[str, Any]:
+def _report_clean(facts: CleanFacts, n_in: int, settings: AuditSettings, col: _Collector,
+                  countries: Sequence[str] = ()) -> dict[str, Any]:
     """Findings and flagging rules of the checks on what the analyses will use, from :class:`CleanFacts`."""
     n_clean = facts.n_clean
     if n_clean == 0:
@@ -971,11 +693,18 @@ def _report_clean(facts: CleanFacts, n_in: int, settings: AuditSettings, col: _C
 
     daily = facts.daily
     gaps = gap_periods(daily)
-    col.add("volume_gaps", "transactions", int(daily["is_gap"].sum()), int(daily["open_weekday"].sum()),
-            f"in {len(gaps)} period(s), ~{gaps['expected_orders'].sum():,.0f} orders expected in total.", rows=gaps,
-            examples="; ".join(f"{format_value(g['start'])} to {format_value(g['end'])} ({g['gap_days']} days, "
-                               f"~{g['expected_orders']:,.0f} orders expected)"
-                               for g in gaps.head(settings.examples).to_dict("records")))
+    # gaps on (or next to) the shop's public holidays are a note, the others a warning
+    gaps["holidays"] = holiday_explanations(gaps, daily.loc[daily["is_gap"], "date"], countries).astype("string")
+    on_holiday = (gaps["holidays"] != "").to_numpy()
+    for check, rows in (("volume_gaps", gaps[~on_holiday]), ("volume_gaps_holidays", gaps[on_holiday])):
+        named = f" of {', '.join(countries)}" if check == "volume_gaps_holidays" else ""
+        col.add(check, "transactions", int(rows["gap_days"].sum()), int(daily["open_weekday"].sum()),
+                f"in {len(rows)} period(s){named}, ~{rows['expected_orders'].sum():,.0f} orders expected in total.",
+                rows=rows, examples="; ".join(
+                    f"{format_value(g['start'])} to {format_value(g['end'])} ({g['gap_days']} days, "
+                    f"~{g['expected_orders']:,.0f} orders expected"
+                    + (f": {g['holidays']}" if g["holidays"] else "") + ")"
+                    for g in rows.head(settings.examples).to_dict("records")))
     spikes = daily[daily["is_spike"]]
     col.add("volume_spikes", "transactions", len(spikes), len(daily),
             f"orders > expected + {settings.spike_k:g} robust SD; check they were real (sales, campaigns).",
@@ -1110,27 +839,31 @@ def run_audit(
     as_of: str | pd.Timestamp | None = None,
     config: Mapping[str, Any] | None = None,
 ) -> AuditResult:
-    """Audit the canonical input tables and clean them.
+    """Audit the input tables and clean them, the order lines in DuckDB (:func:`audit_log`).
 
     Parameters
     ----------
     tables : mapping
-        ``transactions`` (required), ``customers`` and ``campaign`` (None when absent): canonical
-        frames as returned by :func:`segkit.data.io.load_inputs`.
+        ``transactions`` (required), ``customers`` and ``campaign`` (None when absent): frames as
+        returned by :func:`segkit.data.io.load_inputs`, or built by hand with canonical column
+        names. The transactions frame is handed to :class:`segkit.data.engine.TransactionLog`,
+        which types its text cells by the rules it applies to files.
     as_of : str or Timestamp, optional
         Analysis date ``YYYY-MM-DD``; orders on or after it are dropped. None = the day after the
         last order that is not in the future.
     config : mapping, optional
-        Merged configuration (sections ``audit``, ``io``, ``privacy``); None = shipped defaults.
+        Merged configuration (sections ``audit``, ``io``, ``privacy``, ``engine``); None = shipped
+        defaults.
 
     Returns
     -------
     AuditResult
+        With the clean lines in memory (``transactions``); ``engine`` is ``"pandas"``.
 
     Raises
     ------
     DataError
-        A table lacks a required column or a column cannot take its canonical type.
+        A table lacks a required column or a cell cannot take its canonical type.
     ConfigError
         An invalid ``audit`` setting or ``as_of``.
 
@@ -1143,95 +876,52 @@ def run_audit(
     np.int64(1)
     """
     if config is None:
-
         config = load_config()
-    settings = AuditSettings.from_config(config)
+    AuditSettings.from_config(config)
     if tables.get("transactions") is None:
         raise DataError("No transactions table: set data.transactions in the config to your order-lines file.")
-    tx, tx_controls = _canonical(tables["transactions"], TRANSACTIONS)
-    customers_in, customer_controls = _canonical(tables.get("customers"), CUSTOMERS)
-    campaign_in, campaign_controls = _canonical(tables.get("campaign"), CAMPAIGN)
-    col = _Collector(settings)
-    inputs = {"transactions": tx, "customers": customers_in, "campaign": campaign_in}
-    sizes = {t: len(f) for t, f in inputs.items() if f is not None}
-    controls = {"transactions": tx_controls, "customers": customer_controls, "campaign": campaign_controls}
-    _report_control_characters({t: c for t, c in controls.items() if t in sizes}, sizes, col)
-    missing = missing_values(inputs)
-    _check_missing_values(missing, sizes, lambda t, c: inputs[t][inputs[t][c].isna()], col)
-    facts, clean = _input_facts(tx, as_of, settings)
-    _report_input(facts, settings, col)
-    found = _report_clean(_clean_facts(clean, tx.attrs["absent_columns"], settings), len(tx), settings, col)
-    transactions = _with_all_columns(clean.drop(columns=_ROW), TRANSACTIONS, TRANSACTIONS_CLEAN_EXTRA)
-    transactions["order_date"] = transactions["order_date"].astype("datetime64[ns]")
-    n_clean = len(transactions)
-    period = {"start": transactions["order_date"].min().normalize() if n_clean else None,
-              "end": transactions["order_date"].max().normalize() if n_clean else None}
-    buyers = pd.Series(clean["customer_id"].unique(), dtype="string").sort_values(ignore_index=True)
-    return _finish_audit(
-        col, missing=missing, facts=facts, found=found, n_clean=n_clean,
-        orders=int(transactions["order_id"].nunique()), period=period, customers_in=customers_in,
-        campaign_in=campaign_in, buyers=buyers, derive=lambda: customers_from_transactions(clean),
-        transactions=transactions, engine="pandas")
+    with TransactionLog(tables["transactions"], config) as log:
+        result = audit_log(log, as_of, customers=tables.get("customers"), campaign=tables.get("campaign"))
+        result.transactions = log.clean_frame()
+    result.engine = "pandas"
+    if result.status != "errors":
+        result.headline = headline_numbers(result, OrderLines(result.transactions).headline(), config)
+    return result
 
 
-def _finish_audit(col: _Collector, *, missing: pd.DataFrame, facts: InputFacts, found: Mapping[str, Any],
-                  n_clean: int, orders: int, period: dict[str, pd.Timestamp | None],
-                  customers_in: pd.DataFrame | None, campaign_in: pd.DataFrame | None, buyers: pd.Series,
-                  derive: Callable[[], pd.DataFrame], transactions: pd.DataFrame | None,
-                  engine: str) -> AuditResult:
-    """Customers and campaign steps, counts and the :class:`AuditResult` (shared by both engines)."""
-    customers = _clean_customers(customers_in, buyers, derive, col, facts.as_of)
-    campaign = _clean_campaign(campaign_in, customers, col)
-    arms = arm_balance(campaign)
-    if not arms.empty:
-        text = "; ".join(
-            f"{cid}: " + ", ".join(f"{a} {n:,} ({percent_text(s)})" for a, n, s in zip(g["arm"], g["customers"], g["share"]))
-            for cid, g in arms.groupby("campaign_id", sort=True))
-        col.add("campaign_arm_balance", "campaign", int(arms["campaign_id"].nunique()), None,
-                f"customers per arm: {text}.", rows=arms, examples="")
-    counts = {
-        "transactions_rows_in": facts.n_rows,
-        "transactions_rows_clean": n_clean,
-        "orders": orders,
-        "customers": len(customers),
-        "buyers": len(buyers),
-        "prospects": int((~_isin(customers["customer_id"], buyers)).sum()),
-        "return_lines": found["returns"]["return_lines"],
-        "days": len(found["daily"]),
-        "customers_rows_in": 0 if customers_in is None else len(customers_in),
-        "campaign_rows_in": 0 if campaign_in is None else len(campaign_in),
-        "campaign_rows_clean": 0 if campaign is None else len(campaign),
-        "campaigns": 0 if campaign is None else int(campaign["campaign_id"].nunique()),
-    }
-    return AuditResult(
-        findings=col.findings_frame(), cleaning_rules=col.rules_frame(), as_of=facts.as_of, period=period,
-        counts=counts, transactions=transactions, customers=customers, campaign=campaign, missing=missing,
-        daily=found["daily"], gaps=found["gaps"], returns=found["returns"],
-        outlier_rules=found["outlier_rules"], order_values=found["order_values"],
-        quantities=found["quantities"], arms=arms, checks=pd.DataFrame(col.checks, columns=["check", "table", "count"]),
-        offending=col.offending, engine=engine,
-    )
-
-
-# ----------------------------------------------------------------------------- reporting
 def audit_log(log: TransactionLog, as_of: str | pd.Timestamp | None = None, customers: pd.DataFrame | None = None,
-          campaign: pd.DataFrame | None = None) -> AuditResult:
-    """:func:`run_audit` of the lines of ``log`` (a :class:`segkit.data.engine.TransactionLog`) (plus small ``customers``/``campaign`` frames).
+              campaign: pd.DataFrame | None = None) -> AuditResult:
+    """The audit of the order lines staged in ``log`` (plus the small ``customers``/``campaign`` frames).
 
-    Same findings, cleaning rules, counts, ``as_of`` and period as the pandas path; the
-    result's ``transactions`` is None (write the clean lines with :meth:`TransactionLog.write_clean`) and
-    ``order_values``/``quantities`` hold at most ``engine.plot_sample`` rows.
+    ``log`` (:class:`segkit.data.engine.TransactionLog`) computes the facts of the order lines in
+    DuckDB; this function turns them into findings, cleaning rules and counts, and cleans the
+    customers and campaign tables (pandas, customer-level). The result's ``transactions`` is None
+    (the clean lines stay in DuckDB: :meth:`TransactionLog.write_clean` writes them,
+    :meth:`TransactionLog.clean_frame` reads them into memory) and ``order_values``/``quantities``
+    hold at most ``engine.plot_sample`` rows.
 
     Parameters
     ----------
+    log : TransactionLog
+        The staged order lines (a file, a folder or glob of files, or a frame).
     as_of : str or Timestamp, optional
         Analysis date; None = the day after the last order that is not in the future.
     customers, campaign : DataFrame, optional
-        Canonical customers / campaign tables (:func:`segkit.data.io.load_table`), as for ``run_audit``.
+        Customers / campaign tables (:func:`segkit.data.io.load_table`), as for :func:`run_audit`.
 
     Returns
     -------
     AuditResult
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> p = pathlib.Path(tempfile.mkdtemp()) / "t.csv"
+    >>> _ = p.write_text("customer_id,order_id,order_date,amount\\na,1,2024-01-01,10\\na,1,2024-01-01,10\\n,2,2024-01-02,5\\n")
+    >>> with TransactionLog(p) as log:
+    ...     result = audit_log(log)
+    >>> result.findings[["check", "count"]].values.tolist(), result.counts["transactions_rows_clean"]
+    ([['exact_duplicates', 1], ['guest_checkouts', 1]], 1)
     """
     settings = log.settings
     col = _Collector(settings)
@@ -1239,12 +929,12 @@ def audit_log(log: TransactionLog, as_of: str | pd.Timestamp | None = None, cust
     campaign_in, campaign_controls = _canonical(campaign, CAMPAIGN)
     others = {"customers": customers_in, "campaign": campaign_in}
     sizes = {"transactions": log.n_rows, **{t: len(f) for t, f in others.items() if f is not None}}
-    controls = {"transactions": _log_control_characters(log), "customers": customer_controls,
+    controls = {"transactions": log.remove_control_characters(), "customers": customer_controls,
                 "campaign": campaign_controls}
     _report_control_characters({t: c for t, c in controls.items() if t in sizes}, sizes, col)
     columns, counts = log.missing_counts()
     part = pd.DataFrame({"table": "transactions", "column": columns, "missing": np.asarray(counts, dtype="int64"),
-                         "share": np.asarray(counts, dtype="float64") / log.n_rows})
+                         "share": np.asarray(counts, dtype="float64") / log.n_rows if log.n_rows else np.nan})
     rest = missing_values(others)
     missing = pd.concat([part] + ([rest] if len(rest) else []), ignore_index=True).astype(
         {"table": "string", "column": "string"})
@@ -1259,11 +949,44 @@ def audit_log(log: TransactionLog, as_of: str | pd.Timestamp | None = None, cust
     facts = log.input_facts(as_of)
     _report_input(facts, settings, col)
     clean = log.clean_facts()
-    found = _report_clean(clean, log.n_rows, settings, col)
     buyers = log.buyers()
-    return _finish_audit(
-        col, missing=missing, facts=facts, found=found, n_clean=clean.n_clean, orders=log.n_orders, period=log.period, customers_in=customers_in, campaign_in=campaign_in,
-        buyers=buyers, derive=lambda: log.derived_customers(buyers), transactions=None, engine="duckdb")
+    derived = log.derived_customers(buyers) if customers_in is None else None  # with the lines' country
+    known = customers_in if customers_in is not None else derived
+    countries = shop_countries(settings.holiday_countries, known["country"] if "country" in known else None)
+    found = _report_clean(clean, log.n_rows, settings, col, countries)
+    customers = _clean_customers(customers_in, buyers, lambda: derived, col, facts.as_of)
+    campaign_clean = _clean_campaign(campaign_in, customers, col)
+    arms = arm_balance(campaign_clean)
+    if not arms.empty:
+        text = "; ".join(
+            f"{cid}: " + ", ".join(f"{a} {n:,} ({percent_text(s)})" for a, n, s in zip(g["arm"], g["customers"], g["share"]))
+            for cid, g in arms.groupby("campaign_id", sort=True))
+        col.add("campaign_arm_balance", "campaign", int(arms["campaign_id"].nunique()), None,
+                f"customers per arm: {text}.", rows=arms, examples="")
+    counts = {
+        "transactions_rows_in": facts.n_rows,
+        "transactions_rows_clean": clean.n_clean,
+        "orders": log.n_orders,
+        "customers": len(customers),
+        "buyers": len(buyers),
+        "prospects": int((~_isin(customers["customer_id"], buyers)).sum()),
+        "return_lines": found["returns"]["return_lines"],
+        "days": len(found["daily"]),
+        "customers_rows_in": 0 if customers_in is None else len(customers_in),
+        "campaign_rows_in": 0 if campaign_in is None else len(campaign_in),
+        "campaign_rows_clean": 0 if campaign_clean is None else len(campaign_clean),
+        "campaigns": 0 if campaign_clean is None else int(campaign_clean["campaign_id"].nunique()),
+    }
+    return AuditResult(
+        findings=col.findings_frame(), cleaning_rules=col.rules_frame(), as_of=facts.as_of, period=log.period,
+        counts=counts, transactions=None, customers=customers, campaign=campaign_clean, missing=missing,
+        daily=found["daily"], gaps=found["gaps"], returns=found["returns"],
+        outlier_rules=found["outlier_rules"], order_values=found["order_values"],
+        quantities=found["quantities"], arms=arms, checks=pd.DataFrame(col.checks, columns=["check", "table", "count"]),
+        offending=col.offending, engine="duckdb",
+        guests={"input_lines": facts.counts["guest_checkouts"], "input_revenue": facts.guest_revenue,
+                "lines": facts.dropped["guest_checkouts"], "revenue": facts.guest_dropped_revenue},
+    )
 
 
 def audit_transactions_from_files(
@@ -1271,13 +994,14 @@ def audit_transactions_from_files(
     config: Mapping[str, Any] | None = None,
     as_of: str | pd.Timestamp | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, int], pd.Timestamp | None, dict[str, pd.Timestamp | None]]:
-    """The transaction audit of :func:`segkit.audit.run_audit`, computed out-of-core in SQL.
+    """The transaction audit of the user's file(s) ``source``: :func:`audit_log` without customers
+    or campaign tables, as five values.
 
     Parameters
     ----------
     source : path, glob or list of paths
-        The user's transaction file(s) (CSV or Parquet; a file, a folder or a glob), mapped with
-        the config's ``columns.transactions`` and ``io`` options.
+        The user's transaction file(s) (CSV, Parquet or one Excel workbook; a file, a folder or a
+        glob), mapped with the config's ``columns.transactions`` and ``io`` options.
     config : mapping, optional
         Configuration (sections ``columns``, ``io``, ``audit``, ``privacy``, ``engine``); None = defaults.
     as_of : str or Timestamp, optional
@@ -1286,14 +1010,13 @@ def audit_transactions_from_files(
     Returns
     -------
     (findings, cleaning_rules, counts, as_of, period)
-        As the fields of :class:`segkit.audit.AuditResult` for ``run_audit({"transactions": …})``
-        (customers derived from the transactions).
+        As the fields of :class:`AuditResult` (customers derived from the transactions).
 
     Examples
     --------
     >>> import tempfile, pathlib
     >>> p = pathlib.Path(tempfile.mkdtemp()) / "t.csv"
-    >>> _ = p.write_text("customer_id,order_date,amount\\na,2024-01-01,10\\na,2024-01-01,10\\n,2024-01-02,5\\n")
+    >>> _ = p.write_text("customer_id,order_id,order_date,amount\\na,1,2024-01-01,10\\na,1,2024-01-01,10\\n,2,2024-01-02,5\\n")
     >>> findings, rules, counts, as_of, period = audit_transactions_from_files(p)
     >>> findings[["check", "count"]].values.tolist(), counts["transactions_rows_clean"], str(as_of.date())
     ([['exact_duplicates', 1], ['guest_checkouts', 1]], 1, '2024-01-03')
@@ -1305,23 +1028,31 @@ def audit_transactions_from_files(
 
 def audit_inputs(config: Mapping[str, Any], as_of: str | pd.Timestamp | None = None,
                  clean_path: str | Path | None = None) -> AuditResult:
-    """The whole data audit of a run with the transactions out-of-core (``engine.kind: duckdb``).
+    """The whole data audit of a run, from the configured files.
 
-    Customers and campaign files (customer-level, small) are loaded with :mod:`segkit.data.io`; the
-    transactions are audited by :class:`TransactionLog`. With ``clean_path`` and no error
-    finding, the clean lines are written there (:meth:`TransactionLog.write_clean`).
+    The transactions (``data.transactions``: a CSV/Parquet file, a folder or glob of them, or an
+    Excel workbook) are read and audited by :class:`TransactionLog`; customers and campaign files
+    (customer-level, small) are loaded with :mod:`segkit.data.io`. With ``clean_path`` and no
+    error finding, the clean lines are written there (:meth:`TransactionLog.write_clean`). The
+    result's ``engine`` is :func:`segkit.data.engine.choose_engine` of the config: how the later
+    steps take their order-level tables from the clean lines (recorded in ``audit_summary.json``);
+    the audit itself is the same computation either way.
     """
-
     data = config.get("data") or {}
     path = resolve_path(config, data.get("transactions"))
     if path is None:
         source = config.get("_source")
         raise ConfigError(f"data.transactions is not set{f' in {source}' if source else ''}: "
                           "give the path of your transactions file (or folder of files).")
-    tables = {t: (load_table(p, t, config=config) if (p := resolve_path(config, data.get(t))) is not None else None)
-              for t in ("customers", "campaign")}
     with TransactionLog(path, config) as log:
+        tables = {t: (load_table(p, t, config=config) if (p := resolve_path(config, data.get(t))) is not None
+                      else None) for t in ("customers", "campaign")}
         result = audit_log(log, as_of, customers=tables["customers"], campaign=tables["campaign"])
         if clean_path is not None and result.status != "errors":
             log.write_clean(clean_path)
+    result.engine = choose_engine(config)
+    if clean_path is not None and result.status != "errors":
+        engine = EngineSettings.from_config(config)
+        lines = OrderLines(Path(clean_path), memory_limit=engine.memory_limit, temp_directory=engine.temp_directory)
+        result.headline = headline_numbers(result, lines.headline(), config)
     return result

@@ -42,8 +42,8 @@ from segkit.kprototypes import KPrototypes, check_numeric, single_thread, split_
 
 __all__ = ["KMeansNumeric", "METHODS", "ClusterSettings", "resolve_method", "make_model", "gower_distances",
     "elbow_k", "choose_k", "select_k", "Stability", "jaccard_best_match", "stability", "order_by_size",
-    "profile_clusters", "NAMING_KEYS", "name_clusters", "segment_crosstab", "projection", "SegmentModel",
-    "ClusterResult", "numeric_columns", "cluster_customers", "clusters_frame", "cluster_model_dict",
+    "profile_clusters", "naming_scores", "NAMING_KEYS", "name_clusters", "segment_crosstab", "projection",
+    "SegmentModel", "ClusterResult", "numeric_columns", "cluster_customers", "clusters_frame", "cluster_model_dict",
     "predict_clusters_frame"]
 
 
@@ -698,6 +698,53 @@ def _trait_word(feature: str, direction: str, vocabulary: dict,
     return str(entry.get(direction) or "").replace("{value}", value)
 
 
+def naming_scores(features: pd.DataFrame, clusters: np.ndarray, observed: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Each cluster's median customer against the base's median customer, per numeric feature.
+
+    What :func:`name_clusters` reads. Medians, not means: a few extreme customers, or values
+    filled in where the data had none, move a mean but not the customer in the middle. A filled
+    value (``observed`` False, e.g. the gap between orders of a one-time buyer, filled with their
+    tenure) is left out of both medians, and a cluster in which at most half the customers have
+    the feature observed gets NaN: its median customer has no such value, so the feature gives no
+    word (a cluster whose median customer bought once is never "fast-repeating" or
+    "slow-repeating", whatever its filled gaps say).
+
+    Parameters
+    ----------
+    features : DataFrame
+        Numeric model features, standardised (:meth:`segkit.features.FeatureBuilder.transform`):
+        the differences are in standard deviations of the base.
+    clusters : array
+        Cluster number of each row.
+    observed : DataFrame, optional
+        Same shape (columns by name; missing columns count as observed): True where the value
+        was in the data, False where it was filled.
+
+    Returns
+    -------
+    DataFrame
+        Index = cluster number, columns = features: cluster median - base median.
+
+    Examples
+    --------
+    >>> X = pd.DataFrame({"gap": [-1.0, -1.0, -1.0, 0.5, 1.5, 1.0], "frequency": [-1.0, -1.0, 0.0, 1.0, 1.0, 0.0]})
+    >>> seen = pd.DataFrame({"gap": [False, False, True, True, True, True]})
+    >>> naming_scores(X, np.array([1, 1, 1, 2, 2, 2]), seen)
+        gap  frequency
+    1   NaN       -1.0
+    2  0.25        1.0
+    """
+    numbers = features.astype("float64")
+    seen = (np.ones(numbers.shape, dtype=bool) if observed is None else
+            np.column_stack([observed[c].to_numpy(dtype=bool) if c in observed.columns
+                             else np.ones(len(numbers), dtype=bool) for c in numbers.columns]).reshape(numbers.shape))
+    masked = numbers.where(seen)
+    groups = np.asarray(clusters)
+    scores = masked.groupby(groups).median() - masked.median()
+    share_seen = pd.DataFrame(seen, columns=numbers.columns, index=numbers.index).groupby(groups).mean()
+    return scores.where(share_seen > 0.5)
+
+
 #: The keys of the ``naming`` config that :func:`name_clusters` reads.
 NAMING_KEYS = frozenset({"min_effect", "traits", "default", "vocabulary", "categorical_min_share",
                          "categorical_min_lift", "categorical_phrase"})
@@ -707,8 +754,10 @@ def name_clusters(z_means: pd.DataFrame, modes: pd.DataFrame | None = None,
                   naming: dict | None = None, original_values: dict[str, str] | None = None) -> dict[int, str]:
     """A short, unique, deterministic name per cluster from its strongest differences.
 
-    A trait is a numeric feature whose cluster mean lies at least ``min_effect`` standard
-    deviations from the base (``z_means``: cluster × feature, standardised); the ``traits``
+    A trait is a numeric feature whose cluster score lies at least ``min_effect`` standard
+    deviations from the base (``z_means``: cluster × feature, standardised; the producer passes
+    :func:`naming_scores`, each cluster's median customer against the base's, NaN where the median
+    customer has no value of the feature); the ``traits``
     strongest (ties: feature name) give the words of ``vocabulary`` (``high``/``low``).
     When fewer stand out, a categorical level held by at least ``categorical_min_share`` of the
     cluster and ``categorical_min_lift`` times more common than in the base adds
@@ -719,7 +768,8 @@ def name_clusters(z_means: pd.DataFrame, modes: pd.DataFrame | None = None,
     Parameters
     ----------
     z_means : DataFrame
-        Index = cluster number; columns = numeric features; values = standardised means.
+        Index = cluster number; columns = numeric features; values = standardised differences
+        from the base (:func:`naming_scores`); NaN = no word from that feature.
     modes : DataFrame, optional
         The categorical profile of :func:`profile_clusters`.
     naming : dict, optional
@@ -1127,8 +1177,9 @@ def cluster_customers(table: pd.DataFrame, settings: ClusterSettings | None = No
     revenue = table["monetary_total"].to_numpy() if "monetary_total" in table.columns else None
     profiles, lifts, modes = profile_clusters(values, clusters, builder.numeric_features_,
                                               builder.categorical_features_, revenue)
-    z = X[numeric_columns(X)].groupby(clusters).mean()
-    names = name_clusters(z, modes, s.naming, builder.original_values_)
+    numeric = numeric_columns(X)
+    observed = table[[c for c in numeric if c in table.columns]].notna().set_axis(X.index)
+    names = name_clusters(naming_scores(X[numeric], clusters, observed), modes, s.naming, builder.original_values_)
     for frame in (profiles, lifts):
         frame.insert(1, "cluster_name", pd.array([names.get(int(c), c) if c.isdigit() else c
                                                   for c in frame["cluster"]], dtype="string"))

@@ -81,6 +81,7 @@ import pandas as pd
 from scipy import optimize
 from scipy.special import digamma, expit, gammaln, hyp2f1
 from sklearn.base import BaseEstimator
+from sklearn.isotonic import IsotonicRegression
 from sklearn.utils.validation import check_is_fitted
 
 from segkit.core.errors import DataError, ModelFitError
@@ -93,7 +94,8 @@ __all__ = ["TIME_UNIT_DAYS", "DAYS_PER_MONTH", "SUMMARY_COLUMNS", "OPTIMIZER_MET
     "bgnbd_log_likelihood", "gamma_gamma_log_likelihood", "weak_parameters", "BetaGeoModel",
     "GammaGammaModel", "first_repeat_durations", "OneTimeBuyerModel", "expected_purchases",
     "monthly_discount_rate", "customer_lifetime_value", "calibration_holdout_summary", "holdout_check",
-    "p_alive_calibration", "calibration_error"]
+    "p_alive_calibration", "calibration_error", "Z_95", "wilson_interval", "ranking_auc", "decile_calibration",
+    "ChanceCalibrator", "cross_fitted_calibration"]
 
 #: Time unit of the model inputs, in days (weeks, as in Fader, Hardie & Lee 2005).
 TIME_UNIT_DAYS = 7
@@ -1550,3 +1552,203 @@ def calibration_error(table: pd.DataFrame) -> float:
         return float("nan")
     weights = table["customers"].to_numpy(dtype=float)
     return float(np.sum(weights * np.abs(table["gap"].to_numpy(dtype=float))) / weights.sum())
+
+
+# --------------------------------------------------------------------------- holdout evaluation
+#: Two-sided 95 % normal quantile used for the calibration intervals.
+Z_95 = 1.959963984540054
+
+
+def wilson_interval(successes: Any, n: Any, z: float = Z_95) -> tuple[np.ndarray, np.ndarray]:
+    """Wilson score interval of a share (Wilson 1927; Agresti & Coull 1998), elementwise.
+
+    Unlike the normal interval it stays within [0, 1] and does not collapse at 0 or n successes.
+
+    Examples
+    --------
+    >>> low, high = wilson_interval([0, 5], [10, 10])
+    >>> low.round(3).tolist(), high.round(3).tolist()
+    ([0.0, 0.237], [0.278, 0.763])
+    """
+    k, m = np.asarray(successes, dtype=float), np.asarray(n, dtype=float)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        p = k / m
+        denominator = 1 + z ** 2 / m
+        centre = (p + z ** 2 / (2 * m)) / denominator
+        half = z * np.sqrt(p * (1 - p) / m + z ** 2 / (4 * m ** 2)) / denominator
+    low = np.where(k == 0, 0.0, np.clip(centre - half, 0.0, 1.0))  # exactly 0 and 1 at the ends (rounding)
+    return low, np.where(k == m, 1.0, np.clip(centre + half, 0.0, 1.0))
+
+
+def ranking_auc(score: Any, outcome: Any) -> float:
+    """Area under the ROC curve of ``score`` for a binary ``outcome`` (ties count one half).
+
+    The chance that a customer who bought ranks above one who did not (Mann-Whitney); 0.5 is a
+    coin toss. NaN when only one outcome occurs or a score is missing.
+
+    Examples
+    --------
+    >>> ranking_auc([0.1, 0.4, 0.35, 0.8], [False, False, True, True])
+    0.75
+    """
+    s, y = np.asarray(score, dtype=float), np.asarray(outcome, dtype=bool)
+    if len(s) == 0 or not np.isfinite(s).all() or y.all() or not y.any():
+        return float("nan")
+    ranks = pd.Series(s).rank(method="average").to_numpy()
+    positives = int(y.sum())
+    negatives = len(y) - positives
+    return float((ranks[y].sum() - positives * (positives + 1) / 2) / (positives * negatives))
+
+
+def decile_calibration(predicted: Any, actual: Any, kind: str = "share", bins: int = 10) -> pd.DataFrame:
+    """Mean prediction against the observed outcome in groups of equal size ranked by the prediction.
+
+    Parameters
+    ----------
+    predicted : array_like
+        The prediction of each customer (a chance for ``kind="share"``, a count for ``"count"``).
+    actual : array_like
+        What happened: bought or not (``"share"``), or purchases counted (``"count"``).
+    kind : {"share", "count"}
+        Interval of the observed value: Wilson for a share, mean +- 1.96 standard errors for a count.
+    bins : int
+        Groups (10 = deciles); ties are broken by position, so groups are of equal size.
+
+    Returns
+    -------
+    DataFrame
+        ``decile`` (1 = lowest prediction), ``customers``, ``predicted`` (mean), ``actual`` (mean),
+        ``actual_low``, ``actual_high`` (95 % interval of the observed mean), ``gap`` (predicted -
+        actual).
+
+    Examples
+    --------
+    >>> t = decile_calibration([0.1, 0.2, 0.7, 0.9], [False, False, True, False], bins=2)
+    >>> t[["customers", "predicted", "actual"]].values.tolist()
+    [[2.0, 0.15000000000000002, 0.0], [2.0, 0.8, 0.5]]
+    """
+    if kind not in ("share", "count"):
+        raise ValueError(f"decile_calibration: kind must be 'share' or 'count', not {kind!r}")
+    p = np.asarray(predicted, dtype=float)
+    y = np.asarray(actual, dtype=float)
+    columns = ["decile", "customers", "predicted", "actual", "actual_low", "actual_high", "gap"]
+    keep = np.isfinite(p) & np.isfinite(y)
+    p, y = p[keep], y[keep]
+    if len(p) == 0:
+        return pd.DataFrame(columns=columns)
+    order = np.lexsort((np.arange(len(p)), p))
+    group = np.empty(len(p), dtype=np.int64)
+    group[order] = (np.arange(len(p)) * min(bins, len(p))) // len(p) + 1
+    frame = pd.DataFrame({"decile": group, "predicted": p, "actual": y})
+    table = frame.groupby("decile").agg(customers=("actual", "size"), predicted=("predicted", "mean"),
+                                        actual=("actual", "mean"), sd=("actual", "std")).reset_index()
+    n = table["customers"].to_numpy(dtype=float)
+    if kind == "share":
+        low, high = wilson_interval(table["actual"].to_numpy() * n, n)
+    else:
+        half = Z_95 * table["sd"].to_numpy(dtype=float) / np.sqrt(n)
+        low, high = np.maximum(table["actual"].to_numpy() - half, 0.0), table["actual"].to_numpy() + half
+    table["actual_low"], table["actual_high"] = low, high
+    table["gap"] = table["predicted"] - table["actual"]
+    return table[columns].astype({"decile": "int64", "customers": "int64"})
+
+
+class ChanceCalibrator(BaseEstimator):
+    """Isotonic map from a predicted chance to the share observed to happen (fitted on a holdout).
+
+    Isotonic regression (pool-adjacent-violators, as :class:`sklearn.isotonic.IsotonicRegression`)
+    is the non-decreasing step function of the prediction closest to the observed outcomes: it
+    keeps the model's ranking (so the AUC is unchanged up to ties) and corrects its level, with
+    no assumption about the shape of the miss (Zadrozny & Elkan 2002). Between fitted points it
+    interpolates linearly; outside them it keeps the end values. Persisted as its breakpoints.
+
+    Attributes
+    ----------
+    x_, y_ : ndarray
+        Breakpoints: prediction and calibrated share.
+    n_customers_, n_events_ : int
+        Customers fitted and how many of them the event happened to.
+
+    Examples
+    --------
+    >>> c = ChanceCalibrator().fit([0.1, 0.2, 0.3, 0.4], [False, True, False, True])
+    >>> c.predict([0.1, 0.25, 0.4]).round(2).tolist()
+    [0.0, 0.5, 1.0]
+    >>> ChanceCalibrator.from_dict(c.to_dict()).predict([0.25]).round(2).tolist()
+    [0.5]
+    """
+
+    def fit(self, predicted: Any, happened: Any) -> "ChanceCalibrator":
+        """Fit the map on each customer's predicted chance and whether the event happened.
+
+        Raises
+        ------
+        DataError
+            Lengths differ or a prediction is missing.
+        """
+        p = np.asarray(predicted, dtype=float)
+        y = np.asarray(happened, dtype=bool)
+        if p.shape != y.shape or p.ndim != 1 or len(p) == 0 or not np.isfinite(p).all():
+            raise DataError("ChanceCalibrator.fit: predicted and happened must be 1-d, of the same length, not "
+                            "empty, and every prediction a number (drop customers without a prediction first).")
+        iso = IsotonicRegression(y_min=0.0, y_max=1.0, increasing=True, out_of_bounds="clip").fit(p, y.astype(float))
+        self.x_ = np.asarray(iso.X_thresholds_, dtype=float)
+        self.y_ = np.asarray(iso.y_thresholds_, dtype=float)
+        self.n_customers_ = int(len(p))
+        self.n_events_ = int(y.sum())
+        return self
+
+    def predict(self, predicted: Any) -> np.ndarray:
+        """The calibrated chance of each prediction (NaN stays NaN)."""
+        check_is_fitted(self, "x_")
+        p = np.asarray(predicted, dtype=float)
+        return np.where(np.isfinite(p), np.interp(p, self.x_, self.y_), np.nan)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Breakpoints for ``clv_model.json``; :meth:`from_dict` restores the map."""
+        check_is_fitted(self, "x_")
+        return _json_safe({"method": "isotonic regression on the holdout", "x": self.x_.tolist(),
+                           "y": self.y_.tolist(), "n_customers": self.n_customers_, "n_events": self.n_events_})
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "ChanceCalibrator":
+        """A fitted map from :meth:`to_dict`'s output.
+
+        Raises
+        ------
+        DataError
+            The breakpoints are missing, of different lengths, or not non-decreasing shares.
+        """
+        x = np.asarray(data.get("x", []), dtype=float)
+        y = np.asarray(data.get("y", []), dtype=float)
+        if (len(x) == 0 or x.shape != y.shape or np.any(np.diff(x) < 0) or np.any(np.diff(y) < 0)
+                or not ((y >= 0) & (y <= 1)).all()):
+            raise DataError("ChanceCalibrator.from_dict: 'x' and 'y' must be lists of the same length, both "
+                            "non-decreasing, y between 0 and 1; pass the block ChanceCalibrator.to_dict() wrote.")
+        model = cls()
+        model.x_, model.y_ = x, y
+        model.n_customers_ = int(data.get("n_customers", 0))
+        model.n_events_ = int(data.get("n_events", 0))
+        return model
+
+
+def cross_fitted_calibration(predicted: Any, happened: Any, folds: int = 2) -> np.ndarray:
+    """Calibrated chances of each customer from a :class:`ChanceCalibrator` fitted on the other folds.
+
+    Customers are dealt to ``folds`` folds by position (customer 0 to fold 0, 1 to fold 1, ...):
+    deterministic, and a customer's own outcome never enters their calibrated value, so the
+    calibrated variant is judged on the holdout as fairly as the models fitted before it.
+
+    Examples
+    --------
+    >>> cross_fitted_calibration([0.1, 0.1, 0.9, 0.9], [False, False, True, True]).tolist()
+    [0.0, 0.0, 1.0, 1.0]
+    """
+    p = np.asarray(predicted, dtype=float)
+    y = np.asarray(happened, dtype=bool)
+    fold = np.arange(len(p)) % max(int(folds), 2)
+    out = np.full(len(p), np.nan)
+    for k in np.unique(fold):
+        train = fold != k
+        out[~train] = ChanceCalibrator().fit(p[train], y[train]).predict(p[~train])
+    return out

@@ -47,7 +47,7 @@ from segkit.core.dates import resolve_as_of
 from segkit.core.errors import ConfigError, DataError, format_rows
 from segkit.core.labels import OTHER, UNKNOWN, feature_label
 from segkit.core.modelio import float_array, from_pairs, model_dict, model_parts, pairs
-from segkit.data.relational import behaviour_of, frame_lines, rfm_of
+from segkit.data.engine import OrderLines
 
 __all__ = ["BEHAVIOUR_FEATURES", "PROFILE_FEATURES", "LOG_FEATURES", "DEFAULT_IMPUTE", "AGE_BANDS",
     "EXCLUDED_ATTRIBUTES", "email_engagement", "customer_attributes", "customer_table", "resolve_features",
@@ -168,8 +168,8 @@ def customer_attributes(customers: pd.DataFrame | None, as_of: pd.Timestamp | No
 
 def _behaviour_columns(transactions: pd.DataFrame, as_of: str | pd.Timestamp | None, rfm: pd.DataFrame | None,
                        max_channels: int) -> tuple[pd.DataFrame, pd.Timestamp]:
-    """The behaviour columns of :func:`customer_table` from the order lines (the relational core's
-    :func:`segkit.data.relational.behaviour_of`, run by DuckDB over the frame), and the analysis date."""
+    """The behaviour columns of :func:`customer_table` from the order lines in memory
+    (:meth:`segkit.data.engine.OrderLines.behaviour`, as for files), and the analysis date."""
     for col in ("customer_id", "order_date", "amount"):
         if col not in transactions.columns:
             raise DataError(f"transactions: column {col!r} is missing; the features need "
@@ -188,14 +188,7 @@ def _behaviour_columns(transactions: pd.DataFrame, as_of: str | pd.Timestamp | N
         if unknown.any():
             raise DataError("The RFM table lists customers without order lines before as_of "
                             f"({format_rows(np.flatnonzero(unknown))}); rebuild it from the same data.")
-    with frame_lines(transactions) as con:
-        if rfm is None:
-            rfm = rfm_of(con, as_of_ts)
-        if rfm.empty:
-            raise DataError(f"transactions: no purchase (order with net amount > 0) before as_of = "
-                            f"{as_of_ts.date()}; nothing to cluster.")
-        base = behaviour_of(con, as_of_ts, max_channels, rfm)
-    return base, as_of_ts
+    return OrderLines(transactions).behaviour(as_of_ts, max_channels, rfm), as_of_ts
 
 
 def customer_table(
@@ -229,7 +222,8 @@ def customer_table(
     max_channels : int
         Channels with their own share column (the rest are pooled as ``other``).
     behaviour : DataFrame, optional
-        The behaviour columns computed out-of-core (:func:`segkit.steps.sources.behaviour_for`, with
+        The behaviour columns already computed (:meth:`segkit.data.engine.OrderLines.behaviour`, e.g.
+        over the run's clean file by :func:`segkit.steps.sources.behaviour_for`, with
         ``attrs["as_of"]``); then ``transactions`` and ``rfm`` are not used.
 
     Returns

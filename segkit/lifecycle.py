@@ -7,23 +7,30 @@ everywhere in segkit: a stage "as of 2024-07-01" uses purchases up to 2024-06-30
 
 Stage rules
 -----------
-Every customer (buyers, and every customer of the customers table: a customer whose
-``signup_date`` is on or after ``as_of`` had not signed up yet and is a ``prospect``, reported in
-the warnings) gets exactly one stage, by the first rule that holds (a customer whose every order
-was fully returned has no purchase: a prospect). The snapshots over time count a prospect from
-its signup date on:
+Every customer (buyers, customers with order lines but no purchase, and every customer of the
+customers table: a customer whose ``signup_date`` is on or after ``as_of`` had not signed up yet
+and is a ``prospect``, reported in the warnings) gets exactly one stage, by the first rule that
+holds. The snapshots over time count a prospect from its signup date on:
 
 ==================  =============================================================================
 stage               rule (days are whole days to ``as_of``)
 ==================  =============================================================================
-engaged_prospect    no purchase, opened/clicked a delivered e-mail before ``as_of``
-prospect            no purchase (and not engaged, or no campaign data)
+no_net_purchase     order lines before ``as_of`` but no purchase: only returns or cancellations
+                    (of orders placed before the data starts) or orders of zero value, see
+                    :func:`segkit.data.orders.first_non_purchase`. Not a prospect: they ordered
+engaged_prospect    no order line, opened/clicked a delivered e-mail before ``as_of``
+prospect            no order line (and not engaged, or no campaign data)
 lapsed              last purchase more than ``churn_window_days`` ago
+first_seen          first purchase at most ``new_window_days`` ago, but less than one churn window
+                    after the data's first day: the customer may have bought before the data
+                    starts, so "new" would be a guess (off with ``data_starts_with_shop: true``)
 new                 first purchase at most ``new_window_days`` ago
 at_risk             one purchase only (past the new window: the second purchase is overdue), or
-                    overdue against both their own and the base's interval (last purchase more
-                    than ``overdue_factor`` x their mean gap and more than
-                    ``base_interval_days`` ago), or P(alive) < ``p_alive_threshold`` (BG/NBD)
+                    a repeat buyer whose ``p_purchase_90d`` is below ``at_risk_chance_ratio`` x
+                    the live repeat buyers' mean (with a fitted model; without one: overdue
+                    against both their own and the base's interval, last purchase more than
+                    ``overdue_factor`` x their mean gap and more than ``base_interval_days``
+                    ago), or P(alive) < ``p_alive_threshold``
 reactivated         bought again after a gap longer than the churn window (their latest purchase)
 loyal               at least ``loyal_min_purchases`` purchase days and ``loyal_min_value`` revenue
 active              every other repeat buyer (within their expected repurchase interval)
@@ -47,6 +54,18 @@ stage; totals are reported by stage, and the summary presents the CLV of live bu
 expect and that of lapsed customers as win-back potential, next to what lapsed customers really
 bought in the holdout check. :data:`EXPORT_COLUMNS` documents the exported columns.
 
+Money per customer
+------------------
+There is one per-customer total in segkit, the customer's **kept value** as seen at ``as_of``: every
+order and cancellation document before it, cancellations matched to the orders they take back
+(:mod:`segkit.data.cancellations`), and what matched nothing (returns of orders placed before the data
+starts) kept as a customer-level adjustment. ``lifecycle.parquet``'s ``monetary_total`` is this value,
+equal to RFM's (:func:`segkit.data.orders.rfm_table`; 0 for customers who are no buyers). Order-level
+kept values (a purchase day's ``amount``: its purchase orders net of the cancellations matched to
+them) stay what CLV's spend per purchase (Gamma-Gamma) and the cohorts read; the stage rules'
+``loyal_min_value`` reads their running total (the purchases in the data), which leaves out the
+unmatched adjustments.
+
 Examples
 --------
 >>> from segkit.data.orders import purchase_orders
@@ -64,7 +83,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field, fields
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 import numpy as np
 import pandas as pd
@@ -73,9 +92,14 @@ from sklearn.utils.validation import check_is_fitted
 
 from segkit.clv import (
     BetaGeoModel,
+    ChanceCalibrator,
     GammaGammaModel,
     OneTimeBuyerModel,
     calibration_error,
+    cross_fitted_calibration,
+    decile_calibration,
+    ranking_auc,
+    wilson_interval,
     calibration_holdout_summary,
     customer_lifetime_value,
     expected_purchases,
@@ -89,24 +113,34 @@ from segkit.core.progress import progress
 from segkit.data.orders import customer_codes, day_pairs_sorted, purchase_days
 
 STAGES: tuple[str, ...] = (
-    "prospect", "engaged_prospect", "new", "active", "loyal", "at_risk", "lapsed", "reactivated",
+    "prospect", "engaged_prospect", "no_net_purchase", "first_seen", "new", "active", "loyal", "at_risk", "lapsed",
+    "reactivated",
 )
 PROSPECT_STAGES: tuple[str, ...] = ("prospect", "engaged_prospect")
-BUYER_STAGES: tuple[str, ...] = tuple(s for s in STAGES if s not in PROSPECT_STAGES)
+#: Customers with order lines but no purchase: only returns or cancellations (of orders placed
+#: before the data starts), or orders of zero value. Not prospects (they did order), not buyers.
+NO_PURCHASE_STAGES: tuple[str, ...] = ("no_net_purchase",)
+BUYER_STAGES: tuple[str, ...] = tuple(s for s in STAGES if s not in PROSPECT_STAGES + NO_PURCHASE_STAGES)
 #: Buyers who have not lapsed: the live customer base.
-LIVE_STAGES: tuple[str, ...] = ("new", "active", "loyal", "at_risk", "reactivated")
+LIVE_STAGES: tuple[str, ...] = ("first_seen", "new", "active", "loyal", "at_risk", "reactivated")
 PHASES: tuple[str, ...] = ("awareness", "consideration", "conversion", "retention", "advocacy")
 NOT_YET = "(not yet a customer)"
 SNAPSHOT_FREQS: dict[str, str] = {"M": "month", "W": "week", "Q": "quarter"}
 SOURCE = "artifacts/transactions_clean.parquet"
 #: The columns 04_lifecycle adds to ``customer_segments.csv`` and what each holds.
 EXPORT_COLUMNS: dict[str, str] = {
-    "lifecycle_stage": "stage as of as_of by the rules of this notebook (prospect, engaged_prospect, new, active, "
-                       "loyal, at_risk, lapsed, reactivated)",
+    "lifecycle_stage": "stage as of as_of by the rules of this notebook (prospect, engaged_prospect, "
+                       "no_net_purchase, first_seen, new, active, loyal, at_risk, lapsed, reactivated)",
     "p_alive": "chance the customer is still a customer. Repeat buyers: BG/NBD P(alive). One-time buyers: share of "
                "one-time buyers of the same age (days since the first purchase) who went on to buy again, from "
-               "the data (Kaplan-Meier), because BG/NBD gives every one-time buyer 1 by construction. Empty for "
+               "the data (Kaplan-Meier), because BG/NBD gives every one-time buyer 1 by construction. When the "
+               "holdout chose the calibrated variant, never below p_purchase_90d nor the share of customers with "
+               "the same model P(alive) who bought in the 90-day holdout (a customer who buys is alive). Empty for "
                "prospects and when the models could not be fitted",
+    "p_purchase_90d": "chance of at least one purchase in the next 90 days: BG/NBD's closed form P(alive) x (1 - "
+                      "P(no purchase in 90 days | alive)); one-time buyers from the data unless the holdout chose "
+                      "plain BG/NBD; calibrated on the 90-day holdout (isotonic) when that misses less there (see "
+                      "the holdout section: which variant, and why)",
     "expected_purchases_90d": "expected purchase days in the next 90 days (BG/NBD; one-time buyers: the data's "
                               "chance of a second purchase within 90 days x BG/NBD's purchases of a customer who "
                               "buys at least once)",
@@ -245,6 +279,8 @@ def customer_state(
     as_of: str | pd.Timestamp,
     customers: pd.DataFrame | None = None,
     engagement: pd.Series | None = None,
+    non_purchase: pd.DataFrame | None = None,
+    data_start: pd.Timestamp | None = None,
 ) -> pd.DataFrame:
     """Each customer's purchase state as of ``as_of`` (exclusive): what the stage rules read.
 
@@ -260,13 +296,22 @@ def customer_state(
         customer: what the producer does at ``as_of``, see :func:`signups_on_or_after`).
     engagement : Series, optional
         From :func:`engagement_dates`.
+    non_purchase : DataFrame, optional
+        ``customer_id, first_order_date`` of the customers whose first order is not a purchase
+        (:func:`segkit.data.orders.first_non_purchase`): those with an order before ``as_of``
+        but no purchase are added with ``has_orders`` (stage ``no_net_purchase``, not prospect).
+    data_start : Timestamp, optional
+        First day of the data: fills ``first_purchase_days_into_data``, which the
+        ``first_seen`` rule reads. None = NaN (the data starts with the shop).
 
     Returns
     -------
     DataFrame
-        Index ``customer_id`` (sorted): ``n_purchases`` (0 = prospect), ``first_purchase``,
+        Index ``customer_id`` (sorted): ``n_purchases`` (0 = no purchase), ``first_purchase``,
         ``last_purchase``, ``recency_days``, ``tenure_days``, ``gap_before_last_days``,
-        ``own_interval_days`` (mean gap between purchase days), ``monetary_total``, ``engaged``.
+        ``own_interval_days`` (mean gap between purchase days), ``monetary_total``,
+        ``has_orders`` (an order line before ``as_of``, purchase or not),
+        ``first_purchase_days_into_data`` (days from ``data_start`` to the first purchase), ``engaged``.
 
     Examples
     --------
@@ -278,12 +323,16 @@ def customer_state(
     as_of = parse_as_of(as_of)
     state, positions, ids = _buyer_state(history, as_of)
     state.index = ids.take(positions)
-    if customers is not None and len(customers):
-        known = customers
-        if "signup_date" in customers.columns:
-            signup = customers["signup_date"]
-            known = customers[(signup.isna() | (signup < as_of)).to_numpy()]
-        extra = pd.Index(known["customer_id"].astype("string").unique()).difference(state.index)
+    ordered = pd.Index([], dtype="string")
+    if non_purchase is not None and len(non_purchase):
+        seen = non_purchase.loc[(non_purchase["first_order_date"] < as_of).to_numpy(), "customer_id"]
+        ordered = pd.Index(seen.astype("string").unique()).difference(state.index)
+    if (customers is not None and len(customers)) or len(ordered):
+        known = customers if customers is not None else pd.DataFrame({"customer_id": pd.array([], dtype="string")})
+        if "signup_date" in known.columns:
+            signup = known["signup_date"]
+            known = known[(signup.isna() | (signup < as_of)).to_numpy()]
+        extra = pd.Index(known["customer_id"].astype("string").unique()).union(ordered).difference(state.index)
         if len(extra):
             prospects = pd.DataFrame({"n_purchases": 0, "monetary_total": 0.0}, index=extra)
             state = pd.concat([state, prospects.astype({"n_purchases": "int64"})])
@@ -291,12 +340,31 @@ def customer_state(
     state.index = pd.Index(state.index, dtype="string", name="customer_id")
     for col in ("recency_days", "tenure_days", "own_interval_days", "gap_before_last_days"):
         state[col] = state[col].astype("float64")
+    state["has_orders"] = (state["n_purchases"] > 0).to_numpy() | state.index.isin(ordered)
+    state["first_purchase_days_into_data"] = days_into_data(state["first_purchase"], data_start)
     if engagement is not None:
         first = engagement.reindex(state.index)
         state["engaged"] = (first < as_of).fillna(False).to_numpy(dtype=bool)
     else:
         state["engaged"] = False
     return state
+
+
+def days_into_data(first_purchase: pd.Series | np.ndarray, data_start: pd.Timestamp | None) -> np.ndarray:
+    """Days from the data's first day to each first purchase (NaN without ``data_start``).
+
+    The ``first_seen`` rule reads it: a first purchase less than one churn window into the data
+    may come from a customer who bought before the data starts.
+
+    Examples
+    --------
+    >>> days_into_data(pd.to_datetime(["2024-01-01", "2024-03-01"]), pd.Timestamp("2024-01-01")).tolist()
+    [0.0, 60.0]
+    """
+    first = pd.to_datetime(pd.Series(np.asarray(first_purchase)))
+    if data_start is None:
+        return np.full(len(first), np.nan)
+    return ((first - pd.Timestamp(data_start).normalize()) / pd.Timedelta(days=1)).to_numpy(dtype="float64")
 
 
 def signups_on_or_after(customers: pd.DataFrame | None, as_of: str | pd.Timestamp,
@@ -380,6 +448,7 @@ class StageThresholds:
     loyal_min_purchases: float = 3.0
     loyal_min_value: float = 0.0
     p_alive_threshold: float = 0.5
+    at_risk_chance_ratio: float = 0.5
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -393,10 +462,14 @@ class StageThresholds:
         if not 0 <= self.p_alive_threshold <= 1:
             raise ConfigError(f"lifecycle.p_alive_threshold = {self.p_alive_threshold!r} must be between 0 and 1 "
                               "(0 switches the P(alive) rule off).")
+        if not 0 <= self.at_risk_chance_ratio <= 1:
+            raise ConfigError(f"lifecycle.at_risk_chance_ratio = {self.at_risk_chance_ratio!r} must be between 0 and 1 "
+                              "(0 switches the purchase-chance rule off).")
 
 
 def assign_lifecycle_stage(
-    state: pd.DataFrame, thresholds: StageThresholds, p_alive: pd.Series | np.ndarray | None = None
+    state: pd.DataFrame, thresholds: StageThresholds, p_alive: pd.Series | np.ndarray | None = None,
+    p_purchase: pd.Series | np.ndarray | None = None,
 ) -> pd.Series:
     """The lifecycle stage of every customer of ``state`` (pure function of its inputs).
 
@@ -404,10 +477,19 @@ def assign_lifecycle_stage(
     ----------
     state : DataFrame
         From :func:`customer_state` (``n_purchases, recency_days, tenure_days,
-        gap_before_last_days, own_interval_days, monetary_total, engaged``).
+        gap_before_last_days, own_interval_days, monetary_total, engaged`` [, ``has_orders``,
+        ``first_purchase_days_into_data``]). Without ``has_orders`` no customer is
+        ``no_net_purchase``; without ``first_purchase_days_into_data`` (or NaN: the data starts
+        with the shop) nobody is ``first_seen``.
     thresholds : StageThresholds
     p_alive : array_like, optional
         BG/NBD P(alive) per row; NaN or None = the P(alive) rule is not used.
+    p_purchase : array_like, optional
+        Chance of a purchase in the next 90 days per row (as exported, ``p_purchase_90d``). Given,
+        it replaces the overdue rule: a repeat buyer is at risk when their chance is below
+        ``at_risk_chance_ratio`` x the mean chance of the live repeat buyers
+        (:func:`low_purchase_chance`). Overdue against the own interval did not separate who buys
+        (Online Retail: 75 % of the overdue bought in the next 90 days, 77 % of the active).
 
     Returns
     -------
@@ -431,22 +513,52 @@ def assign_lifecycle_stage(
     own = state["own_interval_days"].to_numpy(dtype=float)
     gap = state["gap_before_last_days"].to_numpy(dtype=float)
     buyer = n > 0
+    has_orders = state["has_orders"].to_numpy(dtype=bool) if "has_orders" in state.columns else buyer
+    into_data = (state["first_purchase_days_into_data"].to_numpy(dtype=float)
+                 if "first_purchase_days_into_data" in state.columns else np.full(len(n), np.nan))
     with np.errstate(invalid="ignore"):
         overdue = (recency > t.overdue_factor * own) & (recency > t.base_interval_days)
         low_alive = np.zeros(len(n), dtype=bool) if p_alive is None else (
             np.asarray(p_alive, dtype=float) < t.p_alive_threshold)
+        if p_purchase is not None:
+            overdue = low_purchase_chance(np.asarray(p_purchase, dtype=float), n, recency, t)
         conditions = [
+            ~buyer & has_orders,
             ~buyer & state["engaged"].to_numpy(dtype=bool),
             ~buyer,
             recency > t.churn_window_days,
+            (tenure <= t.new_window_days) & (into_data < t.churn_window_days),
             tenure <= t.new_window_days,
             (n == 1) | overdue | low_alive,
             gap > t.churn_window_days,
             (n >= t.loyal_min_purchases) & (state["monetary_total"].to_numpy(dtype=float) >= t.loyal_min_value),
         ]
-    choices = ["engaged_prospect", "prospect", "lapsed", "new", "at_risk", "reactivated", "loyal"]
+    choices = ["no_net_purchase", "engaged_prospect", "prospect", "lapsed", "first_seen", "new", "at_risk",
+               "reactivated", "loyal"]
     labels = np.select(conditions, choices, default="active")
     return pd.Series(pd.Categorical(labels, categories=STAGES), index=state.index, name="lifecycle_stage")
+
+
+def low_purchase_chance(p_purchase: np.ndarray, n_purchases: np.ndarray, recency_days: np.ndarray,
+                        thresholds: StageThresholds) -> np.ndarray:
+    """Repeat buyers whose purchase chance is below ``at_risk_chance_ratio`` x that of the live repeat buyers.
+
+    The reference is the mean chance of the repeat buyers who have not lapsed (last purchase
+    within the churn window) at the same date, so the rule adapts to the shop's rhythm and season.
+
+    Examples
+    --------
+    >>> th = StageThresholds(churn_window_days=100, new_window_days=30, base_interval_days=40)
+    >>> low_purchase_chance(np.array([0.8, 0.6, 0.2, np.nan]), np.array([3, 2, 2, 2]),
+    ...                     np.array([10.0, 20.0, 30.0, 40.0]), th).tolist()
+    [False, False, True, False]
+    """
+    repeat_live = (n_purchases > 1) & (recency_days <= thresholds.churn_window_days) & np.isfinite(p_purchase)
+    if thresholds.at_risk_chance_ratio <= 0 or not repeat_live.any():
+        return np.zeros(len(p_purchase), dtype=bool)
+    reference = float(p_purchase[repeat_live].mean())
+    with np.errstate(invalid="ignore"):
+        return (n_purchases > 1) & (p_purchase < thresholds.at_risk_chance_ratio * reference)
 
 
 def inter_purchase_gaps(history: pd.DataFrame, as_of: str | pd.Timestamp) -> pd.DataFrame:
@@ -486,16 +598,27 @@ class LifecycleStager(BaseEstimator):
         Loyal customers' minimum purchase days and revenue (None = data-driven).
     p_alive_threshold : float
         Customers below this BG/NBD P(alive) are at risk (0 = rule off).
+    at_risk_chance_ratio : float
+        With a fitted model, repeat buyers whose 90-day purchase chance is below this multiple of
+        the live repeat buyers' mean are at risk (replaces the overdue rule; 0 = rule off).
     churn_quantile, base_interval_quantile, new_window_quantile, loyal_quantile : float
         Quantiles behind the data-driven defaults.
     min_gaps : int
         Fewer gaps than this: the fallback windows are used (and a warning recorded).
     fallback_churn_window_days, fallback_new_window_days, fallback_base_interval_days : float
         Windows used when the data has too few repeat purchases.
+    data_starts_with_shop : bool
+        True when the data starts with the shop (nobody bought before it): no ``first_seen``
+        stage. False (default): a first purchase within one churn window of the data's first
+        day may come from a customer who bought before, so it is ``first_seen``, not ``new``.
 
     Attributes
     ----------
     thresholds_ : StageThresholds
+    data_start_ : Timestamp or None
+        First day of the data (None when ``data_starts_with_shop``).
+    first_seen_until_ : Timestamp or None
+        ``data_start_`` + the churn window: first purchases before it are ``first_seen``.
     threshold_table_ : DataFrame
         ``threshold, value, source, meaning`` for display.
     n_gaps_ : int
@@ -525,6 +648,7 @@ class LifecycleStager(BaseEstimator):
         loyal_min_purchases: float | None = None,
         loyal_min_value: float | None = None,
         p_alive_threshold: float = 0.5,
+        at_risk_chance_ratio: float = 0.5,
         churn_quantile: float = 0.9,
         base_interval_quantile: float = 0.5,
         new_window_quantile: float = 0.75,
@@ -533,6 +657,7 @@ class LifecycleStager(BaseEstimator):
         fallback_churn_window_days: float = 365.0,
         fallback_new_window_days: float = 90.0,
         fallback_base_interval_days: float = 90.0,
+        data_starts_with_shop: bool = False,
     ):
         self.churn_window_days = churn_window_days
         self.new_window_days = new_window_days
@@ -541,6 +666,7 @@ class LifecycleStager(BaseEstimator):
         self.loyal_min_purchases = loyal_min_purchases
         self.loyal_min_value = loyal_min_value
         self.p_alive_threshold = p_alive_threshold
+        self.at_risk_chance_ratio = at_risk_chance_ratio
         self.churn_quantile = churn_quantile
         self.base_interval_quantile = base_interval_quantile
         self.new_window_quantile = new_window_quantile
@@ -549,9 +675,14 @@ class LifecycleStager(BaseEstimator):
         self.fallback_churn_window_days = fallback_churn_window_days
         self.fallback_new_window_days = fallback_new_window_days
         self.fallback_base_interval_days = fallback_base_interval_days
+        self.data_starts_with_shop = data_starts_with_shop
 
-    def fit(self, history: pd.DataFrame, as_of: str | pd.Timestamp) -> "LifecycleStager":
-        """Derive the thresholds left None from purchases before ``as_of``."""
+    def fit(self, history: pd.DataFrame, as_of: str | pd.Timestamp,
+            data_start: pd.Timestamp | None = None) -> "LifecycleStager":
+        """Derive the thresholds left None from purchases before ``as_of``.
+
+        ``data_start`` is the data's first day (None = the first purchase day of ``history``).
+        """
         for name in ("churn_quantile", "base_interval_quantile", "new_window_quantile", "loyal_quantile"):
             q = getattr(self, name)
             if not 0 < q < 1:
@@ -605,13 +736,21 @@ class LifecycleStager(BaseEstimator):
                        "loyal: at least this much revenue")
         pick("p_alive_threshold", self.p_alive_threshold, lambda: 0.5, "", None,
              "BG/NBD P(alive) below this = at risk")
+        pick("at_risk_chance_ratio", self.at_risk_chance_ratio, lambda: 0.5, "", None,
+             "repeat buyer whose chance of a purchase in the next 90 days is below this multiple of the live "
+             "repeat buyers' mean = at risk (with a fitted model; replaces the overdue rule)")
         self.thresholds_ = StageThresholds(
             churn_window_days=churn, new_window_days=new, base_interval_days=base,
             overdue_factor=float(self.overdue_factor), loyal_min_purchases=loyal_n, loyal_min_value=loyal_v,
-            p_alive_threshold=float(self.p_alive_threshold))
+            p_alive_threshold=float(self.p_alive_threshold), at_risk_chance_ratio=float(self.at_risk_chance_ratio))
         self.threshold_table_ = pd.DataFrame(rows, columns=["threshold", "value", "source", "meaning"])
         self.n_gaps_ = int(len(all_gaps))
         self.as_of_ = as_of
+        start = data_start if data_start is not None else (history["purchase_date"].min() if len(history) else None)
+        self.data_start_ = (None if self.data_starts_with_shop or start is None or pd.isna(start)
+                            else pd.Timestamp(start).normalize())
+        self.first_seen_until_ = (None if self.data_start_ is None
+                                  else self.data_start_ + pd.Timedelta(days=self.thresholds_.churn_window_days))
         return self
 
     def predict(
@@ -623,44 +762,60 @@ class LifecycleStager(BaseEstimator):
         bgnbd: BetaGeoModel | None = None,
         thresholds: StageThresholds | None = None,
         one_time: OneTimeBuyerModel | None = None,
+        choice: "ExportChoice | None" = None,
+        non_purchase: pd.DataFrame | None = None,
     ) -> pd.DataFrame:
         """Stages as of ``as_of`` (any date) with the fitted thresholds.
 
         Parameters
         ----------
-        history, as_of, customers, engagement
-            As for :func:`customer_state`.
+        history, as_of, customers, engagement, non_purchase
+            As for :func:`customer_state` (the data's start is the fitted ``data_start_``).
         bgnbd : BetaGeoModel, optional
             Fitted model: adds ``p_alive`` and switches on the P(alive) rule.
         thresholds : StageThresholds, optional
             Use these instead of the fitted ones (what-if analysis).
         one_time : OneTimeBuyerModel, optional
             P(alive) of one-time buyers from the data (see :func:`p_alive_as_of`).
+        choice : ExportChoice, optional
+            The variant chosen on the holdout (see :func:`chances_as_of`).
 
         Returns
         -------
         DataFrame
-            :func:`customer_state` columns plus ``p_alive`` and ``lifecycle_stage``.
+            :func:`customer_state` columns plus ``p_alive``, ``p_purchase_90d`` and ``lifecycle_stage``.
         """
         check_is_fitted(self, "thresholds_")
-        state = customer_state(history, as_of, customers, engagement)
-        state["p_alive"] = p_alive_as_of(bgnbd, state, one_time) if bgnbd is not None else np.nan
+        state = customer_state(history, as_of, customers, engagement, non_purchase, self.data_start_)
+        if bgnbd is not None:
+            state["p_alive"], state["p_purchase_90d"] = chances_as_of(bgnbd, state, one_time, choice)
+        else:
+            state["p_alive"] = state["p_purchase_90d"] = np.nan
         state["lifecycle_stage"] = assign_lifecycle_stage(
-            state, thresholds or self.thresholds_, state["p_alive"] if bgnbd is not None else None)
+            state, thresholds or self.thresholds_, state["p_alive"] if bgnbd is not None else None,
+            state["p_purchase_90d"] if bgnbd is not None else None)
         return state
 
 
-def p_alive_as_of(bgnbd: BetaGeoModel, state: pd.DataFrame, one_time: OneTimeBuyerModel | None = None) -> np.ndarray:
+def p_alive_as_of(bgnbd: BetaGeoModel, state: pd.DataFrame, one_time: OneTimeBuyerModel | None = None,
+                  choice: "ExportChoice | None" = None) -> np.ndarray:
     """P(alive) of buyers from their state (NaN for prospects).
 
     BG/NBD with ``frequency = n_purchases - 1``, ``recency`` = first to last purchase, ``T`` =
     first purchase to the last observed day (``as_of`` - 1), in the model's time unit: the same
     numbers as :func:`segkit.clv.clv_summary` with ``observation_period_end = as_of - 1 day``.
     Given ``one_time``, one-time buyers get :meth:`segkit.clv.OneTimeBuyerModel.p_alive` of their
-    age in days instead of BG/NBD's 1.
+    age in days instead of BG/NBD's 1; given ``choice``, the calibration chosen on the holdout
+    (:func:`model_chances`).
     """
+    return chances_as_of(bgnbd, state, one_time, choice)[0]
+
+
+def chances_as_of(bgnbd: BetaGeoModel, state: pd.DataFrame, one_time: OneTimeBuyerModel | None = None,
+                  choice: "ExportChoice | None" = None) -> tuple[np.ndarray, np.ndarray]:
+    """``(p_alive, p_purchase_90d)`` of buyers from their state (NaN for prospects), see :func:`model_chances`."""
     buyer = (state["n_purchases"] > 0).to_numpy()
-    out = np.full(len(state), np.nan)
+    alive, purchase = np.full(len(state), np.nan), np.full(len(state), np.nan)
     if buyer.any():
         unit = bgnbd.time_unit_days
         rows = state[buyer]
@@ -669,12 +824,69 @@ def p_alive_as_of(bgnbd: BetaGeoModel, state: pd.DataFrame, one_time: OneTimeBuy
             "recency": (rows["tenure_days"] - rows["recency_days"]).to_numpy(dtype=float) / unit,
             "T": (rows["tenure_days"] - 1).to_numpy(dtype=float) / unit,
         })
-        values = bgnbd.p_alive(summary)
-        if one_time is not None:
-            one = summary["frequency"].to_numpy() == 0
-            values[one] = one_time.p_alive((rows["tenure_days"] - 1).to_numpy(dtype=float)[one])
-        out[buyer] = values
-    return out
+        alive[buyer], purchase[buyer] = model_chances(bgnbd, summary, one_time, choice)
+    return alive, purchase
+
+
+#: Days ahead of the exported purchase chance ``p_purchase_90d`` (and of the default holdout).
+CHANCE_DAYS = 90.0
+
+
+@dataclass(frozen=True)
+class ExportChoice:
+    """Which model feeds the exported chances, chosen on the holdout (:func:`run_holdout_check`).
+
+    ``base``: ``"bgnbd"`` (BG/NBD's closed forms for everyone) or ``"one_time"`` (one-time buyers'
+    chances from the data, :class:`segkit.clv.OneTimeBuyerModel`). ``purchase_map`` and
+    ``alive_map`` (isotonic maps fitted on the holdout, :class:`segkit.clv.ChanceCalibrator`), when
+    set, calibrate the 90-day purchase chance and floor P(alive): a customer who buys is alive, so
+    P(alive) is never below the share of customers like them who bought in 90 days. ``reason``
+    says why, in words.
+    """
+
+    base: str = "one_time"
+    purchase_map: ChanceCalibrator | None = None
+    alive_map: ChanceCalibrator | None = None
+    reason: str = ""
+
+    @property
+    def variant(self) -> str:
+        """``"bgnbd"``, ``"one_time"`` or ``"calibrated"`` (a map on top of ``base``)."""
+        return "calibrated" if self.purchase_map is not None else self.base
+
+
+def model_chances(bgnbd: BetaGeoModel, summary: pd.DataFrame, one_time: OneTimeBuyerModel | None = None,
+                  choice: ExportChoice | None = None, days: float = CHANCE_DAYS) -> tuple[np.ndarray, np.ndarray]:
+    """P(alive) and the chance of at least one purchase in the next ``days`` days, as exported.
+
+    Repeat buyers: BG/NBD (:meth:`segkit.clv.BetaGeoModel.p_alive`, ``p_purchase_within``).
+    One-time buyers: P(alive) from ``one_time`` when fitted (otherwise BG/NBD's 1, an artefact
+    :func:`score_customers` does not export); their purchase chance from ``one_time`` unless ``choice.base`` is ``"bgnbd"``.
+    With ``choice.purchase_map`` (only for ``days`` = 90, the holdout's length) the chance is
+    calibrated and P(alive) becomes ``max(P(alive), calibrated chance, alive_map(P(alive)))``.
+
+    Examples
+    --------
+    >>> from segkit.clv import simulate_customers
+    >>> s = simulate_customers(800, {"r": 0.25, "alpha": 4.4, "a": 0.8, "b": 2.4}, seed=0)
+    >>> bg = BetaGeoModel().fit(s)
+    >>> alive, buy = model_chances(bg, s)
+    >>> bool((buy <= alive).all()), bool((alive[s["frequency"] == 0] == 1).all())
+    (True, True)
+    """
+    alive = np.asarray(bgnbd.p_alive(summary), dtype=float).copy()
+    purchase = np.asarray(bgnbd.p_purchase_within(summary, days), dtype=float).copy()
+    one = summary["frequency"].to_numpy() == 0
+    age = summary["T"].to_numpy(dtype=float)[one] * bgnbd.time_unit_days
+    if one_time is not None:
+        alive[one] = one_time.p_alive(age)
+    if one_time is not None and (choice is None or choice.base == "one_time"):
+        purchase[one] = one_time.p_purchase_within(age, days)
+    if choice is not None and choice.purchase_map is not None and days == CHANCE_DAYS:
+        purchase = choice.purchase_map.predict(purchase)
+        floor = purchase if choice.alive_map is None else np.fmax(purchase, choice.alive_map.predict(alive))
+        alive = np.fmax(alive, floor)
+    return alive, purchase
 
 
 # --------------------------------------------------------------------------- snapshots
@@ -712,8 +924,13 @@ def stage_history(
     engagement: pd.Series | None = None,
     bgnbd: BetaGeoModel | None = None,
     one_time: OneTimeBuyerModel | None = None,
+    choice: ExportChoice | None = None,
+    non_purchase: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """Stage of every customer at every snapshot (one vectorised stage assignment per date).
+
+    ``non_purchase`` (:func:`segkit.data.orders.first_non_purchase`): customers with an order but
+    no purchase yet are ``no_net_purchase`` from their first order on.
 
     Returns
     -------
@@ -728,6 +945,9 @@ def stage_history(
     customer_ids = customers["customer_id"].astype("string") if customers is not None else None
     if customer_ids is not None:
         ids = ids.union(pd.Index(customer_ids.unique()))
+    ordered_ids = non_purchase["customer_id"].astype("string") if non_purchase is not None else None
+    if ordered_ids is not None:
+        ids = ids.union(pd.Index(ordered_ids.unique()))
     ids = pd.Index(ids.sort_values(), dtype="string", name="customer_id")
     # Positions into ``ids`` computed once; each snapshot is then numbers only. Prospects (known
     # customers without a purchase yet) are staged here as customer_state + assign_lifecycle_stage
@@ -739,6 +959,9 @@ def stage_history(
                   else np.full(len(customers), np.datetime64("NaT"), dtype="datetime64[ns]"))
     engaged_since = (engagement.reindex(ids).to_numpy(dtype="datetime64[ns]") if engagement is not None
                      else np.full(len(ids), np.datetime64("NaT"), dtype="datetime64[ns]"))
+    if ordered_ids is not None:
+        ordered_position = ids.get_indexer(ordered_ids)
+        first_order = non_purchase["first_order_date"].to_numpy(dtype="datetime64[ns]")
     prospect, engaged_prospect = STAGES.index("prospect"), STAGES.index("engaged_prospect")
     codes = np.full((len(ids), len(dates)), -1, dtype=np.int8)
     for j, day in enumerate(progress(dates["snapshot_date"], desc="lifecycle snapshots", total=len(dates))):
@@ -747,10 +970,14 @@ def stage_history(
         if customer_ids is not None:
             known_then = customer_position[np.isnat(signup) | (signup < day.to_datetime64())]
             column[known_then] = np.where(engaged_since[known_then] < day.to_datetime64(), engaged_prospect, prospect)
+        if ordered_ids is not None:  # buyers among them are overwritten below
+            column[ordered_position[first_order < day.to_datetime64()]] = STAGES.index("no_net_purchase")
         state, positions, _ = _buyer_state(history, day)
         state["engaged"] = False
-        p_alive = p_alive_as_of(bgnbd, state, one_time) if bgnbd is not None else None
-        column[known_position[positions]] = assign_lifecycle_stage(state, stager.thresholds_, p_alive).cat.codes.to_numpy()
+        state["first_purchase_days_into_data"] = days_into_data(state["first_purchase"], stager.data_start_)
+        p_alive, p_purchase = chances_as_of(bgnbd, state, one_time, choice) if bgnbd is not None else (None, None)
+        column[known_position[positions]] = assign_lifecycle_stage(
+            state, stager.thresholds_, p_alive, p_purchase).cat.codes.to_numpy()
     return pd.DataFrame(codes, index=ids, columns=list(dates["period"]))
 
 
@@ -763,7 +990,8 @@ def stage_counts(stages_over_time: pd.DataFrame, dates: pd.DataFrame) -> pd.Data
     Examples
     --------
     >>> dates = snapshot_dates(pd.Timestamp("2024-01-10"), "2024-03-01")
-    >>> codes = pd.DataFrame({"2024-01": [2, -1], "2024-02": [3, 2]}, index=["a", "b"])
+    >>> new, active = STAGES.index("new"), STAGES.index("active")
+    >>> codes = pd.DataFrame({"2024-01": [new, -1], "2024-02": [active, new]}, index=["a", "b"])
     >>> stage_counts(codes, dates).query("customers > 0")[["period", "lifecycle_stage", "customers"]].values.tolist()
     [['2024-01', 'new', 1], ['2024-02', 'new', 1], ['2024-02', 'active', 1]]
     """
@@ -802,7 +1030,8 @@ def transition_counts(stages_over_time: pd.DataFrame, last: int | None = None) -
 
     Examples
     --------
-    >>> s = pd.DataFrame({"p1": [2, 2, -1], "p2": [3, 6, 2]}, index=["a", "b", "c"])
+    >>> new, active, lapsed = STAGES.index("new"), STAGES.index("active"), STAGES.index("lapsed")
+    >>> s = pd.DataFrame({"p1": [new, new, -1], "p2": [active, lapsed, new]}, index=["a", "b", "c"])
     >>> m = transition_counts(s)
     >>> int(m.loc["new", "active"]), int(m.loc["new", "lapsed"]), int(m.loc[NOT_YET, "new"])
     (1, 1, 1)
@@ -832,7 +1061,8 @@ def row_shares(matrix: pd.DataFrame) -> pd.DataFrame:
     return matrix.div(totals.where(totals > 0), axis=0)
 
 
-def period_rates(stages_over_time: pd.DataFrame, history: pd.DataFrame, dates: pd.DataFrame) -> pd.DataFrame:
+def period_rates(stages_over_time: pd.DataFrame, history: pd.DataFrame, dates: pd.DataFrame,
+                 complete_from: pd.Timestamp | None = None) -> pd.DataFrame:
     """Churn, reactivation and repeat-purchase rates per snapshot period.
 
     For period *t* (from snapshot *t-1* to snapshot *t*):
@@ -847,6 +1077,12 @@ def period_rates(stages_over_time: pd.DataFrame, history: pd.DataFrame, dates: p
     plus counts ``live_start, lapsed_start, buyers_start, churned, reactivated, repeat_buyers,
     new_customers`` (first purchase in the period), ``live_end``. The first period has no
     predecessor and is left out.
+
+    ``window_complete`` is False for a period that starts before ``complete_from`` (the data's
+    first day + the churn window, :attr:`LifecycleStager.first_seen_until_`; None = every period
+    complete): at its start the churn window reaches before the data, so customers who bought
+    only before the data are missing, nobody can have lapsed yet and the rates (churn 0 %) and
+    the live base say nothing about the shop. Such periods are left out of plots and summaries.
     """
     codes = stages_over_time.to_numpy()
     n_dates = len(dates)
@@ -888,23 +1124,47 @@ def period_rates(stages_over_time: pd.DataFrame, history: pd.DataFrame, dates: p
         "reactivation_rate": rate(reactivated, lapsed_start),
         "buyers_start": buyers_start, "repeat_buyers": repeat, "repeat_purchase_rate": rate(repeat, buyers_start),
         "new_customers": new_customers[1:], "live_end": counts[0, 1:n_dates],
+        "window_complete": (np.ones(max(n_dates - 1, 0), dtype=bool) if complete_from is None
+                            else snap[:-1] >= np.datetime64(pd.Timestamp(complete_from), "ns")),
     })
 
 
+def complete_periods(rates: pd.DataFrame) -> pd.DataFrame:
+    """The periods of :func:`period_rates` whose rates mean something: not partial, and with the churn
+    window complete (``window_complete``, when present).
+
+    Examples
+    --------
+    >>> r = pd.DataFrame({"period": ["a", "b", "c"], "partial": [False, False, True],
+    ...                   "window_complete": [False, True, True]})
+    >>> complete_periods(r)["period"].tolist()
+    ['b']
+    """
+    keep = ~rates["partial"].to_numpy(dtype=bool)
+    if "window_complete" in rates.columns:
+        keep &= rates["window_complete"].to_numpy(dtype=bool)
+    return rates[keep]
+
+
 # --------------------------------------------------------------------------- cohorts
-def cohort_table(history: pd.DataFrame, as_of: str | pd.Timestamp) -> pd.DataFrame:
+def cohort_table(history: pd.DataFrame, as_of: str | pd.Timestamp,
+                 first_seen_until: pd.Timestamp | None = None) -> pd.DataFrame:
     """Acquisition-month cohorts by months since first purchase (``cohorts.parquet``).
 
     A customer's cohort is the calendar month of their first purchase; month 0 is that month
     (retention 1 by definition). Every cohort has a row for each month up to ``as_of``'s month
     (zeros included); the month containing ``as_of`` - 1 is ``partial`` unless it is complete.
+    ``first_seen`` marks the cohorts that start before ``first_seen_until`` (the data's first day
+    + the churn window, :attr:`LifecycleStager.first_seen_until_`; None = none): their customers
+    were first seen then, not necessarily acquired (they may have bought before the data), so
+    they are no acquisition cohorts and :func:`cohort_matrix` leaves them out.
 
     Returns
     -------
     DataFrame
         ``cohort`` ("YYYY-MM"), ``months_since_first``, ``cohort_size``, ``customers_purchasing``,
         ``retention`` (share of the cohort purchasing), ``revenue``, ``revenue_per_customer``,
-        ``cumulative_revenue_per_customer``, ``partial``.
+        ``cumulative_revenue_per_customer``, ``partial``, ``first_seen``.
 
     Examples
     --------
@@ -921,7 +1181,7 @@ def cohort_table(history: pd.DataFrame, as_of: str | pd.Timestamp) -> pd.DataFra
     if rows.empty:
         return pd.DataFrame(columns=["cohort", "months_since_first", "cohort_size", "customers_purchasing",
                                      "retention", "revenue", "revenue_per_customer",
-                                     "cumulative_revenue_per_customer", "partial"])
+                                     "cumulative_revenue_per_customer", "partial", "first_seen"])
     def month_number(d: pd.Series) -> np.ndarray:
         return (d.dt.year * 12 + d.dt.month - 1).to_numpy()
     cohort = month_number(rows["first_purchase"])
@@ -943,16 +1203,23 @@ def cohort_table(history: pd.DataFrame, as_of: str | pd.Timestamp) -> pd.DataFra
     out["cumulative_revenue_per_customer"] = out.groupby("cohort")["revenue_per_customer"].cumsum()
     month_complete = (last_day + pd.Timedelta(days=1)).day == 1
     out["partial"] = (out["cohort"] + out["k"] == last_month) & (not month_complete)
+    if first_seen_until is None:
+        out["first_seen"] = False
+    else:
+        until = pd.Timestamp(first_seen_until)
+        out["first_seen"] = out["cohort"] < until.year * 12 + until.month - 1 + (until.day > 1)
     out["cohort"] = pd.array([f"{c // 12}-{c % 12 + 1:02d}" for c in out["cohort"]], dtype="string")
     out = out.rename(columns={"k": "months_since_first"})
     return out[["cohort", "months_since_first", "cohort_size", "customers_purchasing", "retention", "revenue",
-                "revenue_per_customer", "cumulative_revenue_per_customer", "partial"]].astype(
+                "revenue_per_customer", "cumulative_revenue_per_customer", "partial", "first_seen"]].astype(
         {"months_since_first": "int64", "cohort_size": "int64", "customers_purchasing": "int64", "revenue": "float64"})
 
 
-def cohort_matrix(cohorts: pd.DataFrame, value: str = "retention", min_cohort_size: int = 1) -> pd.DataFrame:
+def cohort_matrix(cohorts: pd.DataFrame, value: str = "retention", min_cohort_size: int = 1,
+                  include_first_seen: bool = False) -> pd.DataFrame:
     """Cohort x months-since-first-purchase matrix of ``value`` (cohorts smaller than
-    ``min_cohort_size`` left out, so that no small group is shown).
+    ``min_cohort_size`` left out, so that no small group is shown; ``first_seen`` cohorts, see
+    :func:`cohort_table`, only with ``include_first_seen``).
 
     Examples
     --------
@@ -961,7 +1228,10 @@ def cohort_matrix(cohorts: pd.DataFrame, value: str = "retention", min_cohort_si
     >>> cohort_matrix(c, min_cohort_size=10).to_dict("index")
     {'2024-01': {0: 1.0, 1: 0.3}}
     """
-    rows = cohorts[cohorts["cohort_size"] >= min_cohort_size]
+    keep = cohorts["cohort_size"] >= min_cohort_size
+    if not include_first_seen and "first_seen" in cohorts.columns:
+        keep &= ~cohorts["first_seen"].astype(bool)
+    rows = cohorts[keep]
     return rows.pivot(index="cohort", columns="months_since_first", values=value)
 
 
@@ -974,7 +1244,7 @@ class LifecycleSettings:
     horizon_months: int = 12
     discount_rate: float = 0.10
     margin: float = 1.0
-    holdout_months: int = 6
+    holdout_months: int = 3
     penalizer_coef: float = 0.0
     min_repeat_buyers: int = 20
     holdout_max_frequency: int = 7
@@ -996,6 +1266,11 @@ class LifecycleSettings:
         values = {k: v for k, v in section.items() if k not in stager_keys}
         stager = {k: v for k, v in section.items() if k in stager_keys}
         for name, v in stager.items():
+            if name == "data_starts_with_shop":
+                if not isinstance(v, bool):
+                    raise ConfigError(f"lifecycle.data_starts_with_shop = {v!r} must be true or false (true: "
+                                      "nobody bought before the data starts).")
+                continue
             if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float))):
                 raise ConfigError(f"lifecycle.{name} = {v!r} is not a number (null = data-driven default where "
                                   "allowed). Fix it in the config or the notebook parameter.")
@@ -1057,6 +1332,8 @@ class CLVModels:
     warnings: list[str]
     one_time: OneTimeBuyerModel | None = None
     identification: list[str] = field(default_factory=list)
+    #: The variant chosen on the holdout (None = no holdout: BG/NBD with the one-time buyer model).
+    choice: ExportChoice | None = None
 
 
 def _estimates(params: Mapping[str, float], errors: Mapping[str, float], names: list[str]) -> str:
@@ -1132,29 +1409,34 @@ def fit_clv_models(summary: pd.DataFrame, settings: LifecycleSettings,
 
 
 def score_customers(models: CLVModels, summary: pd.DataFrame, settings: LifecycleSettings) -> pd.DataFrame:
-    """``p_alive, expected_purchases_90d, expected_order_value, clv_12m`` (+ ``clv_<h>m``) per buyer.
+    """``p_alive, p_purchase_90d, expected_purchases_90d, expected_order_value, clv_12m`` (+ ``clv_<h>m``) per buyer.
 
-    One-time buyers' P(alive) and expected purchases come from ``models.one_time`` when fitted
-    (see the module notes); without it their P(alive) is left empty (BG/NBD's 1 is not a
-    prediction). Columns a failed model would feed are NaN.
+    The chances come from :func:`model_chances` with ``models.choice`` (the variant chosen on the
+    holdout); one-time buyers' expected purchases and CLV from ``models.one_time`` unless the
+    holdout chose plain BG/NBD. Without the one-time buyer model their P(alive) is left empty
+    (BG/NBD's 1 is not a prediction) unless a holdout calibration floors it. Columns a failed
+    model would feed are NaN.
     """
     out = pd.DataFrame(index=summary.index)
     nan = np.full(len(summary), np.nan)
     bg, gg, one_time = models.bgnbd, models.gamma_gamma, models.one_time
-    if bg is not None:
-        p_alive = bg.p_alive(summary)
-        one = summary["frequency"].to_numpy() == 0
-        p_alive[one] = (one_time.p_alive(summary["T"].to_numpy(dtype=float)[one] * bg.time_unit_days)
-                        if one_time is not None else np.nan)
-        out["p_alive"] = p_alive
-        out["expected_purchases_90d"] = expected_purchases(bg, summary, 90.0, one_time)
+    if models.choice is not None and models.choice.base == "bgnbd":
+        one_time_purchases = None
     else:
-        out["p_alive"] = out["expected_purchases_90d"] = nan
+        one_time_purchases = one_time
+    if bg is not None:
+        p_alive, out["p_purchase_90d"] = model_chances(bg, summary, one_time, models.choice)
+        if one_time is None and (models.choice is None or models.choice.purchase_map is None):
+            p_alive[summary["frequency"].to_numpy() == 0] = np.nan  # BG/NBD's 1 is not a prediction
+        out["p_alive"] = p_alive
+        out["expected_purchases_90d"] = expected_purchases(bg, summary, CHANCE_DAYS, one_time_purchases)
+    else:
+        out["p_alive"] = out["p_purchase_90d"] = out["expected_purchases_90d"] = nan
     out["expected_order_value"] = gg.predict(summary) if gg is not None else nan
     horizons = sorted({12, settings.horizon_months})
     for h in horizons:
         out[f"clv_{h}m"] = (customer_lifetime_value(bg, gg, summary, h, settings.discount_rate, settings.margin,
-                                                    one_time=one_time)
+                                                    one_time=one_time_purchases)
                             if bg is not None and gg is not None else nan)
     return out
 
@@ -1212,6 +1494,16 @@ class HoldoutCheck:
     by_stage: pd.DataFrame | None = None
     errors: dict[str, float] = field(default_factory=dict)
     warning: str | None = None
+    #: Holdout length in days (the exported chances are calibrated only when it is 90).
+    days: float = float("nan")
+    #: ``prediction, variant, auc, calibration_error`` of every prediction and baseline.
+    evaluation: pd.DataFrame | None = None
+    #: Decile tables (:func:`segkit.clv.decile_calibration`) of the exported predictions and the past-rate baseline.
+    deciles: dict[str, pd.DataFrame] = field(default_factory=dict)
+    #: The variant chosen for the export, with its calibration maps.
+    choice: ExportChoice | None = None
+    #: :func:`season_comparison` of the holdout and the prediction period.
+    season: dict[str, Any] | None = None
 
 
 def holdout_by_stage(stages: pd.Series, cal: pd.DataFrame, predicted: np.ndarray,
@@ -1232,7 +1524,8 @@ def holdout_by_stage(stages: pd.Series, cal: pd.DataFrame, predicted: np.ndarray
     DataFrame
         Buyer stages in :data:`BUYER_STAGES` order: ``customers, predicted_purchases,
         actual_purchases, purchases_error_pct, predicted_revenue, actual_revenue,
-        revenue_error_pct``.
+        revenue_error_pct`` and ``bought_share`` (share who bought in the holdout) with its 95 %
+        Wilson interval ``bought_low, bought_high``.
 
     Examples
     --------
@@ -1243,6 +1536,7 @@ def holdout_by_stage(stages: pd.Series, cal: pd.DataFrame, predicted: np.ndarray
     [1.0, 1.0, 300.0]
     """
     frame = pd.DataFrame({"lifecycle_stage": np.asarray(stages, dtype=object),
+                          "bought": cal["frequency_holdout"].to_numpy(dtype=float) > 0,
                           "predicted_purchases": np.asarray(predicted, dtype=float),
                           "actual_purchases": cal["frequency_holdout"].to_numpy(dtype=float),
                           "predicted_revenue": (np.asarray(predicted_revenue, dtype=float) if predicted_revenue is not None
@@ -1250,9 +1544,11 @@ def holdout_by_stage(stages: pd.Series, cal: pd.DataFrame, predicted: np.ndarray
                           "actual_revenue": (cal["revenue_holdout"].to_numpy(dtype=float) if "revenue_holdout" in cal
                                              else np.full(len(cal), np.nan))})
     g = frame.groupby("lifecycle_stage", sort=False)
-    table = pd.DataFrame({"customers": g.size()}).join(
+    table = pd.DataFrame({"customers": g.size(), "bought": g["bought"].sum()}).join(
         g[["predicted_purchases", "actual_purchases", "predicted_revenue", "actual_revenue"]].sum(min_count=1))
     table = table.reindex([st for st in BUYER_STAGES if st in table.index])
+    table["bought_share"] = table["bought"] / table["customers"]
+    table["bought_low"], table["bought_high"] = wilson_interval(table["bought"], table["customers"])
 
     def error(pred: pd.Series, actual: pd.Series) -> pd.Series:
         return 100 * (pred - actual) / actual.where(actual > 0)
@@ -1260,40 +1556,206 @@ def holdout_by_stage(stages: pd.Series, cal: pd.DataFrame, predicted: np.ndarray
     table["purchases_error_pct"] = error(table["predicted_purchases"], table["actual_purchases"])
     table["revenue_error_pct"] = error(table["predicted_revenue"], table["actual_revenue"])
     table = table.rename_axis("lifecycle_stage").reset_index().astype({"customers": "int64", "lifecycle_stage": "string"})
-    return table[["lifecycle_stage", "customers", "predicted_purchases", "actual_purchases", "purchases_error_pct",
-                  "predicted_revenue", "actual_revenue", "revenue_error_pct"]]
+    return table[["lifecycle_stage", "customers", "bought_share", "bought_low", "bought_high", "predicted_purchases",
+                  "actual_purchases", "purchases_error_pct", "predicted_revenue", "actual_revenue", "revenue_error_pct"]]
+
+
+def season_comparison(purchase_dates: pd.Series, cutoff: pd.Timestamp, as_of: pd.Timestamp,
+                      days: float = CHANCE_DAYS, tolerance: float = 0.2, peak: float = 1.3) -> dict[str, Any]:
+    """Is the holdout's season like the prediction period's? From the data's month-of-year profile.
+
+    Purchase days per calendar day are averaged per month of the year over all the data (each
+    month's mean over the days observed) and divided by the overall mean: the month's level. The
+    holdout (``cutoff`` to ``as_of - 1``) and the prediction period (``as_of`` and the ``days - 1``
+    days after) each get the mean level of their days. They differ when one level is more than
+    ``tolerance`` off the other, or when a peak month (level >= ``peak``, the highest) falls in one
+    period only. Months the data never covered leave ``coverage`` below 1; under a half the
+    comparison is not made (``comparable`` False). A level mixes season and trend: with one year
+    of data they cannot be told apart.
+
+    Returns
+    -------
+    dict
+        ``holdout_level, prediction_level, coverage, comparable, differs, peak_month`` (name or
+        None), ``peak_in_holdout, peak_in_prediction``, ``months_not_in_data`` (names of the
+        prediction period's months the data before ``as_of`` never covered).
+
+    Examples
+    --------
+    >>> d = pd.Series(pd.date_range("2023-01-01", "2023-12-31")).repeat(1)
+    >>> d = pd.concat([d, d[d.dt.month == 12].repeat(3)])  # December: 4 purchases a day
+    >>> out = season_comparison(d, pd.Timestamp("2023-10-03"), pd.Timestamp("2024-01-01"))
+    >>> out["peak_month"], out["peak_in_holdout"], out["peak_in_prediction"], out["differs"]
+    ('December', True, False, True)
+    """
+    daily = pd.to_datetime(purchase_dates).dt.normalize().value_counts()
+    every_day = pd.date_range(daily.index.min(), as_of - pd.Timedelta(days=1))
+    daily = daily.reindex(every_day, fill_value=0).astype(float)
+    overall = float(daily.mean()) if len(daily) else 0.0
+    level = (daily.groupby(daily.index.month).mean() / overall) if overall > 0 else pd.Series(dtype=float)
+    holdout = pd.date_range(cutoff, as_of - pd.Timedelta(days=1))
+    coming = pd.date_range(as_of, periods=int(days))
+    hold_levels = level.reindex(holdout.month).to_numpy(dtype=float)
+    coming_levels = level.reindex(coming.month).to_numpy(dtype=float)
+    coverage = float(np.isfinite(coming_levels).mean()) if len(coming_levels) else 0.0
+    out: dict[str, Any] = {"holdout_level": float(np.nanmean(hold_levels)) if np.isfinite(hold_levels).any() else float("nan"),
+                           "prediction_level": (float(np.nanmean(coming_levels)) if np.isfinite(coming_levels).any()
+                                                else float("nan")),
+                           "coverage": coverage, "comparable": coverage >= 0.5, "differs": False, "peak_month": None,
+                           "peak_in_holdout": False, "peak_in_prediction": False,
+                           "months_not_in_data": [pd.Timestamp(2000, int(m), 1).month_name() for m in
+                                                  pd.unique(coming.month[~np.isfinite(coming_levels)])]}
+    if not out["comparable"] or not np.isfinite(out["holdout_level"]) or out["holdout_level"] <= 0:
+        out["comparable"] = False
+        return out
+    top = int(level.idxmax())
+    if level[top] >= peak:
+        out["peak_month"] = pd.Timestamp(2000, top, 1).month_name()
+        out["peak_in_holdout"] = bool((holdout.month == top).any())
+        out["peak_in_prediction"] = bool((coming.month == top).any())
+    ratio = out["prediction_level"] / out["holdout_level"]
+    out["differs"] = bool(abs(ratio - 1) > tolerance or out["peak_in_holdout"] != out["peak_in_prediction"])
+    return out
+
+
+def holdout_length_days(settings: LifecycleSettings) -> int:
+    """Days of the holdout: 30 per ``holdout_months`` (the default 3 = the 90 days of ``p_purchase_90d``)."""
+    return 30 * int(settings.holdout_months)
+
+
+def choose_export(chances: Mapping[str, np.ndarray], alive: np.ndarray, bought: np.ndarray, days: float,
+                  min_buyers: int) -> tuple[ExportChoice, dict[str, np.ndarray]]:
+    """Pick the variant of the purchase chance that is best calibrated on the holdout.
+
+    ``chances`` maps ``"bgnbd"`` (and ``"one_time"`` when fitted) to each customer's predicted
+    chance of a purchase in the holdout; ``alive`` is P(alive) as the models give it. The base
+    is the variant with the smaller calibration error (:func:`segkit.clv.calibration_error` of
+    the deciles; plain BG/NBD must miss by at least 1 point less to replace the one-time buyer model); the calibrated variant (isotonic maps fitted on the holdout) is judged on
+    cross-fitted values (:func:`segkit.clv.cross_fitted_calibration`) and chosen when it misses
+    less. Calibration needs a 90-day holdout (the exported horizon) and at least ``min_buyers``
+    customers who bought and as many who did not.
+
+    Returns
+    -------
+    (ExportChoice, dict)
+        The choice (maps fitted on all holdout customers) and the cross-fitted values
+        ``"calibrated"`` (chance) and ``"calibrated_alive"`` (floored P(alive)) when computed.
+    """
+    errors = {name: calibration_error(decile_calibration(p, bought)) for name, p in chances.items()}
+    # the one-time buyer model is the design; plain BG/NBD only when it misses clearly less (1 point)
+    base = "bgnbd" if "one_time" not in errors or errors["bgnbd"] < errors["one_time"] - 0.01 else "one_time"
+    reason = (f"{'BG/NBD with the one-time buyer model' if base == 'one_time' else 'plain BG/NBD'} misses the holdout "
+              f"purchase share by {100 * errors[base]:.1f} points per decile"
+              + ("" if len(errors) == 1 else
+                 f" (the other variant {100 * max(errors.values()):.1f})"))
+    cross: dict[str, np.ndarray] = {}
+    n_bought = int(bought.sum())
+    if days != CHANCE_DAYS or min(n_bought, len(bought) - n_bought) < max(int(min_buyers), 1):
+        why = (f"the holdout is {days:.0f} days, not the {CHANCE_DAYS:.0f} the export predicts"
+               if days != CHANCE_DAYS else f"only {n_bought:,} of {len(bought):,} customers bought in the holdout")
+        return ExportChoice(base=base, reason=f"{reason}; no calibration: {why}."), cross
+    raw = chances[base]
+    cross["calibrated"] = cross_fitted_calibration(raw, bought)
+    finite = np.isfinite(alive)
+    alive_cross = np.full(len(alive), np.nan)
+    if finite.sum() >= 2:
+        alive_cross[finite] = cross_fitted_calibration(alive[finite], bought[finite])
+    cross["calibrated_alive"] = np.fmax(alive, np.fmax(cross["calibrated"], alive_cross))
+    calibrated_error = calibration_error(decile_calibration(cross["calibrated"], bought))
+    if not calibrated_error < errors[base]:
+        return ExportChoice(base=base, reason=f"{reason}; the holdout calibration would not miss less "
+                                               f"({100 * calibrated_error:.1f} points), so it is not used."), cross
+    alive_map = ChanceCalibrator().fit(alive[finite], bought[finite]) if finite.any() else None
+    return ExportChoice(
+        base=base, purchase_map=ChanceCalibrator().fit(raw, bought), alive_map=alive_map,
+        reason=(f"{reason}; calibrated on the holdout (isotonic regression of who bought on the predicted chance, "
+                f"judged cross-fitted) it misses by {100 * calibrated_error:.1f} points, so the export is calibrated "
+                "and P(alive) is floored by the calibrated chance (a customer who buys is alive).")), cross
+
+
+def holdout_purchases(orders: pd.DataFrame, seen_at_cutoff: pd.DataFrame, cutoff: pd.Timestamp) -> pd.DataFrame:
+    """The purchase days a holdout check reads: before ``cutoff`` as they were known at it, from it on as
+    known at ``as_of``.
+
+    ``orders`` are the purchase days as seen at ``as_of`` (:meth:`segkit.data.engine.OrderLines.purchase_days`),
+    ``seen_at_cutoff`` the same as seen at ``cutoff`` (only the lines before it read and matched). An order
+    before the cut-off that a later cancellation takes back is a purchase of the calibration period (nobody
+    knew better then) and no purchase of the holdout; cutting ``orders`` instead would let the holdout's
+    cancellations reach back into the calibration period.
+
+    Returns
+    -------
+    DataFrame
+        ``customer_id`` (categorical, sorted categories), ``order_date``, ``amount``: the rows of
+        ``seen_at_cutoff`` before ``cutoff``, then those of ``orders`` on or after it.
+
+    Examples
+    --------
+    >>> seen_then = pd.DataFrame({"customer_id": ["a", "b"], "amount": [5.0, 9.0],
+    ...                           "order_date": pd.to_datetime(["2024-01-03", "2024-01-20"])})
+    >>> seen_now = pd.DataFrame({"customer_id": ["a", "a"], "amount": [5.0, 7.0],  # b's order cancelled later
+    ...                          "order_date": pd.to_datetime(["2024-01-03", "2024-02-10"])})
+    >>> holdout_purchases(seen_now, seen_then, pd.Timestamp("2024-02-01"))
+      customer_id order_date  amount
+    0           a 2024-01-03     5.0
+    1           b 2024-01-20     9.0
+    2           a 2024-02-10     7.0
+    """
+    columns = ["customer_id", "order_date", "amount"]
+    parts = [seen_at_cutoff.loc[(seen_at_cutoff["order_date"] < cutoff).to_numpy(), columns],
+             orders.loc[(orders["order_date"] >= cutoff).to_numpy(), columns]]
+    ids = pd.api.types.union_categoricals(
+        [pd.Categorical(part["customer_id"].astype("string")) for part in parts], sort_categories=True)
+    return pd.DataFrame({"customer_id": ids,
+                         "order_date": np.concatenate([part["order_date"].to_numpy(dtype="datetime64[ns]") for part in parts]),
+                         "amount": np.concatenate([part["amount"].to_numpy(dtype="float64") for part in parts])})
 
 
 def run_holdout_check(orders: pd.DataFrame, as_of: pd.Timestamp, settings: LifecycleSettings,
-                      history: pd.DataFrame | None = None) -> HoldoutCheck:
-    """Refit everything on the data up to ``as_of - holdout_months`` and compare with the holdout.
+                      history: pd.DataFrame | None = None,
+                      seen_at: Callable[[pd.Timestamp], pd.DataFrame] | None = None) -> HoldoutCheck:
+    """Refit everything on the data up to ``as_of`` minus the holdout and compare with the holdout.
 
-    The models (BG/NBD, the one-time buyer model, Gamma-Gamma) and the stage thresholds are
-    fitted on the calibration period only; predictions for the holdout are made as they would be
-    exported, and compared with what each customer really did: repeat purchases by calibration
-    frequency, P(alive) deciles against who bought, and purchases and revenue by the stage the
-    customer had at the cut-off. Skipped (tables None, ``warning`` says why) when the period is
+    The holdout is :func:`holdout_length_days` long (90 days by default: the horizon of the
+    exported ``p_purchase_90d``). The models (BG/NBD, the one-time buyer model, Gamma-Gamma) and
+    the stage thresholds are fitted on the calibration period only; predictions for the holdout
+    are compared with what each customer really did: repeat purchases by calibration frequency;
+    P(alive), the purchase chance and expected purchases by decile (with 95 % intervals) and by
+    AUC of "bought in the holdout", against the baselines recency (days since the last purchase),
+    frequency (purchase days) and the past purchase rate; purchases, revenue and the share who
+    bought by the stage at the cut-off. The variant that feeds the export is chosen here
+    (:func:`choose_export`), and the holdout's season is compared with the prediction period's
+    (:func:`season_comparison`). Skipped (tables None, ``warning`` says why) when the period is
     too short or the calibration fit fails.
 
-    ``history`` (:func:`purchase_history` of ``orders``), when given, is used as it is: a
-    history's rows before the cut-off are the history of the purchases before it, so the stage
+    ``seen_at`` gives the purchase days as seen at a day (only the lines before it read and their
+    cancellations matched: ``lambda day: OrderLines(...).purchase_days(day)``): the calibration period
+    is then what was known at the cut-off (:func:`holdout_purchases`), so a cancellation between the
+    cut-off and ``as_of`` does not reach back into it. None = ``orders`` cut at the cut-off, right only
+    for purchase days that no later cancellation changes (e.g. a history without cancellation documents).
+
+    ``history`` (:func:`purchase_history` of ``orders``), when given and ``seen_at`` is not, is used as
+    it is: a history's rows before the cut-off are the history of the purchases before it, so the stage
     rules at the cut-off need no second history.
     """
     if settings.holdout_months <= 0:
         return HoldoutCheck()
-    cutoff = as_of - pd.DateOffset(months=settings.holdout_months)
+    days = float(holdout_length_days(settings))
+    cutoff = as_of - pd.Timedelta(days=days)
     first = orders["order_date"].min().normalize()
     if cutoff - first < pd.Timedelta(days=2 * 30):
-        return HoldoutCheck(cutoff=cutoff, warning=(
-            f"Holdout check skipped: a {settings.holdout_months}-month holdout leaves less than two months "
+        return HoldoutCheck(cutoff=cutoff, days=days, warning=(
+            f"Holdout check skipped: a {days:.0f}-day holdout leaves less than two months "
             f"of calibration data before {cutoff.date()}. Use a shorter lifecycle.holdout_months."))
+    if seen_at is not None:  # the calibration period as known at the cut-off, with its own history
+        orders, history = holdout_purchases(orders, seen_at(cutoff), cutoff), None
     cal_end = cutoff - pd.Timedelta(days=1)
     try:
         cal = calibration_holdout_summary(orders, cal_end, as_of - pd.Timedelta(days=1))
         model = BetaGeoModel(penalizer_coef=settings.penalizer_coef,
                              min_repeat_buyers=settings.min_repeat_buyers).fit(cal)
     except (ModelFitError, DataError) as exc:
-        return HoldoutCheck(cutoff=cutoff, warning=f"Holdout check skipped: {exc}")
+        return HoldoutCheck(cutoff=cutoff, days=days, warning=f"Holdout check skipped: {exc}")
     durations = first_repeat_durations(orders, cal_end).reindex(cal.index)
     try:
         one_time = OneTimeBuyerModel(min_repeat_buyers=settings.min_repeat_buyers).fit(
@@ -1305,27 +1767,53 @@ def run_holdout_check(orders: pd.DataFrame, as_of: pd.Timestamp, settings: Lifec
                                       min_repeat_buyers=settings.min_repeat_buyers).fit(cal)
     except ModelFitError:
         gamma_gamma = None
-    days = float((as_of - cutoff).days)
     bought = cal["frequency_holdout"].to_numpy() > 0
+    actual = cal["frequency_holdout"].to_numpy(dtype=float)
     bg_alive, bg_buy = model.p_alive(cal), model.p_purchase_within(cal, days)
-    alive, buy = bg_alive.copy(), bg_buy.copy()
+    chances = {"bgnbd": bg_buy}
+    alive = bg_alive.copy()
     if one_time is not None:
-        one = cal["frequency"].to_numpy() == 0
-        age = cal["T"].to_numpy(dtype=float)[one] * model.time_unit_days
-        alive[one], buy[one] = one_time.p_alive(age), one_time.p_purchase_within(age, days)
-    calibration = p_alive_calibration(alive, buy, bought)
+        alive, chances["one_time"] = model_chances(model, cal, one_time, None, days)
+    choice, cross = choose_export(chances, alive, bought, days, settings.min_repeat_buyers)
+    predicted = expected_purchases(model, cal, days, one_time if choice.base == "one_time" else None)
+    exported_chance = cross["calibrated"] if choice.purchase_map is not None else chances[choice.base]
+    exported_alive = cross["calibrated_alive"] if choice.purchase_map is not None else alive
+    calibration = p_alive_calibration(exported_alive, exported_chance, bought)
     calibration_bgnbd = p_alive_calibration(bg_alive, bg_buy, bought)
-    predicted = expected_purchases(model, cal, days, one_time)
+    tenure = cal["T"].to_numpy(dtype=float) * model.time_unit_days
+    past_rate = (cal["frequency"].to_numpy(dtype=float) + 1) / (tenure + 1) * days
+    recency = -(cal["T"] - cal["recency"]).to_numpy(dtype=float)
+    rows = [("p_alive", "exported", exported_alive, "share"), ("p_alive", "bgnbd", bg_alive, "share"),
+            *[("p_purchase_90d", name, p, "share") for name, p in chances.items()],
+            ("p_purchase_90d", "exported", exported_chance, "share"),
+            ("expected_purchases_90d", "exported", predicted, "count"),
+            ("expected_purchases_90d", "bgnbd", model.predict(cal, days), "count"),
+            ("expected_purchases_90d", "baseline: past rate", past_rate, "count"),
+            ("baseline", "recency", recency, None), ("baseline", "frequency", cal["frequency"].to_numpy(dtype=float), None)]
+    evaluation = []
+    for prediction, variant, values, kind in rows:
+        target = actual if kind == "count" else bought
+        finite = np.isfinite(values)
+        error = calibration_error(decile_calibration(values, target, kind)) if kind is not None else float("nan")
+        evaluation.append((prediction, variant, ranking_auc(values[finite], bought[finite]), error))
+    evaluation_table = pd.DataFrame(evaluation, columns=["prediction", "variant", "auc", "calibration_error"])
+    deciles = {"p_alive": decile_calibration(exported_alive, bought, "share"),
+               "p_purchase_90d": decile_calibration(exported_chance, bought, "share"),
+               "expected_purchases_90d": decile_calibration(predicted, actual, "count"),
+               "past_rate": decile_calibration(past_rate, actual, "count")}
     revenue = predicted * gamma_gamma.predict(cal) if gamma_gamma is not None else None
     if history is None:
         history = purchase_history(orders[orders["order_date"] < cutoff])
     stager = settings.stager().fit(history, cutoff)
-    stages = stager.predict(history, cutoff, bgnbd=model, one_time=one_time)["lifecycle_stage"]
+    stages = stager.predict(history, cutoff, bgnbd=model, one_time=one_time, choice=choice)["lifecycle_stage"]
     return HoldoutCheck(
-        cutoff=cutoff, by_frequency=holdout_check(model, cal, settings.holdout_max_frequency, one_time),
+        cutoff=cutoff, by_frequency=holdout_check(model, cal, settings.holdout_max_frequency,
+                                                  one_time if choice.base == "one_time" else None),
         calibration=calibration, calibration_bgnbd=calibration_bgnbd,
         by_stage=holdout_by_stage(stages.astype("string").reindex(cal.index), cal, predicted, revenue),
-        errors={"exported": calibration_error(calibration), "bgnbd": calibration_error(calibration_bgnbd)})
+        errors={"exported": calibration_error(calibration), "bgnbd": calibration_error(calibration_bgnbd)},
+        days=days, evaluation=evaluation_table, deciles=deciles, choice=choice,
+        season=season_comparison(orders["order_date"], cutoff, as_of, days))
 
 
 # --------------------------------------------------------------------------- widget logic
@@ -1334,12 +1822,12 @@ def stage_sizes(stages: pd.Series, stage_info: pd.DataFrame | None = None) -> pd
 
     Examples
     --------
-    >>> stage_sizes(pd.Series(["new", "new", "lapsed"]))[["lifecycle_stage", "customers"]].head(3)
+    >>> stage_sizes(pd.Series(["new", "new", "lapsed"]))[["lifecycle_stage", "customers"]].iloc[[0, 4, 8]]
     ... # doctest: +NORMALIZE_WHITESPACE
       lifecycle_stage  customers
     0        prospect          0
-    1  engaged_prospect          0
-    2             new          2
+    4             new          2
+    8          lapsed          1
     """
     counts = pd.Series(pd.Categorical(stages, categories=STAGES)).value_counts(sort=False)
     out = pd.DataFrame({"lifecycle_stage": pd.array(STAGES, dtype="string"),
@@ -1355,10 +1843,11 @@ def stage_sizes(stages: pd.Series, stage_info: pd.DataFrame | None = None) -> pd
 # --------------------------------------------------------------------------- producer
 # --------------------------------------------------------------------------- summary
 __all__ = [
-    "STAGES", "PHASES", "StageThresholds", "LifecycleStager", "LifecycleSettings", "purchase_history",
+    "STAGES", "NO_PURCHASE_STAGES", "days_into_data", "PHASES", "StageThresholds", "LifecycleStager", "LifecycleSettings", "purchase_history",
     "customer_state", "engagement_dates", "assign_lifecycle_stage", "inter_purchase_gaps", "snapshot_dates",
-    "stage_history", "stage_counts", "transition_counts", "row_shares", "period_rates", "cohort_table",
+    "stage_history", "stage_counts", "transition_counts", "row_shares", "period_rates", "complete_periods", "cohort_table",
     "cohort_matrix", "fit_clv_models", "score_customers", "clv_overview", "stage_sizes", "holdout_by_stage",
-    "run_holdout_check", "HoldoutCheck", "one_time_curve", "identification_warnings", "EXPORT_COLUMNS",
-    "signups_on_or_after",
+    "run_holdout_check", "holdout_purchases", "HoldoutCheck", "one_time_curve", "identification_warnings", "EXPORT_COLUMNS",
+    "signups_on_or_after", "ExportChoice", "model_chances", "chances_as_of", "p_alive_as_of", "low_purchase_chance",
+    "season_comparison", "choose_export", "holdout_length_days", "CHANCE_DAYS",
 ]

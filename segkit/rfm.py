@@ -8,9 +8,13 @@ The RFM base (recency, frequency, monetary value per customer) is built from ord
 :func:`segkit.steps.rfm.build_rfm_artifacts` is the producer behind ``notebooks/02_rfm.ipynb``.
 
 Returns and cancellations follow the audit's cleaned table (see ``docs/DEVELOPING.md``):
-**net revenue** sums every line, negative return lines included; an order whose net amount is
-≤ 0 (fully returned or cancelled) is **not a purchase**: it does not count in ``frequency`` nor
-move ``recency``, but its (negative) amount stays in ``monetary_total``.
+cancellation documents are matched to the earlier purchases they take back
+(:mod:`segkit.data.cancellations`); an order whose kept net amount is ≤ 0 (fully returned or
+cancelled) is **not a purchase**: it does not count in ``frequency`` nor move ``recency``.
+``monetary_total`` is the customer's **kept value**, the one per-customer total of segkit (equal to
+``lifecycle.parquet``'s): every order and cancellation document before ``as_of``, including what
+matched no order (returns of orders placed before the data starts: an unmatched adjustment). A
+customer whose kept value is ≤ 0 kept nothing: no buyer, no row, no segment.
 
 Examples
 --------

@@ -12,26 +12,12 @@ import pytest
 import yaml
 from pandas.testing import assert_frame_equal, assert_series_equal
 
-from segkit.audit import (
-    arm_balance,
-    daily_volume,
-    default_as_of,
-    exact_duplicate_mask,
-    future_cutoff,
-    gap_periods,
-    missing_values,
-    near_duplicate_mask,
-    order_values,
-    return_mask,
-    returns_summary,
-    robust_log_bounds,
-    run_audit,
-)
+from segkit.audit import arm_balance, gap_periods, missing_values, run_audit
 from segkit.core.config import load_config
 from segkit.core.errors import AuditFailedError, ConfigError
 from segkit.core.files import dumps_json
 from segkit.core.schema import CAMPAIGN, CUSTOMERS, TRANSACTIONS
-from segkit.data.auditfacts import AuditSettings
+from segkit.data.auditfacts import AuditSettings, volume_from_counts
 from segkit.data.datasets import generate_shop, write_sample
 from segkit.plots.audit import plot_daily_volume, plot_outlier_rule
 from segkit.steps.audit import build_audit_artifacts, finding_rows, overview_table, raise_if_failed, summarize
@@ -69,9 +55,27 @@ def rules_of(result) -> dict[str, int]:
 
 
 def orders_per_day(counts: list[int], start: str = "2024-01-01") -> pd.DataFrame:
-    """One transaction row per order, ``counts[i]`` orders on day i."""
-    days = pd.date_range(start, periods=len(counts), freq="D").repeat(counts)
-    return pd.DataFrame({"order_date": days, "order_id": [f"o{i}" for i in range(len(days))], "amount": 1.0})
+    """The per-day counts the audit computes from the lines (days without orders are absent):
+    ``counts[i]`` orders of value 1 on day i."""
+    days = pd.date_range(start, periods=len(counts), freq="D")
+    kept = [i for i, n in enumerate(counts) if n]
+    return pd.DataFrame({"date": days[kept].astype("datetime64[ns]"),
+                         "orders": np.asarray([counts[i] for i in kept], dtype="int64"),
+                         "revenue": np.asarray([counts[i] for i in kept], dtype="float64")})
+
+
+def audited(rows: list[tuple], **audit) -> "AuditResult":
+    """run_audit of lines(rows) with these ``audit`` settings (everything else the defaults)."""
+    return run_audit({"transactions": lines(rows)}, config=load_config(overrides={"audit": audit} if audit else None))
+
+
+def quantity_lines(quantities: list[float]) -> list[tuple]:
+    """One order per quantity (unit price 1), a day apart."""
+    return [("a", f"2024-01-{i + 1:02d} 09:00", str(i), "P", q, 1.0) for i, q in enumerate(quantities)]
+
+
+def outlier_rule(result, measure: str) -> dict:
+    return result.outlier_rules.set_index("measure").loc[measure].to_dict()
 
 
 # One of each kind of problem (rows are numbered from 0; the file row is +2).
@@ -89,22 +93,29 @@ DIRTY = [
 ]
 
 
-# ----------------------------------------------------------------------------- pure checks
-def test_return_mask_flags_negative_quantity_negative_amount_and_the_cancellation_prefix():
-    tx = pd.DataFrame({"order_id": pd.array(["C9", "7", "8", None, "c1"], dtype="string"),
+# ----------------------------------------------------------------------------- the checks, by value
+def test_returns_are_negative_quantity_negative_amount_or_the_cancellation_prefix():
+    tx = pd.DataFrame({"customer_id": ["a"] * 5, "order_date": pd.to_datetime(["2024-01-01"] * 5),
+                       "order_id": pd.array(["C9", "7", "8", None, "c1"], dtype="string"),
                        "quantity": [1.0, -1.0, 1.0, 1.0, 1.0], "amount": [5.0, -5.0, 5.0, -2.0, 5.0]})
-    assert return_mask(tx, "C").tolist() == [True, True, False, True, False]
-    assert return_mask(tx, None).tolist() == [False, True, False, True, False]
+    assert run_audit({"transactions": tx}).transactions["is_return"].tolist() == [True, True, False, True, False]
+    no_prefix = load_config(overrides={"io": {"return_invoice_prefix": None}})
+    assert run_audit({"transactions": tx}, config=no_prefix).transactions["is_return"].tolist() == [
+        False, True, False, True, False]
 
 
 def test_exact_duplicates_keep_the_first_copy_and_treat_missing_values_as_equal():
-    frame = pd.DataFrame({"a": ["x", "x", "x", None, None], "b": [1.0, 1.0, 2.0, np.nan, np.nan]})
-    assert exact_duplicate_mask(frame).tolist() == [False, True, False, False, True]
-    assert exact_duplicate_mask(frame.iloc[0:0]).tolist() == []
+    tx = pd.DataFrame({"customer_id": ["a"] * 5, "order_date": pd.to_datetime(["2024-01-01"] * 5),
+                       "order_id": ["1"] * 5, "amount": [1.0, 1.0, 2.0, 3.0, 3.0],
+                       "channel": pd.array(["x", "x", "x", None, None], dtype="string")})
+    result = run_audit({"transactions": tx})
+    assert counts_of(result)["exact_duplicates"] == 2
+    assert finding_rows(result, "exact_duplicates")["row"].tolist() == [3, 6]
+    assert result.transactions["amount"].tolist() == [1.0, 2.0, 3.0]
 
 
 def test_near_duplicates_are_later_orders_repeating_a_line_on_the_same_day():
-    tx = lines([
+    result = audited([
         ("a", "2024-01-01 09:00", "1", "P", 1.0, 5.0),
         ("a", "2024-01-01 09:30", "2", "P", 1.0, 5.0),   # same day, other order: flagged
         ("a", "2024-01-01 10:00", "3", "P", 1.0, 5.0),   # and again: flagged
@@ -113,61 +124,71 @@ def test_near_duplicates_are_later_orders_repeating_a_line_on_the_same_day():
         ("b", "2024-01-01 09:00", "5", "P", 1.0, 5.0),   # other customer
         ("a", "2024-01-01 11:00", "6", "P", 2.0, 5.0),   # other quantity
         ("a", "2024-01-01 12:00", "C7", "P", -1.0, 5.0),  # a return is never a near duplicate
-    ])
-    mask = near_duplicate_mask(tx, ["product_id", "quantity", "amount"], return_mask(tx, "C"))
-    assert mask.tolist() == [False, True, True, False, False, False, False, False]
+    ], near_duplicate_columns=["product_id", "quantity", "amount"])
+    assert counts_of(result)["near_duplicates"] == 2
+    assert finding_rows(result, "near_duplicates")["row"].tolist() == [3, 4]
 
 
 def test_near_duplicates_flag_the_later_order_even_when_it_comes_first_in_the_file():
-    tx = lines([("a", "2024-01-01 12:00", "2", "P", 1.0, 5.0), ("a", "2024-01-01 08:00", "1", "P", 1.0, 5.0)])
-    assert near_duplicate_mask(tx, ["product_id", "amount"]).tolist() == [True, False]
+    result = audited([("a", "2024-01-01 12:00", "2", "P", 1.0, 5.0), ("a", "2024-01-01 08:00", "1", "P", 1.0, 5.0)],
+                     near_duplicate_columns=["product_id", "amount"])
+    assert finding_rows(result, "near_duplicates")["row"].tolist() == [2]
 
 
-def test_robust_log_bounds_use_the_scaled_mad_of_the_logs():
-    median, scale, low, high = robust_log_bounds([1, 2, 4, 8, 16], k=1)
-    assert median == pytest.approx(4.0)
-    assert scale == pytest.approx(1.4826 * np.log(2))
-    assert (low, high) == pytest.approx((4 * np.exp(-1.4826 * np.log(2)), 4 * np.exp(1.4826 * np.log(2))))
+def test_outlier_bounds_use_the_scaled_mad_of_the_logs():
+    rule = outlier_rule(audited(quantity_lines([1, 2, 4, 8, 16]), outlier_k=1, outlier_min_fold=1),
+                        "quantity")
+    assert rule["median"] == pytest.approx(4.0) and rule["n"] == 5
+    assert rule["scale_log"] == pytest.approx(1.4826 * np.log(2))
+    assert (rule["low"], rule["high"]) == pytest.approx((4 * np.exp(-1.4826 * np.log(2)),
+                                                         4 * np.exp(1.4826 * np.log(2))))
+    assert rule["flagged"] == 2  # 1 and 16
 
 
-def test_robust_log_bounds_fall_back_to_the_mean_absolute_deviation_when_the_mad_is_zero():
-    median, scale, low, high = robust_log_bounds([1, 1, 1, 2, 4, 0, -3, np.nan], k=2)  # non-positive ignored
-    assert median == 1.0
-    assert scale == pytest.approx(1.2533 * (np.log(2) + np.log(4)) / 5)
-    assert high == pytest.approx(np.exp(2 * scale))
+def test_outlier_bounds_fall_back_to_the_mean_absolute_deviation_when_the_mad_is_zero():
+    # quantity 0 and a return (-3) are not purchase lines: ignored
+    rule = outlier_rule(audited(quantity_lines([1, 1, 1, 2, 4, 0, -3]), outlier_k=2, outlier_min_fold=1),
+                        "quantity")
+    assert rule["median"] == 1.0 and rule["n"] == 5
+    assert rule["scale_log"] == pytest.approx(1.2533 * (np.log(2) + np.log(4)) / 5)
+    assert rule["high"] == pytest.approx(np.exp(2 * rule["scale_log"]))
 
 
-def test_robust_log_bounds_never_come_closer_to_the_median_than_min_fold():
-    assert robust_log_bounds([1, 1, 1, 2, 4], k=2, min_fold=10)[2:] == pytest.approx((0.1, 10.0))
-    _, _, low, high = robust_log_bounds([3, 3, 3], k=5)               # all equal: nothing outside
-    assert low <= 3 <= high and (low, high) == pytest.approx((3.0, 3.0))
-    assert all(np.isnan(robust_log_bounds([], k=5)))
+def test_outlier_bounds_never_come_closer_to_the_median_than_min_fold():
+    rule = outlier_rule(audited(quantity_lines([1, 1, 1, 2, 4]), outlier_k=2, outlier_min_fold=10), "quantity")
+    assert (rule["low"], rule["high"]) == pytest.approx((0.1, 10.0))
+    rule = outlier_rule(audited(quantity_lines([3, 3, 3]), outlier_k=5, outlier_min_fold=1), "quantity")
+    assert (rule["low"], rule["high"], rule["flagged"]) == pytest.approx((3.0, 3.0, 0))  # all equal: none outside
+    no_quantity = run_audit({"transactions": lines(quantity_lines([1, 2])).drop(columns=["quantity", "unit_price"])})
+    assert np.isnan([outlier_rule(no_quantity, "quantity")[k] for k in ("median", "low", "high")]).all()
 
 
 def test_order_values_sum_purchase_lines_per_order_and_skip_non_positive_orders():
-    tx = lines([("a", "2024-01-01 09:00", "1", "P", 2.0, 5.0), ("a", "2024-01-01 09:00", "1", "Q", 1.0, 3.0),
-                ("b", "2024-01-02 09:00", "2", "P", 1.0, 0.0), ("b", "2024-01-03 09:00", "C1", "P", -1.0, 5.0)])
-    out = order_values(tx, return_mask(tx, "C"))
-    assert out[["order_id", "lines", "value"]].to_dict("list") == {"order_id": ["1"], "lines": [2], "value": [13.0]}
+    result = audited([("a", "2024-01-01 09:00", "1", "P", 2.0, 5.0), ("a", "2024-01-01 09:00", "1", "Q", 1.0, 3.0),
+                      ("b", "2024-01-02 09:00", "2", "P", 1.0, 0.0), ("b", "2024-01-03 09:00", "C1", "P", -1.0, 5.0)])
+    assert result.order_values[["order_id", "value"]].to_dict("list") == {"order_id": ["1"], "value": [13.0]}
+    assert outlier_rule(result, "order value")["n"] == 1
 
 
-def test_future_cutoff_is_a_quantile_of_the_dates_plus_the_tolerance():
-    dates = pd.Series(pd.to_datetime(["2024-01-01", "2024-01-02", "2024-01-03", "2099-01-01"]))
-    assert future_cutoff(dates, quantile=0.5, tolerance_days=10) == pd.Timestamp("2024-01-12")
-    assert future_cutoff(pd.Series([], dtype="datetime64[ns]"), 0.99, 365) is None
+def test_dates_after_a_quantile_of_the_dates_plus_the_tolerance_are_in_the_future():
+    result = audited([("a", f"{day} 09:00", str(i), "P", 1.0, 1.0)
+                      for i, day in enumerate(["2024-01-01", "2024-01-02", "2024-01-03", "2099-01-01"])],
+                     future_quantile=0.5, future_tolerance_days=10)
+    found = result.findings.set_index("check").loc["future_dates"]
+    assert found["count"] == 1 and "dated after 2024-01-12" in found["message"]
 
 
-def test_default_as_of_is_the_day_after_the_last_order_that_is_not_in_the_future():
-    dates = pd.Series(pd.to_datetime(["2024-03-01 10:00", "2024-03-05 23:59", "2099-01-01 00:00", None]))
-    assert default_as_of(dates, pd.Timestamp("2025-01-01")) == pd.Timestamp("2024-03-06")
-    assert default_as_of(dates, None) == pd.Timestamp("2099-01-02")
-    assert default_as_of(dates.iloc[3:], None) is None
+def test_the_default_as_of_is_the_day_after_the_last_order_that_is_not_in_the_future():
+    rows = [("a", d, str(i), "P", 1.0, 1.0) for i, d in enumerate(["2024-03-01 10:00", "2024-03-05 23:59",
+                                                                    "2099-01-01 00:00"])]
+    assert audited(rows).as_of == pd.Timestamp("2024-03-06")
+    assert audited(rows, future_tolerance_days=100_000).as_of == pd.Timestamp("2099-01-02")
 
 
 def test_a_lost_day_on_a_trading_weekday_is_a_gap_but_a_closed_sunday_is_not():
     counts = [0 if day.day_name() == "Sunday" else 20 for day in pd.date_range("2024-01-01", periods=56)]
     counts[16] = 0                                                   # Wednesday 2024-01-17
-    daily = daily_volume(orders_per_day(counts), **VOLUME)
+    daily = volume_from_counts(orders_per_day(counts), **VOLUME)
     assert daily.loc[daily["is_gap"], "date"].tolist() == [pd.Timestamp("2024-01-17")]
     assert not daily.loc[daily["weekday"] == "Sunday", "open_weekday"].any()
     assert not daily["is_spike"].any()
@@ -176,7 +197,7 @@ def test_a_lost_day_on_a_trading_weekday_is_a_gap_but_a_closed_sunday_is_not():
 
 
 def test_zero_days_are_not_gaps_when_the_volume_is_too_low_for_a_zero_to_be_surprising():
-    daily = daily_volume(orders_per_day([1, 0] * 28), **VOLUME)
+    daily = volume_from_counts(orders_per_day([1, 0] * 28), **VOLUME)
     assert daily["open_weekday"].all() and not daily["is_gap"].any()
 
 
@@ -184,15 +205,15 @@ def test_a_day_far_above_the_expected_volume_is_a_spike():
     counts = [20] * 56
     counts[30] = 200
     counts[40] = 35                                                  # within Poisson noise: 20 + 5·sqrt(20) = 42
-    daily = daily_volume(orders_per_day(counts), **VOLUME)
+    daily = volume_from_counts(orders_per_day(counts), **VOLUME)
     assert daily.loc[daily["is_spike"], "date"].tolist() == [pd.Timestamp("2024-01-31")]
     assert daily["expected"].eq(20).all()
 
 
 def test_short_periods_are_not_assessed_for_gaps_and_spikes():
-    daily = daily_volume(orders_per_day([20, 0, 0, 300, 20]), **VOLUME)
+    daily = volume_from_counts(orders_per_day([20, 0, 0, 300, 20]), **VOLUME)
     assert len(daily) == 5 and not daily["is_gap"].any() and not daily["is_spike"].any()
-    assert daily_volume(orders_per_day([]), **VOLUME).empty
+    assert volume_from_counts(orders_per_day([]), **VOLUME).empty
 
 
 def test_gap_periods_merge_consecutive_gap_days_across_a_closed_weekday():
@@ -219,12 +240,13 @@ def test_missing_values_count_empty_cells_per_column_of_each_table():
     assert_frame_equal(missing_values({"transactions": t, "customers": c, "campaign": None}), expected)
 
 
-def test_returns_summary_gives_the_returned_share_of_gross_revenue():
-    tx = pd.DataFrame({"order_id": ["1", "2", "C1", "C1"], "amount": [300.0, 100.0, -30.0, -10.0]})
-    out = returns_summary(tx, tx["amount"] < 0)
-    assert out == {"return_lines": 2, "return_orders": 1, "gross_revenue": 400.0, "returned_value": 40.0,
-                   "returned_share": 0.1, "net_revenue": 360.0}
-    assert np.isnan(returns_summary(tx.iloc[0:0], tx["amount"].iloc[0:0] < 0)["returned_share"])
+def test_the_returns_summary_gives_the_returned_share_of_gross_revenue():
+    rows = [("a", "2024-01-01 09:00", "1", "P", 1.0, 300.0), ("a", "2024-01-02 09:00", "2", "P", 1.0, 100.0),
+            ("a", "2024-01-03 09:00", "C1", "P", -1.0, 30.0), ("a", "2024-01-03 09:00", "C1", "Q", -1.0, 10.0)]
+    assert audited(rows).returns == {"return_lines": 2, "return_orders": 1, "gross_revenue": 400.0,
+                                     "returned_value": 40.0, "returned_share": 0.1, "net_revenue": 360.0}
+    nothing_left = run_audit({"transactions": lines(rows)}, as_of="2023-01-01")
+    assert np.isnan(nothing_left.returns["returned_share"])
 
 
 def test_arm_balance_counts_customers_per_arm_within_each_campaign():
@@ -259,8 +281,8 @@ def test_each_problem_is_found_once_and_cleaned_by_its_rule():
     assert result.status == "warnings"
     assert result.customers["customer_id"].tolist() == ["a", "b", "c", "d", "e"]
     assert result.passed == ["missing_order_date", "missing_amount", "after_as_of", "order_value_outliers",
-                             "quantity_outliers", "volume_gaps", "volume_spikes", "customers_without_orders",
-                             "formula_like_ids"]
+                             "quantity_outliers", "volume_gaps", "volume_gaps_holidays", "volume_spikes",
+                             "customers_without_orders", "formula_like_ids"]
 
 
 def test_findings_quote_offending_rows_by_their_line_in_the_input_file():
@@ -335,10 +357,15 @@ def test_without_order_ids_exact_duplicates_ignore_the_derived_ids_and_near_dupl
     tx = lines(DIRTY).drop(columns=["order_id"])
     tx["order_id"] = pd.array([f"row-{i + 2}" for i in range(len(tx))], dtype="string")  # as schema.validate
     tx.attrs["absent_columns"] = ["order_id"]
-    result = run_audit({"transactions": tx})
+    dropping = load_config(overrides={"audit": {"identical_lines_without_order_id": "drop"}})
+    result = run_audit({"transactions": tx}, config=dropping)
     assert counts_of(result)["exact_duplicates"] == 1
+    assert counts_of(result)["identical_lines_without_order_id"] == 1
     assert "near_duplicates" not in counts_of(result)
     assert result.transactions["order_id"].tolist() == ["row-2", "row-6", "row-7", "row-9", "row-10", "row-11"]
+    kept = run_audit({"transactions": tx})  # the default, keep: the identical line is a purchase of its own
+    assert "exact_duplicates" not in counts_of(kept) and counts_of(kept)["identical_lines_without_order_id"] == 1
+    assert kept.transactions["order_id"].tolist() == ["row-2", "row-3", "row-6", "row-7", "row-9", "row-10", "row-11"]
 
 
 def test_campaign_rows_of_unknown_customers_and_repeated_pairs_are_dropped():
@@ -454,13 +481,17 @@ def test_summarize_states_status_removals_and_returns_from_the_result():
     result = run_audit({"transactions": lines(DIRTY)})
     s = summarize(result)
     assert s["analysed"] == ("10 order lines from 2024-01-01 to 2024-01-10 (analysis date as_of 2024-01-11), "
-                             "5 customers of whom 5 bought.")
+                             "5 customers.")  # who bought: the run's headline numbers
     assert s["findings"][0] == "Audit status: warnings (0 errors, 4 warnings, 4 notes)."
     assert s["findings"][1].startswith("Cleaning removed 4 of 10 transaction rows (40.0%): exact duplicate rows 1;")
     # gross 10 + 0 + 60 + 60 + 8 = 138, returned 10: 7.2%; net 128
     assert s["findings"][2] == ("Returns and cancellations are 7.2% of gross revenue (return lines: 1); "
-                                "net revenue 128.00 includes them.")
-    assert s["headlines"] == {"Status": "warnings", "Order lines (clean)": 6, "Orders": 6, "Customers": 5,
+                                "net revenue EUR 128.00 includes them.")
+    # orders: 4 purchase orders and the cancellation document C5 apart (not 6 "orders")
+    assert s["headlines"] == {"Status": "warnings", "Order lines (clean)": 6, "Net revenue (EUR)": 128.0,
+                              "Purchase orders": 4, "Cancellation/return documents": 1, "Fully cancelled orders": 0,
+                              "Customers": 5, "Buyers": 3, "Customers with order lines but no purchase kept": 2,
+                              "Prospects (no order line)": 0, "Guest lines (no customer id)": 1,
                               "Rows removed": 4, "Returns, share of gross revenue": "7.2%"}
     assert s["warnings"] == ["Data-quality warnings (4): exact_duplicates, future_dates, guest_checkouts, "
                              "negative_price; see the data-quality table of 01_data_audit."]
@@ -512,7 +543,7 @@ def test_the_generated_shop_cleans_to_consistent_counts(shop, shop_result):
 def test_the_volume_plot_marks_gaps_and_spikes_with_titled_labelled_axes():
     counts = [20] * 56
     counts[10], counts[30] = 0, 200
-    ax = plot_daily_volume(daily_volume(orders_per_day(counts), **VOLUME))
+    ax = plot_daily_volume(volume_from_counts(orders_per_day(counts), **VOLUME))
     assert (ax.get_title(), ax.get_xlabel(), ax.get_ylabel()) == ("Daily orders", "Date (day)", "Orders per day (count)")
     labels = [t.get_text() for t in ax.get_legend().get_texts()]
     assert "gap: no orders where expected (1 days)" in labels and "spike (1 days)" in labels
@@ -547,7 +578,7 @@ def test_the_producer_writes_the_clean_tables_summary_and_customer_list(tmp_path
     result = build_audit_artifacts(ctx)
     tx = pd.read_parquet(ctx.artifact_path("transactions_clean"))
     assert list(tx.columns) == list(TRANSACTIONS.columns) + ["is_return"]
-    assert len(tx) == len(result.transactions) and tx["order_id"].notna().all()
+    assert len(tx) == result.counts["transactions_rows_clean"] > 0 and tx["order_id"].notna().all()
     customers = pd.read_parquet(ctx.artifact_path("customers_clean"))
     assert list(customers.columns) == list(CUSTOMERS.columns) and customers["customer_id"].is_unique
     campaign = pd.read_parquet(ctx.artifact_path("campaign_clean"))

@@ -53,11 +53,12 @@ def test_engine_handles_returns_fully_returned_orders_and_csv_input(tmp_path):
     csv = tmp_path / "tx.csv"
     tx.to_csv(csv, index=False)
     got = rfm_table_from_files(csv, as_of="2024-03-01")
-    # c's only order is on as_of (exclusive); a's order 1 nets to zero: not a purchase.
-    assert got["customer_id"].tolist() == ["a", "b"]
-    assert got["frequency"].tolist() == [1, 1]
-    assert got["monetary_total"].tolist() == [25.0, 0.0]
-    assert got["recency_days"].tolist() == [29, 51]
+    # c's only order is on as_of (exclusive); a's order 1 nets to zero: not a purchase. b's C3 (no
+    # product: matched by amount) cancels all of order 3, so b kept nothing and is no buyer (issue 16).
+    assert got["customer_id"].tolist() == ["a"]
+    assert got["frequency"].tolist() == [1]
+    assert got["monetary_total"].tolist() == [25.0]
+    assert got["recency_days"].tolist() == [29]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         _assert_same(got, rfm_table(tx.astype({"customer_id": "string", "order_id": "string"}),

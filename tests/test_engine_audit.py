@@ -1,4 +1,6 @@
-"""The out-of-core audit (segkit.data.engine) finds, cleans and aggregates exactly what the pandas path does."""
+"""The audit of order lines (segkit.data.engine.TransactionLog, DuckDB at every size): what it finds and
+cleans, the same whatever form the log comes in (CSV, Parquet, parts, Excel, compressed, a frame), and
+the reader's messages, which are those of segkit.data.io."""
 
 from __future__ import annotations
 
@@ -13,6 +15,7 @@ from pandas.testing import assert_frame_equal
 from segkit.audit import audit_log, audit_transactions_from_files, run_audit
 from segkit.core.config import load_config, project_root
 from segkit.core.errors import ConfigError, DataError
+from segkit.core.schema import TRANSACTIONS
 from segkit.data.datasets import generate_shop
 from segkit.data.engine import (
     EngineSettings,
@@ -56,15 +59,12 @@ def inputs(tmp_path_factory):
     return out
 
 
-def _pandas_lines(source, config=None) -> pd.DataFrame:
-    """What segkit.data.io gives for the source; a folder is its files concatenated (rows numbered across files)."""
-    if source.is_file():
-        return load_table(source, "transactions", config=config)
-    files = sorted(source.iterdir())
-    parts = [load_table(f, "transactions", config=config) for f in files]
-    tx = pd.concat(parts, ignore_index=True)
-    tx.attrs = dict(parts[0].attrs)
-    return tx
+def _audit(source, config=None, as_of=None, tmp_path=None):
+    """The audit of ``source`` (a path or a frame) and, given ``tmp_path``, its clean lines."""
+    with TransactionLog(source, config if config is not None else load_config()) as log:
+        result = audit_log(log, as_of)
+        clean = pd.read_parquet(log.write_clean(tmp_path / "clean.parquet")) if tmp_path is not None else None
+    return result, clean
 
 
 def _assert_same_audit(a, b) -> None:
@@ -74,44 +74,74 @@ def _assert_same_audit(a, b) -> None:
     assert (a.as_of, a.period) == (b.as_of, b.period)
     assert_frame_equal(a.missing, b.missing)
     assert_frame_equal(a.checks, b.checks)
-    assert_frame_equal(a.daily, b.daily, check_exact=False, rtol=1e-12)
+    assert_frame_equal(a.daily, b.daily)
     assert_frame_equal(a.gaps, b.gaps)
-    assert_frame_equal(a.outlier_rules, b.outlier_rules, check_exact=False, rtol=1e-12)
+    assert_frame_equal(a.outlier_rules, b.outlier_rules)
     assert_frame_equal(a.customers, b.customers)
-    assert_frame_equal(a.order_values, b.order_values, check_exact=False, rtol=1e-12)
+    assert_frame_equal(a.order_values, b.order_values)
     assert_frame_equal(a.quantities, b.quantities)
-    assert a.returns == pytest.approx(b.returns, rel=1e-12, nan_ok=True)
+    assert a.returns == pytest.approx(b.returns, rel=0, abs=0, nan_ok=True)
     assert list(a.offending) == list(b.offending)
     for key in a.offending:
-        assert_frame_equal(a.offending[key], b.offending[key], check_exact=False, rtol=1e-12)
-    assert (a.engine, b.engine) == ("pandas", "duckdb")
+        assert_frame_equal(a.offending[key], b.offending[key])
 
 
-@pytest.mark.parametrize("name", ["sample_csv", "shop_csv", "shop_parquet", "shop_csv_parts", "shop_parquet_parts"])
-def test_engine_audit_equals_run_audit_and_writes_the_same_clean_lines(inputs, name, tmp_path, monkeypatch):
+@pytest.fixture(scope="module")
+def shop_csv_audit(inputs, tmp_path_factory):
+    return _audit(inputs["shop_csv"], tmp_path=tmp_path_factory.mktemp("shop_csv_audit"))
+
+
+def test_the_audit_of_the_shop_counts_the_planted_dirt_exactly(shop_csv_audit):
+    result, clean = shop_csv_audit
+    dirt = generate_shop(n_customers=800, seed=3).dirt
+    counts = dict(zip(result.findings["check"], result.findings["count"]))
+    for kind, check in {"duplicate_rows": "exact_duplicates", "missing_customer_id": "guest_checkouts",
+                        "zero_unit_price": "zero_price", "negative_unit_price": "negative_price",
+                        "future_order_date": "future_dates", "quantity_outlier": "quantity_outliers"}.items():
+        assert counts.get(check, 0) == dirt[kind], check
+    rules = result.cleaning_rules.set_index("rule")["rows_affected"]
+    dropped = int(rules[result.cleaning_rules.set_index("rule")["action"] == "dropped"].sum())
+    assert result.counts["transactions_rows_in"] == len(clean) + dropped
+    assert result.counts["transactions_rows_clean"] == len(clean)
+    assert not clean.duplicated().any() and clean["customer_id"].notna().all()
+    assert clean["order_date"].max() < result.as_of
+    assert (clean["is_return"] == clean["order_id"].str.startswith("C")).all()
+    assert list(clean.columns) == list(TRANSACTIONS.columns) + ["is_return"]
+
+
+@pytest.mark.parametrize("name", ["shop_parquet", "shop_csv_parts", "shop_parquet_parts", "shop_frame"])
+def test_every_form_of_the_log_gives_the_audit_and_clean_lines_of_the_single_csv(
+        inputs, shop_csv_audit, name, tmp_path, monkeypatch):
     import segkit.data.engine
 
     monkeypatch.setattr(segkit.data.engine, "KTH_FETCH", 100)  # exact medians through the histogram passes
-    config = load_config()
-    expected = run_audit({"transactions": _pandas_lines(inputs[name])}, config=config)
-    with TransactionLog(inputs[name], config) as log:
-        got = audit_log(log)
-        clean = log.write_clean(tmp_path / "transactions_clean.parquet")
+    expected, expected_clean = shop_csv_audit
+    source = load_table(inputs["shop_csv"], "transactions") if name == "shop_frame" else inputs[name]
+    got, clean = _audit(source, tmp_path=tmp_path)
     _assert_same_audit(expected, got)
-    assert got.transactions is None
-    assert got.counts["transactions_rows_in"] > got.counts["transactions_rows_clean"] > 0
-    # the clean lines: same columns, dtypes, values and row order as the pandas path
-    assert_frame_equal(pd.read_parquet(clean), expected.transactions)
+    assert_frame_equal(clean, expected_clean)
 
 
-def test_the_five_tuple_entry_point_and_an_explicit_as_of_agree_with_run_audit(inputs):
-    config = load_config()
-    expected = run_audit({"transactions": _pandas_lines(inputs["shop_csv"])}, as_of="2024-06-01", config=config)
-    findings, rules, counts, as_of, period = audit_transactions_from_files(inputs["shop_csv"], config,
+def test_the_bundled_sample_audits_to_its_known_counts(inputs):
+    result, _ = _audit(inputs["sample_csv"])
+    counts = dict(zip(result.findings["check"], result.findings["count"]))
+    assert result.counts["transactions_rows_in"] == 31042
+    assert result.counts["transactions_rows_in"] - result.counts["transactions_rows_clean"] == sum(
+        result.cleaning_rules.loc[result.cleaning_rules["action"] == "dropped", "rows_affected"])
+    assert counts["exact_duplicates"] > 0 and counts["guest_checkouts"] > 0
+    # money summed exactly (DECIMAL): net = gross - returned to the cent
+    r = result.returns
+    assert round(r["gross_revenue"] - r["returned_value"], 2) == r["net_revenue"] == round(r["net_revenue"], 2)
+
+
+def test_the_five_tuple_entry_point_and_an_explicit_as_of(inputs):
+    expected, _ = _audit(inputs["shop_csv"], as_of="2024-06-01")
+    findings, rules, counts, as_of, period = audit_transactions_from_files(inputs["shop_csv"], load_config(),
                                                                           as_of="2024-06-01")
     assert_frame_equal(findings, expected.findings)
     assert_frame_equal(rules, expected.cleaning_rules)
     assert counts == expected.counts and as_of == pd.Timestamp("2024-06-01") and period == expected.period
+    assert period["end"] < pd.Timestamp("2024-06-01")
     after = rules.set_index("rule").loc["orders on or after as_of", "rows_affected"]
     assert after > 1000
 
@@ -153,12 +183,13 @@ def test_column_maps_day_first_dates_decimal_commas_and_semicolons_are_read_in_s
         "columns": {"transactions": {"order_id": "Invoice", "order_date": "InvoiceDate", "customer_id": "Customer ID",
                                      "quantity": "Qty", "unit_price": "Price", "country": "Country"}},
         "io": {"dayfirst": True, "decimal": ","}})
-    expected = run_audit({"transactions": load_table(csv, "transactions", config=config)}, config=config)
-    with TransactionLog(csv, config) as log:
-        got = audit_log(log)
-        clean = pd.read_parquet(log.write_clean(tmp_path / "clean.parquet"))
-    _assert_same_audit(expected, got)
-    assert_frame_equal(clean, expected.transactions)
+    got, clean = _audit(csv, config, tmp_path=tmp_path)
+    counts = dict(zip(got.findings["check"], got.findings["count"]))
+    assert {k: counts.get(k) for k in ("exact_duplicates", "guest_checkouts", "zero_price", "returns")} == {
+        "exact_duplicates": 1, "guest_checkouts": 1, "zero_price": 1, "returns": 1}
+    assert clean["order_date"].dt.strftime("%Y-%m-%d %H:%M").tolist() == [
+        "2024-04-13 10:00", "2024-04-14 09:30", "2024-05-03 18:05", "2024-05-04 08:00"]
+    assert clean["is_return"].tolist() == [False, True, False, False]
     assert clean["customer_id"].tolist() == ["00123", "00123", "12346", "77"]
     assert clean["amount"].tolist() == [3.0, -1.5, 0.0, 1234.5]
     assert got.customers.set_index("customer_id")["country"].to_dict() == {"00123": "France", "12346": "Spain",
@@ -222,9 +253,12 @@ def test_paths_that_the_engine_cannot_stream_are_explained(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(DataError, match="no .parquet or .csv files"):
         TransactionLog(tmp_path / "empty")
-    (tmp_path / "t.xlsx").write_bytes(b"")
-    with pytest.raises(DataError, match="Excel workbooks are read by the in-memory engine only"):
+    (tmp_path / "t.xlsx").write_bytes(b"PK not a workbook")
+    with pytest.raises(DataError, match="is not a readable .xlsx workbook"):   # read by segkit.data.io
         TransactionLog(tmp_path / "t.xlsx")
+    (tmp_path / "t.xls").write_bytes(b"")
+    with pytest.raises(DataError, match="save as .xlsx"):
+        TransactionLog(tmp_path / "t.xls")
     with pytest.raises(DataError, match="no file matches this pattern"):
         TransactionLog(tmp_path / "*.parquet")
 
@@ -266,20 +300,6 @@ def test_the_summary_records_the_engine(inputs):
     assert json.loads(json.dumps(summary, default=str))["counts"]["transactions_rows_in"] == 31042
 
 
-def test_campaign_retention_from_files_equals_the_in_memory_flags(inputs, tmp_path):
-    from segkit.campaign import retention_flags
-    from segkit.data.engine import retention_flags_from_files
-
-    shop = generate_shop(n_customers=800, seed=3)
-    clean = write_clean_transactions(inputs["shop_parquet"], tmp_path / "clean.parquet")
-    lines = pd.read_parquet(clean)
-    for days, as_of in ((30, None), (14, "2024-10-01")):
-        expected = retention_flags(shop.campaign, lines, days, as_of)
-        got = retention_flags_from_files(shop.campaign, clean, days, as_of)
-        pd.testing.assert_series_equal(got, expected)
-    assert got.isna().any() and (got == 1).any() and (got == 0).any()
-
-
 def test_rows_empty_in_every_column_are_skipped_and_row_numbers_still_count_them(tmp_path):
     path = tmp_path / "t.csv"
     path.write_text("customer_id,order_id,order_date,amount,channel\n"
@@ -287,10 +307,7 @@ def test_rows_empty_in_every_column_are_skipped_and_row_numbers_still_count_them
                     " , ,, ,\n"                    # row 3: blank
                     ",2,2024-01-02,7,\n"           # row 4: guest
                     ",,,,\n")                      # row 5: blank
-    expected = run_audit({"transactions": load_table(path, "transactions")})
-    with TransactionLog(path) as log:
-        got = audit_log(log)
-    _assert_same_audit(expected, got)
+    got, _ = _audit(path)
     assert got.counts["transactions_rows_in"] == 2
     assert got.findings.set_index("check").loc["guest_checkouts", "examples"].startswith("row 4: ")
 
@@ -318,14 +335,72 @@ def test_errors_follow_the_canonical_column_order_whatever_the_order_of_the_colu
     assert "column 'When' (mapped to 'order_date')" in message
 
 
-def test_encodings_duckdb_cannot_read_exactly_are_refused_with_the_fix(tmp_path):
+def test_text_in_encodings_duckdb_does_not_read_is_read_from_a_utf8_copy(tmp_path):
     path = tmp_path / "t.csv"
-    path.write_bytes("customer_id,order_date,amount\nZoë,2024-01-01,1\n".encode("cp1252"))
-    with pytest.raises(DataError, match="reads UTF-8 and Latin-1 text only"):
-        TransactionLog(path, {"io": {"encoding": "cp1252"}})
-    with TransactionLog(path, {"io": {"encoding": "latin-1"}}) as log:
-        result = audit_log(log)
+    path.write_bytes("customer_id,order_date,amount\nZoë€,2024-01-01,1\n".encode("cp1252"))
+    for encoding in ("cp1252", "windows-1252"):
+        result, _ = _audit(path, {"io": {"encoding": encoding}})
+        assert result.customers["customer_id"].tolist() == ["Zoë€"]
+    path.write_bytes("customer_id,order_date,amount\nZoë,2024-01-01,1\n".encode("latin-1"))
+    result, _ = _audit(path, {"io": {"encoding": "latin-1"}})   # read by DuckDB directly
     assert result.customers["customer_id"].tolist() == ["Zoë"]
+    assert path.read_bytes().startswith(b"customer_id")   # the input is only read
+
+
+WORKBOOK_LINES = pd.DataFrame({
+    "Kunde": ["00123", "00123", "00123", None, "12346.0", " 77 "],
+    "Datum": ["13/04/2024 10:00", "13/04/2024 10:00", "14/04/2024 09:30", "02/05/2024", "03/05/2024 18:05",
+              "04/05/2024 08:00"],
+    "Beleg": ["1", "1", "C2", "3", "4", "5"],
+    "Betrag": ["3,00", "3,00", "-1,50", "9,99", "0", "1.234,50"],
+})
+WORKBOOK_CONFIG = {"columns": {"transactions": {"customer_id": "Kunde", "order_date": "Datum", "order_id": "Beleg",
+                                                "amount": "Betrag"}},
+                   "io": {"dayfirst": True, "decimal": ","}}
+
+
+@pytest.mark.parametrize("form", ["xlsx", "csv.bz2", "csv.xz", "csv.gz"])
+def test_workbooks_and_compressed_files_are_typed_by_the_rules_of_csv_cells(tmp_path, form):
+    csv = tmp_path / "lines.csv"
+    WORKBOOK_LINES.to_csv(csv, index=False, sep=";")
+    path = tmp_path / f"lines.{form}"
+    if form == "xlsx":
+        WORKBOOK_LINES.to_excel(path, index=False)   # text cells, as an export typed as text
+    else:
+        WORKBOOK_LINES.to_csv(path, index=False, sep=";")
+    config = load_config(overrides=WORKBOOK_CONFIG)
+    expected, expected_clean = _audit(csv, config, tmp_path=tmp_path)
+    got, clean = _audit(path, config, tmp_path=tmp_path)
+    _assert_same_audit(expected, got)
+    assert_frame_equal(clean, expected_clean)
+    assert clean["customer_id"].tolist() == ["00123", "00123", "12346", "77"]
+    assert clean["amount"].tolist() == [3.0, -1.5, 0.0, 1234.5]
+    assert clean["order_date"].dt.strftime("%d.%m.%Y").tolist() == ["13.04.2024", "14.04.2024", "03.05.2024",
+                                                                   "04.05.2024"]
+    guest = got.findings.set_index("check").loc["guest_checkouts", "examples"]
+    assert guest.startswith("row 5: ")   # the spreadsheet row, header = row 1
+
+
+def test_a_bad_cell_in_a_workbook_is_named_by_file_column_and_row(tmp_path):
+    path = tmp_path / "lines.xlsx"
+    WORKBOOK_LINES.assign(Betrag=["3,00", "3,00", "-1,50", "n/a", "0", "1.234,50"]).to_excel(path, index=False)
+    with pytest.raises(DataError) as err:
+        TransactionLog(path, load_config(overrides=WORKBOOK_CONFIG))
+    assert str(err.value) == (f"{path}: column 'Betrag' (mapped to 'amount'): text that is not a number: 'n/a' "
+                              "(row 5). Numbers only: remove currency signs, units and text such as 'n/a' "
+                              "(leave a cell empty when the value is missing).")
+
+
+def test_a_frame_is_typed_by_the_rules_of_csv_cells_and_named_by_its_rows(tmp_path):
+    frame = pd.DataFrame({"customer_id": [7, 7, 8], "order_date": ["2024-01-05", "2024-01-05 10:00", "soon"],
+                          "amount": ["10", "2.5", "1"]}, index=[4, 5, 9])
+    with pytest.raises(DataError, match=r"transactions: column 'order_date': values that are not dates: 'soon' "
+                                        r"\(row 11\)"):
+        run_audit({"transactions": frame})
+    result = run_audit({"transactions": frame.iloc[:2]})
+    assert result.transactions["customer_id"].tolist() == ["7", "7"]
+    assert result.transactions["amount"].tolist() == [10.0, 2.5]
+    assert result.transactions["order_id"].tolist() == ["row-6", "row-7"]   # from the index: file rows
 
 
 def test_kth_smallest_is_exact_on_skewed_values_with_ties_and_a_tiny_fetch():

@@ -256,7 +256,7 @@ def test_a_cancellation_invoice_that_nets_positive_is_never_a_purchase_on_either
     assert rfm.set_index("customer_id")["frequency"].to_dict() == {"a": 1, "b": 2}
     assert rfm.set_index("customer_id")["monetary_total"].to_dict() == {"a": 25.0, "b": 40.0}  # net keeps it
     assert_frame_equal(duck_rfm, rfm)
-    assert (info["purchase_orders"], info["non_purchase_orders"]) == (3, 1)
+    assert (info["purchase_orders"], info["non_purchase_orders"], info["cancellation_documents"]) == (3, 0, 1)
     days = purchase_days(purchase_orders(clean))
     assert days["order_date"].dt.strftime("%Y-%m-%d").tolist() == ["2024-01-02", "2024-01-05", "2024-01-20"]
     assert_frame_equal(purchase_days_from_files(on_disk), days)
@@ -268,7 +268,8 @@ def test_features_and_campaign_retention_do_not_count_a_cancellation_invoice_as_
         warnings.simplefilter("ignore")
         features = customer_table(clean, as_of="2024-02-01").set_index("customer_id")
     behaviour = behaviour_table_from_files(on_disk, "2024-02-01").set_index("customer_id")
-    assert features.loc["a", ["frequency", "aov"]].tolist() == [1, 20.0]
+    # C1002 takes back the P1 of order 1001 (kept 10.00); its postage stays with the document
+    assert features.loc["a", ["frequency", "aov"]].tolist() == [1, 10.0]
     assert np.isnan(features.loc["a", "median_days_between_orders"])
     assert_frame_equal(behaviour[features.columns.intersection(behaviour.columns)],
                        features[features.columns.intersection(behaviour.columns)], check_dtype=False)

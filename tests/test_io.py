@@ -11,7 +11,8 @@ import pytest
 
 from segkit.core.config import load_config
 from segkit.core.errors import ConfigError, DataError
-from segkit.data.io import customers_from_transactions, load_inputs, load_table
+from segkit.audit import audit_inputs, run_audit
+from segkit.data.io import load_inputs, load_table
 
 ROOT = Path(__file__).resolve().parents[1]
 UCI_SMALL = ROOT / "tests" / "data" / "online_retail_ii_small.csv"
@@ -49,8 +50,7 @@ def test_the_uci_online_retail_layout_loads_through_its_shipped_config(uci_confi
 
 
 def test_uci_country_reaches_the_derived_customers_table(uci_config):
-    tx = load_inputs(uci_config)["transactions"]
-    customers = customers_from_transactions(tx)
+    customers = audit_inputs(uci_config).customers
     assert customers["customer_id"].tolist() == ["12346", "12533", "12682", "13078", "13085", "15362",
                                                  "16321", "18087", "18102"]
     assert customers.set_index("customer_id")["country"].to_dict()["16321"] == "Australia"
@@ -232,13 +232,14 @@ def test_customers_derived_from_transactions_take_the_most_frequent_then_latest_
         "order_date": pd.to_datetime(["2024-01-01", "2024-01-01", "2024-02-01", "2024-03-01", "2024-04-01",
                                       "2024-01-02", "2024-05-01"]),
         "country": pd.array(["Spain", "Spain", "EIRE", "EIRE", "Spain", None, "Norway"], dtype="string"),
+        "amount": [1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0],
     })
-    out = customers_from_transactions(tx)
+    out = run_audit({"transactions": tx}).customers   # the audit derives them without a customers file
     assert out["customer_id"].tolist() == ["a", "b"]
     # a: Spain 2 lines (latest 2024-04-01) vs EIRE 2 lines (latest 2024-03-01) -> Spain
     assert out["country"].tolist() == ["Spain", "Spain"]
     assert list(out.columns)[:3] == ["customer_id", "signup_date", "country"]
-    no_country = customers_from_transactions(tx.drop(columns="country"))
+    no_country = run_audit({"transactions": tx.drop(columns="country")}).customers
     assert no_country["country"].isna().all() and len(no_country) == 2
 
 

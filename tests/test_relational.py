@@ -12,13 +12,14 @@ from sqlglot.errors import ErrorLevel
 
 from segkit.core.errors import DataError
 from segkit.data.engine import (
+    OrderLines,
     behaviour_table_from_files,
     order_table_from_files,
     purchase_days_from_files,
     rfm_with_info_from_files,
 )
 from segkit.data.orders import order_table, purchase_days, purchase_orders, rfm_with_info
-from segkit.data.relational import QUERIES, Query
+from segkit.data.relational import QUERIES, RFM_COLUMNS, Query
 from segkit.features import customer_table
 
 READERS = ("read_csv", "read_csv_auto", "read_parquet", "read_json", "read_json_auto")
@@ -167,7 +168,8 @@ def test_the_rfm_base_keeps_buyers_before_as_of_and_counts_what_it_left_out(engi
     assert_frame_equal(rfm, expected)
     assert info == {
         "as_of": pd.Timestamp(AS_OF), "orders_after_as_of": 1, "customers_after_as_of_only": 1,
-        "purchase_orders": 2, "non_purchase_orders": 4, "customers_without_purchase": 1,
+        "purchase_orders": 2, "non_purchase_orders": 3, "cancellation_documents": 1,   # C2: a document
+        "customers_without_purchase": 1, "customers_kept_nothing": 0,
         "customers_non_positive_net": 0, "period_start": pd.Timestamp("2024-01-01 10:00"),
         "period_end": pd.Timestamp("2024-01-06 12:00"), "net_revenue": 18.5,
     }
@@ -198,3 +200,107 @@ def test_an_order_whose_lines_cancel_in_floating_point_is_not_a_purchase():
                           "order_date": pd.to_datetime(["2024-01-01"] * 3),
                           "amount": [0.1, 0.2, -0.3]})   # 5.55e-17 in floats, 0 exactly
     assert order_table(lines)["is_purchase"].tolist() == [False]
+
+
+# --------------------------------------------------------------------------- campaign sends (one class for lines)
+@pytest.fixture(params=["frame", "parquet"])
+def as_lines(request, tmp_path):
+    """Wrap a frame of lines as OrderLines over the frame itself or over a Parquet file of it."""
+    def wrap(frame: pd.DataFrame) -> OrderLines:
+        if request.param == "frame":
+            return OrderLines(frame)
+        path = tmp_path / "lines.parquet"
+        frame.to_parquet(path, index=False)
+        return OrderLines(path)
+    return wrap
+
+
+def send_lines() -> pd.DataFrame:
+    """Lines around sends on 2024-03-01 09:00 and 2024-03-15 09:00 (retention window: 7 days)."""
+    rows = [
+        ("a", "1", "2024-02-01 10:00", 20.0, False),   # before both sends
+        ("a", "2", "2024-03-01 08:00", 5.0, False),    # send day, before the 09:00 send
+        ("b", "3", "2024-03-01 18:00", 8.0, False),    # send day, after the send: retained
+        ("c", "4", "2024-03-08 09:00", 6.0, False),    # exactly 7 days after the send: retained
+        ("d", "5", "2024-03-08 09:00:01", 6.0, False), # one second too late
+        ("e", "C6", "2024-03-02 12:00", -9.0, True),   # only a cancelled order: never a purchase
+        ("f", "7", "2024-02-20 00:00", 4.0, False),    # bought before the first send only
+        ("f", "8", "2024-03-10 00:00", 3.0, False),    # ... and between the sends
+    ]
+    frame = pd.DataFrame(rows, columns=["customer_id", "order_id", "order_date", "amount", "is_return"])
+    frame["order_date"] = pd.to_datetime(frame["order_date"], format="ISO8601").astype("datetime64[ns]")
+    return frame.astype({"customer_id": "string", "order_id": "string"})
+
+
+def send_campaign() -> pd.DataFrame:
+    ids = ["a", "b", "c", "d", "e", "guest-1"]
+    return pd.DataFrame({"campaign_id": "m1", "customer_id": ids, "arm": "email",
+                         "sent_at": pd.to_datetime(["2024-03-01 09:00"] * 5 + [None])})
+
+
+def test_retention_counts_a_purchase_after_the_send_up_to_exactly_n_days_later(as_lines):
+    flags = as_lines(send_lines()).retention_flags(send_campaign(), days=7, as_of="2024-04-01")
+    # a: bought on the send day but before the send; b: same day after it; c: exactly 7 days later;
+    # d: 7 days and a second; e: only a cancelled order; guest-1: unknown in the lines, no own
+    # send time (its campaign's first is used)
+    assert flags.tolist() == [0.0, 1.0, 1.0, 0.0, 0.0, 0.0]
+    assert flags.name == "retained"
+
+
+def test_retention_is_unknown_when_the_window_ends_after_the_data_or_nothing_was_sent(as_lines):
+    camp = send_campaign()
+    lines = as_lines(send_lines())
+    # as_of 2024-03-08 00:00: every 7-day window from 2024-03-01 09:00 ends after it
+    assert lines.retention_flags(camp, days=7, as_of="2024-03-08").isna().all()
+    # default end: the day after the last purchase (2024-03-11): windows ending 2024-03-08 09:00 are known
+    assert lines.retention_flags(camp, days=7).tolist() == [0.0, 1.0, 1.0, 0.0, 0.0, 0.0]
+    unsent = camp.assign(sent_at=pd.NaT)
+    assert lines.retention_flags(unsent, days=7, as_of="2024-04-01").isna().all()
+
+
+def test_retention_flags_leave_guest_lines_out_of_a_frame():
+    lines = send_lines()
+    guest = pd.DataFrame({"customer_id": [pd.NA], "order_id": ["9"], "is_return": [False],
+                          "order_date": pd.to_datetime(["2024-03-02"]).astype("datetime64[ns]"), "amount": [50.0]})
+    lines = pd.concat([lines, guest.astype({"customer_id": "string", "order_id": "string"})], ignore_index=True)
+    from segkit.campaign import retention_flags
+    got = retention_flags(send_campaign(), lines, days=7, as_of="2024-04-01")
+    assert got.tolist() == [0.0, 1.0, 1.0, 0.0, 0.0, 0.0]
+
+
+def test_the_rfm_base_at_each_send_uses_only_lines_before_the_send_day(as_lines):
+    sends = pd.DataFrame({"campaign_id": ["m1", "m2"],
+                          "send_date": pd.to_datetime(["2024-03-01", "2024-03-15"])})
+    rfm = as_lines(send_lines()).rfm_at_send(sends)
+    assert list(rfm.columns) == ["campaign_id", *RFM_COLUMNS]
+    m1 = rfm[rfm["campaign_id"] == "m1"].set_index("customer_id")
+    m2 = rfm[rfm["campaign_id"] == "m2"].set_index("customer_id")
+    # m1 (day 2024-03-01): a's order at 08:00 on the send day is not history; e never bought
+    assert m1.index.tolist() == ["a", "f"]
+    assert m1.loc["a", ["recency_days", "frequency", "monetary_total", "tenure_days"]].tolist() == [29, 1, 20.0, 29]
+    assert m1.loc["f", "recency_days"] == 10
+    # m2 (2024-03-15): everything up to 2024-03-14; e's cancelled order is no purchase
+    assert m2.index.tolist() == ["a", "b", "c", "d", "f"]
+    assert m2.loc["a", ["recency_days", "frequency", "monetary_total", "monetary_avg"]].tolist() == [14, 2, 25.0, 12.5]
+    assert m2.loc["f", ["recency_days", "frequency", "tenure_days"]].tolist() == [5, 2, 24]
+    assert m2.loc["d", "last_order_date"] == pd.Timestamp("2024-03-08 09:00:01")
+
+
+def test_purchase_days_at_each_send_are_cut_at_the_send_day(as_lines):
+    sends = pd.DataFrame({"campaign_id": ["m1", "m2"],
+                          "send_date": pd.to_datetime(["2024-03-01", "2024-03-15"])})
+    days = as_lines(send_lines()).purchase_days_at_send(sends)
+    got = [(r.campaign_id, r.customer_id, str(r.order_date.date()), r.amount, r.orders) for r in days.itertuples()]
+    assert got == [("m1", "a", "2024-02-01", 20.0, 1), ("m1", "f", "2024-02-20", 4.0, 1),
+                   ("m2", "a", "2024-02-01", 20.0, 1), ("m2", "a", "2024-03-01", 5.0, 1),
+                   ("m2", "b", "2024-03-01", 8.0, 1), ("m2", "c", "2024-03-08", 6.0, 1),
+                   ("m2", "d", "2024-03-08", 6.0, 1), ("m2", "f", "2024-02-20", 4.0, 1),
+                   ("m2", "f", "2024-03-10", 3.0, 1)]
+
+
+def test_purchase_orders_are_the_orders_flagged_as_purchases_before_as_of(as_lines):
+    lines = tricky_lines()
+    got = as_lines(lines).purchase_orders(AS_OF)
+    assert got[["customer_id", "order_id"]].values.tolist() == [["a", "o1"], ["b", "o5"]]
+    assert got["amount"].tolist() == [15.0, 2.5]
+    assert purchase_orders(lines)["order_id"].tolist() == ["o1", "o5", "o7"]  # no as_of: all purchases

@@ -12,6 +12,7 @@ from pandas.testing import assert_frame_equal
 from sklearn.exceptions import NotFittedError
 
 from segkit.core.errors import ConfigError, DataError
+from segkit.data.cancellations import kept_value
 from segkit.data.orders import RFMWarning, lifetimes_summary, order_table, purchase_orders, rfm_table
 from segkit.rfm import (
     LoyaltyTiers,
@@ -129,15 +130,16 @@ def test_rfm_table_counts_purchases_and_nets_returns_into_monetary_total():
     with pytest.warns(RFMWarning, match=r"1 order\(s\) dated on or after as_of = 2024-02-01 were excluded "
                                         r"\(1 customer\(s\) have only such orders\)"):
         got = rfm_table(returns_example(), as_of="2024-02-01")
+    # d bought 10 and returned 25 (net -15): kept nothing, so no buyer and no row
     expected = pd.DataFrame({
-        "customer_id": pd.array(["a", "b", "d"], dtype="string"),
-        "recency_days": np.array([12, 1, 30], dtype="int64"),
-        "frequency": np.array([2, 1, 1], dtype="int64"),
-        "monetary_total": [33.0, 8.0, -15.0],
-        "monetary_avg": [16.5, 8.0, -15.0],
-        "tenure_days": np.array([31, 1, 30], dtype="int64"),
-        "first_order_date": pd.to_datetime(["2024-01-01", "2024-01-31 23:59", "2024-01-02"], format="mixed"),
-        "last_order_date": pd.to_datetime(["2024-01-20", "2024-01-31 23:59", "2024-01-02"], format="mixed"),
+        "customer_id": pd.array(["a", "b"], dtype="string"),
+        "recency_days": np.array([12, 1], dtype="int64"),
+        "frequency": np.array([2, 1], dtype="int64"),
+        "monetary_total": [33.0, 8.0],
+        "monetary_avg": [16.5, 8.0],
+        "tenure_days": np.array([31, 1], dtype="int64"),
+        "first_order_date": pd.to_datetime(["2024-01-01", "2024-01-31 23:59"], format="mixed"),
+        "last_order_date": pd.to_datetime(["2024-01-20", "2024-01-31 23:59"], format="mixed"),
     })
     assert_frame_equal(got, expected, check_dtype=False)
     assert got["recency_days"].dtype == "int64" and got["frequency"].dtype == "int64"
@@ -153,8 +155,8 @@ def test_order_table_sums_lines_per_order_and_flags_non_positive_orders():
 
 def test_purchase_orders_keep_positive_orders_before_as_of():
     got = purchase_orders(returns_example(), as_of="2024-02-01")
-    assert got["order_id"].tolist() == ["1", "2", "5", "7"]
-    assert got["amount"].tolist() == [15.0, 30.0, 8.0, 10.0]
+    assert got["order_id"].tolist() == ["1", "2", "5"]      # not d's order 7: d kept nothing
+    assert got["amount"].tolist() == [15.0, 30.0, 8.0]
 
 
 def test_lines_without_order_id_are_each_an_order():
@@ -560,17 +562,24 @@ def test_analysis_is_deterministic():
     assert summarize(a) == summarize(b)
 
 
-def test_zero_and_negative_net_customers_are_kept_with_the_lowest_m_score():
+def test_customers_who_kept_nothing_get_no_rfm_row_and_are_counted():
     frame = shop(seed=2)
     extra = tx([("NEG", "n1", "2024-06-01", 20.0), ("NEG", "n2", "2024-06-02", -80.0),
                 ("ZERO", "z1", "2024-06-01", 30.0), ("ZERO", "z2", "2024-06-03", -30.0)])
     result = analyse_rfm(pd.concat([frame, extra], ignore_index=True))
-    rows = result.rfm.set_index("customer_id").loc[["NEG", "ZERO"]]
-    assert rows["monetary_total"].tolist() == [-60.0, 0.0]
-    assert rows["frequency"].tolist() == [1, 1]
-    assert rows["m_score"].tolist() == [1, 1]
-    assert rows["tier"].tolist() == ["Bronze", "Bronze"]
-    assert result.info["customers_non_positive_net"] >= 2
+    assert not {"NEG", "ZERO"} & set(result.rfm["customer_id"]) and (result.rfm["monetary_total"] > 0).all()
+    # NEG bought 20 and returned 80 (net -60): kept nothing; ZERO's return of exactly 30 cancels z1
+    assert result.info["customers_kept_nothing"] >= 1 and result.info["customers_without_purchase"] >= 1
+    assert result.info["customers_non_positive_net"] == 0
+    # 02's text counts them and says they get no segment (the old "zero or negative net" clause is gone: always 0)
+    info, s = result.info, summarize(result)
+    assert (info["cancellation_documents"], info["customers_kept_nothing"], info["customers_without_purchase"]) == (28, 8, 5)
+    assert s["analysed"].endswith(
+        " Not scored: 28 cancellation documents (matched to the purchases they take back; not orders), 1 order without "
+        "a kept value (zero or negative net), 8 customers who kept nothing (cancellations and returns took all they "
+        "bought) and 5 customers without a purchase (only returns, cancellations or orders of zero value): such "
+        "customers get no RFM segment.")
+    assert "zero or negative net revenue" not in " ".join(s["findings"])
 
 
 def test_one_customer_gets_middle_recency_and_spend_lowest_frequency_and_a_warning():
@@ -651,7 +660,9 @@ def test_non_default_bins_score_on_their_scale_and_segment_on_the_five_point_sca
     result = analyse_rfm(shop(400, seed=bins), settings=settings)
     rfm = result.rfm
     assert set(rfm["m_score"]) == set(range(1, bins + 1))
-    assert rfm["m_score"].value_counts().max() - rfm["m_score"].value_counts().min() <= 1  # no ties in spend
+    counts = rfm["m_score"].value_counts()
+    tied = int(rfm["monetary_total"].duplicated(keep=False).sum())
+    assert counts.max() - counts.min() <= 1 + tied, (counts, tied)  # equal bins up to ties in spend
     seg = settings.segments
     expected = seg.assign(*(to_five_point(rfm[c], bins) for c in ("r_score", "f_score", "m_score")))
     assert rfm["rfm_segment"].tolist() == expected.tolist()
@@ -732,8 +743,8 @@ def test_summary_texts_come_from_the_results():
     once = (rfm["frequency"] == 1).mean()
     assert any(f.startswith(f"{100 * once:.0f}% of customers bought only once") for f in s["findings"])
     assert s["headlines"]["Buying customers"] == n
-    assert s["headlines"]["Net revenue"] == round(rfm["monetary_total"].sum())  # no currency configured here
-    assert f"Net revenue {rfm['monetary_total'].sum():,.0f} (returns deducted)" in s["analysed"]
+    # net revenue, orders and customers left out: the run's headline numbers (segkit.steps.headline), not 02's
+    assert "Net revenue" not in s["headlines"] and "monetary value is net of returns" in s["analysed"]
     assert s["headlines"]["One-time buyers (%)"] == round(100 * once, 1)
     top_segment = result.segments.sort_values("share_of_revenue").iloc[-1]
     assert s["actions"][0].startswith(f"{top_segment['segment']} ({top_segment['customers']:,} customers")
@@ -742,12 +753,12 @@ def test_summary_texts_come_from_the_results():
     assert "as of 2025-01-01 on 5 levels" in s["analysed"]
 
 
-def test_summary_says_concentration_is_undefined_when_net_revenue_is_not_positive():
+def test_a_customer_whose_returns_outweigh_purchases_is_left_out_of_the_summary():
     result = analyse_rfm(tx([("a", "1", "2024-01-05", 10.0), ("a", "2", "2024-01-06", -50.0),
                              ("b", "3", "2024-01-07", 5.0)]))
-    findings = summarize(result)["findings"]  # the first says that frequency (1 each) cannot separate them
-    assert findings[0].startswith("Frequency cannot separate customers")
-    assert findings[1] == "Net revenue is not positive overall, so revenue concentration is not defined."
+    assert result.rfm["customer_id"].tolist() == ["b"]          # a kept nothing (net -40): no buyer
+    assert result.info["customers_kept_nothing"] == 1
+    assert "revenue concentration is not defined" not in " ".join(summarize(result)["findings"])
 
 
 def test_the_frequency_text_is_generated_from_the_data_not_assumed():
@@ -787,8 +798,9 @@ def test_the_producer_writes_money_with_the_configured_currency(tmp_path):
     result = build_rfm_artifacts(run_folder(tmp_path, frame, sorted(frame["customer_id"].unique()))())
     assert result.currency == "EUR"  # report.currency of the default config
     s = summarize(result)
-    net = result.rfm["monetary_total"].sum()
-    assert s["headlines"]["Net revenue (EUR)"] == round(net) and f"Net revenue EUR {net:,.0f}" in s["analysed"]
+    # net revenue is one of the run's headline numbers (segkit.steps.headline), not 02's own
+    assert not any(k.startswith("Net revenue") for k in s["headlines"]) and "Net revenue" not in s["analysed"]
+    assert "EUR " in tiers_note(result)  # money thresholds in the configured currency
 
 
 # --------------------------------------------------------------------------- producer
@@ -813,8 +825,8 @@ def test_producer_writes_rfm_parquet_and_exactly_its_customer_segments_columns(t
     assert result.as_of == pd.Timestamp("2025-01-01")
     written = pd.read_parquet(tmp_path / "artifacts" / "rfm.parquet")
     assert_frame_equal(written, result.rfm, check_dtype=False)
-    buyers = set(order_table(frame).query("is_purchase")["customer_id"])
-    assert len(buyers) == 119  # one customer has only a return invoice
+    buyers = set(kept_value(frame)[2].query("is_buyer")["customer_id"])
+    assert len(buyers) == 117  # one customer has only a return invoice, two kept nothing
     assert written["customer_id"].is_unique and set(written["customer_id"]) == buyers
     assert result.info["customers_without_purchase"] == 1
     segments = pd.read_csv(tmp_path / "artifacts" / "customer_segments.csv", dtype={"customer_id": "string"})

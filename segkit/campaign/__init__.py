@@ -121,8 +121,6 @@ from segkit.campaign.metrics import (
 )
 from segkit.campaign.prepare import (
     NO_PURCHASE,
-    LinesInMemory,
-    LinesOnDisk,
     lifecycle_stages,
     lifecycle_stages_as_of,
     prepare_campaign,
@@ -180,7 +178,7 @@ __all__ = [
     "TARGETING_RULES", "SRM_BORDERLINE_P", "TEST_NAMES", "CORRECTIONS", "CORRECTION_LABELS",
     # input preparation, segments at each send
     "prepare_campaign", "segment_labels", "segment_column", "retention_flags", "send_dates", "NO_PURCHASE",
-    "segments_at_send", "LinesInMemory", "LinesOnDisk", "rfm_segments", "rfm_segments_as_of",
+    "segments_at_send", "rfm_segments", "rfm_segments_as_of",
     "lifecycle_stages", "lifecycle_stages_as_of",
     # arm metrics, comparisons, sample-ratio mismatch
     "arm_metrics", "compare_arms", "finish_comparisons", "segment_table", "verdicts",

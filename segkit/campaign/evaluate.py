@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass, field
-from typing import Any, Callable
 
 import pandas as pd
 
@@ -24,6 +23,7 @@ from segkit.campaign.metrics import segment_table, srm_table, srm_warnings
 from segkit.campaign.prepare import prepare_campaign, retention_flags, segment_column, segment_labels, send_dates
 from segkit.campaign.settings import ALL_SEGMENTS, RESULT_COLUMNS, SEGMENT_DIMENSIONS, CampaignSettings
 from segkit.core.errors import ConfigError
+from segkit.data.engine import OrderLines
 
 __all__ = [
     "campaign_overview", "CampaignResult", "evaluate_campaigns",
@@ -127,12 +127,10 @@ def _check_arms(prepared: pd.DataFrame, settings: CampaignSettings, source: str)
 def evaluate_campaigns(
     campaign: pd.DataFrame,
     labels: pd.DataFrame | None = None,
-    transactions: pd.DataFrame | None = None,
+    transactions: "pd.DataFrame | OrderLines | None" = None,
     settings: CampaignSettings | None = None,
     as_of: str | pd.Timestamp | None = None,
     source: str = "campaign_clean",
-    *,
-    retention: Callable[[pd.DataFrame, int, Any], pd.Series] | None = None,
 ) -> CampaignResult:
     """Evaluate every campaign in ``campaign`` against its control arm, overall and per segment.
 
@@ -143,8 +141,9 @@ def evaluate_campaigns(
         delivered, opened, clicked, converted, revenue, unsubscribed, cost`` optional).
     labels : DataFrame, optional
         ``customer_segments.csv``: ``customer_id`` plus segment columns.
-    transactions : DataFrame, optional
-        Cleaned transactions, for retention (``retention_rate``); None = not computed.
+    transactions : DataFrame or OrderLines, optional
+        Cleaned order lines, for retention (``retention_rate``, :func:`retention_flags`): a frame or
+        :class:`segkit.data.engine.OrderLines` (the run's clean file); None = not computed.
     settings : CampaignSettings, optional
         Defaults of ``defaults/campaign.yml`` when None. ``segment_by="auto"`` picks the first of
         :data:`SEGMENT_DIMENSIONS` present in ``labels``.
@@ -152,9 +151,6 @@ def evaluate_campaigns(
         End of the data (exclusive): retention windows ending later are unknown.
     source : str
         Name of the campaign table in messages.
-    retention : callable, optional
-        ``(campaign, days, as_of) -> flags`` computing retention instead of ``transactions``
-        (the out-of-core engine: :func:`segkit.steps.sources.retention_for`).
 
     Returns
     -------
@@ -177,9 +173,8 @@ def evaluate_campaigns(
     prepared = prepare_campaign(campaign, source=source)  # validates before anything else reads it
     warn = _check_arms(prepared, s, source)
     retention_note = ""
-    if transactions is not None or retention is not None:
-        flags = (retention(prepared, s.retention_days, as_of) if retention is not None
-                 else retention_flags(prepared, transactions, s.retention_days, as_of))
+    if transactions is not None:
+        flags = retention_flags(prepared, transactions, s.retention_days, as_of)
         prepared["retained"] = flags.to_numpy()
         unknown = int(prepared["retained"].isna().sum())
         if unknown:

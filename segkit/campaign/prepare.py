@@ -2,33 +2,32 @@
 retention flag after it, and the campaign rows as a tidy frame of flags and segment codes.
 
 Segments use only order lines dated strictly before a campaign's day of sending
-(:func:`send_dates`), read from memory (:class:`LinesInMemory`) or out of core
-(:class:`LinesOnDisk`).
+(:func:`send_dates`); the send histories and the retention flags are queries of the relational
+core (:mod:`segkit.data.relational`), run on :class:`segkit.data.engine.OrderLines` (a frame in
+memory or the clean files).
 """
 
 from __future__ import annotations
 
 import warnings
-from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
 import pandas as pd
 
 from segkit.campaign.settings import ALL_SEGMENTS, FLAG_COLUMNS, SEGMENT_DIMENSIONS, UNLABELLED
-from segkit.core.dates import day_after
 from segkit.core.errors import ConfigError, DataError, format_rows
 from segkit.core.schema import BOOLEAN_FALSE, BOOLEAN_TRUE
-from segkit.data.engine import behaviour_table_from_files, purchase_days_from_files, rfm_table_from_files
-from segkit.data.orders import RFMWarning, order_table, purchase_orders, rfm_table
+from segkit.data.engine import OrderLines
+from segkit.data.orders import RFMWarning
 from segkit.features import customer_table
 from segkit.lifecycle import purchase_history
 from segkit.rfm import RFMScorer, to_five_point
 
 __all__ = [
-    "segment_labels", "retention_flags", "NO_PURCHASE", "send_dates", "LinesInMemory", "rfm_segments_as_of",
+    "segment_labels", "retention_flags", "NO_PURCHASE", "send_dates", "rfm_segments_as_of",
     "rfm_segments", "lifecycle_stages_as_of", "lifecycle_stages", "segments_at_send", "segment_column",
-    "prepare_campaign", "LinesOnDisk",
+    "prepare_campaign",
 ]
 
 
@@ -105,16 +104,20 @@ def segment_labels(customer_ids: pd.Series, labels: pd.DataFrame | None, dimensi
     return out.mask(out.isna() | (out == ""), UNLABELLED)
 
 
-def retention_flags(campaign: pd.DataFrame, transactions: pd.DataFrame, days: int,
+def retention_flags(campaign: pd.DataFrame, transactions: "pd.DataFrame | OrderLines", days: int,
                     as_of: str | pd.Timestamp | None = None) -> pd.Series:
     """1.0 when the customer made a purchase within ``days`` after the send, else 0.0; NaN if unknown.
 
-    A purchase is an order with net amount > 0 (:func:`segkit.data.orders.order_table`), dated after
-    ``sent_at`` and no later than ``sent_at + days``. Rows without ``sent_at`` (a holdout is often
-    not stamped) use their campaign's first send time; a campaign without any ``sent_at`` is
-    NaN, as is every row whose window ends after ``as_of`` (default: the day after the last
-    order): its outcome is not known yet, and counting only those who already bought would bias
-    retention upwards.
+    A purchase is an order with the purchase flag of :func:`segkit.data.orders.order_table`
+    (net amount > 0, not only returns), dated after ``sent_at`` and no later than ``sent_at +
+    days`` (:data:`segkit.data.relational.RETENTION`). Rows without ``sent_at`` (a holdout is
+    often not stamped) use their campaign's first send time; a campaign without any ``sent_at``
+    is NaN, as is every row whose window ends after ``as_of`` (default: the day after the last
+    purchase): its outcome is not known yet, and counting only those who already bought would
+    bias retention upwards. Lines without a customer id (guest checkouts) are left out.
+
+    ``transactions`` is the order lines (a frame) or :class:`segkit.data.engine.OrderLines`
+    (e.g. the run's clean file).
 
     Examples
     --------
@@ -125,37 +128,17 @@ def retention_flags(campaign: pd.DataFrame, transactions: pd.DataFrame, days: in
     >>> retention_flags(camp, tx, days=30, as_of="2024-02-10").tolist()
     [1.0, 0.0, nan]
     """
+    return order_lines(transactions, drop_guests=True).retention_flags(campaign, days, as_of)
 
-    sent = pd.to_datetime(campaign["sent_at"], errors="coerce") if "sent_at" in campaign else \
-        pd.Series(pd.NaT, index=campaign.index, dtype="datetime64[ns]")
-    first = sent.groupby(pd.factorize(campaign["campaign_id"])[0]).transform("min")
-    sent = sent.fillna(first)
-    tx = transactions[transactions["customer_id"].notna()] if "customer_id" in transactions else transactions
-    orders = order_table(tx)
-    orders = orders.loc[orders["is_purchase"], ["customer_id", "order_date"]]
-    end = (pd.Timestamp(as_of) if as_of is not None else
-           day_after(orders["order_date"].max()))
-    # integer customer keys: merge_asof "by" on codes is much faster than on strings
-    ids = pd.concat([campaign["customer_id"].astype("string").str.strip(), orders["customer_id"].astype("string")],
-                    ignore_index=True)
-    codes = pd.factorize(ids)[0]
-    left = pd.DataFrame({"customer": codes[:len(campaign)], "sent_at": sent.to_numpy(dtype="datetime64[ns]"),
-                         "row": np.arange(len(campaign))})
-    known = left["sent_at"].notna().to_numpy()
-    result = np.full(len(campaign), np.nan)
-    if known.any():
-        lk = left[known].sort_values("sent_at", kind="mergesort")
-        right = pd.DataFrame({"customer": codes[len(campaign):],
-                              "order_date": orders["order_date"].to_numpy(dtype="datetime64[ns]")})
-        right = right.sort_values("order_date", kind="mergesort")
-        nxt = pd.merge_asof(lk, right, left_on="sent_at", right_on="order_date", by="customer",
-                            direction="forward", allow_exact_matches=False)
-        window_end = nxt["sent_at"] + pd.Timedelta(days=int(days))
-        hit = (nxt["order_date"].notna() & (nxt["order_date"] <= window_end)).to_numpy()
-        complete = (window_end <= end).to_numpy() if pd.notna(end) else np.zeros(len(nxt), bool)
-        # only complete windows count: keeping early buyers of unfinished windows would bias retention up
-        result[nxt["row"].to_numpy()] = np.where(complete, hit.astype(float), np.nan)
-    return pd.Series(result, index=campaign.index, name="retained")
+
+def order_lines(transactions: "pd.DataFrame | OrderLines", drop_guests: bool = False) -> OrderLines:
+    """``transactions`` as :class:`segkit.data.engine.OrderLines` (a frame is wrapped, lines without a
+    customer id left out when ``drop_guests``)."""
+    if isinstance(transactions, OrderLines):
+        return transactions
+    if drop_guests and "customer_id" in transactions:
+        transactions = transactions[transactions["customer_id"].notna().to_numpy()]
+    return OrderLines(transactions)
 
 
 # ============================================================================ segments as of each send
@@ -182,58 +165,24 @@ def send_dates(campaign: pd.DataFrame) -> pd.Series:
     return sent.groupby(ids.to_numpy(), sort=True).min().dt.normalize().rename("send_date")
 
 
-class LinesInMemory:
-    """The order lines :func:`segments_at_send` segments recipients from, held in memory.
-
-    Each method sees only the lines dated strictly before ``day``. The out-of-core twin,
-    :class:`segkit.campaign.LinesOnDisk`, answers the same questions from the clean file with DuckDB.
-
-    Examples
-    --------
-    >>> tx = pd.DataFrame({"customer_id": ["a", "b"], "order_id": ["1", "2"], "amount": 5.0,
-    ...                    "order_date": pd.to_datetime(["2024-01-01", "2024-03-01"])})
-    >>> LinesInMemory(tx).purchase_orders(pd.Timestamp("2024-02-01"))["customer_id"].tolist()
-    ['a']
-    """
-
-    def __init__(self, transactions: pd.DataFrame):
-        self.transactions = transactions
-        self._dates = pd.to_datetime(transactions["order_date"])
-
-    def before(self, day: pd.Timestamp) -> pd.DataFrame:
-        return self.transactions[(self._dates < day).to_numpy()]
-
-    def any_before(self, day: pd.Timestamp) -> bool:
-        return bool((self._dates < day).any())
-
-    def rfm_table(self, day: pd.Timestamp) -> pd.DataFrame:
-        """:func:`segkit.data.orders.rfm_table` of the lines before ``day`` (empty without any)."""
-
-        tx = self.before(day)
-        if tx.empty:
-            return pd.DataFrame(columns=["customer_id"])
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RFMWarning)
-            return rfm_table(tx, day)
-
-    def purchase_orders(self, day: pd.Timestamp) -> pd.DataFrame:
-        """Purchase orders (:func:`segkit.data.orders.purchase_orders`) of the lines before ``day``."""
-
-        tx = self.before(day)
-        return purchase_orders(tx, day) if len(tx) else pd.DataFrame(columns=["customer_id", "order_date", "amount"])
-
-    def customer_table(self, day: pd.Timestamp, customers: pd.DataFrame | None, campaign: pd.DataFrame | None,
-                       control_arm: str, max_channels: int) -> pd.DataFrame:
-        """:func:`segkit.features.customer_table` as of ``day``."""
-
-        return customer_table(self.before(day), customers, campaign, day, control_arm=control_arm,
-                              max_channels=max_channels)
+def _sends(days: pd.Series) -> pd.DataFrame:
+    """The ``sends`` relation of the send queries: ``campaign_id, send_date`` (dated sends only)."""
+    days = days.dropna()
+    return pd.DataFrame({"campaign_id": pd.array(days.index.astype(str), dtype="string"),
+                         "send_date": days.to_numpy(dtype="datetime64[ns]")})
 
 
-def rfm_segments_as_of(transactions: pd.DataFrame, as_of: pd.Timestamp, rfm_settings: Any) -> pd.Series:
+def _per_send(table: pd.DataFrame, campaign_id: str) -> pd.DataFrame:
+    """The rows of a send query's result for one campaign, without the send columns."""
+    rows = table[(table["campaign_id"] == campaign_id).to_numpy()]
+    return rows.drop(columns=["campaign_id"]).reset_index(drop=True)
+
+
+def rfm_segments_as_of(transactions: "pd.DataFrame | OrderLines", as_of: pd.Timestamp, rfm_settings: Any) -> pd.Series:
     """RFM segment of every buyer with purchases strictly before ``as_of`` (index ``customer_id``).
 
-    The RFM table is computed on the orders before ``as_of`` and the scorer is **refitted** on
+    The RFM table is computed on the lines before ``as_of`` (:data:`segkit.data.relational.RFM_AT_SEND`)
+    and the scorer is **refitted** on
     that base (the same ``bins``, monetary column and segment map as notebook 02): a score is a
     customer's rank among the customers known at the send, which is what the marketer saw then.
     Applying the run's edges instead would score every early campaign's recipients low on
@@ -248,7 +197,8 @@ def rfm_segments_as_of(transactions: pd.DataFrame, as_of: pd.Timestamp, rfm_sett
     >>> rfm_segments_as_of(tx, pd.Timestamp("2024-04-01"), RFMSettings.from_config(None)).to_dict()
     {'a': 'Potential Loyalist', 'b': 'About To Sleep'}
     """
-    return rfm_segments(LinesInMemory(transactions).rfm_table(as_of), rfm_settings)
+    day = pd.Series([pd.Timestamp(as_of)], index=["as_of"])
+    return rfm_segments(_per_send(order_lines(transactions).rfm_at_send(_sends(day)), "as_of"), rfm_settings)
 
 
 def rfm_segments(rfm: pd.DataFrame, rfm_settings: Any) -> pd.Series:
@@ -265,11 +215,11 @@ def rfm_segments(rfm: pd.DataFrame, rfm_settings: Any) -> pd.Series:
                      dtype="string", name="rfm_segment")
 
 
-def lifecycle_stages_as_of(transactions: pd.DataFrame, as_of: pd.Timestamp, lifecycle_settings: Any) -> pd.Series:
+def lifecycle_stages_as_of(transactions: "pd.DataFrame | OrderLines", as_of: pd.Timestamp, lifecycle_settings: Any) -> pd.Series:
     """Lifecycle stage of every buyer with purchases strictly before ``as_of`` (index ``customer_id``).
 
-    The stager of notebook 04 (same ``lifecycle`` settings) is fitted on the purchase history
-    before ``as_of`` and stages are assigned as of that day. The BG/NBD P(alive) rule is not
+    The stager of notebook 04 (same ``lifecycle`` settings) is fitted on the purchase days of
+    the lines before ``as_of`` (:data:`segkit.data.relational.PURCHASE_DAYS_AT_SEND`) and stages are assigned as of that day. The BG/NBD P(alive) rule is not
     applied: the run's BG/NBD model is fitted on purchases after the send.
 
     Examples
@@ -282,11 +232,13 @@ def lifecycle_stages_as_of(transactions: pd.DataFrame, as_of: pd.Timestamp, life
     >>> lifecycle_stages_as_of(tx, pd.Timestamp("2024-04-01"), LifecycleSettings.from_config(load_config()["lifecycle"])).to_dict()
     {'a': 'reactivated', 'b': 'new'}
     """
-    return lifecycle_stages(LinesInMemory(transactions).purchase_orders(as_of), as_of, lifecycle_settings)
+    day = pd.Series([pd.Timestamp(as_of)], index=["as_of"])
+    days = _per_send(order_lines(transactions).purchase_days_at_send(_sends(day)), "as_of")
+    return lifecycle_stages(days, as_of, lifecycle_settings)
 
 
 def lifecycle_stages(orders: pd.DataFrame, as_of: pd.Timestamp, lifecycle_settings: Any) -> pd.Series:
-    """Lifecycle stages as of ``as_of`` from the purchase orders (or days) before it (index ``customer_id``)."""
+    """Lifecycle stages as of ``as_of`` from the purchase orders or days before it (index ``customer_id``)."""
 
     if orders.empty:
         return pd.Series([], dtype="string", name="lifecycle_stage")
@@ -299,7 +251,7 @@ def lifecycle_stages(orders: pd.DataFrame, as_of: pd.Timestamp, lifecycle_settin
                      name="customer_id"), dtype="string", name="lifecycle_stage")
 
 
-def segments_at_send(campaign: pd.DataFrame, transactions: "pd.DataFrame | LinesInMemory", dimensions: Sequence[str],
+def segments_at_send(campaign: pd.DataFrame, transactions: "pd.DataFrame | OrderLines", dimensions: Sequence[str],
                      *, rfm_settings: Any = None, lifecycle_settings: Any = None, cluster_model: Any = None,
                      customers: pd.DataFrame | None = None, control_arm: str | None = "control",
                      max_channels: int = 6) -> pd.DataFrame:
@@ -313,8 +265,10 @@ def segments_at_send(campaign: pd.DataFrame, transactions: "pd.DataFrame | Lines
     features count only earlier campaigns). Recipients without a purchase before the send are
     the segment ``"no purchase before send"`` in every dimension. Campaigns without a send
     date cannot be segmented without hindsight: their labels are ``"unlabelled"``. ``transactions``
-    is the clean order lines, or a source of them (:class:`LinesInMemory`,
-    :class:`segkit.campaign.LinesOnDisk` for logs the run keeps out of memory).
+    is the clean order lines, as a frame or :class:`segkit.data.engine.OrderLines` (the run's clean
+    file, never loaded). The RFM bases and purchase days of all sends are one query each
+    (:data:`segkit.data.relational.RFM_AT_SEND`, :data:`~segkit.data.relational.PURCHASE_DAYS_AT_SEND`);
+    the scorer and the stager are refitted per send.
 
     Examples
     --------
@@ -330,43 +284,48 @@ def segments_at_send(campaign: pd.DataFrame, transactions: "pd.DataFrame | Lines
     1           c           b           About To Sleep
     2           c           z  no purchase before send
     """
-    lines = LinesInMemory(transactions) if isinstance(transactions, pd.DataFrame) else transactions
+    lines = order_lines(transactions)
     ids = campaign["campaign_id"].astype("string").str.strip()
     cust = campaign["customer_id"].astype("string").str.strip()
     out = pd.DataFrame({"campaign_id": ids.to_numpy(), "customer_id": cust.to_numpy()})
     for dim in dimensions:
         out[dim] = pd.array([UNLABELLED] * len(out), dtype="string")
+    unknown = [d for d in dimensions if d not in SEGMENT_DIMENSIONS]
+    if unknown:
+        raise ConfigError(f"Unknown segment dimension {unknown[0]!r}; use one of {', '.join(SEGMENT_DIMENSIONS)}.")
     dates = send_dates(campaign)
     sent = pd.to_datetime(campaign["sent_at"], errors="coerce") if "sent_at" in campaign.columns else None
+    sends = _sends(dates)
+    rfm_at_send = lines.rfm_at_send(sends) if "rfm_segment" in dimensions and len(sends) else None
+    days_at_send = lines.purchase_days_at_send(sends) if "lifecycle_stage" in dimensions and len(sends) else None
     for cid, day in dates.dropna().items():
         rows = (ids == cid).to_numpy()
         who = cust[rows].to_numpy()
         for dim in dimensions:
             if dim == "rfm_segment":
-                lab = rfm_segments(lines.rfm_table(day), rfm_settings)
+                lab = rfm_segments(_per_send(rfm_at_send, cid), rfm_settings)
             elif dim == "lifecycle_stage":
-                lab = lifecycle_stages(lines.purchase_orders(day), day, lifecycle_settings)
-            elif dim == "cluster_name":
+                lab = lifecycle_stages(_per_send(days_at_send, cid), day, lifecycle_settings)
+            else:
                 lab = _clusters_as_of(lines, day, cluster_model, customers, campaign, sent, control_arm,
                                       max_channels)
-            else:
-                raise ConfigError(f"Unknown segment dimension {dim!r}; use one of {', '.join(SEGMENT_DIMENSIONS)}.")
             values = lab.reindex(who).fillna(NO_PURCHASE).to_numpy()
             out.loc[rows, dim] = values
     return out
 
 
-def _clusters_as_of(lines: "LinesInMemory", day: pd.Timestamp, model: Any, customers: pd.DataFrame | None,
+def _clusters_as_of(lines: OrderLines, day: pd.Timestamp, model: Any, customers: pd.DataFrame | None,
                     campaign: pd.DataFrame, sent: pd.Series | None, control_arm: str | None,
                     max_channels: int) -> pd.Series:
     """Cluster names of buyers before ``day`` from the fitted ``model`` (features as of ``day``)."""
-    if model is None or not lines.any_before(day):
+    if model is None or not lines.has_purchase_before(day):
         return pd.Series([], dtype="string", name="cluster_name")
     earlier = campaign[(sent < day).to_numpy()] if sent is not None else campaign.iloc[:0]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        table = lines.customer_table(day, customers, earlier if len(earlier) else None,
-                                     control_arm=control_arm or "control", max_channels=max_channels)
+        behaviour = lines.behaviour(day, max_channels)
+        table = customer_table(None, customers, earlier if len(earlier) else None, day,
+                               control_arm=control_arm or "control", max_channels=max_channels, behaviour=behaviour)
     # before the first campaign nobody has e-mail features: missing, imputed by the fitted builder
     used = [*getattr(model.builder, "numeric_features_", []), *getattr(model.builder, "categorical_features_", [])]
     for col in used:
@@ -476,53 +435,3 @@ def prepare_campaign(campaign: pd.DataFrame, segments: pd.Series | None = None,
     if "sent_at" in frame.columns:
         out["sent_at"] = pd.to_datetime(frame["sent_at"], errors="coerce")
     return out
-
-
-class LinesOnDisk:
-    """The clean order lines of a run kept out of memory, as :func:`segkit.campaign.segments_at_send`
-    reads them: the out-of-core twin of :class:`segkit.campaign.LinesInMemory`.
-
-    RFM and the behaviour table as of a day are DuckDB queries over the file; the purchase days
-    are aggregated once (:func:`purchase_days_from_files`) and cut at each day. As everywhere in
-    segkit's order tables, an order belongs to the day of its first line.
-
-    Examples
-    --------
-    >>> import tempfile, pathlib
-    >>> p = pathlib.Path(tempfile.mkdtemp()) / "t.csv"
-    >>> _ = p.write_text("customer_id,order_id,order_date,amount\\na,1,2024-01-01,10\\nb,2,2024-03-01,6\\n")
-    >>> LinesOnDisk(p).purchase_orders(pd.Timestamp("2024-02-01"))["customer_id"].tolist()
-    ['a']
-    """
-
-    def __init__(self, source: str | Path | Sequence[str | Path], memory_limit: str | None = None,
-                 temp_directory: str | Path | None = None):
-        self.source = source
-        self.limits = {"memory_limit": memory_limit, "temp_directory": temp_directory}
-        self._days: pd.DataFrame | None = None
-
-    def _purchase_days(self) -> pd.DataFrame:
-        if self._days is None:
-            self._days = purchase_days_from_files(self.source, **self.limits)
-        return self._days
-
-    def any_before(self, day: pd.Timestamp) -> bool:
-        """Whether any purchase is dated before ``day`` (no purchase: nobody to segment)."""
-        return bool((self._purchase_days()["order_date"] < day).any())
-
-    def rfm_table(self, day: pd.Timestamp) -> pd.DataFrame:
-        """:func:`rfm_table_from_files` as of ``day``."""
-        return rfm_table_from_files(self.source, day, **self.limits)
-
-    def purchase_orders(self, day: pd.Timestamp) -> pd.DataFrame:
-        """The purchase days before ``day`` (:func:`segkit.data.orders.purchase_days`)."""
-        days = self._purchase_days()
-        return days[(days["order_date"] < day).to_numpy()].reset_index(drop=True)
-
-    def customer_table(self, day: pd.Timestamp, customers: pd.DataFrame | None, campaign: pd.DataFrame | None,
-                       control_arm: str, max_channels: int) -> pd.DataFrame:
-        """:func:`segkit.features.customer_table` as of ``day`` from :func:`behaviour_table_from_files`."""
-
-        behaviour = behaviour_table_from_files(self.source, day, max_channels=max_channels, **self.limits)
-        return customer_table(None, customers, campaign, day, control_arm=control_arm, max_channels=max_channels,
-                              behaviour=behaviour)

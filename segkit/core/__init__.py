@@ -1,5 +1,5 @@
 """The bottom layer: errors, configuration, canonical schema, the analysis date, labels, escaping,
 atomic files, privacy, progress and JSON model I/O. Imports nothing else from segkit."""
 
-__all__ = ["config", "dates", "errors", "escaping", "files", "labels", "modelio", "privacy", "progress",
+__all__ = ["calendar", "config", "dates", "errors", "escaping", "files", "labels", "modelio", "privacy", "progress",
     "schema"]

@@ -18,7 +18,7 @@ import pandas as pd
 from segkit.core.escaping import neutralise_formula_cells, restore_formula_cells
 
 __all__ = ["atomic_write_bytes", "atomic_write_text", "write_frame", "read_frame", "folder_lock",
-    "dumps_json"]
+    "dumps_json", "csv_float", "CENTS_FROM", "CENTS_UNTIL"]
 
 
 def _umask() -> int:
@@ -49,12 +49,39 @@ def atomic_write_text(path: Path, text: str) -> None:
     atomic_write_bytes(path, text.encode("utf-8"))
 
 
+#: From this magnitude on, ``%.10g`` would drop cents (123456789.12 -> 123456789.1): two decimals instead.
+CENTS_FROM = 1e8
+#: From this magnitude on, a float64 no longer holds cents: its shortest exact form instead.
+CENTS_UNTIL = 1e15
+
+
+def csv_float(value: float) -> str:
+    """How :func:`write_frame` writes a float in a CSV (pandas ``float_format``; NaN never reaches it).
+
+    ``%.10g`` below :data:`CENTS_FROM` in magnitude (what segkit has always written: short, and exact to
+    the cent); two decimals from there to :data:`CENTS_UNTIL`, so that money keeps its cents; beyond, the
+    shortest text that reads back as the same float.
+
+    Examples
+    --------
+    >>> [csv_float(v) for v in (21.98666667, 0.1, -0.0, 99999999.99, 123456789.12, -123456789.5, 2.5e16)]
+    ['21.98666667', '0.1', '-0', '99999999.99', '123456789.12', '-123456789.50', '2.5e+16']
+    """
+    size = abs(value)
+    if size < CENTS_FROM:
+        return "%.10g" % value
+    if size < CENTS_UNTIL:
+        return f"{value:.2f}"
+    return repr(float(value))
+
+
 def write_frame(path: Path, frame: pd.DataFrame) -> None:
     """Write a DataFrame atomically as Parquet or CSV (by suffix), deterministically.
 
     In a CSV, text cells a spreadsheet would run as a formula (``=…``, ``+…``, ``-…``, ``@…``)
     get a leading ``'`` (:func:`segkit.core.escaping.neutralise_formula_cells`); :func:`read_frame`
-    removes it again. Numbers, negative ones too, are written as numbers.
+    removes it again. Numbers, negative ones too, are written as numbers; floats as :func:`csv_float`
+    writes them (money of 1e8 and more keeps its cents).
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -64,7 +91,7 @@ def write_frame(path: Path, frame: pd.DataFrame) -> None:
         if path.suffix == ".parquet":
             frame.to_parquet(tmp, index=False)
         elif path.suffix == ".csv":
-            neutralise_formula_cells(frame).to_csv(tmp, index=False, float_format="%.10g", lineterminator="\n")
+            neutralise_formula_cells(frame).to_csv(tmp, index=False, float_format=csv_float, lineterminator="\n")
         else:
             raise ValueError(f"unsupported artifact type: {path.name}")
         os.chmod(tmp, _FILE_MODE)

@@ -1,30 +1,33 @@
-"""What the data audit checks, with which settings, and the facts each engine computes for it.
+"""What the data audit checks, with which settings, and the facts computed for it.
 
-The audit's transaction steps are split in two halves, so that the in-memory path
-(:mod:`segkit.audit`, pandas) and the out-of-core path (:class:`segkit.data.engine.TransactionLog`,
-SQL over the files) share one definition of every rule: an engine computes the *facts*
-(:class:`InputFacts`, :class:`CleanFacts`: counts, the first offending rows, statistics of small
-aggregated tables), and :mod:`segkit.audit` turns facts into findings and cleaning rules.
+The audit's transaction steps are split in two halves: :class:`segkit.data.engine.TransactionLog`
+(DuckDB, at every size) computes the *facts* of the order lines (:class:`InputFacts`,
+:class:`CleanFacts`, :class:`ControlCharacterFacts`: counts, the first offending rows, statistics
+of small aggregated tables), and :mod:`segkit.audit` turns facts into findings and cleaning
+rules; it computes the facts of the customer-level tables (customers, campaign) in pandas.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 import numpy as np
 import pandas as pd
 
+from segkit.core.calendar import shop_countries
 from segkit.core.errors import ConfigError
 from segkit.core.privacy import salt_for
 from segkit.core.schema import TRANSACTIONS
 
-__all__ = ["SEVERITIES", "MAD_SCALE", "MEAN_AD_SCALE", "CHECKS", "AuditSettings", "log_bounds",
+__all__ = ["SEVERITIES", "IDENTICAL_LINE_CHOICES", "MAD_SCALE", "MEAN_AD_SCALE", "CHECKS", "AuditSettings", "log_bounds",
     "volume_from_counts", "TX_INPUT_CHECKS", "TX_DROP_RULES", "InputFacts", "OutlierFacts", "CleanFacts",
     "CONTROL_CHARACTER_RANGES", "CONTROL_CHARACTER_CLASS", "is_control_character",
-    "escape_control_characters", "ControlCharacterFacts", "row_limit"]
+    "escape_control_characters", "ControlCharacterFacts", "CONTROL_ROWS", "row_limit"]
 
 SEVERITIES: tuple[str, ...] = ("error", "warning", "info")
+#: Values of ``audit.identical_lines_without_order_id``.
+IDENTICAL_LINE_CHOICES: tuple[str, ...] = ("keep", "drop")
 
 
 MAD_SCALE = 1.4826  # MAD → standard deviation for normal data
@@ -51,6 +54,10 @@ CHECKS: dict[str, tuple[str, str]] = {
     "exact_duplicates": (
         "Exact duplicate rows",
         "Duplicates usually come from overlapping exports; check how the files were combined."),
+    "identical_lines_without_order_id": (
+        "Identical lines without order id",
+        "Without order ids, identical lines (same customer, time, product, quantity and amount) may be repeat "
+        "purchases or a doubled export: export the order id, or set audit.identical_lines_without_order_id."),
     "near_duplicates": (
         "Lines repeating an earlier order's line under another order id",
         "Check whether these are double submissions; if so, de-duplicate them at the source."),
@@ -81,6 +88,10 @@ CHECKS: dict[str, tuple[str, str]] = {
     "volume_gaps": (
         "Days without orders where orders were expected",
         "Check whether the export is missing these days (shop outage, missing file)."),
+    "volume_gaps_holidays": (
+        "Days without orders on or next to public holidays",
+        "Expected: the shop closes or slows down on these holidays (audit.holiday_countries sets the countries, "
+        "else the customers' most common country). Nothing to fix unless the shop was open."),
     "volume_spikes": (
         "Days with far more orders than expected",
         "Check that these were real (sales, campaigns) and not duplicated loads."),
@@ -159,6 +170,11 @@ class AuditSettings:
     return_prefix: str | None
     pseudonymize: bool
     salt: str
+    #: ``audit.holiday_countries`` as ISO codes; None = the customers' most common country.
+    holiday_countries: tuple[str, ...] | None = None
+    #: ``audit.identical_lines_without_order_id``: ``keep`` (the default: each line a purchase) or ``drop``
+    #: (copies after the first removed as exact duplicates).
+    identical_lines_without_order_id: str = "keep"
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> "AuditSettings":
@@ -215,7 +231,29 @@ class AuditSettings:
             return_prefix=str(prefix) if prefix not in (None, "") else None,
             pseudonymize=bool(privacy.get("pseudonymize_ids", True)),
             salt=salt_for({"privacy": privacy}),
+            holiday_countries=cls._holiday_countries(audit.get("holiday_countries")),
+            identical_lines_without_order_id=cls._identical_lines(audit.get("identical_lines_without_order_id", "keep")),
         )
+
+    @staticmethod
+    def _identical_lines(value: Any) -> str:
+        """``audit.identical_lines_without_order_id``: ``keep`` or ``drop``."""
+        if value not in IDENTICAL_LINE_CHOICES:
+            raise ConfigError(f"audit.identical_lines_without_order_id = {value!r}; use keep (identical lines "
+                              "without order id are separate purchases) or drop (they are exact duplicates; the "
+                              "first copy is kept). See segkit/defaults/audit.yml.")
+        return str(value)
+
+    @staticmethod
+    def _holiday_countries(value: Any) -> tuple[str, ...] | None:
+        """``audit.holiday_countries`` (null, a code or name, or a list of them) as ISO codes."""
+        if value is None:
+            return None
+        values = [value] if isinstance(value, str) else value
+        if not isinstance(values, (list, tuple)) or not all(isinstance(v, str) for v in values):
+            raise ConfigError(f"audit.holiday_countries = {value!r}; list countries (ISO codes such as GB, DE, or "
+                              "names), [] for none, or null to take the customers' most common country.")
+        return shop_countries(values)
 
     def severity_for(self, check: str, share: float | None) -> str:
         """Configured level of ``check``, raised to error when ``share`` exceeds its error_share.
@@ -236,7 +274,14 @@ class AuditSettings:
 
 def log_bounds(center: float, mad: float, mean_deviation: float, k: float,
                min_fold: float = 1.0) -> tuple[float, float, float, float]:
-    """The rule of :func:`robust_log_bounds` from its statistics of the logs.
+    """Robust outlier bounds for positive values from statistics of their logs: ``exp(median ± k · scale)``.
+
+    ``scale`` is 1.4826 × the MAD of the logs, or 1.2533 × their mean absolute deviation when the
+    MAD is 0 (more than half of the values equal), following Iglewicz & Hoaglin (1993). The
+    bounds are at least ``min_fold`` times (and at most 1/``min_fold`` of) the median: for small
+    counts such as quantities (mostly 1, a few up to 10) the log-MAD is tiny and would otherwise
+    flag ordinary values. :class:`segkit.data.engine.TransactionLog` computes the statistics of the
+    positive order values and line quantities in SQL (exact medians, out-of-core).
 
     Parameters
     ----------
@@ -246,8 +291,10 @@ def log_bounds(center: float, mad: float, mean_deviation: float, k: float,
         Median absolute deviation of the logs from ``center`` (unscaled).
     mean_deviation : float
         Mean absolute deviation of the logs from ``center``; used only when ``mad`` is 0.
-    k, min_fold : float
-        As in :func:`robust_log_bounds`.
+    k : float
+        Width of the rule in scaled deviations of the logs (``audit.outlier_k``).
+    min_fold : float
+        The bounds are never closer to the median than this factor (``audit.outlier_min_fold``).
 
     Returns
     -------
@@ -279,7 +326,29 @@ def volume_from_counts(
     gap_max_probability: float,
     min_days: int,
 ) -> pd.DataFrame:
-    """:func:`daily_volume` from per-day counts (``date, orders, revenue`` of :func:`daily_counts`).
+    """Orders per day over the data's period, with the expected volume, gaps and spikes.
+
+    ``counts`` has one row per calendar day with order lines (``date, orders, revenue``:
+    distinct orders and revenue, computed from the clean lines by
+    :meth:`segkit.data.engine.TransactionLog.clean_facts`); days without lines count 0.
+
+    * A weekday is *open* when it has orders on at least ``open_weekday_share`` of its days
+      (a shop closed on Sundays has no gaps on Sundays).
+    * ``expected`` is the centred rolling median (``window_days``) of orders on open weekdays
+      with orders, interpolated over long outages.
+    * A *gap* is a zero-order day on an open weekday where a zero is implausible under a Poisson
+      volume: ``exp(-expected) < gap_max_probability``.
+    * A *spike* is a day with ``orders > expected + spike_k · max(s, sqrt(expected))``, where
+      ``s`` is 1.4826 × the median absolute residual (robust to the spikes themselves) and
+      ``sqrt(expected)`` the Poisson noise floor.
+
+    Periods shorter than ``min_days`` days are not assessed (``is_gap``/``is_spike`` all False).
+
+    Returns
+    -------
+    DataFrame
+        ``date, weekday, orders, revenue, rolling_7d, expected, open_weekday, is_gap, is_spike``
+        (one row per calendar day from the first to the last order day).
 
     Examples
     --------
@@ -344,13 +413,17 @@ TX_DROP_RULES: tuple[tuple[str, str], ...] = (
 
 @dataclass
 class InputFacts:
-    """What the row checks found in the input transactions, computed by either engine.
+    """What the row checks found in the input transactions (:meth:`segkit.data.engine.TransactionLog.input_facts`).
 
     ``counts`` and ``rows`` are keyed by :data:`TX_INPUT_CHECKS`: rows of the *input* with that
     property, and the first :func:`row_limit` of them in input order (with ``_row``).
     ``dropped`` is keyed by the checks of :data:`TX_DROP_RULES`: rows each rule removed, applied in
     order. ``filled``, ``returns_flagged``, ``zero_flagged``: rows of the clean table with a filled
-    order id, flagged ``is_return``, with a zero price.
+    order id, flagged ``is_return``, with a zero price. ``guest_revenue``: money of the input rows without
+    customer id; ``guest_dropped_revenue``: of those the guest rule removed (``dropped["guest_checkouts"]``,
+    after exact duplicates). ``identical_without_order_id``: copies (after the first) of lines without an
+    order id that equal another line in every column: ``lines, customers, amount`` (their money),
+    ``action`` (``kept`` or ``dropped``: ``audit.identical_lines_without_order_id``), ``rows`` (the first).
     """
 
     n_rows: int
@@ -363,6 +436,8 @@ class InputFacts:
     filled: int
     returns_flagged: int
     zero_flagged: int
+    guest_dropped_revenue: float = 0.0
+    identical_without_order_id: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -380,10 +455,11 @@ class OutlierFacts:
 
 @dataclass
 class CleanFacts:
-    """What the checks on the clean transactions found, computed by either engine.
+    """What the checks on the clean transactions found (:meth:`segkit.data.engine.TransactionLog.clean_facts`).
 
     ``order_values`` (``order_id, value, is_outlier``) and ``quantities`` (``quantity, is_outlier``)
-    are plot inputs: every purchase order / line in memory, a deterministic sample out-of-core.
+    are plot inputs: every purchase order / line up to ``engine.plot_sample``, a deterministic
+    sample above it.
     """
 
     n_clean: int
@@ -399,7 +475,7 @@ class CleanFacts:
     daily: pd.DataFrame
 
 
-#: Invisible characters removed from every id and text cell of the cleaned tables (both engines):
+#: Invisible characters removed from every id and text cell of the cleaned tables:
 #: the C0 controls but tab, line feed and carriage return (ordinary whitespace, kept inside a value
 #: and trimmed around it), DEL, the C1 controls, and the bidirectional embeddings, overrides and
 #: isolates (U+202A–U+202E, U+2066–U+2069), which make text display in another order than it is.
@@ -407,7 +483,7 @@ CONTROL_CHARACTER_RANGES: tuple[tuple[int, int], ...] = (
     (0x00, 0x08), (0x0B, 0x0C), (0x0E, 0x1F), (0x7F, 0x9F), (0x202A, 0x202E), (0x2066, 0x2069))
 
 #: :data:`CONTROL_CHARACTER_RANGES` as an RE2 character class (DuckDB's ``regexp_*`` and pyarrow's
-#: ``*_regex`` functions both use RE2, so one pattern serves both engines).
+#: ``*_regex`` functions both use RE2, so one pattern serves the order lines and the customer tables).
 CONTROL_CHARACTER_CLASS: str = "[" + "".join(
     f"\\x{{{low:04X}}}-\\x{{{high:04X}}}" for low, high in CONTROL_CHARACTER_RANGES) + "]"
 
@@ -438,7 +514,7 @@ def escape_control_characters(text: str) -> str:
 
 @dataclass
 class ControlCharacterFacts:
-    """Cells of one column holding :data:`CONTROL_CHARACTER_RANGES` characters, computed by either engine.
+    """Cells of one column holding :data:`CONTROL_CHARACTER_RANGES` characters (any table).
 
     ``count``: cells changed; ``rows``: the first :func:`row_limit` of them in input order, ``_row``
     and the column's value *as read*; ``collisions``: distinct cleaned values that equal a value
@@ -451,6 +527,10 @@ class ControlCharacterFacts:
     count: int
     rows: pd.DataFrame
     collisions: int
+
+
+#: Offending rows kept per column with control characters (``audit.examples`` is at most 100).
+CONTROL_ROWS = 100
 
 
 def row_limit(settings: AuditSettings) -> int:

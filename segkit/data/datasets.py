@@ -25,6 +25,10 @@ Generative model (all draws from one ``numpy.random.Generator`` seeded with ``se
   order dates typed as 2099, quantity typos (x100) and campaign rows for unknown customers,
   each counted exactly in ``GeneratedShop.dirt`` (see :data:`DIRT_KINDS`).
 
+This shop shares segkit's assumptions (cancellations named after their order, a history that
+starts with the data). :mod:`segkit.data.online_retail` simulates a real export's habits instead
+(``python -m segkit.data.datasets --online-retail``).
+
 Examples
 --------
 >>> shop = generate_shop(n_customers=300, seed=1)
@@ -56,6 +60,7 @@ from segkit.core.errors import ConfigError, DataError
 from segkit.core.files import atomic_write_text, dumps_json, write_frame
 from segkit.core.schema import CAMPAIGN, CUSTOMERS, TRANSACTIONS
 from segkit.data.io import load_table
+from segkit.data.online_retail import generate_online_retail, write_online_retail
 
 __all__ = [
     "SegmentProfile",
@@ -1093,14 +1098,29 @@ def load_cdnow(which: str = "sample") -> pd.DataFrame:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m segkit.data.datasets --out data/sample``: generate and write a sample shop."""
+    """``python -m segkit.data.datasets --out data/sample``: generate and write a sample shop.
+
+    With ``--online-retail``: an export in the UCI Online Retail layout with its truth
+    (:func:`segkit.data.online_retail.generate_online_retail`; default period 2010-12-01 to
+    2011-12-09), read by a copy of ``data/configs/online_retail_ii.yml`` placed in ``--out``.
+    """
     parser = argparse.ArgumentParser(prog="python -m segkit.data.datasets", description=main.__doc__)
     parser.add_argument("--out", default=str(SAMPLE_DIR), help="output folder (default data/sample)")
     parser.add_argument("--customers", type=int, default=3000, help="number of customers")
     parser.add_argument("--seed", type=int, default=42)
-    parser.add_argument("--start", default="2023-01-01")
-    parser.add_argument("--end", default="2024-12-31")
+    parser.add_argument("--start", default=None, help="first day (default 2023-01-01; 2010-12-01 with --online-retail)")
+    parser.add_argument("--end", default=None, help="last day (default 2024-12-31; 2011-12-09 with --online-retail)")
+    parser.add_argument("--online-retail", action="store_true",
+                        help="write an Online-Retail-like export with planted truth instead of the sample shop")
     args = parser.parse_args(argv)
+    if args.online_retail:
+        export = generate_online_retail(args.customers, seed=args.seed, start=args.start or "2010-12-01",
+                                        end=args.end or "2011-12-09")
+        paths = write_online_retail(args.out, export)
+        print(f"wrote {len(export.lines)} lines of {export.planted['customers_in_export']} customers to "
+              f"{paths['lines']} (truth: {', '.join(p.name for k, p in paths.items() if k != 'lines')})")
+        return 0
+    args.start, args.end = args.start or "2023-01-01", args.end or "2024-12-31"
     shop = generate_shop(args.customers, seed=args.seed, start=args.start, end=args.end)
     paths = write_sample(args.out, shop)
     print(f"wrote {len(shop.transactions)} transaction rows, {len(shop.customers)} customers, "

@@ -1,4 +1,4 @@
-"""Out-of-core engine: audit and aggregate transaction logs larger than memory with DuckDB.
+"""DuckDB for every order line: read, audit and aggregate transaction logs of any size.
 
 The order-line computations (orders, purchase days, the RFM base, behaviour features) are the
 relational core's queries (:mod:`segkit.data.relational`), written once; this module runs them over
@@ -10,31 +10,36 @@ order; every listing has an explicit, stable order.
 
 What runs where:
 
-* :class:`TransactionLog` maps and types the user's columns in SQL (config ``columns`` and
-  ``io`` options, the same clear errors as :mod:`segkit.data.io`), stages the lines once in a
-  temporary DuckDB database and runs the audit's transaction checks there
-  (:meth:`TransactionLog.audit`). Everything that operates on small aggregated tables (one row
-  per day, the statistics of the outlier rules, the messages and cleaning rules) is the audit's
-  own code (:mod:`segkit.audit`), so both engines report identical findings.
+* :class:`TransactionLog` reads, maps and types the order lines in SQL at every size (config
+  ``columns`` and ``io`` options, the clear errors of :mod:`segkit.data.io`: file, column, example
+  values and rows, what to change), stages them once in a temporary DuckDB database and computes
+  the audit's facts there (:meth:`TransactionLog.input_facts`, :meth:`TransactionLog.clean_facts`,
+  :meth:`TransactionLog.remove_control_characters`). Its source is CSV (optionally .gz; .bz2
+  and .xz and text in other encodings than UTF-8/Latin-1 are read from UTF-8 copies in the
+  temporary folder) or Parquet, one file, a folder or a glob; or a frame: an Excel workbook's
+  cells read by :func:`segkit.data.io.read_cells`, or the transactions frame given to
+  :func:`segkit.audit.run_audit`. A frame's text is typed by the same SQL as a CSV cell.
+  What operates on small aggregated tables (one row per day, the statistics of the outlier
+  rules, the messages and cleaning rules) is the audit's own code (:mod:`segkit.audit`).
 * :meth:`TransactionLog.write_clean` writes ``transactions_clean.parquet`` with DuckDB ``COPY``
-  (same columns, dtypes and row order as the pandas path), never materialised in pandas.
+  (canonical columns and dtypes, input row order), never materialised in pandas.
 * :func:`order_table_from_files`, :func:`rfm_table_from_files`, :func:`purchase_days_from_files`
   and :func:`behaviour_table_from_files` are :func:`segkit.data.orders.order_table`,
   :func:`segkit.data.orders.rfm_table`, :func:`segkit.data.orders.purchase_days` and the behaviour
   columns of :func:`segkit.features.customer_table` over a (clean) line file.
-* :func:`choose_engine` reads the ``engine`` config section (``segkit/defaults/engine.yml``).
+* :func:`choose_engine` reads the ``engine`` config section (``segkit/defaults/engine.yml``): how
+  the steps after the audit take their order-level tables (the audit is the same either way).
 
 Row numbers in messages are 0-based data rows over the files in sorted order (one file: the
-spreadsheet row as for :mod:`segkit.data.io`), shown 1-based with the header as row 1.
+spreadsheet row as for :mod:`segkit.data.io`; a frame: its integer index), shown 1-based with the
+header as row 1.
 
-Known differences from the pandas path (all in rarely met inputs): a CSV line that is completely
-empty (not even delimiters) is skipped by DuckDB's reader, so rows after it are numbered one
-lower than by :mod:`segkit.data.io`; dates with month names are read with a fixed list of formats
-(``01-Dec-2009``, ``Dec 1, 2009`` …) instead of pandas' inference; time-zone aware Parquet
-timestamps keep their UTC wall time; text encodings are UTF-8 or Latin-1 (UTF-16 and UTF-32
-files, announced by a byte-order mark or ``io.encoding``, are read from UTF-8 copies in the
-temporary folder); Excel, ``.bz2`` and
-``.xz`` inputs are for the pandas engine only.
+How cells are read (one rule for every source): a CSV line that is completely empty (not even
+delimiters) is skipped by DuckDB's reader and not counted in row numbers (``segkit.data.io``
+counts it); dates with month names are read with a fixed list of formats (``01-Dec-2009``,
+``Dec 1, 2009`` …); time-zone aware timestamps keep their UTC wall time; DuckDB reads Latin-1
+itself, which refuses the bytes 0x80–0x9F (C1 controls; set ``io.encoding: cp1252`` for Windows
+exports).
 
 Examples
 --------
@@ -48,7 +53,9 @@ Examples
 
 from __future__ import annotations
 
+import codecs
 import contextlib
+import csv
 import functools
 import glob as globlib
 import inspect
@@ -70,19 +77,29 @@ from segkit.core.errors import ConfigError, DataError, format_rows
 from segkit.core.schema import CUSTOMERS, DMY, TRANSACTIONS, TRANSACTIONS_CLEAN_EXTRA, Where, examples, validate
 from segkit.data import io as segio
 from segkit.data.relational import (
-    ORDERS,
     behaviour_of,
+    first_non_purchase_of,
+    frame_lines,
+    headline_of,
     last_order_date,
     lines_view_sql,
     order_table_of,
+    purchase_days_at_send_of,
     purchase_days_of,
+    purchase_orders_of,
+    retention_of,
+    rfm_at_send_of,
+    rfm_counts_of,
     rfm_of,
     rfm_with_info_of,
 )
 from segkit.data.auditfacts import (
+    CONTROL_CHARACTER_CLASS,
+    CONTROL_ROWS,
     TX_DROP_RULES,
     AuditSettings,
     CleanFacts,
+    ControlCharacterFacts,
     InputFacts,
     OutlierFacts,
     log_bounds,
@@ -92,6 +109,7 @@ from segkit.data.auditfacts import (
 
 __all__ = [
     "EngineSettings",
+    "OrderLines",
     "TransactionLog",
     "write_clean_transactions",
     "order_table_from_files",
@@ -100,6 +118,7 @@ __all__ = [
     "rfm_with_info_from_files",
     "retention_flags_from_files",
     "purchase_days_from_files",
+    "first_non_purchase_from_files",
     "choose_engine",
     "kth_smallest",
     "input_files",
@@ -110,6 +129,9 @@ __all__ = [
 ENGINE_KINDS: tuple[str, ...] = ("auto", "pandas", "duckdb")
 PARQUET_SUFFIXES = (".parquet", ".pq")
 CSV_SUFFIXES = (".csv", ".tsv", ".txt", ".csv.gz", ".tsv.gz", ".txt.gz")
+# Compressed text that TransactionLog decompresses to a scratch copy first (DuckDB reads .gz only).
+DECOMPRESSED_SUFFIXES = tuple(f"{t}{z}" for z in (".bz2", ".xz") for t in (".csv", ".tsv", ".txt"))
+EXCEL_SUFFIXES = (".xlsx", ".xlsm", ".xls")
 DECIMAL = "DECIMAL(38, 6)"  # exact sums of money (amounts have at most cents in practice)
 # Whitespace that segkit.data.io strips around text cells (pyarrow's trim of Unicode whitespace, common part).
 _WS = "' ' || chr(9) || chr(10) || chr(11) || chr(12) || chr(13) || chr(160)"
@@ -119,6 +141,9 @@ _UTC_OFFSET = r"(\d{1,2}:\d{2}(?::\d{2}(?:\.\d+)?)?)\s*(?:Z|[+-]\d{2}(?::?\d{2})
 _DMY_FIELDS = ("first", "second", "year", "hour", "minute", "second_", "ampm")
 _MONTH_NAME_FORMATS = ("%d-%b-%Y", "%d %b %Y", "%d-%b-%Y %H:%M", "%d %b %Y %H:%M", "%d-%b-%Y %H:%M:%S",
                        "%d %b %Y %H:%M:%S", "%d-%B-%Y", "%d %B %Y", "%b %d, %Y", "%B %d, %Y", "%b %d %Y")
+#: Whitespace trimmed around a cell once its control characters are gone: what Python's
+#: ``str.strip()`` removes (RE2; \x1c–\x1f are control characters, removed before).
+_WHITESPACE_CLASS = r"[\t-\r\x{20}\x{85}\pZ]"
 _MIN_TS, _MAX_TS = "TIMESTAMP '1677-09-22 00:12:43'", "TIMESTAMP '2262-04-11 23:47:16'"
 
 
@@ -149,8 +174,12 @@ class EngineSettings:
     Attributes
     ----------
     kind : {"auto", "pandas", "duckdb"}
-        Which engine audits and aggregates the transactions; ``auto`` = DuckDB when the input
-        is larger than ``auto_threshold_mb`` or is a folder/glob of files.
+        How the steps after the audit take their order-level tables from the clean lines
+        (:mod:`segkit.steps.sources`): ``pandas`` = ``transactions_clean`` read into memory,
+        ``duckdb`` = aggregated out-of-core from the file; ``auto`` = DuckDB when the input is
+        larger than ``auto_threshold_mb`` or is a folder/glob of files. The audit ignores it: the
+        order lines are read, audited and cleaned by :class:`TransactionLog` (DuckDB) whatever
+        the kind; ``audit_summary.json`` records the kind under ``engine``.
     auto_threshold_mb : float
         Input size (MB on disk) above which ``auto`` picks DuckDB.
     memory_limit : str or None
@@ -225,6 +254,18 @@ def is_file_set(path: str | Path) -> bool:
     return path.is_dir() or (not path.exists() and any(ch in str(path) for ch in GLOB_CHARACTERS))
 
 
+def is_workbook(source: Any) -> bool:
+    """True when ``source`` is one Excel file (``.xlsx``, ``.xlsm``; ``.xls`` is refused with advice),
+    which :mod:`segkit.data.io` reads for :class:`TransactionLog` (DuckDB reads no Excel).
+
+    Examples
+    --------
+    >>> is_workbook("orders.xlsx"), is_workbook("orders.csv"), is_workbook(["a.xlsx", "b.xlsx"])
+    (True, False, False)
+    """
+    return isinstance(source, (str, Path)) and str(source).lower().endswith(EXCEL_SUFFIXES)
+
+
 def glob_literal(path: str | Path) -> str:
     """``path`` with its wildcards bracketed (``[`` → ``[[]``, ``*`` → ``[*]``, ``?`` → ``[?]``), so that
     DuckDB's ``read_csv``/``read_parquet``, which take every path as a glob, read exactly that file.
@@ -237,7 +278,7 @@ def glob_literal(path: str | Path) -> str:
     return re.sub(r"[*?\[]", lambda m: f"[{m.group()}]", str(path))
 
 
-def input_files(source: str | Path | Sequence[str | Path]) -> tuple[list[str], str]:
+def input_files(source: str | Path | Sequence[str | Path], *, decompress: bool = False) -> tuple[list[str], str]:
     """The files of ``source`` (a file, a folder, a glob, or a list of them) and their format.
 
     A folder is read as all its ``*.parquet`` files, else all its CSV files (``.csv``, ``.tsv``,
@@ -247,10 +288,14 @@ def input_files(source: str | Path | Sequence[str | Path]) -> tuple[list[str], s
     -------
     (files, kind) : (list of str, {"parquet", "csv"})
 
+    ``decompress``: also accept ``.bz2``/``.xz`` CSV files (kind ``"csv"``), which
+    :class:`TransactionLog` decompresses to a scratch copy before DuckDB reads them.
+
     Raises
     ------
     DataError
-        Nothing found, a format DuckDB cannot stream (Excel, .bz2/.xz), or Parquet mixed with CSV.
+        Nothing found, a format DuckDB cannot stream (Excel; .bz2/.xz unless ``decompress``), or
+        Parquet mixed with CSV.
 
     Examples
     --------
@@ -285,14 +330,14 @@ def input_files(source: str | Path | Sequence[str | Path]) -> tuple[list[str], s
         name = f.lower()
         if name.endswith(PARQUET_SUFFIXES):
             kinds.add("parquet")
-        elif name.endswith(CSV_SUFFIXES):
+        elif name.endswith(CSV_SUFFIXES) or (decompress and name.endswith(DECOMPRESSED_SUFFIXES)):
             kinds.add("csv")
-        elif name.endswith((".xlsx", ".xlsm", ".xls")):
-            raise DataError(f"{f}: Excel workbooks are read by the in-memory engine only. Export the transactions "
-                            "as CSV or Parquet for the large-input engine, or set engine.kind: pandas.")
+        elif name.endswith(EXCEL_SUFFIXES):
+            raise DataError(f"{f}: an Excel workbook is read as the transactions input of a run (one file), not "
+                            "as order lines here or as a part of a folder or glob. Export it as CSV or Parquet.")
         elif name.endswith((".bz2", ".xz")):
-            raise DataError(f"{f}: the large-input engine reads plain or .gz-compressed CSV only. Recompress the "
-                            "file with gzip (or export Parquet), or set engine.kind: pandas.")
+            raise DataError(f"{f}: order-line files here are read as plain or .gz-compressed CSV, or Parquet. "
+                            "Recompress the file with gzip (or export Parquet).")
         else:
             raise DataError(f"{f}: unsupported file type for the large-input engine. Use CSV (.csv, .tsv, .txt, "
                             "optionally .gz) or Parquet (.parquet).")
@@ -366,10 +411,11 @@ def connect(memory_limit: str | None = None, threads: int | None = None,
 
 
 def choose_engine(config: Mapping[str, Any]) -> str:
-    """``"pandas"`` or ``"duckdb"`` for the run's transactions (``engine.kind``; ``auto`` by size).
+    """``"pandas"`` or ``"duckdb"``: how the steps after the audit read the run's clean lines
+    (``engine.kind``; ``auto`` by size). The audit itself is DuckDB's whatever this says.
 
     ``auto`` picks DuckDB when ``data.transactions`` is a folder or a glob, or a file larger than
-    ``engine.auto_threshold_mb``; Excel inputs always go to pandas.
+    ``engine.auto_threshold_mb``; Excel and .bz2/.xz inputs give pandas.
 
     Examples
     --------
@@ -393,13 +439,14 @@ def choose_engine(config: Mapping[str, Any]) -> str:
 # ----------------------------------------------------------------------------- column mapping in SQL
 @dataclass
 class _Mapped:
-    """How the user's files map onto canonical transactions."""
+    """How the user's files (or a frame of their cells) map onto canonical transactions."""
 
-    relation: str                 # raw table expression
+    numbered: str                 # raw table expression with the 0-based input row ``_row``
     source: str                   # for messages
-    labels: dict[str, str]        # canonical → user column
+    labels: dict[str, str]        # canonical → user column (for messages)
+    names: dict[str, str]         # canonical → column of ``numbered``
     types: dict[str, str]         # canonical → DuckDB type of the user column
-    columns: list[str]            # canonical columns of the staged table (pandas _canonical order)
+    columns: list[str]            # canonical columns of the staged table (canonical order)
     absent: list[str]             # canonical columns the input did not have (or derived)
 
 
@@ -415,6 +462,7 @@ def _describe(con: duckdb.DuckDBPyConnection, relation: str, source: str) -> lis
 _SIZE_UNITS = {"b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12,
                "kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40}
 _F = TypeVar("_F", bound=Callable[..., Any])
+_T = TypeVar("_T")
 
 
 def size_in_bytes(size: str) -> int:
@@ -485,42 +533,37 @@ def _first_line(exc: BaseException) -> str:
 def _utf8_inputs(files: list[str], opts: Mapping[str, Any], scratch: Path) -> tuple[list[str], dict[str, Any]]:
     """The CSV files as DuckDB reads them, and the read options for them.
 
-    UTF-16 and UTF-32 files (announced by a byte-order mark, or ``io.encoding``), which DuckDB's
-    CSV reader does not read correctly, are transcoded to UTF-8 copies in ``scratch`` (the inputs
-    are only read); the options then say UTF-8. Other files are returned as they are.
+    Files DuckDB's CSV reader does not read directly are transcoded to UTF-8 copies in ``scratch``
+    (the inputs are only read): text in another encoding than UTF-8 or Latin-1 (UTF-16 and UTF-32
+    announced by a byte-order mark, or ``io.encoding`` such as cp1252), and ``.bz2``/``.xz``
+    compressed files; the options then say UTF-8. Other files are returned as they are.
     """
-    import codecs
-
-
-    out, transcoded = [], False
-    for i, name in enumerate(files):
-        encoding = segio.text_encoding(name, opts.get("encoding"))
-        if codecs.lookup(encoding).name.startswith(("utf-16", "utf-32")):
-            scratch.mkdir(parents=True, exist_ok=True)
-            name = str(segio.utf8_copy(name, encoding, scratch / f"part-{i:05d}.csv"))
-            transcoded = True
-        out.append(name)
-    return out, ({**opts, "encoding": None} if transcoded else dict(opts))
+    direct = ("utf-8", "iso8859-1")  # codec names of what DuckDB reads itself (utf-8-sig is utf-8)
+    encodings = [segio.text_encoding(name, opts.get("encoding")) for name in files]
+    if all(codecs.lookup(e).name.split("-sig")[0] in direct for e in encodings) and not any(
+            name.lower().endswith(DECOMPRESSED_SUFFIXES) for name in files):
+        return list(files), dict(opts)
+    scratch.mkdir(parents=True, exist_ok=True)
+    out = [str(segio.utf8_copy(name, encoding, scratch / f"part-{i:05d}.csv"))
+           for i, (name, encoding) in enumerate(zip(files, encodings))]
+    return out, {**opts, "encoding": None}
 
 
 def _csv_options(files: list[str], opts: Mapping[str, Any], names: Sequence[str] | None = None) -> dict[str, str]:
     """``read_csv`` options for the files: the delimiter segkit.data.io would use (sniffed on the first
     file unless ``io.delimiter``), the header of the first file (every file must have it), all text.
     ``names`` are the files as messages name them (the user's files, when ``files`` are UTF-8 copies)."""
-    import csv
-
-
     shown = list(names or files)
 
     encoding = opts.get("encoding") or "utf-8"
-    name = str(encoding).lower().replace("_", "-")
-    if name in ("utf-8", "utf8", "utf-8-sig"):
+    codec = codecs.lookup(str(encoding)).name
+    if codec.startswith("utf-8"):
         duck_encoding = "utf-8"
-    elif name in ("latin-1", "latin1", "iso-8859-1", "iso8859-1", "l1"):
+    elif codec == "iso8859-1":
         duck_encoding = "latin-1"
-    else:
-        raise DataError(f"io.encoding {encoding!r}: the large-input engine reads UTF-8 and Latin-1 text only. "
-                        "Convert the files to UTF-8, or set engine.kind: pandas.")
+    else:  # pragma: no cover - _utf8_inputs transcodes every other encoding
+        raise DataError(f"io.encoding {encoding!r}: DuckDB reads UTF-8 and Latin-1 text only; other "
+                        "encodings are read from UTF-8 copies (_utf8_inputs). This is a bug: please report it.")
     headers = []
     delimiter = opts.get("delimiter")
     for f, path in zip(files, map(Path, shown)):
@@ -547,7 +590,7 @@ def _csv_options(files: list[str], opts: Mapping[str, Any], names: Sequence[str]
 def _map_columns(con: duckdb.DuckDBPyConnection, source: Any, config: Mapping[str, Any] | None,
                  scratch: Path) -> _Mapped:
 
-    files, kind = input_files(source)
+    files, kind = input_files(source, decompress=True)
     label = files[0] if len(files) == 1 else f"{source} ({len(files)} files)"
     opts = segio.read_options(config)
     hint_source = (config or {}).get("_source")
@@ -564,10 +607,54 @@ def _map_columns(con: duckdb.DuckDBPyConnection, source: Any, config: Mapping[st
     positions = segio.resolve_columns(header, TRANSACTIONS, mapping, label, config_hint)
     labels = {c: header[p] for c, p in positions.items()}
     types = {c: described[p][1] for c, p in positions.items()}
+    return _mapped(f"(SELECT *, CAST(ordinality - 1 AS BIGINT) AS _row FROM {relation} WITH ORDINALITY)",
+                   label, labels, dict(labels), types)
+
+
+def _mapped(numbered: str, source: str, labels: dict[str, str], names: dict[str, str],
+            types: dict[str, str]) -> _Mapped:
     known = {**TRANSACTIONS.dtypes, **TRANSACTIONS.extra}
     columns = [c for c in known if c in labels or c in ("order_id", "amount")]
     absent = [c for c in TRANSACTIONS.columns if c not in labels]
-    return _Mapped(relation=relation, source=label, labels=labels, types=types, columns=columns, absent=absent)
+    return _Mapped(numbered=numbered, source=source, labels=labels, names=names, types=types, columns=columns,
+                   absent=absent)
+
+
+FRAME_VIEW = "_segkit_frame"  # the name a frame of order lines is registered under in DuckDB
+
+
+def _map_frame(con: duckdb.DuckDBPyConnection, frame: pd.DataFrame, config: Mapping[str, Any] | None) -> _Mapped:
+    """Register the order lines of ``frame`` in DuckDB for :func:`_stage_sql`.
+
+    ``frame`` has canonical column names (:func:`segkit.data.io.read_cells`: the cells as the file
+    holds them, text for CSV and Excel; or a canonical table such as :func:`segkit.data.io.load_table`
+    returns, or one built by hand). Its ``attrs`` may give ``source`` (file, for messages),
+    ``columns`` (canonical → the file's column names, for messages) and ``absent_columns``
+    (canonical columns the file did not have: derived ones are derived again in SQL). Text and
+    other object columns are handed over as text, so DuckDB parses them by the rules it applies to
+    CSV cells; numbers and dates keep their type. The row of a cell is the frame's integer index
+    (0-based data row of the file), else its position.
+    """
+    source = str(frame.attrs.get("source") or "transactions")
+    hint_source = (config or {}).get("_source")
+    config_hint = f" (in {Path(hint_source).name})" if hint_source else ""
+    absent = set(frame.attrs.get("absent_columns") or ())
+    header = [c for c in frame.columns if isinstance(c, str) and c in TRANSACTIONS.known and c not in absent]
+    positions = segio.resolve_columns(header, TRANSACTIONS, {}, source, config_hint)
+    shown = dict(frame.attrs.get("columns") or {})
+    cells = {}
+    for c, p in positions.items():
+        values = frame[header[p]].reset_index(drop=True)
+        kind = values.dtype.kind if not isinstance(values.dtype, pd.CategoricalDtype) else "O"
+        if not (kind in "fiuM" or isinstance(values.dtype, pd.DatetimeTZDtype)):
+            values = values.astype(object).astype("string")
+        cells[c] = values
+    integer_index = pd.api.types.is_integer_dtype(frame.index.dtype) and frame.index.is_unique
+    cells["_row"] = np.asarray(frame.index if integer_index else np.arange(len(frame)), dtype="int64")
+    con.register(FRAME_VIEW, pd.DataFrame(cells, index=pd.RangeIndex(len(frame))))
+    types = {c: t for c, t in _describe(con, FRAME_VIEW, source) if c in positions}
+    labels = {c: str(shown.get(c, c)) for c in positions}
+    return _mapped(f"(SELECT * FROM {FRAME_VIEW})", source, labels, {c: c for c in positions}, types)
 
 
 def _is_text(sql_type: str) -> bool:
@@ -591,7 +678,7 @@ def _stage_sql(m: _Mapped, opts: Mapping[str, Any]) -> tuple[str, dict[str, str]
     (or typed numbers/dates); ``c`` = canonical values plus ``_bad_<col>`` (the raw text of cells
     that cannot be read, NULL otherwise) and, for text dates, their kind (ISO / day-month).
     """
-    raw = {c: _ident(u) for c, u in m.labels.items()}
+    raw = {c: _ident(u) for c, u in m.names.items()}
     level_b, level_c, checks = ["_row"], ["_row"], {}
     decimal = opts.get("decimal", ".")
     date_format = opts.get("date_format")
@@ -671,9 +758,7 @@ def _stage_sql(m: _Mapped, opts: Mapping[str, Any]) -> tuple[str, dict[str, str]
         _ident(x) for c, kind in checks.items() if kind == "date_text" for x in (f"_dk_{c}", f"_do_{c}", f"_dt_{c}")]
     sql = f"""
         CREATE TABLE lines AS
-        WITH a AS (
-            SELECT *, CAST(ordinality - 1 AS BIGINT) AS _row FROM {m.relation} WITH ORDINALITY
-        ),
+        WITH a AS (SELECT * FROM {m.numbered}),
         b AS (SELECT {', '.join(level_b)} FROM a),
         c AS (SELECT {', '.join(level_c)} FROM b WHERE NOT ({blank}))
         SELECT {', '.join(select + ['_row'] + extra)}, false AS _dup FROM c
@@ -855,8 +940,8 @@ def _validate_staged(con: duckdb.DuckDBPyConnection, m: _Mapped, checks: Mapping
 
 def _raw_cell(con: duckdb.DuckDBPyConnection, m: _Mapped, c: str, row: int) -> str:
     """The text of one cell as written in the file (for messages)."""
-    value = con.sql(f"SELECT CAST({_ident(m.labels[c])} AS VARCHAR) FROM (SELECT *, ordinality - 1 AS _r "
-                    f"FROM {m.relation} WITH ORDINALITY) WHERE _r = {int(row)}").fetchall()
+    value = con.sql(f"SELECT CAST({_ident(m.names[c])} AS VARCHAR) FROM {m.numbered} "
+                    f"WHERE _row = {int(row)}").fetchall()
     text = value[0][0] if value else ""
     return (text or "").strip()
 
@@ -922,7 +1007,7 @@ _STRING_COLUMNS = tuple(c for c, t in {**TRANSACTIONS.dtypes, **TRANSACTIONS.ext
 
 
 def _typed(frame: pd.DataFrame) -> pd.DataFrame:
-    """A DuckDB result with the dtypes the pandas path has (string ids/text, datetime64[ns], …)."""
+    """A DuckDB result in canonical pandas dtypes (string ids/text, datetime64[ns], float64, …)."""
     out = frame.copy()
     for c in out.columns:
         if c in _STRING_COLUMNS or c in ("order_id",):
@@ -939,7 +1024,8 @@ def _typed(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 class TransactionLog:
-    """Transaction files mapped to canonical columns and staged once in a temporary DuckDB database.
+    """Order lines mapped to canonical columns and staged once in a temporary DuckDB database: the
+    one reader of transactions, at every size.
 
     The staging maps and types the user's columns in SQL (config ``columns.transactions`` and
     ``io`` options) and raises the :mod:`segkit.data.io` errors — file, column, example values and
@@ -949,8 +1035,11 @@ class TransactionLog:
 
     Parameters
     ----------
-    source : path, glob or list of paths
-        The user's transaction file(s): CSV (optionally .gz) or Parquet, one file, a folder or a glob.
+    source : path, glob, list of paths, or DataFrame
+        The user's transaction file(s): CSV (optionally .gz, .bz2, .xz) or Parquet, one file, a
+        folder or a glob; or one Excel workbook (its cells read by
+        :func:`segkit.data.io.read_cells`); or a frame with canonical column names (see
+        :func:`_map_frame`: text typed as CSV cells are, rows named by the integer index).
     config : mapping, optional
         Merged configuration (``columns``, ``io``, ``audit``, ``privacy``, ``engine``); None = defaults.
     memory_limit, temp_directory, threads : optional
@@ -960,15 +1049,16 @@ class TransactionLog:
     --------
     >>> import tempfile, pathlib
     >>> p = pathlib.Path(tempfile.mkdtemp()) / "t.csv"
-    >>> _ = p.write_text("Customer,Date,Amount\\n7,2024-01-05,10\\n7,2024-01-05,10\\n,2024-01-06,5\\n")
-    >>> cfg = {"columns": {"transactions": {"customer_id": "Customer", "order_date": "Date"}}}
+    >>> _ = p.write_text("Customer,Order,Date,Amount\\n7,A1,2024-01-05,10\\n7,A1,2024-01-05,10\\n,A2,2024-01-06,5\\n")
+    >>> cfg = {"columns": {"transactions": {"customer_id": "Customer", "order_id": "Order", "order_date": "Date"}}}
     >>> with TransactionLog(p, cfg) as log:
     ...     facts = log.input_facts(None)
     >>> facts.n_rows, facts.counts["exact_duplicates"], facts.counts["guest_checkouts"]
     (3, 1, 1)
     """
 
-    def __init__(self, source: str | Path | Sequence[str | Path], config: Mapping[str, Any] | None = None, *,
+    def __init__(self, source: str | Path | Sequence[str | Path] | pd.DataFrame,
+                 config: Mapping[str, Any] | None = None, *,
                  memory_limit: str | None = None, temp_directory: str | Path | None = None,
                  threads: int | None = None):
 
@@ -987,15 +1077,23 @@ class TransactionLog:
                            temp_directory=folder / "spill", database=folder / "stage.duckdb", preserve_order=True)
         self._prepared: dict[str, Any] | None = None
         try:
-            self.mapped = _map_columns(self.con, source, merged, scratch=folder / "utf8")
+            if isinstance(source, pd.DataFrame):
+                self.mapped = _map_frame(self.con, source, merged)
+            elif is_workbook(source):  # DuckDB does not read Excel: pandas reads the cells, DuckDB types them
+                self.mapped = _map_frame(self.con, segio.read_cells(Path(source), "transactions", config=merged),
+                                         merged)
+            else:
+                self.mapped = _map_columns(self.con, source, merged, scratch=folder / "utf8")
             sql, checks = _stage_sql(self.mapped, self.opts)
             try:
                 self.con.execute(sql)
             except duckdb.Error as exc:
                 raise _read_error(self.mapped, exc) from None
             _validate_staged(self.con, self.mapped, checks, self.opts)
+            if FRAME_VIEW in self.mapped.numbered:
+                self.con.unregister(FRAME_VIEW)
             self.n_rows = int(self.con.sql("SELECT count(*) FROM lines").fetchall()[0][0])
-            if self.n_rows == 0:
+            if self.n_rows == 0 and not isinstance(source, pd.DataFrame):
                 raise DataError(f"{self.mapped.source}: has no data rows (or every row is empty in the columns "
                                 "segkit uses). Export the transactions table with its rows.")
         except BaseException:
@@ -1019,7 +1117,7 @@ class TransactionLog:
     # ------------------------------------------------------------------ helpers
     @property
     def columns(self) -> list[str]:
-        """Canonical columns of the staged lines (those of the pandas path's canonical frame)."""
+        """Canonical columns of the staged lines (in canonical order; ``amount`` and ``order_id`` always)."""
         return list(self.mapped.columns)
 
     def _has(self, column: str) -> bool:
@@ -1060,7 +1158,7 @@ class TransactionLog:
         return pd.Timestamp(value)
 
     def _predicates(self, cutoff: pd.Timestamp | None, as_of: pd.Timestamp | None) -> dict[str, str]:
-        """The row checks of :data:`segkit.audit.TX_INPUT_CHECKS` as NULL-safe SQL predicates."""
+        """The row checks of :data:`segkit.data.auditfacts.TX_INPUT_CHECKS` as NULL-safe SQL predicates."""
         price = self._has("unit_price")
         future = f"coalesce(order_date > {_ts(cutoff)}, false)" if cutoff is not None else "false"
         after = f"coalesce(order_date >= {_ts(as_of)} AND NOT {future}, false)" if as_of is not None else "false"
@@ -1078,20 +1176,39 @@ class TransactionLog:
 
     def _mark_duplicates(self) -> None:
         """Flag ``_dup`` on every copy of a row after its first (all columns equal, missing equal).
-        Rows are grouped by a hash first, so only candidate rows are compared exactly."""
+        Rows are grouped by a hash first, so only candidate rows are compared exactly.
+
+        Copies without an order id (``_identical``: the input has no order ids, or the cell is empty)
+        are flagged only when ``audit.identical_lines_without_order_id`` is ``drop``: without an id an
+        identical line may be a repeat purchase. Every copy is listed in ``_dup_rows``."""
         has_order_id = "order_id" not in self.mapped.absent
         cols = ", ".join(_ident(c) for c in self.columns if has_order_id or c != "order_id")
+        no_id = "order_id IS NULL" if has_order_id else "true"
+        self.con.execute("CREATE OR REPLACE TABLE _dup_rows (_row BIGINT, _identical BOOLEAN)")
         self.con.execute(f"CREATE OR REPLACE TABLE _dup_hash AS SELECT hash({cols}) AS h FROM lines "
                          "GROUP BY h HAVING count(*) > 1")
         if not self._value("SELECT count(*) FROM _dup_hash"):
             return
         self.con.execute(f"""
-            CREATE OR REPLACE TABLE _dup_rows AS
-            SELECT _row FROM (
-                SELECT _row, row_number() OVER (PARTITION BY {cols} ORDER BY _row) AS copy
+            INSERT INTO _dup_rows
+            SELECT _row, {no_id} FROM (
+                SELECT _row, order_id, row_number() OVER (PARTITION BY {cols} ORDER BY _row) AS copy
                 FROM lines WHERE hash({cols}) IN (SELECT h FROM _dup_hash))
             WHERE copy > 1""")
-        self.con.execute("UPDATE lines SET _dup = true WHERE _row IN (SELECT _row FROM _dup_rows)")
+        dropped = "" if self.settings.identical_lines_without_order_id == "drop" else " WHERE NOT _identical"
+        self.con.execute(f"UPDATE lines SET _dup = true WHERE _row IN (SELECT _row FROM _dup_rows{dropped})")
+
+    def _identical_without_order_id(self) -> dict[str, Any]:
+        """Facts of the copies of identical lines without order id (after :meth:`_mark_duplicates`):
+        ``lines, customers`` (distinct, guests not counted), ``amount`` (their money), ``action`` and the
+        first ``rows`` (input columns and ``_row``)."""
+        where = "_row IN (SELECT _row FROM _dup_rows WHERE _identical)"
+        n, customers, amount = self.con.sql(
+            f"SELECT count(*), count(DISTINCT customer_id), sum(CAST(amount AS {DECIMAL})) FROM lines "
+            f"WHERE {where}").fetchall()[0]
+        action = "dropped" if self.settings.identical_lines_without_order_id == "drop" else "kept"
+        return {"lines": int(n), "customers": int(customers), "amount": float(amount or 0), "action": action,
+                "rows": self.input_rows(where)}
 
     # ------------------------------------------------------------------ cleaning
     def prepare(self, as_of: str | pd.Timestamp | None = None) -> dict[str, Any]:
@@ -1134,7 +1251,7 @@ class TransactionLog:
         return self._prepared
 
     def write_clean(self, dest: str | Path, as_of: str | pd.Timestamp | None = None) -> Path:
-        """Write ``transactions_clean.parquet`` (columns, dtypes and row order of the pandas path)
+        """Write ``transactions_clean.parquet`` (canonical columns and dtypes plus ``is_return``, input row order)
         with DuckDB ``COPY``, atomically (a temporary file renamed into place).
 
         Parameters
@@ -1174,7 +1291,50 @@ class TransactionLog:
             tmp.unlink(missing_ok=True)
         return dest
 
+    def clean_frame(self, as_of: str | pd.Timestamp | None = None) -> pd.DataFrame:
+        """The clean lines in memory: what :meth:`write_clean` writes, read back (for small logs
+        and the :func:`segkit.audit.run_audit` API; a run keeps them on disk)."""
+        path = self.write_clean(Path(self._tmp.name) / "clean.parquet", as_of)
+        try:
+            return pd.read_parquet(path)
+        finally:
+            path.unlink(missing_ok=True)
+
     # ------------------------------------------------------------------ the audit
+    def remove_control_characters(self) -> tuple[list[ControlCharacterFacts], int]:
+        """Find and remove the control characters (:data:`segkit.data.auditfacts.CONTROL_CHARACTER_CLASS`)
+        of every id and text column of the staged lines, in place, before any check.
+
+        Returns the facts per column that had any (cells changed, the first :data:`CONTROL_ROWS`
+        of them as read, cleaned ids equal to an id of another row) and the rows changed. A cell
+        loses the characters, is trimmed, and is missing when nothing is left.
+        """
+        pattern = _quote(CONTROL_CHARACTER_CLASS)
+        edges = _quote(f"^{_WHITESPACE_CLASS}+|{_WHITESPACE_CLASS}+$")
+        columns = [c for c, dtype in TRANSACTIONS.known.items() if dtype == "string" and c in self.mapped.labels]
+        facts, updates = [], {}
+        for c in columns:
+            col = _ident(c)
+            hit = f"coalesce(regexp_matches({col}, {pattern}), false)"
+            count = int(self._value(f"SELECT count(*) FROM lines WHERE {hit}"))
+            if not count:
+                continue
+            cleaned = f"nullif(regexp_replace(regexp_replace({col}, {pattern}, '', 'g'), {edges}, '', 'g'), '')"
+            rows = self.con.sql(f"SELECT _row, {col} FROM lines WHERE {hit} ORDER BY _row LIMIT {CONTROL_ROWS}") \
+                .df().astype({"_row": "int64", c: "string"})
+            collisions = int(self._value(
+                f"SELECT count(DISTINCT v) FROM (SELECT {cleaned} AS v FROM lines WHERE {hit}) "
+                f"WHERE v IN (SELECT {col} FROM lines WHERE NOT {hit})")) if c.endswith("_id") else 0
+            facts.append(ControlCharacterFacts("transactions", c, count, rows, collisions))
+            updates[c] = (hit, cleaned)
+        if not updates:
+            return facts, 0
+        any_hit = " OR ".join(hit for hit, _ in updates.values())
+        changed_rows = int(self._value(f"SELECT count(*) FROM lines WHERE {any_hit}"))
+        for c, (hit, cleaned) in updates.items():
+            self.con.execute(f"UPDATE lines SET {_ident(c)} = {cleaned} WHERE {hit}")
+        return facts, changed_rows
+
     def missing_counts(self) -> tuple[list[str], list[int]]:
         counts = self.con.sql("SELECT " + ", ".join(f"count(*) - count({_ident(c)})" for c in self.columns)
                               + " FROM lines").fetchall()[0]
@@ -1194,8 +1354,11 @@ class TransactionLog:
             cond = preds[check] if not earlier else f"{preds[check]} AND NOT ({' OR '.join(earlier)})"
             parts.append(f"count(*) FILTER (WHERE {cond})")
             earlier.append(preds[check])
-        for (check, _), n in zip(TX_DROP_RULES, self.con.sql("SELECT " + ", ".join(parts) + " FROM lines")
-                                 .fetchall()[0]):
+            if check == "guest_checkouts":  # the money of the guest rows the rule removes (after duplicates)
+                parts.append(f"sum(CAST(amount AS {DECIMAL})) FILTER (WHERE {cond})")
+        values = list(self.con.sql("SELECT " + ", ".join(parts) + " FROM lines").fetchall()[0])
+        guest_dropped_revenue = float(values.pop(1 + [c for c, _ in TX_DROP_RULES].index("guest_checkouts")) or 0)
+        for (check, _), n in zip(TX_DROP_RULES, values):
             dropped[check] = int(n)
         filled, returns, zero = self.con.sql(
             "SELECT count(*) FILTER (WHERE _filled), count(*) FILTER (WHERE is_return), "
@@ -1205,10 +1368,11 @@ class TransactionLog:
         return InputFacts(
             n_rows=self.n_rows, counts=found, rows=rows, guest_revenue=guest_revenue, cutoff=prep["cutoff"],
             as_of=prep["as_of"], dropped=dropped, filled=int(filled), returns_flagged=int(returns),
-            zero_flagged=int(zero))
+            zero_flagged=int(zero), guest_dropped_revenue=guest_dropped_revenue,
+            identical_without_order_id=self._identical_without_order_id())
 
     def _outlier_stats(self, table: str, value: str, where: str) -> tuple[int, tuple[float, float, float, float]]:
-        """``n`` and :func:`segkit.audit.log_bounds` of the positive ``value``s.
+        """``n`` and :func:`segkit.data.auditfacts.log_bounds` of the positive ``value``s.
 
         The medians are exact and computed as numpy does (the mean of the two middle values for
         an even count), by selecting the middle values out-of-core (:func:`kth_smallest`): an
@@ -1356,7 +1520,7 @@ def write_clean_transactions(
 ) -> Path:
     """Write the cleaned line table (``transactions_clean.parquet``) of ``source`` with DuckDB ``COPY``.
 
-    Columns, dtypes and row order are those of the pandas path (canonical columns plus
+    Columns, dtypes and row order are those of :meth:`TransactionLog.write_clean` (canonical columns plus
     ``is_return``, ``order_id`` filled); the lines are never loaded into pandas.
 
     Examples
@@ -1409,16 +1573,33 @@ def _run(source: Any, sql: str, what: str, memory_limit: str | None = None,
         con.close()
 
 
-def _line_columns(source: Any) -> set[str]:
-    """Column names of the (canonical) line files of ``source`` (file metadata / a CSV header only)."""
-    con = duckdb.connect()
+def _line_columns(source: Any, con: duckdb.DuckDBPyConnection | None = None) -> set[str]:
+    """Column names of the (canonical) line files of ``source`` (file metadata / a CSV header only), read
+    on ``con`` (None = a connection of its own: opening one costs about as much as reading the names)."""
+    own = con is None
+    con = duckdb.connect() if con is None else con
     try:
         return {r[0] for r in con.sql(f"DESCRIBE SELECT * FROM {source_relation(source)}").fetchall()}
     except duckdb.Error as exc:
         raise DataError(f"{source}: cannot be read ({_first_line(exc)}). Use the cleaned transactions "
                         "(artifacts/transactions_clean.parquet).") from None
     finally:
-        con.close()
+        if own:
+            con.close()
+
+
+def _require_line_columns(source: Any, files: list[str], what: str,
+                          con: duckdb.DuckDBPyConnection | None = None) -> set[str]:
+    """The column names of the line ``files`` of ``source`` (read on ``con``: :func:`_line_columns`); a
+    :class:`DataError` naming ``source``, the missing canonical columns, those present and what to do when
+    one is missing (before any query)."""
+    columns = _line_columns(files, con)
+    missing = [c for c in ("customer_id", "order_date", "amount") if c not in columns]
+    if missing:
+        raise DataError(f"{source}: column(s) {', '.join(map(repr, missing))} missing (columns present: "
+                        f"{', '.join(sorted(columns)) or 'none'}). {what} Map your columns in the config "
+                        "(columns.transactions) and re-run 01_data_audit, which writes them.")
+    return columns
 
 
 @contextlib.contextmanager
@@ -1442,11 +1623,8 @@ def file_lines(source: str | Path | Sequence[str | Path], memory_limit: str | No
     [('a', Decimal('10.000000'))]
     """
     files, _ = input_files(source)
-    columns = _line_columns(files)
-    missing = [c for c in ("customer_id", "order_date", "amount") if c not in columns]
-    if missing:
-        raise DataError(f"{source}: column(s) {', '.join(map(repr, missing))} missing. {what}")
     with _scratch(memory_limit, temp_directory) as con:
+        columns = _require_line_columns(source, files, what, con)
         try:
             relation = source_relation(files)
             all_ids = "order_id" in columns and bool(
@@ -1470,13 +1648,169 @@ def _as_of_of(con: duckdb.DuckDBPyConnection, as_of: str | pd.Timestamp | None) 
 
 
 @_grow_memory_limit
+def _on_lines(source: Any, lines: "OrderLines", task: Callable[[duckdb.DuckDBPyConnection], _T], positions: bool,
+              what: str, canonical: bool, memory_limit: str | None = None,
+              temp_directory: str | Path | None = None) -> _T:
+    """``task`` run on a connection whose ``lines`` relation is ``lines`` (``source`` names it in
+    messages); retried with a larger ``memory_limit`` when DuckDB runs out of it."""
+    if lines.in_memory:
+        with frame_lines(lines.source) as con:
+            return task(con)
+    if canonical:
+        _check_canonical(lines.source, memory_limit, temp_directory)
+    with file_lines(lines.source, memory_limit, temp_directory, positions=positions, what=what) as con:
+        return task(con)
+
+
+class OrderLines:
+    """Order lines as the relational core reads them: a pandas frame (registered in DuckDB and
+    scanned in place) or Parquet/CSV files (streamed, spilling beyond ``memory_limit``).
+
+    Every order-level table of segkit comes from here, whatever the source: each method runs one
+    of the queries of :mod:`segkit.data.relational` on DuckDB. The frame is checked as
+    :func:`segkit.data.relational.frame_lines` checks it; files are read by :func:`file_lines`.
+
+    Parameters
+    ----------
+    source : DataFrame, path, glob or list of paths
+        Canonical order lines (``transactions_clean``): ``customer_id, order_date, amount`` and,
+        when known, ``order_id, is_return, category, channel``.
+    memory_limit, temp_directory
+        DuckDB's memory limit and spill folder for files (``engine`` config section).
+
+    Examples
+    --------
+    >>> tx = pd.DataFrame({"customer_id": ["a", "a", "b"], "order_id": ["1", "2", "3"], "amount": [5.0, -2.0, 7.0],
+    ...                    "order_date": pd.to_datetime(["2024-01-01", "2024-01-02", "2024-03-01"])})
+    >>> OrderLines(tx).purchase_orders("2024-02-01")["order_id"].tolist()
+    ['1']
+    """
+
+    def __init__(self, source: pd.DataFrame | str | Path | Sequence[str | Path], memory_limit: str | None = None,
+                 temp_directory: str | Path | None = None):
+        self.source = source
+        self.memory_limit = memory_limit
+        self.temp_directory = temp_directory
+
+    @property
+    def in_memory(self) -> bool:
+        """Whether the lines are a pandas frame (else files)."""
+        return isinstance(self.source, pd.DataFrame)
+
+    def run(self, task: Callable[[duckdb.DuckDBPyConnection], _T], *, positions: bool = False,
+            what: str = CANONICAL_NEEDED, canonical: bool = False) -> _T:
+        """``task(con)`` on a DuckDB connection holding ``lines``.
+
+        ``positions``: number file lines in input order (listings in input order, channels of an
+        order's first line); ``canonical``: first check that no line misses an id, date or amount.
+        """
+        name = "transactions" if self.in_memory else self.source
+        return _on_lines(name, self, task, positions, what, canonical, memory_limit=self.memory_limit,
+                         temp_directory=self.temp_directory)
+
+    def orders(self) -> pd.DataFrame:
+        """:func:`segkit.data.orders.order_table`: one row per order (:data:`~segkit.data.relational.ORDER_LIST`)."""
+        return self.run(order_table_of, positions=True, canonical=True)
+
+    def purchase_orders(self, as_of: str | pd.Timestamp | None = None) -> pd.DataFrame:
+        """Purchase orders dated before ``as_of`` (None = all): ``customer_id, order_id, order_date, amount``."""
+        day = None if as_of is None else parse_as_of(as_of)
+        return self.run(lambda con: purchase_orders_of(con, day), positions=True, canonical=True)
+
+    def purchase_days(self, as_of: str | pd.Timestamp | None = None) -> pd.DataFrame:
+        """:func:`segkit.data.orders.purchase_days` of the buyers' purchase orders as seen at ``as_of``
+        (only lines before it read and matched; None = every line), categorical customer ids."""
+        day = None if as_of is None else parse_as_of(as_of)
+        return self.run(lambda con: purchase_days_of(con, as_of=day), canonical=True)
+
+    def first_non_purchase(self) -> pd.DataFrame:
+        """:func:`segkit.data.orders.first_non_purchase`: customers whose first order is not a purchase."""
+        return self.run(first_non_purchase_of, canonical=True)
+
+    def rfm(self, as_of: str | pd.Timestamp | None = None) -> pd.DataFrame:
+        """The RFM base as of ``as_of`` (None = the day after the last line)."""
+        return self.run(lambda con: rfm_of(con, _as_of_of(con, as_of)))
+
+    def rfm_with_info(self, as_of: str | pd.Timestamp | None = None) -> tuple[pd.DataFrame, dict[str, Any]]:
+        """:meth:`rfm` plus the counts behind the RFM notebook's notes (:func:`segkit.data.orders.rfm_with_info`)."""
+        return self.run(lambda con: rfm_with_info_of(con, as_of))
+
+    def headline(self) -> dict[str, int | float]:
+        """The headline numbers of the lines (:func:`segkit.data.relational.headline_of`): net revenue,
+        purchase orders, fully cancelled orders, cancellation documents, buyers and the customers who
+        kept nothing or only returned."""
+        return self.run(headline_of, canonical=True)
+
+    def has_purchase_before(self, day: str | pd.Timestamp) -> bool:
+        """Whether any purchase order is dated before ``day`` (else there is nobody to segment)."""
+        return self.run(lambda con: rfm_counts_of(con, parse_as_of(day))["purchase_orders"] > 0)
+
+    def behaviour(self, as_of: str | pd.Timestamp | None = None, max_channels: int = 6,
+                  rfm: pd.DataFrame | None = None) -> pd.DataFrame:
+        """The behaviour columns of :func:`segkit.features.customer_table` as of ``as_of``.
+
+        :func:`segkit.data.relational.behaviour_of` for the customers of ``rfm`` (default: the RFM
+        base as of ``as_of``); ``attrs["as_of"]`` is the analysis date.
+
+        Raises
+        ------
+        DataError
+            No dated line, or no purchase before ``as_of``.
+        """
+        what = "The features need customer_id, order_date and amount (map them in columns.transactions)."
+
+        def task(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
+            if as_of is None and pd.isna(last_order_date(con)):
+                raise DataError(f"{self.source if not self.in_memory else 'transactions'}: no dated order lines "
+                                "(column 'order_date'); nothing to cluster.")
+            as_of_ts = _as_of_of(con, as_of)
+            base = rfm_of(con, as_of_ts) if rfm is None else rfm
+            if base.empty:
+                raise DataError(f"transactions: no purchase (order with net amount > 0) before as_of = "
+                                f"{as_of_ts.date()}; nothing to cluster.")
+            return behaviour_of(con, as_of_ts, max_channels, base)
+
+        return self.run(task, positions=True, what=what)
+
+    def rfm_at_send(self, sends: pd.DataFrame) -> pd.DataFrame:
+        """The RFM base of every send's history (:data:`~segkit.data.relational.RFM_AT_SEND`).
+
+        ``sends``: ``campaign_id, send_date`` (the day segments are taken at; only lines dated
+        strictly before it count). One row per campaign and buying customer.
+        """
+        return self.run(lambda con: rfm_at_send_of(con, sends))
+
+    def purchase_days_at_send(self, sends: pd.DataFrame) -> pd.DataFrame:
+        """The purchase days of every send's history (:data:`~segkit.data.relational.PURCHASE_DAYS_AT_SEND`)."""
+        return self.run(lambda con: purchase_days_at_send_of(con, sends))
+
+    def retention_flags(self, campaign: pd.DataFrame, days: int,
+                        as_of: str | pd.Timestamp | None = None) -> pd.Series:
+        """:func:`segkit.campaign.retention_flags` of ``campaign`` (:data:`~segkit.data.relational.RETENTION`).
+
+        1.0 when the customer made a purchase after ``sent_at`` and no later than ``days`` after
+        it, 0.0 if not, NaN when unknown: no send time in the whole campaign (a row without one
+        uses its campaign's first), or the window ends after ``as_of`` (None = the day after the
+        last purchase).
+        """
+        sent = pd.to_datetime(campaign["sent_at"], errors="coerce") if "sent_at" in campaign else \
+            pd.Series(pd.NaT, index=campaign.index, dtype="datetime64[ns]")
+        first = sent.groupby(pd.factorize(campaign["campaign_id"])[0]).transform("min")
+        recipients = pd.DataFrame({"customer_id": campaign["customer_id"].astype("string").str.strip().to_numpy(),
+                                   "sent_at": sent.fillna(first).to_numpy(dtype="datetime64[ns]")})
+        end = None if as_of is None else pd.Timestamp(as_of)
+        flags = self.run(lambda con: retention_of(con, recipients, days, end))
+        return pd.Series(flags, index=campaign.index, name="retained")
+
+
 def rfm_table_from_files(
     source: str | Path | Sequence[str | Path],
     as_of: str | pd.Timestamp | None = None,
     memory_limit: str | None = None,
     temp_directory: str | Path | None = None,
 ) -> pd.DataFrame:
-    """:func:`segkit.data.orders.rfm_table` computed out-of-core from order-line files.
+    """:func:`segkit.data.orders.rfm_table` computed out-of-core from order-line files
+    (:meth:`OrderLines.rfm`).
 
     Parameters
     ----------
@@ -1494,11 +1828,9 @@ def rfm_table_from_files(
     DataFrame
         The columns of :func:`segkit.data.orders.rfm_table` with the same dtypes, sorted by customer.
     """
-    with file_lines(source, memory_limit, temp_directory) as con:
-        return rfm_of(con, _as_of_of(con, as_of))
+    return OrderLines(source, memory_limit, temp_directory).rfm(as_of)
 
 
-@_grow_memory_limit
 def order_table_from_files(source: str | Path | Sequence[str | Path], memory_limit: str | None = None,
                            temp_directory: str | Path | None = None) -> pd.DataFrame:
     """:func:`segkit.data.orders.order_table` computed out-of-core: one row per ``(customer_id, order_id)``.
@@ -1516,12 +1848,11 @@ def order_table_from_files(source: str | Path | Sequence[str | Path], memory_lim
     0        2     3.0         True
     1        1     0.0        False
     """
-    _check_canonical(source, memory_limit, temp_directory)
-    with file_lines(source, memory_limit, temp_directory, positions=True) as con:
-        return order_table_of(con)
+    return OrderLines(source, memory_limit, temp_directory).orders()
 
 
 def _check_canonical(source: Any, memory_limit: str | None, temp_directory: str | Path | None) -> None:
+    _require_line_columns(source, input_files(source)[0], CANONICAL_NEEDED)  # named before a query fails on it
     checks = _run(source, f"""
         SELECT count(*) - count(customer_id), count(*) - count(order_date), count(*) - count(amount),
                min(_pos) FILTER (WHERE customer_id IS NULL OR order_date IS NULL OR amount IS NULL)
@@ -1534,7 +1865,6 @@ def _check_canonical(source: Any, memory_limit: str | None, temp_directory: str 
                             "(artifacts/transactions_clean.parquet), which have none.")
 
 
-@_grow_memory_limit
 def purchase_days_from_files(source: str | Path | Sequence[str | Path], memory_limit: str | None = None,
                              temp_directory: str | Path | None = None) -> pd.DataFrame:
     """:func:`segkit.data.orders.purchase_days` of the purchase orders of ``source``, computed out-of-core.
@@ -1554,12 +1884,26 @@ def purchase_days_from_files(source: str | Path | Sequence[str | Path], memory_l
     0           a 2024-01-01    12.0       2
     1           b 2024-01-02     6.0       1
     """
-    _check_canonical(source, memory_limit, temp_directory)
-    with file_lines(source, memory_limit, temp_directory) as con:
-        return purchase_days_of(con)
+    return OrderLines(source, memory_limit, temp_directory).purchase_days()
 
 
-@_grow_memory_limit
+def first_non_purchase_from_files(source: str | Path | Sequence[str | Path], memory_limit: str | None = None,
+                                  temp_directory: str | Path | None = None) -> pd.DataFrame:
+    """:func:`segkit.data.orders.first_non_purchase` of the lines of ``source``, computed out-of-core
+    (:meth:`OrderLines.first_non_purchase`).
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> p = pathlib.Path(tempfile.mkdtemp()) / "t.csv"
+    >>> _ = p.write_text("customer_id,order_id,order_date,amount\\na,C1,2024-01-01,-4\\nb,2,2024-01-02,6\\n")
+    >>> first_non_purchase_from_files(p)
+      customer_id first_order_date first_purchase_date
+    0           a       2024-01-01                 NaT
+    """
+    return OrderLines(source, memory_limit, temp_directory).first_non_purchase()
+
+
 def behaviour_table_from_files(
     source: str | Path | Sequence[str | Path],
     as_of: str | pd.Timestamp | None = None,
@@ -1568,12 +1912,13 @@ def behaviour_table_from_files(
     memory_limit: str | None = None,
     temp_directory: str | Path | None = None,
 ) -> pd.DataFrame:
-    """The behaviour columns of :func:`segkit.features.customer_table`, computed out-of-core.
+    """The behaviour columns of :func:`segkit.features.customer_table`, computed out-of-core
+    (:meth:`OrderLines.behaviour`).
 
-    :func:`segkit.data.relational.behaviour_of` over the lines of ``source``: one row per buying
-    customer, sorted by id, with ``recency_days, frequency, monetary_total, tenure_days, aov,
-    median_days_between_orders, return_share`` and, when the lines have them, ``category_breadth,
-    favourite_category`` and ``channel_share_<channel>…``. ``attrs["as_of"]`` is the analysis date.
+    One row per buying customer, sorted by id, with ``recency_days, frequency, monetary_total,
+    tenure_days, aov, median_days_between_orders, return_share`` and, when the lines have them,
+    ``category_breadth, favourite_category`` and ``channel_share_<channel>…``. ``attrs["as_of"]``
+    is the analysis date.
 
     Parameters
     ----------
@@ -1598,29 +1943,19 @@ def behaviour_table_from_files(
     0           a  30.0                        10.0
     1           b  10.0                         NaN
     """
-    what = ("The features need customer_id, order_date and amount (map them in columns.transactions).")
-    with file_lines(source, memory_limit, temp_directory, positions=True, what=what) as con:
-        if as_of is None and pd.isna(last_order_date(con)):
-            raise DataError(f"{source}: no dated order lines (column 'order_date'); nothing to cluster.")
-        as_of_ts = _as_of_of(con, as_of)
-        rfm = rfm_of(con, as_of_ts)
-        if rfm.empty:
-            raise DataError(f"transactions: no purchase (order with net amount > 0) before as_of = "
-                            f"{as_of_ts.date()}; nothing to cluster.")
-        return behaviour_of(con, as_of_ts, max_channels, rfm)
+    return OrderLines(source, memory_limit, temp_directory).behaviour(as_of, max_channels)
 
 
-@_grow_memory_limit
 def rfm_with_info_from_files(
     source: str | Path | Sequence[str | Path],
     as_of: str | pd.Timestamp | None = None,
     memory_limit: str | None = None,
     temp_directory: str | Path | None = None,
 ) -> tuple[pd.DataFrame, dict[str, Any]]:
-    """:func:`rfm_table_from_files` plus the counts behind the RFM notebook's warnings (the
-    out-of-core twin of ``segkit.data.orders.rfm_with_info``): ``as_of, orders_after_as_of,
-    customers_after_as_of_only, purchase_orders, non_purchase_orders, customers_without_purchase,
-    customers_non_positive_net, period_start, period_end, net_revenue`` (exact).
+    """:func:`rfm_table_from_files` plus the counts behind the RFM notebook's warnings
+    (:meth:`OrderLines.rfm_with_info`): ``as_of, orders_after_as_of, customers_after_as_of_only,
+    purchase_orders, non_purchase_orders, customers_without_purchase, customers_non_positive_net,
+    period_start, period_end, net_revenue`` (exact).
 
     Examples
     --------
@@ -1631,21 +1966,14 @@ def rfm_with_info_from_files(
     >>> rfm["customer_id"].tolist(), info["orders_after_as_of"], info["customers_without_purchase"], info["net_revenue"]
     (['a'], 1, 1, 7.0)
     """
-    with file_lines(source, memory_limit, temp_directory) as con:
-        return rfm_with_info_of(con, as_of)
+    return OrderLines(source, memory_limit, temp_directory).rfm_with_info(as_of)
 
 
-# ----------------------------------------------------------------------------- dispatch for the producers
-@_grow_memory_limit
 def retention_flags_from_files(campaign: pd.DataFrame, source: str | Path | Sequence[str | Path], days: int,
                                as_of: str | pd.Timestamp | None = None, memory_limit: str | None = None,
                                temp_directory: str | Path | None = None) -> pd.Series:
-    """:func:`segkit.campaign.retention_flags` with the purchase orders aggregated out-of-core.
-
-    Only the campaign rows are in memory: DuckDB groups the lines of ``source`` into purchase
-    orders and finds, per campaign row, the customer's first purchase strictly after the send
-    (an ASOF join), so the result is one flag per campaign row: 1.0 bought within ``days``,
-    0.0 not, NaN unknown (no send date, or the window ends after ``as_of``).
+    """:func:`segkit.campaign.retention_flags` over order-line files (:meth:`OrderLines.retention_flags`):
+    only the campaign rows are in memory.
 
     Examples
     --------
@@ -1657,42 +1985,4 @@ def retention_flags_from_files(campaign: pd.DataFrame, source: str | Path | Sequ
     >>> retention_flags_from_files(camp, p, days=30, as_of="2024-02-10").tolist()
     [1.0, 0.0, nan]
     """
-    sent = pd.to_datetime(campaign["sent_at"], errors="coerce") if "sent_at" in campaign else \
-        pd.Series(pd.NaT, index=campaign.index, dtype="datetime64[ns]")
-    first = sent.groupby(pd.factorize(campaign["campaign_id"])[0]).transform("min")
-    rows = pd.DataFrame({"row": np.arange(len(campaign)),
-                         "customer": campaign["customer_id"].astype("string").str.strip().to_numpy(dtype=object),
-                         "sent_at": sent.fillna(first).to_numpy(dtype="datetime64[us]")})
-    with file_lines(source, memory_limit, temp_directory) as con:
-        last, nxt = _next_purchases(con, rows, source)
-    end = (pd.Timestamp(as_of) if as_of is not None else
-           day_after(last))
-    result = np.full(len(campaign), np.nan)
-    if len(nxt):
-        window_end = pd.to_datetime(nxt["sent_at"]) + pd.Timedelta(days=int(days))
-        found = pd.to_datetime(nxt["d"])
-        hit = (found.notna() & (found <= window_end)).to_numpy()
-        complete = (window_end <= end).to_numpy() if pd.notna(end) else np.zeros(len(nxt), bool)
-        result[nxt["row"].to_numpy()] = np.where(complete, hit.astype(float), np.nan)
-    return pd.Series(result, index=campaign.index, name="retained")
-
-
-def _next_purchases(con: duckdb.DuckDBPyConnection, rows: pd.DataFrame, source: Any) -> tuple[Any, pd.DataFrame]:
-    """The last purchase date, and per campaign row its customer's first purchase after the send."""
-    try:
-        con.register("camp", rows)
-        con.execute(f"""
-            CREATE TABLE purchases AS
-            SELECT customer_id AS customer, order_date AS d
-            FROM ({ORDERS.text()}) AS o WHERE is_purchase AND customer_id IS NOT NULL""")
-        last = con.sql("SELECT max(d) FROM purchases").fetchall()[0][0]
-        nxt = con.sql("""
-            SELECT c.row, c.sent_at, o.d FROM (SELECT * FROM camp WHERE sent_at IS NOT NULL) c
-            ASOF LEFT JOIN purchases o ON c.customer = o.customer AND o.d > c.sent_at""").df()
-    except duckdb.OutOfMemoryException:
-        raise  # retried with a larger limit (_grow_memory_limit)
-    except duckdb.Error as exc:
-        raise DataError(f"{source}: could not aggregate the transaction log ({_first_line(exc)}).") from None
-    return last, nxt
-
-
+    return OrderLines(source, memory_limit, temp_directory).retention_flags(campaign, days, as_of)

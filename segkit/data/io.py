@@ -11,8 +11,16 @@ mapped is taken from a file column of the same name (compared loosely: case, spa
 and dots do not matter, so ``Customer ID`` is found as ``customer_id``). Columns not named by
 the contract are dropped; a mapping that names a column the file lacks is an error. For
 transactions, ``country`` may be mapped too (the UCI Online Retail layout has the customer's
-country on every line): it is kept as an extra column, and
-:func:`customers_from_transactions` turns it into a customers table.
+country on every line): it is kept as an extra column, from which the audit derives each
+buyer's country when there is no customers file
+(:meth:`segkit.data.engine.TransactionLog.derived_customers`).
+
+Which tables are read here: customers and campaign files (customer-level) are loaded with
+:func:`load_table`. The order lines of a run are read, typed and cleaned by DuckDB
+(:class:`segkit.data.engine.TransactionLog`); this module only hands it what DuckDB cannot
+read itself, the cells of an Excel workbook (:func:`read_cells`), and gives it the shared pieces
+(options, column maps, delimiter sniffing, encodings). :func:`load_table` of a transactions file
+serves the API (:func:`segkit.audit.run_audit` of frames) and tests.
 
 Read options (``io`` section): ``date_format``, ``dayfirst``, ``delimiter`` (None = sniffed
 among ``, ; tab |``), ``encoding`` (None = UTF-8; a file that starts with a
@@ -55,7 +63,6 @@ import pandas as pd
 from segkit.core.config import default_config, resolve_path
 from segkit.core.errors import ConfigError, DataError
 from segkit.core.schema import (
-    CUSTOMERS,
     TableSpec,
     check_columns,
     coerce_id,
@@ -66,8 +73,8 @@ from segkit.core.schema import (
 
 __all__ = ["TEXT_SUFFIXES", "PARQUET_SUFFIXES", "EXCEL_SUFFIXES", "COMPRESSIONS", "DELIMITERS",
     "INPUT_TABLES", "IO_DEFAULTS", "read_options", "check_column_map", "resolve_columns", "file_sample",
-    "sniff_delimiter", "BYTE_ORDER_MARKS", "bom_encoding", "text_encoding", "utf8_copy", "load_table",
-    "read_ids", "load_inputs", "customers_from_transactions"]
+    "sniff_delimiter", "BYTE_ORDER_MARKS", "bom_encoding", "text_encoding", "utf8_copy", "load_table", "read_cells",
+    "read_ids", "load_inputs"]
 
 TEXT_SUFFIXES = (".csv", ".tsv", ".txt")
 PARQUET_SUFFIXES = (".parquet", ".pq")
@@ -512,7 +519,8 @@ def _read_excel(path: Path, spec: TableSpec, mapping: Mapping[str, str], opts: M
                 raise
             raise DataError(_other_sheets_hint(book, names, sheet, exc, spec, mapping, str(path))) from None
         used = sorted(set(positions.values()))
-        raw = pd.read_excel(book, sheet_name=sheet, usecols=used, dtype=str)
+        # as for CSV, no text means missing by itself ("n/a", "NA", "null" are cells' text); empty cells are ""
+        raw = pd.read_excel(book, sheet_name=sheet, usecols=used, dtype=str, keep_default_na=False, na_values=[])
     raw.columns = used
     return raw, positions, header
 
@@ -594,6 +602,36 @@ def load_table(path: str | Path, table: str, columns: Mapping[str, str] | None =
     0       00123          True
     1       12346         False
     """
+    opts = read_options(config, io_options)
+    cells = read_cells(path, table, columns, io_options, config)
+    out = validate(cells, table, source=str(path), labels=cells.attrs["columns"], date_format=opts["date_format"],
+                   dayfirst=opts["dayfirst"], decimal=opts["decimal"])
+    out.attrs.update(cells.attrs)
+    return out
+
+
+def read_cells(path: str | Path, table: str, columns: Mapping[str, str] | None = None,
+               io_options: Mapping[str, Any] | None = None, config: Mapping | None = None) -> pd.DataFrame:
+    """The cells of one user file under canonical column names, not yet typed.
+
+    What :func:`load_table` reads before :func:`segkit.core.schema.validate` types it: the
+    columns the table uses (column map and loose name matching as there), as the file holds
+    them (text for CSV and Excel, Parquet's own types), indexed by the 0-based data row, blank
+    rows skipped. For the transactions of a run, :class:`segkit.data.engine.TransactionLog`
+    reads the files DuckDB cannot read (Excel workbooks) through this and types the cells in SQL
+    by the rules it applies to CSV. Parameters and errors as for :func:`load_table`; ``attrs``:
+    ``source``, ``columns`` (canonical → the file's column name), ``blank_rows``,
+    ``blank_row_examples``.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> p = pathlib.Path(tempfile.mkdtemp()) / "t.csv"
+    >>> _ = p.write_text("Kunde;Datum;Betrag\\n 007 ;31.12.2024;1,50\\n")
+    >>> cells = read_cells(p, "transactions", {"customer_id": "Kunde", "order_date": "Datum", "amount": "Betrag"})
+    >>> cells.iloc[0].tolist(), cells.attrs["columns"]["amount"]
+    ([' 007 ', '31.12.2024', '1,50'], 'Betrag')
+    """
     path = Path(path)
     spec = get_spec(table)
     source = (config or {}).get("_source")
@@ -622,12 +660,10 @@ def load_table(path: str | Path, table: str, columns: Mapping[str, str] | None =
         raise DataError(f"{path}: every data row is empty in the columns segkit uses. "
                         f"Export the {table} table with its rows.")
     frame = pd.DataFrame({canonical: raw[pos] for canonical, pos in positions.items()}, index=raw.index)
-    header_names = {canonical: str(header[pos]).strip() for canonical, pos in positions.items()}
-    out = validate(frame, table, source=str(path), labels=header_names, date_format=opts["date_format"],
-                   dayfirst=opts["dayfirst"], decimal=opts["decimal"])
-    out.attrs.update(source=str(path), columns=header_names, blank_rows=len(blank),
-                     blank_row_examples=[int(r) for r in blank[:5]])
-    return out
+    frame.attrs.update(source=str(path), columns={canonical: str(header[pos]).strip()
+                                                  for canonical, pos in positions.items()},
+                       blank_rows=len(blank), blank_row_examples=[int(r) for r in blank[:5]])
+    return frame
 
 
 def read_ids(path: str | Path, table: str, config: Mapping | None = None) -> pd.Series:
@@ -725,47 +761,3 @@ def load_inputs(config: Mapping) -> dict[str, pd.DataFrame | None]:
             continue
         out[table] = load_table(path, table, config=config)
     return out
-
-
-def customers_from_transactions(transactions: pd.DataFrame) -> pd.DataFrame:
-    """A customers table derived from transactions: one row per known customer id.
-
-    For layouts such as UCI Online Retail II, where the country is on every order line, each
-    customer's ``country`` is the country on most of their lines; ties go to the country of
-    their latest line, then alphabetically. Lines without a customer id (guest checkouts) are
-    ignored. Every other customer attribute is missing. Without a ``country`` column, only the
-    ids are filled.
-
-    Parameters
-    ----------
-    transactions : DataFrame
-        Canonical transactions (:func:`load_table`), optionally with the extra ``country`` column.
-
-    Returns
-    -------
-    DataFrame
-        Canonical customers columns and dtypes, sorted by ``customer_id``, RangeIndex.
-
-    Examples
-    --------
-    >>> tx = pd.DataFrame({"customer_id": ["2", "1", "1", "1", None],
-    ...                    "order_date": pd.to_datetime(["2024-01-01", "2024-01-01", "2024-02-01",
-    ...                                                  "2024-03-01", "2024-03-01"]),
-    ...                    "country": ["France", "Spain", "Spain", "EIRE", "Norway"]})
-    >>> customers_from_transactions(tx)[["customer_id", "country"]]
-      customer_id country
-    0           1   Spain
-    1           2  France
-    """
-    tx = transactions[transactions["customer_id"].notna()]
-    frame = pd.DataFrame({"customer_id": tx["customer_id"].drop_duplicates().sort_values(ignore_index=True)})
-    if "country" in tx.columns:
-        counts = (tx[tx["country"].notna()]
-                  .groupby(["customer_id", "country"], observed=True, sort=False)
-                  .agg(lines=("order_date", "size"), last=("order_date", "max"))
-                  .reset_index()
-                  .sort_values(["customer_id", "lines", "last", "country"],
-                               ascending=[True, False, False, True], kind="mergesort")
-                  .drop_duplicates("customer_id"))
-        frame = frame.merge(counts[["customer_id", "country"]], on="customer_id", how="left")
-    return validate(frame.reset_index(drop=True), CUSTOMERS.name, source="transactions (derived customers)")

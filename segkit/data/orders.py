@@ -39,17 +39,20 @@ from segkit.data.relational import (
     MONEY,
     RFM_COLUMNS,
     as_datetime,
+    first_non_purchase_of,
     frame_lines,
     no_missing,
     order_table_of,
     purchase_days_of,
+    purchase_orders_of,
     require_columns,
     rfm_with_info_of,
     summary_of,
 )
 
 __all__ = [
-    "order_table", "purchase_orders", "purchase_days", "rfm_table", "rfm_with_info", "lifetimes_summary",
+    "order_table", "first_non_purchase", "purchase_orders", "purchase_days", "rfm_table", "rfm_with_info",
+    "lifetimes_summary",
     "RFMWarning", "RFM_COLUMNS", "LIFETIMES_FREQS", "customer_codes", "day_pairs_sorted",
     "require_columns", "no_missing",
 ]
@@ -190,11 +193,36 @@ def order_table(transactions: pd.DataFrame) -> pd.DataFrame:
         return order_table_of(con)
 
 
-def purchase_orders(transactions: pd.DataFrame, as_of: str | pd.Timestamp | None = None) -> pd.DataFrame:
-    """Purchase orders (net amount > 0) dated before ``as_of``: the input of lifetimes-style models.
+def first_non_purchase(transactions: pd.DataFrame) -> pd.DataFrame:
+    """Customers whose first order is not a purchase, when each was first seen and first bought.
 
-    Columns ``customer_id, order_id, order_date, amount`` (net). ``as_of`` is exclusive: orders
-    on or after that day are left out (None = keep all).
+    ``customer_id, first_order_date, first_purchase_date`` (NaT = no purchase at all), one row per
+    customer whose earliest order is a return, a cancellation or a zero-value order
+    (:data:`segkit.data.relational.FIRST_NON_PURCHASE`); what the lifecycle stages read to tell a
+    customer who only returned from a prospect.
+
+    Examples
+    --------
+    >>> tx = pd.DataFrame({"customer_id": ["a", "b", "b", "c"], "order_id": ["C1", "C2", "3", "4"],
+    ...                    "order_date": pd.to_datetime(["2024-01-02", "2024-01-01", "2024-01-05", "2024-01-03"]),
+    ...                    "amount": [-5.0, -2.0, 8.0, 0.0]})
+    >>> first_non_purchase(tx)
+      customer_id first_order_date first_purchase_date
+    0           a       2024-01-02                 NaT
+    1           b       2024-01-01          2024-01-05
+    2           c       2024-01-03                 NaT
+    """
+    with frame_lines(transactions) as con:
+        return first_non_purchase_of(con)
+
+
+def purchase_orders(transactions: pd.DataFrame, as_of: str | pd.Timestamp | None = None) -> pd.DataFrame:
+    """Purchase orders dated before ``as_of``: the input of lifetimes-style models.
+
+    The orders of :func:`order_table` whose purchase flag is set (net amount > 0 and not only
+    returns: :data:`segkit.data.relational.PURCHASE_ORDERS`), in its order. Columns
+    ``customer_id, order_id, order_date, amount`` (net). ``as_of`` is exclusive: orders on or
+    after that day are left out (None = keep all).
 
     Examples
     --------
@@ -204,11 +232,9 @@ def purchase_orders(transactions: pd.DataFrame, as_of: str | pd.Timestamp | None
     >>> purchase_orders(tx, as_of="2024-01-05")["order_id"].tolist()
     ['1']
     """
-    orders = order_table(transactions)
-    keep = orders["is_purchase"]
-    if as_of is not None:
-        keep &= orders["order_date"] < parse_as_of(as_of)
-    return orders.loc[keep, ["customer_id", "order_id", "order_date", "amount"]].reset_index(drop=True)
+    day = None if as_of is None else parse_as_of(as_of)
+    with frame_lines(transactions) as con:
+        return purchase_orders_of(con, day)
 
 
 def customer_codes(ids: pd.Series | pd.Index | pd.Categorical) -> tuple[np.ndarray, pd.Index]:
@@ -294,10 +320,10 @@ def purchase_days(orders: pd.DataFrame) -> pd.DataFrame:
     con = duckdb.connect()
     try:
         con.register("order_feed", feed)
-        con.execute("CREATE VIEW orders AS SELECT CAST(customer_id AS VARCHAR) AS customer_id, "
+        con.execute("CREATE VIEW orders_before AS SELECT CAST(customer_id AS VARCHAR) AS customer_id, "
                     f"CAST(order_date AS TIMESTAMP) AS order_date, CAST(amount AS {MONEY}) AS amount, "
                     "true AS is_purchase FROM order_feed")
-        days = purchase_days_of(con, provided=("orders",))
+        days = purchase_days_of(con, provided=("orders_before",))
     finally:
         con.close()
     days["order_date"] = days["order_date"].astype(dates.dtype)  # the input's resolution
@@ -336,15 +362,16 @@ def rfm_table(transactions: pd.DataFrame, as_of: str | pd.Timestamp | None = Non
         - ``recency_days``: days from the last purchase's date to ``as_of`` (≥ 1);
         - ``frequency``: number of distinct purchase orders;
         - ``monetary_total``: net revenue, i.e. every order before ``as_of`` including returns
-          and cancellations. It can be zero or negative (a customer returned more than they
-          kept, e.g. a return of an order bought before the data starts): such customers are
-          **kept** and land in the lowest M score;
+          and cancellations (the customer's kept value, :mod:`segkit.data.cancellations`); always
+          above zero: a customer who kept nothing is no buyer and has no row;
         - ``monetary_avg``: ``monetary_total / frequency`` (net revenue per purchase order);
         - ``tenure_days``: days from the first purchase's date to ``as_of``;
         - ``first_order_date``, ``last_order_date``: of purchase orders.
 
-        Customers whose every order is a return/cancellation or nets to ≤ 0 have no purchase:
-        they are left out (their count is reported by :func:`segkit.steps.rfm.build_rfm_artifacts`).
+        Customers whose every order is a return/cancellation or nets to ≤ 0, or whose net is ≤ 0
+        (kept nothing), are left out; cancellation documents are matched to the orders they cancel
+        first (:mod:`segkit.data.cancellations`), so a fully cancelled order is no purchase
+        (their counts are reported by :func:`segkit.steps.rfm.build_rfm_artifacts`).
 
     Raises
     ------
@@ -360,8 +387,11 @@ def rfm_table(transactions: pd.DataFrame, as_of: str | pd.Timestamp | None = Non
     >>> rfm_table(tx, as_of="2024-01-10")[["customer_id", "recency_days", "frequency",
     ...                                     "monetary_total", "tenure_days"]]
       customer_id  recency_days  frequency  monetary_total  tenure_days
-    0           a             5          2            10.0            9
+    0           a             9          1            10.0            9
     1           b             1          1             5.0            1
+
+    Order 3 returns exactly what order 2 bought (the same customer, an earlier line of the same
+    amount), so order 2 is cancelled: ``a`` bought once.
     """
     rfm, info = rfm_with_info(transactions, as_of)
     if info["orders_after_as_of"]:

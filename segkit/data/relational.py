@@ -15,12 +15,14 @@ filtered in an outer query. Parameters (``$as_of`` …) are bound by the engine,
 The canonical input relation, typed by each engine's reader (:func:`lines_view_sql` for DuckDB)::
 
     lines(customer_id VARCHAR, order_id VARCHAR, order_date TIMESTAMP, amount DECIMAL(38, 6),
-          is_return BOOLEAN, _pos BIGINT, category VARCHAR, channel VARCHAR)
+          is_return BOOLEAN, _pos BIGINT, category VARCHAR, channel VARCHAR,
+          product_id VARCHAR, quantity DECIMAL(38, 6), unit_price DECIMAL(38, 6))
 
 ``order_id`` is the line's position (0-based) when the input has no complete order ids (every
 line its own order); ``is_return`` is the audit's flag, else ``amount < 0``; ``_pos`` is the
 1-based position in input order (NULL where no query needs it); ``category`` and ``channel``
-are NULL when unknown, ``'unknown'`` (:data:`segkit.core.labels.UNKNOWN`) for an empty cell.
+are NULL when unknown, ``'unknown'`` (:data:`segkit.core.labels.UNKNOWN`) for an empty cell;
+``product_id``, ``quantity`` and ``unit_price`` are NULL when the input has no such column or cell.
 
 Definitions (they are the contract of every table built here): the lines of one customer and
 order form an order dated by its earliest line; its amount is the net sum of its lines (returns
@@ -56,9 +58,17 @@ from segkit.core.labels import UNKNOWN, value_columns
 
 __all__ = [
     "Query", "QUERIES", "ORDERS", "ORDER_LIST", "PURCHASE_DAYS", "RFM_BASE", "RFM_COUNTS",
-    "BEHAVIOUR", "CHANNEL_ORDERS", "SUMMARY", "MONEY", "LINE_INPUTS", "lines_view_sql", "frame_lines",
-    "run", "order_table_of", "purchase_days_of", "rfm_of", "rfm_counts_of", "rfm_with_info_of", "summary_of", "behaviour_of",
-    "last_order_date", "require_columns", "no_missing", "as_datetime",
+    "BEHAVIOUR", "CHANNEL_ORDERS", "SUMMARY", "MONEY", "LINE_INPUTS", "PURCHASE_ORDERS", "RFM_AT_SEND",
+    "PURCHASE_DAYS_AT_SEND", "RETENTION", "FIRST_NON_PURCHASE", "first_non_purchase_of", "lines_view_sql",
+    "frame_lines", "run", "order_table_of",
+    "purchase_orders_of", "purchase_days_of", "rfm_of", "rfm_counts_of", "rfm_with_info_of", "summary_of",
+    "behaviour_of", "rfm_at_send_of", "purchase_days_at_send_of", "retention_of", "last_order_date",
+    "RESULT_DTYPES", "typed_result",
+    "require_columns", "no_missing", "as_datetime",
+    "CANCELLATION_MATCHES", "KEPT_ORDERS", "KEPT_ORDER_LIST", "KEPT_CUSTOMERS",
+    "HEADLINE", "HEADLINE_COUNTS", "headline_of",
+    "CancellationMatching", "cancellation_matching_over", "orders_over", "buyers_over", "ORDERS_BEFORE",
+    "RECORDED_ORDERS", "LATER_COUNTS",
 ]
 
 MONEY = "DECIMAL(38, 6)"  # exact sums of money: results do not depend on the summation order
@@ -112,22 +122,239 @@ class Query:
         return f"WITH {ctes}\nSELECT * FROM {self.name}{order}"
 
 
-def orders_over(lines: str, name: str, uses: tuple[Query, ...] = ()) -> Query:
+def orders_over(lines: str, name: str, uses: tuple[Query, ...] = (), keys: str = "", where: str = "") -> Query:
     """The order definition over the line relation ``lines`` (one of the core's own relation
     names, never data): one row per (customer, order) with its date (earliest line), net amount,
-    purchase flag, first line position and channel (of its first line)."""
+    purchase flag, whether it is a cancellation document (every line a return), first line
+    position and channel (of its first line).
+
+    ``keys`` (``"campaign_id, send_date, "``: column names with a trailing comma and space, or
+    empty) groups further: one order definition per send history (:data:`RFM_AT_SEND`); ``where``
+    (a condition on the lines, e.g. ``order_date < $as_of``) keeps only some lines.
+    """
     return Query(name, f"""
-        SELECT customer_id, order_id,
+        SELECT {keys}customer_id, order_id,
                min(order_date) AS order_date,
                sum(amount) AS amount,
                sum(amount) > 0 AND NOT bool_and(is_return) AS is_purchase,
+               bool_and(is_return) AS is_cancellation,
                min(_pos) AS first_pos,
                arg_min(channel, _pos) AS channel
-        FROM {lines}
-        GROUP BY customer_id, order_id""", uses)
+        FROM {lines}{f" WHERE {where}" if where else ""}
+        GROUP BY {keys}customer_id, order_id""", uses)
 
 
-ORDERS = orders_over("lines", "orders")
+def buyers_over(orders: Query, name: str, keys: str = "") -> Query:
+    """The customers of ``orders`` who are buyers: a purchase order and a kept total (every order
+    and cancellation document summed) above zero; who kept nothing is no buyer. Grouped by ``keys``."""
+    return Query(name, f"""
+        SELECT {keys}customer_id
+        FROM {orders.name}
+        GROUP BY {keys}customer_id
+        HAVING sum(amount) > 0 AND bool_or(is_purchase)""", (orders,))
+
+
+def _key_columns(keys: str) -> list[str]:
+    return [c.strip() for c in keys.split(",") if c.strip()]
+
+
+def _same(a: str, b: str, keys: str, *more: str) -> str:
+    """``a.k = b.k AND ...`` over ``keys``, ``customer_id`` and ``more`` (join conditions)."""
+    return " AND ".join(f"{a}.{c} = {b}.{c}" for c in [*_key_columns(keys), "customer_id", *more])
+
+
+def _of(alias: str, keys: str) -> str:
+    """``keys`` qualified by ``alias`` (``"s.campaign_id, s.send_date, "``)."""
+    return "".join(f"{alias}.{c}, " for c in _key_columns(keys))
+
+
+def purchase_days_over(orders: Query, name: str, keys: str = "") -> Query:
+    """One row per buyer (:func:`buyers_over`) and purchase day of ``orders`` (several purchase
+    orders on a day are one purchase day: amounts summed, orders counted), grouped further by ``keys``."""
+    buyers = buyers_over(orders, f"{name}_buyers", keys)
+    return Query(name, f"""
+        SELECT {_of('o', keys)}o.customer_id, CAST(date_trunc('day', o.order_date) AS TIMESTAMP) AS day,
+               CAST(sum(o.amount) AS DOUBLE) AS amount, count(*) AS orders
+        FROM {orders.name} AS o
+        JOIN {buyers.name} AS b ON {_same('o', 'b', keys)}
+        WHERE o.is_purchase
+        GROUP BY {_of('o', keys)}o.customer_id, CAST(date_trunc('day', o.order_date) AS TIMESTAMP)""",
+                 (orders, buyers), f"{keys}customer_id, day")
+
+
+def rfm_base_over(orders: Query, name: str, keys: str = "", as_of: str = "$as_of") -> Query:
+    """The RFM base of ``orders`` (already cut at the analysis date ``as_of``, a parameter or a
+    column): one row per buyer (a purchase order and a net above zero), grouped further by ``keys``."""
+    per_customer = Query(f"{name}_per_customer", f"""
+        SELECT {keys}customer_id,
+               sum(amount) AS net,
+               count(*) FILTER (WHERE is_purchase) AS frequency,
+               min(order_date) FILTER (WHERE is_purchase) AS first_order_date,
+               max(order_date) FILTER (WHERE is_purchase) AS last_order_date
+        FROM {orders.name}
+        GROUP BY {keys}customer_id""", (orders,))
+    return Query(name, f"""
+        SELECT {keys}customer_id,
+               date_diff('day', CAST(last_order_date AS DATE), CAST({as_of} AS DATE)) AS recency_days,
+               frequency,
+               CAST(net AS DOUBLE) AS monetary_total,
+               CAST(net AS DOUBLE) / frequency AS monetary_avg,
+               date_diff('day', CAST(first_order_date AS DATE), CAST({as_of} AS DATE)) AS tenure_days,
+               first_order_date, last_order_date
+        FROM {per_customer.name}
+        WHERE frequency > 0 AND net > 0""", (per_customer,), f"{keys}customer_id")
+
+
+# ----------------------------------------------------------------------------- cancellations matched
+# Cancellation documents matched to the earlier purchase lines they cancel; the rule in full is in
+# :mod:`segkit.data.cancellations`. Key (customer, product, unit value); units taken from the most
+# recent earlier purchase first: a stack per key, i.e. running sums reflected at zero (no recursion).
+# The lines are aggregated once (the recorded orders, which name the documents); the matching reads
+# only return lines and the lines of a cancelled key, and the recorded orders are then adjusted by
+# the money each match moves. Cost (DuckDB): without cancellation documents the second pass over the
+# lines stops at its first chunk (its join has nothing to match); with documents it reads every line
+# once more (about a third of a plain GROUP BY's time), then works on those customers' lines only.
+
+
+@dataclass(frozen=True)
+class CancellationMatching:
+    """The matching of one line relation's cancellation documents (:func:`cancellation_matching_over`):
+    ``recorded`` (:func:`orders_over` of the lines as they are), ``pairs`` (units and money each document
+    takes from each earlier purchase order) and ``orders`` (the recorded orders net of the matches: the
+    columns of :func:`orders_over`)."""
+
+    recorded: Query
+    pairs: Query
+    orders: Query
+
+
+def cancellation_matching_over(lines: str, name: str, suffix: str = "", uses: tuple[Query, ...] = (),
+                               keys: str = "", where: str = "") -> CancellationMatching:
+    """The orders over the line relation ``lines`` (a core relation name: ``lines``, the lines before
+    ``$as_of``, each send's history) with cancellations matched (named ``name``; the intermediate
+    queries ``<query><suffix>``), grouped further by ``keys`` and cut by ``where`` (:func:`orders_over`;
+    a condition read in each pass over the lines, so a line view is scanned, never copied). Each history sees
+    only its own lines, so a cancellation after a cut never changes an order before it as seen at the cut.
+
+    An order's ``amount`` is its recorded net less the money matched away from it (a document keeps
+    what matched nothing); ``is_purchase`` = that amount > 0 and not a cancellation document.
+    """
+    def named(query: str, sql: str, deps: tuple[Query, ...]) -> Query:
+        return Query(f"{query}{suffix}", sql, deps)
+
+    recorded = orders_over(lines, f"recorded_orders{suffix}", uses, keys, where)
+    cut = f"(SELECT * FROM {lines} WHERE {where})" if where else lines
+    documents = named("cancellation_documents", f"""
+        SELECT {keys}customer_id, order_id FROM {recorded.name} WHERE is_cancellation""", (recorded,))
+    # one more pass over the lines, keeping those of customers with a document, each with its key. No
+    # condition on the lines' own columns here: DuckDB would evaluate it in the scan, on every line (a
+    # cast of every amount); lines of zero amount are left out where they are read (< 0, <> 0 below).
+    customer_lines = named("match_customer_lines", f"""
+        SELECT {_of('l', keys)}l.customer_id, l.order_id, l.order_date, l.product_id, l.amount,
+               CASE WHEN l.product_id IS NULL THEN abs(l.amount)
+                    WHEN l.quantity <> 0 AND l.unit_price IS NOT NULL THEN abs(l.unit_price) END AS unit_value,
+               CASE WHEN l.product_id IS NULL THEN CAST(1 AS {MONEY})
+                    WHEN l.quantity <> 0 AND l.unit_price IS NOT NULL THEN abs(l.quantity)
+                    ELSE abs(l.amount) END AS units
+        FROM {cut} AS l
+        JOIN (SELECT DISTINCT {keys}customer_id FROM {documents.name}) AS c ON {_same('l', 'c', keys)}""",
+                           (*uses, documents))
+    cancelled = named("match_cancelled_lines", f"""
+        SELECT {_of('k', keys)}k.customer_id, k.order_id, k.order_date, k.product_id, k.unit_value, k.units
+        FROM {customer_lines.name} AS k
+        JOIN {documents.name} AS d ON {_same('k', 'd', keys, 'order_id')}
+        WHERE k.amount < 0""", (customer_lines, documents))
+    # the purchase lines of a key that some document cancels, and the documents' cancellation lines
+    signed_units = "sum(CASE WHEN k.amount > 0 THEN k.units WHEN k.amount < 0 THEN -k.units ELSE 0 END)"
+    events = named("match_events", f"""
+        SELECT {_of('k', keys)}k.customer_id, k.product_id, k.unit_value, k.order_id, false AS is_cancellation,
+               min(k.order_date) FILTER (WHERE k.amount <> 0) AS order_date, {signed_units} AS units
+        FROM {customer_lines.name} AS k
+        JOIN (SELECT DISTINCT {keys}customer_id, product_id, unit_value FROM {cancelled.name}) AS c
+          ON {_same('k', 'c', keys)} AND k.product_id IS NOT DISTINCT FROM c.product_id
+             AND k.unit_value IS NOT DISTINCT FROM c.unit_value
+        LEFT JOIN {documents.name} AS d ON {_same('k', 'd', keys, 'order_id')}
+        WHERE d.order_id IS NULL
+        GROUP BY {_of('k', keys)}k.customer_id, k.product_id, k.unit_value, k.order_id
+        HAVING {signed_units} > 0
+        UNION ALL
+        SELECT {keys}customer_id, product_id, unit_value, order_id, true AS is_cancellation,
+               min(order_date) AS order_date, -sum(units) AS units
+        FROM {cancelled.name}
+        GROUP BY {keys}customer_id, product_id, unit_value, order_id""", (customer_lines, documents, cancelled))
+    running = named("match_running", f"""
+        SELECT {keys}customer_id, product_id, unit_value, order_id, is_cancellation, order_date, units,
+               dense_rank() OVER (PARTITION BY {keys}customer_id ORDER BY product_id, unit_value) AS k,
+               row_number() OVER (PARTITION BY {keys}customer_id, product_id, unit_value
+                                  ORDER BY order_date, is_cancellation, order_id) AS seq,
+               sum(units) OVER (PARTITION BY {keys}customer_id, product_id, unit_value
+                                ORDER BY order_date, is_cancellation, order_id
+                                ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS running
+        FROM {events.name}""", (events,))
+    # The stack of a key's purchased units not yet cancelled, after (``height``) and before each event:
+    # the running sum reflected at zero, ``running - least(lowest running sum so far, 0)``.
+    heights = named("match_heights", f"""
+        SELECT {keys}customer_id, k, seq, order_id, order_date, is_cancellation, product_id, unit_value,
+               running - least(min(running) OVER (PARTITION BY {keys}customer_id, k ORDER BY seq
+                                                  ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW), 0) AS height,
+               running - units - least(coalesce(min(running) OVER (PARTITION BY {keys}customer_id, k ORDER BY seq
+                                                           ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0),
+                                       0) AS height_before
+        FROM {running.name}""", (running,))
+    # The units of an earlier purchase ``p`` that a cancellation ``c`` takes: ``c`` removes the levels
+    # ``(c.height, c.height_before]`` of the stack; ``p`` still holds ``(p.height_before, lowest height
+    # from p up to c]``.
+    pairs = named("match_pairs", f"""
+        SELECT {_of('c', keys)}c.customer_id, c.order_id AS cancellation_order_id, c.order_date AS cancellation_date,
+               p.order_id AS purchase_order_id, p.order_date AS purchase_date, c.product_id, c.unit_value,
+               min(s.height) - greatest(p.height_before, c.height) AS units,
+               CAST((min(s.height) - greatest(p.height_before, c.height))
+                    * coalesce(c.unit_value, CAST(1 AS {MONEY})) AS {MONEY}) AS amount
+        FROM {heights.name} AS c
+        JOIN {heights.name} AS p
+          ON {_same('p', 'c', keys, 'k')} AND p.seq < c.seq AND NOT p.is_cancellation
+             AND p.height > c.height AND p.height_before < c.height_before
+        JOIN {heights.name} AS s
+          ON {_same('s', 'c', keys, 'k')} AND s.seq >= p.seq AND s.seq < c.seq
+        WHERE c.is_cancellation
+        GROUP BY {_of('c', keys)}c.customer_id, c.order_id, c.order_date, p.order_id, p.order_date, c.product_id,
+                 c.unit_value, p.height_before, c.height
+        HAVING min(s.height) > greatest(p.height_before, c.height)""", (heights,))
+    # the money each match moves: out of the purchase order, into the document (which keeps only what
+    # matched nothing); every customer's total is unchanged
+    moved = named("match_moved", f"""
+        SELECT {keys}customer_id, order_id, sum(amount) AS amount
+        FROM (SELECT {keys}customer_id, purchase_order_id AS order_id, -amount AS amount FROM {pairs.name}
+              UNION ALL
+              SELECT {keys}customer_id, cancellation_order_id AS order_id, amount FROM {pairs.name}) AS moves
+        GROUP BY {keys}customer_id, order_id""", (pairs,))
+    orders = Query(name, f"""
+        SELECT {_of('r', keys)}r.customer_id, r.order_id, r.order_date,
+               r.amount + coalesce(m.amount, 0) AS amount,
+               r.amount + coalesce(m.amount, 0) > 0 AND NOT r.is_cancellation AS is_purchase,
+               r.is_cancellation, r.first_pos, r.channel
+        FROM {recorded.name} AS r
+        LEFT JOIN {moved.name} AS m ON {_same('r', 'm', keys, 'order_id')}""", (recorded, moved))
+    return CancellationMatching(recorded, pairs, orders)
+
+
+#: The matching over every line (:data:`ORDERS`); ``MATCHING_BEFORE`` over the lines before ``$as_of``.
+MATCHING = cancellation_matching_over("lines", "orders")
+LINES_BEFORE = Query("lines_before", "SELECT * FROM lines WHERE order_date < $as_of")
+MATCHING_BEFORE = cancellation_matching_over("lines", "orders_before", "_before", where="order_date < $as_of")
+
+#: Every order and cancellation document as its lines recorded it (before matching).
+RECORDED_ORDERS = MATCHING.recorded
+MATCH_PAIRS = MATCHING.pairs
+
+#: The orders of segkit: every order and cancellation document, net of the cancellations matched to it
+#: (:mod:`segkit.data.cancellations`): a fully cancelled order is no purchase, a document is no order.
+ORDERS = MATCHING.orders
+KEPT_ORDERS = ORDERS
+
+#: :data:`ORDERS` as seen at ``$as_of``: only the lines before it are read and matched, so a later
+#: cancellation does not reach back into the orders before the cut.
+ORDERS_BEFORE = MATCHING_BEFORE.orders
 
 #: Every order, as :func:`segkit.data.orders.order_table` lists them: customers sorted; a customer's
 #: orders in the order their id first appears in the lines.
@@ -136,58 +363,69 @@ ORDER_LIST = Query("order_list", """
            min(first_pos) OVER (PARTITION BY order_id) AS first_seen
     FROM orders""", (ORDERS,), "customer_id, first_seen, order_id")
 
-#: One row per customer and purchase day (several purchase orders on a day are one purchase day).
-PURCHASE_DAYS = Query("purchase_days", """
-    SELECT customer_id, CAST(date_trunc('day', order_date) AS TIMESTAMP) AS day,
-           CAST(sum(amount) AS DOUBLE) AS amount, count(*) AS orders
-    FROM orders
-    WHERE is_purchase
-    GROUP BY customer_id, CAST(date_trunc('day', order_date) AS TIMESTAMP)""", (ORDERS,), "customer_id, day")
+BUYERS_BEFORE = buyers_over(ORDERS_BEFORE, "buyers_before")
 
-ORDERS_BEFORE = Query("orders_before", "SELECT * FROM orders WHERE order_date < $as_of", (ORDERS,))
+#: The purchase orders of buyers as seen at ``$as_of`` (:data:`ORDERS_BEFORE`), listed as :data:`ORDER_LIST`.
+PURCHASE_ORDERS = Query("purchase_orders", """
+    SELECT customer_id, order_id, order_date, amount, first_seen
+    FROM (SELECT o.customer_id, o.order_id, o.order_date, o.amount, o.is_purchase,
+                 b.customer_id IS NOT NULL AS is_buyer,
+                 min(o.first_pos) OVER (PARTITION BY o.order_id) AS first_seen
+          FROM orders_before AS o
+          LEFT JOIN buyers_before AS b ON b.customer_id = o.customer_id) AS listed
+    WHERE is_purchase AND is_buyer""", (ORDERS_BEFORE, BUYERS_BEFORE), "customer_id, first_seen, order_id")
 
-RFM_PER_CUSTOMER = Query("rfm_per_customer", """
-    SELECT customer_id,
-           sum(amount) AS net,
-           count(*) FILTER (WHERE is_purchase) AS frequency,
-           min(order_date) FILTER (WHERE is_purchase) AS first_order_date,
-           max(order_date) FILTER (WHERE is_purchase) AS last_order_date
-    FROM orders_before
-    GROUP BY customer_id""", (ORDERS_BEFORE,))
+#: One row per buyer and purchase day as seen at ``$as_of`` (several purchase orders on a day are one
+#: purchase day).
+PURCHASE_DAYS = purchase_days_over(ORDERS_BEFORE, "purchase_days")
 
-#: The RFM base: one row per customer with a purchase before ``$as_of``.
-RFM_BASE = Query("rfm_base", """
-    SELECT customer_id,
-           date_diff('day', CAST(last_order_date AS DATE), CAST($as_of AS DATE)) AS recency_days,
-           frequency,
-           CAST(net AS DOUBLE) AS monetary_total,
-           CAST(net AS DOUBLE) / frequency AS monetary_avg,
-           date_diff('day', CAST(first_order_date AS DATE), CAST($as_of AS DATE)) AS tenure_days,
-           first_order_date, last_order_date
-    FROM rfm_per_customer
-    WHERE frequency > 0""", (RFM_PER_CUSTOMER,), "customer_id")
+#: The RFM base: one row per buyer as seen at ``$as_of``.
+RFM_BASE = rfm_base_over(ORDERS_BEFORE, "rfm_base")
 
+#: Orders and documents as their lines record them: how many, how many dated on or after ``$as_of``
+#: (what the cut leaves out) and the customers with only such orders.
+LATER_COUNTS = Query("later_counts", """
+    SELECT sum(n) AS orders_total, sum(n_after) AS orders_after_as_of,
+           count(*) FILTER (WHERE first_date >= $as_of) AS customers_after_as_of_only
+    FROM (SELECT customer_id, count(*) AS n, count(*) FILTER (WHERE order_date >= $as_of) AS n_after,
+                 min(order_date) AS first_date
+          FROM (SELECT customer_id, order_id, min(order_date) AS order_date
+                FROM lines GROUP BY customer_id, order_id) AS recorded
+          GROUP BY customer_id) AS per_customer""")
+
+#: Orders as seen at ``$as_of``: purchase orders, other orders (netting to zero or less: returns,
+#: cancellations, free items), cancellation documents (their own count, never orders), period, net revenue.
 ORDER_COUNTS = Query("order_counts", """
-    SELECT count(*) AS orders_total,
-           count(*) FILTER (WHERE order_date >= $as_of) AS orders_after_as_of,
-           count(*) FILTER (WHERE order_date < $as_of AND is_purchase) AS purchase_orders,
-           count(*) FILTER (WHERE order_date < $as_of AND NOT is_purchase) AS non_purchase_orders,
-           min(order_date) FILTER (WHERE order_date < $as_of) AS period_start,
-           max(order_date) FILTER (WHERE order_date < $as_of) AS period_end,
-           CAST(sum(amount) FILTER (WHERE order_date < $as_of) AS DOUBLE) AS net_revenue
-    FROM orders""", (ORDERS,))
+    SELECT count(*) FILTER (WHERE is_purchase) AS purchase_orders,
+           count(*) FILTER (WHERE NOT is_purchase AND NOT is_cancellation) AS non_purchase_orders,
+           count(*) FILTER (WHERE is_cancellation) AS cancellation_documents,
+           min(order_date) AS period_start,
+           max(order_date) AS period_end,
+           CAST(sum(amount) AS DOUBLE) AS net_revenue
+    FROM orders_before""", (ORDERS_BEFORE,))
 
 CUSTOMER_COUNTS = Query("customer_counts", """
-    SELECT count(*) FILTER (WHERE NOT before) AS customers_after_as_of_only,
-           count(*) FILTER (WHERE before) AS customers_before_as_of,
-           count(*) FILTER (WHERE before AND NOT buyer) AS customers_without_purchase
-    FROM (SELECT customer_id, bool_or(order_date < $as_of) AS before,
-                 bool_or(order_date < $as_of AND is_purchase) AS buyer
-          FROM orders GROUP BY customer_id) AS per_customer""", (ORDERS,))
+    SELECT count(*) AS customers_before_as_of,
+           count(*) FILTER (WHERE NOT purchased) AS customers_without_purchase,
+           count(*) FILTER (WHERE purchased AND net <= 0) AS customers_kept_nothing
+    FROM (SELECT customer_id, bool_or(is_purchase) AS purchased, sum(amount) AS net
+          FROM orders_before GROUP BY customer_id) AS per_customer""", (ORDERS_BEFORE,))
 
-#: The counts behind the RFM notebook's notes (one row).
+#: The counts behind the RFM notebook's notes as seen at ``$as_of`` (one row): :data:`ORDER_COUNTS`
+#: and :data:`CUSTOMER_COUNTS` (what :data:`LATER_COUNTS` adds is read only when lines reach ``$as_of``).
 RFM_COUNTS = Query("rfm_counts", "SELECT * FROM order_counts CROSS JOIN customer_counts",
                    (ORDER_COUNTS, CUSTOMER_COUNTS))
+
+#: Customers whose first order is not a purchase (only returns or cancellations, say of orders placed
+#: before the data starts, or a zero-value order) or who kept nothing (no buyer: :func:`buyers_over`):
+#: when each was first seen and their first purchase (NULL = none, or kept nothing). Every other
+#: customer is first seen at their first purchase (:data:`PURCHASE_DAYS`).
+FIRST_NON_PURCHASE = Query("first_non_purchase", """
+    SELECT customer_id, first_order_date, first_purchase_date
+    FROM (SELECT customer_id, min(order_date) AS first_order_date,
+                 CASE WHEN sum(amount) > 0 THEN min(order_date) FILTER (WHERE is_purchase) END AS first_purchase_date
+          FROM orders GROUP BY customer_id) AS per_customer
+    WHERE first_purchase_date IS NULL OR first_order_date < first_purchase_date""", (ORDERS,), "customer_id")
 
 # ----------------------------------------------------------------------------- lifetimes summary
 # Input relation ``purchases(c BIGINT, order_date TIMESTAMP, amount DECIMAL)``: ``c`` is a customer
@@ -219,17 +457,17 @@ def _summary(freq: str) -> Query:
 SUMMARY: dict[str, Query] = {freq: _summary(freq) for freq in _SUMMARY_UNITS}
 
 # ----------------------------------------------------------------------------- behaviour features
-LINES_BEFORE = Query("lines_before", "SELECT * FROM lines WHERE order_date < $as_of")
-BEHAVIOUR_ORDERS = orders_over("lines_before", "behaviour_orders", (LINES_BEFORE,))
+#: The behaviour features read the RFM base's orders: the lines before ``$as_of``, cancellations matched.
+BEHAVIOUR_ORDERS = ORDERS_BEFORE
 
 PURCHASE_VALUE = Query("purchase_value", """
     SELECT customer_id, count(*) AS n, sum(amount) AS value
-    FROM behaviour_orders WHERE is_purchase GROUP BY customer_id""", (BEHAVIOUR_ORDERS,))
+    FROM orders_before WHERE is_purchase GROUP BY customer_id""", (BEHAVIOUR_ORDERS,))
 DAY_GAPS = Query("day_gaps", """
     SELECT customer_id,
            date_diff('day', lag(day) OVER (PARTITION BY customer_id ORDER BY day), day) AS gap
     FROM (SELECT DISTINCT customer_id, CAST(order_date AS DATE) AS day
-          FROM behaviour_orders WHERE is_purchase) AS days""", (BEHAVIOUR_ORDERS,))
+          FROM orders_before WHERE is_purchase) AS days""", (BEHAVIOUR_ORDERS,))
 RANKED_GAPS = Query("ranked_gaps", """
     SELECT customer_id, gap,
            row_number() OVER (PARTITION BY customer_id ORDER BY gap) AS i,
@@ -272,17 +510,127 @@ BEHAVIOUR = Query("behaviour", """
 #: Purchase orders per customer and channel (of the order's first line), before ``$as_of``.
 CHANNEL_ORDERS = Query("channel_orders", """
     SELECT customer_id, channel, count(*) AS n
-    FROM behaviour_orders WHERE is_purchase
+    FROM orders_before WHERE is_purchase
     GROUP BY customer_id, channel""", (BEHAVIOUR_ORDERS,), "customer_id, channel")
 
+# ----------------------------------------------------------------------------- campaign sends
+# Input relations, registered by the caller: ``sends(campaign_id VARCHAR, send_date TIMESTAMP)``, one row
+# per campaign with its segmentation day; ``recipients(recipient_row BIGINT, customer_id VARCHAR,
+# sent_at TIMESTAMP)``, one row per campaign row with a known send time.
+SEND_KEYS = "campaign_id, send_date, "
+
+#: Every send's history: the lines dated strictly before its day (nothing the e-mail caused).
+LINES_AT_SEND = Query("lines_at_send", """
+    SELECT s.campaign_id, s.send_date, l.*
+    FROM sends AS s JOIN lines AS l ON l.order_date < s.send_date""")
+#: Each send's history matched on its own: a cancellation on or after the send day stays out of it.
+ORDERS_AT_SEND = cancellation_matching_over("lines_at_send", "orders_at_send", "_at_send", (LINES_AT_SEND,),
+                                            SEND_KEYS).orders
+
+#: The RFM base of each send (``campaign_id, send_date`` + the :data:`RFM_BASE` columns, as of ``send_date``).
+RFM_AT_SEND = rfm_base_over(ORDERS_AT_SEND, "rfm_at_send", SEND_KEYS, as_of="send_date")
+
+#: The purchase days of each send's history (``campaign_id, send_date`` + the :data:`PURCHASE_DAYS` columns).
+PURCHASE_DAYS_AT_SEND = purchase_days_over(ORDERS_AT_SEND, "purchase_days_at_send", SEND_KEYS)
+
+#: When the retention window of a send ends is known: ``$end``, else the day after the last purchase.
+RETENTION_END = Query("retention_end", """
+    SELECT coalesce(CAST($end AS TIMESTAMP),
+                    CAST(date_trunc('day', max(order_date)) AS TIMESTAMP) + INTERVAL 1 DAY) AS end_at
+    FROM orders WHERE is_purchase""", (ORDERS,))
+
+#: Per recipient: 1.0 when the customer made a purchase after ``sent_at`` and no later than ``$window``
+#: microseconds after it, 0.0 if not, NULL when the window ends after the end of the data.
+RETENTION = Query("retention", """
+    SELECT r.recipient_row,
+           CASE WHEN e.end_at IS NULL OR date_diff('microsecond', r.sent_at, e.end_at) < $window
+                THEN CAST(NULL AS DOUBLE)
+                ELSE CAST(count(o.order_id) > 0 AS DOUBLE) END AS retained
+    FROM recipients AS r
+    CROSS JOIN retention_end AS e
+    LEFT JOIN orders AS o
+      ON o.customer_id = r.customer_id AND o.is_purchase AND o.order_date > r.sent_at
+         AND date_diff('microsecond', r.sent_at, o.order_date) <= $window
+    GROUP BY r.recipient_row, r.sent_at, e.end_at""", (ORDERS, RETENTION_END), "recipient_row")
+
+#: Every match of a cancellation document's units to an earlier purchase order's (``amount`` = units x
+#: unit value, positive).
+CANCELLATION_MATCHES = Query("cancellation_matches", """
+    SELECT customer_id, cancellation_order_id, cancellation_date, purchase_order_id, purchase_date,
+           product_id, CAST(unit_value AS DOUBLE) AS unit_value, CAST(units AS DOUBLE) AS units,
+           CAST(amount AS DOUBLE) AS amount
+    FROM match_pairs""", (MATCH_PAIRS,),
+    "customer_id, cancellation_date, cancellation_order_id, product_id, unit_value, purchase_date DESC, "
+    "purchase_order_id")
+
+KEPT_ORDER_VALUES = Query("kept_order_values", """
+    SELECT o.customer_id, o.order_id, o.order_date, o.amount AS recorded, k.amount AS kept,
+           k.is_cancellation, o.is_purchase AS was_purchase, k.is_purchase
+    FROM recorded_orders AS o
+    JOIN orders AS k ON k.customer_id = o.customer_id AND k.order_id = o.order_id""", (RECORDED_ORDERS, ORDERS))
+
+#: Every order and cancellation document: ``recorded`` (net of its own lines), ``kept`` (net of matched
+#: cancellations; for a document, what matched nothing: a customer-level adjustment), ``was_purchase``
+#: (the :data:`ORDERS` flag) and ``is_purchase`` (kept > 0, never a document).
+KEPT_ORDER_LIST = Query("kept_order_list", """
+    SELECT customer_id, order_id, order_date, CAST(recorded AS DOUBLE) AS recorded, CAST(kept AS DOUBLE) AS kept,
+           is_cancellation, was_purchase, is_purchase
+    FROM kept_order_values""", (KEPT_ORDER_VALUES,), "customer_id, order_date, order_id")
+
+#: Kept value per customer with any line: purchase orders recorded and kept, orders lost to cancellations,
+#: cancellation documents and those with an unmatched remainder, money cancelled from orders, orders'
+#: kept value, unmatched adjustments, ``kept_total`` (the customer's net) and ``is_buyer`` (kept a
+#: purchase order and ``kept_total > 0``).
+KEPT_CUSTOMERS = Query("kept_customers", """
+    SELECT customer_id,
+           count(*) FILTER (WHERE was_purchase) AS recorded_purchases,
+           count(*) FILTER (WHERE is_purchase) AS purchase_orders,
+           count(*) FILTER (WHERE was_purchase AND NOT is_purchase) AS cancelled_orders,
+           count(*) FILTER (WHERE is_cancellation) AS cancellation_documents,
+           count(*) FILTER (WHERE is_cancellation AND kept <> 0) AS unmatched_documents,
+           CAST(coalesce(sum(recorded - kept) FILTER (WHERE NOT is_cancellation), 0) AS DOUBLE) AS cancelled,
+           CAST(coalesce(sum(kept) FILTER (WHERE NOT is_cancellation), 0) AS DOUBLE) AS orders_kept,
+           CAST(coalesce(sum(kept) FILTER (WHERE is_cancellation), 0) AS DOUBLE) AS adjustments,
+           CAST(sum(kept) AS DOUBLE) AS kept_total,
+           sum(kept) > 0 AND count(*) FILTER (WHERE is_purchase) > 0 AS is_buyer
+    FROM kept_order_values
+    GROUP BY customer_id""", (KEPT_ORDER_VALUES,), "customer_id")
+
+# ----------------------------------------------------------------------------- headline numbers
+#: The run's headline numbers (one row), on the kept-value definitions above: ``net_revenue`` (every
+#: line's amount summed: purchases less returns and cancellations, matched or not), ``orders_total``
+#: (distinct orders and documents) = ``purchase_orders`` (kept value > 0) + ``cancelled_orders``
+#: (recorded purchases that cancellations took entirely) + ``cancellation_documents`` (orders made only
+#: of return or cancellation lines) + ``other_orders`` (zero or negative net, e.g. free items);
+#: ``customers_with_lines`` = ``buyers`` (:data:`KEPT_CUSTOMERS` ``is_buyer``) + ``customers_kept_nothing``
+#: (bought, but cancellations or returns took it all) + ``customers_only_returns`` (no purchase at all:
+#: only returns, cancellations or zero-value orders).
+HEADLINE = Query("headline", f"""
+    SELECT CAST(coalesce(o.net, 0) AS DOUBLE) AS net_revenue,
+           o.orders_total, o.purchase_orders, o.cancelled_orders, o.cancellation_documents, o.other_orders,
+           c.customers_with_lines, c.buyers, c.customers_kept_nothing, c.customers_only_returns
+    FROM (SELECT sum(CAST(kept AS {MONEY})) AS net,
+                 count(*) AS orders_total,
+                 count(*) FILTER (WHERE is_purchase) AS purchase_orders,
+                 count(*) FILTER (WHERE was_purchase AND NOT is_purchase AND NOT is_cancellation) AS cancelled_orders,
+                 count(*) FILTER (WHERE is_cancellation) AS cancellation_documents,
+                 count(*) FILTER (WHERE NOT is_purchase AND NOT was_purchase AND NOT is_cancellation) AS other_orders
+          FROM kept_order_values) AS o
+    CROSS JOIN (SELECT count(*) AS customers_with_lines,
+                       count(*) FILTER (WHERE is_buyer) AS buyers,
+                       count(*) FILTER (WHERE NOT is_buyer AND recorded_purchases > 0) AS customers_kept_nothing,
+                       count(*) FILTER (WHERE NOT is_buyer AND recorded_purchases = 0) AS customers_only_returns
+                FROM kept_customers) AS c""", (KEPT_ORDER_VALUES, KEPT_CUSTOMERS))
+
 #: Every query of the core (the portable-subset test transpiles each).
-QUERIES: tuple[Query, ...] = (ORDER_LIST, PURCHASE_DAYS, RFM_BASE, RFM_COUNTS, BEHAVIOUR, CHANNEL_ORDERS,
-                              *SUMMARY.values())
+QUERIES: tuple[Query, ...] = (ORDER_LIST, PURCHASE_ORDERS, PURCHASE_DAYS, RFM_BASE, RFM_COUNTS, BEHAVIOUR,
+                              FIRST_NON_PURCHASE, CHANNEL_ORDERS, RFM_AT_SEND, PURCHASE_DAYS_AT_SEND, RETENTION, *SUMMARY.values(),
+                              CANCELLATION_MATCHES, KEPT_ORDER_LIST, KEPT_CUSTOMERS, HEADLINE, LATER_COUNTS)
 
 # ----------------------------------------------------------------------------- DuckDB: typing the input
 #: Canonical line columns the core reads; ``lines_view_sql`` types whichever the input has.
 LINE_INPUTS: tuple[str, ...] = ("customer_id", "order_id", "order_date", "amount", "is_return", "category",
-                                "channel")
+                                "channel", "product_id", "quantity", "unit_price")
 
 
 def _literal(text: str) -> str:
@@ -304,10 +652,13 @@ def lines_view_sql(relation: str, columns: Sequence[str], *, all_order_ids: bool
     is_return = "coalesce(is_return, false)" if "is_return" in columns else "coalesce(amount < 0, false)"
     text = {c: (f"coalesce(CAST({c} AS VARCHAR), {_literal(UNKNOWN)})" if c in columns else "CAST(NULL AS VARCHAR)")
             for c in ("category", "channel")}
+    item = {c: f"CAST({c} AS {kind})" if c in columns else f"CAST(NULL AS {kind})"
+            for c, kind in (("product_id", "VARCHAR"), ("quantity", MONEY), ("unit_price", MONEY))}
     return f"""
         SELECT CAST(customer_id AS VARCHAR) AS customer_id, {order} AS order_id,
                CAST(order_date AS TIMESTAMP) AS order_date, CAST(amount AS {MONEY}) AS amount,
-               {is_return} AS is_return, {pos} AS _pos, {text['category']} AS category, {text['channel']} AS channel
+               {is_return} AS is_return, {pos} AS _pos, {text['category']} AS category, {text['channel']} AS channel,
+               {item['product_id']} AS product_id, {item['quantity']} AS quantity, {item['unit_price']} AS unit_price
         FROM {relation}"""
 
 
@@ -385,9 +736,13 @@ def frame_lines(transactions: pd.DataFrame, what: str = "transactions") -> Itera
     if "is_return" in transactions.columns:
         feed["is_return"] = transactions["is_return"].astype("boolean").fillna(False).to_numpy(dtype=bool)
         columns.append("is_return")
-    for col in ("category", "channel"):
+    for col in ("category", "channel", "product_id"):
         if col in transactions.columns:
             feed[col] = transactions[col].astype("string").to_numpy(dtype=object)
+            columns.append(col)
+    for col in ("quantity", "unit_price"):
+        if col in transactions.columns:
+            feed[col] = pd.to_numeric(transactions[col], errors="coerce").astype("float64").to_numpy()
             columns.append(col)
     con = duckdb.connect()
     try:
@@ -418,22 +773,53 @@ def last_order_date(con: duckdb.DuckDBPyConnection) -> pd.Timestamp:
     return pd.Timestamp(con.execute("SELECT max(order_date) FROM lines").fetchall()[0][0])
 
 
+#: segkit's dtypes of the columns of order-level results (string ids, datetime64[ns], float64, int64, bool).
+RESULT_DTYPES: dict[str, str | type] = {
+    "campaign_id": "string", "customer_id": "string", "order_id": "string", "order_date": "datetime64[ns]",
+    "amount": "float64", "orders": "int64", "is_purchase": bool, "recency_days": "int64", "frequency": "int64",
+    "tenure_days": "int64", "monetary_total": "float64", "monetary_avg": "float64",
+    "first_order_date": "datetime64[ns]", "last_order_date": "datetime64[ns]",
+}
+
+
+def typed_result(frame: pd.DataFrame, columns: Sequence[str]) -> pd.DataFrame:
+    """``columns`` of a query result with segkit's dtypes (:data:`RESULT_DTYPES`), indexed from 0."""
+    return pd.DataFrame({c: frame[c].astype(RESULT_DTYPES[c]) for c in columns}).reset_index(drop=True)
+
+
 def order_table_of(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
     """:data:`ORDER_LIST` with segkit's dtypes (string ids, datetime64[ns], float64, bool)."""
-    frame = run(con, ORDER_LIST)
+    return typed_result(run(con, ORDER_LIST), ["customer_id", "order_id", "order_date", "amount", "is_purchase"])
+
+
+def purchase_orders_of(con: duckdb.DuckDBPyConnection, as_of: pd.Timestamp | None) -> pd.DataFrame:
+    """:data:`PURCHASE_ORDERS` before ``as_of`` (None = every purchase order): ``customer_id, order_id,
+    order_date, amount`` with segkit's dtypes, in :func:`order_table_of`'s order."""
+    day = resolve_as_of(as_of, pd.Series([last_order_date(con)]))  # None: the day after the last line
+    frame = run(con, PURCHASE_ORDERS, {"as_of": None if pd.isna(day) else _timestamp(day)})
+    return typed_result(frame, ["customer_id", "order_id", "order_date", "amount"])
+
+
+def first_non_purchase_of(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
+    """:data:`FIRST_NON_PURCHASE` with segkit's dtypes (string ids, datetime64[ns]; NaT = no purchase)."""
+    frame = run(con, FIRST_NON_PURCHASE)
     return pd.DataFrame({
         "customer_id": frame["customer_id"].astype("string"),
-        "order_id": frame["order_id"].astype("string"),
-        "order_date": frame["order_date"].astype("datetime64[ns]"),
-        "amount": frame["amount"].astype("float64"),
-        "is_purchase": frame["is_purchase"].astype(bool),
+        "first_order_date": frame["first_order_date"].astype("datetime64[ns]"),
+        "first_purchase_date": frame["first_purchase_date"].astype("datetime64[ns]"),
     })
 
 
-def purchase_days_of(con: duckdb.DuckDBPyConnection, provided: Sequence[str] = ()) -> pd.DataFrame:
-    """:data:`PURCHASE_DAYS` with the customer id as a categorical of sorted ids (each id crosses into
-    Python once; the day rows carry integer codes)."""
-    con.execute(f"CREATE TEMP TABLE days AS {PURCHASE_DAYS.text(provided)}")
+def purchase_days_of(con: duckdb.DuckDBPyConnection, provided: Sequence[str] = (),
+                     as_of: pd.Timestamp | None = None) -> pd.DataFrame:
+    """:data:`PURCHASE_DAYS` as seen at ``as_of`` (None = every line) with the customer id as a categorical
+    of sorted ids (each id crosses into Python once; the day rows carry integer codes)."""
+    text = PURCHASE_DAYS.text(provided)
+    params: dict[str, Any] = {}
+    if "$as_of" in text:  # else the caller provides the orders, already cut
+        day = resolve_as_of(as_of, pd.Series([last_order_date(con)]))
+        params["as_of"] = None if pd.isna(day) else _timestamp(day)
+    con.execute(f"CREATE TEMP TABLE days AS {text}", params)
     con.execute("CREATE TEMP TABLE ids AS SELECT customer_id, CAST(row_number() OVER (ORDER BY customer_id) - 1 "
                 "AS INTEGER) AS code FROM (SELECT DISTINCT customer_id FROM days) AS d")
     ids = con.sql("SELECT customer_id FROM ids ORDER BY code").to_arrow_table().column("customer_id").to_pandas()
@@ -450,15 +836,7 @@ def purchase_days_of(con: duckdb.DuckDBPyConnection, provided: Sequence[str] = (
 
 def rfm_of(con: duckdb.DuckDBPyConnection, as_of: pd.Timestamp, provided: Sequence[str] = ()) -> pd.DataFrame:
     """:data:`RFM_BASE` as of ``as_of`` with segkit's dtypes, sorted by customer."""
-    frame = run(con, RFM_BASE, {"as_of": _timestamp(as_of)}, provided)
-    frame["customer_id"] = frame["customer_id"].astype("string")
-    for col in ("recency_days", "frequency", "tenure_days"):
-        frame[col] = frame[col].astype("int64")
-    for col in ("first_order_date", "last_order_date"):
-        frame[col] = frame[col].astype("datetime64[ns]")
-    frame["monetary_total"] = frame["monetary_total"].astype("float64")
-    frame["monetary_avg"] = frame["monetary_avg"].astype("float64")
-    return frame[list(RFM_COLUMNS)].reset_index(drop=True)
+    return typed_result(run(con, RFM_BASE, {"as_of": _timestamp(as_of)}, provided), RFM_COLUMNS)
 
 
 def rfm_counts_of(con: duckdb.DuckDBPyConnection, as_of: pd.Timestamp, provided: Sequence[str] = ()) -> dict[str, Any]:
@@ -475,29 +853,67 @@ def rfm_counts_of(con: duckdb.DuckDBPyConnection, as_of: pd.Timestamp, provided:
     return out
 
 
+#: The counts of :data:`HEADLINE` (every column but ``net_revenue``), in its column order.
+HEADLINE_COUNTS: tuple[str, ...] = (
+    "orders_total", "purchase_orders", "cancelled_orders", "cancellation_documents", "other_orders",
+    "customers_with_lines", "buyers", "customers_kept_nothing", "customers_only_returns",
+)
+
+
+def headline_of(con: duckdb.DuckDBPyConnection) -> dict[str, int | float]:
+    """:data:`HEADLINE` of the ``lines`` on ``con``: ``net_revenue`` (float, rounded to cents) and the
+    :data:`HEADLINE_COUNTS` (ints).
+
+    Examples
+    --------
+    >>> lines = pd.DataFrame({"customer_id": ["a", "a", "b", "b"], "order_id": ["1", "C1", "2", "3"],
+    ...                       "order_date": pd.to_datetime(["2024-01-01", "2024-01-02", "2024-01-03", "2024-01-04"]),
+    ...                       "amount": [10.0, -10.0, 5.0, 0.0], "is_return": [False, True, False, False],
+    ...                       "product_id": ["p", "p", "q", "r"], "quantity": [1.0, -1.0, 1.0, 1.0],
+    ...                       "unit_price": [10.0, 10.0, 5.0, 0.0]})
+    >>> with frame_lines(lines) as con:
+    ...     h = headline_of(con)
+    >>> h["net_revenue"], h["purchase_orders"], h["cancelled_orders"], h["cancellation_documents"], h["other_orders"]
+    (5.0, 1, 1, 1, 1)
+    >>> h["buyers"], h["customers_kept_nothing"], h["customers_only_returns"]
+    (1, 1, 0)
+    """
+    row = run(con, HEADLINE).iloc[0]
+    out: dict[str, int | float] = {"net_revenue": round(float(row["net_revenue"]), 2) + 0.0}
+    out.update({key: int(row[key]) for key in HEADLINE_COUNTS})
+    return out
+
+
 def rfm_with_info_of(con: duckdb.DuckDBPyConnection, as_of: str | pd.Timestamp | None,
                      provided: tuple[str, ...] = ()) -> tuple[pd.DataFrame, dict[str, Any]]:
-    """:func:`rfm_with_info` on a DuckDB connection holding ``lines`` (a frame or files): the orders
-    are materialised once, then the RFM base and its counts read them."""
+    """:func:`rfm_with_info` on a DuckDB connection holding ``lines`` (a frame or files): the orders as
+    seen at ``as_of`` (:data:`ORDERS_BEFORE`) are materialised once, then the RFM base and its counts
+    read them; the orders the cut leaves out are counted only when lines reach ``as_of``."""
     last = last_order_date(con)
     if pd.isna(last):
         raise DataError("transactions: the table has no rows, so there is nothing to score. "
                         "Check the input file and the data audit's cleaning counts.")
     as_of_ts = resolve_as_of(as_of, pd.Series([last]))
-    con.execute(f"CREATE TEMP TABLE orders AS {ORDERS.text()}")
-    counts = rfm_counts_of(con, as_of_ts, provided=("orders",))
-    if counts["orders_after_as_of"] == counts["orders_total"]:
-        raise DataError(f"transactions: every order is dated on or after as_of = {as_of_ts.date()}, so "
-                        "nothing is left to analyse. Choose a later as_of (or leave it empty: the day "
-                        "after the last order).")
-    rfm = rfm_of(con, as_of_ts, provided=("orders",))
+    params = {"as_of": _timestamp(as_of_ts)}
+    con.execute(f"CREATE TEMP TABLE orders_before AS {ORDERS_BEFORE.text()}", params)
+    counts = rfm_counts_of(con, as_of_ts, provided=("orders_before",))
+    later = {"orders_after_as_of": 0, "customers_after_as_of_only": 0}
+    if last >= as_of_ts:  # lines on or after as_of: count what the cut leaves out
+        row = run(con, LATER_COUNTS, params).iloc[0]
+        later = {key: int(row[key]) for key in later}
+        if later["orders_after_as_of"] == int(row["orders_total"]):
+            raise DataError(f"transactions: every order is dated on or after as_of = {as_of_ts.date()}, so "
+                            "nothing is left to analyse. Choose a later as_of (or leave it empty: the day "
+                            "after the last order).")
+    rfm = rfm_of(con, as_of_ts, provided=("orders_before",))
     info = {
         "as_of": as_of_ts,
-        "orders_after_as_of": counts["orders_after_as_of"],
-        "customers_after_as_of_only": counts["customers_after_as_of_only"],
+        **later,
         "purchase_orders": counts["purchase_orders"],
         "non_purchase_orders": counts["non_purchase_orders"],
+        "cancellation_documents": counts["cancellation_documents"],
         "customers_without_purchase": counts["customers_without_purchase"],
+        "customers_kept_nothing": counts["customers_kept_nothing"],
         "customers_non_positive_net": int((rfm["monetary_total"] <= 0).sum()),
         "period_start": counts["period_start"],
         "period_end": counts["period_end"],
@@ -553,3 +969,49 @@ def behaviour_of(con: duckdb.DuckDBPyConnection, as_of: pd.Timestamp, max_channe
     base.attrs["as_of"] = str(pd.Timestamp(as_of).date())
     base.attrs["original_values"] = originals if has_channel else {}
     return base
+
+
+def _register_sends(con: duckdb.DuckDBPyConnection, sends: pd.DataFrame) -> None:
+    """Register ``sends`` (``campaign_id``, ``send_date``) as the relation the send queries read."""
+    con.register("send_feed", pd.DataFrame({
+        "campaign_id": sends["campaign_id"].astype("string").to_numpy(dtype=object),
+        "send_date": pd.to_datetime(sends["send_date"]).to_numpy(dtype="datetime64[ns]"),
+    }))
+    con.execute("CREATE OR REPLACE TEMP VIEW sends AS SELECT CAST(campaign_id AS VARCHAR) AS campaign_id, "
+                "CAST(send_date AS TIMESTAMP) AS send_date FROM send_feed")
+
+
+def rfm_at_send_of(con: duckdb.DuckDBPyConnection, sends: pd.DataFrame) -> pd.DataFrame:
+    """:data:`RFM_AT_SEND` for ``sends`` (one row per campaign: ``campaign_id, send_date``):
+    ``campaign_id`` + the :func:`rfm_of` columns and dtypes, sorted by campaign and customer."""
+    _register_sends(con, sends)
+    return typed_result(run(con, RFM_AT_SEND), ["campaign_id", *RFM_COLUMNS])
+
+
+def purchase_days_at_send_of(con: duckdb.DuckDBPyConnection, sends: pd.DataFrame) -> pd.DataFrame:
+    """:data:`PURCHASE_DAYS_AT_SEND` for ``sends``: ``campaign_id, customer_id, order_date`` (the day),
+    ``amount, orders``, sorted by campaign, customer and day."""
+    _register_sends(con, sends)
+    frame = run(con, PURCHASE_DAYS_AT_SEND).rename(columns={"day": "order_date"})
+    return typed_result(frame, ["campaign_id", "customer_id", "order_date", "amount", "orders"])
+
+
+def retention_of(con: duckdb.DuckDBPyConnection, recipients: pd.DataFrame, days: int,
+                 end: pd.Timestamp | None) -> np.ndarray:
+    """:data:`RETENTION` of ``recipients`` (``customer_id, sent_at``, NaT = unknown send time): one
+    flag per row, 1.0 retained within ``days``, 0.0 not, NaN unknown (no send time, or the window ends
+    after ``end``; None = the day after the last purchase)."""
+    sent = pd.to_datetime(recipients["sent_at"]).to_numpy(dtype="datetime64[ns]")
+    known = ~np.isnat(sent)
+    con.register("recipient_feed", pd.DataFrame({
+        "recipient_row": np.flatnonzero(known).astype(np.int64),
+        "customer_id": recipients["customer_id"].astype("string").to_numpy(dtype=object)[known],
+        "sent_at": sent[known],
+    }))
+    con.execute("CREATE OR REPLACE TEMP VIEW recipients AS SELECT recipient_row, CAST(customer_id AS VARCHAR) "
+                "AS customer_id, CAST(sent_at AS TIMESTAMP) AS sent_at FROM recipient_feed")
+    window = int(days) * 86_400 * 1_000_000
+    frame = run(con, RETENTION, {"end": None if end is None or pd.isna(end) else _timestamp(end), "window": window})
+    out = np.full(len(recipients), np.nan)
+    out[frame["recipient_row"].to_numpy(dtype=np.int64)] = frame["retained"].to_numpy(dtype=float, na_value=np.nan)
+    return out

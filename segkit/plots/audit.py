@@ -36,7 +36,7 @@ def plot_daily_volume(daily: pd.DataFrame, ax: plt.Axes | None = None) -> plt.Ax
     Parameters
     ----------
     daily : DataFrame
-        ``date, orders, rolling_7d, is_gap, is_spike`` (:func:`segkit.audit.daily_volume`).
+        ``date, orders, rolling_7d, is_gap, is_spike`` (:func:`segkit.data.auditfacts.volume_from_counts`).
     ax : Axes, optional
         Where to draw; a new figure when None.
 

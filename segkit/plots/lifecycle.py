@@ -21,7 +21,8 @@ import pandas as pd
 import seaborn as sns
 from matplotlib.colors import ListedColormap
 
-from segkit.lifecycle import BUYER_STAGES, LIVE_STAGES, SNAPSHOT_FREQS, STAGES, StageThresholds, clv_overview
+from segkit.lifecycle import (BUYER_STAGES, LIVE_STAGES, SNAPSHOT_FREQS, STAGES, StageThresholds, clv_overview,
+                              complete_periods)
 from segkit.plots import label, new_axes, plain_log_ticks
 
 __all__ = ["plot_stage_sizes", "plot_stage_counts", "plot_transition_matrix", "plot_period_rates",
@@ -104,14 +105,16 @@ def plot_transition_matrix(matrix: pd.DataFrame, shares: bool = True, min_cell_s
 
 
 def plot_period_rates(rates: pd.DataFrame, freq: str = "M", ax: plt.Axes | None = None) -> plt.Axes:
-    """Churn, reactivation and repeat-purchase rates per period (partial periods left out).
+    """Churn, reactivation and repeat-purchase rates per period (partial periods, and periods whose
+    churn window reaches before the data's start, ``window_complete`` False, left out: their churn
+    would read 0 %).
 
     ``freq`` is the snapshot period (``M``, ``W``, ``Q``): the rates are per that period and the
     legend and axis say so.
     """
     ax = new_axes(ax)
     unit = SNAPSHOT_FREQS.get(freq, "period")
-    data = rates[~rates["partial"].to_numpy(dtype=bool)]
+    data = complete_periods(rates)
     for column, name in (("churn_rate", "Churn rate"), ("reactivation_rate", "Reactivation rate"),
                          ("repeat_purchase_rate", "Repeat-purchase rate")):
         ax.plot(data["snapshot_date"], 100 * data[column], marker="o", markersize=3, label=f"{name} per {unit}")
@@ -146,8 +149,9 @@ def plot_cohort_heatmap(matrix: pd.DataFrame, value_label: str, fmt: str = ".0%"
                                                if scale_from > 0 else "")
     title = f"Cohorts: {value_label.lower()}"
     if matrix.empty:
-        _no_data(ax, "No cohort to show: there is no cohort, or every cohort has fewer customers than the "
-                     "privacy threshold.")
+        _no_data(ax, "No cohort to show: there is no acquisition cohort (cohorts starting within one churn "
+                     "window of the data's first day are first seen, not acquired, and left out), or every cohort "
+                     "has fewer customers than the privacy threshold.")
         return label(ax, title, months, "Acquisition month (first purchase)")
     annotate = len(matrix.columns) <= 18
     early = np.broadcast_to(np.asarray(matrix.columns) < scale_from, matrix.shape)

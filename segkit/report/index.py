@@ -19,6 +19,7 @@ import html
 from typing import Any, Mapping
 
 from segkit.report.export import format_headline, headline_table
+from segkit.steps.headline import headline_items, headline_sentence
 
 __all__ = ["STATUS_TEXT", "CSS", "render_index"]
 
@@ -115,6 +116,16 @@ def _notebook(entry: Mapping[str, Any], summary: Mapping[str, Any] | None) -> st
     return "".join(parts)
 
 
+def _headline(audit: Mapping[str, Any] | None) -> str:
+    """The run's headline numbers (``audit_summary.json`` ``headline``): the sentence every notebook's
+    summary shows, and the same numbers as a table."""
+    headline = (audit or {}).get("headline")
+    if not headline:
+        return ""
+    return (f"<h2>Headline numbers</h2><p>{_e(headline_sentence(headline))}</p>"
+            f"{headline_table(headline_items(headline))}")
+
+
 def _warnings(record: Mapping[str, Any], summaries: Mapping[str, Mapping[str, Any]],
               audit: Mapping[str, Any] | None) -> str:
     items = []
@@ -167,6 +178,6 @@ def render_index(
         "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
         f"<title>segkit run {_e(name)}</title><style>{CSS}</style></head><body>"
         f"<h1>segkit run: {_e(name)}</h1>{banner}"
-        f"{_parameters(record, audit)}{_warnings(record, summaries, audit)}"
+        f"{_parameters(record, audit)}{_headline(audit)}{_warnings(record, summaries, audit)}"
         f"<h2>Reports</h2>{notebooks}{csv_note}</body></html>\n"
     )

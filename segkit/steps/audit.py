@@ -18,8 +18,7 @@ import pandas as pd
 from segkit.audit import AuditResult, audit_inputs, format_value, percent_text, run_audit
 from segkit.core.errors import AuditFailedError
 from segkit.data.auditfacts import CHECKS, SEVERITIES
-from segkit.data.engine import choose_engine
-from segkit.data.io import load_inputs
+from segkit.steps.headline import format_money, headline_items
 from segkit.steps.pipeline import RunContext
 
 __all__ = ["build_audit_artifacts", "finding_rows", "overview_table", "raise_if_failed", "summarize"]
@@ -63,10 +62,10 @@ def build_audit_artifacts(ctx: "RunContext", raise_on_error: bool = True) -> Aud
     ----------
     ctx : RunContext
         From :func:`segkit.steps.pipeline.open_run`; ``as_of`` = the notebook parameter, else
-        ``run.as_of`` of the config, else the day after the last order. The engine is chosen by
-        :func:`segkit.data.engine.choose_engine` (``engine`` section): pandas loads the lines in memory;
-        duckdb audits them out-of-core and writes ``transactions_clean.parquet`` with ``COPY``
-        (``audit_summary.json`` records which, under ``engine``).
+        ``run.as_of`` of the config, else the day after the last order. The order lines are
+        audited by DuckDB at every size (:func:`segkit.audit.audit_inputs`), which writes
+        ``transactions_clean.parquet`` with ``COPY``; ``audit_summary.json`` records under
+        ``engine`` how the later steps read them (:func:`segkit.data.engine.choose_engine`).
     raise_on_error : bool
         Raise :class:`~segkit.core.errors.AuditFailedError` on error findings (what upstream builds
         need). The notebook passes False, shows the table, then calls :func:`raise_if_failed`.
@@ -82,10 +81,8 @@ def build_audit_artifacts(ctx: "RunContext", raise_on_error: bool = True) -> Aud
     """
 
     as_of = ctx.as_of_param or (ctx.config.get("run") or {}).get("as_of")
-    if choose_engine(ctx.config) == "duckdb":  # out-of-core: writes transactions_clean itself when fit
-        result = audit_inputs(ctx.config, as_of=as_of, clean_path=ctx.artifact_path("transactions_clean"))
-    else:
-        result = run_audit(load_inputs(ctx.config), as_of=as_of, config=ctx.config)
+    # writes transactions_clean itself (DuckDB COPY) when the audit has no error finding
+    result = audit_inputs(ctx.config, as_of=as_of, clean_path=ctx.artifact_path("transactions_clean"))
     ctx.write_artifact("audit_summary", result.summary())
     segments = ctx.artifact_path("customer_segments")
     if result.status == "errors":
@@ -95,8 +92,6 @@ def build_audit_artifacts(ctx: "RunContext", raise_on_error: bool = True) -> Aud
         if raise_on_error:
             raise_if_failed(result)
         return result
-    if result.transactions is not None:
-        ctx.write_artifact("transactions_clean", result.transactions)
     ctx.write_artifact("customers_clean", result.customers)
     if result.campaign is not None:
         ctx.write_artifact("campaign_clean", result.campaign)
@@ -181,7 +176,8 @@ def summarize(result: AuditResult) -> dict[str, Any]:
               if result.period["start"] is not None else "with no transactions left after cleaning")
     campaign = f", {c['campaign_rows_in']:,} campaign rows" if result.campaign is not None else ""
     analysed = (f"{c['transactions_rows_in']:,} order lines {period} (analysis date as_of "
-                f"{format_value(result.as_of)}), {c['customers']:,} customers of whom {c['buyers']:,} bought{campaign}.")
+                f"{format_value(result.as_of)}), {c['customers']:,} customers{campaign}.")
+    currency = str((result.headline or {}).get("currency") or "")
     levels = f["severity"].value_counts()
     n_err, n_warn, n_info = (int(levels.get(s, 0)) for s in SEVERITIES)
     removed_by = rules[(rules["action"] == "dropped") & (rules["rows_affected"] > 0)]
@@ -196,7 +192,8 @@ def summarize(result: AuditResult) -> dict[str, Any]:
     r = result.returns
     if r["return_lines"]:
         findings.append(f"Returns and cancellations are {percent_text(r['returned_share'])} of gross revenue "
-                        f"(return lines: {r['return_lines']:,}); net revenue {r['net_revenue']:,.2f} includes them.")
+                        f"(return lines: {r['return_lines']:,}); net revenue {format_money(r['net_revenue'], currency)} "
+                        "includes them.")
     serious = f[(f["severity"] != "info") & ~f["check"].isin(["exact_duplicates", "guest_checkouts"])]
     findings += [str(m) for m in serious["message"].head(5 - len(findings))]
     actions = [CHECKS[check][1] for check in dict.fromkeys(f.loc[f["severity"] != "info", "check"])][:4]
@@ -208,8 +205,8 @@ def summarize(result: AuditResult) -> dict[str, Any]:
     headlines = {
         "Status": result.status,
         "Order lines (clean)": c["transactions_rows_clean"],
-        "Orders": c["orders"],
-        "Customers": c["customers"],
+        # the run's headline numbers (purchase orders and cancellation documents apart), else the counts
+        **(headline_items(result.headline) if result.headline else {"Customers": c["customers"]}),
         "Rows removed": removed,
         "Returns, share of gross revenue": percent_text(r["returned_share"]),
     }

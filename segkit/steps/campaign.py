@@ -40,7 +40,7 @@ from segkit.core.errors import ConfigError, SegkitError, UpstreamMissingError
 from segkit.lifecycle import LifecycleSettings
 from segkit.rfm import RFMSettings
 from segkit.steps.cluster import run_customer_table
-from segkit.steps.sources import retention_for, send_history_for
+from segkit.steps.sources import send_history_for
 
 __all__ = ["arm_overview", "arm_table", "build_campaign_artifacts", "campaign_totals", "explorer_choices",
            "lift_view", "srm_reference", "summarize"]
@@ -300,12 +300,10 @@ def build_campaign_artifacts(ctx: Any) -> CampaignResult:
     labels, more = labels_at_send(ctx, campaign, labels)
     notes += more
 
-    retention = retention_for(ctx)
-    transactions = ctx.read_artifact("transactions_clean") if retention is None else None
     with warnings.catch_warnings():  # the mismatches are in result.warnings, shown once at the top of the report
         warnings.simplefilter("ignore", SampleRatioMismatchWarning)
-        result = evaluate_campaigns(campaign, labels, transactions, settings, as_of=ctx.as_of,
-                                    source="artifacts/campaign_clean.parquet", retention=retention)
+        result = evaluate_campaigns(campaign, labels, send_history_for(ctx), settings, as_of=ctx.as_of,
+                                    source="artifacts/campaign_clean.parquet")
     result.warnings = notes + result.warnings
     result.segment_labels = labels
     ctx.write_artifact("campaign_results", result.results)

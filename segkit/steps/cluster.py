@@ -35,8 +35,8 @@ def run_customer_table(ctx: Any, settings: ClusterSettings) -> tuple[pd.DataFram
     """The customer table notebook 03 clusters, and the ``customers_clean`` and ``rfm`` artifacts
     it is built from.
 
-    :func:`segkit.features.customer_table` as of the run's ``as_of``, from the engine the audit
-    used (the behaviour columns out-of-core with DuckDB, :func:`segkit.steps.sources.behaviour_for`), with
+    :func:`segkit.features.customer_table` as of the run's ``as_of`` (the behaviour columns from the
+    run's clean lines by the relational core, :func:`segkit.steps.sources.behaviour_for`), with
     the campaign's control arm when it is a hold-out. Notebook 05's refit
     (:func:`segkit.campaign.refit_cluster_model`) calls it too, so both cluster the same table.
 
@@ -47,13 +47,12 @@ def run_customer_table(ctx: Any, settings: ClusterSettings) -> tuple[pd.DataFram
     """
 
     behaviour = behaviour_for(ctx, ctx.as_of, int(settings.max_channels))
-    transactions = ctx.read_artifact("transactions_clean") if behaviour is None else None
     customers = ctx.read_artifact("customers_clean")
     campaign = ctx.read_artifact("campaign_clean") if ctx.has_artifact("campaign_clean") else None
     rfm = ctx.read_artifact("rfm")
     camp = ctx.section("campaign")
     control = camp.get("control_arm", "control") if camp.get("control_is_holdout", True) else None
-    table = customer_table(transactions, customers, campaign, ctx.as_of, rfm=rfm, control_arm=control,
+    table = customer_table(None, customers, campaign, ctx.as_of, control_arm=control,
                            max_channels=int(settings.max_channels), behaviour=behaviour)
     return table, customers, rfm
 

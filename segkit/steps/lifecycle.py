@@ -24,6 +24,7 @@ from segkit.lifecycle import (
     BUYER_STAGES,
     EXPORT_COLUMNS,
     LIVE_STAGES,
+    NO_PURCHASE_STAGES,
     PHASES,
     PROSPECT_STAGES,
     SNAPSHOT_FREQS,
@@ -34,6 +35,7 @@ from segkit.lifecycle import (
     assign_lifecycle_stage,
     clv_overview,
     cohort_table,
+    complete_periods,
     engagement_dates,
     fit_clv_models,
     higher_quantile,
@@ -50,10 +52,11 @@ from segkit.lifecycle import (
     stage_sizes,
     transition_counts,
 )
-from segkit.steps.sources import purchase_days_for
+from segkit.steps.sources import first_non_purchase_for, kept_value_for, purchase_days_for
 
 __all__ = ["stage_sizes_for_thresholds", "threshold_choices", "clv_parameters", "export_columns",
     "clv_by_stage", "mask_small_cells", "rate_table", "growth_note", "model_status", "calibration_note",
+    "holdout_model_note", "season_note", "stage_holdout_note",
     "build_lifecycle_artifacts", "summarize"]
 
 
@@ -89,7 +92,9 @@ def stage_sizes_for_thresholds(
     [2, 0]
     """
     p_alive = state["p_alive"] if "p_alive" in state.columns and state["p_alive"].notna().any() else None
-    sizes = stage_sizes(assign_lifecycle_stage(state, thresholds, p_alive))
+    p_purchase = (state["p_purchase_90d"] if "p_purchase_90d" in state.columns and state["p_purchase_90d"].notna().any()
+                  else None)
+    sizes = stage_sizes(assign_lifecycle_stage(state, thresholds, p_alive, p_purchase))
     if reference is not None:
         sizes["change"] = sizes["customers"] - reference.set_index("lifecycle_stage")["customers"].reindex(
             sizes["lifecycle_stage"]).fillna(0).to_numpy().astype("int64")
@@ -153,7 +158,7 @@ def export_columns() -> pd.DataFrame:
     Examples
     --------
     >>> export_columns()["column"].tolist()
-    ['lifecycle_stage', 'p_alive', 'expected_purchases_90d', 'clv_12m']
+    ['lifecycle_stage', 'p_alive', 'p_purchase_90d', 'expected_purchases_90d', 'clv_12m']
     """
     return pd.DataFrame({"column": list(EXPORT_COLUMNS), "meaning": list(EXPORT_COLUMNS.values())})
 
@@ -216,7 +221,9 @@ def rate_table(rates: pd.DataFrame, freq: str = "M", last: int = 12) -> pd.DataF
              "lapsed_start": "lapsed_at_start", "reactivated": "came_back",
              "reactivation_rate": f"reactivation_rate_per_{unit}", "buyers_start": "buyers_at_start",
              "repeat_buyers": "bought_again", "repeat_purchase_rate": f"repeat_purchase_rate_per_{unit}",
-             "new_customers": "new_customers", "live_end": "live_at_end", "partial": "partial"}
+             "new_customers": "new_customers", "live_end": "live_at_end", "partial": "partial",
+             "window_complete": "churn_window_complete"}
+    names = {k: v for k, v in names.items() if k in rates.columns}
     return rates.tail(last).set_index("period")[list(names)].rename(columns=names)
 
 
@@ -224,7 +231,9 @@ def recent_rates(rates: pd.DataFrame, periods: int = 3) -> dict[str, Any] | None
     """Churn, reactivation and repeat-purchase rate per period, pooled over the last complete periods.
 
     Pooled = events over the customers at risk summed over the periods (so larger periods weigh
-    more): the same definition as each period's rate, averaged. None without complete periods.
+    more): the same definition as each period's rate, averaged. A complete period is not partial
+    and, when ``rates`` says so (``window_complete``), its churn window lies inside the data.
+    None without complete periods.
 
     Examples
     --------
@@ -235,7 +244,7 @@ def recent_rates(rates: pd.DataFrame, periods: int = 3) -> dict[str, Any] | None
     >>> got["churn_rate"], got["first"], got["last"], got["periods"]
     (0.075, 'a', 'b', 2)
     """
-    full = rates[~rates["partial"].to_numpy(dtype=bool)].tail(periods)
+    full = complete_periods(rates).tail(periods)
     if full.empty:
         return None
 
@@ -246,6 +255,64 @@ def recent_rates(rates: pd.DataFrame, periods: int = 3) -> dict[str, Any] | None
     return {"churn_rate": pooled("churned", "live_start"), "reactivation_rate": pooled("reactivated", "lapsed_start"),
             "repeat_purchase_rate": pooled("repeat_buyers", "buyers_start"), "first": str(full["period"].iloc[0]),
             "last": str(full["period"].iloc[-1]), "periods": int(len(full))}
+
+
+def history_start_statement(result: "LifecycleResult") -> str | None:
+    """Why the first churn window of the data is left out of the growth, churn and cohort figures.
+
+    None when nothing is left out (``lifecycle.data_starts_with_shop: true``, or no data start).
+    The data of most shops start in the middle of their life: customers who bought only before
+    the first day are unseen until they buy again, so during the first churn window nobody can
+    be seen to lapse (churn would read 0 %), the live base grows from nothing and every first
+    purchase looks new. Plain text (no Markdown), shared by the summary and :func:`growth_note`.
+
+    Examples
+    --------
+    >>> from types import SimpleNamespace
+    >>> r = SimpleNamespace(data_start=pd.Timestamp("2010-12-01"), first_seen_until=pd.Timestamp("2011-03-01"),
+    ...     stage_thresholds=StageThresholds(churn_window_days=90, new_window_days=30, base_interval_days=30),
+    ...     settings=LifecycleSettings(), rates=pd.DataFrame({"window_complete": [False, False, True]}),
+    ...     cohorts=pd.DataFrame({"cohort": ["2010-12", "2011-01"], "first_seen": [True, False]}),
+    ...     stage_sizes=pd.DataFrame({"lifecycle_stage": ["first_seen"], "customers": [4]}))
+    >>> print(history_start_statement(r))  # doctest: +NORMALIZE_WHITESPACE
+    History before the data is unknown: the data start on 2010-12-01, and customers who bought only before
+    that day are unseen until they buy again. For one churn window (90 days, until 2011-03-01) nobody can
+    be seen to lapse and every first purchase looks new, so the 2 months before 2011-03-01 are left out of
+    the churn, reactivation and growth figures (churn there would read 0 %), the 1 cohort starting before
+    it is not an acquisition cohort and is left out of the cohort figures, and 4 customers whose first
+    purchase in the data is recent but in that window are first_seen, not new. Set
+    lifecycle.data_starts_with_shop: true if the shop opened when the data start.
+    """
+    until, start = result.first_seen_until, result.data_start
+    if until is None or start is None:
+        return None
+    unit = SNAPSHOT_FREQS[result.settings.snapshot_freq]
+    rates, cohorts = result.rates, result.cohorts
+    periods = int((~rates["window_complete"].to_numpy(dtype=bool)).sum()) if "window_complete" in rates else 0
+    cohort_count = (int(cohorts.loc[cohorts["first_seen"].to_numpy(dtype=bool), "cohort"].nunique())
+                    if "first_seen" in cohorts else 0)
+    sizes = result.stage_sizes.set_index("lifecycle_stage")["customers"]
+    first_seen = int(sizes.get("first_seen", 0))
+    parts = []
+    if periods:
+        parts.append(f"the {periods} {unit}{'s' if periods > 1 else ''} before {until.date()} are left out of the "
+                     "churn, reactivation and growth figures (churn there would read 0 %)")
+    if cohort_count:
+        parts.append(f"the {cohort_count} cohort{'s' if cohort_count > 1 else ''} starting before it "
+                     f"{'are' if cohort_count > 1 else 'is'} not {'' if cohort_count > 1 else 'an '}acquisition "
+                     f"cohort{'s' if cohort_count > 1 else ''} and {'are' if cohort_count > 1 else 'is'} left out "
+                     "of the cohort figures")
+    if first_seen:
+        parts.append(f"{first_seen:,} customer{'s' if first_seen > 1 else ''} whose first purchase in the data is "
+                     "recent but in that window " + ("are" if first_seen > 1 else "is") + " first_seen, not new")
+    if not parts:
+        return None
+    listed = parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + ", and " + parts[-1]
+    return (f"History before the data is unknown: the data start on {start.date()}, and customers who bought only "
+            f"before that day are unseen until they buy again. For one churn window "
+            f"({result.stage_thresholds.churn_window_days:,.0f} days, until {until.date()}) nobody can be seen to "
+            f"lapse and every first purchase looks new, so {listed}. Set lifecycle.data_starts_with_shop: true if "
+            "the shop opened when the data start.")
 
 
 def _span(first: str, last: str) -> str:
@@ -270,9 +337,9 @@ def growth_note(result: "LifecycleResult") -> str:
     window = result.stage_thresholds.churn_window_days
     n, with_signup = result.prospects_with_signup
     if n == 0:
-        prospects = "There are no prospects (customers without a purchase) in the data."
+        prospects = "There are no prospects (customers without an order) in the data."
     elif with_signup == n:
-        prospects = (f"The {n:,} prospects (customers without a purchase) are counted from their signup date on "
+        prospects = (f"The {n:,} prospects (customers without an order) are counted from their signup date on "
                      "(`snapshots.parquet` has them); the plot shows the buyer stages only.")
     elif with_signup == 0:
         prospects = (f"The customers table has no signup date for the {n:,} prospects, so they count as prospects "
@@ -283,7 +350,9 @@ def growth_note(result: "LifecycleResult") -> str:
                      f"other {n - with_signup:,} count as prospects in every snapshot from the start. The plot "
                      "shows the buyer stages only (`snapshots.parquet` has the prospects).")
     limit = measurability_statement(result)
+    start = history_start_statement(result)
     return ((f"**{limit.split(': ', 1)[0]}**: {limit.split(': ', 1)[1]}\n\n" if limit else "") +
+            (f"**{start.split(': ', 1)[0]}**: {escape_markdown(start.split(': ', 1)[1])}\n\n" if start else "") +
             f"Customers per buyer stage at every snapshot, then the rates **per {unit}**: the **churn rate per "
             f"{unit}** is the share of the live buyers at the start of a {unit} who became lapsed during it; a "
             f"buyer becomes lapsed once {window:,.0f} days (the churn window) pass without a purchase, so churn is "
@@ -371,18 +440,153 @@ def calibration_note(result: "LifecycleResult") -> str:
     if check.calibration is None:
         return "The P(alive) calibration check is not available: see the warnings at the top."
     errors = check.errors
-    months = result.settings.holdout_months
     return (f"Customers ranked by their P(alive) on {check.cutoff.date()} (models fitted on the data before), in ten "
-            f"groups of equal size: the predicted chance of at least one purchase in the {months} holdout months "
-            "against the share who really bought. P(alive) itself is an upper bound of that chance — a customer "
+            f"groups of equal size: the predicted chance of at least one purchase in the {check.days:.0f} holdout days "
+            "(as exported) against the share who really bought. P(alive) itself is an upper bound of that chance — a customer "
             "still alive but slow may not buy in a few months. Mean gap between predicted and actual share "
             f"(customers weighted): **{100 * errors['exported']:.1f} points** as exported; "
             f"{100 * errors['bgnbd']:.1f} points with BG/NBD alone (every one-time buyer at P(alive) = 1).")
 
 
+PREDICTION_NAMES = {"p_alive": "P(alive)", "p_purchase_90d": "the 90-day purchase chance (p_purchase_90d)",
+                    "expected_purchases_90d": "expected purchases (expected_purchases_90d)"}
+VARIANT_NAMES = {"exported": "as exported", "bgnbd": "plain BG/NBD", "one_time": "BG/NBD + one-time buyer model",
+                 "baseline: past rate": "baseline: past purchase rate", "recency": "baseline: recency",
+                 "frequency": "baseline: frequency"}
+
+
+def holdout_model_note(check: HoldoutCheck) -> str:
+    """Markdown: does each prediction beat the plain baselines on the holdout, and which variant is exported.
+
+    For P(alive), the purchase chance and expected purchases (as exported): the AUC of "bought in
+    the holdout" against the best baseline (recency, frequency, past purchase rate), said plainly
+    when the model does not beat it, and the calibration miss; then the variant chosen for the
+    export and why.
+
+    Examples
+    --------
+    >>> ev = pd.DataFrame({"prediction": ["p_purchase_90d", "baseline"], "variant": ["exported", "recency"],
+    ...                    "auc": [0.70, 0.74], "calibration_error": [0.02, np.nan]})
+    >>> print(holdout_model_note(HoldoutCheck(evaluation=ev, days=90.0)))  # doctest: +NORMALIZE_WHITESPACE
+    - **the 90-day purchase chance (p_purchase_90d) does not beat baseline: recency** at ranking who bought in the 90-day holdout: AUC 0.700 against 0.740; calibration miss 2.0 points per decile.
+    """
+    table = check.evaluation
+    if table is None or table.empty:
+        return "The holdout comparison with baselines is not available: see the warnings at the top."
+    baselines = table[table["variant"].isin(["recency", "frequency", "baseline: past rate"])].dropna(subset=["auc"])
+    best = baselines.loc[baselines["auc"].idxmax()] if len(baselines) else None
+    lines = []
+    for prediction, name in PREDICTION_NAMES.items():
+        row = table[(table["prediction"] == prediction) & (table["variant"] == "exported")]
+        if row.empty or not np.isfinite(row["auc"].iloc[0]):
+            continue
+        auc, miss = float(row["auc"].iloc[0]), float(row["calibration_error"].iloc[0])
+        unit = "purchases per customer" if prediction == "expected_purchases_90d" else "points"
+        scale = 1.0 if prediction == "expected_purchases_90d" else 100.0
+        miss_text = f"calibration miss {scale * miss:.{2 if scale == 1 else 1}f} {unit} per decile"
+        deciles = check.deciles.get(prediction)
+        if prediction == "p_alive" and deciles is not None and len(deciles):
+            over = deciles[deciles["actual"] > deciles["predicted"] + 0.05]
+            miss_text = ("in every decile the share who bought is at most the mean P(alive) + 5 points" if over.empty
+                         else f"**in {len(over)} decile(s) more customers bought than the mean P(alive) + 5 points**")
+        if best is None:
+            lines.append(f"- {name}: AUC {auc:.3f}; {miss_text}.")
+        elif auc > best["auc"]:
+            lines.append(f"- {name} beats the best baseline ({VARIANT_NAMES[best['variant']]}, AUC "
+                         f"{best['auc']:.3f}) at ranking who bought in the {check.days:.0f}-day holdout: AUC {auc:.3f}; "
+                         f"{miss_text}.")
+        else:
+            lines.append(f"- **{name} does not beat {VARIANT_NAMES[best['variant']]}** at ranking who bought in the "
+                         f"{check.days:.0f}-day holdout: AUC {auc:.3f} against {best['auc']:.3f}; {miss_text}.")
+    if check.choice is not None:
+        variant = {"calibrated": "calibrated on the holdout", "one_time": "BG/NBD with the one-time buyer model",
+                   "bgnbd": "plain BG/NBD"}[check.choice.variant]
+        lines.append(f"- **Exported: {variant}.** {escape_markdown(check.choice.reason)}")
+    return "\n".join(lines)
+
+
+def _month_list(months: list[str]) -> str:
+    return months[0] if len(months) == 1 else ", ".join(months[:-1]) + " and " + months[-1]
+
+
+def season_note(check: HoldoutCheck, as_of: pd.Timestamp) -> str | None:
+    """Markdown caveat when the holdout's season differs from the coming 90 days', or when the data
+    never covered some months of the coming 90 days (None when alike).
+
+    Examples
+    --------
+    >>> season = {"comparable": True, "differs": True, "holdout_level": 1.6, "prediction_level": 0.8,
+    ...           "peak_month": "November", "peak_in_holdout": True, "peak_in_prediction": False, "coverage": 1.0}
+    >>> print(season_note(HoldoutCheck(cutoff=pd.Timestamp("2011-09-11"), days=90.0, season=season),
+    ...                   pd.Timestamp("2011-12-10")))  # doctest: +NORMALIZE_WHITESPACE
+    **⚠ Season.** The holdout (2011-09-11 to 2011-12-09) had 1.60 x the data's average daily purchases, the coming 90 days 0.80 x by the same months in the data (-50%); the peak month November falls in the holdout but not in the prediction period. The calibration learnt on the holdout carries its season: expect the exported chances and expected purchases to run high. The level mixes season and trend.
+    >>> unknown = {"comparable": False, "coverage": 0.3, "months_not_in_data": ["October", "November"]}
+    >>> print(season_note(HoldoutCheck(cutoff=pd.Timestamp("2011-06-13"), days=90.0, season=unknown),
+    ...                   pd.Timestamp("2011-09-11")))  # doctest: +NORMALIZE_WHITESPACE
+    **⚠ Season unknown.** The data hold no purchases in October and November, months of the coming 90 days, so segkit cannot tell whether the prediction period holds a seasonal peak or a trough. The chances and expected purchases carry the level of the holdout (2011-06-13 to 2011-09-10): with a peak ahead they run low.
+    """
+    season = check.season
+    if season and not season.get("comparable") and season.get("months_not_in_data"):
+        months = season["months_not_in_data"]
+        return (f"**⚠ Season unknown.** The data hold no purchases in {_month_list(months)}, "
+                f"{'a month' if len(months) == 1 else 'months'} of the coming {check.days:.0f} days, so segkit cannot "
+                "tell whether the prediction period holds a seasonal peak or a trough. The chances and expected "
+                "purchases carry the level of the holdout "
+                f"({check.cutoff.date()} to {(as_of - pd.Timedelta(days=1)).date()}): with a peak ahead they run low.")
+    if not season or not season.get("comparable") or not season.get("differs"):
+        return None
+    hold, coming = season["holdout_level"], season["prediction_level"]
+    end = as_of - pd.Timedelta(days=1)
+    text = (f"**⚠ Season.** The holdout ({check.cutoff.date()} to {end.date()}) had {hold:.2f} x the data's average "
+            f"daily purchases, the coming {check.days:.0f} days {coming:.2f} x by the same months in the data "
+            f"({coming / hold - 1:+.0%})")
+    if season["peak_month"] and season["peak_in_holdout"] != season["peak_in_prediction"]:
+        where = ("in the holdout but not in the prediction period" if season["peak_in_holdout"]
+                 else "in the prediction period but not in the holdout")
+        text += f"; the peak month {season['peak_month']} falls {where}"
+    direction = "high" if coming < hold else "low"
+    return (text + f". The calibration learnt on the holdout carries its season: expect the exported chances and "
+            f"expected purchases to run {direction}. The level mixes season and trend.")
+
+
+def stage_holdout_note(check: HoldoutCheck, threshold_pct: float = 25.0) -> str | None:
+    """Markdown: at-risk vs active holdout purchase rates, and stages whose revenue missed by more than ``threshold_pct``.
+
+    Examples
+    --------
+    >>> by_stage = pd.DataFrame({"lifecycle_stage": ["active", "at_risk", "loyal"], "customers": [100, 50, 40],
+    ...     "bought_share": [0.77, 0.30, 0.9], "bought_low": [0.68, 0.19, 0.77], "bought_high": [0.84, 0.44, 0.96],
+    ...     "revenue_error_pct": [5.0, 10.0, -46.0]})
+    >>> print(stage_holdout_note(HoldoutCheck(by_stage=by_stage, days=90.0)))  # doctest: +NORMALIZE_WHITESPACE
+    At-risk customers at the cut-off bought in the 90-day holdout at 30% (95% interval 19%–44%), active ones at 77% (68%–84%): 47 points less. Revenue under-predicted by more than 25%: loyal by 46%.
+    """
+    table = check.by_stage
+    if table is None or table.empty:
+        return None
+    rows = table.set_index("lifecycle_stage")
+    parts = []
+    if {"at_risk", "active"} <= set(rows.index):
+        risk, active = rows.loc["at_risk"], rows.loc["active"]
+        gap = 100 * (active["bought_share"] - risk["bought_share"])
+        verdict = (f"{gap:.0f} points less" if gap >= 10 else
+                   f"only {gap:.0f} points apart: **the at-risk rule does not separate who buys on this data**")
+        parts.append(f"At-risk customers at the cut-off bought in the {check.days:.0f}-day holdout at "
+                     f"{risk['bought_share']:.0%} (95% interval {risk['bought_low']:.0%}–{risk['bought_high']:.0%}), "
+                     f"active ones at {active['bought_share']:.0%} ({active['bought_low']:.0%}–"
+                     f"{active['bought_high']:.0%}): {verdict}.")
+    error = rows["revenue_error_pct"]
+    for label, mask in (("under", error < -threshold_pct), ("over", error > threshold_pct)):
+        if mask.any():
+            listed = ", ".join(f"{escape_markdown(str(stage).replace('_', ' '))} by {abs(value):.0f}%"
+                               for stage, value in error[mask].items())
+            parts.append(f"Revenue {label}-predicted by more than {threshold_pct:.0f}%: {listed}.")
+    return " ".join(parts) or None
+
+
 #: The columns of the current state the threshold widget re-stages (the rest is in ``lifecycle``).
 WIDGET_STATE_COLUMNS = ("n_purchases", "recency_days", "tenure_days", "gap_before_last_days", "own_interval_days",
-                        "monetary_total", "engaged", "p_alive")
+                        "monetary_total", "engaged", "p_alive", "p_purchase_90d", "has_orders",
+                        "first_purchase_days_into_data")
 
 
 @dataclass
@@ -411,6 +615,8 @@ class LifecycleResult:
     currency: str = ""               # report.currency of the config ("" = not set)
     one_time_curve: pd.DataFrame | None = None   # P(alive) of one-time buyers by age
     prospects_with_signup: tuple[int, int] = (0, 0)  # (prospects, of them with a signup date)
+    data_start: pd.Timestamp | None = None       # the data's first day (first order line)
+    first_seen_until: pd.Timestamp | None = None  # data_start + churn window (None: data starts with the shop)
 
     @property
     def clv_column(self) -> str:
@@ -441,7 +647,8 @@ def build_lifecycle_artifacts(ctx: Any) -> LifecycleResult:
     Reads ``transactions_clean``, ``customers_clean``, ``campaign_clean`` (optional) and ``rfm``;
     writes ``lifecycle.parquet``, ``snapshots.parquet``, ``cohorts.parquet``, ``clv_model.json``
     (only when BG/NBD was fitted; a stale one is removed) and adds ``lifecycle_stage, p_alive,
-    expected_purchases_90d, clv_12m`` to ``customer_segments.csv``. A model that cannot be
+    p_purchase_90d, expected_purchases_90d, clv_12m`` to ``customer_segments.csv``. The holdout
+    check runs first: it chooses the variant of the models that feeds the export. A model that cannot be
     fitted is a warning in the result, not an error: its columns stay empty.
     """
     settings = LifecycleSettings.from_config(ctx.section("lifecycle"))
@@ -470,6 +677,8 @@ def build_lifecycle_artifacts(ctx: Any) -> LifecycleResult:
         later = int(all_orders["orders"].sum() - orders["orders"].sum())
         warnings.append(f"{later:,} purchase orders dated on or after as_of = {as_of.date()} are left out.")
     del all_orders  # one day table in memory, not two
+    if ctx.as_of is not None:  # kept value as seen at as_of: later cancellations do not reach back
+        orders = purchase_days_for(ctx, as_of)
     if orders.empty:
         raise DataError(f"{SOURCE}: every purchase is dated on or after as_of = {as_of.date()}. Choose a later as_of.")
     history = purchase_history(orders)
@@ -485,13 +694,24 @@ def build_lifecycle_artifacts(ctx: Any) -> LifecycleResult:
     longest_wait = float(durations["days"].max())
     del durations
     warnings += models.warnings
-    stager = settings.stager().fit(history, as_of)
+    # The holdout check chooses which variant of the models feeds the export (and calibrates it); its
+    # calibration period is the purchase history as seen at the cut-off (later cancellations unknown then).
+    check = run_holdout_check(orders, as_of, settings, seen_at=lambda cutoff: purchase_days_for(ctx, cutoff))
+    if check.warning:
+        warnings.append(check.warning)
+    models = replace(models, choice=check.choice)
+    # Customers whose first order is not a purchase are no_net_purchase until they buy; with the
+    # purchases they date the data's first day, from which first_seen and the complete windows count.
+    non_purchase = first_non_purchase_for(ctx)
+    data_start = min(history["purchase_date"].min(), non_purchase["first_order_date"].min()) \
+        if len(non_purchase) else history["purchase_date"].min()
+    stager = settings.stager().fit(history, as_of, data_start=data_start)
     warnings += stager.warnings_
     # Every customer gets a stage at as_of: one whose signup_date is on or after it (not signed
     # up yet) is a prospect all the same, counted in the warnings; the snapshots over time count
     # prospects from their signup date on (stage_history).
     state = stager.predict(history, as_of, customers[["customer_id"]], engagement, models.bgnbd,
-                           one_time=models.one_time)
+                           one_time=models.one_time, choice=models.choice, non_purchase=non_purchase)
     not_signed_up = signups_on_or_after(customers, as_of, state.index[(state["n_purchases"] > 0).to_numpy()])
     if not_signed_up:
         warnings.append(f"{not_signed_up:,} customer(s) without a purchase have a signup_date on or after as_of = "
@@ -512,6 +732,12 @@ def build_lifecycle_artifacts(ctx: Any) -> LifecycleResult:
     for col in ("n_purchases", "first_purchase", "last_purchase", "recency_days", "tenure_days",
                 "own_interval_days", "monetary_total", "engaged"):
         lifecycle[col] = state[col].to_numpy()
+    # One total per customer, RFM's: the kept value with unmatched adjustments (returns of orders before the
+    # data). The stage rules read the purchase days' running total (what the purchases in the data kept).
+    kept = kept_value_for(ctx, as_of).reindex(lifecycle["customer_id"]).to_numpy(dtype="float64")
+    bought = (lifecycle["n_purchases"] > 0).to_numpy()
+    lifecycle["monetary_total"] = np.where(bought, np.where(np.isnan(kept), lifecycle["monetary_total"], kept), 0.0)
+    del kept, bought
     for col in scores.columns:
         lifecycle[col] = scores[col].to_numpy(dtype=float)
     del scores
@@ -520,14 +746,13 @@ def build_lifecycle_artifacts(ctx: Any) -> LifecycleResult:
     state = state[list(WIDGET_STATE_COLUMNS)]  # what the threshold widget re-stages
 
     dates = snapshot_dates(history["purchase_date"].min(), as_of, settings.snapshot_freq)
-    over_time = stage_history(stager, history, dates, customers, engagement, models.bgnbd, models.one_time)
+    over_time = stage_history(stager, history, dates, customers, engagement, models.bgnbd, models.one_time,
+                              models.choice, non_purchase=non_purchase)
+    del non_purchase
     del engagement
     snapshots = stage_counts(over_time, dates)
-    cohorts = cohort_table(history, as_of)
-    check = run_holdout_check(orders, as_of, settings, history=history)
+    cohorts = cohort_table(history, as_of, stager.first_seen_until_)
     del orders
-    if check.warning:
-        warnings.append(check.warning)
 
     clv_model = None
     if models.bgnbd is not None:
@@ -542,9 +767,16 @@ def build_lifecycle_artifacts(ctx: Any) -> LifecycleResult:
                      "days_per_month": DAYS_PER_MONTH}
         if check.cutoff is not None and check.calibration is not None:
             finite = {k: (v if np.isfinite(v) else None) for k, v in check.errors.items()}
-            clv_model["holdout"] = {"cutoff": check.cutoff.date().isoformat(),
+            choice = check.choice
+            clv_model["holdout"] = {"cutoff": check.cutoff.date().isoformat(), "days": check.days,
                                     "p_alive_calibration_error": finite["exported"],
-                                    "p_alive_calibration_error_bgnbd_alone": finite["bgnbd"]}
+                                    "p_alive_calibration_error_bgnbd_alone": finite["bgnbd"],
+                                    "export_variant": choice.variant, "export_base": choice.base,
+                                    "export_reason": choice.reason,
+                                    "p_purchase_90d_calibration": (choice.purchase_map.to_dict()
+                                                                   if choice.purchase_map is not None else None),
+                                    "p_alive_floor_calibration": (choice.alive_map.to_dict()
+                                                                  if choice.alive_map is not None else None)}
         if models.warnings:
             clv_model["warnings"] = list(models.warnings)
 
@@ -555,7 +787,7 @@ def build_lifecycle_artifacts(ctx: Any) -> LifecycleResult:
         ctx.write_artifact("clv_model", clv_model)
     else:
         ctx.artifact_path("clv_model").unlink(missing_ok=True)
-    ctx.update_customer_segments(lifecycle[["customer_id", "lifecycle_stage", "p_alive",
+    ctx.update_customer_segments(lifecycle[["customer_id", "lifecycle_stage", "p_alive", "p_purchase_90d",
                                             "expected_purchases_90d", "clv_12m"]])
 
     phases = sizes.groupby("phase", sort=False)["customers"].sum().reindex(list(PHASES), fill_value=0)
@@ -569,7 +801,7 @@ def build_lifecycle_artifacts(ctx: Any) -> LifecycleResult:
             columns=[s for s in BUYER_STAGES], fill_value=0)
         del joined
     del rfm
-    rates = period_rates(over_time, history, dates)
+    rates = period_rates(over_time, history, dates, stager.first_seen_until_)
     transitions, transitions_latest = transition_counts(over_time), transition_counts(over_time, last=1)
     del over_time
     gaps = inter_purchase_gaps(history, as_of)["gap_days"].to_numpy()
@@ -581,7 +813,7 @@ def build_lifecycle_artifacts(ctx: Any) -> LifecycleResult:
            "live": clv_overview(buyers[buyers["lifecycle_stage"].isin(LIVE_STAGES)], column),
            "lapsed": clv_overview(buyers[buyers["lifecycle_stage"] == "lapsed"], column)}
     del buyers
-    prospects = lifecycle.loc[~bought, "customer_id"]
+    prospects = lifecycle.loc[lifecycle["lifecycle_stage"].isin(PROSPECT_STAGES).to_numpy(), "customer_id"]
     with_signup = 0
     if "signup_date" in customers.columns:
         signup = customers.assign(customer_id=customers["customer_id"].astype("string")).set_index("customer_id")["signup_date"]
@@ -595,7 +827,8 @@ def build_lifecycle_artifacts(ctx: Any) -> LifecycleResult:
         gaps=gaps, snapshots=snapshots, transitions=transitions, transitions_latest=transitions_latest,
         rates=rates, cohorts=cohorts, clv_model=clv_model, clv=clv, holdout_check=check, rfm_crosstab=crosstab,
         settings=settings, warnings=warnings, currency=str((ctx.config.get("report") or {}).get("currency") or ""),
-        one_time_curve=curve, prospects_with_signup=(int(len(prospects)), with_signup))
+        one_time_curve=curve, prospects_with_signup=(int(len(prospects)), with_signup),
+        data_start=pd.Timestamp(data_start).normalize(), first_seen_until=stager.first_seen_until_)
 
 
 def _pct(x: float) -> str:
@@ -613,12 +846,14 @@ def summarize(result: LifecycleResult) -> dict[str, Any]:
     sizes = result.stage_sizes.set_index("lifecycle_stage")["customers"]
     buyers = int(sizes[list(BUYER_STAGES)].sum())
     prospects = int(sizes[list(PROSPECT_STAGES)].sum())
+    no_purchase = int(sizes[list(NO_PURCHASE_STAGES)].sum())
     live = int(sizes[list(LIVE_STAGES)].sum())
     th = result.stage_thresholds
     unit = SNAPSHOT_FREQS[result.settings.snapshot_freq]
     churn_source = result.thresholds.set_index("threshold").loc["churn_window_days", "source"]
     first = result.lifecycle["first_purchase"].min()
-    analysed = (f"{len(result.lifecycle):,} customers ({buyers:,} buyers, {prospects:,} prospects) as of "
+    others = f", {no_purchase:,} with order lines but no purchase" if no_purchase else ""
+    analysed = (f"{len(result.lifecycle):,} customers ({buyers:,} buyers, {prospects:,} prospects{others}) as of "
                 f"{result.as_of.date()}, purchases from {first.date() if pd.notna(first) else 'n/a'}; "
                 f"{result.snapshots['period'].nunique()} {unit}ly snapshots.")
     limit = measurability_statement(result)
@@ -627,8 +862,11 @@ def summarize(result: LifecycleResult) -> dict[str, Any]:
          f"{sizes['at_risk']:,} of them at risk; {sizes['lapsed']:,} lapsed (no purchase for more than "
          f"{th.churn_window_days:,.0f} days; {churn_source})."),
     ]
+    start_note = history_start_statement(result)
     recent = recent_rates(result.rates)
-    full = result.rates[~result.rates["partial"].to_numpy(dtype=bool)]
+    full = complete_periods(result.rates)
+    if recent is None and start_note:
+        findings.append(start_note)
     if recent is not None:
         span = _span(recent["first"], recent["last"])
         year = full.tail(12)
@@ -639,8 +877,15 @@ def summarize(result: LifecycleResult) -> dict[str, Any]:
             f"lapsed during it; per {unit}, {_pct(recent['reactivation_rate'])} of lapsed customers came back and "
             f"{_pct(recent['repeat_purchase_rate'])} of all buyers bought again. The live base went from {start:,} "
             f"buyers at the start of {year['period'].iloc[0]} to {end:,} at the end of {year['period'].iloc[-1]} "
-            f"({change}{len(year)} {unit}{'s' if len(year) > 1 else ''}).")
-    month1 = result.cohorts[(result.cohorts["months_since_first"] == 1) & ~result.cohorts["partial"]]
+            f"({change}{len(year)} {unit}{'s' if len(year) > 1 else ''})." + (
+                f" Earlier {unit}s are left out: history before the data's first day ({result.data_start.date()}) "
+                f"is unknown, so until {result.first_seen_until.date()} (one churn window) nobody could be seen to "
+                "lapse and the live base grew from nothing (see the growth section)."
+                if start_note and len(year) < 12 and len(full) < len(result.rates[~result.rates["partial"].to_numpy(dtype=bool)])
+                else ""))
+    cohorts = result.cohorts
+    acquisition = ~cohorts["first_seen"].to_numpy(dtype=bool) if "first_seen" in cohorts else True
+    month1 = cohorts[(cohorts["months_since_first"] == 1) & ~cohorts["partial"] & acquisition]
     if len(month1):
         weighted = month1["customers_purchasing"].sum() / month1["cohort_size"].sum()
         findings.append(f"{_pct(weighted)} of new customers buy again in the month after their first purchase "
@@ -659,25 +904,30 @@ def summarize(result: LifecycleResult) -> dict[str, Any]:
                      f"{_pct(clv_lapsed['top_decile_share'])} of it): win-back potential from those who come back, "
                      "not revenue to plan on.")
             stages = result.holdout_check.by_stage
+            check_days = result.holdout_check.days
             row = (stages.set_index("lifecycle_stage").loc["lapsed"]
                    if stages is not None and (stages["lifecycle_stage"] == "lapsed").any() else None)
             if row is not None and np.isfinite(row["predicted_revenue"]) and np.isfinite(row["actual_revenue"]):
                 text += (f" In the holdout check, the customers lapsed on {result.holdout_cutoff.date()} bought "
-                         f"{_money(row['actual_revenue'], result.currency)} in {result.settings.holdout_months} months "
+                         f"{_money(row['actual_revenue'], result.currency)} in {check_days:.0f} days "
                          f"against {_money(row['predicted_revenue'], result.currency)} predicted.")
         findings.append(text)
     check = result.holdout_check
+    warnings: list[str] = []
     if check.by_frequency is not None:
         total = check.by_frequency.set_index("frequency_bucket").loc["all"]
         findings.append(
             f"Model check: fitted on data up to {check.cutoff.date()}, the models predicted "
-            f"{total['predicted']:,.0f} repeat purchases in the {result.settings.holdout_months}-month holdout against "
+            f"{total['predicted']:,.0f} repeat purchases in the {check.days:.0f}-day holdout against "
             f"{total['actual']:,.0f} actual ({total['error_pct']:+.0f}%); P(alive) deciles missed the share who bought "
             f"by {100 * check.errors['exported']:.1f} points on average ({100 * check.errors['bgnbd']:.1f} with BG/NBD's "
-            "P(alive) = 1 for one-time buyers).")
+            "P(alive) = 1 for one-time buyers). " + (stage_holdout_note(check) or ""))
+        season = season_note(check, result.as_of)
+        if season:
+            warnings.append(season.replace("**", ""))
     info = result.stage_sizes.set_index("lifecycle_stage")
     actions = []
-    for stage in ("at_risk", "new", "lapsed", "engaged_prospect", "loyal"):
+    for stage in ("at_risk", "new", "lapsed", "engaged_prospect", "no_net_purchase", "loyal"):
         if sizes[stage] > 0:
             actions.append(f"{stage.replace('_', ' ').capitalize()} ({sizes[stage]:,}): {info.loc[stage, 'recommended_action']}")
     if "p_alive" in result.lifecycle and result.lifecycle["p_alive"].notna().any():
@@ -694,4 +944,4 @@ def summarize(result: LifecycleResult) -> dict[str, Any]:
         headlines[f"{h}-month CLV of live buyers{money}"] = round(clv_live["total"])
         headlines["Top-decile share of live buyers' CLV"] = _pct(clv_live["top_decile_share"])
     return {"analysed": analysed, "findings": findings[:5], "actions": actions, "headlines": headlines,
-            "warnings": list(result.warnings)}
+            "warnings": list(result.warnings) + warnings}

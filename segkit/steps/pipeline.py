@@ -22,6 +22,7 @@ from __future__ import annotations
 import hashlib
 import importlib
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Sequence
@@ -33,6 +34,7 @@ from segkit.core.dates import parse_as_of
 from segkit.core.errors import ConfigError, UpstreamMissingError
 from segkit.core.escaping import escape_markdown
 from segkit.core.files import atomic_write_text, dumps_json, folder_lock, read_frame, write_frame
+from segkit.steps.headline import headline_sentence
 
 __all__ = ["open_run", "shareable", "show_summary", "dash_missing", "RunContext", "NOTEBOOKS", "UPSTREAM",
     "ARTIFACTS", "CUSTOMER_SEGMENTS", "INTERACTIVE_RUN", "summary_markdown"]
@@ -96,7 +98,30 @@ CUSTOMER_SEGMENT_COLUMNS: tuple[str, ...] = (
     "lifecycle_stage", "p_alive", "expected_purchases_90d", "clv_12m",
 )
 
+#: Money columns of customer_segments.csv, written rounded to cents (the Parquet artifacts keep full
+#: precision for computation); predicted CLV columns (``clv_<months>m``) are money too.
+CUSTOMER_SEGMENT_MONEY: tuple[str, ...] = ("monetary_total", "monetary_avg", "expected_order_value")
+
 INTERACTIVE_RUN = "interactive"
+
+
+def money_to_cents(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` with its money columns (:data:`CUSTOMER_SEGMENT_MONEY` and ``clv_<n>m``) rounded to
+    cents: no float residue such as 4.547473509e-13 in an export, and no ``-0``.
+
+    Examples
+    --------
+    >>> money_to_cents(pd.DataFrame({"monetary_total": [4.547473509e-13, 21.98666667, -0.001],
+    ...                              "clv_12m": [170.407254, None, 1.005], "p_alive": [0.4740851317] * 3}))
+       monetary_total  clv_12m   p_alive
+    0            0.00   170.41  0.474085
+    1           21.99      NaN  0.474085
+    2            0.00     1.00  0.474085
+    """
+    money = [c for c in frame.columns if c in CUSTOMER_SEGMENT_MONEY or re.fullmatch(r"clv_\d+m", str(c))]
+    if not money:
+        return frame
+    return frame.assign(**{c: pd.to_numeric(frame[c], errors="coerce").round(2) + 0.0 for c in money})
 
 
 @dataclass
@@ -245,10 +270,20 @@ class RunContext:
         known = [c for c in CUSTOMER_SEGMENT_COLUMNS if c in merged.columns]
         extra = sorted(c for c in merged.columns if c not in CUSTOMER_SEGMENT_COLUMNS)
         merged = merged[known + extra].sort_values("customer_id", kind="mergesort").reset_index(drop=True)
+        merged = money_to_cents(merged)
         write_frame(path, merged)
         return merged
 
     # ----------------------------------------------------------------- summary for reports
+    def run_headline(self) -> dict[str, Any] | None:
+        """The run's headline numbers: ``headline`` of ``artifacts/audit_summary.json``
+        (:func:`segkit.audit.headline_numbers`), None when the audit has not written them (it
+        failed, or the file predates them). Never builds anything."""
+        path = self.artifact_path("audit_summary")
+        if not path.exists():
+            return None
+        return json.loads(path.read_text()).get("headline")
+
     def record_summary(
         self,
         *,
@@ -263,8 +298,10 @@ class RunContext:
 
         The report builder puts it at the top of the notebook's HTML and in ``index.html``.
         ``headlines`` are a few named numbers (``{"Customers": 4210}``), ``findings`` the 3–5
-        statements that matter, ``actions`` what to do.
+        statements that matter, ``actions`` what to do. The run's headline numbers
+        (:meth:`run_headline`) are added under ``headline``, the same in every notebook's summary.
         """
+        headline = self.run_headline()
         summary = {
             "notebook": self.notebook,
             "title": title or self.notebook,
@@ -273,6 +310,7 @@ class RunContext:
             "actions": list(actions),
             "headlines": dict(headlines or {}),
             "warnings": list(warnings or []),
+            **({"headline": headline} if headline is not None else {}),
         }
         atomic_write_text(self.run_dir / "summaries" / f"{self.notebook}.json", dumps_json(summary))
         self._summary = summary
@@ -438,7 +476,10 @@ def summary_markdown(summary: Mapping[str, Any]) -> str:
     <BLANKLINE>
     - send
     """
-    lines = [f"**What was analysed.** {escape_markdown(summary['analysed'])}", "", "**Findings**", ""]
+    lines = [f"**What was analysed.** {escape_markdown(summary['analysed'])}", ""]
+    if summary.get("headline"):
+        lines += [f"**The data in numbers.** {escape_markdown(headline_sentence(summary['headline']))}", ""]
+    lines += ["**Findings**", ""]
     lines += [f"- {escape_markdown(f)}" for f in summary["findings"]]
     lines += ["", "**What to do**", ""] + [f"- {escape_markdown(a)}" for a in summary["actions"]]
     if summary.get("warnings"):

@@ -240,6 +240,36 @@ def tiers_note(result: RFMResult) -> str:
     return "\n".join(lines)
 
 
+def not_scored_note(info: dict) -> str:
+    """What the RFM scoring leaves out, counted from ``info`` (:func:`segkit.data.orders.rfm_with_info`):
+    cancellation documents, orders without a kept value, customers who kept nothing and customers
+    without a purchase; "" when nothing is left out.
+
+    Examples
+    --------
+    >>> not_scored_note({"cancellation_documents": 3, "non_purchase_orders": 1, "customers_kept_nothing": 2,
+    ...                  "customers_without_purchase": 0})
+    'Not scored: 3 cancellation documents (matched to the purchases they take back; not orders), 1 order without a kept value (zero or negative net) and 2 customers who kept nothing (cancellations and returns took all they bought): such customers get no RFM segment.'
+    """
+    parts = []
+    if info["cancellation_documents"]:
+        parts.append(f"{_count(info['cancellation_documents'], 'cancellation document')} (matched to the "
+                     "purchases they take back; not orders)")
+    if info["non_purchase_orders"]:
+        parts.append(f"{_count(info['non_purchase_orders'], 'order')} without a kept value (zero or negative net)")
+    if info["customers_kept_nothing"]:
+        parts.append(f"{_count(info['customers_kept_nothing'], 'customer')} who kept nothing (cancellations and "
+                     "returns took all they bought)")
+    if info["customers_without_purchase"]:
+        parts.append(f"{_count(info['customers_without_purchase'], 'customer')} without a purchase (only returns, "
+                     "cancellations or orders of zero value)")
+    if not parts:
+        return ""
+    listed = parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1]
+    nobody = info["customers_kept_nothing"] or info["customers_without_purchase"]
+    return f"Not scored: {listed}" + (": such customers get no RFM segment." if nobody else ".")
+
+
 def summarize(result: RFMResult) -> dict:
     """The executive summary of notebook 02, generated from the results.
 
@@ -258,18 +288,12 @@ def summarize(result: RFMResult) -> dict:
     """
     rfm, seg, info = result.rfm, result.segments, result.info
     n = len(rfm)
-    net = float(rfm["monetary_total"].sum())
     top_k = int(np.ceil(result.top_share * n - 1e-9))
-    excluded = []
-    if info["non_purchase_orders"]:
-        excluded.append(f"{_count(info['non_purchase_orders'], 'order')} netting to zero or less (returns, "
-                        "cancellations) deducted from revenue but not counted as purchases")
-    if info["customers_without_purchase"]:
-        excluded.append(f"{_count(info['customers_without_purchase'], 'customer')} without any purchase left out")
+    left_out = not_scored_note(info)
     analysed = (f"{_count(n, 'buying customer')} with {_count(info['purchase_orders'], 'purchase order')} from "
                 f"{info['period_start']:%Y-%m-%d} to {info['period_end']:%Y-%m-%d}, scored as of "
-                f"{result.as_of:%Y-%m-%d} on {result.settings.bins} levels per R, F and M. Net revenue "
-                f"{_money(net, result.currency)} (returns deducted)" + ("; " + "; ".join(excluded) if excluded else "") + ".")
+                f"{result.as_of:%Y-%m-%d} on {result.settings.bins} levels per R, F and M; monetary value is net "
+                "of returns and cancellations." + (f" {left_out}" if left_out else ""))
 
     findings = []
     separation = separation_statements(result)
@@ -296,9 +320,7 @@ def summarize(result: RFMResult) -> dict:
                         f"{members['recency_days'].median():.0f} days (median) brought "
                         f"{_pct(by_name.loc[risk, 'share_of_revenue'].sum())} of net revenue.")
     once = float((rfm["frequency"] == 1).mean())
-    findings.append(f"{_pct(once)} of customers bought only once"
-                    + (f"; {_count(info['customers_non_positive_net'], 'customer')} with zero or negative net "
-                       "revenue after returns." if info["customers_non_positive_net"] else "."))
+    findings.append(f"{_pct(once)} of customers bought only once.")  # who kept nothing is no buyer: analysed
     findings = findings[:5]
 
     ranked = seg.sort_values(["share_of_revenue", "customers"], ascending=False, kind="mergesort")
@@ -312,7 +334,6 @@ def summarize(result: RFMResult) -> dict:
 
     headlines = {
         "Buying customers": n,
-        "Net revenue" + (f" ({result.currency})" if result.currency else ""): round(net),
         f"Revenue share of top {_pct(result.top_share)}": (None if pd.isna(result.top_share_revenue)
                                                           else round(100 * result.top_share_revenue, 1)),
         "Median recency (days)": int(np.ceil(rfm["recency_days"].median())),

@@ -1,9 +1,11 @@
-"""Where a step reads its order-level tables from: the engine the run's audit used.
+"""Where a step reads its order-level tables from: the run's clean lines, through the relational core.
 
-The audit records its engine in ``audit_summary.json``; each function here reads the same table
-either from ``transactions_clean`` in memory (pandas, :mod:`segkit.data.orders`) or out-of-core
-from the clean lines on disk (DuckDB, :mod:`segkit.data.engine`). With DuckDB no step ever loads
-``transactions_clean`` (it can be 100M lines).
+Whatever engine the audit used, it writes ``artifacts/transactions_clean.parquet`` (pandas with
+pyarrow, DuckDB with ``COPY``). Every function here runs the relational core's queries
+(:mod:`segkit.data.relational`) over that file with DuckDB, through one
+:class:`segkit.data.engine.OrderLines` (:func:`run_lines`): no step loads the clean lines into
+pandas (they can be 100M), and there is one way of reading them. The only choice left is the
+relation itself, which API users and tests make by passing a frame to the same class.
 """
 
 from __future__ import annotations
@@ -13,37 +15,11 @@ from typing import Any
 
 import pandas as pd
 
-from segkit.campaign import LinesInMemory, LinesOnDisk
-from segkit.data.engine import (
-    EngineSettings,
-    behaviour_table_from_files,
-    order_table_from_files,
-    purchase_days_from_files,
-    retention_flags_from_files,
-    rfm_with_info_from_files,
-)
-from segkit.data.orders import order_table, purchase_days, purchase_orders, rfm_with_info
+from segkit.data.engine import EngineSettings, OrderLines
 from segkit.steps.pipeline import RunContext
 
-__all__ = ["transactions_engine", "rfm_for", "orders_for", "purchase_days_for", "send_history_for",
-    "behaviour_for", "retention_for"]
-
-
-def transactions_engine(ctx: "RunContext") -> str:
-    """The engine the run's audit used (``audit_summary.json``: ``engine``; ``"pandas"`` when absent).
-
-    In interactive mode a missing audit is built first (by its producer); a run folder without
-    ``audit_summary.json`` (clean tables put there by hand) counts as pandas.
-
-    Examples
-    --------
-    >>> from segkit.steps.pipeline import open_run
-    >>> transactions_engine(open_run("02_rfm"))  # doctest: +SKIP
-    'pandas'
-    """
-    if not ctx.artifact_path("audit_summary").exists() and not ctx.interactive:
-        return "pandas"
-    return str(ctx.read_artifact("audit_summary").get("engine", "pandas"))
+__all__ = ["run_lines", "rfm_for", "orders_for", "purchase_days_for", "first_non_purchase_for",
+    "send_history_for", "behaviour_for", "kept_value_for"]
 
 
 def _clean_lines(ctx: "RunContext") -> Path:
@@ -56,76 +32,102 @@ def _clean_lines(ctx: "RunContext") -> Path:
     return path
 
 
-def _limits(ctx: "RunContext") -> dict[str, Any]:
+def run_lines(ctx: "RunContext") -> OrderLines:
+    """The run's clean order lines (``artifacts/transactions_clean.parquet``) as :class:`OrderLines`,
+    with the ``engine`` section's memory limit and spill folder.
+
+    Raises
+    ------
+    UpstreamMissingError
+        The file is missing and the context is not interactive (naming the notebook to run).
+
+    Examples
+    --------
+    >>> from segkit.steps.pipeline import open_run
+    >>> lines = run_lines(open_run("02_rfm"))  # doctest: +SKIP
+    """
     settings = EngineSettings.from_config(ctx.config)
-    return {"memory_limit": settings.memory_limit, "temp_directory": settings.temp_directory}
+    return OrderLines(_clean_lines(ctx), memory_limit=settings.memory_limit, temp_directory=settings.temp_directory)
 
 
 def rfm_for(ctx: "RunContext") -> tuple[pd.DataFrame, dict[str, Any]]:
-    """The RFM base of the run (``rfm_table`` + counts) from the engine its audit used.
-
-    pandas: ``segkit.data.orders.rfm_with_info`` of ``transactions_clean``; duckdb:
-    :func:`rfm_with_info_from_files` over the file (customer-level result only in memory).
+    """The RFM base of the run as of its ``as_of``, and the counts behind its notes
+    (:meth:`OrderLines.rfm_with_info`; only the customer-level result is in memory).
 
     Examples
     --------
     >>> from segkit.steps.pipeline import open_run
     >>> rfm, info = rfm_for(open_run("02_rfm"))  # doctest: +SKIP
     """
-    if transactions_engine(ctx) == "duckdb":
-        return rfm_with_info_from_files(_clean_lines(ctx), ctx.as_of, **_limits(ctx))
-
-    return rfm_with_info(ctx.read_artifact("transactions_clean"), ctx.as_of)
+    return run_lines(ctx).rfm_with_info(ctx.as_of)
 
 
 def orders_for(ctx: "RunContext") -> pd.DataFrame:
-    """:func:`segkit.data.orders.order_table` of the run's clean lines, from the engine its audit used.
+    """:func:`segkit.data.orders.order_table` of the run's clean lines (:meth:`OrderLines.orders`).
 
     Examples
     --------
     >>> from segkit.steps.pipeline import open_run
     >>> orders = orders_for(open_run("04_lifecycle"))  # doctest: +SKIP
     """
-    if transactions_engine(ctx) == "duckdb":
-        return order_table_from_files(_clean_lines(ctx), **_limits(ctx))
-
-    return order_table(ctx.read_artifact("transactions_clean"))
+    return run_lines(ctx).orders()
 
 
-def purchase_days_for(ctx: "RunContext") -> pd.DataFrame:
-    """:func:`segkit.data.orders.purchase_days` of the run's clean lines, from the engine its audit used.
-
-    Only the customer-by-day table is ever in memory with the DuckDB engine.
+def purchase_days_for(ctx: "RunContext", as_of: str | pd.Timestamp | None = None) -> pd.DataFrame:
+    """:func:`segkit.data.orders.purchase_days` of the run's clean lines as seen at ``as_of`` (None = every
+    line; :meth:`OrderLines.purchase_days`): only the customer-by-day table is ever in memory.
 
     Examples
     --------
     >>> from segkit.steps.pipeline import open_run
     >>> days = purchase_days_for(open_run("04_lifecycle"))  # doctest: +SKIP
     """
-    if transactions_engine(ctx) == "duckdb":
-        return purchase_days_from_files(_clean_lines(ctx), **_limits(ctx))
-
-    return purchase_days(purchase_orders(ctx.read_artifact("transactions_clean")))
+    return run_lines(ctx).purchase_days(as_of)
 
 
-def send_history_for(ctx: "RunContext") -> Any:
-    """The run's clean order lines as :func:`segkit.campaign.segments_at_send` reads them, by engine:
-    :class:`LinesOnDisk` (DuckDB) or :class:`segkit.campaign.LinesInMemory` (pandas).
+def kept_value_for(ctx: "RunContext", as_of: str | pd.Timestamp) -> pd.Series:
+    """Each buyer's kept value as seen at ``as_of``: the RFM base's ``monetary_total`` (every order and
+    cancellation document before ``as_of``, cancellations matched; unmatched adjustments included), the
+    one per-customer total of segkit. Index ``customer_id`` (string), sorted.
+
+    Examples
+    --------
+    >>> from segkit.steps.pipeline import open_run
+    >>> ctx = open_run("04_lifecycle")                    # doctest: +SKIP
+    >>> kept = kept_value_for(ctx, ctx.as_of)             # doctest: +SKIP
+    """
+    rfm = run_lines(ctx).rfm(as_of)
+    return pd.Series(rfm["monetary_total"].to_numpy(dtype="float64"), name="monetary_total",
+                     index=pd.Index(rfm["customer_id"], dtype="string", name="customer_id"))
+
+
+def first_non_purchase_for(ctx: "RunContext") -> pd.DataFrame:
+    """:func:`segkit.data.orders.first_non_purchase` of the run's clean lines
+    (:meth:`OrderLines.first_non_purchase`).
+
+    Examples
+    --------
+    >>> from segkit.steps.pipeline import open_run
+    >>> first = first_non_purchase_for(open_run("04_lifecycle"))  # doctest: +SKIP
+    """
+    return run_lines(ctx).first_non_purchase()
+
+
+def send_history_for(ctx: "RunContext") -> OrderLines:
+    """The run's clean order lines as :func:`segkit.campaign.segments_at_send` and
+    :func:`segkit.campaign.retention_flags` read them (:func:`run_lines`).
 
     Examples
     --------
     >>> from segkit.steps.pipeline import open_run
     >>> lines = send_history_for(open_run("05_campaign_evaluation"))  # doctest: +SKIP
     """
-    if transactions_engine(ctx) == "duckdb":
-        return LinesOnDisk(_clean_lines(ctx), **_limits(ctx))
-
-    return LinesInMemory(ctx.read_artifact("transactions_clean"))
+    return run_lines(ctx)
 
 
-def behaviour_for(ctx: "RunContext", as_of: str | pd.Timestamp | None, max_channels: int = 6) -> pd.DataFrame | None:
-    """The behaviour table of :func:`segkit.features.customer_table` computed out-of-core when the
-    run's audit used DuckDB; None for the pandas engine (the caller uses ``transactions_clean``).
+def behaviour_for(ctx: "RunContext", as_of: str | pd.Timestamp | None, max_channels: int = 6) -> pd.DataFrame:
+    """The behaviour columns of :func:`segkit.features.customer_table` as of ``as_of``, from the run's
+    clean lines (:meth:`OrderLines.behaviour`).
 
     Examples
     --------
@@ -133,27 +135,4 @@ def behaviour_for(ctx: "RunContext", as_of: str | pd.Timestamp | None, max_chann
     >>> ctx = open_run("03_clustering")                  # doctest: +SKIP
     >>> behaviour = behaviour_for(ctx, ctx.as_of)        # doctest: +SKIP
     """
-    if transactions_engine(ctx) != "duckdb":
-        return None
-    return behaviour_table_from_files(_clean_lines(ctx), as_of, max_channels=max_channels, **_limits(ctx))
-
-
-def retention_for(ctx: "RunContext"):
-    """The campaign notebook's retention function when the run's audit used DuckDB, else None
-    (the caller then computes it from ``transactions_clean`` in memory).
-
-    Returns a callable ``(campaign, days, as_of) -> Series`` (see :func:`retention_flags_from_files`).
-
-    Examples
-    --------
-    >>> from segkit.steps.pipeline import open_run
-    >>> retention = retention_for(open_run("05_campaign_evaluation"))  # doctest: +SKIP
-    """
-    if transactions_engine(ctx) != "duckdb":
-        return None
-    path, limits = _clean_lines(ctx), _limits(ctx)
-
-    def retention(campaign: pd.DataFrame, days: int, as_of: str | pd.Timestamp | None) -> pd.Series:
-        return retention_flags_from_files(campaign, path, days, as_of, **limits)
-
-    return retention
+    return run_lines(ctx).behaviour(as_of, max_channels)

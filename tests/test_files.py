@@ -1,0 +1,39 @@
+"""Tests of segkit.core.files: how CSV artifacts write numbers."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from segkit.core.files import read_frame, write_frame
+
+
+def test_money_of_a_hundred_million_and_more_keeps_its_cents_in_a_csv(tmp_path):
+    frame = pd.DataFrame({"customer_id": ["a", "b", "c", "d", "e"],
+                          "monetary_total": [123456789.12, -123456789.12, 99999999.99, 4.547473509e-13, np.nan],
+                          "clv_12m": [1234567890123.45, 21.98666667, 1e8, 0.5, 2.5e16]})
+    path = tmp_path / "customer_segments.csv"
+    write_frame(path, frame)
+    assert path.read_text().splitlines() == [
+        "customer_id,monetary_total,clv_12m",
+        "a,123456789.12,1234567890123.45",  # %.10g wrote 123456789.1 and 1.234567890e+12
+        "b,-123456789.12,21.98666667",
+        "c,99999999.99,100000000.00",
+        "d,4.547473509e-13,0.5",
+        "e,,2.5e+16",
+    ]
+    back = read_frame(path)
+    pd.testing.assert_frame_equal(back, frame)
+
+
+def test_floats_below_a_hundred_million_are_written_byte_for_byte_as_before(tmp_path):
+    rng = np.random.default_rng(16)
+    size = 10.0 ** rng.integers(-12, 8, 3000)  # every magnitude below 1e8
+    values = rng.choice([-1.0, 1.0], 3000) * rng.random(3000) * size
+    values[::97] = np.nan
+    frame = pd.DataFrame({"customer_id": [f"c{i}" for i in range(3000)], "value": values,
+                          "cents": np.round(values, 2), "p": rng.random(3000)})
+    path = tmp_path / "values.csv"
+    write_frame(path, frame)
+    assert np.nanmax(np.abs(values)) < 1e8
+    assert path.read_bytes() == frame.to_csv(index=False, float_format="%.10g", lineterminator="\n").encode()
