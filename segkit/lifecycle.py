@@ -15,8 +15,9 @@ holds. The snapshots over time count a prospect from its signup date on:
 ==================  =============================================================================
 stage               rule (days are whole days to ``as_of``)
 ==================  =============================================================================
-no_net_purchase     order lines before ``as_of`` but no purchase: only returns or cancellations
-                    (of orders placed before the data starts) or orders of zero value, see
+no_net_purchase     order lines before ``as_of`` but nothing kept: every order returned or cancelled
+                    in full, only returns or cancellations (of orders placed before the data
+                    starts), or orders of zero value, see
                     :func:`segkit.data.orders.first_non_purchase`. Not a prospect: they ordered
 engaged_prospect    no order line, opened/clicked a delivered e-mail before ``as_of``
 prospect            no order line (and not engaged, or no campaign data)
@@ -117,8 +118,9 @@ STAGES: tuple[str, ...] = (
     "reactivated",
 )
 PROSPECT_STAGES: tuple[str, ...] = ("prospect", "engaged_prospect")
-#: Customers with order lines but no purchase: only returns or cancellations (of orders placed
-#: before the data starts), or orders of zero value. Not prospects (they did order), not buyers.
+#: Customers with order lines who kept nothing: every order returned or cancelled in full, only returns
+#: or cancellations (of orders placed before the data starts), or orders of zero value. Not
+#: prospects (they did order), not buyers.
 NO_PURCHASE_STAGES: tuple[str, ...] = ("no_net_purchase",)
 BUYER_STAGES: tuple[str, ...] = tuple(s for s in STAGES if s not in PROSPECT_STAGES + NO_PURCHASE_STAGES)
 #: Buyers who have not lapsed: the live customer base.

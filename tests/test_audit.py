@@ -480,7 +480,8 @@ def test_the_summary_json_has_the_contract_shape():
 def test_summarize_states_status_removals_and_returns_from_the_result():
     result = run_audit({"transactions": lines(DIRTY)})
     s = summarize(result)
-    assert s["analysed"] == ("10 order lines from 2024-01-01 to 2024-01-10 (analysis date as_of 2024-01-11), "
+    assert s["analysed"] == ("10 order lines read, 6 analysed after cleaning, from 2024-01-01 to 2024-01-10 "
+                             "(analysis date as_of 2024-01-11), "
                              "5 customers.")  # who bought: the run's headline numbers
     assert s["findings"][0] == "Audit status: warnings (0 errors, 4 warnings, 4 notes)."
     assert s["findings"][1].startswith("Cleaning removed 4 of 10 transaction rows (40.0%): exact duplicate rows 1;")

@@ -39,6 +39,7 @@ import pytest
 
 from segkit.core.config import project_root
 from segkit.data.datasets import load_cdnow
+from segkit.data.engine import OrderLines
 from segkit.data.online_retail import OnlineRetailExport, generate_online_retail, write_online_retail
 from segkit.lifecycle import NO_PURCHASE_STAGES, PROSPECT_STAGES
 from segkit.steps.lifecycle import LifecycleResult, build_lifecycle_artifacts
@@ -300,3 +301,28 @@ def test_rfm_lists_exactly_the_buyers_with_their_kept_value_and_kept_purchase_or
     assert ((extra >= 1) & (extra <= truth.loc[differs, "fully_cancelled_orders"])).all()
     exact = buyers.difference(pd.Index(sorted(ambiguous)))
     assert len(exact) > 0.95 * len(buyers)
+
+
+# --------------------------------------------------------------------------- an unmatched cancellation
+def test_a_cancellation_that_matches_no_purchase_still_takes_its_value_out_of_clv_and_order_value(online_retail, tmp_path):
+    """The £168,469.60 order's cancellation written at another unit price (2.07 instead of 2.08) matches no
+    purchase line: it stays a customer-level adjustment, and the spend models must still see what was kept."""
+    huge = online_retail.export.planted["huge_cancellation_customer"]
+    shutil.copytree(online_retail.run / "artifacts", tmp_path / "artifacts")
+    path = tmp_path / "artifacts" / "transactions_clean.parquet"
+    lines = pd.read_parquet(path)
+    cancel = (lines["customer_id"].astype(str) == huge) & (lines["quantity"] == -80995)
+    assert cancel.sum() == 1
+    lines.loc[cancel, "unit_price"] = 2.07
+    lines.loc[cancel, "amount"] = -80995 * 2.07
+    lines.to_parquet(path, index=False)
+    ctx = open_run("04_lifecycle", tmp_path, online_retail.config)
+    lifecycle = build_lifecycle_artifacts(ctx).lifecycle.set_index("customer_id")
+    kept = 2.90 + 80995 * 0.01                           # what the customer kept, unmatched adjustment included
+    assert lifecycle.loc[huge, "monetary_total"] == pytest.approx(kept)
+    # Gamma-Gamma shrinks a customer's order value towards the base's; before, the unmatched cancellation
+    # left the gross order in it (expected order value ~122,000, the top clv_12m)
+    assert lifecycle.loc[huge, "expected_order_value"] < 2 * kept
+    assert huge not in lifecycle["clv_12m"].nlargest(TOP).index
+    behaviour = OrderLines(path).behaviour(None, max_channels=6).set_index("customer_id")
+    assert behaviour.loc[huge, "aov"] * behaviour.loc[huge, "frequency"] == pytest.approx(kept)

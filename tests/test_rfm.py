@@ -575,7 +575,7 @@ def test_customers_who_kept_nothing_get_no_rfm_row_and_are_counted():
     info, s = result.info, summarize(result)
     assert (info["cancellation_documents"], info["customers_kept_nothing"], info["customers_without_purchase"]) == (28, 8, 5)
     assert s["analysed"].endswith(
-        " Not scored: 28 cancellation documents (matched to the purchases they take back; not orders), 1 order without "
+        " Not scored: 28 cancellation documents (not orders; each matched to the customer's latest earlier purchase of the same product at the same price: a best match, as the export does not say which order a cancellation takes back), 1 order without "
         "a kept value (zero or negative net), 8 customers who kept nothing (cancellations and returns took all they "
         "bought) and 5 customers without a purchase (only returns, cancellations or orders of zero value): such "
         "customers get no RFM segment.")

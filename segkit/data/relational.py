@@ -922,6 +922,30 @@ def rfm_with_info_of(con: duckdb.DuckDBPyConnection, as_of: str | pd.Timestamp |
     return rfm, info
 
 
+def kept_share(kept_total: Any, purchase_total: Any) -> np.ndarray:
+    """Share of the value of a customer's purchase orders that the customer kept overall.
+
+    A cancellation that matches no earlier purchase line (an order placed before the data starts,
+    another unit price, a refund with only an amount) stays a customer-level adjustment: the
+    customer's kept value (``kept_total``, RFM's ``monetary_total``) is then below the sum of the
+    kept values of their purchase orders (``purchase_total``). Order values that feed spend models
+    (Gamma-Gamma, expected order value) and the clusters' order value are multiplied by this share,
+    so such an adjustment is spread over the customer's purchases in proportion to their value;
+    1 when nothing is left unmatched (or either total is missing), 0 when the customer kept nothing.
+
+    Examples
+    --------
+    >>> kept_share([812.85, 100.0, 5.0, None], [168472.50, 100.0, 0.0, 10.0]).round(6).tolist()
+    [0.004825, 1.0, 1.0, 1.0]
+    """
+    kept = np.asarray(pd.to_numeric(pd.Series(kept_total, dtype="object"), errors="coerce"), dtype="float64")
+    total = np.asarray(pd.to_numeric(pd.Series(purchase_total, dtype="object"), errors="coerce"), dtype="float64")
+    share = np.ones(len(kept))
+    known = np.isfinite(kept) & np.isfinite(total) & (total > 0)
+    share[known] = np.clip(kept[known] / total[known], 0.0, 1.0)
+    return share
+
+
 def summary_of(con: duckdb.DuckDBPyConnection, freq: str, end: pd.Timestamp, multiplier: float) -> pd.DataFrame:
     """:data:`SUMMARY` of the ``purchases`` relation on ``con`` (index: customer code ``c``)."""
     frame = run(con, SUMMARY[freq], {"end": _timestamp(end), "multiplier": float(multiplier)}, ("purchases",))
@@ -945,7 +969,9 @@ def behaviour_of(con: duckdb.DuckDBPyConnection, as_of: pd.Timestamp, max_channe
     base = rfm[["customer_id", "recency_days", "frequency", "monetary_total", "tenure_days"]].copy()
     base["customer_id"] = base["customer_id"].astype("string")
     per = per.set_index(per["customer_id"].astype("string")).reindex(base["customer_id"])
-    base["aov"] = per["aov"].to_numpy(dtype=float, na_value=np.nan)
+    aov = per["aov"].to_numpy(dtype=float, na_value=np.nan)
+    # unmatched cancellations (customer-level adjustments) come out of the order value too
+    base["aov"] = aov * kept_share(base["monetary_total"].to_numpy(dtype=float), aov * base["frequency"].to_numpy(dtype=float))
     base["median_days_between_orders"] = per["median_days_between_orders"].to_numpy(dtype=float, na_value=np.nan)
     base["return_share"] = per["return_share"].fillna(0.0).to_numpy(dtype=float)
     if has_category:

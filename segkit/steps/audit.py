@@ -175,7 +175,8 @@ def summarize(result: AuditResult) -> dict[str, Any]:
     period = (f"from {format_value(result.period['start'])} to {format_value(result.period['end'])}"
               if result.period["start"] is not None else "with no transactions left after cleaning")
     campaign = f", {c['campaign_rows_in']:,} campaign rows" if result.campaign is not None else ""
-    analysed = (f"{c['transactions_rows_in']:,} order lines {period} (analysis date as_of "
+    analysed = (f"{c['transactions_rows_in']:,} order lines read, {c['transactions_rows_clean']:,} analysed after "
+                f"cleaning, {period} (analysis date as_of "
                 f"{format_value(result.as_of)}), {c['customers']:,} customers{campaign}.")
     currency = str((result.headline or {}).get("currency") or "")
     levels = f["severity"].value_counts()

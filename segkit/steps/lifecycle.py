@@ -52,6 +52,7 @@ from segkit.lifecycle import (
     stage_sizes,
     transition_counts,
 )
+from segkit.data.relational import kept_share
 from segkit.steps.sources import first_non_purchase_for, kept_value_for, purchase_days_for
 
 __all__ = ["stage_sizes_for_thresholds", "threshold_choices", "clv_parameters", "export_columns",
@@ -685,6 +686,17 @@ def build_lifecycle_artifacts(ctx: Any) -> LifecycleResult:
     # The history is one row per customer and day too: the models read its columns (shared
     # memory, no copy) and the day table is let go.
     orders = history[["customer_id", "purchase_date", "amount"]].rename(columns={"purchase_date": "order_date"})
+    # One total per customer, RFM's: the kept value with unmatched adjustments (returns of orders before the
+    # data, another price, amount-only refunds). The spend models read each purchase's value scaled to it
+    # (kept_share), so an unmatched cancellation cannot leave a huge order value in CLV.
+    kept_total = kept_value_for(ctx, as_of)
+    paid = orders.groupby("customer_id", observed=True, sort=False)["amount"].sum()
+    share = pd.Series(kept_share(kept_total.reindex(paid.index.astype("string")).to_numpy(dtype="float64"),
+                                 paid.to_numpy(dtype="float64")), index=paid.index)
+    if (share < 1).any():
+        orders = orders.assign(amount=orders["amount"].to_numpy(dtype="float64")
+                               * share.reindex(orders["customer_id"]).to_numpy(dtype="float64"))
+    del paid, share
 
     # Tables of one row per customer are let go as soon as they are used (``del``): at ten
     # million customers each is hundreds of MB.
@@ -734,7 +746,7 @@ def build_lifecycle_artifacts(ctx: Any) -> LifecycleResult:
         lifecycle[col] = state[col].to_numpy()
     # One total per customer, RFM's: the kept value with unmatched adjustments (returns of orders before the
     # data). The stage rules read the purchase days' running total (what the purchases in the data kept).
-    kept = kept_value_for(ctx, as_of).reindex(lifecycle["customer_id"]).to_numpy(dtype="float64")
+    kept = kept_total.reindex(lifecycle["customer_id"]).to_numpy(dtype="float64")
     bought = (lifecycle["n_purchases"] > 0).to_numpy()
     lifecycle["monetary_total"] = np.where(bought, np.where(np.isnan(kept), lifecycle["monetary_total"], kept), 0.0)
     del kept, bought
@@ -924,7 +936,7 @@ def summarize(result: LifecycleResult) -> dict[str, Any]:
             "P(alive) = 1 for one-time buyers). " + (stage_holdout_note(check) or ""))
         season = season_note(check, result.as_of)
         if season:
-            warnings.append(season.replace("**", ""))
+            warnings.append(season.replace("**", "").removeprefix("⚠ "))
     info = result.stage_sizes.set_index("lifecycle_stage")
     actions = []
     for stage in ("at_risk", "new", "lapsed", "engaged_prospect", "no_net_purchase", "loyal"):

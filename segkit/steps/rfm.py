@@ -249,12 +249,13 @@ def not_scored_note(info: dict) -> str:
     --------
     >>> not_scored_note({"cancellation_documents": 3, "non_purchase_orders": 1, "customers_kept_nothing": 2,
     ...                  "customers_without_purchase": 0})
-    'Not scored: 3 cancellation documents (matched to the purchases they take back; not orders), 1 order without a kept value (zero or negative net) and 2 customers who kept nothing (cancellations and returns took all they bought): such customers get no RFM segment.'
+    "Not scored: 3 cancellation documents (not orders; each matched to the customer's latest earlier purchase of the same product at the same price: a best match, as the export does not say which order a cancellation takes back), 1 order without a kept value (zero or negative net) and 2 customers who kept nothing (cancellations and returns took all they bought): such customers get no RFM segment."
     """
     parts = []
     if info["cancellation_documents"]:
-        parts.append(f"{_count(info['cancellation_documents'], 'cancellation document')} (matched to the "
-                     "purchases they take back; not orders)")
+        parts.append(f"{_count(info['cancellation_documents'], 'cancellation document')} (not orders; each "
+                     "matched to the customer's latest earlier purchase of the same product at the same price: a "
+                     "best match, as the export does not say which order a cancellation takes back)")
     if info["non_purchase_orders"]:
         parts.append(f"{_count(info['non_purchase_orders'], 'order')} without a kept value (zero or negative net)")
     if info["customers_kept_nothing"]:
