@@ -327,7 +327,7 @@ def arm_balance(campaign: pd.DataFrame | None) -> pd.DataFrame:
 HEADLINE_KEYS: tuple[str, ...] = (
     "currency", "net_revenue", "orders_total", "purchase_orders", "cancelled_orders", "cancellation_documents",
     "other_orders", "customers", "buyers", "customers_kept_nothing", "customers_only_returns", "prospects",
-    "guest_lines", "guest_revenue",
+    "guest_lines", "guest_revenue", "unmatched_documents", "unmatched_value",
 )
 
 

@@ -493,6 +493,7 @@ def test_summarize_states_status_removals_and_returns_from_the_result():
                               "Purchase orders": 4, "Cancellation/return documents": 1, "Fully cancelled orders": 0,
                               "Customers": 5, "Buyers": 3, "Customers with order lines but no purchase kept": 2,
                               "Prospects (no order line)": 0, "Guest lines (no customer id)": 1,
+                              "Unmatched cancellation documents": 1,  # C5: c never bought P1 before it
                               "Rows removed": 4, "Returns, share of gross revenue": "7.2%"}
     assert s["warnings"] == ["Data-quality warnings (4): exact_duplicates, future_dates, guest_checkouts, "
                              "negative_price; see the data-quality table of 01_data_audit."]

@@ -63,8 +63,14 @@ def test_the_headline_counts_kept_purchase_orders_cancellation_documents_and_cus
         "other_orders": 1,  # d's free item
         "customers": 6, "buyers": 2, "customers_kept_nothing": 1, "customers_only_returns": 2, "prospects": 1,
         "guest_lines": 1, "guest_revenue": 10.0,
+        "unmatched_documents": 1, "unmatched_value": -7.5,  # c's C9: no purchase of P3 in the data
     }
     assert result.summary()["headline"] == result.headline
+    sentence = headline_sentence(result.headline)
+    assert ("1 cancellation document matched no purchase line in the data (an order placed before the data starts, "
+            "another product or price, a refund of an amount only): EUR -7.50 deducted from those customers' totals "
+            "as a whole") in sentence
+    assert headline_items(result.headline)["Unmatched cancellation documents"] == 1
 
 
 def test_the_headline_of_the_lines_is_the_same_from_a_frame_and_from_the_clean_parquet_file(tmp_path):
@@ -93,6 +99,9 @@ def test_the_headline_sentence_and_table_state_money_to_the_cent_with_the_curren
     assert headline_sentence(headline) == (
         "Net revenue EUR 32.50 (returns and cancellations deducted) from 2 purchase orders; 4 cancellation or return "
         "documents, 2 fully cancelled orders and 1 order with zero or negative value are not purchases. "
+        "1 cancellation document matched no purchase line in the data (an order placed before the data starts, "
+        "another product or price, a refund of an amount only): EUR -7.50 deducted from those customers' totals as a "
+        "whole, not from an order (a best match by product and price pairs the others). "
         "6 customers: 2 buyers, 1 who kept nothing (all cancelled or returned), 2 with order lines but no purchase "
         "(only returns, cancellations or zero-value orders), 1 prospect (no order line). 1 guest line without "
         "customer id (EUR 10.00) is left out of the customer analyses.")

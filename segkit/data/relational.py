@@ -604,17 +604,22 @@ KEPT_CUSTOMERS = Query("kept_customers", """
 #: of return or cancellation lines) + ``other_orders`` (zero or negative net, e.g. free items);
 #: ``customers_with_lines`` = ``buyers`` (:data:`KEPT_CUSTOMERS` ``is_buyer``) + ``customers_kept_nothing``
 #: (bought, but cancellations or returns took it all) + ``customers_only_returns`` (no purchase at all:
-#: only returns, cancellations or zero-value orders).
+#: only returns, cancellations or zero-value orders); ``unmatched_documents`` (cancellation documents
+#: with a remainder that matched no earlier purchase line) and ``unmatched_value`` (that remainder, the
+#: customer-level adjustments: negative for returns).
 HEADLINE = Query("headline", f"""
     SELECT CAST(coalesce(o.net, 0) AS DOUBLE) AS net_revenue,
            o.orders_total, o.purchase_orders, o.cancelled_orders, o.cancellation_documents, o.other_orders,
+           o.unmatched_documents, CAST(coalesce(o.unmatched, 0) AS DOUBLE) AS unmatched_value,
            c.customers_with_lines, c.buyers, c.customers_kept_nothing, c.customers_only_returns
     FROM (SELECT sum(CAST(kept AS {MONEY})) AS net,
                  count(*) AS orders_total,
                  count(*) FILTER (WHERE is_purchase) AS purchase_orders,
                  count(*) FILTER (WHERE was_purchase AND NOT is_purchase AND NOT is_cancellation) AS cancelled_orders,
                  count(*) FILTER (WHERE is_cancellation) AS cancellation_documents,
-                 count(*) FILTER (WHERE NOT is_purchase AND NOT was_purchase AND NOT is_cancellation) AS other_orders
+                 count(*) FILTER (WHERE NOT is_purchase AND NOT was_purchase AND NOT is_cancellation) AS other_orders,
+                 count(*) FILTER (WHERE is_cancellation AND kept <> 0) AS unmatched_documents,
+                 sum(CAST(kept AS {MONEY})) FILTER (WHERE is_cancellation) AS unmatched
           FROM kept_order_values) AS o
     CROSS JOIN (SELECT count(*) AS customers_with_lines,
                        count(*) FILTER (WHERE is_buyer) AS buyers,
@@ -856,7 +861,7 @@ def rfm_counts_of(con: duckdb.DuckDBPyConnection, as_of: pd.Timestamp, provided:
 #: The counts of :data:`HEADLINE` (every column but ``net_revenue``), in its column order.
 HEADLINE_COUNTS: tuple[str, ...] = (
     "orders_total", "purchase_orders", "cancelled_orders", "cancellation_documents", "other_orders",
-    "customers_with_lines", "buyers", "customers_kept_nothing", "customers_only_returns",
+    "unmatched_documents", "customers_with_lines", "buyers", "customers_kept_nothing", "customers_only_returns",
 )
 
 
@@ -875,11 +880,12 @@ def headline_of(con: duckdb.DuckDBPyConnection) -> dict[str, int | float]:
     ...     h = headline_of(con)
     >>> h["net_revenue"], h["purchase_orders"], h["cancelled_orders"], h["cancellation_documents"], h["other_orders"]
     (5.0, 1, 1, 1, 1)
-    >>> h["buyers"], h["customers_kept_nothing"], h["customers_only_returns"]
-    (1, 1, 0)
+    >>> h["buyers"], h["customers_kept_nothing"], h["customers_only_returns"], h["unmatched_documents"]
+    (1, 1, 0, 0)
     """
     row = run(con, HEADLINE).iloc[0]
-    out: dict[str, int | float] = {"net_revenue": round(float(row["net_revenue"]), 2) + 0.0}
+    out: dict[str, int | float] = {"net_revenue": round(float(row["net_revenue"]), 2) + 0.0,
+                                   "unmatched_value": round(float(row["unmatched_value"]), 2) + 0.0}
     out.update({key: int(row[key]) for key in HEADLINE_COUNTS})
     return out
 

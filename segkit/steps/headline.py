@@ -15,7 +15,8 @@ document** is an order made only of return or cancellation lines (a ``C`` invoic
 its own; a **buyer** kept at least one purchase order and a positive total; customers who **kept
 nothing** bought but had it all cancelled or returned; customers with **order lines but no purchase**
 have only returns, cancellations or zero-value orders; **prospects** have no order line; **guest lines** (no customer id) are the rows
-the guest cleaning rule removed, after exact duplicates.
+the guest cleaning rule removed, after exact duplicates; **unmatched cancellation documents** matched no
+purchase line in the data, and what they took back is deducted from the customer's total as a whole.
 
 Examples
 --------
@@ -74,7 +75,14 @@ def headline_sentence(headline: Mapping[str, Any]) -> str:
         people.append(f"{headline['customers_only_returns']:,} with order lines but no purchase (only returns, "
                       "cancellations or zero-value orders)")
     people.append(_count(headline["prospects"], "prospect") + " (no order line)")
-    text = f"{orders}. {_count(headline['customers'], 'customer')}: {', '.join(people)}."
+    text = f"{orders}."
+    unmatched = int(headline.get("unmatched_documents", 0))
+    if unmatched:
+        text += (f" {_count(unmatched, 'cancellation document')} matched no purchase line in the data (an order "
+                 "placed before the data starts, another product or price, a refund of an amount only): "
+                 f"{format_money(headline.get('unmatched_value', 0.0), cur)} deducted from those customers' "
+                 "totals as a whole, not from an order (a best match by product and price pairs the others).")
+    text += f" {_count(headline['customers'], 'customer')}: {', '.join(people)}."
     if headline["guest_lines"]:
         text += (f" {_count(headline['guest_lines'], 'guest line')} without customer id "
                  f"({format_money(headline['guest_revenue'], cur)}) "
@@ -94,6 +102,8 @@ def headline_items(headline: Mapping[str, Any]) -> dict[str, Any]:
     {'Net revenue': 10.0, 'Purchase orders': 1, 'Cancellation/return documents': 1, 'Fully cancelled orders': 0, 'Customers': 3, 'Buyers': 1, 'Customers with order lines but no purchase kept': 1, 'Prospects (no order line)': 1, 'Guest lines (no customer id)': 0}
     """
     cur = str(headline.get("currency") or "")
+    unmatched = ({"Unmatched cancellation documents": int(headline["unmatched_documents"])}
+                 if headline.get("unmatched_documents") else {})
     return {
         "Net revenue" + (f" ({cur})" if cur else ""): round(float(headline["net_revenue"]), 2) + 0.0,
         "Purchase orders": int(headline["purchase_orders"]),
@@ -105,4 +115,4 @@ def headline_items(headline: Mapping[str, Any]) -> dict[str, Any]:
         + int(headline["customers_only_returns"]),
         "Prospects (no order line)": int(headline["prospects"]),
         "Guest lines (no customer id)": int(headline["guest_lines"]),
-    }
+    } | unmatched
