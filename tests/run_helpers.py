@@ -150,3 +150,13 @@ def run_sample_notebook(name: str, folder: Path) -> tuple[list, str]:
     outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])]
     text = "\n".join(str(v) for o in outputs for k, v in o.get("data", {}).items() if k.startswith("text/"))
     return outputs, text
+
+
+def shop_config(folder: Path, tmp_path: Path, kind: str) -> Path:
+    """``tmp_path/<kind>.yml``: the shop in ``folder`` (transactions, customers, campaign CSVs) with
+    ``engine.kind: kind``, 3 clusters (2 inits) and seed 7: the engine-comparison runs' config."""
+    config = tmp_path / f"{kind}.yml"
+    config.write_text(f"data:\n  transactions: {folder / 'transactions.csv'}\n  customers: {folder / 'customers.csv'}\n"
+                      f"  campaign: {folder / 'campaign.csv'}\nengine:\n  kind: {kind}\n"
+                      "clustering:\n  k: 3\n  n_init: 2\nrun:\n  seed: 7\n")
+    return config

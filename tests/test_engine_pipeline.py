@@ -18,6 +18,7 @@ from segkit.steps.cluster import build_cluster_artifacts
 from segkit.steps.lifecycle import build_lifecycle_artifacts
 from segkit.steps.pipeline import open_run
 from segkit.steps.rfm import build_rfm_artifacts
+from tests.run_helpers import shop_config
 
 PRODUCERS = (("01_data_audit", build_audit_artifacts), ("02_rfm", build_rfm_artifacts),
              ("03_clustering", build_cluster_artifacts), ("04_lifecycle", build_lifecycle_artifacts),
@@ -32,10 +33,7 @@ def shop_folder(tmp_path_factory):
 
 
 def _run(folder, tmp_path, kind: str):
-    config = tmp_path / f"{kind}.yml"
-    config.write_text(f"data:\n  transactions: {folder / 'transactions.csv'}\n  customers: {folder / 'customers.csv'}\n"
-                      f"  campaign: {folder / 'campaign.csv'}\nengine:\n  kind: {kind}\n"
-                      "clustering:\n  k: 3\n  n_init: 2\nrun:\n  seed: 7\n")
+    config = shop_config(folder, tmp_path, kind)
     run = tmp_path / f"run_{kind}"
     for notebook, producer in PRODUCERS:
         producer(open_run(notebook, run_dir=run, config_path=config))

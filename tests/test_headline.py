@@ -22,6 +22,7 @@ from segkit.steps import lifecycle as step_lifecycle
 from segkit.steps import rfm as step_rfm
 from segkit.steps.headline import headline_items, headline_sentence
 from segkit.steps.pipeline import open_run, summary_markdown
+from tests.run_helpers import shop_config
 
 STEPS = (("01_data_audit", step_audit), ("02_rfm", step_rfm), ("03_clustering", step_cluster),
          ("04_lifecycle", step_lifecycle), ("05_campaign_evaluation", step_campaign))
@@ -134,10 +135,7 @@ def shop_folder(tmp_path_factory):
 
 
 def _run_with_summaries(folder, tmp_path, kind: str):
-    config = tmp_path / f"{kind}.yml"
-    config.write_text(f"data:\n  transactions: {folder / 'transactions.csv'}\n  customers: {folder / 'customers.csv'}\n"
-                      f"  campaign: {folder / 'campaign.csv'}\nengine:\n  kind: {kind}\n"
-                      "clustering:\n  k: 3\n  n_init: 2\nrun:\n  seed: 7\n")
+    config = shop_config(folder, tmp_path, kind)
     run = tmp_path / f"run_{kind}"
     summaries = {}
     for notebook, step in STEPS:

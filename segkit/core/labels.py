@@ -10,9 +10,9 @@ Examples
 from __future__ import annotations
 
 import re
-from typing import Iterable, Mapping
+from typing import Iterable, Mapping, Sequence
 
-__all__ = ["UNKNOWN", "OTHER", "slug", "value_columns", "feature_label"]
+__all__ = ["UNKNOWN", "OTHER", "slug", "value_columns", "feature_label", "and_list"]
 
 UNKNOWN = "Unknown"
 
@@ -52,3 +52,17 @@ def feature_label(column: str, original_values: Mapping[str, str] | None = None)
     if not stem:
         return column.replace("_", " ")
     return f"{stem.replace('_', ' ').strip()} '{value}'"
+
+
+def and_list(items: Sequence[str], serial_comma: bool = False) -> str:
+    """``items`` as an English list: "a", "a and b", "a, b and c" (``serial_comma``: "a, b, and c",
+    and "a, and b" for two).
+
+    Examples
+    --------
+    >>> and_list(["October"]), and_list(["October", "November"]), and_list(["a", "b", "c"], serial_comma=True)
+    ('October', 'October and November', 'a, b, and c')
+    """
+    if len(items) == 1:
+        return items[0]
+    return ", ".join(items[:-1]) + (", and " if serial_comma else " and ") + items[-1]

@@ -34,6 +34,8 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
+from segkit.core.labels import and_list
+
 __all__ = ["format_money", "headline_sentence", "headline_items"]
 
 
@@ -65,7 +67,7 @@ def headline_sentence(headline: Mapping[str, Any]) -> str:
     orders = (f"Net revenue {format_money(headline['net_revenue'], cur)} (returns and cancellations deducted) from "
               f"{_count(headline['purchase_orders'], 'purchase order')}")
     if docs:
-        listed = ", ".join(docs[:-1]) + (" and " if len(docs) > 1 else "") + docs[-1]
+        listed = and_list(docs)
         shown = headline["cancellation_documents"] + headline["cancelled_orders"] + headline["other_orders"]
         orders += f"; {listed} {'is not a purchase' if shown == 1 else 'are not purchases'}"
     people = [_count(headline["buyers"], "buyer")]

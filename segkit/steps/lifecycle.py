@@ -20,6 +20,7 @@ from segkit.clv import DAYS_PER_MONTH, clv_summary, first_repeat_durations
 from segkit.core.dates import day_after
 from segkit.core.errors import DataError
 from segkit.core.escaping import escape_markdown
+from segkit.core.labels import and_list
 from segkit.lifecycle import (
     BUYER_STAGES,
     EXPORT_COLUMNS,
@@ -308,7 +309,7 @@ def history_start_statement(result: "LifecycleResult") -> str | None:
                      "recent but in that window " + ("are" if first_seen > 1 else "is") + " first_seen, not new")
     if not parts:
         return None
-    listed = parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + ", and " + parts[-1]
+    listed = and_list(parts, serial_comma=True)
     return (f"History before the data is unknown: the data start on {start.date()}, and customers who bought only "
             f"before that day are unseen until they buy again. For one churn window "
             f"({result.stage_thresholds.churn_window_days:,.0f} days, until {until.date()}) nobody can be seen to "
@@ -506,10 +507,6 @@ def holdout_model_note(check: HoldoutCheck) -> str:
     return "\n".join(lines)
 
 
-def _month_list(months: list[str]) -> str:
-    return months[0] if len(months) == 1 else ", ".join(months[:-1]) + " and " + months[-1]
-
-
 def season_note(check: HoldoutCheck, as_of: pd.Timestamp) -> str | None:
     """Markdown caveat when the holdout's season differs from the coming 90 days', or when the data
     never covered some months of the coming 90 days (None when alike).
@@ -529,7 +526,7 @@ def season_note(check: HoldoutCheck, as_of: pd.Timestamp) -> str | None:
     season = check.season
     if season and not season.get("comparable") and season.get("months_not_in_data"):
         months = season["months_not_in_data"]
-        return (f"**⚠ Season unknown.** The data hold no purchases in {_month_list(months)}, "
+        return (f"**⚠ Season unknown.** The data hold no purchases in {and_list(months)}, "
                 f"{'a month' if len(months) == 1 else 'months'} of the coming {check.days:.0f} days, so segkit cannot "
                 "tell whether the prediction period holds a seasonal peak or a trough. The chances and expected "
                 "purchases carry the level of the holdout "

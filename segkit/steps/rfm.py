@@ -15,6 +15,7 @@ import pandas as pd
 
 from segkit.core.errors import ConfigError
 from segkit.core.escaping import escape_markdown
+from segkit.core.labels import and_list
 from segkit.data.orders import require_columns
 from segkit.rfm import SEGMENT_CSV_COLUMNS, RFMResult, RFMSettings, analyse_rfm, to_five_point
 from segkit.steps.sources import rfm_for
@@ -266,7 +267,7 @@ def not_scored_note(info: dict) -> str:
                      "cancellations or orders of zero value)")
     if not parts:
         return ""
-    listed = parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1]
+    listed = and_list(parts)
     nobody = info["customers_kept_nothing"] or info["customers_without_purchase"]
     return f"Not scored: {listed}" + (": such customers get no RFM segment." if nobody else ".")
 
