@@ -13,7 +13,7 @@ PYTEST_ARGS ?=
 help:
 	@echo "make report   set up .venv and run the whole pipeline on the bundled sample (HTML under reports/)"
 	@echo "make test     set up .venv with dev extras and run the full test suite (unit, notebooks, browser)"
-	@echo "make lab      open JupyterLab on notebooks/ with the segkit kernel"
+	@echo "make lab      open JupyterLab on notebooks/ with the segkit kernel (notebook outputs kept out of git)"
 	@echo "make bench    run the benchmark suite (reports/bench/results.json + results.md)"
 	@echo "make constraints  upgrade dependencies within pyproject.toml's ranges and record them in constraints.txt"
 
@@ -25,6 +25,7 @@ $(PY):
 $(VENV)/.installed: pyproject.toml constraints.txt | $(PY)
 	$(PY) -m pip install --quiet -c constraints.txt -e .
 	$(PY) -m ipykernel install --sys-prefix --name $(KERNEL) --display-name "Python (segkit)" > /dev/null
+	$(PY) -m segkit.widgets.lab server-config
 	@touch $@
 
 $(VENV)/.installed-dev: pyproject.toml constraints.txt $(VENV)/.installed
@@ -38,11 +39,14 @@ test: $(VENV)/.installed-dev
 	rm -rf reports/interactive
 	$(BIN)/lint-imports --no-cache
 	$(PY) tests/browser_setup.py
+	$(PY) tests/spark_setup.py
 	$(PY) -m pytest -n 2 --dist loadfile --nbval --nbval-current-env \
 		--nbval-sanitize-with tests/nbval/sanitize.cfg --doctest-modules $(PYTEST_ARGS) tests segkit
 
+# JupyterLab on notebooks/ (segkit/widgets/lab.py): sets up the git filter that keeps notebook outputs
+# out of git, and a save hook that keeps explorers readable after a save, shutdown and reopen.
 lab: $(VENV)/.installed
-	$(BIN)/jupyter lab --notebook-dir=notebooks
+	$(PY) -m segkit.widgets.lab
 
 bench: $(VENV)/.installed-dev
 	$(PY) -m segkit.bench

@@ -87,6 +87,7 @@ from segkit.data.auditfacts import (
 )
 from segkit.data.engine import EngineSettings, OrderLines, TransactionLog, choose_engine
 from segkit.data.io import load_table
+from segkit.data.statuses import StatusFacts
 
 __all__ = [
     "AuditResult",
@@ -214,6 +215,7 @@ class AuditResult:
             "findings": findings.to_dict("records"),
             "cleaning_rules": self.cleaning_rules.to_dict("records"),
             "counts": dict(self.counts),
+            "definitions": dict(COUNT_DEFINITIONS),
             "engine": self.engine,
             "passed": self.passed,
             "returns": {k: (None if pd.isna(v) else v) for k, v in self.returns.items()},
@@ -324,6 +326,18 @@ def arm_balance(campaign: pd.DataFrame | None) -> pd.DataFrame:
 
 
 #: The keys of the headline (:func:`headline_numbers`), in the order they are shown.
+#: What the counts of ``audit_summary.json`` that sound alike mean (its ``definitions`` entry): the order-line
+#: counts of the audit are distinct ids, the headline's are kept purchases.
+COUNT_DEFINITIONS: dict[str, str] = {
+    "counts.orders": "distinct order ids in the clean order lines: purchases, fully cancelled orders and "
+                     "cancellation or return documents alike (the purchases are headline.purchase_orders)",
+    "counts.buyers": "distinct customer ids with a clean order line, whether or not they kept a purchase "
+                     "(who did is headline.buyers)",
+    "headline.purchase_orders": "orders that kept a positive value after the cancellations matched to them; "
+                                "cancellation documents are not orders",
+    "headline.buyers": "customers who kept a purchase order and a positive total",
+}
+
 HEADLINE_KEYS: tuple[str, ...] = (
     "currency", "net_revenue", "orders_total", "purchase_orders", "cancelled_orders", "cancellation_documents",
     "other_orders", "customers", "buyers", "customers_kept_nothing", "customers_only_returns", "prospects",
@@ -632,6 +646,58 @@ def _report_identical_lines(facts: InputFacts, col: _Collector) -> None:
             f"{found['customers']:,} customers, worth {found['amount']:,.2f}; {meaning}", rows=found["rows"])
     if found["action"] == "kept":
         col.rule("identical lines without order id kept (repeat purchases)", "transactions", "flagged", n)
+
+
+_MEANING_TEXT = {"purchase": "purchases", "not_purchase": "no purchases", "pending": "pending"}
+
+
+def _report_order_statuses(facts: StatusFacts, col: _Collector) -> None:
+    """Findings of the order contract (:mod:`segkit.data.statuses`): orders by status and what each counts
+    as, refunds, cancelled orders and how they were treated, test orders (removed), zero-value orders,
+    guest orders, and dates that lost their UTC offset (a spreadsheet re-saved the file)."""
+    n = facts.orders
+    if len(facts.by_status):
+        def part(row: Any) -> str:
+            meaning = _MEANING_TEXT.get(row.meaning, row.meaning)
+            if row.meaning == "pending":
+                meaning = (f"pending, counted as {'purchases' if facts.pending_rule == 'purchase' else 'no purchases'}:"
+                           " orders.pending")
+            return f"{row.status} {row.orders:,} ({meaning})"
+
+        by_status = "; ".join(part(r) for r in facts.by_status.itertuples(index=False))
+        recorded, kept = float(facts.by_status["recorded"].sum()), float(facts.by_status["kept"].sum())
+        guests = (f" {facts.guest_orders:,} orders have no customer id (guest orders, e.g. marketplace orders "
+                  f"without e-mail; {facts.guest_value:,.2f} kept): left out of the customer analyses."
+                  if facts.guest_orders else "")
+        col.add("order_statuses", "transactions", n, None,
+                f"{by_status}. Value analysed: {facts.analysed}; {recorded:,.2f} recorded, {kept:,.2f} kept after "
+                f"refunds and statuses.{guests}", examples="", always=True)
+    col.add("refunds", "transactions", facts.refunded_orders, n,
+            f"{facts.refunded_value:,.2f} refunded; {facts.partially_refunded_purchases:,} orders keep their value "
+            f"less the refund (still purchases), the others refunded in full are no purchases. Value not kept "
+            f"(refunds, refunded, voided and cancelled orders): {facts.value_not_kept:,.2f}.", examples="")
+    if facts.cancelled_orders:
+        rule = ("count by their status and refunds (orders.cancelled: by_status)" if facts.cancelled_rule == "by_status"
+                else "are never purchases (orders.cancelled: not_purchase)")
+        col.add("cancelled_orders", "transactions", facts.cancelled_orders, n,
+                f"{facts.cancelled_still_purchases:,} still kept money and count as purchases, the others keep "
+                f"nothing. Cancelled orders still paid {rule}; cancelled orders never captured are no purchases.",
+                examples="")
+    if facts.test_orders:
+        col.add("test_orders", "transactions", facts.test_orders, n + facts.test_orders,
+                f"{facts.test_lines:,} lines removed before the audit (orders.test_payment_methods).",
+                examples=facts.test_examples)
+        col.rule("test orders removed (orders.test_payment_methods)", "transactions", "dropped", facts.test_lines)
+    col.add("zero_value_orders", "transactions", facts.zero_value_orders, n,
+            "kept as orders, no purchases (exchanges, samples, free orders).", examples=facts.zero_value_examples)
+    if facts.rows_without_offset:
+        col.add("spreadsheet_resaved", "transactions", facts.rows_without_offset, facts.dated_rows,
+                "orders.dates_have_offsets says the export writes each time with its UTC offset "
+                "(2024-03-10 23:30:00 -0700), so this file was probably re-saved by a spreadsheet. Lost: the "
+                "offsets (times are read as the wall time they show, the shop's local time, so days are unchanged), "
+                "seconds, maybe amounts (rounded to what the cells displayed); yes/no became TRUE/FALSE. Export "
+                "the orders again from the shop's admin and use that file unchanged for exact values.",
+                examples=format_rows(facts.first_rows_without_offset))
 
 
 def _report_input(facts: InputFacts, settings: AuditSettings, col: _Collector) -> None:
@@ -948,6 +1014,8 @@ def audit_log(log: TransactionLog, as_of: str | pd.Timestamp | None = None, cust
     _check_missing_values(missing, sizes, rows_of, col)
     facts = log.input_facts(as_of)
     _report_input(facts, settings, col)
+    if log.status_facts is not None:
+        _report_order_statuses(log.status_facts, col)
     clean = log.clean_facts()
     buyers = log.buyers()
     derived = log.derived_customers(buyers) if customers_in is None else None  # with the lines' country

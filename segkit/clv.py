@@ -95,7 +95,7 @@ __all__ = ["TIME_UNIT_DAYS", "DAYS_PER_MONTH", "SUMMARY_COLUMNS", "OPTIMIZER_MET
     "GammaGammaModel", "first_repeat_durations", "OneTimeBuyerModel", "expected_purchases",
     "monthly_discount_rate", "customer_lifetime_value", "calibration_holdout_summary", "holdout_check",
     "p_alive_calibration", "calibration_error", "Z_95", "wilson_interval", "ranking_auc", "decile_calibration",
-    "ChanceCalibrator", "cross_fitted_calibration"]
+    "MIN_BIN_CUSTOMERS", "MAX_CALIBRATION_BINS", "ChanceCalibrator", "cross_fitted_calibration"]
 
 #: Time unit of the model inputs, in days (weeks, as in Fader, Hardie & Lee 2005).
 TIME_UNIT_DAYS = 7
@@ -1653,14 +1653,36 @@ def decile_calibration(predicted: Any, actual: Any, kind: str = "share", bins: i
     return table[columns].astype({"decile": "int64", "customers": "int64"})
 
 
+#: Fewest customers in one bin of a :class:`ChanceCalibrator` (customers are pooled into bins, by rank of
+#: their prediction, before the isotonic fit) and the most bins (20: steps of 5 % of the customers).
+MIN_BIN_CUSTOMERS = 50
+MAX_CALIBRATION_BINS = 20
+
+
 class ChanceCalibrator(BaseEstimator):
     """Isotonic map from a predicted chance to the share observed to happen (fitted on a holdout).
 
     Isotonic regression (pool-adjacent-violators, as :class:`sklearn.isotonic.IsotonicRegression`)
     is the non-decreasing step function of the prediction closest to the observed outcomes: it
     keeps the model's ranking (so the AUC is unchanged up to ties) and corrects its level, with
-    no assumption about the shape of the miss (Zadrozny & Elkan 2002). Between fitted points it
-    interpolates linearly; outside them it keeps the end values. Persisted as its breakpoints.
+    no assumption about the shape of the miss (Zadrozny & Elkan 2002). Plain isotonic regression
+    overfits at the ends, where a step may hold a handful of customers (Niculescu-Mizil & Caruana
+    2005), and the end steps matter most: an export applies the map to predictions beyond the
+    fitted range (customers a holdout older), and they all get the end value. A lowest step of
+    five customers who did not buy gave the oldest one-time buyers of an export a 0 % chance
+    while one in six bought. The customers are therefore first pooled, by rank of their
+    prediction, into ``max_bins`` bins of equal size, fewer when a bin would hold less than
+    ``min_bin`` (each bin's mean prediction and observed share, weighted by its size), and the
+    isotonic fit runs on the bins. Between fitted points it interpolates linearly; outside them
+    it keeps the end values. Persisted as its breakpoints.
+
+    Parameters
+    ----------
+    max_bins : int
+        Most bins (:data:`MAX_CALIBRATION_BINS`).
+    min_bin : int
+        Fewest customers per bin (:data:`MIN_BIN_CUSTOMERS`); ``min_bin=1`` with ``max_bins`` at
+        least the number of customers is plain isotonic regression.
 
     Attributes
     ----------
@@ -1671,12 +1693,18 @@ class ChanceCalibrator(BaseEstimator):
 
     Examples
     --------
-    >>> c = ChanceCalibrator().fit([0.1, 0.2, 0.3, 0.4], [False, True, False, True])
+    >>> c = ChanceCalibrator(min_bin=1).fit([0.1, 0.2, 0.3, 0.4], [False, True, False, True])
     >>> c.predict([0.1, 0.25, 0.4]).round(2).tolist()
     [0.0, 0.5, 1.0]
     >>> ChanceCalibrator.from_dict(c.to_dict()).predict([0.25]).round(2).tolist()
     [0.5]
+    >>> ChanceCalibrator(min_bin=2).fit([0.1, 0.2, 0.3, 0.4], [False, True, False, True]).predict([0.1]).tolist()
+    [0.5]
     """
+
+    def __init__(self, max_bins: int = MAX_CALIBRATION_BINS, min_bin: int = MIN_BIN_CUSTOMERS) -> None:
+        self.max_bins = max_bins
+        self.min_bin = min_bin
 
     def fit(self, predicted: Any, happened: Any) -> "ChanceCalibrator":
         """Fit the map on each customer's predicted chance and whether the event happened.
@@ -1691,7 +1719,15 @@ class ChanceCalibrator(BaseEstimator):
         if p.shape != y.shape or p.ndim != 1 or len(p) == 0 or not np.isfinite(p).all():
             raise DataError("ChanceCalibrator.fit: predicted and happened must be 1-d, of the same length, not "
                             "empty, and every prediction a number (drop customers without a prediction first).")
-        iso = IsotonicRegression(y_min=0.0, y_max=1.0, increasing=True, out_of_bounds="clip").fit(p, y.astype(float))
+        order = np.argsort(p, kind="stable")
+        bins = max(min(int(self.max_bins), len(p) // max(int(self.min_bin), 1)), 1)
+        group = np.empty(len(p), dtype=np.int64)
+        group[order] = np.arange(len(p)) * bins // len(p)
+        size = np.bincount(group, minlength=bins).astype(float)
+        mean_p = np.bincount(group, weights=p, minlength=bins) / size
+        share = np.bincount(group, weights=y.astype(float), minlength=bins) / size
+        iso = IsotonicRegression(y_min=0.0, y_max=1.0, increasing=True, out_of_bounds="clip").fit(
+            mean_p, share, sample_weight=size)
         self.x_ = np.asarray(iso.X_thresholds_, dtype=float)
         self.y_ = np.asarray(iso.y_thresholds_, dtype=float)
         self.n_customers_ = int(len(p))
@@ -1707,8 +1743,11 @@ class ChanceCalibrator(BaseEstimator):
     def to_dict(self) -> dict[str, Any]:
         """Breakpoints for ``clv_model.json``; :meth:`from_dict` restores the map."""
         check_is_fitted(self, "x_")
-        return _json_safe({"method": "isotonic regression on the holdout", "x": self.x_.tolist(),
-                           "y": self.y_.tolist(), "n_customers": self.n_customers_, "n_events": self.n_events_})
+        return _json_safe({"method": f"isotonic regression on the holdout, customers pooled by rank of the prediction "
+                                     f"in at most {int(self.max_bins)} bins of at least {int(self.min_bin)}",
+                           "max_bins": int(self.max_bins), "min_bin": int(self.min_bin),
+                           "x": self.x_.tolist(), "y": self.y_.tolist(), "n_customers": self.n_customers_,
+                           "n_events": self.n_events_})
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> "ChanceCalibrator":
@@ -1725,15 +1764,16 @@ class ChanceCalibrator(BaseEstimator):
                 or not ((y >= 0) & (y <= 1)).all()):
             raise DataError("ChanceCalibrator.from_dict: 'x' and 'y' must be lists of the same length, both "
                             "non-decreasing, y between 0 and 1; pass the block ChanceCalibrator.to_dict() wrote.")
-        model = cls()
+        model = cls(max_bins=int(data.get("max_bins", MAX_CALIBRATION_BINS)), min_bin=int(data.get("min_bin", 1)))
         model.x_, model.y_ = x, y
         model.n_customers_ = int(data.get("n_customers", 0))
         model.n_events_ = int(data.get("n_events", 0))
         return model
 
 
-def cross_fitted_calibration(predicted: Any, happened: Any, folds: int = 2) -> np.ndarray:
-    """Calibrated chances of each customer from a :class:`ChanceCalibrator` fitted on the other folds.
+def cross_fitted_calibration(predicted: Any, happened: Any, folds: int = 2,
+                             min_bin: int = MIN_BIN_CUSTOMERS) -> np.ndarray:
+    """Calibrated chances of each customer from a :class:`ChanceCalibrator` (``min_bin``) fitted on the other folds.
 
     Customers are dealt to ``folds`` folds by position (customer 0 to fold 0, 1 to fold 1, ...):
     deterministic, and a customer's own outcome never enters their calibrated value, so the
@@ -1741,7 +1781,7 @@ def cross_fitted_calibration(predicted: Any, happened: Any, folds: int = 2) -> n
 
     Examples
     --------
-    >>> cross_fitted_calibration([0.1, 0.1, 0.9, 0.9], [False, False, True, True]).tolist()
+    >>> cross_fitted_calibration([0.1, 0.1, 0.9, 0.9], [False, False, True, True], min_bin=1).tolist()
     [0.0, 0.0, 1.0, 1.0]
     """
     p = np.asarray(predicted, dtype=float)
@@ -1750,5 +1790,5 @@ def cross_fitted_calibration(predicted: Any, happened: Any, folds: int = 2) -> n
     out = np.full(len(p), np.nan)
     for k in np.unique(fold):
         train = fold != k
-        out[~train] = ChanceCalibrator().fit(p[train], y[train]).predict(p[~train])
+        out[~train] = ChanceCalibrator(min_bin=min_bin).fit(p[train], y[train]).predict(p[~train])
     return out

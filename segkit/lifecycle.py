@@ -135,14 +135,14 @@ EXPORT_COLUMNS: dict[str, str] = {
                        "no_net_purchase, first_seen, new, active, loyal, at_risk, lapsed, reactivated)",
     "p_alive": "chance the customer is still a customer. Repeat buyers: BG/NBD P(alive). One-time buyers: share of "
                "one-time buyers of the same age (days since the first purchase) who went on to buy again, from "
-               "the data (Kaplan-Meier), because BG/NBD gives every one-time buyer 1 by construction. When the "
-               "holdout chose the calibrated variant, never below p_purchase_90d nor the share of customers with "
-               "the same model P(alive) who bought in the 90-day holdout (a customer who buys is alive). Empty for "
+               "the data (Kaplan-Meier), because BG/NBD gives every one-time buyer 1 by construction. When a 90-day "
+               "holdout could be calibrated, never below the calibrated 90-day purchase chance nor the share of "
+               "customers with the same model P(alive) who bought in the holdout (a customer who buys is alive). Empty for "
                "prospects and when the models could not be fitted",
     "p_purchase_90d": "chance of at least one purchase in the next 90 days: BG/NBD's closed form P(alive) x (1 - "
                       "P(no purchase in 90 days | alive)); one-time buyers from the data unless the holdout chose "
-                      "plain BG/NBD; calibrated on the 90-day holdout (isotonic) when that misses less there (see "
-                      "the holdout section: which variant, and why)",
+                      "plain BG/NBD; calibrated on the 90-day holdout (isotonic) when that misses less there, cross-fitted "
+                      "and out of sample (see the holdout section: which variant, and why)",
     "expected_purchases_90d": "expected purchase days in the next 90 days (BG/NBD; one-time buyers: the data's "
                               "chance of a second purchase within 90 days x BG/NBD's purchases of a customer who "
                               "buys at least once)",
@@ -841,20 +841,22 @@ class ExportChoice:
     ``base``: ``"bgnbd"`` (BG/NBD's closed forms for everyone) or ``"one_time"`` (one-time buyers'
     chances from the data, :class:`segkit.clv.OneTimeBuyerModel`). ``purchase_map`` and
     ``alive_map`` (isotonic maps fitted on the holdout, :class:`segkit.clv.ChanceCalibrator`), when
-    set, calibrate the 90-day purchase chance and floor P(alive): a customer who buys is alive, so
-    P(alive) is never below the share of customers like them who bought in 90 days. ``reason``
-    says why, in words.
+    set, floor P(alive): a customer who buys is alive, so P(alive) is never below the share of
+    customers like them who bought in 90 days; with ``calibrate_chance`` the exported 90-day
+    purchase chance is the calibrated one too (False when the calibration, learnt on one holdout,
+    did not miss less on the next: :func:`run_holdout_check`). ``reason`` says why, in words.
     """
 
     base: str = "one_time"
     purchase_map: ChanceCalibrator | None = None
     alive_map: ChanceCalibrator | None = None
     reason: str = ""
+    calibrate_chance: bool = True
 
     @property
     def variant(self) -> str:
-        """``"bgnbd"``, ``"one_time"`` or ``"calibrated"`` (a map on top of ``base``)."""
-        return "calibrated" if self.purchase_map is not None else self.base
+        """``"bgnbd"``, ``"one_time"`` or ``"calibrated"`` (the chance calibrated on top of ``base``)."""
+        return "calibrated" if self.purchase_map is not None and self.calibrate_chance else self.base
 
 
 def model_chances(bgnbd: BetaGeoModel, summary: pd.DataFrame, one_time: OneTimeBuyerModel | None = None,
@@ -864,8 +866,9 @@ def model_chances(bgnbd: BetaGeoModel, summary: pd.DataFrame, one_time: OneTimeB
     Repeat buyers: BG/NBD (:meth:`segkit.clv.BetaGeoModel.p_alive`, ``p_purchase_within``).
     One-time buyers: P(alive) from ``one_time`` when fitted (otherwise BG/NBD's 1, an artefact
     :func:`score_customers` does not export); their purchase chance from ``one_time`` unless ``choice.base`` is ``"bgnbd"``.
-    With ``choice.purchase_map`` (only for ``days`` = 90, the holdout's length) the chance is
-    calibrated and P(alive) becomes ``max(P(alive), calibrated chance, alive_map(P(alive)))``.
+    With ``choice.purchase_map`` (only for ``days`` = 90, the holdout's length) P(alive) becomes
+    ``max(P(alive), calibrated chance, alive_map(P(alive)))``, and the chance the calibrated one
+    when ``choice.calibrate_chance``.
 
     Examples
     --------
@@ -885,9 +888,11 @@ def model_chances(bgnbd: BetaGeoModel, summary: pd.DataFrame, one_time: OneTimeB
     if one_time is not None and (choice is None or choice.base == "one_time"):
         purchase[one] = one_time.p_purchase_within(age, days)
     if choice is not None and choice.purchase_map is not None and days == CHANCE_DAYS:
-        purchase = choice.purchase_map.predict(purchase)
-        floor = purchase if choice.alive_map is None else np.fmax(purchase, choice.alive_map.predict(alive))
+        calibrated = choice.purchase_map.predict(purchase)
+        floor = calibrated if choice.alive_map is None else np.fmax(calibrated, choice.alive_map.predict(alive))
         alive = np.fmax(alive, floor)
+        if choice.calibrate_chance:
+            purchase = calibrated
     return alive, purchase
 
 
@@ -1506,6 +1511,11 @@ class HoldoutCheck:
     choice: ExportChoice | None = None
     #: :func:`season_comparison` of the holdout and the prediction period.
     season: dict[str, Any] | None = None
+    #: The variant behind the values reported "as exported" (chosen on the holdout before the cut-off,
+    #: see :func:`run_holdout_check`; ``choice`` itself when the data are too short for that).
+    reported_choice: ExportChoice | None = None
+    #: Where the reported calibrated values come from, in words.
+    reported_from: str = ""
 
 
 def holdout_by_stage(stages: pd.Series, cal: pd.DataFrame, predicted: np.ndarray,
@@ -1626,15 +1636,21 @@ def holdout_length_days(settings: LifecycleSettings) -> int:
 
 
 def choose_export(chances: Mapping[str, np.ndarray], alive: np.ndarray, bought: np.ndarray, days: float,
-                  min_buyers: int) -> tuple[ExportChoice, dict[str, np.ndarray]]:
+                  min_buyers: int, out_of_sample: Mapping[str, float] | None = None
+                  ) -> tuple[ExportChoice, dict[str, np.ndarray]]:
     """Pick the variant of the purchase chance that is best calibrated on the holdout.
 
     ``chances`` maps ``"bgnbd"`` (and ``"one_time"`` when fitted) to each customer's predicted
     chance of a purchase in the holdout; ``alive`` is P(alive) as the models give it. The base
     is the variant with the smaller calibration error (:func:`segkit.clv.calibration_error` of
-    the deciles; plain BG/NBD must miss by at least 1 point less to replace the one-time buyer model); the calibrated variant (isotonic maps fitted on the holdout) is judged on
-    cross-fitted values (:func:`segkit.clv.cross_fitted_calibration`) and chosen when it misses
-    less. Calibration needs a 90-day holdout (the exported horizon) and at least ``min_buyers``
+    the deciles; plain BG/NBD must miss by at least 1 point less to replace the one-time buyer model).
+    The isotonic maps (:class:`segkit.clv.ChanceCalibrator`) are fitted whenever the holdout allows
+    and always floor P(alive); the calibrated chance is judged on cross-fitted values
+    (:func:`segkit.clv.cross_fitted_calibration`) and exported when it misses less
+    (``calibrate_chance``), and, given ``out_of_sample`` (the calibration error on this holdout of
+    the chance calibrated on the holdout before, ``"calibrated"``, and of the same chance
+    uncalibrated, ``"raw"``: :func:`run_holdout_check`), only when it missed less there too: the
+    export applies a calibration learnt on one holdout to the next 90 days. Calibration needs a 90-day holdout (the exported horizon) and at least ``min_buyers``
     customers who bought and as many who did not.
 
     Returns
@@ -1664,15 +1680,20 @@ def choose_export(chances: Mapping[str, np.ndarray], alive: np.ndarray, bought: 
         alive_cross[finite] = cross_fitted_calibration(alive[finite], bought[finite])
     cross["calibrated_alive"] = np.fmax(alive, np.fmax(cross["calibrated"], alive_cross))
     calibrated_error = calibration_error(decile_calibration(cross["calibrated"], bought))
-    if not calibrated_error < errors[base]:
-        return ExportChoice(base=base, reason=f"{reason}; the holdout calibration would not miss less "
-                                               f"({100 * calibrated_error:.1f} points), so it is not used."), cross
     alive_map = ChanceCalibrator().fit(alive[finite], bought[finite]) if finite.any() else None
+    calibrate = bool(calibrated_error < errors[base])
+    verdict = ("so the exported chance is calibrated" if calibrate else
+               "not less, so the exported chance is not calibrated")
+    if calibrate and out_of_sample is not None and not out_of_sample["calibrated"] < out_of_sample["raw"]:
+        calibrate = False
+        verdict = (f"but out of sample the calibration learnt on the {days:.0f} days before the cut-off missed this "
+                   f"holdout by {100 * out_of_sample['calibrated']:.1f} points per decile against "
+                   f"{100 * out_of_sample['raw']:.1f} uncalibrated, so the exported chance is not calibrated")
     return ExportChoice(
-        base=base, purchase_map=ChanceCalibrator().fit(raw, bought), alive_map=alive_map,
+        base=base, purchase_map=ChanceCalibrator().fit(raw, bought), alive_map=alive_map, calibrate_chance=calibrate,
         reason=(f"{reason}; calibrated on the holdout (isotonic regression of who bought on the predicted chance, "
-                f"judged cross-fitted) it misses by {100 * calibrated_error:.1f} points, so the export is calibrated "
-                "and P(alive) is floored by the calibrated chance (a customer who buys is alive).")), cross
+                f"judged cross-fitted) it misses by {100 * calibrated_error:.1f} points, {verdict}; P(alive) is "
+                "floored by the calibrated chance (a customer who buys is alive).")), cross
 
 
 def holdout_purchases(orders: pd.DataFrame, seen_at_cutoff: pd.DataFrame, cutoff: pd.Timestamp) -> pd.DataFrame:
@@ -1713,6 +1734,83 @@ def holdout_purchases(orders: pd.DataFrame, seen_at_cutoff: pd.DataFrame, cutoff
                          "amount": np.concatenate([part["amount"].to_numpy(dtype="float64") for part in parts])})
 
 
+@dataclass(frozen=True)
+class HoldoutFit:
+    """The models fitted on the purchases before a cut-off, and what each customer did after it.
+
+    ``cal`` is :func:`segkit.clv.calibration_holdout_summary` (calibration columns and
+    ``frequency_holdout``); ``chances`` maps ``"bgnbd"`` (and ``"one_time"`` when the one-time buyer
+    model was fitted) to the predicted chance of a purchase in the holdout; ``alive`` is P(alive)
+    with the one-time buyer model when fitted (else BG/NBD's); ``bought`` whether each customer
+    bought in the holdout.
+    """
+
+    cutoff: pd.Timestamp
+    cal: pd.DataFrame
+    model: BetaGeoModel
+    one_time: OneTimeBuyerModel | None
+    gamma_gamma: GammaGammaModel | None
+    chances: dict[str, np.ndarray]
+    alive: np.ndarray
+    bought: np.ndarray
+
+
+def fit_holdout_models(orders: pd.DataFrame, cutoff: pd.Timestamp, end: pd.Timestamp, days: float,
+                       settings: LifecycleSettings) -> HoldoutFit:
+    """Fit BG/NBD, the one-time buyer model and Gamma-Gamma on ``orders`` before ``cutoff``; holdout up to ``end``.
+
+    ``end`` is exclusive (the day after the holdout's last day). Raises what
+    :func:`segkit.clv.calibration_holdout_summary` and :meth:`segkit.clv.BetaGeoModel.fit` raise
+    (:class:`DataError`, :class:`ModelFitError`); a one-time buyer or Gamma-Gamma model that cannot
+    be fitted is None.
+    """
+    cal_end = cutoff - pd.Timedelta(days=1)
+    cal = calibration_holdout_summary(orders, cal_end, end - pd.Timedelta(days=1))
+    model = BetaGeoModel(penalizer_coef=settings.penalizer_coef, min_repeat_buyers=settings.min_repeat_buyers).fit(cal)
+    durations = first_repeat_durations(orders, cal_end).reindex(cal.index)
+    try:
+        one_time = OneTimeBuyerModel(min_repeat_buyers=settings.min_repeat_buyers).fit(
+            durations["days"], durations["repeated"])
+    except ModelFitError:
+        one_time = None
+    try:
+        gamma_gamma = GammaGammaModel(penalizer_coef=settings.penalizer_coef,
+                                      min_repeat_buyers=settings.min_repeat_buyers).fit(cal)
+    except ModelFitError:
+        gamma_gamma = None
+    chances = {"bgnbd": model.p_purchase_within(cal, days)}
+    alive = model.p_alive(cal)
+    if one_time is not None:
+        alive, chances["one_time"] = model_chances(model, cal, one_time, None, days)
+    return HoldoutFit(cutoff=cutoff, cal=cal, model=model, one_time=one_time, gamma_gamma=gamma_gamma,
+                      chances=chances, alive=np.asarray(alive, dtype=float),
+                      bought=cal["frequency_holdout"].to_numpy() > 0)
+
+
+def earlier_holdout_choice(orders: pd.DataFrame, cutoff: pd.Timestamp, days: float, settings: LifecycleSettings,
+                           seen_at: Callable[[pd.Timestamp], pd.DataFrame] | None = None) -> ExportChoice | None:
+    """The export variant :func:`choose_export` would have chosen on the cut-off day: on the holdout before it.
+
+    The models are fitted on the purchases before ``cutoff - days`` (as known then, with
+    ``seen_at``) and judged on the ``days`` before ``cutoff``. Applied to the models fitted at the
+    cut-off, this choice gives the chances the export made on the cut-off day would have held, so
+    the holdout after the cut-off judges them as it will judge today's export: out of sample, the
+    calibration fitted on other purchases. None when the data before the cut-off are too short (two
+    months of calibration and a holdout) or the models cannot be fitted.
+    """
+    earlier = cutoff - pd.Timedelta(days=days)
+    before = orders.loc[(orders["order_date"] < cutoff).to_numpy()]
+    if before.empty or earlier - before["order_date"].min().normalize() < pd.Timedelta(days=2 * 30):
+        return None
+    if seen_at is not None:
+        before = holdout_purchases(before, seen_at(earlier), earlier)
+    try:
+        fit = fit_holdout_models(before, earlier, cutoff, days, settings)
+    except (ModelFitError, DataError):
+        return None
+    return choose_export(fit.chances, fit.alive, fit.bought, days, settings.min_repeat_buyers)[0]
+
+
 def run_holdout_check(orders: pd.DataFrame, as_of: pd.Timestamp, settings: LifecycleSettings,
                       history: pd.DataFrame | None = None,
                       seen_at: Callable[[pd.Timestamp], pd.DataFrame] | None = None) -> HoldoutCheck:
@@ -1729,6 +1827,14 @@ def run_holdout_check(orders: pd.DataFrame, as_of: pd.Timestamp, settings: Lifec
     (:func:`choose_export`), and the holdout's season is compared with the prediction period's
     (:func:`season_comparison`). Skipped (tables None, ``warning`` says why) when the period is
     too short or the calibration fit fails.
+
+    What the check reports "as exported" is what the export made on the cut-off day would have
+    said: the variant and calibration chosen on the holdout before the cut-off
+    (:func:`earlier_holdout_choice`), applied to the models fitted at the cut-off, and the stages
+    at the cut-off staged with it. The holdout it is judged on never entered its fit. When the
+    data are too short for that earlier holdout, the calibrated values are cross-fitted on the
+    holdout itself (:func:`segkit.clv.cross_fitted_calibration`: a customer's own outcome never
+    enters their value) and ``reported_from`` says so.
 
     ``seen_at`` gives the purchase days as seen at a day (only the lines before it read and their
     cancellations matched: ``lambda day: OrderLines(...).purchase_days(day)``): the calibration period
@@ -1751,35 +1857,42 @@ def run_holdout_check(orders: pd.DataFrame, as_of: pd.Timestamp, settings: Lifec
             f"of calibration data before {cutoff.date()}. Use a shorter lifecycle.holdout_months."))
     if seen_at is not None:  # the calibration period as known at the cut-off, with its own history
         orders, history = holdout_purchases(orders, seen_at(cutoff), cutoff), None
-    cal_end = cutoff - pd.Timedelta(days=1)
     try:
-        cal = calibration_holdout_summary(orders, cal_end, as_of - pd.Timedelta(days=1))
-        model = BetaGeoModel(penalizer_coef=settings.penalizer_coef,
-                             min_repeat_buyers=settings.min_repeat_buyers).fit(cal)
+        fit = fit_holdout_models(orders, cutoff, as_of, days, settings)
     except (ModelFitError, DataError) as exc:
         return HoldoutCheck(cutoff=cutoff, days=days, warning=f"Holdout check skipped: {exc}")
-    durations = first_repeat_durations(orders, cal_end).reindex(cal.index)
-    try:
-        one_time = OneTimeBuyerModel(min_repeat_buyers=settings.min_repeat_buyers).fit(
-            durations["days"], durations["repeated"])
-    except ModelFitError:
-        one_time = None
-    try:
-        gamma_gamma = GammaGammaModel(penalizer_coef=settings.penalizer_coef,
-                                      min_repeat_buyers=settings.min_repeat_buyers).fit(cal)
-    except ModelFitError:
-        gamma_gamma = None
-    bought = cal["frequency_holdout"].to_numpy() > 0
+    cal, model, one_time, gamma_gamma, chances, alive, bought = (
+        fit.cal, fit.model, fit.one_time, fit.gamma_gamma, fit.chances, fit.alive, fit.bought)
     actual = cal["frequency_holdout"].to_numpy(dtype=float)
-    bg_alive, bg_buy = model.p_alive(cal), model.p_purchase_within(cal, days)
-    chances = {"bgnbd": bg_buy}
-    alive = bg_alive.copy()
-    if one_time is not None:
-        alive, chances["one_time"] = model_chances(model, cal, one_time, None, days)
-    choice, cross = choose_export(chances, alive, bought, days, settings.min_repeat_buyers)
-    predicted = expected_purchases(model, cal, days, one_time if choice.base == "one_time" else None)
-    exported_chance = cross["calibrated"] if choice.purchase_map is not None else chances[choice.base]
-    exported_alive = cross["calibrated_alive"] if choice.purchase_map is not None else alive
+    bg_alive, bg_buy = model.p_alive(cal), chances["bgnbd"]
+    earlier = earlier_holdout_choice(orders, cutoff, days, settings, seen_at)
+    out_of_sample = None
+    if earlier is not None and earlier.purchase_map is not None:
+        raw = chances[earlier.base]
+        out_of_sample = {name: calibration_error(decile_calibration(values, bought))
+                         for name, values in (("calibrated", earlier.purchase_map.predict(raw)), ("raw", raw))}
+    choice, cross = choose_export(chances, alive, bought, days, settings.min_repeat_buyers, out_of_sample)
+    if earlier is not None:
+        reported = earlier
+        exported_alive, exported_chance = model_chances(model, cal, one_time, earlier, days)
+        reported_from = (f"the variant and calibration chosen on the {days:.0f} days before the cut-off "
+                         f"({(cutoff - pd.Timedelta(days=days)).date()} to {(cutoff - pd.Timedelta(days=1)).date()}), "
+                         "as the export made on the cut-off day would have held them")
+        dates = orders["order_date"]
+        per_day = [float(((dates >= start) & (dates < start + pd.Timedelta(days=days))).sum()) / days
+                   for start in (cutoff - pd.Timedelta(days=days), cutoff)]
+        if per_day[0] > 0 and abs(per_day[1] / per_day[0] - 1) > 0.2:  # season_comparison's tolerance
+            reported_from += (f"; the holdout had {per_day[1] / per_day[0]:.2f} x the purchase days per day of those "
+                              f"{days:.0f} days (season and trend), so the chances learnt there run "
+                              f"{'low' if per_day[1] > per_day[0] else 'high'} on it")
+    else:
+        reported = choice
+        exported_chance = cross["calibrated"] if choice.variant == "calibrated" else chances[choice.base]
+        exported_alive = cross["calibrated_alive"] if choice.purchase_map is not None else alive
+        reported_from = ("cross-fitted on the holdout itself (the data before the cut-off are too short for an "
+                         "earlier holdout): each customer's value from a calibration fitted on the other half")
+    base_one_time = one_time if reported.base == "one_time" else None
+    predicted = expected_purchases(model, cal, days, base_one_time)
     calibration = p_alive_calibration(exported_alive, exported_chance, bought)
     calibration_bgnbd = p_alive_calibration(bg_alive, bg_buy, bought)
     tenure = cal["T"].to_numpy(dtype=float) * model.time_unit_days
@@ -1807,15 +1920,15 @@ def run_holdout_check(orders: pd.DataFrame, as_of: pd.Timestamp, settings: Lifec
     if history is None:
         history = purchase_history(orders[orders["order_date"] < cutoff])
     stager = settings.stager().fit(history, cutoff)
-    stages = stager.predict(history, cutoff, bgnbd=model, one_time=one_time, choice=choice)["lifecycle_stage"]
+    stages = stager.predict(history, cutoff, bgnbd=model, one_time=one_time, choice=reported)["lifecycle_stage"]
     return HoldoutCheck(
-        cutoff=cutoff, by_frequency=holdout_check(model, cal, settings.holdout_max_frequency,
-                                                  one_time if choice.base == "one_time" else None),
+        cutoff=cutoff, by_frequency=holdout_check(model, cal, settings.holdout_max_frequency, base_one_time),
         calibration=calibration, calibration_bgnbd=calibration_bgnbd,
         by_stage=holdout_by_stage(stages.astype("string").reindex(cal.index), cal, predicted, revenue),
         errors={"exported": calibration_error(calibration), "bgnbd": calibration_error(calibration_bgnbd)},
         days=days, evaluation=evaluation_table, deciles=deciles, choice=choice,
-        season=season_comparison(orders["order_date"], cutoff, as_of, days))
+        season=season_comparison(orders["order_date"], cutoff, as_of, days), reported_choice=reported,
+        reported_from=reported_from)
 
 
 # --------------------------------------------------------------------------- widget logic
@@ -1851,5 +1964,6 @@ __all__ = [
     "cohort_matrix", "fit_clv_models", "score_customers", "clv_overview", "stage_sizes", "holdout_by_stage",
     "run_holdout_check", "holdout_purchases", "HoldoutCheck", "one_time_curve", "identification_warnings", "EXPORT_COLUMNS",
     "signups_on_or_after", "ExportChoice", "model_chances", "chances_as_of", "p_alive_as_of", "low_purchase_chance",
-    "season_comparison", "choose_export", "holdout_length_days", "CHANCE_DAYS",
+    "season_comparison", "choose_export", "holdout_length_days", "CHANCE_DAYS", "HoldoutFit", "fit_holdout_models",
+    "earlier_holdout_choice",
 ]

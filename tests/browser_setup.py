@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
 import sys
+from contextlib import contextmanager
+
+from apt_setup import apt_install, ensure
 
 CHROMIUM = "/usr/bin/chromium"
 
@@ -24,37 +26,79 @@ def chromium_path() -> str | None:
     return CHROMIUM if os.path.exists(CHROMIUM) else shutil.which("chromium")
 
 
+#: Chromium switches of every browser test: nothing can leave the machine (every host is
+#: unresolvable and every request goes to a dead proxy, except those to 127.0.0.1: a local server).
+OFFLINE_FLAGS: tuple[str, ...] = (
+    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+    "--disable-component-update", "--disable-sync", "--disable-default-apps", "--disable-extensions",
+    "--mute-audio", "--proxy-server=http://127.0.0.1:9", "--proxy-bypass-list=127.0.0.1",
+    "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
+)
+
+
+def launch_chromium(playwright):
+    """Debian's chromium driven by Playwright for Python (``executable_path``: never
+    ``playwright install``), headless, offline (:data:`OFFLINE_FLAGS`). Raises when chromium is
+    missing (the tests fail, never skip)."""
+    binary = chromium_path()
+    if binary is None:
+        raise RuntimeError("chromium is not installed (/usr/bin/chromium missing). Run `python tests/browser_setup.py` "
+                           "as root (it runs apt-get install chromium) — `make test` does this first.")
+    return playwright.chromium.launch(executable_path=binary, headless=True, args=list(OFFLINE_FLAGS))
+
+
+@contextmanager
+def offline_chromium():
+    """:func:`launch_chromium` inside Playwright's sync API, closed afterwards (a fixture's body)."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = launch_chromium(playwright)
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
 def install() -> str | None:
     """Install Debian's chromium with apt-get; return an error text, or None on success."""
-    if shutil.which("apt-get") is None:
-        return "apt-get is not available (not a Debian/Ubuntu machine); install chromium yourself."
-    prefix: list[str] = []
-    if os.geteuid() != 0:
-        if shutil.which("sudo") is None:
-            return "not root and no sudo; run `apt-get install -y chromium` as root."
-        prefix = ["sudo", "-n"]
-    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
-    for cmd in (["apt-get", "update", "-qq"],
-                ["apt-get", "install", "-y", "-qq", "chromium"]):
-        done = subprocess.run(prefix + cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-        if done.returncode != 0:
-            return f"`{' '.join(cmd)}` failed (exit {done.returncode}): {done.stderr.strip()[-800:]}"
+    error = apt_install("chromium")
+    if error:
+        return error
     return None if chromium_path() else "apt-get finished but no chromium binary was found."
 
 
 def main() -> int:
     """Install chromium when missing; always returns 0 (see the module docstring)."""
-    if chromium_path():
-        return 0
-    print("browser_setup: chromium not found, installing Debian's chromium with apt-get …", file=sys.stderr)
-    error = install()
-    if error:
-        print(f"browser_setup: could not install chromium: {error}\n"
-              "tests/test_browser.py will fail until chromium is installed.", file=sys.stderr)
-    else:
-        print(f"browser_setup: installed {chromium_path()}", file=sys.stderr)
-    return 0
+    return ensure("browser_setup", None if chromium_path() else "chromium not found", "chromium", install,
+                  chromium_path, "tests/test_browser.py")
 
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+def redrawn(page, container, action) -> None:
+    """Do ``action()`` (a click, a key press) on the interactive table in ``container`` (a
+    Playwright locator of its ``.dt-container``) and wait for DataTables' ``draw`` event that
+    follows (DataTables redraws after the click or key press has returned)."""
+    page.evaluate("""async (box) => {
+        const loader = Object.keys(window).find(key => key.startsWith('_itables_'));
+        const { jQuery } = await window[loader];
+        window.__segkitDrawn = false;
+        jQuery(box.querySelector('table.dataTable')).one('draw.dt', () => { window.__segkitDrawn = true; });
+    }""", container.element_handle())
+    action()
+    page.wait_for_function("() => window.__segkitDrawn === true")
+
+
+def sort_twice_by_first_column(page, container) -> tuple[list[str], list[str]]:
+    """Click the first column header of the interactive table in ``container`` twice; the first
+    column's shown cells after each redraw (ascending, then descending)."""
+    cells = container.locator("tbody tr td:first-child")
+    header = container.locator("thead th").first
+    shown = []
+    for _ in range(2):
+        redrawn(page, container, header.click)
+        shown.append(cells.all_inner_texts())
+    return shown[0], shown[1]

@@ -504,8 +504,23 @@ def test_summarize_states_status_removals_and_returns_from_the_result():
 def test_overview_table_counts_rows_in_and_out_per_table():
     customers = pd.DataFrame({"customer_id": ["a", "x"]})
     out = overview_table(run_audit({"transactions": lines(DIRTY), "customers": customers}))
-    assert out[["table", "rows_in", "rows_clean", "rows_removed", "customers"]].values.tolist() == [
+    assert out[["table", "rows_in", "rows_clean", "rows_removed", "customer_ids"]].values.tolist() == [
         ["transactions", 10, 6, 4, 5], ["customers", 2, 6, 0, 6]]
+
+
+def test_overview_table_shows_order_ids_beside_the_headlines_purchase_orders_and_documents():
+    # clean orders: O1, O4 (zero value), C5 (a cancellation document), O7, O8, row-11: six order ids,
+    # four purchase orders (the headline's), one document; the headline's numbers, not a second count
+    result = run_audit({"transactions": lines(DIRTY)})
+    out = overview_table(result).set_index("table")
+    assert out.loc["transactions", ["order_ids", "purchase_orders", "cancellation_documents"]].tolist() == [6, 4, 1]
+    assert (out.loc["transactions", "purchase_orders"], out.loc["transactions", "order_ids"]) == (
+        result.headline["purchase_orders"], result.counts["orders"])
+    assert out.loc["customers", ["order_ids", "purchase_orders"]].isna().all()
+    definitions = result.summary()["definitions"]
+    assert definitions["counts.orders"].startswith("distinct order ids in the clean order lines")
+    assert definitions["counts.buyers"].startswith("distinct customer ids with a clean order line")
+    assert "headline.purchase_orders" in definitions["counts.orders"]
 
 
 # ----------------------------------------------------------------------------- generated shop
@@ -667,3 +682,33 @@ def test_the_notebook_shows_the_findings_table_before_stopping_on_errors(tmp_pat
     assert "guest_checkouts" in _outputs_text(nbformat.v4.new_notebook(cells=nb.cells[:failed]))
     summary = json.loads((tmp_path / "run" / "summaries" / "01_data_audit.json").read_text())
     assert summary["headlines"]["Status"] == "errors"
+
+
+def test_the_outlier_list_says_which_outlier_orders_were_cancelled_later_from_the_matches(tmp_path):
+    # the Online-Retail-like export plants an order of 80,995 units (168,469.60) cancelled 12 minutes later
+    import shutil
+
+    from segkit.core.config import project_root
+    from segkit.data.online_retail import generate_online_retail, write_online_retail
+
+    export = generate_online_retail(600, seed=7)  # four outlier orders, one of them partly cancelled
+    write_online_retail(tmp_path / "export", export)
+    config = project_root() / "data" / "configs" / "online_retail_ii.yml"
+    shutil.copy(config, tmp_path / "export" / config.name)
+    result = build_audit_artifacts(open_run("01_data_audit", tmp_path / "run", tmp_path / "export" / config.name))
+    truth = export.orders.set_index("invoice")
+    huge = truth[truth["gross_value"] == truth["gross_value"].max()].iloc[0]
+    listed = finding_rows(result, "order_value_outliers").set_index("order_id")
+    assert listed.index[0] == huge.name  # the most extreme outlier first
+    cancelled = listed.loc[huge.name]
+    assert cancelled["cancelled_by"].startswith(f"{huge['cancelled_by']} on {huge['invoice_date']:%Y-%m-%d} ")
+    assert cancelled["cancelled_by"].endswith("(168,469.60)") and cancelled["kept_value"] == 0.0
+    # every listed order: cancelled by what the truth says, kept what the truth says
+    for order_id, row in listed.iterrows():
+        assert row["kept_value"] == pytest.approx(truth.loc[order_id, "kept_value"], abs=0.005)
+        assert (row["cancelled_by"] != "") == (truth.loc[order_id, "cancelled_value"] > 0)
+    summary = json.loads((tmp_path / "run" / "artifacts" / "audit_summary.json").read_text())
+    message = next(f["message"] for f in summary["findings"] if f["check"] == "order_value_outliers")
+    assert (f"Cancelled later: order {huge.name} (value 168,469.60; kept 0) by {huge['cancelled_by']} on "
+            f"{huge['invoice_date']:%Y-%m-%d} ") in message
+    assert (listed["cancelled_by"] != "").sum() == 2 and "kept 1.15" in message  # a partial cancellation too

@@ -12,6 +12,7 @@ import base64
 import io
 import itertools
 import json
+import re
 import shutil
 import subprocess
 import tempfile
@@ -19,9 +20,10 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
-from browser_setup import chromium_path
+from browser_setup import chromium_path, offline_chromium, redrawn, sort_twice_by_first_column
 from hostile_inputs import build_hostile_run
 from run_helpers import shared_run
 
@@ -230,3 +232,85 @@ def test_no_script_from_the_data_runs_in_any_html_of_the_hostile_run(browser, tm
         if issues:
             problems[page.name] = issues
     assert problems == {}
+
+
+# --------------------------------------------------------------------------- interactive tables
+def _open_offline(playwright_browser, url: str):
+    """A new page at ``url`` in which every request that is not ``file:``/``data:``/``blob:`` is
+    recorded (the browser's flags already keep it from leaving); returns (page, requests, errors).
+    Requests are watched, not intercepted: Playwright's interception stops a ``file:`` page from
+    importing a ``blob:`` module (ITables' loader does)."""
+    context = playwright_browser.new_context(viewport={"width": 1366, "height": 768}, accept_downloads=True)
+    requests: list[str] = []
+    errors: list[str] = []
+    page = context.new_page()
+    page.on("request", lambda r: None if r.url.startswith(LOCAL_SCHEMES) else requests.append(r.url))
+    page.set_default_timeout(MESSAGE_WAIT * 1000)
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    page.goto(url)
+    return page, requests, errors
+
+
+@pytest.fixture(scope="module")
+def playwright_browser():
+    with offline_chromium() as b:
+        yield b
+
+
+def test_the_reports_interactive_tables_sort_filter_and_download_offline(playwright_browser, tmp_path_factory):
+    import csv
+
+    run = shared_run(tmp_path_factory)
+    page, requests, errors = _open_offline(playwright_browser, (run / "02_rfm.html").as_uri())
+    expected = len(re.findall(r'<table[^>]* id="segkit-table-', (run / "02_rfm.html").read_text(encoding="utf-8")))
+    page.wait_for_function(f"() => document.querySelectorAll('table.dataTable').length === {expected}")
+    assert expected >= 2  # the segments and the customer list
+    customers = page.locator(".dt-container").filter(has=page.locator("th", has_text="rfm_segment")).first
+    info = customers.locator(".dt-info")
+    ids = customers.locator("tbody tr td:first-child")
+    shown = ids.all_inner_texts()
+    assert len(shown) == 10 and all(re.fullmatch(r"c-[0-9a-f]{10}", i) for i in shown)  # pseudonyms, in a report
+    ascending, descending = sort_twice_by_first_column(page, customers)
+    assert ascending == sorted(ascending) and descending == sorted(descending, reverse=True)
+    assert descending[0] > ascending[-1]  # the other end of the list
+    segment = customers.locator("tbody tr td:nth-child(2)").first.inner_text()
+    customers.locator("tfoot input").nth(1).fill(segment)
+    # the filter runs on key presses, as when typing
+    redrawn(page, customers, lambda: customers.locator("tfoot input").nth(1).press("End"))
+    assert "filtered from" in info.inner_text()
+    assert set(customers.locator("tbody tr td:nth-child(2)").all_inner_texts()) == {segment}
+    with page.expect_download() as download:
+        customers.get_by_text("CSV of the filtered rows").click()
+    rows = list(csv.DictReader(open(download.value.path(), encoding="utf-8")))
+    assert download.value.suggested_filename == "rfm_customers.csv"
+    segments = pd.read_csv(run / "artifacts" / "customer_segments.csv", dtype=str)
+    assert len(rows) == int((segments["rfm_segment"] == segment).sum()) > 0
+    assert {r["rfm_segment"] for r in rows} == {segment}
+    assert all(re.fullmatch(r"c-[0-9a-f]{10}", r["customer_id"]) for r in rows)
+    assert requests == [] and errors == []
+    page.context.close()
+
+
+def test_the_csv_of_an_interactive_table_neutralises_formulas_and_keeps_numbers(playwright_browser, tmp_path):
+    import csv
+
+    from segkit.core.escaping import neutralise_formula
+    from segkit.widgets.tables import interactive_table
+
+    ids = ['=HYPERLINK("http://evil.example/","x")', "+1+cmd|' /C calc'!A0", "@SUM(1+1)", "-1234", "C000001",
+           "<b>bold</b>"]
+    frame = pd.DataFrame({"customer_id": ids, "monetary_total": [-12.5, 3.0, 4.0, 5.0, 1234.0, 7.0]})
+    page_file = tmp_path / "table.html"
+    page_file.write_text("<html><head><meta charset='utf-8'></head><body>"
+                         + interactive_table(frame, csv_name="ids", include_library=True)._repr_mimebundle_()["text/html"]
+                         + "</body></html>", encoding="utf-8")
+    page, requests, errors = _open_offline(playwright_browser, page_file.as_uri())
+    page.wait_for_selector("table.dataTable")
+    with page.expect_download() as download:
+        page.get_by_text("CSV of the filtered rows").click()
+    rows = list(csv.DictReader(open(download.value.path(), encoding="utf-8")))
+    page.context.close()
+    assert [r["customer_id"] for r in rows] == [neutralise_formula(i) for i in ids]
+    assert [r["monetary_total"] for r in rows] == ["-12.50", "3.00", "4.00", "5.00", "1,234.00", "7.00"]
+    assert requests == [] and errors == []

@@ -46,7 +46,9 @@ def test_gaps_on_the_shops_public_holidays_are_a_note_naming_them_and_the_rest_a
     assert "period(s) of GB" in holiday["message"]
     assert "Christmas Day (GB)" in holiday["examples"] and "Good Friday (GB)" in holiday["examples"]
     gaps = audit_with(online_retail_like(), result=True).gaps.set_index("start")["holidays"]
-    assert gaps["2011-04-29"] == "Wedding of William and Catherine (GB); May Day (GB)" and gaps["2011-03-09"] == ""
+    # each gap names its own holiday: the royal wedding (Friday) and May Day (Monday) are two gaps
+    assert gaps["2011-04-29"] == "Wedding of William and Catherine (GB)" and gaps["2011-05-02"] == "May Day (GB)"
+    assert gaps["2011-03-09"] == ""
     # countries from the config win over the data; none at all: every gap a warning, as before
     assert audit_with(online_retail_like(), holiday_countries=["GB"]).loc["volume_gaps", "count"] == 2
     plain = audit_with(online_retail_like(), holiday_countries=[])
@@ -83,3 +85,18 @@ def test_holidays_explain_a_gap_only_when_every_gap_day_is_on_or_next_to_one():
     assert explained[2] == ""  # 10 May is 8 days from any holiday
     assert holiday_explanations(gaps, gap_days, ("GB",), bridge_days=0)[1] == ""
     assert (holiday_explanations(gaps, gap_days, ()) == "").all()
+
+
+def test_each_gap_names_its_own_holiday_and_a_bridge_day_the_nearest_one():
+    # Good Friday and Easter Monday are two gaps (the shop traded on the Sunday): neither names the other
+    gaps = pd.DataFrame({"start": pd.to_datetime(["2011-04-22", "2011-04-25", "2010-12-24", "2011-04-23"]),
+                         "end": pd.to_datetime(["2011-04-22", "2011-04-25", "2010-12-24", "2011-04-23"])})
+    explained = holiday_explanations(gaps, gaps["start"], ("GB",))
+    assert explained.tolist() == ["Good Friday (GB)", "Easter Monday (GB: ENG, NIR, WLS)",
+                                  "Christmas Day (GB)",  # 24 December: the nearest holiday, the day after
+                                  "Good Friday (GB)"]    # Easter Saturday: one day after Good Friday, two before Monday
+    # a bridge day equally near two holidays names both
+    # (Wednesday 27 April 2011: two days after Easter Monday, two before the royal wedding)
+    both = pd.DataFrame({"start": pd.to_datetime(["2011-04-27"]), "end": pd.to_datetime(["2011-04-27"])})
+    assert holiday_explanations(both, both["start"], ("GB",))[0] == ("Easter Monday (GB: ENG, NIR, WLS); "
+                                                                     "Wedding of William and Catherine (GB)")

@@ -1256,3 +1256,24 @@ def test_srm_and_uplift_legends_sit_outside_the_plot_area():
         legend = ax.get_legend().get_window_extent()
         assert not legend.overlaps(ax.get_window_extent())
     plt.close("all")
+
+
+def test_the_measured_and_the_forecast_revenue_per_1000_sends_say_which_is_which():
+    # a large campaign with a small revenue lift and a small one with a large lift: per send, the campaigns
+    # measured 1,640 / 800 sends; the pooled segment lift weighs the campaigns by precision, not by sends
+    cells = [cell("spring", "A", "email", 600, 60, [20.0] * 60, prefix="s"),
+             cell("spring", "A", "control", 300, 24, [20.0] * 24, prefix="s"),
+             cell("summer", "A", "email", 200, 40, [50.0] * 40, prefix="u"),
+             cell("summer", "A", "control", 100, 10, [30.0] * 10, prefix="u")]
+    result = evaluate_campaigns(*build(*cells), settings=LOOSE)
+    measured = cs.campaign_totals(result)["incremental_revenue_per_1000"].iloc[0]
+    forecast = result.pooled_policy["expected_incremental_revenue_per_1000"].iloc[0]
+    assert measured == pytest.approx(2050.0) and round(forecast) == 3498
+    out = cs.summarize(result)
+    [money] = [f for f in out["findings"] if "per 1,000" in f]
+    assert money.startswith("Together the 2 campaigns added about 2,050 revenue per 1,000 e-mails sent, as measured "
+                            "(each campaign's sent arm against its control; ")
+    [send] = [a for a in out["actions"] if a.startswith("Next email send")]
+    assert ("expected incremental revenue of the next send about 3,498 per 1,000 sends (95% CI -2,958 to 9,953), a "
+            "forecast from the segment lifts pooled over the 2 campaigns (each weighted by the precision of its "
+            "estimate, not by its sends), so not the 2,050 per 1,000 sends the campaigns measured; optimistic") in send

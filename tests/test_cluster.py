@@ -3,6 +3,8 @@ profiles and names, the producer, the summary and the explorer; and segkit.bench
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -30,6 +32,7 @@ from segkit.cluster import (
     select_k,
     stability,
 )
+from segkit.core.config import project_root
 from segkit.core.errors import ConfigError, DataError, ModelFitError
 from segkit.kprototypes import (
     KPrototypes,
@@ -40,7 +43,7 @@ from segkit.kprototypes import (
     kprototypes_cost,
     split_mixed,
 )
-from segkit.steps.cluster import build_cluster_artifacts, cluster_view, summarize, view_choices
+from segkit.steps.cluster import build_cluster_artifacts, cluster_view, lift_caption, summarize, view_choices
 
 
 def planted(n: int, seed: int, k: int = 5) -> np.ndarray:
@@ -420,6 +423,19 @@ def test_result_tables_are_consistent(shop_result):
     assert r.selection["k"].tolist() == list(range(2, 9))
     assert set(r.projection["cluster"]) == set(range(1, r.k + 1))
     assert r.missing_report.set_index("feature").loc["median_days_between_orders", "missing"] > 0
+
+
+def test_the_lift_table_has_a_caption_saying_what_lift_is_and_over_which_baseline(shop_result):
+    caption = lift_caption(shop_result)
+    n = int(shop_result.profiles.set_index("cluster").loc["All customers", "customers"])
+    assert caption.startswith("Lift of each cluster on each numeric feature = the cluster's mean divided by the "
+                              f"mean of all {n:,} clustered customers (the baseline: the \"All customers\" row")
+    assert "2.00 = twice the average" in caption and "on recency days" in caption
+    # notebook 03 shows it with the lift table
+    cells = ["".join(c["source"]) for c in json.loads((project_root() / "notebooks" / "03_clustering.ipynb")
+                                                          .read_text())["cells"]]
+    lift_cell = next(c for c in cells if "result.lifts" in c)
+    assert lift_cell.startswith("display(Markdown(escape_markdown(lift_caption(result))))")
 
 
 def test_the_projection_title_says_all_customers_when_nothing_was_sampled(shop_result):

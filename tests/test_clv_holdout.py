@@ -18,6 +18,7 @@ from segkit.clv import (
 )
 from segkit.core.config import load_config
 from segkit.data.datasets import load_cdnow
+from segkit.data.online_retail import generate_online_retail
 from segkit.data.orders import purchase_orders
 from segkit.lifecycle import (
     EXPORT_COLUMNS,
@@ -102,12 +103,22 @@ def test_cdnow_holdout_reports_every_prediction_against_the_baselines(cdnow_chec
         assert {"actual_low", "actual_high", "gap"} <= set(table.columns)
 
 
-def test_cdnow_export_is_chosen_on_the_holdout_and_the_calibrated_chance_misses_less(cdnow_check):
+def test_cdnow_export_is_chosen_on_the_holdout_and_reported_as_chosen_on_the_quarter_before(cdnow_check):
+    """What the check reports "as exported" is the export made on the cut-off day: variant and calibration
+    chosen on the 90 days before it (plain BG/NBD then), never on the holdout that judges it. Out of sample
+    the calibration still misses less than the same model uncalibrated (2.15 against 2.19 points), though not
+    less than the one-time buyer model (1.88): CDNOW's cohort buys less every quarter. Before, the reported
+    values were cross-fitted on the holdout itself (0.5 points)."""
     check, *_ = cdnow_check
     ev = check.evaluation.set_index(["prediction", "variant"])["calibration_error"]
     assert check.choice.variant == "calibrated" and check.choice.base == "one_time"
-    assert ev[("p_purchase_90d", "exported")] < min(ev[("p_purchase_90d", "bgnbd")], ev[("p_purchase_90d", "one_time")])
     assert "calibrated on the holdout" in check.choice.reason
+    assert check.reported_choice.variant == "calibrated" and check.reported_choice.base == "bgnbd"
+    assert check.reported_from.startswith("the variant and calibration chosen on the 90 days before the cut-off "
+                                          "(1998-01-02 to 1998-04-01)")
+    assert ev[("p_purchase_90d", "exported")] == pytest.approx(0.0215, abs=5e-4)
+    assert ev[("p_purchase_90d", "exported")] < ev[("p_purchase_90d", "bgnbd")]
+    assert ev[("p_purchase_90d", "one_time")] == pytest.approx(0.0188, abs=5e-4)
 
 
 def test_cdnow_p_alive_is_never_below_the_share_who_bought_in_any_decile(cdnow_check):
@@ -124,7 +135,7 @@ def test_cdnow_at_risk_customers_buy_at_least_ten_points_less_often_than_active_
     stages = check.by_stage.set_index("lifecycle_stage")
     assert stages.loc["active", "bought_share"] - stages.loc["at_risk", "bought_share"] >= 0.10
     text = stage_holdout_note(check)
-    assert "At-risk customers at the cut-off bought in the 90-day holdout at 18%" in text and "active ones at 39%" in text
+    assert "Customers in the at_risk stage at the cut-off bought in the 90-day holdout at 19%" in text and "active ones at 38%" in text
 
 
 def test_score_customers_exports_p_purchase_90d_calibrated_and_p_alive_floored_by_it(cdnow_check):
@@ -205,3 +216,50 @@ def test_season_note_names_the_months_of_the_prediction_period_the_data_never_co
     assert covered["months_not_in_data"] == []
     assert "unknown" not in (season_note(HoldoutCheck(cutoff=pd.Timestamp("2011-06-13"), days=90.0,
                                                       season=covered), pd.Timestamp("2011-09-11")) or "")
+
+
+# --------------------------------------------------------------------------- the Online-Retail-like generator, several seeds
+def generated_purchase_days(n_customers: int, seed: int) -> pd.DataFrame:
+    """The planted kept purchases of :func:`generate_online_retail` as purchase days (no cancellation left)."""
+    export = generate_online_retail(n_customers, seed=seed)
+    kept = export.orders[export.orders["kept_value"] > 0]
+    days = pd.DataFrame({"customer_id": kept["customer_id"].astype(str), "order_date": kept["invoice_date"].dt.normalize(),
+                         "amount": kept["kept_value"].to_numpy(dtype=float)})
+    return days.groupby(["customer_id", "order_date"], as_index=False)["amount"].sum()
+
+
+@pytest.mark.parametrize("seed", [11, 5, 21])
+def test_generated_exports_p_alive_deciles_hold_out_of_sample_and_at_risk_separates(seed):
+    """Issue 16 "Done when" on Online-Retail-like exports of 3,000 accounts (the size the command line writes).
+    Seed 11 failed before: the reported P(alive) came from isotonic maps cross-fitted on the holdout itself,
+    whose end steps held a handful of customers, and its lowest decile had a mean P(alive) of 8.1 % while
+    19.1 % bought. Now the check reports the export as made on the cut-off day (calibration learnt on the 90
+    days before), with maps pooled in bins of at least 50 customers."""
+    orders = generated_purchase_days(3000, seed)
+    as_of = orders["order_date"].max() + pd.Timedelta(days=1)
+    check = run_holdout_check(orders, as_of, SETTINGS)
+    assert check.reported_from.startswith("the variant and calibration chosen on the 90 days before the cut-off")
+    assert check.reported_choice is not check.choice
+    # the calibration was learnt in summer and is judged in the autumn peak: the report says which way it errs
+    assert check.reported_from.endswith("(season and trend), so the chances learnt there run low on it")
+    deciles = check.deciles["p_alive"]
+    assert len(deciles) == 10 and deciles["customers"].min() > 100
+    assert (deciles["actual"] <= deciles["predicted"] + 0.05).all(), deciles
+    stages = check.by_stage.set_index("lifecycle_stage")
+    assert stages.loc["active", "bought_share"] - stages.loc["at_risk", "bought_share"] >= 0.10, stages
+
+
+def test_calibration_pools_customers_so_that_a_small_end_step_cannot_map_the_oldest_to_zero():
+    """Everyone buys at 15 % whatever the prediction, but the five lowest predictions did not buy: plain
+    isotonic regression maps every prediction below theirs to 0 (an export's oldest one-time buyers lie
+    there); pooled in bins of at least 50, the lowest step is the share of 50 customers."""
+    rng = np.random.default_rng(3)
+    predicted = np.sort(rng.random(2000)) * 0.3
+    bought = rng.random(2000) < 0.15
+    bought[:5] = False
+    plain = ChanceCalibrator(max_bins=10**9, min_bin=1).fit(predicted, bought)
+    pooled = ChanceCalibrator().fit(predicted, bought)
+    assert plain.predict([0.0])[0] == 0.0
+    assert pooled.predict([0.0])[0] == pytest.approx(bought[:100].mean(), abs=0.05) and pooled.predict([0.0])[0] > 0.05
+    assert len(pooled.x_) <= 20 and pooled.to_dict()["min_bin"] == 50
+    assert ChanceCalibrator.from_dict(pooled.to_dict()).get_params() == {"max_bins": 20, "min_bin": 50}

@@ -22,6 +22,7 @@ from segkit.core.files import read_frame, write_frame
 from segkit.report.export import ReportExporter, render_markdown
 from segkit.steps.pipeline import summary_markdown
 from segkit.widgets import static_html
+from segkit.widgets.tables import interactive_table, is_segkit_script, library_html
 
 from hostile_inputs import EVENT_ATTRIBUTES, FORMULAS, MARKUP, build_hostile_run
 
@@ -37,13 +38,25 @@ class Elements(HTMLParser):
         self.tags: list[str] = []
         self.attributes: list[tuple[str, str, str]] = []
         self.text: list[str] = []
+        self.scripts: list[str] = []
+        self._in_script = False
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         self.tags.append(tag)
         self.attributes += [(tag, name, value or "") for name, value in attrs]
+        if tag == "script":
+            self._in_script = True
+            self.scripts.append("")
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "script":
+            self._in_script = False
 
     def handle_data(self, data: str) -> None:
-        self.text.append(data)
+        if self._in_script:
+            self.scripts[-1] += data
+        else:
+            self.text.append(data)
 
 
 def parse(html: str) -> Elements:
@@ -54,10 +67,12 @@ def parse(html: str) -> Elements:
 
 
 def live_markup(html: str) -> list[str]:
-    """What in ``html`` a browser would run or follow from a payload: scripts, SVG, event-handler
-    attributes, ``javascript:`` URLs, images that are not embedded."""
+    """What in ``html`` a browser would run or follow from a payload: scripts (other than the
+    fixed ones of segkit's interactive tables), SVG, event-handler attributes, ``javascript:``
+    URLs, images that are not embedded."""
     doc = parse(html)
-    found = [f"<{t}>" for t in doc.tags if t in ("script", "svg", "iframe", "object", "embed")]
+    found = [f"<{t}>" for t in doc.tags if t in ("svg", "iframe", "object", "embed")]
+    found += [f"<script>{s[:80]}" for s in doc.scripts if not is_segkit_script(s)]
     for tag, name, value in doc.attributes:
         if name.startswith("on"):
             found.append(f"<{tag} {name}>")
@@ -124,6 +139,39 @@ def test_a_text_choice_of_an_explorer_is_escaped():
     html = static_html({MARKUP[1]: MARKUP[0]}, lambda v: v, title=MARKUP[3])
     assert live_markup(html) == []
     assert MARKUP[0] in "".join(parse(html).text)
+
+
+def test_the_harness_still_finds_a_script_next_to_the_interactive_tables_own():
+    html = interactive_table(pd.DataFrame({"a": [1]}), include_library=True)._repr_mimebundle_()["text/html"]
+    assert live_markup(html) == []
+    assert live_markup(html + "<script>window.__pwned=1</script>") == ["<script>window.__pwned=1"]
+    altered = html.replace("new ITable(table, {", "alert(1); new ITable(table, {")
+    assert len(live_markup(altered)) == 1
+
+
+@pytest.mark.parametrize("value", PAYLOADS)
+def test_a_value_in_an_interactive_table_is_text_in_a_cell_and_never_in_a_script(value):
+    frame = pd.DataFrame({value: [value], "customer_id": [value], "n": [3]})
+    html = interactive_table(frame, csv_name=value, include_library=False)._repr_mimebundle_()["text/html"]
+    doc = parse(html)
+    assert live_markup(html) == []
+    # header, footer filter row, cell: each as its own text
+    # pandas shows a line break in a cell as \n, and keeps runs of spaces with &nbsp;
+    as_text = {value.strip(), value.replace("\n", "\\n").strip()}
+    assert sum(t.replace("\xa0", " ").strip() in as_text for t in doc.text) == 4  # the column name twice, the cell, the id
+    if not re.fullmatch(r"[A-Za-z0-9_-]+", value):  # the download's file name keeps only these
+        assert all(value not in script for script in doc.scripts)
+
+
+def test_the_library_of_the_interactive_tables_is_embedded_and_loads_nothing_from_outside():
+    from segkit.report.export import find_external_resources
+
+    html = library_html()
+    assert find_external_resources(html) == []
+    assert "http://" not in html and "https://" not in html
+    assert len(html) > 500_000  # the DataTables bundle itself, base64 (not a link to it)
+    # the loader is let through as exactly itself: changed, its import() counts again
+    assert find_external_resources(html.replace("if (!window", "fetch('x'); if (!window")) != []
 
 
 # --------------------------------------------------------------------------- CSV cells

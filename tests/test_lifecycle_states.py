@@ -88,7 +88,7 @@ def test_customers_who_only_returned_or_bought_for_nothing_are_no_net_purchase_n
     assert dict(zip(snaps["period"], snaps["customers"])) == {"2024-01": 2, "2024-02": 3, "2024-03": 2}
     summary = summarize(result)
     assert "(2 buyers, 1 prospects, 2 with order lines but no purchase)" in summary["analysed"]
-    assert any(a.startswith("No net purchase (2): No welcome series") for a in summary["actions"])
+    assert any(a.startswith("Stage no_net_purchase (2): No welcome series") for a in summary["actions"])
     plt.close("all")
 
 

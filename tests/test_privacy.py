@@ -53,6 +53,22 @@ def test_shareable_table_hides_ids_in_columns_and_index(monkeypatch):
     assert kept["customer_id"].tolist() == ["C000001", "C000002"]
 
 
+@pytest.mark.parametrize("interactive, real", [(True, True), (False, False)])
+def test_ids_are_real_in_the_analysts_own_notebook_and_pseudonyms_in_a_run(monkeypatch, tmp_path, interactive, real):
+    from segkit.steps.pipeline import RunContext, shareable
+
+    monkeypatch.setenv(privacy.SALT_ENV, "k")
+    ctx = RunContext(notebook="02_rfm", run_dir=tmp_path, seed=1, interactive=interactive,
+                     config={"privacy": {"pseudonymize_ids": True, "min_cell_size": 10}})
+    customers = pd.DataFrame({"customer_id": ["C000001", "C000002"], "rfm_segment": ["Lost", "Lost"]})
+    shown = shareable(ctx, customers)["customer_id"].tolist()
+    pseudonyms = pseudonymize_ids(customers["customer_id"], "k").tolist()
+    assert shown == (["C000001", "C000002"] if real else pseudonyms)
+    groups = pd.DataFrame({"segment": ["a", "b", "c"], "customers": [50, 4, 3]})
+    # small groups are merged on both sides
+    assert shareable(ctx, groups, count_column="customers", label_column="segment")["segment"].tolist() == ["a"]
+
+
 def test_small_groups_are_merged_and_a_still_small_remainder_is_dropped():
     t = pd.DataFrame({"segment": ["a", "b", "c", "d"], "customers": [50, 6, 5, 40],
                       "revenue": [10.0, 2.0, 3.0, 8.0]})

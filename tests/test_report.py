@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -621,3 +622,52 @@ def test_index_warnings_list_each_audit_finding_once_without_a_restated_count():
     html = _warnings({"warnings": []}, summaries, audit)
     assert html.count("guest checkouts") == 1 and "— 123 rows" not in html
     assert "4 prospects" not in html and "05_campaign_evaluation: 8 small cells" in html
+
+
+def test_every_chart_in_a_report_has_alt_text_from_its_titles(tmp_path):
+    # images used to be <img src=...> without alt; a figure shown in the kernel now carries its alt text
+    from nbclient import NotebookClient
+
+    from segkit.report.export import ReportExporter
+
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell("%matplotlib inline\nfrom segkit.plots import label, new_axes, set_theme\n"
+                                          "set_theme()\n"
+                                          "ax = label(new_axes(), 'Orders <per> day', 'date', 'orders (currency)')"),
+                nbformat.v4.new_code_cell("ax = new_axes()")]
+    NotebookClient(nb, kernel_name="segkit", timeout=300).execute()
+    [chart] = [o for o in nb.cells[0].outputs if "image/png" in o.get("data", {})]
+    assert chart["metadata"]["image/png"]["alt"] == "Chart: Orders <per> day (x: date; y: orders (currency units))."
+    ReportExporter().export(nb, tmp_path / "report.html")
+    page = (tmp_path / "report.html").read_text()
+    images = re.findall(r"<img\b[^>]*>", page)
+    assert len(images) == 2 and all(' alt="' in img for img in images)
+    assert 'alt="Chart: Orders &lt;per&gt; day (x: date; y: orders (currency units))."' in images[0]
+    assert 'alt="Chart without a title."' in images[1]
+
+
+def test_report_tables_show_counts_whole_shares_in_percent_and_missing_as_a_dash():
+    from segkit.steps.pipeline import dash_missing, report_table, set_display
+
+    set_display()
+    power = pd.DataFrame({"segment": ["All", "Lost", "Tiny"], "base_rate": [0.0633, 0.0, float("nan")],
+                          "mde_abs": [0.0778, 0.324, float("nan")], "n_control_needed": [1713.0, 266.0, float("nan")],
+                          "p_adjusted": [0.0176, 1.0, 0.5]})
+    assert dash_missing(power)["n_control_needed"].tolist() == ["1,713", "266.00", "–"]  # what 05 showed
+    shown = report_table(power)
+    assert shown["n_control_needed"].tolist() == ["1,713", "266", "–"]
+    assert shown["base_rate"].tolist() == ["6.3%", "0%", "–"] and shown["mde_abs"].tolist() == ["0.0778", "0.324", "–"]
+    assert shown["p_adjusted"].tolist() == [0.0176, 1.0, 0.5]  # no missing value: left to the float format
+    assert report_table(pd.DataFrame({"share": [0.4312, 1.2]}))["share"].tolist() == [0.4312, 1.2]  # not a fraction
+    assert power["n_control_needed"].iloc[1] == 266.0  # the data are unchanged
+
+
+@pytest.mark.parametrize("name", ["01_data_audit", "03_clustering", "05_campaign_evaluation"])
+def test_notebook_tables_of_01_03_05_are_shown_through_report_table(name):
+    cells = ["".join(c["source"]) for c in nbformat.read(project_root() / "notebooks" / f"{name}.ipynb", as_version=4)
+             .cells if c["cell_type"] == "code"]
+    raw = [c for c in cells if c.startswith(("shareable(", "dash_missing(", "result.outlier_rules", "result.cleaning_rules",
+                                             "pd.DataFrame([result.returns])", "result.builder.describe()",
+                                             "result.selection"))]
+    assert raw == []
+    assert sum("report_table(" in c for c in cells) >= 5

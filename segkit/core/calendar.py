@@ -155,8 +155,9 @@ def holiday_explanations(gaps: pd.DataFrame, gap_days: pd.Series, countries: Seq
 
     A period is explained when each of its gap days is a public holiday of ``countries`` or lies
     at most ``bridge_days`` days from one (24 and 27-31 December around Christmas and New Year,
-    the Saturday of Easter); the text lists the holidays from ``bridge_days`` before its start to
-    ``bridge_days`` after its end.
+    the Saturday of Easter). The text names, in date order, each gap day's own holiday: the day's
+    holiday, or for a bridge day the nearest one (both when two are equally near). So a gap on Good
+    Friday and another on Easter Monday each name their own holiday, not both.
 
     Parameters
     ----------
@@ -174,7 +175,7 @@ def holiday_explanations(gaps: pd.DataFrame, gap_days: pd.Series, countries: Seq
     >>> days = pd.Series(pd.to_datetime(["2010-12-24", "2010-12-27", "2010-12-30", "2011-01-03", "2011-03-09"]))
     >>> explained = holiday_explanations(gaps, days, ("GB",))
     >>> (explained != "").tolist(), explained[0].split("; ")[:2]
-    ([True, False], ['Christmas Day (GB)', 'Boxing Day (GB)'])
+    ([True, False], ['Christmas Day (GB)', 'Christmas Day (observed) (GB)'])
     """
     out = pd.Series("", index=gaps.index, dtype="object")
     if gaps.empty or not countries:
@@ -188,10 +189,12 @@ def holiday_explanations(gaps: pd.DataFrame, gap_days: pd.Series, countries: Seq
     nearest = np.searchsorted(marks, days)
     before = np.abs(days - marks[np.clip(nearest - 1, 0, len(marks) - 1)])
     after = np.abs(marks[np.clip(nearest, 0, len(marks) - 1)] - days)
-    near = np.minimum(before, after) <= reach.to_timedelta64()
+    distance = np.minimum(before, after)  # from each gap day to its nearest holiday
+    near = distance <= reach.to_timedelta64()
     for i, (start, end) in enumerate(zip(gaps["start"], gaps["end"])):
         inside = (days >= np.datetime64(start, "ns")) & (days <= np.datetime64(end, "ns"))
         if inside.any() and near[inside].all():
-            names = calendar[(calendar.index >= start - reach) & (calendar.index <= end + reach)]
-            out.iloc[i] = "; ".join(names)
+            own = np.unique(np.concatenate([marks[np.abs(marks - day) == gap] for day, gap
+                                            in zip(days[inside], distance[inside])]))
+            out.iloc[i] = "; ".join(calendar[pd.DatetimeIndex(own)])
     return out

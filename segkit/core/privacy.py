@@ -1,7 +1,12 @@
 """Privacy for shared reports: pseudonymised customer ids and small-cell suppression.
 
-The CSV export (``customer_segments.csv``) keeps real ids; what is *displayed* in notebooks and
-their HTML goes through :func:`shareable_table`.
+Where ids are real and where they are pseudonyms: the analyst's own notebooks in JupyterLab
+(interactive mode, ``reports/interactive/``) and the local artifacts (``customer_segments.csv``, the
+Parquet files) keep the real ids, so a customer can be looked up; everything a ``segkit run`` makes
+to be shared — the executed notebooks, their HTML reports and ``index.html`` — shows pseudonyms
+(with ``privacy.pseudonymize_ids``, the default). Tables are displayed through
+:func:`shareable_table`, which pseudonymises when it is told the table is for sharing; the report
+export then replaces any raw id left in the HTML (``segkit.report.export.IdRedactor``).
 
 Examples
 --------
@@ -117,8 +122,9 @@ def shareable_table(
     config: dict,
     count_column: str | None = None,
     label_column: str | None = None,
+    shared: bool = True,
 ) -> pd.DataFrame:
-    """What may be shown in a report: ids pseudonymised, small groups merged (per config).
+    """What may be shown: small groups merged; in what is shared, ids pseudonymised (per config).
 
     Parameters
     ----------
@@ -132,10 +138,22 @@ def shareable_table(
         Column with the number of customers per row; given, small rows are merged.
     label_column : str, optional
         Column naming the group (default: the index).
+    shared : bool
+        The table is for a shared output (a ``segkit run``'s notebooks and reports): ids are
+        pseudonymised when ``privacy.pseudonymize_ids`` is on. False for the analyst's own
+        notebook in JupyterLab: real ids, so that a customer can be looked up.
+
+    Examples
+    --------
+    >>> t = pd.DataFrame({"customer_id": ["C1"], "customers": [12]})
+    >>> shareable_table(t, {"privacy": {"salt": "s"}})["customer_id"].str.startswith("c-").tolist()
+    [True]
+    >>> shareable_table(t, {"privacy": {"salt": "s"}}, shared=False)["customer_id"].tolist()
+    ['C1']
     """
     privacy = config.get("privacy") or {}
     out = table.copy()
-    if privacy.get("pseudonymize_ids", True):
+    if shared and privacy.get("pseudonymize_ids", True):
         salt = salt_for(config)
         for col in ID_COLUMNS:
             if col in out.columns:

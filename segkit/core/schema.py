@@ -77,8 +77,8 @@ class TableSpec:
         Column groups whose values must not repeat.
     extra : dict
         Non-canonical columns carried along when the input has (or maps) them, with their dtype
-        (transactions: ``country``, which belongs to the customer; see
-        :func:`segkit.data.io.customers_from_transactions`).
+        (transactions: ``country`` and ``email_opt_in``, which belong to the customer; see
+        :meth:`segkit.data.engine.TransactionLog.derived_customers`).
     """
 
     name: str
@@ -116,7 +116,18 @@ TRANSACTIONS = TableSpec(
         "category": "string",
         "channel": "string",
     },
-    extra={"country": "string"},     # customer attribute found in transaction exports (UCI)
+    extra={
+        "country": "string",         # customer attribute found in transaction exports (UCI, Shopify)
+        "email_opt_in": "boolean",   # customer attribute found in order exports (Shopify's Accepts Marketing)
+        # order-level fields (the status contract, segkit.data.statuses): given on one line of an
+        # order or on all, carried to every line of it; meanings set in the config's `orders` section
+        "order_status": "string",    # e.g. Shopify's Financial Status: paid, refunded, voided ...
+        "refunded_amount": "float64",  # money refunded on the order (not a negative line)
+        "cancelled_at": "datetime64[ns]",  # when the order was cancelled (empty = not cancelled)
+        "order_value": "float64",    # the order's value to analyse, spread over its lines (e.g. Subtotal)
+        "order_total": "float64",    # what the customer paid, of which refunded_amount is a part (e.g. Total)
+        "payment_method": "string",  # gateway; orders.test_payment_methods marks test orders
+    },
 )
 
 CUSTOMERS = TableSpec(
@@ -163,6 +174,10 @@ TABLES: dict[str, TableSpec] = {t.name: t for t in (TRANSACTIONS, CUSTOMERS, CAM
 # Columns the audit adds to transactions_clean.parquet (see segkit.audit).
 TRANSACTIONS_CLEAN_EXTRA: dict[str, str] = {
     "is_return": "boolean",  # negative quantity/amount or a cancellation invoice ("C" prefix)
+    # the line's value before order statuses and refunds (segkit.data.statuses; written only when the
+    # `orders` contract applied): `amount` is what was kept, the relational core counts an order that
+    # recorded value and kept nothing (refunded, voided) as a cancelled order
+    "recorded_amount": "float64",
 }
 
 BOOLEAN_TRUE: tuple[str, ...] = ("1", "true", "yes", "y")

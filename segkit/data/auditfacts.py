@@ -128,6 +128,27 @@ CHECKS: dict[str, tuple[str, str]] = {
     "campaign_arm_balance": (
         "Campaigns",
         "Compare the split with the plan; notebook 05 tests it (sample ratio mismatch)."),
+    "order_statuses": (
+        "Orders by status",
+        "Check that each status means what orders.statuses says (purchase, not_purchase, pending); only "
+        "kept value counts: refunded and voided orders are no purchases."),
+    "refunds": (
+        "Orders with money refunded",
+        "Refunds reduce the order's kept value (spread over its lines); an order refunded in full is no purchase."),
+    "cancelled_orders": (
+        "Cancelled orders",
+        "orders.cancelled sets whether a cancelled order that is still paid counts by its status (by_status) or "
+        "never (not_purchase); a cancelled order never captured is no purchase."),
+    "test_orders": (
+        "Test orders (test payment gateway)",
+        "Removed from every analysis (orders.test_payment_methods lists the gateways)."),
+    "zero_value_orders": (
+        "Orders of value 0",
+        "Exchanges, samples and free orders are kept as orders but are no purchases."),
+    "spreadsheet_resaved": (
+        "Order dates without their UTC offset",
+        "The file looks re-saved by a spreadsheet: export the orders again from the shop's admin and run on "
+        "that file unchanged."),
     "control_characters": (
         "Cells with invisible control characters",
         "segkit removes them from the cleaned tables (NUL and other control characters cut or garble ids in "

@@ -79,9 +79,9 @@ from typing import Sequence
 import duckdb
 import pandas as pd
 
-from segkit.data.relational import CANCELLATION_MATCHES, KEPT_CUSTOMERS, KEPT_ORDER_LIST, frame_lines, run
+from segkit.data.relational import CANCELLATION_MATCHES, KEPT_CUSTOMERS, KEPT_ORDER_LIST, Query, frame_lines, run
 
-__all__ = ["cancellation_matches_of", "kept_orders_of", "kept_customers_of", "kept_value"]
+__all__ = ["cancellation_matches_of", "kept_orders_of", "kept_customers_of", "kept_value", "cancellations_of_orders"]
 
 MATCH_COLUMNS: tuple[str, ...] = (
     "customer_id", "cancellation_order_id", "cancellation_date", "purchase_order_id", "purchase_date",
@@ -94,6 +94,19 @@ KEPT_CUSTOMER_COUNTS: tuple[str, ...] = (
     "recorded_purchases", "purchase_orders", "cancelled_orders", "cancellation_documents", "unmatched_documents",
 )
 KEPT_CUSTOMER_MONEY: tuple[str, ...] = ("cancelled", "orders_kept", "adjustments", "kept_total")
+
+
+#: Lookups of chosen orders (the relation ``wanted_orders``: ``customer_id, order_id``) in the core's matches
+#: and kept values: filters of :data:`~segkit.data.relational.CANCELLATION_MATCHES` and
+#: :data:`~segkit.data.relational.KEPT_ORDER_LIST`, nothing computed again.
+WANTED_MATCHES = Query("wanted_matches", """
+    SELECT m.* FROM cancellation_matches AS m
+    JOIN wanted_orders AS w ON m.customer_id = w.customer_id AND m.purchase_order_id = w.order_id""",
+                       (CANCELLATION_MATCHES,), "customer_id, purchase_order_id, cancellation_date, cancellation_order_id")
+WANTED_KEPT = Query("wanted_kept", """
+    SELECT k.* FROM kept_order_list AS k
+    JOIN wanted_orders AS w ON k.customer_id = w.customer_id AND k.order_id = w.order_id""",
+                    (KEPT_ORDER_LIST,), "customer_id, order_id")
 
 
 def _typed(frame: pd.DataFrame, strings: Sequence[str] = (), dates: Sequence[str] = (),
@@ -171,6 +184,52 @@ def kept_customers_of(con: duckdb.DuckDBPyConnection, provided: Sequence[str] = 
     """
     return _typed(run(con, KEPT_CUSTOMERS, provided=provided), strings=("customer_id",),
                   ints=KEPT_CUSTOMER_COUNTS, floats=KEPT_CUSTOMER_MONEY, flags=("is_buyer",))
+
+
+def cancellations_of_orders(con: duckdb.DuckDBPyConnection,
+                            orders: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The matches and kept values of some orders on ``con`` (which holds ``lines``): what cancelled them.
+
+    Parameters
+    ----------
+    con : DuckDBPyConnection
+        A connection with the canonical ``lines`` relation.
+    orders : DataFrame
+        ``customer_id, order_id`` of the orders to look up (e.g. the audit's outlier orders).
+
+    Returns
+    -------
+    matches : DataFrame
+        The rows of :func:`cancellation_matches_of` whose purchase order is one of ``orders``, by
+        customer, purchase order and document date.
+    kept : DataFrame
+        The rows of :func:`kept_orders_of` of ``orders`` (``recorded``, ``kept``, ``is_purchase``…).
+
+    Examples
+    --------
+    >>> lines = pd.DataFrame({"customer_id": ["a", "a", "a"], "order_id": ["536365", "536366", "C536379"],
+    ...                       "order_date": pd.to_datetime(["2010-12-01 09:00", "2010-12-01 09:05", "2010-12-01 09:12"]),
+    ...                       "product_id": ["85123A", "71053", "85123A"], "quantity": [40, 1, -40],
+    ...                       "unit_price": [2.5, 3.0, 2.5], "amount": [100.0, 3.0, -100.0],
+    ...                       "is_return": [False, False, True]})
+    >>> with frame_lines(lines) as con:
+    ...     matches, kept = cancellations_of_orders(con, pd.DataFrame({"customer_id": ["a"], "order_id": ["536365"]}))
+    >>> matches[["purchase_order_id", "cancellation_order_id", "amount"]].values.tolist(), kept["kept"].tolist()
+    ([['536365', 'C536379', 100.0]], [0.0])
+    """
+    wanted = pd.DataFrame({"customer_id": orders["customer_id"].astype("string").astype(object),
+                           "order_id": orders["order_id"].astype("string").astype(object)}).drop_duplicates()
+    con.register("wanted_orders", wanted)
+    try:
+        matches = _typed(run(con, WANTED_MATCHES, provided=("wanted_orders",)),
+                         strings=("customer_id", "cancellation_order_id", "purchase_order_id", "product_id"),
+                         dates=("cancellation_date", "purchase_date"), floats=("unit_value", "units", "amount"))
+        kept = _typed(run(con, WANTED_KEPT, provided=("wanted_orders",)), strings=("customer_id", "order_id"),
+                      dates=("order_date",), floats=("recorded", "kept"),
+                      flags=("is_cancellation", "was_purchase", "is_purchase"))
+    finally:
+        con.unregister("wanted_orders")
+    return matches, kept
 
 
 def kept_value(transactions: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:

@@ -74,7 +74,8 @@ import pandas as pd
 from segkit.core.config import deep_merge, load_config, resolve_path
 from segkit.core.dates import day_after, parse_as_of
 from segkit.core.errors import ConfigError, DataError, format_rows
-from segkit.core.schema import CUSTOMERS, DMY, TRANSACTIONS, TRANSACTIONS_CLEAN_EXTRA, Where, examples, validate
+from segkit.core.schema import (BOOLEAN_FALSE, BOOLEAN_TRUE, CUSTOMERS, DMY, TRANSACTIONS, TRANSACTIONS_CLEAN_EXTRA,
+                                Where, examples, validate)
 from segkit.data import io as segio
 from segkit.data.relational import (
     behaviour_of,
@@ -93,6 +94,7 @@ from segkit.data.relational import (
     rfm_of,
     rfm_with_info_of,
 )
+from segkit.data.statuses import OrderContract, apply_order_contract
 from segkit.data.auditfacts import (
     CONTROL_CHARACTER_CLASS,
     CONTROL_ROWS,
@@ -671,7 +673,7 @@ def _is_temporal(sql_type: str) -> bool:
     return sql_type.upper().startswith(("TIMESTAMP", "DATE"))
 
 
-def _stage_sql(m: _Mapped, opts: Mapping[str, Any]) -> tuple[str, dict[str, str]]:
+def _stage_sql(m: _Mapped, opts: Mapping[str, Any], offsets: bool = False) -> tuple[str, dict[str, str]]:
     """SQL creating the staged ``lines`` table, and canonical → kind of parse check per column.
 
     Levels: ``a`` = raw rows with their 0-based row and blank rows removed; ``b`` = trimmed text
@@ -715,6 +717,15 @@ def _stage_sql(m: _Mapped, opts: Mapping[str, Any]) -> tuple[str, dict[str, str]
             else:
                 raise DataError(f"{m.source}: column {m.labels[c]!r} (mapped to {c!r}) has type {t_type}, which is "
                                 "not a number. Export it as numbers, or map another column.")
+        elif dtype == "boolean":  # as segkit.core.schema.coerce_boolean: yes/no, true/false, 1/0, y/n, any case
+            level_b.append(f"nullif(trim(CAST({r} AS VARCHAR), {_WS}), '') AS {_ident('_t_' + c)}")
+            t = _ident("_t_" + c)
+            token = f"regexp_replace(lower({t}), '^(-?\\d+)\\.0+$', '\\1')"
+            flag = (f"(CASE WHEN {token} IN ({', '.join(map(_quote, BOOLEAN_TRUE))}) THEN true "
+                    f"WHEN {token} IN ({', '.join(map(_quote, BOOLEAN_FALSE))}) THEN false END)")
+            level_c.append(f"{flag} AS {_ident(c)}")
+            level_c.append(f"CASE WHEN {t} IS NOT NULL AND {flag} IS NULL THEN {t} END AS {_ident('_bad_' + c)}")
+            checks[c] = "boolean"
         elif dtype.startswith("datetime"):
             if _is_temporal(t_type):
                 level_b.append(f"CAST({r} AS TIMESTAMP) AS {_ident('_x_' + c)}")
@@ -732,7 +743,7 @@ def _stage_sql(m: _Mapped, opts: Mapping[str, Any]) -> tuple[str, dict[str, str]
                     level_c.append(f"CASE WHEN {t} IS NOT NULL AND {parsed} IS NULL THEN {t} END AS {_ident('_bad_' + c)}")
                     checks[c] = "date_format"
                 else:
-                    level_c.extend(_text_date_sql(c, t, dayfirst))
+                    level_c.extend(_text_date_sql(c, t, dayfirst, offsets))
                     checks[c] = "date_text"
             else:
                 level_b.append(f"{r} AS {_ident('_x_' + c)}")
@@ -755,7 +766,8 @@ def _stage_sql(m: _Mapped, opts: Mapping[str, Any]) -> tuple[str, dict[str, str]
         elif c == "order_id":
             select.append("'row-' || CAST(_row + 2 AS VARCHAR) AS order_id")
     extra = [_ident(x) for c in checks for x in (f"_bad_{c}",)] + [
-        _ident(x) for c, kind in checks.items() if kind == "date_text" for x in (f"_dk_{c}", f"_do_{c}", f"_dt_{c}")]
+        _ident(x) for c, kind in checks.items() if kind == "date_text"
+        for x in (f"_dk_{c}", f"_do_{c}", f"_dt_{c}", f"_tz_{c}")]
     sql = f"""
         CREATE TABLE lines AS
         WITH a AS (SELECT * FROM {m.numbered}),
@@ -766,10 +778,12 @@ def _stage_sql(m: _Mapped, opts: Mapping[str, Any]) -> tuple[str, dict[str, str]
     return sql, checks
 
 
-def _text_date_sql(c: str, t: str, dayfirst: bool) -> list[str]:
+def _text_date_sql(c: str, t: str, dayfirst: bool, offsets: bool = False) -> list[str]:
     """Level-c expressions reading text dates like :func:`segkit.core.schema.coerce_datetime`: ISO 8601
     (UTC offsets dropped, wall time kept), numeric day/month/year (month-first unless ``dayfirst``),
-    and dates with a month name; plus the kind of each value for the column-wide checks."""
+    and dates with a month name; plus the kind of each value for the column-wide checks and whether it
+    carried a UTC offset (``_tz_<column>``, read by :mod:`segkit.data.statuses`; only when ``offsets``,
+    else false: a regular expression per cell is not free at 100M lines)."""
     iso = (f"CASE WHEN regexp_matches({t}, {_quote(_ISO_START)}) "
            f"THEN TRY_CAST(regexp_replace({t}, {_quote(_UTC_OFFSET)}, '\\1') AS TIMESTAMP) END")
 
@@ -802,6 +816,8 @@ def _text_date_sql(c: str, t: str, dayfirst: bool) -> list[str]:
         f"ELSE 0 END AS TINYINT) AS {_ident('_do_' + c)}",
         f"CASE WHEN {is_dmy} AND ({iso}) IS NULL AND ({first} > 12 OR {second} > 12) THEN {t} END "
         f"AS {_ident('_dt_' + c)}",
+        (f"({t} IS NOT NULL AND regexp_matches({t}, {_quote(_UTC_OFFSET)}))" if offsets else "false")
+        + f" AS {_ident('_tz_' + c)}",
     ]
 
 
@@ -899,6 +915,9 @@ def _validate_staged(con: duckdb.DuckDBPyConnection, m: _Mapped, checks: Mapping
         rows, values, distinct = _bad_listing(con, f"{bad} IS NOT NULL", bad)
         if kind == "infinite":
             raise _fail(m, c, "infinite values", rows, n_bad, "Replace them with real numbers.")
+        if kind == "boolean":
+            raise _fail(m, c, f"unexpected values for a yes/no column: {_examples_text(values, distinct)}", rows,
+                        n_bad, "Use 1/0, true/false, yes/no or y/n (leave the cell empty when unknown).")
         if kind == "number":
             comma, thousands = con.sql(
                 f"SELECT bool_or(regexp_full_match({bad}, '^[-+]?\\d+,\\d+$')), "
@@ -1029,7 +1048,10 @@ class TransactionLog:
 
     The staging maps and types the user's columns in SQL (config ``columns.transactions`` and
     ``io`` options) and raises the :mod:`segkit.data.io` errors — file, column, example values and
-    rows, what to change — for cells that cannot be read. The staged table lives in a temporary
+    rows, what to change — for cells that cannot be read; then the ``orders`` contract
+    (:func:`segkit.data.statuses.apply_order_contract`: order-level fields carried over each order,
+    statuses and refunds turned into kept line amounts, test orders removed; its facts in
+    ``status_facts``, None when the input maps no such column). The staged table lives in a temporary
     folder (``engine.temp_directory``) that :meth:`close` removes; DuckDB spills there beyond
     ``engine.memory_limit``, so memory stays bounded whatever the size of the files.
 
@@ -1084,7 +1106,8 @@ class TransactionLog:
                                          merged)
             else:
                 self.mapped = _map_columns(self.con, source, merged, scratch=folder / "utf8")
-            sql, checks = _stage_sql(self.mapped, self.opts)
+            contract = OrderContract.from_config(merged)
+            sql, checks = _stage_sql(self.mapped, self.opts, offsets=contract.dates_have_offsets)
             try:
                 self.con.execute(sql)
             except duckdb.Error as exc:
@@ -1096,6 +1119,9 @@ class TransactionLog:
             if self.n_rows == 0 and not isinstance(source, pd.DataFrame):
                 raise DataError(f"{self.mapped.source}: has no data rows (or every row is empty in the columns "
                                 "segkit uses). Export the transactions table with its rows.")
+            #: what the ``orders`` contract (statuses, refunds, order-level fields) found; None = not used
+            self.status_facts = apply_order_contract(self.con, contract, self.mapped.columns, self.mapped.labels,
+                                                     self.mapped.source)
         except BaseException:
             self.close()
             raise
@@ -1242,6 +1268,8 @@ class TransactionLog:
         if self.settings.return_prefix:
             returns.append(f"coalesce(starts_with({filled}, {_quote(self.settings.return_prefix)}), false)")
         select = [f"{filled} AS order_id" if c == "order_id" else _ident(c) for c in self.columns]
+        if self.status_facts is not None:  # the value before statuses and refunds (segkit.data.statuses)
+            select.append("recorded_amount")
         self.con.execute(f"""
             CREATE OR REPLACE VIEW clean AS
             SELECT {', '.join(select)}, _row, ({' OR '.join(returns) or 'false'}) AS is_return,
@@ -1270,13 +1298,14 @@ class TransactionLog:
             self.prepare(as_of)
         import pyarrow as pa
 
-        dtypes = {**TRANSACTIONS.dtypes, **TRANSACTIONS_CLEAN_EXTRA}
+        dtypes = {c: t for c, t in {**TRANSACTIONS.dtypes, **TRANSACTIONS_CLEAN_EXTRA}.items()
+                  if c != "recorded_amount" or self.status_facts is not None}  # only where statuses changed amounts
         empty = pd.DataFrame({c: pd.Series(dtype=t) for c, t in dtypes.items()})
         meta = pa.Schema.from_pandas(empty, preserve_index=False).metadata[b"pandas"].decode()
         duck = {"string": "VARCHAR", "float64": "DOUBLE", "datetime64[ns]": "TIMESTAMP_NS", "boolean": "BOOLEAN"}
         select = []
         for c, t in dtypes.items():
-            if c == "is_return" or self._has(c):
+            if c in ("is_return", "recorded_amount") or self._has(c):
                 select.append(f"CAST({_ident(c)} AS {duck[t]}) AS {_ident(c)}")
             else:
                 select.append(f"CAST(NULL AS {duck[t]}) AS {_ident(c)}")
@@ -1336,9 +1365,11 @@ class TransactionLog:
         return facts, changed_rows
 
     def missing_counts(self) -> tuple[list[str], list[int]]:
-        counts = self.con.sql("SELECT " + ", ".join(f"count(*) - count({_ident(c)})" for c in self.columns)
+        """Empty cells per canonical column (``cancelled_at`` left out: empty means not cancelled)."""
+        columns = [c for c in self.columns if c != "cancelled_at"]
+        counts = self.con.sql("SELECT " + ", ".join(f"count(*) - count({_ident(c)})" for c in columns)
                               + " FROM lines").fetchall()[0]
-        return self.columns, [int(v) for v in counts]
+        return columns, [int(v) for v in counts]
 
     def input_facts(self, as_of: str | pd.Timestamp | None) -> InputFacts:
         prep = self.prepare(as_of)
@@ -1452,7 +1483,8 @@ class TransactionLog:
         o_flagged, o_lines = self.con.sql(f"SELECT count(*), coalesce(sum(lines), 0) FROM _orders WHERE {outside}") \
             .fetchall()[0]
         o_rows = self._frame(f"SELECT order_id, customer_id, order_date, lines, value, first_row AS _row, "
-                             f"true AS is_outlier FROM _orders WHERE {outside} ORDER BY order_id LIMIT {limit}")
+                             f"true AS is_outlier FROM _orders WHERE {outside} "  # the most extreme first
+                             f"ORDER BY abs(ln(value) - ln({_float(o_stats[0])})) DESC, order_id LIMIT {limit}")
         pick = "" if n_orders <= sample else f"ORDER BY hash(order_id) LIMIT {sample}"
         order_values = self._frame(f"SELECT * FROM (SELECT order_id, value, {outside} AS is_outlier FROM _orders {pick}) "
                                    "ORDER BY order_id")
@@ -1496,18 +1528,21 @@ class TransactionLog:
         return pd.Series(ids.to_numpy(dtype=object), dtype="string").reset_index(drop=True)
 
     def derived_customers(self, buyers: pd.Series) -> pd.DataFrame:
-        """:func:`segkit.data.io.customers_from_transactions` of the clean lines: one row per buyer, with
-        the country on most of their lines (ties: latest line, then alphabetical)."""
-
+        """The customers table of a run without a customers file: one row per customer id of the clean
+        lines (``buyers``), with the customer attributes the lines carry (``country``, ``email_opt_in``:
+        UCI's Country, Shopify's Billing Country and Accepts Marketing, carried over each order by
+        :mod:`segkit.data.statuses`), each from the customer's newest line that has it (latest
+        ``order_date``; same date: the line first in the file), so a customer who moved or changed
+        their consent is described as they are now."""
         frame = pd.DataFrame({"customer_id": buyers})
-        if self._has("country"):
-            country = self.con.sql("""
-                SELECT customer_id, first(country ORDER BY lines DESC, last DESC, country) AS country FROM (
-                    SELECT customer_id, country, count(*) AS lines, max(order_date) AS last FROM clean
-                    WHERE country IS NOT NULL GROUP BY ALL)
-                GROUP BY customer_id""").df()
-            country = country.astype({"customer_id": "string", "country": "string"})
-            frame = frame.merge(country, on="customer_id", how="left")
+        attributes = [c for c in ("country", "email_opt_in") if self._has(c)]
+        if attributes:
+            newest = ", ".join(f"first({_ident(c)} ORDER BY order_date DESC, _row) "
+                               f"FILTER (WHERE {_ident(c)} IS NOT NULL) AS {_ident(c)}" for c in attributes)
+            found = self.con.sql(f"SELECT customer_id, {newest} FROM clean WHERE customer_id IS NOT NULL "
+                                 "GROUP BY customer_id").df()
+            found = found.astype({"customer_id": "string", **{c: CUSTOMERS.dtypes[c] for c in attributes}})
+            frame = frame.merge(found, on="customer_id", how="left")
         return validate(frame.reset_index(drop=True), CUSTOMERS.name, source="transactions (derived customers)")
 
 

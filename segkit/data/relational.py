@@ -64,7 +64,7 @@ __all__ = [
     "purchase_orders_of", "purchase_days_of", "rfm_of", "rfm_counts_of", "rfm_with_info_of", "summary_of",
     "behaviour_of", "rfm_at_send_of", "purchase_days_at_send_of", "retention_of", "last_order_date",
     "RESULT_DTYPES", "typed_result",
-    "require_columns", "no_missing", "as_datetime",
+    "require_columns", "no_missing", "as_datetime", "LineFeed", "line_feed",
     "CANCELLATION_MATCHES", "KEPT_ORDERS", "KEPT_ORDER_LIST", "KEPT_CUSTOMERS",
     "HEADLINE", "HEADLINE_COUNTS", "headline_of",
     "CancellationMatching", "cancellation_matching_over", "orders_over", "buyers_over", "ORDERS_BEFORE",
@@ -125,8 +125,9 @@ class Query:
 def orders_over(lines: str, name: str, uses: tuple[Query, ...] = (), keys: str = "", where: str = "") -> Query:
     """The order definition over the line relation ``lines`` (one of the core's own relation
     names, never data): one row per (customer, order) with its date (earliest line), net amount,
-    purchase flag, whether it is a cancellation document (every line a return), first line
-    position and channel (of its first line).
+    recorded amount (before order statuses and refunds: the lines' ``recorded_amount``, their
+    ``amount`` where the input has none, :mod:`segkit.data.statuses`), purchase flag, whether it is
+    a cancellation document (every line a return), first line position and channel (of its first line).
 
     ``keys`` (``"campaign_id, send_date, "``: column names with a trailing comma and space, or
     empty) groups further: one order definition per send history (:data:`RFM_AT_SEND`); ``where``
@@ -136,6 +137,7 @@ def orders_over(lines: str, name: str, uses: tuple[Query, ...] = (), keys: str =
         SELECT {keys}customer_id, order_id,
                min(order_date) AS order_date,
                sum(amount) AS amount,
+               sum(coalesce(recorded_amount, amount)) AS recorded_amount,
                sum(amount) > 0 AND NOT bool_and(is_return) AS is_purchase,
                bool_and(is_return) AS is_cancellation,
                min(_pos) AS first_pos,
@@ -564,14 +566,15 @@ CANCELLATION_MATCHES = Query("cancellation_matches", """
     "purchase_order_id")
 
 KEPT_ORDER_VALUES = Query("kept_order_values", """
-    SELECT o.customer_id, o.order_id, o.order_date, o.amount AS recorded, k.amount AS kept,
-           k.is_cancellation, o.is_purchase AS was_purchase, k.is_purchase
+    SELECT o.customer_id, o.order_id, o.order_date, o.recorded_amount AS recorded, k.amount AS kept,
+           k.is_cancellation, o.recorded_amount > 0 AND NOT o.is_cancellation AS was_purchase, k.is_purchase
     FROM recorded_orders AS o
     JOIN orders AS k ON k.customer_id = o.customer_id AND k.order_id = o.order_id""", (RECORDED_ORDERS, ORDERS))
 
-#: Every order and cancellation document: ``recorded`` (net of its own lines), ``kept`` (net of matched
-#: cancellations; for a document, what matched nothing: a customer-level adjustment), ``was_purchase``
-#: (the :data:`ORDERS` flag) and ``is_purchase`` (kept > 0, never a document).
+#: Every order and cancellation document: ``recorded`` (net of its own lines before order statuses and
+#: refunds), ``kept`` (net of matched cancellations; for a document, what matched nothing: a customer-level
+#: adjustment), ``was_purchase`` (recorded > 0, never a document) and ``is_purchase`` (kept > 0, never a
+#: document).
 KEPT_ORDER_LIST = Query("kept_order_list", """
     SELECT customer_id, order_id, order_date, CAST(recorded AS DOUBLE) AS recorded, CAST(kept AS DOUBLE) AS kept,
            is_cancellation, was_purchase, is_purchase
@@ -600,10 +603,11 @@ KEPT_CUSTOMERS = Query("kept_customers", """
 #: The run's headline numbers (one row), on the kept-value definitions above: ``net_revenue`` (every
 #: line's amount summed: purchases less returns and cancellations, matched or not), ``orders_total``
 #: (distinct orders and documents) = ``purchase_orders`` (kept value > 0) + ``cancelled_orders``
-#: (recorded purchases that cancellations took entirely) + ``cancellation_documents`` (orders made only
+#: (recorded purchases that cancellations, refunds or statuses took entirely: a refunded or voided
+#: order, :mod:`segkit.data.statuses`) + ``cancellation_documents`` (orders made only
 #: of return or cancellation lines) + ``other_orders`` (zero or negative net, e.g. free items);
 #: ``customers_with_lines`` = ``buyers`` (:data:`KEPT_CUSTOMERS` ``is_buyer``) + ``customers_kept_nothing``
-#: (bought, but cancellations or returns took it all) + ``customers_only_returns`` (no purchase at all:
+#: (bought, but cancellations, returns or refunds took it all) + ``customers_only_returns`` (no purchase at all:
 #: only returns, cancellations or zero-value orders); ``unmatched_documents`` (cancellation documents
 #: with a remainder that matched no earlier purchase line) and ``unmatched_value`` (that remainder, the
 #: customer-level adjustments: negative for returns).
@@ -635,7 +639,7 @@ QUERIES: tuple[Query, ...] = (ORDER_LIST, PURCHASE_ORDERS, PURCHASE_DAYS, RFM_BA
 # ----------------------------------------------------------------------------- DuckDB: typing the input
 #: Canonical line columns the core reads; ``lines_view_sql`` types whichever the input has.
 LINE_INPUTS: tuple[str, ...] = ("customer_id", "order_id", "order_date", "amount", "is_return", "category",
-                                "channel", "product_id", "quantity", "unit_price")
+                                "channel", "product_id", "quantity", "unit_price", "recorded_amount")
 
 
 def _literal(text: str) -> str:
@@ -658,12 +662,14 @@ def lines_view_sql(relation: str, columns: Sequence[str], *, all_order_ids: bool
     text = {c: (f"coalesce(CAST({c} AS VARCHAR), {_literal(UNKNOWN)})" if c in columns else "CAST(NULL AS VARCHAR)")
             for c in ("category", "channel")}
     item = {c: f"CAST({c} AS {kind})" if c in columns else f"CAST(NULL AS {kind})"
-            for c, kind in (("product_id", "VARCHAR"), ("quantity", MONEY), ("unit_price", MONEY))}
+            for c, kind in (("product_id", "VARCHAR"), ("quantity", MONEY), ("unit_price", MONEY),
+                            ("recorded_amount", MONEY))}
     return f"""
         SELECT CAST(customer_id AS VARCHAR) AS customer_id, {order} AS order_id,
                CAST(order_date AS TIMESTAMP) AS order_date, CAST(amount AS {MONEY}) AS amount,
                {is_return} AS is_return, {pos} AS _pos, {text['category']} AS category, {text['channel']} AS channel,
-               {item['product_id']} AS product_id, {item['quantity']} AS quantity, {item['unit_price']} AS unit_price
+               {item['product_id']} AS product_id, {item['quantity']} AS quantity, {item['unit_price']} AS unit_price,
+               {item['recorded_amount']} AS recorded_amount
         FROM {relation}"""
 
 
@@ -711,13 +717,27 @@ def as_datetime(values: pd.Series, column: str, what: str) -> pd.Series:
     return dates
 
 
-@contextlib.contextmanager
-def frame_lines(transactions: pd.DataFrame, what: str = "transactions") -> Iterator[duckdb.DuckDBPyConnection]:
-    """A DuckDB connection whose ``lines`` relation is the order lines of a pandas frame.
+@dataclass(frozen=True)
+class LineFeed:
+    """The order lines of a pandas frame, checked and reduced to what the core reads (:func:`line_feed`).
 
-    The frame is checked (``customer_id, order_date, amount`` present and filled, dates readable:
-    :class:`DataError` naming rows otherwise) and scanned by DuckDB in place; only the columns the
-    core reads are handed over.
+    ``frame`` holds ``customer_id, order_date, amount, _pos`` (1-based input position) and whichever of
+    :data:`LINE_INPUTS` the input has, as plain NumPy columns (object strings, ``datetime64[ns]``,
+    ``float64``, ``bool``); ``columns`` names the canonical ones and ``all_order_ids`` says whether
+    every line has an order id: the arguments of :func:`lines_view_sql`, which each engine runs
+    over ``frame`` (DuckDB as written, Spark transpiled).
+    """
+
+    frame: pd.DataFrame
+    columns: tuple[str, ...]
+    all_order_ids: bool
+
+
+def line_feed(transactions: pd.DataFrame, what: str = "transactions") -> LineFeed:
+    """Check a frame of order lines and hand over only what the core reads (:class:`LineFeed`).
+
+    ``customer_id, order_date, amount`` must be present and filled and dates readable
+    (:class:`DataError` naming rows otherwise).
     """
     require_columns(transactions, ["customer_id", "order_date", "amount"], what,
                     "Map your columns to the canonical names in the config (columns.transactions); "
@@ -745,16 +765,27 @@ def frame_lines(transactions: pd.DataFrame, what: str = "transactions") -> Itera
         if col in transactions.columns:
             feed[col] = transactions[col].astype("string").to_numpy(dtype=object)
             columns.append(col)
-    for col in ("quantity", "unit_price"):
+    for col in ("quantity", "unit_price", "recorded_amount"):
         if col in transactions.columns:
             feed[col] = pd.to_numeric(transactions[col], errors="coerce").astype("float64").to_numpy()
             columns.append(col)
+    return LineFeed(feed, tuple(columns), all_ids)
+
+
+@contextlib.contextmanager
+def frame_lines(transactions: pd.DataFrame, what: str = "transactions") -> Iterator[duckdb.DuckDBPyConnection]:
+    """A DuckDB connection whose ``lines`` relation is the order lines of a pandas frame.
+
+    The frame is checked (:func:`line_feed`) and scanned by DuckDB in place; only the columns the
+    core reads are handed over.
+    """
+    feed = line_feed(transactions, what)
     con = duckdb.connect()
     try:
         con.execute("SET TimeZone = 'UTC'")
-        con.register("line_feed", feed)
-        con.execute("CREATE VIEW lines AS " + lines_view_sql("line_feed", columns, all_order_ids=all_ids,
-                                                             positions="_pos"))
+        con.register("line_feed", feed.frame)
+        con.execute("CREATE VIEW lines AS " + lines_view_sql("line_feed", feed.columns,
+                                                             all_order_ids=feed.all_order_ids, positions="_pos"))
         yield con
     finally:
         con.close()

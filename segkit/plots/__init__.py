@@ -19,7 +19,7 @@ from __future__ import annotations
 import matplotlib
 
 __all__ = ["set_theme", "set_currency", "money_text", "new_axes", "label", "plain_number", "plain_log_ticks",
-    "THEME", "RC", "FIGSIZE", "MONEY_PLACEHOLDER"]
+    "figure_alt_text", "show_alt_text", "THEME", "RC", "FIGSIZE", "MONEY_PLACEHOLDER"]
 
 matplotlib.use("Agg") if matplotlib.get_backend().lower() in ("", "template") else None
 
@@ -68,6 +68,58 @@ def set_theme() -> None:
     False
     """
     sns.set_theme(**THEME, rc=RC)
+    show_alt_text()
+
+
+def figure_alt_text(fig: "matplotlib.figure.Figure") -> str:
+    """Alt text of a figure for the HTML reports: its title and, per plot, the title and what the
+    axes show (segkit's plots are titled and labelled, :func:`label`).
+
+    Examples
+    --------
+    >>> set_theme(); ax = label(new_axes(), "Orders per day", "date", "orders")
+    >>> figure_alt_text(ax.figure)
+    'Chart: Orders per day (x: date; y: orders).'
+    >>> figure_alt_text(new_axes().figure)
+    'Chart without a title.'
+    """
+    parts = [fig.get_suptitle()] if fig.get_suptitle() else []
+    for ax in fig.axes:
+        axes = "; ".join(f"{name}: {text}" for name, text in (("x", ax.get_xlabel()), ("y", ax.get_ylabel())) if text)
+        title = ax.get_title() or ax.get_title("left")
+        if title or axes:
+            parts.append(" ".join(p for p in (title, f"({axes})" if axes else "") if p))
+    return f"Chart: {' | '.join(parts)}." if parts else "Chart without a title."
+
+
+def show_alt_text() -> None:
+    """In an IPython kernel, give every matplotlib figure shown as PNG its :func:`figure_alt_text`
+    (output metadata ``alt``, which segkit's report template writes as the image's ``alt``); outside
+    IPython, nothing. Called by :func:`set_theme`."""
+    try:
+        from IPython import get_ipython
+    except ImportError:  # pragma: no cover - IPython is a dependency of the notebooks
+        return
+    shell = get_ipython()
+    if shell is None:
+        return
+    import importlib
+
+    from matplotlib.figure import Figure
+
+    backend = matplotlib.get_backend()
+    if backend.startswith("module://"):  # the inline backend registers its PNG formatter when first loaded
+        importlib.import_module(backend.removeprefix("module://"))
+    png = shell.display_formatter.formatters["image/png"]
+    draw = png.lookup_by_type(Figure) if Figure in png.type_printers else None
+    if draw is None or getattr(draw, "segkit_alt_text", False):
+        return
+
+    def with_alt(fig: Figure) -> tuple[bytes | None, dict[str, str]]:
+        return draw(fig), {"alt": figure_alt_text(fig)}
+
+    with_alt.segkit_alt_text = True  # type: ignore[attr-defined]
+    png.for_type(Figure, with_alt)
 
 
 def plain_number(value: float, position: int | None = None) -> str:

@@ -15,6 +15,8 @@ Examples
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
@@ -27,7 +29,7 @@ from segkit.plots import label, new_axes, plain_log_ticks
 
 __all__ = ["plot_stage_sizes", "plot_stage_counts", "plot_transition_matrix", "plot_period_rates",
     "plot_cohort_heatmap", "plot_gap_distribution", "plot_churn_risk", "plot_clv_distribution",
-    "plot_clv_concentration", "plot_holdout_check", "plot_p_alive_calibration", "plot_one_time_buyers"]
+    "plot_clv_concentration", "plot_holdout_calibration", "plot_one_time_buyers"]
 
 
 def _money_unit(currency: str) -> str:
@@ -294,44 +296,47 @@ def plot_clv_concentration(lifecycle: pd.DataFrame, column: str = "clv_12m", ax:
                  f"Share of the {who}' total CLV (%)")
 
 
-def plot_holdout_check(table: pd.DataFrame, ax: plt.Axes | None = None) -> plt.Axes:
-    """Actual vs predicted holdout repeat purchases per customer, by calibration frequency.
+def plot_holdout_calibration(deciles: Mapping[str, pd.DataFrame], days: float = 90.0,
+                             ax: plt.Axes | None = None) -> plt.Axes:
+    """The holdout check in one figure: the exported chances at the cut-off against who bought after it.
 
-    Predictions as exported: BG/NBD, with the data's chance of a second purchase for one-time
-    buyers (bucket 0), see :func:`segkit.clv.expected_purchases`.
+    One point per decile of each prediction (:func:`segkit.clv.decile_calibration`, in
+    :attr:`segkit.lifecycle.HoldoutCheck.deciles`), with the 95 % interval of the share who
+    bought. The 90-day purchase chance should sit on the diagonal. P(alive) is a different
+    quantity: a customer who buys is alive, but one alive need not buy within ``days``, so its
+    points sit on or below the diagonal; above the dashed line (P(alive) + 5 points) more
+    customers bought than P(alive) allows. Expected purchases are counts, not chances: they are
+    in the tables next to the figure.
+
+    Examples
+    --------
+    >>> t = pd.DataFrame({"decile": [1, 2], "customers": [50, 50], "predicted": [0.1, 0.6],
+    ...                   "actual": [0.12, 0.55], "actual_low": [0.05, 0.41], "actual_high": [0.24, 0.68]})
+    >>> ax = plot_holdout_calibration({"p_purchase_90d": t, "p_alive": t.assign(predicted=[0.2, 0.9])})
+    >>> ax.get_title(), len(ax.containers)
+    ('Holdout: predicted at the cut-off vs bought in the next 90 days', 2)
     """
     ax = new_axes(ax)
-    data = table[table["frequency_bucket"] != "all"]
-    x = np.arange(len(data))
-    ax.plot(x, data["actual_per_customer"], marker="o", label="actual")
-    ax.plot(x, data["predicted_per_customer"], marker="s", linestyle="--", label="model prediction")
-    ax.set_xticks(x, data["frequency_bucket"].astype(str))
-    ax.legend(fontsize=8)
-    return label(ax, "Holdout check: repeat purchases per customer",
-                 "Repeat purchases in the calibration period", "Mean repeat purchases in the holdout")
-
-
-def plot_p_alive_calibration(table: pd.DataFrame, ax: plt.Axes | None = None) -> plt.Axes:
-    """P(alive) deciles at the holdout cut-off: predicted chance of buying vs share who bought.
-
-    ``table`` from :func:`segkit.clv.p_alive_calibration`. Points on the diagonal are well
-    calibrated; P(alive) itself (crosses) is an upper bound of the chance of buying.
-    """
-    ax = new_axes(ax)
-    if table is None or table.empty:
-        _no_data(ax, "No calibration check: see the warnings above.")
-    else:
-        ax.plot([0, 100], [0, 100], color="0.6", linestyle=":", label="perfect calibration")
-        ax.plot(100 * table["predicted_share"], 100 * table["actual_share"], marker="o",
-                label="predicted chance of a purchase")
-        ax.scatter(100 * table["p_alive"], 100 * table["actual_share"], marker="x", color="0.3",
-                   label="P(alive)")
-        for _, row in table.iterrows():
-            ax.annotate(str(int(row["decile"])), (100 * row["predicted_share"], 100 * row["actual_share"]),
-                        xytext=(4, -8), textcoords="offset points", fontsize=7)
-        ax.legend(fontsize=8, loc="upper left")
-    return label(ax, "P(alive) calibration on the holdout (deciles of P(alive))",
-                 "Predicted at the cut-off (%)", "Bought in the holdout (%)")
+    title = f"Holdout: predicted at the cut-off vs bought in the next {days:.0f} days"
+    series = [("p_purchase_90d", "o", "90-day purchase chance (p_purchase_90d): on the diagonal"),
+              ("p_alive", "s", "P(alive): on or below the diagonal")]
+    shown = [(deciles.get(name), marker, text) for name, marker, text in series
+             if deciles.get(name) is not None and len(deciles.get(name))]
+    if not shown:
+        _no_data(ax, "No holdout check: see the warnings above.")
+        return label(ax, title, "Predicted at the cut-off, mean of the decile (%)", "Bought in the holdout (%)")
+    ax.plot([0, 100], [0, 100], color="0.6", linestyle=":", label="predicted = bought")
+    ax.plot([0, 95], [5, 100], color="0.4", linestyle="--", linewidth=0.8,
+            label="P(alive) + 5 points: P(alive) too low above")
+    for table, marker, text in shown:
+        x, y = 100 * table["predicted"].to_numpy(dtype=float), 100 * table["actual"].to_numpy(dtype=float)
+        error = [y - 100 * table["actual_low"].to_numpy(dtype=float), 100 * table["actual_high"].to_numpy(dtype=float) - y]
+        ax.errorbar(x, y, yerr=error, marker=marker, linestyle="-", capsize=2, label=text)
+    ax.set_xlim(0, 100)
+    ax.set_ylim(0, 100)
+    ax.legend(fontsize=8, loc="lower right")
+    return label(ax, title, "Predicted at the cut-off, mean of the decile (%)",
+                 "Bought in the holdout, with 95 % interval (%)")
 
 
 def plot_one_time_buyers(curve: pd.DataFrame | None, ages: np.ndarray | None = None,

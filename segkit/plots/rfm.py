@@ -14,7 +14,7 @@ Examples
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -22,6 +22,9 @@ import pandas as pd
 import seaborn as sns
 
 from segkit.plots import label, new_axes
+
+if TYPE_CHECKING:
+    from segkit.rfm import RFMScorer
 
 __all__ = ["plot_distribution", "plot_rf_grid", "plot_segment_shares", "plot_pareto"]
 
@@ -78,11 +81,16 @@ def plot_distribution(
     return ax
 
 
-def plot_rf_grid(rfm: pd.DataFrame, x: str = "f_score", ax: plt.Axes | None = None) -> plt.Axes:
+def plot_rf_grid(rfm: pd.DataFrame, x: str = "f_score", ax: plt.Axes | None = None, *,
+                 scorer: RFMScorer | None = None) -> plt.Axes:
     """Heatmap of customers by R score (rows, most recent on top) and ``x`` (F score).
 
     Each cell shows its number of customers and, on grids of up to 6 × 6 scores, its most
     common segment (a cell can hold several segments because segments also depend on M).
+
+    The levels are the scores that can occur: with the fitted ``scorer`` (an
+    :class:`~segkit.rfm.RFMScorer`), the scores of its groups (1..bins, fewer when ties leave
+    fewer groups); without it, 1 up to the highest score in ``rfm``.
 
     Examples
     --------
@@ -91,10 +99,16 @@ def plot_rf_grid(rfm: pd.DataFrame, x: str = "f_score", ax: plt.Axes | None = No
     >>> ax = plot_rf_grid(rfm)
     >>> sorted(t.get_text() for t in ax.texts if t.get_text())
     ['1\\nLost', '2\\nAbout To Sleep']
+    >>> [t.get_text() for t in ax.get_yticklabels()], [t.get_text() for t in ax.get_xticklabels()]
+    (['3', '2', '1'], ['1', '2'])
     """
     ax = new_axes(ax, figsize=(9.0, 6.0))
-    levels_r = range(1, max(5, int(rfm["r_score"].max())) + 1)
-    levels_x = range(1, max(5, int(rfm[x].max())) + 1)
+    if scorer is not None:
+        levels_r = sorted(set(scorer.level_scores("r").tolist()))
+        levels_x = sorted(set(scorer.level_scores(x[0]).tolist()))
+    else:
+        levels_r = range(1, int(rfm["r_score"].max()) + 1)
+        levels_x = range(1, int(rfm[x].max()) + 1)
     counts = pd.crosstab(rfm["r_score"], rfm[x]).reindex(index=levels_r, columns=levels_x, fill_value=0)
     dominant = (rfm.groupby(["r_score", x, "rfm_segment"], observed=True).size().reset_index(name="n")
                 .sort_values(["n", "rfm_segment"], ascending=[False, True], kind="mergesort")
@@ -109,7 +123,7 @@ def plot_rf_grid(rfm: pd.DataFrame, x: str = "f_score", ax: plt.Axes | None = No
     sns.heatmap(counts, annot=text.to_numpy(), fmt="", cmap="Blues", cbar_kws={"label": "Customers"},
                 annot_kws={"fontsize": 7}, linewidths=0.5, ax=ax)
     label(ax, "Customers by recency and frequency score", UNITS.get(x, x),
-          f"R score ({len(levels_r)} = most recent)")
+          f"R score ({max(levels_r)} = most recent)")
     return ax
 
 

@@ -50,6 +50,7 @@ from segkit.core.errors import SegkitError
 from segkit.core.files import atomic_write_text
 from segkit.core.privacy import pseudonymize_ids, salt_for
 from segkit.steps.pipeline import summary_markdown
+from segkit.widgets.tables import is_segkit_script
 
 __all__ = ["TEMPLATE_FILE", "STRIPPED_MIMETYPES", "REPORT_CSS", "OfflineHTMLError",
     "find_external_resources", "validate_offline_html", "scannable_ids", "is_word_like", "IdRedactor",
@@ -141,7 +142,7 @@ class _ResourceScanner(HTMLParser):
     def handle_data(self, data: str) -> None:
         if self._in == "style":
             self.problems += _css_problems(data, "<style>")
-        elif self._in == "script" and self._script_is_js:
+        elif self._in == "script" and self._script_is_js and not is_segkit_script(data):
             self.problems += [f"<script> … {m.group(0)} …" for m in _SCRIPT_FETCH.finditer(data)]
 
 
@@ -152,6 +153,9 @@ def find_external_resources(html: str) -> list[str]:
     the reader clicks, ``poster``, ``data``, …), CSS ``url(...)``/``@import`` in ``<style>`` and
     ``style=""``, meta refresh, and JavaScript that names an http(s) URL or calls
     ``fetch``/``import()``/``XMLHttpRequest``. ``data:`` URIs and ``#fragment`` links are fine.
+    The scripts of segkit's interactive tables (:func:`segkit.widgets.tables.is_segkit_script`:
+    ITables' loader, whose ``import()`` reads the bundle embedded in the page as a ``blob:``
+    URL, and the tables' fixed start-up scripts) are not scanned.
 
     Parameters
     ----------

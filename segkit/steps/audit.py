@@ -18,10 +18,16 @@ import pandas as pd
 from segkit.audit import AuditResult, audit_inputs, format_value, percent_text, run_audit
 from segkit.core.errors import AuditFailedError
 from segkit.data.auditfacts import CHECKS, SEVERITIES
+from segkit.data.cancellations import cancellations_of_orders
+from segkit.data.engine import OrderLines
 from segkit.steps.headline import format_money, headline_items
 from segkit.steps.pipeline import RunContext
+from segkit.steps.sources import run_lines
 
 __all__ = ["build_audit_artifacts", "finding_rows", "overview_table", "raise_if_failed", "summarize"]
+
+#: The finding whose listed orders are looked up in the cancellation matches.
+ORDER_OUTLIERS = "order_value_outliers"
 
 
 def raise_if_failed(result: AuditResult, ctx: "RunContext | None" = None) -> None:
@@ -83,6 +89,8 @@ def build_audit_artifacts(ctx: "RunContext", raise_on_error: bool = True) -> Aud
     as_of = ctx.as_of_param or (ctx.config.get("run") or {}).get("as_of")
     # writes transactions_clean itself (DuckDB COPY) when the audit has no error finding
     result = audit_inputs(ctx.config, as_of=as_of, clean_path=ctx.artifact_path("transactions_clean"))
+    if result.status != "errors":
+        mark_cancelled_outliers(result, run_lines(ctx))
     ctx.write_artifact("audit_summary", result.summary())
     segments = ctx.artifact_path("customer_segments")
     if result.status == "errors":
@@ -108,33 +116,118 @@ def build_audit_artifacts(ctx: "RunContext", raise_on_error: bool = True) -> Aud
 
 
 def overview_table(result: AuditResult) -> pd.DataFrame:
-    """Rows in, removed and kept per table, with customers, orders and the date range.
+    """Rows in, removed and kept per table, with distinct ids, orders and the date range.
+
+    ``customer_ids`` and ``order_ids`` count distinct ids in the clean rows (``audit_summary.json``
+    ``counts.buyers`` and ``counts.orders`` for the transactions): every document with an order id,
+    cancellation and return documents included, and every customer with an order line. Beside them,
+    the headline's ``purchase_orders`` (orders that kept a positive value after matched cancellations)
+    and ``cancellation_documents``, so that the two "orders" numbers of the report read together.
 
     Examples
     --------
-    >>> tx = pd.DataFrame({"customer_id": ["a", "a"], "order_date": pd.to_datetime(["2024-01-01", "2024-01-03"]),
-    ...                    "amount": [1.0, 1.0]})
-    >>> overview_table(run_audit({"transactions": tx}))[["table", "rows_in", "rows_clean"]].values.tolist()
-    [['transactions', 2, 2], ['customers', 0, 1]]
+    >>> tx = pd.DataFrame({"customer_id": ["a", "a", "a"], "order_id": ["1", "2", "C2"],
+    ...                    "order_date": pd.to_datetime(["2024-01-01", "2024-01-03", "2024-01-03"]),
+    ...                    "amount": [1.0, 1.0, -1.0]})
+    >>> row = overview_table(run_audit({"transactions": tx})).iloc[0]
+    >>> [int(row[c]) for c in ("rows_clean", "order_ids", "purchase_orders", "cancellation_documents")]
+    [3, 3, 1, 1]
     """
-    c = result.counts
+    c, headline = result.counts, result.headline or {}
     rows = [{"table": "transactions", "rows_in": c["transactions_rows_in"], "rows_clean": c["transactions_rows_clean"],
-             "customers": c["buyers"], "orders": c["orders"],
+             "customer_ids": c["buyers"], "order_ids": c["orders"],
+             "purchase_orders": headline.get("purchase_orders"),
+             "cancellation_documents": headline.get("cancellation_documents"),
              "first_date": result.period["start"], "last_date": result.period["end"]},
             {"table": "customers", "rows_in": c["customers_rows_in"], "rows_clean": c["customers"],
-             "customers": c["customers"], "orders": None, "first_date": None, "last_date": None}]
+             "customer_ids": c["customers"]}]
     if result.campaign is not None:
         camp = result.campaign
         dates = camp["sent_at"] if "sent_at" in camp else pd.Series(dtype="datetime64[ns]")
         rows.append({"table": "campaign", "rows_in": c["campaign_rows_in"], "rows_clean": c["campaign_rows_clean"],
-                     "customers": int(camp["customer_id"].nunique()), "orders": None,
+                     "customer_ids": int(camp["customer_id"].nunique()),
                      "first_date": dates.min(), "last_date": dates.max()})
-    out = pd.DataFrame(rows)
+    out = pd.DataFrame(rows, columns=["table", "rows_in", "rows_clean", "customer_ids", "order_ids", "purchase_orders",
+                                      "cancellation_documents", "first_date", "last_date"])
     out.insert(3, "rows_removed", out["rows_in"] - out["rows_clean"])
     out["rows_removed"] = out["rows_removed"].clip(lower=0)
     return out.astype({"table": "string", "rows_in": "int64", "rows_clean": "int64", "rows_removed": "int64",
-                       "customers": "int64", "orders": "Int64", "first_date": "datetime64[ns]",
+                       "customer_ids": "int64", "order_ids": "Int64", "purchase_orders": "Int64",
+                       "cancellation_documents": "Int64", "first_date": "datetime64[ns]",
                        "last_date": "datetime64[ns]"})
+
+
+def outlier_cancellations(rows: pd.DataFrame, matches: pd.DataFrame, kept: pd.DataFrame) -> pd.DataFrame:
+    """The listed outlier orders with what later cancelled them: ``rows`` plus ``kept_value`` (the
+    order's value after the cancellations matched to it) and ``cancelled_by`` (each cancellation
+    document with its date and the money it took from the order; "" when none).
+
+    ``matches`` and ``kept`` are the relational core's for these orders
+    (:func:`segkit.data.cancellations.cancellations_of_orders`).
+
+    Examples
+    --------
+    >>> rows = pd.DataFrame({"order_id": ["482454", "7"], "customer_id": ["12827", "9"], "value": [168469.6, 50.0]})
+    >>> matches = pd.DataFrame({"customer_id": ["12827"], "purchase_order_id": ["482454"],
+    ...     "cancellation_order_id": ["C482455"], "cancellation_date": pd.to_datetime(["2011-12-09 09:27"]),
+    ...     "amount": [168466.7]})
+    >>> kept = pd.DataFrame({"customer_id": ["12827", "9"], "order_id": ["482454", "7"], "kept": [2.9, 50.0]})
+    >>> outlier_cancellations(rows, matches, kept)[["order_id", "kept_value", "cancelled_by"]].values.tolist()
+    [['482454', 2.9, 'C482455 on 2011-12-09 09:27 (168,466.70)'], ['7', 50.0, '']]
+    """
+    key = ["customer_id", "order_id"]
+    by_document = (matches.groupby(["customer_id", "purchase_order_id", "cancellation_order_id"], sort=False)
+                   .agg(date=("cancellation_date", "min"), amount=("amount", "sum")).reset_index()
+                   .sort_values(["date", "cancellation_order_id"], kind="stable"))
+    by_document["text"] = [f"{doc} on {format_value(pd.Timestamp(date))} ({format_value(float(amount))})"
+                           for doc, date, amount in by_document[["cancellation_order_id", "date", "amount"]]
+                           .itertuples(index=False)]
+    cancelled_by = (by_document.rename(columns={"purchase_order_id": "order_id"})
+                    .groupby(key, sort=False)["text"].agg("; ".join))
+    ids = pd.MultiIndex.from_frame(rows[key].astype("string"))
+    kept_value = kept.astype({"customer_id": "string", "order_id": "string"}).set_index(key)["kept"]
+    out = rows.copy()
+    out["kept_value"] = kept_value.reindex(ids).to_numpy(dtype="float64")
+    out["cancelled_by"] = pd.Series(cancelled_by.reindex(ids).fillna("").to_numpy(), index=out.index, dtype="string")
+    return out
+
+
+def mark_cancelled_outliers(result: AuditResult, lines: OrderLines) -> None:
+    """Say in the order-value outlier list which orders were cancelled later (in place).
+
+    The listed outlier orders (``result.offending["order_value_outliers"]``) are looked up in the
+    relational core's cancellation matches of the clean ``lines``; the list gains ``kept_value`` and
+    ``cancelled_by`` (:func:`outlier_cancellations`), and the finding's message names the cancelled
+    ones: an order of £168,469.60 cancelled 12 minutes later is an outlier of the export, not of what
+    the customer bought.
+
+    Examples
+    --------
+    >>> tx = pd.DataFrame({"customer_id": ["a"] * 12 + ["b"] * 2, "order_id": [str(i) for i in range(12)] + ["99", "C99"],
+    ...                    "order_date": pd.date_range("2024-01-01", periods=14, freq="D"),
+    ...                    "amount": [20.0] * 12 + [9000.0, -9000.0]})
+    >>> result = run_audit({"transactions": tx})
+    >>> mark_cancelled_outliers(result, OrderLines(result.transactions))
+    >>> result.offending["order_value_outliers"][["order_id", "kept_value", "cancelled_by"]].values.tolist()
+    [['99', 0.0, 'C99 on 2024-01-14 (9,000)']]
+    >>> result.findings.set_index("check").loc["order_value_outliers", "message"].split(" kept. ")[1]
+    'Cancelled later: order 99 (value 9,000; kept 0) by C99 on 2024-01-14 (9,000).'
+    """
+    rows = result.offending.get(ORDER_OUTLIERS)
+    if rows is None or rows.empty:
+        return
+    matches, kept = lines.run(lambda con: cancellations_of_orders(con, rows))
+    listed = outlier_cancellations(rows, matches, kept)
+    result.offending[ORDER_OUTLIERS] = listed
+    cancelled = listed[listed["cancelled_by"] != ""]
+    if cancelled.empty:
+        return
+    named = "; ".join(f"order {r['order_id']} (value {format_value(float(r['value']))}; kept "
+                      f"{format_value(float(r['kept_value']))}) by {r['cancelled_by']}"
+                      for r in cancelled.head(3).to_dict("records"))
+    more = f" and {len(cancelled) - 3} more of the {len(listed)} listed" if len(cancelled) > 3 else ""
+    at = result.findings.index[result.findings["check"] == ORDER_OUTLIERS]
+    result.findings.loc[at, "message"] = result.findings.loc[at, "message"] + f" Cancelled later: {named}{more}."
 
 
 def finding_rows(result: AuditResult, key: str) -> pd.DataFrame:

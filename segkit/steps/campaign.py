@@ -549,7 +549,8 @@ def summarize(result: CampaignResult) -> dict:
     if len(totals) and pd.notna(totals["incremental_revenue"].iloc[0]):
         r = totals.iloc[0]
         what = campaigns_phrase(camps, s.control_arm)
-        text = (f"{what} added about {money(r['incremental_revenue_per_1000'])} revenue per 1,000 e-mails sent (95% CI "
+        text = (f"{what} added about {money(r['incremental_revenue_per_1000'])} revenue per 1,000 e-mails sent, as "
+                "measured (each campaign's sent arm against its control; 95% CI "
                 f"{_money(r['incremental_revenue_per_1000_ci_low'])} to {_money(r['incremental_revenue_per_1000_ci_high'])}; "
                 f"{money(r['incremental_revenue'])} in total on {int(r['customers_sent']):,} sends)")
         if pd.notna(r["cost"]):
@@ -576,16 +577,24 @@ def summarize(result: CampaignResult) -> dict:
 
     # actions: ONE recommendation for the next send, from the campaigns pooled
     n_rec = None
+    n_pooled = int(result.pooled["campaigns"].max()) if len(result.pooled) else 0
+    measured = (totals["incremental_revenue_per_1000"].iloc[0]
+                if len(totals) and pd.notna(totals["incremental_revenue"].iloc[0]) else np.nan)
     for _, p in result.pooled_policy.iterrows():
         cost_text = (f"{p['expected_cost'] / p['sends_targeted']:,.2f}{cur} per send" if pd.notna(p["expected_cost"])
                      and p["sends_targeted"] else None)
         per1000 = p.get("expected_incremental_revenue_per_1000", np.nan)
-        value = (f"; expected incremental revenue about {money(per1000)} per 1,000 sends (95% CI "
+        # not the measured figure of the findings: segment lifts, pooled with precision (not send) weights
+        source = (f"the segment lifts pooled over the {n_pooled} campaigns (each weighted by the precision of its "
+                  "estimate, not by its sends)" if n_pooled > 1 else "the segments' own lifts, added up")
+        versus = (f", so not the {money(measured)} per 1,000 sends the campaigns measured"
+                  if pd.notna(measured) and pd.notna(per1000) and round(measured) != round(per1000) else "")
+        value = (f"; expected incremental revenue of the next send about {money(per1000)} per 1,000 sends (95% CI "
                  f"{_money(p['expected_incremental_revenue_ci_low_per_1000'])} to "
-                 f"{_money(p['expected_incremental_revenue_ci_high_per_1000'])}; optimistic: chosen and valued on "
-                 "the same data)") if pd.notna(per1000) else ""
+                 f"{_money(p['expected_incremental_revenue_ci_high_per_1000'])}), a forecast from {source}{versus}; "
+                 "optimistic: chosen and valued on the same data") if pd.notna(per1000) else ""
         dim = DIMENSION_LABELS.get(result.segment_by, result.segment_by)
-        basis = f"pooled over {int(result.pooled['campaigns'].max())} campaigns" if len(result.pooled) else ""
+        basis = f"pooled over {n_pooled} campaigns" if len(result.pooled) else ""
         n_rec = int(p["segments_recommended"])
         if p["segments_left_out"]:
             actions.append(f"Next {p['arm']} send ({basis}, by {dim}): send to every eligible customer except "

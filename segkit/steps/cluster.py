@@ -28,7 +28,8 @@ from segkit.core.labels import feature_label
 from segkit.features import customer_table
 from segkit.steps.sources import behaviour_for
 
-__all__ = ["build_cluster_artifacts", "standardised_means", "summarize", "view_choices", "cluster_view"]
+__all__ = ["build_cluster_artifacts", "lift_caption", "standardised_means", "summarize", "view_choices",
+           "cluster_view"]
 
 
 def run_customer_table(ctx: Any, settings: ClusterSettings) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
@@ -107,6 +108,31 @@ def standardised_means(result: ClusterResult, labels: bool = False) -> pd.DataFr
         z.index = [f"{c}: {result.names[int(c)]}" for c in z.index]
         z.columns = [feature_label(c, result.builder.original_values_) for c in z.columns]
     return z
+
+
+def lift_caption(result: ClusterResult) -> str:
+    """Caption of the lift table (``result.lifts``): what a lift is and over which baseline.
+
+    Examples
+    --------
+    >>> from types import SimpleNamespace
+    >>> profiles = pd.DataFrame({"cluster": ["1", "2", "All customers"], "customers": [30, 10, 40]})
+    >>> lifts = pd.DataFrame({"cluster": ["1", "2"], "customers": [30, 10], "recency_days": [0.5, 2.5]})
+    >>> print(lift_caption(SimpleNamespace(profiles=profiles, lifts=lifts)))  # doctest: +NORMALIZE_WHITESPACE
+    Lift of each cluster on each numeric feature = the cluster's mean divided by the mean of all 40
+    clustered customers (the baseline: the "All customers" row of the profile table above), on the
+    features' own scale after filling missing values: 1.00 = as the average customer, 2.00 = twice the
+    average, 0.50 = half. A lift says more or less, not better or worse: on recency days (days since the
+    last order) above 1 means longer since the last order. "–" where the baseline mean is 0.
+    """
+    base = result.profiles.set_index("cluster").loc["All customers", "customers"]
+    recency = (": on recency days (days since the last order) above 1 means longer since the last order"
+               if "recency_days" in result.lifts.columns else "")
+    return (f"Lift of each cluster on each numeric feature = the cluster's mean divided by the mean of all "
+            f"{int(base):,} clustered customers (the baseline: the \"All customers\" row of the profile table "
+            "above), on the features' own scale after filling missing values: 1.00 = as the average customer, "
+            "2.00 = twice the average, 0.50 = half. A lift says more or less, not better or worse"
+            f"{recency}. \"–\" where the baseline mean is 0.")
 
 
 def _strongest_lift(result: ClusterResult, cluster: int) -> str:

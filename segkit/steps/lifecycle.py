@@ -442,12 +442,14 @@ def calibration_note(result: "LifecycleResult") -> str:
     if check.calibration is None:
         return "The P(alive) calibration check is not available: see the warnings at the top."
     errors = check.errors
+    source = f" As exported means {escape_markdown(check.reported_from)}." if check.reported_from else ""
     return (f"Customers ranked by their P(alive) on {check.cutoff.date()} (models fitted on the data before), in ten "
             f"groups of equal size: the predicted chance of at least one purchase in the {check.days:.0f} holdout days "
             "(as exported) against the share who really bought. P(alive) itself is an upper bound of that chance — a customer "
             "still alive but slow may not buy in a few months. Mean gap between predicted and actual share "
             f"(customers weighted): **{100 * errors['exported']:.1f} points** as exported; "
-            f"{100 * errors['bgnbd']:.1f} points with BG/NBD alone (every one-time buyer at P(alive) = 1).")
+            f"{100 * errors['bgnbd']:.1f} points with BG/NBD alone (every one-time buyer at P(alive) = 1).{source} "
+            "The figure below the table shows both predictions, each by its own deciles, against the share who bought.")
 
 
 PREDICTION_NAMES = {"p_alive": "P(alive)", "p_purchase_90d": "the 90-day purchase chance (p_purchase_90d)",
@@ -556,7 +558,7 @@ def stage_holdout_note(check: HoldoutCheck, threshold_pct: float = 25.0) -> str 
     ...     "bought_share": [0.77, 0.30, 0.9], "bought_low": [0.68, 0.19, 0.77], "bought_high": [0.84, 0.44, 0.96],
     ...     "revenue_error_pct": [5.0, 10.0, -46.0]})
     >>> print(stage_holdout_note(HoldoutCheck(by_stage=by_stage, days=90.0)))  # doctest: +NORMALIZE_WHITESPACE
-    At-risk customers at the cut-off bought in the 90-day holdout at 30% (95% interval 19%–44%), active ones at 77% (68%–84%): 47 points less. Revenue under-predicted by more than 25%: loyal by 46%.
+    Customers in the at_risk stage at the cut-off bought in the 90-day holdout at 30% (95% interval 19%–44%), active ones at 77% (68%–84%): 47 points less. Revenue under-predicted by more than 25%: loyal by 46%.
     """
     table = check.by_stage
     if table is None or table.empty:
@@ -568,14 +570,14 @@ def stage_holdout_note(check: HoldoutCheck, threshold_pct: float = 25.0) -> str 
         gap = 100 * (active["bought_share"] - risk["bought_share"])
         verdict = (f"{gap:.0f} points less" if gap >= 10 else
                    f"only {gap:.0f} points apart: **the at-risk rule does not separate who buys on this data**")
-        parts.append(f"At-risk customers at the cut-off bought in the {check.days:.0f}-day holdout at "
+        parts.append(f"Customers in the at_risk stage at the cut-off bought in the {check.days:.0f}-day holdout at "
                      f"{risk['bought_share']:.0%} (95% interval {risk['bought_low']:.0%}–{risk['bought_high']:.0%}), "
                      f"active ones at {active['bought_share']:.0%} ({active['bought_low']:.0%}–"
                      f"{active['bought_high']:.0%}): {verdict}.")
     error = rows["revenue_error_pct"]
     for label, mask in (("under", error < -threshold_pct), ("over", error > threshold_pct)):
         if mask.any():
-            listed = ", ".join(f"{escape_markdown(str(stage).replace('_', ' '))} by {abs(value):.0f}%"
+            listed = ", ".join(f"{escape_markdown(str(stage))} by {abs(value):.0f}%"
                                for stage, value in error[mask].items())
             parts.append(f"Revenue {label}-predicted by more than {threshold_pct:.0f}%: {listed}.")
     return " ".join(parts) or None
@@ -782,6 +784,8 @@ def build_lifecycle_artifacts(ctx: Any) -> LifecycleResult:
                                     "p_alive_calibration_error_bgnbd_alone": finite["bgnbd"],
                                     "export_variant": choice.variant, "export_base": choice.base,
                                     "export_reason": choice.reason,
+                                    "p_purchase_90d_calibrated": choice.variant == "calibrated",
+                                    "reported_as_exported": check.reported_from,
                                     "p_purchase_90d_calibration": (choice.purchase_map.to_dict()
                                                                    if choice.purchase_map is not None else None),
                                     "p_alive_floor_calibration": (choice.alive_map.to_dict()
@@ -868,7 +872,8 @@ def summarize(result: LifecycleResult) -> dict[str, Any]:
     limit = measurability_statement(result)
     findings = ([limit] if limit else []) + [
         (f"{live:,} of {buyers:,} buyers ({_pct(live / buyers if buyers else np.nan)}) are live, "
-         f"{sizes['at_risk']:,} of them at risk; {sizes['lapsed']:,} lapsed (no purchase for more than "
+         f"{sizes['at_risk']:,} of them in the lifecycle stage at_risk (a low chance of buying in the next 90 days, "
+         f"not RFM's At Risk segment); {sizes['lapsed']:,} lapsed (no purchase for more than "
          f"{th.churn_window_days:,.0f} days; {churn_source})."),
     ]
     start_note = history_start_statement(result)
@@ -938,12 +943,12 @@ def summarize(result: LifecycleResult) -> dict[str, Any]:
     actions = []
     for stage in ("at_risk", "new", "lapsed", "engaged_prospect", "no_net_purchase", "loyal"):
         if sizes[stage] > 0:
-            actions.append(f"{stage.replace('_', ' ').capitalize()} ({sizes[stage]:,}): {info.loc[stage, 'recommended_action']}")
+            actions.append(f"Stage {stage} ({sizes[stage]:,}): {info.loc[stage, 'recommended_action']}")
     if "p_alive" in result.lifecycle and result.lifecycle["p_alive"].notna().any():
-        actions.append("Within at-risk customers, start with the highest predicted CLV "
+        actions.append("Within the at_risk stage, start with the highest predicted CLV "
                        f"({result.clv_column} in customer_segments.csv).")
     headlines: dict[str, Any] = {
-        "Buyers": buyers, "Live buyers": live, "At risk": int(sizes["at_risk"]), "Lapsed": int(sizes["lapsed"]),
+        "Buyers": buyers, "Live buyers": live, "Lifecycle stage at_risk": int(sizes["at_risk"]), "Lapsed": int(sizes["lapsed"]),
         "Churn window (days)": round(th.churn_window_days),
     }
     if recent is not None:

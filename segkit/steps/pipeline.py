@@ -22,6 +22,7 @@ from __future__ import annotations
 import hashlib
 import importlib
 import json
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,10 +35,12 @@ from segkit.core.dates import parse_as_of
 from segkit.core.errors import ConfigError, UpstreamMissingError
 from segkit.core.escaping import escape_markdown
 from segkit.core.files import atomic_write_text, dumps_json, folder_lock, read_frame, write_frame
+from segkit.core.progress import step_line
 from segkit.steps.headline import headline_sentence
+from segkit.steps.parameters import check_notebook_parameters, resolve_config_path
 
-__all__ = ["open_run", "shareable", "show_summary", "dash_missing", "RunContext", "NOTEBOOKS", "UPSTREAM",
-    "ARTIFACTS", "CUSTOMER_SEGMENTS", "INTERACTIVE_RUN", "summary_markdown"]
+__all__ = ["open_run", "shareable", "show_summary", "dash_missing", "report_table", "RunContext", "NOTEBOOKS",
+    "UPSTREAM", "ARTIFACTS", "CUSTOMER_SEGMENTS", "INTERACTIVE_RUN", "summary_markdown"]
 
 NOTEBOOKS: tuple[str, ...] = (
     "01_data_audit",
@@ -103,6 +106,27 @@ CUSTOMER_SEGMENT_COLUMNS: tuple[str, ...] = (
 CUSTOMER_SEGMENT_MONEY: tuple[str, ...] = ("monetary_total", "monetary_avg", "expected_order_value")
 
 INTERACTIVE_RUN = "interactive"
+#: Environment variable naming another folder for the interactive notebooks' runs (default
+#: ``reports/interactive`` of the project), e.g. a writable place when the checkout is read-only.
+INTERACTIVE_DIR_VARIABLE = "SEGKIT_INTERACTIVE_DIR"
+
+
+def interactive_root() -> Path:
+    """The folder holding one run folder per notebook opened in Jupyter (``open_run`` without ``run_dir``):
+    ``$SEGKIT_INTERACTIVE_DIR`` when set, else ``reports/interactive`` of the project.
+
+    Examples
+    --------
+    >>> import os
+    >>> os.environ[INTERACTIVE_DIR_VARIABLE] = "/tmp/segkit-lab"
+    >>> str(interactive_root())
+    '/tmp/segkit-lab'
+    >>> del os.environ[INTERACTIVE_DIR_VARIABLE]
+    >>> interactive_root().parts[-2:]
+    ('reports', 'interactive')
+    """
+    folder = os.environ.get(INTERACTIVE_DIR_VARIABLE, "").strip()
+    return Path(folder) if folder else project_root() / "reports" / INTERACTIVE_RUN
 
 
 def money_to_cents(frame: pd.DataFrame) -> pd.DataFrame:
@@ -221,7 +245,10 @@ class RunContext:
         return json.loads(path.read_text(encoding="utf-8"))
 
     def build_upstream(self, name: str) -> None:
-        """Build artifact ``name`` in-process by calling its producer (interactive mode)."""
+        """Build artifact ``name`` in-process by calling its producer (interactive mode).
+
+        Says so in one line per step while a person watches (:func:`segkit.core.progress.step_line`).
+        """
         art = ARTIFACTS[name]
         module_name, func_name = art.producer.split(":")
         producer = getattr(importlib.import_module(module_name), func_name)
@@ -229,7 +256,9 @@ class RunContext:
             notebook=art.notebook, run_dir=self.run_dir, config=self.config, seed=self.seed,
             interactive=True, as_of_param=self.as_of_param,
         )
-        producer(upstream)
+        with step_line(f"{self.notebook} needs artifacts/{self.artifact_path(name).name}: running the {art.notebook} step",
+                       done=f"{art.notebook} done"):
+            producer(upstream)
 
     def write_artifact(self, name: str, obj: Any) -> Path:
         """Write an artifact atomically (DataFrame → Parquet/CSV by name, dict → JSON)."""
@@ -360,6 +389,73 @@ def dash_missing(table: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
+#: Columns a report table shows as percentages: shares and rates (fractions of 1) by their name.
+PERCENT_COLUMN = re.compile(r"(^|_)(share|rate)(_|$)")
+
+
+def percent_cell(value: float) -> str:
+    """A fraction of 1 as a percentage: one decimal, two under 0.1 % (so a small share does not read as 0).
+
+    Examples
+    --------
+    >>> [percent_cell(v) for v in (0.4312, 0.00396, 0.000402, 0.0, 1.0, float("nan"))]
+    ['43.1%', '0.4%', '0.04%', '0%', '100%', '–']
+    """
+    if value != value:
+        return "–"
+    if value == 0 or abs(value) == 1:
+        return f"{100 * value:.0f}%"
+    return f"{100 * value:.2f}%" if abs(value) < 0.001 else f"{100 * value:.1f}%"
+
+
+def report_table(table: pd.DataFrame, percent: Sequence[str] | None = None) -> pd.DataFrame:
+    """A table as a report shows it: counts as whole numbers, shares and rates as percentages, days
+    without a time as dates, missing values as "–"; the other numbers as the notebooks' float format
+    (:func:`readable_number`).
+
+    A float column whose values are all whole numbers (a count that became float through a missing
+    value or a division) is shown without decimals ("1,713", not "1,713.00"). The percent columns —
+    ``percent``, or when None those named like a share or rate (:data:`PERCENT_COLUMN`: ``share``,
+    ``revenue_share``, ``rate_sent``, ``share_in_base``…) — with every value between 0 and 1 are shown
+    in percent ("43.1%", not 0.431); pass ``percent=()`` for a table of ratios such as lifts. Only what
+    is displayed changes: the data and the artifacts keep their values.
+
+    Examples
+    --------
+    >>> t = pd.DataFrame({"segment": ["A", None], "customers": [1713.0, float("nan")], "share": [0.4312, 0.00396],
+    ...                   "lift": [1.2345, 0.5], "n": [3, 4], "orders": pd.array([14849, None], dtype="Int64"),
+    ...                   "first_date": pd.to_datetime(["2023-01-01", None])})
+    >>> report_table(t).to_dict("list")  # doctest: +NORMALIZE_WHITESPACE
+    {'segment': ['A', '–'], 'customers': ['1,713', '–'], 'share': ['43.1%', '0.4%'], 'lift': [1.2345, 0.5],
+     'n': [3, 4], 'orders': ['14,849', '–'], 'first_date': ['2023-01-01', '–']}
+    >>> report_table(t, percent=())["share"].tolist()  # a table of ratios: no column in percent
+    [0.4312, 0.00396]
+    """
+    out = table.copy()
+    for col in out.columns:
+        values = out[col]
+        if pd.api.types.is_datetime64_any_dtype(values) and values.dt.tz is None:
+            days = bool((values.dropna() == values.dropna().dt.normalize()).all())
+            shown = values.dt.strftime("%Y-%m-%d" if days else "%Y-%m-%d %H:%M")
+            out[col] = shown.astype(object).where(values.notna(), "–")
+            continue
+        if pd.api.types.is_bool_dtype(values) or not pd.api.types.is_numeric_dtype(values):
+            if values.isna().any():
+                out[col] = values.astype(object).where(values.notna(), "–")
+            continue
+        numbers = pd.to_numeric(values, errors="coerce").astype("float64")
+        known = numbers.dropna()
+        whole = bool(len(known)) and bool((known == known.round()).all())
+        named = PERCENT_COLUMN.search(str(col)) if percent is None else col in percent
+        if named and len(known) and known.between(0, 1).all():
+            out[col] = numbers.map(percent_cell).astype(object)
+        elif whole and (pd.api.types.is_float_dtype(values) or values.isna().any()):
+            out[col] = numbers.map(lambda v: "–" if v != v else f"{v:,.0f}").astype(object)
+        elif values.isna().any():
+            out[col] = numbers.map(readable_number).astype(object)
+    return out
+
+
 def set_display() -> None:
     """Notebook display options for report tables (called by :func:`open_run`, like the plot
     theme): readable floats, full text of messages, no wide-table wrapping."""
@@ -413,9 +509,12 @@ def open_run(
     """
     if notebook not in NOTEBOOKS:
         raise ConfigError(f"Unknown notebook '{notebook}'. Known: {', '.join(NOTEBOOKS)}.")
+    from segkit.widgets.display import install_notebook_display
+
+    install_notebook_display()  # in a kernel: brief SegkitError messages, tables that scroll sideways
     clean = {s: {k: v for k, v in (vals or {}).items() if v is not None} for s, vals in (overrides or {}).items()}
-    if config_path is None:
-        config_path = bundled_sample_config()
+    config_path = bundled_sample_config() if config_path is None else resolve_config_path(config_path, notebook)
+    check_notebook_parameters(notebook, clean, config_path, as_of=as_of, seed=seed)
     cfg = load_config(config_path, overrides=clean)
     if seed is None:
         seed = int(cfg["run"].get("seed", 42))
@@ -423,7 +522,7 @@ def open_run(
     if interactive:
         # One folder per notebook: notebooks opened (or regression-tested) side by side never
         # share, or race on, each other's artifacts.
-        run_path = project_root() / "reports" / INTERACTIVE_RUN / notebook
+        run_path = interactive_root() / notebook
         stamp = run_path / "artifacts" / ".fingerprint"
         # Only the user's config and inputs (not one notebook's knobs) decide whether cached
         # upstream artifacts are still valid.
@@ -449,10 +548,15 @@ def open_run(
 
 def shareable(ctx: RunContext, table: pd.DataFrame, count_column: str | None = None,
               label_column: str | None = None) -> pd.DataFrame:
-    """Shortcut for :func:`segkit.core.privacy.shareable_table` with the context's config."""
+    """Shortcut for :func:`segkit.core.privacy.shareable_table` with the context's config.
+
+    Real ids in the analyst's own notebook (interactive mode: ``run_dir=None``, JupyterLab);
+    pseudonyms in a ``segkit run`` (its notebooks and HTML are what gets shared).
+    """
     from segkit.core.privacy import shareable_table
 
-    return shareable_table(table, ctx.config, count_column=count_column, label_column=label_column)
+    return shareable_table(table, ctx.config, count_column=count_column, label_column=label_column,
+                           shared=not ctx.interactive)
 
 
 def summary_markdown(summary: Mapping[str, Any]) -> str:

@@ -318,7 +318,8 @@ def summarize(result: RFMResult) -> dict:
     risk = [s for s in ("At Risk", "Can't Lose Them") if s in by_name.index]
     if risk:
         members = rfm[rfm["rfm_segment"].isin(risk)]
-        findings.append(f"{_count(len(members), 'valuable past customer')} ({' and '.join(risk)}) not buying for "
+        findings.append(f"{_count(len(members), 'valuable past customer')} (RFM segment{'s' if len(risk) > 1 else ''} "
+                        f"{' and '.join(risk)}) not buying for "
                         f"{members['recency_days'].median():.0f} days (median) brought "
                         f"{_pct(by_name.loc[risk, 'share_of_revenue'].sum())} of net revenue.")
     once = float((rfm["frequency"] == 1).mean())

@@ -3,10 +3,16 @@
 In batch runs (``SEGKIT_QUIET=1``: ``segkit run``, the tests) only the static view is built.
 
 The logic of an explorer is a plain function ``render(choice) -> DataFrame | str | Figure``
-(tested on its own). :func:`explorer` wraps it in a dropdown/slider for JupyterLab and also
-carries a static ``text/html`` rendering of every choice (as collapsible sections). The report
-builder strips the live widget view from exported HTML, so the manager sees the static one; a
-notebook without a widget front end (nbconvert, papermill) also shows the static one.
+(tested on its own). :func:`explorer` wraps it in a dropdown for JupyterLab and also carries a
+static ``text/html`` rendering of every choice (as collapsible sections) in the same output.
+
+Which of the two a reader sees: JupyterLab renders the richest representation it has a renderer
+for, and the widget view (``application/vnd.jupyter.widget-view+json``) outranks ``text/html``,
+also once its model is gone (after a save, shutdown and reopen it shows "Error displaying widget:
+model not found" and never falls back). So a saved notebook must not hold the widget view: the
+report builder strips it from exported HTML, and JupyterLab started by ``make lab`` strips it on
+every save (:func:`segkit.widgets.lab.pre_save_hook`), so a reopened notebook shows the static
+view. A notebook without a widget front end (nbconvert, papermill) shows the static view too.
 
 Examples
 --------
@@ -23,17 +29,20 @@ from typing import Any, Callable, Mapping
 
 import pandas as pd
 
+from segkit.widgets.display import frame_html, scrollable
+
 __all__ = ["explorer"]
 
 WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
 
 
 def to_html(obj: Any) -> str:
-    """HTML of a DataFrame, Styler, matplotlib Figure/Axes or string (escaped)."""
+    """HTML of a DataFrame, Styler, matplotlib Figure/Axes or string (escaped); tables scroll
+    sideways inside their own box (:func:`segkit.widgets.display.scrollable`)."""
     if isinstance(obj, pd.DataFrame):
-        return obj.to_html(border=0, classes="dataframe", float_format=lambda v: f"{v:,.2f}")
+        return scrollable(obj.to_html(border=0, classes="dataframe", float_format=lambda v: f"{v:,.2f}"))
     if hasattr(obj, "to_html") and obj.__class__.__name__ == "Styler":
-        return obj.to_html()
+        return scrollable(obj.to_html())
     fig = getattr(obj, "figure", None) if hasattr(obj, "get_figure") and not hasattr(obj, "savefig") else obj
     if hasattr(fig, "savefig"):
         import base64
@@ -51,12 +60,47 @@ def to_html(obj: Any) -> str:
     return f"<pre>{html.escape(repr(obj))}</pre>"
 
 
-def static_html(choices: Mapping[str, Any], render: Callable[[Any], Any], title: str = "") -> str:
-    """Every choice rendered, each in a ``<details>`` block (the first one open)."""
+def initial_label(choices: Mapping[str, Any], initial: Any = None) -> str | None:
+    """Label of the choice an explorer opens on: the one whose value (or label) is ``initial``,
+    else the first.
+
+    Raises
+    ------
+    ValueError
+        ``initial`` is neither a label nor a value of ``choices`` (a bug of the caller).
+
+    Examples
+    --------
+    >>> initial_label({"k = 2": 2, "k = 4 (chosen)": 4}, 4)
+    'k = 4 (chosen)'
+    >>> initial_label({"k = 2": 2, "k = 4": 4})
+    'k = 2'
+    """
+    if not choices:
+        return None
+    if initial is None:
+        return next(iter(choices))
+    for label, value in choices.items():
+        if label == initial or _same(value, initial):
+            return label
+    raise ValueError(f"explorer: initial choice {initial!r} is not one of {list(choices)}.")
+
+
+def _same(value: Any, initial: Any) -> bool:
+    try:
+        return bool(value == initial)
+    except (TypeError, ValueError):  # e.g. a DataFrame value: not comparable to a label
+        return False
+
+
+def static_html(choices: Mapping[str, Any], render: Callable[[Any], Any], title: str = "",
+                initial: Any = None) -> str:
+    """Every choice rendered, each in a ``<details>`` block (the ``initial`` one, else the first, open)."""
     parts = [f"<div class='segkit-static-explorer'><p><b>{html.escape(title)}</b> "
              "(static view: expand a choice)</p>"] if title else ["<div class='segkit-static-explorer'>"]
-    for i, (label, value) in enumerate(choices.items()):
-        open_attr = " open" if i == 0 else ""
+    opened = initial_label(choices, initial)
+    for label, value in choices.items():
+        open_attr = " open" if label == opened else ""
         parts.append(f"<details{open_attr}><summary>{html.escape(str(label))}</summary>"
                      f"{to_html(render(value))}</details>")
     parts.append("</div>")
@@ -79,11 +123,45 @@ class Explorer:
         return bundle
 
 
+def live_widget(choices: Mapping[str, Any], render: Callable[[Any], Any], description: str = "Choose",
+                initial: Any = None) -> Any:
+    """The dropdown and the output it fills with ``render(choice)`` (an ``ipywidgets.VBox``).
+
+    The dropdown is as wide as its longest option label (at most the output's width) and its
+    description is never cut: a label is often told from the next only by its end ("churn
+    window 51 days (75% of gaps)" against "(90% of gaps)").
+    """
+    import ipywidgets as w
+    from IPython.display import HTML, display
+
+    out = w.Output(layout=w.Layout(max_width="100%", overflow="auto"))
+    dropdown = w.Dropdown(options=list(choices.items()), description=description,
+                          layout=w.Layout(width="max-content", max_width="100%"),
+                          style={"description_width": "initial"})
+    label = initial_label(choices, initial)
+    if label is not None:
+        dropdown.value = choices[label]
+
+    def show(change: Any = None) -> None:
+        out.clear_output(wait=True)
+        with out:
+            result = render(dropdown.value)
+            if isinstance(result, pd.DataFrame) or result.__class__.__name__ == "Styler":
+                display(HTML(frame_html(result)))  # scrolls sideways inside the output when wide
+            else:
+                display(result.get_figure() if hasattr(result, "get_figure") and not hasattr(result, "savefig") else result)
+
+    dropdown.observe(show, names="value")
+    show()
+    return w.VBox([dropdown, out], layout=w.Layout(max_width="100%"))
+
+
 def explorer(
     choices: Mapping[str, Any],
     render: Callable[[Any], Any],
     description: str = "Choose",
     title: str = "",
+    initial: Any = None,
 ) -> Explorer:
     """Dropdown explorer: pick a choice, see ``render(choice)``; static HTML of all choices.
 
@@ -97,8 +175,10 @@ def explorer(
         Label of the dropdown.
     title : str
         Heading of the static rendering.
+    initial : optional
+        Value (or label) of the choice shown first, e.g. the notebook's chosen k; None = the first.
     """
-    static = static_html(choices, render, title)
+    static = static_html(choices, render, title, initial)
     widget = None
     try:
         from IPython import get_ipython
@@ -107,21 +187,7 @@ def explorer(
         # shows only the static view: no live widget (no comm traffic with an absent front end).
         if getattr(get_ipython(), "kernel", None) is None or os.environ.get("SEGKIT_QUIET") == "1":
             return Explorer(None, static)
-        import ipywidgets as w
-        from IPython.display import display
-
-        out = w.Output()
-        dropdown = w.Dropdown(options=list(choices.items()), description=description)
-
-        def show(change: Any = None) -> None:
-            out.clear_output(wait=True)
-            with out:
-                result = render(dropdown.value)
-                display(result.get_figure() if hasattr(result, "get_figure") and not hasattr(result, "savefig") else result)
-
-        dropdown.observe(show, names="value")
-        widget = w.VBox([dropdown, out])
-        show()
-    except Exception:  # no widget front end available: the static view is enough
+        widget = live_widget(choices, render, description, initial)
+    except ImportError:  # no widget library available: the static view is enough
         widget = None
     return Explorer(widget, static)
