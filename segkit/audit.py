@@ -683,6 +683,11 @@ def _report_order_statuses(facts: StatusFacts, col: _Collector) -> None:
                 f"{facts.cancelled_still_purchases:,} still kept money and count as purchases, the others keep "
                 f"nothing. Cancelled orders still paid {rule}; cancelled orders never captured are no purchases.",
                 examples="")
+    if facts.repeated_orders:
+        col.add("orders_in_several_files", "transactions", facts.repeated_orders, n,
+                f"the same order (same id, same lines) more than once, as overlapping exports hold it; counted once "
+                f"({facts.repeated_lines:,} repeated lines removed before the audit).", examples="")
+        col.rule("orders exported more than once counted once", "transactions", "dropped", facts.repeated_lines)
     if facts.test_orders:
         col.add("test_orders", "transactions", facts.test_orders, n + facts.test_orders,
                 f"{facts.test_lines:,} lines removed before the audit (orders.test_payment_methods).",
@@ -698,6 +703,17 @@ def _report_order_statuses(facts: StatusFacts, col: _Collector) -> None:
                 "seconds, maybe amounts (rounded to what the cells displayed); yes/no became TRUE/FALSE. Export "
                 "the orders again from the shop's admin and use that file unchanged for exact values.",
                 examples=format_rows(facts.first_rows_without_offset))
+
+
+def _report_currency(facts: StatusFacts, config: Mapping[str, Any], col: _Collector) -> None:
+    """Finding ``currency_mismatch``: the file's one currency (its ``currency`` column) is not
+    ``report.currency``, so every amount would be labelled with the wrong currency."""
+    configured = str((config.get("report") or {}).get("currency") or "")
+    if facts.currency and configured and facts.currency != configured.strip().upper():
+        col.add("currency_mismatch", "transactions", facts.orders, facts.orders,
+                f"the file's currency column says {facts.currency!r}, report.currency says {configured!r}: amounts "
+                f"are in {facts.currency} but would be labelled {configured}. Set report.currency: "
+                f"{facts.currency} in the config.", examples="")
 
 
 def _report_input(facts: InputFacts, settings: AuditSettings, col: _Collector) -> None:
@@ -1016,6 +1032,7 @@ def audit_log(log: TransactionLog, as_of: str | pd.Timestamp | None = None, cust
     _report_input(facts, settings, col)
     if log.status_facts is not None:
         _report_order_statuses(log.status_facts, col)
+        _report_currency(log.status_facts, log.config, col)
     clean = log.clean_facts()
     buyers = log.buyers()
     derived = log.derived_customers(buyers) if customers_in is None else None  # with the lines' country

@@ -1296,8 +1296,15 @@ class LifecycleSettings:
         if values.get("max_relative_se", 1.0) <= 0:
             raise ConfigError("lifecycle.max_relative_se must be > 0 (1.0 = flag a parameter whose standard error "
                               "exceeds its estimate).")
-        if values.get("discount_rate", 0.1) <= -1:
-            raise ConfigError("lifecycle.discount_rate is an annual rate (0.10 = 10 %) and must be > -1.")
+        rate = values.get("discount_rate", 0.1)
+        if not -1 < rate <= 1:
+            raise ConfigError(f"lifecycle.discount_rate = {rate!r}: an annual rate written as a share, 0.10 means "
+                              f"10 % a year ({rate!r} would be {rate * 100:,.0f} %); use a value above -1 and at most "
+                              "1 (100 %).")
+        margin = values.get("margin", 1.0)
+        if not 0 <= margin <= 1:
+            raise ConfigError(f"lifecycle.margin = {margin!r}: the share of revenue that is profit, 0.30 means 30 % "
+                              "(1.0: the CLV is revenue); use a value from 0 to 1.")
         if "engagement_columns" in values:
             columns = values["engagement_columns"] or ()
             values["engagement_columns"] = (columns,) if isinstance(columns, str) else tuple(columns)

@@ -292,7 +292,8 @@ def test_the_reports_interactive_tables_sort_filter_and_download_offline(playwri
     page.context.close()
 
 
-def test_the_csv_of_an_interactive_table_neutralises_formulas_and_keeps_numbers(playwright_browser, tmp_path):
+def test_the_csv_of_an_interactive_table_neutralises_formulas_and_holds_the_values_not_their_display(
+        playwright_browser, tmp_path):
     import csv
 
     from segkit.core.escaping import neutralise_formula
@@ -300,7 +301,8 @@ def test_the_csv_of_an_interactive_table_neutralises_formulas_and_keeps_numbers(
 
     ids = ['=HYPERLINK("http://evil.example/","x")', "+1+cmd|' /C calc'!A0", "@SUM(1+1)", "-1234", "C000001",
            "<b>bold</b>"]
-    frame = pd.DataFrame({"customer_id": ids, "monetary_total": [-12.5, 3.0, 4.0, 5.0, 1234.0, 7.0]})
+    frame = pd.DataFrame({"customer_id": ids, "monetary_total": [-12.5, 3.0, 44155.25, 5.0, 1234.0, 0.0333],
+                          "orders": [1, 2, 2525, 4, 5, 6]})
     page_file = tmp_path / "table.html"
     page_file.write_text("<html><head><meta charset='utf-8'></head><body>"
                          + interactive_table(frame, csv_name="ids", include_library=True)._repr_mimebundle_()["text/html"]
@@ -312,5 +314,7 @@ def test_the_csv_of_an_interactive_table_neutralises_formulas_and_keeps_numbers(
     rows = list(csv.DictReader(open(download.value.path(), encoding="utf-8")))
     page.context.close()
     assert [r["customer_id"] for r in rows] == [neutralise_formula(i) for i in ids]
-    assert [r["monetary_total"] for r in rows] == ["-12.50", "3.00", "4.00", "5.00", "1,234.00", "7.00"]
+    # the values, not the notebook's display of them ("44,155.25", "0.03", "2,525")
+    assert [r["monetary_total"] for r in rows] == ["-12.5", "3", "44155.25", "5", "1234", "0.0333"]
+    assert [r["orders"] for r in rows] == ["1", "2", "2525", "4", "5", "6"]
     assert requests == [] and errors == []

@@ -18,6 +18,7 @@ pandas.
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -418,3 +419,99 @@ def test_done_when_no_email_address_appears_in_any_html(unseen):
         text = page.read_text(encoding="utf-8").lower()
         assert "@example.com" not in text, page.name
         assert not [a for a in addresses if a.split("@")[0] in text], page.name
+
+
+# --------------------------------------------------------------------------- duplicates, overlapping and mixed exports
+def order_rows(lines: pd.DataFrame, name: str) -> pd.DataFrame:
+    return lines[lines["Name"] == name]
+
+
+def test_two_identical_line_items_of_one_order_are_both_kept_and_the_subtotal_stays_whole(tmp_path):
+    export = generate_shopify_export(20, seed=4)
+    lines = export.lines
+    paid = export.orders[(export.orders["status"] == "paid") & ~export.orders["cancelled"] & ~export.orders["test"]
+                         & ~export.orders["guest"] & (export.orders["subtotal"] > 0)]
+    name = next(n for n in paid["name"] if len(order_rows(lines, n)) >= 2)
+    rows = order_rows(lines, name)
+    second = rows.iloc[[1]]  # a line item without the order fields, bought twice on one order
+    value = float(second["Lineitem quantity"].iloc[0]) * float(second["Lineitem price"].iloc[0]) \
+        - float(second["Lineitem discount"].iloc[0])
+    subtotal = round(float(rows["Subtotal"].iloc[0]) + value, 2)
+    at = lines.index.get_loc(second.index[0]) + 1
+    export.lines = pd.concat([lines.iloc[:at], second, lines.iloc[at:]], ignore_index=True)
+    export.lines.loc[export.lines["Name"].eq(name) & export.lines["Subtotal"].ne(""), "Subtotal"] = f"{subtotal:.2f}"
+    path = write_shopify_export(tmp_path, export)
+    config = load_config(CONFIG)
+    with TransactionLog(path, config) as log:
+        findings = audit_log(log).findings.set_index("check")
+        clean = pd.read_parquet(log.write_clean(tmp_path / "clean.parquet"))
+    assert "exact_duplicates" not in findings.index  # lines of one order are not duplicates of each other
+    kept = clean[clean["order_id"] == name]
+    assert len(kept) == len(rows) + 1
+    assert kept["amount"].sum() == pytest.approx(subtotal, abs=0.01)
+
+
+def test_orders_shared_by_overlapping_exports_are_counted_once_with_their_whole_value(export, tmp_path):
+    single = write_shopify_export(tmp_path / "one", export)
+    names = export.lines["Name"].drop_duplicates().tolist()  # newest first
+    newer, older = set(names[: len(names) // 2 + 20]), set(names[len(names) // 2 - 20:])  # 41 orders in both
+    folder = tmp_path / "overlap"
+    for part, keep in (("orders_export_1.csv", newer), ("orders_export_2.csv", older)):
+        write_shopify_export(folder, ShopifyExport(export.lines[export.lines["Name"].isin(keep)], export.orders,
+                                                   export.customers), name=part)
+    shared = len(newer & older)
+    whole, _, whole_rfm = audited(single, tmp_path / "one")
+    headline, findings, rfm = audited(folder, tmp_path / "overlap")
+    assert headline == pytest.approx(whole)
+    assert headline["net_revenue"] == pytest.approx(planted(export)["net_revenue"], abs=0.01)
+    pd.testing.assert_frame_equal(rfm, whole_rfm)
+    found = findings.set_index("check").loc["orders_in_several_files"]
+    assert found["count"] == shared and "counted once" in found["message"]
+    assert "exact_duplicates" not in set(findings["check"])
+
+
+def test_exports_of_two_stores_numbering_orders_alike_stop_with_an_error_saying_to_run_per_store(tmp_path):
+    folder = tmp_path / "stores"
+    write_shopify_export(folder, generate_shopify_export(20, seed=1), name="orders_us.csv")
+    write_shopify_export(folder, generate_shopify_export(20, seed=2), name="orders_eu.csv")
+    with pytest.raises(DataError) as err:
+        TransactionLog(folder, load_config(CONFIG)).close()
+    message = str(err.value)
+    assert message.startswith(f"{folder} (2 files): column 'Name'")
+    assert re.search(r"order id\(s\) belong to several orders .*: '#1\d{3}', '#1\d{3}'", message)
+    assert "several orders (different 'Email' or 'Created at')" in message
+    assert "once per store" in message and "rows " in message
+
+
+def test_a_semicolon_delimited_resave_says_so_and_what_to_set(export, tmp_path):
+    path = tmp_path / "orders_export_1.csv"
+    export.lines.to_csv(path, index=False, sep=";", lineterminator="\n")
+    with pytest.raises(DataError) as err:
+        TransactionLog(path, load_config(CONFIG)).close()
+    message = str(err.value)
+    assert message.startswith(str(path)) and "semicolon-delimited" in message
+    assert "io.delimiter: ';'" in message and "export the file again" in message
+
+
+# --------------------------------------------------------------------------- currency
+def test_an_export_in_another_currency_than_report_currency_is_a_warning_saying_what_to_set(tmp_path):
+    export = generate_shopify_export(20, seed=5)
+    export.lines["Currency"] = export.lines["Currency"].replace("USD", "EUR")
+    _, findings, _ = audited(write_shopify_export(tmp_path, export), tmp_path)
+    found = findings.set_index("check").loc["currency_mismatch"]
+    assert found["severity"] == "warning"
+    assert "says 'EUR', report.currency says 'USD'" in found["message"]
+    assert "Set report.currency: EUR" in found["message"]
+
+
+def test_orders_in_several_currencies_stop_with_an_error_naming_the_codes_and_rows(tmp_path):
+    export = generate_shopify_export(20, seed=5)
+    first = export.lines.index[export.lines["Currency"] != ""][4]
+    export.lines.loc[first, "Currency"] = "CAD"
+    path = write_shopify_export(tmp_path, export)
+    with pytest.raises(DataError) as err:
+        TransactionLog(path, load_config(CONFIG)).close()
+    message = str(err.value)
+    assert message.startswith(f"{path}: column 'Currency'") and "2 currencies: 'USD'" in message
+    assert "'CAD' (1 orders)" in message and f"(rows 2, {int(first) + 2})" in message
+    assert "cannot be summed" in message and "once per currency" in message

@@ -104,19 +104,25 @@ def git(repo: Path, *args: str) -> str:
     return subprocess.run(["git", "-C", str(repo), *args], check=True, capture_output=True, text=True).stdout
 
 
-def test_make_labs_git_filter_keeps_notebook_outputs_out_of_git(tmp_path):
+def repository_with_the_filter(tmp_path: Path) -> Path:
+    """A scratch git repository with segkit's .gitattributes, the filter set up as `make lab` does,
+    and notebooks/02_rfm.ipynb committed as it is tracked."""
     repo = tmp_path / "clone"
     (repo / "notebooks").mkdir(parents=True)
     git(repo, "init", "-q")
     git(repo, "config", "user.email", "t@example.org")
     git(repo, "config", "user.name", "t")
     shutil.copy(ROOT / ".gitattributes", repo / ".gitattributes")
-    source = ROOT / "notebooks" / "02_rfm.ipynb"
-    shutil.copy(source, repo / "notebooks" / "02_rfm.ipynb")
+    shutil.copy(ROOT / "notebooks" / "02_rfm.ipynb", repo / "notebooks" / "02_rfm.ipynb")
     assert configure_git_filter(repo, python=sys.executable)
     git(repo, "add", ".")
     git(repo, "commit", "-qm", "notebooks")
+    return repo
 
+
+def test_make_labs_git_filter_keeps_notebook_outputs_out_of_git(tmp_path):
+    repo = repository_with_the_filter(tmp_path)
+    source = ROOT / "notebooks" / "02_rfm.ipynb"
     ran = nbformat.read(source, as_version=4)  # the notebook after a run and a save: outputs everywhere
     for i, cell in enumerate(c for c in ran.cells if c.cell_type == "code"):
         cell.execution_count = i + 1
@@ -130,6 +136,30 @@ def test_make_labs_git_filter_keeps_notebook_outputs_out_of_git(tmp_path):
     assert all(c.outputs == [] and c.execution_count is None for c in stored.cells if c.cell_type == "code")
     assert "output 1" in (repo / "notebooks" / "02_rfm.ipynb").read_text()  # the file keeps its outputs
     assert git(repo, "check-attr", "filter", "notebooks/02_rfm.ipynb").strip().endswith(f"filter: {GIT_FILTER}")
+
+
+def test_a_notebook_saved_by_jupyterlab_after_a_run_shows_no_git_diff(tmp_path):
+    """What JupyterLab 4 writes on save after Run All: outputs, counts, execution timings, widget
+    state, and metadata.language_info filled in from the kernel (the tracked copy has only its name)."""
+    repo = repository_with_the_filter(tmp_path)
+    saved = json.loads((ROOT / "notebooks" / "02_rfm.ipynb").read_text(encoding="utf-8"))
+    saved["metadata"]["language_info"] = {
+        "codemirror_mode": {"name": "ipython", "version": 3}, "file_extension": ".py", "mimetype": "text/x-python",
+        "name": "python", "nbconvert_exporter": "python", "pygments_lexer": "ipython3", "version": "3.11.9"}
+    saved["metadata"]["widgets"] = {"application/vnd.jupyter.widget-state+json": {"state": {}, "version_major": 2,
+                                                                                   "version_minor": 0}}
+    for i, cell in enumerate(c for c in saved["cells"] if c["cell_type"] == "code"):
+        cell["execution_count"] = i + 1
+        cell["metadata"]["execution"] = {"iopub.execute_input": "2026-12-06T17:00:00.000Z",
+                                         "shell.execute_reply": "2026-12-06T17:00:01.000Z"}
+        cell["outputs"] = [{"output_type": "stream", "name": "stdout", "text": [f"output {i}\n"]}]
+    (repo / "notebooks" / "02_rfm.ipynb").write_text(json.dumps(saved, indent=1, ensure_ascii=False) + "\n",
+                                                      encoding="utf-8")
+
+    assert git(repo, "diff") == ""
+    assert '"pygments_lexer": "ipython3"' in (repo / "notebooks" / "02_rfm.ipynb").read_text()  # the file keeps it
+    git(repo, "add", "-A")
+    assert git(repo, "status", "--porcelain") == ""
 
 
 def test_the_filter_leaves_the_tracked_notebooks_byte_for_byte_unchanged():
@@ -179,6 +209,30 @@ def test_notebook_03s_explorer_opens_on_the_chosen_k():
     assert "<details open><summary>k = 3, rfm (chosen)</summary>" in html and html.count(" open>") == 1
 
 
+def test_every_table_output_carries_the_library_whatever_ran_before_in_the_kernel():
+    """A notebook re-run in one kernel, or whose first table's output was cleared, saves table
+    outputs that each still load the bundle (once per page: the loader checks for it)."""
+    from segkit.widgets.tables import interactive_table, library_html
+
+    frame = pd.DataFrame({"segment": ["a", "b"], "customers": [2525, 3]})
+    first_run = [interactive_table(frame)._repr_mimebundle_()["text/html"] for _ in range(3)]
+    second_run = [interactive_table(frame)._repr_mimebundle_()["text/html"] for _ in range(3)]
+    assert all(html.startswith(library_html()) for html in first_run + second_run)
+    assert "if (!window._itables_" in library_html()  # a page loads it once, however many tables carry it
+
+
+def test_a_table_cell_keeps_the_value_behind_its_display_for_the_csv():
+    from segkit.widgets.tables import interactive_table
+
+    frame = pd.DataFrame({"customer_id": ["C1", "=1+1"], "monetary_total": [44155.25, 0.0333],
+                          "orders": [2525, 3], "last_order": pd.to_datetime(["2024-01-02 00:00:00", "2024-01-02 10:11:12"])})
+    html = interactive_table(frame, include_library=False).table_html
+    assert ('<tr><td>C1</td><td data-csv="44155.25">44,155.25</td><td data-csv="2525">2,525</td>'
+            "<td>2024-01-02</td></tr>") in html
+    assert ('<tr><td>=1+1</td><td data-csv="0.0333">0.03</td><td>3</td>'
+            '<td data-csv="2024-01-02 10:11:12">2024-01-02 10:11</td></tr>') in html
+
+
 # ================================================================ 4. parameter mistakes in a notebook
 def test_a_bad_parameter_names_itself_and_the_parameters_cell_and_lists_the_allowed_values():
     from segkit.steps.pipeline import open_run
@@ -194,7 +248,17 @@ def test_a_bad_parameter_names_itself_and_the_parameters_cell_and_lists_the_allo
 
 @pytest.mark.parametrize("notebook, overrides, expected", [
     ("03_clustering", {"clustering": {"method": "kmodes", "k_min": 3}},
-     "method = 'kmodes'; use one of auto, kmeans, kprototypes. method was set in the parameters cell of notebook 03_clustering"),
+     "method = 'kmodes': use one of auto, kmeans, kprototypes. method was set in the parameters cell of notebook 03_clustering"),
+    ("03_clustering", {"clustering": {"k": 1}},  # the config's "or null to choose k" is not the cell's None
+     "k = 1: use a whole number ≥ 2. k was set in the parameters cell of notebook 03_clustering: change it there, "
+     "or set it to None to use clustering.k (data-driven) of the configuration."),
+    ("04_lifecycle", {"lifecycle": {"discount_rate": 10}},  # 1000 %: meant 10 %
+     "discount_rate = 10: an annual rate written as a share, 0.10 means 10 % a year (10 would be 1,000 %); use a "
+     "value above -1 and at most 1 (100 %). discount_rate was set in the parameters cell of notebook 04_lifecycle: "
+     "change it there, or set it to None to use lifecycle.discount_rate (0.1) of the configuration."),
+    ("04_lifecycle", {"lifecycle": {"margin": 30}},
+     "margin = 30: the share of revenue that is profit, 0.30 means 30 % (1.0: the CLV is revenue); use a value from "
+     "0 to 1. margin was set"),
     ("05_campaign_evaluation", {"campaign": {"correction": "fdr"}},
      "correction = 'fdr' is not supported. Use one of: holm, fdr_bh, bonferroni, none. correction was set"),
     ("01_data_audit", {"audit": {"outlier_k": -1}},
@@ -210,6 +274,39 @@ def test_every_notebooks_knobs_are_checked_before_any_work(notebook, overrides, 
 
     with pytest.raises(ConfigError, match="^" + __import__("re").escape(expected)):
         check_notebook_parameters(notebook, overrides, None)
+
+
+def test_a_rate_of_at_most_100_percent_and_a_margin_share_are_accepted():
+    from segkit.steps.parameters import check_notebook_parameters
+
+    check_notebook_parameters("04_lifecycle", {"lifecycle": {"discount_rate": 1.0, "margin": 0.3}}, None)
+
+
+def test_a_control_arm_the_campaigns_do_not_have_is_blamed_on_the_parameters_cell_of_05(tmp_path):
+    """control_arm can only be checked against the campaign data, in the step: told like every other knob."""
+    from segkit.steps.campaign import build_campaign_artifacts
+    from segkit.steps.pipeline import open_run
+
+    campaign = pd.DataFrame({"campaign_id": "c1", "customer_id": [f"x{i}" for i in range(40)],
+                             "arm": ["email"] * 20 + ["control"] * 20, "converted": [True, False] * 20,
+                             "revenue": 0.0})
+    ctx = open_run("05_campaign_evaluation", run_dir=tmp_path, overrides={"campaign": {"control_arm": "ctrl"}})
+    ctx.write_artifact("campaign_clean", campaign)
+    ctx.write_artifact("transactions_clean", pd.DataFrame({"customer_id": ["x0"], "order_id": ["1"],
+                                                           "order_date": pd.Timestamp("2024-01-01"), "amount": 1.0}))
+    with pytest.raises(ConfigError) as caught:
+        build_campaign_artifacts(ctx)
+    assert str(caught.value) == (
+        "control_arm = 'ctrl': no campaign has an arm named 'ctrl' (arms found — c1: control, email) in "
+        "artifacts/campaign_clean.parquet; use the name of the control/holdout arm. control_arm was set in the "
+        "parameters cell of notebook 05_campaign_evaluation: change it there, or set it to None to use "
+        "campaign.control_arm ('control') of the configuration.")
+
+    ctx = open_run("05_campaign_evaluation", run_dir=tmp_path)  # set in the config: the config's wording stays
+    ctx.config["campaign"]["control_arm"] = "ctrl"
+    with pytest.raises(ConfigError, match=r"^campaign\.control_arm = 'ctrl': no campaign has an arm named 'ctrl'") as caught:
+        build_campaign_artifacts(ctx)
+    assert "parameters cell" not in str(caught.value)
 
 
 def test_core_parameters_of_the_cell_are_named_too():

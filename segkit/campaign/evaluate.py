@@ -111,9 +111,9 @@ def _check_arms(prepared: pd.DataFrame, settings: CampaignSettings, source: str)
     has = arms_by.map(lambda a: settings.control_arm in a)
     if not has.any():
         listing = "; ".join(f"{c}: {', '.join(a)}" for c, a in arms_by.head(5).items())
-        raise ConfigError(f"{source}: no campaign has an arm named {settings.control_arm!r} (arms found — {listing}). "
-                          "Set control_arm (notebook parameter or campaign.control_arm in the config) to the name "
-                          "of the control/holdout arm.")
+        raise ConfigError(f"campaign.control_arm = {settings.control_arm!r}: no campaign has an arm named "
+                          f"{settings.control_arm!r} (arms found — {listing}) in {source}; use the name of the "
+                          "control/holdout arm.")
     msgs = []
     for cid in arms_by.index[~has.to_numpy()]:
         msgs.append(f"Campaign {cid} has no {settings.control_arm!r} arm (arms: {', '.join(arms_by[cid])}): "

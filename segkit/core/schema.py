@@ -127,6 +127,7 @@ TRANSACTIONS = TableSpec(
         "order_value": "float64",    # the order's value to analyse, spread over its lines (e.g. Subtotal)
         "order_total": "float64",    # what the customer paid, of which refunded_amount is a part (e.g. Total)
         "payment_method": "string",  # gateway; orders.test_payment_methods marks test orders
+        "currency": "string",        # the order's currency code (Shopify's Currency): one per input
     },
 )
 

@@ -139,6 +139,13 @@ CHECKS: dict[str, tuple[str, str]] = {
         "Cancelled orders",
         "orders.cancelled sets whether a cancelled order that is still paid counts by its status (by_status) or "
         "never (not_purchase); a cancelled order never captured is no purchase."),
+    "currency_mismatch": (
+        "Orders in another currency than report.currency",
+        "Set report.currency to the file's currency, so that amounts are labelled with it."),
+    "orders_in_several_files": (
+        "Orders that appear in more than one file",
+        "Overlapping exports (e.g. two date ranges that share days) hold some orders twice; each is counted "
+        "once. Export date ranges that do not overlap to be sure no order is missing or doubled."),
     "test_orders": (
         "Test orders (test payment gateway)",
         "Removed from every analysis (orders.test_payment_methods lists the gateways)."),

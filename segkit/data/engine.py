@@ -1206,20 +1206,25 @@ class TransactionLog:
 
         Copies without an order id (``_identical``: the input has no order ids, or the cell is empty)
         are flagged only when ``audit.identical_lines_without_order_id`` is ``drop``: without an id an
-        identical line may be a repeat purchase. Every copy is listed in ``_dup_rows``."""
+        identical line may be a repeat purchase. Every copy is listed in ``_dup_rows``.
+
+        When the order contract judged duplicates per whole order (``status_facts.duplicates_by_order``:
+        orders exported twice were kept once), lines with an order id are not compared: two identical
+        lines of one order are two items of it, whose value the order's total already counts."""
         has_order_id = "order_id" not in self.mapped.absent
         cols = ", ".join(_ident(c) for c in self.columns if has_order_id or c != "order_id")
         no_id = "order_id IS NULL" if has_order_id else "true"
+        by_order = self.status_facts is not None and self.status_facts.duplicates_by_order
         self.con.execute("CREATE OR REPLACE TABLE _dup_rows (_row BIGINT, _identical BOOLEAN)")
         self.con.execute(f"CREATE OR REPLACE TABLE _dup_hash AS SELECT hash({cols}) AS h FROM lines "
-                         "GROUP BY h HAVING count(*) > 1")
+                         f"{'WHERE order_id IS NULL ' if by_order else ''}GROUP BY h HAVING count(*) > 1")
         if not self._value("SELECT count(*) FROM _dup_hash"):
             return
         self.con.execute(f"""
             INSERT INTO _dup_rows
             SELECT _row, {no_id} FROM (
                 SELECT _row, order_id, row_number() OVER (PARTITION BY {cols} ORDER BY _row) AS copy
-                FROM lines WHERE hash({cols}) IN (SELECT h FROM _dup_hash))
+                FROM lines WHERE hash({cols}) IN (SELECT h FROM _dup_hash){' AND order_id IS NULL' if by_order else ''})
             WHERE copy > 1""")
         dropped = "" if self.settings.identical_lines_without_order_id == "drop" else " WHERE NOT _identical"
         self.con.execute(f"UPDATE lines SET _dup = true WHERE _row IN (SELECT _row FROM _dup_rows{dropped})")

@@ -188,6 +188,15 @@ def resolve_columns(header: list[str], spec: TableSpec, mapping: Mapping[str, st
         if len(hits) == 1:
             positions[canonical] = hits[0]
             continue
+        other = [d for d, name in ((";", "semicolon"), ("\t", "tab")) if d in stripped[0]]
+        if len(stripped) <= 2 and other and user in stripped[0].split(other[0]):
+            name = "semicolon" if other[0] == ";" else "tab"
+            raise DataError(
+                f"{source}: the header is read as {len(stripped)} column(s) whose name holds {name}s "
+                f"({stripped[0][:60]!r} …): the file looks {name}-delimited, as a spreadsheet with European "
+                f"settings re-saves a CSV, but was read with another delimiter. Set io.delimiter: {other[0]!r} in "
+                f"the config{config_hint} (and check that amounts with a decimal comma are read), "
+                f"or better, export the file again from the shop's admin and use it unchanged.")
         close = difflib.get_close_matches(user, stripped, n=3, cutoff=0.6)
         guess = f" Did you mean {' or '.join(map(repr, close))}?" if close else ""
         raise DataError(

@@ -11,6 +11,14 @@ core (:mod:`segkit.data.relational`) defines kept value on. It runs in the stage
 1. **Customer key**: with ``orders.customer_key: email`` the customer id is an e-mail address compared
    trimmed and in lower case (``Ann@Shop.com`` and ``ann@shop.com`` are one customer). An order without
    one is a guest order: the audit counts it and leaves it out of the customer analyses.
+   **One store, one currency, each order once** (when the file maps its own ``order_id``): an order id
+   with several customers or several order dates is a :class:`~segkit.core.errors.DataError` (exports of
+   stores that number orders alike, e.g. both from ``#1001``: run once per store); a ``currency`` column
+   with several codes is one too (amounts in different currencies cannot be summed; one code is
+   :attr:`StatusFacts.currency`, which the audit compares with ``report.currency``); an order that the
+   input holds more than once with the same lines (overlapping exports: each contiguous run of an id's
+   rows is one copy) is kept once, before values are spread, and counted (``repeated_orders``). Lines of
+   one order are then never exact duplicates of each other (two identical items of an order are two).
 2. **Order-level fields carried to every line** of their order (same ``order_id``), whichever line holds
    them: ``order_status, refunded_amount, cancelled_at, order_value, order_total, payment_method`` and the
    columns listed in ``orders.order_level_columns`` (e.g. ``channel``, ``country``, ``email_opt_in``: the
@@ -179,6 +187,14 @@ class StatusFacts:
     guest_orders: int = 0
     guest_value: float = 0.0
     rows_without_offset: int | None = None
+    #: the one currency code of the input's ``currency`` column (None when not mapped or empty)
+    currency: str | None = None
+    #: orders exported more than once (same id, same lines: overlapping exports), kept once; their extra lines
+    repeated_orders: int = 0
+    repeated_lines: int = 0
+    #: true = duplicates were judged per whole order here, so lines of one order are never duplicates of each
+    #: other (two identical line items of an order are two items; :meth:`TransactionLog._mark_duplicates`)
+    duplicates_by_order: bool = False
     first_rows_without_offset: list[int] = field(default_factory=list)
     dated_rows: int = 0
 
@@ -221,6 +237,12 @@ def apply_order_contract(con: duckdb.DuckDBPyConnection, contract: OrderContract
         _check_statuses(con, contract, labels, source)
     if contract.customer_key == "email":
         con.execute("UPDATE lines SET customer_id = lower(customer_id) WHERE customer_id IS NOT NULL")
+    currency = _single_currency(con, labels, source) if "currency" in columns else None
+    copies = (0, 0)
+    if "order_id" in labels:  # the file's own order ids (not one id per row)
+        _check_reused_order_ids(con, labels, source)
+        if present:  # before values are spread: an order exported twice is one order
+            copies = _drop_order_copies(con, columns, present)
     if carried and "order_id" in columns:
         firsts = ", ".join(f"arg_min({_ident(c)}, _row) FILTER (WHERE {_ident(c)} IS NOT NULL) AS {_ident(c)}"
                            for c in carried)
@@ -260,6 +282,9 @@ def apply_order_contract(con: duckdb.DuckDBPyConnection, contract: OrderContract
                           ELSE greatest(0.0, 1.0 - refunded / coalesce(total, value)) END AS kept_share
               FROM (SELECT *, {counted} AS counted FROM (SELECT *, {meaning} AS meaning FROM _order_values)))""")
     facts = _facts(con, contract, present, labels)
+    facts.repeated_orders, facts.repeated_lines = copies
+    facts.currency = currency
+    facts.duplicates_by_order = bool(present) and "order_id" in labels
     con.execute("DELETE FROM lines WHERE order_id IN (SELECT order_id FROM _order_contract WHERE is_test)")
     share = "CASE WHEN o.base <> 0 THEN lines.amount * o.value / o.base ELSE o.value / o.lines END"
     con.execute("ALTER TABLE lines ADD COLUMN recorded_amount DOUBLE")
@@ -268,6 +293,74 @@ def apply_order_contract(con: duckdb.DuckDBPyConnection, contract: OrderContract
         FROM _order_contract AS o
         WHERE lines.order_id = o.order_id AND lines.amount IS NOT NULL""")
     return facts
+
+
+def _single_currency(con: duckdb.DuckDBPyConnection, labels: Mapping[str, str], source: str) -> str | None:
+    """The one currency code of the ``currency`` column (upper case), None when it is empty; an error naming
+    the codes, their orders and first rows when there are several (amounts in different currencies cannot
+    be summed)."""
+    found = con.sql("SELECT upper(trim(currency)) AS code, count(DISTINCT order_id) AS orders, min(_row) AS first_row "
+                    "FROM lines WHERE nullif(trim(currency), '') IS NOT NULL GROUP BY code ORDER BY first_row").fetchall()
+    if len(found) <= 1:
+        return found[0][0] if found else None
+    codes = ", ".join(f"{code!r} ({orders:,} orders)" for code, orders, _ in found[:5])
+    raise Where(source, dict(labels)).fail(
+        "currency", f"the orders are in {len(found)} currencies: {codes}", [int(r[2]) for r in found[:5]],
+        "Amounts in different currencies cannot be summed: export each currency's orders (each store) separately "
+        "and run segkit once per currency, with report.currency set to it")
+
+
+def _check_reused_order_ids(con: duckdb.DuckDBPyConnection, labels: Mapping[str, str], source: str) -> None:
+    """Stop when one order id has several customers or several order dates: the input mixes exports that
+    number their orders alike (two stores both counting from #1001), whose orders would merge silently."""
+    checked = [c for c in ("customer_id", "order_date") if c in labels]
+    if not checked:
+        return
+    differ = " OR ".join(f"count(DISTINCT {_ident(c)}) > 1" for c in checked)  # empty cells are no variant
+    variants = ", ".join(_ident(c) for c in checked)  # the first row of each (customer, date) of an id
+    reused = con.sql(f"SELECT order_id, min(_row) AS first_row, list(_row ORDER BY _row)[1:3] AS rows FROM ("
+                     f"SELECT order_id, {variants}, min(_row) AS _row FROM lines WHERE order_id IS NOT NULL "
+                     f"GROUP BY ALL) GROUP BY order_id HAVING {differ} ORDER BY first_row").fetchall()
+    if not reused:
+        return
+    which = " or ".join(f"{labels[c]!r}" for c in checked)
+    shown = ", ".join(repr(str(r[0])) for r in reused[:5])
+    rows = sorted({int(x) for r in reused[:3] for x in r[2]})
+    raise Where(source, dict(labels)).fail(
+        "order_id", f"{len(reused):,} order id(s) belong to several orders (different {which}): {shown}", rows,
+        "The input looks like the exports of several stores (each numbers its orders from #1001) or of "
+        "different systems put together; their orders would be merged into one. Run segkit once per store "
+        "(one store's export, or a folder of one store's exports, per run)")
+
+
+def _drop_order_copies(con: duckdb.DuckDBPyConnection, columns: Sequence[str],
+                       present: Sequence[str]) -> tuple[int, int]:
+    """Delete the copies of orders that the input holds more than once (overlapping exports): an order's
+    rows are contiguous in an export, so each contiguous run of an order id's rows is one copy; when an
+    order has several copies, each carrying its order-level fields, with the same lines, the first is kept.
+    Returns (orders that had copies, lines deleted)."""
+    content = ", ".join(_ident(c) for c in columns)
+    fields = " OR ".join(f"{_ident(c)} IS NOT NULL" for c in present)
+    con.execute(f"""
+        CREATE OR REPLACE TEMP TABLE _order_copies AS
+        WITH r AS (SELECT order_id, _row, hash({content}) AS h,
+                          _row - row_number() OVER (PARTITION BY order_id ORDER BY _row) AS copy, ({fields}) AS f
+                   FROM lines WHERE order_id IS NOT NULL),
+             c AS (SELECT order_id, copy, min(_row) AS first_row, max(_row) AS last_row,
+                          list(h ORDER BY _row) AS content, bool_or(f) AS has_fields
+                   FROM r GROUP BY order_id, copy),
+             o AS (SELECT order_id FROM c GROUP BY order_id
+                   HAVING count(*) > 1 AND bool_and(has_fields) AND count(DISTINCT content) = 1)
+        SELECT c.order_id, c.first_row, c.last_row,
+               row_number() OVER (PARTITION BY c.order_id ORDER BY c.first_row) AS n
+        FROM c JOIN o USING (order_id)""")
+    later = ("EXISTS (SELECT 1 FROM _order_copies AS k WHERE k.n > 1 AND lines.order_id = k.order_id "
+             "AND lines._row BETWEEN k.first_row AND k.last_row)")
+    orders = con.sql("SELECT count(DISTINCT order_id) FROM _order_copies").fetchall()[0][0]
+    lines = con.sql(f"SELECT count(*) FROM lines WHERE {later}").fetchall()[0][0] if orders else 0
+    if lines:
+        con.execute(f"DELETE FROM lines WHERE {later}")
+    return int(orders), int(lines)
 
 
 def _check_statuses(con: duckdb.DuckDBPyConnection, contract: OrderContract, labels: Mapping[str, str],

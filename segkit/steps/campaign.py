@@ -36,10 +36,12 @@ from segkit.campaign import (
     segments_at_send,
 )
 from segkit.cluster import ClusterSettings, SegmentModel, cluster_customers, predict_clusters_frame
+from segkit.core.config import load_config
 from segkit.core.errors import ConfigError, SegkitError, UpstreamMissingError
 from segkit.lifecycle import LifecycleSettings
 from segkit.rfm import RFMSettings
 from segkit.steps.cluster import run_customer_table
+from segkit.steps.parameters import blame_parameters_cell
 from segkit.steps.sources import send_history_for
 
 __all__ = ["arm_overview", "arm_table", "build_campaign_artifacts", "campaign_totals", "explorer_choices",
@@ -302,8 +304,16 @@ def build_campaign_artifacts(ctx: Any) -> CampaignResult:
 
     with warnings.catch_warnings():  # the mismatches are in result.warnings, shown once at the top of the report
         warnings.simplefilter("ignore", SampleRatioMismatchWarning)
-        result = evaluate_campaigns(campaign, labels, send_history_for(ctx), settings, as_of=ctx.as_of,
-                                    source="artifacts/campaign_clean.parquet")
+        try:
+            result = evaluate_campaigns(campaign, labels, send_history_for(ctx), settings, as_of=ctx.as_of,
+                                        source="artifacts/campaign_clean.parquet")
+        except ConfigError as error:  # a knob of the parameters cell (control_arm) that the data do not have
+            set_in_cell = [key for key in ctx.parameters.get("campaign", {})
+                           if str(error).startswith(f"campaign.{key} = ")]
+            if not set_in_cell:
+                raise
+            base = load_config(ctx.config_path)["campaign"]
+            raise blame_parameters_cell(error, ctx.notebook, "campaign", set_in_cell, base) from None
     result.warnings = notes + result.warnings
     result.segment_labels = labels
     ctx.write_artifact("campaign_results", result.results)

@@ -26,7 +26,8 @@ from segkit.core.config import deep_merge, load_config, project_root
 from segkit.core.dates import parse_as_of
 from segkit.core.errors import ConfigError
 
-__all__ = ["SETTINGS_CHECKS", "where_set", "resolve_config_path", "check_notebook_parameters"]
+__all__ = ["SETTINGS_CHECKS", "where_set", "resolve_config_path", "check_notebook_parameters",
+           "blame_parameters_cell"]
 
 
 def _audit(cfg: Mapping) -> Any:
@@ -120,6 +121,49 @@ def _fails(check: Callable[[Mapping], Any], cfg: Mapping) -> ConfigError | None:
     return None
 
 
+def blame_parameters_cell(error: ConfigError, notebook: str, section: str, culprits: list[str],
+                          base_section: Mapping[str, Any]) -> ConfigError:
+    """``error`` (found on the configuration with the notebook's values) told as a parameters-cell mistake.
+
+    The culprits are named as in the cell (``bins``, not ``rfm.bins``), the defaults file and the
+    config's wording are left out (``null`` alternatives: in the cell, None means "use the
+    configuration", which the closing sentence says), and the message ends with where the values
+    were set and what None falls back to.
+
+    Parameters
+    ----------
+    error : ConfigError
+        The step's or the settings check's error.
+    notebook : str
+        The notebook whose parameters cell set the values.
+    section : str
+        Config section of the culprits (``campaign``).
+    culprits : list of str
+        The knobs of ``section`` that caused ``error``, as named in the cell.
+    base_section : mapping
+        ``section`` of the configuration without the notebook's values (for the fallbacks).
+
+    Examples
+    --------
+    >>> print(blame_parameters_cell(ConfigError("clustering.k = 1; use a whole number ≥ 2, or null to choose k."),
+    ...                             "03_clustering", "clustering", ["k"], {"k": None}))
+    k = 1: use a whole number ≥ 2. k was set in the parameters cell of notebook 03_clustering: change it there, \
+or set it to None to use clustering.k (data-driven) of the configuration.
+    """
+    message = str(error)
+    for key in culprits:  # the analyst knows the parameter by its name in the cell
+        message = re.sub(rf"\b{re.escape(section)}\.{re.escape(key)}\b", key, message)
+        message = re.sub(rf"^({re.escape(key)} = \S+); ", r"\1: ", message)  # "k = 1: use …", as the others
+    message = re.sub(rf"^{re.escape(section)}: ", "", message)
+    message = re.sub(r"; see segkit/defaults/\w+\.yml\.", ".", message)  # the cell, not the defaults file
+    message = re.sub(r",? or null (?:to|=) [^.;)]*", "", message)  # YAML's null: None in the cell says it below
+    defaults = ", ".join(f"{section}.{key}" + (f" ({base_section[key]!r})" if base_section.get(key) is not None
+                                               else " (data-driven)") for key in culprits)
+    pronoun = "it" if len(culprits) == 1 else "them"
+    return ConfigError(f"{message} {where_set(notebook, culprits)}: change {pronoun} there, or set {pronoun} to None "
+                       f"to use {defaults} of the configuration.")
+
+
 def check_notebook_parameters(notebook: str, overrides: Mapping[str, Mapping[str, Any]],
                               config_path: str | Path | None = None, as_of: Any = None,
                               seed: Any = None) -> None:
@@ -164,13 +208,4 @@ def check_notebook_parameters(notebook: str, overrides: Mapping[str, Mapping[str
         if error is None or _fails(check, base) is not None:
             continue
         culprits = [key for key in values if _fails(check, deep_merge(base, {section: {key: values[key]}}))] or list(values)
-        message = str(error)
-        for key in culprits:  # the analyst knows the parameter by its name in the cell
-            message = re.sub(rf"\b{re.escape(section)}\.{re.escape(key)}\b", key, message)
-        message = re.sub(rf"^{re.escape(section)}: ", "", message)
-        message = re.sub(r"; see segkit/defaults/\w+\.yml\.", ".", message)  # the cell, not the defaults file
-        defaults = ", ".join(f"{section}.{key}" + (f" ({base[section][key]!r})" if base[section].get(key) is not None
-                                                   else " (data-driven)") for key in culprits)
-        raise ConfigError(f"{message} {where_set(notebook, culprits)}: change {'it' if len(culprits) == 1 else 'them'} "
-                          f"there, or set {'it' if len(culprits) == 1 else 'them'} to None to use {defaults} of the "
-                          "configuration.")
+        raise blame_parameters_cell(error, notebook, section, culprits, base[section])

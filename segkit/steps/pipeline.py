@@ -164,6 +164,10 @@ class RunContext:
         Seed for every random choice of the notebook.
     interactive : bool
         True when the notebook was opened alone: missing upstream artifacts are built in-process.
+    parameters : dict
+        The notebook's own knobs set in its parameters cell (not None), ``{section: {key: value}}``.
+    config_path : Path, optional
+        The config file the knobs override (None: segkit's defaults).
     """
 
     notebook: str
@@ -172,6 +176,8 @@ class RunContext:
     seed: int
     interactive: bool
     as_of_param: str | None = None
+    parameters: dict = field(default_factory=dict)
+    config_path: Path | None = None
     _summary: dict = field(default_factory=dict)
 
     # ----------------------------------------------------------------- paths and inputs
@@ -543,7 +549,7 @@ def open_run(
     set_currency((cfg.get("report") or {}).get("currency"))
     set_display()
     return RunContext(notebook=notebook, run_dir=run_path, config=cfg, seed=int(seed),
-                      interactive=interactive, as_of_param=as_of)
+                      interactive=interactive, as_of_param=as_of, parameters=clean, config_path=config_path)
 
 
 def shareable(ctx: RunContext, table: pd.DataFrame, count_column: str | None = None,

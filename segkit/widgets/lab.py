@@ -99,7 +99,12 @@ def pre_save_hook(model: Mapping[str, Any], path: str = "", contents_manager: An
 
 
 def strip_outputs(notebook: nbformat.NotebookNode) -> nbformat.NotebookNode:
-    """``notebook`` as git stores it: no outputs, execution counts, execution timings or widget state.
+    """``notebook`` as git stores it: no outputs, execution counts, execution timings or widget state,
+    and of ``metadata.language_info`` only the language's name.
+
+    JupyterLab fills ``language_info`` from the running kernel when it saves (``codemirror_mode``,
+    ``pygments_lexer``, the Python ``version``, …); the tracked notebooks keep ``{"name": "python"}``,
+    so a notebook saved after a run shows no ``git diff``.
 
     Examples
     --------
@@ -108,8 +113,14 @@ def strip_outputs(notebook: nbformat.NotebookNode) -> nbformat.NotebookNode:
     >>> clean = strip_outputs(nbformat.v4.new_notebook(cells=[cell]))
     >>> clean.cells[0].outputs, clean.cells[0].execution_count
     ([], None)
+    >>> saved = nbformat.v4.new_notebook(metadata={"language_info": {"name": "python", "version": "3.11.9"}})
+    >>> strip_outputs(saved).metadata.language_info
+    {'name': 'python'}
     """
     notebook.metadata.pop("widgets", None)
+    language = notebook.metadata.get("language_info")
+    if isinstance(language, dict) and "name" in language:
+        notebook.metadata["language_info"] = {"name": language["name"]}
     for cell in notebook.cells:
         cell.metadata.pop("execution", None)
         if cell.cell_type == "code":

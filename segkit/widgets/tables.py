@@ -13,12 +13,16 @@ How the output is built, and why:
   (:class:`segkit.report.export.IdRedactor`, which reads table cells) and its offline check
   (:func:`segkit.report.export.validate_offline_html`) see the data as they see any table;
 - the scripts are segkit's own: :func:`library_html` (ITables' offline loader with the bundle,
-  once per kernel, in the first table shown) and one fixed start-up script per table in which
+  in every table output: it loads the bundle only when the page does not have it yet, so a
+  saved notebook works whatever order its cells ran in, how often, or which outputs were
+  cleared) and one fixed start-up script per table in which
   only the table's id and the CSV file name vary. :func:`is_segkit_script` recognises them, so
   the report checks can tell them from anything that came from the data;
 - a filter box under every column, the search box, sorting by any column header, pages of
   ``page_length`` rows; the "CSV" button downloads the rows that pass the current filters, in
-  the current order, with text cells neutralised as segkit's own CSV files are
+  the current order, with the values themselves, not their display (``1234.5``, not ``1,234.50``:
+  a cell whose shown text is a formatted number or date carries its value in ``data-csv``), and
+  with text cells neutralised as segkit's own CSV files are
   (:func:`segkit.core.escaping.neutralise_formula`: a cell a spreadsheet would run as a
   formula gets a leading ``'``);
 - more than ``max_rows`` rows: the first ``max_rows`` are shown and a note says so (the full
@@ -29,7 +33,7 @@ Examples
 >>> frame = pd.DataFrame({"customer_id": ["C1", "<b>x</b>"], "monetary_total": [1234.5, 2.0]})
 >>> view = interactive_table(frame, csv_name="customers", include_library=False)
 >>> html = view._repr_mimebundle_()["text/html"]
->>> "<td>&lt;b&gt;x&lt;/b&gt;</td>" in html, "<td>1,234.50</td>" in html
+>>> "<td>&lt;b&gt;x&lt;/b&gt;</td>" in html, '<td data-csv="1234.5">1,234.50</td>' in html
 (True, True)
 >>> all(is_segkit_script(s) for s in scripts_of(html))
 True
@@ -54,8 +58,6 @@ MAX_ROWS = 5_000
 PAGE_LENGTH = 10
 _TABLE_ID = re.compile(r"segkit-table-[0-9a-f]{12}")
 _CSV_NAME = re.compile(r"[^A-Za-z0-9_-]+")
-#: Whether this kernel has already put the library into an output (see :func:`interactive_table`).
-_library_shown = False
 
 #: The start-up script of one table: the id and the CSV file name are its only variable parts
 #: (both restricted to ``[A-Za-z0-9_-]``), the text columns' indexes the only data (integers).
@@ -80,7 +82,8 @@ _START_SCRIPT = """
         top2Start: { buttons: [{
           extend: "csvHtml5", text: "CSV of the filtered rows", filename: csvName, title: null, footer: false,
           exportOptions: { modifier: { search: "applied", order: "applied", page: "all" },
-                           format: { body: (data, row, column, node) => neutralise(node.textContent, column) } }
+                           format: { body: (data, row, column, node) =>
+                             neutralise(node.dataset.csv ?? node.textContent, column) } }
         }] }
       }
     });
@@ -200,6 +203,25 @@ def _cell_text(value: Any) -> str:
     return str(value)
 
 
+def _cell_value(value: Any) -> str:
+    """The value of a cell as the CSV download holds it: numbers in full precision without
+    thousands separators, times to the second; text as it is."""
+    if value is None or (not isinstance(value, (list, tuple, dict)) and pd.isna(value)):
+        return ""
+    if isinstance(value, float):
+        return format(value, ".15g")
+    if isinstance(value, pd.Timestamp):
+        return value.strftime("%Y-%m-%d") if value == value.normalize() else value.isoformat(sep=" ")
+    return str(value)
+
+
+def _cell_html(value: Any) -> str:
+    """One escaped ``<td>``; ``data-csv`` holds the value when the shown text differs from it."""
+    shown, exported = _cell_text(value), _cell_value(value)
+    attribute = f' data-csv="{html_lib.escape(exported)}"' if exported != shown else ""
+    return f"<td{attribute}>{html_lib.escape(shown)}</td>"
+
+
 class InteractiveTable:
     """One interactive table as a notebook output (``text/html`` plus a ``text/plain`` line).
 
@@ -227,16 +249,15 @@ class InteractiveTable:
 
     @property
     def table_html(self) -> str:
-        """The escaped ``<table>`` (with a footer row that becomes the column filters)."""
-        shown = self.frame.astype(object).map(_cell_text) if len(self.frame.columns) else self.frame
-        body = shown.to_html(index=False, escape=True, border=0, classes=["display", "compact", "segkit-table"],
-                             na_rep="")
-        digest = hashlib.sha256(body.encode()).hexdigest()[:12]
-        table_id = f"segkit-table-{digest}"
-        header = "".join(f"<th>{html_lib.escape(str(c))}</th>" for c in shown.columns)
-        body = body.replace("<table ", f'<table id="{table_id}" ', 1).replace(
-            "</tbody>", f"</tbody><tfoot><tr>{header}</tr></tfoot>", 1)
-        return body
+        """The escaped ``<table>`` (with a footer row that becomes the column filters); a cell
+        shows the notebook's format of its value and carries the value itself in ``data-csv``
+        when the two differ (:func:`_cell_html`)."""
+        header = "".join(f"<th>{html_lib.escape(str(c))}</th>" for c in self.frame.columns)
+        rows = "".join("<tr>" + "".join(map(_cell_html, row)) + "</tr>\n"
+                       for row in self.frame.astype(object).itertuples(index=False, name=None))
+        inner = f"<thead><tr>{header}</tr></thead><tbody>\n{rows}</tbody><tfoot><tr>{header}</tr></tfoot>"
+        table_id = f"segkit-table-{hashlib.sha256(inner.encode()).hexdigest()[:12]}"
+        return f'<table id="{table_id}" class="display compact segkit-table">{inner}</table>'
 
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict:
         table = self.table_html
@@ -261,7 +282,7 @@ def interactive_table(
     csv_name: str = "table",
     page_length: int = PAGE_LENGTH,
     max_rows: int = MAX_ROWS,
-    include_library: bool | None = None,
+    include_library: bool = True,
 ) -> InteractiveTable:
     """Show ``table`` as an interactive table: sort, filter per column, search, pages, CSV download.
 
@@ -277,20 +298,17 @@ def interactive_table(
         Rows per page at first.
     max_rows : int
         Rows shown at most (the first ones; a note says how many there were).
-    include_library : bool, optional
-        Embed ITables' JavaScript bundle in this output. Default: the first table a kernel shows
-        does (a notebook then carries the bundle once, in its first table).
+    include_library : bool, default True
+        Embed ITables' JavaScript bundle (about 1 MB) in this output. Every table carries it, so
+        each output works alone: after a reopen, a re-run or a cleared output, whichever table
+        the page shows first loads the bundle and the others find it loaded. False only for a
+        page that loads :func:`library_html` itself.
 
     Returns
     -------
     InteractiveTable
         Displayed by Jupyter as ``text/html``.
     """
-    global _library_shown
-    if include_library is None:
-        include_library = not _library_shown
-    if include_library:
-        _library_shown = True
     frame = table_frame(table)
     name = _CSV_NAME.sub("_", csv_name).strip("_") or "table"
     return InteractiveTable(frame.head(max_rows), len(frame), name, page_length, include_library)
