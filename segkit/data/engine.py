@@ -77,6 +77,8 @@ from segkit.core.errors import ConfigError, DataError, format_rows
 from segkit.core.schema import (BOOLEAN_FALSE, BOOLEAN_TRUE, CUSTOMERS, DMY, TRANSACTIONS, TRANSACTIONS_CLEAN_EXTRA,
                                 Where, examples, validate)
 from segkit.data import io as segio
+from segkit.data.relational import sql_identifier as _ident  # the one quoting of SQL text
+from segkit.data.relational import sql_literal as _quote
 from segkit.data.relational import (
     behaviour_of,
     first_non_purchase_of,
@@ -147,14 +149,6 @@ _MONTH_NAME_FORMATS = ("%d-%b-%Y", "%d %b %Y", "%d-%b-%Y %H:%M", "%d %b %Y %H:%M
 #: ``str.strip()`` removes (RE2; \x1c–\x1f are control characters, removed before).
 _WHITESPACE_CLASS = r"[\t-\r\x{20}\x{85}\pZ]"
 _MIN_TS, _MAX_TS = "TIMESTAMP '1677-09-22 00:12:43'", "TIMESTAMP '2262-04-11 23:47:16'"
-
-
-def _quote(text: str) -> str:
-    return "'" + str(text).replace("'", "''") + "'"
-
-
-def _ident(name: str) -> str:
-    return '"' + str(name).replace('"', '""') + '"'
 
 
 def _ts(value: pd.Timestamp) -> str:

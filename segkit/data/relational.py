@@ -64,7 +64,7 @@ __all__ = [
     "purchase_orders_of", "purchase_days_of", "rfm_of", "rfm_counts_of", "rfm_with_info_of", "summary_of",
     "behaviour_of", "rfm_at_send_of", "purchase_days_at_send_of", "retention_of", "last_order_date",
     "RESULT_DTYPES", "typed_result",
-    "require_columns", "no_missing", "as_datetime", "LineFeed", "line_feed",
+    "require_columns", "no_missing", "as_datetime", "sql_literal", "sql_identifier", "LineFeed", "line_feed",
     "CANCELLATION_MATCHES", "KEPT_ORDERS", "KEPT_ORDER_LIST", "KEPT_CUSTOMERS",
     "HEADLINE", "HEADLINE_COUNTS", "headline_of",
     "CancellationMatching", "cancellation_matching_over", "orders_over", "buyers_over", "ORDERS_BEFORE",
@@ -642,8 +642,22 @@ LINE_INPUTS: tuple[str, ...] = ("customer_id", "order_id", "order_date", "amount
                                 "channel", "product_id", "quantity", "unit_price", "recorded_amount")
 
 
-def _literal(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
+def sql_literal(text: Any) -> str:
+    """``text`` as a SQL string literal (quotes doubled): the one quoting of values written into SQL.
+
+    >>> sql_literal("O'Brien")
+    "'O''Brien'"
+    """
+    return "'" + str(text).replace("'", "''") + "'"
+
+
+def sql_identifier(name: Any) -> str:
+    """``name`` as a quoted SQL identifier (double quotes doubled), e.g. a column name from a file.
+
+    >>> print(sql_identifier('Lineitem "qty" sold'))
+    "Lineitem ""qty"" sold"
+    """
+    return '"' + str(name).replace('"', '""') + '"'
 
 
 def lines_view_sql(relation: str, columns: Sequence[str], *, all_order_ids: bool, positions: str | None) -> str:
@@ -659,7 +673,7 @@ def lines_view_sql(relation: str, columns: Sequence[str], *, all_order_ids: bool
     pos = positions or "CAST(NULL AS BIGINT)"
     order = "CAST(order_id AS VARCHAR)" if all_order_ids else f"CAST({positions} - 1 AS VARCHAR)"
     is_return = "coalesce(is_return, false)" if "is_return" in columns else "coalesce(amount < 0, false)"
-    text = {c: (f"coalesce(CAST({c} AS VARCHAR), {_literal(UNKNOWN)})" if c in columns else "CAST(NULL AS VARCHAR)")
+    text = {c: (f"coalesce(CAST({c} AS VARCHAR), {sql_literal(UNKNOWN)})" if c in columns else "CAST(NULL AS VARCHAR)")
             for c in ("category", "channel")}
     item = {c: f"CAST({c} AS {kind})" if c in columns else f"CAST(NULL AS {kind})"
             for c, kind in (("product_id", "VARCHAR"), ("quantity", MONEY), ("unit_price", MONEY),

@@ -70,6 +70,8 @@ import pandas as pd
 
 from segkit.core.errors import ConfigError
 from segkit.core.schema import TRANSACTIONS, Where, examples
+from segkit.data.relational import sql_identifier as _ident  # the one quoting of SQL text
+from segkit.data.relational import sql_literal as _quote
 
 __all__ = ["ORDER_LEVEL_COLUMNS", "STATUS_MEANINGS", "OrderContract", "StatusFacts", "apply_order_contract"]
 
@@ -79,14 +81,6 @@ ORDER_LEVEL_COLUMNS: tuple[str, ...] = (
 #: What a status may mean (``orders.statuses`` values).
 STATUS_MEANINGS: tuple[str, ...] = ("purchase", "not_purchase", "pending")
 _KEYS = ("customer_id", "order_id", "order_date")  # never carried: they identify the line's order
-
-
-def _quote(text: str) -> str:
-    return "'" + str(text).replace("'", "''") + "'"
-
-
-def _ident(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
 
 
 @dataclass(frozen=True)
