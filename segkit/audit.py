@@ -87,6 +87,7 @@ from segkit.data.auditfacts import (
 )
 from segkit.data.engine import EngineSettings, OrderLines, TransactionLog, choose_engine
 from segkit.data.io import load_table
+from segkit.data.spark_audit import SparkTransactionLog, spark_source
 from segkit.data.statuses import StatusFacts
 
 __all__ = [
@@ -156,10 +157,11 @@ class AuditResult:
     offending : dict
         check → up to 10 offending rows (``row`` = line in the input file).
     engine : str
-        ``"pandas"`` or ``"duckdb"``: how the later steps take their order-level tables from the
-        clean lines (``engine.kind``, :func:`segkit.data.engine.choose_engine`; ``"pandas"`` from
-        :func:`run_audit`, whose clean lines are in memory); recorded in ``audit_summary.json``. The
-        audit itself is DuckDB's either way.
+        ``"pandas"``, ``"duckdb"`` or ``"spark"``: how the later steps take their order-level tables
+        from the clean lines (``engine.kind``, :func:`segkit.data.engine.choose_engine`; ``"pandas"``
+        from :func:`run_audit`, whose clean lines are in memory); recorded in ``audit_summary.json``.
+        The audit itself is DuckDB's, or Spark's for ``engine.kind: spark``
+        (:class:`segkit.data.spark_audit.SparkTransactionLog`: the same SQL, the same findings).
     guests : dict
         ``input_lines, input_revenue`` (rows of the input without customer id, the finding's count)
         and ``lines, revenue`` (those the guest cleaning rule removed, after exact duplicates).
@@ -1116,20 +1118,26 @@ def audit_inputs(config: Mapping[str, Any], as_of: str | pd.Timestamp | None = N
     """The whole data audit of a run, from the configured files.
 
     The transactions (``data.transactions``: a CSV/Parquet file, a folder or glob of them, or an
-    Excel workbook) are read and audited by :class:`TransactionLog`; customers and campaign files
+    Excel workbook) are read and audited by :class:`TransactionLog` (DuckDB), or for ``engine.kind:
+    spark`` by :class:`segkit.data.spark_audit.SparkTransactionLog` (also ``s3a://``, ``hdfs://``,
+    ``abfss://`` paths and ``table:catalog.schema.name``); customers and campaign files
     (customer-level, small) are loaded with :mod:`segkit.data.io`. With ``clean_path`` and no
     error finding, the clean lines are written there (:meth:`TransactionLog.write_clean`). The
     result's ``engine`` is :func:`segkit.data.engine.choose_engine` of the config: how the later
     steps take their order-level tables from the clean lines (recorded in ``audit_summary.json``);
-    the audit itself is the same computation either way.
+    the audit itself is the same computation on either engine.
     """
     data = config.get("data") or {}
-    path = resolve_path(config, data.get("transactions"))
+    if EngineSettings.from_config(config).kind == "spark":  # audited by Spark where the lines live (issue 17)
+        open_log: Callable[..., TransactionLog] = SparkTransactionLog
+        path = spark_source(config, data.get("transactions"))
+    else:
+        open_log, path = TransactionLog, resolve_path(config, data.get("transactions"))
     if path is None:
         source = config.get("_source")
         raise ConfigError(f"data.transactions is not set{f' in {source}' if source else ''}: "
                           "give the path of your transactions file (or folder of files).")
-    with TransactionLog(path, config) as log:
+    with open_log(path, config) as log:
         tables = {t: (load_table(p, t, config=config) if (p := resolve_path(config, data.get(t))) is not None
                       else None) for t in ("customers", "campaign")}
         result = audit_log(log, as_of, customers=tables["customers"], campaign=tables["campaign"])

@@ -471,7 +471,7 @@ class StageThresholds:
 
 def assign_lifecycle_stage(
     state: pd.DataFrame, thresholds: StageThresholds, p_alive: pd.Series | np.ndarray | None = None,
-    p_purchase: pd.Series | np.ndarray | None = None,
+    p_purchase: pd.Series | np.ndarray | None = None, chance_reference: float | None = None,
 ) -> pd.Series:
     """The lifecycle stage of every customer of ``state`` (pure function of its inputs).
 
@@ -492,6 +492,9 @@ def assign_lifecycle_stage(
         ``at_risk_chance_ratio`` x the mean chance of the live repeat buyers
         (:func:`low_purchase_chance`). Overdue against the own interval did not separate who buys
         (Online Retail: 75 % of the overdue bought in the next 90 days, 77 % of the active).
+    chance_reference : float, optional
+        That mean chance computed over the whole base (:func:`live_repeat_buyers`) when ``state`` is
+        one part of it (a Spark partition); None = the mean over the rows of ``state``.
 
     Returns
     -------
@@ -523,7 +526,7 @@ def assign_lifecycle_stage(
         low_alive = np.zeros(len(n), dtype=bool) if p_alive is None else (
             np.asarray(p_alive, dtype=float) < t.p_alive_threshold)
         if p_purchase is not None:
-            overdue = low_purchase_chance(np.asarray(p_purchase, dtype=float), n, recency, t)
+            overdue = low_purchase_chance(np.asarray(p_purchase, dtype=float), n, recency, t, chance_reference)
         conditions = [
             ~buyer & has_orders,
             ~buyer & state["engaged"].to_numpy(dtype=bool),
@@ -541,12 +544,28 @@ def assign_lifecycle_stage(
     return pd.Series(pd.Categorical(labels, categories=STAGES), index=state.index, name="lifecycle_stage")
 
 
+def live_repeat_buyers(p_purchase: np.ndarray, n_purchases: np.ndarray, recency_days: np.ndarray,
+                       thresholds: StageThresholds) -> np.ndarray:
+    """Rows whose purchase chance makes the reference of :func:`low_purchase_chance`: repeat buyers
+    who have not lapsed (last purchase within the churn window) and have a chance.
+
+    Examples
+    --------
+    >>> th = StageThresholds(churn_window_days=100, new_window_days=30, base_interval_days=40)
+    >>> live_repeat_buyers(np.array([0.8, 0.6, np.nan]), np.array([3, 1, 2]), np.array([10.0, 20.0, 30.0]), th).tolist()
+    [True, False, False]
+    """
+    return (n_purchases > 1) & (recency_days <= thresholds.churn_window_days) & np.isfinite(p_purchase)
+
+
 def low_purchase_chance(p_purchase: np.ndarray, n_purchases: np.ndarray, recency_days: np.ndarray,
-                        thresholds: StageThresholds) -> np.ndarray:
+                        thresholds: StageThresholds, reference: float | None = None) -> np.ndarray:
     """Repeat buyers whose purchase chance is below ``at_risk_chance_ratio`` x that of the live repeat buyers.
 
     The reference is the mean chance of the repeat buyers who have not lapsed (last purchase
-    within the churn window) at the same date, so the rule adapts to the shop's rhythm and season.
+    within the churn window) at the same date (:func:`live_repeat_buyers`), so the rule adapts to the
+    shop's rhythm and season. ``reference`` gives that mean computed elsewhere (over the whole base
+    when these rows are one part of it; NaN = no live repeat buyer); None = over these rows.
 
     Examples
     --------
@@ -555,10 +574,11 @@ def low_purchase_chance(p_purchase: np.ndarray, n_purchases: np.ndarray, recency
     ...                     np.array([10.0, 20.0, 30.0, 40.0]), th).tolist()
     [False, False, True, False]
     """
-    repeat_live = (n_purchases > 1) & (recency_days <= thresholds.churn_window_days) & np.isfinite(p_purchase)
-    if thresholds.at_risk_chance_ratio <= 0 or not repeat_live.any():
+    if reference is None:
+        repeat_live = live_repeat_buyers(p_purchase, n_purchases, recency_days, thresholds)
+        reference = float(p_purchase[repeat_live].mean()) if repeat_live.any() else float("nan")
+    if thresholds.at_risk_chance_ratio <= 0 or not np.isfinite(reference):
         return np.zeros(len(p_purchase), dtype=bool)
-    reference = float(p_purchase[repeat_live].mean())
     with np.errstate(invalid="ignore"):
         return (n_purchases > 1) & (p_purchase < thresholds.at_risk_chance_ratio * reference)
 
@@ -1972,5 +1992,5 @@ __all__ = [
     "run_holdout_check", "holdout_purchases", "HoldoutCheck", "one_time_curve", "identification_warnings", "EXPORT_COLUMNS",
     "signups_on_or_after", "ExportChoice", "model_chances", "chances_as_of", "p_alive_as_of", "low_purchase_chance",
     "season_comparison", "choose_export", "holdout_length_days", "CHANCE_DAYS", "HoldoutFit", "fit_holdout_models",
-    "earlier_holdout_choice",
+    "earlier_holdout_choice", "live_repeat_buyers",
 ]

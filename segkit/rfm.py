@@ -36,12 +36,13 @@ from sklearn.utils.validation import check_is_fitted
 
 from segkit.core.config import load_config
 from segkit.core.errors import ConfigError, DataError
+from segkit.core.modelio import float_array, from_pairs, model_dict, model_parts, pairs
 from segkit.data.orders import RFMWarning, no_missing, require_columns, rfm_with_info
 
 __all__ = ["MAX_EXACT_CANDIDATES", "GRID", "balanced_edges", "group_scores", "to_five_point",
     "SCORE_COLUMNS", "SINGLE_LEVEL_SCORE", "METRIC_NAMES", "RFMScorer", "SCALE", "BOX_KEYS", "SEGMENT_KEYS",
     "SegmentMap", "LoyaltyTiers", "revenue_concentration", "pareto_curve", "MONETARY_COLUMNS",
-    "SEGMENT_CSV_COLUMNS", "RFMSettings", "RFMResult", "segment_table", "tier_table", "analyse_rfm",
+    "SEGMENT_CSV_COLUMNS", "RFMSettings", "RFMResult", "segment_table", "tier_table", "rfm_labels", "analyse_rfm",
     "score_table"]
 
 # --------------------------------------------------------------------------- validation helpers
@@ -282,6 +283,38 @@ class RFMScorer(TransformerMixin, BaseEstimator):
             out[SCORE_COLUMNS[metric]] = self.level_scores(metric)[group].astype("int64")
         return pd.DataFrame(out, index=rfm.index)
 
+    def to_dict(self) -> dict:
+        """The fitted score bounds as plain JSON-able values (see :mod:`segkit.core.modelio`).
+
+        Examples
+        --------
+        >>> import json
+        >>> base = pd.DataFrame({"recency_days": [1, 5, 9], "frequency": [3, 2, 1], "monetary_total": [30.0, 20.0, 10.0]})
+        >>> scorer = RFMScorer(bins=3).fit(base)
+        >>> RFMScorer.from_dict(json.loads(json.dumps(scorer.to_dict()))).transform(base).equals(scorer.transform(base))
+        True
+        """
+        check_is_fitted(self, ["edges_", "n_groups_"])
+        params = {"bins": int(self.bins), "recency_col": self.recency_col, "frequency_col": self.frequency_col,
+                  "monetary_col": self.monetary_col}
+        fitted = {"edges_": {m: [float(v) for v in self.edges_[m]] for m in "rfm"},
+                  "n_groups_": {m: int(self.n_groups_[m]) for m in "rfm"}, "n_customers_": int(self.n_customers_)}
+        return model_dict("RFMScorer", params, fitted)
+
+    @classmethod
+    def from_dict(cls, data: object) -> "RFMScorer":
+        """A fitted scorer from :meth:`to_dict`'s output (:class:`DataError` says what is wrong)."""
+        params, fitted = model_parts(data, "RFMScorer", params=("bins", "recency_col", "frequency_col", "monetary_col"),
+                                     fitted=("edges_", "n_groups_", "n_customers_"))
+        scorer = cls(**{k: params[k] for k in ("bins", "recency_col", "frequency_col", "monetary_col")})
+        try:
+            scorer.edges_ = {m: float_array(fitted["edges_"][m], f"edges_.{m}", shape=(None,)) for m in "rfm"}
+            scorer.n_groups_ = {m: int(fitted["n_groups_"][m]) for m in "rfm"}
+        except (KeyError, TypeError, ValueError) as exc:
+            raise DataError(f"Saved RFMScorer: edges_ or n_groups_ has the wrong form ({exc}). Fit the scorer again.") from None
+        scorer.n_customers_ = int(fitted["n_customers_"])
+        return scorer
+
 
 
 # --------------------------------------------------------------------------- named segments
@@ -413,6 +446,31 @@ class SegmentMap:
         return pd.DataFrame({"r": r, "f": f, "m": m, "fm": (f + m + 1) // 2,
                              "segment": self.assign(r, f, m).to_numpy()})
 
+    def to_dict(self) -> dict:
+        """The validated map as plain JSON-able values: names, actions, descriptions and the 5x5x5 lookup.
+
+        Examples
+        --------
+        >>> segments = SegmentMap.from_config(load_config()["rfm"]["segments"])
+        >>> SegmentMap.from_dict(segments.to_dict()).combinations().equals(segments.combinations())
+        True
+        """
+        return model_dict("SegmentMap", {"names": list(self.names), "actions": pairs(self.actions),
+                                         "descriptions": pairs(self.descriptions)},
+                          {"lookup": np.asarray(self.lookup, dtype="int64").tolist()})
+
+    @classmethod
+    def from_dict(cls, data: object) -> "SegmentMap":
+        """A segment map from :meth:`to_dict`'s output (:class:`DataError` says what is wrong)."""
+        params, fitted = model_parts(data, "SegmentMap", params=("names", "actions", "descriptions"), fitted=("lookup",))
+        names = [str(n) for n in params["names"]]
+        lookup = float_array(fitted["lookup"], "lookup", shape=(SCALE, SCALE, SCALE)).astype("int64")
+        if lookup.min() < 0 or lookup.max() >= len(names):
+            raise DataError(f"Saved SegmentMap: the lookup names segment numbers outside 0..{len(names) - 1}. "
+                            "Build the map from the config again.")
+        return cls(names, from_pairs(params["actions"], "actions"), from_pairs(params["descriptions"], "descriptions"),
+                   lookup)
+
 
 # --------------------------------------------------------------------------- loyalty tiers
 class LoyaltyTiers(BaseEstimator):
@@ -515,6 +573,31 @@ class LoyaltyTiers(BaseEstimator):
         for lv in reversed(self.levels[:-1]):  # highest tier written last wins
             tier[x >= self.thresholds_[lv["name"]]] = lv["name"]
         return pd.Series(tier, index=rfm.index, dtype="string")
+
+    def to_dict(self) -> dict:
+        """The rules and fitted thresholds as plain JSON-able values (``inf`` = an empty tier, as ``null``).
+
+        Examples
+        --------
+        >>> tiers = LoyaltyTiers([{"name": "Gold", "min": 0.5}, {"name": "Basic"}])
+        >>> tiers = tiers.fit(pd.DataFrame({"monetary_total": [1.0, 5.0]}))
+        >>> LoyaltyTiers.from_dict(tiers.to_dict()).thresholds_
+        {'Gold': 5.0}
+        """
+        check_is_fitted(self, "thresholds_")
+        return model_dict("LoyaltyTiers", {"levels": [dict(lv) for lv in self.levels], "basis": self.basis,
+                                           "method": self.method},
+                          {"thresholds_": pairs({k: (float(v) if np.isfinite(v) else None)
+                                                 for k, v in self.thresholds_.items()})})
+
+    @classmethod
+    def from_dict(cls, data: object) -> "LoyaltyTiers":
+        """Fitted tiers from :meth:`to_dict`'s output (:class:`DataError` says what is wrong)."""
+        params, fitted = model_parts(data, "LoyaltyTiers", params=("levels", "basis", "method"), fitted=("thresholds_",))
+        tiers = cls(levels=params["levels"], basis=params["basis"], method=params["method"])
+        tiers.thresholds_ = {str(k): (float("inf") if v is None else float(v))
+                             for k, v in from_pairs(fitted["thresholds_"], "thresholds_").items()}
+        return tiers
 
 
 # --------------------------------------------------------------------------- revenue concentration
@@ -695,6 +778,28 @@ def tier_table(rfm: pd.DataFrame, tiers: LoyaltyTiers) -> pd.DataFrame:
     return _group_table(rfm, "tier", "tier", tiers.names, {f"min_{tiers.basis}": (tiers.basis, "min")})
 
 
+def rfm_labels(scored: pd.DataFrame, bins: int, segments: SegmentMap, tiers: LoyaltyTiers) -> pd.DataFrame:
+    """``rfm_segment, tier, recommended_action`` of scored customers (string columns, same index).
+
+    ``scored`` has ``r_score, f_score, m_score`` (1..``bins``, mapped to the 1-5 scale of the segment
+    map by :func:`to_five_point`) and the fitted ``tiers``' basis column. :func:`analyse_rfm` labels its
+    base with it, and :mod:`segkit.steps.spark_scoring` every partition of a customer table.
+
+    Examples
+    --------
+    >>> segments = SegmentMap.from_config(load_config()["rfm"]["segments"])
+    >>> tiers = LoyaltyTiers([{"name": "Gold", "min": 100}, {"name": "Basic"}], method="threshold").fit(pd.DataFrame({"monetary_total": [1.0]}))
+    >>> scored = pd.DataFrame({"r_score": [5, 1], "f_score": [5, 1], "m_score": [5, 1], "monetary_total": [500.0, 9.0]})
+    >>> rfm_labels(scored, 5, segments, tiers)[["rfm_segment", "tier"]].values.tolist()
+    [['Champions', 'Gold'], ['Lost', 'Basic']]
+    """
+    five = {k: to_five_point(scored[k], bins) for k in ("r_score", "f_score", "m_score")}
+    segment = pd.Series(segments.assign(five["r_score"], five["f_score"], five["m_score"]).to_numpy(),
+                        index=scored.index, dtype="string")
+    return pd.DataFrame({"rfm_segment": segment, "tier": tiers.transform(scored),
+                         "recommended_action": segment.map(segments.actions).astype("string")}, index=scored.index)
+
+
 def analyse_rfm(
     transactions: pd.DataFrame | None,
     as_of: str | pd.Timestamp | None = None,
@@ -745,11 +850,7 @@ def analyse_rfm(
         if not issubclass(w.category, RFMWarning):
             warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
     rfm = pd.concat([rfm, scores], axis=1)
-    five = {k: to_five_point(rfm[k], settings.bins) for k in ("r_score", "f_score", "m_score")}
-    rfm["rfm_segment"] = settings.segments.assign(five["r_score"], five["f_score"], five["m_score"]).to_numpy()
-    rfm["rfm_segment"] = rfm["rfm_segment"].astype("string")
-    rfm["tier"] = tier_model.transform(rfm)
-    rfm["recommended_action"] = rfm["rfm_segment"].map(settings.segments.actions).astype("string")
+    rfm = pd.concat([rfm, rfm_labels(rfm, settings.bins, settings.segments, tier_model)], axis=1)
     return RFMResult(
         rfm=rfm,
         segments=segment_table(rfm, settings.segments),

@@ -6,7 +6,9 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from segkit.bench.harness import Case, Contender, run_case
@@ -15,11 +17,15 @@ from segkit.bench.harness import Case, Contender, run_case
 @pytest.mark.slow
 def test_make_bench_smoke_runs_every_case_and_the_contenders_agree(tmp_path):
     out, data = tmp_path / "out", tmp_path / "data"
-    proc = subprocess.run([sys.executable, "-m", "segkit.bench", "--smoke", "--out", str(out), "--data", str(data)],
-                          capture_output=True, text=True)
+    proc = subprocess.run([sys.executable, "-m", "segkit.bench", "--smoke", "--out", str(out), "--data", str(data),
+                           "--only", ",".join(NON_SPARK_CASES)], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     doc = json.loads((out / "results.json").read_text())
     cases = {c["case"]: c for c in doc["cases"]}
+    from segkit.bench.cases import case_plan  # every smoke case is run here or in test_bench_spark.py
+    planned = {name for name, _ in case_plan(data, smoke=True)}
+    assert set(cases) == {n for n in planned if not n.startswith("spark")} and planned - set(cases) == {
+        "spark_pipeline_smoke", "spark_driver_memory_smoke"}
     assert set(cases) >= {"rfm_smoke", "large_smoke", "kproto_smoke", "kmeans_smoke", "clv_smoke", "pipeline_smoke",
                           "pipeline_growth_smoke"}
     for case in cases.values():
@@ -30,6 +36,8 @@ def test_make_bench_smoke_runs_every_case_and_the_contenders_agree(tmp_path):
             assert c["median_seconds"] > 0 and c["median_peak_mb"] > 0
     rfm = cases["rfm_smoke"]["contenders"]
     assert rfm["segkit_engine"]["result"] == rfm["segkit_in_memory"]["result"]  # same RFM base
+    assert rfm["segkit_engine"]["result"] == rfm["duckdb_sql_same_definition"]["result"]  # the same definition
+    assert cases["rfm_smoke"]["baseline"] == "duckdb_sql_same_definition"
     assert rfm["duckdb_sql"]["result"] == rfm["pandas_groupby"]["result"]
     clv = cases["clv_smoke"]["contenders"]
     ours, theirs = clv["segkit"]["result"], clv["lifetimes"]["result"]  # same maximum-likelihood fit
@@ -49,6 +57,10 @@ def test_make_bench_smoke_runs_every_case_and_the_contenders_agree(tmp_path):
     assert "SMOKE RUN" in table and table.count("| kproto_smoke |") == 2
 
 
+#: The case families of the smoke run above; Spark's run in tests/test_bench_spark.py (own worker, own JVM).
+NON_SPARK_CASES = ("rfm", "large", "audit", "kproto", "kmeans", "clv", "pipeline")
+
+
 def test_the_100m_line_pipeline_case_runs_only_when_named(monkeypatch, tmp_path):
     from segkit.bench import cases as bench_cases
 
@@ -61,6 +73,27 @@ def test_the_100m_line_pipeline_case_runs_only_when_named(monkeypatch, tmp_path)
     (case,) = bench_cases.build_cases(tmp_path, only=["pipeline_100m"], log=lambda _: None)
     assert [c.name for c in case.contenders] == ["segkit_run_x10", "segkit_run_x85"]
     assert [c.kwargs["config"] for c in case.contenders] == [str(tmp_path / "x10.yml"), str(tmp_path / "x85.yml")]
+
+
+def test_the_spark_cases_compare_duckdb_with_spark_and_one_driver_at_two_sizes(monkeypatch, tmp_path):
+    from segkit.bench import cases as bench_cases
+
+    monkeypatch.setattr(bench_cases, "_lines", lambda data_dir, n, files=1: tmp_path / f"lines_{n}.parquet")
+    monkeypatch.setattr(bench_cases, "_customer_lines", lambda data_dir, n: tmp_path / f"customers_{n}.parquet")
+    full = {case.name: case for case in bench_cases.build_cases(tmp_path, only=["spark"], log=lambda _: None)}
+    assert list(full) == ["spark_pipeline_10m", "spark_driver_memory"]
+    pipeline = full["spark_pipeline_10m"].contenders
+    assert [(c.name, c.func) for c in pipeline] == [("duckdb_relational", "segkit.bench.spark:duckdb_relational"),
+                                                    ("spark_relational", "segkit.bench.spark:spark_relational")]
+    assert {c.kwargs["path"] for c in pipeline} == {str(tmp_path / "lines_10000000.parquet")}
+    assert pipeline[1].kwargs["conf"]["spark.driver.memory"] == "4g"  # Spark's 1 GB default is too small there
+    driver = full["spark_driver_memory"].contenders
+    assert [c.func for c in driver] == ["segkit.bench.spark:spark_relational"] * 2
+    assert [c.kwargs["path"] for c in driver] == [str(tmp_path / "customers_1000000.parquet"),
+                                                  str(tmp_path / "customers_10000000.parquet")]
+    assert "< 1.5" in full["spark_driver_memory"].target
+    smoke = [name for name, _ in bench_cases.case_plan(tmp_path, smoke=True, only=["spark"])]
+    assert smoke == ["spark_pipeline_smoke", "spark_driver_memory_smoke"]
 
 
 def test_a_failing_contender_is_reported_not_hidden():

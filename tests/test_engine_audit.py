@@ -28,6 +28,7 @@ from segkit.data.engine import (
 from segkit.data.io import load_table
 from segkit.data.orders import order_table
 from segkit.features import customer_table
+from tests.audit_helpers import assert_same_audit
 
 SAMPLE = project_root() / "data" / "sample" / "transactions.csv"
 
@@ -67,25 +68,6 @@ def _audit(source, config=None, as_of=None, tmp_path=None):
     return result, clean
 
 
-def _assert_same_audit(a, b) -> None:
-    assert_frame_equal(a.findings, b.findings)
-    assert_frame_equal(a.cleaning_rules, b.cleaning_rules)
-    assert a.counts == b.counts
-    assert (a.as_of, a.period) == (b.as_of, b.period)
-    assert_frame_equal(a.missing, b.missing)
-    assert_frame_equal(a.checks, b.checks)
-    assert_frame_equal(a.daily, b.daily)
-    assert_frame_equal(a.gaps, b.gaps)
-    assert_frame_equal(a.outlier_rules, b.outlier_rules)
-    assert_frame_equal(a.customers, b.customers)
-    assert_frame_equal(a.order_values, b.order_values)
-    assert_frame_equal(a.quantities, b.quantities)
-    assert a.returns == pytest.approx(b.returns, rel=0, abs=0, nan_ok=True)
-    assert list(a.offending) == list(b.offending)
-    for key in a.offending:
-        assert_frame_equal(a.offending[key], b.offending[key])
-
-
 @pytest.fixture(scope="module")
 def shop_csv_audit(inputs, tmp_path_factory):
     return _audit(inputs["shop_csv"], tmp_path=tmp_path_factory.mktemp("shop_csv_audit"))
@@ -118,7 +100,7 @@ def test_every_form_of_the_log_gives_the_audit_and_clean_lines_of_the_single_csv
     expected, expected_clean = shop_csv_audit
     source = load_table(inputs["shop_csv"], "transactions") if name == "shop_frame" else inputs[name]
     got, clean = _audit(source, tmp_path=tmp_path)
-    _assert_same_audit(expected, got)
+    assert_same_audit(expected, got)
     assert_frame_equal(clean, expected_clean)
 
 
@@ -371,7 +353,7 @@ def test_workbooks_and_compressed_files_are_typed_by_the_rules_of_csv_cells(tmp_
     config = load_config(overrides=WORKBOOK_CONFIG)
     expected, expected_clean = _audit(csv, config, tmp_path=tmp_path)
     got, clean = _audit(path, config, tmp_path=tmp_path)
-    _assert_same_audit(expected, got)
+    assert_same_audit(expected, got)
     assert_frame_equal(clean, expected_clean)
     assert clean["customer_id"].tolist() == ["00123", "00123", "12346", "77"]
     assert clean["amount"].tolist() == [3.0, -1.5, 0.0, 1234.5]

@@ -35,10 +35,16 @@ def machine() -> dict:
         mem_gb = round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1)
     except (ValueError, OSError):  # pragma: no cover
         pass
+    from importlib import metadata
+
+    try:  # the `spark` extra (the spark_* cases); its version without starting a JVM
+        pyspark: str | None = metadata.version("pyspark")
+    except metadata.PackageNotFoundError:
+        pyspark = None
     return {"cpus": os.cpu_count(), "memory_gb": mem_gb, "platform": platform.platform(),
             "python": platform.python_version(), "pandas": pandas.__version__,
             "numpy": numpy.__version__, "scikit-learn": sklearn.__version__,
-            "duckdb": duckdb.__version__}
+            "duckdb": duckdb.__version__, "pyspark": pyspark}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -18,20 +18,28 @@ from pathlib import Path
 
 import duckdb
 
-__all__ = ["LINES_PER_CUSTOMER", "LINES_PER_ORDER", "order_lines_sql", "order_lines_parquet", "tiled_shop"]
+__all__ = ["LINES_PER_CUSTOMER", "LINES_PER_ORDER", "order_lines_sql", "order_lines_parquet", "customer_lines_parquet",
+           "tiled_shop"]
 
 LINES_PER_CUSTOMER = 10
 LINES_PER_ORDER = 2
 
 
-def order_lines_sql(n_lines: int, offset: int = 0, n_customers: int | None = None) -> str:
+def order_lines_sql(n_lines: int, offset: int = 0, n_customers: int | None = None, *,
+                    round_robin: bool = False) -> str:
     """SQL producing ``n_lines`` canonical order lines (rows ``offset`` … ``offset+n_lines-1``)
-    from ``n_customers`` customers (default: one per ``LINES_PER_CUSTOMER`` lines)."""
+    from ``n_customers`` customers (default: one per ``LINES_PER_CUSTOMER`` lines).
+
+    Orders go to customers by a hash of the order number (customers get different numbers of
+    orders, some none), or with ``round_robin`` in turn, so that every one of the ``n_customers``
+    has orders once there are as many orders as customers."""
     n_customers = n_customers or max(1, (offset + n_lines) // LINES_PER_CUSTOMER)
+    order = f"i // {LINES_PER_ORDER}"
+    customer = f"({order}) % {n_customers}" if round_robin else f"hash({order}) % {n_customers}"
     return f"""
         WITH r AS (SELECT range AS i FROM range({offset}, {offset + n_lines}))
         SELECT
-            'C' || lpad(CAST(hash(i // {LINES_PER_ORDER}) % {n_customers} AS VARCHAR), 9, '0') AS customer_id,
+            'C' || lpad(CAST({customer} AS VARCHAR), 9, '0') AS customer_id,
             'O' || lpad(CAST(i // {LINES_PER_ORDER} AS VARCHAR), 11, '0') AS order_id,
             TIMESTAMP '2022-01-01' + to_seconds(CAST(hash(i // {LINES_PER_ORDER} + 7) % (730 * 86400) AS BIGINT)) AS order_date,
             'P' || CAST(hash(i + 3) % 5000 AS VARCHAR) AS product_id,
@@ -62,6 +70,29 @@ def order_lines_parquet(path: str | Path, n_lines: int, files: int = 1) -> Path:
         # Customers are drawn over the whole id range so parts overlap like real monthly extracts.
         sql = order_lines_sql(n, offset=k * per, n_customers=max(1, n_lines // LINES_PER_CUSTOMER))
         con.execute(f"COPY ({sql}) TO '{path / f'part-{k:04d}.parquet'}' (FORMAT parquet)")
+    return path
+
+
+def customer_lines_parquet(path: str | Path, n_customers: int, orders_per_customer: int) -> Path:
+    """Order lines in which each of ``n_customers`` customers has exactly ``orders_per_customer`` orders
+    (``LINES_PER_ORDER`` lines each), written to one Parquet file at ``path``: data whose number of
+    customers, not of lines per customer, is what grows.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> p = customer_lines_parquet(pathlib.Path(tempfile.mkdtemp()) / "c.parquet", 50, 3)
+    >>> import pandas as pd; lines = pd.read_parquet(p)
+    >>> len(lines), lines["customer_id"].nunique(), int(lines.groupby("customer_id")["order_id"].nunique().max())
+    (300, 50, 3)
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    con = duckdb.connect()
+    con.execute("SET preserve_insertion_order = false")
+    sql = order_lines_sql(n_customers * orders_per_customer * LINES_PER_ORDER, n_customers=n_customers,
+                          round_robin=True)
+    con.execute(f"COPY ({sql}) TO '{path}' (FORMAT parquet)")
     return path
 
 

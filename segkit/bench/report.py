@@ -27,7 +27,8 @@ def markdown_table(doc: dict) -> str:
     m = doc.get("machine", {})
     lines = [
         f"Machine: {m.get('cpus')} cores, {m.get('memory_gb')} GB RAM, {m.get('platform', '')}; "
-        f"python {m.get('python', '')}, pandas {m.get('pandas', '')}, duckdb {m.get('duckdb', '')}."
+        f"python {m.get('python', '')}, pandas {m.get('pandas', '')}, duckdb {m.get('duckdb', '')}"
+        + (f", pyspark {m['pyspark']}." if m.get("pyspark") else ".")
         + (" SMOKE RUN: sizes are tiny, numbers mean nothing." if doc.get("smoke") else ""),
         "",
         "Ratios are contender ÷ baseline of the same case, measured in the same run (time: median "

@@ -20,6 +20,7 @@ from segkit.core.errors import ConfigError, DataError, format_rows
 from segkit.core.schema import BOOLEAN_FALSE, BOOLEAN_TRUE
 from segkit.data.engine import OrderLines
 from segkit.data.orders import RFMWarning
+from segkit.data.relational import OrderLineTables
 from segkit.features import customer_table
 from segkit.lifecycle import purchase_history
 from segkit.rfm import RFMScorer, to_five_point
@@ -131,10 +132,11 @@ def retention_flags(campaign: pd.DataFrame, transactions: "pd.DataFrame | OrderL
     return order_lines(transactions, drop_guests=True).retention_flags(campaign, days, as_of)
 
 
-def order_lines(transactions: "pd.DataFrame | OrderLines", drop_guests: bool = False) -> OrderLines:
+def order_lines(transactions: "pd.DataFrame | OrderLineTables", drop_guests: bool = False) -> OrderLineTables:
     """``transactions`` as :class:`segkit.data.engine.OrderLines` (a frame is wrapped, lines without a
-    customer id left out when ``drop_guests``)."""
-    if isinstance(transactions, OrderLines):
+    customer id left out when ``drop_guests``); order lines on any engine (an
+    :class:`~segkit.data.relational.OrderLineTables`: DuckDB's or Spark's) are used as they are."""
+    if isinstance(transactions, OrderLineTables):
         return transactions
     if drop_guests and "customer_id" in transactions:
         transactions = transactions[transactions["customer_id"].notna().to_numpy()]

@@ -76,10 +76,10 @@ from __future__ import annotations
 
 from typing import Sequence
 
-import duckdb
 import pandas as pd
 
-from segkit.data.relational import CANCELLATION_MATCHES, KEPT_CUSTOMERS, KEPT_ORDER_LIST, Query, frame_lines, run
+from segkit.data.relational import (CANCELLATION_MATCHES, KEPT_CUSTOMERS, KEPT_ORDER_LIST, LinesOn, Query, executor_of,
+                                     frame_lines)
 
 __all__ = ["cancellation_matches_of", "kept_orders_of", "kept_customers_of", "kept_value", "cancellations_of_orders"]
 
@@ -129,16 +129,16 @@ def _typed(frame: pd.DataFrame, strings: Sequence[str] = (), dates: Sequence[str
     return out
 
 
-def cancellation_matches_of(con: duckdb.DuckDBPyConnection, provided: Sequence[str] = ()) -> pd.DataFrame:
-    """Every match of a cancellation document to an earlier purchase order on ``con`` (which holds ``lines``).
+def cancellation_matches_of(lines: LinesOn, provided: Sequence[str] = ()) -> pd.DataFrame:
+    """Every match of a cancellation document to an earlier purchase order of ``lines``.
 
     Parameters
     ----------
-    con : DuckDBPyConnection
-        A connection with the canonical ``lines`` relation (:func:`~segkit.data.relational.frame_lines`,
-        :func:`segkit.data.engine.file_lines`).
+    lines : QueryExecutor or DuckDBPyConnection
+        Where the canonical ``lines`` relation is held (:func:`~segkit.data.relational.frame_lines`,
+        :func:`segkit.data.engine.file_lines`, :class:`segkit.data.spark.SparkLines`).
     provided : sequence of str
-        Relations ``con`` already holds (e.g. a materialised ``orders``), not recomputed.
+        Relations ``lines`` already holds (e.g. a materialised ``orders``), not recomputed.
 
     Returns
     -------
@@ -148,13 +148,13 @@ def cancellation_matches_of(con: duckdb.DuckDBPyConnection, provided: Sequence[s
         product; NaN when matched money for money), ``units`` and ``amount`` (money moved, > 0), one row
         per (document, purchase order, key); by customer, document date, key, most recent purchase first.
     """
-    return _typed(run(con, CANCELLATION_MATCHES, provided=provided),
+    return _typed(executor_of(lines).run(CANCELLATION_MATCHES, provided=provided),
                   strings=("customer_id", "cancellation_order_id", "purchase_order_id", "product_id"),
                   dates=("cancellation_date", "purchase_date"), floats=("unit_value", "units", "amount"))
 
 
-def kept_orders_of(con: duckdb.DuckDBPyConnection, provided: Sequence[str] = ()) -> pd.DataFrame:
-    """Every order and cancellation document on ``con`` with its recorded and kept value.
+def kept_orders_of(lines: LinesOn, provided: Sequence[str] = ()) -> pd.DataFrame:
+    """Every order and cancellation document of ``lines`` with its recorded and kept value.
 
     Returns
     -------
@@ -164,13 +164,13 @@ def kept_orders_of(con: duckdb.DuckDBPyConnection, provided: Sequence[str] = ())
         order), ``was_purchase`` (purchase before matching), ``is_purchase`` (kept > 0, not a document);
         sorted by customer, date and order id.
     """
-    return _typed(run(con, KEPT_ORDER_LIST, provided=provided), strings=("customer_id", "order_id"),
+    return _typed(executor_of(lines).run(KEPT_ORDER_LIST, provided=provided), strings=("customer_id", "order_id"),
                   dates=("order_date",), floats=("recorded", "kept"),
                   flags=("is_cancellation", "was_purchase", "is_purchase"))
 
 
-def kept_customers_of(con: duckdb.DuckDBPyConnection, provided: Sequence[str] = ()) -> pd.DataFrame:
-    """Kept value per customer with any line on ``con``, sorted by customer.
+def kept_customers_of(lines: LinesOn, provided: Sequence[str] = ()) -> pd.DataFrame:
+    """Kept value per customer with any line of ``lines``, sorted by customer.
 
     Returns
     -------
@@ -182,18 +182,18 @@ def kept_customers_of(con: duckdb.DuckDBPyConnection, provided: Sequence[str] = 
         (= orders_kept + adjustments, the customer's net); ``is_buyer`` (a kept purchase order and
         kept_total > 0).
     """
-    return _typed(run(con, KEPT_CUSTOMERS, provided=provided), strings=("customer_id",),
+    return _typed(executor_of(lines).run(KEPT_CUSTOMERS, provided=provided), strings=("customer_id",),
                   ints=KEPT_CUSTOMER_COUNTS, floats=KEPT_CUSTOMER_MONEY, flags=("is_buyer",))
 
 
-def cancellations_of_orders(con: duckdb.DuckDBPyConnection,
-                            orders: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """The matches and kept values of some orders on ``con`` (which holds ``lines``): what cancelled them.
+def cancellations_of_orders(lines: LinesOn, orders: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The matches and kept values of some orders of ``lines``: what cancelled them.
 
     Parameters
     ----------
-    con : DuckDBPyConnection
-        A connection with the canonical ``lines`` relation.
+    lines : QueryExecutor or DuckDBPyConnection
+        Where the canonical ``lines`` relation is held (:class:`segkit.data.engine.OrderLines` ``run``
+        hands one to its task).
     orders : DataFrame
         ``customer_id, order_id`` of the orders to look up (e.g. the audit's outlier orders).
 
@@ -219,16 +219,15 @@ def cancellations_of_orders(con: duckdb.DuckDBPyConnection,
     """
     wanted = pd.DataFrame({"customer_id": orders["customer_id"].astype("string").astype(object),
                            "order_id": orders["order_id"].astype("string").astype(object)}).drop_duplicates()
-    con.register("wanted_orders", wanted)
-    try:
-        matches = _typed(run(con, WANTED_MATCHES, provided=("wanted_orders",)),
-                         strings=("customer_id", "cancellation_order_id", "purchase_order_id", "product_id"),
-                         dates=("cancellation_date", "purchase_date"), floats=("unit_value", "units", "amount"))
-        kept = _typed(run(con, WANTED_KEPT, provided=("wanted_orders",)), strings=("customer_id", "order_id"),
-                      dates=("order_date",), floats=("recorded", "kept"),
-                      flags=("is_cancellation", "was_purchase", "is_purchase"))
-    finally:
-        con.unregister("wanted_orders")
+    executor = executor_of(lines)
+    executor.register("wanted_orders", wanted,
+                      "CAST(customer_id AS VARCHAR) AS customer_id, CAST(order_id AS VARCHAR) AS order_id")
+    matches = _typed(executor.run(WANTED_MATCHES, provided=("wanted_orders",)),
+                     strings=("customer_id", "cancellation_order_id", "purchase_order_id", "product_id"),
+                     dates=("cancellation_date", "purchase_date"), floats=("unit_value", "units", "amount"))
+    kept = _typed(executor.run(WANTED_KEPT, provided=("wanted_orders",)), strings=("customer_id", "order_id"),
+                  dates=("order_date",), floats=("recorded", "kept"),
+                  flags=("is_cancellation", "was_purchase", "is_purchase"))
     return matches, kept
 
 

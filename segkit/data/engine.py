@@ -63,7 +63,7 @@ import math
 import os
 import re
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping, Sequence, TypeVar
 
@@ -79,23 +79,7 @@ from segkit.core.schema import (BOOLEAN_FALSE, BOOLEAN_TRUE, CUSTOMERS, DMY, TRA
 from segkit.data import io as segio
 from segkit.data.relational import sql_identifier as _ident  # the one quoting of SQL text
 from segkit.data.relational import sql_literal as _quote
-from segkit.data.relational import (
-    behaviour_of,
-    first_non_purchase_of,
-    frame_lines,
-    headline_of,
-    last_order_date,
-    lines_view_sql,
-    order_table_of,
-    purchase_days_at_send_of,
-    purchase_days_of,
-    purchase_orders_of,
-    retention_of,
-    rfm_at_send_of,
-    rfm_counts_of,
-    rfm_of,
-    rfm_with_info_of,
-)
+from segkit.data.relational import DuckDBExecutor, OrderLineTables, QueryExecutor, frame_lines, lines_view_sql
 from segkit.data.statuses import OrderContract, apply_order_contract
 from segkit.data.auditfacts import (
     CONTROL_CHARACTER_CLASS,
@@ -113,6 +97,8 @@ from segkit.data.auditfacts import (
 
 __all__ = [
     "EngineSettings",
+    "SparkSettings",
+    "SPARK_MASTER",
     "OrderLines",
     "TransactionLog",
     "write_clean_transactions",
@@ -130,7 +116,10 @@ __all__ = [
     "connect",
 ]
 
-ENGINE_KINDS: tuple[str, ...] = ("auto", "pandas", "duckdb")
+ENGINE_KINDS: tuple[str, ...] = ("auto", "pandas", "duckdb", "spark")
+#: What ``engine.spark.master`` may be: a local master (``local``, ``local[4]``, ``local[*]``, ``local[4,2]``),
+#: a cluster manager (``spark://``, ``k8s://``, ``mesos://``, ``yarn``) or a Spark Connect address (``sc://``).
+SPARK_MASTER = re.compile(r"local(\[(\d+|\*)(,\d+)?\])?|local-cluster\[\d+,\d+,\d+\]|yarn|(spark|k8s|mesos|sc)://\S+")
 PARQUET_SUFFIXES = (".parquet", ".pq")
 CSV_SUFFIXES = (".csv", ".tsv", ".txt", ".csv.gz", ".tsv.gz", ".txt.gz")
 # Compressed text that TransactionLog decompresses to a scratch copy first (DuckDB reads .gz only).
@@ -164,15 +153,77 @@ def _float(value: float) -> str:
 
 # ----------------------------------------------------------------------------- settings
 @dataclass(frozen=True)
+class SparkSettings:
+    """Validated ``engine.spark`` section: where the steps after the audit run when ``engine.kind`` is ``spark``.
+
+    Attributes
+    ----------
+    master : str
+        Spark master URL (:data:`SPARK_MASTER`): ``local[*]`` (every local core), ``spark://host:7077``,
+        ``yarn``, ``k8s://…``, or a Spark Connect address ``sc://host:15002``.
+    conf : dict of str to str
+        Spark settings passed through to the session builder (``spark.executor.memory: 4g``;
+        ``spark.hadoop.*`` for storage credentials); values as Spark reads them (``true``/``false``).
+
+    Examples
+    --------
+    >>> SparkSettings.from_section({"master": "local[2]", "conf": {"spark.sql.shuffle.partitions": 8}}).conf
+    {'spark.sql.shuffle.partitions': '8'}
+    >>> SparkSettings.from_section({"master": "localhost"})
+    Traceback (most recent call last):
+    ...
+    segkit.core.errors.ConfigError: engine.spark.master = 'localhost'; use a Spark master URL (local[*], local[4], spark://host:7077, yarn, k8s://https://host:6443) or a Spark Connect address (sc://host:15002) (see segkit/defaults/engine.yml).
+    """
+
+    master: str = "local[*]"
+    conf: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def from_section(cls, section: Any, where: str = "see segkit/defaults/engine.yml") -> "SparkSettings":
+        """Read and check an ``engine.spark`` mapping (None = the defaults); ConfigError otherwise."""
+        if section is None:
+            return cls()
+        if not isinstance(section, Mapping):
+            raise ConfigError(f"engine.spark = {section!r}; use a mapping with master and conf, e.g. "
+                              f"spark: {{master: 'local[*]', conf: {{}}}} ({where}).")
+        unknown = sorted(set(map(str, section)) - set(cls.__dataclass_fields__))
+        if unknown:
+            raise ConfigError(f"engine.spark: unknown key(s) {', '.join(unknown)}; known: master, conf ({where}).")
+        master = section.get("master", cls.master)
+        if not isinstance(master, str) or not SPARK_MASTER.fullmatch(master.strip()):
+            raise ConfigError(f"engine.spark.master = {master!r}; use a Spark master URL (local[*], local[4], "
+                              "spark://host:7077, yarn, k8s://https://host:6443) or a Spark Connect address "
+                              f"(sc://host:15002) ({where}).")
+        conf = section.get("conf") or {}
+        if not isinstance(conf, Mapping):
+            raise ConfigError(f"engine.spark.conf = {conf!r}; use a mapping of Spark settings, e.g. "
+                              f"conf: {{spark.executor.memory: 4g}} ({where}).")
+        checked: dict[str, str] = {}
+        for key, value in conf.items():
+            if not isinstance(key, str) or not key.startswith("spark."):
+                raise ConfigError(f"engine.spark.conf: {key!r} is not a Spark setting; Spark settings start with "
+                                  f"'spark.' (spark.executor.memory: 4g; Hadoop ones as spark.hadoop.*) ({where}).")
+            if isinstance(value, bool):
+                checked[key] = "true" if value else "false"
+            elif isinstance(value, (str, int, float)):
+                checked[key] = str(value)
+            else:
+                raise ConfigError(f"engine.spark.conf.{key} = {value!r}; use one value (text, number or "
+                                  f"true/false), as spark-submit --conf takes it ({where}).")
+        return cls(master=master.strip(), conf=checked)
+
+
+@dataclass(frozen=True)
 class EngineSettings:
     """Validated ``engine`` section of the configuration (``segkit/defaults/engine.yml``).
 
     Attributes
     ----------
-    kind : {"auto", "pandas", "duckdb"}
+    kind : {"auto", "pandas", "duckdb", "spark"}
         How the steps after the audit take their order-level tables from the clean lines
         (:mod:`segkit.steps.sources`): ``pandas`` = ``transactions_clean`` read into memory,
-        ``duckdb`` = aggregated out-of-core from the file; ``auto`` = DuckDB when the input is
+        ``duckdb`` = aggregated out-of-core from the file, ``spark`` = the relational core's queries
+        run on Apache Spark (:attr:`spark`); ``auto`` = DuckDB when the input is
         larger than ``auto_threshold_mb`` or is a folder/glob of files. The audit ignores it: the
         order lines are read, audited and cleaned by :class:`TransactionLog` (DuckDB) whatever
         the kind; ``audit_summary.json`` records the kind under ``engine``.
@@ -186,15 +237,17 @@ class EngineSettings:
         DuckDB threads (None = all cores).
     plot_sample : int
         Order values / quantities kept for the audit's plots when the engine is DuckDB.
+    spark : SparkSettings
+        The ``engine.spark`` section (master URL, settings passed through), read whatever the kind.
 
     Examples
     --------
-    >>> EngineSettings.from_config({"engine": {"kind": "duckdb"}}).kind
-    'duckdb'
-    >>> EngineSettings.from_config({"engine": {"kind": "spark"}})
+    >>> EngineSettings.from_config({"engine": {"kind": "spark"}}).spark.master
+    'local[*]'
+    >>> EngineSettings.from_config({"engine": {"kind": "polars"}})
     Traceback (most recent call last):
     ...
-    segkit.core.errors.ConfigError: engine.kind = 'spark'; use one of auto, pandas, duckdb (see segkit/defaults/engine.yml).
+    segkit.core.errors.ConfigError: engine.kind = 'polars'; use one of auto, pandas, duckdb, spark (see segkit/defaults/engine.yml).
     """
 
     kind: str = "auto"
@@ -203,6 +256,7 @@ class EngineSettings:
     temp_directory: str | None = None
     threads: int | None = None
     plot_sample: int = 100_000
+    spark: SparkSettings = field(default_factory=SparkSettings)
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any] | None) -> "EngineSettings":
@@ -213,7 +267,7 @@ class EngineSettings:
         if unknown:
             raise ConfigError(f"engine: unknown key(s) {', '.join(unknown)}; known: "
                               f"{', '.join(cls.__dataclass_fields__)} ({where}).")
-        out = cls(**section)
+        out = cls(**{**section, "spark": SparkSettings.from_section(section.get("spark"), where)})
         if out.kind not in ENGINE_KINDS:
             raise ConfigError(f"engine.kind = {out.kind!r}; use one of {', '.join(ENGINE_KINDS)} ({where}).")
         if isinstance(out.auto_threshold_mb, bool) or not isinstance(out.auto_threshold_mb, (int, float)) \
@@ -407,8 +461,9 @@ def connect(memory_limit: str | None = None, threads: int | None = None,
 
 
 def choose_engine(config: Mapping[str, Any]) -> str:
-    """``"pandas"`` or ``"duckdb"``: how the steps after the audit read the run's clean lines
-    (``engine.kind``; ``auto`` by size). The audit itself is DuckDB's whatever this says.
+    """``"pandas"``, ``"duckdb"`` or ``"spark"``: how the steps after the audit read the run's clean
+    lines (``engine.kind``; ``auto`` by size, never Spark). The audit is DuckDB's for every kind but
+    ``spark`` (:mod:`segkit.data.spark_audit`).
 
     ``auto`` picks DuckDB when ``data.transactions`` is a folder or a glob, or a file larger than
     ``engine.auto_threshold_mb``; Excel and .bz2/.xz inputs give pandas.
@@ -545,29 +600,30 @@ def _utf8_inputs(files: list[str], opts: Mapping[str, Any], scratch: Path) -> tu
     return out, {**opts, "encoding": None}
 
 
-def _csv_options(files: list[str], opts: Mapping[str, Any], names: Sequence[str] | None = None) -> dict[str, str]:
-    """``read_csv`` options for the files: the delimiter segkit.data.io would use (sniffed on the first
-    file unless ``io.delimiter``), the header of the first file (every file must have it), all text.
-    ``names`` are the files as messages name them (the user's files, when ``files`` are UTF-8 copies)."""
-    shown = list(names or files)
+def csv_layout(files: Sequence[str], opts: Mapping[str, Any], names: Sequence[str] | None = None
+               ) -> tuple[str, list[str]]:
+    """The delimiter and the header of CSV ``files`` as :mod:`segkit.data.io` reads them: the delimiter
+    sniffed on the first file unless ``io.delimiter``, the header of the first file, which every file must
+    have (else a DataError naming the file), text decoded as ``io.encoding`` says (default UTF-8).
+    ``names`` are the files as messages name them (the user's files, when ``files`` are UTF-8 copies).
 
-    encoding = opts.get("encoding") or "utf-8"
-    codec = codecs.lookup(str(encoding)).name
-    if codec.startswith("utf-8"):
-        duck_encoding = "utf-8"
-    elif codec == "iso8859-1":
-        duck_encoding = "latin-1"
-    else:  # pragma: no cover - _utf8_inputs transcodes every other encoding
-        raise DataError(f"io.encoding {encoding!r}: DuckDB reads UTF-8 and Latin-1 text only; other "
-                        "encodings are read from UTF-8 copies (_utf8_inputs). This is a bug: please report it.")
-    headers = []
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> p = pathlib.Path(tempfile.mkdtemp()) / "t.csv"; _ = p.write_text("a;b\\n1;2\\n")
+    >>> csv_layout([str(p)], {})
+    (';', ['a', 'b'])
+    """
+    shown = list(names or files)
+    encoding = codecs.lookup(str(opts.get("encoding") or "utf-8")).name
+    headers: list[list[str]] = []
     delimiter = opts.get("delimiter")
     for f, path in zip(files, map(Path, shown)):
         sample = segio.file_sample(Path(f), ".gz" if f.lower().endswith(".gz") else None)
         if not sample.strip():
             raise DataError(f"{path}: the file is empty. Export the transactions table again "
                             "(with a header row and data rows).")
-        text = sample.decode("latin-1" if duck_encoding == "latin-1" else "utf-8", errors="replace").lstrip("\ufeff")
+        text = sample.decode(encoding, errors="replace").lstrip("\ufeff")
         if delimiter is None:
             delimiter = segio.sniff_delimiter(text) or ("\t" if ".tsv" in path.name.lower() else ",")
         headers.append(next(csv.reader([text.splitlines()[0]], delimiter=delimiter)))
@@ -578,7 +634,22 @@ def _csv_options(files: list[str], opts: Mapping[str, Any], names: Sequence[str]
         if headers[-1] != headers[0]:
             raise DataError(f"{path}: its header {headers[-1]!r} differs from that of {shown[0]} ({headers[0]!r}). "
                             "Export every part of the transaction log with the same columns.")
-    columns = "{" + ", ".join(f"{_quote(h)}: 'VARCHAR'" for h in headers[0]) + "}"
+    return str(delimiter), headers[0]
+
+
+def _csv_options(files: list[str], opts: Mapping[str, Any], names: Sequence[str] | None = None) -> dict[str, str]:
+    """``read_csv`` options for the files: the delimiter and header of :func:`csv_layout`, all text."""
+    encoding = opts.get("encoding") or "utf-8"
+    codec = codecs.lookup(str(encoding)).name
+    if codec.startswith("utf-8"):
+        duck_encoding = "utf-8"
+    elif codec == "iso8859-1":
+        duck_encoding = "latin-1"
+    else:  # pragma: no cover - _utf8_inputs transcodes every other encoding
+        raise DataError(f"io.encoding {encoding!r}: DuckDB reads UTF-8 and Latin-1 text only; other "
+                        "encodings are read from UTF-8 copies (_utf8_inputs). This is a bug: please report it.")
+    delimiter, header = csv_layout(files, {**opts, "encoding": duck_encoding}, names)
+    columns = "{" + ", ".join(f"{_quote(h)}: 'VARCHAR'" for h in header) + "}"
     return {"delim": _quote(delimiter), "quote": "'\"'", "escape": "'\"'", "columns": columns,
             "encoding": _quote(duck_encoding), "auto_detect": "false", "strict_mode": "true"}
 
@@ -615,6 +686,11 @@ def _mapped(numbered: str, source: str, labels: dict[str, str], names: dict[str,
     return _Mapped(numbered=numbered, source=source, labels=labels, names=names, types=types, columns=columns,
                    absent=absent)
 
+
+#: How an input maps onto canonical transactions, public for the readers of other engines
+#: (:meth:`TransactionLog.map_source`, :mod:`segkit.data.spark_audit`).
+MappedInput = _Mapped
+mapped_input = _mapped
 
 FRAME_VIEW = "_segkit_frame"  # the name a frame of order lines is registered under in DuckDB
 
@@ -1089,22 +1165,16 @@ class TransactionLog:
             Path(base).mkdir(parents=True, exist_ok=True)
         self._tmp = tempfile.TemporaryDirectory(prefix="segkit-engine-", dir=base)
         folder = Path(self._tmp.name)
-        self.con = connect(memory_limit or self.engine.memory_limit, threads or self.engine.threads,
-                           temp_directory=folder / "spill", database=folder / "stage.duckdb", preserve_order=True)
         self._prepared: dict[str, Any] | None = None
         try:
-            if isinstance(source, pd.DataFrame):
-                self.mapped = _map_frame(self.con, source, merged)
-            elif is_workbook(source):  # DuckDB does not read Excel: pandas reads the cells, DuckDB types them
-                self.mapped = _map_frame(self.con, segio.read_cells(Path(source), "transactions", config=merged),
-                                         merged)
-            else:
-                self.mapped = _map_columns(self.con, source, merged, scratch=folder / "utf8")
+            self.con = self.open_stage(folder, memory_limit or self.engine.memory_limit,
+                                       threads or self.engine.threads)
+            self.mapped = self.map_source(source, folder)
             contract = OrderContract.from_config(merged)
             sql, checks = _stage_sql(self.mapped, self.opts, offsets=contract.dates_have_offsets)
             try:
                 self.con.execute(sql)
-            except duckdb.Error as exc:
+            except self.ENGINE_ERRORS as exc:
                 raise _read_error(self.mapped, exc) from None
             _validate_staged(self.con, self.mapped, checks, self.opts)
             if FRAME_VIEW in self.mapped.numbered:
@@ -1120,11 +1190,33 @@ class TransactionLog:
             self.close()
             raise
 
+    #: Errors of the staging engine that mean "this file cannot be read" (worded by ``_read_error``).
+    ENGINE_ERRORS: tuple[type[BaseException], ...] = (duckdb.Error,)
+
+    def open_stage(self, folder: Path, memory_limit: str | None, threads: int | None) -> Any:
+        """The connection the lines are staged and audited on: DuckDB, its database and spill files in
+        ``folder``. An engine hook: :class:`segkit.data.spark_audit.SparkTransactionLog` returns a Spark
+        session speaking the same SQL instead."""
+        return connect(memory_limit, threads, temp_directory=folder / "spill", database=folder / "stage.duckdb",
+                       preserve_order=True)
+
+    def map_source(self, source: Any, folder: Path) -> "MappedInput":
+        """Register ``source`` on :attr:`con` as the raw relation of :func:`_stage_sql`, numbered by input
+        row, and say how its columns map onto canonical ones (config ``columns.transactions``). An engine hook
+        (see :meth:`open_stage`)."""
+        if isinstance(source, pd.DataFrame):
+            return _map_frame(self.con, source, self.config)
+        if is_workbook(source):  # DuckDB does not read Excel: pandas reads the cells, DuckDB types them
+            return _map_frame(self.con, segio.read_cells(Path(source), "transactions", config=self.config),
+                              self.config)
+        return _map_columns(self.con, source, self.config, scratch=folder / "utf8")
+
     # ------------------------------------------------------------------ life cycle
     def close(self) -> None:
         """Close the connection and remove the staged data."""
         try:
-            self.con.close()
+            if hasattr(self, "con"):
+                self.con.close()
         finally:
             self._tmp.cleanup()
 
@@ -1297,17 +1389,9 @@ class TransactionLog:
             self.prepare(as_of)
         import pyarrow as pa
 
-        dtypes = {c: t for c, t in {**TRANSACTIONS.dtypes, **TRANSACTIONS_CLEAN_EXTRA}.items()
-                  if c != "recorded_amount" or self.status_facts is not None}  # only where statuses changed amounts
-        empty = pd.DataFrame({c: pd.Series(dtype=t) for c, t in dtypes.items()})
+        empty = pd.DataFrame({c: pd.Series(dtype=t) for c, t in self.clean_dtypes().items()})
         meta = pa.Schema.from_pandas(empty, preserve_index=False).metadata[b"pandas"].decode()
-        duck = {"string": "VARCHAR", "float64": "DOUBLE", "datetime64[ns]": "TIMESTAMP_NS", "boolean": "BOOLEAN"}
-        select = []
-        for c, t in dtypes.items():
-            if c in ("is_return", "recorded_amount") or self._has(c):
-                select.append(f"CAST({_ident(c)} AS {duck[t]}) AS {_ident(c)}")
-            else:
-                select.append(f"CAST(NULL AS {duck[t]}) AS {_ident(c)}")
+        select = self.clean_select()
         dest = Path(dest)
         dest.parent.mkdir(parents=True, exist_ok=True)
         tmp = dest.with_name(f".{dest.name}.{os.getpid()}.tmp")
@@ -1318,6 +1402,19 @@ class TransactionLog:
         finally:
             tmp.unlink(missing_ok=True)
         return dest
+
+    def clean_dtypes(self) -> dict[str, str]:
+        """Columns and pandas dtypes of ``transactions_clean.parquet``: the canonical columns, ``is_return`` and,
+        only where statuses changed amounts, ``recorded_amount``."""
+        return {c: t for c, t in {**TRANSACTIONS.dtypes, **TRANSACTIONS_CLEAN_EXTRA}.items()
+                if c != "recorded_amount" or self.status_facts is not None}
+
+    def clean_select(self, timestamp_type: str = "TIMESTAMP_NS") -> list[str]:
+        """The columns of :meth:`clean_dtypes` as SQL expressions over the ``clean`` view (a column the input
+        lacks is a typed NULL); ``timestamp_type`` is how dates are stored (Spark has no ``TIMESTAMP_NS``)."""
+        duck = {"string": "VARCHAR", "float64": "DOUBLE", "datetime64[ns]": timestamp_type, "boolean": "BOOLEAN"}
+        return [f"CAST({_ident(c) if c in ('is_return', 'recorded_amount') or self._has(c) else 'NULL'} "
+                f"AS {duck[t]}) AS {_ident(c)}" for c, t in self.clean_dtypes().items()]
 
     def clean_frame(self, as_of: str | pd.Timestamp | None = None) -> pd.DataFrame:
         """The clean lines in memory: what :meth:`write_clean` writes, read back (for small logs
@@ -1536,7 +1633,9 @@ class TransactionLog:
         frame = pd.DataFrame({"customer_id": buyers})
         attributes = [c for c in ("country", "email_opt_in") if self._has(c)]
         if attributes:
-            newest = ", ".join(f"first({_ident(c)} ORDER BY order_date DESC, _row) "
+            # the newest line: latest order_date, then the first in the file (highest -_row); arg_max with a
+            # (date, -row) key is also Spark's max_by, so segkit.data.spark_audit runs this text unchanged
+            newest = ", ".join(f"arg_max({_ident(c)}, (order_date, -_row)) "
                                f"FILTER (WHERE {_ident(c)} IS NOT NULL) AS {_ident(c)}" for c in attributes)
             found = self.con.sql(f"SELECT customer_id, {newest} FROM clean WHERE customer_id IS NOT NULL "
                                  "GROUP BY customer_id").df()
@@ -1676,33 +1775,30 @@ def file_lines(source: str | Path | Sequence[str | Path], memory_limit: str | No
                             f"{what}") from None
 
 
-def _as_of_of(con: duckdb.DuckDBPyConnection, as_of: str | pd.Timestamp | None) -> pd.Timestamp:
-    """``as_of`` parsed, or the day after the last line of ``lines`` (:mod:`segkit.core.dates`)."""
-    return parse_as_of(as_of) if as_of is not None else day_after(last_order_date(con))
-
-
 @_grow_memory_limit
-def _on_lines(source: Any, lines: "OrderLines", task: Callable[[duckdb.DuckDBPyConnection], _T], positions: bool,
+def _on_lines(source: Any, lines: "OrderLines", task: Callable[[QueryExecutor], _T], positions: bool,
               what: str, canonical: bool, memory_limit: str | None = None,
               temp_directory: str | Path | None = None) -> _T:
     """``task`` run on a connection whose ``lines`` relation is ``lines`` (``source`` names it in
     messages); retried with a larger ``memory_limit`` when DuckDB runs out of it."""
     if lines.in_memory:
         with frame_lines(lines.source) as con:
-            return task(con)
+            return task(DuckDBExecutor(con))
     if canonical:
         _check_canonical(lines.source, memory_limit, temp_directory)
     with file_lines(lines.source, memory_limit, temp_directory, positions=positions, what=what) as con:
-        return task(con)
+        return task(DuckDBExecutor(con))
 
 
-class OrderLines:
-    """Order lines as the relational core reads them: a pandas frame (registered in DuckDB and
+class OrderLines(OrderLineTables):
+    """Order lines as the relational core reads them on DuckDB: a pandas frame (registered in DuckDB and
     scanned in place) or Parquet/CSV files (streamed, spilling beyond ``memory_limit``).
 
-    Every order-level table of segkit comes from here, whatever the source: each method runs one
-    of the queries of :mod:`segkit.data.relational` on DuckDB. The frame is checked as
-    :func:`segkit.data.relational.frame_lines` checks it; files are read by :func:`file_lines`.
+    The order-level tables (:class:`~segkit.data.relational.OrderLineTables`: ``orders``, ``rfm``,
+    ``purchase_days`` …) are the core's runner functions on a
+    :class:`~segkit.data.relational.DuckDBExecutor`; :class:`segkit.data.spark.SparkOrderLines` gives
+    the same tables from Spark. The frame is checked as :func:`segkit.data.relational.frame_lines`
+    checks it; files are read by :func:`file_lines`.
 
     Parameters
     ----------
@@ -1726,115 +1822,17 @@ class OrderLines:
         self.memory_limit = memory_limit
         self.temp_directory = temp_directory
 
-    @property
-    def in_memory(self) -> bool:
-        """Whether the lines are a pandas frame (else files)."""
-        return isinstance(self.source, pd.DataFrame)
-
-    def run(self, task: Callable[[duckdb.DuckDBPyConnection], _T], *, positions: bool = False,
-            what: str = CANONICAL_NEEDED, canonical: bool = False) -> _T:
-        """``task(con)`` on a DuckDB connection holding ``lines``.
+    def run(self, task: Callable[[QueryExecutor], _T], *, positions: bool = False, what: str | None = None,
+            canonical: bool = False) -> _T:
+        """``task(executor)`` on a :class:`~segkit.data.relational.DuckDBExecutor` holding ``lines``.
 
         ``positions``: number file lines in input order (listings in input order, channels of an
-        order's first line); ``canonical``: first check that no line misses an id, date or amount.
+        order's first line); ``what``: what a file-reading error advises (None = the canonical columns);
+        ``canonical``: first check that no line misses an id, date or amount.
         """
         name = "transactions" if self.in_memory else self.source
-        return _on_lines(name, self, task, positions, what, canonical, memory_limit=self.memory_limit,
-                         temp_directory=self.temp_directory)
-
-    def orders(self) -> pd.DataFrame:
-        """:func:`segkit.data.orders.order_table`: one row per order (:data:`~segkit.data.relational.ORDER_LIST`)."""
-        return self.run(order_table_of, positions=True, canonical=True)
-
-    def purchase_orders(self, as_of: str | pd.Timestamp | None = None) -> pd.DataFrame:
-        """Purchase orders dated before ``as_of`` (None = all): ``customer_id, order_id, order_date, amount``."""
-        day = None if as_of is None else parse_as_of(as_of)
-        return self.run(lambda con: purchase_orders_of(con, day), positions=True, canonical=True)
-
-    def purchase_days(self, as_of: str | pd.Timestamp | None = None) -> pd.DataFrame:
-        """:func:`segkit.data.orders.purchase_days` of the buyers' purchase orders as seen at ``as_of``
-        (only lines before it read and matched; None = every line), categorical customer ids."""
-        day = None if as_of is None else parse_as_of(as_of)
-        return self.run(lambda con: purchase_days_of(con, as_of=day), canonical=True)
-
-    def first_non_purchase(self) -> pd.DataFrame:
-        """:func:`segkit.data.orders.first_non_purchase`: customers whose first order is not a purchase."""
-        return self.run(first_non_purchase_of, canonical=True)
-
-    def rfm(self, as_of: str | pd.Timestamp | None = None) -> pd.DataFrame:
-        """The RFM base as of ``as_of`` (None = the day after the last line)."""
-        return self.run(lambda con: rfm_of(con, _as_of_of(con, as_of)))
-
-    def rfm_with_info(self, as_of: str | pd.Timestamp | None = None) -> tuple[pd.DataFrame, dict[str, Any]]:
-        """:meth:`rfm` plus the counts behind the RFM notebook's notes (:func:`segkit.data.orders.rfm_with_info`)."""
-        return self.run(lambda con: rfm_with_info_of(con, as_of))
-
-    def headline(self) -> dict[str, int | float]:
-        """The headline numbers of the lines (:func:`segkit.data.relational.headline_of`): net revenue,
-        purchase orders, fully cancelled orders, cancellation documents, buyers and the customers who
-        kept nothing or only returned."""
-        return self.run(headline_of, canonical=True)
-
-    def has_purchase_before(self, day: str | pd.Timestamp) -> bool:
-        """Whether any purchase order is dated before ``day`` (else there is nobody to segment)."""
-        return self.run(lambda con: rfm_counts_of(con, parse_as_of(day))["purchase_orders"] > 0)
-
-    def behaviour(self, as_of: str | pd.Timestamp | None = None, max_channels: int = 6,
-                  rfm: pd.DataFrame | None = None) -> pd.DataFrame:
-        """The behaviour columns of :func:`segkit.features.customer_table` as of ``as_of``.
-
-        :func:`segkit.data.relational.behaviour_of` for the customers of ``rfm`` (default: the RFM
-        base as of ``as_of``); ``attrs["as_of"]`` is the analysis date.
-
-        Raises
-        ------
-        DataError
-            No dated line, or no purchase before ``as_of``.
-        """
-        what = "The features need customer_id, order_date and amount (map them in columns.transactions)."
-
-        def task(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
-            if as_of is None and pd.isna(last_order_date(con)):
-                raise DataError(f"{self.source if not self.in_memory else 'transactions'}: no dated order lines "
-                                "(column 'order_date'); nothing to cluster.")
-            as_of_ts = _as_of_of(con, as_of)
-            base = rfm_of(con, as_of_ts) if rfm is None else rfm
-            if base.empty:
-                raise DataError(f"transactions: no purchase (order with net amount > 0) before as_of = "
-                                f"{as_of_ts.date()}; nothing to cluster.")
-            return behaviour_of(con, as_of_ts, max_channels, base)
-
-        return self.run(task, positions=True, what=what)
-
-    def rfm_at_send(self, sends: pd.DataFrame) -> pd.DataFrame:
-        """The RFM base of every send's history (:data:`~segkit.data.relational.RFM_AT_SEND`).
-
-        ``sends``: ``campaign_id, send_date`` (the day segments are taken at; only lines dated
-        strictly before it count). One row per campaign and buying customer.
-        """
-        return self.run(lambda con: rfm_at_send_of(con, sends))
-
-    def purchase_days_at_send(self, sends: pd.DataFrame) -> pd.DataFrame:
-        """The purchase days of every send's history (:data:`~segkit.data.relational.PURCHASE_DAYS_AT_SEND`)."""
-        return self.run(lambda con: purchase_days_at_send_of(con, sends))
-
-    def retention_flags(self, campaign: pd.DataFrame, days: int,
-                        as_of: str | pd.Timestamp | None = None) -> pd.Series:
-        """:func:`segkit.campaign.retention_flags` of ``campaign`` (:data:`~segkit.data.relational.RETENTION`).
-
-        1.0 when the customer made a purchase after ``sent_at`` and no later than ``days`` after
-        it, 0.0 if not, NaN when unknown: no send time in the whole campaign (a row without one
-        uses its campaign's first), or the window ends after ``as_of`` (None = the day after the
-        last purchase).
-        """
-        sent = pd.to_datetime(campaign["sent_at"], errors="coerce") if "sent_at" in campaign else \
-            pd.Series(pd.NaT, index=campaign.index, dtype="datetime64[ns]")
-        first = sent.groupby(pd.factorize(campaign["campaign_id"])[0]).transform("min")
-        recipients = pd.DataFrame({"customer_id": campaign["customer_id"].astype("string").str.strip().to_numpy(),
-                                   "sent_at": sent.fillna(first).to_numpy(dtype="datetime64[ns]")})
-        end = None if as_of is None else pd.Timestamp(as_of)
-        flags = self.run(lambda con: retention_of(con, recipients, days, end))
-        return pd.Series(flags, index=campaign.index, name="retained")
+        return _on_lines(name, self, task, positions, what or CANONICAL_NEEDED, canonical,
+                         memory_limit=self.memory_limit, temp_directory=self.temp_directory)
 
 
 def rfm_table_from_files(

@@ -5,8 +5,11 @@ summary and the behaviour features are :class:`Query` objects: DuckDB-dialect SQ
 relations, composed by name (a query lists the queries it reads; :meth:`Query.text` chains them
 as CTEs). DuckDB runs them at every size: over a pandas frame registered as ``lines``
 (:func:`frame_lines`, what :mod:`segkit.data.orders` does for tables in memory) or over Parquet/CSV
-files (:mod:`segkit.data.engine`, out of core). The same texts are meant to run on Apache Spark
-through ``sqlglot.transpile(sql, read="duckdb", write="spark")``, so they keep to a portable subset
+files (:mod:`segkit.data.engine`, out of core). The same texts run on Apache Spark
+(:mod:`segkit.data.spark`) through ``sqlglot.transpile(sql, read="duckdb", write="spark")``: the
+runner functions (``rfm_of``, ``purchase_days_of`` …) take a :class:`QueryExecutor` (a DuckDB
+connection, :class:`DuckDBExecutor`, or Spark's ``SparkLines``) and :class:`OrderLineTables` gives
+every order-level table on either engine. The texts keep to a portable subset
 (``tests/test_relational.py`` transpiles every query and lints it): no reader functions, no
 ``QUALIFY``, no ``hash``/quantile functions, money summed as ``DECIMAL(38, 6)`` and cast to
 ``DOUBLE`` before a division and in result columns, ``date_trunc`` always under a cast, windows
@@ -44,17 +47,21 @@ Examples
 
 from __future__ import annotations
 
+import abc
 import contextlib
 from dataclasses import dataclass
-from typing import Any, Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Mapping, Protocol, Sequence, TypeVar, Union
 
 import duckdb
 import numpy as np
 import pandas as pd
 
-from segkit.core.dates import resolve_as_of
+from segkit.core.dates import day_after, parse_as_of, resolve_as_of
 from segkit.core.errors import DataError, format_rows
 from segkit.core.labels import UNKNOWN, value_columns
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 __all__ = [
     "Query", "QUERIES", "ORDERS", "ORDER_LIST", "PURCHASE_DAYS", "RFM_BASE", "RFM_COUNTS",
@@ -69,6 +76,8 @@ __all__ = [
     "HEADLINE", "HEADLINE_COUNTS", "headline_of",
     "CancellationMatching", "cancellation_matching_over", "orders_over", "buyers_over", "ORDERS_BEFORE",
     "RECORDED_ORDERS", "LATER_COUNTS",
+    "LAST_LINE_DATE", "LINE_DETAILS", "PURCHASE_DAY_CUSTOMERS", "CODED_PURCHASE_DAYS",
+    "QueryExecutor", "DuckDBExecutor", "LinesOn", "executor_of", "OrderLineTables",
 ]
 
 MONEY = "DECIMAL(38, 6)"  # exact sums of money: results do not depend on the summation order
@@ -116,9 +125,14 @@ class Query:
         WITH a AS (SELECT 1 AS x),
         b AS (SELECT x FROM a)
         SELECT * FROM b ORDER BY x
+        >>> Query("b", "SELECT x FROM a", order_by="x").text(provided=("b",))
+        'SELECT * FROM b ORDER BY x'
         """
-        ctes = ",\n".join(f"{q.name} AS ({q.sql.strip()})" for q in self.chain(provided))
+        chain = self.chain(provided)
         order = f" ORDER BY {self.order_by}" if self.order_by else ""
+        if not chain:  # the engine holds this very relation (materialised): read it in order
+            return f"SELECT * FROM {self.name}{order}"
+        ctes = ",\n".join(f"{q.name} AS ({q.sql.strip()})" for q in chain)
         return f"WITH {ctes}\nSELECT * FROM {self.name}{order}"
 
 
@@ -631,10 +645,30 @@ HEADLINE = Query("headline", f"""
                        count(*) FILTER (WHERE NOT is_buyer AND recorded_purchases = 0) AS customers_only_returns
                 FROM kept_customers) AS c""", (KEPT_ORDER_VALUES, KEPT_CUSTOMERS))
 
+# ----------------------------------------------------------------------------- what the runners ask besides
+#: The latest line date (NULL without lines): the default analysis date is the day after it.
+LAST_LINE_DATE = Query("last_line_date", "SELECT max(order_date) AS last_order_date FROM lines")
+
+#: Whether the lines before ``$as_of`` know any category or channel (else no such behaviour column).
+LINE_DETAILS = Query("line_details", """
+    SELECT count(category) > 0 AS has_category, count(channel) > 0 AS has_channel
+    FROM lines WHERE order_date < $as_of""")
+
+#: The customers of :data:`PURCHASE_DAYS` (held as ``purchase_days``) numbered 0, 1, … in id order, and
+#: the purchase days by those codes: each id crosses into Python once, the day rows carry integers.
+PURCHASE_DAY_CUSTOMERS = Query("purchase_day_customers", """
+    SELECT customer_id, CAST(row_number() OVER (ORDER BY customer_id) - 1 AS INTEGER) AS code
+    FROM (SELECT DISTINCT customer_id FROM purchase_days) AS d""", (PURCHASE_DAYS,), "code")
+CODED_PURCHASE_DAYS = Query("coded_purchase_days", """
+    SELECT i.code, d.day, d.amount, d.orders
+    FROM purchase_days AS d JOIN purchase_day_customers AS i ON i.customer_id = d.customer_id""",
+                            (PURCHASE_DAYS, PURCHASE_DAY_CUSTOMERS), "code, day")
+
 #: Every query of the core (the portable-subset test transpiles each).
 QUERIES: tuple[Query, ...] = (ORDER_LIST, PURCHASE_ORDERS, PURCHASE_DAYS, RFM_BASE, RFM_COUNTS, BEHAVIOUR,
                               FIRST_NON_PURCHASE, CHANNEL_ORDERS, RFM_AT_SEND, PURCHASE_DAYS_AT_SEND, RETENTION, *SUMMARY.values(),
-                              CANCELLATION_MATCHES, KEPT_ORDER_LIST, KEPT_CUSTOMERS, HEADLINE, LATER_COUNTS)
+                              CANCELLATION_MATCHES, KEPT_ORDER_LIST, KEPT_CUSTOMERS, HEADLINE, LATER_COUNTS,
+                              LAST_LINE_DATE, LINE_DETAILS, PURCHASE_DAY_CUSTOMERS, CODED_PURCHASE_DAYS)
 
 # ----------------------------------------------------------------------------- DuckDB: typing the input
 #: Canonical line columns the core reads; ``lines_view_sql`` types whichever the input has.
@@ -810,17 +844,113 @@ def run(con: duckdb.DuckDBPyConnection, query: Query, params: Mapping[str, Any] 
     """``query`` run by DuckDB on ``con`` (which holds ``lines`` or the ``provided`` relations),
     its parameters bound by name (only those its text uses)."""
     sql = query.text(provided)
-    bound = {k: v for k, v in (params or {}).items() if f"${k}" in sql}
-    return con.execute(sql, bound).df()
+    return con.execute(sql, _used_params(sql, params)).df()
+
+
+def _used_params(sql: str, params: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The ``params`` whose ``$name`` marker ``sql`` contains (DuckDB refuses unused ones)."""
+    return {k: v for k, v in (params or {}).items() if f"${k}" in sql}
+
+
+# ----------------------------------------------------------------------------- executors: where queries run
+class QueryExecutor(Protocol):
+    """Where the relational core's queries run: an engine holding the canonical ``lines`` relation.
+
+    The runner functions below (``*_of``) take one, so that each order-level table is computed by the
+    same statements on every engine: :class:`DuckDBExecutor` (a DuckDB connection) and
+    :class:`segkit.data.spark.SparkLines` (a Spark session; the texts transpiled). In every method
+    ``params`` bind the query's ``$name`` markers (those its text uses) and ``provided`` names
+    relations the engine already holds (:meth:`materialise`, :meth:`register`), which are read, not
+    recomputed. What differs between engines is only how a pandas frame is typed (:meth:`register`).
+    """
+
+    def run(self, query: Query, params: Mapping[str, Any] | None = None,
+            provided: Sequence[str] = ()) -> pd.DataFrame:
+        """``query``'s rows as a pandas frame, in the query's order."""
+        ...
+
+    def first_row(self, query: Query, params: Mapping[str, Any] | None = None,
+                  provided: Sequence[str] = ()) -> tuple[Any, ...]:
+        """The first row of ``query`` as Python values (None for NULL): for one-row answers."""
+        ...
+
+    def arrow(self, query: Query, params: Mapping[str, Any] | None = None,
+              provided: Sequence[str] = ()) -> "pa.Table":
+        """``query``'s rows as an Arrow table, in the query's order (no Python object per value)."""
+        ...
+
+    def materialise(self, query: Query, params: Mapping[str, Any] | None = None,
+                    provided: Sequence[str] = ()) -> None:
+        """Compute ``query`` once and hold it as the relation ``query.name`` (replacing one held before)."""
+        ...
+
+    def register(self, name: str, frame: pd.DataFrame, typing: str) -> None:
+        """Hold ``frame`` as the relation ``name``, its columns typed by ``typing``: a select list over
+        them in DuckDB's dialect (``CAST(campaign_id AS VARCHAR) AS campaign_id, …``)."""
+        ...
+
+
+class DuckDBExecutor:
+    """:class:`QueryExecutor` on a DuckDB connection holding ``lines`` (:func:`frame_lines`,
+    :func:`segkit.data.engine.file_lines`): the statements run as written.
+
+    Examples
+    --------
+    >>> lines = pd.DataFrame({"customer_id": ["a", "b"], "order_id": ["1", "2"], "amount": [5.0, -1.0],
+    ...                       "order_date": pd.to_datetime(["2024-01-01", "2024-01-02"])})
+    >>> with frame_lines(lines) as con:
+    ...     DuckDBExecutor(con).first_row(LAST_LINE_DATE)
+    (datetime.datetime(2024, 1, 2, 0, 0),)
+    """
+
+    def __init__(self, con: duckdb.DuckDBPyConnection):
+        self.con = con
+
+    def run(self, query: Query, params: Mapping[str, Any] | None = None,
+            provided: Sequence[str] = ()) -> pd.DataFrame:
+        """:func:`run` on this connection."""
+        return run(self.con, query, params, provided)
+
+    def first_row(self, query: Query, params: Mapping[str, Any] | None = None,
+                  provided: Sequence[str] = ()) -> tuple[Any, ...]:
+        """The first row of ``query`` (a tuple of Python values)."""
+        sql = query.text(provided)
+        return self.con.execute(sql, _used_params(sql, params)).fetchone()
+
+    def arrow(self, query: Query, params: Mapping[str, Any] | None = None,
+              provided: Sequence[str] = ()) -> "pa.Table":
+        """``query``'s rows as an Arrow table (DuckDB's relation API: no copy of the rows)."""
+        sql = query.text(provided)
+        return self.con.sql(sql, params=_used_params(sql, params) or None).to_arrow_table()
+
+    def materialise(self, query: Query, params: Mapping[str, Any] | None = None,
+                    provided: Sequence[str] = ()) -> None:
+        """``query`` as the temporary table ``query.name`` (spilled to disk beyond the memory limit)."""
+        sql = f"CREATE OR REPLACE TEMP TABLE {query.name} AS {query.text(provided)}"
+        self.con.execute(sql, _used_params(sql, params))
+
+    def register(self, name: str, frame: pd.DataFrame, typing: str) -> None:
+        """``frame`` scanned in place as ``<name>_feed``; ``name`` the view typing it."""
+        self.con.register(f"{name}_feed", frame)
+        self.con.execute(f"CREATE OR REPLACE TEMP VIEW {name} AS SELECT {typing} FROM {name}_feed")
+
+
+#: What the runner functions take: an executor, or a DuckDB connection (run as :class:`DuckDBExecutor`).
+LinesOn = Union[QueryExecutor, duckdb.DuckDBPyConnection]
+
+
+def executor_of(lines: LinesOn) -> QueryExecutor:
+    """``lines`` as a :class:`QueryExecutor` (a DuckDB connection wrapped in :class:`DuckDBExecutor`)."""
+    return DuckDBExecutor(lines) if isinstance(lines, duckdb.DuckDBPyConnection) else lines
 
 
 def _timestamp(value: pd.Timestamp) -> Any:
     return pd.Timestamp(value).to_pydatetime()
 
 
-def last_order_date(con: duckdb.DuckDBPyConnection) -> pd.Timestamp:
-    """The latest line date of ``lines`` (NaT without lines)."""
-    return pd.Timestamp(con.execute("SELECT max(order_date) FROM lines").fetchall()[0][0])
+def last_order_date(lines: LinesOn) -> pd.Timestamp:
+    """The latest line date of ``lines`` (NaT without lines: :data:`LAST_LINE_DATE`)."""
+    return pd.Timestamp(executor_of(lines).first_row(LAST_LINE_DATE)[0])
 
 
 #: segkit's dtypes of the columns of order-level results (string ids, datetime64[ns], float64, int64, bool).
@@ -837,22 +967,24 @@ def typed_result(frame: pd.DataFrame, columns: Sequence[str]) -> pd.DataFrame:
     return pd.DataFrame({c: frame[c].astype(RESULT_DTYPES[c]) for c in columns}).reset_index(drop=True)
 
 
-def order_table_of(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
+def order_table_of(lines: LinesOn) -> pd.DataFrame:
     """:data:`ORDER_LIST` with segkit's dtypes (string ids, datetime64[ns], float64, bool)."""
-    return typed_result(run(con, ORDER_LIST), ["customer_id", "order_id", "order_date", "amount", "is_purchase"])
+    return typed_result(executor_of(lines).run(ORDER_LIST),
+                        ["customer_id", "order_id", "order_date", "amount", "is_purchase"])
 
 
-def purchase_orders_of(con: duckdb.DuckDBPyConnection, as_of: pd.Timestamp | None) -> pd.DataFrame:
+def purchase_orders_of(lines: LinesOn, as_of: pd.Timestamp | None) -> pd.DataFrame:
     """:data:`PURCHASE_ORDERS` before ``as_of`` (None = every purchase order): ``customer_id, order_id,
     order_date, amount`` with segkit's dtypes, in :func:`order_table_of`'s order."""
-    day = resolve_as_of(as_of, pd.Series([last_order_date(con)]))  # None: the day after the last line
-    frame = run(con, PURCHASE_ORDERS, {"as_of": None if pd.isna(day) else _timestamp(day)})
+    executor = executor_of(lines)
+    day = resolve_as_of(as_of, pd.Series([last_order_date(executor)]))  # None: the day after the last line
+    frame = executor.run(PURCHASE_ORDERS, {"as_of": None if pd.isna(day) else _timestamp(day)})
     return typed_result(frame, ["customer_id", "order_id", "order_date", "amount"])
 
 
-def first_non_purchase_of(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
+def first_non_purchase_of(lines: LinesOn) -> pd.DataFrame:
     """:data:`FIRST_NON_PURCHASE` with segkit's dtypes (string ids, datetime64[ns]; NaT = no purchase)."""
-    frame = run(con, FIRST_NON_PURCHASE)
+    frame = executor_of(lines).run(FIRST_NON_PURCHASE)
     return pd.DataFrame({
         "customer_id": frame["customer_id"].astype("string"),
         "first_order_date": frame["first_order_date"].astype("datetime64[ns]"),
@@ -860,38 +992,38 @@ def first_non_purchase_of(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
     })
 
 
-def purchase_days_of(con: duckdb.DuckDBPyConnection, provided: Sequence[str] = (),
+def purchase_days_of(lines: LinesOn, provided: Sequence[str] = (),
                      as_of: pd.Timestamp | None = None) -> pd.DataFrame:
     """:data:`PURCHASE_DAYS` as seen at ``as_of`` (None = every line) with the customer id as a categorical
-    of sorted ids (each id crosses into Python once; the day rows carry integer codes)."""
-    text = PURCHASE_DAYS.text(provided)
+    of sorted ids (:data:`PURCHASE_DAY_CUSTOMERS`: each id crosses into Python once, the day rows carry
+    integer codes)."""
+    executor = executor_of(lines)
     params: dict[str, Any] = {}
-    if "$as_of" in text:  # else the caller provides the orders, already cut
-        day = resolve_as_of(as_of, pd.Series([last_order_date(con)]))
+    if "$as_of" in PURCHASE_DAYS.text(provided):  # else the caller provides the orders, already cut
+        day = resolve_as_of(as_of, pd.Series([last_order_date(executor)]))
         params["as_of"] = None if pd.isna(day) else _timestamp(day)
-    con.execute(f"CREATE TEMP TABLE days AS {text}", params)
-    con.execute("CREATE TEMP TABLE ids AS SELECT customer_id, CAST(row_number() OVER (ORDER BY customer_id) - 1 "
-                "AS INTEGER) AS code FROM (SELECT DISTINCT customer_id FROM days) AS d")
-    ids = con.sql("SELECT customer_id FROM ids ORDER BY code").to_arrow_table().column("customer_id").to_pandas()
-    rows = con.sql("SELECT i.code, d.day, d.amount, d.orders FROM days d JOIN ids i USING (customer_id) "
-                   "ORDER BY i.code, d.day").fetchnumpy()
+    executor.materialise(PURCHASE_DAYS, params, provided)
+    executor.materialise(PURCHASE_DAY_CUSTOMERS, provided=(PURCHASE_DAYS.name,))
+    held = (PURCHASE_DAYS.name, PURCHASE_DAY_CUSTOMERS.name)
+    ids = executor.arrow(PURCHASE_DAY_CUSTOMERS, provided=held).column("customer_id").to_pandas()
+    rows = executor.arrow(CODED_PURCHASE_DAYS, provided=held)
     return pd.DataFrame({
-        "customer_id": pd.Categorical.from_codes(np.asarray(rows["code"], dtype=np.int64),
+        "customer_id": pd.Categorical.from_codes(rows.column("code").to_numpy().astype(np.int64),
                                                  categories=pd.Index(ids, dtype="string", name="customer_id")),
-        "order_date": np.asarray(rows["day"]).astype("datetime64[ns]"),
-        "amount": np.asarray(rows["amount"], dtype="float64"),
-        "orders": np.asarray(rows["orders"], dtype="int64"),
+        "order_date": rows.column("day").to_numpy().astype("datetime64[ns]"),
+        "amount": rows.column("amount").to_numpy().astype("float64"),
+        "orders": rows.column("orders").to_numpy().astype("int64"),
     })
 
 
-def rfm_of(con: duckdb.DuckDBPyConnection, as_of: pd.Timestamp, provided: Sequence[str] = ()) -> pd.DataFrame:
+def rfm_of(lines: LinesOn, as_of: pd.Timestamp, provided: Sequence[str] = ()) -> pd.DataFrame:
     """:data:`RFM_BASE` as of ``as_of`` with segkit's dtypes, sorted by customer."""
-    return typed_result(run(con, RFM_BASE, {"as_of": _timestamp(as_of)}, provided), RFM_COLUMNS)
+    return typed_result(executor_of(lines).run(RFM_BASE, {"as_of": _timestamp(as_of)}, provided), RFM_COLUMNS)
 
 
-def rfm_counts_of(con: duckdb.DuckDBPyConnection, as_of: pd.Timestamp, provided: Sequence[str] = ()) -> dict[str, Any]:
+def rfm_counts_of(lines: LinesOn, as_of: pd.Timestamp, provided: Sequence[str] = ()) -> dict[str, Any]:
     """:data:`RFM_COUNTS` as of ``as_of`` as a dict of Python numbers and Timestamps."""
-    row = run(con, RFM_COUNTS, {"as_of": _timestamp(as_of)}, provided).iloc[0]
+    row = executor_of(lines).run(RFM_COUNTS, {"as_of": _timestamp(as_of)}, provided).iloc[0]
     out: dict[str, Any] = {}
     for key, value in row.items():
         if key in ("period_start", "period_end"):
@@ -910,8 +1042,8 @@ HEADLINE_COUNTS: tuple[str, ...] = (
 )
 
 
-def headline_of(con: duckdb.DuckDBPyConnection) -> dict[str, int | float]:
-    """:data:`HEADLINE` of the ``lines`` on ``con``: ``net_revenue`` (float, rounded to cents) and the
+def headline_of(lines: LinesOn) -> dict[str, int | float]:
+    """:data:`HEADLINE` of ``lines``: ``net_revenue`` (float, rounded to cents) and the
     :data:`HEADLINE_COUNTS` (ints).
 
     Examples
@@ -928,35 +1060,36 @@ def headline_of(con: duckdb.DuckDBPyConnection) -> dict[str, int | float]:
     >>> h["buyers"], h["customers_kept_nothing"], h["customers_only_returns"], h["unmatched_documents"]
     (1, 1, 0, 0)
     """
-    row = run(con, HEADLINE).iloc[0]
+    row = executor_of(lines).run(HEADLINE).iloc[0]
     out: dict[str, int | float] = {"net_revenue": round(float(row["net_revenue"]), 2) + 0.0,
                                    "unmatched_value": round(float(row["unmatched_value"]), 2) + 0.0}
     out.update({key: int(row[key]) for key in HEADLINE_COUNTS})
     return out
 
 
-def rfm_with_info_of(con: duckdb.DuckDBPyConnection, as_of: str | pd.Timestamp | None,
+def rfm_with_info_of(lines: LinesOn, as_of: str | pd.Timestamp | None,
                      provided: tuple[str, ...] = ()) -> tuple[pd.DataFrame, dict[str, Any]]:
-    """:func:`rfm_with_info` on a DuckDB connection holding ``lines`` (a frame or files): the orders as
-    seen at ``as_of`` (:data:`ORDERS_BEFORE`) are materialised once, then the RFM base and its counts
-    read them; the orders the cut leaves out are counted only when lines reach ``as_of``."""
-    last = last_order_date(con)
+    """:func:`rfm_with_info` on ``lines`` (a frame or files): the orders as seen at ``as_of``
+    (:data:`ORDERS_BEFORE`) are materialised once, then the RFM base and its counts read them; the
+    orders the cut leaves out are counted only when lines reach ``as_of``."""
+    executor = executor_of(lines)
+    last = last_order_date(executor)
     if pd.isna(last):
         raise DataError("transactions: the table has no rows, so there is nothing to score. "
                         "Check the input file and the data audit's cleaning counts.")
     as_of_ts = resolve_as_of(as_of, pd.Series([last]))
     params = {"as_of": _timestamp(as_of_ts)}
-    con.execute(f"CREATE TEMP TABLE orders_before AS {ORDERS_BEFORE.text()}", params)
-    counts = rfm_counts_of(con, as_of_ts, provided=("orders_before",))
+    executor.materialise(ORDERS_BEFORE, params)
+    counts = rfm_counts_of(executor, as_of_ts, provided=(ORDERS_BEFORE.name,))
     later = {"orders_after_as_of": 0, "customers_after_as_of_only": 0}
     if last >= as_of_ts:  # lines on or after as_of: count what the cut leaves out
-        row = run(con, LATER_COUNTS, params).iloc[0]
+        row = executor.run(LATER_COUNTS, params).iloc[0]
         later = {key: int(row[key]) for key in later}
         if later["orders_after_as_of"] == int(row["orders_total"]):
             raise DataError(f"transactions: every order is dated on or after as_of = {as_of_ts.date()}, so "
                             "nothing is left to analyse. Choose a later as_of (or leave it empty: the day "
                             "after the last order).")
-    rfm = rfm_of(con, as_of_ts, provided=("orders_before",))
+    rfm = rfm_of(executor, as_of_ts, provided=(ORDERS_BEFORE.name,))
     info = {
         "as_of": as_of_ts,
         **later,
@@ -997,14 +1130,14 @@ def kept_share(kept_total: Any, purchase_total: Any) -> np.ndarray:
     return share
 
 
-def summary_of(con: duckdb.DuckDBPyConnection, freq: str, end: pd.Timestamp, multiplier: float) -> pd.DataFrame:
-    """:data:`SUMMARY` of the ``purchases`` relation on ``con`` (index: customer code ``c``)."""
-    frame = run(con, SUMMARY[freq], {"end": _timestamp(end), "multiplier": float(multiplier)}, ("purchases",))
+def summary_of(lines: LinesOn, freq: str, end: pd.Timestamp, multiplier: float) -> pd.DataFrame:
+    """:data:`SUMMARY` of the ``purchases`` relation of ``lines`` (index: customer code ``c``)."""
+    frame = executor_of(lines).run(SUMMARY[freq], {"end": _timestamp(end), "multiplier": float(multiplier)},
+                                   ("purchases",))
     return frame.set_index("c").astype("float64")
 
 
-def behaviour_of(con: duckdb.DuckDBPyConnection, as_of: pd.Timestamp, max_channels: int,
-                 rfm: pd.DataFrame) -> pd.DataFrame:
+def behaviour_of(lines: LinesOn, as_of: pd.Timestamp, max_channels: int, rfm: pd.DataFrame) -> pd.DataFrame:
     """The behaviour columns of :func:`segkit.features.customer_table` for the customers of ``rfm``.
 
     ``recency_days, frequency, monetary_total, tenure_days`` from ``rfm``; ``aov,
@@ -1013,10 +1146,10 @@ def behaviour_of(con: duckdb.DuckDBPyConnection, as_of: pd.Timestamp, max_channe
     channels with most purchase orders, the rest as ``other``; shares of the customer's purchase
     orders) from :data:`BEHAVIOUR` and :data:`CHANNEL_ORDERS`. Sorted by customer.
     """
+    executor = executor_of(lines)
     params = {"as_of": _timestamp(as_of)}
-    has_category, has_channel = con.execute(
-        "SELECT count(category) > 0, count(channel) > 0 FROM lines WHERE order_date < $as_of", params).fetchall()[0]
-    per = run(con, BEHAVIOUR, params)
+    has_category, has_channel = executor.first_row(LINE_DETAILS, params)
+    per = executor.run(BEHAVIOUR, params)
     base = rfm[["customer_id", "recency_days", "frequency", "monetary_total", "tenure_days"]].copy()
     base["customer_id"] = base["customer_id"].astype("string")
     per = per.set_index(per["customer_id"].astype("string")).reindex(base["customer_id"])
@@ -1029,7 +1162,7 @@ def behaviour_of(con: duckdb.DuckDBPyConnection, as_of: pd.Timestamp, max_channe
         base["category_breadth"] = per["category_breadth"].fillna(0).to_numpy(dtype=float)
         base["favourite_category"] = pd.array(per["favourite_category"].to_numpy(dtype=object), dtype="string")
     if has_channel:
-        long = run(con, CHANNEL_ORDERS, params)
+        long = executor.run(CHANNEL_ORDERS, params)
         totals = long.groupby("channel")["n"].sum()
         top = sorted(totals.index, key=lambda ch: (-totals[ch], str(ch)))[:max_channels]
         long["channel"] = long["channel"].where(long["channel"].isin(top), "other")
@@ -1048,47 +1181,180 @@ def behaviour_of(con: duckdb.DuckDBPyConnection, as_of: pd.Timestamp, max_channe
     return base
 
 
-def _register_sends(con: duckdb.DuckDBPyConnection, sends: pd.DataFrame) -> None:
+def _register_sends(executor: QueryExecutor, sends: pd.DataFrame) -> None:
     """Register ``sends`` (``campaign_id``, ``send_date``) as the relation the send queries read."""
-    con.register("send_feed", pd.DataFrame({
+    executor.register("sends", pd.DataFrame({
         "campaign_id": sends["campaign_id"].astype("string").to_numpy(dtype=object),
         "send_date": pd.to_datetime(sends["send_date"]).to_numpy(dtype="datetime64[ns]"),
-    }))
-    con.execute("CREATE OR REPLACE TEMP VIEW sends AS SELECT CAST(campaign_id AS VARCHAR) AS campaign_id, "
-                "CAST(send_date AS TIMESTAMP) AS send_date FROM send_feed")
+    }), "CAST(campaign_id AS VARCHAR) AS campaign_id, CAST(send_date AS TIMESTAMP) AS send_date")
 
 
-def rfm_at_send_of(con: duckdb.DuckDBPyConnection, sends: pd.DataFrame) -> pd.DataFrame:
+def rfm_at_send_of(lines: LinesOn, sends: pd.DataFrame) -> pd.DataFrame:
     """:data:`RFM_AT_SEND` for ``sends`` (one row per campaign: ``campaign_id, send_date``):
     ``campaign_id`` + the :func:`rfm_of` columns and dtypes, sorted by campaign and customer."""
-    _register_sends(con, sends)
-    return typed_result(run(con, RFM_AT_SEND), ["campaign_id", *RFM_COLUMNS])
+    executor = executor_of(lines)
+    _register_sends(executor, sends)
+    return typed_result(executor.run(RFM_AT_SEND), ["campaign_id", *RFM_COLUMNS])
 
 
-def purchase_days_at_send_of(con: duckdb.DuckDBPyConnection, sends: pd.DataFrame) -> pd.DataFrame:
+def purchase_days_at_send_of(lines: LinesOn, sends: pd.DataFrame) -> pd.DataFrame:
     """:data:`PURCHASE_DAYS_AT_SEND` for ``sends``: ``campaign_id, customer_id, order_date`` (the day),
     ``amount, orders``, sorted by campaign, customer and day."""
-    _register_sends(con, sends)
-    frame = run(con, PURCHASE_DAYS_AT_SEND).rename(columns={"day": "order_date"})
+    executor = executor_of(lines)
+    _register_sends(executor, sends)
+    frame = executor.run(PURCHASE_DAYS_AT_SEND).rename(columns={"day": "order_date"})
     return typed_result(frame, ["campaign_id", "customer_id", "order_date", "amount", "orders"])
 
 
-def retention_of(con: duckdb.DuckDBPyConnection, recipients: pd.DataFrame, days: int,
-                 end: pd.Timestamp | None) -> np.ndarray:
+def retention_of(lines: LinesOn, recipients: pd.DataFrame, days: int, end: pd.Timestamp | None) -> np.ndarray:
     """:data:`RETENTION` of ``recipients`` (``customer_id, sent_at``, NaT = unknown send time): one
     flag per row, 1.0 retained within ``days``, 0.0 not, NaN unknown (no send time, or the window ends
     after ``end``; None = the day after the last purchase)."""
+    executor = executor_of(lines)
     sent = pd.to_datetime(recipients["sent_at"]).to_numpy(dtype="datetime64[ns]")
     known = ~np.isnat(sent)
-    con.register("recipient_feed", pd.DataFrame({
+    executor.register("recipients", pd.DataFrame({
         "recipient_row": np.flatnonzero(known).astype(np.int64),
         "customer_id": recipients["customer_id"].astype("string").to_numpy(dtype=object)[known],
         "sent_at": sent[known],
-    }))
-    con.execute("CREATE OR REPLACE TEMP VIEW recipients AS SELECT recipient_row, CAST(customer_id AS VARCHAR) "
-                "AS customer_id, CAST(sent_at AS TIMESTAMP) AS sent_at FROM recipient_feed")
+    }), "recipient_row, CAST(customer_id AS VARCHAR) AS customer_id, CAST(sent_at AS TIMESTAMP) AS sent_at")
     window = int(days) * 86_400 * 1_000_000
-    frame = run(con, RETENTION, {"end": None if end is None or pd.isna(end) else _timestamp(end), "window": window})
+    frame = executor.run(RETENTION, {"end": None if end is None or pd.isna(end) else _timestamp(end),
+                                     "window": window})
     out = np.full(len(recipients), np.nan)
     out[frame["recipient_row"].to_numpy(dtype=np.int64)] = frame["retained"].to_numpy(dtype=float, na_value=np.nan)
     return out
+
+
+# ----------------------------------------------------------------------------- order lines on an engine
+_T = TypeVar("_T")
+
+
+def _analysis_date(executor: QueryExecutor, as_of: str | pd.Timestamp | None) -> pd.Timestamp:
+    """``as_of`` parsed, or the day after the last line of ``lines`` (:mod:`segkit.core.dates`)."""
+    return parse_as_of(as_of) if as_of is not None else day_after(last_order_date(executor))
+
+
+class OrderLineTables(abc.ABC):
+    """The order-level tables of some order lines, each one runner function of the core on one engine.
+
+    :class:`segkit.data.engine.OrderLines` (DuckDB) and :class:`segkit.data.spark.SparkOrderLines`
+    (Apache Spark) implement :meth:`run`: they hold the lines and hand a :class:`QueryExecutor` to a
+    task. The public methods are defined here once, so both give the same columns, dtypes, row order
+    and values; the steps take either.
+
+    Attributes
+    ----------
+    source : DataFrame, path, glob or list of paths
+        The canonical order lines (``transactions_clean``).
+    """
+
+    source: Any
+
+    @property
+    def in_memory(self) -> bool:
+        """Whether the lines are a pandas frame (else files)."""
+        return isinstance(self.source, pd.DataFrame)
+
+    @abc.abstractmethod
+    def run(self, task: Callable[[QueryExecutor], _T], *, positions: bool = False, what: str | None = None,
+            canonical: bool = False) -> _T:
+        """``task(executor)`` on an executor holding ``lines``.
+
+        ``positions``: number file lines in input order (listings in input order, channels of an
+        order's first line); ``what``: what a file-reading error message advises (None = the engine's
+        advice); ``canonical``: first check that no line misses an id, date or amount.
+        """
+
+    def orders(self) -> pd.DataFrame:
+        """:func:`segkit.data.orders.order_table`: one row per order (:data:`ORDER_LIST`)."""
+        return self.run(order_table_of, positions=True, canonical=True)
+
+    def purchase_orders(self, as_of: str | pd.Timestamp | None = None) -> pd.DataFrame:
+        """Purchase orders dated before ``as_of`` (None = all): ``customer_id, order_id, order_date, amount``."""
+        day = None if as_of is None else parse_as_of(as_of)
+        return self.run(lambda executor: purchase_orders_of(executor, day), positions=True, canonical=True)
+
+    def purchase_days(self, as_of: str | pd.Timestamp | None = None) -> pd.DataFrame:
+        """:func:`segkit.data.orders.purchase_days` of the buyers' purchase orders as seen at ``as_of``
+        (only lines before it read and matched; None = every line), categorical customer ids."""
+        day = None if as_of is None else parse_as_of(as_of)
+        return self.run(lambda executor: purchase_days_of(executor, as_of=day), canonical=True)
+
+    def first_non_purchase(self) -> pd.DataFrame:
+        """:func:`segkit.data.orders.first_non_purchase`: customers whose first order is not a purchase."""
+        return self.run(first_non_purchase_of, canonical=True)
+
+    def rfm(self, as_of: str | pd.Timestamp | None = None) -> pd.DataFrame:
+        """The RFM base as of ``as_of`` (None = the day after the last line)."""
+        return self.run(lambda executor: rfm_of(executor, _analysis_date(executor, as_of)))
+
+    def rfm_with_info(self, as_of: str | pd.Timestamp | None = None) -> tuple[pd.DataFrame, dict[str, Any]]:
+        """:meth:`rfm` plus the counts behind the RFM notebook's notes (:func:`segkit.data.orders.rfm_with_info`)."""
+        return self.run(lambda executor: rfm_with_info_of(executor, as_of))
+
+    def headline(self) -> dict[str, int | float]:
+        """The headline numbers of the lines (:func:`headline_of`): net revenue, purchase orders, fully
+        cancelled orders, cancellation documents, buyers and the customers who kept nothing or only returned."""
+        return self.run(headline_of, canonical=True)
+
+    def has_purchase_before(self, day: str | pd.Timestamp) -> bool:
+        """Whether any purchase order is dated before ``day`` (else there is nobody to segment)."""
+        return self.run(lambda executor: rfm_counts_of(executor, parse_as_of(day))["purchase_orders"] > 0)
+
+    def behaviour(self, as_of: str | pd.Timestamp | None = None, max_channels: int = 6,
+                  rfm: pd.DataFrame | None = None) -> pd.DataFrame:
+        """The behaviour columns of :func:`segkit.features.customer_table` as of ``as_of``.
+
+        :func:`behaviour_of` for the customers of ``rfm`` (default: the RFM base as of ``as_of``);
+        ``attrs["as_of"]`` is the analysis date.
+
+        Raises
+        ------
+        DataError
+            No dated line, or no purchase before ``as_of``.
+        """
+        what = "The features need customer_id, order_date and amount (map them in columns.transactions)."
+
+        def task(executor: QueryExecutor) -> pd.DataFrame:
+            if as_of is None and pd.isna(last_order_date(executor)):
+                raise DataError(f"{self.source if not self.in_memory else 'transactions'}: no dated order lines "
+                                "(column 'order_date'); nothing to cluster.")
+            as_of_ts = _analysis_date(executor, as_of)
+            base = rfm_of(executor, as_of_ts) if rfm is None else rfm
+            if base.empty:
+                raise DataError(f"transactions: no purchase (order with net amount > 0) before as_of = "
+                                f"{as_of_ts.date()}; nothing to cluster.")
+            return behaviour_of(executor, as_of_ts, max_channels, base)
+
+        return self.run(task, positions=True, what=what)
+
+    def rfm_at_send(self, sends: pd.DataFrame) -> pd.DataFrame:
+        """The RFM base of every send's history (:data:`RFM_AT_SEND`).
+
+        ``sends``: ``campaign_id, send_date`` (the day segments are taken at; only lines dated
+        strictly before it count). One row per campaign and buying customer.
+        """
+        return self.run(lambda executor: rfm_at_send_of(executor, sends))
+
+    def purchase_days_at_send(self, sends: pd.DataFrame) -> pd.DataFrame:
+        """The purchase days of every send's history (:data:`PURCHASE_DAYS_AT_SEND`)."""
+        return self.run(lambda executor: purchase_days_at_send_of(executor, sends))
+
+    def retention_flags(self, campaign: pd.DataFrame, days: int,
+                        as_of: str | pd.Timestamp | None = None) -> pd.Series:
+        """:func:`segkit.campaign.retention_flags` of ``campaign`` (:data:`RETENTION`).
+
+        1.0 when the customer made a purchase after ``sent_at`` and no later than ``days`` after
+        it, 0.0 if not, NaN when unknown: no send time in the whole campaign (a row without one
+        uses its campaign's first), or the window ends after ``as_of`` (None = the day after the
+        last purchase).
+        """
+        sent = pd.to_datetime(campaign["sent_at"], errors="coerce") if "sent_at" in campaign else \
+            pd.Series(pd.NaT, index=campaign.index, dtype="datetime64[ns]")
+        first = sent.groupby(pd.factorize(campaign["campaign_id"])[0]).transform("min")
+        recipients = pd.DataFrame({"customer_id": campaign["customer_id"].astype("string").str.strip().to_numpy(),
+                                   "sent_at": sent.fillna(first).to_numpy(dtype="datetime64[ns]")})
+        end = None if as_of is None else pd.Timestamp(as_of)
+        flags = self.run(lambda executor: retention_of(executor, recipients, days, end))
+        return pd.Series(flags, index=campaign.index, name="retained")

@@ -13,7 +13,7 @@ What is Spark-specific is only how lines are read: a pandas frame is checked and
 does) and handed to Spark with an explicit schema; Parquet files (a file, a folder or a glob, such as
 a run's ``artifacts/transactions_clean.parquet``) are read by Spark, with nanosecond timestamps (what
 the audit writes) read as integers and turned into timestamps (Spark reads no ``TIMESTAMP(NANOS)``),
-and line positions, when needed, numbered in file order from Spark's ``_metadata`` columns.
+and line positions, when needed, taken in file order from Spark's ``_metadata`` columns.
 
 The session (:func:`spark_session`) is started once per process (local mode by default: ``local[2]``,
 UTC, quiet logs, few shuffle partitions, ``TIMESTAMP`` = ``TIMESTAMP_NTZ`` as in DuckDB) and reused;
@@ -33,22 +33,24 @@ import re
 from collections import Counter
 import shutil
 import subprocess
+import sys
 import tempfile
 import warnings
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Mapping, Sequence, TypeVar
 
 import numpy as np
 import pandas as pd
 
-from segkit.core.errors import ConfigError, DataError
-from segkit.data.relational import LINE_INPUTS, Query, line_feed, lines_view_sql, require_columns
+from segkit.core.errors import ConfigError, DataError, format_rows
+from segkit.data.relational import (LINE_INPUTS, OrderLineTables, Query, QueryExecutor, line_feed, lines_view_sql,
+                                    require_columns)
 
 try:  # the `spark` extra; segkit without it never imports pyspark
     import sqlglot
     from sqlglot import exp
     from pyspark.errors import PySparkException
-    from pyspark.sql import SparkSession
+    from pyspark.sql import SparkSession, functions
     from pyspark.sql import types as spark_types
     SPARK_IMPORT_ERROR: ImportError | None = None
 except ImportError as exc:  # pragma: no cover - exercised only without the extra
@@ -56,10 +58,11 @@ except ImportError as exc:  # pragma: no cover - exercised only without the extr
     PySparkException = Exception  # type: ignore[misc,assignment]
 
 if TYPE_CHECKING:
+    import pyarrow as pa
     from pyspark.sql import DataFrame as SparkFrame
 
 __all__ = ["DEFAULT_MASTER", "SESSION_CONF", "LOCAL_CONF", "JAVA_INSTALL_HINT", "java_problem", "spark_session",
-           "spark_sql", "SparkLines", "pandas_warnings_quiet"]
+           "spark_sql", "SparkLines", "SparkOrderLines", "pandas_warnings_quiet"]
 
 DEFAULT_MASTER = "local[2]"
 #: Spark SQL settings the core's texts rely on (set on every session this module starts).
@@ -86,6 +89,9 @@ appender.console.layout.type = PatternLayout
 appender.console.layout.pattern = %d{HH:mm:ss} %p %c{1}: %m%n
 """
 _SESSION: list["SparkSession"] = []  # the session this process started (at most one)
+#: Line positions of files with order ids are ``file rank x FILE_ROWS + row in file + 1`` (2^40 rows a file).
+FILE_ROWS = 1 << 40
+_T = TypeVar("_T")
 
 
 def java_problem(env: Mapping[str, str] | None = None) -> str | None:
@@ -137,13 +143,36 @@ def _require_spark() -> None:
                           "pip install 'segkit[spark]' (pyspark and sqlglot).")
 
 
-def spark_session(master: str = DEFAULT_MASTER, conf: Mapping[str, str] | None = None) -> "SparkSession":
+@contextlib.contextmanager
+def _jvm_output_to(log: Path) -> Iterator[None]:
+    """Standard error (file descriptor 2) goes to ``log`` while the body runs. The Spark driver's JVM,
+    started there, keeps that stream for good, so Java's and Spark's start-up notes ("Using incubator
+    modules", "Setting default log level") land in the log instead of a notebook's output, its HTML
+    report or the terminal of ``segkit run``. When the body fails, the log is copied to standard error:
+    what explains the failure is not hidden."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with open(log, "ab") as out:
+        os.dup2(out.fileno(), 2)
+    try:
+        yield
+    except BaseException:
+        os.dup2(saved, 2)
+        sys.stderr.write(log.read_text(errors="replace"))
+        raise
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+def spark_session(master: str | None = None, conf: Mapping[str, str] | None = None) -> "SparkSession":
     """The Spark session of this process: started on the first call, the same one afterwards.
 
     Parameters
     ----------
-    master : str
-        Spark master URL of the first call (``local[2]``: two local cores).
+    master : str, optional
+        Spark master URL of the first call (default :data:`DEFAULT_MASTER`, ``local[2]``: two local
+        cores); None on a later call = whichever master the running session has.
     conf : mapping, optional
         More Spark settings for the first call, over :data:`SESSION_CONF`.
 
@@ -156,15 +185,18 @@ def spark_session(master: str = DEFAULT_MASTER, conf: Mapping[str, str] | None =
     if _SESSION:
         session = _SESSION[0]
         running = session.sparkContext.master
-        if master != running:
+        if master is not None and master != running:
             raise ConfigError(f"A Spark session on {running!r} is already running in this process; it cannot "
                               f"also run on {master!r}. Use one master per process.")
         return session
     problem = java_problem()
     if problem:
         raise ConfigError(f"Cannot start Spark: {problem}")
+    master = master or DEFAULT_MASTER
     if master.startswith("local"):  # a local driver talks to itself: no guessing of the host's address
         os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+        # local Python workers (mapInPandas, pandas UDFs) run this interpreter, with segkit and pandas
+        os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     log_config = Path(tempfile.mkdtemp(prefix="segkit-spark-")) / "log4j2.properties"
     log_config.write_text(_LOG4J2)
     builder = SparkSession.builder.master(master).appName("segkit")
@@ -175,7 +207,7 @@ def spark_session(master: str = DEFAULT_MASTER, conf: Mapping[str, str] | None =
                        "spark.driver.extraJavaOptions": f"-Dlog4j2.configurationFile=file:{log_config}",
                        **(conf or {})}.items():
         builder = builder.config(key, value)
-    with pandas_warnings_quiet():
+    with pandas_warnings_quiet(), _jvm_output_to(log_config.parent / "driver.log"):
         session = builder.getOrCreate()
     session.sparkContext.setLogLevel("ERROR")
     _SESSION.append(session)
@@ -233,14 +265,22 @@ def _first_line(exc: BaseException) -> str:
 class SparkLines:
     """Order lines registered as the ``lines`` relation of a Spark session; runs core queries on them.
 
+    A :class:`~segkit.data.relational.QueryExecutor`: the core's runner functions (``rfm_of``,
+    ``purchase_days_of`` …) take it as they take a DuckDB connection. Spark inlines a relation each
+    time a statement reads it, so before a query runs, the relations its chain reads more than once
+    (the cancellation matching's, the orders as seen at ``as_of``) are materialised on the executors
+    (:meth:`hold_shared`) and kept, keyed by their definition and parameters, for later queries: the
+    orders are matched once per analysis date, not once per table.
+
     Parameters
     ----------
     source : DataFrame, path, glob or list of paths
         Canonical order lines: a pandas frame (checked as :func:`~segkit.data.relational.frame_lines`
         checks it) or Parquet files (``transactions_clean.parquet``, a folder or a glob of them).
     positions : bool
-        Number file lines in file order (``_pos``: listings in input order, an order's first line);
-        always on for frames, and for files whose order ids are incomplete (each line its own order).
+        Know the input order of file lines (``_pos``: listings in input order, an order's first line):
+        a file's rank by name and the row in it; always on for frames, and for files whose order ids are
+        incomplete (each line its own order, named by its position: then a numbering, a global sort).
     session : SparkSession, optional
         Default :func:`spark_session`; the lines live in a child session of it (own views).
     what : str
@@ -250,12 +290,14 @@ class SparkLines:
     --------
     Not run as a doctest (it would start a second JVM beside tests/test_spark.py's session):
 
-    >>> from segkit.data.relational import HEADLINE
+    >>> from segkit.data.relational import HEADLINE, headline_of
     >>> tx = pd.DataFrame({"customer_id": ["a", "a", "b"], "order_id": ["1", "C1", "2"], "amount": [5.0, -5.0, 7.0],
     ...                    "order_date": pd.to_datetime(["2024-01-01", "2024-01-02", "2024-03-01"])})
     >>> lines = SparkLines(tx)  # doctest: +SKIP
-    >>> lines.run(HEADLINE, provided=lines.hold_shared(HEADLINE)).loc[0, ["net_revenue", "buyers"]].to_dict()  # doctest: +SKIP
+    >>> lines.run(HEADLINE).loc[0, ["net_revenue", "buyers"]].to_dict()  # doctest: +SKIP
     {'net_revenue': 7.0, 'buyers': 1}
+    >>> headline_of(lines)["buyers"]  # doctest: +SKIP
+    1
     """
 
     def __init__(self, source: pd.DataFrame | str | Path | Sequence[str | Path], *, positions: bool = False,
@@ -263,6 +305,11 @@ class SparkLines:
         self.source = source
         self.session = (session or spark_session()).newSession()
         self.name = what if isinstance(source, pd.DataFrame) else str(source)
+        #: relations held (:meth:`materialise`): name -> (definition and parameters, relations it reads)
+        self._held: dict[str, tuple[Any, frozenset[str]]] = {}
+        self._registered: set[str] = set()  # relations registered from frames (:meth:`register`)
+        self._complete = isinstance(source, pd.DataFrame)  # a frame is checked by line_feed
+        self._paths: list[str] = []
         try:
             if isinstance(source, pd.DataFrame):
                 self._register_frame(source, what)
@@ -285,19 +332,27 @@ class SparkLines:
 
     def _register_files(self, source: str | Path | Sequence[str | Path], positions: bool) -> None:
         paths = [str(p) for p in source] if isinstance(source, (list, tuple)) else [str(source)]
+        self._paths = paths
         read = self.session.read.parquet(*paths)
         present = [c for c in read.columns if c in LINE_INPUTS]
         require_columns(pd.DataFrame(columns=read.columns), ["customer_id", "order_date", "amount"], self.name,
                         "Give the cleaned transactions (artifacts/transactions_clean.parquet), which 01_data_audit "
                         "writes with the canonical columns.")
-        if isinstance(read.schema["order_date"].dataType, spark_types.LongType):  # TIMESTAMP(NANOS) as integers
-            read = read.selectExpr(*["timestamp_micros(order_date DIV 1000) AS order_date" if c == "order_date"
-                                     else f"`{c}`" for c in read.columns])
+        nanos = isinstance(read.schema["order_date"].dataType, spark_types.LongType)  # TIMESTAMP(NANOS) as integers
+        read = read.selectExpr(*["timestamp_micros(order_date DIV 1000) AS order_date" if nanos and c == "order_date"
+                                 else f"`{c}`" for c in present],
+                               "_metadata.file_path AS _file", "_metadata.row_index AS _row")
         all_ids = "order_id" in present and bool(
             read.selectExpr("count(*) = count(order_id) AS complete").first()["complete"])
-        if positions or not all_ids:  # file order: DuckDB's (files by name, rows as stored)
-            read = read.selectExpr("*", "row_number() OVER (ORDER BY _metadata.file_path, _metadata.row_index) AS _pos")
+        # file order is DuckDB's: files by name, rows as stored
+        if not all_ids:  # each line its own order, named by its position: numbered 1, 2, … (a global sort)
+            read = read.selectExpr("*", "row_number() OVER (ORDER BY _file, _row) AS _pos")
             positions = True
+        elif positions:  # only compared, never shown: (file's rank by name, row in file) orders the lines alike
+            files = sorted(row["_file"] for row in read.select("_file").distinct().collect())
+            ranks = self.session.createDataFrame(list(enumerate(files)), "_file_rank BIGINT, _file STRING")
+            read = read.join(functions.broadcast(ranks), "_file").selectExpr(
+                "*", f"_file_rank * {FILE_ROWS} + _row + 1 AS _pos")
         self._create_lines(read, tuple(present), all_ids, positions)
 
     def _create_lines(self, frame: "SparkFrame", columns: Sequence[str], all_order_ids: bool, positions: bool) -> None:
@@ -309,14 +364,28 @@ class SparkLines:
     def frame(self, query: Query, params: Mapping[str, Any] | None = None,
               provided: Sequence[str] = ()) -> "SparkFrame":
         """``query`` as a Spark DataFrame (lazy): :meth:`Query.text` without the ``provided`` relations
-        (:meth:`materialise`), transpiled, its ``$name`` parameters bound from ``params``."""
-        sql = spark_sql(query.text(provided))
-        bound = {k: _spark_value(v) for k, v in (params or {}).items() if f":{k}" in sql}
-        missing = sorted(set(re.findall(r":([A-Za-z_]\w*)", sql)) - set(bound))
+        and those already held (:meth:`hold_shared`, which runs first), transpiled, its ``$name``
+        parameters bound from ``params``."""
+        missing = sorted(set(re.findall(r"\$([A-Za-z_]\w*)", query.text(provided))) - set(params or {}))
         if missing:
             raise ValueError(f"query {query.name!r} needs the parameter(s) {', '.join(missing)}")
+        held = self.hold_shared(query, params, provided)
+        return self._statement(query, params, held)
+
+    def _statement(self, query: Query, params: Mapping[str, Any] | None, provided: Sequence[str]) -> "SparkFrame":
+        sql = spark_sql(query.text(provided))
+        bound = {k: _spark_value(v) for k, v in (params or {}).items() if f":{k}" in sql}
         try:
             return self.session.sql(sql, args=bound)
+        except PySparkException as exc:
+            raise self._error(query, exc) from None
+
+    def _collect(self, query: Query, params: Mapping[str, Any] | None, provided: Sequence[str],
+                 how: Callable[["SparkFrame"], _T]) -> _T:
+        result = self.frame(query, params, provided)
+        try:
+            with pandas_warnings_quiet():
+                return how(result)
         except PySparkException as exc:
             raise self._error(query, exc) from None
 
@@ -324,42 +393,155 @@ class SparkLines:
             provided: Sequence[str] = ()) -> pd.DataFrame:
         """``query`` on these lines (:meth:`frame`), collected as a pandas frame in the query's order
         (money columns DOUBLE, as the core casts them; timestamps naive)."""
-        result = self.frame(query, params, provided)
-        try:
-            with pandas_warnings_quiet():
-                return result.toPandas()
-        except PySparkException as exc:
-            raise self._error(query, exc) from None
+        return self._collect(query, params, provided, lambda result: result.toPandas())
+
+    def first_row(self, query: Query, params: Mapping[str, Any] | None = None,
+                  provided: Sequence[str] = ()) -> tuple[Any, ...]:
+        """The first row of ``query`` as Python values (None for NULL; an empty tuple without rows)."""
+        row = self._collect(query, params, provided, lambda result: result.first())
+        return () if row is None else tuple(row)
+
+    def arrow(self, query: Query, params: Mapping[str, Any] | None = None,
+              provided: Sequence[str] = ()) -> "pa.Table":
+        """``query``'s rows as an Arrow table in the query's order (Spark's Arrow batches, no pandas)."""
+        return self._collect(query, params, provided, lambda result: result.toArrow())
 
     def materialise(self, query: Query, params: Mapping[str, Any] | None = None,
-                    provided: Sequence[str] = ()) -> int:
+                    provided: Sequence[str] = ()) -> None:
         """Compute ``query`` once and hold it (checkpointed on the executors) as the relation named
-        ``query.name``, which later queries read when it is listed in their ``provided``; its row count.
+        ``query.name``, which later queries read when it is listed in their ``provided``.
 
         Spark inlines a relation that a statement reads twice, so a long chain (the cancellation
-        matching) is best materialised once, as DuckDB's runners materialise the orders.
+        matching) is best materialised once, as DuckDB's runners materialise the orders. A relation
+        already held from the same definition and parameters (nothing ``provided``) is not recomputed.
         """
+        key = self._key(query, params)
+        if not provided and self._held.get(query.name, (None,))[0] == key:
+            return
         try:
             held = self.frame(query, params, provided).localCheckpoint(eager=True)
             held.createOrReplaceTempView(query.name)
-            return held.count()
         except PySparkException as exc:
             raise self._error(query, exc) from None
+        # reusable later only when computed from its definition: every relation provided held by key or registered
+        known = all(self._held.get(name, (None,))[0] is not None or name in self._registered for name in provided)
+        self._held[query.name] = (key if known else None, _relations_read(query))
+
+    def register(self, name: str, frame: pd.DataFrame, typing: str) -> None:
+        """Hold ``frame`` as the relation ``name`` (``<name>_feed`` typed by ``typing``, a DuckDB-dialect
+        select list, transpiled); relations held before that read ``name`` are dropped."""
+        schema = _schema_of(frame)
+        with pandas_warnings_quiet():
+            feed = self.session.createDataFrame([] if frame.empty else frame, schema)
+        feed.createOrReplaceTempView(f"{name}_feed")
+        self.session.sql(f"CREATE OR REPLACE TEMP VIEW {name} AS {spark_sql(f'SELECT {typing} FROM {name}_feed')}")
+        self._held = {held: entry for held, entry in self._held.items() if name not in entry[1]}
+        self._registered.add(name)
 
     def hold_shared(self, query: Query, params: Mapping[str, Any] | None = None,
                     provided: Sequence[str] = ()) -> tuple[str, ...]:
-        """:meth:`materialise` every relation of ``query``'s chain that is read more than once (by two
-        queries, or twice by one: a self-join), in dependency order; the names now held, ``provided``
-        included, to pass as ``provided`` to :meth:`run` of ``query`` with the same ``params``."""
-        chain = query.chain(provided)
-        reads = Counter(table.name for q in chain for table in sqlglot.parse_one(q.sql, read="duckdb").find_all(exp.Table))
+        """The relations of ``query``'s chain to read rather than recompute, ``provided`` first: those
+        held from the same definition and parameters before, and every relation that the rest of the
+        chain reads more than once (by two queries, or twice by one: a self-join), materialised now in
+        dependency order. Pass them as ``provided`` to run ``query`` with the same ``params``."""
         held = list(provided)
+        for relation in query.chain(held)[:-1]:
+            if self._held.get(relation.name, (None,))[0] == self._key(relation, params):
+                held.append(relation.name)
+        chain = query.chain(held)
+        reads = Counter(name for q in chain for name in _tables_in(q.sql))
         for relation in chain[:-1]:
-            if reads[relation.name] > 1:
+            if reads[relation.name] > 1 and relation.name not in held:
                 self.materialise(relation, params, held)
                 held.append(relation.name)
         return tuple(held)
 
+    def _key(self, query: Query, params: Mapping[str, Any] | None) -> tuple[str, tuple[tuple[str, str], ...]]:
+        """What a held relation was computed from: its whole definition and the parameters it reads."""
+        text = query.text()
+        return text, tuple(sorted((k, repr(_spark_value(v))) for k, v in (params or {}).items() if f"${k}" in text))
+
+    def require_complete(self) -> None:
+        """A :class:`DataError` naming the column, the count and the first line (1-based, in file order)
+        when line files miss a customer id, date or amount (a frame is checked on registration)."""
+        if self._complete:
+            return
+        columns = ("customer_id", "order_date", "amount")
+        counts = self.session.sql(f"SELECT {', '.join(f'count(*) - count({c}) AS {c}' for c in columns)} "
+                                  "FROM line_feed").first()
+        for column in columns:
+            if counts[column]:
+                first = self.session.read.parquet(*self._paths).selectExpr(
+                    "row_number() OVER (ORDER BY _metadata.file_path, _metadata.row_index) AS line", column
+                ).where(f"{column} IS NULL").agg({"line": "min"}).first()[0]
+                raise DataError(f"{self.name}: column {column!r} has {int(counts[column])} missing value(s) (first "
+                                f"at {format_rows([int(first) - 1])}). Use the cleaned transactions "
+                                "(artifacts/transactions_clean.parquet), which have none.")
+        self._complete = True
+
     def _error(self, query: Query, exc: BaseException) -> DataError:
         return DataError(f"{self.name}: Spark could not run the relational core's query {query.name!r} "
                          f"({_first_line(exc)}).")
+
+
+@functools.lru_cache(maxsize=512)
+def _tables_in(sql: str) -> tuple[str, ...]:
+    """The relation names one query's SQL reads (each time it reads them: a self-join names one twice)."""
+    return tuple(table.name for table in sqlglot.parse_one(sql, read="duckdb").find_all(exp.Table))
+
+
+def _relations_read(query: Query) -> frozenset[str]:
+    """Every relation name ``query``'s whole chain reads (its inputs among them)."""
+    return frozenset(name for q in query.chain() for name in _tables_in(q.sql))
+
+
+class SparkOrderLines(OrderLineTables):
+    """Order lines on Apache Spark: the order-level tables of :class:`segkit.data.engine.OrderLines`
+    (same methods, columns, dtypes, row order and values), computed by Spark from the core's queries.
+
+    The lines are registered once (:class:`SparkLines`) and the relations that several tables read
+    (the orders as seen at ``as_of``, the cancellation matching) are held on the executors the first
+    time and reused, so a run's steps do not recompute them.
+
+    Parameters
+    ----------
+    source : DataFrame, path, glob or list of paths
+        Canonical order lines: a pandas frame or Parquet files (a run's
+        ``artifacts/transactions_clean.parquet``, a folder or a glob of them).
+    master : str, optional
+        Spark master URL (``local[*]``, ``spark://host:7077``, ``sc://host:15002``) of the process's
+        session (:func:`spark_session`; None = the running session, else ``local[2]``).
+    conf : mapping, optional
+        More Spark settings for the session (when it starts).
+    session : SparkSession, optional
+        A session to use instead (tests share one).
+
+    Examples
+    --------
+    Not run as a doctest (it would start a JVM):
+
+    >>> SparkOrderLines("reports/june/artifacts/transactions_clean.parquet").rfm("2024-06-01")  # doctest: +SKIP
+    """
+
+    def __init__(self, source: pd.DataFrame | str | Path | Sequence[str | Path], master: str | None = None,
+                 conf: Mapping[str, str] | None = None, *, session: "SparkSession | None" = None):
+        self.source = source
+        self.session = session or spark_session(master, conf)
+        self._lines: SparkLines | None = None
+
+    def lines(self) -> SparkLines:
+        """The :class:`SparkLines` of the source, registered on first use, with line positions (input
+        order: cheap on Spark, a file's rank and row), so every table reads the same held relations."""
+        if self._lines is None:
+            self._lines = SparkLines(self.source, positions=True, session=self.session)
+        return self._lines
+
+    def run(self, task: Callable[[QueryExecutor], _T], *, positions: bool = False, what: str | None = None,
+            canonical: bool = False) -> _T:
+        """``task(lines)`` with the :class:`SparkLines` of the source (``canonical``: first check that no
+        line misses an id, date or amount). ``positions`` is always on (:meth:`lines`); ``what`` is unused:
+        Spark's reading errors say what the files need."""
+        lines = self.lines()
+        if canonical:
+            lines.require_complete()
+        return task(lines)

@@ -73,7 +73,8 @@ from segkit.core.schema import TRANSACTIONS, Where, examples
 from segkit.data.relational import sql_identifier as _ident  # the one quoting of SQL text
 from segkit.data.relational import sql_literal as _quote
 
-__all__ = ["ORDER_LEVEL_COLUMNS", "STATUS_MEANINGS", "OrderContract", "StatusFacts", "apply_order_contract"]
+__all__ = ["ORDER_LEVEL_COLUMNS", "STATUS_MEANINGS", "OrderContract", "StatusFacts", "apply_order_contract",
+           "carried_columns", "contract_applies"]
 
 #: The canonical order-level columns (:data:`segkit.core.schema.TRANSACTIONS` ``extra``).
 ORDER_LEVEL_COLUMNS: tuple[str, ...] = (
@@ -193,6 +194,18 @@ class StatusFacts:
     dated_rows: int = 0
 
 
+def carried_columns(contract: OrderContract, columns: Sequence[str]) -> list[str]:
+    """The order-level columns of ``columns`` that :func:`apply_order_contract` carries over each order."""
+    present = [c for c in ORDER_LEVEL_COLUMNS if c in columns]
+    return list(dict.fromkeys(c for c in (*present, *contract.order_level_columns) if c in columns and c not in _KEYS))
+
+
+def contract_applies(contract: OrderContract, columns: Sequence[str]) -> bool:
+    """True when :func:`apply_order_contract` checks or changes lines with ``columns`` (else it returns None)."""
+    return bool(carried_columns(contract, columns)) or contract.customer_key != "as_is" \
+        or contract.dates_have_offsets or contract.numeric_channel_name is not None
+
+
 def apply_order_contract(con: duckdb.DuckDBPyConnection, contract: OrderContract, columns: Sequence[str],
                          labels: Mapping[str, str], source: str) -> StatusFacts | None:
     """Apply the order contract to the staged ``lines`` table on ``con`` (see the module docstring).
@@ -222,10 +235,8 @@ def apply_order_contract(con: duckdb.DuckDBPyConnection, contract: OrderContract
         A status that ``orders.statuses`` does not list (file, column, values, rows, what to set).
     """
     present = [c for c in ORDER_LEVEL_COLUMNS if c in columns]
-    carried = list(dict.fromkeys(c for c in (*present, *contract.order_level_columns)
-                                 if c in columns and c not in _KEYS))
-    if not carried and contract.customer_key == "as_is" and not contract.dates_have_offsets \
-            and contract.numeric_channel_name is None:
+    carried = carried_columns(contract, columns)
+    if not contract_applies(contract, columns):
         return None
     if "order_status" in columns:  # before the fill: the rows named are the file's own
         _check_statuses(con, contract, labels, source)

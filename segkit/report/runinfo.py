@@ -20,10 +20,11 @@ import nbformat
 
 import segkit
 from segkit.core.errors import DataError
+from segkit.data.engine import EngineSettings, choose_engine, is_file_set
 from segkit.data.engine import input_files as log_files
-from segkit.data.engine import is_file_set
 
-__all__ = ["KEY_LIBRARIES", "file_info", "library_versions", "notebook_timings", "input_info", "input_files"]
+__all__ = ["KEY_LIBRARIES", "file_info", "library_versions", "engine_info", "notebook_timings", "input_info",
+           "input_files"]
 
 #: Distributions whose versions decide the results or the reports.
 KEY_LIBRARIES: tuple[str, ...] = (
@@ -62,6 +63,31 @@ def library_versions() -> dict[str, str | None]:
         except metadata.PackageNotFoundError:
             out[name] = None
     return out
+
+
+def engine_info(config: Mapping[str, Any], audit_engine: str | None = None) -> dict[str, str | None]:
+    """``run.json``'s ``engine``: how the steps after the audit read the order lines (``kind``: the
+    audit's recorded choice ``audit_engine``, else :func:`segkit.data.engine.choose_engine` of
+    ``config``); on Spark also ``spark_master`` (``engine.spark.master``) and ``spark_version``, the
+    version of the installed pyspark that drove the run (for a Spark Connect ``sc://`` master, the
+    client's; None when pyspark is not installed).
+
+    Examples
+    --------
+    >>> engine_info({"engine": {"kind": "duckdb"}})
+    {'kind': 'duckdb'}
+    >>> info = engine_info({"engine": {"kind": "spark", "spark": {"master": "local[2]"}}})
+    >>> info["kind"], info["spark_master"], info["spark_version"] == metadata.version("pyspark")
+    ('spark', 'local[2]', True)
+    """
+    kind = audit_engine or choose_engine(config)
+    if kind != "spark":
+        return {"kind": kind}
+    try:
+        version: str | None = metadata.version("pyspark")
+    except metadata.PackageNotFoundError:
+        version = None
+    return {"kind": kind, "spark_master": EngineSettings.from_config(config).spark.master, "spark_version": version}
 
 
 def _parse(ts: str | None) -> datetime | None:

@@ -106,8 +106,9 @@ from segkit.report.runfolder import (
     run_id_of,
     write_marker,
 )
-from segkit.report.runinfo import file_info, input_files, library_versions, notebook_timings
+from segkit.report.runinfo import engine_info, file_info, input_files, library_versions, notebook_timings
 from segkit.steps.pipeline import ARTIFACTS, CUSTOMER_SEGMENTS, NOTEBOOKS, UPSTREAM
+from segkit.steps.sources import check_engine
 
 __all__ = ["TABLES", "REQUIRED_INPUTS", "KERNEL_NAME", "CORE_PARAMETERS", "KERNEL_START_TIMEOUT",
     "KERNEL_ARGUMENTS", "INTERRUPT_GRACE", "KERNEL_SHUTDOWN_WAIT", "interrupted_failure",
@@ -398,6 +399,10 @@ def effective_config(options: RunOptions, reuse_dir: Path | None = None,
     if cfg["data"]["transactions"] is None:
         raise ConfigError("No transactions file: give --transactions FILE, or data.transactions in the file "
                           "given to --config.")
+    try:  # before any notebook: an invalid engine section, or engine.kind spark where Spark cannot start
+        check_engine(cfg)
+    except ConfigError as exc:
+        raise ConfigError(f"{base}: {exc}" if base else str(exc)) from None
     return cfg
 
 
@@ -1051,7 +1056,8 @@ class _Run:
 
     def workers(self) -> int:
         """Notebooks run at once (``run.workers``): ``auto`` = 2 on a machine with 2+ cores,
-        else 1. With the out-of-core engine (large inputs), one at a time: memory is the limit.
+        else 1. With the out-of-core engine (large inputs), one at a time: memory is the limit; on
+        Spark too (each notebook's kernel is a Spark driver).
 
         Raises
         ------
@@ -1075,8 +1081,8 @@ class _Run:
         audit_path = self.build / "artifacts" / ARTIFACTS["audit_summary"].filename
         if audit_path.exists():  # the audit has chosen its engine: the answer no longer changes
             with contextlib.suppress(ValueError, OSError):
-                if json.loads(audit_path.read_text()).get("engine") == "duckdb":
-                    n = 1
+                if json.loads(audit_path.read_text()).get("engine") in ("duckdb", "spark"):
+                    n = 1  # spark: each notebook's kernel is a Spark driver, which would share the cores
             self._workers = n
         return n
 
@@ -1283,6 +1289,7 @@ class _Run:
                            "config_file": self.cfg.get("_source"), "effective_config": "config.yml"},
             "as_of": (audit or {}).get("as_of") or self.cfg["run"].get("as_of"),
             "seed": int(self.cfg["run"].get("seed", 42)),
+            "engine": engine_info(self.cfg, (audit or {}).get("engine")),
             "inputs": input_files(self.cfg["data"]),
             "versions": library_versions(),
             "notebooks": [r.as_dict() for r in self.records],

@@ -22,7 +22,7 @@ from segkit.data.cancellations import cancellations_of_orders
 from segkit.data.engine import OrderLines
 from segkit.steps.headline import format_money, headline_items
 from segkit.steps.pipeline import RunContext
-from segkit.steps.sources import run_lines
+from segkit.steps.sources import duckdb_lines
 
 __all__ = ["build_audit_artifacts", "finding_rows", "overview_table", "raise_if_failed", "summarize"]
 
@@ -90,7 +90,7 @@ def build_audit_artifacts(ctx: "RunContext", raise_on_error: bool = True) -> Aud
     # writes transactions_clean itself (DuckDB COPY) when the audit has no error finding
     result = audit_inputs(ctx.config, as_of=as_of, clean_path=ctx.artifact_path("transactions_clean"))
     if result.status != "errors":
-        mark_cancelled_outliers(result, run_lines(ctx))
+        mark_cancelled_outliers(result, duckdb_lines(ctx))  # the audit reads with DuckDB whatever engine.kind
     ctx.write_artifact("audit_summary", result.summary())
     segments = ctx.artifact_path("customer_segments")
     if result.status == "errors":

@@ -617,6 +617,9 @@ class LifecycleResult:
     prospects_with_signup: tuple[int, int] = (0, 0)  # (prospects, of them with a signup date)
     data_start: pd.Timestamp | None = None       # the data's first day (first order line)
     first_seen_until: pd.Timestamp | None = None  # data_start + churn window (None: data starts with the shop)
+    #: The models' per-buyer input (:func:`segkit.clv.clv_summary`: frequency, recency, T, monetary_value by
+    #: customer_id), what :mod:`segkit.steps.spark_scoring` scores per partition.
+    clv_summary: pd.DataFrame | None = None
 
     @property
     def clv_column(self) -> str:
@@ -729,7 +732,6 @@ def build_lifecycle_artifacts(ctx: Any) -> LifecycleResult:
                         f"{as_of.date()}: not signed up yet at the analysis date, they are staged prospect. "
                         "Check the signup dates (and as_of) if they should have signed up earlier.")
     scores = score_customers(models, summary, settings).reindex(state.index)
-    del summary
 
     info = stage_info.set_index("lifecycle_stage")
     stage = state["lifecycle_stage"].astype("string").to_numpy()
@@ -841,7 +843,8 @@ def build_lifecycle_artifacts(ctx: Any) -> LifecycleResult:
         rates=rates, cohorts=cohorts, clv_model=clv_model, clv=clv, holdout_check=check, rfm_crosstab=crosstab,
         settings=settings, warnings=warnings, currency=str((ctx.config.get("report") or {}).get("currency") or ""),
         one_time_curve=curve, prospects_with_signup=(int(len(prospects)), with_signup),
-        data_start=pd.Timestamp(data_start).normalize(), first_seen_until=stager.first_seen_until_)
+        data_start=pd.Timestamp(data_start).normalize(), first_seen_until=stager.first_seen_until_,
+        clv_summary=summary)
 
 
 def _pct(x: float) -> str:

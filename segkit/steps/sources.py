@@ -2,24 +2,33 @@
 
 Whatever engine the audit used, it writes ``artifacts/transactions_clean.parquet`` (pandas with
 pyarrow, DuckDB with ``COPY``). Every function here runs the relational core's queries
-(:mod:`segkit.data.relational`) over that file with DuckDB, through one
-:class:`segkit.data.engine.OrderLines` (:func:`run_lines`): no step loads the clean lines into
-pandas (they can be 100M), and there is one way of reading them. The only choice left is the
-relation itself, which API users and tests make by passing a frame to the same class.
+(:mod:`segkit.data.relational`) over that file through one object (:func:`run_lines`): a
+:class:`segkit.data.engine.OrderLines` (DuckDB), or with ``engine.kind: spark`` a
+:class:`segkit.data.spark.SparkOrderLines` (the same queries and methods on Apache Spark, on
+``engine.spark.master``). No step loads the clean lines into pandas (they can be 100M), and there
+is one way of reading them. The only other choice is the relation itself, which API users and tests
+make by passing a frame to the same classes. :func:`check_engine` refuses a Spark engine that cannot
+start here (no pyspark, no Java) before any work.
 """
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Mapping
 
 import pandas as pd
 
-from segkit.data.engine import EngineSettings, OrderLines
+from segkit.core.errors import ConfigError
+from segkit.data.engine import EngineSettings, OrderLines, SparkSettings, choose_engine
+from segkit.data.relational import OrderLineTables
 from segkit.steps.pipeline import RunContext
 
-__all__ = ["run_lines", "rfm_for", "orders_for", "purchase_days_for", "first_non_purchase_for",
-    "send_history_for", "behaviour_for", "kept_value_for"]
+if TYPE_CHECKING:  # the `spark` extra: imported only when engine.kind is spark
+    from segkit.data.spark import SparkOrderLines
+
+__all__ = ["check_engine", "spark_lines", "duckdb_lines", "run_lines", "rfm_for", "orders_for", "purchase_days_for",
+    "first_non_purchase_for", "send_history_for", "behaviour_for", "kept_value_for"]
 
 
 def _clean_lines(ctx: "RunContext") -> Path:
@@ -32,22 +41,109 @@ def _clean_lines(ctx: "RunContext") -> Path:
     return path
 
 
-def run_lines(ctx: "RunContext") -> OrderLines:
-    """The run's clean order lines (``artifacts/transactions_clean.parquet``) as :class:`OrderLines`,
-    with the ``engine`` section's memory limit and spill folder.
+def check_engine(config: Mapping[str, Any]) -> EngineSettings:
+    """The checked ``engine`` section; with ``engine.kind: spark``, also that Spark can start here.
+
+    Called by ``segkit run`` before the first notebook, and by :func:`run_lines`, so that a missing
+    extra or runtime is said once, plainly, instead of as a traceback halfway through a run.
+
+    Raises
+    ------
+    ConfigError
+        An invalid ``engine`` value (:meth:`EngineSettings.from_config`); for ``spark``: pyspark not
+        installed, no Java 17+ runtime (not needed for a Spark Connect ``sc://`` master), or
+        ``engine.spark.conf`` changing a setting the relational core's SQL relies on.
+
+    Examples
+    --------
+    >>> check_engine({"engine": {"kind": "duckdb"}}).kind
+    'duckdb'
+    >>> check_engine({"engine": {"kind": "spark", "spark": {"master": "local[2]", "conf": {"spark.sql.shuffle.partitions": []}}}})
+    Traceback (most recent call last):
+    ...
+    segkit.core.errors.ConfigError: engine.spark.conf.spark.sql.shuffle.partitions = []; use one value (text, number or true/false), as spark-submit --conf takes it (see segkit/defaults/engine.yml).
+    """
+    settings = EngineSettings.from_config(config)
+    if settings.kind != "spark":
+        return settings
+    from segkit.data import spark  # the `spark` extra: imports pyspark when it is there
+
+    if spark.SPARK_IMPORT_ERROR is not None:
+        raise ConfigError(f"engine.kind is spark, but the `spark` extra is not installed ({spark.SPARK_IMPORT_ERROR}). "
+                          "Install it with pip install 'segkit[spark]' (pyspark and sqlglot), or set engine.kind: "
+                          "duckdb.")
+    changed = sorted(k for k, v in settings.spark.conf.items()
+                     if k.startswith("spark.sql.") and spark.SESSION_CONF.get(k, v) != v)
+    if changed:
+        raise ConfigError(f"engine.spark.conf sets {', '.join(changed)}, which the relational core's SQL relies on "
+                          f"({', '.join(f'{k}: {spark.SESSION_CONF[k]}' for k in changed)}); remove "
+                          f"{'it' if len(changed) == 1 else 'them'} from engine.spark.conf.")
+    problem = None if settings.spark.master.startswith("sc://") else spark.java_problem()
+    if problem:
+        raise ConfigError(f"engine.kind is spark, but Spark cannot start on {settings.spark.master}: {problem}")
+    return settings
+
+
+def spark_lines(source: str | Path, settings: SparkSettings) -> "SparkOrderLines":
+    """Clean order lines (a Parquet file or folder) as :class:`segkit.data.spark.SparkOrderLines` in this
+    process's Spark session on ``settings.master`` with ``settings.conf``
+    (:func:`segkit.data.spark.spark_session`; started on the first call).
+
+    The same object for the same file (unchanged since: same size and modification time) and settings,
+    so that what it holds on the executors (the registered lines, the orders and cancellation matches
+    several tables read) serves every table a step asks for.
+
+    Examples
+    --------
+    >>> lines = spark_lines("reports/run/artifacts/transactions_clean.parquet", SparkSettings("local[2]"))  # doctest: +SKIP
+    """
+    stat = Path(source).stat()
+    return _spark_lines_of(str(source), stat.st_size, stat.st_mtime_ns, settings.master,
+                           tuple(sorted(settings.conf.items())))
+
+
+@functools.lru_cache(maxsize=4)
+def _spark_lines_of(source: str, size: int, modified: int, master: str,
+                    conf: tuple[tuple[str, str], ...]) -> "SparkOrderLines":
+    """:func:`spark_lines` (cached by file version and settings; ``size`` and ``modified`` are the key only)."""
+    from segkit.data.spark import SparkOrderLines
+
+    return SparkOrderLines(source, master, dict(conf))
+
+
+def duckdb_lines(ctx: "RunContext") -> OrderLines:
+    """The run's clean order lines as :class:`OrderLines` (DuckDB) whatever ``engine.kind`` says, with the
+    ``engine`` section's memory limit and spill folder: how the data audit reads them.
+
+    Examples
+    --------
+    >>> from segkit.steps.pipeline import open_run
+    >>> lines = duckdb_lines(open_run("01_data_audit"))  # doctest: +SKIP
+    """
+    settings = EngineSettings.from_config(ctx.config)
+    return OrderLines(_clean_lines(ctx), memory_limit=settings.memory_limit, temp_directory=settings.temp_directory)
+
+
+def run_lines(ctx: "RunContext") -> OrderLineTables:
+    """The run's clean order lines (``artifacts/transactions_clean.parquet``) as the steps after the
+    audit read them: :func:`spark_lines` when ``engine.kind`` is ``spark``, else :func:`duckdb_lines`
+    (the same methods, :class:`~segkit.data.relational.OrderLineTables`).
 
     Raises
     ------
     UpstreamMissingError
         The file is missing and the context is not interactive (naming the notebook to run).
+    ConfigError
+        ``engine.kind: spark`` where Spark cannot start (:func:`check_engine`).
 
     Examples
     --------
     >>> from segkit.steps.pipeline import open_run
     >>> lines = run_lines(open_run("02_rfm"))  # doctest: +SKIP
     """
-    settings = EngineSettings.from_config(ctx.config)
-    return OrderLines(_clean_lines(ctx), memory_limit=settings.memory_limit, temp_directory=settings.temp_directory)
+    if choose_engine(ctx.config) != "spark":
+        return duckdb_lines(ctx)
+    return spark_lines(_clean_lines(ctx), check_engine(ctx.config).spark)
 
 
 def rfm_for(ctx: "RunContext") -> tuple[pd.DataFrame, dict[str, Any]]:
@@ -113,7 +209,7 @@ def first_non_purchase_for(ctx: "RunContext") -> pd.DataFrame:
     return run_lines(ctx).first_non_purchase()
 
 
-def send_history_for(ctx: "RunContext") -> OrderLines:
+def send_history_for(ctx: "RunContext") -> OrderLineTables:
     """The run's clean order lines as :func:`segkit.campaign.segments_at_send` and
     :func:`segkit.campaign.retention_flags` read them (:func:`run_lines`).
 

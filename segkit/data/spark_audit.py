@@ -1,0 +1,482 @@
+"""The data audit of order lines on Apache Spark: :class:`~segkit.data.engine.TransactionLog`'s own SQL, run by Spark.
+
+:class:`SparkTransactionLog` is a :class:`~segkit.data.engine.TransactionLog` whose staging connection is a
+Spark session (:class:`SparkConnection`) instead of DuckDB: every statement of the audit — the typing of
+the cells and the errors for bad input (file, column, rows, what to do), the duplicates, the future-date
+cutoff, the facts of :mod:`segkit.data.auditfacts` — is the DuckDB-dialect text the DuckDB audit runs,
+transpiled by :func:`duckdb_to_spark`. Nothing here defines a check or a count: a second copy would be a
+bug. What is Spark's own:
+
+* how the input is read (:meth:`SparkTransactionLog.map_source`): CSV and Parquet files (a file, a folder,
+  a glob, ``s3a://``/``hdfs://``/``abfss://`` paths) or a table (``table:catalog.schema.orders``), each
+  row numbered in file order (``_row``: files in sorted order, rows as stored) without a global sort;
+* the few DuckDB constructs Spark lacks, translated in :func:`duckdb_to_spark` (struct-valued
+  ``regexp_extract``, ``try_strptime``, ``fsum``, ``hash``) or defined once per session as Spark SQL
+  functions with DuckDB's meaning (:data:`SHIM_FUNCTIONS`: ``isfinite``, ``is_inf``, ``regexp_full_match``);
+* the DDL: ``CREATE TABLE … AS`` is a checkpointed temporary view, ``UPDATE`` rewrites the view
+  (:meth:`SparkConnection.execute`);
+* :meth:`SparkTransactionLog.write_clean` writes ``transactions_clean.parquet`` as a Parquet dataset (a
+  folder of ``part-*.parquet`` files in input row order), which :class:`~segkit.data.engine.OrderLines`
+  and :class:`~segkit.data.spark.SparkLines` both read.
+
+Known differences and limits (tested where said, the rest listed so that nobody relies on it):
+
+* the plotted samples of order values and quantities differ once there are more than
+  ``engine.plot_sample`` of them (a hash picks them; Spark's is another hash); ``fsum`` (compensated)
+  becomes a plain sum, used only when the MAD of the logs is zero;
+* order lines that need the ``orders`` contract (statuses, refunds, order-level columns, e-mail keys,
+  UTC offsets: :func:`segkit.data.statuses.contract_applies`) are refused with a ConfigError saying to
+  audit them on DuckDB: :mod:`segkit.data.statuses` has no Spark form yet;
+* not read here (DuckDB's :class:`~segkit.data.engine.TransactionLog` reads them): pandas frames, Excel
+  workbooks, ``.bz2``/``.xz`` files; a CSV row with more fields than the header raises Spark's parse
+  error, not DuckDB's "line N has F fields" message; a CSV file is read by one task (quoted values may
+  hold line breaks), so split large CSV exports into parts or export Parquet;
+* a URI (``s3a://…``) is read as Parquet unless every path ends with a CSV suffix; a ``table:`` must be
+  file-based (Parquet, Delta, CSV tables: Spark's ``_metadata`` columns number the rows), not a view.
+"""
+
+from __future__ import annotations
+
+import codecs
+import os
+import re
+import shutil
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+from urllib.parse import unquote, urlparse
+
+import pandas as pd
+
+from segkit.core.config import resolve_path
+from segkit.core.errors import ConfigError, DataError
+from segkit.core.schema import TRANSACTIONS
+from segkit.data import io as segio
+from segkit.data.engine import (
+    CSV_SUFFIXES,
+    MappedInput,
+    TransactionLog,
+    csv_layout,
+    input_files,
+    mapped_input,
+)
+from segkit.data.relational import sql_identifier
+from segkit.data.spark import pandas_warnings_quiet, spark_session
+from segkit.data.statuses import OrderContract, contract_applies
+
+try:  # the `spark` extra
+    import sqlglot
+    from sqlglot import exp
+    from pyspark.errors import PySparkException
+    from pyspark.sql import functions as F
+    from pyspark.sql import types as spark_types
+    from pyspark.sql.window import Window
+except ImportError:  # pragma: no cover - spark_session() raises the ConfigError that says what to install
+    PySparkException = Exception  # type: ignore[misc,assignment]
+
+__all__ = ["SHIM_FUNCTIONS", "TABLE_PREFIX", "duckdb_to_spark", "strftime_to_spark", "SparkConnection",
+           "SparkTransactionLog", "spark_source"]
+
+#: ``data.transactions`` naming a table of the Spark catalog rather than files.
+TABLE_PREFIX = "table:"
+#: DuckDB scalar functions Spark lacks, defined in each session as Spark SQL functions with DuckDB's meaning
+#: (NULL in, NULL out).
+SHIM_FUNCTIONS: dict[str, str] = {
+    "isfinite": "CREATE OR REPLACE TEMPORARY FUNCTION isfinite(x DOUBLE) RETURNS BOOLEAN "
+                "RETURN IF(x IS NULL, NULL, NOT (isnan(x) OR abs(x) = double('inf')))",
+    "is_inf": "CREATE OR REPLACE TEMPORARY FUNCTION is_inf(x DOUBLE) RETURNS BOOLEAN "
+              "RETURN IF(x IS NULL, NULL, abs(x) = double('inf'))",
+    "regexp_full_match": "CREATE OR REPLACE TEMPORARY FUNCTION regexp_full_match(s STRING, p STRING) "
+                         "RETURNS BOOLEAN RETURN s RLIKE concat('^(?:', p, ')$')",
+}
+# strftime directives of DuckDB's (try_)strptime → Spark datetime pattern letters (parsing)
+_STRFTIME = {"%d": "d", "%m": "M", "%Y": "yyyy", "%y": "yy", "%H": "H", "%I": "h", "%M": "m", "%S": "s",
+             "%b": "MMM", "%B": "MMMM", "%p": "a", "%f": "SSSSSS", "%%": "%"}
+_SPARK_TO_DUCKDB_TYPES = {"string": "VARCHAR", "double": "DOUBLE", "float": "FLOAT", "bigint": "BIGINT",
+                          "int": "INTEGER", "smallint": "SMALLINT", "tinyint": "TINYINT", "boolean": "BOOLEAN",
+                          "timestamp": "TIMESTAMP", "timestamp_ntz": "TIMESTAMP", "date": "DATE", "binary": "BLOB"}
+
+
+def strftime_to_spark(pattern: str) -> str:
+    """A DuckDB/Python ``strptime`` pattern as a Spark datetime pattern (letters of literal text quoted).
+
+    Raises
+    ------
+    ConfigError
+        A directive Spark's parser has no equivalent for.
+
+    Examples
+    --------
+    >>> strftime_to_spark("%d-%b-%Y %H:%M"), strftime_to_spark("%b %d, %Y"), strftime_to_spark("%Y-%m-%dT%H")
+    ('d-MMM-yyyy H:m', 'MMM d, yyyy', "yyyy-M-d'T'H")
+    """
+    out = []
+    for token in re.findall(r"%.|[^%]+", pattern):
+        if token.startswith("%"):
+            if token not in _STRFTIME:
+                raise ConfigError(f"date format {pattern!r}: {token} has no Spark equivalent; use "
+                                  f"{', '.join(_STRFTIME)} (or engine.kind: duckdb).")
+            out.append(_STRFTIME[token])
+        else:
+            out.append(re.sub(r"[A-Za-z']+", lambda m: "'" + m.group().replace("'", "''") + "'", token))
+    return "".join(out)
+
+
+def _group_index(pattern: str, name: str) -> int:
+    """The number of the named group ``name`` of ``pattern`` (Python's, Java's and RE2's numbering agree)."""
+    return re.compile(pattern).groupindex[name]
+
+
+def _java_regex(pattern: str) -> str:
+    """``pattern`` with its Python/RE2 named groups ``(?P<name>…)`` as plain groups (Java's names allow no
+    ``_``); the groups keep their numbers, by which :func:`duckdb_to_spark` extracts them."""
+    return re.sub(r"\(\?P<\w+>", "(", pattern)
+
+
+def _java_replacement(text: str) -> str:
+    r"""A DuckDB (RE2) replacement as Java's: ``\1`` → ``$1``, ``$`` → ``\$`` (``\\`` stays a backslash).
+
+    Examples
+    --------
+    >>> _java_replacement(r"\1 costs $"), _java_replacement(r"a\\b")
+    ('$1 costs \\$', 'a\\\\b')
+    """
+    return re.sub(r"\\(\d)|\\\\|\$", lambda m: f"${m.group(1)}" if m.group(1) else
+                  ("\\\\" if m.group() == "\\\\" else "\\$"), text)
+
+
+def _translate(node: "exp.Expression") -> "exp.Expression":
+    """One DuckDB construct as what Spark runs (see :func:`duckdb_to_spark`)."""
+    if isinstance(node, exp.Dot) and isinstance(node.this, exp.RegexpExtract) \
+            and isinstance(node.this.args.get("group"), exp.Array):
+        # regexp_extract(s, p, [names]).field → regexp_extract(s, p, <number of the group named field>)
+        pattern = node.this.expression.name
+        index = _group_index(pattern, node.expression.name)
+        return exp.RegexpExtract(this=node.this.this, expression=exp.Literal.string(_java_regex(pattern)),
+                                 group=exp.Literal.number(index))
+    if isinstance(node, exp.RegexpReplace):
+        # DuckDB replaces the first match unless 'g'; Spark every match: the same only for anchored patterns
+        modifiers = node.args.get("modifiers")
+        pattern = node.expression.name
+        if "g" not in (modifiers.name if modifiers is not None else "") and not (
+                pattern.startswith("^") or pattern.endswith("$")):
+            raise NotImplementedError(f"regexp_replace of the first match of {pattern!r} has no Spark form here; "
+                                      "anchor the pattern or replace every match ('g').")
+        return exp.RegexpReplace(this=node.this, expression=exp.Literal.string(_java_regex(pattern)),
+                                 replacement=exp.Literal.string(_java_replacement(node.args["replacement"].name)))
+    if isinstance(node, exp.Anonymous):
+        name = node.name.lower()
+        if name == "try_strptime":  # try_strptime(s, fmt | [fmt, …]) → coalesce(try_to_timestamp(s, fmt'), …)
+            text, formats = node.expressions
+            listed = formats.expressions if isinstance(formats, exp.Array) else [formats]
+            tries = [exp.Anonymous(this="try_to_timestamp",
+                                   expressions=[text.copy(), exp.Literal.string(strftime_to_spark(f.name))])
+                     for f in listed]
+            return tries[0] if len(tries) == 1 else exp.Coalesce(this=tries[0], expressions=tries[1:])
+        if name == "fsum":
+            return exp.Sum(this=node.expressions[0])
+        if name == "hash":  # only ever a pre-filter or a sample order: a 64-bit hash, fewer collisions
+            return exp.Anonymous(this="xxhash64", expressions=node.expressions)
+    if isinstance(node, exp.Literal) and node.is_string and "(?P<" in node.name:
+        return exp.Literal.string(_java_regex(node.name))
+    return node
+
+
+def duckdb_to_spark(text: str) -> str:
+    """One DuckDB-dialect statement or query as Spark SQL: :func:`sqlglot.transpile` plus the translations
+    of the constructs it leaves to DuckDB (struct-valued ``regexp_extract``, ``try_strptime``, ``fsum``,
+    ``hash``, Python-style named groups); the functions of :data:`SHIM_FUNCTIONS` are passed through.
+
+    Examples
+    --------
+    >>> duckdb_to_spark("SELECT regexp_extract(t, '(?P<a>x)(?P<b>y)', ['a', 'b']).b, fsum(v) FROM t")
+    "SELECT REGEXP_EXTRACT(t, '(x)(y)', 2), SUM(v) FROM t"
+    """
+    tree = sqlglot.parse_one(text, read="duckdb")
+    return tree.transform(_translate).sql(dialect="spark", unsupported_level=sqlglot.ErrorLevel.RAISE)
+
+
+class _SparkResult:
+    """A lazily evaluated query: the part of DuckDB's relation API the audit uses."""
+
+    def __init__(self, frame: Any):
+        self.frame = frame
+
+    def fetchall(self) -> list[tuple[Any, ...]]:
+        return [tuple(row) for row in self.frame.collect()]
+
+    def df(self) -> pd.DataFrame:
+        with pandas_warnings_quiet():
+            return self.frame.toPandas()
+
+
+class SparkConnection:
+    """A Spark session that runs DuckDB-dialect SQL: the part of a DuckDB connection that
+    :class:`~segkit.data.engine.TransactionLog` uses (``sql``, ``execute``, ``close``).
+
+    ``CREATE TABLE name AS query`` holds the result as a checkpointed temporary view (computed once, as
+    DuckDB stages a table); ``CREATE VIEW`` is a temporary view; ``CREATE TABLE name (columns)`` an empty
+    one; ``INSERT INTO name query`` and ``UPDATE name SET … WHERE …`` compute the new rows and hold them
+    under the same name.
+
+    Parameters
+    ----------
+    session : SparkSession
+        Where the relations live (a child session of :func:`~segkit.data.spark.spark_session`: its own views).
+    """
+
+    def __init__(self, session: Any):
+        self.session = session
+        for statement in SHIM_FUNCTIONS.values():
+            session.sql(statement)
+
+    def sql(self, text: str) -> _SparkResult:
+        """The query ``text`` (DuckDB dialect), lazily."""
+        return _SparkResult(self.session.sql(duckdb_to_spark(text)))
+
+    def _hold(self, name: str, frame: Any) -> None:
+        frame.localCheckpoint(eager=True).createOrReplaceTempView(name)
+
+    def execute(self, text: str) -> None:
+        """Run one DuckDB-dialect statement (the kinds listed in the class docstring)."""
+        tree = sqlglot.parse_one(text, read="duckdb")
+        if isinstance(tree, exp.Create):
+            name = tree.this.this.name if isinstance(tree.this, exp.Schema) else tree.this.name
+            query = tree.expression
+            if query is None:  # CREATE TABLE name (column type, …)
+                columns = ", ".join(f"CAST(NULL AS {c.args['kind'].sql('duckdb')}) AS {sql_identifier(c.name)}"
+                                    for c in tree.this.expressions)
+                self.session.sql(duckdb_to_spark(f"SELECT {columns} LIMIT 0")).createOrReplaceTempView(name)
+                return
+            frame = self.session.sql(duckdb_to_spark(query.sql("duckdb")))
+            if str(tree.args.get("kind", "")).upper() == "VIEW":
+                frame.createOrReplaceTempView(name)
+            else:
+                self._hold(name, frame)
+            return
+        if isinstance(tree, exp.Insert):
+            name = tree.this.name
+            added = self.session.sql(duckdb_to_spark(tree.expression.sql("duckdb")))
+            held = self.session.table(name)
+            self._hold(name, held.union(added.toDF(*held.columns)))  # by position, as DuckDB inserts
+            return
+        if isinstance(tree, exp.Update):
+            name = tree.this.name
+            where = tree.args.get("where")
+            condition = where.this.sql("duckdb") if where is not None else None
+            changes = {eq.this.name: eq.expression.sql("duckdb") for eq in tree.expressions}
+            select = []
+            for column in self.session.table(name).columns:
+                ident = sql_identifier(column)
+                if column in changes:
+                    value = changes[column] if condition is None else \
+                        f"CASE WHEN {condition} THEN {changes[column]} ELSE {ident} END"
+                    select.append(f"{value} AS {ident}")
+                else:
+                    select.append(ident)
+            self._hold(name, self.session.sql(duckdb_to_spark(f"SELECT {', '.join(select)} FROM {name}")))
+            return
+        raise NotImplementedError(f"SparkConnection.execute: no Spark form for {type(tree).__name__} statements "
+                                  f"({text.strip()[:80]!r}).")
+
+    def close(self) -> None:
+        """Drop the temporary views (the session's executors are shared and stay up)."""
+        for table in self.session.catalog.listTables():
+            if table.isTemporary:
+                self.session.catalog.dropTempView(table.name)
+
+
+def _duckdb_type(data_type: Any) -> str:
+    """The DuckDB name of a Spark column type (what the staging SQL branches on)."""
+    name = data_type.simpleString()
+    if name.startswith("decimal"):
+        return name.upper()
+    return _SPARK_TO_DUCKDB_TYPES.get(name, name.upper())
+
+
+def _is_uri(path: str) -> bool:
+    """True for ``s3a://…``, ``hdfs://…``, ``abfss://…`` (anything with a scheme but ``file``)."""
+    scheme = urlparse(path).scheme
+    return len(scheme) > 1 and scheme != "file"
+
+
+def spark_source(config: Mapping[str, Any], value: str | Path | None) -> str | Path | None:
+    """A ``data.*`` value as :class:`SparkTransactionLog` reads it: a table (``table:…``) or a URI
+    (``s3a://…``, ``hdfs://…``, ``abfss://…``) as written, a local path resolved against the config's folder.
+
+    Examples
+    --------
+    >>> cfg = {"_base_dir": "/shop"}
+    >>> spark_source(cfg, "table:main.sales.orders"), spark_source(cfg, "s3a://lake/orders/"), spark_source(cfg, "o.csv")
+    ('table:main.sales.orders', 's3a://lake/orders/', PosixPath('/shop/o.csv'))
+    """
+    text = None if value is None else str(value)
+    if text and (text.startswith(TABLE_PREFIX) or _is_uri(text)):
+        return text
+    return resolve_path(config, value)
+
+
+def _file_order_key(uri: str) -> str:
+    """A file of Spark's ``_metadata.file_path`` as :func:`~segkit.data.engine.input_files` sorts it."""
+    parsed = urlparse(uri)
+    return unquote(parsed.path) if parsed.scheme in ("", "file") else uri
+
+
+class SparkTransactionLog(TransactionLog):
+    """:class:`~segkit.data.engine.TransactionLog` on Spark: the same audit facts, findings and errors,
+    computed by Spark from the same SQL (see the module docstring).
+
+    Parameters
+    ----------
+    source : str, Path or list of them
+        CSV (optionally .gz) or Parquet: a file, a folder, a glob, or ``s3a://``/``hdfs://``/``abfss://``
+        paths Spark reads; or ``table:catalog.schema.orders`` (a table of the session's catalog).
+    config : mapping, optional
+        Merged configuration, as for :class:`~segkit.data.engine.TransactionLog`.
+    session : SparkSession, optional
+        Default :func:`~segkit.data.spark.spark_session` on the config's ``engine.spark`` master and conf; the
+        log works in a child session of it (its own temporary views).
+
+    Examples
+    --------
+    Not run as a doctest (it starts Spark); with the sample, as 01_data_audit does on ``engine.kind: spark``:
+
+    >>> from segkit.audit import audit_log  # doctest: +SKIP
+    >>> with SparkTransactionLog("data/sample/transactions.csv") as log:  # doctest: +SKIP
+    ...     result = audit_log(log)
+    ...     log.write_clean("reports/run/artifacts/transactions_clean.parquet")
+    """
+
+    ENGINE_ERRORS = (PySparkException,)
+
+    def __init__(self, source: str | Path | Sequence[str | Path], config: Mapping[str, Any] | None = None, *,
+                 session: Any = None):
+        if isinstance(source, pd.DataFrame):
+            raise DataError("SparkTransactionLog reads files or a table (table:catalog.schema.name); audit a frame "
+                            "with segkit.data.engine.TransactionLog.")
+        self._base_session = session
+        super().__init__(source, config)
+
+    def open_stage(self, folder: Path, memory_limit: str | None, threads: int | None) -> SparkConnection:
+        """A :class:`SparkConnection` on a child session of ``session``, else of the process's Spark session
+        on ``engine.spark.master`` with ``engine.spark.conf`` (started by the first call)."""
+        base = self._base_session or spark_session(self.engine.spark.master, self.engine.spark.conf)
+        return SparkConnection(base.newSession())
+
+    def map_source(self, source: Any, folder: Path) -> MappedInput:
+        """Read ``source`` with Spark as the raw relation ``_segkit_raw`` (every CSV cell as text, Parquet
+        and table columns typed), numbered ``_row`` in file order, and map its columns."""
+        session = self.con.session
+        config = self.config
+        hint_source = config.get("_source")
+        config_hint = f" (in {Path(hint_source).name})" if hint_source else ""
+        mapping = segio.check_column_map("transactions", (config.get("columns") or {}).get("transactions"),
+                                         config_hint)
+        text = str(source) if isinstance(source, (str, Path)) else None
+        try:
+            if text is not None and text.startswith(TABLE_PREFIX):
+                label = text
+                raw = session.table(text[len(TABLE_PREFIX):])
+            else:
+                raw, label = self._read_files(source)
+            header = list(raw.columns)
+            positions = segio.resolve_columns(header, TRANSACTIONS, mapping, label, config_hint)
+            labels = {c: header[p] for c, p in positions.items()}
+            types = {c: _duckdb_type(raw.schema[header[p]].dataType) for c, p in positions.items()}
+            mapped = mapped_input("_segkit_raw", label, labels, dict(labels), types)
+            if contract_applies(OrderContract.from_config(config), mapped.columns):
+                raise ConfigError(
+                    f"{label}: these order lines need the orders contract (order statuses, refunds, order-level "
+                    "columns, e-mail customer keys or UTC offsets: the orders section and columns.transactions), "
+                    "which the audit on Spark does not apply yet. Audit this export with engine.kind: duckdb (a "
+                    "shop's export fits one machine), or give plain order lines (customer_id, order_id, order_date, "
+                    "amount).")
+            self._numbered(raw).createOrReplaceTempView("_segkit_raw")
+        except PySparkException as exc:
+            raise DataError(f"{text or source}: Spark cannot read it ({str(exc).strip().splitlines()[0]}). Check the "
+                            "path (or table name) and that the files are complete CSV or Parquet files.") from None
+        return mapped
+
+    def _read_files(self, source: Any) -> tuple[Any, str]:
+        """The files of ``source`` read by Spark, and how messages name them (as DuckDB's reader does)."""
+        session = self.con.session
+        paths = [str(p) for p in ([source] if isinstance(source, (str, Path)) else source)]
+        if any(_is_uri(p) for p in paths):
+            kind = "csv" if all(p.lower().rstrip("/").endswith(CSV_SUFFIXES) for p in paths) else "parquet"
+            files, label = paths, paths[0] if len(paths) == 1 else f"{source} ({len(paths)} paths)"
+            delimiter, header = (self.opts.get("delimiter") or ","), None
+        else:
+            files, kind = input_files(source)
+            label = files[0] if len(files) == 1 else f"{source} ({len(files)} files)"
+            delimiter, header = None, None
+            if kind == "csv":  # DuckDB's reader's delimiter and header checks
+                delimiter, header = csv_layout(files, self.opts)
+        if kind == "parquet":
+            raw = session.read.parquet(*files)
+            return self._nanos_as_timestamps(raw, files), label
+        # io.encoding as Java names it (Python's codec names: utf-8, iso8859-1, cp1252 are Java aliases too)
+        encoding = codecs.lookup(str(self.opts.get("encoding") or "utf-8")).name.removesuffix("-sig")
+        # multiLine: quoted values may hold line breaks, as DuckDB reads them (a file is then one task)
+        reader = session.read.options(header=True, sep=delimiter, quote='"', escape='"', encoding=encoding,
+                                      mode="FAILFAST", multiLine=True, inferSchema=False)
+        if header is not None:
+            reader = reader.schema(spark_types.StructType(
+                [spark_types.StructField(h, spark_types.StringType(), True) for h in header]))
+        return reader.csv(files), label
+
+    def _nanos_as_timestamps(self, raw: Any, files: Sequence[str]) -> Any:
+        """Columns stored as ``TIMESTAMP(NANOS)`` (pandas' default), which Spark reads as integers, as
+        timestamps again (microseconds; DuckDB's ``TIMESTAMP`` has no finer unit either)."""
+        if _is_uri(files[0]):
+            return raw
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+        nanos = {f.name for f in pq.read_schema(files[0]) if pa.types.is_timestamp(f.type) and f.type.unit == "ns"}
+        if not nanos:
+            return raw
+        return raw.select(*[F.timestamp_micros(F.floor(F.col(f"`{c}`") / 1000).cast("long")).alias(c)
+                            if c in nanos else F.col(f"`{c}`") for c in raw.columns])
+
+    def _numbered(self, raw: Any) -> Any:
+        """``raw`` with ``_row``: 0-based row over the files in sorted order, rows as stored. Each split of a
+        file is numbered within itself; splits are put in order by a small table of their row counts (no
+        global sort of the lines)."""
+        session = self.con.session
+        located = raw.select("*", F.col("_metadata.file_path").alias("_file"),
+                             F.col("_metadata.file_block_start").alias("_block"),
+                             F.monotonically_increasing_id().alias("_seq")).localCheckpoint(eager=True)
+        blocks = sorted(((_file_order_key(r["_file"]), r["_block"], r["_file"], r["n"]) for r in
+                         located.groupBy("_file", "_block").agg(F.count(F.lit(1)).alias("n")).collect()))
+        offsets, start = [], 0
+        for _, block, file, n in blocks:
+            offsets.append((file, block, start))
+            start += n
+        schema = "_file string, _block long, _offset long"
+        table = session.createDataFrame(offsets, schema) if offsets else session.createDataFrame([], schema)
+        within = F.row_number().over(Window.partitionBy("_file", "_block").orderBy("_seq"))
+        numbered = located.join(F.broadcast(table), ["_file", "_block"]) \
+            .withColumn("_row", (F.col("_offset") + within - 1).cast("long"))
+        return numbered.drop("_file", "_block", "_seq", "_offset")
+
+    def write_clean(self, dest: str | Path, as_of: str | pd.Timestamp | None = None) -> Path:
+        """Write ``transactions_clean.parquet`` as a Parquet dataset: a folder of ``part-*.parquet`` files
+        holding the columns and values of :meth:`TransactionLog.write_clean <segkit.data.engine.TransactionLog.write_clean>`
+        in input row order (parts in name order), written to a sibling folder and renamed into place.
+
+        Timestamps are stored in microseconds (Spark writes no nanoseconds); readers see the same values."""
+        if self._prepared is None or as_of is not None:
+            self.prepare(as_of)
+        clean = self.con.sql(f"SELECT {', '.join(self.clean_select('TIMESTAMP'))}, _row FROM clean").frame
+        dest = Path(dest)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        tmp = dest.with_name(f".{dest.name}.{os.getpid()}.tmp")
+        try:
+            clean.orderBy("_row").drop("_row").write.mode("overwrite").parquet(str(tmp))
+            if dest.is_dir():
+                shutil.rmtree(dest)
+            elif dest.exists():
+                dest.unlink()
+            os.replace(tmp, dest)
+        finally:
+            if tmp.exists():
+                shutil.rmtree(tmp)
+        return dest

@@ -1,0 +1,570 @@
+"""Per-customer scoring on Spark executors, and ``customer_segments`` written by Spark (issue 17).
+
+The models are fitted on the driver from bounded inputs (the RFM score bounds and tier thresholds,
+the seeded clustering sample, the condensed BG/NBD patterns, the stage thresholds) and travel to
+the executors as the JSON segkit already writes (:class:`ScoringModels`: ``RFMScorer``,
+``SegmentMap``, ``LoyaltyTiers`` :meth:`to_dict`, ``cluster_model.json``, ``clv_model.json`` and
+the stage thresholds). Every partition of the per-customer input rebuilds them once with their
+``from_dict`` and scores its customers with the very functions the DuckDB/pandas path calls
+(:meth:`~segkit.rfm.RFMScorer.transform`, :func:`~segkit.rfm.rfm_labels`,
+:meth:`~segkit.cluster.SegmentModel.predict`, :func:`~segkit.lifecycle.chances_as_of`,
+:func:`~segkit.lifecycle.assign_lifecycle_stage`, :func:`~segkit.lifecycle.score_customers`):
+:func:`score_partition`. Nothing here defines a score, a segment, a stage or a CLV.
+
+One number is not per customer: the at-risk rule compares a repeat buyer's 90-day purchase chance
+with the mean chance of all live repeat buyers (:func:`~segkit.lifecycle.low_purchase_chance`). A
+first pass over the partitions returns each one's sum and count of those chances (two numbers per
+partition reach the driver, :func:`chance_reference_parts`); their ratio is handed to the scoring
+pass. The mean is summed in another order than numpy's, so it can differ from the one-machine
+value in the last bits (about 1e-16 relative): a customer whose chance sits exactly on that
+boundary is the only one who could be staged differently.
+
+The input (:func:`scoring_inputs` builds it from the pandas frames the pipeline computes) is one row
+per customer, keyed by ``customer_id`` (text):
+
+* the RFM base and the behaviour features: ``recency_days, frequency, monetary_total, monetary_avg,
+  tenure_days`` and every column the cluster model reads (``customer_table``); empty for a customer
+  without a purchase, who gets no RFM score and no cluster;
+* the lifecycle state, each column prefixed ``state_`` (:data:`STATE_COLUMNS`, as
+  :func:`~segkit.lifecycle.customer_state` returns them at ``as_of``); every customer has one;
+* the BG/NBD and Gamma-Gamma input, prefixed ``clv_`` (:data:`CLV_COLUMNS`, as
+  :func:`~segkit.clv.clv_summary` returns them); empty for a customer without a purchase.
+
+The output has the columns of ``customer_segments.csv`` in its order
+(:data:`SEGMENT_COLUMNS`, unrounded). :func:`write_customer_segments` writes it as a Parquet
+dataset (money rounded to cents as in the CSV; :func:`score_on_spark` range-partitions the
+customers by ``customer_id``: one file per partition, rows sorted by ``customer_id`` within it
+and the files in ``customer_id`` order, so reading the folder in file-name order gives the CSV's row order; the same input, partitioning and
+models give the same files) and, when it has at most ``csv_max_rows`` rows, also as the CSV through
+segkit's one CSV writer (:func:`segkit.core.files.write_frame`, formula cells neutralised), collected
+on the driver: that is what "fits one machine" means.
+
+For a run folder, 02 and 04 save what the artifacts do not hold yet under ``artifacts/scoring/``
+(:func:`save_rfm_model`, :func:`save_lifecycle_inputs`: the fitted RFM estimators, the stage
+thresholds, the lifecycle state and CLV input per customer); :func:`run_scoring` has Spark read and
+join them with ``rfm.parquet`` and ``clusters.parquet`` on the executors, and :func:`write_run_segments`
+scores and writes ``artifacts/customer_segments.parquet/`` and ``customer_segments.csv``.
+
+Examples
+--------
+Not run as a doctest (it starts Spark); ``tests/test_spark_scoring.py`` runs it:
+
+>>> models = ScoringModels.from_results(rfm_result, cluster_result, lifecycle_result)  # doctest: +SKIP
+>>> scored = score_on_spark(session.createDataFrame(scoring_inputs(...)), models)       # doctest: +SKIP
+>>> write_customer_segments(scored, run_dir / "artifacts")                             # doctest: +SKIP
+>>> write_run_segments(open_run("05_campaign_evaluation", run_dir=run_dir))            # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Iterator, Mapping
+
+import numpy as np
+import pandas as pd
+
+from segkit.clv import BetaGeoModel, ChanceCalibrator, GammaGammaModel, OneTimeBuyerModel
+from segkit.cluster import SegmentModel
+from segkit.core.errors import DataError
+from segkit.core.files import atomic_write_text, dumps_json, write_frame
+from segkit.core.modelio import model_dict, model_parts
+from segkit.data.spark import pandas_warnings_quiet
+from segkit.lifecycle import (
+    CLVModels,
+    ExportChoice,
+    LifecycleSettings,
+    StageThresholds,
+    assign_lifecycle_stage,
+    chances_as_of,
+    live_repeat_buyers,
+    score_customers,
+)
+from segkit.rfm import SCORE_COLUMNS, LoyaltyTiers, RFMScorer, SegmentMap, rfm_labels
+from segkit.steps.pipeline import CUSTOMER_SEGMENT_COLUMNS, CUSTOMER_SEGMENTS, money_to_cents
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame as SparkFrame
+
+__all__ = ["STATE_COLUMNS", "CLV_COLUMNS", "RFM_COLUMNS", "SEGMENT_COLUMNS", "CSV_MAX_ROWS", "PARQUET_FOLDER",
+           "ScoringModels", "rfm_model_dict", "scoring_inputs", "lifecycle_inputs", "score_partition",
+           "chance_reference_parts", "score_on_spark",
+           "segments_schema", "write_customer_segments", "SCORING_FOLDER", "save_rfm_model", "save_lifecycle_inputs",
+           "run_scoring", "write_run_segments"]
+
+#: The stage rules' per-customer state (:func:`segkit.lifecycle.customer_state`), ``state_`` + name in the input.
+STATE_COLUMNS: tuple[str, ...] = ("n_purchases", "recency_days", "tenure_days", "gap_before_last_days",
+                                  "own_interval_days", "monetary_total", "engaged", "has_orders",
+                                  "first_purchase_days_into_data")
+#: The CLV models' per-buyer input (:func:`segkit.clv.clv_summary`), ``clv_`` + name in the input.
+CLV_COLUMNS: tuple[str, ...] = ("frequency", "recency", "T", "monetary_value")
+#: The RFM base columns of ``customer_segments`` (the scorer's and the tiers' inputs among them).
+RFM_COLUMNS: tuple[str, ...] = ("recency_days", "frequency", "monetary_total", "monetary_avg")
+#: The scored columns, in ``customer_segments.csv``'s order (its fixed columns, then the others by name).
+SEGMENT_COLUMNS: tuple[str, ...] = (*CUSTOMER_SEGMENT_COLUMNS, "p_purchase_90d")
+_WHOLE = {"recency_days", "frequency", "r_score", "f_score", "m_score", "cluster"}
+_TEXT = {"customer_id", "rfm_segment", "tier", "recommended_action", "cluster_name", "lifecycle_stage"}
+#: Up to this many customers ``customer_segments.csv`` is written too: collected on the driver (about 200
+#: bytes a customer in pandas), so the default keeps the driver small; pass more where the driver has room.
+CSV_MAX_ROWS = 1_000_000
+#: The Parquet dataset's folder under ``artifacts/``.
+PARQUET_FOLDER = "customer_segments.parquet"
+
+
+@dataclass(frozen=True)
+class ScoringModels:
+    """The fitted models every partition scores with; JSON both ways (:meth:`to_dict`, :meth:`from_dict`).
+
+    Attributes
+    ----------
+    scorer, segments, tiers : RFMScorer, SegmentMap, LoyaltyTiers
+        Notebook 02's fitted scorer, segment map and tiers (``RFMResult.scorer / settings.segments / tier_model``).
+    cluster : SegmentModel or None
+        Notebook 03's model (``cluster_model.json``); None = no cluster columns.
+    thresholds : StageThresholds
+        Notebook 04's fitted stage thresholds.
+    clv : CLVModels or None
+        Notebook 04's models and the variant chosen on the holdout (``clv_model.json``); None = BG/NBD
+        was not fitted (its columns stay empty, stages without the P(alive) and chance rules).
+    settings : LifecycleSettings
+        CLV horizon, discount rate and margin (from ``clv_model.json``).
+    cluster_json, clv_json : dict or None
+        The saved forms the two models were read from, written back by :meth:`to_dict` as they came.
+    """
+
+    scorer: RFMScorer
+    segments: SegmentMap
+    tiers: LoyaltyTiers
+    cluster: SegmentModel | None
+    thresholds: StageThresholds
+    clv: CLVModels | None
+    settings: LifecycleSettings
+    cluster_json: Mapping[str, Any] | None = None
+    clv_json: Mapping[str, Any] | None = None
+
+    @classmethod
+    def from_results(cls, rfm: Any, cluster: Any, lifecycle: Any) -> "ScoringModels":
+        """The models of a run's results (:class:`segkit.rfm.RFMResult`, :class:`segkit.cluster.ClusterResult`
+        or None, :class:`segkit.steps.lifecycle.LifecycleResult`), as they would be read back from JSON."""
+        from segkit.cluster import cluster_model_dict
+
+        return cls.from_parts(rfm.scorer, rfm.settings.segments, rfm.tier_model,
+                              cluster_model_dict(cluster) if cluster is not None else None,
+                              lifecycle.stage_thresholds, lifecycle.clv_model)
+
+    @classmethod
+    def from_parts(cls, scorer: RFMScorer, segments: SegmentMap, tiers: LoyaltyTiers,
+                   cluster_model: Mapping[str, Any] | None, thresholds: StageThresholds,
+                   clv_model: Mapping[str, Any] | None) -> "ScoringModels":
+        """The models from the fitted RFM estimators, the ``cluster_model.json`` and ``clv_model.json``
+        artifacts (dicts, None when absent) and the stage thresholds: through JSON, as the executors get them."""
+        return cls.from_dict(json.loads(json.dumps(_as_dict(scorer, segments, tiers, cluster_model, thresholds,
+                                                            clv_model))))
+
+    @classmethod
+    def from_artifacts(cls, rfm_model: Mapping[str, Any], cluster_model: Mapping[str, Any] | None,
+                       stage_thresholds: Mapping[str, float], clv_model: Mapping[str, Any] | None) -> "ScoringModels":
+        """The models from their saved forms: :func:`rfm_model_dict`'s, ``cluster_model.json``'s,
+        the stage thresholds' (``dataclasses.asdict`` of :class:`~segkit.lifecycle.StageThresholds`) and
+        ``clv_model.json``'s (None for an absent optional one)."""
+        return cls.from_dict(model_dict("ScoringModels", {**{k: rfm_model[k] for k in ("scorer", "segments", "tiers")},
+                                                          "cluster_model": cluster_model,
+                                                          "stage_thresholds": dict(stage_thresholds),
+                                                          "clv_model": clv_model}, {}))
+
+    def to_dict(self) -> dict:
+        """Everything :meth:`from_dict` needs, as plain JSON-able values (see :mod:`segkit.core.modelio`)."""
+        return _as_dict(self.scorer, self.segments, self.tiers, self.cluster_json, self.thresholds, self.clv_json)
+
+    @classmethod
+    def from_dict(cls, data: Any) -> "ScoringModels":
+        """The models from :meth:`to_dict`'s output; :class:`DataError` names a part that is wrong."""
+        params, _ = model_parts(data, "ScoringModels", params=("scorer", "segments", "tiers", "cluster_model",
+                                                                "stage_thresholds", "clv_model"))
+        try:
+            thresholds = StageThresholds(**params["stage_thresholds"])
+        except TypeError as exc:
+            raise DataError(f"Saved ScoringModels: stage_thresholds has the wrong form ({exc}). "
+                            "Run 04_lifecycle again.") from None
+        clv_json = params["clv_model"]
+        clv, settings = _clv_models(clv_json)
+        cluster_json = params["cluster_model"]
+        return cls(scorer=RFMScorer.from_dict(params["scorer"]), segments=SegmentMap.from_dict(params["segments"]),
+                   tiers=LoyaltyTiers.from_dict(params["tiers"]),
+                   cluster=SegmentModel.from_dict(cluster_json) if cluster_json is not None else None,
+                   thresholds=thresholds, clv=clv, settings=settings, cluster_json=cluster_json, clv_json=clv_json)
+
+    @property
+    def cluster_inputs(self) -> list[str]:
+        """Input columns the cluster model reads (its features and the columns its gaps are filled from)."""
+        if self.cluster is None:
+            return []
+        builder = self.cluster.builder
+        fills = [v.split(":", 1)[1] for v in builder.impute_values_.values() if isinstance(v, str)]
+        return list(dict.fromkeys([*builder.numeric_features_, *builder.categorical_features_, *fills]))
+
+
+def rfm_model_dict(rfm: Any) -> dict:
+    """Notebook 02's fitted scorer, segment map and tiers (of an :class:`segkit.rfm.RFMResult`) as JSON-able
+    dicts: what :meth:`ScoringModels.from_artifacts` reads as ``rfm_model``."""
+    return {"scorer": rfm.scorer.to_dict(), "segments": rfm.settings.segments.to_dict(), "tiers": rfm.tier_model.to_dict()}
+
+
+def _as_dict(scorer: RFMScorer, segments: SegmentMap, tiers: LoyaltyTiers, cluster_model: Mapping[str, Any] | None,
+             thresholds: StageThresholds, clv_model: Mapping[str, Any] | None) -> dict:
+    return model_dict("ScoringModels", {
+        "scorer": scorer.to_dict(), "segments": segments.to_dict(), "tiers": tiers.to_dict(),
+        "cluster_model": None if cluster_model is None else dict(cluster_model),
+        "stage_thresholds": {k: float(v) for k, v in dataclasses.asdict(thresholds).items()},
+        "clv_model": None if clv_model is None else dict(clv_model)}, {})
+
+
+def _clv_models(clv_model: Mapping[str, Any] | None) -> tuple[CLVModels | None, LifecycleSettings]:
+    """The fitted CLV models and the export variant of a ``clv_model.json`` (as
+    :func:`segkit.steps.lifecycle.build_lifecycle_artifacts` writes it), and its horizon settings."""
+    if clv_model is None:
+        return None, LifecycleSettings()
+    settings = LifecycleSettings(horizon_months=int(clv_model["horizon_months"]),
+                                 discount_rate=float(clv_model["discount_rate_annual"]), margin=float(clv_model["margin"]))
+    gamma_gamma, one_time = clv_model.get("gamma_gamma"), clv_model.get("one_time_buyers")
+    holdout = clv_model.get("holdout")
+    choice = None
+    if holdout is not None:  # the variant chosen on the holdout (no block: the holdout was skipped)
+        purchase_map, alive_map = holdout.get("p_purchase_90d_calibration"), holdout.get("p_alive_floor_calibration")
+        choice = ExportChoice(base=holdout["export_base"],
+                              purchase_map=ChanceCalibrator.from_dict(purchase_map) if purchase_map else None,
+                              alive_map=ChanceCalibrator.from_dict(alive_map) if alive_map else None,
+                              reason=str(holdout.get("export_reason", "")),
+                              calibrate_chance=bool(holdout.get("p_purchase_90d_calibrated", True)) or not purchase_map)
+    models = CLVModels(bgnbd=BetaGeoModel.from_dict(clv_model["bgnbd"]),
+                       gamma_gamma=GammaGammaModel.from_dict(gamma_gamma) if gamma_gamma else None, warnings=[],
+                       one_time=OneTimeBuyerModel.from_dict(one_time) if one_time else None, choice=choice)
+    return models, settings
+
+
+def scoring_inputs(rfm: pd.DataFrame, table: pd.DataFrame, state: pd.DataFrame,
+                   clv_summary: pd.DataFrame | None) -> pd.DataFrame:
+    """The per-customer input of :func:`score_partition` from the pandas frames a run computes.
+
+    Parameters
+    ----------
+    rfm : DataFrame
+        The RFM base (``rfm.parquet`` or :func:`segkit.steps.sources.rfm_for`): ``customer_id`` and
+        :data:`RFM_COLUMNS`.
+    table : DataFrame
+        The customer table notebook 03 clusters (:func:`segkit.features.customer_table`); its columns
+        the RFM base has are taken from ``rfm``.
+    state : DataFrame
+        The lifecycle state indexed by ``customer_id`` (``LifecycleResult.state``): :data:`STATE_COLUMNS`.
+    clv_summary : DataFrame or None
+        :func:`segkit.clv.clv_summary` indexed by ``customer_id`` (``LifecycleResult.clv_summary``).
+
+    Returns
+    -------
+    DataFrame
+        One row per customer of any of them, sorted by ``customer_id`` (text).
+    """
+    ids = {"customer_id": "string"}
+    base = rfm[["customer_id", *RFM_COLUMNS]].astype(ids)
+    features = table[["customer_id", *[c for c in table.columns if c not in base.columns]]].astype(ids)
+    frame = base.merge(features, on="customer_id", how="outer").merge(lifecycle_inputs(state, clv_summary),
+                                                                      on="customer_id", how="outer")
+    return frame.sort_values("customer_id", kind="mergesort").reset_index(drop=True)
+
+
+def lifecycle_inputs(state: pd.DataFrame, clv_summary: pd.DataFrame | None) -> pd.DataFrame:
+    """``customer_id`` and the ``state_`` and ``clv_`` columns of :func:`scoring_inputs` (one row per
+    customer of ``state``, ``clv_`` empty for those without a purchase), sorted by ``customer_id``."""
+    ids = {"customer_id": "string"}
+    frame = state[list(STATE_COLUMNS)].add_prefix("state_").rename_axis("customer_id").reset_index().astype(ids)
+    if clv_summary is not None:
+        clv = clv_summary[list(CLV_COLUMNS)].add_prefix("clv_").rename_axis("customer_id").reset_index().astype(ids)
+        frame = frame.merge(clv, on="customer_id", how="left")
+    return frame.sort_values("customer_id", kind="mergesort").reset_index(drop=True)
+
+
+def _require(frame: pd.DataFrame, columns: list[str], what: str) -> None:
+    missing = [c for c in columns if c not in frame.columns]
+    if missing:
+        raise DataError(f"The per-customer scoring input lacks {', '.join(missing)} ({what}). Build it with "
+                        "segkit.steps.spark_scoring.scoring_inputs (columns as its docstring lists them).")
+
+
+def _input_columns(models: ScoringModels) -> list[str]:
+    """Every input column scoring with ``models`` reads."""
+    clv = [f"clv_{c}" for c in CLV_COLUMNS] if models.clv is not None else []
+    return ["customer_id", *RFM_COLUMNS, *models.cluster_inputs, *[f"state_{c}" for c in STATE_COLUMNS], *clv]
+
+
+def _stage_state(frame: pd.DataFrame) -> pd.DataFrame:
+    """The ``state_`` columns as :func:`segkit.lifecycle.customer_state` names them (customers with a state)."""
+    state = frame[[f"state_{c}" for c in STATE_COLUMNS]].set_axis(list(STATE_COLUMNS), axis=1)
+    state = state[state["n_purchases"].notna().to_numpy()]
+    return state.astype({"n_purchases": "int64", "engaged": bool, "has_orders": bool,
+                         **{c: "float64" for c in STATE_COLUMNS if c not in ("n_purchases", "engaged", "has_orders")}})
+
+
+def _stage_chances(models: ScoringModels, state: pd.DataFrame) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """P(alive) and the 90-day purchase chance the stage rules read (None without BG/NBD)."""
+    if models.clv is None:
+        return None, None
+    return chances_as_of(models.clv.bgnbd, state, models.clv.one_time, models.clv.choice)
+
+
+def chance_reference_parts(frame: pd.DataFrame, models: ScoringModels) -> tuple[float, int]:
+    """Sum and count of the 90-day purchase chances of the live repeat buyers of ``frame`` (one partition):
+    summed over the partitions, their ratio is the at-risk rule's reference (``(0.0, 0)`` without BG/NBD)."""
+    _require(frame, [f"state_{c}" for c in STATE_COLUMNS], "the lifecycle state")
+    state = _stage_state(frame)
+    _, chance = _stage_chances(models, state)
+    if chance is None or state.empty:
+        return 0.0, 0
+    live = live_repeat_buyers(chance, state["n_purchases"].to_numpy(), state["recency_days"].to_numpy(dtype=float),
+                              models.thresholds)
+    return float(chance[live].sum()), int(live.sum())
+
+
+def score_partition(frame: pd.DataFrame, models: ScoringModels, chance_reference: float | None = None) -> pd.DataFrame:
+    """The ``customer_segments`` columns of the customers of ``frame`` (one partition of the input).
+
+    Parameters
+    ----------
+    frame : DataFrame
+        Rows of :func:`scoring_inputs`.
+    models : ScoringModels
+    chance_reference : float, optional
+        Mean 90-day purchase chance of all live repeat buyers (:func:`chance_reference_parts` over every
+        partition; NaN = none); None = over ``frame`` (all customers in one frame).
+
+    Returns
+    -------
+    DataFrame
+        :data:`SEGMENT_COLUMNS`, one row per row of ``frame`` in its order; whole numbers as ``Int64``,
+        labels as ``string``, empty where a customer has no purchase (RFM, cluster, CLV) or no state.
+    """
+    n = len(frame)
+    _require(frame, ["customer_id", *RFM_COLUMNS, *models.cluster_inputs], "the RFM base and behaviour features")
+    out = pd.DataFrame({c: pd.array([pd.NA] * n, dtype="Int64") if c in _WHOLE
+                        else pd.array([pd.NA] * n, dtype="string") if c in _TEXT else np.full(n, np.nan)
+                        for c in SEGMENT_COLUMNS})
+    out["customer_id"] = frame["customer_id"].astype("string").to_numpy()
+    buyer = frame["frequency"].notna().to_numpy()
+    buyers = frame[buyer].reset_index(drop=True)
+    for column in RFM_COLUMNS:
+        out.loc[buyer, column] = buyers[column].to_numpy(dtype="float64")
+    if buyer.any():
+        scored = pd.concat([buyers, models.scorer.transform(buyers)], axis=1)
+        labels = rfm_labels(scored, int(models.scorer.bins), models.segments, models.tiers)
+        for column in (*SCORE_COLUMNS.values(), "rfm_segment", "tier", "recommended_action"):
+            out.loc[buyer, column] = (scored if column in scored.columns else labels)[column].to_numpy()
+        if models.cluster is not None:
+            clusters = models.cluster.predict(buyers)
+            out.loc[buyer, "cluster"] = clusters
+            out.loc[buyer, "cluster_name"] = [models.cluster.names[int(c)] for c in clusters]
+
+    _require(frame, [f"state_{c}" for c in STATE_COLUMNS], "the lifecycle state")
+    has_state = frame["state_n_purchases"].notna().to_numpy()
+    state = _stage_state(frame)
+    if len(state):
+        alive, chance = _stage_chances(models, state)
+        stage = assign_lifecycle_stage(state, models.thresholds, alive, chance, chance_reference)
+        out.loc[has_state, "lifecycle_stage"] = stage.astype("string").to_numpy()
+
+    if models.clv is not None:
+        _require(frame, [f"clv_{c}" for c in CLV_COLUMNS], "the CLV models' input")
+        modelled = frame["clv_frequency"].notna().to_numpy()
+        summary = frame.loc[modelled, [f"clv_{c}" for c in CLV_COLUMNS]].set_axis(list(CLV_COLUMNS), axis=1)
+        if len(summary):
+            scores = score_customers(models.clv, summary.astype("float64").reset_index(drop=True), models.settings)
+            for column in ("p_alive", "p_purchase_90d", "expected_purchases_90d", "clv_12m"):
+                out.loc[modelled, column] = scores[column].to_numpy(dtype="float64")
+    return out
+
+
+def segments_schema() -> str:
+    """The Spark schema (DDL) of :func:`score_partition`'s output."""
+    kinds = {c: "bigint" if c in _WHOLE else "string" if c in _TEXT else "double" for c in SEGMENT_COLUMNS}
+    return ", ".join(f"`{c}` {kind}" for c, kind in kinds.items())
+
+
+def score_on_spark(inputs: "SparkFrame", models: ScoringModels, partitions: int | None = None) -> "SparkFrame":
+    """Score every customer of ``inputs`` (a Spark DataFrame of :func:`scoring_inputs`' columns) on the executors.
+
+    ``inputs`` is first range-partitioned by ``customer_id`` into ``partitions`` parts (None: the
+    session's ``spark.sql.shuffle.partitions``), so each partition holds one range of ids and its scored
+    rows become one file of :func:`write_customer_segments`. The models go to the executors as their
+    JSON text (captured by the partition functions: it works on a Spark Connect session too, which has
+    no ``SparkContext.broadcast``; the text is a few kB), and each partition rebuilds them once. Two
+    passes over ``inputs``: the at-risk reference (:func:`chance_reference_parts`, two numbers per
+    partition collected) and the scoring (:func:`score_partition`, lazy: computed when written).
+
+    Returns
+    -------
+    pyspark.sql.DataFrame
+        :data:`SEGMENT_COLUMNS` (schema :func:`segments_schema`), one row per input row, unrounded.
+    """
+    _require(pd.DataFrame(columns=inputs.columns), _input_columns(models), "checked before Spark runs")
+    count = partitions or int(inputs.sparkSession.conf.get("spark.sql.shuffle.partitions"))
+    ranged = inputs.repartitionByRange(count, "customer_id")
+    text = json.dumps(models.to_dict())
+
+    def parts(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+        here = ScoringModels.from_dict(json.loads(text))
+        total, live = 0.0, 0
+        for batch in batches:
+            add, more = chance_reference_parts(batch, here)
+            total, live = total + add, live + more
+        yield pd.DataFrame({"chance_sum": [total], "live_repeat_buyers": [live]})
+
+    with pandas_warnings_quiet():
+        collected = ranged.mapInPandas(parts, "chance_sum double, live_repeat_buyers bigint").collect()
+    live = sum(int(row["live_repeat_buyers"]) for row in collected)
+    reference = sum(float(row["chance_sum"]) for row in collected) / live if live else float("nan")
+
+    def score(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+        here = ScoringModels.from_dict(json.loads(text))
+        for batch in batches:
+            yield score_partition(batch, here, reference)
+
+    with pandas_warnings_quiet():
+        return ranged.mapInPandas(score, segments_schema())
+
+
+def _in_cents(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+    for batch in batches:
+        yield money_to_cents(batch)
+
+
+def write_customer_segments(scored: "SparkFrame", artifacts: str | Path,
+                            csv_max_rows: int | None = CSV_MAX_ROWS) -> tuple[str, Path | None]:
+    """Write scored customers as the dataset ``artifacts/customer_segments.parquet/`` and, when small, the CSV.
+
+    Money is rounded to cents on the executors by the CSV's own rule
+    (:func:`segkit.steps.pipeline.money_to_cents`), each partition sorted by ``customer_id`` and written
+    as one file (``part-00000…``, in ``customer_id`` order after :func:`score_on_spark`'s ranges).
+
+    Parameters
+    ----------
+    scored : pyspark.sql.DataFrame
+        :func:`score_on_spark`'s output.
+    artifacts : str or Path
+        The run's ``artifacts/`` folder: local, or any URL Spark writes (``s3a://``…: then no CSV).
+    csv_max_rows : int, optional
+        Also write ``customer_segments.csv`` (read back, collected on the driver and written by
+        :func:`segkit.core.files.write_frame`) when there are at most this many customers; None = never.
+
+    Returns
+    -------
+    tuple
+        The dataset's folder and the CSV's path (None when not written).
+    """
+    remote = "://" in str(artifacts)
+    folder = f"{str(artifacts).rstrip('/')}/{PARQUET_FOLDER}"
+    with pandas_warnings_quiet():
+        rounded = scored.mapInPandas(_in_cents, scored.schema).sortWithinPartitions("customer_id")
+        rounded.write.mode("overwrite").parquet(folder)
+    if csv_max_rows is None or remote:
+        return folder, None
+    written = scored.sparkSession.read.parquet(folder)
+    if written.count() > csv_max_rows:
+        return folder, None
+    csv = Path(artifacts) / CUSTOMER_SEGMENTS
+    with pandas_warnings_quiet():
+        frame = written.orderBy("customer_id").toPandas()
+    write_frame(csv, _csv_dtypes(frame))
+    return folder, csv
+
+
+def _csv_dtypes(frame: pd.DataFrame) -> pd.DataFrame:
+    """Whole numbers as ``Int64`` and labels as ``string``, as the CSV of the pandas path has them."""
+    return frame.astype({**{c: "Int64" for c in frame.columns if c in _WHOLE},
+                         **{c: "string" for c in frame.columns if c in _TEXT}})
+
+
+# ----------------------------------------------------------------------------- a run folder's scoring
+#: Folder under ``artifacts/`` holding what the Spark scoring of a run reads beyond the usual artifacts
+#: (written only with ``engine.kind: spark``, by :func:`save_rfm_model` and :func:`save_lifecycle_inputs`).
+SCORING_FOLDER = "scoring"
+RFM_MODEL = "rfm_model.json"
+STAGE_THRESHOLDS = "stage_thresholds.json"
+LIFECYCLE_INPUTS = "lifecycle_inputs.parquet"
+
+
+def save_rfm_model(ctx: Any, rfm: Any) -> Path:
+    """``artifacts/scoring/rfm_model.json``: notebook 02's fitted scorer, segment map and tiers
+    (:func:`rfm_model_dict` of its :class:`segkit.rfm.RFMResult`)."""
+    path = ctx.artifacts_dir / SCORING_FOLDER / RFM_MODEL
+    atomic_write_text(path, dumps_json(rfm_model_dict(rfm)))
+    return path
+
+
+def save_lifecycle_inputs(ctx: Any, lifecycle: Any) -> Path:
+    """``artifacts/scoring/lifecycle_inputs.parquet`` (``customer_id`` and the ``state_`` and ``clv_``
+    columns of :func:`scoring_inputs`, one row per customer) and ``stage_thresholds.json``, from
+    notebook 04's :class:`segkit.steps.lifecycle.LifecycleResult`."""
+    folder = ctx.artifacts_dir / SCORING_FOLDER
+    write_frame(folder / LIFECYCLE_INPUTS, lifecycle_inputs(lifecycle.state, lifecycle.clv_summary))
+    atomic_write_text(folder / STAGE_THRESHOLDS, dumps_json(dataclasses.asdict(lifecycle.stage_thresholds)))
+    return folder / LIFECYCLE_INPUTS
+
+
+def run_scoring(ctx: Any) -> tuple["SparkFrame", ScoringModels]:
+    """A run's customers as Spark reads them from ``artifacts/`` and the models, ready for :func:`score_on_spark`.
+
+    Spark reads ``rfm.parquet`` (the RFM base), ``clusters.parquet`` (the behaviour features, filled as
+    the model saw them) and ``scoring/lifecycle_inputs.parquet`` and joins them by ``customer_id`` on
+    the executors (nothing per customer passes through the driver); the models come from
+    ``scoring/rfm_model.json``, ``cluster_model.json`` (optional), ``scoring/stage_thresholds.json`` and
+    ``clv_model.json`` (optional).
+
+    Raises
+    ------
+    UpstreamMissingError
+        An artifact is missing (naming the notebook to run).
+    """
+    from segkit.core.errors import UpstreamMissingError
+
+    art = ctx.artifacts_dir
+    needed = {art / "rfm.parquet": "02_rfm", art / SCORING_FOLDER / RFM_MODEL: "02_rfm",
+              art / SCORING_FOLDER / LIFECYCLE_INPUTS: "04_lifecycle",
+              art / SCORING_FOLDER / STAGE_THRESHOLDS: "04_lifecycle"}
+    for path, notebook in needed.items():
+        if not path.exists():
+            raise UpstreamMissingError(f"Scoring on Spark needs {path.relative_to(ctx.run_dir)}, which is missing. "
+                                       f"Run {notebook} with engine.kind: spark first (segkit run --only {notebook} "
+                                       f"--out {ctx.run_dir}).")
+    optional = {name: json.loads((art / name).read_text()) if (art / name).exists() else None
+                for name in ("cluster_model.json", "clv_model.json")}
+    models = ScoringModels.from_artifacts(json.loads((art / SCORING_FOLDER / RFM_MODEL).read_text()),
+                                          optional["cluster_model.json"],
+                                          json.loads((art / SCORING_FOLDER / STAGE_THRESHOLDS).read_text()),
+                                          optional["clv_model.json"])
+    from segkit.data.spark import spark_session
+
+    read = spark_session().read
+    frame = read.parquet(str(art / "rfm.parquet")).select("customer_id", *RFM_COLUMNS)
+    if models.cluster is not None and (art / "clusters.parquet").exists():
+        features = read.parquet(str(art / "clusters.parquet"))
+        wanted = [c for c in models.cluster_inputs if c in features.columns and c not in RFM_COLUMNS]
+        frame = frame.join(features.select("customer_id", *wanted), "customer_id", "full_outer")
+        # a column the model only fills gaps from: the stored features have no gaps left
+        for column in (c for c in models.cluster_inputs if c not in features.columns and c not in RFM_COLUMNS):
+            frame = frame.selectExpr("*", f"CAST(NULL AS DOUBLE) AS `{column}`")
+    frame = frame.join(read.parquet(str(art / SCORING_FOLDER / LIFECYCLE_INPUTS)), "customer_id", "full_outer")
+    return frame, models
+
+
+def write_run_segments(ctx: Any, partitions: int | None = None,
+                       csv_max_rows: int | None = CSV_MAX_ROWS) -> tuple[str, Path | None]:
+    """Score a run's customers on Spark and write ``customer_segments.parquet/`` (and the CSV when it fits):
+    :func:`run_scoring`, :func:`score_on_spark`, :func:`write_customer_segments`.
+
+    Examples
+    --------
+    >>> from segkit.steps.pipeline import open_run
+    >>> write_run_segments(open_run("05_campaign_evaluation", run_dir="reports/run"))  # doctest: +SKIP
+    """
+    frame, models = run_scoring(ctx)
+    return write_customer_segments(score_on_spark(frame, models, partitions), ctx.artifacts_dir, csv_max_rows)
