@@ -40,3 +40,18 @@ def _restore_pandas_display_options():
     yield
     for k, v in saved.items():
         pd.set_option(k, v)
+
+
+#: Test files that take minutes (Spark runs, whole pipelines, the browser, the bench smoke), longest first.
+#: Under ``pytest -n 2 --dist loadfile`` workers take files in collection order; starting the long ones
+#: first keeps one of them from running alone at the end (longest-first scheduling).
+LONG_FILES: tuple[str, ...] = (
+    "test_spark_pipeline.py", "test_bench.py", "test_jupyterlab.py", "test_spark.py", "test_spark_audit.py",
+    "test_spark_scoring.py", "test_real_export_truth.py", "test_e2e.py", "test_shopify.py", "test_scheduling.py",
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Run the :data:`LONG_FILES` first, in that order; every other test keeps its collected order."""
+    rank = {name: i for i, name in enumerate(LONG_FILES)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(LONG_FILES)))

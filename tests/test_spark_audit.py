@@ -92,6 +92,19 @@ def test_duckdb_constructs_spark_lacks_are_translated():
     assert strftime_to_spark("%Y-%m-%dT%H:%M") == "yyyy-M-d'T'H:m"
 
 
+def test_date_formats_parse_on_spark_as_duckdb_parses_them_or_are_refused(session):
+    import duckdb
+
+    cases = [("%Y%m%d", "20240102"), ("%Y%m%d%H%M", "202401021530"), ("%d/%m/%Y %H:%M", "2/1/2024 7:05")]
+    for fmt, text in cases:  # compact formats: two-letter fields, or Spark's d/M would take every digit
+        spark = session.sql(f"SELECT try_to_timestamp('{text}', '{strftime_to_spark(fmt)}') AS t").first()["t"]
+        duck = duckdb.sql(f"SELECT try_strptime('{text}', '{fmt}') AS t").fetchall()[0][0]
+        assert spark == duck is not None, (fmt, spark, duck)
+    with pytest.raises(ConfigError, match=r"two-digit year \(%y\) is read as 1969-2068 by DuckDB and as "
+                                          r"2000-2099 by Spark\. Use a four-digit year"):
+        strftime_to_spark("%d/%m/%y")  # 15/03/95: 1995 on DuckDB, 2095 on Spark (a future date, dropped)
+
+
 def test_the_sample_audit_and_clean_lines_on_spark_equal_duckdbs(session, tmp_path):
     duck, duck_file = _audit(TransactionLog, SAMPLE, tmp_path)
     spark, spark_folder = _audit(SparkTransactionLog, SAMPLE, tmp_path, session)

@@ -60,7 +60,7 @@ from segkit.data.engine import (
     mapped_input,
 )
 from segkit.data.relational import sql_identifier
-from segkit.data.spark import pandas_warnings_quiet, spark_session
+from segkit.data.spark import child_session, pandas_warnings_quiet, spark_session
 from segkit.data.statuses import OrderContract, contract_applies
 
 try:  # the `spark` extra
@@ -89,8 +89,11 @@ SHIM_FUNCTIONS: dict[str, str] = {
                          "RETURNS BOOLEAN RETURN s RLIKE concat('^(?:', p, ')$')",
 }
 # strftime directives of DuckDB's (try_)strptime → Spark datetime pattern letters (parsing)
-_STRFTIME = {"%d": "d", "%m": "M", "%Y": "yyyy", "%y": "yy", "%H": "H", "%I": "h", "%M": "m", "%S": "s",
+_STRFTIME = {"%d": "d", "%m": "M", "%Y": "yyyy", "%H": "H", "%I": "h", "%M": "m", "%S": "s",
              "%b": "MMM", "%B": "MMMM", "%p": "a", "%f": "SSSSSS", "%%": "%"}
+# numeric directives written with two pattern letters (two digits) when they touch another directive:
+# Spark's one-letter field takes every digit it can, so "yyyyMd" cannot split "20240102"
+_FIXED_WIDTH = {"%d": "dd", "%m": "MM", "%H": "HH", "%I": "hh", "%M": "mm", "%S": "ss"}
 _SPARK_TO_DUCKDB_TYPES = {"string": "VARCHAR", "double": "DOUBLE", "float": "FLOAT", "bigint": "BIGINT",
                           "int": "INTEGER", "smallint": "SMALLINT", "tinyint": "TINYINT", "boolean": "BOOLEAN",
                           "timestamp": "TIMESTAMP", "timestamp_ntz": "TIMESTAMP", "date": "DATE", "binary": "BLOB"}
@@ -102,20 +105,30 @@ def strftime_to_spark(pattern: str) -> str:
     Raises
     ------
     ConfigError
-        A directive Spark's parser has no equivalent for.
+        A directive Spark's parser has no equivalent for, or ``%y``: a two-digit year is 1969–2068 to
+        DuckDB and 2000–2099 to Spark, so ``95`` would silently become 2095 (a future date, dropped).
 
     Examples
     --------
     >>> strftime_to_spark("%d-%b-%Y %H:%M"), strftime_to_spark("%b %d, %Y"), strftime_to_spark("%Y-%m-%dT%H")
     ('d-MMM-yyyy H:m', 'MMM d, yyyy', "yyyy-M-d'T'H")
+    >>> strftime_to_spark("%Y%m%d %H%M%S")
+    'yyyyMMdd HHmmss'
     """
     out = []
-    for token in re.findall(r"%.|[^%]+", pattern):
+    tokens = re.findall(r"%.|[^%]+", pattern)
+    for i, token in enumerate(tokens):
         if token.startswith("%"):
+            if token == "%y":
+                raise ConfigError(f"io.date_format {pattern!r}: a two-digit year (%y) is read as 1969-2068 by "
+                                  "DuckDB and as 2000-2099 by Spark. Use a four-digit year (%Y) in the export, or "
+                                  "engine.kind: duckdb.")
             if token not in _STRFTIME:
                 raise ConfigError(f"date format {pattern!r}: {token} has no Spark equivalent; use "
                                   f"{', '.join(_STRFTIME)} (or engine.kind: duckdb).")
-            out.append(_STRFTIME[token])
+            touching = any(0 <= j < len(tokens) and tokens[j].startswith("%") and tokens[j] != "%%"
+                           for j in (i - 1, i + 1))
+            out.append(_FIXED_WIDTH[token] if touching and token in _FIXED_WIDTH else _STRFTIME[token])
         else:
             out.append(re.sub(r"[A-Za-z']+", lambda m: "'" + m.group().replace("'", "''") + "'", token))
     return "".join(out)
@@ -360,7 +373,7 @@ class SparkTransactionLog(TransactionLog):
         """A :class:`SparkConnection` on a child session of ``session``, else of the process's Spark session
         on ``engine.spark.master`` with ``engine.spark.conf`` (started by the first call)."""
         base = self._base_session or spark_session(self.engine.spark.master, self.engine.spark.conf)
-        return SparkConnection(base.newSession())
+        return SparkConnection(child_session(base))
 
     def map_source(self, source: Any, folder: Path) -> MappedInput:
         """Read ``source`` with Spark as the raw relation ``_segkit_raw`` (every CSV cell as text, Parquet

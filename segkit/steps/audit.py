@@ -69,9 +69,12 @@ def build_audit_artifacts(ctx: "RunContext", raise_on_error: bool = True) -> Aud
     ctx : RunContext
         From :func:`segkit.steps.pipeline.open_run`; ``as_of`` = the notebook parameter, else
         ``run.as_of`` of the config, else the day after the last order. The order lines are
-        audited by DuckDB at every size (:func:`segkit.audit.audit_inputs`), which writes
-        ``transactions_clean.parquet`` with ``COPY``; ``audit_summary.json`` records under
-        ``engine`` how the later steps read them (:func:`segkit.data.engine.choose_engine`).
+        audited by DuckDB at every size, or by Spark for ``engine.kind: spark``
+        (:func:`segkit.audit.audit_inputs`), which writes ``transactions_clean.parquet`` (DuckDB: one
+        file with ``COPY``; Spark: a folder of parts); ``audit_summary.json`` records under ``engine``
+        how the later steps read them (:func:`segkit.data.engine.choose_engine`). The cancellations
+        of the largest orders (:func:`segkit.audit.mark_cancelled_outliers`) are looked up by DuckDB
+        over the clean lines on every engine (one pass on the notebook's machine; not yet on Spark).
     raise_on_error : bool
         Raise :class:`~segkit.core.errors.AuditFailedError` on error findings (what upstream builds
         need). The notebook passes False, shows the table, then calls :func:`raise_if_failed`.
@@ -87,10 +90,10 @@ def build_audit_artifacts(ctx: "RunContext", raise_on_error: bool = True) -> Aud
     """
 
     as_of = ctx.as_of_param or (ctx.config.get("run") or {}).get("as_of")
-    # writes transactions_clean itself (DuckDB COPY) when the audit has no error finding
+    # writes transactions_clean itself (DuckDB COPY, or Spark's parts) when the audit has no error finding
     result = audit_inputs(ctx.config, as_of=as_of, clean_path=ctx.artifact_path("transactions_clean"))
     if result.status != "errors":
-        mark_cancelled_outliers(result, duckdb_lines(ctx))  # the audit reads with DuckDB whatever engine.kind
+        mark_cancelled_outliers(result, duckdb_lines(ctx))  # DuckDB over the clean lines, whatever engine.kind
     ctx.write_artifact("audit_summary", result.summary())
     segments = ctx.artifact_path("customer_segments")
     if result.status == "errors":
