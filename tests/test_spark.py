@@ -34,7 +34,6 @@ from segkit.data.relational import (
     CANCELLATION_MATCHES,
     HEADLINE,
     KEPT_CUSTOMERS,
-    LAST_LINE_DATE,
     LATER_COUNTS,
     ORDER_LIST,
     PURCHASE_DAYS,
@@ -375,25 +374,3 @@ def test_a_line_file_missing_an_amount_is_named_alike_on_both_engines(session, t
     assert str(spark.value) == str(duck.value)
     assert "column 'amount' has 1 missing value(s) (first at row 3)" in str(spark.value)  # row 1: the header
 
-
-def test_every_spark_lines_session_pins_the_sql_settings_the_core_relies_on(session, monkeypatch):
-    """A session segkit did not start (a pyspark shell, a cluster default) may carry settings that change
-    what the core's SQL means; every SparkLines sets :data:`SESSION_CONF`'s SQL settings on its own child
-    session, whatever the context it shares was started with."""
-    from segkit.data import spark as spark_module
-
-    assert session.newSession().conf.get("spark.sql.shuffle.partitions") == "2"  # the context's setting
-    monkeypatch.setitem(spark_module.SESSION_CONF, "spark.sql.shuffle.partitions", "7")  # one it does not have
-    lines = SparkLines(pd.DataFrame({"customer_id": ["a"], "order_id": ["1"],
-                                     "order_date": pd.to_datetime(["2024-03-10 02:30"]), "amount": [5.0]}),
-                       session=session.newSession())
-    assert lines.session.conf.get("spark.sql.shuffle.partitions") == "7"
-    assert {k: lines.session.conf.get(k) for k in ("spark.sql.session.timeZone", "spark.sql.parser.escapedStringLiterals",
-                                                   "spark.sql.legacy.timeParserPolicy", "spark.sql.ansi.enabled")} == \
-        {"spark.sql.session.timeZone": "UTC", "spark.sql.parser.escapedStringLiterals": "false",
-         "spark.sql.legacy.timeParserPolicy": "CORRECTED", "spark.sql.ansi.enabled": "true"}
-    row = lines.session.sql(r"SELECT regexp_replace('a1b22', '\\d+', '#') AS r, "
-                            "try_to_timestamp('2024-13-45', 'yyyy-MM-dd') AS bad").first()
-    assert (row["r"], row["bad"]) == ("a#b#", None)
-    (last,) = lines.first_row(LAST_LINE_DATE)  # 02:30 on the US spring-forward night stays 02:30 (UTC, naive)
-    assert pd.Timestamp(last) == pd.Timestamp("2024-03-10 02:30")

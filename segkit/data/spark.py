@@ -61,7 +61,7 @@ if TYPE_CHECKING:
     import pyarrow as pa
     from pyspark.sql import DataFrame as SparkFrame
 
-__all__ = ["DEFAULT_MASTER", "SESSION_CONF", "LOCAL_CONF", "child_session", "JAVA_INSTALL_HINT", "java_problem", "spark_session",
+__all__ = ["DEFAULT_MASTER", "SESSION_CONF", "LOCAL_CONF", "JAVA_INSTALL_HINT", "java_problem", "spark_session",
            "spark_sql", "SparkLines", "SparkOrderLines", "pandas_warnings_quiet"]
 
 DEFAULT_MASTER = "local[2]"
@@ -71,9 +71,6 @@ SESSION_CONF: dict[str, str] = {
     "spark.sql.timestampType": "TIMESTAMP_NTZ",          # TIMESTAMP and datetime literals naive, as DuckDB's
     "spark.sql.legacy.parquet.nanosAsLong": "true",      # TIMESTAMP(NANOS) columns readable (as integers)
     "spark.sql.execution.arrow.pyspark.enabled": "true",
-    "spark.sql.parser.escapedStringLiterals": "false",   # '\\d' in a transpiled regex is \d, as in DuckDB
-    "spark.sql.legacy.timeParserPolicy": "CORRECTED",    # strict date parsing: 2024-13-45 is no date
-    "spark.sql.ansi.enabled": "true",                    # an overflow is an error, never a silent NULL
     "spark.ui.enabled": "false",
     "spark.ui.showConsoleProgress": "false",
 }
@@ -218,17 +215,6 @@ def spark_session(master: str | None = None, conf: Mapping[str, str] | None = No
 
 
 @functools.lru_cache(maxsize=256)
-def child_session(base: "SparkSession") -> "SparkSession":
-    """A new session on ``base``'s executors (its own temporary views) with the SQL settings of
-    :data:`SESSION_CONF` set on it: the core's texts mean what they mean on DuckDB also when ``base`` was
-    not started by :func:`spark_session` (a pyspark shell, a cluster's default session, other settings)."""
-    child = base.newSession()
-    for key, value in SESSION_CONF.items():
-        if key.startswith("spark.sql."):
-            child.conf.set(key, value)
-    return child
-
-
 def spark_sql(text: str) -> str:
     """``text`` (DuckDB dialect: a :meth:`Query.text`) as Spark SQL; ``$name`` markers become ``:name``.
 
@@ -317,7 +303,7 @@ class SparkLines:
     def __init__(self, source: pd.DataFrame | str | Path | Sequence[str | Path], *, positions: bool = False,
                  session: "SparkSession | None" = None, what: str = "transactions"):
         self.source = source
-        self.session = child_session(session or spark_session())
+        self.session = (session or spark_session()).newSession()
         self.name = what if isinstance(source, pd.DataFrame) else str(source)
         #: relations held (:meth:`materialise`): name -> (definition and parameters, relations it reads)
         self._held: dict[str, tuple[Any, frozenset[str]]] = {}

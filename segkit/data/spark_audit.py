@@ -60,7 +60,7 @@ from segkit.data.engine import (
     mapped_input,
 )
 from segkit.data.relational import sql_identifier
-from segkit.data.spark import child_session, pandas_warnings_quiet, spark_session
+from segkit.data.spark import pandas_warnings_quiet, spark_session
 from segkit.data.statuses import OrderContract, contract_applies
 
 try:  # the `spark` extra
@@ -373,7 +373,7 @@ class SparkTransactionLog(TransactionLog):
         """A :class:`SparkConnection` on a child session of ``session``, else of the process's Spark session
         on ``engine.spark.master`` with ``engine.spark.conf`` (started by the first call)."""
         base = self._base_session or spark_session(self.engine.spark.master, self.engine.spark.conf)
-        return SparkConnection(child_session(base))
+        return SparkConnection(base.newSession())
 
     def map_source(self, source: Any, folder: Path) -> MappedInput:
         """Read ``source`` with Spark as the raw relation ``_segkit_raw`` (every CSV cell as text, Parquet
