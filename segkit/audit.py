@@ -66,7 +66,7 @@ import numpy as np
 import pandas as pd
 
 from segkit.core.calendar import holiday_explanations, shop_countries
-from segkit.core.config import load_config, resolve_path
+from segkit.core.config import data_source, load_config
 from segkit.core.errors import ConfigError, DataError, format_rows
 from segkit.core.escaping import formula_cells
 from segkit.core.privacy import pseudonymize_ids
@@ -87,7 +87,7 @@ from segkit.data.auditfacts import (
 )
 from segkit.data.engine import EngineSettings, OrderLines, TransactionLog, choose_engine
 from segkit.data.io import load_table
-from segkit.data.spark_audit import SparkTransactionLog, spark_source
+from segkit.data.spark_audit import SparkTransactionLog
 from segkit.data.statuses import StatusFacts
 
 __all__ = [
@@ -1120,26 +1120,32 @@ def audit_inputs(config: Mapping[str, Any], as_of: str | pd.Timestamp | None = N
     The transactions (``data.transactions``: a CSV/Parquet file, a folder or glob of them, or an
     Excel workbook) are read and audited by :class:`TransactionLog` (DuckDB), or for ``engine.kind:
     spark`` by :class:`segkit.data.spark_audit.SparkTransactionLog` (also ``s3a://``, ``hdfs://``,
-    ``abfss://`` paths and ``table:catalog.schema.name``); customers and campaign files
-    (customer-level, small) are loaded with :mod:`segkit.data.io`. With ``clean_path`` and no
+    ``abfss://`` paths and ``table:catalog.schema.name``: :func:`segkit.core.config.data_source`); customers
+    and campaign files (customer-level, local files) are loaded with :mod:`segkit.data.io`. With ``clean_path`` and no
     error finding, the clean lines are written there (:meth:`TransactionLog.write_clean`). The
     result's ``engine`` is :func:`segkit.data.engine.choose_engine` of the config: how the later
     steps take their order-level tables from the clean lines (recorded in ``audit_summary.json``);
     the audit itself is the same computation on either engine.
     """
-    data = config.get("data") or {}
-    if EngineSettings.from_config(config).kind == "spark":  # audited by Spark where the lines live (issue 17)
-        open_log: Callable[..., TransactionLog] = SparkTransactionLog
-        path = spark_source(config, data.get("transactions"))
-    else:
-        open_log, path = TransactionLog, resolve_path(config, data.get("transactions"))
+    kind = EngineSettings.from_config(config).kind
+    # a table or URI only on Spark and only for the transactions (ConfigError saying so otherwise)
+    sources = {t: data_source(config, t, kind) for t in ("transactions", "customers", "campaign")}
+    path = sources["transactions"]
     if path is None:
         source = config.get("_source")
         raise ConfigError(f"data.transactions is not set{f' in {source}' if source else ''}: "
                           "give the path of your transactions file (or folder of files).")
-    with open_log(path, config) as log:
-        tables = {t: (load_table(p, t, config=config) if (p := resolve_path(config, data.get(t))) is not None
-                      else None) for t in ("customers", "campaign")}
+    # audited by Spark where the lines live (issue 17)
+    open_log: Callable[..., TransactionLog] = SparkTransactionLog if kind == "spark" else TransactionLog
+    try:
+        log = open_log(path, config)
+    except DataError as exc:
+        if isinstance(path, str):  # a table or URI: its errors start with it; say which setting names it
+            raise DataError(f"data.transactions: {exc}") from None
+        raise
+    with log:
+        tables = {t: (load_table(p, t, config=config) if (p := sources[t]) is not None else None)
+                  for t in ("customers", "campaign")}
         result = audit_log(log, as_of, customers=tables["customers"], campaign=tables["campaign"])
         if clean_path is not None and result.status != "errors":
             log.write_clean(clean_path)

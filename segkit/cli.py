@@ -79,11 +79,14 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=RUN_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     run.add_argument("--config", type=Path, metavar="FILE", help="YAML config (column maps, segment rules, data paths)")
-    run.add_argument("--transactions", type=Path, metavar="FILE",
+    # text, not Path: a Path would make s3a://lake/o/ into s3a:/lake/o/ (URIs and table: are for engine.kind spark)
+    run.add_argument("--transactions", metavar="FILE",
                      help="transactions file (CSV/Parquet/Excel), or a folder or a quoted glob of CSV/Parquet "
-                          "files (e.g. 'exports/2024-*.parquet'; large logs are read out-of-core)")
-    run.add_argument("--customers", type=Path, metavar="FILE", help="customers file (optional)")
-    run.add_argument("--campaign", type=Path, metavar="FILE", help="campaign results file (optional)")
+                          "files (e.g. 'exports/2024-*.parquet'; large logs are read out-of-core); with "
+                          "engine.kind: spark also a URI Spark reads (s3a://, hdfs://, abfss://, file://, ...) "
+                          "or table:NAME")
+    run.add_argument("--customers", metavar="FILE", help="customers file (optional)")
+    run.add_argument("--campaign", metavar="FILE", help="campaign results file (optional)")
     run.add_argument("--as-of", metavar="YYYY-MM-DD", help="analysis date (default: config, else the day after the last order)")
     run.add_argument("--out", type=Path, metavar="DIR", help="run folder (default: reports/<run.name or timestamp>/)")
     run.add_argument("--only", metavar="NAME[,NAME]", type=lambda s: [p.strip() for p in s.split(",") if p.strip()],

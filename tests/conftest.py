@@ -29,17 +29,24 @@ def _close_figures():
 os.environ.setdefault("SEGKIT_SALT", "segkit-tests")
 
 
-@pytest.fixture(autouse=True)
-def _restore_pandas_display_options():
-    """open_run() sets notebook display options (segkit.steps.pipeline.set_display); keep them from
-    leaking into other tests (doctests print frames)."""
+DISPLAY_OPTIONS: tuple[str, ...] = ("display.float_format", "display.max_colwidth", "display.max_columns",
+                                    "display.width")
+
+
+def _kept_display_options():
     import pandas as pd
 
-    keys = ["display.float_format", "display.max_colwidth", "display.max_columns", "display.width"]
-    saved = {k: pd.get_option(k) for k in keys}
+    saved = {k: pd.get_option(k) for k in DISPLAY_OPTIONS}
     yield
     for k, v in saved.items():
         pd.set_option(k, v)
+
+
+#: open_run() sets notebook display options (segkit.steps.pipeline.set_display); keep them from leaking
+#: into other tests (doctests print frames): per test, and per module for a module-scoped fixture that
+#: calls open_run (its options would otherwise reach the next test file on the same xdist worker).
+_restore_pandas_display_options = pytest.fixture(autouse=True)(_kept_display_options)
+_restore_pandas_display_options_of_the_module = pytest.fixture(autouse=True, scope="module")(_kept_display_options)
 
 
 #: Test files that take minutes (Spark runs, whole pipelines, the browser, the bench smoke), longest first.
@@ -47,7 +54,7 @@ def _restore_pandas_display_options():
 #: first keeps one of them from running alone at the end (longest-first scheduling).
 LONG_FILES: tuple[str, ...] = (
     "test_spark_pipeline.py", "test_bench.py", "test_jupyterlab.py", "test_spark.py", "test_spark_audit.py",
-    "test_spark_scoring.py", "test_real_export_truth.py", "test_e2e.py", "test_shopify.py", "test_scheduling.py",
+    "test_spark_inputs.py", "test_real_export_truth.py", "test_e2e.py", "test_shopify.py", "test_scheduling.py",
 )
 
 

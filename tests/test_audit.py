@@ -620,6 +620,30 @@ def test_without_a_campaign_file_no_campaign_table_is_written_and_a_stale_one_is
     assert ctx.has_artifact("transactions_clean")
 
 
+def test_a_rerun_audit_checks_a_spark_runs_dataset_when_the_run_wrote_no_csv(tmp_path, shop):
+    """Above CSV_MAX_ROWS a Spark run writes customer_segments only as customer_segments.parquet/. Re-running
+    01 on the same customers keeps it (no CSV of ids alone hides its columns); on other customers it goes,
+    with the scoring inputs under artifacts/scoring/."""
+    ctx = open_run("01_data_audit", run_dir=tmp_path / "run", config_path=write_config(tmp_path, shop))
+    build_audit_artifacts(ctx)
+    ids = ctx.read_artifact("customer_segments")["customer_id"]
+    csv, dataset, scoring = (ctx.artifact_path("customer_segments"), ctx.artifacts_dir / "customer_segments.parquet",
+                             ctx.artifacts_dir / "scoring")
+    csv.unlink()
+    dataset.mkdir()
+    pd.DataFrame({"customer_id": ids, "tier": "gold"}).to_parquet(dataset / "part-00000.parquet")
+    build_audit_artifacts(ctx)
+    assert not csv.exists() and ctx.read_artifact("customer_segments").columns.tolist() == ["customer_id", "tier"]
+
+    pd.DataFrame({"customer_id": [*ids, "C_GONE"], "tier": "gold"}).to_parquet(dataset / "part-00000.parquet")
+    scoring.mkdir()
+    (scoring / "lifecycle_inputs.parquet").write_bytes(b"of the earlier customers")
+    build_audit_artifacts(ctx)
+    assert not dataset.exists() and not scoring.exists()
+    segments = ctx.read_artifact("customer_segments")
+    assert segments.columns.tolist() == ["customer_id"] and segments["customer_id"].tolist() == ids.tolist()
+
+
 def test_an_audit_with_errors_writes_the_summary_but_no_clean_tables_and_raises(tmp_path):
     csv = ("customer_id,order_date,order_id,amount\n,2024-01-01,1,5\n,2024-01-02,2,5\n"
            "C1,2024-01-03,3,5\n,2024-01-04,4,5\n")
@@ -627,6 +651,8 @@ def test_an_audit_with_errors_writes_the_summary_but_no_clean_tables_and_raises(
     (run / "artifacts").mkdir(parents=True)
     for stale in ("transactions_clean.parquet", "customers_clean.parquet", "customer_segments.csv"):
         (run / "artifacts" / stale).write_text("stale")
+    (run / "artifacts" / "customer_segments.parquet").mkdir()  # a Spark run's dataset
+    (run / "artifacts" / "customer_segments.parquet" / "part-00000.parquet").write_text("stale")
     ctx = open_run("01_data_audit", run_dir=run, config_path=write_config(tmp_path, transactions_csv=csv))
     with pytest.raises(AuditFailedError, match="guest_checkouts +transactions +error +3") as err:
         build_audit_artifacts(ctx)

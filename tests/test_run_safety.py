@@ -209,6 +209,36 @@ def test_a_run_folder_of_an_older_segkit_is_replaced_only_when_it_holds_nothing_
         check_replaceable(link, "--out")
 
 
+def spark_run_folder(folder: Path, extra: str | None = None) -> Path:
+    """A Spark run's folder as the run marks it: its Parquet datasets as Spark writes them (parts named by
+    the job, ``_SUCCESS``, Hadoop's ``.crc`` checksums) and ``artifacts/scoring/``; ``extra`` the user's."""
+    older_run_folder(folder)
+    art = folder / "artifacts"
+    for dataset in ("transactions_clean.parquet", "customer_segments.parquet"):
+        (art / dataset).mkdir()
+        for name in ("part-00000-2f1c9e04-6b1e-4a4c-9d6e-3f4d1b2a7c10-c000.snappy.parquet", "part-00001.parquet",
+                     "_SUCCESS"):
+            (art / dataset / name).write_text("x")
+            (art / dataset / f".{name}.crc").write_text("c")
+    (art / "scoring").mkdir()
+    for name in ("rfm_model.json", "stage_thresholds.json", "lifecycle_inputs.parquet"):
+        (art / "scoring" / name).write_text("x")
+    if extra:
+        (folder / extra).write_text("the user's")
+    write_marker(folder, "r1", files=entries(folder))  # a marker listing even the user's file
+    return folder
+
+
+@pytest.mark.parametrize("extra", ["artifacts/customer_segments.parquet/notes.txt", "artifacts/scoring/model.bin",
+                                   "artifacts/transactions_clean.parquet/part-00002-mine.csv"])
+def test_a_spark_run_folder_can_be_run_into_again_but_not_with_a_file_of_the_users_in_it(tmp_path, extra):
+    """Before this, the parts of a Spark run's datasets and artifacts/scoring/ were taken for the user's:
+    a second segkit run (or --only) into the same --out was refused."""
+    check_replaceable(spark_run_folder(tmp_path / "run"), "--out")
+    with pytest.raises(RunFolderError, match=rf"holds 1 entry that segkit did not write: {re.escape(extra)}\. "):
+        check_replaceable(spark_run_folder(tmp_path / "mine", extra), "--out")
+
+
 def test_an_older_run_folder_is_replaced_by_a_run(tmp_path, notebooks, data):
     notebooks()
     out = older_run_folder(tmp_path / "run")

@@ -187,15 +187,18 @@ def test_a_missing_parameter_and_a_missing_column_are_named(session, tmp_path):
 
 
 def test_lines_without_order_ids_are_numbered_in_file_order_as_on_duckdb(session, tmp_path):
-    # also the one whole statement on Spark here (nothing held): the matching chain inlined as written
+    # also the one whole statement on Spark here (nothing held): the matching chain inlined as written.
+    # File order is by name, as DuckDB sorts names; Spark's file paths percent-encode a space, "#" and "%"
+    # ("a%20b" sorts after "a!b"): numbered by the raw paths, "a!b" would come first.
     lines = pd.DataFrame({"customer_id": ["b", "a", "b"], "amount": [5.0, 7.0, -5.0],
                           "order_date": pd.to_datetime(["2024-01-03", "2024-01-01", "2024-01-02"])})
-    lines.to_parquet(tmp_path / "part-1.parquet")
-    lines.assign(customer_id="c").to_parquet(tmp_path / "part-2.parquet")
+    for name, customer in (("aé", "f"), ("a%b", "e"), ("a#b", "d"), ("a!b", "c"), ("a b", "b")):
+        lines.iloc[:2].assign(customer_id=customer).to_parquet(tmp_path / f"{name}.parquet")
     with file_lines(tmp_path / "*.parquet") as duck:
         expected = run(duck, ORDER_LIST)
     assert expected[["customer_id", "order_id"]].values.tolist() == [
-        ["a", "1"], ["b", "0"], ["b", "2"], ["c", "3"], ["c", "4"], ["c", "5"]]
+        ["b", "0"], ["b", "1"], ["c", "2"], ["c", "3"], ["d", "4"], ["d", "5"], ["e", "6"], ["e", "7"], ["f", "8"],
+        ["f", "9"]]
     got = SparkLines(str(tmp_path / "*.parquet"), session=session).run(ORDER_LIST)
     assert_same_values(expected, got, "order_list without order ids")
 

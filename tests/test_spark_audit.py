@@ -3,7 +3,8 @@
 :class:`segkit.data.spark_audit.SparkTransactionLog` runs the SQL of :class:`segkit.data.engine.TransactionLog`
 on Spark; here both audit the same inputs — the bundled sample, a small hostile CSV (text cells in every
 form the reader types, guests, duplicates, negative amounts, future dates, control characters), the same
-lines as typed Parquet read as a Spark table (``table:``) — and every field of the
+lines as typed Parquet read as a Spark table (``table:``), CSV parts named by a URI passed to Spark as
+written (``file:``, the filesystem of the URI reader that is here) — and every field of the
 :class:`~segkit.audit.AuditResult` must be equal, as must the clean lines each engine writes. Bad input
 must raise the same :class:`~segkit.core.errors.DataError` text (file, column, rows, what to do).
 
@@ -13,6 +14,10 @@ here with the message of ``spark_session`` (``tests/spark_setup.py`` installs Ja
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pandas as pd
@@ -22,7 +27,8 @@ from pandas.testing import assert_frame_equal
 from segkit.audit import audit_log
 from segkit.core.config import load_config, project_root
 from segkit.core.errors import ConfigError, DataError
-from segkit.data.engine import OrderLines, TransactionLog
+from segkit.data.engine import OrderLines, TransactionLog, file_lines
+from segkit.data.relational import HEADLINE, LATER_COUNTS, ORDER_LIST, RFM_BASE, run
 from segkit.data.spark import spark_session
 from segkit.data.spark_audit import SparkTransactionLog, duckdb_to_spark, strftime_to_spark
 from tests.audit_helpers import assert_same_audit
@@ -114,8 +120,15 @@ def test_the_sample_audit_and_clean_lines_on_spark_equal_duckdbs(session, tmp_pa
 
 
 def test_a_hostile_csv_gives_the_same_facts_and_findings_on_spark(session, tmp_path):
-    path = tmp_path / "hostile.csv"
-    path.write_text(HOSTILE_CSV)
+    # in five parts whose names Spark's file paths percent-encode (space, "#", "%") or not ("!", "é"): the
+    # lines are numbered in the order DuckDB reads the files (by name), so the offending rows and the
+    # ids of lines without an order id (named by their row) are the same; by the raw paths "a!b" came first
+    header, *rows = HOSTILE_CSV.splitlines(keepends=True)
+    path = tmp_path / "hostile"
+    path.mkdir()
+    for name, part in (("a b", rows[:4]), ("a!b", rows[4:8]), ("a#b", rows[8:11]), ("a%b", rows[11:14]),
+                       ("aé", rows[14:])):
+        (path / f"{name}.csv").write_text(header + "".join(part))
     duck, duck_file = _audit(TransactionLog, path, tmp_path)
     spark, spark_folder = _audit(SparkTransactionLog, path, tmp_path, session)
     found = dict(zip(duck.findings["check"], duck.findings["count"]))
@@ -125,7 +138,11 @@ def test_a_hostile_csv_gives_the_same_facts_and_findings_on_spark(session, tmp_p
         "returns": 1, "control_characters": 1}
     assert duck.customers["country"].notna().sum() == 6  # derived from the lines: each customer's newest
     assert_same_audit(duck, spark)
+    for check, rows in duck.offending.items():  # the rows each finding lists, by their line numbers
+        assert_frame_equal(spark.offending[check], rows, check_dtype=False, obj=check)
+    assert duck.offending["negative_price"]["row"].tolist() == [13]  # the 12th line: the first of "a%b.csv"
     _assert_same_clean_lines(duck_file, spark_folder)
+    assert "row-9" in pd.read_parquet(duck_file)["order_id"].tolist()  # a line without an order id, by its row
 
 
 def test_typed_parquet_read_as_a_spark_table_gives_the_same_audit(session, tmp_path):
@@ -143,6 +160,50 @@ def test_typed_parquet_read_as_a_spark_table_gives_the_same_audit(session, tmp_p
         session.sql("DROP TABLE hostile_lines")
     assert_same_audit(duck, spark)
     _assert_same_clean_lines(duck_file, spark_folder)
+
+
+def test_a_uri_kept_as_written_is_read_by_spark_as_duckdb_reads_the_same_files(session, tmp_path):
+    """The reader of URIs (``s3a://``, ``hdfs://``, …: passed to Spark as written, the format from the suffix,
+    files numbered by name, no local listing) on the one filesystem here, ``file:``: a glob of CSV parts gives
+    DuckDB's audit of the same folder. The folder itself is read as Parquet, and the error says to give a glob.
+    Before: a file: URI given as text was taken for a local path ("no file matches this pattern")."""
+    header, *rows = HOSTILE_CSV.splitlines(keepends=True)
+    folder = tmp_path / "orders"
+    folder.mkdir()
+    # the first part the smallest (Spark plans the largest first), its one line duplicated in the second
+    for name, part in (("part-1", rows[:1]), ("part-2", rows[1:12]), ("part-3", rows[12:])):
+        (folder / f"{name}.csv").write_text(header + "".join(part))
+    uri = f"file://{folder}/*.csv"
+    duck, duck_file = _audit(TransactionLog, folder, tmp_path)
+    spark, spark_folder = _audit(SparkTransactionLog, uri, tmp_path, session)
+    assert dict(zip(spark.findings["check"], spark.findings["count"]))["exact_duplicates"] == 1
+    assert_same_audit(duck, spark)  # the offending rows too, by their line numbers across the parts
+    assert duck.offending["negative_price"]["row"].tolist() == [13]
+    _assert_same_clean_lines(duck_file, spark_folder)
+    with pytest.raises(DataError) as err:
+        SparkTransactionLog(folder.as_uri(), load_config(), session=session)
+    assert str(err.value).startswith(f"{folder.as_uri()}: Spark cannot read it (")
+    assert str(err.value).endswith("complete CSV or Parquet files. A URI is read as Parquet unless it ends in .csv "
+                                   "(or .csv.gz, .tsv, .txt): give a folder of CSV parts as a glob "
+                                   "(s3a://lake/orders/*.csv).")
+
+
+def test_a_table_that_is_not_read_from_files_is_refused_saying_what_to_give(session, tmp_path):
+    """segkit numbers order lines by file (Spark's _metadata column); a view has none. Before: Spark's
+    [UNRESOLVED_COLUMN] error about _metadata, and "Check the path (or table name)"."""
+    csv = tmp_path / "hostile.csv"
+    csv.write_text(HOSTILE_CSV)
+    session.read.option("header", True).csv(str(csv)).createOrReplaceGlobalTempView("segkit_lines_view")
+    try:
+        with pytest.raises(DataError) as err:
+            SparkTransactionLog("table:global_temp.segkit_lines_view", load_config(), session=session)
+    finally:
+        session.catalog.dropGlobalTempView("segkit_lines_view")
+    assert str(err.value) == (
+        "table:global_temp.segkit_lines_view is not a file-based table (a view, or a JDBC, Iceberg or other table "
+        "without Spark's _metadata column): segkit numbers the order lines by the files they are read from, as "
+        "DuckDB reads them. Give its files (their folder, a glob or a URI) or a file-based (Parquet, CSV, Delta) "
+        "table.")
 
 
 @pytest.mark.parametrize("name, body", [
@@ -193,3 +254,68 @@ def test_a_folder_of_parquet_parts_is_numbered_in_file_order_as_duckdb_numbers_i
     assert spark.findings["check"].tolist() == duck.findings["check"].tolist() and len(duck.findings) == 10
     assert_same_audit(duck, spark)
     _assert_same_clean_lines(duck_file, spark_folder)
+
+
+#: What a Spark context segkit did not start may be set to (a pyspark shell's or a cluster's spark-defaults):
+#: each changes what the core's and the audit's SQL mean unless segkit's sessions pin their own settings.
+FOREIGN_CONF = {
+    "spark.sql.session.timeZone": "America/New_York",   # times cast and shown in another zone
+    "spark.sql.timestampType": "TIMESTAMP_LTZ",          # TIMESTAMP and datetime parameters zoned
+    "spark.sql.parser.escapedStringLiterals": "true",    # '\\d' in a regex literal stays two characters
+    "spark.sql.legacy.timeParserPolicy": "LEGACY",       # lenient dates: 2024-02-30 is 1 March
+    "spark.sql.ansi.enabled": "false",
+}
+#: Run in a child process (one SparkContext per process, and this file's is segkit's): start Spark with
+#: FOREIGN_CONF and nothing of segkit's, in the New York time zone, then audit and query with segkit.
+FOREIGN_CONTEXT_SCRIPT = """
+import json, sys
+from pathlib import Path
+import pandas as pd
+from pyspark.sql import SparkSession
+from segkit.audit import audit_log
+from segkit.core.config import load_config
+from segkit.core.errors import DataError
+from segkit.data.relational import HEADLINE, LATER_COUNTS, ORDER_LIST, RFM_BASE
+from segkit.data.spark import SparkLines
+from segkit.data.spark_audit import SparkTransactionLog
+
+folder, conf, as_of = Path(sys.argv[1]), json.loads(sys.argv[2]), pd.Timestamp(sys.argv[3])
+builder = SparkSession.builder.master("local[1]").appName("not-segkit").config("spark.ui.enabled", "false")
+for key, value in conf.items():
+    builder = builder.config(key, value)
+spark = builder.getOrCreate()
+with SparkTransactionLog(folder / "hostile.csv", load_config(), session=spark) as log:
+    log.write_clean(folder / "spark_clean")
+lines = SparkLines(folder / "spark_clean", positions=True, session=spark)
+spark.createDataFrame([(1,)], "x INT")  # the user's own work makes their session the active one (zoned, New York)
+for query in (HEADLINE, LATER_COUNTS, RFM_BASE, ORDER_LIST):
+    lines.run(query, {"as_of": as_of}).to_parquet(folder / f"{query.name}.parquet")
+try:
+    SparkTransactionLog(folder / "not_a_day.csv", load_config(), session=spark).close()
+except DataError as exc:
+    (folder / "not_a_day.txt").write_text(str(exc))
+"""
+
+
+def test_a_spark_context_segkit_did_not_start_gives_duckdbs_audit_and_core_results(tmp_path):
+    # a context started with other SQL settings, in another time zone (the Python process's too, which
+    # pyspark's conversion of a naive datetime parameter reads), and another session active when queries run
+    (tmp_path / "hostile.csv").write_text(HOSTILE_CSV)
+    (tmp_path / "not_a_day.csv").write_text("customer_id,order_date,amount\na,2024-01-01,1\na,2024-02-30,2\n")
+    as_of = "2024-01-13 09:00:00"  # C6.0's order at 12:00 is after it: five hours later it would be before
+    env = {**os.environ, "TZ": "America/New_York", "SPARK_LOCAL_IP": "127.0.0.1", "PYSPARK_PYTHON": sys.executable}
+    done = subprocess.run([sys.executable, "-c", FOREIGN_CONTEXT_SCRIPT, str(tmp_path), json.dumps(FOREIGN_CONF),
+                           as_of], cwd=tmp_path, env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-3000:]
+    with TransactionLog(tmp_path / "hostile.csv", load_config()) as log:
+        duck_file = log.write_clean(tmp_path / "duck_clean.parquet")
+    _assert_same_clean_lines(duck_file, tmp_path / "spark_clean")
+    with file_lines(duck_file, positions=True) as duck:
+        for query in (HEADLINE, LATER_COUNTS, RFM_BASE, ORDER_LIST):
+            expected = run(duck, query, {"as_of": pd.Timestamp(as_of).to_pydatetime()})
+            got = pd.read_parquet(tmp_path / f"{query.name}.parquet")
+            assert_frame_equal(got, expected, check_dtype=False, obj=query.name)
+    assert pd.read_parquet(tmp_path / "later_counts.parquet")["orders_after_as_of"].tolist() == [4]
+    with pytest.raises(DataError) as duck_error:
+        TransactionLog(tmp_path / "not_a_day.csv", load_config()).close()
+    assert (tmp_path / "not_a_day.txt").read_text() == str(duck_error.value)

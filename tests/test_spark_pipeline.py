@@ -2,11 +2,23 @@
 
 One ``segkit run`` of the bundled sample on Spark local mode (``engine.spark.master: local[2]``) and one
 with ``engine.kind: duckdb`` (module-scoped: the Spark run is the slow one, about a minute per notebook
-on a busy two-core machine). The audit reads with DuckDB either way; steps 02-05 read the run's clean
-lines through the relational core on Spark (``segkit.steps.sources.run_lines``), so every label,
-segment and stage must be the same, every number within 1e-9 relative, the same audit findings, and
-``run.json`` must name Spark, its master and version. A missing Java or pyspark fails here with the
-run's ConfigError (``tests/spark_setup.py``, run by ``make test``, installs Java): never a skip.
+on a busy two-core machine). The audit runs on the run's engine (Spark: ``segkit.data.spark_audit``);
+steps 02-05 read the run's clean lines through the relational core on Spark
+(``segkit.steps.sources.run_lines``), so every label, segment and stage must be the same, every number
+within 1e-9 relative, the same audit findings, and ``run.json`` must name Spark, its master and version.
+A missing Java or pyspark fails here with the run's ConfigError (``tests/spark_setup.py``, run by
+``make test``, installs Java): never a skip.
+
+On Spark, 02-04 end with the per-customer scoring on the executors (``segkit.steps.spark_scoring``):
+``customer_segments`` is written by Spark (two range partitions) as the Parquet dataset and the CSV,
+which must be the DuckDB run's bytes. The scoring is checked further on the Spark run's folder, with
+this process's one shared Spark session and no other pipeline run: the models read back from the run
+folder against the DuckDB run's own columns (and a partition alone staging differently), the columns
+after each notebook and ``--only`` re-run against the DuckDB merge's, 04 after 02 alone with the CSV
+left out above ``CSV_MAX_ROWS`` and read from the dataset instead, the refusal of an input without
+the lifecycle state, the reading through a session with segkit's SQL settings, the same file names and
+bytes for the same customers, and a second ``segkit run`` into the Spark run's ``--out`` (the check that
+precedes it). Without Spark: a driver-side merge after a Spark run, and the lock ``write_run_segments`` holds.
 
 The engine section's checks (a bad master or setting, no Java, no pyspark) are tested without
 starting Spark.
@@ -14,21 +26,41 @@ starting Spark.
 
 from __future__ import annotations
 
+import fcntl
 import json
+import os
+import shutil
 from importlib import metadata
 from pathlib import Path
 
 import nbformat
+import numpy as np
 import pandas as pd
+import pyarrow.parquet as pq
 import pytest
 import yaml
 from pandas.testing import assert_frame_equal
 
-from segkit.core.config import bundled_sample_config
-from segkit.core.errors import ConfigError
+from segkit.core.errors import ConfigError, DataError
+from segkit.core.files import read_frame, write_frame
 from segkit.data import spark
+from segkit.report.runfolder import RunFolderError, check_replaceable
+from segkit.steps import spark_scoring
+from segkit.steps.pipeline import open_run, segment_dataset_files
 from segkit.steps.sources import check_engine
+from segkit.steps.spark_scoring import (
+    SEGMENT_COLUMNS,
+    STEP_COLUMNS,
+    run_scoring,
+    score_on_spark,
+    score_partition,
+    segment_columns,
+    segment_steps,
+    write_customer_segments,
+    write_run_segments,
+)
 from tests.run_helpers import segkit_cli
+from tests.spark_configs import assert_read_the_uri, sample_config
 
 MASTER = "local[2]"
 #: Artifacts compared between the runs beyond customer_segments.csv (tables with numbers: 1e-9 relative).
@@ -36,23 +68,11 @@ TABLES = ("rfm.parquet", "clusters.parquet", "lifecycle.parquet", "snapshots.par
 LABELS = ("rfm_segment", "cluster_name", "lifecycle_stage")
 
 
-def sample_config(folder: Path, engine: dict) -> Path:
-    """The bundled sample's config (``data/configs/sample.yml``, data paths made absolute) with ``engine``."""
-    source = bundled_sample_config()
-    config = yaml.safe_load(source.read_text())
-    config["data"] = {table: str((source.parent / path).resolve()) if path else None
-                      for table, path in config["data"].items()}
-    config["engine"] = engine
-    path = folder / f"{engine['kind']}.yml"
-    path.write_text(yaml.safe_dump(config, sort_keys=False))
-    return path
-
-
-def segkit_run(folder: Path, engine: dict) -> Path:
+def segkit_run(folder: Path, engine: dict, transactions_as_uri: bool = False) -> Path:
     """``segkit run --config <the sample with engine> --out folder/run --quiet``; the run folder, with what
     the command printed in ``folder/terminal.txt``."""
     out = folder / "run"
-    done = segkit_cli("run", "--config", sample_config(folder, engine), "--out", out, "--quiet")
+    done = segkit_cli("run", "--config", sample_config(folder, engine, transactions_as_uri), "--out", out, "--quiet")
     if done.returncode != 0:
         raise AssertionError(f"segkit run ({engine}) failed with exit code {done.returncode}:\n{done.stdout}\n"
                              f"{done.stderr}")
@@ -64,7 +84,8 @@ def segkit_run(folder: Path, engine: dict) -> Path:
 def runs(tmp_path_factory) -> dict[str, Path]:
     """The sample run folders: ``duckdb`` and ``spark`` (one Spark pipeline run for the module)."""
     return {"duckdb": segkit_run(tmp_path_factory.mktemp("duckdb"), {"kind": "duckdb"}),
-            "spark": segkit_run(tmp_path_factory.mktemp("spark"), {"kind": "spark", "spark": {"master": MASTER}})}
+            "spark": segkit_run(tmp_path_factory.mktemp("spark"), {"kind": "spark", "spark": {"master": MASTER}},
+                                transactions_as_uri=True)}
 
 
 def stderr_outputs(run: Path) -> list[str]:
@@ -108,12 +129,246 @@ def test_the_spark_run_has_the_same_audit_findings_and_records_spark(runs):
 
 
 @pytest.mark.slow
+def test_the_spark_run_read_its_transactions_from_a_file_uri(runs):
+    """``segkit run`` on Spark accepts ``data.transactions`` as a ``file:///`` URI and reads the local file it
+    names (the audit gets its local path, not the URI: Spark's reader of URIs as written is tested in
+    tests/test_spark_audit.py); the run records the URI as written and its results equal the DuckDB run's."""
+    assert_read_the_uri(runs["spark"])
+    duck = yaml.safe_load((runs["duckdb"] / "config.yml").read_text())["data"]["transactions"]
+    assert not duck.startswith("file:") and Path(duck).is_file()
+
+
+@pytest.mark.slow
 def test_java_and_spark_start_up_notes_stay_out_of_the_reports_and_the_terminal(runs):
     """The Spark driver's JVM inherits the kernel's standard error: without segkit.data.spark sending it to
     a log while the session starts, "WARNING: Using incubator modules" and "Setting default log level"
     appear in the notebooks 02-05, their HTML reports and the terminal of a --quiet run."""
     assert stderr_outputs(runs["spark"]) == stderr_outputs(runs["duckdb"]) == []
     assert (runs["spark"].parent / "terminal.txt").read_text() == ""
+
+
+# ------------------------------------------------------------------ customer_segments scored on the executors
+SCORED_LABELS = ("rfm_segment", "tier", "recommended_action", "cluster_name", "lifecycle_stage")
+
+
+def pipeline_columns(run: Path) -> pd.DataFrame:
+    """What a run computed per customer, unrounded: rfm.parquet, clusters.parquet, lifecycle.parquet."""
+    art = run / "artifacts"
+    ids = read_frame(art / "customer_segments.csv", dtype={"customer_id": "string"}, usecols=["customer_id"])
+    rfm = pd.read_parquet(art / "rfm.parquet").drop(columns=["tenure_days", "first_order_date", "last_order_date"])
+    clusters = pd.read_parquet(art / "clusters.parquet", columns=["customer_id", "cluster", "cluster_name"])
+    lifecycle = pd.read_parquet(art / "lifecycle.parquet", columns=[
+        "customer_id", "lifecycle_stage", "p_alive", "p_purchase_90d", "expected_purchases_90d", "clv_12m"])
+    out = ids.merge(rfm, on="customer_id", how="left").merge(clusters, on="customer_id", how="left")
+    return out.merge(lifecycle, on="customer_id", how="left")[list(SEGMENT_COLUMNS)]
+
+
+def assert_same_customers(got: pd.DataFrame, expected: pd.DataFrame) -> None:
+    """Same columns, same ids in the same order, labels identical (empty where empty), numbers to 1e-9 relative."""
+    assert list(got.columns) == list(expected.columns)
+    assert got["customer_id"].astype(str).tolist() == expected["customer_id"].astype(str).tolist()
+    for column in got.columns[1:]:
+        if column in SCORED_LABELS:
+            want = expected[column].astype("string").fillna("<empty>").tolist()
+            assert got[column].astype("string").fillna("<empty>").tolist() == want, column
+        else:
+            a, b = (pd.to_numeric(f[column]).to_numpy(dtype="float64") for f in (got, expected))
+            assert np.array_equal(np.isnan(a), np.isnan(b)), column
+            np.testing.assert_allclose(a[~np.isnan(a)], b[~np.isnan(b)], rtol=1e-9, atol=0, err_msg=column)
+
+
+def dataset_parts(run: Path) -> list[pd.DataFrame]:
+    """The part files of a run's ``customer_segments.parquet/``, in name order."""
+    return [pq.read_table(f).to_pandas() for f in segment_dataset_files(run / "artifacts" / "customer_segments.parquet")]
+
+
+@pytest.fixture(scope="module")
+def scoring(runs):
+    """The models and the per-customer input of the Spark run's scoring, as Spark reads them from its folder
+    (the models through the JSON its steps saved; the input joined by Spark, here in pandas)."""
+    frame, models = run_scoring(open_run("05_campaign_evaluation", run_dir=runs["spark"]))
+    with spark.pandas_warnings_quiet():
+        inputs = frame.toPandas()
+    return models, inputs.sort_values("customer_id", kind="mergesort").reset_index(drop=True)
+
+
+@pytest.mark.slow
+def test_the_spark_run_writes_customer_segments_also_as_a_parquet_dataset_in_customer_id_order(runs):
+    """Scored on the executors in two range partitions (local[2]): the CSV the same bytes as DuckDB's."""
+    art = {kind: run / "artifacts" for kind, run in runs.items()}
+    assert sorted(p.name for p in (art["spark"] / "scoring").iterdir()) == [
+        "lifecycle_inputs.parquet", "rfm_model.json", "stage_thresholds.json"]  # what 02 and 04 saved for it
+    parts = dataset_parts(runs["spark"])
+    assert len(parts) == 2 and all(len(p) > 500 and p["customer_id"].is_monotonic_increasing for p in parts)
+    dataset = pd.concat(parts, ignore_index=True)
+    assert dataset["customer_id"].is_monotonic_increasing  # the files in name order are the CSV's row order
+    csv = read_frame(art["spark"] / "customer_segments.csv", dtype={"customer_id": "string"})
+    assert list(dataset.columns) == list(SEGMENT_COLUMNS)
+    assert_same_customers(dataset, csv)
+    assert (art["spark"] / "customer_segments.csv").read_bytes() == (art["duckdb"] / "customer_segments.csv").read_bytes()
+    assert not (art["duckdb"] / "customer_segments.parquet").exists() and not (art["duckdb"] / "scoring").exists()
+
+
+@pytest.mark.slow
+def test_a_second_run_into_the_spark_runs_out_is_allowed_but_not_over_a_users_file(runs, tmp_path):
+    """What segkit run (and --only) checks on --out before it runs: every entry of a Spark run's folder is
+    segkit's (transactions_clean.parquet/ as Spark wrote it, customer_segments.parquet/ with fixed part names,
+    scoring/); a file of the user's inside a dataset folder is not."""
+    check_replaceable(runs["spark"], "--out")
+    assert sorted(p.name for p in (runs["spark"] / "artifacts" / "customer_segments.parquet").iterdir()) == [
+        "part-00000.parquet", "part-00001.parquet"]
+    copy = tmp_path / "run"
+    shutil.copytree(runs["spark"], copy, symlinks=True)
+    (copy / "artifacts" / "customer_segments.parquet" / "part-00002.csv").write_text("the user's")
+    with pytest.raises(RunFolderError, match=r"holds 1 entry that segkit did not write: "
+                                             r"artifacts/customer_segments\.parquet/part-00002\.csv\. "):
+        check_replaceable(copy, "--out")
+
+
+@pytest.mark.slow
+def test_the_scoring_reads_with_segkits_sql_settings_and_the_same_customers_give_the_same_files(runs, tmp_path):
+    """run_scoring reads through a child session with segkit's pinned settings, whatever the context's are;
+    write_customer_segments twice on the same scored customers: the same file names and bytes, no temp left."""
+    root = spark.spark_session(MASTER)
+    zone = root.conf.get("spark.sql.session.timeZone")
+    root.conf.set("spark.sql.session.timeZone", "America/New_York")  # as a cluster's spark-defaults may set it
+    try:
+        frame, models = run_scoring(open_run("05_campaign_evaluation", run_dir=runs["spark"]))
+    finally:
+        root.conf.set("spark.sql.session.timeZone", zone)
+    assert frame.sparkSession is not root and frame.sparkSession.conf.get("spark.sql.session.timeZone") == "UTC"
+    few = frame.orderBy("customer_id").limit(300)
+    written = []
+    for name in ("first", "second"):
+        (tmp_path / name).mkdir()
+        folder, csv = write_customer_segments(score_on_spark(few, models, partitions=2), tmp_path / name)
+        assert sorted(p.name for p in (tmp_path / name).iterdir()) == [  # no hidden folder left
+            "customer_segments.csv", "customer_segments.parquet"]
+        written.append({p.name: p.read_bytes() for p in Path(folder).iterdir()})
+    assert sorted(written[0]) == ["part-00000.parquet", "part-00001.parquet"] and written[0] == written[1]
+    assert csv.read_bytes() == (tmp_path / "first" / "customer_segments.csv").read_bytes()
+
+
+@pytest.mark.slow
+def test_the_models_read_back_from_the_run_folder_score_as_the_duckdb_pipeline_did(runs, scoring):
+    """The DuckDB run computed its columns with the models in memory; the Spark run's folder holds them as JSON
+    (cluster_model.json, clv_model.json, scoring/*.json). A partition alone would stage differently: the
+    at-risk rule's reference is the whole base's (score_on_spark's first pass)."""
+    models, inputs = scoring
+    expected = pipeline_columns(runs["duckdb"])
+    assert len(inputs) == len(expected) == 3000
+    assert expected["lifecycle_stage"].eq("at_risk").sum() > 30 and expected["cluster"].notna().sum() > 2000
+    assert models.clv.choice is not None and models.clv.choice.purchase_map is not None  # the holdout's variant
+    assert_same_customers(score_partition(inputs, models), expected)
+    first = inputs["customer_id"].isin(dataset_parts(runs["spark"])[0]["customer_id"]).to_numpy()
+    alone = score_partition(inputs[first], models)["lifecycle_stage"].astype(str).to_numpy()
+    assert 500 < first.sum() < 2500 and (alone != expected.loc[first, "lifecycle_stage"].astype(str).to_numpy()).any()
+
+
+@pytest.mark.slow
+def test_an_input_without_the_lifecycle_state_is_refused_before_spark_runs(scoring):
+    models, inputs = scoring
+    partial = inputs.drop(columns=["state_n_purchases", "state_engaged"]).head(5)
+    with spark.pandas_warnings_quiet():
+        frame = spark.spark_session().createDataFrame(partial)
+    with pytest.raises(DataError, match=r"lacks state_n_purchases, state_engaged .*scoring_inputs"):
+        score_on_spark(frame, models, partitions=2)
+
+
+@pytest.mark.parametrize("notebooks", [
+    ("02_rfm",), ("02_rfm", "03_clustering"), ("02_rfm", "04_lifecycle"),
+    ("02_rfm", "03_clustering", "04_lifecycle", "04_lifecycle"),  # 04 re-run after 03
+    ("02_rfm", "04_lifecycle", "03_clustering", "03_clustering"),  # 03 re-run after 04
+    ("02_rfm", "03_clustering", "04_lifecycle", "02_rfm"),
+])
+def test_spark_writes_the_columns_the_duckdb_merge_has_after_each_notebook(tmp_path, notebooks):
+    """After the audit's ids, each notebook in turn: the columns write_run_segments would write (from the
+    segments as they are and the running notebook) are those RunContext.update_customer_segments leaves."""
+    run = tmp_path / "run"
+    open_run("01_data_audit", run_dir=run).update_customer_segments(pd.DataFrame({"customer_id": ["c1", "c2"]}))
+    for notebook in notebooks:
+        ctx = open_run(notebook, run_dir=run)
+        on_spark = segment_columns(segment_steps(ctx))
+        ctx.update_customer_segments(pd.DataFrame({"customer_id": ["c1"], **{c: [1] for c in STEP_COLUMNS[notebook]}}))
+        assert on_spark == list(read_frame(ctx.artifact_path("customer_segments"), nrows=0).columns), notebook
+
+
+def test_without_the_csv_the_datasets_columns_say_which_notebooks_have_run(tmp_path):
+    """Above CSV_MAX_ROWS a Spark run has no CSV: the dataset's schema stands for its header."""
+    ctx = open_run("04_lifecycle", run_dir=tmp_path / "run")
+    folder = ctx.artifacts_dir / "customer_segments.parquet"
+    folder.mkdir()
+    pd.DataFrame({"customer_id": ["c1"], **{c: [1] for c in STEP_COLUMNS["02_rfm"]}}).to_parquet(
+        folder / "part-00000-x.snappy.parquet")
+    assert segment_steps(ctx) == ("02_rfm", "04_lifecycle")
+    assert ctx.has_artifact("customer_segments")
+    assert ctx.read_artifact("customer_segments", columns=["customer_id", "rfm_segment", "cluster_name"]).columns.tolist() \
+        == ["customer_id", "rfm_segment"]
+
+
+def test_a_notebook_merging_on_the_driver_starts_from_sparks_dataset_and_removes_sparks_copies(tmp_path):
+    """A folder whose engine.kind changed: 04 on DuckDB after a Spark run above CSV_MAX_ROWS (the dataset, no
+    CSV). The merge keeps the dataset's columns, then removes the dataset and scoring/: a later Spark 03 must
+    not rescore 04's columns from the earlier run's scoring/lifecycle_inputs.parquet."""
+    ctx = open_run("04_lifecycle", run_dir=tmp_path / "run")
+    dataset, scoring = ctx.artifacts_dir / "customer_segments.parquet", ctx.artifacts_dir / "scoring"
+    dataset.mkdir()
+    pd.DataFrame({"customer_id": ["c1", "c2"], "rfm_segment": ["Champions", "Lost"]}).to_parquet(
+        dataset / "part-00000.parquet")
+    scoring.mkdir()
+    (scoring / "lifecycle_inputs.parquet").write_bytes(b"of the earlier run")
+    ctx.update_customer_segments(pd.DataFrame({"customer_id": ["c2"], "lifecycle_stage": ["lapsed"]}))
+    assert not dataset.exists() and not scoring.exists()
+    assert read_frame(ctx.artifact_path("customer_segments"), keep_default_na=False).to_dict("list") == {
+        "customer_id": ["c1", "c2"], "rfm_segment": ["Champions", "Lost"], "lifecycle_stage": ["", "lapsed"]}
+
+
+def test_write_run_segments_holds_the_artifacts_lock_from_reading_the_columns_to_writing(tmp_path, monkeypatch):
+    """As update_customer_segments does: 03 and 04 open at once in JupyterLab must not lose each other's columns."""
+    class Probed(Exception):
+        pass
+
+    def probe(ctx, steps):  # where Spark would read the inputs: another writer must wait for the lock
+        fd = os.open(ctx.artifacts_dir, os.O_RDONLY)
+        try:
+            with pytest.raises(BlockingIOError):
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        finally:
+            os.close(fd)
+        raise Probed(steps)
+
+    monkeypatch.setattr(spark_scoring, "run_scoring", probe)
+    ctx = open_run("03_clustering", run_dir=tmp_path / "run")
+    ctx.update_customer_segments(pd.DataFrame({"customer_id": ["c1"], "rfm_segment": ["Lost"]}))
+    with pytest.raises(Probed) as probed:
+        write_run_segments(ctx)
+    assert probed.value.args == (("02_rfm", "03_clustering"),)
+
+
+def comparable(frame: pd.DataFrame) -> pd.DataFrame:
+    """Numbers as float64 and labels as text, whatever file they were read from."""
+    return frame.astype({c: "float64" if c not in ("customer_id", *SCORED_LABELS) else "string" for c in frame.columns})
+
+
+@pytest.mark.slow
+def test_04_after_02_alone_writes_what_the_duckdb_run_has_then_and_05_reads_the_dataset_above_csv_max_rows(
+        runs, tmp_path):
+    """segkit run --only 04_lifecycle after --only 02_rfm on Spark: on a copy of the Spark run's folder without
+    what 03 writes, customer_segments after 02 alone (the DuckDB merge's), and one customer too many for a CSV."""
+    duck = read_frame(runs["duckdb"] / "artifacts" / "customer_segments.csv", dtype={"customer_id": "string"})
+    run = tmp_path / "run"
+    shutil.copytree(runs["spark"] / "artifacts", run / "artifacts")
+    for name in ("clusters.parquet", "cluster_model.json"):
+        (run / "artifacts" / name).unlink()
+    ctx = open_run("04_lifecycle", run_dir=run)
+    shutil.rmtree(ctx.artifacts_dir / "customer_segments.parquet")  # as after the audit and 02 alone
+    write_frame(ctx.artifact_path("customer_segments"), duck[["customer_id", *STEP_COLUMNS["02_rfm"]]])
+
+    folder, csv = write_run_segments(ctx, csv_max_rows=len(duck) - 1)
+    assert folder == f"{run}/artifacts/customer_segments.parquet"
+    assert csv is None and not ctx.artifact_path("customer_segments").exists()  # no stale CSV left to read
+    assert_frame_equal(comparable(ctx.read_artifact("customer_segments")),  # what 05 reads: the dataset
+                       comparable(duck.drop(columns=["cluster", "cluster_name"])), check_exact=False, rtol=1e-9)
 
 
 # ------------------------------------------------------------------ the engine section, checked before any work

@@ -17,16 +17,19 @@ Examples
 from __future__ import annotations
 
 import copy
+import re
 from importlib import resources
 from pathlib import Path
 from typing import Any, Mapping
+from urllib.parse import unquote
 
 import yaml
 
 from segkit.core.errors import ConfigError
 
 __all__ = ["DEFAULTS_PACKAGE", "project_root", "bundled_sample_config", "MAX_CONFIG_VALUES", "count_values",
-    "short_repr", "deep_merge", "default_config", "load_config", "resolve_path", "section"]
+    "short_repr", "deep_merge", "default_config", "load_config", "resolve_path", "TABLE_PREFIX", "SPARK_READ_TABLES",
+    "source_scheme", "source_description", "file_uri_path", "local_path", "resolve_source", "data_source", "section"]
 
 DEFAULTS_PACKAGE = "segkit.defaults"
 
@@ -194,6 +197,175 @@ def resolve_path(cfg: Mapping, value: str | Path | None) -> Path | None:
         return None
     p = Path(value).expanduser()
     return p if p.is_absolute() else Path(cfg["_base_dir"]) / p
+
+
+#: ``data.transactions`` naming a table of the Spark catalog rather than files (``table:catalog.schema.orders``).
+TABLE_PREFIX = "table:"
+#: Input tables that ``engine.kind: spark`` reads where they live (a table or a URI): the order lines. The
+#: customers and campaign tables are read by pandas on the machine running segkit, so they are local files.
+SPARK_READ_TABLES: tuple[str, ...] = ("transactions",)
+# a URI: a scheme of two or more characters, a colon, a slash (``s3a://``, ``hdfs:///``, ``dbfs:/``, ``file:/``);
+# one letter is a Windows drive (``C:/x``), and a colon without a slash is part of a file name (``a:b.csv``)
+_URI = re.compile(r"([A-Za-z][A-Za-z0-9+.-]+):/")
+# the path of a file: URI naming a Windows drive: "/C:/…", "/C:" (RFC 8089, appendix E.2)
+_WINDOWS_DRIVE = re.compile(r"/[A-Za-z]:(/|$)")
+
+
+def source_scheme(value: Any) -> str | None:
+    """How a ``data.*`` value names data that is not a local path: ``"table"`` for ``table:…``, the URI's
+    scheme in lower case (``"s3a"``, ``"hdfs"``, ``"abfss"``, ``"file"``, …); None for a local path.
+
+    Only text can be a table or a URI: a :class:`~pathlib.Path` is a local path.
+
+    Examples
+    --------
+    >>> [source_scheme(v) for v in ("table:main.sales.orders", "S3A://lake/o/", "file:///d/o.csv", "dbfs:/mnt/o")]
+    ['table', 's3a', 'file', 'dbfs']
+    >>> [source_scheme(v) for v in ("orders.csv", "/d/*.parquet", "C:/d/o.csv", "shop:2024.csv", Path("s3a://x"), None)]
+    [None, None, None, None, None, None]
+    """
+    if not isinstance(value, str):
+        return None
+    if value.startswith(TABLE_PREFIX):
+        return "table"
+    match = _URI.match(value)
+    return match.group(1).lower() if match else None
+
+
+def source_description(scheme: str) -> str:
+    """How messages name a value whose :func:`source_scheme` is ``scheme``.
+
+    Examples
+    --------
+    >>> source_description("table"), source_description("s3a")
+    ('a table of the Spark catalog', 'a URI (s3a:)')
+    """
+    return "a table of the Spark catalog" if scheme == "table" else f"a URI ({scheme}:)"
+
+
+def file_uri_path(uri: str) -> Path:
+    """The local path a ``file:`` URI names: ``file:///d/o.csv``, ``file:/d/o.csv`` and
+    ``file://localhost/d/o.csv`` are ``/d/o.csv`` (percent-escapes decoded; glob characters kept).
+
+    Raises
+    ------
+    ConfigError
+        The URI names another machine (``file://host/…``): a path there is not a file here.
+
+    Examples
+    --------
+    >>> file_uri_path("file:///data/orders%202024/*.csv"), file_uri_path("file:/data/o.csv")
+    (PosixPath('/data/orders 2024/*.csv'), PosixPath('/data/o.csv'))
+    >>> str(file_uri_path("file:///C:/shop/o.csv")), str(file_uri_path("file:/d:/o.csv"))
+    ('C:/shop/o.csv', 'd:/o.csv')
+    """
+    rest = uri.split(":", 1)[1]  # not urllib's parse: "?" and "#" are glob or name characters here
+    if rest.startswith("//"):
+        host, _, path = rest[2:].partition("/")
+        if host not in ("", "localhost"):
+            raise ConfigError(f"{uri} names a file on the machine {host!r}; a file: URI must name a file of this "
+                              "machine (file:///path/to/file). Give the path as the machine running segkit sees it.")
+        rest = "/" + path
+    path = unquote(rest)
+    # a Windows drive is written after the path's slash (file:///C:/d/o.csv): the path is C:/d/o.csv
+    return Path(path[1:] if _WINDOWS_DRIVE.match(path) else path)
+
+
+def local_path(value: str | Path | None) -> Path | None:
+    """The local file, folder or glob a ``data.*`` value names (``~`` expanded, a ``file:`` URI's path), or
+    None for no value, a table or another URI. Relative paths stay relative (see :func:`resolve_source`).
+
+    Examples
+    --------
+    >>> local_path("file:///d/o.csv"), local_path("s3a://lake/o/"), local_path("table:orders"), local_path("o.csv")
+    (PosixPath('/d/o.csv'), None, None, PosixPath('o.csv'))
+    """
+    if value is None or value == "":
+        return None
+    scheme = source_scheme(value)
+    if scheme == "file":
+        return file_uri_path(str(value))
+    return None if scheme else Path(value).expanduser()
+
+
+def resolve_source(cfg: Mapping, value: str | Path | None) -> str | Path | None:
+    """A ``data.*`` value as a reader takes it: a table (``table:…``) or a URI (``s3a://…``) as written,
+    a ``file:`` URI as its local path, a local path resolved against the config's folder (:func:`resolve_path`).
+
+    Examples
+    --------
+    >>> cfg = {"_base_dir": "/shop"}
+    >>> [resolve_source(cfg, v) for v in ("table:main.sales.orders", "s3a://lake/o/", "file:///d/o.csv", "o.csv")]
+    ['table:main.sales.orders', 's3a://lake/o/', PosixPath('/d/o.csv'), PosixPath('/shop/o.csv')]
+    """
+    scheme = source_scheme(value)
+    if scheme == "file":
+        return local_path(value)
+    return str(value) if scheme else resolve_path(cfg, value)
+
+
+def data_source(cfg: Mapping, table: str, engine_kind: str, origin: str | None = None) -> str | Path | None:
+    """``data.<table>`` of ``cfg`` as :func:`resolve_source` gives it, refused where it cannot be read.
+
+    A table (``table:…``) or a URI (``s3a://``, ``hdfs://``, ``abfss://``, ``gs://``, ``file://``, …) is read
+    only by Apache Spark (``engine.kind: spark``), and only for the order lines (:data:`SPARK_READ_TABLES`;
+    a ``file:`` URI is a local file and accepted for every table there).
+
+    Parameters
+    ----------
+    cfg : mapping
+        A loaded config (:func:`load_config`).
+    table : {"transactions", "customers", "campaign"}
+        The input table.
+    engine_kind : str
+        ``engine.kind`` (``auto``, ``pandas``, ``duckdb``, ``spark``).
+    origin : str, optional
+        Where the value came from, for messages (default ``data.<table>``).
+
+    Raises
+    ------
+    ConfigError
+        A table or URI with an engine other than Spark, or on Spark for the customers or campaign table
+        (saying which key, what was given and what to do).
+
+    Examples
+    --------
+    >>> cfg = {"_base_dir": "/shop", "data": {"transactions": "s3a://lake/orders/"}}
+    >>> data_source(cfg, "transactions", "spark")
+    's3a://lake/orders/'
+    >>> data_source(cfg, "transactions", "duckdb")
+    Traceback (most recent call last):
+    ...
+    segkit.core.errors.ConfigError: data.transactions = 's3a://lake/orders/' is a URI (s3a:), which segkit reads only with engine.kind: spark, but engine.kind is duckdb. Set engine.kind: spark (README, "Running on a Spark cluster") to read it with Apache Spark, or copy the data here and give its local path.
+    """
+    value = (cfg.get("data") or {}).get(table)
+    scheme = source_scheme(value)
+    where = origin or f"data.{table}"
+    if scheme is None:
+        return resolve_path(cfg, value)
+    try:
+        local = file_uri_path(str(value)) if scheme == "file" else None
+    except ConfigError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
+    name = str(value)[len(TABLE_PREFIX):]
+    if scheme == "table" and not name.strip():
+        raise ConfigError(f"{where} = {value!r} names no table: write table:<name>, e.g. table:main.sales.orders.")
+    if scheme == "table" and name != name.strip():
+        raise ConfigError(f"{where} = {value!r}: a table name does not start or end with a space; write "
+                          f"{TABLE_PREFIX}{name.strip()}.")
+    what = source_description(scheme)
+    if engine_kind != "spark":
+        instead = f"give the path itself ({local})" if local else "copy the data here and give its local path"
+        raise ConfigError(f"{where} = {value!r} is {what}, which segkit reads only with engine.kind: spark, but "
+                          f"engine.kind is {engine_kind}. Set engine.kind: spark (README, \"Running on a Spark "
+                          f"cluster\") to read it with Apache Spark, or {instead}.")
+    if local is not None:  # a local file, read as its path
+        return local
+    if table not in SPARK_READ_TABLES:
+        raise ConfigError(f"{where} = {value!r} is {what}: on Spark, {table} must be a local file for now (only "
+                          f"data.transactions is read by Spark where it lives; the {table} table is read on the "
+                          f"machine running segkit). Copy it to a CSV or Parquet file here and give its path.")
+    return str(value)
 
 
 def section(cfg: Mapping, name: str) -> dict:

@@ -14,7 +14,7 @@ segkit.core.errors.DataError: transactions.csv: column 'order_date' is missing. 
 from __future__ import annotations
 
 __all__ = ["SegkitError", "DataError", "ConfigError", "UpstreamMissingError", "AuditFailedError",
-    "ModelFitError", "format_rows"]
+    "ModelFitError", "first_line", "format_rows"]
 
 
 class SegkitError(Exception):
@@ -54,3 +54,18 @@ def format_rows(rows, limit: int = 5) -> str:
     more = f" (and {len(rows) - limit} more)" if len(rows) > limit else ""
     word = "row" if len(rows) == 1 else "rows"
     return f"{word} {shown}{more}"
+
+
+def first_line(exc: BaseException) -> str:
+    """The first line of ``exc``'s message (an engine's error text runs on with hints and a stack), or
+    its class name when the message is empty: what a :class:`SegkitError` quotes of a library's error.
+
+    Examples
+    --------
+    >>> first_line(ValueError("Parser Error: syntax error at or near 'x'\\nLINE 1: SELECT x"))
+    "Parser Error: syntax error at or near 'x'"
+    >>> first_line(KeyError())
+    'KeyError'
+    """
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

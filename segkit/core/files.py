@@ -9,6 +9,8 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Any, Iterator
@@ -18,7 +20,7 @@ import pandas as pd
 from segkit.core.escaping import neutralise_formula_cells, restore_formula_cells
 
 __all__ = ["atomic_write_bytes", "atomic_write_text", "write_frame", "read_frame", "folder_lock",
-    "dumps_json", "csv_float", "CENTS_FROM", "CENTS_UNTIL"]
+    "publish_parquet_parts", "dumps_json", "csv_float", "CENTS_FROM", "CENTS_UNTIL"]
 
 
 def _umask() -> int:
@@ -138,6 +140,66 @@ def folder_lock(folder: Path) -> Iterator[None]:
         yield
     finally:
         os.close(fd)  # closing releases the lock
+
+
+#: A data file of a Spark Parquet write: ``part-<partition>-<job uuid>-c000.snappy.parquet``.
+_SPARK_PART = re.compile(r"part-(\d+)[\w.-]*\.parquet")
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    else:
+        path.unlink(missing_ok=True)
+
+
+def publish_parquet_parts(written: Path, dest: Path) -> list[Path]:
+    """Make the Parquet dataset a Spark job wrote into ``written`` (a hidden folder beside ``dest``) the
+    folder ``dest``, with the same file names and bytes for the same rows.
+
+    The data files (Spark's ``part-<n>-<job uuid>-c000.snappy.parquet``) are renamed ``part-00000.parquet``,
+    ``part-00001.parquet`` … in partition order (name order stays row order); Spark's ``_SUCCESS`` and
+    Hadoop's ``.*.crc`` checksums are removed. Then ``dest`` is replaced: the old folder is moved aside
+    first and removed after, so ``dest`` is at every moment either the old dataset or the new one.
+
+    Parameters
+    ----------
+    written : Path
+        The folder Spark wrote (``frame.write.parquet(str(written))``), on this machine.
+    dest : Path
+        The dataset's folder; a file or folder already there is replaced.
+
+    Returns
+    -------
+    list of Path
+        The part files of ``dest``, in name order.
+
+    Examples
+    --------
+    >>> spark = Path(tempfile.mkdtemp()) / ".x.tmp"; spark.mkdir()
+    >>> for name in ("part-00001-u-c000.snappy.parquet", "part-00000-u-c000.snappy.parquet", "_SUCCESS",
+    ...              ".part-00000-u-c000.snappy.parquet.crc"):
+    ...     _ = (spark / name).write_text(name[:12])
+    >>> [(p.name, p.read_text()) for p in publish_parquet_parts(spark, spark.with_name("x.parquet"))]
+    [('part-00000.parquet', 'part-00000-u'), ('part-00001.parquet', 'part-00001-u')]
+    """
+    written, dest = Path(written), Path(dest)
+    numbered = sorted((int(m.group(1)), path.name) for path in written.iterdir()
+                      if path.is_file() and (m := _SPARK_PART.fullmatch(path.name)))
+    data = [written / name for _, name in numbered]
+    for path in written.iterdir():  # _SUCCESS, .*.crc: Spark's and Hadoop's bookkeeping
+        if path not in data:
+            _remove(path)
+    width = max(5, len(str(len(data) - 1)))
+    for i, path in enumerate(data):
+        path.rename(written / f"part-{i:0{width}d}.parquet")
+    old = dest.with_name(f".{dest.name}.{os.getpid()}.old")
+    _remove(old)  # left by a process killed here
+    if dest.exists() or dest.is_symlink():
+        os.replace(dest, old)
+    os.replace(written, dest)
+    _remove(old)
+    return sorted(dest.glob("part-*.parquet"))
 
 
 def _json_default(obj: Any) -> Any:

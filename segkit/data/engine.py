@@ -73,7 +73,7 @@ import pandas as pd
 
 from segkit.core.config import deep_merge, load_config, resolve_path
 from segkit.core.dates import day_after, parse_as_of
-from segkit.core.errors import ConfigError, DataError, format_rows
+from segkit.core.errors import ConfigError, DataError, first_line, format_rows
 from segkit.core.schema import (BOOLEAN_FALSE, BOOLEAN_TRUE, CUSTOMERS, DMY, TRANSACTIONS, TRANSACTIONS_CLEAN_EXTRA,
                                 Where, examples, validate)
 from segkit.data import io as segio
@@ -505,7 +505,7 @@ def _describe(con: duckdb.DuckDBPyConnection, relation: str, source: str) -> lis
     try:
         return [(r[0], r[1]) for r in con.sql(f"DESCRIBE SELECT * FROM {relation}").fetchall()]
     except duckdb.Error as exc:
-        raise DataError(f"{source}: cannot be read ({_first_line(exc)}). Check that the files are complete CSV "
+        raise DataError(f"{source}: cannot be read ({first_line(exc)}). Check that the files are complete CSV "
                         "or Parquet files with a header row; for CSV, set io.delimiter / io.encoding if needed.") \
             from None
 
@@ -561,13 +561,13 @@ def _grow_memory_limit(func: _F) -> _F:
             except duckdb.OutOfMemoryException as exc:
                 if limit is None:
                     raise DataError(f"{bound.arguments.get('source')}: DuckDB ran out of memory aggregating the "
-                                    f"transaction log ({_first_line(exc)}). Set engine.memory_limit and "
+                                    f"transaction log ({first_line(exc)}). Set engine.memory_limit and "
                                     "engine.temp_directory (a disk with free space).") from None
                 larger = 2 * size_in_bytes(limit)
                 if larger > memory_ceiling():
                     raise DataError(
                         f"{bound.arguments.get('source')}: DuckDB ran out of memory aggregating the transaction log "
-                        f"even with memory_limit = {limit} ({_first_line(exc)}); segkit doubles engine.memory_limit "
+                        f"even with memory_limit = {limit} ({first_line(exc)}); segkit doubles engine.memory_limit "
                         f"up to half of this machine's memory ({memory_ceiling() / 1e9:.1f} GB). Close other "
                         "programs, set engine.temp_directory to a disk with free space (DuckDB spills there), or "
                         "run on a machine with more memory.") from None
@@ -575,10 +575,6 @@ def _grow_memory_limit(func: _F) -> _F:
                 bound.arguments["memory_limit"] = limit
 
     return wrapper  # type: ignore[return-value]
-
-
-def _first_line(exc: BaseException) -> str:
-    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
 
 
 def _utf8_inputs(files: list[str], opts: Mapping[str, Any], scratch: Path) -> tuple[list[str], dict[str, Any]]:
@@ -907,10 +903,10 @@ def _read_error(m: _Mapped, exc: BaseException) -> DataError:
             f"{shown} without quotes (or io.delimiter is wrong): put such values in double quotes, "
             "or set io.delimiter in the config.")
     if "Conversion Error" in text and re.search(r"\(\d+ files\)", where):
-        return DataError(f"{where}: cannot be read: {_first_line(exc)}. The files probably do not share one schema: "
+        return DataError(f"{where}: cannot be read: {first_line(exc)}. The files probably do not share one schema: "
                          "a column stored as numbers in one file holds text (or empty strings) in another. "
                          "Export every part with the same column types, or as CSV.")
-    return DataError(f"{where}: cannot be read: {_first_line(exc)}. Check that the file is complete; for CSV, "
+    return DataError(f"{where}: cannot be read: {first_line(exc)}. Check that the file is complete; for CSV, "
                      "set io.delimiter and io.encoding if the defaults do not fit.")
 
 
@@ -1701,7 +1697,7 @@ def _run(source: Any, sql: str, what: str, memory_limit: str | None = None,
     except duckdb.OutOfMemoryException:
         raise  # retried with a larger limit (_grow_memory_limit)
     except duckdb.Error as exc:
-        raise DataError(f"{source}: could not aggregate the transaction log ({_first_line(exc)}). {what}") from None
+        raise DataError(f"{source}: could not aggregate the transaction log ({first_line(exc)}). {what}") from None
     finally:
         con.close()
 
@@ -1714,7 +1710,7 @@ def _line_columns(source: Any, con: duckdb.DuckDBPyConnection | None = None) -> 
     try:
         return {r[0] for r in con.sql(f"DESCRIBE SELECT * FROM {source_relation(source)}").fetchall()}
     except duckdb.Error as exc:
-        raise DataError(f"{source}: cannot be read ({_first_line(exc)}). Use the cleaned transactions "
+        raise DataError(f"{source}: cannot be read ({first_line(exc)}). Use the cleaned transactions "
                         "(artifacts/transactions_clean.parquet).") from None
     finally:
         if own:
@@ -1771,7 +1767,7 @@ def file_lines(source: str | Path | Sequence[str | Path], memory_limit: str | No
         except duckdb.OutOfMemoryException:
             raise  # retried with a larger limit (_grow_memory_limit)
         except duckdb.Error as exc:
-            raise DataError(f"{source}: could not aggregate the transaction log ({_first_line(exc)}). "
+            raise DataError(f"{source}: could not aggregate the transaction log ({first_line(exc)}). "
                             f"{what}") from None
 
 

@@ -60,7 +60,7 @@ from typing import Any, Mapping
 
 import pandas as pd
 
-from segkit.core.config import default_config, resolve_path
+from segkit.core.config import default_config, resolve_source, source_description, source_scheme
 from segkit.core.errors import ConfigError, DataError
 from segkit.core.schema import (
     TableSpec,
@@ -734,8 +734,8 @@ def load_inputs(config: Mapping) -> dict[str, pd.DataFrame | None]:
     """Load the configured transactions, customers and campaign files.
 
     Paths come from ``config["data"]`` (relative to the config file's folder, see
-    :func:`segkit.core.config.resolve_path`), column maps from ``config["columns"]``, read options
-    from ``config["io"]``.
+    :func:`segkit.core.config.resolve_path`; a ``file:`` URI is the local file it names), column maps
+    from ``config["columns"]``, read options from ``config["io"]``.
 
     Returns
     -------
@@ -746,7 +746,8 @@ def load_inputs(config: Mapping) -> dict[str, pd.DataFrame | None]:
     Raises
     ------
     ConfigError
-        ``data.transactions`` is not set.
+        ``data.transactions`` is not set, or a table is a Spark table (``table:…``) or a URI other than
+        ``file:`` (``s3a://…``), which only ``engine.kind: spark`` reads.
     DataError
         A configured file is missing or invalid (see :func:`load_table`).
 
@@ -760,7 +761,12 @@ def load_inputs(config: Mapping) -> dict[str, pd.DataFrame | None]:
     data = config.get("data") or {}
     out: dict[str, pd.DataFrame | None] = {}
     for table in INPUT_TABLES:
-        path = resolve_path(config, data.get(table))
+        scheme = source_scheme(data.get(table))
+        if scheme not in (None, "file"):
+            raise ConfigError(f"data.{table} = {data[table]!r} is {source_description(scheme)}, which pandas cannot "
+                              "read: load_inputs reads local files. Read it with Apache Spark (engine.kind: spark, "
+                              "README \"Running on a Spark cluster\"), or copy the data here and give its local path.")
+        path = resolve_source(config, data.get(table))  # a file: URI is the local file it names
         if path is None:
             if table == "transactions":
                 source = config.get("_source")

@@ -17,7 +17,8 @@ and line positions, when needed, taken in file order from Spark's ``_metadata`` 
 
 The session (:func:`spark_session`) is started once per process (local mode by default: ``local[2]``,
 UTC, quiet logs, few shuffle partitions, ``TIMESTAMP`` = ``TIMESTAMP_NTZ`` as in DuckDB) and reused;
-each :class:`SparkLines` works in its own child session (its own temporary views, shared executors).
+each :class:`SparkLines` works in its own child session (its own temporary views, shared executors) with
+the SQL settings of :data:`SESSION_CONF` (:func:`child_session`), also in a context segkit did not start.
 It needs the ``spark`` extra (``pip install 'segkit[spark]'``: ``pyspark``, ``sqlglot``) and a Java
 17+ runtime (Debian: ``apt-get install openjdk-17-jre-headless``); without either, a
 :class:`~segkit.core.errors.ConfigError` says what to install.
@@ -28,6 +29,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import functools
+import logging
 import os
 import re
 from collections import Counter
@@ -38,39 +40,55 @@ import tempfile
 import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterator, Mapping, Sequence, TypeVar
+from urllib.parse import unquote, urlparse
 
 import numpy as np
 import pandas as pd
 
-from segkit.core.errors import ConfigError, DataError, format_rows
+from segkit.core.errors import ConfigError, DataError, first_line, format_rows
 from segkit.data.relational import (LINE_INPUTS, OrderLineTables, Query, QueryExecutor, line_feed, lines_view_sql,
                                     require_columns)
 
 try:  # the `spark` extra; segkit without it never imports pyspark
     import sqlglot
     from sqlglot import exp
-    from pyspark.errors import PySparkException
+    from pyspark.errors import AnalysisException, PySparkException
     from pyspark.sql import SparkSession, functions
     from pyspark.sql import types as spark_types
+    from pyspark.sql.window import Window
     SPARK_IMPORT_ERROR: ImportError | None = None
 except ImportError as exc:  # pragma: no cover - exercised only without the extra
     SPARK_IMPORT_ERROR = exc
-    PySparkException = Exception  # type: ignore[misc,assignment]
+    PySparkException = AnalysisException = Exception  # type: ignore[misc,assignment]
 
 if TYPE_CHECKING:
     import pyarrow as pa
     from pyspark.sql import DataFrame as SparkFrame
 
 __all__ = ["DEFAULT_MASTER", "SESSION_CONF", "LOCAL_CONF", "JAVA_INSTALL_HINT", "java_problem", "spark_session",
-           "spark_sql", "SparkLines", "SparkOrderLines", "pandas_warnings_quiet"]
+           "child_session", "reads_files", "number_file_lines", "spark_sql", "SparkLines", "SparkOrderLines", "pandas_warnings_quiet"]
 
 DEFAULT_MASTER = "local[2]"
-#: Spark SQL settings the core's texts rely on (set on every session this module starts).
+#: Spark settings the core's texts rely on: set on the session this module starts, and the ``spark.sql.*``
+#: ones again on every child session segkit works in (:func:`child_session`), whatever the context was
+#: started with (a pyspark shell's or a cluster's spark-defaults.conf). Besides segkit's own choices (UTC,
+#: naive timestamps, nanosecond Parquet as integers, Arrow), they are Spark 4's defaults, which the
+#: transpiled SQL was checked under (tests/test_spark.py): a context started otherwise would change its meaning.
 SESSION_CONF: dict[str, str] = {
     "spark.sql.session.timeZone": "UTC",                 # as DuckDB's connections (SET TimeZone = 'UTC')
     "spark.sql.timestampType": "TIMESTAMP_NTZ",          # TIMESTAMP and datetime literals naive, as DuckDB's
     "spark.sql.legacy.parquet.nanosAsLong": "true",      # TIMESTAMP(NANOS) columns readable (as integers)
     "spark.sql.execution.arrow.pyspark.enabled": "true",
+    "spark.sql.parser.escapedStringLiterals": "false",   # '\\d' in a transpiled regex is \d, as in DuckDB
+    "spark.sql.legacy.timeParserPolicy": "CORRECTED",    # strict date parsing: 2024-13-45 is no date
+    "spark.sql.ansi.enabled": "true",                    # an overflow or a bad cast is an error, as in DuckDB
+    "spark.sql.ansi.doubleQuotedIdentifiers": "false",   # "x" stays a string literal
+    "spark.sql.parser.quotedRegexColumnNames": "false",  # `x` names a column, never a regex of columns
+    "spark.sql.caseSensitive": "false",                  # column names as DuckDB matches them
+    "spark.sql.decimalOperations.allowPrecisionLoss": "true",  # DECIMAL(38, 6) sums keep 6 digits, no NULL
+    "spark.sql.legacy.exponentLiteralAsDecimal.enabled": "false",  # 1E2 is a DOUBLE, as in DuckDB
+    "spark.sql.legacy.statisticalAggregate": "false",    # stddev of one value is NULL, as in DuckDB
+    "spark.sql.legacy.setopsPrecedence.enabled": "false",  # INTERSECT before UNION, as in DuckDB
     "spark.ui.enabled": "false",
     "spark.ui.showConsoleProgress": "false",
 }
@@ -89,8 +107,6 @@ appender.console.layout.type = PatternLayout
 appender.console.layout.pattern = %d{HH:mm:ss} %p %c{1}: %m%n
 """
 _SESSION: list["SparkSession"] = []  # the session this process started (at most one)
-#: Line positions of files with order ids are ``file rank x FILE_ROWS + row in file + 1`` (2^40 rows a file).
-FILE_ROWS = 1 << 40
 _T = TypeVar("_T")
 
 
@@ -210,8 +226,138 @@ def spark_session(master: str | None = None, conf: Mapping[str, str] | None = No
     with pandas_warnings_quiet(), _jvm_output_to(log_config.parent / "driver.log"):
         session = builder.getOrCreate()
     session.sparkContext.setLogLevel("ERROR")
+    quiet_kernel_shutdown()
     _SESSION.append(session)
     return session
+
+
+#: What asyncio logs when a Jupyter kernel that ran Spark exits while its control channel still waits
+#: (the JVM's shutdown hooks delay the exit): harmless, and it reached the terminal of ``segkit run``.
+KERNEL_SHUTDOWN_NOISE: tuple[str, str] = ("Task was destroyed but it is pending", "Kernel.dispatch_control")
+
+
+def _is_kernel_shutdown_noise(record: logging.LogRecord) -> bool:
+    message = record.getMessage()
+    return not all(part in message for part in KERNEL_SHUTDOWN_NOISE)
+
+
+def quiet_kernel_shutdown() -> None:
+    """Drop asyncio's "Task was destroyed but it is pending" about an ipykernel's ``dispatch_control``
+    task (:data:`KERNEL_SHUTDOWN_NOISE`), logged when a kernel that started Spark exits; every other
+    asyncio message still shows. Idempotent.
+
+    Examples
+    --------
+    >>> quiet_kernel_shutdown(); quiet_kernel_shutdown()
+    >>> logging.getLogger("asyncio").filters.count(_is_kernel_shutdown_noise)
+    1
+    """
+    logger = logging.getLogger("asyncio")
+    if _is_kernel_shutdown_noise not in logger.filters:
+        logger.addFilter(_is_kernel_shutdown_noise)
+
+
+def child_session(base: "SparkSession") -> "SparkSession":
+    """A new session on ``base``'s context (its own temporary views and SQL settings, shared executors)
+    with the ``spark.sql.*`` settings of :data:`SESSION_CONF`: the core's texts mean there what they mean
+    on DuckDB also when the context was not started by :func:`spark_session` (a pyspark shell, a cluster
+    whose defaults set another time zone, ``escapedStringLiterals``, the ``LEGACY`` date parser …).
+
+    A new session each call (never cached: two :class:`SparkLines` sharing one would overwrite each
+    other's ``lines``). Timestamp parameters do not depend on these settings: :meth:`SparkLines.frame`
+    binds them as typed literals (:func:`_spark_parameter`).
+    """
+    child = base.newSession()
+    for key, value in SESSION_CONF.items():
+        if key.startswith("spark.sql."):
+            child.conf.set(key, value)
+    return child
+
+
+def _file_order_key(uri: str) -> str:
+    """A file of Spark's ``_metadata.file_path`` (a URI, characters such as space, ``%`` and ``#``
+    percent-encoded) as the name DuckDB's reader sorts: the local path decoded, another URI decoded."""
+    parsed = urlparse(uri)
+    return unquote(parsed.path) if parsed.scheme in ("", "file") else unquote(uri)
+
+
+def reads_files(frame: "SparkFrame") -> bool:
+    """True when ``frame``'s rows are read from files: it has Spark's hidden ``_metadata`` column (file path,
+    block, row index), by which :func:`number_file_lines` numbers them. False for a view, a frame made on the
+    driver, and tables that are not file sources (JDBC, Iceberg, …)."""
+    try:
+        frame.select("_metadata")
+    except AnalysisException:
+        return False
+    return True
+
+
+def number_file_lines(frame: "SparkFrame", *, files: Sequence[str] | None = None,
+                      column: str = "_row") -> "SparkFrame":
+    """``frame`` with ``column``: each row's 0-based number in file order, as DuckDB numbers the same files.
+
+    File order is: files by name (decoded: Spark's ``_metadata.file_path`` percent-encodes a space as
+    ``%20``, ``%`` as ``%25``, ``#`` as ``%23``; DuckDB and the file system sort the names themselves),
+    or in the order of ``files`` (local paths, as :func:`segkit.data.engine.input_files` lists them:
+    a list of paths in the order given); rows as stored in a file. There is no global sort and no window
+    over all lines: a row's number is its file's (or split's) offset, from a small table of row counts
+    per file (split), plus its row in the file (split). Parquet rows know their row in the file
+    (``_metadata.row_index``); other files (CSV) are numbered within each split in read order, fixed
+    first by a checkpoint on the executors (a split is read by one task, in file order).
+
+    Parameters
+    ----------
+    frame : Spark DataFrame
+        Rows as Spark reads them from files (``session.read``, optionally a projection of it) or from a
+        file-based table: whatever has Spark's ``_metadata`` columns.
+    files : sequence of str, optional
+        The local files in the order to number them (default: by decoded name).
+    column : str
+        Name of the number column (BIGINT).
+
+    Raises
+    ------
+    DataError
+        ``frame`` is not read from files (:func:`reads_files`): its rows have no file order to number.
+
+    Examples
+    --------
+    Files compare by their decoded names, as DuckDB sorts them ("a b" before "a!b"; "a%20b" would come after):
+
+    >>> sorted(["file:/data/a!b.parquet", "file:/data/a%20b.parquet"], key=_file_order_key)
+    ['file:/data/a%20b.parquet', 'file:/data/a!b.parquet']
+    """
+    if not reads_files(frame):
+        raise DataError("These rows are not read from files (a view, a frame made on the driver, a JDBC or Iceberg "
+                        "table): segkit numbers order lines by the files they are read from. Read the files "
+                        "themselves, or a file-based (Parquet, CSV, Delta) table.")
+    metadata = frame.select("_metadata").schema["_metadata"].dataType.fieldNames()
+    if "row_index" in metadata:  # Parquet: a file's rows are numbered by Spark, one offset per file
+        located = frame.select("*", functions.col("_metadata.file_path").alias("_file"),
+                               functions.lit(0).cast("long").alias("_block"),
+                               functions.col("_metadata.row_index").alias("_within"))
+    else:  # numbered within each split; the checkpoint fixes the read order the numbering follows
+        located = frame.select("*", functions.col("_metadata.file_path").alias("_file"),
+                               functions.col("_metadata.file_block_start").alias("_block"),
+                               functions.monotonically_increasing_id().alias("_seq")).localCheckpoint(eager=True)
+        within = functions.row_number().over(Window.partitionBy("_file", "_block").orderBy("_seq")) - 1
+        located = located.withColumn("_within", within).drop("_seq")
+    counts = located.groupBy("_file", "_block").agg(functions.count(functions.lit(1)).alias("n")).collect()
+    rank = {os.path.abspath(f): i for i, f in enumerate(files or ())}
+
+    def order(file: str) -> tuple[int, str]:
+        name = _file_order_key(file)
+        return rank.get(name, len(rank)), name
+
+    offsets, start = [], 0
+    for row in sorted(counts, key=lambda r: (order(r["_file"]), r["_block"])):
+        offsets.append((row["_file"], row["_block"], start))
+        start += row["n"]
+    session = frame.sparkSession
+    table = session.createDataFrame(offsets, "_file STRING, _block BIGINT, _offset BIGINT")
+    numbered = located.join(functions.broadcast(table), ["_file", "_block"]) \
+        .withColumn(column, (functions.col("_offset") + functions.col("_within")).cast("long"))
+    return numbered.drop("_file", "_block", "_within", "_offset")
 
 
 @functools.lru_cache(maxsize=256)
@@ -228,7 +374,7 @@ def spark_sql(text: str) -> str:
 
 
 def _spark_value(value: Any) -> Any:
-    """A parameter as a Python value Spark binds with the core's type (naive timestamps, plain numbers)."""
+    """A parameter as a plain Python value with the core's type (naive UTC timestamps, plain numbers)."""
     if value is None or (not isinstance(value, str) and pd.isna(value)):
         return None
     if isinstance(value, (pd.Timestamp, np.datetime64, dt.datetime)):
@@ -236,6 +382,21 @@ def _spark_value(value: Any) -> Any:
         return (stamp.tz_convert("UTC").tz_localize(None) if stamp.tzinfo else stamp).to_pydatetime()
     if isinstance(value, np.generic):
         return value.item()
+    return value
+
+
+def _spark_parameter(value: Any) -> Any:
+    """A parameter as Spark binds it: timestamps and dates as typed literals (``TIMESTAMP_NTZ '…'``).
+
+    pyspark would turn a naive ``datetime`` into a zoned ``TIMESTAMP`` read in the Python process's local
+    time zone unless the *active* session prefers ``TIMESTAMP_NTZ`` (which another session, a shell's or
+    a cluster's, may not): a typed literal means the same instant in every session and process.
+    """
+    value = _spark_value(value)
+    if isinstance(value, dt.datetime):
+        return functions.expr(f"TIMESTAMP_NTZ '{value.isoformat(sep=' ')}'")
+    if isinstance(value, dt.date):
+        return functions.expr(f"DATE '{value.isoformat()}'")
     return value
 
 
@@ -257,11 +418,6 @@ def _schema_of(frame: pd.DataFrame) -> "spark_types.StructType":
     return spark_types.StructType(fields)
 
 
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
-
-
 class SparkLines:
     """Order lines registered as the ``lines`` relation of a Spark session; runs core queries on them.
 
@@ -279,8 +435,9 @@ class SparkLines:
         checks it) or Parquet files (``transactions_clean.parquet``, a folder or a glob of them).
     positions : bool
         Know the input order of file lines (``_pos``: listings in input order, an order's first line):
-        a file's rank by name and the row in it; always on for frames, and for files whose order ids are
-        incomplete (each line its own order, named by its position: then a numbering, a global sort).
+        1, 2, … in DuckDB's file order (:func:`number_file_lines`: per-file offsets, no global sort); always
+        on for frames, and for files whose order ids are incomplete (each line its own order, named by its
+        position).
     session : SparkSession, optional
         Default :func:`spark_session`; the lines live in a child session of it (own views).
     what : str
@@ -303,7 +460,7 @@ class SparkLines:
     def __init__(self, source: pd.DataFrame | str | Path | Sequence[str | Path], *, positions: bool = False,
                  session: "SparkSession | None" = None, what: str = "transactions"):
         self.source = source
-        self.session = (session or spark_session()).newSession()
+        self.session = child_session(session or spark_session())
         self.name = what if isinstance(source, pd.DataFrame) else str(source)
         #: relations held (:meth:`materialise`): name -> (definition and parameters, relations it reads)
         self._held: dict[str, tuple[Any, frozenset[str]]] = {}
@@ -316,7 +473,7 @@ class SparkLines:
             else:
                 self._register_files(source, positions)
         except PySparkException as exc:
-            raise DataError(f"{self.name}: Spark could not read the order lines ({_first_line(exc)}). "
+            raise DataError(f"{self.name}: Spark could not read the order lines ({first_line(exc)}). "
                             "Give Parquet files with the canonical columns (artifacts/transactions_clean.parquet)."
                             ) from None
 
@@ -339,20 +496,16 @@ class SparkLines:
                         "Give the cleaned transactions (artifacts/transactions_clean.parquet), which 01_data_audit "
                         "writes with the canonical columns.")
         nanos = isinstance(read.schema["order_date"].dataType, spark_types.LongType)  # TIMESTAMP(NANOS) as integers
-        read = read.selectExpr(*["timestamp_micros(order_date DIV 1000) AS order_date" if nanos and c == "order_date"
-                                 else f"`{c}`" for c in present],
-                               "_metadata.file_path AS _file", "_metadata.row_index AS _row")
         all_ids = "order_id" in present and bool(
             read.selectExpr("count(*) = count(order_id) AS complete").first()["complete"])
-        # file order is DuckDB's: files by name, rows as stored
-        if not all_ids:  # each line its own order, named by its position: numbered 1, 2, … (a global sort)
-            read = read.selectExpr("*", "row_number() OVER (ORDER BY _file, _row) AS _pos")
-            positions = True
-        elif positions:  # only compared, never shown: (file's rank by name, row in file) orders the lines alike
-            files = sorted(row["_file"] for row in read.select("_file").distinct().collect())
-            ranks = self.session.createDataFrame(list(enumerate(files)), "_file_rank BIGINT, _file STRING")
-            read = read.join(functions.broadcast(ranks), "_file").selectExpr(
-                "*", f"_file_rank * {FILE_ROWS} + _row + 1 AS _pos")
+        # without complete order ids each line is its own order, named by its position
+        positions = positions or not all_ids
+        selected = ["timestamp_micros(order_date DIV 1000) AS order_date" if nanos and c == "order_date"
+                    else f"`{c}`" for c in present]
+        if positions:  # 1, 2, … in DuckDB's file order: files by name, rows as stored
+            read = number_file_lines(read).selectExpr(*selected, "_row + 1 AS _pos")
+        else:
+            read = read.selectExpr(*selected)
         self._create_lines(read, tuple(present), all_ids, positions)
 
     def _create_lines(self, frame: "SparkFrame", columns: Sequence[str], all_order_ids: bool, positions: bool) -> None:
@@ -374,7 +527,7 @@ class SparkLines:
 
     def _statement(self, query: Query, params: Mapping[str, Any] | None, provided: Sequence[str]) -> "SparkFrame":
         sql = spark_sql(query.text(provided))
-        bound = {k: _spark_value(v) for k, v in (params or {}).items() if f":{k}" in sql}
+        bound = {k: _spark_parameter(v) for k, v in (params or {}).items() if f":{k}" in sql}
         try:
             return self.session.sql(sql, args=bound)
         except PySparkException as exc:
@@ -471,17 +624,16 @@ class SparkLines:
                                   "FROM line_feed").first()
         for column in columns:
             if counts[column]:
-                first = self.session.read.parquet(*self._paths).selectExpr(
-                    "row_number() OVER (ORDER BY _metadata.file_path, _metadata.row_index) AS line", column
-                ).where(f"{column} IS NULL").agg({"line": "min"}).first()[0]
+                first = number_file_lines(self.session.read.parquet(*self._paths)).where(
+                    f"`{column}` IS NULL").agg({"_row": "min"}).first()[0]
                 raise DataError(f"{self.name}: column {column!r} has {int(counts[column])} missing value(s) (first "
-                                f"at {format_rows([int(first) - 1])}). Use the cleaned transactions "
+                                f"at {format_rows([int(first)])}). Use the cleaned transactions "
                                 "(artifacts/transactions_clean.parquet), which have none.")
         self._complete = True
 
     def _error(self, query: Query, exc: BaseException) -> DataError:
         return DataError(f"{self.name}: Spark could not run the relational core's query {query.name!r} "
-                         f"({_first_line(exc)}).")
+                         f"({first_line(exc)}).")
 
 
 @functools.lru_cache(maxsize=512)
@@ -531,7 +683,7 @@ class SparkOrderLines(OrderLineTables):
 
     def lines(self) -> SparkLines:
         """The :class:`SparkLines` of the source, registered on first use, with line positions (input
-        order: cheap on Spark, a file's rank and row), so every table reads the same held relations."""
+        order: :func:`number_file_lines`, one count per file), so every table reads the same held relations."""
         if self._lines is None:
             self._lines = SparkLines(self.source, positions=True, session=self.session)
         return self._lines

@@ -9,7 +9,8 @@ bug. What is Spark's own:
 
 * how the input is read (:meth:`SparkTransactionLog.map_source`): CSV and Parquet files (a file, a folder,
   a glob, ``s3a://``/``hdfs://``/``abfss://`` paths) or a table (``table:catalog.schema.orders``), each
-  row numbered in file order (``_row``: files in sorted order, rows as stored) without a global sort;
+  row numbered in DuckDB's file order (``_row``: :func:`~segkit.data.spark.number_file_lines`, the one
+  numbering of file lines on Spark, which :class:`~segkit.data.spark.SparkLines` uses too) without a global sort;
 * the few DuckDB constructs Spark lacks, translated in :func:`duckdb_to_spark` (struct-valued
   ``regexp_extract``, ``try_strptime``, ``fsum``, ``hash``) or defined once per session as Spark SQL
   functions with DuckDB's meaning (:data:`SHIM_FUNCTIONS`: ``isfinite``, ``is_inf``, ``regexp_full_match``);
@@ -31,8 +32,14 @@ Known differences and limits (tested where said, the rest listed so that nobody 
   workbooks, ``.bz2``/``.xz`` files; a CSV row with more fields than the header raises Spark's parse
   error, not DuckDB's "line N has F fields" message; a CSV file is read by one task (quoted values may
   hold line breaks), so split large CSV exports into parts or export Parquet;
-* a URI (``s3a://…``) is read as Parquet unless every path ends with a CSV suffix; a ``table:`` must be
-  file-based (Parquet, Delta, CSV tables: Spark's ``_metadata`` columns number the rows), not a view.
+* a URI (``s3a://…``, or ``file:/…`` given here as text) is passed to Spark as written and read as Parquet
+  unless every path ends with a CSV suffix (a folder of CSV parts: a glob, ``s3a://lake/orders/*.csv``); its
+  files are numbered by name; its CSV files are read with ``io.delimiter`` (default comma, not sniffed) and
+  the first file's header, without the checks :func:`~segkit.data.engine.csv_layout` makes of local files
+  (tested on a ``file:`` glob of CSV parts); Parquet timestamps in nanoseconds are converted for local files
+  only;
+* a ``table:`` must be file-based (Parquet, CSV, Delta: Spark's ``_metadata`` column numbers the rows); a
+  view, a JDBC or an Iceberg table is refused with a DataError saying so (tested on a view).
 """
 
 from __future__ import annotations
@@ -43,12 +50,12 @@ import re
 import shutil
 from pathlib import Path
 from typing import Any, Mapping, Sequence
-from urllib.parse import unquote, urlparse
 
 import pandas as pd
 
-from segkit.core.config import resolve_path
-from segkit.core.errors import ConfigError, DataError
+from segkit.core.config import TABLE_PREFIX, resolve_source, source_scheme
+from segkit.core.errors import ConfigError, DataError, first_line
+from segkit.core.files import publish_parquet_parts
 from segkit.core.schema import TRANSACTIONS
 from segkit.data import io as segio
 from segkit.data.engine import (
@@ -60,24 +67,22 @@ from segkit.data.engine import (
     mapped_input,
 )
 from segkit.data.relational import sql_identifier
-from segkit.data.spark import pandas_warnings_quiet, spark_session
+from segkit.data.spark import child_session, number_file_lines, pandas_warnings_quiet, reads_files, spark_session
 from segkit.data.statuses import OrderContract, contract_applies
 
 try:  # the `spark` extra
     import sqlglot
     from sqlglot import exp
+    from py4j.protocol import Py4JJavaError
     from pyspark.errors import PySparkException
     from pyspark.sql import functions as F
     from pyspark.sql import types as spark_types
-    from pyspark.sql.window import Window
 except ImportError:  # pragma: no cover - spark_session() raises the ConfigError that says what to install
-    PySparkException = Exception  # type: ignore[misc,assignment]
+    PySparkException = Py4JJavaError = Exception  # type: ignore[misc,assignment]
 
 __all__ = ["SHIM_FUNCTIONS", "TABLE_PREFIX", "duckdb_to_spark", "strftime_to_spark", "SparkConnection",
-           "SparkTransactionLog", "spark_source"]
+           "SparkTransactionLog", "FILESYSTEM_CONNECTORS", "URI_PARQUET_HINT", "spark_read_problem", "spark_source"]
 
-#: ``data.transactions`` naming a table of the Spark catalog rather than files.
-TABLE_PREFIX = "table:"
 #: DuckDB scalar functions Spark lacks, defined in each session as Spark SQL functions with DuckDB's meaning
 #: (NULL in, NULL out).
 SHIM_FUNCTIONS: dict[str, str] = {
@@ -307,14 +312,59 @@ def _duckdb_type(data_type: Any) -> str:
 
 
 def _is_uri(path: str) -> bool:
-    """True for ``s3a://…``, ``hdfs://…``, ``abfss://…`` (anything with a scheme but ``file``)."""
-    scheme = urlparse(path).scheme
-    return len(scheme) > 1 and scheme != "file"
+    """True for a URI Spark reads as written: ``s3a://…``, ``hdfs://…``, ``abfss://…``, also ``file:/…`` given
+    to :class:`SparkTransactionLog` as text (``segkit run`` hands it a ``file:`` URI's local path instead)."""
+    return source_scheme(path) not in (None, "table")
+
+
+def _source_paths(source: str | Path | Sequence[str | Path]) -> list[str]:
+    """The paths of a file source (one path or a list of them) as text."""
+    return [str(p) for p in ([source] if isinstance(source, (str, Path)) else source)]
+
+
+def _uri_format(paths: Sequence[str]) -> str:
+    """The format a URI source is read in: ``"csv"`` when every path ends with a CSV suffix (a file or a
+    glob: ``s3a://lake/orders/*.csv``), else ``"parquet"`` (a URI folder is not listed here: Spark reads it)."""
+    return "csv" if all(p.lower().rstrip("/").endswith(CSV_SUFFIXES) for p in paths) else "parquet"
+
+
+#: Added to Spark's read error for a URI read as Parquet (:func:`_uri_format`).
+URI_PARQUET_HINT = ("A URI is read as Parquet unless it ends in .csv (or .csv.gz, .tsv, .txt): give a folder of CSV "
+                    "parts as a glob (s3a://lake/orders/*.csv).")
+
+
+#: Maven packages of the Hadoop filesystem connectors, by URI scheme: named when Spark has none for a path.
+FILESYSTEM_CONNECTORS: dict[str, str] = {
+    "s3a": "org.apache.hadoop:hadoop-aws", "abfss": "org.apache.hadoop:hadoop-azure",
+    "abfs": "org.apache.hadoop:hadoop-azure", "wasbs": "org.apache.hadoop:hadoop-azure",
+    "gs": "com.google.cloud.bigdataoss:gcs-connector",
+}
+
+
+def spark_read_problem(exc: BaseException, source: str | None = None) -> str:
+    """What Spark said when it could not read ``source``, in one line: the first line of a Spark error, the
+    Java exception of a JVM error (whose own first line is only "An error occurred while calling o79.parquet"),
+    and for a URI whose filesystem Spark has no connector for, which connector to add.
+
+    Examples
+    --------
+    >>> spark_read_problem(ValueError("[PATH_NOT_FOUND] Path does not exist: file:/x.\\nSQLSTATE: 42K03"))
+    '[PATH_NOT_FOUND] Path does not exist: file:/x.'
+    """
+    java = getattr(exc, "java_exception", None)
+    text = str(java.toString()).strip().splitlines()[0] if java is not None else first_line(exc)
+    if "ClassNotFoundException" not in text or "org.apache.hadoop.fs" not in text:
+        return text
+    scheme = source_scheme(source) or "this"
+    package = FILESYSTEM_CONNECTORS.get(scheme, "the connector's package")
+    return (f"{text}; this Spark has no filesystem connector for {scheme}: URIs. Add it in engine.spark.conf "
+            f"(spark.jars.packages: {package}:<the version for your Spark's Hadoop>) or run on a cluster that has it")
 
 
 def spark_source(config: Mapping[str, Any], value: str | Path | None) -> str | Path | None:
     """A ``data.*`` value as :class:`SparkTransactionLog` reads it: a table (``table:…``) or a URI
-    (``s3a://…``, ``hdfs://…``, ``abfss://…``) as written, a local path resolved against the config's folder.
+    (``s3a://…``, ``hdfs://…``, ``abfss://…``) as written, a ``file:`` URI as its local path, a local path
+    resolved against the config's folder (:func:`segkit.core.config.resolve_source`).
 
     Examples
     --------
@@ -322,16 +372,7 @@ def spark_source(config: Mapping[str, Any], value: str | Path | None) -> str | P
     >>> spark_source(cfg, "table:main.sales.orders"), spark_source(cfg, "s3a://lake/orders/"), spark_source(cfg, "o.csv")
     ('table:main.sales.orders', 's3a://lake/orders/', PosixPath('/shop/o.csv'))
     """
-    text = None if value is None else str(value)
-    if text and (text.startswith(TABLE_PREFIX) or _is_uri(text)):
-        return text
-    return resolve_path(config, value)
-
-
-def _file_order_key(uri: str) -> str:
-    """A file of Spark's ``_metadata.file_path`` as :func:`~segkit.data.engine.input_files` sorts it."""
-    parsed = urlparse(uri)
-    return unquote(parsed.path) if parsed.scheme in ("", "file") else uri
+    return resolve_source(config, value)
 
 
 class SparkTransactionLog(TransactionLog):
@@ -342,7 +383,8 @@ class SparkTransactionLog(TransactionLog):
     ----------
     source : str, Path or list of them
         CSV (optionally .gz) or Parquet: a file, a folder, a glob, or ``s3a://``/``hdfs://``/``abfss://``
-        paths Spark reads; or ``table:catalog.schema.orders`` (a table of the session's catalog).
+        paths Spark reads (any URI given as text, ``file:`` too, is passed to Spark as written: see the module
+        docstring); or ``table:catalog.schema.orders`` (a file-based table of the session's catalog).
     config : mapping, optional
         Merged configuration, as for :class:`~segkit.data.engine.TransactionLog`.
     session : SparkSession, optional
@@ -373,7 +415,7 @@ class SparkTransactionLog(TransactionLog):
         """A :class:`SparkConnection` on a child session of ``session``, else of the process's Spark session
         on ``engine.spark.master`` with ``engine.spark.conf`` (started by the first call)."""
         base = self._base_session or spark_session(self.engine.spark.master, self.engine.spark.conf)
-        return SparkConnection(base.newSession())
+        return SparkConnection(child_session(base))
 
     def map_source(self, source: Any, folder: Path) -> MappedInput:
         """Read ``source`` with Spark as the raw relation ``_segkit_raw`` (every CSV cell as text, Parquet
@@ -386,11 +428,18 @@ class SparkTransactionLog(TransactionLog):
                                          config_hint)
         text = str(source) if isinstance(source, (str, Path)) else None
         try:
+            files: list[str] | None = None  # local files in DuckDB's order (else by name)
             if text is not None and text.startswith(TABLE_PREFIX):
                 label = text
                 raw = session.table(text[len(TABLE_PREFIX):])
+                if not reads_files(raw):
+                    raise DataError(
+                        f"{label} is not a file-based table (a view, or a JDBC, Iceberg or other table without "
+                        "Spark's _metadata column): segkit numbers the order lines by the files they are read "
+                        "from, as DuckDB reads them. Give its files (their folder, a glob or a URI) or a "
+                        "file-based (Parquet, CSV, Delta) table.")
             else:
-                raw, label = self._read_files(source)
+                raw, label, files = self._read_files(source)
             header = list(raw.columns)
             positions = segio.resolve_columns(header, TRANSACTIONS, mapping, label, config_hint)
             labels = {c: header[p] for c, p in positions.items()}
@@ -403,29 +452,36 @@ class SparkTransactionLog(TransactionLog):
                     "which the audit on Spark does not apply yet. Audit this export with engine.kind: duckdb (a "
                     "shop's export fits one machine), or give plain order lines (customer_id, order_id, order_date, "
                     "amount).")
-            self._numbered(raw).createOrReplaceTempView("_segkit_raw")
-        except PySparkException as exc:
-            raise DataError(f"{text or source}: Spark cannot read it ({str(exc).strip().splitlines()[0]}). Check the "
-                            "path (or table name) and that the files are complete CSV or Parquet files.") from None
+            number_file_lines(raw, files=files).createOrReplaceTempView("_segkit_raw")
+        except (PySparkException, Py4JJavaError) as exc:
+            paths = _source_paths(source)
+            read_as_parquet = not (text or "").startswith(TABLE_PREFIX) and any(_is_uri(p) for p in paths) \
+                and _uri_format(paths) == "parquet"
+            raise DataError(f"{text or source}: Spark cannot read it ({spark_read_problem(exc, text)}). Check the "
+                            "path (or table name) and that the files are complete CSV or Parquet files."
+                            + (f" {URI_PARQUET_HINT}" if read_as_parquet else "")) from None
         return mapped
 
-    def _read_files(self, source: Any) -> tuple[Any, str]:
-        """The files of ``source`` read by Spark, and how messages name them (as DuckDB's reader does)."""
+    def _read_files(self, source: Any) -> tuple[Any, str, list[str] | None]:
+        """The files of ``source`` read by Spark, how messages name them (as DuckDB's reader does), and the
+        local files in the order DuckDB reads them (None for URIs: numbered by name)."""
         session = self.con.session
-        paths = [str(p) for p in ([source] if isinstance(source, (str, Path)) else source)]
+        paths = _source_paths(source)
         if any(_is_uri(p) for p in paths):
-            kind = "csv" if all(p.lower().rstrip("/").endswith(CSV_SUFFIXES) for p in paths) else "parquet"
+            kind = _uri_format(paths)
             files, label = paths, paths[0] if len(paths) == 1 else f"{source} ({len(paths)} paths)"
+            local = None
             delimiter, header = (self.opts.get("delimiter") or ","), None
         else:
             files, kind = input_files(source)
+            local = files
             label = files[0] if len(files) == 1 else f"{source} ({len(files)} files)"
             delimiter, header = None, None
             if kind == "csv":  # DuckDB's reader's delimiter and header checks
                 delimiter, header = csv_layout(files, self.opts)
         if kind == "parquet":
             raw = session.read.parquet(*files)
-            return self._nanos_as_timestamps(raw, files), label
+            return self._nanos_as_timestamps(raw, files), label, local
         # io.encoding as Java names it (Python's codec names: utf-8, iso8859-1, cp1252 are Java aliases too)
         encoding = codecs.lookup(str(self.opts.get("encoding") or "utf-8")).name.removesuffix("-sig")
         # multiLine: quoted values may hold line breaks, as DuckDB reads them (a file is then one task)
@@ -434,7 +490,7 @@ class SparkTransactionLog(TransactionLog):
         if header is not None:
             reader = reader.schema(spark_types.StructType(
                 [spark_types.StructField(h, spark_types.StringType(), True) for h in header]))
-        return reader.csv(files), label
+        return reader.csv(files), label, local
 
     def _nanos_as_timestamps(self, raw: Any, files: Sequence[str]) -> Any:
         """Columns stored as ``TIMESTAMP(NANOS)`` (pandas' default), which Spark reads as integers, as
@@ -449,31 +505,11 @@ class SparkTransactionLog(TransactionLog):
         return raw.select(*[F.timestamp_micros(F.floor(F.col(f"`{c}`") / 1000).cast("long")).alias(c)
                             if c in nanos else F.col(f"`{c}`") for c in raw.columns])
 
-    def _numbered(self, raw: Any) -> Any:
-        """``raw`` with ``_row``: 0-based row over the files in sorted order, rows as stored. Each split of a
-        file is numbered within itself; splits are put in order by a small table of their row counts (no
-        global sort of the lines)."""
-        session = self.con.session
-        located = raw.select("*", F.col("_metadata.file_path").alias("_file"),
-                             F.col("_metadata.file_block_start").alias("_block"),
-                             F.monotonically_increasing_id().alias("_seq")).localCheckpoint(eager=True)
-        blocks = sorted(((_file_order_key(r["_file"]), r["_block"], r["_file"], r["n"]) for r in
-                         located.groupBy("_file", "_block").agg(F.count(F.lit(1)).alias("n")).collect()))
-        offsets, start = [], 0
-        for _, block, file, n in blocks:
-            offsets.append((file, block, start))
-            start += n
-        schema = "_file string, _block long, _offset long"
-        table = session.createDataFrame(offsets, schema) if offsets else session.createDataFrame([], schema)
-        within = F.row_number().over(Window.partitionBy("_file", "_block").orderBy("_seq"))
-        numbered = located.join(F.broadcast(table), ["_file", "_block"]) \
-            .withColumn("_row", (F.col("_offset") + within - 1).cast("long"))
-        return numbered.drop("_file", "_block", "_seq", "_offset")
-
     def write_clean(self, dest: str | Path, as_of: str | pd.Timestamp | None = None) -> Path:
         """Write ``transactions_clean.parquet`` as a Parquet dataset: a folder of ``part-*.parquet`` files
         holding the columns and values of :meth:`TransactionLog.write_clean <segkit.data.engine.TransactionLog.write_clean>`
-        in input row order (parts in name order), written to a sibling folder and renamed into place.
+        in input row order (parts in name order: ``part-00000.parquet`` …), written to a sibling folder and
+        published in place by :func:`segkit.core.files.publish_parquet_parts`.
 
         Timestamps are stored in microseconds (Spark writes no nanoseconds); readers see the same values."""
         if self._prepared is None or as_of is not None:
@@ -484,11 +520,7 @@ class SparkTransactionLog(TransactionLog):
         tmp = dest.with_name(f".{dest.name}.{os.getpid()}.tmp")
         try:
             clean.orderBy("_row").drop("_row").write.mode("overwrite").parquet(str(tmp))
-            if dest.is_dir():
-                shutil.rmtree(dest)
-            elif dest.exists():
-                dest.unlink()
-            os.replace(tmp, dest)
+            publish_parquet_parts(tmp, dest)  # part-00000.parquet …, no _SUCCESS or .crc files
         finally:
             if tmp.exists():
                 shutil.rmtree(tmp)

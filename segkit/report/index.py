@@ -86,6 +86,10 @@ def _parameters(record: Mapping[str, Any], audit: Mapping[str, Any] | None) -> s
     for table, info in (record.get("inputs") or {}).items():
         if info is None:
             inputs.append(f"<tr><th>{_e(table)}</th><td class='muted'>not provided</td></tr>")
+        elif info.get("sha256") is None:  # a table or URI read by Spark, or a file gone by the end of the run
+            why = info.get("not_hashed") or info.get("error") or "not hashed"
+            inputs.append(f"<tr><th>{_e(table)}</th><td>{_e(info['path'])} <span class='muted'>({_e(why)})</span>"
+                          "</td></tr>")
         else:
             name = info["path"].rsplit("/", 1)[-1]
             inputs.append(f"<tr><th>{_e(table)}</th><td>{_e(name)} ({_size(info['size'])}, "

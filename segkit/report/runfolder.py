@@ -4,10 +4,13 @@ A run is built in a hidden sibling of ``--out`` (``.<name>.building-XXXX``) and 
 ``<out>`` (or ``<out>-failed``). Replacing means deleting what was there, so segkit does it only
 for a folder it can prove it wrote:
 
-- **what a run writes** (:func:`run_outputs`): the pipeline's notebooks and their HTML,
-  ``index.html``, ``run.json``, ``config.yml``, the marker, ``summaries/<notebook>.json`` and the
-  known artifacts, all under their fixed names, plus Jupyter's ``.ipynb_checkpoints`` folders
-  holding only ``*-checkpoint.*`` copies. A folder holding anything else is never replaced, whatever
+- **what a run writes** (:func:`run_outputs`, :func:`is_run_output`): the pipeline's notebooks and
+  their HTML, ``index.html``, ``run.json``, ``config.yml``, the marker, ``summaries/<notebook>.json``
+  and the known artifacts, all under their fixed names; a Spark run's Parquet datasets
+  (``artifacts/transactions_clean.parquet/``, ``artifacts/customer_segments.parquet/``) with their
+  ``part-*.parquet`` files and Spark's ``_SUCCESS`` and ``.*.crc`` files, and its
+  ``artifacts/scoring/`` files; plus Jupyter's ``.ipynb_checkpoints`` folders holding only
+  ``*-checkpoint.*`` copies. A folder holding anything else is never replaced, whatever
   its marker or ``run.json`` says: both are plain files anyone can write, so they can narrow this
   list but never widen it;
 - **marker**: every folder segkit builds holds :data:`MARKER` (``.segkit-run``), a small JSON
@@ -48,20 +51,23 @@ import contextlib
 import errno
 import json
 import os
+import re
 import shutil
 import socket
 import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Mapping
+from typing import Any, Callable, Iterable, Iterator, Mapping
 
 import segkit
 from segkit.core.errors import ConfigError, SegkitError
-from segkit.steps.pipeline import ARTIFACTS, CUSTOMER_SEGMENTS, NOTEBOOKS
+from segkit.steps.pipeline import (ARTIFACTS, CUSTOMER_SEGMENTS, CUSTOMER_SEGMENTS_DATASET, NOTEBOOKS,
+                                   SPARK_SCORING_FILES, SPARK_SCORING_FOLDER)
 
 __all__ = [
     "MARKER", "RunFolderError", "OutputWriteError", "ENVIRONMENT_ERRNOS", "write_marker", "read_marker",
-    "entries", "run_outputs", "run_folder_path", "check_replaceable", "is_replaceable", "protected_paths",
+    "entries", "run_outputs", "is_run_output", "run_folder_path", "check_replaceable", "is_replaceable",
+    "protected_paths",
     "check_location", "out_lock",
     "run_id_of", "create_build_folder", "environment_message",
     "remove_stale_builds", "process_alive", "free_space", "environment_error",
@@ -74,6 +80,11 @@ TOLERATED = frozenset({".ipynb_checkpoints"})
 #: OS errors that are the machine's doing (disk full, no permission, read-only), not a bug.
 ENVIRONMENT_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EPERM, errno.EROFS})
 SHOWN_ENTRIES = 5
+#: Folders a Spark run writes as Parquet datasets (a variable number of files named by the Spark job).
+SPARK_DATASETS = frozenset({f"artifacts/{ARTIFACTS['transactions_clean'].filename}/",
+                            f"artifacts/{CUSTOMER_SEGMENTS_DATASET}/"})
+#: The files of such a folder: Spark's data files and ``_SUCCESS``, and Hadoop's ``.<name>.crc`` checksums.
+SPARK_DATASET_FILE = re.compile(r"(?P<dot>\.)?(part-\d[\w.-]*\.parquet|_SUCCESS)(?(dot)\.crc)")
 
 
 class RunFolderError(ConfigError):
@@ -200,7 +211,26 @@ def run_outputs(pipeline: Iterable[str] = NOTEBOOKS) -> frozenset[str]:
     allowed |= {f"{n}.{ext}" for n in names for ext in ("ipynb", "html")}
     allowed |= {f"summaries/{n}.json" for n in names}
     allowed |= {f"artifacts/{a.filename}" for a in ARTIFACTS.values()} | {f"artifacts/{CUSTOMER_SEGMENTS}"}
+    allowed |= SPARK_DATASETS | {f"artifacts/{SPARK_SCORING_FOLDER}/"}
+    allowed |= {f"artifacts/{SPARK_SCORING_FOLDER}/{name}" for name in SPARK_SCORING_FILES}
     return frozenset(allowed)
+
+
+def is_run_output(entry: str, outputs: frozenset[str]) -> bool:
+    """Whether ``entry`` (as :func:`entries` names it) is one a run writes: in ``outputs``
+    (:func:`run_outputs`), or a file of a Spark run's Parquet dataset (:data:`SPARK_DATASETS`).
+
+    Examples
+    --------
+    >>> outputs = run_outputs()
+    >>> [is_run_output(f"artifacts/customer_segments.parquet/{name}", outputs) for name in
+    ...  ("part-00000.parquet", "._SUCCESS.crc", ".part-00001-0c1d-c000.snappy.parquet.crc", "notes.txt", "sub/")]
+    [True, True, True, False, False]
+    """
+    if entry in outputs:
+        return True
+    parent, _, name = entry.rpartition("/")
+    return f"{parent}/" in SPARK_DATASETS and SPARK_DATASET_FILE.fullmatch(name) is not None
 
 
 def _is_run_record(folder: Path) -> bool:
@@ -223,18 +253,17 @@ def _foreign_checkpoints(folder: Path, tolerated: str) -> list[str]:
     return out
 
 
-def _foreign(folder: Path, allowed: Iterable[str]) -> list[str]:
-    """Entries of ``folder`` that are not in ``allowed`` (or are links), checkpoint folders aside
+def _foreign(folder: Path, allowed: Callable[[str], bool]) -> list[str]:
+    """Entries of ``folder`` that are not ``allowed`` (or are links), checkpoint folders aside
     when they hold only checkpoints and sit in a folder a run writes."""
-    allowed = set(allowed)
     out = []
     for e in entries(folder):
         path = folder / e.rstrip("/")
         name = Path(e).name
         if name in TOLERATED and e.endswith("/") and (str(Path(e).parent) in (".", "") or
-                                                      f"{Path(e).parent.as_posix()}/" in allowed):
+                                                      allowed(f"{Path(e).parent.as_posix()}/")):
             out += _foreign_checkpoints(folder, e)
-        elif path.is_symlink() or e not in allowed:
+        elif path.is_symlink() or not allowed(e):
             out.append(e)
     return out
 
@@ -268,16 +297,15 @@ def check_replaceable(folder: Path, what: str, pipeline: Iterable[str] = NOTEBOO
         return
     marker = read_marker(folder)
     outputs = run_outputs(pipeline)
-    if marker and isinstance(marker.get("files"), list):  # what the run wrote, among what a run can write
-        allowed: set[str] | None = outputs & ({f for f in marker["files"] if isinstance(f, str)} | {MARKER})
-    else:  # segkit before the marker: a segkit run.json and nothing a run does not write
-        allowed = set(outputs) if _is_run_record(folder) else None
-    if allowed is None:
+    written: set[str] | None = None  # what the run wrote (its marker), among what a run can write
+    if marker and isinstance(marker.get("files"), list):
+        written = {f for f in marker["files"] if isinstance(f, str)} | {MARKER}
+    elif not _is_run_record(folder):  # segkit before the marker: a segkit run.json and nothing a run does not write
         raise RunFolderError(
             f"{what} {folder} exists and is not a segkit run folder (it has no {MARKER} marker and no run.json "
             "of a segkit run). segkit replaces its run folder as a whole, so it only replaces folders it created. "
             "Choose a new or empty folder.")
-    foreign = _foreign(folder, allowed)
+    foreign = _foreign(folder, lambda e: is_run_output(e, outputs) and (written is None or e in written))
     if foreign:
         word = "entry" if len(foreign) == 1 else "entries"
         raise RunFolderError(
@@ -303,15 +331,16 @@ def protected_paths(inputs: Mapping[str, Any], config_file: str | Path | None) -
     """Folders a run folder must never be or contain, with how a message names them.
 
     ``inputs`` are the effective config's data paths (absolute; a folder or a glob for a
-    transaction log split into files).
+    transaction log split into files; a ``file:`` URI, or a table or URI that is not on this machine).
     """
-    from segkit.core.config import project_root
+    from segkit.core.config import local_path, project_root
 
     out: dict[str, Path] = {}
     for table, value in inputs.items():
-        if not value:
+        local = local_path(value)  # a file: URI's path; a table or another URI is not on this machine
+        if local is None:
             continue
-        text = str(value)
+        text = str(local)
         cut = min((i for i, ch in enumerate(text) if ch in "*?["), default=None)
         path = Path(text[:cut]) if cut is not None else Path(text)
         if cut is not None and not text[:cut].endswith(os.sep):

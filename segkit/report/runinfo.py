@@ -19,6 +19,7 @@ from typing import Any, Mapping
 import nbformat
 
 import segkit
+from segkit.core.config import file_uri_path, source_scheme
 from segkit.core.errors import DataError
 from segkit.data.engine import EngineSettings, choose_engine, is_file_set
 from segkit.data.engine import input_files as log_files
@@ -150,7 +151,24 @@ def input_info(source: str | Path, file_set: bool = False) -> dict[str, Any]:
     'c[1].csv'
     >>> input_info(d / "gone.csv")["error"]
     'file not found'
+
+    A table or URI that Spark reads where it lives (``engine.kind: spark``) is recorded as given, with
+    ``size`` and ``sha256`` None and why under ``not_hashed``: reading it to hash it would be a second pass
+    over data that may be terabytes, on the machine running segkit. A ``file:`` URI is a local file,
+    hashed as one and recorded under the URI as given:
+
+    >>> input_info("table:main.sales.orders")["not_hashed"]
+    'a table read by Spark where it lives: segkit run does not read it on this machine'
+    >>> info = input_info((d / "a.csv").as_uri()); info["path"].startswith("file:///"), info["size"]
+    (True, 4)
     """
+    scheme = source_scheme(source)
+    if scheme == "file":
+        return {**input_info(file_uri_path(str(source)), file_set), "path": str(source)}
+    if scheme is not None:
+        what = "a table" if scheme == "table" else f"a URI ({scheme}:)"
+        return {"path": str(source), "size": None, "sha256": None,
+                "not_hashed": f"{what} read by Spark where it lives: segkit run does not read it on this machine"}
     path = Path(source)
     try:
         if not (file_set and is_file_set(path)):
@@ -167,7 +185,7 @@ def input_info(source: str | Path, file_set: bool = False) -> dict[str, Any]:
 
 def input_files(data: Mapping[str, Any]) -> dict[str, dict[str, Any] | None]:
     """:func:`input_info` of each input table of the effective config (None when absent); only the
-    transactions may be a folder or a glob of files.
+    transactions may be a folder or a glob of files, a table or a URI.
 
     Examples
     --------

@@ -74,7 +74,15 @@ from typing import Any, Callable, Iterator, Mapping, Sequence
 import nbformat
 import yaml
 
-from segkit.core.config import bundled_sample_config, load_config, project_root, resolve_path, short_repr
+from segkit.core.config import (
+    bundled_sample_config,
+    data_source,
+    load_config,
+    local_path,
+    project_root,
+    short_repr,
+    source_scheme,
+)
 from segkit.core.errors import ConfigError, DataError, SegkitError
 from segkit.core.files import atomic_write_text, dumps_json, read_frame
 from segkit.core.privacy import SALT_ENV, salt_for
@@ -176,9 +184,10 @@ class RunOptions:
     """The ``segkit run`` flags. ``None`` means "not given" (the config decides)."""
 
     config: Path | None = None
-    transactions: Path | None = None
-    customers: Path | None = None
-    campaign: Path | None = None
+    #: a local path; as text also a table (``table:…``) or a URI (``s3a://…``) for ``engine.kind: spark``
+    transactions: str | Path | None = None
+    customers: str | Path | None = None
+    campaign: str | Path | None = None
     as_of: str | None = None
     out: Path | None = None
     only: Sequence[str] | None = None
@@ -355,9 +364,12 @@ def effective_config(options: RunOptions, reuse_dir: Path | None = None,
     Raises
     ------
     ConfigError
-        Invalid config or flag value, or no transactions file at all.
+        Invalid config or flag value, no transactions file at all, or a table or URI where it cannot be
+        read (any engine but Spark; on Spark, the customers or campaign table:
+        :func:`segkit.core.config.data_source`).
     DataError
-        An input file that does not exist.
+        A local input file (or a ``file:`` URI's file) that does not exist. A table or another URI is
+        passed through as given and checked by the audit (01) on Spark.
 
     Examples
     --------
@@ -382,7 +394,7 @@ def effective_config(options: RunOptions, reuse_dir: Path | None = None,
         overrides["run"]["only"] = resolve_only(options.only, pipeline)
     if data_flags:
         data: dict[str, Any] = {} if options.config is not None else {t: None for t in TABLES}
-        data.update({t: str(Path(p).expanduser().resolve()) for t, p in data_flags.items()})
+        data.update({t: p if source_scheme(p) else str(Path(p).expanduser().resolve()) for t, p in data_flags.items()})
         overrides["data"] = data
     cfg = load_config(base, overrides)
     source = "--as-of" if options.as_of is not None else f"run.as_of in {base or 'the defaults'}"
@@ -395,22 +407,40 @@ def effective_config(options: RunOptions, reuse_dir: Path | None = None,
     cfg["run"]["name"] = checked_run_name(cfg["run"].get("name"), origin)
     if options.only is None and cfg["run"].get("only"):
         cfg["run"]["only"] = resolve_only(cfg["run"]["only"], pipeline, source=f"run.only {origin}")
-    cfg["data"] = {t: _checked_input(cfg, t, data_flags, base) for t in TABLES}
+    try:  # before any notebook: an invalid engine section, or engine.kind spark where Spark cannot start
+        engine_kind = check_engine(cfg).kind
+    except ConfigError as exc:
+        raise ConfigError(f"{base}: {exc}" if base else str(exc)) from None
+    cfg["data"] = {t: _checked_input(cfg, t, data_flags, base, engine_kind) for t in TABLES}
     if cfg["data"]["transactions"] is None:
         raise ConfigError("No transactions file: give --transactions FILE, or data.transactions in the file "
                           "given to --config.")
-    try:  # before any notebook: an invalid engine section, or engine.kind spark where Spark cannot start
-        check_engine(cfg)
-    except ConfigError as exc:
-        raise ConfigError(f"{base}: {exc}" if base else str(exc)) from None
     return cfg
 
 
-def _checked_input(cfg: Mapping, table: str, flags: Mapping[str, Any], base: Path | None) -> str | None:
-    path = resolve_path(cfg, (cfg.get("data") or {}).get(table))
-    if path is None:
-        return None
+def _checked_input(cfg: Mapping, table: str, flags: Mapping[str, Any], base: Path | None,
+                   engine_kind: str) -> str | None:
+    """``data.<table>`` as the run's config.yml holds it: a local path made absolute and checked (it exists;
+    a folder or glob only for the transactions), a ``file:`` URI checked as its path and kept as written, a
+    table or another URI (``engine.kind: spark``, transactions only: :func:`segkit.core.config.data_source`)
+    kept as written."""
     origin = f"--{table}" if table in flags else f"data.{table} in {base or 'the defaults'}"
+    source = data_source(cfg, table, engine_kind, origin)
+    if source is None:
+        return None
+    if isinstance(source, str):
+        # A table or URI, read by Spark where it lives. Whether it exists is found by the audit (01), whose
+        # error names data.transactions and what Spark said. Asking here would start a Spark application in
+        # this process (~20 s; on a cluster a second application asking for executors) for the answer that
+        # 01's first statement gives anyway.
+        return source
+    checked = _checked_local(cfg, table, source, origin)
+    value = cfg["data"][table]
+    return value if source_scheme(value) == "file" else checked
+
+
+def _checked_local(cfg: Mapping, table: str, path: Path, origin: str) -> str:
+    """The absolute local path of ``data.<table>`` once it is found (:class:`DataError` naming ``origin`` if not)."""
     from segkit.data.engine import choose_engine, is_file_set
     from segkit.data.engine import input_files as log_files
 
@@ -806,7 +836,7 @@ class _Run:
         if source and Path(source) == self.out / "config.yml":  # --only reusing the run's own config
             source = None
         protected = protected_paths(data, source)
-        log_folders = [Path(p) for p in data.values() if p and Path(p).is_dir()]
+        log_folders = [path for value in data.values() if (path := local_path(value)) is not None and path.is_dir()]
         for folder, what in ((self.out, "--out"), (self.failed_dir, "The folder for a failed run,")):
             if not folder.is_symlink():  # a link is refused as a link, wherever it points
                 check_location(folder, what, protected, log_folders)
@@ -857,15 +887,17 @@ class _Run:
     def input_ids(self) -> list[str]:
         """The customer ids of the customers and transactions inputs (their ``customer_id`` column
         as the config maps it, read without the table checks: :func:`segkit.data.io.read_ids`).
-        A file that cannot be read gives none: then the audit's error cannot name its ids either."""
+        A file that cannot be read gives none: then the audit's error cannot name its ids either. A table
+        or URI read by Spark (``engine.kind: spark``) is not read here: its ids are known only once the
+        audit has written the clean tables."""
         from segkit.data.engine import input_files as log_files  # pandas/DuckDB: only when needed
         from segkit.data.engine import is_file_set
         from segkit.data.io import read_ids
 
         ids: set[str] = set()
         for table in ("customers", "transactions"):
-            path = self.cfg["data"].get(table)
-            if not path:
+            path = local_path(self.cfg["data"].get(table))  # a table or URI (Spark) is not read here
+            if path is None:
                 continue
             try:
                 files = log_files(path)[0] if is_file_set(path) else [path]

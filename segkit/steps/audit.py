@@ -62,7 +62,9 @@ def build_audit_artifacts(ctx: "RunContext", raise_on_error: bool = True) -> Aud
     ``transactions_clean.parquet``, ``customers_clean.parquet``, ``campaign_clean.parquet`` (only
     with a campaign file) and the base ``customer_segments.csv`` (``customer_id`` of every
     customer). With errors, clean tables and ``customer_segments.csv`` of an earlier run in the
-    same folder are removed, so no later notebook reads stale data.
+    same folder are removed, so no later notebook reads stale data; so are its columns when that run
+    had other customers (checked on the CSV, or on a Spark run's ``customer_segments.parquet/`` where
+    there is no CSV; with the dataset goes ``artifacts/scoring/``).
 
     Parameters
     ----------
@@ -99,7 +101,7 @@ def build_audit_artifacts(ctx: "RunContext", raise_on_error: bool = True) -> Aud
     if result.status == "errors":
         for name in ("transactions_clean", "customers_clean", "campaign_clean"):
             ctx.artifact_path(name).unlink(missing_ok=True)
-        segments.unlink(missing_ok=True)
+        ctx.remove_customer_segments()  # the CSV and a Spark run's Parquet dataset
         if raise_on_error:
             raise_if_failed(result)
         return result
@@ -109,12 +111,13 @@ def build_audit_artifacts(ctx: "RunContext", raise_on_error: bool = True) -> Aud
     else:
         ctx.artifact_path("campaign_clean").unlink(missing_ok=True)
     ids = result.customers[["customer_id"]]
-    if segments.exists():
+    if ctx.has_artifact("customer_segments"):  # the CSV, else a Spark run's dataset (above CSV_MAX_ROWS)
         # Columns of later notebooks stay only if they describe exactly these customers.
-        old = pd.read_csv(segments, dtype={"customer_id": "string"}, usecols=["customer_id"])["customer_id"]
+        old = ctx.read_artifact("customer_segments", columns=["customer_id"])["customer_id"]
         if set(old) != set(ids["customer_id"]):
-            segments.unlink()
-    ctx.update_customer_segments(ids)
+            ctx.remove_customer_segments()
+    if segments.exists() or not ctx.has_artifact("customer_segments"):
+        ctx.update_customer_segments(ids)  # a dataset of these very customers stays as Spark wrote it, without a CSV
     return result
 
 

@@ -27,6 +27,7 @@ from segkit.cluster import (
 from segkit.core.labels import feature_label
 from segkit.features import customer_table
 from segkit.steps.sources import behaviour_for
+from segkit.steps.spark_scoring import scores_on_spark, write_run_segments
 
 __all__ = ["build_cluster_artifacts", "lift_caption", "standardised_means", "summarize", "view_choices",
            "cluster_view"]
@@ -68,7 +69,8 @@ def build_cluster_artifacts(ctx) -> ClusterResult:
     ``as_of``; clusters it with the ``clustering`` config section and the run's seed
     (:func:`cluster_customers`); cross-tabulates the clusters against the RFM segments.
     Customers without a purchase are not clustered: their ``cluster`` and ``cluster_name``
-    stay empty in ``customer_segments.csv``.
+    stay empty in ``customer_segments.csv``. With ``engine.kind: spark`` Spark writes
+    ``customer_segments`` instead (:func:`segkit.steps.spark_scoring.write_run_segments`).
 
     Examples
     --------
@@ -87,6 +89,9 @@ def build_cluster_artifacts(ctx) -> ClusterResult:
     ids = customers["customer_id"].astype("string") if "customer_id" in customers.columns else pd.Series([], dtype="string")
     others = pd.DataFrame({"customer_id": ids[~ids.isin(result.assignments["customer_id"])]})
     result.info["not_clustered"] = int(len(others))
+    if scores_on_spark(ctx):  # customer_segments scored on the executors with cluster_model.json
+        write_run_segments(ctx)
+        return result
     segments = pd.concat([result.assignments, others], ignore_index=True)
     segments["cluster"] = segments["cluster"].astype("Int64")
     ctx.update_customer_segments(segments[["customer_id", "cluster", "cluster_name"]])

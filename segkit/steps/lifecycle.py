@@ -55,6 +55,7 @@ from segkit.lifecycle import (
 )
 from segkit.data.relational import kept_share
 from segkit.steps.sources import first_non_purchase_for, kept_value_for, purchase_days_for
+from segkit.steps.spark_scoring import save_lifecycle_inputs, scores_on_spark, write_run_segments
 
 __all__ = ["stage_sizes_for_thresholds", "threshold_choices", "clv_parameters", "export_columns",
     "clv_by_stage", "mask_small_cells", "rate_table", "growth_note", "model_status", "calibration_note",
@@ -617,9 +618,6 @@ class LifecycleResult:
     prospects_with_signup: tuple[int, int] = (0, 0)  # (prospects, of them with a signup date)
     data_start: pd.Timestamp | None = None       # the data's first day (first order line)
     first_seen_until: pd.Timestamp | None = None  # data_start + churn window (None: data starts with the shop)
-    #: The models' per-buyer input (:func:`segkit.clv.clv_summary`: frequency, recency, T, monetary_value by
-    #: customer_id), what :mod:`segkit.steps.spark_scoring` scores per partition.
-    clv_summary: pd.DataFrame | None = None
 
     @property
     def clv_column(self) -> str:
@@ -650,7 +648,9 @@ def build_lifecycle_artifacts(ctx: Any) -> LifecycleResult:
     Reads ``transactions_clean``, ``customers_clean``, ``campaign_clean`` (optional) and ``rfm``;
     writes ``lifecycle.parquet``, ``snapshots.parquet``, ``cohorts.parquet``, ``clv_model.json``
     (only when BG/NBD was fitted; a stale one is removed) and adds ``lifecycle_stage, p_alive,
-    p_purchase_90d, expected_purchases_90d, clv_12m`` to ``customer_segments.csv``. The holdout
+    p_purchase_90d, expected_purchases_90d, clv_12m`` to ``customer_segments.csv`` (with ``engine.kind: spark``
+    it saves the state and CLV input per customer and the stage thresholds under ``artifacts/scoring/``,
+    and Spark writes ``customer_segments``: :func:`segkit.steps.spark_scoring.write_run_segments`). The holdout
     check runs first: it chooses the variant of the models that feeds the export. A model that cannot be
     fitted is a warning in the result, not an error: its columns stay empty.
     """
@@ -732,6 +732,10 @@ def build_lifecycle_artifacts(ctx: Any) -> LifecycleResult:
                         f"{as_of.date()}: not signed up yet at the analysis date, they are staged prospect. "
                         "Check the signup dates (and as_of) if they should have signed up earlier.")
     scores = score_customers(models, summary, settings).reindex(state.index)
+    on_spark = scores_on_spark(ctx)
+    if on_spark:  # what Spark scores customer_segments from on the executors (write_run_segments below)
+        save_lifecycle_inputs(ctx, state, summary, stager.thresholds_)
+    del summary
 
     info = stage_info.set_index("lifecycle_stage")
     stage = state["lifecycle_stage"].astype("string").to_numpy()
@@ -802,8 +806,11 @@ def build_lifecycle_artifacts(ctx: Any) -> LifecycleResult:
         ctx.write_artifact("clv_model", clv_model)
     else:
         ctx.artifact_path("clv_model").unlink(missing_ok=True)
-    ctx.update_customer_segments(lifecycle[["customer_id", "lifecycle_stage", "p_alive", "p_purchase_90d",
-                                            "expected_purchases_90d", "clv_12m"]])
+    if on_spark:
+        write_run_segments(ctx)
+    else:
+        ctx.update_customer_segments(lifecycle[["customer_id", "lifecycle_stage", "p_alive", "p_purchase_90d",
+                                                "expected_purchases_90d", "clv_12m"]])
 
     phases = sizes.groupby("phase", sort=False)["customers"].sum().reindex(list(PHASES), fill_value=0)
     phase_sizes = pd.DataFrame({"phase": pd.array(PHASES, dtype="string"), "customers": phases.to_numpy()})
@@ -843,8 +850,7 @@ def build_lifecycle_artifacts(ctx: Any) -> LifecycleResult:
         rates=rates, cohorts=cohorts, clv_model=clv_model, clv=clv, holdout_check=check, rfm_crosstab=crosstab,
         settings=settings, warnings=warnings, currency=str((ctx.config.get("report") or {}).get("currency") or ""),
         one_time_curve=curve, prospects_with_signup=(int(len(prospects)), with_signup),
-        data_start=pd.Timestamp(data_start).normalize(), first_seen_until=stager.first_seen_until_,
-        clv_summary=summary)
+        data_start=pd.Timestamp(data_start).normalize(), first_seen_until=stager.first_seen_until_)
 
 
 def _pct(x: float) -> str:

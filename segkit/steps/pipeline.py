@@ -24,13 +24,14 @@ import importlib
 import json
 import os
 import re
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 import pandas as pd
 
-from segkit.core.config import bundled_sample_config, load_config, project_root, resolve_path
+from segkit.core.config import bundled_sample_config, load_config, project_root, resolve_source
 from segkit.core.dates import parse_as_of
 from segkit.core.errors import ConfigError, UpstreamMissingError
 from segkit.core.escaping import escape_markdown
@@ -40,7 +41,8 @@ from segkit.steps.headline import headline_sentence
 from segkit.steps.parameters import check_notebook_parameters, resolve_config_path
 
 __all__ = ["open_run", "shareable", "show_summary", "dash_missing", "report_table", "RunContext", "NOTEBOOKS",
-    "UPSTREAM", "ARTIFACTS", "CUSTOMER_SEGMENTS", "INTERACTIVE_RUN", "summary_markdown"]
+    "UPSTREAM", "ARTIFACTS", "CUSTOMER_SEGMENTS", "CUSTOMER_SEGMENTS_DATASET", "SPARK_SCORING_FOLDER",
+    "SPARK_SCORING_FILES", "INTERACTIVE_RUN", "summary_markdown"]
 
 NOTEBOOKS: tuple[str, ...] = (
     "01_data_audit",
@@ -88,6 +90,13 @@ ARTIFACTS: dict[str, Artifact] = {
 }
 
 CUSTOMER_SEGMENTS = "customer_segments.csv"
+#: ``customer_segments`` as a Parquet dataset (a folder of parts in ``customer_id`` order), written by Spark
+#: runs only (:mod:`segkit.steps.spark_scoring`); beside the CSV, or instead of it above ``CSV_MAX_ROWS``.
+CUSTOMER_SEGMENTS_DATASET = "customer_segments.parquet"
+#: Folder under ``artifacts/`` with what a Spark run's scoring reads beyond the artifacts, and its files
+#: (:mod:`segkit.steps.spark_scoring`: the fitted RFM estimators, the stage thresholds, the lifecycle inputs).
+SPARK_SCORING_FOLDER = "scoring"
+SPARK_SCORING_FILES: tuple[str, ...] = ("rfm_model.json", "stage_thresholds.json", "lifecycle_inputs.parquet")
 # Column order of customer_segments.csv (others are appended in alphabetical order), so that
 # the file's bytes do not depend on which notebook ran first.
 CUSTOMER_SEGMENT_COLUMNS: tuple[str, ...] = (
@@ -127,6 +136,12 @@ def interactive_root() -> Path:
     """
     folder = os.environ.get(INTERACTIVE_DIR_VARIABLE, "").strip()
     return Path(folder) if folder else project_root() / "reports" / INTERACTIVE_RUN
+
+
+def segment_dataset_files(folder: Path) -> list[Path]:
+    """The part files of a ``customer_segments.parquet/`` folder in name order, which is ``customer_id``
+    order (``[]`` when there is none)."""
+    return sorted(Path(folder).glob("part-*.parquet"))
 
 
 def money_to_cents(frame: pd.DataFrame) -> pd.DataFrame:
@@ -193,9 +208,11 @@ class RunContext:
         except KeyError:
             raise ConfigError(f"Unknown artifact '{name}'. Known: {', '.join(sorted(ARTIFACTS))}.") from None
 
-    def input_path(self, table: str) -> Path | None:
-        """Path of the user's input file for ``table`` (transactions/customers/campaign) or None."""
-        return resolve_path(self.config, self.config.get("data", {}).get(table))
+    def input_path(self, table: str) -> str | Path | None:
+        """The user's input for ``table`` (transactions/customers/campaign) or None: a local path (a ``file:``
+        URI's too), or a table (``table:…``) or other URI (``s3a://…``) as written
+        (:func:`segkit.core.config.resolve_source`)."""
+        return resolve_source(self.config, self.config.get("data", {}).get(table))
 
     def section(self, name: str) -> dict:
         """Config section ``name`` (``{}`` when absent)."""
@@ -213,6 +230,8 @@ class RunContext:
 
     # ----------------------------------------------------------------- artifacts
     def has_artifact(self, name: str) -> bool:
+        if name == "customer_segments" and not self.artifact_path(name).exists():
+            return bool(segment_dataset_files(self.artifacts_dir / CUSTOMER_SEGMENTS_DATASET))
         return self.artifact_path(name).exists()
 
     def read_artifact(self, name: str, columns: Sequence[str] | None = None) -> Any:
@@ -221,6 +240,9 @@ class RunContext:
         ``columns`` reads only those columns of a Parquet or CSV artifact, in the artifact's
         order; names the artifact does not have are left out (optional columns such as
         ``signup_date``). At millions of customers every column not read is memory saved.
+        ``customer_segments`` without its CSV (a Spark run above ``CSV_MAX_ROWS`` customers) is read
+        from the Parquet dataset ``customer_segments.parquet/``, its parts in name order: the same rows
+        and columns, money rounded as in the CSV.
 
         Raises
         ------
@@ -230,6 +252,14 @@ class RunContext:
         path = self.artifact_path(name)
         if not path.exists() and self.interactive and name != "customer_segments":
             self.build_upstream(name)
+        parts = segment_dataset_files(self.artifacts_dir / CUSTOMER_SEGMENTS_DATASET) \
+            if name == "customer_segments" and not path.exists() else []
+        if parts:
+            import pyarrow.parquet as pq
+
+            wanted = None if columns is None else [c for c in pq.read_schema(parts[0]).names if c in columns]
+            return pd.concat([pd.read_parquet(part, columns=wanted) for part in parts], ignore_index=True) \
+                .astype({"customer_id": "string"})
         if not path.exists():
             producer = ARTIFACTS[name].notebook if name in ARTIFACTS else "01_data_audit"
             raise UpstreamMissingError(
@@ -276,6 +306,17 @@ class RunContext:
         return path
 
     # ----------------------------------------------------------------- customer_segments.csv
+    def remove_customer_segments(self) -> None:
+        """Remove ``customer_segments.csv`` and what a Spark run keeps of it: the Parquet dataset and the
+        per-customer scoring inputs (``artifacts/scoring/``). A stale copy must not be read by a later notebook."""
+        self.artifact_path("customer_segments").unlink(missing_ok=True)
+        self._remove_spark_segments()
+
+    def _remove_spark_segments(self) -> None:
+        for folder in (self.artifacts_dir / CUSTOMER_SEGMENTS_DATASET, self.artifacts_dir / SPARK_SCORING_FOLDER):
+            if folder.is_dir():
+                shutil.rmtree(folder)
+
     def update_customer_segments(self, columns: pd.DataFrame) -> pd.DataFrame:
         """Add or replace columns of ``artifacts/customer_segments.csv``.
 
@@ -285,6 +326,11 @@ class RunContext:
         The read-modify-write holds a lock on ``artifacts/``, because notebooks that do not
         depend on each other (03 and 04) run side by side and both add columns; the result does
         not depend on which one writes first.
+
+        In a folder a Spark run wrote (``engine.kind`` changed since), the file starts from the Parquet
+        dataset when there is no CSV (above ``CSV_MAX_ROWS``), and a notebook's columns written here
+        remove the dataset and ``artifacts/scoring/``: Spark's copies would describe the older columns
+        (a later Spark notebook would rescore them from those inputs). Ids alone (01) leave them.
         """
         if "customer_id" not in columns.columns:
             raise ValueError("update_customer_segments needs a customer_id column")
@@ -293,11 +339,14 @@ class RunContext:
         path = self.artifact_path("customer_segments")
         path.parent.mkdir(parents=True, exist_ok=True)
         with folder_lock(path.parent):
-            return self._merge_customer_segments(path, new)
+            merged = self._merge_customer_segments(path, new)
+            if len(new.columns) > 1:
+                self._remove_spark_segments()
+            return merged
 
     def _merge_customer_segments(self, path: Path, new: pd.DataFrame) -> pd.DataFrame:
-        if path.exists():
-            old = read_frame(path, dtype={"customer_id": "string"})
+        if self.has_artifact("customer_segments"):  # the CSV, else a Spark run's dataset
+            old = self.read_artifact("customer_segments")
             old = old.drop(columns=[c for c in new.columns if c != "customer_id" and c in old.columns])
             merged = old.merge(new, on="customer_id", how="outer")
         else:
@@ -475,8 +524,8 @@ def _interactive_fingerprint(cfg: Mapping) -> str:
     relevant = {k: cfg.get(k) for k in sorted(cfg) if not k.startswith("_")}
     inputs = {}
     for table in ("transactions", "customers", "campaign"):
-        p = resolve_path(cfg, (cfg.get("data") or {}).get(table))
-        if p is not None and p.exists():
+        p = resolve_source(cfg, (cfg.get("data") or {}).get(table))  # a file: URI's local file; a table: text
+        if isinstance(p, Path) and p.exists():
             st = p.stat()
             inputs[table] = [str(p), st.st_size, st.st_mtime_ns]
     blob = json.dumps({"config": relevant, "inputs": inputs}, sort_keys=True, default=str)

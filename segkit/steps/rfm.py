@@ -19,6 +19,7 @@ from segkit.core.labels import and_list
 from segkit.data.orders import require_columns
 from segkit.rfm import SEGMENT_CSV_COLUMNS, RFMResult, RFMSettings, analyse_rfm, to_five_point
 from segkit.steps.sources import rfm_for
+from segkit.steps.spark_scoring import save_rfm_model, scores_on_spark, write_run_segments
 
 __all__ = ["segment_choices", "segment_profile", "frequency_note", "separation_note", "tiers_note",
     "summarize", "build_rfm_artifacts"]
@@ -354,7 +355,9 @@ def build_rfm_artifacts(ctx) -> RFMResult:
     and seed, writes ``rfm.parquet`` (one row per buying customer: ``customer_id``, the RFM
     values, scores, ``rfm_segment``, ``tier``, ``recommended_action``) and adds
     ``recency_days … recommended_action`` to ``customer_segments.csv`` for every customer of
-    ``customers_clean`` (empty for customers without a purchase).
+    ``customers_clean`` (empty for customers without a purchase). With ``engine.kind: spark`` it saves
+    the fitted scorer, segment map and tiers (``artifacts/scoring/rfm_model.json``) and Spark writes
+    ``customer_segments`` instead (:func:`segkit.steps.spark_scoring.write_run_segments`).
 
     Examples
     --------
@@ -375,6 +378,10 @@ def build_rfm_artifacts(ctx) -> RFMResult:
     result = analyse_rfm(None, ctx.as_of, settings, seed=ctx.seed, base=base)
     result.currency = str((ctx.config.get("report") or {}).get("currency") or "")
     ctx.write_artifact("rfm", result.rfm)
+    if scores_on_spark(ctx):  # customer_segments scored on the executors from rfm.parquet and the saved model
+        save_rfm_model(ctx, result)
+        write_run_segments(ctx)
+        return result
     columns = result.rfm[["customer_id", *SEGMENT_CSV_COLUMNS]]
     others = customers.loc[~customers["customer_id"].isin(columns["customer_id"]), ["customer_id"]]
     ctx.update_customer_segments(pd.concat([columns, others.astype({"customer_id": "string"})],

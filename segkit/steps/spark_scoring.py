@@ -34,20 +34,28 @@ The output has the columns of ``customer_segments.csv`` in its order
 (:data:`SEGMENT_COLUMNS`, unrounded). :func:`write_customer_segments` writes it as a Parquet
 dataset (money rounded to cents as in the CSV; :func:`score_on_spark` range-partitions the
 customers by ``customer_id``: one file per partition, rows sorted by ``customer_id`` within it
-and the files in ``customer_id`` order, so reading the folder in file-name order gives the CSV's row order; the same input, partitioning and
-models give the same files) and, when it has at most ``csv_max_rows`` rows, also as the CSV through
-segkit's one CSV writer (:func:`segkit.core.files.write_frame`, formula cells neutralised), collected
-on the driver: that is what "fits one machine" means.
+and the files ``part-00000.parquet`` … in ``customer_id`` order, so reading the folder in file-name order
+gives the CSV's row order; the same input, partitioning and models give the same file names and bytes)
+and, when it has at most ``csv_max_rows`` rows, also as the CSV through segkit's one CSV writer
+(:func:`segkit.core.files.write_frame`, formula cells neutralised), collected on the driver: that is
+what "fits one machine" means.
 
-For a run folder, 02 and 04 save what the artifacts do not hold yet under ``artifacts/scoring/``
-(:func:`save_rfm_model`, :func:`save_lifecycle_inputs`: the fitted RFM estimators, the stage
-thresholds, the lifecycle state and CLV input per customer); :func:`run_scoring` has Spark read and
-join them with ``rfm.parquet`` and ``clusters.parquet`` on the executors, and :func:`write_run_segments`
-scores and writes ``artifacts/customer_segments.parquet/`` and ``customer_segments.csv``.
+In ``segkit run`` with ``engine.kind: spark`` (:func:`scores_on_spark`, the one place that decides it),
+02 and 04 save what the artifacts do not hold yet under ``artifacts/scoring/`` (:func:`save_rfm_model`,
+:func:`save_lifecycle_inputs`: the fitted RFM estimators, the stage thresholds, the lifecycle state and
+CLV input per customer), and 02, 03 and 04 each end with :func:`write_run_segments` instead of the
+driver-side merge (:meth:`segkit.steps.pipeline.RunContext.update_customer_segments`):
+:func:`run_scoring` has Spark read and join those inputs with ``customers_clean.parquet``,
+``rfm.parquet`` and ``clusters.parquet`` on the executors, and every customer is scored again and
+written as ``artifacts/customer_segments.parquet/`` and ``customer_segments.csv``. Which notebooks'
+columns it writes is what the DuckDB run's merge would have at that point (:func:`segment_steps`): the
+columns ``customer_segments`` already has plus the running notebook's; so after 02 alone the file
+has the RFM columns only, and re-running 03 or 04 rescores the other notebook's columns from its
+saved inputs, which gives the same values.
 
 Examples
 --------
-Not run as a doctest (it starts Spark); ``tests/test_spark_scoring.py`` runs it:
+Not run as a doctest (it starts Spark); ``tests/test_spark_pipeline.py`` runs it on a ``segkit run``'s folder:
 
 >>> models = ScoringModels.from_results(rfm_result, cluster_result, lifecycle_result)  # doctest: +SKIP
 >>> scored = score_on_spark(session.createDataFrame(scoring_inputs(...)), models)       # doctest: +SKIP
@@ -59,20 +67,24 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterator, Mapping
+from typing import TYPE_CHECKING, Any, Iterator, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
+import pyarrow.parquet as pq
 
 from segkit.clv import BetaGeoModel, ChanceCalibrator, GammaGammaModel, OneTimeBuyerModel
 from segkit.cluster import SegmentModel
-from segkit.core.errors import DataError
-from segkit.core.files import atomic_write_text, dumps_json, write_frame
+from segkit.core.errors import DataError, UpstreamMissingError
+from segkit.core.files import atomic_write_text, dumps_json, folder_lock, publish_parquet_parts, read_frame, write_frame
 from segkit.core.modelio import model_dict, model_parts
-from segkit.data.spark import pandas_warnings_quiet
+from segkit.data.engine import EngineSettings, choose_engine
 from segkit.lifecycle import (
+    EXPORT_COLUMNS,
     CLVModels,
     ExportChoice,
     LifecycleSettings,
@@ -82,8 +94,10 @@ from segkit.lifecycle import (
     live_repeat_buyers,
     score_customers,
 )
-from segkit.rfm import SCORE_COLUMNS, LoyaltyTiers, RFMScorer, SegmentMap, rfm_labels
-from segkit.steps.pipeline import CUSTOMER_SEGMENT_COLUMNS, CUSTOMER_SEGMENTS, money_to_cents
+from segkit.rfm import SCORE_COLUMNS, SEGMENT_CSV_COLUMNS, LoyaltyTiers, RFMScorer, SegmentMap, rfm_labels
+from segkit.steps.pipeline import (CUSTOMER_SEGMENT_COLUMNS, CUSTOMER_SEGMENTS, CUSTOMER_SEGMENTS_DATASET,
+                                   SPARK_SCORING_FILES, SPARK_SCORING_FOLDER, RunContext, money_to_cents,
+                                   segment_dataset_files)
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame as SparkFrame
@@ -91,8 +105,8 @@ if TYPE_CHECKING:
 __all__ = ["STATE_COLUMNS", "CLV_COLUMNS", "RFM_COLUMNS", "SEGMENT_COLUMNS", "CSV_MAX_ROWS", "PARQUET_FOLDER",
            "ScoringModels", "rfm_model_dict", "scoring_inputs", "lifecycle_inputs", "score_partition",
            "chance_reference_parts", "score_on_spark",
-           "segments_schema", "write_customer_segments", "SCORING_FOLDER", "save_rfm_model", "save_lifecycle_inputs",
-           "run_scoring", "write_run_segments"]
+           "segments_schema", "write_customer_segments", "SCORING_FOLDER", "STEP_COLUMNS", "scores_on_spark",
+           "segment_steps", "segment_columns", "save_rfm_model", "save_lifecycle_inputs", "run_scoring", "write_run_segments"]
 
 #: The stage rules' per-customer state (:func:`segkit.lifecycle.customer_state`), ``state_`` + name in the input.
 STATE_COLUMNS: tuple[str, ...] = ("n_purchases", "recency_days", "tenure_days", "gap_before_last_days",
@@ -110,7 +124,10 @@ _TEXT = {"customer_id", "rfm_segment", "tier", "recommended_action", "cluster_na
 #: bytes a customer in pandas), so the default keeps the driver small; pass more where the driver has room.
 CSV_MAX_ROWS = 1_000_000
 #: The Parquet dataset's folder under ``artifacts/``.
-PARQUET_FOLDER = "customer_segments.parquet"
+PARQUET_FOLDER = CUSTOMER_SEGMENTS_DATASET
+#: The columns each notebook adds to ``customer_segments`` (what the DuckDB run's merge adds after it).
+STEP_COLUMNS: dict[str, tuple[str, ...]] = {"02_rfm": SEGMENT_CSV_COLUMNS, "03_clustering": ("cluster", "cluster_name"),
+                                            "04_lifecycle": tuple(EXPORT_COLUMNS)}
 
 
 @dataclass(frozen=True)
@@ -123,8 +140,8 @@ class ScoringModels:
         Notebook 02's fitted scorer, segment map and tiers (``RFMResult.scorer / settings.segments / tier_model``).
     cluster : SegmentModel or None
         Notebook 03's model (``cluster_model.json``); None = no cluster columns.
-    thresholds : StageThresholds
-        Notebook 04's fitted stage thresholds.
+    thresholds : StageThresholds or None
+        Notebook 04's fitted stage thresholds; None = 04 has not run (no lifecycle columns).
     clv : CLVModels or None
         Notebook 04's models and the variant chosen on the holdout (``clv_model.json``); None = BG/NBD
         was not fitted (its columns stay empty, stages without the P(alive) and chance rules).
@@ -138,7 +155,7 @@ class ScoringModels:
     segments: SegmentMap
     tiers: LoyaltyTiers
     cluster: SegmentModel | None
-    thresholds: StageThresholds
+    thresholds: StageThresholds | None
     clv: CLVModels | None
     settings: LifecycleSettings
     cluster_json: Mapping[str, Any] | None = None
@@ -156,7 +173,7 @@ class ScoringModels:
 
     @classmethod
     def from_parts(cls, scorer: RFMScorer, segments: SegmentMap, tiers: LoyaltyTiers,
-                   cluster_model: Mapping[str, Any] | None, thresholds: StageThresholds,
+                   cluster_model: Mapping[str, Any] | None, thresholds: StageThresholds | None,
                    clv_model: Mapping[str, Any] | None) -> "ScoringModels":
         """The models from the fitted RFM estimators, the ``cluster_model.json`` and ``clv_model.json``
         artifacts (dicts, None when absent) and the stage thresholds: through JSON, as the executors get them."""
@@ -165,13 +182,15 @@ class ScoringModels:
 
     @classmethod
     def from_artifacts(cls, rfm_model: Mapping[str, Any], cluster_model: Mapping[str, Any] | None,
-                       stage_thresholds: Mapping[str, float], clv_model: Mapping[str, Any] | None) -> "ScoringModels":
+                       stage_thresholds: Mapping[str, float] | None,
+                       clv_model: Mapping[str, Any] | None) -> "ScoringModels":
         """The models from their saved forms: :func:`rfm_model_dict`'s, ``cluster_model.json``'s,
         the stage thresholds' (``dataclasses.asdict`` of :class:`~segkit.lifecycle.StageThresholds`) and
-        ``clv_model.json``'s (None for an absent optional one)."""
+        ``clv_model.json``'s (None for an absent one: that notebook's columns are not scored)."""
         return cls.from_dict(model_dict("ScoringModels", {**{k: rfm_model[k] for k in ("scorer", "segments", "tiers")},
                                                           "cluster_model": cluster_model,
-                                                          "stage_thresholds": dict(stage_thresholds),
+                                                          "stage_thresholds": (None if stage_thresholds is None
+                                                                               else dict(stage_thresholds)),
                                                           "clv_model": clv_model}, {}))
 
     def to_dict(self) -> dict:
@@ -184,7 +203,8 @@ class ScoringModels:
         params, _ = model_parts(data, "ScoringModels", params=("scorer", "segments", "tiers", "cluster_model",
                                                                 "stage_thresholds", "clv_model"))
         try:
-            thresholds = StageThresholds(**params["stage_thresholds"])
+            stage = params["stage_thresholds"]
+            thresholds = None if stage is None else StageThresholds(**stage)
         except TypeError as exc:
             raise DataError(f"Saved ScoringModels: stage_thresholds has the wrong form ({exc}). "
                             "Run 04_lifecycle again.") from None
@@ -213,11 +233,12 @@ def rfm_model_dict(rfm: Any) -> dict:
 
 
 def _as_dict(scorer: RFMScorer, segments: SegmentMap, tiers: LoyaltyTiers, cluster_model: Mapping[str, Any] | None,
-             thresholds: StageThresholds, clv_model: Mapping[str, Any] | None) -> dict:
+             thresholds: StageThresholds | None, clv_model: Mapping[str, Any] | None) -> dict:
     return model_dict("ScoringModels", {
         "scorer": scorer.to_dict(), "segments": segments.to_dict(), "tiers": tiers.to_dict(),
         "cluster_model": None if cluster_model is None else dict(cluster_model),
-        "stage_thresholds": {k: float(v) for k, v in dataclasses.asdict(thresholds).items()},
+        "stage_thresholds": (None if thresholds is None
+                             else {k: float(v) for k, v in dataclasses.asdict(thresholds).items()}),
         "clv_model": None if clv_model is None else dict(clv_model)}, {})
 
 
@@ -259,7 +280,7 @@ def scoring_inputs(rfm: pd.DataFrame, table: pd.DataFrame, state: pd.DataFrame,
     state : DataFrame
         The lifecycle state indexed by ``customer_id`` (``LifecycleResult.state``): :data:`STATE_COLUMNS`.
     clv_summary : DataFrame or None
-        :func:`segkit.clv.clv_summary` indexed by ``customer_id`` (``LifecycleResult.clv_summary``).
+        :func:`segkit.clv.clv_summary` indexed by ``customer_id`` (as 04 computes it).
 
     Returns
     -------
@@ -293,9 +314,10 @@ def _require(frame: pd.DataFrame, columns: list[str], what: str) -> None:
 
 
 def _input_columns(models: ScoringModels) -> list[str]:
-    """Every input column scoring with ``models`` reads."""
-    clv = [f"clv_{c}" for c in CLV_COLUMNS] if models.clv is not None else []
-    return ["customer_id", *RFM_COLUMNS, *models.cluster_inputs, *[f"state_{c}" for c in STATE_COLUMNS], *clv]
+    """Every input column scoring with ``models`` reads (the lifecycle's only with its thresholds)."""
+    state = [f"state_{c}" for c in STATE_COLUMNS] if models.thresholds is not None else []
+    clv = [f"clv_{c}" for c in CLV_COLUMNS] if models.clv is not None and state else []
+    return ["customer_id", *RFM_COLUMNS, *models.cluster_inputs, *state, *clv]
 
 
 def _stage_state(frame: pd.DataFrame) -> pd.DataFrame:
@@ -342,7 +364,9 @@ def score_partition(frame: pd.DataFrame, models: ScoringModels, chance_reference
     -------
     DataFrame
         :data:`SEGMENT_COLUMNS`, one row per row of ``frame`` in its order; whole numbers as ``Int64``,
-        labels as ``string``, empty where a customer has no purchase (RFM, cluster, CLV) or no state.
+        labels as ``string``, empty where a customer has no purchase (RFM, cluster, CLV) or no state, and
+        where a model is absent (``models.cluster`` None: no cluster; ``models.thresholds`` None: no
+        lifecycle stage nor CLV, the ``state_`` and ``clv_`` inputs are then not read).
     """
     n = len(frame)
     _require(frame, ["customer_id", *RFM_COLUMNS, *models.cluster_inputs], "the RFM base and behaviour features")
@@ -364,6 +388,8 @@ def score_partition(frame: pd.DataFrame, models: ScoringModels, chance_reference
             out.loc[buyer, "cluster"] = clusters
             out.loc[buyer, "cluster_name"] = [models.cluster.names[int(c)] for c in clusters]
 
+    if models.thresholds is None:  # 04 has not run: no lifecycle columns
+        return out
     _require(frame, [f"state_{c}" for c in STATE_COLUMNS], "the lifecycle state")
     has_state = frame["state_n_purchases"].notna().to_numpy()
     state = _stage_state(frame)
@@ -396,15 +422,18 @@ def score_on_spark(inputs: "SparkFrame", models: ScoringModels, partitions: int 
     session's ``spark.sql.shuffle.partitions``), so each partition holds one range of ids and its scored
     rows become one file of :func:`write_customer_segments`. The models go to the executors as their
     JSON text (captured by the partition functions: it works on a Spark Connect session too, which has
-    no ``SparkContext.broadcast``; the text is a few kB), and each partition rebuilds them once. Two
-    passes over ``inputs``: the at-risk reference (:func:`chance_reference_parts`, two numbers per
-    partition collected) and the scoring (:func:`score_partition`, lazy: computed when written).
+    no ``SparkContext.broadcast``; the text is a few kB), and each partition rebuilds them once. With
+    BG/NBD fitted, two passes over ``inputs``: the at-risk reference (:func:`chance_reference_parts`, two
+    numbers per partition collected) and the scoring (:func:`score_partition`, lazy: computed when
+    written); without it (or without the lifecycle) only the scoring.
 
     Returns
     -------
     pyspark.sql.DataFrame
         :data:`SEGMENT_COLUMNS` (schema :func:`segments_schema`), one row per input row, unrounded.
     """
+    from segkit.data.spark import pandas_warnings_quiet
+
     _require(pd.DataFrame(columns=inputs.columns), _input_columns(models), "checked before Spark runs")
     count = partitions or int(inputs.sparkSession.conf.get("spark.sql.shuffle.partitions"))
     ranged = inputs.repartitionByRange(count, "customer_id")
@@ -418,10 +447,13 @@ def score_on_spark(inputs: "SparkFrame", models: ScoringModels, partitions: int 
             total, live = total + add, live + more
         yield pd.DataFrame({"chance_sum": [total], "live_repeat_buyers": [live]})
 
-    with pandas_warnings_quiet():
-        collected = ranged.mapInPandas(parts, "chance_sum double, live_repeat_buyers bigint").collect()
-    live = sum(int(row["live_repeat_buyers"]) for row in collected)
-    reference = sum(float(row["chance_sum"]) for row in collected) / live if live else float("nan")
+    reference = float("nan")  # no chance: the at-risk rule's chance test is not applied (as on one machine)
+    if models.clv is not None and models.thresholds is not None:
+        with pandas_warnings_quiet():
+            collected = ranged.mapInPandas(parts, "chance_sum double, live_repeat_buyers bigint").collect()
+        live = sum(int(row["live_repeat_buyers"]) for row in collected)
+        if live:
+            reference = sum(float(row["chance_sum"]) for row in collected) / live
 
     def score(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
         here = ScoringModels.from_dict(json.loads(text))
@@ -437,42 +469,62 @@ def _in_cents(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
         yield money_to_cents(batch)
 
 
-def write_customer_segments(scored: "SparkFrame", artifacts: str | Path,
-                            csv_max_rows: int | None = CSV_MAX_ROWS) -> tuple[str, Path | None]:
+def write_customer_segments(scored: "SparkFrame", artifacts: str | Path, csv_max_rows: int | None = CSV_MAX_ROWS,
+                            columns: Sequence[str] = SEGMENT_COLUMNS) -> tuple[str, Path | None]:
     """Write scored customers as the dataset ``artifacts/customer_segments.parquet/`` and, when small, the CSV.
 
     Money is rounded to cents on the executors by the CSV's own rule
     (:func:`segkit.steps.pipeline.money_to_cents`), each partition sorted by ``customer_id`` and written
-    as one file (``part-00000…``, in ``customer_id`` order after :func:`score_on_spark`'s ranges).
+    as one file (``part-00000.parquet`` …, in ``customer_id`` order after :func:`score_on_spark`'s ranges).
+    Spark writes into a hidden folder beside the dataset, which then replaces it
+    (:func:`segkit.core.files.publish_parquet_parts`: fixed part names, no ``_SUCCESS`` or ``.crc``
+    files); the old CSV is removed before and the new one written after, so a reader (the CSV when
+    there is one, else the dataset) never sees a CSV beside another write's dataset.
 
     Parameters
     ----------
     scored : pyspark.sql.DataFrame
         :func:`score_on_spark`'s output.
     artifacts : str or Path
-        The run's ``artifacts/`` folder: local, or any URL Spark writes (``s3a://``…: then no CSV).
+        The run's ``artifacts/`` folder: local, or any URL Spark writes (``s3a://``…: then no CSV, and
+        the dataset is written in place with Spark's own file names).
     csv_max_rows : int, optional
-        Also write ``customer_segments.csv`` (read back, collected on the driver and written by
-        :func:`segkit.core.files.write_frame`) when there are at most this many customers; None = never.
+        Also write ``customer_segments.csv`` when there are at most this many customers (counted from
+        the files' Parquet footers; the files are read in name order on the driver, which is the CSV's
+        row order, and written by :func:`segkit.core.files.write_frame`); None = never. A CSV that is
+        not written is removed, so that no older one is read in its place (05 then reads the dataset:
+        :meth:`segkit.steps.pipeline.RunContext.read_artifact`).
+    columns : sequence of str
+        The columns written, in this order (``customer_id`` first): :data:`SEGMENT_COLUMNS` or those of
+        the notebooks that have run (:func:`write_run_segments`).
 
     Returns
     -------
     tuple
         The dataset's folder and the CSV's path (None when not written).
     """
+    from segkit.data.spark import pandas_warnings_quiet
+
     remote = "://" in str(artifacts)
     folder = f"{str(artifacts).rstrip('/')}/{PARQUET_FOLDER}"
+    chosen = scored.select(*columns)
     with pandas_warnings_quiet():
-        rounded = scored.mapInPandas(_in_cents, scored.schema).sortWithinPartitions("customer_id")
-        rounded.write.mode("overwrite").parquet(folder)
-    if csv_max_rows is None or remote:
+        rounded = chosen.mapInPandas(_in_cents, chosen.schema).sortWithinPartitions("customer_id")
+        if remote:
+            rounded.write.mode("overwrite").parquet(folder)
+            return folder, None
+        written = Path(artifacts) / f".{PARQUET_FOLDER}.{os.getpid()}.tmp"
+        csv = Path(artifacts) / CUSTOMER_SEGMENTS
+        try:
+            rounded.write.mode("overwrite").parquet(str(written))
+            csv.unlink(missing_ok=True)  # from here until the new CSV is written, readers take the dataset
+            files = publish_parquet_parts(written, Path(folder))
+        finally:
+            if written.exists():
+                shutil.rmtree(written)
+    if csv_max_rows is None or sum(pq.ParquetFile(f).metadata.num_rows for f in files) > csv_max_rows:
         return folder, None
-    written = scored.sparkSession.read.parquet(folder)
-    if written.count() > csv_max_rows:
-        return folder, None
-    csv = Path(artifacts) / CUSTOMER_SEGMENTS
-    with pandas_warnings_quiet():
-        frame = written.orderBy("customer_id").toPandas()
+    frame = pd.concat([pq.read_table(f).to_pandas() for f in files], ignore_index=True)
     write_frame(csv, _csv_dtypes(frame))
     return folder, csv
 
@@ -486,13 +538,18 @@ def _csv_dtypes(frame: pd.DataFrame) -> pd.DataFrame:
 # ----------------------------------------------------------------------------- a run folder's scoring
 #: Folder under ``artifacts/`` holding what the Spark scoring of a run reads beyond the usual artifacts
 #: (written only with ``engine.kind: spark``, by :func:`save_rfm_model` and :func:`save_lifecycle_inputs`).
-SCORING_FOLDER = "scoring"
-RFM_MODEL = "rfm_model.json"
-STAGE_THRESHOLDS = "stage_thresholds.json"
-LIFECYCLE_INPUTS = "lifecycle_inputs.parquet"
+SCORING_FOLDER = SPARK_SCORING_FOLDER
+RFM_MODEL, STAGE_THRESHOLDS, LIFECYCLE_INPUTS = SPARK_SCORING_FILES
 
 
-def save_rfm_model(ctx: Any, rfm: Any) -> Path:
+def scores_on_spark(ctx: RunContext) -> bool:
+    """Whether Spark scores and writes this run's ``customer_segments`` (``engine.kind: spark``): the one
+    place that decides it. 02, 03 and 04 then save their inputs and call :func:`write_run_segments`
+    instead of merging their columns on the driver (:meth:`RunContext.update_customer_segments`)."""
+    return choose_engine(ctx.config) == "spark"
+
+
+def save_rfm_model(ctx: RunContext, rfm: Any) -> Path:
     """``artifacts/scoring/rfm_model.json``: notebook 02's fitted scorer, segment map and tiers
     (:func:`rfm_model_dict` of its :class:`segkit.rfm.RFMResult`)."""
     path = ctx.artifacts_dir / SCORING_FOLDER / RFM_MODEL
@@ -500,71 +557,127 @@ def save_rfm_model(ctx: Any, rfm: Any) -> Path:
     return path
 
 
-def save_lifecycle_inputs(ctx: Any, lifecycle: Any) -> Path:
+def save_lifecycle_inputs(ctx: RunContext, state: pd.DataFrame, clv_summary: pd.DataFrame | None,
+                          thresholds: StageThresholds) -> Path:
     """``artifacts/scoring/lifecycle_inputs.parquet`` (``customer_id`` and the ``state_`` and ``clv_``
-    columns of :func:`scoring_inputs`, one row per customer) and ``stage_thresholds.json``, from
-    notebook 04's :class:`segkit.steps.lifecycle.LifecycleResult`."""
+    columns of :func:`scoring_inputs`, one row per customer: :func:`lifecycle_inputs` of notebook 04's
+    state at ``as_of`` and :func:`segkit.clv.clv_summary`) and ``stage_thresholds.json``."""
     folder = ctx.artifacts_dir / SCORING_FOLDER
-    write_frame(folder / LIFECYCLE_INPUTS, lifecycle_inputs(lifecycle.state, lifecycle.clv_summary))
-    atomic_write_text(folder / STAGE_THRESHOLDS, dumps_json(dataclasses.asdict(lifecycle.stage_thresholds)))
+    write_frame(folder / LIFECYCLE_INPUTS, lifecycle_inputs(state, clv_summary))
+    atomic_write_text(folder / STAGE_THRESHOLDS, dumps_json(dataclasses.asdict(thresholds)))
     return folder / LIFECYCLE_INPUTS
 
 
-def run_scoring(ctx: Any) -> tuple["SparkFrame", ScoringModels]:
+def segment_steps(ctx: RunContext) -> tuple[str, ...]:
+    """The notebooks whose columns ``customer_segments`` gets when ``ctx.notebook`` ends: those whose
+    columns it already has (the CSV's header, else the dataset's schema) and ``ctx.notebook`` itself.
+
+    That is what the DuckDB run's merge keeps (it adds a notebook's columns and never drops one): after
+    02 alone the RFM columns, after 04 re-run on a complete run every column.
+    """
+    csv = ctx.artifact_path("customer_segments")
+    if csv.exists():
+        have = set(read_frame(csv, nrows=0).columns)
+    else:
+        files = segment_dataset_files(ctx.artifacts_dir / PARQUET_FOLDER)
+        have = set(pq.read_schema(files[0]).names) if files else set()
+    return tuple(step for step, columns in STEP_COLUMNS.items()
+                 if step == ctx.notebook or set(columns) & have)
+
+
+def segment_columns(steps: Sequence[str]) -> list[str]:
+    """``customer_id`` and the columns the notebooks ``steps`` add (:data:`STEP_COLUMNS`), in the order
+    of ``customer_segments.csv`` (:data:`SEGMENT_COLUMNS`).
+
+    Examples
+    --------
+    >>> segment_columns(["02_rfm", "03_clustering"])[-3:]
+    ['recommended_action', 'cluster', 'cluster_name']
+    """
+    return ["customer_id", *[c for c in SEGMENT_COLUMNS if any(c in STEP_COLUMNS[step] for step in steps)]]
+
+
+def run_scoring(ctx: RunContext, steps: Sequence[str] | None = None) -> tuple["SparkFrame", ScoringModels]:
     """A run's customers as Spark reads them from ``artifacts/`` and the models, ready for :func:`score_on_spark`.
 
-    Spark reads ``rfm.parquet`` (the RFM base), ``clusters.parquet`` (the behaviour features, filled as
-    the model saw them) and ``scoring/lifecycle_inputs.parquet`` and joins them by ``customer_id`` on
-    the executors (nothing per customer passes through the driver); the models come from
-    ``scoring/rfm_model.json``, ``cluster_model.json`` (optional), ``scoring/stage_thresholds.json`` and
-    ``clv_model.json`` (optional).
+    Spark reads ``customers_clean.parquet`` (every customer's id), ``rfm.parquet`` (the RFM base),
+    with 03 ``clusters.parquet`` (the behaviour features, filled as the model saw them) and with 04
+    ``scoring/lifecycle_inputs.parquet``, and joins them by ``customer_id`` on the executors (nothing per
+    customer passes through the driver): one row per customer of any of them, as the DuckDB run's
+    merge has them. The models come from ``scoring/rfm_model.json``, ``cluster_model.json`` (03),
+    ``scoring/stage_thresholds.json`` and ``clv_model.json`` (04; absent when BG/NBD could not be fitted).
+
+    Parameters
+    ----------
+    ctx : RunContext
+    steps : sequence of str, optional
+        The notebooks whose columns are scored (02 always); None = :func:`segment_steps`. A notebook
+        left out has no model here (its columns stay empty) and its inputs are not read.
 
     Raises
     ------
     UpstreamMissingError
-        An artifact is missing (naming the notebook to run).
+        An input of a scored notebook is missing (naming the notebook to run with ``engine.kind: spark``).
     """
-    from segkit.core.errors import UpstreamMissingError
-
+    steps = segment_steps(ctx) if steps is None else tuple(steps)
     art = ctx.artifacts_dir
-    needed = {art / "rfm.parquet": "02_rfm", art / SCORING_FOLDER / RFM_MODEL: "02_rfm",
-              art / SCORING_FOLDER / LIFECYCLE_INPUTS: "04_lifecycle",
-              art / SCORING_FOLDER / STAGE_THRESHOLDS: "04_lifecycle"}
+    needed = {art / "customers_clean.parquet": "01_data_audit", art / "rfm.parquet": "02_rfm",
+              art / SCORING_FOLDER / RFM_MODEL: "02_rfm"}
+    if "03_clustering" in steps:
+        needed.update({art / "clusters.parquet": "03_clustering", art / "cluster_model.json": "03_clustering"})
+    if "04_lifecycle" in steps:
+        needed.update({art / SCORING_FOLDER / LIFECYCLE_INPUTS: "04_lifecycle",
+                       art / SCORING_FOLDER / STAGE_THRESHOLDS: "04_lifecycle"})
     for path, notebook in needed.items():
         if not path.exists():
             raise UpstreamMissingError(f"Scoring on Spark needs {path.relative_to(ctx.run_dir)}, which is missing. "
                                        f"Run {notebook} with engine.kind: spark first (segkit run --only {notebook} "
                                        f"--out {ctx.run_dir}).")
-    optional = {name: json.loads((art / name).read_text()) if (art / name).exists() else None
-                for name in ("cluster_model.json", "clv_model.json")}
-    models = ScoringModels.from_artifacts(json.loads((art / SCORING_FOLDER / RFM_MODEL).read_text()),
-                                          optional["cluster_model.json"],
-                                          json.loads((art / SCORING_FOLDER / STAGE_THRESHOLDS).read_text()),
-                                          optional["clv_model.json"])
-    from segkit.data.spark import spark_session
+    lifecycle = "04_lifecycle" in steps
+    clv_path = art / "clv_model.json"
+    models = ScoringModels.from_artifacts(
+        json.loads((art / SCORING_FOLDER / RFM_MODEL).read_text()),
+        json.loads((art / "cluster_model.json").read_text()) if "03_clustering" in steps else None,
+        json.loads((art / SCORING_FOLDER / STAGE_THRESHOLDS).read_text()) if lifecycle else None,
+        json.loads(clv_path.read_text()) if lifecycle and clv_path.exists() else None)
+    from segkit.data.spark import child_session, spark_session
 
-    read = spark_session().read
+    engine = EngineSettings.from_config(ctx.config)  # the run's session (started by its steps), else this process's
+    root = spark_session(engine.spark.master, engine.spark.conf) if engine.kind == "spark" else spark_session()
+    read = child_session(root).read  # with segkit's pinned SQL settings, whatever the context's defaults
     frame = read.parquet(str(art / "rfm.parquet")).select("customer_id", *RFM_COLUMNS)
-    if models.cluster is not None and (art / "clusters.parquet").exists():
+    frame = read.parquet(str(art / "customers_clean.parquet")).select("customer_id").distinct() \
+        .join(frame, "customer_id", "full_outer")
+    if models.cluster is not None:
         features = read.parquet(str(art / "clusters.parquet"))
         wanted = [c for c in models.cluster_inputs if c in features.columns and c not in RFM_COLUMNS]
         frame = frame.join(features.select("customer_id", *wanted), "customer_id", "full_outer")
         # a column the model only fills gaps from: the stored features have no gaps left
         for column in (c for c in models.cluster_inputs if c not in features.columns and c not in RFM_COLUMNS):
             frame = frame.selectExpr("*", f"CAST(NULL AS DOUBLE) AS `{column}`")
-    frame = frame.join(read.parquet(str(art / SCORING_FOLDER / LIFECYCLE_INPUTS)), "customer_id", "full_outer")
+    if lifecycle:
+        frame = frame.join(read.parquet(str(art / SCORING_FOLDER / LIFECYCLE_INPUTS)), "customer_id", "full_outer")
     return frame, models
 
 
-def write_run_segments(ctx: Any, partitions: int | None = None,
+def write_run_segments(ctx: RunContext, partitions: int | None = None,
                        csv_max_rows: int | None = CSV_MAX_ROWS) -> tuple[str, Path | None]:
-    """Score a run's customers on Spark and write ``customer_segments.parquet/`` (and the CSV when it fits):
-    :func:`run_scoring`, :func:`score_on_spark`, :func:`write_customer_segments`.
+    """Score a run's customers on Spark and write ``customer_segments.parquet/`` (and the CSV when it fits)
+    with the columns of the notebooks that have run (:func:`segment_steps`): :func:`run_scoring`,
+    :func:`score_on_spark`, :func:`write_customer_segments`. What 02, 03 and 04 end with on Spark.
+
+    From reading which columns there are to writing, it holds the lock on ``artifacts/`` that
+    :meth:`~segkit.steps.pipeline.RunContext.update_customer_segments` holds: two notebooks open at
+    once (03 and 04 in JupyterLab) write one after the other, and the later one keeps the other's columns.
 
     Examples
     --------
     >>> from segkit.steps.pipeline import open_run
     >>> write_run_segments(open_run("05_campaign_evaluation", run_dir="reports/run"))  # doctest: +SKIP
     """
-    frame, models = run_scoring(ctx)
-    return write_customer_segments(score_on_spark(frame, models, partitions), ctx.artifacts_dir, csv_max_rows)
+    ctx.artifacts_dir.mkdir(parents=True, exist_ok=True)
+    with folder_lock(ctx.artifacts_dir):
+        steps = segment_steps(ctx)
+        frame, models = run_scoring(ctx, steps)
+        return write_customer_segments(score_on_spark(frame, models, partitions), ctx.artifacts_dir, csv_max_rows,
+                                       segment_columns(steps))
