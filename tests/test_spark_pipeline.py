@@ -42,11 +42,11 @@ import yaml
 from pandas.testing import assert_frame_equal
 
 from segkit.core.errors import ConfigError, DataError
-from segkit.core.files import read_frame, write_frame
+from segkit.core.files import parquet_parts, read_frame, write_frame
 from segkit.data import spark
 from segkit.report.runfolder import RunFolderError, check_replaceable
 from segkit.steps import spark_scoring
-from segkit.steps.pipeline import open_run, segment_dataset_files
+from segkit.steps.pipeline import open_run
 from segkit.steps.sources import check_engine
 from segkit.steps.spark_scoring import (
     SEGMENT_COLUMNS,
@@ -179,7 +179,7 @@ def assert_same_customers(got: pd.DataFrame, expected: pd.DataFrame) -> None:
 
 def dataset_parts(run: Path) -> list[pd.DataFrame]:
     """The part files of a run's ``customer_segments.parquet/``, in name order."""
-    return [pq.read_table(f).to_pandas() for f in segment_dataset_files(run / "artifacts" / "customer_segments.parquet")]
+    return [pq.read_table(f).to_pandas() for f in parquet_parts(run / "artifacts" / "customer_segments.parquet")]
 
 
 @pytest.fixture(scope="module")

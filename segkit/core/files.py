@@ -19,7 +19,7 @@ import pandas as pd
 
 from segkit.core.escaping import neutralise_formula_cells, restore_formula_cells
 
-__all__ = ["atomic_write_bytes", "atomic_write_text", "write_frame", "read_frame", "folder_lock",
+__all__ = ["atomic_write_bytes", "atomic_write_text", "parquet_parts", "SPARK_PART_FILE", "write_frame", "read_frame", "folder_lock",
     "publish_parquet_parts", "dumps_json", "csv_float", "CENTS_FROM", "CENTS_UNTIL"]
 
 
@@ -143,7 +143,9 @@ def folder_lock(folder: Path) -> Iterator[None]:
 
 
 #: A data file of a Spark Parquet write: ``part-<partition>-<job uuid>-c000.snappy.parquet``.
-_SPARK_PART = re.compile(r"part-(\d+)[\w.-]*\.parquet")
+#: A Parquet data file of a Spark dataset: Spark's ``part-00000-<job uuid>-c000.snappy.parquet`` or, once
+#: :func:`publish_parquet_parts` renamed it, ``part-00000.parquet`` (group 1: the partition number).
+SPARK_PART_FILE = re.compile(r"part-(\d+)[\w.-]*\.parquet")
 
 
 def _remove(path: Path) -> None:
@@ -185,7 +187,7 @@ def publish_parquet_parts(written: Path, dest: Path) -> list[Path]:
     """
     written, dest = Path(written), Path(dest)
     numbered = sorted((int(m.group(1)), path.name) for path in written.iterdir()
-                      if path.is_file() and (m := _SPARK_PART.fullmatch(path.name)))
+                      if path.is_file() and (m := SPARK_PART_FILE.fullmatch(path.name)))
     data = [written / name for _, name in numbered]
     for path in written.iterdir():  # _SUCCESS, .*.crc: Spark's and Hadoop's bookkeeping
         if path not in data:
@@ -199,7 +201,22 @@ def publish_parquet_parts(written: Path, dest: Path) -> list[Path]:
         os.replace(dest, old)
     os.replace(written, dest)
     _remove(old)
-    return sorted(dest.glob("part-*.parquet"))
+    return parquet_parts(dest)
+
+
+def parquet_parts(folder: str | Path) -> list[Path]:
+    """The data files of a Parquet dataset folder written by :func:`publish_parquet_parts`, in name order
+    (which is row order); ``[]`` when the folder does not exist or holds none.
+
+    Examples
+    --------
+    >>> folder = Path(tempfile.mkdtemp())
+    >>> for name in ("part-00001.parquet", "part-00000.parquet", "notes.txt"):
+    ...     _ = (folder / name).write_text("")
+    >>> [p.name for p in parquet_parts(folder)], parquet_parts(folder / "missing")
+    (['part-00000.parquet', 'part-00001.parquet'], [])
+    """
+    return sorted(Path(folder).glob("part-*.parquet"))
 
 
 def _json_default(obj: Any) -> Any:

@@ -40,11 +40,12 @@ import tempfile
 import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterator, Mapping, Sequence, TypeVar
-from urllib.parse import unquote, urlparse
+from urllib.parse import unquote
 
 import numpy as np
 import pandas as pd
 
+from segkit.core.config import file_uri_path, source_scheme
 from segkit.core.errors import ConfigError, DataError, first_line, format_rows
 from segkit.data.relational import (LINE_INPUTS, OrderLineTables, Query, QueryExecutor, line_feed, lines_view_sql,
                                     require_columns)
@@ -276,9 +277,9 @@ def child_session(base: "SparkSession") -> "SparkSession":
 
 def _file_order_key(uri: str) -> str:
     """A file of Spark's ``_metadata.file_path`` (a URI, characters such as space, ``%`` and ``#``
-    percent-encoded) as the name DuckDB's reader sorts: the local path decoded, another URI decoded."""
-    parsed = urlparse(uri)
-    return unquote(parsed.path) if parsed.scheme in ("", "file") else unquote(uri)
+    percent-encoded) as the name DuckDB's reader sorts: a ``file:`` URI's local path
+    (:func:`segkit.core.config.file_uri_path`), another URI decoded."""
+    return str(file_uri_path(uri)) if source_scheme(uri) == "file" else unquote(uri)
 
 
 def reads_files(frame: "SparkFrame") -> bool:

@@ -61,6 +61,7 @@ from typing import Any, Callable, Iterable, Iterator, Mapping
 
 import segkit
 from segkit.core.errors import ConfigError, SegkitError
+from segkit.core.files import SPARK_PART_FILE
 from segkit.steps.pipeline import (ARTIFACTS, CUSTOMER_SEGMENTS, CUSTOMER_SEGMENTS_DATASET, NOTEBOOKS,
                                    SPARK_SCORING_FILES, SPARK_SCORING_FOLDER)
 
@@ -84,7 +85,7 @@ SHOWN_ENTRIES = 5
 SPARK_DATASETS = frozenset({f"artifacts/{ARTIFACTS['transactions_clean'].filename}/",
                             f"artifacts/{CUSTOMER_SEGMENTS_DATASET}/"})
 #: The files of such a folder: Spark's data files and ``_SUCCESS``, and Hadoop's ``.<name>.crc`` checksums.
-SPARK_DATASET_FILE = re.compile(r"(?P<dot>\.)?(part-\d[\w.-]*\.parquet|_SUCCESS)(?(dot)\.crc)")
+SPARK_DATASET_FILE = re.compile(rf"(?P<dot>\.)?({SPARK_PART_FILE.pattern}|_SUCCESS)(?(dot)\.crc)")
 
 
 class RunFolderError(ConfigError):

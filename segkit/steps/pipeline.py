@@ -35,7 +35,7 @@ from segkit.core.config import bundled_sample_config, load_config, project_root,
 from segkit.core.dates import parse_as_of
 from segkit.core.errors import ConfigError, UpstreamMissingError
 from segkit.core.escaping import escape_markdown
-from segkit.core.files import atomic_write_text, dumps_json, folder_lock, read_frame, write_frame
+from segkit.core.files import atomic_write_text, dumps_json, folder_lock, parquet_parts, read_frame, write_frame
 from segkit.core.progress import step_line
 from segkit.steps.headline import headline_sentence
 from segkit.steps.parameters import check_notebook_parameters, resolve_config_path
@@ -138,12 +138,6 @@ def interactive_root() -> Path:
     return Path(folder) if folder else project_root() / "reports" / INTERACTIVE_RUN
 
 
-def segment_dataset_files(folder: Path) -> list[Path]:
-    """The part files of a ``customer_segments.parquet/`` folder in name order, which is ``customer_id``
-    order (``[]`` when there is none)."""
-    return sorted(Path(folder).glob("part-*.parquet"))
-
-
 def money_to_cents(frame: pd.DataFrame) -> pd.DataFrame:
     """``frame`` with its money columns (:data:`CUSTOMER_SEGMENT_MONEY` and ``clv_<n>m``) rounded to
     cents: no float residue such as 4.547473509e-13 in an export, and no ``-0``.
@@ -231,7 +225,7 @@ class RunContext:
     # ----------------------------------------------------------------- artifacts
     def has_artifact(self, name: str) -> bool:
         if name == "customer_segments" and not self.artifact_path(name).exists():
-            return bool(segment_dataset_files(self.artifacts_dir / CUSTOMER_SEGMENTS_DATASET))
+            return bool(parquet_parts(self.artifacts_dir / CUSTOMER_SEGMENTS_DATASET))
         return self.artifact_path(name).exists()
 
     def read_artifact(self, name: str, columns: Sequence[str] | None = None) -> Any:
@@ -252,7 +246,7 @@ class RunContext:
         path = self.artifact_path(name)
         if not path.exists() and self.interactive and name != "customer_segments":
             self.build_upstream(name)
-        parts = segment_dataset_files(self.artifacts_dir / CUSTOMER_SEGMENTS_DATASET) \
+        parts = parquet_parts(self.artifacts_dir / CUSTOMER_SEGMENTS_DATASET) \
             if name == "customer_segments" and not path.exists() else []
         if parts:
             import pyarrow.parquet as pq

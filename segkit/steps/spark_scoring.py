@@ -80,7 +80,8 @@ import pyarrow.parquet as pq
 from segkit.clv import BetaGeoModel, ChanceCalibrator, GammaGammaModel, OneTimeBuyerModel
 from segkit.cluster import SegmentModel
 from segkit.core.errors import DataError, UpstreamMissingError
-from segkit.core.files import atomic_write_text, dumps_json, folder_lock, publish_parquet_parts, read_frame, write_frame
+from segkit.core.files import (atomic_write_text, dumps_json, folder_lock, parquet_parts, publish_parquet_parts, read_frame,
+                               write_frame)
 from segkit.core.modelio import model_dict, model_parts
 from segkit.data.engine import EngineSettings, choose_engine
 from segkit.lifecycle import (
@@ -96,8 +97,7 @@ from segkit.lifecycle import (
 )
 from segkit.rfm import SCORE_COLUMNS, SEGMENT_CSV_COLUMNS, LoyaltyTiers, RFMScorer, SegmentMap, rfm_labels
 from segkit.steps.pipeline import (CUSTOMER_SEGMENT_COLUMNS, CUSTOMER_SEGMENTS, CUSTOMER_SEGMENTS_DATASET,
-                                   SPARK_SCORING_FILES, SPARK_SCORING_FOLDER, RunContext, money_to_cents,
-                                   segment_dataset_files)
+                                   SPARK_SCORING_FILES, SPARK_SCORING_FOLDER, RunContext, money_to_cents)
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame as SparkFrame
@@ -579,7 +579,7 @@ def segment_steps(ctx: RunContext) -> tuple[str, ...]:
     if csv.exists():
         have = set(read_frame(csv, nrows=0).columns)
     else:
-        files = segment_dataset_files(ctx.artifacts_dir / PARQUET_FOLDER)
+        files = parquet_parts(ctx.artifacts_dir / PARQUET_FOLDER)
         have = set(pq.read_schema(files[0]).names) if files else set()
     return tuple(step for step, columns in STEP_COLUMNS.items()
                  if step == ctx.notebook or set(columns) & have)
