@@ -66,7 +66,7 @@ import numpy as np
 import pandas as pd
 
 from segkit.core.calendar import holiday_explanations, shop_countries
-from segkit.core.config import data_source, load_config
+from segkit.core.config import data_source, load_config, source_scheme
 from segkit.core.errors import ConfigError, DataError, format_rows
 from segkit.core.escaping import formula_cells
 from segkit.core.privacy import pseudonymize_ids
@@ -87,7 +87,7 @@ from segkit.data.auditfacts import (
 )
 from segkit.data.engine import EngineSettings, OrderLines, TransactionLog, choose_engine
 from segkit.data.io import load_table
-from segkit.data.spark_audit import SparkTransactionLog
+from segkit.data.spark_audit import SparkTransactionLog, load_spark_table
 from segkit.data.statuses import StatusFacts
 
 __all__ = [
@@ -1120,15 +1120,17 @@ def audit_inputs(config: Mapping[str, Any], as_of: str | pd.Timestamp | None = N
     The transactions (``data.transactions``: a CSV/Parquet file, a folder or glob of them, or an
     Excel workbook) are read and audited by :class:`TransactionLog` (DuckDB), or for ``engine.kind:
     spark`` by :class:`segkit.data.spark_audit.SparkTransactionLog` (also ``s3a://``, ``hdfs://``,
-    ``abfss://`` paths and ``table:catalog.schema.name``: :func:`segkit.core.config.data_source`); customers
-    and campaign files (customer-level, local files) are loaded with :mod:`segkit.data.io`. With ``clean_path`` and no
+    ``abfss://`` paths and ``table:catalog.schema.name``: :func:`segkit.core.config.data_source`). Customers
+    and campaign tables (customer-level) are local files loaded with :mod:`segkit.data.io`; on Spark they may
+    also be a URI (``file:`` too: a file, folder or glob) or a table, read by Spark and collected here
+    (:func:`segkit.data.spark_audit.load_spark_table`, errors naming the value as written). With ``clean_path`` and no
     error finding, the clean lines are written there (:meth:`TransactionLog.write_clean`). The
     result's ``engine`` is :func:`segkit.data.engine.choose_engine` of the config: how the later
     steps take their order-level tables from the clean lines (recorded in ``audit_summary.json``);
     the audit itself is the same computation on either engine.
     """
     kind = EngineSettings.from_config(config).kind
-    # a table or URI only on Spark and only for the transactions (ConfigError saying so otherwise)
+    # a table or URI only on Spark (ConfigError saying so otherwise)
     sources = {t: data_source(config, t, kind) for t in ("transactions", "customers", "campaign")}
     path = sources["transactions"]
     if path is None:
@@ -1144,8 +1146,7 @@ def audit_inputs(config: Mapping[str, Any], as_of: str | pd.Timestamp | None = N
             raise DataError(f"data.transactions: {exc}") from None
         raise
     with log:
-        tables = {t: (load_table(p, t, config=config) if (p := sources[t]) is not None else None)
-                  for t in ("customers", "campaign")}
+        tables = {t: _side_table(config, t, sources[t], kind) for t in ("customers", "campaign")}
         result = audit_log(log, as_of, customers=tables["customers"], campaign=tables["campaign"])
         if clean_path is not None and result.status != "errors":
             log.write_clean(clean_path)
@@ -1155,3 +1156,15 @@ def audit_inputs(config: Mapping[str, Any], as_of: str | pd.Timestamp | None = N
         lines = OrderLines(Path(clean_path), memory_limit=engine.memory_limit, temp_directory=engine.temp_directory)
         result.headline = headline_numbers(result, lines.headline(), config)
     return result
+
+
+def _side_table(config: Mapping[str, Any], table: str, source: str | Path | None, kind: str) -> pd.DataFrame | None:
+    """The customers or campaign table of a run (None when not given): a local file by :func:`load_table`; on
+    Spark, a URI or table (``data.<table>`` as written: any scheme, ``file:`` included) by
+    :func:`segkit.data.spark_audit.load_spark_table`, ``source`` being what :func:`data_source` made of it."""
+    if source is None:
+        return None
+    value = (config.get("data") or {}).get(table)
+    if kind == "spark" and source_scheme(value) is not None:
+        return load_spark_table(source, table, config, label=str(value))
+    return load_table(source, table, config=config)

@@ -37,13 +37,16 @@ from segkit.core.config import deep_merge, default_config
 from segkit.core.errors import ConfigError, DataError, ModelFitError
 from segkit.core.modelio import float_array, from_pairs, model_dict, model_parts, pairs
 from segkit.core.progress import progress
+from segkit.data.bounded import CustomerSample, FrameSummaries, TableSummaries, sample_positions
 from segkit.features import FeatureBuilder
 from segkit.kprototypes import KPrototypes, check_numeric, single_thread, split_mixed
 
 __all__ = ["KMeansNumeric", "METHODS", "ClusterSettings", "resolve_method", "make_model", "gower_distances",
     "elbow_k", "choose_k", "select_k", "Stability", "jaccard_best_match", "stability", "order_by_size",
+    "order_by_counts",
     "profile_clusters", "naming_scores", "NAMING_KEYS", "name_clusters", "segment_crosstab", "projection",
-    "SegmentModel", "ClusterResult", "numeric_columns", "cluster_customers", "clusters_frame", "cluster_model_dict",
+    "SegmentModel", "ClusterResult", "numeric_columns", "SAMPLES", "sample_plan", "plan_positions", "model_features",
+    "ClusterFit", "fit_cluster_model", "compare_k", "cluster_customers", "clusters_frame", "cluster_model_dict",
     "predict_clusters_frame"]
 
 
@@ -312,13 +315,6 @@ def make_model(method: str, k: int, seed: int, settings: ClusterSettings | None 
     raise ConfigError(f"method = {method!r}; use kmeans or kprototypes (or auto).")
 
 
-def _seeded_rows(n: int, size: int | None, seed: int) -> np.ndarray:
-    """Sorted row positions of a seeded sample of ``size`` rows (all rows when n ≤ size)."""
-    if size is None or n <= size:
-        return np.arange(n)
-    return np.sort(np.random.default_rng(seed).choice(n, size=int(size), replace=False))
-
-
 # =============================================================================== model selection
 def gower_distances(X: pd.DataFrame) -> np.ndarray:
     """Gower-style dissimilarity between all rows of a mixed feature table.
@@ -472,17 +468,37 @@ def select_k(X: pd.DataFrame, ks: Sequence[int], method: str, seed: int,
         ``fitted_customers``, ``silhouette_customers``.
     """
     s = settings or ClusterSettings.from_config()
+    rows = sample_positions(len(X), s.selection.get("sample_size"), seed)
+    return compare_k(X.iloc[rows], ks, method, seed, s, models, customers=len(X))
+
+
+def compare_k(Xs: pd.DataFrame, ks: Sequence[int], method: str, seed: int,
+              settings: ClusterSettings | None = None, models: dict | None = None,
+              customers: int | None = None) -> pd.DataFrame:
+    """:func:`select_k` on its sample: ``Xs`` holds the features of the customers at
+    ``sample_positions(customers, selection.sample_size, seed)`` (every customer when they are
+    fewer), in that order.
+
+    Parameters
+    ----------
+    customers : int, optional
+        Customers of the whole table (for the message when k cannot be compared; default ``len(Xs)``).
+
+    Returns
+    -------
+    DataFrame
+        As :func:`select_k`.
+    """
+    s = settings or ClusterSettings.from_config()
     sel = s.selection
-    rows = _seeded_rows(len(X), sel.get("sample_size"), seed)
-    Xs = X.iloc[rows]
-    sil_rows = _seeded_rows(len(Xs), sel.get("silhouette_sample"), seed + 1)
+    sil_rows = sample_positions(len(Xs), sel.get("silhouette_sample"), seed + 1)
     Xsil = Xs.iloc[sil_rows]
-    numeric = [c for c in X.columns if pd.api.types.is_numeric_dtype(X[c])]
+    numeric = numeric_columns(Xs)
     D = gower_distances(Xsil) if method == "kprototypes" else None
     with single_thread():
         out = _selection_rows(Xs, Xsil, sil_rows, D, ks, method, seed, s, numeric, models)
     if not out:
-        raise ModelFitError(f"Too few customers ({len(X)}) to compare k in {list(ks)}; clustering needs "
+        raise ModelFitError(f"Too few customers ({customers or len(Xs)}) to compare k in {list(ks)}; clustering needs "
                             "more customers than clusters.")
     table = pd.DataFrame(out)
     table.attrs.update(elbow_k=elbow_k(table["k"], table["cost"]), fitted_customers=len(Xs),
@@ -560,7 +576,7 @@ def stability(X: pd.DataFrame, k: int, method: str, seed: int, reference: np.nda
 
     s = settings or ClusterSettings.from_config()
     st = s.stability
-    rows = _seeded_rows(len(X), st.get("max_customers"), seed + 2)
+    rows = sample_positions(len(X), st.get("max_customers"), seed + 2)
     Xs = X.iloc[rows]
     ref = np.asarray(reference)[rows]
     rng = np.random.default_rng(seed + 3)
@@ -589,7 +605,20 @@ def order_by_size(labels: np.ndarray, k: int) -> np.ndarray:
     >>> order_by_size(np.array([0, 1, 1, 2, 2, 2]), 3).tolist()
     [3, 2, 1]
     """
-    counts = np.bincount(labels, minlength=k)
+    return order_by_counts(np.bincount(labels, minlength=k))
+
+
+def order_by_counts(counts: Sequence[int] | np.ndarray) -> np.ndarray:
+    """:func:`order_by_size` from the customers per raw label (``counts[label]``), e.g. summed over the
+    partitions of a scoring pass on Spark: the lookup array ``number[raw_label]``.
+
+    Examples
+    --------
+    >>> order_by_counts([1, 2, 3]).tolist()
+    [3, 2, 1]
+    """
+    counts = np.asarray(counts, dtype=np.int64)
+    k = len(counts)
     rank = np.lexsort((np.arange(k), -counts))
     number = np.empty(k, dtype=np.int64)
     number[rank] = np.arange(1, k + 1)
@@ -875,12 +904,19 @@ def segment_crosstab(assignments: pd.DataFrame, rfm: pd.DataFrame, column: str =
 
 
 def projection(X: pd.DataFrame, clusters: np.ndarray, gamma: float | None, seed: int,
-               sample: int = 3000) -> pd.DataFrame:
+               sample: int = 3000, customers: int | None = None) -> pd.DataFrame:
     """2-D principal-component projection of a seeded sample of customers, for plotting.
 
     Numeric features enter as they are (standardised); with ``gamma`` each categorical level
     becomes a 0/1 column scaled by √(γ/2), so that squared Euclidean distances in the embedding
     equal the k-prototypes dissimilarity (a mismatch costs γ).
+
+    Parameters
+    ----------
+    customers : int, optional
+        Customers of the whole table when ``X`` (and ``clusters``) are already its projection sample
+        (the rows at ``sample_plan(...)["projection"]``, e.g. :meth:`ClusterFit.features_at`); the
+        result is then the same as from the whole table.
 
     Returns
     -------
@@ -891,7 +927,7 @@ def projection(X: pd.DataFrame, clusters: np.ndarray, gamma: float | None, seed:
     """
     from sklearn.decomposition import PCA
 
-    rows = _seeded_rows(len(X), sample, seed + 4)
+    rows = sample_positions(len(X), sample, seed + 4)
     Xs = X.iloc[rows]
     Xnum, Xcat, _, cat_names = split_mixed(Xs)
     parts = [Xnum]
@@ -908,7 +944,7 @@ def projection(X: pd.DataFrame, clusters: np.ndarray, gamma: float | None, seed:
                         "cluster": np.asarray(clusters)[rows]}, index=Xs.index)
     ev = list(pca.explained_variance_ratio_) + [0.0] * (2 - n_comp)
     out.attrs["explained_variance"] = [float(v) for v in ev]
-    out.attrs["customers"] = int(len(X))
+    out.attrs["customers"] = int(len(X) if customers is None else customers)
     return out
 
 
@@ -1073,6 +1109,176 @@ def numeric_columns(X: pd.DataFrame) -> list[str]:
     return [c for c in X.columns if pd.api.types.is_numeric_dtype(X[c])]
 
 
+#: The seeded samples of notebook 03's clustering, by name: (settings key of the size, seed offset).
+SAMPLES: dict[str, tuple[str, int]] = {"selection": ("selection.sample_size", 0), "fit": ("fit_sample", 0),
+                                       "stability": ("stability.max_customers", 2),
+                                       "projection": ("projection_sample", 4)}
+
+
+def sample_plan(customers: int, settings: ClusterSettings | None = None, seed: int = 0, *,
+                fit_sample: int | None = None, run_selection: bool = True) -> dict[str, np.ndarray]:
+    """Positions of every seeded sample of the clustering, in the customer table's ``customer_id`` order.
+
+    Each is :func:`segkit.data.bounded.sample_positions` of (``customers``, its size, ``seed`` + its
+    offset) — :data:`SAMPLES`: ``selection`` (the comparison of k, :func:`select_k`), ``fit`` (the final
+    model, ``fit_sample`` or ``clustering.fit_sample``; every customer when they are no more, and when
+    the size is None: then the plan is as large as the table, and on Spark its rows are the whole table),
+    ``stability`` (:func:`stability`) and ``projection`` (:func:`projection`). A driver that knows only
+    the number of customers computes them; :func:`fit_cluster_model` needs the rows of
+    :func:`plan_positions` (at most the sum of the sizes), e.g. picked on Spark by
+    :func:`segkit.data.spark_sample.rows_at_positions`.
+
+    Examples
+    --------
+    >>> s = ClusterSettings.from_config({"fit_sample": 1000, "selection": {"sample_size": 5}})
+    >>> plan = sample_plan(2000, s, seed=0)
+    >>> {name: len(rows) for name, rows in plan.items()}
+    {'selection': 5, 'fit': 1000, 'stability': 2000, 'projection': 2000}
+    >>> sample_plan(2000, s, 0, run_selection=False)["selection"].tolist()
+    []
+    """
+    s = settings or ClusterSettings.from_config()
+    size = {"selection": s.selection.get("sample_size"),
+            "fit": fit_sample if fit_sample is not None else s.raw.get("fit_sample"),
+            "stability": s.stability.get("max_customers"), "projection": int(s.projection_sample)}
+    plan = {name: sample_positions(customers, size[name], seed + offset) for name, (_, offset) in SAMPLES.items()}
+    if not run_selection:
+        plan["selection"] = np.arange(0)
+    return plan
+
+
+def plan_positions(plan: dict[str, np.ndarray]) -> np.ndarray:
+    """Every position of a :func:`sample_plan`, ascending and once (the rows to pick)."""
+    parts = [np.asarray(p, dtype=np.int64) for p in plan.values()]
+    return np.unique(np.concatenate(parts)) if parts else np.arange(0)
+
+
+def model_features(builder: FeatureBuilder, table: pd.DataFrame, method: str) -> pd.DataFrame:
+    """The features ``method`` clusters: ``builder.transform(table)``, numeric columns only for k-means."""
+    X = builder.transform(table)
+    return X[numeric_columns(X)] if method == "kmeans" else X
+
+
+@dataclass
+class ClusterFit:
+    """The fitted part of a clustering (:func:`fit_cluster_model`): what the model saw, chose and learnt."""
+
+    builder: FeatureBuilder         # fitted on the whole table's summaries
+    estimator: Any                  # KPrototypes | KMeansNumeric, fitted on the rows at fit_positions
+    method: str                     # kmeans | kprototypes
+    feature_set: str
+    k: int
+    reason: str
+    selection: pd.DataFrame         # the comparison of k (empty when skipped)
+    selection_models: dict          # k -> model fitted when comparing k
+    fit_positions: np.ndarray       # positions of the customers the final model was fitted on
+    customers: int                  # customers of the whole table
+    sample: CustomerSample          # the rows it was given
+    features: pd.DataFrame          # model features of the sample's rows (model_features)
+
+    def features_at(self, positions: Sequence[int] | np.ndarray) -> pd.DataFrame:
+        """Model features of the customers at ``positions`` (they must be in the sample)."""
+        return self.features.iloc[self.sample.locate(positions)]
+
+
+def fit_cluster_model(sample: CustomerSample, summaries: TableSummaries, settings: ClusterSettings | None = None,
+                      seed: int = 0, *, feature_set: str | None = None, method: str | None = None,
+                      k: int | None = None, run_selection: bool = True, n_init: int | None = None,
+                      fit_sample: int | None = None, estimator: Any = None) -> ClusterFit:
+    """Fit notebook 03's clustering from bounded inputs: a seeded sample and whole-table summaries.
+
+    The same fit as :func:`cluster_customers` (which calls it with the pandas table's sample and
+    :class:`segkit.data.bounded.FrameSummaries`): the :class:`segkit.features.FeatureBuilder` is fitted
+    from ``summaries`` (:meth:`~segkit.features.FeatureBuilder.fit_summaries`: counts, medians, means and
+    standard deviations, category counts — all customers), the method is resolved, k is compared on the
+    ``selection`` sample (:func:`compare_k`) and chosen (:func:`choose_k`), and the final model is fitted
+    on the ``fit`` sample of :func:`sample_plan` — every customer when they are no more than
+    ``fit_sample``: then ``sample`` must hold the whole table (at most ``fit_sample`` rows). With
+    ``fit_sample`` None (``clustering.fit_sample: null``) the ``fit`` sample is the whole table, however
+    large: on Spark that collects every customer, so a Spark run sets ``fit_sample``.
+
+    What this does not do, because it needs the fitted model applied to every customer: the cluster
+    numbers (1 = the largest cluster, :func:`order_by_size` of every customer's label), the profiles and
+    names, and the assignments. The stability refits and the projection read only their samples' rows
+    (:meth:`ClusterFit.features_at` of ``plan["stability"]``/``plan["projection"]``) with the cluster
+    numbers of those customers.
+
+    Parameters
+    ----------
+    sample : segkit.data.bounded.CustomerSample
+        The customer table's rows at (at least) :func:`plan_positions` of ``sample_plan(sample.customers,
+        settings, seed, fit_sample=fit_sample, run_selection=run_selection)``.
+    summaries : segkit.data.bounded.TableSummaries
+        Summaries of the whole table (:class:`~segkit.data.bounded.FrameSummaries`, or
+        :class:`segkit.data.spark_sample.SparkSummaries` on Spark).
+    settings, seed, feature_set, method, k, run_selection, n_init, fit_sample, estimator
+        As in :func:`cluster_customers`.
+
+    Returns
+    -------
+    ClusterFit
+
+    Raises
+    ------
+    ModelFitError
+        Too few customers for the clusters asked for.
+    DataError
+        ``sample`` lacks a row the fit needs.
+
+    Examples
+    --------
+    >>> t = pd.DataFrame({"customer_id": [f"c{i:02}" for i in range(40)],
+    ...                   "recency_days": np.r_[np.arange(1, 21), np.arange(300, 320)],
+    ...                   "frequency": np.repeat([8, 1], 20), "monetary_total": np.repeat([800.0, 20.0], 20)})
+    >>> s = ClusterSettings.from_config({"k": 2, "feature_set": "rfm"})
+    >>> plan = sample_plan(len(t), s, seed=0, run_selection=False)
+    >>> fit = fit_cluster_model(CustomerSample.of(t, plan_positions(plan)), FrameSummaries(t), s, 0,
+    ...                         run_selection=False)
+    >>> fit.method, fit.k, len(fit.estimator.labels_)
+    ('kmeans', 2, 40)
+    """
+    s = settings or ClusterSettings.from_config()
+    fs = feature_set or s.feature_set
+    fixed = k if k is not None else s.k
+    n = sample.customers  # checked before the features: one customer has only "constant" features
+    if run_selection and fixed is None and not [kk for kk in s.k_values if kk < n]:
+        fix = (f"Lower clustering.k_min (now {s.k_min}) to at most {n - 1}, or add data." if n > 2 else
+               "Two clusters are the fewest, so clustering needs at least 3 buying customers: add data (a longer "
+               "period or more customers), or leave 03_clustering out (segkit run --only with the other "
+               "notebooks: none of them needs its clusters).")
+        raise ModelFitError(f"Only {n} customer{'' if n == 1 else 's'} to cluster; comparing k = {s.k_min}–{s.k_max} "
+                            f"needs more customers than clusters (at least {s.k_min + 1}). {fix}")
+    builder = s.builder(fs).fit_summaries(summaries)
+    X = builder.transform(sample.rows)
+    method_used = resolve_method(method or s.method, X)
+    if method_used == "kmeans" and not numeric_columns(X):
+        raise ConfigError(f"Feature set {fs!r} has no numeric feature in this data, so k-means cannot run; "
+                          "use method: kprototypes (or auto).")
+    if method_used == "kmeans":
+        X = X[numeric_columns(X)]
+    plan = sample_plan(n, s, seed, fit_sample=fit_sample, run_selection=run_selection)
+    ks = [kk for kk in s.k_values if kk < n] if run_selection else []
+    selection_models: dict = {}
+    selection = compare_k(X.iloc[sample.locate(plan["selection"])], ks, method_used, seed, s,
+                          models=selection_models, customers=n) if ks else pd.DataFrame(
+        columns=["k", "cost", "silhouette", "calinski_harabasz", "davies_bouldin", "smallest_share"])
+    if fixed is not None:
+        k_final, reason = int(fixed), f"k = {fixed} fixed by the configuration (clustering.k or the k parameter)."
+    elif ks:
+        sel = s.selection
+        k_final, reason = choose_k(selection, float(sel["silhouette_tolerance"]), float(sel["min_cluster_share"]))
+    else:
+        k_final, reason = int(s.k_min), f"k = {s.k_min} (k_min; the comparison of k was skipped)."
+    if k_final >= n:
+        raise ModelFitError(f"Cannot form {k_final} clusters from {n} customers; lower k.")
+    rows = plan["fit"]
+    if estimator is None:
+        estimator = make_model(method_used, k_final, seed, s, n_init=n_init).fit(X.iloc[sample.locate(rows)])
+    return ClusterFit(builder=builder, estimator=estimator, method=method_used, feature_set=fs, k=k_final,
+                      reason=reason, selection=selection, selection_models=selection_models, fit_positions=rows,
+                      customers=n, sample=sample, features=X)
+
+
 def cluster_customers(table: pd.DataFrame, settings: ClusterSettings | None = None, seed: int = 0,
                       *, feature_set: str | None = None, method: str | None = None,
                       k: int | None = None, run_selection: bool = True,
@@ -1080,6 +1286,10 @@ def cluster_customers(table: pd.DataFrame, settings: ClusterSettings | None = No
                       run_projection: bool = True, fit_sample: int | None = None,
                       estimator: Any = None) -> ClusterResult:
     """Cluster a customer table: features, choice of k, final fit, stability, profiles, names.
+
+    The fit is :func:`fit_cluster_model` on the table's rows at :func:`plan_positions` of
+    :func:`sample_plan` and the table's :class:`~segkit.data.bounded.FrameSummaries` (the same code
+    fits from Spark's bounded inputs); then every customer is assigned and profiled here.
 
     Parameters
     ----------
@@ -1101,7 +1311,7 @@ def cluster_customers(table: pd.DataFrame, settings: ClusterSettings | None = No
         ``pc1, pc2, cluster`` frame; used by the explorer, which does not show it).
     fit_sample : int, optional
         Fit the final model on a seeded sample of this many customers — the sample rule of the
-        comparison of k (:func:`select_k`, ``_seeded_rows`` with ``seed``) — and assign every
+        comparison of k (:func:`segkit.data.bounded.sample_positions` with ``seed``) — and assign every
         customer with the fitted model's ``predict``. None = ``clustering.fit_sample`` of the
         settings (null there: all customers). A table no larger than it is fitted on all
         customers (the labels are the fit's own). Features, profiles and names always use every
@@ -1133,42 +1343,16 @@ def cluster_customers(table: pd.DataFrame, settings: ClusterSettings | None = No
     True
     """
     s = settings or ClusterSettings.from_config()
-    fs = feature_set or s.feature_set
-    fixed = k if k is not None else s.k
-    n = len(table)  # checked before the features: one customer has only "constant" features
-    if run_selection and fixed is None and not [kk for kk in s.k_values if kk < n]:
-        fix = (f"Lower clustering.k_min (now {s.k_min}) to at most {n - 1}, or add data." if n > 2 else
-               "Two clusters are the fewest, so clustering needs at least 3 buying customers: add data (a longer "
-               "period or more customers), or leave 03_clustering out (segkit run --only with the other "
-               "notebooks: none of them needs its clusters).")
-        raise ModelFitError(f"Only {n} customer{'' if n == 1 else 's'} to cluster; comparing k = {s.k_min}–{s.k_max} "
-                            f"needs more customers than clusters (at least {s.k_min + 1}). {fix}")
-    builder = s.builder(fs).fit(table)
-    X = builder.transform(table)
-    method_used = resolve_method(method or s.method, X)
-    if method_used == "kmeans" and not numeric_columns(X):
-        raise ConfigError(f"Feature set {fs!r} has no numeric feature in this data, so k-means cannot run; "
-                          "use method: kprototypes (or auto).")
-    if method_used == "kmeans":
-        X = X[numeric_columns(X)]
-    n = len(X)
-    ks = [kk for kk in s.k_values if kk < n] if run_selection else []
+    n = len(table)
+    plan = sample_plan(n, s, seed, fit_sample=fit_sample, run_selection=run_selection)
+    fit = fit_cluster_model(CustomerSample.of(table, plan_positions(plan)), FrameSummaries(table), s, seed,
+                            feature_set=feature_set, method=method, k=k, run_selection=run_selection,
+                            n_init=n_init, fit_sample=fit_sample, estimator=estimator)
+    builder, estimator, method_used, k_final = fit.builder, fit.estimator, fit.method, fit.k
+    fs, reason, selection, selection_models = fit.feature_set, fit.reason, fit.selection, fit.selection_models
+    X = model_features(builder, table, method_used)
+    rows = fit.fit_positions
     warnings_: list[str] = []
-    selection_models: dict = {}
-    selection = select_k(X, ks, method_used, seed, s, models=selection_models) if ks else pd.DataFrame(
-        columns=["k", "cost", "silhouette", "calinski_harabasz", "davies_bouldin", "smallest_share"])
-    if fixed is not None:
-        k_final, reason = int(fixed), f"k = {fixed} fixed by the configuration (clustering.k or the k parameter)."
-    elif ks:
-        sel = s.selection
-        k_final, reason = choose_k(selection, float(sel["silhouette_tolerance"]), float(sel["min_cluster_share"]))
-    else:
-        k_final, reason = int(s.k_min), f"k = {s.k_min} (k_min; the comparison of k was skipped)."
-    if k_final >= n:
-        raise ModelFitError(f"Cannot form {k_final} clusters from {n} customers; lower k.")
-    rows = _seeded_rows(n, fit_sample if fit_sample is not None else s.raw.get("fit_sample"), seed)
-    if estimator is None:
-        estimator = make_model(method_used, k_final, seed, s, n_init=n_init).fit(X.iloc[rows] if len(rows) < n else X)
     # a quick look fits on the sample of the comparison of k and assigns everyone
     raw = estimator.predict(X) if len(rows) < n else estimator.labels_
     numbers = order_by_size(raw, k_final)

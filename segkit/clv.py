@@ -85,12 +85,15 @@ from sklearn.isotonic import IsotonicRegression
 from sklearn.utils.validation import check_is_fitted
 
 from segkit.core.errors import DataError, ModelFitError
+from segkit.data.distribution import ValueDistribution, condense, whole_counts
 from segkit.data.orders import customer_codes, day_pairs_sorted, lifetimes_summary
 
 __all__ = ["TIME_UNIT_DAYS", "DAYS_PER_MONTH", "SUMMARY_COLUMNS", "OPTIMIZER_METHODS", "GRADIENT_TOLERANCE",
     "POLISH_FROM", "SHAPE_BOUNDS", "HESSIAN_STEP", "BGNBD_PARAMETERS", "GAMMA_GAMMA_PARAMETERS",
     "clv_summary", "simulate_customers", "MaximumLikelihoodFit", "Objective", "numeric_hessian",
     "fit_maximum_likelihood", "log_covariance", "standard_errors", "purchase_patterns", "FrequencyLevels",
+    "PATTERN_COLUMNS", "ORDER_VALUE_COLUMNS", "FIRST_REPEAT_COLUMNS", "purchase_pattern_table",
+    "order_value_table", "first_repeat_table", "weighted_correlation",
     "bgnbd_log_likelihood", "gamma_gamma_log_likelihood", "weak_parameters", "BetaGeoModel",
     "GammaGammaModel", "first_repeat_durations", "OneTimeBuyerModel", "expected_purchases",
     "monthly_discount_rate", "customer_lifetime_value", "calibration_holdout_summary", "holdout_check",
@@ -439,6 +442,14 @@ def standard_errors(params: Mapping[str, float], cov: pd.DataFrame | None) -> di
     return out
 
 
+#: Columns of the bounded inputs of the models: one row per distinct value of the per-customer input,
+#: ``customers`` = how many customers have it (:func:`purchase_pattern_table`, :func:`order_value_table`,
+#: :func:`first_repeat_table`; on Spark: :mod:`segkit.data.spark_patterns`).
+PATTERN_COLUMNS = ("frequency", "recency", "T", "customers")
+ORDER_VALUE_COLUMNS = ("frequency", "monetary_value", "customers")
+FIRST_REPEAT_COLUMNS = ("days", "repeated", "customers")
+
+
 def purchase_patterns(frequency: np.ndarray, recency: np.ndarray, T: np.ndarray) -> tuple[np.ndarray, ...]:
     """Distinct ``(frequency, recency, T)`` patterns and how many customers have each.
 
@@ -453,20 +464,94 @@ def purchase_patterns(frequency: np.ndarray, recency: np.ndarray, T: np.ndarray)
     >>> [a.tolist() for a in purchase_patterns(x, tx, T)]
     [[0.0, 2.0], [0.0, 5.0], [9.0, 9.0], [2, 1]]
     """
-    columns = [np.asarray(c, dtype=float).ravel() for c in (frequency, recency, T)]
-    order = np.lexsort(columns[::-1])  # sorted as np.unique(axis=0) sorts, several times faster
-    f, r, t = (c[order] for c in columns)
-    first = np.ones(len(f), dtype=bool)
-    first[1:] = (f[1:] != f[:-1]) | (r[1:] != r[:-1]) | (t[1:] != t[:-1])
-    starts = np.flatnonzero(first)
-    return f[starts], r[starts], t[starts], np.diff(np.append(starts, len(f)))
+    (f, r, t), counts = condense([frequency, recency, T])
+    return f, r, t, counts
 
 
-def _check_summary(summary: pd.DataFrame, columns: tuple[str, ...], what: str) -> None:
+def _count_table(columns: Sequence[str], values: Sequence[np.ndarray], counts: np.ndarray) -> pd.DataFrame:
+    return pd.DataFrame({**dict(zip(columns, values)), "customers": counts})
+
+
+def purchase_pattern_table(summary: pd.DataFrame) -> pd.DataFrame:
+    """BG/NBD's bounded input: the distinct ``(frequency, recency, T)`` patterns of a customer summary.
+
+    What :meth:`BetaGeoModel.fit_patterns` reads (:data:`PATTERN_COLUMNS`); at most one row per
+    customer, usually far fewer (CDNOW's 2,357 customers have 1,016 patterns): ``frequency`` takes
+    as many values as the most purchase days, ``T`` and ``recency`` as many as there are days in
+    the data, so the table is bounded by the data's length, not by its customers.
+
+    Examples
+    --------
+    >>> s = pd.DataFrame({"frequency": [0.0, 0.0, 2.0], "recency": [0.0, 0.0, 5.0], "T": [9.0, 9.0, 9.0]})
+    >>> purchase_pattern_table(s).values.tolist()
+    [[0.0, 0.0, 9.0, 2.0], [2.0, 5.0, 9.0, 1.0]]
+    """
+    _check_summary(summary, SUMMARY_COLUMNS, "BG/NBD")
+    values, counts = condense([summary[c].to_numpy(dtype=float) for c in SUMMARY_COLUMNS])
+    return _count_table(SUMMARY_COLUMNS, values, counts)
+
+
+def order_value_table(summary: pd.DataFrame) -> pd.DataFrame:
+    """Gamma-Gamma's input as counts: the distinct ``(frequency, monetary_value)`` pairs of a customer summary.
+
+    What :meth:`GammaGammaModel.fit_patterns` reads (:data:`ORDER_VALUE_COLUMNS`; it keeps the
+    repeat buyers, ``frequency > 0`` and ``monetary_value > 0``). Bounded by the distinct pairs, not
+    by the customers as BG/NBD's patterns are by the data's days: a mean order value is a sum of
+    money over a count of purchase days, so with cents and many repeat buyers most of them hold a
+    pair of their own; the table is at most as long as the repeat buyers (one-time buyers are the
+    one pair ``(0, 0)``).
+
+    Examples
+    --------
+    >>> s = pd.DataFrame({"frequency": [0.0, 1.0, 1.0], "monetary_value": [0.0, 20.0, 20.0]})
+    >>> order_value_table(s).values.tolist()
+    [[0.0, 0.0, 1.0], [1.0, 20.0, 2.0]]
+    """
+    _check_summary(summary, ("frequency", "monetary_value"), "Gamma-Gamma")
+    values, counts = condense([summary[c].to_numpy(dtype=float) for c in ("frequency", "monetary_value")])
+    return _count_table(("frequency", "monetary_value"), values, counts)
+
+
+def first_repeat_table(durations: pd.DataFrame) -> pd.DataFrame:
+    """The one-time buyer model's bounded input: customers per ``(days, repeated)`` of :func:`first_repeat_durations`.
+
+    What :meth:`OneTimeBuyerModel.fit_counts` reads (:data:`FIRST_REPEAT_COLUMNS`): ``days`` is a
+    whole number of days within the data, so the table has at most twice as many rows as the data
+    has days, whatever the customers.
+
+    Examples
+    --------
+    >>> d = pd.DataFrame({"days": [10.0, 10.0, 30.0], "repeated": [True, True, False]})
+    >>> first_repeat_table(d).values.tolist()
+    [[10.0, True, 2], [30.0, False, 1]]
+    """
+    missing = [c for c in ("days", "repeated") if c not in durations.columns]
+    if missing:
+        raise DataError(f"first_repeat_table: column(s) {', '.join(map(repr, missing))} missing; build the "
+                        "durations with segkit.clv.first_repeat_durations(purchases, observation_period_end).")
+    (days, repeated), counts = condense([durations["days"].to_numpy(dtype=float),
+                                         durations["repeated"].to_numpy(dtype=bool)])
+    return pd.DataFrame({"days": days, "repeated": repeated.astype(bool), "customers": counts})
+
+
+def _count_columns(table: pd.DataFrame, columns: Sequence[str], what: str) -> np.ndarray:
+    """The ``customers`` column of a count table as int64, or a DataError naming the table's problem."""
+    missing = [c for c in (*columns, "customers") if c not in table.columns]
+    if missing:
+        raise DataError(f"{what}: column(s) {', '.join(map(repr, missing))} missing from the count table; it needs "
+                        f"{', '.join(map(repr, (*columns, 'customers')))} (one row per distinct value, 'customers' = "
+                        "how many customers have it). Build it with segkit.clv or segkit.data.spark_patterns.")
+    return whole_counts(table["customers"], what, "customers", table.index)
+
+
+def _check_summary(summary: pd.DataFrame, columns: tuple[str, ...], what: str, counted: bool = False) -> None:
+    """A DataError naming the rows whose model input is missing, negative, a non-integer frequency or
+    recency > T; ``counted`` = a count table (rows are distinct values, not customers)."""
+    table, rows_are = ("count table", "row") if counted else ("customer summary", "customer")
     missing = [c for c in columns if c not in summary.columns]
     if missing:
         raise DataError(
-            f"{what}: column(s) {', '.join(map(repr, missing))} missing from the customer summary. "
+            f"{what}: column(s) {', '.join(map(repr, missing))} missing from the {table}. "
             "Build it with segkit.clv.clv_summary(purchases, observation_period_end)."
         )
     values = summary[list(columns)].apply(pd.to_numeric, errors="coerce")
@@ -478,8 +563,8 @@ def _check_summary(summary: pd.DataFrame, columns: tuple[str, ...], what: str) -
     if bad.any():
         rows = ", ".join(map(str, summary.index[bad.to_numpy()][:5]))
         raise DataError(
-            f"{what}: {int(bad.sum())} customer(s) have invalid {'/'.join(columns)} (missing, negative, "
-            f"non-integer frequency or recency > T), e.g. customer_id {rows}. "
+            f"{what}: {int(bad.sum())} {rows_are}(s) have invalid {'/'.join(columns)} (missing, negative, "
+            f"non-integer frequency or recency > T), e.g. {'row' if counted else 'customer_id'} {rows}. "
             "Rebuild the summary with segkit.clv.clv_summary from the cleaned purchases."
         )
 
@@ -585,7 +670,7 @@ def _mean_negative_log_likelihood(
 
 
 def bgnbd_log_likelihood(
-    params: Mapping[str, float], frequency: Any, recency: Any, T: Any
+    params: Mapping[str, float], frequency: Any, recency: Any, T: Any, customers: Any = None
 ) -> float:
     """Total BG/NBD log-likelihood in the data's time unit (Fader, Hardie & Lee 2005, eq. 6).
 
@@ -594,7 +679,10 @@ def bgnbd_log_likelihood(
     params : dict
         ``r, alpha, a, b``.
     frequency, recency, T : array_like
-        Repeat purchases ``x``, time of last purchase ``t_x`` and age ``T`` of each customer.
+        Repeat purchases ``x``, time of last purchase ``t_x`` and age ``T`` of each customer (or
+        of each pattern, with ``customers``).
+    customers : array_like, optional
+        Customers with each pattern (default 1 each).
 
     Returns
     -------
@@ -608,11 +696,12 @@ def bgnbd_log_likelihood(
     """
     values = [float(params[k]) for k in BGNBD_PARAMETERS]
     x, tx, t_age = (np.asarray(c, dtype=float).ravel() for c in (frequency, recency, T))
-    ones = np.ones(len(x))
-    return _bgnbd_log_likelihood(values, x, tx, t_age, ones, FrequencyLevels.of(x, ones))[0]
+    weights = np.ones(len(x)) if customers is None else np.asarray(customers, dtype=float).ravel()
+    return _bgnbd_log_likelihood(values, x, tx, t_age, weights, FrequencyLevels.of(x, weights))[0]
 
 
-def gamma_gamma_log_likelihood(params: Mapping[str, float], frequency: Any, monetary_value: Any) -> float:
+def gamma_gamma_log_likelihood(params: Mapping[str, float], frequency: Any, monetary_value: Any,
+                               customers: Any = None) -> float:
     """Total Gamma-Gamma log-likelihood of the repeat buyers' mean order values, in their money unit.
 
     Parameters
@@ -620,7 +709,10 @@ def gamma_gamma_log_likelihood(params: Mapping[str, float], frequency: Any, mone
     params : dict
         ``p, q, v``.
     frequency, monetary_value : array_like
-        Repeat purchases (> 0) and mean order value (> 0) of each repeat buyer.
+        Repeat purchases (> 0) and mean order value (> 0) of each repeat buyer (or of each
+        distinct pair, with ``customers``).
+    customers : array_like, optional
+        Repeat buyers with each pair (default 1 each).
 
     Returns
     -------
@@ -633,8 +725,8 @@ def gamma_gamma_log_likelihood(params: Mapping[str, float], frequency: Any, mone
     """
     values = [float(params[k]) for k in GAMMA_GAMMA_PARAMETERS]
     x, m = (np.asarray(c, dtype=float).ravel() for c in (frequency, monetary_value))
-    ones = np.ones(len(x))
-    return _gamma_gamma_log_likelihood(values, x, m, ones, FrequencyLevels.of(x, ones))[0]
+    weights = np.ones(len(x)) if customers is None else np.asarray(customers, dtype=float).ravel()
+    return _gamma_gamma_log_likelihood(values, x, m, weights, FrequencyLevels.of(x, weights))[0]
 
 
 def weak_parameters(
@@ -720,6 +812,24 @@ def _optimizer_report(fit: MaximumLikelihoodFit, starts: int, **extra: Any) -> d
     return {**fit.report(), "starts": starts, **extra}
 
 
+def weighted_correlation(x: Any, y: Any, customers: Any) -> float:
+    """Pearson correlation of ``x`` and ``y`` over the customers (each row counted ``customers`` times).
+
+    Equal to ``np.corrcoef`` of the customer-level arrays up to rounding (sums in another order).
+
+    Examples
+    --------
+    >>> round(weighted_correlation([1.0, 2.0, 3.0], [2.0, 4.0, 5.0], [2, 1, 1]), 12)
+    0.986440050416
+    """
+    a, b = np.asarray(x, dtype=float).ravel(), np.asarray(y, dtype=float).ravel()
+    w = np.asarray(customers, dtype=float).ravel()
+    da, db = a - (w @ a) / w.sum(), b - (w @ b) / w.sum()
+    with np.errstate(invalid="ignore", divide="ignore"):
+        value = (w @ (da * db)) / math.sqrt(float(w @ (da * da)) * float(w @ (db * db)))
+    return float(np.clip(value, -1.0, 1.0))
+
+
 class BetaGeoModel(BaseEstimator):
     """BG/NBD model of repeat purchases and dropout (Fader, Hardie & Lee 2005), fitted by ML.
 
@@ -783,23 +893,44 @@ class BetaGeoModel(BaseEstimator):
     def fit(self, summary: pd.DataFrame) -> "BetaGeoModel":
         """Fit on a customer summary (``frequency, recency, T`` as from :func:`clv_summary`).
 
+        The summary is condensed to its patterns (:func:`purchase_pattern_table`) and fitted by
+        :meth:`fit_patterns`: the one fit, whichever engine counted the patterns.
+
         Raises
         ------
         ModelFitError
             Too few repeat buyers, or no optimiser converged (the message lists the attempts).
         """
-        _check_summary(summary, SUMMARY_COLUMNS, "BG/NBD")
-        x = summary["frequency"].to_numpy(dtype=float)
-        tx = summary["recency"].to_numpy(dtype=float)
-        t_age = summary["T"].to_numpy(dtype=float)
-        repeat = int((x > 0).sum())
+        return self.fit_patterns(purchase_pattern_table(summary))
+
+    def fit_patterns(self, patterns: pd.DataFrame) -> "BetaGeoModel":
+        """Fit on the customers' distinct ``(frequency, recency, T)`` patterns, each weighted by its customers.
+
+        The bounded input of a fit on any number of customers (:data:`PATTERN_COLUMNS`:
+        :func:`purchase_pattern_table`, or :func:`segkit.data.spark_patterns.purchase_pattern_counts`
+        on Spark): the likelihood depends on a customer only through the pattern, so the estimates,
+        standard errors and log-likelihood are those of the customer-level fit. Rows may come in any
+        order and a pattern may appear in several rows (partial counts): they are condensed first.
+
+        Raises
+        ------
+        DataError
+            A column is missing, a pattern is invalid (negative, non-integer frequency, recency > T)
+            or a count is not a whole number of at least 1.
+        ModelFitError
+            Too few repeat buyers, or no optimiser converged (the message lists the attempts).
+        """
+        counts = _count_columns(patterns, SUMMARY_COLUMNS, "BG/NBD")
+        _check_summary(patterns, SUMMARY_COLUMNS, "BG/NBD", counted=True)
+        (px, ptx, pT), counts = condense([patterns[c].to_numpy(dtype=float) for c in SUMMARY_COLUMNS], counts)
+        n_customers = int(counts.sum())
+        repeat = int(counts[px > 0].sum())
         if repeat < max(int(self.min_repeat_buyers), 1):
             raise ModelFitError(
-                f"BG/NBD not fitted: only {repeat:,} of {len(x):,} customers made a repeat purchase "
+                f"BG/NBD not fitted: only {repeat:,} of {n_customers:,} customers made a repeat purchase "
                 f"(at least {self.min_repeat_buyers:,} needed to estimate dropout). Use a longer "
                 "data period or a later as_of; P(alive), expected purchases and CLV stay empty."
             )
-        px, ptx, pT, counts = purchase_patterns(x, tx, t_age)
         time_scale = float(pT.max()) if pT.max() > 0 else 1.0  # the oldest customer is 1 time unit old
         weights = counts.astype(float)
         objective = _mean_negative_log_likelihood(_bgnbd_log_likelihood, (px, ptx / time_scale, pT / time_scale),
@@ -809,7 +940,7 @@ class BetaGeoModel(BaseEstimator):
                   np.log([0.5, 0.5 / rate, 1.0, 3.0]),  # mean purchase rate from the data, dropout 25 %
                   np.log([2.0, 2.0 / rate, 0.5, 10.0])]
         fit = fit_maximum_likelihood(
-            objective, starts, f"BG/NBD on {len(x):,} customers ({repeat:,} repeat buyers)",
+            objective, starts, f"BG/NBD on {n_customers:,} customers ({repeat:,} repeat buyers)",
             "Try a small penalizer (lifecycle.penalizer_coef: 0.001) or more data; P(alive), expected "
             "purchases and CLV stay empty.")
         values = np.exp(fit.log_params)
@@ -829,9 +960,9 @@ class BetaGeoModel(BaseEstimator):
             slope = a * b / (a + b) ** 2  # d(a/(a+b)) / d(log a) = -d(a/(a+b)) / d(log b)
             var = slope ** 2 * (cov.loc["a", "a"] + cov.loc["b", "b"] - 2 * cov.loc["a", "b"])
             self.dropout_mean_se_ = float(np.sqrt(var)) if var >= 0 else float("nan")
-        self.log_likelihood_ = bgnbd_log_likelihood(params, x, tx, t_age)
+        self.log_likelihood_ = bgnbd_log_likelihood(params, px, ptx, pT, weights)
         self.optimizer_ = _optimizer_report(fit, len(starts), time_scale=time_scale)
-        self.n_customers_ = len(x)
+        self.n_customers_ = n_customers
         self.n_repeat_buyers_ = repeat
         self.n_patterns_ = len(px)
         return self
@@ -997,31 +1128,57 @@ class GammaGammaModel(BaseEstimator):
     def fit(self, summary: pd.DataFrame) -> "GammaGammaModel":
         """Fit on the repeat buyers of a customer summary (``frequency, monetary_value``).
 
+        The summary is condensed to its distinct pairs (:func:`order_value_table`) and fitted by
+        :meth:`fit_patterns`: the one fit, whichever engine counted the pairs.
+
         Raises
         ------
         ModelFitError
             Too few repeat buyers, no optimiser converged, or ``q <= 1`` (infinite mean).
         """
-        _check_summary(summary, ("frequency", "monetary_value"), "Gamma-Gamma")
-        rows = summary[(summary["frequency"] > 0) & (summary["monetary_value"] > 0)]
-        if len(rows) < max(int(self.min_repeat_buyers), 1):
+        return self.fit_patterns(order_value_table(summary))
+
+    def fit_patterns(self, pairs: pd.DataFrame) -> "GammaGammaModel":
+        """Fit on the distinct ``(frequency, monetary_value)`` pairs, each weighted by its customers.
+
+        The input of a fit on any number of customers (:data:`ORDER_VALUE_COLUMNS`:
+        :func:`order_value_table`, or :func:`segkit.data.spark_patterns.order_value_counts` on Spark);
+        rows with ``frequency > 0`` and ``monetary_value > 0`` (the repeat buyers) are fitted. The
+        likelihood depends on a buyer only through the pair, so the fit is the customer-level one;
+        ``money_scale_`` (the median) is read from the counts exactly. The table is bounded by the
+        distinct pairs, not by the customers (see :func:`order_value_table`). Rows may come in any
+        order and a pair in several rows: they are condensed first.
+
+        Raises
+        ------
+        DataError
+            A column is missing, a value is invalid or infinite, or a count is not a whole number of at least 1.
+        ModelFitError
+            Too few repeat buyers, no optimiser converged, or ``q <= 1`` (infinite mean).
+        """
+        counts = _count_columns(pairs, ("frequency", "monetary_value"), "Gamma-Gamma")
+        _check_summary(pairs, ("frequency", "monetary_value"), "Gamma-Gamma", counted=True)
+        keep = ((pairs["frequency"] > 0) & (pairs["monetary_value"] > 0)).to_numpy()
+        (x, m), counts = condense([pairs.loc[keep, c].to_numpy(dtype=float) for c in ("frequency", "monetary_value")],
+                                  counts[keep])
+        n_buyers = int(counts.sum())
+        if n_buyers < max(int(self.min_repeat_buyers), 1):
             raise ModelFitError(
-                f"Gamma-Gamma not fitted: only {len(rows):,} repeat buyers with a positive order value "
+                f"Gamma-Gamma not fitted: only {n_buyers:,} repeat buyers with a positive order value "
                 f"(at least {self.min_repeat_buyers:,} needed). Expected order value and CLV stay empty."
             )
-        x = rows["frequency"].to_numpy(dtype=float)
-        m = rows["monetary_value"].to_numpy(dtype=float)
         if not np.isfinite(m).all():
-            raise DataError(f"Gamma-Gamma: {int((~np.isfinite(m)).sum())} repeat buyer(s) have an infinite mean "
+            raise DataError(f"Gamma-Gamma: {int(counts[~np.isfinite(m)].sum())} repeat buyer(s) have an infinite mean "
                             "order value; check the audit for overflowing amounts.")
-        money_scale = float(np.median(m))
+        weights = counts.astype(float)
+        money_scale = ValueDistribution.of_counts(m, counts).median()
         objective = _mean_negative_log_likelihood(_gamma_gamma_log_likelihood, (x, m / money_scale),
-                                                  np.ones(len(x)), float(self.penalizer_coef))
+                                                  weights, float(self.penalizer_coef))
         starts = [np.full(3, 0.1),  # lifetimes' start, on the rescaled money
                   np.log([1.0, 3.0, 2.0]),
                   np.log([5.0, 5.0, 4.0])]
         fit = fit_maximum_likelihood(
-            objective, starts, f"Gamma-Gamma on {len(rows):,} repeat buyers",
+            objective, starts, f"Gamma-Gamma on {n_buyers:,} repeat buyers",
             "Check the audit for extreme amounts, or try a small penalizer (lifecycle.penalizer_coef: 0.001); "
             "expected order value and CLV stay empty.")
         values = np.exp(fit.log_params)
@@ -1036,14 +1193,15 @@ class GammaGammaModel(BaseEstimator):
                 "amounts or use a penalizer; expected order value and CLV stay empty."
             )
         self.params_ = params
-        self.standard_errors_ = standard_errors(params, log_covariance(fit.hessian, len(rows), GAMMA_GAMMA_PARAMETERS))
+        self.standard_errors_ = standard_errors(params, log_covariance(fit.hessian, n_buyers, GAMMA_GAMMA_PARAMETERS))
         self.weak_parameters_ = weak_parameters(params, self.standard_errors_, self.max_relative_se,
                                                 shapes=("p", "q"))
-        self.log_likelihood_ = gamma_gamma_log_likelihood(params, x, m)
+        self.log_likelihood_ = gamma_gamma_log_likelihood(params, x, m, weights)
         self.money_scale_ = money_scale
         self.optimizer_ = _optimizer_report(fit, len(starts))
-        self.n_customers_ = len(rows)
-        self.frequency_monetary_corr_ = float(np.corrcoef(x, m)[0, 1]) if len(rows) > 2 and x.std() > 0 and m.std() > 0 else float("nan")
+        self.n_customers_ = n_buyers
+        self.frequency_monetary_corr_ = (weighted_correlation(x, m, counts) if n_buyers > 2 and len(np.unique(x)) > 1
+                                         and len(np.unique(m)) > 1 else float("nan"))
         return self
 
     @classmethod
@@ -1208,19 +1366,44 @@ class OneTimeBuyerModel(BaseEstimator):
         if d.shape != event.shape or d.ndim != 1:
             raise DataError("OneTimeBuyerModel.fit: days and repeated must be 1-d and of the same length "
                             "(build them with segkit.clv.first_repeat_durations).")
+        return self.fit_counts(first_repeat_table(pd.DataFrame({"days": d, "repeated": event})))
+
+    def fit_counts(self, table: pd.DataFrame) -> "OneTimeBuyerModel":
+        """Fit on the buyers counted per ``(days, repeated)`` (:data:`FIRST_REPEAT_COLUMNS`).
+
+        The bounded input of a fit on any number of buyers (:func:`first_repeat_table`, or
+        :func:`segkit.data.spark_patterns.first_repeat_counts` on Spark): the Kaplan-Meier curve
+        reads only how many second purchases happen on each day and how many buyers are still
+        followed then, whole numbers that the counts give exactly. Rows may come in any order and a
+        value in several rows: they are condensed first.
+
+        Raises
+        ------
+        DataError
+            A column is missing, days are missing or negative, or a count is not a whole number of at least 1.
+        ModelFitError
+            Fewer than ``min_repeat_buyers`` second purchases.
+        """
+        counts = _count_columns(table, ("days", "repeated"), "OneTimeBuyerModel.fit")
+        d = pd.to_numeric(table["days"], errors="coerce").to_numpy(dtype="float64")
         if not np.isfinite(d).all() or (d < 0).any():
-            raise DataError(f"OneTimeBuyerModel.fit: {int((~np.isfinite(d) | (d < 0)).sum())} durations are "
+            raise DataError(f"OneTimeBuyerModel.fit: {int(counts[~np.isfinite(d) | (d < 0)].sum())} durations are "
                             "missing or negative; rebuild them with segkit.clv.first_repeat_durations.")
-        n_events = int(event.sum())
+        (d, event), counts = condense([d, table["repeated"].to_numpy(dtype=bool)], counts)
+        event = event.astype(bool)
+        n_customers = int(counts.sum())
+        n_events = int(counts[event].sum())
         if n_events < max(int(self.min_repeat_buyers), 1):
             raise ModelFitError(
-                f"One-time buyer model not fitted: only {n_events:,} of {len(d):,} buyers made a second "
+                f"One-time buyer model not fitted: only {n_events:,} of {n_customers:,} buyers made a second "
                 f"purchase (at least {self.min_repeat_buyers:,} needed). P(alive) of one-time buyers stays empty.")
-        times, events = np.unique(d[event], return_counts=True)
-        at_risk = len(d) - np.searchsorted(np.sort(d), times, side="left")
+        (times,), events = condense([d[event]], counts[event])
+        # buyers still followed on each of those days: all but those whose duration ended before it
+        ended_before = np.concatenate([[0], np.cumsum(counts)])[np.searchsorted(d, times, side="left")]
+        at_risk = n_customers - ended_before
         self.days_ = times
         self.survival_ = np.cumprod(1.0 - events / at_risk)
-        self.n_customers_ = int(len(d))
+        self.n_customers_ = n_customers
         self.n_repeat_buyers_ = n_events
         self.follow_up_days_ = float(times[-1])
         self.never_share_ = float(self.survival_[-1])
@@ -1719,19 +1902,52 @@ class ChanceCalibrator(BaseEstimator):
         if p.shape != y.shape or p.ndim != 1 or len(p) == 0 or not np.isfinite(p).all():
             raise DataError("ChanceCalibrator.fit: predicted and happened must be 1-d, of the same length, not "
                             "empty, and every prediction a number (drop customers without a prediction first).")
+        bins = self.bins_for(len(p))
         order = np.argsort(p, kind="stable")
-        bins = max(min(int(self.max_bins), len(p) // max(int(self.min_bin), 1)), 1)
         group = np.empty(len(p), dtype=np.int64)
         group[order] = np.arange(len(p)) * bins // len(p)
-        size = np.bincount(group, minlength=bins).astype(float)
-        mean_p = np.bincount(group, weights=p, minlength=bins) / size
-        share = np.bincount(group, weights=y.astype(float), minlength=bins) / size
+        return self.fit_bins(np.bincount(group, minlength=bins), np.bincount(group, weights=p, minlength=bins),
+                             np.bincount(group, weights=y.astype(float), minlength=bins))
+
+    def bins_for(self, n_customers: int) -> int:
+        """How many bins ``n_customers`` are pooled into: ``max_bins``, fewer when a bin would hold less than ``min_bin``.
+
+        Bin ``k`` (0-based) holds the customers at ranks ``r`` (0-based, by prediction, ties in their
+        order) with ``r * bins // n_customers == k``.
+
+        Examples
+        --------
+        >>> ChanceCalibrator().bins_for(10_000), ChanceCalibrator().bins_for(120)
+        (20, 2)
+        """
+        return max(min(int(self.max_bins), int(n_customers) // max(int(self.min_bin), 1)), 1)
+
+    def fit_bins(self, customers: Any, predicted_sum: Any, events: Any) -> "ChanceCalibrator":
+        """Fit the map on the bins: customers, sum of their predictions and how many the event happened to.
+
+        The bounded input of :meth:`fit` (at most ``max_bins`` rows, :meth:`bins_for`), computed
+        wherever the customers are. Assigning customers to bins needs their exact ranks by
+        prediction (ties in the customers' order).
+
+        Raises
+        ------
+        DataError
+            Lengths differ, a bin is empty or a sum is not a number.
+        """
+        size = np.asarray(customers, dtype=float).ravel()
+        total = np.asarray(predicted_sum, dtype=float).ravel()
+        happened = np.asarray(events, dtype=float).ravel()
+        if (not size.shape == total.shape == happened.shape or len(size) == 0 or (size < 1).any()
+                or not np.isfinite(total).all() or (happened < 0).any() or (happened > size).any()):
+            raise DataError("ChanceCalibrator.fit_bins: customers, predicted_sum and events must be of the same "
+                            "length, every bin hold at least one customer, every sum be a number and events "
+                            "between 0 and the bin's customers.")
         iso = IsotonicRegression(y_min=0.0, y_max=1.0, increasing=True, out_of_bounds="clip").fit(
-            mean_p, share, sample_weight=size)
+            total / size, happened / size, sample_weight=size)
         self.x_ = np.asarray(iso.X_thresholds_, dtype=float)
         self.y_ = np.asarray(iso.y_thresholds_, dtype=float)
-        self.n_customers_ = int(len(p))
-        self.n_events_ = int(y.sum())
+        self.n_customers_ = int(size.sum())
+        self.n_events_ = int(happened.sum())
         return self
 
     def predict(self, predicted: Any) -> np.ndarray:

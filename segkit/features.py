@@ -11,7 +11,9 @@ Two steps, kept apart so that a model fitted on one month can score the next:
 2. :class:`FeatureBuilder` — a scikit-learn transformer that picks the features that exist,
    imputes missing values explicitly (and reports how many per column), log-transforms skewed
    amounts, standardises numeric columns and caps rare categories. Everything is learnt in
-   ``fit`` and reused by ``transform`` for new customers.
+   ``fit`` and reused by ``transform`` for new customers. What ``fit`` needs of all customers is a
+   few bounded summaries (:meth:`FeatureBuilder.fit_summaries`, :mod:`segkit.data.bounded`), which
+   Spark executors compute as well (:mod:`segkit.data.spark_sample`).
 
 Examples
 --------
@@ -36,6 +38,7 @@ b                 -1.0 -1.0               toys
 from __future__ import annotations
 
 import fnmatch
+import functools
 from typing import Any, Mapping, Sequence
 
 import numpy as np
@@ -47,6 +50,7 @@ from segkit.core.dates import resolve_as_of
 from segkit.core.errors import ConfigError, DataError, format_rows
 from segkit.core.labels import OTHER, UNKNOWN, feature_label
 from segkit.core.modelio import float_array, from_pairs, model_dict, model_parts, pairs
+from segkit.data.bounded import ColumnCounts, FrameSummaries, TableSummaries, numeric_values
 from segkit.data.engine import OrderLines
 
 __all__ = ["BEHAVIOUR_FEATURES", "PROFILE_FEATURES", "LOG_FEATURES", "DEFAULT_IMPUTE", "AGE_BANDS",
@@ -75,6 +79,8 @@ AGE_BANDS: tuple[tuple[int, int, str], ...] = (
     (0, 25, "18-24"), (25, 35, "25-34"), (35, 45, "35-44"), (45, 55, "45-54"),
     (55, 65, "55-64"), (65, 200, "65+"),
 )
+_EMPTY_TABLE = ("The customer table is empty: there are no buying customers to cluster. "
+               "Check the data audit (cleaned transactions) and as_of.")
 # Sensitive attributes never used as clustering features (they can still be profiled).
 EXCLUDED_ATTRIBUTES: tuple[str, ...] = ("gender", "birth_year")
 
@@ -372,30 +378,17 @@ class FeatureBuilder(TransformerMixin, BaseEstimator):
     def _rules(self) -> dict[str, Any]:
         return {**DEFAULT_IMPUTE, **dict(self.impute or {})}
 
-    @staticmethod
-    def _numeric_values(table: pd.DataFrame, col: str) -> np.ndarray:
-        values = table[col]
-        if not (pd.api.types.is_numeric_dtype(values) or pd.api.types.is_bool_dtype(values)):
-            converted = pd.to_numeric(values, errors="coerce")
-            bad = converted.isna() & values.notna()
-            if bad.any():
-                raise DataError(f"Feature {col!r} must be numeric, but {int(bad.sum())} values are "
-                                f"not numbers ({format_rows(np.flatnonzero(bad.to_numpy()))}, e.g. "
-                                f"{values[bad].iloc[0]!r}). Fix them or drop the column from the feature set.")
-            values = converted
-        return values.astype("Float64").to_numpy(dtype=np.float64, na_value=np.nan)
-
-    def _fill_rule(self, col: str, values: np.ndarray, table: pd.DataFrame) -> Any:
+    def _fill_rule(self, col: str, median: float, columns: Sequence[str]) -> Any:
         rule = self._rules().get(col, "median")
         if isinstance(rule, (int, float)) and not isinstance(rule, bool):
             return float(rule)
         if rule == "zero":
             return 0.0
         if rule == "median":
-            return float(np.nanmedian(values)) if np.isfinite(values).any() else 0.0
+            return median
         if isinstance(rule, str) and rule.startswith("column:"):
             other = rule.split(":", 1)[1]
-            if other not in table.columns:
+            if other not in columns:
                 raise ConfigError(f"impute rule for {col!r} refers to column {other!r}, which the "
                                   f"customer table does not have. Use 'median' or an existing column.")
             return rule
@@ -403,12 +396,12 @@ class FeatureBuilder(TransformerMixin, BaseEstimator):
                           "number or 'column:<name>'.")
 
     def _filled(self, table: pd.DataFrame, col: str) -> np.ndarray:
-        values = self._numeric_values(table, col)
+        values = numeric_values(table, col)
         fill = self.impute_values_[col]
         miss = ~np.isfinite(values)
         if miss.any():
             if isinstance(fill, str):
-                other = self._numeric_values(table, fill.split(":", 1)[1])
+                other = numeric_values(table, fill.split(":", 1)[1])
                 values = np.where(miss, other, values)
                 values = np.where(np.isfinite(values), values, self.center_raw_[col])
             else:
@@ -420,49 +413,85 @@ class FeatureBuilder(TransformerMixin, BaseEstimator):
 
     # ------------------------------------------------------------------ estimator API
     def fit(self, table: pd.DataFrame, y: None = None) -> "FeatureBuilder":
-        """Learn which features exist, fill values, log/scale parameters and category levels."""
+        """Learn which features exist, fill values, log/scale parameters and category levels.
+
+        The whole-table statistics are those of :class:`segkit.data.bounded.FrameSummaries`
+        (:meth:`fit_summaries` does the fitting, for a pandas table and for Spark alike).
+        """
         if not isinstance(table, pd.DataFrame) or table.empty:
-            raise DataError("The customer table is empty: there are no buying customers to cluster. "
-                            "Check the data audit (cleaned transactions) and as_of.")
+            raise DataError(_EMPTY_TABLE)
+        return self.fit_summaries(FrameSummaries(table))
+
+    def fit_summaries(self, summaries: TableSummaries) -> "FeatureBuilder":
+        """Fit from whole-table summaries instead of the table: bounded inputs, asked for in order.
+
+        What the builder learns from all customers, and nothing else: the table's columns (which
+        features exist), :class:`~segkit.data.bounded.ColumnCounts` (rows, finite values per numeric
+        column, missing values and the count of every level per categorical column), the median of
+        each numeric column with a value (fill value and fallback), and the mean and standard
+        deviation of every numeric feature after filling and log (:meth:`unscaled`, summed by
+        :meth:`~segkit.data.bounded.TableSummaries.moments`). :meth:`fit` calls it with
+        :class:`~segkit.data.bounded.FrameSummaries`; :class:`segkit.data.spark_sample.SparkSummaries`
+        computes the same summaries on Spark executors.
+
+        Parameters
+        ----------
+        summaries : segkit.data.bounded.TableSummaries
+
+        Returns
+        -------
+        FeatureBuilder
+            ``self``, fitted as :meth:`fit` on the table the summaries describe.
+
+        Raises
+        ------
+        DataError
+            An empty table, or no usable feature.
+        ConfigError
+            A sensitive attribute among the features, or an unknown fill rule.
+        """
         banned = [c for c in self.categorical for alt in str(c).split("|") if alt in EXCLUDED_ATTRIBUTES]
         if banned:
             raise ConfigError(f"Feature(s) {banned} are sensitive attributes and are not used for "
                               "clustering; remove them from clustering.feature_sets.")
-        numeric, miss_num = resolve_features(table, self.numeric)
-        categorical, miss_cat = resolve_features(table, self.categorical)
+        columns = list(summaries.columns)
+        shape = pd.DataFrame(columns=columns)
+        numeric, miss_num = resolve_features(shape, self.numeric)
+        categorical, miss_cat = resolve_features(shape, self.categorical)
         numeric = [c for c in numeric if c != "customer_id"]
         categorical = [c for c in categorical if c != "customer_id" and c not in numeric]
+        counts = summaries.counts(numeric, categorical)
+        if counts.rows == 0:
+            raise DataError(_EMPTY_TABLE)
         self.skipped_features_ = {p: "not in the data" for p in miss_num + miss_cat}
-        self.impute_values_, self.center_raw_ = {}, {}
         kept_num = []
         for col in numeric:
-            values = self._numeric_values(table, col)
-            if not np.isfinite(values).any():
+            if counts.finite[col] == 0:
                 self.skipped_features_[col] = "no values"
-                continue
-            self.impute_values_[col] = self._fill_rule(col, values, table)
-            self.center_raw_[col] = float(np.nanmedian(values))
-            kept_num.append(col)
+            else:
+                kept_num.append(col)
+        medians = summaries.medians(kept_num)
+        self.impute_values_ = {col: self._fill_rule(col, medians[col], columns) for col in kept_num}
+        self.center_raw_ = {col: medians[col] for col in kept_num}
         self.log_features_ = [c for c in kept_num if c in set(self.log)]
+        moments = summaries.moments(functools.partial(self.unscaled, columns=tuple(kept_num)))
         center, scale = {}, {}
         for col in list(kept_num):
-            v = self._log_part(col, self._filled(table, col))
-            sd = float(v.std())
+            sd = moments.std(col)
             if not sd > 1e-12:
                 self.skipped_features_[col] = "constant"
                 kept_num.remove(col)
                 del self.impute_values_[col]
                 continue
-            center[col], scale[col] = float(v.mean()), sd
+            center[col], scale[col] = moments.mean(col), sd
         self.categories_ = {}
         kept_cat = []
-        n = len(table)
         for col in categorical:
-            values = table[col].astype("string").fillna(UNKNOWN)
-            counts = values.value_counts()
-            ranked = sorted(counts.index, key=lambda v: (-counts[v], str(v)))
-            levels = [v for v in ranked if counts[v] >= self.min_category_share * n][: self.max_categories]
-            if values.where(values.isin(levels), OTHER).nunique() < 2:
+            level_counts = counts.levels[col]
+            ranked = sorted(level_counts, key=lambda v: (-level_counts[v], str(v)))
+            levels = [v for v in ranked if level_counts[v] >= self.min_category_share * counts.rows][: self.max_categories]
+            others = any(v not in levels for v, c in level_counts.items() if c > 0)
+            if len(set(levels) | ({OTHER} if others else set())) < 2:
                 self.skipped_features_[col] = "a single level"
                 continue
             self.categories_[col] = sorted(levels)
@@ -472,12 +501,41 @@ class FeatureBuilder(TransformerMixin, BaseEstimator):
                             f"gives a usable column (skipped: {self.skipped_features_}). Check the "
                             "feature set in clustering.yml against the customer table's columns.")
         self.numeric_features_, self.categorical_features_ = kept_num, kept_cat
-        originals = table.attrs.get("original_values") or {}
+        originals = summaries.attrs.get("original_values") or {}
         self.original_values_ = {c: str(originals[c]) for c in kept_num if c in originals}
         self.center_, self.scale_ = pd.Series(center, dtype=float), pd.Series(scale, dtype=float)
-        self.missing_report_ = self.missing_report(table)
-        self.n_features_in_ = len(table.columns)
+        self.missing_report_ = self._report(counts)
+        self.n_features_in_ = len(columns)
         return self
+
+    def unscaled(self, table: pd.DataFrame, columns: Sequence[str] | None = None) -> pd.DataFrame:
+        """Numeric features filled and log-transformed, before standardising (what ``center_`` and
+        ``scale_`` are the mean and standard deviation of).
+
+        Parameters
+        ----------
+        table : DataFrame
+            A customer table (or a part of one: the values are computed row by row).
+        columns : sequence of str, optional
+            Numeric features with a fill value (default: ``numeric_features_``).
+        """
+        cols = list(self.numeric_features_ if columns is None else columns)
+        # copy=False: each column is a new array already (pandas would copy them all into one block)
+        return pd.DataFrame({c: self._log_part(c, self._filled(table, c)) for c in cols}, index=table.index,
+                            columns=cols, dtype=np.float64, copy=False)
+
+    def _report(self, counts: ColumnCounts) -> pd.DataFrame:
+        rows = []
+        n = max(counts.rows, 1)
+        for col in self.numeric_features_:
+            miss = counts.rows - int(counts.finite[col])
+            fill = self.impute_values_[col]
+            rows.append((col, "numeric", miss, miss / n,
+                         fill.replace("column:", "value of ") if isinstance(fill, str) else f"{fill:g}"))
+        for col in self.categorical_features_:
+            miss = int(counts.missing[col])
+            rows.append((col, "categorical", miss, miss / n, UNKNOWN))
+        return pd.DataFrame(rows, columns=["feature", "kind", "missing", "share", "filled_with"])
 
     def missing_report(self, table: pd.DataFrame) -> pd.DataFrame:
         """Missing values per used feature of ``table`` and what they are filled with.
@@ -485,17 +543,7 @@ class FeatureBuilder(TransformerMixin, BaseEstimator):
         Columns ``feature, kind, missing, share, filled_with``.
         """
         check_is_fitted(self, "categories_")
-        rows = []
-        n = max(len(table), 1)
-        for col in self.numeric_features_:
-            miss = int((~np.isfinite(self._numeric_values(table, col))).sum())
-            fill = self.impute_values_[col]
-            rows.append((col, "numeric", miss, miss / n,
-                         fill.replace("column:", "value of ") if isinstance(fill, str) else f"{fill:g}"))
-        for col in self.categorical_features_:
-            miss = int(table[col].isna().sum())
-            rows.append((col, "categorical", miss, miss / n, UNKNOWN))
-        return pd.DataFrame(rows, columns=["feature", "kind", "missing", "share", "filled_with"])
+        return self._report(ColumnCounts.of(table, self.numeric_features_, self.categorical_features_))
 
     def describe(self) -> pd.DataFrame:
         """The features used and how each enters the model, with the fitted table's missing values.

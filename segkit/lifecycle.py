@@ -111,6 +111,7 @@ from segkit.clv import (
 from segkit.core.dates import parse_as_of
 from segkit.core.errors import ConfigError, DataError, ModelFitError
 from segkit.core.progress import progress
+from segkit.data.distribution import DistributionNeeds, ValueDistribution
 from segkit.data.orders import customer_codes, day_pairs_sorted, purchase_days
 
 STAGES: tuple[str, ...] = (
@@ -601,7 +602,72 @@ def inter_purchase_gaps(history: pd.DataFrame, as_of: str | pd.Timestamp) -> pd.
 
 
 def higher_quantile(values: np.ndarray, q: float) -> float:
+    """The ``q`` quantile that is a value of the data: ``np.quantile(values, q, method="higher")``.
+
+    The value at 0-based position ``ceil((n - 1) q)`` of the sorted values (numpy's definition of
+    ``"higher"``), so :meth:`segkit.data.distribution.ValueDistribution.higher_quantile` reads it
+    exactly from counts.
+
+    Examples
+    --------
+    >>> higher_quantile(np.arange(1.0, 101.0), 0.9)
+    91.0
+    """
     return float(np.quantile(values, q, method="higher"))
+
+
+@dataclass(frozen=True)
+class StageDistributions:
+    """What :meth:`LifecycleStager.fit_distributions` derives the stage thresholds from.
+
+    Each is a :class:`~segkit.data.distribution.ValueDistribution` whose "higher" quantiles the fit reads
+    (:meth:`LifecycleStager.distribution_needs` names which).
+
+    Attributes
+    ----------
+    gaps : ValueDistribution
+        Days between consecutive purchase days before ``as_of`` (every gap of every customer).
+    second_gaps : ValueDistribution
+        The first-to-second purchase gaps among them.
+    repeat_purchases : ValueDistribution
+        Purchase days of each repeat buyer (more than one purchase day).
+    repeat_values : ValueDistribution
+        Revenue (``monetary_total``) of each repeat buyer.
+
+    ``gaps``, ``second_gaps`` and ``repeat_purchases`` take whole-number values bounded by the
+    data's days and the most purchase days: complete distributions of them are bounded inputs
+    (on Spark: :func:`segkit.data.spark_patterns.value_counts` read by ``ValueDistribution.of_counts``).
+    ``repeat_values`` is money: its distinct values grow with the buyers, so at scale it holds only the
+    rows next to the loyal quantile's position
+    (:func:`segkit.data.spark_ranks.value_distributions` with :meth:`LifecycleStager.distribution_needs`).
+    """
+
+    gaps: ValueDistribution
+    second_gaps: ValueDistribution
+    repeat_purchases: ValueDistribution
+    repeat_values: ValueDistribution
+
+    @classmethod
+    def of(cls, history: pd.DataFrame, as_of: str | pd.Timestamp) -> "StageDistributions":
+        """From a purchase history (:func:`purchase_history`), as of ``as_of`` (exclusive).
+
+        Examples
+        --------
+        >>> h = purchase_history(pd.DataFrame({"customer_id": ["a"] * 3 + ["b"], "amount": 5.0,
+        ...     "order_date": pd.to_datetime(["2024-01-01", "2024-01-08", "2024-01-30", "2024-01-02"])}))
+        >>> d = StageDistributions.of(h, "2024-02-01")
+        >>> d.gaps.values.tolist(), d.second_gaps.values.tolist(), d.repeat_purchases.values.tolist()
+        ([7.0, 22.0], [7.0], [3.0])
+        """
+        as_of = parse_as_of(as_of)
+        gaps = inter_purchase_gaps(history, as_of)
+        state = customer_state(history, as_of)
+        repeat = state[(state["n_purchases"] > 1).to_numpy()]
+        return cls(gaps=ValueDistribution.of_values(gaps["gap_days"].to_numpy()),
+                   second_gaps=ValueDistribution.of_values(
+                       gaps.loc[(gaps["to_purchase"] == 2).to_numpy(), "gap_days"].to_numpy()),
+                   repeat_purchases=ValueDistribution.of_values(repeat["n_purchases"].to_numpy(dtype="float64")),
+                   repeat_values=ValueDistribution.of_values(repeat["monetary_total"].to_numpy(dtype="float64")))
 
 
 class LifecycleStager(BaseEstimator):
@@ -703,23 +769,51 @@ class LifecycleStager(BaseEstimator):
             data_start: pd.Timestamp | None = None) -> "LifecycleStager":
         """Derive the thresholds left None from purchases before ``as_of``.
 
-        ``data_start`` is the data's first day (None = the first purchase day of ``history``).
+        ``data_start`` is the data's first day (None = the first purchase day of ``history``). The
+        history is reduced to its distributions (:meth:`StageDistributions.of`) and fitted by
+        :meth:`fit_distributions`: the one fit, whichever engine counted them.
         """
+        start = data_start if data_start is not None else (history["purchase_date"].min() if len(history) else None)
+        self._check_quantiles()
+        return self.fit_distributions(StageDistributions.of(history, as_of), as_of, start)
+
+    def _check_quantiles(self) -> None:
         for name in ("churn_quantile", "base_interval_quantile", "new_window_quantile", "loyal_quantile"):
             q = getattr(self, name)
             if not 0 < q < 1:
                 raise ConfigError(f"lifecycle.{name} = {q!r} must be between 0 and 1 (exclusive).")
+
+    def distribution_needs(self) -> dict[str, DistributionNeeds]:
+        """The quantiles :meth:`fit_distributions` reads of each :class:`StageDistributions` field: what a
+        producer that holds only some rows of a distribution must keep (e.g. ``repeat_values`` on Spark).
+
+        Examples
+        --------
+        >>> LifecycleStager().distribution_needs()["repeat_values"].quantiles == (LifecycleStager().loyal_quantile,)
+        True
+        """
+        gap_quantiles = (self.churn_quantile, self.base_interval_quantile, self.new_window_quantile)
+        return {"gaps": DistributionNeeds(quantiles=tuple(sorted(set(gap_quantiles)))),
+                "second_gaps": DistributionNeeds(quantiles=(self.new_window_quantile,)),
+                "repeat_purchases": DistributionNeeds(quantiles=(self.loyal_quantile,)),
+                "repeat_values": DistributionNeeds(quantiles=(self.loyal_quantile,))}
+
+    def fit_distributions(self, distributions: StageDistributions, as_of: str | pd.Timestamp,
+                          data_start: pd.Timestamp | None) -> "LifecycleStager":
+        """Derive the thresholds left None from the gap and repeat-buyer distributions before ``as_of``.
+
+        ``data_start`` is the data's first day (None: no ``first_seen`` stage, as with
+        ``data_starts_with_shop``).
+        """
+        self._check_quantiles()
         as_of = parse_as_of(as_of)
-        gaps = inter_purchase_gaps(history, as_of)
-        all_gaps = gaps["gap_days"].to_numpy()
-        second = gaps.loc[gaps["to_purchase"] == 2, "gap_days"].to_numpy()
-        state = customer_state(history, as_of)
-        repeat = state[state["n_purchases"] > 1]
-        enough = len(all_gaps) >= max(int(self.min_gaps), 1)
+        all_gaps, second = distributions.gaps, distributions.second_gaps
+        repeat_n, repeat_value = distributions.repeat_purchases, distributions.repeat_values
+        enough = all_gaps.n >= max(int(self.min_gaps), 1)
         self.warnings_: list[str] = []
         if not enough:
             self.warnings_.append(
-                f"Only {len(all_gaps)} gaps between purchases before {as_of.date()} (at least {self.min_gaps} "
+                f"Only {all_gaps.n} gaps between purchases before {as_of.date()} (at least {self.min_gaps} "
                 "needed for data-driven stage windows): the fallback windows of lifecycle.yml are used. "
                 "Set churn_window_days/new_window_days/base_interval_days for your business.")
         rows: list[tuple[str, float, str, str]] = []
@@ -734,26 +828,26 @@ class LifecycleStager(BaseEstimator):
             rows.append((name, value, src, meaning))
             return value
 
-        n_gaps = f"{len(all_gaps):,} gaps between purchase days"
-        churn = pick("churn_window_days", self.churn_window_days, lambda: higher_quantile(all_gaps, self.churn_quantile),
+        n_gaps = f"{all_gaps.n:,} gaps between purchase days"
+        churn = pick("churn_window_days", self.churn_window_days, lambda: all_gaps.higher_quantile(self.churn_quantile),
                      f"data: {self.churn_quantile:.0%} quantile of {n_gaps}", self.fallback_churn_window_days,
                      "no purchase for longer than this = lapsed")
         base = pick("base_interval_days", self.base_interval_days,
-                    lambda: higher_quantile(all_gaps, self.base_interval_quantile),
+                    lambda: all_gaps.higher_quantile(self.base_interval_quantile),
                     f"data: {self.base_interval_quantile:.0%} quantile of {n_gaps}", self.fallback_base_interval_days,
                     "the base's usual repurchase interval (overdue beyond it and beyond the own interval)")
         new = pick("new_window_days", self.new_window_days,
-                   lambda: higher_quantile(second if len(second) else all_gaps, self.new_window_quantile),
-                   f"data: {self.new_window_quantile:.0%} quantile of {len(second):,} first-to-second purchase gaps",
+                   lambda: (second if second.n else all_gaps).higher_quantile(self.new_window_quantile),
+                   f"data: {self.new_window_quantile:.0%} quantile of {second.n:,} first-to-second purchase gaps",
                    self.fallback_new_window_days, "first purchase at most this long ago = new")
         pick("overdue_factor", self.overdue_factor, lambda: 2.0, "", None,
              "overdue when the last purchase is longer ago than this multiple of the own mean gap")
         loyal_n = pick("loyal_min_purchases", self.loyal_min_purchases,
-                       lambda: max(3.0, higher_quantile(repeat["n_purchases"].to_numpy(), self.loyal_quantile)) if len(repeat) else 3.0,
-                       f"data: top {1 - self.loyal_quantile:.0%} of {len(repeat):,} repeat buyers by purchase days (at least 3)",
+                       lambda: max(3.0, repeat_n.higher_quantile(self.loyal_quantile)) if repeat_n.n else 3.0,
+                       f"data: top {1 - self.loyal_quantile:.0%} of {repeat_n.n:,} repeat buyers by purchase days (at least 3)",
                        None, "loyal: at least this many purchase days")
         loyal_v = pick("loyal_min_value", self.loyal_min_value,
-                       lambda: higher_quantile(repeat["monetary_total"].to_numpy(), self.loyal_quantile) if len(repeat) else 0.0,
+                       lambda: repeat_value.higher_quantile(self.loyal_quantile) if repeat_value.n else 0.0,
                        f"data: top {1 - self.loyal_quantile:.0%} of repeat buyers by revenue", None,
                        "loyal: at least this much revenue")
         pick("p_alive_threshold", self.p_alive_threshold, lambda: 0.5, "", None,
@@ -766,11 +860,10 @@ class LifecycleStager(BaseEstimator):
             overdue_factor=float(self.overdue_factor), loyal_min_purchases=loyal_n, loyal_min_value=loyal_v,
             p_alive_threshold=float(self.p_alive_threshold), at_risk_chance_ratio=float(self.at_risk_chance_ratio))
         self.threshold_table_ = pd.DataFrame(rows, columns=["threshold", "value", "source", "meaning"])
-        self.n_gaps_ = int(len(all_gaps))
+        self.n_gaps_ = int(all_gaps.n)
         self.as_of_ = as_of
-        start = data_start if data_start is not None else (history["purchase_date"].min() if len(history) else None)
-        self.data_start_ = (None if self.data_starts_with_shop or start is None or pd.isna(start)
-                            else pd.Timestamp(start).normalize())
+        self.data_start_ = (None if self.data_starts_with_shop or data_start is None or pd.isna(data_start)
+                            else pd.Timestamp(data_start).normalize())
         self.first_seen_until_ = (None if self.data_start_ is None
                                   else self.data_start_ + pd.Timedelta(days=self.thresholds_.churn_window_days))
         return self
@@ -1992,5 +2085,5 @@ __all__ = [
     "run_holdout_check", "holdout_purchases", "HoldoutCheck", "one_time_curve", "identification_warnings", "EXPORT_COLUMNS",
     "signups_on_or_after", "ExportChoice", "model_chances", "chances_as_of", "p_alive_as_of", "low_purchase_chance",
     "season_comparison", "choose_export", "holdout_length_days", "CHANCE_DAYS", "HoldoutFit", "fit_holdout_models",
-    "earlier_holdout_choice", "live_repeat_buyers",
+    "earlier_holdout_choice", "live_repeat_buyers", "higher_quantile", "StageDistributions",
 ]

@@ -6,6 +6,11 @@ The RFM base (recency, frequency, monetary value per customer) is built from ord
 :func:`revenue_concentration` ...) and anything learned from a customer base is an estimator
 (:class:`RFMScorer`, :class:`LoyaltyTiers`) so an analyst can fit on one month and score the next.
 :func:`segkit.steps.rfm.build_rfm_artifacts` is the producer behind ``notebooks/02_rfm.ipynb``.
+Both estimators fit from a column's sorted distinct values with customers below each
+(:class:`~segkit.data.distribution.ValueDistribution`): :meth:`RFMScorer.fit` and :meth:`LoyaltyTiers.fit`
+count them from the table; :meth:`RFMScorer.fit_distributions` and :meth:`LoyaltyTiers.fit_distribution` take
+them bounded, as :mod:`segkit.data.spark_ranks` builds them on Spark for the needs of :func:`fit_needs`, and
+give the same bounds and thresholds.
 
 Returns and cancellations follow the audit's cleaned table (see ``docs/DEVELOPING.md``):
 cancellation documents are matched to the earlier purchases they take back
@@ -37,9 +42,12 @@ from sklearn.utils.validation import check_is_fitted
 from segkit.core.config import load_config
 from segkit.core.errors import ConfigError, DataError
 from segkit.core.modelio import float_array, from_pairs, model_dict, model_parts, pairs
+from segkit.data.distribution import (GRID, MAX_EXACT_CANDIDATES, SHARE_TOLERANCE, DistributionNeeds,
+                                      ValueDistribution, edge_positions)
 from segkit.data.orders import RFMWarning, no_missing, require_columns, rfm_with_info
 
-__all__ = ["MAX_EXACT_CANDIDATES", "GRID", "balanced_edges", "group_scores", "to_five_point",
+__all__ = ["MAX_EXACT_CANDIDATES", "GRID", "balanced_edges", "balanced_edges_of", "fit_needs", "group_scores",
+    "to_five_point",
     "SCORE_COLUMNS", "SINGLE_LEVEL_SCORE", "METRIC_NAMES", "RFMScorer", "SCALE", "BOX_KEYS", "SEGMENT_KEYS",
     "SegmentMap", "LoyaltyTiers", "revenue_concentration", "pareto_curve", "MONETARY_COLUMNS",
     "SEGMENT_CSV_COLUMNS", "RFMSettings", "RFMResult", "segment_table", "tier_table", "rfm_labels", "analyse_rfm",
@@ -49,11 +57,7 @@ __all__ = ["MAX_EXACT_CANDIDATES", "GRID", "balanced_edges", "group_scores", "to
 # --------------------------------------------------------------------------- lifetimes summary
 # --------------------------------------------------------------------------- orders and RFM table
 # --------------------------------------------------------------------------- tie-aware scoring
-MAX_EXACT_CANDIDATES = 1024  # distinct values up to which the balanced cut search is exact
-GRID = 512  # otherwise: candidate cuts near every 1/GRID of the customers
-
-
-def balanced_edges(values: np.ndarray | pd.Series, bins: int) -> np.ndarray:
+def balanced_edges(values: np.ndarray | pd.Series, bins: int, max_exact: int = MAX_EXACT_CANDIDATES) -> np.ndarray:
     """Lower bounds of score groups 2..g: contiguous groups of tied-together values, as equal
     in size as the ties allow.
 
@@ -62,9 +66,10 @@ def balanced_edges(values: np.ndarray | pd.Series, bins: int) -> np.ndarray:
     sizes (the variance of the group sizes); among equally balanced choices, the cuts closest
     to the plain quantile positions ``j·n/bins`` win. With ``m < bins`` every distinct value
     is its own group (``m`` groups). The search is exact (dynamic programming over all cut
-    points) up to 1,024 distinct values; above that the candidate cuts are those next to every
+    points) up to ``max_exact`` (1,024) distinct values; above that the candidate cuts are those next to every
     1/512-th of the customers (and next to the ideal quantiles), so each cut is within n/512
-    customers of the best one.
+    customers of the best one. The search itself is :func:`balanced_edges_of` (on the values'
+    :class:`~segkit.data.distribution.ValueDistribution`, which a Spark column also gives).
 
     Parameters
     ----------
@@ -72,6 +77,8 @@ def balanced_edges(values: np.ndarray | pd.Series, bins: int) -> np.ndarray:
         The reference values (one per customer), no NaN.
     bins : int
         Requested number of groups.
+    max_exact : int, default MAX_EXACT_CANDIDATES
+        Distinct values up to which the search is exact.
 
     Returns
     -------
@@ -88,18 +95,34 @@ def balanced_edges(values: np.ndarray | pd.Series, bins: int) -> np.ndarray:
     >>> balanced_edges(np.array([1.0, 2.0, 3.0, 4.0]), 3).tolist()   # sizes 1, 2, 1
     [2.0, 4.0]
     """
-    x = np.asarray(values, dtype="float64")
-    distinct, counts = np.unique(x, return_counts=True)
-    m, n = len(distinct), len(x)
+    return balanced_edges_of(ValueDistribution.of_values(values), bins, max_exact)
+
+
+def balanced_edges_of(distribution: ValueDistribution, bins: int, max_exact: int = MAX_EXACT_CANDIDATES) -> np.ndarray:
+    """:func:`balanced_edges` of the values a :class:`~segkit.data.distribution.ValueDistribution` describes.
+
+    Above ``max_exact`` distinct values the distribution may hold only the rows that
+    ``DistributionNeeds(bins=bins, max_exact=max_exact)`` keeps (e.g. built on Spark executors by
+    :mod:`segkit.data.spark_ranks`); the edges are the same floats as on the full array.
+
+    Examples
+    --------
+    >>> values = np.repeat(np.arange(2000.0), np.arange(2000) % 3 + 1)
+    >>> sparse = ValueDistribution.of_values(values, DistributionNeeds(bins=5))
+    >>> sparse.complete, balanced_edges_of(sparse, 5).tolist() == balanced_edges(values, 5).tolist()
+    (False, True)
+    """
+    m, n = distribution.m, distribution.n
     if m <= bins:
-        return distinct[1:]
-    cum = np.concatenate([[0], np.cumsum(counts)]).astype("float64")  # cum[i] = customers below distinct[i]
-    gaps = np.arange(1, m)  # cut before distinct[gap]
-    if m - 1 > MAX_EXACT_CANDIDATES:
-        targets = np.concatenate([n * np.arange(1, GRID) / GRID, n * np.arange(1, bins) / bins])
-        pos = np.searchsorted(cum[gaps], targets)
-        gaps = np.unique(np.clip(np.concatenate([pos, pos - 1]), 0, m - 2)) + 1
-    size_below = cum[gaps]  # customers before each candidate cut
+        return distribution.require_complete(f"{bins} score levels of {m} distinct values").values[1:].copy()
+    if m - 1 > max_exact:
+        first = distribution.first_reaching(distribution.below.astype("float64"), edge_positions(n, bins))
+        gaps = np.unique(np.clip(np.concatenate([first, first - 1]), 1, m - 1))  # cut before value `gap`
+    else:
+        gaps = np.arange(1, m)
+        distribution.require_complete(f"the exact cut search (up to {max_exact:,} distinct values)")
+    rows = distribution.rows(gaps)
+    size_below = distribution.below[rows].astype("float64")  # customers before each candidate cut
     c = len(size_below)
     tie_weight = 1.0 / ((bins - 1) * n + 1.0)  # secondary criterion, always < 1 in total
     ideal = n * np.arange(1, bins) / bins
@@ -115,7 +138,7 @@ def balanced_edges(values: np.ndarray | pd.Series, bins: int) -> np.ndarray:
     cut = [int(np.argmin(total))]
     for arg in reversed(back):
         cut.append(int(arg[cut[-1]]))
-    return distinct[gaps[np.array(cut[::-1])]]
+    return distribution.values[rows[np.array(cut[::-1])]].copy()
 
 
 def group_scores(n_groups: int, bins: int, reverse: bool = False) -> np.ndarray:
@@ -232,28 +255,79 @@ class RFMScorer(TransformerMixin, BaseEstimator):
         no_missing(values, column, what)
         return values.to_numpy(dtype="float64")
 
-    def fit(self, rfm: pd.DataFrame, y: object = None) -> "RFMScorer":
-        """Learn the score bounds from the reference base ``rfm`` (one row per customer)."""
+    def _check_bins(self) -> None:
         if isinstance(self.bins, bool) or not isinstance(self.bins, (int, np.integer)) or not 2 <= self.bins <= 20:
             raise ConfigError(f"rfm.bins = {self.bins!r}: use a whole number of score levels from 2 to 20 "
                               "(5 is the usual RFM scale).")
+
+    def fit(self, rfm: pd.DataFrame, y: object = None) -> "RFMScorer":
+        """Learn the score bounds from the reference base ``rfm`` (one row per customer)."""
+        self._check_bins()
         if len(rfm) == 0:
             raise DataError("RFMScorer.fit: the reference table has no customers; there is nothing to "
                             "learn score bounds from. Check as_of and the transactions.")
+        return self._learn({metric: ValueDistribution.of_values(self._values(rfm, metric, "RFMScorer.fit"))
+                            for metric in "rfm"}, stacklevel=3)
+
+    def fit_distributions(self, distributions: dict[str, ValueDistribution]) -> "RFMScorer":
+        """Learn the score bounds from the value distributions of the reference base's three columns.
+
+        The same fitted attributes and warnings as :meth:`fit` on the table the distributions describe,
+        for the bounded inputs a Spark column gives (:func:`segkit.data.spark_ranks.value_distribution`
+        built with :func:`fit_needs`).
+
+        Parameters
+        ----------
+        distributions : dict
+            ``{"r": ..., "f": ..., "m": ...}``: the :class:`~segkit.data.distribution.ValueDistribution`
+            of ``recency_col``, ``frequency_col``, ``monetary_col`` (a distribution that names another
+            column is refused), all of the same customers.
+
+        Examples
+        --------
+        >>> base = pd.DataFrame({"recency_days": [1, 5, 9, 30], "frequency": [1, 1, 1, 2],
+        ...                      "monetary_total": [5.0, 10.0, 20.0, 40.0]})
+        >>> columns = {"r": "recency_days", "f": "frequency", "m": "monetary_total"}
+        >>> fitted = RFMScorer(bins=2).fit_distributions(
+        ...     {k: ValueDistribution.of_values(base[c], column=c) for k, c in columns.items()})
+        >>> {k: v.tolist() for k, v in fitted.edges_.items()}
+        {'r': [9.0], 'f': [2.0], 'm': [20.0]}
+        """
+        self._check_bins()
+        if not isinstance(distributions, dict) or sorted(distributions) != ["f", "m", "r"]:
+            raise DataError("RFMScorer.fit_distributions: pass {'r': ..., 'f': ..., 'm': ...}, the value "
+                            f"distributions of {', '.join(self._columns().values())}; got "
+                            f"{sorted(distributions) if isinstance(distributions, dict) else type(distributions).__name__}.")
+        for metric, column in self._columns().items():
+            named = distributions[metric].column
+            if named is not None and named != column:
+                raise DataError(f"RFMScorer.fit_distributions: '{metric}' is the distribution of {named!r}, but "
+                                f"this scorer scores {column!r}. Pass the distribution of {column!r}.")
+        sizes = {metric: distributions[metric].n for metric in "rfm"}
+        if len(set(sizes.values())) > 1:
+            raise DataError(f"RFMScorer.fit_distributions: the distributions describe different numbers of "
+                            f"customers ({', '.join(f'{self._columns()[k]}: {v:,}' for k, v in sizes.items())}); "
+                            "build all three from the same RFM table.")
+        if sizes["r"] == 0:
+            raise DataError("RFMScorer.fit_distributions: the reference table has no customers; there is nothing "
+                            "to learn score bounds from. Check as_of and the transactions.")
+        return self._learn(distributions, stacklevel=3)
+
+    def _learn(self, distributions: dict[str, ValueDistribution], stacklevel: int) -> "RFMScorer":
         self.edges_, self.n_groups_ = {}, {}
         fewer = []
         for metric in "rfm":
-            edges = balanced_edges(self._values(rfm, metric, "RFMScorer.fit"), int(self.bins))
+            edges = balanced_edges_of(distributions[metric], int(self.bins))
             self.edges_[metric] = edges
             self.n_groups_[metric] = len(edges) + 1
             if len(edges) + 1 < self.bins:
                 fewer.append(f"{self._columns()[metric]} has {len(edges) + 1} distinct value(s), "
                              f"so {SCORE_COLUMNS[metric]} uses {len(edges) + 1} level(s) "
                              f"({', '.join(map(str, sorted(set(self.level_scores(metric).tolist()))))})")
-        self.n_customers_ = len(rfm)
+        self.n_customers_ = distributions["r"].n
         if fewer:
             warnings.warn(f"Fewer effective score levels than bins={self.bins}: " + "; ".join(fewer) + ".",
-                          RFMWarning, stacklevel=2)
+                          RFMWarning, stacklevel=stacklevel)
         return self
 
     def level_scores(self, metric: str) -> np.ndarray:
@@ -549,20 +623,47 @@ class LoyaltyTiers(BaseEstimator):
         """Tier names from highest to lowest."""
         return [lv["name"] for lv in self.levels]
 
+    @property
+    def shares(self) -> tuple[float, ...]:
+        """The ``min`` shares of the percentile tiers, highest tier first (empty with method threshold): what
+        a fit needs of the basis' distribution (:class:`~segkit.data.distribution.DistributionNeeds`)."""
+        return tuple(float(lv["min"]) for lv in self.levels[:-1]) if self.method == "percentile" else ()
+
     def fit(self, rfm: pd.DataFrame, y: object = None) -> "LoyaltyTiers":
         """Turn the rules into value thresholds on the reference base ``rfm``."""
         x = self._values(rfm, "LoyaltyTiers.fit")
+        if self.method == "threshold":  # the rules are the thresholds: no values to count
+            x = x[:0]
+        return self.fit_distribution(ValueDistribution.of_values(x))
+
+    def fit_distribution(self, distribution: ValueDistribution) -> "LoyaltyTiers":
+        """Turn the rules into value thresholds from the value distribution of the basis on the reference base.
+
+        The same ``thresholds_`` as :meth:`fit` on the table it describes; a distribution that holds only
+        some values must hold the rows ``DistributionNeeds(shares=self.shares)`` keeps (what
+        :func:`segkit.data.spark_ranks.value_distribution` builds from :func:`fit_needs`). With method
+        threshold the distribution is not read.
+
+        Examples
+        --------
+        >>> tiers = LoyaltyTiers([{"name": "Gold", "min": 0.6}, {"name": "Basic"}])
+        >>> tiers.fit_distribution(ValueDistribution.of_values([10.0, 20.0, 20.0, 40.0, 80.0])).thresholds_
+        {'Gold': 40.0}
+        """
         self.thresholds_ = {}
         if self.method == "threshold":
             self.thresholds_ = {lv["name"]: float(lv["min"]) for lv in self.levels[:-1]}
             return self
-        if len(x) == 0:
+        if distribution.column is not None and distribution.column != self.basis:
+            raise DataError(f"LoyaltyTiers.fit_distribution: the distribution is of {distribution.column!r}, but the "
+                            f"tiers rank {self.basis!r}. Pass the distribution of {self.basis!r}.")
+        if distribution.n == 0:
             raise DataError("LoyaltyTiers.fit: the reference table has no customers.")
-        distinct, counts = np.unique(x, return_counts=True)
-        share_below = np.concatenate([[0], np.cumsum(counts)[:-1]]) / len(x)
-        for lv in self.levels[:-1]:
-            pos = np.searchsorted(share_below, float(lv["min"]) - 1e-12, side="left")
-            self.thresholds_[lv["name"]] = float(distinct[pos]) if pos < len(distinct) else float("inf")
+        first = distribution.first_reaching(distribution.below / distribution.n,
+                                            np.array(self.shares) - SHARE_TOLERANCE)
+        for lv, rank in zip(self.levels[:-1], first.tolist()):
+            self.thresholds_[lv["name"]] = (float(distribution.values[distribution.rows([rank])[0]])
+                                            if rank < distribution.m else float("inf"))
         return self
 
     def transform(self, rfm: pd.DataFrame) -> pd.Series:
@@ -598,6 +699,26 @@ class LoyaltyTiers(BaseEstimator):
         tiers.thresholds_ = {str(k): (float("inf") if v is None else float(v))
                              for k, v in from_pairs(fitted["thresholds_"], "thresholds_").items()}
         return tiers
+
+
+def fit_needs(scorer: RFMScorer, tiers: LoyaltyTiers | None = None) -> dict[str, DistributionNeeds]:
+    """Per column, what :meth:`RFMScorer.fit_distributions` and :meth:`LoyaltyTiers.fit_distribution` need of
+    its value distribution (a column both scored and tiered, e.g. ``monetary_total``, needs both).
+
+    Examples
+    --------
+    >>> tiers = LoyaltyTiers([{"name": "Gold", "min": 0.8}, {"name": "Basic"}])
+    >>> needs = fit_needs(RFMScorer(bins=4), tiers)
+    >>> sorted(needs), needs["monetary_total"] == DistributionNeeds(bins=4, shares=(0.8,))
+    (['frequency', 'monetary_total', 'recency_days'], True)
+    """
+    needs: dict[str, DistributionNeeds] = {}
+    roles = [(column, DistributionNeeds(bins=int(scorer.bins))) for column in scorer._columns().values()]
+    if tiers is not None and tiers.shares:
+        roles.append((tiers.basis, DistributionNeeds(shares=tiers.shares)))
+    for column, need in roles:
+        needs[column] = needs[column].merge(need) if column in needs else need
+    return needs
 
 
 # --------------------------------------------------------------------------- revenue concentration

@@ -54,7 +54,8 @@ _restore_pandas_display_options_of_the_module = pytest.fixture(autouse=True, sco
 #: first keeps one of them from running alone at the end (longest-first scheduling).
 LONG_FILES: tuple[str, ...] = (
     "test_spark_pipeline.py", "test_bench.py", "test_jupyterlab.py", "test_spark.py", "test_spark_audit.py",
-    "test_spark_inputs.py", "test_real_export_truth.py", "test_e2e.py", "test_shopify.py", "test_scheduling.py",
+    "test_spark_inputs.py", "test_spark_ranks.py", "test_spark_sample.py", "test_spark_patterns.py",
+    "test_real_export_truth.py", "test_e2e.py", "test_shopify.py", "test_scheduling.py",
 )
 
 

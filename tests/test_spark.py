@@ -46,7 +46,8 @@ from segkit.data.relational import (
     run,
     summary_of,
 )
-from segkit.data.spark import SparkLines, SparkOrderLines, java_problem, spark_session
+from segkit.data.spark import (SparkLines, SparkOrderLines, java_problem, nanosecond_columns, spark_session,
+                               timestamps_from_nanoseconds)
 
 pytestmark = pytest.mark.slow
 
@@ -377,3 +378,24 @@ def test_a_line_file_missing_an_amount_is_named_alike_on_both_engines(session, t
     assert str(spark.value) == str(duck.value)
     assert "column 'amount' has 1 missing value(s) (first at row 3)" in str(spark.value)  # row 1: the header
 
+
+
+def test_nanosecond_timestamps_read_by_spark_are_duckdbs_microseconds(session, tmp_path):
+    # Spark reads Parquet TIMESTAMP(NANOS) (pandas' default) as integers; a URI folder's footer tells which they
+    # are, and they round to microseconds as DuckDB casts them (half away from zero, before 1970 too); an
+    # integer column stays an integer
+    stamps = pd.to_datetime(pd.Series([1704067200000000499, 1704067200000000500, 1704067200000001500, -501, -500,
+                                       -1500], dtype="int64"))
+    folder = tmp_path / "ns"
+    folder.mkdir()
+    pd.DataFrame({"order_date": stamps, "quantity": np.arange(6)}).to_parquet(folder / "part-0.parquet")
+    read = session.read.parquet(folder.as_uri())
+    assert nanosecond_columns(read) == {"order_date"}
+    spark = timestamps_from_nanoseconds(read).toPandas()
+    duck = duckdb.sql(f"SELECT CAST(order_date AS TIMESTAMP) AS order_date, quantity "
+                      f"FROM '{folder}/part-0.parquet'").df()
+    assert spark["order_date"].astype("datetime64[us]").tolist() == duck["order_date"].astype("datetime64[us]").tolist()
+    assert spark["order_date"].astype("datetime64[us]").astype("int64").tolist() == [1704067200000000, 1704067200000001,
+                                                                                     1704067200000002, -1, -1, -2]
+    assert spark["quantity"].tolist() == list(range(6))
+    assert nanosecond_columns(session.read.parquet(folder.as_uri()).select("quantity")) == frozenset()

@@ -21,6 +21,7 @@ import sys
 from pathlib import Path
 
 import pandas as pd
+import pyarrow.parquet as pq
 import pytest
 from pandas.testing import assert_frame_equal
 
@@ -146,12 +147,16 @@ def test_a_hostile_csv_gives_the_same_facts_and_findings_on_spark(session, tmp_p
 
 
 def test_typed_parquet_read_as_a_spark_table_gives_the_same_audit(session, tmp_path):
+    # pandas writes timestamps in nanoseconds, which Spark reads as integers: read from a table (not a local
+    # file, whose footer pyarrow could read) they must still be order dates (a finer time than microseconds too)
     csv = tmp_path / "hostile.csv"
     csv.write_text(HOSTILE_CSV)
     with TransactionLog(csv, load_config()) as log:
         typed = log.clean_frame().drop(columns=["is_return"])
+    typed.loc[typed.index[-1], "order_date"] += pd.Timedelta(nanoseconds=123_456_789)
     parquet = tmp_path / "typed.parquet"
-    typed.to_parquet(parquet, coerce_timestamps="us", allow_truncated_timestamps=True)
+    typed.to_parquet(parquet)
+    assert str(pq.read_schema(parquet).field("order_date").type) == "timestamp[ns]"
     session.sql(f"CREATE TABLE hostile_lines USING parquet LOCATION '{parquet}'")
     try:
         duck, duck_file = _audit(TransactionLog, parquet, tmp_path)
@@ -183,7 +188,8 @@ def test_a_uri_kept_as_written_is_read_by_spark_as_duckdb_reads_the_same_files(s
     with pytest.raises(DataError) as err:
         SparkTransactionLog(folder.as_uri(), load_config(), session=session)
     assert str(err.value).startswith(f"{folder.as_uri()}: Spark cannot read it (")
-    assert str(err.value).endswith("complete CSV or Parquet files. A URI is read as Parquet unless it ends in .csv "
+    assert str(err.value).endswith("complete CSV or Parquet files with the transaction log, or give a local file. "
+                                   "A URI is read as Parquet unless it ends in .csv "
                                    "(or .csv.gz, .tsv, .txt): give a folder of CSV parts as a glob "
                                    "(s3a://lake/orders/*.csv).")
 

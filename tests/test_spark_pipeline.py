@@ -68,11 +68,11 @@ TABLES = ("rfm.parquet", "clusters.parquet", "lifecycle.parquet", "snapshots.par
 LABELS = ("rfm_segment", "cluster_name", "lifecycle_stage")
 
 
-def segkit_run(folder: Path, engine: dict, transactions_as_uri: bool = False) -> Path:
+def segkit_run(folder: Path, engine: dict, inputs_as_uris: bool = False) -> Path:
     """``segkit run --config <the sample with engine> --out folder/run --quiet``; the run folder, with what
     the command printed in ``folder/terminal.txt``."""
     out = folder / "run"
-    done = segkit_cli("run", "--config", sample_config(folder, engine, transactions_as_uri), "--out", out, "--quiet")
+    done = segkit_cli("run", "--config", sample_config(folder, engine, inputs_as_uris), "--out", out, "--quiet")
     if done.returncode != 0:
         raise AssertionError(f"segkit run ({engine}) failed with exit code {done.returncode}:\n{done.stdout}\n"
                              f"{done.stderr}")
@@ -85,7 +85,7 @@ def runs(tmp_path_factory) -> dict[str, Path]:
     """The sample run folders: ``duckdb`` and ``spark`` (one Spark pipeline run for the module)."""
     return {"duckdb": segkit_run(tmp_path_factory.mktemp("duckdb"), {"kind": "duckdb"}),
             "spark": segkit_run(tmp_path_factory.mktemp("spark"), {"kind": "spark", "spark": {"master": MASTER}},
-                                transactions_as_uri=True)}
+                                inputs_as_uris=True)}
 
 
 def stderr_outputs(run: Path) -> list[str]:
@@ -129,13 +129,18 @@ def test_the_spark_run_has_the_same_audit_findings_and_records_spark(runs):
 
 
 @pytest.mark.slow
-def test_the_spark_run_read_its_transactions_from_a_file_uri(runs):
-    """``segkit run`` on Spark accepts ``data.transactions`` as a ``file:///`` URI and reads the local file it
-    names (the audit gets its local path, not the URI: Spark's reader of URIs as written is tested in
-    tests/test_spark_audit.py); the run records the URI as written and its results equal the DuckDB run's."""
+def test_the_spark_run_read_its_transactions_customers_and_campaign_from_file_uris(runs):
+    """``segkit run`` on Spark accepts ``data.transactions``, ``data.customers`` and ``data.campaign`` as
+    ``file:///`` URIs and reads the local files they name (the audit gets the order lines' local path, not the
+    URI: Spark's reader of URIs as written is tested in tests/test_spark_audit.py; the customers and campaign
+    tables are read by Spark: segkit.data.spark_audit.load_spark_table); the run records the URIs as written
+    and its results (clean tables, findings, segments) equal the DuckDB run's."""
     assert_read_the_uri(runs["spark"])
-    duck = yaml.safe_load((runs["duckdb"] / "config.yml").read_text())["data"]["transactions"]
-    assert not duck.startswith("file:") and Path(duck).is_file()
+    duck = yaml.safe_load((runs["duckdb"] / "config.yml").read_text())["data"]
+    assert all(not path.startswith("file:") and Path(path).is_file() for path in duck.values())
+    for table in ("customers", "campaign"):
+        assert_frame_equal(pd.read_parquet(runs["spark"] / "artifacts" / f"{table}_clean.parquet"),
+                           pd.read_parquet(runs["duckdb"] / "artifacts" / f"{table}_clean.parquet"), obj=table)
 
 
 @pytest.mark.slow

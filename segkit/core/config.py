@@ -28,7 +28,7 @@ import yaml
 from segkit.core.errors import ConfigError
 
 __all__ = ["DEFAULTS_PACKAGE", "project_root", "bundled_sample_config", "MAX_CONFIG_VALUES", "count_values",
-    "short_repr", "deep_merge", "default_config", "load_config", "resolve_path", "TABLE_PREFIX", "SPARK_READ_TABLES",
+    "short_repr", "deep_merge", "default_config", "load_config", "resolve_path", "TABLE_PREFIX",
     "source_scheme", "source_description", "file_uri_path", "local_path", "resolve_source", "data_source", "section"]
 
 DEFAULTS_PACKAGE = "segkit.defaults"
@@ -201,9 +201,6 @@ def resolve_path(cfg: Mapping, value: str | Path | None) -> Path | None:
 
 #: ``data.transactions`` naming a table of the Spark catalog rather than files (``table:catalog.schema.orders``).
 TABLE_PREFIX = "table:"
-#: Input tables that ``engine.kind: spark`` reads where they live (a table or a URI): the order lines. The
-#: customers and campaign tables are read by pandas on the machine running segkit, so they are local files.
-SPARK_READ_TABLES: tuple[str, ...] = ("transactions",)
 # a URI: a scheme of two or more characters, a colon, a slash (``s3a://``, ``hdfs:///``, ``dbfs:/``, ``file:/``);
 # one letter is a Windows drive (``C:/x``), and a colon without a slash is part of a file name (``a:b.csv``)
 _URI = re.compile(r"([A-Za-z][A-Za-z0-9+.-]+):/")
@@ -308,8 +305,10 @@ def data_source(cfg: Mapping, table: str, engine_kind: str, origin: str | None =
     """``data.<table>`` of ``cfg`` as :func:`resolve_source` gives it, refused where it cannot be read.
 
     A table (``table:…``) or a URI (``s3a://``, ``hdfs://``, ``abfss://``, ``gs://``, ``file://``, …) is read
-    only by Apache Spark (``engine.kind: spark``), and only for the order lines (:data:`SPARK_READ_TABLES`;
-    a ``file:`` URI is a local file and accepted for every table there).
+    only by Apache Spark (``engine.kind: spark``), for every input table (the order lines, which stay on the
+    executors, and the customers and campaign tables, which Spark reads and collects to the driver:
+    :func:`segkit.data.spark_audit.load_spark_table`); a ``file:`` URI is given as the local path it names
+    (a file, a folder or a glob).
 
     Parameters
     ----------
@@ -325,14 +324,20 @@ def data_source(cfg: Mapping, table: str, engine_kind: str, origin: str | None =
     Raises
     ------
     ConfigError
-        A table or URI with an engine other than Spark, or on Spark for the customers or campaign table
-        (saying which key, what was given and what to do).
+        A table or URI with an engine other than Spark (saying which key, what was given and what to do), or
+        a table name that is empty or padded with spaces.
 
     Examples
     --------
     >>> cfg = {"_base_dir": "/shop", "data": {"transactions": "s3a://lake/orders/"}}
     >>> data_source(cfg, "transactions", "spark")
     's3a://lake/orders/'
+    >>> data_source({"data": {"customers": "table:crm.customers"}}, "customers", "spark")
+    'table:crm.customers'
+    >>> data_source({"data": {"campaign": "table:crm.sends"}}, "campaign", "pandas")
+    Traceback (most recent call last):
+    ...
+    segkit.core.errors.ConfigError: data.campaign = 'table:crm.sends' is a table of the Spark catalog, which segkit reads only with engine.kind: spark, but engine.kind is pandas. Set engine.kind: spark (README, "Running on a Spark cluster") to read it with Apache Spark, or copy the data here and give its local path.
     >>> data_source(cfg, "transactions", "duckdb")
     Traceback (most recent call last):
     ...
@@ -359,12 +364,8 @@ def data_source(cfg: Mapping, table: str, engine_kind: str, origin: str | None =
         raise ConfigError(f"{where} = {value!r} is {what}, which segkit reads only with engine.kind: spark, but "
                           f"engine.kind is {engine_kind}. Set engine.kind: spark (README, \"Running on a Spark "
                           f"cluster\") to read it with Apache Spark, or {instead}.")
-    if local is not None:  # a local file, read as its path
+    if local is not None:  # a local file (or folder, glob), read as its path
         return local
-    if table not in SPARK_READ_TABLES:
-        raise ConfigError(f"{where} = {value!r} is {what}: on Spark, {table} must be a local file for now (only "
-                          f"data.transactions is read by Spark where it lives; the {table} table is read on the "
-                          f"machine running segkit). Copy it to a CSV or Parquet file here and give its path.")
     return str(value)
 
 

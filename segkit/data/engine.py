@@ -328,7 +328,8 @@ def glob_literal(path: str | Path) -> str:
     return re.sub(r"[*?\[]", lambda m: f"[{m.group()}]", str(path))
 
 
-def input_files(source: str | Path | Sequence[str | Path], *, decompress: bool = False) -> tuple[list[str], str]:
+def input_files(source: str | Path | Sequence[str | Path], *, decompress: bool = False,
+                what: str = "the transaction log") -> tuple[list[str], str]:
     """The files of ``source`` (a file, a folder, a glob, or a list of them) and their format.
 
     A folder is read as all its ``*.parquet`` files, else all its CSV files (``.csv``, ``.tsv``,
@@ -339,7 +340,8 @@ def input_files(source: str | Path | Sequence[str | Path], *, decompress: bool =
     (files, kind) : (list of str, {"parquet", "csv"})
 
     ``decompress``: also accept ``.bz2``/``.xz`` CSV files (kind ``"csv"``), which
-    :class:`TransactionLog` decompresses to a scratch copy before DuckDB reads them.
+    :class:`TransactionLog` decompresses to a scratch copy before DuckDB reads them. ``what``: the table the
+    files hold, as messages name it.
 
     Raises
     ------
@@ -362,17 +364,17 @@ def input_files(source: str | Path | Sequence[str | Path], *, decompress: bool =
             found = sorted(f for f in globlib.glob(str(p)) if Path(f).is_file())
             if not found:
                 raise DataError(f"{p}: no file matches this pattern, and no file has this name "
-                                f"({', '.join(GLOB_CHARACTERS)} are wildcards). Check the path of the transaction log.")
+                                f"({', '.join(GLOB_CHARACTERS)} are wildcards). Check the path of {what}.")
             files += found
         elif p.is_dir():
             found = sorted(p.glob("*.parquet")) or sorted(p.glob("*.pq")) or sorted(
                 f for f in p.iterdir() if f.name.lower().endswith(CSV_SUFFIXES))
             if not found:
                 raise DataError(f"{p}: the folder holds no .parquet or .csv files. Point at the files "
-                                "of the transaction log (a file, a folder of them, or a glob).")
+                                f"of {what} (a file, a folder of them, or a glob).")
             files += [str(f) for f in found]
         elif not p.exists():
-            raise DataError(f"{p}: file not found. Check the path of the transaction log.")
+            raise DataError(f"{p}: file not found. Check the path of {what}.")
         else:
             files.append(str(p))
     kinds = set()
@@ -383,8 +385,9 @@ def input_files(source: str | Path | Sequence[str | Path], *, decompress: bool =
         elif name.endswith(CSV_SUFFIXES) or (decompress and name.endswith(DECOMPRESSED_SUFFIXES)):
             kinds.add("csv")
         elif name.endswith(EXCEL_SUFFIXES):
-            raise DataError(f"{f}: an Excel workbook is read as the transactions input of a run (one file), not "
-                            "as order lines here or as a part of a folder or glob. Export it as CSV or Parquet.")
+            raise DataError(f"{f}: an Excel workbook is read as {what} only as one local file given by its path, "
+                            "not as a part of a folder or glob, nor by Spark (a file: URI). Export it as CSV or "
+                            "Parquet.")
         elif name.endswith((".bz2", ".xz")):
             raise DataError(f"{f}: order-line files here are read as plain or .gz-compressed CSV, or Parquet. "
                             "Recompress the file with gzip (or export Parquet).")
@@ -596,12 +599,13 @@ def _utf8_inputs(files: list[str], opts: Mapping[str, Any], scratch: Path) -> tu
     return out, {**opts, "encoding": None}
 
 
-def csv_layout(files: Sequence[str], opts: Mapping[str, Any], names: Sequence[str] | None = None
-               ) -> tuple[str, list[str]]:
+def csv_layout(files: Sequence[str], opts: Mapping[str, Any], names: Sequence[str] | None = None,
+               what: str = "the transaction log") -> tuple[str, list[str]]:
     """The delimiter and the header of CSV ``files`` as :mod:`segkit.data.io` reads them: the delimiter
     sniffed on the first file unless ``io.delimiter``, the header of the first file, which every file must
     have (else a DataError naming the file), text decoded as ``io.encoding`` says (default UTF-8).
-    ``names`` are the files as messages name them (the user's files, when ``files`` are UTF-8 copies).
+    ``names`` are the files as messages name them (the user's files, when ``files`` are UTF-8 copies);
+    ``what`` is the table the files hold, as messages name it.
 
     Examples
     --------
@@ -617,8 +621,7 @@ def csv_layout(files: Sequence[str], opts: Mapping[str, Any], names: Sequence[st
     for f, path in zip(files, map(Path, shown)):
         sample = segio.file_sample(Path(f), ".gz" if f.lower().endswith(".gz") else None)
         if not sample.strip():
-            raise DataError(f"{path}: the file is empty. Export the transactions table again "
-                            "(with a header row and data rows).")
+            raise DataError(f"{path}: the file is empty. Export {what} again (with a header row and data rows).")
         text = sample.decode(encoding, errors="replace").lstrip("\ufeff")
         if delimiter is None:
             delimiter = segio.sniff_delimiter(text) or ("\t" if ".tsv" in path.name.lower() else ",")
@@ -629,7 +632,7 @@ def csv_layout(files: Sequence[str], opts: Mapping[str, Any], names: Sequence[st
                             "column its own name in the export.")
         if headers[-1] != headers[0]:
             raise DataError(f"{path}: its header {headers[-1]!r} differs from that of {shown[0]} ({headers[0]!r}). "
-                            "Export every part of the transaction log with the same columns.")
+                            f"Export every part of {what} with the same columns.")
     return str(delimiter), headers[0]
 
 

@@ -74,7 +74,7 @@ from segkit.core.schema import (
 __all__ = ["TEXT_SUFFIXES", "PARQUET_SUFFIXES", "EXCEL_SUFFIXES", "COMPRESSIONS", "DELIMITERS",
     "INPUT_TABLES", "IO_DEFAULTS", "read_options", "check_column_map", "resolve_columns", "file_sample",
     "sniff_delimiter", "BYTE_ORDER_MARKS", "bom_encoding", "text_encoding", "utf8_copy", "load_table", "read_cells",
-    "read_ids", "load_inputs"]
+    "canonical_cells", "typed_table", "config_file_hint", "read_ids", "load_inputs"]
 
 TEXT_SUFFIXES = (".csv", ".tsv", ".txt")
 PARQUET_SUFFIXES = (".parquet", ".pq")
@@ -611,10 +611,16 @@ def load_table(path: str | Path, table: str, columns: Mapping[str, str] | None =
     0       00123          True
     1       12346         False
     """
-    opts = read_options(config, io_options)
     cells = read_cells(path, table, columns, io_options, config)
-    out = validate(cells, table, source=str(path), labels=cells.attrs["columns"], date_format=opts["date_format"],
-                   dayfirst=opts["dayfirst"], decimal=opts["decimal"])
+    return typed_table(cells, table, read_options(config, io_options))
+
+
+def typed_table(cells: pd.DataFrame, table: str, opts: Mapping[str, Any]) -> pd.DataFrame:
+    """:func:`segkit.core.schema.validate` of cells from :func:`canonical_cells`, named as their
+    ``attrs["source"]`` and the file's column names, read with the ``io`` options ``opts``
+    (:func:`read_options`); the result keeps the cells' ``attrs``."""
+    out = validate(cells, table, source=cells.attrs["source"], labels=cells.attrs["columns"],
+                   date_format=opts["date_format"], dayfirst=opts["dayfirst"], decimal=opts["decimal"])
     out.attrs.update(cells.attrs)
     return out
 
@@ -643,8 +649,7 @@ def read_cells(path: str | Path, table: str, columns: Mapping[str, str] | None =
     """
     path = Path(path)
     spec = get_spec(table)
-    source = (config or {}).get("_source")
-    config_hint = f" (in {Path(source).name})" if source else ""
+    config_hint = config_file_hint(config)
     opts = read_options(config, io_options)
     if columns is None:
         columns = ((config or {}).get("columns") or {}).get(table)
@@ -657,22 +662,88 @@ def read_cells(path: str | Path, table: str, columns: Mapping[str, str] | None =
     if path.stat().st_size == 0:
         raise DataError(f"{path}: the file is empty (0 bytes). Export the {table} table again.")
     if kind == "text":
-        raw, positions, header = _read_text(path, compression, spec, mapping, opts, config_hint)
+        raw, _, header = _read_text(path, compression, spec, mapping, opts, config_hint)
     elif kind == "parquet":
-        raw, positions, header = _read_parquet(path, spec, mapping, config_hint)
+        raw, _, header = _read_parquet(path, spec, mapping, config_hint)
     else:
-        raw, positions, header = _read_excel(path, spec, mapping, opts, config_hint)
+        raw, _, header = _read_excel(path, spec, mapping, opts, config_hint)
+    raw.columns = [header[position] for position in raw.columns]  # the columns kept, under the file's names
+    return canonical_cells(raw, table, str(path), mapping, config_hint)
+
+
+def canonical_cells(raw: pd.DataFrame, table: str, source: str, columns: Mapping[str, str] | None = None,
+                    config_hint: str = "") -> pd.DataFrame:
+    """A table's cells as a file holds them → the same cells under canonical names, blank rows skipped.
+
+    The engine-independent part of reading a customers, campaign or transactions file, shared by the
+    local reader (:func:`read_cells`) and Spark's (:func:`segkit.data.spark_audit.load_spark_table`):
+    the column map and loose name matching (:func:`resolve_columns`), the refusal of a table without
+    rows, and the skipping of rows empty in every column used.
+
+    Parameters
+    ----------
+    raw : DataFrame
+        The cells as read (text for CSV and Excel, the file's own types for Parquet): columns named as in
+        the file's header, in header order (every column, or those a reader kept after
+        :func:`resolve_columns` of the whole header; names may repeat), index = the 0-based data row of
+        each row in the file (or in the concatenation of a source's files, in file order).
+    table : {"transactions", "customers", "campaign"}
+        Which canonical table the cells hold.
+    source : str
+        How messages name the file (its path, or the URI or ``table:name`` as the user wrote it).
+    columns : mapping, optional
+        Canonical → file column names (``columns.<table>`` of the config), checked by :func:`check_column_map`.
+    config_hint : str
+        Where the config is, for messages (``" (in shop.yml)"``).
+
+    Returns
+    -------
+    DataFrame
+        The columns the table uses, under canonical names, index as ``raw``'s without the blank rows;
+        ``attrs``: ``source``, ``columns`` (canonical → the file's column name), ``blank_rows`` (count),
+        ``blank_row_examples`` (up to five 0-based rows).
+
+    Raises
+    ------
+    DataError
+        A required column is missing (or a mapped one is not in the file), or no row has data.
+
+    Examples
+    --------
+    >>> raw = pd.DataFrame({"Kunde": ["7", "", "8"], "Notiz": ["a", "b", ""]})
+    >>> cells = canonical_cells(raw, "customers", "c.csv", {"customer_id": "Kunde"})
+    >>> cells["customer_id"].tolist(), cells.attrs["blank_rows"], cells.attrs["blank_row_examples"]
+    (['7', '8'], 1, [1])
+    """
+    spec = get_spec(table)
+    mapping = check_column_map(table, columns, config_hint)
+    header = [str(name) for name in raw.columns]
+    positions = resolve_columns(header, spec, mapping, source, config_hint)
     if len(raw) == 0:
-        raise DataError(f"{path}: has a header but no data rows. Export the {table} table with its rows.")
-    raw, blank = _drop_blank_rows(raw)
-    if len(raw) == 0:
-        raise DataError(f"{path}: every data row is empty in the columns segkit uses. "
+        raise DataError(f"{source}: has a header but no data rows. Export the {table} table with its rows.")
+    used = sorted(set(positions.values()))
+    kept = raw.iloc[:, used]
+    kept.columns = used
+    kept, blank = _drop_blank_rows(kept)
+    if len(kept) == 0:
+        raise DataError(f"{source}: every data row is empty in the columns segkit uses. "
                         f"Export the {table} table with its rows.")
-    frame = pd.DataFrame({canonical: raw[pos] for canonical, pos in positions.items()}, index=raw.index)
-    frame.attrs.update(source=str(path), columns={canonical: str(header[pos]).strip()
-                                                  for canonical, pos in positions.items()},
+    frame = pd.DataFrame({canonical: kept[pos] for canonical, pos in positions.items()}, index=kept.index)
+    frame.attrs.update(source=source, columns={canonical: header[pos].strip() for canonical, pos in positions.items()},
                        blank_rows=len(blank), blank_row_examples=[int(r) for r in blank[:5]])
     return frame
+
+
+def config_file_hint(config: Mapping | None) -> str:
+    """`` (in <config file name>)`` for messages, or nothing for a config not read from a file.
+
+    Examples
+    --------
+    >>> config_file_hint({"_source": "/shop/shop.yml"}), config_file_hint({})
+    (' (in shop.yml)', '')
+    """
+    source = (config or {}).get("_source")
+    return f" (in {Path(source).name})" if source else ""
 
 
 def read_ids(path: str | Path, table: str, config: Mapping | None = None) -> pd.Series:

@@ -26,6 +26,7 @@ It needs the ``spark`` extra (``pip install 'segkit[spark]'``: ``pyspark``, ``sq
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import datetime as dt
 import functools
@@ -33,6 +34,7 @@ import logging
 import os
 import re
 from collections import Counter
+from dataclasses import dataclass, field
 import shutil
 import subprocess
 import sys
@@ -53,6 +55,7 @@ from segkit.data.relational import (LINE_INPUTS, OrderLineTables, Query, QueryEx
 try:  # the `spark` extra; segkit without it never imports pyspark
     import sqlglot
     from sqlglot import exp
+    from py4j.protocol import Py4JJavaError
     from pyspark.errors import AnalysisException, PySparkException
     from pyspark.sql import SparkSession, functions
     from pyspark.sql import types as spark_types
@@ -60,14 +63,16 @@ try:  # the `spark` extra; segkit without it never imports pyspark
     SPARK_IMPORT_ERROR: ImportError | None = None
 except ImportError as exc:  # pragma: no cover - exercised only without the extra
     SPARK_IMPORT_ERROR = exc
-    PySparkException = AnalysisException = Exception  # type: ignore[misc,assignment]
+    PySparkException = AnalysisException = Py4JJavaError = Exception  # type: ignore[misc,assignment]
 
 if TYPE_CHECKING:
     import pyarrow as pa
     from pyspark.sql import DataFrame as SparkFrame
 
 __all__ = ["DEFAULT_MASTER", "SESSION_CONF", "LOCAL_CONF", "JAVA_INSTALL_HINT", "java_problem", "spark_session",
-           "child_session", "reads_files", "number_file_lines", "spark_sql", "SparkLines", "SparkOrderLines", "pandas_warnings_quiet"]
+           "child_session", "reads_files", "ParquetColumnFacts", "parquet_column_facts", "nanosecond_columns",
+           "timestamps_from_nanoseconds", "number_file_lines", "spark_sql", "SparkLines", "SparkOrderLines",
+           "pandas_warnings_quiet"]
 
 DEFAULT_MASTER = "local[2]"
 #: Spark settings the core's texts rely on: set on the session this module starts, and the ``spark.sql.*``
@@ -293,6 +298,117 @@ def reads_files(frame: "SparkFrame") -> bool:
     return True
 
 
+@dataclass(frozen=True)
+class ParquetColumnFacts:
+    """What the footer of a Parquet file says of its columns beyond Spark's schema.
+
+    Attributes
+    ----------
+    nanoseconds : frozenset of str
+        Integer columns (as Spark reads them) stored as ``TIMESTAMP(NANOS)`` (pandas' and pyarrow's default),
+        which Spark reads as integers (``spark.sql.legacy.parquet.nanosAsLong``; Spark has no such type).
+    time_zones : dict of str to str
+        Timestamp columns written with a time zone (pyarrow's ``ARROW:schema`` metadata, e.g. a pandas column in
+        ``Europe/Berlin``) → that zone. Spark reads them as instants (shown in UTC, the session's zone); pandas
+        shows their wall time in the zone.
+    """
+
+    nanoseconds: frozenset[str] = frozenset()
+    time_zones: dict[str, str] = field(default_factory=dict)
+
+
+def parquet_column_facts(frame: "SparkFrame") -> ParquetColumnFacts:
+    """:class:`ParquetColumnFacts` of ``frame``'s Parquet files (empty for a frame not read from Parquet files).
+
+    Read from the footer of ``frame``'s first input file through Hadoop's file system, so a local file, a URI
+    (``s3a://``, ``hdfs://``, …) and a file-based table are treated alike (one footer read: the files of one
+    dataset share a schema); only when ``frame`` has integer or timestamp columns. A first file that is not a
+    Parquet file (a table of CSV files) has no facts.
+
+    Raises
+    ------
+    DataError
+        The footer cannot be read (the file is gone, access denied, a network error): naming the file and
+        what Hadoop said.
+
+    Examples
+    --------
+    >>> parquet_column_facts(spark_session().read.parquet("orders.parquet"))  # doctest: +SKIP
+    ParquetColumnFacts(nanoseconds=frozenset({'order_date'}), time_zones={})
+    """
+    candidates = {f.name for f in frame.schema.fields
+                  if isinstance(f.dataType, (spark_types.LongType, spark_types.TimestampType))}
+    files = frame.inputFiles() if candidates else []
+    if not files:
+        return ParquetColumnFacts()
+    session = frame.sparkSession
+    jvm = session._jvm
+    try:
+        source = jvm.org.apache.parquet.hadoop.util.HadoopInputFile.fromPath(
+            jvm.org.apache.hadoop.fs.Path(files[0]), session._jsc.hadoopConfiguration())
+        reader = jvm.org.apache.parquet.hadoop.ParquetFileReader.open(source)
+    except Py4JJavaError as exc:
+        java = exc.java_exception
+        said = (str(java.getMessage() or "").strip().splitlines() or [str(java.getClass().getName())])[0]
+        if "is not a Parquet file" in said:  # parquet-mr's RuntimeException: CSV, Delta's JSON log
+            return ParquetColumnFacts()
+        raise DataError(f"{files[0]}: its Parquet footer cannot be read ({said}). Check that the file "
+                        "is still there and readable with the session's credentials, then run again.") from None
+    try:
+        footer = reader.getFooter().getFileMetaData()
+        schema = footer.getSchema()
+        nanos = {f.getName() for f in schema.getFields()
+                 if f.getLogicalTypeAnnotation() is not None
+                 and f.getLogicalTypeAnnotation().toString().startswith("TIMESTAMP(NANOS")}
+        arrow_schema = footer.getKeyValueMetaData().get("ARROW:schema")
+    finally:
+        reader.close()
+    zones = {}
+    if arrow_schema is not None:
+        import pyarrow as pa
+
+        written = pa.ipc.read_schema(pa.py_buffer(base64.b64decode(str(arrow_schema))))
+        zones = {f.name: f.type.tz for f in written
+                 if f.name in candidates and pa.types.is_timestamp(f.type) and f.type.tz is not None}
+    longs = {f.name for f in frame.schema.fields if isinstance(f.dataType, spark_types.LongType)}
+    return ParquetColumnFacts(frozenset(nanos & longs), zones)
+
+
+def nanosecond_columns(frame: "SparkFrame") -> frozenset[str]:
+    """The ``nanoseconds`` of :func:`parquet_column_facts`: integer columns of ``frame`` that its Parquet files
+    store as ``TIMESTAMP(NANOS)``.
+
+    Examples
+    --------
+    >>> nanosecond_columns(spark_session().read.parquet("orders.parquet"))  # doctest: +SKIP
+    frozenset({'order_date'})
+    """
+    return parquet_column_facts(frame).nanoseconds
+
+
+def timestamps_from_nanoseconds(frame: "SparkFrame") -> "SparkFrame":
+    """``frame`` with its :func:`nanosecond_columns` as timestamps again, in microseconds (DuckDB's ``TIMESTAMP``
+    has no finer unit either): rounded to the nearest microsecond, half away from zero, as DuckDB casts a
+    ``TIMESTAMP_NS`` (exact integer arithmetic: a nanosecond count does not fit a double). Other columns unchanged,
+    in order.
+
+    Examples
+    --------
+    >>> timestamps_from_nanoseconds(spark_session().read.parquet("orders.parquet")).schema["order_date"]  # doctest: +SKIP
+    StructField('order_date', TimestampNTZType(), True)
+    """
+    nanos = nanosecond_columns(frame)
+    if not nanos:
+        return frame
+
+    def micros(column: str) -> str:
+        c = "`" + column.replace("`", "``") + "`"
+        return (f"timestamp_micros(CASE WHEN {c} >= 0 THEN ({c} + 500) DIV 1000 ELSE -((500 - {c}) DIV 1000) END) "
+                f"AS {c}")
+
+    return frame.selectExpr(*[micros(c) if c in nanos else "`" + c.replace("`", "``") + "`" for c in frame.columns])
+
+
 def number_file_lines(frame: "SparkFrame", *, files: Sequence[str] | None = None,
                       column: str = "_row") -> "SparkFrame":
     """``frame`` with ``column``: each row's 0-based number in file order, as DuckDB numbers the same files.
@@ -491,18 +607,16 @@ class SparkLines:
     def _register_files(self, source: str | Path | Sequence[str | Path], positions: bool) -> None:
         paths = [str(p) for p in source] if isinstance(source, (list, tuple)) else [str(source)]
         self._paths = paths
-        read = self.session.read.parquet(*paths)
+        read = timestamps_from_nanoseconds(self.session.read.parquet(*paths))
         present = [c for c in read.columns if c in LINE_INPUTS]
         require_columns(pd.DataFrame(columns=read.columns), ["customer_id", "order_date", "amount"], self.name,
                         "Give the cleaned transactions (artifacts/transactions_clean.parquet), which 01_data_audit "
                         "writes with the canonical columns.")
-        nanos = isinstance(read.schema["order_date"].dataType, spark_types.LongType)  # TIMESTAMP(NANOS) as integers
         all_ids = "order_id" in present and bool(
             read.selectExpr("count(*) = count(order_id) AS complete").first()["complete"])
         # without complete order ids each line is its own order, named by its position
         positions = positions or not all_ids
-        selected = ["timestamp_micros(order_date DIV 1000) AS order_date" if nanos and c == "order_date"
-                    else f"`{c}`" for c in present]
+        selected = [f"`{c}`" for c in present]
         if positions:  # 1, 2, … in DuckDB's file order: files by name, rows as stored
             read = number_file_lines(read).selectExpr(*selected, "_row + 1 AS _pos")
         else:

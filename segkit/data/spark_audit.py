@@ -19,6 +19,10 @@ bug. What is Spark's own:
 * :meth:`SparkTransactionLog.write_clean` writes ``transactions_clean.parquet`` as a Parquet dataset (a
   folder of ``part-*.parquet`` files in input row order), which :class:`~segkit.data.engine.OrderLines`
   and :class:`~segkit.data.spark.SparkLines` both read.
+* :func:`load_spark_table` reads a customers or campaign table that is a URI or a table (``engine.kind: spark``)
+  with the same reader (:func:`read_spark_source`) and numbering, collects the columns it uses to the driver
+  (customer-level tables, held there on DuckDB too) and hands them to the local reader's own mapping, cleaning
+  and checks (:func:`segkit.data.io.canonical_cells`, :func:`segkit.data.io.typed_table`).
 
 Known differences and limits (tested where said, the rest listed so that nobody relies on it):
 
@@ -35,9 +39,17 @@ Known differences and limits (tested where said, the rest listed so that nobody 
 * a URI (``s3a://…``, or ``file:/…`` given here as text) is passed to Spark as written and read as Parquet
   unless every path ends with a CSV suffix (a folder of CSV parts: a glob, ``s3a://lake/orders/*.csv``); its
   files are numbered by name; its CSV files are read with ``io.delimiter`` (default comma, not sniffed) and
-  the first file's header, without the checks :func:`~segkit.data.engine.csv_layout` makes of local files
-  (tested on a ``file:`` glob of CSV parts); Parquet timestamps in nanoseconds are converted for local files
-  only;
+  the first file's header, which every part must repeat (Spark's ``enforceSchema=False``: a part with other
+  columns or another column order is refused with a DataError saying so), without the other checks
+  :func:`~segkit.data.engine.csv_layout` makes of local files (tested on a ``file:`` glob of CSV parts);
+* local files are handed to Spark as ``file:`` URIs (a bare path would be a path of ``fs.defaultFS``, HDFS on
+  a cluster), messages name them by their paths;
+* Parquet timestamps in nanoseconds (pandas' default) are read as timestamps from local files, URIs and
+  file-based tables alike (:func:`segkit.data.spark.timestamps_from_nanoseconds`: the first file's footer says
+  which integer columns they are); a timestamp written with a time zone is an instant to Spark's SQL, as to
+  DuckDB's: order lines keep its UTC time on both engines (the pandas reader of a small file keeps the zone's
+  wall time), while :func:`load_spark_table` gives the zone's wall time, as the local reader of customers and
+  campaign files does;
 * a ``table:`` must be file-based (Parquet, CSV, Delta: Spark's ``_metadata`` column numbers the rows); a
   view, a JDBC or an Iceberg table is refused with a DataError saying so (tested on a view).
 """
@@ -54,12 +66,13 @@ from typing import Any, Mapping, Sequence
 import pandas as pd
 
 from segkit.core.config import TABLE_PREFIX, resolve_source, source_scheme
-from segkit.core.errors import ConfigError, DataError, first_line
+from segkit.core.errors import ConfigError, DataError, first_line, format_rows
 from segkit.core.files import publish_parquet_parts
-from segkit.core.schema import TRANSACTIONS
+from segkit.core.schema import TRANSACTIONS, get_spec
 from segkit.data import io as segio
 from segkit.data.engine import (
     CSV_SUFFIXES,
+    EngineSettings,
     MappedInput,
     TransactionLog,
     csv_layout,
@@ -67,7 +80,8 @@ from segkit.data.engine import (
     mapped_input,
 )
 from segkit.data.relational import sql_identifier
-from segkit.data.spark import child_session, number_file_lines, pandas_warnings_quiet, reads_files, spark_session
+from segkit.data.spark import (child_session, number_file_lines, pandas_warnings_quiet, parquet_column_facts,
+                               reads_files, spark_session, timestamps_from_nanoseconds)
 from segkit.data.statuses import OrderContract, contract_applies
 
 try:  # the `spark` extra
@@ -81,7 +95,8 @@ except ImportError:  # pragma: no cover - spark_session() raises the ConfigError
     PySparkException = Py4JJavaError = Exception  # type: ignore[misc,assignment]
 
 __all__ = ["SHIM_FUNCTIONS", "TABLE_PREFIX", "duckdb_to_spark", "strftime_to_spark", "SparkConnection",
-           "SparkTransactionLog", "FILESYSTEM_CONNECTORS", "URI_PARQUET_HINT", "spark_read_problem", "spark_source"]
+           "SparkTransactionLog", "read_spark_source", "load_spark_table", "FILESYSTEM_CONNECTORS",
+           "URI_PARQUET_HINT", "spark_read_problem", "spark_source"]
 
 #: DuckDB scalar functions Spark lacks, defined in each session as Spark SQL functions with DuckDB's meaning
 #: (NULL in, NULL out).
@@ -317,6 +332,19 @@ def _is_uri(path: str) -> bool:
     return source_scheme(path) not in (None, "table")
 
 
+def _spark_file_uri(path: str) -> str:
+    """A local file as Spark is handed it: ``file://`` and its absolute path, not percent-encoded (Spark takes
+    ``%20`` in a path literally; a bare path would be a path of ``fs.defaultFS``, HDFS on a cluster).
+
+    Examples
+    --------
+    >>> _spark_file_uri("/data/a b#1.csv")
+    'file:///data/a b#1.csv'
+    """
+    absolute = Path(os.path.abspath(path)).as_posix()
+    return "file://" + ("" if absolute.startswith("/") else "/") + absolute  # file:///C:/… on Windows
+
+
 def _source_paths(source: str | Path | Sequence[str | Path]) -> list[str]:
     """The paths of a file source (one path or a list of them) as text."""
     return [str(p) for p in ([source] if isinstance(source, (str, Path)) else source)]
@@ -375,6 +403,228 @@ def spark_source(config: Mapping[str, Any], value: str | Path | None) -> str | P
     return resolve_source(config, value)
 
 
+def read_spark_source(session: Any, source: str | Path | Sequence[str | Path], opts: Mapping[str, Any],
+                      rows: str = "the order lines", what: str = "the transaction log"
+                      ) -> tuple[Any, str, list[str] | None]:
+    """``source`` read by Spark (not yet numbered), how messages name it (as DuckDB's reader does), and the
+    local files in the order DuckDB reads them (None for URIs and tables: numbered by name).
+
+    A ``table:<name>`` is read from the catalog; it must be read from files (:func:`~segkit.data.spark.reads_files`:
+    its rows are numbered by them, so that errors name rows): a view, a JDBC, an Iceberg table raise a
+    :class:`~segkit.core.errors.DataError` saying what to give (``rows`` names what is numbered).
+
+    Local files (a file, a folder, a glob: :func:`~segkit.data.engine.input_files`) are read with the
+    delimiter and header of :func:`~segkit.data.engine.csv_layout` (sniffed as :mod:`segkit.data.io` sniffs,
+    every file's header checked); URIs as :func:`_uri_format` says, their CSV with ``io.delimiter`` (default
+    comma) and the first file's header, which every part must repeat (``enforceSchema=False``; Spark refuses a
+    part whose header differs, :func:`load_spark_table` says so). Local files reach Spark as ``file:`` URIs (not
+    paths of ``fs.defaultFS``). CSV cells are text: quote and escape ``"`` (a doubled quote is a
+    quote, a backslash is a backslash, as pandas and DuckDB read them; Spark's default escape is a backslash),
+    ``io.encoding`` (default UTF-8; a UTF-8 byte-order mark is dropped), empty cells NULL, wholly empty lines
+    skipped (by Spark, as by DuckDB). Parquet keeps its types (nanosecond timestamps as timestamps:
+    :func:`~segkit.data.spark.timestamps_from_nanoseconds`).
+
+    Parameters
+    ----------
+    session : SparkSession
+        Where to read.
+    source : str, Path or list of them
+        Local paths, URIs passed to Spark as written, or ``table:<name>``.
+    opts : mapping
+        Read options (:func:`segkit.data.io.read_options`).
+    rows, what : str
+        What the rows are and what the files hold, for messages (a table not read from files, no file found).
+    """
+    text = str(source) if isinstance(source, (str, Path)) else ""
+    if isinstance(source, str) and text.startswith(TABLE_PREFIX):
+        raw = session.table(text[len(TABLE_PREFIX):])
+        if not reads_files(raw):
+            raise DataError(
+                f"{text} is not a file-based table (a view, or a JDBC, Iceberg or other table without Spark's "
+                f"_metadata column): segkit numbers {rows} by the files they are read from, as DuckDB reads them. "
+                "Give its files (their folder, a glob or a URI) or a file-based (Parquet, CSV, Delta) table.")
+        return timestamps_from_nanoseconds(raw), text, None
+    paths = _source_paths(source)
+    if any(_is_uri(p) for p in paths):
+        kind = _uri_format(paths)
+        files, label = paths, paths[0] if len(paths) == 1 else f"{source} ({len(paths)} paths)"
+        local = None
+        delimiter, header = (opts.get("delimiter") or ","), None
+    else:
+        local, kind = input_files(source, what=what)
+        files = [_spark_file_uri(f) for f in local]
+        label = local[0] if len(local) == 1 else f"{source} ({len(local)} files)"
+        delimiter, header = None, None
+        if kind == "csv":  # DuckDB's reader's delimiter and header checks
+            delimiter, header = csv_layout(local, opts, what=what)
+    if kind == "parquet":
+        raw = session.read.parquet(*files)
+        return timestamps_from_nanoseconds(raw), label, local
+    # io.encoding as Java names it (Python's codec names: utf-8, iso8859-1, cp1252 are Java aliases too)
+    encoding = codecs.lookup(str(opts.get("encoding") or "utf-8")).name.removesuffix("-sig")
+    # multiLine: quoted values may hold line breaks, as DuckDB reads them (a file is then one task)
+    # enforceSchema=False (URIs): every part's header must match the first one's (Spark otherwise takes the
+    # columns of every part in the first part's order: parts exported in another column order would swap values)
+    reader = session.read.options(header=True, sep=delimiter, quote='"', escape='"', encoding=encoding,
+                                  mode="FAILFAST", multiLine=True, inferSchema=False, enforceSchema=header is not None)
+    if header is not None:
+        reader = reader.schema(spark_types.StructType(
+            [spark_types.StructField(h, spark_types.StringType(), True) for h in header]))
+    return reader.csv(files), label, local
+
+
+def load_spark_table(source: str | Path, table: str, config: Mapping[str, Any], *, label: str | None = None,
+                     session: Any = None) -> pd.DataFrame:
+    """A customers or campaign table that Spark reads, as the canonical, validated table
+    :func:`segkit.data.io.load_table` gives of a local file (same columns, dtypes, index, ``attrs`` and errors).
+
+    The source is read by Spark where it lives: CSV or Parquet files (a folder, a glob, ``s3a://``,
+    ``hdfs://``, ``abfss://``, ``file:`` … URIs: :func:`read_spark_source`; CSV cells as text as pandas reads
+    them locally) or a file-based table (``table:catalog.schema.customers``). Its rows are numbered in file
+    order as DuckDB and the local reader number them (:func:`~segkit.data.spark.number_file_lines`; the files of
+    a folder or glob one after the other, as if one file), only the columns the table uses are kept, and they
+    are **collected to the driver**: these are customer-level tables, one row per customer or per send, which
+    reach the driver on DuckDB too (the audit joins them there). The engine-independent rest is the local
+    reader's: column map and loose name matching, blank rows (:func:`segkit.data.io.canonical_cells`), typing
+    and checks (:func:`segkit.data.io.typed_table`), every message naming ``label``.
+
+    Differences from the local reader (the CSV options of ``config["io"]``): ``delimiter`` is sniffed for local
+    files as there, for other URIs it is ``io.delimiter`` (default comma); ``encoding`` is passed to Spark
+    (UTF-8 by default; a UTF-8 byte-order mark is dropped; UTF-16/UTF-32 marks are not detected); ``decimal``,
+    ``date_format`` and ``dayfirst`` apply as locally (in the typing); ``sheet_name`` does not apply (Spark reads
+    no Excel: give an Excel workbook as a local file). A wholly empty line (not even delimiters) is skipped by
+    Spark without being counted, so rows below it are named one row higher than the local reader names them; a
+    spreadsheet's empty rows (``,,,``) are counted as blank rows as there. Empty CSV cells are ``""`` as in
+    pandas' reading (Spark reads them as NULL). With UTF-8 (the default ``encoding``) a cell holding U+FFFD,
+    which Spark puts for each invalid byte, is refused as the local reader refuses invalid UTF-8 (naming the
+    column and rows; a file that holds U+FFFD as a character is refused too). Parquet columns keep their types;
+    a timestamp column written with a time zone (pyarrow's schema in the footer:
+    :func:`~segkit.data.spark.parquet_column_facts`) is given in that zone's wall time, as pandas reads it
+    locally (Spark gives the instant in UTC). Other differences of Spark's CSV reader (a line of spaces only or a
+    row with fewer fields than the header stops the read; an open quote at the end of the file is read;
+    ``\\r\\n`` inside a quoted value becomes ``\\n``): README, "Running on a Spark cluster".
+
+    Parameters
+    ----------
+    source : str or Path
+        Local paths (a file, folder or glob, e.g. a ``file:`` URI's path) or a URI or ``table:name`` as written.
+    table : {"customers", "campaign"}
+        Which canonical table it holds (``transactions`` works too, for tests; runs audit order lines with
+        :class:`SparkTransactionLog`).
+    config : mapping
+        The merged config: ``columns.<table>``, ``io``, ``engine.spark`` (the session, when none is running).
+    label : str, optional
+        How messages name the source: the value as the user wrote it (``data.<table>``); default ``source``.
+    session : SparkSession, optional
+        Default :func:`~segkit.data.spark.spark_session` of ``engine.spark``; read in a child session of it.
+
+    Raises
+    ------
+    DataError
+        Spark cannot read the source (the message starts with ``data.<table>:``, names the value, what Spark
+        said and what to do), or the table breaks its contract (as :func:`segkit.data.io.load_table` says, naming
+        ``label``, the column and the rows).
+    ConfigError
+        The column map or ``io`` options are invalid.
+
+    Examples
+    --------
+    Not run as a doctest (it starts Spark); as 01_data_audit reads ``data.customers: s3a://lake/crm/customers/``:
+
+    >>> load_spark_table("s3a://lake/crm/customers/", "customers", config)  # doctest: +SKIP
+    """
+    label = label or str(source)
+    setting = f"data.{table}"
+    config_hint = segio.config_file_hint(config)
+    opts = segio.read_options(config)
+    mapping = segio.check_column_map(table, (config.get("columns") or {}).get(table), config_hint)
+    engine = EngineSettings.from_config(config)
+    spark = child_session(session or spark_session(engine.spark.master, engine.spark.conf))
+    text = str(source)
+    is_table = isinstance(source, str) and text.startswith(TABLE_PREFIX)
+    try:
+        raw, _, files = read_spark_source(spark, source, opts, f"the {table} table's rows", f"the {table} table")
+        csv = not is_table and (_uri_format(_source_paths(source)) == "csv" if files is None else
+                                files[0].lower().endswith(CSV_SUFFIXES))
+        header = list(raw.columns)
+        positions = segio.resolve_columns(header, get_spec(table), mapping, label, config_hint)
+        kept = sorted(set(positions.values()))
+        zones = {} if csv else parquet_column_facts(raw).time_zones
+        # the columns used, by position (c0, c1, …): a user column named _row stays apart from the numbering
+        used = [F.col("`" + header[p].replace("`", "``") + "`").alias(f"c{i}") for i, p in enumerate(kept)]
+        numbered = number_file_lines(raw.select(*used), files=files)
+        with pandas_warnings_quiet():
+            cells = numbered.toPandas()
+    except (PySparkException, Py4JJavaError) as exc:
+        raise _read_refusal(exc, source, f"{setting}: {label}", f"the {table} table") from None
+    except DataError as exc:
+        if str(exc).startswith((f"{setting}:", f"{label}:")):  # a bad row: as the local reader names it
+            raise
+        if str(exc).startswith(label):  # a table not read from files
+            raise DataError(f"{setting}: {exc}") from None
+        raise DataError(f"{setting} = {label!r}: {exc}") from None  # a local file set not found
+    cells = cells.set_index("_row").sort_index()
+    cells.index = pd.Index(cells.index.to_numpy("int64"))  # the 0-based data row, as load_table's
+    cells.columns = [header[p] for p in kept]
+    for position, name in enumerate(cells.columns):
+        if name in zones:  # an instant (collected in UTC, the session's zone) → its wall time where it was written
+            utc = pd.to_datetime(cells.iloc[:, position]).dt.tz_localize("UTC")
+            cells.isetitem(position, utc.dt.tz_convert(zones[name]).dt.tz_localize(None))
+    if csv:  # every cell text, an empty one "" as pandas reads it locally
+        cells = cells.astype(object).where(cells.notna(), "")
+        if codecs.lookup(str(opts.get("encoding") or "utf-8")).name in ("utf-8", "utf-8-sig"):
+            _refuse_replaced_bytes(cells, f"{setting}: {label}")
+    return segio.typed_table(segio.canonical_cells(cells, table, label, mapping, config_hint), table, opts)
+
+
+def _refuse_replaced_bytes(cells: pd.DataFrame, source: str) -> None:
+    """Raise the local reader's "not valid UTF-8 text" refusal when a text cell of ``cells`` (read by Spark as
+    UTF-8, which replaces every invalid byte with U+FFFD instead of failing) holds U+FFFD, naming the column,
+    the rows (``cells``' index: 0-based data rows), a value and what to do. A file that holds U+FFFD as a
+    character is refused too (the local reader accepts it): such a replacement character marks a past decoding
+    loss."""
+    for position, column in enumerate(cells.columns):  # (names may repeat)
+        values = cells.iloc[:, position].astype(str)
+        bad = values[values.str.contains("\ufffd", regex=False)]
+        if len(bad):
+            rows = [int(r) for r in bad.index]
+            raise DataError(
+                f"{source}: is not valid UTF-8 text: column {column!r} holds bytes that are not UTF-8 "
+                f"({format_rows(rows)}, e.g. {bad.iloc[0]!r}; Spark shows each as \ufffd). Set io.encoding in the "
+                "config to the file's encoding, e.g. 'latin-1' or 'cp1252' for Western European exports.")
+
+
+def _header_mismatch(exc: BaseException) -> str | None:
+    """The file named by Spark's refusal of a CSV part whose header differs from the first part's (read with
+    ``enforceSchema=False``: :func:`read_spark_source`), "" when Spark names none; None for any other error."""
+    java = getattr(exc, "java_exception", None)
+    messages = []
+    while java is not None:
+        messages.append(str(java.getMessage() or ""))
+        java = java.getCause()
+    if not any("CSV header does not conform to the schema" in m for m in messages):
+        return None
+    named = [m.group(1) for m in (re.search(r"while reading file (\S+?)\.?\s", m) for m in messages) if m]
+    return named[0] if named else ""
+
+
+def _read_refusal(exc: BaseException, source: str | Path | Sequence[str | Path], where: str, what: str) -> DataError:
+    """The DataError for Spark's refusal ``exc`` to read ``source``, naming ``where`` (the setting and value as
+    written) and ``what`` (the table): CSV parts whose headers differ, else what Spark said and what to check."""
+    part = _header_mismatch(exc)
+    if part is not None:
+        which = f" ({part}'s header is not the first part's)" if part else ""
+        return DataError(f"{where}: the headers of its CSV parts differ{which}: their columns would be read in the "
+                         f"first part's order. Export every part of {what} with the same columns, in the same order.")
+    text = str(source) if isinstance(source, (str, Path)) else None
+    paths = _source_paths(source)
+    read_as_parquet = not (text or "").startswith(TABLE_PREFIX) and any(_is_uri(p) for p in paths) \
+        and _uri_format(paths) == "parquet"
+    return DataError(f"{where}: Spark cannot read it ({spark_read_problem(exc, text)}). Check the path (or table name) "
+                     f"and that the files are complete CSV or Parquet files with {what}, or give a local file."
+                     + (f" {URI_PARQUET_HINT}" if read_as_parquet else ""))
+
+
 class SparkTransactionLog(TransactionLog):
     """:class:`~segkit.data.engine.TransactionLog` on Spark: the same audit facts, findings and errors,
     computed by Spark from the same SQL (see the module docstring).
@@ -422,24 +672,13 @@ class SparkTransactionLog(TransactionLog):
         and table columns typed), numbered ``_row`` in file order, and map its columns."""
         session = self.con.session
         config = self.config
-        hint_source = config.get("_source")
-        config_hint = f" (in {Path(hint_source).name})" if hint_source else ""
+        config_hint = segio.config_file_hint(config)
         mapping = segio.check_column_map("transactions", (config.get("columns") or {}).get("transactions"),
                                          config_hint)
         text = str(source) if isinstance(source, (str, Path)) else None
         try:
-            files: list[str] | None = None  # local files in DuckDB's order (else by name)
-            if text is not None and text.startswith(TABLE_PREFIX):
-                label = text
-                raw = session.table(text[len(TABLE_PREFIX):])
-                if not reads_files(raw):
-                    raise DataError(
-                        f"{label} is not a file-based table (a view, or a JDBC, Iceberg or other table without "
-                        "Spark's _metadata column): segkit numbers the order lines by the files they are read "
-                        "from, as DuckDB reads them. Give its files (their folder, a glob or a URI) or a "
-                        "file-based (Parquet, CSV, Delta) table.")
-            else:
-                raw, label, files = self._read_files(source)
+            # files: the local files in DuckDB's order (None: numbered by name)
+            raw, label, files = read_spark_source(session, source, self.opts)
             header = list(raw.columns)
             positions = segio.resolve_columns(header, TRANSACTIONS, mapping, label, config_hint)
             labels = {c: header[p] for c, p in positions.items()}
@@ -454,56 +693,8 @@ class SparkTransactionLog(TransactionLog):
                     "amount).")
             number_file_lines(raw, files=files).createOrReplaceTempView("_segkit_raw")
         except (PySparkException, Py4JJavaError) as exc:
-            paths = _source_paths(source)
-            read_as_parquet = not (text or "").startswith(TABLE_PREFIX) and any(_is_uri(p) for p in paths) \
-                and _uri_format(paths) == "parquet"
-            raise DataError(f"{text or source}: Spark cannot read it ({spark_read_problem(exc, text)}). Check the "
-                            "path (or table name) and that the files are complete CSV or Parquet files."
-                            + (f" {URI_PARQUET_HINT}" if read_as_parquet else "")) from None
+            raise _read_refusal(exc, source, text or str(source), "the transaction log") from None
         return mapped
-
-    def _read_files(self, source: Any) -> tuple[Any, str, list[str] | None]:
-        """The files of ``source`` read by Spark, how messages name them (as DuckDB's reader does), and the
-        local files in the order DuckDB reads them (None for URIs: numbered by name)."""
-        session = self.con.session
-        paths = _source_paths(source)
-        if any(_is_uri(p) for p in paths):
-            kind = _uri_format(paths)
-            files, label = paths, paths[0] if len(paths) == 1 else f"{source} ({len(paths)} paths)"
-            local = None
-            delimiter, header = (self.opts.get("delimiter") or ","), None
-        else:
-            files, kind = input_files(source)
-            local = files
-            label = files[0] if len(files) == 1 else f"{source} ({len(files)} files)"
-            delimiter, header = None, None
-            if kind == "csv":  # DuckDB's reader's delimiter and header checks
-                delimiter, header = csv_layout(files, self.opts)
-        if kind == "parquet":
-            raw = session.read.parquet(*files)
-            return self._nanos_as_timestamps(raw, files), label, local
-        # io.encoding as Java names it (Python's codec names: utf-8, iso8859-1, cp1252 are Java aliases too)
-        encoding = codecs.lookup(str(self.opts.get("encoding") or "utf-8")).name.removesuffix("-sig")
-        # multiLine: quoted values may hold line breaks, as DuckDB reads them (a file is then one task)
-        reader = session.read.options(header=True, sep=delimiter, quote='"', escape='"', encoding=encoding,
-                                      mode="FAILFAST", multiLine=True, inferSchema=False)
-        if header is not None:
-            reader = reader.schema(spark_types.StructType(
-                [spark_types.StructField(h, spark_types.StringType(), True) for h in header]))
-        return reader.csv(files), label, local
-
-    def _nanos_as_timestamps(self, raw: Any, files: Sequence[str]) -> Any:
-        """Columns stored as ``TIMESTAMP(NANOS)`` (pandas' default), which Spark reads as integers, as
-        timestamps again (microseconds; DuckDB's ``TIMESTAMP`` has no finer unit either)."""
-        if _is_uri(files[0]):
-            return raw
-        import pyarrow as pa
-        import pyarrow.parquet as pq
-        nanos = {f.name for f in pq.read_schema(files[0]) if pa.types.is_timestamp(f.type) and f.type.unit == "ns"}
-        if not nanos:
-            return raw
-        return raw.select(*[F.timestamp_micros(F.floor(F.col(f"`{c}`") / 1000).cast("long")).alias(c)
-                            if c in nanos else F.col(f"`{c}`") for c in raw.columns])
 
     def write_clean(self, dest: str | Path, as_of: str | pd.Timestamp | None = None) -> Path:
         """Write ``transactions_clean.parquet`` as a Parquet dataset: a folder of ``part-*.parquet`` files

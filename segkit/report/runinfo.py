@@ -184,12 +184,14 @@ def input_info(source: str | Path, file_set: bool = False) -> dict[str, Any]:
 
 
 def input_files(data: Mapping[str, Any]) -> dict[str, dict[str, Any] | None]:
-    """:func:`input_info` of each input table of the effective config (None when absent); only the
-    transactions may be a folder or a glob of files, a table or a URI.
+    """:func:`input_info` of each input table of the effective config (None when absent). The transactions may
+    be a folder or a glob of files; on Spark every input may be a table or a URI, and a ``file:`` URI's folder
+    or glob (hashed as the transactions' files are).
 
     Examples
     --------
     >>> input_files({"transactions": None})
     {'transactions': None}
     """
-    return {table: (input_info(p, file_set=table == "transactions") if p else None) for table, p in data.items()}
+    return {table: (input_info(p, file_set=table == "transactions" or source_scheme(p) == "file") if p else None)
+            for table, p in data.items()}

@@ -365,11 +365,10 @@ def effective_config(options: RunOptions, reuse_dir: Path | None = None,
     ------
     ConfigError
         Invalid config or flag value, no transactions file at all, or a table or URI where it cannot be
-        read (any engine but Spark; on Spark, the customers or campaign table:
-        :func:`segkit.core.config.data_source`).
+        read (any engine but Spark: :func:`segkit.core.config.data_source`).
     DataError
-        A local input file (or a ``file:`` URI's file) that does not exist. A table or another URI is
-        passed through as given and checked by the audit (01) on Spark.
+        A local input file (or a ``file:`` URI's file, folder or glob) that does not exist. A table or another
+        URI is passed through as given and checked by the audit (01) on Spark.
 
     Examples
     --------
@@ -421,47 +420,51 @@ def effective_config(options: RunOptions, reuse_dir: Path | None = None,
 def _checked_input(cfg: Mapping, table: str, flags: Mapping[str, Any], base: Path | None,
                    engine_kind: str) -> str | None:
     """``data.<table>`` as the run's config.yml holds it: a local path made absolute and checked (it exists;
-    a folder or glob only for the transactions), a ``file:`` URI checked as its path and kept as written, a
-    table or another URI (``engine.kind: spark``, transactions only: :func:`segkit.core.config.data_source`)
-    kept as written."""
+    a folder or glob only for the transactions), a ``file:`` URI checked as its path and kept as written (on
+    Spark a folder or glob for every table: Spark reads it), a table or another URI (``engine.kind: spark``:
+    :func:`segkit.core.config.data_source`) kept as written."""
     origin = f"--{table}" if table in flags else f"data.{table} in {base or 'the defaults'}"
     source = data_source(cfg, table, engine_kind, origin)
     if source is None:
         return None
     if isinstance(source, str):
         # A table or URI, read by Spark where it lives. Whether it exists is found by the audit (01), whose
-        # error names data.transactions and what Spark said. Asking here would start a Spark application in
+        # error names data.<table> and what Spark said. Asking here would start a Spark application in
         # this process (~20 s; on a cluster a second application asking for executors) for the answer that
         # 01's first statement gives anyway.
         return source
-    checked = _checked_local(cfg, table, source, origin)
     value = cfg["data"][table]
-    return value if source_scheme(value) == "file" else checked
+    from_uri = source_scheme(value) == "file"
+    # a file: URI is read by Spark (segkit.audit.audit_inputs): for every table a file, a folder or a glob
+    checked = _checked_local(cfg, table, source, origin, file_set=table == "transactions" or from_uri)
+    return value if from_uri else checked
 
 
-def _checked_local(cfg: Mapping, table: str, path: Path, origin: str) -> str:
-    """The absolute local path of ``data.<table>`` once it is found (:class:`DataError` naming ``origin`` if not)."""
+def _checked_local(cfg: Mapping, table: str, path: Path, origin: str, file_set: bool = False) -> str:
+    """The absolute local path of ``data.<table>`` once it is found (:class:`DataError` naming ``origin`` if not);
+    with ``file_set`` it may be a folder or a glob of files (:func:`segkit.data.engine.is_file_set`)."""
     from segkit.data.engine import choose_engine, is_file_set
     from segkit.data.engine import input_files as log_files
 
-    if table == "transactions" and is_file_set(path):
+    if file_set and is_file_set(path):
         # A transaction log split into files (a folder or a glob): read out-of-core by
         # segkit.data.engine; checked here with the same rule, so a wrong path stops before any notebook.
-        if choose_engine(cfg) == "pandas":
+        if choose_engine(cfg) == "pandas":  # (a file: URI is refused before, by data_source, on any other engine)
             raise ConfigError(f"The transactions input {path} (from {origin}) is a folder or glob of files, which "
                               "only the out-of-core engine reads, but engine.kind is pandas. Set engine.kind: auto "
                               "(or duckdb), or give a single file.")
         try:
-            log_files(path)
+            log_files(path, what="the transaction log" if table == "transactions" else f"the {table} table")
         except DataError as exc:
-            raise DataError(f"The transactions input (from {origin}): {exc}") from None
+            raise DataError(f"The {table} input (from {origin}): {exc}") from None
         return str(path.resolve()) if path.is_dir() else str(path)
     if not path.exists():
         raise DataError(f"The {table} file {path} (from {origin}) does not exist. Check the path and spelling, "
                         f"or leave {table} out if you do not have it.")
     if not path.is_file():
         raise DataError(f"The {table} input {path} (from {origin}) is a folder, not a file. Give the file itself "
-                        "(only the transactions may be a folder or a glob of files).")
+                        "(only the transactions may be a folder or a glob of files; on engine.kind: spark, every "
+                        "input given as a file: URI).")
     return str(path.resolve())
 
 
