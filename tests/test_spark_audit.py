@@ -325,3 +325,27 @@ def test_a_spark_context_segkit_did_not_start_gives_duckdbs_audit_and_core_resul
     with pytest.raises(DataError) as duck_error:
         TransactionLog(tmp_path / "not_a_day.csv", load_config()).close()
     assert (tmp_path / "not_a_day.txt").read_text() == str(duck_error.value)
+
+
+def test_order_lines_with_bytes_that_are_not_utf8_are_refused_on_spark_as_duckdb_refuses_them(session, tmp_path):
+    """Spark's CSV reader decoded the byte \\xf6 (Latin-1 "ö") as U+FFFD and the audit went on with the customer
+    "K\ufffdln" where DuckDB refuses the file; now Spark refuses it too, naming the column and the rows."""
+    path = tmp_path / "lines.csv"
+    body = "customer_id,order_id,order_date,amount\nC1,1,2024-01-01,10\n" + "".join(
+        f"K\xf6ln{i},{i + 2},2024-01-02,5\n" for i in range(7))
+    path.write_bytes(body.encode("latin-1"))
+    with pytest.raises(DataError, match="cannot be read"):
+        _audit(TransactionLog, path, tmp_path)
+    with pytest.raises(DataError) as spark:
+        _audit(SparkTransactionLog, path, tmp_path, session)
+    assert str(spark.value) == (
+        f"{path}: is not valid UTF-8 text: column 'customer_id' holds bytes that are not UTF-8 (rows 3, 4, 5, 6, 7 "
+        "(and 2 more), e.g. 'K\ufffdln0'; Spark shows each as \ufffd). Set io.encoding in the config to the file's "
+        "encoding, e.g. 'latin-1' or 'cp1252' for Western European exports."), str(spark.value)
+    config = load_config(overrides={"io": {"encoding": "latin-1"}})
+    with SparkTransactionLog(path, config, session=session) as log:  # read as what it is: accepted
+        assert audit_log(log).status != "errors"  # (Spark refused Python's name for it, "iso8859-1")
+        written = log.write_clean(tmp_path / "latin" / "transactions_clean.parquet")
+    assert "Köln0" in set(pd.read_parquet(written)["customer_id"])
+    with pytest.raises(ConfigError, match="Spark's CSV reader reads UTF-8, Latin-1"):
+        SparkTransactionLog(path, load_config(overrides={"io": {"encoding": "cp1252"}}), session=session)

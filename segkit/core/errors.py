@@ -41,18 +41,22 @@ class ModelFitError(SegkitError, RuntimeError):
     """A model could not be fitted (too little data, no convergence); says what to try."""
 
 
-def format_rows(rows, limit: int = 5) -> str:
-    """Render up to ``limit`` offending row numbers (1-based as in a spreadsheet).
+def format_rows(rows, limit: int = 5, total: int | None = None) -> str:
+    """Render up to ``limit`` offending row numbers (1-based as in a spreadsheet); ``total``: how many rows
+    offend when ``rows`` holds only the first of them (default ``len(rows)``).
 
     Examples
     --------
     >>> format_rows([0, 4, 9, 10, 11, 12, 13])
     'rows 2, 6, 11, 12, 13 (and 2 more)'
+    >>> format_rows([0, 4], total=40)
+    'rows 2, 6 (and 38 more)'
     """
     rows = list(rows)
+    count = len(rows) if total is None else max(int(total), len(rows))
     shown = ", ".join(str(int(r) + 2) for r in rows[:limit])  # +1 for 1-based, +1 for header line
-    more = f" (and {len(rows) - limit} more)" if len(rows) > limit else ""
-    word = "row" if len(rows) == 1 else "rows"
+    more = f" (and {count - min(limit, len(rows))} more)" if count > min(limit, len(rows)) else ""
+    word = "row" if count == 1 else "rows"
     return f"{word} {shown}{more}"
 
 

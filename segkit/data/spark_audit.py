@@ -95,7 +95,8 @@ except ImportError:  # pragma: no cover - spark_session() raises the ConfigError
     PySparkException = Py4JJavaError = Exception  # type: ignore[misc,assignment]
 
 __all__ = ["SHIM_FUNCTIONS", "TABLE_PREFIX", "duckdb_to_spark", "strftime_to_spark", "SparkConnection",
-           "SparkTransactionLog", "read_spark_source", "load_spark_table", "FILESYSTEM_CONNECTORS",
+           "SparkTransactionLog", "read_spark_source", "spark_csv_encoding", "SPARK_CSV_ENCODINGS", "reads_csv",
+           "refuse_replaced_bytes_in_lines", "load_spark_table", "FILESYSTEM_CONNECTORS",
            "URI_PARQUET_HINT", "spark_read_problem", "spark_source"]
 
 #: DuckDB scalar functions Spark lacks, defined in each session as Spark SQL functions with DuckDB's meaning
@@ -403,6 +404,34 @@ def spark_source(config: Mapping[str, Any], value: str | Path | None) -> str | P
     return resolve_source(config, value)
 
 
+#: Python's codec names of the encodings Spark 4's CSV reader accepts (its ``charset`` option refuses every
+#: other name, Python's own spelling of these included: "iso8859-1" is refused, "ISO-8859-1" read).
+SPARK_CSV_ENCODINGS: dict[str, str] = {"utf-8": "UTF-8", "utf-8-sig": "UTF-8", "iso8859-1": "ISO-8859-1",
+                                       "ascii": "US-ASCII", "utf-16": "UTF-16", "utf-16-be": "UTF-16BE",
+                                       "utf-16-le": "UTF-16LE", "utf-32": "UTF-32"}
+
+
+def spark_csv_encoding(encoding: str | None) -> str:
+    """``io.encoding`` (any name Python knows, default UTF-8) as Spark's CSV reader names it.
+
+    Raises
+    ------
+    ConfigError
+        An encoding Spark's CSV reader does not read (cp1252, …), saying which ones it reads and what to do.
+
+    Examples
+    --------
+    >>> spark_csv_encoding("latin-1"), spark_csv_encoding(None), spark_csv_encoding("utf_8_sig")
+    ('ISO-8859-1', 'UTF-8', 'UTF-8')
+    """
+    name = codecs.lookup(str(encoding or "utf-8")).name
+    if name not in SPARK_CSV_ENCODINGS:
+        raise ConfigError(f"io.encoding {encoding!r}: Spark's CSV reader reads UTF-8, Latin-1 (ISO-8859-1), US-ASCII, "
+                          "UTF-16 and UTF-32 text only. Convert the export to UTF-8 (or give it as Parquet), or audit "
+                          "it with engine.kind: duckdb.")
+    return SPARK_CSV_ENCODINGS[name]
+
+
 def read_spark_source(session: Any, source: str | Path | Sequence[str | Path], opts: Mapping[str, Any],
                       rows: str = "the order lines", what: str = "the transaction log"
                       ) -> tuple[Any, str, list[str] | None]:
@@ -460,8 +489,7 @@ def read_spark_source(session: Any, source: str | Path | Sequence[str | Path], o
     if kind == "parquet":
         raw = session.read.parquet(*files)
         return timestamps_from_nanoseconds(raw), label, local
-    # io.encoding as Java names it (Python's codec names: utf-8, iso8859-1, cp1252 are Java aliases too)
-    encoding = codecs.lookup(str(opts.get("encoding") or "utf-8")).name.removesuffix("-sig")
+    encoding = spark_csv_encoding(opts.get("encoding"))
     # multiLine: quoted values may hold line breaks, as DuckDB reads them (a file is then one task)
     # enforceSchema=False (URIs): every part's header must match the first one's (Spark otherwise takes the
     # columns of every part in the first part's order: parts exported in another column order would swap values)
@@ -471,6 +499,16 @@ def read_spark_source(session: Any, source: str | Path | Sequence[str | Path], o
         reader = reader.schema(spark_types.StructType(
             [spark_types.StructField(h, spark_types.StringType(), True) for h in header]))
     return reader.csv(files), label, local
+
+
+def reads_csv(source: Any, files: Sequence[str] | None) -> bool:
+    """Whether :func:`read_spark_source` read ``source`` as CSV (cells as text): local ``files`` with a CSV
+    suffix, or URIs :func:`_uri_format` reads as CSV; a ``table:`` is typed by its format (False)."""
+    if isinstance(source, str) and source.startswith(TABLE_PREFIX):
+        return False
+    if files is None:
+        return _uri_format(_source_paths(source)) == "csv"
+    return str(files[0]).lower().endswith(CSV_SUFFIXES)
 
 
 def load_spark_table(source: str | Path, table: str, config: Mapping[str, Any], *, label: str | None = None,
@@ -541,11 +579,9 @@ def load_spark_table(source: str | Path, table: str, config: Mapping[str, Any], 
     engine = EngineSettings.from_config(config)
     spark = child_session(session or spark_session(engine.spark.master, engine.spark.conf))
     text = str(source)
-    is_table = isinstance(source, str) and text.startswith(TABLE_PREFIX)
     try:
         raw, _, files = read_spark_source(spark, source, opts, f"the {table} table's rows", f"the {table} table")
-        csv = not is_table and (_uri_format(_source_paths(source)) == "csv" if files is None else
-                                files[0].lower().endswith(CSV_SUFFIXES))
+        csv = reads_csv(source, files)
         header = list(raw.columns)
         positions = segio.resolve_columns(header, get_spec(table), mapping, label, config_hint)
         kept = sorted(set(positions.values()))
@@ -587,11 +623,34 @@ def _refuse_replaced_bytes(cells: pd.DataFrame, source: str) -> None:
         values = cells.iloc[:, position].astype(str)
         bad = values[values.str.contains("\ufffd", regex=False)]
         if len(bad):
-            rows = [int(r) for r in bad.index]
-            raise DataError(
-                f"{source}: is not valid UTF-8 text: column {column!r} holds bytes that are not UTF-8 "
-                f"({format_rows(rows)}, e.g. {bad.iloc[0]!r}; Spark shows each as \ufffd). Set io.encoding in the "
-                "config to the file's encoding, e.g. 'latin-1' or 'cp1252' for Western European exports.")
+            raise _not_utf8(source, column, [int(r) for r in bad.index], bad.iloc[0])
+
+
+def _not_utf8(source: str, column: str, rows: Sequence[int], example: str, total: int | None = None) -> DataError:
+    """The refusal of text Spark decoded with replacement characters: which source, column, rows (0-based data
+    rows, the first of ``total``), an example and what to do."""
+    return DataError(
+        f"{source}: is not valid UTF-8 text: column {column!r} holds bytes that are not UTF-8 "
+        f"({format_rows(rows, total=total)}, e.g. {example!r}; Spark shows each as \ufffd). Set io.encoding in the "
+        "config to the file's encoding, e.g. 'latin-1' or 'cp1252' for Western European exports.")
+
+
+def refuse_replaced_bytes_in_lines(raw: Any, columns: Sequence[str], source: str) -> None:
+    """:func:`_refuse_replaced_bytes` for order lines that stay on Spark: ``raw`` (CSV cells as text, numbered
+    ``_row``) is searched on the executors for U+FFFD in ``columns``; only when some cell holds one, the first
+    five offending rows of the first such column and their count reach the driver.
+
+    Raises
+    ------
+    DataError
+        Naming ``source``, the column, the rows and what to do, as for a customers or campaign file.
+    """
+    for column in columns:
+        quoted = "`" + column.replace("`", "``") + "`"
+        bad = raw.where(f"instr({quoted}, '\ufffd') > 0")
+        first = bad.orderBy("_row").select("_row", F.col(quoted).alias("value")).limit(5).collect()
+        if first:
+            raise _not_utf8(source, column, [int(r["_row"]) for r in first], first[0]["value"], bad.count())
 
 
 def _header_mismatch(exc: BaseException) -> str | None:
@@ -691,7 +750,11 @@ class SparkTransactionLog(TransactionLog):
                     "which the audit on Spark does not apply yet. Audit this export with engine.kind: duckdb (a "
                     "shop's export fits one machine), or give plain order lines (customer_id, order_id, order_date, "
                     "amount).")
-            number_file_lines(raw, files=files).createOrReplaceTempView("_segkit_raw")
+            numbered = number_file_lines(raw, files=files)
+            if reads_csv(source, files) and codecs.lookup(str(self.opts.get("encoding") or "utf-8")).name in (
+                    "utf-8", "utf-8-sig"):  # Spark decodes invalid bytes as U+FFFD where DuckDB refuses the file
+                refuse_replaced_bytes_in_lines(numbered, list(labels.values()), label)
+            numbered.createOrReplaceTempView("_segkit_raw")
         except (PySparkException, Py4JJavaError) as exc:
             raise _read_refusal(exc, source, text or str(source), "the transaction log") from None
         return mapped
