@@ -95,7 +95,7 @@ except ImportError:  # pragma: no cover - spark_session() raises the ConfigError
     PySparkException = Py4JJavaError = Exception  # type: ignore[misc,assignment]
 
 __all__ = ["SHIM_FUNCTIONS", "TABLE_PREFIX", "duckdb_to_spark", "strftime_to_spark", "SparkConnection",
-           "SparkTransactionLog", "read_spark_source", "spark_csv_encoding", "SPARK_CSV_ENCODINGS", "reads_csv",
+           "SparkTransactionLog", "read_spark_source", "spark_csv_encoding", "SPARK_CSV_ENCODINGS",
            "refuse_replaced_bytes_in_lines", "load_spark_table", "FILESYSTEM_CONNECTORS",
            "URI_PARQUET_HINT", "spark_read_problem", "spark_source"]
 
@@ -434,9 +434,10 @@ def spark_csv_encoding(encoding: str | None) -> str:
 
 def read_spark_source(session: Any, source: str | Path | Sequence[str | Path], opts: Mapping[str, Any],
                       rows: str = "the order lines", what: str = "the transaction log"
-                      ) -> tuple[Any, str, list[str] | None]:
-    """``source`` read by Spark (not yet numbered), how messages name it (as DuckDB's reader does), and the
-    local files in the order DuckDB reads them (None for URIs and tables: numbered by name).
+                      ) -> tuple[Any, str, list[str] | None, str]:
+    """``source`` read by Spark (not yet numbered), how messages name it (as DuckDB's reader does), the
+    local files in the order DuckDB reads them (None for URIs and tables: numbered by name), and what was read:
+    ``"csv"`` (every cell text), ``"parquet"`` or ``"table"``.
 
     A ``table:<name>`` is read from the catalog; it must be read from files (:func:`~segkit.data.spark.reads_files`:
     its rows are numbered by them, so that errors name rows): a view, a JDBC, an Iceberg table raise a
@@ -472,7 +473,7 @@ def read_spark_source(session: Any, source: str | Path | Sequence[str | Path], o
                 f"{text} is not a file-based table (a view, or a JDBC, Iceberg or other table without Spark's "
                 f"_metadata column): segkit numbers {rows} by the files they are read from, as DuckDB reads them. "
                 "Give its files (their folder, a glob or a URI) or a file-based (Parquet, CSV, Delta) table.")
-        return timestamps_from_nanoseconds(raw), text, None
+        return timestamps_from_nanoseconds(raw), text, None, "table"
     paths = _source_paths(source)
     if any(_is_uri(p) for p in paths):
         kind = _uri_format(paths)
@@ -488,7 +489,7 @@ def read_spark_source(session: Any, source: str | Path | Sequence[str | Path], o
             delimiter, header = csv_layout(local, opts, what=what)
     if kind == "parquet":
         raw = session.read.parquet(*files)
-        return timestamps_from_nanoseconds(raw), label, local
+        return timestamps_from_nanoseconds(raw), label, local, kind
     encoding = spark_csv_encoding(opts.get("encoding"))
     # multiLine: quoted values may hold line breaks, as DuckDB reads them (a file is then one task)
     # enforceSchema=False (URIs): every part's header must match the first one's (Spark otherwise takes the
@@ -498,17 +499,7 @@ def read_spark_source(session: Any, source: str | Path | Sequence[str | Path], o
     if header is not None:
         reader = reader.schema(spark_types.StructType(
             [spark_types.StructField(h, spark_types.StringType(), True) for h in header]))
-    return reader.csv(files), label, local
-
-
-def reads_csv(source: Any, files: Sequence[str] | None) -> bool:
-    """Whether :func:`read_spark_source` read ``source`` as CSV (cells as text): local ``files`` with a CSV
-    suffix, or URIs :func:`_uri_format` reads as CSV; a ``table:`` is typed by its format (False)."""
-    if isinstance(source, str) and source.startswith(TABLE_PREFIX):
-        return False
-    if files is None:
-        return _uri_format(_source_paths(source)) == "csv"
-    return str(files[0]).lower().endswith(CSV_SUFFIXES)
+    return reader.csv(files), label, local, kind
 
 
 def load_spark_table(source: str | Path, table: str, config: Mapping[str, Any], *, label: str | None = None,
@@ -580,12 +571,11 @@ def load_spark_table(source: str | Path, table: str, config: Mapping[str, Any], 
     spark = child_session(session or spark_session(engine.spark.master, engine.spark.conf))
     text = str(source)
     try:
-        raw, _, files = read_spark_source(spark, source, opts, f"the {table} table's rows", f"the {table} table")
-        csv = reads_csv(source, files)
+        raw, _, files, kind = read_spark_source(spark, source, opts, f"the {table} table's rows", f"the {table} table")
         header = list(raw.columns)
         positions = segio.resolve_columns(header, get_spec(table), mapping, label, config_hint)
         kept = sorted(set(positions.values()))
-        zones = {} if csv else parquet_column_facts(raw).time_zones
+        zones = {} if kind == "csv" else parquet_column_facts(raw).time_zones
         # the columns used, by position (c0, c1, …): a user column named _row stays apart from the numbering
         used = [F.col("`" + header[p].replace("`", "``") + "`").alias(f"c{i}") for i, p in enumerate(kept)]
         numbered = number_file_lines(raw.select(*used), files=files)
@@ -606,9 +596,9 @@ def load_spark_table(source: str | Path, table: str, config: Mapping[str, Any], 
         if name in zones:  # an instant (collected in UTC, the session's zone) → its wall time where it was written
             utc = pd.to_datetime(cells.iloc[:, position]).dt.tz_localize("UTC")
             cells.isetitem(position, utc.dt.tz_convert(zones[name]).dt.tz_localize(None))
-    if csv:  # every cell text, an empty one "" as pandas reads it locally
+    if kind == "csv":  # every cell text, an empty one "" as pandas reads it locally
         cells = cells.astype(object).where(cells.notna(), "")
-        if codecs.lookup(str(opts.get("encoding") or "utf-8")).name in ("utf-8", "utf-8-sig"):
+        if spark_csv_encoding(opts.get("encoding")) == "UTF-8":
             _refuse_replaced_bytes(cells, f"{setting}: {label}")
     return segio.typed_table(segio.canonical_cells(cells, table, label, mapping, config_hint), table, opts)
 
@@ -737,7 +727,7 @@ class SparkTransactionLog(TransactionLog):
         text = str(source) if isinstance(source, (str, Path)) else None
         try:
             # files: the local files in DuckDB's order (None: numbered by name)
-            raw, label, files = read_spark_source(session, source, self.opts)
+            raw, label, files, kind = read_spark_source(session, source, self.opts)
             header = list(raw.columns)
             positions = segio.resolve_columns(header, TRANSACTIONS, mapping, label, config_hint)
             labels = {c: header[p] for c, p in positions.items()}
@@ -751,8 +741,8 @@ class SparkTransactionLog(TransactionLog):
                     "shop's export fits one machine), or give plain order lines (customer_id, order_id, order_date, "
                     "amount).")
             numbered = number_file_lines(raw, files=files)
-            if reads_csv(source, files) and codecs.lookup(str(self.opts.get("encoding") or "utf-8")).name in (
-                    "utf-8", "utf-8-sig"):  # Spark decodes invalid bytes as U+FFFD where DuckDB refuses the file
+            # Spark decodes invalid bytes as U+FFFD where DuckDB refuses the file
+            if kind == "csv" and spark_csv_encoding(self.opts.get("encoding")) == "UTF-8":
                 refuse_replaced_bytes_in_lines(numbered, list(labels.values()), label)
             numbered.createOrReplaceTempView("_segkit_raw")
         except (PySparkException, Py4JJavaError) as exc:
