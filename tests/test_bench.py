@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import yaml
 
 from segkit.bench.harness import Case, Contender, run_case
 
@@ -75,13 +76,22 @@ def test_the_100m_line_pipeline_case_runs_only_when_named(monkeypatch, tmp_path)
     assert [c.kwargs["config"] for c in case.contenders] == [str(tmp_path / "x10.yml"), str(tmp_path / "x85.yml")]
 
 
+def write_shop_config(folder: Path) -> Path:
+    """A shop's config.yml as the tiled shops have it (their data paths are relative)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "config.yml").write_text("data:\n  transactions: transactions\n  customers: customers.csv\nrun:\n  seed: 42\n")
+    return folder / "config.yml"
+
+
 def test_the_spark_cases_compare_duckdb_with_spark_and_one_driver_at_two_sizes(monkeypatch, tmp_path):
     from segkit.bench import cases as bench_cases
 
     monkeypatch.setattr(bench_cases, "_lines", lambda data_dir, n, files=1: tmp_path / f"lines_{n}.parquet")
     monkeypatch.setattr(bench_cases, "_customer_lines", lambda data_dir, n: tmp_path / f"customers_{n}.parquet")
+    monkeypatch.setattr(bench_cases, "_tiled_config", lambda data_dir, copies, base: write_shop_config(
+        tmp_path / f"tiled_{base}_x{copies}"))
     full = {case.name: case for case in bench_cases.build_cases(tmp_path, only=["spark"], log=lambda _: None)}
-    assert list(full) == ["spark_pipeline_10m", "spark_driver_memory"]
+    assert list(full) == ["spark_pipeline_10m", "spark_driver_memory", "spark_run_growth"]
     pipeline = full["spark_pipeline_10m"].contenders
     assert [(c.name, c.func) for c in pipeline] == [("duckdb_relational", "segkit.bench.spark:duckdb_relational"),
                                                     ("spark_relational", "segkit.bench.spark:spark_relational")]
@@ -92,6 +102,15 @@ def test_the_spark_cases_compare_duckdb_with_spark_and_one_driver_at_two_sizes(m
     assert [c.kwargs["path"] for c in driver] == [str(tmp_path / "customers_1000000.parquet"),
                                                   str(tmp_path / "customers_10000000.parquet")]
     assert "< 1.5" in full["spark_driver_memory"].target
+    run = full["spark_run_growth"]  # segkit run on Spark, 30k and 300k customers: the kernels (drivers) compared
+    assert [(c.name, c.func) for c in run.contenders] == [("segkit_run_spark_x1", "segkit.bench.pipeline:segkit_run"),
+                                                          ("segkit_run_spark_x10", "segkit.bench.pipeline:segkit_run")]
+    for contender, copies in zip(run.contenders, (1, 10)):
+        config = yaml.safe_load(Path(contender.kwargs["config"]).read_text())
+        assert Path(contender.kwargs["config"]).parent == tmp_path / f"tiled_30000_x{copies}"
+        assert config["engine"] == {"kind": "spark", "spark": {"master": "local[2]"}}
+        assert config["data"] == {"transactions": "transactions", "customers": "customers.csv"}  # the shop's, kept
+    assert "< 1.5" in run.target
     smoke = [name for name, _ in bench_cases.case_plan(tmp_path, smoke=True, only=["spark"])]
     assert smoke == ["spark_pipeline_smoke", "spark_driver_memory_smoke"]
 

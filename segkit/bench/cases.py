@@ -43,6 +43,12 @@ smoke):
   20M lines of the full sizes (estimated, not run);
   every Spark contender also reports ``cpu_seconds``, a fairer figure than wall time on a shared
   machine.
+- ``spark_run_growth``: ``segkit run`` end to end with ``engine.kind: spark`` (``local[2]``) on 1
+  (baseline) and 10 copies of a 30k-customer generated shop (30k and 300k customers): the memory
+  ratio is the growth of the largest notebook kernel, which is the Spark driver's Python process
+  (every notebook's peak in ``peak_memory_mb_by_notebook``). Target: below 1.5× for 10× the
+  customers. The sizes are those a local Spark run of the whole pipeline finishes on 2 cores within
+  a case's budget; 1M vs 10M customers is measured for the relational part (``spark_driver_memory``).
 - ``pipeline_100m`` (on request only: ``python -m segkit.bench --only pipeline_100m``, about 75
   minutes on 2 cores, so not part of ``make bench``): ``segkit run`` end to end on 10 (baseline)
   and 85 copies of the 118k-customer shop: 11.8M and 100M order lines, 1.18M and 10M customers.
@@ -55,11 +61,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Callable
 
+import yaml
+
 from segkit.bench.harness import Case, Contender
 from segkit.core.config import project_root
 
 __all__ = ["rfm_case", "large_case", "audit_case", "audit_growth_case", "kproto_case", "kmeans_case",
-    "clv_case", "pipeline_case", "pipeline_growth_case", "spark_pipeline_case", "spark_driver_memory_case",
+    "clv_case", "pipeline_case", "pipeline_growth_case", "spark_pipeline_case", "spark_driver_memory_case", "spark_run_growth_case",
     "case_plan", "build_cases"]
 
 #: Orders per customer of the driver-memory case's data (:func:`segkit.bench.data.customer_lines_parquet`).
@@ -200,6 +208,34 @@ def pipeline_growth_case(data_dir: Path, base_customers: int, copies: tuple[int,
                "than the data")
 
 
+def _spark_config(config: Path) -> Path:
+    """``spark.yml`` beside ``config``: the same shop with ``engine.kind: spark`` on ``local[2]``."""
+    spark = config.with_name("spark.yml")
+    if not spark.exists():
+        settings = yaml.safe_load(config.read_text()) or {}
+        settings["engine"] = {"kind": "spark", "spark": {"master": "local[2]"}}
+        spark.write_text(yaml.safe_dump(settings, sort_keys=False))
+    return spark
+
+
+def spark_run_growth_case(data_dir: Path, base_customers: int, copies: tuple[int, int], name: str) -> Case:
+    """``segkit run`` with ``engine.kind: spark`` on two sizes of a tiled shop: the Spark driver's growth.
+
+    The kernels of the notebooks are the Spark drivers' Python processes; each one's peak is in
+    ``run.json`` and the contender's ``peak_mb`` is the largest (:func:`segkit.bench.pipeline.segkit_run`).
+    """
+    small, large = copies
+    return Case(name, [
+        Contender(f"segkit_run_spark_x{small}", "segkit.bench.pipeline:segkit_run",
+                  {"config": str(_spark_config(_tiled_config(data_dir, small, base_customers)))}),
+        Contender(f"segkit_run_spark_x{large}", "segkit.bench.pipeline:segkit_run",
+                  {"config": str(_spark_config(_tiled_config(data_dir, large, base_customers)))}),
+    ], repeats=1, description=f"segkit run end to end on local Spark (local[2]) on {small} and {large} copies of a "
+                              f"generated shop ({base_customers:,} customers each)",
+        target=f"memory ratio < 1.5 for {large / small:g}x the customers (the largest notebook kernel, i.e. Spark "
+               "driver's Python process; per notebook in peak_memory_mb_by_notebook)")
+
+
 def _spark_kwargs(path: Path, smoke: bool) -> dict:
     from segkit.bench.spark import SPARK_BENCH_CONF
 
@@ -289,6 +325,7 @@ def case_plan(data_dir: Path, smoke: bool = False,
             ("spark_pipeline_10m", lambda: spark_pipeline_case(data_dir, 10_000_000, "spark_pipeline_10m", 1)),
             ("spark_driver_memory", lambda: spark_driver_memory_case(data_dir, (1_000_000, 10_000_000),
                                                                      "spark_driver_memory")),
+            ("spark_run_growth", lambda: spark_run_growth_case(data_dir, 30_000, (1, 10), "spark_run_growth")),
         ]
     # Too long for make bench: run only when named exactly in --only.
     on_request = [] if smoke else [

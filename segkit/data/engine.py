@@ -659,8 +659,7 @@ def _map_columns(con: duckdb.DuckDBPyConnection, source: Any, config: Mapping[st
     files, kind = input_files(source, decompress=True)
     label = files[0] if len(files) == 1 else f"{source} ({len(files)} files)"
     opts = segio.read_options(config)
-    hint_source = (config or {}).get("_source")
-    config_hint = f" (in {Path(hint_source).name})" if hint_source else ""
+    config_hint = segio.config_file_hint(config)
     mapping = segio.check_column_map("transactions", ((config or {}).get("columns") or {}).get("transactions"),
                                      config_hint)
     if kind == "parquet":
@@ -707,8 +706,7 @@ def _map_frame(con: duckdb.DuckDBPyConnection, frame: pd.DataFrame, config: Mapp
     (0-based data row of the file), else its position.
     """
     source = str(frame.attrs.get("source") or "transactions")
-    hint_source = (config or {}).get("_source")
-    config_hint = f" (in {Path(hint_source).name})" if hint_source else ""
+    config_hint = segio.config_file_hint(config)
     absent = set(frame.attrs.get("absent_columns") or ())
     header = [c for c in frame.columns if isinstance(c, str) and c in TRANSACTIONS.known and c not in absent]
     positions = segio.resolve_columns(header, TRANSACTIONS, {}, source, config_hint)
