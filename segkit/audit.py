@@ -87,6 +87,8 @@ from segkit.data.auditfacts import (
 )
 from segkit.data.engine import EngineSettings, OrderLines, TransactionLog, choose_engine
 from segkit.data.io import load_table
+from segkit.data.relational import OrderLineTables
+from segkit.data.spark import SparkOrderLines
 from segkit.data.spark_audit import SparkTransactionLog, load_spark_table
 from segkit.data.statuses import StatusFacts
 
@@ -1114,7 +1116,8 @@ def audit_transactions_from_files(
 
 
 def audit_inputs(config: Mapping[str, Any], as_of: str | pd.Timestamp | None = None,
-                 clean_path: str | Path | None = None) -> AuditResult:
+                 clean_path: str | Path | None = None,
+                 clean_lines: Callable[[Path], OrderLineTables] | None = None) -> AuditResult:
     """The whole data audit of a run, from the configured files.
 
     The transactions (``data.transactions``: a CSV/Parquet file, a folder or glob of them, or an
@@ -1128,6 +1131,13 @@ def audit_inputs(config: Mapping[str, Any], as_of: str | pd.Timestamp | None = N
     result's ``engine`` is :func:`segkit.data.engine.choose_engine` of the config: how the later
     steps take their order-level tables from the clean lines (recorded in ``audit_summary.json``);
     the audit itself is the same computation on either engine.
+
+    The headline numbers (:func:`headline_numbers`) are the relational core's over the clean lines written,
+    read by ``clean_lines(clean_path)``: by default DuckDB (:class:`~segkit.data.engine.OrderLines`, the
+    ``engine`` section's memory limit and spill folder), or on ``engine.kind: spark`` Spark
+    (:class:`segkit.data.spark.SparkOrderLines` on ``engine.spark``), so that no pass over the lines runs in
+    this process; ``segkit run`` passes the run's own reader (``segkit.steps.sources.run_lines``), whose
+    relations held on the executors then serve the outlier lookup too.
     """
     kind = EngineSettings.from_config(config).kind
     # a table or URI only on Spark (ConfigError saying so otherwise)
@@ -1152,10 +1162,17 @@ def audit_inputs(config: Mapping[str, Any], as_of: str | pd.Timestamp | None = N
             log.write_clean(clean_path)
     result.engine = choose_engine(config)
     if clean_path is not None and result.status != "errors":
-        engine = EngineSettings.from_config(config)
-        lines = OrderLines(Path(clean_path), memory_limit=engine.memory_limit, temp_directory=engine.temp_directory)
+        lines = (clean_lines or _engine_lines(config))(Path(clean_path))
         result.headline = headline_numbers(result, lines.headline(), config)
     return result
+
+
+def _engine_lines(config: Mapping[str, Any]) -> Callable[[Path], OrderLineTables]:
+    """How :func:`audit_inputs` reads the clean lines by default: Spark on ``engine.kind: spark``, else DuckDB."""
+    engine = EngineSettings.from_config(config)
+    if engine.kind == "spark":
+        return lambda path: SparkOrderLines(path, engine.spark.master, engine.spark.conf)
+    return lambda path: OrderLines(path, memory_limit=engine.memory_limit, temp_directory=engine.temp_directory)
 
 
 def _side_table(config: Mapping[str, Any], table: str, source: str | Path | None, kind: str) -> pd.DataFrame | None:

@@ -25,6 +25,7 @@ Examples
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
@@ -38,15 +39,17 @@ from segkit.core.errors import ConfigError, DataError, ModelFitError
 from segkit.core.modelio import float_array, from_pairs, model_dict, model_parts, pairs
 from segkit.core.progress import progress
 from segkit.data.bounded import CustomerSample, FrameSummaries, TableSummaries, sample_positions
+from segkit.data.distribution import exact_mean, exact_sums
 from segkit.features import FeatureBuilder
 from segkit.kprototypes import KPrototypes, check_numeric, single_thread, split_mixed
 
 __all__ = ["KMeansNumeric", "METHODS", "ClusterSettings", "resolve_method", "make_model", "gower_distances",
     "elbow_k", "choose_k", "select_k", "Stability", "jaccard_best_match", "stability", "order_by_size",
     "order_by_counts",
-    "profile_clusters", "naming_scores", "NAMING_KEYS", "name_clusters", "segment_crosstab", "projection",
+    "profile_clusters", "ClusterTally", "cluster_tally", "profiles_of", "naming_scores", "naming_scores_from",
+    "segment_counts", "segment_shares", "NAMING_KEYS", "name_clusters", "segment_crosstab", "projection",
     "SegmentModel", "ClusterResult", "numeric_columns", "SAMPLES", "sample_plan", "plan_positions", "model_features",
-    "ClusterFit", "fit_cluster_model", "compare_k", "cluster_customers", "clusters_frame", "cluster_model_dict",
+    "ClusterFit", "fit_cluster_model", "compare_k", "cluster_customers", "cluster_result", "clusters_frame", "cluster_rows", "cluster_model_dict",
     "predict_clusters_frame"]
 
 
@@ -555,7 +558,7 @@ def jaccard_best_match(reference: np.ndarray, other: np.ndarray) -> np.ndarray:
 
 
 def stability(X: pd.DataFrame, k: int, method: str, seed: int, reference: np.ndarray,
-              settings: ClusterSettings | None = None) -> Stability:
+              settings: ClusterSettings | None = None, customers: int | None = None) -> Stability:
     """How reproducible the clustering is: refit on random subsamples, compare the partitions.
 
     On a seeded sample of at most ``stability.max_customers`` customers, ``stability.runs`` models
@@ -564,6 +567,10 @@ def stability(X: pd.DataFrame, k: int, method: str, seed: int, reference: np.nda
     agreement (1 = identical partitions, 0 = chance); its mean below ``stability.threshold``
     flags the solution unstable. Per cluster of ``reference`` (the final model's labels of all
     of ``X``), the mean best-match Jaccard overlap over runs shows which clusters dissolve.
+
+    With ``customers`` (the customers of the whole table), ``X`` and ``reference`` are already its
+    stability sample (the rows at ``sample_plan(...)["stability"]``, e.g. :meth:`ClusterFit.features_at`):
+    the result is the same as from the whole table.
 
     Returns
     -------
@@ -576,7 +583,8 @@ def stability(X: pd.DataFrame, k: int, method: str, seed: int, reference: np.nda
 
     s = settings or ClusterSettings.from_config()
     st = s.stability
-    rows = sample_positions(len(X), st.get("max_customers"), seed + 2)
+    rows = (sample_positions(len(X), st.get("max_customers"), seed + 2) if customers is None
+            else np.arange(len(X)))
     Xs = X.iloc[rows]
     ref = np.asarray(reference)[rows]
     rng = np.random.default_rng(seed + 3)
@@ -663,35 +671,234 @@ def profile_clusters(values: pd.DataFrame, clusters: np.ndarray, numeric: Sequen
     >>> modes[["cluster", "mode", "share_in_cluster", "lift"]].values.tolist()
     [[1, 'N', 1.0, 1.3333333333333333], [2, 'N', 0.5, 0.6666666666666666]]
     """
+    return profiles_of(cluster_tally(values, clusters, numeric, categorical, revenue))
+
+
+@dataclass
+class ClusterTally:
+    """What notebook 03 shows about the clusters, as mergeable per-cluster counts and exact sums.
+
+    One definition, two uses: :func:`cluster_tally` of the whole table (the pandas path,
+    :func:`cluster_customers`) or of every partition of it (Spark, ``mapInPandas``) merged on the
+    driver (:meth:`merge`); :func:`profiles_of` turns it into the profile, lift and categorical
+    tables, :func:`segment_shares` the RFM crosstab, :attr:`standardised` the heatmap's means.
+    Sums are exact (:func:`segkit.data.distribution.exact_sums`) and counts whole, so merging adds them and every table is the same,
+    bit for bit, however the customers were split; means are correctly rounded.
+
+    Attributes
+    ----------
+    counts : Series
+        Customers per cluster number (int64, index ascending).
+    sums : DataFrame
+        Exact sum of each profiled numeric feature per cluster (original scale, filled).
+    revenue : Series or None
+        Exact net revenue per cluster (None: not profiled).
+    levels : dict
+        Categorical feature → customers per cluster (rows) and level (columns).
+    standardised_sums : DataFrame
+        Exact sum of each numeric model feature (standardised) per cluster.
+    observed : DataFrame
+        Customers per cluster whose value of each numeric model feature was in the data (not filled).
+    segments : DataFrame or None
+        Customers per (cluster, cluster_name) and RFM segment (:func:`segment_counts`).
+    """
+
+    counts: pd.Series
+    sums: pd.DataFrame
+    revenue: pd.Series | None = None
+    levels: dict = field(default_factory=dict)
+    standardised_sums: pd.DataFrame = field(default_factory=pd.DataFrame)
+    observed: pd.DataFrame = field(default_factory=pd.DataFrame)
+    segments: pd.DataFrame | None = None
+
+    @property
+    def customers(self) -> int:
+        """Customers of the part (all clusters)."""
+        return int(self.counts.sum())
+
+    def _means(self, sums: pd.DataFrame) -> pd.DataFrame:
+        return pd.DataFrame({c: [exact_mean(sums.at[k, c], self.counts[k]) for k in sums.index] for c in sums.columns},
+                            index=sums.index, columns=sums.columns, dtype="float64")
+
+    @property
+    def means(self) -> pd.DataFrame:
+        """Mean of each profiled numeric feature per cluster."""
+        return self._means(self.sums)
+
+    @property
+    def overall(self) -> pd.Series:
+        """Mean of each profiled numeric feature over every customer."""
+        return pd.Series({c: exact_mean(sum(self.sums[c]), self.customers) for c in self.sums.columns}, dtype="float64")
+
+    @property
+    def standardised(self) -> pd.DataFrame:
+        """Mean of each numeric model feature per cluster (standard deviations from the base)."""
+        return self._means(self.standardised_sums)
+
+    def revenue_shares(self) -> pd.Series | None:
+        """Each cluster's share of the net revenue (NaN when the total is 0; None without revenue)."""
+        from fractions import Fraction
+
+        if self.revenue is None:
+            return None
+        total = sum(self.revenue)
+        return pd.Series([float(Fraction(int(r), int(total))) if total else np.nan for r in self.revenue],
+                         index=self.revenue.index, dtype="float64")
+
+    @classmethod
+    def merge(cls, parts: Sequence["ClusterTally"]) -> "ClusterTally":
+        """The tally of the union of disjoint parts (a part without customers adds nothing).
+
+        Examples
+        --------
+        >>> v = pd.DataFrame({"x": [1.0, 2.0, 4.0, 8.0], "c": list("abab")})
+        >>> cl = np.array([1, 1, 2, 2])
+        >>> whole = cluster_tally(v, cl, ["x"], ["c"])
+        >>> halves = ClusterTally.merge([cluster_tally(v[:3], cl[:3], ["x"], ["c"]),
+        ...                              cluster_tally(v[3:], cl[3:], ["x"], ["c"])])
+        >>> halves.means.equals(whole.means), halves.levels["c"].equals(whole.levels["c"])
+        (True, True)
+        """
+        parts = [p for p in parts if p.customers]
+        if not parts:
+            raise ValueError("ClusterTally.merge needs at least one part with customers")
+        if len(parts) == 1:
+            return parts[0]
+        keys = sorted(set().union(*[p.counts.index for p in parts]))
+
+        def added(frames: list, by_name: bool = False, whole: bool = True) -> Any:
+            labels = None if isinstance(frames[0], pd.Series) else list(dict.fromkeys(c for f in frames for c in f.columns))
+            out = frames[0]
+            for f in frames[1:]:
+                out = out.add(f, fill_value=0)
+            out = out.fillna(0).sort_index()
+            out = out.astype("int64") if whole else out.astype(object)
+            if labels is None:
+                return out
+            labels = sorted(labels, key=str) if by_name else labels  # levels by name, as pandas' crosstab has them
+            return out.reindex(pd.Index(labels, dtype=frames[0].columns.dtype), axis=1)
+
+        def exact(frames: list) -> Any:
+            return added(frames, whole=False).reindex(keys, fill_value=0)
+
+        return cls(counts=added([p.counts for p in parts]).reindex(keys, fill_value=0),
+                   sums=exact([p.sums for p in parts]),
+                   revenue=None if parts[0].revenue is None else exact([p.revenue for p in parts]),
+                   levels={c: added([p.levels[c] for p in parts], by_name=True).reindex(keys, fill_value=0)
+                           for c in parts[0].levels},
+                   standardised_sums=exact([p.standardised_sums for p in parts]),
+                   observed=added([p.observed for p in parts]).reindex(keys, fill_value=0),
+                   segments=None if parts[0].segments is None else added([p.segments for p in parts], by_name=True))
+
+    def to_json(self) -> str:
+        """The tally as JSON text (exact sums as decimal text; what a Spark partition sends to the driver)."""
+        def frame(f: pd.DataFrame | None, exact: bool = False) -> dict | None:
+            return None if f is None else {"index": [_json_key(i) for i in f.index],
+                                           "columns": [str(c) for c in f.columns],
+                                           "data": [[str(int(x)) if exact else x for x in row]
+                                                    for row in f.to_numpy().tolist()]}
+        return json.dumps({"counts": frame(self.counts.to_frame("n")), "sums": frame(self.sums, True),
+                           "revenue": None if self.revenue is None else frame(self.revenue.to_frame("r"), True),
+                           "levels": {c: frame(f) for c, f in self.levels.items()},
+                           "standardised_sums": frame(self.standardised_sums, True), "observed": frame(self.observed),
+                           "segments": frame(self.segments)})
+
+    @classmethod
+    def from_json(cls, text: str) -> "ClusterTally":
+        """The tally :meth:`to_json` wrote."""
+        data = json.loads(text)
+
+        def frame(d: dict | None, exact: bool = False, labels: str | None = None) -> pd.DataFrame | None:
+            if d is None:
+                return None
+            index = [tuple(i) if isinstance(i, list) else i for i in d["index"]]
+            index = pd.MultiIndex.from_tuples(index) if index and isinstance(index[0], tuple) else pd.Index(index)
+            columns = pd.Index(d["columns"], dtype=labels)
+            if exact:
+                return pd.DataFrame([[int(x) for x in row] for row in d["data"]], index=index, columns=columns,
+                                    dtype=object)
+            return pd.DataFrame(np.asarray(d["data"], dtype="int64").reshape(len(d["index"]), len(d["columns"])),
+                                index=index, columns=columns)
+
+        revenue = frame(data["revenue"], True)
+        return cls(counts=frame(data["counts"])["n"], sums=frame(data["sums"], True),
+                   revenue=None if revenue is None else revenue["r"],
+                   levels={c: frame(f) for c, f in data["levels"].items()},
+                   standardised_sums=frame(data["standardised_sums"], True), observed=frame(data["observed"]),
+                   segments=frame(data["segments"], labels="string"))  # segment_counts' labels: "string"
+
+
+def _json_key(key: Any) -> Any:
+    if isinstance(key, tuple):
+        return [_json_key(k) for k in key]
+    return int(key) if isinstance(key, (int, np.integer)) else str(key)
+
+
+def cluster_tally(values: pd.DataFrame, clusters: np.ndarray, numeric: Sequence[str], categorical: Sequence[str] = (),
+                  revenue: np.ndarray | None = None, features: pd.DataFrame | None = None,
+                  observed: pd.DataFrame | None = None, segments: pd.DataFrame | None = None) -> ClusterTally:
+    """The :class:`ClusterTally` of some customers (the whole table, or one partition of it).
+
+    Parameters
+    ----------
+    values : DataFrame
+        Features on their original scale, filled (``FeatureBuilder.imputed``), one row per customer.
+    clusters : array
+        Cluster number of each row.
+    numeric, categorical : sequence of str
+        Columns of ``values`` to profile.
+    revenue : array, optional
+        Net revenue per customer (adds the revenue shares).
+    features : DataFrame, optional
+        Numeric model features (standardised), same rows: their means per cluster (the heatmap).
+    observed : DataFrame, optional
+        Same rows, True where a model feature's value was in the data (columns by name; absent = observed).
+    segments : DataFrame, optional
+        ``cluster, cluster_name`` and the RFM segment column of the same customers (:func:`segment_counts`).
+    """
     clusters = np.asarray(clusters)
     keys = np.unique(clusters)
-    n = len(clusters)
-    num = values[list(numeric)].astype("float64")
-    means = num.groupby(clusters).mean().reindex(keys)
-    overall = num.mean()
-    sizes = pd.Series(clusters).value_counts().reindex(keys).to_numpy()
-    head = pd.DataFrame({"cluster": [str(k) for k in keys], "customers": sizes.astype("int64"),
-                         "share": sizes / n})
+    counts = pd.Series(clusters).value_counts().reindex(keys).astype("int64")
+    rev = None
     if revenue is not None:
-        rev = pd.Series(np.asarray(revenue, dtype=float)).groupby(clusters).sum().reindex(keys)
-        total = float(np.nansum(revenue))
-        head["revenue_share"] = (rev / total).to_numpy() if total else np.nan
+        rev = exact_sums(pd.DataFrame({"r": np.asarray(revenue, dtype=float)}), clusters, keys)["r"]
+    levels = {}
+    for col in categorical:
+        levels[col] = pd.crosstab(clusters, values[col].astype("string").to_numpy()).reindex(keys, fill_value=0)
+        levels[col].index.name, levels[col].columns.name = None, None
+    model = features.astype("float64") if features is not None else pd.DataFrame(index=values.index)
+    seen = (pd.DataFrame(np.ones(model.shape, dtype=bool), columns=model.columns) if observed is None else
+            pd.DataFrame({c: observed[c].to_numpy(dtype=bool) if c in observed.columns
+                          else np.ones(len(model), dtype=bool) for c in model.columns}, columns=model.columns))
+    return ClusterTally(counts=counts, sums=exact_sums(values[list(numeric)].astype("float64"), clusters, keys),
+                        revenue=rev, levels=levels, standardised_sums=exact_sums(model, clusters, keys),
+                        observed=seen.groupby(clusters).sum().reindex(keys).astype("int64"),
+                        segments=None if segments is None else segment_counts(segments))
+
+
+def profiles_of(tally: ClusterTally) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """The tables of :func:`profile_clusters` (means, lifts, categorical modes) from a :class:`ClusterTally`."""
+    keys = np.asarray(tally.counts.index)
+    n = tally.customers
+    means, overall = tally.means, tally.overall
+    sizes = tally.counts.to_numpy()
+    head = pd.DataFrame({"cluster": [str(k) for k in keys], "customers": sizes.astype("int64"), "share": sizes / n})
+    if tally.revenue is not None:
+        head["revenue_share"] = tally.revenue_shares().to_numpy()
     table = pd.concat([head, means.reset_index(drop=True)], axis=1)
     base = {"cluster": "All customers", "customers": n, "share": 1.0, **overall.to_dict()}
-    if revenue is not None:
+    if tally.revenue is not None:
         base["revenue_share"] = 1.0
     means_out = pd.concat([table, pd.DataFrame([base])], ignore_index=True)
     means_out["customers"] = means_out["customers"].astype("int64")
     means_out["cluster"] = means_out["cluster"].astype("string")
     with np.errstate(divide="ignore", invalid="ignore"):
         lift = means.to_numpy() / overall.replace(0, np.nan).to_numpy()[None, :]
-    lifts = pd.concat([head[["cluster", "customers"]], pd.DataFrame(lift, columns=list(numeric))], axis=1)
+    lifts = pd.concat([head[["cluster", "customers"]], pd.DataFrame(lift, columns=list(means.columns))], axis=1)
     lifts["cluster"] = lifts["cluster"].astype("string")
     rows = []
-    for col in categorical:
-        v = values[col].astype("string").to_numpy()
-        base_share = pd.Series(v).value_counts(normalize=True)
-        counts = pd.crosstab(clusters, v)
+    for col, counts in tally.levels.items():
+        base_share = counts.sum(axis=0) / counts.to_numpy().sum()
         for key in keys:
             row = counts.loc[key]
             top = sorted(row.index[row == row.max()], key=str)[0]
@@ -769,8 +976,38 @@ def naming_scores(features: pd.DataFrame, clusters: np.ndarray, observed: pd.Dat
                              else np.ones(len(numbers), dtype=bool) for c in numbers.columns]).reshape(numbers.shape))
     masked = numbers.where(seen)
     groups = np.asarray(clusters)
-    scores = masked.groupby(groups).median() - masked.median()
-    share_seen = pd.DataFrame(seen, columns=numbers.columns, index=numbers.index).groupby(groups).mean()
+    observed_counts = pd.DataFrame(seen, columns=numbers.columns, index=numbers.index).groupby(groups).sum()
+    return naming_scores_from(masked.groupby(groups).median(), masked.median(), observed_counts,
+                              pd.Series(groups).value_counts().sort_index())
+
+
+def naming_scores_from(cluster_medians: pd.DataFrame, base_medians: pd.Series, observed: pd.DataFrame,
+                       counts: pd.Series) -> pd.DataFrame:
+    """:func:`naming_scores` from its bounded inputs: medians and counts, wherever they were computed.
+
+    Parameters
+    ----------
+    cluster_medians : DataFrame
+        Index = cluster number, columns = features: the median of the observed values of the cluster's
+        customers (NaN: none observed). On Spark exact order statistics
+        (:func:`segkit.data.spark_ranks.value_distributions`, read by ``ValueDistribution.median``).
+    base_medians : Series
+        The median of the observed values of every customer, per feature.
+    observed : DataFrame
+        Customers per cluster with the feature observed (:attr:`ClusterTally.observed`).
+    counts : Series
+        Customers per cluster (:attr:`ClusterTally.counts`).
+
+    Examples
+    --------
+    >>> naming_scores_from(pd.DataFrame({"f": [1.0, 3.0]}, index=[1, 2]), pd.Series({"f": 2.0}),
+    ...                    pd.DataFrame({"f": [2, 1]}, index=[1, 2]), pd.Series([2, 2], index=[1, 2]))
+         f
+    1 -1.0
+    2  NaN
+    """
+    scores = cluster_medians - base_medians
+    share_seen = observed.div(counts.reindex(observed.index), axis=0)
     return scores.where(share_seen > 0.5)
 
 
@@ -893,8 +1130,21 @@ def segment_crosstab(assignments: pd.DataFrame, rfm: pd.DataFrame, column: str =
         raise DataError(f"The RFM table has no column {column!r}; re-run 02_rfm to rebuild artifacts/rfm.parquet.")
     merged = assignments[["customer_id", "cluster", "cluster_name"]].merge(
         rfm[["customer_id", column]].astype({"customer_id": "string"}), on="customer_id", how="left")
-    merged[column] = merged[column].astype("string").fillna("Not scored")
-    counts = pd.crosstab([merged["cluster"], merged["cluster_name"]], merged[column])
+    return segment_shares(segment_counts(merged, column))
+
+
+def segment_counts(labelled: pd.DataFrame, column: str = "rfm_segment") -> pd.DataFrame:
+    """Customers per (cluster, cluster_name) and RFM segment of some labelled customers (additive over
+    parts): ``labelled`` has ``cluster, cluster_name`` and ``column`` (missing = "Not scored")."""
+    segment = labelled[column].astype("string").fillna("Not scored")
+    counts = pd.crosstab([labelled["cluster"], labelled["cluster_name"]], segment)
+    counts.columns.name = None
+    return counts
+
+
+def segment_shares(counts: pd.DataFrame) -> pd.DataFrame:
+    """:func:`segment_crosstab`'s table from :func:`segment_counts` (of the whole table, or merged over parts)."""
+    counts = counts.rename_axis(["cluster", "cluster_name"])
     order = sorted(counts.columns, key=lambda c: (-counts[c].sum(), str(c)))
     shares = counts[order].div(counts.sum(axis=1), axis=0)
     out = shares.reset_index()
@@ -1057,6 +1307,8 @@ class SegmentModel(BaseEstimator):
 class ClusterResult:
     """Everything notebook 03 shows (built by :func:`cluster_customers`)."""
 
+    # On engine.kind spark, table, features and assignments hold the seeded samples' customers only (the
+    # rows at plan_positions); what is shown about every customer comes from tally (info["customers"]).
     table: pd.DataFrame             # customer table (interpretable values), one row per clustered customer
     features: pd.DataFrame          # model features (standardised numeric + categorical)
     builder: Any                    # fitted FeatureBuilder
@@ -1081,6 +1333,10 @@ class ClusterResult:
     info: dict = field(default_factory=dict)
     warnings: list = field(default_factory=list)
     selection_models: dict = field(default_factory=dict)  # k -> model fitted when comparing k
+    tally: ClusterTally | None = None  # the clusters over every customer (profiles, heatmap means, RFM counts)
+    # engine.kind spark: (k, feature_set) -> profiles of the explorer's quick look over every customer, computed
+    # while the customer table was on the executors (None on one machine: the explorer clusters result.table)
+    views: dict | None = None
 
     @property
     def missing_report(self) -> pd.DataFrame:
@@ -1184,7 +1440,8 @@ class ClusterFit:
 def fit_cluster_model(sample: CustomerSample, summaries: TableSummaries, settings: ClusterSettings | None = None,
                       seed: int = 0, *, feature_set: str | None = None, method: str | None = None,
                       k: int | None = None, run_selection: bool = True, n_init: int | None = None,
-                      fit_sample: int | None = None, estimator: Any = None) -> ClusterFit:
+                      fit_sample: int | None = None, estimator: Any = None,
+                      builder: FeatureBuilder | None = None) -> ClusterFit:
     """Fit notebook 03's clustering from bounded inputs: a seeded sample and whole-table summaries.
 
     The same fit as :func:`cluster_customers` (which calls it with the pandas table's sample and
@@ -1213,6 +1470,9 @@ def fit_cluster_model(sample: CustomerSample, summaries: TableSummaries, setting
         :class:`segkit.data.spark_sample.SparkSummaries` on Spark).
     settings, seed, feature_set, method, k, run_selection, n_init, fit_sample, estimator
         As in :func:`cluster_customers`.
+    builder : FeatureBuilder, optional
+        The builder of ``feature_set`` already fitted from these ``summaries`` (e.g. another fit's
+        :attr:`ClusterFit.builder`): used as it is, without asking ``summaries`` again (on Spark, each ask is a job).
 
     Returns
     -------
@@ -1248,7 +1508,7 @@ def fit_cluster_model(sample: CustomerSample, summaries: TableSummaries, setting
                "notebooks: none of them needs its clusters).")
         raise ModelFitError(f"Only {n} customer{'' if n == 1 else 's'} to cluster; comparing k = {s.k_min}–{s.k_max} "
                             f"needs more customers than clusters (at least {s.k_min + 1}). {fix}")
-    builder = s.builder(fs).fit_summaries(summaries)
+    builder = builder if builder is not None else s.builder(fs).fit_summaries(summaries)
     X = builder.transform(sample.rows)
     method_used = resolve_method(method or s.method, X)
     if method_used == "kmeans" and not numeric_columns(X):
@@ -1352,28 +1612,19 @@ def cluster_customers(table: pd.DataFrame, settings: ClusterSettings | None = No
     fs, reason, selection, selection_models = fit.feature_set, fit.reason, fit.selection, fit.selection_models
     X = model_features(builder, table, method_used)
     rows = fit.fit_positions
-    warnings_: list[str] = []
     # a quick look fits on the sample of the comparison of k and assigns everyone
     raw = estimator.predict(X) if len(rows) < n else estimator.labels_
     numbers = order_by_size(raw, k_final)
     clusters = numbers[raw]
     values = builder.imputed(table)
     revenue = table["monetary_total"].to_numpy() if "monetary_total" in table.columns else None
-    profiles, lifts, modes = profile_clusters(values, clusters, builder.numeric_features_,
-                                              builder.categorical_features_, revenue)
     numeric = numeric_columns(X)
     observed = table[[c for c in numeric if c in table.columns]].notna().set_axis(X.index)
-    names = name_clusters(naming_scores(X[numeric], clusters, observed), modes, s.naming, builder.original_values_)
-    for frame in (profiles, lifts):
-        frame.insert(1, "cluster_name", pd.array([names.get(int(c), c) if c.isdigit() else c
-                                                  for c in frame["cluster"]], dtype="string"))
-    if len(modes):
-        modes.insert(1, "cluster_name", pd.array([names[c] for c in modes["cluster"]], dtype="string"))
+    tally = cluster_tally(values, clusters, builder.numeric_features_, builder.categorical_features_, revenue,
+                          features=X[numeric], observed=observed)
+    scores = naming_scores(X[numeric], clusters, observed)
     ids = (table["customer_id"].astype("string").to_numpy() if "customer_id" in table.columns
            else np.asarray(X.index))
-    assignments = pd.DataFrame({"customer_id": pd.array(ids, dtype="string"),
-                                "cluster": clusters.astype("int64"),
-                                "cluster_name": _name_array(names, clusters)})
     stab = (stability(X, k_final, method_used, seed, clusters, s) if run_stability
             else Stability(np.nan, np.nan, np.nan, 0, 0, float(s.stability["threshold"]),
                            pd.Series(dtype=float), float(s.stability.get("cluster_threshold", 0.6))))
@@ -1381,6 +1632,55 @@ def cluster_customers(table: pd.DataFrame, settings: ClusterSettings | None = No
     proj = (projection(X, clusters, gamma, seed, int(s.projection_sample)) if run_projection
             else pd.DataFrame({"pc1": pd.Series(dtype=float), "pc2": pd.Series(dtype=float),
                                "cluster": pd.Series(dtype="int64")}))
+    return cluster_result(fit, s, seed, numbers, tally, scores, table=table, features=X, ids=ids, clusters=clusters,
+                          stab=stab if run_stability else None, proj=proj)
+
+
+def cluster_result(fit: ClusterFit, settings: ClusterSettings, seed: int, numbers: np.ndarray, tally: ClusterTally,
+                   scores: pd.DataFrame, *, table: pd.DataFrame, features: pd.DataFrame, ids: np.ndarray,
+                   clusters: np.ndarray, stab: Stability | None, proj: pd.DataFrame) -> ClusterResult:
+    """The :class:`ClusterResult` of a fit and the aggregates of its clusters over every customer.
+
+    What :func:`cluster_customers` ends with, and what a Spark run builds from bounded inputs: ``tally``
+    merged over the partitions, ``scores`` from exact medians, and ``table``/``features``/``ids``/
+    ``clusters`` of the customers the driver holds (all of them on one machine; the seeded sample on
+    Spark, ``info["customers"]`` saying how many there are).
+
+    Parameters
+    ----------
+    fit : ClusterFit
+    settings, seed
+        The clustering's settings and seed.
+    numbers : array
+        Cluster number (1 = largest) of each raw label (:func:`order_by_counts`).
+    tally : ClusterTally
+        The clusters over every customer.
+    scores : DataFrame
+        :func:`naming_scores` (or :func:`naming_scores_from`) over every customer.
+    table, features, ids, clusters
+        Rows held (interpretable values, model features, ids, cluster numbers).
+    stab : Stability or None
+        The stability refits (None: skipped).
+    proj : DataFrame
+        :func:`projection`'s table (empty when skipped).
+    """
+    s = settings
+    builder, estimator, k_final = fit.builder, fit.estimator, fit.k
+    profiles, lifts, modes = profiles_of(tally)
+    names = name_clusters(scores, modes, s.naming, builder.original_values_)
+    for frame in (profiles, lifts):
+        frame.insert(1, "cluster_name", pd.array([names.get(int(c), c) if c.isdigit() else c
+                                                  for c in frame["cluster"]], dtype="string"))
+    if len(modes):
+        modes.insert(1, "cluster_name", pd.array([names[c] for c in modes["cluster"]], dtype="string"))
+    assignments = pd.DataFrame({"customer_id": pd.array(ids, dtype="string"),
+                                "cluster": np.asarray(clusters).astype("int64"),
+                                "cluster_name": _name_array(names, clusters)})
+    run_stability = stab is not None
+    if stab is None:
+        stab = Stability(np.nan, np.nan, np.nan, 0, 0, float(s.stability["threshold"]),
+                         pd.Series(dtype=float), float(s.stability.get("cluster_threshold", 0.6)))
+    warnings_: list[str] = []
     if run_stability and not stab.stable:
         warnings_.append(f"The clusters are unstable: refits on subsamples agree with a mean adjusted Rand "
                          f"index of {stab.mean_ari:.2f} (threshold {stab.threshold:.2f}). Treat the "
@@ -1398,23 +1698,31 @@ def cluster_customers(table: pd.DataFrame, settings: ClusterSettings | None = No
         warnings_.append("Features not used: " + "; ".join(f"{f} ({why})" for f, why in builder.skipped_features_.items())
                          + ".")
     model = SegmentModel(builder, estimator, numbers, names)
-    return ClusterResult(table=table, features=X, builder=builder, model=model, method=method_used,
-                         feature_set=fs, k=k_final, reason=reason, selection=selection, stability=stab,
-                         assignments=assignments, profiles=profiles, lifts=lifts,
+    gamma = float(estimator.gamma_) if fit.method == "kprototypes" else None
+    n = tally.customers
+    return ClusterResult(table=table, features=features, builder=builder, model=model, method=fit.method,
+                         feature_set=fit.feature_set, k=k_final, reason=fit.reason, selection=fit.selection,
+                         stability=stab, assignments=assignments, profiles=profiles, lifts=lifts,
                          categorical_profiles=modes, names=names, projection=proj, settings=s, seed=seed,
                          as_of=table.attrs.get("as_of"), gamma=gamma,
-                         info={"customers": n, "fitted_on": int(min(len(rows), n)),
+                         info={"customers": n, "fitted_on": int(min(len(fit.fit_positions), n)),
                                "numeric_features": list(builder.numeric_features_),
                                "categorical_features": list(builder.categorical_features_)},
-                         warnings=warnings_, selection_models=selection_models)
+                         warnings=warnings_, selection_models=fit.selection_models, tally=tally)
 
 
 # =============================================================================== notebook 03
 def clusters_frame(result: ClusterResult) -> pd.DataFrame:
     """The ``clusters.parquet`` artifact: ``customer_id, cluster, cluster_name`` and the features
     used, on their original scale with missing values filled as the model saw them."""
-    values = result.builder.imputed(result.table).reset_index(drop=True)
-    return pd.concat([result.assignments.reset_index(drop=True), values], axis=1)
+    return cluster_rows(result.assignments, result.builder.imputed(result.table))
+
+
+def cluster_rows(assignments: pd.DataFrame, values: pd.DataFrame) -> pd.DataFrame:
+    """Rows of ``clusters.parquet``: ``customer_id, cluster, cluster_name`` and the filled feature values of
+    the same customers (all of them, or one Spark partition labelled by
+    :func:`segkit.steps.spark_scoring.cluster_labels`)."""
+    return pd.concat([assignments.reset_index(drop=True), values.reset_index(drop=True)], axis=1)
 
 
 def cluster_model_dict(result: ClusterResult) -> dict:
@@ -1422,7 +1730,7 @@ def cluster_model_dict(result: ClusterResult) -> dict:
     no pickle) and, under ``run``, what it was fitted on (as_of, feature set, method, k, seed,
     customers). Read it back with :meth:`SegmentModel.from_dict`."""
     run = {"as_of": result.as_of, "feature_set": result.feature_set, "method": result.method,
-           "k": int(result.k), "seed": int(result.seed), "customers": int(len(result.assignments))}
+           "k": int(result.k), "seed": int(result.seed), "customers": int(result.info["customers"])}
     return {**result.model.to_dict(), "run": run}
 
 

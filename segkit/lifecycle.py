@@ -82,6 +82,7 @@ Examples
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass, field, fields
 from typing import Any, Callable, Mapping
@@ -102,17 +103,24 @@ from segkit.clv import (
     ranking_auc,
     wilson_interval,
     calibration_holdout_summary,
+    clv_summary,
     customer_lifetime_value,
     expected_purchases,
     first_repeat_durations,
+    first_repeat_table,
     holdout_check,
+    order_value_table,
+    purchase_pattern_table,
     p_alive_calibration,
 )
 from segkit.core.dates import parse_as_of
 from segkit.core.errors import ConfigError, DataError, ModelFitError
 from segkit.core.progress import progress
-from segkit.data.distribution import DistributionNeeds, ValueDistribution
+from segkit.data.distribution import (DistributionNeeds, ValueDistribution, exact_float, exact_mean, exact_ratio,
+                                      exact_sum, exact_sums)
 from segkit.data.orders import customer_codes, day_pairs_sorted, purchase_days
+from segkit.data.relational import kept_share
+from segkit.rfm import above_sums
 
 STAGES: tuple[str, ...] = (
     "prospect", "engaged_prospect", "no_net_purchase", "first_seen", "new", "active", "loyal", "at_risk", "lapsed",
@@ -559,6 +567,37 @@ def live_repeat_buyers(p_purchase: np.ndarray, n_purchases: np.ndarray, recency_
     return (n_purchases > 1) & (recency_days <= thresholds.churn_window_days) & np.isfinite(p_purchase)
 
 
+def chance_reference_sum(p_purchase: np.ndarray, n_purchases: np.ndarray, recency_days: np.ndarray,
+                         thresholds: StageThresholds) -> tuple[int, int]:
+    """The exact sum (:func:`segkit.data.distribution.exact_sum`) of the purchase chances of the live repeat
+    buyers (:func:`live_repeat_buyers`) and their number: the at-risk rule's reference is their ratio
+    (:func:`chance_reference`), and sums of disjoint parts of the customers add up to the whole's, bit for bit.
+
+    Examples
+    --------
+    >>> th = StageThresholds(churn_window_days=100, new_window_days=30, base_interval_days=40)
+    >>> total, n = chance_reference_sum(np.array([0.1, 0.2, 0.3, 0.9]), np.array([2, 2, 2, 1]),
+    ...                                 np.array([1.0, 2.0, 3.0, 4.0]), th)
+    >>> n, exact_mean(total, n)
+    (3, 0.2)
+    """
+    live = live_repeat_buyers(p_purchase, n_purchases, recency_days, thresholds)
+    return exact_sum(np.asarray(p_purchase, dtype="float64")[live]), int(live.sum())
+
+
+def chance_reference(parts: list[tuple[int, int]]) -> float:
+    """The at-risk rule's reference of the customers of all ``parts`` (:func:`chance_reference_sum` or
+    :func:`chance_reference_part` of disjoint customers): their mean chance, correctly rounded; NaN without
+    a live repeat buyer.
+
+    Examples
+    --------
+    >>> chance_reference([(exact_sum([0.1, 0.2]), 2), (exact_sum([0.3]), 1)]), chance_reference([(0, 0)])
+    (0.2, nan)
+    """
+    return exact_mean(sum(int(total) for total, _ in parts), sum(int(n) for _, n in parts))
+
+
 def low_purchase_chance(p_purchase: np.ndarray, n_purchases: np.ndarray, recency_days: np.ndarray,
                         thresholds: StageThresholds, reference: float | None = None) -> np.ndarray:
     """Repeat buyers whose purchase chance is below ``at_risk_chance_ratio`` x that of the live repeat buyers.
@@ -576,8 +615,7 @@ def low_purchase_chance(p_purchase: np.ndarray, n_purchases: np.ndarray, recency
     [False, False, True, False]
     """
     if reference is None:
-        repeat_live = live_repeat_buyers(p_purchase, n_purchases, recency_days, thresholds)
-        reference = float(p_purchase[repeat_live].mean()) if repeat_live.any() else float("nan")
+        reference = exact_mean(*chance_reference_sum(p_purchase, n_purchases, recency_days, thresholds))
     if thresholds.at_risk_chance_ratio <= 0 or not np.isfinite(reference):
         return np.zeros(len(p_purchase), dtype=bool)
     with np.errstate(invalid="ignore"):
@@ -614,6 +652,10 @@ def higher_quantile(values: np.ndarray, q: float) -> float:
     91.0
     """
     return float(np.quantile(values, q, method="higher"))
+
+
+#: The distributions of :class:`StageDistributions`, in its order (the columns of :meth:`StageDistributions.rows`).
+STAGE_VALUES: tuple[str, ...] = ("gaps", "second_gaps", "repeat_purchases", "repeat_values")
 
 
 @dataclass(frozen=True)
@@ -659,15 +701,25 @@ class StageDistributions:
         >>> d.gaps.values.tolist(), d.second_gaps.values.tolist(), d.repeat_purchases.values.tolist()
         ([7.0, 22.0], [7.0], [3.0])
         """
+        rows = cls.rows(history, as_of)
+        return cls(**{name: ValueDistribution.of_values(rows[name].dropna().to_numpy()) for name in STAGE_VALUES})
+
+    @staticmethod
+    def rows(history: pd.DataFrame, as_of: str | pd.Timestamp) -> pd.DataFrame:
+        """The values of each distribution (:data:`STAGE_VALUES`), one column each, NaN where a column has
+        fewer values than the longest: per customer, so the rows of a part of the customers (a Spark
+        partition) are that part's values; :func:`segkit.data.spark_ranks.value_distributions` of them
+        (``missing="skip"``) gives the distributions of every part together."""
         as_of = parse_as_of(as_of)
         gaps = inter_purchase_gaps(history, as_of)
         state = customer_state(history, as_of)
         repeat = state[(state["n_purchases"] > 1).to_numpy()]
-        return cls(gaps=ValueDistribution.of_values(gaps["gap_days"].to_numpy()),
-                   second_gaps=ValueDistribution.of_values(
-                       gaps.loc[(gaps["to_purchase"] == 2).to_numpy(), "gap_days"].to_numpy()),
-                   repeat_purchases=ValueDistribution.of_values(repeat["n_purchases"].to_numpy(dtype="float64")),
-                   repeat_values=ValueDistribution.of_values(repeat["monetary_total"].to_numpy(dtype="float64")))
+        values = {"gaps": gaps["gap_days"].to_numpy(dtype="float64"),
+                  "second_gaps": gaps.loc[(gaps["to_purchase"] == 2).to_numpy(), "gap_days"].to_numpy(dtype="float64"),
+                  "repeat_purchases": repeat["n_purchases"].to_numpy(dtype="float64"),
+                  "repeat_values": repeat["monetary_total"].to_numpy(dtype="float64")}
+        n = max(len(v) for v in values.values())
+        return pd.DataFrame({name: np.r_[v, np.full(n - len(v), np.nan)] for name, v in values.items()})
 
 
 class LifecycleStager(BaseEstimator):
@@ -1046,11 +1098,15 @@ def stage_history(
     one_time: OneTimeBuyerModel | None = None,
     choice: ExportChoice | None = None,
     non_purchase: pd.DataFrame | None = None,
+    chance_references: np.ndarray | None = None,
 ) -> pd.DataFrame:
     """Stage of every customer at every snapshot (one vectorised stage assignment per date).
 
     ``non_purchase`` (:func:`segkit.data.orders.first_non_purchase`): customers with an order but
-    no purchase yet are ``no_net_purchase`` from their first order on.
+    no purchase yet are ``no_net_purchase`` from their first order on. ``chance_references``: the
+    at-risk rule's mean chance of the live repeat buyers at each snapshot computed over the whole base
+    (:meth:`SnapshotChances.references`) when ``history`` is one part of it (a Spark partition); None =
+    over the rows of ``history``.
 
     Returns
     -------
@@ -1092,13 +1148,71 @@ def stage_history(
             column[known_then] = np.where(engaged_since[known_then] < day.to_datetime64(), engaged_prospect, prospect)
         if ordered_ids is not None:  # buyers among them are overwritten below
             column[ordered_position[first_order < day.to_datetime64()]] = STAGES.index("no_net_purchase")
-        state, positions, _ = _buyer_state(history, day)
-        state["engaged"] = False
-        state["first_purchase_days_into_data"] = days_into_data(state["first_purchase"], stager.data_start_)
-        p_alive, p_purchase = chances_as_of(bgnbd, state, one_time, choice) if bgnbd is not None else (None, None)
+        state, positions, p_alive, p_purchase = _snapshot_buyers(stager, history, day, bgnbd, one_time, choice)
+        reference = None if chance_references is None else float(chance_references[j])
         column[known_position[positions]] = assign_lifecycle_stage(
-            state, stager.thresholds_, p_alive, p_purchase).cat.codes.to_numpy()
+            state, stager.thresholds_, p_alive, p_purchase, reference).cat.codes.to_numpy()
     return pd.DataFrame(codes, index=ids, columns=list(dates["period"]))
+
+
+def _snapshot_buyers(stager: LifecycleStager, history: pd.DataFrame, day: pd.Timestamp, bgnbd: BetaGeoModel | None,
+                     one_time: OneTimeBuyerModel | None, choice: ExportChoice | None,
+                     ) -> tuple[pd.DataFrame, np.ndarray, np.ndarray | None, np.ndarray | None]:
+    """The buyers' state at snapshot ``day`` as the stage rules read it, their positions
+    (:func:`_buyer_state`) and their ``(p_alive, p_purchase)`` (None, None without BG/NBD)."""
+    state, positions, _ = _buyer_state(history, day)
+    state["engaged"] = False
+    state["first_purchase_days_into_data"] = days_into_data(state["first_purchase"], stager.data_start_)
+    p_alive, p_purchase = chances_as_of(bgnbd, state, one_time, choice) if bgnbd is not None else (None, None)
+    return state, positions, p_alive, p_purchase
+
+
+@dataclass
+class SnapshotChances:
+    """The at-risk rule's reference at every snapshot as additive parts: the sum of the 90-day purchase
+    chances of the live repeat buyers (:func:`live_repeat_buyers`) and their number, per snapshot date.
+    Parts of disjoint customers merge by adding (:meth:`merge`); :meth:`references` is their ratio.
+
+    Examples
+    --------
+    >>> sums = lambda *values: np.array([exact_sum(v) for v in values], dtype=object)
+    >>> parts = [SnapshotChances(sums([0.5, 0.5], []), np.array([2, 0])), SnapshotChances(sums([0.5], []), np.array([1, 0]))]
+    >>> SnapshotChances.merge(parts).references().tolist()
+    [0.5, nan]
+    """
+
+    chance_sum: np.ndarray   # per snapshot date: exact sums (:func:`chance_reference_sum`, Python ints)
+    live_repeat: np.ndarray  # per snapshot date (int64)
+
+    @classmethod
+    def of(cls, stager: LifecycleStager, history: pd.DataFrame, dates: pd.DataFrame, bgnbd: BetaGeoModel | None,
+           one_time: OneTimeBuyerModel | None = None, choice: ExportChoice | None = None) -> "SnapshotChances":
+        """The parts of the buyers of ``history`` at every date of ``dates`` (zeros without BG/NBD or
+        without a purchase chance)."""
+        check_is_fitted(stager, "thresholds_")
+        sums, counts = np.zeros(len(dates), dtype=object), np.zeros(len(dates), dtype=np.int64)
+        sums[:] = [0] * len(dates)
+        if bgnbd is None:
+            return cls(sums, counts)
+        for j, day in enumerate(dates["snapshot_date"]):
+            state, _, _, p_purchase = _snapshot_buyers(stager, history, parse_as_of(day), bgnbd, one_time, choice)
+            if p_purchase is None:
+                continue
+            sums[j], counts[j] = chance_reference_sum(np.asarray(p_purchase, dtype=float), state["n_purchases"].to_numpy(),
+                                                      state["recency_days"].to_numpy(dtype=float), stager.thresholds_)
+        return cls(sums, counts)
+
+    @classmethod
+    def merge(cls, parts: list["SnapshotChances"]) -> "SnapshotChances":
+        sums = np.zeros(len(parts[0].chance_sum), dtype=object)
+        sums[:] = [sum(int(p.chance_sum[j]) for p in parts) for j in range(len(sums))]
+        return cls(sums, np.sum([p.live_repeat for p in parts], axis=0))
+
+    def references(self) -> np.ndarray:
+        """Mean chance of the live repeat buyers per snapshot date, correctly rounded (:func:`chance_reference`;
+        NaN = none: the rule is not applied)."""
+        return np.array([chance_reference([(total, n)]) for total, n in zip(self.chance_sum, self.live_repeat)],
+                        dtype="float64")
 
 
 def stage_counts(stages_over_time: pd.DataFrame, dates: pd.DataFrame) -> pd.DataFrame:
@@ -1115,9 +1229,21 @@ def stage_counts(stages_over_time: pd.DataFrame, dates: pd.DataFrame) -> pd.Data
     >>> stage_counts(codes, dates).query("customers > 0")[["period", "lifecycle_stage", "customers"]].values.tolist()
     [['2024-01', 'new', 1], ['2024-02', 'new', 1], ['2024-02', 'active', 1]]
     """
-    codes = stages_over_time.to_numpy()
+    return stage_count_table(snapshot_stage_counts(stages_over_time.to_numpy()), dates)
+
+
+def snapshot_stage_counts(codes: np.ndarray) -> np.ndarray:
+    """Customers per snapshot (rows) and stage (columns, :data:`STAGES`) of a :func:`stage_history`'s codes
+    (int64; additive over disjoint customers)."""
     k = len(STAGES)
-    counts = np.stack([np.bincount(col[col >= 0], minlength=k) for col in codes.T]) if codes.size else np.zeros((0, k), int)
+    if not codes.shape[1]:
+        return np.zeros((0, k), dtype=np.int64)
+    return np.stack([np.bincount(col[col >= 0], minlength=k) for col in codes.T]).astype(np.int64)
+
+
+def stage_count_table(counts: np.ndarray, dates: pd.DataFrame) -> pd.DataFrame:
+    """:func:`stage_counts`' table of :func:`snapshot_stage_counts` (summed over parts)."""
+    k = len(STAGES)
     out = pd.DataFrame({
         "period": np.repeat(dates["period"].to_numpy(), k),
         "snapshot_date": np.repeat(dates["snapshot_date"].to_numpy(), k),
@@ -1156,15 +1282,29 @@ def transition_counts(stages_over_time: pd.DataFrame, last: int | None = None) -
     >>> int(m.loc["new", "active"]), int(m.loc["new", "lapsed"]), int(m.loc[NOT_YET, "new"])
     (1, 1, 1)
     """
-    codes = stages_over_time.to_numpy()
+    return transition_table(snapshot_moves(stages_over_time.to_numpy()), last)
+
+
+def snapshot_moves(codes: np.ndarray) -> np.ndarray:
+    """Stage-to-stage moves of each pair of consecutive snapshots of a :func:`stage_history`'s codes:
+    shape ``(pairs, len(STAGES) + 1, len(STAGES))`` (row 0: not yet a customer), int64, additive over
+    disjoint customers."""
     k = len(STAGES)
-    start = 0 if last is None else max(codes.shape[1] - 1 - last, 0)
-    matrix = np.zeros((k + 1) * k, dtype=np.int64)
-    for t in range(start, codes.shape[1] - 1):  # one pair of snapshots at a time: memory of one column
+    pairs = max(codes.shape[1] - 1, 0)
+    moves = np.zeros((pairs, (k + 1) * k), dtype=np.int64)
+    for t in range(pairs):  # one pair of snapshots at a time: memory of one column
         before, after = codes[:, t].astype(np.int16), codes[:, t + 1].astype(np.int16)
         keep = after >= 0
-        matrix += np.bincount((before[keep] + 1) * k + after[keep], minlength=(k + 1) * k)
-    matrix = matrix.reshape(k + 1, k)
+        moves[t] = np.bincount((before[keep] + 1) * k + after[keep], minlength=(k + 1) * k)
+    return moves.reshape(pairs, k + 1, k)
+
+
+def transition_table(moves: np.ndarray, last: int | None = None) -> pd.DataFrame:
+    """:func:`transition_counts`' table of :func:`snapshot_moves` (summed over parts), pooled over the
+    last ``last`` pairs (None = all)."""
+    k = len(STAGES)
+    start = 0 if last is None else max(len(moves) - last, 0)
+    matrix = moves[start:].sum(axis=0, dtype=np.int64).reshape(k + 1, k)
     index = pd.Index([NOT_YET, *STAGES], name="from_stage")
     return pd.DataFrame(matrix, index=index, columns=pd.Index(STAGES, name="to_stage"))
 
@@ -1204,6 +1344,15 @@ def period_rates(stages_over_time: pd.DataFrame, history: pd.DataFrame, dates: p
     only before the data are missing, nobody can have lapsed yet and the rates (churn 0 %) and
     the live base say nothing about the shop. Such periods are left out of plots and summaries.
     """
+    counts, new_customers = period_counts(stages_over_time, history, dates)
+    return rate_table_of(counts, new_customers, dates, complete_from)
+
+
+def period_counts(stages_over_time: pd.DataFrame, history: pd.DataFrame,
+                  dates: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """The counts behind :func:`period_rates`, additive over disjoint customers: per snapshot (columns)
+    the live, lapsed and buyer customers and (from the second snapshot on) those churned, reactivated
+    and buying again (rows, shape ``(6, max(len(dates), 1))``), and the new customers per period."""
     codes = stages_over_time.to_numpy()
     n_dates = len(dates)
     ids = stages_over_time.index
@@ -1218,7 +1367,7 @@ def period_rates(stages_over_time: pd.DataFrame, history: pd.DataFrame, dates: p
     stage_code = {s: i for i, s in enumerate(STAGES)}
     live_codes = [stage_code[s] for s in LIVE_STAGES]
     buyer_codes = [stage_code[s] for s in BUYER_STAGES]
-    counts = np.zeros((8, max(n_dates, 1)), dtype=np.int64)  # one snapshot column at a time
+    counts = np.zeros((6, max(n_dates, 1)), dtype=np.int64)  # one snapshot column at a time
     previous = None
     for t in range(n_dates):
         live, lapsed = np.isin(codes[:, t], live_codes), codes[:, t] == stage_code["lapsed"]
@@ -1229,6 +1378,14 @@ def period_rates(stages_over_time: pd.DataFrame, history: pd.DataFrame, dates: p
             counts[3:6, t] = ((was_live & lapsed).sum(), (was_lapsed & bought[:, t]).sum(),
                               (was_buyer & bought[:, t]).sum())
         previous = live, lapsed, buyers
+    return counts, new_customers
+
+
+def rate_table_of(counts: np.ndarray, new_customers: np.ndarray, dates: pd.DataFrame,
+                  complete_from: pd.Timestamp | None = None) -> pd.DataFrame:
+    """:func:`period_rates`' table of :func:`period_counts` (summed over parts)."""
+    n_dates = len(dates)
+    snap = dates["snapshot_date"].to_numpy(dtype="datetime64[ns]")
     live_start, lapsed_start, buyers_start = counts[0, :-1], counts[1, :-1], counts[2, :-1]
     churned, reactivated, repeat = counts[3, 1:n_dates], counts[4, 1:n_dates], counts[5, 1:n_dates]
 
@@ -1296,20 +1453,50 @@ def cohort_table(history: pd.DataFrame, as_of: str | pd.Timestamp,
     1                   1        0.0      0.0
     2                   2        0.5      4.0
     """
+    return cohort_table_of(cohort_cells(history, as_of), as_of, first_seen_until)
+
+
+def cohort_cells(history: pd.DataFrame, as_of: str | pd.Timestamp) -> pd.DataFrame:
+    """The cells behind :func:`cohort_table`: index ``cohort`` (month number), ``k`` (months since the
+    first purchase), sorted; ``customers_purchasing`` and ``revenue`` (its exact sum, Python ints:
+    :func:`segkit.data.distribution.exact_sums`). Additive over disjoint customers (:func:`merge_cohort_cells`),
+    bit for bit."""
     as_of = parse_as_of(as_of)
     rows = history[history["purchase_date"] < as_of]
-    if rows.empty:
-        return pd.DataFrame(columns=["cohort", "months_since_first", "cohort_size", "customers_purchasing",
-                                     "retention", "revenue", "revenue_per_customer",
-                                     "cumulative_revenue_per_customer", "partial", "first_seen"])
+
     def month_number(d: pd.Series) -> np.ndarray:
         return (d.dt.year * 12 + d.dt.month - 1).to_numpy()
     cohort = month_number(rows["first_purchase"])
     k = month_number(rows["purchase_date"]) - cohort
     cells = pd.DataFrame({"cohort": cohort, "k": k, "customer_id": customer_codes(rows["customer_id"])[0],
                           "amount": rows["amount"].to_numpy()})
-    grouped = cells.groupby(["cohort", "k"], sort=True).agg(
-        customers_purchasing=("customer_id", "nunique"), revenue=("amount", "sum"))
+    grouped = cells.groupby(["cohort", "k"], sort=True)
+    out = grouped.agg(customers_purchasing=("customer_id", "nunique"))
+    out["revenue"] = exact_sums(cells[["amount"]], grouped.ngroup().to_numpy(), range(len(out)))["amount"].to_numpy()
+    return out
+
+
+def merge_cohort_cells(parts: list[pd.DataFrame]) -> pd.DataFrame:
+    """:func:`cohort_cells` of parts of disjoint customers, added up: what :func:`cohort_cells` of them all gives."""
+    found = [part for part in parts if len(part)]
+    if not found:
+        return parts[0] if parts else pd.DataFrame(
+            {"customers_purchasing": pd.Series(dtype="int64"), "revenue": pd.Series(dtype=object)},
+            index=pd.MultiIndex.from_arrays([[], []], names=["cohort", "k"]))
+    grouped = pd.concat(found).groupby(level=["cohort", "k"], sort=True)
+    out = grouped[["customers_purchasing"]].sum()
+    out["revenue"] = pd.Series(grouped["revenue"].agg(lambda sums: sum(sums.tolist())), dtype=object)
+    return out
+
+
+def cohort_table_of(grouped: pd.DataFrame, as_of: str | pd.Timestamp,
+                    first_seen_until: pd.Timestamp | None = None) -> pd.DataFrame:
+    """:func:`cohort_table` of :func:`cohort_cells` (merged over parts)."""
+    as_of = parse_as_of(as_of)
+    if grouped.empty:
+        return pd.DataFrame(columns=["cohort", "months_since_first", "cohort_size", "customers_purchasing",
+                                     "retention", "revenue", "revenue_per_customer",
+                                     "cumulative_revenue_per_customer", "partial", "first_seen"])
     sizes = grouped.xs(0, level="k")["customers_purchasing"]
     last_day = as_of - pd.Timedelta(days=1)
     last_month = last_day.year * 12 + last_day.month - 1
@@ -1317,6 +1504,7 @@ def cohort_table(history: pd.DataFrame, as_of: str | pd.Timestamp,
     grid = pd.MultiIndex.from_arrays([np.repeat(sizes.index.to_numpy(), span),
                                       np.concatenate([np.arange(s) for s in span])], names=["cohort", "k"])
     out = grouped.reindex(grid, fill_value=0).reset_index()
+    out["revenue"] = np.array([exact_float(total) for total in out["revenue"]], dtype="float64")
     out["cohort_size"] = sizes.reindex(out["cohort"]).to_numpy()
     out["retention"] = out["customers_purchasing"] / out["cohort_size"]
     out["revenue_per_customer"] = out["revenue"] / out["cohort_size"]
@@ -1353,6 +1541,82 @@ def cohort_matrix(cohorts: pd.DataFrame, value: str = "retention", min_cohort_si
         keep &= ~cohorts["first_seen"].astype(bool)
     rows = cohorts[keep]
     return rows.pivot(index="cohort", columns="months_since_first", values=value)
+
+
+# --------------------------------------------------------------------------- history, in parts
+@dataclass
+class HistoryCounts:
+    """Everything the history tables (:class:`HistoryTables`: snapshots, transitions, period rates,
+    cohorts) are made of, as counts and sums that add up over disjoint sets of customers: computed for
+    the whole base on one machine, or per Spark partition (each customer's rows in one) and merged on the
+    driver (:meth:`merge`). Its size is bounded by the snapshots, stages and cohort months, not the customers.
+
+    Examples
+    --------
+    >>> orders = pd.DataFrame({"customer_id": ["a", "a", "b"], "amount": [10.0, 4.0, 6.0],
+    ...     "order_date": pd.to_datetime(["2024-01-05", "2024-03-02", "2024-02-20"])})
+    >>> history = purchase_history(orders)
+    >>> stager = LifecycleStager(churn_window_days=60, new_window_days=30).fit(history, "2024-04-01")
+    >>> dates = snapshot_dates(history["purchase_date"].min(), "2024-04-01")
+    >>> part = lambda ids: HistoryCounts.of(stager, history[history["customer_id"].isin(ids)], dates, "2024-04-01")
+    >>> merged = HistoryCounts.merge([part(["a"]), part(["b"])])
+    >>> whole = HistoryCounts.of(stager, history, dates, "2024-04-01")
+    >>> HistoryTables.of(merged, dates, "2024-04-01").snapshots.equals(HistoryTables.of(whole, dates, "2024-04-01").snapshots)
+    True
+    """
+
+    stages: np.ndarray         # (snapshots, stages): :func:`snapshot_stage_counts`
+    moves: np.ndarray          # (snapshot pairs, stages + 1, stages): :func:`snapshot_moves`
+    period: np.ndarray         # (6, snapshots): :func:`period_counts`
+    new_customers: np.ndarray  # (snapshots,)
+    cohorts: pd.DataFrame      # :func:`cohort_cells`
+
+    @classmethod
+    def of(cls, stager: LifecycleStager, history: pd.DataFrame, dates: pd.DataFrame, as_of: str | pd.Timestamp,
+           customers: pd.DataFrame | None = None, engagement: pd.Series | None = None,
+           bgnbd: BetaGeoModel | None = None, one_time: OneTimeBuyerModel | None = None,
+           choice: ExportChoice | None = None, non_purchase: pd.DataFrame | None = None,
+           chance_references: np.ndarray | None = None) -> "HistoryCounts":
+        """The counts of the customers of ``history``, ``customers`` and ``non_purchase`` (arguments of
+        :func:`stage_history`; ``chance_references`` from :class:`SnapshotChances` over the whole base
+        when these customers are one part of it)."""
+        over_time = stage_history(stager, history, dates, customers, engagement, bgnbd, one_time, choice,
+                                  non_purchase=non_purchase, chance_references=chance_references)
+        codes = over_time.to_numpy()
+        period, new_customers = period_counts(over_time, history, dates)
+        return cls(snapshot_stage_counts(codes), snapshot_moves(codes), period, new_customers,
+                   cohort_cells(history, as_of))
+
+    @classmethod
+    def merge(cls, parts: list["HistoryCounts"]) -> "HistoryCounts":
+        """The counts of the union of ``parts`` (disjoint customers, the same snapshot dates)."""
+        def total(name: str) -> np.ndarray:
+            return np.sum([getattr(part, name) for part in parts], axis=0, dtype=np.int64)
+
+        return cls(total("stages"), total("moves"), total("period"), total("new_customers"),
+                   merge_cohort_cells([part.cohorts for part in parts]))
+
+
+@dataclass
+class HistoryTables:
+    """04's history tables: ``snapshots`` (:func:`stage_counts`, ``snapshots.parquet``), ``transitions``
+    and ``transitions_latest`` (:func:`transition_counts`, all pairs and the last), ``rates``
+    (:func:`period_rates`) and ``cohorts`` (:func:`cohort_table`, ``cohorts.parquet``)."""
+
+    snapshots: pd.DataFrame
+    transitions: pd.DataFrame
+    transitions_latest: pd.DataFrame
+    rates: pd.DataFrame
+    cohorts: pd.DataFrame
+
+    @classmethod
+    def of(cls, counts: HistoryCounts, dates: pd.DataFrame, as_of: str | pd.Timestamp,
+           first_seen_until: pd.Timestamp | None = None) -> "HistoryTables":
+        """The tables of ``counts`` (``first_seen_until``: :attr:`LifecycleStager.first_seen_until_`)."""
+        return cls(snapshots=stage_count_table(counts.stages, dates), transitions=transition_table(counts.moves),
+                   transitions_latest=transition_table(counts.moves, last=1),
+                   rates=rate_table_of(counts.period, counts.new_customers, dates, first_seen_until),
+                   cohorts=cohort_table_of(counts.cohorts, as_of, first_seen_until))
 
 
 # --------------------------------------------------------------------------- configuration
@@ -1512,23 +1776,48 @@ def fit_clv_models(summary: pd.DataFrame, settings: LifecycleSettings,
         From :func:`segkit.clv.first_repeat_durations` on the same purchases and end: fits the
         one-time buyer model (only together with BG/NBD; its P(alive) replaces BG/NBD's 1).
     """
+    first_repeat = None
+    if durations is not None:
+        days, repeated = np.asarray(durations["days"], dtype=float), np.asarray(durations["repeated"], dtype=bool)
+        first_repeat = first_repeat_table(pd.DataFrame({"days": days, "repeated": repeated}))
+    return fit_clv_tables(purchase_pattern_table(summary), order_value_table(summary), first_repeat, settings)
+
+
+def fit_clv_tables(patterns: pd.DataFrame, pairs: pd.DataFrame, first_repeat: pd.DataFrame | None,
+                   settings: LifecycleSettings) -> CLVModels:
+    """:func:`fit_clv_models` from the models' bounded inputs: a :class:`ModelFitError` becomes a warning and a
+    None model.
+
+    Parameters
+    ----------
+    patterns : DataFrame
+        Customers per ``(frequency, recency, T)``: :func:`segkit.clv.purchase_pattern_table`, or
+        :func:`segkit.data.spark_patterns.purchase_pattern_counts` on Spark.
+    pairs : DataFrame
+        Customers per ``(frequency, monetary_value)``: :func:`segkit.clv.order_value_table` (or
+        :func:`~segkit.data.spark_patterns.order_value_counts`).
+    first_repeat : DataFrame, optional
+        Buyers per ``(days, repeated)``: :func:`segkit.clv.first_repeat_table` (or
+        :func:`~segkit.data.spark_patterns.first_repeat_counts`); fits the one-time buyer model (only
+        together with BG/NBD).
+    settings : LifecycleSettings
+    """
     messages: list[str] = []
     bgnbd = gamma_gamma = one_time = None
     try:
         bgnbd = BetaGeoModel(penalizer_coef=settings.penalizer_coef, min_repeat_buyers=settings.min_repeat_buyers,
-                             max_relative_se=settings.max_relative_se).fit(summary)
+                             max_relative_se=settings.max_relative_se).fit_patterns(patterns)
     except ModelFitError as exc:
         messages.append(str(exc))
     try:
         gamma_gamma = GammaGammaModel(penalizer_coef=settings.penalizer_coef,
                                       min_repeat_buyers=settings.min_repeat_buyers,
-                                      max_relative_se=settings.max_relative_se).fit(summary)
+                                      max_relative_se=settings.max_relative_se).fit_patterns(pairs)
     except ModelFitError as exc:
         messages.append(str(exc))
-    if bgnbd is not None and durations is not None:
+    if bgnbd is not None and first_repeat is not None:
         try:
-            one_time = OneTimeBuyerModel(min_repeat_buyers=settings.min_repeat_buyers).fit(
-                durations["days"], durations["repeated"])
+            one_time = OneTimeBuyerModel(min_repeat_buyers=settings.min_repeat_buyers).fit_counts(first_repeat)
         except ModelFitError as exc:
             messages.append(str(exc))
     identification = identification_warnings(bgnbd, gamma_gamma)
@@ -1566,6 +1855,180 @@ def score_customers(models: CLVModels, summary: pd.DataFrame, settings: Lifecycl
                                                     one_time=one_time_purchases)
                             if bg is not None and gg is not None else nan)
     return out
+
+
+def spend_scaled(orders: pd.DataFrame, kept_total: pd.Series) -> pd.DataFrame:
+    """Each purchase's amount scaled to its customer's kept value, where that is less than the purchases paid.
+
+    ``kept_total`` is RFM's one total per customer (index ``customer_id``, text): the kept value with
+    unmatched adjustments (returns of orders before the data, another price, amount-only refunds). The
+    spend models read each purchase scaled to it (:func:`segkit.data.relational.kept_share`), so an
+    unmatched cancellation cannot leave a huge order value in CLV. Per customer: a part of the customers
+    gives that part's rows.
+
+    Examples
+    --------
+    >>> orders = pd.DataFrame({"customer_id": ["a", "a", "b"], "amount": [10.0, 30.0, 5.0],
+    ...     "order_date": pd.to_datetime(["2024-01-01", "2024-01-02", "2024-01-01"])})
+    >>> spend_scaled(orders, pd.Series({"a": 20.0, "b": 9.0}))["amount"].tolist()
+    [5.0, 15.0, 5.0]
+    """
+    paid = orders.groupby("customer_id", observed=True, sort=False)["amount"].sum()
+    share = pd.Series(kept_share(kept_total.reindex(paid.index.astype("string")).to_numpy(dtype="float64"),
+                                 paid.to_numpy(dtype="float64")), index=paid.index)
+    if (share < 1).any():
+        orders = orders.assign(amount=orders["amount"].to_numpy(dtype="float64")
+                               * share.reindex(orders["customer_id"]).to_numpy(dtype="float64"))
+    return orders
+
+
+#: :func:`customer_state`'s columns in :func:`customer_inputs` (``state_`` + name), in its order.
+INPUT_STATE_COLUMNS: tuple[str, ...] = (
+    "n_purchases", "first_purchase", "last_purchase", "recency_days", "tenure_days", "gap_before_last_days",
+    "own_interval_days", "monetary_total", "has_orders", "first_purchase_days_into_data", "engaged")
+#: :func:`segkit.clv.clv_summary`'s columns in :func:`customer_inputs` (``clv_`` + name).
+INPUT_CLV_COLUMNS: tuple[str, ...] = ("frequency", "recency", "T", "monetary_value")
+
+
+def customer_inputs(days: pd.DataFrame, kept_total: pd.Series, as_of: str | pd.Timestamp,
+                    customers: pd.DataFrame | None = None, engagement: pd.Series | None = None,
+                    non_purchase: pd.DataFrame | None = None, data_start: pd.Timestamp | None = None) -> pd.DataFrame:
+    """Each customer's lifecycle state and CLV input at ``as_of``: what 04 stages and scores, one row per customer.
+
+    The very steps of :func:`segkit.steps.lifecycle.build_lifecycle_artifacts`: :func:`purchase_history` of the
+    purchase days, :func:`customer_state` (with ``customers``, ``engagement``, ``non_purchase``, ``data_start``
+    as there), the purchases scaled to the kept value (:func:`spend_scaled`), :func:`segkit.clv.clv_summary` and
+    :func:`segkit.clv.first_repeat_durations` to the day before ``as_of``. Everything is per customer, so on
+    Spark each partition of customers (all of a customer's rows in one) gives its customers' rows.
+
+    Parameters
+    ----------
+    days : DataFrame
+        Purchase days before ``as_of`` (``customer_id, order_date, amount``; the relational core's
+        ``purchase_days``).
+    kept_total : Series
+        RFM's kept value per customer (index ``customer_id``, text).
+    as_of : str or Timestamp
+    customers, engagement, non_purchase, data_start
+        As for :func:`customer_state`.
+
+    Returns
+    -------
+    DataFrame
+        ``customer_id`` (text, sorted); ``state_`` + :data:`INPUT_STATE_COLUMNS`; ``clv_`` +
+        :data:`INPUT_CLV_COLUMNS`, ``first_repeat_days``, ``first_repeat_seen`` (empty without a purchase);
+        ``kept_total`` (empty without an RFM row).
+    """
+    as_of = parse_as_of(as_of)
+    history = purchase_history(days)
+    state = customer_state(history, as_of, customers, engagement, non_purchase, data_start)
+    orders = spend_scaled(history[["customer_id", "purchase_date", "amount"]].rename(
+        columns={"purchase_date": "order_date"}), kept_total)
+    end = as_of - pd.Timedelta(days=1)
+    if len(orders):
+        summary = clv_summary(orders, end)
+        durations = first_repeat_durations(orders, end).reindex(summary.index)
+    else:  # a part of the customers without a purchase (prospects only): no CLV input
+        none = pd.Index([], dtype="string", name="customer_id")
+        summary = pd.DataFrame({c: pd.Series(dtype="float64") for c in INPUT_CLV_COLUMNS}).set_axis(none)
+        durations = pd.DataFrame({"days": pd.Series(dtype="float64"), "repeated": pd.Series(dtype=bool)}).set_axis(none)
+    ids = state.index
+    out = pd.DataFrame({"customer_id": pd.array(ids, dtype="string")})
+    for column in INPUT_STATE_COLUMNS:
+        out[f"state_{column}"] = state[column].to_numpy()
+    for column in INPUT_CLV_COLUMNS:
+        out[f"clv_{column}"] = summary[column].reindex(ids).to_numpy(dtype="float64")
+    out["first_repeat_days"] = durations["days"].reindex(ids).to_numpy(dtype="float64")
+    out["first_repeat_seen"] = durations["repeated"].reindex(ids).astype("boolean").to_numpy()
+    out["kept_total"] = kept_total.reindex(ids).to_numpy(dtype="float64")
+    return out
+
+
+def input_state(inputs: pd.DataFrame) -> pd.DataFrame:
+    """The :func:`customer_state` frame (index ``customer_id``) of rows of :func:`customer_inputs`."""
+    state = inputs[[f"state_{c}" for c in INPUT_STATE_COLUMNS]].set_axis(list(INPUT_STATE_COLUMNS), axis=1)
+    state.index = pd.Index(inputs["customer_id"], dtype="string", name="customer_id")
+    return state.astype({"n_purchases": "int64", "has_orders": bool, "engaged": bool,
+                         "first_purchase": "datetime64[ns]", "last_purchase": "datetime64[ns]"})
+
+
+def input_summary(inputs: pd.DataFrame) -> pd.DataFrame:
+    """The :func:`segkit.clv.clv_summary` frame (index ``customer_id``, buyers only) of rows of
+    :func:`customer_inputs`."""
+    buyers = inputs[inputs["clv_frequency"].notna().to_numpy()]
+    summary = buyers[[f"clv_{c}" for c in INPUT_CLV_COLUMNS]].set_axis(list(INPUT_CLV_COLUMNS), axis=1)
+    summary.index = pd.Index(buyers["customer_id"], dtype="string", name="customer_id")
+    return summary.astype("float64")
+
+
+def chance_reference_part(state: pd.DataFrame, models: CLVModels, thresholds: StageThresholds) -> tuple[int, int]:
+    """:func:`chance_reference_sum` of the 90-day purchase chances of the customers of ``state`` (a part of
+    the customers): the exact sum and count that :func:`chance_reference` of all parts turns into the at-risk
+    rule's reference (:func:`low_purchase_chance`); ``(0, 0)`` without BG/NBD."""
+    if models.bgnbd is None or state.empty:
+        return 0, 0
+    _, chance = chances_as_of(models.bgnbd, state, models.one_time, models.choice)
+    return chance_reference_sum(chance, state["n_purchases"].to_numpy(), state["recency_days"].to_numpy(dtype=float),
+                                thresholds)
+
+
+def lifecycle_table(state: pd.DataFrame, scores: pd.DataFrame, kept_total: pd.Series,
+                    stage_info: pd.DataFrame) -> pd.DataFrame:
+    """``lifecycle.parquet``'s rows: each customer's stage, phase and action, state and scores.
+
+    Parameters
+    ----------
+    state : DataFrame
+        Index ``customer_id``: :func:`customer_state`'s columns and ``lifecycle_stage``.
+    scores : DataFrame
+        :func:`score_customers` reindexed to ``state``'s customers.
+    kept_total : Series
+        RFM's kept value per customer (index ``customer_id``): the ``monetary_total`` of a buyer (the stage
+        rules read the purchase days' running total instead); a buyer without one keeps the running total.
+    stage_info : DataFrame
+        :meth:`LifecycleSettings.stage_info`.
+    """
+    info = stage_info.set_index("lifecycle_stage")
+    stage = state["lifecycle_stage"].astype("string").to_numpy()
+    lifecycle = pd.DataFrame({
+        "customer_id": state.index.astype("string"),
+        "lifecycle_stage": stage,
+        "phase": info["phase"].reindex(stage).to_numpy(),
+        "recommended_action": info["recommended_action"].reindex(stage).to_numpy(),
+    })
+    del stage
+    for col in ("n_purchases", "first_purchase", "last_purchase", "recency_days", "tenure_days",
+                "own_interval_days", "monetary_total", "engaged"):
+        lifecycle[col] = state[col].to_numpy()
+    kept = kept_total.reindex(lifecycle["customer_id"]).to_numpy(dtype="float64")
+    bought = (lifecycle["n_purchases"] > 0).to_numpy()
+    lifecycle["monetary_total"] = np.where(bought, np.where(np.isnan(kept), lifecycle["monetary_total"], kept), 0.0)
+    del kept, bought
+    for col in scores.columns:
+        lifecycle[col] = scores[col].to_numpy(dtype=float)
+    return lifecycle.astype({"phase": "string", "recommended_action": "string", "lifecycle_stage": "string"})
+
+
+def lifecycle_rows(inputs: pd.DataFrame, models: CLVModels, thresholds: StageThresholds, settings: LifecycleSettings,
+                   stage_info: pd.DataFrame, chance_reference: float | None = None) -> pd.DataFrame:
+    """:func:`lifecycle_table` of rows of :func:`customer_inputs` (a part of the customers): staged with
+    :func:`assign_lifecycle_stage` as :meth:`LifecycleStager.predict` stages them, scored by
+    :func:`score_customers`.
+
+    ``chance_reference`` is the mean 90-day purchase chance of all live repeat buyers (from
+    :func:`chance_reference_part` of every part); None = of ``inputs`` (all customers in one frame).
+    """
+    state = input_state(inputs)
+    if models.bgnbd is not None:
+        state["p_alive"], state["p_purchase_90d"] = chances_as_of(models.bgnbd, state, models.one_time, models.choice)
+    else:
+        state["p_alive"] = state["p_purchase_90d"] = np.nan
+    known = models.bgnbd is not None
+    state["lifecycle_stage"] = assign_lifecycle_stage(state, thresholds, state["p_alive"] if known else None,
+                                                      state["p_purchase_90d"] if known else None, chance_reference)
+    scores = score_customers(models, input_summary(inputs), settings).reindex(state.index)
+    kept = pd.Series(inputs["kept_total"].to_numpy(dtype="float64"), index=state.index)
+    return lifecycle_table(state, scores, kept, stage_info)
 
 
 def one_time_curve(model: OneTimeBuyerModel, max_days: float, step: float = 7.0) -> pd.DataFrame:
@@ -2065,8 +2528,19 @@ def stage_sizes(stages: pd.Series, stage_info: pd.DataFrame | None = None) -> pd
     8          lapsed          1
     """
     counts = pd.Series(pd.Categorical(stages, categories=STAGES)).value_counts(sort=False)
+    return stage_table(counts.reindex(STAGES).to_numpy().astype("int64"), stage_info)
+
+
+def stage_table(counts: np.ndarray, stage_info: pd.DataFrame | None = None) -> pd.DataFrame:
+    """:func:`stage_sizes` from the customers per stage of :data:`STAGES` (e.g. :meth:`LifecycleView.stage_counts`).
+
+    Examples
+    --------
+    >>> stage_table(np.arange(10))["share"].iloc[-1].round(3)
+    np.float64(0.2)
+    """
     out = pd.DataFrame({"lifecycle_stage": pd.array(STAGES, dtype="string"),
-                        "customers": counts.reindex(STAGES).to_numpy().astype("int64")})
+                        "customers": np.asarray(counts, dtype="int64")})
     total = out["customers"].sum()
     out["share"] = out["customers"] / total if total else np.nan
     if stage_info is not None:
@@ -2081,9 +2555,484 @@ __all__ = [
     "STAGES", "NO_PURCHASE_STAGES", "days_into_data", "PHASES", "StageThresholds", "LifecycleStager", "LifecycleSettings", "purchase_history",
     "customer_state", "engagement_dates", "assign_lifecycle_stage", "inter_purchase_gaps", "snapshot_dates",
     "stage_history", "stage_counts", "transition_counts", "row_shares", "period_rates", "complete_periods", "cohort_table",
-    "cohort_matrix", "fit_clv_models", "score_customers", "clv_overview", "stage_sizes", "holdout_by_stage",
+    "cohort_matrix", "fit_clv_models", "fit_clv_tables", "score_customers", "spend_scaled", "customer_inputs",
+    "INPUT_STATE_COLUMNS", "INPUT_CLV_COLUMNS", "input_state", "input_summary", "chance_reference_part", "chance_reference_sum",
+    "chance_reference", "lifecycle_table",
+    "lifecycle_rows", "STAGE_VALUES", "clv_overview", "stage_sizes", "holdout_by_stage",
     "run_holdout_check", "holdout_purchases", "HoldoutCheck", "one_time_curve", "identification_warnings", "EXPORT_COLUMNS",
     "signups_on_or_after", "ExportChoice", "model_chances", "chances_as_of", "p_alive_as_of", "low_purchase_chance",
     "season_comparison", "choose_export", "holdout_length_days", "CHANCE_DAYS", "HoldoutFit", "fit_holdout_models",
     "earlier_holdout_choice", "live_repeat_buyers", "higher_quantile", "StageDistributions",
+    "LifecycleCounts", "LifecycleTails", "LifecycleView", "ViewPlan", "TopNeeds", "VIEW_NEEDS", "VIEW_VALUES",
+    "view_values", "lifecycle_view", "stage_table", "VIEW_DEFAULTS", "top_count", "curve_counts",
+    "SnapshotChances", "HistoryCounts", "HistoryTables", "snapshot_stage_counts", "stage_count_table",
+    "snapshot_moves", "transition_table", "period_counts", "rate_table_of", "cohort_cells", "merge_cohort_cells",
+    "cohort_table_of",
 ]
+
+
+# --------------------------------------------------------------------------- bounded views
+# What 04_lifecycle shows of the per-customer table (stage sizes, the RFM crosstab, the churn-risk and
+# CLV figures, CLV by stage, the summary's numbers), as aggregates of bounded size. Each is defined
+# once, as a pandas function of a slice of customers: the one-machine path applies it to the whole
+# table, Spark to every partition, and the parts are merged (counts, sums, min/max add up; exact
+# order statistics come from ValueDistribution). Two passes: the first gives the counts, sums, ranges
+# and value distributions; the second, given the histogram edges and CLV thresholds they fix
+# (:class:`ViewPlan`), the histograms and the CLV held above each threshold.
+
+#: Edges (percent) of the churn-risk histogram (1 − P(alive) of repeat buyers).
+RISK_EDGES = 100 * np.linspace(0, 1, 21)
+#: Bins of the histogram of one-time buyers' ages (numpy's ``bins=40`` over their range).
+AGE_BINS = 40
+#: Edges of the CLV histogram (log-spaced over the positive CLV of live and lapsed buyers).
+CLV_EDGES = 40
+#: Quantile of the live buyers' positive CLV marked in the CLV histogram.
+CLV_CUT_QUANTILE = 0.9
+#: Share of the highest CLV whose share of the total the summary reports (the top decile).
+TOP_SHARE = 0.1
+#: Points of the CLV concentration curve (every customer when there are at most this many).
+CURVE_POINTS = 2000
+#: The CLV groups of the summary: every buyer, live buyers, lapsed buyers (CLV known).
+CLV_GROUPS: tuple[str, ...] = ("all", "live", "lapsed")
+#: The value columns of the view's distributions: the CLV groups, and the live buyers' positive CLV.
+VIEW_VALUES: tuple[str, ...] = (*CLV_GROUPS, "live_positive")
+_BY_STAGE = ("customers", "p_alive_sum", "p_alive_known", "expected_sum", "clv_sum", "clv_known")
+
+
+def top_count(n: int, share: float = TOP_SHARE) -> int:
+    """How many of ``n`` customers the top ``share`` holds: ``max(ceil(n·share), 1)``.
+
+    Examples
+    --------
+    >>> top_count(95), top_count(3), top_count(100)
+    (10, 1, 10)
+    """
+    return max(int(math.ceil(n * share)), 1)
+
+
+def curve_counts(n: int, points: int = CURVE_POINTS) -> np.ndarray:
+    """The numbers of top customers at which the CLV concentration curve is drawn: every ``k`` up to
+    ``points`` customers, else ``points`` steps spread evenly, plus the top decile.
+
+    Examples
+    --------
+    >>> curve_counts(5).tolist(), curve_counts(10_000, 4).tolist()
+    ([1, 2, 3, 4, 5], [1000, 2500, 5000, 7500, 10000])
+    """
+    if n <= points:
+        return np.arange(1, n + 1, dtype="int64")
+    spread = np.round(np.arange(1, points + 1) * n / points).astype("int64")
+    return np.unique(np.r_[spread, top_count(n)])
+
+
+@dataclass(frozen=True)
+class TopNeeds(DistributionNeeds):
+    """:class:`DistributionNeeds` that also hold the values where the top customers start: the top
+    ``top_share`` (:func:`top_count`) and, with ``curve``, every point of :func:`curve_counts`."""
+
+    top_share: float | None = None
+    curve: bool = False
+
+    def positions(self, n: int) -> np.ndarray:
+        extra = []
+        if n and self.top_share is not None:
+            extra.append([n - top_count(n, self.top_share)])
+        if n and self.curve:
+            extra.append(n - curve_counts(n))
+        return np.unique(np.concatenate([super().positions(n), *extra]).astype("float64"))
+
+
+#: What each distribution of the view must hold.
+VIEW_NEEDS: dict[str, DistributionNeeds] = {
+    "all": TopNeeds(median=True, top_share=TOP_SHARE), "lapsed": TopNeeds(median=True, top_share=TOP_SHARE),
+    "live": TopNeeds(median=True, top_share=TOP_SHARE, curve=True),
+    "live_positive": DistributionNeeds(quantiles=(CLV_CUT_QUANTILE,)),
+}
+
+
+def view_values(lifecycle: pd.DataFrame, column: str) -> pd.DataFrame:
+    """The CLV of each customer in each group of the view (NaN outside it): :data:`VIEW_VALUES` columns.
+
+    ``all``: buyers with a CLV; ``live``: buyers of :data:`LIVE_STAGES`; ``lapsed``; ``live_positive``: live
+    buyers with a CLV above 0 (the CLV histogram's population).
+
+    Examples
+    --------
+    >>> lc = pd.DataFrame({"lifecycle_stage": ["new", "lapsed", "prospect"], "n_purchases": [1, 2, 0],
+    ...                    "clv_12m": [0.0, 5.0, np.nan]})
+    >>> view_values(lc, "clv_12m").to_numpy().tolist()  # doctest: +NORMALIZE_WHITESPACE
+    [[0.0, 0.0, nan, nan], [5.0, nan, 5.0, nan], [nan, nan, nan, nan]]
+    """
+    values = lifecycle[column].to_numpy(dtype="float64", na_value=np.nan)
+    stage = lifecycle["lifecycle_stage"].astype("string").to_numpy(dtype=object, na_value="")
+    known = (lifecycle["n_purchases"].to_numpy() > 0) & ~np.isnan(values)
+    live = known & np.isin(stage, LIVE_STAGES)
+    masks = {"all": known, "live": live, "lapsed": known & (stage == "lapsed"), "live_positive": live & (values > 0)}
+    return pd.DataFrame({name: np.where(mask, values, np.nan) for name, mask in masks.items()}, index=lifecycle.index)
+
+
+def _minmax(values: np.ndarray) -> tuple[float, float]:
+    return (float(values.min()), float(values.max())) if len(values) else (np.nan, np.nan)
+
+
+@dataclass(frozen=True)
+class LifecycleCounts:
+    """The first pass of the view over a slice of customers: counts, sums and ranges, all additive.
+
+    Attributes
+    ----------
+    stages : ndarray of int
+        Customers per stage of :data:`STAGES`.
+    segment_stages : DataFrame
+        ``rfm_segment, lifecycle_stage, customers`` of the customers with an RFM segment.
+    risk : ndarray of int
+        Repeat buyers with a P(alive) per buyer stage (rows, :data:`BUYER_STAGES`) and churn-risk bin
+        (:data:`RISK_EDGES`).
+    by_stage : DataFrame
+        Per buyer stage (index :data:`BUYER_STAGES`, columns ``customers, p_alive_sum, p_alive_known,
+        expected_sum, clv_sum, clv_known``; Python ints): customers, exact sum
+        (:func:`segkit.data.distribution.exact_sums`) and count of known ``p_alive``, exact sum of
+        ``expected_purchases_90d``, exact sum and count of known CLV.
+    first_purchase, last_purchase : int or None
+        The buyers' first and last purchase (nanoseconds since the epoch).
+    one_time_buyers : int
+    age_range : tuple of float
+        Smallest and largest ``tenure_days`` of the one-time buyers (NaN without any).
+    clv_range : tuple of float
+        Smallest and largest positive CLV of live and lapsed buyers (NaN without any).
+    clv_sums : dict
+        CLV group (:data:`CLV_GROUPS`) → (customers with a CLV, their CLV's exact sum).
+    lapsed_positive : int
+        Lapsed buyers with a CLV above 0.
+    p_alive_known : int
+        Customers with a P(alive).
+    """
+
+    stages: np.ndarray
+    segment_stages: pd.DataFrame
+    risk: np.ndarray
+    by_stage: pd.DataFrame
+    first_purchase: int | None
+    last_purchase: int | None
+    one_time_buyers: int
+    age_range: tuple[float, float]
+    clv_range: tuple[float, float]
+    clv_sums: dict[str, tuple[int, int]]
+    lapsed_positive: int
+    p_alive_known: int
+
+    @classmethod
+    def of(cls, lifecycle: pd.DataFrame, column: str) -> "LifecycleCounts":
+        """The counts of a slice of ``lifecycle.parquet``'s rows (with ``rfm_segment`` when known: NA = none)."""
+        stage = lifecycle["lifecycle_stage"].astype("string").to_numpy(dtype=object, na_value="")
+        n_purchases = lifecycle["n_purchases"].to_numpy(dtype="float64", na_value=np.nan)
+        p_alive = lifecycle["p_alive"].to_numpy(dtype="float64", na_value=np.nan)
+        bought = n_purchases > 0
+        stages = np.array([(stage == s).sum() for s in STAGES], dtype="int64")
+        if "rfm_segment" in lifecycle.columns:
+            pairs = pd.DataFrame({"rfm_segment": lifecycle["rfm_segment"].astype("string").to_numpy(),
+                                  "lifecycle_stage": stage}).dropna().astype("string")
+            segment_stages = pairs.groupby(["rfm_segment", "lifecycle_stage"], sort=True).size().rename(
+                "customers").reset_index()
+        else:
+            segment_stages = pd.DataFrame({"rfm_segment": pd.array([], dtype="string"),
+                                           "lifecycle_stage": pd.array([], dtype="string"),
+                                           "customers": np.zeros(0, dtype="int64")})
+        repeat = (n_purchases > 1) & ~np.isnan(p_alive)
+        risk = np.array([np.histogram(100 * (1 - p_alive[repeat & (stage == s)]), bins=RISK_EDGES)[0]
+                         for s in BUYER_STAGES], dtype="int64")
+        buyer = np.isin(stage, BUYER_STAGES)
+        rows = lifecycle.loc[buyer]
+        values = pd.DataFrame({"p_alive": p_alive[buyer],
+                               "expected": rows["expected_purchases_90d"].to_numpy(dtype="float64", na_value=np.nan),
+                               "clv": rows[column].to_numpy(dtype="float64", na_value=np.nan)})
+        position = pd.Index(BUYER_STAGES).get_indexer(stage[buyer])
+        sums = exact_sums(values, position, range(len(BUYER_STAGES)))
+
+        def known(name: str) -> list[int]:
+            return np.bincount(position[~np.isnan(values[name].to_numpy())], minlength=len(BUYER_STAGES)).tolist()
+
+        by_stage = pd.DataFrame({"customers": np.bincount(position, minlength=len(BUYER_STAGES)).tolist(),
+                                 "p_alive_sum": sums["p_alive"].tolist(), "p_alive_known": known("p_alive"),
+                                 "expected_sum": sums["expected"].tolist(), "clv_sum": sums["clv"].tolist(),
+                                 "clv_known": known("clv")}, index=pd.Index(BUYER_STAGES, name="lifecycle_stage"),
+                                dtype=object)
+        first, last = (lifecycle.loc[bought, name].to_numpy(dtype="datetime64[ns]")
+                       for name in ("first_purchase", "last_purchase"))
+        first, last = first[~np.isnat(first)], last[~np.isnat(last)]
+        one_time = n_purchases == 1
+        values = view_values(lifecycle, column)
+        shown = np.r_[values["live_positive"].dropna().to_numpy(),
+                      values["lapsed"].to_numpy()[values["lapsed"].to_numpy() > 0]]
+        return cls(
+            stages=stages, segment_stages=segment_stages, risk=risk, by_stage=by_stage,
+            first_purchase=int(first.min().astype("int64")) if len(first) else None,
+            last_purchase=int(last.max().astype("int64")) if len(last) else None,
+            one_time_buyers=int(one_time.sum()),
+            age_range=_minmax(lifecycle.loc[one_time, "tenure_days"].to_numpy(dtype="float64")),
+            clv_range=_minmax(shown),
+            clv_sums={g: (int(values[g].notna().sum()), exact_sum(values[g].to_numpy())) for g in CLV_GROUPS},
+            lapsed_positive=int((values["lapsed"].to_numpy() > 0).sum()),
+            p_alive_known=int((~np.isnan(p_alive)).sum()))
+
+    @classmethod
+    def merge(cls, parts: list["LifecycleCounts"]) -> "LifecycleCounts":
+        """The counts of the customers of all ``parts`` (slices of disjoint customers)."""
+        first = [p.first_purchase for p in parts if p.first_purchase is not None]
+        last = [p.last_purchase for p in parts if p.last_purchase is not None]
+        pairs = pd.concat([p.segment_stages for p in parts], ignore_index=True)
+        pairs = (pairs.groupby(["rfm_segment", "lifecycle_stage"], sort=True)["customers"].sum().reset_index()
+                 if len(pairs) else parts[0].segment_stages)
+
+        def ranges(name: str) -> tuple[float, float]:  # NaN = no value in that part
+            pairs = np.array([getattr(p, name) for p in parts], dtype="float64")
+            return float(np.fmin.reduce(pairs[:, 0])), float(np.fmax.reduce(pairs[:, 1]))
+
+        return cls(
+            stages=sum(p.stages for p in parts), segment_stages=pairs, risk=sum(p.risk for p in parts),
+            by_stage=_added([p.by_stage for p in parts]), first_purchase=min(first) if first else None,
+            last_purchase=max(last) if last else None, one_time_buyers=sum(p.one_time_buyers for p in parts),
+            age_range=ranges("age_range"), clv_range=ranges("clv_range"),
+            clv_sums={g: (sum(p.clv_sums[g][0] for p in parts), sum(p.clv_sums[g][1] for p in parts))
+                      for g in CLV_GROUPS},
+            lapsed_positive=sum(p.lapsed_positive for p in parts), p_alive_known=sum(p.p_alive_known for p in parts))
+
+    def to_json(self) -> str:
+        """The counts as JSON (what an executor sends to the driver)."""
+        return json.dumps({"stages": self.stages.tolist(), "segment_stages": self.segment_stages.to_dict("list"),
+                           "risk": self.risk.tolist(), "by_stage": self.by_stage.to_dict("list"),
+                           "first_purchase": self.first_purchase, "last_purchase": self.last_purchase,
+                           "one_time_buyers": self.one_time_buyers, "age_range": _json_pair(self.age_range),
+                           "clv_range": _json_pair(self.clv_range),
+                           "clv_sums": {g: list(v) for g, v in self.clv_sums.items()},
+                           "lapsed_positive": self.lapsed_positive,
+                           "p_alive_known": self.p_alive_known})
+
+    @classmethod
+    def from_json(cls, text: str) -> "LifecycleCounts":
+        data = json.loads(text)
+        return cls(stages=np.array(data["stages"], dtype="int64"),
+                   segment_stages=pd.DataFrame(data["segment_stages"]).astype(
+                       {"rfm_segment": "string", "lifecycle_stage": "string", "customers": "int64"}),
+                   risk=np.array(data["risk"], dtype="int64").reshape(len(BUYER_STAGES), -1),
+                   by_stage=pd.DataFrame(data["by_stage"], index=pd.Index(BUYER_STAGES, name="lifecycle_stage"),
+                                         dtype=object), first_purchase=data["first_purchase"],
+                   last_purchase=data["last_purchase"], one_time_buyers=data["one_time_buyers"],
+                   age_range=_pair(data["age_range"]), clv_range=_pair(data["clv_range"]),
+                   clv_sums={g: (int(v[0]), int(v[1])) for g, v in data["clv_sums"].items()},
+                   lapsed_positive=data["lapsed_positive"],
+                   p_alive_known=data["p_alive_known"])
+
+
+def _added(tables: list[pd.DataFrame]) -> pd.DataFrame:
+    """Tables of Python ints of the same shape, added cell by cell (exactly)."""
+    out = tables[0].copy()
+    for table in tables[1:]:
+        out = out + table
+    return out
+
+
+def _json_pair(pair: tuple[float, float]) -> list[float | None]:
+    return [None if np.isnan(v) else float(v) for v in pair]
+
+
+def _pair(values: list[float | None]) -> tuple[float, float]:
+    return tuple(np.nan if v is None else float(v) for v in values)  # type: ignore[return-value]
+
+
+@dataclass(frozen=True)
+class ViewPlan:
+    """What the second pass needs from the first: the histogram edges and, per CLV group, the values at
+    which its top customers start (the top decile first, then the curve's points for ``live``)."""
+
+    age_edges: np.ndarray | None
+    clv_edges: np.ndarray | None
+    thresholds: dict[str, np.ndarray]
+    tops: dict[str, np.ndarray]
+
+    @classmethod
+    def of(cls, counts: LifecycleCounts, distributions: Mapping[str, ValueDistribution]) -> "ViewPlan":
+        low, high = counts.age_range
+        age_edges = None if np.isnan(low) else np.histogram_bin_edges(np.array([low, high]), bins=AGE_BINS)
+        low, high = counts.clv_range
+        clv_edges = (None if np.isnan(low) or distributions["live_positive"].n == 0
+                     else np.geomspace(max(low, 1e-2), high * 1.01, CLV_EDGES))
+        thresholds, tops = {}, {}
+        for group in CLV_GROUPS:
+            n = distributions[group].n
+            ks = (np.r_[top_count(n), curve_counts(n)] if group == "live" else np.array([top_count(n)])) if n else \
+                np.array([], dtype="int64")
+            tops[group] = ks.astype("int64")
+            thresholds[group] = np.array([distributions[group].value_at(n - k) for k in ks], dtype="float64")
+        return cls(age_edges, clv_edges, thresholds, tops)
+
+
+def _exact_added(arrays: list[Any]) -> np.ndarray:
+    """Arrays of exact sums (Python ints) of the same length, added element by element, as an object array."""
+    out = np.zeros(len(arrays[0]), dtype=object)
+    out[:] = [sum(int(a[i]) for a in arrays) for i in range(len(out))]
+    return out
+
+
+@dataclass(frozen=True)
+class LifecycleTails:
+    """The second pass over a slice of customers: histograms on the plan's edges, and per CLV group and
+    threshold the customers above it and their CLV's sum (all additive)."""
+
+    ages: np.ndarray
+    clv_live: np.ndarray
+    clv_lapsed: np.ndarray
+    above: dict[str, np.ndarray]
+    above_sum: dict[str, np.ndarray]  # exact sums (:func:`segkit.rfm.above_sums`: Python ints)
+
+    @classmethod
+    def of(cls, lifecycle: pd.DataFrame, column: str, plan: ViewPlan) -> "LifecycleTails":
+        """The tails of a slice of ``lifecycle.parquet``'s rows."""
+        one_time = lifecycle["n_purchases"].to_numpy(dtype="float64", na_value=np.nan) == 1
+        ages = (np.histogram(lifecycle.loc[one_time, "tenure_days"].to_numpy(dtype="float64"), plan.age_edges)[0]
+                if plan.age_edges is not None else np.zeros(0, dtype="int64"))
+        values = view_values(lifecycle, column)
+        hist = lambda v: (np.histogram(v[v > 0], plan.clv_edges)[0] if plan.clv_edges is not None  # noqa: E731
+                          else np.zeros(0, dtype="int64"))
+        above, above_sum = {}, {}
+        for group in CLV_GROUPS:
+            above[group], above_sum[group] = above_sums(values[group].dropna().to_numpy(), plan.thresholds[group])
+        return cls(ages.astype("int64"), hist(values["live"].dropna().to_numpy()).astype("int64"),
+                   hist(values["lapsed"].dropna().to_numpy()).astype("int64"), above, above_sum)
+
+    @classmethod
+    def merge(cls, parts: list["LifecycleTails"]) -> "LifecycleTails":
+        return cls(sum(p.ages for p in parts), sum(p.clv_live for p in parts), sum(p.clv_lapsed for p in parts),
+                   {g: sum(p.above[g] for p in parts) for g in CLV_GROUPS},
+                   {g: _exact_added([p.above_sum[g] for p in parts]) for g in CLV_GROUPS})
+
+    def to_json(self) -> str:
+        return json.dumps({"ages": self.ages.tolist(), "clv_live": self.clv_live.tolist(),
+                           "clv_lapsed": self.clv_lapsed.tolist(),
+                           "above": {g: v.tolist() for g, v in self.above.items()},
+                           "above_sum": {g: [int(x) for x in v] for g, v in self.above_sum.items()}})
+
+    @classmethod
+    def from_json(cls, text: str) -> "LifecycleTails":
+        data = json.loads(text)
+        return cls(np.array(data["ages"], dtype="int64"), np.array(data["clv_live"], dtype="int64"),
+                   np.array(data["clv_lapsed"], dtype="int64"),
+                   {g: np.array(v, dtype="int64") for g, v in data["above"].items()},
+                   {g: _exact_added([v]) for g, v in data["above_sum"].items()})
+
+
+@dataclass(frozen=True)
+class LifecycleView:
+    """What 04_lifecycle shows of its per-customer table, bounded whatever the customers
+    (:func:`lifecycle_view` on one machine; per partition and merged on Spark)."""
+
+    column: str
+    counts: LifecycleCounts
+    distributions: dict[str, ValueDistribution]
+    plan: ViewPlan
+    tails: LifecycleTails
+
+    @property
+    def customers(self) -> int:
+        return int(self.counts.stages.sum())
+
+    @property
+    def buyers(self) -> int:
+        return int(self.counts.stages[[STAGES.index(s) for s in BUYER_STAGES]].sum())
+
+    def stage_counts(self) -> pd.Series:
+        """Customers per stage (:data:`STAGES` order)."""
+        return pd.Series(self.counts.stages, index=pd.Index(STAGES, name="lifecycle_stage"), name="customers")
+
+    def _top_exact_sums(self, group: str) -> tuple[np.ndarray, list[int]]:
+        ks, values = self.plan.tops[group], self.plan.thresholds[group]
+        each = exact_sums(pd.DataFrame({"v": values}), np.arange(len(values)), range(len(values)))["v"].tolist()
+        return ks, [int(total) + (int(k) - int(n)) * value for k, n, total, value
+                    in zip(ks, self.tails.above[group], self.tails.above_sum[group], each)]
+
+    def top_sums(self, group: str) -> tuple[np.ndarray, np.ndarray]:
+        """The numbers ``k`` of top customers of a CLV group and the sum of their CLV (exact, then rounded once:
+        the customers above each threshold plus ties at it)."""
+        ks, totals = self._top_exact_sums(group)
+        return ks, np.array([exact_float(total) for total in totals], dtype="float64")
+
+    def clv_total(self, group: str) -> tuple[int, float]:
+        """Customers of a CLV group with a CLV, and their CLV's sum (exact, rounded once)."""
+        n, total = self.counts.clv_sums[group]
+        return n, exact_float(total)
+
+    def clv_overview(self, group: str) -> dict[str, float]:
+        """:func:`clv_overview` of a CLV group: customers, total, mean, median, top-decile share."""
+        n, total = self.counts.clv_sums[group]
+        if n == 0:
+            return {"customers": 0, "total": float("nan"), "mean": float("nan"), "median": float("nan"),
+                    "top_decile_share": float("nan")}
+        top = self._top_exact_sums(group)[1][0]
+        return {"customers": n, "total": exact_float(total), "mean": exact_mean(total, n),
+                "median": self.distributions[group].median(),
+                "top_decile_share": exact_ratio(top, total) if total > 0 else float("nan")}
+
+    def clv_by_stage(self) -> pd.DataFrame:
+        """Customers, mean P(alive), expected 90-day purchases and predicted CLV per buyer stage."""
+        table = self.counts.by_stage
+        table = table[(table["customers"] > 0).to_numpy(dtype=bool)]
+
+        def each(function: Callable[..., float], *columns: str) -> np.ndarray:
+            return np.array([function(*row) for row in zip(*(table[c].tolist() for c in columns))], dtype="float64")
+
+        total = sum(table["clv_sum"].tolist())
+        out = pd.DataFrame({"customers": table["customers"].to_numpy(dtype="int64"),
+                            "mean_p_alive": each(exact_mean, "p_alive_sum", "p_alive_known"),
+                            "expected_purchases_90d": each(exact_float, "expected_sum"),
+                            "clv_total": each(exact_float, "clv_sum"),
+                            "clv_mean": each(exact_mean, "clv_sum", "clv_known"),
+                            "clv_share": (each(lambda clv: exact_ratio(clv, total), "clv_sum") if total > 0
+                                          else np.full(len(table), np.nan))},
+                           index=pd.Index(table.index, name="lifecycle_stage"))
+        return out.reset_index()
+
+    def rfm_crosstab(self) -> pd.DataFrame | None:
+        """Buyers per RFM segment (rows) and buyer stage (columns); None without RFM segments."""
+        pairs = self.counts.segment_stages
+        if not len(pairs):
+            return None
+        table = pairs.pivot(index="rfm_segment", columns="lifecycle_stage", values="customers")
+        return table.reindex(columns=list(BUYER_STAGES)).fillna(0).astype("int64")
+
+    def lapsed_p_alive(self) -> float:
+        """Mean P(alive) of the lapsed buyers (NaN without one)."""
+        row = self.counts.by_stage.loc["lapsed"]
+        return exact_mean(row["p_alive_sum"], row["p_alive_known"])
+
+
+#: What :func:`lifecycle_view` takes a column missing from its table to hold (a table of live buyers'
+#: CLV, say): one purchase, lifecycle stage active, nothing else known.
+VIEW_DEFAULTS: dict[str, Any] = {"lifecycle_stage": "active", "n_purchases": 1, "p_alive": np.nan,
+                                 "expected_purchases_90d": np.nan, "first_purchase": pd.NaT,
+                                 "last_purchase": pd.NaT, "tenure_days": np.nan}
+
+
+def lifecycle_view(lifecycle: pd.DataFrame, column: str) -> LifecycleView:
+    """The :class:`LifecycleView` of a whole per-customer table (the one-machine path; Spark applies the
+    same passes per partition). Columns of :data:`VIEW_DEFAULTS` (and ``column``) it lacks are taken
+    to hold their default (NaN for ``column``).
+
+    Examples
+    --------
+    >>> lc = pd.DataFrame({"lifecycle_stage": ["new", "lapsed", "prospect"], "n_purchases": [1, 2, 0],
+    ...     "p_alive": [0.9, 0.2, np.nan], "expected_purchases_90d": [0.5, 0.1, np.nan], "clv_12m": [30.0, 10.0, np.nan],
+    ...     "first_purchase": pd.to_datetime(["2024-05-01", "2023-01-01", None]),
+    ...     "last_purchase": pd.to_datetime(["2024-05-01", "2023-06-01", None]), "tenure_days": [31.0, 500.0, np.nan]})
+    >>> view = lifecycle_view(lc, "clv_12m")
+    >>> view.customers, view.clv_overview("all")["total"], view.clv_by_stage()["customers"].tolist()
+    (3, 40.0, [1, 1])
+    """
+    missing = {k: v for k, v in {**VIEW_DEFAULTS, column: np.nan}.items() if k not in lifecycle.columns}
+    if missing:
+        lifecycle = lifecycle.assign(**missing)
+    counts = LifecycleCounts.of(lifecycle, column)
+    values = view_values(lifecycle, column)
+    distributions = {name: ValueDistribution.of_values(values[name].dropna().to_numpy(), VIEW_NEEDS[name], name)
+                     for name in VIEW_VALUES}
+    plan = ViewPlan.of(counts, distributions)
+    return LifecycleView(column, counts, distributions, plan, LifecycleTails.of(lifecycle, column, plan))

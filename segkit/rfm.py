@@ -2,8 +2,8 @@
 
 The RFM base (recency, frequency, monetary value per customer) is built from order lines in
 :mod:`segkit.data.orders` (:func:`~segkit.data.orders.rfm_table`; its DuckDB twin in
-:mod:`segkit.data.engine`). Here, pure functions summarise it (:func:`pareto_curve`,
-:func:`revenue_concentration` ...) and anything learned from a customer base is an estimator
+:mod:`segkit.data.engine`). Here, what notebook 02 shows of it is summarised bounded
+(:class:`RFMOverview`, below) and anything learned from a customer base is an estimator
 (:class:`RFMScorer`, :class:`LoyaltyTiers`) so an analyst can fit on one month and score the next.
 :func:`segkit.steps.rfm.build_rfm_artifacts` is the producer behind ``notebooks/02_rfm.ipynb``.
 Both estimators fit from a column's sorted distinct values with customers below each
@@ -11,6 +11,14 @@ Both estimators fit from a column's sorted distinct values with customers below 
 count them from the table; :meth:`RFMScorer.fit_distributions` and :meth:`LoyaltyTiers.fit_distribution` take
 them bounded, as :mod:`segkit.data.spark_ranks` builds them on Spark for the needs of :func:`fit_needs`, and
 give the same bounds and thresholds.
+
+What notebook 02 shows is one bounded object, :class:`RFMOverview` (segment, tier and score tables,
+histograms, the R×F grid, the Pareto curve, medians, segment profiles with seeded samples, a capped customer
+list), built the same way on both engines: an :class:`OverviewPlan` from value distributions
+(:func:`overview_needs`), :class:`RFMPartial` aggregates of parts of the scored base merged by addition
+(the pandas path takes the whole base as one part, Spark each partition), :func:`group_medians` and
+:class:`PickedRows` read part by part in ``customer_id`` order (:func:`rfm_overview`;
+:func:`segkit.steps.rfm.rfm_on_spark` on Spark).
 
 Returns and cancellations follow the audit's cleaned table (see ``docs/DEVELOPING.md``):
 cancellation documents are matched to the earlier purchases they take back
@@ -33,6 +41,7 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass
+from typing import Iterable
 
 import numpy as np
 import pandas as pd
@@ -43,15 +52,20 @@ from segkit.core.config import load_config
 from segkit.core.errors import ConfigError, DataError
 from segkit.core.modelio import float_array, from_pairs, model_dict, model_parts, pairs
 from segkit.data.distribution import (GRID, MAX_EXACT_CANDIDATES, SHARE_TOLERANCE, DistributionNeeds,
-                                      ValueDistribution, edge_positions)
+                                      ValueDistribution, above_sums, edge_positions, exact_mean, exact_ratio,
+                                      exact_sum, exact_sums, linear_positions)
 from segkit.data.orders import RFMWarning, no_missing, require_columns, rfm_with_info
 
 __all__ = ["MAX_EXACT_CANDIDATES", "GRID", "balanced_edges", "balanced_edges_of", "fit_needs", "group_scores",
     "to_five_point",
     "SCORE_COLUMNS", "SINGLE_LEVEL_SCORE", "METRIC_NAMES", "RFMScorer", "SCALE", "BOX_KEYS", "SEGMENT_KEYS",
-    "SegmentMap", "LoyaltyTiers", "revenue_concentration", "pareto_curve", "MONETARY_COLUMNS",
-    "SEGMENT_CSV_COLUMNS", "RFMSettings", "RFMResult", "segment_table", "tier_table", "rfm_labels", "analyse_rfm",
-    "score_table"]
+    "SegmentMap", "LoyaltyTiers", "MONETARY_COLUMNS",
+    "SEGMENT_CSV_COLUMNS", "RFMSettings", "RFMResult", "rfm_labels", "analyse_rfm",
+    "score_base", "warn_orders_after_as_of", "require_buyers", "rfm_warning_messages", "group_rows", "exact_means", "exact_ratios", "CLIP_QUANTILE", "HISTOGRAM_BINS", "MAX_BARS", "PARETO_POINTS",
+    "RISK_SEGMENTS", "PROFILE_COLUMNS", "customer_list_columns",
+    "pareto_ranks", "top_customers", "plotted_columns", "overview_needs", "OverviewPlan", "HistogramCounts",
+    "Histogram", "rf_cells", "RFMPartial", "median_groups", "group_medians", "profile_positions", "PickedRows",
+    "profile_frame", "RFMOverview", "rfm_overview", "segment_sums", "group_sums", "add_group_sums", "profile_means"]
 
 # --------------------------------------------------------------------------- validation helpers
 # --------------------------------------------------------------------------- lifetimes summary
@@ -721,60 +735,6 @@ def fit_needs(scorer: RFMScorer, tiers: LoyaltyTiers | None = None) -> dict[str,
     return needs
 
 
-# --------------------------------------------------------------------------- revenue concentration
-def _net_sorted_desc(rfm: pd.DataFrame, column: str) -> np.ndarray:
-    require_columns(rfm, [column], "RFM table", "Pass the output of segkit.data.orders.rfm_table.")
-    return np.sort(rfm[column].to_numpy(dtype="float64"))[::-1]
-
-
-def revenue_concentration(rfm: pd.DataFrame, top_share: float = 0.2, column: str = "monetary_total") -> float:
-    """Share of net revenue from the top ``top_share`` of customers (by ``column``).
-
-    The top group is the ``ceil(top_share · n)`` customers with the highest net revenue (ties
-    at the boundary do not matter: tied customers contribute the same amount). NaN when the
-    total net revenue is not positive.
-
-    Examples
-    --------
-    >>> rfm = pd.DataFrame({"monetary_total": [100.0, 10.0, 10.0, 5.0, 5.0]})
-    >>> revenue_concentration(rfm, 0.2)
-    0.7692307692307693
-    """
-    if not 0 < top_share <= 1:
-        raise ConfigError(f"rfm.top_share = {top_share!r}: use a share between 0 and 1 (0.2 = top 20 %).")
-    values = _net_sorted_desc(rfm, column)
-    total = values.sum()
-    if len(values) == 0 or total <= 0:
-        return float("nan")
-    k = int(np.ceil(top_share * len(values) - 1e-9))
-    return float(values[:k].sum() / total)
-
-
-def pareto_curve(rfm: pd.DataFrame, points: int | None = 201, column: str = "monetary_total") -> pd.DataFrame:
-    """Cumulative share of net revenue against cumulative share of customers (best first).
-
-    Returns ``customer_share`` (0..1) and ``revenue_share`` (0 at 0; 1 at 1 when total net is
-    positive; customers with negative net make the curve overshoot 1 before it ends). With
-    ``points`` the curve is sampled at that many evenly spaced customer shares (exact values
-    at those points); None keeps one point per customer.
-
-    Examples
-    --------
-    >>> rfm = pd.DataFrame({"monetary_total": [60.0, 30.0, 10.0, 0.0]})
-    >>> pareto_curve(rfm, points=None)["revenue_share"].tolist()
-    [0.0, 0.6, 0.9, 1.0, 1.0]
-    """
-    values = _net_sorted_desc(rfm, column)
-    n = len(values)
-    cum = np.concatenate([[0.0], np.cumsum(values)])
-    total = cum[-1]
-    customers = np.arange(n + 1)
-    if points is not None and n + 1 > points:
-        customers = np.unique(np.round(np.linspace(0, n, points)).astype("int64"))
-    share = cum[customers] / total if total > 0 else np.full(len(customers), np.nan)
-    return pd.DataFrame({"customer_share": customers / max(n, 1), "revenue_share": share})
-
-
 # --------------------------------------------------------------------------- settings
 MONETARY_COLUMNS = ("monetary_total", "monetary_avg")
 SEGMENT_CSV_COLUMNS: tuple[str, ...] = (
@@ -827,7 +787,8 @@ class RFMSettings:
 class RFMResult:
     """Everything notebook 02 shows (see :func:`analyse_rfm`)."""
 
-    rfm: pd.DataFrame           # one row per buying customer: RFM values, scores, segment, tier, action
+    rfm: pd.DataFrame | None    # one row per buying customer: RFM values, scores, segment, tier, action (None:
+                                # the base stayed on Spark's executors; the notebook reads ``overview``)
     segments: pd.DataFrame      # segment table (non-empty segments, config order)
     tiers: pd.DataFrame         # tier table (non-empty tiers, highest first)
     pareto: pd.DataFrame        # customer_share, revenue_share
@@ -841,62 +802,49 @@ class RFMResult:
     tier_model: LoyaltyTiers
     seed: int = 0
     currency: str = ""          # report.currency of the config, for money in texts ("" = not set)
+    overview: "RFMOverview | None" = None  # what notebook 02 shows, bounded (:func:`rfm_overview`)
 
 
-def _group_table(rfm: pd.DataFrame, by: str, label: str, order: list[str],
-                 first: dict[str, tuple[str, str]]) -> pd.DataFrame:
-    """Customers, shares of customers and net revenue, ``first`` aggregates, mean F and M per
-    non-empty group of ``by``, rows in ``order``, the group in column ``label``."""
-    total = rfm["monetary_total"].sum()
-    g = rfm.groupby(by, sort=False)
+def group_rows(sums: pd.DataFrame, customers: int, revenue: int, label: str, order: list[str],
+               first: dict[str, pd.Series]) -> pd.DataFrame:
+    """A segment or tier table from its groups' exact sums (index: group; ``customers`` and the exact sums,
+    :func:`~segkit.data.distribution.exact_sums`, of ``frequency`` and ``monetary_total``): customers, shares
+    of customers and of net revenue (``revenue``, exact, in all), the ``first`` columns, mean F and M
+    (correctly rounded: the same for any split of the customers); non-empty groups in ``order``, the group in
+    column ``label``.
+
+    Examples
+    --------
+    >>> sums = pd.DataFrame({"customers": [2, 1], "frequency": [exact_sum([1.0, 2.0]), exact_sum([4.0])],
+    ...                      "monetary_total": [exact_sum([1.0, 2.0]), exact_sum([5.0])]}, index=["B", "A"])
+    >>> group_rows(sums, 3, exact_sum([1.0, 2.0, 5.0]), "segment", ["A", "B"], {})[
+    ...     ["segment", "customers", "share_of_revenue", "mean_monetary_total"]].values.tolist()
+    [['A', 1, 0.625, 5.0], ['B', 2, 0.375, 1.5]]
+    """
+    counts = sums["customers"].astype("int64")
     table = pd.DataFrame({
-        "customers": g.size().astype("int64"),
-        "share_of_customers": g.size() / max(len(rfm), 1),
-        "share_of_revenue": g["monetary_total"].sum() / total if total > 0 else np.nan,
-        **{name: g[column].agg(how) for name, (column, how) in first.items()},
-        "mean_frequency": g["frequency"].mean(),
-        "mean_monetary_total": g["monetary_total"].mean(),
-    })
+        "customers": counts,
+        "share_of_customers": counts / max(customers, 1),
+        "share_of_revenue": exact_ratios(sums["monetary_total"], revenue) if revenue > 0 else np.nan,
+        **first,
+        "mean_frequency": exact_means(sums["frequency"], counts),
+        "mean_monetary_total": exact_means(sums["monetary_total"], counts),
+    }, index=sums.index)
     table = table.loc[[n for n in order if n in table.index]].rename_axis(label).reset_index()
     table[label] = table[label].astype("string")
     return table
 
 
-def segment_table(rfm: pd.DataFrame, segments: SegmentMap) -> pd.DataFrame:
-    """Per non-empty segment (config order): customers, shares, mean R/F/M, recommended action.
-
-    Examples
-    --------
-    >>> from segkit.core.config import load_config
-    >>> seg = SegmentMap.from_config(load_config()["rfm"]["segments"])
-    >>> rfm = pd.DataFrame({"rfm_segment": ["Lost", "Champions", "Champions"],
-    ...                     "recency_days": [300, 2, 4], "frequency": [1, 9, 7],
-    ...                     "monetary_total": [10.0, 500.0, 490.0]})
-    >>> segment_table(rfm, seg)[["segment", "customers", "share_of_revenue"]]
-         segment  customers  share_of_revenue
-    0  Champions          2              0.99
-    1       Lost          1              0.01
-    """
-    table = _group_table(rfm, "rfm_segment", "segment", segments.names,
-                         {"mean_recency_days": ("recency_days", "mean")})
-    table["recommended_action"] = table["segment"].map(segments.actions).astype("string")
-    return table
+def exact_means(sums: pd.Series, counts: pd.Series) -> pd.Series:
+    """Per group, the exact sum (:func:`~segkit.data.distribution.exact_sums`) over the customers, correctly
+    rounded (float64, the index of ``sums``)."""
+    return pd.Series([exact_mean(t, c) for t, c in zip(sums.tolist(), counts.tolist())], index=sums.index,
+                     dtype="float64")
 
 
-def tier_table(rfm: pd.DataFrame, tiers: LoyaltyTiers) -> pd.DataFrame:
-    """Per non-empty tier (highest first): customers, shares, lowest basis value, means.
-
-    Examples
-    --------
-    >>> tiers = LoyaltyTiers([{"name": "Gold", "min": 100}, {"name": "Basic"}], method="threshold")
-    >>> rfm = pd.DataFrame({"tier": ["Gold", "Basic", "Basic"], "monetary_total": [150.0, 30.0, 20.0],
-    ...                     "frequency": [3, 1, 1]})
-    >>> tier_table(rfm, tiers)[["tier", "customers", "share_of_revenue"]]
-        tier  customers  share_of_revenue
-    0   Gold          1              0.75
-    1  Basic          2              0.25
-    """
-    return _group_table(rfm, "tier", "tier", tiers.names, {f"min_{tiers.basis}": (tiers.basis, "min")})
+def exact_ratios(sums: pd.Series, total: int) -> pd.Series:
+    """Per group, its exact sum's share of the exact ``total``, correctly rounded (float64)."""
+    return pd.Series([exact_ratio(t, total) for t in sums.tolist()], index=sums.index, dtype="float64")
 
 
 def rfm_labels(scored: pd.DataFrame, bins: int, segments: SegmentMap, tiers: LoyaltyTiers) -> pd.DataFrame:
@@ -921,6 +869,61 @@ def rfm_labels(scored: pd.DataFrame, bins: int, segments: SegmentMap, tiers: Loy
                          "recommended_action": segment.map(segments.actions).astype("string")}, index=scored.index)
 
 
+def warn_orders_after_as_of(info: dict) -> None:
+    """Warn (:class:`RFMWarning`) that orders on or after ``as_of`` were left out, when ``info`` counts some."""
+    if info["orders_after_as_of"]:
+        warnings.warn(f"{info['orders_after_as_of']:,} order(s) dated on or after as_of = "
+                      f"{info['as_of'].date()} were excluded ({info['customers_after_as_of_only']:,} "
+                      "customer(s) have only such orders).", RFMWarning, stacklevel=2)
+
+
+def require_buyers(customers: int, as_of: pd.Timestamp) -> None:
+    """Stop, saying why, when the RFM base has no buying customer: what both engines say (before any fit).
+
+    Raises
+    ------
+    DataError
+        ``customers`` is 0.
+
+    Examples
+    --------
+    >>> require_buyers(0, pd.Timestamp("2024-06-01"))  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    segkit.core.errors.DataError: No buying customer before as_of = 2024-06-01: ...
+    """
+    if customers == 0:
+        raise DataError(f"No buying customer before as_of = {pd.Timestamp(as_of):%Y-%m-%d}: no customer kept a "
+                        "purchase order (every order before as_of was cancelled, returned in full or has no "
+                        "positive net amount), so there is nothing to score. Check as_of and the transactions "
+                        "(notebook 01's audit counts the cancellations and returns).")
+
+
+def rfm_warning_messages(caught: list[warnings.WarningMessage]) -> list[str]:
+    """The texts of the :class:`RFMWarning` among ``caught`` (the summary shows them); any other warning is
+    issued again (not ours to swallow)."""
+    for w in caught:
+        if not issubclass(w.category, RFMWarning):
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    return [str(w.message) for w in caught if issubclass(w.category, RFMWarning)]
+
+
+def score_base(rfm: pd.DataFrame, scorer: RFMScorer, segments: SegmentMap, tiers: LoyaltyTiers) -> pd.DataFrame:
+    """The RFM base with its scores (``r_score, f_score, m_score``) and labels (:func:`rfm_labels`) appended:
+    :func:`analyse_rfm`'s ``rfm``, and on Spark every partition of it (:mod:`segkit.steps.rfm`).
+
+    Examples
+    --------
+    >>> base = pd.DataFrame({"recency_days": [3, 90], "frequency": [4, 1], "monetary_total": [80.0, 5.0]})
+    >>> settings = RFMSettings.from_config(None)
+    >>> scorer = RFMScorer(bins=2).fit(base)
+    >>> score_base(base, scorer, settings.segments, settings.tiers.fit(base))["rfm_segment"].tolist()
+    ['Champions', 'About To Sleep']
+    """
+    scored = pd.concat([rfm, scorer.transform(rfm)], axis=1)
+    return pd.concat([scored, rfm_labels(scored, int(scorer.bins), segments, tiers)], axis=1)
+
+
 def analyse_rfm(
     transactions: pd.DataFrame | None,
     as_of: str | pd.Timestamp | None = None,
@@ -928,15 +931,18 @@ def analyse_rfm(
     seed: int = 0,
     *,
     base: tuple[pd.DataFrame, dict] | None = None,
+    list_rows: int | None = None,
 ) -> RFMResult:
     """The whole RFM analysis of notebook 02 on a transactions table (no files written).
 
     ``base`` = an RFM table and its counts computed elsewhere (out-of-core,
-    :func:`segkit.steps.sources.rfm_for`); then ``transactions`` is not used.
+    :func:`segkit.steps.sources.rfm_for`); then ``transactions`` is not used. ``list_rows`` caps the
+    overview's customer list (None: every customer; notebook 02 passes the rows its table shows).
 
     Builds :func:`rfm_table`, fits :class:`RFMScorer` and :class:`LoyaltyTiers` on this base,
     assigns segments (scores mapped to the 1–5 scale first when ``bins != 5``, see
-    :func:`to_five_point`), tiers and actions, and the segment, tier and Pareto tables.
+    :func:`to_five_point`), tiers and actions, and what notebook 02 shows (:func:`rfm_overview`: the segment,
+    tier and Pareto tables among it).
     :class:`RFMWarning` messages are collected into ``result.warnings`` (shown in the summary)
     instead of being printed.
 
@@ -959,26 +965,21 @@ def analyse_rfm(
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", RFMWarning)
         rfm, info = base if base is not None else rfm_with_info(transactions, as_of)
-        if info["orders_after_as_of"]:
-            warnings.warn(f"{info['orders_after_as_of']:,} order(s) dated on or after as_of = "
-                          f"{info['as_of'].date()} were excluded ({info['customers_after_as_of_only']:,} "
-                          "customer(s) have only such orders).", RFMWarning)
+        warn_orders_after_as_of(info)
+        require_buyers(len(rfm), info["as_of"])
         scorer = RFMScorer(bins=settings.bins, monetary_col=settings.monetary_column).fit(rfm)
-        scores = scorer.transform(rfm)
         tier_model = settings.tiers.fit(rfm)
-    messages = [str(w.message) for w in caught if issubclass(w.category, RFMWarning)]
-    for w in caught:  # anything else is not ours to swallow
-        if not issubclass(w.category, RFMWarning):
-            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
-    rfm = pd.concat([rfm, scores], axis=1)
-    rfm = pd.concat([rfm, rfm_labels(rfm, settings.bins, settings.segments, tier_model)], axis=1)
+    messages = rfm_warning_messages(caught)
+    rfm = score_base(rfm, scorer, settings.segments, tier_model)
+    overview = rfm_overview(rfm, settings, scorer, tier_model, seed, list_rows)
     return RFMResult(
+        overview=overview,
         rfm=rfm,
-        segments=segment_table(rfm, settings.segments),
-        tiers=tier_table(rfm, tier_model),
-        pareto=pareto_curve(rfm),
+        segments=overview.segments,
+        tiers=overview.tiers,
+        pareto=overview.pareto,
         top_share=settings.top_share,
-        top_share_revenue=revenue_concentration(rfm, settings.top_share),
+        top_share_revenue=overview.top_share_revenue,
         as_of=info["as_of"],
         info=info,
         warnings=messages,
@@ -989,30 +990,557 @@ def analyse_rfm(
     )
 
 
-def score_table(rfm: pd.DataFrame, scorer: RFMScorer) -> pd.DataFrame:
-    """Value range and customers of every score level, per metric (how ties were resolved).
+# --------------------------------------------------------------------------- explorer and summary
+# --------------------------------------------------------------------------- producer
+
+
+# --------------------------------------------------------------------------- what notebook 02 shows (bounded)
+#: Values above this quantile (pandas' linear one) are shown in the last bar of a distribution plot.
+CLIP_QUANTILE = 0.99
+#: Bars of a distribution plot of a continuous metric (or of a whole-number metric with many values).
+HISTOGRAM_BINS = 40
+#: A whole-number metric with at most this many values (after clipping) gets one bar per value.
+MAX_BARS = 60
+#: Points of the Pareto curve (evenly spaced customer counts; every customer when there are fewer).
+PARETO_POINTS = 201
+#: Segments of valuable past customers who stopped buying (the summary's at-risk finding).
+RISK_SEGMENTS: tuple[str, ...] = ("At Risk", "Can't Lose Them")
+#: Columns of a segment profile (notebook 02's explorer): mean, median and the sampled customers' values.
+PROFILE_COLUMNS: tuple[str, ...] = (
+    "recency_days", "frequency", "monetary_total", "monetary_avg", "tenure_days",
+    "r_score", "f_score", "m_score",
+)
+
+
+def customer_list_columns(monetary_column: str) -> list[str]:
+    """Columns of notebook 02's customer list.
 
     Examples
     --------
-    >>> base = pd.DataFrame({"recency_days": [1, 5, 9, 30], "frequency": [1, 1, 1, 2],
-    ...                      "monetary_total": [5.0, 10.0, 20.0, 40.0]})
-    >>> scorer = RFMScorer(bins=2).fit(base)
-    >>> score_table(pd.concat([base, scorer.transform(base)], axis=1), scorer).iloc[2:4]
-          metric  score  lowest  highest  customers
-    2  frequency      1     1.0      1.0          3
-    3  frequency      2     2.0      2.0          1
+    >>> customer_list_columns("monetary_total")[-2:]
+    ['monetary_total', 'last_order_date']
     """
-    parts = []
-    for metric, column in scorer._columns().items():
-        g = rfm.groupby(SCORE_COLUMNS[metric])[column]
-        part = g.agg(lowest="min", highest="max", customers="size").rename_axis("score").reset_index()
-        part.insert(0, "metric", column)
-        parts.append(part)
-    out = pd.concat(parts, ignore_index=True)
-    out["metric"] = out["metric"].astype("string")
-    out[["lowest", "highest"]] = out[["lowest", "highest"]].astype("float64")
+    return ["customer_id", "rfm_segment", "tier", "r_score", "f_score", "m_score", "recency_days", "frequency",
+            monetary_column, "last_order_date"]
+
+
+def pareto_ranks(customers: int, points: int | None = PARETO_POINTS) -> np.ndarray:
+    """Customers (best first) at which the Pareto curve (:attr:`RFMOverview.pareto`) is read: every count ``0 … n``, or ``points``
+    evenly spaced ones.
+
+    Examples
+    --------
+    >>> pareto_ranks(4).tolist(), pareto_ranks(1000, 3).tolist()
+    ([0, 1, 2, 3, 4], [0, 500, 1000])
+    """
+    ranks = np.arange(customers + 1)
+    if points is not None and customers + 1 > points:
+        ranks = np.unique(np.round(np.linspace(0, customers, points)).astype("int64"))
+    return ranks
+
+
+def top_customers(customers: int, top_share: float) -> int:
+    """The customers of the top ``top_share``: ``ceil(top_share · n)`` (ties at the boundary do not matter:
+    tied customers bring the same amount)."""
+    return int(np.ceil(top_share * customers - 1e-9))
+
+
+def plotted_columns(settings: RFMSettings) -> tuple[str, ...]:
+    """The columns whose distributions notebook 02 plots (recency, frequency, the scored monetary column)."""
+    return ("recency_days", "frequency", settings.monetary_column)
+
+
+def overview_needs(customers: int, settings: RFMSettings) -> dict[str, DistributionNeeds]:
+    """What :class:`OverviewPlan` needs of the base's value distributions (besides the fits' needs,
+    :func:`fit_needs`): each plotted column's lowest value and clip quantile, the median recency, and the
+    ``k``-th largest net revenue for every point of the Pareto curve and the top share.
+
+    Examples
+    --------
+    >>> needs = overview_needs(1000, RFMSettings.from_config(None))
+    >>> needs["recency_days"].median, needs["frequency"].at
+    (True, (0, 989, 990))
+    """
+    needs: dict[str, DistributionNeeds] = {}
+
+    def add(column: str, need: DistributionNeeds) -> None:
+        needs[column] = needs[column].merge(need) if column in needs else need
+
+    for column in plotted_columns(settings):
+        add(column, DistributionNeeds(at=(0, *linear_positions(customers, CLIP_QUANTILE))))
+    add("recency_days", DistributionNeeds(median=True))
+    ranks = np.union1d(pareto_ranks(customers), [top_customers(customers, settings.top_share)])
+    add("monetary_total", DistributionNeeds(at=tuple(int(customers - k) for k in ranks if k >= 1)))
+    return needs
+
+
+@dataclass(frozen=True)
+class OverviewPlan:
+    """What the partial aggregates of notebook 02 need that only the whole base knows (from its value
+    distributions, :func:`overview_needs`): the customers, each plotted column's (lowest value, clip
+    value), the Pareto curve's customer counts with the ``k``-th largest net revenue of each, and the median
+    recency.
+
+    Examples
+    --------
+    >>> base = pd.DataFrame({"recency_days": [3, 9, 40], "frequency": [1, 2, 5],
+    ...                      "monetary_total": [10.0, 30.0, 60.0], "monetary_avg": [10.0, 15.0, 12.0]})
+    >>> settings = RFMSettings.from_config(None)
+    >>> plan = OverviewPlan.of_frame(base, settings)
+    >>> plan.ranks.tolist(), plan.kth_largest.tolist()
+    ([1, 2, 3], [60.0, 30.0, 10.0])
+    """
+
+    customers: int
+    ranges: dict[str, tuple[float, float]]
+    ranks: np.ndarray
+    kth_largest: np.ndarray
+    median_recency: float
+    top_share: float
+
+    @classmethod
+    def of_distributions(cls, distributions: dict[str, ValueDistribution], settings: RFMSettings) -> "OverviewPlan":
+        """The plan from distributions that hold :func:`overview_needs` (built by numpy or on Spark)."""
+        n = distributions["recency_days"].n
+        ranges = {c: (distributions[c].value_at(0), distributions[c].linear_quantile(CLIP_QUANTILE))
+                  for c in plotted_columns(settings)}
+        ranks = np.union1d(pareto_ranks(n), [top_customers(n, settings.top_share)])
+        ranks = ranks[ranks >= 1].astype("int64")
+        money = distributions["monetary_total"]
+        kth = np.array([money.value_at(n - k) for k in ranks], dtype="float64")
+        return cls(customers=n, ranges=ranges, ranks=ranks, kth_largest=kth,
+                   median_recency=distributions["recency_days"].median(), top_share=settings.top_share)
+
+    @classmethod
+    def of_frame(cls, rfm: pd.DataFrame, settings: RFMSettings) -> "OverviewPlan":
+        """The plan of a base held in pandas (the distributions counted by numpy)."""
+        needs = overview_needs(len(rfm), settings)
+        return cls.of_distributions({c: ValueDistribution.of_values(rfm[c].to_numpy(dtype="float64"), need, column=c)
+                                     for c, need in needs.items()}, settings)
+
+
+@dataclass
+class HistogramCounts:
+    """One plotted column's counts in a part of the base (additive; :meth:`merge`)."""
+
+    clipped: int            # customers above the clip value
+    integral: bool          # every value a whole number
+    bars: pd.Series | None  # customers per (clipped) value; None: more than MAX_BARS values
+    bins: np.ndarray        # customers per bar of HISTOGRAM_BINS equal bars from the lowest to the clip value
+
+    @classmethod
+    def of(cls, values: pd.Series, low: float, top: float) -> "HistogramCounts":
+        """The counts of ``values`` with the whole base's lowest value and clip value."""
+        values = values.astype("float64")
+        clipped = values.clip(upper=top)
+        bars = clipped.value_counts() if clipped.nunique() <= MAX_BARS else None
+        return cls(clipped=int((values > top).sum()), integral=bool(np.all(np.mod(values, 1) == 0)), bars=bars,
+                   bins=np.histogram(clipped, bins=HISTOGRAM_BINS, range=(low, top))[0].astype("int64"))
+
+    @classmethod
+    def merge(cls, parts: list["HistogramCounts"]) -> "HistogramCounts":
+        bars = None
+        if all(p.bars is not None for p in parts):
+            bars = pd.concat([p.bars for p in parts]).groupby(level=0).sum()
+            bars = bars if len(bars) <= MAX_BARS else None
+        return cls(clipped=sum(p.clipped for p in parts), integral=all(p.integral for p in parts), bars=bars,
+                   bins=np.sum([p.bins for p in parts], axis=0).astype("int64"))
+
+
+@dataclass(frozen=True)
+class Histogram:
+    """A distribution plot of one column (:func:`segkit.plots.rfm.plot_distribution`), from counts.
+
+    ``integer``: one bar per value (``bar_values``, ``bar_counts``); else :data:`HISTOGRAM_BINS` bars
+    (``bin_edges``, ``bin_counts``). Values above ``top`` (the clip quantile) are counted at ``top``.
+    """
+
+    column: str
+    top: float
+    clipped: int
+    integer: bool
+    bar_values: np.ndarray
+    bar_counts: np.ndarray
+    bin_edges: np.ndarray
+    bin_counts: np.ndarray
+
+    @classmethod
+    def of_counts(cls, column: str, low: float, top: float, counts: HistogramCounts) -> "Histogram":
+        integer = counts.integral and counts.bars is not None
+        bars = counts.bars.sort_index() if integer else pd.Series([], dtype="int64")
+        return cls(column=column, top=top, clipped=counts.clipped, integer=integer,
+                   bar_values=bars.index.to_numpy(dtype="float64"), bar_counts=bars.to_numpy(dtype="int64"),
+                   bin_edges=np.histogram(np.array([low, top]), bins=HISTOGRAM_BINS, range=(low, top))[1],
+                   bin_counts=counts.bins)
+
+    @classmethod
+    def of_values(cls, values: pd.Series | np.ndarray, column: str = "", clip_quantile: float = CLIP_QUANTILE) -> "Histogram":
+        """The plot of a column held in pandas (as the partial counts of one part).
+
+        Examples
+        --------
+        >>> h = Histogram.of_values(pd.Series([1, 1, 2, 3, 12]), "frequency")
+        >>> h.integer, h.bar_values.tolist(), h.bar_counts.tolist(), h.clipped
+        (True, [1.0, 2.0, 3.0, 11.64], [2, 1, 1, 1], 1)
+        """
+        x = np.asarray(values, dtype="float64")
+        if len(x) == 0:
+            return cls(column, 0.0, 0, True, np.array([]), np.array([], dtype="int64"), np.array([]),
+                       np.array([], dtype="int64"))
+        distribution = ValueDistribution.of_values(x, DistributionNeeds(at=(0, *linear_positions(len(x), clip_quantile))))
+        low, top = distribution.value_at(0), distribution.linear_quantile(clip_quantile)
+        return cls.of_counts(column, low, top, HistogramCounts.of(pd.Series(x), low, top))
+
+
+def rf_cells(rfm: pd.DataFrame, x: str = "f_score") -> pd.DataFrame:
+    """Customers per (``r_score``, ``x``, ``rfm_segment``): what the R×F grid shows (additive over parts).
+
+    Examples
+    --------
+    >>> rf_cells(pd.DataFrame({"r_score": [5, 5, 1], "f_score": [5, 5, 1], "rfm_segment": ["A", "A", "B"]}))
+       r_score  f_score rfm_segment  customers
+    0        1        1           B          1
+    1        5        5           A          2
+    """
+    return (rfm.groupby(["r_score", x, "rfm_segment"], observed=True).size().rename("customers").reset_index()
+            .astype({"customers": "int64", "rfm_segment": "string"}))
+
+
+def group_sums(scored: pd.DataFrame, by: str, columns: Iterable[str]) -> pd.DataFrame:
+    """Per group of ``by`` present (index, first-seen order): ``customers`` (int64) and the exact sums
+    (:func:`~segkit.data.distribution.exact_sums`, Python ints) of ``columns``: additive over parts, bit for
+    bit, whatever the split (:func:`add_group_sums`).
+
+    Examples
+    --------
+    >>> scored = pd.DataFrame({"rfm_segment": ["A", "A"], **{c: [1, 2] for c in PROFILE_COLUMNS}})
+    >>> sums = group_sums(scored, "rfm_segment", ["frequency"])
+    >>> int(sums.loc["A", "customers"]), exact_mean(sums.loc["A", "frequency"], 2)
+    (2, 1.5)
+    """
+    columns = list(columns)
+    keys = pd.unique(scored[by].astype("object").to_numpy())
+    sums = exact_sums(scored[columns].astype("float64"), scored[by].astype("object").to_numpy(), keys)
+    sums.insert(0, "customers", scored.groupby(by, sort=False).size().reindex(keys).to_numpy(dtype="int64"))
+    return sums.rename_axis(by)
+
+
+def add_group_sums(parts: list[pd.DataFrame]) -> pd.DataFrame:
+    """:func:`group_sums` of disjoint parts added up (groups in first-seen order; exact, so any split of
+    the customers gives the whole table's sums).
+
+    Examples
+    --------
+    >>> scored = pd.DataFrame({"tier": ["G", "B", "G"], "m": [1e16, 1.0, -1e16]})
+    >>> merged = add_group_sums([group_sums(scored[:1], "tier", ["m"]), group_sums(scored[1:], "tier", ["m"])])
+    >>> merged["customers"].tolist(), [exact_mean(t, 1) for t in merged["m"]]
+    ([2, 1], [0.0, 1.0])
+    """
+    keys = list(dict.fromkeys(k for part in parts for k in part.index))
+    columns = list(parts[0].columns)
+    totals = {c: dict.fromkeys(keys, 0) for c in columns}
+    for part in parts:
+        for c in columns:
+            for k, v in zip(part.index, part[c].tolist()):
+                totals[c][k] += v
+    out = pd.DataFrame({c: pd.Series([totals[c][k] for k in keys], index=keys, dtype=object) for c in columns})
+    out["customers"] = out["customers"].astype("int64")
+    return out.rename_axis(parts[0].index.name)
+
+
+def segment_sums(scored: pd.DataFrame) -> pd.DataFrame:
+    """Per segment (index ``rfm_segment``): ``customers`` and the exact sums of :data:`PROFILE_COLUMNS`
+    (:func:`group_sums`; divided by ``customers``, the profile's mean row).
+
+    Examples
+    --------
+    >>> scored = pd.DataFrame({"rfm_segment": ["A", "A"], **{c: [1, 2] for c in PROFILE_COLUMNS}})
+    >>> int(segment_sums(scored).loc["A", "customers"]), exact_mean(segment_sums(scored).loc["A", "frequency"], 2)
+    (2, 1.5)
+    """
+    return group_sums(scored, "rfm_segment", PROFILE_COLUMNS)
+
+
+def profile_means(sums: pd.DataFrame, segment: str) -> pd.Series:
+    """The mean row of ``segment``'s profile from :func:`segment_sums` (correctly rounded means).
+
+    Examples
+    --------
+    >>> scored = pd.DataFrame({"rfm_segment": ["A", "A"], **{c: [1, 2] for c in PROFILE_COLUMNS}})
+    >>> profile_means(segment_sums(scored), "A")["frequency"]
+    np.float64(1.5)
+    """
+    size = int(sums.at[segment, "customers"])
+    return pd.Series([exact_mean(sums.at[segment, c], size) for c in PROFILE_COLUMNS], index=list(PROFILE_COLUMNS),
+                     dtype="float64")
+
+
+@dataclass
+class RFMPartial:
+    """Notebook 02's additive aggregates of a part of the scored base (:meth:`of`), merged by :meth:`merge`:
+    the pandas path takes the whole base as one part, Spark each partition (and merges on the driver).
+
+    Every sum is exact (whole 2**-1126, :func:`~segkit.data.distribution.exact_sums`) and every count whole,
+    so the merged partial of any split of the customers is the whole base's, bit for bit, and so is the
+    overview built from it (:meth:`RFMOverview.build`).
+    """
+
+    customers: int
+    revenue: int                    # exact sum of monetary_total
+    segments: pd.DataFrame          # index rfm_segment: customers and the exact sums of PROFILE_COLUMNS
+    tiers: pd.DataFrame             # index tier: customers, exact sums of frequency and monetary_total
+    tier_lowest: pd.Series          # index tier: lowest value of the tiers' basis
+    scores: pd.DataFrame            # metric, score, lowest, highest, customers
+    cells: pd.DataFrame             # rf_cells
+    histograms: dict[str, HistogramCounts]
+    above: np.ndarray               # customers with monetary_total above each of the plan's kth_largest values
+    above_sum: np.ndarray           # the exact sum of their net revenue (Python ints)
+    frequencies: pd.Series          # customers per frequency value
+
+    @classmethod
+    def of(cls, scored: pd.DataFrame, plan: OverviewPlan, scorer: RFMScorer, tier_basis: str) -> "RFMPartial":
+        """The aggregates of ``scored`` (rows of the scored base: values, scores, segment, tier)."""
+        money = scored["monetary_total"].to_numpy(dtype="float64")
+        scores = []
+        for metric, column in scorer._columns().items():
+            part = scored.groupby(SCORE_COLUMNS[metric])[column].agg(lowest="min", highest="max", customers="size")
+            part = part.rename_axis("score").reset_index()
+            part.insert(0, "metric", column)
+            scores.append(part)
+        above, above_sum = above_sums(money, plan.kth_largest)
+        return cls(customers=len(scored), revenue=exact_sum(money), segments=segment_sums(scored),
+                   tiers=group_sums(scored, "tier", ["frequency", "monetary_total"]),
+                   tier_lowest=scored.groupby("tier", sort=False)[tier_basis].min().astype("float64"),
+                   scores=pd.concat(scores, ignore_index=True), cells=rf_cells(scored),
+                   histograms={c: HistogramCounts.of(scored[c], *plan.ranges[c]) for c in plan.ranges},
+                   above=above, above_sum=above_sum, frequencies=scored["frequency"].astype("float64").value_counts())
+
+    @classmethod
+    def merge(cls, parts: list["RFMPartial"]) -> "RFMPartial":
+        """One partial of all parts (counts and exact sums added, lowest/highest kept)."""
+        if len(parts) == 1:
+            return parts[0]
+        scores = pd.concat([p.scores for p in parts]).groupby(["metric", "score"], sort=False).agg(
+            lowest=("lowest", "min"), highest=("highest", "max"), customers=("customers", "sum")).reset_index()
+        cells = pd.concat([p.cells for p in parts]).groupby(["r_score", "f_score", "rfm_segment"], observed=True,
+                                                            sort=True)["customers"].sum().reset_index()
+        above_sum = np.empty(len(parts[0].above_sum), dtype=object)
+        above_sum[:] = [sum(p.above_sum[i] for p in parts) for i in range(len(above_sum))]
+        return cls(customers=sum(p.customers for p in parts), revenue=sum(p.revenue for p in parts),
+                   segments=add_group_sums([p.segments for p in parts]),
+                   tiers=add_group_sums([p.tiers for p in parts]),
+                   tier_lowest=pd.concat([p.tier_lowest for p in parts]).groupby(level=0, sort=False).min(),
+                   scores=scores, cells=cells,
+                   histograms={c: HistogramCounts.merge([p.histograms[c] for p in parts]) for c in parts[0].histograms},
+                   above=np.sum([p.above for p in parts], axis=0).astype("int64"), above_sum=above_sum,
+                   frequencies=pd.concat([p.frequencies for p in parts]).groupby(level=0).sum())
+
+
+def median_groups(segments: SegmentMap) -> list[tuple[str, ...]]:
+    """The groups of segments whose medians notebook 02 shows: each segment (its profile) and the at-risk
+    segments together (the summary's median recency of valuable past customers)."""
+    return [(name,) for name in segments.names] + [RISK_SEGMENTS]
+
+
+def group_medians(scored: pd.DataFrame, groups: list[tuple[str, ...]]) -> dict[tuple[str, ...], dict[str, float]]:
+    """Per group of segments, the exact median of every :data:`PROFILE_COLUMNS` (NaN for an empty group):
+    :meth:`~segkit.data.distribution.ValueDistribution.median`, as Spark's value distributions give it.
+
+    Examples
+    --------
+    >>> scored = pd.DataFrame({"rfm_segment": ["A", "A", "B"], **{c: [1.0, 2.0, 7.0] for c in PROFILE_COLUMNS}})
+    >>> group_medians(scored, [("A",), ("A", "B")])[("A", "B")]["frequency"]
+    2.0
+    """
+    out: dict[tuple[str, ...], dict[str, float]] = {}
+    for group in groups:
+        members = scored[scored["rfm_segment"].isin(group).to_numpy()]
+        out[group] = {c: (ValueDistribution.of_values(members[c].to_numpy(dtype="float64"),
+                                                      DistributionNeeds(median=True)).median()
+                          if len(members) else float("nan")) for c in PROFILE_COLUMNS}
     return out
 
 
-# --------------------------------------------------------------------------- explorer and summary
-# --------------------------------------------------------------------------- producer
+def profile_positions(sizes: dict[str, int], n_sample: int, seed: int) -> dict[str, np.ndarray]:
+    """Per segment, the positions (among its customers in ``customer_id`` order) of its sampled customers:
+    ``RandomState(seed).choice(size, min(n_sample, size), replace=False)``, the draw of ``DataFrame.sample``.
+
+    Examples
+    --------
+    >>> profile_positions({"Lost": 10, "Champions": 1}, 2, seed=0)["Champions"].tolist()
+    [0]
+    """
+    return {name: np.random.RandomState(seed).choice(size, size=min(n_sample, size), replace=False)
+            for name, size in sizes.items()}
+
+
+@dataclass
+class PickedRows:
+    """The rows of the base notebook 02 shows customer by customer: each segment's sampled customers and the
+    first customers up to a cap (read part by part in ``customer_id`` order: :meth:`of_batches`)."""
+
+    samples: dict[str, pd.DataFrame]
+    customer_list: pd.DataFrame
+
+    @classmethod
+    def of_batches(cls, batches: Iterable[pd.DataFrame], positions: dict[str, np.ndarray], list_columns: list[str],
+                   list_rows: int | None = None) -> "PickedRows":
+        """Walk the scored base in ``customer_id`` order, batch by batch (each at most a row group on Spark),
+        keeping only the sampled rows and the first ``list_rows`` rows (None: every row, for a base already
+        held in pandas): memory bounded by a batch and the cap."""
+        seen: dict[str, int] = {}
+        picked: dict[str, list[pd.DataFrame]] = {name: [] for name in positions}
+        listed: list[pd.DataFrame] = []
+        kept = 0
+        for batch in batches:
+            if list_rows is None or kept < list_rows:
+                head = batch[list_columns] if list_rows is None else batch[list_columns].head(list_rows - kept)
+                listed.append(head)
+                kept += len(head)
+            for name, rows in batch.groupby("rfm_segment", sort=False).indices.items():
+                start = seen.get(name, 0)
+                seen[name] = start + len(rows)
+                wanted = positions.get(name)
+                if wanted is None or not len(wanted):
+                    continue
+                local = wanted[(wanted >= start) & (wanted < start + len(rows))] - start
+                if len(local):
+                    picked[name].append(batch.iloc[rows[np.sort(local)]])
+        empty = pd.DataFrame(columns=list_columns)
+        return cls(samples={name: pd.concat(parts, ignore_index=True) if parts else None
+                            for name, parts in picked.items()},
+                   customer_list=pd.concat(listed, ignore_index=True) if listed else empty)
+
+
+def profile_frame(customers: int, means: pd.Series, medians: pd.Series, sample: pd.DataFrame | None) -> pd.DataFrame:
+    """A segment's profile (:func:`segkit.steps.rfm.segment_profile`): the mean and median rows, then its
+    sampled customers by net revenue (highest first)."""
+    summary = pd.DataFrame([means.astype("float64"), medians.astype("float64")])
+    summary.insert(0, "row", [f"mean of {customers:,} customers", "median"])
+    parts = [summary]
+    if sample is not None and len(sample):
+        sample = sample.sort_values(["monetary_total", "customer_id"], ascending=[False, True], kind="mergesort")
+        parts.append(sample[["customer_id", *PROFILE_COLUMNS, "tier"]].assign(row="sample customer"))
+    out = pd.concat(parts, ignore_index=True)
+    for column in ("row", "customer_id", "tier"):
+        out[column] = (out[column] if column in out.columns else pd.NA)
+        out[column] = out[column].astype("string")
+    return out[["row", "customer_id", *PROFILE_COLUMNS, "tier"]]
+
+
+@dataclass
+class RFMOverview:
+    """Everything notebook 02 shows of the scored base, bounded (no per-customer table but the capped list
+    and the profiles' samples): built by :meth:`build` from an :class:`OverviewPlan`, the merged
+    :class:`RFMPartial`, the group medians and the picked rows, on either engine.
+
+    Attributes
+    ----------
+    customers : int
+        Buying customers scored.
+    segments, tiers, scores : DataFrame
+        Per non-empty segment (config order): customers, shares of customers and net revenue, mean
+        recency, frequency and spend, the recommended action (:func:`group_rows`); the same per non-empty
+        tier (highest first) with its lowest basis value; per metric and score level the lowest and highest
+        value and the customers (how ties were resolved).
+    histograms : dict
+        :class:`Histogram` per plotted column.
+    cells : DataFrame
+        :func:`rf_cells` (the R×F grid).
+    pareto : DataFrame
+        ``customer_share``, ``revenue_share``: the cumulative share of net revenue of the best customers
+        (0 at 0; 1 at 1 when the total net revenue is positive, else NaN; customers with negative net make
+        it overshoot 1 before it ends) at :func:`pareto_ranks`.
+    top_share_revenue : float
+        Share of net revenue of the top ``top_share`` customers (:func:`top_customers`; NaN when the total
+        is not positive).
+    frequencies : Series
+        Customers per frequency value (sorted).
+    median_recency, risk_median_recency : float
+        Median recency of all customers, and of those in :data:`RISK_SEGMENTS` (NaN without any).
+    profiles : dict
+        Segment → :func:`profile_frame`.
+    customer_list : DataFrame
+        The first customers up to the cap the notebook's table shows (:func:`customer_list_columns`).
+    """
+
+    customers: int
+    segments: pd.DataFrame
+    tiers: pd.DataFrame
+    scores: pd.DataFrame
+    histograms: dict[str, Histogram]
+    cells: pd.DataFrame
+    pareto: pd.DataFrame
+    top_share_revenue: float
+    frequencies: pd.Series
+    median_recency: float
+    risk_median_recency: float
+    profiles: dict[str, pd.DataFrame]
+    customer_list: pd.DataFrame
+
+    @property
+    def list_capped(self) -> bool:
+        """Whether the customer list holds fewer customers than were scored."""
+        return len(self.customer_list) < self.customers
+
+    @classmethod
+    def build(cls, plan: OverviewPlan, partial: RFMPartial, medians: dict[tuple[str, ...], dict[str, float]],
+              rows: PickedRows, settings: RFMSettings, tier_model: LoyaltyTiers) -> "RFMOverview":
+        """The overview from the bounded pieces either engine computes."""
+        n, total = partial.customers, partial.revenue
+        seg = partial.segments
+
+        segments = group_rows(seg, n, total, "segment", settings.segments.names,
+                              {"mean_recency_days": exact_means(seg["recency_days"], seg["customers"])})
+        segments["recommended_action"] = segments["segment"].map(settings.segments.actions).astype("string")
+        tiers = group_rows(partial.tiers, n, total, "tier", tier_model.names,
+                           {f"min_{tier_model.basis}": partial.tier_lowest})
+        order = {c: i for i, c in enumerate(dict.fromkeys(partial.scores["metric"]))}
+        scores = partial.scores.assign(_order=partial.scores["metric"].map(order)).sort_values(
+            ["_order", "score"], kind="mergesort").drop(columns="_order").reset_index(drop=True)
+        scores["metric"] = scores["metric"].astype("string")
+        scores[["lowest", "highest"]] = scores[["lowest", "highest"]].astype("float64")
+        scores["customers"] = scores["customers"].astype("int64")
+        # the best k customers' revenue, exactly: those above the k-th largest value, the rest of k at it
+        cum = {0: 0, **{int(k): partial.above_sum[i] + (int(k) - int(partial.above[i])) * exact_sum([kth])
+                        for i, (k, kth) in enumerate(zip(plan.ranks, plan.kth_largest))}}
+        ranks = pareto_ranks(n)
+        share = np.array([exact_ratio(cum[int(k)], total) if total > 0 else np.nan for k in ranks], dtype="float64")
+        pareto = pd.DataFrame({"customer_share": ranks / max(n, 1), "revenue_share": share})
+        k = top_customers(n, plan.top_share)
+        top = exact_ratio(cum[k], total) if (n and total > 0) else float("nan")
+        sizes = {name: int(seg.loc[name, "customers"]) for name in settings.segments.names if name in seg.index}
+        profiles = {name: profile_frame(size, profile_means(seg, name),
+                                        pd.Series(medians[(name,)], dtype="float64")[list(PROFILE_COLUMNS)],
+                                        rows.samples.get(name))
+                    for name, size in sizes.items()}
+        return cls(customers=n, segments=segments, tiers=tiers, scores=scores,
+                   histograms={c: Histogram.of_counts(c, *plan.ranges[c], partial.histograms[c]) for c in plan.ranges},
+                   cells=partial.cells, pareto=pareto, top_share_revenue=top,
+                   frequencies=partial.frequencies.sort_index(), median_recency=plan.median_recency,
+                   risk_median_recency=medians[RISK_SEGMENTS]["recency_days"], profiles=profiles,
+                   customer_list=rows.customer_list)
+
+
+def rfm_overview(scored: pd.DataFrame, settings: RFMSettings, scorer: RFMScorer, tier_model: LoyaltyTiers,
+                 seed: int = 0, list_rows: int | None = None) -> RFMOverview:
+    """The :class:`RFMOverview` of a scored base held in pandas (:func:`analyse_rfm`'s ``rfm``): the same
+    partial aggregates, medians and picked rows as on Spark, with the whole base as the one part.
+
+    Examples
+    --------
+    >>> tx = pd.DataFrame({"customer_id": list("aabbc"), "order_id": list("12345"),
+    ...                    "order_date": pd.to_datetime(["2024-01-01", "2024-03-01", "2024-02-01",
+    ...                                                  "2024-02-02", "2024-03-02"]),
+    ...                    "amount": [50.0, 60.0, 20.0, 25.0, 5.0]})
+    >>> overview = analyse_rfm(tx).overview
+    >>> overview.customers, round(overview.top_share_revenue, 3), overview.segments["customers"].tolist()
+    (3, 0.688, [1, 1, 1])
+    """
+    plan = OverviewPlan.of_frame(scored, settings)
+    partial = RFMPartial.of(scored, plan, scorer, tier_model.basis)
+    medians = group_medians(scored, median_groups(settings.segments))
+    sizes = partial.segments["customers"].astype("int64").to_dict()
+    rows = PickedRows.of_batches([scored], profile_positions(sizes, settings.sample_size, seed),
+                                 customer_list_columns(settings.monetary_column), list_rows)
+    return RFMOverview.build(plan, partial, medians, rows, settings, tier_model)

@@ -55,6 +55,7 @@ _restore_pandas_display_options_of_the_module = pytest.fixture(autouse=True, sco
 LONG_FILES: tuple[str, ...] = (
     "test_spark_pipeline.py", "test_bench.py", "test_jupyterlab.py", "test_spark.py", "test_spark_audit.py",
     "test_spark_inputs.py", "test_spark_ranks.py", "test_spark_sample.py", "test_spark_patterns.py",
+    "test_lifecycle_spark.py", "test_lifecycle_history.py", "test_lifecycle_views.py", "test_cluster_views.py",
     "test_real_export_truth.py", "test_e2e.py", "test_shopify.py", "test_scheduling.py",
 )
 

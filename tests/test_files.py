@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import gc
+import weakref
+
 import numpy as np
 import pandas as pd
 
-from segkit.core.files import read_frame, write_frame
+from segkit.core.files import read_frame, write_csv_batches, write_frame
 
 
 def test_money_of_a_hundred_million_and_more_keeps_its_cents_in_a_csv(tmp_path):
@@ -37,3 +40,29 @@ def test_floats_below_a_hundred_million_are_written_byte_for_byte_as_before(tmp_
     write_frame(path, frame)
     assert np.nanmax(np.abs(values)) < 1e8
     assert path.read_bytes() == frame.to_csv(index=False, float_format="%.10g", lineterminator="\n").encode()
+
+
+def test_a_csv_written_from_batches_is_the_csv_of_the_whole_frame_and_holds_one_batch_at_a_time(tmp_path):
+    frame = pd.DataFrame({"customer_id": pd.array(["a", "=HYPERLINK(1)", "c", "+d", "e"], dtype="string"),
+                          "frequency": pd.array([1, None, 3, 4, 5], dtype="Int64"),
+                          "monetary_total": [10.5, -2.0, None, 123456789.01, 0.1 + 0.2],
+                          "rfm_segment": pd.array(["Lost", None, "@x", "Champions", "-1"], dtype="string")})
+    write_frame(tmp_path / "whole.csv", frame)
+    alive_before: list[int] = []
+    handed_out: list[weakref.ref] = []
+
+    def batches():
+        for start in range(0, len(frame), 2):
+            gc.collect()
+            alive_before.append(sum(ref() is not None for ref in handed_out))
+            yield handed(frame.iloc[start:start + 2].copy())
+
+    def handed(batch: pd.DataFrame) -> pd.DataFrame:
+        handed_out.append(weakref.ref(batch))
+        return batch
+
+    write_csv_batches(tmp_path / "parts.csv", batches())
+    assert (tmp_path / "parts.csv").read_bytes() == (tmp_path / "whole.csv").read_bytes()
+    assert "'=HYPERLINK(1)" in (tmp_path / "parts.csv").read_text()  # formula cells neutralised in every batch
+    assert alive_before == [0, 1, 1]  # only the batch just written is held while the next is made
+    assert not list(tmp_path.glob(".*.tmp"))

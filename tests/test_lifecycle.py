@@ -992,9 +992,12 @@ def test_threshold_widget_renders_every_choice_statically(shop_result):
 
     _, r = shop_result
     choices = threshold_choices(r.stage_thresholds, r.gaps)
-    view = explorer(choices, lambda th: stage_sizes_for_thresholds(r.state, th, r.stage_sizes))
+    assert list(r.threshold_sizes) == list(choices)
+    view = explorer(r.threshold_sizes, lambda sizes: sizes)
     html = view._repr_mimebundle_()["text/html"]
     assert all(label in html for label in choices) and html.count("<details") == len(choices)
+    for sizes in r.threshold_sizes.values():  # every choice re-stages every customer
+        assert sizes["customers"].sum() == r.view.customers and sizes["change"].sum() == 0
 
 
 # --------------------------------------------------------------------------- issue 14: degenerate data
@@ -1024,7 +1027,7 @@ def test_orders_all_on_one_day_give_empty_but_valid_tables_plots_and_a_statement
     rows = "".join(f"C{i:03d},O{i},2024-03-05,{10 + i}.5\n" for i in range(40))
     ctx, result = crafted_run(tmp_path, "customer_id,order_id,order_date,amount\n" + rows)
     assert (result.lifecycle["lifecycle_stage"] == "first_seen").all() and len(result.lifecycle) == 40
-    assert int(result.transitions.to_numpy().sum()) == 0 and len(result.gaps) == 0
+    assert int(result.transitions.to_numpy().sum()) == 0 and result.gaps.n == 0
     statement = measurability_statement(result)
     assert statement.startswith("All purchases fall on one day (2024-03-05): no gaps between purchases, no stage "
                                 "transitions between snapshots, no churn or reactivation rate")

@@ -22,11 +22,8 @@ from segkit.rfm import (
     analyse_rfm,
     balanced_edges,
     group_scores,
-    pareto_curve,
-    revenue_concentration,
-    score_table,
-    segment_table,
-    tier_table,
+    rfm_overview,
+    score_base,
     to_five_point,
 )
 from segkit.steps.rfm import (
@@ -504,23 +501,39 @@ def test_invalid_tier_rules_are_config_errors(tiers, message):
 
 
 # --------------------------------------------------------------------------- concentration
-def test_revenue_concentration_takes_the_top_share_of_customers_rounded_up():
-    rfm = pd.DataFrame({"monetary_total": [5.0, 100.0, 10.0, 10.0, 5.0]})
-    assert revenue_concentration(rfm, 0.2) == pytest.approx(100 / 130)
-    assert revenue_concentration(rfm.iloc[:3], 0.2) == pytest.approx(100 / 115)  # ceil(0.6) = 1 customer
-    assert revenue_concentration(rfm, 1.0) == 1.0
-    assert np.isnan(revenue_concentration(pd.DataFrame({"monetary_total": [-5.0, 2.0]})))
-    with pytest.raises(ConfigError, match="top_share"):
-        revenue_concentration(rfm, 0)
+def scored_base(money: list[float], frequency: list[int] | None = None, tiers: LoyaltyTiers | None = None,
+                **rfm: object) -> tuple[pd.DataFrame, RFMSettings, RFMScorer, LoyaltyTiers]:
+    """A hand-built RFM base (one customer per amount) scored as analyse_rfm scores it."""
+    n = len(money)
+    frequency = frequency or [1] * n
+    base = pd.DataFrame({"customer_id": [f"c{i}" for i in range(n)], "recency_days": 10 * np.arange(n) + 1,
+                         "frequency": frequency, "monetary_total": money,
+                         "monetary_avg": np.divide(money, frequency), "tenure_days": 10 * np.arange(n) + 30,
+                         "last_order_date": pd.Timestamp("2024-06-01") - pd.to_timedelta(10 * np.arange(n) + 1, "D")})
+    settings = RFMSettings.from_config(rfm or None)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RFMWarning)  # few levels on a few customers: not what is tested here
+        scorer = RFMScorer(bins=settings.bins).fit(base)
+    tier_model = (tiers or settings.tiers).fit(base)
+    return score_base(base, scorer, settings.segments, tier_model), settings, scorer, tier_model
 
 
-def test_pareto_curve_is_cumulative_net_revenue_best_first_and_can_overshoot_with_negative_customers():
-    curve = pareto_curve(pd.DataFrame({"monetary_total": [-10.0, 60.0, 50.0]}), points=None)
+def test_the_top_share_of_revenue_takes_the_top_share_of_customers_rounded_up():
+    money = [5.0, 100.0, 10.0, 10.0, 5.0]
+    assert rfm_overview(*scored_base(money)).top_share_revenue == pytest.approx(100 / 130)
+    assert rfm_overview(*scored_base(money[:3])).top_share_revenue == pytest.approx(100 / 115)  # ceil(0.6) = 1
+    assert rfm_overview(*scored_base(money, top_share=1.0)).top_share_revenue == 1.0
+    assert np.isnan(rfm_overview(*scored_base([-5.0, 2.0])).top_share_revenue)
+
+
+def test_the_pareto_curve_is_cumulative_net_revenue_best_first_and_can_overshoot_with_negative_customers():
+    curve = rfm_overview(*scored_base([-10.0, 60.0, 50.0])).pareto
     assert curve["customer_share"].tolist() == pytest.approx([0, 1 / 3, 2 / 3, 1])
     assert curve["revenue_share"].tolist() == pytest.approx([0, 0.6, 1.1, 1.0])
-    sampled = pareto_curve(pd.DataFrame({"monetary_total": np.ones(1000)}), points=11)
-    assert sampled["customer_share"].tolist() == pytest.approx(np.linspace(0, 1, 11))
-    assert sampled["revenue_share"].tolist() == pytest.approx(np.linspace(0, 1, 11))
+    sampled = rfm_overview(*scored_base([1.0] * 1000)).pareto  # PARETO_POINTS evenly spaced customer counts
+    assert len(sampled) == 201
+    assert sampled["customer_share"].tolist() == pytest.approx(np.linspace(0, 1, 201))
+    assert sampled["revenue_share"].tolist() == pytest.approx(np.linspace(0, 1, 201))
 
 
 # --------------------------------------------------------------------------- the analysis and edge cases
@@ -676,17 +689,20 @@ def test_invalid_rfm_settings_are_config_errors():
 
 
 def test_segment_and_tier_tables_on_a_hand_built_base():
-    rfm = pd.DataFrame({"rfm_segment": ["Lost", "Champions", "Champions", "Lost"],
-                        "tier": ["Bronze", "Gold", "Gold", "Bronze"],
-                        "recency_days": [300, 2, 4, 200], "frequency": [1, 9, 7, 1],
-                        "monetary_total": [10.0, 500.0, 470.0, 20.0]})
-    seg = segment_table(rfm, SegmentMap.from_config(default_segments()))
+    scored, settings, scorer, _ = scored_base([10.0, 500.0, 470.0, 20.0], [1, 9, 7, 1])
+    tier_model = LoyaltyTiers([{"name": "Gold", "min": 0.5}, {"name": "Bronze"}]).fit(scored)
+    scored = scored.assign(rfm_segment=pd.array(["Lost", "Champions", "Champions", "Lost"], dtype="string"),
+                           tier=pd.array(["Bronze", "Gold", "Gold", "Bronze"], dtype="string"),
+                           recency_days=[300, 2, 4, 200])
+    overview = rfm_overview(scored, settings, scorer, tier_model)
+    seg = overview.segments
+    assert SegmentMap.from_config(default_segments()).names == settings.segments.names
     assert seg["segment"].tolist() == ["Champions", "Lost"]
     assert seg["customers"].tolist() == [2, 2]
     assert seg["share_of_revenue"].tolist() == pytest.approx([0.97, 0.03])
     assert seg["mean_recency_days"].tolist() == [3.0, 250.0]
     assert seg["mean_monetary_total"].tolist() == [485.0, 15.0]
-    tiers = tier_table(rfm, LoyaltyTiers([{"name": "Gold", "min": 0.5}, {"name": "Bronze"}]))
+    tiers = overview.tiers
     assert tiers[["tier", "customers", "min_monetary_total"]].values.tolist() == [["Gold", 2, 470.0],
                                                                                  ["Bronze", 2, 10.0]]
 
@@ -696,7 +712,12 @@ def test_score_table_gives_the_value_range_and_customers_of_every_level():
     base = pd.DataFrame({"recency_days": [1, 2, 40, 50], "frequency": [1, 1, 1, 4],
                          "monetary_total": [5.0, 6.0, 70.0, 80.0]})
     scorer = RFMScorer(bins=2).fit(base)
-    table = score_table(pd.concat([base, scorer.transform(base)], axis=1), scorer)
+    settings = RFMSettings.from_config(None)
+    tier_model = settings.tiers.fit(base)
+    scored = score_base(base.assign(customer_id=list("abcd"), monetary_avg=base["monetary_total"],
+                                    tenure_days=base["recency_days"] + 5,
+                                    last_order_date=pd.Timestamp("2024-01-01")), scorer, settings.segments, tier_model)
+    table = rfm_overview(scored, settings, scorer, tier_model).scores
     assert table.values.tolist() == [
         ["recency_days", 1, 40.0, 50.0, 2], ["recency_days", 2, 1.0, 2.0, 2],
         ["frequency", 1, 1.0, 1.0, 3], ["frequency", 2, 4.0, 4.0, 1],

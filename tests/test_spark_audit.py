@@ -29,9 +29,11 @@ from segkit.audit import audit_log
 from segkit.core.config import load_config, project_root
 from segkit.core.errors import ConfigError, DataError
 from segkit.data.engine import OrderLines, TransactionLog, file_lines
+from segkit.data.io import load_table
 from segkit.data.relational import HEADLINE, LATER_COUNTS, ORDER_LIST, RFM_BASE, run
 from segkit.data.spark import spark_session
-from segkit.data.spark_audit import SparkTransactionLog, duckdb_to_spark, strftime_to_spark
+from segkit.data.spark_audit import SparkTransactionLog, duckdb_to_spark, load_spark_table, strftime_to_spark
+from segkit.steps.audit import finding_rows
 from tests.audit_helpers import assert_same_audit
 
 pytestmark = pytest.mark.slow
@@ -349,3 +351,113 @@ def test_order_lines_with_bytes_that_are_not_utf8_are_refused_on_spark_as_duckdb
     assert "Köln0" in set(pd.read_parquet(written)["customer_id"])
     with pytest.raises(ConfigError, match="Spark's CSV reader reads UTF-8, Latin-1"):
         SparkTransactionLog(path, load_config(overrides={"io": {"encoding": "cp1252"}}), session=session)
+
+
+# ------------------------------------------------------------------ step 01 on Spark: nothing over the lines here
+#: Order lines with three order-value outliers: 99 cancelled 12 minutes later by C99, 77 with a smaller
+#: document two days later, 55 never cancelled.
+OUTLIER_LINES = pd.DataFrame(
+    [("a", str(i), f"2024-01-{i + 1:02d} 10:00", 18.0 + i) for i in range(14)]
+    + [("b", "99", "2024-01-20 09:00", 9000.0), ("b", "C99", "2024-01-20 09:12", -9000.0),
+       ("c", "77", "2024-01-21 11:00", 5000.0), ("c", "C78", "2024-01-23 12:00", -1000.0),
+       ("d", "55", "2024-01-22 08:00", 7000.0)],
+    columns=["customer_id", "order_id", "order_date", "amount"])
+
+
+@pytest.fixture(scope="module")
+def audit_steps(session, tmp_path_factory):
+    """Step 01 (``build_audit_artifacts``) on :data:`OUTLIER_LINES` with ``engine.kind: duckdb`` and ``spark``
+    (the shared session's master); on Spark with every DuckDB connection recorded (where it was opened).
+    Returns ``{kind: (result, run context)}`` and the list of DuckDB connections of the Spark step."""
+    import duckdb
+    import traceback
+
+    from segkit.steps.audit import build_audit_artifacts
+    from segkit.steps.pipeline import open_run
+
+    folder = tmp_path_factory.mktemp("audit_steps")
+    OUTLIER_LINES.to_csv(folder / "transactions.csv", index=False)
+    steps, opened = {}, []
+    connect = duckdb.connect
+    for kind, engine in (("duckdb", {"kind": "duckdb"}),
+                         ("spark", {"kind": "spark", "spark": {"master": session.sparkContext.master}})):
+        config = folder / f"{kind}.yml"
+        config.write_text(json.dumps({"data": {"transactions": str(folder / "transactions.csv")}, "engine": engine}))
+        ctx = open_run("01_data_audit", run_dir=folder / kind, config_path=config)
+        if kind == "spark":
+            duckdb.connect = lambda *args, **kwargs: (opened.append(traceback.format_stack(limit=8)),
+                                                      connect(*args, **kwargs))[1]
+        try:
+            steps[kind] = (build_audit_artifacts(ctx), ctx)
+        finally:
+            duckdb.connect = connect
+    return steps, opened
+
+
+def test_the_spark_audit_step_marks_the_cancelled_outliers_as_the_duckdb_step_does(audit_steps):
+    steps, _ = audit_steps
+    (duck, _), (spark, spark_ctx) = steps["duckdb"], steps["spark"]
+    listed = spark.offending["order_value_outliers"]
+    assert_frame_equal(listed, duck.offending["order_value_outliers"])
+    assert listed[["order_id", "kept_value", "cancelled_by"]].values.tolist() == [
+        ["99", 0.0, "C99 on 2024-01-20 09:12 (9,000)"], ["55", 7000.0, ""], ["77", 5000.0, ""]]
+    message = spark.findings.set_index("check").loc["order_value_outliers", "message"]
+    assert message == duck.findings.set_index("check").loc["order_value_outliers", "message"]
+    assert message.endswith(" kept. Cancelled later: order 99 (value 9,000; kept 0) by C99 on 2024-01-20 09:12 (9,000).")
+    assert_frame_equal(spark.findings, duck.findings)
+    assert spark.headline == duck.headline and duck.headline["cancellation_documents"] == 2
+    assert spark_ctx.read_artifact("audit_summary") == {**steps["duckdb"][1].read_artifact("audit_summary"),
+                                                         "engine": "spark"}
+
+
+def test_the_spark_audit_step_opens_no_duckdb_over_the_lines(audit_steps):
+    """The headline numbers and the outlier orders' cancellations came from a DuckDB pass over every clean line
+    in this process (the notebook's kernel) whatever the engine; on Spark they are the executors' work."""
+    _, opened = audit_steps
+    assert opened == [], "".join(opened[0])
+
+
+def test_a_user_column_named_row_stays_apart_from_the_audits_row_numbers_on_both_engines(session, tmp_path):
+    """The audit numbers the input lines ``_row``; a column of the file with that name was taken for the
+    numbering on DuckDB (here text: a bare Binder Error) and replaced by it on Spark (mapped as order_id: the
+    line numbers became the order ids)."""
+    path = tmp_path / "with_row.csv"
+    path.write_text("customer_id,_row,order_id,order_date,amount\n"
+                    "a,x7,1,2024-01-01,10\n,x8,2,2024-01-02,5\nb,x9,3,2024-01-03,-4\n")
+    duck, duck_file = _audit(TransactionLog, path, tmp_path)
+    spark, spark_folder = _audit(SparkTransactionLog, path, tmp_path, session)
+    assert_same_audit(duck, spark)
+    _assert_same_clean_lines(duck_file, spark_folder)
+    assert finding_rows(duck, "guest_checkouts")["row"].tolist() == [3]
+    config = load_config(overrides={"columns": {"transactions": {"order_id": "_row"}}})
+    for log_class, extra in ((TransactionLog, {}), (SparkTransactionLog, {"session": session})):
+        with log_class(path, config, **extra) as log:
+            written = log.write_clean(tmp_path / log_class.__name__ / "mapped" / "transactions_clean.parquet")
+        assert pd.read_parquet(written)["order_id"].tolist() == ["x7", "x9"], log_class.__name__
+
+
+def test_a_parquet_tables_footer_is_read_once_and_its_zoned_nanosecond_times_read_as_locally(session, tmp_path,
+                                                                                             monkeypatch):
+    """``load_spark_table`` read the first file's footer (and listed the files) in ``read_spark_source`` for the
+    nanosecond columns, then again for the time zones: now once, and a zoned nanosecond column (pandas' default)
+    still reads as the local reader reads it (its wall time in the zone it was written in)."""
+    import segkit.data.spark as spark_module
+    import segkit.data.spark_audit as spark_audit
+
+    path = tmp_path / "customers.parquet"
+    pd.DataFrame({"customer_id": ["C1", "C2"],
+                  "signup_date": pd.to_datetime(["2024-01-05 23:30", "2024-06-01 00:30"]).tz_localize("Europe/Berlin")}
+                 ).to_parquet(path)  # nanoseconds, in Europe/Berlin
+    config = load_config(overrides={"engine": {"kind": "spark", "spark": {"master": session.sparkContext.master}}})
+    reads = []
+    footer = spark_module.parquet_column_facts
+
+    def counted(frame):
+        reads.append(frame)
+        return footer(frame)
+    monkeypatch.setattr(spark_module, "parquet_column_facts", counted)
+    monkeypatch.setattr(spark_audit, "parquet_column_facts", counted)
+    got = load_spark_table(path, "customers", config, session=session)
+    assert len(reads) == 1
+    assert got["signup_date"].tolist() == [pd.Timestamp("2024-01-05 23:30"), pd.Timestamp("2024-06-01 00:30")]
+    assert_frame_equal(got, load_table(path, "customers", config=config))

@@ -46,7 +46,7 @@ from segkit.core.files import parquet_parts, read_frame, write_frame
 from segkit.data import spark
 from segkit.report.runfolder import RunFolderError, check_replaceable
 from segkit.steps import spark_scoring
-from segkit.steps.pipeline import open_run
+from segkit.steps.pipeline import NOTEBOOKS, open_run
 from segkit.steps.sources import check_engine
 from segkit.steps.spark_scoring import (
     SEGMENT_COLUMNS,
@@ -441,3 +441,315 @@ def test_spark_without_pyspark_is_a_config_error_naming_the_extra(monkeypatch):
     assert str(caught.value) == ("engine.kind is spark, but the `spark` extra is not installed (No module named "
                                  "'pyspark'). Install it with pip install 'segkit[spark]' (pyspark and sqlglot), or "
                                  "set engine.kind: duckdb.")
+
+
+# --------------------------------------------------------------------------- every notebook: what it shows
+def shown_outputs(notebook: Path) -> list[list[dict]]:
+    """What each code cell of an executed notebook shows: its tables (HTML, text), Markdown, figures (the
+    PNG bytes) and text streams (standard error included: a warning shown on one engine only differs)."""
+    shown = []
+    for cell in nbformat.read(notebook, as_version=4).cells:
+        if cell.cell_type != "code":
+            continue
+        shown.append([dict(output.get("data") or {output.get("name", "stream"): output.get("text")})
+                      for output in cell.get("outputs", [])])
+    return shown
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("notebook", NOTEBOOKS)
+def test_every_notebook_shows_on_spark_exactly_what_it_shows_on_duckdb(runs, notebook):
+    """On Spark, 01 audits on the executors, 02 and 03 keep their per-customer tables there and show overviews
+    merged from per-partition partials (exact sums), 04 fits, scores and counts its history there: each code
+    cell shows the DuckDB run's tables, Markdown, text and figures to the byte, and the summary is the same."""
+    shown = {kind: shown_outputs(run / f"{notebook}.ipynb") for kind, run in runs.items()}
+    assert len(shown["spark"]) == len(shown["duckdb"]) > 15
+    for cell, (on_spark, on_duckdb) in enumerate(zip(shown["spark"], shown["duckdb"])):
+        assert on_spark == on_duckdb, f"code cell {cell} of {notebook}.ipynb"
+    kinds = {key for cell in shown["duckdb"] for output in cell for key in output}
+    assert {"text/html", "text/markdown", "text/plain", "image/png"} <= kinds  # tables, notes, figures compared
+    assert "stderr" not in kinds
+    summaries = {kind: json.loads((run / "summaries" / f"{notebook}.json").read_text()) for kind, run in runs.items()}
+    assert summaries["spark"] == summaries["duckdb"] and summaries["duckdb"]["findings"]
+
+
+# --------------------------------------------------------------------------- C cluster: what 03 collects
+class CollectSpy:
+    """Rows every Spark action of this process brings to the driver: the length of each result of
+    ``collect``, ``toPandas``, ``take``, ``head``, ``tail`` and ``toLocalIterator`` (whatever its
+    columns: a per-customer table renamed or without ``customer_id`` counts too; ``collected`` with the
+    columns), those of the results with a ``customer_id`` column (``rows``), and the artifacts read into
+    pandas."""
+
+    def __init__(self, monkeypatch):
+        from pyspark.sql.classic.dataframe import DataFrame  # the frames of a local session (Spark Connect's differ)
+
+        self.rows: list[int] = []
+        self.collected: list[tuple[tuple[str, ...], int]] = []  # (columns, rows) of every action
+        self.artifacts: list[str] = []
+        for name in ("collect", "toPandas", "take", "head", "tail"):
+            original = getattr(DataFrame, name)
+
+            def spied(frame, *args, __original=original, **kwargs):
+                result = __original(frame, *args, **kwargs)
+                length = len(result) if isinstance(result, (list, pd.DataFrame)) else 1
+                self.collected.append((tuple(frame.columns), length))
+                if "customer_id" in frame.columns:
+                    self.rows.append(length)
+                return result
+            monkeypatch.setattr(DataFrame, name, spied)
+        iterate = DataFrame.toLocalIterator
+
+        def iterated(frame, *args, **kwargs):
+            count = 0
+            for row in iterate(frame, *args, **kwargs):
+                count += 1
+                if "customer_id" in frame.columns:
+                    self.rows.append(1)
+                yield row
+            self.collected.append((tuple(frame.columns), count))
+        monkeypatch.setattr(DataFrame, "toLocalIterator", iterated)
+        from segkit.steps.pipeline import RunContext
+
+        read = RunContext.read_artifact
+
+        def read_artifact(ctx, name, *args, **kwargs):
+            self.artifacts.append(name)
+            return read(ctx, name, *args, **kwargs)
+        monkeypatch.setattr(RunContext, "read_artifact", read_artifact)
+
+
+@pytest.mark.slow
+def test_03_on_spark_brings_no_more_customer_rows_to_the_driver_than_its_samples(runs, tmp_path, monkeypatch):
+    """With samples far smaller than the 2,525 buyers, no Spark action of 03 brings more customers' rows to the
+    driver than the samples hold, and no per-customer artifact is read into pandas (a collected customer table
+    would show 2,525 rows here). ``customer_segments.csv``, written by Spark and collected up to CSV_MAX_ROWS by
+    design, is left out (tested above)."""
+    from segkit.cluster import ClusterSettings, plan_positions, sample_plan
+    from segkit.steps import cluster as cluster_step
+
+    run = tmp_path / "run"
+    shutil.copytree(runs["spark"], run)
+    config = yaml.safe_load((run / "config.yml").read_text())
+    config["clustering"] = {"k": 3, "k_max": 4, "fit_sample": 1000, "selection": {"sample_size": 200},
+                            "stability": {"max_customers": 200, "runs": 2}, "projection_sample": 100}
+    (run / "config.yml").write_text(yaml.safe_dump(config))
+    ctx = open_run("03_clustering", run, run / "config.yml")
+    settings = ClusterSettings.from_config(ctx.section("clustering"))
+    buyers = len(pd.read_parquet(runs["duckdb"] / "artifacts" / "clusters.parquet", columns=["customer_id"]))
+    held = len(plan_positions(sample_plan(buyers, settings, ctx.seed)))
+    assert held < buyers == 2525
+    written = []
+    monkeypatch.setattr(cluster_step, "write_run_segments", written.append)
+    spy = CollectSpy(monkeypatch)
+    result = cluster_step.build_cluster_artifacts(ctx)
+    assert written == [ctx] and result.info["customers"] == buyers and result.info["fitted_on"] == 1000
+    assert max(spy.rows) == held, sorted(spy.rows)[-5:]  # the samples' rows, once; nothing larger
+    assert spy.artifacts == []
+    assert len(result.table) == held and len(pd.read_parquet(run / "artifacts" / "clusters.parquet")) == buyers
+
+
+# --------------------------------------------------------------------------- A audit: what 01 shows
+def close_to(got, expected, where: str = "") -> None:
+    """``got`` equals ``expected`` (JSON values), numbers within 1e-9 relative."""
+    if isinstance(expected, dict):
+        assert isinstance(got, dict) and list(got) == list(expected), where
+        for key in expected:
+            close_to(got[key], expected[key], f"{where}.{key}")
+    elif isinstance(expected, list):
+        assert isinstance(got, list) and len(got) == len(expected), where
+        for i, (g, e) in enumerate(zip(got, expected)):
+            close_to(g, e, f"{where}[{i}]")
+    elif isinstance(expected, float):
+        assert got == pytest.approx(expected, rel=1e-9, abs=0), where
+    else:
+        assert got == expected, where
+
+
+@pytest.mark.slow
+def test_the_spark_runs_audit_summary_is_the_duckdb_runs(runs):
+    """01 on Spark audits the lines on the executors, and its headline numbers and the outlier orders'
+    cancellations are looked up there too (no DuckDB pass in the kernel: tests/test_spark_audit.py): every
+    cell shows what the DuckDB run's shows (overview, findings, offending rows, rules, summary; figures by
+    their text), and ``audit_summary.json`` and the notebook summary are the DuckDB run's."""
+    audit = {kind: json.loads((run / "artifacts" / "audit_summary.json").read_text()) for kind, run in runs.items()}
+    close_to({**audit["spark"], "engine": "duckdb"}, audit["duckdb"], "audit_summary")
+    assert audit["duckdb"]["headline"]["purchase_orders"] > 0
+    summaries = {kind: json.loads((run / "summaries" / "01_data_audit.json").read_text()) for kind, run in runs.items()}
+    assert summaries["spark"] == summaries["duckdb"] and summaries["duckdb"]["headlines"]["Order lines (clean)"] > 0
+
+
+# --------------------------------------------------------------------------- R rfm: what 02 shows
+@pytest.mark.slow
+def test_02_on_spark_brings_no_customer_rows_to_the_driver_through_spark(runs, tmp_path, monkeypatch):
+    """Every Spark action of 02 returns counts, distribution rows or pickled partials: none carries a
+    ``customer_id`` (a collected RFM base would), each is bounded by what the fits and medians need or by the
+    partitions (whatever its columns), and none of the run's per-customer artifacts is read into
+    pandas. The driver reads only the sampled customers and the capped list, batch by batch, from the
+    ``rfm.parquet`` Spark wrote (equal to the DuckDB run's). ``write_run_segments`` (the CSV, collected up to
+    CSV_MAX_ROWS by design) is left out."""
+    from pyspark.sql.classic.dataframe import DataFrame  # pyspark 4: the class whose actions run (not its base)
+
+    from segkit.data.distribution import ValueDistribution
+    from segkit.rfm import PROFILE_COLUMNS, fit_needs, median_groups, overview_needs
+    from segkit.steps import rfm as rfm_step
+
+    run = tmp_path / "run"
+    shutil.copytree(runs["spark"], run)
+    (run / "artifacts" / "rfm.parquet").unlink()
+    ctx = open_run("02_rfm", run, run / "config.yml")
+    written = []
+    monkeypatch.setattr(rfm_step, "write_run_segments", written.append)
+    spy = CollectSpy(monkeypatch)
+    columns: list[list[str]] = []
+    for name in ("toPandas", "toArrow", "collect", "toLocalIterator"):
+        counted = getattr(DataFrame, name)
+
+        def named(frame, *args, __counted=counted, **kwargs):
+            columns.append(list(frame.columns))
+            return __counted(frame, *args, **kwargs)
+        monkeypatch.setattr(DataFrame, name, named)
+    result = rfm_step.build_rfm_artifacts(ctx)
+    assert written == [ctx] and result.rfm is None and result.overview.customers == 2525
+    assert len(columns) > 5 and ["partial"] in columns  # the counts, distributions and partials were seen
+    assert not [c for c in columns if "customer_id" in c], columns
+    assert spy.artifacts == []
+    # every collect is bounded, whatever its columns: value distributions hold what the fits need (the rows
+    # numpy keeps of the DuckDB run's base) or the medians' middle rows; the rest a row per partition and column
+    settings, duck = result.settings, pd.read_parquet(runs["duckdb"] / "artifacts" / "rfm.parquet")
+    needs = fit_needs(result.scorer, settings.tiers)
+    for column, need in overview_needs(len(duck), settings).items():
+        needs[column] = needs[column].merge(need) if column in needs else need
+    fit_rows = sum(len(ValueDistribution.of_values(duck[c].to_numpy("float64"), need).index) for c, need in needs.items())
+    keys = len(median_groups(settings.segments)) * len(PROFILE_COLUMNS)  # the medians' columns
+    partitions = int(spark.spark_session().conf.get("spark.sql.shuffle.partitions"))
+    distribution_rows = [n for c, n in spy.collected if c == ("key", "index", "value", "below", "count")]
+    assert len(distribution_rows) == 2 and max(distribution_rows) <= fit_rows < 2525
+    assert min(distribution_rows) <= 5 * 2 * keys  # at most five rows near each of a median's two positions
+    assert max(n for c, n in spy.collected if c != ("key", "index", "value", "below", "count")) <= keys * partitions
+    assert_frame_equal(pd.read_parquet(run / "artifacts" / "rfm.parquet"),
+                       pd.read_parquet(runs["duckdb"] / "artifacts" / "rfm.parquet"), check_exact=False, rtol=1e-9)
+    assert len(result.overview.customer_list) == 2525 and not result.overview.list_capped
+
+
+# --------------------------------------------------------------------------- L2b lifecycle: 04's history tables
+@pytest.mark.slow
+def test_04_on_spark_counts_the_history_tables_on_the_executors_and_writes_the_duckdb_runs_cohorts(runs):
+    """Snapshots (in TABLES) and cohorts come from counts merged over buckets of customers
+    (segkit.steps.lifecycle.history_counts_on_spark): the same months, counts and revenue as the DuckDB run, bit for
+    bit (revenue is summed exactly, whatever the buckets)."""
+    cohorts = {kind: pd.read_parquet(run / "artifacts" / "cohorts.parquet") for kind, run in runs.items()}
+    assert len(cohorts["duckdb"]) > 10 and cohorts["duckdb"]["customers_purchasing"].sum() > 0
+    assert_frame_equal(cohorts["spark"], cohorts["duckdb"], check_exact=True)  # revenue summed exactly (finding 4)
+
+
+# --------------------------------------------------------------------------- F1 rfm fixes: 02's medians and errors on Spark
+def test_02s_medians_counted_on_spark_are_the_pandas_medians_and_an_empty_group_is_nan_on_both():
+    """The explorer's medians on Spark (segkit.steps.rfm.group_medians_on_spark: value distributions counted by
+    the executors) equal segkit.rfm.group_medians of the same scored rows, exactly, group by group."""
+    from segkit.data.spark import pandas_warnings_quiet, spark_session
+    from segkit.rfm import PROFILE_COLUMNS, group_medians
+    from segkit.steps.rfm import group_medians_on_spark
+
+    rng = np.random.default_rng(3)
+    scored = pd.DataFrame({"rfm_segment": ["Lost", "Champions", "Lost", "Lost", "At Risk", "Lost", "Champions"],
+                           **{c: np.round(rng.lognormal(2, 1, 7), 2) for c in PROFILE_COLUMNS}})
+    groups = [("Lost",), ("Champions",), ("Hibernating",), ("At Risk", "Can't Lose Them")]
+    with pandas_warnings_quiet():
+        on_spark = group_medians_on_spark(spark_session().createDataFrame(scored), groups)
+    expected = group_medians(scored, groups)
+    np.testing.assert_equal(on_spark, expected)
+    assert np.isnan(expected[("Hibernating",)]["frequency"]) and expected[("Lost",)]["frequency"] > 0
+
+
+def test_02_without_a_buyer_stops_on_spark_with_the_duckdb_runs_message(tmp_path, monkeypatch):
+    """Lines whose only order before as_of kept nothing (bought and returned in full): 02 on Spark stops before
+    any fit with the DataError the DuckDB run gives (segkit.rfm.require_buyers), not a fit's internal one."""
+    from types import SimpleNamespace
+
+    from segkit.data.engine import OrderLines
+    from segkit.data.spark import SparkOrderLines, spark_session
+    from segkit.rfm import RFMSettings, analyse_rfm
+    from segkit.steps import rfm as rfm_step
+    from segkit.steps import sources
+
+    lines = pd.DataFrame({"customer_id": ["a", "a"], "order_id": ["1", "1"], "amount": [25.0, -25.0],
+                          "order_date": pd.to_datetime(["2024-01-01", "2024-01-01"])})
+    as_of = pd.Timestamp("2024-06-01")
+    with pytest.raises(DataError) as on_duckdb:
+        analyse_rfm(None, as_of, base=OrderLines(lines).rfm_with_info(as_of))
+    ctx = SimpleNamespace(as_of=as_of, seed=0, artifacts_dir=tmp_path,
+                          artifact_path=lambda name: tmp_path / f"{name}.parquet")
+    monkeypatch.setattr(sources, "run_lines", lambda _: SparkOrderLines(lines, session=spark_session()))
+    with pytest.raises(DataError) as on_spark:
+        rfm_step.rfm_on_spark(ctx, RFMSettings.from_config(None))
+    assert str(on_spark.value) == str(on_duckdb.value)
+    assert str(on_duckdb.value).startswith("No buying customer before as_of = 2024-06-01: ")
+    assert not list(tmp_path.iterdir())  # nothing written
+
+
+# --------------------------------------------------------------------------- F3 lifecycle: what 04 collects
+#: Columns of the Spark results 04 on Spark still brings to its kernel per customer (a ``customer_id`` or the
+#: purchase-day table's customer ``code``), in the order it asks for them, and why (the holdout check and
+#: the kernel's own state are fitted from these in pandas; docs/SCALE.md):
+PURCHASE_DAYS_04 = [("toArrow", ("customer_id", "code")), ("toArrow", ("code", "day", "amount", "orders"))]
+KNOWN_04_CUSTOMER_COLLECTS = [
+    *PURCHASE_DAYS_04,  # purchase days of every line: as_of, the kernel's history (gaps, threshold widget)
+    *PURCHASE_DAYS_04,  # as seen at the run's as_of: the history the holdout check and the widget's state read
+    ("toPandas", ("customer_id", "recency_days", "frequency", "monetary_total", "monetary_avg", "tenure_days",
+                  "first_order_date", "last_order_date")),  # kept value: the holdout's spend scaling
+    ("toPandas", ("customer_id", "first_order_date", "first_purchase_date")),  # data start, the widget's state
+    *PURCHASE_DAYS_04,  # purchase days as seen at the holdout cut-off (calibration period)
+    *PURCHASE_DAYS_04,  # ... and at the earlier cut-off that checks the export choice
+]
+#: Columns of 04's other Spark results: value distributions' rows, count tables, merged parts (bounded by the
+#: needs, the patterns and the partitions, not by the customers) and one-row checks of the lines.
+BOUNDED_04_COLLECTS = {
+    ("complete",), ("_file", "_block", "n"), ("last_order_date",),
+    ("key", "_segkit_part", "rows", "customers", "last_count", "missing"), ("key", "index", "value", "below", "count"),
+    ("days", "repeated", "customers"), ("frequency", "recency", "T", "customers"),
+    ("frequency", "monetary_value", "customers"), ("chance_sum", "live_repeat_buyers"), ("part",),
+}
+#: A look at the first lines (SparkLines' checks of the clean lines) reads at most this many.
+FIRST_LINES = 3
+
+
+@pytest.mark.slow
+def test_04_on_spark_collects_per_customer_only_its_known_kernel_inputs_and_warns_nothing(runs, tmp_path,
+                                                                                          monkeypatch):
+    """04 on Spark stages, scores and aggregates on the executors; what its kernel still collects per customer
+    is the known list above (purchase days for the holdout check and the gaps, the kept value, the first
+    non-purchase orders): any new per-customer collect fails here, as does any new kind of result. No Spark call
+    lets pyspark's FutureWarning about pandas 3 out (finding 6: a notebook shows it on stderr)."""
+    import warnings
+
+    from pyspark.sql.classic.dataframe import DataFrame  # pyspark 4: the class whose actions run (not its base)
+
+    from segkit.steps import lifecycle as lifecycle_step
+
+    run = tmp_path / "run"
+    shutil.copytree(runs["spark"], run)
+    ctx = open_run("04_lifecycle", run, run / "config.yml")
+    written = []
+    monkeypatch.setattr(lifecycle_step, "write_run_segments", written.append)
+    spy = CollectSpy(monkeypatch)
+    results: list[tuple[str, tuple[str, ...], int]] = []
+    for name in ("collect", "toPandas", "toArrow", "take", "head", "tail"):
+        counted = getattr(DataFrame, name)
+
+        def recorded(frame, *args, __counted=counted, __name=name, **kwargs):
+            result = __counted(frame, *args, **kwargs)
+            rows = result.num_rows if hasattr(result, "num_rows") else len(result) if hasattr(result, "__len__") else 1
+            results.append((__name, tuple(frame.columns), rows))
+            return result
+        monkeypatch.setattr(DataFrame, name, recorded)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", FutureWarning)
+        result = lifecycle_step.build_lifecycle_artifacts(ctx)
+    assert written == [ctx] and result.lifecycle is None and (result.view.customers, result.view.buyers) == (3000, 2525)
+    per_customer = [(name, columns) for name, columns, rows in results
+                    if {"customer_id", "code"} & set(columns) and rows > FIRST_LINES]
+    assert per_customer == KNOWN_04_CUSTOMER_COLLECTS
+    others = {columns for _, columns, _ in results if not {"customer_id", "code"} & set(columns)}
+    assert others == BOUNDED_04_COLLECTS
+    assert spy.artifacts == ["customers_clean", "campaign_clean"]  # ids, signup dates and engagement for the state

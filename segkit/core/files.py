@@ -13,14 +13,14 @@ import re
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterable, Iterator
 
 import pandas as pd
 
 from segkit.core.escaping import neutralise_formula_cells, restore_formula_cells
 
-__all__ = ["atomic_write_bytes", "atomic_write_text", "parquet_parts", "SPARK_PART_FILE", "write_frame", "read_frame", "folder_lock",
-    "publish_parquet_parts", "dumps_json", "csv_float", "CENTS_FROM", "CENTS_UNTIL"]
+__all__ = ["atomic_write_bytes", "atomic_write_text", "parquet_parts", "SPARK_PART_FILE", "write_frame", "write_csv_batches", "read_frame", "folder_lock",
+    "publish_parquet_parts", "copy_parquet_parts", "dumps_json", "csv_float", "CENTS_FROM", "CENTS_UNTIL"]
 
 
 def _umask() -> int:
@@ -83,19 +83,50 @@ def write_frame(path: Path, frame: pd.DataFrame) -> None:
     In a CSV, text cells a spreadsheet would run as a formula (``=…``, ``+…``, ``-…``, ``@…``)
     get a leading ``'`` (:func:`segkit.core.escaping.neutralise_formula_cells`); :func:`read_frame`
     removes it again. Numbers, negative ones too, are written as numbers; floats as :func:`csv_float`
-    writes them (money of 1e8 and more keeps its cents).
+    writes them (money of 1e8 and more keeps its cents). A CSV too large for memory is written from
+    batches by :func:`write_csv_batches`, the same bytes.
     """
     path = Path(path)
+    if path.suffix == ".csv":
+        write_csv_batches(path, [frame])
+        return
+    if path.suffix != ".parquet":
+        raise ValueError(f"unsupported artifact type: {path.name}")
+    with _atomic_file(path) as tmp:
+        frame.to_parquet(tmp, index=False)
+
+
+def write_csv_batches(path: Path, batches: Iterable[pd.DataFrame]) -> None:
+    """Write the rows of ``batches`` (frames with the same columns, in order) as one CSV, atomically.
+
+    The bytes are those :func:`write_frame` writes for the batches concatenated (the header once,
+    each cell by the same rules), but only one batch is in memory at a time: for a table read
+    part by part, such as the files of a Parquet dataset. No batch at all writes an empty file.
+
+    Examples
+    --------
+    >>> folder = Path(tempfile.mkdtemp())
+    >>> frame = pd.DataFrame({"customer_id": ["a", "=1+1", "c"], "m": [1.5, -2.0, None]})
+    >>> write_frame(folder / "whole.csv", frame)
+    >>> write_csv_batches(folder / "parts.csv", [frame.iloc[:1], frame.iloc[1:]])
+    >>> (folder / "parts.csv").read_bytes() == (folder / "whole.csv").read_bytes()
+    True
+    """
+    path = Path(path)
+    with _atomic_file(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as out:
+        for i, batch in enumerate(batches):
+            neutralise_formula_cells(batch).to_csv(out, index=False, header=i == 0, float_format=csv_float,
+                                                   lineterminator="\n")
+
+
+@contextlib.contextmanager
+def _atomic_file(path: Path) -> Iterator[str]:
+    """A temporary file beside ``path`` that replaces it (mode :data:`_FILE_MODE`) when the block succeeds."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)
     try:
-        if path.suffix == ".parquet":
-            frame.to_parquet(tmp, index=False)
-        elif path.suffix == ".csv":
-            neutralise_formula_cells(frame).to_csv(tmp, index=False, float_format=csv_float, lineterminator="\n")
-        else:
-            raise ValueError(f"unsupported artifact type: {path.name}")
+        yield tmp
         os.chmod(tmp, _FILE_MODE)
         os.replace(tmp, path)
     except BaseException:
@@ -202,6 +233,56 @@ def publish_parquet_parts(written: Path, dest: Path) -> list[Path]:
     os.replace(written, dest)
     _remove(old)
     return parquet_parts(dest)
+
+
+def copy_parquet_parts(files: Iterable[str | Path], path: Path, dtypes: dict[str, str]) -> None:
+    """Copy the rows of Parquet files (a Spark dataset's parts, in the order given: row order) into one
+    Parquet file at ``path``, batch by batch, atomically: the file a pandas run writes with ``dtypes``.
+
+    Each stored batch is read into pandas, given the pandas ``dtypes`` (column order included: columns not
+    named are dropped) and appended as a row group, so the driver holds one batch at a time, never the table.
+    No file (or no row) writes an empty file with the columns.
+
+    Parameters
+    ----------
+    files : iterable of path
+        The Parquet parts, e.g. :func:`parquet_parts` or :func:`publish_parquet_parts` of a Spark output.
+    path : Path
+        The Parquet file to write (replaced when the copy succeeds; untouched when it fails).
+    dtypes : dict
+        Column → pandas dtype of the written file (the dtypes of the DuckDB run's file).
+
+    Examples
+    --------
+    >>> folder = Path(tempfile.mkdtemp())
+    >>> for i, ids in enumerate([["a", "b"], ["c"]]):
+    ...     pd.DataFrame({"n": range(len(ids)), "customer_id": ids}).to_parquet(folder / f"part-{i}.parquet")
+    >>> copy_parquet_parts(parquet_parts(folder), folder / "all.parquet", {"customer_id": "string", "n": "float64"})
+    >>> pd.read_parquet(folder / "all.parquet").to_dict("list")
+    {'customer_id': ['a', 'b', 'c'], 'n': [0.0, 1.0, 0.0]}
+    """
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    dtypes = dict(dtypes)
+    with _atomic_file(Path(path)) as tmp:
+        writer = None
+        try:
+            for file in files:
+                for batch in pq.ParquetFile(file).iter_batches():
+                    frame = pa.Table.from_batches([batch]).to_pandas().astype(dtypes)[list(dtypes)]
+                    table = pa.Table.from_pandas(frame, preserve_index=False)
+                    if writer is None:
+                        writer = pq.ParquetWriter(tmp, table.schema)
+                    writer.write_table(table.cast(writer.schema))
+            if writer is None:  # no rows: an empty file with the columns
+                table = pa.Table.from_pandas(pd.DataFrame({c: pd.Series(dtype=d) for c, d in dtypes.items()}),
+                                             preserve_index=False)
+                writer = pq.ParquetWriter(tmp, table.schema)
+                writer.write_table(table)
+        finally:
+            if writer is not None:
+                writer.close()
 
 
 def parquet_parts(folder: str | Path) -> list[Path]:

@@ -41,8 +41,8 @@ import pandas as pd
 from segkit.core.errors import DataError
 
 __all__ = ["MAX_EXACT_CANDIDATES", "GRID", "SHARE_TOLERANCE", "POSITION_SLACK", "edge_positions",
-           "share_positions", "higher_position", "median_positions", "DistributionNeeds", "rows_near", "condense",
-           "whole_counts",
+           "share_positions", "higher_position", "median_positions", "linear_positions", "DistributionNeeds", "rows_near", "condense",
+           "whole_counts", "exact_sums", "exact_sum", "exact_mean", "exact_ratio", "exact_float", "above_sums",
            "ValueDistribution"]
 
 MAX_EXACT_CANDIDATES = 1024  # distinct values up to which the balanced cut search is exact
@@ -102,6 +102,19 @@ def median_positions(n: int) -> tuple[int, int]:
     return (n - 1) // 2, n // 2
 
 
+def linear_positions(n: int, q: float) -> tuple[int, int]:
+    """0-based positions of the two sorted values that ``numpy.quantile(values, q)`` (linear, pandas'
+    default) interpolates between, of ``n`` values (:meth:`ValueDistribution.linear_quantile`).
+
+    Examples
+    --------
+    >>> linear_positions(101, 0.99), linear_positions(1, 0.99)
+    ((99, 100), (0, 0))
+    """
+    low = int(np.floor((n - 1) * q))
+    return low, min(low + 1, n - 1)
+
+
 @dataclass(frozen=True)
 class DistributionNeeds:
     """What fits need of one column's distribution: the score bounds for ``bins`` levels (None: not
@@ -124,6 +137,9 @@ class DistributionNeeds:
     max_exact: int = MAX_EXACT_CANDIDATES
     quantiles: tuple[float, ...] = ()
     median: bool = False
+    #: Further 0-based customer positions whose values are read (:meth:`ValueDistribution.value_at`), e.g. the
+    #: two order statistics of a linear quantile or the k-th largest values of a Pareto curve.
+    at: tuple[int, ...] = ()
 
     def every_value(self, m: int) -> bool:
         """Whether a column with ``m`` distinct values needs all of them (the exact cut search, or
@@ -137,6 +153,7 @@ class DistributionNeeds:
             parts.append(edge_positions(n, self.bins))
         if self.median and n:
             parts.append(median_positions(n))
+        parts.append([p for p in self.at if 0 <= p < n])
         return np.unique(np.concatenate(parts).astype("float64"))
 
     def merge(self, other: "DistributionNeeds") -> "DistributionNeeds":
@@ -148,7 +165,8 @@ class DistributionNeeds:
                                  shares=tuple(sorted(set(self.shares) | set(other.shares))),
                                  max_exact=min(self.max_exact, other.max_exact),
                                  quantiles=tuple(sorted(set(self.quantiles) | set(other.quantiles))),
-                                 median=self.median or other.median)
+                                 median=self.median or other.median,
+                                 at=tuple(sorted(set(self.at) | set(other.at))))
 
 
 def rows_near(below: npt.NDArray[np.int64], counts: npt.NDArray[np.int64], previous_count: int,
@@ -264,6 +282,135 @@ def whole_counts(counts: Any, what: str, name: str = "count", rows: Sequence[Any
                         f"whole number of at least 1, e.g. row(s) {', '.join(map(str, labels))}. Rebuild the table: "
                         "each row counts the customers with its value.")
     return raw.astype("int64")
+
+
+#: Every finite float64 is a whole multiple of 2**-1074, and ``frexp``'s 53-bit mantissa of a subnormal one
+#: of 2**-1126: :func:`exact_sums` counts in that unit.
+_UNIT_BITS = 1126
+
+
+def exact_sums(values: pd.DataFrame, groups: npt.ArrayLike, keys: Sequence[Any]) -> pd.DataFrame:
+    """The exact sum of each column of ``values`` per group, as whole numbers of 2**-1126 (Python ints).
+
+    Floating-point sums depend on the order of summation; these do not: sums of parts add up to the sum of
+    the whole, bit for bit, so a mean over Spark partitions merged on the driver is the one-machine mean
+    (:func:`exact_mean`: correctly rounded). Each value is split into its 53-bit mantissa (two 26/27-bit
+    halves, summed in int64 per group and binary exponent) and its exponent; NaN is left out.
+
+    Parameters
+    ----------
+    values : DataFrame
+        Numeric columns (read as float64).
+    groups : array_like
+        The group of each row (one of ``keys``).
+    keys : sequence
+        The groups, in the order of the result's index (a group without rows sums to 0).
+
+    Returns
+    -------
+    DataFrame
+        Index ``keys``, the columns of ``values``, object dtype (Python ints).
+
+    Examples
+    --------
+    >>> v = pd.DataFrame({"x": [0.1, 0.2, 0.3, 1e16, -1e16]})
+    >>> s = exact_sums(v, np.array([1, 1, 1, 2, 2]), [1, 2])
+    >>> exact_mean(s.loc[1, "x"], 3), exact_mean(s.loc[2, "x"], 2), float(np.mean([0.1, 0.2, 0.3]))
+    (0.2, 0.0, 0.20000000000000004)
+    """
+    keys = list(keys)
+    position = pd.Index(keys).get_indexer(np.asarray(groups))
+    out = pd.DataFrame(0, index=pd.Index(keys), columns=values.columns, dtype=object)
+    for j, column in enumerate(values.columns):
+        v = values[column].to_numpy(dtype="float64")
+        keep = ~np.isnan(v) & (v != 0)
+        mantissa, exponent = np.frexp(v[keep])
+        whole = np.ldexp(mantissa, 53).astype(np.int64)  # v = whole * 2**(exponent - 53), |whole| < 2**53
+        high, low = whole >> 26, whole & ((1 << 26) - 1)
+        summed = pd.DataFrame({"g": position[keep], "e": exponent, "high": high, "low": low}).groupby(
+            ["g", "e"], sort=True)[["high", "low"]].sum()
+        totals = [0] * len(keys)
+        for (g, e), h, lo in zip(summed.index.tolist(), summed["high"].tolist(), summed["low"].tolist()):
+            totals[g] += ((h << 26) + lo) << (e - 53 + _UNIT_BITS)
+        for i, total in enumerate(totals):
+            out.iat[i, j] = total
+    return out
+
+
+def exact_sum(values: npt.ArrayLike) -> int:
+    """The exact sum of ``values`` (NaN left out) in whole 2**-1126 (:func:`exact_sums` of one group).
+
+    Examples
+    --------
+    >>> exact_float(exact_sum([1e16, 1.0, -1e16])), float(sum([1e16, 1.0, -1e16]))
+    (1.0, 0.0)
+    """
+    x = pd.DataFrame({"x": np.asarray(values, dtype="float64").reshape(-1)})
+    return int(exact_sums(x, np.zeros(len(x), dtype="int64"), [0]).iat[0, 0])
+
+
+def exact_mean(total: int, count: int) -> float:
+    """``total`` (whole 2**-1126, :func:`exact_sums`) divided by ``count``, correctly rounded (NaN for no rows).
+
+    Examples
+    --------
+    >>> exact_mean(exact_sum([0.1, 0.2, 0.3]), 3), exact_mean(0, 0)
+    (0.2, nan)
+    """
+    from fractions import Fraction
+
+    return float(Fraction(int(total), int(count) << _UNIT_BITS)) if count else float("nan")
+
+
+def exact_ratio(numerator: int, denominator: int) -> float:
+    """The quotient of two exact sums (:func:`exact_sums`, same unit), correctly rounded (NaN when
+    ``denominator`` is 0): a share of a total.
+
+    Examples
+    --------
+    >>> exact_ratio(exact_sum([0.1]), exact_sum([0.1, 0.2])), exact_ratio(1, 0)
+    (0.3333333333333333, nan)
+    """
+    from fractions import Fraction
+
+    return float(Fraction(int(numerator), int(denominator))) if denominator else float("nan")
+
+
+def exact_float(total: int) -> float:
+    """An exact sum (:func:`exact_sums`) as the nearest float.
+
+    Examples
+    --------
+    >>> exact_float(exact_sum([1e16, 1.0, -1e16])), float(sum([1e16, 1.0, -1e16]))
+    (1.0, 0.0)
+    """
+    return exact_mean(total, 1)
+
+
+def above_sums(money: np.ndarray, thresholds: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per threshold, the customers whose ``money`` is above it and the exact sum of their money (Python
+    ints, :func:`exact_sums`): additive over parts (the Pareto curve of :mod:`segkit.rfm`, the CLV tails of
+    :mod:`segkit.lifecycle`).
+
+    Examples
+    --------
+    >>> count, total = above_sums(np.array([1e16, 1.0, -1e16, 5.0]), np.array([-2e16, 0.0]))
+    >>> count.tolist(), [exact_mean(t, 1) for t in total], float(np.sum([1e16, 1.0, -1e16, 5.0]))
+    ([4, 3], [6.0, 1.0000000000000006e+16], 5.0)
+    """
+    money = np.asarray(money, dtype="float64")
+    thresholds = np.asarray(thresholds, dtype="float64")
+    distinct = np.unique(thresholds)
+    bucket = np.searchsorted(distinct, money, side="left")  # thresholds below each value
+    keys = np.arange(len(distinct) + 1)
+    sums = exact_sums(pd.DataFrame({"m": money}), bucket, keys)["m"].tolist()
+    counts = np.bincount(bucket, minlength=len(keys))
+    suffix_sum, suffix_count = [0] * (len(keys) + 1), [0] * (len(keys) + 1)
+    for b in range(len(keys) - 1, -1, -1):
+        suffix_sum[b], suffix_count[b] = suffix_sum[b + 1] + sums[b], suffix_count[b + 1] + int(counts[b])
+    at = np.searchsorted(distinct, thresholds) + 1  # above threshold j: the buckets after j's
+    return (np.array([suffix_count[i] for i in at], dtype="int64"),
+            np.array([suffix_sum[i] for i in at], dtype=object))
 
 
 def _frozen(values: object, dtype: str) -> np.ndarray:
@@ -465,6 +612,34 @@ class ValueDistribution:
         if low == high:
             return self.value_at(low)
         return float(np.mean(np.array([self.value_at(low), self.value_at(high)], dtype="float64")))
+
+    def linear_quantile(self, q: float) -> float:
+        """``Series.quantile(q)`` (linear interpolation, pandas' and numpy's default) of the values, exactly:
+        numpy's own interpolation of the two order statistics at :func:`linear_positions` (held when they are
+        among the needs' ``at`` positions, or near a ``quantiles`` position). ``q`` goes to numpy as pandas
+        hands it over (a percentage divided by 100), so it equals pandas bit for bit; for the usual shares
+        (0.5, 0.9, 0.99 …) that is ``numpy.quantile(values, q)`` too.
+
+        Raises
+        ------
+        DataError
+            The distribution is empty, ``q`` is outside [0, 1], or its positions are not held.
+
+        Examples
+        --------
+        >>> values = np.array([1.0, 2.0, 4.0, 8.0, 100.0])
+        >>> d = ValueDistribution.of_values(values, DistributionNeeds(at=linear_positions(5, 0.99)))
+        >>> bool(d.linear_quantile(0.99) == pd.Series(values).quantile(0.99) == np.quantile(values, 0.99))
+        True
+        """
+        if self.n == 0:
+            raise DataError(f"{self._what().capitalize()} is empty; there is no quantile.")
+        if not 0 <= q <= 1:
+            raise DataError(f"Quantile {q!r} of {self._what()}: it must lie between 0 and 1.")
+        q = float(np.true_divide(q * 100, 100))  # as pandas hands it to numpy (a percentage)
+        low, high = linear_positions(self.n, q)
+        pair = np.array([self.value_at(low), self.value_at(high)], dtype="float64")
+        return float(np.quantile(pair, (self.n - 1) * q - low))
 
     def to_frame(self) -> pd.DataFrame:
         """The rows held: ``index, value, below, count``."""

@@ -672,8 +672,10 @@ def _map_columns(con: duckdb.DuckDBPyConnection, source: Any, config: Mapping[st
     positions = segio.resolve_columns(header, TRANSACTIONS, mapping, label, config_hint)
     labels = {c: header[p] for c, p in positions.items()}
     types = {c: described[p][1] for c, p in positions.items()}
-    return _mapped(f"(SELECT *, CAST(ordinality - 1 AS BIGINT) AS _row FROM {relation} WITH ORDINALITY)",
-                   label, labels, dict(labels), types)
+    # the columns used, under their canonical names: a user column named _row stays apart from the numbering
+    used = ", ".join(f"{_ident(u)} AS {_ident(c)}" for c, u in labels.items())
+    return _mapped(f"(SELECT {used}, CAST(ordinality - 1 AS BIGINT) AS _row FROM {relation} WITH ORDINALITY)",
+                   label, labels, {c: c for c in labels}, types)
 
 
 def _mapped(numbered: str, source: str, labels: dict[str, str], names: dict[str, str],

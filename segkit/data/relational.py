@@ -68,8 +68,8 @@ __all__ = [
     "BEHAVIOUR", "CHANNEL_ORDERS", "SUMMARY", "MONEY", "LINE_INPUTS", "PURCHASE_ORDERS", "RFM_AT_SEND",
     "PURCHASE_DAYS_AT_SEND", "RETENTION", "FIRST_NON_PURCHASE", "first_non_purchase_of", "lines_view_sql",
     "frame_lines", "run", "order_table_of",
-    "purchase_orders_of", "purchase_days_of", "rfm_of", "rfm_counts_of", "rfm_with_info_of", "summary_of",
-    "behaviour_of", "rfm_at_send_of", "purchase_days_at_send_of", "retention_of", "last_order_date",
+    "purchase_orders_of", "purchase_days_of", "rfm_of", "rfm_counts_of", "rfm_with_info_of", "rfm_info_of", "with_non_positive_net", "summary_of",
+    "behaviour_of", "channel_columns", "channel_counts", "behaviour_rows", "rfm_at_send_of", "purchase_days_at_send_of", "retention_of", "last_order_date",
     "RESULT_DTYPES", "typed_result",
     "require_columns", "no_missing", "as_datetime", "sql_literal", "sql_identifier", "LineFeed", "line_feed",
     "CANCELLATION_MATCHES", "KEPT_ORDERS", "KEPT_ORDER_LIST", "KEPT_CUSTOMERS",
@@ -1072,6 +1072,25 @@ def rfm_with_info_of(lines: LinesOn, as_of: str | pd.Timestamp | None,
     """:func:`rfm_with_info` on ``lines`` (a frame or files): the orders as seen at ``as_of``
     (:data:`ORDERS_BEFORE`) are materialised once, then the RFM base and its counts read them; the
     orders the cut leaves out are counted only when lines reach ``as_of``."""
+    info = rfm_info_of(lines, as_of, provided)
+    rfm = rfm_of(executor_of(lines), info["as_of"], provided=(ORDERS_BEFORE.name,))
+    return rfm, with_non_positive_net(info, int((rfm["monetary_total"] <= 0).sum()))
+
+
+def with_non_positive_net(info: dict[str, Any], customers: int) -> dict[str, Any]:
+    """:func:`rfm_info_of`'s counts with ``customers_non_positive_net`` (the RFM base's customers whose
+    ``monetary_total`` is ≤ 0, counted wherever the base is) in its place, as :func:`rfm_with_info_of` has it."""
+    items = list(info.items())
+    at = list(info).index("customers_kept_nothing") + 1
+    return dict(items[:at] + [("customers_non_positive_net", int(customers))] + items[at:])
+
+
+def rfm_info_of(lines: LinesOn, as_of: str | pd.Timestamp | None,
+                provided: tuple[str, ...] = ()) -> dict[str, Any]:
+    """The counts of :func:`rfm_with_info_of` but ``customers_non_positive_net`` (which counts the RFM
+    base's rows), without the base: the orders as seen at ``as_of`` (:data:`ORDERS_BEFORE`) are left
+    materialised, so that :data:`RFM_BASE` with ``provided=(ORDERS_BEFORE.name,)`` reads them next (on Spark,
+    as a frame that stays on the executors)."""
     executor = executor_of(lines)
     last = last_order_date(executor)
     if pd.isna(last):
@@ -1089,8 +1108,7 @@ def rfm_with_info_of(lines: LinesOn, as_of: str | pd.Timestamp | None,
             raise DataError(f"transactions: every order is dated on or after as_of = {as_of_ts.date()}, so "
                             "nothing is left to analyse. Choose a later as_of (or leave it empty: the day "
                             "after the last order).")
-    rfm = rfm_of(executor, as_of_ts, provided=(ORDERS_BEFORE.name,))
-    info = {
+    return {
         "as_of": as_of_ts,
         **later,
         "purchase_orders": counts["purchase_orders"],
@@ -1098,12 +1116,10 @@ def rfm_with_info_of(lines: LinesOn, as_of: str | pd.Timestamp | None,
         "cancellation_documents": counts["cancellation_documents"],
         "customers_without_purchase": counts["customers_without_purchase"],
         "customers_kept_nothing": counts["customers_kept_nothing"],
-        "customers_non_positive_net": int((rfm["monetary_total"] <= 0).sum()),
         "period_start": counts["period_start"],
         "period_end": counts["period_end"],
         "net_revenue": counts["net_revenue"],
     }
-    return rfm, info
 
 
 def kept_share(kept_total: Any, purchase_total: Any) -> np.ndarray:
@@ -1150,6 +1166,70 @@ def behaviour_of(lines: LinesOn, as_of: pd.Timestamp, max_channels: int, rfm: pd
     params = {"as_of": _timestamp(as_of)}
     has_category, has_channel = executor.first_row(LINE_DETAILS, params)
     per = executor.run(BEHAVIOUR, params)
+    counts, channels = None, None
+    if has_channel:
+        long = executor.run(CHANNEL_ORDERS, params)
+        channels = channel_columns(long.groupby("channel")["n"].sum(), max_channels)
+        counts = channel_counts(long, channels)
+    base = behaviour_rows(rfm, per, counts, channels, bool(has_category))
+    originals = base.attrs["original_values"]
+    base = base.sort_values("customer_id", kind="stable").reset_index(drop=True)
+    base.attrs["as_of"] = str(pd.Timestamp(as_of).date())
+    base.attrs["original_values"] = originals
+    return base
+
+
+def channel_columns(totals: pd.Series, max_channels: int) -> list[str]:
+    """The channels with a share column: the ``max_channels`` with most purchase orders (``totals``: orders
+    per channel over every customer; ties by name), then ``other`` when there are more channels."""
+    top = sorted(totals.index, key=lambda ch: (-totals[ch], str(ch)))[:max_channels]
+    return top + (["other"] if len(totals) > len(top) else [])
+
+
+def channel_counts(long: pd.DataFrame, channels: Sequence[str]) -> pd.DataFrame:
+    """Purchase orders per customer (index) and channel of ``channels`` (columns) from :data:`CHANNEL_ORDERS`'
+    rows (``customer_id, channel, n``; every customer's, or one partition's): a channel not among ``channels``
+    is counted as ``other``. Customers without a row are absent (:func:`behaviour_rows` gives them zeros).
+
+    Examples
+    --------
+    >>> long = pd.DataFrame({"customer_id": ["a", "a", "b"], "channel": ["web", "shop", "app"], "n": [2, 1, 4]})
+    >>> channel_counts(long, ["web", "other"]).to_dict("index")
+    {'a': {'other': 1, 'web': 2}, 'b': {'other': 4, 'web': 0}}
+    >>> channel_counts(long.iloc[:0], ["web", "other"]).shape
+    (0, 0)
+    """
+    if long.empty:
+        return pd.DataFrame(index=pd.Index([], dtype="string", name="customer_id"))
+    named = long["channel"].where(long["channel"].isin(list(channels)), "other")
+    return long.assign(channel=named).pivot_table(index="customer_id", columns="channel", values="n",
+                                                  aggfunc="sum", fill_value=0)
+
+
+def behaviour_rows(rfm: pd.DataFrame, per: pd.DataFrame, channel_counts: pd.DataFrame | None,
+                   channels: Sequence[str] | None, has_category: bool) -> pd.DataFrame:
+    """The behaviour columns of the customers of ``rfm`` (in its order) from :data:`BEHAVIOUR`'s rows and the
+    purchase orders per channel: the rest of :func:`behaviour_of`, for all customers or one partition of them.
+
+    Parameters
+    ----------
+    rfm : DataFrame
+        ``customer_id, recency_days, frequency, monetary_total, tenure_days`` (the RFM base).
+    per : DataFrame
+        :data:`BEHAVIOUR`'s rows (any customers; those of ``rfm`` are read).
+    channel_counts : DataFrame or None
+        Purchase orders per customer (index) and channel of ``channels`` (columns; a channel not among
+        them counted as ``other``); None = the lines have no channel.
+    channels : sequence of str or None
+        :func:`channel_columns` of every customer's orders (the share columns, in order).
+    has_category : bool
+        Whether the lines know categories (adds ``category_breadth, favourite_category``).
+
+    Returns
+    -------
+    DataFrame
+        One row per row of ``rfm``; ``attrs["original_values"]``: share column → channel as typed.
+    """
     base = rfm[["customer_id", "recency_days", "frequency", "monetary_total", "tenure_days"]].copy()
     base["customer_id"] = base["customer_id"].astype("string")
     per = per.set_index(per["customer_id"].astype("string")).reindex(base["customer_id"])
@@ -1161,23 +1241,16 @@ def behaviour_of(lines: LinesOn, as_of: pd.Timestamp, max_channels: int, rfm: pd
     if has_category:
         base["category_breadth"] = per["category_breadth"].fillna(0).to_numpy(dtype=float)
         base["favourite_category"] = pd.array(per["favourite_category"].to_numpy(dtype=object), dtype="string")
-    if has_channel:
-        long = executor.run(CHANNEL_ORDERS, params)
-        totals = long.groupby("channel")["n"].sum()
-        top = sorted(totals.index, key=lambda ch: (-totals[ch], str(ch)))[:max_channels]
-        long["channel"] = long["channel"].where(long["channel"].isin(top), "other")
-        shares = long.pivot_table(index="customer_id", columns="channel", values="n", aggfunc="sum", fill_value=0)
+    originals: dict[str, str] = {}
+    if channel_counts is not None and channels is not None:
+        shares = channel_counts.reindex(columns=list(channels), fill_value=0)
         shares = shares.div(shares.sum(axis=1), axis=0)
-        order = [t for t in top if t in shares.columns] + (["other"] if "other" in shares.columns else [])
-        shares = shares[order]
         originals = value_columns("channel_share_", shares.columns)  # column -> channel as typed
         shares.columns = list(originals)
         shares = shares.reindex(base["customer_id"].to_numpy()).fillna(0.0)
         for col in shares.columns:
             base[col] = shares[col].to_numpy(dtype=float)
-    base = base.sort_values("customer_id", kind="stable").reset_index(drop=True)
-    base.attrs["as_of"] = str(pd.Timestamp(as_of).date())
-    base.attrs["original_values"] = originals if has_channel else {}
+    base.attrs["original_values"] = originals
     return base
 
 

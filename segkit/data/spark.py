@@ -72,7 +72,7 @@ if TYPE_CHECKING:
 __all__ = ["DEFAULT_MASTER", "SESSION_CONF", "LOCAL_CONF", "JAVA_INSTALL_HINT", "java_problem", "spark_session",
            "child_session", "reads_files", "ParquetColumnFacts", "parquet_column_facts", "nanosecond_columns",
            "timestamps_from_nanoseconds", "number_file_lines", "spark_sql", "SparkLines", "SparkOrderLines",
-           "pandas_warnings_quiet"]
+           "pandas_warnings_quiet", "frame_for_arrow"]
 
 DEFAULT_MASTER = "local[2]"
 #: Spark settings the core's texts rely on: set on the session this module starts, and the ``spark.sql.*``
@@ -146,6 +146,44 @@ def java_problem(env: Mapping[str, str] | None = None) -> str | None:
     if major < 17:
         return f"{java} is Java {major}. {JAVA_INSTALL_HINT}"
     return None
+
+
+def frame_for_arrow(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` as a pandas function run by Spark (``mapInPandas``, ``applyInPandas``) may return it: each
+    Arrow-backed column (pandas 3's strings, ``string[pyarrow]``, ``*[pyarrow]``) held in more than one Arrow chunk
+    (what ``pd.concat`` of such frames makes) or in none (a filter that kept no row) made one chunk, same dtype and
+    values.
+
+    Spark turns each returned column into one Arrow array; a column of several chunks, or of none, fails in the
+    Python worker ("Cannot convert pyarrow.lib.ChunkedArray to pyarrow.lib.Array"). Other columns are left as they
+    are; the caller's frame is not changed.
+
+    Examples
+    --------
+    >>> part = pd.DataFrame({"customer_id": pd.array(["a"], dtype="string")})
+    >>> both = pd.concat([part, part], ignore_index=True)
+    >>> both["customer_id"].array.__arrow_array__().num_chunks
+    2
+    >>> ready = frame_for_arrow(both)
+    >>> ready["customer_id"].array.__arrow_array__().num_chunks, str(ready["customer_id"].dtype)
+    (1, 'string')
+    """
+    import pyarrow as pa
+
+    joined: dict[Any, Any] = {}
+    for position, dtype in enumerate(frame.dtypes):
+        if not isinstance(dtype, pd.api.extensions.ExtensionDtype):
+            continue
+        values = frame.iloc[:, position].array
+        arrow = values.__arrow_array__() if hasattr(values, "__arrow_array__") else None
+        if isinstance(arrow, pa.ChunkedArray) and arrow.num_chunks != 1:
+            joined[position] = pd.array(arrow.combine_chunks(), dtype=dtype)
+    if not joined:
+        return frame
+    out = frame.copy(deep=False)
+    for position, values in joined.items():
+        out.isetitem(position, values)
+    return out
 
 
 @contextlib.contextmanager
@@ -386,18 +424,19 @@ def nanosecond_columns(frame: "SparkFrame") -> frozenset[str]:
     return parquet_column_facts(frame).nanoseconds
 
 
-def timestamps_from_nanoseconds(frame: "SparkFrame") -> "SparkFrame":
+def timestamps_from_nanoseconds(frame: "SparkFrame", facts: ParquetColumnFacts | None = None) -> "SparkFrame":
     """``frame`` with its :func:`nanosecond_columns` as timestamps again, in microseconds (DuckDB's ``TIMESTAMP``
     has no finer unit either): rounded to the nearest microsecond, half away from zero, as DuckDB casts a
     ``TIMESTAMP_NS`` (exact integer arithmetic: a nanosecond count does not fit a double). Other columns unchanged,
-    in order.
+    in order. ``facts``: the frame's :func:`parquet_column_facts` when the caller read them already (else read
+    here: the first file's footer and the listing of the input files).
 
     Examples
     --------
     >>> timestamps_from_nanoseconds(spark_session().read.parquet("orders.parquet")).schema["order_date"]  # doctest: +SKIP
     StructField('order_date', TimestampNTZType(), True)
     """
-    nanos = nanosecond_columns(frame)
+    nanos = (parquet_column_facts(frame) if facts is None else facts).nanoseconds
     if not nanos:
         return frame
 

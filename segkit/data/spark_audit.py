@@ -61,7 +61,7 @@ import os
 import re
 import shutil
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Mapping, NamedTuple, Sequence
 
 import pandas as pd
 
@@ -80,8 +80,8 @@ from segkit.data.engine import (
     mapped_input,
 )
 from segkit.data.relational import sql_identifier
-from segkit.data.spark import (child_session, number_file_lines, pandas_warnings_quiet, parquet_column_facts,
-                               reads_files, spark_session, timestamps_from_nanoseconds)
+from segkit.data.spark import (ParquetColumnFacts, child_session, number_file_lines, pandas_warnings_quiet,
+                               parquet_column_facts, reads_files, spark_session, timestamps_from_nanoseconds)
 from segkit.data.statuses import OrderContract, contract_applies
 
 try:  # the `spark` extra
@@ -95,7 +95,7 @@ except ImportError:  # pragma: no cover - spark_session() raises the ConfigError
     PySparkException = Py4JJavaError = Exception  # type: ignore[misc,assignment]
 
 __all__ = ["SHIM_FUNCTIONS", "TABLE_PREFIX", "duckdb_to_spark", "strftime_to_spark", "SparkConnection",
-           "SparkTransactionLog", "read_spark_source", "spark_csv_encoding", "SPARK_CSV_ENCODINGS",
+           "SparkTransactionLog", "SparkSource", "read_spark_source", "spark_csv_encoding", "SPARK_CSV_ENCODINGS",
            "refuse_replaced_bytes_in_lines", "load_spark_table", "FILESYSTEM_CONNECTORS",
            "URI_PARQUET_HINT", "spark_read_problem", "spark_source"]
 
@@ -432,12 +432,35 @@ def spark_csv_encoding(encoding: str | None) -> str:
     return SPARK_CSV_ENCODINGS[name]
 
 
+class SparkSource(NamedTuple):
+    """What :func:`read_spark_source` read.
+
+    Attributes
+    ----------
+    frame : Spark DataFrame
+        The rows, not yet numbered.
+    label : str
+        How messages name the source (as DuckDB's reader does).
+    files : list of str or None
+        The local files in the order DuckDB reads them (None for URIs and tables: numbered by name).
+    kind : str
+        ``"csv"`` (every cell text), ``"parquet"`` or ``"table"``.
+    facts : ParquetColumnFacts
+        What the first file's Parquet footer says of the columns (:func:`~segkit.data.spark.parquet_column_facts`,
+        read once here: nanosecond and zoned timestamps); empty for CSV.
+    """
+
+    frame: Any
+    label: str
+    files: list[str] | None
+    kind: str
+    facts: ParquetColumnFacts
+
+
 def read_spark_source(session: Any, source: str | Path | Sequence[str | Path], opts: Mapping[str, Any],
-                      rows: str = "the order lines", what: str = "the transaction log"
-                      ) -> tuple[Any, str, list[str] | None, str]:
-    """``source`` read by Spark (not yet numbered), how messages name it (as DuckDB's reader does), the
-    local files in the order DuckDB reads them (None for URIs and tables: numbered by name), and what was read:
-    ``"csv"`` (every cell text), ``"parquet"`` or ``"table"``.
+                      rows: str = "the order lines", what: str = "the transaction log") -> SparkSource:
+    """``source`` read by Spark, as a :class:`SparkSource` (the rows, how messages name them, the local files,
+    what was read and the Parquet footer's column facts).
 
     A ``table:<name>`` is read from the catalog; it must be read from files (:func:`~segkit.data.spark.reads_files`:
     its rows are numbered by them, so that errors name rows): a view, a JDBC, an Iceberg table raise a
@@ -473,7 +496,8 @@ def read_spark_source(session: Any, source: str | Path | Sequence[str | Path], o
                 f"{text} is not a file-based table (a view, or a JDBC, Iceberg or other table without Spark's "
                 f"_metadata column): segkit numbers {rows} by the files they are read from, as DuckDB reads them. "
                 "Give its files (their folder, a glob or a URI) or a file-based (Parquet, CSV, Delta) table.")
-        return timestamps_from_nanoseconds(raw), text, None, "table"
+        facts = parquet_column_facts(raw)
+        return SparkSource(timestamps_from_nanoseconds(raw, facts), text, None, "table", facts)
     paths = _source_paths(source)
     if any(_is_uri(p) for p in paths):
         kind = _uri_format(paths)
@@ -489,7 +513,8 @@ def read_spark_source(session: Any, source: str | Path | Sequence[str | Path], o
             delimiter, header = csv_layout(local, opts, what=what)
     if kind == "parquet":
         raw = session.read.parquet(*files)
-        return timestamps_from_nanoseconds(raw), label, local, kind
+        facts = parquet_column_facts(raw)
+        return SparkSource(timestamps_from_nanoseconds(raw, facts), label, local, kind, facts)
     encoding = spark_csv_encoding(opts.get("encoding"))
     # multiLine: quoted values may hold line breaks, as DuckDB reads them (a file is then one task)
     # enforceSchema=False (URIs): every part's header must match the first one's (Spark otherwise takes the
@@ -499,7 +524,7 @@ def read_spark_source(session: Any, source: str | Path | Sequence[str | Path], o
     if header is not None:
         reader = reader.schema(spark_types.StructType(
             [spark_types.StructField(h, spark_types.StringType(), True) for h in header]))
-    return reader.csv(files), label, local, kind
+    return SparkSource(reader.csv(files), label, local, kind, ParquetColumnFacts())
 
 
 def load_spark_table(source: str | Path, table: str, config: Mapping[str, Any], *, label: str | None = None,
@@ -571,11 +596,12 @@ def load_spark_table(source: str | Path, table: str, config: Mapping[str, Any], 
     spark = child_session(session or spark_session(engine.spark.master, engine.spark.conf))
     text = str(source)
     try:
-        raw, _, files, kind = read_spark_source(spark, source, opts, f"the {table} table's rows", f"the {table} table")
+        raw, _, files, kind, facts = read_spark_source(spark, source, opts, f"the {table} table's rows",
+                                                       f"the {table} table")
         header = list(raw.columns)
         positions = segio.resolve_columns(header, get_spec(table), mapping, label, config_hint)
         kept = sorted(set(positions.values()))
-        zones = {} if kind == "csv" else parquet_column_facts(raw).time_zones
+        zones = facts.time_zones
         # the columns used, by position (c0, c1, …): a user column named _row stays apart from the numbering
         used = [F.col("`" + header[p].replace("`", "``") + "`").alias(f"c{i}") for i, p in enumerate(kept)]
         numbered = number_file_lines(raw.select(*used), files=files)
@@ -625,22 +651,23 @@ def _not_utf8(source: str, column: str, rows: Sequence[int], example: str, total
         "config to the file's encoding, e.g. 'latin-1' or 'cp1252' for Western European exports.")
 
 
-def refuse_replaced_bytes_in_lines(raw: Any, columns: Sequence[str], source: str) -> None:
+def refuse_replaced_bytes_in_lines(raw: Any, columns: Mapping[str, str], source: str) -> None:
     """:func:`_refuse_replaced_bytes` for order lines that stay on Spark: ``raw`` (CSV cells as text, numbered
-    ``_row``) is searched on the executors for U+FFFD in ``columns``; only when some cell holds one, the first
-    five offending rows of the first such column and their count reach the driver.
+    ``_row``) is searched on the executors for U+FFFD in ``columns`` (column of ``raw`` → the file's name of it,
+    for the message); only when some cell holds one, the first five offending rows of the first such column and
+    their count reach the driver.
 
     Raises
     ------
     DataError
         Naming ``source``, the column, the rows and what to do, as for a customers or campaign file.
     """
-    for column in columns:
+    for column, shown in columns.items():
         quoted = "`" + column.replace("`", "``") + "`"
         bad = raw.where(f"instr({quoted}, '\ufffd') > 0")
         first = bad.orderBy("_row").select("_row", F.col(quoted).alias("value")).limit(5).collect()
         if first:
-            raise _not_utf8(source, column, [int(r["_row"]) for r in first], first[0]["value"], bad.count())
+            raise _not_utf8(source, shown, [int(r["_row"]) for r in first], first[0]["value"], bad.count())
 
 
 def _header_mismatch(exc: BaseException) -> str | None:
@@ -727,12 +754,12 @@ class SparkTransactionLog(TransactionLog):
         text = str(source) if isinstance(source, (str, Path)) else None
         try:
             # files: the local files in DuckDB's order (None: numbered by name)
-            raw, label, files, kind = read_spark_source(session, source, self.opts)
+            raw, label, files, kind, _ = read_spark_source(session, source, self.opts)
             header = list(raw.columns)
             positions = segio.resolve_columns(header, TRANSACTIONS, mapping, label, config_hint)
             labels = {c: header[p] for c, p in positions.items()}
             types = {c: _duckdb_type(raw.schema[header[p]].dataType) for c, p in positions.items()}
-            mapped = mapped_input("_segkit_raw", label, labels, dict(labels), types)
+            mapped = mapped_input("_segkit_raw", label, labels, {c: c for c in labels}, types)
             if contract_applies(OrderContract.from_config(config), mapped.columns):
                 raise ConfigError(
                     f"{label}: these order lines need the orders contract (order statuses, refunds, order-level "
@@ -740,10 +767,12 @@ class SparkTransactionLog(TransactionLog):
                     "which the audit on Spark does not apply yet. Audit this export with engine.kind: duckdb (a "
                     "shop's export fits one machine), or give plain order lines (customer_id, order_id, order_date, "
                     "amount).")
-            numbered = number_file_lines(raw, files=files)
+            # the columns used, under their canonical names: a user column named _row stays apart from the numbering
+            used = [F.col("`" + u.replace("`", "``") + "`").alias(c) for c, u in labels.items()]
+            numbered = number_file_lines(raw.select(*used), files=files)
             # Spark decodes invalid bytes as U+FFFD where DuckDB refuses the file
             if kind == "csv" and spark_csv_encoding(self.opts.get("encoding")) == "UTF-8":
-                refuse_replaced_bytes_in_lines(numbered, list(labels.values()), label)
+                refuse_replaced_bytes_in_lines(numbered, labels, label)
             numbered.createOrReplaceTempView("_segkit_raw")
         except (PySparkException, Py4JJavaError) as exc:
             raise _read_refusal(exc, source, text or str(source), "the transaction log") from None

@@ -23,8 +23,9 @@ import pandas as pd
 import seaborn as sns
 from matplotlib.colors import ListedColormap
 
-from segkit.lifecycle import (BUYER_STAGES, LIVE_STAGES, SNAPSHOT_FREQS, STAGES, StageThresholds, clv_overview,
-                              complete_periods)
+from segkit.lifecycle import (AGE_BINS, BUYER_STAGES, CLV_CUT_QUANTILE, RISK_EDGES, SNAPSHOT_FREQS, STAGES,
+                              LifecycleView, StageThresholds, complete_periods, lifecycle_view)
+from segkit.data.distribution import ValueDistribution
 from segkit.plots import label, new_axes, plain_log_ticks
 
 __all__ = ["plot_stage_sizes", "plot_stage_counts", "plot_transition_matrix", "plot_period_rates",
@@ -174,13 +175,20 @@ def plot_cohort_heatmap(matrix: pd.DataFrame, value_label: str, fmt: str = ".0%"
     return label(ax, title, months, "Acquisition month (first purchase)")
 
 
-def plot_gap_distribution(gaps: np.ndarray, thresholds: StageThresholds, ax: plt.Axes | None = None) -> plt.Axes:
-    """Histogram of the days between consecutive purchases, with the stage windows marked."""
+def plot_gap_distribution(gaps: ValueDistribution | np.ndarray, thresholds: StageThresholds,
+                          ax: plt.Axes | None = None) -> plt.Axes:
+    """Histogram of the days between consecutive purchases, with the stage windows marked.
+
+    ``gaps``: their complete :class:`~segkit.data.distribution.ValueDistribution` (whole days: bounded by
+    the data's days), or the gaps themselves.
+    """
     ax = new_axes(ax)
-    gaps = np.asarray(gaps, dtype=float)
-    if len(gaps):
-        upper = max(np.quantile(gaps, 0.99), thresholds.churn_window_days * 1.1)
-        ax.hist(np.clip(gaps, 0, upper), bins=60, color="0.6")
+    if not isinstance(gaps, ValueDistribution):
+        gaps = ValueDistribution.of_values(np.asarray(gaps, dtype=float), column="gap_days")
+    if gaps.n:
+        gaps = gaps.require_complete("the gap histogram counts every gap")
+        upper = max(gaps.linear_quantile(0.99), thresholds.churn_window_days * 1.1)
+        ax.hist(np.clip(gaps.values, 0, upper), bins=60, weights=gaps.counts.astype(float), color="0.6")
     for value, name, style in ((thresholds.new_window_days, "new window", ":"),
                                (thresholds.base_interval_days, "base interval", "--"),
                                (thresholds.churn_window_days, "churn window", "-")):
@@ -190,46 +198,43 @@ def plot_gap_distribution(gaps: np.ndarray, thresholds: StageThresholds, ax: plt
                  "Days between purchases (last bin: longer gaps)", "Gaps")
 
 
-def plot_churn_risk(lifecycle: pd.DataFrame, ax: plt.Axes | None = None) -> plt.Axes:
+def _view(lifecycle: LifecycleView | pd.DataFrame, column: str) -> LifecycleView:
+    """The view a plot reads: given, or of a whole per-customer frame (:func:`segkit.lifecycle.lifecycle_view`)."""
+    return lifecycle if isinstance(lifecycle, LifecycleView) else lifecycle_view(lifecycle, column)
+
+
+def _bars(ax: plt.Axes, edges: np.ndarray, counts: list[np.ndarray], **style) -> None:
+    """``ax.hist`` of already counted bins: one weighted value in the middle of every bin."""
+    middle = (edges[:-1] + edges[1:]) / 2
+    ax.hist([middle] * len(counts), bins=edges, weights=[np.asarray(c, dtype=float) for c in counts], **style)
+
+
+def plot_churn_risk(lifecycle: LifecycleView | pd.DataFrame, ax: plt.Axes | None = None) -> plt.Axes:
     """Histogram of churn risk = 1 - P(alive) of repeat buyers, stacked by stage.
 
     One-time buyers are left out: their P(alive) is not BG/NBD's (which is 1 by construction)
-    but read from the data by their age, see :func:`plot_one_time_buyers`.
+    but read from the data by their age, see :func:`plot_one_time_buyers`. Reads the bounded
+    :class:`~segkit.lifecycle.LifecycleView` (or the per-customer frame, through one).
     """
     ax = new_axes(ax)
-    data = lifecycle[(lifecycle["n_purchases"] > 1) & lifecycle["p_alive"].notna()]
-    stages = [s for s in BUYER_STAGES if (data["lifecycle_stage"] == s).any()]
-    bins = np.linspace(0, 1, 21)
-    values = [100 * (1 - data.loc[data["lifecycle_stage"] == s, "p_alive"].to_numpy(dtype=float)) for s in stages]
-    if values:
-        ax.hist(values, bins=100 * bins, stacked=True, label=stages, color=[STAGE_COLORS[s] for s in stages])
+    risk = _view(lifecycle, "clv_12m").counts.risk
+    stages = [s for i, s in enumerate(BUYER_STAGES) if risk[i].sum() > 0]
+    if stages:
+        _bars(ax, RISK_EDGES, [risk[BUYER_STAGES.index(s)] for s in stages], stacked=True, label=stages,
+              color=[STAGE_COLORS[s] for s in stages])
         ax.legend(fontsize=8)
     else:
         _no_data(ax, "No P(alive): the BG/NBD model was not fitted (see the warning above).")
     return label(ax, "Churn risk of repeat buyers (BG/NBD)", "Churn risk = 1 - P(alive) (%)", "Customers")
 
 
-def _clv_groups(lifecycle: pd.DataFrame, column: str) -> tuple[np.ndarray, np.ndarray, str]:
-    """The CLV values of the headline's population and of lapsed customers, and the headline's name.
-
-    With a ``lifecycle_stage`` column the headline population is the live buyers (the summary's
-    CLV and its top-decile share, :func:`segkit.lifecycle.clv_overview`); otherwise every row.
-    """
-    values = lifecycle[column].to_numpy(dtype=float, na_value=np.nan)
-    if "lifecycle_stage" not in lifecycle.columns:
-        return values[np.isfinite(values)], np.array([]), "customers"
-    stage = lifecycle["lifecycle_stage"].astype("string").to_numpy(dtype=object, na_value="")
-    live, lapsed = np.isin(stage, LIVE_STAGES), stage == "lapsed"
-    return (values[live & np.isfinite(values)], values[lapsed & np.isfinite(values)], "live buyers")
-
-
-def plot_clv_distribution(lifecycle: pd.DataFrame, column: str = "clv_12m", currency: str = "",
+def plot_clv_distribution(lifecycle: LifecycleView | pd.DataFrame, column: str = "clv_12m", currency: str = "",
                           ax: plt.Axes | None = None) -> plt.Axes:
     """Histogram of predicted CLV (log-spaced bins) of the live buyers — the population of the
     summary's CLV headline — with their top-decile threshold marked; lapsed customers (win-back
     potential) stacked on top in a lighter shade, named in the legend.
 
-    A frame without ``lifecycle_stage`` is drawn as one population ("customers").
+    Reads the bounded :class:`~segkit.lifecycle.LifecycleView` (or the per-customer frame, through one).
 
     Examples
     --------
@@ -239,21 +244,20 @@ def plot_clv_distribution(lifecycle: pd.DataFrame, column: str = "clv_12m", curr
     ['live buyers', 'lapsed customers', 'top 10% of live buyers above 59 EUR']
     """
     ax = new_axes(ax)
-    main, lapsed, who = _clv_groups(lifecycle, column)
-    main, lapsed = main[main > 0], lapsed[lapsed > 0]
-    both = np.r_[main, lapsed]
-    if len(main):
-        bins = np.geomspace(max(both.min(), 1e-2), both.max() * 1.01, 40)
-        groups, names, colors = [main], [who], ["0.35"]
-        if len(lapsed):
-            groups, names, colors = [main, lapsed], [who, "lapsed customers"], ["0.35", "0.78"]
-        ax.hist(groups, bins=bins, stacked=True, color=colors, label=names)
+    view = _view(lifecycle, column)
+    who = "live buyers"
+    edges, live, lapsed = view.plan.clv_edges, view.tails.clv_live, view.tails.clv_lapsed
+    if edges is not None:
+        groups, names, colors = [live], [who], ["0.35"]
+        if view.counts.lapsed_positive:
+            groups, names, colors = [live, lapsed], [who, "lapsed customers"], ["0.35", "0.78"]
+        _bars(ax, edges, groups, stacked=True, color=colors, label=names)
         ax.set_xscale("log")
         plain_log_ticks(ax.xaxis)
-        cut = np.quantile(main, 0.9)
+        cut = view.distributions["live_positive"].linear_quantile(CLV_CUT_QUANTILE)
         ax.axvline(cut, color="black", linestyle="--", label=f"top 10% of {who} above {cut:,.0f} {currency}".rstrip())
         ax.legend(fontsize=8)
-    elif len(both):
+    elif not np.isnan(view.counts.clv_range[0]):
         _no_data(ax, f"No {who} with a positive predicted CLV.")
     else:
         _no_data(ax, "No CLV: the models were not fitted (see the warning above).")
@@ -261,12 +265,12 @@ def plot_clv_distribution(lifecycle: pd.DataFrame, column: str = "clv_12m", curr
                  f"Predicted CLV ({_money_unit(currency)}, log scale)", "Customers")
 
 
-def plot_clv_concentration(lifecycle: pd.DataFrame, column: str = "clv_12m", ax: plt.Axes | None = None) -> plt.Axes:
+def plot_clv_concentration(lifecycle: LifecycleView | pd.DataFrame, column: str = "clv_12m",
+                           ax: plt.Axes | None = None) -> plt.Axes:
     """Cumulative share of predicted CLV against the share of customers (highest first), over the
     live buyers — the population of the summary's CLV headline, so the marked top-decile share is
-    the summary's (:func:`segkit.lifecycle.clv_overview`).
-
-    A frame without ``lifecycle_stage`` is drawn as one population ("customers").
+    the summary's (:meth:`segkit.lifecycle.LifecycleView.clv_overview`). The curve has a point per
+    customer up to :data:`~segkit.lifecycle.CURVE_POINTS` live buyers, that many points beyond.
 
     Examples
     --------
@@ -276,19 +280,18 @@ def plot_clv_concentration(lifecycle: pd.DataFrame, column: str = "clv_12m", ax:
     'top 10% of live buyers hold 50%'
     """
     ax = new_axes(ax)
-    main, lapsed, who = _clv_groups(lifecycle, column)
-    values = np.sort(main)[::-1]
-    if len(values) and values.sum() > 0:
-        share_customers = 100 * np.arange(1, len(values) + 1) / len(values)
-        share_value = 100 * np.cumsum(values) / values.sum()
+    view = _view(lifecycle, column)
+    who = "live buyers"
+    n, total = view.clv_total("live")
+    if n and total > 0:
+        ks, held = view.top_sums("live")
+        share_customers, share_value = 100 * ks[1:] / n, 100 * held[1:] / total
         ax.plot(np.r_[0, share_customers], np.r_[0, share_value], label=f"{who} ranked by CLV")
-        top = max(int(np.ceil(0.1 * len(values))), 1)
-        held = clv_overview(pd.DataFrame({column: values}), column)["top_decile_share"]
-        ax.scatter([share_customers[top - 1]], [share_value[top - 1]], color="black", zorder=3,
-                   label=f"top 10% of {who} hold {100 * held:.0f}%")
+        ax.scatter([100 * ks[0] / n], [100 * held[0] / total], color="black", zorder=3,
+                   label=f"top 10% of {who} hold {100 * view.clv_overview('live')['top_decile_share']:.0f}%")
         ax.plot([0, 100], [0, 100], color="0.6", linestyle=":", label="equal value")
         ax.legend(fontsize=8)
-    elif len(lapsed) and np.nansum(lapsed) > 0:
+    elif view.clv_total("lapsed")[0] and view.clv_total("lapsed")[1] > 0:
         _no_data(ax, f"No {who} with a predicted CLV.")
     else:
         _no_data(ax, "No CLV: the models were not fitted (see the warning above).")
@@ -339,21 +342,28 @@ def plot_holdout_calibration(deciles: Mapping[str, pd.DataFrame], days: float = 
                  "Bought in the holdout, with 95 % interval (%)")
 
 
-def plot_one_time_buyers(curve: pd.DataFrame | None, ages: np.ndarray | None = None,
+def plot_one_time_buyers(curve: pd.DataFrame | None, ages: LifecycleView | np.ndarray | None = None,
                          ax: plt.Axes | None = None) -> plt.Axes:
     """P(alive) of a one-time buyer by age, read from the data, with the one-time buyers' ages.
 
     ``curve`` from :func:`segkit.lifecycle.one_time_curve`; ``ages`` (days since the purchase of
-    today's one-time buyers) adds a histogram on a second axis.
+    today's one-time buyers, or the :class:`~segkit.lifecycle.LifecycleView` that counted them) adds a
+    histogram on a second axis.
     """
     ax = new_axes(ax)
     if curve is None or curve.empty:
         _no_data(ax, "No estimate for one-time buyers: the models were not fitted (see the warning above).")
         return label(ax, "One-time buyers: chance of buying again by age", "Days since the first purchase",
                      "Chance (%)")
-    if ages is not None and len(ages):
+    if isinstance(ages, LifecycleView):
+        edges, counts = ages.plan.age_edges, ages.tails.ages
+    elif ages is not None and len(ages):
+        counts, edges = np.histogram(np.asarray(ages, dtype=float), bins=AGE_BINS)
+    else:
+        edges = counts = None
+    if edges is not None:
         twin = ax.twinx()
-        twin.hist(np.asarray(ages, dtype=float), bins=40, color="0.85")
+        _bars(twin, edges, [counts], color="0.85")
         twin.set_ylabel("One-time buyers today")
         ax.set_zorder(twin.get_zorder() + 1)
         ax.patch.set_visible(False)

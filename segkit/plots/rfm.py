@@ -22,6 +22,7 @@ import pandas as pd
 import seaborn as sns
 
 from segkit.plots import label, new_axes
+from segkit.rfm import Histogram, rf_cells
 
 if TYPE_CHECKING:
     from segkit.rfm import RFMScorer
@@ -41,7 +42,7 @@ UNITS = {
 
 
 def plot_distribution(
-    rfm: pd.DataFrame,
+    rfm: pd.DataFrame | Histogram,
     column: str,
     edges: Sequence[float] | None = None,
     clip_quantile: float = 0.99,
@@ -51,7 +52,8 @@ def plot_distribution(
 
     Whole-number metrics with few values (frequency) get one bar per value. Values above the
     ``clip_quantile`` are gathered in the last bar so a long tail does not squash the plot
-    (the title says so).
+    (the title says so). ``rfm`` is the table, or the counts already made of its ``column``
+    (:class:`segkit.rfm.Histogram`, e.g. ``RFMOverview.histograms[column]``): the same figure.
 
     Examples
     --------
@@ -60,29 +62,25 @@ def plot_distribution(
     'Frequency (purchase orders)'
     """
     ax = new_axes(ax)
-    values = rfm[column].astype("float64")
-    top = float(values.quantile(clip_quantile)) if len(values) else 0.0
-    clipped = values.clip(upper=top)
-    n_clipped = int((values > top).sum())
-    integer = bool(np.all(np.mod(values, 1) == 0)) and clipped.nunique() <= 60
+    counts = rfm if isinstance(rfm, Histogram) else Histogram.of_values(rfm[column], column, clip_quantile)
+    top, integer = counts.top, counts.integer
     if integer:
-        counts = clipped.value_counts().sort_index()
-        ax.bar(counts.index, counts.to_numpy(), width=0.8, color=sns.color_palette()[0])
-    else:
-        ax.hist(clipped, bins=40, color=sns.color_palette()[0])
+        ax.bar(counts.bar_values, counts.bar_counts, width=0.8, color=sns.color_palette()[0])
+    else:  # the bars numpy's 40 equal bins give, drawn from their counts
+        ax.hist(counts.bin_edges[:-1], bins=counts.bin_edges, weights=counts.bin_counts, color=sns.color_palette()[0])
     for edge in edges if edges is not None else []:
         if edge <= top:
             ax.axvline(edge - (0.5 if integer else 0.0), color="0.3", linestyle="--", linewidth=1)
     name = UNITS.get(column, column)
     title = f"Distribution of {name.split(' (')[0].lower()}"
-    if n_clipped:
-        title += f" ({n_clipped:,} above {top:,.0f} shown at {top:,.0f})"
+    if counts.clipped:
+        title += f" ({counts.clipped:,} above {top:,.0f} shown at {top:,.0f})"
     label(ax, title, name, "Customers")
     return ax
 
 
 def plot_rf_grid(rfm: pd.DataFrame, x: str = "f_score", ax: plt.Axes | None = None, *,
-                 scorer: RFMScorer | None = None) -> plt.Axes:
+                 scorer: RFMScorer | None = None, cells: pd.DataFrame | None = None) -> plt.Axes:
     """Heatmap of customers by R score (rows, most recent on top) and ``x`` (F score).
 
     Each cell shows its number of customers and, on grids of up to 6 × 6 scores, its most
@@ -90,7 +88,9 @@ def plot_rf_grid(rfm: pd.DataFrame, x: str = "f_score", ax: plt.Axes | None = No
 
     The levels are the scores that can occur: with the fitted ``scorer`` (an
     :class:`~segkit.rfm.RFMScorer`), the scores of its groups (1..bins, fewer when ties leave
-    fewer groups); without it, 1 up to the highest score in ``rfm``.
+    fewer groups); without it, 1 up to the highest score in ``rfm``. ``cells`` are the customers
+    per (``r_score``, ``x``, ``rfm_segment``) already counted (:func:`segkit.rfm.rf_cells`, e.g.
+    ``RFMOverview.cells``); then ``rfm`` is not read (pass None).
 
     Examples
     --------
@@ -103,14 +103,17 @@ def plot_rf_grid(rfm: pd.DataFrame, x: str = "f_score", ax: plt.Axes | None = No
     (['3', '2', '1'], ['1', '2'])
     """
     ax = new_axes(ax, figsize=(9.0, 6.0))
+    cells = rf_cells(rfm, x) if cells is None else cells
     if scorer is not None:
         levels_r = sorted(set(scorer.level_scores("r").tolist()))
         levels_x = sorted(set(scorer.level_scores(x[0]).tolist()))
     else:
-        levels_r = range(1, int(rfm["r_score"].max()) + 1)
-        levels_x = range(1, int(rfm[x].max()) + 1)
-    counts = pd.crosstab(rfm["r_score"], rfm[x]).reindex(index=levels_r, columns=levels_x, fill_value=0)
-    dominant = (rfm.groupby(["r_score", x, "rfm_segment"], observed=True).size().reset_index(name="n")
+        levels_r = range(1, int(cells["r_score"].max()) + 1)
+        levels_x = range(1, int(cells[x].max()) + 1)
+    counts = (cells.groupby(["r_score", x])["customers"].sum().unstack(fill_value=0)
+              .reindex(index=levels_r, columns=levels_x, fill_value=0).astype("int64"))
+    counts.index.name, counts.columns.name = "r_score", x
+    dominant = (cells.rename(columns={"customers": "n"})
                 .sort_values(["n", "rfm_segment"], ascending=[False, True], kind="mergesort")
                 .drop_duplicates(["r_score", x]).set_index(["r_score", x])["rfm_segment"])
     named = max(len(levels_r), len(levels_x)) <= 6
@@ -152,8 +155,8 @@ def plot_pareto(pareto: pd.DataFrame, top_share: float = 0.2, top_share_revenue:
                 ax: plt.Axes | None = None) -> plt.Axes:
     """Cumulative share of net revenue against share of customers, best customers first.
 
-    The marker at ``top_share`` is labelled with ``top_share_revenue`` (the exact figure from
-    :func:`segkit.rfm.revenue_concentration`) or, if not given, read off the curve.
+    The marker at ``top_share`` is labelled with ``top_share_revenue`` (the exact figure,
+    :attr:`segkit.rfm.RFMOverview.top_share_revenue`) or, if not given, read off the curve.
 
     Examples
     --------

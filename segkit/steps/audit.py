@@ -22,7 +22,7 @@ from segkit.data.cancellations import cancellations_of_orders
 from segkit.data.engine import OrderLines
 from segkit.steps.headline import format_money, headline_items
 from segkit.steps.pipeline import RunContext
-from segkit.steps.sources import duckdb_lines
+from segkit.steps.sources import run_lines
 
 __all__ = ["build_audit_artifacts", "finding_rows", "overview_table", "raise_if_failed", "summarize"]
 
@@ -74,9 +74,11 @@ def build_audit_artifacts(ctx: "RunContext", raise_on_error: bool = True) -> Aud
         audited by DuckDB at every size, or by Spark for ``engine.kind: spark``
         (:func:`segkit.audit.audit_inputs`), which writes ``transactions_clean.parquet`` (DuckDB: one
         file with ``COPY``; Spark: a folder of parts); ``audit_summary.json`` records under ``engine``
-        how the later steps read them (:func:`segkit.data.engine.choose_engine`). The cancellations
-        of the largest orders (:func:`segkit.audit.mark_cancelled_outliers`) are looked up by DuckDB
-        over the clean lines on every engine (one pass on the notebook's machine; not yet on Spark).
+        how the later steps read them (:func:`segkit.data.engine.choose_engine`). The headline numbers
+        and the cancellations of the largest orders (:func:`mark_cancelled_outliers`) come from the
+        clean lines read as the later steps read them (:func:`segkit.steps.sources.run_lines`): on
+        Spark the cancellation matching runs on the executors, held once for both, and only the listed
+        outlier orders' matches reach this process.
     raise_on_error : bool
         Raise :class:`~segkit.core.errors.AuditFailedError` on error findings (what upstream builds
         need). The notebook passes False, shows the table, then calls :func:`raise_if_failed`.
@@ -93,9 +95,11 @@ def build_audit_artifacts(ctx: "RunContext", raise_on_error: bool = True) -> Aud
 
     as_of = ctx.as_of_param or (ctx.config.get("run") or {}).get("as_of")
     # writes transactions_clean itself (DuckDB COPY, or Spark's parts) when the audit has no error finding
-    result = audit_inputs(ctx.config, as_of=as_of, clean_path=ctx.artifact_path("transactions_clean"))
+    # the headline and the outlier lookup read the clean lines on the run's engine, through one reader
+    result = audit_inputs(ctx.config, as_of=as_of, clean_path=ctx.artifact_path("transactions_clean"),
+                          clean_lines=lambda _: run_lines(ctx))
     if result.status != "errors":
-        mark_cancelled_outliers(result, duckdb_lines(ctx))  # DuckDB over the clean lines, whatever engine.kind
+        mark_cancelled_outliers(result, run_lines(ctx))
     ctx.write_artifact("audit_summary", result.summary())
     segments = ctx.artifact_path("customer_segments")
     if result.status == "errors":

@@ -11,7 +11,7 @@ Examples
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 import numpy as np
 import pandas as pd
@@ -30,34 +30,47 @@ from segkit.lifecycle import (
     PROSPECT_STAGES,
     SNAPSHOT_FREQS,
     SOURCE,
+    VIEW_NEEDS,
+    VIEW_VALUES,
+    HistoryCounts,
+    HistoryTables,
     HoldoutCheck,
+    LifecycleCounts,
     LifecycleSettings,
+    LifecycleTails,
+    LifecycleView,
+    ViewPlan,
+    SnapshotChances,
     StageThresholds,
     assign_lifecycle_stage,
-    clv_overview,
-    cohort_table,
     complete_periods,
     engagement_dates,
     fit_clv_models,
-    higher_quantile,
     inter_purchase_gaps,
+    lifecycle_table,
+    lifecycle_view,
     one_time_curve,
-    period_rates,
     purchase_history,
     run_holdout_check,
     score_customers,
     signups_on_or_after,
+    spend_scaled,
     snapshot_dates,
-    stage_counts,
-    stage_history,
     stage_sizes,
-    transition_counts,
+    stage_table,
+    view_values,
 )
-from segkit.data.relational import kept_share
+from segkit.data.distribution import ValueDistribution
 from segkit.steps.sources import first_non_purchase_for, kept_value_for, purchase_days_for
-from segkit.steps.spark_scoring import save_lifecycle_inputs, scores_on_spark, write_run_segments
+from segkit.steps.spark_lifecycle import HistoryInputs, history_inputs_of_rows, lifecycle_on_spark, tagged_rows_on_spark
+from segkit.steps.spark_scoring import run_reader, scores_on_spark, write_run_segments
 
-__all__ = ["stage_sizes_for_thresholds", "threshold_choices", "clv_parameters", "export_columns",
+if TYPE_CHECKING:  # the `spark` extra
+    from pyspark.sql import DataFrame as SparkFrame
+
+    from segkit.lifecycle import CLVModels, LifecycleStager
+
+__all__ = ["clv_parameters", "export_columns",
     "clv_by_stage", "mask_small_cells", "rate_table", "growth_note", "model_status", "calibration_note",
     "holdout_model_note", "season_note", "stage_holdout_note",
     "build_lifecycle_artifacts", "summarize"]
@@ -105,10 +118,11 @@ def stage_sizes_for_thresholds(
 
 
 def threshold_choices(
-    thresholds: StageThresholds, gaps: np.ndarray, quantiles: tuple[float, ...] = (0.75, 0.8, 0.9, 0.95, 0.99),
-    overdue_factors: tuple[float, ...] = (1.5, 2.0, 3.0),
+    thresholds: StageThresholds, gaps: ValueDistribution | np.ndarray,
+    quantiles: tuple[float, ...] = (0.75, 0.8, 0.9, 0.95, 0.99), overdue_factors: tuple[float, ...] = (1.5, 2.0, 3.0),
 ) -> dict[str, StageThresholds]:
-    """Widget choices: churn windows at several gap quantiles x overdue factors.
+    """Widget choices: churn windows at several gap quantiles (exact, of the gaps' distribution or array)
+    x overdue factors.
 
     Examples
     --------
@@ -116,9 +130,11 @@ def threshold_choices(
     >>> list(threshold_choices(th, np.arange(1.0, 101.0), (0.5,), (2.0,)))
     ['churn window 51 days (50% of gaps shorter) · overdue factor 2']
     """
+    if not isinstance(gaps, ValueDistribution):
+        gaps = ValueDistribution.of_values(np.asarray(gaps, dtype="float64"), column="gap_days")
     choices = {}
     for q in quantiles:
-        window = higher_quantile(gaps, q) if len(gaps) else thresholds.churn_window_days
+        window = gaps.higher_quantile(q) if gaps.n else thresholds.churn_window_days
         for factor in overdue_factors:
             label = f"churn window {window:,.0f} days ({q:.0%} of gaps shorter) · overdue factor {factor:g}"
             choices[label] = replace(thresholds, churn_window_days=window, overdue_factor=factor)
@@ -166,8 +182,9 @@ def export_columns() -> pd.DataFrame:
     return pd.DataFrame({"column": list(EXPORT_COLUMNS), "meaning": list(EXPORT_COLUMNS.values())})
 
 
-def clv_by_stage(lifecycle: pd.DataFrame, column: str = "clv_12m") -> pd.DataFrame:
-    """Customers, mean P(alive), expected 90-day purchases and predicted CLV per buyer stage.
+def clv_by_stage(lifecycle: LifecycleView | pd.DataFrame, column: str = "clv_12m") -> pd.DataFrame:
+    """Customers, mean P(alive), expected 90-day purchases and predicted CLV per buyer stage
+    (:meth:`segkit.lifecycle.LifecycleView.clv_by_stage` of the view, or of the per-customer frame's view).
 
     Examples
     --------
@@ -177,15 +194,8 @@ def clv_by_stage(lifecycle: pd.DataFrame, column: str = "clv_12m") -> pd.DataFra
     >>> int(row["customers"]), float(row["clv_total"]), float(row["clv_share"])
     (2, 40.0, 0.8)
     """
-    rows = lifecycle[lifecycle["lifecycle_stage"].isin(BUYER_STAGES)]
-    grouped = rows.groupby("lifecycle_stage", sort=False).agg(
-        customers=("lifecycle_stage", "size"), mean_p_alive=("p_alive", "mean"),
-        expected_purchases_90d=("expected_purchases_90d", "sum"), clv_total=(column, "sum"),
-        clv_mean=(column, "mean"))
-    grouped = grouped.reindex([s for s in BUYER_STAGES if s in grouped.index])
-    total = grouped["clv_total"].sum()
-    grouped["clv_share"] = grouped["clv_total"] / total if total > 0 else np.nan
-    return grouped.reset_index().astype({"customers": "int64"})
+    view = lifecycle if isinstance(lifecycle, LifecycleView) else lifecycle_view(lifecycle, column)
+    return view.clv_by_stage()
 
 
 def mask_small_cells(table: pd.DataFrame, min_cell_size: int) -> pd.DataFrame:
@@ -373,11 +383,10 @@ def measurability_statement(result: "LifecycleResult") -> str | None:
     acquisition; on such data the tables and plots of those sections are empty and the summary
     says why instead of showing nothing (tested through :func:`build_lifecycle_artifacts`).
     """
-    bought = result.lifecycle["n_purchases"].to_numpy() > 0
-    if not bought.any():
+    counts = result.view.counts
+    if counts.first_purchase is None:
         return None
-    first = pd.Timestamp(result.lifecycle.loc[bought, "first_purchase"].min())
-    last = pd.Timestamp(result.lifecycle.loc[bought, "last_purchase"].max())
+    first, last = pd.Timestamp(counts.first_purchase), pd.Timestamp(counts.last_purchase)
     unit = SNAPSHOT_FREQS[result.settings.snapshot_freq]
     if first.normalize() == last.normalize():
         return (f"All purchases fall on one day ({first.date()}): no gaps between purchases, no stage transitions "
@@ -406,7 +415,7 @@ def model_status(result: "LifecycleResult") -> str:
     text = (f"BG/NBD fitted by maximum likelihood on {bg['n_customers']:,} buyers ({bg['n_repeat_buyers']:,} repeat "
             f"buyers), time in {bg['time_unit']}: log-likelihood {bg['log_likelihood']:,.1f}; a customer drops out "
             f"after a repeat purchase with probability {bg['dropout_mean']:.1%} on average.")
-    one_timers = int(((result.lifecycle["n_purchases"] == 1)).sum())
+    one_timers = result.view.counts.one_time_buyers
     curve = result.one_time_curve
     if curve is not None and model.get("one_time_buyers"):
         ot = model["one_time_buyers"]
@@ -595,13 +604,13 @@ class LifecycleResult:
     """What ``04_lifecycle`` shows (see :func:`build_lifecycle_artifacts`)."""
 
     as_of: pd.Timestamp
-    lifecycle: pd.DataFrame          # one row per customer (lifecycle.parquet)
+    lifecycle: pd.DataFrame | None   # one row per customer (lifecycle.parquet); None on Spark (not in the kernel)
     stage_sizes: pd.DataFrame        # stage, customers, share, phase, meaning, action
     phase_sizes: pd.DataFrame        # phase, customers, share
     thresholds: pd.DataFrame         # threshold, value, source, meaning
-    state: pd.DataFrame              # current state: WIDGET_STATE_COLUMNS, for the threshold widget
     stage_thresholds: StageThresholds
-    gaps: np.ndarray                 # gaps between purchase days (days)
+    gaps: ValueDistribution          # gaps between purchase days (days): every distinct value, with its count
+    threshold_sizes: dict[str, pd.DataFrame]  # the threshold widget: choice label -> stage sizes and change
     snapshots: pd.DataFrame          # snapshots.parquet
     transitions: pd.DataFrame        # pooled counts, from x to
     transitions_latest: pd.DataFrame
@@ -609,6 +618,7 @@ class LifecycleResult:
     cohorts: pd.DataFrame            # cohorts.parquet
     clv_model: dict | None           # clv_model.json
     clv: dict                        # horizon CLV overview per group: "all", "live", "lapsed" buyers
+    view: LifecycleView              # what the notebook shows of `lifecycle`, bounded
     holdout_check: HoldoutCheck
     rfm_crosstab: pd.DataFrame | None
     settings: LifecycleSettings
@@ -648,18 +658,25 @@ def build_lifecycle_artifacts(ctx: Any) -> LifecycleResult:
     Reads ``transactions_clean``, ``customers_clean``, ``campaign_clean`` (optional) and ``rfm``;
     writes ``lifecycle.parquet``, ``snapshots.parquet``, ``cohorts.parquet``, ``clv_model.json``
     (only when BG/NBD was fitted; a stale one is removed) and adds ``lifecycle_stage, p_alive,
-    p_purchase_90d, expected_purchases_90d, clv_12m`` to ``customer_segments.csv`` (with ``engine.kind: spark``
-    it saves the state and CLV input per customer and the stage thresholds under ``artifacts/scoring/``,
-    and Spark writes ``customer_segments``: :func:`segkit.steps.spark_scoring.write_run_segments`). The holdout
+    p_purchase_90d, expected_purchases_90d, clv_12m`` to ``customer_segments.csv``. With ``engine.kind: spark``
+    the executors build the state and CLV input per customer, the thresholds and the models are fitted from
+    bounded inputs, and Spark stages, scores and writes ``lifecycle.parquet`` and the scoring input under
+    ``artifacts/scoring/`` (:func:`segkit.steps.spark_lifecycle.lifecycle_on_spark`; ``result.lifecycle`` is
+    None), then writes ``customer_segments`` (:func:`segkit.steps.spark_scoring.write_run_segments`). The holdout
     check runs first: it chooses the variant of the models that feeds the export. A model that cannot be
     fitted is a warning in the result, not an error: its columns stay empty.
+
+    What the notebook shows of the per-customer table comes from bounded aggregates: ``view``
+    (:func:`segkit.lifecycle.lifecycle_view`, the same passes :func:`lifecycle_view_on_spark` runs per
+    partition), the gaps' distribution and the stage sizes of every threshold choice (``threshold_sizes``).
     """
     settings = LifecycleSettings.from_config(ctx.section("lifecycle"))
     stage_info = settings.stage_info()
 
     # Only the columns used: at ten million customers every column read is hundreds of MB.
     customers = ctx.read_artifact("customers_clean", columns=["customer_id", "signup_date"])
-    rfm = ctx.read_artifact("rfm", columns=["customer_id", "rfm_segment"])
+    on_spark = scores_on_spark(ctx)  # Spark joins the RFM segments to the lifecycle table on its executors
+    rfm = None if on_spark else ctx.read_artifact("rfm", columns=["customer_id", "rfm_segment"])
     engagement = None
     if ctx.has_artifact("campaign_clean"):
         campaign = ctx.read_artifact("campaign_clean", columns=["customer_id", "sent_at", *settings.engagement_columns])
@@ -692,38 +709,37 @@ def build_lifecycle_artifacts(ctx: Any) -> LifecycleResult:
     # data, another price, amount-only refunds). The spend models read each purchase's value scaled to it
     # (kept_share), so an unmatched cancellation cannot leave a huge order value in CLV.
     kept_total = kept_value_for(ctx, as_of)
-    paid = orders.groupby("customer_id", observed=True, sort=False)["amount"].sum()
-    share = pd.Series(kept_share(kept_total.reindex(paid.index.astype("string")).to_numpy(dtype="float64"),
-                                 paid.to_numpy(dtype="float64")), index=paid.index)
-    if (share < 1).any():
-        orders = orders.assign(amount=orders["amount"].to_numpy(dtype="float64")
-                               * share.reindex(orders["customer_id"]).to_numpy(dtype="float64"))
-    del paid, share
+    orders = spend_scaled(orders, kept_total)
 
-    # Tables of one row per customer are let go as soon as they are used (``del``): at ten
-    # million customers each is hundreds of MB.
-    summary = clv_summary(orders, as_of - pd.Timedelta(days=1))
-    durations = first_repeat_durations(orders, as_of - pd.Timedelta(days=1)).reindex(summary.index)
-    models = fit_clv_models(summary, settings, durations)
-    longest_wait = float(durations["days"].max())
-    del durations
-    warnings += models.warnings
-    # The holdout check chooses which variant of the models feeds the export (and calibrates it); its
-    # calibration period is the purchase history as seen at the cut-off (later cancellations unknown then).
-    check = run_holdout_check(orders, as_of, settings, seen_at=lambda cutoff: purchase_days_for(ctx, cutoff))
-    if check.warning:
-        warnings.append(check.warning)
-    models = replace(models, choice=check.choice)
     # Customers whose first order is not a purchase are no_net_purchase until they buy; with the
     # purchases they date the data's first day, from which first_seen and the complete windows count.
     non_purchase = first_non_purchase_for(ctx)
     data_start = min(history["purchase_date"].min(), non_purchase["first_order_date"].min()) \
         if len(non_purchase) else history["purchase_date"].min()
-    stager = settings.stager().fit(history, as_of, data_start=data_start)
+    # The holdout check chooses which variant of the models feeds the export (and calibrates it); its
+    # calibration period is the purchase history as seen at the cut-off (later cancellations unknown then).
+    check = run_holdout_check(orders, as_of, settings, seen_at=lambda cutoff: purchase_days_for(ctx, cutoff))
+    if on_spark:  # the state, the fits from bounded inputs and lifecycle.parquet on the executors
+        fitted = lifecycle_on_spark(ctx, settings, stage_info, as_of, as_of if ctx.as_of is not None else None,
+                                    data_start, check.choice)
+        models, stager, longest_wait = fitted.models, fitted.stager, fitted.longest_wait
+    else:
+        # Tables of one row per customer are let go as soon as they are used (``del``): at ten
+        # million customers each is hundreds of MB.
+        summary = clv_summary(orders, as_of - pd.Timedelta(days=1))
+        durations = first_repeat_durations(orders, as_of - pd.Timedelta(days=1)).reindex(summary.index)
+        models = replace(fit_clv_models(summary, settings, durations), choice=check.choice)
+        longest_wait = float(durations["days"].max())
+        del durations
+        stager = settings.stager().fit(history, as_of, data_start=data_start)
+    warnings += models.warnings
+    if check.warning:
+        warnings.append(check.warning)
     warnings += stager.warnings_
     # Every customer gets a stage at as_of: one whose signup_date is on or after it (not signed
     # up yet) is a prospect all the same, counted in the warnings; the snapshots over time count
-    # prospects from their signup date on (stage_history).
+    # prospects from their signup date on (stage_history). On Spark the kernel's state feeds only the
+    # threshold widget and this count.
     state = stager.predict(history, as_of, customers[["customer_id"]], engagement, models.bgnbd,
                            one_time=models.one_time, choice=models.choice, non_purchase=non_purchase)
     not_signed_up = signups_on_or_after(customers, as_of, state.index[(state["n_purchases"] > 0).to_numpy()])
@@ -731,44 +747,20 @@ def build_lifecycle_artifacts(ctx: Any) -> LifecycleResult:
         warnings.append(f"{not_signed_up:,} customer(s) without a purchase have a signup_date on or after as_of = "
                         f"{as_of.date()}: not signed up yet at the analysis date, they are staged prospect. "
                         "Check the signup dates (and as_of) if they should have signed up earlier.")
-    scores = score_customers(models, summary, settings).reindex(state.index)
-    on_spark = scores_on_spark(ctx)
-    if on_spark:  # what Spark scores customer_segments from on the executors (write_run_segments below)
-        save_lifecycle_inputs(ctx, state, summary, stager.thresholds_)
-    del summary
-
-    info = stage_info.set_index("lifecycle_stage")
-    stage = state["lifecycle_stage"].astype("string").to_numpy()
-    lifecycle = pd.DataFrame({
-        "customer_id": state.index.astype("string"),
-        "lifecycle_stage": stage,
-        "phase": info["phase"].reindex(stage).to_numpy(),
-        "recommended_action": info["recommended_action"].reindex(stage).to_numpy(),
-    })
-    del stage
-    for col in ("n_purchases", "first_purchase", "last_purchase", "recency_days", "tenure_days",
-                "own_interval_days", "monetary_total", "engaged"):
-        lifecycle[col] = state[col].to_numpy()
-    # One total per customer, RFM's: the kept value with unmatched adjustments (returns of orders before the
-    # data). The stage rules read the purchase days' running total (what the purchases in the data kept).
-    kept = kept_total.reindex(lifecycle["customer_id"]).to_numpy(dtype="float64")
-    bought = (lifecycle["n_purchases"] > 0).to_numpy()
-    lifecycle["monetary_total"] = np.where(bought, np.where(np.isnan(kept), lifecycle["monetary_total"], kept), 0.0)
-    del kept, bought
-    for col in scores.columns:
-        lifecycle[col] = scores[col].to_numpy(dtype=float)
-    del scores
-    lifecycle = lifecycle.astype({"phase": "string", "recommended_action": "string", "lifecycle_stage": "string"})
-    sizes = stage_sizes(state["lifecycle_stage"], stage_info)
+    lifecycle = None  # on Spark: written by Spark (lifecycle_on_spark), never in the kernel
+    if not on_spark:
+        scores = score_customers(models, summary, settings).reindex(state.index)
+        del summary
+        lifecycle = lifecycle_table(state, scores, kept_total, stage_info)
+        del scores
     state = state[list(WIDGET_STATE_COLUMNS)]  # what the threshold widget re-stages
 
     dates = snapshot_dates(history["purchase_date"].min(), as_of, settings.snapshot_freq)
-    over_time = stage_history(stager, history, dates, customers, engagement, models.bgnbd, models.one_time,
-                              models.choice, non_purchase=non_purchase)
+    history_tables_of = (history_tables_on_spark(ctx, stager, dates, as_of, settings.engagement_columns, models) if on_spark else
+                         history_tables(stager, history, dates, as_of, customers, engagement, models, non_purchase))
     del non_purchase
     del engagement
-    snapshots = stage_counts(over_time, dates)
-    cohorts = cohort_table(history, as_of, stager.first_seen_until_)
+    snapshots, cohorts = history_tables_of.snapshots, history_tables_of.cohorts
     del orders
 
     clv_model = None
@@ -799,7 +791,8 @@ def build_lifecycle_artifacts(ctx: Any) -> LifecycleResult:
         if models.warnings:
             clv_model["warnings"] = list(models.warnings)
 
-    ctx.write_artifact("lifecycle", lifecycle)
+    if lifecycle is not None:
+        ctx.write_artifact("lifecycle", lifecycle)
     ctx.write_artifact("snapshots", snapshots)
     ctx.write_artifact("cohorts", cohorts)
     if clv_model is not None:
@@ -811,46 +804,116 @@ def build_lifecycle_artifacts(ctx: Any) -> LifecycleResult:
     else:
         ctx.update_customer_segments(lifecycle[["customer_id", "lifecycle_stage", "p_alive", "p_purchase_90d",
                                                 "expected_purchases_90d", "clv_12m"]])
+    # What the notebook shows of the per-customer table: one view, the same passes on either engine.
+    column = f"clv_{settings.horizon_months}m"
+    if on_spark:
+        view = lifecycle_view_on_spark(lifecycle_frame_on_spark(ctx), column)
+    else:
+        segments = (rfm[["customer_id", "rfm_segment"]].astype({"customer_id": "string"})
+                    .drop_duplicates("customer_id").set_index("customer_id")["rfm_segment"]
+                    if rfm is not None and "rfm_segment" in rfm.columns else None)
+        view = lifecycle_view(lifecycle if segments is None else lifecycle.assign(
+            rfm_segment=segments.reindex(lifecycle["customer_id"]).to_numpy()), column)
+        del segments
+    del rfm
+    sizes = stage_table(view.counts.stages, stage_info)
 
     phases = sizes.groupby("phase", sort=False)["customers"].sum().reindex(list(PHASES), fill_value=0)
     phase_sizes = pd.DataFrame({"phase": pd.array(PHASES, dtype="string"), "customers": phases.to_numpy()})
     phase_sizes["share"] = phase_sizes["customers"] / max(int(phase_sizes["customers"].sum()), 1)
-    crosstab = None
-    if rfm is not None and "rfm_segment" in rfm.columns:
-        joined = lifecycle[["customer_id", "lifecycle_stage"]].merge(
-            rfm[["customer_id", "rfm_segment"]].astype({"customer_id": "string"}), on="customer_id", how="inner")
-        crosstab = pd.crosstab(joined["rfm_segment"], joined["lifecycle_stage"]).reindex(
-            columns=[s for s in BUYER_STAGES], fill_value=0)
-        del joined
-    del rfm
-    rates = period_rates(over_time, history, dates, stager.first_seen_until_)
-    transitions, transitions_latest = transition_counts(over_time), transition_counts(over_time, last=1)
-    del over_time
-    gaps = inter_purchase_gaps(history, as_of)["gap_days"].to_numpy()
+    crosstab = view.rfm_crosstab()
+    rates, transitions = history_tables_of.rates, history_tables_of.transitions
+    transitions_latest = history_tables_of.transitions_latest
+    del history_tables_of
+    gaps = ValueDistribution.of_values(inter_purchase_gaps(history, as_of)["gap_days"].to_numpy(), column="gap_days")
+    threshold_sizes = {label: stage_sizes_for_thresholds(state, th, sizes)
+                       for label, th in threshold_choices(stager.thresholds_, gaps).items()}
+    del state
     del history
-    column = f"clv_{settings.horizon_months}m"
-    bought = (lifecycle["n_purchases"] > 0).to_numpy()
-    buyers = lifecycle.loc[bought, ["lifecycle_stage", column]]
-    clv = {"all": clv_overview(buyers, column),
-           "live": clv_overview(buyers[buyers["lifecycle_stage"].isin(LIVE_STAGES)], column),
-           "lapsed": clv_overview(buyers[buyers["lifecycle_stage"] == "lapsed"], column)}
-    del buyers
-    prospects = lifecycle.loc[lifecycle["lifecycle_stage"].isin(PROSPECT_STAGES).to_numpy(), "customer_id"]
-    with_signup = 0
-    if "signup_date" in customers.columns:
-        signup = customers.assign(customer_id=customers["customer_id"].astype("string")).set_index("customer_id")["signup_date"]
-        with_signup = int(signup[~signup.index.duplicated()].reindex(prospects.to_numpy()).notna().sum())
-        del signup
+    clv = {group: view.clv_overview(group) for group in ("all", "live", "lapsed")}
+    if lifecycle is None:  # counted by Spark
+        prospects_with_signup = (fitted.prospects, fitted.prospects_with_signup)
+    else:
+        prospects = lifecycle.loc[lifecycle["lifecycle_stage"].isin(PROSPECT_STAGES).to_numpy(), "customer_id"]
+        with_signup = 0
+        if "signup_date" in customers.columns:
+            signup = customers.assign(customer_id=customers["customer_id"].astype("string")).set_index("customer_id")["signup_date"]
+            with_signup = int(signup[~signup.index.duplicated()].reindex(prospects.to_numpy()).notna().sum())
+            del signup
+        prospects_with_signup = (int(len(prospects)), with_signup)
     del customers
     curve = one_time_curve(models.one_time, longest_wait) if models.one_time is not None else None
     return LifecycleResult(
         as_of=as_of, lifecycle=lifecycle, stage_sizes=sizes, phase_sizes=phase_sizes,
-        thresholds=stager.threshold_table_, state=state, stage_thresholds=stager.thresholds_,
-        gaps=gaps, snapshots=snapshots, transitions=transitions, transitions_latest=transitions_latest,
-        rates=rates, cohorts=cohorts, clv_model=clv_model, clv=clv, holdout_check=check, rfm_crosstab=crosstab,
+        thresholds=stager.threshold_table_, stage_thresholds=stager.thresholds_,
+        gaps=gaps, threshold_sizes=threshold_sizes, snapshots=snapshots, transitions=transitions, transitions_latest=transitions_latest,
+        rates=rates, cohorts=cohorts, clv_model=clv_model, clv=clv, view=view, holdout_check=check, rfm_crosstab=crosstab,
         settings=settings, warnings=warnings, currency=str((ctx.config.get("report") or {}).get("currency") or ""),
-        one_time_curve=curve, prospects_with_signup=(int(len(prospects)), with_signup),
+        one_time_curve=curve, prospects_with_signup=prospects_with_signup,
         data_start=pd.Timestamp(data_start).normalize(), first_seen_until=stager.first_seen_until_)
+
+
+def _merged_parts(frame: "SparkFrame", part: Callable[[pd.DataFrame], Any], merge: Callable[[list], Any],
+                  decode: Callable[[str], Any]) -> Any:
+    """``merge`` of ``part`` of every Arrow batch of ``frame``: merged per partition on the executors (sent
+    as JSON), then on the driver."""
+    from segkit.data.spark import pandas_warnings_quiet
+    from segkit.data.spark_ranks import executor_errors
+
+    def parts(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+        done = [part(batch) for batch in batches if len(batch)]
+        if done:
+            yield pd.DataFrame({"part": [merge(done).to_json()]})
+
+    with pandas_warnings_quiet(), executor_errors():
+        rows = frame.mapInPandas(parts, "part string").collect()
+    return merge([decode(row["part"]) for row in rows])
+
+
+def lifecycle_frame_on_spark(ctx: Any) -> "SparkFrame":
+    """The run's ``lifecycle.parquet`` as Spark reads it, with ``rfm.parquet``'s ``rfm_segment`` joined on the
+    executors (when 02 has written it): the per-customer table :func:`lifecycle_view_on_spark` reads."""
+    from segkit.data.spark import timestamps_from_nanoseconds
+
+    read = run_reader(ctx)
+    frame = timestamps_from_nanoseconds(read.parquet(str(ctx.artifact_path("lifecycle"))))
+    rfm = ctx.artifact_path("rfm")
+    if rfm.exists():
+        segments = read.parquet(str(rfm))
+        if "rfm_segment" in segments.columns:
+            frame = frame.join(segments.select("customer_id", "rfm_segment"), "customer_id", "left")
+    return frame
+
+
+def lifecycle_view_on_spark(frame: "SparkFrame", column: str, partitions: int | None = None) -> LifecycleView:
+    """The :class:`~segkit.lifecycle.LifecycleView` of a per-customer Spark table (``lifecycle.parquet``'s
+    columns, with ``rfm_segment`` when known), computed on the executors: the one-machine passes
+    (:class:`~segkit.lifecycle.LifecycleCounts`, :class:`~segkit.lifecycle.LifecycleTails`) on every
+    partition, merged on the driver; the exact order statistics from
+    :func:`segkit.data.spark_ranks.value_distributions` of :func:`~segkit.lifecycle.view_values`. Equal to
+    :func:`~segkit.lifecycle.lifecycle_view` of the same rows, bit for bit (the sums are exact, whatever the
+    partitions: :func:`segkit.data.distribution.exact_sums`).
+
+    What reaches the driver is bounded by the partitions, the stages and segments, and the view's
+    needs (:data:`~segkit.lifecycle.VIEW_NEEDS`), not by the customers.
+    """
+    from segkit.data.spark import pandas_warnings_quiet
+    from segkit.data.spark_ranks import value_distributions
+
+    counts = _merged_parts(frame, lambda batch: LifecycleCounts.of(batch, column), LifecycleCounts.merge,
+                           LifecycleCounts.from_json)
+
+    def values(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+        for batch in batches:
+            yield view_values(batch, column)
+
+    with pandas_warnings_quiet():
+        grouped = frame.mapInPandas(values, ", ".join(f"{name} double" for name in VIEW_VALUES))
+        distributions = value_distributions(grouped, VIEW_NEEDS, partitions, missing="skip")
+    plan = ViewPlan.of(counts, distributions)
+    tails = _merged_parts(frame, lambda batch: LifecycleTails.of(batch, column, plan), LifecycleTails.merge,
+                          LifecycleTails.from_json)
+    return LifecycleView(column, counts, distributions, plan, tails)
 
 
 def _pct(x: float) -> str:
@@ -873,9 +936,10 @@ def summarize(result: LifecycleResult) -> dict[str, Any]:
     th = result.stage_thresholds
     unit = SNAPSHOT_FREQS[result.settings.snapshot_freq]
     churn_source = result.thresholds.set_index("threshold").loc["churn_window_days", "source"]
-    first = result.lifecycle["first_purchase"].min()
+    first = (pd.Timestamp(result.view.counts.first_purchase) if result.view.counts.first_purchase is not None
+             else pd.NaT)
     others = f", {no_purchase:,} with order lines but no purchase" if no_purchase else ""
-    analysed = (f"{len(result.lifecycle):,} customers ({buyers:,} buyers, {prospects:,} prospects{others}) as of "
+    analysed = (f"{result.view.customers:,} customers ({buyers:,} buyers, {prospects:,} prospects{others}) as of "
                 f"{result.as_of.date()}, purchases from {first.date() if pd.notna(first) else 'n/a'}; "
                 f"{result.snapshots['period'].nunique()} {unit}ly snapshots.")
     limit = measurability_statement(result)
@@ -920,10 +984,9 @@ def summarize(result: LifecycleResult) -> dict[str, Any]:
                 f"{_money(clv_live['total'], result.currency)} (discounted at {result.settings.discount_rate:.0%} a year; "
                 f"the top 10% of them hold {_pct(clv_live['top_decile_share'])}).")
         if clv_lapsed["customers"]:
-            lapsed_rows = result.lifecycle[result.lifecycle["lifecycle_stage"] == "lapsed"]
             text += (f" The {clv_lapsed['customers']:,} lapsed customers carry another "
                      f"{_money(clv_lapsed['total'], result.currency)} in the model (mean P(alive) "
-                     f"{_pct(lapsed_rows['p_alive'].mean())}; the top 10% of them hold "
+                     f"{_pct(result.view.lapsed_p_alive())}; the top 10% of them hold "
                      f"{_pct(clv_lapsed['top_decile_share'])} of it): win-back potential from those who come back, "
                      "not revenue to plan on.")
             stages = result.holdout_check.by_stage
@@ -953,7 +1016,7 @@ def summarize(result: LifecycleResult) -> dict[str, Any]:
     for stage in ("at_risk", "new", "lapsed", "engaged_prospect", "no_net_purchase", "loyal"):
         if sizes[stage] > 0:
             actions.append(f"Stage {stage} ({sizes[stage]:,}): {info.loc[stage, 'recommended_action']}")
-    if "p_alive" in result.lifecycle and result.lifecycle["p_alive"].notna().any():
+    if result.view.counts.p_alive_known:
         actions.append("Within the at_risk stage, start with the highest predicted CLV "
                        f"({result.clv_column} in customer_segments.csv).")
     headlines: dict[str, Any] = {
@@ -968,3 +1031,80 @@ def summarize(result: LifecycleResult) -> dict[str, Any]:
         headlines["Top-decile share of live buyers' CLV"] = _pct(clv_live["top_decile_share"])
     return {"analysed": analysed, "findings": findings[:5], "actions": actions, "headlines": headlines,
             "warnings": list(result.warnings) + warnings}
+
+
+# --------------------------------------------------------------------------- history tables
+# Snapshots, transitions, period rates and cohorts: one definition (segkit.lifecycle.HistoryCounts, counts
+# that add up over disjoint customers, and HistoryTables, the tables of them). One machine counts the whole
+# base; Spark counts every bucket of customers on the executors (each customer's rows in one bucket) and the
+# driver merges the counts, so what reaches it is bounded by the snapshots, stages and cohort months.
+
+def history_tables(stager: "LifecycleStager", history: pd.DataFrame, dates: pd.DataFrame, as_of: pd.Timestamp,
+                   customers: pd.DataFrame, engagement: pd.Series | None, models: "CLVModels",
+                   non_purchase: pd.DataFrame | None) -> HistoryTables:
+    """04's history tables on one machine: :class:`~segkit.lifecycle.HistoryTables` of the
+    :class:`~segkit.lifecycle.HistoryCounts` of the whole base (``models``: :class:`~segkit.lifecycle.CLVModels`
+    with the export choice; ``stager`` fitted)."""
+    counts = HistoryCounts.of(stager, history, dates, as_of, customers, engagement, models.bgnbd, models.one_time,
+                              models.choice, non_purchase)
+    return HistoryTables.of(counts, dates, as_of, stager.first_seen_until_)
+
+
+def history_tables_on_spark(ctx: Any, stager: "LifecycleStager", dates: pd.DataFrame, as_of: pd.Timestamp,
+                            engagement_columns: tuple[str, ...], models: "CLVModels",
+                            partitions: int | None = None) -> HistoryTables:
+    """04's history tables on Spark, equal to :func:`history_tables` of the same run (counts and cohort revenue
+    exact): :func:`history_counts_on_spark` of the run's tagged rows
+    (:func:`segkit.steps.spark_lifecycle.tagged_rows_on_spark`: the purchase days as the one-machine path reads
+    them, the customers with their signup dates, the first non-purchase orders and the campaign's engagement),
+    the tables built on the driver."""
+    rows = tagged_rows_on_spark(ctx, as_of, as_of if ctx.as_of is not None else None, engagement_columns)
+    counts = history_counts_on_spark(rows, stager, dates, as_of, models, engagement_columns, partitions)
+    return HistoryTables.of(counts, dates, as_of, stager.first_seen_until_)
+
+
+def history_counts_on_spark(frame: "SparkFrame", stager: "LifecycleStager", dates: pd.DataFrame,
+                            as_of: pd.Timestamp, models: "CLVModels", engagement_columns: tuple[str, ...],
+                            partitions: int | None = None) -> HistoryCounts:
+    """The :class:`~segkit.lifecycle.HistoryCounts` of the customers of ``frame`` (tagged rows,
+    :func:`segkit.steps.spark_lifecycle.tagged_rows_on_spark`), counted on the executors: the rows grouped into
+    ``partitions`` buckets of customers (hash of the id; default ``spark.sql.shuffle.partitions``; a bucket's rows
+    are one pandas frame), each bucket counted (:meth:`~segkit.lifecycle.HistoryCounts.of` of
+    :func:`~segkit.steps.spark_lifecycle.history_inputs_of_rows`) and the counts merged on the driver.
+    With BG/NBD, a first pass gives the at-risk rule's reference at every snapshot over the whole base
+    (:class:`~segkit.lifecycle.SnapshotChances`, two numbers per snapshot and bucket): a bucket must not
+    compare its customers with its own mean. What reaches the driver is bounded by the buckets, snapshots,
+    stages and cohort months, not the customers.
+    """
+    import pickle
+
+    from segkit.data.spark import pandas_warnings_quiet
+    from segkit.data.spark_ranks import executor_errors, release_checkpoint
+
+    count = partitions or int(frame.sparkSession.conf.get("spark.sql.shuffle.partitions"))
+    held = frame.selectExpr("*", f"pmod(xxhash64(customer_id), {count}) AS bucket").localCheckpoint(eager=True)
+    bgnbd, one_time, choice = models.bgnbd, models.one_time, models.choice
+
+    def merged(count_part: Callable[[HistoryInputs], Any]) -> list[Any]:
+        def part(rows: pd.DataFrame) -> pd.DataFrame:
+            return pd.DataFrame({"part": [pickle.dumps(count_part(history_inputs_of_rows(rows, engagement_columns)))]})
+
+        with pandas_warnings_quiet(), executor_errors():
+            found = held.groupBy("bucket").applyInPandas(part, "part binary").collect()
+        return [pickle.loads(row["part"]) for row in found]
+
+    try:
+        references = None
+        if bgnbd is not None:
+            def chances(inputs: HistoryInputs) -> SnapshotChances:
+                return SnapshotChances.of(stager, inputs.history, dates, bgnbd, one_time, choice)
+
+            references = SnapshotChances.merge(merged(chances)).references()
+
+        def counted(inputs: HistoryInputs) -> HistoryCounts:
+            return HistoryCounts.of(stager, inputs.history, dates, as_of, inputs.customers, inputs.engagement, bgnbd,
+                                    one_time, choice, inputs.non_purchase, references)
+
+        return HistoryCounts.merge(merged(counted))
+    finally:
+        release_checkpoint(held)

@@ -10,6 +10,9 @@ Examples
 
 from __future__ import annotations
 
+import json
+import os
+
 import numpy as np
 import pandas as pd
 
@@ -17,9 +20,13 @@ from segkit.core.errors import ConfigError
 from segkit.core.escaping import escape_markdown
 from segkit.core.labels import and_list
 from segkit.data.orders import require_columns
-from segkit.rfm import SEGMENT_CSV_COLUMNS, RFMResult, RFMSettings, analyse_rfm, to_five_point
+from segkit.data.distribution import DistributionNeeds, ValueDistribution
+from segkit.rfm import (PROFILE_COLUMNS, SEGMENT_CSV_COLUMNS, PickedRows, RFMOverview, RFMResult, RFMSettings,
+                        analyse_rfm, group_medians, profile_frame, profile_means, profile_positions, segment_sums,
+                        to_five_point, top_customers)
 from segkit.steps.sources import rfm_for
 from segkit.steps.spark_scoring import save_rfm_model, scores_on_spark, write_run_segments
+from segkit.widgets.tables import MAX_ROWS
 
 __all__ = ["segment_choices", "segment_profile", "frequency_note", "separation_note", "tiers_note",
     "summarize", "build_rfm_artifacts"]
@@ -38,13 +45,7 @@ def segment_choices(segments: pd.DataFrame, min_cell_size: int = 0) -> dict[str,
     return {str(s): str(s) for s in keep}
 
 
-PROFILE_COLUMNS: tuple[str, ...] = (
-    "recency_days", "frequency", "monetary_total", "monetary_avg", "tenure_days",
-    "r_score", "f_score", "m_score",
-)
-
-
-def segment_profile(rfm: pd.DataFrame, segment: str, n_sample: int = 5, seed: int = 0) -> pd.DataFrame:
+def segment_profile(rfm: pd.DataFrame | RFMOverview, segment: str, n_sample: int = 5, seed: int = 0) -> pd.DataFrame:
     """Profile of one segment (mean and median row) followed by a random sample of its customers.
 
     The explorer of notebook 02 shows this per segment; display it through
@@ -52,14 +53,15 @@ def segment_profile(rfm: pd.DataFrame, segment: str, n_sample: int = 5, seed: in
 
     Parameters
     ----------
-    rfm : DataFrame
-        ``RFMResult.rfm``.
+    rfm : DataFrame or RFMOverview
+        ``RFMResult.rfm``, or ``RFMResult.overview`` (its profiles were made with the run's sample size and
+        seed: ``n_sample`` and ``seed`` are then not read).
     segment : str
         A segment present in ``rfm["rfm_segment"]``.
     n_sample : int
         Customers sampled (fewer if the segment is smaller); sorted by net revenue.
     seed : int
-        Random seed of the sample.
+        Random seed of the sample (the positions of ``DataFrame.sample``: :func:`segkit.rfm.profile_positions`).
 
     Examples
     --------
@@ -74,23 +76,24 @@ def segment_profile(rfm: pd.DataFrame, segment: str, n_sample: int = 5, seed: in
     1               median        <NA>            20.0
     2      sample customer           b            30.0
     """
-    require_columns(rfm, ["customer_id", "rfm_segment", "tier", *PROFILE_COLUMNS], "RFM table",
-                     "Pass RFMResult.rfm.")
-    members = rfm[rfm["rfm_segment"] == segment]
-    if members.empty:
-        present = ", ".join(pd.unique(rfm["rfm_segment"].dropna().astype(str)))
-        raise ConfigError(f"No customer is in segment {segment!r}. Segments present: {present or 'none'}.")
-    stats = members[list(PROFILE_COLUMNS)].astype("float64")
-    summary = pd.DataFrame([stats.mean(), stats.median()])
-    summary.insert(0, "row", [f"mean of {len(members):,} customers", "median"])
-    sample = members.sample(n=min(n_sample, len(members)), random_state=seed)
-    sample = sample.sort_values(["monetary_total", "customer_id"], ascending=[False, True], kind="mergesort")
-    sample = sample[["customer_id", *PROFILE_COLUMNS, "tier"]].assign(row="sample customer")
-    out = pd.concat([summary, sample], ignore_index=True)
-    out["row"] = out["row"].astype("string")
-    out["customer_id"] = out["customer_id"].astype("string")
-    out["tier"] = out["tier"].astype("string")
-    return out[["row", "customer_id", *PROFILE_COLUMNS, "tier"]]
+    if isinstance(rfm, RFMOverview):
+        profiles, present = rfm.profiles, list(rfm.profiles)
+    else:
+        require_columns(rfm, ["customer_id", "rfm_segment", "tier", *PROFILE_COLUMNS], "RFM table",
+                        "Pass RFMResult.rfm.")
+        present = list(pd.unique(rfm["rfm_segment"].dropna().astype(str)))
+        members = rfm[(rfm["rfm_segment"] == segment).fillna(False).to_numpy()]
+        profiles = {}
+        if len(members):
+            sums = segment_sums(members)
+            rows = PickedRows.of_batches([members], profile_positions({segment: len(members)}, n_sample, seed),
+                                         ["customer_id"])
+            profiles[segment] = profile_frame(len(members), profile_means(sums, segment),
+                                              pd.Series(group_medians(members, [(segment,)])[(segment,)]),
+                                              rows.samples[segment])
+    if segment not in profiles:
+        raise ConfigError(f"No customer is in segment {segment!r}. Segments present: {', '.join(present) or 'none'}.")
+    return profiles[segment]
 
 
 def _count(n: int, word: str) -> str:
@@ -117,6 +120,7 @@ def frequency_note(result: RFMResult) -> str:
     """Markdown for the distributions: how purchase counts spread and what ties do to the F score.
 
     Generated from the data, so it holds on any shop (no "most customers order once" unless they do).
+    Reads ``result.overview`` (customers per frequency value and per F score).
 
     Examples
     --------
@@ -127,18 +131,19 @@ def frequency_note(result: RFMResult) -> str:
     >>> frequency_note(analyse_rfm(tx)).split(". ")[1]
     '75% of customers bought once and 100% at most twice (median 1 purchase order)'
     """
-    f = result.rfm["frequency"].to_numpy()
-    n = len(f)
+    overview = result.overview
+    n = overview.customers
     if n == 0:
         return "No buying customers to describe."
-    values, counts = np.unique(f, return_counts=True)
+    values, counts = overview.frequencies.index.to_numpy(dtype="float64"), overview.frequencies.to_numpy(dtype="int64")
     top = int(np.argmax(counts))
-    groups = result.rfm["f_score"].value_counts()
+    scores = overview.scores
+    groups = scores.loc[scores["metric"] == result.scorer.frequency_col, "customers"]
     levels = len(groups)
-    median = float(np.median(f))
-    text = (f"The dashed lines are the bounds between score levels. {_pct(float((f == 1).mean()))} of customers bought "
-            f"once and {_pct(float((f <= 2).mean()))} at most twice (median {median:g} purchase "
-            f"order{'' if median == 1 else 's'}). Frequency takes {len(values):,} distinct "
+    median = ValueDistribution.of_counts(values, counts).median()
+    text = (f"The dashed lines are the bounds between score levels. {_pct(counts[values == 1].sum() / n)} of "
+            f"customers bought once and {_pct(counts[values <= 2].sum() / n)} at most twice (median {median:g} "
+            f"purchase order{'' if median == 1 else 's'}). Frequency takes {len(values):,} distinct "
             f"value{'' if len(values) == 1 else 's'}, the most common ({values[top]:g}) shared by "
             f"{_pct(counts[top] / n)} of customers. Customers with the same value always get the same score, so ")
     if levels < result.settings.bins:
@@ -162,11 +167,12 @@ def separation_statements(result: RFMResult) -> list[str]:
     >>> print(separation_statements(analyse_rfm(tx))[0])
     Frequency cannot separate customers: everyone bought 1 time (purchase orders), so every customer scores F = 1 and no segment claims frequent buying (Champions, Loyal Customers, Can't Lose Them cannot occur): the segments rest on recency and monetary value.
     """
-    rfm, scorer = result.rfm, result.scorer
+    scores, scorer = result.overview.scores, result.scorer
     out = []
     for metric in scorer.unseparated():
         column = scorer._columns()[metric]
-        value = float(rfm[column].iloc[0]) if len(rfm) else float("nan")
+        lowest = scores.loc[scores["metric"] == column, "lowest"]  # one level: every customer's value
+        value = float(lowest.iloc[0]) if len(lowest) else float("nan")
         score = int(scorer.level_scores(metric)[0])
         if metric == "f":
             combos = result.settings.segments.combinations()
@@ -289,9 +295,9 @@ def summarize(result: RFMResult) -> dict:
     >>> s["findings"][0]
     'The top 20% of customers (1 of 3) bring 69% of net revenue.'
     """
-    rfm, seg, info = result.rfm, result.segments, result.info
-    n = len(rfm)
-    top_k = int(np.ceil(result.top_share * n - 1e-9))
+    overview, seg, info = result.overview, result.segments, result.info
+    n = overview.customers
+    top_k = top_customers(n, result.top_share)
     left_out = not_scored_note(info)
     analysed = (f"{_count(n, 'buying customer')} with {_count(info['purchase_orders'], 'purchase order')} from "
                 f"{info['period_start']:%Y-%m-%d} to {info['period_end']:%Y-%m-%d}, scored as of "
@@ -318,12 +324,12 @@ def summarize(result: RFMResult) -> dict:
                         f"customers and bring {_pct(by_name.loc[best, 'share_of_revenue'].sum())} of net revenue.")
     risk = [s for s in ("At Risk", "Can't Lose Them") if s in by_name.index]
     if risk:
-        members = rfm[rfm["rfm_segment"].isin(risk)]
-        findings.append(f"{_count(len(members), 'valuable past customer')} (RFM segment{'s' if len(risk) > 1 else ''} "
+        members = int(by_name.loc[risk, "customers"].sum())
+        findings.append(f"{_count(members, 'valuable past customer')} (RFM segment{'s' if len(risk) > 1 else ''} "
                         f"{' and '.join(risk)}) not buying for "
-                        f"{members['recency_days'].median():.0f} days (median) brought "
+                        f"{overview.risk_median_recency:.0f} days (median) brought "
                         f"{_pct(by_name.loc[risk, 'share_of_revenue'].sum())} of net revenue.")
-    once = float((rfm["frequency"] == 1).mean())
+    once = float(overview.frequencies.get(1.0, 0) / n)
     findings.append(f"{_pct(once)} of customers bought only once.")  # who kept nothing is no buyer: analysed
     findings = findings[:5]
 
@@ -340,7 +346,7 @@ def summarize(result: RFMResult) -> dict:
         "Buying customers": n,
         f"Revenue share of top {_pct(result.top_share)}": (None if pd.isna(result.top_share_revenue)
                                                           else round(100 * result.top_share_revenue, 1)),
-        "Median recency (days)": int(np.ceil(rfm["recency_days"].median())),
+        "Median recency (days)": int(np.ceil(overview.median_recency)),
         "One-time buyers (%)": round(100 * once, 1),
     }
     return {"title": "RFM segmentation", "analysed": analysed, "findings": findings, "actions": actions,
@@ -355,9 +361,11 @@ def build_rfm_artifacts(ctx) -> RFMResult:
     and seed, writes ``rfm.parquet`` (one row per buying customer: ``customer_id``, the RFM
     values, scores, ``rfm_segment``, ``tier``, ``recommended_action``) and adds
     ``recency_days … recommended_action`` to ``customer_segments.csv`` for every customer of
-    ``customers_clean`` (empty for customers without a purchase). With ``engine.kind: spark`` it saves
-    the fitted scorer, segment map and tiers (``artifacts/scoring/rfm_model.json``) and Spark writes
-    ``customer_segments`` instead (:func:`segkit.steps.spark_scoring.write_run_segments`).
+    ``customers_clean`` (empty for customers without a purchase). With ``engine.kind: spark`` the base stays
+    on the executors (:func:`rfm_on_spark`: fitted from bounded inputs, scored per partition, ``rfm.parquet``
+    written by Spark), it saves the fitted scorer, segment map and tiers (``artifacts/scoring/rfm_model.json``)
+    and Spark writes ``customer_segments`` instead (:func:`segkit.steps.spark_scoring.write_run_segments`).
+    The notebook shows ``result.overview`` (:class:`segkit.rfm.RFMOverview`), the same on both engines.
 
     Examples
     --------
@@ -371,19 +379,189 @@ def build_rfm_artifacts(ctx) -> RFMResult:
             raise ConfigError(f"{ctx.config['_source']}: {exc}") from None
         raise
 
+    currency = str((ctx.config.get("report") or {}).get("currency") or "")
+    if scores_on_spark(ctx):  # the base stays on the executors; customer_segments scored there from rfm.parquet
+        result = rfm_on_spark(ctx, settings)
+        result.currency = currency
+        save_rfm_model(ctx, result)
+        write_run_segments(ctx)
+        return result
     base = rfm_for(ctx)
     customers = ctx.read_artifact("customers_clean")
     require_columns(customers, ["customer_id"], "artifacts/customers_clean.parquet",
                      "Re-run 01_data_audit to rebuild it.")
-    result = analyse_rfm(None, ctx.as_of, settings, seed=ctx.seed, base=base)
-    result.currency = str((ctx.config.get("report") or {}).get("currency") or "")
+    result = analyse_rfm(None, ctx.as_of, settings, seed=ctx.seed, base=base, list_rows=MAX_ROWS)
+    result.currency = currency
     ctx.write_artifact("rfm", result.rfm)
-    if scores_on_spark(ctx):  # customer_segments scored on the executors from rfm.parquet and the saved model
-        save_rfm_model(ctx, result)
-        write_run_segments(ctx)
-        return result
     columns = result.rfm[["customer_id", *SEGMENT_CSV_COLUMNS]]
     others = customers.loc[~customers["customer_id"].isin(columns["customer_id"]), ["customer_id"]]
     ctx.update_customer_segments(pd.concat([columns, others.astype({"customer_id": "string"})],
                                            ignore_index=True))
     return result
+
+
+# ----------------------------------------------------------------------------- 02 on Spark
+#: The Spark schema (DDL) of ``rfm.parquet``'s columns, as :func:`segkit.rfm.score_base` gives them.
+RFM_SCHEMA = ("customer_id string, recency_days bigint, frequency bigint, monetary_total double, monetary_avg double, "
+              "tenure_days bigint, first_order_date timestamp_ntz, last_order_date timestamp_ntz, r_score bigint, "
+              "f_score bigint, m_score bigint, rfm_segment string, tier string, recommended_action string")
+
+
+def rfm_on_spark(ctx, settings: RFMSettings, partitions: int | None = None) -> RFMResult:
+    """Notebook 02 on Spark: the :class:`~segkit.rfm.RFMResult` of :func:`segkit.rfm.analyse_rfm` without the
+    per-customer table on the driver (``result.rfm`` is None; the notebook reads ``result.overview``).
+
+    1. The RFM base is the relational core's :data:`~segkit.data.relational.RFM_BASE` as a Spark frame
+       (:meth:`segkit.data.spark.SparkLines.frame`), range-partitioned by ``customer_id`` and checkpointed on
+       the executors; its counts (:func:`~segkit.data.relational.rfm_info_of`) are one row.
+    2. The scorer and the tiers are fitted from the columns' value distributions
+       (:func:`segkit.data.spark_ranks.value_distributions` with :func:`segkit.rfm.fit_needs` and
+       :func:`segkit.rfm.overview_needs`; :meth:`~segkit.rfm.RFMScorer.fit_distributions`,
+       :meth:`~segkit.rfm.LoyaltyTiers.fit_distribution`): the pandas fit's bounds and thresholds.
+    3. Every partition is scored by :func:`segkit.rfm.score_base` (the models travel as their JSON) and
+       written by Spark as Parquet parts (one per partition, ``customer_id`` order); the driver copies them
+       into ``artifacts/rfm.parquet`` batch by batch (pyarrow: the DuckDB run's columns, dtypes and row
+       order; never the whole table in memory).
+    4. The partitions' :class:`~segkit.rfm.RFMPartial` (pickled, one row each) are merged on the driver,
+       the group medians come from value distributions of the scored parts, and the sampled customers and
+       the capped customer list are read from ``rfm.parquet`` batch by batch (:class:`~segkit.rfm.PickedRows`).
+
+    Raises
+    ------
+    DataError
+        As :func:`~segkit.rfm.analyse_rfm` (no rows, nothing before ``as_of``, no customers).
+    """
+    import pickle
+    import shutil
+    import warnings
+
+    from segkit.core.files import copy_parquet_parts, parquet_parts
+    from segkit.data import relational
+    from segkit.data.orders import RFMWarning
+    from segkit.data.spark import pandas_warnings_quiet
+    from segkit.data.spark_ranks import executor_errors, release_checkpoint, value_distributions
+    from segkit.rfm import (RFMPartial, RFMScorer, OverviewPlan, customer_list_columns, fit_needs, median_groups,
+                            overview_needs, require_buyers, rfm_warning_messages, score_base, warn_orders_after_as_of)
+    from segkit.steps.sources import run_lines
+
+    lines = run_lines(ctx).lines()
+    info = relational.rfm_info_of(lines, ctx.as_of)
+    base = lines.frame(relational.RFM_BASE, {"as_of": info["as_of"].to_pydatetime()},
+                       provided=(relational.ORDERS_BEFORE.name,))
+    count = partitions or int(lines.session.conf.get("spark.sql.shuffle.partitions"))
+    held = base.repartitionByRange(count, "customer_id").sortWithinPartitions("customer_id").localCheckpoint(eager=True)
+    parts = ctx.artifacts_dir / f".rfm.parquet.{os.getpid()}.parts"
+    try:
+        sizes = held.selectExpr("count(*) AS n", "count_if(monetary_total <= 0) AS non_positive").first()
+        n = int(sizes["n"])
+        require_buyers(n, info["as_of"])  # before any fit: the DuckDB run's message
+        scorer = RFMScorer(bins=settings.bins, monetary_col=settings.monetary_column)
+        needs = fit_needs(scorer, settings.tiers)
+        for column, need in overview_needs(n, settings).items():
+            needs[column] = needs[column].merge(need) if column in needs else need
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", RFMWarning)
+            warn_orders_after_as_of(info)
+            with executor_errors():
+                distributions = value_distributions(held, needs)
+            scorer.fit_distributions({"r": distributions[scorer.recency_col], "f": distributions[scorer.frequency_col],
+                                     "m": distributions[scorer.monetary_col]})
+            basis_values = distributions.get(settings.tiers.basis)  # absent: threshold tiers read no values
+            tier_model = settings.tiers.fit_distribution(ValueDistribution.of_values([]) if basis_values is None
+                                                         else basis_values)
+        messages = rfm_warning_messages(caught)
+        plan = OverviewPlan.of_distributions(distributions, settings)
+        models = json.dumps({"scorer": scorer.to_dict(), "segments": settings.segments.to_dict(),
+                             "tiers": tier_model.to_dict()})
+
+        def score(batches):
+            from segkit.rfm import LoyaltyTiers, SegmentMap
+
+            models_here = json.loads(models)
+            fitted = RFMScorer.from_dict(models_here["scorer"])
+            segments, tiers = SegmentMap.from_dict(models_here["segments"]), LoyaltyTiers.from_dict(models_here["tiers"])
+            for batch in batches:
+                yield score_base(relational.typed_result(batch, relational.RFM_COLUMNS), fitted, segments, tiers)
+
+        with pandas_warnings_quiet(), executor_errors():
+            held.mapInPandas(score, RFM_SCHEMA).write.mode("overwrite").parquet(str(parts))
+        files = parquet_parts(parts)
+        path = ctx.artifact_path("rfm")
+        copy_parquet_parts(files, path, rfm_frame_dtypes())
+
+        basis = tier_model.basis
+
+        def partial(batches):
+            found = [RFMPartial.of(batch, plan, scorer, basis) for batch in batches if len(batch)]
+            if found:
+                yield pd.DataFrame({"partial": [pickle.dumps(RFMPartial.merge(found))]})
+
+        scored = lines.session.read.parquet(str(parts))
+        with pandas_warnings_quiet(), executor_errors():
+            collected = scored.mapInPandas(partial, "partial binary").collect()
+        merged = RFMPartial.merge([pickle.loads(row["partial"]) for row in collected])
+        medians = group_medians_on_spark(scored, median_groups(settings.segments))
+    finally:
+        release_checkpoint(held)
+        shutil.rmtree(parts, ignore_errors=True)
+    sizes_by_segment = merged.segments["customers"].astype("int64").to_dict()
+    rows = PickedRows.of_batches(parquet_batches(path), profile_positions(sizes_by_segment, settings.sample_size, ctx.seed),
+                                 customer_list_columns(settings.monetary_column), MAX_ROWS)
+    overview = RFMOverview.build(plan, merged, medians, rows, settings, tier_model)
+    info = relational.with_non_positive_net(info, int(sizes["non_positive"]))
+    return RFMResult(rfm=None, segments=overview.segments, tiers=overview.tiers, pareto=overview.pareto,
+                     top_share=settings.top_share, top_share_revenue=overview.top_share_revenue, as_of=info["as_of"],
+                     info=info, warnings=messages, settings=settings, scorer=scorer, tier_model=tier_model,
+                     seed=ctx.seed, overview=overview)
+
+
+#: What the explorer's medians need of a group's column: the middle rows only (never every distinct value).
+MEDIAN_NEEDS = DistributionNeeds(median=True, max_exact=0)
+
+
+def group_medians_on_spark(scored, groups: list[tuple[str, ...]]) -> dict[tuple[str, ...], dict[str, float]]:
+    """:func:`segkit.rfm.group_medians` of a scored base held by Spark (a DataFrame with ``rfm_segment`` and
+    :data:`~segkit.rfm.PROFILE_COLUMNS`): per group and column, the exact median from the value distribution
+    the executors count (:func:`segkit.data.spark_ranks.value_distributions`; only the rows next to the
+    middle reach the driver: :data:`MEDIAN_NEEDS`). NaN for a group without customers, as in pandas.
+
+    Examples
+    --------
+    >>> from segkit.data.spark import spark_session
+    >>> scored = spark_session().createDataFrame(rfm_result.rfm)  # doctest: +SKIP
+    >>> group_medians_on_spark(scored, [("Champions",)])  # doctest: +SKIP
+    """
+    from pyspark.sql import functions
+
+    from segkit.data.spark_ranks import executor_errors, value_distributions
+
+    names: dict[str, tuple[tuple[str, ...], str]] = {}
+    columns = []
+    for i, group in enumerate(groups):
+        member = functions.col("rfm_segment").isin(list(group))
+        for j, column in enumerate(PROFILE_COLUMNS):
+            names[f"g{i}c{j}"] = (group, column)
+            columns.append(functions.when(member, functions.col(column).cast("double")).alias(f"g{i}c{j}"))
+    with executor_errors():
+        found = value_distributions(scored.select(*columns), {k: MEDIAN_NEEDS for k in names}, missing="skip")
+    medians: dict[tuple[str, ...], dict[str, float]] = {group: {} for group in groups}
+    for key, (group, column) in names.items():
+        medians[group][column] = found[key].median() if found[key].n else float("nan")
+    return medians
+
+
+def rfm_frame_dtypes() -> dict[str, str]:
+    """The pandas dtypes of ``rfm.parquet``'s columns (those :func:`segkit.rfm.analyse_rfm` gives them)."""
+    from segkit.data.relational import RESULT_DTYPES, RFM_COLUMNS
+
+    return {**{c: RESULT_DTYPES[c] for c in RFM_COLUMNS}, "r_score": "int64", "f_score": "int64", "m_score": "int64",
+            "rfm_segment": "string", "tier": "string", "recommended_action": "string"}
+
+
+def parquet_batches(path, columns: list[str] | None = None):
+    """The rows of a Parquet file as pandas frames, one per stored batch, in file order (dtypes as stored)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    for batch in pq.ParquetFile(path).iter_batches(columns=columns):
+        yield pa.Table.from_batches([batch]).to_pandas()

@@ -6,7 +6,7 @@ the executors as the JSON segkit already writes (:class:`ScoringModels`: ``RFMSc
 ``SegmentMap``, ``LoyaltyTiers`` :meth:`to_dict`, ``cluster_model.json``, ``clv_model.json`` and
 the stage thresholds). Every partition of the per-customer input rebuilds them once with their
 ``from_dict`` and scores its customers with the very functions the DuckDB/pandas path calls
-(:meth:`~segkit.rfm.RFMScorer.transform`, :func:`~segkit.rfm.rfm_labels`,
+(:func:`~segkit.rfm.score_base`: :meth:`~segkit.rfm.RFMScorer.transform` and :func:`~segkit.rfm.rfm_labels`,
 :meth:`~segkit.cluster.SegmentModel.predict`, :func:`~segkit.lifecycle.chances_as_of`,
 :func:`~segkit.lifecycle.assign_lifecycle_stage`, :func:`~segkit.lifecycle.score_customers`):
 :func:`score_partition`. Nothing here defines a score, a segment, a stage or a CLV.
@@ -81,7 +81,7 @@ from segkit.clv import BetaGeoModel, ChanceCalibrator, GammaGammaModel, OneTimeB
 from segkit.cluster import SegmentModel
 from segkit.core.errors import DataError, UpstreamMissingError
 from segkit.core.files import (atomic_write_text, dumps_json, folder_lock, parquet_parts, publish_parquet_parts, read_frame,
-                               write_frame)
+                               write_csv_batches, write_frame)
 from segkit.core.modelio import model_dict, model_parts
 from segkit.data.engine import EngineSettings, choose_engine
 from segkit.lifecycle import (
@@ -91,22 +91,25 @@ from segkit.lifecycle import (
     LifecycleSettings,
     StageThresholds,
     assign_lifecycle_stage,
+    chance_reference,
+    chance_reference_part,
     chances_as_of,
-    live_repeat_buyers,
     score_customers,
 )
-from segkit.rfm import SCORE_COLUMNS, SEGMENT_CSV_COLUMNS, LoyaltyTiers, RFMScorer, SegmentMap, rfm_labels
+from segkit.rfm import SCORE_COLUMNS, SEGMENT_CSV_COLUMNS, LoyaltyTiers, RFMScorer, SegmentMap, score_base
 from segkit.steps.pipeline import (CUSTOMER_SEGMENT_COLUMNS, CUSTOMER_SEGMENTS, CUSTOMER_SEGMENTS_DATASET,
                                    SPARK_SCORING_FILES, SPARK_SCORING_FOLDER, RunContext, money_to_cents)
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame as SparkFrame
+    from pyspark.sql import DataFrameReader
 
-__all__ = ["STATE_COLUMNS", "CLV_COLUMNS", "RFM_COLUMNS", "SEGMENT_COLUMNS", "CSV_MAX_ROWS", "PARQUET_FOLDER",
+__all__ = ["STATE_COLUMNS", "CLV_COLUMNS", "RFM_COLUMNS", "SEGMENT_COLUMNS", "CSV_MAX_ROWS", "CSV_BATCH_ROWS", "PARQUET_FOLDER",
            "ScoringModels", "rfm_model_dict", "scoring_inputs", "lifecycle_inputs", "score_partition",
-           "chance_reference_parts", "score_on_spark",
+           "chance_reference_parts", "cluster_labels", "score_on_spark",
            "segments_schema", "write_customer_segments", "SCORING_FOLDER", "STEP_COLUMNS", "scores_on_spark",
-           "segment_steps", "segment_columns", "save_rfm_model", "save_lifecycle_inputs", "run_scoring", "write_run_segments"]
+           "segment_steps", "segment_columns", "save_rfm_model", "save_lifecycle_inputs", "save_stage_thresholds", "run_scoring", "run_reader",
+           "write_run_segments"]
 
 #: The stage rules' per-customer state (:func:`segkit.lifecycle.customer_state`), ``state_`` + name in the input.
 STATE_COLUMNS: tuple[str, ...] = ("n_purchases", "recency_days", "tenure_days", "gap_before_last_days",
@@ -120,9 +123,11 @@ RFM_COLUMNS: tuple[str, ...] = ("recency_days", "frequency", "monetary_total", "
 SEGMENT_COLUMNS: tuple[str, ...] = (*CUSTOMER_SEGMENT_COLUMNS, "p_purchase_90d")
 _WHOLE = {"recency_days", "frequency", "r_score", "f_score", "m_score", "cluster"}
 _TEXT = {"customer_id", "rfm_segment", "tier", "recommended_action", "cluster_name", "lifecycle_stage"}
-#: Up to this many customers ``customer_segments.csv`` is written too: collected on the driver (about 200
-#: bytes a customer in pandas), so the default keeps the driver small; pass more where the driver has room.
+#: Up to this many customers ``customer_segments.csv`` is written too (a spreadsheet opens at most 1,048,576
+#: rows; above it the Parquet dataset is the export). The driver holds :data:`CSV_BATCH_ROWS` rows at a time.
 CSV_MAX_ROWS = 1_000_000
+#: Rows of the dataset read into the driver at a time to write the CSV (about 200 bytes a customer in pandas).
+CSV_BATCH_ROWS = 65_536
 #: The Parquet dataset's folder under ``artifacts/``.
 PARQUET_FOLDER = CUSTOMER_SEGMENTS_DATASET
 #: The columns each notebook adds to ``customer_segments`` (what the DuckDB run's merge adds after it).
@@ -335,17 +340,14 @@ def _stage_chances(models: ScoringModels, state: pd.DataFrame) -> tuple[np.ndarr
     return chances_as_of(models.clv.bgnbd, state, models.clv.one_time, models.clv.choice)
 
 
-def chance_reference_parts(frame: pd.DataFrame, models: ScoringModels) -> tuple[float, int]:
-    """Sum and count of the 90-day purchase chances of the live repeat buyers of ``frame`` (one partition):
-    summed over the partitions, their ratio is the at-risk rule's reference (``(0.0, 0)`` without BG/NBD)."""
+def chance_reference_parts(frame: pd.DataFrame, models: ScoringModels) -> tuple[int, int]:
+    """Exact sum and count of the 90-day purchase chances of the live repeat buyers of ``frame`` (one partition,
+    :func:`segkit.lifecycle.chance_reference_part`): over the partitions, :func:`segkit.lifecycle.chance_reference`
+    of them is the at-risk rule's reference (``(0, 0)`` without BG/NBD)."""
     _require(frame, [f"state_{c}" for c in STATE_COLUMNS], "the lifecycle state")
-    state = _stage_state(frame)
-    _, chance = _stage_chances(models, state)
-    if chance is None or state.empty:
-        return 0.0, 0
-    live = live_repeat_buyers(chance, state["n_purchases"].to_numpy(), state["recency_days"].to_numpy(dtype=float),
-                              models.thresholds)
-    return float(chance[live].sum()), int(live.sum())
+    if models.clv is None:
+        return 0, 0
+    return chance_reference_part(_stage_state(frame), models.clv, models.thresholds)
 
 
 def score_partition(frame: pd.DataFrame, models: ScoringModels, chance_reference: float | None = None) -> pd.DataFrame:
@@ -379,14 +381,13 @@ def score_partition(frame: pd.DataFrame, models: ScoringModels, chance_reference
     for column in RFM_COLUMNS:
         out.loc[buyer, column] = buyers[column].to_numpy(dtype="float64")
     if buyer.any():
-        scored = pd.concat([buyers, models.scorer.transform(buyers)], axis=1)
-        labels = rfm_labels(scored, int(models.scorer.bins), models.segments, models.tiers)
+        scored = score_base(buyers, models.scorer, models.segments, models.tiers)
         for column in (*SCORE_COLUMNS.values(), "rfm_segment", "tier", "recommended_action"):
-            out.loc[buyer, column] = (scored if column in scored.columns else labels)[column].to_numpy()
+            out.loc[buyer, column] = scored[column].to_numpy()
         if models.cluster is not None:
-            clusters = models.cluster.predict(buyers)
+            clusters, names = cluster_labels(models.cluster, buyers)
             out.loc[buyer, "cluster"] = clusters
-            out.loc[buyer, "cluster_name"] = [models.cluster.names[int(c)] for c in clusters]
+            out.loc[buyer, "cluster_name"] = names
 
     if models.thresholds is None:  # 04 has not run: no lifecycle columns
         return out
@@ -407,6 +408,14 @@ def score_partition(frame: pd.DataFrame, models: ScoringModels, chance_reference
             for column in ("p_alive", "p_purchase_90d", "expected_purchases_90d", "clv_12m"):
                 out.loc[modelled, column] = scores[column].to_numpy(dtype="float64")
     return out
+
+
+def cluster_labels(model: SegmentModel, buyers: pd.DataFrame) -> tuple[np.ndarray, list[str]]:
+    """Cluster number and name of each buying customer of ``buyers`` (rows of the customer table notebook 03
+    clusters, e.g. one partition) with notebook 03's fitted model: how Spark labels customers, in
+    :func:`score_partition` and when 03 writes ``clusters.parquet`` (:mod:`segkit.steps.cluster`)."""
+    clusters = model.predict(buyers)
+    return clusters, [model.names[int(c)] for c in clusters]
 
 
 def segments_schema() -> str:
@@ -441,19 +450,16 @@ def score_on_spark(inputs: "SparkFrame", models: ScoringModels, partitions: int 
 
     def parts(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
         here = ScoringModels.from_dict(json.loads(text))
-        total, live = 0.0, 0
-        for batch in batches:
-            add, more = chance_reference_parts(batch, here)
-            total, live = total + add, live + more
-        yield pd.DataFrame({"chance_sum": [total], "live_repeat_buyers": [live]})
+        found = [chance_reference_parts(batch, here) for batch in batches]
+        # the exact sum as decimal text: a whole number of 2**-1126, far beyond a bigint
+        yield pd.DataFrame({"chance_sum": [str(sum(total for total, _ in found))],
+                            "live_repeat_buyers": [sum(n for _, n in found)]})
 
     reference = float("nan")  # no chance: the at-risk rule's chance test is not applied (as on one machine)
     if models.clv is not None and models.thresholds is not None:
         with pandas_warnings_quiet():
-            collected = ranged.mapInPandas(parts, "chance_sum double, live_repeat_buyers bigint").collect()
-        live = sum(int(row["live_repeat_buyers"]) for row in collected)
-        if live:
-            reference = sum(float(row["chance_sum"]) for row in collected) / live
+            collected = ranged.mapInPandas(parts, "chance_sum string, live_repeat_buyers bigint").collect()
+        reference = chance_reference([(int(row["chance_sum"]), int(row["live_repeat_buyers"])) for row in collected])
 
     def score(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
         here = ScoringModels.from_dict(json.loads(text))
@@ -491,7 +497,8 @@ def write_customer_segments(scored: "SparkFrame", artifacts: str | Path, csv_max
     csv_max_rows : int, optional
         Also write ``customer_segments.csv`` when there are at most this many customers (counted from
         the files' Parquet footers; the files are read in name order on the driver, which is the CSV's
-        row order, and written by :func:`segkit.core.files.write_frame`); None = never. A CSV that is
+        row order, and written by :func:`segkit.core.files.write_csv_batches`, :data:`CSV_BATCH_ROWS` rows at a
+        time); None = never. A CSV that is
         not written is removed, so that no older one is read in its place (05 then reads the dataset:
         :meth:`segkit.steps.pipeline.RunContext.read_artifact`).
     columns : sequence of str
@@ -524,8 +531,8 @@ def write_customer_segments(scored: "SparkFrame", artifacts: str | Path, csv_max
                 shutil.rmtree(written)
     if csv_max_rows is None or sum(pq.ParquetFile(f).metadata.num_rows for f in files) > csv_max_rows:
         return folder, None
-    frame = pd.concat([pq.read_table(f).to_pandas() for f in files], ignore_index=True)
-    write_frame(csv, _csv_dtypes(frame))
+    batches = (_csv_dtypes(batch.to_pandas()) for f in files for batch in pq.ParquetFile(f).iter_batches(CSV_BATCH_ROWS))
+    write_csv_batches(csv, batches)  # one batch of rows on the driver at a time
     return folder, csv
 
 
@@ -564,8 +571,15 @@ def save_lifecycle_inputs(ctx: RunContext, state: pd.DataFrame, clv_summary: pd.
     state at ``as_of`` and :func:`segkit.clv.clv_summary`) and ``stage_thresholds.json``."""
     folder = ctx.artifacts_dir / SCORING_FOLDER
     write_frame(folder / LIFECYCLE_INPUTS, lifecycle_inputs(state, clv_summary))
-    atomic_write_text(folder / STAGE_THRESHOLDS, dumps_json(dataclasses.asdict(thresholds)))
+    save_stage_thresholds(ctx, thresholds)
     return folder / LIFECYCLE_INPUTS
+
+
+def save_stage_thresholds(ctx: RunContext, thresholds: StageThresholds) -> Path:
+    """``artifacts/scoring/stage_thresholds.json``: notebook 04's fitted stage thresholds."""
+    path = ctx.artifacts_dir / SCORING_FOLDER / STAGE_THRESHOLDS
+    atomic_write_text(path, dumps_json(dataclasses.asdict(thresholds)))
+    return path
 
 
 def segment_steps(ctx: RunContext) -> tuple[str, ...]:
@@ -640,11 +654,7 @@ def run_scoring(ctx: RunContext, steps: Sequence[str] | None = None) -> tuple["S
         json.loads((art / "cluster_model.json").read_text()) if "03_clustering" in steps else None,
         json.loads((art / SCORING_FOLDER / STAGE_THRESHOLDS).read_text()) if lifecycle else None,
         json.loads(clv_path.read_text()) if lifecycle and clv_path.exists() else None)
-    from segkit.data.spark import child_session, spark_session
-
-    engine = EngineSettings.from_config(ctx.config)  # the run's session (started by its steps), else this process's
-    root = spark_session(engine.spark.master, engine.spark.conf) if engine.kind == "spark" else spark_session()
-    read = child_session(root).read  # with segkit's pinned SQL settings, whatever the context's defaults
+    read = run_reader(ctx)
     frame = read.parquet(str(art / "rfm.parquet")).select("customer_id", *RFM_COLUMNS)
     frame = read.parquet(str(art / "customers_clean.parquet")).select("customer_id").distinct() \
         .join(frame, "customer_id", "full_outer")
@@ -658,6 +668,16 @@ def run_scoring(ctx: RunContext, steps: Sequence[str] | None = None) -> tuple["S
     if lifecycle:
         frame = frame.join(read.parquet(str(art / SCORING_FOLDER / LIFECYCLE_INPUTS)), "customer_id", "full_outer")
     return frame, models
+
+
+def run_reader(ctx: RunContext) -> "DataFrameReader":
+    """Spark's reader of a run's artifacts: the run's session (started by its steps, else this process's), in
+    a child session with segkit's pinned SQL settings, whatever the context's defaults."""
+    from segkit.data.spark import child_session, spark_session
+
+    engine = EngineSettings.from_config(ctx.config)
+    root = spark_session(engine.spark.master, engine.spark.conf) if engine.kind == "spark" else spark_session()
+    return child_session(root).read
 
 
 def write_run_segments(ctx: RunContext, partitions: int | None = None,

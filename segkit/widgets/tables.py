@@ -283,6 +283,7 @@ def interactive_table(
     page_length: int = PAGE_LENGTH,
     max_rows: int = MAX_ROWS,
     include_library: bool = True,
+    total_rows: int | None = None,
 ) -> InteractiveTable:
     """Show ``table`` as an interactive table: sort, filter per column, search, pages, CSV download.
 
@@ -303,6 +304,9 @@ def interactive_table(
         each output works alone: after a reopen, a re-run or a cleared output, whichever table
         the page shows first loads the bundle and the others find it loaded. False only for a
         page that loads :func:`library_html` itself.
+    total_rows : int, optional
+        Rows of the whole list when ``table`` holds only its first rows (a capped list); the note then
+        says how many there are. None: ``len(table)``.
 
     Returns
     -------
@@ -311,4 +315,5 @@ def interactive_table(
     """
     frame = table_frame(table)
     name = _CSV_NAME.sub("_", csv_name).strip("_") or "table"
-    return InteractiveTable(frame.head(max_rows), len(frame), name, page_length, include_library)
+    total = len(frame) if total_rows is None else max(int(total_rows), len(frame))
+    return InteractiveTable(frame.head(max_rows), total, name, page_length, include_library)

@@ -1,0 +1,382 @@
+"""Notebook 04's per-customer work on Spark executors: the state and CLV input, the model fits from
+bounded inputs, and ``lifecycle.parquet`` written by Spark (issue 17).
+
+Nothing here defines a state, a stage, a model input or a score: each partition of customers runs the
+one-machine functions of :mod:`segkit.lifecycle` on its customers (all of a customer's rows in one
+partition), and the models are fitted on the driver by the estimators' bounded-input fits.
+
+1. :func:`tagged_rows_on_spark`: the relational core's purchase days, kept values and first non-purchase
+   orders (:meth:`segkit.data.spark.SparkLines.frame`), the run's customers (with signup dates) and campaign
+   rows, tagged by ``kind`` in one frame: the one union of per-customer rows that both the work below
+   (:func:`customer_rows_on_spark`: range-partitioned by ``customer_id`` and held on the executors) and the
+   history tables (:func:`segkit.steps.lifecycle.history_tables_on_spark`, per bucket of customers,
+   :func:`history_inputs_of_rows`) read.
+2. The stage thresholds: :meth:`segkit.lifecycle.StageDistributions.rows` per partition,
+   :func:`segkit.data.spark_ranks.value_distributions` with
+   :meth:`~segkit.lifecycle.LifecycleStager.distribution_needs`, then
+   :meth:`~segkit.lifecycle.LifecycleStager.fit_distributions`.
+3. :func:`segkit.lifecycle.customer_inputs` per partition (the state at ``as_of``, the CLV input, the
+   first-to-second durations); BG/NBD, Gamma-Gamma and the one-time buyer model from their count tables
+   (:mod:`segkit.data.spark_patterns`, :func:`segkit.lifecycle.fit_clv_tables`).
+4. The at-risk reference (an exact sum and a count per partition, :func:`segkit.lifecycle.chance_reference_part`,
+   merged by :func:`segkit.lifecycle.chance_reference`: the one-machine mean, bit for bit),
+   then :func:`segkit.lifecycle.lifecycle_rows` per partition, written by Spark as Parquet parts that the
+   driver copies into ``artifacts/lifecycle.parquet`` batch by batch
+   (:func:`segkit.core.files.copy_parquet_parts`), and the scoring input of ``customer_segments``
+   (``artifacts/scoring/lifecycle_inputs.parquet``) the same way.
+
+What reaches the driver: the count tables of the CLV fits (see :mod:`segkit.data.spark_patterns` for
+their sizes), the value distributions' rows near the needed quantiles, a few numbers per partition.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any, Iterator, NamedTuple
+
+import pandas as pd
+
+from segkit.lifecycle import (
+    INPUT_CLV_COLUMNS,
+    INPUT_STATE_COLUMNS,
+    PROSPECT_STAGES,
+    STAGE_VALUES,
+    CLVModels,
+    ExportChoice,
+    LifecycleSettings,
+    LifecycleStager,
+    StageDistributions,
+    StageThresholds,
+    chance_reference,
+    chance_reference_part,
+    customer_inputs,
+    engagement_dates,
+    fit_clv_tables,
+    input_state,
+    lifecycle_rows,
+    purchase_history,
+)
+
+if TYPE_CHECKING:  # the `spark` extra
+    from pyspark.sql import DataFrame as SparkFrame
+
+__all__ = ["SparkLifecycle", "HistoryInputs", "tagged_rows_on_spark", "customer_rows_on_spark",
+           "customer_inputs_of_rows", "history_inputs_of_rows", "engagement_of_rows", "stage_rows_of_rows",
+           "fit_stager_on_spark", "fit_clv_on_spark", "write_lifecycle_on_spark", "lifecycle_on_spark",
+           "INPUTS_SCHEMA"]
+
+#: Spark schema of :func:`segkit.lifecycle.customer_inputs`' rows.
+INPUTS_SCHEMA = ", ".join(
+    ["customer_id string"]
+    + [f"state_{c} " + {"n_purchases": "bigint", "first_purchase": "timestamp_ntz", "last_purchase": "timestamp_ntz",
+                        "has_orders": "boolean", "engaged": "boolean"}.get(c, "double") for c in INPUT_STATE_COLUMNS]
+    + [f"clv_{c} double" for c in INPUT_CLV_COLUMNS]
+    + ["first_repeat_days double", "first_repeat_seen boolean", "kept_total double"])
+
+
+@dataclass
+class SparkLifecycle:
+    """What :func:`lifecycle_on_spark` fitted and wrote (nothing per customer)."""
+
+    models: CLVModels
+    stager: LifecycleStager
+    longest_wait: float          # longest first-to-second (or censored) wait of a buyer, in days
+    prospects: int               # customers staged prospect or engaged_prospect
+    prospects_with_signup: int   # of them with a signup date
+
+
+class HistoryInputs(NamedTuple):
+    """What :meth:`segkit.lifecycle.HistoryCounts.of` reads of a part of the customers
+    (:func:`history_inputs_of_rows`)."""
+
+    history: pd.DataFrame             # purchase_history of their purchase days before as_of
+    customers: pd.DataFrame           # customer_id (and signup_date when known)
+    engagement: pd.Series | None      # engagement_dates: first engaged send per customer
+    non_purchase: pd.DataFrame        # customer_id, first_order_date
+
+
+def _concat(batches: Iterator[pd.DataFrame]) -> pd.DataFrame | None:
+    """One partition's rows (every Arrow batch: a customer's rows may span two), None when empty."""
+    parts = [batch for batch in batches if len(batch)]
+    return pd.concat(parts, ignore_index=True) if parts else None
+
+
+def _kind(rows: pd.DataFrame, kind: str, columns: list[str]) -> pd.DataFrame:
+    return rows.loc[(rows["kind"] == kind).to_numpy(), columns].reset_index(drop=True)
+
+
+def _days(rows: pd.DataFrame) -> pd.DataFrame:
+    days = _kind(rows, "day", ["customer_id", "order_date", "amount"])
+    return days.astype({"customer_id": "string", "order_date": "datetime64[ns]", "amount": "float64"})
+
+
+def engagement_of_rows(rows: pd.DataFrame, engagement_columns: tuple[str, ...]) -> pd.Series | None:
+    """:func:`segkit.lifecycle.engagement_dates` of the ``campaign`` rows among the tagged rows (None without
+    campaign rows carrying an engagement column)."""
+    present = [c for c in engagement_columns if c in rows.columns]
+    if "sent_at" not in rows.columns or not present:
+        return None
+    campaign = _kind(rows, "campaign", ["customer_id", "sent_at", *present])
+    return engagement_dates(campaign.astype({"customer_id": "string", "sent_at": "datetime64[ns]"}), engagement_columns)
+
+
+def _non_purchase(rows: pd.DataFrame) -> pd.DataFrame:
+    return _kind(rows, "non_purchase", ["customer_id", "first_order_date", "first_purchase_date"]).astype(
+        {"customer_id": "string", "first_order_date": "datetime64[ns]", "first_purchase_date": "datetime64[ns]"})
+
+
+def customer_inputs_of_rows(rows: pd.DataFrame, as_of: pd.Timestamp, data_start: pd.Timestamp | None,
+                            engagement_columns: tuple[str, ...]) -> pd.DataFrame:
+    """:func:`segkit.lifecycle.customer_inputs` of the tagged rows of :func:`customer_rows_on_spark` (one
+    partition of customers, or all of them)."""
+    kept = _kind(rows, "kept", ["customer_id", "kept"])
+    kept_total = pd.Series(kept["kept"].to_numpy(dtype="float64"),
+                           index=pd.Index(kept["customer_id"], dtype="string", name="customer_id"))
+    customers = _kind(rows, "customer", ["customer_id"]).astype({"customer_id": "string"})
+    return customer_inputs(_days(rows), kept_total, as_of, customers, engagement_of_rows(rows, engagement_columns),
+                           _non_purchase(rows), data_start)
+
+
+def history_inputs_of_rows(rows: pd.DataFrame, engagement_columns: tuple[str, ...]) -> HistoryInputs:
+    """The inputs of :meth:`segkit.lifecycle.HistoryCounts.of` of the customers of the tagged rows of
+    :func:`tagged_rows_on_spark` (one bucket of customers, or all of them): their purchase history
+    (:func:`segkit.lifecycle.purchase_history` of the ``day`` rows, dated before ``as_of`` already), customers
+    with their signup dates, engagement and first non-purchase orders."""
+    customers = _kind(rows, "customer", ["customer_id", *(["signup_date"] if "signup_date" in rows.columns else [])])
+    customers = customers.astype({"customer_id": "string", **({"signup_date": "datetime64[ns]"}
+                                                              if "signup_date" in customers.columns else {})})
+    return HistoryInputs(purchase_history(_days(rows)), customers, engagement_of_rows(rows, engagement_columns),
+                         _non_purchase(rows)[["customer_id", "first_order_date"]])
+
+
+def stage_rows_of_rows(rows: pd.DataFrame, as_of: pd.Timestamp) -> pd.DataFrame:
+    """:meth:`segkit.lifecycle.StageDistributions.rows` of the purchase days among the tagged rows."""
+    days = _days(rows)
+    if days.empty:
+        return pd.DataFrame({name: pd.Series(dtype="float64") for name in STAGE_VALUES})
+    return StageDistributions.rows(purchase_history(days), as_of)
+
+
+def tagged_rows_on_spark(ctx: Any, as_of: pd.Timestamp, days_as_of: pd.Timestamp | None,
+                         engagement_columns: tuple[str, ...]) -> "SparkFrame":
+    """Every row 04 reads per customer, tagged by ``kind``, as one lazy Spark frame: what the state, the CLV
+    input and the stages at ``as_of`` (:func:`customer_rows_on_spark`) and the history tables
+    (:func:`segkit.steps.lifecycle.history_tables_on_spark`) are computed from, per part of the customers.
+
+    ``day``: the core's purchase days as seen at ``days_as_of`` (None: every line), before ``as_of``
+    (``order_date, amount``); ``kept``: the RFM base's ``monetary_total`` at ``as_of``; ``non_purchase``: the
+    core's first non-purchase orders (``first_order_date, first_purchase_date``); ``customer``:
+    ``customers_clean``'s ids (and ``signup_date`` when it has one); ``campaign``: ``campaign_clean``'s send dates
+    and engagement columns (when the run has one).
+    """
+    from pyspark.sql import functions as F
+
+    from segkit.core.dates import resolve_as_of
+    from segkit.data import relational
+    from segkit.data.spark import timestamps_from_nanoseconds
+    from segkit.steps.sources import run_lines
+    from segkit.steps.spark_scoring import run_reader
+
+    lines = run_lines(ctx).run(lambda held: held, canonical=True)  # lines missing an id, date or amount: refused
+    cut = resolve_as_of(days_as_of, pd.Series([relational.last_order_date(lines)]))
+    days = lines.frame(relational.PURCHASE_DAYS, {"as_of": pd.Timestamp(cut).to_pydatetime()}).where(
+        F.col("day") < F.lit(pd.Timestamp(as_of).to_pydatetime()))
+    frames = [days.select("customer_id", F.lit("day").alias("kind"), F.col("day").alias("order_date"),
+                          F.col("amount").cast("double").alias("amount")),
+              lines.frame(relational.RFM_BASE, {"as_of": pd.Timestamp(as_of).to_pydatetime()}).select(
+                  "customer_id", F.lit("kept").alias("kind"), F.col("monetary_total").cast("double").alias("kept")),
+              lines.frame(relational.FIRST_NON_PURCHASE).select(
+                  "customer_id", F.lit("non_purchase").alias("kind"), "first_order_date", "first_purchase_date")]
+    read = run_reader(ctx)
+    customers = timestamps_from_nanoseconds(read.parquet(str(ctx.artifact_path("customers_clean"))))
+    signup = ([F.col("signup_date").cast("timestamp_ntz").alias("signup_date")]
+              if "signup_date" in customers.columns else [])
+    frames.append(customers.select(F.col("customer_id").cast("string").alias("customer_id"),
+                                   F.lit("customer").alias("kind"), *signup))
+    if ctx.has_artifact("campaign_clean"):
+        campaign = timestamps_from_nanoseconds(read.parquet(str(ctx.artifact_path("campaign_clean"))))
+        present = [c for c in engagement_columns if c in campaign.columns]
+        if present and "customer_id" in campaign.columns:
+            sent = F.col("sent_at") if "sent_at" in campaign.columns else F.lit(None).cast("timestamp_ntz")
+            frames.append(campaign.select(F.col("customer_id").cast("string").alias("customer_id"),
+                                          F.lit("campaign").alias("kind"), sent.alias("sent_at"),
+                                          *[F.col(c).cast("boolean").alias(c) for c in present]))
+    rows = frames[0]
+    for frame in frames[1:]:
+        rows = rows.unionByName(frame, allowMissingColumns=True)
+    return rows
+
+
+def customer_rows_on_spark(ctx: Any, as_of: pd.Timestamp, days_as_of: pd.Timestamp | None,
+                           engagement_columns: tuple[str, ...], partitions: int | None = None) -> "SparkFrame":
+    """:func:`tagged_rows_on_spark`, range-partitioned by ``customer_id`` (``partitions``; default
+    ``spark.sql.shuffle.partitions``) and held on the executors (``localCheckpoint``; release it with
+    :func:`segkit.data.spark_ranks.release_checkpoint`)."""
+    rows = tagged_rows_on_spark(ctx, as_of, days_as_of, engagement_columns)
+    count = partitions or int(rows.sparkSession.conf.get("spark.sql.shuffle.partitions"))
+    return rows.repartitionByRange(count, "customer_id").localCheckpoint(eager=True)
+
+
+def _schema(frame: pd.DataFrame) -> str:
+    kinds = {"string": "string", "int64": "bigint", "float64": "double", "bool": "boolean",
+             "datetime64[ns]": "timestamp_ntz", "boolean": "boolean"}
+    return ", ".join(f"`{c}` {kinds[str(t)]}" for c, t in frame.dtypes.items())
+
+
+def fit_stager_on_spark(rows: "SparkFrame", stager: LifecycleStager, as_of: pd.Timestamp,
+                        data_start: pd.Timestamp | None, partitions: int | None = None) -> LifecycleStager:
+    """``stager`` fitted from the stage distributions of every partition of ``rows``
+    (:func:`customer_rows_on_spark`): equal to ``stager.fit(history, as_of, data_start)`` of all the customers."""
+    from segkit.data.spark import pandas_warnings_quiet
+    from segkit.data.spark_ranks import executor_errors, value_distributions
+
+    def values(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+        found = _concat(batches)
+        if found is not None:
+            yield stage_rows_of_rows(found, as_of)
+
+    with pandas_warnings_quiet(), executor_errors():
+        frame = rows.mapInPandas(values, ", ".join(f"{name} double" for name in STAGE_VALUES))
+        distributions = value_distributions(frame, stager.distribution_needs(), partitions, missing="skip")
+    return stager.fit_distributions(StageDistributions(**{name: distributions[name] for name in STAGE_VALUES}),
+                                    as_of, data_start)
+
+
+def inputs_on_spark(rows: "SparkFrame", as_of: pd.Timestamp, data_start: pd.Timestamp | None,
+                    engagement_columns: tuple[str, ...]) -> "SparkFrame":
+    """:func:`segkit.lifecycle.customer_inputs` of every partition of ``rows``, held on the executors."""
+    from segkit.data.spark import frame_for_arrow, pandas_warnings_quiet
+    from segkit.data.spark_ranks import executor_errors
+
+    def inputs(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+        found = _concat(batches)
+        if found is not None:
+            yield frame_for_arrow(customer_inputs_of_rows(found, as_of, data_start, engagement_columns))
+
+    with pandas_warnings_quiet(), executor_errors():
+        return rows.mapInPandas(inputs, INPUTS_SCHEMA).localCheckpoint(eager=True)
+
+
+def fit_clv_on_spark(inputs: "SparkFrame", settings: LifecycleSettings) -> tuple[CLVModels, float]:
+    """BG/NBD, Gamma-Gamma and the one-time buyer model from the count tables of ``inputs``
+    (:func:`segkit.lifecycle.customer_inputs` rows): :func:`segkit.lifecycle.fit_clv_tables`, equal to
+    :func:`segkit.lifecycle.fit_clv_models` of the same customers; and the longest first-to-second wait."""
+    from segkit.data.spark_patterns import first_repeat_counts, order_value_counts, purchase_pattern_counts
+
+    first_repeat = first_repeat_counts(inputs, days="first_repeat_days", repeated="first_repeat_seen")
+    models = fit_clv_tables(purchase_pattern_counts(inputs), order_value_counts(inputs), first_repeat, settings)
+    longest = float(first_repeat["days"].max()) if len(first_repeat) else float("nan")
+    return models, longest
+
+
+def _parts(frame: "SparkFrame", folder: str) -> list:
+    from segkit.core.files import parquet_parts
+
+    frame.write.mode("overwrite").parquet(folder)
+    return parquet_parts(folder)
+
+
+def write_lifecycle_on_spark(ctx: Any, inputs: "SparkFrame", models: CLVModels, thresholds: StageThresholds,
+                             settings: LifecycleSettings, stage_info: pd.DataFrame) -> tuple[int, int]:
+    """Stage and score every customer of ``inputs`` per partition (:func:`segkit.lifecycle.lifecycle_rows`) and
+    write ``artifacts/lifecycle.parquet`` (the DuckDB run's columns, dtypes and row order) and the scoring
+    input of ``customer_segments``; returns (prospects, prospects with a signup date)."""
+    from pyspark.sql import functions as F
+
+    from segkit.clv import BetaGeoModel, GammaGammaModel, OneTimeBuyerModel
+    from segkit.data.spark import frame_for_arrow, pandas_warnings_quiet, timestamps_from_nanoseconds
+    from segkit.data.spark_ranks import executor_errors
+    from segkit.steps.pipeline import SPARK_SCORING_FOLDER
+    from segkit.core.files import copy_parquet_parts
+    from segkit.steps.spark_scoring import CLV_COLUMNS, LIFECYCLE_INPUTS, STATE_COLUMNS, run_reader, save_stage_thresholds
+
+    text = json.dumps({"bgnbd": None if models.bgnbd is None else models.bgnbd.to_dict(),
+                       "gamma_gamma": None if models.gamma_gamma is None else models.gamma_gamma.to_dict(),
+                       "one_time": None if models.one_time is None else models.one_time.to_dict()})
+    choice = models.choice
+
+    def rebuilt() -> CLVModels:
+        fitted = json.loads(text)
+        return CLVModels(bgnbd=BetaGeoModel.from_dict(fitted["bgnbd"]) if fitted["bgnbd"] else None,
+                         gamma_gamma=GammaGammaModel.from_dict(fitted["gamma_gamma"]) if fitted["gamma_gamma"] else None,
+                         warnings=[], one_time=OneTimeBuyerModel.from_dict(fitted["one_time"]) if fitted["one_time"] else None,
+                         choice=choice)
+
+    def reference_parts(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+        here = rebuilt()
+        parts = [chance_reference_part(input_state(batch), here, thresholds) for batch in batches]
+        # the exact sum as decimal text: a whole number of 2**-1126, far beyond a bigint
+        yield pd.DataFrame({"chance_sum": [str(sum(total for total, _ in parts))],
+                            "live_repeat_buyers": [sum(n for _, n in parts)]})
+
+    reference = float("nan")
+    if models.bgnbd is not None:
+        with pandas_warnings_quiet(), executor_errors():
+            collected = inputs.mapInPandas(reference_parts, "chance_sum string, live_repeat_buyers bigint").collect()
+        reference = chance_reference([(int(row["chance_sum"]), int(row["live_repeat_buyers"])) for row in collected])
+    template = lifecycle_rows(pd.DataFrame({c: pd.Series(dtype="float64") for c in inputs.columns}).astype(
+        {"customer_id": "string"}), models, thresholds, settings, stage_info, reference)
+    dtypes = {c: str(t) for c, t in template.dtypes.items()}
+
+    def score(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+        here = rebuilt()
+        for batch in batches:
+            if len(batch):
+                yield frame_for_arrow(lifecycle_rows(batch, here, thresholds, settings, stage_info, reference).astype(dtypes))
+
+    folder = ctx.artifacts_dir / f".lifecycle.parquet.{os.getpid()}.parts"
+    scoring = ctx.artifacts_dir / SPARK_SCORING_FOLDER
+    try:
+        with pandas_warnings_quiet(), executor_errors():
+            copy_parquet_parts(_parts(inputs.mapInPandas(score, _schema(template)), str(folder)),
+                               ctx.artifact_path("lifecycle"), dtypes)
+            shutil.rmtree(folder, ignore_errors=True)
+            selected = inputs.select("customer_id", *[F.col(f"state_{c}") for c in STATE_COLUMNS],
+                                     *[F.col(f"clv_{c}") for c in CLV_COLUMNS])
+            scoring.mkdir(parents=True, exist_ok=True)
+            input_types = {"customer_id": "string", **{f"state_{c}": "float64" for c in STATE_COLUMNS},
+                           "state_n_purchases": "int64", "state_engaged": "bool", "state_has_orders": "bool",
+                           **{f"clv_{c}": "float64" for c in CLV_COLUMNS}}
+            copy_parquet_parts(_parts(selected, str(folder)), scoring / LIFECYCLE_INPUTS,
+                               {c: input_types[c] for c in selected.columns})
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+    save_stage_thresholds(ctx, thresholds)
+    read = run_reader(ctx)
+    written = timestamps_from_nanoseconds(read.parquet(str(ctx.artifact_path("lifecycle"))))
+    prospects = written.where(F.col("lifecycle_stage").isin(list(PROSPECT_STAGES))).select("customer_id")
+    customers = read.parquet(str(ctx.artifact_path("customers_clean")))
+    signed = 0
+    if "signup_date" in customers.columns:
+        known = customers.groupBy(F.col("customer_id").cast("string").alias("customer_id")).agg(
+            F.first("signup_date").alias("signup_date"))
+        signed = prospects.join(known, "customer_id").where(F.col("signup_date").isNotNull()).count()
+    return int(prospects.count()), int(signed)
+
+
+def lifecycle_on_spark(ctx: Any, settings: LifecycleSettings, stage_info: pd.DataFrame, as_of: pd.Timestamp,
+                       days_as_of: pd.Timestamp | None, data_start: pd.Timestamp, choice: ExportChoice | None,
+                       partitions: int | None = None) -> SparkLifecycle:
+    """Notebook 04's fits and ``lifecycle.parquet`` on Spark (steps 1-4 of the module notes).
+
+    ``choice`` is the export variant the holdout check chose; ``days_as_of`` what the purchase days are read
+    as seen at (``ctx.as_of``: None = every line).
+    """
+    from segkit.data.spark_ranks import release_checkpoint
+
+    rows = customer_rows_on_spark(ctx, as_of, days_as_of, settings.engagement_columns, partitions)
+    inputs = None
+    try:
+        stager = fit_stager_on_spark(rows, settings.stager(), as_of, data_start, partitions)
+        inputs = inputs_on_spark(rows, as_of, stager.data_start_, settings.engagement_columns)
+        models, longest = fit_clv_on_spark(inputs, settings)
+        models = replace(models, choice=choice)
+        prospects, signed = write_lifecycle_on_spark(ctx, inputs, models, stager.thresholds_, settings, stage_info)
+    finally:
+        release_checkpoint(rows)
+        if inputs is not None:
+            release_checkpoint(inputs)
+    return SparkLifecycle(models, stager, longest, prospects, signed)
