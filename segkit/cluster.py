@@ -39,7 +39,7 @@ from segkit.core.errors import ConfigError, DataError, ModelFitError
 from segkit.core.modelio import float_array, from_pairs, model_dict, model_parts, pairs
 from segkit.core.progress import progress
 from segkit.data.bounded import CustomerSample, FrameSummaries, TableSummaries, sample_positions
-from segkit.data.distribution import exact_mean, exact_sums
+from segkit.data.distribution import exact_mean, exact_ratio, exact_sums
 from segkit.features import FeatureBuilder
 from segkit.kprototypes import KPrototypes, check_numeric, single_thread, split_mixed
 
@@ -737,13 +737,10 @@ class ClusterTally:
 
     def revenue_shares(self) -> pd.Series | None:
         """Each cluster's share of the net revenue (NaN when the total is 0; None without revenue)."""
-        from fractions import Fraction
-
         if self.revenue is None:
             return None
         total = sum(self.revenue)
-        return pd.Series([float(Fraction(int(r), int(total))) if total else np.nan for r in self.revenue],
-                         index=self.revenue.index, dtype="float64")
+        return pd.Series([exact_ratio(r, total) for r in self.revenue], index=self.revenue.index, dtype="float64")
 
     @classmethod
     def merge(cls, parts: Sequence["ClusterTally"]) -> "ClusterTally":

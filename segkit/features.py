@@ -54,8 +54,8 @@ from segkit.data.bounded import ColumnCounts, FrameSummaries, TableSummaries, nu
 from segkit.data.engine import OrderLines
 
 __all__ = ["BEHAVIOUR_FEATURES", "PROFILE_FEATURES", "LOG_FEATURES", "DEFAULT_IMPUTE", "AGE_BANDS",
-    "EXCLUDED_ATTRIBUTES", "email_engagement", "customer_attributes", "customer_table", "resolve_features",
-    "signed_log1p", "FeatureBuilder"]
+    "EXCLUDED_ATTRIBUTES", "CUSTOMER_COLUMN_ORDER", "email_engagement", "customer_attributes", "customer_table",
+    "resolve_features", "signed_log1p", "FeatureBuilder"]
 
 # Default feature lists (the `clustering.feature_sets` of clustering.yml override them).
 # "a|b" means: the first of these columns that exists (region is coarser than country).
@@ -83,6 +83,13 @@ _EMPTY_TABLE = ("The customer table is empty: there are no buying customers to c
                "Check the data audit (cleaned transactions) and as_of.")
 # Sensitive attributes never used as clustering features (they can still be profiled).
 EXCLUDED_ATTRIBUTES: tuple[str, ...] = ("gender", "birth_year")
+#: The order of the columns :func:`customer_table` puts after the behaviour columns, where available: the
+#: campaign columns of :func:`email_engagement`, then the attributes of :func:`customer_attributes`.
+#: A table built in parts (a Spark bucket each, :mod:`segkit.steps.cluster`) orders their union by it.
+CUSTOMER_COLUMN_ORDER: tuple[str, ...] = (
+    "emails_received", "open_rate", "click_rate",
+    "country", "region", "acquisition_channel", "preferred_channel", "age_band", "email_opt_in",
+)
 
 
 def email_engagement(campaign: pd.DataFrame | None, control_arm: str = "control") -> pd.DataFrame:
@@ -263,6 +270,8 @@ def customer_table(
     attrs = customer_attributes(customers, as_of_ts)
     if not attrs.empty:
         base = base.join(attrs, how="left")
+    added = [c for c in CUSTOMER_COLUMN_ORDER if c in base.columns]
+    base = base[[c for c in base.columns if c not in added] + added]
     base = base.sort_index(kind="stable").reset_index()
     base.attrs.update(as_of=str(as_of_ts.date()), original_values=originals)
     return base

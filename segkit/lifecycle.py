@@ -116,11 +116,10 @@ from segkit.clv import (
 from segkit.core.dates import parse_as_of
 from segkit.core.errors import ConfigError, DataError, ModelFitError
 from segkit.core.progress import progress
-from segkit.data.distribution import (DistributionNeeds, ValueDistribution, exact_float, exact_mean, exact_ratio,
-                                      exact_sum, exact_sums)
+from segkit.data.distribution import (DistributionNeeds, ValueDistribution, above_sums, exact_float, exact_mean,
+                                      exact_ratio, exact_sum, exact_sums)
 from segkit.data.orders import customer_codes, day_pairs_sorted, purchase_days
 from segkit.data.relational import kept_share
-from segkit.rfm import above_sums
 
 STAGES: tuple[str, ...] = (
     "prospect", "engaged_prospect", "no_net_purchase", "first_seen", "new", "active", "loyal", "at_risk", "lapsed",
@@ -2883,7 +2882,7 @@ class LifecycleTails:
     clv_live: np.ndarray
     clv_lapsed: np.ndarray
     above: dict[str, np.ndarray]
-    above_sum: dict[str, np.ndarray]  # exact sums (:func:`segkit.rfm.above_sums`: Python ints)
+    above_sum: dict[str, np.ndarray]  # exact sums (:func:`segkit.data.distribution.above_sums`: Python ints)
 
     @classmethod
     def of(cls, lifecycle: pd.DataFrame, column: str, plan: ViewPlan) -> "LifecycleTails":

@@ -362,3 +362,41 @@ def test_on_spark_the_explorers_quick_looks_are_fitted_on_the_same_customers_and
         view = cluster_view(got, k, feature_set)
         assert view["customers"].sum() == len(table)
         pd.testing.assert_frame_equal(view, cluster_view(expected, k, feature_set))
+
+
+@pytest.mark.parametrize("first", [0, 1])
+def test_the_buckets_columns_merge_in_the_order_of_the_whole_customer_table(first):
+    """Review 2, merged columns: two attributes each held only in one bucket (a region in one, a country in the
+    other) and the campaign columns only in the region's bucket. The union of the buckets' columns is in the
+    whole table's order (campaign columns, then country before region), whichever bucket comes first; before,
+    a column went after the nearest earlier column of the first bucket holding it (country before the campaign
+    columns, region after it)."""
+    import segkit.steps.cluster as step
+    from segkit.features import customer_table
+
+    behaviour = pd.DataFrame({"customer_id": pd.array(list("abcd"), dtype="string"),
+                              "recency_days": [3, 40, 7, 90], "frequency": [2, 1, 5, 1],
+                              "monetary_total": [20.0, 8.5, 300.0, 12.0], "tenure_days": [90, 40, 200, 90]})
+    behaviour.attrs["as_of"] = "2024-06-01"
+    customers = pd.DataFrame({"customer_id": pd.array(list("abcd"), dtype="string"),
+                              "region": pd.array(["North", None, None, None], dtype="string"),
+                              "country": pd.array([None, None, "DE", None], dtype="string")})
+    campaign = pd.DataFrame({"customer_id": pd.array(["b"], dtype="string"), "arm": pd.array(["email"], dtype="string"),
+                             "opened": [True], "clicked": [False]})
+
+    def columns(ids: list[str]) -> list[tuple[str, str]]:
+        def of(frame: pd.DataFrame) -> pd.DataFrame:
+            return frame.loc[frame["customer_id"].isin(ids).to_numpy()].reset_index(drop=True)
+        part = of(behaviour)
+        part.attrs["as_of"] = behaviour.attrs["as_of"]
+        table = customer_table(None, of(customers), of(campaign), behaviour=part)
+        return [(c, step._spark_type(table[c].dtype)) for c in table.columns]
+
+    whole = customer_table(None, customers, campaign, behaviour=behaviour)
+    buckets = [columns(["a", "b"]), columns(["c", "d"])]
+    assert [n for n, _ in buckets[0]][-4:] == ["emails_received", "open_rate", "click_rate", "region"]
+    assert [n for n, _ in buckets[1]][-1] == "country"
+    merged = step._merged_columns(buckets[first:] + buckets[:first])
+    assert [name for name, _ in merged] == list(whole.columns)
+    assert list(whole.columns)[-5:] == ["emails_received", "open_rate", "click_rate", "country", "region"]
+    assert dict(merged) == {c: step._spark_type(whole[c].dtype) for c in whole.columns}

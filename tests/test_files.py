@@ -66,3 +66,33 @@ def test_a_csv_written_from_batches_is_the_csv_of_the_whole_frame_and_holds_one_
     assert "'=HYPERLINK(1)" in (tmp_path / "parts.csv").read_text()  # formula cells neutralised in every batch
     assert alive_before == [0, 1, 1]  # only the batch just written is held while the next is made
     assert not list(tmp_path.glob(".*.tmp"))
+
+
+def test_one_parquet_file_copied_from_parts_has_the_same_bytes_however_spark_split_the_rows(tmp_path, monkeypatch):
+    import pyarrow.parquet as pq
+
+    from segkit.core import files
+
+    monkeypatch.setattr(files, "ROW_GROUP_ROWS", 4)
+    rows = pd.DataFrame({"customer_id": [f"c{i:02d}" for i in range(10)], "value": np.arange(10) / 3})
+    copies = []
+    for n, split in enumerate([(3, 7), (5, 5), (1, 2, 7), (10,)]):
+        folder = tmp_path / f"split{n}"
+        folder.mkdir()
+        start = 0
+        for i, size in enumerate(split):  # parts as Spark writes them, each in row groups of its own
+            rows.iloc[start:start + size].to_parquet(folder / f"part-{i}.parquet", index=False, row_group_size=2)
+            start += size
+        files.copy_parquet_parts(files.parquet_parts(folder), folder / "all.parquet",
+                                 {"customer_id": "string", "value": "float64"})
+        copies.append(folder / "all.parquet")
+    assert len({path.read_bytes() for path in copies}) == 1  # the same bytes for every split
+    layout = pq.ParquetFile(copies[0]).metadata
+    assert [layout.row_group(i).num_rows for i in range(layout.num_row_groups)] == [4, 4, 2]
+    assert pd.read_parquet(copies[0]).equals(rows.astype({"customer_id": "string"}))
+
+
+def test_a_csv_of_no_batch_is_the_header_of_its_columns_as_write_frame_writes_an_empty_frame(tmp_path):
+    write_frame(tmp_path / "empty.csv", pd.DataFrame(columns=["customer_id", "rfm_segment"]))
+    write_csv_batches(tmp_path / "none.csv", iter(()), ["customer_id", "rfm_segment"])
+    assert (tmp_path / "none.csv").read_bytes() == (tmp_path / "empty.csv").read_bytes() == b"customer_id,rfm_segment\n"

@@ -243,3 +243,15 @@ def test_a_distribution_from_partial_counts_in_any_order_is_the_distribution_of_
         ValueDistribution.of_counts([1.0, 2.0, np.nan], [1, 1, 1])
     with pytest.raises(DataError, match="is empty; there is no median"):
         ValueDistribution.of_values([]).median()
+
+
+def test_exact_sums_refuse_infinite_values_and_rows_of_groups_not_among_the_keys():
+    from segkit.core.errors import DataError
+    from segkit.data.distribution import exact_float, exact_sums
+
+    with pytest.raises(DataError, match=r"^clv_12m: 1 infinite value\(s\) where a sum is shown"):
+        exact_sums(pd.DataFrame({"clv_12m": [np.inf, 1.0]}), np.array(["a", "a"]), ["a"])
+    with pytest.raises(ValueError, match=r"rows of groups not among keys \(\['zz'\]\)"):
+        exact_sums(pd.DataFrame({"x": [1.0, 2.0, 100.0]}), np.array(["a", "b", "zz"]), ["a", "b"])
+    sums = exact_sums(pd.DataFrame({"x": [1.0, np.nan, 100.0]}), np.array(["a", "b", "b"]), ["a", "b"])
+    assert [exact_float(v) for v in sums["x"]] == [1.0, 100.0]  # NaN left out, as a float sum with skipna

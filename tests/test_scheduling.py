@@ -154,7 +154,7 @@ def test_imported_modules_are_the_top_level_imports_of_the_code_cells():
     from segkit.core.config import project_root
 
     modules = imported_modules(project_root() / "notebooks" / "02_rfm.ipynb")
-    assert "segkit.steps.pipeline" in modules and "segkit.rfm" in modules
+    assert "segkit.steps.pipeline" in modules and "segkit.steps.rfm" in modules
     assert len(modules) == len(set(modules))
 
 

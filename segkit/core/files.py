@@ -13,13 +13,13 @@ import re
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any, Iterable, Iterator, Sequence
 
 import pandas as pd
 
 from segkit.core.escaping import neutralise_formula_cells, restore_formula_cells
 
-__all__ = ["atomic_write_bytes", "atomic_write_text", "parquet_parts", "SPARK_PART_FILE", "write_frame", "write_csv_batches", "read_frame", "folder_lock",
+__all__ = ["atomic_write_bytes", "atomic_write_text", "parquet_parts", "SPARK_PART_FILE", "write_frame", "write_csv_batches", "ROW_GROUP_ROWS", "read_frame", "folder_lock",
     "publish_parquet_parts", "copy_parquet_parts", "dumps_json", "csv_float", "CENTS_FROM", "CENTS_UNTIL"]
 
 
@@ -96,12 +96,13 @@ def write_frame(path: Path, frame: pd.DataFrame) -> None:
         frame.to_parquet(tmp, index=False)
 
 
-def write_csv_batches(path: Path, batches: Iterable[pd.DataFrame]) -> None:
+def write_csv_batches(path: Path, batches: Iterable[pd.DataFrame], columns: Sequence[str] = ()) -> None:
     """Write the rows of ``batches`` (frames with the same columns, in order) as one CSV, atomically.
 
     The bytes are those :func:`write_frame` writes for the batches concatenated (the header once,
     each cell by the same rules), but only one batch is in memory at a time: for a table read
-    part by part, such as the files of a Parquet dataset. No batch at all writes an empty file.
+    part by part, such as the files of a Parquet dataset. No batch at all writes the header of
+    ``columns`` (as :func:`write_frame` of an empty frame with them).
 
     Examples
     --------
@@ -114,9 +115,13 @@ def write_csv_batches(path: Path, batches: Iterable[pd.DataFrame]) -> None:
     """
     path = Path(path)
     with _atomic_file(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as out:
-        for i, batch in enumerate(batches):
-            neutralise_formula_cells(batch).to_csv(out, index=False, header=i == 0, float_format=csv_float,
+        written = False
+        for batch in batches:
+            neutralise_formula_cells(batch).to_csv(out, index=False, header=not written, float_format=csv_float,
                                                    lineterminator="\n")
+            written = True
+        if not written:
+            pd.DataFrame(columns=list(columns)).to_csv(out, index=False, lineterminator="\n")
 
 
 @contextlib.contextmanager
@@ -235,13 +240,19 @@ def publish_parquet_parts(written: Path, dest: Path) -> list[Path]:
     return parquet_parts(dest)
 
 
+#: Rows of each row group :func:`copy_parquet_parts` writes (the last one of a file may be shorter).
+ROW_GROUP_ROWS = 65_536
+
+
 def copy_parquet_parts(files: Iterable[str | Path], path: Path, dtypes: dict[str, str]) -> None:
     """Copy the rows of Parquet files (a Spark dataset's parts, in the order given: row order) into one
     Parquet file at ``path``, batch by batch, atomically: the file a pandas run writes with ``dtypes``.
 
     Each stored batch is read into pandas, given the pandas ``dtypes`` (column order included: columns not
-    named are dropped) and appended as a row group, so the driver holds one batch at a time, never the table.
-    No file (or no row) writes an empty file with the columns.
+    named are dropped) and written in row groups of :data:`ROW_GROUP_ROWS` rows (the last one shorter), so
+    the driver holds about one row group at a time, never the table, and the file's bytes depend on the rows
+    only, not on how Spark split them into parts and batches. No file (or no row) writes an empty file
+    with the columns.
 
     Parameters
     ----------
@@ -267,6 +278,7 @@ def copy_parquet_parts(files: Iterable[str | Path], path: Path, dtypes: dict[str
     dtypes = dict(dtypes)
     with _atomic_file(Path(path)) as tmp:
         writer = None
+        pending: list = []  # converted batches not yet written: fewer than ROW_GROUP_ROWS rows
         try:
             for file in files:
                 for batch in pq.ParquetFile(file).iter_batches():
@@ -274,7 +286,15 @@ def copy_parquet_parts(files: Iterable[str | Path], path: Path, dtypes: dict[str
                     table = pa.Table.from_pandas(frame, preserve_index=False)
                     if writer is None:
                         writer = pq.ParquetWriter(tmp, table.schema)
-                    writer.write_table(table.cast(writer.schema))
+                    pending.append(table.cast(writer.schema))
+                    if sum(len(t) for t in pending) >= ROW_GROUP_ROWS:
+                        held = pa.concat_tables(pending)
+                        whole = len(held) - len(held) % ROW_GROUP_ROWS
+                        for start in range(0, whole, ROW_GROUP_ROWS):  # one chunk per group: split-free pages
+                            writer.write_table(held.slice(start, ROW_GROUP_ROWS).combine_chunks())
+                        pending = [held.slice(whole)]
+            if pending and sum(len(t) for t in pending):
+                writer.write_table(pa.concat_tables(pending).combine_chunks())
             if writer is None:  # no rows: an empty file with the columns
                 table = pa.Table.from_pandas(pd.DataFrame({c: pd.Series(dtype=d) for c, d in dtypes.items()}),
                                              preserve_index=False)

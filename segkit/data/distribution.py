@@ -311,6 +311,13 @@ def exact_sums(values: pd.DataFrame, groups: npt.ArrayLike, keys: Sequence[Any])
     DataFrame
         Index ``keys``, the columns of ``values``, object dtype (Python ints).
 
+    Raises
+    ------
+    DataError
+        A column holds ±inf (a float sum would show inf; an exact sum has no such value).
+    ValueError
+        A row's group is not among ``keys``.
+
     Examples
     --------
     >>> v = pd.DataFrame({"x": [0.1, 0.2, 0.3, 1e16, -1e16]})
@@ -320,10 +327,17 @@ def exact_sums(values: pd.DataFrame, groups: npt.ArrayLike, keys: Sequence[Any])
     """
     keys = list(keys)
     position = pd.Index(keys).get_indexer(np.asarray(groups))
+    if (position < 0).any():
+        unknown = pd.unique(np.asarray(groups)[position < 0])[:3].tolist()
+        raise ValueError(f"exact_sums: rows of groups not among keys ({unknown}); pass every group as a key")
     out = pd.DataFrame(0, index=pd.Index(keys), columns=values.columns, dtype=object)
     for j, column in enumerate(values.columns):
         v = values[column].to_numpy(dtype="float64")
         keep = ~np.isnan(v) & (v != 0)
+        if np.isinf(v[keep]).any():
+            raise DataError(f"{column}: {int(np.isinf(v[keep]).sum()):,} infinite value(s) where a sum is shown; an "
+                            "infinite amount, score or CLV cannot be summed. Check the input or the model that "
+                            "produced it.")
         mantissa, exponent = np.frexp(v[keep])
         whole = np.ldexp(mantissa, 53).astype(np.int64)  # v = whole * 2**(exponent - 53), |whole| < 2**53
         high, low = whole >> 26, whole & ((1 << 26) - 1)

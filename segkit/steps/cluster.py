@@ -42,7 +42,7 @@ from segkit.cluster import (
 from segkit.core.errors import DataError, UpstreamMissingError
 from segkit.core.labels import feature_label
 from segkit.data.spark import frame_for_arrow
-from segkit.features import customer_table
+from segkit.features import CUSTOMER_COLUMN_ORDER, customer_table
 from segkit.steps.sources import behaviour_for
 from segkit.steps.spark_scoring import scores_on_spark, write_run_segments
 
@@ -345,18 +345,25 @@ def _ddl(columns: Sequence[tuple[str, str]]) -> str:
 
 
 def _merged_columns(parts: Sequence[Sequence[tuple[str, str]]]) -> list[tuple[str, str]]:
-    """The union of the partitions' columns in the order :func:`segkit.features.customer_table` makes them
-    (a column absent from a partition — no campaign row, no value of an attribute — takes its place after
-    the column it follows where it is present)."""
-    out: list[tuple[str, str]] = []
+    """The union of the partitions' columns (name, Spark type) in the order :func:`segkit.features.customer_table`
+    makes them on the whole table: the behaviour and channel columns (the same in every partition) in their
+    order, then the campaign and attribute columns a partition may lack (no campaign row, no value of an
+    attribute) in :data:`segkit.features.CUSTOMER_COLUMN_ORDER`. A column's type is the first partition's
+    that has it.
+
+    Examples
+    --------
+    >>> bucket_a = [("customer_id", "string"), ("frequency", "bigint"), ("country", "string")]
+    >>> bucket_b = [("customer_id", "string"), ("frequency", "bigint"), ("region", "string")]
+    >>> [name for name, _ in _merged_columns([bucket_b, bucket_a])]
+    ['customer_id', 'frequency', 'country', 'region']
+    """
+    kinds: dict[str, str] = {}
     for columns in parts:
-        for i, (name, kind) in enumerate(columns):
-            if name in dict(out):
-                continue
-            before = [n for n, _ in columns[:i] if n in dict(out)]
-            at = [n for n, _ in out].index(before[-1]) + 1 if before else 0
-            out.insert(at, (name, kind))
-    return out
+        for name, kind in columns:
+            kinds.setdefault(name, kind)
+    added = [name for name in CUSTOMER_COLUMN_ORDER if name in kinds]
+    return [(name, kinds[name]) for name in [*(n for n in kinds if n not in added), *added]]
 
 
 def spark_customer_table(ctx: Any, settings: ClusterSettings) -> tuple["SparkFrame", dict]:

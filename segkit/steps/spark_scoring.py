@@ -532,7 +532,7 @@ def write_customer_segments(scored: "SparkFrame", artifacts: str | Path, csv_max
     if csv_max_rows is None or sum(pq.ParquetFile(f).metadata.num_rows for f in files) > csv_max_rows:
         return folder, None
     batches = (_csv_dtypes(batch.to_pandas()) for f in files for batch in pq.ParquetFile(f).iter_batches(CSV_BATCH_ROWS))
-    write_csv_batches(csv, batches)  # one batch of rows on the driver at a time
+    write_csv_batches(csv, batches, columns)  # one batch of rows on the driver at a time
     return folder, csv
 
 
