@@ -40,7 +40,7 @@ test: $(VENV)/.installed-dev
 	$(BIN)/lint-imports --no-cache
 	$(PY) tests/browser_setup.py
 	$(PY) tests/spark_setup.py
-	$(PY) -m pytest -n 2 --dist loadfile --nbval --nbval-current-env \
+	$(PY) -m pytest -n 3 --dist loadfile --nbval --nbval-current-env \
 		--nbval-sanitize-with tests/nbval/sanitize.cfg --doctest-modules --durations=15 $(PYTEST_ARGS) tests segkit
 
 # JupyterLab on notebooks/ (segkit/widgets/lab.py): sets up the git filter that keeps notebook outputs

@@ -84,8 +84,8 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass, field, fields
-from typing import Any, Callable, Mapping
+from dataclasses import dataclass, field, fields, replace
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -410,6 +410,124 @@ def signups_on_or_after(customers: pd.DataFrame | None, as_of: str | pd.Timestam
     return int(len(ids))
 
 
+@dataclass(frozen=True)
+class PurchaseDaySpan:
+    """What 04 reads of the purchase days of every line before anything is staged, as counts that add up
+    over any split of the rows (:meth:`merge`): the days, the last of them (``as_of`` defaults to the day
+    after it) and the days and purchase orders dated on or after a given ``as_of`` (left out, with a warning).
+
+    Examples
+    --------
+    >>> days = pd.DataFrame({"order_date": pd.to_datetime(["2024-01-01", "2024-02-01", "2024-03-01"]),
+    ...                      "orders": [1, 2, 3]})
+    >>> span = PurchaseDaySpan.merge([PurchaseDaySpan.of(days[:1], pd.Timestamp("2024-02-01")),
+    ...                               PurchaseDaySpan.of(days[1:], pd.Timestamp("2024-02-01"))])
+    >>> span.days, span.last_day.date(), span.later_days, span.later_orders
+    (3, datetime.date(2024, 3, 1), 2, 5)
+    >>> PurchaseDaySpan.merge([]).days
+    0
+    """
+
+    days: int                       # customer purchase days
+    last_day: pd.Timestamp | None   # the latest purchase day (None without any)
+    later_days: int                 # days dated on or after the as_of given (0 without one)
+    later_orders: int               # purchase orders of those days
+
+    @classmethod
+    def of(cls, days: pd.DataFrame, as_of: pd.Timestamp | None) -> "PurchaseDaySpan":
+        """The span of purchase days ``order_date, orders`` (:func:`segkit.data.orders.purchase_days`, a part
+        of them or all); ``as_of`` None = nothing is later."""
+        dates = days["order_date"].to_numpy(dtype="datetime64[ns]")
+        later = (dates >= parse_as_of(as_of).to_datetime64() if as_of is not None
+                 else np.zeros(len(dates), dtype=bool))
+        return cls(int(len(dates)), pd.Timestamp(dates.max()) if len(dates) else None, int(later.sum()),
+                   int(days["orders"].to_numpy(dtype="int64")[later].sum()))
+
+    @classmethod
+    def merge(cls, parts: Sequence["PurchaseDaySpan"]) -> "PurchaseDaySpan":
+        """The span of the rows of all ``parts`` (no parts: no day)."""
+        last = [p.last_day for p in parts if p.last_day is not None]
+        return cls(sum(p.days for p in parts), max(last) if last else None, sum(p.later_days for p in parts),
+                   sum(p.later_orders for p in parts))
+
+
+@dataclass(frozen=True)
+class HistorySpan:
+    """What 04 reads of its customers besides their stages, as counts that add up over disjoint customers
+    (:meth:`merge`): the purchase days before ``as_of`` and the first of them (the snapshots start there),
+    the first order of the customers whose first order is not a purchase (with the first purchase, the data's
+    first day: :attr:`data_start`), and the customers without a purchase whose signup date is on or after
+    ``as_of`` (:func:`signups_on_or_after`).
+
+    Examples
+    --------
+    >>> days = pd.DataFrame({"customer_id": ["a", "a", "b"],
+    ...                      "order_date": pd.to_datetime(["2024-01-05", "2024-02-01", "2024-01-09"])})
+    >>> non_purchase = pd.DataFrame({"customer_id": ["c"], "first_order_date": pd.to_datetime(["2024-01-02"])})
+    >>> customers = pd.DataFrame({"customer_id": ["a", "d"], "signup_date": pd.to_datetime(["2024-05-01", "2024-05-01"])})
+    >>> span = HistorySpan.of(days, non_purchase, customers, "2024-03-01")
+    >>> span.days, span.first_purchase.date(), span.data_start.date(), span.not_signed_up
+    (3, datetime.date(2024, 1, 5), datetime.date(2024, 1, 2), 1)
+    """
+
+    days: int                              # purchase days before as_of
+    first_purchase: pd.Timestamp | None    # the first of them
+    first_order: pd.Timestamp | None       # first order of the customers whose first order is not a purchase
+    not_signed_up: int                     # customers without a purchase who sign up on or after as_of
+
+    @classmethod
+    def of(cls, days: pd.DataFrame, non_purchase: pd.DataFrame | None, customers: pd.DataFrame | None,
+           as_of: str | pd.Timestamp) -> "HistorySpan":
+        """The span of the customers of ``days`` (``customer_id, order_date``: purchase days before ``as_of``),
+        ``non_purchase`` (``first_order_date``, :func:`segkit.data.orders.first_non_purchase`) and
+        ``customers`` (``customer_id`` [, ``signup_date``])."""
+        dates = days["order_date"].to_numpy(dtype="datetime64[ns]")
+        orders = (non_purchase["first_order_date"].to_numpy(dtype="datetime64[ns]") if non_purchase is not None
+                  else np.zeros(0, dtype="datetime64[ns]"))
+        orders = orders[~np.isnat(orders)]
+        buyers = (pd.Index(days["customer_id"].astype("string").unique(), dtype="string")
+                  if customers is not None and "signup_date" in customers.columns else None)
+        return cls(int(len(dates)), pd.Timestamp(dates.min()) if len(dates) else None,
+                   pd.Timestamp(orders.min()) if len(orders) else None, signups_on_or_after(customers, as_of, buyers))
+
+    @classmethod
+    def merge(cls, parts: Sequence["HistorySpan"]) -> "HistorySpan":
+        """The span of the customers of all ``parts`` (disjoint customers; no parts: nobody)."""
+        def first(name: str) -> pd.Timestamp | None:
+            found = [getattr(p, name) for p in parts if getattr(p, name) is not None]
+            return min(found) if found else None
+
+        return cls(sum(p.days for p in parts), first("first_purchase"), first("first_order"),
+                   sum(p.not_signed_up for p in parts))
+
+    @property
+    def data_start(self) -> pd.Timestamp | None:
+        """The data's first day: the first purchase or the first order that is not one, whichever is earlier."""
+        found = [d for d in (self.first_purchase, self.first_order) if d is not None]
+        return min(found) if found else None
+
+    def require_purchases(self, as_of: str | pd.Timestamp) -> "HistorySpan":
+        """This span, or a :class:`DataError` when no purchase is dated before ``as_of``
+        (:func:`require_purchases_before`)."""
+        require_purchases_before(self.days, as_of)
+        return self
+
+
+def require_purchases_before(days: int, as_of: str | pd.Timestamp) -> None:
+    """A :class:`DataError` when there are no purchase ``days`` before ``as_of``: nothing to stage.
+
+    Examples
+    --------
+    >>> require_purchases_before(0, "2024-07-01")
+    Traceback (most recent call last):
+    ...
+    segkit.core.errors.DataError: artifacts/transactions_clean.parquet: every purchase is dated on or after as_of = 2024-07-01. Choose a later as_of.
+    """
+    if days == 0:
+        raise DataError(f"{SOURCE}: every purchase is dated on or after as_of = {parse_as_of(as_of).date()}. "
+                        "Choose a later as_of.")
+
+
 def _buyer_state(history: pd.DataFrame, as_of: pd.Timestamp) -> tuple[pd.DataFrame, np.ndarray, pd.Index]:
     """Buyers' columns of :func:`customer_state` (no ``engaged``), their positions in ``ids``, ``ids``.
 
@@ -719,6 +837,18 @@ class StageDistributions:
                   "repeat_values": repeat["monetary_total"].to_numpy(dtype="float64")}
         n = max(len(v) for v in values.values())
         return pd.DataFrame({name: np.r_[v, np.full(n - len(v), np.nan)] for name, v in values.items()})
+
+    def gap_days(self) -> ValueDistribution:
+        """The gaps as 04 shows them (the gap histogram, the threshold widget's churn windows): every distinct
+        gap with its count, named ``gap_days``, whichever engine counted them.
+
+        Raises
+        ------
+        DataError
+            The gaps were counted only near some quantiles (build them with every value:
+            :func:`segkit.steps.spark_lifecycle.stage_distributions_on_spark`).
+        """
+        return replace(self.gaps, column="gap_days").require_complete("the gap histogram")
 
 
 class LifecycleStager(BaseEstimator):
@@ -1203,6 +1333,8 @@ class SnapshotChances:
 
     @classmethod
     def merge(cls, parts: list["SnapshotChances"]) -> "SnapshotChances":
+        """The parts of the customers of all ``parts`` (disjoint customers, the same snapshot dates)."""
+        _require_parts(parts, "SnapshotChances", "SnapshotChances.of of no customer (an empty history)")
         sums = np.zeros(len(parts[0].chance_sum), dtype=object)
         sums[:] = [sum(int(p.chance_sum[j]) for p in parts) for j in range(len(sums))]
         return cls(sums, np.sum([p.live_repeat for p in parts], axis=0))
@@ -1542,6 +1674,15 @@ def cohort_matrix(cohorts: pd.DataFrame, value: str = "retention", min_cohort_si
     return rows.pivot(index="cohort", columns="months_since_first", values=value)
 
 
+def _require_parts(parts: Sequence[Any], what: str, empty: str) -> None:
+    """A :class:`DataError` (a ``ValueError``) when there is no part to merge: the shape of the merged counts
+    (snapshots, histogram bins) comes from the parts, so no part has no answer; a part of no customers is
+    ``empty``."""
+    if not len(parts):
+        raise DataError(f"{what}.merge got no parts: there is nothing to take the snapshot dates, stages or bins "
+                        f"from. Merge at least one part; the part of no customers is {empty}.")
+
+
 # --------------------------------------------------------------------------- history, in parts
 @dataclass
 class HistoryCounts:
@@ -1589,6 +1730,8 @@ class HistoryCounts:
     @classmethod
     def merge(cls, parts: list["HistoryCounts"]) -> "HistoryCounts":
         """The counts of the union of ``parts`` (disjoint customers, the same snapshot dates)."""
+        _require_parts(parts, "HistoryCounts", "HistoryCounts.of of no customer (an empty history)")
+
         def total(name: str) -> np.ndarray:
             return np.sum([getattr(part, name) for part in parts], axis=0, dtype=np.int64)
 
@@ -1631,6 +1774,8 @@ class LifecycleSettings:
     penalizer_coef: float = 0.0
     min_repeat_buyers: int = 20
     holdout_max_frequency: int = 7
+    #: Customers the holdout check reads at most: a seeded sample above it (None = every customer).
+    holdout_sample: int | None = 200_000
     max_relative_se: float = 1.0
     engagement_columns: tuple[str, ...] = ("opened", "clicked")
     stages: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
@@ -1664,6 +1809,10 @@ class LifecycleSettings:
                 if isinstance(v, bool) or not isinstance(v, (int, float)) or int(v) != v or v < 0:
                     raise ConfigError(f"lifecycle.{name} = {v!r} must be a whole number >= 0.")
                 values[name] = int(v)
+        sample = values.get("holdout_sample", 200_000)
+        if sample is not None and (isinstance(sample, bool) or not isinstance(sample, int) or sample < 1000):
+            raise ConfigError(f"lifecycle.holdout_sample = {sample!r}; use a whole number >= 1000 (customers the "
+                              "holdout check reads at most, a seeded sample above it), or null for every customer.")
         if values.get("horizon_months", 12) < 1:
             raise ConfigError("lifecycle.horizon_months must be at least 1 month.")
         for name in ("discount_rate", "margin", "penalizer_coef", "max_relative_se"):
@@ -1918,11 +2067,19 @@ def customer_inputs(days: pd.DataFrame, kept_total: pd.Series, as_of: str | pd.T
         :data:`INPUT_CLV_COLUMNS`, ``first_repeat_days``, ``first_repeat_seen`` (empty without a purchase);
         ``kept_total`` (empty without an RFM row).
     """
-    as_of = parse_as_of(as_of)
     history = purchase_history(days)
-    state = customer_state(history, as_of, customers, engagement, non_purchase, data_start)
     orders = spend_scaled(history[["customer_id", "purchase_date", "amount"]].rename(
         columns={"purchase_date": "order_date"}), kept_total)
+    return inputs_of_history(history, orders, kept_total, as_of, customers, engagement, non_purchase, data_start)
+
+
+def inputs_of_history(history: pd.DataFrame, orders: pd.DataFrame, kept_total: pd.Series, as_of: str | pd.Timestamp,
+                      customers: pd.DataFrame | None = None, engagement: pd.Series | None = None,
+                      non_purchase: pd.DataFrame | None = None, data_start: pd.Timestamp | None = None) -> pd.DataFrame:
+    """:func:`customer_inputs` from what the one-machine producer already holds: the :func:`purchase_history`
+    of the purchase days and its purchases scaled to the kept value (``orders``: :func:`spend_scaled`)."""
+    as_of = parse_as_of(as_of)
+    state = customer_state(history, as_of, customers, engagement, non_purchase, data_start)
     end = as_of - pd.Timedelta(days=1)
     if len(orders):
         summary = clv_summary(orders, end)
@@ -1958,6 +2115,27 @@ def input_summary(inputs: pd.DataFrame) -> pd.DataFrame:
     summary = buyers[[f"clv_{c}" for c in INPUT_CLV_COLUMNS]].set_axis(list(INPUT_CLV_COLUMNS), axis=1)
     summary.index = pd.Index(buyers["customer_id"], dtype="string", name="customer_id")
     return summary.astype("float64")
+
+
+def chance_state(inputs: pd.DataFrame, models: CLVModels) -> pd.DataFrame:
+    """The :func:`input_state` of rows of :func:`customer_inputs` with each customer's ``p_alive`` and
+    ``p_purchase_90d`` (:func:`chances_as_of`; NaN without BG/NBD): what the stage rules read, as
+    :meth:`LifecycleStager.predict` gives it for the whole base."""
+    state = input_state(inputs)
+    if models.bgnbd is not None:
+        state["p_alive"], state["p_purchase_90d"] = chances_as_of(models.bgnbd, state, models.one_time, models.choice)
+    else:
+        state["p_alive"] = state["p_purchase_90d"] = np.nan
+    return state
+
+
+def input_durations(inputs: pd.DataFrame) -> pd.DataFrame:
+    """The :func:`segkit.clv.first_repeat_durations` frame (``days, repeated``; index ``customer_id``, buyers only,
+    in :func:`input_summary`'s order) of rows of :func:`customer_inputs`."""
+    buyers = inputs[inputs["clv_frequency"].notna().to_numpy()]
+    return pd.DataFrame({"days": buyers["first_repeat_days"].to_numpy(dtype="float64"),
+                         "repeated": buyers["first_repeat_seen"].to_numpy(dtype=bool)},
+                        index=pd.Index(buyers["customer_id"], dtype="string", name="customer_id"))
 
 
 def chance_reference_part(state: pd.DataFrame, models: CLVModels, thresholds: StageThresholds) -> tuple[int, int]:
@@ -2017,11 +2195,7 @@ def lifecycle_rows(inputs: pd.DataFrame, models: CLVModels, thresholds: StageThr
     ``chance_reference`` is the mean 90-day purchase chance of all live repeat buyers (from
     :func:`chance_reference_part` of every part); None = of ``inputs`` (all customers in one frame).
     """
-    state = input_state(inputs)
-    if models.bgnbd is not None:
-        state["p_alive"], state["p_purchase_90d"] = chances_as_of(models.bgnbd, state, models.one_time, models.choice)
-    else:
-        state["p_alive"] = state["p_purchase_90d"] = np.nan
+    state = chance_state(inputs, models)
     known = models.bgnbd is not None
     state["lifecycle_stage"] = assign_lifecycle_stage(state, thresholds, state["p_alive"] if known else None,
                                                       state["p_purchase_90d"] if known else None, chance_reference)
@@ -2098,6 +2272,15 @@ class HoldoutCheck:
     reported_choice: ExportChoice | None = None
     #: Where the reported calibrated values come from, in words.
     reported_from: str = ""
+    #: Customers the check's seeded sample was drawn from and those it read
+    #: (:func:`segkit.steps.lifecycle_holdout.holdout_check_for`; 0 = not recorded).
+    customers: int = 0
+    sample_customers: int = 0
+
+    @property
+    def sampled(self) -> bool:
+        """Whether the check read a seeded sample of its customers rather than all of them."""
+        return self.sample_customers < self.customers
 
 
 def holdout_by_stage(stages: pd.Series, cal: pd.DataFrame, predicted: np.ndarray,
@@ -2547,6 +2730,113 @@ def stage_table(counts: np.ndarray, stage_info: pd.DataFrame | None = None) -> p
     return out
 
 
+def threshold_choices(
+    thresholds: StageThresholds, gaps: ValueDistribution | np.ndarray,
+    quantiles: tuple[float, ...] = (0.75, 0.8, 0.9, 0.95, 0.99), overdue_factors: tuple[float, ...] = (1.5, 2.0, 3.0),
+) -> dict[str, StageThresholds]:
+    """The threshold widget's choices: churn windows at several gap quantiles (exact, of the gaps' distribution
+    or array) x overdue factors.
+
+    Examples
+    --------
+    >>> th = StageThresholds(churn_window_days=90, new_window_days=30, base_interval_days=30)
+    >>> list(threshold_choices(th, np.arange(1.0, 101.0), (0.5,), (2.0,)))
+    ['churn window 51 days (50% of gaps shorter) · overdue factor 2']
+    """
+    if not isinstance(gaps, ValueDistribution):
+        gaps = ValueDistribution.of_values(np.asarray(gaps, dtype="float64"), column="gap_days")
+    choices = {}
+    for q in quantiles:
+        window = gaps.higher_quantile(q) if gaps.n else thresholds.churn_window_days
+        for factor in overdue_factors:
+            label = f"churn window {window:,.0f} days ({q:.0%} of gaps shorter) · overdue factor {factor:g}"
+            choices[label] = replace(thresholds, churn_window_days=window, overdue_factor=factor)
+    return choices
+
+
+def threshold_reference_parts(state: pd.DataFrame, choices: Sequence[StageThresholds]) -> list[tuple[int, int]]:
+    """:func:`chance_reference_sum` of the customers of ``state`` (with ``p_purchase_90d``: :func:`chance_state`)
+    under each of ``choices``: the at-risk rule's reference depends on the churn window. Parts of disjoint
+    customers merge with :func:`chance_reference` choice by choice (:func:`threshold_references`).
+
+    Examples
+    --------
+    >>> state = pd.DataFrame({"n_purchases": [2, 3], "recency_days": [10.0, 200.0], "p_purchase_90d": [0.5, 0.25]})
+    >>> th = StageThresholds(churn_window_days=100, new_window_days=30, base_interval_days=30)
+    >>> [n for _, n in threshold_reference_parts(state, [th, replace(th, churn_window_days=300)])]
+    [1, 2]
+    """
+    chance = state["p_purchase_90d"].to_numpy(dtype="float64")
+    n, recency = state["n_purchases"].to_numpy(), state["recency_days"].to_numpy(dtype="float64")
+    return [chance_reference_sum(chance, n, recency, th) for th in choices]
+
+
+def merge_reference_parts(parts: Sequence[Sequence[tuple[int, int]]]) -> list[tuple[int, int]]:
+    """:func:`threshold_reference_parts` of disjoint customers (each a list over the same choices), added
+    choice by choice, exactly: the parts of their union (no parts: none).
+
+    Examples
+    --------
+    >>> merge_reference_parts([[(3, 1), (5, 2)], [(4, 1), (0, 0)]])
+    [(7, 2), (5, 2)]
+    """
+    if not parts:
+        return []
+    return [(sum(int(part[i][0]) for part in parts), sum(int(part[i][1]) for part in parts))
+            for i in range(len(parts[0]))]
+
+
+def threshold_references(parts: Sequence[Sequence[tuple[int, int]]]) -> list[float]:
+    """The at-risk rule's reference of each choice over the customers of all ``parts``
+    (:func:`threshold_reference_parts` of disjoint customers): :func:`chance_reference` of their sums.
+
+    Examples
+    --------
+    >>> threshold_references([[(exact_sum([0.5]), 1)], [(exact_sum([0.25]), 1)]])
+    [0.375]
+    >>> threshold_references([])
+    []
+    """
+    return [chance_reference([pair]) for pair in merge_reference_parts(parts)]
+
+
+def threshold_stage_counts(state: pd.DataFrame, choices: Sequence[StageThresholds],
+                           references: Sequence[float] | None = None, chances: bool = True) -> np.ndarray:
+    """Customers per stage (:data:`STAGES`) of ``state`` staged with each of ``choices``: what the threshold
+    widget shows, ``(choices, stages)`` counts that add up over disjoint parts of the customers.
+
+    Parameters
+    ----------
+    state : DataFrame
+        :func:`customer_state` columns with ``p_alive`` and ``p_purchase_90d`` (:func:`chance_state`,
+        :meth:`LifecycleStager.predict`).
+    choices : sequence of StageThresholds
+    references : sequence of float, optional
+        The at-risk rule's reference of each choice over the whole base (:func:`threshold_references`) when
+        ``state`` is one part of it; None = over the rows of ``state``.
+    chances : bool
+        Whether ``state`` holds the model's chances (BG/NBD fitted): the P(alive) and purchase-chance rules
+        apply; False = the overdue rule, as :func:`assign_lifecycle_stage` without chances.
+
+    Examples
+    --------
+    >>> state = pd.DataFrame({"n_purchases": [2, 2], "recency_days": [100.0, 200.0], "tenure_days": [300.0, 400.0],
+    ...     "gap_before_last_days": 30.0, "own_interval_days": 30.0, "monetary_total": 50.0, "engaged": False})
+    >>> th = StageThresholds(churn_window_days=150, new_window_days=30, base_interval_days=30)
+    >>> counts = threshold_stage_counts(state, [th, replace(th, churn_window_days=250)], chances=False)
+    >>> counts[:, [STAGES.index("at_risk"), STAGES.index("lapsed")]].tolist()
+    [[1, 1], [2, 0]]
+    """
+    counts = np.zeros((len(choices), len(STAGES)), dtype="int64")
+    p_alive = state["p_alive"] if chances else None
+    p_purchase = state["p_purchase_90d"] if chances and "p_purchase_90d" in state.columns else None
+    for i, th in enumerate(choices):
+        reference = None if references is None else references[i]
+        stages = assign_lifecycle_stage(state, th, p_alive, p_purchase, reference)
+        counts[i] = np.bincount(stages.cat.codes.to_numpy(), minlength=len(STAGES))[:len(STAGES)]
+    return counts
+
+
 # --------------------------------------------------------------------------- display tables
 # --------------------------------------------------------------------------- producer
 # --------------------------------------------------------------------------- summary
@@ -2555,7 +2845,7 @@ __all__ = [
     "customer_state", "engagement_dates", "assign_lifecycle_stage", "inter_purchase_gaps", "snapshot_dates",
     "stage_history", "stage_counts", "transition_counts", "row_shares", "period_rates", "complete_periods", "cohort_table",
     "cohort_matrix", "fit_clv_models", "fit_clv_tables", "score_customers", "spend_scaled", "customer_inputs",
-    "INPUT_STATE_COLUMNS", "INPUT_CLV_COLUMNS", "input_state", "input_summary", "chance_reference_part", "chance_reference_sum",
+    "INPUT_STATE_COLUMNS", "INPUT_CLV_COLUMNS", "inputs_of_history", "input_state", "input_summary", "input_durations", "chance_reference_part", "chance_reference_sum",
     "chance_reference", "lifecycle_table",
     "lifecycle_rows", "STAGE_VALUES", "clv_overview", "stage_sizes", "holdout_by_stage",
     "run_holdout_check", "holdout_purchases", "HoldoutCheck", "one_time_curve", "identification_warnings", "EXPORT_COLUMNS",
@@ -2564,7 +2854,8 @@ __all__ = [
     "earlier_holdout_choice", "live_repeat_buyers", "higher_quantile", "StageDistributions",
     "LifecycleCounts", "LifecycleTails", "LifecycleView", "ViewPlan", "TopNeeds", "VIEW_NEEDS", "VIEW_VALUES",
     "view_values", "lifecycle_view", "stage_table", "VIEW_DEFAULTS", "top_count", "curve_counts",
-    "SnapshotChances", "HistoryCounts", "HistoryTables", "snapshot_stage_counts", "stage_count_table",
+    "SnapshotChances", "HistoryCounts", "HistoryTables", "PurchaseDaySpan", "HistorySpan", "require_purchases_before", "chance_state",
+    "threshold_choices", "threshold_reference_parts", "merge_reference_parts", "threshold_references", "threshold_stage_counts", "snapshot_stage_counts", "stage_count_table",
     "snapshot_moves", "transition_table", "period_counts", "rate_table_of", "cohort_cells", "merge_cohort_cells",
     "cohort_table_of",
 ]
@@ -2777,6 +3068,7 @@ class LifecycleCounts:
     @classmethod
     def merge(cls, parts: list["LifecycleCounts"]) -> "LifecycleCounts":
         """The counts of the customers of all ``parts`` (slices of disjoint customers)."""
+        _require_parts(parts, "LifecycleCounts", "LifecycleCounts.of of an empty slice")
         first = [p.first_purchase for p in parts if p.first_purchase is not None]
         last = [p.last_purchase for p in parts if p.last_purchase is not None]
         pairs = pd.concat([p.segment_stages for p in parts], ignore_index=True)
@@ -2901,6 +3193,8 @@ class LifecycleTails:
 
     @classmethod
     def merge(cls, parts: list["LifecycleTails"]) -> "LifecycleTails":
+        """The tails of the customers of all ``parts`` (slices of disjoint customers, the same plan)."""
+        _require_parts(parts, "LifecycleTails", "LifecycleTails.of of an empty slice with the plan")
         return cls(sum(p.ages for p in parts), sum(p.clv_live for p in parts), sum(p.clv_lapsed for p in parts),
                    {g: sum(p.above[g] for p in parts) for g in CLV_GROUPS},
                    {g: _exact_added([p.above_sum[g] for p in parts]) for g in CLV_GROUPS})

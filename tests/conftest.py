@@ -50,13 +50,15 @@ _restore_pandas_display_options_of_the_module = pytest.fixture(autouse=True, sco
 
 
 #: Test files that take minutes (Spark runs, whole pipelines, the browser, the bench smoke), longest first.
-#: Under ``pytest -n 2 --dist loadfile`` workers take files in collection order; starting the long ones
-#: first keeps one of them from running alone at the end (longest-first scheduling).
+#: Under ``pytest -n 3 --dist loadfile`` (``make test``: three workers on two cores, because the Spark and
+#: notebook tests wait on their JVMs and kernels about half the time) workers take files in collection order;
+#: starting the long ones first keeps one of them from running alone at the end (longest-first scheduling).
 LONG_FILES: tuple[str, ...] = (
     "test_spark_pipeline.py", "test_bench.py", "test_jupyterlab.py", "test_spark.py", "test_spark_audit.py",
     "test_spark_inputs.py", "test_spark_ranks.py", "test_spark_sample.py", "test_spark_patterns.py",
     "test_lifecycle_spark.py", "test_lifecycle_history.py", "test_lifecycle_views.py", "test_cluster_views.py",
     "test_real_export_truth.py", "test_e2e.py", "test_shopify.py", "test_scheduling.py",
+    "test_lifecycle_holdout_sample.py", "test_campaign_spark.py",
 )
 
 

@@ -1,6 +1,6 @@
 """04's history tables (snapshots, transitions, period rates, cohorts) from counts that add up over parts of
 the customers: :class:`segkit.lifecycle.HistoryCounts` of random parts, merged, equals the whole base (what
-Spark does per bucket of customers, :func:`segkit.steps.lifecycle.history_counts_on_spark`), with the at-risk
+Spark does per bucket of customers, :func:`segkit.steps.spark_lifecycle.history_counts_on_spark`), with the at-risk
 rule's reference taken over the whole base (:class:`segkit.lifecycle.SnapshotChances`)."""
 
 from __future__ import annotations
@@ -172,7 +172,7 @@ def test_the_tagged_rows_give_the_shops_inputs(shop):
 @pytest.mark.filterwarnings("error::FutureWarning")  # finding 6: pyspark's pandas-3 note stays quiet
 def test_spark_counts_every_bucket_of_customers_on_its_executors(shop):
     from segkit.data.spark import child_session, pandas_warnings_quiet, spark_session
-    from segkit.steps.lifecycle import history_counts_on_spark
+    from segkit.steps.spark_lifecycle import history_counts_on_spark
 
     session = child_session(spark_session())
     with pandas_warnings_quiet():

@@ -223,3 +223,16 @@ def test_spark_computes_the_same_view_on_its_executors(table, view):
         frame = session.createDataFrame(table.astype({"customer_id": "object", "lifecycle_stage": "object",
                                                       "rfm_segment": "object"})).repartition(3)
     assert_same_view(lifecycle_view_on_spark(frame, COLUMN, partitions=3), view)
+
+
+def test_merging_no_parts_says_what_is_missing():
+    """Merging no parts has no snapshot dates, stages or bins to take the shape from: a DataError (a ValueError)
+    that says so and what the part of no customers is, not a bare IndexError."""
+    from segkit.core.errors import DataError
+    from segkit.lifecycle import HistoryCounts, SnapshotChances
+
+    for kind in (SnapshotChances, HistoryCounts, LifecycleCounts, LifecycleTails):
+        with pytest.raises(DataError, match=rf"^{kind.__name__}\.merge got no parts: .* Merge at least one part; "
+                                            rf"the part of no customers is {kind.__name__}\.of of ") as raised:
+            kind.merge([])
+        assert isinstance(raised.value, ValueError)

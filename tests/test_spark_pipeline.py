@@ -30,6 +30,7 @@ import fcntl
 import json
 import os
 import shutil
+from concurrent.futures import ThreadPoolExecutor
 from importlib import metadata
 from pathlib import Path
 
@@ -82,10 +83,13 @@ def segkit_run(folder: Path, engine: dict, inputs_as_uris: bool = False) -> Path
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory) -> dict[str, Path]:
-    """The sample run folders: ``duckdb`` and ``spark`` (one Spark pipeline run for the module)."""
-    return {"duckdb": segkit_run(tmp_path_factory.mktemp("duckdb"), {"kind": "duckdb"}),
-            "spark": segkit_run(tmp_path_factory.mktemp("spark"), {"kind": "spark", "spark": {"master": MASTER}},
-                                inputs_as_uris=True)}
+    """The sample run folders: ``duckdb`` and ``spark`` (one Spark pipeline run for the module), made side by
+    side: the Spark run waits on its JVM and many small jobs most of the time, the DuckDB run fills the gaps."""
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        spark_run = pool.submit(segkit_run, tmp_path_factory.mktemp("spark"),
+                                {"kind": "spark", "spark": {"master": MASTER}}, inputs_as_uris=True)
+        duckdb_run = pool.submit(segkit_run, tmp_path_factory.mktemp("duckdb"), {"kind": "duckdb"})
+        return {"duckdb": duckdb_run.result(), "spark": spark_run.result()}
 
 
 def stderr_outputs(run: Path) -> list[str]:
@@ -636,7 +640,7 @@ def test_02_on_spark_brings_no_customer_rows_to_the_driver_through_spark(runs, t
 @pytest.mark.slow
 def test_04_on_spark_counts_the_history_tables_on_the_executors_and_writes_the_duckdb_runs_cohorts(runs):
     """Snapshots (in TABLES) and cohorts come from counts merged over buckets of customers
-    (segkit.steps.lifecycle.history_counts_on_spark): the same months, counts and revenue as the DuckDB run, bit for
+    (segkit.steps.spark_lifecycle.history_counts_on_spark): the same months, counts and revenue as the DuckDB run, bit for
     bit (revenue is summed exactly, whatever the buckets)."""
     cohorts = {kind: pd.read_parquet(run / "artifacts" / "cohorts.parquet") for kind, run in runs.items()}
     assert len(cohorts["duckdb"]) > 10 and cohorts["duckdb"]["customers_purchasing"].sum() > 0
@@ -689,18 +693,17 @@ def test_02_without_a_buyer_stops_on_spark_with_the_duckdb_runs_message(tmp_path
 
 
 # --------------------------------------------------------------------------- F3 lifecycle: what 04 collects
-#: Columns of the Spark results 04 on Spark still brings to its kernel per customer (a ``customer_id`` or the
-#: purchase-day table's customer ``code``), in the order it asks for them, and why (the holdout check and
-#: the kernel's own state are fitted from these in pandas; docs/SCALE.md):
-PURCHASE_DAYS_04 = [("toArrow", ("customer_id", "code")), ("toArrow", ("code", "day", "amount", "orders"))]
+#: Columns of the Spark results 04 on Spark still brings to its kernel per customer (a ``customer_id``), in the
+#: order it asks for them: only the holdout check's seeded sample (segkit.steps.lifecycle_holdout, H's; every
+#: customer of the 3,000 of the sample, under lifecycle.holdout_sample). as_of, the data's start, the snapshots'
+#: start, the later purchases, the gaps, the threshold widget's stage sizes and the not-signed-up count are
+#: partials per partition merged on the driver (segkit.steps.spark_lifecycle).
+SAMPLE_DAYS_04 = ("toPandas", ("customer_id", "day", "amount", "orders"))
 KNOWN_04_CUSTOMER_COLLECTS = [
-    *PURCHASE_DAYS_04,  # purchase days of every line: as_of, the kernel's history (gaps, threshold widget)
-    *PURCHASE_DAYS_04,  # as seen at the run's as_of: the history the holdout check and the widget's state read
-    ("toPandas", ("customer_id", "recency_days", "frequency", "monetary_total", "monetary_avg", "tenure_days",
-                  "first_order_date", "last_order_date")),  # kept value: the holdout's spend scaling
-    ("toPandas", ("customer_id", "first_order_date", "first_purchase_date")),  # data start, the widget's state
-    *PURCHASE_DAYS_04,  # purchase days as seen at the holdout cut-off (calibration period)
-    *PURCHASE_DAYS_04,  # ... and at the earlier cut-off that checks the export choice
+    SAMPLE_DAYS_04,  # the sample's purchase days as seen at the holdout cut-off (calibration period)
+    SAMPLE_DAYS_04,  # ... and at the earlier cut-off that checks the export choice
+    SAMPLE_DAYS_04,  # ... and before as_of (the holdout's orders)
+    ("toPandas", ("customer_id", "monetary_total")),  # the sample's kept value: the holdout's spend scaling
 ]
 #: Columns of 04's other Spark results: value distributions' rows, count tables, merged parts (bounded by the
 #: needs, the patterns and the partitions, not by the customers) and one-row checks of the lines.
@@ -708,7 +711,7 @@ BOUNDED_04_COLLECTS = {
     ("complete",), ("_file", "_block", "n"), ("last_order_date",),
     ("key", "_segkit_part", "rows", "customers", "last_count", "missing"), ("key", "index", "value", "below", "count"),
     ("days", "repeated", "customers"), ("frequency", "recency", "T", "customers"),
-    ("frequency", "monetary_value", "customers"), ("chance_sum", "live_repeat_buyers"), ("part",),
+    ("frequency", "monetary_value", "customers"), ("part",),
 }
 #: A look at the first lines (SparkLines' checks of the clean lines) reads at most this many.
 FIRST_LINES = 3
@@ -718,8 +721,8 @@ FIRST_LINES = 3
 def test_04_on_spark_collects_per_customer_only_its_known_kernel_inputs_and_warns_nothing(runs, tmp_path,
                                                                                           monkeypatch):
     """04 on Spark stages, scores and aggregates on the executors; what its kernel still collects per customer
-    is the known list above (purchase days for the holdout check and the gaps, the kept value, the first
-    non-purchase orders): any new per-customer collect fails here, as does any new kind of result. No Spark call
+    is the known list above (the holdout check's seeded sample): any new per-customer collect fails here, as does
+    any new kind of result, and it reads no artifact into pandas. No Spark call
     lets pyspark's FutureWarning about pandas 3 out (finding 6: a notebook shows it on stderr)."""
     import warnings
 
@@ -752,4 +755,43 @@ def test_04_on_spark_collects_per_customer_only_its_known_kernel_inputs_and_warn
     assert per_customer == KNOWN_04_CUSTOMER_COLLECTS
     others = {columns for _, columns, _ in results if not {"customer_id", "code"} & set(columns)}
     assert others == BOUNDED_04_COLLECTS
-    assert spy.artifacts == ["customers_clean", "campaign_clean"]  # ids, signup dates and engagement for the state
+    assert spy.artifacts == []  # the executors read the customers and the campaign
+
+
+# --------------------------------------------------------------------------- K campaign: what 05 collects
+#: Spark results 05 on Spark still brings to its kernel per recipient or customer (columns, in order): the
+#: recipients' RFM and lifecycle labels at each send (refitted on the executors: segkit.steps.spark_campaign), then
+#: per dated send the RFM base, behaviour and channel counts behind the cluster names at that send (the customer
+#: table as of each send is still built on the driver), then the retention flags. The send histories (RFM bases
+#: and purchase days at each send) are not among them.
+SEND_LABELS_05 = ("campaign_id", "customer_id", "label")
+CLUSTER_INPUTS_05 = [
+    ("customer_id", "recency_days", "frequency", "monetary_total", "monetary_avg", "tenure_days", "first_order_date",
+     "last_order_date"),
+    ("customer_id", "aov", "median_days_between_orders", "return_share", "category_breadth", "favourite_category"),
+    ("customer_id", "channel", "n"),
+]
+KNOWN_05_RECIPIENT_COLLECTS = [SEND_LABELS_05, SEND_LABELS_05, *CLUSTER_INPUTS_05 * 3, ("recipient_row", "retained")]
+#: The artifacts 05 still reads into pandas (the campaign rows, the labels' dimensions, the cluster model's check).
+KNOWN_05_ARTIFACTS = ["campaign_clean", "customer_segments", "clusters", "cluster_model", "customers_clean"]
+
+
+@pytest.mark.slow
+def test_05_on_spark_collects_per_recipient_only_its_known_kernel_inputs(runs, tmp_path, monkeypatch):
+    """05 on Spark refits RFM and lifecycle at each send on the executors and brings only the recipients' labels
+    to the driver (at most one row per campaign row); any other per-customer result (e.g. a send history) or a
+    new artifact read into pandas fails here. What it still holds per recipient is the known list above."""
+    from segkit.steps import campaign as campaign_step
+
+    run = tmp_path / "run"
+    shutil.copytree(runs["spark"], run)
+    ctx = open_run("05_campaign_evaluation", run, run / "config.yml")
+    recipients = len(pd.read_parquet(run / "artifacts" / "campaign_clean.parquet", columns=["customer_id"]))
+    spy = CollectSpy(monkeypatch)
+    result = campaign_step.build_campaign_artifacts(ctx)
+    assert result.distinct_customers > 0
+    per_recipient = [(columns, rows) for columns, rows in spy.collected
+                     if {"customer_id", "recipient_row"} & set(columns) and rows > FIRST_LINES]
+    assert [columns for columns, _ in per_recipient] == KNOWN_05_RECIPIENT_COLLECTS
+    assert all(rows <= recipients for columns, rows in per_recipient if columns == SEND_LABELS_05)
+    assert spy.artifacts == KNOWN_05_ARTIFACTS

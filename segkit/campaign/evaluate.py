@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass, field
+from typing import Sequence
 
 import pandas as pd
 
@@ -19,14 +20,15 @@ from segkit.campaign.decisions import (
     roi_table,
     targeting_table,
 )
-from segkit.campaign.metrics import segment_table, srm_table, srm_warnings
-from segkit.campaign.prepare import prepare_campaign, retention_flags, segment_column, segment_labels, send_dates
+from segkit.campaign.metrics import segment_table_of_sums, srm_table_of_counts, srm_warnings
+from segkit.campaign.partials import NO_DIMENSION, EvaluationParts, evaluation_parts
+from segkit.campaign.prepare import prepare_campaign, retention_flags, segment_labels, send_dates
 from segkit.campaign.settings import ALL_SEGMENTS, RESULT_COLUMNS, SEGMENT_DIMENSIONS, CampaignSettings
 from segkit.core.errors import ConfigError
 from segkit.data.engine import OrderLines
 
 __all__ = [
-    "campaign_overview", "CampaignResult", "evaluate_campaigns",
+    "campaign_overview", "CampaignResult", "chosen_dimension", "evaluate_campaigns", "evaluate_parts",
 ]
 
 
@@ -105,8 +107,10 @@ class CampaignResult:
     retention_note: str = ""
 
 
-def _check_arms(prepared: pd.DataFrame, settings: CampaignSettings, source: str) -> list[str]:
-    pairs = prepared[["campaign_id", "arm"]].drop_duplicates().astype(str).sort_values(["campaign_id", "arm"])
+def _check_arms(cells: pd.DataFrame, settings: CampaignSettings, source: str) -> list[str]:
+    """Refuse a control arm that no campaign has; note campaigns without one or with only it (from the cells
+    of :func:`segkit.campaign.metrics.cell_sums`)."""
+    pairs = cells[["campaign_id", "arm"]].drop_duplicates().astype(str).sort_values(["campaign_id", "arm"])
     arms_by = pairs.groupby("campaign_id", sort=True)["arm"].agg(list)
     has = arms_by.map(lambda a: settings.control_arm in a)
     if not has.any():
@@ -122,6 +126,14 @@ def _check_arms(prepared: pd.DataFrame, settings: CampaignSettings, source: str)
         if has[cid]:
             msgs.append(f"Campaign {cid} has only the control arm: nothing to compare.")
     return msgs
+
+
+def chosen_dimension(settings: CampaignSettings, available: list[str]) -> str:
+    """The dimension the results are segmented by: ``settings.segment_by``, or for ``"auto"`` the first of
+    :data:`SEGMENT_DIMENSIONS` among ``available`` (``"none"`` without any)."""
+    if settings.segment_by == "auto":
+        return available[0] if available else NO_DIMENSION
+    return settings.segment_by
 
 
 def evaluate_campaigns(
@@ -167,40 +179,64 @@ def evaluate_campaigns(
     """
     s = (settings or CampaignSettings()).validated()
     available = [d for d in SEGMENT_DIMENSIONS if labels is not None and d in labels.columns]
-    dimension = s.segment_by
-    if dimension == "auto":
-        dimension = available[0] if available else "none"
+    dimension = chosen_dimension(s, available)
     prepared = prepare_campaign(campaign, source=source)  # validates before anything else reads it
-    warn = _check_arms(prepared, s, source)
-    retention_note = ""
+    _check_arms(prepared[["campaign_id", "arm"]], s, source)  # a wrong control arm stops before retention
     if transactions is not None:
-        flags = retention_flags(prepared, transactions, s.retention_days, as_of)
-        prepared["retained"] = flags.to_numpy()
-        unknown = int(prepared["retained"].isna().sum())
-        if unknown:
-            retention_note = (f"Retention unknown for {unknown:,} of {len(prepared):,} campaign customers: their "
-                              f"{s.retention_days}-day window ends after the data (or no send date).")
+        prepared["retained"] = retention_flags(prepared, transactions, s.retention_days, as_of).to_numpy()
+    dims = [d for d in dict.fromkeys([dimension, *available]) if d != NO_DIMENSION]
+    for dim in dims:
+        prepared[dim] = segment_labels(prepared["customer_id"], labels, dim, campaign_ids=prepared["campaign_id"])
+    return evaluate_parts(evaluation_parts(prepared, dims), s, dimension, available, source,
+                          retention=transactions is not None)
+
+
+def evaluate_parts(parts: EvaluationParts, settings: CampaignSettings, dimension: str, available: Sequence[str],
+                   source: str = "campaign_clean", retention: bool = True) -> CampaignResult:
+    """:func:`evaluate_campaigns` from the sums of its rows (:func:`segkit.campaign.partials.evaluation_parts`
+    of all the rows, or :meth:`~segkit.campaign.partials.EvaluationParts.merge` of parts of them).
+
+    Parameters
+    ----------
+    parts : EvaluationParts
+        Cell sums of ``dimension`` and every dimension of ``available`` (and ``"none"``).
+    settings : CampaignSettings
+        Validated settings.
+    dimension : str
+        The dimension of the results (:func:`chosen_dimension`).
+    available : sequence of str
+        The dimensions of the explorer (segment columns the run has).
+    source : str
+        Name of the campaign table in messages.
+    retention : bool
+        Whether the rows have retention flags (else the result says retention was not computed).
+    """
+    s = settings
+    warn = _check_arms(parts.cells_of(NO_DIMENSION), s, source)
+    retention_note = ""
+    if retention:
+        if parts.retention_unknown:
+            retention_note = (f"Retention unknown for {parts.retention_unknown:,} of {parts.rows:,} campaign customers: "
+                              f"their {s.retention_days}-day window ends after the data (or no send date).")
             warn.append(retention_note)
     else:
         retention_note = "No transactions given: retention not computed."
-    ids = prepared["customer_id"]
     by_dimension: dict[str, pd.DataFrame] = {}
     table = None
-    for dim in dict.fromkeys([dimension, *available, "none"]):
-        segs = segment_labels(ids, labels, dim, campaign_ids=prepared["campaign_id"]) if dim != "none" else None
-        frame = prepared.assign(segment=segment_column(segs, len(prepared)))
-        t = segment_table(frame, s)
+    for dim in dict.fromkeys([dimension, *available, NO_DIMENSION]):
+        t = segment_table_of_sums(parts.cells_of(dim), s)
         if dim == dimension:
-            prepared, table = frame, t
+            table = t
         by_dimension[dim] = t[t["arm"] != s.control_arm].reset_index(drop=True)
-    srm = srm_table(prepared, s)
+    counts = parts.cells_of(dimension)[["campaign_id", "segment", "arm", "customers"]]
+    srm = srm_table_of_counts(counts, s)
     warn = srm_warnings(srm, s) + warn
     roi = roi_table(table, s)
     targeting = targeting_table(table, roi, s)
     policy = policy_table(targeting)
     qini = qini_curve(table, s)
     power = power_table(table, s)
-    campaigns = campaign_overview(table, roi, srm, policy, s, send_dates(prepared))
+    campaigns = campaign_overview(table, roi, srm, policy, s, send_dates(parts.first_sent))
     pooled = pool_campaigns(table, roi, s)
     pooled_policy = policy_table(pooled)
     results = table.assign(segment_by=dimension)
@@ -215,5 +251,5 @@ def evaluate_campaigns(
                           targeting=targeting, policy=policy, qini=qini, power=power, campaigns=campaigns,
                           pooled=pooled, pooled_policy=pooled_policy, by_dimension=by_dimension,
                           heterogeneity=heterogeneity_table(by_dimension, s),
-                          distinct_customers=int(prepared["customer_id"].nunique()),
+                          distinct_customers=int(parts.customers),
                           pooled_by_dimension=pooled_segments(by_dimension, s), warnings=warn, retention_note=retention_note)

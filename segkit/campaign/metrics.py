@@ -36,10 +36,11 @@ from segkit.campaign.stats import (
     ztest_2prop,
 )
 from segkit.core.errors import ConfigError
+from segkit.data.distribution import exact_float, exact_mean, exact_square_sums, exact_sums, exact_variance
 
 __all__ = [
-    "TEST_NAMES", "arm_metrics", "compare_arms", "finish_comparisons", "verdicts", "expected_shares",
-    "srm_table", "srm_warnings", "segment_table",
+    "TEST_NAMES", "CELL_KEYS", "cell_sums", "merge_cell_sums", "empty_cell_sums", "arm_metrics", "arm_metrics_of_sums", "compare_arms", "finish_comparisons", "verdicts", "expected_shares",
+    "srm_table", "srm_table_of_counts", "srm_warnings", "segment_table", "segment_table_of_sums",
 ]
 
 # the tests of ``compare_arms``' column ``test``, as prose names
@@ -63,6 +64,116 @@ def _sort_results(table: pd.DataFrame, control_arm: str) -> pd.DataFrame:
     return table.loc[order].reset_index(drop=True)
 
 
+#: The keys of a cell of :func:`cell_sums`.
+CELL_KEYS: tuple[str, ...] = ("campaign_id", "segment", "arm")
+#: :func:`cell_sums`' exact sums (Python ints of :func:`segkit.data.distribution.exact_sums`' units).
+EXACT_COLUMNS: tuple[str, ...] = ("cost_sum", "revenue_sum", "revenue_squares")
+
+
+def _count_columns() -> list[str]:
+    """:func:`cell_sums`' whole counts, in their order."""
+    counts = ["customers", "buyers"]
+    for m in METRICS:
+        if m.kind == "proportion":
+            counts += [f"n|{m.name}", f"x|{m.name}"]
+    return [*counts, "cost_n", "revenue_n"]
+
+
+def empty_cell_sums() -> pd.DataFrame:
+    """:func:`cell_sums` of no rows: its columns and types, no cells."""
+    out = pd.DataFrame({k: pd.Series([], dtype=object) for k in CELL_KEYS}).astype(str)
+    for c in _count_columns():
+        out[c] = np.zeros(0, np.int64)
+    for c in EXACT_COLUMNS:
+        out[c] = pd.Series([], dtype=object)
+    return out
+
+
+def cell_sums(prepared: pd.DataFrame) -> pd.DataFrame:
+    """What :func:`arm_metrics` reads of a prepared frame: additive sums per campaign × segment × arm.
+
+    One row per cell with customers: ``campaign_id, segment, arm`` (text), whole counts (``customers``,
+    ``buyers`` = customers with revenue > 0, per proportion metric ``n|<metric>`` its denominator and
+    ``x|<metric>`` its events, ``cost_n`` and ``revenue_n`` the known costs and revenues) and exact sums
+    (``cost_sum``, ``revenue_sum``, ``revenue_squares``: Python ints, :func:`segkit.data.distribution.exact_sums`
+    and :func:`~segkit.data.distribution.exact_square_sums`). The sums of disjoint parts of the rows merged
+    by :func:`merge_cell_sums` are the sums of all of them, bit for bit: the one-machine evaluation applies
+    this to the whole frame, Spark to each partition (:mod:`segkit.steps.spark_campaign`).
+
+    Examples
+    --------
+    >>> from segkit.campaign import prepare_campaign
+    >>> prep = prepare_campaign(pd.DataFrame({"campaign_id": "c", "customer_id": list("abc"),
+    ...     "arm": ["email", "email", "control"], "converted": [1, 0, 0], "revenue": [2.5, 0, 0]}))
+    >>> cell_sums(prep)[["arm", "customers", "x|conversion_rate", "revenue_n", "revenue_sum"]].assign(
+    ...     revenue_sum=lambda t: t["revenue_sum"].map(exact_float))
+           arm  customers  x|conversion_rate  revenue_n  revenue_sum
+    0  control          1                  0          1          0.0
+    1    email          2                  1          2          2.5
+    """
+    f = prepared
+    if not len(f):
+        return empty_cell_sums()
+    counts = _count_columns()
+    data: dict[str, Any] = {"customers": np.ones(len(f), np.int64)}
+    revenue = f["revenue"].to_numpy(dtype=float)
+    cost = f["cost"].to_numpy(dtype=float)
+    data["buyers"] = (revenue > 0).astype(np.int64)
+    for m in METRICS:
+        if m.kind != "proportion":
+            continue
+        y = f[m.outcome].to_numpy(dtype=float)
+        base = f[m.base].to_numpy(dtype=float) == 1 if m.base else np.ones(len(f), bool)
+        den = ~np.isnan(y) & base
+        data[f"n|{m.name}"] = den.astype(np.int64)
+        data[f"x|{m.name}"] = (den & (y == 1)).astype(np.int64)
+    data["cost_n"] = (~np.isnan(cost)).astype(np.int64)
+    data["revenue_n"] = (~np.isnan(revenue)).astype(np.int64)
+    keys = pd.DataFrame({k: f[k].astype(str).to_numpy() for k in CELL_KEYS})
+    grouped = keys.groupby(list(CELL_KEYS), sort=True)
+    out = grouped.size().index.to_frame(index=False).astype(str)
+    group = grouped.ngroup().to_numpy()
+    summed = pd.DataFrame({c: data[c] for c in counts}).groupby(group, sort=True).sum()
+    for c in counts:
+        out[c] = summed[c].to_numpy(dtype=np.int64)
+    money = pd.DataFrame({"cost": cost, "revenue": revenue})
+    sums = exact_sums(money, group, range(len(out)))
+    squares = exact_square_sums(money[["revenue"]], group, range(len(out)))
+    out["cost_sum"] = sums["cost"].to_numpy()
+    out["revenue_sum"] = sums["revenue"].to_numpy()
+    out["revenue_squares"] = squares["revenue"].to_numpy()
+    return out
+
+
+def merge_cell_sums(parts: Sequence[pd.DataFrame]) -> pd.DataFrame:
+    """:func:`cell_sums` of disjoint parts of the rows added cell by cell: the sums of all the rows, in
+    :func:`cell_sums`' order and types (no parts, or only empty ones: no cells).
+
+    Examples
+    --------
+    >>> from segkit.campaign import prepare_campaign
+    >>> prep = prepare_campaign(pd.DataFrame({"campaign_id": "c", "customer_id": list("abcd"),
+    ...     "arm": ["email", "control"] * 2, "revenue": [0.1, 0.2, 0.3, 0.0]}))
+    >>> whole = cell_sums(prep)
+    >>> merged = merge_cell_sums([cell_sums(prep.iloc[:1]), cell_sums(prep.iloc[1:])])
+    >>> merged.equals(whole)
+    True
+    """
+    counts = _count_columns()
+    frames = [p for p in parts if len(p)]
+    if not frames:
+        return empty_cell_sums()
+    table = pd.concat(frames, ignore_index=True)
+    grouped = table.groupby(list(CELL_KEYS), sort=True)
+    out = grouped.size().index.to_frame(index=False).astype(str)
+    summed = grouped[counts].sum()
+    for c in counts:
+        out[c] = summed[c].to_numpy(dtype=np.int64)
+    for c in EXACT_COLUMNS:  # Python ints: added exactly
+        out[c] = pd.Series([sum(v) for v in grouped[c].agg(list)], dtype=object).to_numpy()
+    return out
+
+
 def arm_metrics(prepared: pd.DataFrame, alpha: float = 0.05) -> pd.DataFrame:
     """Counts, rates and revenue per campaign × segment × arm × metric, with 95% intervals.
 
@@ -71,7 +182,7 @@ def arm_metrics(prepared: pd.DataFrame, alpha: float = 0.05) -> pd.DataFrame:
     ``count`` (events; buyers for revenue), ``value, ci_low, ci_high`` (Wilson for rates, t for
     revenue), ``sd`` (revenue), ``var``, ``customers`` (assigned to the cell), ``cost`` (sum;
     NaN when none given). Metrics never observed in a campaign (e.g. no ``opened`` column) are
-    left out.
+    left out. :func:`arm_metrics_of_sums` of :func:`cell_sums`.
 
     Examples
     --------
@@ -83,39 +194,30 @@ def arm_metrics(prepared: pd.DataFrame, alpha: float = 0.05) -> pd.DataFrame:
     0  control  2      0    0.0
     1    email  2      1    0.5
     """
-    f = prepared
-    data: dict[str, Any] = {"campaign_id": f["campaign_id"].to_numpy(), "segment": f["segment"].to_numpy(),
-                            "arm": f["arm"].to_numpy(), "customers": np.ones(len(f), np.int64),
-                            "cost": f["cost"].to_numpy(dtype=float), "revenue": f["revenue"].to_numpy(dtype=float),
-                            "buyers": (f["revenue"].to_numpy(dtype=float) > 0).astype(np.int64)}
-    sums = ["customers", "buyers"]
-    for m in METRICS:
-        if m.kind != "proportion":
-            continue
-        y = f[m.outcome].to_numpy(dtype=float)
-        base = f[m.base].to_numpy(dtype=float) == 1 if m.base else np.ones(len(f), bool)
-        den = ~np.isnan(y) & base
-        data[f"n|{m.name}"] = den.astype(np.int64)
-        data[f"x|{m.name}"] = (den & (y == 1)).astype(np.int64)
-        sums += [f"n|{m.name}", f"x|{m.name}"]
-    wide = pd.DataFrame(data)
+    return arm_metrics_of_sums(cell_sums(prepared), alpha)
 
-    def aggregate(keys: list[str]) -> pd.DataFrame:
-        g = wide.groupby(keys, sort=True, observed=True)
-        out = g[sums].sum()
-        out["cost"] = g["cost"].sum(min_count=1)
-        out["rev_n"] = g["revenue"].count()
-        out["rev_mean"] = g["revenue"].mean()
-        out["rev_var"] = g["revenue"].var(ddof=1)
-        out = out.reset_index()
-        return out.astype({k: str for k in keys})
 
-    cells = [aggregate(["campaign_id", "arm"]).assign(segment=ALL_SEGMENTS)]
-    if (f["segment"] != ALL_SEGMENTS).any():
-        cells.append(aggregate(["campaign_id", "segment", "arm"]))
+def arm_metrics_of_sums(sums: pd.DataFrame, alpha: float = 0.05) -> pd.DataFrame:
+    """:func:`arm_metrics` from the cells' sums (:func:`cell_sums`, or :func:`merge_cell_sums` of parts).
+
+    The ``"All customers"`` cells are the sums over each campaign's segments. Means and variances are
+    the exact ones correctly rounded (:func:`segkit.data.distribution.exact_mean`,
+    :func:`~segkit.data.distribution.exact_variance`), so the table does not depend on how the rows
+    were split.
+    """
+    counts = _count_columns()
+    overall = merge_cell_sums([sums.assign(segment=ALL_SEGMENTS)]) if len(sums) else sums
+    cells = [overall]
+    if (sums["segment"] != ALL_SEGMENTS).any():
+        cells.append(sums)
     cells = pd.concat(cells, ignore_index=True)
+    n_rev = cells["revenue_n"].to_numpy(dtype=np.int64)
+    rev_mean = np.array([exact_mean(s, n) for s, n in zip(cells["revenue_sum"], n_rev)], dtype=float)
+    rev_var = np.array([exact_variance(s, q, n) for s, q, n in zip(cells["revenue_sum"], cells["revenue_squares"],
+                                                                     n_rev)], dtype=float)
+    cost = np.array([exact_float(s) if n else np.nan for s, n in zip(cells["cost_sum"], cells["cost_n"])], dtype=float)
     parts = []
-    base_cols = cells[["campaign_id", "segment", "arm", "customers", "cost"]]
+    base_cols = cells[["campaign_id", "segment", "arm", "customers"]].assign(cost=cost)
     for m in METRICS:
         if m.kind == "proportion":
             n = cells[f"n|{m.name}"].to_numpy(dtype=float)
@@ -125,19 +227,22 @@ def arm_metrics(prepared: pd.DataFrame, alpha: float = 0.05) -> pd.DataFrame:
             low, high = wilson_interval(count, n, alpha)
             var = np.where(n > 0, value * (1 - value), np.nan)
         else:
-            n = cells["rev_n"].to_numpy(dtype=float)
+            n = n_rev.astype(float)
             count = cells["buyers"].to_numpy(dtype=float)
-            value = cells["rev_mean"].to_numpy(dtype=float)
-            var = cells["rev_var"].to_numpy(dtype=float)
+            value = rev_mean
+            var = rev_var
             low, high = mean_interval(n, value, var, alpha)
         parts.append(base_cols.assign(metric=m.name, n=n.astype(np.int64), count=count.astype(np.int64),
                                       value=value, ci_low=low, ci_high=high,
                                       sd=np.sqrt(var) if m.kind == "mean" else np.nan, var=var))
-    long = pd.concat(parts, ignore_index=True)
-    observed = long.groupby(["campaign_id", "metric"])["n"].transform("sum") > 0
-    long = long[observed.to_numpy()]
     cols = ["campaign_id", "segment", "arm", "metric", "n", "count", "value", "ci_low", "ci_high", "sd", "var",
             "customers", "cost"]
+    if not parts or not len(cells):
+        return pd.DataFrame(columns=cols)
+    long = pd.concat(parts, ignore_index=True)
+    long["customers"] = long["customers"].astype(np.int64)
+    observed = long.groupby(["campaign_id", "metric"])["n"].transform("sum") > 0
+    long = long[observed.to_numpy()]
     return _sort_results(long[cols], control_arm="").reset_index(drop=True)
 
 
@@ -386,16 +491,22 @@ def srm_table(prepared: pd.DataFrame, settings: CampaignSettings) -> pd.DataFram
              segment  control_share   srm
     0  All customers            0.3  True
     """
+    return srm_table_of_counts(cell_sums(prepared)[[*CELL_KEYS, "customers"]], settings)
+
+
+def srm_table_of_counts(counts: pd.DataFrame, settings: CampaignSettings) -> pd.DataFrame:
+    """:func:`srm_table` from the customers per campaign × segment × arm (``campaign_id, segment, arm,
+    customers``: :func:`cell_sums` of the rows, or its merge over parts; cells without customers may be absent)."""
     s = settings
     rows = []
-    for cid, camp in prepared.groupby("campaign_id", sort=True, observed=True):
-        arm = camp["arm"].astype(str)
-        segment = camp["segment"].astype(str)
-        arms = sorted(arm.unique(), key=lambda a: (a != s.control_arm, a))
-        counts = pd.crosstab(segment, arm).reindex(columns=arms, fill_value=0)
-        overall = pd.DataFrame([arm.value_counts().reindex(arms, fill_value=0)], index=[ALL_SEGMENTS])
-        segs = counts.drop(index=[ALL_SEGMENTS], errors="ignore")
-        table = pd.concat([overall, segs]) if (segment != ALL_SEGMENTS).any() else overall
+    counts = counts[counts["customers"].to_numpy() > 0].astype({k: str for k in CELL_KEYS})
+    for cid, camp in counts.groupby("campaign_id", sort=True):
+        arms = sorted(camp["arm"].unique(), key=lambda a: (a != s.control_arm, a))
+        per_arm = camp.groupby("arm")["customers"].sum()
+        overall = pd.DataFrame([per_arm.reindex(arms, fill_value=0)], index=[ALL_SEGMENTS])
+        segs = camp.pivot_table(index="segment", columns="arm", values="customers", aggfunc="sum", fill_value=0)
+        segs = segs.reindex(columns=arms, fill_value=0).drop(index=[ALL_SEGMENTS], errors="ignore")
+        table = pd.concat([overall, segs]) if (camp["segment"] != ALL_SEGMENTS).any() else overall
         obs = table.to_numpy(dtype=float)
         total = obs.sum(axis=1)
         design = expected_shares(arms, s.expected_split)
@@ -456,5 +567,10 @@ def srm_warnings(srm: pd.DataFrame, settings: CampaignSettings) -> list[str]:
 
 def segment_table(prepared: pd.DataFrame, settings: CampaignSettings) -> pd.DataFrame:
     """The finished comparison table (:func:`finish_comparisons`) of a prepared campaign frame."""
-    table = finish_comparisons(compare_arms(arm_metrics(prepared, settings.alpha), settings), settings)
+    return segment_table_of_sums(cell_sums(prepared), settings)
+
+
+def segment_table_of_sums(sums: pd.DataFrame, settings: CampaignSettings) -> pd.DataFrame:
+    """:func:`segment_table` from the cells' sums (:func:`cell_sums`, or :func:`merge_cell_sums` of parts)."""
+    table = finish_comparisons(compare_arms(arm_metrics_of_sums(sums, settings.alpha), settings), settings)
     return _sort_results(table, settings.control_arm)

@@ -10,7 +10,7 @@ memory or the clean files).
 from __future__ import annotations
 
 import warnings
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -26,9 +26,9 @@ from segkit.lifecycle import purchase_history
 from segkit.rfm import RFMScorer, to_five_point
 
 __all__ = [
-    "segment_labels", "retention_flags", "NO_PURCHASE", "send_dates", "rfm_segments_as_of",
-    "rfm_segments", "lifecycle_stages_as_of", "lifecycle_stages", "segments_at_send", "segment_column",
-    "prepare_campaign",
+    "segment_labels", "retention_flags", "NO_PURCHASE", "send_dates", "send_table", "rfm_segments_as_of",
+    "rfm_segments", "send_scorer", "rfm_segments_scored", "lifecycle_stages_as_of", "lifecycle_stages",
+    "lifecycle_stages_staged", "segments_at_send", "segment_column", "prepare_campaign",
 ]
 
 
@@ -167,6 +167,12 @@ def send_dates(campaign: pd.DataFrame) -> pd.Series:
     return sent.groupby(ids.to_numpy(), sort=True).min().dt.normalize().rename("send_date")
 
 
+def send_table(campaign: pd.DataFrame) -> pd.DataFrame:
+    """The dated sends of ``campaign``: ``campaign_id, send_date`` (:func:`send_dates`), what the send queries
+    of the relational core read (:data:`segkit.data.relational.RFM_AT_SEND` and friends)."""
+    return _sends(send_dates(campaign))
+
+
 def _sends(days: pd.Series) -> pd.DataFrame:
     """The ``sends`` relation of the send queries: ``campaign_id, send_date`` (dated sends only)."""
     days = days.dropna()
@@ -210,7 +216,22 @@ def rfm_segments(rfm: pd.DataFrame, rfm_settings: Any) -> pd.Series:
         return pd.Series([], dtype="string", name="rfm_segment")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RFMWarning)
-        scores = RFMScorer(bins=rfm_settings.bins, monetary_col=rfm_settings.monetary_column).fit(rfm).transform(rfm)
+        scorer = send_scorer(rfm_settings).fit(rfm)
+    return rfm_segments_scored(rfm, scorer, rfm_settings)
+
+
+def send_scorer(rfm_settings: Any) -> RFMScorer:
+    """The RFM scorer refitted at each send (:func:`rfm_segments`): notebook 02's ``bins`` and monetary column."""
+    return RFMScorer(bins=rfm_settings.bins, monetary_col=rfm_settings.monetary_column)
+
+
+def rfm_segments_scored(rfm: pd.DataFrame, scorer: RFMScorer, rfm_settings: Any) -> pd.Series:
+    """RFM segments of the customers of ``rfm`` by a scorer fitted on their send's base (all of it:
+    :func:`rfm_segments`, or its value distributions on Spark), index ``customer_id``; any part of the base
+    gets its customers' labels."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RFMWarning)
+        scores = scorer.transform(rfm)
     five = [to_five_point(scores[c], rfm_settings.bins) for c in ("r_score", "f_score", "m_score")]
     names = rfm_settings.segments.assign(*five).to_numpy()
     return pd.Series(names, index=pd.Index(rfm["customer_id"].astype("string").to_numpy(), name="customer_id"),
@@ -245,10 +266,19 @@ def lifecycle_stages(orders: pd.DataFrame, as_of: pd.Timestamp, lifecycle_settin
     if orders.empty:
         return pd.Series([], dtype="string", name="lifecycle_stage")
     history = purchase_history(orders)
-    stager = lifecycle_settings.stager()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        stages = stager.fit(history, as_of).predict(history, as_of)["lifecycle_stage"]
+        stager = lifecycle_settings.stager().fit(history, as_of)
+    return lifecycle_stages_staged(history, stager, as_of)
+
+
+def lifecycle_stages_staged(history: pd.DataFrame, stager: Any, as_of: pd.Timestamp) -> pd.Series:
+    """Lifecycle stages as of ``as_of`` of the customers of ``history`` (:func:`segkit.lifecycle.purchase_history`
+    of their purchase days before it) by a stager fitted on all the send's buyers (:func:`lifecycle_stages`, or
+    its distributions on Spark); index ``customer_id``. Any part of the buyers gets its customers' stages."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        stages = stager.predict(history, as_of)["lifecycle_stage"]
     return pd.Series(stages.astype("string").to_numpy(), index=pd.Index(stages.index.astype("string"),
                      name="customer_id"), dtype="string", name="lifecycle_stage")
 
@@ -256,7 +286,7 @@ def lifecycle_stages(orders: pd.DataFrame, as_of: pd.Timestamp, lifecycle_settin
 def segments_at_send(campaign: pd.DataFrame, transactions: "pd.DataFrame | OrderLines", dimensions: Sequence[str],
                      *, rfm_settings: Any = None, lifecycle_settings: Any = None, cluster_model: Any = None,
                      customers: pd.DataFrame | None = None, control_arm: str | None = "control",
-                     max_channels: int = 6) -> pd.DataFrame:
+                     max_channels: int = 6, given: Mapping[str, pd.DataFrame] | None = None) -> pd.DataFrame:
     """Segment labels of every campaign recipient as of the day of that campaign's first send.
 
     One row per campaign row: ``campaign_id, customer_id`` and one column per dimension of
@@ -270,7 +300,9 @@ def segments_at_send(campaign: pd.DataFrame, transactions: "pd.DataFrame | Order
     is the clean order lines, as a frame or :class:`segkit.data.engine.OrderLines` (the run's clean
     file, never loaded). The RFM bases and purchase days of all sends are one query each
     (:data:`segkit.data.relational.RFM_AT_SEND`, :data:`~segkit.data.relational.PURCHASE_DAYS_AT_SEND`);
-    the scorer and the stager are refitted per send.
+    the scorer and the stager are refitted per send. ``given`` holds, per dimension, labels at each send
+    computed elsewhere (``campaign_id, customer_id, label`` of the buyers before each send, e.g. on Spark:
+    :mod:`segkit.steps.spark_campaign`; at least the recipients): used instead of refitting here.
 
     Examples
     --------
@@ -298,13 +330,19 @@ def segments_at_send(campaign: pd.DataFrame, transactions: "pd.DataFrame | Order
     dates = send_dates(campaign)
     sent = pd.to_datetime(campaign["sent_at"], errors="coerce") if "sent_at" in campaign.columns else None
     sends = _sends(dates)
-    rfm_at_send = lines.rfm_at_send(sends) if "rfm_segment" in dimensions and len(sends) else None
-    days_at_send = lines.purchase_days_at_send(sends) if "lifecycle_stage" in dimensions and len(sends) else None
+    given = dict(given or {})
+    refit = [d for d in dimensions if d not in given]
+    rfm_at_send = lines.rfm_at_send(sends) if "rfm_segment" in refit and len(sends) else None
+    days_at_send = lines.purchase_days_at_send(sends) if "lifecycle_stage" in refit and len(sends) else None
     for cid, day in dates.dropna().items():
         rows = (ids == cid).to_numpy()
         who = cust[rows].to_numpy()
         for dim in dimensions:
-            if dim == "rfm_segment":
+            if dim in given:
+                found = _per_send(given[dim], cid)
+                lab = pd.Series(found["label"].astype("string").to_numpy(),
+                                index=pd.Index(found["customer_id"].astype("string").to_numpy(), name="customer_id"))
+            elif dim == "rfm_segment":
                 lab = rfm_segments(_per_send(rfm_at_send, cid), rfm_settings)
             elif dim == "lifecycle_stage":
                 lab = lifecycle_stages(_per_send(days_at_send, cid), day, lifecycle_settings)

@@ -42,7 +42,7 @@ from segkit.core.errors import DataError
 
 __all__ = ["MAX_EXACT_CANDIDATES", "GRID", "SHARE_TOLERANCE", "POSITION_SLACK", "edge_positions",
            "share_positions", "higher_position", "median_positions", "linear_positions", "DistributionNeeds", "rows_near", "condense",
-           "whole_counts", "exact_sums", "exact_sum", "exact_mean", "exact_ratio", "exact_float", "above_sums",
+           "whole_counts", "exact_sums", "exact_sum", "exact_square_sums", "exact_variance", "exact_mean", "exact_ratio", "exact_float", "above_sums",
            "ValueDistribution"]
 
 MAX_EXACT_CANDIDATES = 1024  # distinct values up to which the balanced cut search is exact
@@ -361,6 +361,77 @@ def exact_sum(values: npt.ArrayLike) -> int:
     """
     x = pd.DataFrame({"x": np.asarray(values, dtype="float64").reshape(-1)})
     return int(exact_sums(x, np.zeros(len(x), dtype="int64"), [0]).iat[0, 0])
+
+
+def exact_square_sums(values: pd.DataFrame, groups: npt.ArrayLike, keys: Sequence[Any]) -> pd.DataFrame:
+    """The exact sum of the squares of each column of ``values`` per group, as whole numbers of 2**-2252 (the
+    square of :func:`exact_sums`' unit; Python ints): with :func:`exact_sums` and a count, the input of
+    :func:`exact_variance`, additive over parts like them.
+
+    Each value's 53-bit mantissa is split into halves ``h·2**26 + l``; ``h²``, ``h·l`` and ``l²`` are split
+    again into 27-bit halves and summed in int64 per group and binary exponent (exact for up to 2**36 rows a
+    group). NaN is left out; ±inf is refused as in :func:`exact_sums`.
+
+    Examples
+    --------
+    >>> v = pd.DataFrame({"x": [0.1, 0.2, 0.3]})
+    >>> q = exact_square_sums(v, np.array([1, 2, 2]), [1, 2])["x"]
+    >>> q.sum() == exact_square_sums(v, np.zeros(3, int), [0]).iat[0, 0]
+    True
+    >>> exact_variance(exact_sum(v["x"]), q.sum(), 3)
+    0.009999999999999998
+    """
+    keys = list(keys)
+    exact_sums(values.iloc[:0], np.asarray(groups)[:0], keys)  # the same refusals (unknown groups below)
+    position = pd.Index(keys).get_indexer(np.asarray(groups))
+    if (position < 0).any():
+        unknown = pd.unique(np.asarray(groups)[position < 0])[:3].tolist()
+        raise ValueError(f"exact_square_sums: rows of groups not among keys ({unknown}); pass every group as a key")
+    out = pd.DataFrame(0, index=pd.Index(keys), columns=values.columns, dtype=object)
+    half = (1 << 27) - 1
+    for j, column in enumerate(values.columns):
+        v = values[column].to_numpy(dtype="float64")
+        keep = ~np.isnan(v) & (v != 0)
+        if np.isinf(v[keep]).any():
+            raise DataError(f"{column}: {int(np.isinf(v[keep]).sum()):,} infinite value(s) where a sum of squares "
+                            "is needed (a variance); an infinite amount cannot be summed. Check the input.")
+        mantissa, exponent = np.frexp(np.abs(v[keep]))
+        whole = np.ldexp(mantissa, 53).astype(np.int64)  # |v| = whole * 2**(exponent - 53), whole < 2**53
+        high, low = whole >> 26, whole & ((1 << 26) - 1)  # < 2**27, < 2**26
+        products = {"hh": high * high, "hl": high * low, "ll": low * low}  # < 2**54 each: int64
+        parts = {"g": position[keep], "e": exponent}
+        for name, p in products.items():
+            parts[f"{name}1"], parts[f"{name}0"] = p >> 27, p & half
+        columns = [c for c in parts if c not in ("g", "e")]
+        summed = pd.DataFrame(parts).groupby(["g", "e"], sort=True)[columns].sum()
+        totals = [0] * len(keys)
+        for (g, e), row in zip(summed.index.tolist(), summed.itertuples(index=False)):
+            hh, hl, ll = ((row[2 * i] << 27) + row[2 * i + 1] for i in range(3))
+            # whole² = hh·2**52 + 2·hl·2**26 + ll, in units of 2**(2·(e - 53))
+            totals[g] += ((hh << 52) + (hl << 27) + ll) << (2 * (e - 53 + _UNIT_BITS))
+        for i, total in enumerate(totals):
+            out.iat[i, j] = total
+    return out
+
+
+def exact_variance(total: int, squares: int, count: int, ddof: int = 1) -> float:
+    """The variance of ``count`` values from their exact sum (:func:`exact_sums`) and exact sum of squares
+    (:func:`exact_square_sums`), correctly rounded; NaN when ``count <= ddof``.
+
+    Examples
+    --------
+    >>> v = pd.DataFrame({"x": [1e8 + 1, 1e8 + 2, 1e8 + 3]})
+    >>> g = np.zeros(3, int)
+    >>> exact_variance(exact_sums(v, g, [0]).iat[0, 0], exact_square_sums(v, g, [0]).iat[0, 0], 3)
+    1.0
+    """
+    from fractions import Fraction
+
+    count = int(count)
+    if count <= ddof:
+        return float("nan")
+    spread = count * int(squares) - int(total) * int(total)  # n·Σx² − (Σx)², in 2**-2252
+    return float(Fraction(spread, (count * (count - ddof)) << (2 * _UNIT_BITS)))
 
 
 def exact_mean(total: int, count: int) -> float:

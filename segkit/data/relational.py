@@ -69,7 +69,7 @@ __all__ = [
     "PURCHASE_DAYS_AT_SEND", "RETENTION", "FIRST_NON_PURCHASE", "first_non_purchase_of", "lines_view_sql",
     "frame_lines", "run", "order_table_of",
     "purchase_orders_of", "purchase_days_of", "rfm_of", "rfm_counts_of", "rfm_with_info_of", "rfm_info_of", "with_non_positive_net", "summary_of",
-    "behaviour_of", "channel_columns", "channel_counts", "behaviour_rows", "rfm_at_send_of", "purchase_days_at_send_of", "retention_of", "last_order_date",
+    "behaviour_of", "channel_columns", "channel_counts", "behaviour_rows", "rfm_at_send_of", "purchase_days_at_send_of", "register_sends", "RECIPIENTS_TYPING", "retention_recipients", "retention_parameters", "retention_of", "last_order_date",
     "RESULT_DTYPES", "typed_result",
     "require_columns", "no_missing", "as_datetime", "sql_literal", "sql_identifier", "LineFeed", "line_feed",
     "CANCELLATION_MATCHES", "KEPT_ORDERS", "KEPT_ORDER_LIST", "KEPT_CUSTOMERS",
@@ -1254,7 +1254,7 @@ def behaviour_rows(rfm: pd.DataFrame, per: pd.DataFrame, channel_counts: pd.Data
     return base
 
 
-def _register_sends(executor: QueryExecutor, sends: pd.DataFrame) -> None:
+def register_sends(executor: QueryExecutor, sends: pd.DataFrame) -> None:
     """Register ``sends`` (``campaign_id``, ``send_date``) as the relation the send queries read."""
     executor.register("sends", pd.DataFrame({
         "campaign_id": sends["campaign_id"].astype("string").to_numpy(dtype=object),
@@ -1266,7 +1266,7 @@ def rfm_at_send_of(lines: LinesOn, sends: pd.DataFrame) -> pd.DataFrame:
     """:data:`RFM_AT_SEND` for ``sends`` (one row per campaign: ``campaign_id, send_date``):
     ``campaign_id`` + the :func:`rfm_of` columns and dtypes, sorted by campaign and customer."""
     executor = executor_of(lines)
-    _register_sends(executor, sends)
+    register_sends(executor, sends)
     return typed_result(executor.run(RFM_AT_SEND), ["campaign_id", *RFM_COLUMNS])
 
 
@@ -1274,9 +1274,34 @@ def purchase_days_at_send_of(lines: LinesOn, sends: pd.DataFrame) -> pd.DataFram
     """:data:`PURCHASE_DAYS_AT_SEND` for ``sends``: ``campaign_id, customer_id, order_date`` (the day),
     ``amount, orders``, sorted by campaign, customer and day."""
     executor = executor_of(lines)
-    _register_sends(executor, sends)
+    register_sends(executor, sends)
     frame = executor.run(PURCHASE_DAYS_AT_SEND).rename(columns={"day": "order_date"})
     return typed_result(frame, ["campaign_id", "customer_id", "order_date", "amount", "orders"])
+
+
+#: How the ``recipients`` relation of :data:`RETENTION` is typed (``recipient_row`` a row number, the send time
+#: known: rows without one are not recipients).
+RECIPIENTS_TYPING = "recipient_row, CAST(customer_id AS VARCHAR) AS customer_id, CAST(sent_at AS TIMESTAMP) AS sent_at"
+
+
+def retention_parameters(days: int, end: pd.Timestamp | None) -> dict[str, Any]:
+    """:data:`RETENTION`'s parameters: the window of ``days`` (microseconds) and its last possible end
+    (None = the day after the last purchase)."""
+    return {"end": None if end is None or pd.isna(end) else _timestamp(end), "window": int(days) * 86_400 * 1_000_000}
+
+
+def retention_recipients(campaign: pd.DataFrame, first_sent: Mapping[str, Any] | None = None) -> pd.DataFrame:
+    """The recipients of :func:`retention_of`: ``customer_id`` (stripped) and ``sent_at``, where a row without a
+    send time takes its campaign's first (``first_sent``: campaign id -> time, for rows that are a part of
+    the campaigns' rows; None = the earliest among ``campaign``'s rows)."""
+    sent = pd.to_datetime(campaign["sent_at"], errors="coerce") if "sent_at" in campaign else \
+        pd.Series(pd.NaT, index=campaign.index, dtype="datetime64[ns]")
+    if first_sent is None:
+        first = sent.groupby(pd.factorize(campaign["campaign_id"])[0]).transform("min")
+    else:
+        first = pd.to_datetime(campaign["campaign_id"].astype(str).map(dict(first_sent)))
+    return pd.DataFrame({"customer_id": campaign["customer_id"].astype("string").str.strip().to_numpy(),
+                         "sent_at": sent.fillna(first).to_numpy(dtype="datetime64[ns]")})
 
 
 def retention_of(lines: LinesOn, recipients: pd.DataFrame, days: int, end: pd.Timestamp | None) -> np.ndarray:
@@ -1290,10 +1315,8 @@ def retention_of(lines: LinesOn, recipients: pd.DataFrame, days: int, end: pd.Ti
         "recipient_row": np.flatnonzero(known).astype(np.int64),
         "customer_id": recipients["customer_id"].astype("string").to_numpy(dtype=object)[known],
         "sent_at": sent[known],
-    }), "recipient_row, CAST(customer_id AS VARCHAR) AS customer_id, CAST(sent_at AS TIMESTAMP) AS sent_at")
-    window = int(days) * 86_400 * 1_000_000
-    frame = executor.run(RETENTION, {"end": None if end is None or pd.isna(end) else _timestamp(end),
-                                     "window": window})
+    }), RECIPIENTS_TYPING)
+    frame = executor.run(RETENTION, retention_parameters(days, end))
     out = np.full(len(recipients), np.nan)
     out[frame["recipient_row"].to_numpy(dtype=np.int64)] = frame["retained"].to_numpy(dtype=float, na_value=np.nan)
     return out
@@ -1423,11 +1446,7 @@ class OrderLineTables(abc.ABC):
         uses its campaign's first), or the window ends after ``as_of`` (None = the day after the
         last purchase).
         """
-        sent = pd.to_datetime(campaign["sent_at"], errors="coerce") if "sent_at" in campaign else \
-            pd.Series(pd.NaT, index=campaign.index, dtype="datetime64[ns]")
-        first = sent.groupby(pd.factorize(campaign["campaign_id"])[0]).transform("min")
-        recipients = pd.DataFrame({"customer_id": campaign["customer_id"].astype("string").str.strip().to_numpy(),
-                                   "sent_at": sent.fillna(first).to_numpy(dtype="datetime64[ns]")})
+        recipients = retention_recipients(campaign)
         end = None if as_of is None else pd.Timestamp(as_of)
         flags = self.run(lambda executor: retention_of(executor, recipients, days, end))
         return pd.Series(flags, index=campaign.index, name="retained")

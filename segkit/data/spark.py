@@ -734,12 +734,18 @@ class SparkLines:
         known = all(self._held.get(name, (None,))[0] is not None or name in self._registered for name in provided)
         self._held[query.name] = (key if known else None, _relations_read(query))
 
-    def register(self, name: str, frame: pd.DataFrame, typing: str) -> None:
-        """Hold ``frame`` as the relation ``name`` (``<name>_feed`` typed by ``typing``, a DuckDB-dialect
-        select list, transpiled); relations held before that read ``name`` are dropped."""
-        schema = _schema_of(frame)
-        with pandas_warnings_quiet():
-            feed = self.session.createDataFrame([] if frame.empty else frame, schema)
+    def register(self, name: str, frame: "pd.DataFrame | SparkFrame", typing: str) -> None:
+        """Hold ``frame`` (pandas, or a Spark frame: left on the executors) as the relation ``name``
+        (``<name>_feed`` typed by ``typing``, a DuckDB-dialect select list, transpiled); relations held
+        before that read ``name`` are dropped."""
+        if isinstance(frame, pd.DataFrame):
+            with pandas_warnings_quiet():
+                feed = self.session.createDataFrame([] if frame.empty else frame, _schema_of(frame))
+        elif frame.sparkSession is self.session:
+            feed = frame
+        else:  # temp views belong to a session: this one's (child_session) reads only its own
+            raise ValueError(f"register({name!r}): the Spark frame belongs to another session; make it from "
+                             "these lines' session (SparkLines.session)")
         feed.createOrReplaceTempView(f"{name}_feed")
         self.session.sql(f"CREATE OR REPLACE TEMP VIEW {name} AS {spark_sql(f'SELECT {typing} FROM {name}_feed')}")
         self._held = {held: entry for held, entry in self._held.items() if name not in entry[1]}

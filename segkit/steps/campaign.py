@@ -43,6 +43,8 @@ from segkit.rfm import RFMSettings
 from segkit.steps.cluster import run_customer_table
 from segkit.steps.parameters import blame_parameters_cell
 from segkit.steps.sources import send_history_for
+from segkit.steps.spark_campaign import recipient_labels_on_spark
+from segkit.steps.spark_scoring import scores_on_spark
 
 __all__ = ["arm_overview", "arm_table", "build_campaign_artifacts", "campaign_totals", "explorer_choices",
            "lift_view", "srm_reference", "summarize"]
@@ -247,7 +249,10 @@ def labels_at_send(ctx: Any, campaign: pd.DataFrame,
     segmented with data strictly before their campaign's send day (:func:`segments_at_send`):
     RFM refitted at the send with the ``rfm`` settings, the lifecycle stager refitted at the send
     with the ``lifecycle`` settings, and the run's cluster model (:func:`fitted_cluster_model`)
-    applied to features as of the send.
+    applied to features as of the send. With ``engine.kind: spark`` the RFM and lifecycle refits run on the
+    executors (:func:`segkit.steps.spark_campaign.recipient_labels_on_spark`: scorer and stager fitted from
+    value distributions per send) and only the recipients' labels reach the driver; the cluster names at each
+    send are still computed on the driver.
     """
 
     if labels is None:
@@ -261,10 +266,15 @@ def labels_at_send(ctx: Any, campaign: pd.DataFrame,
     camp = ctx.section("campaign")
     control = camp.get("control_arm", "control") if camp.get("control_is_holdout", True) else None
 
+    lines = send_history_for(ctx)
+    rfm_settings = RFMSettings.from_config(ctx.section("rfm"))
+    lifecycle_settings = LifecycleSettings.from_config(ctx.section("lifecycle"))
+    # on Spark the RFM and lifecycle refits at each send run on the executors; only the recipients' labels return
+    given = (recipient_labels_on_spark(lines.lines(), campaign, dims, rfm_settings=rfm_settings,
+                                       lifecycle_settings=lifecycle_settings) if scores_on_spark(ctx) else None)
     per_send = segments_at_send(
-        campaign, send_history_for(ctx), dims,
-        rfm_settings=RFMSettings.from_config(ctx.section("rfm")),
-        lifecycle_settings=LifecycleSettings.from_config(ctx.section("lifecycle")), cluster_model=model,
+        campaign, lines, dims, given=given, rfm_settings=rfm_settings, lifecycle_settings=lifecycle_settings,
+        cluster_model=model,
         customers=ctx.read_artifact("customers_clean") if ctx.has_artifact("customers_clean") else None,
         control_arm=control,
         max_channels=int(ClusterSettings.from_config(ctx.section("clustering")).max_channels))

@@ -11,12 +11,12 @@ Examples
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any, Callable, Iterator
+from typing import TYPE_CHECKING, Any, Iterator
 
 import numpy as np
 import pandas as pd
 
-from segkit.clv import DAYS_PER_MONTH, clv_summary, first_repeat_durations
+from segkit.clv import DAYS_PER_MONTH
 from segkit.core.dates import day_after
 from segkit.core.errors import DataError
 from segkit.core.escaping import escape_markdown
@@ -29,40 +29,45 @@ from segkit.lifecycle import (
     PHASES,
     PROSPECT_STAGES,
     SNAPSHOT_FREQS,
+    STAGES,
     SOURCE,
     VIEW_NEEDS,
     VIEW_VALUES,
     HistoryCounts,
+    HistorySpan,
     HistoryTables,
     HoldoutCheck,
     LifecycleCounts,
     LifecycleSettings,
     LifecycleTails,
     LifecycleView,
+    PurchaseDaySpan,
     ViewPlan,
-    SnapshotChances,
+    StageDistributions,
     StageThresholds,
-    assign_lifecycle_stage,
     complete_periods,
     engagement_dates,
+    chance_state,
     fit_clv_models,
-    inter_purchase_gaps,
-    lifecycle_table,
+    input_durations,
+    input_summary,
+    inputs_of_history,
+    lifecycle_rows,
     lifecycle_view,
     one_time_curve,
     purchase_history,
-    run_holdout_check,
-    score_customers,
-    signups_on_or_after,
+    require_purchases_before,
     spend_scaled,
     snapshot_dates,
-    stage_sizes,
     stage_table,
+    threshold_choices,
+    threshold_stage_counts,
     view_values,
 )
 from segkit.data.distribution import ValueDistribution
+from segkit.steps.lifecycle_holdout import holdout_check_for, sample_note, sample_record
 from segkit.steps.sources import first_non_purchase_for, kept_value_for, purchase_days_for
-from segkit.steps.spark_lifecycle import HistoryInputs, history_inputs_of_rows, lifecycle_on_spark, tagged_rows_on_spark
+from segkit.steps.spark_lifecycle import lifecycle_on_spark, merged_parts, purchase_day_span_on_spark
 from segkit.steps.spark_scoring import run_reader, scores_on_spark, write_run_segments
 
 if TYPE_CHECKING:  # the `spark` extra
@@ -70,7 +75,7 @@ if TYPE_CHECKING:  # the `spark` extra
 
     from segkit.lifecycle import CLVModels, LifecycleStager
 
-__all__ = ["clv_parameters", "export_columns",
+__all__ = ["stage_sizes_for_thresholds", "threshold_sizes", "threshold_choices", "clv_parameters", "export_columns",
     "clv_by_stage", "mask_small_cells", "rate_table", "growth_note", "model_status", "calibration_note",
     "holdout_model_note", "season_note", "stage_holdout_note",
     "build_lifecycle_artifacts", "summarize"]
@@ -79,15 +84,17 @@ __all__ = ["clv_parameters", "export_columns",
 def stage_sizes_for_thresholds(
     state: pd.DataFrame, thresholds: StageThresholds, reference: pd.DataFrame | None = None
 ) -> pd.DataFrame:
-    """Stage sizes if the thresholds were ``thresholds`` (the logic of the threshold widget).
+    """Stage sizes if the thresholds were ``thresholds`` (the logic of the threshold widget:
+    :func:`segkit.lifecycle.threshold_stage_counts` of one choice, :func:`threshold_sizes`).
 
     Parameters
     ----------
     state : DataFrame
-        Current customer state with ``p_alive`` (as returned by :meth:`LifecycleStager.predict`).
+        Current customer state with ``p_alive`` (as returned by :meth:`LifecycleStager.predict`); the
+        chances' rules apply when it holds a P(alive).
     thresholds : StageThresholds
     reference : DataFrame, optional
-        Current stage sizes (:func:`stage_sizes`); adds ``change`` (customers moved in or out).
+        Current stage sizes (:func:`segkit.lifecycle.stage_sizes`); adds ``change`` (customers moved in or out).
 
     Returns
     -------
@@ -107,38 +114,35 @@ def stage_sizes_for_thresholds(
     >>> stage_sizes_for_thresholds(state, th).set_index("lifecycle_stage").loc[["at_risk", "lapsed"], "customers"].tolist()
     [2, 0]
     """
-    p_alive = state["p_alive"] if "p_alive" in state.columns and state["p_alive"].notna().any() else None
-    p_purchase = (state["p_purchase_90d"] if "p_purchase_90d" in state.columns and state["p_purchase_90d"].notna().any()
-                  else None)
-    sizes = stage_sizes(assign_lifecycle_stage(state, thresholds, p_alive, p_purchase))
-    if reference is not None:
-        sizes["change"] = sizes["customers"] - reference.set_index("lifecycle_stage")["customers"].reindex(
-            sizes["lifecycle_stage"]).fillna(0).to_numpy().astype("int64")
-    return sizes
+    chances = "p_alive" in state.columns and bool(state["p_alive"].notna().any())
+    if "p_purchase_90d" in state.columns and not state["p_purchase_90d"].notna().any():
+        state = state.drop(columns="p_purchase_90d")  # no chance known: the overdue rule
+    counts = threshold_stage_counts(state, [thresholds], chances=chances)
+    return threshold_sizes({"choice": thresholds}, counts, reference)["choice"]
 
 
-def threshold_choices(
-    thresholds: StageThresholds, gaps: ValueDistribution | np.ndarray,
-    quantiles: tuple[float, ...] = (0.75, 0.8, 0.9, 0.95, 0.99), overdue_factors: tuple[float, ...] = (1.5, 2.0, 3.0),
-) -> dict[str, StageThresholds]:
-    """Widget choices: churn windows at several gap quantiles (exact, of the gaps' distribution or array)
-    x overdue factors.
+def threshold_sizes(choices: dict[str, StageThresholds], counts: np.ndarray,
+                    reference: pd.DataFrame | None = None) -> dict[str, pd.DataFrame]:
+    """The threshold widget's tables: for each choice label, :func:`segkit.lifecycle.stage_table` of its row of
+    ``counts`` (:func:`segkit.lifecycle.threshold_stage_counts`: the whole base's counts, or the parts' added),
+    with ``change`` against ``reference`` (the current stage sizes) when given.
 
     Examples
     --------
-    >>> th = StageThresholds(churn_window_days=90, new_window_days=30, base_interval_days=30)
-    >>> list(threshold_choices(th, np.arange(1.0, 101.0), (0.5,), (2.0,)))
-    ['churn window 51 days (50% of gaps shorter) · overdue factor 2']
+    >>> th = StageThresholds(churn_window_days=150, new_window_days=30, base_interval_days=30)
+    >>> current = stage_table(np.eye(len(STAGES), dtype="int64")[STAGES.index("lapsed")])
+    >>> table = threshold_sizes({"wider": th}, np.eye(len(STAGES), dtype="int64")[[STAGES.index("at_risk")]], current)
+    >>> table["wider"].set_index("lifecycle_stage").loc[["at_risk", "lapsed"], "change"].tolist()
+    [1, -1]
     """
-    if not isinstance(gaps, ValueDistribution):
-        gaps = ValueDistribution.of_values(np.asarray(gaps, dtype="float64"), column="gap_days")
-    choices = {}
-    for q in quantiles:
-        window = gaps.higher_quantile(q) if gaps.n else thresholds.churn_window_days
-        for factor in overdue_factors:
-            label = f"churn window {window:,.0f} days ({q:.0%} of gaps shorter) · overdue factor {factor:g}"
-            choices[label] = replace(thresholds, churn_window_days=window, overdue_factor=factor)
-    return choices
+    tables = {}
+    for label, row in zip(choices, counts):
+        sizes = stage_table(row)
+        if reference is not None:
+            sizes["change"] = sizes["customers"] - reference.set_index("lifecycle_stage")["customers"].reindex(
+                sizes["lifecycle_stage"]).fillna(0).to_numpy().astype("int64")
+        tables[label] = sizes
+    return tables
 
 
 def clv_parameters(result: "LifecycleResult") -> pd.DataFrame:
@@ -459,7 +463,8 @@ def calibration_note(result: "LifecycleResult") -> str:
             "still alive but slow may not buy in a few months. Mean gap between predicted and actual share "
             f"(customers weighted): **{100 * errors['exported']:.1f} points** as exported; "
             f"{100 * errors['bgnbd']:.1f} points with BG/NBD alone (every one-time buyer at P(alive) = 1).{source} "
-            "The figure below the table shows both predictions, each by its own deciles, against the share who bought.")
+            "The figure below the table shows both predictions, each by its own deciles, against the share who bought."
+            + (f" {sample_note(check)}" if check.sampled else ""))
 
 
 PREDICTION_NAMES = {"p_alive": "P(alive)", "p_purchase_90d": "the 90-day purchase chance (p_purchase_90d)",
@@ -516,6 +521,8 @@ def holdout_model_note(check: HoldoutCheck) -> str:
         variant = {"calibrated": "calibrated on the holdout", "one_time": "BG/NBD with the one-time buyer model",
                    "bgnbd": "plain BG/NBD"}[check.choice.variant]
         lines.append(f"- **Exported: {variant}.** {escape_markdown(check.choice.reason)}")
+    if check.sampled:
+        lines.append(f"- {sample_note(check)}")
     return "\n".join(lines)
 
 
@@ -593,12 +600,6 @@ def stage_holdout_note(check: HoldoutCheck, threshold_pct: float = 25.0) -> str 
     return " ".join(parts) or None
 
 
-#: The columns of the current state the threshold widget re-stages (the rest is in ``lifecycle``).
-WIDGET_STATE_COLUMNS = ("n_purchases", "recency_days", "tenure_days", "gap_before_last_days", "own_interval_days",
-                        "monetary_total", "engaged", "p_alive", "p_purchase_90d", "has_orders",
-                        "first_purchase_days_into_data")
-
-
 @dataclass
 class LifecycleResult:
     """What ``04_lifecycle`` shows (see :func:`build_lifecycle_artifacts`)."""
@@ -673,91 +674,108 @@ def build_lifecycle_artifacts(ctx: Any) -> LifecycleResult:
     settings = LifecycleSettings.from_config(ctx.section("lifecycle"))
     stage_info = settings.stage_info()
 
-    # Only the columns used: at ten million customers every column read is hundreds of MB.
-    customers = ctx.read_artifact("customers_clean", columns=["customer_id", "signup_date"])
-    on_spark = scores_on_spark(ctx)  # Spark joins the RFM segments to the lifecycle table on its executors
+    on_spark = scores_on_spark(ctx)  # Spark stages, scores and counts every customer on its executors
+    # Only the columns used: at ten million customers every column read is hundreds of MB. On Spark the
+    # executors read the customers, the campaign and the RFM segments themselves.
+    customers = None if on_spark else ctx.read_artifact("customers_clean", columns=["customer_id", "signup_date"])
     rfm = None if on_spark else ctx.read_artifact("rfm", columns=["customer_id", "rfm_segment"])
     engagement = None
-    if ctx.has_artifact("campaign_clean"):
+    if not on_spark and ctx.has_artifact("campaign_clean"):
         campaign = ctx.read_artifact("campaign_clean", columns=["customer_id", "sent_at", *settings.engagement_columns])
         engagement = engagement_dates(campaign, settings.engagement_columns)
         del campaign
     warnings: list[str] = []
 
-    try:  # one row per customer and purchase day: all the models and stage rules read
-        all_orders = purchase_days_for(ctx)
+    # The purchase days of every line (one row per customer and purchase day): as_of defaults to the day
+    # after the last; the days on or after it are left out. On Spark only their span reaches the kernel.
+    all_orders = None
+    try:
+        if on_spark:
+            days_span = purchase_day_span_on_spark(ctx, ctx.as_of)
+        else:
+            all_orders = purchase_days_for(ctx)
+            days_span = PurchaseDaySpan.of(all_orders, ctx.as_of)
     except DataError as exc:
         raise DataError(f"{SOURCE}: {exc}") from None
-    if all_orders.empty:
+    if days_span.days == 0:
         raise DataError(f"{SOURCE}: no purchase order (net amount > 0), so there is no lifecycle to analyse. "
                         "Check the audit's cleaning counts and the amount column.")
-    as_of = ctx.as_of or day_after(all_orders["order_date"].max())
-    orders = all_orders[(all_orders["order_date"] < as_of).to_numpy()]
-    if len(orders) < len(all_orders):
-        later = int(all_orders["orders"].sum() - orders["orders"].sum())
-        warnings.append(f"{later:,} purchase orders dated on or after as_of = {as_of.date()} are left out.")
-    del all_orders  # one day table in memory, not two
-    if ctx.as_of is not None:  # kept value as seen at as_of: later cancellations do not reach back
-        orders = purchase_days_for(ctx, as_of)
-    if orders.empty:
-        raise DataError(f"{SOURCE}: every purchase is dated on or after as_of = {as_of.date()}. Choose a later as_of.")
-    history = purchase_history(orders)
-    # The history is one row per customer and day too: the models read its columns (shared
-    # memory, no copy) and the day table is let go.
-    orders = history[["customer_id", "purchase_date", "amount"]].rename(columns={"purchase_date": "order_date"})
-    # One total per customer, RFM's: the kept value with unmatched adjustments (returns of orders before the
-    # data, another price, amount-only refunds). The spend models read each purchase's value scaled to it
-    # (kept_share), so an unmatched cancellation cannot leave a huge order value in CLV.
-    kept_total = kept_value_for(ctx, as_of)
-    orders = spend_scaled(orders, kept_total)
-
-    # Customers whose first order is not a purchase are no_net_purchase until they buy; with the
-    # purchases they date the data's first day, from which first_seen and the complete windows count.
-    non_purchase = first_non_purchase_for(ctx)
-    data_start = min(history["purchase_date"].min(), non_purchase["first_order_date"].min()) \
-        if len(non_purchase) else history["purchase_date"].min()
+    as_of = ctx.as_of or day_after(days_span.last_day)
+    if days_span.later_days:
+        warnings.append(f"{days_span.later_orders:,} purchase orders dated on or after as_of = {as_of.date()} "
+                        "are left out.")
+    orders = history = kept_total = non_purchase = None
+    if on_spark and ctx.as_of is not None and days_span.later_days == days_span.days:
+        # No purchase before as_of among every line's: as seen at as_of (later cancellations unknown then) there
+        # may be one (a purchase of every line's is one as seen earlier too: no read needed otherwise).
+        require_purchases_before(purchase_day_span_on_spark(ctx, None, as_of).days, as_of)
+    if not on_spark:
+        orders = all_orders[(all_orders["order_date"] < as_of).to_numpy()]
+        del all_orders  # one day table in memory, not two
+        if ctx.as_of is not None:  # kept value as seen at as_of: later cancellations do not reach back
+            orders = purchase_days_for(ctx, as_of)
+        # Customers whose first order is not a purchase are no_net_purchase until they buy; with the
+        # purchases they date the data's first day, from which first_seen and the complete windows count.
+        non_purchase = first_non_purchase_for(ctx)
+        span = HistorySpan.of(orders, non_purchase, customers, as_of).require_purchases(as_of)
+        history = purchase_history(orders)
+        # The history is one row per customer and day too: the models read its columns (shared
+        # memory, no copy) and the day table is let go.
+        orders = history[["customer_id", "purchase_date", "amount"]].rename(columns={"purchase_date": "order_date"})
+        # One total per customer, RFM's: the kept value with unmatched adjustments (returns of orders before the
+        # data, another price, amount-only refunds). The spend models read each purchase's value scaled to it
+        # (kept_share), so an unmatched cancellation cannot leave a huge order value in CLV.
+        kept_total = kept_value_for(ctx, as_of)
+        orders = spend_scaled(orders, kept_total)
     # The holdout check chooses which variant of the models feeds the export (and calibrates it); its
     # calibration period is the purchase history as seen at the cut-off (later cancellations unknown then).
-    check = run_holdout_check(orders, as_of, settings, seen_at=lambda cutoff: purchase_days_for(ctx, cutoff))
-    if on_spark:  # the state, the fits from bounded inputs and lifecycle.parquet on the executors
+    check = holdout_check_for(ctx, as_of, settings, None if on_spark else orders)  # on a seeded sample
+    if on_spark:  # the state, the fits from bounded inputs, lifecycle.parquet and its aggregates on the executors
         fitted = lifecycle_on_spark(ctx, settings, stage_info, as_of, as_of if ctx.as_of is not None else None,
-                                    data_start, check.choice)
-        models, stager, longest_wait = fitted.models, fitted.stager, fitted.longest_wait
+                                    check.choice)
+        models, stager, longest_wait, span = fitted.models, fitted.stager, fitted.longest_wait, fitted.span
+        gaps, choices = fitted.gaps, fitted.choices
     else:
-        # Tables of one row per customer are let go as soon as they are used (``del``): at ten
-        # million customers each is hundreds of MB.
-        summary = clv_summary(orders, as_of - pd.Timedelta(days=1))
-        durations = first_repeat_durations(orders, as_of - pd.Timedelta(days=1)).reindex(summary.index)
-        models = replace(fit_clv_models(summary, settings, durations), choice=check.choice)
+        distributions = StageDistributions.of(history, as_of)
+        stager = settings.stager().fit_distributions(distributions, as_of, span.data_start)
+        gaps = distributions.gap_days()
+        del distributions
+        choices = threshold_choices(stager.thresholds_, gaps)
+        # Each customer's state and CLV input at as_of: the per-customer function Spark applies per partition
+        # (customer_inputs), here to the whole base. Tables of one row per customer are let go as soon as they
+        # are used (``del``): at ten million customers each is hundreds of MB.
+        inputs = inputs_of_history(history, orders, kept_total, as_of, customers[["customer_id"]], engagement,
+                                   non_purchase, stager.data_start_)
+        durations = input_durations(inputs)
+        models = replace(fit_clv_models(input_summary(inputs), settings, durations), choice=check.choice)
         longest_wait = float(durations["days"].max())
         del durations
-        stager = settings.stager().fit(history, as_of, data_start=data_start)
     warnings += models.warnings
     if check.warning:
         warnings.append(check.warning)
     warnings += stager.warnings_
     # Every customer gets a stage at as_of: one whose signup_date is on or after it (not signed
     # up yet) is a prospect all the same, counted in the warnings; the snapshots over time count
-    # prospects from their signup date on (stage_history). On Spark the kernel's state feeds only the
-    # threshold widget and this count.
-    state = stager.predict(history, as_of, customers[["customer_id"]], engagement, models.bgnbd,
-                           one_time=models.one_time, choice=models.choice, non_purchase=non_purchase)
-    not_signed_up = signups_on_or_after(customers, as_of, state.index[(state["n_purchases"] > 0).to_numpy()])
-    if not_signed_up:
-        warnings.append(f"{not_signed_up:,} customer(s) without a purchase have a signup_date on or after as_of = "
+    # prospects from their signup date on (stage_history).
+    if span.not_signed_up:
+        warnings.append(f"{span.not_signed_up:,} customer(s) without a purchase have a signup_date on or after as_of = "
                         f"{as_of.date()}: not signed up yet at the analysis date, they are staged prospect. "
                         "Check the signup dates (and as_of) if they should have signed up earlier.")
     lifecycle = None  # on Spark: written by Spark (lifecycle_on_spark), never in the kernel
-    if not on_spark:
-        scores = score_customers(models, summary, settings).reindex(state.index)
-        del summary
-        lifecycle = lifecycle_table(state, scores, kept_total, stage_info)
-        del scores
-    state = state[list(WIDGET_STATE_COLUMNS)]  # what the threshold widget re-stages
+    if on_spark:
+        choice_counts = fitted.choice_counts
+    else:  # staged and scored as Spark does per partition (lifecycle_rows), the whole base in one part
+        lifecycle = lifecycle_rows(inputs, models, stager.thresholds_, settings, stage_info)
+        # The threshold widget: the customers per stage under each choice, the one count Spark adds up per batch.
+        choice_counts = threshold_stage_counts(chance_state(inputs, models), list(choices.values()), None,
+                                               models.bgnbd is not None)
+        del inputs
 
-    dates = snapshot_dates(history["purchase_date"].min(), as_of, settings.snapshot_freq)
-    history_tables_of = (history_tables_on_spark(ctx, stager, dates, as_of, settings.engagement_columns, models) if on_spark else
-                         history_tables(stager, history, dates, as_of, customers, engagement, models, non_purchase))
+    if on_spark:  # counted per bucket of customers by lifecycle_on_spark, from the rows it held
+        history_tables_of = fitted.history
+    else:
+        dates = snapshot_dates(span.first_purchase, as_of, settings.snapshot_freq)
+        history_tables_of = history_tables(stager, history, dates, as_of, customers, engagement, models, non_purchase)
     del non_purchase
     del engagement
     snapshots, cohorts = history_tables_of.snapshots, history_tables_of.cohorts
@@ -787,7 +805,8 @@ def build_lifecycle_artifacts(ctx: Any) -> LifecycleResult:
                                     "p_purchase_90d_calibration": (choice.purchase_map.to_dict()
                                                                    if choice.purchase_map is not None else None),
                                     "p_alive_floor_calibration": (choice.alive_map.to_dict()
-                                                                  if choice.alive_map is not None else None)}
+                                                                  if choice.alive_map is not None else None),
+                                    **sample_record(check)}
         if models.warnings:
             clv_model["warnings"] = list(models.warnings)
 
@@ -825,11 +844,8 @@ def build_lifecycle_artifacts(ctx: Any) -> LifecycleResult:
     rates, transitions = history_tables_of.rates, history_tables_of.transitions
     transitions_latest = history_tables_of.transitions_latest
     del history_tables_of
-    gaps = ValueDistribution.of_values(inter_purchase_gaps(history, as_of)["gap_days"].to_numpy(), column="gap_days")
-    threshold_sizes = {label: stage_sizes_for_thresholds(state, th, sizes)
-                       for label, th in threshold_choices(stager.thresholds_, gaps).items()}
-    del state
     del history
+    widget = threshold_sizes(choices, choice_counts, sizes)
     clv = {group: view.clv_overview(group) for group in ("all", "live", "lapsed")}
     if lifecycle is None:  # counted by Spark
         prospects_with_signup = (fitted.prospects, fitted.prospects_with_signup)
@@ -846,28 +862,11 @@ def build_lifecycle_artifacts(ctx: Any) -> LifecycleResult:
     return LifecycleResult(
         as_of=as_of, lifecycle=lifecycle, stage_sizes=sizes, phase_sizes=phase_sizes,
         thresholds=stager.threshold_table_, stage_thresholds=stager.thresholds_,
-        gaps=gaps, threshold_sizes=threshold_sizes, snapshots=snapshots, transitions=transitions, transitions_latest=transitions_latest,
+        gaps=gaps, threshold_sizes=widget, snapshots=snapshots, transitions=transitions, transitions_latest=transitions_latest,
         rates=rates, cohorts=cohorts, clv_model=clv_model, clv=clv, view=view, holdout_check=check, rfm_crosstab=crosstab,
         settings=settings, warnings=warnings, currency=str((ctx.config.get("report") or {}).get("currency") or ""),
         one_time_curve=curve, prospects_with_signup=prospects_with_signup,
-        data_start=pd.Timestamp(data_start).normalize(), first_seen_until=stager.first_seen_until_)
-
-
-def _merged_parts(frame: "SparkFrame", part: Callable[[pd.DataFrame], Any], merge: Callable[[list], Any],
-                  decode: Callable[[str], Any]) -> Any:
-    """``merge`` of ``part`` of every Arrow batch of ``frame``: merged per partition on the executors (sent
-    as JSON), then on the driver."""
-    from segkit.data.spark import pandas_warnings_quiet
-    from segkit.data.spark_ranks import executor_errors
-
-    def parts(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
-        done = [part(batch) for batch in batches if len(batch)]
-        if done:
-            yield pd.DataFrame({"part": [merge(done).to_json()]})
-
-    with pandas_warnings_quiet(), executor_errors():
-        rows = frame.mapInPandas(parts, "part string").collect()
-    return merge([decode(row["part"]) for row in rows])
+        data_start=pd.Timestamp(span.data_start).normalize(), first_seen_until=stager.first_seen_until_)
 
 
 def lifecycle_frame_on_spark(ctx: Any) -> "SparkFrame":
@@ -900,8 +899,7 @@ def lifecycle_view_on_spark(frame: "SparkFrame", column: str, partitions: int | 
     from segkit.data.spark import pandas_warnings_quiet
     from segkit.data.spark_ranks import value_distributions
 
-    counts = _merged_parts(frame, lambda batch: LifecycleCounts.of(batch, column), LifecycleCounts.merge,
-                           LifecycleCounts.from_json)
+    counts = merged_parts(frame, lambda batch: LifecycleCounts.of(batch, column), LifecycleCounts.merge)
 
     def values(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
         for batch in batches:
@@ -911,8 +909,7 @@ def lifecycle_view_on_spark(frame: "SparkFrame", column: str, partitions: int | 
         grouped = frame.mapInPandas(values, ", ".join(f"{name} double" for name in VIEW_VALUES))
         distributions = value_distributions(grouped, VIEW_NEEDS, partitions, missing="skip")
     plan = ViewPlan.of(counts, distributions)
-    tails = _merged_parts(frame, lambda batch: LifecycleTails.of(batch, column, plan), LifecycleTails.merge,
-                          LifecycleTails.from_json)
+    tails = merged_parts(frame, lambda batch: LifecycleTails.of(batch, column, plan), LifecycleTails.merge)
     return LifecycleView(column, counts, distributions, plan, tails)
 
 
@@ -994,7 +991,8 @@ def summarize(result: LifecycleResult) -> dict[str, Any]:
             row = (stages.set_index("lifecycle_stage").loc["lapsed"]
                    if stages is not None and (stages["lifecycle_stage"] == "lapsed").any() else None)
             if row is not None and np.isfinite(row["predicted_revenue"]) and np.isfinite(row["actual_revenue"]):
-                text += (f" In the holdout check, the customers lapsed on {result.holdout_cutoff.date()} bought "
+                text += (f" In the holdout check{' (its seeded sample)' if result.holdout_check.sampled else ''}, "
+                         f"the customers lapsed on {result.holdout_cutoff.date()} bought "
                          f"{_money(row['actual_revenue'], result.currency)} in {check_days:.0f} days "
                          f"against {_money(row['predicted_revenue'], result.currency)} predicted.")
         findings.append(text)
@@ -1007,7 +1005,8 @@ def summarize(result: LifecycleResult) -> dict[str, Any]:
             f"{total['predicted']:,.0f} repeat purchases in the {check.days:.0f}-day holdout against "
             f"{total['actual']:,.0f} actual ({total['error_pct']:+.0f}%); P(alive) deciles missed the share who bought "
             f"by {100 * check.errors['exported']:.1f} points on average ({100 * check.errors['bgnbd']:.1f} with BG/NBD's "
-            "P(alive) = 1 for one-time buyers). " + (stage_holdout_note(check) or ""))
+            "P(alive) = 1 for one-time buyers). " + (f"{sample_note(check)} " if check.sampled else "")
+            + (stage_holdout_note(check) or ""))
         season = season_note(check, result.as_of)
         if season:
             warnings.append(season.replace("**", "").removeprefix("⚠ "))
@@ -1037,7 +1036,8 @@ def summarize(result: LifecycleResult) -> dict[str, Any]:
 # Snapshots, transitions, period rates and cohorts: one definition (segkit.lifecycle.HistoryCounts, counts
 # that add up over disjoint customers, and HistoryTables, the tables of them). One machine counts the whole
 # base; Spark counts every bucket of customers on the executors (each customer's rows in one bucket) and the
-# driver merges the counts, so what reaches it is bounded by the snapshots, stages and cohort months.
+# driver merges the counts (segkit.steps.spark_lifecycle.history_counts_on_spark), so what reaches it is
+# bounded by the snapshots, stages and cohort months.
 
 def history_tables(stager: "LifecycleStager", history: pd.DataFrame, dates: pd.DataFrame, as_of: pd.Timestamp,
                    customers: pd.DataFrame, engagement: pd.Series | None, models: "CLVModels",
@@ -1048,63 +1048,3 @@ def history_tables(stager: "LifecycleStager", history: pd.DataFrame, dates: pd.D
     counts = HistoryCounts.of(stager, history, dates, as_of, customers, engagement, models.bgnbd, models.one_time,
                               models.choice, non_purchase)
     return HistoryTables.of(counts, dates, as_of, stager.first_seen_until_)
-
-
-def history_tables_on_spark(ctx: Any, stager: "LifecycleStager", dates: pd.DataFrame, as_of: pd.Timestamp,
-                            engagement_columns: tuple[str, ...], models: "CLVModels",
-                            partitions: int | None = None) -> HistoryTables:
-    """04's history tables on Spark, equal to :func:`history_tables` of the same run (counts and cohort revenue
-    exact): :func:`history_counts_on_spark` of the run's tagged rows
-    (:func:`segkit.steps.spark_lifecycle.tagged_rows_on_spark`: the purchase days as the one-machine path reads
-    them, the customers with their signup dates, the first non-purchase orders and the campaign's engagement),
-    the tables built on the driver."""
-    rows = tagged_rows_on_spark(ctx, as_of, as_of if ctx.as_of is not None else None, engagement_columns)
-    counts = history_counts_on_spark(rows, stager, dates, as_of, models, engagement_columns, partitions)
-    return HistoryTables.of(counts, dates, as_of, stager.first_seen_until_)
-
-
-def history_counts_on_spark(frame: "SparkFrame", stager: "LifecycleStager", dates: pd.DataFrame,
-                            as_of: pd.Timestamp, models: "CLVModels", engagement_columns: tuple[str, ...],
-                            partitions: int | None = None) -> HistoryCounts:
-    """The :class:`~segkit.lifecycle.HistoryCounts` of the customers of ``frame`` (tagged rows,
-    :func:`segkit.steps.spark_lifecycle.tagged_rows_on_spark`), counted on the executors: the rows grouped into
-    ``partitions`` buckets of customers (hash of the id; default ``spark.sql.shuffle.partitions``; a bucket's rows
-    are one pandas frame), each bucket counted (:meth:`~segkit.lifecycle.HistoryCounts.of` of
-    :func:`~segkit.steps.spark_lifecycle.history_inputs_of_rows`) and the counts merged on the driver.
-    With BG/NBD, a first pass gives the at-risk rule's reference at every snapshot over the whole base
-    (:class:`~segkit.lifecycle.SnapshotChances`, two numbers per snapshot and bucket): a bucket must not
-    compare its customers with its own mean. What reaches the driver is bounded by the buckets, snapshots,
-    stages and cohort months, not the customers.
-    """
-    import pickle
-
-    from segkit.data.spark import pandas_warnings_quiet
-    from segkit.data.spark_ranks import executor_errors, release_checkpoint
-
-    count = partitions or int(frame.sparkSession.conf.get("spark.sql.shuffle.partitions"))
-    held = frame.selectExpr("*", f"pmod(xxhash64(customer_id), {count}) AS bucket").localCheckpoint(eager=True)
-    bgnbd, one_time, choice = models.bgnbd, models.one_time, models.choice
-
-    def merged(count_part: Callable[[HistoryInputs], Any]) -> list[Any]:
-        def part(rows: pd.DataFrame) -> pd.DataFrame:
-            return pd.DataFrame({"part": [pickle.dumps(count_part(history_inputs_of_rows(rows, engagement_columns)))]})
-
-        with pandas_warnings_quiet(), executor_errors():
-            found = held.groupBy("bucket").applyInPandas(part, "part binary").collect()
-        return [pickle.loads(row["part"]) for row in found]
-
-    try:
-        references = None
-        if bgnbd is not None:
-            def chances(inputs: HistoryInputs) -> SnapshotChances:
-                return SnapshotChances.of(stager, inputs.history, dates, bgnbd, one_time, choice)
-
-            references = SnapshotChances.merge(merged(chances)).references()
-
-        def counted(inputs: HistoryInputs) -> HistoryCounts:
-            return HistoryCounts.of(stager, inputs.history, dates, as_of, inputs.customers, inputs.engagement, bgnbd,
-                                    one_time, choice, inputs.non_purchase, references)
-
-        return HistoryCounts.merge(merged(counted))
-    finally:
-        release_checkpoint(held)

@@ -9,7 +9,7 @@ partition), and the models are fitted on the driver by the estimators' bounded-i
    orders (:meth:`segkit.data.spark.SparkLines.frame`), the run's customers (with signup dates) and campaign
    rows, tagged by ``kind`` in one frame: the one union of per-customer rows that both the work below
    (:func:`customer_rows_on_spark`: range-partitioned by ``customer_id`` and held on the executors) and the
-   history tables (:func:`segkit.steps.lifecycle.history_tables_on_spark`, per bucket of customers,
+   history tables (:func:`history_counts_on_spark`, per bucket of customers,
    :func:`history_inputs_of_rows`) read.
 2. The stage thresholds: :meth:`segkit.lifecycle.StageDistributions.rows` per partition,
    :func:`segkit.data.spark_ranks.value_distributions` with
@@ -18,55 +18,83 @@ partition), and the models are fitted on the driver by the estimators' bounded-i
 3. :func:`segkit.lifecycle.customer_inputs` per partition (the state at ``as_of``, the CLV input, the
    first-to-second durations); BG/NBD, Gamma-Gamma and the one-time buyer model from their count tables
    (:mod:`segkit.data.spark_patterns`, :func:`segkit.lifecycle.fit_clv_tables`).
-4. The at-risk reference (an exact sum and a count per partition, :func:`segkit.lifecycle.chance_reference_part`,
-   merged by :func:`segkit.lifecycle.chance_reference`: the one-machine mean, bit for bit),
+4. The at-risk reference under the fitted thresholds and every choice of the threshold widget (exact sums and
+   counts per Arrow batch, :func:`segkit.lifecycle.threshold_reference_parts`, merged by
+   :func:`segkit.lifecycle.threshold_references`: the one-machine means, bit for bit), the widget's stage sizes
+   (:func:`segkit.lifecycle.threshold_stage_counts` per batch, added), then
    then :func:`segkit.lifecycle.lifecycle_rows` per partition, written by Spark as Parquet parts that the
    driver copies into ``artifacts/lifecycle.parquet`` batch by batch
    (:func:`segkit.core.files.copy_parquet_parts`), and the scoring input of ``customer_segments``
    (``artifacts/scoring/lifecycle_inputs.parquet``) the same way.
 
+Before the fits, :func:`purchase_day_span_on_spark` gives ``as_of`` and the later purchases of every line
+and :func:`history_span_on_spark` the data's first day, the snapshots' start and the signups after ``as_of``
+(:class:`segkit.lifecycle.PurchaseDaySpan`, :class:`segkit.lifecycle.HistorySpan`: partials merged on the driver).
+
 What reaches the driver: the count tables of the CLV fits (see :mod:`segkit.data.spark_patterns` for
-their sizes), the value distributions' rows near the needed quantiles, a few numbers per partition.
+their sizes), the value distributions' rows near the needed quantiles (every distinct gap: whole days), a
+few numbers per partition (the spans, the references, the widget's choices x stages counts).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import pickle
 import shutil
+import sys
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any, Iterator, NamedTuple
+from typing import TYPE_CHECKING, Any, Callable, Iterator, NamedTuple, Sequence, TypeVar
 
+import numpy as np
 import pandas as pd
 
+from segkit.clv import BetaGeoModel, GammaGammaModel, OneTimeBuyerModel
+from segkit.core.dates import resolve_as_of
+from segkit.data import relational
 from segkit.lifecycle import (
     INPUT_CLV_COLUMNS,
     INPUT_STATE_COLUMNS,
     PROSPECT_STAGES,
     STAGE_VALUES,
+    STAGES,
     CLVModels,
     ExportChoice,
+    HistoryCounts,
+    HistorySpan,
+    HistoryTables,
     LifecycleSettings,
     LifecycleStager,
+    PurchaseDaySpan,
+    SnapshotChances,
     StageDistributions,
     StageThresholds,
-    chance_reference,
-    chance_reference_part,
+    chance_state,
     customer_inputs,
     engagement_dates,
     fit_clv_tables,
-    input_state,
     lifecycle_rows,
+    merge_reference_parts,
     purchase_history,
+    snapshot_dates,
+    threshold_choices,
+    threshold_reference_parts,
+    threshold_references,
+    threshold_stage_counts,
 )
+from segkit.data.distribution import ValueDistribution
 
 if TYPE_CHECKING:  # the `spark` extra
     from pyspark.sql import DataFrame as SparkFrame
 
 __all__ = ["SparkLifecycle", "HistoryInputs", "tagged_rows_on_spark", "customer_rows_on_spark",
-           "customer_inputs_of_rows", "history_inputs_of_rows", "engagement_of_rows", "stage_rows_of_rows",
-           "fit_stager_on_spark", "fit_clv_on_spark", "write_lifecycle_on_spark", "lifecycle_on_spark",
-           "INPUTS_SCHEMA"]
+           "customer_inputs_of_rows", "history_inputs_of_rows", "history_span_of_rows", "engagement_of_rows",
+           "stage_rows_of_rows", "merged_parts", "purchase_days_frame", "purchase_day_span_on_spark",
+           "history_span_on_spark", "stage_distributions_on_spark", "fit_stager_on_spark", "fit_clv_on_spark",
+           "chance_references_on_spark", "threshold_counts_on_spark", "write_lifecycle_on_spark",
+           "history_counts_on_spark", "lifecycle_on_spark", "INPUTS_SCHEMA"]
+
+_T = TypeVar("_T")
 
 #: Spark schema of :func:`segkit.lifecycle.customer_inputs`' rows.
 INPUTS_SCHEMA = ", ".join(
@@ -79,13 +107,18 @@ INPUTS_SCHEMA = ", ".join(
 
 @dataclass
 class SparkLifecycle:
-    """What :func:`lifecycle_on_spark` fitted and wrote (nothing per customer)."""
+    """What :func:`lifecycle_on_spark` fitted, counted and wrote (nothing per customer)."""
 
     models: CLVModels
     stager: LifecycleStager
     longest_wait: float          # longest first-to-second (or censored) wait of a buyer, in days
     prospects: int               # customers staged prospect or engaged_prospect
     prospects_with_signup: int   # of them with a signup date
+    span: HistorySpan            # purchase days before as_of, the data's first day, signups after as_of
+    gaps: ValueDistribution      # every gap between purchase days (StageDistributions.gap_days)
+    choices: dict[str, StageThresholds]  # the threshold widget's choices (segkit.lifecycle.threshold_choices)
+    choice_counts: np.ndarray    # customers per stage under each choice (choices x STAGES)
+    history: HistoryTables       # snapshots, transitions, period rates, cohorts (history_counts_on_spark)
 
 
 class HistoryInputs(NamedTuple):
@@ -140,16 +173,25 @@ def customer_inputs_of_rows(rows: pd.DataFrame, as_of: pd.Timestamp, data_start:
                            _non_purchase(rows), data_start)
 
 
+def _customers(rows: pd.DataFrame) -> pd.DataFrame:
+    customers = _kind(rows, "customer", ["customer_id", *(["signup_date"] if "signup_date" in rows.columns else [])])
+    return customers.astype({"customer_id": "string", **({"signup_date": "datetime64[ns]"}
+                                                         if "signup_date" in customers.columns else {})})
+
+
 def history_inputs_of_rows(rows: pd.DataFrame, engagement_columns: tuple[str, ...]) -> HistoryInputs:
     """The inputs of :meth:`segkit.lifecycle.HistoryCounts.of` of the customers of the tagged rows of
     :func:`tagged_rows_on_spark` (one bucket of customers, or all of them): their purchase history
     (:func:`segkit.lifecycle.purchase_history` of the ``day`` rows, dated before ``as_of`` already), customers
     with their signup dates, engagement and first non-purchase orders."""
-    customers = _kind(rows, "customer", ["customer_id", *(["signup_date"] if "signup_date" in rows.columns else [])])
-    customers = customers.astype({"customer_id": "string", **({"signup_date": "datetime64[ns]"}
-                                                              if "signup_date" in customers.columns else {})})
-    return HistoryInputs(purchase_history(_days(rows)), customers, engagement_of_rows(rows, engagement_columns),
+    return HistoryInputs(purchase_history(_days(rows)), _customers(rows), engagement_of_rows(rows, engagement_columns),
                          _non_purchase(rows)[["customer_id", "first_order_date"]])
+
+
+def history_span_of_rows(rows: pd.DataFrame, as_of: pd.Timestamp) -> HistorySpan:
+    """:meth:`segkit.lifecycle.HistorySpan.of` of the customers of the tagged rows (one partition of
+    customers, or all of them): their purchase days, first non-purchase orders and signup dates."""
+    return HistorySpan.of(_days(rows), _non_purchase(rows), _customers(rows), as_of)
 
 
 def stage_rows_of_rows(rows: pd.DataFrame, as_of: pd.Timestamp) -> pd.DataFrame:
@@ -164,7 +206,7 @@ def tagged_rows_on_spark(ctx: Any, as_of: pd.Timestamp, days_as_of: pd.Timestamp
                          engagement_columns: tuple[str, ...]) -> "SparkFrame":
     """Every row 04 reads per customer, tagged by ``kind``, as one lazy Spark frame: what the state, the CLV
     input and the stages at ``as_of`` (:func:`customer_rows_on_spark`) and the history tables
-    (:func:`segkit.steps.lifecycle.history_tables_on_spark`) are computed from, per part of the customers.
+    (:func:`history_counts_on_spark`) are computed from, per part of the customers.
 
     ``day``: the core's purchase days as seen at ``days_as_of`` (None: every line), before ``as_of``
     (``order_date, amount``); ``kept``: the RFM base's ``monetary_total`` at ``as_of``; ``non_purchase``: the
@@ -174,16 +216,11 @@ def tagged_rows_on_spark(ctx: Any, as_of: pd.Timestamp, days_as_of: pd.Timestamp
     """
     from pyspark.sql import functions as F
 
-    from segkit.core.dates import resolve_as_of
-    from segkit.data import relational
     from segkit.data.spark import timestamps_from_nanoseconds
-    from segkit.steps.sources import run_lines
     from segkit.steps.spark_scoring import run_reader
 
-    lines = run_lines(ctx).run(lambda held: held, canonical=True)  # lines missing an id, date or amount: refused
-    cut = resolve_as_of(days_as_of, pd.Series([relational.last_order_date(lines)]))
-    days = lines.frame(relational.PURCHASE_DAYS, {"as_of": pd.Timestamp(cut).to_pydatetime()}).where(
-        F.col("day") < F.lit(pd.Timestamp(as_of).to_pydatetime()))
+    lines = _run_lines(ctx)
+    days = purchase_days_frame(lines, days_as_of).where(F.col("day") < F.lit(pd.Timestamp(as_of).to_pydatetime()))
     frames = [days.select("customer_id", F.lit("day").alias("kind"), F.col("day").alias("order_date"),
                           F.col("amount").cast("double").alias("amount")),
               lines.frame(relational.RFM_BASE, {"as_of": pd.Timestamp(as_of).to_pydatetime()}).select(
@@ -210,6 +247,62 @@ def tagged_rows_on_spark(ctx: Any, as_of: pd.Timestamp, days_as_of: pd.Timestamp
     return rows
 
 
+def _run_lines(ctx: Any) -> Any:
+    """The run's clean lines on Spark (:func:`segkit.steps.sources.run_lines`); lines missing an id, date or
+    amount are refused."""
+    from segkit.steps.sources import run_lines
+
+    return run_lines(ctx).run(lambda held: held, canonical=True)
+
+
+def purchase_days_frame(lines: Any, days_as_of: pd.Timestamp | None) -> "SparkFrame":
+    """The relational core's purchase days (:data:`segkit.data.relational.PURCHASE_DAYS`: ``customer_id, day,
+    amount, orders``) of ``lines`` (:class:`segkit.data.spark.SparkLines`) as seen at ``days_as_of`` (None:
+    every line), as a lazy Spark frame."""
+    cut = resolve_as_of(days_as_of, pd.Series([relational.last_order_date(lines)]))
+    return lines.frame(relational.PURCHASE_DAYS, {"as_of": pd.Timestamp(cut).to_pydatetime()})
+
+
+def merged_parts(frame: "SparkFrame", part: Callable[[pd.DataFrame], _T], merge: Callable[[list[_T]], _T],
+                 whole: bool = False) -> _T:
+    """``merge`` of ``part`` of the rows of ``frame``, on the executors: of every Arrow batch (a part that
+    adds up over any split of the rows), or with ``whole`` of every partition in one frame (a part that reads
+    a customer's rows together: ``frame`` partitioned by customer, :func:`customer_rows_on_spark`); merged per
+    partition, sent pickled, merged on the driver. What reaches the driver is one part per partition."""
+    from segkit.data.spark import pandas_warnings_quiet
+    from segkit.data.spark_ranks import executor_errors
+
+    def parts(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+        if whole:
+            found = _concat(batches)
+            done = [] if found is None else [part(found)]
+        else:
+            done = [part(batch) for batch in batches if len(batch)]
+        if done:
+            yield pd.DataFrame({"part": [pickle.dumps(merge(done))]})
+
+    with pandas_warnings_quiet(), executor_errors():
+        rows = frame.mapInPandas(parts, "part binary").collect()
+    return merge([pickle.loads(row["part"]) for row in rows])
+
+
+def purchase_day_span_on_spark(ctx: Any, as_of: pd.Timestamp | None,
+                               days_as_of: pd.Timestamp | None = None) -> PurchaseDaySpan:
+    """:class:`segkit.lifecycle.PurchaseDaySpan` of the run's purchase days as seen at ``days_as_of`` (None: of
+    every line), counted per Arrow batch on the executors (``as_of``: the run's, None = nothing is later): what
+    the one-machine path reads of ``purchase_days_for(ctx, days_as_of)``, without it."""
+    from pyspark.sql import functions as F
+
+    days = purchase_days_frame(_run_lines(ctx), days_as_of).select(F.col("day").alias("order_date"), "orders")
+    return merged_parts(days, lambda batch: PurchaseDaySpan.of(batch, as_of), PurchaseDaySpan.merge)
+
+
+def history_span_on_spark(rows: "SparkFrame", as_of: pd.Timestamp) -> HistorySpan:
+    """:class:`segkit.lifecycle.HistorySpan` of the customers of ``rows`` (:func:`customer_rows_on_spark`),
+    one part per partition of customers (:func:`history_span_of_rows`), merged on the driver."""
+    return merged_parts(rows, lambda part: history_span_of_rows(part, as_of), HistorySpan.merge, whole=True)
+
+
 def customer_rows_on_spark(ctx: Any, as_of: pd.Timestamp, days_as_of: pd.Timestamp | None,
                            engagement_columns: tuple[str, ...], partitions: int | None = None) -> "SparkFrame":
     """:func:`tagged_rows_on_spark`, range-partitioned by ``customer_id`` (``partitions``; default
@@ -226,10 +319,12 @@ def _schema(frame: pd.DataFrame) -> str:
     return ", ".join(f"`{c}` {kinds[str(t)]}" for c, t in frame.dtypes.items())
 
 
-def fit_stager_on_spark(rows: "SparkFrame", stager: LifecycleStager, as_of: pd.Timestamp,
-                        data_start: pd.Timestamp | None, partitions: int | None = None) -> LifecycleStager:
-    """``stager`` fitted from the stage distributions of every partition of ``rows``
-    (:func:`customer_rows_on_spark`): equal to ``stager.fit(history, as_of, data_start)`` of all the customers."""
+def stage_distributions_on_spark(rows: "SparkFrame", stager: LifecycleStager, as_of: pd.Timestamp,
+                                 partitions: int | None = None) -> StageDistributions:
+    """The :class:`segkit.lifecycle.StageDistributions` of every partition of ``rows``
+    (:func:`customer_rows_on_spark`) together, with the rows ``stager``'s fit needs
+    (:meth:`~segkit.lifecycle.LifecycleStager.distribution_needs`) and every gap (whole days, bounded by the
+    data's days: 04 shows them all, :meth:`~segkit.lifecycle.StageDistributions.gap_days`)."""
     from segkit.data.spark import pandas_warnings_quiet
     from segkit.data.spark_ranks import executor_errors, value_distributions
 
@@ -238,11 +333,19 @@ def fit_stager_on_spark(rows: "SparkFrame", stager: LifecycleStager, as_of: pd.T
         if found is not None:
             yield stage_rows_of_rows(found, as_of)
 
+    needs = stager.distribution_needs()
+    needs["gaps"] = replace(needs["gaps"], max_exact=sys.maxsize)
     with pandas_warnings_quiet(), executor_errors():
         frame = rows.mapInPandas(values, ", ".join(f"{name} double" for name in STAGE_VALUES))
-        distributions = value_distributions(frame, stager.distribution_needs(), partitions, missing="skip")
-    return stager.fit_distributions(StageDistributions(**{name: distributions[name] for name in STAGE_VALUES}),
-                                    as_of, data_start)
+        distributions = value_distributions(frame, needs, partitions, missing="skip")
+    return StageDistributions(**{name: distributions[name] for name in STAGE_VALUES})
+
+
+def fit_stager_on_spark(rows: "SparkFrame", stager: LifecycleStager, as_of: pd.Timestamp,
+                        data_start: pd.Timestamp | None, partitions: int | None = None) -> LifecycleStager:
+    """``stager`` fitted from the stage distributions of every partition of ``rows``
+    (:func:`stage_distributions_on_spark`): equal to ``stager.fit(history, as_of, data_start)`` of all the customers."""
+    return stager.fit_distributions(stage_distributions_on_spark(rows, stager, as_of, partitions), as_of, data_start)
 
 
 def inputs_on_spark(rows: "SparkFrame", as_of: pd.Timestamp, data_start: pd.Timestamp | None,
@@ -279,50 +382,85 @@ def _parts(frame: "SparkFrame", folder: str) -> list:
     return parquet_parts(folder)
 
 
+class _ShippedModels:
+    """Fitted CLV models as they travel to the executors: their JSON (rebuilt there once per process)."""
+
+    def __init__(self, models: CLVModels):
+        self.text = json.dumps({"bgnbd": None if models.bgnbd is None else models.bgnbd.to_dict(),
+                                "gamma_gamma": None if models.gamma_gamma is None else models.gamma_gamma.to_dict(),
+                                "one_time": None if models.one_time is None else models.one_time.to_dict()})
+        self.choice = models.choice
+        self._models: CLVModels | None = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"text": self.text, "choice": self.choice, "_models": None}
+
+    def models(self) -> CLVModels:
+        if self._models is None:
+            fitted = json.loads(self.text)
+            self._models = CLVModels(
+                bgnbd=BetaGeoModel.from_dict(fitted["bgnbd"]) if fitted["bgnbd"] else None,
+                gamma_gamma=GammaGammaModel.from_dict(fitted["gamma_gamma"]) if fitted["gamma_gamma"] else None,
+                warnings=[], one_time=OneTimeBuyerModel.from_dict(fitted["one_time"]) if fitted["one_time"] else None,
+                choice=self.choice)
+        return self._models
+
+
+def chance_references_on_spark(inputs: "SparkFrame", models: CLVModels,
+                               thresholds: Sequence[StageThresholds]) -> list[float]:
+    """The at-risk rule's reference under each of ``thresholds`` over every customer of ``inputs``
+    (:func:`segkit.lifecycle.customer_inputs` rows): :func:`segkit.lifecycle.threshold_reference_parts` of
+    every Arrow batch (exact sums), merged (:func:`segkit.lifecycle.threshold_references`): the one-machine
+    means, bit for bit. NaN without BG/NBD."""
+    if models.bgnbd is None:
+        return [float("nan")] * len(thresholds)
+    shipped, listed = _ShippedModels(models), list(thresholds)
+
+    def part(batch: pd.DataFrame) -> list[tuple[int, int]]:
+        return threshold_reference_parts(chance_state(batch, shipped.models()), listed)
+
+    return threshold_references([merged_parts(inputs, part, merge_reference_parts)])
+
+
+def threshold_counts_on_spark(inputs: "SparkFrame", models: CLVModels, choices: Sequence[StageThresholds],
+                              references: Sequence[float]) -> np.ndarray:
+    """Customers per stage of every customer of ``inputs`` under each of ``choices`` (the threshold widget):
+    :func:`segkit.lifecycle.threshold_stage_counts` of every Arrow batch with the whole base's ``references``
+    (:func:`chance_references_on_spark`), added on the driver; ``(choices, STAGES)``."""
+    shipped, listed, known = _ShippedModels(models), list(choices), models.bgnbd is not None
+
+    def part(batch: pd.DataFrame) -> np.ndarray:
+        return threshold_stage_counts(chance_state(batch, shipped.models()), listed, references, known)
+
+    def added(parts: list[np.ndarray]) -> np.ndarray:
+        return (np.sum(parts, axis=0, dtype="int64") if parts
+                else np.zeros((len(listed), len(STAGES)), dtype="int64"))
+
+    return merged_parts(inputs, part, added)
+
+
 def write_lifecycle_on_spark(ctx: Any, inputs: "SparkFrame", models: CLVModels, thresholds: StageThresholds,
-                             settings: LifecycleSettings, stage_info: pd.DataFrame) -> tuple[int, int]:
-    """Stage and score every customer of ``inputs`` per partition (:func:`segkit.lifecycle.lifecycle_rows`) and
+                             settings: LifecycleSettings, stage_info: pd.DataFrame,
+                             reference: float) -> tuple[int, int]:
+    """Stage and score every customer of ``inputs`` per partition (:func:`segkit.lifecycle.lifecycle_rows`, with
+    ``reference``: the at-risk rule's reference over every customer, :func:`chance_references_on_spark`) and
     write ``artifacts/lifecycle.parquet`` (the DuckDB run's columns, dtypes and row order) and the scoring
     input of ``customer_segments``; returns (prospects, prospects with a signup date)."""
     from pyspark.sql import functions as F
 
-    from segkit.clv import BetaGeoModel, GammaGammaModel, OneTimeBuyerModel
     from segkit.data.spark import frame_for_arrow, pandas_warnings_quiet, timestamps_from_nanoseconds
     from segkit.data.spark_ranks import executor_errors
     from segkit.steps.pipeline import SPARK_SCORING_FOLDER
     from segkit.core.files import copy_parquet_parts
     from segkit.steps.spark_scoring import CLV_COLUMNS, LIFECYCLE_INPUTS, STATE_COLUMNS, run_reader, save_stage_thresholds
 
-    text = json.dumps({"bgnbd": None if models.bgnbd is None else models.bgnbd.to_dict(),
-                       "gamma_gamma": None if models.gamma_gamma is None else models.gamma_gamma.to_dict(),
-                       "one_time": None if models.one_time is None else models.one_time.to_dict()})
-    choice = models.choice
-
-    def rebuilt() -> CLVModels:
-        fitted = json.loads(text)
-        return CLVModels(bgnbd=BetaGeoModel.from_dict(fitted["bgnbd"]) if fitted["bgnbd"] else None,
-                         gamma_gamma=GammaGammaModel.from_dict(fitted["gamma_gamma"]) if fitted["gamma_gamma"] else None,
-                         warnings=[], one_time=OneTimeBuyerModel.from_dict(fitted["one_time"]) if fitted["one_time"] else None,
-                         choice=choice)
-
-    def reference_parts(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
-        here = rebuilt()
-        parts = [chance_reference_part(input_state(batch), here, thresholds) for batch in batches]
-        # the exact sum as decimal text: a whole number of 2**-1126, far beyond a bigint
-        yield pd.DataFrame({"chance_sum": [str(sum(total for total, _ in parts))],
-                            "live_repeat_buyers": [sum(n for _, n in parts)]})
-
-    reference = float("nan")
-    if models.bgnbd is not None:
-        with pandas_warnings_quiet(), executor_errors():
-            collected = inputs.mapInPandas(reference_parts, "chance_sum string, live_repeat_buyers bigint").collect()
-        reference = chance_reference([(int(row["chance_sum"]), int(row["live_repeat_buyers"])) for row in collected])
+    shipped = _ShippedModels(models)
     template = lifecycle_rows(pd.DataFrame({c: pd.Series(dtype="float64") for c in inputs.columns}).astype(
         {"customer_id": "string"}), models, thresholds, settings, stage_info, reference)
     dtypes = {c: str(t) for c, t in template.dtypes.items()}
 
     def score(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
-        here = rebuilt()
+        here = shipped.models()
         for batch in batches:
             if len(batch):
                 yield frame_for_arrow(lifecycle_rows(batch, here, thresholds, settings, stage_info, reference).astype(dtypes))
@@ -358,25 +496,91 @@ def write_lifecycle_on_spark(ctx: Any, inputs: "SparkFrame", models: CLVModels, 
 
 
 def lifecycle_on_spark(ctx: Any, settings: LifecycleSettings, stage_info: pd.DataFrame, as_of: pd.Timestamp,
-                       days_as_of: pd.Timestamp | None, data_start: pd.Timestamp, choice: ExportChoice | None,
+                       days_as_of: pd.Timestamp | None, choice: ExportChoice | None,
                        partitions: int | None = None) -> SparkLifecycle:
-    """Notebook 04's fits and ``lifecycle.parquet`` on Spark (steps 1-4 of the module notes).
+    """Notebook 04's fits, ``lifecycle.parquet`` and its per-customer aggregates on Spark (steps 1-4 of the
+    module notes): the :class:`~segkit.lifecycle.HistorySpan` (the data's first day, the snapshots' start,
+    signups after ``as_of``), the gaps, the stage sizes under every choice of the threshold widget, and the
+    history tables (:func:`history_counts_on_spark` of the same held rows: the union is read once).
 
     ``choice`` is the export variant the holdout check chose; ``days_as_of`` what the purchase days are read
     as seen at (``ctx.as_of``: None = every line).
+
+    Raises
+    ------
+    DataError
+        No purchase is dated before ``as_of`` (:meth:`~segkit.lifecycle.HistorySpan.require_purchases`).
     """
     from segkit.data.spark_ranks import release_checkpoint
 
     rows = customer_rows_on_spark(ctx, as_of, days_as_of, settings.engagement_columns, partitions)
     inputs = None
     try:
-        stager = fit_stager_on_spark(rows, settings.stager(), as_of, data_start, partitions)
+        span = history_span_on_spark(rows, as_of).require_purchases(as_of)
+        stager = settings.stager()
+        distributions = stage_distributions_on_spark(rows, stager, as_of, partitions)
+        stager.fit_distributions(distributions, as_of, span.data_start)
+        gaps = distributions.gap_days()
+        choices = threshold_choices(stager.thresholds_, gaps)
         inputs = inputs_on_spark(rows, as_of, stager.data_start_, settings.engagement_columns)
         models, longest = fit_clv_on_spark(inputs, settings)
         models = replace(models, choice=choice)
-        prospects, signed = write_lifecycle_on_spark(ctx, inputs, models, stager.thresholds_, settings, stage_info)
+        references = chance_references_on_spark(inputs, models, [stager.thresholds_, *choices.values()])
+        choice_counts = threshold_counts_on_spark(inputs, models, list(choices.values()), references[1:])
+        prospects, signed = write_lifecycle_on_spark(ctx, inputs, models, stager.thresholds_, settings, stage_info,
+                                                     references[0])
+        release_checkpoint(inputs)
+        inputs = None
+        dates = snapshot_dates(span.first_purchase, as_of, settings.snapshot_freq)
+        counts = history_counts_on_spark(rows, stager, dates, as_of, models, settings.engagement_columns, partitions)
+        history = HistoryTables.of(counts, dates, as_of, stager.first_seen_until_)
     finally:
         release_checkpoint(rows)
         if inputs is not None:
             release_checkpoint(inputs)
-    return SparkLifecycle(models, stager, longest, prospects, signed)
+    return SparkLifecycle(models, stager, longest, prospects, signed, span, gaps, choices, choice_counts, history)
+
+
+def history_counts_on_spark(frame: "SparkFrame", stager: LifecycleStager, dates: pd.DataFrame,
+                            as_of: pd.Timestamp, models: CLVModels, engagement_columns: tuple[str, ...],
+                            partitions: int | None = None) -> HistoryCounts:
+    """The :class:`~segkit.lifecycle.HistoryCounts` of the customers of ``frame`` (tagged rows,
+    :func:`tagged_rows_on_spark`; held by :func:`lifecycle_on_spark`), counted on the executors: the rows grouped into
+    ``partitions`` buckets of customers (hash of the id; default ``spark.sql.shuffle.partitions``; a bucket's rows
+    are one pandas frame), each bucket counted (:meth:`~segkit.lifecycle.HistoryCounts.of` of
+    :func:`history_inputs_of_rows`) and the counts merged on the driver.
+    With BG/NBD, a first pass gives the at-risk rule's reference at every snapshot over the whole base
+    (:class:`~segkit.lifecycle.SnapshotChances`, two numbers per snapshot and bucket): a bucket must not
+    compare its customers with its own mean. What reaches the driver is bounded by the buckets, snapshots,
+    stages and cohort months, not the customers.
+    """
+    from segkit.data.spark import pandas_warnings_quiet
+    from segkit.data.spark_ranks import executor_errors, release_checkpoint
+
+    count = partitions or int(frame.sparkSession.conf.get("spark.sql.shuffle.partitions"))
+    held = frame.selectExpr("*", f"pmod(xxhash64(customer_id), {count}) AS bucket").localCheckpoint(eager=True)
+    bgnbd, one_time, choice = models.bgnbd, models.one_time, models.choice
+
+    def merged(count_part: Callable[[HistoryInputs], Any]) -> list[Any]:
+        def part(rows: pd.DataFrame) -> pd.DataFrame:
+            return pd.DataFrame({"part": [pickle.dumps(count_part(history_inputs_of_rows(rows, engagement_columns)))]})
+
+        with pandas_warnings_quiet(), executor_errors():
+            found = held.groupBy("bucket").applyInPandas(part, "part binary").collect()
+        return [pickle.loads(row["part"]) for row in found]
+
+    try:
+        references = None
+        if bgnbd is not None:
+            def chances(inputs: HistoryInputs) -> SnapshotChances:
+                return SnapshotChances.of(stager, inputs.history, dates, bgnbd, one_time, choice)
+
+            references = SnapshotChances.merge(merged(chances)).references()
+
+        def counted(inputs: HistoryInputs) -> HistoryCounts:
+            return HistoryCounts.of(stager, inputs.history, dates, as_of, inputs.customers, inputs.engagement, bgnbd,
+                                    one_time, choice, inputs.non_purchase, references)
+
+        return HistoryCounts.merge(merged(counted))
+    finally:
+        release_checkpoint(held)
