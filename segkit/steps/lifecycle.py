@@ -75,7 +75,7 @@ if TYPE_CHECKING:  # the `spark` extra
 
     from segkit.lifecycle import CLVModels, LifecycleStager
 
-__all__ = ["stage_sizes_for_thresholds", "threshold_sizes", "threshold_choices", "clv_parameters", "export_columns",
+__all__ = ["clv_parameters", "export_columns",
     "clv_by_stage", "mask_small_cells", "rate_table", "growth_note", "model_status", "calibration_note",
     "holdout_model_note", "season_note", "stage_holdout_note",
     "build_lifecycle_artifacts", "summarize"]
