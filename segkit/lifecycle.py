@@ -1810,9 +1810,12 @@ class LifecycleSettings:
                     raise ConfigError(f"lifecycle.{name} = {v!r} must be a whole number >= 0.")
                 values[name] = int(v)
         sample = values.get("holdout_sample", 200_000)
-        if sample is not None and (isinstance(sample, bool) or not isinstance(sample, int) or sample < 1000):
+        if sample is not None and (isinstance(sample, bool) or not isinstance(sample, (int, float))
+                                   or int(sample) != sample or sample < 1000):
             raise ConfigError(f"lifecycle.holdout_sample = {sample!r}; use a whole number >= 1000 (customers the "
                               "holdout check reads at most, a seeded sample above it), or null for every customer.")
+        if sample is not None:
+            values["holdout_sample"] = int(sample)
         if values.get("horizon_months", 12) < 1:
             raise ConfigError("lifecycle.horizon_months must be at least 1 month.")
         for name in ("discount_rate", "margin", "penalizer_coef", "max_relative_se"):

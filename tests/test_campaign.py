@@ -1277,3 +1277,16 @@ def test_the_measured_and_the_forecast_revenue_per_1000_sends_say_which_is_which
     assert ("expected incremental revenue of the next send about 3,498 per 1,000 sends (95% CI -2,958 to 9,953), a "
             "forecast from the segment lifts pooled over the 2 campaigns (each weighted by the precision of its "
             "estimate, not by its sends), so not the 2,050 per 1,000 sends the campaigns measured; optimistic") in send
+
+
+def test_a_send_time_with_a_time_zone_keeps_its_local_day_in_the_evaluations_send_dates():
+    """The first send of a campaign is its local time (the day that cuts the segments), not UTC's: 22:30 in New York
+    on 1 March is 2 March in UTC."""
+    from segkit.campaign.partials import evaluation_parts
+    from segkit.campaign.prepare import prepare_campaign
+
+    sent = pd.Series(pd.to_datetime(["2024-03-01 22:30", "2024-03-01 23:00"]).tz_localize("America/New_York"))
+    rows = pd.DataFrame({"campaign_id": ["c1", "c1"], "customer_id": ["a", "b"], "arm": ["control", "email"],
+                         "sent_at": sent, "converted": [0, 1]})
+    first = evaluation_parts(prepare_campaign(rows), []).first_sent
+    assert first["sent_at"].tolist() == [pd.Timestamp("2024-03-01 22:30")]

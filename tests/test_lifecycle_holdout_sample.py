@@ -173,9 +173,11 @@ def test_a_capped_check_reads_the_seeded_sample_and_says_so(on_duckdb):
 
 
 def test_the_cap_is_a_whole_number_of_at_least_1000_and_null_is_refused_on_spark():
-    for bad in (10, 2.5e5, True, "all"):
+    for bad in (10, 2500.5, True, "all"):
         with pytest.raises(ConfigError, match=r"lifecycle.holdout_sample = .*whole number >= 1000"):
             LifecycleSettings.from_config({**CONFIG, "holdout_sample": bad})
+    whole = LifecycleSettings.from_config({**CONFIG, "holdout_sample": 2.5e5}).holdout_sample  # as holdout_months: 3.0
+    assert whole == 250_000 and isinstance(whole, int)
     every = LifecycleSettings.from_config({**CONFIG, "holdout_sample": None})
     assert every.holdout_sample is None and SETTINGS.holdout_sample == 200_000
     with pytest.raises(ConfigError, match="lifecycle.holdout_sample is null.*set lifecycle.holdout_sample"):

@@ -150,6 +150,8 @@ def evaluation_parts(rows: pd.DataFrame, dimensions: Sequence[str]) -> Evaluatio
         cells.append(cell_sums(frame).assign(segment_by=dim))
     sent = (pd.to_datetime(rows["sent_at"], errors="coerce") if "sent_at" in rows.columns
             else pd.Series(pd.NaT, index=rows.index, dtype="datetime64[ns]"))
+    if isinstance(sent.dtype, pd.DatetimeTZDtype):  # the local send time (its day cuts the segments), not UTC's
+        sent = sent.dt.tz_localize(None)
     first = sent.groupby(rows["campaign_id"].astype(str).to_numpy(), sort=True).min()
     first = pd.DataFrame({"campaign_id": first.index.astype(str), "sent_at": first.to_numpy(dtype="datetime64[ns]")})
     retained = rows["retained"].to_numpy(dtype=float) if "retained" in rows.columns else np.zeros(0)
