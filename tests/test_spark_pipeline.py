@@ -759,39 +759,49 @@ def test_04_on_spark_collects_per_customer_only_its_known_kernel_inputs_and_warn
 
 
 # --------------------------------------------------------------------------- K campaign: what 05 collects
-#: Spark results 05 on Spark still brings to its kernel per recipient or customer (columns, in order): the
-#: recipients' RFM and lifecycle labels at each send (refitted on the executors: segkit.steps.spark_campaign), then
-#: per dated send the RFM base, behaviour and channel counts behind the cluster names at that send (the customer
-#: table as of each send is still built on the driver), then the retention flags. The send histories (RFM bases
-#: and purchase days at each send) are not among them.
-SEND_LABELS_05 = ("campaign_id", "customer_id", "label")
-CLUSTER_INPUTS_05 = [
-    ("customer_id", "recency_days", "frequency", "monetary_total", "monetary_avg", "tenure_days", "first_order_date",
-     "last_order_date"),
-    ("customer_id", "aov", "median_days_between_orders", "return_share", "category_breadth", "favourite_category"),
-    ("customer_id", "channel", "n"),
-]
-KNOWN_05_RECIPIENT_COLLECTS = [SEND_LABELS_05, SEND_LABELS_05, *CLUSTER_INPUTS_05 * 3, ("recipient_row", "retained")]
-#: The artifacts 05 still reads into pandas (the campaign rows, the labels' dimensions, the cluster model's check).
-KNOWN_05_ARTIFACTS = ["campaign_clean", "customer_segments", "clusters", "cluster_model", "customers_clean"]
+#: The artifacts 05 on Spark reads into pandas: the saved cluster model (JSON). Not the campaign rows, not
+#: customer_segments (its header only), not clusters.parquet (the model's agreement is counted per partition),
+#: not the customers (the customer tables as of each send are built on the executors).
+KNOWN_05_ARTIFACTS = ["cluster_model"]
+#: The columns of everything 05 on Spark collects: none has a row per recipient or customer. A look at the clean
+#: lines, counts per file (numbering the campaign rows), a text per partition (the rows' checks and first sends;
+#: the evaluation's cell sums), the agreement counts, buyers per send, partition totals and value distributions
+#: (the RFM and lifecycle refits), the first purchase before a send, and what 03's customer table reads of the
+#: whole at each send (which line details exist, channel totals, each bucket's columns and buyers).
+BOUNDED_05_COLLECTS = {("complete",), ("_file", "_block", "n"), ("facts",), ("parts",), ("agreeing", "total"),
+                       ("campaign_id", "n"), ("key", "_segkit_part", "rows", "customers", "last_count", "missing"),
+                       ("key", "index", "value", "below", "count"), ("first",), ("has_category", "has_channel"),
+                       ("channel", "n"), ("columns", "buyers")}
 
 
 @pytest.mark.slow
-def test_05_on_spark_collects_per_recipient_only_its_known_kernel_inputs(runs, tmp_path, monkeypatch):
-    """05 on Spark refits RFM and lifecycle at each send on the executors and brings only the recipients' labels
-    to the driver (at most one row per campaign row); any other per-customer result (e.g. a send history) or a
-    new artifact read into pandas fails here. What it still holds per recipient is the known list above."""
+def test_05_on_spark_collects_no_row_per_recipient_and_shows_the_duckdb_runs_results(runs, tmp_path, monkeypatch):
+    """05 on Spark checks, labels (RFM, lifecycle and cluster names at each send), flags and sums the campaign rows
+    on the executors: nothing it collects has a row per recipient or customer (any such result, a new kind of
+    result or a new artifact read into pandas fails here), and its results are the DuckDB run's, every segment
+    dimension of the explorer, the warnings and the summary included."""
     from segkit.steps import campaign as campaign_step
 
-    run = tmp_path / "run"
-    shutil.copytree(runs["spark"], run)
-    ctx = open_run("05_campaign_evaluation", run, run / "config.yml")
-    recipients = len(pd.read_parquet(run / "artifacts" / "campaign_clean.parquet", columns=["customer_id"]))
+    copies = {}
+    for kind in ("duckdb", "spark"):
+        copies[kind] = tmp_path / kind
+        shutil.copytree(runs[kind], copies[kind])
+    expected = campaign_step.build_campaign_artifacts(
+        open_run("05_campaign_evaluation", copies["duckdb"], copies["duckdb"] / "config.yml"))
+    ctx = open_run("05_campaign_evaluation", copies["spark"], copies["spark"] / "config.yml")
     spy = CollectSpy(monkeypatch)
     result = campaign_step.build_campaign_artifacts(ctx)
-    assert result.distinct_customers > 0
+    assert result.distinct_customers > 0 and result.segment_labels is None
     per_recipient = [(columns, rows) for columns, rows in spy.collected
                      if {"customer_id", "recipient_row"} & set(columns) and rows > FIRST_LINES]
-    assert [columns for columns, _ in per_recipient] == KNOWN_05_RECIPIENT_COLLECTS
-    assert all(rows <= recipients for columns, rows in per_recipient if columns == SEND_LABELS_05)
+    assert per_recipient == []
+    assert {columns for columns, _ in spy.collected} <= BOUNDED_05_COLLECTS
     assert spy.artifacts == KNOWN_05_ARTIFACTS
+    assert set(result.by_dimension) == set(expected.by_dimension) == {"rfm_segment", "cluster_name",
+                                                                      "lifecycle_stage", "none"}
+    for dim, table in expected.by_dimension.items():
+        assert_frame_equal(result.by_dimension[dim], table, check_exact=False, rtol=1e-9, obj=dim)
+    assert result.warnings == expected.warnings
+    assert campaign_step.summarize(result) == campaign_step.summarize(expected)
+    assert_frame_equal(read_table(copies["spark"] / "artifacts" / "campaign_results.csv"),
+                       read_table(copies["duckdb"] / "artifacts" / "campaign_results.csv"), check_exact=True)

@@ -29,6 +29,7 @@ from segkit.data.engine import OrderLines
 
 __all__ = [
     "campaign_overview", "CampaignResult", "chosen_dimension", "evaluate_campaigns", "evaluate_parts",
+    "label_dimensions", "labelled_rows",
 ]
 
 
@@ -184,11 +185,23 @@ def evaluate_campaigns(
     _check_arms(prepared[["campaign_id", "arm"]], s, source)  # a wrong control arm stops before retention
     if transactions is not None:
         prepared["retained"] = retention_flags(prepared, transactions, s.retention_days, as_of).to_numpy()
-    dims = [d for d in dict.fromkeys([dimension, *available]) if d != NO_DIMENSION]
-    for dim in dims:
+    dims = label_dimensions(dimension, available)
+    return evaluate_parts(evaluation_parts(labelled_rows(prepared, labels, dims), dims), s, dimension, available,
+                          source, retention=transactions is not None)
+
+
+def label_dimensions(dimension: str, available: Sequence[str]) -> list[str]:
+    """The label columns the evaluation gives its rows: the chosen dimension, then the explorer's."""
+    return [d for d in dict.fromkeys([dimension, *available]) if d != NO_DIMENSION]
+
+
+def labelled_rows(prepared: pd.DataFrame, labels: pd.DataFrame | None, dimensions: Sequence[str]) -> pd.DataFrame:
+    """``prepared`` (:func:`segkit.campaign.prepare.prepare_campaign`'s rows) with a column per dimension of
+    ``dimensions``: each row's segment label (:func:`segkit.campaign.prepare.segment_labels`, by campaign and
+    customer when ``labels`` are labels at each send)."""
+    for dim in dimensions:
         prepared[dim] = segment_labels(prepared["customer_id"], labels, dim, campaign_ids=prepared["campaign_id"])
-    return evaluate_parts(evaluation_parts(prepared, dims), s, dimension, available, source,
-                          retention=transactions is not None)
+    return prepared
 
 
 def evaluate_parts(parts: EvaluationParts, settings: CampaignSettings, dimension: str, available: Sequence[str],

@@ -9,7 +9,9 @@ memory or the clean files).
 
 from __future__ import annotations
 
+import json
 import warnings
+from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
 
 import numpy as np
@@ -28,15 +30,29 @@ from segkit.rfm import RFMScorer, to_five_point
 __all__ = [
     "segment_labels", "retention_flags", "NO_PURCHASE", "send_dates", "send_table", "rfm_segments_as_of",
     "rfm_segments", "send_scorer", "rfm_segments_scored", "lifecycle_stages_as_of", "lifecycle_stages",
-    "lifecycle_stages_staged", "segments_at_send", "segment_column", "prepare_campaign",
+    "lifecycle_stages_staged", "segments_at_send", "segment_column", "prepare_campaign", "CampaignFacts",
+    "CampaignProblem", "campaign_facts", "check_campaign_table", "first_sends", "CAMPAIGN_CHECKS", "KEY_COLUMNS",
+    "send_labels", "send_table_of", "cluster_names",
 ]
 
 
 # ============================================================================ input preparation
-def _flag_values(values: pd.Series, column: str, source: str) -> np.ndarray:
-    """A flag column as floats 1/0/NaN, or a DataError naming the rows with other values."""
+#: The key columns every campaign row needs (text, compared stripped).
+KEY_COLUMNS: tuple[str, ...] = ("campaign_id", "customer_id", "arm")
+#: The checks of the campaign rows, in the order they are reported (:meth:`CampaignFacts.error`): an
+#: empty key, a customer twice in a campaign, a flag that is not yes/no, an amount that is not a number.
+CAMPAIGN_CHECKS: tuple[tuple[str, str], ...] = (
+    *(("empty", column) for column in KEY_COLUMNS), ("repeated", "customer_id"),
+    *(("flag", column) for column in FLAG_COLUMNS), ("number", "revenue"), ("number", "cost"))
+#: Offending rows a message names (:func:`segkit.core.errors.format_rows`' limit).
+SHOWN_ROWS = 5
+
+
+def _flag_values(values: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """A flag column as floats 1/0/NaN, and where it holds something else (neither a flag nor empty)."""
     if pd.api.types.is_bool_dtype(values):
-        return values.astype("boolean").astype("Float64").to_numpy(dtype=float, na_value=np.nan)
+        out = values.astype("boolean").astype("Float64").to_numpy(dtype=float, na_value=np.nan)
+        return out, np.zeros(len(out), dtype=bool)
     if pd.api.types.is_numeric_dtype(values):
         out = values.astype("Float64").to_numpy(dtype=float, na_value=np.nan)
         bad = ~np.isnan(out) & ~np.isin(out, (0.0, 1.0))
@@ -45,21 +61,195 @@ def _flag_values(values: pd.Series, column: str, source: str) -> np.ndarray:
         out = np.where(text.isin(BOOLEAN_TRUE).fillna(False).to_numpy(dtype=bool), 1.0,
                        np.where(text.isin(BOOLEAN_FALSE).fillna(False).to_numpy(dtype=bool), 0.0, np.nan))
         bad = (text.notna() & (text != "")).to_numpy(dtype=bool) & np.isnan(out)
-    if bad.any():
-        rows = np.flatnonzero(bad)
-        raise DataError(f"{source}: column '{column}' has values that are not yes/no flags at {format_rows(rows)} "
-                        f"(e.g. {values.iloc[rows[0]]!r}). Use true/false, 1/0 or yes/no (empty = not observed).")
-    return out
+    return out, bad
 
 
-def _numeric_values(values: pd.Series, column: str, source: str) -> np.ndarray:
+def _numeric_values(values: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """An amount column as floats (NaN = empty), and where it holds something that is not a number."""
     out = pd.to_numeric(values, errors="coerce").astype("Float64").to_numpy(dtype=float, na_value=np.nan)
-    bad = np.isnan(out) & values.notna().to_numpy(dtype=bool)
-    if bad.any():
-        rows = np.flatnonzero(bad)
-        raise DataError(f"{source}: column '{column}' has values that are not numbers at {format_rows(rows)} "
-                        f"(e.g. {values.iloc[rows[0]]!r}). Fix these cells (amounts without currency signs).")
-    return out
+    return out, np.isnan(out) & values.notna().to_numpy(dtype=bool)
+
+
+@dataclass(frozen=True)
+class CampaignProblem:
+    """Rows that fail one check of :data:`CAMPAIGN_CHECKS`: the first of them (0-based row numbers of the whole
+    campaign file, ascending, at most :data:`SHOWN_ROWS`), how many fail, and what the message quotes of the
+    first (a cell's value, or the repeated customer and campaign)."""
+
+    rows: tuple[int, ...]
+    total: int
+    example: str
+
+
+def _merge_problems(problems: Sequence[CampaignProblem]) -> CampaignProblem:
+    first = min(problems, key=lambda p: p.rows[0])
+    rows = tuple(sorted(r for p in problems for r in p.rows)[:SHOWN_ROWS])
+    return CampaignProblem(rows, sum(p.total for p in problems), first.example)
+
+
+@dataclass
+class CampaignFacts:
+    """What the campaign rows tell before they are prepared (:func:`campaign_facts`); the facts of disjoint
+    parts of the rows merge (:meth:`merge`) into those of all of them, so that Spark checks the rows per
+    partition (every customer's rows in one) and reports what the one-machine check reports.
+
+    Attributes
+    ----------
+    rows : int
+        Campaign rows.
+    problems : dict of int to CampaignProblem
+        Index of a failed check in :data:`CAMPAIGN_CHECKS` -> its rows.
+    revenue_recorded : dict of str to bool
+        Campaign (stripped id) -> whether some row has a non-zero, valid amount: a campaign without one does not
+        record revenue (:func:`prepare_campaign`).
+    first_sent : dict of str to Timestamp or None
+        Campaign -> its earliest ``sent_at`` (None when it has none; :func:`first_sends`).
+    """
+
+    rows: int = 0
+    problems: dict[int, CampaignProblem] = field(default_factory=dict)
+    revenue_recorded: dict[str, bool] = field(default_factory=dict)
+    first_sent: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def merge(cls, parts: Sequence["CampaignFacts"]) -> "CampaignFacts":
+        """The facts of all the rows of ``parts`` (disjoint rows; a customer's rows of a campaign in one part)."""
+        problems: dict[int, list[CampaignProblem]] = {}
+        recorded: dict[str, bool] = {}
+        first: dict[str, Any] = {}
+        for part in parts:
+            for check, problem in part.problems.items():
+                problems.setdefault(check, []).append(problem)
+            for campaign_id, flag in part.revenue_recorded.items():
+                recorded[campaign_id] = recorded.get(campaign_id, False) or flag
+            for campaign_id, sent in part.first_sent.items():
+                known = [t for t in (first.get(campaign_id), sent) if t is not None and not pd.isna(t)]
+                first[campaign_id] = min(known) if known else None
+        return cls(rows=sum(p.rows for p in parts),
+                   problems={c: _merge_problems(found) for c, found in sorted(problems.items())},
+                   revenue_recorded=dict(sorted(recorded.items())), first_sent=dict(sorted(first.items())))
+
+    def error(self, source: str) -> DataError | None:
+        """The DataError of the first failed check (in the order of :data:`CAMPAIGN_CHECKS`), or None."""
+        if not self.problems:
+            return None
+        check = min(self.problems)
+        kind, column = CAMPAIGN_CHECKS[check]
+        problem = self.problems[check]
+        at = format_rows(problem.rows, total=problem.total)
+        if kind == "empty":
+            return DataError(f"{source}: column '{column}' is empty at {at}. Every campaign row needs a campaign, a "
+                             "customer and an arm: fill or drop these rows.")
+        if kind == "repeated":
+            return DataError(f"{source}: {problem.example} ({at}). Keep one row per customer and campaign (a customer "
+                             "belongs to one arm).")
+        if kind == "flag":
+            return DataError(f"{source}: column '{column}' has values that are not yes/no flags at {at} "
+                             f"(e.g. {problem.example}). Use true/false, 1/0 or yes/no (empty = not observed).")
+        return DataError(f"{source}: column '{column}' has values that are not numbers at {at} "
+                         f"(e.g. {problem.example}). Fix these cells (amounts without currency signs).")
+
+    def first_sends(self) -> pd.Series:
+        """:func:`first_sends` of all the rows (by campaign, sorted)."""
+        return pd.to_datetime(pd.Series(list(self.first_sent.values()), index=list(self.first_sent), dtype=object,
+                                        name="sent_at"))
+
+    def to_json(self) -> str:
+        """The facts as JSON text (what a Spark partition sends to the driver: :meth:`from_json`)."""
+        return json.dumps({
+            "rows": int(self.rows),
+            "problems": {str(c): [list(p.rows), int(p.total), p.example] for c, p in self.problems.items()},
+            "revenue_recorded": {k: bool(v) for k, v in self.revenue_recorded.items()},
+            "first_sent": {k: None if v is None or pd.isna(v) else pd.Timestamp(v).isoformat()
+                           for k, v in self.first_sent.items()}}, sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> "CampaignFacts":
+        """The facts written by :meth:`to_json`."""
+        data = json.loads(text)
+        return cls(rows=int(data["rows"]),
+                   problems={int(c): CampaignProblem(tuple(rows), int(total), example)
+                             for c, (rows, total, example) in data["problems"].items()},
+                   revenue_recorded=dict(data["revenue_recorded"]),
+                   first_sent={k: None if v is None else pd.Timestamp(v) for k, v in data["first_sent"].items()})
+
+
+def _campaign_values(frame: pd.DataFrame, numbers: np.ndarray | None = None) -> tuple[dict[str, Any], CampaignFacts]:
+    """The columns :func:`prepare_campaign` reads, as codes and floats, and the rows' :class:`CampaignFacts`
+    (``numbers``: each row's 0-based number in the whole file; default its position in ``frame``)."""
+    numbers = np.arange(len(frame), dtype=np.int64) if numbers is None else np.asarray(numbers, dtype=np.int64)
+    problems: dict[int, CampaignProblem] = {}
+
+    def note(kind: str, column: str, bad: np.ndarray, example: Any) -> None:
+        if bad.any():
+            at = np.flatnonzero(bad)
+            at = at[np.argsort(numbers[at], kind="stable")]
+            problems[CAMPAIGN_CHECKS.index((kind, column))] = CampaignProblem(
+                tuple(int(n) for n in numbers[at[:SHOWN_ROWS]]), len(at), example(int(at[0])))
+
+    values: dict[str, Any] = {}
+    for column in KEY_COLUMNS:
+        values[column] = _key_codes(frame[column])
+        note("empty", column, values[column][0] < 0, lambda i: "")
+    (campaigns, campaign_names), (customers, customer_names) = values["campaign_id"], values["customer_id"]
+    keyed = (campaigns >= 0) & (customers >= 0)
+    key = np.where(keyed, campaigns * (int(customers.max(initial=0)) + 1) + customers, -1 - np.arange(len(frame)))
+    note("repeated", "customer_id", pd.Series(key).duplicated(keep=False).to_numpy() & keyed,
+         lambda i: f"customer {str(customer_names[customers[i]])!r} appears more than once in campaign "
+                   f"{str(campaign_names[campaigns[i]])!r}")
+    for column in FLAG_COLUMNS:
+        if column in frame.columns:
+            values[column], bad = _flag_values(frame[column])
+            note("flag", column, bad, lambda i, c=column: repr(frame[c].iloc[i]))
+    for column in ("revenue", "cost"):
+        if column in frame.columns:
+            values[column], bad = _numeric_values(frame[column])
+            note("number", column, bad, lambda i, c=column: repr(frame[c].iloc[i]))
+    revenue = values.get("revenue", np.full(len(frame), np.nan))
+    valid = np.where(revenue < 0, 0.0, np.nan_to_num(revenue))
+    named = campaigns >= 0
+    names = pd.Series(campaign_names, dtype=object)
+    recorded = pd.Series(valid[named] != 0).groupby(campaigns[named], sort=True).any()
+    sent = first_sends(frame)
+    facts = CampaignFacts(rows=len(frame), problems=dict(sorted(problems.items())),
+                          revenue_recorded={str(names[c]): bool(v) for c, v in recorded.items()},
+                          first_sent={str(k): None if pd.isna(v) else pd.Timestamp(v) for k, v in sent.items()})
+    return values, facts
+
+
+def campaign_facts(campaign: pd.DataFrame, numbers: np.ndarray | Sequence[int] | None = None) -> CampaignFacts:
+    """The :class:`CampaignFacts` of campaign rows: failed checks, revenue recorded and first send per campaign.
+
+    Parameters
+    ----------
+    campaign : DataFrame
+        Campaign rows (:func:`prepare_campaign`'s input), all of them or a part holding every row of its
+        customers.
+    numbers : array of int, optional
+        Each row's 0-based number in the whole campaign file (default: its position in ``campaign``).
+
+    Examples
+    --------
+    >>> camp = pd.DataFrame({"campaign_id": "c", "customer_id": ["a", "b", "a"], "arm": "email",
+    ...                      "revenue": [0.0, 5.0, 1.0]})
+    >>> facts = campaign_facts(camp.iloc[[0, 2]], numbers=[0, 2])
+    >>> print(facts.error("campaign.csv"))  # doctest: +ELLIPSIS
+    campaign.csv: customer 'a' appears more than once in campaign 'c' (rows 2, 4). Keep one row per customer ...
+    >>> campaign_facts(camp.iloc[[1]], numbers=[1]).revenue_recorded
+    {'c': True}
+    """
+    return _campaign_values(campaign.reset_index(drop=True), None if numbers is None else np.asarray(numbers))[1]
+
+
+def check_campaign_table(columns: Sequence[str], rows: int, source: str) -> None:
+    """Refuse campaign rows without the key columns or without any row (``source`` names the table)."""
+    missing = [c for c in KEY_COLUMNS if c not in columns]
+    if missing:
+        raise DataError(f"{source}: required column(s) {', '.join(map(repr, missing))} missing (columns present: "
+                        f"{', '.join(map(str, columns)) or 'none'}). Map them under columns.campaign in "
+                        "the config.")
+    if rows == 0:
+        raise DataError(f"{source}: the campaign table has no rows. Check the campaign file (data.campaign).")
 
 
 def segment_labels(customer_ids: pd.Series, labels: pd.DataFrame | None, dimension: str,
@@ -161,16 +351,29 @@ def send_dates(campaign: pd.DataFrame) -> pd.Series:
     >>> send_dates(camp).dt.strftime("%Y-%m-%d").tolist()
     ['2024-03-01', nan]
     """
+    return first_sends(campaign).dt.normalize().rename("send_date")
+
+
+def first_sends(campaign: pd.DataFrame) -> pd.Series:
+    """The earliest ``sent_at`` of each campaign (index: the stripped campaign ids, sorted; NaT for a campaign
+    without any send time): the send time of its rows without one (:func:`retention_flags`), and, as a day,
+    its segmentation date (:func:`send_dates`)."""
     ids = campaign["campaign_id"].astype("string").str.strip()
     sent = (pd.to_datetime(campaign["sent_at"], errors="coerce") if "sent_at" in campaign.columns
             else pd.Series(pd.NaT, index=campaign.index, dtype="datetime64[ns]"))
-    return sent.groupby(ids.to_numpy(), sort=True).min().dt.normalize().rename("send_date")
+    return sent.groupby(ids.to_numpy(), sort=True).min()
 
 
 def send_table(campaign: pd.DataFrame) -> pd.DataFrame:
     """The dated sends of ``campaign``: ``campaign_id, send_date`` (:func:`send_dates`), what the send queries
     of the relational core read (:data:`segkit.data.relational.RFM_AT_SEND` and friends)."""
     return _sends(send_dates(campaign))
+
+
+def send_table_of(first_sent: pd.Series) -> pd.DataFrame:
+    """:func:`send_table` from each campaign's first send time (:func:`first_sends`, or
+    :meth:`CampaignFacts.first_sends` of parts of the rows)."""
+    return _sends(first_sent.dt.normalize())
 
 
 def _sends(days: pd.Series) -> pd.DataFrame:
@@ -349,9 +552,22 @@ def segments_at_send(campaign: pd.DataFrame, transactions: "pd.DataFrame | Order
             else:
                 lab = _clusters_as_of(lines, day, cluster_model, customers, campaign, sent, control_arm,
                                       max_channels)
-            values = lab.reindex(who).fillna(NO_PURCHASE).to_numpy()
-            out.loc[rows, dim] = values
+            out.loc[rows, dim] = send_labels(lab.reindex(who), np.ones(len(who), dtype=bool))
     return out
+
+
+def send_labels(found: pd.Series, dated: np.ndarray) -> np.ndarray:
+    """Recipients' labels at their campaign's send (:func:`segments_at_send`) from ``found``, their labels among
+    the buyers before the send (missing: no purchase before it), and ``dated``, whether their campaign has a
+    send time: ``found``, else :data:`NO_PURCHASE`; ``"unlabelled"`` in a campaign without a send time.
+
+    Examples
+    --------
+    >>> send_labels(pd.Series(["Champions", None, None]), np.array([True, True, False])).tolist()
+    ['Champions', 'no purchase before send', 'unlabelled']
+    """
+    labels = found.astype("string").fillna(NO_PURCHASE).to_numpy(dtype=object)
+    return np.where(np.asarray(dated, dtype=bool), labels, UNLABELLED).astype(object)
 
 
 def _clusters_as_of(lines: OrderLines, day: pd.Timestamp, model: Any, customers: pd.DataFrame | None,
@@ -366,7 +582,14 @@ def _clusters_as_of(lines: OrderLines, day: pd.Timestamp, model: Any, customers:
         behaviour = lines.behaviour(day, max_channels)
         table = customer_table(None, customers, earlier if len(earlier) else None, day,
                                control_arm=control_arm or "control", max_channels=max_channels, behaviour=behaviour)
-    # before the first campaign nobody has e-mail features: missing, imputed by the fitted builder
+    return cluster_names(model, table)
+
+
+def cluster_names(model: Any, table: pd.DataFrame) -> pd.Series:
+    """Cluster names the fitted ``model`` (:class:`segkit.cluster.SegmentModel`) gives the customers of a customer
+    table as of a send (:func:`segkit.features.customer_table`; all of it, or a part: Spark's partitions), index
+    ``customer_id``. Features the table lacks (before the first campaign nobody has e-mail features) are missing,
+    imputed by the fitted builder."""
     used = [*getattr(model.builder, "numeric_features_", []), *getattr(model.builder, "categorical_features_", [])]
     for col in used:
         if col not in table.columns:
@@ -402,7 +625,8 @@ def segment_column(segments: Any, n: int) -> pd.Categorical:
 
 
 def prepare_campaign(campaign: pd.DataFrame, segments: pd.Series | None = None,
-                     retained: pd.Series | None = None, source: str = "campaign_clean") -> pd.DataFrame:
+                     retained: pd.Series | None = None, source: str = "campaign_clean",
+                     revenue_recorded: Mapping[str, bool] | None = None) -> pd.DataFrame:
     """Check a canonical campaign frame and return the per-customer frame the statistics use.
 
     Columns: ``campaign_id, arm, segment`` (strings), flags ``delivered, opened, clicked,
@@ -410,14 +634,16 @@ def prepare_campaign(campaign: pd.DataFrame, segments: pd.Series | None = None,
     ``delivered`` column means delivered), ``revenue`` (missing → 0 in a campaign that records
     revenue; NaN throughout a campaign without any non-zero amount: revenue not recorded; a
     negative amount is invalid → NaN, unknown, left out of the revenue metrics) and
-    ``cost`` (NaN = not given).
+    ``cost`` (NaN = not given). ``revenue_recorded`` (campaign -> whether it records revenue, from
+    :func:`campaign_facts` of all the rows) prepares a part of the rows as they are prepared in the whole;
+    default: the rows of ``campaign`` decide.
 
     Raises
     ------
     DataError
         Missing ``campaign_id``/``customer_id``/``arm`` (column or values), repeated
         customer per campaign, flags or amounts that cannot be read; the message names the
-        column and rows.
+        column and rows (the first failed check of :data:`CAMPAIGN_CHECKS`).
 
     Examples
     --------
@@ -428,50 +654,34 @@ def prepare_campaign(campaign: pd.DataFrame, segments: pd.Series | None = None,
     0    email        1.0        1.0     12.0
     1  control        1.0        0.0      0.0
     """
-    missing = [c for c in ("campaign_id", "customer_id", "arm") if c not in campaign.columns]
-    if missing:
-        raise DataError(f"{source}: required column(s) {', '.join(map(repr, missing))} missing (columns present: "
-                        f"{', '.join(map(str, campaign.columns)) or 'none'}). Map them under columns.campaign in "
-                        "the config.")
-    if len(campaign) == 0:
-        raise DataError(f"{source}: the campaign table has no rows. Check the campaign file (data.campaign).")
+    check_campaign_table(list(campaign.columns), len(campaign), source)
     frame = campaign.reset_index(drop=True)
+    values, facts = _campaign_values(frame)
+    error = facts.error(source)
+    if error is not None:
+        raise error
     out = pd.DataFrame(index=frame.index)
-    codes = {}
-    for column in ("campaign_id", "customer_id", "arm"):
-        codes[column], names = _key_codes(frame[column])
-        empty = codes[column] < 0
-        if empty.any():
-            raise DataError(f"{source}: column '{column}' is empty at {format_rows(np.flatnonzero(empty))}. "
-                            "Every campaign row needs a campaign, a customer and an arm: fill or drop these rows.")
+    for column in KEY_COLUMNS:
+        codes, names = values[column]
         if column == "customer_id":
-            out[column] = pd.array(names.take(codes[column]), dtype="string")
+            out[column] = pd.array(names.take(codes), dtype="string")
         else:
-            out[column] = pd.Categorical.from_codes(codes[column], categories=names)
-    key = codes["campaign_id"].astype(np.int64) * (int(codes["customer_id"].max()) + 1) + codes["customer_id"]
-    dup = pd.Series(key).duplicated(keep=False).to_numpy()
-    if dup.any():
-        rows = np.flatnonzero(dup)
-        raise DataError(f"{source}: customer {out['customer_id'].iloc[rows[0]]!r} appears more than once in campaign "
-                        f"{out['campaign_id'].iloc[rows[0]]!r} ({format_rows(rows)}). Keep one row per customer "
-                        "and campaign (a customer belongs to one arm).")
+            out[column] = pd.Categorical.from_codes(codes, categories=names)
     out["segment"] = segment_column(segments, len(frame))
     for column in FLAG_COLUMNS:
-        if column in frame.columns:
-            out[column] = _flag_values(frame[column], column, source)
-        else:
-            out[column] = 1.0 if column == "delivered" else np.nan
+        out[column] = values[column] if column in frame.columns else (1.0 if column == "delivered" else np.nan)
     out["retained"] = (np.asarray(retained, dtype=float) if retained is not None else np.nan)
-    revenue = (_numeric_values(frame["revenue"], "revenue", source) if "revenue" in frame.columns
-               else np.full(len(frame), np.nan))
+    revenue = values.get("revenue", np.full(len(frame), np.nan))
     # a negative revenue is invalid (the audit reports it): unknown, left out of the revenue metrics
     invalid = revenue < 0
     valid = np.where(invalid, 0.0, np.nan_to_num(revenue))
     # a campaign "records revenue" when some row has a non-zero amount (all 0 = not recorded)
-    records = pd.Series(valid != 0).groupby(codes["campaign_id"]).transform("any").to_numpy()
+    recorded = facts.revenue_recorded if revenue_recorded is None else revenue_recorded
+    campaigns, campaign_names = values["campaign_id"]
+    records = np.array([bool(recorded.get(str(name), False)) for name in campaign_names], dtype=bool)[campaigns] \
+        if len(campaign_names) else np.zeros(len(frame), dtype=bool)
     out["revenue"] = np.where(records & ~invalid, valid, np.nan)
-    out["cost"] = (_numeric_values(frame["cost"], "cost", source) if "cost" in frame.columns
-                   else np.nan)
+    out["cost"] = values["cost"] if "cost" in frame.columns else np.nan
     if "sent_at" in frame.columns:
         out["sent_at"] = pd.to_datetime(frame["sent_at"], errors="coerce")
     return out

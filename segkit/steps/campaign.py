@@ -33,17 +33,30 @@ from segkit.campaign import (
     SampleRatioMismatchWarning,
     evaluate_campaigns,
     p_text,
+    segment_labels,
     segments_at_send,
 )
-from segkit.cluster import ClusterSettings, SegmentModel, cluster_customers, predict_clusters_frame
+from segkit.campaign.evaluate import chosen_dimension, evaluate_parts, label_dimensions
+from segkit.campaign.prepare import send_table_of
+from segkit.cluster import ClusterSettings, SegmentModel, cluster_customers
 from segkit.core.config import load_config
 from segkit.core.errors import ConfigError, SegkitError, UpstreamMissingError
+from segkit.core.files import parquet_parts
 from segkit.lifecycle import LifecycleSettings
 from segkit.rfm import RFMSettings
 from segkit.steps.cluster import run_customer_table
 from segkit.steps.parameters import blame_parameters_cell
+from segkit.steps.pipeline import CUSTOMER_SEGMENTS_DATASET
 from segkit.steps.sources import send_history_for
-from segkit.steps.spark_campaign import recipient_labels_on_spark
+from segkit.steps.spark_campaign import (
+    campaign_parts_on_spark,
+    campaign_rows_on_spark,
+    cluster_agreement,
+    cluster_agreement_on_spark,
+    cluster_names_on_spark,
+    send_labels_frame,
+    send_labels_on_spark,
+)
 from segkit.steps.spark_scoring import scores_on_spark
 
 __all__ = ["arm_overview", "arm_table", "build_campaign_artifacts", "campaign_totals", "explorer_choices",
@@ -56,7 +69,8 @@ def fitted_cluster_model(ctx: Any) -> tuple[Any, str]:
     Notebook 03 saves its model as ``artifacts/cluster_model.json`` (plain JSON, no pickle):
     it is loaded with :meth:`segkit.cluster.SegmentModel.from_dict` and checked against
     ``clusters.parquet`` — it labels that file's customers from the feature values stored there
-    (:func:`segkit.cluster.predict_clusters_frame`). A run folder without the file (03 run by
+    (:func:`segkit.steps.spark_campaign.cluster_agreement`; on Spark per partition on the executors,
+    :func:`~segkit.steps.spark_campaign.cluster_agreement_on_spark`). A run folder without the file (03 run by
     an older segkit), or with a file that cannot be read or used, gets a refit instead
     (:func:`refit_cluster_model`, checked against ``clusters.parquet`` too). The note says which
     path was taken and how many of 03's cluster labels the model reproduces; it is empty when
@@ -64,23 +78,27 @@ def fitted_cluster_model(ctx: Any) -> tuple[Any, str]:
     only warns about a refit or a disagreement.
     """
 
-    clusters = ctx.read_artifact("clusters")
+    # on Spark the executors check the model against clusters.parquet (a count per partition); read here only when
+    # missing (it raises) or for a refit
+    clusters = None if scores_on_spark(ctx) and ctx.has_artifact("clusters") else ctx.read_artifact("clusters")
     problem = ""
     if ctx.has_artifact("cluster_model"):
         try:  # a corrupt file: json raises ValueError, from_dict/predict a DataError (also a ValueError)
             model = SegmentModel.from_dict(ctx.read_artifact("cluster_model"))
-            names = predict_clusters_frame(model, clusters)
+            agreeing, total = (cluster_agreement(model, clusters) if clusters is not None else
+                               cluster_agreement_on_spark(send_history_for(ctx).lines().session,
+                                                          str(ctx.artifact_path("clusters")), model))
         except ValueError as exc:
             problem = f"artifacts/cluster_model.json could not be used ({exc})"
         else:
-            agree = _share_equal(names.to_numpy(), clusters["cluster_name"].to_numpy())
+            agree = agreeing / total if total else np.nan
             if agree == 1:
                 return model, ""
             note = (f"Cluster model: notebook 03's fitted model (artifacts/cluster_model.json); on the customers of "
                     f"clusters.parquet it reproduces {agree:.1%} of 03's cluster labels. Rerun 03_clustering "
                     "if the run's artifacts come from different runs.")
             return model, note
-    model, agree, k = refit_cluster_model(ctx, clusters)
+    model, agree, k = refit_cluster_model(ctx, clusters if clusters is not None else ctx.read_artifact("clusters"))
     why = problem or "this run folder has no artifacts/cluster_model.json (written by 03_clustering)"
     note = (f"Cluster model: {why}, so it was refitted with the same settings, seed and k = {k}; it reproduces "
             f"{agree:.1%} of 03's cluster labels.")
@@ -214,12 +232,13 @@ def arm_table(result: CampaignResult) -> pd.DataFrame:
 
 
 # ============================================================================ producer and summary
-def _load_labels(ctx: Any, segment_by: str) -> tuple[pd.DataFrame | None, list[str]]:
+def _load_labels(ctx: Any, segment_by: str, header_only: bool = False) -> tuple[pd.DataFrame | None, list[str]]:
     """``customer_segments.csv`` and warnings about dimensions that could not be built.
 
     Opened alone (interactive), the notebook first builds every missing segment dimension (RFM,
     clusters, lifecycle), so that the dimensions it offers do not depend on which notebooks
-    happened to run before. In a run, the labels are what 02–04 wrote.
+    happened to run before. In a run, the labels are what 02–04 wrote. ``header_only``: no row, only the
+    columns (what 05 on Spark reads of it: which dimensions the run has).
     """
     notes: list[str] = []
     if ctx.interactive:
@@ -234,11 +253,24 @@ def _load_labels(ctx: Any, segment_by: str) -> tuple[pd.DataFrame | None, list[s
                 if dim == segment_by:
                     raise
                 notes.append(f"Segment dimension {dim} is not available: {exc}")
+    if ctx.has_artifact("customer_segments") and header_only:
+        wanted = ("customer_id", *SEGMENT_DIMENSIONS)
+        return pd.DataFrame(columns=[c for c in segments_header(ctx) if c in wanted]), notes
     if ctx.has_artifact("customer_segments"):  # the id and the dimensions: what labels_at_send reads
         return ctx.read_artifact("customer_segments", columns=["customer_id", *SEGMENT_DIMENSIONS]), notes
     if segment_by not in ("auto", "none"):
         ctx.read_artifact("customer_segments")  # raises UpstreamMissingError naming what to run
     return None, notes
+
+
+def segments_header(ctx: Any) -> list[str]:
+    """The columns of the run's ``customer_segments`` (the CSV's header, else the Parquet dataset's schema)."""
+    path = ctx.artifact_path("customer_segments")
+    if path.exists():
+        return list(pd.read_csv(path, nrows=0).columns)
+    import pyarrow.parquet as pq
+
+    return list(pq.read_schema(parquet_parts(ctx.artifacts_dir / CUSTOMER_SEGMENTS_DATASET)[0]).names)
 
 
 def labels_at_send(ctx: Any, campaign: pd.DataFrame,
@@ -249,40 +281,91 @@ def labels_at_send(ctx: Any, campaign: pd.DataFrame,
     segmented with data strictly before their campaign's send day (:func:`segments_at_send`):
     RFM refitted at the send with the ``rfm`` settings, the lifecycle stager refitted at the send
     with the ``lifecycle`` settings, and the run's cluster model (:func:`fitted_cluster_model`)
-    applied to features as of the send. With ``engine.kind: spark`` the RFM and lifecycle refits run on the
-    executors (:func:`segkit.steps.spark_campaign.recipient_labels_on_spark`: scorer and stager fitted from
-    value distributions per send) and only the recipients' labels reach the driver; the cluster names at each
-    send are still computed on the driver.
+    applied to features as of the send (on Spark: :func:`evaluate_on_spark`).
     """
 
     if labels is None:
         return None, []
     dims = [d for d in SEGMENT_DIMENSIONS if d in labels.columns]
-    notes: list[str] = []
-    model = None
-    if "cluster_name" in dims:
-        model, note = fitted_cluster_model(ctx)
-        notes += [note] if note else []
+    model, notes = _cluster_model_of(ctx, dims)
+    per_send = _segments_at_send(ctx, campaign, dims, model)
+    undated = sorted(set(per_send.loc[(per_send[dims] == UNLABELLED).any(axis=1), "campaign_id"])) if dims else []
+    return per_send, notes + _undated_note(undated)
+
+
+def _cluster_model_of(ctx: Any, dims: list[str]) -> tuple[Any, list[str]]:
+    """The run's cluster model when the labels have cluster names (:func:`fitted_cluster_model`), and its note."""
+    if "cluster_name" not in dims:
+        return None, []
+    model, note = fitted_cluster_model(ctx)
+    return model, [note] if note else []
+
+
+def _segments_at_send(ctx: Any, campaign: pd.DataFrame, dims: list[str], model: Any) -> pd.DataFrame:
+    """:func:`segments_at_send` of ``campaign``'s recipients with the run's settings, lines and customers."""
     camp = ctx.section("campaign")
     control = camp.get("control_arm", "control") if camp.get("control_is_holdout", True) else None
-
-    lines = send_history_for(ctx)
-    rfm_settings = RFMSettings.from_config(ctx.section("rfm"))
-    lifecycle_settings = LifecycleSettings.from_config(ctx.section("lifecycle"))
-    # on Spark the RFM and lifecycle refits at each send run on the executors; only the recipients' labels return
-    given = (recipient_labels_on_spark(lines.lines(), campaign, dims, rfm_settings=rfm_settings,
-                                       lifecycle_settings=lifecycle_settings) if scores_on_spark(ctx) else None)
-    per_send = segments_at_send(
-        campaign, lines, dims, given=given, rfm_settings=rfm_settings, lifecycle_settings=lifecycle_settings,
-        cluster_model=model,
+    return segments_at_send(
+        campaign, send_history_for(ctx), dims, rfm_settings=RFMSettings.from_config(ctx.section("rfm")),
+        lifecycle_settings=LifecycleSettings.from_config(ctx.section("lifecycle")), cluster_model=model,
         customers=ctx.read_artifact("customers_clean") if ctx.has_artifact("customers_clean") else None,
-        control_arm=control,
-        max_channels=int(ClusterSettings.from_config(ctx.section("clustering")).max_channels))
-    undated = sorted(set(per_send.loc[(per_send[dims] == UNLABELLED).any(axis=1), "campaign_id"])) if dims else []
-    if undated:
-        notes.append(f"Campaign(s) {', '.join(undated)} have no send time: their customers cannot be segmented "
-                     "without hindsight and are 'unlabelled'.")
-    return per_send, notes
+        control_arm=control, max_channels=int(ClusterSettings.from_config(ctx.section("clustering")).max_channels))
+
+
+def _undated_note(undated: list[str]) -> list[str]:
+    if not undated:
+        return []
+    return [f"Campaign(s) {', '.join(undated)} have no send time: their customers cannot be segmented "
+            "without hindsight and are 'unlabelled'."]
+
+
+#: How 05 names its campaign rows in messages.
+CAMPAIGN_SOURCE = "artifacts/campaign_clean.parquet"
+
+
+def evaluate_on_spark(ctx: Any, settings: CampaignSettings, labels: pd.DataFrame | None) -> tuple[CampaignResult,
+                                                                                                     list[str]]:
+    """:func:`evaluate_campaigns` of the run's campaign rows with labels at each send, on the executors
+    (``engine.kind: spark``), and the notes :func:`labels_at_send` adds.
+
+    The campaign rows stay on the executors (:func:`segkit.steps.spark_campaign.campaign_rows_on_spark`: checked
+    as in pandas, with row numbers of the whole file); the RFM and lifecycle labels at each send are refitted
+    there (:func:`segkit.steps.spark_campaign.send_labels_on_spark`), retention is the relational core's on Spark,
+    and each partition of customers is prepared and summed by segkit's pandas functions
+    (:func:`segkit.steps.spark_campaign.campaign_parts_on_spark`); the driver merges the cell sums and evaluates
+    them (:func:`segkit.campaign.evaluate.evaluate_parts`). The cluster names at each send are the run's cluster
+    model applied per partition to the customer table as of each send, built on the executors
+    (:func:`segkit.steps.spark_campaign.cluster_names_on_spark`).
+
+    Parameters
+    ----------
+    labels : DataFrame or None
+        ``customer_segments``' columns (no rows needed): which dimensions the run has.
+    """
+    s = settings.validated()
+    on_spark = send_history_for(ctx).lines()  # the run's SparkLines
+    rows, columns, facts = campaign_rows_on_spark(on_spark, str(ctx.artifact_path("campaign_clean")),
+                                                  CAMPAIGN_SOURCE)
+    available = [d for d in SEGMENT_DIMENSIONS if labels is not None and d in labels.columns]
+    dimension = chosen_dimension(s, available)
+    dims = label_dimensions(dimension, available)
+    if dimension != "none" and dimension not in available:  # the one-machine evaluation's error
+        segment_labels(pd.Series([], dtype="string"), labels, dimension)
+    model, notes = _cluster_model_of(ctx, available)
+    sends = send_table_of(facts.first_sends())
+    found = send_labels_on_spark(on_spark, sends, available, rfm_settings=RFMSettings.from_config(ctx.section("rfm")),
+                                 lifecycle_settings=LifecycleSettings.from_config(ctx.section("lifecycle")))
+    if "cluster_name" in available and len(sends):
+        found["cluster_name"] = cluster_names_on_spark(ctx, on_spark, model, sends, facts.first_sent)
+    for dim in available:
+        if dim not in found:  # no dated send: every recipient is unlabelled
+            found[dim] = send_labels_frame(on_spark.session, pd.DataFrame(columns=["campaign_id", "customer_id",
+                                                                                   "label"]))
+    notes += _undated_note(sorted(c for c, sent in facts.first_sent.items() if sent is None) if available else [])
+    end = None if ctx.as_of is None else pd.Timestamp(ctx.as_of)
+    parts = campaign_parts_on_spark(on_spark, rows, columns, facts, dims, found, retention=(s.retention_days, end),
+                                    source=CAMPAIGN_SOURCE)
+    return evaluate_parts(parts, s, dimension, available, CAMPAIGN_SOURCE), notes
 
 
 def build_campaign_artifacts(ctx: Any) -> CampaignResult:
@@ -297,26 +380,33 @@ def build_campaign_artifacts(ctx: Any) -> CampaignResult:
         The run has no campaign data (no campaign file configured).
     """
     settings = CampaignSettings.from_config(ctx.config)
+    on_spark = scores_on_spark(ctx)
     missing_msg = (f"{ctx.notebook} needs campaign data, but this run has no artifacts/campaign_clean.parquet: "
                    "no campaign file was given. Set data.campaign in the config to your campaign export (one row "
                    "per customer per campaign: campaign_id, customer_id, arm, ...), map its columns under "
                    "columns.campaign and rerun from 01_data_audit. `segkit run` skips this notebook when there is "
                    "no campaign file.")
-    try:
-        campaign = ctx.read_artifact("campaign_clean")
+    try:  # on Spark the rows stay on the executors: only a missing file is read here (it raises)
+        campaign = ctx.read_artifact("campaign_clean") if not on_spark or not ctx.has_artifact("campaign_clean") \
+            else None
     except UpstreamMissingError:
         raise UpstreamMissingError(missing_msg) from None
-    if campaign is None or not ctx.has_artifact("campaign_clean"):
+    if (campaign is None and not on_spark) or not ctx.has_artifact("campaign_clean"):
         raise UpstreamMissingError(missing_msg)
-    labels, notes = _load_labels(ctx, settings.segment_by)
-    labels, more = labels_at_send(ctx, campaign, labels)
-    notes += more
+    labels, notes = _load_labels(ctx, settings.segment_by, header_only=on_spark)
+    if not on_spark:
+        labels, more = labels_at_send(ctx, campaign, labels)
+        notes += more
 
     with warnings.catch_warnings():  # the mismatches are in result.warnings, shown once at the top of the report
         warnings.simplefilter("ignore", SampleRatioMismatchWarning)
         try:
-            result = evaluate_campaigns(campaign, labels, send_history_for(ctx), settings, as_of=ctx.as_of,
-                                        source="artifacts/campaign_clean.parquet")
+            if on_spark:
+                result, more = evaluate_on_spark(ctx, settings, labels)
+                notes, labels = notes + more, None
+            else:
+                result = evaluate_campaigns(campaign, labels, send_history_for(ctx), settings, as_of=ctx.as_of,
+                                            source=CAMPAIGN_SOURCE)
         except ConfigError as error:  # a knob of the parameters cell (control_arm) that the data do not have
             set_in_cell = [key for key in ctx.parameters.get("campaign", {})
                            if str(error).startswith(f"campaign.{key} = ")]

@@ -366,7 +366,10 @@ def _merged_columns(parts: Sequence[Sequence[tuple[str, str]]]) -> list[tuple[st
     return [(name, kinds[name]) for name in [*(n for n in kinds if n not in added), *added]]
 
 
-def spark_customer_table(ctx: Any, settings: ClusterSettings) -> tuple["SparkFrame", dict]:
+def spark_customer_table(ctx: Any, settings: ClusterSettings, *, day: pd.Timestamp | None = None,
+                         buyers: "SparkFrame | None" = None,
+                         campaign: "SparkFrame | None | bool" = True,
+                         control_arm: "str | None | bool" = True) -> tuple["SparkFrame", dict]:
     """The customer table notebook 03 clusters, as a Spark DataFrame that stays on the executors.
 
     The same rows, columns and values as :func:`run_customer_table`. Spark joins ``rfm.parquet`` with the
@@ -381,6 +384,12 @@ def spark_customer_table(ctx: Any, settings: ClusterSettings) -> tuple["SparkFra
     purchase counts, so an attribute or a campaign row held only by non-buyers makes its column as in the
     DuckDB run), and every bucket returns that fixed list (``emails_received`` 0 where a bucket had no
     e-mail, else empty).
+
+    ``day``, ``buyers`` and ``campaign`` build the table as of another day (notebook 05's cluster names at each
+    send, :func:`segkit.steps.spark_campaign.cluster_names_on_spark`): the analysis date, the buyers' RFM columns
+    as of it (instead of ``rfm.parquet``) and the campaign rows to count (a Spark frame, or None for none;
+    default ``True``: ``campaign_clean.parquet``, all of it); ``control_arm``: the arm whose rows are not e-mails
+    (default ``True``: the ``campaign`` section's, None when ``control_is_holdout`` is false).
 
     Returns
     -------
@@ -406,18 +415,19 @@ def spark_customer_table(ctx: Any, settings: ClusterSettings) -> tuple["SparkFra
     from segkit.steps.sources import run_lines
 
     for name, notebook in (("customers_clean.parquet", "01_data_audit"), ("rfm.parquet", "02_rfm")):
-        if not (ctx.artifacts_dir / name).exists():
+        if not (ctx.artifacts_dir / name).exists() and (name != "rfm.parquet" or buyers is None):
             raise UpstreamMissingError(f"03_clustering on Spark reads artifacts/{name}, which is missing. Run "
                                        f"{notebook} with engine.kind: spark first (segkit run --only {notebook} "
                                        f"--out {ctx.run_dir}).")
     lines = run_lines(ctx).lines()
-    as_of = parse_as_of(ctx.as_of) if ctx.as_of is not None else day_after(last_order_date(lines))
+    as_of = (pd.Timestamp(day) if day is not None else parse_as_of(ctx.as_of) if ctx.as_of is not None
+             else day_after(last_order_date(lines)))
     params = {"as_of": as_of.to_pydatetime()}
     has_category, has_channel = lines.first_row(LINE_DETAILS, params)
     read, art = lines.session.read, ctx.artifacts_dir
     max_channels = int(settings.max_channels)
     rfm_columns = ["recency_days", "frequency", "monetary_total", "tenure_days"]
-    buyers = read.parquet(str(art / "rfm.parquet")).select("customer_id", *rfm_columns)
+    buyers = (read.parquet(str(art / "rfm.parquet")) if buyers is None else buyers).select("customer_id", *rfm_columns)
     whole_numbers = [f.name for f in buyers.schema.fields if f.dataType.typeName() in ("long", "integer", "short",
                                                                                         "byte")]
     buyers = buyers.join(lines.frame(BEHAVIOUR, params), "customer_id", "left").withColumn("__buyer", F.lit(True))
@@ -436,9 +446,11 @@ def spark_customer_table(ctx: Any, settings: ClusterSettings) -> tuple["SparkFra
                                             F.col("n").alias("__n"), F.lit("channel").alias("__kind")),
                                 allowMissingColumns=True)
     campaign_path = art / "campaign_clean.parquet"
-    campaign = read.parquet(str(campaign_path)) if campaign_path.exists() else None
+    if campaign is True:
+        campaign = read.parquet(str(campaign_path)) if campaign_path.exists() else None
     camp = ctx.section("campaign")
-    control = camp.get("control_arm", "control") if camp.get("control_is_holdout", True) else None
+    control = (camp.get("control_arm", "control") if camp.get("control_is_holdout", True) else None) \
+        if control_arm is True else control_arm
     buckets = SPARK_PARTITIONS or int(lines.session.conf.get("spark.sql.shuffle.partitions"))
     bucket = F.pmod(F.hash("customer_id"), F.lit(buckets)).alias("__bucket")
     as_of_text = str(as_of)

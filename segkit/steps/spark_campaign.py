@@ -1,33 +1,50 @@
 """Notebook 05's per-recipient work on Spark executors (issue 17).
 
-Nothing here defines a metric, a label or a flag: each partition runs the pandas function the one-machine
-evaluation applies to the whole table, and the models are fitted on the driver from bounded inputs.
+Nothing here defines a metric, a label, a check or a flag: each partition runs the pandas function the
+one-machine evaluation applies to the whole table, and the models are fitted on the driver from bounded inputs.
 
-- :func:`evaluation_parts_on_spark`: :func:`segkit.campaign.partials.evaluation_parts` per partition of the
-  prepared campaign rows (all rows of a customer in one partition), sent to the driver as JSON
-  (:meth:`~segkit.campaign.partials.EvaluationParts.to_json`: exact sums as whole numbers) and merged there,
-  so :func:`segkit.campaign.evaluate.evaluate_parts` shows the one-machine numbers bit for bit. What reaches the
-  driver: one text per partition, at most (dimensions + 1) × campaigns × segments × arms cells.
+- :func:`campaign_rows_on_spark`: the campaign rows read, numbered in file order and partitioned by customer on the
+  executors; :func:`segkit.campaign.prepare.campaign_facts` per partition, merged on the driver, raises the
+  one-machine check's error (row numbers of the whole file) and gives each campaign's first send time and
+  whether it records revenue (a first pass: bounded by checks and campaigns).
+- :func:`campaign_parts_on_spark`: the labels at each send and the retention flags joined to the rows on the
+  executors, each partition prepared (:func:`segkit.campaign.prepare.prepare_campaign`) and summed
+  (:func:`evaluation_parts_on_spark`: :func:`segkit.campaign.partials.evaluation_parts`, sent to the driver as
+  JSON: exact sums as whole numbers) and merged there, so :func:`segkit.campaign.evaluate.evaluate_parts` shows
+  the one-machine numbers bit for bit. What reaches the driver: one text per partition, at most
+  (dimensions + 1) × campaigns × segments × arms cells.
 - :func:`retention_on_spark`: the relational core's RETENTION of the rows, joined back on the executors.
-- :func:`rfm_segments_on_spark`, :func:`lifecycle_stages_on_spark`: the labels at each send, the scorer and the
-  stager refitted per send from value distributions (:mod:`segkit.data.spark_ranks`); the labels stay on the
-  executors; :func:`recipient_labels_on_spark` brings the recipients' labels to the driver (what 05 on Spark
-  does today: :func:`segkit.steps.campaign.labels_at_send`).
+- :func:`rfm_segments_on_spark`, :func:`lifecycle_stages_on_spark` (:func:`send_labels_on_spark`): the labels at
+  each send, the scorer and the stager refitted per send from value distributions
+  (:mod:`segkit.data.spark_ranks`); the labels stay on the executors.
+- :func:`cluster_agreement_on_spark`: how many of ``clusters.parquet``'s names the saved cluster model gives,
+  counted per partition.
 
-Not yet on the executors (05 on Spark still holds them in the kernel): the campaign rows and their preparation,
-the cluster names at each send, the retention flags and the evaluation's rows (the two functions above exist and
-are tested, not yet called by the step).
+Still on the driver (:func:`segkit.steps.campaign.evaluate_on_spark`): the cluster names at each send (the
+customer table as of each send), which read the campaign rows into pandas.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Iterator, Mapping, Sequence
+import warnings
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 
+from segkit.campaign.evaluate import labelled_rows
 from segkit.campaign.partials import EvaluationParts, evaluation_parts
-from segkit.campaign.prepare import lifecycle_stages_staged, rfm_segments_scored, send_scorer, send_table
+from segkit.campaign.prepare import (
+    CampaignFacts,
+    campaign_facts,
+    check_campaign_table,
+    cluster_names,
+    lifecycle_stages_staged,
+    prepare_campaign,
+    rfm_segments_scored,
+    send_labels,
+    send_scorer,
+)
 from segkit.data.relational import (
     PURCHASE_DAYS_AT_SEND,
     RECIPIENTS_TYPING,
@@ -39,8 +56,9 @@ from segkit.data.relational import (
     retention_recipients,
     typed_result,
 )
+from segkit.cluster import predict_clusters_frame
 from segkit.lifecycle import STAGE_VALUES, StageDistributions, purchase_history
-from segkit.rfm import RFMScorer, fit_needs
+from segkit.rfm import RFMScorer, RFMWarning, fit_needs
 
 if TYPE_CHECKING:  # the `spark` extra
     from pyspark.sql import DataFrame as SparkFrame
@@ -48,8 +66,9 @@ if TYPE_CHECKING:  # the `spark` extra
     from segkit.data.spark import SparkLines
 
 __all__ = ["evaluation_parts_on_spark", "retention_on_spark", "rfm_segments_on_spark", "lifecycle_stages_on_spark",
-           "recipient_labels_on_spark", "SPARK_DIMENSIONS", "PARTS_SCHEMA", "ROW_ID",
-           "SEND_LABELS_SCHEMA"]
+           "send_labels_on_spark", "campaign_rows_on_spark", "cluster_names_on_spark", "campaign_parts_on_spark",
+           "cluster_agreement", "cluster_agreement_on_spark", "send_labels_frame", "SPARK_DIMENSIONS",
+           "PARTS_SCHEMA", "ROW_ID", "SEND_LABELS_SCHEMA", "CAMPAIGN_KEY", "CUSTOMER_KEY"]
 
 #: Spark schema of a partition's :class:`EvaluationParts` (one row).
 PARTS_SCHEMA = "parts string"
@@ -66,8 +85,9 @@ def _concat(batches: Iterator[pd.DataFrame]) -> pd.DataFrame | None:
     return pd.concat(found, ignore_index=True) if len(found) > 1 else found[0]
 
 
-def evaluation_parts_on_spark(rows: "SparkFrame", dimensions: Sequence[str],
-                              partitions: int | None = None) -> EvaluationParts:
+def evaluation_parts_on_spark(rows: "SparkFrame", dimensions: Sequence[str], partitions: int | None = None, *,
+                              key: str = "customer_id",
+                              prepare: Callable[[pd.DataFrame], pd.DataFrame] | None = None) -> EvaluationParts:
     """:func:`segkit.campaign.partials.evaluation_parts` of every partition of ``rows``, merged on the driver.
 
     Parameters
@@ -79,8 +99,12 @@ def evaluation_parts_on_spark(rows: "SparkFrame", dimensions: Sequence[str],
     dimensions : sequence of str
         The label columns to segment by (``"none"`` is always added).
     partitions : int, optional
-        Partitions of the rows by ``customer_id`` (default: ``spark.sql.shuffle.partitions``); every
+        Partitions of the rows by ``key`` (default: ``spark.sql.shuffle.partitions``); every
         customer's rows are in one, so the distinct customers add up.
+    key : str
+        The column that names each row's customer (as prepared: stripped).
+    prepare : callable, optional
+        Applied to each partition's rows first: raw campaign rows -> prepared rows (:func:`campaign_parts_on_spark`).
 
     Returns
     -------
@@ -95,16 +119,17 @@ def evaluation_parts_on_spark(rows: "SparkFrame", dimensions: Sequence[str],
     def parts(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
         whole = _concat(batches)
         if whole is not None:
-            yield pd.DataFrame({"parts": [evaluation_parts(whole, dims).to_json()]})
+            yield pd.DataFrame({"parts": [evaluation_parts(whole if prepare is None else prepare(whole), dims)
+                                          .to_json()]})
 
     count = partitions or int(rows.sparkSession.conf.get("spark.sql.shuffle.partitions"))
     with pandas_warnings_quiet(), executor_errors():
-        collected = rows.repartition(count, "customer_id").mapInPandas(parts, PARTS_SCHEMA).collect()
+        collected = rows.repartition(count, key).mapInPandas(parts, PARTS_SCHEMA).collect()
     return EvaluationParts.merge([EvaluationParts.from_json(row["parts"]) for row in collected])
 
 
 def retention_on_spark(lines: "SparkLines", rows: "SparkFrame", first_sent: Mapping[str, Any], days: int,
-                       end: pd.Timestamp | None) -> "SparkFrame":
+                       end: pd.Timestamp | None, campaign_column: str = "campaign_id") -> "SparkFrame":
     """``rows`` with the column ``retained`` of :func:`segkit.campaign.prepare.retention_flags`, computed on the
     executors: the relational core's :data:`~segkit.data.relational.RETENTION` read from the recipients of every
     partition (:func:`~segkit.data.relational.retention_recipients`: a row without a send time takes its
@@ -120,6 +145,8 @@ def retention_on_spark(lines: "SparkLines", rows: "SparkFrame", first_sent: Mapp
         Campaign id -> its first send time (NaT / None when it has none).
     days, end
         The retention window and the last day it may end (None = the day after the last purchase).
+    campaign_column : str
+        The column of ``rows`` that names the campaign as ``first_sent`` does.
     """
     from segkit.data.spark import frame_for_arrow, pandas_warnings_quiet
     from segkit.data.spark_ranks import executor_errors
@@ -130,13 +157,13 @@ def retention_on_spark(lines: "SparkLines", rows: "SparkFrame", first_sent: Mapp
 
     def recipients(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
         for batch in batches:
-            out = retention_recipients(batch, firsts)
+            out = retention_recipients(batch.rename(columns={campaign_column: "campaign_id"}), firsts)
             known = ~np.isnat(out["sent_at"].to_numpy(dtype="datetime64[ns]"))
             yield frame_for_arrow(out.assign(**{ROW_ID: batch[ROW_ID].to_numpy(dtype=np.int64)})[known])
 
     schema = f"{ROW_ID} bigint, customer_id string, sent_at timestamp_ntz"
     with pandas_warnings_quiet(), executor_errors():
-        sent = rows.select(ROW_ID, "campaign_id", "customer_id", "sent_at").mapInPandas(recipients, schema)
+        sent = rows.select(ROW_ID, campaign_column, "customer_id", "sent_at").mapInPandas(recipients, schema)
         lines.register("recipients", sent, RECIPIENTS_TYPING)
         flags = lines.frame(RETENTION, retention_parameters(days, end))
         return rows.drop("retained").join(flags.selectExpr(ROW_ID, "retained"), ROW_ID, "left")
@@ -185,8 +212,11 @@ def rfm_segments_on_spark(lines: "SparkLines", sends: pd.DataFrame, rfm_settings
                 continue
             scorer = send_scorer(rfm_settings)
             distributions = value_distributions(bases.where(F.col("campaign_id") == campaign_id), fit_needs(scorer))
-            scorer.fit_distributions({"r": distributions[scorer.recency_col], "f": distributions[scorer.frequency_col],
-                                      "m": distributions[scorer.monetary_col]})
+            with warnings.catch_warnings():  # as rfm_segments: a send's few score levels are not 05's finding
+                warnings.simplefilter("ignore", RFMWarning)
+                scorer.fit_distributions({"r": distributions[scorer.recency_col],
+                                          "f": distributions[scorer.frequency_col],
+                                          "m": distributions[scorer.monetary_col]})
             scorers[campaign_id] = scorer.to_dict()
 
     def labels(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
@@ -269,8 +299,10 @@ def lifecycle_stages_on_spark(lines: "SparkLines", sends: pd.DataFrame, lifecycl
                 continue
             stager = lifecycle_settings.stager()
             distributions = value_distributions(frame.drop("first"), stager.distribution_needs(), missing="skip")
-        stagers[campaign_id] = stager.fit_distributions(
-            StageDistributions(**{name: distributions[name] for name in STAGE_VALUES}), day, pd.Timestamp(first))
+        with warnings.catch_warnings():  # as lifecycle_stages: the send's stager fit is quiet
+            warnings.simplefilter("ignore")
+            stagers[campaign_id] = stager.fit_distributions(
+                StageDistributions(**{name: distributions[name] for name in STAGE_VALUES}), day, pd.Timestamp(first))
 
     def labels(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
         found = _concat(batches)  # a customer's days may span two Arrow batches: stage the partition at once
@@ -289,28 +321,251 @@ def lifecycle_stages_on_spark(lines: "SparkLines", sends: pd.DataFrame, lifecycl
 #: The segment dimensions whose labels at each send are computed on the executors (the cluster names at each
 #: send still need the customer table as of each send on the driver).
 SPARK_DIMENSIONS: tuple[str, ...] = ("rfm_segment", "lifecycle_stage")
+#: Columns :func:`campaign_rows_on_spark` adds to the campaign rows: each row's campaign and customer, stripped
+#: (as :func:`segkit.campaign.prepare.segments_at_send` and :func:`~segkit.campaign.prepare.prepare_campaign` name
+#: them).
+CAMPAIGN_KEY, CUSTOMER_KEY = "_segkit_campaign", "_segkit_customer"
 
 
-def recipient_labels_on_spark(lines: "SparkLines", campaign: pd.DataFrame, dimensions: Sequence[str], *,
-                              rfm_settings: Any, lifecycle_settings: Any) -> dict[str, pd.DataFrame]:
-    """The labels at each send of ``campaign``'s recipients for the dimensions of ``dimensions`` among
-    :data:`SPARK_DIMENSIONS` (:func:`rfm_segments_on_spark`, :func:`lifecycle_stages_on_spark`): only the
-    recipients' rows reach the driver (``campaign_id, customer_id, label``), never the send histories; the
-    ``given`` of :func:`segkit.campaign.prepare.segments_at_send`.
+def send_labels_on_spark(lines: "SparkLines", sends: pd.DataFrame, dimensions: Sequence[str], *,
+                         rfm_settings: Any, lifecycle_settings: Any) -> dict[str, "SparkFrame"]:
+    """The labels at each send (:data:`SEND_LABELS_SCHEMA`, left on the executors) of the dimensions of
+    ``dimensions`` among :data:`SPARK_DIMENSIONS` (:func:`rfm_segments_on_spark`,
+    :func:`lifecycle_stages_on_spark`) for the dated ``sends`` (``campaign_id, send_date``)."""
+    wanted = [d for d in SPARK_DIMENSIONS if d in dimensions]
+    if not len(sends):
+        return {}
+    return {dim: (rfm_segments_on_spark(lines, sends, rfm_settings) if dim == "rfm_segment"
+                  else lifecycle_stages_on_spark(lines, sends, lifecycle_settings)) for dim in wanted}
+
+
+def cluster_agreement(model: Any, clusters: pd.DataFrame) -> tuple[int, int]:
+    """How many customers of ``clusters`` (rows of ``clusters.parquet``, all or a part) ``model`` gives 03's
+    cluster name (:func:`segkit.cluster.predict_clusters_frame`, names compared as text), and how many there are."""
+    names = predict_clusters_frame(model, clusters)
+    same = (pd.Series(names.to_numpy()).astype(str).to_numpy()
+            == pd.Series(clusters["cluster_name"].to_numpy()).astype(str).to_numpy())
+    return int(same.sum()), len(same)
+
+
+def cluster_agreement_on_spark(session: Any, path: str, model: Any) -> tuple[int, int]:
+    """:func:`cluster_agreement` of the Parquet file ``path`` (``clusters.parquet``), per partition on the executors
+    (the model travels as its JSON) and added up on the driver: two numbers per partition reach it.
+
+    Raises
+    ------
+    DataError
+        ``model`` cannot label the rows (a feature column missing): :func:`segkit.cluster.predict_clusters_frame`'s
+        error, as in pandas.
     """
+    from segkit.cluster import SegmentModel
+    from segkit.data.spark import pandas_warnings_quiet
+    from segkit.data.spark_ranks import executor_errors
+
+    saved = model.to_dict()
+
+    def counts(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+        found = _concat(batches)
+        if found is not None:
+            agreeing, total = cluster_agreement(SegmentModel.from_dict(saved), found)
+            yield pd.DataFrame({"agreeing": [agreeing], "total": [total]})
+
+    with pandas_warnings_quiet(), executor_errors():
+        found = session.read.parquet(path).mapInPandas(counts, "agreeing bigint, total bigint").collect()
+    return sum(int(r["agreeing"]) for r in found), sum(int(r["total"]) for r in found)
+
+
+def cluster_names_on_spark(ctx: Any, lines: "SparkLines", model: Any, sends: pd.DataFrame,
+                           first_sent: Mapping[str, Any]) -> "SparkFrame":
+    """The cluster name at each send of every customer with a purchase before it, on the executors: equal to
+    the cluster names of :func:`segkit.campaign.prepare.segments_at_send`.
+
+    Per dated send, the customer table as of its day is built on the executors as notebook 03 builds its own
+    (:func:`segkit.steps.cluster.spark_customer_table` with the send's RFM base,
+    :data:`~segkit.data.relational.RFM_AT_SEND`, and the campaign rows sent before the day) and each partition is
+    named by :func:`segkit.campaign.prepare.cluster_names` with the run's model (travelling as its JSON).
+
+    Parameters
+    ----------
+    ctx : RunContext
+        The run (its customers, campaign rows, clustering and campaign settings).
+    model : SegmentModel
+        The run's cluster model.
+    sends : DataFrame
+        ``campaign_id, send_date`` (dated sends only).
+    first_sent : mapping
+        Campaign -> first send time (None: none), to know whether any row was sent before a day.
+
+    Returns
+    -------
+    pyspark.sql.DataFrame
+        :data:`SEND_LABELS_SCHEMA` (``label`` = the cluster name), held on the executors.
+    """
+    from pyspark.sql import functions as F
+
+    from segkit.cluster import ClusterSettings, SegmentModel
+    from segkit.data.spark import pandas_warnings_quiet, timestamps_from_nanoseconds
+    from segkit.data.spark_ranks import executor_errors
+    from segkit.steps.cluster import spark_customer_table
+
+    settings = ClusterSettings.from_config(ctx.section("clustering"))
+    camp = ctx.section("campaign")  # as segments_at_send's customer tables count e-mails (segkit.steps.campaign)
+    control = (camp.get("control_arm", "control") if camp.get("control_is_holdout", True) else None) or "control"
+    register_sends(lines, sends)
+    bases = lines.frame(RFM_AT_SEND).localCheckpoint(eager=True)
+    sizes = {str(r["campaign_id"]): int(r["n"]) for r in bases.groupBy("campaign_id").agg(F.count("*").alias("n"))
+             .collect()}
+    rows = timestamps_from_nanoseconds(lines.session.read.parquet(str(ctx.artifact_path("campaign_clean"))))
+    saved = model.to_dict()
+    sent = [pd.Timestamp(t) for t in first_sent.values() if t is not None and not pd.isna(t)]
+    found = []
+    for campaign_id, day in zip(sends["campaign_id"].astype(str), pd.to_datetime(sends["send_date"])):
+        if not sizes.get(campaign_id):  # nobody bought before this send: no names
+            continue
+        earlier = rows.where(F.col("sent_at") < F.lit(day.to_pydatetime())) if any(t < day for t in sent) else None
+        buyers = bases.where(F.col("campaign_id") == campaign_id).drop("campaign_id", "send_date")
+        with executor_errors():
+            table, _ = spark_customer_table(ctx, settings, day=day, buyers=buyers, campaign=earlier,
+                                            control_arm=control)
+
+        def names(batches: Iterator[pd.DataFrame], campaign_id: str = campaign_id) -> Iterator[pd.DataFrame]:
+            fitted = SegmentModel.from_dict(saved)
+            for batch in batches:
+                named = cluster_names(fitted, batch)
+                yield pd.DataFrame({"campaign_id": campaign_id, "customer_id": named.index.astype(str),
+                                    "label": named.to_numpy(dtype=object)})
+
+        with pandas_warnings_quiet(), executor_errors():
+            found.append(table.mapInPandas(names, SEND_LABELS_SCHEMA).localCheckpoint(eager=True))
+        table.unpersist()
+    if not found:
+        return send_labels_frame(lines.session, pd.DataFrame(columns=["campaign_id", "customer_id", "label"]))
+    out = found[0]
+    for more in found[1:]:
+        out = out.unionByName(more)
+    return out
+
+
+def send_labels_frame(session: Any, labels: pd.DataFrame) -> "SparkFrame":
+    """Labels at each send computed on the driver (``campaign_id, customer_id, label``) as a Spark frame of
+    :data:`SEND_LABELS_SCHEMA`, for :func:`campaign_parts_on_spark`."""
     from segkit.data.spark import pandas_warnings_quiet
 
-    sends = send_table(campaign)
-    wanted = [d for d in SPARK_DIMENSIONS if d in dimensions]
-    if not wanted or not len(sends):
-        return {}
-    ids = pd.DataFrame({"campaign_id": campaign["campaign_id"].astype("string").str.strip().to_numpy(dtype=object),
-                        "customer_id": campaign["customer_id"].astype("string").str.strip().to_numpy(dtype=object)})
+    text = {c: labels[c].astype("string").astype(object).where(labels[c].notna(), None).tolist()
+            for c in ("campaign_id", "customer_id", "label")}
     with pandas_warnings_quiet():
-        recipients = lines.session.createDataFrame(ids, "campaign_id string, customer_id string")
-        out = {}
-        for dim in wanted:
-            labels = (rfm_segments_on_spark(lines, sends, rfm_settings) if dim == "rfm_segment"
-                      else lifecycle_stages_on_spark(lines, sends, lifecycle_settings))
-            out[dim] = labels.join(recipients, ["campaign_id", "customer_id"], "left_semi").toPandas()
-    return out
+        return session.createDataFrame(list(zip(*text.values())), SEND_LABELS_SCHEMA)
+
+
+def campaign_rows_on_spark(lines: "SparkLines", path: str, source: str,
+                           partitions: int | None = None) -> tuple["SparkFrame", list[str], CampaignFacts]:
+    """The campaign rows of the Parquet file ``path`` on the executors, checked as the one-machine evaluation
+    checks them, with what the evaluation needs to know of all of them before it prepares any.
+
+    Every row gets its 0-based number in the file (:data:`ROW_ID`, :func:`segkit.data.spark.number_file_lines`:
+    a message names rows as in the whole file) and its stripped campaign and customer (:data:`CAMPAIGN_KEY`,
+    :data:`CUSTOMER_KEY`); the rows are partitioned by customer (a customer's rows in one partition: repeated
+    customers are seen, distinct customers add up) and held. Each partition's
+    :func:`segkit.campaign.prepare.campaign_facts` merged on the driver (a few rows per check and one value per
+    campaign) gives the first failed check's DataError, raised here, each campaign's first send time and
+    whether it records revenue.
+
+    Returns
+    -------
+    rows : pyspark.sql.DataFrame
+        The rows with :data:`ROW_ID`, :data:`CAMPAIGN_KEY`, :data:`CUSTOMER_KEY`, held on the executors.
+    columns : list of str
+        The file's columns (what :func:`segkit.campaign.prepare.prepare_campaign` reads).
+    facts : CampaignFacts
+        Of all the rows, without a failed check.
+
+    Raises
+    ------
+    DataError
+        As :func:`~segkit.campaign.prepare.prepare_campaign` of the whole file: a key column missing, no row,
+        an empty key, a repeated customer in a campaign, a flag or amount that cannot be read.
+    """
+    from segkit.data.spark import (frame_for_arrow, number_file_lines, pandas_warnings_quiet, parquet_column_facts,
+                                   timestamps_from_nanoseconds)
+    from segkit.data.spark_ranks import executor_errors
+
+    raw = lines.session.read.parquet(path)
+    columns = list(raw.columns)
+    check_campaign_table(columns, 1, source)  # the columns first; the rows are counted below
+    count = partitions or int(lines.session.conf.get("spark.sql.shuffle.partitions"))
+
+    def keys(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+        for batch in batches:
+            yield frame_for_arrow(pd.DataFrame({
+                ROW_ID: batch[ROW_ID].to_numpy(dtype=np.int64),
+                CAMPAIGN_KEY: batch["campaign_id"].astype("string").str.strip().to_numpy(dtype=object),
+                CUSTOMER_KEY: batch["customer_id"].astype("string").str.strip().to_numpy(dtype=object)}))
+
+    def facts(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+        found = _concat(batches)
+        if found is not None:
+            yield pd.DataFrame({"facts": [campaign_facts(found[columns], found[ROW_ID].to_numpy()).to_json()]})
+
+    with pandas_warnings_quiet(), executor_errors():
+        # pandas writes its times in nanoseconds, which Spark reads as whole numbers: times again (as pandas reads them)
+        numbered = timestamps_from_nanoseconds(number_file_lines(raw, column=ROW_ID), parquet_column_facts(raw))
+        keyed = numbered.select(ROW_ID, "campaign_id", "customer_id").mapInPandas(
+            keys, f"{ROW_ID} bigint, {CAMPAIGN_KEY} string, {CUSTOMER_KEY} string")
+        rows = numbered.join(keyed, ROW_ID).repartition(count, CUSTOMER_KEY).localCheckpoint(eager=True)
+        merged = CampaignFacts.merge([CampaignFacts.from_json(r["facts"])
+                                      for r in rows.mapInPandas(facts, "facts string").collect()])
+    check_campaign_table(columns, merged.rows, source)
+    error = merged.error(source)
+    if error is not None:
+        raise error
+    return rows, columns, merged
+
+
+def campaign_parts_on_spark(lines: "SparkLines", rows: "SparkFrame", columns: Sequence[str], facts: CampaignFacts,
+                            dimensions: Sequence[str], labels: Mapping[str, "SparkFrame"], *,
+                            retention: tuple[int, pd.Timestamp | None] | None, source: str,
+                            partitions: int | None = None) -> EvaluationParts:
+    """:func:`segkit.campaign.partials.evaluation_parts` of the campaign rows of :func:`campaign_rows_on_spark`,
+    prepared on the executors as :func:`segkit.campaign.evaluate.evaluate_campaigns` prepares them in pandas.
+
+    The retention flags are the relational core's (:func:`retention_on_spark`, each campaign's first send time
+    from ``facts``) and each dimension's labels at each send are joined to the rows by campaign and customer;
+    each partition then runs :func:`segkit.campaign.prepare.prepare_campaign` (with ``facts``' revenue flags:
+    a campaign records revenue or not in every partition as in the whole),
+    :func:`segkit.campaign.prepare.send_labels` and :func:`segkit.campaign.evaluate.labelled_rows`, and its
+    parts are merged on the driver (:func:`evaluation_parts_on_spark`).
+
+    Parameters
+    ----------
+    labels : mapping of str to pyspark.sql.DataFrame
+        Per dimension of ``dimensions``: :data:`SEND_LABELS_SCHEMA` rows (at least the recipients' among the
+        buyers before each send; a recipient without a row made no purchase before it).
+    retention : (days, end) or None
+        The retention window and the last day it may end (None = the day after the last purchase); None: no
+        retention flags.
+    """
+    from pyspark.sql import functions as F
+
+    dims = list(dimensions)
+    for dim in dims:
+        found = labels[dim].select(F.col("campaign_id").alias(CAMPAIGN_KEY), F.col("customer_id").alias(CUSTOMER_KEY),
+                                   F.col("label").alias(dim))
+        rows = rows.join(found, [CAMPAIGN_KEY, CUSTOMER_KEY], "left")
+    if retention is not None:
+        rows = retention_on_spark(lines, rows, facts.first_sent, retention[0], retention[1],
+                                  campaign_column=CAMPAIGN_KEY)
+    dated = {campaign_id: sent is not None for campaign_id, sent in facts.first_sent.items()}
+    recorded = dict(facts.revenue_recorded)
+
+    def prepare(batch: pd.DataFrame) -> pd.DataFrame:
+        prepared = prepare_campaign(batch[list(columns)], source=source, revenue_recorded=recorded)
+        if "retained" in batch.columns:
+            prepared["retained"] = batch["retained"].to_numpy(dtype=float, na_value=np.nan)
+        campaign_ids = batch[CAMPAIGN_KEY].astype("string").to_numpy(dtype=object)
+        sent = np.array([dated.get(c, False) for c in campaign_ids], dtype=bool)
+        at_send = pd.DataFrame({"campaign_id": campaign_ids,
+                                "customer_id": batch[CUSTOMER_KEY].to_numpy(dtype=object),
+                                **{dim: send_labels(batch[dim], sent) for dim in dims}})
+        return labelled_rows(prepared, at_send, dims)
+
+    return evaluation_parts_on_spark(rows, dims, partitions, key=CUSTOMER_KEY, prepare=prepare)
