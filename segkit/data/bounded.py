@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Mapping, Protocol, Sequence
+from typing import Any, Callable, Iterable, Iterator, Mapping, Protocol, Sequence
 
 import numpy as np
 import pandas as pd
@@ -39,7 +39,7 @@ from segkit.core.errors import DataError, format_rows
 from segkit.core.labels import UNKNOWN
 
 __all__ = ["sample_positions", "CustomerSample", "numeric_values", "level_texts", "ColumnCounts", "Moments", "TableSummaries",
-           "FrameSummaries"]
+           "FrameSummaries", "partition_rows"]
 
 
 def sample_positions(customers: int, size: int | None, seed: int) -> np.ndarray:
@@ -448,3 +448,20 @@ class FrameSummaries:
     def moments(self, values: Callable[[pd.DataFrame], pd.DataFrame]) -> Moments:
         """:class:`Moments` of the columns ``values(table)`` returns."""
         return Moments.of(values(self.table))
+
+
+def partition_rows(batches: Iterator[pd.DataFrame]) -> pd.DataFrame | None:
+    """All the rows of one partition given to a ``mapInPandas`` function (its Arrow batches: one customer's rows
+    may span two), None when it has none.
+
+    Examples
+    --------
+    >>> partition_rows(iter([pd.DataFrame({"a": [1]}), pd.DataFrame({"a": []}), pd.DataFrame({"a": [2]})]))["a"].tolist()
+    [1, 2]
+    >>> partition_rows(iter([])) is None
+    True
+    """
+    parts = [batch for batch in batches if len(batch)]
+    if not parts:
+        return None
+    return pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]

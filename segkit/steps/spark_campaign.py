@@ -56,6 +56,7 @@ from segkit.data.relational import (
     retention_recipients,
     typed_result,
 )
+from segkit.data.bounded import partition_rows
 from segkit.cluster import predict_clusters_frame
 from segkit.lifecycle import STAGE_VALUES, StageDistributions, purchase_history
 from segkit.rfm import RFMScorer, RFMWarning, fit_needs
@@ -76,13 +77,6 @@ PARTS_SCHEMA = "parts string"
 SEND_LABELS_SCHEMA = "campaign_id string, customer_id string, label string"
 #: The column that numbers the campaign rows on Spark (unique, held: :func:`retention_on_spark` joins by it).
 ROW_ID = "recipient_row"
-
-
-def _concat(batches: Iterator[pd.DataFrame]) -> pd.DataFrame | None:
-    found = [b for b in batches if len(b)]
-    if not found:
-        return None
-    return pd.concat(found, ignore_index=True) if len(found) > 1 else found[0]
 
 
 def evaluation_parts_on_spark(rows: "SparkFrame", dimensions: Sequence[str], partitions: int | None = None, *,
@@ -117,7 +111,7 @@ def evaluation_parts_on_spark(rows: "SparkFrame", dimensions: Sequence[str], par
     dims = list(dimensions)
 
     def parts(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
-        whole = _concat(batches)
+        whole = partition_rows(batches)
         if whole is not None:
             yield pd.DataFrame({"parts": [evaluation_parts(whole if prepare is None else prepare(whole), dims)
                                           .to_json()]})
@@ -284,7 +278,7 @@ def lifecycle_stages_on_spark(lines: "SparkLines", sends: pd.DataFrame, lifecycl
         of_send = held.where(F.col("campaign_id") == campaign_id)
 
         def values(batches: Iterator[pd.DataFrame], day: pd.Timestamp = day) -> Iterator[pd.DataFrame]:
-            found = _concat(batches)
+            found = partition_rows(batches)
             if found is not None:  # the part's stage values, and its first purchase day on a row of its own
                 history = purchase_history(_send_days(found))
                 first = pd.DataFrame({name: [np.nan] for name in STAGE_VALUES})
@@ -305,7 +299,7 @@ def lifecycle_stages_on_spark(lines: "SparkLines", sends: pd.DataFrame, lifecycl
                 StageDistributions(**{name: distributions[name] for name in STAGE_VALUES}), day, pd.Timestamp(first))
 
     def labels(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
-        found = _concat(batches)  # a customer's days may span two Arrow batches: stage the partition at once
+        found = partition_rows(batches)  # a customer's days may span two Arrow batches: stage the partition at once
         if found is None:
             return
         for campaign_id, rows in found.groupby("campaign_id", sort=True):
@@ -365,7 +359,7 @@ def cluster_agreement_on_spark(session: Any, path: str, model: Any) -> tuple[int
     saved = model.to_dict()
 
     def counts(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
-        found = _concat(batches)
+        found = partition_rows(batches)
         if found is not None:
             agreeing, total = cluster_agreement(SegmentModel.from_dict(saved), found)
             yield pd.DataFrame({"agreeing": [agreeing], "total": [total]})
@@ -502,7 +496,7 @@ def campaign_rows_on_spark(lines: "SparkLines", path: str, source: str,
                 CUSTOMER_KEY: batch["customer_id"].astype("string").str.strip().to_numpy(dtype=object)}))
 
     def facts(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
-        found = _concat(batches)
+        found = partition_rows(batches)
         if found is not None:
             yield pd.DataFrame({"facts": [campaign_facts(found[columns], found[ROW_ID].to_numpy()).to_json()]})
 

@@ -83,6 +83,7 @@ from segkit.lifecycle import (
     threshold_stage_counts,
 )
 from segkit.data.distribution import ValueDistribution
+from segkit.data.bounded import partition_rows
 
 if TYPE_CHECKING:  # the `spark` extra
     from pyspark.sql import DataFrame as SparkFrame
@@ -129,12 +130,6 @@ class HistoryInputs(NamedTuple):
     customers: pd.DataFrame           # customer_id (and signup_date when known)
     engagement: pd.Series | None      # engagement_dates: first engaged send per customer
     non_purchase: pd.DataFrame        # customer_id, first_order_date
-
-
-def _concat(batches: Iterator[pd.DataFrame]) -> pd.DataFrame | None:
-    """One partition's rows (every Arrow batch: a customer's rows may span two), None when empty."""
-    parts = [batch for batch in batches if len(batch)]
-    return pd.concat(parts, ignore_index=True) if parts else None
 
 
 def _kind(rows: pd.DataFrame, kind: str, columns: list[str]) -> pd.DataFrame:
@@ -274,7 +269,7 @@ def merged_parts(frame: "SparkFrame", part: Callable[[pd.DataFrame], _T], merge:
 
     def parts(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
         if whole:
-            found = _concat(batches)
+            found = partition_rows(batches)
             done = [] if found is None else [part(found)]
         else:
             done = [part(batch) for batch in batches if len(batch)]
@@ -329,7 +324,7 @@ def stage_distributions_on_spark(rows: "SparkFrame", stager: LifecycleStager, as
     from segkit.data.spark_ranks import executor_errors, value_distributions
 
     def values(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
-        found = _concat(batches)
+        found = partition_rows(batches)
         if found is not None:
             yield stage_rows_of_rows(found, as_of)
 
@@ -355,7 +350,7 @@ def inputs_on_spark(rows: "SparkFrame", as_of: pd.Timestamp, data_start: pd.Time
     from segkit.data.spark_ranks import executor_errors
 
     def inputs(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
-        found = _concat(batches)
+        found = partition_rows(batches)
         if found is not None:
             yield frame_for_arrow(customer_inputs_of_rows(found, as_of, data_start, engagement_columns))
 
