@@ -216,7 +216,7 @@ def holdout_inputs_on_spark(ctx: Any, as_of: pd.Timestamp, settings: LifecycleSe
     from segkit.core.dates import resolve_as_of
     from segkit.data import relational
     from segkit.data.spark import pandas_warnings_quiet
-    from segkit.data.spark_ranks import executor_errors
+    from segkit.data.spark_ranks import executor_errors, release_checkpoint
     from segkit.steps.sources import run_lines
 
     cap = settings.holdout_sample
@@ -233,18 +233,25 @@ def holdout_inputs_on_spark(ctx: Any, as_of: pd.Timestamp, settings: LifecycleSe
     cutoff, earlier = holdout_days(as_of, settings)
     with pandas_warnings_quiet(), executor_errors():
         # The cut-offs first: the orders matched as of as_of, held last, serve 04's own tables next.
+        # Each table held once on the executors: its ids are sampled and its sampled rows read from the same
+        # matching of the cancellations, not a second one.
         tables = {cutoff: days_at(cutoff), earlier: days_at(earlier),
                   "orders": days_at(cut).where(F.col("day") < F.lit(pd.Timestamp(as_of).to_pydatetime()))}
-        kept = lines.frame(relational.RFM_BASE, {"as_of": pd.Timestamp(as_of).to_pydatetime()})
-        ids = [frame.select("customer_id") for frame in tables.values()]
-        sample, customers, size = sample_on_spark(ids[0].union(ids[1]).union(ids[2]).distinct(), cap, ctx.seed)
+        tables = {key: frame.localCheckpoint(eager=True) for key, frame in tables.items()}
+        try:
+            kept = lines.frame(relational.RFM_BASE, {"as_of": pd.Timestamp(as_of).to_pydatetime()})
+            ids = [frame.select("customer_id") for frame in tables.values()]
+            sample, customers, size = sample_on_spark(ids[0].union(ids[1]).union(ids[2]).distinct(), cap, ctx.seed)
 
-        def picked(frame: "SparkFrame") -> "SparkFrame":
-            return frame if sample is None else frame.join(sample, on="customer_id", how="left_semi")
+            def picked(frame: "SparkFrame") -> "SparkFrame":
+                return frame if sample is None else frame.join(sample, on="customer_id", how="left_semi")
 
-        read = {key: _typed_days(picked(frame).select("customer_id", "day", "amount", "orders").toPandas())
-                for key, frame in tables.items()}
-        values = picked(kept).select("customer_id", F.col("monetary_total").cast("double")).toPandas()
+            read = {key: _typed_days(picked(frame).select("customer_id", "day", "amount", "orders").toPandas())
+                    for key, frame in tables.items()}
+            values = picked(kept).select("customer_id", F.col("monetary_total").cast("double")).toPandas()
+        finally:
+            for frame in tables.values():
+                release_checkpoint(frame)
     kept_total = pd.Series(values["monetary_total"].to_numpy(dtype="float64"), name="monetary_total",
                            index=pd.Index(values["customer_id"], dtype="string", name="customer_id")).sort_index()
     orders = holdout_orders(read.pop("orders")[["customer_id", "order_date", "amount"]], kept_total)
