@@ -209,12 +209,17 @@ def pipeline_growth_case(data_dir: Path, base_customers: int, copies: tuple[int,
 
 
 def _spark_config(config: Path) -> Path:
-    """``spark.yml`` beside ``config``: the same shop with ``engine.kind: spark`` on ``local[2]``."""
+    """``spark.yml`` beside ``config``: the same shop with ``engine.kind: spark`` on ``local[2]``, with
+    :data:`segkit.bench.spark.SPARK_BENCH_CONF` (4 GB of JVM heap: local mode's default 1 GB stalls in
+    garbage collection at 300,000 customers)."""
+    from segkit.bench.spark import SPARK_BENCH_CONF
+
     spark = config.with_name("spark.yml")
-    if not spark.exists():
-        settings = yaml.safe_load(config.read_text()) or {}
-        settings["engine"] = {"kind": "spark", "spark": {"master": "local[2]"}}
-        spark.write_text(yaml.safe_dump(settings, sort_keys=False))
+    settings = yaml.safe_load(config.read_text()) or {}
+    settings["engine"] = {"kind": "spark", "spark": {"master": "local[2]", "conf": dict(SPARK_BENCH_CONF)}}
+    text = yaml.safe_dump(settings, sort_keys=False)
+    if not spark.exists() or spark.read_text() != text:
+        spark.write_text(text)
     return spark
 
 
