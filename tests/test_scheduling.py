@@ -187,7 +187,9 @@ def test_a_notebook_finds_its_modules_preloaded_and_its_namespace_and_counter_un
 
 # ------------------------------------------------------------------ Ctrl-C during a parallel run
 def test_ctrl_c_interrupts_both_running_notebooks_and_keeps_what_ran(tmp_path):
-    notebooks = _pipeline(tmp_path / "nb", {"03_clustering": "time.sleep(120)", "04_lifecycle": "time.sleep(120)"})
+    # The cells sleep far longer than any wait below, so only an interrupt ends them; the waits are hang guards,
+    # generous enough for a loaded machine (a test holds no wall-clock limit on the work itself).
+    notebooks = _pipeline(tmp_path / "nb", {"03_clustering": "time.sleep(3600)", "04_lifecycle": "time.sleep(3600)"})
     config = _config(tmp_path, 2)
     script = ("import sys\nfrom pathlib import Path\nfrom segkit.report import RunOptions, run_pipeline, RunInterrupted\n"
               "try:\n"
@@ -199,15 +201,16 @@ def test_ctrl_c_interrupts_both_running_notebooks_and_keeps_what_ran(tmp_path):
         for line in proc.stdout:  # both long notebooks are running once 02 has finished and they have started
             if "02_rfm" in line:
                 break
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:  # until both kernels are inside their sleeping cells
+        deadline = time.monotonic() + 900
+        while True:  # until both kernels are inside their sleeping cells
             building = [p for p in tmp_path.iterdir() if ".building-" in p.name]
             if building and all((building[0] / "pids" / n).exists() for n in ("03_clustering", "04_lifecycle")):
                 break
+            assert time.monotonic() < deadline, "the two long notebooks never started"
             time.sleep(0.2)
         time.sleep(1)
         proc.send_signal(signal.SIGINT)
-        assert proc.wait(timeout=90) == 130
+        assert proc.wait(timeout=900) == 130
     finally:
         if proc.poll() is None:
             proc.kill()
