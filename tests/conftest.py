@@ -53,12 +53,16 @@ _restore_pandas_display_options_of_the_module = pytest.fixture(autouse=True, sco
 #: Under ``pytest -n 3 --dist loadfile`` (``make test``: three workers on two cores, because the Spark and
 #: notebook tests wait on their JVMs and kernels about half the time) workers take files in collection order;
 #: starting the long ones first keeps one of them from running alone at the end (longest-first scheduling).
+#: Ranked by one run of each file alone on a busy two-core machine (2026-12-07: the pipeline ~11-13 min, the
+#: bench smoke ~5.5, the real-export truth and e2e ~4, test_spark ~3, ... test_spark_patterns ~0.7);
+#: test_scheduling (~4) stays after the heavy files: its Ctrl-C test waits on notebook kernels under load.
 LONG_FILES: tuple[str, ...] = (
-    "test_spark_pipeline.py", "test_bench.py", "test_jupyterlab.py", "test_spark.py", "test_spark_audit.py",
-    "test_spark_inputs.py", "test_spark_ranks.py", "test_spark_sample.py", "test_spark_patterns.py",
-    "test_lifecycle_spark.py", "test_lifecycle_history.py", "test_lifecycle_views.py", "test_cluster_views.py",
-    "test_real_export_truth.py", "test_e2e.py", "test_shopify.py", "test_scheduling.py",
-    "test_lifecycle_holdout_sample.py", "test_campaign_spark.py",
+    "test_spark_pipeline.py", "test_bench.py", "test_jupyterlab.py", "test_real_export_truth.py",
+    "test_e2e.py", "test_spark.py", "test_spark_audit.py", "test_spark_inputs.py", "test_spark_side_tables.py",
+    "test_lifecycle_spark.py", "test_campaign.py", "test_shopify.py", "test_scheduling.py",
+    "test_online_retail_fixture.py", "test_cluster_views.py", "test_lifecycle_holdout_sample.py",
+    "test_lifecycle_history.py", "test_spark_sample.py", "test_bench_spark.py", "test_spark_ranks.py",
+    "test_lifecycle_views.py", "test_spark_patterns.py", "test_campaign_spark.py",
 )
 
 

@@ -14,6 +14,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Mapping
 
 import nbformat
 
@@ -102,11 +103,15 @@ def generate_inputs(folder: Path, n_customers: int = E2E_CUSTOMERS, seed: int = 
     return {k: paths[k] for k in ("transactions", "customers", "campaign")}
 
 
-def segkit_cli(*args: str) -> subprocess.CompletedProcess:
-    """Run the installed ``segkit`` console script (as a user would); output captured."""
+def segkit_cli(*args: str, env: Mapping[str, str] | None = None) -> subprocess.CompletedProcess:
+    """Run the installed ``segkit`` console script (as a user would); output captured.
+
+    ``env`` adds variables to this command's environment only (and so to the kernels it starts), not to
+    this process's: another command may run side by side in a thread.
+    """
     exe = Path(sys.executable).with_name("segkit")
-    env = dict(os.environ, SEGKIT_QUIET="1")
-    return subprocess.run([str(exe), *map(str, args)], capture_output=True, text=True, env=env)
+    command_env = dict(os.environ, SEGKIT_QUIET="1", **(env or {}))
+    return subprocess.run([str(exe), *map(str, args)], capture_output=True, text=True, env=command_env)
 
 
 def run_with_inputs(out: Path, inputs: dict[str, Path], *extra: str) -> subprocess.CompletedProcess:

@@ -20,7 +20,8 @@ import yaml
 from segkit.core.config import bundled_sample_config
 
 
-def sample_config(folder: Path, engine: Mapping[str, Any], inputs_as_uris: bool = False) -> Path:
+def sample_config(folder: Path, engine: Mapping[str, Any], inputs_as_uris: bool = False,
+                  sections: Mapping[str, Any] | None = None) -> Path:
     """Write ``folder/<engine kind>.yml``: the bundled sample's config, data paths absolute, with ``engine``.
 
     Parameters
@@ -32,6 +33,8 @@ def sample_config(folder: Path, engine: Mapping[str, Any], inputs_as_uris: bool 
     inputs_as_uris : bool
         Give ``data.transactions``, ``data.customers`` and ``data.campaign`` as their ``file:///…`` URIs
         (``engine.kind: spark`` only; any other engine refuses a URI before the first notebook).
+    sections : mapping, optional
+        Whole config sections that replace the sample's (``{"clustering": {"k": 3}}``).
 
     Returns
     -------
@@ -44,6 +47,7 @@ def sample_config(folder: Path, engine: Mapping[str, Any], inputs_as_uris: bool 
                       for table, path in config["data"].items()}
     if inputs_as_uris:
         config["data"] = {table: Path(path).as_uri() for table, path in config["data"].items()}
+    config.update(sections or {})
     config["engine"] = dict(engine)
     path = folder / f"{engine['kind']}.yml"
     path.write_text(yaml.safe_dump(config, sort_keys=False))

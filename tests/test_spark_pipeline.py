@@ -7,7 +7,10 @@ steps 02-05 read the run's clean lines through the relational core on Spark
 (``segkit.steps.sources.run_lines``), so every label, segment and stage must be the same, every number
 within 1e-9 relative, the same audit findings, and ``run.json`` must name Spark, its master and version.
 A missing Java or pyspark fails here with the run's ConfigError (``tests/spark_setup.py``, run by
-``make test``, installs Java): never a skip.
+``make test``, installs Java): never a skip. Both runs cluster with :data:`SMALL_CLUSTERING` (samples far
+smaller than the buyers); the Spark run's kernels execute ``tests/spark_kernel_spy.py`` first (an IPython
+startup script in an ``IPYTHONDIR`` given to that command only), which records what each notebook's step
+brings to its driver: the collect spies of 02-05 read those records and the steps' results, and re-run no step.
 
 On Spark, 02-04 end with the per-customer scoring on the executors (``segkit.steps.spark_scoring``):
 ``customer_segments`` is written by Spark (two range partitions) as the Parquet dataset and the CSV,
@@ -29,10 +32,13 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import pickle
 import shutil
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
+from typing import Any
 
 import nbformat
 import numpy as np
@@ -69,11 +75,33 @@ TABLES = ("rfm.parquet", "clusters.parquet", "lifecycle.parquet", "snapshots.par
 LABELS = ("rfm_segment", "cluster_name", "lifecycle_stage")
 
 
-def segkit_run(folder: Path, engine: dict, inputs_as_uris: bool = False) -> Path:
-    """``segkit run --config <the sample with engine> --out folder/run --quiet``; the run folder, with what
-    the command printed in ``folder/terminal.txt``."""
+#: The clustering section of both runs' config: samples far smaller than the sample's 2,525 buyers, so that
+#: what 03 on Spark brings to its driver can be told from a per-customer table (the 03 spy below).
+SMALL_CLUSTERING = {"k": 3, "k_max": 4, "fit_sample": 1000, "selection": {"sample_size": 200},
+                    "stability": {"max_customers": 200, "runs": 2}, "projection_sample": 100}
+#: The IPython startup script that records what the Spark run's kernels bring to their driver.
+KERNEL_SPY = Path(__file__).with_name("spark_kernel_spy.py")
+
+
+def kernel_spy_environment(folder: Path) -> dict[str, str]:
+    """The environment that makes every kernel of a ``segkit run`` execute :data:`KERNEL_SPY` first: an
+    ``IPYTHONDIR`` of its own under ``folder`` with the script in ``profile_default/startup/``, and the
+    folder its records go to (``folder/kernel_spy``)."""
+    startup = folder / "ipython" / "profile_default" / "startup"
+    startup.mkdir(parents=True)
+    shutil.copyfile(KERNEL_SPY, startup / "00-segkit-kernel-spy.py")
+    (folder / "kernel_spy").mkdir()
+    return {"IPYTHONDIR": str(folder / "ipython"), "SEGKIT_TEST_KERNEL_SPY": str(folder / "kernel_spy")}
+
+
+def segkit_run(folder: Path, engine: dict, inputs_as_uris: bool = False, spied: bool = False) -> Path:
+    """``segkit run --config <the sample with engine and SMALL_CLUSTERING> --out folder/run --quiet``; the run
+    folder, with what the command printed in ``folder/terminal.txt`` (``spied``: and what its kernels did in
+    ``folder/kernel_spy/``)."""
     out = folder / "run"
-    done = segkit_cli("run", "--config", sample_config(folder, engine, inputs_as_uris), "--out", out, "--quiet")
+    config = sample_config(folder, engine, inputs_as_uris, sections={"clustering": SMALL_CLUSTERING})
+    env = kernel_spy_environment(folder) if spied else None
+    done = segkit_cli("run", "--config", config, "--out", out, "--quiet", env=env)
     if done.returncode != 0:
         raise AssertionError(f"segkit run ({engine}) failed with exit code {done.returncode}:\n{done.stdout}\n"
                              f"{done.stderr}")
@@ -83,11 +111,12 @@ def segkit_run(folder: Path, engine: dict, inputs_as_uris: bool = False) -> Path
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory) -> dict[str, Path]:
-    """The sample run folders: ``duckdb`` and ``spark`` (one Spark pipeline run for the module), made side by
-    side: the Spark run waits on its JVM and many small jobs most of the time, the DuckDB run fills the gaps."""
+    """The sample run folders: ``duckdb`` and ``spark`` (one Spark pipeline run for the module, its kernels
+    spied on), made side by side: the Spark run waits on its JVM and many small jobs most of the time, the
+    DuckDB run fills the gaps."""
     with ThreadPoolExecutor(max_workers=2) as pool:
         spark_run = pool.submit(segkit_run, tmp_path_factory.mktemp("spark"),
-                                {"kind": "spark", "spark": {"master": MASTER}}, inputs_as_uris=True)
+                                {"kind": "spark", "spark": {"master": MASTER}}, inputs_as_uris=True, spied=True)
         duckdb_run = pool.submit(segkit_run, tmp_path_factory.mktemp("duckdb"), {"kind": "duckdb"})
         return {"duckdb": duckdb_run.result(), "spark": spark_run.result()}
 
@@ -477,80 +506,132 @@ def test_every_notebook_shows_on_spark_exactly_what_it_shows_on_duckdb(runs, not
     assert summaries["spark"] == summaries["duckdb"] and summaries["duckdb"]["findings"]
 
 
-# --------------------------------------------------------------------------- C cluster: what 03 collects
-class CollectSpy:
-    """Rows every Spark action of this process brings to the driver: the length of each result of
-    ``collect``, ``toPandas``, ``take``, ``head``, ``tail`` and ``toLocalIterator`` (whatever its
-    columns: a per-customer table renamed or without ``customer_id`` counts too; ``collected`` with the
-    columns), those of the results with a ``customer_id`` column (``rows``), and the artifacts read into
-    pandas."""
+# --------------------------------------------------------------------------- what each Spark kernel collects
+#: The Spark actions the spies below count as bringing rows to the driver (``toArrow`` is counted by 02 and 04).
+COUNTED_ACTIONS = ("collect", "toPandas", "take", "head", "tail", "toLocalIterator")
 
-    def __init__(self, monkeypatch):
-        from pyspark.sql.classic.dataframe import DataFrame  # the frames of a local session (Spark Connect's differ)
 
-        self.rows: list[int] = []
-        self.collected: list[tuple[tuple[str, ...], int]] = []  # (columns, rows) of every action
-        self.artifacts: list[str] = []
-        for name in ("collect", "toPandas", "take", "head", "tail"):
-            original = getattr(DataFrame, name)
+@dataclass(frozen=True)
+class KernelRecords:
+    """What one notebook's kernel of the Spark run did while its ``build_*_artifacts`` ran, as
+    tests/spark_kernel_spy.py recorded it: every Spark action (``collect``, ``toPandas``, ``toArrow``,
+    ``take``, ``head``, ``tail``, ``toLocalIterator``; in the order they returned, nested ones first) with
+    its frame's columns and the result's size, the artifacts read into pandas, the ``write_run_segments``
+    calls (nothing is recorded while one runs: its CSV is collected up to CSV_MAX_ROWS by design), the
+    FutureWarnings shown while the step ran, and the step's result, pickled by the kernel."""
 
-            def spied(frame, *args, __original=original, **kwargs):
-                result = __original(frame, *args, **kwargs)
-                length = len(result) if isinstance(result, (list, pd.DataFrame)) else 1
-                self.collected.append((tuple(frame.columns), length))
-                if "customer_id" in frame.columns:
-                    self.rows.append(length)
-                return result
-            monkeypatch.setattr(DataFrame, name, spied)
-        iterate = DataFrame.toLocalIterator
+    notebook: str
+    pids: frozenset[int]
+    actions: tuple[dict, ...]
+    artifacts: tuple[str, ...]
+    written: tuple[dict, ...]
+    future_warnings: tuple[str, ...]
+    end: dict
 
-        def iterated(frame, *args, **kwargs):
-            count = 0
-            for row in iterate(frame, *args, **kwargs):
-                count += 1
-                if "customer_id" in frame.columns:
-                    self.rows.append(1)
-                yield row
-            self.collected.append((tuple(frame.columns), count))
-        monkeypatch.setattr(DataFrame, "toLocalIterator", iterated)
-        from segkit.steps.pipeline import RunContext
+    def of(self, *methods: str) -> list[dict]:
+        """The actions of these methods, in order."""
+        return [action for action in self.actions if action["method"] in methods]
 
-        read = RunContext.read_artifact
+    @property
+    def collected(self) -> list[tuple[tuple[str, ...], int]]:
+        """(columns, rows) of every counted action (a ``toLocalIterator`` once exhausted): the length of a list
+        or pandas result, 1 for anything else."""
+        return [(tuple(a["columns"]), a["length"]) for a in self.of(*COUNTED_ACTIONS) if a.get("completed", True)]
 
-        def read_artifact(ctx, name, *args, **kwargs):
-            self.artifacts.append(name)
-            return read(ctx, name, *args, **kwargs)
-        monkeypatch.setattr(RunContext, "read_artifact", read_artifact)
+    @property
+    def rows(self) -> list[int]:
+        """The rows of the counted actions on frames with a ``customer_id`` column (``toLocalIterator``: 1 per row)."""
+        rows: list[int] = []
+        for action in self.of(*COUNTED_ACTIONS):
+            if "customer_id" in action["columns"]:
+                rows += [1] * action["length"] if action["method"] == "toLocalIterator" else [action["length"]]
+        return rows
+
+    def result(self) -> Any:
+        """The step's result, as the kernel returned it to the notebook."""
+        assert self.end.get("pickled"), f"{self.notebook}'s kernel could not pickle its result: {self.end}"
+        return pickle.loads(Path(self.end["pickled"]).read_bytes())
+
+
+def read_kernel_records(spy: Path) -> dict[str, KernelRecords]:
+    """The records of ``spy/records.jsonl``, per notebook; a notebook whose kernel recorded no step end
+    (its step failed, or the startup script never ran) is left out."""
+    assert (spy / "records.jsonl").is_file(), f"no kernel recorded anything in {spy}: IPYTHONDIR did not reach them"
+    records = [json.loads(line) for line in (spy / "records.jsonl").read_text().splitlines()]
+    out = {}
+    for notebook in dict.fromkeys(r["notebook"] for r in records if r["notebook"]):
+        mine = [r for r in records if r["notebook"] == notebook]
+        ends = [r for r in mine if r["kind"] == "step" and r["phase"] == "end"]
+        if len(ends) != 1:
+            continue
+        in_step = [r for r in mine if r["step"] == ends[0]["step"]]
+        out[notebook] = KernelRecords(
+            notebook=notebook, pids=frozenset(r["pid"] for r in mine),
+            actions=tuple(r for r in in_step if r["kind"] == "action"),
+            artifacts=tuple(r["name"] for r in in_step if r["kind"] == "artifact"),
+            written=tuple({"of_the_step": r["of_the_step"], "notebook": r["ctx_notebook"]}
+                          for r in mine if r["kind"] == "write_run_segments"),
+            future_warnings=tuple(f"{r['filename']}:{r['lineno']}: {r['message']}"
+                                  for r in in_step if r["kind"] == "warning"),
+            end=ends[0])
+    return out
+
+
+@pytest.fixture(scope="module")
+def kernels(runs) -> dict[str, KernelRecords]:
+    """What each notebook's kernel of the Spark run did in its step (tests/spark_kernel_spy.py)."""
+    return read_kernel_records(runs["spark"].parent / "kernel_spy")
+
+
+def kernel_of(kernels: dict[str, KernelRecords], notebook: str) -> KernelRecords:
+    """The records of ``notebook``'s kernel, which must have recorded its step in another process (a spy that
+    saw nothing of the kernel would pass vacuously)."""
+    assert notebook in kernels, f"no step of {notebook} recorded by the Spark run's kernels: {sorted(kernels)}"
+    records = kernels[notebook]
+    assert len(records.pids) == 1 and os.getpid() not in records.pids, records.pids
+    assert records.actions, f"{notebook}'s kernel recorded no Spark action in its step"
+    return records
 
 
 @pytest.mark.slow
-def test_03_on_spark_brings_no_more_customer_rows_to_the_driver_than_its_samples(runs, tmp_path, monkeypatch):
-    """With samples far smaller than the 2,525 buyers, no Spark action of 03 brings more customers' rows to the
-    driver than the samples hold, and no per-customer artifact is read into pandas (a collected customer table
-    would show 2,525 rows here). ``customer_segments.csv``, written by Spark and collected up to CSV_MAX_ROWS by
-    design, is left out (tested above)."""
+def test_every_kernel_of_the_spark_run_recorded_its_step_and_its_spark_actions(kernels):
+    """The spies below read these records: each notebook ran in a kernel of its own (not this process) that
+    executed tests/spark_kernel_spy.py (the run's IPYTHONDIR reached it), ran its step once on Spark, and
+    handed back a result."""
+    assert sorted(kernels) == sorted(NOTEBOOKS)
+    pids = [next(iter(kernel_of(kernels, notebook).pids)) for notebook in NOTEBOOKS]
+    assert len(set(pids)) == len(NOTEBOOKS)
+    for notebook in NOTEBOOKS:
+        assert kernels[notebook].end["shuffle_partitions"] >= 1  # the step ran on a Spark session
+    for notebook in NOTEBOOKS[1:]:  # the spies' steps (the audit's result holds Spark frames: not pickled)
+        assert kernels[notebook].result() is not None
+
+
+# --------------------------------------------------------------------------- C cluster: what 03 collects
+@pytest.mark.slow
+def test_03_on_spark_brings_no_more_customer_rows_to_the_driver_than_its_samples(runs, kernels, tmp_path):
+    """With samples far smaller than the 2,525 buyers (both runs' SMALL_CLUSTERING), no Spark action of 03's
+    step in the Spark run's kernel brought more customers' rows to the driver than the samples hold, and no
+    per-customer artifact was read into pandas (a collected customer table would show 2,525 rows here).
+    ``customer_segments.csv``, written by Spark and collected up to CSV_MAX_ROWS by design, is left out
+    (tested above)."""
     from segkit.cluster import ClusterSettings, plan_positions, sample_plan
-    from segkit.steps import cluster as cluster_step
 
     run = tmp_path / "run"
     shutil.copytree(runs["spark"], run)
-    config = yaml.safe_load((run / "config.yml").read_text())
-    config["clustering"] = {"k": 3, "k_max": 4, "fit_sample": 1000, "selection": {"sample_size": 200},
-                            "stability": {"max_customers": 200, "runs": 2}, "projection_sample": 100}
-    (run / "config.yml").write_text(yaml.safe_dump(config))
+    assert yaml.safe_load((runs["spark"].parent / "spark.yml").read_text())["clustering"] == SMALL_CLUSTERING
     ctx = open_run("03_clustering", run, run / "config.yml")
     settings = ClusterSettings.from_config(ctx.section("clustering"))
     buyers = len(pd.read_parquet(runs["duckdb"] / "artifacts" / "clusters.parquet", columns=["customer_id"]))
     held = len(plan_positions(sample_plan(buyers, settings, ctx.seed)))
     assert held < buyers == 2525
-    written = []
-    monkeypatch.setattr(cluster_step, "write_run_segments", written.append)
-    spy = CollectSpy(monkeypatch)
-    result = cluster_step.build_cluster_artifacts(ctx)
-    assert written == [ctx] and result.info["customers"] == buyers and result.info["fitted_on"] == 1000
-    assert max(spy.rows) == held, sorted(spy.rows)[-5:]  # the samples' rows, once; nothing larger
-    assert spy.artifacts == []
-    assert len(result.table) == held and len(pd.read_parquet(run / "artifacts" / "clusters.parquet")) == buyers
+    kernel = kernel_of(kernels, "03_clustering")
+    result = kernel.result()
+    assert kernel.written == ({"of_the_step": True, "notebook": "03_clustering"},)
+    assert result.info["customers"] == buyers and result.info["fitted_on"] == 1000
+    assert max(kernel.rows) == held, sorted(kernel.rows)[-5:]  # the samples' rows, once; nothing larger
+    assert kernel.artifacts == ()
+    assert len(result.table) == held and len(pd.read_parquet(runs["spark"] / "artifacts" / "clusters.parquet")) == buyers
 
 
 # --------------------------------------------------------------------------- A audit: what 01 shows
@@ -585,39 +666,24 @@ def test_the_spark_runs_audit_summary_is_the_duckdb_runs(runs):
 
 # --------------------------------------------------------------------------- R rfm: what 02 shows
 @pytest.mark.slow
-def test_02_on_spark_brings_no_customer_rows_to_the_driver_through_spark(runs, tmp_path, monkeypatch):
-    """Every Spark action of 02 returns counts, distribution rows or pickled partials: none carries a
-    ``customer_id`` (a collected RFM base would), each is bounded by what the fits and medians need or by the
-    partitions (whatever its columns), and none of the run's per-customer artifacts is read into
-    pandas. The driver reads only the sampled customers and the capped list, batch by batch, from the
+def test_02_on_spark_brings_no_customer_rows_to_the_driver_through_spark(runs, kernels):
+    """Every Spark action of 02's step in the Spark run's kernel returned counts, distribution rows or pickled
+    partials: none carried a ``customer_id`` (a collected RFM base would), each is bounded by what the fits and
+    medians need or by the partitions (whatever its columns), and none of the run's per-customer artifacts was
+    read into pandas. The driver reads only the sampled customers and the capped list, batch by batch, from the
     ``rfm.parquet`` Spark wrote (equal to the DuckDB run's). ``write_run_segments`` (the CSV, collected up to
     CSV_MAX_ROWS by design) is left out."""
-    from pyspark.sql.classic.dataframe import DataFrame  # pyspark 4: the class whose actions run (not its base)
-
     from segkit.data.distribution import ValueDistribution
     from segkit.rfm import PROFILE_COLUMNS, fit_needs, median_groups, overview_needs
-    from segkit.steps import rfm as rfm_step
 
-    run = tmp_path / "run"
-    shutil.copytree(runs["spark"], run)
-    (run / "artifacts" / "rfm.parquet").unlink()
-    ctx = open_run("02_rfm", run, run / "config.yml")
-    written = []
-    monkeypatch.setattr(rfm_step, "write_run_segments", written.append)
-    spy = CollectSpy(monkeypatch)
-    columns: list[list[str]] = []
-    for name in ("toPandas", "toArrow", "collect", "toLocalIterator"):
-        counted = getattr(DataFrame, name)
-
-        def named(frame, *args, __counted=counted, **kwargs):
-            columns.append(list(frame.columns))
-            return __counted(frame, *args, **kwargs)
-        monkeypatch.setattr(DataFrame, name, named)
-    result = rfm_step.build_rfm_artifacts(ctx)
-    assert written == [ctx] and result.rfm is None and result.overview.customers == 2525
+    kernel = kernel_of(kernels, "02_rfm")
+    result = kernel.result()
+    columns = [action["columns"] for action in kernel.of("toPandas", "toArrow", "collect", "toLocalIterator")]
+    assert kernel.written == ({"of_the_step": True, "notebook": "02_rfm"},)
+    assert result.rfm is None and result.overview.customers == 2525
     assert len(columns) > 5 and ["partial"] in columns  # the counts, distributions and partials were seen
     assert not [c for c in columns if "customer_id" in c], columns
-    assert spy.artifacts == []
+    assert kernel.artifacts == ()
     # every collect is bounded, whatever its columns: value distributions hold what the fits need (the rows
     # numpy keeps of the DuckDB run's base) or the medians' middle rows; the rest a row per partition and column
     settings, duck = result.settings, pd.read_parquet(runs["duckdb"] / "artifacts" / "rfm.parquet")
@@ -626,12 +692,12 @@ def test_02_on_spark_brings_no_customer_rows_to_the_driver_through_spark(runs, t
         needs[column] = needs[column].merge(need) if column in needs else need
     fit_rows = sum(len(ValueDistribution.of_values(duck[c].to_numpy("float64"), need).index) for c, need in needs.items())
     keys = len(median_groups(settings.segments)) * len(PROFILE_COLUMNS)  # the medians' columns
-    partitions = int(spark.spark_session().conf.get("spark.sql.shuffle.partitions"))
-    distribution_rows = [n for c, n in spy.collected if c == ("key", "index", "value", "below", "count")]
+    partitions = kernel.end["shuffle_partitions"]  # the kernel's session's spark.sql.shuffle.partitions
+    distribution_rows = [n for c, n in kernel.collected if c == ("key", "index", "value", "below", "count")]
     assert len(distribution_rows) == 2 and max(distribution_rows) <= fit_rows < 2525
     assert min(distribution_rows) <= 5 * 2 * keys  # at most five rows near each of a median's two positions
-    assert max(n for c, n in spy.collected if c != ("key", "index", "value", "below", "count")) <= keys * partitions
-    assert_frame_equal(pd.read_parquet(run / "artifacts" / "rfm.parquet"),
+    assert max(n for c, n in kernel.collected if c != ("key", "index", "value", "below", "count")) <= keys * partitions
+    assert_frame_equal(pd.read_parquet(runs["spark"] / "artifacts" / "rfm.parquet"),
                        pd.read_parquet(runs["duckdb"] / "artifacts" / "rfm.parquet"), check_exact=False, rtol=1e-9)
     assert len(result.overview.customer_list) == 2525 and not result.overview.list_capped
 
@@ -718,44 +784,24 @@ FIRST_LINES = 3
 
 
 @pytest.mark.slow
-def test_04_on_spark_collects_per_customer_only_its_known_kernel_inputs_and_warns_nothing(runs, tmp_path,
-                                                                                          monkeypatch):
-    """04 on Spark stages, scores and aggregates on the executors; what its kernel still collects per customer
-    is the known list above (the holdout check's seeded sample): any new per-customer collect fails here, as does
-    any new kind of result, and it reads no artifact into pandas. No Spark call
-    lets pyspark's FutureWarning about pandas 3 out (finding 6: a notebook shows it on stderr)."""
-    import warnings
-
-    from pyspark.sql.classic.dataframe import DataFrame  # pyspark 4: the class whose actions run (not its base)
-
-    from segkit.steps import lifecycle as lifecycle_step
-
-    run = tmp_path / "run"
-    shutil.copytree(runs["spark"], run)
-    ctx = open_run("04_lifecycle", run, run / "config.yml")
-    written = []
-    monkeypatch.setattr(lifecycle_step, "write_run_segments", written.append)
-    spy = CollectSpy(monkeypatch)
-    results: list[tuple[str, tuple[str, ...], int]] = []
-    for name in ("collect", "toPandas", "toArrow", "take", "head", "tail"):
-        counted = getattr(DataFrame, name)
-
-        def recorded(frame, *args, __counted=counted, __name=name, **kwargs):
-            result = __counted(frame, *args, **kwargs)
-            rows = result.num_rows if hasattr(result, "num_rows") else len(result) if hasattr(result, "__len__") else 1
-            results.append((__name, tuple(frame.columns), rows))
-            return result
-        monkeypatch.setattr(DataFrame, name, recorded)
-    with warnings.catch_warnings():
-        warnings.simplefilter("error", FutureWarning)
-        result = lifecycle_step.build_lifecycle_artifacts(ctx)
-    assert written == [ctx] and result.lifecycle is None and (result.view.customers, result.view.buyers) == (3000, 2525)
+def test_04_on_spark_collects_per_customer_only_its_known_kernel_inputs_and_warns_nothing(kernels):
+    """04 on Spark stages, scores and aggregates on the executors; what its step in the Spark run's kernel still
+    collected per customer is the known list above (the holdout check's seeded sample): any new per-customer
+    collect fails here, as does any new kind of result, and it read no artifact into pandas. No Spark call let
+    pyspark's FutureWarning about pandas 3 out while the step ran (finding 6: a notebook shows it on stderr)."""
+    kernel = kernel_of(kernels, "04_lifecycle")
+    result = kernel.result()
+    assert kernel.future_warnings == ()
+    results = [(a["method"], tuple(a["columns"]), a["rows"])
+               for a in kernel.of("collect", "toPandas", "toArrow", "take", "head", "tail")]
+    assert kernel.written == ({"of_the_step": True, "notebook": "04_lifecycle"},)
+    assert result.lifecycle is None and (result.view.customers, result.view.buyers) == (3000, 2525)
     per_customer = [(name, columns) for name, columns, rows in results
                     if {"customer_id", "code"} & set(columns) and rows > FIRST_LINES]
     assert per_customer == KNOWN_04_CUSTOMER_COLLECTS
     others = {columns for _, columns, _ in results if not {"customer_id", "code"} & set(columns)}
     assert others == BOUNDED_04_COLLECTS
-    assert spy.artifacts == []  # the executors read the customers and the campaign
+    assert kernel.artifacts == ()  # the executors read the customers and the campaign
 
 
 # --------------------------------------------------------------------------- K campaign: what 05 collects
@@ -775,33 +821,30 @@ BOUNDED_05_COLLECTS = {("complete",), ("_file", "_block", "n"), ("facts",), ("pa
 
 
 @pytest.mark.slow
-def test_05_on_spark_collects_no_row_per_recipient_and_shows_the_duckdb_runs_results(runs, tmp_path, monkeypatch):
+def test_05_on_spark_collects_no_row_per_recipient_and_shows_the_duckdb_runs_results(runs, kernels, tmp_path):
     """05 on Spark checks, labels (RFM, lifecycle and cluster names at each send), flags and sums the campaign rows
-    on the executors: nothing it collects has a row per recipient or customer (any such result, a new kind of
-    result or a new artifact read into pandas fails here), and its results are the DuckDB run's, every segment
-    dimension of the explorer, the warnings and the summary included."""
+    on the executors: nothing its step in the Spark run's kernel collected has a row per recipient or customer
+    (any such result, a new kind of result or a new artifact read into pandas fails here), and its results are
+    the DuckDB run's, every segment dimension of the explorer, the warnings and the summary included."""
     from segkit.steps import campaign as campaign_step
 
-    copies = {}
-    for kind in ("duckdb", "spark"):
-        copies[kind] = tmp_path / kind
-        shutil.copytree(runs[kind], copies[kind])
-    expected = campaign_step.build_campaign_artifacts(
-        open_run("05_campaign_evaluation", copies["duckdb"], copies["duckdb"] / "config.yml"))
-    ctx = open_run("05_campaign_evaluation", copies["spark"], copies["spark"] / "config.yml")
-    spy = CollectSpy(monkeypatch)
-    result = campaign_step.build_campaign_artifacts(ctx)
+    duckdb = tmp_path / "duckdb"
+    shutil.copytree(runs["duckdb"], duckdb)
+    expected = campaign_step.build_campaign_artifacts(open_run("05_campaign_evaluation", duckdb, duckdb / "config.yml"))
+    kernel = kernel_of(kernels, "05_campaign_evaluation")
+    result = kernel.result()
+    assert kernel.written == ()
     assert result.distinct_customers > 0 and result.segment_labels is None
-    per_recipient = [(columns, rows) for columns, rows in spy.collected
+    per_recipient = [(columns, rows) for columns, rows in kernel.collected
                      if {"customer_id", "recipient_row"} & set(columns) and rows > FIRST_LINES]
     assert per_recipient == []
-    assert {columns for columns, _ in spy.collected} <= BOUNDED_05_COLLECTS
-    assert spy.artifacts == KNOWN_05_ARTIFACTS
+    assert {columns for columns, _ in kernel.collected} <= BOUNDED_05_COLLECTS
+    assert list(kernel.artifacts) == KNOWN_05_ARTIFACTS
     assert set(result.by_dimension) == set(expected.by_dimension) == {"rfm_segment", "cluster_name",
                                                                       "lifecycle_stage", "none"}
     for dim, table in expected.by_dimension.items():
         assert_frame_equal(result.by_dimension[dim], table, check_exact=False, rtol=1e-9, obj=dim)
     assert result.warnings == expected.warnings
     assert campaign_step.summarize(result) == campaign_step.summarize(expected)
-    assert_frame_equal(read_table(copies["spark"] / "artifacts" / "campaign_results.csv"),
-                       read_table(copies["duckdb"] / "artifacts" / "campaign_results.csv"), check_exact=True)
+    assert_frame_equal(read_table(runs["spark"] / "artifacts" / "campaign_results.csv"),
+                       read_table(duckdb / "artifacts" / "campaign_results.csv"), check_exact=True)
