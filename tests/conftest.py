@@ -58,7 +58,8 @@ _restore_pandas_display_options_of_the_module = pytest.fixture(autouse=True, sco
 #: test_scheduling (~4) stays after the heavy files: its Ctrl-C test waits on notebook kernels under load.
 LONG_FILES: tuple[str, ...] = (
     "test_spark_pipeline.py", "test_bench.py", "test_jupyterlab.py", "test_real_export_truth.py",
-    "test_e2e.py", "test_spark.py", "test_spark_audit.py", "test_spark_inputs.py", "test_spark_side_tables.py",
+    "test_e2e.py", "test_campaign_spark_release.py", "test_spark.py", "test_spark_audit.py", "test_spark_inputs.py",
+    "test_spark_side_tables.py",
     "test_lifecycle_spark.py", "test_campaign.py", "test_shopify.py", "test_scheduling.py",
     "test_online_retail_fixture.py", "test_cluster_views.py", "test_lifecycle_holdout_sample.py",
     "test_lifecycle_history.py", "test_spark_sample.py", "test_bench_spark.py", "test_spark_ranks.py",

@@ -7,7 +7,7 @@ whole; the revenue variance is the exact one, correctly rounded, whatever the or
 Spark (the shared session, one tiny frame), the parts merged from the partitions equal the pandas parts.
 (3) The campaign rows' checks (:func:`segkit.campaign.prepare.campaign_facts`) of parts holding whole customers
 merge into the whole file's error, rows numbered in the whole file; on Spark the rows of a Parquet file give the
-pandas error, and prepared per partition with labels at each send and retention flags joined, the pandas parts;
+pandas error (the rows held for the checks released), and prepared per partition with labels at each send and retention flags joined, the pandas parts;
 the saved cluster model's agreement counted per partition is the pandas count.
 """
 
@@ -390,9 +390,12 @@ def test_campaign_rows_on_spark_raise_the_pandas_error_naming_rows_of_the_whole_
     rows.to_parquet(path, row_group_size=7)  # times in nanoseconds (as segkit writes them), row groups
     with pytest.raises(DataError) as whole:
         prepare_campaign(pd.read_parquet(path), source="campaign.parquet")
+    context = spark_lines[1].session.sparkContext._jsc
+    held = set(context.getPersistentRDDs().keySet())
     with pytest.raises(DataError) as on_spark:
         campaign_rows_on_spark(spark_lines[1], str(path), "campaign.parquet", partitions=3)
     assert str(on_spark.value) == str(whole.value)
+    assert set(context.getPersistentRDDs().keySet()) - held == set()  # the rows held for the checks: released
     assert str(whole.value).startswith("campaign.parquet: customer 'k05' appears more than once in campaign 'B' "
                                        "(rows 22, 23, 34, 40).")
 

@@ -129,14 +129,16 @@ def test_spark_fits_and_inputs_equal_pandas(rows, pandas_run):
     FutureWarning about pandas 3 out (finding 6: a notebook shows it on stderr): warnings are errors here."""
     from segkit.data.spark import pandas_warnings_quiet, spark_session
     from segkit.data.spark_ranks import release_checkpoint
-    from segkit.steps.spark_lifecycle import fit_clv_on_spark, fit_stager_on_spark, inputs_on_spark
+    from segkit.steps.spark_lifecycle import fit_clv_on_spark, inputs_on_spark, stage_distributions_on_spark
 
     with pandas_warnings_quiet():
         frame = spark_session().createDataFrame(rows.astype({"customer_id": "object", "kind": "object"}))
     held = frame.repartitionByRange(3, "customer_id").localCheckpoint(eager=True)
     try:
         want_stager = pandas_run["stager"]
-        stager = fit_stager_on_spark(held, SETTINGS.stager(), AS_OF, want_stager.data_start_, partitions=2)
+        stager = SETTINGS.stager()  # fitted as lifecycle_on_spark fits it
+        stager.fit_distributions(stage_distributions_on_spark(held, stager, AS_OF, partitions=2), AS_OF,
+                                 want_stager.data_start_)
         assert stager.thresholds_ == want_stager.thresholds_
         pd.testing.assert_frame_equal(stager.threshold_table_, want_stager.threshold_table_)
         assert stager.warnings_ == want_stager.warnings_ and stager.first_seen_until_ == want_stager.first_seen_until_

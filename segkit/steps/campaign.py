@@ -42,6 +42,7 @@ from segkit.cluster import ClusterSettings, SegmentModel, cluster_customers
 from segkit.core.config import load_config
 from segkit.core.errors import ConfigError, SegkitError, UpstreamMissingError
 from segkit.core.files import parquet_parts
+from segkit.data.relational import register_sends
 from segkit.lifecycle import LifecycleSettings
 from segkit.rfm import RFMSettings
 from segkit.steps.cluster import run_customer_table
@@ -54,6 +55,7 @@ from segkit.steps.spark_campaign import (
     cluster_agreement,
     cluster_agreement_on_spark,
     cluster_names_on_spark,
+    release_send_frames,
     send_labels_frame,
     send_labels_on_spark,
 )
@@ -346,25 +348,33 @@ def evaluate_on_spark(ctx: Any, settings: CampaignSettings, labels: pd.DataFrame
     on_spark = send_history_for(ctx).lines()  # the run's SparkLines
     rows, columns, facts = campaign_rows_on_spark(on_spark, str(ctx.artifact_path("campaign_clean")),
                                                   CAMPAIGN_SOURCE)
-    available = [d for d in SEGMENT_DIMENSIONS if labels is not None and d in labels.columns]
-    dimension = chosen_dimension(s, available)
-    dims = label_dimensions(dimension, available)
-    if dimension != "none" and dimension not in available:  # the one-machine evaluation's error
-        segment_labels(pd.Series([], dtype="string"), labels, dimension)
-    model, notes = _cluster_model_of(ctx, available)
-    sends = send_table_of(facts.first_sends())
-    found = send_labels_on_spark(on_spark, sends, available, rfm_settings=RFMSettings.from_config(ctx.section("rfm")),
-                                 lifecycle_settings=LifecycleSettings.from_config(ctx.section("lifecycle")))
-    if "cluster_name" in available and len(sends):
-        found["cluster_name"] = cluster_names_on_spark(ctx, on_spark, model, sends, facts.first_sent)
-    for dim in available:
-        if dim not in found:  # no dated send: every recipient is unlabelled
-            found[dim] = send_labels_frame(on_spark.session, pd.DataFrame(columns=["campaign_id", "customer_id",
-                                                                                   "label"]))
-    notes += _undated_note(sorted(c for c, sent in facts.first_sent.items() if sent is None) if available else [])
-    end = None if ctx.as_of is None else pd.Timestamp(ctx.as_of)
-    parts = campaign_parts_on_spark(on_spark, rows, columns, facts, dims, found, retention=(s.retention_days, end),
-                                    source=CAMPAIGN_SOURCE)
+    found: dict[str, Any] = {}
+    try:  # what the executors hold for 05 is released once the cell sums are collected, or when a step fails
+        available = [d for d in SEGMENT_DIMENSIONS if labels is not None and d in labels.columns]
+        dimension = chosen_dimension(s, available)
+        dims = label_dimensions(dimension, available)
+        if dimension != "none" and dimension not in available:  # the one-machine evaluation's error
+            segment_labels(pd.Series([], dtype="string"), labels, dimension)
+        model, notes = _cluster_model_of(ctx, available)
+        sends = send_table_of(facts.first_sends())
+        if len(sends):  # once: every dimension reads the same send histories, held by the lines
+            register_sends(on_spark, sends)
+        found.update(send_labels_on_spark(on_spark, sends, available, register=False,
+                                          rfm_settings=RFMSettings.from_config(ctx.section("rfm")),
+                                          lifecycle_settings=LifecycleSettings.from_config(ctx.section("lifecycle"))))
+        if "cluster_name" in available and len(sends):
+            found["cluster_name"] = cluster_names_on_spark(ctx, on_spark, model, sends, facts.first_sent,
+                                                           register=False)
+        for dim in available:
+            if dim not in found:  # no dated send: every recipient is unlabelled
+                found[dim] = send_labels_frame(on_spark.session, pd.DataFrame(columns=["campaign_id", "customer_id",
+                                                                                       "label"]))
+        notes += _undated_note(sorted(c for c, sent in facts.first_sent.items() if sent is None) if available else [])
+        end = None if ctx.as_of is None else pd.Timestamp(ctx.as_of)
+        parts = campaign_parts_on_spark(on_spark, rows, columns, facts, dims, found,
+                                        retention=(s.retention_days, end), source=CAMPAIGN_SOURCE)
+    finally:
+        release_send_frames([rows, *found.values()])
     return evaluate_parts(parts, s, dimension, available, CAMPAIGN_SOURCE), notes
 
 

@@ -43,7 +43,7 @@ from segkit.core.errors import DataError, UpstreamMissingError
 from segkit.core.labels import feature_label
 from segkit.data.spark import frame_for_arrow
 from segkit.features import CUSTOMER_COLUMN_ORDER, customer_table
-from segkit.steps.sources import behaviour_for
+from segkit.steps.sources import behaviour_for, spark_sample_error
 from segkit.steps.spark_scoring import scores_on_spark, write_run_segments
 
 if TYPE_CHECKING:
@@ -664,13 +664,11 @@ def spark_cluster_result(ctx: Any, frame: "SparkFrame", attrs: dict, settings: C
         ``clustering.fit_sample`` is null: the fit would collect every customer.
     """
     from segkit.cluster import cluster_result, fit_cluster_model, plan_positions, projection, sample_plan, stability
-    from segkit.core.errors import ConfigError
     from segkit.data.spark_sample import SparkSummaries, customer_sample
 
     s = settings
-    if s.raw.get("fit_sample") is None:
-        raise ConfigError("clustering.fit_sample is null, which fits on every customer; on engine.kind: spark "
-                          "the fit runs on the driver from a seeded sample: set clustering.fit_sample (e.g. 200000).")
+    if s.raw.get("fit_sample") is None:  # refused before the first notebook too (sources.check_engine)
+        raise spark_sample_error("clustering", "fit_sample")
     n = int(frame.count())
     plan = sample_plan(n, s, seed)
     sample = customer_sample(frame, plan_positions(plan), n, attrs, SPARK_PARTITIONS)

@@ -42,7 +42,6 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from segkit.core.errors import ConfigError
 from segkit.data.bounded import sample_positions
 from segkit.lifecycle import (
     HoldoutCheck,
@@ -52,7 +51,7 @@ from segkit.lifecycle import (
     run_holdout_check,
     spend_scaled,
 )
-from segkit.steps.sources import purchase_days_for
+from segkit.steps.sources import purchase_days_for, spark_sample_error
 
 if TYPE_CHECKING:  # the `spark` extra
     from pyspark.sql import DataFrame as SparkFrame
@@ -220,10 +219,8 @@ def holdout_inputs_on_spark(ctx: Any, as_of: pd.Timestamp, settings: LifecycleSe
     from segkit.steps.sources import run_lines
 
     cap = settings.holdout_sample
-    if cap is None:
-        raise ConfigError("lifecycle.holdout_sample is null, which checks the models on every customer; on "
-                          "engine.kind: spark the holdout check runs on the driver from a seeded sample: set "
-                          "lifecycle.holdout_sample (e.g. 200000).")
+    if cap is None:  # refused before the first notebook too (segkit.steps.sources.check_engine)
+        raise spark_sample_error("lifecycle", "holdout_sample")
     lines = run_lines(ctx).run(lambda held: held, canonical=True)  # lines missing an id, date or amount: refused
 
     def days_at(day: pd.Timestamp) -> "SparkFrame":

@@ -8,7 +8,8 @@ pyarrow, DuckDB with ``COPY``). Every function here runs the relational core's q
 ``engine.spark.master``). No step loads the clean lines into pandas (they can be 100M), and there
 is one way of reading them. The only other choice is the relation itself, which API users and tests
 make by passing a frame to the same classes. :func:`check_engine` refuses a Spark engine that cannot
-start here (no pyspark, no Java) before any work.
+start here (no pyspark, no Java), or a null sample size that would collect every customer to the Spark
+driver (:data:`SPARK_SAMPLES`), before any work.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from segkit.steps.pipeline import RunContext
 if TYPE_CHECKING:  # the `spark` extra: imported only when engine.kind is spark
     from segkit.data.spark import SparkOrderLines
 
-__all__ = ["check_engine", "spark_lines", "duckdb_lines", "run_lines", "rfm_for", "orders_for", "purchase_days_for",
+__all__ = ["check_engine", "SPARK_SAMPLES", "spark_sample_error", "spark_lines", "duckdb_lines", "run_lines", "rfm_for", "orders_for", "purchase_days_for",
     "first_non_purchase_for", "send_history_for", "behaviour_for", "kept_value_for"]
 
 
@@ -41,8 +42,34 @@ def _clean_lines(ctx: "RunContext") -> Path:
     return path
 
 
+#: The sample sizes that bound what reaches the Spark driver, as ``(section, key)`` -> (what null would do, the
+#: work that reads the sample on the driver). On ``engine.kind: spark`` they must be whole numbers: null means
+#: "no sample", every customer collected to the driver.
+SPARK_SAMPLES: dict[tuple[str, str], tuple[str, str]] = {
+    ("clustering", "fit_sample"): ("fits on every customer", "the fit"),
+    ("lifecycle", "holdout_sample"): ("checks the models on every customer", "the holdout check"),
+}
+
+
+def spark_sample_error(section: str, key: str) -> ConfigError:
+    """The error for a null ``section.key`` of :data:`SPARK_SAMPLES` on ``engine.kind: spark``: what null would
+    do and what to write. :func:`check_engine` raises it before the first notebook; the step that reads the
+    sample raises it too (a run folder's config, or a context made by hand).
+
+    Examples
+    --------
+    >>> print(spark_sample_error("clustering", "fit_sample"))
+    clustering.fit_sample is null, which fits on every customer; on engine.kind: spark the fit runs on the driver \
+from a seeded sample: set clustering.fit_sample (e.g. 200000).
+    """
+    does, work = SPARK_SAMPLES[(section, key)]
+    return ConfigError(f"{section}.{key} is null, which {does}; on engine.kind: spark {work} runs on the driver "
+                       f"from a seeded sample: set {section}.{key} (e.g. 200000).")
+
+
 def check_engine(config: Mapping[str, Any]) -> EngineSettings:
-    """The checked ``engine`` section; with ``engine.kind: spark``, also that Spark can start here.
+    """The checked ``engine`` section; with ``engine.kind: spark``, also that Spark can start here and that no
+    sample size of :data:`SPARK_SAMPLES` is null.
 
     Called by ``segkit run`` before the first notebook, and by :func:`run_lines`, so that a missing
     extra or runtime is said once, plainly, instead of as a traceback halfway through a run.
@@ -51,8 +78,9 @@ def check_engine(config: Mapping[str, Any]) -> EngineSettings:
     ------
     ConfigError
         An invalid ``engine`` value (:meth:`EngineSettings.from_config`); for ``spark``: pyspark not
-        installed, no Java 17+ runtime (not needed for a Spark Connect ``sc://`` master), or
-        ``engine.spark.conf`` changing a setting the relational core's SQL relies on.
+        installed, no Java 17+ runtime (not needed for a Spark Connect ``sc://`` master),
+        ``engine.spark.conf`` changing a setting the relational core's SQL relies on, or a null
+        ``clustering.fit_sample`` or ``lifecycle.holdout_sample`` (:func:`spark_sample_error`).
 
     Examples
     --------
@@ -66,6 +94,10 @@ def check_engine(config: Mapping[str, Any]) -> EngineSettings:
     settings = EngineSettings.from_config(config)
     if settings.kind != "spark":
         return settings
+    for section, key in SPARK_SAMPLES:  # a missing key or section takes the default, a whole number
+        values = config.get(section)
+        if isinstance(values, Mapping) and key in values and values[key] is None:
+            raise spark_sample_error(section, key)
     from segkit.data import spark  # the `spark` extra: imports pyspark when it is there
 
     if spark.SPARK_IMPORT_ERROR is not None:

@@ -19,15 +19,19 @@ one-machine evaluation applies to the whole table, and the models are fitted on 
   (:mod:`segkit.data.spark_ranks`); the labels stay on the executors.
 - :func:`cluster_agreement_on_spark`: how many of ``clusters.parquet``'s names the saved cluster model gives,
   counted per partition.
+- :func:`cluster_names_on_spark`: the cluster names at each send, the run's cluster model applied per partition
+  to the customer table as of each send (built on the executors, one send at a time).
 
-Still on the driver (:func:`segkit.steps.campaign.evaluate_on_spark`): the cluster names at each send (the
-customer table as of each send), which read the campaign rows into pandas.
+The campaign rows and the labels at each send are returned held on the executors (local checkpoints); what a
+function holds on the way (bases, purchase days, stage values, customer tables) is released before it returns,
+also when it raises. The caller (:func:`segkit.steps.campaign.evaluate_on_spark`) releases the rows and labels
+(:func:`release_send_frames`) once the cell sums are collected, or when a step fails.
 """
 
 from __future__ import annotations
 
 import warnings
-from typing import TYPE_CHECKING, Any, Callable, Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -67,7 +71,7 @@ if TYPE_CHECKING:  # the `spark` extra
     from segkit.data.spark import SparkLines
 
 __all__ = ["evaluation_parts_on_spark", "retention_on_spark", "rfm_segments_on_spark", "lifecycle_stages_on_spark",
-           "send_labels_on_spark", "campaign_rows_on_spark", "cluster_names_on_spark", "campaign_parts_on_spark",
+           "send_labels_on_spark", "release_send_frames", "campaign_rows_on_spark", "cluster_names_on_spark", "campaign_parts_on_spark",
            "cluster_agreement", "cluster_agreement_on_spark", "send_labels_frame", "SPARK_DIMENSIONS",
            "PARTS_SCHEMA", "ROW_ID", "SEND_LABELS_SCHEMA", "CAMPAIGN_KEY", "CUSTOMER_KEY"]
 
@@ -164,7 +168,7 @@ def retention_on_spark(lines: "SparkLines", rows: "SparkFrame", first_sent: Mapp
 
 
 def rfm_segments_on_spark(lines: "SparkLines", sends: pd.DataFrame, rfm_settings: Any,
-                          partitions: int | None = None) -> "SparkFrame":
+                          partitions: int | None = None, *, register: bool = True) -> "SparkFrame":
     """The RFM segment of every customer with a purchase before each send, computed on the executors: equal
     to :func:`segkit.campaign.prepare.rfm_segments` of each send's base (:data:`~segkit.data.relational.RFM_AT_SEND`).
 
@@ -183,47 +187,58 @@ def rfm_segments_on_spark(lines: "SparkLines", sends: pd.DataFrame, rfm_settings
         Notebook 02's settings (``bins``, monetary column, segment map).
     partitions : int, optional
         Range partitions of the bases by campaign and customer (default ``spark.sql.shuffle.partitions``).
+    register : bool
+        Register ``sends`` first (:func:`~segkit.data.relational.register_sends`). False: the caller registered
+        these very sends, so the send histories the lines hold (:meth:`segkit.data.spark.SparkLines.materialise`)
+        are read again, not recomputed (registering drops them).
 
     Returns
     -------
     pyspark.sql.DataFrame
-        :data:`SEND_LABELS_SCHEMA` (``label`` = the RFM segment), held on the executors.
+        :data:`SEND_LABELS_SCHEMA` (``label`` = the RFM segment), held on the executors (a local checkpoint:
+        free it with :func:`segkit.data.spark_ranks.release_checkpoint` after the last action that reads it).
+        The bases are released before it returns, also when it raises.
     """
     from pyspark.sql import functions as F
 
     from segkit.data.spark import pandas_warnings_quiet
-    from segkit.data.spark_ranks import executor_errors, value_distributions
+    from segkit.data.spark_ranks import executor_errors, release_checkpoint, value_distributions
 
-    register_sends(lines, sends)
+    if register:
+        register_sends(lines, sends)
     count = partitions or int(lines.session.conf.get("spark.sql.shuffle.partitions"))
     bases = lines.frame(RFM_AT_SEND).repartitionByRange(count, "campaign_id", "customer_id").localCheckpoint(eager=True)
-    sizes = {str(r["campaign_id"]): int(r["n"]) for r in bases.groupBy("campaign_id").agg(F.count("*").alias("n"))
-             .collect()}
-    scorers: dict[str, dict] = {}
-    with executor_errors():
-        for campaign_id in sends["campaign_id"].astype(str):
-            if not sizes.get(campaign_id):
-                continue
-            scorer = send_scorer(rfm_settings)
-            distributions = value_distributions(bases.where(F.col("campaign_id") == campaign_id), fit_needs(scorer))
-            with warnings.catch_warnings():  # as rfm_segments: a send's few score levels are not 05's finding
-                warnings.simplefilter("ignore", RFMWarning)
-                scorer.fit_distributions({"r": distributions[scorer.recency_col],
-                                          "f": distributions[scorer.frequency_col],
-                                          "m": distributions[scorer.monetary_col]})
-            scorers[campaign_id] = scorer.to_dict()
+    try:
+        sizes = {str(r["campaign_id"]): int(r["n"]) for r in bases.groupBy("campaign_id").agg(F.count("*").alias("n"))
+                 .collect()}
+        scorers: dict[str, dict] = {}
+        with executor_errors():
+            for campaign_id in sends["campaign_id"].astype(str):
+                if not sizes.get(campaign_id):
+                    continue
+                scorer = send_scorer(rfm_settings)
+                distributions = value_distributions(bases.where(F.col("campaign_id") == campaign_id),
+                                                    fit_needs(scorer))
+                with warnings.catch_warnings():  # as rfm_segments: a send's few score levels are not 05's finding
+                    warnings.simplefilter("ignore", RFMWarning)
+                    scorer.fit_distributions({"r": distributions[scorer.recency_col],
+                                              "f": distributions[scorer.frequency_col],
+                                              "m": distributions[scorer.monetary_col]})
+                scorers[campaign_id] = scorer.to_dict()
 
-    def labels(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
-        fitted = {cid: RFMScorer.from_dict(model) for cid, model in scorers.items()}
-        for batch in batches:
-            for campaign_id, rows in batch.groupby("campaign_id", sort=True):
-                rfm = typed_result(rows.drop(columns="campaign_id").reset_index(drop=True), RFM_COLUMNS)
-                named = rfm_segments_scored(rfm, fitted[str(campaign_id)], rfm_settings)
-                yield pd.DataFrame({"campaign_id": str(campaign_id), "customer_id": named.index.astype(str),
-                                    "label": named.to_numpy(dtype=object)})
+        def labels(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+            fitted = {cid: RFMScorer.from_dict(model) for cid, model in scorers.items()}
+            for batch in batches:
+                for campaign_id, rows in batch.groupby("campaign_id", sort=True):
+                    rfm = typed_result(rows.drop(columns="campaign_id").reset_index(drop=True), RFM_COLUMNS)
+                    named = rfm_segments_scored(rfm, fitted[str(campaign_id)], rfm_settings)
+                    yield pd.DataFrame({"campaign_id": str(campaign_id), "customer_id": named.index.astype(str),
+                                        "label": named.to_numpy(dtype=object)})
 
-    with pandas_warnings_quiet(), executor_errors():
-        return bases.mapInPandas(labels, SEND_LABELS_SCHEMA)
+        with pandas_warnings_quiet(), executor_errors():
+            return bases.mapInPandas(labels, SEND_LABELS_SCHEMA).localCheckpoint(eager=True)
+    finally:
+        release_checkpoint(bases)
 
 
 #: The purchase days of a send's history as :func:`segkit.lifecycle.purchase_history` reads them.
@@ -236,7 +251,7 @@ def _send_days(rows: pd.DataFrame) -> pd.DataFrame:
 
 
 def lifecycle_stages_on_spark(lines: "SparkLines", sends: pd.DataFrame, lifecycle_settings: Any,
-                              partitions: int | None = None) -> "SparkFrame":
+                              partitions: int | None = None, *, register: bool = True) -> "SparkFrame":
     """The lifecycle stage of every customer with a purchase before each send, computed on the executors: equal
     to :func:`segkit.campaign.prepare.lifecycle_stages` of each send's purchase days
     (:data:`~segkit.data.relational.PURCHASE_DAYS_AT_SEND`).
@@ -257,59 +272,83 @@ def lifecycle_stages_on_spark(lines: "SparkLines", sends: pd.DataFrame, lifecycl
         Notebook 04's settings.
     partitions : int, optional
         Range partitions by campaign and customer (default ``spark.sql.shuffle.partitions``).
+    register : bool
+        Register ``sends`` first (:func:`~segkit.data.relational.register_sends`). False: the caller registered
+        these very sends, so the send histories the lines hold (:meth:`segkit.data.spark.SparkLines.materialise`)
+        are read again, not recomputed (registering drops them).
 
     Returns
     -------
     pyspark.sql.DataFrame
-        :data:`SEND_LABELS_SCHEMA` (``label`` = the lifecycle stage).
+        :data:`SEND_LABELS_SCHEMA` (``label`` = the lifecycle stage), held on the executors (a local checkpoint:
+        free it with :func:`segkit.data.spark_ranks.release_checkpoint` after the last action that reads it).
+        The purchase days and each send's stage values are released before it returns, also when it raises.
     """
     from pyspark.sql import functions as F
 
     from segkit.data.spark import pandas_warnings_quiet
-    from segkit.data.spark_ranks import executor_errors, value_distributions
+    from segkit.data.spark_ranks import executor_errors, release_checkpoint, value_distributions
 
-    register_sends(lines, sends)
+    if register:
+        register_sends(lines, sends)
     count = partitions or int(lines.session.conf.get("spark.sql.shuffle.partitions"))
     held = lines.frame(PURCHASE_DAYS_AT_SEND).repartitionByRange(count, "campaign_id", "customer_id").localCheckpoint(
         eager=True)
-    days_of = {str(c): pd.Timestamp(d) for c, d in zip(sends["campaign_id"], sends["send_date"])}
-    stagers: dict[str, Any] = {}
-    for campaign_id, day in days_of.items():
-        of_send = held.where(F.col("campaign_id") == campaign_id)
+    try:
+        days_of = {str(c): pd.Timestamp(d) for c, d in zip(sends["campaign_id"], sends["send_date"])}
+        stagers = {campaign_id: stager for campaign_id, day in days_of.items()
+                   if (stager := _send_stager(held.where(F.col("campaign_id") == campaign_id), day,
+                                              lifecycle_settings)) is not None}
 
-        def values(batches: Iterator[pd.DataFrame], day: pd.Timestamp = day) -> Iterator[pd.DataFrame]:
-            found = partition_rows(batches)
-            if found is not None:  # the part's stage values, and its first purchase day on a row of its own
-                history = purchase_history(_send_days(found))
-                first = pd.DataFrame({name: [np.nan] for name in STAGE_VALUES})
-                first["first"] = history["purchase_date"].min()
-                yield pd.concat([StageDistributions.rows(history, day).assign(first=pd.NaT), first], ignore_index=True)
+        def labels(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+            found = partition_rows(batches)  # a customer's days may span two Arrow batches: stage the partition
+            if found is None:
+                return
+            for campaign_id, rows in found.groupby("campaign_id", sort=True):
+                cid = str(campaign_id)
+                staged = lifecycle_stages_staged(purchase_history(_send_days(rows)), stagers[cid], days_of[cid])
+                yield pd.DataFrame({"campaign_id": cid, "customer_id": staged.index.astype(str),
+                                    "label": staged.to_numpy(dtype=object)})
 
-        schema = ", ".join([*(f"{name} double" for name in STAGE_VALUES), "first timestamp_ntz"])
         with pandas_warnings_quiet(), executor_errors():
-            frame = of_send.mapInPandas(values, schema).localCheckpoint(eager=True)
+            return held.mapInPandas(labels, SEND_LABELS_SCHEMA).localCheckpoint(eager=True)
+    finally:
+        release_checkpoint(held)
+
+
+def _send_stager(of_send: "SparkFrame", day: pd.Timestamp, lifecycle_settings: Any) -> Any:
+    """The stager of one send (:func:`lifecycle_stages_on_spark`), fitted on the driver from the stage values of
+    its purchase days (``of_send``: rows of :data:`~segkit.data.relational.PURCHASE_DAYS_AT_SEND`) and its buyers'
+    first purchase day; None when nobody bought before it. The stage values are held while they are read, then
+    released (also when a step fails)."""
+    from pyspark.sql import functions as F
+
+    from segkit.data.spark import pandas_warnings_quiet
+    from segkit.data.spark_ranks import executor_errors, release_checkpoint, value_distributions
+
+    def values(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+        found = partition_rows(batches)
+        if found is not None:  # the part's stage values, and its first purchase day on a row of its own
+            history = purchase_history(_send_days(found))
+            first = pd.DataFrame({name: [np.nan] for name in STAGE_VALUES})
+            first["first"] = history["purchase_date"].min()
+            yield pd.concat([StageDistributions.rows(history, day).assign(first=pd.NaT), first], ignore_index=True)
+
+    schema = ", ".join([*(f"{name} double" for name in STAGE_VALUES), "first timestamp_ntz"])
+    with pandas_warnings_quiet(), executor_errors():
+        frame = of_send.mapInPandas(values, schema).localCheckpoint(eager=True)
+        try:
             first = frame.agg(F.min("first").alias("first")).first()["first"]
             if first is None:  # nobody bought before this send: no stages
-                continue
+                return None
             stager = lifecycle_settings.stager()
             distributions = value_distributions(frame.drop("first"), stager.distribution_needs(), missing="skip")
-        with warnings.catch_warnings():  # as lifecycle_stages: the send's stager fit is quiet
-            warnings.simplefilter("ignore")
-            stagers[campaign_id] = stager.fit_distributions(
-                StageDistributions(**{name: distributions[name] for name in STAGE_VALUES}), day, pd.Timestamp(first))
-
-    def labels(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
-        found = partition_rows(batches)  # a customer's days may span two Arrow batches: stage the partition at once
-        if found is None:
-            return
-        for campaign_id, rows in found.groupby("campaign_id", sort=True):
-            cid = str(campaign_id)
-            staged = lifecycle_stages_staged(purchase_history(_send_days(rows)), stagers[cid], days_of[cid])
-            yield pd.DataFrame({"campaign_id": cid, "customer_id": staged.index.astype(str),
-                                "label": staged.to_numpy(dtype=object)})
-
-    with pandas_warnings_quiet(), executor_errors():
-        return held.mapInPandas(labels, SEND_LABELS_SCHEMA)
+        finally:
+            release_checkpoint(frame)
+    with warnings.catch_warnings():  # as lifecycle_stages: the send's stager fit is quiet
+        warnings.simplefilter("ignore")
+        return stager.fit_distributions(StageDistributions(**{name: distributions[name] for name in STAGE_VALUES}),
+                                        day, pd.Timestamp(first))
 
 
 #: The segment dimensions whose labels at each send are computed on the executors (the cluster names at each
@@ -322,15 +361,37 @@ CAMPAIGN_KEY, CUSTOMER_KEY = "_segkit_campaign", "_segkit_customer"
 
 
 def send_labels_on_spark(lines: "SparkLines", sends: pd.DataFrame, dimensions: Sequence[str], *,
-                         rfm_settings: Any, lifecycle_settings: Any) -> dict[str, "SparkFrame"]:
-    """The labels at each send (:data:`SEND_LABELS_SCHEMA`, left on the executors) of the dimensions of
-    ``dimensions`` among :data:`SPARK_DIMENSIONS` (:func:`rfm_segments_on_spark`,
-    :func:`lifecycle_stages_on_spark`) for the dated ``sends`` (``campaign_id, send_date``)."""
+                         rfm_settings: Any, lifecycle_settings: Any, register: bool = True) -> dict[str, "SparkFrame"]:
+    """The labels at each send (:data:`SEND_LABELS_SCHEMA`, held on the executors: release each with
+    :func:`release_send_frames`) of the dimensions of ``dimensions`` among :data:`SPARK_DIMENSIONS`
+    (:func:`rfm_segments_on_spark`, :func:`lifecycle_stages_on_spark`) for the dated ``sends``
+    (``campaign_id, send_date``), registered once (``register``; False: by the caller), so that every
+    dimension reads the same held send histories. When one dimension fails, those made before it are released."""
     wanted = [d for d in SPARK_DIMENSIONS if d in dimensions]
+    found: dict[str, "SparkFrame"] = {}
     if not len(sends):
-        return {}
-    return {dim: (rfm_segments_on_spark(lines, sends, rfm_settings) if dim == "rfm_segment"
-                  else lifecycle_stages_on_spark(lines, sends, lifecycle_settings)) for dim in wanted}
+        return found
+    if register:
+        register_sends(lines, sends)
+    try:
+        for dim in wanted:
+            found[dim] = (rfm_segments_on_spark(lines, sends, rfm_settings, register=False) if dim == "rfm_segment"
+                          else lifecycle_stages_on_spark(lines, sends, lifecycle_settings, register=False))
+    except BaseException:
+        release_send_frames(found.values())
+        raise
+    return found
+
+
+def release_send_frames(frames: Iterable["SparkFrame"]) -> None:
+    """Free what 05's Spark frames hold on the executors: the campaign rows of :func:`campaign_rows_on_spark`
+    and the labels at each send (:func:`send_labels_on_spark`, :func:`cluster_names_on_spark`), once the last
+    action that reads them (:func:`campaign_parts_on_spark`) has run. A frame made on the driver
+    (:func:`send_labels_frame`) holds nothing and is passed over."""
+    from segkit.data.spark_ranks import release_checkpoint
+
+    for frame in frames:
+        release_checkpoint(frame)
 
 
 def cluster_agreement(model: Any, clusters: pd.DataFrame) -> tuple[int, int]:
@@ -370,7 +431,7 @@ def cluster_agreement_on_spark(session: Any, path: str, model: Any) -> tuple[int
 
 
 def cluster_names_on_spark(ctx: Any, lines: "SparkLines", model: Any, sends: pd.DataFrame,
-                           first_sent: Mapping[str, Any]) -> "SparkFrame":
+                           first_sent: Mapping[str, Any], *, register: bool = True) -> "SparkFrame":
     """The cluster name at each send of every customer with a purchase before it, on the executors: equal to
     the cluster names of :func:`segkit.campaign.prepare.segments_at_send`.
 
@@ -389,55 +450,69 @@ def cluster_names_on_spark(ctx: Any, lines: "SparkLines", model: Any, sends: pd.
         ``campaign_id, send_date`` (dated sends only).
     first_sent : mapping
         Campaign -> first send time (None: none), to know whether any row was sent before a day.
+    register : bool
+        Register ``sends`` first (:func:`~segkit.data.relational.register_sends`). False: the caller registered
+        these very sends, so the send histories the lines hold (:meth:`segkit.data.spark.SparkLines.materialise`)
+        are read again, not recomputed (registering drops them).
 
     Returns
     -------
     pyspark.sql.DataFrame
-        :data:`SEND_LABELS_SCHEMA` (``label`` = the cluster name), held on the executors.
+        :data:`SEND_LABELS_SCHEMA` (``label`` = the cluster name), held on the executors (a local checkpoint:
+        free it with :func:`release_send_frames` after the last action that reads it). What it holds on the way
+        (the bases, each send's customer table and names) is released before it returns, also when it raises.
     """
     from pyspark.sql import functions as F
 
     from segkit.cluster import ClusterSettings, SegmentModel
     from segkit.data.spark import pandas_warnings_quiet, timestamps_from_nanoseconds
-    from segkit.data.spark_ranks import executor_errors
+    from segkit.data.spark_ranks import executor_errors, release_checkpoint
     from segkit.steps.cluster import spark_customer_table
 
     settings = ClusterSettings.from_config(ctx.section("clustering"))
     camp = ctx.section("campaign")  # as segments_at_send's customer tables count e-mails (segkit.steps.campaign)
     control = (camp.get("control_arm", "control") if camp.get("control_is_holdout", True) else None) or "control"
-    register_sends(lines, sends)
+    if register:
+        register_sends(lines, sends)
     bases = lines.frame(RFM_AT_SEND).localCheckpoint(eager=True)
-    sizes = {str(r["campaign_id"]): int(r["n"]) for r in bases.groupBy("campaign_id").agg(F.count("*").alias("n"))
-             .collect()}
-    rows = timestamps_from_nanoseconds(lines.session.read.parquet(str(ctx.artifact_path("campaign_clean"))))
-    saved = model.to_dict()
-    sent = [pd.Timestamp(t) for t in first_sent.values() if t is not None and not pd.isna(t)]
-    found = []
-    for campaign_id, day in zip(sends["campaign_id"].astype(str), pd.to_datetime(sends["send_date"])):
-        if not sizes.get(campaign_id):  # nobody bought before this send: no names
-            continue
-        earlier = rows.where(F.col("sent_at") < F.lit(day.to_pydatetime())) if any(t < day for t in sent) else None
-        buyers = bases.where(F.col("campaign_id") == campaign_id).drop("campaign_id", "send_date")
-        with executor_errors():
-            table, _ = spark_customer_table(ctx, settings, day=day, buyers=buyers, campaign=earlier,
-                                            control_arm=control)
+    found: list["SparkFrame"] = []
+    try:
+        sizes = {str(r["campaign_id"]): int(r["n"]) for r in bases.groupBy("campaign_id").agg(F.count("*").alias("n"))
+                 .collect()}
+        rows = timestamps_from_nanoseconds(lines.session.read.parquet(str(ctx.artifact_path("campaign_clean"))))
+        saved = model.to_dict()
+        sent = [pd.Timestamp(t) for t in first_sent.values() if t is not None and not pd.isna(t)]
+        for campaign_id, day in zip(sends["campaign_id"].astype(str), pd.to_datetime(sends["send_date"])):
+            if not sizes.get(campaign_id):  # nobody bought before this send: no names
+                continue
+            earlier = rows.where(F.col("sent_at") < F.lit(day.to_pydatetime())) if any(t < day for t in sent) else None
+            buyers = bases.where(F.col("campaign_id") == campaign_id).drop("campaign_id", "send_date")
+            with executor_errors():
+                table, _ = spark_customer_table(ctx, settings, day=day, buyers=buyers, campaign=earlier,
+                                                control_arm=control)
 
-        def names(batches: Iterator[pd.DataFrame], campaign_id: str = campaign_id) -> Iterator[pd.DataFrame]:
-            fitted = SegmentModel.from_dict(saved)
-            for batch in batches:
-                named = cluster_names(fitted, batch)
-                yield pd.DataFrame({"campaign_id": campaign_id, "customer_id": named.index.astype(str),
-                                    "label": named.to_numpy(dtype=object)})
+            def names(batches: Iterator[pd.DataFrame], campaign_id: str = campaign_id) -> Iterator[pd.DataFrame]:
+                fitted = SegmentModel.from_dict(saved)
+                for batch in batches:
+                    named = cluster_names(fitted, batch)
+                    yield pd.DataFrame({"campaign_id": campaign_id, "customer_id": named.index.astype(str),
+                                        "label": named.to_numpy(dtype=object)})
 
-        with pandas_warnings_quiet(), executor_errors():
-            found.append(table.mapInPandas(names, SEND_LABELS_SCHEMA).localCheckpoint(eager=True))
-        table.unpersist()
-    if not found:
-        return send_labels_frame(lines.session, pd.DataFrame(columns=["campaign_id", "customer_id", "label"]))
-    out = found[0]
-    for more in found[1:]:
-        out = out.unionByName(more)
-    return out
+            try:
+                with pandas_warnings_quiet(), executor_errors():
+                    found.append(table.mapInPandas(names, SEND_LABELS_SCHEMA).localCheckpoint(eager=True))
+            finally:
+                table.unpersist()
+        if not found:
+            return send_labels_frame(lines.session, pd.DataFrame(columns=["campaign_id", "customer_id", "label"]))
+        out = found[0]
+        for more in found[1:]:
+            out = out.unionByName(more)
+        # one held frame for the caller to release; the sends' own copies are released below
+        return out.localCheckpoint(eager=True) if len(found) > 1 else found.pop()
+    finally:
+        for frame in [bases, *found]:
+            release_checkpoint(frame)
 
 
 def send_labels_frame(session: Any, labels: pd.DataFrame) -> "SparkFrame":
@@ -467,7 +542,8 @@ def campaign_rows_on_spark(lines: "SparkLines", path: str, source: str,
     Returns
     -------
     rows : pyspark.sql.DataFrame
-        The rows with :data:`ROW_ID`, :data:`CAMPAIGN_KEY`, :data:`CUSTOMER_KEY`, held on the executors.
+        The rows with :data:`ROW_ID`, :data:`CAMPAIGN_KEY`, :data:`CUSTOMER_KEY`, held on the executors (free
+        them with :func:`release_send_frames` after the last action; released here when a check fails).
     columns : list of str
         The file's columns (what :func:`segkit.campaign.prepare.prepare_campaign` reads).
     facts : CampaignFacts
@@ -506,12 +582,16 @@ def campaign_rows_on_spark(lines: "SparkLines", path: str, source: str,
         keyed = numbered.select(ROW_ID, "campaign_id", "customer_id").mapInPandas(
             keys, f"{ROW_ID} bigint, {CAMPAIGN_KEY} string, {CUSTOMER_KEY} string")
         rows = numbered.join(keyed, ROW_ID).repartition(count, CUSTOMER_KEY).localCheckpoint(eager=True)
-        merged = CampaignFacts.merge([CampaignFacts.from_json(r["facts"])
-                                      for r in rows.mapInPandas(facts, "facts string").collect()])
-    check_campaign_table(columns, merged.rows, source)
-    error = merged.error(source)
-    if error is not None:
-        raise error
+        try:
+            merged = CampaignFacts.merge([CampaignFacts.from_json(r["facts"])
+                                          for r in rows.mapInPandas(facts, "facts string").collect()])
+            check_campaign_table(columns, merged.rows, source)
+            error = merged.error(source)
+            if error is not None:
+                raise error
+        except BaseException:
+            release_send_frames([rows])
+            raise
     return rows, columns, merged
 
 

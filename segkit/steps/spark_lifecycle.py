@@ -91,7 +91,7 @@ if TYPE_CHECKING:  # the `spark` extra
 __all__ = ["SparkLifecycle", "HistoryInputs", "tagged_rows_on_spark", "customer_rows_on_spark",
            "customer_inputs_of_rows", "history_inputs_of_rows", "history_span_of_rows", "engagement_of_rows",
            "stage_rows_of_rows", "merged_parts", "purchase_days_frame", "purchase_day_span_on_spark",
-           "history_span_on_spark", "stage_distributions_on_spark", "fit_stager_on_spark", "fit_clv_on_spark",
+           "history_span_on_spark", "stage_distributions_on_spark", "fit_clv_on_spark",
            "chance_references_on_spark", "threshold_counts_on_spark", "write_lifecycle_on_spark",
            "history_counts_on_spark", "lifecycle_on_spark", "INPUTS_SCHEMA"]
 
@@ -334,13 +334,6 @@ def stage_distributions_on_spark(rows: "SparkFrame", stager: LifecycleStager, as
         frame = rows.mapInPandas(values, ", ".join(f"{name} double" for name in STAGE_VALUES))
         distributions = value_distributions(frame, needs, partitions, missing="skip")
     return StageDistributions(**{name: distributions[name] for name in STAGE_VALUES})
-
-
-def fit_stager_on_spark(rows: "SparkFrame", stager: LifecycleStager, as_of: pd.Timestamp,
-                        data_start: pd.Timestamp | None, partitions: int | None = None) -> LifecycleStager:
-    """``stager`` fitted from the stage distributions of every partition of ``rows``
-    (:func:`stage_distributions_on_spark`): equal to ``stager.fit(history, as_of, data_start)`` of all the customers."""
-    return stager.fit_distributions(stage_distributions_on_spark(rows, stager, as_of, partitions), as_of, data_start)
 
 
 def inputs_on_spark(rows: "SparkFrame", as_of: pd.Timestamp, data_start: pd.Timestamp | None,
