@@ -12,7 +12,9 @@ One computation at every size: the order lines are read, typed, checked and clea
 offending rows, statistics of small aggregated tables), whether they come from files (CSV,
 Parquet, Excel through :mod:`segkit.data.io`) or from a pandas frame (:func:`run_audit`);
 this module turns the facts into findings and cleaning rules (:func:`audit_log`). Customers and
-campaign tables are customer-level and small: they are checked and cleaned in pandas here.
+campaign tables are checked and cleaned in pandas by :func:`customer_facts` and :func:`campaign_audit_facts`:
+of the whole table here, or on ``engine.kind: spark`` of each partition on the executors (every row of a
+customer in one), their facts merged here (:class:`SparkCustomers`, :class:`SparkCampaign`): the same findings.
 
 Two kinds of count appear and they answer different questions:
 
@@ -87,9 +89,11 @@ from segkit.data.auditfacts import (
 )
 from segkit.data.engine import EngineSettings, OrderLines, TransactionLog, choose_engine
 from segkit.data.io import load_table
+from segkit.data.bounded import partition_rows
 from segkit.data.relational import OrderLineTables
 from segkit.data.spark import SparkOrderLines
-from segkit.data.spark_audit import SparkTransactionLog, load_spark_table
+from segkit.data.spark_audit import (SparkSideTable, SparkTransactionLog, arrow_frame, load_spark_table, spark_schema,
+                                     spark_side_table, typed_side_rows)
 from segkit.data.statuses import StatusFacts
 
 __all__ = [
@@ -170,6 +174,12 @@ class AuditResult:
     headline : dict or None
         The run's headline numbers (:func:`headline_numbers`; ``audit_summary.json`` key ``headline``),
         None when the audit has errors (no clean lines).
+    customer_rows : SparkCustomerTable or None
+        On ``engine.kind: spark`` with a customers table: the clean customers held on the executors
+        (:meth:`SparkCustomerTable.write` writes ``customers_clean.parquet``); ``customers`` is then None.
+    campaign_rows : SparkCampaignTable or None
+        The same for the campaign table (``campaign`` is then None; :attr:`campaign_overview` says what
+        ``overview_table`` shows of it).
     """
 
     findings: pd.DataFrame
@@ -193,6 +203,21 @@ class AuditResult:
     engine: str = "pandas"
     guests: dict[str, float] = field(default_factory=dict)
     headline: dict[str, Any] | None = None
+    customer_rows: "SparkCustomerTable | None" = None
+    campaign_rows: "SparkCampaignTable | None" = None
+
+    @property
+    def campaign_overview(self) -> dict[str, Any] | None:
+        """``customer_ids`` (distinct customers), ``first_date`` and ``last_date`` (``sent_at``) of the clean
+        campaign rows; None without a campaign table."""
+        if self.campaign_rows is not None:
+            facts = self.campaign_rows.facts
+            return {"customer_ids": facts.customer_ids, "first_date": facts.first_sent, "last_date": facts.last_sent}
+        if self.campaign is None:
+            return None
+        dates = self.campaign["sent_at"] if "sent_at" in self.campaign else pd.Series(dtype="datetime64[ns]")
+        return {"customer_ids": int(self.campaign["customer_id"].nunique()), "first_date": dates.min(),
+                "last_date": dates.max()}
 
     @property
     def status(self) -> str:
@@ -323,8 +348,14 @@ def arm_balance(campaign: pd.DataFrame | None) -> pd.DataFrame:
     if campaign is None or campaign.empty:
         return pd.DataFrame({"campaign_id": pd.Series(dtype="string"), "arm": pd.Series(dtype="string"),
                              "customers": pd.Series(dtype="int64"), "share": pd.Series(dtype="float64")})
-    counts = campaign.groupby(["campaign_id", "arm"], dropna=False, observed=True).size().rename("customers")
-    out = counts.reset_index()
+    return arm_shares(campaign.groupby(["campaign_id", "arm"], dropna=False, observed=True).size()
+                      .rename("customers").reset_index())
+
+
+def arm_shares(counts: pd.DataFrame) -> pd.DataFrame:
+    """:func:`arm_balance` of counted rows: ``campaign_id, arm, customers`` (one row per campaign and arm, sorted)
+    with each arm's share within its campaign."""
+    out = counts.copy()
     out["share"] = out["customers"] / out.groupby("campaign_id", dropna=False)["customers"].transform("sum")
     return out.astype({"customers": "int64"})
 
@@ -369,7 +400,7 @@ def headline_numbers(result: AuditResult, line_numbers: Mapping[str, int | float
     >>> h["net_revenue"], h["purchase_orders"], h["customers_kept_nothing"], h["guest_lines"], h["currency"]
     (0.0, 0, 1, 1, 'EUR')
     """
-    customers = len(result.customers)
+    customers = int(result.counts["customers"])
     with_lines = int(line_numbers["customers_with_lines"])
     numbers = {key: line_numbers[key] for key in line_numbers if key != "customers_with_lines"}
     numbers.update({
@@ -817,31 +848,142 @@ def birth_year_bounds(as_of: pd.Timestamp, settings: AuditSettings) -> tuple[int
     return as_of.year - settings.birth_year_max_age, as_of.year - settings.birth_year_min_age
 
 
-def _check_customer_dates(customers_in: pd.DataFrame, as_of: pd.Timestamp | None, col: _Collector) -> pd.Series:
-    """Findings on signup dates and birth years of the customers file; returns the mask of rows
-    whose birth year is implausible (emptied by the caller). Signup dates on or after ``as_of``
-    are kept as given: such a customer was not known yet on ``as_of`` (a run with an earlier
-    ``as_of`` sees later signups), and the finding says when that is suspicious."""
-    n_cust = len(customers_in)
+@dataclass
+class CustomerFacts:
+    """What the customers checks and cleaning rules of :func:`audit_log` count, of all the customers table's rows
+    or of a part holding every row of its customers (:func:`customer_facts`); the facts of disjoint parts merge
+    (:meth:`merge`) into those of the whole table, so that Spark checks the table per partition and the findings
+    are the one-machine ones.
+
+    Attributes
+    ----------
+    rows_in : int
+        Rows of the (canonical) customers table.
+    found : dict
+        Check -> (count, its first offending rows: at most ``limit``, in the order the finding lists them).
+    with_date : int
+        Rows with a signup date.
+    emptied : int
+        Kept rows whose implausible birth year is emptied.
+    customers, buyers : int
+        Clean customers (the table's and the buyers it lacked), buyers (customer ids of the clean lines).
+    """
+
+    rows_in: int
+    found: dict[str, tuple[int, pd.DataFrame]]
+    with_date: int
+    emptied: int
+    customers: int
+    buyers: int
+
+    #: The order each check's rows are listed in: the input's row order, or the clean table's (by customer id).
+    ORDER = {"customers_without_id": _ROW, "duplicate_customer_ids": _ROW, "signup_after_as_of": _ROW,
+             "implausible_birth_year": _ROW, "buyers_not_in_customers": "customer_id",
+             "customers_without_orders": "customer_id", "formula_like_ids": "customer_id"}
+
+    @classmethod
+    def merge(cls, parts: Sequence["CustomerFacts"], limit: int) -> "CustomerFacts":
+        """The facts of all the rows of ``parts`` (disjoint parts, each customer id in one), ``limit`` rows kept."""
+        found = {}
+        for check, order in cls.ORDER.items():
+            counted = [p.found[check] for p in parts if check in p.found]
+            if not counted:
+                continue
+            rows = [r for _, r in counted if len(r)]
+            merged = (pd.concat(rows, ignore_index=True).sort_values(order, kind="mergesort").head(limit)
+                      .reset_index(drop=True) if len(rows) > 1 else (rows[0] if rows else counted[0][1]))
+            found[check] = (sum(n for n, _ in counted), merged)
+        return cls(rows_in=sum(p.rows_in for p in parts), found=found, with_date=sum(p.with_date for p in parts),
+                   emptied=sum(p.emptied for p in parts), customers=sum(p.customers for p in parts),
+                   buyers=sum(p.buyers for p in parts))
+
+
+def customer_facts(customers_in: pd.DataFrame | None, buyers: pd.Series, as_of: pd.Timestamp | None,
+                   settings: AuditSettings, limit: int | None = None) -> tuple[CustomerFacts | None, pd.DataFrame | None]:
+    """The :class:`CustomerFacts` of a customers table (:func:`_canonical`'s, all of it or a part with every row
+    of its customers) and ``buyers`` (the sorted customer ids of the clean lines among them), and its clean rows:
+    customers_clean = the table ∪ ``buyers``, sorted by id, implausible birth years (see :func:`birth_year_bounds`)
+    emptied. ``limit``: offending rows kept per check (default :func:`segkit.data.auditfacts.row_limit`).
+    (None, None) without a customers table."""
+    if customers_in is None:
+        return None, None
+    limit = row_limit(settings) if limit is None else limit
+    no_id = customers_in["customer_id"].isna()
+    dup_id = customers_in["customer_id"].duplicated(keep="first") & ~no_id
     signup = customers_in["signup_date"] if "signup_date" in customers_in else pd.Series(pd.NaT, index=customers_in.index)
     late = ((signup >= as_of) if as_of is not None else signup.notna() & False).fillna(False).astype(bool)
-    with_date = int(signup.notna().sum())
-    every = ("that is every customer with a signup date, so as_of or the date format is probably wrong; "
-             if late.any() and int(late.sum()) == with_date else "")
-    col.add("signup_after_as_of", "customers", int(late.sum()), n_cust,
-            f"as_of = {format_value(as_of)}; {every}kept as given (not yet customers on as_of).", rows=customers_in[late])
     years = customers_in["birth_year"] if "birth_year" in customers_in else pd.Series(pd.NA, index=customers_in.index)
     if as_of is None:
-        odd = pd.Series(False, index=customers_in.index)
-        note = ""
+        odd_year = pd.Series(False, index=customers_in.index)
     else:
+        low, high = birth_year_bounds(as_of, settings)
+        odd_year = ((years < low) | (years > high)).fillna(False).astype(bool)
+    kept = ~no_id & ~dup_id
+    customers = customers_in.loc[kept]
+    emptied = odd_year.loc[customers.index]
+    if emptied.any():
+        customers = customers.assign(birth_year=customers["birth_year"].mask(emptied))
+    new_buyers = buyers[~_isin(buyers, customers["customer_id"])]
+    customers = pd.concat([customers.drop(columns=_ROW), pd.DataFrame({"customer_id": new_buyers})], ignore_index=True)
+    customers = _with_all_columns(customers, CUSTOMERS).sort_values("customer_id", kind="mergesort", ignore_index=True)
+    prospects = ~_isin(customers["customer_id"], buyers)
+    formula = formula_cells(customers["customer_id"])
+    found = {
+        "customers_without_id": (int(no_id.sum()), customers_in[no_id].head(limit)),
+        "duplicate_customer_ids": (int(dup_id.sum()), customers_in[_isin(customers_in["customer_id"],
+                                                                         customers_in.loc[dup_id, "customer_id"])].head(limit)),
+        "signup_after_as_of": (int(late.sum()), customers_in[late].head(limit)),
+        "implausible_birth_year": (int(odd_year.sum()), customers_in[odd_year].head(limit)),
+        "buyers_not_in_customers": (len(new_buyers), pd.DataFrame({"customer_id": new_buyers}).head(limit)),
+        "customers_without_orders": (int(prospects.sum()), customers[prospects].head(limit)),
+        "formula_like_ids": (int(formula.sum()), customers[formula].head(limit)),
+    }
+    facts = CustomerFacts(rows_in=len(customers_in), found=found, with_date=int(signup.notna().sum()),
+                          emptied=int(emptied.sum()), customers=len(customers), buyers=len(buyers))
+    return facts, customers
+
+
+def _report_customers(facts: CustomerFacts | None, buyers: int, col: _Collector, as_of: pd.Timestamp | None) -> None:
+    """Findings and cleaning rules of the customers table from its :class:`CustomerFacts` (None: the customers
+    were derived from the transactions, ``buyers`` of them)."""
+    if facts is None:
+        col.rule("customers derived from transactions (no customers file)", "customers", "added", buyers)
+        return
+    n_cust = facts.rows_in
+    found = facts.found
+    for check, note in (("customers_without_id", "dropped."), ("duplicate_customer_ids", "the first row is kept.")):
+        col.add(check, "customers", found[check][0], n_cust, note, rows=found[check][1])
+    late, rows = found["signup_after_as_of"]
+    every = ("that is every customer with a signup date, so as_of or the date format is probably wrong; "
+             if late and late == facts.with_date else "")
+    col.add("signup_after_as_of", "customers", late, n_cust,
+            f"as_of = {format_value(as_of)}; {every}kept as given (not yet customers on as_of).", rows=rows)
+    note = ""
+    if as_of is not None:
         low, high = birth_year_bounds(as_of, col.settings)
-        odd = ((years < low) | (years > high)).fillna(False).astype(bool)
         note = (f"outside {low}–{high} (ages {col.settings.birth_year_min_age}–{col.settings.birth_year_max_age} on "
                 f"as_of); treated as unknown (emptied in customers_clean).")
-    col.add("implausible_birth_year", "customers", int(odd.sum()), n_cust, note, rows=customers_in[odd],
-            examples=_examples_text(customers_in[odd], ("customer_id", "birth_year"), col.settings))
-    return odd
+    odd, rows = found["implausible_birth_year"]
+    col.add("implausible_birth_year", "customers", odd, n_cust, note, rows=rows,
+            examples=_examples_text(rows, ("customer_id", "birth_year"), col.settings))
+    col.rule("customers without customer id", "customers", "dropped", found["customers_without_id"][0])
+    col.rule("repeated customer ids (first kept)", "customers", "dropped", found["duplicate_customer_ids"][0])
+    col.rule("implausible birth years emptied (unknown)", "customers", "emptied", facts.emptied)
+    new, rows = found["buyers_not_in_customers"]
+    col.add("buyers_not_in_customers", "customers", new, buyers, "added with empty attributes.", rows=rows,
+            examples="")
+    col.rule("buyers missing from the customers table added", "customers", "added", new)
+
+
+def _report_customer_ids(found: Mapping[str, tuple[int, pd.DataFrame]], customers: int, col: _Collector) -> None:
+    """Findings on the clean customers: without orders, and ids that CSV files of the run neutralise with a
+    leading ``'`` (:func:`segkit.core.escaping.neutralise_formula`), so they read differently there."""
+    count, rows = found["customers_without_orders"]
+    col.add("customers_without_orders", "customers", count, customers, "kept.", rows=rows, examples="")
+    count, rows = found["formula_like_ids"]
+    col.add("formula_like_ids", "customers", count, customers,
+            "kept; in the CSV files of the run they start with ' (spreadsheet-safe).", rows=rows,
+            examples=_examples_text(rows, ("customer_id",), col.settings))
 
 
 def _clean_customers(customers_in: pd.DataFrame | None, buyers: pd.Series,
@@ -850,73 +992,401 @@ def _clean_customers(customers_in: pd.DataFrame | None, buyers: pd.Series,
     """customers_clean = customers table ∪ ``buyers`` (sorted ids of the clean transactions);
     without a customers table, ``derive()`` builds it from the transactions. Implausible birth
     years (see :func:`birth_year_bounds`) are emptied."""
-    if customers_in is None:
-        customers = derive()  # with each buyer's country when present
-        col.rule("customers derived from transactions (no customers file)", "customers", "added", len(buyers))
+    facts, customers = customer_facts(customers_in, buyers, as_of, col.settings)
+    _report_customers(facts, len(buyers), col, as_of)
+    if facts is None:
+        customers = _with_all_columns(derive(), CUSTOMERS).sort_values("customer_id", kind="mergesort",
+                                                                        ignore_index=True)
+        prospects = ~_isin(customers["customer_id"], buyers)
+        formula = formula_cells(customers["customer_id"])
+        limit = row_limit(col.settings)
+        found = {"customers_without_orders": (int(prospects.sum()), customers[prospects].head(limit)),
+                 "formula_like_ids": (int(formula.sum()), customers[formula].head(limit))}
     else:
-        n_cust = len(customers_in)
-        no_id = customers_in["customer_id"].isna()
-        dup_id = customers_in["customer_id"].duplicated(keep="first") & ~no_id
-        col.add("customers_without_id", "customers", int(no_id.sum()), n_cust, "dropped.", rows=customers_in[no_id])
-        col.add("duplicate_customer_ids", "customers", int(dup_id.sum()), n_cust, "the first row is kept.",
-                rows=customers_in[_isin(customers_in["customer_id"], customers_in.loc[dup_id, "customer_id"])])
-        odd_year = _check_customer_dates(customers_in, as_of, col)
-        customers = _drop(customers_in, no_id, col, "customers without customer id", "customers")
-        customers = _drop(customers, dup_id.loc[customers.index], col, "repeated customer ids (first kept)",
-                          "customers")
-        emptied = odd_year.loc[customers.index]
-        col.rule("implausible birth years emptied (unknown)", "customers", "emptied", int(emptied.sum()))
-        if emptied.any():
-            customers = customers.assign(birth_year=customers["birth_year"].mask(emptied))
-        new_buyers = buyers[~_isin(buyers, customers["customer_id"])]
-        col.add("buyers_not_in_customers", "customers", len(new_buyers), len(buyers),
-                "added with empty attributes.", rows=pd.DataFrame({"customer_id": new_buyers}), examples="")
-        col.rule("buyers missing from the customers table added", "customers", "added", len(new_buyers))
-        customers = pd.concat([customers.drop(columns=_ROW), pd.DataFrame({"customer_id": new_buyers})],
-                              ignore_index=True)
-    customers = _with_all_columns(customers, CUSTOMERS).sort_values("customer_id", kind="mergesort",
-                                                                      ignore_index=True)
-    prospects = ~_isin(customers["customer_id"], buyers)
-    col.add("customers_without_orders", "customers", int(prospects.sum()), len(customers), "kept.",
-            rows=customers[prospects], examples="")
-    _check_formula_ids(customers, col)
+        found = facts.found
+    _report_customer_ids(found, len(customers), col)
     return customers
 
 
-def _check_formula_ids(customers: pd.DataFrame, col: _Collector) -> None:
-    """Finding ``formula_like_ids``: customer ids that CSV files of the run neutralise with a
-    leading ``'`` (:func:`segkit.core.escaping.neutralise_formula`), so they read differently there."""
-    odd = formula_cells(customers["customer_id"])
-    col.add("formula_like_ids", "customers", int(odd.sum()), len(customers),
-            "kept; in the CSV files of the run they start with ' (spreadsheet-safe).", rows=customers[odd],
-            examples=_examples_text(customers[odd], ("customer_id",), col.settings))
+@dataclass
+class CampaignAuditFacts:
+    """What the campaign checks and cleaning rules of :func:`audit_log` count, of all the campaign rows or of a
+    part holding every row of its customers (:func:`campaign_audit_facts`); disjoint parts merge (:meth:`merge`).
+
+    Attributes
+    ----------
+    rows_in : int
+        Campaign rows (canonical).
+    found : dict
+        Check -> (count, its first offending rows in input order, at most ``limit``).
+    converting : int
+        Rows with negative revenue that converted.
+    unknown_dropped : int
+        Rows of unknown customers dropped after the repeated pairs.
+    arms : DataFrame
+        ``campaign_id, arm, customers``: clean rows per campaign and arm.
+    rows_clean, customer_ids : int
+        Clean rows, and distinct customers among them.
+    campaigns : set of str
+        The clean rows' campaign ids.
+    first_sent, last_sent : Timestamp or NaT
+        The clean rows' first and last ``sent_at``.
+    """
+
+    rows_in: int
+    found: dict[str, tuple[int, pd.DataFrame]]
+    converting: int
+    unknown_dropped: int
+    arms: pd.DataFrame
+    rows_clean: int
+    customer_ids: int
+    campaigns: set
+    first_sent: Any = pd.NaT
+    last_sent: Any = pd.NaT
+
+    CHECKS = ("campaign_duplicates", "unknown_campaign_customers", "negative_campaign_revenue")
+
+    @classmethod
+    def merge(cls, parts: Sequence["CampaignAuditFacts"], limit: int) -> "CampaignAuditFacts":
+        """The facts of all the rows of ``parts`` (disjoint parts, each customer's rows in one)."""
+        found = {check: (sum(p.found[check][0] for p in parts), _first_rows([p.found[check][1] for p in parts],
+                                                                            _ROW, limit)) for check in cls.CHECKS}
+        arms = [p.arms for p in parts if len(p.arms)]
+        counts = (pd.concat(arms, ignore_index=True).groupby(["campaign_id", "arm"], dropna=False, observed=True)
+                  ["customers"].sum() if arms else parts[0].arms.set_index(["campaign_id", "arm"])["customers"])
+        sent = [t for p in parts for t in (p.first_sent, p.last_sent) if not pd.isna(t)]
+        return cls(rows_in=sum(p.rows_in for p in parts), found=found, converting=sum(p.converting for p in parts),
+                   unknown_dropped=sum(p.unknown_dropped for p in parts), arms=counts.rename("customers").reset_index(),
+                   rows_clean=sum(p.rows_clean for p in parts), customer_ids=sum(p.customer_ids for p in parts),
+                   campaigns=set().union(*(p.campaigns for p in parts)),
+                   first_sent=min(sent) if sent else pd.NaT, last_sent=max(sent) if sent else pd.NaT)
 
 
-def _clean_campaign(campaign_in: pd.DataFrame | None, customers: pd.DataFrame,
-                    col: _Collector) -> pd.DataFrame | None:
-    """campaign_clean: one row per (campaign, customer), known customers only."""
-    if campaign_in is None:
-        return None
-    n_camp = len(campaign_in)
+def campaign_audit_facts(campaign_in: pd.DataFrame, customer_ids: pd.Series | None, settings: AuditSettings,
+                         limit: int | None = None) -> tuple[CampaignAuditFacts, pd.DataFrame]:
+    """The :class:`CampaignAuditFacts` of campaign rows (:func:`_canonical`'s, all or a part with every row of its
+    customers) and their clean rows: one row per (campaign, customer), known customers only (``customer_ids``: the
+    clean customers' ids, at least those the rows name), ``_row`` kept."""
+    limit = row_limit(settings) if limit is None else limit
     pair_dup = campaign_in.duplicated(["campaign_id", "customer_id"], keep="first") & campaign_in["customer_id"].notna()
-    unknown = pd.Series(~_isin(campaign_in["customer_id"], customers["customer_id"]), index=campaign_in.index)
-    col.add("campaign_duplicates", "campaign", int(pair_dup.sum()), n_camp, "the first row is kept.",
-            rows=campaign_in[pair_dup])
-    col.add("unknown_campaign_customers", "campaign", int(unknown.sum()), n_camp,
-            "cannot be joined to segments; dropped.", rows=campaign_in[unknown])
+    unknown = pd.Series(~_isin(campaign_in["customer_id"], customer_ids), index=campaign_in.index)
     revenue = campaign_in["revenue"] if "revenue" in campaign_in else pd.Series(np.nan, index=campaign_in.index)
     negative = (revenue < 0).fillna(False).astype(bool)
     converted = campaign_in["converted"] if "converted" in campaign_in else pd.Series(pd.NA, index=campaign_in.index)
-    n_converting = int((negative & converted.fillna(False).astype(bool)).sum())
-    col.add("negative_campaign_revenue", "campaign", int(negative.sum()), n_camp,
-            f"{n_converting:,} of them on converting rows; kept in campaign_clean as given, treated as unknown by "
+    clean = campaign_in[~pair_dup & ~unknown]
+    counts = clean.groupby(["campaign_id", "arm"], dropna=False, observed=True).size().rename("customers")
+    sent = clean["sent_at"] if "sent_at" in clean else pd.Series(dtype="datetime64[ns]")
+    facts = CampaignAuditFacts(
+        rows_in=len(campaign_in),
+        found={"campaign_duplicates": (int(pair_dup.sum()), campaign_in[pair_dup].head(limit)),
+               "unknown_campaign_customers": (int(unknown.sum()), campaign_in[unknown].head(limit)),
+               "negative_campaign_revenue": (int(negative.sum()), campaign_in[negative].head(limit))},
+        converting=int((negative & converted.fillna(False).astype(bool)).sum()),
+        unknown_dropped=int((unknown & ~pair_dup).sum()), arms=counts.reset_index(), rows_clean=len(clean),
+        customer_ids=int(clean["customer_id"].nunique()), campaigns=set(clean["campaign_id"].dropna().astype(str)),
+        first_sent=sent.min(), last_sent=sent.max())
+    return facts, clean
+
+
+def _report_campaign(facts: CampaignAuditFacts, col: _Collector) -> None:
+    """Findings and cleaning rules of the campaign rows from their :class:`CampaignAuditFacts`."""
+    n_camp, found = facts.rows_in, facts.found
+    col.add("campaign_duplicates", "campaign", found["campaign_duplicates"][0], n_camp, "the first row is kept.",
+            rows=found["campaign_duplicates"][1])
+    col.add("unknown_campaign_customers", "campaign", found["unknown_campaign_customers"][0], n_camp,
+            "cannot be joined to segments; dropped.", rows=found["unknown_campaign_customers"][1])
+    count, rows = found["negative_campaign_revenue"]
+    col.add("negative_campaign_revenue", "campaign", count, n_camp,
+            f"{facts.converting:,} of them on converting rows; kept in campaign_clean as given, treated as unknown by "
             "the campaign evaluation: left out of revenue per recipient and incremental revenue (not counted as "
-            "0 nor as a loss).", rows=campaign_in[negative],
-            examples=_examples_text(campaign_in[negative], ("campaign_id", "customer_id", "arm", "converted",
-                                                            "revenue"), col.settings))
-    campaign = _drop(campaign_in, pair_dup, col, "repeated (campaign, customer) rows (first kept)", "campaign")
-    campaign = _drop(campaign, unknown.loc[campaign.index], col, "campaign rows of unknown customers", "campaign")
-    return campaign.drop(columns=_ROW).reset_index(drop=True)
+            "0 nor as a loss).", rows=rows,
+            examples=_examples_text(rows, ("campaign_id", "customer_id", "arm", "converted", "revenue"), col.settings))
+    col.rule("repeated (campaign, customer) rows (first kept)", "campaign", "dropped", found["campaign_duplicates"][0])
+    col.rule("campaign rows of unknown customers", "campaign", "dropped", facts.unknown_dropped)
+
+
+def _clean_campaign(campaign_in: pd.DataFrame | None, customer_ids: pd.Series | None,
+                    col: _Collector) -> tuple[pd.DataFrame | None, CampaignAuditFacts | None]:
+    """campaign_clean: one row per (campaign, customer), known customers only (``customer_ids``: the clean
+    customers' ids, at least those the campaign names), and its facts."""
+    if campaign_in is None:
+        return None, None
+    facts, clean = campaign_audit_facts(campaign_in, customer_ids, col.settings)
+    _report_campaign(facts, col)
+    return clean.drop(columns=_ROW).reset_index(drop=True), facts
+
+
+# ----------------------------------------------------------------------------- customers on Spark
+_KEY, _BUYER = "_segkit_key", "_segkit_buyer"
+
+
+def _partitions(frame: Any) -> int:
+    return int(frame.sparkSession.conf.get("spark.sql.shuffle.partitions"))
+
+
+def _collected_parts(frame: Any, part: Callable[[pd.DataFrame], Any]) -> list[Any]:
+    """``part`` of every partition of ``frame`` (its rows as one pandas frame), run on the executors; its
+    results (bounded: counts and a few rows) reach the driver pickled."""
+    import pickle
+
+    from segkit.data.spark import pandas_warnings_quiet
+    from segkit.data.spark_ranks import executor_errors
+
+    def run(batches: Any) -> Any:
+        rows = partition_rows(batches)
+        if rows is not None:
+            yield pd.DataFrame({"part": [pickle.dumps(part(rows))]})
+
+    with pandas_warnings_quiet(), executor_errors():
+        return [pickle.loads(r["part"]) for r in frame.mapInPandas(run, "part binary").collect()]
+
+
+class SparkSideFacts:
+    """A customers or campaign table checked on the executors (``engine.kind: spark``): :func:`audit_log`'s input
+    facts of it (control characters, empty cells, countries), computed per partition by the pandas function the
+    one-machine audit applies to the whole table (:func:`_canonical`) and merged here.
+
+    The rows are partitioned by their clean ``customer_id`` (without control characters, stripped: every row of
+    a customer in one partition, so repeated ids, repeated (campaign, customer) pairs and ids that control
+    characters made equal are seen) and held. Ids of other columns made equal by removing control characters
+    (a campaign id) are counted from the distinct values of each partition (bounded: the campaigns).
+    """
+
+    def __init__(self, table: SparkSideTable, spec: TableSpec, settings: AuditSettings):
+        from pyspark.sql import types as T
+
+        from segkit.data.spark import frame_for_arrow, pandas_warnings_quiet
+        from segkit.data.spark_ranks import executor_errors
+
+        self.settings, self.spec = settings, spec
+        self.meta = {"dtypes": table.dtypes, "attrs": table.attrs}
+        meta, limit = self.meta, row_limit(settings)
+        absent = set(table.attrs.get("absent_columns", ()))
+        #: the columns of the canonical table (:func:`_canonical`): those the input had (``delivered`` always)
+        self.columns = [c for c in {**spec.dtypes, **spec.extra} if c in table.dtypes and (c not in absent
+                                                                                          or c == "delivered")]
+
+        def keyed(batches: Any) -> Any:
+            for batch in batches:
+                ordered = batch.sort_values("_row", kind="stable").reset_index(drop=True)
+                ids = _without_control_characters(typed_side_rows(ordered, meta)["customer_id"])[0]
+                key = ids.str.strip().replace("", pd.NA)
+                yield frame_for_arrow(ordered.assign(**{_KEY: key.to_numpy(dtype=object, na_value=None)}))
+
+        schema = T.StructType([*table.rows.schema.fields, T.StructField(_KEY, T.StringType(), True)])
+        with pandas_warnings_quiet(), executor_errors():
+            self.rows = table.rows.mapInPandas(keyed, schema).repartition(_partitions(table.rows), _KEY) \
+                .localCheckpoint(eager=True)
+        other_ids = [c for c in self.columns if c.endswith("_id") and c != "customer_id"]
+
+        def inputs(rows: pd.DataFrame) -> dict[str, Any]:
+            typed = typed_side_rows(rows, meta)
+            table_in, (controls, changed) = _canonical(typed, spec)
+            columns = [c for c in table_in.columns if c != _ROW]
+            empty = table_in[columns].isna()
+            values = {}
+            for column in other_ids:  # distinct clean values with and without control characters
+                had = _without_control_characters(typed[column].astype("string"))[1].to_numpy()
+                values[column] = (set(table_in.loc[had, column].dropna()), set(table_in.loc[~had, column].dropna()))
+            return {"rows": len(table_in), "controls": controls, "changed": changed, "columns": columns,
+                    "missing": empty.sum().to_numpy(dtype="int64"), "values": values,
+                    "null_rows": {c: table_in[empty[c].to_numpy()].head(limit) for c in columns},
+                    "countries": (table_in["country"].dropna().astype("string").value_counts(sort=False)
+                                  if "country" in columns else None)}
+
+        parts = _collected_parts(self.rows, inputs)
+        self.rows_in = sum(p["rows"] for p in parts)
+        columns = parts[0]["columns"]
+        counts = np.sum([p["missing"] for p in parts], axis=0).astype("int64")
+        self.missing = pd.DataFrame({"table": spec.name, "column": columns, "missing": counts,
+                                     "share": counts.astype("float64") / self.rows_in})
+        self.null_rows = {c: _first_rows([p["null_rows"][c] for p in parts], _ROW, limit) for c in columns}
+        found = [p["countries"] for p in parts if p["countries"] is not None]
+        #: customers per country value (None without a country column): merged counts, never a row per customer
+        self.country_counts = pd.concat(found).groupby(level=0, sort=True).sum() if found else None
+        facts: dict[str, list[ControlCharacterFacts]] = {}
+        for part in parts:
+            for fact in part["controls"]:
+                facts.setdefault(fact.column, []).append(fact)
+
+        def collisions(column: str, found: Sequence[ControlCharacterFacts]) -> int:
+            if column not in other_ids:  # the partitioning key: each value in one partition
+                return sum(f.collisions for f in found)
+            cleaned = set().union(*(p["values"][column][0] for p in parts))
+            return len(cleaned & set().union(*(p["values"][column][1] for p in parts)))
+
+        order = list({**spec.dtypes, **spec.extra})
+        self.controls = ([ControlCharacterFacts(spec.name, column, sum(f.count for f in found),
+                                                _first_rows([f.rows for f in found], _ROW, CONTROL_ROWS),
+                                                collisions(column, found))
+                          for column, found in sorted(facts.items(), key=lambda item: order.index(item[0]))],
+                         sum(p["changed"] for p in parts))
+
+    def _with_ids(self, ids: Any) -> Any:
+        """The held rows and the rows of ``ids`` (a Spark frame of ``customer_id``: buyers, clean customers), marked
+        :data:`_BUYER`, partitioned by customer id together."""
+        from pyspark.sql import functions as F
+
+        rows = self.rows.withColumn(_BUYER, F.lit(False))
+        ids = ids.select(F.col("customer_id").cast("string").alias(_KEY), F.lit(True).alias(_BUYER))
+        return rows.unionByName(ids, allowMissingColumns=True).repartition(_partitions(self.rows), _KEY) \
+            .localCheckpoint(eager=True)
+
+
+
+def _split_ids(frame: pd.DataFrame, meta: Mapping[str, Any], spec: TableSpec) -> tuple[pd.DataFrame, pd.Series]:
+    """A partition of :meth:`SparkSideFacts._with_ids`: the table's rows (:func:`_canonical`) and the ids (sorted)."""
+    is_id = frame[_BUYER].to_numpy(dtype=bool)
+    table_in, _ = _canonical(typed_side_rows(frame[~is_id], meta), spec)
+    ids = pd.Series(frame.loc[is_id, _KEY].to_numpy(dtype=object), dtype="string") \
+        .sort_values(kind="mergesort", ignore_index=True)
+    return table_in, ids
+
+
+class SparkCustomers(SparkSideFacts):
+    """The customers table on the executors (:class:`SparkSideFacts`) and its cleaning (:meth:`clean`)."""
+
+    def __init__(self, table: SparkSideTable, settings: AuditSettings):
+        super().__init__(table, CUSTOMERS, settings)
+
+    def clean(self, buyers: Any, as_of: pd.Timestamp | None) -> "SparkCustomerTable":
+        """The clean customers (:func:`customer_facts` per partition, with ``buyers``: a Spark frame of the clean
+        lines' distinct ``customer_id``), held on the executors, and their merged :class:`CustomerFacts`."""
+        settings, limit, meta = self.settings, row_limit(self.settings), self.meta
+        both = self._with_ids(buyers)
+
+        def part(frame: pd.DataFrame) -> tuple[CustomerFacts, pd.DataFrame]:
+            customers_in, buyer_ids = _split_ids(frame, meta, CUSTOMERS)
+            return customer_facts(customers_in, buyer_ids, as_of, settings, limit)
+
+        merged = CustomerFacts.merge(_collected_parts(both, lambda frame: part(frame)[0]), limit)
+        table = _held_rows(both, lambda frame: part(frame)[1], CUSTOMERS.dtypes)
+        return SparkCustomerTable(table, merged)
+
+
+class SparkCampaign(SparkSideFacts):
+    """The campaign table on the executors (:class:`SparkSideFacts`) and its cleaning (:meth:`clean`)."""
+
+    def __init__(self, table: SparkSideTable, settings: AuditSettings):
+        super().__init__(table, CAMPAIGN, settings)
+
+    def clean(self, customer_ids: Any) -> "SparkCampaignTable":
+        """The clean campaign rows (:func:`campaign_audit_facts` per partition, with ``customer_ids``: a Spark frame
+        of the clean customers' ``customer_id``), held on the executors with ``_row``, and their merged
+        :class:`CampaignAuditFacts`."""
+        settings, limit, meta = self.settings, row_limit(self.settings), self.meta
+        both = self._with_ids(customer_ids)
+
+        def part(frame: pd.DataFrame) -> tuple[CampaignAuditFacts, pd.DataFrame]:
+            campaign_in, ids = _split_ids(frame, meta, CAMPAIGN)
+            return campaign_audit_facts(campaign_in, ids, settings, limit)
+
+        merged = CampaignAuditFacts.merge(_collected_parts(both, lambda frame: part(frame)[0]), limit)
+        dtypes = {**{c: CAMPAIGN.known[c] for c in self.columns}, _ROW: "int64"}
+        table = _held_rows(both, lambda frame: part(frame)[1], dtypes)
+        return SparkCampaignTable(table, merged)
+
+
+def _held_rows(frame: Any, rows: Callable[[pd.DataFrame], pd.DataFrame], dtypes: Mapping[str, str]) -> Any:
+    """``rows`` of every partition of ``frame`` (a typed pandas table with ``dtypes``), held on the executors."""
+    from segkit.data.spark import pandas_warnings_quiet
+    from segkit.data.spark_ranks import executor_errors
+
+    def run(batches: Any) -> Any:
+        found = partition_rows(batches)
+        if found is not None:
+            yield arrow_frame(rows(found), dtypes)
+
+    with pandas_warnings_quiet(), executor_errors():
+        return frame.mapInPandas(run, spark_schema(dtypes)).localCheckpoint(eager=True)
+
+
+def _first_rows(parts: Sequence[pd.DataFrame], order: str, limit: int) -> pd.DataFrame:
+    """The first ``limit`` rows of ``parts`` (each in ``order`` already) by ``order``."""
+    found = [p for p in parts if len(p)]
+    if not found:
+        return parts[0].head(0).reset_index(drop=True)
+    if len(found) == 1:
+        return found[0].head(limit).reset_index(drop=True)
+    return pd.concat(found, ignore_index=True).sort_values(order, kind="mergesort").head(limit).reset_index(drop=True)
+
+
+@dataclass
+class SparkCustomerTable:
+    """The clean customers of a Spark audit (:meth:`SparkCustomers.clean`), held on the executors.
+
+    Attributes
+    ----------
+    rows : pyspark.sql.DataFrame
+        customers_clean's columns (canonical order, Spark types of the canonical dtypes).
+    facts : CustomerFacts
+        Of the whole table.
+    """
+
+    rows: Any
+    facts: CustomerFacts
+
+    def known_ids(self, ids: pd.Series) -> pd.Series:
+        """Those of ``ids`` (e.g. the campaign's customer ids) that are clean customers: joined on the executors,
+        only ids among ``ids`` reach the driver."""
+        wanted = pd.DataFrame({"customer_id": pd.Series(ids.dropna().unique(), dtype=object)})
+        if wanted.empty:
+            return pd.Series([], dtype="string")
+        from segkit.data.spark import pandas_warnings_quiet
+
+        with pandas_warnings_quiet():
+            asked = self.rows.sparkSession.createDataFrame(wanted, "customer_id string")
+            found = self.rows.select("customer_id").join(asked, "customer_id", "left_semi").collect()
+        return pd.Series([r["customer_id"] for r in found], dtype="string")
+
+    def write(self, dest: str | Path) -> Path:
+        """``customers_clean.parquet`` as a Parquet dataset: ``part-00000.parquet`` … in ``customer_id`` order (each
+        part sorted), the rows and columns of the one-machine file (times in microseconds)."""
+        return _write_dataset(self.rows, "customer_id", dest)
+
+
+@dataclass
+class SparkCampaignTable:
+    """The clean campaign rows of a Spark audit (:meth:`SparkCampaign.clean`), held on the executors.
+
+    Attributes
+    ----------
+    rows : pyspark.sql.DataFrame
+        campaign_clean's columns (those of the input, canonical order and types) and ``_row``.
+    facts : CampaignAuditFacts
+        Of the whole table.
+    """
+
+    rows: Any
+    facts: CampaignAuditFacts
+
+    def write(self, dest: str | Path) -> Path:
+        """``campaign_clean.parquet`` as a Parquet dataset: ``part-00000.parquet`` … in input row order, the rows and
+        columns of the one-machine file (times in microseconds)."""
+        return _write_dataset(self.rows, _ROW, dest, drop=(_ROW,))
+
+
+def _write_dataset(rows: Any, order: str, dest: str | Path, drop: Sequence[str] = ()) -> Path:
+    """``rows`` as the Parquet dataset ``dest``: range partitions by ``order``, each sorted, written to a sibling
+    folder and published in place (:func:`segkit.core.files.publish_parquet_parts`: ``part-00000.parquet`` …)."""
+    import os
+    import shutil
+
+    from segkit.core.files import publish_parquet_parts
+
+    dest = Path(dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    if dest.is_file():  # a file of a run on another engine
+        dest.unlink()
+    tmp = dest.with_name(f".{dest.name}.{os.getpid()}.tmp")
+    try:
+        rows.repartitionByRange(_partitions(rows), order).sortWithinPartitions(order).drop(*drop) \
+            .write.mode("overwrite").parquet(str(tmp))
+        publish_parquet_parts(tmp, dest)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp)
+    return dest
 
 
 # ----------------------------------------------------------------------------- the audit
@@ -1011,10 +1481,18 @@ def audit_log(log: TransactionLog, as_of: str | pd.Timestamp | None = None, cust
     """
     settings = log.settings
     col = _Collector(settings)
-    customers_in, customer_controls = _canonical(customers, CUSTOMERS)
-    campaign_in, campaign_controls = _canonical(campaign, CAMPAIGN)
+    on_spark = isinstance(customers, SparkSideTable)
+    held = SparkCustomers(customers, settings) if on_spark else None  # checked per partition on the executors
+    held_campaign = SparkCampaign(campaign, settings) if isinstance(campaign, SparkSideTable) else None
+    customers_in, customer_controls = (None, held.controls) if held is not None else _canonical(customers, CUSTOMERS)
+    campaign_in, campaign_controls = (None, held_campaign.controls) if held_campaign is not None \
+        else _canonical(campaign, CAMPAIGN)
     others = {"customers": customers_in, "campaign": campaign_in}
-    sizes = {"transactions": log.n_rows, **{t: len(f) for t, f in others.items() if f is not None}}
+    spark_sides = {"customers": held, "campaign": held_campaign}
+    sizes = {"transactions": log.n_rows}
+    for table, frame in others.items():
+        if spark_sides[table] is not None or frame is not None:
+            sizes[table] = spark_sides[table].rows_in if spark_sides[table] is not None else len(frame)
     controls = {"transactions": log.remove_control_characters(), "customers": customer_controls,
                 "campaign": campaign_controls}
     _report_control_characters({t: c for t, c in controls.items() if t in sizes}, sizes, col)
@@ -1022,12 +1500,19 @@ def audit_log(log: TransactionLog, as_of: str | pd.Timestamp | None = None, cust
     part = pd.DataFrame({"table": "transactions", "column": columns, "missing": np.asarray(counts, dtype="int64"),
                          "share": np.asarray(counts, dtype="float64") / log.n_rows if log.n_rows else np.nan})
     rest = missing_values(others)
+    if held is not None or held_campaign is not None:  # the tables in the order missing_values lists them
+        found = [side.missing if side is not None else missing_values({table: others[table]})
+                 for table, side in spark_sides.items()]
+        rest = pd.concat([r for r in found if len(r)] or [rest], ignore_index=True).astype(
+            {"table": "string", "column": "string"})
     missing = pd.concat([part] + ([rest] if len(rest) else []), ignore_index=True).astype(
         {"table": "string", "column": "string"})
 
     def rows_of(table: str, column: str) -> pd.DataFrame:
         if table == "transactions":
             return log.null_rows(column)
+        if spark_sides[table] is not None:
+            return spark_sides[table].null_rows[column]
         frame = others[table]
         return frame[frame[column].isna()]
 
@@ -1038,14 +1523,46 @@ def audit_log(log: TransactionLog, as_of: str | pd.Timestamp | None = None, cust
         _report_order_statuses(log.status_facts, col)
         _report_currency(log.status_facts, log.config, col)
     clean = log.clean_facts()
-    buyers = log.buyers()
-    derived = log.derived_customers(buyers) if customers_in is None else None  # with the lines' country
-    known = customers_in if customers_in is not None else derived
-    countries = shop_countries(settings.holiday_countries, known["country"] if "country" in known else None)
-    found = _report_clean(clean, log.n_rows, settings, col, countries)
-    customers = _clean_customers(customers_in, buyers, lambda: derived, col, facts.as_of)
-    campaign_clean = _clean_campaign(campaign_in, customers, col)
-    arms = arm_balance(campaign_clean)
+    if held is not None:  # the buyers stay on the executors too
+        buyers_rows = log.con.sql("SELECT DISTINCT customer_id FROM clean WHERE customer_id IS NOT NULL").frame
+        countries = shop_countries(settings.holiday_countries, counts=held.country_counts)
+        found = _report_clean(clean, log.n_rows, settings, col, countries)
+        customer_table = held.clean(buyers_rows, facts.as_of)
+        _report_customers(customer_table.facts, customer_table.facts.buyers, col, facts.as_of)
+        _report_customer_ids(customer_table.facts.found, customer_table.facts.customers, col)
+        n_buyers, n_customers = customer_table.facts.buyers, customer_table.facts.customers
+        prospects = customer_table.facts.found["customers_without_orders"][0]
+        customers = None
+        known_ids = None if campaign_in is None else customer_table.known_ids(campaign_in["customer_id"])
+        clean_ids = customer_table.rows.select("customer_id")
+    else:
+        buyers = log.buyers()
+        derived = log.derived_customers(buyers) if customers_in is None else None  # with the lines' country
+        known = customers_in if customers_in is not None else derived
+        countries = shop_countries(settings.holiday_countries, known["country"] if "country" in known else None)
+        found = _report_clean(clean, log.n_rows, settings, col, countries)
+        customers = _clean_customers(customers_in, buyers, lambda: derived, col, facts.as_of)
+        customer_table = None
+        n_buyers, n_customers = len(buyers), len(customers)
+        prospects = int((~_isin(customers["customer_id"], buyers)).sum())
+        known_ids = customers["customer_id"]
+        clean_ids = None
+    campaign_table = None
+    if held_campaign is not None:  # cleaned on the executors, against the clean customers' ids there
+        if clean_ids is None:  # customers derived from the lines (no customers table): built here, as on DuckDB
+            from segkit.data.spark import pandas_warnings_quiet
+
+            with pandas_warnings_quiet():
+                clean_ids = held_campaign.rows.sparkSession.createDataFrame(
+                    pd.DataFrame({"customer_id": customers["customer_id"].to_numpy(dtype=object)}),
+                    "customer_id string")
+        campaign_table = held_campaign.clean(clean_ids)
+        _report_campaign(campaign_table.facts, col)
+        campaign_clean, campaign_facts = None, campaign_table.facts
+        arms = arm_shares(campaign_facts.arms) if len(campaign_facts.arms) else arm_balance(None)
+    else:
+        campaign_clean, campaign_facts = _clean_campaign(campaign_in, known_ids, col)
+        arms = arm_balance(campaign_clean)
     if not arms.empty:
         text = "; ".join(
             f"{cid}: " + ", ".join(f"{a} {n:,} ({percent_text(s)})" for a, n, s in zip(g["arm"], g["customers"], g["share"]))
@@ -1056,15 +1573,15 @@ def audit_log(log: TransactionLog, as_of: str | pd.Timestamp | None = None, cust
         "transactions_rows_in": facts.n_rows,
         "transactions_rows_clean": clean.n_clean,
         "orders": log.n_orders,
-        "customers": len(customers),
-        "buyers": len(buyers),
-        "prospects": int((~_isin(customers["customer_id"], buyers)).sum()),
+        "customers": n_customers,
+        "buyers": n_buyers,
+        "prospects": prospects,
         "return_lines": found["returns"]["return_lines"],
         "days": len(found["daily"]),
-        "customers_rows_in": 0 if customers_in is None else len(customers_in),
-        "campaign_rows_in": 0 if campaign_in is None else len(campaign_in),
-        "campaign_rows_clean": 0 if campaign_clean is None else len(campaign_clean),
-        "campaigns": 0 if campaign_clean is None else int(campaign_clean["campaign_id"].nunique()),
+        "customers_rows_in": held.rows_in if held is not None else 0 if customers_in is None else len(customers_in),
+        "campaign_rows_in": 0 if campaign_facts is None else campaign_facts.rows_in,
+        "campaign_rows_clean": 0 if campaign_facts is None else campaign_facts.rows_clean,
+        "campaigns": 0 if campaign_facts is None else len(campaign_facts.campaigns),
     }
     return AuditResult(
         findings=col.findings_frame(), cleaning_rules=col.rules_frame(), as_of=facts.as_of, period=log.period,
@@ -1072,7 +1589,7 @@ def audit_log(log: TransactionLog, as_of: str | pd.Timestamp | None = None, cust
         daily=found["daily"], gaps=found["gaps"], returns=found["returns"],
         outlier_rules=found["outlier_rules"], order_values=found["order_values"],
         quantities=found["quantities"], arms=arms, checks=pd.DataFrame(col.checks, columns=["check", "table", "count"]),
-        offending=col.offending, engine="duckdb",
+        offending=col.offending, engine="duckdb", customer_rows=customer_table, campaign_rows=campaign_table,
         guests={"input_lines": facts.counts["guest_checkouts"], "input_revenue": facts.guest_revenue,
                 "lines": facts.dropped["guest_checkouts"], "revenue": facts.guest_dropped_revenue},
     )
@@ -1117,7 +1634,8 @@ def audit_transactions_from_files(
 
 def audit_inputs(config: Mapping[str, Any], as_of: str | pd.Timestamp | None = None,
                  clean_path: str | Path | None = None,
-                 clean_lines: Callable[[Path], OrderLineTables] | None = None) -> AuditResult:
+                 clean_lines: Callable[[Path], OrderLineTables] | None = None,
+                 customers_path: str | Path | None = None, campaign_path: str | Path | None = None) -> AuditResult:
     """The whole data audit of a run, from the configured files.
 
     The transactions (``data.transactions``: a CSV/Parquet file, a folder or glob of them, or an
@@ -1138,6 +1656,15 @@ def audit_inputs(config: Mapping[str, Any], as_of: str | pd.Timestamp | None = N
     (:class:`segkit.data.spark.SparkOrderLines` on ``engine.spark``), so that no pass over the lines runs in
     this process; ``segkit run`` passes the run's own reader (``segkit.steps.sources.run_lines``), whose
     relations held on the executors then serve the outlier lookup too.
+
+    On ``engine.kind: spark`` the customers and campaign tables (local files too) stay on the executors: each is
+    read, typed and checked per partition (:func:`segkit.data.spark_audit.spark_side_table`: the local reader's
+    errors), its findings are counted per partition (:class:`SparkCustomers`, :func:`customer_facts`;
+    :class:`SparkCampaign`, :func:`campaign_audit_facts`) and merged here, and with ``customers_path`` /
+    ``campaign_path`` and no error finding Spark writes ``customers_clean.parquet`` / ``campaign_clean.parquet``
+    there as Parquet datasets; the result's ``customers`` and ``campaign`` are then None and ``customer_rows`` /
+    ``campaign_rows`` hold them. (Without a customers table the customers derived from the lines are built here,
+    as on DuckDB.)
     """
     kind = EngineSettings.from_config(config).kind
     # a table or URI only on Spark (ConfigError saying so otherwise)
@@ -1160,6 +1687,10 @@ def audit_inputs(config: Mapping[str, Any], as_of: str | pd.Timestamp | None = N
         result = audit_log(log, as_of, customers=tables["customers"], campaign=tables["campaign"])
         if clean_path is not None and result.status != "errors":
             log.write_clean(clean_path)
+            if result.customer_rows is not None and customers_path is not None:
+                result.customer_rows.write(customers_path)
+            if result.campaign_rows is not None and campaign_path is not None:
+                result.campaign_rows.write(campaign_path)
     result.engine = choose_engine(config)
     if clean_path is not None and result.status != "errors":
         lines = (clean_lines or _engine_lines(config))(Path(clean_path))
@@ -1175,13 +1706,17 @@ def _engine_lines(config: Mapping[str, Any]) -> Callable[[Path], OrderLineTables
     return lambda path: OrderLines(path, memory_limit=engine.memory_limit, temp_directory=engine.temp_directory)
 
 
-def _side_table(config: Mapping[str, Any], table: str, source: str | Path | None, kind: str) -> pd.DataFrame | None:
+def _side_table(config: Mapping[str, Any], table: str, source: str | Path | None,
+                kind: str) -> pd.DataFrame | SparkSideTable | None:
     """The customers or campaign table of a run (None when not given): a local file by :func:`load_table`; on
     Spark, a URI or table (``data.<table>`` as written: any scheme, ``file:`` included) by
     :func:`segkit.data.spark_audit.load_spark_table`, ``source`` being what :func:`data_source` made of it."""
     if source is None:
         return None
     value = (config.get("data") or {}).get(table)
+    if kind == "spark":  # kept on the executors (issue 17)
+        return spark_side_table(source, table, config, label=str(value) if source_scheme(value) is not None
+                                else str(source))
     if kind == "spark" and source_scheme(value) is not None:
         return load_spark_table(source, table, config, label=str(value))
     return load_table(source, table, config=config)

@@ -166,14 +166,20 @@ def test_the_spark_run_read_its_transactions_customers_and_campaign_from_file_ur
     """``segkit run`` on Spark accepts ``data.transactions``, ``data.customers`` and ``data.campaign`` as
     ``file:///`` URIs and reads the local files they name (the audit gets the order lines' local path, not the
     URI: Spark's reader of URIs as written is tested in tests/test_spark_audit.py; the customers and campaign
-    tables are read by Spark: segkit.data.spark_audit.load_spark_table); the run records the URIs as written
-    and its results (clean tables, findings, segments) equal the DuckDB run's."""
+    tables are read, checked and written by Spark: segkit.audit.SparkCustomers / SparkCampaign); the run records
+    the URIs as written and its results (clean tables, findings, segments) equal the DuckDB run's. The Spark
+    run's clean tables are Parquet datasets (folders of parts), which a notebook reads back with the canonical
+    dtypes (RunContext.read_artifact) as the DuckDB run's one file."""
     assert_read_the_uri(runs["spark"])
     duck = yaml.safe_load((runs["duckdb"] / "config.yml").read_text())["data"]
     assert all(not path.startswith("file:") and Path(path).is_file() for path in duck.values())
+    ctx = open_run("05_campaign_evaluation", run_dir=runs["spark"])
     for table in ("customers", "campaign"):
-        assert_frame_equal(pd.read_parquet(runs["spark"] / "artifacts" / f"{table}_clean.parquet"),
-                           pd.read_parquet(runs["duckdb"] / "artifacts" / f"{table}_clean.parquet"), obj=table)
+        name = f"{table}_clean"
+        assert (runs["spark"] / "artifacts" / f"{name}.parquet").is_dir()  # Spark's parts, not one file
+        assert (runs["duckdb"] / "artifacts" / f"{name}.parquet").is_file()
+        assert_frame_equal(ctx.read_artifact(name), pd.read_parquet(runs["duckdb"] / "artifacts" / f"{name}.parquet"),
+                           obj=table)
 
 
 @pytest.mark.slow
@@ -329,6 +335,24 @@ def test_spark_writes_the_columns_the_duckdb_merge_has_after_each_notebook(tmp_p
         on_spark = segment_columns(segment_steps(ctx))
         ctx.update_customer_segments(pd.DataFrame({"customer_id": ["c1"], **{c: [1] for c in STEP_COLUMNS[notebook]}}))
         assert on_spark == list(read_frame(ctx.artifact_path("customer_segments"), nrows=0).columns), notebook
+
+
+def test_a_clean_table_spark_wrote_as_a_dataset_reads_back_canonical_and_a_duckdb_rerun_replaces_it(tmp_path):
+    """01 on Spark writes customers_clean.parquet as a folder of parts; a notebook reads it back with the
+    canonical dtypes, parts in name order; a later one-machine 01 into the same run folder writes the file
+    in its place."""
+    ctx = open_run("01_data_audit", run_dir=tmp_path / "run")
+    folder = ctx.artifacts_dir / "customers_clean.parquet"
+    folder.mkdir()
+    pd.DataFrame({"customer_id": ["c2"], "signup_date": pd.to_datetime(["2024-01-02"]).astype("datetime64[us]")}) \
+        .to_parquet(folder / "part-00001-x.snappy.parquet")
+    pd.DataFrame({"customer_id": ["c1"], "signup_date": pd.to_datetime(["2024-01-01"]).astype("datetime64[us]")}) \
+        .to_parquet(folder / "part-00000-x.snappy.parquet")
+    read = ctx.read_artifact("customers_clean")
+    assert read["customer_id"].tolist() == ["c1", "c2"]
+    assert str(read["customer_id"].dtype) == "string" and read["signup_date"].dtype == "datetime64[ns]"
+    ctx.write_artifact("customers_clean", read.iloc[:1])
+    assert folder.is_file() and pd.read_parquet(folder)["customer_id"].tolist() == ["c1"]
 
 
 def test_without_the_csv_the_datasets_columns_say_which_notebooks_have_run(tmp_path):

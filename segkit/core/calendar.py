@@ -70,7 +70,8 @@ def country_code(value: str | None) -> str | None:
     return _names().get(_key(value))
 
 
-def shop_countries(configured: Sequence[str] | None, countries: pd.Series | None = None) -> tuple[str, ...]:
+def shop_countries(configured: Sequence[str] | None, countries: pd.Series | None = None, *,
+                   counts: pd.Series | None = None) -> tuple[str, ...]:
     """The countries whose public holidays apply to the shop, as ISO codes.
 
     Parameters
@@ -80,6 +81,9 @@ def shop_countries(configured: Sequence[str] | None, countries: pd.Series | None
     countries : Series, optional
         A country per customer (or per order line): the most common one that ``holidays`` knows
         is the shop's. None or no known country = none.
+    counts : Series, optional
+        Instead of ``countries``: how many customers (or lines) have each country value (index: the value),
+        as merged from the partitions of a table that stays on Spark's executors.
 
     Raises
     ------
@@ -92,6 +96,8 @@ def shop_countries(configured: Sequence[str] | None, countries: pd.Series | None
     ('GB',)
     >>> shop_countries(["DE", "Austria"]), shop_countries([], pd.Series(["France"]))
     (('DE', 'AT'), ())
+    >>> shop_countries(None, counts=pd.Series({"France": 1, "United Kingdom": 2}))
+    ('GB',)
     """
     if configured is not None:
         codes = []
@@ -102,9 +108,12 @@ def shop_countries(configured: Sequence[str] | None, countries: pd.Series | None
                                   "Use ISO codes such as GB, DE, US (or [] for no public holidays).")
             codes.append(code)
         return tuple(dict.fromkeys(codes))
-    if countries is None or not len(countries):
+    if counts is None:
+        if countries is None or not len(countries):
+            return ()
+        counts = pd.Series(countries).dropna().astype("string").value_counts(sort=False)
+    elif not len(counts):
         return ()
-    counts = pd.Series(countries).dropna().astype("string").value_counts(sort=False)
     known = pd.Series([country_code(v) for v in counts.index], index=counts.index, dtype="object")
     totals = counts[known.notna().to_numpy()].groupby(known.dropna().to_numpy()).sum()
     if totals.empty:

@@ -19,6 +19,10 @@ bug. What is Spark's own:
 * :meth:`SparkTransactionLog.write_clean` writes ``transactions_clean.parquet`` as a Parquet dataset (a
   folder of ``part-*.parquet`` files in input row order), which :class:`~segkit.data.engine.OrderLines`
   and :class:`~segkit.data.spark.SparkLines` both read.
+* :func:`spark_side_table` reads a customers or campaign table (``engine.kind: spark``; local files too) with the
+  same reader and numbering and keeps it on the executors: each partition (by the table's key) is typed and checked
+  by the local reader's functions, only one line per partition reaches the driver, and a table that fails is checked
+  again whole in one task, so that its error names the rows of the whole file as the local reader does;
 * :func:`load_spark_table` reads a customers or campaign table that is a URI or a table (``engine.kind: spark``)
   with the same reader (:func:`read_spark_source`) and numbering, collects the columns it uses to the driver
   (customer-level tables, held there on DuckDB too) and hands them to the local reader's own mapping, cleaning
@@ -57,19 +61,23 @@ Known differences and limits (tested where said, the rest listed so that nobody 
 from __future__ import annotations
 
 import codecs
+import contextlib
+import json
 import os
 import re
 import shutil
 from pathlib import Path
-from typing import Any, Mapping, NamedTuple, Sequence
+from typing import Any, Iterator, Mapping, NamedTuple, Sequence
 
 import pandas as pd
 
 from segkit.core.config import TABLE_PREFIX, resolve_source, source_scheme
 from segkit.core.errors import ConfigError, DataError, first_line, format_rows
 from segkit.core.files import publish_parquet_parts
-from segkit.core.schema import TRANSACTIONS, get_spec
+from segkit.core.schema import DMY as DMY_PATTERN
+from segkit.core.schema import TRANSACTIONS, coerce_id, get_spec
 from segkit.data import io as segio
+from segkit.data.bounded import partition_rows
 from segkit.data.engine import (
     CSV_SUFFIXES,
     EngineSettings,
@@ -80,7 +88,7 @@ from segkit.data.engine import (
     mapped_input,
 )
 from segkit.data.relational import sql_identifier
-from segkit.data.spark import (ParquetColumnFacts, child_session, number_file_lines, pandas_warnings_quiet,
+from segkit.data.spark import (ParquetColumnFacts, child_session, frame_for_arrow, number_file_lines, pandas_warnings_quiet,
                                parquet_column_facts, reads_files, spark_session, timestamps_from_nanoseconds)
 from segkit.data.statuses import OrderContract, contract_applies
 
@@ -97,7 +105,8 @@ except ImportError:  # pragma: no cover - spark_session() raises the ConfigError
 __all__ = ["SHIM_FUNCTIONS", "TABLE_PREFIX", "duckdb_to_spark", "strftime_to_spark", "SparkConnection",
            "SparkTransactionLog", "SparkSource", "read_spark_source", "spark_csv_encoding", "SPARK_CSV_ENCODINGS",
            "refuse_replaced_bytes_in_lines", "load_spark_table", "FILESYSTEM_CONNECTORS",
-           "URI_PARQUET_HINT", "spark_read_problem", "spark_source"]
+           "URI_PARQUET_HINT", "spark_read_problem", "spark_source", "SparkSideTable", "spark_side_table",
+           "typed_side_rows", "arrow_frame", "spark_schema"]
 
 #: DuckDB scalar functions Spark lacks, defined in each session as Spark SQL functions with DuckDB's meaning
 #: (NULL in, NULL out).
@@ -587,6 +596,54 @@ def load_spark_table(source: str | Path, table: str, config: Mapping[str, Any], 
 
     >>> load_spark_table("s3a://lake/crm/customers/", "customers", config)  # doctest: +SKIP
     """
+    side = _side_cells(source, table, config, label=label, session=session)
+    with _side_read_errors(side):
+        with pandas_warnings_quiet():
+            cells = side.numbered.toPandas()
+    return side.typed(cells)
+
+
+class _SideCells(NamedTuple):
+    """A customers or campaign table read by Spark, numbered, not yet typed (:func:`_side_cells`), and how its
+    cells become the local reader's table (:meth:`canonical`, :meth:`typed`: on the driver or per partition)."""
+
+    numbered: Any  # the columns used, as c0, c1, … (by position), and _row
+    source: str | Path
+    table: str
+    label: str
+    setting: str
+    names: list[str]  # the file's name of c0, c1, …
+    zones: dict[str, str]
+    kind: str
+    opts: dict[str, Any]
+    mapping: dict[str, str]
+    config_hint: str
+
+    def canonical(self, cells: pd.DataFrame) -> pd.DataFrame:
+        """Cells ``c0, c1, …, _row`` (all the rows or a part) as :func:`segkit.data.io.canonical_cells` gives
+        them locally: indexed by the 0-based data row, CSV cells text ("" when empty), zoned times as wall time."""
+        cells = cells.set_index("_row").sort_index()
+        cells.index = pd.Index(cells.index.to_numpy("int64"))  # the 0-based data row, as load_table's
+        cells.columns = list(self.names)
+        for position, name in enumerate(cells.columns):
+            if name in self.zones:  # an instant (collected in UTC, the session's zone) → its wall time where written
+                utc = pd.to_datetime(cells.iloc[:, position]).dt.tz_localize("UTC")
+                cells.isetitem(position, utc.dt.tz_convert(self.zones[name]).dt.tz_localize(None))
+        if self.kind == "csv":  # every cell text, an empty one "" as pandas reads it locally
+            cells = cells.astype(object).where(cells.notna(), "")
+            if spark_csv_encoding(self.opts.get("encoding")) == "UTF-8":
+                _refuse_replaced_bytes(cells, f"{self.setting}: {self.label}")
+        return segio.canonical_cells(cells, self.table, self.label, self.mapping, self.config_hint)
+
+    def typed(self, cells: pd.DataFrame) -> pd.DataFrame:
+        """:func:`segkit.data.io.typed_table` of :meth:`canonical`: the local reader's table and errors."""
+        return segio.typed_table(self.canonical(cells), self.table, self.opts)
+
+
+def _side_cells(source: str | Path, table: str, config: Mapping[str, Any], *, label: str | None = None,
+                session: Any = None) -> _SideCells:
+    """``source`` read by Spark and numbered in file order (what :func:`load_spark_table` and
+    :func:`spark_side_table` read), with what typing its cells takes."""
     label = label or str(source)
     setting = f"data.{table}"
     config_hint = segio.config_file_hint(config)
@@ -594,39 +651,239 @@ def load_spark_table(source: str | Path, table: str, config: Mapping[str, Any], 
     mapping = segio.check_column_map(table, (config.get("columns") or {}).get(table), config_hint)
     engine = EngineSettings.from_config(config)
     spark = child_session(session or spark_session(engine.spark.master, engine.spark.conf))
-    text = str(source)
-    try:
+    side = _SideCells(None, source, table, label, setting, [], {}, "", dict(opts), dict(mapping), config_hint)
+    with _side_read_errors(side):
         raw, _, files, kind, facts = read_spark_source(spark, source, opts, f"the {table} table's rows",
                                                        f"the {table} table")
         header = list(raw.columns)
         positions = segio.resolve_columns(header, get_spec(table), mapping, label, config_hint)
         kept = sorted(set(positions.values()))
-        zones = facts.time_zones
         # the columns used, by position (c0, c1, …): a user column named _row stays apart from the numbering
         used = [F.col("`" + header[p].replace("`", "``") + "`").alias(f"c{i}") for i, p in enumerate(kept)]
         numbered = number_file_lines(raw.select(*used), files=files)
-        with pandas_warnings_quiet():
-            cells = numbered.toPandas()
+    return side._replace(numbered=numbered, names=[header[p] for p in kept], zones=dict(facts.time_zones), kind=kind)
+
+
+@contextlib.contextmanager
+def _side_read_errors(side: _SideCells) -> Iterator[None]:
+    """Spark's refusals and segkit's errors while reading a customers or campaign table, named by its setting."""
+    try:
+        yield
     except (PySparkException, Py4JJavaError) as exc:
-        raise _read_refusal(exc, source, f"{setting}: {label}", f"the {table} table") from None
+        raise _read_refusal(exc, side.source, f"{side.setting}: {side.label}", f"the {side.table} table") from None
     except DataError as exc:
-        if str(exc).startswith((f"{setting}:", f"{label}:")):  # a bad row: as the local reader names it
+        if str(exc).startswith((f"{side.setting}:", f"{side.label}:")):  # a bad row: as the local reader names it
             raise
-        if str(exc).startswith(label):  # a table not read from files
-            raise DataError(f"{setting}: {exc}") from None
-        raise DataError(f"{setting} = {label!r}: {exc}") from None  # a local file set not found
-    cells = cells.set_index("_row").sort_index()
-    cells.index = pd.Index(cells.index.to_numpy("int64"))  # the 0-based data row, as load_table's
-    cells.columns = [header[p] for p in kept]
-    for position, name in enumerate(cells.columns):
-        if name in zones:  # an instant (collected in UTC, the session's zone) → its wall time where it was written
-            utc = pd.to_datetime(cells.iloc[:, position]).dt.tz_localize("UTC")
-            cells.isetitem(position, utc.dt.tz_convert(zones[name]).dt.tz_localize(None))
-    if kind == "csv":  # every cell text, an empty one "" as pandas reads it locally
-        cells = cells.astype(object).where(cells.notna(), "")
-        if spark_csv_encoding(opts.get("encoding")) == "UTF-8":
-            _refuse_replaced_bytes(cells, f"{setting}: {label}")
-    return segio.typed_table(segio.canonical_cells(cells, table, label, mapping, config_hint), table, opts)
+        if str(exc).startswith(side.label):  # a table not read from files
+            raise DataError(f"{side.setting}: {exc}") from None
+        raise DataError(f"{side.setting} = {side.label!r}: {exc}") from None  # a local file set not found
+
+
+#: Spark types of the canonical pandas dtypes (:mod:`segkit.core.schema`) of a typed customers or campaign table.
+_SPARK_TYPES = {"string": "string", "float64": "double", "Int64": "bigint", "int64": "bigint", "boolean": "boolean",
+                "datetime64[ns]": "timestamp_ntz"}
+_META = "_segkit_meta"
+_KEY = "_segkit_key"
+
+
+class SparkSideTable(NamedTuple):
+    """A customers or campaign table typed and checked on the executors (:func:`spark_side_table`).
+
+    Attributes
+    ----------
+    rows : pyspark.sql.DataFrame
+        The canonical columns in canonical order (Spark types of the canonical dtypes: ``string``, ``double``,
+        ``bigint``, ``boolean``, ``timestamp_ntz``) and ``_row`` (the 0-based data row in the whole file), held
+        on the executors, partitioned by the table's key (``customer_id``; campaign and customer).
+    dtypes : dict
+        Column -> canonical pandas dtype (what :func:`typed_side_rows` gives each part again).
+    attrs : dict
+        The local reader's ``attrs`` of the whole table (``source``, ``columns``, ``absent_columns``,
+        ``blank_rows``, ``blank_row_examples``).
+    """
+
+    rows: Any
+    dtypes: dict[str, str]
+    attrs: dict[str, Any]
+
+
+def typed_side_rows(part: pd.DataFrame, table: SparkSideTable | Mapping[str, Any]) -> pd.DataFrame:
+    """Rows of :attr:`SparkSideTable.rows` (as a ``mapInPandas`` function gets them) as the local reader's table:
+    canonical dtypes again, indexed by ``_row`` (sorted), ``attrs`` of the whole table.
+
+    ``table``: the :class:`SparkSideTable`, or its ``{"dtypes": …, "attrs": …}`` (what travels to the executors).
+    """
+    dtypes = table.dtypes if isinstance(table, SparkSideTable) else table["dtypes"]
+    attrs = table.attrs if isinstance(table, SparkSideTable) else table["attrs"]
+    frame = part.sort_values("_row", kind="stable")
+    out = pd.DataFrame({c: _canonical_values(frame[c], t) for c, t in dtypes.items()})
+    out.index = pd.Index(frame["_row"].to_numpy("int64"))
+    out.attrs.update(json.loads(json.dumps(attrs)))
+    return out
+
+
+def _canonical_values(values: pd.Series, dtype: str) -> pd.Series:
+    """A column back from Arrow (object, float for whole numbers with gaps, …) in its canonical dtype."""
+    if dtype == "string":
+        return pd.Series(values.to_numpy(dtype=object), dtype="string")
+    if dtype.startswith("datetime64"):
+        return pd.Series(pd.to_datetime(values).to_numpy(dtype="datetime64[ns]"))
+    return pd.Series(values.to_numpy(dtype=object), dtype=object).astype(dtype) if dtype != "float64" \
+        else pd.Series(values.to_numpy(dtype="float64"))
+
+
+_ATTRS = ("source", "columns", "absent_columns", "blank_rows", "blank_row_examples")
+
+
+def arrow_frame(frame: pd.DataFrame, dtypes: Mapping[str, str]) -> pd.DataFrame:
+    """The columns ``dtypes`` of a typed table (canonical dtypes) as a pandas function run by Spark returns
+    them (:data:`_SPARK_TYPES`: missing text, flags and whole numbers as None)."""
+    return pd.DataFrame({c: _arrow_values(frame[c], t) for c, t in dtypes.items()})
+
+
+def spark_schema(dtypes: Mapping[str, str]) -> str:
+    """The Spark schema (DDL) of canonical dtypes, e.g. ``{"customer_id": "string"}`` → ``"`customer_id` string"``."""
+    return ", ".join(f"`{c}` {_SPARK_TYPES[t]}" for c, t in dtypes.items())
+
+
+def _arrow_values(values: pd.Series, dtype: str) -> Any:
+    """A typed column as Spark takes it back from a pandas function: missing values None (text, flags, whole
+    numbers), times and floats as numpy arrays."""
+    if dtype in ("string", "boolean", "Int64"):
+        return pd.Series(values.to_numpy(dtype=object), dtype=object).where(values.notna().to_numpy(), None).to_numpy()
+    return values.to_numpy()
+
+
+def _meta_row(meta: Mapping[str, Any], dtypes: Mapping[str, str]) -> pd.DataFrame:
+    """A part's one line for the driver (:func:`spark_side_table`): its facts as JSON, every other column empty."""
+    row = {c: pd.Series([None], dtype=object) for c in dtypes}
+    return pd.DataFrame({**row, "_row": pd.Series([None], dtype=object), _META: [json.dumps(meta)]})
+
+
+def _date_profile(canonical: pd.DataFrame, spec: Any) -> dict[str, list[bool]]:
+    """Per text date column of ``canonical`` (a part's cells): whether it holds numeric day/month dates
+    (:data:`segkit.core.schema.DMY`), other dates, day-first (> 12) and month-first (second > 12) ones. The
+    local reader decides some things over a whole column (mixed formats, the day/month order): parts whose
+    profiles together could meet such a decision are checked again as one (:func:`spark_side_table`)."""
+    found: dict[str, list[bool]] = {}
+    for column, dtype in spec.known.items():
+        if not dtype.startswith("datetime") or column not in canonical.columns:
+            continue
+        values = canonical[column]
+        if not (values.dtype == object or isinstance(values.dtype, pd.StringDtype)):
+            continue
+        text = values.astype("string").str.strip()
+        present = (text.notna() & text.ne("")).fillna(False).astype(bool)
+        parts = text[present].str.extract(DMY_PATTERN)
+        numeric = parts["first"].notna()
+        first = pd.to_numeric(parts["first"], errors="coerce")
+        second = pd.to_numeric(parts["second"], errors="coerce")
+        found[column] = [bool(numeric.any()), bool((~numeric).any()), bool((first > 12).any()),
+                         bool((second > 12).any())]
+    return found
+
+
+def _profiles_meet(profiles: Sequence[Mapping[str, Sequence[bool]]]) -> bool:
+    """Whether parts' date profiles (:func:`_date_profile`) could meet a whole-column decision that no part
+    met alone: numeric dates in one part and other dates in another, day-first and month-first ones."""
+    columns = {c for p in profiles for c in p}
+    for column in columns:
+        seen = [any(p[column][i] for p in profiles if column in p) for i in range(4)]
+        if (seen[0] and seen[1]) or (seen[2] and seen[3]):
+            return True
+    return False
+
+
+def spark_side_table(source: str | Path, table: str, config: Mapping[str, Any], *, label: str | None = None,
+                     session: Any = None, partitions: int | None = None) -> SparkSideTable:
+    """A customers or campaign table read, typed and checked on the executors: :func:`load_spark_table`'s table
+    and errors without collecting its rows (``engine.kind: spark``; local files too).
+
+    The rows are read and numbered in file order as :func:`load_spark_table` numbers them, partitioned by the
+    table's key (:data:`segkit.core.schema.CUSTOMERS`' ``customer_id``, the campaign's ``campaign_id`` and
+    ``customer_id``, as :func:`segkit.core.schema.coerce_id` makes them: a repeated key is in one part), and each
+    part is typed and checked by the local reader's own functions (:func:`segkit.data.io.canonical_cells`,
+    :func:`segkit.data.io.typed_table`). What reaches the driver: one line per part (its error, blank rows and a
+    few facts of its date columns). When a part fails, or parts could together meet a decision the local reader
+    takes over a whole column (:func:`_date_profile`), the whole table is checked again as one part, in one task
+    on an executor, so that the error is the local reader's for the whole file (rows numbered in it).
+
+    Raises
+    ------
+    DataError, ConfigError
+        As :func:`load_spark_table`.
+    """
+    side = _side_cells(source, table, config, label=label, session=session)
+    cells_of = side._replace(numbered=None)  # what the executors take along (not the Spark frame)
+    spec = get_spec(table)
+    dtypes = dict(spec.dtypes)
+    keys = [c for c in (spec.unique[0] if spec.unique else ("customer_id",))]
+    mapping_positions = segio.resolve_columns(side.names, spec, side.mapping, side.label, side.config_hint)
+    key_columns = [f"c{mapping_positions[k]}" for k in keys]
+    schema = ", ".join([f"`{c}` {_SPARK_TYPES[t]}" for c, t in dtypes.items()] + ["_row bigint", f"{_META} string"])
+
+    def keyed(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+        for batch in batches:
+            text = [coerce_id(batch[c].astype("string")).fillna("") for c in key_columns]
+            key = text[0] if len(text) == 1 else text[0] + "\x1f" + text[1]
+            yield frame_for_arrow(batch.assign(**{_KEY: key.to_numpy(dtype=object)}))
+
+    def typed(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+        cells = partition_rows(batches)
+        if cells is None:
+            return
+        cells = cells.drop(columns=[_KEY], errors="ignore")
+        meta: dict[str, Any] = {"error": None, "profile": {}}
+        try:
+            canonical = cells_of.canonical(cells)
+            meta["profile"] = _date_profile(canonical, spec)
+            out = segio.typed_table(canonical, table, cells_of.opts)
+        except DataError as exc:
+            meta["error"] = str(exc)
+            yield _meta_row(meta, dtypes)
+            return
+        meta["attrs"] = {k: out.attrs[k] for k in _ATTRS}
+        rows = pd.DataFrame({c: _arrow_values(out[c], t) for c, t in dtypes.items()})
+        rows["_row"] = out.index.to_numpy(dtype="int64")
+        rows[_META] = pd.Series([None] * len(rows), dtype=object)
+        yield rows
+        yield _meta_row(meta, dtypes)
+
+    def whole(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+        cells = partition_rows(batches)
+        if cells is None:
+            return
+        try:
+            out = cells_of.typed(cells.drop(columns=[_KEY], errors="ignore"))
+        except DataError as exc:
+            yield pd.DataFrame({"error": [str(exc)], "attrs": [None]})
+            return
+        yield pd.DataFrame({"error": [None], "attrs": [json.dumps({k: out.attrs[k] for k in _ATTRS})]})
+
+    count = partitions or int(side.numbered.sparkSession.conf.get("spark.sql.shuffle.partitions"))
+    with _side_read_errors(side), pandas_warnings_quiet():
+        with_key = spark_types.StructType([*side.numbered.schema.fields,
+                                           spark_types.StructField(_KEY, spark_types.StringType(), True)])
+        cells = side.numbered.mapInPandas(keyed, with_key).repartition(count, _KEY)
+        held = cells.mapInPandas(typed, schema).localCheckpoint(eager=True)
+        metas = [json.loads(r[_META]) for r in held.where(F.col(_META).isNotNull()).select(_META).collect()]
+        if not metas:  # no row at all: the local reader's refusal of a table without rows
+            empty = pd.DataFrame({**{f"c{i}": pd.Series(dtype=object) for i in range(len(side.names))},
+                                  "_row": pd.Series(dtype="int64")})
+            side.typed(empty)
+        parts = [m for m in metas if m["error"] is None]
+        attrs = None
+        if len(parts) < len(metas) or _profiles_meet([m["profile"] for m in metas]):
+            found = cells.repartition(1).mapInPandas(whole, "error string, attrs string").collect()
+            if found and found[0]["error"] is not None:
+                raise DataError(found[0]["error"])
+            attrs = json.loads(found[0]["attrs"])
+    if attrs is None:
+        attrs = dict(parts[0]["attrs"])
+        attrs["blank_rows"] = sum(int(p["attrs"]["blank_rows"]) for p in parts)
+        attrs["blank_row_examples"] = sorted(r for p in parts for r in p["attrs"]["blank_row_examples"])[:5]
+    rows = held.where(F.col(_META).isNull()).drop(_META)
+    return SparkSideTable(rows, dtypes, attrs)
 
 
 def _refuse_replaced_bytes(cells: pd.DataFrame, source: str) -> None:

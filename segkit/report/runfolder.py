@@ -7,7 +7,8 @@ for a folder it can prove it wrote:
 - **what a run writes** (:func:`run_outputs`, :func:`is_run_output`): the pipeline's notebooks and
   their HTML, ``index.html``, ``run.json``, ``config.yml``, the marker, ``summaries/<notebook>.json``
   and the known artifacts, all under their fixed names; a Spark run's Parquet datasets
-  (``artifacts/transactions_clean.parquet/``, ``artifacts/customer_segments.parquet/``) with their
+  (``artifacts/transactions_clean.parquet/``, ``customers_clean.parquet/``, ``campaign_clean.parquet/``,
+  ``customer_segments.parquet/``) with their
   ``part-*.parquet`` files and Spark's ``_SUCCESS`` and ``.*.crc`` files, and its
   ``artifacts/scoring/`` files; plus Jupyter's ``.ipynb_checkpoints`` folders holding only
   ``*-checkpoint.*`` copies. A folder holding anything else is never replaced, whatever
@@ -83,6 +84,8 @@ ENVIRONMENT_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.
 SHOWN_ENTRIES = 5
 #: Folders a Spark run writes as Parquet datasets (a variable number of files named by the Spark job).
 SPARK_DATASETS = frozenset({f"artifacts/{ARTIFACTS['transactions_clean'].filename}/",
+                            f"artifacts/{ARTIFACTS['customers_clean'].filename}/",
+                            f"artifacts/{ARTIFACTS['campaign_clean'].filename}/",
                             f"artifacts/{CUSTOMER_SEGMENTS_DATASET}/"})
 #: The files of such a folder: Spark's data files and ``_SUCCESS``, and Hadoop's ``.<name>.crc`` checksums.
 SPARK_DATASET_FILE = re.compile(rf"(?P<dot>\.)?({SPARK_PART_FILE.pattern}|_SUCCESS)(?(dot)\.crc)")

@@ -10,6 +10,7 @@ Examples
 
 from __future__ import annotations
 
+import shutil
 from typing import Any
 
 import numpy as np
@@ -21,7 +22,7 @@ from segkit.data.auditfacts import CHECKS, SEVERITIES
 from segkit.data.cancellations import cancellations_of_orders
 from segkit.data.engine import OrderLines
 from segkit.steps.headline import format_money, headline_items
-from segkit.steps.pipeline import RunContext
+from segkit.steps.pipeline import CUSTOMER_SEGMENTS_DATASET, RunContext
 from segkit.steps.sources import run_lines
 
 __all__ = ["build_audit_artifacts", "finding_rows", "overview_table", "raise_if_failed", "summarize"]
@@ -97,23 +98,30 @@ def build_audit_artifacts(ctx: "RunContext", raise_on_error: bool = True) -> Aud
     # writes transactions_clean itself (DuckDB COPY, or Spark's parts) when the audit has no error finding
     # the headline and the outlier lookup read the clean lines on the run's engine, through one reader
     result = audit_inputs(ctx.config, as_of=as_of, clean_path=ctx.artifact_path("transactions_clean"),
-                          clean_lines=lambda _: run_lines(ctx))
+                          clean_lines=lambda _: run_lines(ctx), customers_path=ctx.artifact_path("customers_clean"),
+                          campaign_path=ctx.artifact_path("campaign_clean"))
     if result.status != "errors":
         mark_cancelled_outliers(result, run_lines(ctx))
     ctx.write_artifact("audit_summary", result.summary())
     segments = ctx.artifact_path("customer_segments")
     if result.status == "errors":
         for name in ("transactions_clean", "customers_clean", "campaign_clean"):
-            ctx.artifact_path(name).unlink(missing_ok=True)
+            path = ctx.artifact_path(name)
+            if path.is_dir():  # a Spark run's dataset
+                shutil.rmtree(path)
+            path.unlink(missing_ok=True)
         ctx.remove_customer_segments()  # the CSV and a Spark run's Parquet dataset
         if raise_on_error:
             raise_if_failed(result)
         return result
-    ctx.write_artifact("customers_clean", result.customers)
     if result.campaign is not None:
         ctx.write_artifact("campaign_clean", result.campaign)
-    else:
+    elif result.campaign_rows is None:  # (else written by Spark: audit_inputs)
         ctx.artifact_path("campaign_clean").unlink(missing_ok=True)
+    if result.customer_rows is not None:  # written by Spark (audit_inputs): the ids stay on the executors
+        _spark_customer_segments(ctx, result.customer_rows.rows.select("customer_id"))
+        return result
+    ctx.write_artifact("customers_clean", result.customers)
     ids = result.customers[["customer_id"]]
     if ctx.has_artifact("customer_segments"):  # the CSV, else a Spark run's dataset (above CSV_MAX_ROWS)
         # Columns of later notebooks stay only if they describe exactly these customers.
@@ -123,6 +131,34 @@ def build_audit_artifacts(ctx: "RunContext", raise_on_error: bool = True) -> Aud
     if segments.exists() or not ctx.has_artifact("customer_segments"):
         ctx.update_customer_segments(ids)  # a dataset of these very customers stays as Spark wrote it, without a CSV
     return result
+
+
+def _spark_customer_segments(ctx: "RunContext", ids: Any) -> None:
+    """``customer_segments`` with the ids of the clean customers of a Spark audit (``ids``: a Spark frame of
+    ``customer_id``), as the one-machine step keeps it: an earlier file of other customers is removed (the
+    sets compared on the executors), and without one the ids are written by Spark
+    (:func:`segkit.steps.spark_scoring.write_customer_segments`: the dataset, and the CSV up to
+    ``CSV_MAX_ROWS``); a file of these very customers stays as it is."""
+    from pyspark.sql import functions as F
+
+    from segkit.data.spark import pandas_warnings_quiet
+    from segkit.steps.spark_scoring import write_customer_segments
+
+    if ctx.has_artifact("customer_segments"):
+        dataset = ctx.artifacts_dir / CUSTOMER_SEGMENTS_DATASET
+        if dataset.is_dir():
+            old = ids.sparkSession.read.parquet(str(dataset)).select(F.col("customer_id").cast("string"))
+        else:  # a CSV only (written on another engine): its ids
+            with pandas_warnings_quiet():
+                old = ids.sparkSession.createDataFrame(
+                    ctx.read_artifact("customer_segments", columns=["customer_id"]).astype(object), "customer_id string")
+        if old.join(ids, "customer_id", "left_anti").limit(1).count() or \
+                ids.join(old, "customer_id", "left_anti").limit(1).count():
+            ctx.remove_customer_segments()
+    if not ctx.has_artifact("customer_segments"):
+        partitions = int(ids.sparkSession.conf.get("spark.sql.shuffle.partitions"))
+        write_customer_segments(ids.repartitionByRange(partitions, "customer_id"), ctx.artifacts_dir,
+                                columns=("customer_id",))
 
 
 def overview_table(result: AuditResult) -> pd.DataFrame:
@@ -151,12 +187,10 @@ def overview_table(result: AuditResult) -> pd.DataFrame:
              "first_date": result.period["start"], "last_date": result.period["end"]},
             {"table": "customers", "rows_in": c["customers_rows_in"], "rows_clean": c["customers"],
              "customer_ids": c["customers"]}]
-    if result.campaign is not None:
-        camp = result.campaign
-        dates = camp["sent_at"] if "sent_at" in camp else pd.Series(dtype="datetime64[ns]")
+    campaign = result.campaign_overview
+    if campaign is not None:
         rows.append({"table": "campaign", "rows_in": c["campaign_rows_in"], "rows_clean": c["campaign_rows_clean"],
-                     "customer_ids": int(camp["customer_id"].nunique()),
-                     "first_date": dates.min(), "last_date": dates.max()})
+                     **campaign})
     out = pd.DataFrame(rows, columns=["table", "rows_in", "rows_clean", "customer_ids", "order_ids", "purchase_orders",
                                       "cancellation_documents", "first_date", "last_date"])
     out.insert(3, "rows_removed", out["rows_in"] - out["rows_clean"])
@@ -277,7 +311,7 @@ def summarize(result: AuditResult) -> dict[str, Any]:
     c, f, rules = result.counts, result.findings, result.cleaning_rules
     period = (f"from {format_value(result.period['start'])} to {format_value(result.period['end'])}"
               if result.period["start"] is not None else "with no transactions left after cleaning")
-    campaign = f", {c['campaign_rows_in']:,} campaign rows" if result.campaign is not None else ""
+    campaign = f", {c['campaign_rows_in']:,} campaign rows" if result.campaign_overview is not None else ""
     analysed = (f"{c['transactions_rows_in']:,} order lines read, {c['transactions_rows_clean']:,} analysed after "
                 f"cleaning, {period} (analysis date as_of "
                 f"{format_value(result.as_of)}), {c['customers']:,} customers{campaign}.")

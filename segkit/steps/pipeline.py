@@ -37,6 +37,7 @@ from segkit.core.errors import ConfigError, UpstreamMissingError
 from segkit.core.escaping import escape_markdown
 from segkit.core.files import atomic_write_text, dumps_json, folder_lock, parquet_parts, read_frame, write_frame
 from segkit.core.progress import step_line
+from segkit.core.schema import CAMPAIGN, CUSTOMERS
 from segkit.steps.headline import headline_sentence
 from segkit.steps.parameters import check_notebook_parameters, resolve_config_path
 
@@ -88,6 +89,10 @@ ARTIFACTS: dict[str, Artifact] = {
     "clv_model": Artifact("clv_model.json", "04_lifecycle", "segkit.steps.lifecycle:build_lifecycle_artifacts", optional=True),
     "campaign_results": Artifact("campaign_results.csv", "05_campaign_evaluation", "segkit.steps.campaign:build_campaign_artifacts", optional=True),
 }
+
+#: Canonical dtypes of the artifacts a Spark run writes as Parquet datasets (folders), for pandas readers.
+DATASET_DTYPES: dict[str, dict[str, str]] = {"customers_clean": dict(CUSTOMERS.dtypes),
+                                             "campaign_clean": dict(CAMPAIGN.known)}
 
 CUSTOMER_SEGMENTS = "customer_segments.csv"
 #: ``customer_segments`` as a Parquet dataset (a folder of parts in ``customer_id`` order), written by Spark
@@ -261,6 +266,14 @@ class RunContext:
                 f"Run {producer} first (segkit run --only {producer} --out {self.run_dir}), "
                 f"or run the whole pipeline with `segkit run`."
             )
+        if path.suffix == ".parquet" and path.is_dir():  # a Spark run's dataset (customers_clean …): parts in name order
+            import pyarrow.parquet as pq
+
+            parts = parquet_parts(path)
+            wanted = None if columns is None else [c for c in pq.read_schema(parts[0]).names if c in columns]
+            frame = pd.concat([pd.read_parquet(part, columns=wanted) for part in parts], ignore_index=True)
+            dtypes = DATASET_DTYPES.get(name, {})  # Spark keeps no pandas dtypes: the canonical ones again
+            return frame.astype({c: t for c, t in dtypes.items() if c in frame.columns})
         if path.suffix == ".parquet":
             if columns is None:
                 return pd.read_parquet(path)
@@ -291,8 +304,11 @@ class RunContext:
             producer(upstream)
 
     def write_artifact(self, name: str, obj: Any) -> Path:
-        """Write an artifact atomically (DataFrame → Parquet/CSV by name, dict → JSON)."""
+        """Write an artifact atomically (DataFrame → Parquet/CSV by name, dict → JSON). A Spark run's dataset
+        of the same artifact (a folder, :data:`DATASET_DTYPES`) in this run folder is replaced by the file."""
         path = self.artifact_path(name)
+        if name in DATASET_DTYPES and path.is_dir():  # written by a Spark run into this run folder
+            shutil.rmtree(path)
         if isinstance(obj, pd.DataFrame):
             write_frame(path, obj)
         else:
