@@ -91,7 +91,7 @@ def test_the_spark_cases_compare_duckdb_with_spark_and_one_driver_at_two_sizes(m
     monkeypatch.setattr(bench_cases, "_tiled_config", lambda data_dir, copies, base: write_shop_config(
         tmp_path / f"tiled_{base}_x{copies}"))
     full = {case.name: case for case in bench_cases.build_cases(tmp_path, only=["spark"], log=lambda _: None)}
-    assert list(full) == ["spark_pipeline_10m", "spark_driver_memory", "spark_run_growth"]
+    assert list(full) == ["spark_pipeline_10m", "spark_driver_memory", "spark_run_growth", "spark_run_growth_samples"]
     pipeline = full["spark_pipeline_10m"].contenders
     assert [(c.name, c.func) for c in pipeline] == [("duckdb_relational", "segkit.bench.spark:duckdb_relational"),
                                                     ("spark_relational", "segkit.bench.spark:spark_relational")]
@@ -111,7 +111,18 @@ def test_the_spark_cases_compare_duckdb_with_spark_and_one_driver_at_two_sizes(m
         assert config["engine"] == {"kind": "spark", "spark": {"master": "local[2]", "conf": {
             "spark.driver.memory": "4g", "spark.sql.shuffle.partitions": "8"}}}  # 1 GB stalls in GC at 300k
         assert config["data"] == {"transactions": "transactions", "customers": "customers.csv"}  # the shop's, kept
+        assert "clustering" not in config and "lifecycle" not in config  # the default samples (capped at 200,000)
     assert "< 1.5" in run.target
+    equal = full["spark_run_growth_samples"]  # the same runs with both samples 20,000 at both sizes
+    assert [c.name for c in equal.contenders] == ["segkit_run_spark_samples_x1", "segkit_run_spark_samples_x10"]
+    for contender, copies in zip(equal.contenders, (1, 10)):
+        path = Path(contender.kwargs["config"])
+        assert path == tmp_path / f"tiled_30000_x{copies}" / "spark_samples.yml"
+        config = yaml.safe_load(path.read_text())
+        assert config["clustering"] == {"fit_sample": 20000} and config["lifecycle"] == {"holdout_sample": 20000}
+        assert config["engine"]["spark"]["conf"]["spark.driver.memory"] == "4g"
+        assert config["data"] == {"transactions": "transactions", "customers": "customers.csv"}
+    assert "< 1.5" in equal.target and "20,000" in equal.description
     smoke = [name for name, _ in bench_cases.case_plan(tmp_path, smoke=True, only=["spark"])]
     assert smoke == ["spark_pipeline_smoke", "spark_driver_memory_smoke"]
 

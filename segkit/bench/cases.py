@@ -49,6 +49,10 @@ smoke):
   (every notebook's peak in ``peak_memory_mb_by_notebook``). Target: below 1.5× for 10× the
   customers. The sizes are those a local Spark run of the whole pipeline finishes on 2 cores within
   a case's budget; 1M vs 10M customers is measured for the relational part (``spark_driver_memory``).
+- ``spark_run_growth_samples``: the same with ``clustering.fit_sample`` and ``lifecycle.holdout_sample``
+  20,000 at both sizes (:data:`EQUAL_SAMPLES`): 03's and 04's samples grow with the customers up to their
+  200,000 cap in ``spark_run_growth``; here they do not, so the ratio is the growth of everything else
+  (what a shop above the cap sees).
 - ``pipeline_100m`` (on request only: ``python -m segkit.bench --only pipeline_100m``, about 75
   minutes on 2 cores, so not part of ``make bench``): ``segkit run`` end to end on 10 (baseline)
   and 85 copies of the 118k-customer shop: 11.8M and 100M order lines, 1.18M and 10M customers.
@@ -68,7 +72,7 @@ from segkit.core.config import project_root
 
 __all__ = ["rfm_case", "large_case", "audit_case", "audit_growth_case", "kproto_case", "kmeans_case",
     "clv_case", "pipeline_case", "pipeline_growth_case", "spark_pipeline_case", "spark_driver_memory_case", "spark_run_growth_case",
-    "case_plan", "build_cases"]
+    "EQUAL_SAMPLES", "case_plan", "build_cases"]
 
 #: Orders per customer of the driver-memory case's data (:func:`segkit.bench.data.customer_lines_parquet`).
 DRIVER_CASE_ORDERS = 1
@@ -208,14 +212,20 @@ def pipeline_growth_case(data_dir: Path, base_customers: int, copies: tuple[int,
                "than the data")
 
 
-def _spark_config(config: Path) -> Path:
-    """``spark.yml`` beside ``config``: the same shop with ``engine.kind: spark`` on ``local[2]``, with
+#: The samples of ``spark_run_growth_samples``: below the smaller shop's customers, so equal at both sizes.
+EQUAL_SAMPLES: dict[str, dict[str, int]] = {"clustering": {"fit_sample": 20_000},
+                                            "lifecycle": {"holdout_sample": 20_000}}
+
+
+def _spark_config(config: Path, sections: dict[str, dict] | None = None, name: str = "spark.yml") -> Path:
+    """``name`` beside ``config``: the same shop with ``engine.kind: spark`` on ``local[2]``, with
     :data:`segkit.bench.spark.SPARK_BENCH_CONF` (4 GB of JVM heap: local mode's default 1 GB stalls in
-    garbage collection at 300,000 customers)."""
+    garbage collection at 300,000 customers), and ``sections`` (whole config sections) added."""
     from segkit.bench.spark import SPARK_BENCH_CONF
 
-    spark = config.with_name("spark.yml")
+    spark = config.with_name(name)
     settings = yaml.safe_load(config.read_text()) or {}
+    settings.update(sections or {})
     settings["engine"] = {"kind": "spark", "spark": {"master": "local[2]", "conf": dict(SPARK_BENCH_CONF)}}
     text = yaml.safe_dump(settings, sort_keys=False)
     if not spark.exists() or spark.read_text() != text:
@@ -223,20 +233,26 @@ def _spark_config(config: Path) -> Path:
     return spark
 
 
-def spark_run_growth_case(data_dir: Path, base_customers: int, copies: tuple[int, int], name: str) -> Case:
+def spark_run_growth_case(data_dir: Path, base_customers: int, copies: tuple[int, int], name: str,
+                          equal_samples: bool = False) -> Case:
     """``segkit run`` with ``engine.kind: spark`` on two sizes of a tiled shop: the Spark driver's growth.
 
     The kernels of the notebooks are the Spark drivers' Python processes; each one's peak is in
     ``run.json`` and the contender's ``peak_mb`` is the largest (:func:`segkit.bench.pipeline.segkit_run`).
+    With ``equal_samples`` the clustering and holdout samples are :data:`EQUAL_SAMPLES` at both sizes, so
+    the ratio leaves out their growth up to the default cap (200,000 customers) and shows the rest.
     """
     small, large = copies
+    sections, file, what = (EQUAL_SAMPLES, "spark_samples.yml", "; clustering.fit_sample and lifecycle.holdout_sample "
+                            "20,000 at both sizes") if equal_samples else (None, "spark.yml", "")
+    suffix = "_samples" if equal_samples else ""
     return Case(name, [
-        Contender(f"segkit_run_spark_x{small}", "segkit.bench.pipeline:segkit_run",
-                  {"config": str(_spark_config(_tiled_config(data_dir, small, base_customers)))}),
-        Contender(f"segkit_run_spark_x{large}", "segkit.bench.pipeline:segkit_run",
-                  {"config": str(_spark_config(_tiled_config(data_dir, large, base_customers)))}),
+        Contender(f"segkit_run_spark{suffix}_x{small}", "segkit.bench.pipeline:segkit_run",
+                  {"config": str(_spark_config(_tiled_config(data_dir, small, base_customers), sections, file))}),
+        Contender(f"segkit_run_spark{suffix}_x{large}", "segkit.bench.pipeline:segkit_run",
+                  {"config": str(_spark_config(_tiled_config(data_dir, large, base_customers), sections, file))}),
     ], repeats=1, description=f"segkit run end to end on local Spark (local[2]) on {small} and {large} copies of a "
-                              f"generated shop ({base_customers:,} customers each)",
+                              f"generated shop ({base_customers:,} customers each{what})",
         target=f"memory ratio < 1.5 for {large / small:g}x the customers (the largest notebook kernel, i.e. Spark "
                "driver's Python process; per notebook in peak_memory_mb_by_notebook)")
 
@@ -331,6 +347,8 @@ def case_plan(data_dir: Path, smoke: bool = False,
             ("spark_driver_memory", lambda: spark_driver_memory_case(data_dir, (1_000_000, 10_000_000),
                                                                      "spark_driver_memory")),
             ("spark_run_growth", lambda: spark_run_growth_case(data_dir, 30_000, (1, 10), "spark_run_growth")),
+            ("spark_run_growth_samples", lambda: spark_run_growth_case(data_dir, 30_000, (1, 10),
+                                                                       "spark_run_growth_samples", equal_samples=True)),
         ]
     # Too long for make bench: run only when named exactly in --only.
     on_request = [] if smoke else [
