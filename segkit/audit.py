@@ -89,7 +89,7 @@ from segkit.data.auditfacts import (
 )
 from segkit.data.engine import EngineSettings, OrderLines, TransactionLog, choose_engine
 from segkit.data.io import load_table
-from segkit.data.bounded import partition_rows
+from segkit.data.bounded import merged_parts, partition_rows
 from segkit.data.relational import OrderLineTables
 from segkit.data.spark import SparkOrderLines
 from segkit.data.spark_audit import (SparkSideTable, SparkTransactionLog, arrow_frame, load_spark_table, spark_schema,
@@ -1126,19 +1126,9 @@ def _partitions(frame: Any) -> int:
 
 def _collected_parts(frame: Any, part: Callable[[pd.DataFrame], Any]) -> list[Any]:
     """``part`` of every partition of ``frame`` (its rows as one pandas frame), run on the executors; its
-    results (bounded: counts and a few rows) reach the driver pickled."""
-    import pickle
-
-    from segkit.data.spark import pandas_warnings_quiet
-    from segkit.data.spark_ranks import executor_errors
-
-    def run(batches: Any) -> Any:
-        rows = partition_rows(batches)
-        if rows is not None:
-            yield pd.DataFrame({"part": [pickle.dumps(part(rows))]})
-
-    with pandas_warnings_quiet(), executor_errors():
-        return [pickle.loads(r["part"]) for r in frame.mapInPandas(run, "part binary").collect()]
+    results (bounded: counts and a few rows) reach the driver pickled (:func:`segkit.data.bounded.merged_parts`)."""
+    return merged_parts(frame, lambda rows: [part(rows)], lambda lists: [found for each in lists for found in each],
+                        whole=True)
 
 
 class SparkSideFacts:

@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Iterator, Mapping, Protocol, Sequence
+from typing import Any, Callable, Iterable, Iterator, Mapping, Protocol, Sequence, TypeVar
 
 import numpy as np
 import pandas as pd
@@ -39,7 +39,7 @@ from segkit.core.errors import DataError, format_rows
 from segkit.core.labels import UNKNOWN
 
 __all__ = ["sample_positions", "CustomerSample", "numeric_values", "level_texts", "ColumnCounts", "Moments", "TableSummaries",
-           "FrameSummaries", "partition_rows"]
+           "FrameSummaries", "partition_rows", "merged_parts"]
 
 
 def sample_positions(customers: int, size: int | None, seed: int) -> np.ndarray:
@@ -465,3 +465,31 @@ def partition_rows(batches: Iterator[pd.DataFrame]) -> pd.DataFrame | None:
     if not parts:
         return None
     return pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
+
+
+_T = TypeVar("_T")
+
+
+def merged_parts(frame: Any, part: Callable[[pd.DataFrame], _T], merge: Callable[[list[_T]], _T],
+                 whole: bool = False) -> _T:
+    """``merge`` of ``part`` of the rows of ``frame``, on the executors: of every Arrow batch (a part that
+    adds up over any split of the rows), or with ``whole`` of every partition in one frame (a part that reads
+    a customer's rows together: ``frame`` partitioned by customer); merged per
+    partition, sent pickled, merged on the driver. What reaches the driver is one part per partition."""
+    import pickle
+
+    from segkit.data.spark import pandas_warnings_quiet
+    from segkit.data.spark_ranks import executor_errors
+
+    def parts(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+        if whole:
+            found = partition_rows(batches)
+            done = [] if found is None else [part(found)]
+        else:
+            done = [part(batch) for batch in batches if len(batch)]
+        if done:
+            yield pd.DataFrame({"part": [pickle.dumps(merge(done))]})
+
+    with pandas_warnings_quiet(), executor_errors():
+        rows = frame.mapInPandas(parts, "part binary").collect()
+    return merge([pickle.loads(row["part"]) for row in rows])

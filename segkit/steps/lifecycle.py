@@ -67,7 +67,8 @@ from segkit.lifecycle import (
 from segkit.data.distribution import ValueDistribution
 from segkit.steps.lifecycle_holdout import holdout_check_for, sample_note, sample_record
 from segkit.steps.sources import first_non_purchase_for, kept_value_for, purchase_days_for
-from segkit.steps.spark_lifecycle import lifecycle_on_spark, merged_parts, purchase_day_span_on_spark
+from segkit.data.bounded import merged_parts
+from segkit.steps.spark_lifecycle import lifecycle_on_spark, purchase_day_span_on_spark
 from segkit.steps.spark_scoring import run_reader, scores_on_spark, write_run_segments
 
 if TYPE_CHECKING:  # the `spark` extra

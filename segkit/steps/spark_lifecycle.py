@@ -44,7 +44,7 @@ import pickle
 import shutil
 import sys
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any, Callable, Iterator, NamedTuple, Sequence, TypeVar
+from typing import TYPE_CHECKING, Any, Callable, Iterator, NamedTuple, Sequence
 
 import numpy as np
 import pandas as pd
@@ -83,19 +83,18 @@ from segkit.lifecycle import (
     threshold_stage_counts,
 )
 from segkit.data.distribution import ValueDistribution
-from segkit.data.bounded import partition_rows
+from segkit.data.bounded import merged_parts, partition_rows
 
 if TYPE_CHECKING:  # the `spark` extra
     from pyspark.sql import DataFrame as SparkFrame
 
 __all__ = ["SparkLifecycle", "HistoryInputs", "tagged_rows_on_spark", "customer_rows_on_spark",
            "customer_inputs_of_rows", "history_inputs_of_rows", "history_span_of_rows", "engagement_of_rows",
-           "stage_rows_of_rows", "merged_parts", "purchase_days_frame", "purchase_day_span_on_spark",
+           "stage_rows_of_rows", "purchase_days_frame", "purchase_day_span_on_spark",
            "history_span_on_spark", "stage_distributions_on_spark", "fit_clv_on_spark",
            "chance_references_on_spark", "threshold_counts_on_spark", "write_lifecycle_on_spark",
            "history_counts_on_spark", "lifecycle_on_spark", "INPUTS_SCHEMA"]
 
-_T = TypeVar("_T")
 
 #: Spark schema of :func:`segkit.lifecycle.customer_inputs`' rows.
 INPUTS_SCHEMA = ", ".join(
@@ -256,29 +255,6 @@ def purchase_days_frame(lines: Any, days_as_of: pd.Timestamp | None) -> "SparkFr
     every line), as a lazy Spark frame."""
     cut = resolve_as_of(days_as_of, pd.Series([relational.last_order_date(lines)]))
     return lines.frame(relational.PURCHASE_DAYS, {"as_of": pd.Timestamp(cut).to_pydatetime()})
-
-
-def merged_parts(frame: "SparkFrame", part: Callable[[pd.DataFrame], _T], merge: Callable[[list[_T]], _T],
-                 whole: bool = False) -> _T:
-    """``merge`` of ``part`` of the rows of ``frame``, on the executors: of every Arrow batch (a part that
-    adds up over any split of the rows), or with ``whole`` of every partition in one frame (a part that reads
-    a customer's rows together: ``frame`` partitioned by customer, :func:`customer_rows_on_spark`); merged per
-    partition, sent pickled, merged on the driver. What reaches the driver is one part per partition."""
-    from segkit.data.spark import pandas_warnings_quiet
-    from segkit.data.spark_ranks import executor_errors
-
-    def parts(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
-        if whole:
-            found = partition_rows(batches)
-            done = [] if found is None else [part(found)]
-        else:
-            done = [part(batch) for batch in batches if len(batch)]
-        if done:
-            yield pd.DataFrame({"part": [pickle.dumps(merge(done))]})
-
-    with pandas_warnings_quiet(), executor_errors():
-        rows = frame.mapInPandas(parts, "part binary").collect()
-    return merge([pickle.loads(row["part"]) for row in rows])
 
 
 def purchase_day_span_on_spark(ctx: Any, as_of: pd.Timestamp | None,
