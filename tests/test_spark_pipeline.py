@@ -705,7 +705,7 @@ def test_02_on_spark_brings_no_customer_rows_to_the_driver_through_spark(runs, k
     columns = [action["columns"] for action in kernel.of("toPandas", "toArrow", "collect", "toLocalIterator")]
     assert kernel.written == ({"of_the_step": True, "notebook": "02_rfm"},)
     assert result.rfm is None and result.overview.customers == 2525
-    assert len(columns) > 5 and ["partial"] in columns  # the counts, distributions and partials were seen
+    assert len(columns) > 5 and ["part"] in columns  # the counts, distributions and partials were seen
     assert not [c for c in columns if "customer_id" in c], columns
     assert kernel.artifacts == ()
     # every collect is bounded, whatever its columns: value distributions hold what the fits need (the rows

@@ -422,7 +422,7 @@ def rfm_on_spark(ctx, settings: RFMSettings, partitions: int | None = None) -> R
        written by Spark as Parquet parts (one per partition, ``customer_id`` order); the driver copies them
        into ``artifacts/rfm.parquet`` batch by batch (pyarrow: the DuckDB run's columns, dtypes and row
        order; never the whole table in memory).
-    4. The partitions' :class:`~segkit.rfm.RFMPartial` (pickled, one row each) are merged on the driver,
+    4. The partitions' :class:`~segkit.rfm.RFMPartial` are merged on the driver (:func:`segkit.data.bounded.merged_parts`: one per partition),
        the group medians come from value distributions of the scored parts, and the sampled customers and
        the capped customer list are read from ``rfm.parquet`` batch by batch (:class:`~segkit.rfm.PickedRows`).
 
@@ -431,12 +431,12 @@ def rfm_on_spark(ctx, settings: RFMSettings, partitions: int | None = None) -> R
     DataError
         As :func:`~segkit.rfm.analyse_rfm` (no rows, nothing before ``as_of``, no customers).
     """
-    import pickle
     import shutil
     import warnings
 
     from segkit.core.files import copy_parquet_parts, parquet_parts
     from segkit.data import relational
+    from segkit.data.bounded import merged_parts
     from segkit.data.orders import RFMWarning
     from segkit.data.spark import pandas_warnings_quiet
     from segkit.data.spark_ranks import executor_errors, release_checkpoint, value_distributions
@@ -491,15 +491,8 @@ def rfm_on_spark(ctx, settings: RFMSettings, partitions: int | None = None) -> R
 
         basis = tier_model.basis
 
-        def partial(batches):
-            found = [RFMPartial.of(batch, plan, scorer, basis) for batch in batches if len(batch)]
-            if found:
-                yield pd.DataFrame({"partial": [pickle.dumps(RFMPartial.merge(found))]})
-
         scored = lines.session.read.parquet(str(parts))
-        with pandas_warnings_quiet(), executor_errors():
-            collected = scored.mapInPandas(partial, "partial binary").collect()
-        merged = RFMPartial.merge([pickle.loads(row["partial"]) for row in collected])
+        merged = merged_parts(scored, lambda batch: RFMPartial.of(batch, plan, scorer, basis), RFMPartial.merge)
         medians = group_medians_on_spark(scored, median_groups(settings.segments))
     finally:
         release_checkpoint(held)
