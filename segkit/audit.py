@@ -92,7 +92,7 @@ from segkit.data.io import load_table
 from segkit.data.bounded import merged_parts, partition_rows
 from segkit.data.relational import OrderLineTables
 from segkit.data.spark import SparkOrderLines
-from segkit.data.spark_audit import (SparkSideTable, SparkTransactionLog, arrow_frame, load_spark_table, spark_schema,
+from segkit.data.spark_audit import (SparkSideTable, SparkTransactionLog, arrow_frame, spark_csv_encoding, spark_schema,
                                      spark_side_table, typed_side_rows)
 from segkit.data.statuses import StatusFacts
 
@@ -1699,14 +1699,36 @@ def _engine_lines(config: Mapping[str, Any]) -> Callable[[Path], OrderLineTables
 def _side_table(config: Mapping[str, Any], table: str, source: str | Path | None,
                 kind: str) -> pd.DataFrame | SparkSideTable | None:
     """The customers or campaign table of a run (None when not given): a local file by :func:`load_table`; on
-    Spark, a URI or table (``data.<table>`` as written: any scheme, ``file:`` included) by
-    :func:`segkit.data.spark_audit.load_spark_table`, ``source`` being what :func:`data_source` made of it."""
+    Spark, a URI or table (``data.<table>`` as written: any scheme, ``file:`` included) or a local file Spark reads
+    alike (:func:`spark_reads_local_table`) kept on the executors by
+    :func:`segkit.data.spark_audit.spark_side_table`, ``source`` being what :func:`data_source` made of it."""
     if source is None:
         return None
     value = (config.get("data") or {}).get(table)
-    if kind == "spark":  # kept on the executors (issue 17)
+    if kind == "spark" and (source_scheme(value) is not None or spark_reads_local_table(source, config)):
+        # kept on the executors (issue 17)
         return spark_side_table(source, table, config, label=str(value) if source_scheme(value) is not None
                                 else str(source))
-    if kind == "spark" and source_scheme(value) is not None:
-        return load_spark_table(source, table, config, label=str(value))
     return load_table(source, table, config=config)
+
+
+def spark_reads_local_table(source: str | Path, config: Mapping[str, Any]) -> bool:
+    """Whether Spark reads the local customers or campaign table ``source`` as :func:`load_table` reads it: not
+    an Excel workbook, a ``.bz2``/``.xz`` file, nor text in an ``io.encoding`` Spark's CSV reader lacks (cp1252, …),
+    which the kernel reads with :func:`load_table` on Spark too (an Excel sheet holds at most 1,048,576 rows).
+
+    Examples
+    --------
+    >>> spark_reads_local_table("customers.csv", {}), spark_reads_local_table("customers.xlsx", {})
+    (True, False)
+    >>> spark_reads_local_table("customers.csv.bz2", {}), spark_reads_local_table("c.csv", {"io": {"encoding": "cp1252"}})
+    (False, False)
+    """
+    name = str(source).lower()
+    if name.endswith((".xlsx", ".xlsm", ".xls", ".bz2", ".xz")):
+        return False
+    try:
+        spark_csv_encoding((config.get("io") or {}).get("encoding"))
+    except ConfigError:
+        return False
+    return True
