@@ -85,6 +85,7 @@ from sklearn.isotonic import IsotonicRegression
 from sklearn.utils.validation import check_is_fitted
 
 from segkit.core.errors import DataError, ModelFitError
+from segkit.data.bounded import sample_positions
 from segkit.data.distribution import ValueDistribution, condense, whole_counts
 from segkit.data.orders import customer_codes, day_pairs_sorted, lifetimes_summary
 
@@ -93,7 +94,7 @@ __all__ = ["TIME_UNIT_DAYS", "DAYS_PER_MONTH", "SUMMARY_COLUMNS", "OPTIMIZER_MET
     "clv_summary", "simulate_customers", "MaximumLikelihoodFit", "Objective", "numeric_hessian",
     "fit_maximum_likelihood", "log_covariance", "standard_errors", "purchase_patterns", "FrequencyLevels",
     "PATTERN_COLUMNS", "ORDER_VALUE_COLUMNS", "FIRST_REPEAT_COLUMNS", "purchase_pattern_table",
-    "order_value_table", "first_repeat_table", "weighted_correlation",
+    "order_value_table", "order_value_sample", "first_repeat_table", "weighted_correlation",
     "bgnbd_log_likelihood", "gamma_gamma_log_likelihood", "weak_parameters", "BetaGeoModel",
     "GammaGammaModel", "first_repeat_durations", "OneTimeBuyerModel", "expected_purchases",
     "monthly_discount_rate", "customer_lifetime_value", "calibration_holdout_summary", "holdout_check",
@@ -510,6 +511,59 @@ def order_value_table(summary: pd.DataFrame) -> pd.DataFrame:
     _check_summary(summary, ("frequency", "monetary_value"), "Gamma-Gamma")
     values, counts = condense([summary[c].to_numpy(dtype=float) for c in ("frequency", "monetary_value")])
     return _count_table(("frequency", "monetary_value"), values, counts)
+
+
+def order_value_sample(summary: pd.DataFrame, size: int | None, seed: int) -> tuple[pd.DataFrame, int]:
+    """The customers of a summary the Gamma-Gamma model is fitted on: a seeded sample of at most ``size`` repeat buyers.
+
+    The repeat buyers are the customers :meth:`GammaGammaModel.fit_patterns` keeps (``frequency > 0`` and
+    ``monetary_value > 0``). With at most ``size`` of them (or ``size`` None) the summary is returned as it
+    is; with more, the rows of those at :func:`segkit.data.bounded.sample_positions` of their number,
+    ``size`` and ``seed``, in ascending ``customer_id`` order (the index as text, by code point: the
+    order Spark sorts text in), so that :func:`segkit.data.spark_patterns.order_value_sample_counts`
+    picks the same customers. The sample's parameters carry the sampling error of ``size`` repeat buyers
+    (standard errors grow as 1/sqrt(size)).
+
+    Parameters
+    ----------
+    summary : DataFrame
+        ``frequency, monetary_value`` per customer (index ``customer_id``): :func:`clv_summary`.
+    size : int or None
+        Repeat buyers to fit on at most (``lifecycle.order_value_sample``); None = every one.
+    seed : int
+        The run's seed.
+
+    Returns
+    -------
+    tuple
+        The rows to fit on (``summary`` itself, or the sampled repeat buyers' rows) and the number of
+        repeat buyers in ``summary`` (the sample was drawn from them).
+
+    Raises
+    ------
+    DataError
+        A missing, negative or non-numeric ``frequency`` or ``monetary_value``, checked on every row.
+
+    Examples
+    --------
+    >>> s = pd.DataFrame({"frequency": [0.0, 2.0, 1.0, 3.0], "monetary_value": [0.0, 8.0, 5.0, 9.0]},
+    ...                  index=pd.Index(["d", "c", "b", "a"], name="customer_id"))
+    >>> rows, repeat_buyers = order_value_sample(s, 2, seed=0)
+    >>> rows.index.tolist(), repeat_buyers
+    (['b', 'c'], 3)
+    >>> order_value_sample(s, 3, seed=0)[0] is s
+    True
+    """
+    _check_summary(summary, ("frequency", "monetary_value"), "Gamma-Gamma")
+    repeat = ((summary["frequency"].to_numpy(dtype=float) > 0)
+              & (summary["monetary_value"].to_numpy(dtype=float) > 0))
+    buyers = int(repeat.sum())
+    positions = sample_positions(buyers, size, seed)
+    if len(positions) == buyers:
+        return summary, buyers
+    rows = summary.iloc[np.flatnonzero(repeat)]
+    ids = np.asarray(rows.index.astype("string"), dtype=object)
+    return rows.iloc[np.argsort(ids, kind="stable")[positions]], buyers
 
 
 def first_repeat_table(durations: pd.DataFrame) -> pd.DataFrame:

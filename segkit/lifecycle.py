@@ -109,6 +109,7 @@ from segkit.clv import (
     first_repeat_durations,
     first_repeat_table,
     holdout_check,
+    order_value_sample,
     order_value_table,
     purchase_pattern_table,
     p_alive_calibration,
@@ -1776,6 +1777,8 @@ class LifecycleSettings:
     holdout_max_frequency: int = 7
     #: Customers the holdout check reads at most: a seeded sample above it (None = every customer).
     holdout_sample: int | None = 200_000
+    #: Repeat buyers the Gamma-Gamma model is fitted on at most: a seeded sample above it (:func:`fit_clv_models`).
+    order_value_sample: int = 1_000_000
     max_relative_se: float = 1.0
     engagement_columns: tuple[str, ...] = ("opened", "clicked")
     stages: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
@@ -1816,6 +1819,13 @@ class LifecycleSettings:
                               "holdout check reads at most, a seeded sample above it), or null for every customer.")
         if sample is not None:
             values["holdout_sample"] = int(sample)
+        buyers = values.get("order_value_sample", 1_000_000)
+        if (isinstance(buyers, bool) or not isinstance(buyers, (int, float)) or not np.isfinite(buyers)
+                or int(buyers) != buyers or buyers < 1000):
+            raise ConfigError(f"lifecycle.order_value_sample = {buyers!r}; use a whole number >= 1000 (repeat buyers "
+                              "the Gamma-Gamma model is fitted on at most, a seeded sample above it; 1000000 by "
+                              "default). For every repeat buyer, use a number at least as large as them.")
+        values["order_value_sample"] = int(buyers)
         if values.get("horizon_months", 12) < 1:
             raise ConfigError("lifecycle.horizon_months must be at least 1 month.")
         for name in ("discount_rate", "margin", "penalizer_coef", "max_relative_se"):
@@ -1876,6 +1886,14 @@ class CLVModels:
     identification: list[str] = field(default_factory=list)
     #: The variant chosen on the holdout (None = no holdout: BG/NBD with the one-time buyer model).
     choice: ExportChoice | None = None
+    #: Repeat buyers a seeded sample of ``gamma_gamma.n_customers_`` was drawn from for the Gamma-Gamma fit
+    #: (``lifecycle.order_value_sample``); None = fitted on every repeat buyer (or not fitted).
+    order_value_buyers: int | None = None
+
+    @property
+    def order_value_sampled(self) -> bool:
+        """Whether the Gamma-Gamma model was fitted on a sample of the repeat buyers."""
+        return self.order_value_buyers is not None
 
 
 def _estimates(params: Mapping[str, float], errors: Mapping[str, float], names: list[str]) -> str:
@@ -1915,27 +1933,37 @@ def identification_warnings(bgnbd: BetaGeoModel | None, gamma_gamma: GammaGammaM
 
 
 def fit_clv_models(summary: pd.DataFrame, settings: LifecycleSettings,
-                   durations: pd.DataFrame | None = None) -> CLVModels:
+                   durations: pd.DataFrame | None = None, seed: int = 0) -> CLVModels:
     """Fit the models; a :class:`ModelFitError` becomes a warning and a None model.
+
+    BG/NBD and the one-time buyer model read every customer; Gamma-Gamma at most
+    ``settings.order_value_sample`` repeat buyers (:func:`segkit.clv.order_value_sample`: a seeded sample by
+    position in ``customer_id`` order when there are more, the customers Spark's
+    :func:`segkit.data.spark_patterns.order_value_sample_counts` picks).
 
     Parameters
     ----------
     summary : DataFrame
-        From :func:`segkit.clv.clv_summary`.
+        From :func:`segkit.clv.clv_summary` (index ``customer_id``).
     settings : LifecycleSettings
     durations : DataFrame, optional
         From :func:`segkit.clv.first_repeat_durations` on the same purchases and end: fits the
         one-time buyer model (only together with BG/NBD; its P(alive) replaces BG/NBD's 1).
+    seed : int
+        The run's seed: draws the Gamma-Gamma sample (no effect with at most ``order_value_sample``
+        repeat buyers).
     """
     first_repeat = None
     if durations is not None:
         days, repeated = np.asarray(durations["days"], dtype=float), np.asarray(durations["repeated"], dtype=bool)
         first_repeat = first_repeat_table(pd.DataFrame({"days": days, "repeated": repeated}))
-    return fit_clv_tables(purchase_pattern_table(summary), order_value_table(summary), first_repeat, settings)
+    values, repeat_buyers = order_value_sample(summary, settings.order_value_sample, seed)
+    return fit_clv_tables(purchase_pattern_table(summary), order_value_table(values), first_repeat, settings,
+                          repeat_buyers)
 
 
 def fit_clv_tables(patterns: pd.DataFrame, pairs: pd.DataFrame, first_repeat: pd.DataFrame | None,
-                   settings: LifecycleSettings) -> CLVModels:
+                   settings: LifecycleSettings, repeat_buyers: int | None = None) -> CLVModels:
     """:func:`fit_clv_models` from the models' bounded inputs: a :class:`ModelFitError` becomes a warning and a
     None model.
 
@@ -1945,13 +1973,17 @@ def fit_clv_tables(patterns: pd.DataFrame, pairs: pd.DataFrame, first_repeat: pd
         Customers per ``(frequency, recency, T)``: :func:`segkit.clv.purchase_pattern_table`, or
         :func:`segkit.data.spark_patterns.purchase_pattern_counts` on Spark.
     pairs : DataFrame
-        Customers per ``(frequency, monetary_value)``: :func:`segkit.clv.order_value_table` (or
-        :func:`~segkit.data.spark_patterns.order_value_counts`).
+        Customers per ``(frequency, monetary_value)`` of the repeat buyers Gamma-Gamma is fitted on:
+        :func:`segkit.clv.order_value_table` of :func:`segkit.clv.order_value_sample`'s rows (or
+        :func:`~segkit.data.spark_patterns.order_value_sample_counts`).
     first_repeat : DataFrame, optional
         Buyers per ``(days, repeated)``: :func:`segkit.clv.first_repeat_table` (or
         :func:`~segkit.data.spark_patterns.first_repeat_counts`); fits the one-time buyer model (only
         together with BG/NBD).
     settings : LifecycleSettings
+    repeat_buyers : int, optional
+        The repeat buyers ``pairs`` were sampled from; more than the fitted model's: recorded as
+        :attr:`CLVModels.order_value_buyers` (None: ``pairs`` hold every repeat buyer).
     """
     messages: list[str] = []
     bgnbd = gamma_gamma = one_time = None
@@ -1972,7 +2004,10 @@ def fit_clv_tables(patterns: pd.DataFrame, pairs: pd.DataFrame, first_repeat: pd
         except ModelFitError as exc:
             messages.append(str(exc))
     identification = identification_warnings(bgnbd, gamma_gamma)
-    return CLVModels(bgnbd, gamma_gamma, messages + identification, one_time, identification)
+    sampled_from = (repeat_buyers if gamma_gamma is not None and repeat_buyers is not None
+                    and repeat_buyers > gamma_gamma.n_customers_ else None)
+    return CLVModels(bgnbd, gamma_gamma, messages + identification, one_time, identification,
+                     order_value_buyers=sampled_from)
 
 
 def score_customers(models: CLVModels, summary: pd.DataFrame, settings: LifecycleSettings) -> pd.DataFrame:

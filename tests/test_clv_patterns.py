@@ -28,15 +28,25 @@ from segkit.clv import (
     first_repeat_durations,
     first_repeat_table,
     gamma_gamma_log_likelihood,
+    order_value_sample,
     order_value_table,
     purchase_pattern_table,
     simulate_customers,
     weighted_correlation,
 )
+from segkit.core.config import load_config
 from segkit.core.errors import DataError
+from segkit.data.bounded import sample_positions
 from segkit.data.datasets import load_cdnow
 from segkit.data.distribution import ValueDistribution, condense
-from segkit.lifecycle import LifecycleStager, StageDistributions, higher_quantile, purchase_history
+from segkit.lifecycle import (
+    LifecycleSettings,
+    LifecycleStager,
+    StageDistributions,
+    fit_clv_models,
+    higher_quantile,
+    purchase_history,
+)
 
 BGNBD = {"r": 0.25, "alpha": 4.4, "a": 0.8, "b": 2.4}
 GAMMA_GAMMA = {"p": 6.0, "q": 4.0, "v": 15.0}
@@ -212,3 +222,62 @@ def test_minus_zero_condenses_with_zero_as_sparks_group_by_merges_them():
     assert not np.signbit(values).any()
     (frequency, money), counts = condense([[-0.0], [5.0]], [2])
     assert not np.signbit(frequency).any() and counts.tolist() == [2]
+
+
+# --------------------------------------------------------------------------- Gamma-Gamma on a seeded sample
+# Gamma-Gamma's exact input is about one (frequency, mean order value) pair per repeat buyer, so it is fitted on
+# at most lifecycle.order_value_sample of them (1,000,000 by default): a seeded sample by position in customer_id
+# order, the rule of the clustering and holdout samples, picked the same way by Spark
+# (segkit.data.spark_patterns.order_value_sample_counts, tests/test_spark_patterns.py).
+
+def repeat_ids(summary: pd.DataFrame) -> list[str]:
+    """The repeat buyers' ids (frequency and mean order value above 0) in code-point order."""
+    repeat = summary[(summary["frequency"] > 0) & (summary["monetary_value"] > 0)]
+    return sorted(map(str, repeat.index))
+
+
+def test_the_gamma_gamma_sample_is_seeded_by_position_among_the_repeat_buyers_in_customer_id_order(summary):
+    ids = repeat_ids(summary)
+    assert 2000 < len(ids) < len(summary)
+    rows, buyers = order_value_sample(summary, 1000, seed=7)
+    assert buyers == len(ids)
+    # ids are "0".."5999": code-point order ("10" before "2"), not numeric order, as Spark sorts text
+    assert rows.index.tolist() == [ids[i] for i in sample_positions(len(ids), 1000, 7)]
+    pd.testing.assert_frame_equal(rows, summary.loc[rows.index])
+    shuffled, _ = order_value_sample(summary.sample(frac=1.0, random_state=3), 1000, seed=7)
+    pd.testing.assert_frame_equal(shuffled, rows)  # the rows' order in the summary does not matter
+    assert order_value_sample(summary, 1000, seed=8)[0].index.tolist() != rows.index.tolist()
+    whole, _ = order_value_sample(summary, len(ids), seed=7)
+    assert whole is summary  # no more repeat buyers than the cap: the summary as it is
+
+
+def test_a_bad_value_outside_the_sample_is_still_an_error(summary):
+    broken = summary.copy()
+    broken.iloc[0, broken.columns.get_loc("monetary_value")] = np.nan
+    with pytest.raises(DataError, match="Gamma-Gamma"):
+        order_value_sample(broken, 1000, seed=7)
+
+
+def test_fit_clv_models_fits_gamma_gamma_on_the_seeded_sample_and_bgnbd_on_everyone(summary):
+    settings = LifecycleSettings.from_config({**load_config()["lifecycle"], "order_value_sample": 1000})
+    every = fit_clv_models(summary, LifecycleSettings.from_config(load_config()["lifecycle"]), seed=7)
+    capped = fit_clv_models(summary, settings, seed=7)
+    rows, buyers = order_value_sample(summary, 1000, seed=7)
+    expected = GammaGammaModel(min_repeat_buyers=settings.min_repeat_buyers).fit(rows)
+    assert capped.gamma_gamma.to_dict() == expected.to_dict() and capped.gamma_gamma.n_customers_ == 1000
+    assert capped.order_value_buyers == buyers == every.gamma_gamma.n_customers_ and capped.order_value_sampled
+    assert capped.bgnbd.to_dict() == every.bgnbd.to_dict()  # BG/NBD reads every customer
+    assert every.order_value_buyers is None and not every.order_value_sampled
+    # a sample of 1,000 of ~2,400 draws p, q, v within a few standard errors of the whole fit
+    for name, value in every.gamma_gamma.params_.items():
+        assert abs(capped.gamma_gamma.params_[name] - value) < 4 * capped.gamma_gamma.standard_errors_[name]
+
+
+def test_with_the_default_cap_the_cdnow_gamma_gamma_fit_is_todays_fit_bit_for_bit(cdnow):
+    calibration = clv_summary(cdnow, "1997-09-30")
+    settings = LifecycleSettings.from_config(load_config()["lifecycle"])
+    assert settings.order_value_sample == 1_000_000
+    models = fit_clv_models(calibration, settings, seed=42)
+    today = GammaGammaModel(min_repeat_buyers=settings.min_repeat_buyers).fit(calibration)
+    assert models.gamma_gamma.to_dict() == today.to_dict() and models.order_value_buyers is None
+    assert {k: round(v, 2) for k, v in models.gamma_gamma.params_.items()} == {"p": 6.25, "q": 3.74, "v": 15.44}

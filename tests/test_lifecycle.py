@@ -450,6 +450,24 @@ def test_settings_validate_keys_types_and_stages():
         LifecycleSettings.from_config({**base, "stages": {**base["stages"], "new": {"phase": "onboarding"}}})
 
 
+@pytest.mark.parametrize("bad", [None, 0, -5, 999, 2500.5, True, "all", float("inf"), float("nan")])
+def test_the_gamma_gamma_sample_is_a_whole_number_of_at_least_1000(bad):
+    base = load_config()["lifecycle"]
+    with pytest.raises(ConfigError, match=r"^lifecycle.order_value_sample = .*; use a whole number >= 1000 "
+                                          r"\(repeat buyers the Gamma-Gamma model is fitted on at most"):
+        LifecycleSettings.from_config({**base, "order_value_sample": bad})
+
+
+def test_the_gamma_gamma_sample_defaults_to_a_million_repeat_buyers_and_takes_a_whole_float():
+    base = load_config()["lifecycle"]
+    assert base["order_value_sample"] == 1_000_000 == LifecycleSettings.from_config(base).order_value_sample
+    assert LifecycleSettings().order_value_sample == 1_000_000
+    whole = LifecycleSettings.from_config({**base, "order_value_sample": 2e6}).order_value_sample
+    assert whole == 2_000_000 and isinstance(whole, int)
+    assert LifecycleSettings.from_config({k: v for k, v in base.items() if k != "order_value_sample"}
+                                         ).order_value_sample == 1_000_000
+
+
 # --------------------------------------------------------------------------- widget logic
 def test_stage_sizes_for_other_thresholds_move_customers_between_stages():
     state = state_rows([{"recency_days": r, "own_interval_days": 30.0, "n_purchases": 2} for r in (20, 60, 120, 200)])
@@ -781,6 +799,47 @@ def test_a_failed_model_fit_is_a_warning_and_the_rest_still_runs(shop_run):
     assert summary["warnings"] and not any("CLV" in f for f in summary["findings"])
     assert "could not be fitted" in model_status(result)
     assert ctx.read_artifact("customer_segments")["p_alive"].isna().all()
+
+
+def test_a_gamma_gamma_sample_is_recorded_and_said_and_every_buyer_is_scored_with_it(shop_run, shop_result,
+                                                                                     monkeypatch):
+    """The producer fits Gamma-Gamma on the seeded sample of fit_clv_models (the run's seed), records the repeat
+    buyers it was drawn from in clv_model.json and says so in the notebook and the summary; a run on every repeat
+    buyer says nothing of a sample. The config's minimum (1,000) is above this shop's repeat buyers: the
+    validated settings are given a cap of 50 here."""
+    from segkit.clv import GammaGammaModel, order_value_sample
+    from segkit.steps import lifecycle as step
+
+    real = LifecycleSettings.from_config.__func__
+    monkeypatch.setattr(step.LifecycleSettings, "from_config",
+                        classmethod(lambda cls, section: replace(real(cls, section), order_value_sample=50)))
+    fitted_from = []
+    fit = step.fit_clv_models
+    monkeypatch.setattr(step, "fit_clv_models", lambda *args: fitted_from.append(args) or fit(*args))
+    ctx, result = lifecycle_run(shop_run, "gg_sample")
+    gg = ctx.read_artifact("clv_model")["gamma_gamma"]
+    _, whole = shop_result
+    every = whole.clv_model["gamma_gamma"]
+    assert gg["n_customers"] == 50 and gg["repeat_buyers"] == every["n_customers"] > 50
+    assert "repeat_buyers" not in every
+    assert gg["p"] != every["p"] and result.clv_model["bgnbd"] == whole.clv_model["bgnbd"]
+    said = (f"a seeded sample of 50 of the {every['n_customers']:,} repeat buyers (`lifecycle.order_value_sample`; "
+            "every buyer is scored with it)")
+    assert f"Gamma-Gamma fitted on {said}" in model_status(result)
+    assert "seeded sample" not in model_status(whole)
+    note = (f"Gamma-Gamma (expected order value) was fitted on a seeded sample of 50 of the "
+            f"{every['n_customers']:,} repeat buyers (`lifecycle.order_value_sample`)")
+    assert any(note in finding for finding in summarize(result)["findings"])
+    assert not any("order_value_sample" in finding for finding in summarize(whole)["findings"])
+    # the model is the fit on segkit.clv.order_value_sample's rows of the buyers' summary, with the run's seed
+    ((summary, settings, _, seed),) = fitted_from
+    assert seed == ctx.seed == 42 and settings.order_value_sample == 50
+    rows, buyers = order_value_sample(summary, 50, seed)
+    assert buyers == gg["repeat_buyers"]
+    expected = GammaGammaModel(min_repeat_buyers=settings.min_repeat_buyers).fit(rows).to_dict()
+    assert {k: v for k, v in gg.items() if k != "repeat_buyers"} == json.loads(json.dumps(expected))
+    # every buyer is scored with it
+    assert result.lifecycle["clv_12m"].notna().sum() == whole.lifecycle["clv_12m"].notna().sum() > 50
 
 
 def test_without_campaign_data_prospects_are_not_split(shop_run):

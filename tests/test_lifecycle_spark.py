@@ -166,6 +166,19 @@ def test_spark_fits_and_inputs_equal_pandas(rows, pandas_run):
                 assert getattr(models, name).params_[key] == pytest.approx(getattr(want, name).params_[key], rel=1e-9)
         assert models.one_time.to_dict() == want.one_time.to_dict()
         assert models.warnings == want.warnings
+        assert models.order_value_buyers is None is want.order_value_buyers  # the cap is above the repeat buyers
+
+        # Gamma-Gamma on a seeded sample of 50 repeat buyers: the DuckDB run's model (fit_clv_models of the same
+        # summary and seed), bit for bit; BG/NBD and the one-time buyer model still read every customer
+        capped = replace(SETTINGS, order_value_sample=50)
+        sampled, _ = fit_clv_on_spark(inputs, capped, seed=3)
+        duck = fit_clv_models(summary, capped, pandas_run["durations"], seed=3)
+        assert sampled.gamma_gamma.to_dict() == duck.gamma_gamma.to_dict()
+        assert sampled.gamma_gamma.n_customers_ == 50 and sampled.order_value_sampled
+        assert sampled.order_value_buyers == duck.order_value_buyers == want.gamma_gamma.n_customers_ > 100
+        assert sampled.gamma_gamma.params_ != want.gamma_gamma.params_
+        assert sampled.bgnbd.to_dict() == models.bgnbd.to_dict()
+        assert sampled.one_time.to_dict() == models.one_time.to_dict()
         release_checkpoint(inputs)
     finally:
         release_checkpoint(held)

@@ -19,6 +19,7 @@ from segkit.clv import (
     GammaGammaModel,
     OneTimeBuyerModel,
     first_repeat_table,
+    order_value_sample,
     order_value_table,
     purchase_pattern_table,
     simulate_customers,
@@ -28,6 +29,7 @@ from segkit.data.spark import pandas_warnings_quiet, spark_session
 from segkit.data.spark_patterns import (
     first_repeat_counts,
     order_value_counts,
+    order_value_sample_counts,
     purchase_pattern_counts,
     value_counts,
 )
@@ -107,3 +109,70 @@ def test_a_customer_with_some_clv_inputs_missing_is_an_error_not_left_out():
     # "p", with no input at all, is a customer without a purchase: left out
     counted = order_value_counts(frame.where("customer_id != 'b'").withColumnRenamed("clv_recency", "clv_monetary_value"))
     assert counted.to_dict("list") == {"frequency": [0.0, 1.0], "monetary_value": [0.0, 1.0], "customers": [1, 1]}
+
+
+def collected_rows(monkeypatch) -> list[tuple[str, tuple[str, ...], int, set[str]]]:
+    """Every result a Spark action hands the driver from now on: (action, columns, rows, customer ids)."""
+    from pyspark.sql.classic.dataframe import DataFrame  # the frames of a local session
+
+    collected: list[tuple[str, tuple[str, ...], int, set[str]]] = []
+    for name in ("collect", "toPandas", "toArrow", "take", "head", "tail", "toLocalIterator"):
+        action = getattr(DataFrame, name)
+
+        def spied(frame, *args, __action=action, __name=name, **kwargs):
+            result = __action(frame, *args, **kwargs)
+            if __name == "toLocalIterator":
+                result = list(result)
+            rows = result.to_pandas() if hasattr(result, "to_pandas") else (
+                result if isinstance(result, pd.DataFrame) else pd.DataFrame(
+                    [r.asDict() for r in (result if isinstance(result, list) else [result]) if r is not None]))
+            ids = set(rows["customer_id"].astype(str)) if "customer_id" in rows.columns else set()
+            collected.append((__name, tuple(frame.columns), len(rows), ids))
+            return iter(result) if __name == "toLocalIterator" else result
+        monkeypatch.setattr(DataFrame, name, spied)
+    return collected
+
+
+def test_a_gamma_gamma_sample_on_spark_is_the_pandas_sample_and_only_it_reaches_the_driver(on_spark, buyers,
+                                                                                            monkeypatch):
+    """lifecycle.order_value_sample below the repeat buyers: Spark picks the customers pandas picks (seeded
+    positions in customer_id order: ids "0".."599" sort as text, "10" before "2"), counts the same pairs, and
+    no result collected holds more rows than the cap."""
+    cap, seed = 100, 11
+    rows, repeat_buyers = order_value_sample(buyers, cap, seed)
+    assert repeat_buyers > 2 * cap and len(rows) == cap
+    collected = collected_rows(monkeypatch)
+    counted, counted_buyers = order_value_sample_counts(on_spark, cap, seed)
+    assert counted_buyers == repeat_buyers
+    pd.testing.assert_frame_equal(counted, order_value_table(rows))
+    assert GammaGammaModel().fit_patterns(counted).to_dict() == GammaGammaModel().fit(rows).to_dict()
+    assert [ids for *_, ids in collected if ids] == [set(rows.index)]  # the sample's ids, once
+    assert max(n for _, _, n, _ in collected) <= cap
+
+
+def test_with_a_cap_above_the_repeat_buyers_spark_counts_every_pair_and_the_fit_is_todays(on_spark, buyers,
+                                                                                           monkeypatch):
+    repeat = buyers[(buyers["frequency"] > 0) & (buyers["monetary_value"] > 0)]
+    collected = collected_rows(monkeypatch)
+    counted, repeat_buyers = order_value_sample_counts(on_spark, len(repeat), seed=11)
+    assert repeat_buyers == len(repeat)
+    pd.testing.assert_frame_equal(counted, order_value_table(repeat))  # the one-time buyers' (0, 0) left out
+    assert GammaGammaModel().fit_patterns(counted).to_dict() == GammaGammaModel().fit(buyers).to_dict()
+    assert max(n for _, _, n, _ in collected) <= len(repeat) and not any(ids for *_, ids in collected)
+
+
+def test_a_customer_with_a_missing_or_negative_order_value_is_an_error_sampled_or_not():
+    """As segkit.clv.order_value_sample checks every row of the summary: a customer outside the sample too."""
+    rows = pd.DataFrame({"customer_id": ["a", "b", "c", "d", "p"], "clv_frequency": [1.0, 2.0, 0.0, 3.0, None],
+                         "clv_monetary_value": [5.0, None, 0.0, -4.0, None]})
+    with pandas_warnings_quiet():
+        frame = spark_session().createDataFrame(rows)
+    for cap in (1, 1000):
+        with pytest.raises(DataError, match=r"^Gamma-Gamma order values: 2 row\(s\) of the Spark frame have "
+                                            r"'clv_frequency' or 'clv_monetary_value' missing, NaN or negative beside "
+                                            r"a purchase, e.g. customer_id '[bd]', customer_id '[bd]'\."):
+            order_value_sample_counts(frame, cap, seed=0)
+    # "p", with no input at all, is a customer without a purchase: left out
+    counted, repeat_buyers = order_value_sample_counts(frame.where("customer_id in ('a', 'c', 'p')"), 1, seed=0)
+    assert repeat_buyers == 1 and counted.to_dict("list") == {"frequency": [1.0], "monetary_value": [5.0],
+                                                              "customers": [1]}

@@ -796,12 +796,14 @@ KNOWN_04_CUSTOMER_COLLECTS = [
     ("toPandas", ("customer_id", "monetary_total")),  # the sample's kept value: the holdout's spend scaling
 ]
 #: Columns of 04's other Spark results: value distributions' rows, count tables, merged parts (bounded by the
-#: needs, the patterns and the partitions, not by the customers) and one-row checks of the lines.
+#: needs, the patterns and the partitions, not by the customers) and one-row checks of the lines and of the
+#: Gamma-Gamma input (its repeat buyers counted: the sample's 2,000-odd are under lifecycle.order_value_sample, so
+#: their pairs are counted on the executors, no id collected).
 BOUNDED_04_COLLECTS = {
     ("complete",), ("_file", "_block", "n"), ("last_order_date",),
     ("key", "_segkit_part", "rows", "customers", "last_count", "missing"), ("key", "index", "value", "below", "count"),
     ("days", "repeated", "customers"), ("frequency", "recency", "T", "customers"),
-    ("frequency", "monetary_value", "customers"), ("part",),
+    ("repeat_buyers", "invalid_rows"), ("frequency", "monetary_value", "customers"), ("part",),
 }
 #: A look at the first lines (SparkLines' checks of the clean lines) reads at most this many.
 FIRST_LINES = 3

@@ -409,6 +409,35 @@ def _curve_value(curve: pd.DataFrame, column: str, days: float) -> float:
     return float(curve.loc[row, column])
 
 
+def gamma_gamma_record(models: "CLVModels") -> dict[str, Any] | None:
+    """``clv_model.json``'s ``gamma_gamma`` block: the model's ``to_dict``, with ``repeat_buyers`` (those its
+    ``n_customers`` were a seeded sample of, ``lifecycle.order_value_sample``) only when it was fitted on a
+    sample, so that runs fitted on every repeat buyer keep their bytes; None when not fitted."""
+    if models.gamma_gamma is None:
+        return None
+    block = models.gamma_gamma.to_dict()
+    if models.order_value_sampled:
+        block["repeat_buyers"] = int(models.order_value_buyers)
+    return block
+
+
+def order_value_note(gamma_gamma: dict[str, Any] | None) -> str:
+    """Markdown sentence: Gamma-Gamma was fitted on a seeded sample of the repeat buyers (empty when on every one).
+
+    Examples
+    --------
+    >>> order_value_note({"n_customers": 1_000_000, "repeat_buyers": 40_000_000})
+    'Gamma-Gamma (expected order value) was fitted on a seeded sample of 1,000,000 of the 40,000,000 repeat buyers (`lifecycle.order_value_sample`); every buyer is scored with it.'
+    >>> order_value_note({"n_customers": 946})
+    ''
+    """
+    if not gamma_gamma or "repeat_buyers" not in gamma_gamma:
+        return ""
+    return (f"Gamma-Gamma (expected order value) was fitted on a seeded sample of {gamma_gamma['n_customers']:,} "
+            f"of the {gamma_gamma['repeat_buyers']:,} repeat buyers (`lifecycle.order_value_sample`); every buyer is "
+            "scored with it.")
+
+
 def model_status(result: "LifecycleResult") -> str:
     """Markdown: what was fitted (or why not and what stays empty), one-time buyers, identification."""
     model = result.clv_model
@@ -446,7 +475,10 @@ def model_status(result: "LifecycleResult") -> str:
     corr = gg["frequency_monetary_corr"]
     check = ("small, as the model assumes" if abs(corr) < 0.3 else
              "not small: the model's independence assumption is doubtful, treat CLV as rough")
-    return text + (f"\n\nGamma-Gamma fitted on {gg['n_customers']:,} repeat buyers: mean order value of the population "
+    fitted_on = (f"a seeded sample of {gg['n_customers']:,} of the {gg['repeat_buyers']:,} repeat buyers "
+                 "(`lifecycle.order_value_sample`; every buyer is scored with it)" if "repeat_buyers" in gg
+                 else f"{gg['n_customers']:,} repeat buyers")
+    return text + (f"\n\nGamma-Gamma fitted on {fitted_on}: mean order value of the population "
                    f"{_money(gg['population_mean_order_value'], escape_markdown(result.currency), 2)}; correlation of purchase frequency "
                    f"and mean order value {corr:.2f} ({check}).")
 
@@ -748,7 +780,7 @@ def build_lifecycle_artifacts(ctx: Any) -> LifecycleResult:
         inputs = inputs_of_history(history, orders, kept_total, as_of, customers[["customer_id"]], engagement,
                                    non_purchase, stager.data_start_)
         durations = input_durations(inputs)
-        models = replace(fit_clv_models(input_summary(inputs), settings, durations), choice=check.choice)
+        models = replace(fit_clv_models(input_summary(inputs), settings, durations, ctx.seed), choice=check.choice)
         longest_wait = float(durations["days"].max())
         del durations
     warnings += models.warnings
@@ -785,7 +817,7 @@ def build_lifecycle_artifacts(ctx: Any) -> LifecycleResult:
     clv_model = None
     if models.bgnbd is not None:
         clv_model = {"bgnbd": models.bgnbd.to_dict(),
-                     "gamma_gamma": models.gamma_gamma.to_dict() if models.gamma_gamma is not None else None,
+                     "gamma_gamma": gamma_gamma_record(models),
                      "one_time_buyers": models.one_time.to_dict() if models.one_time is not None else None,
                      "p_alive_of_one_time_buyers": ("share of one-time buyers of the same age who bought again "
                                                     "(one_time_buyers), not BG/NBD's 1" if models.one_time is not None
@@ -996,7 +1028,8 @@ def summarize(result: LifecycleResult) -> dict[str, Any]:
                          f"the customers lapsed on {result.holdout_cutoff.date()} bought "
                          f"{_money(row['actual_revenue'], result.currency)} in {check_days:.0f} days "
                          f"against {_money(row['predicted_revenue'], result.currency)} predicted.")
-        findings.append(text)
+        sampled = order_value_note((result.clv_model or {}).get("gamma_gamma"))
+        findings.append(text + (f" {sampled}" if sampled else ""))
     check = result.holdout_check
     warnings: list[str] = []
     if check.by_frequency is not None:

@@ -32,8 +32,9 @@ and :func:`history_span_on_spark` the data's first day, the snapshots' start and
 (:class:`segkit.lifecycle.PurchaseDaySpan`, :class:`segkit.lifecycle.HistorySpan`: partials merged on the driver).
 
 What reaches the driver: the count tables of the CLV fits (see :mod:`segkit.data.spark_patterns` for
-their sizes), the value distributions' rows near the needed quantiles (every distinct gap: whole days), a
-few numbers per partition (the spans, the references, the widget's choices x stages counts).
+their sizes; Gamma-Gamma's is of a seeded sample of at most ``lifecycle.order_value_sample`` repeat buyers),
+the value distributions' rows near the needed quantiles (every distinct gap: whole days), a few numbers per
+partition (the spans, the references, the widget's choices x stages counts).
 """
 
 from __future__ import annotations
@@ -327,14 +328,17 @@ def inputs_on_spark(rows: "SparkFrame", as_of: pd.Timestamp, data_start: pd.Time
         return rows.mapInPandas(inputs, INPUTS_SCHEMA).localCheckpoint(eager=True)
 
 
-def fit_clv_on_spark(inputs: "SparkFrame", settings: LifecycleSettings) -> tuple[CLVModels, float]:
+def fit_clv_on_spark(inputs: "SparkFrame", settings: LifecycleSettings, seed: int = 0) -> tuple[CLVModels, float]:
     """BG/NBD, Gamma-Gamma and the one-time buyer model from the count tables of ``inputs``
     (:func:`segkit.lifecycle.customer_inputs` rows): :func:`segkit.lifecycle.fit_clv_tables`, equal to
-    :func:`segkit.lifecycle.fit_clv_models` of the same customers; and the longest first-to-second wait."""
-    from segkit.data.spark_patterns import first_repeat_counts, order_value_counts, purchase_pattern_counts
+    :func:`segkit.lifecycle.fit_clv_models` of the same customers with the same ``seed`` (the run's: Gamma-Gamma
+    reads the seeded sample of at most ``settings.order_value_sample`` repeat buyers that the DuckDB run reads,
+    :func:`segkit.data.spark_patterns.order_value_sample_counts`); and the longest first-to-second wait."""
+    from segkit.data.spark_patterns import first_repeat_counts, order_value_sample_counts, purchase_pattern_counts
 
     first_repeat = first_repeat_counts(inputs, days="first_repeat_days", repeated="first_repeat_seen")
-    models = fit_clv_tables(purchase_pattern_counts(inputs), order_value_counts(inputs), first_repeat, settings)
+    pairs, repeat_buyers = order_value_sample_counts(inputs, settings.order_value_sample, seed)
+    models = fit_clv_tables(purchase_pattern_counts(inputs), pairs, first_repeat, settings, repeat_buyers)
     longest = float(first_repeat["days"].max()) if len(first_repeat) else float("nan")
     return models, longest
 
@@ -487,7 +491,7 @@ def lifecycle_on_spark(ctx: Any, settings: LifecycleSettings, stage_info: pd.Dat
         gaps = distributions.gap_days()
         choices = threshold_choices(stager.thresholds_, gaps)
         inputs = inputs_on_spark(rows, as_of, stager.data_start_, settings.engagement_columns)
-        models, longest = fit_clv_on_spark(inputs, settings)
+        models, longest = fit_clv_on_spark(inputs, settings, ctx.seed)
         models = replace(models, choice=choice)
         references = chance_references_on_spark(inputs, models, [stager.thresholds_, *choices.values()])
         choice_counts = threshold_counts_on_spark(inputs, models, list(choices.values()), references[1:])
