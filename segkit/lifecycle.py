@@ -1809,12 +1809,12 @@ class LifecycleSettings:
         for name in ("horizon_months", "holdout_months", "min_repeat_buyers", "min_gaps", "holdout_max_frequency"):
             if name in values:
                 v = values[name]
-                if isinstance(v, bool) or not isinstance(v, (int, float)) or int(v) != v or v < 0:
+                if isinstance(v, bool) or not isinstance(v, (int, float)) or not np.isfinite(v) or int(v) != v or v < 0:
                     raise ConfigError(f"lifecycle.{name} = {v!r} must be a whole number >= 0.")
                 values[name] = int(v)
         sample = values.get("holdout_sample", 200_000)
         if sample is not None and (isinstance(sample, bool) or not isinstance(sample, (int, float))
-                                   or int(sample) != sample or sample < 1000):
+                                   or not np.isfinite(sample) or int(sample) != sample or sample < 1000):
             raise ConfigError(f"lifecycle.holdout_sample = {sample!r}; use a whole number >= 1000 (customers the "
                               "holdout check reads at most, a seeded sample above it), or null for every customer.")
         if sample is not None:

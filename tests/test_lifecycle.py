@@ -458,6 +458,16 @@ def test_the_gamma_gamma_sample_is_a_whole_number_of_at_least_1000(bad):
         LifecycleSettings.from_config({**base, "order_value_sample": bad})
 
 
+@pytest.mark.parametrize("key, pattern", [("holdout_sample", r"^lifecycle.holdout_sample = .*; use a whole number >= 1000"),
+                                          ("horizon_months", r"^lifecycle.horizon_months = .* must be a whole number >= 0"),
+                                          ("min_repeat_buyers", r"^lifecycle.min_repeat_buyers = .* must be a whole number >= 0")])
+@pytest.mark.parametrize("bad", [float("inf"), float("-inf"), float("nan")])
+def test_an_infinite_or_nan_whole_number_setting_is_a_config_error_not_an_overflow(key, pattern, bad):
+    base = load_config()["lifecycle"]
+    with pytest.raises(ConfigError, match=pattern):
+        LifecycleSettings.from_config({**base, key: bad})
+
+
 def test_the_gamma_gamma_sample_defaults_to_a_million_repeat_buyers_and_takes_a_whole_float():
     base = load_config()["lifecycle"]
     assert base["order_value_sample"] == 1_000_000 == LifecycleSettings.from_config(base).order_value_sample
