@@ -87,7 +87,7 @@ from segkit.data.auditfacts import (
     escape_control_characters,
     row_limit,
 )
-from segkit.data.engine import EngineSettings, OrderLines, TransactionLog, choose_engine
+from segkit.data.engine import EngineSettings, OrderLines, TransactionLog, choose_engine, derived_customers_table
 from segkit.data.io import load_table
 from segkit.data.bounded import merged_parts, partition_rows
 from segkit.data.relational import OrderLineTables
@@ -943,6 +943,21 @@ def customer_facts(customers_in: pd.DataFrame | None, buyers: pd.Series, as_of: 
     return facts, customers
 
 
+def derived_customer_facts(derived: pd.DataFrame, settings: AuditSettings,
+                           limit: int | None = None) -> tuple[CustomerFacts, pd.DataFrame]:
+    """The :class:`CustomerFacts` and clean rows of the customers of a run without a customers table: ``derived``
+    (:func:`segkit.data.engine.derived_customers_table`, all of it or a part) holds one row per buyer, so nothing
+    is dropped or emptied and no customer is without orders; customers_clean = ``derived`` with every canonical
+    column, sorted by id. ``limit``: offending rows kept per check (default :func:`row_limit`)."""
+    limit = row_limit(settings) if limit is None else limit
+    customers = _with_all_columns(derived, CUSTOMERS).sort_values("customer_id", kind="mergesort", ignore_index=True)
+    formula = formula_cells(customers["customer_id"])
+    found = {"customers_without_orders": (0, customers.head(0)),
+             "formula_like_ids": (int(formula.sum()), customers[formula].head(limit))}
+    return CustomerFacts(rows_in=0, found=found, with_date=0, emptied=0, customers=len(customers),
+                         buyers=len(customers)), customers
+
+
 def _report_customers(facts: CustomerFacts | None, buyers: int, col: _Collector, as_of: pd.Timestamp | None) -> None:
     """Findings and cleaning rules of the customers table from its :class:`CustomerFacts` (None: the customers
     were derived from the transactions, ``buyers`` of them)."""
@@ -990,21 +1005,13 @@ def _clean_customers(customers_in: pd.DataFrame | None, buyers: pd.Series,
                      derive: Callable[[], pd.DataFrame], col: _Collector,
                      as_of: pd.Timestamp | None = None) -> pd.DataFrame:
     """customers_clean = customers table ∪ ``buyers`` (sorted ids of the clean transactions);
-    without a customers table, ``derive()`` builds it from the transactions. Implausible birth
-    years (see :func:`birth_year_bounds`) are emptied."""
+    without a customers table, ``derive()`` builds it from the transactions (:func:`derived_customer_facts`).
+    Implausible birth years (see :func:`birth_year_bounds`) are emptied."""
     facts, customers = customer_facts(customers_in, buyers, as_of, col.settings)
     _report_customers(facts, len(buyers), col, as_of)
     if facts is None:
-        customers = _with_all_columns(derive(), CUSTOMERS).sort_values("customer_id", kind="mergesort",
-                                                                        ignore_index=True)
-        prospects = ~_isin(customers["customer_id"], buyers)
-        formula = formula_cells(customers["customer_id"])
-        limit = row_limit(col.settings)
-        found = {"customers_without_orders": (int(prospects.sum()), customers[prospects].head(limit)),
-                 "formula_like_ids": (int(formula.sum()), customers[formula].head(limit))}
-    else:
-        found = facts.found
-    _report_customer_ids(found, len(customers), col)
+        facts, customers = derived_customer_facts(derive(), col.settings)
+    _report_customer_ids(facts.found, len(customers), col)
     return customers
 
 
@@ -1254,6 +1261,32 @@ class SparkCustomers(SparkSideFacts):
         return SparkCustomerTable(table, merged)
 
 
+def _derived_customers_on_spark(log: TransactionLog,
+                                settings: AuditSettings) -> tuple["SparkCustomerTable", pd.Series]:
+    """The customers of a Spark audit without a customers table, derived from the clean lines on the executors:
+    ``log``'s :meth:`~segkit.data.engine.TransactionLog.derived_customers_sql` run by Spark (one row per buyer),
+    typed (:func:`segkit.data.engine.derived_customers_table`) and checked (:func:`derived_customer_facts`) per
+    partition, held there; and how many of them have each country value (for :func:`shop_countries`). What
+    reaches the driver: per partition its facts (counts, a few rows) and country counts."""
+    limit = row_limit(settings)
+    derived = log.con.sql(log.derived_customers_sql()).frame.localCheckpoint(eager=True)
+
+    def part(frame: pd.DataFrame) -> tuple[CustomerFacts, pd.DataFrame]:
+        return derived_customer_facts(derived_customers_table(frame), settings, limit)
+
+    def facts(frame: pd.DataFrame) -> tuple[CustomerFacts, pd.Series]:
+        found, customers = part(frame)
+        return found, customers["country"].dropna().astype("string").value_counts(sort=False)
+
+    # the facts of no customer first: those of a log without buyers, and every check's (empty) rows
+    parts = [facts(pd.DataFrame({"customer_id": pd.Series([], dtype="string")}))]
+    parts += _collected_parts(derived, facts)
+    merged = CustomerFacts.merge([found for found, _ in parts], limit)
+    countries = pd.concat([counts for _, counts in parts]).groupby(level=0, sort=True).sum()
+    table = _held_rows(derived, lambda frame: part(frame)[1], CUSTOMERS.dtypes)
+    return SparkCustomerTable(table, merged), countries
+
+
 class SparkCampaign(SparkSideFacts):
     """The campaign table on the executors (:class:`SparkSideFacts`) and its cleaning (:meth:`clean`)."""
 
@@ -1444,7 +1477,10 @@ def audit_log(log: TransactionLog, as_of: str | pd.Timestamp | None = None, cust
     customers and campaign tables (pandas, customer-level). The result's ``transactions`` is None
     (the clean lines stay in DuckDB: :meth:`TransactionLog.write_clean` writes them,
     :meth:`TransactionLog.clean_frame` reads them into memory) and ``order_values``/``quantities``
-    hold at most ``engine.plot_sample`` rows.
+    hold at most ``engine.plot_sample`` rows. On Spark (a :class:`~segkit.data.spark_audit.SparkTransactionLog`),
+    tables read by :func:`~segkit.data.spark_audit.spark_side_table` and, without a customers table, the
+    customers derived from the lines stay on the executors: ``customers``/``campaign`` are then None and
+    ``customer_rows``/``campaign_rows`` hold them.
 
     Parameters
     ----------
@@ -1473,6 +1509,8 @@ def audit_log(log: TransactionLog, as_of: str | pd.Timestamp | None = None, cust
     col = _Collector(settings)
     on_spark = isinstance(customers, SparkSideTable)
     held = SparkCustomers(customers, settings) if on_spark else None  # checked per partition on the executors
+    # no customers table on Spark: the customers derived from the clean lines stay on the executors too
+    derive_on_spark = customers is None and isinstance(log, SparkTransactionLog)
     held_campaign = SparkCampaign(campaign, settings) if isinstance(campaign, SparkSideTable) else None
     customers_in, customer_controls = (None, held.controls) if held is not None else _canonical(customers, CUSTOMERS)
     campaign_in, campaign_controls = (None, held_campaign.controls) if held_campaign is not None \
@@ -1513,12 +1551,16 @@ def audit_log(log: TransactionLog, as_of: str | pd.Timestamp | None = None, cust
         _report_order_statuses(log.status_facts, col)
         _report_currency(log.status_facts, log.config, col)
     clean = log.clean_facts()
-    if held is not None:  # the buyers stay on the executors too
-        buyers_rows = log.con.sql("SELECT DISTINCT customer_id FROM clean WHERE customer_id IS NOT NULL").frame
-        countries = shop_countries(settings.holiday_countries, counts=held.country_counts)
+    if held is not None or derive_on_spark:  # the buyers stay on the executors too
+        customer_table, country_counts = _derived_customers_on_spark(log, settings) if held is None \
+            else (None, held.country_counts)
+        countries = shop_countries(settings.holiday_countries, counts=country_counts)
         found = _report_clean(clean, log.n_rows, settings, col, countries)
-        customer_table = held.clean(buyers_rows, facts.as_of)
-        _report_customers(customer_table.facts, customer_table.facts.buyers, col, facts.as_of)
+        if held is not None:
+            buyers_rows = log.con.sql("SELECT DISTINCT customer_id FROM clean WHERE customer_id IS NOT NULL").frame
+            customer_table = held.clean(buyers_rows, facts.as_of)
+        _report_customers(None if held is None else customer_table.facts, customer_table.facts.buyers, col,
+                          facts.as_of)
         _report_customer_ids(customer_table.facts.found, customer_table.facts.customers, col)
         n_buyers, n_customers = customer_table.facts.buyers, customer_table.facts.customers
         prospects = customer_table.facts.found["customers_without_orders"][0]
@@ -1539,7 +1581,7 @@ def audit_log(log: TransactionLog, as_of: str | pd.Timestamp | None = None, cust
         clean_ids = None
     campaign_table = None
     if held_campaign is not None:  # cleaned on the executors, against the clean customers' ids there
-        if clean_ids is None:  # customers derived from the lines (no customers table): built here, as on DuckDB
+        if clean_ids is None:  # customers cleaned here (a pandas customers table, or lines audited by DuckDB)
             from segkit.data.spark import pandas_warnings_quiet
 
             with pandas_warnings_quiet():
@@ -1653,8 +1695,9 @@ def audit_inputs(config: Mapping[str, Any], as_of: str | pd.Timestamp | None = N
     :class:`SparkCampaign`, :func:`campaign_audit_facts`) and merged here, and with ``customers_path`` /
     ``campaign_path`` and no error finding Spark writes ``customers_clean.parquet`` / ``campaign_clean.parquet``
     there as Parquet datasets; the result's ``customers`` and ``campaign`` are then None and ``customer_rows`` /
-    ``campaign_rows`` hold them. (Without a customers table the customers derived from the lines are built here,
-    as on DuckDB.)
+    ``campaign_rows`` hold them. Without a customers table, the customers derived from the clean lines
+    (:meth:`~segkit.data.engine.TransactionLog.derived_customers_sql`, the query DuckDB runs) are built, checked
+    (:func:`derived_customer_facts`) and written the same way, and the campaign is cleaned against their ids there.
     """
     kind = EngineSettings.from_config(config).kind
     # a table or URI only on Spark (ConfigError saying so otherwise)

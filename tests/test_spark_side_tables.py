@@ -4,7 +4,9 @@
 functions: the same table and the same errors (file, column, whole-file rows, what to do) as
 :func:`segkit.data.io.load_table`. The audit of a customers table on Spark (:func:`segkit.audit.audit_inputs`,
 ``engine.kind: spark``) counts its findings per partition: the same ``audit_summary.json`` findings as DuckDB's,
-and ``customers_clean.parquet`` written by Spark as a dataset with the one-machine rows.
+and ``customers_clean.parquet`` written by Spark as a dataset with the one-machine rows. Without a customers file the
+customers derived from the clean lines stay on the executors too (the DuckDB run's query, checked per partition): the
+same findings, counts and clean tables as DuckDB's, and no buyer's id reaches the driver.
 
 One Spark session for the file; a missing Java fails (never a skip).
 """
@@ -14,6 +16,7 @@ from __future__ import annotations
 import copy
 import warnings
 
+import numpy as np
 import pandas as pd
 import pytest
 from pandas.testing import assert_frame_equal
@@ -25,6 +28,7 @@ from segkit.core.files import parquet_parts
 from segkit.data.io import load_table
 from segkit.data.spark import spark_session
 from segkit.data.spark_audit import spark_side_table, typed_side_rows
+from segkit.steps.pipeline import RunContext
 
 pytestmark = pytest.mark.slow
 
@@ -180,15 +184,12 @@ def test_a_hostile_campaign_table_gives_the_same_findings_and_clean_rows_on_spar
     assert got.campaign_overview == duck.campaign_overview and len(duck.campaign) == 4 and duck.status == "warnings"
 
 
-def test_the_spark_audit_brings_no_customer_or_campaign_table_to_the_driver(session, tmp_path, monkeypatch):
-    """Spy on every Spark action of the audit of the sample (3,000 customers, 3,481 campaign rows): none brings
-    more than a few rows carrying customer ids to the driver, the local pandas reader does not read the tables,
-    and the buyers of the lines are not collected (each of these was so before issue 17's 01 work); and no
-    warning of pyspark about pandas 3 escapes (the notebook would show it)."""
+def _spy_on_driver_rows(monkeypatch) -> tuple[list[tuple[str, list[str], int]], list[int]]:
+    """Records of what reaches the driver from Spark, and leaves it for Spark: every action that brings rows
+    (``collect``, ``toPandas``: its name, the frame's columns, the rows), and the rows of every frame made from
+    driver data (``createDataFrame``; -1 for data without a length)."""
+    from pyspark.sql import SparkSession  # (classic: the session of a local master)
     from pyspark.sql.classic.dataframe import DataFrame  # the class whose actions run locally
-
-    import segkit.audit as audit_module
-    from segkit.data.spark_audit import SparkTransactionLog
 
     actions: list[tuple[str, list[str], int]] = []
     for name in ("collect", "toPandas"):
@@ -200,6 +201,26 @@ def test_the_spark_audit_brings_no_customer_or_campaign_table_to_the_driver(sess
             return out
 
         monkeypatch.setattr(DataFrame, name, spied)
+    made: list[int] = []
+    create = SparkSession.createDataFrame
+
+    def create_spied(self, data, *args, **kwargs):
+        made.append(len(data) if hasattr(data, "__len__") else -1)
+        return create(self, data, *args, **kwargs)
+
+    monkeypatch.setattr(SparkSession, "createDataFrame", create_spied)
+    return actions, made
+
+
+def test_the_spark_audit_brings_no_customer_or_campaign_table_to_the_driver(session, tmp_path, monkeypatch):
+    """Spy on every Spark action of the audit of the sample (3,000 customers, 3,481 campaign rows): none brings
+    more than a few rows carrying customer ids to the driver, the local pandas reader does not read the tables,
+    and the buyers of the lines are not collected (each of these was so before issue 17's 01 work); and no
+    warning of pyspark about pandas 3 escapes (the notebook would show it)."""
+    import segkit.audit as audit_module
+    from segkit.data.spark_audit import SparkTransactionLog
+
+    actions, _ = _spy_on_driver_rows(monkeypatch)
     read_locally: list[str] = []
     monkeypatch.setattr(audit_module, "load_table", lambda *a, **k: read_locally.append(a[1]))
     monkeypatch.setattr(SparkTransactionLog, "buyers", lambda self: pytest.fail("the buyers were collected"))
@@ -216,3 +237,119 @@ def test_the_spark_audit_brings_no_customer_or_campaign_table_to_the_driver(sess
     assert read_locally == []
     with_ids = [(name, rows) for name, columns, rows in actions if "customer_id" in columns]
     assert actions and max(rows for _, rows in with_ids) <= 100, with_ids
+
+
+def _lines_with_customer_attributes(folder) -> str:
+    """The sample's order lines with the customer attributes lines may carry (``country``, ``email_opt_in``, changing
+    along each customer's lines, some empty), two customers whose newest line decides in a hard way (two lines on
+    the same date: the first in the file; the newest line without a country: the one before), and 12 customers
+    with formula-like ids (more than the rows a finding lists, so that the parts' rows are merged)."""
+    lines = pd.read_csv(SAMPLE / "transactions.csv", dtype=str, keep_default_na=False)
+    position = np.arange(len(lines))
+    lines["country"] = np.array(["United Kingdom", "France", "Germany", ""])[position % 4]
+    lines["email_opt_in"] = np.array(["yes", "no", ""])[position % 3]
+
+    def line(customer: str, order: str, date: str, country: str, opt_in: str) -> dict:
+        return {"customer_id": customer, "order_date": date, "order_id": order, "amount": "10", "quantity": "1",
+                "unit_price": "10", "product_id": "P00001", "category": "sports", "channel": "web",
+                "country": country, "email_opt_in": opt_in}
+
+    extra = [line("T1", "OT1a", "2023-06-01 10:00:00", "France", "yes"),
+             line("T1", "OT1b", "2023-06-01 10:00:00", "Germany", "no"),
+             line("T2", "OT2a", "2023-01-01 10:00:00", "Spain", "no"),
+             line("T2", "OT2b", "2023-06-01 10:00:00", "", "")]
+    extra += [line(f"{'=@'[i % 2]}ID{i:02d}", f"OF{i:02d}", "2023-05-01 12:00:00", "Austria", "yes") for i in range(12)]
+    path = folder / "lines.csv"
+    pd.concat([lines, pd.DataFrame(extra)], ignore_index=True).to_csv(path, index=False)
+    return str(path)
+
+
+def _missing_as_none(rows: pd.DataFrame) -> pd.DataFrame:
+    return rows.astype(object).where(rows.notna(), None)
+
+
+def _run(config, folder) -> RunContext:
+    """A run folder for the artifacts of ``config``'s audit, read as the notebooks read them."""
+    (folder / "artifacts").mkdir(parents=True)
+    return RunContext(notebook="02_rfm", run_dir=folder, config=config, seed=0, interactive=False)
+
+
+@pytest.mark.parametrize("inputs", ["lines_with_customer_attributes_and_campaign", "sample_lines_alone"])
+def test_without_a_customers_file_the_derived_customers_on_spark_equal_duckdbs(session, tmp_path, inputs):
+    config = load_config()
+    del config["data"]["customers"]
+    if inputs == "sample_lines_alone":
+        del config["data"]["campaign"]
+    else:
+        config["data"]["transactions"] = _lines_with_customer_attributes(tmp_path)
+        # campaign rows of customers who bought nothing are an error by default: as a warning the tables are written
+        config["audit"]["severity"]["unknown_campaign_customers"] = {"level": "warning", "error_share": None}
+    duck_run = _run(config, tmp_path / "duck")
+    duck = audit_inputs(config, clean_path=duck_run.artifact_path("transactions_clean"))
+    assert duck.status != "errors"
+    duck_run.write_artifact("customers_clean", duck.customers)
+    if duck.campaign is not None:
+        duck_run.write_artifact("campaign_clean", duck.campaign)
+    spark = copy.deepcopy(config)
+    spark.setdefault("engine", {}).update(kind="spark", spark={**spark["engine"].get("spark", {}),
+                                                                "master": session.sparkContext.master})
+    spark_run = _run(spark, tmp_path / "spark")
+    got = audit_inputs(spark, clean_path=spark_run.artifact_path("transactions_clean"),
+                       customers_path=spark_run.artifact_path("customers_clean"),
+                       campaign_path=spark_run.artifact_path("campaign_clean"))
+    assert got.customers is None and got.customer_rows is not None  # held on the executors, written by Spark
+    assert spark_run.artifact_path("customers_clean").is_dir()
+    expected, found = duck.summary(), got.summary()
+    for key in ("engine", "outlier_rules"):  # the engines' names; the order lines' statistics (tests/test_spark_audit.py)
+        expected.pop(key), found.pop(key)
+    assert found == expected
+    assert_frame_equal(got.findings, duck.findings)
+    assert_frame_equal(got.cleaning_rules, duck.cleaning_rules)
+    assert list(got.offending) == list(duck.offending)
+    for key, rows in duck.offending.items():  # (an empty flag of the lines: None on Spark, <NA> on DuckDB)
+        assert_frame_equal(_missing_as_none(got.offending[key]), _missing_as_none(rows), check_dtype=False, obj=key)
+    customers = spark_run.read_artifact("customers_clean")
+    assert_frame_equal(customers, duck_run.read_artifact("customers_clean"))
+    assert got.counts["customers"] == got.counts["buyers"] == len(customers) and got.counts["prospects"] == 0
+    rule = duck.cleaning_rules.set_index("rule").loc["customers derived from transactions (no customers file)"]
+    assert rule["rows_affected"] == len(customers)
+    if inputs == "sample_lines_alone":
+        assert not spark_run.artifact_path("campaign_clean").exists() and got.campaign_rows is None
+        assert customers["country"].isna().all()
+        return
+    assert got.campaign is None and got.campaign_rows is not None
+    assert_frame_equal(spark_run.read_artifact("campaign_clean"), duck_run.read_artifact("campaign_clean"))
+    assert got.campaign_overview == duck.campaign_overview
+    assert_frame_equal(got.arms, duck.arms)
+    by_id = customers.set_index("customer_id")
+    assert by_id.loc["T1", "country"] == "France" and bool(by_id.loc["T1", "email_opt_in"])  # first of the newest
+    assert by_id.loc["T2", "country"] == "Spain" and not bool(by_id.loc["T2", "email_opt_in"])
+    assert by_id["country"].notna().sum() > 1000 and by_id["email_opt_in"].notna().sum() > 1000
+    formula = [f for f in found["findings"] if f["check"] == "formula_like_ids"]
+    assert len(formula) == 1 and formula[0]["count"] == 12 and len(got.offending["formula_like_ids"]) == 10
+    assert {f["check"] for f in found["findings"]} >= {"unknown_campaign_customers", "campaign_arm_balance"}
+
+
+def test_without_a_customers_file_the_spark_audit_brings_no_customers_to_the_driver(session, tmp_path, monkeypatch):
+    """Spy on every Spark action and every frame made from driver data in the audit of the sample's lines and
+    campaign without a customers file: none carries more than a few rows of customer ids, the buyers of the lines
+    are not collected and the customers are not derived in pandas (each of these was so before)."""
+    from segkit.data.engine import TransactionLog
+    from segkit.data.spark_audit import SparkTransactionLog
+
+    actions, made = _spy_on_driver_rows(monkeypatch)
+    monkeypatch.setattr(SparkTransactionLog, "buyers", lambda self: pytest.fail("the buyers were collected"))
+    monkeypatch.setattr(TransactionLog, "derived_customers", lambda *a: pytest.fail("derived in pandas"))
+    config = load_config()
+    del config["data"]["customers"]
+    config["audit"]["severity"]["unknown_campaign_customers"] = {"level": "warning", "error_share": None}
+    config.setdefault("engine", {}).update(kind="spark", spark={**config["engine"].get("spark", {}),
+                                                                "master": session.sparkContext.master})
+    result = audit_inputs(config, clean_path=tmp_path / "spark.parquet",
+                          customers_path=tmp_path / "customers_clean.parquet",
+                          campaign_path=tmp_path / "campaign_clean.parquet")
+    assert result.counts["customers"] > 1000 and result.counts["campaign_rows_in"] == 3481
+    assert len(pd.read_parquet(tmp_path / "customers_clean.parquet")) == result.counts["customers"]
+    with_ids = [(name, rows) for name, columns, rows in actions if "customer_id" in columns]
+    assert actions and max(rows for _, rows in with_ids) <= 100, with_ids
+    assert max(made, default=0) <= 100, made

@@ -101,6 +101,8 @@ __all__ = [
     "SPARK_MASTER",
     "OrderLines",
     "TransactionLog",
+    "CUSTOMER_ATTRIBUTES",
+    "derived_customers_table",
     "write_clean_transactions",
     "order_table_from_files",
     "rfm_table_from_files",
@@ -1622,25 +1624,43 @@ class TransactionLog:
         ids = self.con.sql("SELECT DISTINCT customer_id FROM clean ORDER BY customer_id").df()["customer_id"]
         return pd.Series(ids.to_numpy(dtype=object), dtype="string").reset_index(drop=True)
 
+    def derived_customers_sql(self) -> str:
+        """The query of the customers table of a run without a customers file, over the clean lines (after
+        :meth:`prepare`): one row per customer id, with the customer attributes the lines carry
+        (:data:`CUSTOMER_ATTRIBUTES`: UCI's Country, Shopify's Billing Country and Accepts Marketing, carried
+        over each order by :mod:`segkit.data.statuses`), each from the customer's newest line that has it
+        (latest ``order_date``; same date: the line first in the file), so a customer who moved or changed
+        their consent is described as they are now.
+
+        DuckDB dialect, the one definition: :meth:`derived_customers` runs it here, and the Spark audit runs
+        the same text on the executors (:class:`segkit.data.spark_audit.SparkConnection` translates it;
+        ``arg_max`` with a ``(date, -row)`` key is Spark's ``max_by``). Its rows, all or a part, become the
+        customers table by :func:`derived_customers_table`."""
+        # the newest line: latest order_date, then the first in the file (highest -_row)
+        newest = "".join(f", arg_max({_ident(c)}, (order_date, -_row)) FILTER (WHERE {_ident(c)} IS NOT NULL) "
+                         f"AS {_ident(c)}" for c in CUSTOMER_ATTRIBUTES if self._has(c))
+        return f"SELECT customer_id{newest} FROM clean WHERE customer_id IS NOT NULL GROUP BY customer_id"
+
     def derived_customers(self, buyers: pd.Series) -> pd.DataFrame:
-        """The customers table of a run without a customers file: one row per customer id of the clean
-        lines (``buyers``), with the customer attributes the lines carry (``country``, ``email_opt_in``:
-        UCI's Country, Shopify's Billing Country and Accepts Marketing, carried over each order by
-        :mod:`segkit.data.statuses`), each from the customer's newest line that has it (latest
-        ``order_date``; same date: the line first in the file), so a customer who moved or changed
-        their consent is described as they are now."""
+        """The customers table of a run without a customers file (:meth:`derived_customers_sql`), in memory:
+        one row per customer id of the clean lines (``buyers``), in their order."""
         frame = pd.DataFrame({"customer_id": buyers})
-        attributes = [c for c in ("country", "email_opt_in") if self._has(c)]
-        if attributes:
-            # the newest line: latest order_date, then the first in the file (highest -_row); arg_max with a
-            # (date, -row) key is also Spark's max_by, so segkit.data.spark_audit runs this text unchanged
-            newest = ", ".join(f"arg_max({_ident(c)}, (order_date, -_row)) "
-                               f"FILTER (WHERE {_ident(c)} IS NOT NULL) AS {_ident(c)}" for c in attributes)
-            found = self.con.sql(f"SELECT customer_id, {newest} FROM clean WHERE customer_id IS NOT NULL "
-                                 "GROUP BY customer_id").df()
-            found = found.astype({"customer_id": "string", **{c: CUSTOMERS.dtypes[c] for c in attributes}})
-            frame = frame.merge(found, on="customer_id", how="left")
-        return validate(frame.reset_index(drop=True), CUSTOMERS.name, source="transactions (derived customers)")
+        if any(self._has(c) for c in CUSTOMER_ATTRIBUTES):
+            frame = frame.merge(self.con.sql(self.derived_customers_sql()).df().astype({"customer_id": "string"}),
+                                on="customer_id", how="left")
+        return derived_customers_table(frame)
+
+
+#: The customer attributes order lines may carry, which the customers derived from them take
+#: (:meth:`TransactionLog.derived_customers_sql`).
+CUSTOMER_ATTRIBUTES = ("country", "email_opt_in")
+
+
+def derived_customers_table(rows: pd.DataFrame) -> pd.DataFrame:
+    """Rows of :meth:`TransactionLog.derived_customers_sql` (all of them or a part, as DuckDB or Spark gives them)
+    as the customers table: canonical columns and dtypes (:func:`segkit.core.schema.validate`), in their order."""
+    typed = rows.astype({c: CUSTOMERS.dtypes[c] for c in ("customer_id", *CUSTOMER_ATTRIBUTES) if c in rows})
+    return validate(typed.reset_index(drop=True), CUSTOMERS.name, source="transactions (derived customers)")
 
 
 # ----------------------------------------------------------------------------- module-level entry points
