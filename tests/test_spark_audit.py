@@ -4,9 +4,11 @@
 on Spark; here both audit the same inputs — the bundled sample, a small hostile CSV (text cells in every
 form the reader types, guests, duplicates, negative amounts, future dates, control characters), the same
 lines as typed Parquet read as a Spark table (``table:``), CSV parts named by a URI passed to Spark as
-written (``file:``, the filesystem of the URI reader that is here) — and every field of the
-:class:`~segkit.audit.AuditResult` must be equal, as must the clean lines each engine writes. Bad input
-must raise the same :class:`~segkit.core.errors.DataError` text (file, column, rows, what to do).
+written (``file:``, the filesystem of the URI reader that is here), Shopify's export with the orders contract
+of ``data/configs/shopify.yml`` (statuses, refunds, order fields carried, overlapping exports) — and every field
+of the :class:`~segkit.audit.AuditResult` must be equal, as must the clean lines each engine writes (and the
+contract's :class:`~segkit.data.statuses.StatusFacts`). Bad input must raise the same
+:class:`~segkit.core.errors.DataError` text (file, column, rows, what to do).
 
 One Spark session for the file (:func:`segkit.data.spark.spark_session`). A missing Java or pyspark fails
 here with the message of ``spark_session`` (``tests/spark_setup.py`` installs Java): never a skip.
@@ -32,9 +34,13 @@ from segkit.data.engine import OrderLines, TransactionLog, file_lines
 from segkit.data.io import load_table
 from segkit.data.relational import HEADLINE, LATER_COUNTS, ORDER_LIST, RFM_BASE, run
 from segkit.data.spark import spark_session
+from segkit.data.shopify import ShopifyExport, generate_shopify_export, write_shopify_export
 from segkit.data.spark_audit import SparkTransactionLog, duckdb_to_spark, load_spark_table, strftime_to_spark
+from segkit.data.statuses import StatusFacts
 from segkit.steps.audit import finding_rows
 from tests.audit_helpers import assert_same_audit
+from tests.test_shopify import CONFIG as SHOPIFY_CONFIG
+from tests.test_shopify import N_CUSTOMERS, SEED
 
 pytestmark = pytest.mark.slow
 
@@ -68,10 +74,10 @@ def session():
     return spark_session()
 
 
-def _log(log_class, source, session):
-    """``source`` staged by ``log_class`` (Spark's on the test session)."""
+def _log(log_class, source, session, config=None):
+    """``source`` staged by ``log_class`` (Spark's on the test session) with ``config`` (default: the defaults)."""
     extra = {"session": session} if log_class is SparkTransactionLog else {}
-    return log_class(source, load_config(), **extra)
+    return log_class(source, load_config() if config is None else config, **extra)
 
 
 def _audit(log_class, source, tmp_path: Path, session=None):
@@ -239,13 +245,101 @@ def test_bad_input_raises_duckdbs_error_on_spark(session, tmp_path, name, body):
     assert "row" in messages[1]
 
 
-def test_order_lines_that_need_the_orders_contract_are_refused_with_what_to_do(session, tmp_path):
-    path = tmp_path / "statuses.csv"
-    path.write_text("customer_id,order_id,order_date,amount,order_status\na,1,2024-01-01,5,paid\n")
-    with pytest.raises(ConfigError) as err:
-        SparkTransactionLog(path, load_config(), session=session)
-    assert str(err.value).startswith(f"{path}: these order lines need the orders contract")
-    assert "Audit this export with engine.kind: duckdb" in str(err.value)
+# ------------------------------------------------------------------ the orders contract (statuses, refunds) on Spark
+def _contract_audit(log_class, source, config, tmp_path: Path, session=None):
+    """The audit of ``source`` with ``config`` by ``log_class``, its status facts and the clean lines it writes."""
+    with _log(log_class, source, session, config) as log:
+        result = audit_log(log)
+        written = log.write_clean(tmp_path / log_class.__name__ / "transactions_clean.parquet")
+        return result, log.status_facts, written
+
+
+def _assert_same_contract_audit(source, config, tmp_path: Path, session) -> tuple[StatusFacts, pd.DataFrame]:
+    """``source`` audited with the orders contract on both engines: the same audit (findings' text and counts,
+    every table), the same status facts (sums of floats to the last few bits: the engines add in other orders)
+    and the same clean lines, to the last bit. Returns DuckDB's facts and findings."""
+    duck, duck_facts, duck_file = _contract_audit(TransactionLog, source, config, tmp_path)
+    spark, spark_facts, spark_folder = _contract_audit(SparkTransactionLog, source, config, tmp_path, session)
+    assert_same_audit(duck, spark)
+    facts, found = vars(duck_facts).copy(), vars(spark_facts).copy()
+    assert_frame_equal(found.pop("by_status"), facts.pop("by_status"), check_exact=False, rtol=1e-12)
+    sums = [k for k, v in facts.items() if isinstance(v, float)]
+    assert {k: v for k, v in found.items() if k not in sums} == {k: v for k, v in facts.items() if k not in sums}
+    assert {k: found[k] for k in sums} == pytest.approx({k: facts[k] for k in sums}, rel=1e-12)
+    _assert_same_clean_lines(duck_file, spark_folder)
+    duck_lines, spark_lines = pd.read_parquet(duck_file), pd.read_parquet(spark_folder)
+    assert "recorded_amount" in spark_lines.columns  # every amount to the last bit, not to assert_frame_equal's rtol
+    assert_frame_equal(spark_lines.astype(duck_lines.dtypes.to_dict()), duck_lines, check_exact=True)
+    return duck_facts, duck.findings
+
+
+def test_a_shopify_export_is_audited_on_spark_with_the_orders_contract_as_on_duckdb(session, tmp_path):
+    """Issue 17: the Shopify preset on Spark was refused ("Audit this export with engine.kind: duckdb"); now
+    :mod:`segkit.data.statuses`' statements run there: e-mail keys, order fields carried to every line, numeric
+    channels named, statuses, refunds, cancellations, test and zero-value orders, guests, the currency."""
+    export = generate_shopify_export(N_CUSTOMERS, seed=SEED)
+    path = write_shopify_export(tmp_path / "export", export)
+    facts, findings = _assert_same_contract_audit(path, load_config(SHOPIFY_CONFIG), tmp_path, session)
+    assert facts.test_orders == 2 and facts.refunded_orders > 0 and facts.guest_orders > 0
+    assert facts.currency == "USD" and facts.rows_without_offset == 0
+    assert {"order_statuses", "refunds", "cancelled_orders", "test_orders", "zero_value_orders"} <= set(
+        findings["check"])
+
+
+def test_orders_of_overlapping_exports_and_another_shop_systems_statuses_are_kept_once_on_spark_as_on_duckdb(
+        session, tmp_path):
+    """The order copies of overlapping exports (each counted once), and a WooCommerce-like export: statuses on
+    every row, line amounts without an order value, a pending rule, a line without order id, numeric channels,
+    an amount whose share rounds at a tie (the same on both engines)."""
+    export = generate_shopify_export(N_CUSTOMERS, seed=SEED)
+    names = export.lines["Name"].drop_duplicates().tolist()
+    folder = tmp_path / "overlap"
+    for part, keep in (("orders_export_1.csv", names[:70]), ("orders_export_2.csv", names[50:])):
+        write_shopify_export(folder, ShopifyExport(export.lines[export.lines["Name"].isin(keep)], export.orders,
+                                                   export.customers), name=part)
+    facts, findings = _assert_same_contract_audit(folder, load_config(SHOPIFY_CONFIG), tmp_path / "shop", session)
+    assert (facts.repeated_orders, facts.orders) == (20, len(names) - 2)  # less the two test orders
+    assert "orders_in_several_files" in set(findings["check"])
+    woo = tmp_path / "woo.csv"
+    woo.write_text("order,customer,date,line_total,status,refund,channel\n"
+                   "W1,a@x.org,2024-05-01 10:00,30,completed,0,123\n"
+                   "W1,a@x.org,2024-05-01 10:00,10,completed,0,\n"
+                   "W2,A@X.org,2024-05-09 11:00,40,completed,10,web\n"
+                   "W3,b@x.org,2024-05-10 12:00,25,refunded,25,\n"
+                   "W4,c@x.org,2024-05-11 09:00,50,on-hold,0,\n"
+                   ",c@x.org,2024-05-11 09:30,7,completed,0,\n"
+                   "W5,c@x.org,2024-05-12 09:00,20,processing,0,77\n"
+                   "W6,d@x.org,2024-05-13 09:00,51.1821625,completed,0,\n")  # a tie at the 7th decimal
+    config = load_config(overrides={
+        "columns": {"transactions": {"order_id": "order", "customer_id": "customer", "order_date": "date",
+                                     "amount": "line_total", "order_status": "status", "refunded_amount": "refund",
+                                     "channel": "channel"}},
+        "orders": {"statuses": {"completed": "purchase", "processing": "purchase", "refunded": "not_purchase",
+                                "on-hold": "pending"}, "pending": "not_purchase", "customer_key": "email",
+                   "order_level_columns": ["channel"], "numeric_channel_name": "app {id}"}})
+    facts, _ = _assert_same_contract_audit(woo, config, tmp_path / "woo", session)
+    assert facts.refunded_orders == 2
+    clean = pd.read_parquet(tmp_path / "woo" / "SparkTransactionLog" / "transactions_clean.parquet")
+    assert clean["channel"].fillna("-").tolist() == ["app 123", "app 123", "web", "-", "-", "-", "app 77", "-"]
+    # 51.1821625 is stored as 51.18216249999...: DuckDB's round(x, 6) gave 51.182162, Spark's 51.182163
+    assert clean["amount"].tolist() == [30.0, 10.0, 30.0, 0.0, 0.0, 7.0, 20.0, 51.182163]
+
+
+def test_an_unknown_order_status_raises_duckdbs_error_on_spark(session, tmp_path):
+    export = generate_shopify_export(20, seed=2)
+    first = export.lines.index[export.lines["Financial Status"] != ""][3]
+    export.lines.loc[first, "Financial Status"] = "chargeback"
+    path = write_shopify_export(tmp_path, export)
+    messages = []
+    for log_class in (TransactionLog, SparkTransactionLog):
+        with pytest.raises(DataError) as err:
+            with _log(log_class, path, session, load_config(SHOPIFY_CONFIG)):
+                pass
+        messages.append(str(err.value))
+    assert messages[1] == messages[0]
+    assert f"'Financial Status' (mapped to 'order_status'): unknown order status(es) 'chargeback' in 1 row(s) " \
+           f"(row {int(first) + 2})" in messages[1]
+    assert "chargeback: purchase | not_purchase | pending" in messages[1]
 
 
 def test_a_folder_of_parquet_parts_is_numbered_in_file_order_as_duckdb_numbers_it(session, tmp_path):

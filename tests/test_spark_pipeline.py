@@ -463,9 +463,10 @@ def test_a_bad_engine_spark_value_is_a_config_error_saying_what_to_write(spark_s
 
 
 def test_spark_settings_pass_through_as_spark_reads_them():
-    settings = check_engine({"engine": {"kind": "spark", "spark": {"master": " sc://cluster:15002 ", "conf": {
+    # (a Spark Connect master takes only spark.sql.* keys: tests/test_spark_connect.py)
+    settings = check_engine({"engine": {"kind": "spark", "spark": {"master": " spark://cluster:7077 ", "conf": {
         "spark.executor.memory": "4g", "spark.sql.shuffle.partitions": 400, "spark.speculation": True}}}})
-    assert settings.spark.master == "sc://cluster:15002"
+    assert settings.spark.master == "spark://cluster:7077"
     assert settings.spark.conf == {"spark.executor.memory": "4g", "spark.sql.shuffle.partitions": "400",
                                    "spark.speculation": "true"}
     assert check_engine({"engine": {"kind": "spark"}}).spark.master == "local[*]"  # the default

@@ -20,7 +20,7 @@ import copy
 import re
 from importlib import resources
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Iterable, Mapping
 from urllib.parse import unquote
 
 import yaml
@@ -29,7 +29,8 @@ from segkit.core.errors import ConfigError
 
 __all__ = ["DEFAULTS_PACKAGE", "project_root", "bundled_sample_config", "MAX_CONFIG_VALUES", "count_values",
     "short_repr", "deep_merge", "default_config", "load_config", "resolve_path", "TABLE_PREFIX",
-    "source_scheme", "source_description", "file_uri_path", "local_path", "resolve_source", "data_source", "section"]
+    "source_scheme", "source_description", "file_uri_path", "local_path", "resolve_source", "data_source", "section",
+    "spark_connect_refusal", "redacted_master"]
 
 DEFAULTS_PACKAGE = "segkit.defaults"
 
@@ -375,3 +376,43 @@ def section(cfg: Mapping, name: str) -> dict:
         return cfg[name]
     except KeyError:
         raise ConfigError(f"The configuration has no '{name}' section.") from None
+
+
+def spark_connect_refusal(master: str, keys: Iterable[str]) -> str | None:
+    """Why ``engine.spark.conf`` cannot hold ``keys`` on ``master``: a Spark Connect client (``sc://``) sets only
+    runtime ``spark.sql.*`` settings, the server fixed every other one when it started (and would ignore it);
+    None when nothing is refused. One wording for the config check and the session.
+
+    Examples
+    --------
+    >>> spark_connect_refusal("sc://h:15002", ["spark.sql.shuffle.partitions", "spark.executor.memory"])[:77]
+    'engine.spark.conf: spark.executor.memory cannot be set from a Spark Connect c'
+    >>> spark_connect_refusal("local[2]", ["spark.executor.memory"]) is None
+    True
+    """
+    fixed = sorted(str(key) for key in keys if not str(key).startswith("spark.sql."))
+    if not str(master).strip().startswith("sc://") or not fixed:
+        return None
+    return (f"engine.spark.conf: {', '.join(fixed)} cannot be set from a Spark Connect client "
+            f"({redacted_master(str(master).strip())}): "
+            "the server fixed it when it started. Set it on the Connect server (spark-submit --conf or its "
+            "spark-defaults.conf) and remove it here; only runtime spark.sql.* settings can be set per session")
+
+
+#: A secret parameter of a Spark Connect address (``;token=…``, ``;…secret…=``, ``;…password…=``) and its value.
+_SECRET_PARAMETER = re.compile(r"(;[^;=/]*(?:token|secret|password)[^;=/]*=)[^;\s'\"]*", re.IGNORECASE)
+
+
+def redacted_master(text: str) -> str:
+    """``text`` (a Spark master, or a message naming one) with the values of a Spark Connect address's secret
+    parameters (``;token=…``: Databricks' personal access token; any ``…secret…`` or ``…password…``) replaced by
+    ``<redacted>``, so that ``run.json``, messages and the terminal never show a credential.
+
+    Examples
+    --------
+    >>> redacted_master("sc://host:443/;token=dapi123;x-databricks-cluster-id=0123-456")
+    'sc://host:443/;token=<redacted>;x-databricks-cluster-id=0123-456'
+    >>> redacted_master("local[2]")
+    'local[2]'
+    """
+    return _SECRET_PARAMETER.sub(r"\1<redacted>", str(text))

@@ -71,7 +71,7 @@ import duckdb
 import numpy as np
 import pandas as pd
 
-from segkit.core.config import deep_merge, load_config, resolve_path
+from segkit.core.config import deep_merge, load_config, redacted_master, resolve_path, spark_connect_refusal
 from segkit.core.dates import day_after, parse_as_of
 from segkit.core.errors import ConfigError, DataError, first_line, format_rows
 from segkit.core.schema import (BOOLEAN_FALSE, BOOLEAN_TRUE, CUSTOMERS, DMY, TRANSACTIONS, TRANSACTIONS_CLEAN_EXTRA,
@@ -193,9 +193,9 @@ class SparkSettings:
             raise ConfigError(f"engine.spark: unknown key(s) {', '.join(unknown)}; known: master, conf ({where}).")
         master = section.get("master", cls.master)
         if not isinstance(master, str) or not SPARK_MASTER.fullmatch(master.strip()):
-            raise ConfigError(f"engine.spark.master = {master!r}; use a Spark master URL (local[*], local[4], "
-                              "spark://host:7077, yarn, k8s://https://host:6443) or a Spark Connect address "
-                              f"(sc://host:15002) ({where}).")
+            raise ConfigError(redacted_master(f"engine.spark.master = {master!r}; use a Spark master URL (local[*], "
+                                              "local[4], spark://host:7077, yarn, k8s://https://host:6443) or a Spark "
+                                              f"Connect address (sc://host:15002) ({where})."))
         conf = section.get("conf") or {}
         if not isinstance(conf, Mapping):
             raise ConfigError(f"engine.spark.conf = {conf!r}; use a mapping of Spark settings, e.g. "
@@ -212,6 +212,9 @@ class SparkSettings:
             else:
                 raise ConfigError(f"engine.spark.conf.{key} = {value!r}; use one value (text, number or "
                                   f"true/false), as spark-submit --conf takes it ({where}).")
+        refusal = spark_connect_refusal(master, checked)
+        if refusal:
+            raise ConfigError(f"{refusal} ({where}).")
         return cls(master=master.strip(), conf=checked)
 
 

@@ -17,8 +17,11 @@ and line positions, when needed, taken in file order from Spark's ``_metadata`` 
 
 The session (:func:`spark_session`) is started once per process (local mode by default: ``local[2]``,
 UTC, quiet logs, few shuffle partitions, ``TIMESTAMP`` = ``TIMESTAMP_NTZ`` as in DuckDB) and reused;
-each :class:`SparkLines` works in its own child session (its own temporary views, shared executors) with
-the SQL settings of :data:`SESSION_CONF` (:func:`child_session`), also in a context segkit did not start.
+each :class:`SparkLines` works in its own child session (shared executors) with the SQL settings of
+:data:`SESSION_CONF` (:func:`child_session`), also in a context segkit did not start. A ``sc://host:port``
+master is a Spark Connect server: the session is its client, one per process (no child sessions), and every
+temporary view segkit makes has a name of its own, never replaced (:class:`ViewNames`), since a Connect frame
+reads views by name when an action runs.
 It needs the ``spark`` extra (``pip install 'segkit[spark]'``: ``pyspark``, ``sqlglot``) and a Java
 17+ runtime (Debian: ``apt-get install openjdk-17-jre-headless``); without either, a
 :class:`~segkit.core.errors.ConfigError` says what to install.
@@ -30,6 +33,7 @@ import base64
 import contextlib
 import datetime as dt
 import functools
+import itertools
 import logging
 import os
 import re
@@ -47,7 +51,7 @@ from urllib.parse import unquote
 import numpy as np
 import pandas as pd
 
-from segkit.core.config import file_uri_path, source_scheme
+from segkit.core.config import file_uri_path, redacted_master, source_scheme, spark_connect_refusal
 from segkit.core.errors import ConfigError, DataError, first_line, format_rows
 from segkit.data.relational import (LINE_INPUTS, OrderLineTables, Query, QueryExecutor, line_feed, lines_view_sql,
                                     require_columns)
@@ -55,7 +59,6 @@ from segkit.data.relational import (LINE_INPUTS, OrderLineTables, Query, QueryEx
 try:  # the `spark` extra; segkit without it never imports pyspark
     import sqlglot
     from sqlglot import exp
-    from py4j.protocol import Py4JJavaError
     from pyspark.errors import AnalysisException, PySparkException
     from pyspark.sql import SparkSession, functions
     from pyspark.sql import types as spark_types
@@ -63,14 +66,23 @@ try:  # the `spark` extra; segkit without it never imports pyspark
     SPARK_IMPORT_ERROR: ImportError | None = None
 except ImportError as exc:  # pragma: no cover - exercised only without the extra
     SPARK_IMPORT_ERROR = exc
-    PySparkException = AnalysisException = Py4JJavaError = Exception  # type: ignore[misc,assignment]
+    PySparkException = AnalysisException = Exception  # type: ignore[misc,assignment]
+try:  # a classic (JVM) session's errors; the Connect-only client (pyspark-client) has no py4j
+    from py4j.protocol import Py4JJavaError
+    #: What Spark raises when it refuses a statement or a read: pyspark's errors (those of a Spark Connect
+    #: session among them), and on a classic session the JVM's own (``Py4JJavaError``) where pyspark does not wrap it.
+    SPARK_ERRORS: tuple[type[BaseException], ...] = (PySparkException, Py4JJavaError)
+except ImportError:  # pragma: no cover - exercised only with pyspark-client
+    Py4JJavaError = PySparkException  # type: ignore[misc,assignment]  # no JVM in this process: never raised
+    SPARK_ERRORS = (PySparkException,)
 
 if TYPE_CHECKING:
     import pyarrow as pa
     from pyspark.sql import DataFrame as SparkFrame
 
-__all__ = ["DEFAULT_MASTER", "SESSION_CONF", "LOCAL_CONF", "JAVA_INSTALL_HINT", "java_problem", "spark_session",
-           "child_session", "reads_files", "ParquetColumnFacts", "parquet_column_facts", "nanosecond_columns",
+__all__ = ["DEFAULT_MASTER", "SESSION_CONF", "LOCAL_CONF", "JAVA_INSTALL_HINT", "SPARK_ERRORS", "java_problem",
+           "is_connect_master", "is_connect", "spark_session", "connect_server_version", "child_session", "ViewNames",
+           "with_view_names", "reads_files", "ParquetColumnFacts", "parquet_column_facts", "nanosecond_columns",
            "timestamps_from_nanoseconds", "number_file_lines", "spark_sql", "SparkLines", "SparkOrderLines",
            "pandas_warnings_quiet", "frame_for_arrow"]
 
@@ -113,6 +125,7 @@ appender.console.layout.type = PatternLayout
 appender.console.layout.pattern = %d{HH:mm:ss} %p %c{1}: %m%n
 """
 _SESSION: list["SparkSession"] = []  # the session this process started (at most one)
+_MASTER: list[str] = []  # the master (or sc:// address) it was started on
 _T = TypeVar("_T")
 
 
@@ -197,6 +210,15 @@ def pandas_warnings_quiet() -> Iterator[None]:
         yield
 
 
+@contextlib.contextmanager
+def _deprecated_conf_quiet() -> Iterator[None]:
+    """Silence the Spark Connect client's warning that a SQL setting of :data:`SESSION_CONF` is deprecated
+    (``spark.sql.parser.escapedStringLiterals``): segkit sets it to its default on purpose."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r"The SQL config .* has been deprecated")
+        yield
+
+
 def _require_spark() -> None:
     if SPARK_IMPORT_ERROR is not None:
         raise ConfigError(f"Running on Spark needs the `spark` extra ({SPARK_IMPORT_ERROR}): "
@@ -225,34 +247,93 @@ def _jvm_output_to(log: Path) -> Iterator[None]:
         os.close(saved)
 
 
+def is_connect_master(master: str | None) -> bool:
+    """True for a Spark Connect address (``sc://host:port``, optionally ``/;token=…`` and other parameters).
+
+    Examples
+    --------
+    >>> is_connect_master("sc://localhost:15002"), is_connect_master("local[2]"), is_connect_master(None)
+    (True, False, False)
+    """
+    return bool(master) and str(master).startswith("sc://")
+
+
+def is_connect(session_or_frame: Any) -> bool:
+    """True when ``session_or_frame`` (a Spark session or DataFrame) is Spark Connect's (a client of a server:
+    no JVM in this process, temporary views read by name when an action runs), False for a classic one."""
+    return type(session_or_frame).__module__.startswith("pyspark.sql.connect")
+
+
+def connect_server_version(address: str, timeout: float = 5.0) -> str | None:
+    """The Spark version of the Spark Connect server at ``address`` (``sc://host:port``), or None when it does
+    not answer within about ``timeout`` seconds or the Connect client is not installed.
+
+    Asked in a session of its own, stopped after: the process's :func:`spark_session` is not started, and
+    pyspark's process-wide Connect mode is not switched on (a classic session of the process keeps working).
+    """
+    import socket
+    from urllib.parse import urlparse
+
+    parsed = urlparse(address.split(";", 1)[0])
+    try:
+        with socket.create_connection((parsed.hostname or "localhost", parsed.port or 15002), timeout=timeout):
+            pass
+    except OSError:
+        return None
+    try:
+        with pandas_warnings_quiet():
+            from pyspark.sql.connect.session import SparkSession as ConnectSession
+        session = ConnectSession.builder.remote(address).create()
+    except (ImportError, PySparkException):
+        return None
+    try:
+        return str(session.version)
+    except PySparkException:
+        return None
+    finally:
+        session.stop()
+
+
 def spark_session(master: str | None = None, conf: Mapping[str, str] | None = None) -> "SparkSession":
     """The Spark session of this process: started on the first call, the same one afterwards.
+
+    A ``sc://host:port`` master is a Spark Connect server: the session is its client (no Java here, no JVM
+    settings). Only runtime SQL settings (``spark.sql.*``) can be set on it: the ``spark.sql.*`` ones of
+    :data:`SESSION_CONF` and of ``conf``; any other key of ``conf`` is refused (a ConfigError naming it),
+    since the server fixed it when it started and would ignore it (set it on the server: its
+    ``spark-submit`` or ``spark-defaults.conf``). :data:`LOCAL_CONF` is the server's choice there too.
 
     Parameters
     ----------
     master : str, optional
         Spark master URL of the first call (default :data:`DEFAULT_MASTER`, ``local[2]``: two local
-        cores); None on a later call = whichever master the running session has.
+        cores), or a Spark Connect address ``sc://host:port``; None on a later call = whichever master the
+        running session has.
     conf : mapping, optional
         More Spark settings for the first call, over :data:`SESSION_CONF`.
 
     Raises
     ------
     ConfigError
-        pyspark is not installed, Java 17+ is missing, or a later call asks for another master.
+        pyspark (or, for ``sc://``, its ``connect`` client packages) is not installed, Java 17+ is missing,
+        a later call asks for another master, or ``conf`` has a key a Spark Connect session cannot set.
     """
     _require_spark()
     if _SESSION:
-        session = _SESSION[0]
-        running = session.sparkContext.master
+        running = _MASTER[0]
         if master is not None and master != running:
-            raise ConfigError(f"A Spark session on {running!r} is already running in this process; it cannot "
-                              f"also run on {master!r}. Use one master per process.")
+            raise ConfigError(redacted_master(f"A Spark session on {running!r} is already running in this process; "
+                                              f"it cannot also run on {master!r}. Use one master per process."))
+        return _SESSION[0]
+    master = master or DEFAULT_MASTER
+    if is_connect_master(master):
+        session = _connect_session(master, conf or {})
+        _SESSION.append(session)
+        _MASTER.append(master)
         return session
     problem = java_problem()
     if problem:
         raise ConfigError(f"Cannot start Spark: {problem}")
-    master = master or DEFAULT_MASTER
     if master.startswith("local"):  # a local driver talks to itself: no guessing of the host's address
         os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
         # local Python workers (mapInPandas, pandas UDFs) run this interpreter, with segkit and pandas
@@ -272,6 +353,39 @@ def spark_session(master: str | None = None, conf: Mapping[str, str] | None = No
     session.sparkContext.setLogLevel("ERROR")
     quiet_kernel_shutdown()
     _SESSION.append(session)
+    _MASTER.append(master)
+    return session
+
+
+def _connect_session(address: str, conf: Mapping[str, str]) -> "SparkSession":
+    """A Spark Connect session on the server at ``address`` with the ``spark.sql.*`` settings of
+    :data:`SESSION_CONF` and ``conf`` (see :func:`spark_session`)."""
+    refusal = spark_connect_refusal(address, conf)
+    if refusal:
+        raise ConfigError(f"{refusal}.")
+    try:
+        with pandas_warnings_quiet():
+            from pyspark.sql.connect.session import SparkSession as ConnectSession  # noqa: F401 - checks the client
+    except ImportError as exc:
+        raise ConfigError(redacted_master(f"A Spark Connect master ({address}) needs pyspark's Connect client "
+                                          f"({exc}): pip install 'segkit[spark]' (it includes pyspark[connect]).")
+                          ) from None
+    try:
+        with pandas_warnings_quiet():
+            session = SparkSession.builder.remote(address).getOrCreate()
+    except PySparkException as exc:
+        raise ConfigError(redacted_master(f"Cannot reach the Spark Connect server at {address} ({first_line(exc)}). "
+                                          "Check that it runs and that engine.spark.master names its host and port.")
+                          ) from None
+    settings = {**{k: v for k, v in SESSION_CONF.items() if k.startswith("spark.sql.")}, **conf}
+    for key, value in settings.items():
+        try:
+            with _deprecated_conf_quiet():
+                session.conf.set(key, value)
+        except PySparkException as exc:
+            raise ConfigError(redacted_master(f"engine.spark.conf: {key} cannot be set on the Spark Connect server at "
+                                              f"{address} ({first_line(exc)}). Set it on the server instead.")
+                              ) from None
     return session
 
 
@@ -307,14 +421,19 @@ def child_session(base: "SparkSession") -> "SparkSession":
     on DuckDB also when the context was not started by :func:`spark_session` (a pyspark shell, a cluster
     whose defaults set another time zone, ``escapedStringLiterals``, the ``LEGACY`` date parser …).
 
-    A new session each call (never cached: two :class:`SparkLines` sharing one would overwrite each
-    other's ``lines``). Timestamp parameters do not depend on these settings: :meth:`SparkLines.frame`
-    binds them as typed literals (:func:`_spark_parameter`).
+    A new session each call on a classic session: segkit's SQL settings and temporary views stay out of
+    ``base`` (a pyspark shell's or a cluster notebook's session keeps its own settings). On Spark Connect,
+    ``base`` itself, with those settings set: a Connect server refuses to combine frames of two sessions
+    (``SESSION_NOT_SAME``), and pyspark 4.3 binds a ``localCheckpoint`` to the active session rather than the
+    frame's, so a child session's checkpoint could not be read. Either way the objects working in a session
+    name their temporary views uniquely (:class:`ViewNames`), so sharing one is safe. Timestamp parameters do
+    not depend on these settings: :meth:`SparkLines.frame` binds them as typed literals (:func:`_spark_parameter`).
     """
-    child = base.newSession()
-    for key, value in SESSION_CONF.items():
-        if key.startswith("spark.sql."):
-            child.conf.set(key, value)
+    child = base if is_connect(base) else base.newSession()
+    with _deprecated_conf_quiet():
+        for key, value in SESSION_CONF.items():
+            if key.startswith("spark.sql."):
+                child.conf.set(key, value)
     return child
 
 
@@ -361,13 +480,17 @@ def parquet_column_facts(frame: "SparkFrame") -> ParquetColumnFacts:
     Read from the footer of ``frame``'s first input file through Hadoop's file system, so a local file, a URI
     (``s3a://``, ``hdfs://``, …) and a file-based table are treated alike (one footer read: the files of one
     dataset share a schema); only when ``frame`` has integer or timestamp columns. A first file that is not a
-    Parquet file (a table of CSV files) has no facts.
+    Parquet file (a table of CSV files) has no facts. On Spark Connect (no JVM in this process) the footer is
+    read here by pyarrow, so only a local (``file:``) first file, at the same path on the client as on the
+    server (a server on this machine, or a shared mount); another URI is refused.
 
     Raises
     ------
     DataError
         The footer cannot be read (the file is gone, access denied, a network error): naming the file and
-        what Hadoop said.
+        what Hadoop (or pyarrow) said.
+    ConfigError
+        On Spark Connect, the first file is not a local file (``s3a://``, ``hdfs://``, …).
 
     Examples
     --------
@@ -379,6 +502,9 @@ def parquet_column_facts(frame: "SparkFrame") -> ParquetColumnFacts:
     files = frame.inputFiles() if candidates else []
     if not files:
         return ParquetColumnFacts()
+    if is_connect(frame):
+        nanos, arrow_schema = _footer_from_client(files[0])
+        return _column_facts(frame, candidates, nanos, arrow_schema)
     session = frame.sparkSession
     jvm = session._jvm
     try:
@@ -401,11 +527,54 @@ def parquet_column_facts(frame: "SparkFrame") -> ParquetColumnFacts:
         arrow_schema = footer.getKeyValueMetaData().get("ARROW:schema")
     finally:
         reader.close()
+    return _column_facts(frame, candidates, nanos, None if arrow_schema is None else str(arrow_schema))
+
+
+def _footer_from_client(file: str) -> tuple[set[str], str | None]:
+    """The top-level ``TIMESTAMP(NANOS)`` columns and the ``ARROW:schema`` metadata (base64 text, or None) of the
+    Parquet footer of ``file`` (a ``file:`` URI or a local path), read by pyarrow here: Spark Connect's footer read.
+    A file that is not Parquet has neither."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    scheme = source_scheme(file)
+    if scheme not in (None, "file"):
+        raise ConfigError(f"{file}: on a Spark Connect master segkit reads a Parquet file's footer (which columns "
+                          f"hold nanosecond timestamps) from this client, which reads local files only, not "
+                          f"{scheme}: URIs. Run this input on a classic master (local[*], spark://, yarn, k8s://), "
+                          "or give files the client can read at the server's path.")
+    path = file_uri_path(file) if scheme == "file" else Path(file)
+    try:
+        metadata = pq.read_metadata(str(path))
+    except pa.ArrowInvalid as exc:
+        if "magic bytes" in str(exc) or "not a parquet file" in str(exc).lower():  # a CSV table, Delta's JSON log
+            return set(), None
+        raise DataError(f"{file}: its Parquet footer cannot be read ({first_line(exc)}). Check that the file "
+                        "is still there and readable, then run again.") from None
+    except OSError as exc:
+        raise DataError(f"{file}: its Parquet footer cannot be read from this Spark Connect client "
+                        f"({first_line(exc)}): the client reads the server's files at the same path, so run it "
+                        "on the server's machine or a shared mount, or use a classic master.") from None
+    schema = metadata.schema
+    nanos = set()
+    for index in range(len(schema)):
+        column = schema.column(index)
+        logical = column.logical_type
+        if "." not in column.path and logical.type == "TIMESTAMP" and '"nanoseconds"' in logical.to_json():
+            nanos.add(column.path)
+    arrow_schema = (metadata.metadata or {}).get(b"ARROW:schema")
+    return nanos, None if arrow_schema is None else arrow_schema.decode()
+
+
+def _column_facts(frame: "SparkFrame", candidates: set[str], nanos: set[str],
+                  arrow_schema: str | None) -> ParquetColumnFacts:
+    """:class:`ParquetColumnFacts` of ``frame`` from its first file's footer: the ``TIMESTAMP(NANOS)`` column names
+    and the ``ARROW:schema`` metadata (base64 text, or None)."""
     zones = {}
     if arrow_schema is not None:
         import pyarrow as pa
 
-        written = pa.ipc.read_schema(pa.py_buffer(base64.b64decode(str(arrow_schema))))
+        written = pa.ipc.read_schema(pa.py_buffer(base64.b64decode(arrow_schema)))
         zones = {f.name: f.type.tz for f in written
                  if f.name in candidates and pa.types.is_timestamp(f.type) and f.type.tz is not None}
     longs = {f.name for f in frame.schema.fields if isinstance(f.dataType, spark_types.LongType)}
@@ -516,17 +685,116 @@ def number_file_lines(frame: "SparkFrame", *, files: Sequence[str] | None = None
     return numbered.drop("_file", "_block", "_within", "_offset")
 
 
-@functools.lru_cache(maxsize=256)
-def spark_sql(text: str) -> str:
-    """``text`` (DuckDB dialect: a :meth:`Query.text`) as Spark SQL; ``$name`` markers become ``:name``.
+def spark_sql(text: str, views: Mapping[str, str] | None = None) -> str:
+    """``text`` (DuckDB dialect: a :meth:`Query.text`) as Spark SQL; ``$name`` markers become ``:name``; the
+    relations it reads that ``views`` names (a name in the text → the temporary view that holds it now:
+    :attr:`ViewNames.current`) read those views (:func:`with_view_names`).
 
     Examples
     --------
     >>> spark_sql("SELECT customer_id, date_diff('day', CAST(d AS DATE), CAST($as_of AS DATE)) AS r FROM lines")
     'SELECT customer_id, DATEDIFF(DAY, CAST(d AS DATE), CAST(:as_of AS DATE)) AS r FROM lines'
+    >>> spark_sql("SELECT lines.customer_id FROM lines", {"lines": "_segkit1_0_lines"})
+    'SELECT lines.customer_id FROM _segkit1_0_lines AS lines'
     """
     _require_spark()
-    return sqlglot.transpile(text, read="duckdb", write="spark", unsupported_level=sqlglot.ErrorLevel.RAISE)[0]
+    read = set(_tables_in(text)) if views else set()
+    return _spark_sql(text, tuple(sorted((name, views[name]) for name in read if name in views)) if views else ())
+
+
+@functools.lru_cache(maxsize=512)
+def _spark_sql(text: str, views: tuple[tuple[str, str], ...]) -> str:
+    if not views:
+        return sqlglot.transpile(text, read="duckdb", write="spark", unsupported_level=sqlglot.ErrorLevel.RAISE)[0]
+    tree = with_view_names(sqlglot.parse_one(text, read="duckdb"), dict(views))
+    return tree.sql(dialect="spark", unsupported_level=sqlglot.ErrorLevel.RAISE)
+
+
+def with_view_names(tree: "exp.Expression", views: Mapping[str, str]) -> "exp.Expression":
+    """``tree`` (a parsed statement, changed in place and returned) reading the temporary view ``views[name]``
+    wherever it reads the relation ``name``: an unqualified table that is not one of its own CTEs, renamed and
+    aliased by its old name (``FROM lines`` → ``FROM _segkit1_4_lines AS lines``), so columns qualified by that
+    name still resolve.
+
+    Examples
+    --------
+    >>> tree = sqlglot.parse_one("WITH o AS (SELECT * FROM lines) SELECT * FROM o JOIN orders USING (k)")
+    >>> with_view_names(tree, {"lines": "v1", "o": "v2", "orders": "v3"}).sql()
+    'WITH o AS (SELECT * FROM v1 AS lines) SELECT * FROM o JOIN v3 AS orders USING (k)'
+    """
+    if not views:
+        return tree
+    ctes = {cte.alias for cte in tree.find_all(exp.CTE)}
+    for table in list(tree.find_all(exp.Table)):
+        name = table.name
+        if name in views and name not in ctes and not table.args.get("db") and not table.args.get("catalog"):
+            table.set("this", exp.to_identifier(views[name]))
+            if not table.alias:
+                table.set("alias", exp.TableAlias(this=exp.to_identifier(name)))
+    return tree
+
+
+#: Numbers the owners of :class:`ViewNames` in this process (each owner's views share a prefix).
+_VIEW_OWNERS = itertools.count(1)
+
+
+class ViewNames:
+    """The temporary views of one object working in a Spark session (:class:`SparkLines`, a
+    :class:`segkit.data.spark_audit.SparkConnection`): each relation it defines gets a view name of its own
+    (``_segkit<owner>_<n>_<name>``), never replaced, and SQL reads the newest view of each name
+    (:attr:`current`, :func:`spark_sql`).
+
+    Why: on Spark Connect a lazy frame (``session.sql``, ``session.table``) reads a temporary view by name
+    when an action runs, not when the frame is made, so replacing a view (the orders held again at another
+    date) would silently change frames made before; and the objects of one process share one Connect session
+    (:func:`child_session`). On a classic session a frame's plan is resolved when it is made, so a view that a
+    newer one of the same name supersedes is dropped at once (what replacing it did); on Connect it stays
+    until :meth:`drop`. The frames behind the views are kept referenced here: a Connect checkpoint is released
+    when its Python object is collected.
+
+    Parameters
+    ----------
+    session : SparkSession
+        Where the views live.
+    """
+
+    def __init__(self, session: "SparkSession"):
+        self.session = session
+        self.prefix = f"_segkit{next(_VIEW_OWNERS)}"
+        #: name in the SQL texts → the view that holds it now
+        self.current: dict[str, str] = {}
+        self._frames: dict[str, "SparkFrame"] = {}  # view → the frame it shows
+        self._count = itertools.count()
+
+    def create(self, name: str, frame: "SparkFrame") -> str:
+        """Show ``frame`` as a new view for the relation ``name`` (which SQL read through :meth:`sql` reads from
+        now on); the view's name is returned."""
+        view = f"{self.prefix}_{next(self._count)}_{re.sub(r'[^0-9A-Za-z_]', '_', name)}"
+        frame.createTempView(view)
+        superseded = self.current.get(name)
+        self.current[name] = view
+        self._frames[view] = frame
+        if superseded is not None and not is_connect(self.session):
+            self._drop(superseded)
+        return view
+
+    def frame(self, name: str) -> "SparkFrame":
+        """The frame the relation ``name`` holds now (KeyError when none)."""
+        return self._frames[self.current[name]]
+
+    def sql(self, text: str) -> str:
+        """``text`` (DuckDB dialect) as Spark SQL reading these views (:func:`spark_sql`)."""
+        return spark_sql(text, self.current)
+
+    def _drop(self, view: str) -> None:
+        self.session.catalog.dropTempView(view)
+        self._frames.pop(view, None)
+
+    def drop(self) -> None:
+        """Drop every view made here (other objects' views in the session stay)."""
+        for view in list(self._frames):
+            self._drop(view)
+        self.current.clear()
 
 
 def _spark_value(value: Any) -> Any:
@@ -595,7 +863,8 @@ class SparkLines:
         on for frames, and for files whose order ids are incomplete (each line its own order, named by its
         position).
     session : SparkSession, optional
-        Default :func:`spark_session`; the lines live in a child session of it (own views).
+        Default :func:`spark_session`; the lines live in a child session of it (:func:`child_session`), their
+        relations in views of their own (:attr:`views`).
     what : str
         How messages name a frame (files are named by their path).
 
@@ -617,6 +886,8 @@ class SparkLines:
                  session: "SparkSession | None" = None, what: str = "transactions"):
         self.source = source
         self.session = child_session(session or spark_session())
+        #: this object's temporary views: ``lines``, ``line_feed``, the relations held and registered
+        self.views = ViewNames(self.session)
         self.name = what if isinstance(source, pd.DataFrame) else str(source)
         #: relations held (:meth:`materialise`): name -> (definition and parameters, relations it reads)
         self._held: dict[str, tuple[Any, frozenset[str]]] = {}
@@ -663,10 +934,10 @@ class SparkLines:
         self._create_lines(read, tuple(present), all_ids, positions)
 
     def _create_lines(self, frame: "SparkFrame", columns: Sequence[str], all_order_ids: bool, positions: bool) -> None:
-        frame.createOrReplaceTempView("line_feed")
+        self.views.create("line_feed", frame)
         view = lines_view_sql("line_feed", columns, all_order_ids=all_order_ids,
                               positions="_pos" if positions else None)
-        self.session.sql(f"CREATE OR REPLACE TEMP VIEW lines AS {spark_sql(view)}")
+        self.views.create("lines", self.session.sql(self.views.sql(view)))
 
     def frame(self, query: Query, params: Mapping[str, Any] | None = None,
               provided: Sequence[str] = ()) -> "SparkFrame":
@@ -680,7 +951,7 @@ class SparkLines:
         return self._statement(query, params, held)
 
     def _statement(self, query: Query, params: Mapping[str, Any] | None, provided: Sequence[str]) -> "SparkFrame":
-        sql = spark_sql(query.text(provided))
+        sql = self.views.sql(query.text(provided))
         bound = {k: _spark_parameter(v) for k, v in (params or {}).items() if f":{k}" in sql}
         try:
             return self.session.sql(sql, args=bound)
@@ -716,7 +987,8 @@ class SparkLines:
     def materialise(self, query: Query, params: Mapping[str, Any] | None = None,
                     provided: Sequence[str] = ()) -> None:
         """Compute ``query`` once and hold it (checkpointed on the executors) as the relation named
-        ``query.name``, which later queries read when it is listed in their ``provided``.
+        ``query.name``, which later queries read when it is listed in their ``provided`` (a view of its own,
+        :class:`ViewNames`: frames made before still read the relation they were made from).
 
         Spark inlines a relation that a statement reads twice, so a long chain (the cancellation
         matching) is best materialised once, as DuckDB's runners materialise the orders. A relation
@@ -727,7 +999,7 @@ class SparkLines:
             return
         try:
             held = self.frame(query, params, provided).localCheckpoint(eager=True)
-            held.createOrReplaceTempView(query.name)
+            self.views.create(query.name, held)
         except PySparkException as exc:
             raise self._error(query, exc) from None
         # reusable later only when computed from its definition: every relation provided held by key or registered
@@ -746,8 +1018,8 @@ class SparkLines:
         else:  # temp views belong to a session: this one's (child_session) reads only its own
             raise ValueError(f"register({name!r}): the Spark frame belongs to another session; make it from "
                              "these lines' session (SparkLines.session)")
-        feed.createOrReplaceTempView(f"{name}_feed")
-        self.session.sql(f"CREATE OR REPLACE TEMP VIEW {name} AS {spark_sql(f'SELECT {typing} FROM {name}_feed')}")
+        self.views.create(f"{name}_feed", feed)
+        self.views.create(name, self.session.sql(self.views.sql(f"SELECT {typing} FROM {name}_feed")))
         self._held = {held: entry for held, entry in self._held.items() if name not in entry[1]}
         self._registered.add(name)
 
@@ -780,8 +1052,8 @@ class SparkLines:
         if self._complete:
             return
         columns = ("customer_id", "order_date", "amount")
-        counts = self.session.sql(f"SELECT {', '.join(f'count(*) - count({c}) AS {c}' for c in columns)} "
-                                  "FROM line_feed").first()
+        counts = self.session.sql(self.views.sql(f"SELECT {', '.join(f'count(*) - count({c}) AS {c}' for c in columns)} "
+                                                 "FROM line_feed")).first()
         for column in columns:
             if counts[column]:
                 first = number_file_lines(self.session.read.parquet(*self._paths)).where(

@@ -2,8 +2,9 @@
 
 :class:`SparkTransactionLog` is a :class:`~segkit.data.engine.TransactionLog` whose staging connection is a
 Spark session (:class:`SparkConnection`) instead of DuckDB: every statement of the audit — the typing of
-the cells and the errors for bad input (file, column, rows, what to do), the duplicates, the future-date
-cutoff, the facts of :mod:`segkit.data.auditfacts` — is the DuckDB-dialect text the DuckDB audit runs,
+the cells and the errors for bad input (file, column, rows, what to do), the orders contract of
+:mod:`segkit.data.statuses` (statuses, refunds, order-level fields, e-mail keys, test orders), the duplicates,
+the future-date cutoff, the facts of :mod:`segkit.data.auditfacts` — is the DuckDB-dialect text the DuckDB audit runs,
 transpiled by :func:`duckdb_to_spark`. Nothing here defines a check or a count: a second copy would be a
 bug. What is Spark's own:
 
@@ -33,9 +34,6 @@ Known differences and limits (tested where said, the rest listed so that nobody 
 * the plotted samples of order values and quantities differ once there are more than
   ``engine.plot_sample`` of them (a hash picks them; Spark's is another hash); ``fsum`` (compensated)
   becomes a plain sum, used only when the MAD of the logs is zero;
-* order lines that need the ``orders`` contract (statuses, refunds, order-level columns, e-mail keys,
-  UTC offsets: :func:`segkit.data.statuses.contract_applies`) are refused with a ConfigError saying to
-  audit them on DuckDB: :mod:`segkit.data.statuses` has no Spark form yet;
 * not read here (DuckDB's :class:`~segkit.data.engine.TransactionLog` reads them): pandas frames, Excel
   workbooks, ``.bz2``/``.xz`` files; a CSV row with more fields than the header raises Spark's parse
   error, not DuckDB's "line N has F fields" message; a CSV file is read by one task (quoted values may
@@ -88,19 +86,18 @@ from segkit.data.engine import (
     mapped_input,
 )
 from segkit.data.relational import sql_identifier
-from segkit.data.spark import (ParquetColumnFacts, child_session, frame_for_arrow, number_file_lines, pandas_warnings_quiet,
-                               parquet_column_facts, reads_files, spark_session, timestamps_from_nanoseconds)
-from segkit.data.statuses import OrderContract, contract_applies
+from segkit.data.spark import (SPARK_ERRORS, ParquetColumnFacts, ViewNames, child_session, frame_for_arrow,
+                               number_file_lines, pandas_warnings_quiet, parquet_column_facts, reads_files,
+                               spark_session, timestamps_from_nanoseconds, with_view_names)
 
 try:  # the `spark` extra
     import sqlglot
     from sqlglot import exp
-    from py4j.protocol import Py4JJavaError
     from pyspark.errors import PySparkException
     from pyspark.sql import functions as F
     from pyspark.sql import types as spark_types
 except ImportError:  # pragma: no cover - spark_session() raises the ConfigError that says what to install
-    PySparkException = Py4JJavaError = Exception  # type: ignore[misc,assignment]
+    PySparkException = Exception  # type: ignore[misc,assignment]
 
 __all__ = ["SHIM_FUNCTIONS", "TABLE_PREFIX", "duckdb_to_spark", "strftime_to_spark", "SparkConnection",
            "SparkTransactionLog", "SparkSource", "read_spark_source", "spark_csv_encoding", "SPARK_CSV_ENCODINGS",
@@ -224,17 +221,18 @@ def _translate(node: "exp.Expression") -> "exp.Expression":
     return node
 
 
-def duckdb_to_spark(text: str) -> str:
+def duckdb_to_spark(text: str, views: Mapping[str, str] | None = None) -> str:
     """One DuckDB-dialect statement or query as Spark SQL: :func:`sqlglot.transpile` plus the translations
     of the constructs it leaves to DuckDB (struct-valued ``regexp_extract``, ``try_strptime``, ``fsum``,
-    ``hash``, Python-style named groups); the functions of :data:`SHIM_FUNCTIONS` are passed through.
+    ``hash``, Python-style named groups); the functions of :data:`SHIM_FUNCTIONS` are passed through. The
+    relations ``views`` names read those temporary views (:func:`~segkit.data.spark.with_view_names`).
 
     Examples
     --------
     >>> duckdb_to_spark("SELECT regexp_extract(t, '(?P<a>x)(?P<b>y)', ['a', 'b']).b, fsum(v) FROM t")
     "SELECT REGEXP_EXTRACT(t, '(x)(y)', 2), SUM(v) FROM t"
     """
-    tree = sqlglot.parse_one(text, read="duckdb")
+    tree = with_view_names(sqlglot.parse_one(text, read="duckdb"), views or {})
     return tree.transform(_translate).sql(dialect="spark", unsupported_level=sqlglot.ErrorLevel.RAISE)
 
 
@@ -261,23 +259,33 @@ class SparkConnection:
     one; ``INSERT INTO name query`` and ``UPDATE name SET … WHERE …`` compute the new rows and hold them
     under the same name.
 
+    Each relation defined is a temporary view of its own (:attr:`views`, :class:`~segkit.data.spark.ViewNames`),
+    never replaced: a frame made before a relation is defined again (``UPDATE lines …``) reads the rows it was
+    made from, on Spark Connect too (where a frame reads views by name when an action runs).
+
     Parameters
     ----------
     session : SparkSession
-        Where the relations live (a child session of :func:`~segkit.data.spark.spark_session`: its own views).
+        Where the relations live (a child session of :func:`~segkit.data.spark.spark_session`; on Spark
+        Connect the process's one session).
     """
 
     def __init__(self, session: Any):
         self.session = session
+        #: the temporary views of the relations defined here
+        self.views = ViewNames(session)
         for statement in SHIM_FUNCTIONS.values():
             session.sql(statement)
 
+    def _spark(self, text: str) -> str:
+        return duckdb_to_spark(text, self.views.current)
+
     def sql(self, text: str) -> _SparkResult:
         """The query ``text`` (DuckDB dialect), lazily."""
-        return _SparkResult(self.session.sql(duckdb_to_spark(text)))
+        return _SparkResult(self.session.sql(self._spark(text)))
 
     def _hold(self, name: str, frame: Any) -> None:
-        frame.localCheckpoint(eager=True).createOrReplaceTempView(name)
+        self.views.create(name, frame.localCheckpoint(eager=True))
 
     def execute(self, text: str) -> None:
         """Run one DuckDB-dialect statement (the kinds listed in the class docstring)."""
@@ -288,18 +296,18 @@ class SparkConnection:
             if query is None:  # CREATE TABLE name (column type, …)
                 columns = ", ".join(f"CAST(NULL AS {c.args['kind'].sql('duckdb')}) AS {sql_identifier(c.name)}"
                                     for c in tree.this.expressions)
-                self.session.sql(duckdb_to_spark(f"SELECT {columns} LIMIT 0")).createOrReplaceTempView(name)
+                self.views.create(name, self.session.sql(self._spark(f"SELECT {columns} LIMIT 0")))
                 return
-            frame = self.session.sql(duckdb_to_spark(query.sql("duckdb")))
+            frame = self.session.sql(self._spark(query.sql("duckdb")))
             if str(tree.args.get("kind", "")).upper() == "VIEW":
-                frame.createOrReplaceTempView(name)
+                self.views.create(name, frame)
             else:
                 self._hold(name, frame)
             return
         if isinstance(tree, exp.Insert):
             name = tree.this.name
-            added = self.session.sql(duckdb_to_spark(tree.expression.sql("duckdb")))
-            held = self.session.table(name)
+            added = self.session.sql(self._spark(tree.expression.sql("duckdb")))
+            held = self.views.frame(name)
             self._hold(name, held.union(added.toDF(*held.columns)))  # by position, as DuckDB inserts
             return
         if isinstance(tree, exp.Update):
@@ -308,7 +316,7 @@ class SparkConnection:
             condition = where.this.sql("duckdb") if where is not None else None
             changes = {eq.this.name: eq.expression.sql("duckdb") for eq in tree.expressions}
             select = []
-            for column in self.session.table(name).columns:
+            for column in self.views.frame(name).columns:
                 ident = sql_identifier(column)
                 if column in changes:
                     value = changes[column] if condition is None else \
@@ -316,16 +324,14 @@ class SparkConnection:
                     select.append(f"{value} AS {ident}")
                 else:
                     select.append(ident)
-            self._hold(name, self.session.sql(duckdb_to_spark(f"SELECT {', '.join(select)} FROM {name}")))
+            self._hold(name, self.session.sql(self._spark(f"SELECT {', '.join(select)} FROM {name}")))
             return
         raise NotImplementedError(f"SparkConnection.execute: no Spark form for {type(tree).__name__} statements "
                                   f"({text.strip()[:80]!r}).")
 
     def close(self) -> None:
-        """Drop the temporary views (the session's executors are shared and stay up)."""
-        for table in self.session.catalog.listTables():
-            if table.isTemporary:
-                self.session.catalog.dropTempView(table.name)
+        """Drop the temporary views made here (the session, its executors and other objects' views stay)."""
+        self.views.drop()
 
 
 def _duckdb_type(data_type: Any) -> str:
@@ -395,8 +401,34 @@ def spark_read_problem(exc: BaseException, source: str | None = None) -> str:
         return text
     scheme = source_scheme(source) or "this"
     package = FILESYSTEM_CONNECTORS.get(scheme, "the connector's package")
+    if _from_connect(exc):  # the server's packages are fixed when it starts
+        return (f"{text}; this Spark Connect server has no filesystem connector for {scheme}: URIs. Start the "
+                f"server with it (spark.jars.packages: {package}:<the version for its Spark's Hadoop>) or use a "
+                "server that has it")
     return (f"{text}; this Spark has no filesystem connector for {scheme}: URIs. Add it in engine.spark.conf "
             f"(spark.jars.packages: {package}:<the version for your Spark's Hadoop>) or run on a cluster that has it")
+
+
+def _from_connect(exc: BaseException) -> bool:
+    """True for an error a Spark Connect server sent (pyspark's ``pyspark.errors.exceptions.connect``)."""
+    return type(exc).__module__.startswith("pyspark.errors.exceptions.connect")
+
+
+def _error_messages(exc: BaseException) -> list[str]:
+    """The messages of ``exc`` and of its causes, outermost first: a JVM error's (classic session) by its Java
+    cause chain; a Spark Connect error's from its text (its message, then each ``Caused by:`` line of the
+    server's stack trace, which the server sends unless ``spark.sql.connect.serverStacktrace.enabled`` is off);
+    another error's text."""
+    java = getattr(exc, "java_exception", None)
+    if java is not None:
+        messages = []
+        while java is not None:
+            messages.append(str(java.getMessage() or ""))
+            java = java.getCause()
+        return messages
+    text = str(exc)
+    return [first_line(exc)] + [line.split("Caused by:", 1)[1].strip() for line in text.splitlines()
+                                if line.strip().startswith("Caused by:")]
 
 
 def spark_source(config: Mapping[str, Any], value: str | Path | None) -> str | Path | None:
@@ -669,7 +701,7 @@ def _side_read_errors(side: _SideCells) -> Iterator[None]:
     """Spark's refusals and segkit's errors while reading a customers or campaign table, named by its setting."""
     try:
         yield
-    except (PySparkException, Py4JJavaError) as exc:
+    except SPARK_ERRORS as exc:
         raise _read_refusal(exc, side.source, f"{side.setting}: {side.label}", f"the {side.table} table") from None
     except DataError as exc:
         if str(exc).startswith((f"{side.setting}:", f"{side.label}:")):  # a bad row: as the local reader names it
@@ -930,11 +962,7 @@ def refuse_replaced_bytes_in_lines(raw: Any, columns: Mapping[str, str], source:
 def _header_mismatch(exc: BaseException) -> str | None:
     """The file named by Spark's refusal of a CSV part whose header differs from the first part's (read with
     ``enforceSchema=False``: :func:`read_spark_source`), "" when Spark names none; None for any other error."""
-    java = getattr(exc, "java_exception", None)
-    messages = []
-    while java is not None:
-        messages.append(str(java.getMessage() or ""))
-        java = java.getCause()
+    messages = _error_messages(exc)
     if not any("CSV header does not conform to the schema" in m for m in messages):
         return None
     named = [m.group(1) for m in (re.search(r"while reading file (\S+?)\.?\s", m) for m in messages) if m]
@@ -958,6 +986,14 @@ def _read_refusal(exc: BaseException, source: str | Path | Sequence[str | Path],
                      + (f" {URI_PARQUET_HINT}" if read_as_parquet else ""))
 
 
+#: Spark settings of the audit's own session (:meth:`SparkTransactionLog.open_stage`), besides
+#: :data:`~segkit.data.spark.SESSION_CONF`. The staging SQL types every mapped column in one wide projection (a
+#: text date with UTC offsets: regular expressions and a CASE per kind of date), and each checkpoint of it had
+#: Spark infer the constraints of that plan: for the 16 columns of Shopify's export (two text dates) over nine
+#: minutes for 309 lines on a busy 2-core machine, 3.5 s without. An optimisation only: results do not depend on it.
+_STAGE_CONF: dict[str, str] = {"spark.sql.constraintPropagation.enabled": "false"}
+
+
 class SparkTransactionLog(TransactionLog):
     """:class:`~segkit.data.engine.TransactionLog` on Spark: the same audit facts, findings and errors,
     computed by Spark from the same SQL (see the module docstring).
@@ -972,7 +1008,8 @@ class SparkTransactionLog(TransactionLog):
         Merged configuration, as for :class:`~segkit.data.engine.TransactionLog`.
     session : SparkSession, optional
         Default :func:`~segkit.data.spark.spark_session` on the config's ``engine.spark`` master and conf; the
-        log works in a child session of it (its own temporary views).
+        log works in a child session of it (:func:`~segkit.data.spark.child_session`), its relations in views of
+        its own (:class:`SparkConnection`).
 
     Examples
     --------
@@ -998,7 +1035,10 @@ class SparkTransactionLog(TransactionLog):
         """A :class:`SparkConnection` on a child session of ``session``, else of the process's Spark session
         on ``engine.spark.master`` with ``engine.spark.conf`` (started by the first call)."""
         base = self._base_session or spark_session(self.engine.spark.master, self.engine.spark.conf)
-        return SparkConnection(child_session(base))
+        session = child_session(base)
+        for key, value in _STAGE_CONF.items():
+            session.conf.set(key, value)
+        return SparkConnection(session)
 
     def map_source(self, source: Any, folder: Path) -> MappedInput:
         """Read ``source`` with Spark as the raw relation ``_segkit_raw`` (every CSV cell as text, Parquet
@@ -1017,21 +1057,14 @@ class SparkTransactionLog(TransactionLog):
             labels = {c: header[p] for c, p in positions.items()}
             types = {c: _duckdb_type(raw.schema[header[p]].dataType) for c, p in positions.items()}
             mapped = mapped_input("_segkit_raw", label, labels, {c: c for c in labels}, types)
-            if contract_applies(OrderContract.from_config(config), mapped.columns):
-                raise ConfigError(
-                    f"{label}: these order lines need the orders contract (order statuses, refunds, order-level "
-                    "columns, e-mail customer keys or UTC offsets: the orders section and columns.transactions), "
-                    "which the audit on Spark does not apply yet. Audit this export with engine.kind: duckdb (a "
-                    "shop's export fits one machine), or give plain order lines (customer_id, order_id, order_date, "
-                    "amount).")
             # the columns used, under their canonical names: a user column named _row stays apart from the numbering
             used = [F.col("`" + u.replace("`", "``") + "`").alias(c) for c, u in labels.items()]
             numbered = number_file_lines(raw.select(*used), files=files)
             # Spark decodes invalid bytes as U+FFFD where DuckDB refuses the file
             if kind == "csv" and spark_csv_encoding(self.opts.get("encoding")) == "UTF-8":
                 refuse_replaced_bytes_in_lines(numbered, labels, label)
-            numbered.createOrReplaceTempView("_segkit_raw")
-        except (PySparkException, Py4JJavaError) as exc:
+            self.con.views.create("_segkit_raw", numbered)
+        except SPARK_ERRORS as exc:
             raise _read_refusal(exc, source, text or str(source), "the transaction log") from None
         return mapped
 

@@ -54,7 +54,7 @@ import pandas as pd
 
 from segkit.core.errors import DataError
 from segkit.data.distribution import DistributionNeeds, ValueDistribution, rows_near
-from segkit.data.spark import pandas_warnings_quiet
+from segkit.data.spark import is_connect, pandas_warnings_quiet
 
 try:  # the `spark` extra
     from pyspark.sql import functions
@@ -159,11 +159,29 @@ def release_checkpoint(ranged: "SparkFrame") -> None:
     """Free the executors' copy held by a :func:`range_partitioned` frame's local checkpoint.
 
     ``DataFrame.unpersist`` does not release a local checkpoint (its blocks belong to the RDD the plan
-    reads); this unpersists that RDD. Call it once the last pass over ``ranged`` has run.
+    reads); this unpersists that RDD. On Spark Connect (no JVM here) it asks the server to drop the checkpointed
+    relation (what the client does when the frame's Python object is collected; the server's context cleaner
+    then frees the blocks). Call it once the last pass over ``ranged`` has run: ``ranged`` cannot be read after.
     """
+    if is_connect(ranged):
+        _release_connect_checkpoint(ranged)
+        return
     plan = ranged._jdf.queryExecution().analyzed()
     if plan.getClass().getSimpleName() == "LogicalRDD":
         plan.rdd().unpersist(False)
+
+
+def _release_connect_checkpoint(ranged: "SparkFrame") -> None:
+    """Send Spark Connect's ``RemoveCachedRemoteRelation`` for a checkpointed frame (nothing for another frame).
+    Reading the frame afterwards fails (``DATAFRAME_NOT_FOUND``, as a released checkpoint does on a classic
+    session); the client's second removal, when the frame is collected, is harmless."""
+    from pyspark.sql.connect.plan import CachedRemoteRelation, RemoveRemoteCachedRelation
+
+    relation = ranged._plan
+    if not isinstance(relation, CachedRemoteRelation) or relation._relation_id is None:
+        return
+    client = ranged.sparkSession.client
+    client.execute_command(RemoveRemoteCachedRelation(relation).command(session=client))
 
 
 def partition_totals(ranged: "SparkFrame", totals: Mapping[str, "Column"], cumulative: Sequence[str],

@@ -6,7 +6,10 @@ as order-level fields, never as negative lines: a financial status (``paid``, ``
 gateway it was paid through; and they often write these fields on the **order's first row only**.
 This module is the reader's step that turns such fields into the canonical order lines the relational
 core (:mod:`segkit.data.relational`) defines kept value on. It runs in the staged ``lines`` table of
-:class:`segkit.data.engine.TransactionLog` (DuckDB, any size), once, before the audit:
+:class:`segkit.data.engine.TransactionLog` (DuckDB, any size) or of its Spark form
+(:class:`segkit.data.spark_audit.SparkTransactionLog`), once, before the audit. Both run the same statements:
+queries, ``CREATE OR REPLACE TABLE … AS`` (``lines`` rewritten whole, in ``_row`` order, never changed in place
+by a join) and ``UPDATE … SET … WHERE`` (see :func:`apply_order_contract`):
 
 1. **Customer key**: with ``orders.customer_key: email`` the customer id is an e-mail address compared
    trimmed and in lower case (``Ann@Shop.com`` and ``ann@shop.com`` are one customer). An order without
@@ -65,7 +68,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
 
-import duckdb
 import pandas as pd
 
 from segkit.core.errors import ConfigError
@@ -206,13 +208,19 @@ def contract_applies(contract: OrderContract, columns: Sequence[str]) -> bool:
         or contract.dates_have_offsets or contract.numeric_channel_name is not None
 
 
-def apply_order_contract(con: duckdb.DuckDBPyConnection, contract: OrderContract, columns: Sequence[str],
+def apply_order_contract(con: Any, contract: OrderContract, columns: Sequence[str],
                          labels: Mapping[str, str], source: str) -> StatusFacts | None:
     """Apply the order contract to the staged ``lines`` table on ``con`` (see the module docstring).
 
+    Every statement is one DuckDB and :class:`segkit.data.spark_audit.SparkConnection` both run: queries,
+    ``CREATE OR REPLACE TABLE name AS query`` and ``UPDATE lines SET … WHERE …`` (no ``UPDATE … FROM``,
+    ``DELETE`` or ``ALTER TABLE``): ``lines`` is rewritten whole, ordered by ``_row`` (the input order, which
+    DuckDB keeps and the clean lines are written in), with its columns in their order and types and
+    ``recorded_amount DOUBLE`` added last.
+
     Parameters
     ----------
-    con : DuckDBPyConnection
+    con : DuckDBPyConnection or SparkConnection
         Holds ``lines``: canonical columns typed, ``_row`` (0-based input row), ``amount`` filled, and
         ``_tz_order_date`` when order dates were read from text.
     contract : OrderContract
@@ -248,16 +256,9 @@ def apply_order_contract(con: duckdb.DuckDBPyConnection, contract: OrderContract
         _check_reused_order_ids(con, labels, source)
         if present:  # before values are spread: an order exported twice is one order
             copies = _drop_order_copies(con, columns, present)
-    if carried and "order_id" in columns:
-        firsts = ", ".join(f"arg_min({_ident(c)}, _row) FILTER (WHERE {_ident(c)} IS NOT NULL) AS {_ident(c)}"
-                           for c in carried)
-        sets = ", ".join(f"{_ident(c)} = coalesce(lines.{_ident(c)}, f.{_ident(c)})" for c in carried)
-        con.execute(f"""UPDATE lines SET {sets}
-                        FROM (SELECT order_id, {firsts} FROM lines WHERE order_id IS NOT NULL GROUP BY order_id) AS f
-                        WHERE lines.order_id = f.order_id""")
-    if contract.numeric_channel_name is not None and "channel" in columns:
-        con.execute(f"UPDATE lines SET channel = replace({_quote(contract.numeric_channel_name)}, '{{id}}', channel) "
-                    "WHERE regexp_full_match(channel, '[0-9]+')")
+    channel_name = contract.numeric_channel_name if "channel" in columns else None
+    if (carried and "order_id" in columns) or channel_name is not None:
+        _carry_order_fields(con, carried if "order_id" in columns else [], channel_name)
     status = "lower(order_status)" if "order_status" in columns else "CAST(NULL AS VARCHAR)"
     meaning = ("CASE " + " ".join(f"WHEN status = {_quote(k)} THEN {_quote(v)}" for k, v in contract.statuses.items())
                + " ELSE 'purchase' END") if contract.statuses else "'purchase'"
@@ -265,7 +266,7 @@ def apply_order_contract(con: duckdb.DuckDBPyConnection, contract: OrderContract
     value = "coalesce(max(order_value), sum(amount))" if "order_value" in has else "sum(amount)"
     tests = ", ".join(_quote(t) for t in contract.test_payment_methods)
     con.execute(f"""
-        CREATE OR REPLACE TEMP TABLE _order_values AS
+        CREATE OR REPLACE TABLE _order_values AS
         SELECT order_id, min(_row) AS first_row, count(*) AS lines, sum(amount) AS base, {value} AS value,
                {'max(refunded_amount)' if 'refunded_amount' in has else 'CAST(NULL AS DOUBLE)'} AS refunded,
                {'max(order_total)' if 'order_total' in has else 'CAST(NULL AS DOUBLE)'} AS total,
@@ -278,7 +279,7 @@ def apply_order_contract(con: duckdb.DuckDBPyConnection, contract: OrderContract
     counted = (f"(meaning = 'purchase' OR (meaning = 'pending' AND {_quote(contract.pending)} = 'purchase')) "
                f"AND NOT (cancelled AND (meaning = 'pending' OR {_quote(contract.cancelled)} = 'not_purchase'))")
     con.execute(f"""
-        CREATE OR REPLACE TEMP TABLE _order_contract AS
+        CREATE OR REPLACE TABLE _order_contract AS
         SELECT *, coalesce(value, 0) * kept_share AS kept
         FROM (SELECT *,
                      CASE WHEN NOT counted THEN 0.0
@@ -290,17 +291,71 @@ def apply_order_contract(con: duckdb.DuckDBPyConnection, contract: OrderContract
     facts.repeated_orders, facts.repeated_lines = copies
     facts.currency = currency
     facts.duplicates_by_order = bool(present) and "order_id" in labels
-    con.execute("DELETE FROM lines WHERE order_id IN (SELECT order_id FROM _order_contract WHERE is_test)")
-    share = "CASE WHEN o.base <> 0 THEN lines.amount * o.value / o.base ELSE o.value / o.lines END"
-    con.execute("ALTER TABLE lines ADD COLUMN recorded_amount DOUBLE")
-    con.execute(f"""
-        UPDATE lines SET recorded_amount = round({share}, 6), amount = round({share} * o.kept_share, 6)
-        FROM _order_contract AS o
-        WHERE lines.order_id = o.order_id AND lines.amount IS NOT NULL""")
+    _keep_order_values(con)
     return facts
 
 
-def _single_currency(con: duckdb.DuckDBPyConnection, labels: Mapping[str, str], source: str) -> str | None:
+def _columns(con: Any, table: str) -> list[str]:
+    """The columns of ``table`` on ``con`` (DuckDB or :class:`segkit.data.spark_audit.SparkConnection`), in order."""
+    return [str(c) for c in con.sql(f"SELECT * FROM {table} LIMIT 0").df().columns]
+
+
+def _rewrite_lines(con: Any, values: Mapping[str, str], joined: str = "", where: str = "") -> None:
+    """Replace ``lines`` by ``SELECT values FROM lines joined where``, in ``_row`` order (the input order, kept).
+
+    ``values`` maps each output column to its SQL expression over ``lines`` (and the joined relation), in the
+    output order. One statement DuckDB and Spark both run: what ``UPDATE … FROM``, ``DELETE`` and ``ALTER
+    TABLE`` do on DuckDB alone."""
+    select = ", ".join(f"{expr} AS {_ident(c)}" for c, expr in values.items())
+    con.execute(f"CREATE OR REPLACE TABLE lines AS SELECT {select} FROM lines{joined}{where} ORDER BY lines._row")
+
+
+def _as_held(con: Any) -> dict[str, str]:
+    """Every column of ``lines`` as it is (the ``values`` of :func:`_rewrite_lines` that change nothing)."""
+    return {c: f"lines.{_ident(c)}" for c in _columns(con, "lines")}
+
+
+def _micro(value: str) -> str:
+    """SQL rounding ``value`` (DOUBLE) to 6 decimals, half away from zero, as DuckDB and Spark both compute it.
+
+    ``round(x, 6)`` differs between them at ties: DuckDB rounds the exact binary value (51.1821625 is stored
+    as 51.18216249999… and becomes 51.182162), Spark the shortest decimal text (51.182163). Rounding the
+    product by a million to a whole number is the same on both (a tie is then exactly representable)."""
+    return f"round(({value}) * 1000000.0) / 1000000.0"
+
+
+def _carry_order_fields(con: Any, carried: Sequence[str], channel_name: str | None) -> None:
+    """Give every line of an order the order-level fields ``carried`` (each the first non-empty value of the
+    order, by ``_row``) where the line has none, and name a channel that is only digits by ``channel_name``."""
+    values = _as_held(con)
+    joined = ""
+    if carried:
+        firsts = ", ".join(f"arg_min({_ident(c)}, _row) FILTER (WHERE {_ident(c)} IS NOT NULL) AS {_ident(c)}"
+                           for c in carried)
+        joined = (f" LEFT JOIN (SELECT order_id, {firsts} FROM lines WHERE order_id IS NOT NULL GROUP BY order_id)"
+                  " AS f ON lines.order_id = f.order_id")
+        values.update({c: f"coalesce(lines.{_ident(c)}, f.{_ident(c)})" for c in carried})
+    if channel_name is not None:
+        channel = values["channel"]
+        values["channel"] = (f"CASE WHEN regexp_full_match({channel}, '[0-9]+') "
+                             f"THEN replace({_quote(channel_name)}, '{{id}}', {channel}) ELSE {channel} END")
+    _rewrite_lines(con, values, joined)
+
+
+def _keep_order_values(con: Any) -> None:
+    """Remove the test orders' lines and give every other line of an order its share of the order's value
+    (``recorded_amount``, added as the last column) and of its kept value (``amount``), in proportion to the
+    lines' amounts (equal shares when they sum to 0); lines without order id or amount stay as they are."""
+    values = _as_held(con)
+    share = "CASE WHEN o.base <> 0 THEN lines.amount * o.value / o.base ELSE o.value / o.lines END"
+    spread = "o.order_id IS NOT NULL AND lines.amount IS NOT NULL"
+    values["amount"] = f"CASE WHEN {spread} THEN {_micro(f'{share} * o.kept_share')} ELSE lines.amount END"
+    values["recorded_amount"] = f"CAST(CASE WHEN {spread} THEN {_micro(share)} END AS DOUBLE)"
+    _rewrite_lines(con, values, " LEFT JOIN _order_contract AS o ON lines.order_id = o.order_id",
+                   " WHERE NOT coalesce(o.is_test, false)")
+
+
+def _single_currency(con: Any, labels: Mapping[str, str], source: str) -> str | None:
     """The one currency code of the ``currency`` column (upper case), None when it is empty; an error naming
     the codes, their orders and first rows when there are several (amounts in different currencies cannot
     be summed)."""
@@ -315,22 +370,25 @@ def _single_currency(con: duckdb.DuckDBPyConnection, labels: Mapping[str, str], 
         "and run segkit once per currency, with report.currency set to it")
 
 
-def _check_reused_order_ids(con: duckdb.DuckDBPyConnection, labels: Mapping[str, str], source: str) -> None:
+def _check_reused_order_ids(con: Any, labels: Mapping[str, str], source: str) -> None:
     """Stop when one order id has several customers or several order dates: the input mixes exports that
     number their orders alike (two stores both counting from #1001), whose orders would merge silently."""
     checked = [c for c in ("customer_id", "order_date") if c in labels]
     if not checked:
         return
     differ = " OR ".join(f"count(DISTINCT {_ident(c)}) > 1" for c in checked)  # empty cells are no variant
-    variants = ", ".join(_ident(c) for c in checked)  # the first row of each (customer, date) of an id
-    reused = con.sql(f"SELECT order_id, min(_row) AS first_row, list(_row ORDER BY _row)[1:3] AS rows FROM ("
+    variants = ", ".join(_ident(c) for c in checked)  # the first row of each (customer, date) of an id, numbered
+    reused = con.sql(f"SELECT order_id, min(_row) AS first_row, min(_row) FILTER (WHERE k = 2) AS second_row, "
+                     f"min(_row) FILTER (WHERE k = 3) AS third_row FROM ("
+                     f"SELECT *, row_number() OVER (PARTITION BY order_id ORDER BY _row) AS k FROM ("
                      f"SELECT order_id, {variants}, min(_row) AS _row FROM lines WHERE order_id IS NOT NULL "
-                     f"GROUP BY ALL) GROUP BY order_id HAVING {differ} ORDER BY first_row").fetchall()
+                     f"GROUP BY order_id, {variants})) GROUP BY order_id HAVING {differ} ORDER BY first_row"
+                     ).fetchall()
     if not reused:
         return
     which = " or ".join(f"{labels[c]!r}" for c in checked)
     shown = ", ".join(repr(str(r[0])) for r in reused[:5])
-    rows = sorted({int(x) for r in reused[:3] for x in r[2]})
+    rows = sorted({int(x) for r in reused[:3] for x in r[1:4] if x is not None})
     raise Where(source, dict(labels)).fail(
         "order_id", f"{len(reused):,} order id(s) belong to several orders (different {which}): {shown}", rows,
         "The input looks like the exports of several stores (each numbers its orders from #1001) or of "
@@ -338,37 +396,39 @@ def _check_reused_order_ids(con: duckdb.DuckDBPyConnection, labels: Mapping[str,
         "(one store's export, or a folder of one store's exports, per run)")
 
 
-def _drop_order_copies(con: duckdb.DuckDBPyConnection, columns: Sequence[str],
-                       present: Sequence[str]) -> tuple[int, int]:
+def _drop_order_copies(con: Any, columns: Sequence[str], present: Sequence[str]) -> tuple[int, int]:
     """Delete the copies of orders that the input holds more than once (overlapping exports): an order's
     rows are contiguous in an export, so each contiguous run of an order id's rows is one copy; when an
-    order has several copies, each carrying its order-level fields, with the same lines, the first is kept.
-    Returns (orders that had copies, lines deleted)."""
+    order has several copies, each carrying its order-level fields, with the same lines (as many, equal at
+    each place), the first is kept. Returns (orders that had copies, lines deleted)."""
     content = ", ".join(_ident(c) for c in columns)
     fields = " OR ".join(f"{_ident(c)} IS NOT NULL" for c in present)
     con.execute(f"""
-        CREATE OR REPLACE TEMP TABLE _order_copies AS
+        CREATE OR REPLACE TABLE _order_copies AS
         WITH r AS (SELECT order_id, _row, hash({content}) AS h,
                           _row - row_number() OVER (PARTITION BY order_id ORDER BY _row) AS copy, ({fields}) AS f
                    FROM lines WHERE order_id IS NOT NULL),
-             c AS (SELECT order_id, copy, min(_row) AS first_row, max(_row) AS last_row,
-                          list(h ORDER BY _row) AS content, bool_or(f) AS has_fields
-                   FROM r GROUP BY order_id, copy),
+             p AS (SELECT *, row_number() OVER (PARTITION BY order_id, copy ORDER BY _row) AS place FROM r),
+             c AS (SELECT order_id, copy, min(_row) AS first_row, max(_row) AS last_row, count(*) AS n_lines,
+                          bool_or(f) AS has_fields
+                   FROM p GROUP BY order_id, copy),
+             differ AS (SELECT DISTINCT order_id FROM p GROUP BY order_id, place HAVING count(DISTINCT h) > 1),
              o AS (SELECT order_id FROM c GROUP BY order_id
-                   HAVING count(*) > 1 AND bool_and(has_fields) AND count(DISTINCT content) = 1)
+                   HAVING count(*) > 1 AND bool_and(has_fields) AND count(DISTINCT n_lines) = 1)
         SELECT c.order_id, c.first_row, c.last_row,
                row_number() OVER (PARTITION BY c.order_id ORDER BY c.first_row) AS n
-        FROM c JOIN o USING (order_id)""")
+        FROM c JOIN o ON c.order_id = o.order_id
+        WHERE c.order_id NOT IN (SELECT order_id FROM differ)""")
     later = ("EXISTS (SELECT 1 FROM _order_copies AS k WHERE k.n > 1 AND lines.order_id = k.order_id "
              "AND lines._row BETWEEN k.first_row AND k.last_row)")
     orders = con.sql("SELECT count(DISTINCT order_id) FROM _order_copies").fetchall()[0][0]
     lines = con.sql(f"SELECT count(*) FROM lines WHERE {later}").fetchall()[0][0] if orders else 0
     if lines:
-        con.execute(f"DELETE FROM lines WHERE {later}")
+        _rewrite_lines(con, _as_held(con), where=f" WHERE NOT {later}")
     return int(orders), int(lines)
 
 
-def _check_statuses(con: duckdb.DuckDBPyConnection, contract: OrderContract, labels: Mapping[str, str],
+def _check_statuses(con: Any, contract: OrderContract, labels: Mapping[str, str],
                     source: str) -> None:
     known = ", ".join(_quote(k) for k in contract.statuses)
     where = f"order_status IS NOT NULL AND lower(order_status) NOT IN ({known})" if known else "order_status IS NOT NULL"
@@ -386,7 +446,7 @@ def _check_statuses(con: duckdb.DuckDBPyConnection, contract: OrderContract, lab
     raise error
 
 
-def _facts(con: duckdb.DuckDBPyConnection, contract: OrderContract, present: Sequence[str],
+def _facts(con: Any, contract: OrderContract, present: Sequence[str],
            labels: Mapping[str, str]) -> StatusFacts:
     by_status = con.sql("""
         SELECT coalesce(status, '(empty)') AS status, meaning, count(*) AS orders,
@@ -428,8 +488,7 @@ def _facts(con: duckdb.DuckDBPyConnection, contract: OrderContract, present: Seq
         zero_value_orders=int(zero),
         zero_value_examples=order_ids("NOT is_test AND counted AND coalesce(value, 0) = 0") if zero else "",
         guest_orders=int(guests), guest_value=float(guest_value))
-    tz_columns = {r[0] for r in con.sql("SELECT column_name FROM (DESCRIBE lines)").fetchall()}
-    if contract.dates_have_offsets and "_tz_order_date" in tz_columns:
+    if contract.dates_have_offsets and "_tz_order_date" in _columns(con, "lines"):
         where = "order_date IS NOT NULL AND NOT coalesce(_tz_order_date, false)"
         n, dated = con.sql(f"SELECT count(*) FILTER (WHERE {where}), count(order_date) FROM lines").fetchall()[0]
         facts.rows_without_offset, facts.dated_rows = int(n), int(dated)

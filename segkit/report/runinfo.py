@@ -19,7 +19,7 @@ from typing import Any, Mapping
 import nbformat
 
 import segkit
-from segkit.core.config import file_uri_path, source_scheme
+from segkit.core.config import file_uri_path, redacted_master, source_scheme
 from segkit.core.errors import DataError
 from segkit.data.engine import EngineSettings, choose_engine, is_file_set
 from segkit.data.engine import input_files as log_files
@@ -69,9 +69,11 @@ def library_versions() -> dict[str, str | None]:
 def engine_info(config: Mapping[str, Any], audit_engine: str | None = None) -> dict[str, str | None]:
     """``run.json``'s ``engine``: how the steps after the audit read the order lines (``kind``: the
     audit's recorded choice ``audit_engine``, else :func:`segkit.data.engine.choose_engine` of
-    ``config``); on Spark also ``spark_master`` (``engine.spark.master``) and ``spark_version``, the
-    version of the installed pyspark that drove the run (for a Spark Connect ``sc://`` master, the
-    client's; None when pyspark is not installed).
+    ``config``); on Spark also ``spark_master`` (``engine.spark.master``, a token in it redacted:
+    :func:`segkit.core.config.redacted_master`) and ``spark_version``, the
+    version of the installed pyspark that drove the run (None when pyspark is not installed). For a Spark
+    Connect ``sc://`` master, ``spark_version`` is the server's Spark (asked of the server: None when it no
+    longer answers) and ``spark_client_version`` the installed pyspark's.
 
     Examples
     --------
@@ -80,6 +82,9 @@ def engine_info(config: Mapping[str, Any], audit_engine: str | None = None) -> d
     >>> info = engine_info({"engine": {"kind": "spark", "spark": {"master": "local[2]"}}})
     >>> info["kind"], info["spark_master"], info["spark_version"] == metadata.version("pyspark")
     ('spark', 'local[2]', True)
+    >>> connect = engine_info({"engine": {"kind": "spark", "spark": {"master": "sc://localhost:1/;token=dapi1"}}})
+    >>> connect["spark_master"], connect["spark_version"]  # nothing listens on port 1: no server version
+    ('sc://localhost:1/;token=<redacted>', None)
     """
     kind = audit_engine or choose_engine(config)
     if kind != "spark":
@@ -88,7 +93,13 @@ def engine_info(config: Mapping[str, Any], audit_engine: str | None = None) -> d
         version: str | None = metadata.version("pyspark")
     except metadata.PackageNotFoundError:
         version = None
-    return {"kind": kind, "spark_master": EngineSettings.from_config(config).spark.master, "spark_version": version}
+    from segkit.data.spark import connect_server_version, is_connect_master  # pyspark only on Spark
+
+    master = EngineSettings.from_config(config).spark.master
+    if version is not None and is_connect_master(master):  # a token in the address is not recorded
+        return {"kind": kind, "spark_master": redacted_master(master), "spark_version": connect_server_version(master),
+                "spark_client_version": version}
+    return {"kind": kind, "spark_master": redacted_master(master), "spark_version": version}
 
 
 def _parse(ts: str | None) -> datetime | None:
