@@ -300,3 +300,55 @@ def test_a_token_in_a_connect_address_is_never_shown():
     assert "dapiSECRET42" not in str(malformed.value) and "token=<redacted>" in str(malformed.value)
     recorded = engine_info({"engine": {"kind": "spark", "spark": {"master": address}}})
     assert recorded["spark_master"] == "sc://localhost:1/;token=<redacted>;x-databricks-cluster-id=0123"
+
+
+@pytest.mark.parametrize("master", ["sc://", "sc://localhost:notaport", "sc://two words:15002", "sc://:15002"])
+def test_a_malformed_connect_address_is_refused_with_the_config(master):
+    """Before the first notebook (exit 2), not as a traceback once 01 has started."""
+    from segkit.core.errors import ConfigError
+    from segkit.data.engine import SparkSettings
+
+    with pytest.raises(ConfigError, match=r"^engine.spark.master = .*; use a Spark master URL"):
+        SparkSettings.from_section({"master": master})
+
+
+def test_a_connect_address_where_nothing_listens_is_refused_before_the_first_notebook():
+    """pyspark's client would retry for about ten minutes and then blame the first setting it sends."""
+    from segkit.core.errors import ConfigError
+    from segkit.steps.sources import check_engine
+
+    port = free_port()
+    with pytest.raises(ConfigError) as refused:
+        check_engine({"engine": {"kind": "spark", "spark": {"master": f"sc://localhost:{port}/;token=dapiX"}}})
+    assert str(refused.value) == (
+        f"engine.spark.master = 'sc://localhost:{port}/;token=<redacted>': nothing accepts connections at "
+        f"localhost:{port} (Connection refused): start the Spark Connect server there (README, \"Running on a "
+        "Spark cluster\"), or correct engine.spark.master.")
+
+
+@pytest.mark.slow
+def test_workers_that_cannot_import_segkit_and_a_bad_sql_value_are_named(connect_server):
+    """The server's Python workers without segkit (here: a module they lack) get a message naming
+    PYSPARK_PYTHON, not a worker traceback blaming an input file; a spark.sql value Spark does not take is
+    named as a bad value, not as a setting to move to the server; the workers here pass."""
+    result = on_connect(connect_server, """
+        from segkit.core.errors import ConfigError
+        from segkit.data.spark import python_workers_problem, spark_session
+
+        result = {}
+        try:
+            spark_session(ADDRESS, {"spark.sql.shuffle.partitions": "banana"})
+        except ConfigError as exc:
+            result["bad_value"] = str(exc)
+        session = spark_session(ADDRESS)
+        result["missing"] = python_workers_problem(session, "segkit_not_installed_here")
+        result["segkit"] = python_workers_problem(session)
+    """)
+    assert result["bad_value"].startswith("engine.spark.conf.spark.sql.shuffle.partitions = 'banana' is not a "
+                                          "value Spark takes ("), result["bad_value"]
+    assert result["bad_value"].endswith("Correct it in engine.spark.conf.")
+    assert result["missing"].startswith("the Python workers of the Spark executors cannot import "
+                                        "segkit_not_installed_here ("), result["missing"]
+    assert "No module named 'segkit_not_installed_here'" in result["missing"]
+    assert "Start the Spark Connect server with PYSPARK_PYTHON" in result["missing"]
+    assert result["segkit"] is None

@@ -487,7 +487,9 @@ def test_spark_without_java_is_a_config_error_naming_what_to_install(monkeypatch
     text = str(caught.value)
     assert text.startswith("engine.kind is spark, but Spark cannot start on local[2]: JAVA_HOME is '/nonexistent/java'")
     assert "apt-get install -y openjdk-17-jre-headless" in text
-    # a Spark Connect client needs no local Java; other engines never look
+    # a Spark Connect client needs no local Java (a server that answers: tests/test_spark_connect.py); other
+    # engines never look
+    monkeypatch.setattr(spark, "connect_address_problem", lambda address: None)
     assert check_engine({"engine": {"kind": "spark", "spark": {"master": "sc://cluster:15002"}}}).kind == "spark"
     assert check_engine({"engine": {"kind": "duckdb"}}).kind == "duckdb"
 

@@ -121,7 +121,8 @@ __all__ = [
 ENGINE_KINDS: tuple[str, ...] = ("auto", "pandas", "duckdb", "spark")
 #: What ``engine.spark.master`` may be: a local master (``local``, ``local[4]``, ``local[*]``, ``local[4,2]``),
 #: a cluster manager (``spark://``, ``k8s://``, ``mesos://``, ``yarn``) or a Spark Connect address (``sc://``).
-SPARK_MASTER = re.compile(r"local(\[(\d+|\*)(,\d+)?\])?|local-cluster\[\d+,\d+,\d+\]|yarn|(spark|k8s|mesos|sc)://\S+")
+SPARK_MASTER = re.compile(r"local(\[(\d+|\*)(,\d+)?\])?|local-cluster\[\d+,\d+,\d+\]|yarn|(spark|k8s|mesos)://\S+"
+                          r"|sc://([^\s/:;\[\]]+|\[[0-9A-Fa-f:.]+\])(:\d{1,5})?/?(;\S*)?")
 PARQUET_SUFFIXES = (".parquet", ".pq")
 CSV_SUFFIXES = (".csv", ".tsv", ".txt", ".csv.gz", ".tsv.gz", ".txt.gz")
 # Compressed text that TransactionLog decompresses to a scratch copy first (DuckDB reads .gz only).

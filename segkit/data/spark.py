@@ -81,7 +81,8 @@ if TYPE_CHECKING:
     from pyspark.sql import DataFrame as SparkFrame
 
 __all__ = ["DEFAULT_MASTER", "SESSION_CONF", "LOCAL_CONF", "JAVA_INSTALL_HINT", "SPARK_ERRORS", "java_problem",
-           "is_connect_master", "is_connect", "spark_session", "connect_server_version", "child_session", "ViewNames",
+           "is_connect_master", "is_connect", "spark_session", "connect_address_problem", "connect_server_version",
+           "python_workers_problem", "child_session", "ViewNames",
            "with_view_names", "reads_files", "ParquetColumnFacts", "parquet_column_facts", "nanosecond_columns",
            "timestamps_from_nanoseconds", "number_file_lines", "spark_sql", "SparkLines", "SparkOrderLines",
            "pandas_warnings_quiet", "frame_for_arrow"]
@@ -264,34 +265,88 @@ def is_connect(session_or_frame: Any) -> bool:
     return type(session_or_frame).__module__.startswith("pyspark.sql.connect")
 
 
-def connect_server_version(address: str, timeout: float = 5.0) -> str | None:
-    """The Spark version of the Spark Connect server at ``address`` (``sc://host:port``), or None when it does
-    not answer within about ``timeout`` seconds or the Connect client is not installed.
+def connect_address_problem(address: str, timeout: float = 5.0) -> str | None:
+    """Why nothing answers at the Spark Connect address ``address`` (``sc://host:port``, default port 15002):
+    a message naming the host and port, or None when a server accepts connections there (a TCP check, within
+    about ``timeout`` seconds: pyspark's client would retry for minutes before failing).
 
-    Asked in a session of its own, stopped after: the process's :func:`spark_session` is not started, and
-    pyspark's process-wide Connect mode is not switched on (a classic session of the process keeps working).
+    Examples
+    --------
+    >>> connect_address_problem("sc://localhost:1/;token=x")[:37]
+    'nothing accepts connections at localh'
     """
     import socket
     from urllib.parse import urlparse
 
-    parsed = urlparse(address.split(";", 1)[0])
     try:
-        with socket.create_connection((parsed.hostname or "localhost", parsed.port or 15002), timeout=timeout):
-            pass
-    except OSError:
+        parsed = urlparse(address.split(";", 1)[0])
+        host, port = parsed.hostname or "localhost", parsed.port or 15002
+    except ValueError as exc:  # a port that is not a number
+        return f"{redacted_master(address)} is not a host and port ({exc})"
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return None
+    except OSError as exc:
+        return (f"nothing accepts connections at {host}:{port} ({exc.strerror or exc}): start the Spark Connect "
+                "server there (README, \"Running on a Spark cluster\"), or correct engine.spark.master")
+
+
+def connect_server_version(address: str, timeout: float = 5.0) -> str | None:
+    """The Spark version of the Spark Connect server at ``address`` (``sc://host:port``), or None when it does
+    not answer within about ``timeout`` seconds, the Connect client is not installed or anything else fails
+    (what ``run.json`` records: never a reason for a run to fail).
+
+    Asked in a session of its own, stopped after: the process's :func:`spark_session` is not started, and
+    pyspark's process-wide Connect mode is not switched on (a classic session of the process keeps working).
+    """
+    if connect_address_problem(address, timeout):
         return None
     try:
         with pandas_warnings_quiet():
             from pyspark.sql.connect.session import SparkSession as ConnectSession
         session = ConnectSession.builder.remote(address).create()
-    except (ImportError, PySparkException):
+    except Exception:  # noqa: BLE001 - a version to record, not a step of the run
         return None
     try:
         return str(session.version)
-    except PySparkException:
+    except Exception:  # noqa: BLE001
         return None
     finally:
-        session.stop()
+        with contextlib.suppress(Exception):
+            session.stop()
+
+
+def python_workers_problem(session: "SparkSession", module: str = "segkit") -> str | None:
+    """Why the Python workers of ``session``'s executors cannot run segkit: they cannot import ``module``
+    (``PYSPARK_PYTHON`` of a Spark Connect server names a Python without it, pandas or pyarrow), or it is
+    another version than here; None when they can. One task on one row.
+
+    On a Spark Connect server the workers are the server's, started with its environment; without this
+    check the first ``mapInPandas`` fails with a worker traceback that names no cause the user can act on.
+    """
+    import importlib
+
+    here = getattr(importlib.import_module(module), "__version__", None) if module == "segkit" else None
+
+    def version(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+        imported = importlib.import_module(module)
+        for _ in batches:
+            yield pd.DataFrame({"version": [str(getattr(imported, "__version__", ""))]})
+
+    try:
+        with pandas_warnings_quiet():
+            found = session.range(1).mapInPandas(version, "version string").collect()
+    except PySparkException as exc:
+        cause = next((line.strip() for line in str(exc).splitlines()
+                      if "Error:" in line and ("No module named" in line or "ImportError" in line)), first_line(exc))
+        return (f"the Python workers of the Spark executors cannot import {module} ({cause}). Start the Spark "
+                "Connect server with PYSPARK_PYTHON set to a Python that has segkit (the version here), pandas and "
+                "pyarrow (README, \"Running on a Spark cluster\")")
+    there = found[0]["version"] if found else None
+    if here is not None and there != here:
+        return (f"the Python workers of the Spark executors have {module} {there}, this client {here}: install "
+                "the same version on both")
+    return None
 
 
 def spark_session(master: str | None = None, conf: Mapping[str, str] | None = None) -> "SparkSession":
@@ -363,6 +418,9 @@ def _connect_session(address: str, conf: Mapping[str, str]) -> "SparkSession":
     refusal = spark_connect_refusal(address, conf)
     if refusal:
         raise ConfigError(f"{refusal}.")
+    unreachable = connect_address_problem(address)
+    if unreachable:
+        raise ConfigError(f"Cannot reach the Spark Connect server at {redacted_master(address)}: {unreachable}.")
     try:
         with pandas_warnings_quiet():
             from pyspark.sql.connect.session import SparkSession as ConnectSession  # noqa: F401 - checks the client
@@ -383,9 +441,15 @@ def _connect_session(address: str, conf: Mapping[str, str]) -> "SparkSession":
             with _deprecated_conf_quiet():
                 session.conf.set(key, value)
         except PySparkException as exc:
+            if "INVALID_CONF_VALUE" in str(exc):
+                raise ConfigError(f"engine.spark.conf.{key} = {value!r} is not a value Spark takes "
+                                  f"({first_line(exc)}). Correct it in engine.spark.conf.") from None
             raise ConfigError(redacted_master(f"engine.spark.conf: {key} cannot be set on the Spark Connect server at "
                                               f"{address} ({first_line(exc)}). Set it on the server instead.")
                               ) from None
+    problem = python_workers_problem(session)
+    if problem:
+        raise ConfigError(f"Spark Connect server at {redacted_master(address)}: {problem}.")
     return session
 
 

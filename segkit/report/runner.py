@@ -124,7 +124,8 @@ __all__ = ["TABLES", "REQUIRED_INPUTS", "KERNEL_NAME", "CORE_PARAMETERS", "KERNE
     "resolve_only", "MAX_RUN_NAME", "RUN_NAME_PUNCTUATION", "checked_run_name", "effective_config",
     "write_config", "kernel_environment", "declared_parameters", "check_parameters", "ENGINE_NAME",
     "register_engine", "quiet_papermill", "redact_terminal_text", "redact_texts", "redact_text",
-    "TEXT_MIMETYPES", "redact_notebook_outputs", "run_pipeline", "default_notebooks_dir"]
+    "TEXT_MIMETYPES", "redact_notebook_outputs", "run_pipeline", "default_notebooks_dir", "SPARK_GONE_SIGNS",
+    "spark_engine_gone"]
 
 TABLES: tuple[str, ...] = ("transactions", "customers", "campaign")
 #: Input tables a notebook cannot run without; absent → the notebook is skipped (not failed).
@@ -663,6 +664,30 @@ def _segkit_error_names() -> set[str]:
     return names
 
 
+#: What Spark says when its engine went away during a notebook (a Spark Connect server stopped, a cluster's
+#: driver context shut down, the connection to the server lost): the machine's doing, not a bug of segkit.
+SPARK_GONE_SIGNS: tuple[str, ...] = ("Cannot call methods on a stopped SparkContext", "SparkContext was shut down",
+                                     "StatusCode.UNAVAILABLE", "failed to connect to all addresses")
+
+
+def spark_engine_gone(evalue: str) -> str | None:
+    """What to say when a notebook stopped because its Spark engine went away (:data:`SPARK_GONE_SIGNS`);
+    None for any other failure.
+
+    Examples
+    --------
+    >>> spark_engine_gone("(java.lang.IllegalStateException) Cannot call methods on a stopped SparkContext.")[:52]
+    'The Spark engine stopped while this notebook ran (Ca'
+    >>> spark_engine_gone("'x'") is None
+    True
+    """
+    sign = next((s for s in SPARK_GONE_SIGNS if s in (evalue or "")), None)
+    if sign is None:
+        return None
+    return (f"The Spark engine stopped while this notebook ran ({sign}): the Spark Connect server or the "
+            "cluster went away, not a problem with your data. Start it again, then run segkit run again.")
+
+
 def _first_line(source: str) -> str:
     return next((line.strip() for line in (source or "").splitlines() if line.strip()), "")
 
@@ -1061,7 +1086,7 @@ class _Run:
         if failure is not None:
             self._finish("failed", failure.describe())
             message = self._failure_message(failure)
-            machine = self._machine_problem(failure)
+            machine = self._machine_problem(failure) or spark_engine_gone(failure.evalue)
             if machine is not None:
                 message += f"\n\n{machine}"
             raise NotebookFailedError(message, failure, self.failed_dir, traceback=tb,

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, Mapping
 
 import pandas as pd
 
+from segkit.core.config import redacted_master
 from segkit.core.errors import ConfigError
 from segkit.data.engine import EngineSettings, OrderLines, SparkSettings, choose_engine
 from segkit.data.relational import OrderLineTables
@@ -110,9 +111,14 @@ def check_engine(config: Mapping[str, Any]) -> EngineSettings:
         raise ConfigError(f"engine.spark.conf sets {', '.join(changed)}, which the relational core's SQL relies on "
                           f"({', '.join(f'{k}: {spark.SESSION_CONF[k]}' for k in changed)}); remove "
                           f"{'it' if len(changed) == 1 else 'them'} from engine.spark.conf.")
-    problem = None if settings.spark.master.startswith("sc://") else spark.java_problem()
+    master = settings.spark.master
+    if spark.is_connect_master(master):  # a client: no Java here, but a server that answers
+        problem = spark.connect_address_problem(master)
+        if problem:
+            raise ConfigError(f"engine.spark.master = {redacted_master(master)!r}: {problem}.")
+    problem = None if spark.is_connect_master(master) else spark.java_problem()
     if problem:
-        raise ConfigError(f"engine.kind is spark, but Spark cannot start on {settings.spark.master}: {problem}")
+        raise ConfigError(f"engine.kind is spark, but Spark cannot start on {master}: {problem}")
     return settings
 
 
