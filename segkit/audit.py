@@ -87,7 +87,8 @@ from segkit.data.auditfacts import (
     escape_control_characters,
     row_limit,
 )
-from segkit.data.engine import EngineSettings, OrderLines, TransactionLog, choose_engine, derived_customers_table
+from segkit.data.engine import (EXCEL_SUFFIXES, EngineSettings, OrderLines, TransactionLog, choose_engine,
+                                derived_customers_table)
 from segkit.data.io import load_table
 from segkit.data.bounded import merged_parts, partition_rows
 from segkit.data.relational import OrderLineTables
@@ -1768,7 +1769,7 @@ def spark_reads_local_table(source: str | Path, config: Mapping[str, Any]) -> bo
     (False, False)
     """
     name = str(source).lower()
-    if name.endswith((".xlsx", ".xlsm", ".xls", ".bz2", ".xz")):
+    if name.endswith((*EXCEL_SUFFIXES, ".bz2", ".xz")):  # what input_files refuses to stream
         return False
     try:
         spark_csv_encoding((config.get("io") or {}).get("encoding"))

@@ -102,6 +102,7 @@ __all__ = [
     "OrderLines",
     "TransactionLog",
     "CUSTOMER_ATTRIBUTES",
+    "EXCEL_SUFFIXES",
     "derived_customers_table",
     "write_clean_transactions",
     "order_table_from_files",
